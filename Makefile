@@ -1,0 +1,23 @@
+# Two entry points for a fresh machine; both create .venv when it is missing and are idempotent.
+#   make demo   install, then train/predict/evaluate on generated data (writes demo-output/)
+#   make test   install, then run the test suite (slow tests excluded; `make test-slow` runs them)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test test-slow
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: install
+	$(BIN)/pixelwise demo --out demo-output
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow

@@ -1,0 +1,27 @@
+"""pixelwise: image segmentation as pixel classification on PyTorch.
+
+Public API::
+
+    create_model(name, **kwargs)   list_models()   load_model(path)   predict(model, image)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["create_model", "list_models", "load_model", "predict", "__version__"]
+
+# Imported lazily so that `pixelwise --version` does not pay for importing torch.
+_LAZY = {
+    "create_model": "pixelwise.models",
+    "list_models": "pixelwise.models",
+    "load_model": "pixelwise.checkpoint",
+    "predict": "pixelwise.inference",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pixelwise' has no attribute {name!r}")

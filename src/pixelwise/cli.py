@@ -1,0 +1,188 @@
+"""Command line: ``pixelwise train | predict | evaluate | models``. Subcommands only; the work
+happens in the library. Heavy imports are deferred so ``pixelwise --version`` answers fast."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from pixelwise import __version__
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _str_list(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def add_split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--val-stems", metavar="STEMS",
+                   help="validation images by file stem: '25,26,27' or a numeric range '25-29'")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="seeded random validation share when the data has no val/ folder (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for splits, init and augmentation (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pixelwise", description="Image segmentation as pixel classification: train, predict, evaluate."
+    )
+    parser.add_argument("--version", action="version", version=f"pixelwise {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model on an image/mask dataset",
+                       description="Train on DATA (DATA/images + DATA/masks, or DATA/train[/val]/{images,masks}). "
+                                   "Writes last.pt, best.pt, metrics.csv, curve.png and overlays/ to --out.")
+    t.add_argument("data", help="dataset root folder")
+    t.add_argument("--out", required=True, help="run folder for checkpoints, metrics and plots")
+    t.add_argument("--model", default="unet", help="architecture (see 'pixelwise models'; default unet)")
+    t.add_argument("--depth", type=int, default=4, help="U-Net: number of pooling levels (default 4)")
+    t.add_argument("--base-width", type=int, default=32, help="U-Net: channels of the first level (default 32)")
+    t.add_argument("--no-batch-norm", dest="batch_norm", action="store_false", help="U-Net without batch norm")
+    t.add_argument("--classes", type=_str_list, help="class names, comma-separated (default: classes.json or class0..)")
+    t.add_argument("--mask-values", type=_int_list,
+                   help="stored mask value of class 0,1,... e.g. '0,255' for black/white masks (default: values are ids)")
+    t.add_argument("--ignore-values", type=_int_list,
+                   help="stored mask values to ignore (default: classes.json's void id; 255 is always ignored)")
+    add_split_args(t)
+    t.add_argument("--epochs", type=int, default=20, help="default 20")
+    t.add_argument("--epoch-size", type=int, help="samples per epoch (default: number of training images)")
+    t.add_argument("--batch-size", type=int, default=4, help="default 4")
+    t.add_argument("--crop", type=int, default=256, help="random square crop for training; 0 = whole images (default 256)")
+    t.add_argument("--no-augment", dest="augment", action="store_false", help="no flips/rotations")
+    t.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the one-cycle schedule (default 1e-3)")
+    t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--loss", choices=["ce", "dice", "ce+dice"], default="ce", help="default ce (per-pixel cross-entropy)")
+    t.add_argument("--class-weighting", choices=["none", "median", "inverse"], default="none",
+                   help="cross-entropy class weights from training pixel counts (default none)")
+    t.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="auto = bf16 autocast + channels_last where the CPU/GPU supports bf16, else fp32")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default auto)")
+    t.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    t.add_argument("--resume", action="store_true", help="continue from --out/last.pt if it exists")
+    t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+    p = sub.add_parser("predict", help="predict masks and overlays for images or folders",
+                       description="Writes OUT/masks/<name>.png (class ids, palette PNG) and OUT/overlays/<name>.png. "
+                                   "Bad files are skipped, listed at the end, and make the exit status 1.")
+    p.add_argument("checkpoint", help="a .pt file written by 'pixelwise train'")
+    p.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+
+    e = sub.add_parser("evaluate", help="score a checkpoint on a labelled dataset",
+                       description="Pixel accuracy, per-class and mean IoU and Dice from one confusion matrix over "
+                                   "the whole set. Evaluates --val-stems if given, else DATA/val, else DATA/train, "
+                                   "else DATA/{images,masks}.")
+    e.add_argument("checkpoint")
+    e.add_argument("data", help="dataset root folder")
+    e.add_argument("--val-stems", metavar="STEMS", help="evaluate only these stems ('25-29' or '25,26')")
+    e.add_argument("--json", help="where to write the metrics JSON (default: evaluation.json beside the checkpoint)")
+    e.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+
+    sub.add_parser("models", help="list the available architectures")
+
+    d = sub.add_parser("demo", help="train on generated shapes, then predict and evaluate (about a minute)")
+    d.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    d.add_argument("--epochs", type=int, default=8)
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pixelwise.data.datasets import parse_stems
+    from pixelwise.train import TrainConfig, fit
+
+    cfg = TrainConfig(
+        data=args.data, out=args.out, model=args.model, depth=args.depth, base_width=args.base_width,
+        batch_norm=args.batch_norm, class_names=args.classes, mask_values=args.mask_values,
+        ignore_values=args.ignore_values, val_stems=parse_stems(args.val_stems), val_fraction=args.val_fraction,
+        epochs=args.epochs, epoch_size=args.epoch_size, batch_size=args.batch_size, crop=args.crop or None,
+        augment=args.augment, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
+        class_weighting=args.class_weighting, precision=args.precision, device=args.device, workers=args.workers,
+        seed=args.seed, resume=args.resume, progress=args.progress,
+    )
+    start = time.perf_counter()
+    best = fit(cfg)
+    out = Path(args.out)
+    print(f"done in {time.perf_counter() - start:.0f}s\n  best checkpoint: {best}\n  last checkpoint: {out / 'last.pt'}\n"
+          f"  metrics: {out / 'metrics.csv'}\n  curve: {out / 'curve.png'}\n  overlays: {out / 'overlays'}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from pixelwise.checkpoint import load_model
+    from pixelwise.inference import predict_files
+
+    seg = load_model(args.checkpoint)
+    result = predict_files(seg, args.inputs, args.out, args.precision, args.progress)
+    print(f"wrote {len(result.written)} masks to {Path(args.out) / 'masks'} and overlays to {Path(args.out) / 'overlays'}")
+    if result.failures:
+        print(f"{len(result.failures)} file(s) failed:", file=sys.stderr)
+        for _, reason in result.failures:
+            print(f"  {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pixelwise.evaluate import evaluate_checkpoint
+    from pixelwise.metrics import format_table
+
+    summary = evaluate_checkpoint(args.checkpoint, args.data, args.val_stems, args.precision)
+    print(f"{summary['images']} images from {summary['split']}")
+    print(format_table(summary))
+    out = Path(args.json) if args.json else Path(args.checkpoint).parent / "evaluation.json"
+    from pixelwise.data.io import atomic_write_bytes
+
+    atomic_write_bytes(out, json.dumps(summary, indent=2).encode())
+    print(f"metrics JSON: {out}")
+    return 0
+
+
+def cmd_models(_: argparse.Namespace) -> int:
+    from pixelwise.models import MODELS, create_model, describe
+
+    for name in sorted(MODELS):
+        n = sum(p.numel() for p in create_model(name).parameters())
+        print(f"{name:<12}{n / 1e6:>8.2f}M params  {describe(name)}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pixelwise.demo import run_demo
+
+    run_demo(args.out, args.epochs)
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "models": cmd_models}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, OSError) as exc:
+        print(f"pixelwise {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

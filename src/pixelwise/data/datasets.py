@@ -1,0 +1,278 @@
+"""Semantic segmentation datasets: image/mask folder pairs matched by file stem.
+
+Layouts understood by :func:`resolve_splits` (``images``/``masks`` folder names are the defaults)::
+
+    DATA/images/*.png  DATA/masks/*.png                  one pool, split by stems or seeded fraction
+    DATA/train/images  DATA/train/masks  [DATA/val/...]  split by folders
+
+A ``classes.json`` at the dataset root (as in ../shared/data/camvid) supplies class names,
+colours and the void id. Samples are ``(image float32 (C, H, W), target int64 (H, W))`` with
+255 marking pixels to ignore.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pixelwise.data.io import IMAGE_SUFFIXES, read_image, read_mask
+from pixelwise.data.transforms import IGNORE_INDEX, random_crop, random_flip_rotate
+
+Pair = tuple[Path, Path]
+
+
+@dataclass(frozen=True)
+class MaskEncoding:
+    """How stored mask values become class ids.
+
+    ``values``: the stored value of class 0, 1, ... (e.g. ``(0, 255)`` for black/white masks);
+    ``None`` means stored values are the class ids. ``ignore_values``: stored values that
+    become the ignore index 255 (e.g. CamVid's void id 11).
+    """
+
+    values: tuple[int, ...] | None = None
+    ignore_values: tuple[int, ...] = ()
+
+    def apply(self, raw: np.ndarray, num_classes: int, path: Path | str = "<mask>") -> np.ndarray:
+        if self.values is None:
+            out = raw.astype(np.int64)
+        else:
+            out = np.full(raw.shape, -1, dtype=np.int64)
+            for class_id, value in enumerate(self.values):
+                out[raw == value] = class_id
+        if self.ignore_values:
+            out[np.isin(raw, self.ignore_values)] = IGNORE_INDEX
+        bad = (out != IGNORE_INDEX) & ((out < 0) | (out >= num_classes))
+        if bad.any():
+            found = sorted(set(np.unique(raw[bad]).tolist()))[:10]
+            raise ValueError(
+                f"{path}: mask values {found} are not class ids 0..{num_classes - 1} "
+                f"(mask values {list(self.values) if self.values else 'identity'}, ignored {list(self.ignore_values)})"
+            )
+        return out
+
+    def to_dict(self) -> dict:
+        return {"values": list(self.values) if self.values is not None else None, "ignore_values": list(self.ignore_values)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MaskEncoding:
+        values = d.get("values")
+        return cls(tuple(values) if values is not None else None, tuple(d.get("ignore_values", ())))
+
+
+@dataclass
+class DatasetInfo:
+    """What a dataset root says about itself (from ``classes.json`` when present)."""
+
+    class_names: list[str] | None = None
+    colours: list[list[int]] | None = None
+    ignore_values: tuple[int, ...] = ()
+
+
+def read_dataset_info(root: Path) -> DatasetInfo:
+    path = Path(root) / "classes.json"
+    if not path.exists():
+        return DatasetInfo()
+    try:
+        spec = json.loads(path.read_text())
+        classes = sorted(spec["classes"], key=lambda c: c["id"])
+        names = [c["name"] for c in classes]
+        colours = [list(c["color_rgb"]) for c in classes if "color_rgb" in c] or None
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read classes ({exc})") from None
+    void = spec.get("ignore_index", spec.get("void_id"))
+    return DatasetInfo(names, colours, (int(void),) if void is not None else ())
+
+
+def _files_by_stem(folder: Path) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+
+
+def find_pairs(root: Path, image_dir: str = "images", mask_dir: str = "masks") -> list[Pair]:
+    """Match ``root/image_dir/<stem>.*`` with ``root/mask_dir/<stem>.*``; unmatched files are an error."""
+    root = Path(root)
+    img_folder, mask_folder = root / image_dir, root / mask_dir
+    for folder in (img_folder, mask_folder):
+        if not folder.is_dir():
+            raise ValueError(f"{folder}: folder not found (expected {root}/{image_dir} and {root}/{mask_dir})")
+    images, masks = _files_by_stem(img_folder), _files_by_stem(mask_folder)
+    only_img, only_mask = sorted(images.keys() - masks.keys()), sorted(masks.keys() - images.keys())
+    if only_img or only_mask:
+        parts = []
+        if only_img:
+            parts.append(f"images without a mask: {', '.join(only_img[:20])}")
+        if only_mask:
+            parts.append(f"masks without an image: {', '.join(only_mask[:20])}")
+        raise ValueError(f"{root}: unmatched files; " + "; ".join(parts))
+    if not images:
+        raise ValueError(f"{img_folder}: no image files found")
+    return [(images[s], masks[s]) for s in sorted(images)]
+
+
+def resolve_splits(
+    root: Path,
+    val_stems: list[str] | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    image_dir: str = "images",
+    mask_dir: str = "masks",
+) -> tuple[list[Pair], list[Pair]]:
+    """Train and validation pairs under ``root`` (see the module docstring for layouts).
+
+    Without a ``val`` folder the pool is split: by ``val_stems`` when given, else a seeded
+    random ``val_fraction``.
+    """
+    root = Path(root)
+    if (root / "train").is_dir():
+        pool = find_pairs(root / "train", image_dir, mask_dir)
+        if (root / "val").is_dir() and not val_stems:
+            return pool, find_pairs(root / "val", image_dir, mask_dir)
+    else:
+        pool = find_pairs(root, image_dir, mask_dir)
+    if val_stems:
+        wanted = set(val_stems)
+        missing = sorted(wanted - {img.stem for img, _ in pool})
+        if missing:
+            raise ValueError(f"{root}: validation stems not found: {', '.join(missing)}")
+        return [p for p in pool if p[0].stem not in wanted], [p for p in pool if p[0].stem in wanted]
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    order = np.random.default_rng(seed).permutation(len(pool))
+    n_val = int(round(len(pool) * val_fraction))
+    val_idx = set(order[:n_val].tolist())
+    return [p for i, p in enumerate(pool) if i not in val_idx], [p for i, p in enumerate(pool) if i in val_idx]
+
+
+def parse_stems(text: str | None) -> list[str] | None:
+    """``"25,26,27"`` or ``"25-29"`` (numeric range, zero padding kept) into a list of stems."""
+    if not text:
+        return None
+    stems: list[str] = []
+    for part in text.split(","):
+        part = part.strip()
+        lo, sep, hi = part.partition("-")
+        if sep and lo.isdigit() and hi.isdigit():
+            stems.extend(str(i).zfill(len(lo)) for i in range(int(lo), int(hi) + 1))
+        elif part:
+            stems.append(part)
+    return stems
+
+
+@dataclass
+class Normalization:
+    """``x = (raw / scale - mean) / std`` per channel."""
+
+    mean: list[float] = field(default_factory=lambda: [0.5])
+    std: list[float] = field(default_factory=lambda: [0.25])
+    scale: float = 255.0
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        x = image.astype(np.float32) / np.float32(self.scale)
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        return (x - mean) / std
+
+    def to_dict(self) -> dict:
+        return {"mean": list(self.mean), "std": list(self.std), "scale": self.scale}
+
+
+def compute_normalization(images: list[np.ndarray]) -> Normalization:
+    """Per-channel mean and std of a list of (H, W, C) images, scaled to [0, 1]."""
+    scale = 65535.0 if any(im.dtype == np.uint16 for im in images) else 255.0
+    stacked = np.concatenate([im.reshape(-1, im.shape[-1]).astype(np.float64) / scale for im in images])
+    std = np.maximum(stacked.std(axis=0), 1e-3)
+    return Normalization(stacked.mean(axis=0).tolist(), std.tolist(), scale)
+
+
+def to_tensor(image: np.ndarray, norm: Normalization) -> torch.Tensor:
+    """(H, W, C) raw image -> normalised float32 (C, H, W) tensor."""
+    return torch.from_numpy(np.ascontiguousarray(norm.apply(image).transpose(2, 0, 1)))
+
+
+class SegmentationDataset(Dataset):
+    """Image/mask pairs as ``(image float32 (C,H,W), target int64 (H,W))``.
+
+    With ``crop`` and ``augment``, each sample is a random crop with flips/rotations whose
+    randomness depends only on ``(seed, epoch, index)``; call :meth:`set_epoch` each epoch.
+    Decoded files are cached in memory.
+    """
+
+    def __init__(
+        self,
+        pairs: list[Pair],
+        num_classes: int,
+        encoding: MaskEncoding,
+        norm: Normalization,
+        crop: int | None = None,
+        augment: bool = False,
+        seed: int = 0,
+        channels: int | None = None,
+    ) -> None:
+        self.pairs, self.num_classes, self.encoding, self.norm = pairs, num_classes, encoding, norm
+        self.crop, self.augment, self.seed, self.epoch = crop, augment, seed, 0
+        self.channels = channels
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def set_channels(self, channels: int) -> None:
+        """Convert images (cached ones included) to ``channels`` channels."""
+        self.channels = channels
+        self._cache = {i: (match_channels(im, channels, self.pairs[i][0]), t) for i, (im, t) in self._cache.items()}
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The raw image (H, W, C) and encoded target (H, W) of pair ``index``."""
+        if index not in self._cache:
+            img_path, mask_path = self.pairs[index]
+            image = read_image(img_path)
+            target = self.encoding.apply(read_mask(mask_path), self.num_classes, mask_path)
+            if image.shape[:2] != target.shape:
+                raise ValueError(f"{mask_path}: mask is {target.shape} but image {img_path.name} is {image.shape[:2]}")
+            if self.channels is not None:
+                image = match_channels(image, self.channels, img_path)
+            self._cache[index] = (image, target)
+        return self._cache[index]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, target = self.load(index)
+        if self.crop or self.augment:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            if self.crop:
+                image, target = random_crop(image, target, self.crop, rng)
+            if self.augment:
+                image, target = random_flip_rotate(image, target, rng)
+        return to_tensor(image, self.norm), torch.from_numpy(np.ascontiguousarray(target))
+
+
+def match_channels(image: np.ndarray, channels: int, path: Path | str = "<image>") -> np.ndarray:
+    """Convert grey <-> colour so that an image has the channel count a model expects."""
+    have = image.shape[-1]
+    if have == channels:
+        return image
+    if have == 1 and channels == 3:
+        return np.repeat(image, 3, axis=-1)
+    if have == 3 and channels == 1:
+        grey = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return grey.round().astype(image.dtype)[..., None]
+    raise ValueError(f"{path}: image has {have} channels, model expects {channels}")
+
+
+def evaluation_pairs(root: Path, val_stems: list[str] | None = None) -> tuple[list[Pair], str]:
+    """The pairs to score and a description: ``val_stems`` of the pool if given, else
+    ``root/val``, else ``root/train``, else ``root`` itself."""
+    root = Path(root)
+    if val_stems:
+        return resolve_splits(root, val_stems)[1], f"{root} (stems {','.join(val_stems)})"
+    for sub in ("val", "train"):
+        if (root / sub).is_dir():
+            return find_pairs(root / sub), str(root / sub)
+    return find_pairs(root), str(root)

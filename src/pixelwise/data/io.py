@@ -1,0 +1,240 @@
+"""Reading and writing images and masks as users actually have them.
+
+Images come back as ``uint8`` or ``uint16`` arrays of shape (H, W, C) with C in {1, 3}
+(alpha is dropped, palettes are expanded, EXIF orientation is applied). Masks come back as
+integer arrays of shape (H, W) holding the stored values unchanged (class ids, palette
+indices or uint16 instance labels).
+
+Every failure raises :class:`ImageReadError`, whose message names the file and the reason
+in one line.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+TIFF_SUFFIXES = (".tif", ".tiff")
+DEFAULT_MAX_PIXELS = 250_000_000  # ~16k x 16k; override with PIXELWISE_MAX_PIXELS
+
+
+class ImageReadError(ValueError):
+    """A file could not be read as an image or mask; the message names the file."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def max_pixels_limit(max_pixels: int | None = None) -> int:
+    """The decompression-bomb guard: explicit argument, else $PIXELWISE_MAX_PIXELS, else default."""
+    if max_pixels is not None:
+        return int(max_pixels)
+    return int(os.environ.get("PIXELWISE_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise ImageReadError(path, "no such file")
+    if path.is_dir():
+        raise ImageReadError(path, "is a directory, not an image file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "empty file (0 bytes)")
+
+
+def _check_size(path: Path, width: int, height: int, max_pixels: int | None) -> None:
+    limit = max_pixels_limit(max_pixels)
+    if width * height > limit:
+        raise ImageReadError(
+            path,
+            f"image is {width} x {height} = {width * height} pixels, over the limit of {limit} "
+            "(possible decompression bomb; raise it with max_pixels= or PIXELWISE_MAX_PIXELS)",
+        )
+
+
+def _read_tiff(path: Path, page: int | None, max_pixels: int | None) -> np.ndarray:
+    try:
+        with tifffile.TiffFile(path) as tif:
+            pages = tif.pages
+            if len(pages) == 0:
+                raise ImageReadError(path, "TIFF file has no pages")
+            index = 0 if page is None else page
+            if not 0 <= index < len(pages):
+                raise ImageReadError(path, f"page {index} requested but the TIFF has {len(pages)}")
+            shape = pages[index].shape
+            _check_size(path, shape[1], shape[0], max_pixels)
+            return pages[index].asarray()
+    except ImageReadError:
+        raise
+    except Exception as exc:  # tifffile raises many types for damaged files
+        raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})") from None
+
+
+def count_pages(path: str | os.PathLike) -> int:
+    """Number of pages (slices) of a TIFF stack; 1 for any other image file."""
+    path = Path(path)
+    _check_file(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return 1
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return len(tif.pages)
+    except Exception as exc:
+        raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})") from None
+
+
+def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
+    try:
+        img = Image.open(path)
+    except UnidentifiedImageError:
+        raise ImageReadError(path, "not a recognised image format") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(path, f"decompression bomb guard: {exc}") from None
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot open ({exc})") from None
+    _check_size(path, img.width, img.height, max_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        reason = "truncated or corrupt image data" if "truncated" in str(exc) or "broken" in str(exc) else str(exc)
+        raise ImageReadError(path, f"cannot decode ({reason})") from None
+    return img
+
+
+def _pil_image_to_array(img: Image.Image) -> np.ndarray:
+    img = ImageOps.exif_transpose(img)
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L"):
+        return np.asarray(img, dtype=np.uint16)[..., None]
+    if mode in ("I", "F"):
+        return np.asarray(img)[..., None]
+    if mode in ("1", "L", "LA"):
+        return np.asarray(img.convert("L"))[..., None]
+    return np.asarray(img.convert("RGB"))
+
+
+def _normalise_channels(path: Path, arr: np.ndarray) -> np.ndarray:
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3:
+        raise ImageReadError(path, f"expected a 2D image, got an array of shape {arr.shape}")
+    if arr.shape[0] in (3, 4) and arr.shape[-1] not in (1, 3, 4):  # planar TIFF (C, H, W)
+        arr = np.moveaxis(arr, 0, -1)
+    if arr.shape[-1] == 4:
+        arr = arr[..., :3]  # drop alpha
+    if arr.shape[-1] == 2:
+        arr = arr[..., :1]  # grey + alpha
+    if arr.shape[-1] not in (1, 3):
+        raise ImageReadError(path, f"unsupported channel count {arr.shape[-1]}")
+    return np.ascontiguousarray(arr)
+
+
+def read_image(path: str | os.PathLike, page: int | None = None, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image file as a (H, W, C) uint8/uint16 array, C = 1 (grey) or 3 (colour).
+
+    ``page`` selects a slice of a multi-page TIFF (default: the first).
+    """
+    path = Path(path)
+    _check_file(path)
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        arr = _read_tiff(path, page, max_pixels)
+    else:
+        arr = _pil_image_to_array(_open_pil(path, max_pixels))
+    return _normalise_channels(path, arr)
+
+
+def read_mask(path: str | os.PathLike, page: int | None = None, max_pixels: int | None = None) -> np.ndarray:
+    """Read a label image as a (H, W) integer array of the stored values.
+
+    Class-id PNGs (mode L), palette PNGs (the palette index is the value) and 16-bit
+    instance-label PNG/TIFF files are returned unchanged. Colour (RGB) masks are refused:
+    they need a colour table to become class ids.
+    """
+    path = Path(path)
+    _check_file(path)
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        arr = _read_tiff(path, page, max_pixels)
+    else:
+        img = _open_pil(path, max_pixels)
+        if img.mode in ("RGB", "RGBA"):
+            raise ImageReadError(path, f"mask is a colour ({img.mode}) image; expected class ids (mode L, P or I;16)")
+        if img.mode == "1":
+            img = img.convert("L")
+        arr = np.asarray(img)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise ImageReadError(path, f"mask must be a single-channel image, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ImageReadError(path, f"mask must hold integers, got {arr.dtype}")
+    return arr
+
+
+def _atomic_target(path: Path) -> tuple[int, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename: never half-written."""
+    path = Path(path)
+    fd, tmp = _atomic_target(path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_save(path: str | os.PathLike, save_fn) -> None:
+    """Call ``save_fn(tmp_path)`` then rename the temporary file onto ``path``."""
+    path = Path(path)
+    fd, tmp = _atomic_target(path)
+    os.close(fd)
+    try:
+        save_fn(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_png(path: str | os.PathLike, img: Image.Image) -> None:
+    """Save a PIL image as PNG atomically."""
+    atomic_save(path, lambda tmp: img.save(tmp, format="PNG"))
+
+
+def save_mask(path: str | os.PathLike, mask: np.ndarray, palette: np.ndarray | None = None) -> None:
+    """Save a class-id mask as PNG: palette PNG (values = class ids) when a palette is given
+    and ids fit in uint8, 16-bit greyscale when ids exceed 255."""
+    if mask.max(initial=0) > 255:
+        img = Image.fromarray(mask.astype(np.uint16))
+    else:
+        img = Image.fromarray(mask.astype(np.uint8), mode="L")
+        if palette is not None:
+            img = Image.fromarray(mask.astype(np.uint8), mode="P")
+            img.putpalette(np.asarray(palette, dtype=np.uint8).reshape(-1).tolist())
+    save_png(path, img)
+
+
+def list_images(paths: list[str | os.PathLike]) -> list[Path]:
+    """Expand files and folders (recursively) into a sorted list of image files."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            out.append(p)
+    return out

@@ -1,0 +1,340 @@
+"""Training as plain functions: :func:`fit` runs epochs of :func:`train_one_epoch` and :func:`evaluate`.
+
+Reproducibility: the initial weights come from ``seed``; each epoch's sample order and every
+sample's augmentation are pure functions of ``(seed, epoch, index)``. A run resumed from the
+checkpoint of epoch k therefore replays epochs k+1.. exactly as an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from pixelwise.checkpoint import Segmenter, default_colours, read_checkpoint, save_checkpoint
+from pixelwise.data.datasets import (
+    MaskEncoding,
+    SegmentationDataset,
+    compute_normalization,
+    read_dataset_info,
+    resolve_splits,
+)
+from pixelwise.data.io import atomic_write_bytes, read_mask, save_png
+from pixelwise.inference import autocast, memory_format, overlay, resolve_precision
+from pixelwise.losses import IGNORE_INDEX, PixelCrossEntropy, class_weights_from_counts, soft_dice_loss
+from pixelwise.metrics import ConfusionMatrix
+from pixelwise.models import create_model
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; saved in every checkpoint."""
+
+    data: str
+    out: str
+    model: str = "unet"
+    depth: int = 4
+    base_width: int = 32
+    batch_norm: bool = True
+    class_names: list[str] | None = None
+    mask_values: list[int] | None = None
+    ignore_values: list[int] | None = None
+    val_stems: list[str] | None = None
+    val_fraction: float = 0.2
+    epochs: int = 20
+    epoch_size: int | None = None
+    batch_size: int = 4
+    crop: int | None = 256
+    augment: bool = True
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    loss: str = "ce"
+    class_weighting: str = "none"
+    precision: str = "auto"
+    device: str = "auto"
+    workers: int = 0
+    seed: int = 0
+    resume: bool = False
+    overlays: int = 4
+    progress: bool = True
+
+
+@dataclass
+class RunState:
+    epoch: int = 0  # epochs completed
+    best_miou: float = -1.0
+    history: list[dict] = field(default_factory=list)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def epoch_indices(n: int, epoch_size: int, seed: int, epoch: int) -> list[int]:
+    """``epoch_size`` sample indices: concatenated seeded permutations of range(n)."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    reps = math.ceil(epoch_size / n)
+    return torch.cat([torch.randperm(n, generator=g) for _ in range(reps)])[:epoch_size].tolist()
+
+
+def make_loss(name: str, class_weights: torch.Tensor | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    ce = PixelCrossEntropy(class_weights)
+    if name == "ce":
+        return ce
+    if name == "dice":
+        return soft_dice_loss
+    if name == "ce+dice":
+        return lambda logits, target: ce(logits, target) + soft_dice_loss(logits, target)
+    raise ValueError(f"unknown loss {name!r}; choose ce, dice or ce+dice")
+
+
+def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adam or sgd")
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: Callable,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    device: torch.device,
+    precision: str,
+    desc: str = "train",
+    progress: bool = True,
+) -> float:
+    """One pass over ``loader``; returns the mean training loss."""
+    from tqdm import tqdm
+
+    model.train()
+    fmt = memory_format(precision)
+    total, count = 0.0, 0
+    bar = tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False)
+    for images, targets in bar:
+        images = images.to(device).contiguous(memory_format=fmt)
+        targets = targets.to(device)
+        with autocast(precision, device):
+            logits = model(images)
+        loss = loss_fn(logits.float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += loss.item() * len(images)
+        count += len(images)
+        bar.set_postfix(loss=f"{total / count:.4f}")
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    num_classes: int,
+    device: torch.device,
+    precision: str = "fp32",
+    loss_fn: Callable | None = None,
+) -> tuple[ConfusionMatrix, float]:
+    """Confusion matrix over the whole loader and the mean loss (NaN without ``loss_fn``)."""
+    model.eval()
+    fmt = memory_format(precision)
+    cm = ConfusionMatrix(num_classes)
+    total, count = 0.0, 0
+    for images, targets in loader:
+        images, targets = images.to(device).contiguous(memory_format=fmt), targets.to(device)
+        with autocast(precision, device):
+            logits = model(images).float()
+        if loss_fn is not None:
+            total += loss_fn(logits, targets).item() * len(images)
+            count += len(images)
+        cm.update(logits.argmax(1), targets)
+    return cm, (total / count if count else float("nan"))
+
+
+def infer_num_classes(cfg: TrainConfig, pairs, ignore: tuple[int, ...]) -> int:
+    if cfg.class_names:
+        return len(cfg.class_names)
+    if cfg.mask_values:
+        return len(cfg.mask_values)
+    values: set[int] = set()
+    for _, mask_path in pairs:
+        values.update(np.unique(read_mask(mask_path)).tolist())
+    values -= set(ignore) | {IGNORE_INDEX}
+    return max(values) + 1 if values else 1
+
+
+def build_datasets(cfg: TrainConfig) -> tuple[SegmentationDataset, SegmentationDataset, list[str], list[list[int]]]:
+    """Train/val datasets from ``cfg.data``; class names, colours and normalisation resolved."""
+    root = Path(cfg.data)
+    info = read_dataset_info(root)
+    train_pairs, val_pairs = resolve_splits(root, cfg.val_stems, cfg.val_fraction, cfg.seed)
+    if not val_pairs:
+        raise ValueError(f"{root}: no validation images (give --val-stems, --val-fraction > 0 or a val/ folder)")
+    ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
+    names = cfg.class_names or info.class_names
+    num_classes = len(names) if names else infer_num_classes(cfg, train_pairs, ignore)
+    names = names or [f"class{i}" for i in range(num_classes)]
+    colours = info.colours if info.colours and len(info.colours) == num_classes else default_colours(num_classes)
+    encoding = MaskEncoding(tuple(cfg.mask_values) if cfg.mask_values else None, ignore)
+    train = SegmentationDataset(train_pairs, num_classes, encoding, norm=None, crop=cfg.crop, augment=cfg.augment, seed=cfg.seed)
+    channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
+    train.set_channels(channels)
+    train.norm = compute_normalization([train.load(i)[0] for i in range(len(train))])
+    val = SegmentationDataset(val_pairs, num_classes, encoding, train.norm, channels=channels)
+    return train, val, names, colours
+
+
+def class_pixel_counts(ds: SegmentationDataset) -> torch.Tensor:
+    counts = torch.zeros(ds.num_classes, dtype=torch.int64)
+    for i in range(len(ds)):
+        t = torch.from_numpy(ds.load(i)[1]).reshape(-1)
+        counts += torch.bincount(t[t != IGNORE_INDEX], minlength=ds.num_classes)
+    return counts
+
+
+def write_metrics_csv(path: Path, history: list[dict]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(history[0]))
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def plot_curves(path: Path, history: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
+    ax1.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    ax1.set(xlabel="epoch", ylabel="loss", title="Loss")
+    ax1.legend()
+    for key in ("pixel_accuracy", "mean_iou", "mean_dice"):
+        ax2.plot(epochs, [h[key] for h in history], label=key.replace("_", " "))
+    ax2.set(xlabel="epoch", ylabel="score", title="Validation", ylim=(0, 1))
+    ax2.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_overlays(seg: Segmenter, ds: SegmentationDataset, out_dir: Path, count: int, precision: str) -> None:
+    """image | ground truth | prediction strips for the first ``count`` validation images."""
+    from pixelwise.inference import predict
+
+    palette = seg.palette()
+    for i in range(min(count, len(ds))):
+        image, target = ds.load(i)
+        pred = predict(seg, image, precision)
+        truth = overlay(image, np.where(target == IGNORE_INDEX, 0, target), palette)
+        strip = np.concatenate([np.asarray(overlay(image, np.zeros_like(pred), palette)), np.asarray(truth),
+                                np.asarray(overlay(image, pred, palette))], axis=1)
+        from PIL import Image
+
+        save_png(out_dir / f"{ds.pairs[i][0].stem}.png", Image.fromarray(strip))
+
+
+def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = None) -> Path:
+    """Train per ``cfg``; writes ``last.pt``, ``best.pt``, ``metrics.csv``, ``curve.png`` and
+    ``overlays/`` into ``cfg.out`` and returns the path of ``best.pt``.
+
+    ``on_epoch_end(epoch, row)`` is called after each epoch's checkpoint is written.
+    """
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = pick_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    train_ds, val_ds, names, colours = build_datasets(cfg)
+    arch_kwargs = {"in_channels": train_ds.channels, "num_classes": len(names)}
+    if cfg.model == "unet":
+        arch_kwargs |= {"depth": cfg.depth, "base_width": cfg.base_width, "batch_norm": cfg.batch_norm}
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, **arch_kwargs).to(device).to(memory_format=memory_format(precision))
+    seg = Segmenter(model, cfg.model, arch_kwargs, names, train_ds.norm, colours, train_ds.encoding)
+
+    class_weights = None
+    if cfg.class_weighting != "none":
+        class_weights = class_weights_from_counts(class_pixel_counts(train_ds), cfg.class_weighting)
+    loss_fn = make_loss(cfg.loss, class_weights)
+    epoch_size = cfg.epoch_size or len(train_ds)
+    steps = math.ceil(epoch_size / cfg.batch_size)
+    optimizer = make_optimizer(cfg, model.parameters())
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.1, cycle_momentum=cfg.optimizer == "sgd"
+    )
+    state = RunState()
+    if cfg.resume and (out / "last.pt").exists():
+        ckpt = read_checkpoint(out / "last.pt")
+        model.load_state_dict(ckpt["state_dict"])
+        ts = ckpt["train_state"]
+        optimizer.load_state_dict(ts["optimizer"])
+        scheduler.load_state_dict(ts["scheduler"])
+        state = RunState(ts["epoch"], ts["best_miou"], ts["history"])
+        print(f"resumed from {out / 'last.pt'} after epoch {state.epoch}")
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    for epoch in range(state.epoch, cfg.epochs):
+        start = time.perf_counter()
+        train_ds.set_epoch(epoch)
+        loader = DataLoader(
+            train_ds, batch_size=cfg.batch_size, sampler=epoch_indices(len(train_ds), epoch_size, cfg.seed, epoch),
+            num_workers=cfg.workers, drop_last=False,
+        )
+        train_loss = train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, precision,
+                                     f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
+        cm, val_loss = evaluate(model, DataLoader(val_ds, batch_size=1), len(names), device, precision, loss_fn)
+        summary = cm.summary(names)
+        row = {
+            "epoch": epoch + 1, "train_loss": round(train_loss, 6), "val_loss": round(val_loss, 6),
+            "pixel_accuracy": round(summary["pixel_accuracy"], 6), "mean_iou": round(summary["mean_iou"], 6),
+            "mean_dice": round(summary["mean_dice"], 6), "lr": scheduler.get_last_lr()[0],
+            "seconds": round(time.perf_counter() - start, 2),
+        }
+        state.history.append(row)
+        state.epoch = epoch + 1
+        improved = summary["mean_iou"] > state.best_miou
+        state.best_miou = max(state.best_miou, summary["mean_iou"])
+        train_state = {
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": state.epoch,
+            "best_miou": state.best_miou, "history": state.history, "config": asdict(cfg),
+        }
+        save_checkpoint(out / "last.pt", seg, train_state)
+        if improved:
+            save_checkpoint(out / "best.pt", seg, {"epoch": state.epoch, "metrics": summary, "config": asdict(cfg)})
+        write_metrics_csv(out / "metrics.csv", state.history)
+        plot_curves(out / "curve.png", state.history)
+        print(f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f}  val loss {val_loss:.4f}  "
+              f"pixel acc {row['pixel_accuracy']:.4f}  mIoU {row['mean_iou']:.4f}  ({row['seconds']:.1f}s)", flush=True)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, row)
+
+    best = out / "best.pt"
+    if cfg.overlays and best.exists():
+        from pixelwise.checkpoint import load_model
+
+        write_overlays(load_model(best), val_ds, out / "overlays", cfg.overlays, precision)
+    return best

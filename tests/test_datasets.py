@@ -1,0 +1,93 @@
+"""Folder pairing, splits, mask encodings, and the shared datasets loading as they are."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import shared_dataset
+from pixelwise.data.datasets import (
+    MaskEncoding,
+    Normalization,
+    SegmentationDataset,
+    find_pairs,
+    parse_stems,
+    read_dataset_info,
+    resolve_splits,
+)
+
+
+def _write_pool(root, stems, extra_images=(), extra_masks=()):
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for s in list(stems) + list(extra_images):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "images" / f"{s}.png")
+    for s in list(stems) + list(extra_masks):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "masks" / f"{s}.png")
+
+
+def test_unmatched_files_listed(tmp_path):
+    _write_pool(tmp_path, ["a", "b"], extra_images=["c"], extra_masks=["d", "e"])
+    with pytest.raises(ValueError, match="images without a mask: c; masks without an image: d, e"):
+        find_pairs(tmp_path)
+
+
+def test_split_by_stems_and_seeded_fraction(tmp_path):
+    _write_pool(tmp_path, [f"{i:02d}" for i in range(10)])
+    train, val = resolve_splits(tmp_path, parse_stems("07-09"))
+    assert [p[0].stem for p in val] == ["07", "08", "09"] and len(train) == 7
+    a = resolve_splits(tmp_path, val_fraction=0.3, seed=1)
+    b = resolve_splits(tmp_path, val_fraction=0.3, seed=1)
+    assert a == b and len(a[1]) == 3
+    with pytest.raises(ValueError, match="validation stems not found: 42"):
+        resolve_splits(tmp_path, ["42"])
+
+
+def test_parse_stems():
+    assert parse_stems("25-27,x") == ["25", "26", "27", "x"]
+    assert parse_stems("08-10") == ["08", "09", "10"]
+    assert parse_stems(None) is None
+
+
+def test_mask_encoding_values_and_ignore():
+    raw = np.array([[0, 255], [11, 0]])
+    np.testing.assert_array_equal(MaskEncoding((0, 255)).apply(raw[:1], 2), [[0, 1]])
+    np.testing.assert_array_equal(MaskEncoding(None, (11,)).apply(np.array([[3, 11]]), 12), [[3, 255]])
+    with pytest.raises(ValueError, match=r"m\.png: mask values \[7\] are not class ids 0..1"):
+        MaskEncoding().apply(np.array([[0, 7]]), 2, "m.png")
+
+
+def test_random_crop_is_function_of_seed_epoch_index(tmp_path):
+    _write_pool(tmp_path, ["a"])
+    Image.fromarray(np.arange(400, dtype=np.uint8).reshape(20, 20)).save(tmp_path / "images" / "a.png")
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "masks" / "a.png")
+    pairs = find_pairs(tmp_path)
+    ds = SegmentationDataset(pairs, 1, MaskEncoding(), Normalization([0.0], [1.0]), crop=8, augment=True, seed=3)
+    first = ds[0][0]
+    ds2 = SegmentationDataset(pairs, 1, MaskEncoding(), Normalization([0.0], [1.0]), crop=8, augment=True, seed=3)
+    assert first.shape == (1, 8, 8)
+    assert (ds2[0][0] == first).all()
+    ds2.set_epoch(1)
+    assert not (ds2[0][0] == first).all()
+
+
+def test_isbi2012_loads_as_is():
+    root = shared_dataset("isbi2012")
+    train, val = resolve_splits(root, parse_stems("25-29"))
+    assert len(train) == 25 and [p[0].stem for p in val] == ["25", "26", "27", "28", "29"]
+    ds = SegmentationDataset(val, 2, MaskEncoding((0, 255)), Normalization())
+    image, target = ds[0]
+    assert image.shape == (1, 512, 512) and target.shape == (512, 512)
+    assert set(target.unique().tolist()) == {0, 1}
+
+
+def test_camvid_loads_with_void_ignored():
+    root = shared_dataset("camvid")
+    info = read_dataset_info(root)
+    assert len(info.class_names) == 11 and info.ignore_values == (11,)
+    train, val = resolve_splits(root)
+    assert len(train) == 367 and len(val) == 101
+    ds = SegmentationDataset(val[:1], 11, MaskEncoding(None, info.ignore_values), Normalization([0.5] * 3, [0.25] * 3))
+    image, target = ds[0]
+    assert image.shape == (3, 360, 480)
+    values = set(target.unique().tolist())
+    assert values <= set(range(11)) | {255} and 11 not in values

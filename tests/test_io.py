@@ -1,0 +1,134 @@
+"""Image I/O: every supported format reads, every bad file gives one clear error naming it."""
+
+import io
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from pixelwise.data.io import ImageReadError, count_pages, read_image, read_mask, save_mask
+
+
+def test_grey_png(tmp_path):
+    arr = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    Image.fromarray(arr, mode="L").save(tmp_path / "g.png")
+    out = read_image(tmp_path / "g.png")
+    assert out.shape == (8, 8, 1) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[..., 0], arr)
+
+
+def test_rgba_png_drops_alpha(tmp_path):
+    arr = np.random.default_rng(0).integers(0, 255, (5, 7, 4), dtype=np.uint8)
+    Image.fromarray(arr, mode="RGBA").save(tmp_path / "a.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), arr[..., :3])
+
+
+def test_palette_png_image_expands_to_rgb(tmp_path):
+    img = Image.fromarray(np.array([[0, 1], [1, 0]], dtype=np.uint8), mode="P")
+    img.putpalette([10, 20, 30, 200, 100, 50] + [0] * 762)
+    img.save(tmp_path / "p.png")
+    out = read_image(tmp_path / "p.png")
+    assert out.shape == (2, 2, 3)
+    np.testing.assert_array_equal(out[0, 1], [200, 100, 50])
+
+
+def test_jpeg(tmp_path):
+    Image.fromarray(np.full((16, 16, 3), 128, np.uint8)).save(tmp_path / "x.jpg", quality=95)
+    out = read_image(tmp_path / "x.jpg")
+    assert out.shape == (16, 16, 3) and abs(int(out.mean()) - 128) <= 1
+
+
+def test_exif_orientation_applied(tmp_path):
+    arr = np.zeros((4, 8, 3), np.uint8)  # wide image stored, EXIF says rotate 90
+    arr[0, 0] = 255
+    img = Image.fromarray(arr)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    img.save(tmp_path / "r.jpg", exif=exif, quality=100)
+    out = read_image(tmp_path / "r.jpg")
+    assert out.shape == (8, 4, 3)
+
+
+def test_16bit_png_and_tiff(tmp_path):
+    arr = np.array([[0, 1000], [40000, 65535]], dtype=np.uint16)
+    Image.fromarray(arr).save(tmp_path / "d.png")
+    tifffile.imwrite(tmp_path / "d.tif", arr)
+    for name in ("d.png", "d.tif"):
+        out = read_image(tmp_path / name)
+        assert out.dtype == np.uint16 and out.shape == (2, 2, 1)
+        np.testing.assert_array_equal(out[..., 0], arr)
+
+
+def test_multipage_tiff_pages(tmp_path):
+    stack = np.stack([np.full((6, 7), i, np.uint8) for i in range(5)])
+    tifffile.imwrite(tmp_path / "s.tif", stack)
+    assert count_pages(tmp_path / "s.tif") == 5
+    assert read_image(tmp_path / "s.tif", page=3)[0, 0, 0] == 3
+    with pytest.raises(ImageReadError, match=r"s\.tif: page 7 requested but the TIFF has 5"):
+        read_image(tmp_path / "s.tif", page=7)
+
+
+def test_masks_class_ids_palette_and_uint16(tmp_path):
+    ids = np.array([[0, 1], [2, 11]], np.uint8)
+    save_mask(tmp_path / "p.png", ids, palette=np.zeros((256, 3), np.uint8))
+    assert Image.open(tmp_path / "p.png").mode == "P"
+    np.testing.assert_array_equal(read_mask(tmp_path / "p.png"), ids)
+    labels = np.array([[0, 300], [70000 % 65536, 2]], np.uint16)
+    Image.fromarray(labels).save(tmp_path / "inst.png")
+    out = read_mask(tmp_path / "inst.png")
+    assert out.dtype == np.uint16
+    np.testing.assert_array_equal(out, labels)
+
+
+def test_rgb_mask_refused(tmp_path):
+    Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / "m.png")
+    with pytest.raises(ImageReadError, match=r"m\.png: mask is a colour \(RGB\) image"):
+        read_mask(tmp_path / "m.png")
+
+
+def _png_bytes(shape=(32, 32)) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, content, reason",
+    [
+        ("empty.png", b"", r"empty file \(0 bytes\)"),
+        ("text.png", b"this is not an image at all", "not a recognised image format"),
+        ("cut.png", _png_bytes()[:120], r"cannot (decode|open)"),
+        ("cut.tif", b"II*\x00\x08\x00\x00\x00\xff\xff", "cannot decode TIFF"),
+    ],
+)
+def test_bad_files_name_file_and_reason(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_bytes(content)
+    for reader in (read_image, read_mask):
+        with pytest.raises(ImageReadError, match=reason) as info:
+            reader(path)
+        assert str(info.value).startswith(str(path) + ": ")
+        assert "\n" not in str(info.value)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(ImageReadError, match="no such file"):
+        read_image(tmp_path / "nope.png")
+    with pytest.raises(ImageReadError, match="is a directory"):
+        read_image(tmp_path)
+
+
+def test_decompression_bomb_guard_is_configurable(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    path.write_bytes(_png_bytes((100, 100)))
+    with pytest.raises(ImageReadError, match=r"100 x 100 = 10000 pixels, over the limit of 5000"):
+        read_image(path, max_pixels=5000)
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", "9999")
+    with pytest.raises(ImageReadError, match="over the limit of 9999"):
+        read_mask(path)
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", "10000")
+    assert read_image(path).shape == (100, 100, 1)
+    tifffile.imwrite(tmp_path / "big.tif", np.zeros((100, 100), np.uint8))
+    with pytest.raises(ImageReadError, match="over the limit of 50"):
+        read_image(tmp_path / "big.tif", max_pixels=50)

@@ -1,0 +1,51 @@
+"""Every `pixelwise ...` command and the Python example in README.md run as written
+(training shortened by appended options; argparse takes the last value)."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, shared_dataset
+from pixelwise.cli import main
+
+README = (REPO / "README.md").read_text()
+SHORT_TRAIN = ["--epochs", "1", "--epoch-size", "2", "--batch-size", "2", "--crop", "64", "--depth", "2",
+               "--base-width", "4", "--no-progress"]
+
+
+def readme_commands() -> list[list[str]]:
+    blocks = re.findall(r"```bash\n(.*?)```", README, re.S)
+    lines = [line.split("#")[0].strip() for block in blocks for line in block.splitlines()]
+    return [shlex.split(line)[1:] for line in lines if line.startswith("pixelwise ")]
+
+
+@pytest.fixture
+def readme_cwd(tmp_path, monkeypatch) -> Path:
+    """A working folder whose ../shared/data is the shared datasets, as beside the repo."""
+    shared = shared_dataset("isbi2012").parent.parent
+    (tmp_path / "shared").symlink_to(shared)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    return tmp_path / "work"
+
+
+def test_readme_commands_run(readme_cwd, capsys):
+    commands = readme_commands()
+    assert [c[0] for c in commands if c[0] != "--help"] == ["train", "predict", "evaluate", "models"]
+    for args in commands:
+        if args == ["--help"]:
+            with pytest.raises(SystemExit) as info:
+                main(args)
+            assert info.value.code == 0
+            continue
+        assert main(args + (SHORT_TRAIN if args[0] == "train" else [])) == 0, args
+    assert len(list(Path("runs/isbi/test-pred/masks").glob("*.png"))) == 30
+    assert Path("runs/isbi/evaluation.json").is_file()
+
+    python = re.search(r"```python\n(.*?)```", README, re.S).group(1)
+    scope: dict = {}
+    exec(python, scope)
+    assert scope["mask"].shape == (512, 512)
+    assert scope["net"].head.out_channels == 5

@@ -1,0 +1,123 @@
+"""Training end to end on data made in code: train -> predict -> evaluate, and exact resume."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixelwise import load_model, predict
+from pixelwise.cli import main
+from pixelwise.data.io import read_mask
+from pixelwise.train import TrainConfig, fit
+
+
+def _cfg(data, out, **kw):
+    base = dict(data=str(data), out=str(out), depth=2, base_width=8, epochs=3, batch_size=4, crop=32,
+                lr=5e-3, progress=False, overlays=2, precision="fp32")
+    return TrainConfig(**(base | kw))
+
+
+def test_train_predict_evaluate_cli(shapes_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(shapes_data), "--out", str(run), "--depth", "2", "--base-width", "8",
+                 "--epochs", "3", "--crop", "32", "--lr", "5e-3", "--no-progress"]) == 0
+    for name in ("best.pt", "last.pt", "metrics.csv", "curve.png", "config.json"):
+        assert (run / name).is_file(), name
+    assert len(list((run / "overlays").glob("*.png"))) == 4
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+    out = tmp_path / "pred"
+    assert main(["predict", str(run / "best.pt"), str(shapes_data / "val" / "images"), "--out", str(out),
+                 "--no-progress"]) == 0
+    masks = sorted((out / "masks").glob("*.png"))
+    assert len(masks) == 4 and len(list((out / "overlays").glob("*.png"))) == 4
+    mask = read_mask(masks[0])
+    assert mask.shape == (48, 48) and mask.max() <= 2
+
+    assert main(["evaluate", str(run / "best.pt"), str(shapes_data), "--json", str(tmp_path / "m.json")]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["images"] == 4 and 0 <= metrics["mean_iou"] <= 1
+    assert set(metrics["per_class"]) == {"class0", "class1", "class2"}
+    assert "mean IoU" in capsys.readouterr().out
+
+
+def test_learns_shapes(shapes_data, tmp_path):
+    best = fit(_cfg(shapes_data, tmp_path, epochs=8, epoch_size=48, overlays=0))
+    ckpt = torch.load(best, weights_only=True)
+    assert ckpt["train_state"]["metrics"]["pixel_accuracy"] > 0.9
+
+
+def test_resume_equals_uninterrupted(shapes_data, tmp_path):
+    full = tmp_path / "full"
+    fit(_cfg(shapes_data, full, epochs=4, overlays=0))
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_2(epoch, row):
+        if epoch == 2:
+            raise Crash
+
+    part = tmp_path / "part"
+    with pytest.raises(Crash):
+        fit(_cfg(shapes_data, part, epochs=4, overlays=0), on_epoch_end=crash_after_2)
+    assert torch.load(part / "last.pt", weights_only=True)["train_state"]["epoch"] == 2
+    fit(_cfg(shapes_data, part, epochs=4, overlays=0, resume=True))
+    a = torch.load(full / "last.pt", weights_only=True)
+    b = torch.load(part / "last.pt", weights_only=True)
+    for k in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=1e-6, msg=k)
+    assert [r["train_loss"] for r in a["train_state"]["history"]] == pytest.approx(
+        [r["train_loss"] for r in b["train_state"]["history"]], abs=1e-6)
+
+
+def test_predict_continues_past_bad_files(shapes_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    fit(_cfg(shapes_data, run, epochs=1, overlays=0))
+    inputs = tmp_path / "in"
+    shutil.copytree(shapes_data / "val" / "images", inputs)
+    (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (inputs / "empty.jpg").write_bytes(b"")
+    code = main(["predict", str(run / "best.pt"), str(inputs), "--out", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "2 file(s) failed" in err and "broken.png" in err and "empty.jpg: empty file (0 bytes)" in err
+    assert len(list((tmp_path / "o" / "masks").glob("*.png"))) == 4
+    assert not list((tmp_path / "o").rglob("*.tmp"))
+
+
+def test_python_api_predict_matches_cli_mask(shapes_data, tmp_path):
+    run = tmp_path / "run"
+    best = fit(_cfg(shapes_data, run, epochs=1, overlays=0))
+    seg = load_model(best)
+    img_path = sorted((shapes_data / "val" / "images").glob("*.png"))[0]
+    mask = predict(seg, img_path, precision="fp32")
+    main(["predict", str(best), str(img_path), "--out", str(tmp_path / "o"), "--precision", "fp32", "--no-progress"])
+    np.testing.assert_array_equal(mask, read_mask(tmp_path / "o" / "masks" / img_path.name))
+    assert Image.open(tmp_path / "o" / "overlays" / img_path.name).mode == "RGB"
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "missing.pt"), "x.png", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"pixelwise predict: error: {tmp_path / 'missing.pt'}: checkpoint not found"
+    assert main(["train", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "folder not found" in capsys.readouterr().err
+
+
+def test_version_is_fast():
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "pixelwise", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().startswith("pixelwise ")
+    assert time.perf_counter() - start < 2.0
+    imported = subprocess.run([sys.executable, "-c", "import pixelwise.cli, sys; print('torch' in sys.modules)"],
+                              capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "False"
