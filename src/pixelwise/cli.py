@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--depth", type=int, default=4, help="U-Net: number of pooling levels (default 4)")
     t.add_argument("--base-width", type=int, default=32, help="U-Net: channels of the first level (default 32)")
     t.add_argument("--no-batch-norm", dest="batch_norm", action="store_false", help="U-Net without batch norm")
+    t.add_argument("--backend", choices=["torch", "scratch"], default="torch",
+                   help="run (un)pooling and transposed convolutions on native kernels or on pixelwise.ops")
     t.add_argument("--classes", type=_str_list, help="class names, comma-separated (default: classes.json or class0..)")
     t.add_argument("--mask-values", type=_int_list,
                    help="stored mask value of class 0,1,... e.g. '0,255' for black/white masks (default: values are ids)")
@@ -58,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=4, help="default 4")
     t.add_argument("--crop", type=int, default=256, help="random square crop for training; 0 = whole images (default 256)")
     t.add_argument("--no-augment", dest="augment", action="store_false", help="no flips/rotations")
+    t.add_argument("--elastic", action="store_true",
+                   help="U-Net paper's elastic deformation (3x3 grid, 10 px) of training crops")
     t.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the one-cycle schedule (default 1e-3)")
     t.add_argument("--weight-decay", type=float, default=0.0)
@@ -78,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    p.add_argument("--tta", action="store_true", help="average predictions over the 8 flips/rotations (8x slower)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
     e = sub.add_parser("evaluate", help="score a checkpoint on a labelled dataset",
@@ -89,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--val-stems", metavar="STEMS", help="evaluate only these stems ('25-29' or '25,26')")
     e.add_argument("--json", help="where to write the metrics JSON (default: evaluation.json beside the checkpoint)")
     e.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    e.add_argument("--tta", action="store_true", help="average predictions over the 8 flips/rotations (8x slower)")
 
     sub.add_parser("models", help="list the available architectures")
 
@@ -104,10 +110,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         data=args.data, out=args.out, model=args.model, depth=args.depth, base_width=args.base_width,
-        batch_norm=args.batch_norm, class_names=args.classes, mask_values=args.mask_values,
+        batch_norm=args.batch_norm, backend=args.backend, class_names=args.classes, mask_values=args.mask_values,
         ignore_values=args.ignore_values, val_stems=parse_stems(args.val_stems), val_fraction=args.val_fraction,
         epochs=args.epochs, epoch_size=args.epoch_size, batch_size=args.batch_size, crop=args.crop or None,
-        augment=args.augment, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
+        augment=args.augment, elastic=args.elastic, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
         class_weighting=args.class_weighting, precision=args.precision, device=args.device, workers=args.workers,
         seed=args.seed, resume=args.resume, progress=args.progress,
     )
@@ -124,7 +130,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from pixelwise.inference import predict_files
 
     seg = load_model(args.checkpoint)
-    result = predict_files(seg, args.inputs, args.out, args.precision, args.progress)
+    result = predict_files(seg, args.inputs, args.out, args.precision, args.progress, args.tta)
     print(f"wrote {len(result.written)} masks to {Path(args.out) / 'masks'} and overlays to {Path(args.out) / 'overlays'}")
     if result.failures:
         print(f"{len(result.failures)} file(s) failed:", file=sys.stderr)
@@ -138,7 +144,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pixelwise.evaluate import evaluate_checkpoint
     from pixelwise.metrics import format_table
 
-    summary = evaluate_checkpoint(args.checkpoint, args.data, args.val_stems, args.precision)
+    summary = evaluate_checkpoint(args.checkpoint, args.data, args.val_stems, args.precision, args.tta)
     print(f"{summary['images']} images from {summary['split']}")
     print(format_table(summary))
     out = Path(args.json) if args.json else Path(args.checkpoint).parent / "evaluation.json"

@@ -13,11 +13,12 @@ from pixelwise.train import evaluate
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, val_stems: str | None = None,
-                        precision: str = "auto") -> dict:
+                        precision: str = "auto", tta: bool = False) -> dict:
     """Confusion-matrix metrics of ``checkpoint`` over the selected pairs of ``data``, with
     ``split`` (what was scored) and ``images`` (how many) added."""
     seg = load_model(checkpoint)
     pairs, split = evaluation_pairs(Path(data), parse_stems(val_stems))
     ds = SegmentationDataset(pairs, seg.num_classes, seg.encoding, seg.norm, channels=seg.in_channels)
-    cm, _ = evaluate(seg.network, DataLoader(ds, batch_size=1), seg.num_classes, "cpu", resolve_precision(precision))
-    return {"split": split, "images": len(pairs), "checkpoint": str(checkpoint)} | cm.summary(seg.class_names)
+    cm, _ = evaluate(seg.network, DataLoader(ds, batch_size=1), seg.num_classes, "cpu", resolve_precision(precision),
+                     tta=tta)
+    return {"split": split, "images": len(pairs), "checkpoint": str(checkpoint), "tta": tta} | cm.summary(seg.class_names)

@@ -58,7 +58,25 @@ def predict_logits(network: nn.Module, x: torch.Tensor, precision: str = "auto")
         return network(x.contiguous(memory_format=fmt)).float()
 
 
-def predict(seg: Segmenter, image: np.ndarray | str | os.PathLike, precision: str = "auto") -> np.ndarray:
+@torch.inference_mode()
+def predict_probs(network: nn.Module, x: torch.Tensor, precision: str = "auto", tta: bool = False) -> torch.Tensor:
+    """Class probabilities (N, K, H, W). With ``tta``, the mean over the 8 flips/rotations of
+    the input (each prediction mapped back before averaging)."""
+    if not tta:
+        return predict_logits(network, x, precision).softmax(1)
+    total = torch.zeros(())
+    for k in range(4):
+        for flip in (False, True):
+            t = torch.rot90(x, k, (2, 3))
+            t = t.flip(3) if flip else t
+            p = predict_logits(network, t, precision).softmax(1)
+            p = p.flip(3) if flip else p
+            total = total + torch.rot90(p, -k, (2, 3))
+    return total / 8
+
+
+def predict(seg: Segmenter, image: np.ndarray | str | os.PathLike, precision: str = "auto",
+            tta: bool = False) -> np.ndarray:
     """Class-id mask (H, W) uint8 for an (H, W, C) image array or an image file path."""
     if not isinstance(image, np.ndarray):
         image = read_image(image)
@@ -66,7 +84,7 @@ def predict(seg: Segmenter, image: np.ndarray | str | os.PathLike, precision: st
         image = image[..., None]
     image = match_channels(image, seg.in_channels)
     x = to_tensor(image, seg.norm).unsqueeze(0)
-    return predict_logits(seg.network, x, precision).argmax(1)[0].to(torch.uint8).numpy()
+    return predict_probs(seg.network, x, precision, tta).argmax(1)[0].to(torch.uint8).numpy()
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float = 0.45) -> Image.Image:
@@ -101,6 +119,7 @@ def predict_files(
     out_dir: str | os.PathLike,
     precision: str = "auto",
     progress: bool = True,
+    tta: bool = False,
 ) -> BatchResult:
     """Write ``out/masks/<name>.png`` (palette PNG of class ids) and ``out/overlays/<name>.png``
     for every image; bad files are recorded and skipped."""
@@ -112,7 +131,7 @@ def predict_files(
     for src, rel in tqdm(items, desc="predict", unit="img", disable=not progress):
         try:
             image = read_image(src)
-            mask = predict(seg, image, precision)
+            mask = predict(seg, image, precision, tta)
         except (ImageReadError, ValueError) as exc:
             result.failures.append((src, str(exc) if str(src) in str(exc) else f"{src}: {exc}"))
             continue

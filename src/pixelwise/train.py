@@ -8,6 +8,7 @@ checkpoint of epoch k therefore replays epochs k+1.. exactly as an uninterrupted
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import math
@@ -33,7 +34,7 @@ from pixelwise.data.io import atomic_write_bytes, read_mask, save_png
 from pixelwise.inference import autocast, memory_format, overlay, resolve_precision
 from pixelwise.losses import IGNORE_INDEX, PixelCrossEntropy, class_weights_from_counts, soft_dice_loss
 from pixelwise.metrics import ConfusionMatrix
-from pixelwise.models import create_model
+from pixelwise.models import MODELS, create_model
 
 
 @dataclass
@@ -46,6 +47,7 @@ class TrainConfig:
     depth: int = 4
     base_width: int = 32
     batch_norm: bool = True
+    backend: str = "torch"
     class_names: list[str] | None = None
     mask_values: list[int] | None = None
     ignore_values: list[int] | None = None
@@ -56,6 +58,7 @@ class TrainConfig:
     batch_size: int = 4
     crop: int | None = 256
     augment: bool = True
+    elastic: bool = False
     optimizer: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -153,16 +156,20 @@ def evaluate(
     device: torch.device,
     precision: str = "fp32",
     loss_fn: Callable | None = None,
+    tta: bool = False,
 ) -> tuple[ConfusionMatrix, float]:
-    """Confusion matrix over the whole loader and the mean loss (NaN without ``loss_fn``)."""
-    model.eval()
-    fmt = memory_format(precision)
+    """Confusion matrix over the whole loader and the mean loss (NaN without ``loss_fn``;
+    not computed with ``tta``, which averages the 8 flips/rotations of each input)."""
+    from pixelwise.inference import predict_logits, predict_probs
+
     cm = ConfusionMatrix(num_classes)
     total, count = 0.0, 0
     for images, targets in loader:
-        images, targets = images.to(device).contiguous(memory_format=fmt), targets.to(device)
-        with autocast(precision, device):
-            logits = model(images).float()
+        images, targets = images.to(device), targets.to(device)
+        if tta:
+            cm.update(predict_probs(model, images, precision, tta=True).argmax(1), targets)
+            continue
+        logits = predict_logits(model, images, precision)
         if loss_fn is not None:
             total += loss_fn(logits, targets).item() * len(images)
             count += len(images)
@@ -195,7 +202,8 @@ def build_datasets(cfg: TrainConfig) -> tuple[SegmentationDataset, SegmentationD
     names = names or [f"class{i}" for i in range(num_classes)]
     colours = info.colours if info.colours and len(info.colours) == num_classes else default_colours(num_classes)
     encoding = MaskEncoding(tuple(cfg.mask_values) if cfg.mask_values else None, ignore)
-    train = SegmentationDataset(train_pairs, num_classes, encoding, norm=None, crop=cfg.crop, augment=cfg.augment, seed=cfg.seed)
+    train = SegmentationDataset(train_pairs, num_classes, encoding, norm=None, crop=cfg.crop, augment=cfg.augment,
+                                 seed=cfg.seed, elastic=cfg.elastic)
     channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
     train.set_channels(channels)
     train.norm = compute_normalization([train.load(i)[0] for i in range(len(train))])
@@ -270,8 +278,9 @@ def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = Non
     precision = resolve_precision(cfg.precision, device)
     train_ds, val_ds, names, colours = build_datasets(cfg)
     arch_kwargs = {"in_channels": train_ds.channels, "num_classes": len(names)}
-    if cfg.model == "unet":
-        arch_kwargs |= {"depth": cfg.depth, "base_width": cfg.base_width, "batch_norm": cfg.batch_norm}
+    options = {"depth": cfg.depth, "base_width": cfg.base_width, "batch_norm": cfg.batch_norm, "backend": cfg.backend}
+    accepted = inspect.signature(MODELS[cfg.model]).parameters if cfg.model in MODELS else {}
+    arch_kwargs |= {k: v for k, v in options.items() if k in accepted}
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, **arch_kwargs).to(device).to(memory_format=memory_format(precision))
     seg = Segmenter(model, cfg.model, arch_kwargs, names, train_ds.norm, colours, train_ds.encoding)

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pixelwise.data.io import IMAGE_SUFFIXES, read_image, read_mask
-from pixelwise.data.transforms import IGNORE_INDEX, random_crop, random_flip_rotate
+from pixelwise.data.transforms import IGNORE_INDEX, elastic_deform, random_crop, random_flip_rotate
 
 Pair = tuple[Path, Path]
 
@@ -197,7 +197,8 @@ def to_tensor(image: np.ndarray, norm: Normalization) -> torch.Tensor:
 class SegmentationDataset(Dataset):
     """Image/mask pairs as ``(image float32 (C,H,W), target int64 (H,W))``.
 
-    With ``crop`` and ``augment``, each sample is a random crop with flips/rotations whose
+    With ``crop``, ``elastic`` and ``augment``, each sample is a random crop, elastically
+    deformed, with flips/rotations, whose
     randomness depends only on ``(seed, epoch, index)``; call :meth:`set_epoch` each epoch.
     Decoded files are cached in memory.
     """
@@ -212,9 +213,11 @@ class SegmentationDataset(Dataset):
         augment: bool = False,
         seed: int = 0,
         channels: int | None = None,
+        elastic: bool = False,
     ) -> None:
         self.pairs, self.num_classes, self.encoding, self.norm = pairs, num_classes, encoding, norm
         self.crop, self.augment, self.seed, self.epoch = crop, augment, seed, 0
+        self.elastic = elastic
         self.channels = channels
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -244,10 +247,12 @@ class SegmentationDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, target = self.load(index)
-        if self.crop or self.augment:
+        if self.crop or self.augment or self.elastic:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             if self.crop:
                 image, target = random_crop(image, target, self.crop, rng)
+            if self.elastic:
+                image, target = elastic_deform(image, target, rng)
             if self.augment:
                 image, target = random_flip_rotate(image, target, rng)
         return to_tensor(image, self.norm), torch.from_numpy(np.ascontiguousarray(target))

@@ -45,3 +45,26 @@ def random_flip_rotate(
     if image.shape[0] == image.shape[1] and k:
         image, mask = np.rot90(image, k), np.rot90(mask, k)
     return image, mask
+
+
+def elastic_deform(
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, grid: int = 3, sigma: float = 10.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """U-Net's elastic deformation: random displacements on a coarse ``grid`` x ``grid`` grid
+    (Gaussian, ``sigma`` pixels), interpolated bicubically to every pixel; the image is
+    resampled bicubically, the mask by nearest neighbour, both with mirrored borders."""
+    from scipy import ndimage
+
+    h, w = mask.shape
+    coarse = rng.normal(0.0, sigma, (2, grid, grid))
+    field = [ndimage.zoom(c, (h / grid, w / grid), order=3, mode="nearest", grid_mode=False) for c in coarse]
+    yy, xx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    coords = np.stack([yy + field[0].astype(np.float32), xx + field[1].astype(np.float32)])
+    lo, hi = (0, 255) if image.dtype == np.uint8 else (0, np.iinfo(image.dtype).max if image.dtype.kind in "ui" else None)
+    channels = [ndimage.map_coordinates(image[..., c].astype(np.float32), coords, order=3, mode="mirror")
+                for c in range(image.shape[-1])]
+    warped = np.stack(channels, axis=-1)
+    if hi is not None:
+        warped = np.clip(np.rint(warped), lo, hi)
+    warped_mask = ndimage.map_coordinates(mask, coords, order=0, mode="mirror")
+    return warped.astype(image.dtype), warped_mask.astype(mask.dtype)

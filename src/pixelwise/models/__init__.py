@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from torch import nn
 
+from pixelwise.models.segnet import SegNet
 from pixelwise.models.unet import UNet
 
 
 def unet(
-    in_channels: int = 3, num_classes: int = 2, depth: int = 4, base_width: int = 32, batch_norm: bool = True
+    in_channels: int = 3, num_classes: int = 2, depth: int = 4, base_width: int = 32, batch_norm: bool = True,
+    backend: str = "torch",
 ) -> nn.Module:
     """U-Net with padded convolutions (logits at input size); the default model."""
-    return UNet(in_channels, num_classes, depth, base_width, batch_norm)
+    return UNet(in_channels, num_classes, depth, base_width, batch_norm, backend)
 
 
-MODELS = {fn.__name__: fn for fn in (unet,)}
+def segnet(
+    in_channels: int = 3, num_classes: int = 2, depth: int = 4, base_width: int = 32, backend: str = "torch"
+) -> nn.Module:
+    """SegNet-style encoder-decoder: max unpooling with the encoder's pooling indices."""
+    return SegNet(in_channels, num_classes, depth, base_width, backend)
+
+
+MODELS = {fn.__name__: fn for fn in (unet, segnet)}
 
 
 def list_models() -> list[str]:

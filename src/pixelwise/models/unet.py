@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pixelwise.ops import layers
+
 
 class DoubleConv(nn.Sequential):
     """(3x3 conv -> [BN] -> ReLU) twice: the building block of every U-Net level."""
@@ -39,7 +41,7 @@ class UNet(nn.Module):
 
     Widths are ``base_width * 2**level``. Input (N, in_channels, H, W) -> logits
     (N, num_classes, H, W); H and W need not be divisible by ``2**depth`` (padded inside,
-    cropped back).
+    cropped back). ``backend="scratch"`` runs the transposed convolutions on :mod:`pixelwise.ops`.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class UNet(nn.Module):
         depth: int = 4,
         base_width: int = 32,
         batch_norm: bool = True,
+        backend: str = "torch",
     ) -> None:
         super().__init__()
         if depth < 1:
@@ -57,7 +60,7 @@ class UNet(nn.Module):
         self.depth = depth
         self.down = nn.ModuleList([DoubleConv(in_channels, widths[0], batch_norm)])
         self.down.extend(DoubleConv(widths[i], widths[i + 1], batch_norm) for i in range(depth))
-        self.upconv = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth)))
+        self.upconv = nn.ModuleList(layers(backend).ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth)))
         self.up = nn.ModuleList(DoubleConv(2 * widths[i], widths[i], batch_norm) for i in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
