@@ -1,51 +1,110 @@
 """Every registered model: the semantic contract, generated from the registry."""
 
+import inspect
+
 import pytest
 import torch
 
 from pixelwise import create_model, list_models
 from pixelwise.checkpoint import Segmenter, load_model, save_checkpoint
 from pixelwise.data.datasets import Normalization
+from pixelwise.models import MODELS
 
-SMALL = {"depth": 2, "base_width": 4}
+SMALL = {"depth": 2, "base_width": 4, "width": 4, "hidden": 8, "window": 23}
+
+
+def small(name: str, **kw) -> dict:
+    accepted = inspect.signature(MODELS[name]).parameters
+    return {k: v for k, v in SMALL.items() if k in accepted} | kw
+
+
+def full(model, x):
+    """Logits at input resolution (the original U-Net's forward is valid-only)."""
+    return getattr(model, "forward_full", model)(x)
 
 
 def test_registry_error_lists_names():
     with pytest.raises(ValueError, match="unknown model 'nope'; choose one of: " + ", ".join(list_models())):
         create_model("nope")
-    assert {"unet", "segnet"} <= set(list_models())
+    assert set(list_models()) == {"unet", "unet_original", "segnet", "deconvnet", "fcn32s", "fcn16s", "fcn8s", "patch"}
 
 
 @pytest.mark.parametrize("name", list_models())
 @pytest.mark.parametrize("h, w", [(37, 51), (64, 64), (17, 9)])
 def test_logits_at_input_resolution(name, h, w):
-    model = create_model(name, in_channels=3, num_classes=5, **SMALL).eval()
-    out = model(torch.randn(2, 3, h, w))
+    model = create_model(name, **small(name, in_channels=3, num_classes=5)).eval()
+    out = full(model, torch.randn(2, 3, h, w))
     assert isinstance(out, torch.Tensor) and out.shape == (2, 5, h, w)
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_backward_reaches_every_parameter(name):
     torch.manual_seed(0)
-    model = create_model(name, in_channels=1, num_classes=2, **SMALL)
-    model(torch.randn(2, 1, 20, 20)).sum().backward()
+    model = create_model(name, **small(name, in_channels=1, num_classes=2))
+    full(model, torch.randn(2, 1, 40, 40)).square().sum().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing
 
 
 @pytest.mark.parametrize("name", list_models())
 def test_eval_deterministic_and_checkpoint_round_trip(name, tmp_path):
-    model = create_model(name, in_channels=1, num_classes=3, **SMALL).eval()
+    kwargs = small(name, in_channels=1, num_classes=3)
+    model = create_model(name, **kwargs).eval()
     x = torch.randn(1, 1, 24, 24)
-    assert torch.equal(model(x), model(x))
-    kwargs = {"in_channels": 1, "num_classes": 3, **SMALL}
+    assert torch.equal(full(model, x), full(model, x))
     seg = Segmenter(model, name, kwargs, ["a", "b", "c"], Normalization())
     save_checkpoint(tmp_path / "m.pt", seg)
     loaded = load_model(tmp_path / "m.pt")
     assert type(loaded.network) is type(model)
-    torch.testing.assert_close(loaded.network(x), model(x), rtol=0, atol=0)
+    torch.testing.assert_close(full(loaded.network, x), full(model, x), rtol=0, atol=0)
 
 
 def test_unet_bad_depth():
     with pytest.raises(ValueError, match="depth must be >= 1"):
         create_model("unet", depth=0)
+
+
+def test_original_unet_as_published():
+    model = create_model("unet_original").eval()
+    convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert len(convs) == 23
+    assert sorted({m.out_channels for m in convs if m.kernel_size == (3, 3)}) == [64, 128, 256, 512, 1024]
+    assert sum(isinstance(m, torch.nn.Dropout) for m in model.modules()) == 1
+    with torch.no_grad():
+        assert model(torch.zeros(1, 1, 572, 572)).shape == (1, 2, 388, 388)
+    assert model.margin == 92 and model.input_size_for((388, 388)) == (572, 572)
+    with pytest.raises(ValueError, match=r"input size \(256, 256\) is not valid .* next valid size is \(268, 268\)"):
+        model(torch.zeros(1, 1, 256, 256))
+
+
+def test_patch_classifier_equals_its_fcn():
+    torch.manual_seed(0)
+    model = create_model("patch", in_channels=3, num_classes=4).eval()
+    x = torch.randn(1, 3, 40, 33)
+    with torch.no_grad():
+        slow = model.sliding_window(x, batch_size=500)
+        fast = model(x)
+        fcn = model.to_fcn()(model._pad(x))[..., :40, :33]
+        # one window by hand: the centre pixel (7, 12) classified from its own crop
+        padded = model._pad(x)
+        one = model.classify(padded[:, :, 7 : 7 + model.window, 12 : 12 + model.window])
+    assert (slow - fast).abs().max() < 1e-4 and (fcn - fast).abs().max() < 1e-4
+    torch.testing.assert_close(one[0], slow[0, :, 7, 12], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_patch_classifier_equals_its_fcn_512():
+    torch.manual_seed(0)
+    model = create_model("patch", in_channels=3, num_classes=2).eval()
+    x = torch.randn(1, 3, 512, 512)
+    with torch.no_grad():
+        assert (model.sliding_window(x) - model(x)).abs().max().item() <= 1e-4
+
+
+def test_segnet_and_deconvnet_differ_only_in_resampling():
+    a, b = create_model("segnet", **SMALL_ED), create_model("deconvnet", **SMALL_ED)
+    names = lambda m: {n.split(".")[0] for n, _ in m.named_parameters()}
+    assert names(a) == {"encoders", "decoders", "head"} and names(b) == {"encoders", "decoders", "head", "downs", "ups"}
+
+
+SMALL_ED = {"depth": 2, "base_width": 4}

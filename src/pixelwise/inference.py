@@ -50,12 +50,17 @@ def memory_format(precision: str) -> torch.memory_format:
 
 @torch.inference_mode()
 def predict_logits(network: nn.Module, x: torch.Tensor, precision: str = "auto") -> torch.Tensor:
-    """(N, C, H, W) normalised input -> float32 logits (N, K, H, W), network in eval mode."""
+    """(N, C, H, W) normalised input -> float32 logits (N, K, H, W), network in eval mode.
+
+    Networks whose ``forward`` returns a smaller output (the original U-Net) provide
+    ``forward_full``, which is used instead.
+    """
     precision = resolve_precision(precision, x.device)
     fmt = memory_format(precision)
     network.eval().to(memory_format=fmt)
+    forward = getattr(network, "forward_full", network)
     with autocast(precision, x.device):
-        return network(x.contiguous(memory_format=fmt)).float()
+        return forward(x.contiguous(memory_format=fmt)).float()
 
 
 @torch.inference_mode()

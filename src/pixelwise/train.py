@@ -35,6 +35,7 @@ from pixelwise.inference import autocast, memory_format, overlay, resolve_precis
 from pixelwise.losses import IGNORE_INDEX, PixelCrossEntropy, class_weights_from_counts, soft_dice_loss
 from pixelwise.metrics import ConfusionMatrix
 from pixelwise.models import MODELS, create_model
+from pixelwise.models.unet_original import centre_crop
 
 
 @dataclass
@@ -136,6 +137,8 @@ def train_one_epoch(
         targets = targets.to(device)
         with autocast(precision, device):
             logits = model(images)
+        if logits.shape[-2:] != targets.shape[-2:]:  # valid-convolution models predict the centre
+            targets = centre_crop(targets, logits.shape[-2:])
         loss = loss_fn(logits.float(), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

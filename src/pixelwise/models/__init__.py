@@ -1,29 +1,66 @@
-"""Every architecture in one place: ``MODELS`` maps a name to a typed builder function."""
+"""Every architecture in one place: ``MODELS`` maps a name to a typed builder function.
+
+Semantic models map (N, C, H, W) to logits (N, num_classes, H, W); ``unet_original`` is the
+documented exception (smaller output, see its module).
+"""
 
 from __future__ import annotations
 
 from torch import nn
 
-from pixelwise.models.segnet import SegNet
+from pixelwise.models.encoder_decoder import EncoderDecoder
+from pixelwise.models.fcn import FCN
+from pixelwise.models.patch import PatchClassifier
 from pixelwise.models.unet import UNet
+from pixelwise.models.unet_original import UNetOriginal
 
 
-def unet(
-    in_channels: int = 3, num_classes: int = 2, depth: int = 4, base_width: int = 32, batch_norm: bool = True,
-    backend: str = "torch",
-) -> nn.Module:
+def unet(in_channels: int = 3, num_classes: int = 2, depth: int = 4, base_width: int = 32, batch_norm: bool = True,
+         backend: str = "torch") -> nn.Module:
     """U-Net with padded convolutions (logits at input size); the default model."""
     return UNet(in_channels, num_classes, depth, base_width, batch_norm, backend)
 
 
-def segnet(
-    in_channels: int = 3, num_classes: int = 2, depth: int = 4, base_width: int = 32, backend: str = "torch"
-) -> nn.Module:
+def unet_original(in_channels: int = 1, num_classes: int = 2, depth: int = 4, base_width: int = 64,
+                  backend: str = "torch") -> nn.Module:
+    """U-Net as published: valid convolutions, 572x572 in -> 388x388 out at widths 64..1024."""
+    return UNetOriginal(in_channels, num_classes, depth, base_width, backend=backend)
+
+
+def segnet(in_channels: int = 3, num_classes: int = 2, depth: int = 4, base_width: int = 32,
+           backend: str = "torch") -> nn.Module:
     """SegNet-style encoder-decoder: max unpooling with the encoder's pooling indices."""
-    return SegNet(in_channels, num_classes, depth, base_width, backend)
+    return EncoderDecoder(in_channels, num_classes, depth, base_width, "maxpool", "unpool", backend)
 
 
-MODELS = {fn.__name__: fn for fn in (unet, segnet)}
+def deconvnet(in_channels: int = 3, num_classes: int = 2, depth: int = 4, base_width: int = 32,
+              backend: str = "torch") -> nn.Module:
+    """Encoder-decoder with strided convolutions down and transposed convolutions up."""
+    return EncoderDecoder(in_channels, num_classes, depth, base_width, "strided", "transpose", backend)
+
+
+def fcn32s(in_channels: int = 3, num_classes: int = 2, base_width: int = 16, backend: str = "torch") -> nn.Module:
+    """FCN-32s: VGG-style backbone, scores upsampled 32x in one step."""
+    return FCN(in_channels, num_classes, "32s", base_width, backend)
+
+
+def fcn16s(in_channels: int = 3, num_classes: int = 2, base_width: int = 16, backend: str = "torch") -> nn.Module:
+    """FCN-16s: adds stride-16 skip scores before upsampling."""
+    return FCN(in_channels, num_classes, "16s", base_width, backend)
+
+
+def fcn8s(in_channels: int = 3, num_classes: int = 2, base_width: int = 16, backend: str = "torch") -> nn.Module:
+    """FCN-8s: adds stride-16 and stride-8 skip scores before upsampling."""
+    return FCN(in_channels, num_classes, "8s", base_width, backend)
+
+
+def patch(in_channels: int = 3, num_classes: int = 2, window: int = 47, width: int = 32,
+          hidden: int = 32) -> nn.Module:
+    """Patch classifier of the centre pixel, run densely as its exact fully-convolutional equivalent."""
+    return PatchClassifier(in_channels, num_classes, window, width, hidden)
+
+
+MODELS = {fn.__name__: fn for fn in (unet, unet_original, segnet, deconvnet, fcn32s, fcn16s, fcn8s, patch)}
 
 
 def list_models() -> list[str]:
