@@ -33,7 +33,7 @@ def readme_cwd(tmp_path, monkeypatch) -> Path:
 
 def test_readme_commands_run(readme_cwd, capsys):
     commands = readme_commands()
-    assert [c[0] for c in commands if c[0] != "--help"] == ["train", "predict", "evaluate", "models"]
+    assert [c[0] for c in commands if c[0] != "--help"] == ["train", "predict", "evaluate", "train", "models"]
     for args in commands:
         if args == ["--help"]:
             with pytest.raises(SystemExit) as info:

@@ -56,9 +56,10 @@ def test_learns_shapes(shapes_data, tmp_path):
     assert ckpt["train_state"]["metrics"]["pixel_accuracy"] > 0.9
 
 
-def test_resume_equals_uninterrupted(shapes_data, tmp_path):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_equals_uninterrupted(shapes_data, tmp_path, ema):
     full = tmp_path / "full"
-    fit(_cfg(shapes_data, full, epochs=4, overlays=0))
+    fit(_cfg(shapes_data, full, epochs=4, overlays=0, ema=ema))
 
     class Crash(Exception):
         pass
@@ -69,15 +70,18 @@ def test_resume_equals_uninterrupted(shapes_data, tmp_path):
 
     part = tmp_path / "part"
     with pytest.raises(Crash):
-        fit(_cfg(shapes_data, part, epochs=4, overlays=0), on_epoch_end=crash_after_2)
+        fit(_cfg(shapes_data, part, epochs=4, overlays=0, ema=ema), on_epoch_end=crash_after_2)
     assert torch.load(part / "last.pt", weights_only=True)["train_state"]["epoch"] == 2
-    fit(_cfg(shapes_data, part, epochs=4, overlays=0, resume=True))
+    fit(_cfg(shapes_data, part, epochs=4, overlays=0, ema=ema, resume=True))
     a = torch.load(full / "last.pt", weights_only=True)
     b = torch.load(part / "last.pt", weights_only=True)
     for k in a["state_dict"]:
         torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=1e-6, msg=k)
     assert [r["train_loss"] for r in a["train_state"]["history"]] == pytest.approx(
         [r["train_loss"] for r in b["train_state"]["history"]], abs=1e-6)
+    if ema:  # the saved weights are the average, not the raw weights
+        raw = a["train_state"]["raw_state_dict"]
+        assert any(not torch.equal(raw[k], a["state_dict"][k]) for k in raw if k.endswith("weight"))
 
 
 def test_predict_continues_past_bad_files(shapes_data, tmp_path, capsys):

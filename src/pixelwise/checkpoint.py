@@ -5,7 +5,7 @@ A checkpoint is a plain dict saved with ``torch.save`` and read back with
 
     {"format": "pixelwise", "version": 1, "arch": "unet", "arch_kwargs": {...},
      "class_names": [...], "colours": [[r, g, b], ...], "normalization": {...},
-     "mask_encoding": {...}, "state_dict": {...}, "train_state": {...} | None}
+     "mask_encoding": {...}, "input_scale": 1.0, "state_dict": {...}, "train_state": {...} | None}
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class Segmenter:
     norm: Normalization
     colours: list[list[int]] = field(default_factory=list)
     encoding: MaskEncoding = field(default_factory=MaskEncoding)
+    input_scale: float = 1.0  # images are resized by this factor before the network sees them
 
     @property
     def num_classes(self) -> int:
@@ -73,6 +74,7 @@ def checkpoint_dict(seg: Segmenter, train_state: dict | None = None) -> dict:
         "colours": [list(map(int, c)) for c in seg.colours],
         "normalization": seg.norm.to_dict(),
         "mask_encoding": seg.encoding.to_dict(),
+        "input_scale": seg.input_scale,
         "state_dict": {k: v.detach().cpu() for k, v in seg.network.state_dict().items()},
         "train_state": train_state,
     }
@@ -110,6 +112,7 @@ def segmenter_from_checkpoint(ckpt: dict) -> Segmenter:
         norm=Normalization(**ckpt["normalization"]),
         colours=ckpt.get("colours") or default_colours(len(ckpt["class_names"])),
         encoding=MaskEncoding.from_dict(ckpt.get("mask_encoding", {})),
+        input_scale=float(ckpt.get("input_scale", 1.0)),
     )
 
 

@@ -44,9 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("data", help="dataset root folder")
     t.add_argument("--out", required=True, help="run folder for checkpoints, metrics and plots")
     t.add_argument("--model", default="unet", help="architecture (see 'pixelwise models'; default unet)")
-    t.add_argument("--depth", type=int, default=4, help="U-Net: number of pooling levels (default 4)")
-    t.add_argument("--base-width", type=int, default=32, help="U-Net: channels of the first level (default 32)")
+    t.add_argument("--depth", type=int, default=4,
+                   help="U-Nets, SegNet, DeconvNet: number of down-sampling levels (default 4)")
+    t.add_argument("--base-width", type=int, default=32,
+                   help="channels of the first level (default 32; models that take it)")
     t.add_argument("--no-batch-norm", dest="batch_norm", action="store_false", help="U-Net without batch norm")
+    t.add_argument("--decoder", choices=["unpool", "transpose"], default="unpool",
+                   help="SegNet: upsample by max unpooling (default) or transposed convolution")
     t.add_argument("--backend", choices=["torch", "scratch"], default="torch",
                    help="run (un)pooling and transposed convolutions on native kernels or on pixelwise.ops")
     t.add_argument("--classes", type=_str_list, help="class names, comma-separated (default: classes.json or class0..)")
@@ -59,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epoch-size", type=int, help="samples per epoch (default: number of training images)")
     t.add_argument("--batch-size", type=int, default=4, help="default 4")
     t.add_argument("--crop", type=int, default=256, help="random square crop for training; 0 = whole images (default 256)")
+    t.add_argument("--scale", type=float, default=1.0,
+                   help="train at reduced resolution: resize images by this factor (kept in the checkpoint; "
+                        "predict/evaluate resize inputs the same way and upsample the result)")
     t.add_argument("--no-augment", dest="augment", action="store_false", help="no flips/rotations")
     t.add_argument("--elastic", action="store_true",
                    help="U-Net paper's elastic deformation (3x3 grid, 10 px) of training crops")
@@ -72,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto = bf16 autocast + channels_last where the CPU/GPU supports bf16, else fp32")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default auto)")
     t.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
+    t.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="validate and save an exponential moving average of the weights (e.g. 0.99; default off)")
     t.add_argument("--resume", action="store_true", help="continue from --out/last.pt if it exists")
     t.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
@@ -110,12 +119,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         data=args.data, out=args.out, model=args.model, depth=args.depth, base_width=args.base_width,
-        batch_norm=args.batch_norm, backend=args.backend, class_names=args.classes, mask_values=args.mask_values,
+        batch_norm=args.batch_norm, backend=args.backend, decoder=args.decoder, class_names=args.classes, mask_values=args.mask_values,
         ignore_values=args.ignore_values, val_stems=parse_stems(args.val_stems), val_fraction=args.val_fraction,
         epochs=args.epochs, epoch_size=args.epoch_size, batch_size=args.batch_size, crop=args.crop or None,
-        augment=args.augment, elastic=args.elastic, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
+        augment=args.augment, elastic=args.elastic, scale=args.scale, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
         class_weighting=args.class_weighting, precision=args.precision, device=args.device, workers=args.workers,
-        seed=args.seed, resume=args.resume, progress=args.progress,
+        seed=args.seed, ema=args.ema, resume=args.resume, progress=args.progress,
     )
     start = time.perf_counter()
     best = fit(cfg)

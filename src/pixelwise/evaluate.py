@@ -20,5 +20,5 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, val_stems: str
     pairs, split = evaluation_pairs(Path(data), parse_stems(val_stems))
     ds = SegmentationDataset(pairs, seg.num_classes, seg.encoding, seg.norm, channels=seg.in_channels)
     cm, _ = evaluate(seg.network, DataLoader(ds, batch_size=1), seg.num_classes, "cpu", resolve_precision(precision),
-                     tta=tta)
+                     tta=tta, scale=seg.input_scale)
     return {"split": split, "images": len(pairs), "checkpoint": str(checkpoint), "tta": tta} | cm.summary(seg.class_names)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -64,20 +65,29 @@ def predict_logits(network: nn.Module, x: torch.Tensor, precision: str = "auto")
 
 
 @torch.inference_mode()
-def predict_probs(network: nn.Module, x: torch.Tensor, precision: str = "auto", tta: bool = False) -> torch.Tensor:
-    """Class probabilities (N, K, H, W). With ``tta``, the mean over the 8 flips/rotations of
-    the input (each prediction mapped back before averaging)."""
+def predict_probs(network: nn.Module, x: torch.Tensor, precision: str = "auto", tta: bool = False,
+                  scale: float = 1.0) -> torch.Tensor:
+    """Class probabilities (N, K, H, W) at the input's resolution.
+
+    ``tta``: the mean over the 8 flips/rotations of the input (each mapped back first).
+    ``scale``: run the network on the input resized by this factor (models trained at reduced
+    resolution), then resize the probabilities back bilinearly.
+    """
+    size = x.shape[-2:]
+    if scale != 1.0:
+        x = F.interpolate(x, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
     if not tta:
-        return predict_logits(network, x, precision).softmax(1)
-    total = torch.zeros(())
-    for k in range(4):
-        for flip in (False, True):
-            t = torch.rot90(x, k, (2, 3))
-            t = t.flip(3) if flip else t
-            p = predict_logits(network, t, precision).softmax(1)
-            p = p.flip(3) if flip else p
-            total = total + torch.rot90(p, -k, (2, 3))
-    return total / 8
+        probs = predict_logits(network, x, precision).softmax(1)
+    else:
+        probs = torch.zeros(())
+        for k in range(4):
+            for flip in (False, True):
+                t = torch.rot90(x, k, (2, 3))
+                p = predict_logits(network, t.flip(3) if flip else t, precision).softmax(1)
+                probs = probs + torch.rot90(p.flip(3) if flip else p, -k, (2, 3)) / 8
+    if probs.shape[-2:] != size:
+        probs = F.interpolate(probs, size=size, mode="bilinear", align_corners=False)
+    return probs
 
 
 def predict(seg: Segmenter, image: np.ndarray | str | os.PathLike, precision: str = "auto",
@@ -89,7 +99,7 @@ def predict(seg: Segmenter, image: np.ndarray | str | os.PathLike, precision: st
         image = image[..., None]
     image = match_channels(image, seg.in_channels)
     x = to_tensor(image, seg.norm).unsqueeze(0)
-    return predict_probs(seg.network, x, precision, tta).argmax(1)[0].to(torch.uint8).numpy()
+    return predict_probs(seg.network, x, precision, tta, seg.input_scale).argmax(1)[0].to(torch.uint8).numpy()
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float = 0.45) -> Image.Image:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from pixelwise.checkpoint import Segmenter, default_colours, read_checkpoint, save_checkpoint
@@ -49,6 +50,7 @@ class TrainConfig:
     base_width: int = 32
     batch_norm: bool = True
     backend: str = "torch"
+    decoder: str = "unpool"
     class_names: list[str] | None = None
     mask_values: list[int] | None = None
     ignore_values: list[int] | None = None
@@ -60,6 +62,7 @@ class TrainConfig:
     crop: int | None = 256
     augment: bool = True
     elastic: bool = False
+    scale: float = 1.0
     optimizer: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -70,6 +73,7 @@ class TrainConfig:
     device: str = "auto"
     workers: int = 0
     seed: int = 0
+    ema: float = 0.0
     resume: bool = False
     overlays: int = 4
     progress: bool = True
@@ -124,8 +128,10 @@ def train_one_epoch(
     precision: str,
     desc: str = "train",
     progress: bool = True,
+    ema: AveragedModel | None = None,
 ) -> float:
-    """One pass over ``loader``; returns the mean training loss."""
+    """One pass over ``loader``; returns the mean training loss. ``ema``, if given, is
+    updated with the new weights after every step."""
     from tqdm import tqdm
 
     model.train()
@@ -145,6 +151,8 @@ def train_one_epoch(
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        if ema is not None:
+            ema.update_parameters(model)
         total += loss.item() * len(images)
         count += len(images)
         bar.set_postfix(loss=f"{total / count:.4f}")
@@ -160,17 +168,22 @@ def evaluate(
     precision: str = "fp32",
     loss_fn: Callable | None = None,
     tta: bool = False,
+    scale: float = 1.0,
 ) -> tuple[ConfusionMatrix, float]:
-    """Confusion matrix over the whole loader and the mean loss (NaN without ``loss_fn``;
-    not computed with ``tta``, which averages the 8 flips/rotations of each input)."""
+    """Confusion matrix over the whole loader and the mean loss.
+
+    ``tta`` averages the 8 flips/rotations of each input; ``scale`` runs the model on resized
+    inputs and scores its upsampled prediction at the targets' resolution. The loss is NaN
+    without ``loss_fn`` and not computed with ``tta`` or ``scale``.
+    """
     from pixelwise.inference import predict_logits, predict_probs
 
     cm = ConfusionMatrix(num_classes)
     total, count = 0.0, 0
     for images, targets in loader:
         images, targets = images.to(device), targets.to(device)
-        if tta:
-            cm.update(predict_probs(model, images, precision, tta=True).argmax(1), targets)
+        if tta or scale != 1.0:
+            cm.update(predict_probs(model, images, precision, tta, scale).argmax(1), targets)
             continue
         logits = predict_logits(model, images, precision)
         if loss_fn is not None:
@@ -206,11 +219,11 @@ def build_datasets(cfg: TrainConfig) -> tuple[SegmentationDataset, SegmentationD
     colours = info.colours if info.colours and len(info.colours) == num_classes else default_colours(num_classes)
     encoding = MaskEncoding(tuple(cfg.mask_values) if cfg.mask_values else None, ignore)
     train = SegmentationDataset(train_pairs, num_classes, encoding, norm=None, crop=cfg.crop, augment=cfg.augment,
-                                 seed=cfg.seed, elastic=cfg.elastic)
+                                 seed=cfg.seed, elastic=cfg.elastic, scale=cfg.scale)
     channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
     train.set_channels(channels)
     train.norm = compute_normalization([train.load(i)[0] for i in range(len(train))])
-    val = SegmentationDataset(val_pairs, num_classes, encoding, train.norm, channels=channels)
+    val = SegmentationDataset(val_pairs, num_classes, encoding, train.norm, channels=channels, scale=cfg.scale)
     return train, val, names, colours
 
 
@@ -269,56 +282,75 @@ def write_overlays(seg: Segmenter, ds: SegmentationDataset, out_dir: Path, count
         save_png(out_dir / f"{ds.pairs[i][0].stem}.png", Image.fromarray(strip))
 
 
+def build_model(cfg: TrainConfig, in_channels: int, num_classes: int, device: torch.device,
+                precision: str) -> tuple[nn.Module, dict]:
+    """The seeded model and the keyword arguments that rebuild it (those its builder accepts)."""
+    arch_kwargs = {"in_channels": in_channels, "num_classes": num_classes}
+    options = {"depth": cfg.depth, "base_width": cfg.base_width, "batch_norm": cfg.batch_norm, "backend": cfg.backend,
+               "decoder": cfg.decoder}
+    accepted = inspect.signature(MODELS[cfg.model]).parameters if cfg.model in MODELS else {}
+    arch_kwargs |= {k: v for k, v in options.items() if k in accepted}
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, **arch_kwargs).to(device).to(memory_format=memory_format(precision))
+    return model, arch_kwargs
+
+
+def restore(path: Path, model: nn.Module, ema: AveragedModel | None, optimizer, scheduler) -> RunState:
+    """Load the state of ``last.pt`` into the training objects; returns the run's history."""
+    ckpt = read_checkpoint(path)
+    ts = ckpt["train_state"]
+    model.load_state_dict(ts["raw_state_dict"] if ema is not None else ckpt["state_dict"])
+    if ema is not None:
+        ema.module.load_state_dict(ckpt["state_dict"])
+        ema.n_averaged.fill_(ts["ema_updates"])
+    optimizer.load_state_dict(ts["optimizer"])
+    scheduler.load_state_dict(ts["scheduler"])
+    print(f"resumed from {path} after epoch {ts['epoch']}")
+    return RunState(ts["epoch"], ts["best_miou"], ts["history"])
+
+
 def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = None) -> Path:
     """Train per ``cfg``; writes ``last.pt``, ``best.pt``, ``metrics.csv``, ``curve.png`` and
     ``overlays/`` into ``cfg.out`` and returns the path of ``best.pt``.
 
-    ``on_epoch_end(epoch, row)`` is called after each epoch's checkpoint is written.
+    With ``cfg.ema`` > 0 an exponential moving average of the weights (decay ``cfg.ema`` per
+    step) is what gets validated and saved. ``on_epoch_end(epoch, row)`` is called after each
+    epoch's checkpoint is written.
     """
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     train_ds, val_ds, names, colours = build_datasets(cfg)
-    arch_kwargs = {"in_channels": train_ds.channels, "num_classes": len(names)}
-    options = {"depth": cfg.depth, "base_width": cfg.base_width, "batch_norm": cfg.batch_norm, "backend": cfg.backend}
-    accepted = inspect.signature(MODELS[cfg.model]).parameters if cfg.model in MODELS else {}
-    arch_kwargs |= {k: v for k, v in options.items() if k in accepted}
-    torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, **arch_kwargs).to(device).to(memory_format=memory_format(precision))
-    seg = Segmenter(model, cfg.model, arch_kwargs, names, train_ds.norm, colours, train_ds.encoding)
+    model, arch_kwargs = build_model(cfg, train_ds.channels, len(names), device, precision)
+    train_ds.context = getattr(model, "margin", 0)  # valid convolutions see mirrored context at borders
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
+    net = ema.module if ema is not None else model  # what is validated and saved
+    seg = Segmenter(net, cfg.model, arch_kwargs, names, train_ds.norm, colours, train_ds.encoding, cfg.scale)
 
     class_weights = None
     if cfg.class_weighting != "none":
         class_weights = class_weights_from_counts(class_pixel_counts(train_ds), cfg.class_weighting)
     loss_fn = make_loss(cfg.loss, class_weights)
     epoch_size = cfg.epoch_size or len(train_ds)
-    steps = math.ceil(epoch_size / cfg.batch_size)
     optimizer = make_optimizer(cfg, model.parameters())
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.1, cycle_momentum=cfg.optimizer == "sgd"
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * math.ceil(epoch_size / cfg.batch_size), pct_start=0.1,
+        cycle_momentum=cfg.optimizer == "sgd",
     )
     state = RunState()
     if cfg.resume and (out / "last.pt").exists():
-        ckpt = read_checkpoint(out / "last.pt")
-        model.load_state_dict(ckpt["state_dict"])
-        ts = ckpt["train_state"]
-        optimizer.load_state_dict(ts["optimizer"])
-        scheduler.load_state_dict(ts["scheduler"])
-        state = RunState(ts["epoch"], ts["best_miou"], ts["history"])
-        print(f"resumed from {out / 'last.pt'} after epoch {state.epoch}")
+        state = restore(out / "last.pt", model, ema, optimizer, scheduler)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     for epoch in range(state.epoch, cfg.epochs):
         start = time.perf_counter()
         train_ds.set_epoch(epoch)
-        loader = DataLoader(
-            train_ds, batch_size=cfg.batch_size, sampler=epoch_indices(len(train_ds), epoch_size, cfg.seed, epoch),
-            num_workers=cfg.workers, drop_last=False,
-        )
+        loader = DataLoader(train_ds, batch_size=cfg.batch_size, num_workers=cfg.workers,
+                            sampler=epoch_indices(len(train_ds), epoch_size, cfg.seed, epoch))
         train_loss = train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, precision,
-                                     f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
-        cm, val_loss = evaluate(model, DataLoader(val_ds, batch_size=1), len(names), device, precision, loss_fn)
+                                     f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress, ema)
+        cm, val_loss = evaluate(net, DataLoader(val_ds, batch_size=1), len(names), device, precision, loss_fn)
         summary = cm.summary(names)
         row = {
             "epoch": epoch + 1, "train_loss": round(train_loss, 6), "val_loss": round(val_loss, 6),
@@ -334,6 +366,8 @@ def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = Non
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": state.epoch,
             "best_miou": state.best_miou, "history": state.history, "config": asdict(cfg),
         }
+        if ema is not None:
+            train_state |= {"raw_state_dict": model.state_dict(), "ema_updates": int(ema.n_averaged)}
         save_checkpoint(out / "last.pt", seg, train_state)
         if improved:
             save_checkpoint(out / "best.pt", seg, {"epoch": state.epoch, "metrics": summary, "config": asdict(cfg)})

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pixelwise.data.io import IMAGE_SUFFIXES, read_image, read_mask
-from pixelwise.data.transforms import IGNORE_INDEX, elastic_deform, random_crop, random_flip_rotate
+from pixelwise.data.transforms import IGNORE_INDEX, elastic_deform, random_crop, pad_context, random_flip_rotate, resize_pair
 
 Pair = tuple[Path, Path]
 
@@ -200,7 +200,8 @@ class SegmentationDataset(Dataset):
     With ``crop``, ``elastic`` and ``augment``, each sample is a random crop, elastically
     deformed, with flips/rotations, whose
     randomness depends only on ``(seed, epoch, index)``; call :meth:`set_epoch` each epoch.
-    Decoded files are cached in memory.
+    ``scale`` resizes every pair once, when first loaded (image antialiased bilinear, mask
+    nearest). Decoded files are cached in memory.
     """
 
     def __init__(
@@ -214,10 +215,12 @@ class SegmentationDataset(Dataset):
         seed: int = 0,
         channels: int | None = None,
         elastic: bool = False,
+        scale: float = 1.0,
     ) -> None:
         self.pairs, self.num_classes, self.encoding, self.norm = pairs, num_classes, encoding, norm
         self.crop, self.augment, self.seed, self.epoch = crop, augment, seed, 0
-        self.elastic = elastic
+        self.elastic, self.scale = elastic, scale
+        self.context = 0  # mirrored border added around each image before cropping (valid-convolution models)
         self.channels = channels
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -242,11 +245,15 @@ class SegmentationDataset(Dataset):
                 raise ValueError(f"{mask_path}: mask is {target.shape} but image {img_path.name} is {image.shape[:2]}")
             if self.channels is not None:
                 image = match_channels(image, self.channels, img_path)
+            if self.scale != 1.0:
+                image, target = resize_pair(image, target, self.scale)
             self._cache[index] = (image, target)
         return self._cache[index]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, target = self.load(index)
+        if self.context:
+            image, target = pad_context(image, target, self.context)
         if self.crop or self.augment or self.elastic:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             if self.crop:

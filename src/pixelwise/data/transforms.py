@@ -23,6 +23,31 @@ def pad_to(image: np.ndarray, mask: np.ndarray, height: int, width: int) -> tupl
     return image, mask
 
 
+def resize_pair(image: np.ndarray, mask: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Resize by ``scale``: the image with antialiased bilinear interpolation, the mask by
+    nearest neighbour (pixel centres), so that class ids stay class ids."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = mask.shape
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    x = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None]
+    x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    hi = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else np.inf
+    resized = np.clip(np.rint(x[0].permute(1, 2, 0).numpy()), 0, hi).astype(image.dtype)
+    rows = np.minimum(((np.arange(new_h) + 0.5) * h / new_h).astype(np.intp), h - 1)
+    cols = np.minimum(((np.arange(new_w) + 0.5) * w / new_w).astype(np.intp), w - 1)
+    return resized, mask[rows[:, None], cols[None, :]]
+
+
+def pad_context(image: np.ndarray, mask: np.ndarray, border: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror ``border`` pixels around the image (context for valid convolutions); the mask's
+    border is the ignore index, so only real pixels are ever scored."""
+    mode = "reflect" if border < min(image.shape[:2]) else "symmetric"
+    image = np.pad(image, ((border, border), (border, border), (0, 0)), mode=mode)
+    return image, np.pad(mask, border, constant_values=IGNORE_INDEX)
+
+
 def random_crop(
     image: np.ndarray, mask: np.ndarray, size: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -28,9 +28,13 @@ def unet_original(in_channels: int = 1, num_classes: int = 2, depth: int = 4, ba
 
 
 def segnet(in_channels: int = 3, num_classes: int = 2, depth: int = 4, base_width: int = 32,
-           backend: str = "torch") -> nn.Module:
-    """SegNet-style encoder-decoder: max unpooling with the encoder's pooling indices."""
-    return EncoderDecoder(in_channels, num_classes, depth, base_width, "maxpool", "unpool", backend)
+           decoder: str = "unpool", backend: str = "torch") -> nn.Module:
+    """SegNet-style encoder-decoder: max unpooling with the encoder's pooling indices.
+
+    ``decoder="transpose"`` swaps unpooling for 3x3 stride-2 transposed convolutions and keeps
+    everything else, for a direct comparison of the two upsampling methods.
+    """
+    return EncoderDecoder(in_channels, num_classes, depth, base_width, "maxpool", decoder, backend)
 
 
 def deconvnet(in_channels: int = 3, num_classes: int = 2, depth: int = 4, base_width: int = 32,

@@ -1,0 +1,39 @@
+"""Markdown table of the CamVid comparison runs: full-resolution validation metrics of each
+run's best.pt (its evaluation.json, written by `pixelwise evaluate`), training time
+(metrics.csv) and parameters.
+
+    python recipes/camvid_table.py runs/camvid
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+
+def main(root: Path) -> None:
+    rows = []
+    for run in sorted(p for p in root.iterdir() if (p / "best.pt").is_file()):
+        ckpt = torch.load(run / "best.pt", weights_only=True, map_location="cpu")
+        metrics = json.loads((run / "evaluation.json").read_text())
+        history = list(csv.DictReader(open(run / "metrics.csv")))
+        seconds = sum(float(r["seconds"]) for r in history)
+        params = sum(v.numel() for k, v in ckpt["state_dict"].items() if not k.endswith(("running_mean", "running_var",
+                                                                                          "num_batches_tracked")))
+        rows.append((run.name, ckpt["arch"], params, seconds, ckpt["train_state"]["epoch"], metrics))
+    names = list(rows[0][5]["per_class"]) if rows else []
+    print("| run | model | params | train+val time | best epoch | pixel acc | mean IoU | "
+          + " | ".join(names) + " |")
+    print("|---" * (7 + len(names)) + "|")
+    for name, arch, params, seconds, epoch, m in sorted(rows, key=lambda r: -r[5]["mean_iou"]):
+        per_class = " | ".join(f"{m['per_class'][c]['iou']:.3f}" for c in names)
+        print(f"| {name} | {arch} | {params / 1e6:.2f} M | {seconds / 60:.1f} min | {epoch} | "
+              f"{m['pixel_accuracy']:.3f} | {m['mean_iou']:.3f} | {per_class} |")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

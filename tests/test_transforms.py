@@ -1,0 +1,67 @@
+"""Paired transforms: geometry applied jointly, class ids preserved, seeded."""
+
+import numpy as np
+import pytest
+import torch
+
+from pixelwise.data.transforms import IGNORE_INDEX, elastic_deform, pad_context, random_crop, resize_pair
+
+
+def _pair(h=40, w=56):
+    rng = np.random.default_rng(0)
+    mask = np.zeros((h, w), np.int64)
+    mask[10:25, 8:30] = 1
+    mask[28:, 35:] = 2
+    image = (mask * 80 + rng.integers(0, 20, (h, w)))[..., None].astype(np.uint8)
+    return image, mask
+
+
+def test_elastic_is_joint_seeded_and_keeps_ids():
+    image, mask = _pair()
+    a = elastic_deform(image, mask, np.random.default_rng(5))
+    b = elastic_deform(image, mask, np.random.default_rng(5))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    warped, warped_mask = a
+    assert warped.shape == image.shape and warped.dtype == np.uint8 and warped_mask.shape == mask.shape
+    assert set(np.unique(warped_mask)) <= {0, 1, 2}
+    assert not np.array_equal(warped_mask, mask)  # it did deform
+    # image and mask moved together: the bright class-2 region stays bright
+    assert warped[..., 0][warped_mask == 2].mean() > warped[..., 0][warped_mask == 0].mean() + 100
+
+
+def test_elastic_zero_sigma_is_identity():
+    image, mask = _pair()
+    warped, warped_mask = elastic_deform(image, mask, np.random.default_rng(0), sigma=0.0)
+    assert np.array_equal(warped, image) and np.array_equal(warped_mask, mask)
+
+
+def test_resize_pair_halves_and_keeps_ids():
+    image, mask = _pair(40, 56)
+    small_img, small_mask = resize_pair(image, mask, 0.5)
+    assert small_img.shape == (20, 28, 1) and small_mask.shape == (20, 28)
+    np.testing.assert_array_equal(small_mask, mask[1::2, 1::2])  # nearest at pixel centres
+    assert set(np.unique(small_mask)) <= {0, 1, 2}
+
+
+def test_pad_context_mirrors_image_and_ignores_mask():
+    image, mask = _pair(10, 12)
+    img, m = pad_context(image, mask, 3)
+    assert img.shape == (16, 18, 1) and m.shape == (16, 18)
+    np.testing.assert_array_equal(img[3:-3, 3:-3], image)
+    np.testing.assert_array_equal(img[2, 3:-3], image[1])  # reflection
+    assert (m[:3] == IGNORE_INDEX).all() and np.array_equal(m[3:-3, 3:-3], mask)
+
+
+def test_random_crop_pads_small_images_with_ignore():
+    image, mask = _pair(10, 12)
+    img, m = random_crop(image, mask, 16, np.random.default_rng(0))
+    assert img.shape == (16, 16, 1) and (m[10:] == IGNORE_INDEX).all()
+
+
+def test_tta_equals_plain_for_an_equivariant_model():
+    from pixelwise.inference import predict_probs
+
+    net = torch.nn.Conv2d(1, 3, 1)  # pointwise: commutes with flips and rotations
+    x = torch.randn(2, 1, 9, 7)
+    torch.testing.assert_close(predict_probs(net, x, "fp32", tta=True), predict_probs(net, x, "fp32"))
+    assert predict_probs(net, x, "fp32", scale=0.5).shape == (2, 3, 9, 7)
