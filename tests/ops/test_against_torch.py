@@ -74,16 +74,10 @@ def _leaves(*tensors):
     return [t.clone().requires_grad_() if t is not None else None for t in tensors]
 
 
-@SETTINGS
-@given(conv_cases())
-def test_conv2d(c):
-    g = torch.Generator().manual_seed(c["seed"])
-    x = torch.randn(c["n"], c["c_in"], c["h"], c["w"], generator=g)
-    wt = torch.randn(c["c_out"], c["c_in"], *c["k"], generator=g)
-    b = torch.randn(c["c_out"], generator=g) if c["bias"] else None
-    ours, theirs = _leaves(x, wt, b), _leaves(x, wt, b)
-    out = conv2d(*ours, c["s"], c["p"], c["d"])
-    out_ref = F.conv2d(*theirs, stride=c["s"], padding=c["p"], dilation=c["d"])
+def assert_same_values_and_grads(ours_fn, theirs_fn, inputs, g):
+    """Run both on fresh leaf copies of ``inputs``; compare outputs and every input gradient."""
+    ours, theirs = _leaves(*inputs), _leaves(*inputs)
+    out, out_ref = ours_fn(*ours), theirs_fn(*theirs)
     torch.testing.assert_close(out, out_ref, **TOL)
     grad = torch.randn(out.shape, generator=g)
     out.backward(grad)
@@ -91,8 +85,21 @@ def test_conv2d(c):
     for a, r in zip(ours, theirs):
         if a is not None:
             torch.testing.assert_close(a.grad, r.grad, **TOL)
+    return out_ref.detach()
+
+
+@SETTINGS
+@given(conv_cases())
+def test_conv2d(c):
+    g = torch.Generator().manual_seed(c["seed"])
+    x = torch.randn(c["n"], c["c_in"], c["h"], c["w"], generator=g)
+    wt = torch.randn(c["c_out"], c["c_in"], *c["k"], generator=g)
+    b = torch.randn(c["c_out"], generator=g) if c["bias"] else None
+    out_ref = assert_same_values_and_grads(
+        lambda x, w, b: conv2d(x, w, b, c["s"], c["p"], c["d"]),
+        lambda x, w, b: F.conv2d(x, w, b, stride=c["s"], padding=c["p"], dilation=c["d"]), (x, wt, b), g)
     np.testing.assert_allclose(ref.conv2d(x.double().numpy(), wt.double().numpy(), None if b is None else b.numpy(),
-                                          c["s"], c["p"], c["d"]), out_ref.detach().numpy(), rtol=1e-4, atol=1e-4)
+                                          c["s"], c["p"], c["d"]), out_ref.numpy(), rtol=1e-4, atol=1e-4)
 
 
 @SETTINGS
@@ -108,19 +115,13 @@ def test_conv_transpose2d(c):
         with pytest.raises(ValueError, match="impossible output size"):
             conv_transpose2d(y, wt, b, c["s"], c["p"], c["op"], c["d"])
         return
-    ours, theirs = _leaves(y, wt, b), _leaves(y, wt, b)
-    out = conv_transpose2d(*ours, c["s"], c["p"], c["op"], c["d"])
-    out_ref = F.conv_transpose2d(*theirs, stride=c["s"], padding=c["p"], output_padding=c["op"], dilation=c["d"])
-    torch.testing.assert_close(out, out_ref, **TOL)
-    grad = torch.randn(out.shape, generator=g)
-    out.backward(grad)
-    out_ref.backward(grad)
-    for a, r in zip(ours, theirs):
-        if a is not None:
-            torch.testing.assert_close(a.grad, r.grad, **TOL)
+    out_ref = assert_same_values_and_grads(
+        lambda y, w, b: conv_transpose2d(y, w, b, c["s"], c["p"], c["op"], c["d"]),
+        lambda y, w, b: F.conv_transpose2d(y, w, b, stride=c["s"], padding=c["p"], output_padding=c["op"],
+                                           dilation=c["d"]), (y, wt, b), g)
     np.testing.assert_allclose(
         ref.conv_transpose2d(y.double().numpy(), wt.double().numpy(), None if b is None else b.numpy(), c["s"],
-                             c["p"], c["op"], c["d"]), out_ref.detach().numpy(), rtol=1e-4, atol=1e-4)
+                             c["p"], c["op"], c["d"]), out_ref.numpy(), rtol=1e-4, atol=1e-4)
 
 
 @settings(max_examples=15, deadline=None)

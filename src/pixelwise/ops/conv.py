@@ -130,15 +130,21 @@ class _ConvTranspose2d(torch.autograd.Function):
         return grad_y, grad_w, grad_b, None, None, None, None
 
 
-def _check_conv(name: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, s, d) -> None:
+def _check_conv(name: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, s, d,
+                in_axis: int) -> None:
+    """Shared input checks; ``in_axis`` is the weight axis of the input channels (0 or 1)."""
     check_float(name, x, 4)
     check_float(name + " weight", weight, 4)
     if x.dtype != weight.dtype:
         raise ValueError(f"{name}: input dtype {x.dtype} differs from weight dtype {weight.dtype}")
     if min(s) < 1 or min(d) < 1:
         raise ValueError(f"{name}: stride {s} and dilation {d} must be >= 1")
-    if bias is not None and (bias.ndim != 1 or bias.dtype != weight.dtype):
-        raise ValueError(f"{name}: bias must be 1D of dtype {weight.dtype}, got shape {tuple(bias.shape)} {bias.dtype}")
+    if weight.shape[in_axis] != x.shape[1]:
+        raise ValueError(f"{name}: weight {tuple(weight.shape)} expects {weight.shape[in_axis]} input channels, "
+                         f"input {tuple(x.shape)} has {x.shape[1]}")
+    if bias is not None and (bias.ndim != 1 or bias.dtype != weight.dtype or bias.shape[0] != weight.shape[1 - in_axis]):
+        raise ValueError(f"{name}: bias shape {tuple(bias.shape)} ({bias.dtype}) does not match weight "
+                         f"{tuple(weight.shape)} ({weight.dtype})")
 
 
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride=1, padding=0,
@@ -147,12 +153,7 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     ``torch.nn.functional.conv2d`` (groups = 1)."""
     s, p, d = pair(stride), pair(padding), pair(dilation)
     x, weight, bias = autocast_inputs(x, weight, bias)
-    _check_conv("conv2d", x, weight, bias, s, d)
-    if weight.shape[1] != x.shape[1]:
-        raise ValueError(f"conv2d: weight {tuple(weight.shape)} expects {weight.shape[1]} input channels, "
-                         f"input {tuple(x.shape)} has {x.shape[1]}")
-    if bias is not None and bias.shape[0] != weight.shape[0]:
-        raise ValueError(f"conv2d: bias shape {tuple(bias.shape)} does not match weight {tuple(weight.shape)}")
+    _check_conv("conv2d", x, weight, bias, s, d, in_axis=1)
     for i in range(2):
         if conv_output_size(x.shape[2 + i], weight.shape[2 + i], s[i], p[i], d[i]) < 1:
             raise ValueError(f"conv2d: input {tuple(x.shape)} with padding {p} is smaller than the dilated "
@@ -170,12 +171,7 @@ def conv_transpose2d(y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     """
     s, p, op, d = pair(stride), pair(padding), pair(output_padding), pair(dilation)
     y, weight, bias = autocast_inputs(y, weight, bias)
-    _check_conv("conv_transpose2d", y, weight, bias, s, d)
-    if weight.shape[0] != y.shape[1]:
-        raise ValueError(f"conv_transpose2d: weight {tuple(weight.shape)} expects {weight.shape[0]} input channels, "
-                         f"input {tuple(y.shape)} has {y.shape[1]}")
-    if bias is not None and bias.shape[0] != weight.shape[1]:
-        raise ValueError(f"conv_transpose2d: bias shape {tuple(bias.shape)} does not match weight {tuple(weight.shape)}")
+    _check_conv("conv_transpose2d", y, weight, bias, s, d, in_axis=0)
     if any(op[i] >= max(s[i], d[i]) for i in range(2)):
         raise ValueError(f"conv_transpose2d: output_padding {op} must be smaller than stride {s} or dilation {d}")
     out_hw = tuple(conv_transpose_output_size(y.shape[2 + i], weight.shape[2 + i], s[i], p[i], op[i], d[i])
