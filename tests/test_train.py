@@ -125,3 +125,22 @@ def test_version_is_fast():
     imported = subprocess.run([sys.executable, "-c", "import pixelwise.cli, sys; print('torch' in sys.modules)"],
                               capture_output=True, text=True, check=True)
     assert imported.stdout.strip() == "False"
+
+
+def test_reduced_scale_predicts_at_full_resolution(shapes_data, tmp_path):
+    best = fit(_cfg(shapes_data, tmp_path / "run", epochs=1, scale=0.5, crop=16, overlays=1))
+    seg = load_model(best)
+    assert seg.input_scale == 0.5
+    img_path = sorted((shapes_data / "val" / "images").glob("*.png"))[0]
+    assert predict(seg, img_path).shape == (48, 48)
+    assert Image.open(tmp_path / "run" / "overlays" / img_path.name).size == (3 * 24, 24)
+
+
+def test_valid_convolution_model_trains_on_centre_crops(shapes_data, tmp_path):
+    # the original U-Net (depth 1: margin 8) scores the centre of each crop; context is mirrored
+    cfg = _cfg(shapes_data, tmp_path / "run", model="unet_original", depth=1, base_width=4, crop=36, epochs=1)
+    best = fit(cfg)
+    seg = load_model(best)
+    assert seg.network.margin == 8
+    img_path = sorted((shapes_data / "val" / "images").glob("*.png"))[0]
+    assert predict(seg, img_path, precision="fp32").shape == (48, 48)

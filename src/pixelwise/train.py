@@ -19,20 +19,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
-from pixelwise.checkpoint import Segmenter, default_colours, read_checkpoint, save_checkpoint
+from pixelwise.checkpoint import Segmenter, default_colours, load_model, read_checkpoint, save_checkpoint
 from pixelwise.data.datasets import (
     MaskEncoding,
     SegmentationDataset,
     compute_normalization,
     read_dataset_info,
     resolve_splits,
+    to_tensor,
 )
 from pixelwise.data.io import atomic_write_bytes, read_mask, save_png
-from pixelwise.inference import autocast, memory_format, overlay, resolve_precision
+from pixelwise.inference import autocast, memory_format, overlay, predict_logits, predict_probs, resolve_precision
 from pixelwise.losses import IGNORE_INDEX, PixelCrossEntropy, class_weights_from_counts, soft_dice_loss
 from pixelwise.metrics import ConfusionMatrix
 from pixelwise.models import MODELS, create_model
@@ -176,8 +178,6 @@ def evaluate(
     inputs and scores its upsampled prediction at the targets' resolution. The loss is NaN
     without ``loss_fn`` and not computed with ``tta`` or ``scale``.
     """
-    from pixelwise.inference import predict_logits, predict_probs
-
     cm = ConfusionMatrix(num_classes)
     total, count = 0.0, 0
     for images, targets in loader:
@@ -267,19 +267,15 @@ def plot_curves(path: Path, history: list[dict]) -> None:
 
 
 def write_overlays(seg: Segmenter, ds: SegmentationDataset, out_dir: Path, count: int, precision: str) -> None:
-    """image | ground truth | prediction strips for the first ``count`` validation images."""
-    from pixelwise.inference import predict
-
+    """image | ground truth | prediction strips for the first ``count`` images of ``ds``, at
+    the dataset's (possibly reduced) resolution."""
     palette = seg.palette()
     for i in range(min(count, len(ds))):
         image, target = ds.load(i)
-        pred = predict(seg, image, precision)
-        truth = overlay(image, np.where(target == IGNORE_INDEX, 0, target), palette)
-        strip = np.concatenate([np.asarray(overlay(image, np.zeros_like(pred), palette)), np.asarray(truth),
-                                np.asarray(overlay(image, pred, palette))], axis=1)
-        from PIL import Image
-
-        save_png(out_dir / f"{ds.pairs[i][0].stem}.png", Image.fromarray(strip))
+        pred = predict_probs(seg.network, to_tensor(image, seg.norm)[None], precision).argmax(1)[0].numpy()
+        panels = [overlay(image, np.zeros_like(pred), palette), overlay(image, np.where(target == IGNORE_INDEX, 0, target),
+                                                                        palette), overlay(image, pred, palette)]
+        save_png(out_dir / f"{ds.pairs[i][0].stem}.png", Image.fromarray(np.concatenate([np.asarray(p) for p in panels], 1)))
 
 
 def build_model(cfg: TrainConfig, in_channels: int, num_classes: int, device: torch.device,
@@ -380,7 +376,5 @@ def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = Non
 
     best = out / "best.pt"
     if cfg.overlays and best.exists():
-        from pixelwise.checkpoint import load_model
-
         write_overlays(load_model(best), val_ds, out / "overlays", cfg.overlays, precision)
     return best
