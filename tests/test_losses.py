@@ -66,3 +66,54 @@ def test_median_frequency_weights():
     w = class_weights_from_counts(torch.tensor([100, 25, 0, 50]))
     # frequencies 100/175, 25/175, 50/175; median of present = 50/175
     assert w.tolist() == pytest.approx([0.5, 2.0, 0.0, 1.0])
+
+
+def _cells(size=28, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((size, size), np.int32)
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(1, 5):
+        cy, cx, r = rng.integers(4, size - 4), rng.integers(4, size - 4), rng.integers(2, 5)
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = i
+    return labels
+
+
+def naive_weight_map(labels, w0=10.0, sigma=5.0):
+    """Per-pixel loop over every cell pixel: the definition, nothing clever."""
+    import numpy as np
+
+    fg = labels > 0
+    freq = fg.mean()
+    out = np.where(fg, 0.5 / freq, 0.5 / (1 - freq)).astype(np.float64)
+    cells = [np.argwhere(labels == i) for i in np.unique(labels) if i > 0]
+    for y, x in np.argwhere(~fg):
+        d = sorted(np.sqrt(((pts - (y, x)) ** 2).sum(1)).min() for pts in cells)
+        if len(d) >= 2:
+            out[y, x] += w0 * np.exp(-((d[0] + d[1]) ** 2) / (2 * sigma**2))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_weight_map_equals_naive_reference(seed):
+    import numpy as np
+
+    from pixelwise.losses import unet_weight_map
+
+    labels = _cells(seed=seed)
+    np.testing.assert_allclose(unet_weight_map(labels), naive_weight_map(labels), rtol=1e-5, atol=1e-4)
+
+
+def test_weight_map_hand_case_and_errors():
+    import numpy as np
+
+    from pixelwise.losses import unet_weight_map
+
+    labels = np.zeros((1, 5), np.int32)
+    labels[0, 0], labels[0, 4] = 1, 2  # the middle pixel is 2 from each cell
+    w = unet_weight_map(labels, w0=10, sigma=5, balance=False)
+    assert w[0, 2] == pytest.approx(1 + 10 * np.exp(-16 / 50))
+    assert w[0, 0] == 1.0  # cell pixels get the class weight alone
+    with pytest.raises(ValueError, match="labels must be a 2D integer image"):
+        unet_weight_map(np.zeros((3, 3), np.float32))

@@ -1,0 +1,47 @@
+"""U-Net border weight map on a 1024 x 1024 label image with 300 cells (issue 5 target: <= 1 s).
+
+    python benchmarks/weight_map.py [--size 1024] [--cells 300] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from pixelwise.losses import unet_weight_map
+
+
+def random_cells(size: int, cells: int, seed: int = 0) -> np.ndarray:
+    """Touching and separate discs of radius 6-16 px, later cells drawn over earlier ones."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((size, size), np.int32)
+    for i in range(1, cells + 1):
+        r = int(rng.integers(6, 17))
+        cy, cx = rng.integers(r, size - r, 2)
+        yy, xx = np.ogrid[cy - r : cy + r + 1, cx - r : cx + r + 1]
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        labels[cy - r : cy + r + 1, cx - r : cx + r + 1][disc] = i
+    return labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--cells", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    labels = random_cells(args.size, args.cells)
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        unet_weight_map(labels)
+        times.append(time.perf_counter() - start)
+    print(f"{args.size} x {args.size}, {len(np.unique(labels)) - 1} cells: median {statistics.median(times):.3f} s "
+          f"over {args.repeats} runs (target <= 1 s)")
+
+
+if __name__ == "__main__":
+    main()
