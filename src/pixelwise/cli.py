@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     p.add_argument("--tta", action="store_true", help="average predictions over the 8 flips/rotations (8x slower)")
+    p.add_argument("--tile", type=int, default=None,
+                   help="overlap-tile prediction with tiles of this size (default: 1024 for images over 2048x2048 "
+                        "pixels; 0 = never tile)")
+    p.add_argument("--overlap", type=int, default=64, help="context kept around each tile's core (default 64)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
     e = sub.add_parser("evaluate", help="score a checkpoint on a labelled dataset",
@@ -139,7 +143,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from pixelwise.inference import predict_files
 
     seg = load_model(args.checkpoint)
-    result = predict_files(seg, args.inputs, args.out, args.precision, args.progress, args.tta)
+    result = predict_files(seg, args.inputs, args.out, args.precision, args.progress, args.tta,
+                           args.tile, args.overlap)
     print(f"wrote {len(result.written)} masks to {Path(args.out) / 'masks'} and overlays to {Path(args.out) / 'overlays'}")
     if result.failures:
         print(f"{len(result.failures)} file(s) failed:", file=sys.stderr)

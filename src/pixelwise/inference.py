@@ -16,6 +16,7 @@ from torch import nn
 
 from pixelwise.checkpoint import Segmenter
 from pixelwise.data.datasets import match_channels, to_tensor
+from pixelwise.data.transforms import resize_pair
 from pixelwise.data.io import ImageReadError, list_images, read_image, save_mask, save_png
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -90,16 +91,73 @@ def predict_probs(network: nn.Module, x: torch.Tensor, precision: str = "auto", 
     return probs
 
 
-def predict(seg: Segmenter, image: np.ndarray | str | os.PathLike, precision: str = "auto",
-            tta: bool = False) -> np.ndarray:
-    """Class-id mask (H, W) uint8 for an (H, W, C) image array or an image file path."""
+AUTO_TILE_PIXELS = 2048 * 2048  # larger images are predicted tile by tile
+AUTO_TILE, AUTO_OVERLAP = 1024, 64
+
+
+def tile_starts(size: int, core: int) -> list[int]:
+    """Start offsets of cores of length ``core`` covering ``size``; the last is shifted back to end at ``size``."""
+    if size <= core:
+        return [0]
+    starts = list(range(0, size - core, core))
+    return starts + [size - core]
+
+
+def predict_tiled(network: nn.Module, image: np.ndarray, norm, tile: int = AUTO_TILE, overlap: int = AUTO_OVERLAP,
+                  precision: str = "auto", tta: bool = False, batch_size: int = 4) -> np.ndarray:
+    """Overlap-tile prediction of an (H, W, C) image: class-id mask (H, W) uint8.
+
+    The image is mirror-extended by ``overlap`` on every side; tiles of ``tile`` x ``tile``
+    pixels are predicted in batches and only each tile's central ``tile - 2 * overlap`` core
+    is kept, so every output pixel comes from one tile that saw ``overlap`` pixels of context
+    around it (no seams when the model's receptive field fits in the overlap). Memory is
+    bounded by the tile batch and the uint8 output.
+    """
+    core = tile - 2 * overlap
+    if core < 1:
+        raise ValueError(f"tile {tile} must be larger than twice the overlap {overlap}")
+    h, w = image.shape[:2]
+    core_h, core_w = min(core, h), min(core, w)
+    mode = "reflect" if overlap < min(h, w) else "symmetric"
+    padded = np.pad(image, ((overlap, overlap), (overlap, overlap), (0, 0)), mode=mode)
+    origins = [(y, x) for y in tile_starts(h, core_h) for x in tile_starts(w, core_w)]
+    mask = np.zeros((h, w), dtype=np.uint8)
+    for i in range(0, len(origins), batch_size):
+        batch = origins[i : i + batch_size]
+        x = torch.stack([to_tensor(padded[y : y + core_h + 2 * overlap, x0 : x0 + core_w + 2 * overlap], norm)
+                         for y, x0 in batch])
+        pred = predict_probs(network, x, precision, tta).argmax(1).to(torch.uint8).numpy()
+        for (y, x0), p in zip(batch, pred):
+            mask[y : y + core_h, x0 : x0 + core_w] = p[overlap : overlap + core_h, overlap : overlap + core_w]
+    return mask
+
+
+def predict(seg: Segmenter, image: np.ndarray | str | os.PathLike, precision: str = "auto", tta: bool = False,
+            tile: int | None = None, overlap: int = AUTO_OVERLAP) -> np.ndarray:
+    """Class-id mask (H, W) uint8 for an (H, W, C) image array or an image file path.
+
+    ``tile``: predict by overlap-tile with tiles of this size (see :func:`predict_tiled`);
+    ``None`` tiles automatically above 2048 x 2048 pixels, 0 never tiles.
+    """
     if not isinstance(image, np.ndarray):
         image = read_image(image)
     if image.ndim == 2:
         image = image[..., None]
     image = match_channels(image, seg.in_channels)
-    x = to_tensor(image, seg.norm).unsqueeze(0)
-    return predict_probs(seg.network, x, precision, tta, seg.input_scale).argmax(1)[0].to(torch.uint8).numpy()
+    if tile is None:
+        tile = AUTO_TILE if image.shape[0] * image.shape[1] > AUTO_TILE_PIXELS else 0
+    if not tile:
+        x = to_tensor(image, seg.norm).unsqueeze(0)
+        return predict_probs(seg.network, x, precision, tta, seg.input_scale).argmax(1)[0].to(torch.uint8).numpy()
+    h, w = image.shape[:2]
+    if seg.input_scale != 1.0:  # tile at the network's resolution, then nearest-upsample the mask
+        image = resize_pair(image, np.zeros((h, w), np.uint8), seg.input_scale)[0]
+    mask = predict_tiled(seg.network, image, seg.norm, tile, overlap, precision, tta)
+    if mask.shape != (h, w):
+        rows = np.minimum((np.arange(h) + 0.5) * mask.shape[0] / h, mask.shape[0] - 1).astype(np.intp)
+        cols = np.minimum((np.arange(w) + 0.5) * mask.shape[1] / w, mask.shape[1] - 1).astype(np.intp)
+        mask = mask[rows[:, None], cols[None, :]]
+    return mask
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float = 0.45) -> Image.Image:
@@ -135,6 +193,8 @@ def predict_files(
     precision: str = "auto",
     progress: bool = True,
     tta: bool = False,
+    tile: int | None = None,
+    overlap: int = AUTO_OVERLAP,
 ) -> BatchResult:
     """Write ``out/masks/<name>.png`` (palette PNG of class ids) and ``out/overlays/<name>.png``
     for every image; bad files are recorded and skipped."""
@@ -146,7 +206,7 @@ def predict_files(
     for src, rel in tqdm(items, desc="predict", unit="img", disable=not progress):
         try:
             image = read_image(src)
-            mask = predict(seg, image, precision, tta)
+            mask = predict(seg, image, precision, tta, tile, overlap)
         except (ImageReadError, ValueError) as exc:
             result.failures.append((src, str(exc) if str(src) in str(exc) else f"{src}: {exc}"))
             continue

@@ -1,0 +1,46 @@
+"""Overlap-tile prediction equals whole-image prediction when the receptive field fits the overlap."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pixelwise.checkpoint import Segmenter
+from pixelwise.data.datasets import Normalization, to_tensor
+from pixelwise.inference import predict, predict_logits, predict_tiled, tile_starts
+
+
+def small_rf_net() -> nn.Module:
+    """Three 3x3 convolutions: receptive field 7 x 7 (3 pixels each side)."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                         nn.Conv2d(8, 4, 3, padding=1)).eval()
+
+
+@pytest.mark.parametrize("h, w, tile, overlap", [(100, 77, 32, 8), (64, 64, 64, 4), (30, 200, 40, 5)])
+def test_tiled_equals_whole_image_on_mirrored_input(h, w, tile, overlap):
+    net, norm = small_rf_net(), Normalization([0.5] * 3, [0.25] * 3)
+    image = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    tiled = predict_tiled(net, image, norm, tile, overlap, precision="fp32", batch_size=3)
+    # reference: the whole mirror-extended image at once, cropped back
+    padded = np.pad(image, ((overlap, overlap), (overlap, overlap), (0, 0)), mode="reflect")
+    logits = predict_logits(net, to_tensor(padded, norm)[None], "fp32")[0, :, overlap:-overlap, overlap:-overlap]
+    np.testing.assert_array_equal(tiled, logits.argmax(0).numpy())
+    # away from the image border the plain whole-image prediction agrees too
+    whole = predict_logits(net, to_tensor(image, norm)[None], "fp32")[0].argmax(0).numpy()
+    np.testing.assert_array_equal(tiled[3:-3, 3:-3], whole[3:-3, 3:-3])
+
+
+def test_tile_starts_cover_exactly():
+    assert tile_starts(100, 40) == [0, 40, 60]
+    assert tile_starts(30, 40) == [0]
+    assert tile_starts(80, 40) == [0, 40]
+
+
+def test_predict_uses_tiles_when_asked_and_checks_sizes():
+    seg = Segmenter(small_rf_net(), "x", {"in_channels": 3}, ["a", "b", "c", "d"], Normalization([0.5] * 3, [0.25] * 3))
+    image = np.random.default_rng(1).integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(predict(seg, image, "fp32", tile=24, overlap=6)[4:-4, 4:-4],
+                                  predict(seg, image, "fp32", tile=0)[4:-4, 4:-4])
+    with pytest.raises(ValueError, match="tile 10 must be larger than twice the overlap 6"):
+        predict(seg, image, "fp32", tile=10, overlap=6)
