@@ -7,6 +7,7 @@ averaged per image.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 IGNORE_INDEX = 255
@@ -89,3 +90,104 @@ def format_table(summary: dict) -> str:
         f"mean Dice {summary['mean_dice']:.4f}"
     )
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Instance metrics: label images (0 = background, 1..N = objects) compared object by object.
+# Everything derives from one contingency table of (reference label, predicted label) counts.
+
+
+def contingency(reference: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """(R + 1, P + 1) pixel counts of every (reference label, predicted label) pair; row and
+    column 0 are the backgrounds. Labels are relabelled to 1..N first, so any ids work."""
+    if reference.shape != prediction.shape:
+        raise ValueError(f"reference shape {reference.shape} != prediction shape {prediction.shape}")
+    ref = _consecutive(reference)
+    pred = _consecutive(prediction)
+    n_pred = int(pred.max(initial=0)) + 1
+    counts = np.bincount(ref.ravel().astype(np.int64) * n_pred + pred.ravel(), minlength=(int(ref.max(initial=0)) + 1) * n_pred)
+    return counts.reshape(-1, n_pred)
+
+
+def _consecutive(labels: np.ndarray) -> np.ndarray:
+    values, inverse = np.unique(labels, return_inverse=True)
+    inverse = inverse.reshape(labels.shape)
+    return inverse if values[0] == 0 else inverse + 1
+
+
+def iou_matrix(table: np.ndarray) -> np.ndarray:
+    """(R, P) IoU of every reference object with every predicted object (backgrounds dropped)."""
+    inter = table[1:, 1:].astype(np.float64)
+    ref_area = table[1:].sum(1, keepdims=True)
+    pred_area = table[:, 1:].sum(0, keepdims=True)
+    union = ref_area + pred_area - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def seg_score(reference: np.ndarray, prediction: np.ndarray) -> float:
+    """Cell Tracking Challenge SEG: mean over reference objects R of the Jaccard index with the
+    predicted object S covering more than half of R (|R ∩ S| > 0.5 |R|), 0 when none does."""
+    table = contingency(reference, prediction)
+    if table.shape[0] == 1:
+        return float("nan")
+    inter = table[1:, 1:]
+    ref_area = table[1:].sum(1)
+    matched = inter > 0.5 * ref_area[:, None]  # at most one S per R can cover more than half of it
+    ious = iou_matrix(table)
+    return float(np.where(matched, ious, 0.0).max(1, initial=0.0).mean())
+
+
+def object_scores(reference: np.ndarray, prediction: np.ndarray, threshold: float = 0.5) -> dict:
+    """Objects matched one-to-one at IoU > ``threshold`` (unique for thresholds >= 0.5):
+    true/false positives, false negatives, precision, recall and F1."""
+    if threshold < 0.5:
+        raise ValueError(f"threshold must be >= 0.5 for a unique matching, got {threshold}")
+    ious = iou_matrix(contingency(reference, prediction))
+    tp = int((ious > threshold).sum())
+    n_ref, n_pred = ious.shape
+    fp, fn = n_pred - tp, n_ref - tp
+    precision = tp / n_pred if n_pred else float(n_ref == 0)
+    recall = tp / n_ref if n_ref else float(n_pred == 0)
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+    return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1}
+
+
+DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2))
+
+
+def dsb_average_precision(reference: np.ndarray, prediction: np.ndarray,
+                          thresholds: tuple[float, ...] = DSB_THRESHOLDS) -> dict:
+    """Data Science Bowl 2018 score: mean over IoU thresholds 0.5:0.05:0.95 of TP / (TP + FP + FN)."""
+    ious = iou_matrix(contingency(reference, prediction))
+    n_ref, n_pred = ious.shape
+    per_threshold = {}
+    for t in thresholds:
+        tp = int((ious > t).sum())
+        denom = tp + (n_pred - tp) + (n_ref - tp)
+        per_threshold[float(t)] = tp / denom if denom else 1.0
+    return {"mean_ap": float(np.mean(list(per_threshold.values()))), "ap": per_threshold}
+
+
+def rand_info_scores(reference: np.ndarray, prediction: np.ndarray) -> dict:
+    """ISBI 2012's foreground-restricted scores (Arganda-Carreras et al., 2015), over the
+    pixels where the reference is not background; predicted label 0 counts as one segment.
+
+    V_Rand = sum p_ij^2 / (0.5 sum s_i^2 + 0.5 sum t_j^2) and V_Info = I(S;T) / (0.5 H(S) + 0.5 H(T)),
+    with p the joint distribution of (predicted i, reference j), s and t its marginals; split
+    and merge variants divide by the reference or the prediction term alone. 1 is perfect.
+    """
+    table = contingency(reference, prediction)[1:].astype(np.float64)  # drop reference background
+    total = table.sum()
+    if total == 0:
+        raise ValueError("the reference has no foreground pixels")
+    p = table / total  # rows: reference j, columns: prediction i
+    t, s = p.sum(1), p.sum(0)
+    sum_p2, sum_t2, sum_s2 = (p**2).sum(), (t**2).sum(), (s**2).sum()
+    nz = p > 0
+    mutual = float((p[nz] * np.log(p[nz] / np.outer(t, s)[nz])).sum())
+    h_t, h_s = float(-(t[t > 0] * np.log(t[t > 0])).sum()), float(-(s[s > 0] * np.log(s[s > 0])).sum())
+    return {
+        "v_rand": 2 * sum_p2 / (sum_s2 + sum_t2), "v_rand_split": sum_p2 / sum_t2, "v_rand_merge": sum_p2 / sum_s2,
+        "v_info": 2 * mutual / (h_s + h_t) if h_s + h_t > 0 else 1.0,
+        "v_info_split": mutual / h_s if h_s > 0 else 1.0, "v_info_merge": mutual / h_t if h_t > 0 else 1.0,
+    }

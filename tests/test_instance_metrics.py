@@ -1,0 +1,102 @@
+"""Instance metrics and semantic -> instance conversion against hand-computed cases and naive loops."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from pixelwise.inference import semantic_to_instances
+from pixelwise.metrics import contingency, dsb_average_precision, object_scores, rand_info_scores, seg_score
+
+
+def test_contingency_counts_pairs():
+    ref = np.array([[0, 1, 1], [2, 2, 0]])
+    pred = np.array([[5, 5, 0], [7, 7, 7]])
+    assert contingency(ref, pred).tolist() == [[0, 1, 1], [1, 1, 0], [0, 0, 2]]
+
+
+def test_seg_hand_case():
+    ref = np.zeros((4, 8), int)
+    ref[:, :4] = 1  # 16 px
+    ref[:, 4:] = 2  # 16 px
+    pred = np.zeros((4, 8), int)
+    pred[:, :3] = 1  # covers 12/16 of R1 -> J = 12/16
+    pred[:, 3:5] = 2  # covers 4/16 of R2: not more than half -> 0
+    assert seg_score(ref, pred) == pytest.approx((12 / 16 + 0) / 2)
+    assert seg_score(ref, ref) == 1.0
+
+
+def test_object_scores_and_dsb_ap_hand_case():
+    ref = np.zeros((10, 10), int)
+    ref[0:4, 0:4] = 1  # 16 px
+    ref[6:10, 6:10] = 2  # 16 px
+    pred = np.zeros((10, 10), int)
+    pred[0:4, 0:3] = 1  # IoU 12/16 = 0.75 with object 1
+    pred[0:2, 6:8] = 2  # false positive
+    s = object_scores(ref, pred)
+    assert (s["tp"], s["fp"], s["fn"]) == (1, 1, 1)
+    assert s["precision"] == 0.5 and s["recall"] == 0.5 and s["f1"] == 0.5
+    ap = dsb_average_precision(ref, pred)
+    # thresholds 0.5..0.70 (5 of them): TP=1, FP=1, FN=1 -> 1/3; 0.75..0.95: IoU 0.75 is not > 0.75 -> 0/4
+    assert ap["mean_ap"] == pytest.approx(5 * (1 / 3) / 10)
+    assert dsb_average_precision(ref, ref)["mean_ap"] == 1.0
+
+
+def naive_rand_info(ref, pred):
+    """Pixel-pair counting and explicit entropies over the reference foreground."""
+    idx = [i for i in range(ref.size) if ref.flat[i] != 0]
+    both = same_ref = same_pred = 0
+    for a, b in itertools.product(idx, idx):
+        r, p = ref.flat[a] == ref.flat[b], pred.flat[a] == pred.flat[b]
+        both += r and p
+        same_ref += r
+        same_pred += p
+    n = len(idx)
+    joint, mr, mp = {}, {}, {}
+    for i in idx:
+        key = (ref.flat[i], pred.flat[i])
+        joint[key] = joint.get(key, 0) + 1 / n
+        mr[key[0]] = mr.get(key[0], 0) + 1 / n
+        mp[key[1]] = mp.get(key[1], 0) + 1 / n
+    mutual = sum(v * math.log(v / (mr[r] * mp[p])) for (r, p), v in joint.items())
+    h = lambda m: -sum(v * math.log(v) for v in m.values())
+    return 2 * both / (same_ref + same_pred), 2 * mutual / (h(mr) + h(mp))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rand_info_against_naive_pairs(seed):
+    rng = np.random.default_rng(seed)
+    ref, pred = rng.integers(0, 4, (5, 6)), rng.integers(0, 3, (5, 6))
+    scores = rand_info_scores(ref, pred)
+    v_rand, v_info = naive_rand_info(ref, pred)
+    assert scores["v_rand"] == pytest.approx(v_rand) and scores["v_info"] == pytest.approx(v_info)
+    perfect = rand_info_scores(ref, ref * 7)
+    assert perfect["v_rand"] == pytest.approx(1.0) and perfect["v_info"] == pytest.approx(1.0)
+
+
+def test_split_lowers_split_score_only():
+    ref = np.ones((4, 4), int)
+    pred = np.ones((4, 4), int)
+    pred[:, 2:] = 2  # one object split in two halves
+    s = rand_info_scores(ref, pred)
+    assert s["v_rand_split"] == pytest.approx(0.5) and s["v_rand_merge"] == pytest.approx(1.0)
+
+
+def test_semantic_to_instances_three_class_and_watershed():
+    mask = np.zeros((12, 20), np.uint8)
+    mask[2:10, 2:9], mask[2:10, 11:18] = 1, 1  # two interiors
+    mask[2:10, 9:11] = 2  # border between touching cells
+    labels = semantic_to_instances(mask, border_class=2)
+    assert labels.dtype == np.uint16 and labels.max() == 2
+    assert (labels[2:10, 9:11] > 0).all()  # border pixels given to a neighbour
+    # two overlapping discs as one foreground blob: components finds 1, watershed splits 2
+    yy, xx = np.mgrid[:40, :60]
+    blob = (((yy - 20) ** 2 + (xx - 20) ** 2 < 144) | ((yy - 20) ** 2 + (xx - 38) ** 2 < 144)).astype(np.uint8)
+    assert semantic_to_instances(blob).max() == 1
+    assert semantic_to_instances(blob, method="watershed", min_distance=8).max() == 2
+    tiny = blob.copy()
+    tiny[0, 0] = 1
+    assert semantic_to_instances(tiny, min_size=5).max() == 1
+    with pytest.raises(ValueError, match="unknown method"):
+        semantic_to_instances(blob, method="magic")
