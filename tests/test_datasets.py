@@ -9,6 +9,7 @@ from pixelwise.data.datasets import (
     MaskEncoding,
     Normalization,
     SegmentationDataset,
+    find_items,
     find_pairs,
     parse_stems,
     read_dataset_info,
@@ -34,7 +35,7 @@ def test_unmatched_files_listed(tmp_path):
 def test_split_by_stems_and_seeded_fraction(tmp_path):
     _write_pool(tmp_path, [f"{i:02d}" for i in range(10)])
     train, val = resolve_splits(tmp_path, parse_stems("07-09"))
-    assert [p[0].stem for p in val] == ["07", "08", "09"] and len(train) == 7
+    assert [p.name for p in val] == ["07", "08", "09"] and len(train) == 7
     a = resolve_splits(tmp_path, val_fraction=0.3, seed=1)
     b = resolve_splits(tmp_path, val_fraction=0.3, seed=1)
     assert a == b and len(a[1]) == 3
@@ -73,7 +74,7 @@ def test_random_crop_is_function_of_seed_epoch_index(tmp_path):
 def test_isbi2012_loads_as_is():
     root = shared_dataset("isbi2012")
     train, val = resolve_splits(root, parse_stems("25-29"))
-    assert len(train) == 25 and [p[0].stem for p in val] == ["25", "26", "27", "28", "29"]
+    assert len(train) == 25 and [p.name for p in val] == ["25", "26", "27", "28", "29"]
     ds = SegmentationDataset(val, 2, MaskEncoding((0, 255)), Normalization())
     image, target = ds[0]
     assert image.shape == (1, 512, 512) and target.shape == (512, 512)
@@ -91,3 +92,45 @@ def test_camvid_loads_with_void_ignored():
     assert image.shape == (3, 360, 480)
     values = set(target.unique().tolist())
     assert values <= set(range(11)) | {255} and 11 not in values
+
+
+def test_tiff_stack_layout_one_item_per_page(tmp_path):
+    import tifffile
+
+    stack = np.stack([np.full((16, 12), i * 10, np.uint8) for i in range(4)])
+    labels = np.stack([np.where(np.arange(192).reshape(16, 12) % 2, 255, 0).astype(np.uint8)] * 4)
+    tifffile.imwrite(tmp_path / "train-volume.tif", stack, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "train-labels.tif", labels, photometric="minisblack")
+    train, val = resolve_splits(tmp_path, ["train-volume-003"])
+    assert [i.name for i in train] == ["train-volume-000", "train-volume-001", "train-volume-002"]
+    ds = SegmentationDataset(val, 2, MaskEncoding((0, 255)), Normalization([0.0], [1.0]))
+    image, target = ds[0]
+    assert image[0, 0, 0].item() == pytest.approx(30 / 255) and set(target.unique().tolist()) == {0, 1}
+
+
+def test_cell_tracking_challenge_layout_and_instance_targets(tmp_path):
+    import tifffile
+
+    (tmp_path / "01").mkdir()
+    (tmp_path / "01_GT" / "SEG").mkdir(parents=True)
+    labels = np.zeros((8, 10), np.uint16)
+    labels[1:5, 1:5], labels[1:5, 5:9] = 7, 300  # two touching cells
+    for t in ("000", "001", "002"):
+        tifffile.imwrite(tmp_path / "01" / f"t{t}.tif", np.zeros((8, 10), np.uint16))
+    for t in ("000", "002"):  # sparse annotation, as in the challenge
+        tifffile.imwrite(tmp_path / "01_GT" / "SEG" / f"man_seg{t}.tif", labels)
+    _, items = resolve_splits(tmp_path, ["01_t002"])
+    assert [i.name for i in items] == ["01_t002"]
+    fg = SegmentationDataset(items, 2, MaskEncoding(instances="foreground"), Normalization([0.0], [1.0]))[0][1]
+    assert fg.sum().item() == 32
+    b = SegmentationDataset(items, 3, MaskEncoding(instances="boundary"), Normalization([0.0], [1.0]))[0][1]
+    assert set(b.unique().tolist()) == {0, 1, 2}
+    assert (b[1:5, 4] == 2).all() and (b[1:5, 5] == 2).all()  # the shared edge belongs to both cells' borders
+    with pytest.raises(ValueError, match="instance labels need --instances"):
+        SegmentationDataset(items, 2, MaskEncoding(), Normalization([0.0], [1.0]))[0]
+
+
+def test_dsb2018_instances_folder():
+    root = shared_dataset("dsb2018")
+    items = find_items(root / "train")
+    assert len(items) == 663 and items[0].mask.parent.name == "instances"

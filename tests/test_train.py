@@ -114,7 +114,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "missing.pt"), "x.png", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == f"pixelwise predict: error: {tmp_path / 'missing.pt'}: checkpoint not found"
     assert main(["train", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
-    assert "folder not found" in capsys.readouterr().err
+    assert "no dataset found (expected images/ + masks/" in capsys.readouterr().err
 
 
 def test_version_is_fast():

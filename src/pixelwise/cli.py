@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--classes", type=_str_list, help="class names, comma-separated (default: classes.json or class0..)")
     t.add_argument("--mask-values", type=_int_list,
                    help="stored mask value of class 0,1,... e.g. '0,255' for black/white masks (default: values are ids)")
+    t.add_argument("--instances", choices=["foreground", "boundary"],
+                   help="masks are instance labels (0 = background): learn foreground/background, or "
+                        "background/interior/boundary (separates touching objects)")
     t.add_argument("--ignore-values", type=_int_list,
                    help="stored mask values to ignore (default: classes.json's void id; 255 is always ignored)")
     add_split_args(t)
@@ -124,7 +127,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         data=args.data, out=args.out, model=args.model, depth=args.depth, base_width=args.base_width,
         batch_norm=args.batch_norm, backend=args.backend, decoder=args.decoder, class_names=args.classes, mask_values=args.mask_values,
-        ignore_values=args.ignore_values, val_stems=parse_stems(args.val_stems), val_fraction=args.val_fraction,
+        ignore_values=args.ignore_values, instances=args.instances, val_stems=parse_stems(args.val_stems), val_fraction=args.val_fraction,
         epochs=args.epochs, epoch_size=args.epoch_size, batch_size=args.batch_size, crop=args.crop or None,
         augment=args.augment, elastic=args.elastic, scale=args.scale, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
         class_weighting=args.class_weighting, precision=args.precision, device=args.device, workers=args.workers,

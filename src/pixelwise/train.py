@@ -56,6 +56,7 @@ class TrainConfig:
     class_names: list[str] | None = None
     mask_values: list[int] | None = None
     ignore_values: list[int] | None = None
+    instances: str | None = None
     val_stems: list[str] | None = None
     val_fraction: float = 0.2
     epochs: int = 20
@@ -79,6 +80,9 @@ class TrainConfig:
     resume: bool = False
     overlays: int = 4
     progress: bool = True
+
+
+INSTANCE_CLASSES = {"foreground": ["background", "foreground"], "boundary": ["background", "interior", "boundary"]}
 
 
 @dataclass
@@ -193,14 +197,14 @@ def evaluate(
     return cm, (total / count if count else float("nan"))
 
 
-def infer_num_classes(cfg: TrainConfig, pairs, ignore: tuple[int, ...]) -> int:
+def infer_num_classes(cfg: TrainConfig, items, ignore: tuple[int, ...]) -> int:
     if cfg.class_names:
         return len(cfg.class_names)
     if cfg.mask_values:
         return len(cfg.mask_values)
     values: set[int] = set()
-    for _, mask_path in pairs:
-        values.update(np.unique(read_mask(mask_path)).tolist())
+    for item in items:
+        values.update(np.unique(read_mask(item.mask, item.page)).tolist())
     values -= set(ignore) | {IGNORE_INDEX}
     return max(values) + 1 if values else 1
 
@@ -209,21 +213,21 @@ def build_datasets(cfg: TrainConfig) -> tuple[SegmentationDataset, SegmentationD
     """Train/val datasets from ``cfg.data``; class names, colours and normalisation resolved."""
     root = Path(cfg.data)
     info = read_dataset_info(root)
-    train_pairs, val_pairs = resolve_splits(root, cfg.val_stems, cfg.val_fraction, cfg.seed)
-    if not val_pairs:
+    train_items, val_items = resolve_splits(root, cfg.val_stems, cfg.val_fraction, cfg.seed)
+    if not val_items:
         raise ValueError(f"{root}: no validation images (give --val-stems, --val-fraction > 0 or a val/ folder)")
     ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
-    names = cfg.class_names or info.class_names
-    num_classes = len(names) if names else infer_num_classes(cfg, train_pairs, ignore)
+    names = cfg.class_names or info.class_names or INSTANCE_CLASSES.get(cfg.instances)
+    num_classes = len(names) if names else infer_num_classes(cfg, train_items, ignore)
     names = names or [f"class{i}" for i in range(num_classes)]
     colours = info.colours if info.colours and len(info.colours) == num_classes else default_colours(num_classes)
-    encoding = MaskEncoding(tuple(cfg.mask_values) if cfg.mask_values else None, ignore)
-    train = SegmentationDataset(train_pairs, num_classes, encoding, norm=None, crop=cfg.crop, augment=cfg.augment,
+    encoding = MaskEncoding(tuple(cfg.mask_values) if cfg.mask_values else None, ignore, cfg.instances)
+    train = SegmentationDataset(train_items, num_classes, encoding, norm=None, crop=cfg.crop, augment=cfg.augment,
                                  seed=cfg.seed, elastic=cfg.elastic, scale=cfg.scale)
     channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
     train.set_channels(channels)
     train.norm = compute_normalization([train.load(i)[0] for i in range(len(train))])
-    val = SegmentationDataset(val_pairs, num_classes, encoding, train.norm, channels=channels, scale=cfg.scale)
+    val = SegmentationDataset(val_items, num_classes, encoding, train.norm, channels=channels, scale=cfg.scale)
     return train, val, names, colours
 
 
@@ -275,7 +279,7 @@ def write_overlays(seg: Segmenter, ds: SegmentationDataset, out_dir: Path, count
         pred = predict_probs(seg.network, to_tensor(image, seg.norm)[None], precision).argmax(1)[0].numpy()
         panels = [overlay(image, np.zeros_like(pred), palette), overlay(image, np.where(target == IGNORE_INDEX, 0, target),
                                                                         palette), overlay(image, pred, palette)]
-        save_png(out_dir / f"{ds.pairs[i][0].stem}.png", Image.fromarray(np.concatenate([np.asarray(p) for p in panels], 1)))
+        save_png(out_dir / f"{ds.items[i].name}.png", Image.fromarray(np.concatenate([np.asarray(p) for p in panels], 1)))
 
 
 def build_model(cfg: TrainConfig, in_channels: int, num_classes: int, device: torch.device,

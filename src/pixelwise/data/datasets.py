@@ -1,9 +1,14 @@
 """Semantic segmentation datasets: image/mask folder pairs matched by file stem.
 
-Layouts understood by :func:`resolve_splits` (``images``/``masks`` folder names are the defaults)::
+Layouts understood by :func:`find_items` and :func:`resolve_splits`::
 
-    DATA/images/*.png  DATA/masks/*.png                  one pool, split by stems or seeded fraction
-    DATA/train/images  DATA/train/masks  [DATA/val/...]  split by folders
+    DATA/images/*.png  DATA/masks/*.png                  image/mask pairs matched by file stem
+    DATA/images/*.png  DATA/instances/*.png              the same with uint16 instance labels (DSB2018)
+    DATA/train-volume.tif  DATA/train-labels.tif         multi-page TIFF stacks, one item per page (ISBI 2012)
+    DATA/01/t000.tif  DATA/01_GT/SEG/man_seg000.tif      Cell Tracking Challenge (01_ST/SEG: silver truth)
+    DATA/train/<any of the above>  [DATA/val/...]        split by folders
+
+A pool without a ``val`` folder is split by names (``--val-stems``) or a seeded fraction.
 
 A ``classes.json`` at the dataset root (as in ../shared/data/camvid) supplies class names,
 colours and the void id. Samples are ``(image float32 (C, H, W), target int64 (H, W))`` with
@@ -20,10 +25,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pixelwise.data.io import IMAGE_SUFFIXES, read_image, read_mask
+from pixelwise.data.io import IMAGE_SUFFIXES, count_pages, read_image, read_mask
 from pixelwise.data.transforms import IGNORE_INDEX, elastic_deform, random_crop, pad_context, random_flip_rotate, resize_pair
 
-Pair = tuple[Path, Path]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One labelled image: its files, a unique name, and the page of a multi-page TIFF."""
+
+    image: Path
+    mask: Path
+    name: str
+    page: int | None = None
 
 
 @dataclass(frozen=True)
@@ -32,13 +46,18 @@ class MaskEncoding:
 
     ``values``: the stored value of class 0, 1, ... (e.g. ``(0, 255)`` for black/white masks);
     ``None`` means stored values are the class ids. ``ignore_values``: stored values that
-    become the ignore index 255 (e.g. CamVid's void id 11).
+    become the ignore index 255 (e.g. CamVid's void id 11). ``instances``: the masks are
+    instance labels (0 = background) turned into ``"foreground"`` (0/1) or ``"boundary"``
+    (0 background, 1 interior, 2 the object's own boundary pixels) classes.
     """
 
     values: tuple[int, ...] | None = None
     ignore_values: tuple[int, ...] = ()
+    instances: str | None = None
 
     def apply(self, raw: np.ndarray, num_classes: int, path: Path | str = "<mask>") -> np.ndarray:
+        if self.instances is not None:
+            return instances_to_classes(raw, self.instances)
         if self.values is None:
             out = raw.astype(np.int64)
         else:
@@ -52,17 +71,35 @@ class MaskEncoding:
             found = sorted(set(np.unique(raw[bad]).tolist()))[:10]
             raise ValueError(
                 f"{path}: mask values {found} are not class ids 0..{num_classes - 1} "
-                f"(mask values {list(self.values) if self.values else 'identity'}, ignored {list(self.ignore_values)})"
+                f"(mask values {list(self.values) if self.values else 'identity'}, ignored {list(self.ignore_values)}; "
+                "instance labels need --instances)"
             )
         return out
 
     def to_dict(self) -> dict:
-        return {"values": list(self.values) if self.values is not None else None, "ignore_values": list(self.ignore_values)}
+        return {"values": list(self.values) if self.values is not None else None,
+                "ignore_values": list(self.ignore_values), "instances": self.instances}
 
     @classmethod
     def from_dict(cls, d: dict) -> MaskEncoding:
         values = d.get("values")
-        return cls(tuple(values) if values is not None else None, tuple(d.get("ignore_values", ())))
+        return cls(tuple(values) if values is not None else None, tuple(d.get("ignore_values", ())), d.get("instances"))
+
+
+INSTANCE_TARGETS = ("foreground", "boundary")
+
+
+def instances_to_classes(labels: np.ndarray, target: str) -> np.ndarray:
+    """Instance labels -> class ids: ``foreground`` (labels > 0) or ``boundary`` (0 background,
+    1 interior, 2 pixels of an object touching another label or the background)."""
+    if target not in INSTANCE_TARGETS:
+        raise ValueError(f"unknown instance target {target!r}; choose one of {', '.join(INSTANCE_TARGETS)}")
+    classes = (labels > 0).astype(np.int64)
+    if target == "boundary":
+        from skimage.segmentation import find_boundaries
+
+        classes[find_boundaries(labels, mode="inner") & (labels > 0)] = 2
+    return classes
 
 
 @dataclass
@@ -93,7 +130,7 @@ def _files_by_stem(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
 
 
-def find_pairs(root: Path, image_dir: str = "images", mask_dir: str = "masks") -> list[Pair]:
+def find_pairs(root: Path, image_dir: str = "images", mask_dir: str = "masks") -> list[Item]:
     """Match ``root/image_dir/<stem>.*`` with ``root/mask_dir/<stem>.*``; unmatched files are an error."""
     root = Path(root)
     img_folder, mask_folder = root / image_dir, root / mask_dir
@@ -111,7 +148,45 @@ def find_pairs(root: Path, image_dir: str = "images", mask_dir: str = "masks") -
         raise ValueError(f"{root}: unmatched files; " + "; ".join(parts))
     if not images:
         raise ValueError(f"{img_folder}: no image files found")
-    return [(images[s], masks[s]) for s in sorted(images)]
+    return [Item(images[s], masks[s], s) for s in sorted(images)]
+
+
+def stack_items(volume: Path, labels: Path) -> list[Item]:
+    """One item per page of a multi-page TIFF image stack and its label stack."""
+    n_img, n_lab = count_pages(volume), count_pages(labels)
+    if n_img != n_lab:
+        raise ValueError(f"{labels}: {n_lab} label pages for {n_img} image pages in {volume.name}")
+    return [Item(volume, labels, f"{volume.stem}-{i:03d}", i) for i in range(n_img)]
+
+
+def ctc_items(root: Path, truth: str = "GT") -> list[Item]:
+    """Cell Tracking Challenge: ``NN/tTTT.tif`` with ``NN_GT/SEG/man_segTTT.tif`` (or ``_ST``),
+    for every annotated frame of every sequence NN."""
+    items = []
+    for seg_dir in sorted(root.glob(f"[0-9][0-9]_{truth}/SEG")):
+        seq = seg_dir.parent.name.split("_")[0]
+        for mask in sorted(seg_dir.glob("man_seg*.tif")):
+            frame = mask.stem.removeprefix("man_seg")
+            image = root / seq / f"t{frame}.tif"
+            if not image.is_file():
+                raise ValueError(f"{mask}: no image {image}")
+            items.append(Item(image, mask, f"{seq}_t{frame}"))
+    return items
+
+
+def find_items(root: Path) -> list[Item]:
+    """The labelled images under ``root`` in any layout of the module docstring (not train/val)."""
+    root = Path(root)
+    if (root / "images").is_dir():
+        return find_pairs(root, "images", "masks" if (root / "masks").is_dir() else "instances")
+    volumes = sorted(root.glob("*-volume.tif"))
+    if volumes:
+        return [item for v in volumes for item in stack_items(v, v.with_name(v.name.replace("-volume", "-labels")))]
+    items = ctc_items(root, "GT") or ctc_items(root, "ST")
+    if not items:
+        raise ValueError(f"{root}: no dataset found (expected images/ + masks/, *-volume.tif + *-labels.tif, "
+                         "or a Cell Tracking Challenge layout)")
+    return items
 
 
 def resolve_splits(
@@ -119,27 +194,25 @@ def resolve_splits(
     val_stems: list[str] | None = None,
     val_fraction: float = 0.2,
     seed: int = 0,
-    image_dir: str = "images",
-    mask_dir: str = "masks",
-) -> tuple[list[Pair], list[Pair]]:
-    """Train and validation pairs under ``root`` (see the module docstring for layouts).
+) -> tuple[list[Item], list[Item]]:
+    """Train and validation items under ``root`` (see the module docstring for layouts).
 
-    Without a ``val`` folder the pool is split: by ``val_stems`` when given, else a seeded
-    random ``val_fraction``.
+    Without a ``val`` folder the pool is split: by item names in ``val_stems`` when given,
+    else a seeded random ``val_fraction``.
     """
     root = Path(root)
     if (root / "train").is_dir():
-        pool = find_pairs(root / "train", image_dir, mask_dir)
+        pool = find_items(root / "train")
         if (root / "val").is_dir() and not val_stems:
-            return pool, find_pairs(root / "val", image_dir, mask_dir)
+            return pool, find_items(root / "val")
     else:
-        pool = find_pairs(root, image_dir, mask_dir)
+        pool = find_items(root)
     if val_stems:
         wanted = set(val_stems)
-        missing = sorted(wanted - {img.stem for img, _ in pool})
+        missing = sorted(wanted - {item.name for item in pool})
         if missing:
             raise ValueError(f"{root}: validation stems not found: {', '.join(missing)}")
-        return [p for p in pool if p[0].stem not in wanted], [p for p in pool if p[0].stem in wanted]
+        return [p for p in pool if p.name not in wanted], [p for p in pool if p.name in wanted]
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     order = np.random.default_rng(seed).permutation(len(pool))
@@ -195,7 +268,7 @@ def to_tensor(image: np.ndarray, norm: Normalization) -> torch.Tensor:
 
 
 class SegmentationDataset(Dataset):
-    """Image/mask pairs as ``(image float32 (C,H,W), target int64 (H,W))``.
+    """Labelled items as ``(image float32 (C,H,W), target int64 (H,W))``.
 
     With ``crop``, ``elastic`` and ``augment``, each sample is a random crop, elastically
     deformed, with flips/rotations, whose
@@ -206,7 +279,7 @@ class SegmentationDataset(Dataset):
 
     def __init__(
         self,
-        pairs: list[Pair],
+        items: list[Item],
         num_classes: int,
         encoding: MaskEncoding,
         norm: Normalization,
@@ -217,7 +290,7 @@ class SegmentationDataset(Dataset):
         elastic: bool = False,
         scale: float = 1.0,
     ) -> None:
-        self.pairs, self.num_classes, self.encoding, self.norm = pairs, num_classes, encoding, norm
+        self.items, self.num_classes, self.encoding, self.norm = items, num_classes, encoding, norm
         self.crop, self.augment, self.seed, self.epoch = crop, augment, seed, 0
         self.elastic, self.scale = elastic, scale
         self.context = 0  # mirrored border added around each image before cropping (valid-convolution models)
@@ -225,7 +298,7 @@ class SegmentationDataset(Dataset):
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
-        return len(self.pairs)
+        return len(self.items)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -233,18 +306,18 @@ class SegmentationDataset(Dataset):
     def set_channels(self, channels: int) -> None:
         """Convert images (cached ones included) to ``channels`` channels."""
         self.channels = channels
-        self._cache = {i: (match_channels(im, channels, self.pairs[i][0]), t) for i, (im, t) in self._cache.items()}
+        self._cache = {i: (match_channels(im, channels, self.items[i].image), t) for i, (im, t) in self._cache.items()}
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The raw image (H, W, C) and encoded target (H, W) of pair ``index``."""
         if index not in self._cache:
-            img_path, mask_path = self.pairs[index]
-            image = read_image(img_path)
-            target = self.encoding.apply(read_mask(mask_path), self.num_classes, mask_path)
+            item = self.items[index]
+            image = read_image(item.image, item.page)
+            target = self.encoding.apply(read_mask(item.mask, item.page), self.num_classes, item.mask)
             if image.shape[:2] != target.shape:
-                raise ValueError(f"{mask_path}: mask is {target.shape} but image {img_path.name} is {image.shape[:2]}")
+                raise ValueError(f"{item.mask}: mask is {target.shape} but image {item.image.name} is {image.shape[:2]}")
             if self.channels is not None:
-                image = match_channels(image, self.channels, img_path)
+                image = match_channels(image, self.channels, item.image)
             if self.scale != 1.0:
                 image, target = resize_pair(image, target, self.scale)
             self._cache[index] = (image, target)
@@ -278,13 +351,13 @@ def match_channels(image: np.ndarray, channels: int, path: Path | str = "<image>
     raise ValueError(f"{path}: image has {have} channels, model expects {channels}")
 
 
-def evaluation_pairs(root: Path, val_stems: list[str] | None = None) -> tuple[list[Pair], str]:
-    """The pairs to score and a description: ``val_stems`` of the pool if given, else
+def evaluation_items(root: Path, val_stems: list[str] | None = None) -> tuple[list[Item], str]:
+    """The items to score and a description: ``val_stems`` of the pool if given, else
     ``root/val``, else ``root/train``, else ``root`` itself."""
     root = Path(root)
     if val_stems:
         return resolve_splits(root, val_stems)[1], f"{root} (stems {','.join(val_stems)})"
     for sub in ("val", "train"):
         if (root / sub).is_dir():
-            return find_pairs(root / sub), str(root / sub)
-    return find_pairs(root), str(root)
+            return find_items(root / sub), str(root / sub)
+    return find_items(root), str(root)
