@@ -10,9 +10,9 @@ DATA=${DATA:-../shared/data/camvid}
 OUT=${OUT:-runs/camvid}
 common=(--scale 0.5 --epochs 30 --epoch-size 320 --batch-size 8 --crop 160 --lr 1e-3 --class-weighting median
         --base-width 16 --seed 0 --no-progress)
-train() {
+train() {  # --resume: an interrupted recipe continues where it stopped; finished runs are only re-evaluated
   name=$1; shift
-  pixelwise train "$DATA" --out "$OUT/$name" "${common[@]}" "$@"
+  pixelwise train "$DATA" --out "$OUT/$name" --resume "${common[@]}" "$@"
   pixelwise evaluate "$OUT/$name/best.pt" "$DATA"
 }
 train unet --model unet

@@ -30,7 +30,7 @@ def test_registry_error_lists_names():
 
 
 @pytest.mark.parametrize("name", list_models())
-@pytest.mark.parametrize("h, w", [(37, 51), (64, 64), (17, 9)])
+@pytest.mark.parametrize("h, w", [(37, 51), (64, 64), (17, 9), (45, 61)])
 def test_logits_at_input_resolution(name, h, w):
     model = create_model(name, **small(name, in_channels=3, num_classes=5)).eval()
     out = full(model, torch.randn(2, 3, h, w))
@@ -99,6 +99,11 @@ def test_patch_classifier_equals_its_fcn_512():
     x = torch.randn(1, 3, 512, 512)
     with torch.no_grad():
         assert (model.sliding_window(x) - model(x)).abs().max().item() <= 1e-4
+
+
+def test_segnet_transposed_decoder_any_size():
+    model = create_model("segnet", depth=3, base_width=4, decoder="transpose").eval()
+    assert model(torch.randn(1, 3, 45, 61)).shape == (1, 2, 45, 61)
 
 
 def test_segnet_and_deconvnet_differ_only_in_resampling():

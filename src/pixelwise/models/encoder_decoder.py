@@ -9,7 +9,9 @@ upsampling ideas can be compared directly:
   (learned upsampling, in the spirit of Noh et al., ICCV 2015).
 
 Each level is a double 3x3 convolution (BN + ReLU); the decoder upsamples to the exact size
-the encoder had, so any H and W work without padding.
+the encoder had. Inputs are padded to a multiple of ``2**depth`` inside (and the logits
+cropped back), because a floor-mode pooling of an odd size cannot be undone by a stride-2
+transposed convolution.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pixelwise.models.unet import DoubleConv
+from pixelwise.models.unet import DoubleConv, pad_to_multiple
 from pixelwise.ops import layers
 
 
@@ -55,6 +57,7 @@ class EncoderDecoder(nn.Module):
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, (h, w) = pad_to_multiple(x, 2 ** len(self.encoders))
         memory = []  # (pre-downsampling size, pooling indices or None) per level
         for level, encoder in enumerate(self.encoders):
             x = encoder(x)
@@ -71,4 +74,4 @@ class EncoderDecoder(nn.Module):
             else:
                 x = self.ups[level](x, output_size=size)
             x = decoder(x)
-        return self.head(x)
+        return self.head(x)[..., :h, :w]
