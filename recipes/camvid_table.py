@@ -17,7 +17,7 @@ import torch
 
 def main(root: Path) -> None:
     rows = []
-    for run in sorted(p for p in root.iterdir() if (p / "best.pt").is_file()):
+    for run in sorted(p for p in root.iterdir() if (p / "evaluation.json").is_file()):
         ckpt = torch.load(run / "best.pt", weights_only=True, map_location="cpu")
         metrics = json.loads((run / "evaluation.json").read_text())
         history = list(csv.DictReader(open(run / "metrics.csv")))
