@@ -178,7 +178,8 @@ def find_items(root: Path) -> list[Item]:
     """The labelled images under ``root`` in any layout of the module docstring (not train/val)."""
     root = Path(root)
     if (root / "images").is_dir():
-        return find_pairs(root, "images", "masks" if (root / "masks").is_dir() else "instances")
+        instances = (root / "instances").is_dir() and not (root / "masks").is_dir()
+        return find_pairs(root, "images", "instances" if instances else "masks")
     volumes = sorted(root.glob("*-volume.tif"))
     if volumes:
         return [item for v in volumes for item in stack_items(v, v.with_name(v.name.replace("-volume", "-labels")))]
