@@ -44,3 +44,10 @@ def test_predict_uses_tiles_when_asked_and_checks_sizes():
                                   predict(seg, image, "fp32", tile=0)[4:-4, 4:-4])
     with pytest.raises(ValueError, match="tile 10 must be larger than twice the overlap 6"):
         predict(seg, image, "fp32", tile=10, overlap=6)
+
+
+def test_tiled_prediction_of_a_reduced_scale_model_returns_full_size():
+    seg = Segmenter(small_rf_net(), "x", {"in_channels": 3}, ["a", "b", "c", "d"], Normalization([0.5] * 3, [0.25] * 3),
+                    input_scale=0.5)
+    image = np.random.default_rng(2).integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    assert predict(seg, image, "fp32", tile=24, overlap=4).shape == (50, 70)

@@ -16,7 +16,7 @@ from torch import nn
 
 from pixelwise.checkpoint import Segmenter
 from pixelwise.data.datasets import match_channels, to_tensor
-from pixelwise.data.transforms import resize_pair
+from pixelwise.data.transforms import resize_image, resize_mask, scaled_size
 from pixelwise.data.io import ImageReadError, list_images, read_image, save_mask, save_png
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -151,13 +151,9 @@ def predict(seg: Segmenter, image: np.ndarray | str | os.PathLike, precision: st
         return predict_probs(seg.network, x, precision, tta, seg.input_scale).argmax(1)[0].to(torch.uint8).numpy()
     h, w = image.shape[:2]
     if seg.input_scale != 1.0:  # tile at the network's resolution, then nearest-upsample the mask
-        image = resize_pair(image, np.zeros((h, w), np.uint8), seg.input_scale)[0]
+        image = resize_image(image, scaled_size(image.shape, seg.input_scale))
     mask = predict_tiled(seg.network, image, seg.norm, tile, overlap, precision, tta)
-    if mask.shape != (h, w):
-        rows = np.minimum((np.arange(h) + 0.5) * mask.shape[0] / h, mask.shape[0] - 1).astype(np.intp)
-        cols = np.minimum((np.arange(w) + 0.5) * mask.shape[1] / w, mask.shape[1] - 1).astype(np.intp)
-        mask = mask[rows[:, None], cols[None, :]]
-    return mask
+    return mask if mask.shape == (h, w) else resize_mask(mask, (h, w))
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float = 0.45) -> Image.Image:

@@ -23,21 +23,33 @@ def pad_to(image: np.ndarray, mask: np.ndarray, height: int, width: int) -> tupl
     return image, mask
 
 
-def resize_pair(image: np.ndarray, mask: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Resize by ``scale``: the image with antialiased bilinear interpolation, the mask by
-    nearest neighbour (pixel centres), so that class ids stay class ids."""
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, C) image to ``size`` = (height, width) by antialiased bilinear interpolation, dtype kept."""
     import torch
     import torch.nn.functional as F
 
-    h, w = mask.shape
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
     x = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None]
-    x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
     hi = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else np.inf
-    resized = np.clip(np.rint(x[0].permute(1, 2, 0).numpy()), 0, hi).astype(image.dtype)
-    rows = np.minimum(((np.arange(new_h) + 0.5) * h / new_h).astype(np.intp), h - 1)
-    cols = np.minimum(((np.arange(new_w) + 0.5) * w / new_w).astype(np.intp), w - 1)
-    return resized, mask[rows[:, None], cols[None, :]]
+    return np.clip(np.rint(x[0].permute(1, 2, 0).numpy()), 0, hi).astype(image.dtype)
+
+
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) label image to ``size`` by nearest neighbour at pixel centres: ids stay ids."""
+    h, w = mask.shape
+    rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.intp), h - 1)
+    cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.intp), w - 1)
+    return mask[rows[:, None], cols[None, :]]
+
+
+def scaled_size(shape: tuple[int, ...], scale: float) -> tuple[int, int]:
+    return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
+
+
+def resize_pair(image: np.ndarray, mask: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Resize both by ``scale``: the image bilinearly (antialiased), the mask by nearest neighbour."""
+    size = scaled_size(mask.shape, scale)
+    return resize_image(image, size), resize_mask(mask, size)
 
 
 def pad_context(image: np.ndarray, mask: np.ndarray, border: int) -> tuple[np.ndarray, np.ndarray]:
