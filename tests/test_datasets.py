@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import shared_dataset
@@ -134,3 +135,36 @@ def test_dsb2018_instances_folder():
     root = shared_dataset("dsb2018")
     items = find_items(root / "train")
     assert len(items) == 663 and items[0].mask.parent.name == "instances"
+
+
+@pytest.mark.parametrize("encoding", ["semantic", "instances"])
+def test_weight_map_travels_with_the_target(tmp_path, encoding):
+    from pixelwise.losses import unet_weight_map
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    labels = np.zeros((40, 48), np.uint16)
+    labels[5:20, 5:22], labels[5:20, 24:40], labels[24:36, 8:30] = 1, 2, 3  # cells 2 px apart
+    Image.fromarray(np.zeros((40, 48), np.uint8)).save(tmp_path / "images" / "a.png")
+    if encoding == "instances":
+        Image.fromarray(labels).save(tmp_path / "masks" / "a.png")
+        enc = MaskEncoding(instances="foreground")
+    else:  # semantic: cells are 255, the gaps between them 0 -> cells found as connected components
+        Image.fromarray(((labels > 0) * 255).astype(np.uint8)).save(tmp_path / "masks" / "a.png")
+        enc = MaskEncoding((0, 255))
+    items = find_items(tmp_path)
+    plain = SegmentationDataset(items, 2, enc, Normalization([0.0], [1.0]), weight_map=(10.0, 5.0))
+    image, target, weights = plain[0]
+    expected = unet_weight_map(labels.astype(np.int64))
+    np.testing.assert_allclose(weights.numpy(), expected, rtol=1e-6)
+    assert target.dtype == torch.int64 and weights.dtype == torch.float32
+    # random crop + elastic + flips: the weights move exactly like the labels
+    aug = SegmentationDataset(items, 2, enc, Normalization([0.0], [1.0]), crop=32, augment=True, elastic=True,
+                              weight_map=(10.0, 5.0))
+    for epoch in range(3):
+        aug.set_epoch(epoch)
+        _, t, w = aug[0]
+        assert t.shape == w.shape == (32, 32)
+        gap = expected[(labels == 0)].max()
+        assert w[t == 1].max() < gap  # cell pixels never get the border term
+        assert set(np.unique(t.numpy())) <= {0, 1}

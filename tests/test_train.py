@@ -112,7 +112,8 @@ def test_python_api_predict_matches_cli_mask(shapes_data, tmp_path):
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "missing.pt"), "x.png", "--out", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == f"pixelwise predict: error: {tmp_path / 'missing.pt'}: checkpoint not found"
+    assert capsys.readouterr().err.strip() == (f"pixelwise predict: error: {tmp_path / 'missing.pt'}: checkpoint not found "
+                                              "(a .pt file or a bundled model: nuclei)")
     assert main(["train", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "no dataset found (expected images/ + masks/" in capsys.readouterr().err
 
@@ -144,3 +145,14 @@ def test_valid_convolution_model_trains_on_centre_crops(shapes_data, tmp_path):
     assert seg.network.margin == 8
     img_path = sorted((shapes_data / "val" / "images").glob("*.png"))[0]
     assert predict(seg, img_path, precision="fp32").shape == (48, 48)
+
+
+def test_weighted_ce_trains_with_border_weight_maps(shapes_data, tmp_path):
+    """--loss weighted-ce: the loader yields (image, target, weights) and training learns."""
+    assert main(["train", str(shapes_data), "--out", str(tmp_path / "run"), "--depth", "2", "--base-width", "8",
+                 "--epochs", "4", "--epoch-size", "32", "--crop", "32", "--lr", "5e-3", "--no-progress",
+                 "--loss", "weighted-ce", "--sigma", "3", "--elastic"]) == 0
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    cfg, history = ckpt["train_state"]["config"], ckpt["train_state"]["history"]
+    assert cfg["loss"] == "weighted-ce" and cfg["sigma"] == 3.0
+    assert history[-1]["train_loss"] < history[0]["train_loss"] and history[-1]["pixel_accuracy"] > 0.8

@@ -87,10 +87,24 @@ def save_checkpoint(path: str | Path, seg: Segmenter, train_state: dict | None =
     atomic_write_bytes(path, buf.getvalue())
 
 
+BUNDLED_DIR = Path(__file__).parent / "weights"
+BUNDLED = {"nuclei": "nuclei.pt"}  # models trained by this project and shipped in the package (model cards beside them)
+
+
+def resolve_checkpoint(name_or_path: str | Path) -> Path:
+    """A checkpoint file path, or the installed file of a bundled model name (``nuclei``)."""
+    path = Path(name_or_path)
+    if not path.exists() and str(name_or_path) in BUNDLED:
+        path = BUNDLED_DIR / BUNDLED[str(name_or_path)]
+        if not path.is_file():
+            raise ValueError(f"{path}: bundled model {name_or_path!r} is missing from this installation")
+    return path
+
+
 def read_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
+    path = resolve_checkpoint(path)
     if not path.is_file():
-        raise ValueError(f"{path}: checkpoint not found")
+        raise ValueError(f"{path}: checkpoint not found (a .pt file or a bundled model: {', '.join(BUNDLED)})")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -117,5 +131,5 @@ def segmenter_from_checkpoint(ckpt: dict) -> Segmenter:
 
 
 def load_model(path: str | Path) -> Segmenter:
-    """Rebuild a trained model from a checkpoint file alone (in eval mode, on CPU)."""
+    """Rebuild a trained model from a checkpoint file or a bundled model name (in eval mode, on CPU)."""
     return segmenter_from_checkpoint(read_checkpoint(path))

@@ -1,4 +1,4 @@
-"""Command line: ``pixelwise train | predict | evaluate | models``. Subcommands only; the work
+"""Command line: ``pixelwise train | predict | evaluate | segment | models``. Subcommands only; the work
 happens in the library. Heavy imports are deferred so ``pixelwise --version`` answers fast."""
 
 from __future__ import annotations
@@ -75,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the one-cycle schedule (default 1e-3)")
     t.add_argument("--weight-decay", type=float, default=0.0)
-    t.add_argument("--loss", choices=["ce", "dice", "ce+dice"], default="ce", help="default ce (per-pixel cross-entropy)")
+    t.add_argument("--loss", choices=["ce", "weighted-ce", "dice", "ce+dice"], default="ce",
+                   help="default ce (per-pixel cross-entropy); weighted-ce weights each pixel by U-Net's border "
+                        "weight map (class balance + w0 * exp(-(d1 + d2)^2 / 2 sigma^2) between cells)")
+    t.add_argument("--w0", type=float, default=10.0, help="weighted-ce: border weight w0 (default 10)")
+    t.add_argument("--sigma", type=float, default=5.0, help="weighted-ce: border width sigma in pixels (default 5)")
     t.add_argument("--class-weighting", choices=["none", "median", "inverse"], default="none",
                    help="cross-entropy class weights from training pixel counts (default none)")
     t.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
@@ -111,6 +115,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="where to write the metrics JSON (default: evaluation.json beside the checkpoint)")
     e.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     e.add_argument("--tta", action="store_true", help="average predictions over the 8 flips/rotations (8x slower)")
+    e.add_argument("--object-class", type=int, metavar="ID",
+                   help="also score objects: connected components of this class id in truth and prediction "
+                        "(automatic for models trained with --instances)")
+    e.add_argument("--min-size", type=int, default=0, help="drop predicted objects under this many pixels")
+
+    g = sub.add_parser("segment", help="instance label images (one id per object) and overlays",
+                       description="Writes OUT/instances/<name>.png (16-bit, 0 = background, 1..N objects) and "
+                                   "OUT/overlays/<name>.png. --model is a bundled model name or a checkpoint "
+                                   "trained with --instances.")
+    g.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
+    g.add_argument("--model", default="nuclei", help="bundled model name (nuclei) or checkpoint path (default nuclei)")
+    g.add_argument("--out", default="segment-output", help="output folder (default segment-output)")
+    g.add_argument("--min-size", type=int, default=0, help="drop objects under this many pixels (default 0)")
+    g.add_argument("--object-class", type=int, metavar="ID",
+                   help="for models not trained on instances: objects are connected components of this class")
+    g.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    g.add_argument("--tile", type=int, default=None, help="overlap-tile size (default: automatic)")
+    g.add_argument("--overlap", type=int, default=64)
+    g.add_argument("--no-progress", dest="progress", action="store_false")
 
     sub.add_parser("models", help="list the available architectures")
 
@@ -130,6 +153,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         ignore_values=args.ignore_values, instances=args.instances, val_stems=parse_stems(args.val_stems), val_fraction=args.val_fraction,
         epochs=args.epochs, epoch_size=args.epoch_size, batch_size=args.batch_size, crop=args.crop or None,
         augment=args.augment, elastic=args.elastic, scale=args.scale, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
+        w0=args.w0, sigma=args.sigma,
         class_weighting=args.class_weighting, precision=args.precision, device=args.device, workers=args.workers,
         seed=args.seed, ema=args.ema, resume=args.resume, progress=args.progress,
     )
@@ -149,22 +173,43 @@ def cmd_predict(args: argparse.Namespace) -> int:
     result = predict_files(seg, args.inputs, args.out, args.precision, args.progress, args.tta,
                            args.tile, args.overlap)
     print(f"wrote {len(result.written)} masks to {Path(args.out) / 'masks'} and overlays to {Path(args.out) / 'overlays'}")
-    if result.failures:
-        print(f"{len(result.failures)} file(s) failed:", file=sys.stderr)
-        for _, reason in result.failures:
-            print(f"  {reason}", file=sys.stderr)
-        return 1
-    return 0
+    return report_failures(result)
+
+
+def report_failures(result) -> int:
+    if not result.failures:
+        return 0
+    print(f"{len(result.failures)} file(s) failed:", file=sys.stderr)
+    for _, reason in result.failures:
+        print(f"  {reason}", file=sys.stderr)
+    return 1
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from pixelwise.checkpoint import load_model
+    from pixelwise.inference import segment_files
+
+    seg = load_model(args.model)
+    result = segment_files(seg, args.inputs, args.out, args.precision, args.progress, args.min_size,
+                           args.object_class, args.tile, args.overlap)
+    counts = ", ".join(f"{p.stem}: {n}" for p, n in result.counts[:10])
+    print(f"wrote {len(result.written)} instance label images to {Path(args.out) / 'instances'} and overlays to "
+          f"{Path(args.out) / 'overlays'}" + (f"\nobjects per image: {counts}" if counts else ""))
+    return report_failures(result)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pixelwise.checkpoint import BUNDLED_DIR, resolve_checkpoint
     from pixelwise.evaluate import evaluate_checkpoint
     from pixelwise.metrics import format_table
 
-    summary = evaluate_checkpoint(args.checkpoint, args.data, args.val_stems, args.precision, args.tta)
+    summary = evaluate_checkpoint(args.checkpoint, args.data, args.val_stems, args.precision, args.tta,
+                                  args.object_class, args.min_size)
     print(f"{summary['images']} images from {summary['split']}")
     print(format_table(summary))
-    out = Path(args.json) if args.json else Path(args.checkpoint).parent / "evaluation.json"
+    out = Path(args.json) if args.json else resolve_checkpoint(args.checkpoint).parent / "evaluation.json"
+    if not args.json and BUNDLED_DIR in out.parents:
+        out = Path("evaluation.json")  # never write into the installed package
     from pixelwise.data.io import atomic_write_bytes
 
     atomic_write_bytes(out, json.dumps(summary, indent=2).encode())
@@ -188,7 +233,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"demo": cmd_demo, "train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "models": cmd_models}
+COMMANDS = {"demo": cmd_demo, "train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "segment": cmd_segment,
+            "models": cmd_models}
 
 
 def main(argv: list[str] | None = None) -> int:

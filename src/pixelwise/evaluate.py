@@ -4,21 +4,89 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
-from pixelwise.checkpoint import load_model
-from pixelwise.data.datasets import SegmentationDataset, evaluation_items, parse_stems
-from pixelwise.inference import resolve_precision
+from pixelwise.checkpoint import Segmenter, load_model
+from pixelwise.data.datasets import SegmentationDataset, evaluation_items, parse_stems, to_tensor
+from pixelwise.data.io import read_mask
+from pixelwise.inference import instances_for, predict_probs, resolve_precision
+from pixelwise.metrics import ConfusionMatrix, dsb_average_precision, object_scores, rand_info_scores, seg_score
 from pixelwise.train import evaluate
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, val_stems: str | None = None,
-                        precision: str = "auto", tta: bool = False) -> dict:
+                        precision: str = "auto", tta: bool = False, object_class: int | None = None,
+                        min_size: int = 0) -> dict:
     """Confusion-matrix metrics of ``checkpoint`` over the selected pairs of ``data``, with
-    ``split`` (what was scored) and ``images`` (how many) added."""
+    ``split`` (what was scored) and ``images`` (how many) added.
+
+    Object metrics (``objects``, see :func:`object_metrics`) are added for checkpoints trained
+    on instance masks, and for others when ``object_class`` names the class whose connected
+    components are the objects (ISBI 2012: the cells between membranes).
+    """
     seg = load_model(checkpoint)
     items, split = evaluation_items(Path(data), parse_stems(val_stems))
     ds = SegmentationDataset(items, seg.num_classes, seg.encoding, seg.norm, channels=seg.in_channels)
-    cm, _ = evaluate(seg.network, DataLoader(ds, batch_size=1), seg.num_classes, "cpu", resolve_precision(precision),
-                     tta=tta, scale=seg.input_scale)
-    return {"split": split, "images": len(items), "checkpoint": str(checkpoint), "tta": tta} | cm.summary(seg.class_names)
+    head = {"split": split, "images": len(items), "checkpoint": str(checkpoint), "tta": tta}
+    precision = resolve_precision(precision)
+    if seg.encoding.instances is None and object_class is None:
+        cm, _ = evaluate(seg.network, DataLoader(ds, batch_size=1), seg.num_classes, "cpu", precision,
+                         tta=tta, scale=seg.input_scale)
+        return head | cm.summary(seg.class_names)
+    cm = ConfusionMatrix(seg.num_classes)
+    pairs = []
+    for i, item in enumerate(items):
+        image, target = ds.load(i)
+        pred = predict_probs(seg.network, to_tensor(image, seg.norm)[None], precision, tta, seg.input_scale)
+        mask = pred.argmax(1)[0]
+        cm.update(mask, torch.from_numpy(target))
+        mask = mask.numpy()
+        if seg.encoding.instances is not None:
+            reference = read_mask(item.mask, item.page)
+        else:
+            reference = instances_for_reference(target, object_class)
+        pairs.append((reference, instances_for(seg, mask, object_class, min_size)))
+    return head | cm.summary(seg.class_names) | {"objects": object_metrics(pairs)}
+
+
+def instances_for_reference(target: np.ndarray, object_class: int) -> np.ndarray:
+    """Reference objects of a semantic mask: 4-connected components of ``object_class``."""
+    from scipy import ndimage
+
+    return ndimage.label(target == object_class)[0]
+
+
+def object_metrics(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """Object-level scores over (reference, predicted) instance label images.
+
+    ``dsb_mean_ap`` and ``ap50``: the DSB2018 score and its IoU 0.5 term, averaged over images
+    (as Kaggle did); ``seg``: Cell Tracking Challenge SEG averaged over all reference objects;
+    ``precision``/``recall``/``f1`` at IoU 0.5 from the pooled matches; ``v_rand``, ``v_info``:
+    ISBI 2012's foreground-restricted scores, averaged over images; object counts.
+    """
+    aps, ap50s, seg_sum, n_ref, tp, fp, fn, rand, info = [], [], 0.0, 0, 0, 0, 0, [], []
+    n_pred = 0
+    for reference, prediction in pairs:
+        dsb = dsb_average_precision(reference, prediction)
+        aps.append(dsb["mean_ap"])
+        ap50s.append(dsb["ap"][0.5])
+        refs = len(np.unique(reference[reference > 0]))
+        if refs:
+            seg_sum += seg_score(reference, prediction) * refs
+            scores = rand_info_scores(reference, prediction)
+            rand.append(scores["v_rand"])
+            info.append(scores["v_info"])
+        n_ref += refs
+        n_pred += len(np.unique(prediction[prediction > 0]))
+        o = object_scores(reference, prediction)
+        tp, fp, fn = tp + o["tp"], fp + o["fp"], fn + o["fn"]
+    return {
+        "dsb_mean_ap": float(np.mean(aps)), "ap50": float(np.mean(ap50s)),
+        "seg": seg_sum / n_ref if n_ref else float("nan"),
+        "precision": tp / (tp + fp) if tp + fp else float("nan"), "recall": tp / (tp + fn) if tp + fn else float("nan"),
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0,
+        "v_rand": float(np.mean(rand)) if rand else float("nan"), "v_info": float(np.mean(info)) if info else float("nan"),
+        "reference_objects": n_ref, "predicted_objects": n_pred,
+    }

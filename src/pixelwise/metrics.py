@@ -89,6 +89,13 @@ def format_table(summary: dict) -> str:
         f"pixel accuracy {summary['pixel_accuracy']:.4f}   mean IoU {summary['mean_iou']:.4f}   "
         f"mean Dice {summary['mean_dice']:.4f}"
     )
+    if "objects" in summary:
+        o = summary["objects"]
+        lines.append(
+            f"objects: {o['predicted_objects']} predicted, {o['reference_objects']} true   "
+            f"DSB mean AP {o['dsb_mean_ap']:.4f}   AP@0.5 {o['ap50']:.4f}   F1@0.5 {o['f1']:.4f}   SEG {o['seg']:.4f}"
+        )
+        lines.append(f"V_Rand {o['v_rand']:.4f}   V_Info {o['v_info']:.4f}   pixel error {1 - summary['pixel_accuracy']:.4f}")
     return "\n".join(lines)
 
 

@@ -71,6 +71,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     momentum: float = 0.9
     loss: str = "ce"
+    w0: float = 10.0
+    sigma: float = 5.0
     class_weighting: str = "none"
     precision: str = "auto"
     device: str = "auto"
@@ -105,15 +107,21 @@ def epoch_indices(n: int, epoch_size: int, seed: int, epoch: int) -> list[int]:
     return torch.cat([torch.randperm(n, generator=g) for _ in range(reps)])[:epoch_size].tolist()
 
 
-def make_loss(name: str, class_weights: torch.Tensor | None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+LOSSES = ("ce", "weighted-ce", "dice", "ce+dice")
+
+
+def make_loss(name: str, class_weights: torch.Tensor | None) -> Callable[..., torch.Tensor]:
+    """``loss(logits, target, pixel_weights=None)``. ``weighted-ce`` is the cross-entropy
+    weighted by the batch's border weight maps (plain cross-entropy where none are given,
+    e.g. for the validation loss); the others ignore ``pixel_weights``."""
     ce = PixelCrossEntropy(class_weights)
-    if name == "ce":
+    if name in ("ce", "weighted-ce"):
         return ce
     if name == "dice":
-        return soft_dice_loss
+        return lambda logits, target, pixel_weights=None: soft_dice_loss(logits, target)
     if name == "ce+dice":
-        return lambda logits, target: ce(logits, target) + soft_dice_loss(logits, target)
-    raise ValueError(f"unknown loss {name!r}; choose ce, dice or ce+dice")
+        return lambda logits, target, pixel_weights=None: ce(logits, target) + soft_dice_loss(logits, target)
+    raise ValueError(f"unknown loss {name!r}; choose {', '.join(LOSSES)}")
 
 
 def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
@@ -144,14 +152,16 @@ def train_one_epoch(
     fmt = memory_format(precision)
     total, count = 0.0, 0
     bar = tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False)
-    for images, targets in bar:
+    for images, targets, *pixel_weights in bar:  # a third element: per-pixel loss weights
         images = images.to(device).contiguous(memory_format=fmt)
         targets = targets.to(device)
+        weights = pixel_weights[0].to(device) if pixel_weights else None
         with autocast(precision, device):
             logits = model(images)
         if logits.shape[-2:] != targets.shape[-2:]:  # valid-convolution models predict the centre
             targets = centre_crop(targets, logits.shape[-2:])
-        loss = loss_fn(logits.float(), targets)
+            weights = centre_crop(weights, logits.shape[-2:]) if weights is not None else None
+        loss = loss_fn(logits.float(), targets, weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -223,7 +233,8 @@ def build_datasets(cfg: TrainConfig) -> tuple[SegmentationDataset, SegmentationD
     colours = info.colours if info.colours and len(info.colours) == num_classes else default_colours(num_classes)
     encoding = MaskEncoding(tuple(cfg.mask_values) if cfg.mask_values else None, ignore, cfg.instances)
     train = SegmentationDataset(train_items, num_classes, encoding, norm=None, crop=cfg.crop, augment=cfg.augment,
-                                 seed=cfg.seed, elastic=cfg.elastic, scale=cfg.scale)
+                                 seed=cfg.seed, elastic=cfg.elastic, scale=cfg.scale,
+                                 weight_map=(cfg.w0, cfg.sigma) if cfg.loss == "weighted-ce" else None)
     channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
     train.set_channels(channels)
     train.norm = compute_normalization([train.load(i)[0] for i in range(len(train))])

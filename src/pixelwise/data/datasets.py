@@ -26,8 +26,15 @@ import torch
 from torch.utils.data import Dataset
 
 from pixelwise.data.io import IMAGE_SUFFIXES, count_pages, read_image, read_mask
-from pixelwise.data.transforms import IGNORE_INDEX, elastic_deform, random_crop, pad_context, random_flip_rotate, resize_pair
-
+from pixelwise.data.transforms import (
+    IGNORE_INDEX,
+    elastic_deform,
+    pad_context,
+    random_crop,
+    random_flip_rotate,
+    resize_mask,
+    resize_pair,
+)
 
 
 @dataclass(frozen=True)
@@ -276,6 +283,11 @@ class SegmentationDataset(Dataset):
     randomness depends only on ``(seed, epoch, index)``; call :meth:`set_epoch` each epoch.
     ``scale`` resizes every pair once, when first loaded (image antialiased bilinear, mask
     nearest). Decoded files are cached in memory.
+
+    ``weight_map=(w0, sigma)`` adds U-Net's border weight map (:func:`~pixelwise.losses.unet_weight_map`)
+    as a third element, float32 (H, W), cropped, deformed and flipped with the target. Its
+    cells are the instance labels for instance masks, else the 4-connected components of
+    every class but class 0 (ISBI 2012: the cells between membranes).
     """
 
     def __init__(
@@ -290,8 +302,11 @@ class SegmentationDataset(Dataset):
         channels: int | None = None,
         elastic: bool = False,
         scale: float = 1.0,
+        weight_map: tuple[float, float] | None = None,
     ) -> None:
         self.items, self.num_classes, self.encoding, self.norm = items, num_classes, encoding, norm
+        self.weight_map = weight_map
+        self._weights: dict[int, np.ndarray] = {}
         self.crop, self.augment, self.seed, self.epoch = crop, augment, seed, 0
         self.elastic, self.scale = elastic, scale
         self.context = 0  # mirrored border added around each image before cropping (valid-convolution models)
@@ -324,8 +339,27 @@ class SegmentationDataset(Dataset):
             self._cache[index] = (image, target)
         return self._cache[index]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def weights(self, index: int) -> np.ndarray:
+        """The border weight map of pair ``index`` at the dataset's resolution (cached)."""
+        if index not in self._weights:
+            from scipy import ndimage
+
+            from pixelwise.losses import unet_weight_map
+
+            target = self.load(index)[1]
+            if self.encoding.instances is not None:
+                item = self.items[index]
+                cells = resize_mask(read_mask(item.mask, item.page), target.shape).astype(np.int64)
+            else:
+                cells = ndimage.label((target != 0) & (target != IGNORE_INDEX))[0]
+            w0, sigma = self.weight_map
+            self._weights[index] = unet_weight_map(cells, w0, sigma)
+        return self._weights[index]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         image, target = self.load(index)
+        if self.weight_map is not None:  # weights travel as a second label plane
+            target = np.stack([target.astype(np.float32), self.weights(index)], axis=-1)
         if self.context:
             image, target = pad_context(image, target, self.context)
         if self.crop or self.augment or self.elastic:
@@ -336,6 +370,10 @@ class SegmentationDataset(Dataset):
                 image, target = elastic_deform(image, target, rng)
             if self.augment:
                 image, target = random_flip_rotate(image, target, rng)
+        if self.weight_map is not None:
+            weights = torch.from_numpy(np.ascontiguousarray(target[..., 1]))
+            labels = torch.from_numpy(np.ascontiguousarray(target[..., 0])).long()
+            return to_tensor(image, self.norm), labels, weights
         return to_tensor(image, self.norm), torch.from_numpy(np.ascontiguousarray(target))
 
 

@@ -229,6 +229,13 @@ def save_mask(path: str | os.PathLike, mask: np.ndarray, palette: np.ndarray | N
     save_png(path, img)
 
 
+def save_label_image(path: str | os.PathLike, labels: np.ndarray) -> None:
+    """Save an instance label image as a 16-bit greyscale PNG (0 = background, 1..N objects)."""
+    if labels.max(initial=0) > 65535:
+        raise ValueError(f"{path}: {int(labels.max())} objects do not fit a 16-bit label image")
+    save_png(path, Image.fromarray(labels.astype(np.uint16)))
+
+
 def list_images(paths: list[str | os.PathLike]) -> list[Path]:
     """Expand files and folders (recursively) into a sorted list of image files."""
     out: list[Path] = []

@@ -1,6 +1,8 @@
 """Paired transforms: every geometric change is applied to the image and its mask together.
 
-Arrays are (H, W, C) images and (H, W) masks, as returned by :mod:`pixelwise.data.io`.
+Arrays are (H, W, C) images and (H, W) masks, as returned by :mod:`pixelwise.data.io`. A mask
+may carry extra per-pixel planes as (H, W, K) (e.g. class ids and a pixel-weight map stacked):
+every plane is moved exactly like the labels (nearest neighbour, padded with the ignore index).
 Randomness comes from an explicit ``numpy.random.Generator`` so that a sample's
 augmentation is a pure function of (seed, epoch, index): resumed runs replay it exactly.
 """
@@ -19,7 +21,7 @@ def pad_to(image: np.ndarray, mask: np.ndarray, height: int, width: int) -> tupl
         return image, mask
     mode = "reflect" if ph < image.shape[0] and pw < image.shape[1] else "symmetric"
     image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
-    mask = np.pad(mask, ((0, ph), (0, pw)), constant_values=IGNORE_INDEX)
+    mask = np.pad(mask, ((0, ph), (0, pw)) + ((0, 0),) * (mask.ndim - 2), constant_values=IGNORE_INDEX)
     return image, mask
 
 
@@ -36,7 +38,7 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(H, W) label image to ``size`` by nearest neighbour at pixel centres: ids stay ids."""
-    h, w = mask.shape
+    h, w = mask.shape[:2]
     rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.intp), h - 1)
     cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.intp), w - 1)
     return mask[rows[:, None], cols[None, :]]
@@ -57,7 +59,8 @@ def pad_context(image: np.ndarray, mask: np.ndarray, border: int) -> tuple[np.nd
     border is the ignore index, so only real pixels are ever scored."""
     mode = "reflect" if border < min(image.shape[:2]) else "symmetric"
     image = np.pad(image, ((border, border), (border, border), (0, 0)), mode=mode)
-    return image, np.pad(mask, border, constant_values=IGNORE_INDEX)
+    widths = ((border, border), (border, border)) + ((0, 0),) * (mask.ndim - 2)
+    return image, np.pad(mask, widths, constant_values=IGNORE_INDEX)
 
 
 def random_crop(
@@ -92,7 +95,7 @@ def elastic_deform(
     resampled bicubically, the mask by nearest neighbour, both with mirrored borders."""
     from scipy import ndimage
 
-    h, w = mask.shape
+    h, w = mask.shape[:2]
     coarse = rng.normal(0.0, sigma, (2, grid, grid))
     field = [ndimage.zoom(c, (h / grid, w / grid), order=3, mode="nearest", grid_mode=False) for c in coarse]
     yy, xx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
@@ -103,5 +106,7 @@ def elastic_deform(
     warped = np.stack(channels, axis=-1)
     if hi is not None:
         warped = np.clip(np.rint(warped), lo, hi)
-    warped_mask = ndimage.map_coordinates(mask, coords, order=0, mode="mirror")
+    planes = mask[..., None] if mask.ndim == 2 else mask
+    warped_mask = np.stack([ndimage.map_coordinates(planes[..., k], coords, order=0, mode="mirror")
+                            for k in range(planes.shape[-1])], axis=-1).reshape(mask.shape)
     return warped.astype(image.dtype), warped_mask.astype(mask.dtype)

@@ -1,0 +1,85 @@
+"""Instances end to end: train on instance labels, score objects with `evaluate`, write label images with `segment`."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelwise.cli import main
+from pixelwise.data.io import read_mask
+from pixelwise.evaluate import object_metrics
+
+
+def _blobs(root, n=10, size=64, seed=0):
+    """Images of two pairs of touching bright discs with uint16 instance labels (DATA/images + DATA/instances)."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "instances").mkdir()
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(n):
+        labels = np.zeros((size, size), np.uint16)
+        for row, cy in enumerate((16, 46)):
+            r1, r2 = rng.integers(6, 9, 2)
+            cx = int(rng.integers(10, 20))
+            for k, (x, r) in enumerate([(cx, r1), (cx + r1 + r2, r2)], start=2 * row + 1):  # tangent discs
+                labels[((yy - cy) ** 2 + (xx - x) ** 2 <= r * r) & (labels == 0)] = k
+        image = np.where(labels > 0, 200, 30) + rng.integers(0, 20, labels.shape)
+        Image.fromarray(image.astype(np.uint8)).save(root / "images" / f"{i:02d}.png")
+        Image.fromarray(labels).save(root / "instances" / f"{i:02d}.png")
+    return root
+
+
+def test_object_metrics_perfect_and_hand_computed():
+    ref = np.zeros((10, 10), np.uint16)
+    ref[0:4, 0:4], ref[6:10, 6:10] = 1, 2
+    perfect = object_metrics([(ref, ref.copy())])
+    assert perfect["dsb_mean_ap"] == perfect["ap50"] == perfect["seg"] == perfect["f1"] == 1.0
+    assert perfect["v_rand"] == pytest.approx(1.0) and perfect["reference_objects"] == perfect["predicted_objects"] == 2
+    pred = np.zeros_like(ref)
+    pred[0:4, 0:4] = 5  # one exact match, the other object missed, one false object
+    pred[0:2, 8:10] = 9
+    m = object_metrics([(ref, pred)])
+    assert m["ap50"] == pytest.approx(1 / 3) and m["f1"] == pytest.approx(0.5) and m["seg"] == pytest.approx(0.5)
+
+
+def test_train_evaluate_segment_on_instances(tmp_path, capsys):
+    data = _blobs(tmp_path / "blobs")
+    run = tmp_path / "run"
+    assert main(["train", str(data), "--out", str(run), "--instances", "boundary", "--loss", "weighted-ce",
+                 "--depth", "2", "--base-width", "8", "--epochs", "12", "--epoch-size", "32", "--crop", "48",
+                 "--lr", "1e-2", "--val-fraction", "0.2", "--no-progress", "--precision", "fp32"]) == 0
+    assert main(["evaluate", str(run / "best.pt"), str(data), "--json", str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out
+    assert "DSB mean AP" in out and "V_Rand" in out
+    objects = json.loads((tmp_path / "e.json").read_text())["objects"]
+    assert objects["reference_objects"] == 40 and objects["ap50"] > 0.9  # 10 images x 4 discs, scored on all
+
+    seg_out = tmp_path / "seg"
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    assert main(["segment", str(data / "images" / "00.png"), str(bad), "--model", str(run / "best.pt"),
+                 "--out", str(seg_out), "--no-progress"]) == 1
+    labels = read_mask(seg_out / "instances" / "00.png")
+    assert labels.dtype == np.uint16 and labels.max() >= 2
+    assert (seg_out / "overlays" / "00.png").is_file()
+    captured = capsys.readouterr()
+    assert "00: " in captured.out and "bad.png" in captured.err
+
+
+def test_evaluate_object_class_for_semantic_models(shapes_data, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", str(shapes_data), "--out", str(run), "--depth", "2", "--base-width", "8", "--epochs", "2",
+                 "--crop", "32", "--no-progress"]) == 0
+    assert main(["evaluate", str(run / "best.pt"), str(shapes_data), "--object-class", "1",
+                 "--json", str(tmp_path / "e.json")]) == 0
+    m = json.loads((tmp_path / "e.json").read_text())
+    assert 0 <= m["objects"]["v_rand"] <= 1 and m["objects"]["reference_objects"] > 0
+
+
+def test_missing_bundled_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    import pixelwise.checkpoint as ckpt
+
+    monkeypatch.setattr(ckpt, "BUNDLED_DIR", tmp_path)
+    assert main(["segment", str(tmp_path / "x.png"), "--model", "nuclei", "--out", str(tmp_path / "o")]) == 2
+    assert "bundled model 'nuclei' is missing" in capsys.readouterr().err
