@@ -395,7 +395,8 @@ def evaluation_items(root: Path, val_stems: list[str] | None = None) -> tuple[li
     ``root/val``, else ``root/train``, else ``root`` itself."""
     root = Path(root)
     if val_stems:
-        return resolve_splits(root, val_stems)[1], f"{root} (stems {','.join(val_stems)})"
+        shown = ",".join(val_stems) if len(val_stems) <= 6 else f"{len(val_stems)} listed stems"
+        return resolve_splits(root, val_stems)[1], f"{root} ({shown})"
     for sub in ("val", "train"):
         if (root / sub).is_dir():
             return find_items(root / sub), str(root / sub)
