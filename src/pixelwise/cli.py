@@ -165,15 +165,34 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def sharded(run, report) -> int:
+    """Run ``run(shard)`` on this process's share of the inputs. Under torchrun the inputs are
+    split among the ranks, results are gathered, and rank 0 reports for all; every rank exits
+    1 if any file failed anywhere."""
+    from pixelwise import distributed as dist
+    from pixelwise.inference import BatchResult
+
+    _, created = dist.setup("cpu")
+    try:
+        result = BatchResult.merge(dist.gather(run((dist.rank(), dist.world_size()))))
+    finally:
+        dist.cleanup(created)
+    if dist.is_main():
+        report(result)
+        return report_failures(result)
+    return 1 if result.failures else 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from pixelwise.checkpoint import load_model
     from pixelwise.inference import predict_files
 
     seg = load_model(args.checkpoint)
-    result = predict_files(seg, args.inputs, args.out, args.precision, args.progress, args.tta,
-                           args.tile, args.overlap)
-    print(f"wrote {len(result.written)} masks to {Path(args.out) / 'masks'} and overlays to {Path(args.out) / 'overlays'}")
-    return report_failures(result)
+    return sharded(
+        lambda shard: predict_files(seg, args.inputs, args.out, args.precision, args.progress, args.tta,
+                                    args.tile, args.overlap, shard),
+        lambda result: print(f"wrote {len(result.written)} masks to {Path(args.out) / 'masks'} and overlays to "
+                             f"{Path(args.out) / 'overlays'}"))
 
 
 def report_failures(result) -> int:
@@ -190,12 +209,14 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from pixelwise.inference import segment_files
 
     seg = load_model(args.model)
-    result = segment_files(seg, args.inputs, args.out, args.precision, args.progress, args.min_size,
-                           args.object_class, args.tile, args.overlap)
-    counts = ", ".join(f"{p.stem}: {n}" for p, n in result.counts[:10])
-    print(f"wrote {len(result.written)} instance label images to {Path(args.out) / 'instances'} and overlays to "
-          f"{Path(args.out) / 'overlays'}" + (f"\nobjects per image: {counts}" if counts else ""))
-    return report_failures(result)
+
+    def report(result) -> None:
+        counts = ", ".join(f"{p.stem}: {n}" for p, n in result.counts[:10])
+        print(f"wrote {len(result.written)} instance label images to {Path(args.out) / 'instances'} and overlays to "
+              f"{Path(args.out) / 'overlays'}" + (f"\nobjects per image: {counts}" if counts else ""))
+
+    return sharded(lambda shard: segment_files(seg, args.inputs, args.out, args.precision, args.progress,
+                                               args.min_size, args.object_class, args.tile, args.overlap, shard), report)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -172,6 +172,10 @@ class BatchResult:
     failures: list[tuple[Path, str]] = field(default_factory=list)
     counts: list[tuple[Path, int]] = field(default_factory=list)  # objects per image (segment)
 
+    @classmethod
+    def merge(cls, parts: list[BatchResult]) -> BatchResult:
+        return cls(*([x for part in parts for x in getattr(part, name)] for name in ("written", "failures", "counts")))
+
 
 def output_names(inputs: list[str | os.PathLike]) -> Iterator[tuple[Path, Path]]:
     """Each image file with its output-relative path: folders keep their inner structure."""
@@ -192,14 +196,16 @@ def predict_files(
     tta: bool = False,
     tile: int | None = None,
     overlap: int = AUTO_OVERLAP,
+    shard: tuple[int, int] = (0, 1),
 ) -> BatchResult:
     """Write ``out/masks/<name>.png`` (palette PNG of class ids) and ``out/overlays/<name>.png``
-    for every image; bad files are recorded and skipped."""
+    for every image; bad files are recorded and skipped. ``shard=(rank, world)`` processes
+    only every world-th input starting at rank (the inputs are split among processes)."""
     from tqdm import tqdm
 
     out_dir, result = Path(out_dir), BatchResult()
     palette = seg.palette()
-    items = list(output_names(inputs))
+    items = list(output_names(inputs))[shard[0] :: shard[1]]
     for src, rel in tqdm(items, desc="predict", unit="img", disable=not progress):
         try:
             image = read_image(src)
@@ -293,15 +299,17 @@ def segment_files(
     object_class: int | None = None,
     tile: int | None = None,
     overlap: int = AUTO_OVERLAP,
+    shard: tuple[int, int] = (0, 1),
 ) -> BatchResult:
     """Write ``out/instances/<name>.png`` (uint16 instance labels, 0 = background) and
-    ``out/overlays/<name>.png`` for every image; bad files are recorded and skipped."""
+    ``out/overlays/<name>.png`` for every image; bad files are recorded and skipped.
+    ``shard`` as in :func:`predict_files`."""
     from tqdm import tqdm
 
     from pixelwise.data.io import save_label_image
 
     out_dir, result = Path(out_dir), BatchResult()
-    items = list(output_names(inputs))
+    items = list(output_names(inputs))[shard[0] :: shard[1]]
     for src, rel in tqdm(items, desc="segment", unit="img", disable=not progress):
         try:
             image = read_image(src)

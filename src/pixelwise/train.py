@@ -94,12 +94,6 @@ class RunState:
     history: list[dict] = field(default_factory=list)
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def epoch_indices(n: int, epoch_size: int, seed: int, epoch: int) -> list[int]:
     """``epoch_size`` sample indices: concatenated seeded permutations of range(n)."""
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -327,10 +321,23 @@ def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = Non
     With ``cfg.ema`` > 0 an exponential moving average of the weights (decay ``cfg.ema`` per
     step) is what gets validated and saved. ``on_epoch_end(epoch, row)`` is called after each
     epoch's checkpoint is written.
+
+    Under ``torchrun`` the model is wrapped in DistributedDataParallel and ``batch_size`` is
+    the global batch: each of the N processes trains on its ``batch_size / N`` share of every
+    batch (see :func:`pixelwise.distributed.shard_batches`), so N processes take the same
+    steps as one process would. Batch norm is synchronised across GPUs (SyncBatchNorm); on
+    CPU (gloo) each process normalises its own share. Rank 0 validates, prints and writes
+    every file; all ranks resume from the same ``last.pt``.
     """
+    from torch.nn.parallel import DistributedDataParallel
+
+    from pixelwise import distributed as dist
+
+    device, created_group = dist.setup(cfg.device)
+    world, rank, main = dist.world_size(), dist.rank(), dist.is_main()
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     precision = resolve_precision(cfg.precision, device)
     train_ds, val_ds, names, colours = build_datasets(cfg)
     model, arch_kwargs = build_model(cfg, train_ds.channels, len(names), device, precision)
@@ -344,52 +351,76 @@ def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = Non
         class_weights = class_weights_from_counts(class_pixel_counts(train_ds), cfg.class_weighting)
     loss_fn = make_loss(cfg.loss, class_weights)
     epoch_size = cfg.epoch_size or len(train_ds)
+    steps_per_epoch = epoch_size // cfg.batch_size if world > 1 else math.ceil(epoch_size / cfg.batch_size)
+    if steps_per_epoch < 1:
+        raise ValueError(f"epoch size {epoch_size} is smaller than the global batch {cfg.batch_size}")
     optimizer = make_optimizer(cfg, model.parameters())
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * math.ceil(epoch_size / cfg.batch_size), pct_start=0.1,
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.1,
         cycle_momentum=cfg.optimizer == "sgd",
     )
     state = RunState()
     if cfg.resume and (out / "last.pt").exists():
         state = restore(out / "last.pt", model, ema, optimizer, scheduler)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    trained = model
+    if world > 1:
+        if device.type == "cuda":
+            trained = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        trained = DistributedDataParallel(trained, device_ids=[device.index] if device.type == "cuda" else None)
+    if main:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
 
     for epoch in range(state.epoch, cfg.epochs):
         start = time.perf_counter()
         train_ds.set_epoch(epoch)
-        loader = DataLoader(train_ds, batch_size=cfg.batch_size, num_workers=cfg.workers,
-                            sampler=epoch_indices(len(train_ds), epoch_size, cfg.seed, epoch))
-        train_loss = train_one_epoch(model, loader, loss_fn, optimizer, scheduler, device, precision,
-                                     f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress, ema)
-        cm, val_loss = evaluate(net, DataLoader(val_ds, batch_size=1), len(names), device, precision, loss_fn)
-        summary = cm.summary(names)
-        row = {
-            "epoch": epoch + 1, "train_loss": round(train_loss, 6), "val_loss": round(val_loss, 6),
-            "pixel_accuracy": round(summary["pixel_accuracy"], 6), "mean_iou": round(summary["mean_iou"], 6),
-            "mean_dice": round(summary["mean_dice"], 6), "lr": scheduler.get_last_lr()[0],
-            "seconds": round(time.perf_counter() - start, 2),
-        }
-        state.history.append(row)
-        state.epoch = epoch + 1
-        improved = summary["mean_iou"] > state.best_miou
-        state.best_miou = max(state.best_miou, summary["mean_iou"])
-        train_state = {
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": state.epoch,
-            "best_miou": state.best_miou, "history": state.history, "config": asdict(cfg),
-        }
-        if ema is not None:
-            train_state |= {"raw_state_dict": model.state_dict(), "ema_updates": int(ema.n_averaged)}
-        save_checkpoint(out / "last.pt", seg, train_state)
-        if improved:
-            save_checkpoint(out / "best.pt", seg, {"epoch": state.epoch, "metrics": summary, "config": asdict(cfg)})
-        write_metrics_csv(out / "metrics.csv", state.history)
-        plot_curves(out / "curve.png", state.history)
-        print(f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f}  val loss {val_loss:.4f}  "
-              f"pixel acc {row['pixel_accuracy']:.4f}  mIoU {row['mean_iou']:.4f}  ({row['seconds']:.1f}s)", flush=True)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, row)
+        indices = epoch_indices(len(train_ds), epoch_size, cfg.seed, epoch)
+        if world > 1:
+            indices = dist.shard_batches(indices, cfg.batch_size, rank, world)
+        loader = DataLoader(train_ds, batch_size=cfg.batch_size // world, num_workers=cfg.workers, sampler=indices)
+        train_loss = train_one_epoch(trained, loader, loss_fn, optimizer, scheduler, device, precision,
+                                     f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and main, ema)
+        train_loss = dist.all_mean(train_loss, device)
+        if main:
+            row = end_epoch(cfg, seg, state, epoch, train_loss, val_ds, names, device, precision, loss_fn, optimizer,
+                            scheduler, model, ema, start)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch + 1, row)
+        dist.barrier()
 
     best = out / "best.pt"
-    if cfg.overlays and best.exists():
+    if main and cfg.overlays and best.exists():
         write_overlays(load_model(best), val_ds, out / "overlays", cfg.overlays, precision)
+    dist.cleanup(created_group)
     return best
+
+
+def end_epoch(cfg: TrainConfig, seg: Segmenter, state: RunState, epoch: int, train_loss: float, val_ds, names,
+              device, precision, loss_fn, optimizer, scheduler, model, ema, start: float) -> dict:
+    """Validate, record and checkpoint one finished epoch (rank 0); returns its metrics row."""
+    out = Path(cfg.out)
+    cm, val_loss = evaluate(seg.network, DataLoader(val_ds, batch_size=1), len(names), device, precision, loss_fn)
+    summary = cm.summary(names)
+    row = {
+        "epoch": epoch + 1, "train_loss": round(train_loss, 6), "val_loss": round(val_loss, 6),
+        "pixel_accuracy": round(summary["pixel_accuracy"], 6), "mean_iou": round(summary["mean_iou"], 6),
+        "mean_dice": round(summary["mean_dice"], 6), "lr": scheduler.get_last_lr()[0],
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    state.history.append(row)
+    state.epoch = epoch + 1
+    improved = summary["mean_iou"] > state.best_miou
+    state.best_miou = max(state.best_miou, summary["mean_iou"])
+    train_state = {
+        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": state.epoch,
+        "best_miou": state.best_miou, "history": state.history, "config": asdict(cfg),
+    }
+    if ema is not None:
+        train_state |= {"raw_state_dict": model.state_dict(), "ema_updates": int(ema.n_averaged)}
+    save_checkpoint(out / "last.pt", seg, train_state)
+    if improved:
+        save_checkpoint(out / "best.pt", seg, {"epoch": state.epoch, "metrics": summary, "config": asdict(cfg)})
+    write_metrics_csv(out / "metrics.csv", state.history)
+    plot_curves(out / "curve.png", state.history)
+    print(f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f}  val loss {val_loss:.4f}  "
+          f"pixel acc {row['pixel_accuracy']:.4f}  mIoU {row['mean_iou']:.4f}  ({row['seconds']:.1f}s)", flush=True)
+    return row

@@ -1,0 +1,86 @@
+"""torch.distributed glue for ``torchrun``: process group setup, batch sharding, gathering.
+
+Under ``torchrun --nproc_per_node=N -m pixelwise train|predict ...`` the environment carries
+``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``; without them every function here is the
+single-process identity, so the same code path serves both.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", "0"))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def setup(device: str = "auto") -> tuple[torch.device, bool]:
+    """Join the process group when launched by torchrun (nccl on GPUs, gloo on CPU).
+
+    Returns this process's device and whether this call created the group (the caller then
+    tears it down with :func:`cleanup`).
+    """
+    cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda")
+    if world_size() <= 1:
+        return torch.device("cuda" if cuda else "cpu") if device == "auto" else torch.device(device), False
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if cuda:
+        torch.cuda.set_device(local)
+    created = not dist.is_initialized()
+    if created:
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return torch.device(f"cuda:{local}" if cuda else "cpu"), created
+
+
+def cleanup(created: bool) -> None:
+    if created and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def shard_batches(indices: list[int], global_batch: int, rank: int, world: int) -> list[int]:
+    """This rank's share of each global batch: global batch k holds ``indices[k*B:(k+1)*B]``
+    and rank r takes its r-th contiguous ``B / world`` slice, so the ranks' batches together
+    are exactly the single-process batch. An incomplete last batch is dropped (it could not
+    be split evenly, and DDP needs the same number of steps on every rank)."""
+    if global_batch % world:
+        raise ValueError(f"batch size {global_batch} must be divisible by the {world} processes")
+    per = global_batch // world
+    out: list[int] = []
+    for start in range(0, len(indices) - global_batch + 1, global_batch):
+        out.extend(indices[start + rank * per : start + (rank + 1) * per])
+    return out
+
+
+def all_mean(value: float, device: torch.device | str = "cpu") -> float:
+    """The mean of a float over all ranks (the value itself without a process group)."""
+    if not dist.is_initialized():
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return t.item() / dist.get_world_size()
+
+
+def gather(obj) -> list:
+    """Every rank's ``obj``, in rank order, on every rank (``[obj]`` without a process group)."""
+    if not dist.is_initialized():
+        return [obj]
+    out: list = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out

@@ -1,0 +1,84 @@
+"""torchrun: 2 CPU processes (gloo) train like one process with the same global batch, and
+shard prediction so that every input is written exactly once."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixelwise.distributed import shard_batches
+from pixelwise.train import TrainConfig, fit
+
+TRAIN_ARGS = ["--depth", "2", "--base-width", "8", "--no-batch-norm", "--epochs", "2", "--epoch-size", "16",
+              "--batch-size", "4", "--crop", "32", "--lr", "5e-3", "--precision", "fp32", "--no-progress"]
+
+
+def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "pixelwise", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_shard_batches_partition_each_global_batch():
+    indices = list(range(10))
+    shards = [shard_batches(indices, 4, r, 2) for r in range(2)]
+    assert shards == [[0, 1, 4, 5], [2, 3, 6, 7]]  # the incomplete last batch (8, 9) is dropped
+    with pytest.raises(ValueError, match="divisible"):
+        shard_batches(indices, 3, 0, 2)
+
+
+def _cfg(data, out, **kw) -> TrainConfig:
+    return TrainConfig(data=str(data), out=str(out), depth=2, base_width=8, batch_norm=False, epochs=2, epoch_size=16,
+                       batch_size=4, crop=32, lr=5e-3, precision="fp32", progress=False, overlays=0, **kw)
+
+
+def _assert_same_training(path_a, path_b):
+    a, b = (torch.load(p, weights_only=True) for p in (path_a, path_b))
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for k in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=1e-4, atol=1e-5, msg=k)
+    losses = [[h["train_loss"] for h in c["train_state"]["history"]] for c in (a, b)]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)  # the same steps, the same mean losses
+    assert losses[1][1] < losses[1][0]  # and training did move the weights
+
+
+def test_two_processes_train_like_one_with_the_same_global_batch(shapes_data, tmp_path):
+    single = fit(_cfg(shapes_data, tmp_path / "one")).parent / "last.pt"
+    proc = torchrun("train", str(shapes_data), "--out", str(tmp_path / "ddp"), *TRAIN_ARGS)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("epoch 2/2") == 1  # only rank 0 reports
+    _assert_same_training(tmp_path / "ddp" / "last.pt", single)
+
+    # resume under DDP: a run stopped after epoch 1 continues on 2 processes to the same weights
+    class Stop(Exception):
+        pass
+
+    def stop(epoch, row):
+        raise Stop
+
+    with pytest.raises(Stop):
+        fit(_cfg(shapes_data, tmp_path / "part"), on_epoch_end=stop)
+    proc = torchrun("train", str(shapes_data), "--out", str(tmp_path / "part"), *TRAIN_ARGS, "--resume")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resumed from" in proc.stdout and "epoch 1/2" not in proc.stdout
+    _assert_same_training(tmp_path / "part" / "last.pt", single)
+
+
+def test_sharded_prediction_writes_each_input_once(shapes_data, tmp_path):
+    run = tmp_path / "run"
+    assert torchrun("train", str(shapes_data), "--out", str(run), *TRAIN_ARGS, nproc=1).returncode == 0
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(5):
+        Image.fromarray(np.full((40, 40), 40 * i, np.uint8)).save(inputs / f"im{i}.png")
+    (inputs / "broken.png").write_bytes(b"\x89PNG not really")
+    proc = torchrun("predict", str(run / "best.pt"), str(inputs), "--out", str(tmp_path / "out"), "--no-progress")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    written = sorted(p.name for p in (tmp_path / "out" / "masks").iterdir())
+    assert written == [f"im{i}.png" for i in range(5)]
+    assert "wrote 5 masks" in proc.stdout and proc.stdout.count("wrote") == 1
+    assert proc.stderr.count("broken.png") == 1 and "1 file(s) failed" in proc.stderr
