@@ -115,8 +115,10 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def segmenter_from_checkpoint(ckpt: dict) -> Segmenter:
+    """The Segmenter a checkpoint dict describes (an untrained network when ``state_dict`` is None)."""
     network = create_model(ckpt["arch"], **ckpt["arch_kwargs"])
-    network.load_state_dict(ckpt["state_dict"])
+    if ckpt.get("state_dict") is not None:
+        network.load_state_dict(ckpt["state_dict"])
     network.eval()
     return Segmenter(
         network=network,
@@ -130,6 +132,18 @@ def segmenter_from_checkpoint(ckpt: dict) -> Segmenter:
     )
 
 
-def load_model(path: str | Path) -> Segmenter:
-    """Rebuild a trained model from a checkpoint file or a bundled model name (in eval mode, on CPU)."""
-    return segmenter_from_checkpoint(read_checkpoint(path))
+def load_model(path: str | Path, runtime: str = "torch") -> Segmenter:
+    """Rebuild a trained model from a checkpoint file or a bundled model name (in eval mode,
+    on CPU). ``runtime="onnx"`` runs it on ONNX Runtime; ``.onnx`` files always do."""
+    if runtime not in ("torch", "onnx"):
+        raise ValueError(f"unknown runtime {runtime!r}; choose torch or onnx")
+    if str(path).endswith(".onnx"):
+        from pixelwise.export import load_onnx
+
+        return load_onnx(path)
+    seg = segmenter_from_checkpoint(read_checkpoint(path))
+    if runtime == "onnx":
+        from pixelwise.export import to_onnx_runtime
+
+        return to_onnx_runtime(seg)
+    return seg

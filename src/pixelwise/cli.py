@@ -1,4 +1,4 @@
-"""Command line: ``pixelwise train | predict | evaluate | segment | models``. Subcommands only; the work
+"""Command line: ``pixelwise train | predict | evaluate | segment | export | models``. Subcommands only; the work
 happens in the library. Heavy imports are deferred so ``pixelwise --version`` answers fast."""
 
 from __future__ import annotations
@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="overlap-tile prediction with tiles of this size (default: 1024 for images over 2048x2048 "
                         "pixels; 0 = never tile)")
     p.add_argument("--overlap", type=int, default=64, help="context kept around each tile's core (default 64)")
+    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                   help="run the network on PyTorch (default) or ONNX Runtime (exported in memory; .onnx files always use it)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
     e = sub.add_parser("evaluate", help="score a checkpoint on a labelled dataset",
@@ -119,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score objects: connected components of this class id in truth and prediction "
                         "(automatic for models trained with --instances)")
     e.add_argument("--min-size", type=int, default=0, help="drop predicted objects under this many pixels")
+    e.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                   help="run the network on PyTorch (default) or ONNX Runtime (exported in memory; .onnx files always use it)")
 
     g = sub.add_parser("segment", help="instance label images (one id per object) and overlays",
                        description="Writes OUT/instances/<name>.png (16-bit, 0 = background, 1..N objects) and "
@@ -133,6 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     g.add_argument("--tile", type=int, default=None, help="overlap-tile size (default: automatic)")
     g.add_argument("--overlap", type=int, default=64)
+    g.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                   help="run the network on PyTorch (default) or ONNX Runtime (exported in memory; .onnx files always use it)")
+
+    x = sub.add_parser("export", help="export a checkpoint to ONNX (dynamic height and width)",
+                       description="Writes an ONNX graph (input 'image' N x C x H x W float32, output 'logits') whose "
+                                   "metadata carries classes, colours and normalisation: 'pixelwise predict "
+                                   "model.onnx ...' runs it on ONNX Runtime. Checks it against PyTorch first.")
+    x.add_argument("checkpoint", help="a .pt file or a bundled model name")
+    x.add_argument("--onnx", required=True, help="output .onnx path")
     g.add_argument("--no-progress", dest="progress", action="store_false")
 
     sub.add_parser("models", help="list the available architectures")
@@ -187,7 +200,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from pixelwise.checkpoint import load_model
     from pixelwise.inference import predict_files
 
-    seg = load_model(args.checkpoint)
+    seg = load_model(args.checkpoint, args.runtime)
     return sharded(
         lambda shard: predict_files(seg, args.inputs, args.out, args.precision, args.progress, args.tta,
                                     args.tile, args.overlap, shard),
@@ -208,7 +221,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from pixelwise.checkpoint import load_model
     from pixelwise.inference import segment_files
 
-    seg = load_model(args.model)
+    seg = load_model(args.model, args.runtime)
 
     def report(result) -> None:
         counts = ", ".join(f"{p.stem}: {n}" for p, n in result.counts[:10])
@@ -225,7 +238,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pixelwise.metrics import format_table
 
     summary = evaluate_checkpoint(args.checkpoint, args.data, args.val_stems, args.precision, args.tta,
-                                  args.object_class, args.min_size)
+                                  args.object_class, args.min_size, args.runtime)
     print(f"{summary['images']} images from {summary['split']}")
     print(format_table(summary))
     out = Path(args.json) if args.json else resolve_checkpoint(args.checkpoint).parent / "evaluation.json"
@@ -235,6 +248,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     atomic_write_bytes(out, json.dumps(summary, indent=2).encode())
     print(f"metrics JSON: {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from pixelwise.checkpoint import load_model
+    from pixelwise.export import export_onnx, load_onnx
+    from pixelwise.inference import predict_logits
+
+    seg = load_model(args.checkpoint)
+    path = export_onnx(seg, args.onnx)
+    onnx_seg = load_onnx(path)
+    worst = 0.0
+    for h, w in ((97, 131), (256, 200)):  # sizes that are not multiples of the downsampling factor
+        x = torch.randn(1, seg.in_channels, h, w, generator=torch.Generator().manual_seed(h))
+        diff = predict_logits(seg.network, x, "fp32") - predict_logits(onnx_seg.network, x, "fp32")
+        worst = max(worst, diff.abs().max().item())
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); max |ONNX Runtime - PyTorch| logit difference {worst:.2e}")
     return 0
 
 
@@ -255,7 +287,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": cmd_demo, "train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "segment": cmd_segment,
-            "models": cmd_models}
+            "export": cmd_export, "models": cmd_models}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ from pixelwise.train import evaluate
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, val_stems: str | None = None,
                         precision: str = "auto", tta: bool = False, object_class: int | None = None,
-                        min_size: int = 0) -> dict:
+                        min_size: int = 0, runtime: str = "torch") -> dict:
     """Confusion-matrix metrics of ``checkpoint`` over the selected pairs of ``data``, with
     ``split`` (what was scored) and ``images`` (how many) added.
 
@@ -26,7 +26,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, val_stems: str
     on instance masks, and for others when ``object_class`` names the class whose connected
     components are the objects (ISBI 2012: the cells between membranes).
     """
-    seg = load_model(checkpoint)
+    seg = load_model(checkpoint, runtime)
     items, split = evaluation_items(Path(data), parse_stems(val_stems))
     ds = SegmentationDataset(items, seg.num_classes, seg.encoding, seg.norm, channels=seg.in_channels)
     head = {"split": split, "images": len(items), "checkpoint": str(checkpoint), "tta": tta}

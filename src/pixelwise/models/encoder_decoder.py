@@ -23,6 +23,14 @@ from pixelwise.models.unet import DoubleConv, pad_to_multiple
 from pixelwise.ops import layers
 
 
+def unpool_double(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """2x2 max unpooling as one scatter (what ONNX export traces; ``nn.MaxUnpool2d`` checks
+    its sizes in Python, which a dynamic-size graph cannot)."""
+    n, c, h, w = x.shape
+    out = torch.zeros(n, c, 4 * h * w, dtype=x.dtype, device=x.device)
+    return out.scatter(2, indices.flatten(2), x.flatten(2)).view(n, c, 2 * h, 2 * w)
+
+
 class EncoderDecoder(nn.Module):
     """``depth`` encoder levels (double conv, then downsample) mirrored by ``depth`` decoder
     levels (upsample, then double conv) and a 1x1 classifier.
@@ -69,8 +77,10 @@ class EncoderDecoder(nn.Module):
             memory.append((size, indices))
         for level, decoder in enumerate(self.decoders):
             size, indices = memory.pop()
-            if self.up_mode == "unpool":
-                x = self.unpool(x, indices, output_size=size)
+            if self.up_mode == "unpool" and torch.onnx.is_in_onnx_export():
+                x = unpool_double(x, indices)
+            elif self.up_mode == "unpool":  # sizes are even after padding: unpooling doubles exactly
+                x = self.unpool(x, indices)
             else:
                 x = self.ups[level](x, output_size=size)
             x = decoder(x)

@@ -1,0 +1,104 @@
+"""ONNX export and the ONNX Runtime network that stands in for the PyTorch one.
+
+``export_onnx`` writes a graph with dynamic batch, height and width whose metadata carries
+everything a checkpoint does except the weights' training state (classes, colours,
+normalisation, mask encoding, input scale), so ``load_model("model.onnx")`` gives a
+:class:`~pixelwise.checkpoint.Segmenter` that predicts, tiles and segments like the original.
+
+Limit: the graph mirror-pads inputs up to a multiple of the model's downsampling factor
+(2**depth; 32 for the FCNs), which ONNX's reflect padding allows only for inputs at least that
+large on each side; PyTorch falls back to edge padding for smaller ones.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pixelwise.checkpoint import Segmenter, checkpoint_dict, segmenter_from_checkpoint
+from pixelwise.data.io import atomic_write_bytes
+
+METADATA_KEY = "pixelwise"
+OPSET = 18
+
+
+def onnx_bytes(seg: Segmenter, sample_size: tuple[int, int] = (70, 90)) -> bytes:
+    """The serialized ONNX model of ``seg`` (fp32, dynamic N/H/W, input ``image``, output ``logits``)."""
+    import onnx
+
+    if seg.arch == "unet_original":
+        raise ValueError("the original (valid-convolution) U-Net has no dynamic-size ONNX graph: its valid input "
+                         "size is searched in Python; predict it with the PyTorch runtime")
+    network = seg.network.float().eval().to(memory_format=torch.contiguous_format)
+    x = torch.randn(1, seg.in_channels, *sample_size)
+    buf = io.BytesIO()
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # the TorchScript-based exporter: it traces our shape arithmetic (padding to a
+        # multiple of 2**depth) into the graph, where torch.export cannot yet for most models
+        torch.onnx.export(network, (x,), buf, dynamo=False, opset_version=OPSET, input_names=["image"],
+                          output_names=["logits"], dynamic_axes={"image": axes, "logits": axes})
+    model = onnx.load_from_string(buf.getvalue())
+    meta = {k: v for k, v in checkpoint_dict(seg).items() if k not in ("state_dict", "train_state")}
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+    return model.SerializeToString()
+
+
+def export_onnx(seg: Segmenter, path: str | Path) -> Path:
+    """Write ``seg`` as ONNX to ``path`` atomically."""
+    atomic_write_bytes(path, onnx_bytes(seg))
+    return Path(path)
+
+
+class OnnxNetwork(nn.Module):
+    """An ONNX Runtime session behind the ``nn.Module`` call interface: float32 (N, C, H, W)
+    in, float32 logits out, on CPU. Autocast and memory formats do not apply."""
+
+    def __init__(self, model: bytes | str | Path, threads: int | None = None) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(x.detach().float().cpu().numpy())
+        return torch.from_numpy(self.session.run(["logits"], {"image": array})[0])
+
+
+def load_onnx(path: str | Path) -> Segmenter:
+    """A Segmenter running an exported ``.onnx`` file on ONNX Runtime."""
+    import onnx
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    if METADATA_KEY not in meta:
+        raise ValueError(f"{path}: an ONNX model not exported by pixelwise (no '{METADATA_KEY}' metadata)")
+    return with_onnx_network(json.loads(meta[METADATA_KEY]), OnnxNetwork(path))
+
+
+def with_onnx_network(meta: dict, network: OnnxNetwork) -> Segmenter:
+    seg = segmenter_from_checkpoint(meta | {"state_dict": None})
+    seg.network = network
+    return seg
+
+
+def to_onnx_runtime(seg: Segmenter) -> Segmenter:
+    """The same model on ONNX Runtime (exported in memory)."""
+    meta = {k: v for k, v in checkpoint_dict(seg).items() if k not in ("state_dict", "train_state")}
+    return with_onnx_network(meta, OnnxNetwork(onnx_bytes(seg)))

@@ -1,0 +1,65 @@
+"""ONNX export: every exportable model equals PyTorch on random sizes under ONNX Runtime, and
+the CLI runs exported models end to end."""
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime", reason="ONNX Runtime is part of the [onnx] extra")
+
+from test_models import small  # noqa: E402
+
+from pixelwise import create_model, list_models  # noqa: E402
+from pixelwise.checkpoint import Segmenter, load_model  # noqa: E402
+from pixelwise.cli import main  # noqa: E402
+from pixelwise.data.datasets import Normalization  # noqa: E402
+from pixelwise.data.io import read_mask  # noqa: E402
+from pixelwise.export import OnnxNetwork, onnx_bytes  # noqa: E402
+
+EXPORTABLE = [n for n in list_models() if n != "unet_original"]
+
+
+def _seg(name: str, **kw) -> Segmenter:
+    torch.manual_seed(0)
+    kwargs = small(name, in_channels=3, num_classes=4) | kw
+    return Segmenter(create_model(name, **kwargs).eval(), name, kwargs, ["a", "b", "c", "d"], Normalization())
+
+
+@pytest.mark.parametrize("name, kw", [(n, {}) for n in EXPORTABLE] + [("segnet", {"decoder": "transpose"})])
+def test_onnx_equals_pytorch_on_random_sizes(name, kw):
+    seg = _seg(name, **kw)
+    session = OnnxNetwork(onnx_bytes(seg))
+    rng = np.random.default_rng(len(name))
+    for _ in range(3):
+        h, w = (int(v) for v in rng.integers(33, 150, 2))  # >= the largest downsampling factor (32)
+        x = torch.randn(2, 3, h, w)
+        with torch.no_grad():
+            expected = seg.network(x)
+        got = session(x)
+        assert got.shape == expected.shape == (2, 4, h, w)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
+
+
+def test_original_unet_refuses_with_a_reason():
+    with pytest.raises(ValueError, match="no dynamic-size ONNX graph"):
+        onnx_bytes(_seg("unet_original"))
+
+
+def test_cli_export_then_predict_and_evaluate_on_onnx_runtime(shapes_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(shapes_data), "--out", str(run), "--depth", "2", "--base-width", "8", "--epochs", "2",
+                 "--crop", "32", "--no-progress"]) == 0
+    onnx_path = tmp_path / "model.onnx"
+    assert main(["export", str(run / "best.pt"), "--onnx", str(onnx_path)]) == 0
+    assert "max |ONNX Runtime - PyTorch| logit difference" in capsys.readouterr().out
+    assert load_model(onnx_path).class_names == load_model(run / "best.pt").class_names
+
+    images = str(shapes_data / "val" / "images")
+    for name, args in {"torch": [str(run / "best.pt")], "file": [str(onnx_path)],
+                       "flag": [str(run / "best.pt"), "--runtime", "onnx"]}.items():
+        assert main(["predict", *args, images, "--out", str(tmp_path / name), "--precision", "fp32", "--no-progress"]) == 0
+    for mask in (tmp_path / "torch" / "masks").iterdir():
+        reference = read_mask(mask)
+        for name in ("file", "flag"):
+            assert (read_mask(tmp_path / name / "masks" / mask.name) == reference).mean() >= 0.999
+    assert main(["evaluate", str(onnx_path), str(shapes_data), "--json", str(tmp_path / "e.json")]) == 0
