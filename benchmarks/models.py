@@ -1,11 +1,18 @@
-"""Every registered model side by side: parameters, inference time fp32 eager versus the
-default path (bf16 autocast + channels_last where supported), the share of identical mask
-pixels between the two, and training throughput on the default path.
+"""Our models against the anchors, side by side in one run: segmentation_models_pytorch
+``Unet(encoder_name="resnet34", encoder_weights=None)`` and torchvision
+``fcn_resnet50(weights=None, weights_backbone=None)``.
 
-    python benchmarks/models.py [--size 512] [--train-size 160] [--threads 2] [--models unet,segnet]
+For each model: parameters, GFLOPs per image, inference ms per image in fp32 eager, on our
+default path (bf16 autocast + channels_last where the CPU has bf16) and on ONNX Runtime (fp32),
+the share of mask pixels the default path and ONNX Runtime leave unchanged, training images per
+second (fp32 and default path), and achieved GFLOP/s as a share of this machine's matmul peak
+measured in the same run (fp32 peak for fp32 and ONNX Runtime, bf16 peak for the default path).
 
-Untrained weights (random init, seeded): speed does not depend on them; the mask agreement is
-a lower bound for trained models, whose logits are better separated.
+    python benchmarks/models.py [--size 512] [--threads 2] [--models unet,fcn8s,segnet,smp_unet34,tv_fcn50]
+
+Needs the ``bench`` extra (segmentation-models-pytorch) for smp_unet34, and ``onnx`` for the
+ONNX Runtime column. Untrained weights (seeded): speed does not depend on them; the mask
+agreement is a lower bound for trained models, whose logits are better separated.
 """
 
 from __future__ import annotations
@@ -17,10 +24,40 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from pixelwise.inference import predict_logits, resolve_precision
 from pixelwise.models import MODELS, create_model
 from pixelwise.train import train_one_epoch
+
+CLASSES = 11
+
+
+class Logits(nn.Module):
+    """torchvision's segmentation models return {"out": logits}; expose the tensor."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)["out"]
+
+
+def build(name: str) -> nn.Module:
+    torch.manual_seed(0)
+    if name == "smp_unet34":
+        import segmentation_models_pytorch as smp
+
+        return smp.Unet(encoder_name="resnet34", encoder_weights=None, in_channels=3, classes=CLASSES)
+    if name == "tv_fcn50":
+        from torchvision.models.segmentation import fcn_resnet50
+
+        return Logits(fcn_resnet50(weights=None, weights_backbone=None, num_classes=CLASSES, aux_loss=False))
+    kwargs = {"in_channels": 3, "num_classes": CLASSES}
+    if "base_width" in inspect.signature(MODELS[name]).parameters and name != "unet_original":
+        kwargs["base_width"] = 32 if name in ("unet", "segnet", "deconvnet") else 16
+    return create_model(name, **kwargs)
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -33,54 +70,82 @@ def median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def build(name: str, classes: int) -> torch.nn.Module:
-    kwargs = {"in_channels": 3, "num_classes": classes}
-    if "base_width" in inspect.signature(MODELS[name]).parameters and name != "unet_original":
-        kwargs["base_width"] = 32 if name in ("unet", "segnet", "deconvnet") else 16
-    torch.manual_seed(0)
-    return create_model(name, **kwargs)
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of an n x n matmul in ``dtype`` (the machine's practical peak)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    return 2 * n**3 / median_seconds(lambda: a @ b, repeats) / 1e9
 
 
-def train_images_per_second(model: torch.nn.Module, size: int, classes: int, precision: str, steps: int = 4) -> float:
-    crop = size
-    if hasattr(model, "input_size_for"):
-        crop = model.input_size_for((size, size))[0]
+def gflops(model: nn.Module, x: torch.Tensor) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x)
+    return counter.get_total_flops() / 1e9
+
+
+def train_images_per_second(name: str, size: int, precision: str, batch: int = 4, steps: int = 3) -> float:
+    model = build(name)
     g = torch.Generator().manual_seed(0)
-    batches = [(torch.randn(8, 3, crop, crop, generator=g), torch.randint(0, classes, (8, crop, crop), generator=g))
+    batches = [(torch.randn(batch, 3, size, size, generator=g), torch.randint(0, CLASSES, (batch, size, size), generator=g))
                for _ in range(steps)]
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    loss = lambda logits, target: F.cross_entropy(logits, target)
+    loss = lambda logits, target, weights=None: F.cross_entropy(logits, target)
     train_one_epoch(model, batches[:1], loss, opt, None, torch.device("cpu"), precision, progress=False)  # warm-up
     start = time.perf_counter()
     train_one_epoch(model, batches, loss, opt, None, torch.device("cpu"), precision, progress=False)
-    return 8 * steps / (time.perf_counter() - start)
+    return batch * steps / (time.perf_counter() - start)
+
+
+def onnx_runtime(model: nn.Module, size: int):
+    """The model exported to ONNX and loaded in ONNX Runtime (None without the extra)."""
+    try:
+        from pixelwise.export import OnnxNetwork, trace_to_onnx
+    except ImportError:
+        return None
+    return OnnxNetwork(trace_to_onnx(model, 3, (size, size)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512, help="inference input side (default 512)")
-    parser.add_argument("--train-size", type=int, default=160, help="training crop side (default 160)")
+    parser.add_argument("--train-size", type=int, default=256, help="training crop side, batch 4 (default 256)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--models", default=",".join(sorted(MODELS)))
+    parser.add_argument("--models", default="unet,fcn8s,segnet,smp_unet34,tv_fcn50")
+    parser.add_argument("--no-onnx", dest="onnx", action="store_false")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     default = resolve_precision("auto")
-    classes = 11
+    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     x = torch.randn(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(1))
-    print(f"torch {torch.__version__}, {args.threads} threads, inference {args.size}x{args.size}, "
-          f"training crops {args.train_size}x{args.train_size} batch 8, default path = {default}")
-    print(f"{'model':<15}{'params':>9}{'fp32 ms':>10}{'default ms':>12}{'speed-up':>10}{'same px':>9}{'train img/s':>13}")
+    print(f"torch {torch.__version__}, {args.threads} threads; inference {args.size}x{args.size} (median of "
+          f"{args.repeats}); training crops {args.train_size}x{args.train_size} batch 4; default path = {default}")
+    print(f"matmul peak (2048x2048): fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s")
+    head = (f"{'model':<12}{'params':>8}{'GFLOP':>7}{'fp32 ms':>9}{'default ms':>11}{'speed-up':>9}{'same px':>9}"
+            f"{'ORT ms':>8}{'ORT x':>7}{'ORT px':>8}{'%peak fp32':>11}{'%peak dflt':>11}{'train fp32':>11}{'train dflt':>11}")
+    print(head + "   (train in images/s)")
     for name in args.models.split(","):
-        model = build(name, classes).eval()
+        model = build(name).eval()
+        flops = gflops(model, x)
         with torch.no_grad():
             t32 = median_seconds(lambda: predict_logits(model, x, "fp32"), args.repeats)
             tdef = median_seconds(lambda: predict_logits(model, x, default), args.repeats)
-            same = (predict_logits(model, x, "fp32").argmax(1) == predict_logits(model, x, default).argmax(1))
-        ips = train_images_per_second(build(name, classes), args.train_size, classes, default)
+            ref = predict_logits(model, x, "fp32").argmax(1)
+            same = (ref == predict_logits(model, x, default).argmax(1)).float().mean().item()
+        ort_cols = f"{'-':>8}{'-':>7}{'-':>8}"
+        session = onnx_runtime(model, args.size) if args.onnx else None
+        if session is not None:
+            tort = median_seconds(lambda: session(x), args.repeats)
+            same_ort = (ref == session(x).argmax(1)).float().mean().item()
+            ort_cols = f"{tort * 1000:>8.0f}{t32 / tort:>6.2f}x{same_ort:>8.4f}"
+        ips32 = train_images_per_second(name, args.train_size, "fp32")
+        ipsdef = train_images_per_second(name, args.train_size, default)
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        print(f"{name:<15}{params:>8.2f}M{t32 * 1000:>10.1f}{tdef * 1000:>12.1f}{t32 / tdef:>9.2f}x"
-              f"{same.float().mean().item():>9.4f}{ips:>13.1f}")
+        print(f"{name:<12}{params:>7.1f}M{flops:>7.1f}{t32 * 1000:>9.0f}{tdef * 1000:>11.0f}{t32 / tdef:>8.2f}x"
+              f"{same:>9.4f}{ort_cols}{flops / t32 / peak32:>10.1%}{flops / tdef / (peak16 if default == 'bf16' else peak32):>11.1%}"
+              f"{ips32:>11.2f}{ipsdef:>11.2f}", flush=True)
 
 
 if __name__ == "__main__":

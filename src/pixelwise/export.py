@@ -28,15 +28,11 @@ METADATA_KEY = "pixelwise"
 OPSET = 18
 
 
-def onnx_bytes(seg: Segmenter, sample_size: tuple[int, int] = (70, 90)) -> bytes:
-    """The serialized ONNX model of ``seg`` (fp32, dynamic N/H/W, input ``image``, output ``logits``)."""
-    import onnx
-
-    if seg.arch == "unet_original":
-        raise ValueError("the original (valid-convolution) U-Net has no dynamic-size ONNX graph: its valid input "
-                         "size is searched in Python; predict it with the PyTorch runtime")
-    network = seg.network.float().eval().to(memory_format=torch.contiguous_format)
-    x = torch.randn(1, seg.in_channels, *sample_size)
+def trace_to_onnx(network: nn.Module, in_channels: int, sample_size: tuple[int, int] = (70, 90)) -> bytes:
+    """Any (N, C, H, W) -> (N, K, H, W) network as serialized ONNX: fp32, dynamic N/H/W, input
+    ``image``, output ``logits``."""
+    network = network.float().eval().to(memory_format=torch.contiguous_format)
+    x = torch.randn(1, in_channels, *sample_size)
     buf = io.BytesIO()
     axes = {0: "batch", 2: "height", 3: "width"}
     with warnings.catch_warnings():
@@ -45,7 +41,17 @@ def onnx_bytes(seg: Segmenter, sample_size: tuple[int, int] = (70, 90)) -> bytes
         # multiple of 2**depth) into the graph, where torch.export cannot yet for most models
         torch.onnx.export(network, (x,), buf, dynamo=False, opset_version=OPSET, input_names=["image"],
                           output_names=["logits"], dynamic_axes={"image": axes, "logits": axes})
-    model = onnx.load_from_string(buf.getvalue())
+    return buf.getvalue()
+
+
+def onnx_bytes(seg: Segmenter) -> bytes:
+    """The serialized ONNX model of ``seg`` with its metadata (see the module docstring)."""
+    import onnx
+
+    if seg.arch == "unet_original":
+        raise ValueError("the original (valid-convolution) U-Net has no dynamic-size ONNX graph: its valid input "
+                         "size is searched in Python; predict it with the PyTorch runtime")
+    model = onnx.load_from_string(trace_to_onnx(seg.network, seg.in_channels))
     meta = {k: v for k, v in checkpoint_dict(seg).items() if k not in ("state_dict", "train_state")}
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
