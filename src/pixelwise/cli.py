@@ -1,4 +1,4 @@
-"""Command line: ``pixelwise train | predict | evaluate | segment | export | models``. Subcommands only; the work
+"""Command line: ``pixelwise train | predict | evaluate | segment | compare | export | models``. Subcommands only; the work
 happens in the library. Heavy imports are deferred so ``pixelwise --version`` answers fast."""
 
 from __future__ import annotations
@@ -94,8 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict masks and overlays for images or folders",
                        description="Writes OUT/masks/<name>.png (class ids, palette PNG) and OUT/overlays/<name>.png. "
                                    "Bad files are skipped, listed at the end, and make the exit status 1.")
-    p.add_argument("checkpoint", help="a .pt file written by 'pixelwise train'")
-    p.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="a .pt file written by 'pixelwise train', an exported .onnx file, or a bundled model name "
+                        "(with --method: the first input)")
+    p.add_argument("inputs", nargs="*", help="image files and/or folders (searched recursively)")
+    p.add_argument("--method", help="a classical method instead of a checkpoint (otsu, kmeans, graphcut, felzenszwalb, "
+                                    "slic, watershed); masks then hold region ids")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     p.add_argument("--tta", action="store_true", help="average predictions over the 8 flips/rotations (8x slower)")
@@ -139,6 +143,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--overlap", type=int, default=64)
     g.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
                    help="run the network on PyTorch (default) or ONNX Runtime (exported in memory; .onnx files always use it)")
+
+    c = sub.add_parser("compare", help="score classical methods and checkpoints side by side",
+                       description="One table (mean IoU, Dice, pixel accuracy, seconds per image) and one figure grid "
+                                   "(image | truth | each method) written to --out. Classical methods' regions are "
+                                   "matched to classes with the ground truth: the best foreground region set for 2 "
+                                   "classes, an optimal one-to-one (Hungarian) matching otherwise.")
+    c.add_argument("data", nargs="+", help="dataset root folder(s); their images are pooled")
+    c.add_argument("--methods", required=True,
+                   help="comma-separated: classical names and NAME:CHECKPOINT, e.g. otsu,kmeans,graphcut,unet:runs/u/best.pt")
+    c.add_argument("--out", default="compare-output", help="output folder (default compare-output)")
+    c.add_argument("--mask-values", type=_int_list, help="stored mask value of class 0,1,... (e.g. 0,255)")
+    c.add_argument("--num-classes", type=int, help="default: from --mask-values, else the first checkpoint, else 2")
+    c.add_argument("--val-stems", metavar="STEMS", help="score only these stems of each dataset")
+    c.add_argument("--sample", type=int, help="a seeded random sample of this many images")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--grid", type=int, default=4, help="rows (images) in the figure grid (default 4)")
 
     x = sub.add_parser("export", help="export a checkpoint to ONNX (dynamic height and width)",
                        description="Writes an ONNX graph (input 'image' N x C x H x W float32, output 'logits') whose "
@@ -200,6 +220,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from pixelwise.checkpoint import load_model
     from pixelwise.inference import predict_files
 
+    if args.method:
+        return predict_classical(args)
+    if not args.inputs:
+        raise ValueError("no inputs given (pixelwise predict CHECKPOINT INPUT...)")
     seg = load_model(args.checkpoint, args.runtime)
     return sharded(
         lambda shard: predict_files(seg, args.inputs, args.out, args.precision, args.progress, args.tta,
@@ -251,6 +275,34 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def predict_classical(args: argparse.Namespace) -> int:
+    from pixelwise.classical import run_method
+    from pixelwise.data.io import ImageReadError, read_image, save_mask
+    from pixelwise.inference import BatchResult, output_names
+
+    result = BatchResult()
+    for src, rel in output_names([args.checkpoint, *args.inputs]):
+        try:
+            regions = run_method(args.method, read_image(src))
+        except ImageReadError as exc:
+            result.failures.append((src, str(exc)))
+            continue
+        save_mask(Path(args.out) / "masks" / rel, regions)
+        result.written.append(Path(args.out) / "masks" / rel)
+    print(f"wrote {len(result.written)} region masks ({args.method}) to {Path(args.out) / 'masks'}")
+    return report_failures(result)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pixelwise.compare import format_table, run_compare
+
+    rows = run_compare(args.data, args.methods, args.out, mask_values=args.mask_values, num_classes=args.num_classes,
+                       val_stems=args.val_stems, sample=args.sample, seed=args.seed, grid_rows=args.grid)
+    print(format_table(rows))
+    print(f"table: {Path(args.out) / 'compare.md'}\nfigure grid: {Path(args.out) / 'grid.png'}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     import torch
 
@@ -287,7 +339,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": cmd_demo, "train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "segment": cmd_segment,
-            "export": cmd_export, "models": cmd_models}
+            "export": cmd_export, "compare": cmd_compare, "models": cmd_models}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,164 @@
+"""``pixelwise compare``: classical methods and trained checkpoints scored the same way on the
+same images: one table (mean IoU, mean Dice, pixel accuracy, seconds per image) and one
+figure grid (image | ground truth | each method)."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pixelwise.checkpoint import default_colours, load_model
+from pixelwise.classical import METHODS, regions_to_classes, run_method
+from pixelwise.data.datasets import Item, MaskEncoding, evaluation_items, parse_stems, read_dataset_info
+from pixelwise.data.io import atomic_write_bytes, read_image, read_mask
+from pixelwise.data.transforms import IGNORE_INDEX
+from pixelwise.metrics import ConfusionMatrix
+
+
+@dataclass
+class Method:
+    """A named way to segment: a classical method (regions matched to classes) or a checkpoint."""
+
+    name: str
+    classical: str | None = None
+    checkpoint: str | None = None
+    seconds: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.model = load_model(self.checkpoint) if self.checkpoint else None
+
+    def __call__(self, image: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
+        start = time.perf_counter()
+        if self.model is not None:
+            from pixelwise.inference import predict
+
+            out = predict(self.model, image).astype(np.int64)
+        else:
+            out = run_method(self.classical, image)
+        self.seconds.append(time.perf_counter() - start)
+        return out if self.model is not None else regions_to_classes(out, target, num_classes)
+
+
+def parse_methods(spec: str) -> list[Method]:
+    """``otsu,kmeans,unet:runs/x/best.pt`` -> methods; ``label=NAME:CKPT`` renames a checkpoint."""
+    methods = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        name, sep, path = part.partition(":")
+        if sep:
+            methods.append(Method(name, checkpoint=path))
+        elif part in METHODS:
+            methods.append(Method(part, classical=part))
+        else:
+            raise ValueError(f"unknown method {part!r}: a classical method ({', '.join(METHODS)}) or NAME:CHECKPOINT")
+    return methods
+
+
+def select_items(roots: list[str], val_stems: str | None, sample: int | None, seed: int) -> list[Item]:
+    items: list[Item] = []
+    for root in roots:
+        items.extend(evaluation_items(Path(root), parse_stems(val_stems))[0])
+    if sample and sample < len(items):
+        keep = sorted(np.random.default_rng(seed).choice(len(items), sample, replace=False).tolist())
+        items = [items[i] for i in keep]
+    return items
+
+
+def score(cm: ConfusionMatrix, num_classes: int) -> dict:
+    """Metrics over the real classes of a matrix whose last predicted id means "no class"."""
+    iou, dice = cm.iou()[:num_classes], cm.dice()[:num_classes]
+    return {"mean_iou": iou.nanmean().item(), "mean_dice": dice.nanmean().item(),
+            "pixel_accuracy": cm.pixel_accuracy(), "per_class_iou": [None if v != v else v for v in iou.tolist()]}
+
+
+def compare(roots: list[str], methods: list[Method], mask_values: list[int] | None = None,
+            num_classes: int | None = None, val_stems: str | None = None, sample: int | None = None, seed: int = 0,
+            grid_rows: int = 4) -> tuple[list[dict], list[list[np.ndarray]], list[Item], int]:
+    """Score every method on the selected items; returns table rows, the grid panels of the
+    first ``grid_rows`` items, the items and the number of classes.
+
+    Classes: ``num_classes``, else one per ``mask_values``, else the first checkpoint's, else 2."""
+    info = read_dataset_info(Path(roots[0]))
+    encoding = MaskEncoding(tuple(mask_values) if mask_values else None, info.ignore_values)
+    if num_classes is None:
+        num_classes = len(mask_values) if mask_values else (methods[0].model.num_classes if methods[0].model else 2)
+    items = select_items(roots, val_stems, sample, seed)
+    if not items:
+        raise ValueError(f"{', '.join(roots)}: no labelled images selected")
+    matrices = {m.name: ConfusionMatrix(num_classes + 1) for m in methods}
+    panels: list[list[np.ndarray]] = []
+    from tqdm import tqdm
+
+    for index, item in enumerate(tqdm(items, desc="compare", unit="img")):
+        image = read_image(item.image, item.page)
+        target = encoding.apply(read_mask(item.mask, item.page), num_classes, item.mask)
+        row = [image, target]
+        for m in methods:
+            pred = m(image, target, num_classes)
+            matrices[m.name].update(torch.from_numpy(pred), torch.from_numpy(target))
+            row.append(pred)
+        if index < grid_rows:
+            panels.append(row)
+    table = [{"method": m.name, **score(matrices[m.name], num_classes),
+              "seconds_per_image": float(np.median(m.seconds))} for m in methods]
+    return table, panels, items, num_classes
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [f"| method | mean IoU | mean Dice | pixel accuracy | s / image (median) |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['mean_iou']:.4f} | {r['mean_dice']:.4f} | {r['pixel_accuracy']:.4f} | "
+                     f"{r['seconds_per_image']:.3f} |")
+    return "\n".join(lines)
+
+
+def save_grid(path: Path, panels: list[list[np.ndarray]], titles: list[str], num_classes: int,
+              tile: int = 160) -> None:
+    """Rows of image | ground truth | each method, class colours, titles on top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    palette = np.zeros((256, 3), np.uint8)
+    palette[: num_classes] = np.asarray(default_colours(num_classes), np.uint8)
+    palette[num_classes] = (128, 128, 128)  # "no class" (unmatched regions)
+    palette[IGNORE_INDEX] = 255
+    if num_classes == 2:
+        palette[1] = 255  # foreground white on black
+    rows, cols = len(panels), len(titles)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * tile / 100, rows * tile / 100 + 0.3), squeeze=False)
+    for r, row in enumerate(panels):
+        for c, panel in enumerate(row):
+            ax = axes[r][c]
+            if c == 0:
+                shown = panel if panel.shape[-1] == 3 else panel[..., 0]
+                ax.imshow(shown if shown.dtype == np.uint8 else shown / max(int(shown.max()), 1),
+                          cmap="gray" if shown.ndim == 2 else None)
+            else:
+                ax.imshow(palette[np.clip(panel, 0, 255).astype(np.intp)])
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(titles[c], fontsize=8)
+    fig.tight_layout(pad=0.2)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def run_compare(roots: list[str], methods_spec: str, out: str | Path, **kwargs) -> list[dict]:
+    """Compare, then write ``out/compare.md``, ``out/compare.json`` and ``out/grid.png``."""
+    methods = parse_methods(methods_spec)
+    rows, panels, items, num_classes = compare(roots, methods, **kwargs)
+    out = Path(out)
+    save_grid(out / "grid.png", panels, ["image", "ground truth"] + [m.name for m in methods], num_classes)
+    meta = {"data": roots, "images": len(items), "items": [i.name for i in items], "rows": rows}
+    atomic_write_bytes(out / "compare.json", json.dumps(meta, indent=2).encode())
+    atomic_write_bytes(out / "compare.md", (format_table(rows) + "\n").encode())
+    return rows

@@ -1,0 +1,88 @@
+"""Classical methods recover a known answer, and region-to-class matching follows its rule."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelwise.classical import METHODS, regions_to_classes, run_method
+from pixelwise.cli import main
+
+
+def _two_regions(colour: bool = True, seed: int = 0):
+    """A bright object on a dark background, away from the border, with Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    truth = np.zeros((64, 80), np.int64)
+    truth[16:48, 20:60] = 1
+    base = np.where(truth[..., None] == 1, np.array([220, 180, 80]), np.array([40, 70, 140]))
+    image = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+    return (image if colour else image.mean(-1, keepdims=True).astype(np.uint8)), truth
+
+
+def _foreground_iou(pred, truth):
+    return ((pred == 1) & (truth == 1)).sum() / ((pred == 1) | (truth == 1)).sum()
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("colour", [True, False])
+def test_each_method_recovers_two_flat_regions(name, colour):
+    image, truth = _two_regions(colour)
+    regions = run_method(name, image)
+    assert regions.shape == truth.shape
+    assert _foreground_iou(regions_to_classes(regions, truth, 2), truth) >= 0.95
+
+
+def test_unknown_method_and_parameter_are_clear_errors():
+    image, _ = _two_regions()
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        run_method("nope", image)
+    with pytest.raises(ValueError, match="method 'kmeans' has no parameter n"):
+        run_method("kmeans", image, n=3)
+
+
+def test_graphcut_from_seeds():
+    image, truth = _two_regions()
+    seeds = np.zeros(truth.shape, np.int64)
+    seeds[30:34, 38:42], seeds[:3, :] = 1, 2
+    assert _foreground_iou(run_method("graphcut", image, seeds=seeds), truth) >= 0.95
+
+
+def test_hungarian_matching_hand_computed():
+    regions = np.array([[0, 0, 1, 3], [1, 2, 2, 3]])
+    target = np.array([[1, 1, 0, 0], [0, 0, 2, 2]])
+    # overlaps: region 0 -> class 1 (2 px); region 1 -> class 0 (2); region 2 -> classes 0, 2 (1 each);
+    # region 3 -> classes 0, 2 (1 each). One-to-one with 3 classes and 4 regions: 0->1, 1->0, and one of
+    # regions 2/3 -> 2 (both give 1 px); the other gets the "no class" id 3.
+    out = regions_to_classes(regions, target, 3)
+    assert out[0, 0] == out[0, 1] == 1 and out[0, 2] == out[1, 0] == 0
+    assert sorted({int(out[1, 1]), int(out[0, 3])}) == [2, 3]
+    assert (out[regions == 2] == out[1, 1]).all() and (out[regions == 3] == out[0, 3]).all()
+
+
+def test_best_foreground_region_set_hand_computed():
+    # regions: a (4 px, all fg), b (4 px, 3 fg), c (4 px, 1 fg), ignore pixel in c
+    regions = np.array([[0, 0, 0, 0], [1, 1, 1, 1], [2, 2, 2, 2]])
+    target = np.array([[1, 1, 1, 1], [1, 1, 1, 0], [1, 0, 0, 255]])
+    # prefixes by fg share: {a}: IoU 4/8; {a,b}: 7/9; {a,b,c}: 8/11 -> {a, b}
+    out = regions_to_classes(regions, target, 2)
+    assert out.tolist() == [[1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 0]]
+
+
+def test_cli_compare_and_predict_method(tmp_path, capsys):
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    for i in range(3):
+        image, truth = _two_regions(seed=i)
+        Image.fromarray(image).save(data / "images" / f"{i}.png")
+        Image.fromarray((truth * 255).astype(np.uint8)).save(data / "masks" / f"{i}.png")
+    out = tmp_path / "cmp"
+    assert main(["compare", str(data), "--methods", "otsu,kmeans,slic", "--mask-values", "0,255",
+                 "--out", str(out), "--grid", "2"]) == 0
+    rows = json.loads((out / "compare.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == ["otsu", "kmeans", "slic"]
+    assert all(r["mean_iou"] > 0.95 and r["seconds_per_image"] > 0 for r in rows)
+    assert Image.open(out / "grid.png").size[0] > 400 and "| otsu |" in (out / "compare.md").read_text()
+    assert main(["predict", str(data / "images"), "--method", "otsu", "--out", str(tmp_path / "p")]) == 0
+    assert len(list((tmp_path / "p" / "masks").glob("*.png"))) == 3
