@@ -83,3 +83,17 @@ def test_missing_bundled_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(ckpt, "BUNDLED_DIR", tmp_path)
     assert main(["segment", str(tmp_path / "x.png"), "--model", "nuclei", "--out", str(tmp_path / "o")]) == 2
     assert "bundled model 'nuclei' is missing" in capsys.readouterr().err
+
+
+def test_bundled_nuclei_model_on_a_dsb2018_validation_image(tmp_path, capsys, monkeypatch):
+    from conftest import REPO, shared_dataset
+
+    root = shared_dataset("dsb2018")
+    stem = (REPO / "recipes" / "dsb2018_val_ids.txt").read_text().split()[0]
+    monkeypatch.chdir(tmp_path)
+    assert main(["segment", str(root / "train" / "images" / f"{stem}.png"), "--no-progress"]) == 0
+    labels = read_mask(tmp_path / "segment-output" / "instances" / f"{stem}.png")
+    assert f"{stem}: {labels.max()}" in capsys.readouterr().out and labels.max() > 10
+    assert main(["evaluate", "nuclei", str(root), "--val-stems", stem, "--min-size", "10"]) == 0
+    objects = json.loads((tmp_path / "evaluation.json").read_text())["objects"]  # not inside the package
+    assert objects["ap50"] > 0.6 and objects["reference_objects"] == 22
