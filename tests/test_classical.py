@@ -64,7 +64,8 @@ def test_best_foreground_region_set_hand_computed():
     # regions: a (4 px, all fg), b (4 px, 3 fg), c (4 px, 1 fg), ignore pixel in c
     regions = np.array([[0, 0, 0, 0], [1, 1, 1, 1], [2, 2, 2, 2]])
     target = np.array([[1, 1, 1, 1], [1, 1, 1, 0], [1, 0, 0, 255]])
-    # prefixes by fg share: {a}: IoU 4/8; {a,b}: 7/9; {a,b,c}: 8/11 -> {a, b}
+    # prefixes by fg share, (fg IoU + bg IoU) / 2: {}: (0 + 3/11) / 2; {a}: (4/8 + 3/7) / 2;
+    # {a,b}: (7/9 + 2/4) / 2 = 0.639; {a,b,c}: (8/11 + 0) / 2 -> {a, b}
     out = regions_to_classes(regions, target, 2)
     assert out.tolist() == [[1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 0]]
 

@@ -165,9 +165,11 @@ def regions_to_classes(regions: np.ndarray, target: np.ndarray, num_classes: int
     """Class ids for a region map, chosen with the ground truth (an oracle labelling, so scores
     are upper bounds of what the regions allow):
 
-    - 2 classes (foreground data): the best foreground region set. Regions sorted by their
-      share of foreground pixels; the foreground is the prefix of that order with the highest
-      foreground IoU (for a ratio like IoU the optimal set is always such a prefix).
+    - 2 classes (foreground data): the best foreground region set. Regions are sorted by their
+      share of foreground pixels and the foreground is the prefix of that order (possibly
+      empty or all) with the highest mean of the foreground and background IoU. (For the
+      foreground IoU alone the best set is always such a prefix; for the mean the prefix
+      search is the rule, not a proven optimum.)
     - more classes: an optimal one-to-one matching of regions to classes maximising the
       overlapping pixels (Hungarian algorithm); regions left unmatched get ``num_classes``,
       a "no class" id that is wrong wherever it lands.
@@ -183,12 +185,15 @@ def regions_to_classes(regions: np.ndarray, target: np.ndarray, num_classes: int
     table = np.zeros((n, num_classes), np.int64)  # pixels of region r with class c
     np.add.at(table, (inverse[valid], target[valid].astype(np.int64)), 1)
     if num_classes == 2:
-        fg, size = table[:, 1].astype(np.float64), table.sum(1).astype(np.float64)
-        order = np.argsort(-(fg / np.maximum(size, 1)), kind="stable")
-        inter = np.cumsum(fg[order])
-        union = np.cumsum(size[order] - fg[order]) + fg.sum()
-        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        best = int(np.argmax(iou)) + 1 if fg.sum() > 0 and iou.max() > 0 else 0
+        fg, bg = table[:, 1].astype(np.float64), table[:, 0].astype(np.float64)
+        order = np.argsort(-(fg / np.maximum(fg + bg, 1)), kind="stable")
+        tp = np.concatenate([[0.0], np.cumsum(fg[order])])  # foreground pixels inside the first j regions
+        fp = np.concatenate([[0.0], np.cumsum(bg[order])])
+        fn = fg.sum() - tp
+        fg_iou = np.divide(tp, tp + fp + fn, out=np.zeros_like(tp), where=tp + fp + fn > 0)
+        bg_tp, bg_union = bg.sum() - fp, bg.sum() + fn
+        bg_iou = np.divide(bg_tp, bg_union, out=np.zeros_like(tp), where=bg_union > 0)
+        best = int(np.argmax(fg_iou + bg_iou))
         region_class = np.zeros(n, np.int64)
         region_class[order[:best]] = 1
     else:
