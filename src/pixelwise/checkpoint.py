@@ -88,7 +88,7 @@ def save_checkpoint(path: str | Path, seg: Segmenter, train_state: dict | None =
 
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
-BUNDLED = {"nuclei": "nuclei.pt"}  # models trained by this project and shipped in the package (model cards beside them)
+BUNDLED = {"nuclei": "nuclei.pt", "foreground": "foreground.pt"}  # models trained by this project and shipped in the package (model cards beside them)
 
 
 def resolve_checkpoint(name_or_path: str | Path) -> Path:

@@ -1,4 +1,4 @@
-"""Command line: ``pixelwise train | predict | evaluate | segment | compare | export | models``. Subcommands only; the work
+"""Command line: ``pixelwise train | predict | evaluate | segment | compare | remove-bg | serve | export | models``. Subcommands only; the work
 happens in the library. Heavy imports are deferred so ``pixelwise --version`` answers fast."""
 
 from __future__ import annotations
@@ -143,6 +143,31 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--overlap", type=int, default=64)
     g.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
                    help="run the network on PyTorch (default) or ONNX Runtime (exported in memory; .onnx files always use it)")
+
+    r = sub.add_parser("remove-bg", help="cut out the foreground of photos (transparent PNGs)",
+                       description="Writes OUT/<name>.png (RGBA; folders keep their inner structure). Bad files are "
+                                   "skipped, listed at the end, and make the exit status 1.")
+    r.add_argument("inputs", nargs="+", help="image files and/or folders (searched recursively)")
+    r.add_argument("-o", "--out", required=True, help="output folder")
+    r.add_argument("--model", default=None, help="checkpoint path or bundled model name (default: foreground)")
+    r.add_argument("--method", choices=["model", "grabcut"], default="model",
+                   help="the network (default) or GrabCut, a classical fallback that needs no weights")
+    r.add_argument("--matting", action="store_true", help="refine edges by closed-form alpha matting (slower)")
+    r.add_argument("--mask-only", action="store_true", help="write the alpha mask (greyscale) instead")
+    r.add_argument("--background", help="composite onto a colour (#rrggbb) or an image file instead of transparency")
+    r.add_argument("--model-size", type=int, default=320, help="longer side the network sees (default 320)")
+    r.add_argument("--skip-existing", action="store_true", help="leave inputs whose output exists alone")
+    r.add_argument("--no-progress", dest="progress", action="store_false")
+
+    v = sub.add_parser("serve", help="HTTP API and web page for background removal (FastAPI)",
+                       description="POST /api/remove-background (multipart 'file') returns a PNG; GET / is a web "
+                                   "page; GET /docs the OpenAPI description. Binds 127.0.0.1 unless told otherwise.")
+    v.add_argument("--host", default="127.0.0.1")
+    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--model", default=None, help="checkpoint path or bundled model name (default: foreground)")
+    v.add_argument("--method", choices=["model", "grabcut"], default="model")
+    v.add_argument("--max-upload-mb", type=float, default=20.0, help="larger uploads get 413 (default 20)")
+    v.add_argument("--workers", type=int, default=2, help="concurrent requests processed (default 2)")
 
     c = sub.add_parser("compare", help="score classical methods and checkpoints side by side",
                        description="One table (mean IoU, Dice, pixel accuracy, seconds per image) and one figure grid "
@@ -293,6 +318,47 @@ def predict_classical(args: argparse.Namespace) -> int:
     return report_failures(result)
 
 
+def cmd_remove_bg(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from pixelwise.background import get_model, remove_background
+    from pixelwise.data.io import ImageReadError, save_png
+    from pixelwise.inference import BatchResult, output_names
+    from pixelwise.serve import parse_colour
+
+    background = args.background
+    if background and background.startswith("#"):
+        background = parse_colour(background)
+    model = get_model(args.model) if args.method == "model" else None
+    result, skipped = BatchResult(), 0
+    items = list(output_names(args.inputs))
+    bar = tqdm(items, desc="remove-bg", unit="img", disable=not args.progress)
+    for src, rel in bar:
+        target = Path(args.out) / rel
+        bar.set_postfix_str(src.name)
+        if args.skip_existing and target.exists():
+            skipped += 1
+            continue
+        try:
+            out = remove_background(src, model, args.method, args.matting, background, args.mask_only,
+                                    model_size=args.model_size)
+        except (ImageReadError, ValueError) as exc:
+            result.failures.append((src, str(exc) if str(src) in str(exc) else f"{src}: {exc}"))
+            continue
+        save_png(target, out)
+        result.written.append(target)
+    print(f"wrote {len(result.written)} cut-outs to {args.out}" + (f" ({skipped} existing skipped)" if skipped else ""))
+    return report_failures(result)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pixelwise.serve import serve
+
+    serve(args.host, args.port, model=args.model, max_upload_mb=args.max_upload_mb, workers=args.workers,
+          method=args.method)
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from pixelwise.compare import format_table, run_compare
 
@@ -339,7 +405,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"demo": cmd_demo, "train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "segment": cmd_segment,
-            "export": cmd_export, "compare": cmd_compare, "models": cmd_models}
+            "export": cmd_export, "compare": cmd_compare, "remove-bg": cmd_remove_bg,
+            "serve": cmd_serve, "models": cmd_models}
 
 
 def main(argv: list[str] | None = None) -> int:
