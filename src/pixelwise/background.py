@@ -42,6 +42,15 @@ def _rgb(image) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
+def parse_colour(text: str | None) -> tuple[int, int, int] | None:
+    if not text:
+        return None
+    value = text.strip().lstrip("#")
+    if len(value) != 6 or any(c not in "0123456789abcdefABCDEF" for c in value):
+        raise ValueError(f"background colour must look like #rrggbb, got {text!r}")
+    return tuple(int(value[i : i + 2], 16) for i in (0, 2, 4))
+
+
 def get_model(model: str | Path | Segmenter | None = None) -> Segmenter:
     """A Segmenter (cached per path/name); ``None`` is the bundled foreground model."""
     if isinstance(model, Segmenter):

@@ -321,10 +321,9 @@ def predict_classical(args: argparse.Namespace) -> int:
 def cmd_remove_bg(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from pixelwise.background import get_model, remove_background
+    from pixelwise.background import get_model, parse_colour, remove_background
     from pixelwise.data.io import ImageReadError, save_png
     from pixelwise.inference import BatchResult, output_names
-    from pixelwise.serve import parse_colour
 
     background = args.background
     if background and background.startswith("#"):

@@ -10,28 +10,19 @@ oversized images 400, each with a one-line message; nothing is fetched from URLs
 path is taken from a request. The model is loaded once; a bounded thread pool runs the work.
 """
 
-from __future__ import annotations
-
 import asyncio
 import io
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 
 import numpy as np
+from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+from fastapi.responses import HTMLResponse, Response
 from PIL import Image
 
-from pixelwise.background import get_model, remove_background
+from pixelwise.background import get_model, parse_colour, remove_background
 from pixelwise.checkpoint import Segmenter
 from pixelwise.data.io import max_pixels_limit
-
-
-def parse_colour(text: str | None) -> tuple[int, int, int] | None:
-    if not text:
-        return None
-    value = text.strip().lstrip("#")
-    if len(value) != 6 or any(c not in "0123456789abcdefABCDEF" for c in value):
-        raise ValueError(f"background colour must look like #rrggbb, got {text!r}")
-    return tuple(int(value[i : i + 2], 16) for i in (0, 2, 4))
 
 
 def decode_upload(data: bytes, name: str) -> np.ndarray:
@@ -54,9 +45,6 @@ def decode_upload(data: bytes, name: str) -> np.ndarray:
 def create_app(model: str | Segmenter | None = None, max_upload_mb: float = 20.0, workers: int = 2,
                method: str = "model"):
     """The FastAPI application; the model is loaded here, once."""
-    from fastapi import FastAPI, File, Form, HTTPException, UploadFile
-    from fastapi.responses import HTMLResponse, Response
-
     seg = get_model(model) if method == "model" else None
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove-bg")
     limit = int(max_upload_mb * 1024 * 1024)

@@ -1,0 +1,198 @@
+"""Background removal: the library verb, the CLI over a folder with a corrupt file, the HTTP API
+with good and bad uploads, and the web page in a real browser (headless Chromium)."""
+
+import io
+import shutil
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pixelwise.background import guided_filter, keep_largest, remove_background, trimap
+from pixelwise.checkpoint import Segmenter, save_checkpoint
+from pixelwise.cli import main
+from pixelwise.data.datasets import Normalization
+from pixelwise.models import create_model
+
+
+class BrightIsForeground(torch.nn.Module):
+    """A stand-in network with a known answer: logits favour foreground where the image is bright."""
+
+    def forward(self, x):
+        grey = x.mean(1, keepdim=True)
+        return torch.cat([-8 * grey, 8 * grey], 1)
+
+
+def _seg() -> Segmenter:
+    seg = Segmenter(create_model("unet", in_channels=3, num_classes=2, depth=2, base_width=4), "unet",
+                    {"in_channels": 3, "num_classes": 2, "depth": 2, "base_width": 4}, ["background", "foreground"],
+                    Normalization([0.5] * 3, [0.25] * 3))
+    seg.network = BrightIsForeground()
+    return seg
+
+
+def _photo(h=300, w=400, seed=0):
+    """A bright disc (the object) on a dark textured background, plus a small bright speck."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    disc = (yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (h / 3) ** 2
+    image = np.where(disc[..., None], 210, 40) + rng.integers(0, 25, (h, w, 3))
+    image[10:14, 10:14] = 230  # a speck: not the largest component
+    return image.astype(np.uint8), disc
+
+
+def test_remove_background_gives_full_resolution_alpha():
+    image, disc = _photo()
+    out = remove_background(image, _seg(), model_size=96)
+    assert out.mode == "RGBA" and out.size == (400, 300)
+    rgba = np.asarray(out)
+    alpha = rgba[..., 3] > 127
+    assert ((alpha & disc).sum() / (alpha | disc).sum()) > 0.97  # edges follow the photo at full resolution
+    assert rgba[12, 12, 3] == 0  # speck removed: largest component only
+    assert np.array_equal(rgba[..., :3], image)
+    mask = remove_background(image, _seg(), mask_only=True, model_size=96)
+    assert mask.mode == "L" and mask.size == (400, 300)
+    on_red = np.asarray(remove_background(image, _seg(), background=(255, 0, 0), model_size=96))
+    assert on_red.shape == (300, 400, 3) and tuple(on_red[5, 200]) == (255, 0, 0)
+
+
+def test_matting_and_grabcut_fallback():
+    image, disc = _photo(120, 160)
+    for kwargs in ({"model": _seg(), "matting": True, "model_size": 64}, {"method": "grabcut"}):
+        alpha = np.asarray(remove_background(image, mask_only=True, **kwargs)) > 127
+        assert ((alpha & disc).sum() / (alpha | disc).sum()) > 0.9, kwargs
+    with pytest.raises(ValueError, match="unknown method"):
+        remove_background(image, _seg(), method="magic")
+
+
+def test_helpers_against_hand_cases():
+    mask = np.zeros((20, 20), bool)
+    mask[2:12, 2:12], mask[15:17, 15:17] = True, True
+    mask[5, 5] = False  # a hole
+    kept = keep_largest(mask)
+    assert kept[5, 5] and not kept[16, 16] and kept.sum() == 100
+    t = trimap(kept, 2)
+    assert t[7, 7] == 1 and t[0, 19] == 0 and t[2, 2] == 0.5
+    flat = np.full((30, 30), 0.3, np.float32)
+    np.testing.assert_allclose(guided_filter(flat, flat, radius=3), flat, atol=1e-5)  # constant in, constant out
+
+
+@pytest.fixture
+def fg_checkpoint(tmp_path):
+    """A real (untrained) checkpoint for CLI runs: the answer is irrelevant, the plumbing is not."""
+    torch.manual_seed(0)
+    seg = _seg()
+    seg.network = create_model("unet", in_channels=3, num_classes=2, depth=2, base_width=4).eval()
+    path = tmp_path / "fg.pt"
+    save_checkpoint(path, seg)
+    return path
+
+
+def test_cli_folder_with_a_corrupt_file(tmp_path, fg_checkpoint, capsys):
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    for i, where in enumerate([photos, photos, photos / "sub"]):
+        Image.fromarray(_photo(60, 80, seed=i)[0]).save(where / f"p{i}.jpg")
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    out = tmp_path / "out"
+    args = ["remove-bg", str(photos), "-o", str(out), "--model", str(fg_checkpoint), "--no-progress"]
+    assert main(args) == 1
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == ["p0.png", "p1.png", "sub/p2.png"]
+    assert Image.open(out / "p0.png").mode == "RGBA"
+    err = capsys.readouterr().err
+    assert "1 file(s) failed" in err and "broken.jpg" in err
+    (photos / "broken.jpg").unlink()
+    assert main(args + ["--skip-existing"]) == 0
+    assert "3 existing skipped" in capsys.readouterr().out
+
+
+def _png(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_http_api_good_and_bad_uploads():
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from fastapi.testclient import TestClient
+
+    from pixelwise.serve import create_app
+
+    client = TestClient(create_app(_seg(), max_upload_mb=0.05))
+    page = client.get("/")
+    assert page.status_code == 200 and 'type="file"' in page.text
+    assert "/api/remove-background" in client.get("/openapi.json").json()["paths"]
+    image, _ = _photo(60, 80)
+    ok = client.post("/api/remove-background", files={"file": ("p.png", _png(image), "image/png")})
+    assert ok.status_code == 200 and ok.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(ok.content)).mode == "RGBA"
+    green = client.post("/api/remove-background", files={"file": ("p.png", _png(image), "image/png")},
+                        data={"background": "#00ff00"})
+    assert Image.open(io.BytesIO(green.content)).mode == "RGB"
+    bad = client.post("/api/remove-background", files={"file": ("x.png", b"garbage", "image/png")})
+    assert bad.status_code == 400 and "x.png: not a decodable image" in bad.json()["detail"]
+    text = client.post("/api/remove-background", files={"file": ("x.txt", b"hello", "text/plain")})
+    assert text.status_code == 415
+    big = client.post("/api/remove-background", files={"file": ("big.png", b"\0" * 60_000, "image/png")})
+    assert big.status_code == 413
+    colour = client.post("/api/remove-background", files={"file": ("p.png", _png(image), "image/png")},
+                         data={"background": "red"})
+    assert colour.status_code == 400
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it")
+
+
+def test_web_page_in_a_real_browser(tmp_path):
+    pytest.importorskip("playwright", reason="browser test needs the [browser] extra (playwright)")
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from pixelwise.serve import create_app
+
+    browser_path = _chromium()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(_seg()), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(_photo(90, 120)[0]).save(photo)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.set_input_files("#file", str(photo))
+            page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=30_000)
+            # the shown cut-out has transparent pixels (corner) and opaque ones (centre)
+            alphas = page.evaluate("""() => {
+                const img = document.getElementById('after'), c = document.createElement('canvas');
+                c.width = img.naturalWidth; c.height = img.naturalHeight;
+                const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
+                return [c.width, ctx.getImageData(2, 2, 1, 1).data[3], ctx.getImageData(60, 45, 1, 1).data[3]];
+            }""")
+            assert alphas == [120, 0, 255]
+            with page.expect_download() as info:
+                page.click("#download")
+            saved = tmp_path / "download.png"
+            info.value.save_as(saved)
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    downloaded = Image.open(saved)
+    assert downloaded.mode == "RGBA" and downloaded.size == (120, 90)
+    assert np.asarray(downloaded)[..., 3].min() == 0
