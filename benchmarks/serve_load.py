@@ -1,0 +1,85 @@
+"""Load test of ``pixelwise serve`` on loopback: N requests at concurrency C, all must succeed;
+p50/p95 latency, and the server's resident memory after warm-up versus after the run.
+
+    python benchmarks/serve_load.py [--requests 200] [--concurrency 8] [--model foreground]
+
+Starts the server in a child process (uvicorn), posts a 640 x 480 photo (scikit-image's
+coffee), and reads the child's RSS with psutil.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import psutil
+from PIL import Image
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    from skimage import data
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--model", default="foreground")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "pixelwise", "serve", "--port", str(port), "--model", args.model,
+                               "--workers", str(args.workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                httpx.get(url + "/api/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        buf = io.BytesIO()
+        Image.fromarray(np.asarray(Image.fromarray(data.coffee()).resize((640, 480)))).save(buf, format="JPEG")
+        photo = buf.getvalue()
+
+        def post(_=None) -> tuple[float, int]:
+            start = time.perf_counter()
+            r = httpx.post(url + "/api/remove-background", files={"file": ("coffee.jpg", photo, "image/jpeg")},
+                           timeout=300)
+            return time.perf_counter() - start, r.status_code
+
+        proc = psutil.Process(server.pid)
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            list(pool.map(post, range(2 * args.concurrency)))  # warm-up
+            rss_warm = proc.memory_info().rss
+            start = time.perf_counter()
+            results = list(pool.map(post, range(args.requests)))
+            wall = time.perf_counter() - start
+        rss_end = proc.memory_info().rss
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    latencies = sorted(t for t, _ in results)
+    errors = sum(code != 200 for _, code in results)
+    p95 = latencies[min(len(latencies) - 1, int(round(0.95 * len(latencies))) - 1)]
+    print(f"{args.requests} requests at concurrency {args.concurrency} ({args.workers} server workers), 640 x 480 JPEG")
+    print(f"errors {errors}   p50 {statistics.median(latencies):.3f} s   p95 {p95:.3f} s   "
+          f"throughput {args.requests / wall:.2f} req/s")
+    print(f"server RSS after warm-up {rss_warm / 2**20:.0f} MiB, after the run {rss_end / 2**20:.0f} MiB "
+          f"(growth {rss_end / rss_warm - 1:+.1%})")
+
+
+if __name__ == "__main__":
+    main()
