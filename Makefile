@@ -1,11 +1,12 @@
 # Two entry points for a fresh machine; both create .venv when it is missing and are idempotent.
 #   make demo   install, then train/predict/evaluate on generated data (writes demo-output/)
+#   make demo-bg  install, then cut out sample photos with the bundled background-removal model
 #   make test   install, then run the test suite (slow tests excluded; `make test-slow` runs them)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-slow
+.PHONY: install demo demo-bg test test-slow
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -15,6 +16,9 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(BIN)/pixelwise demo --out demo-output
+
+demo-bg: install
+	$(BIN)/pixelwise demo --remove-bg --out demo-bg-output
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -196,3 +196,11 @@ def test_web_page_in_a_real_browser(tmp_path):
     downloaded = Image.open(saved)
     assert downloaded.mode == "RGBA" and downloaded.size == (120, 90)
     assert np.asarray(downloaded)[..., 3].min() == 0
+
+
+def test_background_demo_writes_cutouts(tmp_path, fg_checkpoint, capsys):
+    assert main(["demo", "--remove-bg", "--out", str(tmp_path / "demo"), "--model", str(fg_checkpoint)]) == 0
+    cutouts = sorted((tmp_path / "demo" / "cutouts").glob("*.png"))
+    assert [p.stem for p in cutouts] == ["astronaut", "chelsea", "coffee", "rocket"]
+    assert all(Image.open(p).mode == "RGBA" for p in cutouts)
+    assert str(tmp_path / "demo" / "cutouts") in capsys.readouterr().out

@@ -197,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="train on generated shapes, then predict and evaluate (about a minute)")
     d.add_argument("--out", default="demo-output", help="output folder (default demo-output)")
+    d.add_argument("--remove-bg", action="store_true",
+                   help="instead: cut out scikit-image's sample photos with the bundled foreground model")
+    d.add_argument("--model", help="--remove-bg: a checkpoint instead of the bundled model")
     d.add_argument("--epochs", type=int, default=8)
     return parser
 
@@ -397,7 +400,11 @@ def cmd_models(_: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from pixelwise.demo import run_demo
+    from pixelwise.demo import run_background_demo, run_demo
+
+    if args.remove_bg:
+        run_background_demo(args.out, args.model)
+        return 0
 
     run_demo(args.out, args.epochs)
     return 0

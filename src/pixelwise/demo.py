@@ -36,3 +36,27 @@ def run_demo(out: str | Path, epochs: int = 8, progress: bool = True) -> dict:
         f"  overlays: {out / 'predictions' / 'overlays'}\n  metrics: {out / 'evaluation.json'}"
     )
     return summary
+
+
+SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")  # shipped inside scikit-image
+
+
+def run_background_demo(out: str | Path, model: str | None = None) -> list[Path]:
+    """Cut out scikit-image's sample photos with the bundled foreground model (or ``model``);
+    writes ``out/photos/*.png`` and ``out/cutouts/*.png`` (RGBA) and returns the cut-outs."""
+    from PIL import Image
+    from skimage import data as samples
+
+    from pixelwise.background import get_model, remove_background
+    from pixelwise.data.io import save_png
+
+    out = Path(out)
+    seg = get_model(model)
+    written = []
+    for name in SAMPLE_PHOTOS:
+        photo = getattr(samples, name)()
+        save_png(out / "photos" / f"{name}.png", Image.fromarray(photo))
+        save_png(out / "cutouts" / f"{name}.png", remove_background(photo, seg))
+        written.append(out / "cutouts" / f"{name}.png")
+    print(f"background-removal demo: {len(written)} photos in {out / 'photos'}, transparent cut-outs in {out / 'cutouts'}")
+    return written
