@@ -79,8 +79,8 @@ def score(cm: ConfusionMatrix, num_classes: int) -> dict:
 def compare(roots: list[str], methods: list[Method], mask_values: list[int] | None = None,
             num_classes: int | None = None, val_stems: str | None = None, sample: int | None = None, seed: int = 0,
             grid_rows: int = 4) -> tuple[list[dict], list[list[np.ndarray]], list[Item], int]:
-    """Score every method on the selected items; returns table rows, the grid panels of the
-    first ``grid_rows`` items, the items and the number of classes.
+    """Score every method on the selected items; returns table rows, the grid panels of
+    ``grid_rows`` items spread evenly over the selection, the items and the number of classes.
 
     Classes: ``num_classes``, else one per ``mask_values``, else the first checkpoint's, else 2."""
     info = read_dataset_info(Path(roots[0]))
@@ -92,6 +92,7 @@ def compare(roots: list[str], methods: list[Method], mask_values: list[int] | No
         raise ValueError(f"{', '.join(roots)}: no labelled images selected")
     matrices = {m.name: ConfusionMatrix(num_classes + 1) for m in methods}
     panels: list[list[np.ndarray]] = []
+    shown = set(np.linspace(0, len(items) - 1, min(grid_rows, len(items))).round().astype(int).tolist())
     from tqdm import tqdm
 
     for index, item in enumerate(tqdm(items, desc="compare", unit="img")):
@@ -102,7 +103,7 @@ def compare(roots: list[str], methods: list[Method], mask_values: list[int] | No
             pred = m(image, target, num_classes)
             matrices[m.name].update(torch.from_numpy(pred), torch.from_numpy(target))
             row.append(pred)
-        if index < grid_rows:
+        if index in shown:
             panels.append(row)
     table = [{"method": m.name, **score(matrices[m.name], num_classes),
               "seconds_per_image": float(np.median(m.seconds))} for m in methods]
