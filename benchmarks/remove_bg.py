@@ -31,7 +31,7 @@ def median_seconds(fn, repeats: int) -> float:
 def main() -> None:
     from skimage import data
 
-    from pixelwise.background import foreground_probability, get_model, remove_background
+    from pixelwise.cutout import foreground_probability, get_model, remove_background
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="foreground")

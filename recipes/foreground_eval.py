@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.background import get_model, mask_iou_and_alpha_error, remove_background
+from pixelwise.cutout import get_model, mask_iou_and_alpha_error, remove_background
 from pixelwise.data.datasets import find_items
 from pixelwise.data.io import read_image, read_mask
 

@@ -97,3 +97,16 @@ def test_bundled_nuclei_model_on_a_dsb2018_validation_image(tmp_path, capsys, mo
     assert main(["evaluate", "nuclei", str(root), "--val-stems", stem, "--min-size", "10"]) == 0
     objects = json.loads((tmp_path / "evaluation.json").read_text())["objects"]  # not inside the package
     assert objects["ap50"] > 0.6 and objects["reference_objects"] == 22
+
+
+def test_python_api_segment_matches_cli(tmp_path):
+    import pixelwise
+
+    data = _blobs(tmp_path / "blobs", n=4)
+    run = tmp_path / "run"
+    assert main(["train", str(data), "--out", str(run), "--instances", "boundary", "--depth", "2", "--base-width", "8",
+                 "--epochs", "2", "--crop", "48", "--val-fraction", "0.25", "--no-progress"]) == 0
+    image = data / "images" / "00.png"
+    labels = pixelwise.segment(str(run / "best.pt"), image)
+    assert main(["segment", str(image), "--model", str(run / "best.pt"), "--out", str(tmp_path / "s"), "--no-progress"]) == 0
+    assert np.array_equal(labels, read_mask(tmp_path / "s" / "instances" / "00.png"))

@@ -3,12 +3,13 @@
 Public API::
 
     create_model(name, **kwargs)   list_models()   load_model(path)   predict(model, image)
+    segment(model, image) -> instance labels          remove_background(image) -> RGBA
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["create_model", "list_models", "load_model", "predict", "__version__"]
+__all__ = ["create_model", "list_models", "load_model", "predict", "segment", "remove_background", "__version__"]
 
 # Imported lazily so that `pixelwise --version` does not pay for importing torch.
 _LAZY = {
@@ -16,6 +17,8 @@ _LAZY = {
     "list_models": "pixelwise.models",
     "load_model": "pixelwise.checkpoint",
     "predict": "pixelwise.inference",
+    "segment": "pixelwise.inference",
+    "remove_background": "pixelwise.cutout",
 }
 
 

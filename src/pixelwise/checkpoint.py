@@ -87,7 +87,7 @@ def save_checkpoint(path: str | Path, seg: Segmenter, train_state: dict | None =
     atomic_write_bytes(path, buf.getvalue())
 
 
-BUNDLED_DIR = Path(__file__).parent / "weights"
+BUNDLED_DIR = Path(__file__).parent / "zoo"
 BUNDLED = {"nuclei": "nuclei.pt", "foreground": "foreground.pt"}  # models trained by this project and shipped in the package (model cards beside them)
 
 

@@ -324,7 +324,7 @@ def predict_classical(args: argparse.Namespace) -> int:
 def cmd_remove_bg(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from pixelwise.background import get_model, parse_colour, remove_background
+    from pixelwise.cutout import get_model, parse_colour, remove_background
     from pixelwise.data.io import ImageReadError, save_png
     from pixelwise.inference import BatchResult, output_names
 
@@ -354,7 +354,7 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from pixelwise.serve import serve
+    from pixelwise.web import serve
 
     serve(args.host, args.port, model=args.model, max_upload_mb=args.max_upload_mb, workers=args.workers,
           method=args.method)

@@ -47,7 +47,7 @@ def run_background_demo(out: str | Path, model: str | None = None) -> list[Path]
     from PIL import Image
     from skimage import data as samples
 
-    from pixelwise.background import get_model, remove_background
+    from pixelwise.cutout import get_model, remove_background
     from pixelwise.data.io import save_png
 
     out = Path(out)

@@ -276,6 +276,18 @@ def instances_for(seg: Segmenter, mask: np.ndarray, object_class: int | None = N
     return semantic_to_instances(mask, interior_class=object_class, min_size=min_size, fill_holes=False)
 
 
+def segment(seg: Segmenter | str | os.PathLike, image: np.ndarray | str | os.PathLike, precision: str = "auto",
+            min_size: int = 0, object_class: int | None = None, tile: int | None = None) -> np.ndarray:
+    """Instance labels (H, W) uint16 (0 = background, 1..N objects) for an image array or path,
+    from a checkpoint trained on instances (or a bundled name such as ``"nuclei"``); see
+    :func:`instances_for`."""
+    if not isinstance(seg, Segmenter):
+        from pixelwise.checkpoint import load_model
+
+        seg = load_model(seg)
+    return instances_for(seg, predict(seg, image, precision, tile=tile), object_class, min_size)
+
+
 def instance_overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> Image.Image:
     """Each object in its own colour (fixed by its id) with a white outline."""
     from skimage.segmentation import find_boundaries

@@ -20,7 +20,7 @@ from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from PIL import Image
 
-from pixelwise.background import get_model, parse_colour, remove_background
+from pixelwise.cutout import get_model, parse_colour, remove_background
 from pixelwise.checkpoint import Segmenter
 from pixelwise.data.io import max_pixels_limit
 
@@ -48,7 +48,7 @@ def create_app(model: str | Segmenter | None = None, max_upload_mb: float = 20.0
     seg = get_model(model) if method == "model" else None
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove-bg")
     limit = int(max_upload_mb * 1024 * 1024)
-    page = resources.files("pixelwise").joinpath("static/index.html").read_text()
+    page = resources.files("pixelwise").joinpath("web/static/index.html").read_text()
     app = FastAPI(title="pixelwise background removal", version="1",
                   description="Remove the background of a photo; everything runs on this machine.")
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pixelwise.background import guided_filter, keep_largest, remove_background, trimap
+from pixelwise.cutout import guided_filter, keep_largest, remove_background, trimap
 from pixelwise.checkpoint import Segmenter, save_checkpoint
 from pixelwise.cli import main
 from pixelwise.data.datasets import Normalization
@@ -121,7 +121,7 @@ def test_http_api_good_and_bad_uploads():
     pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
     from fastapi.testclient import TestClient
 
-    from pixelwise.serve import create_app
+    from pixelwise.web import create_app
 
     client = TestClient(create_app(_seg(), max_upload_mb=0.05))
     page = client.get("/")
@@ -157,7 +157,7 @@ def test_web_page_in_a_real_browser(tmp_path):
     import uvicorn
     from playwright.sync_api import sync_playwright
 
-    from pixelwise.serve import create_app
+    from pixelwise.web import create_app
 
     browser_path = _chromium()
     with socket.socket() as s:
