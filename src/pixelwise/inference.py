@@ -334,3 +334,34 @@ def segment_files(
         result.written.append(out_dir / "instances" / rel)
         result.counts.append((src, int(labels.max())))
     return result
+
+
+def detections_to_labels(prediction: dict, score_threshold: float = 0.5, mask_threshold: float = 0.5) -> np.ndarray:
+    """A Mask R-CNN prediction (``masks`` (N, 1, H, W) probabilities, ``scores``) as a uint16
+    instance label image; where objects overlap the higher score wins."""
+    masks = prediction["masks"][:, 0].detach().cpu().numpy() > mask_threshold
+    scores = prediction["scores"].detach().cpu().numpy()
+    labels = np.zeros(masks.shape[1:], np.uint16)
+    keep = [i for i in np.argsort(scores) if scores[i] >= score_threshold]  # ascending: best painted last
+    for rank, i in enumerate(keep, start=1):
+        labels[masks[i]] = rank
+    from skimage.segmentation import relabel_sequential
+
+    return relabel_sequential(labels)[0].astype(np.uint16)
+
+
+def detections_to_coco(prediction: dict, image_id: int, categories, score_threshold: float = 0.0,
+                       mask_threshold: float = 0.5) -> list[dict]:
+    """COCO result dicts (compressed RLE masks, xywh boxes, scores, real category ids)."""
+    from pixelwise.data.coco import encode_rle
+
+    out = []
+    boxes = prediction["boxes"].detach().cpu().numpy()
+    for i, score in enumerate(prediction["scores"].detach().cpu().tolist()):
+        if score < score_threshold:
+            continue
+        x0, y0, x1, y1 = (float(v) for v in boxes[i])
+        mask = prediction["masks"][i, 0].detach().cpu().numpy() > mask_threshold
+        out.append({"image_id": int(image_id), "category_id": int(categories.category(int(prediction["labels"][i]))),
+                    "score": float(score), "bbox": [x0, y0, x1 - x0, y1 - y0], "segmentation": encode_rle(mask)})
+    return out

@@ -1,0 +1,194 @@
+"""Instance data in torchvision's detection format: COCO instances JSON (polygons, RLE, crowd
+regions) and folders of uint16 instance-label images, as ``(image, target)`` with
+``target = {"boxes" (N, 4) xyxy float32, "labels" (N,) int64, "masks" (N, H, W) uint8}``.
+
+Category ids of a COCO file (1..90 with gaps) map to contiguous labels 1..K (0 is the
+background, as Mask R-CNN expects); :class:`Categories` keeps both directions. Crowd
+annotations are left out of training targets, as torchvision's detection references do, and
+count as "ignore" regions in COCO evaluation. Images without objects are kept (empty targets).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pixelwise.data.io import read_image, read_mask
+
+
+@dataclass(frozen=True)
+class Categories:
+    """COCO category ids <-> contiguous model labels 1..K, with names."""
+
+    ids: tuple[int, ...]
+    names: tuple[str, ...]
+
+    def label(self, category_id: int) -> int:
+        return self.ids.index(category_id) + 1
+
+    def category(self, label: int) -> int:
+        return self.ids[label - 1]
+
+
+@dataclass(frozen=True)
+class InstanceItem:
+    """One image and where its instances come from: COCO annotations or a label image."""
+
+    image: Path
+    name: str
+    image_id: int
+    height: int
+    width: int
+    annotations: tuple[dict, ...] = ()
+    label_image: Path | None = None
+
+
+def load_coco(annotation_file: str | Path, image_root: str | Path | None = None) -> tuple[list[InstanceItem], Categories, dict]:
+    """Items, categories and the parsed JSON of a COCO instances file; images are looked up
+    under ``image_root`` (default: ``images/`` beside the file, else the file's folder)."""
+    path = Path(annotation_file)
+    try:
+        spec = json.loads(path.read_text())
+        images, annotations, categories = spec["images"], spec.get("annotations", []), spec["categories"]
+    except (OSError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a COCO instances file ({type(exc).__name__}: {exc})") from None
+    root = Path(image_root) if image_root else (path.parent / "images" if (path.parent / "images").is_dir() else path.parent)
+    cats = sorted(categories, key=lambda c: c["id"])
+    cat = Categories(tuple(c["id"] for c in cats), tuple(c["name"] for c in cats))
+    by_image: dict[int, list[dict]] = {}
+    for ann in annotations:
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    items = [InstanceItem(root / im["file_name"], Path(im["file_name"]).stem, int(im["id"]), int(im["height"]),
+                          int(im["width"]), tuple(by_image.get(im["id"], ()))) for im in images]
+    return items, cat, spec
+
+
+def label_image_items(root: str | Path) -> tuple[list[InstanceItem], Categories]:
+    """``root/images`` + ``root/instances`` (uint16 label images, 0 = background): one class."""
+    from pixelwise.data.datasets import find_pairs
+
+    pairs = find_pairs(Path(root), "images", "instances")
+    items = []
+    for i, p in enumerate(pairs):
+        from PIL import Image
+
+        with Image.open(p.mask) as im:
+            w, h = im.size
+        items.append(InstanceItem(p.image, p.name, i + 1, h, w, label_image=p.mask))
+    return items, Categories((1,), ("object",))
+
+
+def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
+    """(H, W) uint8 mask of a COCO annotation: polygons, uncompressed or compressed RLE."""
+    from pycocotools import mask as mask_utils
+
+    seg = ann["segmentation"]
+    if isinstance(seg, list):  # polygons: one object may have several parts
+        rle = mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
+    elif isinstance(seg.get("counts"), list):  # uncompressed RLE
+        rle = mask_utils.frPyObjects(seg, height, width)
+    else:
+        rle = seg
+    return mask_utils.decode(rle).astype(np.uint8)
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """COCO compressed RLE of a binary (H, W) mask, JSON-ready (``counts`` as str)."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
+    """(N, 4) xyxy boxes (pixel edges) enclosing each (H, W) mask."""
+    boxes = np.zeros((len(masks), 4), np.float32)
+    for i, m in enumerate(masks):
+        ys, xs = np.nonzero(m)
+        if len(ys):
+            boxes[i] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    return boxes
+
+
+def item_target(item: InstanceItem, categories: Categories) -> dict[str, np.ndarray]:
+    """Training target of an item (numpy): crowd and degenerate objects left out."""
+    if item.label_image is not None:
+        labels = read_mask(item.label_image)
+        ids = [i for i in np.unique(labels) if i != 0]
+        masks = np.stack([labels == i for i in ids]).astype(np.uint8) if ids else np.zeros((0, *labels.shape), np.uint8)
+        classes = np.ones(len(ids), np.int64)
+    else:
+        anns = [a for a in item.annotations if not a.get("iscrowd", 0)]
+        masks = (np.stack([annotation_mask(a, item.height, item.width) for a in anns]) if anns
+                 else np.zeros((0, item.height, item.width), np.uint8))
+        classes = np.array([categories.label(a["category_id"]) for a in anns], np.int64)
+    boxes = masks_to_boxes(masks)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return {"boxes": boxes[keep], "labels": classes[keep], "masks": masks[keep]}
+
+
+def resize_target(target: dict[str, np.ndarray], size: tuple[int, int]) -> dict[str, np.ndarray]:
+    from pixelwise.data.transforms import resize_mask
+
+    masks = np.stack([resize_mask(m, size) for m in target["masks"]]) if len(target["masks"]) else \
+        np.zeros((0, *size), np.uint8)
+    boxes = masks_to_boxes(masks)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return {"boxes": boxes[keep], "labels": target["labels"][keep], "masks": masks[keep]}
+
+
+class InstanceDataset(Dataset):
+    """``(image float32 (C, H, W) in [0, 1], target dict of tensors)`` per item.
+
+    With ``augment``: a random horizontal flip and a scale jitter (``scale_range``), applied to
+    the image and every mask; randomness is a pure function of (seed, epoch, index).
+    """
+
+    def __init__(self, items: list[InstanceItem], categories: Categories, augment: bool = False,
+                 scale_range: tuple[float, float] = (0.75, 1.25), seed: int = 0) -> None:
+        self.items, self.categories, self.augment = items, categories, augment
+        self.scale_range, self.seed, self.epoch = scale_range, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        from pixelwise.data.transforms import resize_image
+
+        item = self.items[index]
+        image = read_image(item.image)
+        if image.shape[-1] == 1:
+            image = np.repeat(image, 3, axis=-1)
+        target = item_target(item, self.categories)
+        if image.shape[:2] != target["masks"].shape[1:]:
+            raise ValueError(f"{item.image}: image is {image.shape[:2]} but its annotations say "
+                             f"{target['masks'].shape[1:]}")
+        if self.augment:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            s = float(rng.uniform(*self.scale_range))
+            size = (max(8, round(image.shape[0] * s)), max(8, round(image.shape[1] * s)))
+            image, target = resize_image(image, size), resize_target(target, size)
+            if rng.random() < 0.5:
+                image = image[:, ::-1]
+                target = {"masks": target["masks"][:, :, ::-1], "labels": target["labels"],
+                          "boxes": target["boxes"].copy()}
+                w = image.shape[1]
+                target["boxes"][:, [0, 2]] = w - target["boxes"][:, [2, 0]]
+        scale = 65535.0 if image.dtype == np.uint16 else 255.0
+        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)).astype(np.float32) / scale)
+        return x, {"boxes": torch.from_numpy(np.ascontiguousarray(target["boxes"])).reshape(-1, 4),
+                   "labels": torch.from_numpy(target["labels"]),
+                   "masks": torch.from_numpy(np.ascontiguousarray(target["masks"]))}
+
+
+def collate(batch):
+    """Detection batches are lists (images differ in size)."""
+    return tuple(zip(*batch))

@@ -1,0 +1,185 @@
+"""Instance data and Mask R-CNN: COCO JSON round trip against pycocotools, a tiny dataset made
+in code trains a few steps and predicts torchvision's structure, perfect predictions score AP = 1."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("pycocotools", reason="COCO support needs pycocotools")
+
+from pycocotools import mask as mask_utils  # noqa: E402
+from pycocotools.coco import COCO  # noqa: E402
+
+from pixelwise.data.coco import (  # noqa: E402
+    InstanceDataset,
+    annotation_mask,
+    collate,
+    encode_rle,
+    item_target,
+    label_image_items,
+    load_coco,
+)
+from pixelwise.inference import detections_to_coco, detections_to_labels  # noqa: E402
+from pixelwise.metrics import coco_average_precision  # noqa: E402
+from pixelwise.models.mask_rcnn import load_weights, mask_rcnn  # noqa: E402
+
+
+def _coco(tmp_path, n_images=3, size=(64, 80)):
+    """Images with a bright square (category 7) and a bright triangle (category 3), as polygons,
+    one object of each image also as compressed RLE, and one crowd region."""
+    (tmp_path / "images").mkdir(parents=True, exist_ok=True)
+    h, w = size
+    images, anns = [], []
+    for i in range(n_images):
+        image = np.full((h, w, 3), 30, np.uint8)
+        x, y = 8 + 4 * i, 10
+        image[y : y + 20, x : x + 20] = 220
+        tri = [[40.0, 50.0, 70.0, 50.0, 55.0, 20.0]]
+        mask_tri = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(tri, h, w)))
+        image[mask_tri > 0] = 160
+        Image.fromarray(image).save(tmp_path / "images" / f"{i:03d}.png")
+        images.append({"id": 100 + i, "file_name": f"{i:03d}.png", "height": h, "width": w})
+        square = [[x, y, x + 20, y, x + 20, y + 20, x, y + 20]]
+        seg = square if i % 2 == 0 else encode_rle(mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(square, h, w))))
+        anns.append({"id": len(anns) + 1, "image_id": 100 + i, "category_id": 7, "segmentation": seg, "iscrowd": 0})
+        anns.append({"id": len(anns) + 1, "image_id": 100 + i, "category_id": 3, "segmentation": tri, "iscrowd": 0})
+    crowd = np.zeros((h, w), np.uint8)
+    crowd[0:5, 0:5] = 1
+    anns.append({"id": len(anns) + 1, "image_id": 100, "category_id": 7, "iscrowd": 1,
+                 "segmentation": {"size": [h, w], "counts": list(map(int, _uncompressed_counts(crowd)))}})
+    spec = {"images": images, "annotations": anns,
+            "categories": [{"id": 3, "name": "triangle"}, {"id": 7, "name": "square"}]}
+    for a in spec["annotations"]:
+        seg = a["segmentation"]
+        if isinstance(seg, list):
+            rle_a = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+        elif isinstance(seg["counts"], list):
+            rle_a = mask_utils.frPyObjects(seg, h, w)
+        else:
+            rle_a = seg
+        a["area"] = float(mask_utils.area(rle_a))
+        a["bbox"] = [float(v) for v in mask_utils.toBbox(rle_a)]
+    (tmp_path / "annotations.json").write_text(json.dumps(spec))
+    return tmp_path / "annotations.json"
+
+
+def _uncompressed_counts(mask):
+    """Column-major run lengths starting with zeros (COCO's uncompressed RLE)."""
+    flat = mask.flatten(order="F")
+    counts, current, run = [], 0, 0
+    for v in flat:
+        if v == current:
+            run += 1
+        else:
+            counts.append(run)
+            current, run = v, 1
+    counts.append(run)
+    return counts
+
+
+def test_coco_masks_match_pycocotools_for_polygons_rle_and_crowd(tmp_path):
+    path = _coco(tmp_path)
+    items, cats, spec = load_coco(path)
+    reference = COCO(str(path))
+    assert len(items) == 3 and cats.ids == (3, 7) and cats.label(7) == 2 and cats.category(1) == 3
+    for item in items:
+        for ann in item.annotations:
+            assert np.array_equal(annotation_mask(ann, item.height, item.width), reference.annToMask(ann)), ann["id"]
+    # our RLE decodes back to the mask with pycocotools
+    mask = reference.annToMask(spec["annotations"][1])
+    assert np.array_equal(mask_utils.decode({"size": encode_rle(mask)["size"],
+                                             "counts": encode_rle(mask)["counts"].encode()}), mask)
+    target = item_target(items[0], cats)  # the crowd region is not a training object
+    assert target["masks"].shape == (2, 64, 80) and sorted(target["labels"].tolist()) == [1, 2]
+    np.testing.assert_allclose(target["boxes"][target["labels"] == 2][0], [8, 10, 28, 30])
+
+
+def test_label_image_folders_give_one_class_targets(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "instances").mkdir()
+    labels = np.zeros((20, 30), np.uint16)
+    labels[2:6, 3:9], labels[10:15, 10:20] = 5, 300
+    Image.fromarray(np.zeros((20, 30), np.uint8)).save(tmp_path / "images" / "a.png")
+    Image.fromarray(labels).save(tmp_path / "instances" / "a.png")
+    Image.fromarray(np.zeros((20, 30), np.uint8)).save(tmp_path / "images" / "empty.png")
+    Image.fromarray(np.zeros((20, 30), np.uint16)).save(tmp_path / "instances" / "empty.png")
+    items, cats = label_image_items(tmp_path)
+    image, target = InstanceDataset(items, cats)[0]
+    assert image.shape == (3, 20, 30) and target["labels"].tolist() == [1, 1]
+    assert target["boxes"].tolist() == [[3, 2, 9, 6], [10, 10, 20, 15]]
+    _, empty = InstanceDataset(items, cats)[1]  # images without objects are allowed
+    assert empty["boxes"].shape == (0, 4) and empty["masks"].shape == (0, 20, 30)
+
+
+def test_augmentation_moves_boxes_with_masks(tmp_path):
+    items, cats, _ = load_coco(_coco(tmp_path))
+    ds = InstanceDataset(items, cats, augment=True, seed=3)
+    for epoch in range(4):
+        ds.set_epoch(epoch)
+        image, target = ds[0]
+        for box, mask in zip(target["boxes"], target["masks"]):
+            ys, xs = torch.nonzero(mask, as_tuple=True)
+            assert box.tolist() == [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]
+        assert image.shape[1:] == target["masks"].shape[1:]
+
+
+def test_tiny_mask_rcnn_trains_and_predicts_torchvision_structure(tmp_path):
+    items, cats, spec = load_coco(_coco(tmp_path))
+    torch.manual_seed(0)
+    model = mask_rcnn(len(cats.ids), backbone="resnet18", min_size=64, max_size=96)
+    loader = torch.utils.data.DataLoader(InstanceDataset(items, cats, augment=True), batch_size=2, collate_fn=collate)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    model.train()
+    for images, targets in loader:
+        losses = model(list(images), list(targets))
+        assert {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"} <= set(losses)
+        opt.zero_grad()
+        sum(losses.values()).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        out = model([InstanceDataset(items, cats)[0][0]])
+    assert isinstance(out, list) and len(out) == 1
+    pred = out[0]
+    n = len(pred["scores"])
+    assert pred["boxes"].shape == (n, 4) and pred["labels"].shape == (n,) and pred["masks"].shape == (n, 1, 64, 80)
+    labels = detections_to_labels(pred, score_threshold=0.0)
+    assert labels.dtype == np.uint16 and labels.shape == (64, 80)
+    results = detections_to_coco(pred, 100, cats)
+    assert all(r["category_id"] in (3, 7) and isinstance(r["segmentation"]["counts"], str) for r in results)
+    # saving and loading our weights round-trips; mismatching class heads stay initialised
+    path = tmp_path / "w.pt"
+    torch.save(model.state_dict(), path)
+    other = mask_rcnn(5, backbone="resnet18", min_size=64, max_size=96)
+    left = load_weights(other, path)
+    assert left and all("predictor" in k for k in left)
+    with pytest.raises(ValueError, match="never downloaded"):
+        load_weights(other, tmp_path / "missing.pt")
+
+
+def test_perfect_predictions_score_ap_one(tmp_path):
+    items, cats, spec = load_coco(_coco(tmp_path))
+    results = []
+    for item in items:
+        target = item_target(item, cats)
+        pred = {"boxes": torch.from_numpy(target["boxes"]), "labels": torch.from_numpy(target["labels"]),
+                "scores": torch.ones(len(target["labels"])),
+                "masks": torch.from_numpy(target["masks"]).float()[:, None]}
+        results.extend(detections_to_coco(pred, item.image_id, cats))
+    ap = coco_average_precision(spec, results)
+    assert ap["segm"]["ap"] == pytest.approx(1.0) and ap["bbox"]["ap"] == pytest.approx(1.0)
+    assert ap["segm"]["ap50"] == pytest.approx(1.0) and ap["segm"]["ap75"] == pytest.approx(1.0)
+    assert coco_average_precision(spec, results[:2])["segm"]["ap"] < 1.0
+
+
+def test_coco128_loads():
+    from conftest import shared_dataset
+
+    items, cats, spec = load_coco(shared_dataset("coco128") / "annotations.json")
+    assert len(items) == 128 and sum(len(i.annotations) for i in items) == 929 and len(cats.ids) == 80
+    assert sum(1 for i in items if not i.annotations) == 2
+    target = item_target(items[0], cats)
+    assert target["masks"].shape[1:] == (items[0].height, items[0].width)
