@@ -183,3 +183,32 @@ def test_coco128_loads():
     assert sum(1 for i in items if not i.annotations) == 2
     target = item_target(items[0], cats)
     assert target["masks"].shape[1:] == (items[0].height, items[0].width)
+
+
+def test_cli_train_resume_predict_evaluate_mask_rcnn(tmp_path, capsys):
+    from pixelwise.cli import main
+
+    path = _coco(tmp_path / "data", n_images=4)
+    run = tmp_path / "run"
+    args = ["train", str(path), "--model", "mask_rcnn", "--out", str(run), "--min-size", "64", "--max-size", "96",
+            "--epochs", "2", "--batch-size", "2", "--val-stems", "003", "--lr", "1e-3", "--no-progress"]
+    assert main(args) == 0
+    for name in ("best.pt", "last.pt", "metrics.csv", "curve.png"):
+        assert (run / name).is_file(), name
+    assert "mask AP" in capsys.readouterr().out
+    last = torch.load(run / "last.pt", weights_only=True)
+    assert last["train_state"]["epoch"] == 2 and last["arch"] == "mask_rcnn"
+    assert main(args + ["--resume"]) == 0  # nothing left to do: resumes after epoch 2 and stops
+    assert "resumed from" in capsys.readouterr().out
+
+    out = tmp_path / "pred"
+    images = tmp_path / "data" / "images"
+    assert main(["predict", str(run / "best.pt"), str(images), "--out", str(out), "--score-threshold", "0.0",
+                 "--no-progress"]) == 0
+    assert len(list((out / "instances").glob("*.png"))) == 4 and len(list((out / "overlays").glob("*.png"))) == 4
+    results = json.loads((out / "coco" / "000.json").read_text())
+    assert isinstance(results, list) and all(r["category_id"] in (3, 7) for r in results)
+    assert main(["evaluate", str(run / "best.pt"), str(path), "--json", str(tmp_path / "e.json")]) == 0
+    detection = json.loads((tmp_path / "e.json").read_text())["detection"]
+    assert set(detection) >= {"mask_ap", "mask_ap50", "mask_ap75", "box_ap", "dsb_mean_ap"}
+    assert 0.0 <= detection["mask_ap"] <= 1.0

@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SegNet: upsample by max unpooling (default) or transposed convolution")
     t.add_argument("--backend", choices=["torch", "scratch"], default="torch",
                    help="run (un)pooling and transposed convolutions on native kernels or on pixelwise.ops")
+    t.add_argument("--backbone", choices=["resnet18", "resnet50"], default="resnet18",
+                   help="mask_rcnn: FPN backbone (default resnet18, CPU-friendly; resnet50 is the paper's)")
+    t.add_argument("--min-size", type=int, default=512, help="mask_rcnn: shorter image side it works at (default 512)")
+    t.add_argument("--max-size", type=int, default=853, help="mask_rcnn: longer side cap (default 853)")
+    t.add_argument("--weights", help="mask_rcnn: local weights to start from (torchvision's or ours; never downloaded)")
     t.add_argument("--classes", type=_str_list, help="class names, comma-separated (default: classes.json or class0..)")
     t.add_argument("--mask-values", type=_int_list,
                    help="stored mask value of class 0,1,... e.g. '0,255' for black/white masks (default: values are ids)")
@@ -98,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a .pt file written by 'pixelwise train', an exported .onnx file, or a bundled model name "
                         "(with --method: the first input)")
     p.add_argument("inputs", nargs="*", help="image files and/or folders (searched recursively)")
+    p.add_argument("--score-threshold", type=float, default=0.5, help="mask_rcnn: keep detections scoring at least this")
+    p.add_argument("--max-detections", type=int, default=100, help="mask_rcnn: at most this many objects per image")
+    p.add_argument("--image-size", type=int, help="mask_rcnn: shorter side to work at (smaller = faster on CPU)")
     p.add_argument("--method", help="a classical method instead of a checkpoint (otsu, kmeans, graphcut, felzenszwalb, "
                                     "slic, watershed); masks then hold region ids")
     p.add_argument("--out", required=True, help="output folder")
@@ -214,7 +222,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         ignore_values=args.ignore_values, instances=args.instances, val_stems=parse_stems(args.val_stems), val_fraction=args.val_fraction,
         epochs=args.epochs, epoch_size=args.epoch_size, batch_size=args.batch_size, crop=args.crop or None,
         augment=args.augment, elastic=args.elastic, scale=args.scale, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
-        w0=args.w0, sigma=args.sigma,
+        w0=args.w0, sigma=args.sigma, backbone=args.backbone, min_size=args.min_size, max_size=args.max_size,
+        weights=args.weights,
         class_weighting=args.class_weighting, precision=args.precision, device=args.device, workers=args.workers,
         seed=args.seed, ema=args.ema, resume=args.resume, progress=args.progress,
     )
@@ -253,6 +262,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not args.inputs:
         raise ValueError("no inputs given (pixelwise predict CHECKPOINT INPUT...)")
     seg = load_model(args.checkpoint, args.runtime)
+    if seg.arch == "mask_rcnn":
+        from pixelwise.inference import predict_detection_files
+
+        return sharded(
+            lambda shard: predict_detection_files(seg, args.inputs, args.out, args.progress, args.score_threshold,
+                                                  args.max_detections, args.image_size, shard),
+            lambda result: print(f"wrote {len(result.written)} instance label images to {Path(args.out) / 'instances'}, "
+                                 f"COCO results to {Path(args.out) / 'coco'} and overlays to {Path(args.out) / 'overlays'}"))
     return sharded(
         lambda shard: predict_files(seg, args.inputs, args.out, args.precision, args.progress, args.tta,
                                     args.tile, args.overlap, shard),
@@ -292,7 +309,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     summary = evaluate_checkpoint(args.checkpoint, args.data, args.val_stems, args.precision, args.tta,
                                   args.object_class, args.min_size, args.runtime)
     print(f"{summary['images']} images from {summary['split']}")
-    print(format_table(summary))
+    if "detection" in summary:
+        d = summary["detection"]
+        print(f"mask AP {d['mask_ap']:.4f}  AP50 {d['mask_ap50']:.4f}  AP75 {d['mask_ap75']:.4f}   "
+              f"box AP {d['box_ap']:.4f}  AP50 {d['box_ap50']:.4f}   DSB mean AP {d['dsb_mean_ap']:.4f}")
+    else:
+        print(format_table(summary))
     out = Path(args.json) if args.json else resolve_checkpoint(args.checkpoint).parent / "evaluation.json"
     if not args.json and BUNDLED_DIR in out.parents:
         out = Path("evaluation.json")  # never write into the installed package
@@ -391,9 +413,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_models(_: argparse.Namespace) -> int:
-    from pixelwise.models import MODELS, create_model, describe
+    from pixelwise.models import create_model, describe, list_models
 
-    for name in sorted(MODELS):
+    for name in list_models("all"):
         n = sum(p.numel() for p in create_model(name).parameters())
         print(f"{name:<12}{n / 1e6:>8.2f}M params  {describe(name)}")
     return 0

@@ -27,6 +27,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, val_stems: str
     components are the objects (ISBI 2012: the cells between membranes).
     """
     seg = load_model(checkpoint, runtime)
+    if seg.arch == "mask_rcnn":
+        return evaluate_detector(seg, checkpoint, data, val_stems)
     items, split = evaluation_items(Path(data), parse_stems(val_stems))
     ds = SegmentationDataset(items, seg.num_classes, seg.encoding, seg.norm, channels=seg.in_channels)
     head = {"split": split, "images": len(items), "checkpoint": str(checkpoint), "tta": tta}
@@ -90,3 +92,16 @@ def object_metrics(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
         "v_rand": float(np.mean(rand)) if rand else float("nan"), "v_info": float(np.mean(info)) if info else float("nan"),
         "reference_objects": n_ref, "predicted_objects": n_pred,
     }
+
+
+def evaluate_detector(seg: Segmenter, checkpoint, data, val_stems: str | None) -> dict:
+    """COCO box and mask AP, AP50, AP75 and the DSB2018 mean AP of a Mask R-CNN checkpoint."""
+    from pixelwise.train_instances import instance_data, score_detector, split_items
+
+    items, cats, spec = instance_data(data)
+    stems = parse_stems(val_stems)
+    if stems:
+        items = split_items(items, stems, 0.0, 0)[1]
+    scores = score_detector(seg.network, items, cats, spec)
+    return {"split": f"{data}" + (f" ({len(items)} listed stems)" if stems else ""), "images": len(items),
+            "checkpoint": str(checkpoint), "detection": scores}

@@ -365,3 +365,65 @@ def detections_to_coco(prediction: dict, image_id: int, categories, score_thresh
         out.append({"image_id": int(image_id), "category_id": int(categories.category(int(prediction["labels"][i]))),
                     "score": float(score), "bbox": [x0, y0, x1 - x0, y1 - y0], "segmentation": encode_rle(mask)})
     return out
+
+
+def detection_overlay(image: np.ndarray, prediction: dict, class_names: list[str], labels: np.ndarray,
+                      alpha: float = 0.45) -> Image.Image:
+    """Instance colours, boxes, class names and scores drawn over an image."""
+    from PIL import ImageDraw
+
+    shown = instance_overlay(image, labels, alpha)
+    draw = ImageDraw.Draw(shown)
+    for box, label, score in zip(prediction["boxes"].tolist(), prediction["labels"].tolist(), prediction["scores"].tolist()):
+        draw.rectangle(box, outline=(255, 255, 0), width=2)
+        draw.text((box[0] + 2, box[1] + 1), f"{class_names[label]} {score:.2f}", fill=(255, 255, 0))
+    return shown
+
+
+@torch.inference_mode()
+def detect(seg: Segmenter, image: np.ndarray, score_threshold: float = 0.5, max_detections: int = 100,
+           image_size: int | None = None) -> dict:
+    """Mask R-CNN detections above ``score_threshold`` (best ``max_detections``) for an (H, W, C) image."""
+    model = seg.network.eval()
+    if image_size:
+        model.transform.min_size = (image_size,)
+        model.transform.max_size = max(image_size, round(image_size * 1333 / 800))
+    model.roi_heads.detections_per_img = max_detections
+    if image.shape[-1] == 1:
+        image = np.repeat(image, 3, axis=-1)
+    x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / (65535.0 if image.dtype == np.uint16 else 255.0)
+    pred = model([x])[0]
+    keep = pred["scores"] >= score_threshold
+    return {k: v[keep] for k, v in pred.items()}
+
+
+def predict_detection_files(seg: Segmenter, inputs: list[str | os.PathLike], out_dir: str | os.PathLike,
+                            progress: bool = True, score_threshold: float = 0.5, max_detections: int = 100,
+                            image_size: int | None = None, shard: tuple[int, int] = (0, 1)) -> BatchResult:
+    """Per image: ``instances/<name>.png`` (uint16 labels), ``coco/<name>.json`` (COCO results
+    with RLE masks; ``image_id`` 0, category ids as trained) and ``overlays/<name>.png``."""
+    import json
+
+    from tqdm import tqdm
+
+    from pixelwise.data.coco import Categories
+    from pixelwise.data.io import atomic_write_bytes, save_label_image
+
+    cats = Categories(tuple(seg.encoding.values[1:]), tuple(seg.class_names[1:]))
+    out_dir, result = Path(out_dir), BatchResult()
+    for src, rel in tqdm(list(output_names(inputs))[shard[0] :: shard[1]], desc="predict", unit="img",
+                         disable=not progress):
+        try:
+            image = read_image(src)
+            pred = detect(seg, image, score_threshold, max_detections, image_size)
+        except (ImageReadError, ValueError) as exc:
+            result.failures.append((src, str(exc) if str(src) in str(exc) else f"{src}: {exc}"))
+            continue
+        labels = detections_to_labels(pred, score_threshold)
+        save_label_image(out_dir / "instances" / rel, labels)
+        atomic_write_bytes(out_dir / "coco" / rel.with_suffix(".json"),
+                           json.dumps(detections_to_coco(pred, 0, cats)).encode())
+        save_png(out_dir / "overlays" / rel, detection_overlay(image, pred, seg.class_names, labels))
+        result.written.append(out_dir / "instances" / rel)
+        result.counts.append((src, int(labels.max())))
+    return result

@@ -71,6 +71,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     momentum: float = 0.9
     loss: str = "ce"
+    backbone: str = "resnet18"  # instance models
+    min_size: int = 512
+    max_size: int = 853
+    weights: str | None = None
     w0: float = 10.0
     sigma: float = 5.0
     class_weighting: str = "none"
@@ -252,7 +256,8 @@ def write_metrics_csv(path: Path, history: list[dict]) -> None:
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
-def plot_curves(path: Path, history: list[dict]) -> None:
+def plot_curves(path: Path, history: list[dict],
+                scores: tuple[str, ...] = ("pixel_accuracy", "mean_iou", "mean_dice")) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -264,7 +269,7 @@ def plot_curves(path: Path, history: list[dict]) -> None:
     ax1.plot(epochs, [h["val_loss"] for h in history], label="validation")
     ax1.set(xlabel="epoch", ylabel="loss", title="Loss")
     ax1.legend()
-    for key in ("pixel_accuracy", "mean_iou", "mean_dice"):
+    for key in scores:
         ax2.plot(epochs, [h[key] for h in history], label=key.replace("_", " "))
     ax2.set(xlabel="epoch", ylabel="score", title="Validation", ylim=(0, 1))
     ax2.legend()
@@ -332,6 +337,12 @@ def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = Non
     from torch.nn.parallel import DistributedDataParallel
 
     from pixelwise import distributed as dist
+    from pixelwise.models import INSTANCE_MODELS
+
+    if cfg.model in INSTANCE_MODELS:
+        from pixelwise.train_instances import fit_detector
+
+        return fit_detector(cfg)
 
     device, created_group = dist.setup(cfg.device)
     world, rank, main = dist.world_size(), dist.rank(), dist.is_main()

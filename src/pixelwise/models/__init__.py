@@ -64,23 +64,32 @@ def patch(in_channels: int = 3, num_classes: int = 2, window: int = 47, width: i
     return PatchClassifier(in_channels, num_classes, window, width, hidden)
 
 
+def mask_rcnn(num_classes: int = 1, backbone: str = "resnet18", min_size: int = 512, max_size: int = 853,
+              weights: str | None = None) -> nn.Module:
+    """Mask R-CNN instance segmentation (torchvision; ResNet-18/50-FPN; num_classes objects + background)."""
+    from pixelwise.models.mask_rcnn import mask_rcnn as build
+
+    return build(num_classes, backbone, weights, min_size, max_size)
+
+
 MODELS = {fn.__name__: fn for fn in (unet, unet_original, segnet, deconvnet, fcn32s, fcn16s, fcn8s, patch)}
+INSTANCE_MODELS = {"mask_rcnn": mask_rcnn}  # torchvision's detection contract: list of images in, list of dicts out
 
 
-def list_models() -> list[str]:
-    """Names accepted by :func:`create_model`."""
-    return sorted(MODELS)
+def list_models(kind: str = "semantic") -> list[str]:
+    """Names accepted by :func:`create_model`: ``semantic`` (image -> logits), ``instance``, or ``all``."""
+    names = {"semantic": MODELS, "instance": INSTANCE_MODELS, "all": MODELS | INSTANCE_MODELS}[kind]
+    return sorted(names)
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
     """Build architecture ``name`` with the builder's keyword arguments (see ``MODELS[name]``)."""
-    try:
-        builder = MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}") from None
+    builder = MODELS.get(name) or INSTANCE_MODELS.get(name)
+    if builder is None:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(list_models('all'))}")
     return builder(**kwargs)
 
 
 def describe(name: str) -> str:
     """The first line of the builder's docstring."""
-    return (MODELS[name].__doc__ or "").strip().splitlines()[0]
+    return ((MODELS | INSTANCE_MODELS)[name].__doc__ or "").strip().splitlines()[0]
