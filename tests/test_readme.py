@@ -34,8 +34,8 @@ def readme_cwd(tmp_path, monkeypatch) -> Path:
 def test_readme_commands_run(readme_cwd, capsys):
     commands = readme_commands()
     assert [c[0] for c in commands if c[0] != "--help"] == ["train", "predict", "evaluate", "train", "models", "segment",
-                                                            "evaluate", "evaluate", "predict", "compare", "export",
-                                                            "predict"]
+                                                            "evaluate", "evaluate", "train", "predict", "evaluate",
+                                                            "predict", "compare", "export", "predict"]
     for args in commands:
         if args == ["--help"]:
             with pytest.raises(SystemExit) as info:
@@ -46,6 +46,7 @@ def test_readme_commands_run(readme_cwd, capsys):
     assert len(list(Path("runs/isbi/test-pred/masks").glob("*.png"))) == 30
     assert Path("runs/isbi/evaluation.json").is_file()
     assert len(list(Path("runs/nuclei/instances").glob("*.png"))) == 1
+    assert Path("runs/coco/pred/coco/000000000009.json").is_file()
     assert Path("runs/compare/grid.png").is_file() and Path("runs/isbi/model.onnx").is_file()
     assert len(list(Path("runs/isbi/onnx-pred/masks").glob("*.png"))) == 30
     assert len(list(Path("runs/slic/masks").glob("*.png"))) == 30
