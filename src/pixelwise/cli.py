@@ -31,6 +31,11 @@ def add_split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed for splits, init and augmentation (default 0)")
 
 
+def add_runtime_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                   help="run the network on PyTorch (default) or ONNX Runtime (exported in memory; .onnx files always use it)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixelwise", description="Image segmentation as pixel classification: train, predict, evaluate."
@@ -99,10 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict masks and overlays for images or folders",
                        description="Writes OUT/masks/<name>.png (class ids, palette PNG) and OUT/overlays/<name>.png. "
                                    "Bad files are skipped, listed at the end, and make the exit status 1.")
-    p.add_argument("checkpoint", metavar="CHECKPOINT",
-                   help="a .pt file written by 'pixelwise train', an exported .onnx file, or a bundled model name "
-                        "(with --method: the first input)")
-    p.add_argument("inputs", nargs="*", help="image files and/or folders (searched recursively)")
+    p.add_argument("paths", nargs="+", metavar="CHECKPOINT INPUT",
+                   help="a .pt file written by 'pixelwise train', an exported .onnx file or a bundled model name, "
+                        "then image files and/or folders (searched recursively); with --method only inputs")
     p.add_argument("--score-threshold", type=float, default=0.5, help="mask_rcnn: keep detections scoring at least this")
     p.add_argument("--max-detections", type=int, default=100, help="mask_rcnn: at most this many objects per image")
     p.add_argument("--image-size", type=int, help="mask_rcnn: shorter side to work at (smaller = faster on CPU)")
@@ -115,8 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="overlap-tile prediction with tiles of this size (default: 1024 for images over 2048x2048 "
                         "pixels; 0 = never tile)")
     p.add_argument("--overlap", type=int, default=64, help="context kept around each tile's core (default 64)")
-    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
-                   help="run the network on PyTorch (default) or ONNX Runtime (exported in memory; .onnx files always use it)")
+    add_runtime_arg(p)
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
     e = sub.add_parser("evaluate", help="score a checkpoint on a labelled dataset",
@@ -133,8 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score objects: connected components of this class id in truth and prediction "
                         "(automatic for models trained with --instances)")
     e.add_argument("--min-size", type=int, default=0, help="drop predicted objects under this many pixels")
-    e.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
-                   help="run the network on PyTorch (default) or ONNX Runtime (exported in memory; .onnx files always use it)")
+    add_runtime_arg(e)
 
     g = sub.add_parser("segment", help="instance label images (one id per object) and overlays",
                        description="Writes OUT/instances/<name>.png (16-bit, 0 = background, 1..N objects) and "
@@ -149,8 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     g.add_argument("--tile", type=int, default=None, help="overlap-tile size (default: automatic)")
     g.add_argument("--overlap", type=int, default=64)
-    g.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
-                   help="run the network on PyTorch (default) or ONNX Runtime (exported in memory; .onnx files always use it)")
+    add_runtime_arg(g)
 
     r = sub.add_parser("remove-bg", help="cut out the foreground of photos (transparent PNGs)",
                        description="Writes OUT/<name>.png (RGBA; folders keep their inner structure). Bad files are "
@@ -259,6 +260,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     if args.method:
         return predict_classical(args)
+    args.checkpoint, args.inputs = args.paths[0], args.paths[1:]
     if not args.inputs:
         raise ValueError("no inputs given (pixelwise predict CHECKPOINT INPUT...)")
     seg = load_model(args.checkpoint, args.runtime)
@@ -331,11 +333,11 @@ def predict_classical(args: argparse.Namespace) -> int:
     from pixelwise.inference import BatchResult, output_names
 
     result = BatchResult()
-    for src, rel in output_names([args.checkpoint, *args.inputs]):
+    for src, rel in output_names(args.paths):
         try:
             regions = run_method(args.method, read_image(src))
         except ImageReadError as exc:
-            result.failures.append((src, str(exc)))
+            result.fail(src, exc)
             continue
         save_mask(Path(args.out) / "masks" / rel, regions)
         result.written.append(Path(args.out) / "masks" / rel)
@@ -367,7 +369,7 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
             out = remove_background(src, model, args.method, args.matting, background, args.mask_only,
                                     model_size=args.model_size)
         except (ImageReadError, ValueError) as exc:
-            result.failures.append((src, str(exc) if str(src) in str(exc) else f"{src}: {exc}"))
+            result.fail(src, exc)
             continue
         save_png(target, out)
         result.written.append(target)
@@ -439,7 +441,11 @@ COMMANDS = {"demo": cmd_demo, "train": cmd_train, "predict": cmd_predict, "evalu
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "predict" and extra and not any(e.startswith("-") for e in extra):
+        args.paths += extra  # inputs given after options ("predict CKPT --runtime onnx IMAGES")
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return 2

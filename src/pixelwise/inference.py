@@ -172,6 +172,10 @@ class BatchResult:
     failures: list[tuple[Path, str]] = field(default_factory=list)
     counts: list[tuple[Path, int]] = field(default_factory=list)  # objects per image (segment)
 
+    def fail(self, src: Path, exc: Exception) -> None:
+        """Record a bad input with a one-line reason that names the file."""
+        self.failures.append((src, str(exc) if str(src) in str(exc) else f"{src}: {exc}"))
+
     @classmethod
     def merge(cls, parts: list[BatchResult]) -> BatchResult:
         return cls(*([x for part in parts for x in getattr(part, name)] for name in ("written", "failures", "counts")))
@@ -211,7 +215,7 @@ def predict_files(
             image = read_image(src)
             mask = predict(seg, image, precision, tta, tile, overlap)
         except (ImageReadError, ValueError) as exc:
-            result.failures.append((src, str(exc) if str(src) in str(exc) else f"{src}: {exc}"))
+            result.fail(src, exc)
             continue
         save_mask(out_dir / "masks" / rel, mask, palette)
         save_png(out_dir / "overlays" / rel, overlay(image, mask, palette))
@@ -327,7 +331,7 @@ def segment_files(
             image = read_image(src)
             labels = instances_for(seg, predict(seg, image, precision, tile=tile, overlap=overlap), object_class, min_size)
         except (ImageReadError, ValueError) as exc:
-            result.failures.append((src, str(exc) if str(src) in str(exc) else f"{src}: {exc}"))
+            result.fail(src, exc)
             continue
         save_label_image(out_dir / "instances" / rel, labels)
         save_png(out_dir / "overlays" / rel, instance_overlay(image, labels))
@@ -417,7 +421,7 @@ def predict_detection_files(seg: Segmenter, inputs: list[str | os.PathLike], out
             image = read_image(src)
             pred = detect(seg, image, score_threshold, max_detections, image_size)
         except (ImageReadError, ValueError) as exc:
-            result.failures.append((src, str(exc) if str(src) in str(exc) else f"{src}: {exc}"))
+            result.fail(src, exc)
             continue
         labels = detections_to_labels(pred, score_threshold)
         save_label_image(out_dir / "instances" / rel, labels)
