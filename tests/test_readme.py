@@ -6,6 +6,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from conftest import REPO, shared_dataset
 from pixelwise.cli import main
@@ -35,7 +36,8 @@ def test_readme_commands_run(readme_cwd, capsys):
     commands = readme_commands()
     assert [c[0] for c in commands if c[0] != "--help"] == ["train", "predict", "evaluate", "train", "models", "segment",
                                                             "evaluate", "evaluate", "train", "predict", "evaluate",
-                                                            "predict", "compare", "export", "predict"]
+                                                            "predict", "compare", "remove-bg", "remove-bg", "remove-bg",
+                                                            "export", "predict"]
     for args in commands:
         if args == ["--help"]:
             with pytest.raises(SystemExit) as info:
@@ -47,6 +49,8 @@ def test_readme_commands_run(readme_cwd, capsys):
     assert Path("runs/isbi/evaluation.json").is_file()
     assert len(list(Path("runs/nuclei/instances").glob("*.png"))) == 1
     assert Path("runs/coco/pred/coco/000000000009.json").is_file()
+    for folder, name in (("cutouts", "000"), ("cutouts-matted", "000"), ("cutouts-grabcut", "001")):
+        assert Image.open(f"runs/{folder}/{name}.png").mode == "RGBA"
     assert Path("runs/compare/grid.png").is_file() and Path("runs/isbi/model.onnx").is_file()
     assert len(list(Path("runs/isbi/onnx-pred/masks").glob("*.png"))) == 30
     assert len(list(Path("runs/slic/masks").glob("*.png"))) == 30
