@@ -63,3 +63,22 @@ def test_cli_export_then_predict_and_evaluate_on_onnx_runtime(shapes_data, tmp_p
         for name in ("file", "flag"):
             assert (read_mask(tmp_path / name / "masks" / mask.name) == reference).mean() >= 0.999
     assert main(["evaluate", str(onnx_path), str(shapes_data), "--json", str(tmp_path / "e.json")]) == 0
+
+
+def test_tiled_prediction_and_background_removal_run_on_onnx_runtime(tmp_path):
+    from pixelwise.cutout import remove_background
+    from pixelwise.export import to_onnx_runtime
+    from pixelwise.inference import predict
+
+    seg = _seg("unet")
+    seg.class_names = ["background", "foreground"]
+    seg.network = create_model("unet", **small("unet", in_channels=3, num_classes=2)).eval()
+    seg.arch_kwargs = small("unet", in_channels=3, num_classes=2)
+    onnx_seg = to_onnx_runtime(seg)
+    image = np.random.default_rng(0).integers(0, 255, (150, 170, 3), dtype=np.uint8)
+    tiled_torch = predict(seg, image, "fp32", tile=64, overlap=16)
+    tiled_onnx = predict(onnx_seg, image, "fp32", tile=64, overlap=16)
+    assert (tiled_torch == tiled_onnx).mean() >= 0.999
+    a = np.asarray(remove_background(image, seg, mask_only=True, precision="fp32"), np.int16)
+    b = np.asarray(remove_background(image, onnx_seg, mask_only=True, precision="fp32"), np.int16)
+    assert np.abs(a - b).max() <= 2

@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--background", help="composite onto a colour (#rrggbb) or an image file instead of transparency")
     r.add_argument("--model-size", type=int, default=320, help="longer side the network sees (default 320)")
     r.add_argument("--skip-existing", action="store_true", help="leave inputs whose output exists alone")
+    add_runtime_arg(r)
     r.add_argument("--no-progress", dest="progress", action="store_false")
 
     v = sub.add_parser("serve", help="HTTP API and web page for background removal (FastAPI)",
@@ -177,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--method", choices=["model", "grabcut"], default="model")
     v.add_argument("--max-upload-mb", type=float, default=20.0, help="larger uploads get 413 (default 20)")
     v.add_argument("--workers", type=int, default=2, help="concurrent requests processed (default 2)")
+    add_runtime_arg(v)
 
     c = sub.add_parser("compare", help="score classical methods and checkpoints side by side",
                        description="One table (mean IoU, Dice, pixel accuracy, seconds per image) and one figure grid "
@@ -355,7 +357,7 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
     background = args.background
     if background and background.startswith("#"):
         background = parse_colour(background)
-    model = get_model(args.model) if args.method == "model" else None
+    model = get_model(args.model, args.runtime) if args.method == "model" else None
     result, skipped = BatchResult(), 0
     items = list(output_names(args.inputs))
     bar = tqdm(items, desc="remove-bg", unit="img", disable=not args.progress)
@@ -380,7 +382,10 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from pixelwise.web import serve
 
-    serve(args.host, args.port, model=args.model, max_upload_mb=args.max_upload_mb, workers=args.workers,
+    from pixelwise.cutout import get_model
+
+    model = get_model(args.model, args.runtime) if args.method == "model" else None
+    serve(args.host, args.port, model=model, max_upload_mb=args.max_upload_mb, workers=args.workers,
           method=args.method)
     return 0
 

@@ -21,7 +21,7 @@ from PIL import Image
 from pixelwise.checkpoint import Segmenter, load_model
 
 DEFAULT_MODEL = "foreground"
-_MODELS: dict[str, Segmenter] = {}
+_MODELS: dict[tuple[str, str], Segmenter] = {}
 
 
 def _rgb(image) -> np.ndarray:
@@ -51,13 +51,13 @@ def parse_colour(text: str | None) -> tuple[int, int, int] | None:
     return tuple(int(value[i : i + 2], 16) for i in (0, 2, 4))
 
 
-def get_model(model: str | Path | Segmenter | None = None) -> Segmenter:
-    """A Segmenter (cached per path/name); ``None`` is the bundled foreground model."""
+def get_model(model: str | Path | Segmenter | None = None, runtime: str = "torch") -> Segmenter:
+    """A Segmenter (cached per path/name and runtime); ``None`` is the bundled foreground model."""
     if isinstance(model, Segmenter):
         return model
-    key = str(model or DEFAULT_MODEL)
+    key = (str(model or DEFAULT_MODEL), runtime)
     if key not in _MODELS:
-        _MODELS[key] = load_model(key)
+        _MODELS[key] = load_model(key[0], runtime)
     return _MODELS[key]
 
 
