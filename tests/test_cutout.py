@@ -204,3 +204,13 @@ def test_background_demo_writes_cutouts(tmp_path, fg_checkpoint, capsys):
     assert [p.stem for p in cutouts] == ["astronaut", "chelsea", "coffee", "rocket"]
     assert all(Image.open(p).mode == "RGBA" for p in cutouts)
     assert str(tmp_path / "demo" / "cutouts") in capsys.readouterr().out
+
+
+def test_matting_falls_back_when_the_mask_is_too_small_for_a_trimap():
+    image, _ = _photo(80, 100)
+    prob = np.zeros((40, 50), np.float32)
+    prob[20, 25] = 1.0  # one pixel: erosion leaves no sure foreground
+    from pixelwise.cutout import estimate_alpha
+
+    alpha = estimate_alpha(image, prob_small=prob, matting=True)
+    assert alpha.shape == (80, 100) and 0 <= alpha.min() and alpha.max() <= 1

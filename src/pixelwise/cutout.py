@@ -131,11 +131,13 @@ def estimate_alpha(rgb: np.ndarray, prob_small: np.ndarray | None = None, mask_s
         mask = ndimage.binary_fill_holes(mask)
     grey = rgb.astype(np.float32).mean(-1) / 255.0
     scale = max(h, w) / max(soft.shape)  # pixels of the photo per model pixel
-    if matting and mask.any() and not mask.all():
-        from pymatting import estimate_alpha_cf
-
+    if matting:
         band = max(2, int(round(1.5 * scale)))
-        return estimate_alpha_cf(rgb.astype(np.float64) / 255.0, trimap(mask, band)).astype(np.float32).clip(0, 1)
+        tri = trimap(mask, band)
+        if (tri == 1).any() and (tri == 0).any():  # matting needs sure foreground and background
+            from pymatting import estimate_alpha_cf
+
+            return estimate_alpha_cf(rgb.astype(np.float64) / 255.0, tri).astype(np.float32).clip(0, 1)
     # edge-aware upsampling of the cleaned mask: the photo's edges decide where alpha falls off
     alpha = guided_filter(grey, mask.astype(np.float32), radius=max(2, int(round(2 * scale))), eps=1e-3)
     return alpha.clip(0, 1)
