@@ -38,10 +38,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--model", default="foreground")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--server-log", default="serve_load-server.log", help="where the server's log goes")
     args = parser.parse_args()
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "pixelwise", "serve", "--port", str(port), "--model", args.model,
-                               "--workers", str(args.workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "--workers", str(args.workers)], stdout=subprocess.DEVNULL, stderr=open(args.server_log, "w"))
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):

@@ -26,5 +26,5 @@ for f in "$DATA"/davis345/images/*.jpg; do s=$(basename "$f" .jpg); (( 10#$s >= 
 echo "split: $(ls "$SPLIT/train/images" | wc -l) train, $(ls "$SPLIT/val/images" | wc -l) validation images"
 /usr/bin/time -f "train wall %e s, user %U s" pixelwise train "$SPLIT" --out "$OUT" --mask-values 0,255 \
   --classes background,foreground --model unet --depth 4 --base-width 16 --scale 0.625 \
-  --epochs "${EPOCHS:-12}" --epoch-size 240 --batch-size 8 --crop 192 --lr 2e-3 --seed 0 --no-progress "$@"
+  --epochs "${EPOCHS:-40}" --epoch-size 240 --batch-size 8 --crop 192 --loss ce+dice --lr 3e-3 --seed 0 --no-progress "$@"
 python "$(dirname "$0")/foreground_eval.py" "$OUT/best.pt" "$SPLIT/val"

@@ -214,3 +214,24 @@ def test_matting_falls_back_when_the_mask_is_too_small_for_a_trimap():
 
     alpha = estimate_alpha(image, prob_small=prob, matting=True)
     assert alpha.shape == (80, 100) and 0 <= alpha.min() and alpha.max() <= 1
+
+
+def test_concurrent_first_requests_do_not_race(tmp_path):
+    """Eight requests at once against a fresh app: the network's one-time preparation is
+    serialised (it crashed the server process when two threads converted it at once)."""
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from pixelwise.web import create_app
+
+    torch.manual_seed(0)
+    seg = _seg()
+    seg.network = create_model("unet", in_channels=3, num_classes=2, depth=2, base_width=4).eval()
+    client = TestClient(create_app(seg, workers=4))
+    photo = _png(_photo(60, 80)[0])
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda _: client.post("/api/remove-background",
+                                                    files={"file": ("p.png", photo, "image/png")}).status_code, range(8)))
+    assert codes == [200] * 8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,21 @@ def memory_format(precision: str) -> torch.memory_format:
     return torch.channels_last if precision == "bf16" else torch.contiguous_format
 
 
+_PREPARE_LOCK = threading.Lock()
+
+
+def prepare(network: nn.Module, fmt: torch.memory_format) -> None:
+    """Eval mode and the weights' memory format, converted once per format and under a lock:
+    converting reassigns every parameter, which must not happen while another thread (an
+    HTTP worker) runs the same network."""
+    with _PREPARE_LOCK:
+        if network.training:
+            network.eval()
+        if getattr(network, "_pixelwise_memory_format", None) != fmt:
+            network.to(memory_format=fmt)
+            network._pixelwise_memory_format = fmt
+
+
 @torch.inference_mode()
 def predict_logits(network: nn.Module, x: torch.Tensor, precision: str = "auto") -> torch.Tensor:
     """(N, C, H, W) normalised input -> float32 logits (N, K, H, W), network in eval mode.
@@ -59,7 +75,7 @@ def predict_logits(network: nn.Module, x: torch.Tensor, precision: str = "auto")
     """
     precision = resolve_precision(precision, x.device)
     fmt = memory_format(precision)
-    network.eval().to(memory_format=fmt)
+    prepare(network, fmt)
     forward = getattr(network, "forward_full", network)
     with autocast(precision, x.device):
         return forward(x.contiguous(memory_format=fmt)).float()

@@ -46,6 +46,7 @@ def create_app(model: str | Segmenter | None = None, max_upload_mb: float = 20.0
                method: str = "model"):
     """The FastAPI application; the model is loaded here, once."""
     seg = get_model(model) if method == "model" else None
+    remove_background(np.zeros((64, 64, 3), np.uint8), seg, method=method)  # warm up before the first request
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove-bg")
     limit = int(max_upload_mb * 1024 * 1024)
     page = resources.files("pixelwise").joinpath("web/static/index.html").read_text()
