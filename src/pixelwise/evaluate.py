@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pixelwise.checkpoint import Segmenter, load_model
-from pixelwise.data.datasets import SegmentationDataset, evaluation_items, parse_stems, to_tensor
+from pixelwise.data.datasets import SegmentationDataset, evaluation_items, parse_stems, split_pool, to_tensor
 from pixelwise.data.io import read_mask
 from pixelwise.inference import instances_for, predict_probs, resolve_precision
 from pixelwise.metrics import ConfusionMatrix, dsb_average_precision, object_scores, rand_info_scores, seg_score
@@ -96,12 +96,12 @@ def object_metrics(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
 
 def evaluate_detector(seg: Segmenter, checkpoint, data, val_stems: str | None) -> dict:
     """COCO box and mask AP, AP50, AP75 and the DSB2018 mean AP of a Mask R-CNN checkpoint."""
-    from pixelwise.train_instances import instance_data, score_detector, split_items
+    from pixelwise.train_instances import instance_data, score_detector
 
     items, cats, spec = instance_data(data)
     stems = parse_stems(val_stems)
     if stems:
-        items = split_items(items, stems, 0.0, 0)[1]
+        items = split_pool(items, stems, 0.0, 0, data)[1]
     scores = score_detector(seg.network, items, cats, spec)
     return {"split": f"{data}" + (f" ({len(items)} listed stems)" if stems else ""), "images": len(items),
             "checkpoint": str(checkpoint), "detection": scores}

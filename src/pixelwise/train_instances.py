@@ -30,7 +30,7 @@ from pixelwise.data.coco import (
     label_image_items,
     load_coco,
 )
-from pixelwise.data.datasets import MaskEncoding, Normalization
+from pixelwise.data.datasets import MaskEncoding, Normalization, split_pool
 from pixelwise.inference import detections_to_coco, detections_to_labels
 from pixelwise.metrics import coco_average_precision, dsb_average_precision
 from pixelwise.models import create_model
@@ -48,19 +48,6 @@ def instance_data(data: str | Path) -> tuple[list[InstanceItem], Categories, dic
         return items, cats, None
     raise ValueError(f"{path}: no instance data (expected a COCO .json, DATA/annotations.json, or DATA/images + "
                      "DATA/instances)")
-
-
-def split_items(items: list[InstanceItem], val_stems: list[str] | None, val_fraction: float, seed: int):
-    if val_stems:
-        wanted = set(val_stems)
-        missing = sorted(wanted - {i.name for i in items})
-        if missing:
-            raise ValueError(f"validation stems not found: {', '.join(missing[:10])}")
-        return [i for i in items if i.name not in wanted], [i for i in items if i.name in wanted]
-    order = np.random.default_rng(seed).permutation(len(items))
-    n_val = int(round(len(items) * val_fraction))
-    val = set(order[:n_val].tolist())
-    return [it for k, it in enumerate(items) if k not in val], [it for k, it in enumerate(items) if k in val]
 
 
 def ground_truth_json(items: list[InstanceItem], cats: Categories, spec: dict | None) -> dict:
@@ -113,7 +100,7 @@ def fit_detector(cfg) -> Path:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     items, cats, spec = instance_data(cfg.data)
-    train_items, val_items = split_items(items, cfg.val_stems, cfg.val_fraction, cfg.seed)
+    train_items, val_items = split_pool(items, cfg.val_stems, cfg.val_fraction, cfg.seed, cfg.data)
     if not val_items:
         raise ValueError(f"{cfg.data}: no validation images (give --val-stems or --val-fraction > 0)")
     arch_kwargs = {"num_classes": len(cats.ids), "backbone": cfg.backbone, "min_size": cfg.min_size,

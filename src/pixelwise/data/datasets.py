@@ -215,11 +215,17 @@ def resolve_splits(
             return pool, find_items(root / "val")
     else:
         pool = find_items(root)
+    return split_pool(pool, val_stems, val_fraction, seed, root)
+
+
+def split_pool(pool: list, val_stems: list[str] | None, val_fraction: float, seed: int, source: str | Path) -> tuple[list, list]:
+    """(train, validation) of any items with a ``name``: those named in ``val_stems`` when
+    given, else a seeded random ``val_fraction``. ``source`` names the data in errors."""
     if val_stems:
         wanted = set(val_stems)
         missing = sorted(wanted - {item.name for item in pool})
         if missing:
-            raise ValueError(f"{root}: validation stems not found: {', '.join(missing)}")
+            raise ValueError(f"{source}: validation stems not found: {', '.join(missing)}")
         return [p for p in pool if p.name not in wanted], [p for p in pool if p.name in wanted]
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
