@@ -9,12 +9,11 @@ many boxes an untrained head proposes.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 import torch
 from PIL import Image
+from timing import median_seconds
 
 
 def main() -> None:
@@ -36,14 +35,9 @@ def main() -> None:
             torch.manual_seed(0)
             model = mask_rcnn(80, backbone, min_size=min_size, max_size=max_size).eval()
             model.roi_heads.detections_per_img = 20
-            times = []
             with torch.inference_mode():
-                model([x])
-                for _ in range(args.repeats):
-                    start = time.perf_counter()
-                    model([x])
-                    times.append(time.perf_counter() - start)
-            print(f"{backbone:<10}{f'{min_size}/{max_size} ({label})':>26}{statistics.median(times):>11.3f}", flush=True)
+                seconds = median_seconds(lambda: model([x]), args.repeats)
+            print(f"{backbone:<10}{f'{min_size}/{max_size} ({label})':>26}{seconds:>11.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import statistics
 import time
 
 import torch
@@ -29,6 +28,7 @@ from torch import nn
 from pixelwise.inference import predict_logits, resolve_precision
 from pixelwise.models import MODELS, create_model
 from pixelwise.train import train_one_epoch
+from timing import median_seconds
 
 CLASSES = 11
 
@@ -58,16 +58,6 @@ def build(name: str) -> nn.Module:
     if "base_width" in inspect.signature(MODELS[name]).parameters and name != "unet_original":
         kwargs["base_width"] = 32 if name in ("unet", "segnet", "deconvnet") else 16
     return create_model(name, **kwargs)
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def matmul_peak(dtype: torch.dtype, sizes: tuple[int, ...] = (1024, 2048, 4096), repeats: int = 5) -> float:

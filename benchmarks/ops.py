@@ -10,23 +10,16 @@ convolution.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from timing import median_seconds
 
 from pixelwise import ops
 
 
 def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return 1000 * median_seconds(fn, repeats)
 
 
 def fwd_bwd(make_out, leaves):
