@@ -149,11 +149,16 @@ METHODS: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def run_method(name: str, image: np.ndarray, **params) -> np.ndarray:
-    """Regions of ``image`` by the classical method ``name`` with keyword ``params``."""
+def get_method(name: str) -> Callable[..., np.ndarray]:
+    """The function of classical method ``name``; a clear error for unknown names."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose one of: {', '.join(METHODS)}")
-    fn = METHODS[name]
+    return METHODS[name]
+
+
+def run_method(name: str, image: np.ndarray, **params) -> np.ndarray:
+    """Regions of ``image`` by the classical method ``name`` with keyword ``params``."""
+    fn = get_method(name)
     accepted = inspect.signature(fn).parameters
     unknown = sorted(set(params) - set(accepted))
     if unknown:

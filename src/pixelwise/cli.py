@@ -330,52 +330,42 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def predict_classical(args: argparse.Namespace) -> int:
-    from pixelwise.classical import run_method
-    from pixelwise.data.io import ImageReadError, read_image, save_mask
-    from pixelwise.inference import BatchResult, output_names
+    from pixelwise.classical import get_method
+    from pixelwise.data.io import read_image, save_mask
+    from pixelwise.inference import run_batch
 
-    result = BatchResult()
-    for src, rel in output_names(args.paths):
-        try:
-            regions = run_method(args.method, read_image(src))
-        except ImageReadError as exc:
-            result.fail(src, exc)
-            continue
+    method = get_method(args.method)  # an unknown name is a usage error, not a bad file
+
+    def write(src, rel, regions):
         save_mask(Path(args.out) / "masks" / rel, regions)
-        result.written.append(Path(args.out) / "masks" / rel)
+        return Path(args.out) / "masks" / rel, None
+
+    result = run_batch(args.paths, lambda src: method(read_image(src)), write, args.method, args.progress)
     print(f"wrote {len(result.written)} region masks ({args.method}) to {Path(args.out) / 'masks'}")
     return report_failures(result)
 
 
 def cmd_remove_bg(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from pixelwise.cutout import get_model, parse_colour, remove_background
-    from pixelwise.data.io import ImageReadError, save_png
-    from pixelwise.inference import BatchResult, output_names
+    from pixelwise.data.io import save_png
+    from pixelwise.inference import run_batch
 
     background = args.background
     if background and background.startswith("#"):
         background = parse_colour(background)
     model = get_model(args.model, args.runtime) if args.method == "model" else None
-    result, skipped = BatchResult(), 0
-    items = list(output_names(args.inputs))
-    bar = tqdm(items, desc="remove-bg", unit="img", disable=not args.progress)
-    for src, rel in bar:
-        target = Path(args.out) / rel
-        bar.set_postfix_str(src.name)
-        if args.skip_existing and target.exists():
-            skipped += 1
-            continue
-        try:
-            out = remove_background(src, model, args.method, args.matting, background, args.mask_only,
-                                    model_size=args.model_size)
-        except (ImageReadError, ValueError) as exc:
-            result.fail(src, exc)
-            continue
-        save_png(target, out)
-        result.written.append(target)
-    print(f"wrote {len(result.written)} cut-outs to {args.out}" + (f" ({skipped} existing skipped)" if skipped else ""))
+    out = Path(args.out)
+
+    def write(src, rel, cutout):
+        save_png(out / rel, cutout)
+        return out / rel, None
+
+    result = run_batch(args.inputs, lambda src: remove_background(src, model, args.method, args.matting, background,
+                                                                   args.mask_only, model_size=args.model_size),
+                       write, "remove-bg", args.progress,
+                       skip=(lambda rel: (out / rel).exists()) if args.skip_existing else None)
+    skipped = f" ({result.skipped} existing skipped)" if result.skipped else ""
+    print(f"wrote {len(result.written)} cut-outs to {args.out}" + skipped)
     return report_failures(result)
 
 

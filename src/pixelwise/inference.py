@@ -187,6 +187,7 @@ class BatchResult:
     written: list[Path] = field(default_factory=list)
     failures: list[tuple[Path, str]] = field(default_factory=list)
     counts: list[tuple[Path, int]] = field(default_factory=list)  # objects per image (segment)
+    skipped: int = 0  # inputs left alone (e.g. their output exists)
 
     def fail(self, src: Path, exc: Exception) -> None:
         """Record a bad input with a one-line reason that names the file."""
@@ -194,7 +195,8 @@ class BatchResult:
 
     @classmethod
     def merge(cls, parts: list[BatchResult]) -> BatchResult:
-        return cls(*([x for part in parts for x in getattr(part, name)] for name in ("written", "failures", "counts")))
+        lists = ([x for part in parts for x in getattr(part, name)] for name in ("written", "failures", "counts"))
+        return cls(*lists, skipped=sum(part.skipped for part in parts))
 
 
 def output_names(inputs: list[str | os.PathLike]) -> Iterator[tuple[Path, Path]]:
@@ -205,6 +207,34 @@ def output_names(inputs: list[str | os.PathLike]) -> Iterator[tuple[Path, Path]]
                 yield f, f.relative_to(p).with_suffix(".png")
         else:
             yield p, Path(p.stem + ".png")
+
+
+def run_batch(inputs: list[str | os.PathLike], compute, write, desc: str, progress: bool = True,
+              shard: tuple[int, int] = (0, 1), skip=None) -> BatchResult:
+    """The loop of every file command: for each image under ``inputs`` (this process's
+    ``shard=(rank, world)`` share: every world-th, from rank), ``compute(src)`` runs inside the
+    bad-file guard (unreadable files and ValueErrors are recorded, the batch goes on), then
+    ``write(src, rel, value)`` writes the outputs and returns (main output path, object count
+    or None). ``skip(rel)`` true leaves an input alone. A progress bar shows the current file."""
+    from tqdm import tqdm
+
+    result = BatchResult()
+    bar = tqdm(list(output_names(inputs))[shard[0] :: shard[1]], desc=desc, unit="img", disable=not progress)
+    for src, rel in bar:
+        bar.set_postfix_str(src.name)
+        if skip is not None and skip(rel):
+            result.skipped += 1
+            continue
+        try:
+            value = compute(src)
+        except (ImageReadError, ValueError) as exc:
+            result.fail(src, exc)
+            continue
+        path, count = write(src, rel, value)
+        result.written.append(path)
+        if count is not None:
+            result.counts.append((src, count))
+    return result
 
 
 def predict_files(
@@ -221,22 +251,19 @@ def predict_files(
     """Write ``out/masks/<name>.png`` (palette PNG of class ids) and ``out/overlays/<name>.png``
     for every image; bad files are recorded and skipped. ``shard=(rank, world)`` processes
     only every world-th input starting at rank (the inputs are split among processes)."""
-    from tqdm import tqdm
+    out_dir, palette = Path(out_dir), seg.palette()
 
-    out_dir, result = Path(out_dir), BatchResult()
-    palette = seg.palette()
-    items = list(output_names(inputs))[shard[0] :: shard[1]]
-    for src, rel in tqdm(items, desc="predict", unit="img", disable=not progress):
-        try:
-            image = read_image(src)
-            mask = predict(seg, image, precision, tta, tile, overlap)
-        except (ImageReadError, ValueError) as exc:
-            result.fail(src, exc)
-            continue
+    def compute(src):
+        image = read_image(src)
+        return image, predict(seg, image, precision, tta, tile, overlap)
+
+    def write(src, rel, value):
+        image, mask = value
         save_mask(out_dir / "masks" / rel, mask, palette)
         save_png(out_dir / "overlays" / rel, overlay(image, mask, palette))
-        result.written.append(out_dir / "masks" / rel)
-    return result
+        return out_dir / "masks" / rel, None
+
+    return run_batch(inputs, compute, write, "predict", progress, shard)
 
 
 def semantic_to_instances(mask: np.ndarray, method: str = "components", interior_class: int = 1,
@@ -336,24 +363,21 @@ def segment_files(
     """Write ``out/instances/<name>.png`` (uint16 instance labels, 0 = background) and
     ``out/overlays/<name>.png`` for every image; bad files are recorded and skipped.
     ``shard`` as in :func:`predict_files`."""
-    from tqdm import tqdm
-
     from pixelwise.data.io import save_label_image
 
-    out_dir, result = Path(out_dir), BatchResult()
-    items = list(output_names(inputs))[shard[0] :: shard[1]]
-    for src, rel in tqdm(items, desc="segment", unit="img", disable=not progress):
-        try:
-            image = read_image(src)
-            labels = instances_for(seg, predict(seg, image, precision, tile=tile, overlap=overlap), object_class, min_size)
-        except (ImageReadError, ValueError) as exc:
-            result.fail(src, exc)
-            continue
+    out_dir = Path(out_dir)
+
+    def compute(src):
+        image = read_image(src)
+        return image, instances_for(seg, predict(seg, image, precision, tile=tile, overlap=overlap), object_class, min_size)
+
+    def write(src, rel, value):
+        image, labels = value
         save_label_image(out_dir / "instances" / rel, labels)
         save_png(out_dir / "overlays" / rel, instance_overlay(image, labels))
-        result.written.append(out_dir / "instances" / rel)
-        result.counts.append((src, int(labels.max())))
-    return result
+        return out_dir / "instances" / rel, int(labels.max())
+
+    return run_batch(inputs, compute, write, "segment", progress, shard)
 
 
 def detections_to_labels(prediction: dict, score_threshold: float = 0.5, mask_threshold: float = 0.5) -> np.ndarray:
@@ -424,26 +448,23 @@ def predict_detection_files(seg: Segmenter, inputs: list[str | os.PathLike], out
     with RLE masks; ``image_id`` 0, category ids as trained) and ``overlays/<name>.png``."""
     import json
 
-    from tqdm import tqdm
-
     from pixelwise.data.coco import Categories
     from pixelwise.data.io import atomic_write_bytes, save_label_image
 
     cats = Categories(tuple(seg.encoding.values[1:]), tuple(seg.class_names[1:]))
-    out_dir, result = Path(out_dir), BatchResult()
-    for src, rel in tqdm(list(output_names(inputs))[shard[0] :: shard[1]], desc="predict", unit="img",
-                         disable=not progress):
-        try:
-            image = read_image(src)
-            pred = detect(seg, image, score_threshold, max_detections, image_size)
-        except (ImageReadError, ValueError) as exc:
-            result.fail(src, exc)
-            continue
+    out_dir = Path(out_dir)
+
+    def compute(src):
+        image = read_image(src)
+        return image, detect(seg, image, score_threshold, max_detections, image_size)
+
+    def write(src, rel, value):
+        image, pred = value
         labels = detections_to_labels(pred, score_threshold)
         save_label_image(out_dir / "instances" / rel, labels)
         atomic_write_bytes(out_dir / "coco" / rel.with_suffix(".json"),
                            json.dumps(detections_to_coco(pred, 0, cats)).encode())
         save_png(out_dir / "overlays" / rel, detection_overlay(image, pred, seg.class_names, labels))
-        result.written.append(out_dir / "instances" / rel)
-        result.counts.append((src, int(labels.max())))
-    return result
+        return out_dir / "instances" / rel, int(labels.max())
+
+    return run_batch(inputs, compute, write, "predict", progress, shard)
