@@ -7,7 +7,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from pixelwise.data.io import ImageReadError, count_pages, read_image, read_mask, save_mask
+from pixelwise.data.io import ImageReadError, count_pages, read_image, read_image_bytes, read_mask, save_mask
 
 
 def test_grey_png(tmp_path):
@@ -132,3 +132,19 @@ def test_decompression_bomb_guard_is_configurable(tmp_path, monkeypatch):
     tifffile.imwrite(tmp_path / "big.tif", np.zeros((100, 100), np.uint8))
     with pytest.raises(ImageReadError, match="over the limit of 50"):
         read_image(tmp_path / "big.tif", max_pixels=50)
+
+
+def test_image_bytes_decode_like_files(tmp_path):
+    """Uploads go through the same decoder as files: EXIF, 16-bit, size guard, truncation."""
+    rng = np.random.default_rng(0)
+    for name, img in (("rgb.png", Image.fromarray(rng.integers(0, 255, (9, 7, 3), dtype=np.uint8))),
+                      ("deep.png", Image.fromarray(rng.integers(0, 65535, (9, 7), dtype=np.uint16)))):
+        img.save(tmp_path / name)
+        data = (tmp_path / name).read_bytes()
+        assert np.array_equal(read_image_bytes(data, name), read_image(tmp_path / name))
+    with pytest.raises(ImageReadError, match="upload.png: cannot decode"):
+        read_image_bytes((tmp_path / "rgb.png").read_bytes()[:60], "upload.png")
+    with pytest.raises(ImageReadError, match="over the limit of 10"):
+        read_image_bytes(data, "deep.png", max_pixels=10)
+    with pytest.raises(ImageReadError, match="empty"):
+        read_image_bytes(b"", "e.png")

@@ -91,9 +91,11 @@ def count_pages(path: str | os.PathLike) -> int:
         raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})") from None
 
 
-def _open_pil(path: Path, max_pixels: int | None) -> Image.Image:
+def _open_pil(path: Path, max_pixels: int | None, source=None) -> Image.Image:
+    """Open and decode ``source`` (default: the file ``path``; any file object works), naming
+    ``path`` in errors."""
     try:
-        img = Image.open(path)
+        img = Image.open(path if source is None else source)
     except UnidentifiedImageError:
         raise ImageReadError(path, "not a recognised image format") from None
     except Image.DecompressionBombError as exc:
@@ -151,6 +153,16 @@ def read_image(path: str | os.PathLike, page: int | None = None, max_pixels: int
     else:
         arr = _pil_image_to_array(_open_pil(path, max_pixels))
     return _normalise_channels(path, arr)
+
+
+def read_image_bytes(data: bytes, name: str, max_pixels: int | None = None) -> np.ndarray:
+    """:func:`read_image` for an encoded image held in memory (e.g. an HTTP upload); ``name``
+    stands for the file in errors. TIFF stacks are read through Pillow (first page)."""
+    import io
+
+    if not data:
+        raise ImageReadError(name, "empty file (0 bytes)")
+    return _normalise_channels(Path(name), _pil_image_to_array(_open_pil(Path(name), max_pixels, io.BytesIO(data))))
 
 
 def read_mask(path: str | os.PathLike, page: int | None = None, max_pixels: int | None = None) -> np.ndarray:

@@ -18,28 +18,21 @@ from importlib import resources
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse, Response
-from PIL import Image
 
 from pixelwise.cutout import get_model, parse_colour, remove_background
 from pixelwise.checkpoint import Segmenter
-from pixelwise.data.io import max_pixels_limit
+from pixelwise.data.io import ImageReadError, read_image_bytes
 
 
 def decode_upload(data: bytes, name: str) -> np.ndarray:
-    """An uploaded image as an RGB array, or ValueError with the reason."""
+    """An uploaded image as an array (decoded like a file: same size guard, EXIF orientation,
+    grey/16-bit handling), or ValueError with the reason."""
     if not data:
         raise ValueError(f"{name}: empty upload")
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.width * img.height > max_pixels_limit():
-                raise ValueError(f"{name}: {img.width}x{img.height} exceeds the {max_pixels_limit()} pixel limit")
-            from PIL import ImageOps
-
-            return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
-    except ValueError:
-        raise
-    except Exception as exc:  # PIL raises several types for bad data
-        raise ValueError(f"{name}: not a decodable image ({type(exc).__name__})") from None
+        return read_image_bytes(data, name)
+    except ImageReadError as exc:
+        raise ValueError(f"{name}: not a decodable image ({exc.reason})") from None
 
 
 def create_app(model: str | Segmenter | None = None, max_upload_mb: float = 20.0, workers: int = 2,
