@@ -22,6 +22,7 @@ from pixelwise.data.coco import (  # noqa: E402
     label_image_items,
     load_coco,
 )
+from pixelwise.checkpoint import load_model  # noqa: E402
 from pixelwise.inference import detections_to_coco, detections_to_labels  # noqa: E402
 from pixelwise.metrics import coco_average_precision  # noqa: E402
 from pixelwise.models.mask_rcnn import load_weights, mask_rcnn  # noqa: E402
@@ -191,13 +192,15 @@ def test_cli_train_resume_predict_evaluate_mask_rcnn(tmp_path, capsys):
     path = _coco(tmp_path / "data", n_images=4)
     run = tmp_path / "run"
     args = ["train", str(path), "--model", "mask_rcnn", "--out", str(run), "--min-size", "64", "--max-size", "96",
-            "--epochs", "2", "--batch-size", "2", "--val-stems", "003", "--lr", "1e-3", "--no-progress"]
+            "--epochs", "2", "--batch-size", "2", "--val-stems", "003", "--lr", "1e-3", "--max-detections", "7",
+            "--device", "cpu", "--no-progress"]
     assert main(args) == 0
     for name in ("best.pt", "last.pt", "metrics.csv", "curve.png"):
         assert (run / name).is_file(), name
     assert "mask AP" in capsys.readouterr().out
     last = torch.load(run / "last.pt", weights_only=True)
     assert last["train_state"]["epoch"] == 2 and last["arch"] == "mask_rcnn"
+    assert load_model(run / "last.pt").network.roi_heads.detections_per_img == 7  # kept in the checkpoint
     assert main(args + ["--resume"]) == 0  # nothing left to do: resumes after epoch 2 and stops
     assert "resumed from" in capsys.readouterr().out
 

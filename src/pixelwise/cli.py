@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mask_rcnn: FPN backbone (default resnet18, CPU-friendly; resnet50 is the paper's)")
     t.add_argument("--min-size", type=int, default=512, help="mask_rcnn: shorter image side it works at (default 512)")
     t.add_argument("--max-size", type=int, default=853, help="mask_rcnn: longer side cap (default 853)")
+    t.add_argument("--max-detections", type=int, default=100,
+                   help="mask_rcnn: most objects per image kept when validating, saved in the checkpoint (default 100)")
     t.add_argument("--weights", help="mask_rcnn: local weights to start from (torchvision's or ours; never downloaded)")
     t.add_argument("--classes", type=_str_list, help="class names, comma-separated (default: classes.json or class0..)")
     t.add_argument("--mask-values", type=_int_list,
@@ -94,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cross-entropy class weights from training pixel counts (default none)")
     t.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                    help="auto = bf16 autocast + channels_last where the CPU/GPU supports bf16, else fp32")
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default auto)")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default auto: the GPU if there is one)")
     t.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
     t.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="validate and save an exponential moving average of the weights (e.g. 0.99; default off)")
@@ -226,6 +228,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         epochs=args.epochs, epoch_size=args.epoch_size, batch_size=args.batch_size, crop=args.crop or None,
         augment=args.augment, elastic=args.elastic, scale=args.scale, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
         w0=args.w0, sigma=args.sigma, backbone=args.backbone, min_size=args.min_size, max_size=args.max_size,
+        max_detections=args.max_detections,
         weights=args.weights,
         class_weighting=args.class_weighting, precision=args.precision, device=args.device, workers=args.workers,
         seed=args.seed, ema=args.ema, resume=args.resume, progress=args.progress,

@@ -74,6 +74,7 @@ class TrainConfig:
     backbone: str = "resnet18"  # instance models
     min_size: int = 512
     max_size: int = 853
+    max_detections: int = 100
     weights: str | None = None
     w0: float = 10.0
     sigma: float = 5.0

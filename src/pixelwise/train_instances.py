@@ -74,13 +74,14 @@ def ground_truth_json(items: list[InstanceItem], cats: Categories, spec: dict | 
 def score_detector(model: torch.nn.Module, items: list[InstanceItem], cats: Categories, spec: dict | None,
                    score_threshold: float = 0.5) -> dict:
     """COCO box/mask AP (all detections) and the DSB2018 mean AP of the label images made from
-    detections above ``score_threshold``, over ``items``."""
+    detections above ``score_threshold``, over ``items``. Runs on the model's device."""
     model.eval()
+    device = next(model.parameters()).device
     ds = InstanceDataset(items, cats)
     results, dsb = [], []
     for index, item in enumerate(items):
         image, target = ds[index]
-        pred = model([image])[0]
+        pred = {k: v.cpu() for k, v in model([image.to(device)])[0].items()}
         results.extend(detections_to_coco(pred, item.image_id, cats))
         reference = np.zeros(image.shape[1:], np.int32)
         for k, m in enumerate(target["masks"].numpy(), start=1):
@@ -89,6 +90,13 @@ def score_detector(model: torch.nn.Module, items: list[InstanceItem], cats: Cate
     ap = coco_average_precision(ground_truth_json(items, cats, spec), results)
     return {"mask_ap": ap["segm"]["ap"], "mask_ap50": ap["segm"]["ap50"], "mask_ap75": ap["segm"]["ap75"],
             "box_ap": ap["bbox"]["ap"], "box_ap50": ap["bbox"]["ap50"], "dsb_mean_ap": float(np.mean(dsb))}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> the GPU when there is one, else the CPU; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
 
 
 def fit_detector(cfg) -> Path:
@@ -104,9 +112,10 @@ def fit_detector(cfg) -> Path:
     if not val_items:
         raise ValueError(f"{cfg.data}: no validation images (give --val-stems or --val-fraction > 0)")
     arch_kwargs = {"num_classes": len(cats.ids), "backbone": cfg.backbone, "min_size": cfg.min_size,
-                   "max_size": cfg.max_size}
+                   "max_size": cfg.max_size, "box_detections_per_img": cfg.max_detections}
     torch.manual_seed(cfg.seed)
-    model = create_model("mask_rcnn", **arch_kwargs, weights=cfg.weights)
+    device = resolve_device(cfg.device)
+    model = create_model("mask_rcnn", **arch_kwargs, weights=cfg.weights).to(device)
     names = ["background", *cats.names]
     seg = Segmenter(model, "mask_rcnn", arch_kwargs, names, Normalization([0.0], [1.0], 255.0),
                     default_colours(len(names)), MaskEncoding(values=(0, *cats.ids)))
@@ -138,7 +147,9 @@ def fit_detector(cfg) -> Path:
         total, count = 0.0, 0
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not cfg.progress, leave=False)
         for images, targets in bar:
-            losses = model(list(images), list(targets))
+            images = [image.to(device) for image in images]
+            targets = [{k: v.to(device) for k, v in target.items()} for target in targets]
+            losses = model(images, targets)
             loss = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -65,11 +65,11 @@ def patch(in_channels: int = 3, num_classes: int = 2, window: int = 47, width: i
 
 
 def mask_rcnn(num_classes: int = 1, backbone: str = "resnet18", min_size: int = 512, max_size: int = 853,
-              weights: str | None = None) -> nn.Module:
+              weights: str | None = None, box_detections_per_img: int = 100) -> nn.Module:
     """Mask R-CNN instance segmentation (torchvision; ResNet-18/50-FPN; num_classes objects + background)."""
     from pixelwise.models.mask_rcnn import mask_rcnn as build
 
-    return build(num_classes, backbone, weights, min_size, max_size)
+    return build(num_classes, backbone, weights, min_size, max_size, box_detections_per_img=box_detections_per_img)
 
 
 MODELS = {fn.__name__: fn for fn in (unet, unet_original, segnet, deconvnet, fcn32s, fcn16s, fcn8s, patch)}
