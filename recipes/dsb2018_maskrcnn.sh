@@ -9,7 +9,8 @@ set -euo pipefail
 DATA=${DATA:-../shared/data/dsb2018}
 OUT=${OUT:-runs/dsb2018-maskrcnn}
 VAL=$(paste -sd, "$(dirname "$0")/dsb2018_val_ids.txt")
-/usr/bin/time -f "train wall %e s, user %U s, sys %S s" pixelwise train "$DATA/train" --out "$OUT" --model mask_rcnn \
+TIMEFORMAT="train wall %R s, user %U s, sys %S s"
+time pixelwise train "$DATA/train" --out "$OUT" --model mask_rcnn \
   --backbone resnet18 --min-size "${MIN_SIZE:-256}" --max-size "${MAX_SIZE:-512}" --max-detections 400 \
   --val-stems "$VAL" --epochs "${EPOCHS:-8}" --epoch-size "${EPOCH_SIZE:-200}" --batch-size "${BATCH:-2}" \
   --lr "${LR:-1e-3}" --seed 0 --no-progress "$@"
