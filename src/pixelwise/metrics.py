@@ -222,6 +222,7 @@ def coco_average_precision(ground_truth: dict, results: list[dict], iou_types: t
         gt = COCO()
         gt.dataset = {k: v for k, v in ground_truth.items()}
         gt.dataset.setdefault("annotations", [])
+        gt.dataset.setdefault("info", {})  # pycocotools <= 2.0.10's loadRes copies it unconditionally
         for ann in gt.dataset["annotations"]:  # COCOeval needs areas; derive them when absent
             if "area" not in ann:
                 from pycocotools import mask as mask_utils
