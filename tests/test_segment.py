@@ -8,7 +8,7 @@ from PIL import Image
 
 from pixelwise.cli import main
 from pixelwise.data.io import read_mask
-from pixelwise.evaluate import object_metrics
+from pixelwise.evaluate import label_image_coco_ap, object_confidences, object_metrics
 
 
 def _blobs(root, n=10, size=64, seed=0):
@@ -43,6 +43,21 @@ def test_object_metrics_perfect_and_hand_computed():
     assert m["ap50"] == pytest.approx(1 / 3) and m["f1"] == pytest.approx(0.5) and m["seg"] == pytest.approx(0.5)
 
 
+def test_label_image_coco_ap_ranks_objects_by_score():
+    pytest.importorskip("pycocotools")
+    ref = np.zeros((20, 20), np.uint16)
+    ref[2:8, 2:8] = 1
+    assert label_image_coco_ap([(ref, ref.copy())], [np.array([0.9])])["coco_mask_ap"] == pytest.approx(1.0)
+    pred = np.zeros_like(ref)
+    pred[2:8, 2:8], pred[12:18, 12:18] = 1, 2  # the true object and a false one
+    # hand-computed: true object ranked first -> precision 1 at full recall; ranked second -> 1/2
+    assert label_image_coco_ap([(ref, pred)], [np.array([0.9, 0.2])])["coco_mask_ap"] == pytest.approx(1.0)
+    assert label_image_coco_ap([(ref, pred)], [np.array([0.2, 0.9])])["coco_mask_ap"] == pytest.approx(0.5)
+    probs = np.random.default_rng(0).random((20, 20))
+    naive = [probs[pred == k].mean() for k in (1, 2)]
+    assert np.allclose(object_confidences(pred, probs), naive)
+
+
 def test_train_evaluate_segment_on_instances(tmp_path, capsys):
     data = _blobs(tmp_path / "blobs")
     run = tmp_path / "run"
@@ -54,6 +69,7 @@ def test_train_evaluate_segment_on_instances(tmp_path, capsys):
     assert "DSB mean AP" in out and "V_Rand" in out
     objects = json.loads((tmp_path / "e.json").read_text())["objects"]
     assert objects["reference_objects"] == 40 and objects["ap50"] > 0.9  # 10 images x 4 discs, scored on all
+    assert objects["coco_mask_ap50"] > 0.9 and "COCO mask AP" in out
 
     seg_out = tmp_path / "seg"
     bad = tmp_path / "bad.png"

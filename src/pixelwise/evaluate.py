@@ -38,7 +38,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, val_stems: str
                          tta=tta, scale=seg.input_scale)
         return head | cm.summary(seg.class_names)
     cm = ConfusionMatrix(seg.num_classes)
-    pairs = []
+    pairs, scores = [], []
     for i, item in enumerate(items):
         image, target = ds.load(i)
         pred = predict_probs(seg.network, to_tensor(image, seg.norm)[None], precision, tta, seg.input_scale)
@@ -49,8 +49,46 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, val_stems: str
             reference = read_mask(item.mask, item.page)
         else:
             reference = instances_for_reference(target, object_class)
-        pairs.append((reference, instances_for(seg, mask, object_class, min_size)))
-    return head | cm.summary(seg.class_names) | {"objects": object_metrics(pairs)}
+        labels = instances_for(seg, mask, object_class, min_size)
+        pairs.append((reference, labels))
+        objectness = 1.0 - pred[0, 0] if object_class is None else pred[0, object_class]
+        scores.append(object_confidences(labels, objectness.float().numpy()))
+    return head | cm.summary(seg.class_names) | {"objects": object_metrics(pairs) | label_image_coco_ap(pairs, scores)}
+
+
+def object_confidences(labels: np.ndarray, objectness: np.ndarray) -> np.ndarray:
+    """Score of objects 1..labels.max(): their mean object probability (the ranking COCO AP needs)."""
+    from scipy import ndimage
+
+    n = int(labels.max())
+    return np.asarray(ndimage.mean(objectness, labels, np.arange(1, n + 1)), np.float64) if n else np.zeros(0)
+
+
+def label_image_coco_ap(pairs: list[tuple[np.ndarray, np.ndarray]], scores: list[np.ndarray]) -> dict:
+    """COCO mask AP, AP50, AP75 of predicted label images against reference ones (one class),
+    each predicted object ranked by its score: the figure Mask R-CNN reports, for pipelines that
+    make label images (U-Net + watershed). Empty when pycocotools is not installed."""
+    try:
+        from pixelwise.metrics import coco_average_precision
+        from pixelwise.data.coco import encode_rle
+        import pycocotools  # noqa: F401
+    except ImportError:
+        return {}
+    images, anns, results = [], [], []
+    for image_id, ((reference, prediction), conf) in enumerate(zip(pairs, scores), start=1):
+        images.append({"id": image_id, "height": reference.shape[0], "width": reference.shape[1]})
+        for k in np.unique(reference[reference > 0]):
+            m = reference == k
+            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+                         "segmentation": encode_rle(m), "area": float(m.sum())})
+        for k in range(1, int(prediction.max()) + 1):
+            m = prediction == k
+            if m.any():
+                results.append({"image_id": image_id, "category_id": 1, "score": float(conf[k - 1]),
+                                "segmentation": encode_rle(m)})
+    ap = coco_average_precision({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "object"}]},
+                                results, ("segm",))["segm"]
+    return {"coco_mask_ap": ap["ap"], "coco_mask_ap50": ap["ap50"], "coco_mask_ap75": ap["ap75"]}
 
 
 def instances_for_reference(target: np.ndarray, object_class: int) -> np.ndarray:

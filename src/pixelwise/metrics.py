@@ -96,6 +96,9 @@ def format_table(summary: dict) -> str:
             f"DSB mean AP {o['dsb_mean_ap']:.4f}   AP@0.5 {o['ap50']:.4f}   F1@0.5 {o['f1']:.4f}   SEG {o['seg']:.4f}"
         )
         lines.append(f"V_Rand {o['v_rand']:.4f}   V_Info {o['v_info']:.4f}   pixel error {1 - summary['pixel_accuracy']:.4f}")
+        if "coco_mask_ap" in o:
+            lines.append(f"COCO mask AP {o['coco_mask_ap']:.4f}   AP50 {o['coco_mask_ap50']:.4f}   "
+                         f"AP75 {o['coco_mask_ap75']:.4f}   (objects ranked by mean probability)")
     return "\n".join(lines)
 
 
