@@ -215,3 +215,14 @@ def test_cli_train_resume_predict_evaluate_mask_rcnn(tmp_path, capsys):
     detection = json.loads((tmp_path / "e.json").read_text())["detection"]
     assert set(detection) >= {"mask_ap", "mask_ap50", "mask_ap75", "box_ap", "dsb_mean_ap"}
     assert 0.0 <= detection["mask_ap"] <= 1.0
+
+
+def test_masks_to_boxes_against_a_naive_loop():
+    from pixelwise.data.coco import masks_to_boxes
+
+    masks = np.random.default_rng(0).random((30, 40, 60)) > 0.995
+    masks[3] = False  # an empty mask gets a zero box
+    for mask, box in zip(masks, masks_to_boxes(masks)):
+        ys, xs = np.nonzero(mask)
+        expected = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(ys) else (0, 0, 0, 0)
+        assert tuple(box) == expected
