@@ -4,7 +4,7 @@
 # recipes/dsb2018_val_ids.txt). Reports COCO mask AP and the DSB2018 mean AP for the table in
 # docs/results.md. Up to 400 detections per image are kept (images hold up to 375 nuclei).
 # CPU defaults: images worked at shorter side 256, 8 epochs of 200 images. The GPU run of
-# docs/results.md: MIN_SIZE=640 MAX_SIZE=1066 EPOCHS=... EPOCH_SIZE=597 BATCH=8 ... --workers 8
+# docs/results.md (e): MIN_SIZE=640 MAX_SIZE=1066 EPOCHS=5 EPOCH_SIZE=597 BATCH=8 ... --workers 12
 set -euo pipefail
 DATA=${DATA:-../shared/data/dsb2018}
 OUT=${OUT:-runs/dsb2018-maskrcnn}
