@@ -25,6 +25,13 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> the GPU when there is one, else the CPU; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def setup(device: str = "auto") -> tuple[torch.device, bool]:
     """Join the process group when launched by torchrun (nccl on GPUs, gloo on CPU).
 
@@ -33,7 +40,7 @@ def setup(device: str = "auto") -> tuple[torch.device, bool]:
     """
     cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda")
     if world_size() <= 1:
-        return torch.device("cuda" if cuda else "cpu") if device == "auto" else torch.device(device), False
+        return resolve_device(device), False
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if cuda:
         torch.cuda.set_device(local)

@@ -135,7 +135,8 @@ def object_metrics(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
 def evaluate_detector(seg: Segmenter, checkpoint, data, val_stems: str | None) -> dict:
     """COCO box and mask AP, AP50, AP75 and the DSB2018 mean AP of a Mask R-CNN checkpoint (on the
     GPU when there is one)."""
-    from pixelwise.train_instances import instance_data, resolve_device, score_detector
+    from pixelwise.distributed import resolve_device
+    from pixelwise.train_instances import instance_data, score_detector
 
     seg.network.to(resolve_device("auto"))
     items, cats, spec = instance_data(data)

@@ -31,6 +31,7 @@ from pixelwise.data.coco import (
     load_coco,
 )
 from pixelwise.data.datasets import MaskEncoding, Normalization, split_pool
+from pixelwise.distributed import resolve_device
 from pixelwise.inference import detections_to_coco, detections_to_labels
 from pixelwise.metrics import coco_average_precision, dsb_average_precision
 from pixelwise.models import create_model
@@ -90,13 +91,6 @@ def score_detector(model: torch.nn.Module, items: list[InstanceItem], cats: Cate
     ap = coco_average_precision(ground_truth_json(items, cats, spec), results)
     return {"mask_ap": ap["segm"]["ap"], "mask_ap50": ap["segm"]["ap50"], "mask_ap75": ap["segm"]["ap75"],
             "box_ap": ap["bbox"]["ap"], "box_ap50": ap["bbox"]["ap50"], "dsb_mean_ap": float(np.mean(dsb))}
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> the GPU when there is one, else the CPU; anything else as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def fit_detector(cfg) -> Path:
