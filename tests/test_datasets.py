@@ -72,6 +72,23 @@ def test_random_crop_is_function_of_seed_epoch_index(tmp_path):
     assert not (ds2[0][0] == first).all()
 
 
+def test_repeated_draws_in_one_epoch_are_different_crops(tmp_path):
+    from pixelwise.train import epoch_indices
+
+    _write_pool(tmp_path, ["a", "b"])
+    for stem in "ab":
+        Image.fromarray(np.arange(400, dtype=np.uint8).reshape(20, 20)).save(tmp_path / "images" / f"{stem}.png")
+        Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "masks" / f"{stem}.png")
+    ds = SegmentationDataset(find_pairs(tmp_path), 1, MaskEncoding(), Normalization([0.0], [1.0]), crop=8,
+                             augment=True, seed=3)
+    draws = epoch_indices(len(ds), 6, seed=0, epoch=0)
+    assert sorted(d % 2 for d in draws) == [0, 0, 0, 1, 1, 1] and len(set(draws)) == 6
+    assert sorted(draws[:2]) == [0, 1]  # the first pass is a permutation of the items, as before
+    crops = [ds[d][0] for d in draws if d % 2 == 0]
+    assert all(not (crops[i] == crops[j]).all() for i in range(3) for j in range(i))
+    assert (ds[draws[0]][0] == ds[draws[0]][0]).all()  # still a pure function of (seed, epoch, draw)
+
+
 def test_isbi2012_loads_as_is():
     root = shared_dataset("isbi2012")
     train, val = resolve_splits(root, parse_stems("25-29"))

@@ -100,10 +100,13 @@ class RunState:
 
 
 def epoch_indices(n: int, epoch_size: int, seed: int, epoch: int) -> list[int]:
-    """``epoch_size`` sample indices: concatenated seeded permutations of range(n)."""
+    """``epoch_size`` draws from ``n`` items: concatenated seeded permutations of range(n),
+    the r-th permutation offset by ``r * n``. Draw ``d`` is item ``d % n``; the datasets seed
+    their augmentation with the whole draw, so an item drawn twice in one epoch (epoch_size > n)
+    gives two different random crops, not the same one twice."""
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     reps = math.ceil(epoch_size / n)
-    return torch.cat([torch.randperm(n, generator=g) for _ in range(reps)])[:epoch_size].tolist()
+    return torch.cat([torch.randperm(n, generator=g) + r * n for r in range(reps)])[:epoch_size].tolist()
 
 
 LOSSES = ("ce", "weighted-ce", "dice", "ce+dice")

@@ -163,7 +163,7 @@ class InstanceDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         from pixelwise.data.transforms import resize_image
 
-        item = self.items[index]
+        item = self.items[index % len(self.items)]  # index >= len: another random draw (epoch_indices)
         image = read_image(item.image)
         if image.shape[-1] == 1:
             image = np.repeat(image, 3, axis=-1)

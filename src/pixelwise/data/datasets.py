@@ -287,6 +287,8 @@ class SegmentationDataset(Dataset):
     With ``crop``, ``elastic`` and ``augment``, each sample is a random crop, elastically
     deformed, with flips/rotations, whose
     randomness depends only on ``(seed, epoch, index)``; call :meth:`set_epoch` each epoch.
+    An ``index`` past the end draws item ``index % len(self)`` with its own randomness (see
+    :func:`pixelwise.train.epoch_indices`).
     ``scale`` resizes every pair once, when first loaded (image antialiased bilinear, mask
     nearest). Decoded files are cached in memory.
 
@@ -363,9 +365,10 @@ class SegmentationDataset(Dataset):
         return self._weights[index]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
-        image, target = self.load(index)
+        item = index % len(self.items)  # index >= len: another random draw of the same item
+        image, target = self.load(item)
         if self.weight_map is not None:  # weights travel as a second label plane
-            target = np.stack([target.astype(np.float32), self.weights(index)], axis=-1)
+            target = np.stack([target.astype(np.float32), self.weights(item)], axis=-1)
         if self.context:
             image, target = pad_context(image, target, self.context)
         if self.crop or self.augment or self.elastic:
