@@ -151,8 +151,8 @@ def test_weighted_ce_trains_with_border_weight_maps(shapes_data, tmp_path):
     """--loss weighted-ce: the loader yields (image, target, weights) and training learns."""
     assert main(["train", str(shapes_data), "--out", str(tmp_path / "run"), "--depth", "2", "--base-width", "8",
                  "--epochs", "4", "--epoch-size", "32", "--crop", "32", "--lr", "5e-3", "--no-progress",
-                 "--loss", "weighted-ce", "--sigma", "3", "--elastic"]) == 0
+                 "--loss", "weighted-ce", "--sigma", "3", "--elastic", "--flips", "horizontal"]) == 0
     ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     cfg, history = ckpt["train_state"]["config"], ckpt["train_state"]["history"]
-    assert cfg["loss"] == "weighted-ce" and cfg["sigma"] == 3.0
+    assert cfg["loss"] == "weighted-ce" and cfg["sigma"] == 3.0 and cfg["flips"] == "horizontal"
     assert history[-1]["train_loss"] < history[0]["train_loss"] and history[-1]["pixel_accuracy"] > 0.8

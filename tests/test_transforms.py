@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from pixelwise.data.transforms import IGNORE_INDEX, elastic_deform, pad_context, random_crop, resize_pair
+from pixelwise.data.transforms import (
+    IGNORE_INDEX,
+    elastic_deform,
+    pad_context,
+    random_crop,
+    random_flip_rotate,
+    resize_pair,
+)
 
 
 def _pair(h=40, w=56):
@@ -27,6 +34,26 @@ def test_elastic_is_joint_seeded_and_keeps_ids():
     assert not np.array_equal(warped_mask, mask)  # it did deform
     # image and mask moved together: the bright class-2 region stays bright
     assert warped[..., 0][warped_mask == 2].mean() > warped[..., 0][warped_mask == 0].mean() + 100
+
+
+def _dihedral(a):
+    """The 8 flips/rotations of a square array, as bytes (hashable)."""
+    return [np.rot90(b, k).tobytes() for b in (a, a[:, ::-1]) for k in range(4)]
+
+
+@pytest.mark.parametrize("flips, expected", [("all", 8), ("horizontal", 2)])
+def test_flips_reach_the_expected_views_jointly(flips, expected):
+    image, mask = _pair(24, 24)
+    views = set()
+    for seed in range(64):
+        im, m = random_flip_rotate(image, mask, np.random.default_rng(seed), flips)
+        assert _dihedral(image[..., 0]).index(im[..., 0].tobytes()) == _dihedral(mask).index(m.tobytes())
+        views.add(m.tobytes())
+    assert len(views) == expected
+    if flips == "horizontal":  # only the mirror: a label's vertical offset keeps its direction
+        assert views == {mask.tobytes(), mask[:, ::-1].tobytes()}
+    with pytest.raises(ValueError, match="unknown flips 'up'"):
+        random_flip_rotate(image, mask, np.random.default_rng(0), "up")
 
 
 def test_elastic_zero_sigma_is_identity():

@@ -64,6 +64,7 @@ class TrainConfig:
     batch_size: int = 4
     crop: int | None = 256
     augment: bool = True
+    flips: str = "all"  # "horizontal": left-right mirroring only
     elastic: bool = False
     scale: float = 1.0
     optimizer: str = "adam"
@@ -235,7 +236,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[SegmentationDataset, SegmentationD
     colours = info.colours if info.colours and len(info.colours) == num_classes else default_colours(num_classes)
     encoding = MaskEncoding(tuple(cfg.mask_values) if cfg.mask_values else None, ignore, cfg.instances)
     train = SegmentationDataset(train_items, num_classes, encoding, norm=None, crop=cfg.crop, augment=cfg.augment,
-                                 seed=cfg.seed, elastic=cfg.elastic, scale=cfg.scale,
+                                 flips=cfg.flips, seed=cfg.seed, elastic=cfg.elastic, scale=cfg.scale,
                                  weight_map=(cfg.w0, cfg.sigma) if cfg.loss == "weighted-ce" else None)
     channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
     train.set_channels(channels)

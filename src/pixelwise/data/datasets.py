@@ -285,7 +285,7 @@ class SegmentationDataset(Dataset):
     """Labelled items as ``(image float32 (C,H,W), target int64 (H,W))``.
 
     With ``crop``, ``elastic`` and ``augment``, each sample is a random crop, elastically
-    deformed, with flips/rotations, whose
+    deformed, with flips/rotations (``flips``: see :func:`~pixelwise.data.transforms.random_flip_rotate`), whose
     randomness depends only on ``(seed, epoch, index)``; call :meth:`set_epoch` each epoch.
     An ``index`` past the end draws item ``index % len(self)`` with its own randomness (see
     :func:`pixelwise.train.epoch_indices`).
@@ -311,12 +311,13 @@ class SegmentationDataset(Dataset):
         elastic: bool = False,
         scale: float = 1.0,
         weight_map: tuple[float, float] | None = None,
+        flips: str = "all",
     ) -> None:
         self.items, self.num_classes, self.encoding, self.norm = items, num_classes, encoding, norm
         self.weight_map = weight_map
         self._weights: dict[int, np.ndarray] = {}
         self.crop, self.augment, self.seed, self.epoch = crop, augment, seed, 0
-        self.elastic, self.scale = elastic, scale
+        self.elastic, self.scale, self.flips = elastic, scale, flips
         self.context = 0  # mirrored border added around each image before cropping (valid-convolution models)
         self.channels = channels
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -378,7 +379,7 @@ class SegmentationDataset(Dataset):
             if self.elastic:
                 image, target = elastic_deform(image, target, rng)
             if self.augment:
-                image, target = random_flip_rotate(image, target, rng)
+                image, target = random_flip_rotate(image, target, rng, self.flips)
         if self.weight_map is not None:
             weights = torch.from_numpy(np.ascontiguousarray(target[..., 1]))
             labels = torch.from_numpy(np.ascontiguousarray(target[..., 0])).long()

@@ -73,12 +73,21 @@ def random_crop(
     return image[top : top + size, left : left + size], mask[top : top + size, left : left + size]
 
 
+FLIPS = ("all", "horizontal")
+
+
 def random_flip_rotate(
-    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, flips: str = "all"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Random horizontal/vertical flips, plus a random multiple of 90 degrees for square arrays."""
+    """Random horizontal/vertical flips, plus a random multiple of 90 degrees for square arrays
+    (``flips="all"``), or only random left-right mirroring (``flips="horizontal"``: for labels
+    that are not symmetric under vertical flips and rotations, e.g. drawn with a vertical offset)."""
+    if flips not in FLIPS:
+        raise ValueError(f"unknown flips {flips!r}; choose {', '.join(FLIPS)}")
     if rng.random() < 0.5:
         image, mask = image[:, ::-1], mask[:, ::-1]
+    if flips == "horizontal":
+        return image, mask
     if rng.random() < 0.5:
         image, mask = image[::-1], mask[::-1]
     k = int(rng.integers(0, 4))
