@@ -4,7 +4,10 @@ Cross-correlates each training slice's membrane mask with its inverted grey valu
 shifts of the mask, then refines the peak to a sub-pixel offset with a parabola through the peak
 and its two neighbours, per axis. A label drawn centred on the membranes peaks at (0, 0).
 
-    python recipes/isbi2012_label_offset.py [../shared/data/isbi2012]
+    python recipes/isbi2012_label_offset.py [DATA [STEMS]]
+
+DATA defaults to ../shared/data/isbi2012; STEMS (e.g. 00-24, the training slices of issue 2's
+split) to every slice of DATA/train.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pixelwise.data.datasets import parse_stems
 from pixelwise.data.io import read_image
 
 SHIFTS = range(-2, 3)
@@ -35,8 +39,8 @@ def subpixel_peak(values: np.ndarray) -> float:
     return SHIFTS[i] + 0.5 * (left - right) / (left - 2 * mid + right)
 
 
-def main(root: Path) -> None:
-    stems = sorted(p.stem for p in (root / "train" / "images").glob("*.png"))
+def main(root: Path, stems: list[str] | None = None) -> None:
+    stems = stems or sorted(p.stem for p in (root / "train" / "images").glob("*.png"))
     images = np.stack([read_image(root / "train" / "images" / f"{s}.png")[..., 0] for s in stems]).astype(float)
     membranes = np.stack([read_image(root / "train" / "masks" / f"{s}.png")[..., 0] == 0 for s in stems]).astype(float)
     table = correlation_table(images, membranes)
@@ -50,4 +54,5 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/isbi2012"))
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/isbi2012"),
+         parse_stems(sys.argv[2]) if len(sys.argv) > 2 else None)
