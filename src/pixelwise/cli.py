@@ -11,6 +11,9 @@ from pathlib import Path
 
 from pixelwise import __version__
 
+TTA_HELP = ("average predictions over the 8 flips/rotations (8x slower); for models trained with '--flips all' "
+            "(the default): it undoes a direction learned with --flips horizontal or --no-augment")
+
 
 def _int_list(text: str) -> list[int]:
     try:
@@ -120,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "slic, watershed); masks then hold region ids")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
-    p.add_argument("--tta", action="store_true", help="average predictions over the 8 flips/rotations (8x slower)")
+    p.add_argument("--tta", action="store_true", help=TTA_HELP)
     p.add_argument("--tile", type=int, default=None,
                    help="overlap-tile prediction with tiles of this size (default: 1024 for images over 2048x2048 "
                         "pixels; 0 = never tile)")
@@ -137,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--val-stems", metavar="STEMS", help="evaluate only these stems ('25-29' or '25,26')")
     e.add_argument("--json", help="where to write the metrics JSON (default: evaluation.json beside the checkpoint)")
     e.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
-    e.add_argument("--tta", action="store_true", help="average predictions over the 8 flips/rotations (8x slower)")
+    e.add_argument("--tta", action="store_true", help=TTA_HELP)
     e.add_argument("--object-class", type=int, metavar="ID",
                    help="also score objects: connected components of this class id in truth and prediction "
                         "(automatic for models trained with --instances)")
