@@ -13,6 +13,6 @@ for k in 0 1 2 3 4; do
   /usr/bin/time -f "fold $k train wall %e s, user %U s" pixelwise train "$DATA" --out "$OUT/fold$k" \
     --val-stems "$lo-$hi" --mask-values 0,255 --classes membrane,cell \
     --model unet --depth 4 --base-width 32 --epochs "$EPOCHS" --epoch-size 120 --batch-size 4 --crop 256 \
-    --lr 1e-3 --seed 0 --no-progress "$@"
+    --flips horizontal --lr 1e-3 --seed 0 --no-progress "$@"
   pixelwise evaluate "$OUT/fold$k/best.pt" "$DATA" --val-stems "$lo-$hi" --object-class 1
 done
