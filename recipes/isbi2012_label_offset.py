@@ -1,4 +1,4 @@
-"""Where ISBI 2012's membrane labels sit relative to the dark lines they trace (docs/results.md (f)).
+"""Where ISBI 2012's membrane labels sit relative to the dark lines they trace (docs/results.md (g)).
 
 Cross-correlates each training slice's membrane mask with its inverted grey values for whole-pixel
 shifts of the mask, then refines the peak to a sub-pixel offset with a parabola through the peak
