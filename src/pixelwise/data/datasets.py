@@ -26,12 +26,17 @@ import torch
 from torch.utils.data import Dataset
 
 from pixelwise.data.io import IMAGE_SUFFIXES, count_pages, read_image, read_mask
+from pixelwise.data.appearance import random_appearance
 from pixelwise.data.transforms import (
     IGNORE_INDEX,
+    Augmentation,
+    composite,
     elastic_deform,
     pad_context,
     random_crop,
     random_flip_rotate,
+    random_resized_crop,
+    random_rotate,
     resize_mask,
     resize_pair,
 )
@@ -312,12 +317,13 @@ class SegmentationDataset(Dataset):
         scale: float = 1.0,
         weight_map: tuple[float, float] | None = None,
         flips: str = "all",
+        augmentation: Augmentation = Augmentation(),
     ) -> None:
         self.items, self.num_classes, self.encoding, self.norm = items, num_classes, encoding, norm
         self.weight_map = weight_map
         self._weights: dict[int, np.ndarray] = {}
         self.crop, self.augment, self.seed, self.epoch = crop, augment, seed, 0
-        self.elastic, self.scale, self.flips = elastic, scale, flips
+        self.elastic, self.scale, self.flips, self.augmentation = elastic, scale, flips, augmentation
         self.context = 0  # mirrored border added around each image before cropping (valid-convolution models)
         self.channels = channels
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -372,14 +378,23 @@ class SegmentationDataset(Dataset):
             target = np.stack([target.astype(np.float32), self.weights(item)], axis=-1)
         if self.context:
             image, target = pad_context(image, target, self.context)
-        if self.crop or self.augment or self.elastic:
+        extra = self.augmentation
+        if self.crop or self.augment or self.elastic or extra.active:
             rng = np.random.default_rng([self.seed, self.epoch, index])
-            if self.crop:
+            if extra.composite and len(self.items) > 1 and rng.random() < extra.composite:
+                other = (item + 1 + int(rng.integers(len(self.items) - 1))) % len(self.items)
+                image = composite(image, target, *self.load(other))
+            if self.crop and extra.zoom:
+                image, target = random_resized_crop(image, target, self.crop, rng, extra.zoom)
+            elif self.crop:
                 image, target = random_crop(image, target, self.crop, rng)
+            if extra.rotate:
+                image, target = random_rotate(image, target, rng, extra.rotate)
             if self.elastic:
                 image, target = elastic_deform(image, target, rng)
             if self.augment:
                 image, target = random_flip_rotate(image, target, rng, self.flips)
+            image = random_appearance(image, rng, extra.appearance)
         if self.weight_map is not None:
             weights = torch.from_numpy(np.ascontiguousarray(target[..., 1]))
             labels = torch.from_numpy(np.ascontiguousarray(target[..., 0])).long()

@@ -9,9 +9,41 @@ augmentation is a pure function of (seed, epoch, index): resumed runs replay it 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 IGNORE_INDEX = 255
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Augmentation for appearance shift, beyond crops, flips and elastic deformation.
+
+    ``zoom``: random resized crops covering this range of the image's area (with aspect jitter)
+    instead of plain crops; ``rotate``: random rotation up to this many degrees; ``appearance``:
+    a preset of :mod:`pixelwise.data.appearance`; ``composite``: the probability of pasting the
+    sample's foreground (class 1) onto another training image's background.
+    """
+
+    zoom: tuple[float, float] | None = None
+    rotate: float = 0.0
+    appearance: str = "none"
+    composite: float = 0.0
+
+    def __post_init__(self) -> None:
+        from pixelwise.data.appearance import APPEARANCES
+
+        if self.zoom is not None and not 0 < self.zoom[0] <= self.zoom[1] <= 1:
+            raise ValueError(f"zoom must be two area fractions 0 < lo <= hi <= 1, got {self.zoom}")
+        if not 0 <= self.composite <= 1:
+            raise ValueError(f"composite is a probability in [0, 1], got {self.composite}")
+        if self.appearance not in APPEARANCES:
+            raise ValueError(f"unknown appearance {self.appearance!r}; choose one of {', '.join(APPEARANCES)}")
+
+    @property
+    def active(self) -> bool:
+        return self.zoom is not None or self.rotate > 0 or self.appearance != "none" or self.composite > 0
 
 
 def pad_to(image: np.ndarray, mask: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -119,3 +151,88 @@ def elastic_deform(
     warped_mask = np.stack([ndimage.map_coordinates(planes[..., k], coords, order=0, mode="mirror")
                             for k in range(planes.shape[-1])], axis=-1).reshape(mask.shape)
     return warped.astype(image.dtype), warped_mask.astype(mask.dtype)
+
+
+def random_resized_crop(image: np.ndarray, mask: np.ndarray, size: int, rng: np.random.Generator,
+                        area: tuple[float, float] = (0.3, 1.0),
+                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> tuple[np.ndarray, np.ndarray]:
+    """A random window covering a fraction in ``area`` of the image with an aspect ratio
+    (width / height, log-uniform) in ``ratio``, resized to ``size`` x ``size``: a wide range of
+    object scales and some aspect distortion. The image is resized with area averaging or
+    bilinear interpolation, the mask by nearest neighbour. When no window fits after 10 tries,
+    the whole image is used."""
+    import cv2
+
+    h, w = mask.shape[:2]
+    top, left, ch, cw = 0, 0, h, w
+    for _ in range(10):
+        a = h * w * rng.uniform(*area)
+        r = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1])))
+        cw_, ch_ = int(round(np.sqrt(a * r))), int(round(np.sqrt(a / r)))
+        if 0 < cw_ <= w and 0 < ch_ <= h:
+            top, left = int(rng.integers(0, h - ch_ + 1)), int(rng.integers(0, w - cw_ + 1))
+            ch, cw = ch_, cw_
+            break
+    window = image[top : top + ch, left : left + cw]
+    interpolation = cv2.INTER_AREA if ch * cw > size * size else cv2.INTER_LINEAR
+    out = cv2.resize(np.ascontiguousarray(window), (size, size), interpolation=interpolation)
+    return out.reshape(size, size, image.shape[-1]), resize_mask(mask[top : top + ch, left : left + cw], (size, size))
+
+
+def random_rotate(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+                  degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate both by an angle uniform in [-degrees, degrees] about the centre; the image
+    bilinearly, the mask by nearest neighbour; corners that come from outside are mirrored
+    for the image and ignored (255) in the mask."""
+    import cv2
+
+    h, w = mask.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), float(rng.uniform(-degrees, degrees)), 1.0)
+    src_dtype = image.dtype
+    rotated = cv2.warpAffine(image.astype(np.float32), m, (w, h), flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REFLECT_101).reshape(image.shape)
+    if src_dtype.kind in "ui":
+        rotated = np.clip(np.rint(rotated), 0, np.iinfo(src_dtype).max)
+    planes = mask[..., None] if mask.ndim == 2 else mask
+    turned = np.stack([cv2.warpAffine(np.ascontiguousarray(planes[..., k]).astype(np.float32), m, (w, h),
+                                      flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                                      borderValue=IGNORE_INDEX) for k in range(planes.shape[-1])], -1)
+    return rotated.astype(src_dtype), turned.reshape(mask.shape).astype(mask.dtype)
+
+
+def fill_foreground(image: np.ndarray, foreground: np.ndarray, work_size: int = 64) -> np.ndarray:
+    """``image`` with its ``foreground`` pixels replaced by a smooth fill from the surrounding
+    background (inpainted at low resolution, then upsampled): a background plate without the
+    object, for pasting another object onto."""
+    import cv2
+
+    if not foreground.any():
+        return image
+    h, w = foreground.shape
+    s = min(1.0, work_size / max(h, w))
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1)
+    hole = cv2.resize(foreground.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    hole = cv2.dilate(hole, np.ones((3, 3), np.uint8))
+    filled = np.stack([cv2.inpaint(np.ascontiguousarray(small[..., c]), hole, 3, cv2.INPAINT_TELEA)
+                       for c in range(small.shape[-1])], -1)
+    plate = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR).reshape(image.shape)
+    return np.where(foreground[..., None], plate, image)
+
+
+def composite(image: np.ndarray, mask: np.ndarray, background: np.ndarray, background_mask: np.ndarray,
+              foreground_class: int = 1) -> np.ndarray:
+    """Paste the labelled foreground of ``image`` onto another photo's background (mask-aware:
+    the other photo's own foreground is filled from its surroundings first, so no unlabelled
+    object shows behind the pasted one). ``background`` is resized to the image. The pasted
+    edge is feathered by one pixel; the labels of ``image`` stay valid."""
+    import cv2
+
+    h, w = mask.shape[:2]
+    labels = mask if mask.ndim == 2 else mask[..., 0]
+    plate = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
+    plate_fg = resize_mask(background_mask if background_mask.ndim == 2 else background_mask[..., 0], (h, w))
+    plate = fill_foreground(plate, plate_fg == foreground_class)
+    alpha = cv2.GaussianBlur((labels == foreground_class).astype(np.float32), (3, 3), 0.7)[..., None]
+    out = alpha * image.astype(np.float32) + (1 - alpha) * plate[..., : image.shape[-1]].astype(np.float32)
+    return np.clip(np.rint(out), 0, np.iinfo(image.dtype).max).astype(image.dtype)

@@ -1,0 +1,151 @@
+"""Augmentation for appearance shift: geometry stays joint, labels stay valid, seeded."""
+
+import numpy as np
+import pytest
+
+from pixelwise.data.appearance import APPEARANCES, random_appearance, rotate_hue
+from pixelwise.data.datasets import Item, MaskEncoding, Normalization, SegmentationDataset
+from pixelwise.data.transforms import (
+    IGNORE_INDEX,
+    Augmentation,
+    composite,
+    fill_foreground,
+    random_resized_crop,
+    random_rotate,
+)
+
+
+def _blob(h=60, w=80, value=200):
+    """A bright rectangle (class 1) on a dark noisy background: the image encodes the mask."""
+    rng = np.random.default_rng(0)
+    mask = np.zeros((h, w), np.int64)
+    mask[15:45, 20:60] = 1
+    image = np.where(mask[..., None] == 1, value, rng.integers(0, 40, (h, w, 3))).astype(np.uint8)
+    return image, mask
+
+
+def _agree(image, mask):
+    """Away from edges, the bright pixels are exactly the class-1 pixels."""
+    from scipy import ndimage
+
+    inside = ndimage.binary_erosion(mask == 1, iterations=2)
+    outside = ndimage.binary_erosion(mask == 0, iterations=2)
+    return image[..., 0][inside].min() > 150 and image[..., 0][outside].max() < 100
+
+
+def test_random_resized_crop_is_joint_and_in_range():
+    image, mask = _blob()
+    seen = set()
+    for seed in range(20):
+        img, m = random_resized_crop(image, mask, 32, np.random.default_rng(seed), area=(0.3, 1.0))
+        assert img.shape == (32, 32, 3) and img.dtype == np.uint8 and m.shape == (32, 32)
+        assert set(np.unique(m)) <= {0, 1}
+        if (m == 1).sum() > 20 and (m == 0).sum() > 20:
+            assert _agree(img, m)
+        seen.add(int((m == 1).sum()))
+    assert len(seen) > 10  # windows differ in place and scale
+
+
+def test_random_resized_crop_whole_image_when_area_is_one():
+    image, mask = _blob(40, 40)
+    img, m = random_resized_crop(image, mask, 40, np.random.default_rng(0), area=(1.0, 1.0), ratio=(1.0, 1.0))
+    assert np.array_equal(m, mask) and np.array_equal(img, image)
+
+
+def test_random_rotate_moves_image_and_mask_together():
+    image, mask = _blob()
+    img, m = random_rotate(image, mask, np.random.default_rng(3), 30)
+    assert img.shape == image.shape and img.dtype == image.dtype
+    assert set(np.unique(m)) <= {0, 1, IGNORE_INDEX}
+    assert not np.array_equal(m, mask)
+    valid = np.where(m == IGNORE_INDEX, 0, m)
+    assert _agree(img, valid)
+    assert (m[0, 0] == IGNORE_INDEX) or (m[-1, -1] == IGNORE_INDEX)  # corners come from outside
+    assert (m == IGNORE_INDEX).mean() < 0.3
+
+
+def test_fill_foreground_removes_the_object():
+    image, mask = _blob()
+    plate = fill_foreground(image, mask == 1)
+    assert plate.shape == image.shape and plate.dtype == image.dtype
+    assert plate[..., 0][mask == 1].max() < 100  # the bright object is gone
+    assert np.array_equal(plate[mask == 0], image[mask == 0])  # the rest untouched
+
+
+def test_composite_pastes_foreground_on_other_background():
+    image, mask = _blob(value=200)
+    other, other_mask = _blob(value=120)
+    other = other.copy()
+    other[..., 1] = 90  # a distinct background colour
+    other_mask = np.roll(other_mask, 5, axis=1)
+    out = composite(image, mask, other, other_mask)
+    from scipy import ndimage
+
+    inside = ndimage.binary_erosion(mask == 1, iterations=2)
+    assert np.array_equal(out[inside], image[inside])  # the labelled object is kept
+    outside = ndimage.binary_erosion(mask == 0, iterations=2)
+    assert np.abs(out[..., 1][outside].astype(int) - 90).max() <= 1  # the other photo's background
+    assert out[..., 0][outside].max() < 100  # not the other photo's (unlabelled) object
+
+
+def test_rotate_hue_identity_and_grey():
+    x = np.random.default_rng(0).random((5, 5, 3)).astype(np.float32)
+    np.testing.assert_allclose(rotate_hue(x, 0.0), x, atol=1e-6)
+    np.testing.assert_allclose(rotate_hue(x, 1.0), x, atol=1e-5)
+    grey = np.repeat(x[..., :1], 3, -1)
+    np.testing.assert_allclose(rotate_hue(grey, 0.3), grey, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", [p for p in APPEARANCES if p != "none"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_appearance_keeps_shape_dtype_and_is_seeded(preset, dtype):
+    rng = np.random.default_rng(0)
+    top = np.iinfo(dtype).max
+    image = (rng.random((48, 48, 3)) * top).astype(dtype)
+    outs = [random_appearance(image, np.random.default_rng(s), preset) for s in range(8)]
+    assert all(o.shape == image.shape and o.dtype == dtype for o in outs)
+    assert np.array_equal(outs[0], random_appearance(image, np.random.default_rng(0), preset))
+    assert sum(not np.array_equal(o, image) for o in outs) >= 6
+
+
+def test_appearance_none_is_identity_and_unknown_refused():
+    image = np.zeros((4, 4, 1), np.uint8)
+    assert random_appearance(image, np.random.default_rng(0), "none") is image
+    with pytest.raises(ValueError, match="unknown appearance 'x'"):
+        random_appearance(image, np.random.default_rng(0), "x")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"zoom": (0.5, 1.5)}, "zoom must be two area fractions"),
+    ({"composite": 2.0}, "composite is a probability"),
+    ({"appearance": "sepia"}, "unknown appearance 'sepia'"),
+])
+def test_augmentation_settings_validated(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Augmentation(**kwargs)
+
+
+def _blob_dataset(tmp_path, augmentation, n=4):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    items = []
+    for i in range(n):
+        image, mask = _blob(value=150 + 20 * i)
+        Image.fromarray(image).save(tmp_path / "images" / f"{i}.png")
+        Image.fromarray((mask * 255).astype(np.uint8)).save(tmp_path / "masks" / f"{i}.png")
+        items.append(Item(tmp_path / "images" / f"{i}.png", tmp_path / "masks" / f"{i}.png", str(i)))
+    return SegmentationDataset(items, 2, MaskEncoding((0, 255)), Normalization([0.0] * 3, [1.0] * 3, 1.0), crop=32,
+                               augment=True, flips="horizontal", augmentation=augmentation)
+
+
+def test_dataset_augmentation_is_a_function_of_seed_epoch_and_draw(tmp_path):
+    ds = _blob_dataset(tmp_path, Augmentation((0.3, 1.0), 15.0, "photo", 0.5))
+    a, b = ds[1], ds[1]
+    assert all(np.array_equal(x.numpy(), y.numpy()) for x, y in zip(a, b))
+    assert not np.array_equal(ds[1][0].numpy(), ds[5][0].numpy())  # another draw of the same item
+    ds.set_epoch(1)
+    assert not np.array_equal(ds[1][0].numpy(), a[0].numpy())
+    image, target = ds[2]
+    assert image.shape == (3, 32, 32) and set(np.unique(target.numpy())) <= {0, 1, IGNORE_INDEX}
