@@ -26,7 +26,8 @@ def full(model, x):
 def test_registry_error_lists_names():
     with pytest.raises(ValueError, match="unknown model 'nope'; choose one of: " + ", ".join(list_models("all"))):
         create_model("nope")
-    assert set(list_models()) == {"unet", "unet_original", "segnet", "deconvnet", "fcn32s", "fcn16s", "fcn8s", "patch"}
+    assert set(list_models()) == {"unet", "unet_original", "segnet", "deconvnet", "fcn32s", "fcn16s", "fcn8s", "patch",
+                                  "u2net"}
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -113,3 +114,32 @@ def test_segnet_and_deconvnet_differ_only_in_resampling():
 
 
 SMALL_ED = {"depth": 2, "base_width": 4}
+
+
+def test_u2net_side_outputs_only_while_training():
+    model = create_model("u2net", in_channels=3, num_classes=2, base_width=4, width=8)
+    x = torch.randn(2, 3, 45, 61)
+    out = model.train()(x)
+    assert out.shape == (2, 2, 45, 61) and len(model.side_logits) == 6
+    assert all(s.shape == out.shape for s in model.side_logits)
+    model.eval()(x)
+    assert model.side_logits == []
+
+
+def test_deep_supervision_adds_the_side_losses():
+    """train_one_epoch's loss for U²-Net = loss(fused) + mean of the side losses."""
+    from pixelwise.train import make_loss, train_one_epoch
+
+    torch.manual_seed(0)
+    model = create_model("u2net", in_channels=1, num_classes=2, base_width=4, width=8)
+    x, y = torch.randn(2, 1, 32, 32), torch.randint(0, 2, (2, 32, 32))
+    loss_fn = make_loss("ce", None)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()
+    fused = model(x)
+    expected = loss_fn(fused, y) + sum(loss_fn(s, y) for s in model.side_logits) / 6
+    model.load_state_dict(state)  # the forward above updated batch-norm statistics
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    got = train_one_epoch(model, [(x, y)], loss_fn, opt, None, torch.device("cpu"), "fp32", progress=False)
+    assert got == pytest.approx(expected.item(), rel=1e-5)
+    assert expected.item() > loss_fn(fused, y).item() * 1.5  # the sides really count

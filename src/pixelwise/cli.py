@@ -22,6 +22,13 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def _str_list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
@@ -91,6 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "about half a pixel above the dark lines they trace)")
     t.add_argument("--elastic", action="store_true",
                    help="U-Net paper's elastic deformation (3x3 grid, 10 px) of training crops")
+    t.add_argument("--zoom", type=_float_list, metavar="LO,HI",
+                   help="random resized crops covering LO..HI of the image area, with aspect jitter (e.g. 0.3,1), "
+                        "instead of plain --crop windows")
+    t.add_argument("--rotate", type=float, default=0.0, metavar="DEG", help="random rotation up to DEG degrees")
+    t.add_argument("--appearance", choices=["none", "photo", "microscopy"], default="none",
+                   help="random appearance changes: photo (colour, greyscale, blur, noise, JPEG) or microscopy "
+                        "(stain, intensity, gamma, inversion, greyscale, blur, noise); default none")
+    t.add_argument("--composite", type=float, default=0.0, metavar="P",
+                   help="with probability P paste the foreground (class 1) onto another training image's "
+                        "background (its own foreground filled in first)")
     t.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the one-cycle schedule (default 1e-3)")
     t.add_argument("--weight-decay", type=float, default=0.0)
@@ -233,7 +250,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch_norm=args.batch_norm, backend=args.backend, decoder=args.decoder, class_names=args.classes, mask_values=args.mask_values,
         ignore_values=args.ignore_values, instances=args.instances, val_stems=parse_stems(args.val_stems), val_fraction=args.val_fraction,
         epochs=args.epochs, epoch_size=args.epoch_size, batch_size=args.batch_size, crop=args.crop or None,
-        augment=args.augment, flips=args.flips, elastic=args.elastic, scale=args.scale, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
+        augment=args.augment, flips=args.flips, elastic=args.elastic, zoom=args.zoom, rotate=args.rotate,
+        appearance=args.appearance, composite=args.composite, scale=args.scale, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay, loss=args.loss,
         w0=args.w0, sigma=args.sigma, backbone=args.backbone, min_size=args.min_size, max_size=args.max_size,
         max_detections=args.max_detections,
         weights=args.weights,

@@ -34,6 +34,7 @@ from pixelwise.data.datasets import (
     to_tensor,
 )
 from pixelwise.data.io import atomic_write_bytes, read_mask, save_png
+from pixelwise.data.transforms import Augmentation
 from pixelwise.inference import autocast, memory_format, overlay, predict_logits, predict_probs, resolve_precision
 from pixelwise.losses import IGNORE_INDEX, PixelCrossEntropy, class_weights_from_counts, soft_dice_loss
 from pixelwise.metrics import ConfusionMatrix
@@ -66,6 +67,10 @@ class TrainConfig:
     augment: bool = True
     flips: str = "all"  # "horizontal": left-right mirroring only
     elastic: bool = False
+    zoom: list[float] | None = None  # random resized crops over this range of image area
+    rotate: float = 0.0
+    appearance: str = "none"
+    composite: float = 0.0
     scale: float = 1.0
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -165,6 +170,9 @@ def train_one_epoch(
             targets = centre_crop(targets, logits.shape[-2:])
             weights = centre_crop(weights, logits.shape[-2:]) if weights is not None else None
         loss = loss_fn(logits.float(), targets, weights)
+        sides = getattr(getattr(model, "module", model), "side_logits", None)
+        if sides:  # deep supervision (U²-Net): every side output learns the targets too
+            loss = loss + sum(loss_fn(side.float(), targets, weights) for side in sides) / len(sides)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -237,12 +245,20 @@ def build_datasets(cfg: TrainConfig) -> tuple[SegmentationDataset, SegmentationD
     encoding = MaskEncoding(tuple(cfg.mask_values) if cfg.mask_values else None, ignore, cfg.instances)
     train = SegmentationDataset(train_items, num_classes, encoding, norm=None, crop=cfg.crop, augment=cfg.augment,
                                  flips=cfg.flips, seed=cfg.seed, elastic=cfg.elastic, scale=cfg.scale,
-                                 weight_map=(cfg.w0, cfg.sigma) if cfg.loss == "weighted-ce" else None)
+                                 weight_map=(cfg.w0, cfg.sigma) if cfg.loss == "weighted-ce" else None,
+                                 augmentation=augmentation_of(cfg))
     channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
     train.set_channels(channels)
     train.norm = compute_normalization([train.load(i)[0] for i in range(len(train))])
     val = SegmentationDataset(val_items, num_classes, encoding, train.norm, channels=channels, scale=cfg.scale)
     return train, val, names, colours
+
+
+def augmentation_of(cfg: TrainConfig) -> Augmentation:
+    zoom = tuple(cfg.zoom) if cfg.zoom else None
+    if zoom is not None and len(zoom) != 2:
+        raise ValueError(f"zoom takes two area fractions LO,HI, got {list(zoom)}")
+    return Augmentation(zoom, cfg.rotate, cfg.appearance, cfg.composite)
 
 
 def class_pixel_counts(ds: SegmentationDataset) -> torch.Tensor:

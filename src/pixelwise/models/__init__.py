@@ -11,6 +11,7 @@ from torch import nn
 from pixelwise.models.encoder_decoder import EncoderDecoder
 from pixelwise.models.fcn import FCN
 from pixelwise.models.patch import PatchClassifier
+from pixelwise.models.u2net import U2Net
 from pixelwise.models.unet import UNet
 from pixelwise.models.unet_original import UNetOriginal
 
@@ -64,6 +65,11 @@ def patch(in_channels: int = 3, num_classes: int = 2, window: int = 47, width: i
     return PatchClassifier(in_channels, num_classes, window, width, hidden)
 
 
+def u2net(in_channels: int = 3, num_classes: int = 2, base_width: int = 16, width: int = 64) -> nn.Module:
+    """U²-Net (small): nested residual U-blocks with deep supervision, for salient objects."""
+    return U2Net(in_channels, num_classes, base_width, width)
+
+
 def mask_rcnn(num_classes: int = 1, backbone: str = "resnet18", min_size: int = 512, max_size: int = 853,
               weights: str | None = None, box_detections_per_img: int = 100) -> nn.Module:
     """Mask R-CNN instance segmentation (torchvision; ResNet-18/50-FPN; num_classes objects + background)."""
@@ -72,7 +78,7 @@ def mask_rcnn(num_classes: int = 1, backbone: str = "resnet18", min_size: int = 
     return build(num_classes, backbone, weights, min_size, max_size, box_detections_per_img=box_detections_per_img)
 
 
-MODELS = {fn.__name__: fn for fn in (unet, unet_original, segnet, deconvnet, fcn32s, fcn16s, fcn8s, patch)}
+MODELS = {fn.__name__: fn for fn in (unet, unet_original, segnet, deconvnet, fcn32s, fcn16s, fcn8s, patch, u2net)}
 INSTANCE_MODELS = {"mask_rcnn": mask_rcnn}  # torchvision's detection contract: list of images in, list of dicts out
 
 
