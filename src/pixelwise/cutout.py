@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from pixelwise.checkpoint import Segmenter, load_model
+from pixelwise.graphcut import graph_cut
 
 DEFAULT_MODEL = "foreground"
 _MODELS: dict[tuple[str, str], Segmenter] = {}
@@ -65,12 +66,9 @@ def foreground_probability(seg: Segmenter, rgb: np.ndarray, model_size: int = 32
                            precision: str = "auto") -> np.ndarray:
     """P(foreground) (H', W') float32 at model size (longer side ``model_size``)."""
     from pixelwise.data.datasets import match_channels, to_tensor
-    from pixelwise.data.transforms import resize_image
     from pixelwise.inference import predict_probs
 
-    h, w = rgb.shape[:2]
-    s = model_size / max(h, w)
-    small = resize_image(rgb, (max(1, round(h * s)), max(1, round(w * s)))) if s < 1 else rgb
+    small = working_image(rgb, model_size)
     x = to_tensor(match_channels(small, seg.in_channels), seg.norm)[None]
     probs = predict_probs(seg.network, x, precision)[0]
     return probs[1:].sum(0).numpy().astype(np.float32)  # every class but 0 is foreground
@@ -143,10 +141,88 @@ def estimate_alpha(rgb: np.ndarray, prob_small: np.ndarray | None = None, mask_s
     return alpha.clip(0, 1)
 
 
+METHODS = ("model", "graphcut", "grabcut")
+MIN_FOREGROUND = 0.005  # a network foreground below this share of the photo counts as "found nothing"
+Box = tuple[float, float, float, float]
+
+
+def working_image(rgb: np.ndarray, model_size: int) -> np.ndarray:
+    """The photo at the size the network and the graph cut work at (longer side ``model_size``
+    at most)."""
+    from pixelwise.data.transforms import resize_image
+
+    h, w = rgb.shape[:2]
+    s = model_size / max(h, w)
+    return resize_image(rgb, (max(1, round(h * s)), max(1, round(w * s)))) if s < 1 else rgb
+
+
+def check_box(box, shape: tuple[int, int]) -> Box:
+    """``(x0, y0, x1, y1)`` in pixels of the photo, validated."""
+    try:
+        x0, y0, x1, y1 = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise ValueError(f"box must be four numbers x0, y0, x1, y1, got {box!r}") from None
+    h, w = shape
+    if not all(np.isfinite(v) for v in (x0, y0, x1, y1)) or not (x0 < x1 and y0 < y1):
+        raise ValueError(f"box must have x0 < x1 and y0 < y1, got {box!r}")
+    if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+        raise ValueError(f"box {box!r} lies outside the {w} x {h} image")
+    return x0, y0, x1, y1
+
+
+def rasterize_strokes(strokes, shape: tuple[int, int], scale: float) -> np.ndarray | None:
+    """Strokes as a boolean mask at ``shape`` (the working size; ``scale`` = working / photo).
+
+    ``strokes``: a boolean (H, W) mask at the photo's size, or a list of polylines, each
+    ``{"points": [[x, y], ...], "radius": r}`` in photo pixels (a single point is a dot)."""
+    import cv2
+
+    if strokes is None:
+        return None
+    if isinstance(strokes, np.ndarray):
+        if strokes.ndim != 2:
+            raise ValueError(f"a stroke mask must be (H, W), got shape {strokes.shape}")
+        return cv2.resize(strokes.astype(np.float32), shape[::-1], interpolation=cv2.INTER_AREA) > 0
+    out = np.zeros(shape, np.uint8)
+    for line in strokes:
+        try:
+            points = np.asarray(line["points"], np.float64).reshape(-1, 2)
+            radius = float(line.get("radius", 5))
+        except (TypeError, KeyError, ValueError, AttributeError):
+            raise ValueError('each stroke must be {"points": [[x, y], ...], "radius": r}') from None
+        if len(points) == 0 or not np.isfinite(points).all() or not (0 < radius < 10_000):
+            raise ValueError("a stroke needs at least one finite point and a radius between 0 and 10000")
+        pts = np.rint(points * scale).astype(np.int32)
+        thickness = max(1, int(round(2 * radius * scale)))
+        cv2.polylines(out, [pts], False, 1, thickness=thickness)
+        for x, y in pts[[0, -1]]:
+            cv2.circle(out, (int(x), int(y)), max(1, thickness // 2), 1, -1)
+    return out.astype(bool)
+
+
+def central_box(shape: tuple[int, int], margin: float = 0.1) -> Box:
+    """The photo inset by ``margin`` of its size: GrabCut's guess when nothing else is known."""
+    h, w = shape
+    return w * margin, h * margin, w * (1 - margin), h * (1 - margin)
+
+
+def cut_mask(small: np.ndarray, prob: np.ndarray | None, box: Box | None, foreground: np.ndarray | None,
+             background: np.ndarray | None) -> np.ndarray:
+    """Graph cut at working size: the network's probability (or 0.5 without one) as prior, the
+    user's box and strokes as hard constraints. Without user input, a network that finds
+    (almost) nothing hands over to GrabCut's central box."""
+    prior = prob if prob is not None else np.full(small.shape[:2], 0.5)
+    user = box is not None or foreground is not None or background is not None
+    if not user and (prob is None or (prob > 0.5).mean() < MIN_FOREGROUND):
+        prior, box = np.full(small.shape[:2], 0.5), central_box(small.shape[:2])
+    return graph_cut(small, prior, foreground, background, box)
+
+
 def remove_background(image, model: str | Path | Segmenter | None = None, method: str = "model",
                       matting: bool = False, background: tuple[int, int, int] | np.ndarray | str | None = None,
                       mask_only: bool = False, largest_component: bool = True, fill_holes: bool = True,
-                      model_size: int = 320, precision: str = "auto") -> Image.Image:
+                      model_size: int = 320, precision: str = "auto", box=None, foreground_strokes=None,
+                      background_strokes=None) -> Image.Image:
     """Cut the foreground out of a photo.
 
     Returns an RGBA image with the foreground's alpha at the photo's full resolution; with
@@ -157,25 +233,42 @@ def remove_background(image, model: str | Path | Segmenter | None = None, method
         image: a path, PIL image or (H, W[, C]) array.
         model: a checkpoint path, bundled model name or loaded Segmenter (default: the bundled
             ``foreground`` model). Class 0 is background, every other class foreground.
-        method: ``"model"`` or ``"grabcut"`` (no weights needed).
+        method: ``"model"`` (the network's mask), ``"graphcut"`` (graph cut with the network's
+            probability as data term, snapping to the photo's edges; GrabCut's central box when
+            the network finds nothing) or ``"grabcut"`` (OpenCV GrabCut from the central box, no
+            weights needed).
         matting: refine the alpha by closed-form matting on a trimap (slower, finer hair).
+        box: ``(x0, y0, x1, y1)`` around the object, in pixels; everything outside is background.
+        foreground_strokes, background_strokes: pixels to keep or to remove, as polylines
+            ``[{"points": [[x, y], ...], "radius": r}, ...]`` or boolean (H, W) masks. A box or
+            strokes always run the graph cut (with the network's probability unless
+            ``method="grabcut"``), and every object they keep is kept.
     """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     rgb = _rgb(image)
-    if method == "model":
-        prob = foreground_probability(get_model(model), rgb, model_size, precision)
-        alpha = estimate_alpha(rgb, prob_small=prob, matting=matting, largest_component=largest_component,
-                               fill_holes=fill_holes)
-    elif method == "grabcut":
+    small = working_image(rgb, model_size)
+    scale = small.shape[0] / rgb.shape[0]
+    user_box = check_box(box, rgb.shape[:2]) if box is not None else None
+    fg = rasterize_strokes(foreground_strokes, small.shape[:2], scale)
+    bg = rasterize_strokes(background_strokes, small.shape[:2], scale)
+    user = user_box is not None or fg is not None or bg is not None
+    prob = foreground_probability(get_model(model), small, model_size, precision) if method != "grabcut" else None
+    keep = dict(matting=matting, largest_component=largest_component and not user, fill_holes=fill_holes)
+    if method == "model" and not user:
+        alpha = estimate_alpha(rgb, prob_small=prob, **keep)
+    elif method == "grabcut" and not user:
         from pixelwise.classical import graphcut
-        from pixelwise.data.transforms import resize_image
 
-        h, w = rgb.shape[:2]
-        s = min(1.0, model_size / max(h, w))
-        small = resize_image(rgb, (max(1, round(h * s)), max(1, round(w * s)))) if s < 1 else rgb
-        alpha = estimate_alpha(rgb, mask_small=graphcut(small), matting=matting,
-                               largest_component=largest_component, fill_holes=fill_holes)
+        alpha = estimate_alpha(rgb, mask_small=graphcut(small), **keep)
     else:
-        raise ValueError(f"unknown method {method!r}; choose model or grabcut")
+        small_box = tuple(v * scale for v in user_box) if user_box is not None else None
+        alpha = estimate_alpha(rgb, mask_small=cut_mask(small, prob, small_box, fg, bg), **keep)
+    return compose(rgb, alpha, background, mask_only)
+
+
+def compose(rgb: np.ndarray, alpha: np.ndarray, background, mask_only: bool) -> Image.Image:
+    """The cut-out as RGBA, the alpha alone (``mask_only``) or composited onto ``background``."""
     a8 = (alpha * 255).round().astype(np.uint8)
     if mask_only:
         return Image.fromarray(a8, mode="L")

@@ -1,0 +1,133 @@
+"""Graph cut: the min cut against brute force, and known-truth cases for boxes and strokes."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from pixelwise.graphcut import NEIGHBOURS, box_mask, graph_cut, min_cut, pairwise_weights
+
+
+def energy(labels, unary_fg, unary_bg, edges):
+    e = np.where(labels, unary_fg, unary_bg).sum()
+    h, w = labels.shape
+    for (dy, dx), weights in zip(NEIGHBOURS, edges):
+        for y in range(h):
+            for x in range(w):
+                ny, nx = y + dy, x + dx
+                if 0 <= ny < h and 0 <= nx < w and labels[y, x] != labels[ny, nx]:
+                    e += weights[y, x]
+    return e
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_min_cut_reaches_the_brute_force_minimum(seed):
+    rng = np.random.default_rng(seed)
+    h, w = 3, 4
+    unary_fg, unary_bg = rng.random((h, w)) * 3, rng.random((h, w)) * 3
+    edges = pairwise_weights(rng.integers(0, 255, (h, w, 3)).astype(np.uint8), smoothness=float(rng.uniform(0.5, 2)))
+    best = min(energy(np.array(bits, bool).reshape(h, w), unary_fg, unary_bg, edges)
+               for bits in itertools.product((0, 1), repeat=h * w))
+    assert energy(min_cut(unary_fg, unary_bg, edges), unary_fg, unary_bg, edges) == pytest.approx(best)
+
+
+def pairwise_naive(rgb, smoothness):
+    """Edge weights by a loop, the formula written out."""
+    x = rgb.astype(np.float64)
+    h, w = x.shape[:2]
+    sq = {}
+    for dy, dx in NEIGHBOURS:
+        sq[(dy, dx)] = {(y, xx): ((x[y, xx] - x[y + dy, xx + dx]) ** 2).sum()
+                        for y in range(h) for xx in range(w) if 0 <= y + dy < h and 0 <= xx + dx < w}
+    # beta = 1 / (2 <|dI|^2>), the mean over the right and down arrays (zeros beyond the edge included)
+    mean_sq = (sum(sq[(0, 1)].values()) + sum(sq[(1, 0)].values())) / (2 * h * w)
+    beta = 1 / (2 * mean_sq)
+    out = []
+    for (dy, dx) in NEIGHBOURS:
+        a = np.zeros((h, w))
+        for (y, xx), d in sq[(dy, dx)].items():
+            a[y, xx] = smoothness * np.exp(-beta * d) / np.hypot(dy, dx)
+        out.append(a)
+    return out
+
+
+def test_pairwise_weights_match_the_formula():
+    rgb = np.random.default_rng(0).integers(0, 255, (5, 6, 3)).astype(np.uint8)
+    for got, want in zip(pairwise_weights(rgb, 3.0), pairwise_naive(rgb, 3.0)):
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def scene(h=80, w=100, seed=0):
+    """A red disc and a blue square on a noisy grey background; the truth of each."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    disc = (yy - 40) ** 2 + (xx - 30) ** 2 < 15**2
+    square = (yy > 25) & (yy < 55) & (xx > 65) & (xx < 90)
+    rgb = np.full((h, w, 3), 128.0) + rng.normal(0, 8, (h, w, 3))
+    rgb[disc] = (200, 40, 40) + rng.normal(0, 8, (disc.sum(), 3))
+    rgb[square] = (40, 40, 200) + rng.normal(0, 8, (square.sum(), 3))
+    return np.clip(rgb, 0, 255).astype(np.uint8), disc, square
+
+
+def iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def test_a_box_alone_finds_the_object():
+    rgb, disc, _ = scene()
+    mask = graph_cut(rgb, np.full(disc.shape, 0.5), box=(10, 20, 50, 60))
+    assert iou(mask, disc) > 0.95
+
+
+def test_a_blurry_shifted_prior_snaps_to_the_edges():
+    from scipy import ndimage
+
+    rgb, disc, _ = scene()
+    prior = ndimage.gaussian_filter(np.roll(disc, 4, axis=1).astype(float), 4) * 0.8 + 0.1
+    assert iou(prior > 0.5, disc) < 0.85
+    assert iou(graph_cut(rgb, prior), disc) > 0.95
+
+
+def test_a_foreground_stroke_adds_a_missed_object():
+    rgb, disc, square = scene()
+    prior = np.where(disc, 0.9, 0.1)
+    without = graph_cut(rgb, prior)
+    assert iou(without, disc) > 0.95 and not (without & square).any()
+    stroke = np.zeros_like(disc)
+    stroke[40, 70:85] = True
+    with_stroke = graph_cut(rgb, prior, foreground=stroke)
+    assert iou(with_stroke, disc | square) > 0.9
+
+
+def test_a_background_stroke_removes_a_wrong_region():
+    rgb, disc, square = scene()
+    prior = np.where(disc | square, 0.9, 0.1)
+    stroke = np.zeros_like(disc)
+    stroke[35:45, 75:80] = True
+    mask = graph_cut(rgb, prior, background=stroke)
+    assert iou(mask, disc) > 0.9 and (mask & square).sum() < 0.1 * square.sum()
+
+
+def test_hard_constraints_always_hold():
+    rgb, disc, _ = scene()
+    fg, bg = np.zeros_like(disc), np.zeros_like(disc)
+    fg[0:3, 0:3] = True  # background colour, forced foreground
+    bg[38:42, 28:32] = True  # inside the disc, forced background
+    mask = graph_cut(rgb, np.where(disc, 0.95, 0.05), foreground=fg, background=bg)
+    assert mask[fg].all() and not mask[bg].any()
+
+
+def test_box_outside_is_background_even_where_the_prior_says_foreground():
+    rgb, disc, square = scene()
+    mask = graph_cut(rgb, np.where(disc | square, 0.95, 0.05), box=(10, 20, 50, 60))
+    assert iou(mask, disc) > 0.95 and not mask[:, 50:].any()
+
+
+def test_box_mask_clips():
+    m = box_mask((10, 10), (-5, 2.5, 4, 20))
+    assert m.sum() == 4 * 8 and m[2:, :4].all()
+
+
+def test_shapes_checked():
+    with pytest.raises(ValueError, match="graph_cut needs an"):
+        graph_cut(np.zeros((4, 4, 3), np.uint8), np.zeros((5, 4)))
