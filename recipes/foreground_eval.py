@@ -1,7 +1,11 @@
-"""Score a background-removal model on held-out photos at full resolution: IoU of alpha > 0.5
-with the mask and mean absolute alpha error, averaged over images, with and without matting.
+"""Score background removal on held-out photos at full resolution, per source and per method:
+mean per-image IoU of alpha > 0.5 with the mask, mean absolute alpha error, median seconds.
 
-    python recipes/foreground_eval.py CHECKPOINT VAL_DIR [--limit N]
+    python recipes/foreground_eval.py CHECKPOINT LIST [--data DIR] [--methods model,graphcut,grabcut]
+
+LIST: a file of ``source/stem`` lines (recipes/foreground_splits.py writes one per held-out
+source) or a folder with images/ + masks/. Every method runs on the same photos, so the
+columns compare directly; ``grabcut`` needs no checkpoint.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import argparse
 import json
 import statistics
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -19,33 +24,63 @@ from pixelwise.data.datasets import find_items
 from pixelwise.data.io import read_image, read_mask
 
 
+def photos(listing: Path, data: Path) -> list[tuple[str, Path, Path]]:
+    """(source, image, mask) triples of a ``source/stem`` list or an images/ + masks/ folder."""
+    if listing.is_dir():
+        return [(listing.name, item.image, item.mask) for item in find_items(listing)]
+    out = []
+    for line in listing.read_text().split("\n"):
+        if line.strip():
+            source, stem = line.strip().split("/", 1)
+            out.append((source, data / source / "images" / f"{stem}.jpg", data / source / "masks" / f"{stem}.png"))
+    return out
+
+
+def score(model, triples, methods: list[str], matting: bool = False) -> dict:
+    """{method: {source: {"iou": [...], "error": [...], "seconds": [...]}}}"""
+    table: dict = {m: defaultdict(lambda: defaultdict(list)) for m in methods}
+    for source, image_path, mask_path in triples:
+        image, truth = read_image(image_path), read_mask(mask_path) > 0
+        for method in methods:
+            start = time.perf_counter()
+            alpha = remove_background(image, model, method=method, matting=matting, mask_only=True)
+            seconds = time.perf_counter() - start
+            iou, err = mask_iou_and_alpha_error(np.asarray(alpha, np.float32) / 255, truth)
+            cell = table[method][source]
+            cell["iou"].append(iou)
+            cell["error"].append(err)
+            cell["seconds"].append(seconds)
+            cell["stem"].append(image_path.stem)
+    return table
+
+
+def summarise(table: dict) -> dict:
+    return {m: {s: {"images": len(c["iou"]), "mean_iou": float(np.mean(c["iou"])),
+                    "mean_abs_alpha_error": float(np.mean(c["error"])),
+                    "median_seconds": statistics.median(c["seconds"]), "per_image_iou": dict(zip(c["stem"], c["iou"]))}
+                for s, c in by_source.items()} for m, by_source in table.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("val_dir")
-    parser.add_argument("--limit", type=int, help="score only the first N images")
-    parser.add_argument("--json", help="write the figures here as well")
+    parser.add_argument("checkpoint", help="a checkpoint, a bundled name, or 'none' (grabcut only)")
+    parser.add_argument("list")
+    parser.add_argument("--data", default="../shared/data/foreground")
+    parser.add_argument("--methods", default="model,graphcut,grabcut")
+    parser.add_argument("--matting", action="store_true")
+    parser.add_argument("--limit", type=int, help="score only the first N photos")
+    parser.add_argument("--json", help="write the figures (with per-image IoU) here")
     args = parser.parse_args()
-    model = get_model(args.checkpoint)
-    items = find_items(Path(args.val_dir))[: args.limit]
-    report = {"images": len(items)}
-    for matting in (False, True):
-        ious, errors, seconds = [], [], []
-        for item in items:
-            image, truth = read_image(item.image), read_mask(item.mask) > 0
-            start = time.perf_counter()
-            alpha = np.asarray(remove_background(image, model, matting=matting, mask_only=True), np.float32) / 255
-            seconds.append(time.perf_counter() - start)
-            iou, err = mask_iou_and_alpha_error(alpha, truth)
-            ious.append(iou)
-            errors.append(err)
-        key = "matting" if matting else "plain"
-        report[key] = {"mean_iou": float(np.mean(ious)), "mean_abs_alpha_error": float(np.mean(errors)),
-                       "median_seconds": statistics.median(seconds)}
-        print(f"{key:<8} images {len(items)}  mean IoU {np.mean(ious):.4f}  mean |alpha error| {np.mean(errors):.4f}  "
-              f"median {statistics.median(seconds):.3f} s/image", flush=True)
+    methods = args.methods.split(",")
+    model = get_model(args.checkpoint) if args.checkpoint != "none" else None
+    triples = photos(Path(args.list), Path(args.data))[: args.limit]
+    summary = summarise(score(model, triples, methods, args.matting))
+    for method, by_source in summary.items():
+        for source, s in by_source.items():
+            print(f"{method:<9} {source:<16} images {s['images']:>4}  mean IoU {s['mean_iou']:.4f}  "
+                  f"|alpha error| {s['mean_abs_alpha_error']:.4f}  median {s['median_seconds']:.3f} s/photo", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        Path(args.json).write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":
