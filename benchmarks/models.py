@@ -25,8 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixelwise.inference import predict_logits, resolve_precision
+from pixelwise.inference import predict_logits
+from pixelwise.precision import resolve_precision
 from pixelwise.models import MODELS, create_model
+from pixelwise.semantic import semantic_step
 from pixelwise.train import train_one_epoch
 from timing import median_seconds
 
@@ -85,10 +87,14 @@ def train_images_per_second(name: str, size: int, precision: str, batch: int = 4
     batches = [(torch.randn(batch, 3, size, size, generator=g), torch.randint(0, CLASSES, (batch, size, size), generator=g))
                for _ in range(steps)]
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    loss = lambda logits, target, weights=None: F.cross_entropy(logits, target)
-    train_one_epoch(model, batches[:1], loss, opt, None, torch.device("cpu"), precision, progress=False)  # warm-up
+    loss = lambda logits, target, weights=None: F.cross_entropy(logits, target)  # noqa: E731
+
+    def step(m, batch):
+        return semantic_step(m, batch, loss, torch.device("cpu"), precision)
+
+    train_one_epoch(model, batches[:1], step, opt, None, progress=False)  # warm-up
     start = time.perf_counter()
-    train_one_epoch(model, batches, loss, opt, None, torch.device("cpu"), precision, progress=False)
+    train_one_epoch(model, batches, step, opt, None, progress=False)
     return batch * steps / (time.perf_counter() - start)
 
 

@@ -37,12 +37,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--model", default="foreground")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--server-log", default="serve_load-server.log", help="where the server's log goes")
     args = parser.parse_args()
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "pixelwise", "serve", "--port", str(port), "--model", args.model,
-                               "--workers", str(args.workers)], stdout=subprocess.DEVNULL, stderr=open(args.server_log, "w"))
+                               "--threads", str(args.threads)], stdout=subprocess.DEVNULL, stderr=open(args.server_log, "w"))
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -75,7 +75,7 @@ def main() -> None:
     latencies = sorted(t for t, _ in results)
     errors = sum(code != 200 for _, code in results)
     p95 = latencies[min(len(latencies) - 1, int(round(0.95 * len(latencies))) - 1)]
-    print(f"{args.requests} requests at concurrency {args.concurrency} ({args.workers} server workers), 640 x 480 JPEG")
+    print(f"{args.requests} requests at concurrency {args.concurrency} ({args.threads} server threads), 640 x 480 JPEG")
     print(f"errors {errors}   p50 {statistics.median(latencies):.3f} s   p95 {p95:.3f} s   "
           f"throughput {args.requests / wall:.2f} req/s")
     print(f"server RSS after warm-up {rss_warm / 2**20:.0f} MiB, after the run {rss_end / 2**20:.0f} MiB "

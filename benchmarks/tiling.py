@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from pixelwise import create_model
-from pixelwise.data.datasets import Normalization
-from pixelwise.inference import predict_tiled, resolve_precision
+from pixelwise.data.encoding import Normalization
+from pixelwise.inference import predict_tiled
+from pixelwise.precision import resolve_precision
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from pixelwise.losses import unet_weight_map
+from pixelwise.data.weight_map import unet_weight_map
 
 
 def random_cells(size: int, cells: int, seed: int = 0) -> np.ndarray:

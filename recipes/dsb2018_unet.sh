@@ -12,4 +12,4 @@ VAL=$(paste -sd, "$(dirname "$0")/dsb2018_val_ids.txt")
 /usr/bin/time -f "train wall %e s, user %U s" pixelwise train "$DATA" --out "$OUT" --instances boundary --val-stems "$VAL" \
   --model unet --depth 4 --base-width 16 \
   --epochs "${EPOCHS:-20}" --epoch-size 200 --batch-size 8 --crop 256 --lr 2e-3 --seed 0 --no-progress "$@"
-pixelwise evaluate "$OUT/best.pt" "$DATA" --val-stems "$VAL" --min-size 10
+pixelwise evaluate "$OUT/best.pt" "$DATA" --val-stems "$VAL" --min-object-size 10

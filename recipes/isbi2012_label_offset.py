@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.data.datasets import parse_stems
+from pixelwise.constants import parse_stems
 from pixelwise.data.io import read_image
 
 SHIFTS = range(-2, 3)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from pixelwise.data.appearance import APPEARANCES, random_appearance, rotate_hue
-from pixelwise.data.datasets import Item, MaskEncoding, Normalization, SegmentationDataset
+from pixelwise.data.datasets import Item, SegmentationDataset
+from pixelwise.data.encoding import MaskEncoding, Normalization
 from pixelwise.data.transforms import (
     IGNORE_INDEX,
     Augmentation,

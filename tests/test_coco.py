@@ -23,7 +23,7 @@ from pixelwise.data.coco import (  # noqa: E402
     load_coco,
 )
 from pixelwise.checkpoint import load_model  # noqa: E402
-from pixelwise.inference import detections_to_coco, detections_to_labels  # noqa: E402
+from pixelwise.detection import detections_to_coco, detections_to_labels  # noqa: E402
 from pixelwise.metrics import coco_average_precision  # noqa: E402
 from pixelwise.models.mask_rcnn import load_weights, mask_rcnn  # noqa: E402
 

@@ -13,9 +13,10 @@ import torch
 from PIL import Image
 
 from pixelwise.cutout import guided_filter, keep_largest, remove_background, trimap
-from pixelwise.checkpoint import Segmenter, save_checkpoint
+from pixelwise.checkpoint import save_checkpoint
+from pixelwise.segmenter import Segmenter
 from pixelwise.cli import main
-from pixelwise.data.datasets import Normalization
+from pixelwise.data.encoding import Normalization
 from pixelwise.models import create_model
 
 
@@ -229,7 +230,7 @@ def test_concurrent_first_requests_do_not_race(tmp_path):
     torch.manual_seed(0)
     seg = _seg()
     seg.network = create_model("unet", in_channels=3, num_classes=2, depth=2, base_width=4).eval()
-    client = TestClient(create_app(seg, workers=4))
+    client = TestClient(create_app(seg, threads=4))
     photo = _png(_photo(60, 80)[0])
     with ThreadPoolExecutor(8) as pool:
         codes = list(pool.map(lambda _: client.post("/api/remove-background",

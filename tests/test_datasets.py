@@ -6,16 +6,9 @@ import torch
 from PIL import Image
 
 from conftest import shared_dataset
-from pixelwise.data.datasets import (
-    MaskEncoding,
-    Normalization,
-    SegmentationDataset,
-    find_items,
-    find_pairs,
-    parse_stems,
-    read_dataset_info,
-    resolve_splits,
-)
+from pixelwise.constants import parse_stems
+from pixelwise.data.datasets import SegmentationDataset, find_items, find_pairs, read_dataset_info, resolve_splits
+from pixelwise.data.encoding import MaskEncoding, Normalization
 
 
 def _write_pool(root, stems, extra_images=(), extra_masks=()):
@@ -156,7 +149,7 @@ def test_dsb2018_instances_folder():
 
 @pytest.mark.parametrize("encoding", ["semantic", "instances"])
 def test_weight_map_travels_with_the_target(tmp_path, encoding):
-    from pixelwise.losses import unet_weight_map
+    from pixelwise.data.weight_map import unet_weight_map
 
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()

@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from pixelwise.distributed import shard_batches
-from pixelwise.train import TrainConfig, fit
+from pixelwise.config import TrainConfig
+from pixelwise.train import fit
 
 TRAIN_ARGS = ["--depth", "2", "--base-width", "8", "--no-batch-norm", "--epochs", "2", "--epoch-size", "16",
               "--batch-size", "4", "--crop", "32", "--lr", "5e-3", "--precision", "fp32", "--no-progress"]

@@ -10,9 +10,10 @@ pytest.importorskip("onnxruntime", reason="ONNX Runtime is part of the [onnx] ex
 from test_models import small  # noqa: E402
 
 from pixelwise import create_model, list_models  # noqa: E402
-from pixelwise.checkpoint import Segmenter, load_model  # noqa: E402
+from pixelwise.checkpoint import load_model  # noqa: E402
+from pixelwise.segmenter import Segmenter  # noqa: E402
 from pixelwise.cli import main  # noqa: E402
-from pixelwise.data.datasets import Normalization  # noqa: E402
+from pixelwise.data.encoding import Normalization  # noqa: E402
 from pixelwise.data.io import read_mask  # noqa: E402
 from pixelwise.export import OnnxNetwork, onnx_bytes  # noqa: E402
 

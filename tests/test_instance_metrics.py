@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from pixelwise.inference import semantic_to_instances
+from pixelwise.instances import semantic_to_instances
 from pixelwise.metrics import contingency, dsb_average_precision, object_scores, rand_info_scores, seg_score
 
 

@@ -99,7 +99,7 @@ def naive_weight_map(labels, w0=10.0, sigma=5.0):
 def test_weight_map_equals_naive_reference(seed):
     import numpy as np
 
-    from pixelwise.losses import unet_weight_map
+    from pixelwise.data.weight_map import unet_weight_map
 
     labels = _cells(seed=seed)
     np.testing.assert_allclose(unet_weight_map(labels), naive_weight_map(labels), rtol=1e-5, atol=1e-4)
@@ -108,7 +108,7 @@ def test_weight_map_equals_naive_reference(seed):
 def test_weight_map_hand_case_and_errors():
     import numpy as np
 
-    from pixelwise.losses import unet_weight_map
+    from pixelwise.data.weight_map import unet_weight_map
 
     labels = np.zeros((1, 5), np.int32)
     labels[0, 0], labels[0, 4] = 1, 2  # the middle pixel is 2 from each cell

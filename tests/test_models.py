@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from pixelwise import create_model, list_models
-from pixelwise.checkpoint import Segmenter, load_model, save_checkpoint
-from pixelwise.data.datasets import Normalization
+from pixelwise.checkpoint import load_model, save_checkpoint
+from pixelwise.segmenter import Segmenter
+from pixelwise.data.encoding import Normalization
 from pixelwise.models import MODELS
 
 SMALL = {"depth": 2, "base_width": 4, "width": 4, "hidden": 8, "window": 23}
@@ -127,8 +128,9 @@ def test_u2net_side_outputs_only_while_training():
 
 
 def test_deep_supervision_adds_the_side_losses():
-    """train_one_epoch's loss for U²-Net = loss(fused) + mean of the side losses."""
-    from pixelwise.train import make_loss, train_one_epoch
+    """The training step's loss for U²-Net = loss(fused) + mean of the side losses."""
+    from pixelwise.semantic import make_loss, semantic_step
+    from pixelwise.train import train_one_epoch
 
     torch.manual_seed(0)
     model = create_model("u2net", in_channels=1, num_classes=2, base_width=4, width=8)
@@ -140,6 +142,7 @@ def test_deep_supervision_adds_the_side_losses():
     expected = loss_fn(fused, y) + sum(loss_fn(s, y) for s in model.side_logits) / 6
     model.load_state_dict(state)  # the forward above updated batch-norm statistics
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
-    got = train_one_epoch(model, [(x, y)], loss_fn, opt, None, torch.device("cpu"), "fp32", progress=False)
+    step = lambda m, batch: semantic_step(m, batch, loss_fn, torch.device("cpu"), "fp32")  # noqa: E731
+    got = train_one_epoch(model, [(x, y)], step, opt, None, progress=False)
     assert got == pytest.approx(expected.item(), rel=1e-5)
     assert expected.item() > loss_fn(fused, y).item() * 1.5  # the sides really count

@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from pixelwise.checkpoint import Segmenter
-from pixelwise.data.datasets import Normalization, to_tensor
+from pixelwise.segmenter import Segmenter
+from pixelwise.data.datasets import to_tensor
+from pixelwise.data.encoding import Normalization
 from pixelwise.inference import predict, predict_logits, predict_tiled, tile_starts
 
 

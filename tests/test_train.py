@@ -15,7 +15,8 @@ from PIL import Image
 from pixelwise import load_model, predict
 from pixelwise.cli import main
 from pixelwise.data.io import read_mask
-from pixelwise.train import TrainConfig, fit
+from pixelwise.config import TrainConfig
+from pixelwise.train import fit
 
 
 def _cfg(data, out, **kw):

@@ -11,73 +11,18 @@ A checkpoint is a plain dict saved with ``torch.save`` and read back with
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from pixelwise.data.datasets import MaskEncoding, Normalization
 from pixelwise.data.io import atomic_write_bytes
 from pixelwise.models import create_model
-
-FORMAT = "pixelwise"
-
-
-def default_colours(num_classes: int) -> list[list[int]]:
-    """Distinct display colours: black for class 0, then a fixed qualitative cycle."""
-    base = [
-        (0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-        (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128),
-    ]
-    return [list(base[i % len(base)]) for i in range(num_classes)]
-
-
-@dataclass
-class Segmenter:
-    """A network plus what it needs to be used: classes, colours, input normalisation."""
-
-    network: nn.Module
-    arch: str
-    arch_kwargs: dict
-    class_names: list[str]
-    norm: Normalization
-    colours: list[list[int]] = field(default_factory=list)
-    encoding: MaskEncoding = field(default_factory=MaskEncoding)
-    input_scale: float = 1.0  # images are resized by this factor before the network sees them
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.arch_kwargs.get("in_channels", 3))
-
-    def palette(self) -> np.ndarray:
-        """(256, 3) uint8 colour table indexed by class id (255 = ignore shown white)."""
-        table = np.zeros((256, 3), dtype=np.uint8)
-        colours = self.colours or default_colours(self.num_classes)
-        table[: len(colours)] = np.asarray(colours, dtype=np.uint8)
-        table[255] = 255
-        return table
-
+from pixelwise.segmenter import FORMAT, Segmenter
 
 def checkpoint_dict(seg: Segmenter, train_state: dict | None = None) -> dict:
-    return {
-        "format": FORMAT,
-        "version": 1,
-        "arch": seg.arch,
-        "arch_kwargs": dict(seg.arch_kwargs),
-        "class_names": list(seg.class_names),
-        "colours": [list(map(int, c)) for c in seg.colours],
-        "normalization": seg.norm.to_dict(),
-        "mask_encoding": seg.encoding.to_dict(),
-        "input_scale": seg.input_scale,
-        "state_dict": {k: v.detach().cpu() for k, v in seg.network.state_dict().items()},
-        "train_state": train_state,
-    }
+    return seg.metadata() | {"state_dict": {k: v.detach().cpu() for k, v in seg.network.state_dict().items()},
+                             "train_state": train_state}
 
 
 def save_checkpoint(path: str | Path, seg: Segmenter, train_state: dict | None = None) -> None:
@@ -120,16 +65,7 @@ def segmenter_from_checkpoint(ckpt: dict) -> Segmenter:
     if ckpt.get("state_dict") is not None:
         network.load_state_dict(ckpt["state_dict"])
     network.eval()
-    return Segmenter(
-        network=network,
-        arch=ckpt["arch"],
-        arch_kwargs=ckpt["arch_kwargs"],
-        class_names=ckpt["class_names"],
-        norm=Normalization(**ckpt["normalization"]),
-        colours=ckpt.get("colours") or default_colours(len(ckpt["class_names"])),
-        encoding=MaskEncoding.from_dict(ckpt.get("mask_encoding", {})),
-        input_scale=float(ckpt.get("input_scale", 1.0)),
-    )
+    return Segmenter.from_metadata(ckpt, network)
 
 
 def load_model(path: str | Path, runtime: str = "torch") -> Segmenter:
@@ -140,10 +76,16 @@ def load_model(path: str | Path, runtime: str = "torch") -> Segmenter:
     if str(path).endswith(".onnx"):
         from pixelwise.export import load_onnx
 
-        return load_onnx(path)
+        return with_network(load_onnx(path))
     seg = segmenter_from_checkpoint(read_checkpoint(path))
     if runtime == "onnx":
         from pixelwise.export import to_onnx_runtime
 
         return to_onnx_runtime(seg)
     return seg
+
+
+def with_network(loaded: tuple[dict, nn.Module]) -> Segmenter:
+    """A Segmenter from an ONNX file's metadata and its ONNX Runtime network."""
+    meta, network = loaded
+    return Segmenter.from_metadata(meta, network)

@@ -13,12 +13,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pixelwise.checkpoint import default_colours, load_model
+from pixelwise.checkpoint import load_model
 from pixelwise.classical import METHODS, regions_to_classes, run_method
-from pixelwise.data.datasets import Item, MaskEncoding, evaluation_items, parse_stems, read_dataset_info
+from pixelwise.constants import IGNORE_INDEX, parse_stems
+from pixelwise.data.datasets import Item, evaluation_items, read_dataset_info
+from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import atomic_write_bytes, read_image, read_mask
-from pixelwise.data.transforms import IGNORE_INDEX
+from pixelwise.inference import predict
 from pixelwise.metrics import ConfusionMatrix
+from pixelwise.segmenter import default_colours
 
 
 @dataclass
@@ -36,8 +39,6 @@ class Method:
     def __call__(self, image: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
         start = time.perf_counter()
         if self.model is not None:
-            from pixelwise.inference import predict
-
             out = predict(self.model, image).astype(np.int64)
         else:
             out = run_method(self.classical, image)

@@ -18,8 +18,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pixelwise.checkpoint import Segmenter, load_model
+from pixelwise.checkpoint import load_model
+from pixelwise.classical import graphcut
+from pixelwise.constants import CUTOUT_METHODS
+from pixelwise.data.io import read_image
+from pixelwise.data.datasets import match_channels, to_tensor
+from pixelwise.data.transforms import resize_image
 from pixelwise.graphcut import graph_cut
+from pixelwise.inference import predict_probs
+from pixelwise.segmenter import Segmenter
 
 DEFAULT_MODEL = "foreground"
 _MODELS: dict[tuple[str, str], Segmenter] = {}
@@ -28,8 +35,6 @@ _MODELS: dict[tuple[str, str], Segmenter] = {}
 def _rgb(image) -> np.ndarray:
     """uint8 (H, W, 3) from a path, PIL image or array (grey and RGBA converted)."""
     if isinstance(image, (str, os.PathLike)):
-        from pixelwise.data.io import read_image
-
         image = read_image(image)
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGB"))
@@ -65,9 +70,6 @@ def get_model(model: str | Path | Segmenter | None = None, runtime: str = "torch
 def foreground_probability(seg: Segmenter, rgb: np.ndarray, model_size: int = 320,
                            precision: str = "auto") -> np.ndarray:
     """P(foreground) (H', W') float32 at model size (longer side ``model_size``)."""
-    from pixelwise.data.datasets import match_channels, to_tensor
-    from pixelwise.inference import predict_probs
-
     small = working_image(rgb, model_size)
     x = to_tensor(match_channels(small, seg.in_channels), seg.norm)[None]
     probs = predict_probs(seg.network, x, precision)[0]
@@ -141,7 +143,6 @@ def estimate_alpha(rgb: np.ndarray, prob_small: np.ndarray | None = None, mask_s
     return alpha.clip(0, 1)
 
 
-METHODS = ("model", "graphcut", "grabcut")
 MIN_FOREGROUND = 0.005  # a network foreground below this share of the photo counts as "found nothing"
 Box = tuple[float, float, float, float]
 
@@ -149,8 +150,6 @@ Box = tuple[float, float, float, float]
 def working_image(rgb: np.ndarray, model_size: int) -> np.ndarray:
     """The photo at the size the network and the graph cut work at (longer side ``model_size``
     at most)."""
-    from pixelwise.data.transforms import resize_image
-
     h, w = rgb.shape[:2]
     s = model_size / max(h, w)
     return resize_image(rgb, (max(1, round(h * s)), max(1, round(w * s)))) if s < 1 else rgb
@@ -244,8 +243,8 @@ def remove_background(image, model: str | Path | Segmenter | None = None, method
             strokes always run the graph cut (with the network's probability unless
             ``method="grabcut"``), and every object they keep is kept.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method not in CUTOUT_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(CUTOUT_METHODS)}")
     rgb = _rgb(image)
     small = working_image(rgb, model_size)
     scale = small.shape[0] / rgb.shape[0]
@@ -258,8 +257,6 @@ def remove_background(image, model: str | Path | Segmenter | None = None, method
     if method == "model" and not user:
         alpha = estimate_alpha(rgb, prob_small=prob, **keep)
     elif method == "grabcut" and not user:
-        from pixelwise.classical import graphcut
-
         alpha = estimate_alpha(rgb, mask_small=graphcut(small), **keep)
     else:
         small_box = tuple(v * scale for v in user_box) if user_box is not None else None

@@ -10,11 +10,14 @@ import json
 from pathlib import Path
 
 from pixelwise.checkpoint import load_model
+from pixelwise.cutout import get_model, remove_background
+from pixelwise.data.io import atomic_write_bytes, save_png
 from pixelwise.data.synthetic import CLASS_NAMES, write_shapes_dataset
 from pixelwise.evaluate import evaluate_checkpoint
-from pixelwise.inference import predict_files
+from pixelwise.batch import predict_files
 from pixelwise.metrics import format_table
-from pixelwise.train import TrainConfig, fit
+from pixelwise.config import TrainConfig
+from pixelwise.train import fit
 
 
 def run_demo(out: str | Path, epochs: int = 8, progress: bool = True) -> dict:
@@ -28,7 +31,7 @@ def run_demo(out: str | Path, epochs: int = 8, progress: bool = True) -> dict:
     best = fit(cfg)
     result = predict_files(load_model(best), [data / "val" / "images"], out / "predictions", progress=progress)
     summary = evaluate_checkpoint(best, data)
-    (out / "evaluation.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_bytes(out / "evaluation.json", json.dumps(summary, indent=2).encode())
     print(format_table(summary))
     print(
         f"\ndemo outputs in {out}:\n  data: {data}\n  checkpoints, metrics.csv, curve.png: {out / 'run'}\n"
@@ -47,8 +50,6 @@ def run_background_demo(out: str | Path, model: str | None = None) -> list[Path]
     from PIL import Image
     from skimage import data as samples
 
-    from pixelwise.cutout import get_model, remove_background
-    from pixelwise.data.io import save_png
 
     out = Path(out)
     seg = get_model(model)

@@ -50,6 +50,18 @@ def setup(device: str = "auto") -> tuple[torch.device, bool]:
     return torch.device(f"cuda:{local}" if cuda else "cpu"), created
 
 
+def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The model as it is trained: itself in one process, in DistributedDataParallel under
+    torchrun (batch norm synchronised across GPUs; on CPU each process normalises its share)."""
+    if world_size() <= 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    if device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
 def cleanup(created: bool) -> None:
     if created and dist.is_initialized():
         dist.barrier()

@@ -1,47 +1,92 @@
-"""Scoring a saved checkpoint on a labelled dataset (``pixelwise evaluate``)."""
+"""Scoring: the semantic loop (one confusion matrix over a dataset), object metrics for models
+trained on instances, and ``evaluate_checkpoint``, which dispatches on the model's kind."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
-from pixelwise.checkpoint import Segmenter, load_model
-from pixelwise.data.datasets import SegmentationDataset, evaluation_items, parse_stems, split_pool, to_tensor
+from pixelwise.checkpoint import load_model
+from pixelwise.constants import parse_stems
+from pixelwise.data.datasets import SegmentationDataset, evaluation_items, to_tensor
 from pixelwise.data.io import read_mask
-from pixelwise.inference import instances_for, predict_probs, resolve_precision
+from pixelwise.detection import evaluation_instances, score_detector
+from pixelwise.distributed import resolve_device
+from pixelwise.inference import predict_logits, predict_probs
+from pixelwise.instances import instances_for
 from pixelwise.metrics import ConfusionMatrix, dsb_average_precision, object_scores, rand_info_scores, seg_score
-from pixelwise.train import evaluate
+from pixelwise.precision import resolve_precision
+from pixelwise.segmenter import Segmenter
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, val_stems: str | None = None,
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    num_classes: int,
+    device: torch.device,
+    precision: str = "fp32",
+    loss_fn: Callable | None = None,
+    tta: bool = False,
+    scale: float = 1.0,
+) -> tuple[ConfusionMatrix, float]:
+    """Confusion matrix over the whole loader and the mean loss.
+
+    ``tta`` averages the 8 flips/rotations of each input; ``scale`` runs the model on resized
+    inputs and scores its upsampled prediction at the targets' resolution. The loss is NaN
+    without ``loss_fn`` and not computed with ``tta`` or ``scale``.
+    """
+    cm = ConfusionMatrix(num_classes)
+    total, count = 0.0, 0
+    for images, targets in loader:
+        images, targets = images.to(device), targets.to(device)
+        if tta or scale != 1.0:
+            cm.update(predict_probs(model, images, precision, tta, scale).argmax(1), targets)
+            continue
+        logits = predict_logits(model, images, precision)
+        if loss_fn is not None:
+            total += loss_fn(logits, targets).item() * len(images)
+            count += len(images)
+        cm.update(logits.argmax(1), targets)
+    return cm, (total / count if count else float("nan"))
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, val_stems: str | list[str] | None = None,
                         precision: str = "auto", tta: bool = False, object_class: int | None = None,
-                        min_size: int = 0, runtime: str = "torch") -> dict:
+                        min_size: int = 0, runtime: str = "torch", device: str = "auto") -> dict:
     """Confusion-matrix metrics of ``checkpoint`` over the selected pairs of ``data``, with
     ``split`` (what was scored) and ``images`` (how many) added.
 
     Object metrics (``objects``, see :func:`object_metrics`) are added for checkpoints trained
     on instance masks, and for others when ``object_class`` names the class whose connected
-    components are the objects (ISBI 2012: the cells between membranes).
+    components are the objects (ISBI 2012: the cells between membranes). Instance models (Mask
+    R-CNN) get COCO box and mask AP and the DSB2018 mean AP instead. ``device``: ``auto`` is the
+    GPU when there is one (ONNX Runtime models always run on the CPU).
     """
     seg = load_model(checkpoint, runtime)
-    if seg.arch == "mask_rcnn":
-        return evaluate_detector(seg, checkpoint, data, val_stems)
+    device = resolve_device(device) if runtime == "torch" else torch.device("cpu")
+    seg.network.to(device)
+    if seg.kind == "instance":
+        return evaluate_detector(seg, checkpoint, data, parse_stems(val_stems))
     items, split = evaluation_items(Path(data), parse_stems(val_stems))
     ds = SegmentationDataset(items, seg.num_classes, seg.encoding, seg.norm, channels=seg.in_channels)
     head = {"split": split, "images": len(items), "checkpoint": str(checkpoint), "tta": tta}
-    precision = resolve_precision(precision)
+    precision = resolve_precision(precision, device)
     if seg.encoding.instances is None and object_class is None:
-        cm, _ = evaluate(seg.network, DataLoader(ds, batch_size=1), seg.num_classes, "cpu", precision,
+        cm, _ = evaluate(seg.network, DataLoader(ds, batch_size=1), seg.num_classes, device, precision,
                          tta=tta, scale=seg.input_scale)
         return head | cm.summary(seg.class_names)
     cm = ConfusionMatrix(seg.num_classes)
     pairs, scores = [], []
     for i, item in enumerate(items):
         image, target = ds.load(i)
-        pred = predict_probs(seg.network, to_tensor(image, seg.norm)[None], precision, tta, seg.input_scale)
+        pred = predict_probs(seg.network, to_tensor(image, seg.norm)[None].to(device), precision, tta,
+                             seg.input_scale).cpu()
         mask = pred.argmax(1)[0]
         cm.update(mask, torch.from_numpy(target))
         mask = mask.numpy()
@@ -132,17 +177,9 @@ def object_metrics(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
     }
 
 
-def evaluate_detector(seg: Segmenter, checkpoint, data, val_stems: str | None) -> dict:
-    """COCO box and mask AP, AP50, AP75 and the DSB2018 mean AP of a Mask R-CNN checkpoint (on the
-    GPU when there is one)."""
-    from pixelwise.distributed import resolve_device
-    from pixelwise.train_instances import instance_data, score_detector
-
-    seg.network.to(resolve_device("auto"))
-    items, cats, spec = instance_data(data)
-    stems = parse_stems(val_stems)
-    if stems:
-        items = split_pool(items, stems, 0.0, 0, data)[1]
+def evaluate_detector(seg: Segmenter, checkpoint, data, val_stems: list[str] | None) -> dict:
+    """COCO box and mask AP, AP50, AP75 and the DSB2018 mean AP of an instance model."""
+    items, cats, spec = evaluation_instances(data, val_stems)
     scores = score_detector(seg.network, items, cats, spec)
-    return {"split": f"{data}" + (f" ({len(items)} listed stems)" if stems else ""), "images": len(items),
+    return {"split": f"{data}" + (f" ({len(items)} listed stems)" if val_stems else ""), "images": len(items),
             "checkpoint": str(checkpoint), "detection": scores}

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pixelwise.checkpoint import Segmenter, checkpoint_dict, segmenter_from_checkpoint
+from pixelwise.segmenter import Segmenter
 from pixelwise.data.io import atomic_write_bytes
 
 METADATA_KEY = "pixelwise"
@@ -52,7 +52,7 @@ def onnx_bytes(seg: Segmenter) -> bytes:
         raise ValueError("the original (valid-convolution) U-Net has no dynamic-size ONNX graph: its valid input "
                          "size is searched in Python; predict it with the PyTorch runtime")
     model = onnx.load_from_string(trace_to_onnx(seg.network, seg.in_channels))
-    meta = {k: v for k, v in checkpoint_dict(seg).items() if k not in ("state_dict", "train_state")}
+    meta = seg.metadata()
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
     return model.SerializeToString()
@@ -83,8 +83,9 @@ class OnnxNetwork(nn.Module):
         return torch.from_numpy(self.session.run(["logits"], {"image": array})[0])
 
 
-def load_onnx(path: str | Path) -> Segmenter:
-    """A Segmenter running an exported ``.onnx`` file on ONNX Runtime."""
+def load_onnx(path: str | Path) -> tuple[dict, OnnxNetwork]:
+    """The metadata of an exported ``.onnx`` file and its network on ONNX Runtime
+    (:func:`pixelwise.checkpoint.load_model` makes the Segmenter)."""
     import onnx
 
     path = Path(path)
@@ -95,16 +96,24 @@ def load_onnx(path: str | Path) -> Segmenter:
     meta = {p.key: p.value for p in model.metadata_props}
     if METADATA_KEY not in meta:
         raise ValueError(f"{path}: an ONNX model not exported by pixelwise (no '{METADATA_KEY}' metadata)")
-    return with_onnx_network(json.loads(meta[METADATA_KEY]), OnnxNetwork(path))
-
-
-def with_onnx_network(meta: dict, network: OnnxNetwork) -> Segmenter:
-    seg = segmenter_from_checkpoint(meta | {"state_dict": None})
-    seg.network = network
-    return seg
+    return json.loads(meta[METADATA_KEY]), OnnxNetwork(path)
 
 
 def to_onnx_runtime(seg: Segmenter) -> Segmenter:
     """The same model on ONNX Runtime (exported in memory)."""
-    meta = {k: v for k, v in checkpoint_dict(seg).items() if k not in ("state_dict", "train_state")}
-    return with_onnx_network(meta, OnnxNetwork(onnx_bytes(seg)))
+    return Segmenter.from_metadata(seg.metadata(), OnnxNetwork(onnx_bytes(seg)))
+
+
+@torch.inference_mode()
+def export_checked(seg: Segmenter, path: str | Path) -> tuple[Path, float]:
+    """Export ``seg`` to ``path`` and run the file on ONNX Runtime next to PyTorch on inputs whose
+    sizes are not multiples of the downsampling factor; returns the path and the largest logit
+    difference."""
+    path = export_onnx(seg, path)
+    _, onnx_network = load_onnx(path)
+    network = seg.network.float().eval()
+    worst = 0.0
+    for h, w in ((97, 131), (256, 200)):
+        x = torch.randn(1, seg.in_channels, h, w, generator=torch.Generator().manual_seed(h))
+        worst = max(worst, (network(x) - onnx_network(x)).abs().max().item())
+    return path, worst

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-IGNORE_INDEX = 255
+from pixelwise.constants import IGNORE_INDEX
 
 
 class ConfusionMatrix:

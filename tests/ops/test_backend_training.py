@@ -5,7 +5,7 @@ import torch
 
 from pixelwise import create_model
 from pixelwise.data.synthetic import shapes_sample
-from pixelwise.inference import autocast
+from pixelwise.precision import autocast
 
 
 def _batch(n=8, size=32, seed=0):

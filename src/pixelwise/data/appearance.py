@@ -21,12 +21,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-APPEARANCES = ("none", "photo", "microscopy")
+from pixelwise.constants import APPEARANCES
+from pixelwise.data.encoding import full_scale, to_unit
 
-
-def _as_unit(image: np.ndarray) -> tuple[np.ndarray, float]:
-    top = float(np.iinfo(image.dtype).max) if image.dtype.kind in "ui" else 1.0
-    return image.astype(np.float32) / top, top
 
 
 def _back(x: np.ndarray, top: float, dtype) -> np.ndarray:
@@ -145,5 +142,4 @@ def random_appearance(image: np.ndarray, rng: np.random.Generator, preset: str) 
         return image
     if preset not in PRESETS:
         raise ValueError(f"unknown appearance {preset!r}; choose one of {', '.join(APPEARANCES)}")
-    x, top = _as_unit(image)
-    return _back(PRESETS[preset](x, rng), top, image.dtype)
+    return _back(PRESETS[preset](to_unit(image), rng), full_scale(image.dtype), image.dtype)

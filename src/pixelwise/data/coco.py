@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pixelwise.data.encoding import to_unit
 from pixelwise.data.io import read_image, read_mask
 
 
@@ -143,7 +144,9 @@ def resize_target(target: dict[str, np.ndarray], size: tuple[int, int]) -> dict[
 
 
 class InstanceDataset(Dataset):
-    """``(image float32 (C, H, W) in [0, 1], target dict of tensors)`` per item.
+    """``(image float32 (C, H, W) in [0, 1], target dict of tensors)`` per item; the target's
+    ``draw`` is the index asked for (it seeds the training step, see
+    :func:`pixelwise.detection.detection_step`).
 
     With ``augment``: a random horizontal flip and a scale jitter (``scale_range``), applied to
     the image and every mask; randomness is a pure function of (seed, epoch, index).
@@ -182,11 +185,11 @@ class InstanceDataset(Dataset):
                           "boxes": target["boxes"].copy()}
                 w = image.shape[1]
                 target["boxes"][:, [0, 2]] = w - target["boxes"][:, [2, 0]]
-        scale = 65535.0 if image.dtype == np.uint16 else 255.0
-        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)).astype(np.float32) / scale)
+        x = torch.from_numpy(np.ascontiguousarray(to_unit(image).transpose(2, 0, 1)))
         return x, {"boxes": torch.from_numpy(np.ascontiguousarray(target["boxes"])).reshape(-1, 4),
                    "labels": torch.from_numpy(target["labels"]),
-                   "masks": torch.from_numpy(np.ascontiguousarray(target["masks"]))}
+                   "masks": torch.from_numpy(np.ascontiguousarray(target["masks"])),
+                   "draw": torch.tensor(index)}
 
 
 def collate(batch):

@@ -26,9 +26,11 @@ import torch
 from torch.utils.data import Dataset
 
 from pixelwise.data.io import IMAGE_SUFFIXES, count_pages, read_image, read_mask
+from pixelwise.constants import IGNORE_INDEX
 from pixelwise.data.appearance import random_appearance
+from pixelwise.data.encoding import MaskEncoding, Normalization, full_scale
+from pixelwise.data.weight_map import unet_weight_map
 from pixelwise.data.transforms import (
-    IGNORE_INDEX,
     Augmentation,
     composite,
     elastic_deform,
@@ -50,68 +52,6 @@ class Item:
     mask: Path
     name: str
     page: int | None = None
-
-
-@dataclass(frozen=True)
-class MaskEncoding:
-    """How stored mask values become class ids.
-
-    ``values``: the stored value of class 0, 1, ... (e.g. ``(0, 255)`` for black/white masks);
-    ``None`` means stored values are the class ids. ``ignore_values``: stored values that
-    become the ignore index 255 (e.g. CamVid's void id 11). ``instances``: the masks are
-    instance labels (0 = background) turned into ``"foreground"`` (0/1) or ``"boundary"``
-    (0 background, 1 interior, 2 the object's own boundary pixels) classes.
-    """
-
-    values: tuple[int, ...] | None = None
-    ignore_values: tuple[int, ...] = ()
-    instances: str | None = None
-
-    def apply(self, raw: np.ndarray, num_classes: int, path: Path | str = "<mask>") -> np.ndarray:
-        if self.instances is not None:
-            return instances_to_classes(raw, self.instances)
-        if self.values is None:
-            out = raw.astype(np.int64)
-        else:
-            out = np.full(raw.shape, -1, dtype=np.int64)
-            for class_id, value in enumerate(self.values):
-                out[raw == value] = class_id
-        if self.ignore_values:
-            out[np.isin(raw, self.ignore_values)] = IGNORE_INDEX
-        bad = (out != IGNORE_INDEX) & ((out < 0) | (out >= num_classes))
-        if bad.any():
-            found = sorted(set(np.unique(raw[bad]).tolist()))[:10]
-            raise ValueError(
-                f"{path}: mask values {found} are not class ids 0..{num_classes - 1} "
-                f"(mask values {list(self.values) if self.values else 'identity'}, ignored {list(self.ignore_values)}; "
-                "instance labels need --instances)"
-            )
-        return out
-
-    def to_dict(self) -> dict:
-        return {"values": list(self.values) if self.values is not None else None,
-                "ignore_values": list(self.ignore_values), "instances": self.instances}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> MaskEncoding:
-        values = d.get("values")
-        return cls(tuple(values) if values is not None else None, tuple(d.get("ignore_values", ())), d.get("instances"))
-
-
-INSTANCE_TARGETS = ("foreground", "boundary")
-
-
-def instances_to_classes(labels: np.ndarray, target: str) -> np.ndarray:
-    """Instance labels -> class ids: ``foreground`` (labels > 0) or ``boundary`` (0 background,
-    1 interior, 2 pixels of an object touching another label or the background)."""
-    if target not in INSTANCE_TARGETS:
-        raise ValueError(f"unknown instance target {target!r}; choose one of {', '.join(INSTANCE_TARGETS)}")
-    classes = (labels > 0).astype(np.int64)
-    if target == "boundary":
-        from skimage.segmentation import find_boundaries
-
-        classes[find_boundaries(labels, mode="inner") & (labels > 0)] = 2
-    return classes
 
 
 @dataclass
@@ -240,42 +180,9 @@ def split_pool(pool: list, val_stems: list[str] | None, val_fraction: float, see
     return [p for i, p in enumerate(pool) if i not in val_idx], [p for i, p in enumerate(pool) if i in val_idx]
 
 
-def parse_stems(text: str | None) -> list[str] | None:
-    """``"25,26,27"`` or ``"25-29"`` (numeric range, zero padding kept) into a list of stems."""
-    if not text:
-        return None
-    stems: list[str] = []
-    for part in text.split(","):
-        part = part.strip()
-        lo, sep, hi = part.partition("-")
-        if sep and lo.isdigit() and hi.isdigit():
-            stems.extend(str(i).zfill(len(lo)) for i in range(int(lo), int(hi) + 1))
-        elif part:
-            stems.append(part)
-    return stems
-
-
-@dataclass
-class Normalization:
-    """``x = (raw / scale - mean) / std`` per channel."""
-
-    mean: list[float] = field(default_factory=lambda: [0.5])
-    std: list[float] = field(default_factory=lambda: [0.25])
-    scale: float = 255.0
-
-    def apply(self, image: np.ndarray) -> np.ndarray:
-        x = image.astype(np.float32) / np.float32(self.scale)
-        mean = np.asarray(self.mean, dtype=np.float32)
-        std = np.asarray(self.std, dtype=np.float32)
-        return (x - mean) / std
-
-    def to_dict(self) -> dict:
-        return {"mean": list(self.mean), "std": list(self.std), "scale": self.scale}
-
-
 def compute_normalization(images: list[np.ndarray]) -> Normalization:
     """Per-channel mean and std of a list of (H, W, C) images, scaled to [0, 1]."""
-    scale = 65535.0 if any(im.dtype == np.uint16 for im in images) else 255.0
+    scale = max(full_scale(im.dtype) for im in images)
     stacked = np.concatenate([im.reshape(-1, im.shape[-1]).astype(np.float64) / scale for im in images])
     std = np.maximum(stacked.std(axis=0), 1e-3)
     return Normalization(stacked.mean(axis=0).tolist(), std.tolist(), scale)
@@ -358,8 +265,6 @@ class SegmentationDataset(Dataset):
         """The border weight map of pair ``index`` at the dataset's resolution (cached)."""
         if index not in self._weights:
             from scipy import ndimage
-
-            from pixelwise.losses import unet_weight_map
 
             target = self.load(index)[1]
             if self.encoding.instances is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-IGNORE_INDEX = 255
+from pixelwise.constants import APPEARANCES, FLIPS, IGNORE_INDEX
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,6 @@ class Augmentation:
     composite: float = 0.0
 
     def __post_init__(self) -> None:
-        from pixelwise.data.appearance import APPEARANCES
-
         if self.zoom is not None and not 0 < self.zoom[0] <= self.zoom[1] <= 1:
             raise ValueError(f"zoom must be two area fractions 0 < lo <= hi <= 1, got {self.zoom}")
         if not 0 <= self.composite <= 1:
@@ -103,9 +101,6 @@ def random_crop(
     top = int(rng.integers(0, image.shape[0] - size + 1))
     left = int(rng.integers(0, image.shape[1] - size + 1))
     return image[top : top + size, left : left + size], mask[top : top + size, left : left + size]
-
-
-FLIPS = ("all", "horizontal")
 
 
 def random_flip_rotate(

@@ -20,7 +20,7 @@ from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from pixelwise.cutout import get_model, parse_colour, remove_background
-from pixelwise.checkpoint import Segmenter
+from pixelwise.segmenter import Segmenter
 from pixelwise.data.io import ImageReadError, read_image_bytes
 
 
@@ -35,12 +35,12 @@ def decode_upload(data: bytes, name: str) -> np.ndarray:
         raise ValueError(f"{name}: not a decodable image ({exc.reason})") from None
 
 
-def create_app(model: str | Segmenter | None = None, max_upload_mb: float = 20.0, workers: int = 2,
+def create_app(model: str | Segmenter | None = None, max_upload_mb: float = 20.0, threads: int = 2,
                method: str = "model"):
     """The FastAPI application; the model is loaded here, once."""
-    seg = get_model(model) if method == "model" else None
+    seg = get_model(model) if method != "grabcut" else None
     remove_background(np.zeros((64, 64, 3), np.uint8), seg, method=method)  # warm up before the first request
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="remove-bg")
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="remove-bg")
     limit = int(max_upload_mb * 1024 * 1024)
     page = resources.files("pixelwise").joinpath("web/static/index.html").read_text()
     app = FastAPI(title="pixelwise background removal", version="1",
@@ -52,7 +52,7 @@ def create_app(model: str | Segmenter | None = None, max_upload_mb: float = 20.0
 
     @app.get("/api/health")
     def health() -> dict:
-        return {"status": "ok", "method": method, "workers": workers, "max_upload_mb": max_upload_mb}
+        return {"status": "ok", "method": method, "threads": threads, "max_upload_mb": max_upload_mb}
 
     @app.post("/api/remove-background", response_class=Response,
               responses={200: {"content": {"image/png": {}}, "description": "the cut-out as PNG"},

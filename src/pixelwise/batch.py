@@ -1,0 +1,184 @@
+"""Files in, files out: the loop of every file command, with the bad-file guard, atomic writes,
+a progress bar, sharding among torchrun processes and the list of failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pixelwise import distributed as dist
+from pixelwise.data.io import (
+    ImageReadError,
+    atomic_write_bytes,
+    list_images,
+    read_image,
+    save_label_image,
+    save_mask,
+    save_png,
+)
+from pixelwise.detection import categories_of, detect, detections_to_classes, detections_to_coco, detections_to_labels
+from pixelwise.inference import predict, segment
+from pixelwise.overlays import detection_overlay, instance_overlay, overlay
+
+
+@dataclass
+class BatchResult:
+    written: list[Path] = field(default_factory=list)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+    counts: list[tuple[Path, int]] = field(default_factory=list)  # objects per image (segment)
+    skipped: int = 0  # inputs left alone (e.g. their output exists)
+
+    def fail(self, src: Path, exc: Exception) -> None:
+        """Record a bad input with a one-line reason that names the file."""
+        self.failures.append((src, str(exc) if str(src) in str(exc) else f"{src}: {exc}"))
+
+    @classmethod
+    def merge(cls, parts: list[BatchResult]) -> BatchResult:
+        lists = ([x for part in parts for x in getattr(part, name)] for name in ("written", "failures", "counts"))
+        return cls(*lists, skipped=sum(part.skipped for part in parts))
+
+
+def output_names(inputs: list[str | os.PathLike]) -> Iterator[tuple[Path, Path]]:
+    """Each image file with its output-relative path: folders keep their inner structure."""
+    for p in map(Path, inputs):
+        if p.is_dir():
+            for f in list_images([p]):
+                yield f, f.relative_to(p).with_suffix(".png")
+        else:
+            yield p, Path(p.stem + ".png")
+
+
+def run_batch(inputs: list[str | os.PathLike], compute, write, desc: str, progress: bool = True,
+              shard: tuple[int, int] = (0, 1), skip=None) -> BatchResult:
+    """The loop of every file command: for each image under ``inputs`` (this process's
+    ``shard=(rank, world)`` share: every world-th, from rank), ``compute(src)`` runs inside the
+    bad-file guard (unreadable files and ValueErrors are recorded, the batch goes on), then
+    ``write(src, rel, value)`` writes the outputs and returns (main output path, object count
+    or None). ``skip(rel)`` true leaves an input alone. A progress bar shows the current file."""
+    from tqdm import tqdm
+
+    result = BatchResult()
+    bar = tqdm(list(output_names(inputs))[shard[0] :: shard[1]], desc=desc, unit="img", disable=not progress)
+    for src, rel in bar:
+        bar.set_postfix_str(src.name)
+        if skip is not None and skip(rel):
+            result.skipped += 1
+            continue
+        try:
+            value = compute(src)
+        except (ImageReadError, ValueError) as exc:
+            result.fail(src, exc)
+            continue
+        path, count = write(src, rel, value)
+        result.written.append(path)
+        if count is not None:
+            result.counts.append((src, count))
+    return result
+
+
+
+
+def run_sharded(run, report) -> int:
+    """``run(shard)`` on this process's share of the inputs (``shard = (rank, world)``). Under
+    torchrun the inputs are split among the ranks, results are gathered, and rank 0 reports for
+    all; every rank exits 1 if any file failed anywhere."""
+    _, created = dist.setup("cpu")
+    try:
+        result = BatchResult.merge(dist.gather(run((dist.rank(), dist.world_size()))))
+    finally:
+        dist.cleanup(created)
+    if dist.is_main():
+        report(result)
+        return report_failures(result)
+    return 1 if result.failures else 0
+
+
+def report_failures(result: BatchResult) -> int:
+    """List the failed files on stderr; the exit status (1 if any failed)."""
+    if not result.failures:
+        return 0
+    print(f"{len(result.failures)} file(s) failed:", file=sys.stderr)
+    for _, reason in result.failures:
+        print(f"  {reason}", file=sys.stderr)
+    return 1
+
+
+@dataclass
+class PredictOptions:
+    """How ``predict`` and ``segment`` run a model (see :func:`pixelwise.inference.predict`)."""
+
+    precision: str = "auto"
+    tta: bool = False
+    tile: int | None = None
+    overlap: int = 64
+    score_threshold: float = 0.5  # instance models
+    min_object_size: int = 0  # segment
+    object_class: int | None = None  # segment, semantic models not trained on instances
+
+
+def predict_files(seg, inputs: list[str | os.PathLike], out_dir: str | os.PathLike, options: PredictOptions = PredictOptions(),
+                  progress: bool = True, shard: tuple[int, int] = (0, 1)) -> BatchResult:
+    """Per image: ``masks/<name>.png`` (palette PNG of class ids) and ``overlays/<name>.png``;
+    for instance models also ``instances/<name>.png`` (uint16 labels) and ``coco/<name>.json``
+    (COCO results with RLE masks; ``image_id`` 0, category ids as trained). Bad files are
+    recorded and skipped; ``shard=(rank, world)`` takes every world-th input from rank."""
+    if seg.kind == "instance":
+        return detection_files(seg, inputs, out_dir, options, progress, shard)
+    out_dir, palette = Path(out_dir), seg.palette()
+
+    def compute(src):
+        image = read_image(src)
+        return image, predict(seg, image, options.precision, options.tta, options.tile, options.overlap)
+
+    def write(src, rel, value):
+        image, mask = value
+        save_mask(out_dir / "masks" / rel, mask, palette)
+        save_png(out_dir / "overlays" / rel, overlay(image, mask, palette))
+        return out_dir / "masks" / rel, None
+
+    return run_batch(inputs, compute, write, "predict", progress, shard)
+
+
+def detection_files(seg, inputs, out_dir, options: PredictOptions, progress: bool, shard: tuple[int, int]) -> BatchResult:
+    out_dir, cats = Path(out_dir), categories_of(seg)
+
+    def compute(src):
+        image = read_image(src)
+        return image, detect(seg, image, options.score_threshold)
+
+    def write(src, rel, value):
+        image, pred = value
+        labels = detections_to_labels(pred, options.score_threshold)
+        save_mask(out_dir / "masks" / rel, detections_to_classes(pred, options.score_threshold), seg.palette())
+        save_label_image(out_dir / "instances" / rel, labels)
+        atomic_write_bytes(out_dir / "coco" / rel.with_suffix(".json"), json.dumps(detections_to_coco(pred, 0, cats)).encode())
+        save_png(out_dir / "overlays" / rel, detection_overlay(image, pred, seg.class_names, labels))
+        return out_dir / "instances" / rel, int(labels.max())
+
+    return run_batch(inputs, compute, write, "predict", progress, shard)
+
+
+def segment_files(seg, inputs: list[str | os.PathLike], out_dir: str | os.PathLike,
+                  options: PredictOptions = PredictOptions(), progress: bool = True,
+                  shard: tuple[int, int] = (0, 1)) -> BatchResult:
+    """Per image: ``instances/<name>.png`` (uint16 instance labels, 0 = background) and
+    ``overlays/<name>.png``, for semantic and instance models alike; bad files are recorded and
+    skipped; ``shard`` as in :func:`predict_files`."""
+    out_dir = Path(out_dir)
+
+    def compute(src):
+        image = read_image(src)
+        return image, segment(seg, image, options.precision, options.min_object_size, options.object_class,
+                              options.tile, options.overlap, options.score_threshold)
+
+    def write(src, rel, value):
+        image, labels = value
+        save_label_image(out_dir / "instances" / rel, labels)
+        save_png(out_dir / "overlays" / rel, instance_overlay(image, labels))
+        return out_dir / "instances" / rel, int(labels.max())
+
+    return run_batch(inputs, compute, write, "segment", progress, shard)

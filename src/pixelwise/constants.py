@@ -1,0 +1,42 @@
+"""Shared constants and choices, one statement each, importable without torch (the CLI builds its
+options from them before anything heavy is loaded)."""
+
+from __future__ import annotations
+
+IGNORE_INDEX = 255  # target value of pixels left out of losses and metrics
+
+PRECISIONS = ("auto", "bf16", "fp32")
+RUNTIMES = ("torch", "onnx")
+KINDS = ("semantic", "instance")  # a model predicts logits per pixel, or detections (Mask R-CNN)
+
+AUTO_TILE_PIXELS = 2048 * 2048  # larger images are predicted tile by tile
+AUTO_TILE, AUTO_OVERLAP = 1024, 64
+
+LOSSES = ("ce", "weighted-ce", "dice", "ce+dice")
+OPTIMIZERS = ("adam", "sgd")
+CLASS_WEIGHTINGS = ("none", "median", "inverse")
+FLIPS = ("all", "horizontal")
+APPEARANCES = ("none", "photo", "microscopy")
+INSTANCE_TARGETS = ("foreground", "boundary")
+DECODERS = ("unpool", "transpose")
+BACKENDS = ("torch", "scratch")
+BACKBONES = ("resnet18", "resnet50")
+CUTOUT_METHODS = ("model", "graphcut", "grabcut")
+
+
+def parse_stems(text: str | list[str] | None) -> list[str] | None:
+    """``"25,26,27"`` or ``"25-29"`` (numeric range, zero padding kept) into a list of stems; a
+    list is returned as it is."""
+    if not text:
+        return None
+    if isinstance(text, list):
+        return text
+    stems: list[str] = []
+    for part in text.split(","):
+        part = part.strip()
+        lo, sep, hi = part.partition("-")
+        if sep and lo.isdigit() and hi.isdigit():
+            stems.extend(str(i).zfill(len(lo)) for i in range(int(lo), int(hi) + 1))
+        elif part:
+            stems.append(part)
+    return stems

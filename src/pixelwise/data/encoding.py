@@ -1,0 +1,101 @@
+"""How stored pixels become network inputs and targets: :class:`Normalization` for images,
+:class:`MaskEncoding` for masks. Both travel in every checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pixelwise.constants import IGNORE_INDEX, INSTANCE_TARGETS
+
+
+def full_scale(dtype) -> float:
+    """The stored value of full intensity: 255 for 8-bit images, 65535 for 16-bit, 1.0 for floats."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "ui":
+        return float(np.iinfo(dtype).max) if dtype.itemsize <= 2 else 65535.0
+    return 1.0
+
+
+def to_unit(image: np.ndarray) -> np.ndarray:
+    """An image as float32 in [0, 1] by its dtype's full scale (see :func:`full_scale`)."""
+    return image.astype(np.float32) / np.float32(full_scale(image.dtype))
+
+
+@dataclass
+class Normalization:
+    """``x = (raw / scale - mean) / std`` per channel."""
+
+    mean: list[float] = field(default_factory=lambda: [0.5])
+    std: list[float] = field(default_factory=lambda: [0.25])
+    scale: float = 255.0
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        x = image.astype(np.float32) / np.float32(self.scale)
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        return (x - mean) / std
+
+    def to_dict(self) -> dict:
+        return {"mean": list(self.mean), "std": list(self.std), "scale": self.scale}
+
+
+@dataclass(frozen=True)
+class MaskEncoding:
+    """How stored mask values become class ids.
+
+    ``values``: the stored value of class 0, 1, ... (e.g. ``(0, 255)`` for black/white masks);
+    ``None`` means stored values are the class ids. ``ignore_values``: stored values that
+    become the ignore index 255 (e.g. CamVid's void id 11). ``instances``: the masks are
+    instance labels (0 = background) turned into ``"foreground"`` (0/1) or ``"boundary"``
+    (0 background, 1 interior, 2 the object's own boundary pixels) classes.
+    """
+
+    values: tuple[int, ...] | None = None
+    ignore_values: tuple[int, ...] = ()
+    instances: str | None = None
+
+    def apply(self, raw: np.ndarray, num_classes: int, path: Path | str = "<mask>") -> np.ndarray:
+        if self.instances is not None:
+            return instances_to_classes(raw, self.instances)
+        if self.values is None:
+            out = raw.astype(np.int64)
+        else:
+            out = np.full(raw.shape, -1, dtype=np.int64)
+            for class_id, value in enumerate(self.values):
+                out[raw == value] = class_id
+        if self.ignore_values:
+            out[np.isin(raw, self.ignore_values)] = IGNORE_INDEX
+        bad = (out != IGNORE_INDEX) & ((out < 0) | (out >= num_classes))
+        if bad.any():
+            found = sorted(set(np.unique(raw[bad]).tolist()))[:10]
+            raise ValueError(
+                f"{path}: mask values {found} are not class ids 0..{num_classes - 1} "
+                f"(mask values {list(self.values) if self.values else 'identity'}, ignored {list(self.ignore_values)}; "
+                "instance labels need --instances)"
+            )
+        return out
+
+    def to_dict(self) -> dict:
+        return {"values": list(self.values) if self.values is not None else None,
+                "ignore_values": list(self.ignore_values), "instances": self.instances}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MaskEncoding:
+        values = d.get("values")
+        return cls(tuple(values) if values is not None else None, tuple(d.get("ignore_values", ())), d.get("instances"))
+
+
+def instances_to_classes(labels: np.ndarray, target: str) -> np.ndarray:
+    """Instance labels -> class ids: ``foreground`` (labels > 0) or ``boundary`` (0 background,
+    1 interior, 2 pixels of an object touching another label or the background)."""
+    if target not in INSTANCE_TARGETS:
+        raise ValueError(f"unknown instance target {target!r}; choose one of {', '.join(INSTANCE_TARGETS)}")
+    classes = (labels > 0).astype(np.int64)
+    if target == "boundary":
+        from skimage.segmentation import find_boundaries
+
+        classes[find_boundaries(labels, mode="inner") & (labels > 0)] = 2
+    return classes

@@ -1,0 +1,85 @@
+"""A trained model as the verbs use it: the network plus classes, colours and input normalisation.
+
+Every verb (``predict``, ``segment``, ``evaluate``, ``train``) dispatches on :attr:`Segmenter.kind`:
+``"semantic"`` networks map (N, C, H, W) to logits (N, K, H, W); ``"instance"`` networks follow
+torchvision's detection contract (a list of images in, a list of dicts out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from torch import nn
+
+from pixelwise.data.encoding import MaskEncoding, Normalization
+from pixelwise.models import INSTANCE_MODELS
+
+FORMAT = "pixelwise"
+
+
+def default_colours(num_classes: int) -> list[list[int]]:
+    """Distinct display colours: black for class 0, then a fixed qualitative cycle."""
+    base = [
+        (0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+        (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128),
+    ]
+    return [list(base[i % len(base)]) for i in range(num_classes)]
+
+
+def kind_of(arch: str) -> str:
+    """``"instance"`` for detection architectures (Mask R-CNN), ``"semantic"`` for the rest."""
+    return "instance" if arch in INSTANCE_MODELS else "semantic"
+
+
+@dataclass
+class Segmenter:
+    """A network plus what it needs to be used: classes, colours, input normalisation."""
+
+    network: nn.Module
+    arch: str
+    arch_kwargs: dict
+    class_names: list[str]
+    norm: Normalization
+    colours: list[list[int]] = field(default_factory=list)
+    encoding: MaskEncoding = field(default_factory=MaskEncoding)
+    input_scale: float = 1.0  # images are resized by this factor before the network sees them
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.arch)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.arch_kwargs.get("in_channels", 3))
+
+    def palette(self) -> np.ndarray:
+        """(256, 3) uint8 colour table indexed by class id (255 = ignore shown white)."""
+        table = np.zeros((256, 3), dtype=np.uint8)
+        colours = self.colours or default_colours(self.num_classes)
+        table[: len(colours)] = np.asarray(colours, dtype=np.uint8)
+        table[255] = 255
+        return table
+
+    def metadata(self) -> dict:
+        """Everything but the weights: what a checkpoint or an ONNX file carries to rebuild it."""
+        return {
+            "format": FORMAT, "version": 1, "kind": self.kind, "arch": self.arch, "arch_kwargs": dict(self.arch_kwargs),
+            "class_names": list(self.class_names), "colours": [list(map(int, c)) for c in self.colours],
+            "normalization": self.norm.to_dict(), "mask_encoding": self.encoding.to_dict(),
+            "input_scale": self.input_scale,
+        }
+
+    @classmethod
+    def from_metadata(cls, meta: dict, network: nn.Module) -> Segmenter:
+        return cls(
+            network=network, arch=meta["arch"], arch_kwargs=meta["arch_kwargs"], class_names=meta["class_names"],
+            norm=Normalization(**meta["normalization"]),
+            colours=meta.get("colours") or default_colours(len(meta["class_names"])),
+            encoding=MaskEncoding.from_dict(meta.get("mask_encoding", {})),
+            input_scale=float(meta.get("input_scale", 1.0)),
+        )

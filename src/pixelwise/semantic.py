@@ -1,0 +1,141 @@
+"""Semantic training: datasets with their classes and normalisation, the seeded network, the
+loss and one training step, and validation overlays."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from pixelwise.config import TrainConfig
+from pixelwise.constants import IGNORE_INDEX, LOSSES
+from pixelwise.data.datasets import SegmentationDataset, compute_normalization, read_dataset_info, resolve_splits, to_tensor
+from pixelwise.data.encoding import MaskEncoding
+from pixelwise.data.io import read_mask, save_png
+from pixelwise.data.transforms import Augmentation
+from pixelwise.inference import predict_probs
+from pixelwise.losses import PixelCrossEntropy, class_weights_from_counts, soft_dice_loss
+from pixelwise.models import MODELS, create_model
+from pixelwise.models.unet_original import centre_crop
+from pixelwise.overlays import overlay
+from pixelwise.precision import autocast, memory_format
+from pixelwise.segmenter import Segmenter, default_colours
+
+
+INSTANCE_CLASSES = {"foreground": ["background", "foreground"], "boundary": ["background", "interior", "boundary"]}
+
+
+def make_loss(name: str, class_weights: torch.Tensor | None) -> Callable[..., torch.Tensor]:
+    """``loss(logits, target, pixel_weights=None)``. ``weighted-ce`` is the cross-entropy
+    weighted by the batch's border weight maps (plain cross-entropy where none are given,
+    e.g. for the validation loss); the others ignore ``pixel_weights``."""
+    ce = PixelCrossEntropy(class_weights)
+    if name in ("ce", "weighted-ce"):
+        return ce
+    if name == "dice":
+        return lambda logits, target, pixel_weights=None: soft_dice_loss(logits, target)
+    if name == "ce+dice":
+        return lambda logits, target, pixel_weights=None: ce(logits, target) + soft_dice_loss(logits, target)
+    raise ValueError(f"unknown loss {name!r}; choose {', '.join(LOSSES)}")
+
+
+def infer_num_classes(cfg: TrainConfig, items, ignore: tuple[int, ...]) -> int:
+    if cfg.class_names:
+        return len(cfg.class_names)
+    if cfg.mask_values:
+        return len(cfg.mask_values)
+    values: set[int] = set()
+    for item in items:
+        values.update(np.unique(read_mask(item.mask, item.page)).tolist())
+    values -= set(ignore) | {IGNORE_INDEX}
+    return max(values) + 1 if values else 1
+
+
+def build_datasets(cfg: TrainConfig) -> tuple[SegmentationDataset, SegmentationDataset, list[str], list[list[int]]]:
+    """Train/val datasets from ``cfg.data``; class names, colours and normalisation resolved."""
+    root = Path(cfg.data)
+    info = read_dataset_info(root)
+    train_items, val_items = resolve_splits(root, cfg.val_stems, cfg.val_fraction, cfg.seed)
+    if not val_items:
+        raise ValueError(f"{root}: no validation images (give --val-stems, --val-fraction > 0 or a val/ folder)")
+    ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
+    names = cfg.class_names or info.class_names or INSTANCE_CLASSES.get(cfg.instances)
+    num_classes = len(names) if names else infer_num_classes(cfg, train_items, ignore)
+    names = names or [f"class{i}" for i in range(num_classes)]
+    colours = info.colours if info.colours and len(info.colours) == num_classes else default_colours(num_classes)
+    encoding = MaskEncoding(tuple(cfg.mask_values) if cfg.mask_values else None, ignore, cfg.instances)
+    train = SegmentationDataset(train_items, num_classes, encoding, norm=None, crop=cfg.crop, augment=cfg.augment,
+                                 flips=cfg.flips, seed=cfg.seed, elastic=cfg.elastic, scale=cfg.scale,
+                                 weight_map=(cfg.w0, cfg.sigma) if cfg.loss == "weighted-ce" else None,
+                                 augmentation=augmentation_of(cfg))
+    channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
+    train.set_channels(channels)
+    train.norm = compute_normalization([train.load(i)[0] for i in range(len(train))])
+    val = SegmentationDataset(val_items, num_classes, encoding, train.norm, channels=channels, scale=cfg.scale)
+    return train, val, names, colours
+
+
+def augmentation_of(cfg: TrainConfig) -> Augmentation:
+    zoom = tuple(cfg.zoom) if cfg.zoom else None
+    if zoom is not None and len(zoom) != 2:
+        raise ValueError(f"zoom takes two area fractions LO,HI, got {list(zoom)}")
+    return Augmentation(zoom, cfg.rotate, cfg.appearance, cfg.composite)
+
+
+def class_pixel_counts(ds: SegmentationDataset) -> torch.Tensor:
+    counts = torch.zeros(ds.num_classes, dtype=torch.int64)
+    for i in range(len(ds)):
+        t = torch.from_numpy(ds.load(i)[1]).reshape(-1)
+        counts += torch.bincount(t[t != IGNORE_INDEX], minlength=ds.num_classes)
+    return counts
+
+
+def write_overlays(seg: Segmenter, ds: SegmentationDataset, out_dir: Path, count: int, precision: str) -> None:
+    """image | ground truth | prediction strips for the first ``count`` images of ``ds``, at
+    the dataset's (possibly reduced) resolution."""
+    palette = seg.palette()
+    for i in range(min(count, len(ds))):
+        image, target = ds.load(i)
+        pred = predict_probs(seg.network, to_tensor(image, seg.norm)[None], precision).argmax(1)[0].numpy()
+        panels = [overlay(image, np.zeros_like(pred), palette), overlay(image, np.where(target == IGNORE_INDEX, 0, target),
+                                                                        palette), overlay(image, pred, palette)]
+        save_png(out_dir / f"{ds.items[i].name}.png", Image.fromarray(np.concatenate([np.asarray(p) for p in panels], 1)))
+
+
+def build_model(cfg: TrainConfig, in_channels: int, num_classes: int, device: torch.device,
+                precision: str) -> tuple[nn.Module, dict]:
+    """The seeded model and the keyword arguments that rebuild it (those its builder accepts)."""
+    arch_kwargs = {"in_channels": in_channels, "num_classes": num_classes}
+    options = {"depth": cfg.depth, "base_width": cfg.base_width, "batch_norm": cfg.batch_norm, "backend": cfg.backend,
+               "decoder": cfg.decoder}
+    accepted = inspect.signature(MODELS[cfg.model]).parameters if cfg.model in MODELS else {}
+    arch_kwargs |= {k: v for k, v in options.items() if k in accepted}
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model, **arch_kwargs).to(device).to(memory_format=memory_format(precision))
+    return model, arch_kwargs
+
+
+def semantic_step(model: nn.Module, batch, loss_fn: Callable, device: torch.device, precision: str) -> tuple[float, int]:
+    """Forward and backward of one batch; returns the summed loss and the number of images.
+    Valid-convolution models are scored on the centre their output covers; a model with side
+    outputs (U²-Net's deep supervision) adds the mean of their losses."""
+    images, targets, *pixel_weights = batch  # a third element: per-pixel loss weights
+    images = images.to(device).contiguous(memory_format=memory_format(precision))
+    targets = targets.to(device)
+    weights = pixel_weights[0].to(device) if pixel_weights else None
+    with autocast(precision, device):
+        logits = model(images)
+    if logits.shape[-2:] != targets.shape[-2:]:  # valid-convolution models predict the centre
+        targets = centre_crop(targets, logits.shape[-2:])
+        weights = centre_crop(weights, logits.shape[-2:]) if weights is not None else None
+    loss = loss_fn(logits.float(), targets, weights)
+    sides = getattr(getattr(model, "module", model), "side_logits", None)
+    if sides:  # deep supervision (U²-Net): every side output learns the targets too
+        loss = loss + sum(loss_fn(side.float(), targets, weights) for side in sides) / len(sides)
+    loss.backward()
+    return loss.item() * len(images), len(images)
