@@ -2,11 +2,12 @@
 #   make demo   install, then train/predict/evaluate on generated data (writes demo-output/)
 #   make demo-bg  install, then cut out sample photos with the bundled background-removal model
 #   make test   install, then run the test suite (slow tests excluded; `make test-slow` runs them)
+#   make lint   ruff: lint and format check (line length 100)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo demo-bg test test-slow
+.PHONY: install demo demo-bg test test-slow lint
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -25,3 +26,7 @@ test: install
 
 test-slow: install
 	$(BIN)/python -m pytest -q -m slow
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks recipes
+	$(BIN)/ruff format --check src tests benchmarks recipes

@@ -28,16 +28,25 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     photo = np.asarray(Image.fromarray(data.coffee()).resize((640, 480)))
     x = torch.from_numpy(photo.transpose(2, 0, 1).copy()).float() / 255
-    print(f"one 640 x 480 photo, {args.threads} threads, median of {args.repeats} (after one warm-up)")
+    print(
+        f"one 640 x 480 photo, {args.threads} threads, median of {args.repeats} (after one warm-up)"
+    )
     print(f"{'backbone':<10}{'image size (short/long)':>26}{'s / image':>11}")
     for backbone in ("resnet18", "resnet50"):
-        for min_size, max_size, label in ((800, 1333, "default"), (512, 853, "pixelwise default"), (320, 533, "small")):
+        for min_size, max_size, label in (
+            (800, 1333, "default"),
+            (512, 853, "pixelwise default"),
+            (320, 533, "small"),
+        ):
             torch.manual_seed(0)
             model = mask_rcnn(80, backbone, min_size=min_size, max_size=max_size).eval()
             model.roi_heads.detections_per_img = 20
             with torch.inference_mode():
                 seconds = median_seconds(lambda: model([x]), args.repeats)
-            print(f"{backbone:<10}{f'{min_size}/{max_size} ({label})':>26}{seconds:>11.3f}", flush=True)
+            print(
+                f"{backbone:<10}{f'{min_size}/{max_size} ({label})':>26}{seconds:>11.3f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

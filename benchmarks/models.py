@@ -23,14 +23,14 @@ import time
 
 import torch
 import torch.nn.functional as F
+from timing import median_seconds
 from torch import nn
 
 from pixelwise.inference import predict_logits
-from pixelwise.precision import resolve_precision
 from pixelwise.models import MODELS, create_model
+from pixelwise.precision import resolve_precision
 from pixelwise.semantic import semantic_step
 from pixelwise.train import train_one_epoch
-from timing import median_seconds
 
 CLASSES = 11
 
@@ -51,18 +51,24 @@ def build(name: str) -> nn.Module:
     if name == "smp_unet34":
         import segmentation_models_pytorch as smp
 
-        return smp.Unet(encoder_name="resnet34", encoder_weights=None, in_channels=3, classes=CLASSES)
+        return smp.Unet(
+            encoder_name="resnet34", encoder_weights=None, in_channels=3, classes=CLASSES
+        )
     if name == "tv_fcn50":
         from torchvision.models.segmentation import fcn_resnet50
 
-        return Logits(fcn_resnet50(weights=None, weights_backbone=None, num_classes=CLASSES, aux_loss=False))
+        return Logits(
+            fcn_resnet50(weights=None, weights_backbone=None, num_classes=CLASSES, aux_loss=False)
+        )
     kwargs = {"in_channels": 3, "num_classes": CLASSES}
     if "base_width" in inspect.signature(MODELS[name]).parameters and name != "unet_original":
         kwargs["base_width"] = 32 if name in ("unet", "segnet", "deconvnet") else 16
     return create_model(name, **kwargs)
 
 
-def matmul_peak(dtype: torch.dtype, sizes: tuple[int, ...] = (1024, 2048, 4096), repeats: int = 5) -> float:
+def matmul_peak(
+    dtype: torch.dtype, sizes: tuple[int, ...] = (1024, 2048, 4096), repeats: int = 5
+) -> float:
     """The machine's practical peak in ``dtype``: the best GFLOP/s (median of ``repeats``) of
     square matmuls of ``sizes``."""
     best = 0.0
@@ -81,11 +87,18 @@ def gflops(model: nn.Module, x: torch.Tensor) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def train_images_per_second(name: str, size: int, precision: str, batch: int = 4, steps: int = 3) -> float:
+def train_images_per_second(
+    name: str, size: int, precision: str, batch: int = 4, steps: int = 3
+) -> float:
     model = build(name)
     g = torch.Generator().manual_seed(0)
-    batches = [(torch.randn(batch, 3, size, size, generator=g), torch.randint(0, CLASSES, (batch, size, size), generator=g))
-               for _ in range(steps)]
+    batches = [
+        (
+            torch.randn(batch, 3, size, size, generator=g),
+            torch.randint(0, CLASSES, (batch, size, size), generator=g),
+        )
+        for _ in range(steps)
+    ]
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     loss = lambda logits, target, weights=None: F.cross_entropy(logits, target)  # noqa: E731
 
@@ -110,7 +123,9 @@ def onnx_runtime(model: nn.Module, size: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512, help="inference input side (default 512)")
-    parser.add_argument("--train-size", type=int, default=256, help="training crop side, batch 4 (default 256)")
+    parser.add_argument(
+        "--train-size", type=int, default=256, help="training crop side, batch 4 (default 256)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models", default="unet,fcn8s,segnet,smp_unet34,tv_fcn50")
@@ -120,11 +135,17 @@ def main() -> None:
     default = resolve_precision("auto")
     peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     x = torch.randn(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(1))
-    print(f"torch {torch.__version__}, {args.threads} threads; inference {args.size}x{args.size} (median of "
-          f"{args.repeats}); training crops {args.train_size}x{args.train_size} batch 4; default path = {default}")
-    print(f"matmul peak (best of 1024/2048/4096 square): fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s")
-    head = (f"{'model':<12}{'params':>8}{'GFLOP':>7}{'fp32 ms':>9}{'default ms':>11}{'speed-up':>9}{'same px':>9}"
-            f"{'ORT ms':>8}{'ORT x':>7}{'ORT px':>8}{'%peak fp32':>11}{'%peak dflt':>11}{'train fp32':>11}{'train dflt':>11}")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads; inference {args.size}x{args.size} (median of "
+        f"{args.repeats}); training crops {args.train_size}x{args.train_size} batch 4; default path = {default}"
+    )
+    print(
+        f"matmul peak (best of 1024/2048/4096 square): fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s"
+    )
+    head = (
+        f"{'model':<12}{'params':>8}{'GFLOP':>7}{'fp32 ms':>9}{'default ms':>11}{'speed-up':>9}{'same px':>9}"
+        f"{'ORT ms':>8}{'ORT x':>7}{'ORT px':>8}{'%peak fp32':>11}{'%peak dflt':>11}{'train fp32':>11}{'train dflt':>11}"
+    )
     print(head + "   (train in images/s)")
     for name in args.models.split(","):
         model = build(name).eval()
@@ -143,9 +164,12 @@ def main() -> None:
         ips32 = train_images_per_second(name, args.train_size, "fp32")
         ipsdef = train_images_per_second(name, args.train_size, default)
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        print(f"{name:<12}{params:>7.1f}M{flops:>7.1f}{t32 * 1000:>9.0f}{tdef * 1000:>11.0f}{t32 / tdef:>8.2f}x"
-              f"{same:>9.4f}{ort_cols}{flops / t32 / peak32:>10.1%}{flops / tdef / (peak16 if default == 'bf16' else peak32):>11.1%}"
-              f"{ips32:>11.2f}{ipsdef:>11.2f}", flush=True)
+        print(
+            f"{name:<12}{params:>7.1f}M{flops:>7.1f}{t32 * 1000:>9.0f}{tdef * 1000:>11.0f}{t32 / tdef:>8.2f}x"
+            f"{same:>9.4f}{ort_cols}{flops / t32 / peak32:>10.1%}{flops / tdef / (peak16 if default == 'bf16' else peak32):>11.1%}"
+            f"{ips32:>11.2f}{ipsdef:>11.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ def fwd_bwd(make_out, leaves):
         for t in leaves:
             t.grad = None
         make_out().sum().backward()
+
     return run
 
 
@@ -36,23 +37,38 @@ def cases(quick: bool):
     x = torch.randn(n, c, hw, hw, generator=g)
     _, idx = F.max_pool2d(x, 2, return_indices=True)
     v = torch.randn(idx.shape, generator=g, requires_grad=True)
-    yield (f"max_unpool2d {tuple(v.shape)}->{hw}x{hw}",
-           lambda: ops.max_unpool2d(v, idx, (hw, hw)), lambda: F.max_unpool2d(v, idx, 2, output_size=(hw, hw)), [v])
+    yield (
+        f"max_unpool2d {tuple(v.shape)}->{hw}x{hw}",
+        lambda: ops.max_unpool2d(v, idx, (hw, hw)),
+        lambda: F.max_unpool2d(v, idx, 2, output_size=(hw, hw)),
+        [v],
+    )
     xp = x.clone().requires_grad_()
-    yield (f"max_pool2d_with_indices {tuple(xp.shape)}",
-           lambda: ops.max_pool2d_with_indices(xp, 2)[0], lambda: F.max_pool2d(xp, 2, return_indices=True)[0], [xp])
+    yield (
+        f"max_pool2d_with_indices {tuple(xp.shape)}",
+        lambda: ops.max_pool2d_with_indices(xp, 2)[0],
+        lambda: F.max_pool2d(xp, 2, return_indices=True)[0],
+        [xp],
+    )
     for k, s in ((2, 2), (3, 2), (4, 2)):
         y = torch.randn(n, c, hw, hw, generator=g, requires_grad=True)
         w = torch.randn(c, c, k, k, generator=g, requires_grad=True)
         p = (k - 2 + 1) // 2
         op = (k - 2) % 2  # sizes double exactly
-        yield (f"conv_transpose2d k{k} s{s} {tuple(y.shape)}->{2 * hw}",
-               lambda y=y, w=w, p=p, op=op: ops.conv_transpose2d(y, w, None, s, p, op),
-               lambda y=y, w=w, p=p, op=op: F.conv_transpose2d(y, w, None, s, p, op), [y, w])
+        yield (
+            f"conv_transpose2d k{k} s{s} {tuple(y.shape)}->{2 * hw}",
+            lambda y=y, w=w, p=p, op=op: ops.conv_transpose2d(y, w, None, s, p, op),
+            lambda y=y, w=w, p=p, op=op: F.conv_transpose2d(y, w, None, s, p, op),
+            [y, w],
+        )
     xc = torch.randn(n, c, hw, hw, generator=g, requires_grad=True)
     wc = torch.randn(c, c, 3, 3, generator=g, requires_grad=True)
-    yield (f"conv2d k3 s1 {tuple(xc.shape)}", lambda: ops.conv2d(xc, wc, None, 1, 1),
-           lambda: F.conv2d(xc, wc, None, 1, 1), [xc, wc])
+    yield (
+        f"conv2d k3 s1 {tuple(xc.shape)}",
+        lambda: ops.conv2d(xc, wc, None, 1, 1),
+        lambda: F.conv2d(xc, wc, None, 1, 1),
+        [xc, wc],
+    )
 
 
 def main() -> None:
@@ -62,7 +78,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small shapes (a smoke run)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, median of {args.repeats}; ratio = scratch / native")
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, median of {args.repeats}; ratio = scratch / native"
+    )
     print(f"{'operation':<48}{'pass':>10}{'scratch ms':>12}{'native ms':>11}{'ratio':>7}")
     for name, ours, theirs, leaves in cases(args.quick):
         with torch.no_grad():

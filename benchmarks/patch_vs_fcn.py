@@ -38,8 +38,10 @@ def main() -> None:
         slow = model.sliding_window(x)
         t_slide = time.perf_counter() - start
     diff = (slow - fast).abs().max().item()
-    print(f"patch classifier: window {model.window}, {sum(p.numel() for p in model.parameters())} parameters, "
-          f"image {args.size} x {args.size}, {args.threads} threads")
+    print(
+        f"patch classifier: window {model.window}, {sum(p.numel() for p in model.parameters())} parameters, "
+        f"image {args.size} x {args.size}, {args.threads} threads"
+    )
     print(f"sliding window (batched windows): {t_slide:9.3f} s")
     print(f"fully convolutional (median of {args.repeats}): {t_fcn:9.3f} s")
     print(f"speed-up: {t_slide / t_fcn:.0f}x   max |difference|: {diff:.2e}")

@@ -34,10 +34,18 @@ def main() -> None:
     rows = [
         ("model only", lambda: foreground_probability(seg, photo, args.model_size)),
         ("end to end", lambda: remove_background(photo, seg, model_size=args.model_size)),
-        ("end to end + matting", lambda: remove_background(photo, seg, matting=True, model_size=args.model_size)),
-        ("grabcut end to end", lambda: remove_background(photo, method="grabcut", model_size=args.model_size)),
+        (
+            "end to end + matting",
+            lambda: remove_background(photo, seg, matting=True, model_size=args.model_size),
+        ),
+        (
+            "grabcut end to end",
+            lambda: remove_background(photo, method="grabcut", model_size=args.model_size),
+        ),
     ]
-    print(f"1024 x 768 photo, model {args.model} at {args.model_size} px, {args.threads} threads, median of {args.repeats}")
+    print(
+        f"1024 x 768 photo, model {args.model} at {args.model_size} px, {args.threads} threads, median of {args.repeats}"
+    )
     for name, fn in rows:
         print(f"{name:<22}{median_seconds(fn, args.repeats):>8.3f} s", flush=True)
 

@@ -38,11 +38,27 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--model", default="foreground")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--server-log", default="serve_load-server.log", help="where the server's log goes")
+    parser.add_argument(
+        "--server-log", default="serve_load-server.log", help="where the server's log goes"
+    )
     args = parser.parse_args()
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "pixelwise", "serve", "--port", str(port), "--model", args.model,
-                               "--threads", str(args.threads)], stdout=subprocess.DEVNULL, stderr=open(args.server_log, "w"))
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pixelwise",
+            "serve",
+            "--port",
+            str(port),
+            "--model",
+            args.model,
+            "--threads",
+            str(args.threads),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(args.server_log, "w"),
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -52,13 +68,18 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         buf = io.BytesIO()
-        Image.fromarray(np.asarray(Image.fromarray(data.coffee()).resize((640, 480)))).save(buf, format="JPEG")
+        Image.fromarray(np.asarray(Image.fromarray(data.coffee()).resize((640, 480)))).save(
+            buf, format="JPEG"
+        )
         photo = buf.getvalue()
 
         def post(_=None) -> tuple[float, int]:
             start = time.perf_counter()
-            r = httpx.post(url + "/api/remove-background", files={"file": ("coffee.jpg", photo, "image/jpeg")},
-                           timeout=300)
+            r = httpx.post(
+                url + "/api/remove-background",
+                files={"file": ("coffee.jpg", photo, "image/jpeg")},
+                timeout=300,
+            )
             return time.perf_counter() - start, r.status_code
 
         proc = psutil.Process(server.pid)
@@ -75,11 +96,17 @@ def main() -> None:
     latencies = sorted(t for t, _ in results)
     errors = sum(code != 200 for _, code in results)
     p95 = latencies[min(len(latencies) - 1, int(round(0.95 * len(latencies))) - 1)]
-    print(f"{args.requests} requests at concurrency {args.concurrency} ({args.threads} server threads), 640 x 480 JPEG")
-    print(f"errors {errors}   p50 {statistics.median(latencies):.3f} s   p95 {p95:.3f} s   "
-          f"throughput {args.requests / wall:.2f} req/s")
-    print(f"server RSS after warm-up {rss_warm / 2**20:.0f} MiB, after the run {rss_end / 2**20:.0f} MiB "
-          f"(growth {rss_end / rss_warm - 1:+.1%})")
+    print(
+        f"{args.requests} requests at concurrency {args.concurrency} ({args.threads} server threads), 640 x 480 JPEG"
+    )
+    print(
+        f"errors {errors}   p50 {statistics.median(latencies):.3f} s   p95 {p95:.3f} s   "
+        f"throughput {args.requests / wall:.2f} req/s"
+    )
+    print(
+        f"server RSS after warm-up {rss_warm / 2**20:.0f} MiB, after the run {rss_end / 2**20:.0f} MiB "
+        f"(growth {rss_end / rss_warm - 1:+.1%})"
+    )
 
 
 if __name__ == "__main__":

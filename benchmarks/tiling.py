@@ -31,17 +31,23 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     net = create_model("unet", in_channels=args.channels, num_classes=2).eval()
-    image = np.random.default_rng(0).integers(0, 255, (args.size, args.size, args.channels), dtype=np.uint8)
+    image = np.random.default_rng(0).integers(
+        0, 255, (args.size, args.size, args.channels), dtype=np.uint8
+    )
     norm = Normalization([0.5] * args.channels, [0.25] * args.channels)
     start = time.perf_counter()
     mask = predict_tiled(net, image, norm, args.tile, args.overlap, args.precision)
     seconds = time.perf_counter() - start
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     mp = args.size * args.size / 1e6
-    print(f"U-Net (7.8 M params, {resolve_precision(args.precision)}), {args.size} x {args.size} x {args.channels}, "
-          f"tile {args.tile}, overlap {args.overlap}, {torch.get_num_threads()} threads")
-    print(f"{seconds:.1f} s, {mp / seconds:.2f} megapixels/s, peak RSS {peak_gb:.2f} GB (target <= 3 GB); "
-          f"mask {mask.shape} {mask.dtype}")
+    print(
+        f"U-Net (7.8 M params, {resolve_precision(args.precision)}), {args.size} x {args.size} x {args.channels}, "
+        f"tile {args.tile}, overlap {args.overlap}, {torch.get_num_threads()} threads"
+    )
+    print(
+        f"{seconds:.1f} s, {mp / seconds:.2f} megapixels/s, peak RSS {peak_gb:.2f} GB (target <= 3 GB); "
+        f"mask {mask.shape} {mask.dtype}"
+    )
 
 
 if __name__ == "__main__":

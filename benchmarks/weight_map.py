@@ -1,6 +1,6 @@
 """U-Net border weight map on a 1024 x 1024 label image with 300 cells (issue 5 target: <= 1 s).
 
-    python benchmarks/weight_map.py [--size 1024] [--cells 300] [--repeats 5]
+python benchmarks/weight_map.py [--size 1024] [--cells 300] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ def main() -> None:
         start = time.perf_counter()
         unet_weight_map(labels)
         times.append(time.perf_counter() - start)
-    print(f"{args.size} x {args.size}, {len(np.unique(labels)) - 1} cells: median {statistics.median(times):.3f} s "
-          f"over {args.repeats} runs (target <= 1 s)")
+    print(
+        f"{args.size} x {args.size}, {len(np.unique(labels)) - 1} cells: median {statistics.median(times):.3f} s "
+        f"over {args.repeats} runs (target <= 1 s)"
+    )
 
 
 if __name__ == "__main__":

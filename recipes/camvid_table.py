@@ -22,17 +22,27 @@ def main(root: Path) -> None:
         metrics = json.loads((run / "evaluation.json").read_text())
         history = list(csv.DictReader(open(run / "metrics.csv")))
         seconds = sum(float(r["seconds"]) for r in history)
-        params = sum(v.numel() for k, v in ckpt["state_dict"].items() if not k.endswith(("running_mean", "running_var",
-                                                                                          "num_batches_tracked")))
-        rows.append((run.name, ckpt["arch"], params, seconds, ckpt["train_state"]["epoch"], metrics))
+        params = sum(
+            v.numel()
+            for k, v in ckpt["state_dict"].items()
+            if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+        )
+        rows.append(
+            (run.name, ckpt["arch"], params, seconds, ckpt["train_state"]["epoch"], metrics)
+        )
     names = list(rows[0][5]["per_class"]) if rows else []
-    print("| run | model | params | train+val time | best epoch | pixel acc | mean IoU | "
-          + " | ".join(names) + " |")
+    print(
+        "| run | model | params | train+val time | best epoch | pixel acc | mean IoU | "
+        + " | ".join(names)
+        + " |"
+    )
     print("|---" * (7 + len(names)) + "|")
     for name, arch, params, seconds, epoch, m in sorted(rows, key=lambda r: -r[5]["mean_iou"]):
         per_class = " | ".join(f"{m['per_class'][c]['iou']:.3f}" for c in names)
-        print(f"| {name} | {arch} | {params / 1e6:.2f} M | {seconds / 60:.1f} min | {epoch} | "
-              f"{m['pixel_accuracy']:.3f} | {m['mean_iou']:.3f} | {per_class} |")
+        print(
+            f"| {name} | {arch} | {params / 1e6:.2f} M | {seconds / 60:.1f} min | {epoch} | "
+            f"{m['pixel_accuracy']:.3f} | {m['mean_iou']:.3f} | {per_class} |"
+        )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,13 @@ def photos(listing: Path, data: Path) -> list[tuple[str, Path, Path]]:
     for line in listing.read_text().split("\n"):
         if line.strip():
             source, stem = line.strip().split("/", 1)
-            out.append((source, data / source / "images" / f"{stem}.jpg", data / source / "masks" / f"{stem}.png"))
+            out.append(
+                (
+                    source,
+                    data / source / "images" / f"{stem}.jpg",
+                    data / source / "masks" / f"{stem}.png",
+                )
+            )
     return out
 
 
@@ -55,10 +61,19 @@ def score(model, triples, methods: list[str], matting: bool = False) -> dict:
 
 
 def summarise(table: dict) -> dict:
-    return {m: {s: {"images": len(c["iou"]), "mean_iou": float(np.mean(c["iou"])),
-                    "mean_abs_alpha_error": float(np.mean(c["error"])),
-                    "median_seconds": statistics.median(c["seconds"]), "per_image_iou": dict(zip(c["stem"], c["iou"]))}
-                for s, c in by_source.items()} for m, by_source in table.items()}
+    return {
+        m: {
+            s: {
+                "images": len(c["iou"]),
+                "mean_iou": float(np.mean(c["iou"])),
+                "mean_abs_alpha_error": float(np.mean(c["error"])),
+                "median_seconds": statistics.median(c["seconds"]),
+                "per_image_iou": dict(zip(c["stem"], c["iou"])),
+            }
+            for s, c in by_source.items()
+        }
+        for m, by_source in table.items()
+    }
 
 
 def main() -> None:
@@ -77,8 +92,11 @@ def main() -> None:
     summary = summarise(score(model, triples, methods, args.matting))
     for method, by_source in summary.items():
         for source, s in by_source.items():
-            print(f"{method:<9} {source:<16} images {s['images']:>4}  mean IoU {s['mean_iou']:.4f}  "
-                  f"|alpha error| {s['mean_abs_alpha_error']:.4f}  median {s['median_seconds']:.3f} s/photo", flush=True)
+            print(
+                f"{method:<9} {source:<16} images {s['images']:>4}  mean IoU {s['mean_iou']:.4f}  "
+                f"|alpha error| {s['mean_abs_alpha_error']:.4f}  median {s['median_seconds']:.3f} s/photo",
+                flush=True,
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
 

@@ -41,8 +41,11 @@ def dev_set(data: Path, source: str) -> list[str]:
 def test_set(data: Path, source: str) -> list[str]:
     """The photos of ``source`` scored when it is held out: a seeded sample of 100 outside the
     development set (for eg1800_train: of the fixed portrait fifth)."""
-    pool = sorted(eg1800_test()) if source == "eg1800_train" else \
-        [s for s in stems(data, source) if s not in set(dev_set(data, source))]
+    pool = (
+        sorted(eg1800_test())
+        if source == "eg1800_train"
+        else [s for s in stems(data, source) if s not in set(dev_set(data, source))]
+    )
     order = np.random.default_rng(1).permutation(len(pool))[:TEST_PER_SOURCE]
     return sorted(pool[i] for i in order)
 
@@ -51,7 +54,9 @@ def link(data: Path, out: Path, split: str, source: str, stem: str) -> None:
     name = f"{source}_{stem.replace(' ', '_')}"
     for kind, suffix in (("images", ".jpg"), ("masks", ".png")):
         (out / split / kind).mkdir(parents=True, exist_ok=True)
-        (out / split / kind / f"{name}{suffix}").symlink_to((data / source / kind / f"{stem}{suffix}").resolve())
+        (out / split / kind / f"{name}{suffix}").symlink_to(
+            (data / source / kind / f"{stem}{suffix}").resolve()
+        )
 
 
 def build(data: Path, out: Path, holdout: str) -> dict[str, int]:
@@ -80,7 +85,9 @@ def main() -> None:
     parser.add_argument("--holdout", required=True, choices=[*SOURCES, "none"])
     args = parser.parse_args()
     counts = build(Path(args.data), Path(args.out), args.holdout)
-    print(f"{args.out}: {counts['train']} training, {counts['val']} validation photos; held out: {args.holdout}")
+    print(
+        f"{args.out}: {counts['train']} training, {counts['val']} validation photos; held out: {args.holdout}"
+    )
 
 
 if __name__ == "__main__":

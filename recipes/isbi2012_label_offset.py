@@ -28,8 +28,12 @@ def correlation_table(images: np.ndarray, membranes: np.ndarray, border: int = 4
     dark = -(images - images.mean())
     mask = membranes - membranes.mean()
     inner = (slice(None), slice(border, -border), slice(border, -border))
-    return np.array([[(np.roll(mask, (dy, dx), axis=(1, 2))[inner] * dark[inner]).mean() for dx in SHIFTS]
-                     for dy in SHIFTS])
+    return np.array(
+        [
+            [(np.roll(mask, (dy, dx), axis=(1, 2))[inner] * dark[inner]).mean() for dx in SHIFTS]
+            for dy in SHIFTS
+        ]
+    )
 
 
 def subpixel_peak(values: np.ndarray) -> float:
@@ -41,8 +45,12 @@ def subpixel_peak(values: np.ndarray) -> float:
 
 def main(root: Path, stems: list[str] | None = None) -> None:
     stems = stems or sorted(p.stem for p in (root / "train" / "images").glob("*.png"))
-    images = np.stack([read_image(root / "train" / "images" / f"{s}.png")[..., 0] for s in stems]).astype(float)
-    membranes = np.stack([read_image(root / "train" / "masks" / f"{s}.png")[..., 0] == 0 for s in stems]).astype(float)
+    images = np.stack(
+        [read_image(root / "train" / "images" / f"{s}.png")[..., 0] for s in stems]
+    ).astype(float)
+    membranes = np.stack(
+        [read_image(root / "train" / "masks" / f"{s}.png")[..., 0] == 0 for s in stems]
+    ).astype(float)
     table = correlation_table(images, membranes)
     print("correlation of the membrane mask rolled (down dy, right dx) with the inverted image:")
     print("dy\\dx " + " ".join(f"{dx:>7d}" for dx in SHIFTS))
@@ -50,9 +58,13 @@ def main(root: Path, stems: list[str] | None = None) -> None:
         print(f"{dy:>5d} " + " ".join(f"{v:7.3f}" for v in row))
     centre = len(SHIFTS) // 2
     dy, dx = subpixel_peak(table[:, centre]), subpixel_peak(table[centre, :])
-    print(f"{len(stems)} slices: the labels line up with the dark lines when moved {dy:+.2f} px down, {dx:+.2f} px right")
+    print(
+        f"{len(stems)} slices: the labels line up with the dark lines when moved {dy:+.2f} px down, {dx:+.2f} px right"
+    )
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/isbi2012"),
-         parse_stems(sys.argv[2]) if len(sys.argv) > 2 else None)
+    main(
+        Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/isbi2012"),
+        parse_stems(sys.argv[2]) if len(sys.argv) > 2 else None,
+    )

@@ -43,7 +43,9 @@ def otsu_watershed(image: np.ndarray, min_size: int = 10) -> np.ndarray:
     fg = grey > threshold_otsu(grey)
     if fg.mean() > 0.5:
         fg = ~fg
-    return semantic_to_instances(fg.astype(np.uint8), "watershed", interior_class=1, min_size=min_size)
+    return semantic_to_instances(
+        fg.astype(np.uint8), "watershed", interior_class=1, min_size=min_size
+    )
 
 
 def sets(data: Path) -> dict[str, list]:
@@ -70,8 +72,10 @@ def main() -> None:
         scores = {"model": [], "otsu": []}
         for item in items:
             image, truth = read_image(item.image), read_mask(item.mask)
-            for method, labels in (("model", segment(seg, image, min_size=args.min_size)),
-                                   ("otsu", otsu_watershed(image, args.min_size))):
+            for method, labels in (
+                ("model", segment(seg, image, min_size=args.min_size)),
+                ("otsu", otsu_watershed(image, args.min_size)),
+            ):
                 scores[method].append(dsb_average_precision(truth, labels))
         if name.startswith("dsb2018"):
             for m in scores:
@@ -85,13 +89,21 @@ def main() -> None:
 
 
 def summary(scores: dict) -> dict:
-    return {m: {"dsb_mean_ap": float(np.mean([s["mean_ap"] for s in v])), "ap50": float(np.mean([s["ap"][0.5] for s in v]))}
-            for m, v in scores.items()}
+    return {
+        m: {
+            "dsb_mean_ap": float(np.mean([s["mean_ap"] for s in v])),
+            "ap50": float(np.mean([s["ap"][0.5] for s in v])),
+        }
+        for m, v in scores.items()
+    }
 
 
 def print_row(name: str, n: int, s: dict) -> None:
-    print(f"{name:<30} images {n:>3}  model DSB mean AP {s['model']['dsb_mean_ap']:.4f} (AP@0.5 {s['model']['ap50']:.4f})"
-          f"   Otsu+watershed {s['otsu']['dsb_mean_ap']:.4f} ({s['otsu']['ap50']:.4f})", flush=True)
+    print(
+        f"{name:<30} images {n:>3}  model DSB mean AP {s['model']['dsb_mean_ap']:.4f} (AP@0.5 {s['model']['ap50']:.4f})"
+        f"   Otsu+watershed {s['otsu']['dsb_mean_ap']:.4f} ({s['otsu']['ap50']:.4f})",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

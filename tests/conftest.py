@@ -19,4 +19,6 @@ def shared_dataset(name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def shapes_data(tmp_path_factory) -> Path:
-    return write_shapes_dataset(tmp_path_factory.mktemp("shapes"), n_train=12, n_val=4, size=48, seed=0)
+    return write_shapes_dataset(
+        tmp_path_factory.mktemp("shapes"), n_train=12, n_val=4, size=48, seed=0
+    )

@@ -49,7 +49,9 @@ def test_random_resized_crop_is_joint_and_in_range():
 
 def test_random_resized_crop_whole_image_when_area_is_one():
     image, mask = _blob(40, 40)
-    img, m = random_resized_crop(image, mask, 40, np.random.default_rng(0), area=(1.0, 1.0), ratio=(1.0, 1.0))
+    img, m = random_resized_crop(
+        image, mask, 40, np.random.default_rng(0), area=(1.0, 1.0), ratio=(1.0, 1.0)
+    )
     assert np.array_equal(m, mask) and np.array_equal(img, image)
 
 
@@ -116,11 +118,14 @@ def test_appearance_none_is_identity_and_unknown_refused():
         random_appearance(image, np.random.default_rng(0), "x")
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"zoom": (0.5, 1.5)}, "zoom must be two area fractions"),
-    ({"composite": 2.0}, "composite is a probability"),
-    ({"appearance": "sepia"}, "unknown appearance 'sepia'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"zoom": (0.5, 1.5)}, "zoom must be two area fractions"),
+        ({"composite": 2.0}, "composite is a probability"),
+        ({"appearance": "sepia"}, "unknown appearance 'sepia'"),
+    ],
+)
 def test_augmentation_settings_validated(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Augmentation(**kwargs)
@@ -136,9 +141,19 @@ def _blob_dataset(tmp_path, augmentation, n=4):
         image, mask = _blob(value=150 + 20 * i)
         Image.fromarray(image).save(tmp_path / "images" / f"{i}.png")
         Image.fromarray((mask * 255).astype(np.uint8)).save(tmp_path / "masks" / f"{i}.png")
-        items.append(Item(tmp_path / "images" / f"{i}.png", tmp_path / "masks" / f"{i}.png", str(i)))
-    return SegmentationDataset(items, 2, MaskEncoding((0, 255)), Normalization([0.0] * 3, [1.0] * 3, 1.0), crop=32,
-                               augment=True, flips="horizontal", augmentation=augmentation)
+        items.append(
+            Item(tmp_path / "images" / f"{i}.png", tmp_path / "masks" / f"{i}.png", str(i))
+        )
+    return SegmentationDataset(
+        items,
+        2,
+        MaskEncoding((0, 255)),
+        Normalization([0.0] * 3, [1.0] * 3, 1.0),
+        crop=32,
+        augment=True,
+        flips="horizontal",
+        augmentation=augmentation,
+    )
 
 
 def test_dataset_augmentation_is_a_function_of_seed_epoch_and_draw(tmp_path):

@@ -79,11 +79,32 @@ def test_cli_compare_and_predict_method(tmp_path, capsys):
         Image.fromarray(image).save(data / "images" / f"{i}.png")
         Image.fromarray((truth * 255).astype(np.uint8)).save(data / "masks" / f"{i}.png")
     out = tmp_path / "cmp"
-    assert main(["compare", str(data), "--methods", "otsu,kmeans,slic", "--mask-values", "0,255",
-                 "--out", str(out), "--grid", "2"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(data),
+                "--methods",
+                "otsu,kmeans,slic",
+                "--mask-values",
+                "0,255",
+                "--out",
+                str(out),
+                "--grid",
+                "2",
+            ]
+        )
+        == 0
+    )
     rows = json.loads((out / "compare.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["otsu", "kmeans", "slic"]
     assert all(r["mean_iou"] > 0.95 and r["seconds_per_image"] > 0 for r in rows)
-    assert Image.open(out / "grid.png").size[0] > 400 and "| otsu |" in (out / "compare.md").read_text()
-    assert main(["predict", str(data / "images"), "--method", "otsu", "--out", str(tmp_path / "p")]) == 0
+    assert (
+        Image.open(out / "grid.png").size[0] > 400
+        and "| otsu |" in (out / "compare.md").read_text()
+    )
+    assert (
+        main(["predict", str(data / "images"), "--method", "otsu", "--out", str(tmp_path / "p")])
+        == 0
+    )
     assert len(list((tmp_path / "p" / "masks").glob("*.png"))) == 3

@@ -15,17 +15,33 @@ def parse(*argv):
 
 
 def test_train_options_are_the_config_fields():
-    args = parse("train", "DATA", "--out", "o", "--zoom", "0.3,1", "--val-stems", "25-27", "--no-batch-norm",
-                 "--classes", "a,b", "--crop", "0")
+    args = parse(
+        "train",
+        "DATA",
+        "--out",
+        "o",
+        "--zoom",
+        "0.3,1",
+        "--val-stems",
+        "25-27",
+        "--no-batch-norm",
+        "--classes",
+        "a,b",
+        "--crop",
+        "0",
+    )
     cfg = from_args(TrainConfig, args)
-    assert cfg.zoom == [0.3, 1.0] and cfg.val_stems == ["25", "26", "27"] and cfg.batch_norm is False
+    assert (
+        cfg.zoom == [0.3, 1.0] and cfg.val_stems == ["25", "26", "27"] and cfg.batch_norm is False
+    )
     assert cfg.class_names == ["a", "b"] and cfg.crop == 0 and cfg.data == "DATA"
     defaults = from_args(TrainConfig, parse("train", "DATA", "--out", "o"))
     for f in dataclasses.fields(TrainConfig):  # every default comes from the one declaration
         if f.name not in ("data", "out"):
             assert getattr(defaults, f.name) == f.default, f.name
-    assert {name for name, _ in field_options(TrainConfig)} == {f.name for f in dataclasses.fields(TrainConfig)} - {
-        "momentum", "overlays"}
+    assert {name for name, _ in field_options(TrainConfig)} == {
+        f.name for f in dataclasses.fields(TrainConfig)
+    } - {"momentum", "overlays"}
 
 
 def test_choices_come_from_the_constants():
@@ -37,34 +53,51 @@ def test_choices_come_from_the_constants():
     assert parse("train", "D", "--out", "o", "--loss", LOSSES[-1]).loss == LOSSES[-1]
 
 
-@pytest.mark.parametrize("argv, dest, value, old", [
-    (["segment", "x.png", "--model", "m.pt"], "checkpoint", "m.pt", "--model"),
-    (["remove-bg", "x.png", "-o", "o", "--model", "m.pt"], "checkpoint", "m.pt", "--model"),
-    (["serve", "--workers", "3"], "threads", 3, "--workers"),
-    (["evaluate", "c.pt", "d", "--min-size", "10"], "min_object_size", 10, "--min-size"),
-    (["segment", "x.png", "--min-size", "10"], "min_object_size", 10, "--min-size"),
-])
+@pytest.mark.parametrize(
+    "argv, dest, value, old",
+    [
+        (["segment", "x.png", "--model", "m.pt"], "checkpoint", "m.pt", "--model"),
+        (["remove-bg", "x.png", "-o", "o", "--model", "m.pt"], "checkpoint", "m.pt", "--model"),
+        (["serve", "--workers", "3"], "threads", 3, "--workers"),
+        (["evaluate", "c.pt", "d", "--min-size", "10"], "min_object_size", 10, "--min-size"),
+        (["segment", "x.png", "--min-size", "10"], "min_object_size", 10, "--min-size"),
+    ],
+)
 def test_old_spellings_still_work_with_a_warning(argv, dest, value, old, capsys):
     assert getattr(parse(*argv), dest) == value
     assert f"{old} is deprecated" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, dest, value", [
-    (["segment", "x.png", "--checkpoint", "m.pt"], "checkpoint", "m.pt"),
-    (["segment", "x.png"], "checkpoint", "nuclei"),
-    (["remove-bg", "x.png", "-o", "o"], "checkpoint", None),
-    (["serve"], "threads", 2),
-    (["evaluate", "c.pt", "d", "--device", "cpu"], "device", "cpu"),
-    (["evaluate", "c.pt", "d", "--min-object-size", "5"], "min_object_size", 5),
-    (["predict", "c.pt", "x", "--out", "o"], "score_threshold", 0.5),
-])
+@pytest.mark.parametrize(
+    "argv, dest, value",
+    [
+        (["segment", "x.png", "--checkpoint", "m.pt"], "checkpoint", "m.pt"),
+        (["segment", "x.png"], "checkpoint", "nuclei"),
+        (["remove-bg", "x.png", "-o", "o"], "checkpoint", None),
+        (["serve"], "threads", 2),
+        (["evaluate", "c.pt", "d", "--device", "cpu"], "device", "cpu"),
+        (["evaluate", "c.pt", "d", "--min-object-size", "5"], "min_object_size", 5),
+        (["predict", "c.pt", "x", "--out", "o"], "score_threshold", 0.5),
+    ],
+)
 def test_new_names_and_defaults(argv, dest, value, capsys):
     assert getattr(parse(*argv), dest) == value
     assert "deprecated" not in capsys.readouterr().err
 
 
 def test_every_command_has_help(capsys):
-    for command in ("train", "predict", "evaluate", "segment", "remove-bg", "serve", "compare", "export", "models", "demo"):
+    for command in (
+        "train",
+        "predict",
+        "evaluate",
+        "segment",
+        "remove-bg",
+        "serve",
+        "compare",
+        "export",
+        "models",
+        "demo",
+    ):
         with pytest.raises(SystemExit) as info:
             main([command, "--help"])
         assert info.value.code == 0
@@ -79,5 +112,8 @@ def test_missing_extra_is_one_friendly_line(monkeypatch, capsys):
 
     monkeypatch.setitem(cli.HANDLERS, "serve", serve_without_fastapi)
     assert main(["serve"]) == 2
-    assert capsys.readouterr().err.strip() == "pixelwise serve: error: fastapi is not installed: pip install 'pixelwise[serve]'"
+    assert (
+        capsys.readouterr().err.strip()
+        == "pixelwise serve: error: fastapi is not installed: pip install 'pixelwise[serve]'"
+    )
     assert missing_extra(ModuleNotFoundError("x", name="numpy")) is None

@@ -13,6 +13,7 @@ pytest.importorskip("pycocotools", reason="COCO support needs pycocotools")
 from pycocotools import mask as mask_utils  # noqa: E402
 from pycocotools.coco import COCO  # noqa: E402
 
+from pixelwise.checkpoint import load_model  # noqa: E402
 from pixelwise.data.coco import (  # noqa: E402
     InstanceDataset,
     annotation_mask,
@@ -22,7 +23,6 @@ from pixelwise.data.coco import (  # noqa: E402
     label_image_items,
     load_coco,
 )
-from pixelwise.checkpoint import load_model  # noqa: E402
 from pixelwise.detection import detections_to_coco, detections_to_labels  # noqa: E402
 from pixelwise.metrics import coco_average_precision  # noqa: E402
 from pixelwise.models.mask_rcnn import load_weights, mask_rcnn  # noqa: E402
@@ -44,15 +44,47 @@ def _coco(tmp_path, n_images=3, size=(64, 80)):
         Image.fromarray(image).save(tmp_path / "images" / f"{i:03d}.png")
         images.append({"id": 100 + i, "file_name": f"{i:03d}.png", "height": h, "width": w})
         square = [[x, y, x + 20, y, x + 20, y + 20, x, y + 20]]
-        seg = square if i % 2 == 0 else encode_rle(mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(square, h, w))))
-        anns.append({"id": len(anns) + 1, "image_id": 100 + i, "category_id": 7, "segmentation": seg, "iscrowd": 0})
-        anns.append({"id": len(anns) + 1, "image_id": 100 + i, "category_id": 3, "segmentation": tri, "iscrowd": 0})
+        seg = (
+            square
+            if i % 2 == 0
+            else encode_rle(
+                mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(square, h, w)))
+            )
+        )
+        anns.append(
+            {
+                "id": len(anns) + 1,
+                "image_id": 100 + i,
+                "category_id": 7,
+                "segmentation": seg,
+                "iscrowd": 0,
+            }
+        )
+        anns.append(
+            {
+                "id": len(anns) + 1,
+                "image_id": 100 + i,
+                "category_id": 3,
+                "segmentation": tri,
+                "iscrowd": 0,
+            }
+        )
     crowd = np.zeros((h, w), np.uint8)
     crowd[0:5, 0:5] = 1
-    anns.append({"id": len(anns) + 1, "image_id": 100, "category_id": 7, "iscrowd": 1,
-                 "segmentation": {"size": [h, w], "counts": list(map(int, _uncompressed_counts(crowd)))}})
-    spec = {"images": images, "annotations": anns,
-            "categories": [{"id": 3, "name": "triangle"}, {"id": 7, "name": "square"}]}
+    anns.append(
+        {
+            "id": len(anns) + 1,
+            "image_id": 100,
+            "category_id": 7,
+            "iscrowd": 1,
+            "segmentation": {"size": [h, w], "counts": list(map(int, _uncompressed_counts(crowd)))},
+        }
+    )
+    spec = {
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": 3, "name": "triangle"}, {"id": 7, "name": "square"}],
+    }
     for a in spec["annotations"]:
         seg = a["segmentation"]
         if isinstance(seg, list):
@@ -88,11 +120,17 @@ def test_coco_masks_match_pycocotools_for_polygons_rle_and_crowd(tmp_path):
     assert len(items) == 3 and cats.ids == (3, 7) and cats.label(7) == 2 and cats.category(1) == 3
     for item in items:
         for ann in item.annotations:
-            assert np.array_equal(annotation_mask(ann, item.height, item.width), reference.annToMask(ann)), ann["id"]
+            assert np.array_equal(
+                annotation_mask(ann, item.height, item.width), reference.annToMask(ann)
+            ), ann["id"]
     # our RLE decodes back to the mask with pycocotools
     mask = reference.annToMask(spec["annotations"][1])
-    assert np.array_equal(mask_utils.decode({"size": encode_rle(mask)["size"],
-                                             "counts": encode_rle(mask)["counts"].encode()}), mask)
+    assert np.array_equal(
+        mask_utils.decode(
+            {"size": encode_rle(mask)["size"], "counts": encode_rle(mask)["counts"].encode()}
+        ),
+        mask,
+    )
     target = item_target(items[0], cats)  # the crowd region is not a training object
     assert target["masks"].shape == (2, 64, 80) and sorted(target["labels"].tolist()) == [1, 2]
     np.testing.assert_allclose(target["boxes"][target["labels"] == 2][0], [8, 10, 28, 30])
@@ -123,7 +161,12 @@ def test_augmentation_moves_boxes_with_masks(tmp_path):
         image, target = ds[0]
         for box, mask in zip(target["boxes"], target["masks"]):
             ys, xs = torch.nonzero(mask, as_tuple=True)
-            assert box.tolist() == [xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1]
+            assert box.tolist() == [
+                xs.min().item(),
+                ys.min().item(),
+                xs.max().item() + 1,
+                ys.max().item() + 1,
+            ]
         assert image.shape[1:] == target["masks"].shape[1:]
 
 
@@ -131,12 +174,20 @@ def test_tiny_mask_rcnn_trains_and_predicts_torchvision_structure(tmp_path):
     items, cats, spec = load_coco(_coco(tmp_path))
     torch.manual_seed(0)
     model = mask_rcnn(len(cats.ids), backbone="resnet18", min_size=64, max_size=96)
-    loader = torch.utils.data.DataLoader(InstanceDataset(items, cats, augment=True), batch_size=2, collate_fn=collate)
+    loader = torch.utils.data.DataLoader(
+        InstanceDataset(items, cats, augment=True), batch_size=2, collate_fn=collate
+    )
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.train()
     for images, targets in loader:
         losses = model(list(images), list(targets))
-        assert {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"} <= set(losses)
+        assert {
+            "loss_classifier",
+            "loss_box_reg",
+            "loss_mask",
+            "loss_objectness",
+            "loss_rpn_box_reg",
+        } <= set(losses)
         opt.zero_grad()
         sum(losses.values()).backward()
         opt.step()
@@ -146,11 +197,17 @@ def test_tiny_mask_rcnn_trains_and_predicts_torchvision_structure(tmp_path):
     assert isinstance(out, list) and len(out) == 1
     pred = out[0]
     n = len(pred["scores"])
-    assert pred["boxes"].shape == (n, 4) and pred["labels"].shape == (n,) and pred["masks"].shape == (n, 1, 64, 80)
+    assert (
+        pred["boxes"].shape == (n, 4)
+        and pred["labels"].shape == (n,)
+        and pred["masks"].shape == (n, 1, 64, 80)
+    )
     labels = detections_to_labels(pred, score_threshold=0.0)
     assert labels.dtype == np.uint16 and labels.shape == (64, 80)
     results = detections_to_coco(pred, 100, cats)
-    assert all(r["category_id"] in (3, 7) and isinstance(r["segmentation"]["counts"], str) for r in results)
+    assert all(
+        r["category_id"] in (3, 7) and isinstance(r["segmentation"]["counts"], str) for r in results
+    )
     # saving and loading our weights round-trips; mismatching class heads stay initialised
     path = tmp_path / "w.pt"
     torch.save(model.state_dict(), path)
@@ -166,9 +223,12 @@ def test_perfect_predictions_score_ap_one(tmp_path):
     results = []
     for item in items:
         target = item_target(item, cats)
-        pred = {"boxes": torch.from_numpy(target["boxes"]), "labels": torch.from_numpy(target["labels"]),
-                "scores": torch.ones(len(target["labels"])),
-                "masks": torch.from_numpy(target["masks"]).float()[:, None]}
+        pred = {
+            "boxes": torch.from_numpy(target["boxes"]),
+            "labels": torch.from_numpy(target["labels"]),
+            "scores": torch.ones(len(target["labels"])),
+            "masks": torch.from_numpy(target["masks"]).float()[:, None],
+        }
         results.extend(detections_to_coco(pred, item.image_id, cats))
     ap = coco_average_precision(spec, results)
     assert ap["segm"]["ap"] == pytest.approx(1.0) and ap["bbox"]["ap"] == pytest.approx(1.0)
@@ -180,7 +240,9 @@ def test_coco128_loads():
     from conftest import shared_dataset
 
     items, cats, spec = load_coco(shared_dataset("coco128") / "annotations.json")
-    assert len(items) == 128 and sum(len(i.annotations) for i in items) == 929 and len(cats.ids) == 80
+    assert (
+        len(items) == 128 and sum(len(i.annotations) for i in items) == 929 and len(cats.ids) == 80
+    )
     assert sum(1 for i in items if not i.annotations) == 2
     target = item_target(items[0], cats)
     assert target["masks"].shape[1:] == (items[0].height, items[0].width)
@@ -191,27 +253,69 @@ def test_cli_train_resume_predict_evaluate_mask_rcnn(tmp_path, capsys):
 
     path = _coco(tmp_path / "data", n_images=4)
     run = tmp_path / "run"
-    args = ["train", str(path), "--model", "mask_rcnn", "--out", str(run), "--min-size", "64", "--max-size", "96",
-            "--epochs", "2", "--batch-size", "2", "--val-stems", "003", "--lr", "1e-3", "--max-detections", "7",
-            "--device", "cpu", "--no-progress"]
+    args = [
+        "train",
+        str(path),
+        "--model",
+        "mask_rcnn",
+        "--out",
+        str(run),
+        "--min-size",
+        "64",
+        "--max-size",
+        "96",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--val-stems",
+        "003",
+        "--lr",
+        "1e-3",
+        "--max-detections",
+        "7",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     assert main(args) == 0
     for name in ("best.pt", "last.pt", "metrics.csv", "curve.png"):
         assert (run / name).is_file(), name
     assert "mask AP" in capsys.readouterr().out
     last = torch.load(run / "last.pt", weights_only=True)
     assert last["train_state"]["epoch"] == 2 and last["arch"] == "mask_rcnn"
-    assert load_model(run / "last.pt").network.roi_heads.detections_per_img == 7  # kept in the checkpoint
+    assert (
+        load_model(run / "last.pt").network.roi_heads.detections_per_img == 7
+    )  # kept in the checkpoint
     assert main(args + ["--resume"]) == 0  # nothing left to do: resumes after epoch 2 and stops
     assert "resumed from" in capsys.readouterr().out
 
     out = tmp_path / "pred"
     images = tmp_path / "data" / "images"
-    assert main(["predict", str(run / "best.pt"), str(images), "--out", str(out), "--score-threshold", "0.0",
-                 "--no-progress"]) == 0
-    assert len(list((out / "instances").glob("*.png"))) == 4 and len(list((out / "overlays").glob("*.png"))) == 4
+    assert (
+        main(
+            [
+                "predict",
+                str(run / "best.pt"),
+                str(images),
+                "--out",
+                str(out),
+                "--score-threshold",
+                "0.0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        len(list((out / "instances").glob("*.png"))) == 4
+        and len(list((out / "overlays").glob("*.png"))) == 4
+    )
     results = json.loads((out / "coco" / "000.json").read_text())
     assert isinstance(results, list) and all(r["category_id"] in (3, 7) for r in results)
-    assert main(["evaluate", str(run / "best.pt"), str(path), "--json", str(tmp_path / "e.json")]) == 0
+    assert (
+        main(["evaluate", str(run / "best.pt"), str(path), "--json", str(tmp_path / "e.json")]) == 0
+    )
     detection = json.loads((tmp_path / "e.json").read_text())["detection"]
     assert set(detection) >= {"mask_ap", "mask_ap50", "mask_ap75", "box_ap", "dsb_mean_ap"}
     assert 0.0 <= detection["mask_ap"] <= 1.0

@@ -12,12 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from pixelwise.cutout import guided_filter, keep_largest, remove_background, trimap
 from pixelwise.checkpoint import save_checkpoint
-from pixelwise.segmenter import Segmenter
 from pixelwise.cli import main
+from pixelwise.cutout import guided_filter, keep_largest, remove_background, trimap
 from pixelwise.data.encoding import Normalization
 from pixelwise.models import create_model
+from pixelwise.segmenter import Segmenter
 
 
 class BrightIsForeground(torch.nn.Module):
@@ -29,9 +29,13 @@ class BrightIsForeground(torch.nn.Module):
 
 
 def _seg() -> Segmenter:
-    seg = Segmenter(create_model("unet", in_channels=3, num_classes=2, depth=2, base_width=4), "unet",
-                    {"in_channels": 3, "num_classes": 2, "depth": 2, "base_width": 4}, ["background", "foreground"],
-                    Normalization([0.5] * 3, [0.25] * 3))
+    seg = Segmenter(
+        create_model("unet", in_channels=3, num_classes=2, depth=2, base_width=4),
+        "unet",
+        {"in_channels": 3, "num_classes": 2, "depth": 2, "base_width": 4},
+        ["background", "foreground"],
+        Normalization([0.5] * 3, [0.25] * 3),
+    )
     seg.network = BrightIsForeground()
     return seg
 
@@ -52,7 +56,9 @@ def test_remove_background_gives_full_resolution_alpha():
     assert out.mode == "RGBA" and out.size == (400, 300)
     rgba = np.asarray(out)
     alpha = rgba[..., 3] > 127
-    assert ((alpha & disc).sum() / (alpha | disc).sum()) > 0.97  # edges follow the photo at full resolution
+    assert (
+        (alpha & disc).sum() / (alpha | disc).sum()
+    ) > 0.97  # edges follow the photo at full resolution
     assert rgba[12, 12, 3] == 0  # speck removed: largest component only
     assert np.array_equal(rgba[..., :3], image)
     mask = remove_background(image, _seg(), mask_only=True, model_size=96)
@@ -79,7 +85,9 @@ def test_helpers_against_hand_cases():
     t = trimap(kept, 2)
     assert t[7, 7] == 1 and t[0, 19] == 0 and t[2, 2] == 0.5
     flat = np.full((30, 30), 0.3, np.float32)
-    np.testing.assert_allclose(guided_filter(flat, flat, radius=3), flat, atol=1e-5)  # constant in, constant out
+    np.testing.assert_allclose(
+        guided_filter(flat, flat, radius=3), flat, atol=1e-5
+    )  # constant in, constant out
 
 
 @pytest.fixture
@@ -100,7 +108,15 @@ def test_cli_folder_with_a_corrupt_file(tmp_path, fg_checkpoint, capsys):
         Image.fromarray(_photo(60, 80, seed=i)[0]).save(where / f"p{i}.jpg")
     (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
     out = tmp_path / "out"
-    args = ["remove-bg", str(photos), "-o", str(out), "--model", str(fg_checkpoint), "--no-progress"]
+    args = [
+        "remove-bg",
+        str(photos),
+        "-o",
+        str(out),
+        "--model",
+        str(fg_checkpoint),
+        "--no-progress",
+    ]
     assert main(args) == 1
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     assert written == ["p0.png", "p1.png", "sub/p2.png"]
@@ -122,9 +138,11 @@ def test_http_api_good_and_bad_uploads():
     pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
     from fastapi.testclient import TestClient
 
-    from pixelwise.web import create_app
+    from pixelwise.web.app import Limits, create_app
 
-    client = TestClient(create_app(_seg(), max_upload_mb=0.05))
+    client = TestClient(
+        create_app(_seg(), limits=Limits(max_upload_mb=0.05)), base_url="http://localhost"
+    )
     page = client.get("/")
     assert page.status_code == 200 and 'type="file"' in page.text
     assert "/api/remove-background" in client.get("/openapi.json").json()["paths"]
@@ -132,17 +150,25 @@ def test_http_api_good_and_bad_uploads():
     ok = client.post("/api/remove-background", files={"file": ("p.png", _png(image), "image/png")})
     assert ok.status_code == 200 and ok.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(ok.content)).mode == "RGBA"
-    green = client.post("/api/remove-background", files={"file": ("p.png", _png(image), "image/png")},
-                        data={"background": "#00ff00"})
+    green = client.post(
+        "/api/remove-background",
+        files={"file": ("p.png", _png(image), "image/png")},
+        data={"background": "#00ff00"},
+    )
     assert Image.open(io.BytesIO(green.content)).mode == "RGB"
     bad = client.post("/api/remove-background", files={"file": ("x.png", b"garbage", "image/png")})
     assert bad.status_code == 400 and "x.png: not a decodable image" in bad.json()["detail"]
     text = client.post("/api/remove-background", files={"file": ("x.txt", b"hello", "text/plain")})
     assert text.status_code == 415
-    big = client.post("/api/remove-background", files={"file": ("big.png", b"\0" * 60_000, "image/png")})
+    big = client.post(
+        "/api/remove-background", files={"file": ("big.png", b"\0" * 60_000, "image/png")}
+    )
     assert big.status_code == 413
-    colour = client.post("/api/remove-background", files={"file": ("p.png", _png(image), "image/png")},
-                         data={"background": "red"})
+    colour = client.post(
+        "/api/remove-background",
+        files={"file": ("p.png", _png(image), "image/png")},
+        data={"background": "red"},
+    )
     assert colour.status_code == 400
 
 
@@ -150,7 +176,9 @@ def _chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if path := shutil.which(name):
             return path
-    pytest.skip("no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it")
+    pytest.skip(
+        "no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it"
+    )
 
 
 def test_web_page_in_a_real_browser(tmp_path):
@@ -158,13 +186,15 @@ def test_web_page_in_a_real_browser(tmp_path):
     import uvicorn
     from playwright.sync_api import sync_playwright
 
-    from pixelwise.web import create_app
+    from pixelwise.web.app import create_app
 
     browser_path = _chromium()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(_seg()), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(_seg()), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -177,7 +207,9 @@ def test_web_page_in_a_real_browser(tmp_path):
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{port}/")
             page.set_input_files("#file", str(photo))
-            page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=30_000)
+            page.wait_for_function(
+                "document.getElementById('status').textContent === 'done'", timeout=30_000
+            )
             # the shown cut-out has transparent pixels (corner) and opaque ones (centre)
             alphas = page.evaluate("""() => {
                 const img = document.getElementById('after'), c = document.createElement('canvas');
@@ -200,7 +232,12 @@ def test_web_page_in_a_real_browser(tmp_path):
 
 
 def test_background_demo_writes_cutouts(tmp_path, fg_checkpoint, capsys):
-    assert main(["demo", "--remove-bg", "--out", str(tmp_path / "demo"), "--model", str(fg_checkpoint)]) == 0
+    assert (
+        main(
+            ["demo", "--remove-bg", "--out", str(tmp_path / "demo"), "--model", str(fg_checkpoint)]
+        )
+        == 0
+    )
     cutouts = sorted((tmp_path / "demo" / "cutouts").glob("*.png"))
     assert [p.stem for p in cutouts] == ["astronaut", "chelsea", "coffee", "rocket"]
     assert all(Image.open(p).mode == "RGBA" for p in cutouts)
@@ -225,14 +262,22 @@ def test_concurrent_first_requests_do_not_race(tmp_path):
 
     from fastapi.testclient import TestClient
 
-    from pixelwise.web import create_app
+    from pixelwise.web.app import Limits, create_app
 
     torch.manual_seed(0)
     seg = _seg()
     seg.network = create_model("unet", in_channels=3, num_classes=2, depth=2, base_width=4).eval()
-    client = TestClient(create_app(seg, threads=4))
+    client = TestClient(create_app(seg, limits=Limits(threads=4)), base_url="http://localhost")
     photo = _png(_photo(60, 80)[0])
     with ThreadPoolExecutor(8) as pool:
-        codes = list(pool.map(lambda _: client.post("/api/remove-background",
-                                                    files={"file": ("p.png", photo, "image/png")}).status_code, range(8)))
+        codes = list(
+            pool.map(
+                lambda _: (
+                    client.post(
+                        "/api/remove-background", files={"file": ("p.png", photo, "image/png")}
+                    ).status_code
+                ),
+                range(8),
+            )
+        )
     assert codes == [200] * 8

@@ -3,11 +3,17 @@
 import numpy as np
 import pytest
 import torch
+from conftest import shared_dataset
 from PIL import Image
 
-from conftest import shared_dataset
 from pixelwise.constants import parse_stems
-from pixelwise.data.datasets import SegmentationDataset, find_items, find_pairs, read_dataset_info, resolve_splits
+from pixelwise.data.datasets import (
+    SegmentationDataset,
+    find_items,
+    find_pairs,
+    read_dataset_info,
+    resolve_splits,
+)
 from pixelwise.data.encoding import MaskEncoding, Normalization
 
 
@@ -46,19 +52,27 @@ def test_parse_stems():
 def test_mask_encoding_values_and_ignore():
     raw = np.array([[0, 255], [11, 0]])
     np.testing.assert_array_equal(MaskEncoding((0, 255)).apply(raw[:1], 2), [[0, 1]])
-    np.testing.assert_array_equal(MaskEncoding(None, (11,)).apply(np.array([[3, 11]]), 12), [[3, 255]])
+    np.testing.assert_array_equal(
+        MaskEncoding(None, (11,)).apply(np.array([[3, 11]]), 12), [[3, 255]]
+    )
     with pytest.raises(ValueError, match=r"m\.png: mask values \[7\] are not class ids 0..1"):
         MaskEncoding().apply(np.array([[0, 7]]), 2, "m.png")
 
 
 def test_random_crop_is_function_of_seed_epoch_index(tmp_path):
     _write_pool(tmp_path, ["a"])
-    Image.fromarray(np.arange(400, dtype=np.uint8).reshape(20, 20)).save(tmp_path / "images" / "a.png")
+    Image.fromarray(np.arange(400, dtype=np.uint8).reshape(20, 20)).save(
+        tmp_path / "images" / "a.png"
+    )
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "masks" / "a.png")
     pairs = find_pairs(tmp_path)
-    ds = SegmentationDataset(pairs, 1, MaskEncoding(), Normalization([0.0], [1.0]), crop=8, augment=True, seed=3)
+    ds = SegmentationDataset(
+        pairs, 1, MaskEncoding(), Normalization([0.0], [1.0]), crop=8, augment=True, seed=3
+    )
     first = ds[0][0]
-    ds2 = SegmentationDataset(pairs, 1, MaskEncoding(), Normalization([0.0], [1.0]), crop=8, augment=True, seed=3)
+    ds2 = SegmentationDataset(
+        pairs, 1, MaskEncoding(), Normalization([0.0], [1.0]), crop=8, augment=True, seed=3
+    )
     assert first.shape == (1, 8, 8)
     assert (ds2[0][0] == first).all()
     ds2.set_epoch(1)
@@ -70,16 +84,27 @@ def test_repeated_draws_in_one_epoch_are_different_crops(tmp_path):
 
     _write_pool(tmp_path, ["a", "b"])
     for stem in "ab":
-        Image.fromarray(np.arange(400, dtype=np.uint8).reshape(20, 20)).save(tmp_path / "images" / f"{stem}.png")
+        Image.fromarray(np.arange(400, dtype=np.uint8).reshape(20, 20)).save(
+            tmp_path / "images" / f"{stem}.png"
+        )
         Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "masks" / f"{stem}.png")
-    ds = SegmentationDataset(find_pairs(tmp_path), 1, MaskEncoding(), Normalization([0.0], [1.0]), crop=8,
-                             augment=True, seed=3)
+    ds = SegmentationDataset(
+        find_pairs(tmp_path),
+        1,
+        MaskEncoding(),
+        Normalization([0.0], [1.0]),
+        crop=8,
+        augment=True,
+        seed=3,
+    )
     draws = epoch_indices(len(ds), 6, seed=0, epoch=0)
     assert sorted(d % 2 for d in draws) == [0, 0, 0, 1, 1, 1] and len(set(draws)) == 6
     assert sorted(draws[:2]) == [0, 1]  # the first pass is a permutation of the items, as before
     crops = [ds[d][0] for d in draws if d % 2 == 0]
     assert all(not (crops[i] == crops[j]).all() for i in range(3) for j in range(i))
-    assert (ds[draws[0]][0] == ds[draws[0]][0]).all()  # still a pure function of (seed, epoch, draw)
+    assert (
+        ds[draws[0]][0] == ds[draws[0]][0]
+    ).all()  # still a pure function of (seed, epoch, draw)
 
 
 def test_isbi2012_loads_as_is():
@@ -98,7 +123,9 @@ def test_camvid_loads_with_void_ignored():
     assert len(info.class_names) == 11 and info.ignore_values == (11,)
     train, val = resolve_splits(root)
     assert len(train) == 367 and len(val) == 101
-    ds = SegmentationDataset(val[:1], 11, MaskEncoding(None, info.ignore_values), Normalization([0.5] * 3, [0.25] * 3))
+    ds = SegmentationDataset(
+        val[:1], 11, MaskEncoding(None, info.ignore_values), Normalization([0.5] * 3, [0.25] * 3)
+    )
     image, target = ds[0]
     assert image.shape == (3, 360, 480)
     values = set(target.unique().tolist())
@@ -116,7 +143,10 @@ def test_tiff_stack_layout_one_item_per_page(tmp_path):
     assert [i.name for i in train] == ["train-volume-000", "train-volume-001", "train-volume-002"]
     ds = SegmentationDataset(val, 2, MaskEncoding((0, 255)), Normalization([0.0], [1.0]))
     image, target = ds[0]
-    assert image[0, 0, 0].item() == pytest.approx(30 / 255) and set(target.unique().tolist()) == {0, 1}
+    assert image[0, 0, 0].item() == pytest.approx(30 / 255) and set(target.unique().tolist()) == {
+        0,
+        1,
+    }
 
 
 def test_cell_tracking_challenge_layout_and_instance_targets(tmp_path):
@@ -132,11 +162,17 @@ def test_cell_tracking_challenge_layout_and_instance_targets(tmp_path):
         tifffile.imwrite(tmp_path / "01_GT" / "SEG" / f"man_seg{t}.tif", labels)
     _, items = resolve_splits(tmp_path, ["01_t002"])
     assert [i.name for i in items] == ["01_t002"]
-    fg = SegmentationDataset(items, 2, MaskEncoding(instances="foreground"), Normalization([0.0], [1.0]))[0][1]
+    fg = SegmentationDataset(
+        items, 2, MaskEncoding(instances="foreground"), Normalization([0.0], [1.0])
+    )[0][1]
     assert fg.sum().item() == 32
-    b = SegmentationDataset(items, 3, MaskEncoding(instances="boundary"), Normalization([0.0], [1.0]))[0][1]
+    b = SegmentationDataset(
+        items, 3, MaskEncoding(instances="boundary"), Normalization([0.0], [1.0])
+    )[0][1]
     assert set(b.unique().tolist()) == {0, 1, 2}
-    assert (b[1:5, 4] == 2).all() and (b[1:5, 5] == 2).all()  # the shared edge belongs to both cells' borders
+    assert (b[1:5, 4] == 2).all() and (
+        b[1:5, 5] == 2
+    ).all()  # the shared edge belongs to both cells' borders
     with pytest.raises(ValueError, match="instance labels need --instances"):
         SegmentationDataset(items, 2, MaskEncoding(), Normalization([0.0], [1.0]))[0]
 
@@ -169,8 +205,16 @@ def test_weight_map_travels_with_the_target(tmp_path, encoding):
     np.testing.assert_allclose(weights.numpy(), expected, rtol=1e-6)
     assert target.dtype == torch.int64 and weights.dtype == torch.float32
     # random crop + elastic + flips: the weights move exactly like the labels
-    aug = SegmentationDataset(items, 2, enc, Normalization([0.0], [1.0]), crop=32, augment=True, elastic=True,
-                              weight_map=(10.0, 5.0))
+    aug = SegmentationDataset(
+        items,
+        2,
+        enc,
+        Normalization([0.0], [1.0]),
+        crop=32,
+        augment=True,
+        elastic=True,
+        weight_map=(10.0, 5.0),
+    )
     for epoch in range(3):
         aug.set_epoch(epoch)
         _, t, w = aug[0]

@@ -10,17 +10,48 @@ import pytest
 import torch
 from PIL import Image
 
-from pixelwise.distributed import shard_batches
 from pixelwise.config import TrainConfig
+from pixelwise.distributed import shard_batches
 from pixelwise.train import fit
 
-TRAIN_ARGS = ["--depth", "2", "--base-width", "8", "--no-batch-norm", "--epochs", "2", "--epoch-size", "16",
-              "--batch-size", "4", "--crop", "32", "--lr", "5e-3", "--precision", "fp32", "--no-progress"]
+TRAIN_ARGS = [
+    "--depth",
+    "2",
+    "--base-width",
+    "8",
+    "--no-batch-norm",
+    "--epochs",
+    "2",
+    "--epoch-size",
+    "16",
+    "--batch-size",
+    "4",
+    "--crop",
+    "32",
+    "--lr",
+    "5e-3",
+    "--precision",
+    "fp32",
+    "--no-progress",
+]
 
 
 def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "pixelwise", *args]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "pixelwise",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
 
@@ -33,17 +64,35 @@ def test_shard_batches_partition_each_global_batch():
 
 
 def _cfg(data, out, **kw) -> TrainConfig:
-    return TrainConfig(data=str(data), out=str(out), depth=2, base_width=8, batch_norm=False, epochs=2, epoch_size=16,
-                       batch_size=4, crop=32, lr=5e-3, precision="fp32", progress=False, overlays=0, **kw)
+    return TrainConfig(
+        data=str(data),
+        out=str(out),
+        depth=2,
+        base_width=8,
+        batch_norm=False,
+        epochs=2,
+        epoch_size=16,
+        batch_size=4,
+        crop=32,
+        lr=5e-3,
+        precision="fp32",
+        progress=False,
+        overlays=0,
+        **kw,
+    )
 
 
 def _assert_same_training(path_a, path_b):
     a, b = (torch.load(p, weights_only=True) for p in (path_a, path_b))
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for k in a["state_dict"]:
-        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=1e-4, atol=1e-5, msg=k)
+        torch.testing.assert_close(
+            a["state_dict"][k], b["state_dict"][k], rtol=1e-4, atol=1e-5, msg=k
+        )
     losses = [[h["train_loss"] for h in c["train_state"]["history"]] for c in (a, b)]
-    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)  # the same steps, the same mean losses
+    np.testing.assert_allclose(
+        losses[0], losses[1], rtol=1e-4
+    )  # the same steps, the same mean losses
     assert losses[1][1] < losses[1][0]  # and training did move the weights
 
 
@@ -63,7 +112,9 @@ def test_two_processes_train_like_one_with_the_same_global_batch(shapes_data, tm
 
     with pytest.raises(Stop):
         fit(_cfg(shapes_data, tmp_path / "part"), on_epoch_end=stop)
-    proc = torchrun("train", str(shapes_data), "--out", str(tmp_path / "part"), *TRAIN_ARGS, "--resume")
+    proc = torchrun(
+        "train", str(shapes_data), "--out", str(tmp_path / "part"), *TRAIN_ARGS, "--resume"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resumed from" in proc.stdout and "epoch 1/2" not in proc.stdout
     _assert_same_training(tmp_path / "part" / "last.pt", single)
@@ -71,13 +122,22 @@ def test_two_processes_train_like_one_with_the_same_global_batch(shapes_data, tm
 
 def test_sharded_prediction_writes_each_input_once(shapes_data, tmp_path):
     run = tmp_path / "run"
-    assert torchrun("train", str(shapes_data), "--out", str(run), *TRAIN_ARGS, nproc=1).returncode == 0
+    assert (
+        torchrun("train", str(shapes_data), "--out", str(run), *TRAIN_ARGS, nproc=1).returncode == 0
+    )
     inputs = tmp_path / "in"
     inputs.mkdir()
     for i in range(5):
         Image.fromarray(np.full((40, 40), 40 * i, np.uint8)).save(inputs / f"im{i}.png")
     (inputs / "broken.png").write_bytes(b"\x89PNG not really")
-    proc = torchrun("predict", str(run / "best.pt"), str(inputs), "--out", str(tmp_path / "out"), "--no-progress")
+    proc = torchrun(
+        "predict",
+        str(run / "best.pt"),
+        str(inputs),
+        "--out",
+        str(tmp_path / "out"),
+        "--no-progress",
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]
     written = sorted(p.name for p in (tmp_path / "out" / "masks").iterdir())
     assert written == [f"im{i}.png" for i in range(5)]

@@ -11,11 +11,11 @@ from test_models import small  # noqa: E402
 
 from pixelwise import create_model, list_models  # noqa: E402
 from pixelwise.checkpoint import load_model  # noqa: E402
-from pixelwise.segmenter import Segmenter  # noqa: E402
 from pixelwise.cli import main  # noqa: E402
 from pixelwise.data.encoding import Normalization  # noqa: E402
 from pixelwise.data.io import read_mask  # noqa: E402
 from pixelwise.export import OnnxNetwork, onnx_bytes  # noqa: E402
+from pixelwise.segmenter import Segmenter  # noqa: E402
 
 EXPORTABLE = [n for n in list_models() if n != "unet_original"]
 
@@ -23,10 +23,14 @@ EXPORTABLE = [n for n in list_models() if n != "unet_original"]
 def _seg(name: str, **kw) -> Segmenter:
     torch.manual_seed(0)
     kwargs = small(name, in_channels=3, num_classes=4) | kw
-    return Segmenter(create_model(name, **kwargs).eval(), name, kwargs, ["a", "b", "c", "d"], Normalization())
+    return Segmenter(
+        create_model(name, **kwargs).eval(), name, kwargs, ["a", "b", "c", "d"], Normalization()
+    )
 
 
-@pytest.mark.parametrize("name, kw", [(n, {}) for n in EXPORTABLE] + [("segnet", {"decoder": "transpose"})])
+@pytest.mark.parametrize(
+    "name, kw", [(n, {}) for n in EXPORTABLE] + [("segnet", {"decoder": "transpose"})]
+)
 def test_onnx_equals_pytorch_on_random_sizes(name, kw):
     seg = _seg(name, **kw)
     session = OnnxNetwork(onnx_bytes(seg))
@@ -48,22 +52,60 @@ def test_original_unet_refuses_with_a_reason():
 
 def test_cli_export_then_predict_and_evaluate_on_onnx_runtime(shapes_data, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", str(shapes_data), "--out", str(run), "--depth", "2", "--base-width", "8", "--epochs", "2",
-                 "--crop", "32", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(shapes_data),
+                "--out",
+                str(run),
+                "--depth",
+                "2",
+                "--base-width",
+                "8",
+                "--epochs",
+                "2",
+                "--crop",
+                "32",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     onnx_path = tmp_path / "model.onnx"
     assert main(["export", str(run / "best.pt"), "--onnx", str(onnx_path)]) == 0
     assert "max |ONNX Runtime - PyTorch| logit difference" in capsys.readouterr().out
     assert load_model(onnx_path).class_names == load_model(run / "best.pt").class_names
 
     images = str(shapes_data / "val" / "images")
-    for name, args in {"torch": [str(run / "best.pt")], "file": [str(onnx_path)],
-                       "flag": [str(run / "best.pt"), "--runtime", "onnx"]}.items():
-        assert main(["predict", *args, images, "--out", str(tmp_path / name), "--precision", "fp32", "--no-progress"]) == 0
+    for name, args in {
+        "torch": [str(run / "best.pt")],
+        "file": [str(onnx_path)],
+        "flag": [str(run / "best.pt"), "--runtime", "onnx"],
+    }.items():
+        assert (
+            main(
+                [
+                    "predict",
+                    *args,
+                    images,
+                    "--out",
+                    str(tmp_path / name),
+                    "--precision",
+                    "fp32",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
     for mask in (tmp_path / "torch" / "masks").iterdir():
         reference = read_mask(mask)
         for name in ("file", "flag"):
             assert (read_mask(tmp_path / name / "masks" / mask.name) == reference).mean() >= 0.999
-    assert main(["evaluate", str(onnx_path), str(shapes_data), "--json", str(tmp_path / "e.json")]) == 0
+    assert (
+        main(["evaluate", str(onnx_path), str(shapes_data), "--json", str(tmp_path / "e.json")])
+        == 0
+    )
 
 
 def test_tiled_prediction_and_background_removal_run_on_onnx_runtime(tmp_path):

@@ -25,10 +25,16 @@ def test_min_cut_reaches_the_brute_force_minimum(seed):
     rng = np.random.default_rng(seed)
     h, w = 3, 4
     unary_fg, unary_bg = rng.random((h, w)) * 3, rng.random((h, w)) * 3
-    edges = pairwise_weights(rng.integers(0, 255, (h, w, 3)).astype(np.uint8), smoothness=float(rng.uniform(0.5, 2)))
-    best = min(energy(np.array(bits, bool).reshape(h, w), unary_fg, unary_bg, edges)
-               for bits in itertools.product((0, 1), repeat=h * w))
-    assert energy(min_cut(unary_fg, unary_bg, edges), unary_fg, unary_bg, edges) == pytest.approx(best)
+    edges = pairwise_weights(
+        rng.integers(0, 255, (h, w, 3)).astype(np.uint8), smoothness=float(rng.uniform(0.5, 2))
+    )
+    best = min(
+        energy(np.array(bits, bool).reshape(h, w), unary_fg, unary_bg, edges)
+        for bits in itertools.product((0, 1), repeat=h * w)
+    )
+    assert energy(min_cut(unary_fg, unary_bg, edges), unary_fg, unary_bg, edges) == pytest.approx(
+        best
+    )
 
 
 def pairwise_naive(rgb, smoothness):
@@ -37,13 +43,17 @@ def pairwise_naive(rgb, smoothness):
     h, w = x.shape[:2]
     sq = {}
     for dy, dx in NEIGHBOURS:
-        sq[(dy, dx)] = {(y, xx): ((x[y, xx] - x[y + dy, xx + dx]) ** 2).sum()
-                        for y in range(h) for xx in range(w) if 0 <= y + dy < h and 0 <= xx + dx < w}
+        sq[(dy, dx)] = {
+            (y, xx): ((x[y, xx] - x[y + dy, xx + dx]) ** 2).sum()
+            for y in range(h)
+            for xx in range(w)
+            if 0 <= y + dy < h and 0 <= xx + dx < w
+        }
     # beta = 1 / (2 <|dI|^2>), the mean over the right and down arrays (zeros beyond the edge included)
     mean_sq = (sum(sq[(0, 1)].values()) + sum(sq[(1, 0)].values())) / (2 * h * w)
     beta = 1 / (2 * mean_sq)
     out = []
-    for (dy, dx) in NEIGHBOURS:
+    for dy, dx in NEIGHBOURS:
         a = np.zeros((h, w))
         for (y, xx), d in sq[(dy, dx)].items():
             a[y, xx] = smoothness * np.exp(-beta * d) / np.hypot(dy, dx)

@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 
 from pixelwise.instances import semantic_to_instances
-from pixelwise.metrics import contingency, dsb_average_precision, object_scores, rand_info_scores, seg_score
+from pixelwise.metrics import (
+    contingency,
+    dsb_average_precision,
+    object_scores,
+    rand_info_scores,
+    seg_score,
+)
 
 
 def test_contingency_counts_pairs():
@@ -92,7 +98,9 @@ def test_semantic_to_instances_three_class_and_watershed():
     assert (labels[2:10, 9:11] > 0).all()  # border pixels given to a neighbour
     # two overlapping discs as one foreground blob: components finds 1, watershed splits 2
     yy, xx = np.mgrid[:40, :60]
-    blob = (((yy - 20) ** 2 + (xx - 20) ** 2 < 144) | ((yy - 20) ** 2 + (xx - 38) ** 2 < 144)).astype(np.uint8)
+    blob = (
+        ((yy - 20) ** 2 + (xx - 20) ** 2 < 144) | ((yy - 20) ** 2 + (xx - 38) ** 2 < 144)
+    ).astype(np.uint8)
     assert semantic_to_instances(blob).max() == 1
     assert semantic_to_instances(blob, method="watershed", min_distance=8).max() == 2
     tiny = blob.copy()

@@ -18,8 +18,18 @@ from pixelwise.data.io import read_image, read_mask  # noqa: E402
 from pixelwise.detection import detect  # noqa: E402
 from pixelwise.train import fit  # noqa: E402
 
-TRAIN = dict(model="mask_rcnn", min_size=64, max_size=96, epochs=1, epoch_size=4, batch_size=2, val_stems=["003"],
-             lr=1e-3, device="cpu", progress=False)
+TRAIN = dict(
+    model="mask_rcnn",
+    min_size=64,
+    max_size=96,
+    epochs=1,
+    epoch_size=4,
+    batch_size=2,
+    val_stems=["003"],
+    lr=1e-3,
+    device="cpu",
+    progress=False,
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,32 +65,71 @@ def test_python_api_predict_and_segment_on_a_mask_rcnn_checkpoint(detector):
     labels = pixelwise.segment(seg, data.parent / "images" / "000.png", score_threshold=0.0)
     assert labels.max() > 0
     assert labels.dtype == np.uint16 and labels.shape == image.shape[:2]
-    np.testing.assert_array_equal(labels > 0, mask > 0)  # the same detections, as objects and as classes
+    np.testing.assert_array_equal(
+        labels > 0, mask > 0
+    )  # the same detections, as objects and as classes
     assert labels.max() == len(np.unique(labels[labels > 0]))  # ids 1..N
 
 
 def test_detect_leaves_the_shared_network_unchanged(detector):
     seg = load_model(detector[1])
-    before = (seg.network.transform.min_size, seg.network.transform.max_size, seg.network.roi_heads.detections_per_img)
+    before = (
+        seg.network.transform.min_size,
+        seg.network.transform.max_size,
+        seg.network.roi_heads.detections_per_img,
+    )
     image = read_image(detector[0].parent / "images" / "001.png")
     few = detect(seg, image, score_threshold=0.0, max_detections=2, image_size=48)
     assert len(few["scores"]) <= 2
-    after = (seg.network.transform.min_size, seg.network.transform.max_size, seg.network.roi_heads.detections_per_img)
+    after = (
+        seg.network.transform.min_size,
+        seg.network.transform.max_size,
+        seg.network.roi_heads.detections_per_img,
+    )
     assert after == before
 
 
 def test_cli_predict_and_segment_on_a_mask_rcnn_checkpoint(detector, tmp_path, capsys):
     data, best = detector
     images = data.parent / "images"
-    assert main(["predict", str(best), str(images), "--out", str(tmp_path / "p"), "--score-threshold", "0.0",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(best),
+                str(images),
+                "--out",
+                str(tmp_path / "p"),
+                "--score-threshold",
+                "0.0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "instance labels to" in capsys.readouterr().out
     for folder in ("masks", "instances", "overlays"):
         assert len(list((tmp_path / "p" / folder).glob("*.png"))) == 4, folder
-    assert main(["segment", str(images / "000.png"), "--checkpoint", str(best), "--out", str(tmp_path / "s"),
-                 "--score-threshold", "0.0", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "segment",
+                str(images / "000.png"),
+                "--checkpoint",
+                str(best),
+                "--out",
+                str(tmp_path / "s"),
+                "--score-threshold",
+                "0.0",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     labels = read_mask(tmp_path / "s" / "instances" / "000.png")
-    np.testing.assert_array_equal(labels, pixelwise.segment(load_model(best), images / "000.png", score_threshold=0.0))
+    np.testing.assert_array_equal(
+        labels, pixelwise.segment(load_model(best), images / "000.png", score_threshold=0.0)
+    )
 
 
 def test_mask_rcnn_under_torchrun_trains_like_one_process(tmp_path):
@@ -89,17 +138,53 @@ def test_mask_rcnn_under_torchrun_trains_like_one_process(tmp_path):
     data = _coco(tmp_path / "data", n_images=5)
     sgd = {"val_stems": ["004"], "optimizer": "sgd", "lr": 0.01}
     single = fit(TrainConfig(data=str(data), out=str(tmp_path / "one"), **TRAIN | sgd))
-    args = ["train", str(data), "--out", str(tmp_path / "ddp"), "--model", "mask_rcnn", "--min-size", "64",
-            "--max-size", "96", "--epochs", "1", "--epoch-size", "4", "--batch-size", "2", "--val-stems", "004",
-            "--optimizer", "sgd", "--lr", "0.01", "--device", "cpu", "--no-progress"]
+    args = [
+        "train",
+        str(data),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--model",
+        "mask_rcnn",
+        "--min-size",
+        "64",
+        "--max-size",
+        "96",
+        "--epochs",
+        "1",
+        "--epoch-size",
+        "4",
+        "--batch-size",
+        "2",
+        "--val-stems",
+        "004",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.01",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     proc = torchrun(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    a, b = (torch.load(p, weights_only=True) for p in (single.parent / "last.pt", tmp_path / "ddp" / "last.pt"))
+    a, b = (
+        torch.load(p, weights_only=True)
+        for p in (single.parent / "last.pt", tmp_path / "ddp" / "last.pt")
+    )
     for k in a["state_dict"]:
-        torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=1e-4, atol=1e-5, msg=k)
+        torch.testing.assert_close(
+            a["state_dict"][k], b["state_dict"][k], rtol=1e-4, atol=1e-5, msg=k
+        )
     # the weights agree to 1e-4; the mean loss of the second step, computed from them, to 1e-3
-    np.testing.assert_allclose([h["train_loss"] for h in a["train_state"]["history"]],
-                               [h["train_loss"] for h in b["train_state"]["history"]], rtol=1e-3)
+    np.testing.assert_allclose(
+        [h["train_loss"] for h in a["train_state"]["history"]],
+        [h["train_loss"] for h in b["train_state"]["history"]],
+        rtol=1e-3,
+    )
     torch.manual_seed(0)  # the weights the run started from: training moved them
-    start = pixelwise.create_model("mask_rcnn", num_classes=2, min_size=64, max_size=96).state_dict()
-    assert any(not torch.equal(start[k], a["state_dict"][k]) for k in start if start[k].is_floating_point())
+    start = pixelwise.create_model(
+        "mask_rcnn", num_classes=2, min_size=64, max_size=96
+    ).state_dict()
+    assert any(
+        not torch.equal(start[k], a["state_dict"][k]) for k in start if start[k].is_floating_point()
+    )

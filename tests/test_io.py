@@ -7,7 +7,14 @@ import pytest
 import tifffile
 from PIL import Image
 
-from pixelwise.data.io import ImageReadError, count_pages, read_image, read_image_bytes, read_mask, save_mask
+from pixelwise.data.io import (
+    ImageReadError,
+    count_pages,
+    read_image,
+    read_image_bytes,
+    read_mask,
+    save_mask,
+)
 
 
 def test_grey_png(tmp_path):
@@ -89,7 +96,9 @@ def test_rgb_mask_refused(tmp_path):
 
 def _png_bytes(shape=(32, 32)) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)).save(buf, format="PNG")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, shape, dtype=np.uint8)).save(
+        buf, format="PNG"
+    )
     return buf.getvalue()
 
 
@@ -137,8 +146,10 @@ def test_decompression_bomb_guard_is_configurable(tmp_path, monkeypatch):
 def test_image_bytes_decode_like_files(tmp_path):
     """Uploads go through the same decoder as files: EXIF, 16-bit, size guard, truncation."""
     rng = np.random.default_rng(0)
-    for name, img in (("rgb.png", Image.fromarray(rng.integers(0, 255, (9, 7, 3), dtype=np.uint8))),
-                      ("deep.png", Image.fromarray(rng.integers(0, 65535, (9, 7), dtype=np.uint16)))):
+    for name, img in (
+        ("rgb.png", Image.fromarray(rng.integers(0, 255, (9, 7, 3), dtype=np.uint8))),
+        ("deep.png", Image.fromarray(rng.integers(0, 65535, (9, 7), dtype=np.uint16))),
+    ):
         img.save(tmp_path / name)
         data = (tmp_path / name).read_bytes()
         assert np.array_equal(read_image_bytes(data, name), read_image(tmp_path / name))

@@ -4,7 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pixelwise.losses import PixelCrossEntropy, class_weights_from_counts, pixel_cross_entropy, soft_dice_loss
+from pixelwise.losses import (
+    PixelCrossEntropy,
+    class_weights_from_counts,
+    pixel_cross_entropy,
+    soft_dice_loss,
+)
 
 
 def _data(seed=0, k=4):
@@ -45,10 +50,14 @@ def test_gradcheck_and_module_equals_function():
     logits.requires_grad_(True)
     pw = torch.rand(target.shape, dtype=torch.float64)
     # the loss casts to float32 internally, so check the float64 path of the same formula
-    f = lambda z: (F.cross_entropy(z, target, reduction="none", ignore_index=255) * pw * (target != 255)).sum()
+    f = lambda z: (
+        F.cross_entropy(z, target, reduction="none", ignore_index=255) * pw * (target != 255)
+    ).sum()
     assert torch.autograd.gradcheck(f, (logits,))
     w = torch.tensor([1.0, 2.0, 1.0, 0.5])
-    assert PixelCrossEntropy(w)(logits, target).item() == pixel_cross_entropy(logits, target, w).item()
+    assert (
+        PixelCrossEntropy(w)(logits, target).item() == pixel_cross_entropy(logits, target, w).item()
+    )
 
 
 def test_shape_errors_name_shapes():
@@ -102,7 +111,9 @@ def test_weight_map_equals_naive_reference(seed):
     from pixelwise.data.weight_map import unet_weight_map
 
     labels = _cells(seed=seed)
-    np.testing.assert_allclose(unet_weight_map(labels), naive_weight_map(labels), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(
+        unet_weight_map(labels), naive_weight_map(labels), rtol=1e-5, atol=1e-4
+    )
 
 
 def test_weight_map_hand_case_and_errors():

@@ -24,7 +24,10 @@ def naive_scores(pred: np.ndarray, target: np.ndarray, k: int, ignore: int = 255
             fp[p] += 1
             fn[t] += 1
     iou = [tp[c] / (tp[c] + fp[c] + fn[c]) if tp[c] + fp[c] + fn[c] else math.nan for c in range(k)]
-    dice = [2 * tp[c] / (2 * tp[c] + fp[c] + fn[c]) if tp[c] + fp[c] + fn[c] else math.nan for c in range(k)]
+    dice = [
+        2 * tp[c] / (2 * tp[c] + fp[c] + fn[c]) if tp[c] + fp[c] + fn[c] else math.nan
+        for c in range(k)
+    ]
     return {"acc": correct / total, "iou": iou, "dice": dice}
 
 

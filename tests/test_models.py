@@ -7,9 +7,9 @@ import torch
 
 from pixelwise import create_model, list_models
 from pixelwise.checkpoint import load_model, save_checkpoint
-from pixelwise.segmenter import Segmenter
 from pixelwise.data.encoding import Normalization
 from pixelwise.models import MODELS
+from pixelwise.segmenter import Segmenter
 
 SMALL = {"depth": 2, "base_width": 4, "width": 4, "hidden": 8, "window": 23}
 
@@ -25,10 +25,21 @@ def full(model, x):
 
 
 def test_registry_error_lists_names():
-    with pytest.raises(ValueError, match="unknown model 'nope'; choose one of: " + ", ".join(list_models("all"))):
+    with pytest.raises(
+        ValueError, match="unknown model 'nope'; choose one of: " + ", ".join(list_models("all"))
+    ):
         create_model("nope")
-    assert set(list_models()) == {"unet", "unet_original", "segnet", "deconvnet", "fcn32s", "fcn16s", "fcn8s", "patch",
-                                  "u2net"}
+    assert set(list_models()) == {
+        "unet",
+        "unet_original",
+        "segnet",
+        "deconvnet",
+        "fcn32s",
+        "fcn16s",
+        "fcn8s",
+        "patch",
+        "u2net",
+    }
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -44,7 +55,9 @@ def test_backward_reaches_every_parameter(name):
     torch.manual_seed(0)
     model = create_model(name, **small(name, in_channels=1, num_classes=2))
     full(model, torch.randn(2, 1, 40, 40)).square().sum().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    missing = [
+        n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
     assert not missing
 
 
@@ -68,14 +81,24 @@ def test_unet_bad_depth():
 
 def test_original_unet_as_published():
     model = create_model("unet_original").eval()
-    convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    convs = [
+        m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
+    ]
     assert len(convs) == 23
-    assert sorted({m.out_channels for m in convs if m.kernel_size == (3, 3)}) == [64, 128, 256, 512, 1024]
+    assert sorted({m.out_channels for m in convs if m.kernel_size == (3, 3)}) == [
+        64,
+        128,
+        256,
+        512,
+        1024,
+    ]
     assert sum(isinstance(m, torch.nn.Dropout) for m in model.modules()) == 1
     with torch.no_grad():
         assert model(torch.zeros(1, 1, 572, 572)).shape == (1, 2, 388, 388)
     assert model.margin == 92 and model.input_size_for((388, 388)) == (572, 572)
-    with pytest.raises(ValueError, match=r"input size \(256, 256\) is not valid .* next valid size is \(268, 268\)"):
+    with pytest.raises(
+        ValueError, match=r"input size \(256, 256\) is not valid .* next valid size is \(268, 268\)"
+    ):
         model(torch.zeros(1, 1, 256, 256))
 
 
@@ -111,7 +134,13 @@ def test_segnet_transposed_decoder_any_size():
 def test_segnet_and_deconvnet_differ_only_in_resampling():
     a, b = create_model("segnet", **SMALL_ED), create_model("deconvnet", **SMALL_ED)
     names = lambda m: {n.split(".")[0] for n, _ in m.named_parameters()}
-    assert names(a) == {"encoders", "decoders", "head"} and names(b) == {"encoders", "decoders", "head", "downs", "ups"}
+    assert names(a) == {"encoders", "decoders", "head"} and names(b) == {
+        "encoders",
+        "decoders",
+        "head",
+        "downs",
+        "ups",
+    }
 
 
 SMALL_ED = {"depth": 2, "base_width": 4}

@@ -6,14 +6,27 @@ import shlex
 from pathlib import Path
 
 import pytest
+from conftest import REPO, shared_dataset
 from PIL import Image
 
-from conftest import REPO, shared_dataset
 from pixelwise.cli import main
 
 README = (REPO / "README.md").read_text()
-SHORT_TRAIN = ["--epochs", "1", "--epoch-size", "2", "--batch-size", "2", "--crop", "64", "--depth", "2",
-               "--base-width", "4", "--no-progress"]
+SHORT_TRAIN = [
+    "--epochs",
+    "1",
+    "--epoch-size",
+    "2",
+    "--batch-size",
+    "2",
+    "--crop",
+    "64",
+    "--depth",
+    "2",
+    "--base-width",
+    "4",
+    "--no-progress",
+]
 
 
 def readme_commands() -> list[list[str]]:
@@ -34,10 +47,26 @@ def readme_cwd(tmp_path, monkeypatch) -> Path:
 
 def test_readme_commands_run(readme_cwd, capsys):
     commands = readme_commands()
-    assert [c[0] for c in commands if c[0] != "--help"] == ["train", "predict", "evaluate", "train", "models", "segment",
-                                                            "evaluate", "evaluate", "train", "predict", "evaluate",
-                                                            "predict", "compare", "remove-bg", "remove-bg", "remove-bg",
-                                                            "export", "predict"]
+    assert [c[0] for c in commands if c[0] != "--help"] == [
+        "train",
+        "predict",
+        "evaluate",
+        "train",
+        "models",
+        "segment",
+        "evaluate",
+        "evaluate",
+        "train",
+        "predict",
+        "evaluate",
+        "predict",
+        "compare",
+        "remove-bg",
+        "remove-bg",
+        "remove-bg",
+        "export",
+        "predict",
+    ]
     for args in commands:
         if args == ["--help"]:
             with pytest.raises(SystemExit) as info:

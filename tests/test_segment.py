@@ -22,7 +22,9 @@ def _blobs(root, n=10, size=64, seed=0):
         for row, cy in enumerate((16, 46)):
             r1, r2 = rng.integers(6, 9, 2)
             cx = int(rng.integers(10, 20))
-            for k, (x, r) in enumerate([(cx, r1), (cx + r1 + r2, r2)], start=2 * row + 1):  # tangent discs
+            for k, (x, r) in enumerate(
+                [(cx, r1), (cx + r1 + r2, r2)], start=2 * row + 1
+            ):  # tangent discs
                 labels[((yy - cy) ** 2 + (xx - x) ** 2 <= r * r) & (labels == 0)] = k
         image = np.where(labels > 0, 200, 30) + rng.integers(0, 20, labels.shape)
         Image.fromarray(image.astype(np.uint8)).save(root / "images" / f"{i:02d}.png")
@@ -35,24 +37,37 @@ def test_object_metrics_perfect_and_hand_computed():
     ref[0:4, 0:4], ref[6:10, 6:10] = 1, 2
     perfect = object_metrics([(ref, ref.copy())])
     assert perfect["dsb_mean_ap"] == perfect["ap50"] == perfect["seg"] == perfect["f1"] == 1.0
-    assert perfect["v_rand"] == pytest.approx(1.0) and perfect["reference_objects"] == perfect["predicted_objects"] == 2
+    assert (
+        perfect["v_rand"] == pytest.approx(1.0)
+        and perfect["reference_objects"] == perfect["predicted_objects"] == 2
+    )
     pred = np.zeros_like(ref)
     pred[0:4, 0:4] = 5  # one exact match, the other object missed, one false object
     pred[0:2, 8:10] = 9
     m = object_metrics([(ref, pred)])
-    assert m["ap50"] == pytest.approx(1 / 3) and m["f1"] == pytest.approx(0.5) and m["seg"] == pytest.approx(0.5)
+    assert (
+        m["ap50"] == pytest.approx(1 / 3)
+        and m["f1"] == pytest.approx(0.5)
+        and m["seg"] == pytest.approx(0.5)
+    )
 
 
 def test_label_image_coco_ap_ranks_objects_by_score():
     pytest.importorskip("pycocotools")
     ref = np.zeros((20, 20), np.uint16)
     ref[2:8, 2:8] = 1
-    assert label_image_coco_ap([(ref, ref.copy())], [np.array([0.9])])["coco_mask_ap"] == pytest.approx(1.0)
+    assert label_image_coco_ap([(ref, ref.copy())], [np.array([0.9])])[
+        "coco_mask_ap"
+    ] == pytest.approx(1.0)
     pred = np.zeros_like(ref)
     pred[2:8, 2:8], pred[12:18, 12:18] = 1, 2  # the true object and a false one
     # hand-computed: true object ranked first -> precision 1 at full recall; ranked second -> 1/2
-    assert label_image_coco_ap([(ref, pred)], [np.array([0.9, 0.2])])["coco_mask_ap"] == pytest.approx(1.0)
-    assert label_image_coco_ap([(ref, pred)], [np.array([0.2, 0.9])])["coco_mask_ap"] == pytest.approx(0.5)
+    assert label_image_coco_ap([(ref, pred)], [np.array([0.9, 0.2])])[
+        "coco_mask_ap"
+    ] == pytest.approx(1.0)
+    assert label_image_coco_ap([(ref, pred)], [np.array([0.2, 0.9])])[
+        "coco_mask_ap"
+    ] == pytest.approx(0.5)
     probs = np.random.default_rng(0).random((20, 20))
     naive = [probs[pred == k].mean() for k in (1, 2)]
     assert np.allclose(object_confidences(pred, probs), naive)
@@ -61,21 +76,67 @@ def test_label_image_coco_ap_ranks_objects_by_score():
 def test_train_evaluate_segment_on_instances(tmp_path, capsys):
     data = _blobs(tmp_path / "blobs")
     run = tmp_path / "run"
-    assert main(["train", str(data), "--out", str(run), "--instances", "boundary", "--loss", "weighted-ce",
-                 "--depth", "2", "--base-width", "8", "--epochs", "12", "--epoch-size", "32", "--crop", "48",
-                 "--lr", "1e-2", "--val-fraction", "0.2", "--no-progress", "--precision", "fp32"]) == 0
-    assert main(["evaluate", str(run / "best.pt"), str(data), "--json", str(tmp_path / "e.json")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(data),
+                "--out",
+                str(run),
+                "--instances",
+                "boundary",
+                "--loss",
+                "weighted-ce",
+                "--depth",
+                "2",
+                "--base-width",
+                "8",
+                "--epochs",
+                "12",
+                "--epoch-size",
+                "32",
+                "--crop",
+                "48",
+                "--lr",
+                "1e-2",
+                "--val-fraction",
+                "0.2",
+                "--no-progress",
+                "--precision",
+                "fp32",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(["evaluate", str(run / "best.pt"), str(data), "--json", str(tmp_path / "e.json")]) == 0
+    )
     out = capsys.readouterr().out
     assert "DSB mean AP" in out and "V_Rand" in out
     objects = json.loads((tmp_path / "e.json").read_text())["objects"]
-    assert objects["reference_objects"] == 40 and objects["ap50"] > 0.9  # 10 images x 4 discs, scored on all
+    assert (
+        objects["reference_objects"] == 40 and objects["ap50"] > 0.9
+    )  # 10 images x 4 discs, scored on all
     assert objects["coco_mask_ap50"] > 0.9 and "COCO mask AP" in out
 
     seg_out = tmp_path / "seg"
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    assert main(["segment", str(data / "images" / "00.png"), str(bad), "--model", str(run / "best.pt"),
-                 "--out", str(seg_out), "--no-progress"]) == 1
+    assert (
+        main(
+            [
+                "segment",
+                str(data / "images" / "00.png"),
+                str(bad),
+                "--model",
+                str(run / "best.pt"),
+                "--out",
+                str(seg_out),
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
     labels = read_mask(seg_out / "instances" / "00.png")
     assert labels.dtype == np.uint16 and labels.max() >= 2
     assert (seg_out / "overlays" / "00.png").is_file()
@@ -85,10 +146,40 @@ def test_train_evaluate_segment_on_instances(tmp_path, capsys):
 
 def test_evaluate_object_class_for_semantic_models(shapes_data, tmp_path):
     run = tmp_path / "run"
-    assert main(["train", str(shapes_data), "--out", str(run), "--depth", "2", "--base-width", "8", "--epochs", "2",
-                 "--crop", "32", "--no-progress"]) == 0
-    assert main(["evaluate", str(run / "best.pt"), str(shapes_data), "--object-class", "1",
-                 "--json", str(tmp_path / "e.json")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(shapes_data),
+                "--out",
+                str(run),
+                "--depth",
+                "2",
+                "--base-width",
+                "8",
+                "--epochs",
+                "2",
+                "--crop",
+                "32",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run / "best.pt"),
+                str(shapes_data),
+                "--object-class",
+                "1",
+                "--json",
+                str(tmp_path / "e.json"),
+            ]
+        )
+        == 0
+    )
     m = json.loads((tmp_path / "e.json").read_text())
     assert 0 <= m["objects"]["v_rand"] <= 1 and m["objects"]["reference_objects"] > 0
 
@@ -97,7 +188,12 @@ def test_missing_bundled_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
     import pixelwise.checkpoint as ckpt
 
     monkeypatch.setattr(ckpt, "BUNDLED_DIR", tmp_path)
-    assert main(["segment", str(tmp_path / "x.png"), "--model", "nuclei", "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            ["segment", str(tmp_path / "x.png"), "--model", "nuclei", "--out", str(tmp_path / "o")]
+        )
+        == 2
+    )
     assert "bundled model 'nuclei' is missing" in capsys.readouterr().err
 
 
@@ -111,7 +207,9 @@ def test_bundled_nuclei_model_on_a_dsb2018_validation_image(tmp_path, capsys, mo
     labels = read_mask(tmp_path / "segment-output" / "instances" / f"{stem}.png")
     assert f"{stem}: {labels.max()}" in capsys.readouterr().out and labels.max() > 10
     assert main(["evaluate", "nuclei", str(root), "--val-stems", stem, "--min-size", "10"]) == 0
-    objects = json.loads((tmp_path / "evaluation.json").read_text())["objects"]  # not inside the package
+    objects = json.loads((tmp_path / "evaluation.json").read_text())[
+        "objects"
+    ]  # not inside the package
     assert objects["ap50"] > 0.6 and objects["reference_objects"] == 22
 
 
@@ -120,9 +218,44 @@ def test_python_api_segment_matches_cli(tmp_path):
 
     data = _blobs(tmp_path / "blobs", n=4)
     run = tmp_path / "run"
-    assert main(["train", str(data), "--out", str(run), "--instances", "boundary", "--depth", "2", "--base-width", "8",
-                 "--epochs", "2", "--crop", "48", "--val-fraction", "0.25", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(data),
+                "--out",
+                str(run),
+                "--instances",
+                "boundary",
+                "--depth",
+                "2",
+                "--base-width",
+                "8",
+                "--epochs",
+                "2",
+                "--crop",
+                "48",
+                "--val-fraction",
+                "0.25",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     image = data / "images" / "00.png"
     labels = pixelwise.segment(str(run / "best.pt"), image)
-    assert main(["segment", str(image), "--model", str(run / "best.pt"), "--out", str(tmp_path / "s"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "segment",
+                str(image),
+                "--model",
+                str(run / "best.pt"),
+                "--out",
+                str(tmp_path / "s"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert np.array_equal(labels, read_mask(tmp_path / "s" / "instances" / "00.png"))

@@ -5,27 +5,36 @@ import pytest
 import torch
 from torch import nn
 
-from pixelwise.segmenter import Segmenter
 from pixelwise.data.datasets import to_tensor
 from pixelwise.data.encoding import Normalization
 from pixelwise.inference import predict, predict_logits, predict_tiled, tile_starts
+from pixelwise.segmenter import Segmenter
 
 
 def small_rf_net() -> nn.Module:
     """Three 3x3 convolutions: receptive field 7 x 7 (3 pixels each side)."""
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-                         nn.Conv2d(8, 4, 3, padding=1)).eval()
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 4, 3, padding=1),
+    ).eval()
 
 
-@pytest.mark.parametrize("h, w, tile, overlap", [(100, 77, 32, 8), (64, 64, 64, 4), (30, 200, 40, 5)])
+@pytest.mark.parametrize(
+    "h, w, tile, overlap", [(100, 77, 32, 8), (64, 64, 64, 4), (30, 200, 40, 5)]
+)
 def test_tiled_equals_whole_image_on_mirrored_input(h, w, tile, overlap):
     net, norm = small_rf_net(), Normalization([0.5] * 3, [0.25] * 3)
     image = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
     tiled = predict_tiled(net, image, norm, tile, overlap, precision="fp32", batch_size=3)
     # reference: the whole mirror-extended image at once, cropped back
     padded = np.pad(image, ((overlap, overlap), (overlap, overlap), (0, 0)), mode="reflect")
-    logits = predict_logits(net, to_tensor(padded, norm)[None], "fp32")[0, :, overlap:-overlap, overlap:-overlap]
+    logits = predict_logits(net, to_tensor(padded, norm)[None], "fp32")[
+        0, :, overlap:-overlap, overlap:-overlap
+    ]
     np.testing.assert_array_equal(tiled, logits.argmax(0).numpy())
     # away from the image border the plain whole-image prediction agrees too
     whole = predict_logits(net, to_tensor(image, norm)[None], "fp32")[0].argmax(0).numpy()
@@ -39,16 +48,30 @@ def test_tile_starts_cover_exactly():
 
 
 def test_predict_uses_tiles_when_asked_and_checks_sizes():
-    seg = Segmenter(small_rf_net(), "x", {"in_channels": 3}, ["a", "b", "c", "d"], Normalization([0.5] * 3, [0.25] * 3))
+    seg = Segmenter(
+        small_rf_net(),
+        "x",
+        {"in_channels": 3},
+        ["a", "b", "c", "d"],
+        Normalization([0.5] * 3, [0.25] * 3),
+    )
     image = np.random.default_rng(1).integers(0, 255, (50, 70, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(predict(seg, image, "fp32", tile=24, overlap=6)[4:-4, 4:-4],
-                                  predict(seg, image, "fp32", tile=0)[4:-4, 4:-4])
+    np.testing.assert_array_equal(
+        predict(seg, image, "fp32", tile=24, overlap=6)[4:-4, 4:-4],
+        predict(seg, image, "fp32", tile=0)[4:-4, 4:-4],
+    )
     with pytest.raises(ValueError, match="tile 10 must be larger than twice the overlap 6"):
         predict(seg, image, "fp32", tile=10, overlap=6)
 
 
 def test_tiled_prediction_of_a_reduced_scale_model_returns_full_size():
-    seg = Segmenter(small_rf_net(), "x", {"in_channels": 3}, ["a", "b", "c", "d"], Normalization([0.5] * 3, [0.25] * 3),
-                    input_scale=0.5)
+    seg = Segmenter(
+        small_rf_net(),
+        "x",
+        {"in_channels": 3},
+        ["a", "b", "c", "d"],
+        Normalization([0.5] * 3, [0.25] * 3),
+        input_scale=0.5,
+    )
     image = np.random.default_rng(2).integers(0, 255, (50, 70, 3), dtype=np.uint8)
     assert predict(seg, image, "fp32", tile=24, overlap=4).shape == (50, 70)

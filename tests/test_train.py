@@ -14,21 +14,52 @@ from PIL import Image
 
 from pixelwise import load_model, predict
 from pixelwise.cli import main
-from pixelwise.data.io import read_mask
 from pixelwise.config import TrainConfig
+from pixelwise.data.io import read_mask
 from pixelwise.train import fit
 
 
 def _cfg(data, out, **kw):
-    base = dict(data=str(data), out=str(out), depth=2, base_width=8, epochs=3, batch_size=4, crop=32,
-                lr=5e-3, progress=False, overlays=2, precision="fp32")
+    base = dict(
+        data=str(data),
+        out=str(out),
+        depth=2,
+        base_width=8,
+        epochs=3,
+        batch_size=4,
+        crop=32,
+        lr=5e-3,
+        progress=False,
+        overlays=2,
+        precision="fp32",
+    )
     return TrainConfig(**(base | kw))
 
 
 def test_train_predict_evaluate_cli(shapes_data, tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", str(shapes_data), "--out", str(run), "--depth", "2", "--base-width", "8",
-                 "--epochs", "3", "--crop", "32", "--lr", "5e-3", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(shapes_data),
+                "--out",
+                str(run),
+                "--depth",
+                "2",
+                "--base-width",
+                "8",
+                "--epochs",
+                "3",
+                "--crop",
+                "32",
+                "--lr",
+                "5e-3",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     for name in ("best.pt", "last.pt", "metrics.csv", "curve.png", "config.json"):
         assert (run / name).is_file(), name
     assert len(list((run / "overlays").glob("*.png"))) == 4
@@ -37,14 +68,30 @@ def test_train_predict_evaluate_cli(shapes_data, tmp_path, capsys):
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
 
     out = tmp_path / "pred"
-    assert main(["predict", str(run / "best.pt"), str(shapes_data / "val" / "images"), "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(run / "best.pt"),
+                str(shapes_data / "val" / "images"),
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     masks = sorted((out / "masks").glob("*.png"))
     assert len(masks) == 4 and len(list((out / "overlays").glob("*.png"))) == 4
     mask = read_mask(masks[0])
     assert mask.shape == (48, 48) and mask.max() <= 2
 
-    assert main(["evaluate", str(run / "best.pt"), str(shapes_data), "--json", str(tmp_path / "m.json")]) == 0
+    assert (
+        main(
+            ["evaluate", str(run / "best.pt"), str(shapes_data), "--json", str(tmp_path / "m.json")]
+        )
+        == 0
+    )
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["images"] == 4 and 0 <= metrics["mean_iou"] <= 1
     assert set(metrics["per_class"]) == {"class0", "class1", "class2"}
@@ -79,7 +126,8 @@ def test_resume_equals_uninterrupted(shapes_data, tmp_path, ema):
     for k in a["state_dict"]:
         torch.testing.assert_close(a["state_dict"][k], b["state_dict"][k], rtol=0, atol=1e-6, msg=k)
     assert [r["train_loss"] for r in a["train_state"]["history"]] == pytest.approx(
-        [r["train_loss"] for r in b["train_state"]["history"]], abs=1e-6)
+        [r["train_loss"] for r in b["train_state"]["history"]], abs=1e-6
+    )
     if ema:  # the saved weights are the average, not the raw weights
         raw = a["train_state"]["raw_state_dict"]
         assert any(not torch.equal(raw[k], a["state_dict"][k]) for k in raw if k.endswith("weight"))
@@ -92,10 +140,23 @@ def test_predict_continues_past_bad_files(shapes_data, tmp_path, capsys):
     shutil.copytree(shapes_data / "val" / "images", inputs)
     (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     (inputs / "empty.jpg").write_bytes(b"")
-    code = main(["predict", str(run / "best.pt"), str(inputs), "--out", str(tmp_path / "o"), "--no-progress"])
+    code = main(
+        [
+            "predict",
+            str(run / "best.pt"),
+            str(inputs),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
-    assert "2 file(s) failed" in err and "broken.png" in err and "empty.jpg: empty file (0 bytes)" in err
+    assert (
+        "2 file(s) failed" in err
+        and "broken.png" in err
+        and "empty.jpg: empty file (0 bytes)" in err
+    )
     assert len(list((tmp_path / "o" / "masks").glob("*.png"))) == 4
     assert not list((tmp_path / "o").rglob("*.tmp"))
 
@@ -106,26 +167,45 @@ def test_python_api_predict_matches_cli_mask(shapes_data, tmp_path):
     seg = load_model(best)
     img_path = sorted((shapes_data / "val" / "images").glob("*.png"))[0]
     mask = predict(seg, img_path, precision="fp32")
-    main(["predict", str(best), str(img_path), "--out", str(tmp_path / "o"), "--precision", "fp32", "--no-progress"])
+    main(
+        [
+            "predict",
+            str(best),
+            str(img_path),
+            "--out",
+            str(tmp_path / "o"),
+            "--precision",
+            "fp32",
+            "--no-progress",
+        ]
+    )
     np.testing.assert_array_equal(mask, read_mask(tmp_path / "o" / "masks" / img_path.name))
     assert Image.open(tmp_path / "o" / "overlays" / img_path.name).mode == "RGB"
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "missing.pt"), "x.png", "--out", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == (f"pixelwise predict: error: {tmp_path / 'missing.pt'}: checkpoint not found "
-                                              "(a .pt file or a bundled model: nuclei, foreground)")
+    assert capsys.readouterr().err.strip() == (
+        f"pixelwise predict: error: {tmp_path / 'missing.pt'}: checkpoint not found "
+        "(a .pt file or a bundled model: nuclei, foreground)"
+    )
     assert main(["train", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "no dataset found (expected images/ + masks/" in capsys.readouterr().err
 
 
 def test_version_is_fast():
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "pixelwise", "--version"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "pixelwise", "--version"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip().startswith("pixelwise ")
     assert time.perf_counter() - start < 2.0
-    imported = subprocess.run([sys.executable, "-c", "import pixelwise.cli, sys; print('torch' in sys.modules)"],
-                              capture_output=True, text=True, check=True)
+    imported = subprocess.run(
+        [sys.executable, "-c", "import pixelwise.cli, sys; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert imported.stdout.strip() == "False"
 
 
@@ -140,7 +220,15 @@ def test_reduced_scale_predicts_at_full_resolution(shapes_data, tmp_path):
 
 def test_valid_convolution_model_trains_on_centre_crops(shapes_data, tmp_path):
     # the original U-Net (depth 1: margin 8) scores the centre of each crop; context is mirrored
-    cfg = _cfg(shapes_data, tmp_path / "run", model="unet_original", depth=1, base_width=4, crop=36, epochs=1)
+    cfg = _cfg(
+        shapes_data,
+        tmp_path / "run",
+        model="unet_original",
+        depth=1,
+        base_width=4,
+        crop=36,
+        epochs=1,
+    )
     best = fit(cfg)
     seg = load_model(best)
     assert seg.network.margin == 8
@@ -150,10 +238,40 @@ def test_valid_convolution_model_trains_on_centre_crops(shapes_data, tmp_path):
 
 def test_weighted_ce_trains_with_border_weight_maps(shapes_data, tmp_path):
     """--loss weighted-ce: the loader yields (image, target, weights) and training learns."""
-    assert main(["train", str(shapes_data), "--out", str(tmp_path / "run"), "--depth", "2", "--base-width", "8",
-                 "--epochs", "4", "--epoch-size", "32", "--crop", "32", "--lr", "5e-3", "--no-progress",
-                 "--loss", "weighted-ce", "--sigma", "3", "--elastic", "--flips", "horizontal"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(shapes_data),
+                "--out",
+                str(tmp_path / "run"),
+                "--depth",
+                "2",
+                "--base-width",
+                "8",
+                "--epochs",
+                "4",
+                "--epoch-size",
+                "32",
+                "--crop",
+                "32",
+                "--lr",
+                "5e-3",
+                "--no-progress",
+                "--loss",
+                "weighted-ce",
+                "--sigma",
+                "3",
+                "--elastic",
+                "--flips",
+                "horizontal",
+            ]
+        )
+        == 0
+    )
     ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     cfg, history = ckpt["train_state"]["config"], ckpt["train_state"]["history"]
     assert cfg["loss"] == "weighted-ce" and cfg["sigma"] == 3.0 and cfg["flips"] == "horizontal"
-    assert history[-1]["train_loss"] < history[0]["train_loss"] and history[-1]["pixel_accuracy"] > 0.8
+    assert (
+        history[-1]["train_loss"] < history[0]["train_loss"] and history[-1]["pixel_accuracy"] > 0.8
+    )

@@ -29,7 +29,9 @@ def test_elastic_is_joint_seeded_and_keeps_ids():
     b = elastic_deform(image, mask, np.random.default_rng(5))
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     warped, warped_mask = a
-    assert warped.shape == image.shape and warped.dtype == np.uint8 and warped_mask.shape == mask.shape
+    assert (
+        warped.shape == image.shape and warped.dtype == np.uint8 and warped_mask.shape == mask.shape
+    )
     assert set(np.unique(warped_mask)) <= {0, 1, 2}
     assert not np.array_equal(warped_mask, mask)  # it did deform
     # image and mask moved together: the bright class-2 region stays bright
@@ -47,7 +49,9 @@ def test_flips_reach_the_expected_views_jointly(flips, expected):
     views = set()
     for seed in range(64):
         im, m = random_flip_rotate(image, mask, np.random.default_rng(seed), flips)
-        assert _dihedral(image[..., 0]).index(im[..., 0].tobytes()) == _dihedral(mask).index(m.tobytes())
+        assert _dihedral(image[..., 0]).index(im[..., 0].tobytes()) == _dihedral(mask).index(
+            m.tobytes()
+        )
         views.add(m.tobytes())
     assert len(views) == expected
     if flips == "horizontal":  # only the mirror: a label's vertical offset keeps its direction
@@ -90,5 +94,7 @@ def test_tta_equals_plain_for_an_equivariant_model():
 
     net = torch.nn.Conv2d(1, 3, 1)  # pointwise: commutes with flips and rotations
     x = torch.randn(2, 1, 9, 7)
-    torch.testing.assert_close(predict_probs(net, x, "fp32", tta=True), predict_probs(net, x, "fp32"))
+    torch.testing.assert_close(
+        predict_probs(net, x, "fp32", tta=True), predict_probs(net, x, "fp32")
+    )
     assert predict_probs(net, x, "fp32", scale=0.5).shape == (2, 3, 9, 7)

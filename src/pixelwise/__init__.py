@@ -9,7 +9,15 @@ Public API::
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["create_model", "list_models", "load_model", "predict", "segment", "remove_background", "__version__"]
+__all__ = [
+    "create_model",
+    "list_models",
+    "load_model",
+    "predict",
+    "segment",
+    "remove_background",
+    "__version__",
+]
 
 # Imported lazily so that `pixelwise --version` does not pay for importing torch.
 _LAZY = {

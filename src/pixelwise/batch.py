@@ -20,7 +20,13 @@ from pixelwise.data.io import (
     save_mask,
     save_png,
 )
-from pixelwise.detection import categories_of, detect, detections_to_classes, detections_to_coco, detections_to_labels
+from pixelwise.detection import (
+    categories_of,
+    detect,
+    detections_to_classes,
+    detections_to_coco,
+    detections_to_labels,
+)
 from pixelwise.inference import predict, segment
 from pixelwise.overlays import detection_overlay, instance_overlay, overlay
 
@@ -38,7 +44,10 @@ class BatchResult:
 
     @classmethod
     def merge(cls, parts: list[BatchResult]) -> BatchResult:
-        lists = ([x for part in parts for x in getattr(part, name)] for name in ("written", "failures", "counts"))
+        lists = (
+            [x for part in parts for x in getattr(part, name)]
+            for name in ("written", "failures", "counts")
+        )
         return cls(*lists, skipped=sum(part.skipped for part in parts))
 
 
@@ -52,8 +61,15 @@ def output_names(inputs: list[str | os.PathLike]) -> Iterator[tuple[Path, Path]]
             yield p, Path(p.stem + ".png")
 
 
-def run_batch(inputs: list[str | os.PathLike], compute, write, desc: str, progress: bool = True,
-              shard: tuple[int, int] = (0, 1), skip=None) -> BatchResult:
+def run_batch(
+    inputs: list[str | os.PathLike],
+    compute,
+    write,
+    desc: str,
+    progress: bool = True,
+    shard: tuple[int, int] = (0, 1),
+    skip=None,
+) -> BatchResult:
     """The loop of every file command: for each image under ``inputs`` (this process's
     ``shard=(rank, world)`` share: every world-th, from rank), ``compute(src)`` runs inside the
     bad-file guard (unreadable files and ValueErrors are recorded, the batch goes on), then
@@ -62,7 +78,12 @@ def run_batch(inputs: list[str | os.PathLike], compute, write, desc: str, progre
     from tqdm import tqdm
 
     result = BatchResult()
-    bar = tqdm(list(output_names(inputs))[shard[0] :: shard[1]], desc=desc, unit="img", disable=not progress)
+    bar = tqdm(
+        list(output_names(inputs))[shard[0] :: shard[1]],
+        desc=desc,
+        unit="img",
+        disable=not progress,
+    )
     for src, rel in bar:
         bar.set_postfix_str(src.name)
         if skip is not None and skip(rel):
@@ -78,8 +99,6 @@ def run_batch(inputs: list[str | os.PathLike], compute, write, desc: str, progre
         if count is not None:
             result.counts.append((src, count))
     return result
-
-
 
 
 def run_sharded(run, report) -> int:
@@ -120,8 +139,14 @@ class PredictOptions:
     object_class: int | None = None  # segment, semantic models not trained on instances
 
 
-def predict_files(seg, inputs: list[str | os.PathLike], out_dir: str | os.PathLike, options: PredictOptions = PredictOptions(),
-                  progress: bool = True, shard: tuple[int, int] = (0, 1)) -> BatchResult:
+def predict_files(
+    seg,
+    inputs: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    options: PredictOptions = PredictOptions(),
+    progress: bool = True,
+    shard: tuple[int, int] = (0, 1),
+) -> BatchResult:
     """Per image: ``masks/<name>.png`` (palette PNG of class ids) and ``overlays/<name>.png``;
     for instance models also ``instances/<name>.png`` (uint16 labels) and ``coco/<name>.json``
     (COCO results with RLE masks; ``image_id`` 0, category ids as trained). Bad files are
@@ -132,7 +157,9 @@ def predict_files(seg, inputs: list[str | os.PathLike], out_dir: str | os.PathLi
 
     def compute(src):
         image = read_image(src)
-        return image, predict(seg, image, options.precision, options.tta, options.tile, options.overlap)
+        return image, predict(
+            seg, image, options.precision, options.tta, options.tile, options.overlap
+        )
 
     def write(src, rel, value):
         image, mask = value
@@ -143,7 +170,9 @@ def predict_files(seg, inputs: list[str | os.PathLike], out_dir: str | os.PathLi
     return run_batch(inputs, compute, write, "predict", progress, shard)
 
 
-def detection_files(seg, inputs, out_dir, options: PredictOptions, progress: bool, shard: tuple[int, int]) -> BatchResult:
+def detection_files(
+    seg, inputs, out_dir, options: PredictOptions, progress: bool, shard: tuple[int, int]
+) -> BatchResult:
     out_dir, cats = Path(out_dir), categories_of(seg)
 
     def compute(src):
@@ -153,18 +182,32 @@ def detection_files(seg, inputs, out_dir, options: PredictOptions, progress: boo
     def write(src, rel, value):
         image, pred = value
         labels = detections_to_labels(pred, options.score_threshold)
-        save_mask(out_dir / "masks" / rel, detections_to_classes(pred, options.score_threshold), seg.palette())
+        save_mask(
+            out_dir / "masks" / rel,
+            detections_to_classes(pred, options.score_threshold),
+            seg.palette(),
+        )
         save_label_image(out_dir / "instances" / rel, labels)
-        atomic_write_bytes(out_dir / "coco" / rel.with_suffix(".json"), json.dumps(detections_to_coco(pred, 0, cats)).encode())
-        save_png(out_dir / "overlays" / rel, detection_overlay(image, pred, seg.class_names, labels))
+        atomic_write_bytes(
+            out_dir / "coco" / rel.with_suffix(".json"),
+            json.dumps(detections_to_coco(pred, 0, cats)).encode(),
+        )
+        save_png(
+            out_dir / "overlays" / rel, detection_overlay(image, pred, seg.class_names, labels)
+        )
         return out_dir / "instances" / rel, int(labels.max())
 
     return run_batch(inputs, compute, write, "predict", progress, shard)
 
 
-def segment_files(seg, inputs: list[str | os.PathLike], out_dir: str | os.PathLike,
-                  options: PredictOptions = PredictOptions(), progress: bool = True,
-                  shard: tuple[int, int] = (0, 1)) -> BatchResult:
+def segment_files(
+    seg,
+    inputs: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    options: PredictOptions = PredictOptions(),
+    progress: bool = True,
+    shard: tuple[int, int] = (0, 1),
+) -> BatchResult:
     """Per image: ``instances/<name>.png`` (uint16 instance labels, 0 = background) and
     ``overlays/<name>.png``, for semantic and instance models alike; bad files are recorded and
     skipped; ``shard`` as in :func:`predict_files`."""
@@ -172,8 +215,16 @@ def segment_files(seg, inputs: list[str | os.PathLike], out_dir: str | os.PathLi
 
     def compute(src):
         image = read_image(src)
-        return image, segment(seg, image, options.precision, options.min_object_size, options.object_class,
-                              options.tile, options.overlap, options.score_threshold)
+        return image, segment(
+            seg,
+            image,
+            options.precision,
+            options.min_object_size,
+            options.object_class,
+            options.tile,
+            options.overlap,
+            options.score_threshold,
+        )
 
     def write(src, rel, value):
         image, labels = value

@@ -20,9 +20,12 @@ from pixelwise.data.io import atomic_write_bytes
 from pixelwise.models import create_model
 from pixelwise.segmenter import FORMAT, Segmenter
 
+
 def checkpoint_dict(seg: Segmenter, train_state: dict | None = None) -> dict:
-    return seg.metadata() | {"state_dict": {k: v.detach().cpu() for k, v in seg.network.state_dict().items()},
-                             "train_state": train_state}
+    return seg.metadata() | {
+        "state_dict": {k: v.detach().cpu() for k, v in seg.network.state_dict().items()},
+        "train_state": train_state,
+    }
 
 
 def save_checkpoint(path: str | Path, seg: Segmenter, train_state: dict | None = None) -> None:
@@ -33,7 +36,10 @@ def save_checkpoint(path: str | Path, seg: Segmenter, train_state: dict | None =
 
 
 BUNDLED_DIR = Path(__file__).parent / "zoo"
-BUNDLED = {"nuclei": "nuclei.pt", "foreground": "foreground.pt"}  # models trained by this project and shipped in the package (model cards beside them)
+BUNDLED = {
+    "nuclei": "nuclei.pt",
+    "foreground": "foreground.pt",
+}  # models trained by this project and shipped in the package (model cards beside them)
 
 
 def resolve_checkpoint(name_or_path: str | Path) -> Path:
@@ -42,18 +48,24 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     if not path.exists() and str(name_or_path) in BUNDLED:
         path = BUNDLED_DIR / BUNDLED[str(name_or_path)]
         if not path.is_file():
-            raise ValueError(f"{path}: bundled model {name_or_path!r} is missing from this installation")
+            raise ValueError(
+                f"{path}: bundled model {name_or_path!r} is missing from this installation"
+            )
     return path
 
 
 def read_checkpoint(path: str | Path) -> dict:
     path = resolve_checkpoint(path)
     if not path.is_file():
-        raise ValueError(f"{path}: checkpoint not found (a .pt file or a bundled model: {', '.join(BUNDLED)})")
+        raise ValueError(
+            f"{path}: checkpoint not found (a .pt file or a bundled model: {', '.join(BUNDLED)})"
+        )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
+        raise ValueError(
+            f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not a pixelwise checkpoint")
     return ckpt

@@ -36,7 +36,9 @@ def _float_image(image: np.ndarray) -> np.ndarray:
 
 def _grey(image: np.ndarray) -> np.ndarray:
     x = _float_image(image)
-    return x[..., 0] if x.shape[-1] == 1 else x[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+    return (
+        x[..., 0] if x.shape[-1] == 1 else x[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+    )
 
 
 def _rgb8(image: np.ndarray) -> np.ndarray:
@@ -55,8 +57,14 @@ def otsu(image: np.ndarray) -> np.ndarray:
     return (grey > threshold_otsu(grey)).astype(np.int32)
 
 
-def kmeans(image: np.ndarray, k: int = 2, position_weight: float = 0.0, seed: int = 0, iterations: int = 20,
-           fit_pixels: int = 50_000) -> np.ndarray:
+def kmeans(
+    image: np.ndarray,
+    k: int = 2,
+    position_weight: float = 0.0,
+    seed: int = 0,
+    iterations: int = 20,
+    fit_pixels: int = 50_000,
+) -> np.ndarray:
     """k-means on per-pixel colour, plus ``position_weight`` x (y, x) / max(H, W) when > 0.
 
     Centres are fitted on a seeded sample of ``fit_pixels`` pixels (k-means++ seeding, Lloyd
@@ -69,7 +77,9 @@ def kmeans(image: np.ndarray, k: int = 2, position_weight: float = 0.0, seed: in
     features = colour.reshape(-1, c)
     if position_weight > 0:
         yy, xx = np.mgrid[:h, :w].astype(np.float32) / max(h, w)
-        features = np.concatenate([features, position_weight * np.stack([yy.ravel(), xx.ravel()], 1)], 1)
+        features = np.concatenate(
+            [features, position_weight * np.stack([yy.ravel(), xx.ravel()], 1)], 1
+        )
     rng = np.random.default_rng(seed)
     sample = features[rng.choice(len(features), min(fit_pixels, len(features)), replace=False)]
     centres, _ = kmeans2(sample.astype(np.float64), k, iter=iterations, minit="++", seed=rng)
@@ -77,8 +87,13 @@ def kmeans(image: np.ndarray, k: int = 2, position_weight: float = 0.0, seed: in
     return labels.reshape(h, w).astype(np.int32)
 
 
-def graphcut(image: np.ndarray, box: tuple[int, int, int, int] | None = None, seeds: np.ndarray | None = None,
-             iterations: int = 5, margin: float = 0.1) -> np.ndarray:
+def graphcut(
+    image: np.ndarray,
+    box: tuple[int, int, int, int] | None = None,
+    seeds: np.ndarray | None = None,
+    iterations: int = 5,
+    margin: float = 0.1,
+) -> np.ndarray:
     """GrabCut foreground extraction: 1 = foreground, 0 = background.
 
     ``box`` = (x, y, width, height) around the object; ``seeds`` = (H, W) map with 1 for sure
@@ -92,7 +107,9 @@ def graphcut(image: np.ndarray, box: tuple[int, int, int, int] | None = None, se
     mask = np.zeros((h, w), np.uint8)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     if seeds is not None:
-        mask[:] = cv2.GC_PR_FGD  # unknown: probably foreground, until the colour models say otherwise
+        mask[:] = (
+            cv2.GC_PR_FGD
+        )  # unknown: probably foreground, until the colour models say otherwise
         mask[seeds == 1], mask[seeds == 2] = cv2.GC_FGD, cv2.GC_BGD
         if not (seeds == 1).any() or not (seeds == 2).any():
             raise ValueError("graphcut seeds need both foreground (1) and background (2) pixels")
@@ -101,11 +118,15 @@ def graphcut(image: np.ndarray, box: tuple[int, int, int, int] | None = None, se
         if box is None:
             dy, dx = max(1, int(h * margin)), max(1, int(w * margin))
             box = (dx, dy, w - 2 * dx, h - 2 * dy)
-        cv2.grabCut(rgb, mask, tuple(int(v) for v in box), bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
+        cv2.grabCut(
+            rgb, mask, tuple(int(v) for v in box), bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT
+        )
     return np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.int32)
 
 
-def felzenszwalb(image: np.ndarray, scale: float = 200.0, sigma: float = 0.8, min_size: int = 100) -> np.ndarray:
+def felzenszwalb(
+    image: np.ndarray, scale: float = 200.0, sigma: float = 0.8, min_size: int = 100
+) -> np.ndarray:
     """Felzenszwalb-Huttenlocher superpixels (larger ``scale``: larger regions)."""
     from skimage.segmentation import felzenszwalb as fh
 
@@ -121,9 +142,16 @@ def slic(image: np.ndarray, n_segments: int = 200, compactness: float = 20.0) ->
 
     x = _float_image(image)
     if x.shape[-1] == 1:
-        return sk_slic(x[..., 0], n_segments=n_segments, compactness=compactness / 100, channel_axis=None,
-                       start_label=0).astype(np.int32)
-    return sk_slic(x, n_segments=n_segments, compactness=compactness, start_label=0).astype(np.int32)
+        return sk_slic(
+            x[..., 0],
+            n_segments=n_segments,
+            compactness=compactness / 100,
+            channel_axis=None,
+            start_label=0,
+        ).astype(np.int32)
+    return sk_slic(x, n_segments=n_segments, compactness=compactness, start_label=0).astype(
+        np.int32
+    )
 
 
 def watershed(image: np.ndarray, spread: float = 0.5) -> np.ndarray:
@@ -144,7 +172,11 @@ def watershed(image: np.ndarray, spread: float = 0.5) -> np.ndarray:
 
 
 METHODS: dict[str, Callable[..., np.ndarray]] = {
-    "otsu": otsu, "kmeans": kmeans, "graphcut": graphcut, "felzenszwalb": felzenszwalb, "slic": slic,
+    "otsu": otsu,
+    "kmeans": kmeans,
+    "graphcut": graphcut,
+    "felzenszwalb": felzenszwalb,
+    "slic": slic,
     "watershed": watershed,
 }
 
@@ -162,11 +194,15 @@ def run_method(name: str, image: np.ndarray, **params) -> np.ndarray:
     accepted = inspect.signature(fn).parameters
     unknown = sorted(set(params) - set(accepted))
     if unknown:
-        raise ValueError(f"method {name!r} has no parameter {', '.join(unknown)} (it takes {', '.join(list(accepted)[1:])})")
+        raise ValueError(
+            f"method {name!r} has no parameter {', '.join(unknown)} (it takes {', '.join(list(accepted)[1:])})"
+        )
     return fn(image, **params)
 
 
-def regions_to_classes(regions: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int = 255) -> np.ndarray:
+def regions_to_classes(
+    regions: np.ndarray, target: np.ndarray, num_classes: int, ignore_index: int = 255
+) -> np.ndarray:
     """Class ids for a region map, chosen with the ground truth (an oracle labelling, so scores
     are upper bounds of what the regions allow):
 
@@ -192,7 +228,9 @@ def regions_to_classes(regions: np.ndarray, target: np.ndarray, num_classes: int
     if num_classes == 2:
         fg, bg = table[:, 1].astype(np.float64), table[:, 0].astype(np.float64)
         order = np.argsort(-(fg / np.maximum(fg + bg, 1)), kind="stable")
-        tp = np.concatenate([[0.0], np.cumsum(fg[order])])  # foreground pixels inside the first j regions
+        tp = np.concatenate(
+            [[0.0], np.cumsum(fg[order])]
+        )  # foreground pixels inside the first j regions
         fp = np.concatenate([[0.0], np.cumsum(bg[order])])
         fn = fg.sum() - tp
         fg_iou = np.divide(tp, tp + fp + fn, out=np.zeros_like(tp), where=tp + fp + fn > 0)

@@ -12,95 +12,260 @@ import time
 from pathlib import Path
 
 from pixelwise import __version__
-from pixelwise.config import MODEL_HELP, Opt, TrainConfig, add_shared, field_options, from_args, int_list
+from pixelwise.config import (
+    MODEL_HELP,
+    Opt,
+    TrainConfig,
+    add_shared,
+    field_options,
+    from_args,
+    int_list,
+)
 from pixelwise.constants import parse_stems
 
-EXTRAS = {"fastapi": "serve", "uvicorn": "serve", "multipart": "serve", "onnx": "onnx", "onnxruntime": "onnx",
-          "onnxscript": "onnx", "pymatting": "matting", "pycocotools": "instances", "playwright": "browser"}
+EXTRAS = {
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "multipart": "serve",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "onnxscript": "onnx",
+    "pymatting": "matting",
+    "pycocotools": "instances",
+    "playwright": "browser",
+}
 
 COMMANDS: dict[str, tuple[str, str, list]] = {
     # name: (help, description, options: Opt or the name of a shared option)
-    "train": ("train a model on an image/mask dataset or COCO instances",
-              "Train on DATA (DATA/images + DATA/masks, DATA/train[/val]/..., TIFF stacks, Cell Tracking Challenge, or "
-              "COCO JSON for mask_rcnn). Writes last.pt, best.pt, metrics.csv, curve.png and overlays/ to --out.", []),
-    "predict": ("predict masks and overlays for images or folders",
-                "Writes OUT/masks/<name>.png (class ids, palette PNG) and OUT/overlays/<name>.png; instance models also "
-                "OUT/instances (16-bit labels) and OUT/coco (COCO results). Bad files are skipped, listed at the end, and "
-                "make the exit status 1.",
-                [Opt(("paths",), f"{MODEL_HELP}, then image files and/or folders (searched recursively); with --method "
-                     "only inputs", nargs="+", metavar="CHECKPOINT INPUT"),
-                 Opt(("--method",), "a classical method instead of a checkpoint (otsu, kmeans, graphcut, felzenszwalb, "
-                     "slic, watershed); masks then hold region ids"),
-                 "out", "score_threshold", "precision", "tta", "tile", "overlap", "runtime", "progress"]),
-    "evaluate": ("score a checkpoint on a labelled dataset",
-                 "Pixel accuracy, per-class and mean IoU and Dice from one confusion matrix over the whole set (instance "
-                 "models: COCO AP and DSB2018 mean AP). Evaluates --val-stems if given, else DATA/val, else DATA/train, "
-                 "else DATA/{images,masks}.",
-                 [Opt(("checkpoint",), MODEL_HELP), Opt(("data",), "dataset root folder or COCO JSON"),
-                  Opt(("--val-stems",), "evaluate only these stems ('25-29' or '25,26')", type=parse_stems,
-                      metavar="STEMS"),
-                  Opt(("--json",), "where to write the metrics JSON (default: evaluation.json beside the checkpoint)"),
-                  "object_class", "min_object_size", "precision", "tta", "runtime", "device"]),
-    "segment": ("instance label images (one id per object) and overlays",
-                "Writes OUT/instances/<name>.png (16-bit, 0 = background, 1..N objects) and OUT/overlays/<name>.png, for "
-                "a model trained with --instances, an instance model, or --object-class.",
-                [Opt(("inputs",), "image files and/or folders (searched recursively)", nargs="+"),
-                 Opt(("--checkpoint",), f"{MODEL_HELP} (default nuclei)", "nuclei", old=("--model",)),
-                 Opt(("--out",), "output folder (default segment-output)", "segment-output"),
-                 "min_object_size", "object_class", "score_threshold", "precision", "tile", "overlap", "runtime",
-                 "progress"]),
-    "remove-bg": ("cut out the foreground of photos (transparent PNGs)",
-                  "Writes OUT/<name>.png (RGBA; folders keep their inner structure). Bad files are skipped, listed at "
-                  "the end, and make the exit status 1.",
-                  [Opt(("inputs",), "image files and/or folders (searched recursively)", nargs="+"),
-                   Opt(("-o", "--out"), "output folder", required=True), "checkpoint_option", "method",
-                   Opt(("--matting",), "refine edges by closed-form alpha matting (slower)", action="store_true"),
-                   Opt(("--mask-only",), "write the alpha mask (greyscale) instead", action="store_true"),
-                   Opt(("--background",), "composite onto a colour (#rrggbb) or an image file instead of transparency"),
-                   Opt(("--model-size",), "longer side the network sees (default 320)", 320, type=int),
-                   Opt(("--skip-existing",), "leave inputs whose output exists alone", action="store_true"),
-                   "runtime", "progress"]),
-    "serve": ("HTTP API and web page for background removal (FastAPI)",
-              "POST /api/remove-background (multipart 'file') returns a PNG; GET / is a web page; GET /docs the OpenAPI "
-              "description. Binds 127.0.0.1 unless told otherwise.",
-              [Opt(("--host",), "default 127.0.0.1", "127.0.0.1"), Opt(("--port",), "default 8000", 8000, type=int),
-               "checkpoint_option", "method",
-               Opt(("--max-upload-mb",), "larger uploads get 413 (default 20)", 20.0, type=float),
-               Opt(("--threads",), "requests processed at once (default 2)", 2, type=int, old=("--workers",)),
-               "runtime"]),
-    "compare": ("score classical methods and checkpoints side by side",
-                "One table (mean IoU, Dice, pixel accuracy, seconds per image) and one figure grid (image | truth | each "
-                "method) written to --out. Classical methods' regions are matched to classes with the ground truth: the "
-                "best foreground region set for 2 classes, an optimal one-to-one (Hungarian) matching otherwise.",
-                [Opt(("data",), "dataset root folder(s); their images are pooled", nargs="+"),
-                 Opt(("--methods",), "comma-separated: classical names and NAME:CHECKPOINT, e.g. "
-                     "otsu,kmeans,graphcut,unet:runs/u/best.pt", required=True),
-                 Opt(("--out",), "output folder (default compare-output)", "compare-output"),
-                 Opt(("--mask-values",), "stored mask value of class 0,1,... (e.g. 0,255)", type=int_list),
-                 Opt(("--num-classes",), "default: from --mask-values, else the first checkpoint, else 2", type=int),
-                 Opt(("--val-stems",), "score only these stems of each dataset", type=parse_stems, metavar="STEMS"),
-                 Opt(("--sample",), "a seeded random sample of this many images", type=int),
-                 Opt(("--seed",), "default 0", 0, type=int),
-                 Opt(("--grid",), "rows (images) in the figure grid (default 4)", 4, type=int)]),
-    "export": ("export a checkpoint to ONNX (dynamic height and width)",
-               "Writes an ONNX graph (input 'image' N x C x H x W float32, output 'logits') whose metadata carries "
-               "classes, colours and normalisation: 'pixelwise predict model.onnx ...' runs it on ONNX Runtime. Checks "
-               "it against PyTorch first.",
-               [Opt(("checkpoint",), "a .pt file or a bundled model name"),
-                Opt(("--onnx",), "output .onnx path", required=True)]),
+    "train": (
+        "train a model on an image/mask dataset or COCO instances",
+        "Train on DATA (DATA/images + DATA/masks, DATA/train[/val]/..., TIFF stacks, Cell Tracking Challenge, or "
+        "COCO JSON for mask_rcnn). Writes last.pt, best.pt, metrics.csv, curve.png and overlays/ to --out.",
+        [],
+    ),
+    "predict": (
+        "predict masks and overlays for images or folders",
+        "Writes OUT/masks/<name>.png (class ids, palette PNG) and OUT/overlays/<name>.png; instance models also "
+        "OUT/instances (16-bit labels) and OUT/coco (COCO results). Bad files are skipped, listed at the end, and "
+        "make the exit status 1.",
+        [
+            Opt(
+                ("paths",),
+                f"{MODEL_HELP}, then image files and/or folders (searched recursively); with --method "
+                "only inputs",
+                nargs="+",
+                metavar="CHECKPOINT INPUT",
+            ),
+            Opt(
+                ("--method",),
+                "a classical method instead of a checkpoint (otsu, kmeans, graphcut, felzenszwalb, "
+                "slic, watershed); masks then hold region ids",
+            ),
+            "out",
+            "score_threshold",
+            "precision",
+            "tta",
+            "tile",
+            "overlap",
+            "runtime",
+            "progress",
+        ],
+    ),
+    "evaluate": (
+        "score a checkpoint on a labelled dataset",
+        "Pixel accuracy, per-class and mean IoU and Dice from one confusion matrix over the whole set (instance "
+        "models: COCO AP and DSB2018 mean AP). Evaluates --val-stems if given, else DATA/val, else DATA/train, "
+        "else DATA/{images,masks}.",
+        [
+            Opt(("checkpoint",), MODEL_HELP),
+            Opt(("data",), "dataset root folder or COCO JSON"),
+            Opt(
+                ("--val-stems",),
+                "evaluate only these stems ('25-29' or '25,26')",
+                type=parse_stems,
+                metavar="STEMS",
+            ),
+            Opt(
+                ("--json",),
+                "where to write the metrics JSON (default: evaluation.json beside the checkpoint)",
+            ),
+            "object_class",
+            "min_object_size",
+            "precision",
+            "tta",
+            "runtime",
+            "device",
+        ],
+    ),
+    "segment": (
+        "instance label images (one id per object) and overlays",
+        "Writes OUT/instances/<name>.png (16-bit, 0 = background, 1..N objects) and OUT/overlays/<name>.png, for "
+        "a model trained with --instances, an instance model, or --object-class.",
+        [
+            Opt(("inputs",), "image files and/or folders (searched recursively)", nargs="+"),
+            Opt(("--checkpoint",), f"{MODEL_HELP} (default nuclei)", "nuclei", old=("--model",)),
+            Opt(("--out",), "output folder (default segment-output)", "segment-output"),
+            "min_object_size",
+            "object_class",
+            "score_threshold",
+            "precision",
+            "tile",
+            "overlap",
+            "runtime",
+            "progress",
+        ],
+    ),
+    "remove-bg": (
+        "cut out the foreground of photos (transparent PNGs)",
+        "Writes OUT/<name>.png (RGBA; folders keep their inner structure). Bad files are skipped, listed at "
+        "the end, and make the exit status 1.",
+        [
+            Opt(("inputs",), "image files and/or folders (searched recursively)", nargs="+"),
+            Opt(("-o", "--out"), "output folder", required=True),
+            "checkpoint_option",
+            "method",
+            Opt(
+                ("--matting",),
+                "refine edges by closed-form alpha matting (slower)",
+                action="store_true",
+            ),
+            Opt(("--mask-only",), "write the alpha mask (greyscale) instead", action="store_true"),
+            Opt(
+                ("--background",),
+                "composite onto a colour (#rrggbb) or an image file instead of transparency",
+            ),
+            Opt(("--model-size",), "longer side the network sees (default 320)", 320, type=int),
+            Opt(
+                ("--skip-existing",), "leave inputs whose output exists alone", action="store_true"
+            ),
+            "runtime",
+            "progress",
+        ],
+    ),
+    "serve": (
+        "HTTP API and web page for background removal (FastAPI)",
+        "POST /api/remove-background (multipart 'file'; box and strokes optional) returns a PNG; GET / is a web "
+        "page; GET /docs the OpenAPI description. Binds 127.0.0.1 unless told otherwise. Limits: uploads "
+        "(--max-upload-mb), decoded pixels (--max-megapixels), matting (--max-matting-megapixels): 413 beyond; "
+        "requests beyond --threads + --queue: 503; Host must be a loopback name, --host or --allow-host (400) and "
+        "a POST's Origin one of those (403).",
+        [
+            Opt(("--host",), "default 127.0.0.1", "127.0.0.1"),
+            Opt(("--port",), "default 8000", 8000, type=int),
+            "checkpoint_option",
+            "method",
+            Opt(
+                ("--max-upload-mb",),
+                "larger uploads get 413, checked while the body streams in (default 20)",
+                20.0,
+                type=float,
+            ),
+            Opt(
+                ("--max-megapixels",),
+                "larger images get 413, refused from their header before decoding (default 40)",
+                40.0,
+                type=float,
+            ),
+            Opt(
+                ("--max-matting-megapixels",),
+                "matting costs about 600 MB per megapixel: larger images with matting get 413 "
+                "(default 2)",
+                2.0,
+                type=float,
+            ),
+            Opt(
+                ("--threads",),
+                "requests processed at once (default 2)",
+                2,
+                type=int,
+                old=("--workers",),
+            ),
+            Opt(
+                ("--queue",),
+                "requests waiting beyond those; more get 503 at once (default 8)",
+                8,
+                type=int,
+            ),
+            Opt(
+                ("--allow-host",),
+                "also accept this host name in Host and Origin (repeatable; loopback names and --host "
+                "are always accepted)",
+                action="append",
+                dest="allow_host",
+            ),
+            "runtime",
+        ],
+    ),
+    "compare": (
+        "score classical methods and checkpoints side by side",
+        "One table (mean IoU, Dice, pixel accuracy, seconds per image) and one figure grid (image | truth | each "
+        "method) written to --out. Classical methods' regions are matched to classes with the ground truth: the "
+        "best foreground region set for 2 classes, an optimal one-to-one (Hungarian) matching otherwise.",
+        [
+            Opt(("data",), "dataset root folder(s); their images are pooled", nargs="+"),
+            Opt(
+                ("--methods",),
+                "comma-separated: classical names and NAME:CHECKPOINT, e.g. "
+                "otsu,kmeans,graphcut,unet:runs/u/best.pt",
+                required=True,
+            ),
+            Opt(("--out",), "output folder (default compare-output)", "compare-output"),
+            Opt(
+                ("--mask-values",), "stored mask value of class 0,1,... (e.g. 0,255)", type=int_list
+            ),
+            Opt(
+                ("--num-classes",),
+                "default: from --mask-values, else the first checkpoint, else 2",
+                type=int,
+            ),
+            Opt(
+                ("--val-stems",),
+                "score only these stems of each dataset",
+                type=parse_stems,
+                metavar="STEMS",
+            ),
+            Opt(("--sample",), "a seeded random sample of this many images", type=int),
+            Opt(("--seed",), "default 0", 0, type=int),
+            Opt(("--grid",), "rows (images) in the figure grid (default 4)", 4, type=int),
+        ],
+    ),
+    "export": (
+        "export a checkpoint to ONNX (dynamic height and width)",
+        "Writes an ONNX graph (input 'image' N x C x H x W float32, output 'logits') whose metadata carries "
+        "classes, colours and normalisation: 'pixelwise predict model.onnx ...' runs it on ONNX Runtime. Checks "
+        "it against PyTorch first.",
+        [
+            Opt(("checkpoint",), "a .pt file or a bundled model name"),
+            Opt(("--onnx",), "output .onnx path", required=True),
+        ],
+    ),
     "models": ("list the available architectures", "", []),
-    "demo": ("train on generated shapes, then predict and evaluate (about a minute)", "",
-             [Opt(("--out",), "output folder (default demo-output)", "demo-output"),
-              Opt(("--remove-bg",), "instead: cut out scikit-image's sample photos with the bundled foreground model",
-                  action="store_true"),
-              Opt(("--checkpoint",), "--remove-bg: a checkpoint instead of the bundled model", old=("--model",)),
-              Opt(("--epochs",), "default 8", 8, type=int)]),
+    "demo": (
+        "train on generated shapes, then predict and evaluate (about a minute)",
+        "",
+        [
+            Opt(("--out",), "output folder (default demo-output)", "demo-output"),
+            Opt(
+                ("--remove-bg",),
+                "instead: cut out scikit-image's sample photos with the bundled foreground model",
+                action="store_true",
+            ),
+            Opt(
+                ("--checkpoint",),
+                "--remove-bg: a checkpoint instead of the bundled model",
+                old=("--model",),
+            ),
+            Opt(("--epochs",), "default 8", 8, type=int),
+        ],
+    ),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pixelwise",
-                                     description="Image segmentation as pixel classification: train, predict, evaluate.")
+    parser = argparse.ArgumentParser(
+        prog="pixelwise",
+        description="Image segmentation as pixel classification: train, predict, evaluate.",
+    )
     parser.add_argument("--version", action="version", version=f"pixelwise {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help, description, options) in COMMANDS.items():
@@ -122,15 +287,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     best = fit(from_args(TrainConfig, args))
     out = Path(args.out)
-    print(f"done in {time.perf_counter() - start:.0f}s\n  best checkpoint: {best}\n  last checkpoint: {out / 'last.pt'}\n"
-          f"  metrics: {out / 'metrics.csv'}\n  curve: {out / 'curve.png'}\n  overlays: {out / 'overlays'}")
+    print(
+        f"done in {time.perf_counter() - start:.0f}s\n  best checkpoint: {best}\n  last checkpoint: {out / 'last.pt'}\n"
+        f"  metrics: {out / 'metrics.csv'}\n  curve: {out / 'curve.png'}\n  overlays: {out / 'overlays'}"
+    )
     return 0
 
 
 def predict_options(args: argparse.Namespace):
     from pixelwise.batch import PredictOptions
 
-    names = ("precision", "tta", "tile", "overlap", "score_threshold", "min_object_size", "object_class")
+    names = (
+        "precision",
+        "tta",
+        "tile",
+        "overlap",
+        "score_threshold",
+        "min_object_size",
+        "object_class",
+    )
     return PredictOptions(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 
 
@@ -145,11 +320,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise ValueError("no inputs given (pixelwise predict CHECKPOINT INPUT...)")
     seg = load_model(checkpoint, args.runtime)
     out = Path(args.out)
-    extra = f", instance labels to {out / 'instances'}, COCO results to {out / 'coco'}" if seg.kind == "instance" else ""
+    extra = (
+        f", instance labels to {out / 'instances'}, COCO results to {out / 'coco'}"
+        if seg.kind == "instance"
+        else ""
+    )
     return run_sharded(
         lambda shard: predict_files(seg, inputs, out, predict_options(args), args.progress, shard),
-        lambda result: print(f"wrote {len(result.written)} masks to {out / 'masks'}{extra} and overlays to "
-                             f"{out / 'overlays'}"))
+        lambda result: print(
+            f"wrote {len(result.written)} masks to {out / 'masks'}{extra} and overlays to "
+            f"{out / 'overlays'}"
+        ),
+    )
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
@@ -160,11 +342,17 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
     def report(result) -> None:
         counts = ", ".join(f"{p.stem}: {n}" for p, n in result.counts[:10])
-        print(f"wrote {len(result.written)} instance label images to {Path(args.out) / 'instances'} and overlays to "
-              f"{Path(args.out) / 'overlays'}" + (f"\nobjects per image: {counts}" if counts else ""))
+        print(
+            f"wrote {len(result.written)} instance label images to {Path(args.out) / 'instances'} and overlays to "
+            f"{Path(args.out) / 'overlays'}" + (f"\nobjects per image: {counts}" if counts else "")
+        )
 
-    return run_sharded(lambda shard: segment_files(seg, args.inputs, args.out, predict_options(args), args.progress,
-                                                   shard), report)
+    return run_sharded(
+        lambda shard: segment_files(
+            seg, args.inputs, args.out, predict_options(args), args.progress, shard
+        ),
+        report,
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -173,16 +361,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pixelwise.evaluate import evaluate_checkpoint
     from pixelwise.metrics import format_table
 
-    summary = evaluate_checkpoint(args.checkpoint, args.data, args.val_stems, args.precision, args.tta,
-                                  args.object_class, args.min_object_size, args.runtime, args.device)
+    summary = evaluate_checkpoint(
+        args.checkpoint,
+        args.data,
+        args.val_stems,
+        args.precision,
+        args.tta,
+        args.object_class,
+        args.min_object_size,
+        args.runtime,
+        args.device,
+    )
     print(f"{summary['images']} images from {summary['split']}")
     if "detection" in summary:
         d = summary["detection"]
-        print(f"mask AP {d['mask_ap']:.4f}  AP50 {d['mask_ap50']:.4f}  AP75 {d['mask_ap75']:.4f}   "
-              f"box AP {d['box_ap']:.4f}  AP50 {d['box_ap50']:.4f}   DSB mean AP {d['dsb_mean_ap']:.4f}")
+        print(
+            f"mask AP {d['mask_ap']:.4f}  AP50 {d['mask_ap50']:.4f}  AP75 {d['mask_ap75']:.4f}   "
+            f"box AP {d['box_ap']:.4f}  AP50 {d['box_ap50']:.4f}   DSB mean AP {d['dsb_mean_ap']:.4f}"
+        )
     else:
         print(format_table(summary))
-    out = Path(args.json) if args.json else resolve_checkpoint(args.checkpoint).parent / "evaluation.json"
+    out = (
+        Path(args.json)
+        if args.json
+        else resolve_checkpoint(args.checkpoint).parent / "evaluation.json"
+    )
     if not args.json and BUNDLED_DIR in out.parents:
         out = Path("evaluation.json")  # never write into the installed package
     atomic_write_bytes(out, json.dumps(summary, indent=2).encode())
@@ -201,7 +404,9 @@ def predict_classical(args: argparse.Namespace) -> int:
         save_mask(Path(args.out) / "masks" / rel, regions)
         return Path(args.out) / "masks" / rel, None
 
-    result = run_batch(args.paths, lambda src: method(read_image(src)), write, args.method, args.progress)
+    result = run_batch(
+        args.paths, lambda src: method(read_image(src)), write, args.method, args.progress
+    )
     print(f"wrote {len(result.written)} region masks ({args.method}) to {Path(args.out) / 'masks'}")
     return report_failures(result)
 
@@ -221,10 +426,22 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
         save_png(out / rel, cutout)
         return out / rel, None
 
-    result = run_batch(args.inputs, lambda src: remove_background(src, model, args.method, args.matting, background,
-                                                                   args.mask_only, model_size=args.model_size),
-                       write, "remove-bg", args.progress,
-                       skip=(lambda rel: (out / rel).exists()) if args.skip_existing else None)
+    result = run_batch(
+        args.inputs,
+        lambda src: remove_background(
+            src,
+            model,
+            args.method,
+            args.matting,
+            background,
+            args.mask_only,
+            model_size=args.model_size,
+        ),
+        write,
+        "remove-bg",
+        args.progress,
+        skip=(lambda rel: (out / rel).exists()) if args.skip_existing else None,
+    )
     skipped = f" ({result.skipped} existing skipped)" if result.skipped else ""
     print(f"wrote {len(result.written)} cut-outs to {args.out}" + skipped)
     return report_failures(result)
@@ -232,19 +449,35 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from pixelwise.cutout import get_model
-    from pixelwise.web import serve
+    from pixelwise.web.app import LOOPBACK, Limits, serve
 
     model = get_model(args.checkpoint, args.runtime) if args.method != "grabcut" else None
-    serve(args.host, args.port, model=model, max_upload_mb=args.max_upload_mb, threads=args.threads,
-          method=args.method)
+    limits = Limits(
+        args.max_upload_mb,
+        args.max_megapixels,
+        args.max_matting_megapixels,
+        args.threads,
+        args.queue,
+        hosts=(*LOOPBACK, *(args.allow_host or ())),
+    )
+    serve(args.host, args.port, model, args.method, limits)
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from pixelwise.compare import format_table, run_compare
 
-    rows = run_compare(args.data, args.methods, args.out, mask_values=args.mask_values, num_classes=args.num_classes,
-                       val_stems=args.val_stems, sample=args.sample, seed=args.seed, grid_rows=args.grid)
+    rows = run_compare(
+        args.data,
+        args.methods,
+        args.out,
+        mask_values=args.mask_values,
+        num_classes=args.num_classes,
+        val_stems=args.val_stems,
+        sample=args.sample,
+        seed=args.seed,
+        grid_rows=args.grid,
+    )
     print(format_table(rows))
     print(f"table: {Path(args.out) / 'compare.md'}\nfigure grid: {Path(args.out) / 'grid.png'}")
     return 0
@@ -255,7 +488,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from pixelwise.export import export_checked
 
     path, worst = export_checked(load_model(args.checkpoint), args.onnx)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); max |ONNX Runtime - PyTorch| logit difference {worst:.2e}")
+    print(
+        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); max |ONNX Runtime - PyTorch| logit difference {worst:.2e}"
+    )
     return 0
 
 
@@ -278,9 +513,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"demo": cmd_demo, "train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate,
-            "segment": cmd_segment, "export": cmd_export, "compare": cmd_compare, "remove-bg": cmd_remove_bg,
-            "serve": cmd_serve, "models": cmd_models}
+HANDLERS = {
+    "demo": cmd_demo,
+    "train": cmd_train,
+    "predict": cmd_predict,
+    "evaluate": cmd_evaluate,
+    "segment": cmd_segment,
+    "export": cmd_export,
+    "compare": cmd_compare,
+    "remove-bg": cmd_remove_bg,
+    "serve": cmd_serve,
+    "models": cmd_models,
+}
 
 
 def missing_extra(exc: ImportError) -> str | None:

@@ -56,16 +56,22 @@ def parse_methods(spec: str) -> list[Method]:
         elif part in METHODS:
             methods.append(Method(part, classical=part))
         else:
-            raise ValueError(f"unknown method {part!r}: a classical method ({', '.join(METHODS)}) or NAME:CHECKPOINT")
+            raise ValueError(
+                f"unknown method {part!r}: a classical method ({', '.join(METHODS)}) or NAME:CHECKPOINT"
+            )
     return methods
 
 
-def select_items(roots: list[str], val_stems: str | None, sample: int | None, seed: int) -> list[Item]:
+def select_items(
+    roots: list[str], val_stems: str | None, sample: int | None, seed: int
+) -> list[Item]:
     items: list[Item] = []
     for root in roots:
         items.extend(evaluation_items(Path(root), parse_stems(val_stems))[0])
     if sample and sample < len(items):
-        keep = sorted(np.random.default_rng(seed).choice(len(items), sample, replace=False).tolist())
+        keep = sorted(
+            np.random.default_rng(seed).choice(len(items), sample, replace=False).tolist()
+        )
         items = [items[i] for i in keep]
     return items
 
@@ -73,13 +79,24 @@ def select_items(roots: list[str], val_stems: str | None, sample: int | None, se
 def score(cm: ConfusionMatrix, num_classes: int) -> dict:
     """Metrics over the real classes of a matrix whose last predicted id means "no class"."""
     iou, dice = cm.iou()[:num_classes], cm.dice()[:num_classes]
-    return {"mean_iou": iou.nanmean().item(), "mean_dice": dice.nanmean().item(),
-            "pixel_accuracy": cm.pixel_accuracy(), "per_class_iou": [None if v != v else v for v in iou.tolist()]}
+    return {
+        "mean_iou": iou.nanmean().item(),
+        "mean_dice": dice.nanmean().item(),
+        "pixel_accuracy": cm.pixel_accuracy(),
+        "per_class_iou": [None if v != v else v for v in iou.tolist()],
+    }
 
 
-def compare(roots: list[str], methods: list[Method], mask_values: list[int] | None = None,
-            num_classes: int | None = None, val_stems: str | None = None, sample: int | None = None, seed: int = 0,
-            grid_rows: int = 4) -> tuple[list[dict], list[list[np.ndarray]], list[Item], int]:
+def compare(
+    roots: list[str],
+    methods: list[Method],
+    mask_values: list[int] | None = None,
+    num_classes: int | None = None,
+    val_stems: str | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+    grid_rows: int = 4,
+) -> tuple[list[dict], list[list[np.ndarray]], list[Item], int]:
     """Score every method on the selected items; returns table rows, the grid panels of
     ``grid_rows`` items spread evenly over the selection, the items and the number of classes.
 
@@ -87,13 +104,19 @@ def compare(roots: list[str], methods: list[Method], mask_values: list[int] | No
     info = read_dataset_info(Path(roots[0]))
     encoding = MaskEncoding(tuple(mask_values) if mask_values else None, info.ignore_values)
     if num_classes is None:
-        num_classes = len(mask_values) if mask_values else (methods[0].model.num_classes if methods[0].model else 2)
+        num_classes = (
+            len(mask_values)
+            if mask_values
+            else (methods[0].model.num_classes if methods[0].model else 2)
+        )
     items = select_items(roots, val_stems, sample, seed)
     if not items:
         raise ValueError(f"{', '.join(roots)}: no labelled images selected")
     matrices = {m.name: ConfusionMatrix(num_classes + 1) for m in methods}
     panels: list[list[np.ndarray]] = []
-    shown = set(np.linspace(0, len(items) - 1, min(grid_rows, len(items))).round().astype(int).tolist())
+    shown = set(
+        np.linspace(0, len(items) - 1, min(grid_rows, len(items))).round().astype(int).tolist()
+    )
     from tqdm import tqdm
 
     for index, item in enumerate(tqdm(items, desc="compare", unit="img")):
@@ -106,21 +129,33 @@ def compare(roots: list[str], methods: list[Method], mask_values: list[int] | No
             row.append(pred)
         if index in shown:
             panels.append(row)
-    table = [{"method": m.name, **score(matrices[m.name], num_classes),
-              "seconds_per_image": float(np.median(m.seconds))} for m in methods]
+    table = [
+        {
+            "method": m.name,
+            **score(matrices[m.name], num_classes),
+            "seconds_per_image": float(np.median(m.seconds)),
+        }
+        for m in methods
+    ]
     return table, panels, items, num_classes
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = [f"| method | mean IoU | mean Dice | pixel accuracy | s / image (median) |", "|---|---|---|---|---|"]
+    lines = [
+        "| method | mean IoU | mean Dice | pixel accuracy | s / image (median) |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['mean_iou']:.4f} | {r['mean_dice']:.4f} | {r['pixel_accuracy']:.4f} | "
-                     f"{r['seconds_per_image']:.3f} |")
+        lines.append(
+            f"| {r['method']} | {r['mean_iou']:.4f} | {r['mean_dice']:.4f} | {r['pixel_accuracy']:.4f} | "
+            f"{r['seconds_per_image']:.3f} |"
+        )
     return "\n".join(lines)
 
 
-def save_grid(path: Path, panels: list[list[np.ndarray]], titles: list[str], num_classes: int,
-              tile: int = 160) -> None:
+def save_grid(
+    path: Path, panels: list[list[np.ndarray]], titles: list[str], num_classes: int, tile: int = 160
+) -> None:
     """Rows of image | ground truth | each method, class colours, titles on top."""
     import matplotlib
 
@@ -128,20 +163,24 @@ def save_grid(path: Path, panels: list[list[np.ndarray]], titles: list[str], num
     import matplotlib.pyplot as plt
 
     palette = np.zeros((256, 3), np.uint8)
-    palette[: num_classes] = np.asarray(default_colours(num_classes), np.uint8)
+    palette[:num_classes] = np.asarray(default_colours(num_classes), np.uint8)
     palette[num_classes] = (128, 128, 128)  # "no class" (unmatched regions)
     palette[IGNORE_INDEX] = 255
     if num_classes == 2:
         palette[1] = 255  # foreground white on black
     rows, cols = len(panels), len(titles)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * tile / 100, rows * tile / 100 + 0.3), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(cols * tile / 100, rows * tile / 100 + 0.3), squeeze=False
+    )
     for r, row in enumerate(panels):
         for c, panel in enumerate(row):
             ax = axes[r][c]
             if c == 0:
                 shown = panel if panel.shape[-1] == 3 else panel[..., 0]
-                ax.imshow(shown if shown.dtype == np.uint8 else shown / max(int(shown.max()), 1),
-                          cmap="gray" if shown.ndim == 2 else None)
+                ax.imshow(
+                    shown if shown.dtype == np.uint8 else shown / max(int(shown.max()), 1),
+                    cmap="gray" if shown.ndim == 2 else None,
+                )
             else:
                 ax.imshow(palette[np.clip(panel, 0, 255).astype(np.intp)])
             ax.set_xticks([]), ax.set_yticks([])
@@ -159,7 +198,9 @@ def run_compare(roots: list[str], methods_spec: str, out: str | Path, **kwargs) 
     methods = parse_methods(methods_spec)
     rows, panels, items, num_classes = compare(roots, methods, **kwargs)
     out = Path(out)
-    save_grid(out / "grid.png", panels, ["image", "ground truth"] + [m.name for m in methods], num_classes)
+    save_grid(
+        out / "grid.png", panels, ["image", "ground truth"] + [m.name for m in methods], num_classes
+    )
     meta = {"data": roots, "images": len(items), "items": [i.name for i in items], "rows": rows}
     atomic_write_bytes(out / "compare.json", json.dumps(meta, indent=2).encode())
     atomic_write_bytes(out / "compare.md", (format_table(rows) + "\n").encode())

@@ -35,14 +35,18 @@ def int_list(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
 
 
 def float_list(text: str) -> list[float]:
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
 
 
 def str_list(text: str) -> list[str]:
@@ -67,18 +71,35 @@ class Opt:
     dest: str | None = None
 
     def add_to(self, parser: argparse.ArgumentParser, dest: str | None = None) -> None:
-        kwargs = {k: v for k, v in (("type", self.type), ("choices", self.choices), ("metavar", self.metavar),
-                                    ("nargs", self.nargs)) if v is not None}
-        if self.action:
+        kwargs = {
+            k: v
+            for k, v in (
+                ("type", self.type),
+                ("choices", self.choices),
+                ("metavar", self.metavar),
+                ("nargs", self.nargs),
+            )
+            if v is not None
+        }
+        if self.action in ("store_true", "store_false"):
             kwargs = {"action": self.action}
+        elif self.action:
+            kwargs["action"] = self.action
         dest = self.dest or dest
         if self.flags[0].startswith("-"):
-            kwargs |= {"default": self.default, "required": self.required} | ({"dest": dest} if dest else {})
+            kwargs |= {"default": self.default, "required": self.required} | (
+                {"dest": dest} if dest else {}
+            )
         parser.add_argument(*self.flags, help=self.help, **kwargs)
         for old in self.old:
-            parser.add_argument(old, dest=dest or self.flags[0].lstrip("-").replace("-", "_"), help=argparse.SUPPRESS,
-                                default=argparse.SUPPRESS, action=deprecated(old, self.flags[0], self.action),
-                                **({k: v for k, v in kwargs.items() if k in ("type", "choices")}))
+            parser.add_argument(
+                old,
+                dest=dest or self.flags[0].lstrip("-").replace("-", "_"),
+                help=argparse.SUPPRESS,
+                default=argparse.SUPPRESS,
+                action=deprecated(old, self.flags[0], self.action),
+                **({k: v for k, v in kwargs.items() if k in ("type", "choices")}),
+            )
 
 
 def deprecated(old: str, new: str, action: str | None):
@@ -91,7 +112,9 @@ def deprecated(old: str, new: str, action: str | None):
 
         def __call__(self, parser, namespace, values, option_string=None):
             print(f"pixelwise: warning: {old} is deprecated, use {new}", file=sys.stderr)
-            setattr(namespace, self.dest, {"store_true": True, "store_false": False}.get(action, values))
+            setattr(
+                namespace, self.dest, {"store_true": True, "store_false": False}.get(action, values)
+            )
 
     return Deprecated
 
@@ -108,70 +131,161 @@ class TrainConfig:
     data: str = opt(None, "dataset root folder, or a COCO instances JSON for mask_rcnn", "data")
     out: str = opt(None, "run folder for checkpoints, metrics and plots", required=True)
     model: str = opt("unet", "architecture (see 'pixelwise models'; default unet)")
-    depth: int = opt(4, "U-Nets, SegNet, DeconvNet: number of down-sampling levels (default 4)", type=int)
-    base_width: int = opt(32, "channels of the first level (default 32; models that take it)", type=int)
-    batch_norm: bool = opt(True, "U-Net without batch norm", "--no-batch-norm", action="store_false")
-    backend: str = opt("torch", "run (un)pooling and transposed convolutions on native kernels or on pixelwise.ops",
-                       choices=BACKENDS)
-    decoder: str = opt("unpool", "SegNet: upsample by max unpooling (default) or transposed convolution",
-                       choices=DECODERS)
-    class_names: list[str] | None = opt(None, "class names, comma-separated (default: classes.json or class0..)",
-                                        "--classes", type=str_list)
-    mask_values: list[int] | None = opt(None, "stored mask value of class 0,1,... e.g. '0,255' for black/white masks "
-                                        "(default: values are ids)", type=int_list)
-    ignore_values: list[int] | None = opt(None, "stored mask values to ignore (default: classes.json's void id; 255 "
-                                          "is always ignored)", type=int_list)
-    instances: str | None = opt(None, "masks are instance labels (0 = background): learn foreground/background, or "
-                                "background/interior/boundary (separates touching objects)", choices=INSTANCE_TARGETS)
-    val_stems: list[str] | None = opt(None, "validation images by file stem: '25,26,27' or a numeric range '25-29'",
-                                      type=parse_stems, metavar="STEMS")
-    val_fraction: float = opt(0.2, "seeded random validation share when the data has no val/ folder (default 0.2)",
-                              type=float)
+    depth: int = opt(
+        4, "U-Nets, SegNet, DeconvNet: number of down-sampling levels (default 4)", type=int
+    )
+    base_width: int = opt(
+        32, "channels of the first level (default 32; models that take it)", type=int
+    )
+    batch_norm: bool = opt(
+        True, "U-Net without batch norm", "--no-batch-norm", action="store_false"
+    )
+    backend: str = opt(
+        "torch",
+        "run (un)pooling and transposed convolutions on native kernels or on pixelwise.ops",
+        choices=BACKENDS,
+    )
+    decoder: str = opt(
+        "unpool",
+        "SegNet: upsample by max unpooling (default) or transposed convolution",
+        choices=DECODERS,
+    )
+    class_names: list[str] | None = opt(
+        None,
+        "class names, comma-separated (default: classes.json or class0..)",
+        "--classes",
+        type=str_list,
+    )
+    mask_values: list[int] | None = opt(
+        None,
+        "stored mask value of class 0,1,... e.g. '0,255' for black/white masks "
+        "(default: values are ids)",
+        type=int_list,
+    )
+    ignore_values: list[int] | None = opt(
+        None,
+        "stored mask values to ignore (default: classes.json's void id; 255 is always ignored)",
+        type=int_list,
+    )
+    instances: str | None = opt(
+        None,
+        "masks are instance labels (0 = background): learn foreground/background, or "
+        "background/interior/boundary (separates touching objects)",
+        choices=INSTANCE_TARGETS,
+    )
+    val_stems: list[str] | None = opt(
+        None,
+        "validation images by file stem: '25,26,27' or a numeric range '25-29'",
+        type=parse_stems,
+        metavar="STEMS",
+    )
+    val_fraction: float = opt(
+        0.2,
+        "seeded random validation share when the data has no val/ folder (default 0.2)",
+        type=float,
+    )
     epochs: int = opt(20, "default 20", type=int)
-    epoch_size: int | None = opt(None, "samples per epoch (default: number of training images)", type=int)
+    epoch_size: int | None = opt(
+        None, "samples per epoch (default: number of training images)", type=int
+    )
     batch_size: int = opt(4, "default 4; the global batch under torchrun", type=int)
-    crop: int = opt(256, "random square crop for training; 0 = whole images (default 256)", type=int)
-    augment: bool = opt(True, "no flips/rotations (and no Mask R-CNN scale jitter)", "--no-augment",
-                        action="store_false")
-    flips: str = opt("all", "all: random horizontal and vertical flips and 90-degree rotations (default); horizontal: "
-                     "left-right mirroring only, for labels with a direction (ISBI 2012's membrane labels sit about "
-                     "half a pixel above the dark lines they trace) or upright subjects", choices=FLIPS)
-    elastic: bool = opt(False, "U-Net paper's elastic deformation (3x3 grid, 10 px) of training crops",
-                        action="store_true")
-    zoom: list[float] | None = opt(None, "random resized crops covering LO..HI of the image area, with aspect jitter "
-                                   "(e.g. 0.3,1), instead of plain --crop windows", type=float_list, metavar="LO,HI")
+    crop: int = opt(
+        256, "random square crop for training; 0 = whole images (default 256)", type=int
+    )
+    augment: bool = opt(
+        True,
+        "no flips/rotations (and no Mask R-CNN scale jitter)",
+        "--no-augment",
+        action="store_false",
+    )
+    flips: str = opt(
+        "all",
+        "all: random horizontal and vertical flips and 90-degree rotations (default); horizontal: "
+        "left-right mirroring only, for labels with a direction (ISBI 2012's membrane labels sit about "
+        "half a pixel above the dark lines they trace) or upright subjects",
+        choices=FLIPS,
+    )
+    elastic: bool = opt(
+        False,
+        "U-Net paper's elastic deformation (3x3 grid, 10 px) of training crops",
+        action="store_true",
+    )
+    zoom: list[float] | None = opt(
+        None,
+        "random resized crops covering LO..HI of the image area, with aspect jitter "
+        "(e.g. 0.3,1), instead of plain --crop windows",
+        type=float_list,
+        metavar="LO,HI",
+    )
     rotate: float = opt(0.0, "random rotation up to DEG degrees", type=float, metavar="DEG")
-    appearance: str = opt("none", "random appearance changes: photo (colour, greyscale, blur, noise, JPEG) or "
-                          "microscopy (stain, intensity, gamma, inversion, greyscale, blur, noise); default none",
-                          choices=APPEARANCES)
-    composite: float = opt(0.0, "with probability P paste the foreground (class 1) onto another training image's "
-                           "background (its own foreground filled in first)", type=float, metavar="P")
-    scale: float = opt(1.0, "train at reduced resolution: resize images by this factor (kept in the checkpoint; "
-                       "predict/evaluate resize inputs the same way and upsample the result)", type=float)
+    appearance: str = opt(
+        "none",
+        "random appearance changes: photo (colour, greyscale, blur, noise, JPEG) or "
+        "microscopy (stain, intensity, gamma, inversion, greyscale, blur, noise); default none",
+        choices=APPEARANCES,
+    )
+    composite: float = opt(
+        0.0,
+        "with probability P paste the foreground (class 1) onto another training image's "
+        "background (its own foreground filled in first)",
+        type=float,
+        metavar="P",
+    )
+    scale: float = opt(
+        1.0,
+        "train at reduced resolution: resize images by this factor (kept in the checkpoint; "
+        "predict/evaluate resize inputs the same way and upsample the result)",
+        type=float,
+    )
     optimizer: str = opt("adam", "default adam", choices=OPTIMIZERS)
     lr: float = opt(1e-3, "peak learning rate of the one-cycle schedule (default 1e-3)", type=float)
     weight_decay: float = opt(0.0, "default 0", type=float)
     momentum: float = 0.9
-    loss: str = opt("ce", "default ce (per-pixel cross-entropy); weighted-ce weights each pixel by U-Net's border "
-                    "weight map (class balance + w0 * exp(-(d1 + d2)^2 / 2 sigma^2) between cells)", choices=LOSSES)
-    backbone: str = opt("resnet18", "mask_rcnn: FPN backbone (default resnet18, CPU-friendly; resnet50 is the paper's)",
-                        choices=BACKBONES)
+    loss: str = opt(
+        "ce",
+        "default ce (per-pixel cross-entropy); weighted-ce weights each pixel by U-Net's border "
+        "weight map (class balance + w0 * exp(-(d1 + d2)^2 / 2 sigma^2) between cells)",
+        choices=LOSSES,
+    )
+    backbone: str = opt(
+        "resnet18",
+        "mask_rcnn: FPN backbone (default resnet18, CPU-friendly; resnet50 is the paper's)",
+        choices=BACKBONES,
+    )
     min_size: int = opt(512, "mask_rcnn: shorter image side it works at (default 512)", type=int)
     max_size: int = opt(853, "mask_rcnn: longer side cap (default 853)", type=int)
-    max_detections: int = opt(100, "mask_rcnn: most objects per image kept when validating, saved in the checkpoint "
-                              "(default 100)", type=int)
-    weights: str | None = opt(None, "mask_rcnn: local weights to start from (torchvision's or ours; never downloaded)")
+    max_detections: int = opt(
+        100,
+        "mask_rcnn: most objects per image kept when validating, saved in the checkpoint "
+        "(default 100)",
+        type=int,
+    )
+    weights: str | None = opt(
+        None, "mask_rcnn: local weights to start from (torchvision's or ours; never downloaded)"
+    )
     w0: float = opt(10.0, "weighted-ce: border weight w0 (default 10)", type=float)
     sigma: float = opt(5.0, "weighted-ce: border width sigma in pixels (default 5)", type=float)
-    class_weighting: str = opt("none", "cross-entropy class weights from training pixel counts (default none)",
-                               choices=CLASS_WEIGHTINGS)
-    precision: str = opt("auto", "auto = bf16 autocast + channels_last where the CPU/GPU supports bf16, else fp32",
-                         choices=PRECISIONS)
-    device: str = opt("auto", "auto, cpu, cuda, cuda:1, ... (default auto: the GPU if there is one)")
+    class_weighting: str = opt(
+        "none",
+        "cross-entropy class weights from training pixel counts (default none)",
+        choices=CLASS_WEIGHTINGS,
+    )
+    precision: str = opt(
+        "auto",
+        "auto = bf16 autocast + channels_last where the CPU/GPU supports bf16, else fp32",
+        choices=PRECISIONS,
+    )
+    device: str = opt(
+        "auto", "auto, cpu, cuda, cuda:1, ... (default auto: the GPU if there is one)"
+    )
     workers: int = opt(0, "DataLoader worker processes (default 0)", type=int)
     seed: int = opt(0, "random seed for splits, init and augmentation (default 0)", type=int)
-    ema: float = opt(0.0, "validate and save an exponential moving average of the weights (e.g. 0.99; default off)",
-                     type=float, metavar="DECAY")
+    ema: float = opt(
+        0.0,
+        "validate and save an exponential moving average of the weights (e.g. 0.99; default off)",
+        type=float,
+        metavar="DECAY",
+    )
     resume: bool = opt(False, "continue from --out/last.pt if it exists", action="store_true")
     overlays: int = 4
     progress: bool = opt(True, "no progress bar", "--no-progress", action="store_false")
@@ -198,34 +312,83 @@ def from_args(cls, args: argparse.Namespace):
     return cls(**{name: getattr(args, name) for name, _ in field_options(cls)})
 
 
-TTA_HELP = ("average predictions over the 8 flips/rotations (8x slower); for models trained with '--flips all' "
-            "(the default): it undoes a direction learned with --flips horizontal or --no-augment")
-MODEL_HELP = "a .pt file written by 'pixelwise train', an exported .onnx file or a bundled model name"
+TTA_HELP = (
+    "average predictions over the 8 flips/rotations (8x slower); for models trained with '--flips all' "
+    "(the default): it undoes a direction learned with --flips horizontal or --no-augment"
+)
+MODEL_HELP = (
+    "a .pt file written by 'pixelwise train', an exported .onnx file or a bundled model name"
+)
 
 SHARED: dict[str, Opt] = {
-    "precision": Opt(("--precision",), "auto (bf16 where the hardware has it, else fp32), bf16 or fp32", "auto",
-                     choices=PRECISIONS),
-    "runtime": Opt(("--runtime",), "run the network on PyTorch (default) or ONNX Runtime (exported in memory; .onnx "
-                   "files always use it)", "torch", choices=RUNTIMES),
+    "precision": Opt(
+        ("--precision",),
+        "auto (bf16 where the hardware has it, else fp32), bf16 or fp32",
+        "auto",
+        choices=PRECISIONS,
+    ),
+    "runtime": Opt(
+        ("--runtime",),
+        "run the network on PyTorch (default) or ONNX Runtime (exported in memory; .onnx "
+        "files always use it)",
+        "torch",
+        choices=RUNTIMES,
+    ),
     "tta": Opt(("--tta",), TTA_HELP, action="store_true"),
-    "tile": Opt(("--tile",), "overlap-tile prediction with tiles of this size (default: 1024 for images over "
-                "2048x2048 pixels; 0 = never tile)", type=int),
-    "overlap": Opt(("--overlap",), f"context kept around each tile's core (default {AUTO_OVERLAP})", AUTO_OVERLAP,
-                   type=int),
-    "progress": Opt(("--no-progress",), "no progress bar", True, action="store_false", dest="progress"),
-    "device": Opt(("--device",), "auto, cpu, cuda, cuda:1, ... (default auto: the GPU if there is one)", "auto"),
-    "score_threshold": Opt(("--score-threshold",), "instance models: keep detections scoring at least this "
-                           "(default 0.5)", 0.5, type=float),
-    "min_object_size": Opt(("--min-object-size",), "drop objects under this many pixels (default 0)", 0, type=int,
-                           old=("--min-size",)),
-    "object_class": Opt(("--object-class",), "objects are connected components of this class id (for models not "
-                        "trained on instances)", type=int, metavar="ID"),
+    "tile": Opt(
+        ("--tile",),
+        "overlap-tile prediction with tiles of this size (default: 1024 for images over "
+        "2048x2048 pixels; 0 = never tile)",
+        type=int,
+    ),
+    "overlap": Opt(
+        ("--overlap",),
+        f"context kept around each tile's core (default {AUTO_OVERLAP})",
+        AUTO_OVERLAP,
+        type=int,
+    ),
+    "progress": Opt(
+        ("--no-progress",), "no progress bar", True, action="store_false", dest="progress"
+    ),
+    "device": Opt(
+        ("--device",),
+        "auto, cpu, cuda, cuda:1, ... (default auto: the GPU if there is one)",
+        "auto",
+    ),
+    "score_threshold": Opt(
+        ("--score-threshold",),
+        "instance models: keep detections scoring at least this (default 0.5)",
+        0.5,
+        type=float,
+    ),
+    "min_object_size": Opt(
+        ("--min-object-size",),
+        "drop objects under this many pixels (default 0)",
+        0,
+        type=int,
+        old=("--min-size",),
+    ),
+    "object_class": Opt(
+        ("--object-class",),
+        "objects are connected components of this class id (for models not trained on instances)",
+        type=int,
+        metavar="ID",
+    ),
     "out": Opt(("--out",), "output folder", required=True),
-    "checkpoint_option": Opt(("--checkpoint",), MODEL_HELP + " (default: the bundled foreground model)",
-                             old=("--model",), dest="checkpoint"),
-    "method": Opt(("--method",), "model: the network's mask; graphcut: graph cut with the network's probability as "
-                  "data term, following the photo's edges; grabcut: OpenCV GrabCut from the central box, no weights "
-                  "(default model)", "model", choices=CUTOUT_METHODS),
+    "checkpoint_option": Opt(
+        ("--checkpoint",),
+        MODEL_HELP + " (default: the bundled foreground model)",
+        old=("--model",),
+        dest="checkpoint",
+    ),
+    "method": Opt(
+        ("--method",),
+        "model: the network's mask; graphcut: graph cut with the network's probability as "
+        "data term, following the photo's edges; grabcut: OpenCV GrabCut from the central box, no weights "
+        "(default model)",
+        "model",
+        choices=CUTOUT_METHODS,
+    ),
 }
 
 

@@ -12,17 +12,17 @@ needs no weights (OpenCV's GrabCut from the central box) and serves as a classic
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from pixelwise.checkpoint import load_model
 from pixelwise.classical import graphcut
 from pixelwise.constants import CUTOUT_METHODS
-from pixelwise.data.io import read_image
 from pixelwise.data.datasets import match_channels, to_tensor
+from pixelwise.data.io import read_image
 from pixelwise.data.transforms import resize_image
 from pixelwise.graphcut import graph_cut
 from pixelwise.inference import predict_probs
@@ -42,7 +42,9 @@ def _rgb(image) -> np.ndarray:
     if image.ndim == 2:
         image = image[..., None]
     if image.dtype != np.uint8:
-        image = (image.astype(np.float32) / max(float(image.max()), 1.0) * 255).round().astype(np.uint8)
+        image = (
+            (image.astype(np.float32) / max(float(image.max()), 1.0) * 255).round().astype(np.uint8)
+        )
     if image.shape[-1] == 1:
         image = np.repeat(image, 3, axis=-1)
     return np.ascontiguousarray(image[..., :3])
@@ -67,8 +69,9 @@ def get_model(model: str | Path | Segmenter | None = None, runtime: str = "torch
     return _MODELS[key]
 
 
-def foreground_probability(seg: Segmenter, rgb: np.ndarray, model_size: int = 320,
-                           precision: str = "auto") -> np.ndarray:
+def foreground_probability(
+    seg: Segmenter, rgb: np.ndarray, model_size: int = 320, precision: str = "auto"
+) -> np.ndarray:
     """P(foreground) (H', W') float32 at model size (longer side ``model_size``)."""
     small = working_image(rgb, model_size)
     x = to_tensor(match_channels(small, seg.in_channels), seg.norm)[None]
@@ -76,7 +79,9 @@ def foreground_probability(seg: Segmenter, rgb: np.ndarray, model_size: int = 32
     return probs[1:].sum(0).numpy().astype(np.float32)  # every class but 0 is foreground
 
 
-def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int = 8, eps: float = 1e-3) -> np.ndarray:
+def guided_filter(
+    guide: np.ndarray, src: np.ndarray, radius: int = 8, eps: float = 1e-3
+) -> np.ndarray:
     """He et al.'s guided filter with a grey guide: ``src`` smoothed, edges taken from ``guide``
     (both (H, W) float32 in [0, 1]); O(1) per pixel with box filters."""
     import cv2
@@ -114,8 +119,14 @@ def trimap(mask: np.ndarray, band: int) -> np.ndarray:
     return np.where(sure, 1.0, np.where(maybe, 0.5, 0.0))
 
 
-def estimate_alpha(rgb: np.ndarray, prob_small: np.ndarray | None = None, mask_small: np.ndarray | None = None,
-                   matting: bool = False, largest_component: bool = True, fill_holes: bool = True) -> np.ndarray:
+def estimate_alpha(
+    rgb: np.ndarray,
+    prob_small: np.ndarray | None = None,
+    mask_small: np.ndarray | None = None,
+    matting: bool = False,
+    largest_component: bool = True,
+    fill_holes: bool = True,
+) -> np.ndarray:
     """Full-resolution alpha (H, W) float32 in [0, 1] from a low-resolution probability or mask."""
     import cv2
 
@@ -137,13 +148,19 @@ def estimate_alpha(rgb: np.ndarray, prob_small: np.ndarray | None = None, mask_s
         if (tri == 1).any() and (tri == 0).any():  # matting needs sure foreground and background
             from pymatting import estimate_alpha_cf
 
-            return estimate_alpha_cf(rgb.astype(np.float64) / 255.0, tri).astype(np.float32).clip(0, 1)
+            return (
+                estimate_alpha_cf(rgb.astype(np.float64) / 255.0, tri).astype(np.float32).clip(0, 1)
+            )
     # edge-aware upsampling of the cleaned mask: the photo's edges decide where alpha falls off
-    alpha = guided_filter(grey, mask.astype(np.float32), radius=max(2, int(round(2 * scale))), eps=1e-3)
+    alpha = guided_filter(
+        grey, mask.astype(np.float32), radius=max(2, int(round(2 * scale))), eps=1e-3
+    )
     return alpha.clip(0, 1)
 
 
-MIN_FOREGROUND = 0.005  # a network foreground below this share of the photo counts as "found nothing"
+MIN_FOREGROUND = (
+    0.005  # a network foreground below this share of the photo counts as "found nothing"
+)
 Box = tuple[float, float, float, float]
 
 
@@ -190,7 +207,9 @@ def rasterize_strokes(strokes, shape: tuple[int, int], scale: float) -> np.ndarr
         except (TypeError, KeyError, ValueError, AttributeError):
             raise ValueError('each stroke must be {"points": [[x, y], ...], "radius": r}') from None
         if len(points) == 0 or not np.isfinite(points).all() or not (0 < radius < 10_000):
-            raise ValueError("a stroke needs at least one finite point and a radius between 0 and 10000")
+            raise ValueError(
+                "a stroke needs at least one finite point and a radius between 0 and 10000"
+            )
         pts = np.rint(points * scale).astype(np.int32)
         thickness = max(1, int(round(2 * radius * scale)))
         cv2.polylines(out, [pts], False, 1, thickness=thickness)
@@ -205,8 +224,13 @@ def central_box(shape: tuple[int, int], margin: float = 0.1) -> Box:
     return w * margin, h * margin, w * (1 - margin), h * (1 - margin)
 
 
-def cut_mask(small: np.ndarray, prob: np.ndarray | None, box: Box | None, foreground: np.ndarray | None,
-             background: np.ndarray | None) -> np.ndarray:
+def cut_mask(
+    small: np.ndarray,
+    prob: np.ndarray | None,
+    box: Box | None,
+    foreground: np.ndarray | None,
+    background: np.ndarray | None,
+) -> np.ndarray:
     """Graph cut at working size: the network's probability (or 0.5 without one) as prior, the
     user's box and strokes as hard constraints. Without user input, a network that finds
     (almost) nothing hands over to GrabCut's central box."""
@@ -217,11 +241,21 @@ def cut_mask(small: np.ndarray, prob: np.ndarray | None, box: Box | None, foregr
     return graph_cut(small, prior, foreground, background, box)
 
 
-def remove_background(image, model: str | Path | Segmenter | None = None, method: str = "model",
-                      matting: bool = False, background: tuple[int, int, int] | np.ndarray | str | None = None,
-                      mask_only: bool = False, largest_component: bool = True, fill_holes: bool = True,
-                      model_size: int = 320, precision: str = "auto", box=None, foreground_strokes=None,
-                      background_strokes=None) -> Image.Image:
+def remove_background(
+    image,
+    model: str | Path | Segmenter | None = None,
+    method: str = "model",
+    matting: bool = False,
+    background: tuple[int, int, int] | np.ndarray | str | None = None,
+    mask_only: bool = False,
+    largest_component: bool = True,
+    fill_holes: bool = True,
+    model_size: int = 320,
+    precision: str = "auto",
+    box=None,
+    foreground_strokes=None,
+    background_strokes=None,
+) -> Image.Image:
     """Cut the foreground out of a photo.
 
     Returns an RGBA image with the foreground's alpha at the photo's full resolution; with
@@ -247,21 +281,53 @@ def remove_background(image, model: str | Path | Segmenter | None = None, method
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(CUTOUT_METHODS)}")
     rgb = _rgb(image)
     small = working_image(rgb, model_size)
-    scale = small.shape[0] / rgb.shape[0]
-    user_box = check_box(box, rgb.shape[:2]) if box is not None else None
-    fg = rasterize_strokes(foreground_strokes, small.shape[:2], scale)
-    bg = rasterize_strokes(background_strokes, small.shape[:2], scale)
-    user = user_box is not None or fg is not None or bg is not None
-    prob = foreground_probability(get_model(model), small, model_size, precision) if method != "grabcut" else None
-    keep = dict(matting=matting, largest_component=largest_component and not user, fill_holes=fill_holes)
-    if method == "model" and not user:
+    hints = UserInput.scaled(
+        box, foreground_strokes, background_strokes, rgb.shape[:2], small.shape[:2]
+    )
+    prob = None
+    if method != "grabcut":
+        prob = foreground_probability(get_model(model), small, model_size, precision)
+    keep = dict(
+        matting=matting,
+        largest_component=largest_component and not hints.given,
+        fill_holes=fill_holes,
+    )
+    if method == "model" and not hints.given:
         alpha = estimate_alpha(rgb, prob_small=prob, **keep)
-    elif method == "grabcut" and not user:
+    elif method == "grabcut" and not hints.given:
         alpha = estimate_alpha(rgb, mask_small=graphcut(small), **keep)
     else:
-        small_box = tuple(v * scale for v in user_box) if user_box is not None else None
-        alpha = estimate_alpha(rgb, mask_small=cut_mask(small, prob, small_box, fg, bg), **keep)
+        mask = cut_mask(small, prob, hints.box, hints.foreground, hints.background)
+        alpha = estimate_alpha(rgb, mask_small=mask, **keep)
     return compose(rgb, alpha, background, mask_only)
+
+
+@dataclass
+class UserInput:
+    """A box and strokes at the working size (see :func:`remove_background`)."""
+
+    box: Box | None = None
+    foreground: np.ndarray | None = None
+    background: np.ndarray | None = None
+
+    @property
+    def given(self) -> bool:
+        return self.box is not None or self.foreground is not None or self.background is not None
+
+    @classmethod
+    def scaled(
+        cls, box, foreground, background, shape: tuple[int, int], work: tuple[int, int]
+    ) -> UserInput:
+        """Validated and scaled from the photo's ``shape`` to the working size ``work``."""
+        scale = work[0] / shape[0]
+        small_box = None
+        if box is not None:
+            small_box = tuple(v * scale for v in check_box(box, shape))
+        return cls(
+            small_box,
+            rasterize_strokes(foreground, work, scale),
+            rasterize_strokes(background, work, scale),
+        )
 
 
 def compose(rgb: np.ndarray, alpha: np.ndarray, background, mask_only: bool) -> Image.Image:
@@ -270,8 +336,13 @@ def compose(rgb: np.ndarray, alpha: np.ndarray, background, mask_only: bool) -> 
     if mask_only:
         return Image.fromarray(a8, mode="L")
     if background is not None:
-        if isinstance(background, (str, os.PathLike, Image.Image)) or (isinstance(background, np.ndarray) and background.ndim >= 2):
-            bg = np.asarray(Image.fromarray(_rgb(background)).resize(rgb.shape[1::-1], Image.BILINEAR), np.float32)
+        if isinstance(background, (str, os.PathLike, Image.Image)) or (
+            isinstance(background, np.ndarray) and background.ndim >= 2
+        ):
+            bg = np.asarray(
+                Image.fromarray(_rgb(background)).resize(rgb.shape[1::-1], Image.BILINEAR),
+                np.float32,
+            )
         else:
             bg = np.broadcast_to(np.asarray(background, np.float32)[:3], rgb.shape)
         out = alpha[..., None] * rgb.astype(np.float32) + (1 - alpha[..., None]) * bg

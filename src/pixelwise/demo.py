@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pixelwise.batch import predict_files
 from pixelwise.checkpoint import load_model
+from pixelwise.config import TrainConfig
 from pixelwise.cutout import get_model, remove_background
 from pixelwise.data.io import atomic_write_bytes, save_png
 from pixelwise.data.synthetic import CLASS_NAMES, write_shapes_dataset
 from pixelwise.evaluate import evaluate_checkpoint
-from pixelwise.batch import predict_files
 from pixelwise.metrics import format_table
-from pixelwise.config import TrainConfig
 from pixelwise.train import fit
 
 
@@ -25,11 +25,21 @@ def run_demo(out: str | Path, epochs: int = 8, progress: bool = True) -> dict:
     out = Path(out)
     data = write_shapes_dataset(out / "data", n_train=48, n_val=8, size=96)
     cfg = TrainConfig(
-        data=str(data), out=str(out / "run"), base_width=16, depth=3, class_names=CLASS_NAMES,
-        epochs=epochs, batch_size=8, crop=64, lr=3e-3, progress=progress,
+        data=str(data),
+        out=str(out / "run"),
+        base_width=16,
+        depth=3,
+        class_names=CLASS_NAMES,
+        epochs=epochs,
+        batch_size=8,
+        crop=64,
+        lr=3e-3,
+        progress=progress,
     )
     best = fit(cfg)
-    result = predict_files(load_model(best), [data / "val" / "images"], out / "predictions", progress=progress)
+    result = predict_files(
+        load_model(best), [data / "val" / "images"], out / "predictions", progress=progress
+    )
     summary = evaluate_checkpoint(best, data)
     atomic_write_bytes(out / "evaluation.json", json.dumps(summary, indent=2).encode())
     print(format_table(summary))
@@ -50,7 +60,6 @@ def run_background_demo(out: str | Path, model: str | None = None) -> list[Path]
     from PIL import Image
     from skimage import data as samples
 
-
     out = Path(out)
     seg = get_model(model)
     written = []
@@ -59,5 +68,7 @@ def run_background_demo(out: str | Path, model: str | None = None) -> list[Path]
         save_png(out / "photos" / f"{name}.png", Image.fromarray(photo))
         save_png(out / "cutouts" / f"{name}.png", remove_background(photo, seg))
         written.append(out / "cutouts" / f"{name}.png")
-    print(f"background-removal demo: {len(written)} photos in {out / 'photos'}, transparent cut-outs in {out / 'cutouts'}")
+    print(
+        f"background-removal demo: {len(written)} photos in {out / 'photos'}, transparent cut-outs in {out / 'cutouts'}"
+    )
     return written

@@ -15,7 +15,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from pixelwise.data.coco import Categories, InstanceDataset, InstanceItem, item_target, label_image_items, load_coco
+from pixelwise.data.coco import (
+    Categories,
+    InstanceDataset,
+    InstanceItem,
+    item_target,
+    label_image_items,
+    load_coco,
+)
 from pixelwise.data.datasets import split_pool
 from pixelwise.data.encoding import to_unit
 from pixelwise.instances import drop_small
@@ -31,8 +38,13 @@ def image_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def detect(seg: Segmenter, image: np.ndarray, score_threshold: float = 0.5, max_detections: int | None = None,
-           image_size: int | None = None) -> dict:
+def detect(
+    seg: Segmenter,
+    image: np.ndarray,
+    score_threshold: float = 0.5,
+    max_detections: int | None = None,
+    image_size: int | None = None,
+) -> dict:
     """Detections above ``score_threshold`` for an (H, W, C) image: at most ``max_detections``
     (default: the checkpoint's), the image resized inside to shorter side ``image_size``
     (default: the checkpoint's). The shared network is left as it is (threads may share it)."""
@@ -49,12 +61,17 @@ def detect(seg: Segmenter, image: np.ndarray, score_threshold: float = 0.5, max_
     features = model.backbone(batch.tensors)
     proposals, _ = model.rpn(batch, features)
     found, _ = heads(features, proposals, batch.image_sizes)
-    pred = {k: v.cpu() for k, v in transform.postprocess(found, batch.image_sizes, [image.shape[:2]])[0].items()}
+    pred = {
+        k: v.cpu()
+        for k, v in transform.postprocess(found, batch.image_sizes, [image.shape[:2]])[0].items()
+    }
     keep = pred["scores"] >= score_threshold
     return {k: v[keep] for k, v in pred.items()}
 
 
-def paint(prediction: dict, values: np.ndarray, score_threshold: float, mask_threshold: float, dtype) -> np.ndarray:
+def paint(
+    prediction: dict, values: np.ndarray, score_threshold: float, mask_threshold: float, dtype
+) -> np.ndarray:
     """An image where each detection's mask pixels hold its value; where detections overlap the
     higher score wins."""
     masks = prediction["masks"][:, 0].detach().cpu().numpy() > mask_threshold
@@ -66,19 +83,30 @@ def paint(prediction: dict, values: np.ndarray, score_threshold: float, mask_thr
     return out
 
 
-def detections_to_labels(prediction: dict, score_threshold: float = 0.5, mask_threshold: float = 0.5) -> np.ndarray:
+def detections_to_labels(
+    prediction: dict, score_threshold: float = 0.5, mask_threshold: float = 0.5
+) -> np.ndarray:
     """A prediction as a uint16 instance label image (0 = background, 1..N by rising score)."""
     ids = np.arange(1, len(prediction["scores"]) + 1)
     return drop_small(paint(prediction, ids, score_threshold, mask_threshold, np.uint16))
 
 
-def detections_to_classes(prediction: dict, score_threshold: float = 0.5, mask_threshold: float = 0.5) -> np.ndarray:
+def detections_to_classes(
+    prediction: dict, score_threshold: float = 0.5, mask_threshold: float = 0.5
+) -> np.ndarray:
     """A prediction as a class-id mask (uint8; 0 = background, k = the model's class k)."""
-    return paint(prediction, prediction["labels"].cpu().numpy(), score_threshold, mask_threshold, np.uint8)
+    return paint(
+        prediction, prediction["labels"].cpu().numpy(), score_threshold, mask_threshold, np.uint8
+    )
 
 
-def detections_to_coco(prediction: dict, image_id: int, categories: Categories, score_threshold: float = 0.0,
-                       mask_threshold: float = 0.5) -> list[dict]:
+def detections_to_coco(
+    prediction: dict,
+    image_id: int,
+    categories: Categories,
+    score_threshold: float = 0.0,
+    mask_threshold: float = 0.5,
+) -> list[dict]:
     """COCO result dicts (compressed RLE masks, xywh boxes, scores, real category ids)."""
     from pixelwise.data.coco import encode_rle
 
@@ -89,8 +117,15 @@ def detections_to_coco(prediction: dict, image_id: int, categories: Categories, 
             continue
         x0, y0, x1, y1 = (float(v) for v in boxes[i])
         mask = prediction["masks"][i, 0].detach().cpu().numpy() > mask_threshold
-        out.append({"image_id": int(image_id), "category_id": int(categories.category(int(prediction["labels"][i]))),
-                    "score": float(score), "bbox": [x0, y0, x1 - x0, y1 - y0], "segmentation": encode_rle(mask)})
+        out.append(
+            {
+                "image_id": int(image_id),
+                "category_id": int(categories.category(int(prediction["labels"][i]))),
+                "score": float(score),
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+                "segmentation": encode_rle(mask),
+            }
+        )
     return out
 
 
@@ -109,11 +144,15 @@ def instance_data(data: str | Path) -> tuple[list[InstanceItem], Categories, dic
     if (path / "images").is_dir() and (path / "instances").is_dir():
         items, cats = label_image_items(path)
         return items, cats, None
-    raise ValueError(f"{path}: no instance data (expected a COCO .json, DATA/annotations.json, or DATA/images + "
-                     "DATA/instances)")
+    raise ValueError(
+        f"{path}: no instance data (expected a COCO .json, DATA/annotations.json, or DATA/images + "
+        "DATA/instances)"
+    )
 
 
-def evaluation_instances(data: str | Path, val_stems: list[str] | None) -> tuple[list[InstanceItem], Categories, dict | None]:
+def evaluation_instances(
+    data: str | Path, val_stems: list[str] | None
+) -> tuple[list[InstanceItem], Categories, dict | None]:
     """The items of ``data`` to score: those named in ``val_stems``, else all."""
     items, cats, spec = instance_data(data)
     if val_stems:
@@ -127,23 +166,46 @@ def ground_truth_json(items: list[InstanceItem], cats: Categories, spec: dict | 
 
     ids = {i.image_id for i in items}
     if spec is not None:
-        return {"images": [im for im in spec["images"] if im["id"] in ids],
-                "annotations": [a for a in spec.get("annotations", []) if a["image_id"] in ids],
-                "categories": spec["categories"]}
+        return {
+            "images": [im for im in spec["images"] if im["id"] in ids],
+            "annotations": [a for a in spec.get("annotations", []) if a["image_id"] in ids],
+            "categories": spec["categories"],
+        }
     images, anns = [], []
     for item in items:
-        images.append({"id": item.image_id, "file_name": item.image.name, "height": item.height, "width": item.width})
+        images.append(
+            {
+                "id": item.image_id,
+                "file_name": item.image.name,
+                "height": item.height,
+                "width": item.width,
+            }
+        )
         target = item_target(item, cats)
         for mask, box in zip(target["masks"], target["boxes"]):
             x0, y0, x1, y1 = (float(v) for v in box)
-            anns.append({"id": len(anns) + 1, "image_id": item.image_id, "category_id": 1, "iscrowd": 0,
-                         "segmentation": encode_rle(mask), "area": float(mask.sum()), "bbox": [x0, y0, x1 - x0, y1 - y0]})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": item.image_id,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "segmentation": encode_rle(mask),
+                    "area": float(mask.sum()),
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                }
+            )
     return {"images": images, "annotations": anns, "categories": [{"id": 1, "name": cats.names[0]}]}
 
 
 @torch.no_grad()
-def score_detector(model: nn.Module, items: list[InstanceItem], cats: Categories, spec: dict | None,
-                   score_threshold: float = 0.5) -> dict:
+def score_detector(
+    model: nn.Module,
+    items: list[InstanceItem],
+    cats: Categories,
+    spec: dict | None,
+    score_threshold: float = 0.5,
+) -> dict:
     """COCO box/mask AP (all detections) and the DSB2018 mean AP of the label images made from
     detections above ``score_threshold``, over ``items``. Runs on the model's device."""
     model.eval()
@@ -157,17 +219,27 @@ def score_detector(model: nn.Module, items: list[InstanceItem], cats: Categories
         reference = np.zeros(image.shape[1:], np.int32)
         for k, m in enumerate(target["masks"].numpy(), start=1):
             reference[m > 0] = k
-        dsb.append(dsb_average_precision(reference, detections_to_labels(pred, score_threshold))["mean_ap"])
+        dsb.append(
+            dsb_average_precision(reference, detections_to_labels(pred, score_threshold))["mean_ap"]
+        )
     ap = coco_average_precision(ground_truth_json(items, cats, spec), results)
-    return {"mask_ap": ap["segm"]["ap"], "mask_ap50": ap["segm"]["ap50"], "mask_ap75": ap["segm"]["ap75"],
-            "box_ap": ap["bbox"]["ap"], "box_ap50": ap["bbox"]["ap50"], "dsb_mean_ap": float(np.mean(dsb))}
+    return {
+        "mask_ap": ap["segm"]["ap"],
+        "mask_ap50": ap["segm"]["ap50"],
+        "mask_ap75": ap["segm"]["ap75"],
+        "box_ap": ap["bbox"]["ap"],
+        "box_ap50": ap["bbox"]["ap50"],
+        "dsb_mean_ap": float(np.mean(dsb)),
+    }
 
 
 def draw_seed(seed: int, epoch: int, draw: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, draw]).generate_state(1)[0])
 
 
-def detection_step(model: nn.Module, batch, device: torch.device, seed: int, epoch: int) -> tuple[float, int]:
+def detection_step(
+    model: nn.Module, batch, device: torch.device, seed: int, epoch: int
+) -> tuple[float, int]:
     """Forward and backward of this process's share of a global batch, one image at a time.
 
     Each image's losses are computed alone, with torch's random sampling (anchors, proposals)
@@ -182,11 +254,12 @@ def detection_step(model: nn.Module, batch, device: torch.device, seed: int, epo
         target = dict(target)
         torch.manual_seed(draw_seed(seed, epoch, int(target.pop("draw"))))
         last = i == len(images) - 1
-        sync = contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+        sync = (
+            contextlib.nullcontext() if last or not hasattr(model, "no_sync") else model.no_sync()
+        )
         with sync:
             losses = model([image.to(device)], [{k: v.to(device) for k, v in target.items()}])
             loss = sum(losses.values())
             (loss / len(images)).backward()
         total += loss.item()
     return total, len(images)
-

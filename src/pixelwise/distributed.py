@@ -59,7 +59,9 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
     if device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None
+    )
 
 
 def cleanup(created: bool) -> None:

@@ -19,7 +19,13 @@ from pixelwise.detection import evaluation_instances, score_detector
 from pixelwise.distributed import resolve_device
 from pixelwise.inference import predict_logits, predict_probs
 from pixelwise.instances import instances_for
-from pixelwise.metrics import ConfusionMatrix, dsb_average_precision, object_scores, rand_info_scores, seg_score
+from pixelwise.metrics import (
+    ConfusionMatrix,
+    dsb_average_precision,
+    object_scores,
+    rand_info_scores,
+    seg_score,
+)
 from pixelwise.precision import resolve_precision
 from pixelwise.segmenter import Segmenter
 
@@ -56,9 +62,17 @@ def evaluate(
     return cm, (total / count if count else float("nan"))
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, val_stems: str | list[str] | None = None,
-                        precision: str = "auto", tta: bool = False, object_class: int | None = None,
-                        min_size: int = 0, runtime: str = "torch", device: str = "auto") -> dict:
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data: str | Path,
+    val_stems: str | list[str] | None = None,
+    precision: str = "auto",
+    tta: bool = False,
+    object_class: int | None = None,
+    min_size: int = 0,
+    runtime: str = "torch",
+    device: str = "auto",
+) -> dict:
     """Confusion-matrix metrics of ``checkpoint`` over the selected pairs of ``data``, with
     ``split`` (what was scored) and ``images`` (how many) added.
 
@@ -74,31 +88,55 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, val_stems: str
     if seg.kind == "instance":
         return evaluate_detector(seg, checkpoint, data, parse_stems(val_stems))
     items, split = evaluation_items(Path(data), parse_stems(val_stems))
-    ds = SegmentationDataset(items, seg.num_classes, seg.encoding, seg.norm, channels=seg.in_channels)
+    ds = SegmentationDataset(
+        items, seg.num_classes, seg.encoding, seg.norm, channels=seg.in_channels
+    )
     head = {"split": split, "images": len(items), "checkpoint": str(checkpoint), "tta": tta}
     precision = resolve_precision(precision, device)
     if seg.encoding.instances is None and object_class is None:
-        cm, _ = evaluate(seg.network, DataLoader(ds, batch_size=1), seg.num_classes, device, precision,
-                         tta=tta, scale=seg.input_scale)
+        cm, _ = evaluate(
+            seg.network,
+            DataLoader(ds, batch_size=1),
+            seg.num_classes,
+            device,
+            precision,
+            tta=tta,
+            scale=seg.input_scale,
+        )
         return head | cm.summary(seg.class_names)
+    cm, pairs, scores = score_objects(seg, ds, precision, tta, object_class, min_size, device)
+    objects = object_metrics(pairs) | label_image_coco_ap(pairs, scores)
+    return head | cm.summary(seg.class_names) | {"objects": objects}
+
+
+def score_objects(
+    seg: Segmenter,
+    ds: SegmentationDataset,
+    precision: str,
+    tta: bool,
+    object_class: int | None,
+    min_size: int,
+    device: torch.device,
+) -> tuple[ConfusionMatrix, list[tuple[np.ndarray, np.ndarray]], list[np.ndarray]]:
+    """The confusion matrix, (reference, predicted) instance label pairs and each predicted
+    object's confidence, image by image."""
     cm = ConfusionMatrix(seg.num_classes)
     pairs, scores = [], []
-    for i, item in enumerate(items):
+    for i, item in enumerate(ds.items):
         image, target = ds.load(i)
-        pred = predict_probs(seg.network, to_tensor(image, seg.norm)[None].to(device), precision, tta,
-                             seg.input_scale).cpu()
+        x = to_tensor(image, seg.norm)[None].to(device)
+        pred = predict_probs(seg.network, x, precision, tta, seg.input_scale).cpu()
         mask = pred.argmax(1)[0]
         cm.update(mask, torch.from_numpy(target))
-        mask = mask.numpy()
         if seg.encoding.instances is not None:
             reference = read_mask(item.mask, item.page)
         else:
             reference = instances_for_reference(target, object_class)
-        labels = instances_for(seg, mask, object_class, min_size)
+        labels = instances_for(seg, mask.numpy(), object_class, min_size)
         pairs.append((reference, labels))
         objectness = 1.0 - pred[0, 0] if object_class is None else pred[0, object_class]
         scores.append(object_confidences(labels, objectness.float().numpy()))
-    return head | cm.summary(seg.class_names) | {"objects": object_metrics(pairs) | label_image_coco_ap(pairs, scores)}
+    return cm, pairs, scores
 
 
 def object_confidences(labels: np.ndarray, objectness: np.ndarray) -> np.ndarray:
@@ -106,17 +144,24 @@ def object_confidences(labels: np.ndarray, objectness: np.ndarray) -> np.ndarray
     from scipy import ndimage
 
     n = int(labels.max())
-    return np.asarray(ndimage.mean(objectness, labels, np.arange(1, n + 1)), np.float64) if n else np.zeros(0)
+    return (
+        np.asarray(ndimage.mean(objectness, labels, np.arange(1, n + 1)), np.float64)
+        if n
+        else np.zeros(0)
+    )
 
 
-def label_image_coco_ap(pairs: list[tuple[np.ndarray, np.ndarray]], scores: list[np.ndarray]) -> dict:
+def label_image_coco_ap(
+    pairs: list[tuple[np.ndarray, np.ndarray]], scores: list[np.ndarray]
+) -> dict:
     """COCO mask AP, AP50, AP75 of predicted label images against reference ones (one class),
     each predicted object ranked by its score: the figure Mask R-CNN reports, for pipelines that
     make label images (U-Net + watershed). Empty when pycocotools is not installed."""
     try:
-        from pixelwise.metrics import coco_average_precision
-        from pixelwise.data.coco import encode_rle
         import pycocotools  # noqa: F401
+
+        from pixelwise.data.coco import encode_rle
+        from pixelwise.metrics import coco_average_precision
     except ImportError:
         return {}
     images, anns, results = [], [], []
@@ -124,15 +169,32 @@ def label_image_coco_ap(pairs: list[tuple[np.ndarray, np.ndarray]], scores: list
         images.append({"id": image_id, "height": reference.shape[0], "width": reference.shape[1]})
         for k in np.unique(reference[reference > 0]):
             m = reference == k
-            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
-                         "segmentation": encode_rle(m), "area": float(m.sum())})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "segmentation": encode_rle(m),
+                    "area": float(m.sum()),
+                }
+            )
         for k in range(1, int(prediction.max()) + 1):
             m = prediction == k
             if m.any():
-                results.append({"image_id": image_id, "category_id": 1, "score": float(conf[k - 1]),
-                                "segmentation": encode_rle(m)})
-    ap = coco_average_precision({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "object"}]},
-                                results, ("segm",))["segm"]
+                results.append(
+                    {
+                        "image_id": image_id,
+                        "category_id": 1,
+                        "score": float(conf[k - 1]),
+                        "segmentation": encode_rle(m),
+                    }
+                )
+    ap = coco_average_precision(
+        {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "object"}]},
+        results,
+        ("segm",),
+    )["segm"]
     return {"coco_mask_ap": ap["ap"], "coco_mask_ap50": ap["ap50"], "coco_mask_ap75": ap["ap75"]}
 
 
@@ -168,12 +230,16 @@ def object_metrics(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
         o = object_scores(reference, prediction)
         tp, fp, fn = tp + o["tp"], fp + o["fp"], fn + o["fn"]
     return {
-        "dsb_mean_ap": float(np.mean(aps)), "ap50": float(np.mean(ap50s)),
+        "dsb_mean_ap": float(np.mean(aps)),
+        "ap50": float(np.mean(ap50s)),
         "seg": seg_sum / n_ref if n_ref else float("nan"),
-        "precision": tp / (tp + fp) if tp + fp else float("nan"), "recall": tp / (tp + fn) if tp + fn else float("nan"),
+        "precision": tp / (tp + fp) if tp + fp else float("nan"),
+        "recall": tp / (tp + fn) if tp + fn else float("nan"),
         "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0,
-        "v_rand": float(np.mean(rand)) if rand else float("nan"), "v_info": float(np.mean(info)) if info else float("nan"),
-        "reference_objects": n_ref, "predicted_objects": n_pred,
+        "v_rand": float(np.mean(rand)) if rand else float("nan"),
+        "v_info": float(np.mean(info)) if info else float("nan"),
+        "reference_objects": n_ref,
+        "predicted_objects": n_pred,
     }
 
 
@@ -181,5 +247,9 @@ def evaluate_detector(seg: Segmenter, checkpoint, data, val_stems: list[str] | N
     """COCO box and mask AP, AP50, AP75 and the DSB2018 mean AP of an instance model."""
     items, cats, spec = evaluation_instances(data, val_stems)
     scores = score_detector(seg.network, items, cats, spec)
-    return {"split": f"{data}" + (f" ({len(items)} listed stems)" if val_stems else ""), "images": len(items),
-            "checkpoint": str(checkpoint), "detection": scores}
+    return {
+        "split": f"{data}" + (f" ({len(items)} listed stems)" if val_stems else ""),
+        "images": len(items),
+        "checkpoint": str(checkpoint),
+        "detection": scores,
+    }

@@ -21,14 +21,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from pixelwise.segmenter import Segmenter
 from pixelwise.data.io import atomic_write_bytes
+from pixelwise.segmenter import Segmenter
 
 METADATA_KEY = "pixelwise"
 OPSET = 18
 
 
-def trace_to_onnx(network: nn.Module, in_channels: int, sample_size: tuple[int, int] = (70, 90)) -> bytes:
+def trace_to_onnx(
+    network: nn.Module, in_channels: int, sample_size: tuple[int, int] = (70, 90)
+) -> bytes:
     """Any (N, C, H, W) -> (N, K, H, W) network as serialized ONNX: fp32, dynamic N/H/W, input
     ``image``, output ``logits``."""
     network = network.float().eval().to(memory_format=torch.contiguous_format)
@@ -39,8 +41,16 @@ def trace_to_onnx(network: nn.Module, in_channels: int, sample_size: tuple[int, 
         warnings.simplefilter("ignore")
         # the TorchScript-based exporter: it traces our shape arithmetic (padding to a
         # multiple of 2**depth) into the graph, where torch.export cannot yet for most models
-        torch.onnx.export(network, (x,), buf, dynamo=False, opset_version=OPSET, input_names=["image"],
-                          output_names=["logits"], dynamic_axes={"image": axes, "logits": axes})
+        torch.onnx.export(
+            network,
+            (x,),
+            buf,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": axes, "logits": axes},
+        )
     return buf.getvalue()
 
 
@@ -49,8 +59,10 @@ def onnx_bytes(seg: Segmenter) -> bytes:
     import onnx
 
     if seg.arch == "unet_original":
-        raise ValueError("the original (valid-convolution) U-Net has no dynamic-size ONNX graph: its valid input "
-                         "size is searched in Python; predict it with the PyTorch runtime")
+        raise ValueError(
+            "the original (valid-convolution) U-Net has no dynamic-size ONNX graph: its valid input "
+            "size is searched in Python; predict it with the PyTorch runtime"
+        )
     model = onnx.load_from_string(trace_to_onnx(seg.network, seg.in_channels))
     meta = seg.metadata()
     entry = model.metadata_props.add()
@@ -95,7 +107,9 @@ def load_onnx(path: str | Path) -> tuple[dict, OnnxNetwork]:
         raise ValueError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
     meta = {p.key: p.value for p in model.metadata_props}
     if METADATA_KEY not in meta:
-        raise ValueError(f"{path}: an ONNX model not exported by pixelwise (no '{METADATA_KEY}' metadata)")
+        raise ValueError(
+            f"{path}: an ONNX model not exported by pixelwise (no '{METADATA_KEY}' metadata)"
+        )
     return json.loads(meta[METADATA_KEY]), OnnxNetwork(path)
 
 

@@ -27,8 +27,13 @@ def colour_index(rgb: np.ndarray, bins: int = BINS) -> np.ndarray:
     return (q[..., 0] * bins + q[..., 1]) * bins + q[..., 2]
 
 
-def colour_probability(index: np.ndarray, fg_weights: np.ndarray, bg_weights: np.ndarray, bins: int = BINS,
-                       smoothing: float = 1.0) -> np.ndarray:
+def colour_probability(
+    index: np.ndarray,
+    fg_weights: np.ndarray,
+    bg_weights: np.ndarray,
+    bins: int = BINS,
+    smoothing: float = 1.0,
+) -> np.ndarray:
     """P(foreground | colour) per pixel from histograms of the colours weighted by
     ``fg_weights`` and ``bg_weights`` (each normalised, Laplace-smoothed)."""
     n = bins**3
@@ -103,10 +108,18 @@ def stroke_boost(strokes: np.ndarray, mass: float) -> np.ndarray:
     return strokes * (mass / n) if n else np.zeros(strokes.shape)
 
 
-def graph_cut(rgb: np.ndarray, prior: np.ndarray, foreground: np.ndarray | None = None,
-              background: np.ndarray | None = None, box: tuple[float, float, float, float] | None = None,
-              smoothness: float = 20.0, colour_weight: float = 1.0, prior_weight: float = 1.0,
-              iterations: int = 3, reach: float = 0.1) -> np.ndarray:
+def graph_cut(
+    rgb: np.ndarray,
+    prior: np.ndarray,
+    foreground: np.ndarray | None = None,
+    background: np.ndarray | None = None,
+    box: tuple[float, float, float, float] | None = None,
+    smoothness: float = 20.0,
+    colour_weight: float = 1.0,
+    prior_weight: float = 1.0,
+    iterations: int = 3,
+    reach: float = 0.1,
+) -> np.ndarray:
     """Foreground mask (H, W) bool of an RGB ``rgb`` (uint8) by iterated graph cut.
 
     ``prior``: P(foreground) per pixel (a network's probability, or 0.5 everywhere). The data
@@ -120,10 +133,14 @@ def graph_cut(rgb: np.ndarray, prior: np.ndarray, foreground: np.ndarray | None 
     the image's longer side) of it.
     """
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.shape[:2] != prior.shape:
-        raise ValueError(f"graph_cut needs an (H, W, 3) image and an (H, W) prior, got {rgb.shape} and {prior.shape}")
+        raise ValueError(
+            f"graph_cut needs an (H, W, 3) image and an (H, W) prior, got {rgb.shape} and {prior.shape}"
+        )
     shape = prior.shape
     stroke_fg = np.zeros(shape, bool) if foreground is None else foreground.astype(bool)
-    stroke_bg = np.zeros(shape, bool) if background is None else background.astype(bool) & ~stroke_fg
+    stroke_bg = (
+        np.zeros(shape, bool) if background is None else background.astype(bool) & ~stroke_fg
+    )
     outside = ~box_mask(shape, box) & ~stroke_fg if box is not None else np.zeros(shape, bool)
     fixed_fg, fixed_bg = stroke_fg, stroke_bg | outside
     prior = relax_near(prior.astype(np.float64), stroke_fg | stroke_bg, reach * max(shape))
@@ -152,5 +169,8 @@ def box_mask(shape: tuple[int, int], box: tuple[float, float, float, float]) -> 
     h, w = shape
     x0, y0, x1, y1 = box
     inside = np.zeros((h, w), bool)
-    inside[max(0, int(np.floor(y0))) : min(h, int(np.ceil(y1))), max(0, int(np.floor(x0))) : min(w, int(np.ceil(x1)))] = True
+    inside[
+        max(0, int(np.floor(y0))) : min(h, int(np.ceil(y1))),
+        max(0, int(np.floor(x0))) : min(w, int(np.ceil(x1))),
+    ] = True
     return inside

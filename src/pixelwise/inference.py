@@ -38,8 +38,13 @@ def predict_logits(network: nn.Module, x: torch.Tensor, precision: str = "auto")
 
 
 @torch.inference_mode()
-def predict_probs(network: nn.Module, x: torch.Tensor, precision: str = "auto", tta: bool = False,
-                  scale: float = 1.0) -> torch.Tensor:
+def predict_probs(
+    network: nn.Module,
+    x: torch.Tensor,
+    precision: str = "auto",
+    tta: bool = False,
+    scale: float = 1.0,
+) -> torch.Tensor:
     """Class probabilities (N, K, H, W) at the input's resolution.
 
     ``tta``: the mean over the 8 flips/rotations of the input (each mapped back first).
@@ -48,7 +53,9 @@ def predict_probs(network: nn.Module, x: torch.Tensor, precision: str = "auto", 
     """
     size = x.shape[-2:]
     if scale != 1.0:
-        x = F.interpolate(x, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
+        x = F.interpolate(
+            x, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False
+        )
     if not tta:
         probs = predict_logits(network, x, precision).softmax(1)
     else:
@@ -71,8 +78,16 @@ def tile_starts(size: int, core: int) -> list[int]:
     return starts + [size - core]
 
 
-def predict_tiled(network: nn.Module, image: np.ndarray, norm, tile: int = AUTO_TILE, overlap: int = AUTO_OVERLAP,
-                  precision: str = "auto", tta: bool = False, batch_size: int = 4) -> np.ndarray:
+def predict_tiled(
+    network: nn.Module,
+    image: np.ndarray,
+    norm,
+    tile: int = AUTO_TILE,
+    overlap: int = AUTO_OVERLAP,
+    precision: str = "auto",
+    tta: bool = False,
+    batch_size: int = 4,
+) -> np.ndarray:
     """Overlap-tile prediction of an (H, W, C) image: class-id mask (H, W) uint8.
 
     The image is mirror-extended by ``overlap`` on every side; tiles of ``tile`` x ``tile``
@@ -92,16 +107,31 @@ def predict_tiled(network: nn.Module, image: np.ndarray, norm, tile: int = AUTO_
     mask = np.zeros((h, w), dtype=np.uint8)
     for i in range(0, len(origins), batch_size):
         batch = origins[i : i + batch_size]
-        x = torch.stack([to_tensor(padded[y : y + core_h + 2 * overlap, x0 : x0 + core_w + 2 * overlap], norm)
-                         for y, x0 in batch])
+        x = torch.stack(
+            [
+                to_tensor(
+                    padded[y : y + core_h + 2 * overlap, x0 : x0 + core_w + 2 * overlap], norm
+                )
+                for y, x0 in batch
+            ]
+        )
         pred = predict_probs(network, x, precision, tta).argmax(1).to(torch.uint8).numpy()
         for (y, x0), p in zip(batch, pred):
-            mask[y : y + core_h, x0 : x0 + core_w] = p[overlap : overlap + core_h, overlap : overlap + core_w]
+            mask[y : y + core_h, x0 : x0 + core_w] = p[
+                overlap : overlap + core_h, overlap : overlap + core_w
+            ]
     return mask
 
 
-def predict(seg: Segmenter, image: np.ndarray | str | os.PathLike, precision: str = "auto", tta: bool = False,
-            tile: int | None = None, overlap: int = AUTO_OVERLAP, score_threshold: float = 0.5) -> np.ndarray:
+def predict(
+    seg: Segmenter,
+    image: np.ndarray | str | os.PathLike,
+    precision: str = "auto",
+    tta: bool = False,
+    tile: int | None = None,
+    overlap: int = AUTO_OVERLAP,
+    score_threshold: float = 0.5,
+) -> np.ndarray:
     """Class-id mask (H, W) uint8 for an (H, W, C) image array or an image file path.
 
     Semantic models: ``tile`` predicts by overlap-tile with tiles of this size (see
@@ -115,16 +145,24 @@ def predict(seg: Segmenter, image: np.ndarray | str | os.PathLike, precision: st
         image = image[..., None]
     if seg.kind == "instance":
         return detections_to_classes(detect(seg, image, score_threshold), score_threshold)
-    return predict_semantic(seg, match_channels(image, seg.in_channels), precision, tta, tile, overlap)
+    return predict_semantic(
+        seg, match_channels(image, seg.in_channels), precision, tta, tile, overlap
+    )
 
 
-def predict_semantic(seg: Segmenter, image: np.ndarray, precision: str, tta: bool, tile: int | None,
-                     overlap: int) -> np.ndarray:
+def predict_semantic(
+    seg: Segmenter, image: np.ndarray, precision: str, tta: bool, tile: int | None, overlap: int
+) -> np.ndarray:
     if tile is None:
         tile = AUTO_TILE if image.shape[0] * image.shape[1] > AUTO_TILE_PIXELS else 0
     if not tile:
         x = to_tensor(image, seg.norm).unsqueeze(0)
-        return predict_probs(seg.network, x, precision, tta, seg.input_scale).argmax(1)[0].to(torch.uint8).numpy()
+        return (
+            predict_probs(seg.network, x, precision, tta, seg.input_scale)
+            .argmax(1)[0]
+            .to(torch.uint8)
+            .numpy()
+        )
     h, w = image.shape[:2]
     if seg.input_scale != 1.0:  # tile at the network's resolution, then nearest-upsample the mask
         image = resize_image(image, scaled_size(image.shape, seg.input_scale))
@@ -132,9 +170,16 @@ def predict_semantic(seg: Segmenter, image: np.ndarray, precision: str, tta: boo
     return mask if mask.shape == (h, w) else resize_mask(mask, (h, w))
 
 
-def segment(seg: Segmenter | str | os.PathLike, image: np.ndarray | str | os.PathLike, precision: str = "auto",
-            min_size: int = 0, object_class: int | None = None, tile: int | None = None,
-            overlap: int = AUTO_OVERLAP, score_threshold: float = 0.5) -> np.ndarray:
+def segment(
+    seg: Segmenter | str | os.PathLike,
+    image: np.ndarray | str | os.PathLike,
+    precision: str = "auto",
+    min_size: int = 0,
+    object_class: int | None = None,
+    tile: int | None = None,
+    overlap: int = AUTO_OVERLAP,
+    score_threshold: float = 0.5,
+) -> np.ndarray:
     """Instance labels (H, W) uint16 (0 = background, 1..N objects) for an image array or path.
 
     ``seg``: a loaded model, checkpoint path or bundled name (``"nuclei"``). Semantic models
@@ -150,5 +195,6 @@ def segment(seg: Segmenter | str | os.PathLike, image: np.ndarray | str | os.Pat
     if seg.kind == "instance":
         labels = detections_to_labels(detect(seg, image, score_threshold), score_threshold)
         return drop_small(labels, min_size)
-    return instances_for(seg, predict(seg, image, precision, tile=tile, overlap=overlap), object_class, min_size)
-
+    return instances_for(
+        seg, predict(seg, image, precision, tile=tile, overlap=overlap), object_class, min_size
+    )

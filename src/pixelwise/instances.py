@@ -7,9 +7,15 @@ import numpy as np
 from pixelwise.segmenter import Segmenter
 
 
-def semantic_to_instances(mask: np.ndarray, method: str = "components", interior_class: int = 1,
-                          border_class: int | None = None, min_size: int = 0, fill_holes: bool = True,
-                          min_distance: int = 5) -> np.ndarray:
+def semantic_to_instances(
+    mask: np.ndarray,
+    method: str = "components",
+    interior_class: int = 1,
+    border_class: int | None = None,
+    min_size: int = 0,
+    fill_holes: bool = True,
+    min_distance: int = 5,
+) -> np.ndarray:
     """Turn a class-id mask into a uint16 instance label image (0 = background, 1..N objects).
 
     - ``border_class`` given (3-class background / interior / border prediction): each
@@ -39,14 +45,18 @@ def semantic_to_instances(mask: np.ndarray, method: str = "components", interior
     else:
         distance = ndimage.distance_transform_edt(interior)
         components, _ = ndimage.label(interior)
-        peaks = peak_local_max(distance, min_distance=min_distance, labels=components, exclude_border=False)
+        peaks = peak_local_max(
+            distance, min_distance=min_distance, labels=components, exclude_border=False
+        )
         markers = np.zeros(mask.shape, dtype=np.int32)
         markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
         labels = watershed(-distance, markers, mask=interior)
     return drop_small(labels, min_size)
 
 
-def instances_for(seg: Segmenter, mask: np.ndarray, object_class: int | None = None, min_size: int = 0) -> np.ndarray:
+def instances_for(
+    seg: Segmenter, mask: np.ndarray, object_class: int | None = None, min_size: int = 0
+) -> np.ndarray:
     """The instance labels a checkpoint's class mask stands for: models trained on instance
     masks with ``boundary`` targets split objects at their predicted borders, ``foreground``
     models by a distance-transform watershed; other models give the connected components of
@@ -57,10 +67,12 @@ def instances_for(seg: Segmenter, mask: np.ndarray, object_class: int | None = N
     if kind == "foreground":
         return semantic_to_instances(mask, "watershed", interior_class=1, min_size=min_size)
     if object_class is None:
-        raise ValueError("this model was not trained on instance masks; name the object class (--object-class)")
-    return semantic_to_instances(mask, interior_class=object_class, min_size=min_size, fill_holes=False)
-
-
+        raise ValueError(
+            "this model was not trained on instance masks; name the object class (--object-class)"
+        )
+    return semantic_to_instances(
+        mask, interior_class=object_class, min_size=min_size, fill_holes=False
+    )
 
 
 def drop_small(labels: np.ndarray, min_size: int = 0) -> np.ndarray:

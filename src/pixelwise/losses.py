@@ -5,7 +5,6 @@ Each loss is a function plus a thin module that calls it.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,8 +13,15 @@ from pixelwise.constants import IGNORE_INDEX
 
 
 def _check(logits: torch.Tensor, target: torch.Tensor) -> None:
-    if logits.ndim != 4 or target.ndim != 3 or logits.shape[0] != target.shape[0] or logits.shape[2:] != target.shape[1:]:
-        raise ValueError(f"expected logits (N,K,H,W) and target (N,H,W); got {tuple(logits.shape)} and {tuple(target.shape)}")
+    if (
+        logits.ndim != 4
+        or target.ndim != 3
+        or logits.shape[0] != target.shape[0]
+        or logits.shape[2:] != target.shape[1:]
+    ):
+        raise ValueError(
+            f"expected logits (N,K,H,W) and target (N,H,W); got {tuple(logits.shape)} and {tuple(target.shape)}"
+        )
 
 
 def pixel_cross_entropy(
@@ -45,12 +51,16 @@ def pixel_cross_entropy(
     """
     _check(logits, target)
     if pixel_weights is not None and pixel_weights.shape != target.shape:
-        raise ValueError(f"pixel_weights shape {tuple(pixel_weights.shape)} != target shape {tuple(target.shape)}")
+        raise ValueError(
+            f"pixel_weights shape {tuple(pixel_weights.shape)} != target shape {tuple(target.shape)}"
+        )
     nll = F.cross_entropy(logits.float(), target, reduction="none", ignore_index=ignore_index)
     valid = target != ignore_index
     weight = valid.float()
     if class_weights is not None:
-        weight = weight * class_weights.to(logits.device).float()[target.clamp(0, logits.shape[1] - 1)]
+        weight = (
+            weight * class_weights.to(logits.device).float()[target.clamp(0, logits.shape[1] - 1)]
+        )
     if pixel_weights is not None:
         weight = weight * pixel_weights.float()
     return (nll * weight).sum() / weight.sum().clamp_min(1e-12)
@@ -59,21 +69,32 @@ def pixel_cross_entropy(
 class PixelCrossEntropy(nn.Module):
     """Module form of :func:`pixel_cross_entropy` with fixed class weights."""
 
-    def __init__(self, class_weights: torch.Tensor | None = None, ignore_index: int = IGNORE_INDEX) -> None:
+    def __init__(
+        self, class_weights: torch.Tensor | None = None, ignore_index: int = IGNORE_INDEX
+    ) -> None:
         super().__init__()
         self.register_buffer("class_weights", class_weights, persistent=False)
         self.ignore_index = ignore_index
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor, pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
-        return pixel_cross_entropy(logits, target, self.class_weights, pixel_weights, self.ignore_index)
+    def forward(
+        self, logits: torch.Tensor, target: torch.Tensor, pixel_weights: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return pixel_cross_entropy(
+            logits, target, self.class_weights, pixel_weights, self.ignore_index
+        )
 
 
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX, eps: float = 1.0) -> torch.Tensor:
+def soft_dice_loss(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX, eps: float = 1.0
+) -> torch.Tensor:
     r"""1 - mean over classes of :math:`(2|P \cap T| + \epsilon) / (|P| + |T| + \epsilon)` with soft P = softmax."""
     _check(logits, target)
     valid = (target != ignore_index).unsqueeze(1).float()
     probs = logits.float().softmax(1) * valid
-    onehot = F.one_hot(target.clamp(0, logits.shape[1] - 1), logits.shape[1]).permute(0, 3, 1, 2).float() * valid
+    onehot = (
+        F.one_hot(target.clamp(0, logits.shape[1] - 1), logits.shape[1]).permute(0, 3, 1, 2).float()
+        * valid
+    )
     inter = (probs * onehot).sum((0, 2, 3))
     total = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
     return 1 - ((2 * inter + eps) / (total + eps)).mean()

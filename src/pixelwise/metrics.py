@@ -30,13 +30,19 @@ class ConfusionMatrix:
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         """Add predictions and targets of any matching shape (class ids)."""
         if pred.shape != target.shape:
-            raise ValueError(f"prediction shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
+            raise ValueError(
+                f"prediction shape {tuple(pred.shape)} != target shape {tuple(target.shape)}"
+            )
         pred, target = pred.reshape(-1).long().cpu(), target.reshape(-1).long().cpu()
         keep = target != self.ignore_index
         pred, target = pred[keep], target[keep]
         k = self.num_classes
-        if target.numel() and (target.min() < 0 or target.max() >= k or pred.min() < 0 or pred.max() >= k):
-            raise ValueError(f"class ids must lie in 0..{k - 1} (or be {self.ignore_index} in the target)")
+        if target.numel() and (
+            target.min() < 0 or target.max() >= k or pred.min() < 0 or pred.max() >= k
+        ):
+            raise ValueError(
+                f"class ids must lie in 0..{k - 1} (or be {self.ignore_index} in the target)"
+            )
         self.matrix += torch.bincount(target * k + pred, minlength=k * k).reshape(k, k)
 
     def merge(self, other: ConfusionMatrix) -> None:
@@ -66,7 +72,11 @@ class ConfusionMatrix:
             "mean_iou": iou.nanmean().item(),
             "mean_dice": dice.nanmean().item(),
             "per_class": {
-                name: {"iou": _num(iou[i]), "dice": _num(dice[i]), "pixels": int(self.matrix[i].sum())}
+                name: {
+                    "iou": _num(iou[i]),
+                    "dice": _num(dice[i]),
+                    "pixels": int(self.matrix[i].sum()),
+                }
                 for i, name in enumerate(names)
             },
             "pixels": int(self.matrix.sum()),
@@ -95,10 +105,14 @@ def format_table(summary: dict) -> str:
             f"objects: {o['predicted_objects']} predicted, {o['reference_objects']} true   "
             f"DSB mean AP {o['dsb_mean_ap']:.4f}   AP@0.5 {o['ap50']:.4f}   F1@0.5 {o['f1']:.4f}   SEG {o['seg']:.4f}"
         )
-        lines.append(f"V_Rand {o['v_rand']:.4f}   V_Info {o['v_info']:.4f}   pixel error {1 - summary['pixel_accuracy']:.4f}")
+        lines.append(
+            f"V_Rand {o['v_rand']:.4f}   V_Info {o['v_info']:.4f}   pixel error {1 - summary['pixel_accuracy']:.4f}"
+        )
         if "coco_mask_ap" in o:
-            lines.append(f"COCO mask AP {o['coco_mask_ap']:.4f}   AP50 {o['coco_mask_ap50']:.4f}   "
-                         f"AP75 {o['coco_mask_ap75']:.4f}   (objects ranked by mean probability)")
+            lines.append(
+                f"COCO mask AP {o['coco_mask_ap']:.4f}   AP50 {o['coco_mask_ap50']:.4f}   "
+                f"AP75 {o['coco_mask_ap75']:.4f}   (objects ranked by mean probability)"
+            )
     return "\n".join(lines)
 
 
@@ -111,11 +125,16 @@ def contingency(reference: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     """(R + 1, P + 1) pixel counts of every (reference label, predicted label) pair; row and
     column 0 are the backgrounds. Labels are relabelled to 1..N first, so any ids work."""
     if reference.shape != prediction.shape:
-        raise ValueError(f"reference shape {reference.shape} != prediction shape {prediction.shape}")
+        raise ValueError(
+            f"reference shape {reference.shape} != prediction shape {prediction.shape}"
+        )
     ref = _consecutive(reference)
     pred = _consecutive(prediction)
     n_pred = int(pred.max(initial=0)) + 1
-    counts = np.bincount(ref.ravel().astype(np.int64) * n_pred + pred.ravel(), minlength=(int(ref.max(initial=0)) + 1) * n_pred)
+    counts = np.bincount(
+        ref.ravel().astype(np.int64) * n_pred + pred.ravel(),
+        minlength=(int(ref.max(initial=0)) + 1) * n_pred,
+    )
     return counts.reshape(-1, n_pred)
 
 
@@ -165,8 +184,9 @@ def object_scores(reference: np.ndarray, prediction: np.ndarray, threshold: floa
 DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2))
 
 
-def dsb_average_precision(reference: np.ndarray, prediction: np.ndarray,
-                          thresholds: tuple[float, ...] = DSB_THRESHOLDS) -> dict:
+def dsb_average_precision(
+    reference: np.ndarray, prediction: np.ndarray, thresholds: tuple[float, ...] = DSB_THRESHOLDS
+) -> dict:
     """Data Science Bowl 2018 score: mean over IoU thresholds 0.5:0.05:0.95 of TP / (TP + FP + FN)."""
     ious = iou_matrix(contingency(reference, prediction))
     n_ref, n_pred = ious.shape
@@ -195,11 +215,17 @@ def rand_info_scores(reference: np.ndarray, prediction: np.ndarray) -> dict:
     sum_p2, sum_t2, sum_s2 = (p**2).sum(), (t**2).sum(), (s**2).sum()
     nz = p > 0
     mutual = float((p[nz] * np.log(p[nz] / np.outer(t, s)[nz])).sum())
-    h_t, h_s = float(-(t[t > 0] * np.log(t[t > 0])).sum()), float(-(s[s > 0] * np.log(s[s > 0])).sum())
+    h_t, h_s = (
+        float(-(t[t > 0] * np.log(t[t > 0])).sum()),
+        float(-(s[s > 0] * np.log(s[s > 0])).sum()),
+    )
     return {
-        "v_rand": 2 * sum_p2 / (sum_s2 + sum_t2), "v_rand_split": sum_p2 / sum_t2, "v_rand_merge": sum_p2 / sum_s2,
+        "v_rand": 2 * sum_p2 / (sum_s2 + sum_t2),
+        "v_rand_split": sum_p2 / sum_t2,
+        "v_rand_merge": sum_p2 / sum_s2,
         "v_info": 2 * mutual / (h_s + h_t) if h_s + h_t > 0 else 1.0,
-        "v_info_split": mutual / h_s if h_s > 0 else 1.0, "v_info_merge": mutual / h_t if h_t > 0 else 1.0,
+        "v_info_split": mutual / h_s if h_s > 0 else 1.0,
+        "v_info_merge": mutual / h_t if h_t > 0 else 1.0,
     }
 
 
@@ -207,7 +233,9 @@ def rand_info_scores(reference: np.ndarray, prediction: np.ndarray) -> dict:
 # COCO box and mask AP (pycocotools), for instance models.
 
 
-def coco_average_precision(ground_truth: dict, results: list[dict], iou_types: tuple[str, ...] = ("bbox", "segm")) -> dict:
+def coco_average_precision(
+    ground_truth: dict, results: list[dict], iou_types: tuple[str, ...] = ("bbox", "segm")
+) -> dict:
     """COCO AP (IoU 0.5:0.95), AP50 and AP75 per IoU type, by pycocotools' COCOeval.
 
     ``ground_truth``: a COCO instances dict; ``results``: COCO result dicts (``image_id``,
@@ -225,18 +253,32 @@ def coco_average_precision(ground_truth: dict, results: list[dict], iou_types: t
         gt = COCO()
         gt.dataset = {k: v for k, v in ground_truth.items()}
         gt.dataset.setdefault("annotations", [])
-        gt.dataset.setdefault("info", {})  # pycocotools <= 2.0.10's loadRes copies it unconditionally
+        gt.dataset.setdefault(
+            "info", {}
+        )  # pycocotools <= 2.0.10's loadRes copies it unconditionally
         for ann in gt.dataset["annotations"]:  # COCOeval needs areas; derive them when absent
             if "area" not in ann:
                 from pycocotools import mask as mask_utils
 
-                h, w = next((im["height"], im["width"]) for im in gt.dataset["images"] if im["id"] == ann["image_id"])
+                h, w = next(
+                    (im["height"], im["width"])
+                    for im in gt.dataset["images"]
+                    if im["id"] == ann["image_id"]
+                )
                 seg = ann["segmentation"]
-                rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w)) if isinstance(seg, list) else seg
+                rle = (
+                    mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+                    if isinstance(seg, list)
+                    else seg
+                )
                 ann["area"] = float(mask_utils.area(rle))
         gt.createIndex()
         for iou_type in iou_types:
-            usable = [r for r in results if (("segmentation" in r) if iou_type == "segm" else ("bbox" in r))]
+            usable = [
+                r
+                for r in results
+                if (("segmentation" in r) if iou_type == "segm" else ("bbox" in r))
+            ]
             if not usable:
                 out[iou_type] = {"ap": 0.0, "ap50": 0.0, "ap75": 0.0}
                 continue
@@ -245,5 +287,9 @@ def coco_average_precision(ground_truth: dict, results: list[dict], iou_types: t
             ev.evaluate()
             ev.accumulate()
             ev.summarize()
-            out[iou_type] = {"ap": float(ev.stats[0]), "ap50": float(ev.stats[1]), "ap75": float(ev.stats[2])}
+            out[iou_type] = {
+                "ap": float(ev.stats[0]),
+                "ap50": float(ev.stats[1]),
+                "ap75": float(ev.stats[2]),
+            }
     return out

@@ -26,7 +26,9 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str
     return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
 
 
-def autocast(precision: str, device: torch.device | str = "cpu") -> contextlib.AbstractContextManager:
+def autocast(
+    precision: str, device: torch.device | str = "cpu"
+) -> contextlib.AbstractContextManager:
     """The autocast context for a resolved precision (a no-op for fp32)."""
     device_type = torch.device(device).type
     if precision == "bf16":

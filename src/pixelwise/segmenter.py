@@ -21,8 +21,18 @@ FORMAT = "pixelwise"
 def default_colours(num_classes: int) -> list[list[int]]:
     """Distinct display colours: black for class 0, then a fixed qualitative cycle."""
     base = [
-        (0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-        (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128),
+        (0, 0, 0),
+        (230, 25, 75),
+        (60, 180, 75),
+        (255, 225, 25),
+        (0, 130, 200),
+        (245, 130, 48),
+        (145, 30, 180),
+        (70, 240, 240),
+        (240, 50, 230),
+        (210, 245, 60),
+        (250, 190, 212),
+        (0, 128, 128),
     ]
     return [list(base[i % len(base)]) for i in range(num_classes)]
 
@@ -68,16 +78,25 @@ class Segmenter:
     def metadata(self) -> dict:
         """Everything but the weights: what a checkpoint or an ONNX file carries to rebuild it."""
         return {
-            "format": FORMAT, "version": 1, "kind": self.kind, "arch": self.arch, "arch_kwargs": dict(self.arch_kwargs),
-            "class_names": list(self.class_names), "colours": [list(map(int, c)) for c in self.colours],
-            "normalization": self.norm.to_dict(), "mask_encoding": self.encoding.to_dict(),
+            "format": FORMAT,
+            "version": 1,
+            "kind": self.kind,
+            "arch": self.arch,
+            "arch_kwargs": dict(self.arch_kwargs),
+            "class_names": list(self.class_names),
+            "colours": [list(map(int, c)) for c in self.colours],
+            "normalization": self.norm.to_dict(),
+            "mask_encoding": self.encoding.to_dict(),
             "input_scale": self.input_scale,
         }
 
     @classmethod
     def from_metadata(cls, meta: dict, network: nn.Module) -> Segmenter:
         return cls(
-            network=network, arch=meta["arch"], arch_kwargs=meta["arch_kwargs"], class_names=meta["class_names"],
+            network=network,
+            arch=meta["arch"],
+            arch_kwargs=meta["arch_kwargs"],
+            class_names=meta["class_names"],
             norm=Normalization(**meta["normalization"]),
             colours=meta.get("colours") or default_colours(len(meta["class_names"])),
             encoding=MaskEncoding.from_dict(meta.get("mask_encoding", {})),

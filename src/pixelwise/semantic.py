@@ -14,20 +14,28 @@ from torch import nn
 
 from pixelwise.config import TrainConfig
 from pixelwise.constants import IGNORE_INDEX, LOSSES
-from pixelwise.data.datasets import SegmentationDataset, compute_normalization, read_dataset_info, resolve_splits, to_tensor
+from pixelwise.data.datasets import (
+    SegmentationDataset,
+    compute_normalization,
+    read_dataset_info,
+    resolve_splits,
+    to_tensor,
+)
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import read_mask, save_png
 from pixelwise.data.transforms import Augmentation
 from pixelwise.inference import predict_probs
-from pixelwise.losses import PixelCrossEntropy, class_weights_from_counts, soft_dice_loss
+from pixelwise.losses import PixelCrossEntropy, soft_dice_loss
 from pixelwise.models import MODELS, create_model
 from pixelwise.models.unet_original import centre_crop
 from pixelwise.overlays import overlay
 from pixelwise.precision import autocast, memory_format
 from pixelwise.segmenter import Segmenter, default_colours
 
-
-INSTANCE_CLASSES = {"foreground": ["background", "foreground"], "boundary": ["background", "interior", "boundary"]}
+INSTANCE_CLASSES = {
+    "foreground": ["background", "foreground"],
+    "boundary": ["background", "interior", "boundary"],
+}
 
 
 def make_loss(name: str, class_weights: torch.Tensor | None) -> Callable[..., torch.Tensor]:
@@ -40,7 +48,9 @@ def make_loss(name: str, class_weights: torch.Tensor | None) -> Callable[..., to
     if name == "dice":
         return lambda logits, target, pixel_weights=None: soft_dice_loss(logits, target)
     if name == "ce+dice":
-        return lambda logits, target, pixel_weights=None: ce(logits, target) + soft_dice_loss(logits, target)
+        return lambda logits, target, pixel_weights=None: (
+            ce(logits, target) + soft_dice_loss(logits, target)
+        )
     raise ValueError(f"unknown loss {name!r}; choose {', '.join(LOSSES)}")
 
 
@@ -56,27 +66,49 @@ def infer_num_classes(cfg: TrainConfig, items, ignore: tuple[int, ...]) -> int:
     return max(values) + 1 if values else 1
 
 
-def build_datasets(cfg: TrainConfig) -> tuple[SegmentationDataset, SegmentationDataset, list[str], list[list[int]]]:
+def build_datasets(
+    cfg: TrainConfig,
+) -> tuple[SegmentationDataset, SegmentationDataset, list[str], list[list[int]]]:
     """Train/val datasets from ``cfg.data``; class names, colours and normalisation resolved."""
     root = Path(cfg.data)
     info = read_dataset_info(root)
     train_items, val_items = resolve_splits(root, cfg.val_stems, cfg.val_fraction, cfg.seed)
     if not val_items:
-        raise ValueError(f"{root}: no validation images (give --val-stems, --val-fraction > 0 or a val/ folder)")
+        raise ValueError(
+            f"{root}: no validation images (give --val-stems, --val-fraction > 0 or a val/ folder)"
+        )
     ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
     names = cfg.class_names or info.class_names or INSTANCE_CLASSES.get(cfg.instances)
     num_classes = len(names) if names else infer_num_classes(cfg, train_items, ignore)
     names = names or [f"class{i}" for i in range(num_classes)]
-    colours = info.colours if info.colours and len(info.colours) == num_classes else default_colours(num_classes)
-    encoding = MaskEncoding(tuple(cfg.mask_values) if cfg.mask_values else None, ignore, cfg.instances)
-    train = SegmentationDataset(train_items, num_classes, encoding, norm=None, crop=cfg.crop, augment=cfg.augment,
-                                 flips=cfg.flips, seed=cfg.seed, elastic=cfg.elastic, scale=cfg.scale,
-                                 weight_map=(cfg.w0, cfg.sigma) if cfg.loss == "weighted-ce" else None,
-                                 augmentation=augmentation_of(cfg))
+    colours = (
+        info.colours
+        if info.colours and len(info.colours) == num_classes
+        else default_colours(num_classes)
+    )
+    encoding = MaskEncoding(
+        tuple(cfg.mask_values) if cfg.mask_values else None, ignore, cfg.instances
+    )
+    train = SegmentationDataset(
+        train_items,
+        num_classes,
+        encoding,
+        norm=None,
+        crop=cfg.crop,
+        augment=cfg.augment,
+        flips=cfg.flips,
+        seed=cfg.seed,
+        elastic=cfg.elastic,
+        scale=cfg.scale,
+        weight_map=(cfg.w0, cfg.sigma) if cfg.loss == "weighted-ce" else None,
+        augmentation=augmentation_of(cfg),
+    )
     channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
     train.set_channels(channels)
     train.norm = compute_normalization([train.load(i)[0] for i in range(len(train))])
-    val = SegmentationDataset(val_items, num_classes, encoding, train.norm, channels=channels, scale=cfg.scale)
+    val = SegmentationDataset(
+        val_items, num_classes, encoding, train.norm, channels=channels, scale=cfg.scale
+    )
     return train, val, names, colours
 
 
@@ -95,32 +127,54 @@ def class_pixel_counts(ds: SegmentationDataset) -> torch.Tensor:
     return counts
 
 
-def write_overlays(seg: Segmenter, ds: SegmentationDataset, out_dir: Path, count: int, precision: str) -> None:
+def write_overlays(
+    seg: Segmenter, ds: SegmentationDataset, out_dir: Path, count: int, precision: str
+) -> None:
     """image | ground truth | prediction strips for the first ``count`` images of ``ds``, at
     the dataset's (possibly reduced) resolution."""
     palette = seg.palette()
     for i in range(min(count, len(ds))):
         image, target = ds.load(i)
-        pred = predict_probs(seg.network, to_tensor(image, seg.norm)[None], precision).argmax(1)[0].numpy()
-        panels = [overlay(image, np.zeros_like(pred), palette), overlay(image, np.where(target == IGNORE_INDEX, 0, target),
-                                                                        palette), overlay(image, pred, palette)]
-        save_png(out_dir / f"{ds.items[i].name}.png", Image.fromarray(np.concatenate([np.asarray(p) for p in panels], 1)))
+        pred = (
+            predict_probs(seg.network, to_tensor(image, seg.norm)[None], precision)
+            .argmax(1)[0]
+            .numpy()
+        )
+        panels = [
+            overlay(image, np.zeros_like(pred), palette),
+            overlay(image, np.where(target == IGNORE_INDEX, 0, target), palette),
+            overlay(image, pred, palette),
+        ]
+        save_png(
+            out_dir / f"{ds.items[i].name}.png",
+            Image.fromarray(np.concatenate([np.asarray(p) for p in panels], 1)),
+        )
 
 
-def build_model(cfg: TrainConfig, in_channels: int, num_classes: int, device: torch.device,
-                precision: str) -> tuple[nn.Module, dict]:
+def build_model(
+    cfg: TrainConfig, in_channels: int, num_classes: int, device: torch.device, precision: str
+) -> tuple[nn.Module, dict]:
     """The seeded model and the keyword arguments that rebuild it (those its builder accepts)."""
     arch_kwargs = {"in_channels": in_channels, "num_classes": num_classes}
-    options = {"depth": cfg.depth, "base_width": cfg.base_width, "batch_norm": cfg.batch_norm, "backend": cfg.backend,
-               "decoder": cfg.decoder}
+    options = {
+        "depth": cfg.depth,
+        "base_width": cfg.base_width,
+        "batch_norm": cfg.batch_norm,
+        "backend": cfg.backend,
+        "decoder": cfg.decoder,
+    }
     accepted = inspect.signature(MODELS[cfg.model]).parameters if cfg.model in MODELS else {}
     arch_kwargs |= {k: v for k, v in options.items() if k in accepted}
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, **arch_kwargs).to(device).to(memory_format=memory_format(precision))
+    model = (
+        create_model(cfg.model, **arch_kwargs).to(device).to(memory_format=memory_format(precision))
+    )
     return model, arch_kwargs
 
 
-def semantic_step(model: nn.Module, batch, loss_fn: Callable, device: torch.device, precision: str) -> tuple[float, int]:
+def semantic_step(
+    model: nn.Module, batch, loss_fn: Callable, device: torch.device, precision: str
+) -> tuple[float, int]:
     """Forward and backward of one batch; returns the summed loss and the number of images.
     Valid-convolution models are scored on the centre their output covers; a model with side
     outputs (U²-Net's deep supervision) adds the mean of their losses."""

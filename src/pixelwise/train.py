@@ -86,63 +86,115 @@ def epoch_indices(n: int, epoch_size: int, seed: int, epoch: int) -> list[int]:
     gives two different random crops, not the same one twice."""
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     reps = math.ceil(epoch_size / n)
-    return torch.cat([torch.randperm(n, generator=g) + r * n for r in range(reps)])[:epoch_size].tolist()
+    return torch.cat([torch.randperm(n, generator=g) + r * n for r in range(reps)])[
+        :epoch_size
+    ].tolist()
 
 
 def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adam or sgd")
 
 
 def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Task:
     train_ds, val_ds, names, colours = build_datasets(cfg)
     model, arch_kwargs = build_model(cfg, train_ds.channels, len(names), device, precision)
-    train_ds.context = getattr(model, "margin", 0)  # valid convolutions see mirrored context at borders
-    seg = Segmenter(model, cfg.model, arch_kwargs, names, train_ds.norm, colours, train_ds.encoding, cfg.scale)
+    train_ds.context = getattr(
+        model, "margin", 0
+    )  # valid convolutions see mirrored context at borders
+    seg = Segmenter(
+        model, cfg.model, arch_kwargs, names, train_ds.norm, colours, train_ds.encoding, cfg.scale
+    )
     class_weights = None
     if cfg.class_weighting != "none":
         class_weights = class_weights_from_counts(class_pixel_counts(train_ds), cfg.class_weighting)
     loss_fn = make_loss(cfg.loss, class_weights)
 
     def validate(network: nn.Module) -> dict:
-        cm, val_loss = evaluate(network, DataLoader(val_ds, batch_size=1), len(names), device, precision, loss_fn)
+        cm, val_loss = evaluate(
+            network, DataLoader(val_ds, batch_size=1), len(names), device, precision, loss_fn
+        )
         summary = cm.summary(names)
-        return {"val_loss": val_loss} | {k: summary[k] for k in ("pixel_accuracy", "mean_iou", "mean_dice")}
+        return {"val_loss": val_loss} | {
+            k: summary[k] for k in ("pixel_accuracy", "mean_iou", "mean_dice")
+        }
 
-    return Task(seg, model, train_ds, lambda m, batch: semantic_step(m, batch, loss_fn, device, precision), validate,
-                "mean_iou", (("val loss", "val_loss"), ("pixel acc", "pixel_accuracy"), ("mIoU", "mean_iou")),
-                finish=lambda best: write_overlays(load_model(best), val_ds, Path(cfg.out) / "overlays", cfg.overlays,
-                                                   precision) if cfg.overlays else None)
+    return Task(
+        seg,
+        model,
+        train_ds,
+        lambda m, batch: semantic_step(m, batch, loss_fn, device, precision),
+        validate,
+        "mean_iou",
+        (("val loss", "val_loss"), ("pixel acc", "pixel_accuracy"), ("mIoU", "mean_iou")),
+        finish=lambda best: (
+            write_overlays(
+                load_model(best), val_ds, Path(cfg.out) / "overlays", cfg.overlays, precision
+            )
+            if cfg.overlays
+            else None
+        ),
+    )
 
 
 def detection_task(cfg: TrainConfig, device: torch.device) -> Task:
     items, cats, spec = instance_data(cfg.data)
     train_items, val_items = split_pool(items, cfg.val_stems, cfg.val_fraction, cfg.seed, cfg.data)
     if not val_items:
-        raise ValueError(f"{cfg.data}: no validation images (give --val-stems or --val-fraction > 0)")
-    arch_kwargs = {"num_classes": len(cats.ids), "backbone": cfg.backbone, "min_size": cfg.min_size,
-                   "max_size": cfg.max_size, "box_detections_per_img": cfg.max_detections}
+        raise ValueError(
+            f"{cfg.data}: no validation images (give --val-stems or --val-fraction > 0)"
+        )
+    arch_kwargs = {
+        "num_classes": len(cats.ids),
+        "backbone": cfg.backbone,
+        "min_size": cfg.min_size,
+        "max_size": cfg.max_size,
+        "box_detections_per_img": cfg.max_detections,
+    }
     torch.manual_seed(cfg.seed)
     model = create_model("mask_rcnn", **arch_kwargs, weights=cfg.weights).to(device)
     names = ["background", *cats.names]
-    seg = Segmenter(model, "mask_rcnn", arch_kwargs, names, Normalization([0.0], [1.0], 255.0),
-                    default_colours(len(names)), MaskEncoding(values=(0, *cats.ids)))
+    seg = Segmenter(
+        model,
+        "mask_rcnn",
+        arch_kwargs,
+        names,
+        Normalization([0.0], [1.0], 255.0),
+        default_colours(len(names)),
+        MaskEncoding(values=(0, *cats.ids)),
+    )
     dataset = InstanceDataset(train_items, cats, augment=cfg.augment, seed=cfg.seed)
 
     def validate(network: nn.Module) -> dict:
         return {"val_loss": float("nan")} | score_detector(network, val_items, cats, spec)
 
-    return Task(seg, model, dataset, lambda m, batch: detection_step(m, batch, device, cfg.seed, dataset.epoch),
-                validate, "mask_ap", (("mask AP", "mask_ap"), ("box AP", "box_ap"), ("DSB mean AP", "dsb_mean_ap")),
-                collate=collate)
+    return Task(
+        seg,
+        model,
+        dataset,
+        lambda m, batch: detection_step(m, batch, device, cfg.seed, dataset.epoch),
+        validate,
+        "mask_ap",
+        (("mask AP", "mask_ap"), ("box AP", "box_ap"), ("DSB mean AP", "dsb_mean_ap")),
+        collate=collate,
+    )
 
 
-def train_one_epoch(model: nn.Module, loader, step: Callable, optimizer: torch.optim.Optimizer,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler | None, desc: str = "train",
-                    progress: bool = True, ema: AveragedModel | None = None) -> float:
+def train_one_epoch(
+    model: nn.Module,
+    loader,
+    step: Callable,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    desc: str = "train",
+    progress: bool = True,
+    ema: AveragedModel | None = None,
+) -> float:
     """One pass over ``loader``; returns the mean training loss per image. ``step(model, batch)``
     does forward and backward; ``ema``, if given, is updated with the new weights after every
     optimizer step."""
@@ -195,7 +247,9 @@ def plot_curves(path: Path, history: list[dict], scores: tuple[str, ...]) -> Non
     atomic_write_bytes(path, buf.getvalue())
 
 
-def restore(path: Path, model: nn.Module, ema: AveragedModel | None, optimizer, scheduler) -> RunState:
+def restore(
+    path: Path, model: nn.Module, ema: AveragedModel | None, optimizer, scheduler
+) -> RunState:
     """Load the state of ``last.pt`` into the training objects; returns the run's history."""
     ckpt = read_checkpoint(path)
     ts = ckpt["train_state"]
@@ -206,7 +260,9 @@ def restore(path: Path, model: nn.Module, ema: AveragedModel | None, optimizer, 
     optimizer.load_state_dict(ts["optimizer"])
     scheduler.load_state_dict(ts["scheduler"])
     print(f"resumed from {path} after epoch {ts['epoch']}")
-    best = ts.get("best_score", ts.get("best_miou", ts.get("best_mask_ap", -1.0)))  # earlier runs' names
+    best = ts.get(
+        "best_score", ts.get("best_miou", ts.get("best_mask_ap", -1.0))
+    )  # earlier runs' names
     return RunState(ts["epoch"], best, ts["history"])
 
 
@@ -232,15 +288,28 @@ def setup_run(cfg: TrainConfig, device: torch.device) -> Run:
     else:
         task = semantic_task(cfg, device, resolve_precision(cfg.precision, device))
     epoch_size = cfg.epoch_size or len(task.dataset)
-    steps_per_epoch = epoch_size // cfg.batch_size if world > 1 else math.ceil(epoch_size / cfg.batch_size)
+    steps_per_epoch = (
+        epoch_size // cfg.batch_size if world > 1 else math.ceil(epoch_size / cfg.batch_size)
+    )
     if steps_per_epoch < 1:
-        raise ValueError(f"epoch size {epoch_size} is smaller than the global batch {cfg.batch_size}")
-    ema = AveragedModel(task.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema else None
+        raise ValueError(
+            f"epoch size {epoch_size} is smaller than the global batch {cfg.batch_size}"
+        )
+    ema = (
+        AveragedModel(task.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+        if cfg.ema
+        else None
+    )
     if ema is not None:
         task.seg.network = ema.module  # what is validated and saved
     optimizer = make_optimizer(cfg, [p for p in task.model.parameters() if p.requires_grad])
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
-                                                    pct_start=0.1, cycle_momentum=cfg.optimizer == "sgd")
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=cfg.lr,
+        total_steps=cfg.epochs * steps_per_epoch,
+        pct_start=0.1,
+        cycle_momentum=cfg.optimizer == "sgd",
+    )
     state = RunState()
     last = Path(cfg.out) / "last.pt"
     if cfg.resume and last.exists():
@@ -288,10 +357,23 @@ def run_epoch(run: Run, trained: nn.Module, epoch: int, on_epoch_end: Callable |
     indices = epoch_indices(len(task.dataset), run.epoch_size, cfg.seed, epoch)
     if world > 1:
         indices = dist.shard_batches(indices, cfg.batch_size, dist.rank(), world)
-    loader = DataLoader(task.dataset, batch_size=cfg.batch_size // world, num_workers=cfg.workers, sampler=indices,
-                        collate_fn=task.collate)
-    train_loss = train_one_epoch(trained, loader, task.step, run.optimizer, run.scheduler,
-                                 f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress and dist.is_main(), run.ema)
+    loader = DataLoader(
+        task.dataset,
+        batch_size=cfg.batch_size // world,
+        num_workers=cfg.workers,
+        sampler=indices,
+        collate_fn=task.collate,
+    )
+    train_loss = train_one_epoch(
+        trained,
+        loader,
+        task.step,
+        run.optimizer,
+        run.scheduler,
+        f"epoch {epoch + 1}/{cfg.epochs}",
+        cfg.progress and dist.is_main(),
+        run.ema,
+    )
     train_loss = dist.all_mean(train_loss, next(task.model.parameters()).device)
     if dist.is_main():
         row = end_epoch(run, epoch, train_loss, start)
@@ -305,22 +387,41 @@ def end_epoch(run: Run, epoch: int, train_loss: float, start: float) -> dict:
     cfg, task, state = run.cfg, run.task, run.state
     out = Path(cfg.out)
     metrics = task.validate(task.seg.network)
-    row = {"epoch": epoch + 1, "train_loss": round(train_loss, 6)} | {k: round(v, 6) for k, v in metrics.items()}
+    row = {"epoch": epoch + 1, "train_loss": round(train_loss, 6)} | {
+        k: round(v, 6) for k, v in metrics.items()
+    }
     row |= {"lr": run.scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - start, 2)}
     state.history.append(row)
     state.epoch = epoch + 1
     improved = metrics[task.score] > state.best_score
     state.best_score = max(state.best_score, metrics[task.score])
-    train_state = {"optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
-                   "epoch": state.epoch, "best_score": state.best_score, "history": state.history,
-                   "config": cfg.to_dict()}
+    train_state = {
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "epoch": state.epoch,
+        "best_score": state.best_score,
+        "history": state.history,
+        "config": cfg.to_dict(),
+    }
     if run.ema is not None:
-        train_state |= {"raw_state_dict": task.model.state_dict(), "ema_updates": int(run.ema.n_averaged)}
+        train_state |= {
+            "raw_state_dict": task.model.state_dict(),
+            "ema_updates": int(run.ema.n_averaged),
+        }
     save_checkpoint(out / "last.pt", task.seg, train_state)
     if improved:
-        save_checkpoint(out / "best.pt", task.seg, {"epoch": state.epoch, "metrics": metrics, "config": cfg.to_dict()})
+        save_checkpoint(
+            out / "best.pt",
+            task.seg,
+            {"epoch": state.epoch, "metrics": metrics, "config": cfg.to_dict()},
+        )
     write_metrics_csv(out / "metrics.csv", state.history)
-    plot_curves(out / "curve.png", state.history, tuple(key for key in metrics if key != "val_loss"))
+    plot_curves(
+        out / "curve.png", state.history, tuple(key for key in metrics if key != "val_loss")
+    )
     shown = "  ".join(f"{label} {row[key]:.4f}" for label, key in task.report)
-    print(f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f}  {shown}  ({row['seconds']:.1f}s)", flush=True)
+    print(
+        f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f}  {shown}  ({row['seconds']:.1f}s)",
+        flush=True,
+    )
     return row

@@ -7,7 +7,13 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pixelwise.ops import conv2d, conv_matrix, conv_transpose2d, max_pool2d_with_indices, max_unpool2d
+from pixelwise.ops import (
+    conv2d,
+    conv_matrix,
+    conv_transpose2d,
+    max_pool2d_with_indices,
+    max_unpool2d,
+)
 from pixelwise.ops import reference as ref
 
 SETTINGS = settings(max_examples=40, deadline=None)
@@ -53,7 +59,9 @@ def test_max_pool_and_unpool(case):
         out.backward(g_out)
         out_ref.backward(g_out)
         torch.testing.assert_close(y1.grad, y2.grad, **TOL)
-        np.testing.assert_allclose(ref.max_unpool2d(grad.numpy(), i.numpy(), shape[2:]), out_ref.detach().numpy())
+        np.testing.assert_allclose(
+            ref.max_unpool2d(grad.numpy(), i.numpy(), shape[2:]), out_ref.detach().numpy()
+        )
 
 
 @st.composite
@@ -66,8 +74,20 @@ def conv_cases(draw):
     h = draw(st.integers(max(1, d[0] * (kh - 1) + 1 - 2 * p[0]), 11))
     w = draw(st.integers(max(1, d[1] * (kw - 1) + 1 - 2 * p[1]), 11))
     c_in, c_out, n = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 2))
-    return dict(n=n, c_in=c_in, c_out=c_out, h=h, w=w, k=(kh, kw), s=s, p=p, d=d, op=op,
-                bias=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
+    return dict(
+        n=n,
+        c_in=c_in,
+        c_out=c_out,
+        h=h,
+        w=w,
+        k=(kh, kw),
+        s=s,
+        p=p,
+        d=d,
+        op=op,
+        bias=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**16)),
+    )
 
 
 def _leaves(*tensors):
@@ -97,9 +117,23 @@ def test_conv2d(c):
     b = torch.randn(c["c_out"], generator=g) if c["bias"] else None
     out_ref = assert_same_values_and_grads(
         lambda x, w, b: conv2d(x, w, b, c["s"], c["p"], c["d"]),
-        lambda x, w, b: F.conv2d(x, w, b, stride=c["s"], padding=c["p"], dilation=c["d"]), (x, wt, b), g)
-    np.testing.assert_allclose(ref.conv2d(x.double().numpy(), wt.double().numpy(), None if b is None else b.numpy(),
-                                          c["s"], c["p"], c["d"]), out_ref.numpy(), rtol=1e-4, atol=1e-4)
+        lambda x, w, b: F.conv2d(x, w, b, stride=c["s"], padding=c["p"], dilation=c["d"]),
+        (x, wt, b),
+        g,
+    )
+    np.testing.assert_allclose(
+        ref.conv2d(
+            x.double().numpy(),
+            wt.double().numpy(),
+            None if b is None else b.numpy(),
+            c["s"],
+            c["p"],
+            c["d"],
+        ),
+        out_ref.numpy(),
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 @SETTINGS
@@ -109,35 +143,71 @@ def test_conv_transpose2d(c):
     y = torch.randn(c["n"], c["c_in"], c["h"], c["w"], generator=g)
     wt = torch.randn(c["c_in"], c["c_out"], *c["k"], generator=g)
     b = torch.randn(c["c_out"], generator=g) if c["bias"] else None
-    size = [(y.shape[2 + i] - 1) * c["s"][i] - 2 * c["p"][i] + c["d"][i] * (c["k"][i] - 1) + c["op"][i] + 1
-            for i in range(2)]
+    size = [
+        (y.shape[2 + i] - 1) * c["s"][i]
+        - 2 * c["p"][i]
+        + c["d"][i] * (c["k"][i] - 1)
+        + c["op"][i]
+        + 1
+        for i in range(2)
+    ]
     if min(size) < 1:
         with pytest.raises(ValueError, match="impossible output size"):
             conv_transpose2d(y, wt, b, c["s"], c["p"], c["op"], c["d"])
         return
     out_ref = assert_same_values_and_grads(
         lambda y, w, b: conv_transpose2d(y, w, b, c["s"], c["p"], c["op"], c["d"]),
-        lambda y, w, b: F.conv_transpose2d(y, w, b, stride=c["s"], padding=c["p"], output_padding=c["op"],
-                                           dilation=c["d"]), (y, wt, b), g)
+        lambda y, w, b: F.conv_transpose2d(
+            y, w, b, stride=c["s"], padding=c["p"], output_padding=c["op"], dilation=c["d"]
+        ),
+        (y, wt, b),
+        g,
+    )
     np.testing.assert_allclose(
-        ref.conv_transpose2d(y.double().numpy(), wt.double().numpy(), None if b is None else b.numpy(), c["s"],
-                             c["p"], c["op"], c["d"]), out_ref.numpy(), rtol=1e-4, atol=1e-4)
+        ref.conv_transpose2d(
+            y.double().numpy(),
+            wt.double().numpy(),
+            None if b is None else b.numpy(),
+            c["s"],
+            c["p"],
+            c["op"],
+            c["d"],
+        ),
+        out_ref.numpy(),
+        rtol=1e-4,
+        atol=1e-4,
+    )
 
 
 @settings(max_examples=15, deadline=None)
 @given(conv_cases())
 def test_gradcheck_float64(c):
     g = torch.Generator().manual_seed(c["seed"])
-    x = torch.randn(1, c["c_in"], c["h"], c["w"], generator=g, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(c["c_out"], c["c_in"], *c["k"], generator=g, dtype=torch.float64, requires_grad=True)
-    wt = torch.randn(c["c_in"], c["c_out"], *c["k"], generator=g, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(
+        1, c["c_in"], c["h"], c["w"], generator=g, dtype=torch.float64, requires_grad=True
+    )
+    w = torch.randn(
+        c["c_out"], c["c_in"], *c["k"], generator=g, dtype=torch.float64, requires_grad=True
+    )
+    wt = torch.randn(
+        c["c_in"], c["c_out"], *c["k"], generator=g, dtype=torch.float64, requires_grad=True
+    )
     b = torch.randn(c["c_out"], generator=g, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, w, b: conv2d(x, w, b, c["s"], c["p"], c["d"]), (x, w, b))
-    size = [((c["h"], c["w"])[i] - 1) * c["s"][i] - 2 * c["p"][i] + c["d"][i] * (c["k"][i] - 1) + c["op"][i] + 1
-            for i in range(2)]
+    assert torch.autograd.gradcheck(
+        lambda x, w, b: conv2d(x, w, b, c["s"], c["p"], c["d"]), (x, w, b)
+    )
+    size = [
+        ((c["h"], c["w"])[i] - 1) * c["s"][i]
+        - 2 * c["p"][i]
+        + c["d"][i] * (c["k"][i] - 1)
+        + c["op"][i]
+        + 1
+        for i in range(2)
+    ]
     if min(size) >= 1:
         assert torch.autograd.gradcheck(
-            lambda x, w, b: conv_transpose2d(x, w, b, c["s"], c["p"], c["op"], c["d"]), (x, wt, b))
+            lambda x, w, b: conv_transpose2d(x, w, b, c["s"], c["p"], c["op"], c["d"]), (x, wt, b)
+        )
     xp = torch.randn(1, 2, 6, 5, generator=g, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: max_pool2d_with_indices(x, 2)[0], (xp,))
     _, idx = max_pool2d_with_indices(xp.detach(), 2)
@@ -155,9 +225,14 @@ def test_transpose_is_gradient_of_conv_wrt_input(c):
     y = torch.randn(out.shape, generator=g)
     (grad_x,) = torch.autograd.grad(out, x, y)
     # the output_padding that restores x's size exactly
-    op = tuple(x.shape[2 + i] - ((out.shape[2 + i] - 1) * c["s"][i] - 2 * c["p"][i] + c["d"][i] * (c["k"][i] - 1) + 1)
-               for i in range(2))
-    torch.testing.assert_close(conv_transpose2d(y, w, None, c["s"], c["p"], op, c["d"]), grad_x, **TOL)
+    op = tuple(
+        x.shape[2 + i]
+        - ((out.shape[2 + i] - 1) * c["s"][i] - 2 * c["p"][i] + c["d"][i] * (c["k"][i] - 1) + 1)
+        for i in range(2)
+    )
+    torch.testing.assert_close(
+        conv_transpose2d(y, w, None, c["s"], c["p"], op, c["d"]), grad_x, **TOL
+    )
 
 
 @SETTINGS
@@ -167,11 +242,26 @@ def test_conv_matrix_2d(c):
     k = torch.randn(*c["k"], generator=g, dtype=torch.float64)
     x = torch.randn(c["h"], c["w"], generator=g, dtype=torch.float64)
     X = torch.from_numpy(conv_matrix(k.numpy(), (c["h"], c["w"]), c["s"], c["p"], c["d"]))
-    y = F.conv2d(x.view(1, 1, *x.shape), k.view(1, 1, *k.shape), stride=c["s"], padding=c["p"], dilation=c["d"])
+    y = F.conv2d(
+        x.view(1, 1, *x.shape),
+        k.view(1, 1, *k.shape),
+        stride=c["s"],
+        padding=c["p"],
+        dilation=c["d"],
+    )
     torch.testing.assert_close(X @ x.flatten(), y.flatten())
     yv = torch.randn(y.numel(), generator=g, dtype=torch.float64)
-    op = tuple(x.shape[i] - ((y.shape[2 + i] - 1) * c["s"][i] - 2 * c["p"][i] + c["d"][i] * (c["k"][i] - 1) + 1)
-               for i in range(2))
-    back = F.conv_transpose2d(yv.view(y.shape), k.view(1, 1, *k.shape), stride=c["s"], padding=c["p"],
-                              output_padding=op, dilation=c["d"])
+    op = tuple(
+        x.shape[i]
+        - ((y.shape[2 + i] - 1) * c["s"][i] - 2 * c["p"][i] + c["d"][i] * (c["k"][i] - 1) + 1)
+        for i in range(2)
+    )
+    back = F.conv_transpose2d(
+        yv.view(y.shape),
+        k.view(1, 1, *k.shape),
+        stride=c["s"],
+        padding=c["p"],
+        output_padding=op,
+        dilation=c["d"],
+    )
     torch.testing.assert_close(X.T @ yv, back.flatten())

@@ -42,8 +42,12 @@ def test_scratch_backend_follows_torch_loss_curve(name):
 
 @pytest.mark.parametrize("name", ["segnet", "unet"])
 def test_backends_share_state_dicts_and_outputs(name):
-    a = create_model(name, in_channels=3, num_classes=2, depth=2, base_width=4, backend="torch").eval()
-    b = create_model(name, in_channels=3, num_classes=2, depth=2, base_width=4, backend="scratch").eval()
+    a = create_model(
+        name, in_channels=3, num_classes=2, depth=2, base_width=4, backend="torch"
+    ).eval()
+    b = create_model(
+        name, in_channels=3, num_classes=2, depth=2, base_width=4, backend="scratch"
+    ).eval()
     b.load_state_dict(a.state_dict())
     x = torch.randn(2, 3, 19, 26)
     torch.testing.assert_close(b(x), a(x), rtol=1e-5, atol=1e-5)

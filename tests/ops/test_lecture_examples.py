@@ -34,8 +34,14 @@ def test_1d_conv_matrix_stride_1_padding_1():
         [0, 0, "x", "y", "z", 0],
         [0, 0, 0, "x", "y", "z"],
     ]
-    assert X.T.tolist() == [["x", 0, 0, 0], ["y", "x", 0, 0], ["z", "y", "x", 0], [0, "z", "y", "x"],
-                            [0, 0, "z", "y"], [0, 0, 0, "z"]]
+    assert X.T.tolist() == [
+        ["x", 0, 0, 0],
+        ["y", "x", 0, 0],
+        ["z", "y", "x", 0],
+        [0, "z", "y", "x"],
+        [0, 0, "z", "y"],
+        [0, 0, 0, "z"],
+    ]
 
 
 def test_1d_conv_matrix_stride_2_padding_1():
@@ -51,8 +57,13 @@ def test_1d_matrices_numerically_equal_conv_and_transpose():
         X = torch.from_numpy(conv_matrix(k.numpy(), (4,), stride=stride, padding=1))
         y = F.conv1d(a.view(1, 1, 4), k.view(1, 1, 3), stride=stride, padding=1).flatten()
         torch.testing.assert_close(X @ a, y)
-        back = F.conv_transpose1d(y.view(1, 1, -1), k.view(1, 1, 3), stride=stride, padding=1,
-                                  output_padding=(4 + 2 - 3) % stride).flatten()
+        back = F.conv_transpose1d(
+            y.view(1, 1, -1),
+            k.view(1, 1, 3),
+            stride=stride,
+            padding=1,
+            output_padding=(4 + 2 - 3) % stride,
+        ).flatten()
         torch.testing.assert_close(X.T @ y, back)
 
 

@@ -25,16 +25,21 @@ from pixelwise.constants import APPEARANCES
 from pixelwise.data.encoding import full_scale, to_unit
 
 
-
 def _back(x: np.ndarray, top: float, dtype) -> np.ndarray:
-    return np.clip(np.rint(x * top), 0, top).astype(dtype) if np.dtype(dtype).kind in "ui" else x.astype(dtype)
+    return (
+        np.clip(np.rint(x * top), 0, top).astype(dtype)
+        if np.dtype(dtype).kind in "ui"
+        else x.astype(dtype)
+    )
 
 
 def _grey(x: np.ndarray) -> np.ndarray:
     return x @ np.array([0.299, 0.587, 0.114], np.float32) if x.shape[-1] == 3 else x[..., 0]
 
 
-def colour_jitter(x: np.ndarray, rng: np.random.Generator, strength: float = 0.4, hue: float = 0.05) -> np.ndarray:
+def colour_jitter(
+    x: np.ndarray, rng: np.random.Generator, strength: float = 0.4, hue: float = 0.05
+) -> np.ndarray:
     """Brightness, contrast and saturation scaled by factors in [1 - strength, 1 + strength], hue
     rotated by up to ``hue`` of a turn, in random order (x float in [0, 1])."""
     ops = rng.permutation(4)
@@ -70,10 +75,14 @@ def gaussian_blur(x: np.ndarray, rng: np.random.Generator, max_sigma: float = 1.
 
 
 def sensor_noise(x: np.ndarray, rng: np.random.Generator, max_sigma: float = 0.04) -> np.ndarray:
-    return np.clip(x + rng.normal(0, rng.uniform(0.005, max_sigma), x.shape).astype(np.float32), 0, 1)
+    return np.clip(
+        x + rng.normal(0, rng.uniform(0.005, max_sigma), x.shape).astype(np.float32), 0, 1
+    )
 
 
-def jpeg_recompress(x: np.ndarray, rng: np.random.Generator, quality: tuple[int, int] = (30, 90)) -> np.ndarray:
+def jpeg_recompress(
+    x: np.ndarray, rng: np.random.Generator, quality: tuple[int, int] = (30, 90)
+) -> np.ndarray:
     import cv2
 
     q = int(rng.integers(quality[0], quality[1] + 1))
@@ -85,7 +94,9 @@ def jpeg_recompress(x: np.ndarray, rng: np.random.Generator, quality: tuple[int,
     return decoded.astype(np.float32) / 255
 
 
-def stain_jitter(x: np.ndarray, rng: np.random.Generator, scale: float = 0.25, shift: float = 0.03) -> np.ndarray:
+def stain_jitter(
+    x: np.ndarray, rng: np.random.Generator, scale: float = 0.25, shift: float = 0.03
+) -> np.ndarray:
     """Scale and shift each stain's optical density (Ruifrok-Johnston haematoxylin, eosin, DAB):
     another lab's staining of the same tissue."""
     from skimage.color import hed2rgb, rgb2hed
@@ -96,7 +107,9 @@ def stain_jitter(x: np.ndarray, rng: np.random.Generator, scale: float = 0.25, s
 
 
 def gamma_jitter(x: np.ndarray, rng: np.random.Generator, spread: float = 0.5) -> np.ndarray:
-    return np.power(np.clip(x, 0, 1), float(np.exp(rng.uniform(-spread, spread)))).astype(np.float32)
+    return np.power(np.clip(x, 0, 1), float(np.exp(rng.uniform(-spread, spread)))).astype(
+        np.float32
+    )
 
 
 def _photo(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -132,8 +145,10 @@ def _microscopy(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return x
 
 
-PRESETS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {"photo": _photo,
-                                                                               "microscopy": _microscopy}
+PRESETS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
+    "photo": _photo,
+    "microscopy": _microscopy,
+}
 
 
 def random_appearance(image: np.ndarray, rng: np.random.Generator, preset: str) -> np.ndarray:

@@ -49,23 +49,44 @@ class InstanceItem:
     label_image: Path | None = None
 
 
-def load_coco(annotation_file: str | Path, image_root: str | Path | None = None) -> tuple[list[InstanceItem], Categories, dict]:
+def load_coco(
+    annotation_file: str | Path, image_root: str | Path | None = None
+) -> tuple[list[InstanceItem], Categories, dict]:
     """Items, categories and the parsed JSON of a COCO instances file; images are looked up
     under ``image_root`` (default: ``images/`` beside the file, else the file's folder)."""
     path = Path(annotation_file)
     try:
         spec = json.loads(path.read_text())
-        images, annotations, categories = spec["images"], spec.get("annotations", []), spec["categories"]
+        images, annotations, categories = (
+            spec["images"],
+            spec.get("annotations", []),
+            spec["categories"],
+        )
     except (OSError, KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a COCO instances file ({type(exc).__name__}: {exc})") from None
-    root = Path(image_root) if image_root else (path.parent / "images" if (path.parent / "images").is_dir() else path.parent)
+        raise ValueError(
+            f"{path}: not a COCO instances file ({type(exc).__name__}: {exc})"
+        ) from None
+    root = (
+        Path(image_root)
+        if image_root
+        else (path.parent / "images" if (path.parent / "images").is_dir() else path.parent)
+    )
     cats = sorted(categories, key=lambda c: c["id"])
     cat = Categories(tuple(c["id"] for c in cats), tuple(c["name"] for c in cats))
     by_image: dict[int, list[dict]] = {}
     for ann in annotations:
         by_image.setdefault(ann["image_id"], []).append(ann)
-    items = [InstanceItem(root / im["file_name"], Path(im["file_name"]).stem, int(im["id"]), int(im["height"]),
-                          int(im["width"]), tuple(by_image.get(im["id"], ()))) for im in images]
+    items = [
+        InstanceItem(
+            root / im["file_name"],
+            Path(im["file_name"]).stem,
+            int(im["id"]),
+            int(im["height"]),
+            int(im["width"]),
+            tuple(by_image.get(im["id"], ())),
+        )
+        for im in images
+    ]
     return items, cat, spec
 
 
@@ -110,7 +131,10 @@ def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
     """(N, 4) xyxy boxes (pixel edges) enclosing each (H, W) mask."""
     boxes = np.zeros((len(masks), 4), np.float32)
     for i, m in enumerate(masks):
-        ys, xs = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))  # projections: cheaper than nonzero(m)
+        ys, xs = (
+            np.flatnonzero(m.any(1)),
+            np.flatnonzero(m.any(0)),
+        )  # projections: cheaper than nonzero(m)
         if len(ys):
             boxes[i] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
     return boxes
@@ -121,12 +145,19 @@ def item_target(item: InstanceItem, categories: Categories) -> dict[str, np.ndar
     if item.label_image is not None:
         labels = read_mask(item.label_image)
         ids = [i for i in np.unique(labels) if i != 0]
-        masks = np.stack([labels == i for i in ids]).astype(np.uint8) if ids else np.zeros((0, *labels.shape), np.uint8)
+        masks = (
+            np.stack([labels == i for i in ids]).astype(np.uint8)
+            if ids
+            else np.zeros((0, *labels.shape), np.uint8)
+        )
         classes = np.ones(len(ids), np.int64)
     else:
         anns = [a for a in item.annotations if not a.get("iscrowd", 0)]
-        masks = (np.stack([annotation_mask(a, item.height, item.width) for a in anns]) if anns
-                 else np.zeros((0, item.height, item.width), np.uint8))
+        masks = (
+            np.stack([annotation_mask(a, item.height, item.width) for a in anns])
+            if anns
+            else np.zeros((0, item.height, item.width), np.uint8)
+        )
         classes = np.array([categories.label(a["category_id"]) for a in anns], np.int64)
     boxes = masks_to_boxes(masks)
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
@@ -136,8 +167,11 @@ def item_target(item: InstanceItem, categories: Categories) -> dict[str, np.ndar
 def resize_target(target: dict[str, np.ndarray], size: tuple[int, int]) -> dict[str, np.ndarray]:
     from pixelwise.data.transforms import resize_mask
 
-    masks = np.stack([resize_mask(m, size) for m in target["masks"]]) if len(target["masks"]) else \
-        np.zeros((0, *size), np.uint8)
+    masks = (
+        np.stack([resize_mask(m, size) for m in target["masks"]])
+        if len(target["masks"])
+        else np.zeros((0, *size), np.uint8)
+    )
     boxes = masks_to_boxes(masks)
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     return {"boxes": boxes[keep], "labels": target["labels"][keep], "masks": masks[keep]}
@@ -152,8 +186,14 @@ class InstanceDataset(Dataset):
     the image and every mask; randomness is a pure function of (seed, epoch, index).
     """
 
-    def __init__(self, items: list[InstanceItem], categories: Categories, augment: bool = False,
-                 scale_range: tuple[float, float] = (0.75, 1.25), seed: int = 0) -> None:
+    def __init__(
+        self,
+        items: list[InstanceItem],
+        categories: Categories,
+        augment: bool = False,
+        scale_range: tuple[float, float] = (0.75, 1.25),
+        seed: int = 0,
+    ) -> None:
         self.items, self.categories, self.augment = items, categories, augment
         self.scale_range, self.seed, self.epoch = scale_range, seed, 0
 
@@ -166,14 +206,18 @@ class InstanceDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         from pixelwise.data.transforms import resize_image
 
-        item = self.items[index % len(self.items)]  # index >= len: another random draw (epoch_indices)
+        item = self.items[
+            index % len(self.items)
+        ]  # index >= len: another random draw (epoch_indices)
         image = read_image(item.image)
         if image.shape[-1] == 1:
             image = np.repeat(image, 3, axis=-1)
         target = item_target(item, self.categories)
         if image.shape[:2] != target["masks"].shape[1:]:
-            raise ValueError(f"{item.image}: image is {image.shape[:2]} but its annotations say "
-                             f"{target['masks'].shape[1:]}")
+            raise ValueError(
+                f"{item.image}: image is {image.shape[:2]} but its annotations say "
+                f"{target['masks'].shape[1:]}"
+            )
         if self.augment:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             s = float(rng.uniform(*self.scale_range))
@@ -181,15 +225,20 @@ class InstanceDataset(Dataset):
             image, target = resize_image(image, size), resize_target(target, size)
             if rng.random() < 0.5:
                 image = image[:, ::-1]
-                target = {"masks": target["masks"][:, :, ::-1], "labels": target["labels"],
-                          "boxes": target["boxes"].copy()}
+                target = {
+                    "masks": target["masks"][:, :, ::-1],
+                    "labels": target["labels"],
+                    "boxes": target["boxes"].copy(),
+                }
                 w = image.shape[1]
                 target["boxes"][:, [0, 2]] = w - target["boxes"][:, [2, 0]]
         x = torch.from_numpy(np.ascontiguousarray(to_unit(image).transpose(2, 0, 1)))
-        return x, {"boxes": torch.from_numpy(np.ascontiguousarray(target["boxes"])).reshape(-1, 4),
-                   "labels": torch.from_numpy(target["labels"]),
-                   "masks": torch.from_numpy(np.ascontiguousarray(target["masks"])),
-                   "draw": torch.tensor(index)}
+        return x, {
+            "boxes": torch.from_numpy(np.ascontiguousarray(target["boxes"])).reshape(-1, 4),
+            "labels": torch.from_numpy(target["labels"]),
+            "masks": torch.from_numpy(np.ascontiguousarray(target["masks"])),
+            "draw": torch.tensor(index),
+        }
 
 
 def collate(batch):

@@ -18,18 +18,17 @@ colours and the void id. Samples are ``(image float32 (C, H, W), target int64 (H
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pixelwise.data.io import IMAGE_SUFFIXES, count_pages, read_image, read_mask
 from pixelwise.constants import IGNORE_INDEX
 from pixelwise.data.appearance import random_appearance
 from pixelwise.data.encoding import MaskEncoding, Normalization, full_scale
-from pixelwise.data.weight_map import unet_weight_map
+from pixelwise.data.io import IMAGE_SUFFIXES, count_pages, read_image, read_mask
 from pixelwise.data.transforms import (
     Augmentation,
     composite,
@@ -42,6 +41,7 @@ from pixelwise.data.transforms import (
     resize_mask,
     resize_pair,
 )
+from pixelwise.data.weight_map import unet_weight_map
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,11 @@ def read_dataset_info(root: Path) -> DatasetInfo:
 
 
 def _files_by_stem(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+    return {
+        p.stem: p
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    }
 
 
 def find_pairs(root: Path, image_dir: str = "images", mask_dir: str = "masks") -> list[Item]:
@@ -88,7 +92,9 @@ def find_pairs(root: Path, image_dir: str = "images", mask_dir: str = "masks") -
     img_folder, mask_folder = root / image_dir, root / mask_dir
     for folder in (img_folder, mask_folder):
         if not folder.is_dir():
-            raise ValueError(f"{folder}: folder not found (expected {root}/{image_dir} and {root}/{mask_dir})")
+            raise ValueError(
+                f"{folder}: folder not found (expected {root}/{image_dir} and {root}/{mask_dir})"
+            )
     images, masks = _files_by_stem(img_folder), _files_by_stem(mask_folder)
     only_img, only_mask = sorted(images.keys() - masks.keys()), sorted(masks.keys() - images.keys())
     if only_img or only_mask:
@@ -134,11 +140,17 @@ def find_items(root: Path) -> list[Item]:
         return find_pairs(root, "images", "instances" if instances else "masks")
     volumes = sorted(root.glob("*-volume.tif"))
     if volumes:
-        return [item for v in volumes for item in stack_items(v, v.with_name(v.name.replace("-volume", "-labels")))]
+        return [
+            item
+            for v in volumes
+            for item in stack_items(v, v.with_name(v.name.replace("-volume", "-labels")))
+        ]
     items = ctc_items(root, "GT") or ctc_items(root, "ST")
     if not items:
-        raise ValueError(f"{root}: no dataset found (expected images/ + masks/, *-volume.tif + *-labels.tif, "
-                         "or a Cell Tracking Challenge layout)")
+        raise ValueError(
+            f"{root}: no dataset found (expected images/ + masks/, *-volume.tif + *-labels.tif, "
+            "or a Cell Tracking Challenge layout)"
+        )
     return items
 
 
@@ -163,7 +175,9 @@ def resolve_splits(
     return split_pool(pool, val_stems, val_fraction, seed, root)
 
 
-def split_pool(pool: list, val_stems: list[str] | None, val_fraction: float, seed: int, source: str | Path) -> tuple[list, list]:
+def split_pool(
+    pool: list, val_stems: list[str] | None, val_fraction: float, seed: int, source: str | Path
+) -> tuple[list, list]:
     """(train, validation) of any items with a ``name``: those named in ``val_stems`` when
     given, else a seeded random ``val_fraction``. ``source`` names the data in errors."""
     if val_stems:
@@ -177,13 +191,17 @@ def split_pool(pool: list, val_stems: list[str] | None, val_fraction: float, see
     order = np.random.default_rng(seed).permutation(len(pool))
     n_val = int(round(len(pool) * val_fraction))
     val_idx = set(order[:n_val].tolist())
-    return [p for i, p in enumerate(pool) if i not in val_idx], [p for i, p in enumerate(pool) if i in val_idx]
+    return [p for i, p in enumerate(pool) if i not in val_idx], [
+        p for i, p in enumerate(pool) if i in val_idx
+    ]
 
 
 def compute_normalization(images: list[np.ndarray]) -> Normalization:
     """Per-channel mean and std of a list of (H, W, C) images, scaled to [0, 1]."""
     scale = max(full_scale(im.dtype) for im in images)
-    stacked = np.concatenate([im.reshape(-1, im.shape[-1]).astype(np.float64) / scale for im in images])
+    stacked = np.concatenate(
+        [im.reshape(-1, im.shape[-1]).astype(np.float64) / scale for im in images]
+    )
     std = np.maximum(stacked.std(axis=0), 1e-3)
     return Normalization(stacked.mean(axis=0).tolist(), std.tolist(), scale)
 
@@ -230,8 +248,15 @@ class SegmentationDataset(Dataset):
         self.weight_map = weight_map
         self._weights: dict[int, np.ndarray] = {}
         self.crop, self.augment, self.seed, self.epoch = crop, augment, seed, 0
-        self.elastic, self.scale, self.flips, self.augmentation = elastic, scale, flips, augmentation
-        self.context = 0  # mirrored border added around each image before cropping (valid-convolution models)
+        self.elastic, self.scale, self.flips, self.augmentation = (
+            elastic,
+            scale,
+            flips,
+            augmentation,
+        )
+        self.context = (
+            0  # mirrored border added around each image before cropping (valid-convolution models)
+        )
         self.channels = channels
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -244,16 +269,23 @@ class SegmentationDataset(Dataset):
     def set_channels(self, channels: int) -> None:
         """Convert images (cached ones included) to ``channels`` channels."""
         self.channels = channels
-        self._cache = {i: (match_channels(im, channels, self.items[i].image), t) for i, (im, t) in self._cache.items()}
+        self._cache = {
+            i: (match_channels(im, channels, self.items[i].image), t)
+            for i, (im, t) in self._cache.items()
+        }
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The raw image (H, W, C) and encoded target (H, W) of pair ``index``."""
         if index not in self._cache:
             item = self.items[index]
             image = read_image(item.image, item.page)
-            target = self.encoding.apply(read_mask(item.mask, item.page), self.num_classes, item.mask)
+            target = self.encoding.apply(
+                read_mask(item.mask, item.page), self.num_classes, item.mask
+            )
             if image.shape[:2] != target.shape:
-                raise ValueError(f"{item.mask}: mask is {target.shape} but image {item.image.name} is {image.shape[:2]}")
+                raise ValueError(
+                    f"{item.mask}: mask is {target.shape} but image {item.image.name} is {image.shape[:2]}"
+                )
             if self.channels is not None:
                 image = match_channels(image, self.channels, item.image)
             if self.scale != 1.0:

@@ -79,20 +79,29 @@ class MaskEncoding:
         return out
 
     def to_dict(self) -> dict:
-        return {"values": list(self.values) if self.values is not None else None,
-                "ignore_values": list(self.ignore_values), "instances": self.instances}
+        return {
+            "values": list(self.values) if self.values is not None else None,
+            "ignore_values": list(self.ignore_values),
+            "instances": self.instances,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> MaskEncoding:
         values = d.get("values")
-        return cls(tuple(values) if values is not None else None, tuple(d.get("ignore_values", ())), d.get("instances"))
+        return cls(
+            tuple(values) if values is not None else None,
+            tuple(d.get("ignore_values", ())),
+            d.get("instances"),
+        )
 
 
 def instances_to_classes(labels: np.ndarray, target: str) -> np.ndarray:
     """Instance labels -> class ids: ``foreground`` (labels > 0) or ``boundary`` (0 background,
     1 interior, 2 pixels of an object touching another label or the background)."""
     if target not in INSTANCE_TARGETS:
-        raise ValueError(f"unknown instance target {target!r}; choose one of {', '.join(INSTANCE_TARGETS)}")
+        raise ValueError(
+            f"unknown instance target {target!r}; choose one of {', '.join(INSTANCE_TARGETS)}"
+        )
     classes = (labels > 0).astype(np.int64)
     if target == "boundary":
         from skimage.segmentation import find_boundaries

@@ -50,14 +50,22 @@ def _check_file(path: Path) -> None:
         raise ImageReadError(path, "empty file (0 bytes)")
 
 
-def _check_size(path: Path, width: int, height: int, max_pixels: int | None) -> None:
-    limit = max_pixels_limit(max_pixels)
-    if width * height > limit:
-        raise ImageReadError(
+class ImageTooLarge(ImageReadError):
+    """An image with more pixels than allowed, refused from its header before decoding."""
+
+    def __init__(self, path: str | os.PathLike, width: int, height: int, limit: int) -> None:
+        super().__init__(
             path,
             f"image is {width} x {height} = {width * height} pixels, over the limit of {limit} "
             "(possible decompression bomb; raise it with max_pixels= or PIXELWISE_MAX_PIXELS)",
         )
+        self.pixels, self.limit = width * height, limit
+
+
+def _check_size(path: Path, width: int, height: int, max_pixels: int | None) -> None:
+    limit = max_pixels_limit(max_pixels)
+    if width * height > limit:
+        raise ImageTooLarge(path, width, height, limit)
 
 
 def _read_tiff(path: Path, page: int | None, max_pixels: int | None) -> np.ndarray:
@@ -108,7 +116,11 @@ def _open_pil(path: Path, max_pixels: int | None, source=None) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img.load()
     except (OSError, SyntaxError, ValueError) as exc:
-        reason = "truncated or corrupt image data" if "truncated" in str(exc) or "broken" in str(exc) else str(exc)
+        reason = (
+            "truncated or corrupt image data"
+            if "truncated" in str(exc) or "broken" in str(exc)
+            else str(exc)
+        )
         raise ImageReadError(path, f"cannot decode ({reason})") from None
     return img
 
@@ -141,7 +153,9 @@ def _normalise_channels(path: Path, arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def read_image(path: str | os.PathLike, page: int | None = None, max_pixels: int | None = None) -> np.ndarray:
+def read_image(
+    path: str | os.PathLike, page: int | None = None, max_pixels: int | None = None
+) -> np.ndarray:
     """Read an image file as a (H, W, C) uint8/uint16 array, C = 1 (grey) or 3 (colour).
 
     ``page`` selects a slice of a multi-page TIFF (default: the first).
@@ -162,10 +176,14 @@ def read_image_bytes(data: bytes, name: str, max_pixels: int | None = None) -> n
 
     if not data:
         raise ImageReadError(name, "empty file (0 bytes)")
-    return _normalise_channels(Path(name), _pil_image_to_array(_open_pil(Path(name), max_pixels, io.BytesIO(data))))
+    return _normalise_channels(
+        Path(name), _pil_image_to_array(_open_pil(Path(name), max_pixels, io.BytesIO(data)))
+    )
 
 
-def read_mask(path: str | os.PathLike, page: int | None = None, max_pixels: int | None = None) -> np.ndarray:
+def read_mask(
+    path: str | os.PathLike, page: int | None = None, max_pixels: int | None = None
+) -> np.ndarray:
     """Read a label image as a (H, W) integer array of the stored values.
 
     Class-id PNGs (mode L), palette PNGs (the palette index is the value) and 16-bit
@@ -179,7 +197,9 @@ def read_mask(path: str | os.PathLike, page: int | None = None, max_pixels: int 
     else:
         img = _open_pil(path, max_pixels)
         if img.mode in ("RGB", "RGBA"):
-            raise ImageReadError(path, f"mask is a colour ({img.mode}) image; expected class ids (mode L, P or I;16)")
+            raise ImageReadError(
+                path, f"mask is a colour ({img.mode}) image; expected class ids (mode L, P or I;16)"
+            )
         if img.mode == "1":
             img = img.convert("L")
         arr = np.asarray(img)
@@ -253,7 +273,11 @@ def list_images(paths: list[str | os.PathLike]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+            out.extend(
+                sorted(
+                    f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+                )
+            )
         else:
             out.append(p)
     return out

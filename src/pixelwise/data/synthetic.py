@@ -30,7 +30,9 @@ def shapes_sample(size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.n
     return np.clip(image, 0, 255).astype(np.uint8), mask
 
 
-def write_shapes_dataset(root: str | Path, n_train: int = 16, n_val: int = 4, size: int = 64, seed: int = 0) -> Path:
+def write_shapes_dataset(
+    root: str | Path, n_train: int = 16, n_val: int = 4, size: int = 64, seed: int = 0
+) -> Path:
     """Write ``root/{train,val}/{images,masks}/NNN.png``; returns ``root``."""
     root = Path(root)
     rng = np.random.default_rng(seed)

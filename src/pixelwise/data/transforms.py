@@ -37,21 +37,32 @@ class Augmentation:
         if not 0 <= self.composite <= 1:
             raise ValueError(f"composite is a probability in [0, 1], got {self.composite}")
         if self.appearance not in APPEARANCES:
-            raise ValueError(f"unknown appearance {self.appearance!r}; choose one of {', '.join(APPEARANCES)}")
+            raise ValueError(
+                f"unknown appearance {self.appearance!r}; choose one of {', '.join(APPEARANCES)}"
+            )
 
     @property
     def active(self) -> bool:
-        return self.zoom is not None or self.rotate > 0 or self.appearance != "none" or self.composite > 0
+        return (
+            self.zoom is not None
+            or self.rotate > 0
+            or self.appearance != "none"
+            or self.composite > 0
+        )
 
 
-def pad_to(image: np.ndarray, mask: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def pad_to(
+    image: np.ndarray, mask: np.ndarray, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Pad to at least (height, width): image by reflection, mask with the ignore index."""
     ph, pw = max(0, height - image.shape[0]), max(0, width - image.shape[1])
     if ph == 0 and pw == 0:
         return image, mask
     mode = "reflect" if ph < image.shape[0] and pw < image.shape[1] else "symmetric"
     image = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
-    mask = np.pad(mask, ((0, ph), (0, pw)) + ((0, 0),) * (mask.ndim - 2), constant_values=IGNORE_INDEX)
+    mask = np.pad(
+        mask, ((0, ph), (0, pw)) + ((0, 0),) * (mask.ndim - 2), constant_values=IGNORE_INDEX
+    )
     return image, mask
 
 
@@ -124,7 +135,11 @@ def random_flip_rotate(
 
 
 def elastic_deform(
-    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, grid: int = 3, sigma: float = 10.0
+    image: np.ndarray,
+    mask: np.ndarray,
+    rng: np.random.Generator,
+    grid: int = 3,
+    sigma: float = 10.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """U-Net's elastic deformation: random displacements on a coarse ``grid`` x ``grid`` grid
     (Gaussian, ``sigma`` pixels), interpolated bicubically to every pixel; the image is
@@ -133,24 +148,45 @@ def elastic_deform(
 
     h, w = mask.shape[:2]
     coarse = rng.normal(0.0, sigma, (2, grid, grid))
-    field = [ndimage.zoom(c, (h / grid, w / grid), order=3, mode="nearest", grid_mode=False) for c in coarse]
-    yy, xx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    field = [
+        ndimage.zoom(c, (h / grid, w / grid), order=3, mode="nearest", grid_mode=False)
+        for c in coarse
+    ]
+    yy, xx = np.meshgrid(
+        np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij"
+    )
     coords = np.stack([yy + field[0].astype(np.float32), xx + field[1].astype(np.float32)])
-    lo, hi = (0, 255) if image.dtype == np.uint8 else (0, np.iinfo(image.dtype).max if image.dtype.kind in "ui" else None)
-    channels = [ndimage.map_coordinates(image[..., c].astype(np.float32), coords, order=3, mode="mirror")
-                for c in range(image.shape[-1])]
+    lo, hi = (
+        (0, 255)
+        if image.dtype == np.uint8
+        else (0, np.iinfo(image.dtype).max if image.dtype.kind in "ui" else None)
+    )
+    channels = [
+        ndimage.map_coordinates(image[..., c].astype(np.float32), coords, order=3, mode="mirror")
+        for c in range(image.shape[-1])
+    ]
     warped = np.stack(channels, axis=-1)
     if hi is not None:
         warped = np.clip(np.rint(warped), lo, hi)
     planes = mask[..., None] if mask.ndim == 2 else mask
-    warped_mask = np.stack([ndimage.map_coordinates(planes[..., k], coords, order=0, mode="mirror")
-                            for k in range(planes.shape[-1])], axis=-1).reshape(mask.shape)
+    warped_mask = np.stack(
+        [
+            ndimage.map_coordinates(planes[..., k], coords, order=0, mode="mirror")
+            for k in range(planes.shape[-1])
+        ],
+        axis=-1,
+    ).reshape(mask.shape)
     return warped.astype(image.dtype), warped_mask.astype(mask.dtype)
 
 
-def random_resized_crop(image: np.ndarray, mask: np.ndarray, size: int, rng: np.random.Generator,
-                        area: tuple[float, float] = (0.3, 1.0),
-                        ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> tuple[np.ndarray, np.ndarray]:
+def random_resized_crop(
+    image: np.ndarray,
+    mask: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    area: tuple[float, float] = (0.3, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> tuple[np.ndarray, np.ndarray]:
     """A random window covering a fraction in ``area`` of the image with an aspect ratio
     (width / height, log-uniform) in ``ratio``, resized to ``size`` x ``size``: a wide range of
     object scales and some aspect distortion. The image is resized with area averaging or
@@ -171,27 +207,48 @@ def random_resized_crop(image: np.ndarray, mask: np.ndarray, size: int, rng: np.
     window = image[top : top + ch, left : left + cw]
     interpolation = cv2.INTER_AREA if ch * cw > size * size else cv2.INTER_LINEAR
     out = cv2.resize(np.ascontiguousarray(window), (size, size), interpolation=interpolation)
-    return out.reshape(size, size, image.shape[-1]), resize_mask(mask[top : top + ch, left : left + cw], (size, size))
+    return out.reshape(size, size, image.shape[-1]), resize_mask(
+        mask[top : top + ch, left : left + cw], (size, size)
+    )
 
 
-def random_rotate(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
-                  degrees: float) -> tuple[np.ndarray, np.ndarray]:
+def random_rotate(
+    image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, degrees: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Rotate both by an angle uniform in [-degrees, degrees] about the centre; the image
     bilinearly, the mask by nearest neighbour; corners that come from outside are mirrored
     for the image and ignored (255) in the mask."""
     import cv2
 
     h, w = mask.shape[:2]
-    m = cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), float(rng.uniform(-degrees, degrees)), 1.0)
+    m = cv2.getRotationMatrix2D(
+        (w / 2 - 0.5, h / 2 - 0.5), float(rng.uniform(-degrees, degrees)), 1.0
+    )
     src_dtype = image.dtype
-    rotated = cv2.warpAffine(image.astype(np.float32), m, (w, h), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REFLECT_101).reshape(image.shape)
+    rotated = cv2.warpAffine(
+        image.astype(np.float32),
+        m,
+        (w, h),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT_101,
+    ).reshape(image.shape)
     if src_dtype.kind in "ui":
         rotated = np.clip(np.rint(rotated), 0, np.iinfo(src_dtype).max)
     planes = mask[..., None] if mask.ndim == 2 else mask
-    turned = np.stack([cv2.warpAffine(np.ascontiguousarray(planes[..., k]).astype(np.float32), m, (w, h),
-                                      flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
-                                      borderValue=IGNORE_INDEX) for k in range(planes.shape[-1])], -1)
+    turned = np.stack(
+        [
+            cv2.warpAffine(
+                np.ascontiguousarray(planes[..., k]).astype(np.float32),
+                m,
+                (w, h),
+                flags=cv2.INTER_NEAREST,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=IGNORE_INDEX,
+            )
+            for k in range(planes.shape[-1])
+        ],
+        -1,
+    )
     return rotated.astype(src_dtype), turned.reshape(mask.shape).astype(mask.dtype)
 
 
@@ -209,14 +266,24 @@ def fill_foreground(image: np.ndarray, foreground: np.ndarray, work_size: int = 
     small = cv2.resize(image, size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1)
     hole = cv2.resize(foreground.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
     hole = cv2.dilate(hole, np.ones((3, 3), np.uint8))
-    filled = np.stack([cv2.inpaint(np.ascontiguousarray(small[..., c]), hole, 3, cv2.INPAINT_TELEA)
-                       for c in range(small.shape[-1])], -1)
+    filled = np.stack(
+        [
+            cv2.inpaint(np.ascontiguousarray(small[..., c]), hole, 3, cv2.INPAINT_TELEA)
+            for c in range(small.shape[-1])
+        ],
+        -1,
+    )
     plate = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR).reshape(image.shape)
     return np.where(foreground[..., None], plate, image)
 
 
-def composite(image: np.ndarray, mask: np.ndarray, background: np.ndarray, background_mask: np.ndarray,
-              foreground_class: int = 1) -> np.ndarray:
+def composite(
+    image: np.ndarray,
+    mask: np.ndarray,
+    background: np.ndarray,
+    background_mask: np.ndarray,
+    foreground_class: int = 1,
+) -> np.ndarray:
     """Paste the labelled foreground of ``image`` onto another photo's background (mask-aware:
     the other photo's own foreground is filled from its surroundings first, so no unlabelled
     object shows behind the pasted one). ``background`` is resized to the image. The pasted
@@ -226,8 +293,14 @@ def composite(image: np.ndarray, mask: np.ndarray, background: np.ndarray, backg
     h, w = mask.shape[:2]
     labels = mask if mask.ndim == 2 else mask[..., 0]
     plate = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
-    plate_fg = resize_mask(background_mask if background_mask.ndim == 2 else background_mask[..., 0], (h, w))
+    plate_fg = resize_mask(
+        background_mask if background_mask.ndim == 2 else background_mask[..., 0], (h, w)
+    )
     plate = fill_foreground(plate, plate_fg == foreground_class)
-    alpha = cv2.GaussianBlur((labels == foreground_class).astype(np.float32), (3, 3), 0.7)[..., None]
-    out = alpha * image.astype(np.float32) + (1 - alpha) * plate[..., : image.shape[-1]].astype(np.float32)
+    alpha = cv2.GaussianBlur((labels == foreground_class).astype(np.float32), (3, 3), 0.7)[
+        ..., None
+    ]
+    out = alpha * image.astype(np.float32) + (1 - alpha) * plate[..., : image.shape[-1]].astype(
+        np.float32
+    )
     return np.clip(np.rint(out), 0, np.iinfo(image.dtype).max).astype(image.dtype)

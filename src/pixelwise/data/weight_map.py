@@ -6,8 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def unet_weight_map(labels: np.ndarray, w0: float = 10.0, sigma: float = 5.0, balance: bool = True,
-                    cutoff: float = 1e-6) -> np.ndarray:
+def unet_weight_map(
+    labels: np.ndarray,
+    w0: float = 10.0,
+    sigma: float = 5.0,
+    balance: bool = True,
+    cutoff: float = 1e-6,
+) -> np.ndarray:
     r"""U-Net's pixel weights from an instance label image (0 = background, 1..N = cells).
 
     .. math:: w(x) = w_c(x) + w_0 \exp\left(-\frac{(d_1(x) + d_2(x))^2}{2\sigma^2}\right)
@@ -25,13 +30,17 @@ def unet_weight_map(labels: np.ndarray, w0: float = 10.0, sigma: float = 5.0, ba
 
     labels = np.asarray(labels)
     if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be a 2D integer image, got {labels.dtype} of shape {labels.shape}")
+        raise ValueError(
+            f"labels must be a 2D integer image, got {labels.dtype} of shape {labels.shape}"
+        )
     foreground = labels > 0
     weights = np.ones(labels.shape, dtype=np.float32)
     if balance and 0 < foreground.mean() < 1:
         freq = foreground.mean()
         weights = np.where(foreground, 0.5 / freq, 0.5 / (1 - freq)).astype(np.float32)
-    reach = int(np.ceil(sigma * np.sqrt(2 * np.log(1 / cutoff))))  # d1 + d2 beyond this: term < cutoff * w0
+    reach = int(
+        np.ceil(sigma * np.sqrt(2 * np.log(1 / cutoff)))
+    )  # d1 + d2 beyond this: term < cutoff * w0
     d1 = np.full(labels.shape, np.inf, dtype=np.float32)
     d2 = np.full(labels.shape, np.inf, dtype=np.float32)
     for index, box in enumerate(ndimage.find_objects(labels), start=1):

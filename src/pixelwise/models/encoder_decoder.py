@@ -40,19 +40,33 @@ class EncoderDecoder(nn.Module):
     convolutions on :mod:`pixelwise.ops`. Input (N, C, H, W) -> logits (N, K, H, W).
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2, depth: int = 4, base_width: int = 32,
-                 down: str = "maxpool", up: str = "unpool", backend: str = "torch") -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 2,
+        depth: int = 4,
+        base_width: int = 32,
+        down: str = "maxpool",
+        up: str = "unpool",
+        backend: str = "torch",
+    ) -> None:
         super().__init__()
         if down not in ("maxpool", "strided") or up not in ("unpool", "transpose"):
-            raise ValueError(f"down must be maxpool or strided and up unpool or transpose, got {down!r}, {up!r}")
+            raise ValueError(
+                f"down must be maxpool or strided and up unpool or transpose, got {down!r}, {up!r}"
+            )
         if up == "unpool" and down != "maxpool":
             raise ValueError("max unpooling needs the indices of max pooling (down='maxpool')")
         ops = layers(backend)
         self.down_mode, self.up_mode = down, up
         widths = [base_width * 2 ** min(i, 3) for i in range(depth)]
-        self.encoders = nn.ModuleList(DoubleConv(c_in, c_out) for c_in, c_out in zip([in_channels, *widths], widths))
+        self.encoders = nn.ModuleList(
+            DoubleConv(c_in, c_out) for c_in, c_out in zip([in_channels, *widths], widths)
+        )
         outs = [widths[max(i - 1, 0)] for i in reversed(range(depth))]
-        self.decoders = nn.ModuleList(DoubleConv(widths[i], outs[j]) for j, i in enumerate(reversed(range(depth))))
+        self.decoders = nn.ModuleList(
+            DoubleConv(widths[i], outs[j]) for j, i in enumerate(reversed(range(depth)))
+        )
         if down == "maxpool":
             self.pool = ops.MaxPool2d(2, 2, return_indices=True)
         else:
@@ -60,8 +74,10 @@ class EncoderDecoder(nn.Module):
         if up == "unpool":
             self.unpool = ops.MaxUnpool2d(2, 2)
         else:
-            self.ups = nn.ModuleList(ops.ConvTranspose2d(widths[i], widths[i], 3, stride=2, padding=1)
-                                     for i in reversed(range(depth)))
+            self.ups = nn.ModuleList(
+                ops.ConvTranspose2d(widths[i], widths[i], 3, stride=2, padding=1)
+                for i in reversed(range(depth))
+            )
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,7 +95,9 @@ class EncoderDecoder(nn.Module):
             size, indices = memory.pop()
             if self.up_mode == "unpool" and torch.onnx.is_in_onnx_export():
                 x = unpool_double(x, indices)
-            elif self.up_mode == "unpool":  # sizes are even after padding: unpooling doubles exactly
+            elif (
+                self.up_mode == "unpool"
+            ):  # sizes are even after padding: unpooling doubles exactly
                 x = self.unpool(x, indices)
             else:
                 x = self.ups[level](x, output_size=size)

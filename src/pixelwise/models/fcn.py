@@ -35,7 +35,11 @@ def bilinear_kernel(channels: int, size: int) -> torch.Tensor:
 def vgg_stage(c_in: int, c_out: int, convs: int) -> nn.Sequential:
     layers_: list[nn.Module] = []
     for i in range(convs):
-        layers_ += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        layers_ += [
+            nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        ]
     return nn.Sequential(*layers_, nn.MaxPool2d(2))
 
 
@@ -45,8 +49,14 @@ class FCN(nn.Module):
     Input (N, C, H, W) -> logits (N, K, H, W) for any H, W (padded to a multiple of 32 inside).
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2, variant: str = "8s", base_width: int = 16,
-                 backend: str = "torch") -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 2,
+        variant: str = "8s",
+        base_width: int = 16,
+        backend: str = "torch",
+    ) -> None:
         super().__init__()
         if variant not in ("32s", "16s", "8s"):
             raise ValueError(f"variant must be 32s, 16s or 8s, got {variant!r}")
@@ -54,10 +64,18 @@ class FCN(nn.Module):
         self.variant = variant
         widths = [base_width * m for m in (1, 2, 4, 8, 8)]
         self.stages = nn.ModuleList(
-            vgg_stage(c_in, c_out, n) for c_in, c_out, n in zip([in_channels, *widths], widths, CONVS_PER_STAGE))
+            vgg_stage(c_in, c_out, n)
+            for c_in, c_out, n in zip([in_channels, *widths], widths, CONVS_PER_STAGE)
+        )
         fc = widths[-1] * 2
-        self.fc = nn.Sequential(nn.Conv2d(widths[-1], fc, 3, padding=1), nn.ReLU(inplace=True), nn.Dropout2d(0.5),
-                                nn.Conv2d(fc, fc, 1), nn.ReLU(inplace=True), nn.Dropout2d(0.5))
+        self.fc = nn.Sequential(
+            nn.Conv2d(widths[-1], fc, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Dropout2d(0.5),
+            nn.Conv2d(fc, fc, 1),
+            nn.ReLU(inplace=True),
+            nn.Dropout2d(0.5),
+        )
         self.score = nn.Conv2d(fc, num_classes, 1)
         ups, skips = [], []
         if variant in ("16s", "8s"):
@@ -69,7 +87,9 @@ class FCN(nn.Module):
             self.up2b = up(num_classes, num_classes, 4, stride=2, padding=1, bias=False)
             ups, skips = ups + [self.up2b], skips + [self.score_pool3]
         final = {"32s": 32, "16s": 16, "8s": 8}[variant]
-        self.up_final = up(num_classes, num_classes, 2 * final, stride=final, padding=final // 2, bias=False)
+        self.up_final = up(
+            num_classes, num_classes, 2 * final, stride=final, padding=final // 2, bias=False
+        )
         for m in (*ups, self.up_final):
             m.weight.data.copy_(bilinear_kernel(num_classes, m.kernel_size[0]))
         for m in skips:  # skips start as no-ops, as in the paper

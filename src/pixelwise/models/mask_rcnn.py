@@ -19,8 +19,15 @@ from torch import nn
 BACKBONES = ("resnet50", "resnet18")
 
 
-def mask_rcnn(num_classes: int, backbone: str = "resnet18", weights: str | Path | None = None,
-              min_size: int = 512, max_size: int = 853, trainable_layers: int = 5, **kwargs) -> nn.Module:
+def mask_rcnn(
+    num_classes: int,
+    backbone: str = "resnet18",
+    weights: str | Path | None = None,
+    min_size: int = 512,
+    max_size: int = 853,
+    trainable_layers: int = 5,
+    **kwargs,
+) -> nn.Module:
     """Mask R-CNN for ``num_classes`` object classes (plus background). ``min_size``/``max_size``
     bound the image size the model works at (torchvision resizes inside): smaller is faster on CPU."""
     from torchvision.models.detection import MaskRCNN
@@ -28,8 +35,12 @@ def mask_rcnn(num_classes: int, backbone: str = "resnet18", weights: str | Path 
 
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
-    fpn = resnet_fpn_backbone(backbone_name=backbone, weights=None, trainable_layers=trainable_layers)
-    model = MaskRCNN(fpn, num_classes=num_classes + 1, min_size=min_size, max_size=max_size, **kwargs)
+    fpn = resnet_fpn_backbone(
+        backbone_name=backbone, weights=None, trainable_layers=trainable_layers
+    )
+    model = MaskRCNN(
+        fpn, num_classes=num_classes + 1, min_size=min_size, max_size=max_size, **kwargs
+    )
     if weights is not None:
         load_weights(model, weights)
     return model
@@ -40,7 +51,9 @@ def load_weights(model: nn.Module, path: str | Path) -> list[str]:
     returns the names left at their initialisation (shape mismatches, e.g. class heads)."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: weights file not found (pretrained weights are never downloaded; give a local path)")
+        raise ValueError(
+            f"{path}: weights file not found (pretrained weights are never downloaded; give a local path)"
+        )
     state = torch.load(path, map_location="cpu", weights_only=True)
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     own = model.state_dict()

@@ -38,24 +38,42 @@ class PatchClassifier(nn.Module):
     - :meth:`to_fcn`: a standalone ``nn.Sequential`` of the converted layers.
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2, window: int = 47, width: int = 32,
-                 hidden: int = 32) -> None:
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 2,
+        window: int = 47,
+        width: int = 32,
+        hidden: int = 32,
+    ) -> None:
         super().__init__()
         size = window
         layers: list[nn.Module] = []
         for i in range(STAGES):
-            layers += [nn.Conv2d(in_channels if i == 0 else width, width, 3), nn.ReLU(), nn.MaxPool2d(2)]
+            layers += [
+                nn.Conv2d(in_channels if i == 0 else width, width, 3),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
             size = (size - 2) // 2
         if size < 1:
-            raise ValueError(f"window {window} is too small for {STAGES} conv+pool stages (need >= 22)")
+            raise ValueError(
+                f"window {window} is too small for {STAGES} conv+pool stages (need >= 22)"
+            )
         self.window, self.final_size = window, size
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(width * size * size, hidden), nn.ReLU(),
-                                        nn.Linear(hidden, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(width * size * size, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, num_classes),
+        )
 
     def classify(self, windows: torch.Tensor) -> torch.Tensor:
         if windows.shape[-2:] != (self.window, self.window):
-            raise ValueError(f"expected windows of {self.window} x {self.window}, got {tuple(windows.shape)}")
+            raise ValueError(
+                f"expected windows of {self.window} x {self.window}, got {tuple(windows.shape)}"
+            )
         return self.classifier(self.features(windows))
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,10 +87,17 @@ class PatchClassifier(nn.Module):
         rows = max(1, batch_size // w)
         for img in range(n):
             # (H, W, C, window, window) view of the padded image; a batch of whole rows is copied at a time
-            windows = padded[img].unfold(1, self.window, 1).unfold(2, self.window, 1).permute(1, 2, 0, 3, 4)
+            windows = (
+                padded[img]
+                .unfold(1, self.window, 1)
+                .unfold(2, self.window, 1)
+                .permute(1, 2, 0, 3, 4)
+            )
             for top in range(0, h, rows):
                 batch = windows[top : top + rows].reshape(-1, c, self.window, self.window)
-                out[img, :, top : top + rows] = self.classify(batch).t().reshape(-1, min(rows, h - top), w)
+                out[img, :, top : top + rows] = (
+                    self.classify(batch).t().reshape(-1, min(rows, h - top), w)
+                )
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -110,7 +135,12 @@ class PatchClassifier(nn.Module):
             else:
                 layers.append(nn.ReLU())
         fc1, fc2 = self.classifier[1], self.classifier[3]
-        conv1 = nn.Conv2d(fc1.in_features // self.final_size**2, fc1.out_features, self.final_size, dilation=dilation)
+        conv1 = nn.Conv2d(
+            fc1.in_features // self.final_size**2,
+            fc1.out_features,
+            self.final_size,
+            dilation=dilation,
+        )
         conv1.weight.data.copy_(fc1.weight.view_as(conv1.weight))
         conv1.bias.data.copy_(fc1.bias)
         conv2 = nn.Conv2d(fc2.in_features, fc2.out_features, 1)

@@ -20,8 +20,11 @@ from torch import nn
 
 class ConvBNReLU(nn.Sequential):
     def __init__(self, in_ch: int, out_ch: int, dilation: int = 1) -> None:
-        super().__init__(nn.Conv2d(in_ch, out_ch, 3, padding=dilation, dilation=dilation, bias=False),
-                         nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
+        super().__init__(
+            nn.Conv2d(in_ch, out_ch, 3, padding=dilation, dilation=dilation, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
+        )
 
 
 def upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -37,7 +40,9 @@ class RSU(nn.Module):
     coarsest stages) replaces pooling by dilations 1, 2, 4, ... at full resolution.
     """
 
-    def __init__(self, in_ch: int, mid_ch: int, out_ch: int, height: int, dilated: bool = False) -> None:
+    def __init__(
+        self, in_ch: int, mid_ch: int, out_ch: int, height: int, dilated: bool = False
+    ) -> None:
         super().__init__()
         if height < 2:
             raise ValueError(f"an RSU block needs height >= 2, got {height}")
@@ -45,9 +50,13 @@ class RSU(nn.Module):
         rates = [2**i if dilated else 1 for i in range(height)]
         rates[-1] = 2 * rates[-2] if dilated else 2
         self.input = ConvBNReLU(in_ch, out_ch)
-        self.encoder = nn.ModuleList(ConvBNReLU(out_ch if i == 0 else mid_ch, mid_ch, rates[i]) for i in range(height))
-        self.decoder = nn.ModuleList(ConvBNReLU(2 * mid_ch, out_ch if i == 0 else mid_ch, rates[i])
-                                     for i in reversed(range(height - 1)))
+        self.encoder = nn.ModuleList(
+            ConvBNReLU(out_ch if i == 0 else mid_ch, mid_ch, rates[i]) for i in range(height)
+        )
+        self.decoder = nn.ModuleList(
+            ConvBNReLU(2 * mid_ch, out_ch if i == 0 else mid_ch, rates[i])
+            for i in reversed(range(height - 1))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hx = self.input(x)
@@ -73,12 +82,18 @@ class U2Net(nn.Module):
 
     HEIGHTS = (7, 6, 5, 4)  # then two dilated RSU-4F stages
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2, base_width: int = 16, width: int = 64) -> None:
+    def __init__(
+        self, in_channels: int = 3, num_classes: int = 2, base_width: int = 16, width: int = 64
+    ) -> None:
         super().__init__()
         stages = [(h, False) for h in self.HEIGHTS] + [(4, True), (4, True)]
-        self.encoder = nn.ModuleList(RSU(in_channels if i == 0 else width, base_width, width, h, d)
-                                     for i, (h, d) in enumerate(stages))
-        self.decoder = nn.ModuleList(RSU(2 * width, base_width, width, h, d) for h, d in reversed(stages[:-1]))
+        self.encoder = nn.ModuleList(
+            RSU(in_channels if i == 0 else width, base_width, width, h, d)
+            for i, (h, d) in enumerate(stages)
+        )
+        self.decoder = nn.ModuleList(
+            RSU(2 * width, base_width, width, h, d) for h, d in reversed(stages[:-1])
+        )
         self.sides = nn.ModuleList(nn.Conv2d(width, num_classes, 3, padding=1) for _ in stages)
         self.fuse = nn.Conv2d(len(stages) * num_classes, num_classes, 1)
         self.side_logits: list[torch.Tensor] = []

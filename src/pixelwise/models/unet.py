@@ -60,8 +60,13 @@ class UNet(nn.Module):
         self.depth = depth
         self.down = nn.ModuleList([DoubleConv(in_channels, widths[0], batch_norm)])
         self.down.extend(DoubleConv(widths[i], widths[i + 1], batch_norm) for i in range(depth))
-        self.upconv = nn.ModuleList(layers(backend).ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth)))
-        self.up = nn.ModuleList(DoubleConv(2 * widths[i], widths[i], batch_norm) for i in reversed(range(depth)))
+        self.upconv = nn.ModuleList(
+            layers(backend).ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2)
+            for i in reversed(range(depth))
+        )
+        self.up = nn.ModuleList(
+            DoubleConv(2 * widths[i], widths[i], batch_norm) for i in reversed(range(depth))
+        )
         self.head = nn.Conv2d(widths[0], num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

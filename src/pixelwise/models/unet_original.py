@@ -21,8 +21,12 @@ from pixelwise.ops import layers
 
 
 def valid_double_conv(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3), nn.ReLU(inplace=True), nn.Conv2d(c_out, c_out, 3),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3),
+        nn.ReLU(inplace=True),
+    )
 
 
 def centre_crop(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -34,17 +38,30 @@ class UNetOriginal(nn.Module):
     """Valid-convolution U-Net. Input sizes must keep every pooled map even; use
     :meth:`input_size_for` to find one. Output = input - 2 * ``margin`` per axis."""
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 2, depth: int = 4, base_width: int = 64,
-                 dropout: float = 0.5, backend: str = "torch") -> None:
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 2,
+        depth: int = 4,
+        base_width: int = 64,
+        dropout: float = 0.5,
+        backend: str = "torch",
+    ) -> None:
         super().__init__()
         widths = [base_width * 2**i for i in range(depth + 1)]
         self.depth = depth
-        self.down = nn.ModuleList(valid_double_conv(c_in, c_out) for c_in, c_out in zip([in_channels, *widths], widths))
+        self.down = nn.ModuleList(
+            valid_double_conv(c_in, c_out) for c_in, c_out in zip([in_channels, *widths], widths)
+        )
         self.pool = nn.MaxPool2d(2)
         self.dropout = nn.Dropout(dropout)
         up = layers(backend).ConvTranspose2d
-        self.upconv = nn.ModuleList(up(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth)))
-        self.up = nn.ModuleList(valid_double_conv(2 * widths[i], widths[i]) for i in reversed(range(depth)))
+        self.upconv = nn.ModuleList(
+            up(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth))
+        )
+        self.up = nn.ModuleList(
+            valid_double_conv(2 * widths[i], widths[i]) for i in reversed(range(depth))
+        )
         self.head = nn.Conv2d(widths[0], num_classes, 1)
         smallest = next(s for s in range(1, 2 ** (depth + 3) * 4) if self._output_size(s) > 0)
         self.margin = (smallest - self._output_size(smallest)) // 2
@@ -73,10 +90,14 @@ class UNetOriginal(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if any(self._output_size(s) < 1 for s in x.shape[-2:]):
-            nearest = tuple(next(v for v in range(s, s + 2 ** (self.depth + 3)) if self._output_size(v) > 0)
-                            for s in x.shape[-2:])
-            raise ValueError(f"input size {tuple(x.shape[-2:])} is not valid for the original U-Net "
-                             f"(the next valid size is {nearest})")
+            nearest = tuple(
+                next(v for v in range(s, s + 2 ** (self.depth + 3)) if self._output_size(v) > 0)
+                for s in x.shape[-2:]
+            )
+            raise ValueError(
+                f"input size {tuple(x.shape[-2:])} is not valid for the original U-Net "
+                f"(the next valid size is {nearest})"
+            )
         skips = []
         for level, block in enumerate(self.down):
             x = block(x if level == 0 else self.pool(x))

@@ -9,6 +9,16 @@ from pixelwise.ops.modules import BACKENDS, Conv2d, ConvTranspose2d, MaxPool2d, 
 from pixelwise.ops.pooling import max_pool2d_with_indices, max_unpool2d, unpool_output_size
 
 __all__ = [
-    "BACKENDS", "Conv2d", "ConvTranspose2d", "MaxPool2d", "MaxUnpool2d", "conv2d", "conv_matrix", "conv_transpose2d",
-    "layers", "max_pool2d_with_indices", "max_unpool2d", "unpool_output_size",
+    "BACKENDS",
+    "Conv2d",
+    "ConvTranspose2d",
+    "MaxPool2d",
+    "MaxUnpool2d",
+    "conv2d",
+    "conv_matrix",
+    "conv_transpose2d",
+    "layers",
+    "max_pool2d_with_indices",
+    "max_unpool2d",
+    "unpool_output_size",
 ]

@@ -15,7 +15,9 @@ def pair(v) -> tuple[int, int]:
 
 def check_float(name: str, x: torch.Tensor, ndim: int) -> None:
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise ValueError(f"{name}: expected a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}")
+        raise ValueError(
+            f"{name}: expected a floating-point tensor, got {getattr(x, 'dtype', type(x).__name__)}"
+        )
     if x.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}D tensor, got shape {tuple(x.shape)}")
 
@@ -27,4 +29,6 @@ def autocast_inputs(x: torch.Tensor, *others: torch.Tensor | None) -> tuple:
     if not torch.is_autocast_enabled(device):
         return (x, *others)
     dtype = torch.get_autocast_dtype(device)
-    return tuple(t.to(dtype) if t is not None and t.is_floating_point() else t for t in (x, *others))
+    return tuple(
+        t.to(dtype) if t is not None and t.is_floating_point() else t for t in (x, *others)
+    )

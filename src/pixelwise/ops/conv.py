@@ -26,8 +26,9 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def conv_transpose_output_size(size: int, kernel: int, stride: int, padding: int, output_padding: int,
-                               dilation: int) -> int:
+def conv_transpose_output_size(
+    size: int, kernel: int, stride: int, padding: int, output_padding: int, dilation: int
+) -> int:
     return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
@@ -45,7 +46,9 @@ def _col2im(cols: torch.Tensor, out_hw, k, s, p, d) -> torch.Tensor:
     c = ckk // (k[0] * k[1])
     counts = [conv_output_size(out_hw[i], k[i], s[i], p[i], d[i]) for i in range(2)]
     if counts[0] * counts[1] != length:
-        raise ValueError(f"{length} columns do not tile an output of {tuple(out_hw)} with kernel {k}, stride {s}")
+        raise ValueError(
+            f"{length} columns do not tile an output of {tuple(out_hw)} with kernel {k}, stride {s}"
+        )
     full = cols.new_zeros(n, c, out_hw[0] + 2 * p[0], out_hw[1] + 2 * p[1])
     windows = cols.view(n, c, k[0], k[1], counts[0], counts[1])
     for i in range(k[0]):
@@ -106,7 +109,9 @@ class _ConvTranspose2d(torch.autograd.Function):
         k = (kh, kw)
         extent = tuple(((h, w)[i] - 1) * s[i] + d[i] * (k[i] - 1) + 1 for i in range(2))
         cols = weight.reshape(c_in, -1).t() @ y.reshape(n, c_in, -1)  # (N, C_out*kh*kw, L)
-        out = _pad_or_crop(_col2im(cols, extent, k, s, (0, 0), d), (-p[1], op[1] - p[1], -p[0], op[0] - p[0]))
+        out = _pad_or_crop(
+            _col2im(cols, extent, k, s, (0, 0), d), (-p[1], op[1] - p[1], -p[0], op[0] - p[0])
+        )
         out = out + bias.view(1, -1, 1, 1) if bias is not None else out.contiguous()
         ctx.save_for_backward(y, weight)
         ctx.conf = (k, s, p, op, d, bias is not None)
@@ -130,8 +135,9 @@ class _ConvTranspose2d(torch.autograd.Function):
         return grad_y, grad_w, grad_b, None, None, None, None
 
 
-def _check_conv(name: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, s, d,
-                in_axis: int) -> None:
+def _check_conv(
+    name: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, s, d, in_axis: int
+) -> None:
     """Shared input checks; ``in_axis`` is the weight axis of the input channels (0 or 1)."""
     check_float(name, x, 4)
     check_float(name + " weight", weight, 4)
@@ -140,15 +146,27 @@ def _check_conv(name: str, x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     if min(s) < 1 or min(d) < 1:
         raise ValueError(f"{name}: stride {s} and dilation {d} must be >= 1")
     if weight.shape[in_axis] != x.shape[1]:
-        raise ValueError(f"{name}: weight {tuple(weight.shape)} expects {weight.shape[in_axis]} input channels, "
-                         f"input {tuple(x.shape)} has {x.shape[1]}")
-    if bias is not None and (bias.ndim != 1 or bias.dtype != weight.dtype or bias.shape[0] != weight.shape[1 - in_axis]):
-        raise ValueError(f"{name}: bias shape {tuple(bias.shape)} ({bias.dtype}) does not match weight "
-                         f"{tuple(weight.shape)} ({weight.dtype})")
+        raise ValueError(
+            f"{name}: weight {tuple(weight.shape)} expects {weight.shape[in_axis]} input channels, "
+            f"input {tuple(x.shape)} has {x.shape[1]}"
+        )
+    if bias is not None and (
+        bias.ndim != 1 or bias.dtype != weight.dtype or bias.shape[0] != weight.shape[1 - in_axis]
+    ):
+        raise ValueError(
+            f"{name}: bias shape {tuple(bias.shape)} ({bias.dtype}) does not match weight "
+            f"{tuple(weight.shape)} ({weight.dtype})"
+        )
 
 
-def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride=1, padding=0,
-           dilation=1) -> torch.Tensor:
+def conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride=1,
+    padding=0,
+    dilation=1,
+) -> torch.Tensor:
     """Cross-correlation of ``x`` (N, C_in, H, W) with ``weight`` (C_out, C_in, kh, kw), as
     ``torch.nn.functional.conv2d`` (groups = 1)."""
     s, p, d = pair(stride), pair(padding), pair(dilation)
@@ -156,13 +174,22 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     _check_conv("conv2d", x, weight, bias, s, d, in_axis=1)
     for i in range(2):
         if conv_output_size(x.shape[2 + i], weight.shape[2 + i], s[i], p[i], d[i]) < 1:
-            raise ValueError(f"conv2d: input {tuple(x.shape)} with padding {p} is smaller than the dilated "
-                             f"kernel {tuple(weight.shape[2:])} (dilation {d})")
+            raise ValueError(
+                f"conv2d: input {tuple(x.shape)} with padding {p} is smaller than the dilated "
+                f"kernel {tuple(weight.shape[2:])} (dilation {d})"
+            )
     return _Conv2d.apply(x, weight, bias, s, p, d)
 
 
-def conv_transpose2d(y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride=1, padding=0,
-                     output_padding=0, dilation=1) -> torch.Tensor:
+def conv_transpose2d(
+    y: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    dilation=1,
+) -> torch.Tensor:
     """Transposed convolution of ``y`` (N, C_in, H, W) with ``weight`` (C_in, C_out, kh, kw),
     as ``torch.nn.functional.conv_transpose2d`` (groups = 1).
 
@@ -173,10 +200,16 @@ def conv_transpose2d(y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     y, weight, bias = autocast_inputs(y, weight, bias)
     _check_conv("conv_transpose2d", y, weight, bias, s, d, in_axis=0)
     if any(op[i] >= max(s[i], d[i]) for i in range(2)):
-        raise ValueError(f"conv_transpose2d: output_padding {op} must be smaller than stride {s} or dilation {d}")
-    out_hw = tuple(conv_transpose_output_size(y.shape[2 + i], weight.shape[2 + i], s[i], p[i], op[i], d[i])
-                   for i in range(2))
+        raise ValueError(
+            f"conv_transpose2d: output_padding {op} must be smaller than stride {s} or dilation {d}"
+        )
+    out_hw = tuple(
+        conv_transpose_output_size(y.shape[2 + i], weight.shape[2 + i], s[i], p[i], op[i], d[i])
+        for i in range(2)
+    )
     if min(out_hw) < 1:
-        raise ValueError(f"conv_transpose2d: input {tuple(y.shape)} with kernel {tuple(weight.shape[2:])}, "
-                         f"stride {s}, padding {p} gives an impossible output size {out_hw}")
+        raise ValueError(
+            f"conv_transpose2d: input {tuple(y.shape)} with kernel {tuple(weight.shape[2:])}, "
+            f"stride {s}, padding {p} gives an impossible output size {out_hw}"
+        )
     return _ConvTranspose2d.apply(y, weight, bias, s, p, op, d)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def conv_matrix(kernel, input_shape, stride=1, padding=0, dilation=1, padded_input: bool = False) -> np.ndarray:
+def conv_matrix(
+    kernel, input_shape, stride=1, padding=0, dilation=1, padded_input: bool = False
+) -> np.ndarray:
     """Dense (outputs, inputs) matrix of a single-channel convolution.
 
     ``padded_input=True`` keeps a column for every zero-padding position, so the matrix acts
@@ -25,15 +27,21 @@ def conv_matrix(kernel, input_shape, stride=1, padding=0, dilation=1, padded_inp
     kernel = np.asarray(kernel)
     dims = kernel.ndim
     if dims not in (1, 2) or len(tuple(input_shape)) != dims:
-        raise ValueError(f"kernel shape {kernel.shape} and input shape {tuple(input_shape)} must both be 1D or 2D")
+        raise ValueError(
+            f"kernel shape {kernel.shape} and input shape {tuple(input_shape)} must both be 1D or 2D"
+        )
     s, p, d = (np.broadcast_to(np.asarray(v), (dims,)) for v in (stride, padding, dilation))
     size = np.asarray(input_shape)
     out = (size + 2 * p - d * (np.asarray(kernel.shape) - 1) - 1) // s + 1
     if (out < 1).any() or (s < 1).any() or (d < 1).any():
-        raise ValueError(f"kernel {kernel.shape} (stride {tuple(s)}, padding {tuple(p)}, dilation {tuple(d)}) "
-                         f"does not fit input {tuple(input_shape)}")
+        raise ValueError(
+            f"kernel {kernel.shape} (stride {tuple(s)}, padding {tuple(p)}, dilation {tuple(d)}) "
+            f"does not fit input {tuple(input_shape)}"
+        )
     # one entry per (output position, kernel tap): its input coordinate along each axis
-    grids = np.meshgrid(*[np.arange(o) for o in out], *[np.arange(k) for k in kernel.shape], indexing="ij")
+    grids = np.meshgrid(
+        *[np.arange(o) for o in out], *[np.arange(k) for k in kernel.shape], indexing="ij"
+    )
     coords = [grids[a] * s[a] - p[a] + grids[dims + a] * d[a] for a in range(dims)]
     extent = size + 2 * p if padded_input else size
     if padded_input:

@@ -27,9 +27,18 @@ class ConvTranspose2d(nn.ConvTranspose2d):
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if self.groups != 1:
             raise ValueError("scratch ConvTranspose2d supports groups=1")
-        op = self._output_padding(x, output_size, list(self.stride), list(self.padding), list(self.kernel_size),
-                                  2, list(self.dilation))
-        return conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, op, self.dilation)
+        op = self._output_padding(
+            x,
+            output_size,
+            list(self.stride),
+            list(self.padding),
+            list(self.kernel_size),
+            2,
+            list(self.dilation),
+        )
+        return conv_transpose2d(
+            x, self.weight, self.bias, self.stride, self.padding, op, self.dilation
+        )
 
 
 class MaxPool2d(nn.MaxPool2d):
@@ -41,17 +50,26 @@ class MaxPool2d(nn.MaxPool2d):
 
 
 class MaxUnpool2d(nn.MaxUnpool2d):
-    def forward(self, x: torch.Tensor, indices: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, indices: torch.Tensor, output_size: list[int] | None = None
+    ) -> torch.Tensor:
         if output_size is None:
-            output_size = unpool_output_size(x.shape[-2:], self.kernel_size, self.stride, self.padding)
+            output_size = unpool_output_size(
+                x.shape[-2:], self.kernel_size, self.stride, self.padding
+            )
         return max_unpool2d(x, indices, tuple(output_size)[-2:])
 
 
 BACKENDS = {
-    "torch": SimpleNamespace(Conv2d=nn.Conv2d, ConvTranspose2d=nn.ConvTranspose2d, MaxPool2d=nn.MaxPool2d,
-                             MaxUnpool2d=nn.MaxUnpool2d),
-    "scratch": SimpleNamespace(Conv2d=Conv2d, ConvTranspose2d=ConvTranspose2d, MaxPool2d=MaxPool2d,
-                               MaxUnpool2d=MaxUnpool2d),
+    "torch": SimpleNamespace(
+        Conv2d=nn.Conv2d,
+        ConvTranspose2d=nn.ConvTranspose2d,
+        MaxPool2d=nn.MaxPool2d,
+        MaxUnpool2d=nn.MaxUnpool2d,
+    ),
+    "scratch": SimpleNamespace(
+        Conv2d=Conv2d, ConvTranspose2d=ConvTranspose2d, MaxPool2d=MaxPool2d, MaxUnpool2d=MaxUnpool2d
+    ),
 }
 
 
@@ -60,4 +78,6 @@ def layers(backend: str) -> SimpleNamespace:
     try:
         return BACKENDS[backend]
     except KeyError:
-        raise ValueError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}") from None
+        raise ValueError(
+            f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}"
+        ) from None

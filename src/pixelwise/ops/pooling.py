@@ -24,7 +24,9 @@ def pool_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def unpool_output_size(input_hw: tuple[int, int], kernel_size, stride=None, padding=0) -> tuple[int, int]:
+def unpool_output_size(
+    input_hw: tuple[int, int], kernel_size, stride=None, padding=0
+) -> tuple[int, int]:
     """Default unpooling size: the pooling input that produced ``input_hw`` without remainder."""
     k, s, p = pair(kernel_size), pair(stride if stride is not None else kernel_size), pair(padding)
     return tuple((input_hw[i] - 1) * s[i] - 2 * p[i] + k[i] for i in range(2))
@@ -38,11 +40,14 @@ def _pool_forward(x: torch.Tensor, k, s, p) -> tuple[torch.Tensor, torch.Tensor]
     ho, wo = pool_output_size(h, k[0], s[0], p[0]), pool_output_size(w, k[1], s[1], p[1])
     # flat input index of each window's top-left tap (may lie in the padding)
     base = (torch.arange(ho, device=x.device).view(ho, 1) * s[0] - p[0]) * w + (
-        torch.arange(wo, device=x.device).view(1, wo) * s[1] - p[1])
+        torch.arange(wo, device=x.device).view(1, wo) * s[1] - p[1]
+    )
     values = indices = None
     for i in range(k[0]):
         for j in range(k[1]):
-            tap = padded[:, :, i : i + (ho - 1) * s[0] + 1 : s[0], j : j + (wo - 1) * s[1] + 1 : s[1]]
+            tap = padded[
+                :, :, i : i + (ho - 1) * s[0] + 1 : s[0], j : j + (wo - 1) * s[1] + 1 : s[1]
+            ]
             if values is None:
                 values, indices = tap.clone(), (base + (i * w + j)).expand(n, c, ho, wo).clone()
                 continue
@@ -85,7 +90,9 @@ def max_pool2d_with_indices(
     if any(p[i] > k[i] // 2 for i in range(2)):
         raise ValueError(f"padding {p} must be at most half the kernel size {k}")
     if any(pool_output_size(x.shape[2 + i], k[i], s[i], p[i]) < 1 for i in range(2)):
-        raise ValueError(f"input of shape {tuple(x.shape)} is smaller than the kernel {k} with padding {p}")
+        raise ValueError(
+            f"input of shape {tuple(x.shape)} is smaller than the kernel {k} with padding {p}"
+        )
     return _MaxPool2d.apply(x, k, s, p)
 
 
@@ -108,7 +115,9 @@ class _MaxUnpool2d(torch.autograd.Function):
         return grad_out.reshape(n, c, -1).gather(2, flat_idx).view(ctx.input_shape), None, None
 
 
-def max_unpool2d(x: torch.Tensor, indices: torch.Tensor, output_size: tuple[int, int]) -> torch.Tensor:
+def max_unpool2d(
+    x: torch.Tensor, indices: torch.Tensor, output_size: tuple[int, int]
+) -> torch.Tensor:
     """Place each value of ``x`` (N, C, H, W) at its flat position ``indices`` in a zero
     (N, C, *output_size) tensor: the inverse "switch" of :func:`max_pool2d_with_indices`.
 
@@ -118,7 +127,9 @@ def max_unpool2d(x: torch.Tensor, indices: torch.Tensor, output_size: tuple[int,
     """
     check_float("max_unpool2d", x, 4)
     if indices.shape != x.shape:
-        raise ValueError(f"indices shape {tuple(indices.shape)} does not match input shape {tuple(x.shape)}")
+        raise ValueError(
+            f"indices shape {tuple(indices.shape)} does not match input shape {tuple(x.shape)}"
+        )
     if indices.dtype != torch.int64:
         raise ValueError(f"indices must be int64, got {indices.dtype}")
     out_hw = tuple(int(v) for v in output_size[-2:])

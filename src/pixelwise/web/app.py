@@ -1,50 +1,194 @@
 """``pixelwise serve``: background removal over HTTP (FastAPI), for this machine only by default.
 
 - ``POST /api/remove-background`` (multipart field ``file``; optional form fields ``matting``,
-  ``mask_only``, ``background`` as ``#rrggbb``) returns a PNG.
-- ``GET /`` serves a page with drag-and-drop upload, a before/after view and a download button.
+  ``mask_only``, ``background`` as ``#rrggbb``, ``box`` as ``x0,y0,x1,y1`` and
+  ``foreground_strokes`` / ``background_strokes`` as JSON polylines) returns a PNG.
+- ``GET /`` serves a page to upload a photo, draw a box, paint keep/erase strokes and download.
 - ``GET /docs`` and ``/openapi.json``: the OpenAPI description.
 
-Safety: uploads over the size cap get 413, non-image content types 415, undecodable or
-oversized images 400, each with a one-line message; nothing is fetched from URLs and no file
-path is taken from a request. The model is loaded once; a bounded thread pool runs the work.
+Safety, every bound set by :class:`Limits` (``pixelwise serve --help`` names the options):
+the upload size is checked while the body streams in (413 before it is stored); images are
+refused by their header before decoding when they have more pixels than allowed (413); matting
+is bounded separately (it costs about 600 MB per megapixel); requests beyond the threads and a
+short queue get 503 at once; only loopback host names (and the host the server was started on)
+are accepted in ``Host`` (a DNS-rebinding page gets 400) and a POST carrying a foreign
+``Origin`` gets 403, so a web page the user visits cannot drive the server. Decoding, the cut
+and PNG encoding run in a thread pool, never on the event loop. Nothing is fetched from URLs and
+no file path is taken from a request.
 """
+
+from __future__ import annotations
 
 import asyncio
 import io
+import json
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from importlib import resources
+from urllib.parse import urlparse
 
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pixelwise.cutout import get_model, parse_colour, remove_background
+from pixelwise.data.io import ImageReadError, ImageTooLarge, read_image_bytes
 from pixelwise.segmenter import Segmenter
-from pixelwise.data.io import ImageReadError, read_image_bytes
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
-def decode_upload(data: bytes, name: str) -> np.ndarray:
+@dataclass(frozen=True)
+class Limits:
+    """What the server accepts (all adjustable on the command line)."""
+
+    max_upload_mb: float = 20.0
+    max_megapixels: float = 40.0
+    max_matting_megapixels: float = 2.0
+    threads: int = 2
+    queue: int = 8
+    max_strokes: int = 200
+    max_stroke_points: int = 20_000
+    hosts: tuple[str, ...] = LOOPBACK
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+class TooLarge(ValueError):
+    """A request asks for more than the server's limits allow (413)."""
+
+
+def decode_upload(data: bytes, name: str, max_pixels: int | None = None) -> np.ndarray:
     """An uploaded image as an array (decoded like a file: same size guard, EXIF orientation,
     grey/16-bit handling), or ValueError with the reason."""
     if not data:
         raise ValueError(f"{name}: empty upload")
     try:
-        return read_image_bytes(data, name)
+        return read_image_bytes(data, name, max_pixels)
+    except ImageTooLarge as exc:
+        raise TooLarge(
+            f"{name}: {exc.pixels / 1e6:.1f} megapixels; the server accepts at most "
+            f"{exc.limit / 1e6:g} (pixelwise serve --max-megapixels)"
+        ) from None
     except ImageReadError as exc:
         raise ValueError(f"{name}: not a decodable image ({exc.reason})") from None
 
 
-def create_app(model: str | Segmenter | None = None, max_upload_mb: float = 20.0, threads: int = 2,
-               method: str = "model"):
-    """The FastAPI application; the model is loaded here, once."""
+class Guard:
+    """ASGI middleware: a POST's ``Origin`` must be one of the allowed hosts (403 otherwise), and
+    a request body may not exceed ``max_bytes``: refused from its Content-Length, or stopped
+    while it streams (413), before anything is stored."""
+
+    def __init__(self, app, max_bytes: int, hosts: tuple[str, ...]) -> None:
+        self.app, self.max_bytes, self.hosts = app, max_bytes, hosts
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        origin = headers.get("origin")
+        if origin is not None and urlparse(origin).hostname not in {
+            h.strip("[]") for h in self.hosts
+        }:
+            return await JSONResponse(
+                {"detail": f"cross-origin request from {origin} refused"}, 403
+            )(scope, receive, send)
+        if int(headers.get("content-length") or 0) > self.max_bytes:
+            return await self.too_large(scope, receive, send)
+        detail = f"upload exceeds the {self.max_bytes / 1024 / 1024:g} MB limit"
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:  # FastAPI passes HTTPException through its form parsing
+                raise HTTPException(413, detail)
+            return message
+
+        await self.app(scope, counted, send)
+
+    async def too_large(self, scope, receive, send) -> None:
+        detail = f"upload exceeds the {self.max_bytes / 1024 / 1024:g} MB limit"
+        await JSONResponse({"detail": detail}, 413)(scope, receive, send)
+
+
+def parse_box(text: str | None) -> tuple[float, ...] | None:
+    if not text:
+        return None
+    try:
+        values = tuple(float(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise ValueError(f"box must be x0,y0,x1,y1 in pixels, got {text!r}") from None
+    if len(values) != 4:
+        raise ValueError(f"box must be x0,y0,x1,y1 in pixels, got {text!r}")
+    return values
+
+
+def parse_strokes(text: str | None, name: str, limits: Limits) -> list | None:
+    """JSON ``[{"points": [[x, y], ...], "radius": r}, ...]``, bounded in count and size."""
+    if not text:
+        return None
+    try:
+        strokes = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{name}: not JSON ({exc.msg})") from None
+    if not isinstance(strokes, list) or not all(isinstance(s, dict) for s in strokes):
+        raise ValueError(f'{name}: expected a list of {{"points": [[x, y], ...], "radius": r}}')
+    points = sum(len(s.get("points") or []) for s in strokes)
+    if len(strokes) > limits.max_strokes or points > limits.max_stroke_points:
+        raise ValueError(
+            f"{name}: {len(strokes)} strokes with {points} points; at most {limits.max_strokes} "
+            f"strokes and {limits.max_stroke_points} points"
+        )
+    return strokes
+
+
+@dataclass
+class Job:
+    """One request's work, done in the thread pool."""
+
+    data: bytes
+    name: str
+    options: dict
+    matting: bool
+
+    def run(self, seg: Segmenter | None, method: str, limits: Limits) -> bytes:
+        rgb = decode_upload(self.data, self.name, int(limits.max_megapixels * 1e6))
+        megapixels = rgb.shape[0] * rgb.shape[1] / 1e6
+        if self.matting and megapixels > limits.max_matting_megapixels:
+            raise TooLarge(
+                f"{self.name}: matting is limited to {limits.max_matting_megapixels:g} megapixels; this "
+                f"image has {megapixels:.1f} (send it without matting, or smaller)"
+            )
+        result = remove_background(rgb, seg, method=method, matting=self.matting, **self.options)
+        buf = io.BytesIO()
+        result.save(buf, format="PNG")
+        return buf.getvalue()
+
+
+def create_app(
+    model: str | Segmenter | None = None, method: str = "model", limits: Limits = Limits()
+) -> FastAPI:
+    """The FastAPI application; the model is loaded here, once, and warmed up."""
     seg = get_model(model) if method != "grabcut" else None
-    remove_background(np.zeros((64, 64, 3), np.uint8), seg, method=method)  # warm up before the first request
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="remove-bg")
-    limit = int(max_upload_mb * 1024 * 1024)
+    remove_background(np.zeros((64, 64, 3), np.uint8), seg, method=method)
+    pool = ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix="remove-bg")
     page = resources.files("pixelwise").joinpath("web/static/index.html").read_text()
-    app = FastAPI(title="pixelwise background removal", version="1",
-                  description="Remove the background of a photo; everything runs on this machine.")
+    page = page.replace("{{MAX_UPLOAD_MB}}", f"{limits.max_upload_mb:g}").replace(
+        "{{MAX_MEGAPIXELS}}", f"{limits.max_megapixels:g}"
+    )
+    app = FastAPI(
+        title="pixelwise background removal",
+        version="1",
+        description="Remove the background of a photo; everything runs on this machine.",
+    )
+    app.add_middleware(Guard, max_bytes=limits.max_bytes, hosts=limits.hosts)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=[h.strip("[]") for h in limits.hosts])
+    app.state.pool, app.state.busy = pool, 0
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
@@ -52,39 +196,94 @@ def create_app(model: str | Segmenter | None = None, max_upload_mb: float = 20.0
 
     @app.get("/api/health")
     def health() -> dict:
-        return {"status": "ok", "method": method, "threads": threads, "max_upload_mb": max_upload_mb}
+        return {
+            "status": "ok",
+            "method": method,
+            "threads": limits.threads,
+            "queue": limits.queue,
+            "busy": app.state.busy,
+            "max_upload_mb": limits.max_upload_mb,
+            "max_megapixels": limits.max_megapixels,
+            "max_matting_megapixels": limits.max_matting_megapixels,
+        }
 
-    @app.post("/api/remove-background", response_class=Response,
-              responses={200: {"content": {"image/png": {}}, "description": "the cut-out as PNG"},
-                         400: {"description": "undecodable image or bad option"},
-                         413: {"description": "upload too large"}, 415: {"description": "not an image"}})
-    async def remove(file: UploadFile = File(..., description="the photo (PNG, JPEG, TIFF, ...)"),
-                     matting: bool = Form(False), mask_only: bool = Form(False),
-                     background: str | None = Form(None, description="#rrggbb to composite onto")) -> Response:
-        name = file.filename or "upload"
-        if file.content_type and not file.content_type.startswith("image/") and file.content_type != "application/octet-stream":
-            raise HTTPException(415, f"{name}: expected an image, got content type {file.content_type}")
-        data = await file.read(limit + 1)
-        if len(data) > limit:
-            raise HTTPException(413, f"{name}: upload exceeds the {max_upload_mb:g} MB limit")
-        try:
-            rgb = decode_upload(data, name)
-            colour = parse_colour(background)
-        except ValueError as exc:
-            raise HTTPException(400, str(exc)) from None
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(pool, lambda: remove_background(
-            rgb, seg, method=method, matting=matting, mask_only=mask_only, background=colour))
-        buf = io.BytesIO()
-        result.save(buf, format="PNG")
-        return Response(buf.getvalue(), media_type="image/png",
-                        headers={"Content-Disposition": 'inline; filename="cutout.png"'})
-
-    app.state.pool = pool
+    add_remove_route(app, lambda job: job.run(seg, method, limits), limits)
     return app
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, **kwargs) -> None:
+RESPONSES = {
+    200: {"content": {"image/png": {}}, "description": "the cut-out as PNG"},
+    400: {"description": "undecodable image or bad option"},
+    403: {"description": "foreign Origin"},
+    413: {"description": "upload, image or matting too large"},
+    415: {"description": "not an image"},
+    503: {"description": "busy: every thread and queue place taken"},
+}
+
+
+def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
+    @app.post("/api/remove-background", response_class=Response, responses=RESPONSES)
+    async def remove(
+        file: UploadFile = File(..., description="the photo (PNG, JPEG, TIFF, ...)"),
+        matting: bool = Form(False, description="refine edges by alpha matting (bounded in size)"),
+        mask_only: bool = Form(False, description="return the alpha mask alone"),
+        background: str | None = Form(None, description="#rrggbb to composite onto"),
+        box: str | None = Form(None, description="x0,y0,x1,y1 around the object, in pixels"),
+        foreground_strokes: str | None = Form(
+            None, description='JSON [{"points": [[x, y], ...], "radius": r}]: keep'
+        ),
+        background_strokes: str | None = Form(None, description="JSON, the same form: remove"),
+    ) -> Response:
+        name = file.filename or "upload"
+        kind = file.content_type or ""
+        if kind and not kind.startswith("image/") and kind != "application/octet-stream":
+            raise HTTPException(415, f"{name}: expected an image, got content type {kind}")
+        if app.state.busy >= limits.threads + limits.queue:
+            raise HTTPException(503, "busy: try again shortly", headers={"Retry-After": "2"})
+        try:
+            options = {
+                "mask_only": mask_only,
+                "background": parse_colour(background),
+                "box": parse_box(box),
+                "foreground_strokes": parse_strokes(
+                    foreground_strokes, "foreground_strokes", limits
+                ),
+                "background_strokes": parse_strokes(
+                    background_strokes, "background_strokes", limits
+                ),
+            }
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        app.state.busy += 1
+        try:
+            job = Job(await file.read(), name, options, matting)
+            png = await asyncio.get_running_loop().run_in_executor(app.state.pool, work, job)
+        except ValueError as exc:
+            raise HTTPException(413 if isinstance(exc, TooLarge) else 400, str(exc)) from None
+        finally:
+            app.state.busy -= 1
+        return Response(
+            png,
+            media_type="image/png",
+            headers={"Content-Disposition": 'inline; filename="cutout.png"'},
+        )
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    model: str | Segmenter | None = None,
+    method: str = "model",
+    limits: Limits = Limits(),
+) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(**kwargs), host=host, port=port, log_level="info")
+    if host not in ("0.0.0.0", "::") and host not in limits.hosts:
+        limits = Limits(**{**limits.__dict__, "hosts": (*limits.hosts, host)})
+    uvicorn.run(
+        create_app(model, method, limits),
+        host=host,
+        port=port,
+        log_level="info",
+        limit_concurrency=limits.threads + limits.queue + 8,
+    )
