@@ -133,10 +133,13 @@ def test_cli_predict_and_segment_on_a_mask_rcnn_checkpoint(detector, tmp_path, c
 
 
 def test_mask_rcnn_under_torchrun_trains_like_one_process(tmp_path):
-    """SGD, not Adam: Adam's first steps move each weight by about lr * sign(gradient), so a
-    gradient that differs only by float summation order near zero could flip a whole step."""
+    """One optimizer step of a global batch of 2 images: one process, or two processes with one
+    image each, give the same weights. One step, because later steps of a detector are chaotic
+    in float rounding: weights that differ in the 7th digit (the processes sum gradients in
+    another order) can move a proposal across a top-k or NMS cut and sample other regions.
+    SGD, not Adam: Adam's first step moves each weight by about lr * sign(gradient)."""
     data = _coco(tmp_path / "data", n_images=5)
-    sgd = {"val_stems": ["004"], "optimizer": "sgd", "lr": 0.01}
+    sgd = {"val_stems": ["004"], "optimizer": "sgd", "lr": 0.01, "epoch_size": 2}
     single = fit(TrainConfig(data=str(data), out=str(tmp_path / "one"), **TRAIN | sgd))
     args = [
         "train",
@@ -152,7 +155,7 @@ def test_mask_rcnn_under_torchrun_trains_like_one_process(tmp_path):
         "--epochs",
         "1",
         "--epoch-size",
-        "4",
+        "2",
         "--batch-size",
         "2",
         "--val-stems",
@@ -175,11 +178,11 @@ def test_mask_rcnn_under_torchrun_trains_like_one_process(tmp_path):
         torch.testing.assert_close(
             a["state_dict"][k], b["state_dict"][k], rtol=1e-4, atol=1e-5, msg=k
         )
-    # the weights agree to 1e-4; the mean loss of the second step, computed from them, to 1e-3
+    # the losses of the step were computed from the same weights
     np.testing.assert_allclose(
         [h["train_loss"] for h in a["train_state"]["history"]],
         [h["train_loss"] for h in b["train_state"]["history"]],
-        rtol=1e-3,
+        rtol=1e-5,
     )
     torch.manual_seed(0)  # the weights the run started from: training moved them
     start = pixelwise.create_model(

@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pixelwise import distributed as dist
 from pixelwise.data.io import (
+    IMAGE_SUFFIXES,
     ImageReadError,
     atomic_write_bytes,
     list_images,
+    max_pixels_limit,
     read_image,
     save_label_image,
     save_mask,
@@ -51,14 +52,33 @@ class BatchResult:
         return cls(*lists, skipped=sum(part.skipped for part in parts))
 
 
-def output_names(inputs: list[str | os.PathLike]) -> Iterator[tuple[Path, Path]]:
-    """Each image file with its output-relative path: folders keep their inner structure."""
+def output_names(inputs: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
+    """Each image file with its output-relative path: folders keep their inner structure.
+
+    Refused before anything runs (ValueError): no image file at all, and two inputs that would
+    write the same output (``a.png`` and ``a.jpg``, or ``d1/x.png`` and ``d2/x.png`` given as
+    files), which would leave one result where the summary counts two."""
+    pairs: list[tuple[Path, Path]] = []
     for p in map(Path, inputs):
         if p.is_dir():
-            for f in list_images([p]):
-                yield f, f.relative_to(p).with_suffix(".png")
+            pairs.extend((f, f.relative_to(p).with_suffix(".png")) for f in list_images([p]))
         else:
-            yield p, Path(p.stem + ".png")
+            pairs.append((p, Path(p.stem + ".png")))
+    if not pairs:
+        raise ValueError(
+            f"no image files in {', '.join(map(str, inputs))} (looked for {', '.join(IMAGE_SUFFIXES)})"
+        )
+    by_output: dict[Path, list[Path]] = {}
+    for src, rel in pairs:
+        by_output.setdefault(rel, []).append(src)
+    clashes = [(rel, srcs) for rel, srcs in by_output.items() if len(srcs) > 1]
+    if clashes:
+        rel, srcs = clashes[0]
+        raise ValueError(
+            f"{' and '.join(map(str, srcs))} would all be written to {rel} ({len(clashes)} such "
+            "name(s)); rename them or run them in separate folders"
+        )
+    return pairs
 
 
 def run_batch(
@@ -77,9 +97,10 @@ def run_batch(
     or None). ``skip(rel)`` true leaves an input alone. A progress bar shows the current file."""
     from tqdm import tqdm
 
+    max_pixels_limit()  # a bad PIXELWISE_MAX_PIXELS is one usage error, not a failure per file
     result = BatchResult()
     bar = tqdm(
-        list(output_names(inputs))[shard[0] :: shard[1]],
+        output_names(inputs)[shard[0] :: shard[1]],
         desc=desc,
         unit="img",
         disable=not progress,
@@ -137,6 +158,7 @@ class PredictOptions:
     score_threshold: float = 0.5  # instance models
     min_object_size: int = 0  # segment
     object_class: int | None = None  # segment, semantic models not trained on instances
+    skip_existing: bool = False  # leave inputs whose main output exists alone
 
 
 def predict_files(
@@ -167,7 +189,9 @@ def predict_files(
         save_png(out_dir / "overlays" / rel, overlay(image, mask, palette))
         return out_dir / "masks" / rel, None
 
-    return run_batch(inputs, compute, write, "predict", progress, shard)
+    return run_batch(
+        inputs, compute, write, "predict", progress, shard, existing(out_dir / "masks", options)
+    )
 
 
 def detection_files(
@@ -197,7 +221,9 @@ def detection_files(
         )
         return out_dir / "instances" / rel, int(labels.max())
 
-    return run_batch(inputs, compute, write, "predict", progress, shard)
+    return run_batch(
+        inputs, compute, write, "predict", progress, shard, existing(out_dir / "masks", options)
+    )
 
 
 def segment_files(
@@ -232,4 +258,11 @@ def segment_files(
         save_png(out_dir / "overlays" / rel, instance_overlay(image, labels))
         return out_dir / "instances" / rel, int(labels.max())
 
-    return run_batch(inputs, compute, write, "segment", progress, shard)
+    return run_batch(
+        inputs, compute, write, "segment", progress, shard, existing(out_dir / "instances", options)
+    )
+
+
+def existing(folder: Path, options: PredictOptions):
+    """With ``skip_existing``: a test that an input's output in ``folder`` exists already."""
+    return (lambda rel: (folder / rel).exists()) if options.skip_existing else None

@@ -11,6 +11,7 @@ A checkpoint is a plain dict saved with ``torch.save`` and read back with
 from __future__ import annotations
 
 import io
+import pickle
 from pathlib import Path
 
 import torch
@@ -18,7 +19,7 @@ from torch import nn
 
 from pixelwise.data.io import atomic_write_bytes
 from pixelwise.models import create_model
-from pixelwise.segmenter import FORMAT, Segmenter
+from pixelwise.segmenter import FORMAT, Segmenter, kind_of
 
 
 def checkpoint_dict(seg: Segmenter, train_state: dict | None = None) -> dict:
@@ -62,20 +63,46 @@ def read_checkpoint(path: str | Path) -> dict:
         )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except pickle.UnpicklingError:
         raise ValueError(
-            f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
+            f"{path}: not a pixelwise checkpoint (it holds Python objects other than tensors and "
+            "plain data, which are never loaded: they could run code)"
         ) from None
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not a pixelwise checkpoint")
-    return ckpt
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise ValueError(f"{path}: damaged checkpoint, missing {', '.join(missing)}")
+    return ckpt | {"path": str(path)}
+
+
+REQUIRED = ("arch", "arch_kwargs", "class_names", "normalization")
 
 
 def segmenter_from_checkpoint(ckpt: dict) -> Segmenter:
     """The Segmenter a checkpoint dict describes (an untrained network when ``state_dict`` is None)."""
-    network = create_model(ckpt["arch"], **ckpt["arch_kwargs"])
+    where = ckpt.get("path", "checkpoint")
+    try:
+        network = create_model(ckpt["arch"], **ckpt["arch_kwargs"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: cannot rebuild its {ckpt['arch']!r} network ({exc})") from None
+    outputs = int(ckpt["arch_kwargs"].get("num_classes", 0)) + (
+        1 if kind_of(ckpt["arch"]) == "instance" else 0
+    )
+    if outputs and outputs != len(ckpt["class_names"]):
+        raise ValueError(
+            f"{where}: {len(ckpt['class_names'])} class names for a network with {outputs} outputs"
+        )
     if ckpt.get("state_dict") is not None:
-        network.load_state_dict(ckpt["state_dict"])
+        try:
+            network.load_state_dict(ckpt["state_dict"])
+        except RuntimeError as exc:
+            first = str(exc).split("\n\t")[1] if "\n\t" in str(exc) else str(exc)[:200]
+            raise ValueError(
+                f"{where}: its weights do not fit its {ckpt['arch']} network ({first.strip()})"
+            ) from None
     network.eval()
     return Segmenter.from_metadata(ckpt, network)
 

@@ -68,6 +68,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "tile",
             "overlap",
             "runtime",
+            "skip_existing",
             "progress",
         ],
     ),
@@ -112,6 +113,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "tile",
             "overlap",
             "runtime",
+            "skip_existing",
             "progress",
         ],
     ),
@@ -305,6 +307,7 @@ def predict_options(args: argparse.Namespace):
         "score_threshold",
         "min_object_size",
         "object_class",
+        "skip_existing",
     )
     return PredictOptions(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 

@@ -293,6 +293,36 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def check(self) -> None:
+        """Refuse impossible settings before anything is loaded: one line naming the option."""
+        for name, ok, rule in TRAIN_CHECKS:
+            value = getattr(self, name)
+            if value is not None and not ok(value):
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} {value}: {rule}")
+
+
+TRAIN_CHECKS = (
+    ("epochs", lambda v: v >= 1, "must be at least 1"),
+    ("epoch_size", lambda v: v >= 1, "must be at least 1"),
+    ("batch_size", lambda v: v >= 1, "must be at least 1"),
+    ("crop", lambda v: v >= 0, "must be 0 (whole images) or a positive size"),
+    (
+        "depth",
+        lambda v: 1 <= v <= 6,
+        "must be between 1 and 6 (2**depth is the downsampling factor)",
+    ),
+    ("base_width", lambda v: 1 <= v <= 512, "must be between 1 and 512"),
+    ("lr", lambda v: 0 < v < 10, "must be a positive learning rate"),
+    ("scale", lambda v: 0 < v <= 4, "must be in (0, 4]"),
+    ("val_fraction", lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    ("ema", lambda v: 0 <= v < 1, "must be in [0, 1) (0 = off)"),
+    ("workers", lambda v: v >= 0, "must be 0 or more"),
+    ("rotate", lambda v: 0 <= v <= 180, "must be between 0 and 180 degrees"),
+    ("sigma", lambda v: v > 0, "must be positive"),
+    ("w0", lambda v: v >= 0, "must be 0 or more"),
+)
+
 
 def field_options(cls) -> list[tuple[str, Opt]]:
     """(field name, its option) for the fields of a config dataclass that have one."""
@@ -375,6 +405,9 @@ SHARED: dict[str, Opt] = {
         metavar="ID",
     ),
     "out": Opt(("--out",), "output folder", required=True),
+    "skip_existing": Opt(
+        ("--skip-existing",), "leave inputs whose output exists alone", action="store_true"
+    ),
     "checkpoint_option": Opt(
         ("--checkpoint",),
         MODEL_HELP + " (default: the bundled foreground model)",

@@ -22,7 +22,8 @@ from pixelwise.checkpoint import load_model
 from pixelwise.classical import graphcut
 from pixelwise.constants import CUTOUT_METHODS
 from pixelwise.data.datasets import match_channels, to_tensor
-from pixelwise.data.io import read_image
+from pixelwise.data.encoding import to_unit
+from pixelwise.data.io import as_image
 from pixelwise.data.transforms import resize_image
 from pixelwise.graphcut import graph_cut
 from pixelwise.inference import predict_probs
@@ -33,21 +34,12 @@ _MODELS: dict[tuple[str, str], Segmenter] = {}
 
 
 def _rgb(image) -> np.ndarray:
-    """uint8 (H, W, 3) from a path, PIL image or array (grey and RGBA converted)."""
-    if isinstance(image, (str, os.PathLike)):
-        image = read_image(image)
-    if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[..., None]
+    """uint8 (H, W, 3) from a path, PIL image or array, read as every entry point reads images
+    (:func:`pixelwise.data.io.as_image`: 16-bit and float images scaled by their dtype)."""
+    image = as_image(image)
     if image.dtype != np.uint8:
-        image = (
-            (image.astype(np.float32) / max(float(image.max()), 1.0) * 255).round().astype(np.uint8)
-        )
-    if image.shape[-1] == 1:
-        image = np.repeat(image, 3, axis=-1)
-    return np.ascontiguousarray(image[..., :3])
+        image = np.rint(to_unit(image) * 255).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image)
 
 
 def parse_colour(text: str | None) -> tuple[int, int, int] | None:

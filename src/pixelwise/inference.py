@@ -14,7 +14,7 @@ from torch import nn
 from pixelwise.checkpoint import load_model
 from pixelwise.constants import AUTO_OVERLAP, AUTO_TILE, AUTO_TILE_PIXELS
 from pixelwise.data.datasets import match_channels, to_tensor
-from pixelwise.data.io import read_image
+from pixelwise.data.io import as_image
 from pixelwise.data.transforms import resize_image, resize_mask, scaled_size
 from pixelwise.detection import detect, detections_to_classes, detections_to_labels
 from pixelwise.instances import drop_small, instances_for
@@ -139,10 +139,7 @@ def predict(
     Instance models (Mask R-CNN): each pixel takes the class of the best-scoring detection
     (score >= ``score_threshold``) covering it.
     """
-    if not isinstance(image, np.ndarray):
-        image = read_image(image)
-    if image.ndim == 2:
-        image = image[..., None]
+    image = as_image(image)
     if seg.kind == "instance":
         return detections_to_classes(detect(seg, image, score_threshold), score_threshold)
     return predict_semantic(
@@ -190,8 +187,7 @@ def segment(
     """
     if not isinstance(seg, Segmenter):
         seg = load_model(seg)
-    if not isinstance(image, np.ndarray):
-        image = read_image(image)
+    image = as_image(image)
     if seg.kind == "instance":
         labels = detections_to_labels(detect(seg, image, score_threshold), score_threshold)
         return drop_small(labels, min_size)

@@ -55,15 +55,41 @@ def make_loss(name: str, class_weights: torch.Tensor | None) -> Callable[..., to
 
 
 def infer_num_classes(cfg: TrainConfig, items, ignore: tuple[int, ...]) -> int:
-    if cfg.class_names:
-        return len(cfg.class_names)
-    if cfg.mask_values:
-        return len(cfg.mask_values)
-    values: set[int] = set()
+    """The number of classes: from --classes or --mask-values, else from the stored values of
+    every mask, which must then be the class ids 0..K-1 (K >= 2) apart from ignored values."""
+    if cfg.class_names or cfg.mask_values:
+        n = len(cfg.class_names or cfg.mask_values)
+        if n < 2:
+            raise ValueError(f"{cfg.data}: {n} class given; a model needs at least 2")
+        return n
+    found: set[int] = set()
     for item in items:
-        values.update(np.unique(read_mask(item.mask, item.page)).tolist())
-    values -= set(ignore) | {IGNORE_INDEX}
-    return max(values) + 1 if values else 1
+        found.update(np.unique(read_mask(item.mask, item.page)).tolist())
+    values = sorted(found - set(ignore) - {IGNORE_INDEX})
+    suggestion = ",".join(map(str, sorted(found)))
+    if values != list(range(len(values))):
+        raise ValueError(
+            f"{cfg.data}: the masks hold values {sorted(found)[:20]}, not the class ids 0..K-1; name "
+            f"the stored value of each class with --mask-values {suggestion} (or leave values out "
+            "with --ignore-values)"
+        )
+    if len(values) < 2:
+        raise ValueError(
+            f"{cfg.data}: the masks hold only {sorted(found)} ({IGNORE_INDEX} is ignored unless named), "
+            f"so there is 1 class; a model needs at least 2: give --mask-values {suggestion} if "
+            "these values are the classes"
+        )
+    return len(values)
+
+
+def check_crop(cfg: TrainConfig, train: SegmentationDataset) -> None:
+    """A training crop larger than every image would only pad (and can exhaust memory)."""
+    largest = max(max(train.load(i)[0].shape[:2]) for i in range(len(train)))
+    if cfg.crop > largest:
+        raise ValueError(
+            f"--crop {cfg.crop} is larger than every training image (the largest side is {largest} "
+            f"pixels at --scale {cfg.scale:g}); use --crop 0 for whole images or at most {largest}"
+        )
 
 
 def build_datasets(
@@ -79,7 +105,9 @@ def build_datasets(
         )
     ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
     names = cfg.class_names or info.class_names or INSTANCE_CLASSES.get(cfg.instances)
-    num_classes = len(names) if names else infer_num_classes(cfg, train_items, ignore)
+    num_classes = len(names) if names else infer_num_classes(cfg, train_items + val_items, ignore)
+    if num_classes < 2:
+        raise ValueError(f"{cfg.data}: {num_classes} class given; a model needs at least 2")
     names = names or [f"class{i}" for i in range(num_classes)]
     colours = (
         info.colours
@@ -104,11 +132,14 @@ def build_datasets(
         augmentation=augmentation_of(cfg),
     )
     channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
+    check_crop(cfg, train)
     train.set_channels(channels)
     train.norm = compute_normalization([train.load(i)[0] for i in range(len(train))])
     val = SegmentationDataset(
         val_items, num_classes, encoding, train.norm, channels=channels, scale=cfg.scale
     )
+    for i in range(len(val)):  # a bad validation file stops the run now, not after an epoch
+        val.load(i)
     return train, val, names, colours
 
 
@@ -165,11 +196,29 @@ def build_model(
     }
     accepted = inspect.signature(MODELS[cfg.model]).parameters if cfg.model in MODELS else {}
     arch_kwargs |= {k: v for k, v in options.items() if k in accepted}
+    check_model_size(cfg.model, arch_kwargs)
     torch.manual_seed(cfg.seed)
     model = (
         create_model(cfg.model, **arch_kwargs).to(device).to(memory_format=memory_format(precision))
     )
     return model, arch_kwargs
+
+
+MAX_PARAMETERS = 250_000_000  # 1 GB of fp32 weights, 4 GB with gradients and Adam's moments
+
+
+def check_model_size(name: str, arch_kwargs: dict) -> None:
+    """Build the network without memory (meta device) and refuse one too large to train."""
+    with torch.device("meta"):
+        count = sum(p.numel() for p in create_model(name, **arch_kwargs).parameters())
+    if count > MAX_PARAMETERS:
+        shown = ", ".join(
+            f"{k}={v}" for k, v in arch_kwargs.items() if k in ("depth", "base_width", "width")
+        )
+        raise ValueError(
+            f"{name} with {shown} has {count / 1e6:,.0f} M parameters ({count * 16 / 1e9:,.0f} GB to train "
+            f"with Adam); at most {MAX_PARAMETERS / 1e6:,.0f} M: lower --depth or --base-width"
+        )
 
 
 def semantic_step(

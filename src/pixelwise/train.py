@@ -247,12 +247,41 @@ def plot_curves(path: Path, history: list[dict], scores: tuple[str, ...]) -> Non
     atomic_write_bytes(path, buf.getvalue())
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
+    """One-cycle learning rate (warm up over the first 10 % of the steps, at least 2, then cosine
+    annealing); a constant rate for runs of fewer than 3 steps, which cannot hold a cycle."""
+    if total_steps < 3:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=cfg.lr,
+        total_steps=total_steps,
+        pct_start=max(0.1, 2 / total_steps),
+        cycle_momentum=cfg.optimizer == "sgd",
+    )
+
+
+SCHEDULE = ("epochs", "epoch_size", "batch_size", "lr", "optimizer")
+
+
+def check_resumable(path: Path, saved: dict, cfg: TrainConfig) -> None:
+    """The schedule spans the whole run: resuming with other settings for it is refused."""
+    changed = [k for k in SCHEDULE if k in saved and saved[k] != getattr(cfg, k)]
+    if changed:
+        was = ", ".join(f"--{k.replace('_', '-')} {saved[k]}" for k in changed)
+        raise ValueError(
+            f"{path}: written by a run with {was}; resume with the same settings (the learning-rate "
+            "schedule spans the whole run) or start a new run in another --out"
+        )
+
+
 def restore(
-    path: Path, model: nn.Module, ema: AveragedModel | None, optimizer, scheduler
+    path: Path, model: nn.Module, ema: AveragedModel | None, optimizer, scheduler, cfg: TrainConfig
 ) -> RunState:
     """Load the state of ``last.pt`` into the training objects; returns the run's history."""
     ckpt = read_checkpoint(path)
     ts = ckpt["train_state"]
+    check_resumable(path, ts.get("config", {}), cfg)
     model.load_state_dict(ts["raw_state_dict"] if ema is not None else ckpt["state_dict"])
     if ema is not None:
         ema.module.load_state_dict(ckpt["state_dict"])
@@ -303,17 +332,11 @@ def setup_run(cfg: TrainConfig, device: torch.device) -> Run:
     if ema is not None:
         task.seg.network = ema.module  # what is validated and saved
     optimizer = make_optimizer(cfg, [p for p in task.model.parameters() if p.requires_grad])
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=cfg.lr,
-        total_steps=cfg.epochs * steps_per_epoch,
-        pct_start=0.1,
-        cycle_momentum=cfg.optimizer == "sgd",
-    )
+    scheduler = make_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
     state = RunState()
     last = Path(cfg.out) / "last.pt"
     if cfg.resume and last.exists():
-        state = restore(last, task.model, ema, optimizer, scheduler)
+        state = restore(last, task.model, ema, optimizer, scheduler, cfg)
     return Run(cfg, task, optimizer, scheduler, ema, state, epoch_size)
 
 
@@ -332,6 +355,7 @@ def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = Non
     CPU (gloo) each process normalises its own share. Rank 0 validates, prints and writes
     every file; all ranks resume from the same ``last.pt``.
     """
+    cfg.check()
     device, created_group = dist.setup(cfg.device)
     out = Path(cfg.out)
     if dist.is_main():

@@ -33,7 +33,10 @@ class Normalization:
     scale: float = 255.0
 
     def apply(self, image: np.ndarray) -> np.ndarray:
-        x = image.astype(np.float32) / np.float32(self.scale)
+        """Normalised float32 of an (H, W, C) image. The image goes to [0, 1] by its own dtype
+        (8-bit / 255, 16-bit / 65535, floats as they are), so one photo gives one prediction
+        whatever its bit depth; ``scale`` records the range the model was trained on."""
+        x = to_unit(image)
         mean = np.asarray(self.mean, dtype=np.float32)
         std = np.asarray(self.std, dtype=np.float32)
         return (x - mean) / std

@@ -11,6 +11,7 @@ in one line.
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 import warnings
@@ -38,7 +39,16 @@ def max_pixels_limit(max_pixels: int | None = None) -> int:
     """The decompression-bomb guard: explicit argument, else $PIXELWISE_MAX_PIXELS, else default."""
     if max_pixels is not None:
         return int(max_pixels)
-    return int(os.environ.get("PIXELWISE_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+    text = os.environ.get("PIXELWISE_MAX_PIXELS")
+    if text is None:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(float(text))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"PIXELWISE_MAX_PIXELS must be a positive number of pixels, got {text!r}")
+    return value
 
 
 def _check_file(path: Path) -> None:
@@ -74,6 +84,8 @@ def _read_tiff(path: Path, page: int | None, max_pixels: int | None) -> np.ndarr
             pages = tif.pages
             if len(pages) == 0:
                 raise ImageReadError(path, "TIFF file has no pages")
+            if page is None and len(pages) > 1:
+                raise ImageReadError(path, multi_page(len(pages), "pages"))
             index = 0 if page is None else page
             if not 0 <= index < len(pages):
                 raise ImageReadError(path, f"page {index} requested but the TIFF has {len(pages)}")
@@ -102,6 +114,11 @@ def count_pages(path: str | os.PathLike) -> int:
 def _open_pil(path: Path, max_pixels: int | None, source=None) -> Image.Image:
     """Open and decode ``source`` (default: the file ``path``; any file object works), naming
     ``path`` in errors."""
+    limit = max_pixels_limit(max_pixels)
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limit:
+        Image.MAX_IMAGE_PIXELS = (
+            limit  # our own header check below is the guard; let Pillow reach it
+        )
     try:
         img = Image.open(path if source is None else source)
     except UnidentifiedImageError:
@@ -111,6 +128,8 @@ def _open_pil(path: Path, max_pixels: int | None, source=None) -> Image.Image:
     except OSError as exc:
         raise ImageReadError(path, f"cannot open ({exc})") from None
     _check_size(path, img.width, img.height, max_pixels)
+    if getattr(img, "n_frames", 1) > 1:
+        raise ImageReadError(path, multi_page(img.n_frames, "frames"))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -171,7 +190,7 @@ def read_image(
 
 def read_image_bytes(data: bytes, name: str, max_pixels: int | None = None) -> np.ndarray:
     """:func:`read_image` for an encoded image held in memory (e.g. an HTTP upload); ``name``
-    stands for the file in errors. TIFF stacks are read through Pillow (first page)."""
+    stands for the file in errors. Multi-page files are refused, as by :func:`read_image`."""
     import io
 
     if not data:
@@ -179,6 +198,39 @@ def read_image_bytes(data: bytes, name: str, max_pixels: int | None = None) -> n
     return _normalise_channels(
         Path(name), _pil_image_to_array(_open_pil(Path(name), max_pixels, io.BytesIO(data)))
     )
+
+
+def as_image(image, name: str = "image") -> np.ndarray:
+    """The one way every entry point reads an image: a path, a PIL image or an array becomes an
+    (H, W, C) array with C in {1, 3} of dtype uint8, uint16 or float32 (floats in [0, 1]).
+
+    Arrays may be (H, W), (H, W, C) with C in {1, 2, 3, 4} (alpha dropped), or channels-first
+    (C, H, W) when that reading is unambiguous; anything else is refused with the shape found,
+    as are empty arrays, batches, other dtypes and floats outside [0, 1]."""
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        return _normalise_channels(Path(name), _pil_image_to_array(image))
+    arr = np.asarray(image)
+    if arr.size == 0:
+        raise ValueError(f"{name}: empty array of shape {arr.shape}")
+    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 2, 3, 4):
+        arr = np.moveaxis(arr, 0, -1)  # channels first
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 2, 3, 4)):
+        raise ValueError(
+            f"{name}: expected an (H, W) or (H, W, C) image with C in 1..4, got shape {arr.shape}"
+        )
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+            raise ValueError(
+                f"{name}: float images must hold values in [0, 1], got {arr.min():.4g}..{arr.max():.4g}"
+            )
+        arr = arr.astype(np.float32)
+    elif arr.dtype not in (np.uint8, np.uint16):
+        raise ValueError(
+            f"{name}: unsupported dtype {arr.dtype}; give uint8, uint16 or float in [0, 1]"
+        )
+    return _normalise_channels(Path(name), arr)
 
 
 def read_mask(
@@ -212,9 +264,35 @@ def read_mask(
     return arr
 
 
+def multi_page(count: int, what: str) -> str:
+    return (
+        f"has {count} {what}; pixelwise reads one image per file (split it into files; for training, "
+        "TIFF stacks named *-volume.tif / *-labels.tif are read page by page)"
+    )
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_current_umask()  # what open() would have given the file
+
+
 def _atomic_target(path: Path) -> tuple[int, str]:
+    """A temporary file beside ``path``; leftovers of an earlier, interrupted write of the same
+    file are removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        stale.unlink(missing_ok=True)
     return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+
+
+def _publish(tmp: str, path: Path) -> None:
+    """Give the temporary file the permissions a plain write would have, then rename it."""
+    os.chmod(tmp, FILE_MODE)
+    os.replace(tmp, path)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -224,7 +302,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -237,7 +315,7 @@ def atomic_save(path: str | os.PathLike, save_fn) -> None:
     os.close(fd)
     try:
         save_fn(tmp)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

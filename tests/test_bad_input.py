@@ -1,0 +1,588 @@
+"""Every bad input, option and client gets a clear refusal, never a wrong result.
+
+One row per case: what is run, the exit status (CLI), HTTP status (server) or exception
+(Python API) expected, and a fragment of the one-line message. A new case is one line in a
+table; the helpers at the top build the small files the rows need.
+"""
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pixelwise
+from pixelwise.checkpoint import save_checkpoint
+from pixelwise.cli import main
+from pixelwise.cutout import remove_background
+from pixelwise.data.encoding import Normalization
+from pixelwise.models import create_model
+from pixelwise.segmenter import Segmenter
+
+# ---------------------------------------------------------------- files the rows use
+
+
+class BrightIsForeground(torch.nn.Module):
+    def forward(self, x):
+        grey = x.mean(1, keepdim=True)
+        return torch.cat([-8 * grey, 8 * grey], 1)
+
+
+class Slow(BrightIsForeground):
+    def forward(self, x):
+        time.sleep(1.0)
+        return super().forward(x)
+
+
+def tiny_seg(network=None) -> Segmenter:
+    kwargs = {"in_channels": 3, "num_classes": 2, "depth": 2, "base_width": 4}
+    seg = Segmenter(
+        create_model("unet", **kwargs),
+        "unet",
+        kwargs,
+        ["background", "foreground"],
+        Normalization([0.5] * 3, [0.25] * 3),
+    )
+    if network is not None:
+        seg.network = network
+    return seg
+
+
+def photo(h=48, w=64, seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 60, (h, w, 3)).astype(np.uint8)
+    image[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 220
+    return image
+
+
+def dataset(root: Path, mask_values=(0, 255), n=6, size=32, stray=None, bad_val=False) -> Path:
+    """images/ + masks/ pairs: a bright square marked with the second mask value."""
+    for sub in ("train/images", "train/masks", "val/images", "val/masks"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        split = "val" if i < 2 else "train"
+        image = photo(size, size, i)
+        mask = np.where(image[..., 0] > 100, mask_values[1], mask_values[0]).astype(np.uint8)
+        if stray is not None and i == n - 1:
+            mask[0, 0] = stray
+        Image.fromarray(image).save(root / split / "images" / f"{i}.png")
+        Image.fromarray(mask).save(root / split / "masks" / f"{i}.png")
+    if bad_val:
+        (root / "val" / "masks" / "0.png").write_bytes(b"\x89PNG broken")
+    return root
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("bad")
+    ckpt = root / "model.pt"
+    save_checkpoint(ckpt, tiny_seg())
+    good = root / "images"
+    good.mkdir()
+    Image.fromarray(photo()).save(good / "a.png")
+    Image.fromarray(photo(seed=1)).save(good / "a.jpg")  # same stem, another format
+    pages = root / "pages"
+    pages.mkdir()
+    frames = [Image.fromarray(photo(seed=s)) for s in range(3)]
+    frames[0].save(pages / "stack.tif", save_all=True, append_images=frames[1:])
+    frames[0].save(pages / "anim.gif", save_all=True, append_images=frames[1:])
+    (root / "empty").mkdir()
+    d1, d2 = root / "d1", root / "d2"
+    for d, s in ((d1, 2), (d2, 3)):
+        d.mkdir()
+        Image.fromarray(photo(seed=s)).save(d / "x.png")
+    ckpts = {}
+    for name, change in (
+        ("no_arch", lambda c: c.pop("arch")),
+        ("many_classes", lambda c: c.update(class_names=[f"c{i}" for i in range(300)])),
+        ("wrong_weights", lambda c: c.update(arch_kwargs=c["arch_kwargs"] | {"base_width": 8})),
+    ):
+        c = torch.load(ckpt, weights_only=True)
+        change(c)
+        torch.save(c, root / f"{name}.pt")
+        ckpts[name] = root / f"{name}.pt"
+    torch.save(
+        {"format": "pixelwise", "arch": Slow()}, root / "pickled.pt"
+    )  # a module: code, not data
+    return {
+        "root": root,
+        "ckpt": ckpt,
+        "good": good,
+        "pages": pages,
+        "d1": d1,
+        "d2": d2,
+        **ckpts,
+        "pickled": root / "pickled.pt",
+        "bw": dataset(root / "bw"),
+        "stray": dataset(root / "stray", (0, 1), stray=7),
+        "badval": dataset(root / "badval", (0, 1), bad_val=True),
+        "small": dataset(root / "small", (0, 1), size=24),
+    }
+
+
+# ---------------------------------------------------------------- the command line
+
+TRAIN = [
+    "--epochs",
+    "1",
+    "--batch-size",
+    "2",
+    "--crop",
+    "16",
+    "--depth",
+    "2",
+    "--base-width",
+    "4",
+    "--no-progress",
+]
+
+CLI_CASES = [
+    # (id, argv with {placeholders}, exit status, message fragment)
+    (
+        "same stem twice",
+        ["predict", "{ckpt}", "{good}/a.png", "{good}/a.jpg", "--out", "{out}"],
+        2,
+        "would all be written to a.png",
+    ),
+    (
+        "same name in two folders",
+        ["predict", "{ckpt}", "{d1}/x.png", "{d2}/x.png", "--out", "{out}"],
+        2,
+        "would all be written to x.png",
+    ),
+    (
+        "empty input folder",
+        ["predict", "{ckpt}", "{root}/empty", "--out", "{out}"],
+        2,
+        "no image files in",
+    ),
+    (
+        "multi-page TIFF",
+        ["predict", "{ckpt}", "{pages}/stack.tif", "--out", "{out}"],
+        1,
+        "has 3 pages",
+    ),
+    (
+        "animated GIF",
+        ["remove-bg", "{pages}/anim.gif", "-o", "{out}", "--checkpoint", "{ckpt}"],
+        1,
+        "has 3 frames",
+    ),
+    (
+        "255 is a class, not ignore",
+        ["train", "{bw}", "--out", "{out}", *TRAIN],
+        2,
+        "--mask-values 0,255",
+    ),
+    (
+        "a stray mask value",
+        ["train", "{stray}", "--out", "{out}", *TRAIN],
+        2,
+        "--mask-values 0,1,7",
+    ),
+    (
+        "one class name",
+        ["train", "{stray}", "--out", "{out}", "--classes", "only", *TRAIN],
+        2,
+        "a model needs at least 2",
+    ),
+    (
+        "bad validation mask, before training",
+        ["train", "{badval}", "--out", "{out}", *TRAIN],
+        2,
+        "badval/val/masks/0.png",
+    ),
+    (
+        "batch size 0",
+        ["train", "{bw}", "--out", "{out}", *TRAIN, "--batch-size", "0"],
+        2,
+        "--batch-size 0: must be at least 1",
+    ),
+    (
+        "zero epochs",
+        ["train", "{bw}", "--out", "{out}", *TRAIN, "--epochs", "0"],
+        2,
+        "--epochs 0: must be at least 1",
+    ),
+    (
+        "crop larger than every image",
+        ["train", "{small}", "--out", "{out}", *TRAIN, "--crop", "4096"],
+        2,
+        "--crop 4096 is larger than every training image",
+    ),
+    (
+        "depth 12",
+        ["train", "{small}", "--out", "{out}", *TRAIN, "--depth", "12"],
+        2,
+        "--depth 12: must be between 1",
+    ),
+    (
+        "a network too large",
+        ["train", "{small}", "--out", "{out}", *TRAIN, "--depth", "6", "--base-width", "256"],
+        2,
+        "M parameters",
+    ),
+    (
+        "checkpoint without arch",
+        ["predict", "{no_arch}", "{good}/a.png", "--out", "{out}"],
+        2,
+        "damaged checkpoint, missing arch",
+    ),
+    (
+        "300 class names, 2 outputs",
+        ["predict", "{many_classes}", "{good}/a.png", "--out", "{out}"],
+        2,
+        "300 class names for a network with 2 outputs",
+    ),
+    (
+        "weights that do not fit",
+        ["predict", "{wrong_weights}", "{good}/a.png", "--out", "{out}"],
+        2,
+        "its weights do not fit its unet network",
+    ),
+    (
+        "a pickle with objects",
+        ["predict", "{pickled}", "{good}/a.png", "--out", "{out}"],
+        2,
+        "which are never loaded",
+    ),
+    (
+        "bad PIXELWISE_MAX_PIXELS",
+        ["predict", "{ckpt}", "{good}/a.png", "--out", "{out}", "env=lots"],
+        2,
+        "PIXELWISE_MAX_PIXELS must be a positive number",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "argv, status, fragment", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES]
+)
+def test_cli_refuses(argv, status, fragment, files, tmp_path, capsys, monkeypatch):
+    names = {k: str(v) for k, v in files.items()} | {"out": str(tmp_path / "out")}
+    if argv[-1].startswith("env="):
+        monkeypatch.setenv("PIXELWISE_MAX_PIXELS", argv.pop()[4:])
+    assert main([a.format(**names) for a in argv]) == status
+    err = capsys.readouterr().err
+    assert fragment in err, err
+    assert "weights_only" not in err and "Traceback" not in err
+    if argv[0] == "train" and status == 2:
+        assert not (tmp_path / "out" / "last.pt").exists()  # refused before the first step
+
+
+def test_short_runs_and_resume_with_another_schedule(files, tmp_path, capsys):
+    """39 images, batch 4, 1 epoch: 10 steps (the one-cycle schedule divided by zero); then a
+    resume asking for more epochs is refused (the schedule spans the run), not crashed."""
+    data = dataset(tmp_path / "d39", (0, 1), n=41, size=24)
+    args = ["train", str(data), "--out", str(tmp_path / "run"), *TRAIN, "--batch-size", "4"]
+    assert main(args) == 0
+    assert main(args + ["--resume", "--epochs", "3"]) == 2
+    assert (
+        "written by a run with --epochs 1; resume with the same settings" in capsys.readouterr().err
+    )
+    assert main(args + ["--resume"]) == 0  # the same settings: nothing left to do
+
+
+def test_stale_temporary_files_are_removed_and_outputs_follow_the_umask(files, tmp_path):
+    out = tmp_path / "out"
+    (out / "masks").mkdir(parents=True)
+    stale = out / "masks" / ".a.png.abc123.tmp"
+    stale.write_bytes(b"half a file")
+    assert (
+        main(
+            [
+                "predict",
+                str(files["ckpt"]),
+                str(files["d1"] / "x.png"),
+                str(files["good"] / "a.png"),
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert not stale.exists() and (out / "masks" / "a.png").is_file()
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (out / "masks" / "a.png").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_predict_skip_existing(files, tmp_path, capsys):
+    args = [
+        "predict",
+        str(files["ckpt"]),
+        str(files["d1"]),
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    before = (tmp_path / "masks" / "x.png").stat().st_mtime_ns
+    assert main(args + ["--skip-existing"]) == 0
+    assert (tmp_path / "masks" / "x.png").stat().st_mtime_ns == before
+    assert "wrote 0 masks" in capsys.readouterr().out
+
+
+def test_max_pixels_can_be_raised_past_pillows_own_limit(files, monkeypatch):
+    from pixelwise.data.io import read_image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # stands for Pillow's 179 MP
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", "1000000")
+    assert read_image(files["good"] / "a.png").shape == (48, 64, 3)  # 3072 pixels > 2 x 1000
+
+
+# ---------------------------------------------------------------- the Python API
+
+
+def _predict_8_16_float():
+    seg, image = tiny_seg(), photo()
+    reference = pixelwise.predict(seg, image)
+    for variant in (image.astype(np.uint16) * 257, image.astype(np.float32) / 255):
+        np.testing.assert_array_equal(pixelwise.predict(seg, variant), reference)
+    alpha8 = np.asarray(remove_background(image, tiny_seg(BrightIsForeground()), mask_only=True))
+    alpha16 = np.asarray(
+        remove_background(
+            image.astype(np.uint16) * 257, tiny_seg(BrightIsForeground()), mask_only=True
+        )
+    )
+    np.testing.assert_array_equal(alpha8, alpha16)
+
+
+def _channels_first():
+    image = photo()
+    out = remove_background(image.transpose(2, 0, 1), tiny_seg(BrightIsForeground()))
+    assert out.size == (64, 48)
+    np.testing.assert_array_equal(np.asarray(out)[..., :3], image)
+
+
+API_CASES = [
+    # (id, call, exception or None, message fragment)
+    ("8-bit, 16-bit and float inputs agree", _predict_8_16_float, None, ""),
+    ("channels-first array", _channels_first, None, ""),
+    (
+        "empty array",
+        lambda: pixelwise.predict(tiny_seg(), np.zeros((0, 5, 3), np.uint8)),
+        ValueError,
+        "empty array of shape (0, 5, 3)",
+    ),
+    (
+        "a batch of one",
+        lambda: pixelwise.predict(tiny_seg(), np.zeros((1, 8, 8, 3), np.uint8)),
+        ValueError,
+        "expected an (H, W) or (H, W, C) image",
+    ),
+    (
+        "float out of range",
+        lambda: pixelwise.predict(tiny_seg(), np.full((8, 8, 3), 255.0)),
+        ValueError,
+        "float images must hold values in [0, 1]",
+    ),
+    (
+        "unsupported dtype",
+        lambda: remove_background(np.zeros((8, 8, 3), np.int64), tiny_seg()),
+        ValueError,
+        "unsupported dtype int64",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "call, error, fragment", [c[1:] for c in API_CASES], ids=[c[0] for c in API_CASES]
+)
+def test_python_api(call, error, fragment):
+    if error is None:
+        call()
+        return
+    with pytest.raises(
+        error, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+    ):
+        call()
+
+
+# ---------------------------------------------------------------- the HTTP server
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A real server on a free loopback port: one thread, no queue, a slow network."""
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    import uvicorn
+
+    from pixelwise.web.app import Limits, create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    limits = Limits(
+        max_upload_mb=0.5, max_megapixels=1.0, max_matting_megapixels=0.001, threads=1, queue=0
+    )
+    app = create_app(tiny_seg(Slow()), limits=limits)
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(5)
+
+
+def post(url: str, data: bytes = b"", name="p.png", headers=None, fields=None, timeout=30):
+    import httpx
+
+    files = {"file": (name, data, "image/png")}
+    response = httpx.post(
+        url + "/api/remove-background",
+        files=files,
+        data=fields or {},
+        headers=headers or {},
+        timeout=timeout,
+    )
+    return response.status_code, response.text
+
+
+def raw(url: str, headers: str) -> tuple[int, str]:
+    """Send only a request's headers; the reply as (status, text)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            f"POST /api/remove-background HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n\r\n".encode()
+        )
+        reply = sock.recv(65536).decode("latin-1")
+    return int(reply.split()[1]), reply
+
+
+def zeros_png(side: int) -> bytes:
+    return png_bytes(np.zeros((side, side), np.uint8))
+
+
+HTTP_CASES = [
+    # (id, request, HTTP status, fragment)
+    ("a good photo", lambda u: post(u, png_bytes(photo())), 200, ""),
+    (
+        "8000 x 8000 zeros, 186 KB",
+        lambda u: post(u, zeros_png(8000)),
+        413,
+        "the server accepts at most 1",
+    ),
+    (
+        "matting on too many pixels",
+        lambda u: post(u, png_bytes(photo()), fields={"matting": "true"}),
+        413,
+        "matting is limited to",
+    ),
+    (
+        "foreign Host",
+        lambda u: post(u, png_bytes(photo()), headers={"host": "evil.example"}),
+        400,
+        "Invalid host",
+    ),
+    (
+        "foreign Origin",
+        lambda u: post(u, png_bytes(photo()), headers={"origin": "http://evil.example"}),
+        403,
+        "cross-origin request from http://evil.example refused",
+    ),
+    (
+        "declared 3 GB",
+        lambda u: raw(
+            u, "Content-Length: 3221225472\r\nContent-Type: multipart/form-data; boundary=b"
+        ),
+        413,
+        "upload exceeds",
+    ),
+    (
+        "bad box",
+        lambda u: post(u, png_bytes(photo()), fields={"box": "1,2,3"}),
+        400,
+        "box must be x0,y0,x1,y1",
+    ),
+    (
+        "too many strokes",
+        lambda u: post(
+            u,
+            png_bytes(photo()),
+            fields={"foreground_strokes": "[" + ",".join(['{"points": [[1, 1]]}'] * 300) + "]"},
+        ),
+        400,
+        "at most 200 strokes",
+    ),
+    (
+        "strokes not JSON",
+        lambda u: post(u, png_bytes(photo()), fields={"background_strokes": "[{"}),
+        400,
+        "not JSON",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "request_, status, fragment", [c[1:] for c in HTTP_CASES], ids=[c[0] for c in HTTP_CASES]
+)
+def test_server_refuses(server, request_, status, fragment):
+    code, text = request_(server)
+    assert code == status, text
+    assert fragment in text
+
+
+def test_streamed_upload_is_stopped_while_it_streams(server):
+    """No Content-Length, chunks of 64 KB: the 413 arrives after about the cap, not after 64 MB."""
+    host, port = server.removeprefix("http://").split(":")
+    boundary = "b0undary"
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            f"POST /api/remove-background HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode()
+        )
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        sock.sendall(f"{len(head):x}\r\n".encode() + head + b"\r\n")
+        sock.settimeout(0.05)
+        sent, reply = 0, b""
+        chunk = b"\0" * 65536
+        while sent < 64 << 20 and not reply:
+            try:
+                sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                sent += len(chunk)
+                reply = sock.recv(4096)
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        sock.settimeout(5)
+        reply = reply or sock.recv(4096)
+    assert b" 413 " in reply.split(b"\r\n")[0], reply[:200]
+    assert sent < 4 << 20  # stopped near the 0.5 MB cap
+
+
+def test_queue_full_gets_503_and_health_stays_responsive(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    with ThreadPoolExecutor(3) as pool:
+        slow = [pool.submit(post, server, png_bytes(photo())) for _ in range(2)]
+        time.sleep(0.3)
+        start = time.perf_counter()
+        assert httpx.get(server + "/api/health", timeout=5).status_code == 200
+        assert time.perf_counter() - start < 0.5  # the event loop is free while the network runs
+        codes = sorted(f.result()[0] for f in slow)
+    assert codes == [200, 503]
