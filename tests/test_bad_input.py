@@ -361,7 +361,26 @@ def _channels_first():
     np.testing.assert_array_equal(np.asarray(out)[..., :3], image)
 
 
+def _mask_rcnn_through_the_api():
+    pytest.importorskip("pycocotools", reason="COCO support needs pycocotools")
+    kwargs = {"num_classes": 2, "min_size": 64, "max_size": 96}
+    seg = Segmenter(
+        create_model("mask_rcnn", **kwargs).eval(),
+        "mask_rcnn",
+        kwargs,
+        ["background", "a", "b"],
+        Normalization([0.0], [1.0]),
+    )
+    mask, labels = pixelwise.predict(seg, photo()), pixelwise.segment(seg, photo())
+    assert (
+        mask.shape == labels.shape == (48, 64)
+        and mask.dtype == np.uint8
+        and labels.dtype == np.uint16
+    )
+
+
 API_CASES = [
+    ("predict/segment on a Mask R-CNN model", _mask_rcnn_through_the_api, None, ""),
     # (id, call, exception or None, message fragment)
     ("8-bit, 16-bit and float inputs agree", _predict_8_16_float, None, ""),
     ("channels-first array", _channels_first, None, ""),
