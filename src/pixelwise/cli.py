@@ -137,8 +137,24 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "composite onto a colour (#rrggbb) or an image file instead of transparency",
             ),
             Opt(("--model-size",), "longer side the network sees (default 320)", 320, type=int),
+            "skip_existing",
             Opt(
-                ("--skip-existing",), "leave inputs whose output exists alone", action="store_true"
+                ("--box",),
+                "one photo: x0,y0,x1,y1 around the object, in pixels (graph cut inside it; everything "
+                "outside is background)",
+                metavar="X0,Y0,X1,Y1",
+            ),
+            Opt(
+                ("--strokes",),
+                'one photo: a JSON file {"foreground": [{"points": [[x, y], ...], "radius": r}], '
+                '"background": [...]} of pixels to keep and to remove (hard constraints of the graph cut)',
+                metavar="JSON",
+            ),
+            Opt(
+                ("--boxes",),
+                'folders: a JSON file {"name.jpg": [x0, y0, x1, y1], ...} keyed by the path inside the '
+                "folder given (or the file name)",
+                metavar="JSON",
             ),
             "runtime",
             "progress",
@@ -415,23 +431,19 @@ def predict_classical(args: argparse.Namespace) -> int:
 
 
 def cmd_remove_bg(args: argparse.Namespace) -> int:
-    from pixelwise.batch import report_failures, run_batch
+    from pixelwise.batch import output_names, report_failures, run_batch
     from pixelwise.cutout import get_model, parse_colour, remove_background
     from pixelwise.data.io import save_png
 
     background = args.background
     if background and background.startswith("#"):
         background = parse_colour(background)
+    hints = user_hints(args, output_names(args.inputs))
     model = get_model(args.checkpoint, args.runtime) if args.method != "grabcut" else None
     out = Path(args.out)
 
-    def write(src, rel, cutout):
-        save_png(out / rel, cutout)
-        return out / rel, None
-
-    result = run_batch(
-        args.inputs,
-        lambda src: remove_background(
+    def compute(src):
+        return remove_background(
             src,
             model,
             args.method,
@@ -439,15 +451,41 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
             background,
             args.mask_only,
             model_size=args.model_size,
-        ),
-        write,
-        "remove-bg",
-        args.progress,
-        skip=(lambda rel: (out / rel).exists()) if args.skip_existing else None,
-    )
+            **hints(src),
+        )
+
+    def write(src, rel, cutout):
+        save_png(out / rel, cutout)
+        return out / rel, None
+
+    skip = (lambda rel: (out / rel).exists()) if args.skip_existing else None
+    result = run_batch(args.inputs, compute, write, "remove-bg", args.progress, skip=skip)
     skipped = f" ({result.skipped} existing skipped)" if result.skipped else ""
     print(f"wrote {len(result.written)} cut-outs to {args.out}" + skipped)
     return report_failures(result)
+
+
+def user_hints(args: argparse.Namespace, pairs: list[tuple[Path, Path]]):
+    """``src -> remove_background keyword arguments`` from --box, --strokes and --boxes."""
+    from pixelwise.config import float_list
+    from pixelwise.cutout import read_boxes, read_strokes
+
+    if (args.box or args.strokes) and len(pairs) != 1:
+        raise ValueError(
+            f"--box and --strokes are for one photo; {len(pairs)} inputs given (use --boxes for folders)"
+        )
+    one = {"box": float_list(args.box)} if args.box else {}
+    one |= read_strokes(args.strokes) if args.strokes else {}
+    boxes = read_boxes(args.boxes) if args.boxes else {}
+    names = {src: rel.with_suffix("").as_posix() for src, rel in pairs}
+
+    def hints(src: Path) -> dict:
+        if boxes:
+            key = next((k for k in (f"{names[src]}{src.suffix}", src.name) if k in boxes), None)
+            return {"box": boxes[key]} if key else {}
+        return one
+
+    return hints
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

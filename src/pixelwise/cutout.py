@@ -348,3 +348,38 @@ def mask_iou_and_alpha_error(alpha: np.ndarray, truth: np.ndarray) -> tuple[floa
     union = (pred | truth).sum()
     iou = float((pred & truth).sum() / union) if union else 1.0
     return iou, float(np.abs(alpha.astype(np.float64) - truth).mean())
+
+
+def read_strokes(path: str | Path) -> dict:
+    """A strokes file as ``remove_background`` keyword arguments. Schema (coordinates in pixels
+    of the photo)::
+
+        {"foreground": [{"points": [[x, y], ...], "radius": 8}, ...],
+         "background": [{"points": [[x, y], ...], "radius": 8}, ...]}
+
+    Either list may be missing or empty."""
+    import json
+
+    try:
+        spec = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a strokes file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(spec, dict) or not set(spec) <= {"foreground", "background"}:
+        raise ValueError(f'{path}: expected {{"foreground": [...], "background": [...]}} polylines')
+    return {f"{k}_strokes": v for k, v in spec.items() if v}
+
+
+def read_boxes(path: str | Path) -> dict[str, tuple[float, ...]]:
+    """A boxes file: ``{"photo.jpg": [x0, y0, x1, y1], "sub/other.png": [...]}``, keyed by the
+    photo's path inside the folder given (or its file name)."""
+    import json
+
+    try:
+        spec = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a boxes file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(spec, dict) or not all(
+        isinstance(v, list) and len(v) == 4 for v in spec.values()
+    ):
+        raise ValueError(f'{path}: expected {{"file name": [x0, y0, x1, y1], ...}}')
+    return {str(k): tuple(v) for k, v in spec.items()}

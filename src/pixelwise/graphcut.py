@@ -124,7 +124,8 @@ def graph_cut(
 
     ``prior``: P(foreground) per pixel (a network's probability, or 0.5 everywhere). The data
     term is ``-log`` of ``sigmoid(prior_weight * logit(prior) + colour_weight * logit(P(fg |
-    colour)))``; the colour models come from the prior at first, then from the previous cut.
+    colour)))``. The colour models start from the box when there is one (everything inside is
+    foreground, as in GrabCut), else from the prior, then come from the previous cut.
 
     User input, all hard constraints: ``box = (x0, y0, x1, y1)``: everything outside is
     background; ``foreground`` / ``background``: boolean stroke masks fixed to that label. A
@@ -147,7 +148,10 @@ def graph_cut(
     prior = np.where(outside, 0.0, prior)
     index, edges = colour_index(rgb), pairwise_weights(rgb, smoothness)
     prior_logit = prior_weight * _logit(prior)
-    weights = np.where(fixed_fg, 1.0, np.where(fixed_bg, 0.0, prior))
+    start = (
+        box_mask(shape, box).astype(np.float64) if box is not None else prior
+    )  # GrabCut starts from the box
+    weights = np.where(fixed_fg, 1.0, np.where(fixed_bg, 0.0, start))
     mask = weights > 0.5
     for _ in range(max(1, iterations)):
         fg_w = weights + stroke_boost(stroke_fg, weights.sum())
