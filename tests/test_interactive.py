@@ -1,8 +1,10 @@
-"""Interactive cut-outs: a box and strokes through the Python API, the CLI and HTTP, on photos
-whose answer is known (a red disc and a blue square on grey)."""
+"""Interactive cut-outs: a box and strokes through the Python API, the CLI, HTTP and the web page
+in a real browser, on photos whose answer is known (a red disc and a blue square on grey)."""
 
 import io
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,3 +182,120 @@ def test_http_box_and_strokes():
     schema = client.get("/openapi.json").json()
     props = json.dumps(schema["components"]["schemas"])
     assert all(f in props for f in ("box", "foreground_strokes", "background_strokes"))
+
+
+LAYOUT_CHECK = """() => {
+  const visible = (el) => el.offsetParent !== null && !el.classList.contains('sr-only');
+  const rect = (el) => el.getBoundingClientRect();
+  const overlap = (a, b) => a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5;
+  const groups = [[...document.querySelector('.toolbar').children].filter(visible),
+                  [document.querySelector('header'), document.querySelector('.toolbar'), document.getElementById('status'),
+                   ...document.querySelectorAll('main figure')]];
+  const clashes = [];
+  for (const group of groups)
+    for (let i = 0; i < group.length; i++)
+      for (let j = i + 1; j < group.length; j++)
+        if (overlap(rect(group[i]), rect(group[j]))) clashes.push(group[i].id || group[i].tagName, group[j].id || group[j].tagName);
+  return {clashes, sideways: document.documentElement.scrollWidth > window.innerWidth};
+}"""
+
+
+def test_web_page_box_stroke_undo_in_a_real_browser(tmp_path):
+    pytest.importorskip("playwright", reason="browser test needs the [browser] extra (playwright)")
+    import shutil
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from pixelwise.web.app import create_app
+
+    browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser_path is None:
+        pytest.skip(
+            "no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it"
+        )
+    rgb = np.asarray(
+        Image.fromarray(scene()[0]).resize((320, 240), Image.NEAREST)
+    )  # the scene at 2x
+    photo = tmp_path / "scene.png"
+    Image.fromarray(rgb).save(photo)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(method="grabcut"), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    alpha_at = """([x, y]) => { const img = document.getElementById('after'), c = document.createElement('canvas');
+        c.width = img.naturalWidth; c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+        return g.getImageData(x, y, 1, 1).data[3]; }"""
+    square_centre, disc_centre = [240, 125], [90, 120]  # in the 320 x 240 photo
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=browser_path, args=["--no-sandbox", "--disable-gpu"]
+            )
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/")
+            assert "Photos up to 20 MB and 40 megapixels" in " ".join(
+                page.text_content("header").split()
+            )
+            page.set_input_files("#file", str(photo))
+            wait_done(page)
+            box = page.locator("#photo").bounding_box()
+
+            def at(x, y):  # photo pixels -> page coordinates
+                return box["x"] + x * box["width"] / 320, box["y"] + y * box["height"] / 240
+
+            drag(page, [at(20, 50), at(300, 200)])  # a box around both objects
+            wait_done(page, 2)
+            assert (
+                page.evaluate(alpha_at, square_centre) == 255
+                and page.evaluate(alpha_at, disc_centre) == 255
+            )
+            page.keyboard.press("e")  # the erase tool, from the keyboard
+            assert page.get_attribute("[data-tool=background]", "aria-pressed") == "true"
+            drag(page, [at(215, 110), at(265, 140)])
+            wait_done(page, 3)
+            assert page.evaluate(alpha_at, square_centre) == 0  # erased where the stroke was
+            assert page.evaluate(alpha_at, disc_centre) == 255  # and kept elsewhere
+            page.screenshot(path=str(tmp_path / "page-1280x900.png"), full_page=True)
+            assert page.evaluate(LAYOUT_CHECK) == {"clashes": [], "sideways": False}
+            page.keyboard.press("Control+z")  # undo the stroke
+            wait_done(page, 4)
+            assert page.evaluate(alpha_at, square_centre) == 255
+            page.set_viewport_size({"width": 390, "height": 844})
+            assert page.evaluate(LAYOUT_CHECK) == {"clashes": [], "sideways": False}
+            page.screenshot(path=str(tmp_path / "page-390x844.png"), full_page=True)
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    keep = os.environ.get("PIXELWISE_SCREENSHOTS")  # where CI or a reviewer wants the pictures
+    if keep:
+        for shot in tmp_path.glob("page-*.png"):
+            shutil.copy(shot, Path(keep) / shot.name)
+
+
+def drag(page, points):
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
+def wait_done(page, responses: int = 1):
+    """Until the page has shown its ``responses``-th cut-out."""
+    page.wait_for_function(
+        f"document.getElementById('message').textContent === 'done' && window.__shown >= {responses}",
+        timeout=30_000,
+    )
