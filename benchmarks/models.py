@@ -28,7 +28,7 @@ from torch import nn
 
 from pixelwise.inference import predict_logits
 from pixelwise.models import MODELS, create_model
-from pixelwise.precision import resolve_precision
+from pixelwise.runtime import resolve_precision
 from pixelwise.semantic import semantic_step
 from pixelwise.train import train_one_epoch
 

@@ -18,7 +18,7 @@ import torch
 from pixelwise import create_model
 from pixelwise.data.encoding import Normalization
 from pixelwise.inference import predict_tiled
-from pixelwise.precision import resolve_precision
+from pixelwise.runtime import resolve_precision
 
 
 def main() -> None:

@@ -22,3 +22,12 @@ def shapes_data(tmp_path_factory) -> Path:
     return write_shapes_dataset(
         tmp_path_factory.mktemp("shapes"), n_train=12, n_val=4, size=48, seed=0
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def runtime_cache(tmp_path_factory):
+    """The runtime probe (pixelwise.runtime) measures once per test session into a temporary
+    cache shared with subprocesses, never into the user's cache directory."""
+    if "PIXELWISE_CACHE" not in os.environ:
+        os.environ["PIXELWISE_CACHE"] = str(tmp_path_factory.mktemp("pixelwise-cache"))
+    yield

@@ -4,6 +4,7 @@ the CLI runs exported models end to end."""
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 pytest.importorskip("onnxruntime", reason="ONNX Runtime is part of the [onnx] extra")
 
@@ -15,6 +16,7 @@ from pixelwise.cli import main  # noqa: E402
 from pixelwise.data.encoding import Normalization  # noqa: E402
 from pixelwise.data.io import read_mask  # noqa: E402
 from pixelwise.export import OnnxNetwork, onnx_bytes  # noqa: E402
+from pixelwise.inference import predict  # noqa: E402
 from pixelwise.segmenter import Segmenter  # noqa: E402
 
 EXPORTABLE = [n for n in list_models() if n != "unet_original"]
@@ -125,3 +127,50 @@ def test_tiled_prediction_and_background_removal_run_on_onnx_runtime(tmp_path):
     a = np.asarray(remove_background(image, seg, mask_only=True, precision="fp32"), np.int16)
     b = np.asarray(remove_background(image, onnx_seg, mask_only=True, precision="fp32"), np.int16)
     assert np.abs(a - b).max() <= 2
+
+
+def test_int8_export_records_its_accuracy_gate(shapes_data, tmp_path, capsys):
+    pytest.importorskip(
+        "onnxruntime.quantization", reason="int8 export needs ONNX Runtime's quantisation tools"
+    )
+    import json
+
+    import onnx
+
+    from pixelwise.config import TrainConfig
+    from pixelwise.train import fit
+
+    best = fit(
+        TrainConfig(
+            data=str(shapes_data),
+            out=str(tmp_path / "run"),
+            depth=2,
+            base_width=8,
+            epochs=3,
+            batch_size=4,
+            crop=32,
+            lr=5e-3,
+            precision="fp32",
+            progress=False,
+            overlays=0,
+        )
+    )
+    status = main(
+        ["export", str(best), "--onnx", str(tmp_path / "m8.onnx"), "--int8", str(shapes_data)]
+    )
+    out = capsys.readouterr().out
+    meta = json.loads(
+        {p.key: p.value for p in onnx.load(str(tmp_path / "m8.onnx")).metadata_props}["pixelwise"]
+    )
+    gate = meta["int8"]
+    assert gate["images"] == 4 and gate["max_drop"] == 0.005
+    assert gate["drop"] == pytest.approx(gate["mean_iou_fp32"] - gate["mean_iou_int8"])
+    assert (
+        status == (0 if gate["passed"] else 1) and ("passed" if gate["passed"] else "FAILED") in out
+    )
+    model = onnx.load(str(tmp_path / "m8.onnx"))
+    assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)  # really int8 inside
+    int8, fp32 = load_model(tmp_path / "m8.onnx"), load_model(best)
+    image = np.asarray(Image.open(next((shapes_data / "val" / "images").iterdir())))
+    agree = (predict(int8, image) == predict(fp32, image, "fp32")).mean()
+    assert agree > 0.9

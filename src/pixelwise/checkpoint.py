@@ -11,14 +11,17 @@ A checkpoint is a plain dict saved with ``torch.save`` and read back with
 from __future__ import annotations
 
 import io
+import json
 import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from pixelwise.constants import RUNTIMES
 from pixelwise.data.io import atomic_write_bytes
 from pixelwise.models import create_model
+from pixelwise.runtime import cache_file, inference_path, versions
 from pixelwise.segmenter import FORMAT, Segmenter, kind_of
 
 
@@ -109,19 +112,44 @@ def segmenter_from_checkpoint(ckpt: dict) -> Segmenter:
 
 def load_model(path: str | Path, runtime: str = "torch") -> Segmenter:
     """Rebuild a trained model from a checkpoint file or a bundled model name (in eval mode,
-    on CPU). ``runtime="onnx"`` runs it on ONNX Runtime; ``.onnx`` files always do."""
-    if runtime not in ("torch", "onnx"):
-        raise ValueError(f"unknown runtime {runtime!r}; choose torch or onnx")
+    on CPU). ``runtime="onnx"`` runs it on ONNX Runtime; ``.onnx`` files always do;
+    ``runtime="auto"`` takes what this machine measured fastest (:mod:`pixelwise.runtime`),
+    ONNX Runtime only for models it can run and when the ``[onnx]`` extra is installed."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
     if str(path).endswith(".onnx"):
         from pixelwise.export import load_onnx
 
         return with_network(load_onnx(path))
     seg = segmenter_from_checkpoint(read_checkpoint(path))
+    if runtime == "auto":
+        runtime = "onnx" if onnx_fastest(seg) else "torch"
     if runtime == "onnx":
         from pixelwise.export import to_onnx_runtime
 
-        return to_onnx_runtime(seg)
+        return to_onnx_runtime(seg, onnx_cache(resolve_checkpoint(path)))
     return seg
+
+
+def onnx_cache(path: Path) -> Path:
+    """Where the ONNX graph of a checkpoint file is kept between runs (keyed by its bytes and the
+    library versions, beside the runtime probe's cache)."""
+    import hashlib
+
+    digest = hashlib.sha256(path.read_bytes())
+    digest.update(json.dumps(versions(), sort_keys=True).encode())
+    return cache_file().parent / "onnx" / f"{digest.hexdigest()[:24]}.onnx"
+
+
+def onnx_fastest(seg: Segmenter) -> bool:
+    from importlib.util import find_spec
+
+    exportable = (
+        seg.kind == "semantic"
+        and seg.arch != "unet_original"
+        and find_spec("onnxruntime") is not None
+    )
+    return exportable and inference_path() == "onnx-fp32"
 
 
 def with_network(loaded: tuple[dict, nn.Module]) -> Segmenter:

@@ -255,9 +255,28 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         [
             Opt(("checkpoint",), "a .pt file or a bundled model name"),
             Opt(("--onnx",), "output .onnx path", required=True),
+            Opt(
+                ("--int8",),
+                "quantise to int8 (ONNX Runtime static quantisation) calibrated on the validation images "
+                "of DATA; the accuracy gate (mean IoU drop <= 0.005 there) is checked and recorded in "
+                "the file's metadata",
+                metavar="DATA",
+            ),
+            Opt(
+                ("--val-stems",),
+                "with --int8: which images of DATA",
+                type=parse_stems,
+                metavar="STEMS",
+            ),
         ],
     ),
     "models": ("list the available architectures", "", []),
+    "info": (
+        "this machine: CPU, flags, versions and the execution paths measured fastest",
+        "Prints the CPU model and the flags that decide the fast paths, the library versions, and the "
+        "probe's timings (measured once per machine and cached; see pixelwise.runtime).",
+        [Opt(("--probe",), "measure again now (a few seconds)", action="store_true")],
+    ),
     "demo": (
         "train on generated shapes, then predict and evaluate (about a minute)",
         "",
@@ -526,11 +545,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from pixelwise.checkpoint import load_model
-    from pixelwise.export import export_checked
+    from pixelwise.export import export_checked, export_int8
 
-    path, worst = export_checked(load_model(args.checkpoint), args.onnx)
+    seg = load_model(args.checkpoint)
+    if args.int8:
+        gate = export_int8(seg, args.onnx, args.int8, args.val_stems)
+        verdict = "passed" if gate["passed"] else "FAILED"
+        print(
+            f"wrote {args.onnx} (int8); accuracy gate {verdict}: mean IoU {gate['mean_iou_int8']:.4f} int8 vs "
+            f"{gate['mean_iou_fp32']:.4f} fp32 on {gate['images']} images (drop {gate['drop']:.4f}, "
+            f"at most {gate['max_drop']})"
+        )
+        return 0 if gate["passed"] else 1
+    path, worst = export_checked(seg, args.onnx)
+    size = path.stat().st_size / 1e6
     print(
-        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); max |ONNX Runtime - PyTorch| logit difference {worst:.2e}"
+        f"wrote {path} ({size:.1f} MB); max |ONNX Runtime - PyTorch| logit difference {worst:.2e}"
     )
     return 0
 
@@ -541,6 +571,29 @@ def cmd_models(_: argparse.Namespace) -> int:
     for name in list_models("all"):
         n = sum(p.numel() for p in create_model(name).parameters())
         print(f"{name:<14}{n / 1e6:>8.2f}M params  {describe(name)}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from pixelwise import runtime
+
+    info = runtime.probe() if args.probe else runtime.measured()
+    if args.probe:
+        runtime.save(info)
+    cpu, v = info["cpu"], info["versions"]
+    print(
+        f"pixelwise {__version__}  torch {v['torch']}  onnxruntime {v['onnxruntime']}  python {v['python']}"
+    )
+    print(
+        f"CPU: {cpu['model']}, {cpu['threads']} threads, bf16 instructions: {'yes' if cpu['bf16_hardware'] else 'no'}"
+    )
+    print(f"flags: {' '.join(cpu['flags']) or '(none of interest)'}")
+    for kind in ("inference", "training"):
+        seconds = info[kind]["seconds"]
+        base = seconds.get("torch-fp32")
+        rows = ", ".join(f"{p} {s * 1000:.0f} ms ({base / s:.2f}x)" for p, s in seconds.items())
+        print(f"{kind}: {info[kind]['best']} chosen; {rows}")
+    print(f"measured in {info['probe_seconds']} s, cached in {runtime.cache_file()}")
     return 0
 
 
@@ -565,6 +618,7 @@ HANDLERS = {
     "remove-bg": cmd_remove_bg,
     "serve": cmd_serve,
     "models": cmd_models,
+    "info": cmd_info,
 }
 
 

@@ -272,7 +272,8 @@ class TrainConfig:
     )
     precision: str = opt(
         "auto",
-        "auto = bf16 autocast + channels_last where the CPU/GPU supports bf16, else fp32",
+        "auto (default: fp32, fp32 channels_last or bf16 + channels_last, whichever this machine "
+        "measured fastest for training steps; bf16 on GPUs that have it), bf16 or fp32",
         choices=PRECISIONS,
     )
     device: str = opt(
@@ -353,15 +354,15 @@ MODEL_HELP = (
 SHARED: dict[str, Opt] = {
     "precision": Opt(
         ("--precision",),
-        "auto (bf16 where the hardware has it, else fp32), bf16 or fp32",
+        "auto (default: what this machine measured fastest, see 'pixelwise info'), bf16 or fp32",
         "auto",
         choices=PRECISIONS,
     ),
     "runtime": Opt(
         ("--runtime",),
-        "run the network on PyTorch (default) or ONNX Runtime (exported in memory; .onnx "
-        "files always use it)",
-        "torch",
+        "auto (default: PyTorch or ONNX Runtime, whichever this machine measured fastest), torch or "
+        "onnx (exported in memory); .onnx files always use ONNX Runtime",
+        "auto",
         choices=RUNTIMES,
     ),
     "tta": Opt(("--tta",), TTA_HELP, action="store_true"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 IGNORE_INDEX = 255  # target value of pixels left out of losses and metrics
 
 PRECISIONS = ("auto", "bf16", "fp32")
-RUNTIMES = ("torch", "onnx")
+RUNTIMES = ("auto", "torch", "onnx")
 KINDS = ("semantic", "instance")  # a model predicts logits per pixel, or detections (Mask R-CNN)
 
 AUTO_TILE_PIXELS = 2048 * 2048  # larger images are predicted tile by tile

@@ -26,7 +26,7 @@ from pixelwise.metrics import (
     rand_info_scores,
     seg_score,
 )
-from pixelwise.precision import resolve_precision
+from pixelwise.runtime import resolve_precision
 from pixelwise.segmenter import Segmenter
 
 

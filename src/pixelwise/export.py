@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -110,12 +111,30 @@ def load_onnx(path: str | Path) -> tuple[dict, OnnxNetwork]:
         raise ValueError(
             f"{path}: an ONNX model not exported by pixelwise (no '{METADATA_KEY}' metadata)"
         )
-    return json.loads(meta[METADATA_KEY]), OnnxNetwork(path)
+    info = json.loads(meta[METADATA_KEY])
+    gate = info.get("int8")
+    if gate and not gate.get("passed"):
+        print(
+            f"pixelwise: warning: {path} is an int8 model that failed its accuracy gate (mean IoU drop "
+            f"{gate['drop']:.4f} > {gate['max_drop']})",
+            file=sys.stderr,
+        )
+    return info, OnnxNetwork(path)
 
 
-def to_onnx_runtime(seg: Segmenter) -> Segmenter:
-    """The same model on ONNX Runtime (exported in memory)."""
-    return Segmenter.from_metadata(seg.metadata(), OnnxNetwork(onnx_bytes(seg)))
+def to_onnx_runtime(seg: Segmenter, cache: Path | None = None) -> Segmenter:
+    """The same model on ONNX Runtime, exported in memory, or read from ``cache`` when an earlier
+    run left the export there (written there otherwise)."""
+    if cache is not None and cache.is_file():
+        data = cache.read_bytes()
+    else:
+        data = onnx_bytes(seg)
+        if cache is not None:
+            try:
+                atomic_write_bytes(cache, data)
+            except OSError:
+                pass  # a read-only cache: export again next time
+    return Segmenter.from_metadata(seg.metadata(), OnnxNetwork(data))
 
 
 @torch.inference_mode()
@@ -131,3 +150,93 @@ def export_checked(seg: Segmenter, path: str | Path) -> tuple[Path, float]:
         x = torch.randn(1, seg.in_channels, h, w, generator=torch.Generator().manual_seed(h))
         worst = max(worst, (network(x) - onnx_network(x)).abs().max().item())
     return path, worst
+
+
+INT8_GATE = 0.005  # the largest mean-IoU drop an int8 model may have on the validation images
+
+
+def quantize_int8(fp32: bytes, calibration: list[torch.Tensor]) -> bytes:
+    """Static int8 quantisation (QDQ, per-channel int8 weights, uint8 activations) of an fp32 ONNX
+    graph, with activation ranges calibrated on ``calibration`` inputs (N, C, H, W)."""
+    import tempfile
+
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{"image": x.numpy()} for x in calibration])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, pre, out = Path(tmp) / "fp32.onnx", Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(fp32)
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre),
+            str(out),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+        return out.read_bytes()
+
+
+def mean_iou(
+    network: nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]], num_classes: int
+) -> float:
+    from pixelwise.metrics import ConfusionMatrix
+
+    cm = ConfusionMatrix(num_classes)
+    for x, target in pairs:
+        cm.update(network(x).argmax(1), target[None])
+    return cm.summary([str(i) for i in range(num_classes)])["mean_iou"]
+
+
+def export_int8(
+    seg: Segmenter, path: str | Path, data: str | Path, val_stems: list[str] | None = None
+) -> dict:
+    """Write ``seg`` as an int8 ONNX model to ``path``, calibrated on the validation images of
+    ``data``, and record the accuracy gate in its metadata: mean IoU of the int8 and fp32 graphs
+    on those images, drop at most :data:`INT8_GATE`. Returns that record."""
+    import onnx
+
+    from pixelwise.data.datasets import SegmentationDataset, evaluation_items, to_tensor
+
+    items, split = evaluation_items(Path(data), val_stems)
+    ds = SegmentationDataset(
+        items, seg.num_classes, seg.encoding, seg.norm, channels=seg.in_channels
+    )
+    pairs = []
+    for i in range(len(ds)):
+        image, target = ds.load(i)
+        pairs.append((to_tensor(image, seg.norm)[None], torch.from_numpy(target)))
+    fp32 = onnx_bytes(seg)
+    int8 = quantize_int8(fp32, [x for x, _ in pairs])
+    scores = {
+        name: mean_iou(OnnxNetwork(graph), pairs, seg.num_classes)
+        for name, graph in (("fp32", fp32), ("int8", int8))
+    }
+    gate = {
+        "calibration": split,
+        "images": len(pairs),
+        "mean_iou_fp32": scores["fp32"],
+        "mean_iou_int8": scores["int8"],
+        "drop": scores["fp32"] - scores["int8"],
+        "max_drop": INT8_GATE,
+        "passed": scores["fp32"] - scores["int8"] <= INT8_GATE,
+    }
+    model = onnx.load_from_string(int8)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(seg.metadata() | {"int8": gate})
+    atomic_write_bytes(path, model.SerializeToString())
+    return gate

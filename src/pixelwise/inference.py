@@ -18,7 +18,8 @@ from pixelwise.data.io import as_image
 from pixelwise.data.transforms import resize_image, resize_mask, scaled_size
 from pixelwise.detection import detect, detections_to_classes, detections_to_labels
 from pixelwise.instances import drop_small, instances_for
-from pixelwise.precision import autocast, memory_format, prepare, resolve_precision
+from pixelwise.precision import autocast, memory_format, prepare
+from pixelwise.runtime import resolve_precision
 from pixelwise.segmenter import Segmenter
 
 

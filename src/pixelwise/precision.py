@@ -10,20 +10,17 @@ from torch import nn
 
 from pixelwise.constants import PRECISIONS
 
+RESOLVED = (
+    "fp32",
+    "fp32-cl",
+    "bf16",
+)  # what "auto" becomes; fp32-cl is fp32 in channels_last layout
 
-def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
-    """``auto`` means bf16 where the hardware runs it natively (AVX512-BF16/AMX CPUs, CUDA), else fp32.
 
-    bf16 autocast with channels_last measured 2.6x faster than fp32 for U-Net inference on
-    this project's CPUs (see benchmarks/); fp32 stays available for exact comparisons.
-    """
-    if precision not in PRECISIONS:
+def check_precision(precision: str) -> str:
+    if precision not in PRECISIONS and precision not in RESOLVED:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    if precision != "auto":
-        return precision
-    if torch.device(device).type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    return precision
 
 
 def autocast(
@@ -37,8 +34,8 @@ def autocast(
 
 
 def memory_format(precision: str) -> torch.memory_format:
-    """channels_last pays off with oneDNN's bf16 kernels; fp32 keeps the default layout."""
-    return torch.channels_last if precision == "bf16" else torch.contiguous_format
+    """channels_last for bf16 (oneDNN's bf16 kernels want it) and fp32-cl; else the default layout."""
+    return torch.channels_last if precision in ("bf16", "fp32-cl") else torch.contiguous_format
 
 
 _PREPARE_LOCK = threading.Lock()

@@ -37,7 +37,7 @@ from pixelwise.detection import detection_step, instance_data, score_detector
 from pixelwise.evaluate import evaluate
 from pixelwise.losses import class_weights_from_counts
 from pixelwise.models import create_model
-from pixelwise.precision import resolve_precision
+from pixelwise.runtime import resolve_precision
 from pixelwise.segmenter import Segmenter, default_colours, kind_of
 from pixelwise.semantic import (
     build_datasets,
@@ -315,7 +315,7 @@ def setup_run(cfg: TrainConfig, device: torch.device) -> Run:
     if kind_of(cfg.model) == "instance":
         task = detection_task(cfg, device)
     else:
-        task = semantic_task(cfg, device, resolve_precision(cfg.precision, device))
+        task = semantic_task(cfg, device, resolve_precision(cfg.precision, device, training=True))
     epoch_size = cfg.epoch_size or len(task.dataset)
     steps_per_epoch = (
         epoch_size // cfg.batch_size if world > 1 else math.ceil(epoch_size / cfg.batch_size)

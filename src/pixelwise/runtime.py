@@ -1,0 +1,351 @@
+"""The execution path, chosen per machine by measurement and cached.
+
+CPUs differ: with AVX-512 BF16, bf16 autocast + channels_last runs U-Nets about 2.7x faster
+than fp32; without it bf16 is emulated and about 9x slower, and ONNX Runtime fp32 beats torch
+fp32 by about 1.7x. So ``auto`` is not a rule but a measurement: on first use on a machine a
+probe (a few seconds) times the candidate paths on a small U-Net (depth 4, width 16) and keeps
+the fastest whose masks agree with torch fp32 on at least 99.5 % of pixels. The result is cached
+in the user cache directory under a key of the CPU model, its flags and the torch and ONNX
+Runtime versions, so it is measured again when any of those change.
+
+Inference paths: ``torch-fp32``, ``torch-fp32-cl`` (channels_last), ``torch-bf16-cl`` (only where
+the hardware has bf16 instructions) and ``onnx-fp32``. Training paths: the three torch ones.
+``--runtime``/``--precision`` still force a path; forcing bf16 without the hardware warns with
+the measured slowdown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import torch
+
+from pixelwise.data.io import atomic_write_bytes
+
+AGREEMENT = 0.995  # share of identical mask pixels a faster path must keep
+INFERENCE_PATHS = ("torch-fp32", "torch-fp32-cl", "torch-bf16-cl", "onnx-fp32")
+TRAINING_PATHS = ("torch-fp32", "torch-fp32-cl", "torch-bf16-cl")
+PRECISION_OF = {
+    "torch-fp32": "fp32",
+    "torch-fp32-cl": "fp32-cl",
+    "torch-bf16-cl": "bf16",
+    "onnx-fp32": "fp32",
+}
+FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_int8",
+    "avx_vnni",
+    "asimd",
+    "sve",
+    "bf16",
+    "i8mm",
+)
+
+
+@cache
+def cpu_info() -> dict:
+    """CPU model, the SIMD flags that matter here, and the threads torch uses."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model in (
+                "",
+                platform.machine(),
+                platform.processor(),
+            ):
+                model = value.strip()
+            if key.strip() in ("flags", "Features") and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    return {
+        "model": model,
+        "flags": sorted(f for f in FLAGS if f in flags),
+        "threads": torch.get_num_threads(),
+        "bf16_hardware": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+    }
+
+
+@cache
+def versions() -> dict:
+    try:
+        import onnxruntime
+
+        ort = onnxruntime.__version__
+    except ImportError:
+        ort = None
+    return {"torch": torch.__version__, "onnxruntime": ort, "python": platform.python_version()}
+
+
+@cache
+def machine_key() -> str:
+    info = cpu_info() | versions()
+    return hashlib.sha256(json.dumps(info, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_file() -> Path:
+    root = (
+        os.environ.get("PIXELWISE_CACHE")
+        or os.environ.get("XDG_CACHE_HOME")
+        or Path.home() / ".cache"
+    )
+    base = Path(root) if os.environ.get("PIXELWISE_CACHE") else Path(root) / "pixelwise"
+    return base / "runtime.json"
+
+
+def probe_network() -> tuple[torch.nn.Module, torch.Tensor]:
+    """The representative network (U-Net depth 4, width 16, seeded) and a smooth photo-like input."""
+    from pixelwise.models import create_model
+
+    torch.manual_seed(0)
+    net = create_model("unet", in_channels=3, num_classes=2, depth=4, base_width=16).eval()
+    g = torch.Generator().manual_seed(1)
+    x = torch.nn.functional.interpolate(
+        torch.randn(1, 3, 12, 12, generator=g), size=(192, 192), mode="bicubic"
+    )
+    return net, x
+
+
+def median_seconds(fn, repeats: int = 3) -> float:
+    if repeats == 1:  # a slow, emulated path: one run, warm-up included, is enough to tell
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+    fn()  # warm-up (oneDNN primitive creation, ORT session)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run_path(path: str, net: torch.nn.Module, x: torch.Tensor, onnx_net=None):
+    """A callable that runs ``net`` on ``x`` along ``path`` and returns the logits."""
+    from pixelwise.precision import autocast, memory_format
+
+    if path == "onnx-fp32":
+        return lambda: onnx_net(x)
+    precision = PRECISION_OF[path]
+    fmt = memory_format(precision)
+    model = net.to(memory_format=fmt)
+    xin = x.contiguous(memory_format=fmt)
+
+    @torch.inference_mode()
+    def forward():
+        with autocast(precision):
+            return model(xin).float()
+
+    return forward
+
+
+@dataclass
+class Measurement:
+    seconds: dict
+    agreement: dict
+    best: str
+
+    def to_dict(self) -> dict:
+        return {"seconds": self.seconds, "agreement": self.agreement, "best": self.best}
+
+
+def pick(seconds: dict, agreement: dict, allowed: tuple[str, ...]) -> str:
+    ok = [p for p in allowed if p in seconds and agreement.get(p, 1.0) >= AGREEMENT]
+    return min(ok, key=lambda p: seconds[p])
+
+
+def measure_inference(report) -> Measurement:
+    net, x = probe_network()
+    reference = run_path("torch-fp32", net, x)().argmax(1)
+    seconds, agreement, onnx_net = {}, {}, None
+    try:
+        from pixelwise.export import OnnxNetwork, trace_to_onnx
+
+        onnx_net = OnnxNetwork(trace_to_onnx(net, 3))
+    except ImportError:
+        pass
+    for path in INFERENCE_PATHS:
+        if path == "onnx-fp32" and onnx_net is None:
+            continue
+        report(f"inference {path}")
+        fn = run_path(path, net, x, onnx_net)
+        emulated = path == "torch-bf16-cl" and not cpu_info()["bf16_hardware"]
+        seconds[path] = median_seconds(fn, 1 if emulated else 3)
+        agreement[path] = (fn().argmax(1) == reference).float().mean().item()
+        net.to(memory_format=torch.contiguous_format)
+    allowed = tuple(
+        p for p in INFERENCE_PATHS if p != "torch-bf16-cl" or cpu_info()["bf16_hardware"]
+    )
+    return Measurement(seconds, agreement, pick(seconds, agreement, allowed))
+
+
+def training_seconds(path: str) -> float:
+    """Seconds per training step (batch 2, 128 x 128, Adam) of the probe network along ``path``."""
+    from pixelwise.precision import autocast, memory_format
+
+    net, _ = probe_network()
+    precision = PRECISION_OF[path]
+    fmt = memory_format(precision)
+    net = net.train().to(memory_format=fmt)
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    x = torch.randn(2, 3, 128, 128).contiguous(memory_format=fmt)
+    y = torch.randint(0, 2, (2, 128, 128))
+
+    def step():
+        opt.zero_grad()
+        with autocast(precision):
+            logits = net(x)
+        torch.nn.functional.cross_entropy(logits.float(), y).backward()
+        opt.step()
+
+    return median_seconds(step, repeats=2)
+
+
+def measure_training(report) -> Measurement:
+    seconds = {}
+    for path in TRAINING_PATHS:
+        if path == "torch-bf16-cl" and not cpu_info()["bf16_hardware"]:
+            continue  # emulated: about 9x slower, never chosen
+        report(f"training {path}")
+        seconds[path] = training_seconds(path)
+    return Measurement(seconds, {}, pick(seconds, {}, TRAINING_PATHS))
+
+
+def probe(progress: bool = True) -> dict:
+    """Measure every path on this machine now (a few seconds); the result as it is cached."""
+
+    def report(what: str) -> None:
+        if progress:
+            print(
+                f"\rpixelwise: measuring this machine's fastest path ({what})...{' ' * 10}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    start = time.perf_counter()
+    result = {
+        "key": machine_key(),
+        "cpu": cpu_info(),
+        "versions": versions(),
+        "inference": measure_inference(report).to_dict(),
+    }
+    with torch.inference_mode(False), torch.enable_grad():  # callers may be inside inference mode
+        result["training"] = measure_training(report).to_dict()
+    result["probe_seconds"] = round(time.perf_counter() - start, 2)
+    if progress:
+        print(
+            f"\rpixelwise: measured in {result['probe_seconds']:.1f} s: inference {result['inference']['best']}, "
+            f"training {result['training']['best']} (cached in {cache_file()}){' ' * 10}",
+            file=sys.stderr,
+        )
+    return result
+
+
+_MEASURED: dict | None = None
+
+
+def measured(progress: bool = True) -> dict:
+    """This machine's probe result: from the cache when its key matches, else measured now."""
+    global _MEASURED
+    if _MEASURED is not None and _MEASURED.get("key") == machine_key():
+        return _MEASURED
+    try:
+        cached = json.loads(cache_file().read_text())
+        if cached.get("key") == machine_key():
+            _MEASURED = cached
+            return cached
+    except (OSError, json.JSONDecodeError):
+        pass
+    _MEASURED = probe(progress)
+    save(_MEASURED)
+    return _MEASURED
+
+
+def save(result: dict) -> None:
+    """Cache a probe result for this machine (a read-only home just measures again next time)."""
+    global _MEASURED
+    _MEASURED = result
+    try:
+        atomic_write_bytes(cache_file(), json.dumps(result, indent=2).encode())
+    except OSError:
+        pass
+
+
+def forced_path() -> str | None:
+    """``PIXELWISE_PATH=torch-fp32`` (or another path) skips the probe: for tests and pinned deployments."""
+    value = os.environ.get("PIXELWISE_PATH")
+    if value and value not in INFERENCE_PATHS:
+        raise ValueError(f"PIXELWISE_PATH={value!r}: choose one of {', '.join(INFERENCE_PATHS)}")
+    return value
+
+
+def inference_path() -> str:
+    return forced_path() or measured()["inference"]["best"]
+
+
+def training_path() -> str:
+    path = forced_path()
+    return path if path in TRAINING_PATHS else measured()["training"]["best"]
+
+
+def warn_bf16_without_hardware() -> None:
+    """One line when bf16 is forced on a CPU that only emulates it, with the measured slowdown."""
+    if cpu_info()["bf16_hardware"]:
+        return
+    seconds = measured()["inference"]["seconds"]
+    slower = seconds.get("torch-bf16-cl", 0) / max(seconds.get("torch-fp32", 1e-9), 1e-9)
+    print(
+        f"pixelwise: warning: this CPU has no bf16 instructions; bf16 is emulated here and measured {slower:.1f}x "
+        "slower than fp32 (drop --precision bf16)",
+        file=sys.stderr,
+    )
+
+
+def best_torch_path(kind: str = "inference") -> str:
+    """The fastest torch path (for networks that run on torch even when ONNX Runtime would win)."""
+    result = measured()[kind]
+    allowed = tuple(
+        p for p in TRAINING_PATHS if p != "torch-bf16-cl" or cpu_info()["bf16_hardware"]
+    )
+    return pick(result["seconds"], result.get("agreement", {}), allowed)
+
+
+_WARNED: set[str] = set()
+
+
+def resolve_precision(
+    precision: str, device: torch.device | str = "cpu", training: bool = False
+) -> str:
+    """``auto`` -> what this machine measured fastest for torch (``fp32``, ``fp32-cl`` or ``bf16``;
+    on CUDA bf16 where supported); a forced value as given (bf16 without the hardware warns)."""
+    from pixelwise.precision import check_precision
+
+    check_precision(precision)
+    cuda = torch.device(device).type == "cuda"
+    if precision != "auto":
+        if precision == "bf16" and not cuda and "bf16" not in _WARNED:
+            _WARNED.add("bf16")
+            warn_bf16_without_hardware()
+        return precision
+    if cuda:
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    path = forced_path() or (training_path() if training else best_torch_path())
+    return PRECISION_OF[path if path in TRAINING_PATHS else "torch-fp32"]

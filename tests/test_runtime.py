@@ -1,0 +1,156 @@
+"""The execution path chosen by measurement: the probe, its cache, forced paths and warnings."""
+
+import json
+
+import pytest
+import torch
+
+from pixelwise import runtime
+from pixelwise.checkpoint import load_model, save_checkpoint
+from pixelwise.cli import main
+from pixelwise.data.encoding import Normalization
+from pixelwise.models import create_model
+from pixelwise.segmenter import Segmenter
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIXELWISE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(runtime, "_MEASURED", None)
+    return tmp_path / "cache" / "runtime.json"
+
+
+def test_probe_measures_every_path_and_caches_it(fresh_cache, capsys):
+    result = runtime.measured()
+    assert (
+        fresh_cache.is_file()
+        and json.loads(fresh_cache.read_text())["key"] == runtime.machine_key()
+    )
+    inference = result["inference"]
+    expected = {"torch-fp32", "torch-fp32-cl", "torch-bf16-cl"} | (
+        {"onnx-fp32"} if runtime.versions()["onnxruntime"] else set()
+    )
+    assert set(inference["seconds"]) == expected
+    assert all(0 < s < 30 for s in inference["seconds"].values())
+    assert all(a >= 0.99 for a in inference["agreement"].values())
+    best = inference["best"]
+    assert best != "torch-bf16-cl" or result["cpu"]["bf16_hardware"]  # never the emulated path
+    allowed = [
+        p for p in inference["seconds"] if p != "torch-bf16-cl" or result["cpu"]["bf16_hardware"]
+    ]
+    assert inference["seconds"][best] == min(inference["seconds"][p] for p in allowed)
+    assert result["probe_seconds"] < 30  # about 5 s on 2 cores; generous for a loaded CI machine
+    assert "measuring this machine's fastest path" in capsys.readouterr().err
+    # the second time comes from the cache: no measuring, same answer
+    runtime._MEASURED = None
+    assert runtime.measured()["inference"] == inference
+    assert "measuring" not in capsys.readouterr().err
+
+
+def test_another_machine_key_measures_again(fresh_cache, monkeypatch):
+    fresh_cache.parent.mkdir(parents=True)
+    fresh_cache.write_text(
+        json.dumps({"key": "another machine", "inference": {"best": "onnx-fp32"}})
+    )
+    monkeypatch.setattr(
+        runtime, "probe", lambda progress=True: {"key": runtime.machine_key(), "marker": 1}
+    )
+    assert runtime.measured()["marker"] == 1
+
+
+def fake_measurement(best="torch-fp32", bf16=False):
+    seconds = {"torch-fp32": 0.10, "torch-fp32-cl": 0.08, "torch-bf16-cl": 0.90, "onnx-fp32": 0.05}
+    return {
+        "key": runtime.machine_key(),
+        "cpu": runtime.cpu_info() | {"bf16_hardware": bf16},
+        "versions": runtime.versions(),
+        "probe_seconds": 1.0,
+        "inference": {"seconds": seconds, "agreement": {p: 1.0 for p in seconds}, "best": best},
+        "training": {
+            "seconds": {"torch-fp32": 0.5, "torch-fp32-cl": 0.4},
+            "agreement": {},
+            "best": "torch-fp32-cl",
+        },
+    }
+
+
+def test_auto_precision_follows_the_measurement_and_forcing_bf16_warns(monkeypatch, capsys):
+    monkeypatch.delenv("PIXELWISE_PATH", raising=False)
+    monkeypatch.setattr(runtime, "_MEASURED", fake_measurement("onnx-fp32"))
+    no_bf16 = fake_measurement()["cpu"]
+    monkeypatch.setattr(runtime, "cpu_info", lambda: no_bf16)
+    assert (
+        runtime.resolve_precision("auto") == "fp32-cl"
+    )  # the fastest torch path for torch networks
+    assert runtime.resolve_precision("auto", training=True) == "fp32-cl"
+    assert runtime.resolve_precision("fp32") == "fp32"
+    runtime._WARNED.clear()
+    assert runtime.resolve_precision("bf16") == "bf16"
+    assert (
+        "no bf16 instructions; bf16 is emulated here and measured 9.0x slower"
+        in capsys.readouterr().err
+    )
+    assert (
+        runtime.resolve_precision("bf16") == "bf16" and capsys.readouterr().err == ""
+    )  # once per process
+    monkeypatch.setenv("PIXELWISE_PATH", "torch-fp32")
+    assert runtime.resolve_precision("auto") == "fp32"
+    monkeypatch.setenv("PIXELWISE_PATH", "gpu-fast")
+    with pytest.raises(ValueError, match="PIXELWISE_PATH='gpu-fast'"):
+        runtime.resolve_precision("auto")
+
+
+def test_bf16_warning_names_the_measured_slowdown(monkeypatch, capsys):
+    monkeypatch.setattr(runtime, "_MEASURED", fake_measurement())
+    no_bf16 = fake_measurement()["cpu"]
+    monkeypatch.setattr(runtime, "cpu_info", lambda: no_bf16)
+    runtime.warn_bf16_without_hardware()
+    assert capsys.readouterr().err.strip() == (
+        "pixelwise: warning: this CPU has no bf16 instructions; bf16 is emulated here and measured 9.0x slower "
+        "than fp32 (drop --precision bf16)"
+    )
+
+
+def test_auto_runtime_loads_onnx_when_it_measured_fastest(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is the [onnx] extra")
+    from pixelwise.export import OnnxNetwork
+
+    monkeypatch.delenv("PIXELWISE_PATH", raising=False)
+    monkeypatch.setenv("PIXELWISE_CACHE", str(tmp_path / "cache"))
+    kwargs = {"in_channels": 3, "num_classes": 2, "depth": 2, "base_width": 4}
+    save_checkpoint(
+        tmp_path / "m.pt",
+        Segmenter(
+            create_model("unet", **kwargs),
+            "unet",
+            kwargs,
+            ["a", "b"],
+            Normalization([0.5] * 3, [0.25] * 3),
+        ),
+    )
+    for best, onnx in (("onnx-fp32", True), ("torch-fp32-cl", False)):
+        monkeypatch.setattr(runtime, "_MEASURED", fake_measurement(best))
+        seg = load_model(tmp_path / "m.pt", "auto")
+        assert isinstance(seg.network, OnnxNetwork) == onnx
+    assert (
+        len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 1
+    )  # the export is kept for next time
+    assert not isinstance(load_model(tmp_path / "m.pt", "torch").network, OnnxNetwork)  # forced
+
+
+def test_info_prints_the_cpu_and_the_chosen_paths(monkeypatch, capsys):
+    monkeypatch.setattr(runtime, "_MEASURED", fake_measurement("onnx-fp32"))
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "flags:" in out
+        and "inference: onnx-fp32 chosen" in out
+        and "training: torch-fp32-cl chosen" in out
+    )
+    assert "onnx-fp32 50 ms (2.00x)" in out
+
+
+def test_probe_inside_inference_mode_still_times_training(fresh_cache):
+    with torch.inference_mode():
+        result = runtime.probe(progress=False)
+    assert set(result["training"]["seconds"]) >= {"torch-fp32", "torch-fp32-cl"}
