@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 import torch
 from PIL import Image
-from timing import median_seconds
+from timing import add_common, begin, median_seconds
 
 
 def main() -> None:
@@ -23,21 +23,24 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
+    add_common(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    begin(args)
+    backbones = ("resnet18",) if args.quick else ("resnet18", "resnet50")
+    sizes = (
+        ((320, 533, "small"),)
+        if args.quick
+        else ((800, 1333, "default"), (512, 853, "pixelwise default"), (320, 533, "small"))
+    )
+    args.repeats = 2 if args.quick else args.repeats
     photo = np.asarray(Image.fromarray(data.coffee()).resize((640, 480)))
     x = torch.from_numpy(photo.transpose(2, 0, 1).copy()).float() / 255
     print(
         f"one 640 x 480 photo, {args.threads} threads, median of {args.repeats} (after one warm-up)"
     )
     print(f"{'backbone':<10}{'image size (short/long)':>26}{'s / image':>11}")
-    for backbone in ("resnet18", "resnet50"):
-        for min_size, max_size, label in (
-            (800, 1333, "default"),
-            (512, 853, "pixelwise default"),
-            (320, 533, "small"),
-        ):
+    for backbone in backbones:
+        for min_size, max_size, label in sizes:
             torch.manual_seed(0)
             model = mask_rcnn(80, backbone, min_size=min_size, max_size=max_size).eval()
             model.roi_heads.detections_per_img = 20

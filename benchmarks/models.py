@@ -23,7 +23,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from timing import median_seconds
+from timing import add_common, begin, median_seconds
 from torch import nn
 
 from pixelwise.inference import predict_logits
@@ -126,12 +126,14 @@ def main() -> None:
     parser.add_argument(
         "--train-size", type=int, default=256, help="training crop side, batch 4 (default 256)"
     )
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--models", default="unet,fcn8s,segnet,smp_unet34,tv_fcn50")
     parser.add_argument("--no-onnx", dest="onnx", action="store_false")
+    add_common(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    begin(args)
+    if args.quick:  # the default U-Net and two others at half size, 2 repeats
+        args.size, args.train_size, args.repeats, args.models = 256, 128, 2, "unet,fcn8s,segnet"
     default = resolve_precision("auto")
     peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
     x = torch.randn(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(1))

@@ -13,7 +13,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from timing import median_seconds
+from timing import add_common, begin, median_seconds
 
 from pixelwise import ops
 
@@ -74,10 +74,9 @@ def cases(quick: bool):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="small shapes (a smoke run)")
+    add_common(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    begin(args)
     print(
         f"torch {torch.__version__}, {args.threads} threads, median of {args.repeats}; ratio = scratch / native"
     )

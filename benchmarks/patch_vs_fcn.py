@@ -12,6 +12,7 @@ import argparse
 import time
 
 import torch
+from timing import add_common, begin
 
 from pixelwise import create_model
 
@@ -19,10 +20,12 @@ from pixelwise import create_model
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="FCN timing repeats (median)")
+    add_common(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    begin(args)
+    if args.quick:
+        args.size = 256
     torch.manual_seed(0)
     model = create_model("patch", in_channels=3, num_classes=2).eval()
     x = torch.randn(1, 3, args.size, args.size)

@@ -2,7 +2,7 @@
 (resize, model, guided-filter upsampling, post-processing, RGBA assembly), without and with
 alpha matting. Medians.
 
-    python benchmarks/remove_bg.py [--model foreground] [--threads 2] [--repeats 5]
+    python benchmarks/remove_bg.py [--model foreground] [--threads 2] [--repeats 5] [--quick]
 
 The photo is scikit-image's astronaut (shipped with the package), resized to 1024 x 768.
 """
@@ -12,9 +12,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import torch
 from PIL import Image
-from timing import median_seconds
+from timing import add_common, begin, median_seconds
 
 
 def main() -> None:
@@ -24,16 +23,38 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="foreground")
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--model-size", type=int, default=320)
+    add_common(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    begin(args)
+    if args.quick:
+        args.repeats = 2
     photo = np.asarray(Image.fromarray(data.astronaut()).resize((1024, 768), Image.LANCZOS))
     seg = get_model(args.model)
     rows = [
         ("model only", lambda: foreground_probability(seg, photo, args.model_size)),
         ("end to end", lambda: remove_background(photo, seg, model_size=args.model_size)),
+        (
+            "end to end, plain fp32",
+            lambda: remove_background(photo, seg, model_size=args.model_size, precision="fp32"),
+        ),
+        (
+            "graphcut end to end",
+            lambda: remove_background(photo, seg, "graphcut", model_size=args.model_size),
+        ),
+        (
+            "graphcut, plain fp32",
+            lambda: remove_background(
+                photo, seg, "graphcut", model_size=args.model_size, precision="fp32"
+            ),
+        ),
+        (
+            "box request (graph cut)",
+            lambda: remove_background(
+                photo, seg, box=(200, 100, 800, 700), model_size=args.model_size
+            ),
+        ),
         (
             "end to end + matting",
             lambda: remove_background(photo, seg, matting=True, model_size=args.model_size),
@@ -47,7 +68,7 @@ def main() -> None:
         f"1024 x 768 photo, model {args.model} at {args.model_size} px, {args.threads} threads, median of {args.repeats}"
     )
     for name, fn in rows:
-        print(f"{name:<22}{median_seconds(fn, args.repeats):>8.3f} s", flush=True)
+        print(f"{name:<26}{median_seconds(fn, args.repeats):>8.3f} s", flush=True)
 
 
 if __name__ == "__main__":

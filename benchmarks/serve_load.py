@@ -19,9 +19,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import numpy as np
 import psutil
 from PIL import Image
+from timing import machine_line
 
 
 def free_port() -> int:
@@ -41,7 +41,17 @@ def main() -> None:
     parser.add_argument(
         "--server-log", default="serve_load-server.log", help="where the server's log goes"
     )
+    parser.add_argument(
+        "--megapixels", type=float, default=0.3072, help="photo size (default 640 x 480)"
+    )
+    parser.add_argument(
+        "--box", action="store_true", help="send a box (the central 60 %%) with each request"
+    )
+    parser.add_argument("--quick", action="store_true", help="40 requests (under 5 minutes)")
     args = parser.parse_args()
+    if args.quick:
+        args.requests = 40
+    print(machine_line(), flush=True)
     port = free_port()
     server = subprocess.Popen(
         [
@@ -51,7 +61,7 @@ def main() -> None:
             "serve",
             "--port",
             str(port),
-            "--model",
+            "--checkpoint",
             args.model,
             "--threads",
             str(args.threads),
@@ -68,16 +78,24 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         buf = io.BytesIO()
-        Image.fromarray(np.asarray(Image.fromarray(data.coffee()).resize((640, 480)))).save(
+        width = int(round((args.megapixels * 1e6 * 4 / 3) ** 0.5))
+        height = int(round(width * 3 / 4))
+        Image.fromarray(data.coffee()).resize((width, height), Image.LANCZOS).save(
             buf, format="JPEG"
         )
         photo = buf.getvalue()
+        fields = (
+            {"box": f"{0.2 * width:.0f},{0.2 * height:.0f},{0.8 * width:.0f},{0.8 * height:.0f}"}
+            if args.box
+            else {}
+        )
 
         def post(_=None) -> tuple[float, int]:
             start = time.perf_counter()
             r = httpx.post(
                 url + "/api/remove-background",
                 files={"file": ("coffee.jpg", photo, "image/jpeg")},
+                data=fields,
                 timeout=300,
             )
             return time.perf_counter() - start, r.status_code
@@ -97,7 +115,8 @@ def main() -> None:
     errors = sum(code != 200 for _, code in results)
     p95 = latencies[min(len(latencies) - 1, int(round(0.95 * len(latencies))) - 1)]
     print(
-        f"{args.requests} requests at concurrency {args.concurrency} ({args.threads} server threads), 640 x 480 JPEG"
+        f"{args.requests} requests at concurrency {args.concurrency} ({args.threads} server threads), "
+        f"{width} x {height} JPEG{', with a box' if args.box else ''}"
     )
     print(
         f"errors {errors}   p50 {statistics.median(latencies):.3f} s   p95 {p95:.3f} s   "

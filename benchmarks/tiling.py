@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import torch
+from timing import add_common, begin
 
 from pixelwise import create_model
 from pixelwise.data.encoding import Normalization
@@ -28,7 +29,11 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=64)
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--precision", default="auto")
+    add_common(parser)
     args = parser.parse_args()
+    begin(args)
+    if args.quick:
+        args.size = 2048
     torch.manual_seed(0)
     net = create_model("unet", in_channels=args.channels, num_classes=2).eval()
     image = np.random.default_rng(0).integers(

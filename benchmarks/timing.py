@@ -16,3 +16,38 @@ def median_seconds(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def machine_line() -> str:
+    """Where a benchmark ran: CPU model, the flags that decide the fast paths, threads, versions.
+    Every script prints it first (speed figures mean little without it)."""
+    import torch
+
+    from pixelwise.runtime import cpu_info, versions
+
+    cpu, v = cpu_info(), versions()
+    cpu_class = (
+        "AVX-512 BF16"
+        if cpu["bf16_hardware"]
+        else ("AVX2 only" if "avx2" in cpu["flags"] else "other")
+    )
+    return (
+        f"CPU: {cpu['model']} [{cpu_class}] flags {' '.join(cpu['flags'])}; {torch.get_num_threads()} threads; "
+        f"torch {v['torch']}, onnxruntime {v['onnxruntime']}"
+    )
+
+
+def add_common(parser, threads: int = 2) -> None:
+    """``--threads`` and ``--quick`` (a run that fits in 5 minutes on 2 cores), for every script."""
+    parser.add_argument("--threads", type=int, default=threads)
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes and fewer repeats (under 5 minutes)"
+    )
+
+
+def begin(args) -> None:
+    """Apply ``--threads`` and print the machine line."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    print(machine_line(), flush=True)

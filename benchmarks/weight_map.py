@@ -10,6 +10,7 @@ import statistics
 import time
 
 import numpy as np
+from timing import add_common, begin
 
 from pixelwise.data.weight_map import unet_weight_map
 
@@ -32,7 +33,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--cells", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=5)
+    add_common(parser)
     args = parser.parse_args()
+    begin(args)
+    if args.quick:
+        args.repeats = 2
     labels = random_cells(args.size, args.cells)
     times = []
     for _ in range(args.repeats):

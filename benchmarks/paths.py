@@ -1,0 +1,172 @@
+"""The default execution path against forced plain fp32, side by side in one run (medians):
+
+- prediction: ``load_model(..., "auto")`` + ``precision="auto"`` (what ``pixelwise predict`` does)
+  versus ``runtime="torch"``, ``precision="fp32"``, on N images, with the share of identical mask
+  pixels;
+- int8: ONNX Runtime int8 (``export --int8``, calibrated on DATA) versus ONNX Runtime fp32, with
+  the accuracy gate;
+- training: one step (batch 4, 256 x 256, Adam) on the default path versus fp32 contiguous.
+
+    python benchmarks/paths.py [--checkpoint runs/isbi2012-unet/best.pt] [--int8 ../shared/data/isbi2012
+                               --val-stems 25-29] [--images 12] [--size 512] [--quick]
+
+Without --checkpoint, the default U-Net (depth 4, width 32, 7.8 M parameters) with random weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from timing import add_common, begin, median_seconds
+
+from pixelwise.checkpoint import load_model, save_checkpoint
+from pixelwise.constants import parse_stems
+from pixelwise.data.encoding import Normalization
+from pixelwise.inference import predict
+from pixelwise.models import create_model
+from pixelwise.runtime import measured, resolve_precision
+from pixelwise.segmenter import Segmenter
+
+
+def default_unet(folder: Path) -> Path:
+    torch.manual_seed(0)
+    kwargs = {"in_channels": 3, "num_classes": 2, "depth": 4, "base_width": 32}
+    path = folder / "unet.pt"
+    save_checkpoint(
+        path,
+        Segmenter(
+            create_model("unet", **kwargs),
+            "unet",
+            kwargs,
+            ["a", "b"],
+            Normalization([0.5] * 3, [0.25] * 3),
+        ),
+    )
+    return path
+
+
+def photos(n: int, size: int, channels: int) -> list[np.ndarray]:
+    """Smooth random photo-like images (upsampled noise), fixed seed."""
+    g = torch.Generator().manual_seed(2)
+    out = []
+    for _ in range(n):
+        x = torch.nn.functional.interpolate(
+            torch.rand(1, channels, size // 16, size // 16, generator=g),
+            size=(size, size),
+            mode="bicubic",
+        ).clamp(0, 1)
+        out.append((x[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+    return out
+
+
+def predict_all(seg, images, precision) -> tuple[float, list[np.ndarray]]:
+    predict(seg, images[0], precision)  # warm-up
+    start = time.perf_counter()
+    masks = [predict(seg, im, precision) for im in images]
+    return time.perf_counter() - start, masks
+
+
+def prediction_rows(checkpoint: Path, images) -> None:
+    load_start = time.perf_counter()
+    auto = load_model(checkpoint, "auto")
+    load_auto = time.perf_counter() - load_start
+    plain = load_model(checkpoint, "torch")
+    t_auto, m_auto = predict_all(auto, images, "auto")
+    t_fp32, m_fp32 = predict_all(plain, images, "fp32")
+    same = np.mean([(a == b).mean() for a, b in zip(m_auto, m_fp32)])
+    path = measured()["inference"]["best"]
+    print(
+        f"predict {len(images)} images {images[0].shape[1]} x {images[0].shape[0]}: default ({path}, "
+        f"{resolve_precision('auto')}) {t_auto:.2f} s, plain fp32 torch {t_fp32:.2f} s: {t_fp32 / t_auto:.2f}x; "
+        f"identical mask pixels {same:.2%}; default model load {load_auto:.1f} s",
+        flush=True,
+    )
+
+
+def int8_rows(checkpoint: Path, data: str, stems, images, repeats: int) -> None:
+    from pixelwise.export import OnnxNetwork, export_int8, onnx_bytes
+
+    seg = load_model(checkpoint, "torch")
+    with tempfile.TemporaryDirectory() as tmp:
+        gate = export_int8(seg, Path(tmp) / "m8.onnx", data, stems)
+        int8 = OnnxNetwork(Path(tmp) / "m8.onnx")
+    fp32 = OnnxNetwork(onnx_bytes(seg))
+    from pixelwise.data.datasets import to_tensor
+
+    x = to_tensor(images[0] if seg.in_channels == 3 else images[0][..., :1], seg.norm)[None]
+    t8, t32 = median_seconds(lambda: int8(x), repeats), median_seconds(lambda: fp32(x), repeats)
+    same = (int8(x).argmax(1) == fp32(x).argmax(1)).float().mean().item()
+    print(
+        f"ONNX Runtime on one {x.shape[-1]} x {x.shape[-2]} image: int8 {t8 * 1000:.0f} ms, fp32 {t32 * 1000:.0f} ms: "
+        f"{t32 / t8:.2f}x; identical mask pixels {same:.2%}; accuracy gate {'passed' if gate['passed'] else 'FAILED'} "
+        f"(mean IoU {gate['mean_iou_int8']:.4f} int8 vs {gate['mean_iou_fp32']:.4f} fp32 on {gate['images']} "
+        f"images of {data}, drop {gate['drop']:.4f}, at most {gate['max_drop']})",
+        flush=True,
+    )
+
+
+def training_rows(size: int, repeats: int) -> None:
+    from pixelwise.precision import autocast, memory_format
+
+    def step_seconds(precision: str) -> float:
+        torch.manual_seed(0)
+        fmt = memory_format(precision)
+        net = create_model("unet", in_channels=3, num_classes=2).train().to(memory_format=fmt)
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        x = torch.randn(4, 3, size, size).contiguous(memory_format=fmt)
+        y = torch.randint(0, 2, (4, size, size))
+
+        def step():
+            opt.zero_grad()
+            with autocast(precision):
+                logits = net(x)
+            torch.nn.functional.cross_entropy(logits.float(), y).backward()
+            opt.step()
+
+        return median_seconds(step, repeats)
+
+    default = resolve_precision("auto", training=True)
+    t_def, t_fp32 = step_seconds(default), step_seconds("fp32")
+    print(
+        f"training step (batch 4, {size} x {size}, U-Net 7.8 M): default ({default}) {t_def:.2f} s, fp32 contiguous "
+        f"{t_fp32:.2f} s: {t_fp32 / t_def:.2f}x",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint")
+    parser.add_argument("--images", type=int, default=12)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--int8", metavar="DATA", help="calibration and gate data for the int8 row")
+    parser.add_argument("--val-stems", type=parse_stems)
+    parser.add_argument("--repeats", type=int, default=5)
+    add_common(parser)
+    args = parser.parse_args()
+    begin(args)
+    if args.quick:
+        args.images, args.size, args.repeats = 4, 256, 2
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = Path(args.checkpoint) if args.checkpoint else default_unet(Path(tmp))
+        channels = load_model(checkpoint, "torch").in_channels
+        images = photos(args.images, args.size, 3)
+        if channels == 1:
+            images = [im[..., :1] for im in images]
+        prediction_rows(checkpoint, images)
+        if args.int8:
+            int8_rows(checkpoint, args.int8, args.val_stems, images, args.repeats)
+        training_rows(256 if not args.quick else 128, max(2, args.repeats // 2))
+    print(
+        f"(int8 and training: medians of {args.repeats} and {max(2, args.repeats // 2)} calls after a warm-up; "
+        "prediction: the total over all images after a warm-up image)"
+    )
+
+
+if __name__ == "__main__":
+    main()
