@@ -53,6 +53,7 @@ def test_readme_commands_run(readme_cwd, capsys):
         "evaluate",
         "train",
         "models",
+        "info",
         "segment",
         "evaluate",
         "evaluate",
@@ -64,8 +65,10 @@ def test_readme_commands_run(readme_cwd, capsys):
         "remove-bg",
         "remove-bg",
         "remove-bg",
+        "remove-bg",
         "export",
         "predict",
+        "export",
     ]
     for args in commands:
         if args == ["--help"]:
@@ -73,12 +76,28 @@ def test_readme_commands_run(readme_cwd, capsys):
                 main(args)
             assert info.value.code == 0
             continue
-        assert main(args + (SHORT_TRAIN if args[0] == "train" else [])) == 0, args
+        status = main(args + (SHORT_TRAIN if args[0] == "train" else []))
+        if (
+            "--int8" in args
+        ):  # a one-epoch README model may fail the int8 gate: exit 1, recorded in the file
+            assert status in (0, 1), args
+        else:
+            assert status == 0, args
     assert len(list(Path("runs/isbi/test-pred/masks").glob("*.png"))) == 30
     assert Path("runs/isbi/evaluation.json").is_file()
     assert len(list(Path("runs/nuclei/instances").glob("*.png"))) == 1
     assert Path("runs/coco/pred/coco/000000000009.json").is_file()
-    for folder, name in (("cutouts", "000"), ("cutouts-matted", "000"), ("cutouts-grabcut", "001")):
+    from pixelwise.export import load_onnx
+
+    assert (
+        "passed" in load_onnx("runs/isbi/model-int8.onnx")[0]["int8"]
+    )  # the gate, recorded in the file
+    for folder, name in (
+        ("cutouts", "000"),
+        ("cutouts-matted", "000"),
+        ("cutouts-grabcut", "001"),
+        ("cutouts-box", "002"),
+    ):
         assert Image.open(f"runs/{folder}/{name}.png").mode == "RGBA"
     assert Path("runs/compare/grid.png").is_file() and Path("runs/isbi/model.onnx").is_file()
     assert len(list(Path("runs/isbi/onnx-pred/masks").glob("*.png"))) == 30
