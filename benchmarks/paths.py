@@ -29,7 +29,7 @@ from pixelwise.constants import parse_stems
 from pixelwise.data.encoding import Normalization
 from pixelwise.inference import predict
 from pixelwise.models import create_model
-from pixelwise.runtime import measured, resolve_precision
+from pixelwise.runtime import measured, resolve_precision, training_seconds
 from pixelwise.segmenter import Segmenter
 
 
@@ -111,27 +111,14 @@ def int8_rows(checkpoint: Path, data: str, stems, images, repeats: int) -> None:
 
 
 def training_rows(size: int, repeats: int) -> None:
-    from pixelwise.precision import autocast, memory_format
-
-    def step_seconds(precision: str) -> float:
+    def seconds(precision: str) -> float:
         torch.manual_seed(0)
-        fmt = memory_format(precision)
-        net = create_model("unet", in_channels=3, num_classes=2).train().to(memory_format=fmt)
-        opt = torch.optim.Adam(net.parameters(), 1e-3)
-        x = torch.randn(4, 3, size, size).contiguous(memory_format=fmt)
-        y = torch.randint(0, 2, (4, size, size))
-
-        def step():
-            opt.zero_grad()
-            with autocast(precision):
-                logits = net(x)
-            torch.nn.functional.cross_entropy(logits.float(), y).backward()
-            opt.step()
-
-        return median_seconds(step, repeats)
+        return training_seconds(
+            precision, create_model("unet", in_channels=3, num_classes=2), 4, size, repeats
+        )
 
     default = resolve_precision("auto", training=True)
-    t_def, t_fp32 = step_seconds(default), step_seconds("fp32")
+    t_def, t_fp32 = seconds(default), seconds("fp32")
     print(
         f"training step (batch 4, {size} x {size}, U-Net 7.8 M): default ({default}) {t_def:.2f} s, fp32 contiguous "
         f"{t_fp32:.2f} s: {t_fp32 / t_def:.2f}x",

@@ -31,3 +31,45 @@ def runtime_cache(tmp_path_factory):
     if "PIXELWISE_CACHE" not in os.environ:
         os.environ["PIXELWISE_CACHE"] = str(tmp_path_factory.mktemp("pixelwise-cache"))
     yield
+
+
+def disc_and_square(
+    h: int, w: int, disc: tuple[int, int, int], square: tuple[int, int, int, int], seed: int = 0
+):
+    """A red disc ``(cy, cx, r)`` and a blue square ``(y0, y1, x0, x1)`` on noisy grey: an RGB
+    uint8 photo whose objects are known, and the two boolean masks."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    round_ = (yy - disc[0]) ** 2 + (xx - disc[1]) ** 2 < disc[2] ** 2
+    box = (yy > square[0]) & (yy < square[1]) & (xx > square[2]) & (xx < square[3])
+    rgb = np.full((h, w, 3), 128.0) + rng.normal(0, 8, (h, w, 3))
+    rgb[round_] = (200, 40, 40) + rng.normal(0, 8, (round_.sum(), 3))
+    rgb[box] = (40, 40, 200) + rng.normal(0, 8, (box.sum(), 3))
+    return np.clip(rgb, 0, 255).astype(np.uint8), round_, box
+
+
+def train_tiny(data: Path, out: Path, *extra: str) -> Path:
+    """``pixelwise train`` of a small U-Net (depth 2, width 8, 32-pixel crops) for two epochs;
+    returns the run folder."""
+    from pixelwise.cli import main
+
+    args = [
+        "train",
+        str(data),
+        "--out",
+        str(out),
+        "--depth",
+        "2",
+        "--base-width",
+        "8",
+        "--epochs",
+        "2",
+        "--crop",
+        "32",
+        "--no-progress",
+        *extra,
+    ]
+    assert main(args) == 0
+    return out

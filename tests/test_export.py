@@ -8,6 +8,7 @@ from PIL import Image
 
 pytest.importorskip("onnxruntime", reason="ONNX Runtime is part of the [onnx] extra")
 
+from conftest import train_tiny
 from test_models import small  # noqa: E402
 
 from pixelwise import create_model, list_models  # noqa: E402
@@ -53,27 +54,7 @@ def test_original_unet_refuses_with_a_reason():
 
 
 def test_cli_export_then_predict_and_evaluate_on_onnx_runtime(shapes_data, tmp_path, capsys):
-    run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                str(shapes_data),
-                "--out",
-                str(run),
-                "--depth",
-                "2",
-                "--base-width",
-                "8",
-                "--epochs",
-                "2",
-                "--crop",
-                "32",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    run = train_tiny(shapes_data, tmp_path / "run")
     onnx_path = tmp_path / "model.onnx"
     assert main(["export", str(run / "best.pt"), "--onnx", str(onnx_path)]) == 0
     assert "max |ONNX Runtime - PyTorch| logit difference" in capsys.readouterr().out

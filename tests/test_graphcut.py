@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import disc_and_square
 
 from pixelwise.graphcut import NEIGHBOURS, box_mask, graph_cut, min_cut, pairwise_weights
 
@@ -67,16 +68,9 @@ def test_pairwise_weights_match_the_formula():
         np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
-def scene(h=80, w=100, seed=0):
+def scene():
     """A red disc and a blue square on a noisy grey background; the truth of each."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w]
-    disc = (yy - 40) ** 2 + (xx - 30) ** 2 < 15**2
-    square = (yy > 25) & (yy < 55) & (xx > 65) & (xx < 90)
-    rgb = np.full((h, w, 3), 128.0) + rng.normal(0, 8, (h, w, 3))
-    rgb[disc] = (200, 40, 40) + rng.normal(0, 8, (disc.sum(), 3))
-    rgb[square] = (40, 40, 200) + rng.normal(0, 8, (square.sum(), 3))
-    return np.clip(rgb, 0, 255).astype(np.uint8), disc, square
+    return disc_and_square(80, 100, (40, 30, 15), (25, 55, 65, 90))
 
 
 def iou(a, b):

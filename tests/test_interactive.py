@@ -8,21 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import disc_and_square
 from PIL import Image
 
 from pixelwise.cli import main
 from pixelwise.cutout import remove_background
 
 
-def scene(h=120, w=160, seed=0):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w]
-    disc = (yy - 60) ** 2 + (xx - 45) ** 2 < 25**2
-    square = (yy > 40) & (yy < 85) & (xx > 100) & (xx < 140)
-    rgb = np.full((h, w, 3), 128.0) + rng.normal(0, 8, (h, w, 3))
-    rgb[disc] = (200, 40, 40) + rng.normal(0, 8, (disc.sum(), 3))
-    rgb[square] = (40, 40, 200) + rng.normal(0, 8, (square.sum(), 3))
-    return np.clip(rgb, 0, 255).astype(np.uint8), disc, square
+def scene():
+    return disc_and_square(120, 160, (60, 45, 25), (40, 85, 100, 140))
 
 
 def iou(a, b):

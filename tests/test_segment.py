@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import train_tiny
 from PIL import Image
 
 from pixelwise.cli import main
@@ -145,27 +146,7 @@ def test_train_evaluate_segment_on_instances(tmp_path, capsys):
 
 
 def test_evaluate_object_class_for_semantic_models(shapes_data, tmp_path):
-    run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                str(shapes_data),
-                "--out",
-                str(run),
-                "--depth",
-                "2",
-                "--base-width",
-                "8",
-                "--epochs",
-                "2",
-                "--crop",
-                "32",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    run = train_tiny(shapes_data, tmp_path / "run")
     assert (
         main(
             [

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import train_tiny
 from PIL import Image
 
 from pixelwise import load_model, predict
@@ -37,29 +38,7 @@ def _cfg(data, out, **kw):
 
 
 def test_train_predict_evaluate_cli(shapes_data, tmp_path, capsys):
-    run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                str(shapes_data),
-                "--out",
-                str(run),
-                "--depth",
-                "2",
-                "--base-width",
-                "8",
-                "--epochs",
-                "3",
-                "--crop",
-                "32",
-                "--lr",
-                "5e-3",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    run = train_tiny(shapes_data, tmp_path / "run", "--epochs", "3", "--lr", "5e-3")
     for name in ("best.pt", "last.pt", "metrics.csv", "curve.png", "config.json"):
         assert (run / name).is_file(), name
     assert len(list((run / "overlays").glob("*.png"))) == 4

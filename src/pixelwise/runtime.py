@@ -124,6 +124,8 @@ def probe_network() -> tuple[torch.nn.Module, torch.Tensor]:
 
 
 def median_seconds(fn, repeats: int = 3) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` after one warm-up call (the timing rule of
+    the probe and of every script in benchmarks/)."""
     if repeats == 1:  # a slow, emulated path: one run, warm-up included, is enough to tell
         start = time.perf_counter()
         fn()
@@ -196,17 +198,22 @@ def measure_inference(report) -> Measurement:
     return Measurement(seconds, agreement, pick(seconds, agreement, allowed))
 
 
-def training_seconds(path: str) -> float:
-    """Seconds per training step (batch 2, 128 x 128, Adam) of the probe network along ``path``."""
+def training_seconds(
+    precision: str,
+    net: torch.nn.Module | None = None,
+    batch: int = 2,
+    size: int = 128,
+    repeats: int = 2,
+) -> float:
+    """Seconds per training step (Adam, cross-entropy) of ``net`` (default: the probe network) on a
+    random batch of ``batch`` x 3 x ``size`` x ``size``, at ``precision`` (fp32, fp32-cl, bf16)."""
     from pixelwise.precision import autocast, memory_format
 
-    net, _ = probe_network()
-    precision = PRECISION_OF[path]
     fmt = memory_format(precision)
-    net = net.train().to(memory_format=fmt)
+    net = (net if net is not None else probe_network()[0]).train().to(memory_format=fmt)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
-    x = torch.randn(2, 3, 128, 128).contiguous(memory_format=fmt)
-    y = torch.randint(0, 2, (2, 128, 128))
+    x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
+    y = torch.randint(0, 2, (batch, size, size))
 
     def step():
         opt.zero_grad()
@@ -215,7 +222,7 @@ def training_seconds(path: str) -> float:
         torch.nn.functional.cross_entropy(logits.float(), y).backward()
         opt.step()
 
-    return median_seconds(step, repeats=2)
+    return median_seconds(step, repeats)
 
 
 def measure_training(report) -> Measurement:
@@ -224,7 +231,7 @@ def measure_training(report) -> Measurement:
         if path == "torch-bf16-cl" and not cpu_info()["bf16_hardware"]:
             continue  # emulated: about 9x slower, never chosen
         report(f"training {path}")
-        seconds[path] = training_seconds(path)
+        seconds[path] = training_seconds(PRECISION_OF[path])
     return Measurement(seconds, {}, pick(seconds, {}, TRAINING_PATHS))
 
 
