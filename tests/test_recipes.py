@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+from conftest import shared_dataset
 from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,3 +28,46 @@ def test_label_offset_finds_a_known_shift():
     centre = len(offset.SHIFTS) // 2
     assert abs(offset.subpixel_peak(table[:, centre]) - 1) < 0.15
     assert abs(offset.subpixel_peak(table[centre, :])) < 0.15
+
+
+def test_foreground_splits_keep_held_out_photos_out_of_training(tmp_path):
+    """Leave-one-source-out: the held-out source, the fixed portrait fifth and the dev photos
+    never reach training; the dev photos are the validation set; the split is deterministic."""
+    fs = _load("foreground_splits")
+    data = shared_dataset("foreground")
+    out = tmp_path / "split"
+    counts = fs.build(data, out, "davis345")
+    train = {p.stem for p in (out / "train" / "images").iterdir()}
+    val = {p.stem for p in (out / "val" / "images").iterdir()}
+    assert counts == {"train": len(train), "val": len(val)} and not train & val
+    assert not any(n.startswith("davis345_") for n in train | val)
+    assert not {f"eg1800_train_{s}" for s in fs.eg1800_test()} & train
+    assert val == {
+        f"{s}_{stem.replace(' ', '_')}"
+        for s in fs.SOURCES
+        if s != "davis345"
+        for stem in fs.dev_set(data, s)
+    }
+    tested = (out / "test.txt").read_text().split()
+    assert len(tested) == 100 and all(t.startswith("davis345/") for t in tested)
+    assert not {t.split("/")[1] for t in tested} & set(fs.dev_set(data, "davis345"))
+    assert fs.test_set(data, "eg1800_train") == fs.test_set(data, "eg1800_train")
+    assert set(fs.test_set(data, "eg1800_train")) <= fs.eg1800_test()
+
+
+def test_foreground_table_from_eval_files(tmp_path):
+    import json
+
+    foreground_table = _load("foreground_table")
+
+    for source, values in (("ccp", (0.5, 0.7, 0.6)), ("davis345", (0.3, 0.4, 0.2))):
+        run = tmp_path / source
+        run.mkdir()
+        summary = {
+            m: {source: {"images": 100, "mean_iou": v}}
+            for m, v in zip(foreground_table.METHODS, values)
+        }
+        (run / "eval.json").write_text(json.dumps(summary))
+    text = foreground_table.table(foreground_table.rows([tmp_path / "ccp", tmp_path / "davis345"]))
+    assert "| ccp | 100 | 0.500 | 0.700 | 0.600 |" in text
+    assert "**0.400** | **0.550** | **0.400**" in text
