@@ -281,3 +281,14 @@ def test_concurrent_first_requests_do_not_race(tmp_path):
             )
         )
     assert codes == [200] * 8
+
+
+def test_the_network_is_trusted_where_it_is_confident():
+    from pixelwise.cutout import OUTSIDE_PRIOR, box_prior, trusted
+
+    prob = np.array([[0.0, 1.0, 0.5, 0.75]])
+    fallback = np.array([[0.5, 0.5, 0.25, 0.5]])
+    # c = |2p - 1| = 1, 1, 0, 0.5: confident pixels keep p, an unsure one takes the fallback
+    np.testing.assert_allclose(trusted(prob, fallback), [[0.0, 1.0, 0.25, 0.5 * 0.75 + 0.5 * 0.5]])
+    prior = box_prior((4, 6), (1, 1, 5, 3))
+    assert prior[2, 3] == 0.5 and prior[0, 0] == OUTSIDE_PRIOR and (prior == 0.5).sum() == 8

@@ -25,7 +25,7 @@ from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import to_unit
 from pixelwise.data.io import as_image
 from pixelwise.data.transforms import resize_image
-from pixelwise.graphcut import graph_cut
+from pixelwise.graphcut import box_mask, graph_cut
 from pixelwise.inference import predict_probs
 from pixelwise.segmenter import Segmenter
 
@@ -216,6 +216,24 @@ def central_box(shape: tuple[int, int], margin: float = 0.1) -> Box:
     return w * margin, h * margin, w * (1 - margin), h * (1 - margin)
 
 
+OUTSIDE_PRIOR = (
+    0.25  # GrabCut's assumption, softened: the object is probably inside the (central) box
+)
+
+
+def box_prior(shape: tuple[int, int], box: Box) -> np.ndarray:
+    """What GrabCut assumes without a network: 0.5 (unsure) inside the box, unlikely outside."""
+    return np.where(box_mask(shape, box), 0.5, OUTSIDE_PRIOR)
+
+
+def trusted(prob: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """The network's probability where it is confident, the fallback where it is unsure:
+    ``c * p + (1 - c) * fallback`` with confidence ``c = |2p - 1|``. On photos unlike its
+    training data the network hesitates, and the graph cut then works like GrabCut."""
+    confidence = np.abs(2 * prob - 1)
+    return confidence * prob + (1 - confidence) * fallback
+
+
 def cut_mask(
     small: np.ndarray,
     prob: np.ndarray | None,
@@ -223,13 +241,16 @@ def cut_mask(
     foreground: np.ndarray | None,
     background: np.ndarray | None,
 ) -> np.ndarray:
-    """Graph cut at working size: the network's probability (or 0.5 without one) as prior, the
-    user's box and strokes as hard constraints. Without user input, a network that finds
-    (almost) nothing hands over to GrabCut's central box."""
-    prior = prob if prob is not None else np.full(small.shape[:2], 0.5)
+    """Graph cut at working size. The prior: the network's probability where it is confident,
+    GrabCut's box assumption where it is not (the user's box, else the central one); without a
+    network, that assumption alone. The user's box and strokes are hard constraints. Without
+    user input, a network that finds (almost) nothing hands over to GrabCut's central box."""
+    shape = small.shape[:2]
     user = box is not None or foreground is not None or background is not None
+    fallback = box_prior(shape, box if box is not None else central_box(shape))
     if not user and (prob is None or (prob > 0.5).mean() < MIN_FOREGROUND):
-        prior, box = np.full(small.shape[:2], 0.5), central_box(small.shape[:2])
+        return graph_cut(small, np.full(shape, 0.5), box=central_box(shape))
+    prior = trusted(prob, fallback) if prob is not None else fallback
     return graph_cut(small, prior, foreground, background, box)
 
 
