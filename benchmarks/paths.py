@@ -22,14 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from timing import add_common, begin, median_seconds
+from timing import add_common, begin
 
 from pixelwise.checkpoint import load_model, save_checkpoint
 from pixelwise.constants import parse_stems
 from pixelwise.data.encoding import Normalization
 from pixelwise.inference import predict
 from pixelwise.models import create_model
-from pixelwise.runtime import measured, resolve_precision, training_seconds
+from pixelwise.runtime import interleaved, measured, resolve_precision, training_step
 from pixelwise.segmenter import Segmenter
 
 
@@ -64,26 +64,27 @@ def photos(n: int, size: int, channels: int) -> list[np.ndarray]:
     return out
 
 
-def predict_all(seg, images, precision) -> tuple[float, list[np.ndarray]]:
-    predict(seg, images[0], precision)  # warm-up
-    start = time.perf_counter()
-    masks = [predict(seg, im, precision) for im in images]
-    return time.perf_counter() - start, masks
-
-
 def prediction_rows(checkpoint: Path, images) -> None:
     load_start = time.perf_counter()
     auto = load_model(checkpoint, "auto")
     load_auto = time.perf_counter() - load_start
     plain = load_model(checkpoint, "torch")
-    t_auto, m_auto = predict_all(auto, images, "auto")
-    t_fp32, m_fp32 = predict_all(plain, images, "fp32")
-    same = np.mean([(a == b).mean() for a, b in zip(m_auto, m_fp32)])
+    runs = {"default": (auto, "auto"), "fp32": (plain, "fp32")}
+    seconds, masks = {k: 0.0 for k in runs}, {k: [] for k in runs}
+    for seg, precision in runs.values():
+        predict(seg, images[0], precision)  # warm-up
+    for image in images:  # interleaved, image by image: passing load hits both alike
+        for name, (seg, precision) in runs.items():
+            start = time.perf_counter()
+            masks[name].append(predict(seg, image, precision))
+            seconds[name] += time.perf_counter() - start
+    same = np.mean([(a == b).mean() for a, b in zip(masks["default"], masks["fp32"])])
     path = measured()["inference"]["best"]
     print(
         f"predict {len(images)} images {images[0].shape[1]} x {images[0].shape[0]}: default ({path}, "
-        f"{resolve_precision('auto')}) {t_auto:.2f} s, plain fp32 torch {t_fp32:.2f} s: {t_fp32 / t_auto:.2f}x; "
-        f"identical mask pixels {same:.2%}; default model load {load_auto:.1f} s",
+        f"{resolve_precision('auto')}) {seconds['default']:.2f} s, plain fp32 torch {seconds['fp32']:.2f} s: "
+        f"{seconds['fp32'] / seconds['default']:.2f}x; identical mask pixels {same:.2%}; default model load "
+        f"{load_auto:.1f} s",
         flush=True,
     )
 
@@ -99,7 +100,8 @@ def int8_rows(checkpoint: Path, data: str, stems, images, repeats: int) -> None:
     from pixelwise.data.datasets import to_tensor
 
     x = to_tensor(images[0] if seg.in_channels == 3 else images[0][..., :1], seg.norm)[None]
-    t8, t32 = median_seconds(lambda: int8(x), repeats), median_seconds(lambda: fp32(x), repeats)
+    t = interleaved({"int8": lambda: int8(x), "fp32": lambda: fp32(x)}, repeats)
+    t8, t32 = t["int8"], t["fp32"]
     same = (int8(x).argmax(1) == fp32(x).argmax(1)).float().mean().item()
     print(
         f"ONNX Runtime on one {x.shape[-1]} x {x.shape[-2]} image: int8 {t8 * 1000:.0f} ms, fp32 {t32 * 1000:.0f} ms: "
@@ -111,17 +113,15 @@ def int8_rows(checkpoint: Path, data: str, stems, images, repeats: int) -> None:
 
 
 def training_rows(size: int, repeats: int) -> None:
-    def seconds(precision: str) -> float:
+    def step(precision: str):
         torch.manual_seed(0)
-        return training_seconds(
-            precision, create_model("unet", in_channels=3, num_classes=2), 4, size, repeats
-        )
+        return training_step(precision, create_model("unet", in_channels=3, num_classes=2), 4, size)
 
     default = resolve_precision("auto", training=True)
-    t_def, t_fp32 = seconds(default), seconds("fp32")
+    t = interleaved({"default": step(default), "fp32": step("fp32")}, repeats)
     print(
-        f"training step (batch 4, {size} x {size}, U-Net 7.8 M): default ({default}) {t_def:.2f} s, fp32 contiguous "
-        f"{t_fp32:.2f} s: {t_fp32 / t_def:.2f}x",
+        f"training step (batch 4, {size} x {size}, U-Net 7.8 M): default ({default}) {t['default']:.2f} s, "
+        f"fp32 contiguous {t['fp32']:.2f} s: {t['fp32'] / t['default']:.2f}x",
         flush=True,
     )
 

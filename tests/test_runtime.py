@@ -39,7 +39,9 @@ def test_probe_measures_every_path_and_caches_it(fresh_cache, capsys):
         p for p in inference["seconds"] if p != "torch-bf16-cl" or result["cpu"]["bf16_hardware"]
     ]
     assert inference["seconds"][best] == min(inference["seconds"][p] for p in allowed)
-    assert result["probe_seconds"] < 30  # about 5 s on 2 cores; generous for a loaded CI machine
+    # a bound against a runaway probe, not a speed target (about 5 s on 2 idle cores; several times
+    # that while another torch process shares the cores)
+    assert result["probe_seconds"] < 120
     assert "measuring this machine's fastest path" in capsys.readouterr().err
     # the second time comes from the cache: no measuring, same answer
     runtime._MEASURED = None

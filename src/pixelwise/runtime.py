@@ -16,6 +16,7 @@ the measured slowdown.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -173,40 +174,57 @@ def pick(seconds: dict, agreement: dict, allowed: tuple[str, ...]) -> str:
     return min(ok, key=lambda p: seconds[p])
 
 
+def interleaved(calls: dict, repeats: int = 3, once: frozenset = frozenset()) -> dict[str, float]:
+    """Median seconds of each callable, timed in turn, round after round (after one warm-up call
+    each): load that comes and goes on a shared machine then hits every candidate alike. Those in
+    ``once`` (slow, emulated paths) keep their first, warm-up-included call only."""
+    times: dict[str, list[float]] = {}
+    for name, fn in calls.items():
+        start = time.perf_counter()
+        fn()
+        times[name] = [time.perf_counter() - start] if name in once else []
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            if name not in once:
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def emulated_paths() -> frozenset:
+    return frozenset() if cpu_info()["bf16_hardware"] else frozenset({"torch-bf16-cl"})
+
+
 def measure_inference(report) -> Measurement:
     net, x = probe_network()
-    reference = run_path("torch-fp32", net, x)().argmax(1)
-    seconds, agreement, onnx_net = {}, {}, None
+    reference = run_path("torch-fp32", copy.deepcopy(net), x)().argmax(1)
+    onnx_net = None
     try:
         from pixelwise.export import OnnxNetwork, trace_to_onnx
 
         onnx_net = OnnxNetwork(trace_to_onnx(net, 3))
     except ImportError:
         pass
-    for path in INFERENCE_PATHS:
-        if path == "onnx-fp32" and onnx_net is None:
-            continue
-        report(f"inference {path}")
-        fn = run_path(path, net, x, onnx_net)
-        emulated = path == "torch-bf16-cl" and not cpu_info()["bf16_hardware"]
-        seconds[path] = median_seconds(fn, 1 if emulated else 3)
-        agreement[path] = (fn().argmax(1) == reference).float().mean().item()
-        net.to(memory_format=torch.contiguous_format)
-    allowed = tuple(
-        p for p in INFERENCE_PATHS if p != "torch-bf16-cl" or cpu_info()["bf16_hardware"]
-    )
+    runners = {
+        p: run_path(p, copy.deepcopy(net), x, onnx_net)
+        for p in INFERENCE_PATHS
+        if p != "onnx-fp32" or onnx_net is not None
+    }
+    report("inference paths")
+    seconds = interleaved(runners, 3, emulated_paths())
+    agreement = {
+        p: (fn().argmax(1) == reference).float().mean().item() for p, fn in runners.items()
+    }
+    allowed = tuple(p for p in INFERENCE_PATHS if p not in emulated_paths())
     return Measurement(seconds, agreement, pick(seconds, agreement, allowed))
 
 
-def training_seconds(
-    precision: str,
-    net: torch.nn.Module | None = None,
-    batch: int = 2,
-    size: int = 128,
-    repeats: int = 2,
-) -> float:
-    """Seconds per training step (Adam, cross-entropy) of ``net`` (default: the probe network) on a
-    random batch of ``batch`` x 3 x ``size`` x ``size``, at ``precision`` (fp32, fp32-cl, bf16)."""
+def training_step(
+    precision: str, net: torch.nn.Module | None = None, batch: int = 2, size: int = 128
+):
+    """One training step (Adam, cross-entropy) of ``net`` (default: the probe network) on a fixed
+    random batch of ``batch`` x 3 x ``size`` x ``size`` at ``precision`` (fp32, fp32-cl, bf16)."""
     from pixelwise.precision import autocast, memory_format
 
     fmt = memory_format(precision)
@@ -222,16 +240,13 @@ def training_seconds(
         torch.nn.functional.cross_entropy(logits.float(), y).backward()
         opt.step()
 
-    return median_seconds(step, repeats)
+    return step
 
 
 def measure_training(report) -> Measurement:
-    seconds = {}
-    for path in TRAINING_PATHS:
-        if path == "torch-bf16-cl" and not cpu_info()["bf16_hardware"]:
-            continue  # emulated: about 9x slower, never chosen
-        report(f"training {path}")
-        seconds[path] = training_seconds(PRECISION_OF[path])
+    report("training paths")  # emulated bf16 (about 9x slower) is never a candidate
+    steps = {p: training_step(PRECISION_OF[p]) for p in TRAINING_PATHS if p not in emulated_paths()}
+    seconds = interleaved(steps, 2)
     return Measurement(seconds, {}, pick(seconds, {}, TRAINING_PATHS))
 
 
