@@ -77,38 +77,9 @@ def test_label_image_coco_ap_ranks_objects_by_score():
 def test_train_evaluate_segment_on_instances(tmp_path, capsys):
     data = _blobs(tmp_path / "blobs")
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                str(data),
-                "--out",
-                str(run),
-                "--instances",
-                "boundary",
-                "--loss",
-                "weighted-ce",
-                "--depth",
-                "2",
-                "--base-width",
-                "8",
-                "--epochs",
-                "12",
-                "--epoch-size",
-                "32",
-                "--crop",
-                "48",
-                "--lr",
-                "1e-2",
-                "--val-fraction",
-                "0.2",
-                "--no-progress",
-                "--precision",
-                "fp32",
-            ]
-        )
-        == 0
-    )
+    train_tiny(data, run, "--instances", "boundary", "--loss", "weighted-ce", "--epochs", "12",
+               "--epoch-size", "32", "--crop", "48", "--lr", "1e-2", "--val-fraction", "0.2",
+               "--precision", "fp32")  # fmt: skip
     assert (
         main(["evaluate", str(run / "best.pt"), str(data), "--json", str(tmp_path / "e.json")]) == 0
     )
@@ -199,30 +170,7 @@ def test_python_api_segment_matches_cli(tmp_path):
 
     data = _blobs(tmp_path / "blobs", n=4)
     run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                str(data),
-                "--out",
-                str(run),
-                "--instances",
-                "boundary",
-                "--depth",
-                "2",
-                "--base-width",
-                "8",
-                "--epochs",
-                "2",
-                "--crop",
-                "48",
-                "--val-fraction",
-                "0.25",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    train_tiny(data, run, "--instances", "boundary", "--crop", "48", "--val-fraction", "0.25")
     image = data / "images" / "00.png"
     labels = pixelwise.segment(str(run / "best.pt"), image)
     assert (
