@@ -91,6 +91,14 @@ def min_cut(unary_fg: np.ndarray, unary_bg: np.ndarray, edges: list[np.ndarray])
     return ~g.get_grid_segments(nodes)
 
 
+# A stroke's colours weigh this share of their colour model. Measured on 40 dev photos (never
+# trained on) with one corrective stroke after a box: 1.0 (as much as the whole prior) gained
+# +0.028 IoU and made 30 % of the photos worse (an erase stroke on a background of the subject's
+# colour erased the subject); 0.25: +0.066, 15 % worse; 0.05: +0.062, 5 % worse, but an erase
+# stroke across a wrongly kept region of its own colour then removes only the stroke's pixels.
+STROKE_WEIGHT = 0.25
+
+
 def relax_near(prior: np.ndarray, strokes: np.ndarray, reach: float) -> np.ndarray:
     """The prior pulled towards 0.5 (unsure) within about ``reach`` pixels of the strokes, so
     that colour and edges, not the prior that the user is correcting, decide around them."""
@@ -129,9 +137,9 @@ def graph_cut(
 
     User input, all hard constraints: ``box = (x0, y0, x1, y1)``: everything outside is
     background; ``foreground`` / ``background``: boolean stroke masks fixed to that label. A
-    stroke also speaks for its surroundings: its colours weigh as much in their colour model as
-    the whole prior does, and the prior is relaxed towards 0.5 within ``reach`` (a fraction of
-    the image's longer side) of it.
+    stroke also speaks for its surroundings: its colours get ``STROKE_WEIGHT`` of their colour
+    model's mass, and the prior is relaxed towards 0.5 within ``reach`` (a fraction of the
+    image's longer side) of it.
     """
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.shape[:2] != prior.shape:
         raise ValueError(
@@ -154,8 +162,8 @@ def graph_cut(
     weights = np.where(fixed_fg, 1.0, np.where(fixed_bg, 0.0, start))
     mask = weights > 0.5
     for _ in range(max(1, iterations)):
-        fg_w = weights + stroke_boost(stroke_fg, weights.sum())
-        bg_w = (1 - weights) + stroke_boost(stroke_bg, (1 - weights).sum())
+        fg_w = weights + stroke_boost(stroke_fg, STROKE_WEIGHT * weights.sum())
+        bg_w = (1 - weights) + stroke_boost(stroke_bg, STROKE_WEIGHT * (1 - weights).sum())
         logit = prior_logit + colour_weight * _logit(colour_probability(index, fg_w, bg_w))
         cost_fg = np.logaddexp(0, -logit)  # -log sigmoid(logit)
         cost_bg = np.logaddexp(0, logit)  # -log (1 - sigmoid(logit))
