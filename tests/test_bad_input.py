@@ -483,8 +483,20 @@ def raw(url: str, headers: str) -> tuple[int, str]:
         sock.sendall(
             f"POST /api/remove-background HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n\r\n".encode()
         )
-        reply = sock.recv(65536).decode("latin-1")
-    return int(reply.split()[1]), reply
+        reply = b""
+        while b"\r\n\r\n" not in reply or len(reply.split(b"\r\n\r\n", 1)[1]) < body_length(reply):
+            chunk = sock.recv(65536)  # headers and body may come in separate packets
+            if not chunk:
+                break
+            reply += chunk
+    return int(reply.split()[1]), reply.decode("latin-1")
+
+
+def body_length(reply: bytes) -> int:
+    for line in reply.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return int(line.split(b":", 1)[1])
+    return 0
 
 
 def zeros_png(side: int) -> bytes:

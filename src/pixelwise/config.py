@@ -21,6 +21,7 @@ from pixelwise.constants import (
     CLASS_WEIGHTINGS,
     CUTOUT_METHODS,
     DECODERS,
+    DEFAULT_CUTOUT,
     FLIPS,
     INSTANCE_TARGETS,
     LOSSES,
@@ -419,8 +420,8 @@ SHARED: dict[str, Opt] = {
         ("--method",),
         "model: the network's mask; graphcut: graph cut with the network's probability as "
         "data term, following the photo's edges; grabcut: OpenCV GrabCut from the central box, no weights "
-        "(default model)",
-        "model",
+        f"(default {DEFAULT_CUTOUT})",
+        DEFAULT_CUTOUT,
         choices=CUTOUT_METHODS,
     ),
 }

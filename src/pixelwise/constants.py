@@ -22,6 +22,9 @@ DECODERS = ("unpool", "transpose")
 BACKENDS = ("torch", "scratch")
 BACKBONES = ("resnet18", "resnet50")
 CUTOUT_METHODS = ("model", "graphcut", "grabcut")
+# graph cut seeded by the network: on sources the network never saw it beats the network alone
+# and mostly GrabCut (docs/results.md (i))
+DEFAULT_CUTOUT = "graphcut"
 
 
 def parse_stems(text: str | list[str] | None) -> list[str] | None:

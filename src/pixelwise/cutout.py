@@ -20,7 +20,7 @@ from PIL import Image
 
 from pixelwise.checkpoint import load_model
 from pixelwise.classical import graphcut
-from pixelwise.constants import CUTOUT_METHODS
+from pixelwise.constants import CUTOUT_METHODS, DEFAULT_CUTOUT
 from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import to_unit
 from pixelwise.data.io import as_image
@@ -257,7 +257,7 @@ def cut_mask(
 def remove_background(
     image,
     model: str | Path | Segmenter | None = None,
-    method: str = "model",
+    method: str = DEFAULT_CUTOUT,
     matting: bool = False,
     background: tuple[int, int, int] | np.ndarray | str | None = None,
     mask_only: bool = False,
@@ -279,10 +279,10 @@ def remove_background(
         image: a path, PIL image or (H, W[, C]) array.
         model: a checkpoint path, bundled model name or loaded Segmenter (default: the bundled
             ``foreground`` model). Class 0 is background, every other class foreground.
-        method: ``"model"`` (the network's mask), ``"graphcut"`` (graph cut with the network's
-            probability as data term, snapping to the photo's edges; GrabCut's central box when
-            the network finds nothing) or ``"grabcut"`` (OpenCV GrabCut from the central box, no
-            weights needed).
+        method: ``"graphcut"`` (the default: graph cut with the network's probability as data
+            term where the network is confident, GrabCut's box assumption where it is not,
+            snapping to the photo's edges), ``"model"`` (the network's own mask) or
+            ``"grabcut"`` (OpenCV GrabCut from the central box, no weights needed).
         matting: refine the alpha by closed-form matting on a trimap (slower, finer hair).
         box: ``(x0, y0, x1, y1)`` around the object, in pixels; everything outside is background.
         foreground_strokes, background_strokes: pixels to keep or to remove, as polylines

@@ -32,6 +32,7 @@ from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from pixelwise.constants import DEFAULT_CUTOUT
 from pixelwise.cutout import get_model, parse_colour, remove_background
 from pixelwise.data.io import ImageReadError, ImageTooLarge, read_image_bytes
 from pixelwise.segmenter import Segmenter
@@ -171,7 +172,7 @@ class Job:
 
 
 def create_app(
-    model: str | Segmenter | None = None, method: str = "model", limits: Limits = Limits()
+    model: str | Segmenter | None = None, method: str = DEFAULT_CUTOUT, limits: Limits = Limits()
 ) -> FastAPI:
     """The FastAPI application; the model is loaded here, once, and warmed up."""
     seg = get_model(model) if method != "grabcut" else None
@@ -273,7 +274,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     model: str | Segmenter | None = None,
-    method: str = "model",
+    method: str = DEFAULT_CUTOUT,
     limits: Limits = Limits(),
 ) -> None:
     import uvicorn
