@@ -34,13 +34,18 @@ def main() -> None:
     seg = get_model(args.model)
     rows = [
         ("model only", lambda: foreground_probability(seg, photo, args.model_size)),
-        ("end to end", lambda: remove_background(photo, seg, model_size=args.model_size)),
         (
-            "end to end, plain fp32",
-            lambda: remove_background(photo, seg, model_size=args.model_size, precision="fp32"),
+            "--method model",
+            lambda: remove_background(photo, seg, "model", model_size=args.model_size),
         ),
         (
-            "graphcut end to end",
+            "--method model, plain fp32",
+            lambda: remove_background(
+                photo, seg, "model", model_size=args.model_size, precision="fp32"
+            ),
+        ),
+        (
+            "graphcut (default)",
             lambda: remove_background(photo, seg, "graphcut", model_size=args.model_size),
         ),
         (
@@ -68,7 +73,7 @@ def main() -> None:
         f"1024 x 768 photo, model {args.model} at {args.model_size} px, {args.threads} threads, median of {args.repeats}"
     )
     for name, fn in rows:
-        print(f"{name:<26}{median_seconds(fn, args.repeats):>8.3f} s", flush=True)
+        print(f"{name:<28}{median_seconds(fn, args.repeats):>8.3f} s", flush=True)
 
 
 if __name__ == "__main__":

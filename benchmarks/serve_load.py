@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import psutil
@@ -39,7 +40,7 @@ def main() -> None:
     parser.add_argument("--model", default="foreground")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
-        "--server-log", default="serve_load-server.log", help="where the server's log goes"
+        "--server-log", default="runs/serve_load-server.log", help="where the server's log goes"
     )
     parser.add_argument(
         "--megapixels", type=float, default=0.3072, help="photo size (default 640 x 480)"
@@ -49,6 +50,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="40 requests (under 5 minutes)")
     args = parser.parse_args()
+    Path(args.server_log).parent.mkdir(parents=True, exist_ok=True)
     if args.quick:
         args.requests = 40
     print(machine_line(), flush=True)
