@@ -22,8 +22,8 @@ DECODERS = ("unpool", "transpose")
 BACKENDS = ("torch", "scratch")
 BACKBONES = ("resnet18", "resnet50")
 CUTOUT_METHODS = ("model", "graphcut", "grabcut")
-# graph cut seeded by the network: on sources the network never saw it beats the network alone
-# and mostly GrabCut (docs/results.md (i))
+# graph cut seeded by the network: on sources the network never saw it is far above the network
+# alone and level with GrabCut on average (docs/results.md (i))
 DEFAULT_CUTOUT = "graphcut"
 
 
