@@ -216,9 +216,8 @@ def central_box(shape: tuple[int, int], margin: float = 0.1) -> Box:
     return w * margin, h * margin, w * (1 - margin), h * (1 - margin)
 
 
-OUTSIDE_PRIOR = (
-    0.25  # GrabCut's assumption, softened: the object is probably inside the (central) box
-)
+# GrabCut's assumption, softened: the object is probably inside the (central) box
+OUTSIDE_PRIOR = 0.25
 
 
 def box_prior(shape: tuple[int, int], box: Box) -> np.ndarray:
@@ -234,24 +233,17 @@ def trusted(prob: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     return confidence * prob + (1 - confidence) * fallback
 
 
-def cut_mask(
-    small: np.ndarray,
-    prob: np.ndarray | None,
-    box: Box | None,
-    foreground: np.ndarray | None,
-    background: np.ndarray | None,
-) -> np.ndarray:
+def cut_mask(small: np.ndarray, prob: np.ndarray | None, hints: UserInput) -> np.ndarray:
     """Graph cut at working size. The prior: the network's probability where it is confident,
     GrabCut's box assumption where it is not (the user's box, else the central one); without a
     network, that assumption alone. The user's box and strokes are hard constraints. Without
     user input, a network that finds (almost) nothing hands over to GrabCut's central box."""
     shape = small.shape[:2]
-    user = box is not None or foreground is not None or background is not None
-    fallback = box_prior(shape, box if box is not None else central_box(shape))
-    if not user and (prob is None or (prob > 0.5).mean() < MIN_FOREGROUND):
+    if not hints.given and (prob is None or (prob > 0.5).mean() < MIN_FOREGROUND):
         return graph_cut(small, np.full(shape, 0.5), box=central_box(shape))
+    fallback = box_prior(shape, hints.box if hints.box is not None else central_box(shape))
     prior = trusted(prob, fallback) if prob is not None else fallback
-    return graph_cut(small, prior, foreground, background, box)
+    return graph_cut(small, prior, hints.foreground, hints.background, hints.box)
 
 
 def remove_background(
@@ -310,7 +302,7 @@ def remove_background(
     elif method == "grabcut" and not hints.given:
         alpha = estimate_alpha(rgb, mask_small=graphcut(small), **keep)
     else:
-        mask = cut_mask(small, prob, hints.box, hints.foreground, hints.background)
+        mask = cut_mask(small, prob, hints)
         alpha = estimate_alpha(rgb, mask_small=mask, **keep)
     return compose(rgb, alpha, background, mask_only)
 

@@ -10,11 +10,8 @@ from torch import nn
 
 from pixelwise.constants import PRECISIONS
 
-RESOLVED = (
-    "fp32",
-    "fp32-cl",
-    "bf16",
-)  # what "auto" becomes; fp32-cl is fp32 in channels_last layout
+# what "auto" becomes; fp32-cl is fp32 in channels_last layout
+RESOLVED = ("fp32", "fp32-cl", "bf16")
 
 
 def check_precision(precision: str) -> str:

@@ -125,19 +125,11 @@ def probe_network() -> tuple[torch.nn.Module, torch.Tensor]:
 
 
 def median_seconds(fn, repeats: int = 3) -> float:
-    """Median wall time of ``repeats`` calls of ``fn`` after one warm-up call (the timing rule of
-    the probe and of every script in benchmarks/)."""
-    if repeats == 1:  # a slow, emulated path: one run, warm-up included, is enough to tell
-        start = time.perf_counter()
-        fn()
-        return time.perf_counter() - start
-    fn()  # warm-up (oneDNN primitive creation, ORT session)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Median wall time of ``repeats`` calls of ``fn`` after one warm-up call (oneDNN primitive
+    creation, ORT session); ``repeats=1``: the one call, warm-up included (for slow paths). The
+    timing rule of the probe and of every script in benchmarks/ (see :func:`interleaved`)."""
+    once = frozenset({"fn"}) if repeats == 1 else frozenset()
+    return interleaved({"fn": fn}, repeats, once)["fn"]
 
 
 def run_path(path: str, net: torch.nn.Module, x: torch.Tensor, onnx_net=None):
@@ -193,6 +185,7 @@ def interleaved(calls: dict, repeats: int = 3, once: frozenset = frozenset()) ->
 
 
 def emulated_paths() -> frozenset:
+    """Paths this CPU only emulates (bf16 without the instructions): timed once, never chosen."""
     return frozenset() if cpu_info()["bf16_hardware"] else frozenset({"torch-bf16-cl"})
 
 
@@ -344,9 +337,7 @@ def warn_bf16_without_hardware() -> None:
 def best_torch_path(kind: str = "inference") -> str:
     """The fastest torch path (for networks that run on torch even when ONNX Runtime would win)."""
     result = measured()[kind]
-    allowed = tuple(
-        p for p in TRAINING_PATHS if p != "torch-bf16-cl" or cpu_info()["bf16_hardware"]
-    )
+    allowed = tuple(p for p in TRAINING_PATHS if p not in emulated_paths())
     return pick(result["seconds"], result.get("agreement", {}), allowed)
 
 
