@@ -50,6 +50,27 @@ def disc_and_square(
     return np.clip(rgb, 0, 255).astype(np.uint8), round_, box
 
 
+def tiny_config(data: Path, out: Path, **changes):
+    """The TrainConfig of a small U-Net (depth 2, width 8, 32-pixel crops, batch 4, 3 epochs, fp32,
+    no progress bar or overlays) on ``data``, with ``changes`` applied: for tests that call ``fit``."""
+    from pixelwise.config import TrainConfig
+
+    base = dict(
+        data=str(data),
+        out=str(out),
+        depth=2,
+        base_width=8,
+        epochs=3,
+        batch_size=4,
+        crop=32,
+        lr=5e-3,
+        precision="fp32",
+        progress=False,
+        overlays=0,
+    )
+    return TrainConfig(**(base | changes))
+
+
 def train_tiny(data: Path, out: Path, *extra: str) -> Path:
     """``pixelwise train`` of a small U-Net (depth 2, width 8, 32-pixel crops) for two epochs;
     returns the run folder."""

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from PIL import Image
 
-from pixelwise.config import TrainConfig
 from pixelwise.distributed import shard_batches
 from pixelwise.train import fit
 
@@ -63,23 +63,8 @@ def test_shard_batches_partition_each_global_batch():
         shard_batches(indices, 3, 0, 2)
 
 
-def _cfg(data, out, **kw) -> TrainConfig:
-    return TrainConfig(
-        data=str(data),
-        out=str(out),
-        depth=2,
-        base_width=8,
-        batch_norm=False,
-        epochs=2,
-        epoch_size=16,
-        batch_size=4,
-        crop=32,
-        lr=5e-3,
-        precision="fp32",
-        progress=False,
-        overlays=0,
-        **kw,
-    )
+def _cfg(data, out, **kw):
+    return tiny_config(data, out, **({"batch_norm": False, "epochs": 2, "epoch_size": 16} | kw))
 
 
 def _assert_same_training(path_a, path_b):

@@ -8,7 +8,7 @@ from PIL import Image
 
 pytest.importorskip("onnxruntime", reason="ONNX Runtime is part of the [onnx] extra")
 
-from conftest import train_tiny
+from conftest import tiny_config, train_tiny
 from test_models import small  # noqa: E402
 
 from pixelwise import create_model, list_models  # noqa: E402
@@ -118,24 +118,9 @@ def test_int8_export_records_its_accuracy_gate(shapes_data, tmp_path, capsys):
 
     import onnx
 
-    from pixelwise.config import TrainConfig
     from pixelwise.train import fit
 
-    best = fit(
-        TrainConfig(
-            data=str(shapes_data),
-            out=str(tmp_path / "run"),
-            depth=2,
-            base_width=8,
-            epochs=3,
-            batch_size=4,
-            crop=32,
-            lr=5e-3,
-            precision="fp32",
-            progress=False,
-            overlays=0,
-        )
-    )
+    best = fit(tiny_config(shapes_data, tmp_path / "run"))
     status = main(
         ["export", str(best), "--onnx", str(tmp_path / "m8.onnx"), "--int8", str(shapes_data)]
     )

@@ -10,31 +10,17 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import train_tiny
+from conftest import tiny_config, train_tiny
 from PIL import Image
 
 from pixelwise import load_model, predict
 from pixelwise.cli import main
-from pixelwise.config import TrainConfig
 from pixelwise.data.io import read_mask
 from pixelwise.train import fit
 
 
 def _cfg(data, out, **kw):
-    base = dict(
-        data=str(data),
-        out=str(out),
-        depth=2,
-        base_width=8,
-        epochs=3,
-        batch_size=4,
-        crop=32,
-        lr=5e-3,
-        progress=False,
-        overlays=2,
-        precision="fp32",
-    )
-    return TrainConfig(**(base | kw))
+    return tiny_config(data, out, **({"overlays": 2} | kw))
 
 
 def test_train_predict_evaluate_cli(shapes_data, tmp_path, capsys):
