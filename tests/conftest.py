@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from pixelwise.data.synthetic import write_shapes_dataset
 
@@ -48,6 +49,34 @@ def disc_and_square(
     rgb[round_] = (200, 40, 40) + rng.normal(0, 8, (round_.sum(), 3))
     rgb[box] = (40, 40, 200) + rng.normal(0, 8, (box.sum(), 3))
     return np.clip(rgb, 0, 255).astype(np.uint8), round_, box
+
+
+class BrightIsForeground(torch.nn.Module):
+    """A stand-in network with a known answer: logits favour foreground where the image is bright."""
+
+    def forward(self, x):
+        grey = x.mean(1, keepdim=True)
+        return torch.cat([-8 * grey, 8 * grey], 1)
+
+
+def tiny_seg(network=None):
+    """An untrained 2-class U-Net (depth 2, width 4) Segmenter for RGB input; ``network`` replaces
+    its network (e.g. :class:`BrightIsForeground`)."""
+    from pixelwise.data.encoding import Normalization
+    from pixelwise.models import create_model
+    from pixelwise.segmenter import Segmenter
+
+    kwargs = {"in_channels": 3, "num_classes": 2, "depth": 2, "base_width": 4}
+    seg = Segmenter(
+        create_model("unet", **kwargs),
+        "unet",
+        kwargs,
+        ["background", "foreground"],
+        Normalization([0.5] * 3, [0.25] * 3),
+    )
+    if network is not None:
+        seg.network = network
+    return seg
 
 
 def tiny_config(data: Path, out: Path, **changes):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import BrightIsForeground, tiny_seg
 from PIL import Image
 
 import pixelwise
@@ -27,30 +28,10 @@ from pixelwise.segmenter import Segmenter
 # ---------------------------------------------------------------- files the rows use
 
 
-class BrightIsForeground(torch.nn.Module):
-    def forward(self, x):
-        grey = x.mean(1, keepdim=True)
-        return torch.cat([-8 * grey, 8 * grey], 1)
-
-
 class Slow(BrightIsForeground):
     def forward(self, x):
         time.sleep(1.0)
         return super().forward(x)
-
-
-def tiny_seg(network=None) -> Segmenter:
-    kwargs = {"in_channels": 3, "num_classes": 2, "depth": 2, "base_width": 4}
-    seg = Segmenter(
-        create_model("unet", **kwargs),
-        "unet",
-        kwargs,
-        ["background", "foreground"],
-        Normalization([0.5] * 3, [0.25] * 3),
-    )
-    if network is not None:
-        seg.network = network
-    return seg
 
 
 def photo(h=48, w=64, seed=0) -> np.ndarray:

@@ -10,34 +10,13 @@ import time
 import numpy as np
 import pytest
 import torch
+from conftest import BrightIsForeground, tiny_seg
 from PIL import Image
 
 from pixelwise.checkpoint import save_checkpoint
 from pixelwise.cli import main
 from pixelwise.cutout import guided_filter, keep_largest, remove_background, trimap
-from pixelwise.data.encoding import Normalization
 from pixelwise.models import create_model
-from pixelwise.segmenter import Segmenter
-
-
-class BrightIsForeground(torch.nn.Module):
-    """A stand-in network with a known answer: logits favour foreground where the image is bright."""
-
-    def forward(self, x):
-        grey = x.mean(1, keepdim=True)
-        return torch.cat([-8 * grey, 8 * grey], 1)
-
-
-def _seg() -> Segmenter:
-    seg = Segmenter(
-        create_model("unet", in_channels=3, num_classes=2, depth=2, base_width=4),
-        "unet",
-        {"in_channels": 3, "num_classes": 2, "depth": 2, "base_width": 4},
-        ["background", "foreground"],
-        Normalization([0.5] * 3, [0.25] * 3),
-    )
-    seg.network = BrightIsForeground()
-    return seg
 
 
 def _photo(h=300, w=400, seed=0):
@@ -52,7 +31,7 @@ def _photo(h=300, w=400, seed=0):
 
 def test_remove_background_gives_full_resolution_alpha():
     image, disc = _photo()
-    out = remove_background(image, _seg(), model_size=96)
+    out = remove_background(image, tiny_seg(BrightIsForeground()), model_size=96)
     assert out.mode == "RGBA" and out.size == (400, 300)
     rgba = np.asarray(out)
     alpha = rgba[..., 3] > 127
@@ -61,19 +40,26 @@ def test_remove_background_gives_full_resolution_alpha():
     ) > 0.97  # edges follow the photo at full resolution
     assert rgba[12, 12, 3] == 0  # speck removed: largest component only
     assert np.array_equal(rgba[..., :3], image)
-    mask = remove_background(image, _seg(), mask_only=True, model_size=96)
+    mask = remove_background(image, tiny_seg(BrightIsForeground()), mask_only=True, model_size=96)
     assert mask.mode == "L" and mask.size == (400, 300)
-    on_red = np.asarray(remove_background(image, _seg(), background=(255, 0, 0), model_size=96))
+    on_red = np.asarray(
+        remove_background(
+            image, tiny_seg(BrightIsForeground()), background=(255, 0, 0), model_size=96
+        )
+    )
     assert on_red.shape == (300, 400, 3) and tuple(on_red[5, 200]) == (255, 0, 0)
 
 
 def test_matting_and_grabcut_fallback():
     image, disc = _photo(120, 160)
-    for kwargs in ({"model": _seg(), "matting": True, "model_size": 64}, {"method": "grabcut"}):
+    for kwargs in (
+        {"model": tiny_seg(BrightIsForeground()), "matting": True, "model_size": 64},
+        {"method": "grabcut"},
+    ):
         alpha = np.asarray(remove_background(image, mask_only=True, **kwargs)) > 127
         assert ((alpha & disc).sum() / (alpha | disc).sum()) > 0.9, kwargs
     with pytest.raises(ValueError, match="unknown method"):
-        remove_background(image, _seg(), method="magic")
+        remove_background(image, tiny_seg(BrightIsForeground()), method="magic")
 
 
 def test_helpers_against_hand_cases():
@@ -94,7 +80,7 @@ def test_helpers_against_hand_cases():
 def fg_checkpoint(tmp_path):
     """A real (untrained) checkpoint for CLI runs: the answer is irrelevant, the plumbing is not."""
     torch.manual_seed(0)
-    seg = _seg()
+    seg = tiny_seg()
     seg.network = create_model("unet", in_channels=3, num_classes=2, depth=2, base_width=4).eval()
     path = tmp_path / "fg.pt"
     save_checkpoint(path, seg)
@@ -141,7 +127,8 @@ def test_http_api_good_and_bad_uploads():
     from pixelwise.web.app import Limits, create_app
 
     client = TestClient(
-        create_app(_seg(), limits=Limits(max_upload_mb=0.05)), base_url="http://localhost"
+        create_app(tiny_seg(BrightIsForeground()), limits=Limits(max_upload_mb=0.05)),
+        base_url="http://localhost",
     )
     page = client.get("/")
     assert page.status_code == 200 and 'type="file"' in page.text
@@ -193,7 +180,12 @@ def test_web_page_in_a_real_browser(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(create_app(_seg()), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(tiny_seg(BrightIsForeground())),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -265,7 +257,7 @@ def test_concurrent_first_requests_do_not_race(tmp_path):
     from pixelwise.web.app import Limits, create_app
 
     torch.manual_seed(0)
-    seg = _seg()
+    seg = tiny_seg()
     seg.network = create_model("unet", in_channels=3, num_classes=2, depth=2, base_width=4).eval()
     client = TestClient(create_app(seg, limits=Limits(threads=4)), base_url="http://localhost")
     photo = _png(_photo(60, 80)[0])

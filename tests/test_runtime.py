@@ -4,13 +4,11 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_seg
 
 from pixelwise import runtime
 from pixelwise.checkpoint import load_model, save_checkpoint
 from pixelwise.cli import main
-from pixelwise.data.encoding import Normalization
-from pixelwise.models import create_model
-from pixelwise.segmenter import Segmenter
 
 
 @pytest.fixture
@@ -119,17 +117,7 @@ def test_auto_runtime_loads_onnx_when_it_measured_fastest(tmp_path, monkeypatch)
 
     monkeypatch.delenv("PIXELWISE_PATH", raising=False)
     monkeypatch.setenv("PIXELWISE_CACHE", str(tmp_path / "cache"))
-    kwargs = {"in_channels": 3, "num_classes": 2, "depth": 2, "base_width": 4}
-    save_checkpoint(
-        tmp_path / "m.pt",
-        Segmenter(
-            create_model("unet", **kwargs),
-            "unet",
-            kwargs,
-            ["a", "b"],
-            Normalization([0.5] * 3, [0.25] * 3),
-        ),
-    )
+    save_checkpoint(tmp_path / "m.pt", tiny_seg())
     for best, onnx in (("onnx-fp32", True), ("torch-fp32-cl", False)):
         monkeypatch.setattr(runtime, "_MEASURED", fake_measurement(best))
         seg = load_model(tmp_path / "m.pt", "auto")
