@@ -1,6 +1,6 @@
 """Score a nuclei model per image type, next to Otsu + watershed on the same images.
 
-    python recipes/nuclei_eval.py CHECKPOINT [--data ../shared/data] [--json OUT]
+    python recipes/nuclei_eval.py CHECKPOINT [--data ../shared/data] [--tta] [--json OUT]
 
 Sets: the 66 DSB2018 validation ids (recipes/dsb2018_val_ids.txt), split by image type from
 colour statistics (stained tissue: mean |channel - grey| > 0.02; otherwise fluorescence when
@@ -8,7 +8,8 @@ the mean intensity is below 0.5, else brightfield), and the H&E sets of nuclei_h
 never trained on; cpm15 is in the bundled model's training data). Figures: DSB2018 mean AP
 (IoU 0.5:0.05:0.95, averaged over images) and AP@0.5. The baseline thresholds the grey image
 with Otsu (the polarity that makes nuclei the minority), fills holes and splits touching nuclei
-by a distance-transform watershed.
+by a distance-transform watershed. ``--tta`` averages the model's class probabilities over the
+8 flips/rotations of each image.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("--data", default="../shared/data")
     parser.add_argument("--min-size", type=int, default=10)
+    parser.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations")
     parser.add_argument("--json")
     args = parser.parse_args()
     seg = load_model(args.checkpoint)
@@ -73,7 +75,7 @@ def main() -> None:
         for item in items:
             image, truth = read_image(item.image), read_mask(item.mask)
             for method, labels in (
-                ("model", segment(seg, image, min_size=args.min_size)),
+                ("model", segment(seg, image, min_size=args.min_size, tta=args.tta)),
                 ("otsu", otsu_watershed(image, args.min_size)),
             ):
                 scores[method].append(dsb_average_precision(truth, labels))

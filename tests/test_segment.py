@@ -8,7 +8,7 @@ from conftest import train_tiny
 from PIL import Image
 
 from pixelwise.cli import main
-from pixelwise.data.io import read_mask
+from pixelwise.data.io import read_image, read_mask
 from pixelwise.evaluate import label_image_coco_ap, object_confidences, object_metrics
 
 
@@ -188,3 +188,22 @@ def test_python_api_segment_matches_cli(tmp_path):
         == 0
     )
     assert np.array_equal(labels, read_mask(tmp_path / "s" / "instances" / "00.png"))
+
+
+def test_segment_with_tta_averages_the_eight_flips_in_the_api_and_the_cli(tmp_path):
+    import pixelwise
+    from pixelwise.checkpoint import load_model
+    from pixelwise.inference import predict
+    from pixelwise.instances import instances_for
+
+    data = _blobs(tmp_path / "blobs", n=4)
+    run = tmp_path / "run"
+    train_tiny(data, run, "--instances", "boundary", "--crop", "48", "--val-fraction", "0.25")
+    image = read_image(data / "images" / "00.png")
+    seg = load_model(run / "best.pt")
+    expected = instances_for(seg, predict(seg, image, "fp32", tta=True))
+    assert np.array_equal(pixelwise.segment(seg, image, "fp32", tta=True), expected)
+    out = tmp_path / "s"
+    args = ["segment", str(data / "images" / "00.png"), "--checkpoint", str(run / "best.pt")]
+    assert main([*args, "--out", str(out), "--tta", "--precision", "fp32", "--no-progress"]) == 0
+    assert np.array_equal(read_mask(out / "instances" / "00.png"), expected)

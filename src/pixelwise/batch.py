@@ -250,6 +250,7 @@ def segment_files(
             options.tile,
             options.overlap,
             options.score_threshold,
+            options.tta,
         )
 
     def write(src, rel, value):

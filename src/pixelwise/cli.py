@@ -110,6 +110,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "object_class",
             "score_threshold",
             "precision",
+            "tta",
             "tile",
             "overlap",
             "runtime",

@@ -177,6 +177,7 @@ def segment(
     tile: int | None = None,
     overlap: int = AUTO_OVERLAP,
     score_threshold: float = 0.5,
+    tta: bool = False,
 ) -> np.ndarray:
     """Instance labels (H, W) uint16 (0 = background, 1..N objects) for an image array or path.
 
@@ -184,7 +185,8 @@ def segment(
     trained on instances split objects at their predicted borders (see
     :func:`pixelwise.instances.instances_for`; others need ``object_class``); instance models
     give one object per detection scoring at least ``score_threshold``. Objects under
-    ``min_size`` pixels are dropped.
+    ``min_size`` pixels are dropped. ``tta`` (semantic models): class probabilities averaged
+    over the 8 flips/rotations, as in :func:`predict`.
     """
     if not isinstance(seg, Segmenter):
         seg = load_model(seg)
@@ -193,5 +195,5 @@ def segment(
         labels = detections_to_labels(detect(seg, image, score_threshold), score_threshold)
         return drop_small(labels, min_size)
     return instances_for(
-        seg, predict(seg, image, precision, tile=tile, overlap=overlap), object_class, min_size
+        seg, predict(seg, image, precision, tta, tile, overlap), object_class, min_size
     )
