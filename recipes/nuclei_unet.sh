@@ -26,5 +26,5 @@ done
 VAL=$(paste -sd, "$HERE/dsb2018_val_ids.txt")
 time pixelwise train "$SPLIT" --out "$OUT" --instances boundary --val-stems "$VAL" \
   --model unet --depth 4 --base-width "${WIDTH:-24}" --loss weighted-ce --appearance microscopy \
-  --epochs "${EPOCHS:-80}" --epoch-size "${EPOCH_SIZE:-300}" --batch-size 8 --crop 256 --lr 2e-3 --seed 0 --no-progress "$@"
+  --epochs "${EPOCHS:-60}" --epoch-size "${EPOCH_SIZE:-300}" --batch-size 8 --crop 256 --lr 2e-3 --seed 0 --no-progress "$@"
 python "$HERE/nuclei_eval.py" "$OUT/best.pt" --data "$DATA" --json "$OUT/eval.json"
