@@ -3,7 +3,8 @@
 CPUs differ: with AVX-512 BF16, bf16 autocast + channels_last runs U-Nets about 2.7x faster
 than fp32; without it bf16 is emulated and about 9x slower, and ONNX Runtime fp32 beats torch
 fp32 by about 1.7x. So ``auto`` is not a rule but a measurement: on first use on a machine a
-probe (a few seconds) times the candidate paths on a small U-Net (depth 4, width 16) and keeps
+probe (a few seconds) times the candidate paths (inference on a U-Net of depth 4 and width 16,
+training steps on the default U-Net of width 32, batch 2 x 128^2) and keeps
 the fastest whose masks agree with torch fp32 on at least 99.5 % of pixels, if it is at least
 10 % faster than plain torch fp32 (smaller differences are within the probe's noise). The
 result is cached in the user cache directory under a key of the CPU model, its flags, the torch
