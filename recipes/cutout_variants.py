@@ -32,30 +32,24 @@ from foreground_splits import SOURCES, dev_set
 from interactive_eval import grown_box
 
 import pixelwise.cutout as cutout
-from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.io import read_image, read_mask
 from pixelwise.inference import predict_probs
 
 
 def averaged_probability(views: str):
-    """``foreground_probability`` averaging the network over ``views``: hflip, tta8 or scales."""
+    """``predict_probs`` as ``foreground_probability`` calls it, averaged over ``views``: a
+    left-right flip (hflip), the 8 flips/rotations (tta8) or three scales (scales)."""
 
-    def probability(seg, rgb, model_size=320, precision="auto"):
-        x = to_tensor(
-            match_channels(cutout.working_image(rgb, model_size), seg.in_channels), seg.norm
-        )[None]
-        net = seg.network
+    def probs(net, x, precision="auto"):
         if views == "hflip":
-            p = (
+            return (
                 predict_probs(net, x, precision) + predict_probs(net, x.flip(3), precision).flip(3)
             ) / 2
-        elif views == "tta8":
-            p = predict_probs(net, x, precision, tta=True)
-        else:
-            p = sum(predict_probs(net, x, precision, scale=s) for s in (0.75, 1.0, 1.3)) / 3
-        return p[0, 1:].sum(0).numpy().astype(np.float32)
+        if views == "tta8":
+            return predict_probs(net, x, precision, tta=True)
+        return sum(predict_probs(net, x, precision, scale=s) for s in (0.75, 1.0, 1.3)) / 3
 
-    return probability
+    return probs
 
 
 def trusted_less(gamma: float):
@@ -74,13 +68,13 @@ VARIANTS = {
     "auto: flip-averaged network": (
         False,
         {},
-        {"foreground_probability": averaged_probability("hflip")},
+        {"predict_probs": averaged_probability("hflip")},
     ),
-    "auto: 8-view network": (False, {}, {"foreground_probability": averaged_probability("tta8")}),
+    "auto: 8-view network": (False, {}, {"predict_probs": averaged_probability("tta8")}),
     "auto: 3-scale network": (
         False,
         {},
-        {"foreground_probability": averaged_probability("scales")},
+        {"predict_probs": averaged_probability("scales")},
     ),
     "auto: trust gamma 2": (False, {}, {"trusted": trusted_less(2)}),
     "auto: trust gamma 4": (False, {}, {"trusted": trusted_less(4)}),
