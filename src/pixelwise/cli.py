@@ -593,7 +593,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         seconds = info[kind]["seconds"]
         base = seconds.get("torch-fp32")
         rows = ", ".join(f"{p} {s * 1000:.0f} ms ({base / s:.2f}x)" for p, s in seconds.items())
-        print(f"{kind}: {info[kind]['best']} chosen; {rows}")
+        emulated = "".join(
+            f", {p} emulated: {x:.1f}x slower (never chosen)"
+            for p, x in info[kind].get("emulated", {}).items()
+        )
+        print(f"{kind}: {info[kind]['best']} chosen; {rows}{emulated}")
     print(f"measured in {info['probe_seconds']} s, cached in {runtime.cache_file()}")
     return 0
 

@@ -3,8 +3,8 @@
 CPUs differ: with AVX-512 BF16, bf16 autocast + channels_last runs U-Nets about 2.7x faster
 than fp32; without it bf16 is emulated and about 9x slower, and ONNX Runtime fp32 beats torch
 fp32 by about 1.7x. So ``auto`` is not a rule but a measurement: on first use on a machine a
-probe (a few seconds) times the candidate paths (inference on a U-Net of depth 4 and width 16,
-training steps on the default U-Net of width 32, batch 2 x 128^2) and keeps
+probe (a few seconds) times the candidate paths (inference on a U-Net of depth 4 and width 16
+at 384 x 384, training steps on the default U-Net of width 32, batch 1 x 160^2) and keeps
 the fastest whose masks agree with torch fp32 on at least 99.5 % of pixels, if it is at least
 10 % faster than plain torch fp32 (smaller differences are within the probe's noise). The
 result is cached in the user cache directory under a key of the CPU model, its flags, the torch
@@ -27,7 +27,7 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -98,7 +98,7 @@ def versions() -> dict:
     return {"torch": torch.__version__, "onnxruntime": ort, "python": platform.python_version()}
 
 
-PROBE_VERSION = 3  # raised when the probe or the rule that picks from it changes
+PROBE_VERSION = 4  # raised when the probe or the rule that picks from it changes
 
 
 @cache
@@ -117,15 +117,25 @@ def cache_file() -> Path:
     return base / "runtime.json"
 
 
-def probe_network() -> tuple[torch.nn.Module, torch.Tensor]:
-    """The representative network (U-Net depth 4, width 16, seeded) and a smooth photo-like input."""
+# The inference probe's input side. Which of ONNX Runtime and channels_last is faster depends on
+# the input size: with oneDNN and ATen held to AVX2 on the AVX-512 machine, channels_last was
+# ahead or level up to 320^2 (ONNX Runtime / channels_last time 0.73-1.08 at 192^2, 0.78-1.04 at
+# 256^2 and 320^2, width 16) and ONNX Runtime ahead from 384^2 on (1.17-1.42 at 384^2, 1.15-1.33 at
+# 512^2 for width 16; 1.22-1.51 for the default width-32 U-Net at 512^2, the size people predict
+# at). A 192^2 probe picked between the two by chance.
+PROBE_SIZE = 384
+
+
+def probe_network(size: int = PROBE_SIZE) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The representative network (U-Net depth 4, width 16, seeded) and a smooth photo-like input
+    of ``size`` x ``size``."""
     from pixelwise.models import create_model
 
     torch.manual_seed(0)
     net = create_model("unet", in_channels=3, num_classes=2, depth=4, base_width=16).eval()
     g = torch.Generator().manual_seed(1)
     x = torch.nn.functional.interpolate(
-        torch.randn(1, 3, 12, 12, generator=g), size=(192, 192), mode="bicubic"
+        torch.randn(1, 3, 12, 12, generator=g), size=(size, size), mode="bicubic"
     )
     return net, x
 
@@ -162,9 +172,11 @@ class Measurement:
     seconds: dict
     agreement: dict
     best: str
+    emulated: dict = field(default_factory=dict)  # path -> times slower than fp32 (not candidates)
 
     def to_dict(self) -> dict:
-        return {"seconds": self.seconds, "agreement": self.agreement, "best": self.best}
+        out = {"seconds": self.seconds, "agreement": self.agreement, "best": self.best}
+        return out | ({"emulated": self.emulated} if self.emulated else {})
 
 
 # A path replaces plain torch fp32 only when the probe measured it at least this much faster.
@@ -211,8 +223,10 @@ def emulated_paths() -> frozenset:
 
 
 def measure_inference(report) -> Measurement:
+    """The candidates timed on the probe network at ``PROBE_SIZE``; a path this CPU only emulates
+    is never a candidate and is timed once next to fp32 on a 128^2 crop instead (about 9x slower
+    on an AVX2 CPU: at full size it alone would take seconds), for the warning's slowdown."""
     net, x = probe_network()
-    reference = run_path("torch-fp32", copy.deepcopy(net), x)().argmax(1)
     onnx_net = None
     try:
         from pixelwise.export import OnnxNetwork, trace_to_onnx
@@ -220,28 +234,42 @@ def measure_inference(report) -> Measurement:
         onnx_net = OnnxNetwork(trace_to_onnx(net, 3))
     except ImportError:
         pass
+    emulated = emulated_paths()
+    logits: dict[str, torch.Tensor] = {}  # each path's output of its last timed call
+
+    def keeping_output(path: str):
+        # the argmax stays outside the timed call: inside, it cost ONNX Runtime 20-40 ms here
+        forward = run_path(path, copy.deepcopy(net), x, onnx_net)
+        return lambda: logits.__setitem__(path, forward())
+
     runners = {
-        p: run_path(p, copy.deepcopy(net), x, onnx_net)
+        p: keeping_output(p)
         for p in INFERENCE_PATHS
-        if p != "onnx-fp32" or onnx_net is not None
+        if (p != "onnx-fp32" or onnx_net is not None) and p not in emulated
     }
     report("inference paths")
-    seconds = interleaved(runners, 5, emulated_paths())
-    agreement = {
-        p: (fn().argmax(1) == reference).float().mean().item() for p, fn in runners.items()
-    }
-    allowed = tuple(p for p in INFERENCE_PATHS if p not in emulated_paths())
-    return Measurement(seconds, agreement, pick(seconds, agreement, allowed))
+    seconds = interleaved(runners, 3)
+    reference = logits["torch-fp32"].argmax(1)
+    agreement = {p: (y.argmax(1) == reference).float().mean().item() for p, y in logits.items()}
+    slowdown = {}
+    if emulated:
+        crop = x[..., :128, :128]
+        small = {p: run_path(p, copy.deepcopy(net), crop) for p in ("torch-fp32", *emulated)}
+        once = interleaved(small, 1, emulated)
+        slowdown = {p: once[p] / once["torch-fp32"] for p in emulated}
+    allowed = tuple(p for p in INFERENCE_PATHS if p not in emulated)
+    return Measurement(seconds, agreement, pick(seconds, agreement, allowed), slowdown)
 
 
 def training_step(
-    precision: str, net: torch.nn.Module | None = None, batch: int = 2, size: int = 128
+    precision: str, net: torch.nn.Module | None = None, batch: int = 1, size: int = 160
 ):
     """One training step (Adam, cross-entropy) of ``net`` on a fixed random batch of ``batch`` x 3
     x ``size`` x ``size`` at ``precision`` (fp32, fp32-cl, bf16). Default ``net``: the default
     U-Net (depth 4, width 32), not the narrower inference probe: with oneDNN held to AVX2, the
     width-16 step timed channels_last 1.09-1.12x as fast as fp32 and the width-32 one 0.92-0.95x,
-    as on the real step (batch 4 x 256^2: 0.83-0.95x)."""
+    as on the real step (batch 4 x 256^2: 0.83-0.95x). Batch 1 x 160^2 ranks as batch 2 x 128^2
+    did (channels_last 0.91-0.93x against 0.91-1.01x, three runs each) in 80 % of its pixels."""
     from pixelwise.models import create_model
     from pixelwise.precision import autocast, memory_format
 
@@ -353,8 +381,7 @@ def warn_bf16_without_hardware() -> None:
     """One line when bf16 is forced on a CPU that only emulates it, with the measured slowdown."""
     if cpu_info()["bf16_hardware"]:
         return
-    seconds = measured()["inference"]["seconds"]
-    slower = seconds.get("torch-bf16-cl", 0) / max(seconds.get("torch-fp32", 1e-9), 1e-9)
+    slower = measured()["inference"].get("emulated", {}).get("torch-bf16-cl", float("nan"))
     print(
         f"pixelwise: warning: this CPU has no bf16 instructions; bf16 is emulated here and measured {slower:.1f}x "
         "slower than fp32 (drop --precision bf16)",
