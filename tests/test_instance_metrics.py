@@ -108,3 +108,35 @@ def test_semantic_to_instances_three_class_and_watershed():
     assert semantic_to_instances(tiny, min_size=5).max() == 1
     with pytest.raises(ValueError, match="unknown method"):
         semantic_to_instances(blob, method="magic")
+
+
+def test_boundary_codes_hand_computed_and_splitting_what_the_argmax_merges():
+    import torch
+
+    from pixelwise.instances import OBJECT_PROB, SEED_PROB, argmax_codes, boundary_codes
+
+    assert (SEED_PROB, OBJECT_PROB) == (0.8, 0.85)
+    # pixels as (background, interior, border) probabilities
+    probs = torch.tensor(
+        [
+            [0.05, 0.90, 0.05],  # sure interior: seed
+            [0.10, 0.50, 0.40],  # background under 0.15: object, not seed
+            [0.30, 0.30, 0.40],  # the argmax says border (object); background 0.3 says no
+            [0.05, 0.75, 0.20],  # interior by argmax, not sure enough for a seed
+            [0.70, 0.20, 0.10],  # background
+        ]
+    ).T.reshape(1, 3, 1, 5)
+    assert boundary_codes(probs).tolist() == [[[1, 2, 0, 2, 0]]]
+    assert argmax_codes(probs).tolist() == [[[1, 1, 2, 1, 0]]]
+    assert boundary_codes(probs).dtype == torch.uint8
+    # two cells whose interiors touch at a neck of interior probability 0.7: the argmax joins
+    # them into one seed, the seed threshold keeps them two; both rules give the cells' extent
+    p = torch.zeros(1, 3, 12, 20)
+    p[0, 0] = 1.0
+    for c0, c1 in ((2, 9), (11, 18)):
+        p[0, :, 2:10, c0:c1] = torch.tensor([0.02, 0.95, 0.03])[:, None, None]
+    p[0, :, 2:10, 9:11] = torch.tensor([0.05, 0.70, 0.25])[:, None, None]
+    merged = semantic_to_instances(argmax_codes(p)[0].numpy(), border_class=2)
+    split = semantic_to_instances(boundary_codes(p)[0].numpy(), border_class=2)
+    assert merged.max() == 1 and split.max() == 2
+    assert ((split > 0) == (merged > 0)).all()

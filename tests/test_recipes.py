@@ -71,3 +71,19 @@ def test_foreground_table_from_eval_files(tmp_path):
     text = foreground_table.table(foreground_table.rows([tmp_path / "ccp", tmp_path / "davis345"]))
     assert "| ccp | 100 | 0.500 | 0.700 | 0.600 |" in text
     assert "**0.400** | **0.550** | **0.400**" in text
+
+
+def test_nuclei_thresholds_cross_selection_scores_each_pick_on_the_other_half():
+    import sys
+
+    sys.path.insert(0, str(REPO / "recipes"))  # the recipe imports its sibling nuclei_eval
+    cross_selected = _load("nuclei_thresholds").cross_selected
+    ids = ["a", "b", "c", "d"]  # halves: a, c and b, d
+    scores = {
+        "wide": {"a": 0.9, "c": 0.9, "b": 0.1, "d": 0.3},  # best on the first half
+        "tight": {"a": 0.5, "c": 0.5, "b": 0.6, "d": 0.6},  # best on the second half
+    }
+    picks, value = cross_selected(scores, ids)
+    assert picks == ["wide", "tight"]
+    # wide scored on b, d (0.2 mean), tight on a, c (0.5 mean): (0.2 * 2 + 0.5 * 2) / 4
+    assert abs(value - 0.35) < 1e-12

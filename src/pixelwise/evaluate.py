@@ -18,7 +18,7 @@ from pixelwise.data.io import read_mask
 from pixelwise.detection import evaluation_instances, score_detector
 from pixelwise.distributed import resolve_device
 from pixelwise.inference import predict_logits, predict_probs
-from pixelwise.instances import instances_for
+from pixelwise.instances import decision_for, instances_for
 from pixelwise.metrics import (
     ConfusionMatrix,
     dsb_average_precision,
@@ -132,7 +132,7 @@ def score_objects(
             reference = read_mask(item.mask, item.page)
         else:
             reference = instances_for_reference(target, object_class)
-        labels = instances_for(seg, mask.numpy(), object_class, min_size)
+        labels = instances_for(seg, decision_for(seg)(pred)[0].numpy(), object_class, min_size)
         pairs.append((reference, labels))
         objectness = 1.0 - pred[0, 0] if object_class is None else pred[0, object_class]
         scores.append(object_confidences(labels, objectness.float().numpy()))

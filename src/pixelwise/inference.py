@@ -17,7 +17,7 @@ from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.io import as_image
 from pixelwise.data.transforms import resize_image, resize_mask, scaled_size
 from pixelwise.detection import detect, detections_to_classes, detections_to_labels
-from pixelwise.instances import drop_small, instances_for
+from pixelwise.instances import argmax_codes, decision_for, drop_small, instances_for
 from pixelwise.precision import autocast, memory_format, prepare
 from pixelwise.runtime import resolve_precision
 from pixelwise.segmenter import Segmenter
@@ -88,8 +88,10 @@ def predict_tiled(
     precision: str = "auto",
     tta: bool = False,
     batch_size: int = 4,
+    decide=argmax_codes,
 ) -> np.ndarray:
-    """Overlap-tile prediction of an (H, W, C) image: class-id mask (H, W) uint8.
+    """Overlap-tile prediction of an (H, W, C) image: class-id mask (H, W) uint8 (``decide``: the
+    rule from (N, K, H, W) probabilities to (N, H, W) uint8 masks; by default the argmax).
 
     The image is mirror-extended by ``overlap`` on every side; tiles of ``tile`` x ``tile``
     pixels are predicted in batches and only each tile's central ``tile - 2 * overlap`` core
@@ -116,7 +118,7 @@ def predict_tiled(
                 for y, x0 in batch
             ]
         )
-        pred = predict_probs(network, x, precision, tta).argmax(1).to(torch.uint8).numpy()
+        pred = decide(predict_probs(network, x, precision, tta)).numpy()
         for (y, x0), p in zip(batch, pred):
             mask[y : y + core_h, x0 : x0 + core_w] = p[
                 overlap : overlap + core_h, overlap : overlap + core_w
@@ -132,11 +134,13 @@ def predict(
     tile: int | None = None,
     overlap: int = AUTO_OVERLAP,
     score_threshold: float = 0.5,
+    decide=argmax_codes,
 ) -> np.ndarray:
     """Class-id mask (H, W) uint8 for an (H, W, C) image array or an image file path.
 
     Semantic models: ``tile`` predicts by overlap-tile with tiles of this size (see
     :func:`predict_tiled`); ``None`` tiles automatically above 2048 x 2048 pixels, 0 never tiles.
+    ``decide`` turns class probabilities into the mask (default: the most probable class).
     Instance models (Mask R-CNN): each pixel takes the class of the best-scoring detection
     (score >= ``score_threshold``) covering it.
     """
@@ -144,27 +148,28 @@ def predict(
     if seg.kind == "instance":
         return detections_to_classes(detect(seg, image, score_threshold), score_threshold)
     return predict_semantic(
-        seg, match_channels(image, seg.in_channels), precision, tta, tile, overlap
+        seg, match_channels(image, seg.in_channels), precision, tta, tile, overlap, decide
     )
 
 
 def predict_semantic(
-    seg: Segmenter, image: np.ndarray, precision: str, tta: bool, tile: int | None, overlap: int
+    seg: Segmenter,
+    image: np.ndarray,
+    precision: str,
+    tta: bool,
+    tile: int | None,
+    overlap: int,
+    decide=argmax_codes,
 ) -> np.ndarray:
     if tile is None:
         tile = AUTO_TILE if image.shape[0] * image.shape[1] > AUTO_TILE_PIXELS else 0
     if not tile:
         x = to_tensor(image, seg.norm).unsqueeze(0)
-        return (
-            predict_probs(seg.network, x, precision, tta, seg.input_scale)
-            .argmax(1)[0]
-            .to(torch.uint8)
-            .numpy()
-        )
+        return decide(predict_probs(seg.network, x, precision, tta, seg.input_scale))[0].numpy()
     h, w = image.shape[:2]
     if seg.input_scale != 1.0:  # tile at the network's resolution, then nearest-upsample the mask
         image = resize_image(image, scaled_size(image.shape, seg.input_scale))
-    mask = predict_tiled(seg.network, image, seg.norm, tile, overlap, precision, tta)
+    mask = predict_tiled(seg.network, image, seg.norm, tile, overlap, precision, tta, decide=decide)
     return mask if mask.shape == (h, w) else resize_mask(mask, (h, w))
 
 
@@ -194,6 +199,5 @@ def segment(
     if seg.kind == "instance":
         labels = detections_to_labels(detect(seg, image, score_threshold), score_threshold)
         return drop_small(labels, min_size)
-    return instances_for(
-        seg, predict(seg, image, precision, tta, tile, overlap), object_class, min_size
-    )
+    mask = predict(seg, image, precision, tta, tile, overlap, decide=decision_for(seg))
+    return instances_for(seg, mask, object_class, min_size)

@@ -1,0 +1,103 @@
+"""Choose how a boundary model's probabilities become nuclei: seed and object thresholds.
+
+    python recipes/nuclei_thresholds.py CHECKPOINT [--data ../shared/data] [--tta] [--json OUT]
+
+For each pair (seed: interior probability above; object: background probability below 1 - it;
+see ``pixelwise.instances.boundary_codes``) and for the plain argmax of the three classes, the
+DSB2018 mean AP of the 66 validation ids (recipes/dsb2018_val_ids.txt). The pair is chosen on
+these images, so the table also reports a two-fold cross-selected figure: the ids are split into
+two halves (alternate sorted ids), the best pair of each half is scored on the other half, and
+the two scores are averaged: an estimate of what the choice gives on images it was not chosen
+on. The H&E sets are not looked at here (recipes/nuclei_eval.py scores them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from nuclei_eval import HERE, image_type
+
+from pixelwise.checkpoint import load_model
+from pixelwise.data.datasets import find_pairs, match_channels, to_tensor
+from pixelwise.data.io import read_image, read_mask
+from pixelwise.inference import predict_probs
+from pixelwise.instances import argmax_codes, boundary_codes, instances_for
+from pixelwise.metrics import dsb_average_precision
+
+SEEDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+OBJECTS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+
+
+def rules() -> dict:
+    out = {"argmax": argmax_codes}
+    for s in SEEDS:
+        for o in OBJECTS:
+            out[f"seed {s} object {o}"] = lambda p, s=s, o=o: boundary_codes(p, s, o)
+    return out
+
+
+def cross_selected(scores: dict, ids: list[str]) -> tuple[list[str], float]:
+    """Two-fold cross-selection: ``scores[rule][id]``; the ids split into alternate halves, each
+    half's best rule scored on the other half. The two picks and the mean over all ids."""
+    halves = (ids[0::2], ids[1::2])
+
+    def mean(name: str, stems) -> float:
+        return float(np.mean([scores[name][s] for s in stems]))
+
+    picks = [max(scores, key=lambda n: mean(n, half)) for half in halves]
+    total = sum(mean(pick, other) * len(other) for pick, other in zip(picks, halves[::-1]))
+    return picks, total / len(ids)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--min-size", type=int, default=10)
+    parser.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    seg = load_model(args.checkpoint)
+    pairs = {
+        p.name: p for p in find_pairs(Path(args.data) / "dsb2018" / "train", "images", "instances")
+    }
+    ids = sorted((HERE / "dsb2018_val_ids.txt").read_text().split())
+    candidates = rules()
+    scores = {name: {} for name in candidates}
+    types = {}
+    for stem in ids:
+        image, truth = read_image(pairs[stem].image), read_mask(pairs[stem].mask)
+        types[stem] = image_type(image)
+        x = to_tensor(match_channels(image, seg.in_channels), seg.norm)[None]
+        probs = predict_probs(seg.network, x, "auto", args.tta, seg.input_scale)
+        for name, decide in candidates.items():
+            labels = instances_for(seg, decide(probs)[0].numpy(), min_size=args.min_size)
+            scores[name][stem] = dsb_average_precision(truth, labels)["mean_ap"]
+    picks, cross = cross_selected(scores, ids)
+
+    def mean(name: str, stems) -> float:
+        return float(np.mean([scores[name][s] for s in stems]))
+
+    ranked = sorted(candidates, key=lambda n: -mean(n, ids))
+    kinds = sorted(set(types.values()))
+    print(f"{'rule':<24} {'all':>6} " + " ".join(f"{k:>14}" for k in kinds))
+    for name in ["argmax", *[n for n in ranked if n != "argmax"][:10]]:
+        per = [mean(name, [s for s in ids if types[s] == k]) for k in kinds]
+        print(f"{name:<24} {mean(name, ids):6.4f} " + " ".join(f"{v:14.4f}" for v in per))
+    print(f"best on all {len(ids)} ids: {ranked[0]}")
+    print(
+        f"two-fold cross-selected: {picks[0]} (chosen on half 1, scored on half 2), "
+        f"{picks[1]} (chosen on half 2, scored on half 1): DSB mean AP {cross:.4f} "
+        f"vs argmax {mean('argmax', ids):.4f}"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps({"scores": scores, "types": types}, indent=2))
+
+
+if __name__ == "__main__":
+    torch.set_grad_enabled(False)
+    main()
