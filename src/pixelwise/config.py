@@ -280,7 +280,12 @@ class TrainConfig:
     device: str = opt(
         "auto", "auto, cpu, cuda, cuda:1, ... (default auto: the GPU if there is one)"
     )
-    workers: int = opt(0, "DataLoader worker processes (default 0)", type=int)
+    workers: int = opt(
+        0,
+        "DataLoader worker processes (default 0: on 2 cores workers were measured no faster, "
+        "benchmarks/loader.py; use them with more cores or a GPU)",
+        type=int,
+    )
     seed: int = opt(0, "random seed for splits, init and augmentation (default 0)", type=int)
     ema: float = opt(
         0.0,
