@@ -86,10 +86,10 @@ def semantic_to_instances(
 def instances_for(
     seg: Segmenter, mask: np.ndarray, object_class: int | None = None, min_size: int = 0
 ) -> np.ndarray:
-    """The instance labels a checkpoint's class mask stands for (for the best result, the mask
-    of :func:`decision_for`): models trained on instance
-    masks with ``boundary`` targets split objects at their predicted borders, ``foreground``
-    models by a distance-transform watershed; other models give the connected components of
+    """The instance labels a checkpoint's class mask stands for (best made from the
+    probabilities by :func:`decision_for`): models trained on instance masks with ``boundary``
+    targets split objects at their predicted borders, ``foreground`` models by a
+    distance-transform watershed; other models give the connected components of
     ``object_class``."""
     kind = seg.encoding.instances
     if kind == "boundary":
