@@ -60,14 +60,19 @@ def sets(data: Path) -> dict[str, list]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(doc: str) -> argparse.Namespace:
+    """The options of the nuclei recipes: CHECKPOINT [--data] [--min-size] [--tta] [--json]."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("checkpoint")
     parser.add_argument("--data", default="../shared/data")
     parser.add_argument("--min-size", type=int, default=10)
     parser.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations")
     parser.add_argument("--json")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args(__doc__)
     seg = load_model(args.checkpoint)
     report, all_dsb = {}, {"model": [], "otsu": []}
     for name, items in sets(Path(args.data)).items():

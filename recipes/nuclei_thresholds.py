@@ -16,16 +16,15 @@ sets of nuclei_he are not looked at here (recipes/nuclei_eval.py scores them).
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
-from nuclei_eval import HERE, image_type
+from nuclei_eval import parse_args, sets
 
 from pixelwise.checkpoint import load_model
-from pixelwise.data.datasets import find_pairs, match_channels, to_tensor
+from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.io import read_image, read_mask
 from pixelwise.inference import predict_probs
 from pixelwise.instances import argmax_codes, boundary_codes, instances_for
@@ -58,24 +57,25 @@ def cross_selected(scores: dict, ids: list[str]) -> tuple[list[str], float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("--data", default="../shared/data")
-    parser.add_argument("--min-size", type=int, default=10)
-    parser.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations")
-    parser.add_argument("--json")
-    args = parser.parse_args()
+    args = parse_args(__doc__)
     seg = load_model(args.checkpoint)
-    pairs = {
-        p.name: p for p in find_pairs(Path(args.data) / "dsb2018" / "train", "images", "instances")
-    }
-    ids = sorted((HERE / "dsb2018_val_ids.txt").read_text().split())
+    items = sorted(
+        (
+            (item, name.split(": ")[1])  # "dsb2018 val: fluorescence" -> the image type
+            for name, group in sets(Path(args.data)).items()
+            if name.startswith("dsb2018")
+            for item in group
+        ),
+        key=lambda pair: pair[0].name,
+    )
+    ids = [item.name for item, _ in items]
     candidates = rules()
     scores = {name: {} for name in candidates}
     types = {}
-    for stem in ids:
-        image, truth = read_image(pairs[stem].image), read_mask(pairs[stem].mask)
-        types[stem] = image_type(image)
+    for item, kind in items:
+        stem = item.name
+        image, truth = read_image(item.image), read_mask(item.mask)
+        types[stem] = kind
         x = to_tensor(match_channels(image, seg.in_channels), seg.norm)[None]
         probs = predict_probs(seg.network, x, "auto", args.tta, seg.input_scale)
         for name, decide in candidates.items():
