@@ -76,7 +76,7 @@ def fake_measurement(best="torch-fp32", bf16=False):
     seconds = {"torch-fp32": 0.10, "torch-fp32-cl": 0.08, "onnx-fp32": 0.05}
     inference = {"seconds": seconds, "agreement": {p: 1.0 for p in seconds}, "best": best}
     if bf16:
-        seconds["torch-bf16-cl"] = inference["agreement"]["torch-bf16-cl"] = 0.04
+        seconds["torch-bf16-cl"], inference["agreement"]["torch-bf16-cl"] = 0.04, 1.0
     else:
         inference["emulated"] = {"torch-bf16-cl": 9.0}
     return {
