@@ -75,3 +75,20 @@ def test_tiled_prediction_of_a_reduced_scale_model_returns_full_size():
     )
     image = np.random.default_rng(2).integers(0, 255, (50, 70, 3), dtype=np.uint8)
     assert predict(seg, image, "fp32", tile=24, overlap=4).shape == (50, 70)
+
+
+def test_tiled_prediction_applies_the_decision_rule_per_tile():
+    from pixelwise.instances import boundary_codes
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.Tanh(), nn.Conv2d(3, 3, 1)).eval()
+    norm = Normalization([0.5] * 3, [0.25] * 3)
+    image = np.random.default_rng(1).integers(0, 255, (70, 90, 3), dtype=np.uint8)
+    tiled = predict_tiled(net, image, norm, 32, 4, "fp32", decide=boundary_codes)
+    padded = np.pad(image, ((4, 4), (4, 4), (0, 0)), mode="reflect")
+    probs = predict_logits(net, to_tensor(padded, norm)[None], "fp32").softmax(1)
+    expected = boundary_codes(probs)[0, 4:-4, 4:-4].numpy()
+    np.testing.assert_array_equal(tiled, expected)
+    assert set(np.unique(tiled)) <= {0, 1, 2} and not np.array_equal(
+        tiled, probs.argmax(1)[0, 4:-4, 4:-4].numpy()
+    )  # the rule, not the argmax
