@@ -257,8 +257,7 @@ def measure_inference(report) -> Measurement:
         small = {p: run_path(p, copy.deepcopy(net), crop) for p in ("torch-fp32", *emulated)}
         once = interleaved(small, 1, emulated)
         slowdown = {p: once[p] / once["torch-fp32"] for p in emulated}
-    allowed = tuple(p for p in INFERENCE_PATHS if p not in emulated)
-    return Measurement(seconds, agreement, pick(seconds, agreement, allowed), slowdown)
+    return Measurement(seconds, agreement, pick(seconds, agreement, INFERENCE_PATHS), slowdown)
 
 
 def training_step(
@@ -268,8 +267,9 @@ def training_step(
     x ``size`` x ``size`` at ``precision`` (fp32, fp32-cl, bf16). Default ``net``: the default
     U-Net (depth 4, width 32), not the narrower inference probe: with oneDNN held to AVX2, the
     width-16 step timed channels_last 1.09-1.12x as fast as fp32 and the width-32 one 0.92-0.95x,
-    as on the real step (batch 4 x 256^2: 0.83-0.95x). Batch 1 x 160^2 ranks as batch 2 x 128^2
-    did (channels_last 0.91-0.93x against 0.91-1.01x, three runs each) in 80 % of its pixels."""
+    as on the real step (batch 4 x 256^2: 0.83-0.95x). Batch 1 x 160^2 (78 % of the pixels of
+    batch 2 x 128^2, so a shorter probe) ranks the paths as that did: channels_last 0.91-0.93x
+    of fp32 against 0.91-1.01x, three runs each."""
     from pixelwise.models import create_model
     from pixelwise.precision import autocast, memory_format
 
@@ -391,9 +391,8 @@ def warn_bf16_without_hardware() -> None:
 
 def best_torch_path(kind: str = "inference") -> str:
     """The fastest torch path (for networks that run on torch even when ONNX Runtime would win)."""
-    result = measured()[kind]
-    allowed = tuple(p for p in TRAINING_PATHS if p not in emulated_paths())
-    return pick(result["seconds"], result.get("agreement", {}), allowed)
+    result = measured()[kind]  # emulated paths are never among the timed candidates
+    return pick(result["seconds"], result.get("agreement", {}), TRAINING_PATHS)
 
 
 _WARNED: set[str] = set()
