@@ -6,7 +6,7 @@
 
 Sets up the run that ``pixelwise train DATA OPTIONS`` would (model, augmentation, loss, the path
 the probe chose), then times ``--batches`` training steps per worker count, each count in turn,
-round after round, with a fresh DataLoader each time as every training epoch makes one (worker
+round after round, with a fresh DataLoader each time as every training epoch makes one (``train.epoch_loader``) (worker
 start-up included). The same samples in every timing. Without options after ``--``: the
 foreground recipe's (photo appearance changes, compositing: the heaviest augmentation here).
 """
@@ -21,11 +21,10 @@ import time
 
 import torch
 from timing import add_common, begin
-from torch.utils.data import DataLoader
 
 from pixelwise.cli import build_parser
 from pixelwise.config import TrainConfig, from_args
-from pixelwise.train import epoch_indices, setup_run, train_one_epoch
+from pixelwise.train import epoch_indices, epoch_loader, setup_run, train_one_epoch
 
 FOREGROUND = (
     "--mask-values 0,255 --classes background,foreground --model unet --depth 4 --base-width 16 "
@@ -56,20 +55,12 @@ def main() -> None:
         task = run.task
         indices = epoch_indices(len(task.dataset), args.batches * cfg.batch_size, cfg.seed, 0)
         workers = [int(w) for w in args.workers_list.split(",")]
-        warm_up = DataLoader(
-            task.dataset, cfg.batch_size, sampler=indices[: cfg.batch_size], collate_fn=task.collate
-        )
+        warm_up = epoch_loader(task, indices[: cfg.batch_size], cfg.batch_size, 0)
         train_one_epoch(task.model, warm_up, task.step, run.optimizer, None, progress=False)
         times: dict[int, list[float]] = {w: [] for w in workers}
         for _ in range(args.repeats):
             for w in workers:
-                loader = DataLoader(
-                    task.dataset,
-                    batch_size=cfg.batch_size,
-                    num_workers=w,
-                    sampler=indices,
-                    collate_fn=task.collate,
-                )
+                loader = epoch_loader(task, indices, cfg.batch_size, w)
                 start = time.perf_counter()
                 train_one_epoch(task.model, loader, task.step, run.optimizer, None, progress=False)
                 times[w].append(time.perf_counter() - start)

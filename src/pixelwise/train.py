@@ -373,6 +373,18 @@ def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = Non
     return best
 
 
+def epoch_loader(task: Task, indices: list[int], batch_size: int, workers: int) -> DataLoader:
+    """The DataLoader of one training epoch: ``indices`` in order, in batches of ``batch_size``,
+    loaded by ``workers`` processes (0: in this one)."""
+    return DataLoader(
+        task.dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        sampler=indices,
+        collate_fn=task.collate,
+    )
+
+
 def run_epoch(run: Run, trained: nn.Module, epoch: int, on_epoch_end: Callable | None) -> None:
     """Train one epoch on every process; rank 0 then validates, checkpoints and reports."""
     cfg, task, world = run.cfg, run.task, dist.world_size()
@@ -381,13 +393,7 @@ def run_epoch(run: Run, trained: nn.Module, epoch: int, on_epoch_end: Callable |
     indices = epoch_indices(len(task.dataset), run.epoch_size, cfg.seed, epoch)
     if world > 1:
         indices = dist.shard_batches(indices, cfg.batch_size, dist.rank(), world)
-    loader = DataLoader(
-        task.dataset,
-        batch_size=cfg.batch_size // world,
-        num_workers=cfg.workers,
-        sampler=indices,
-        collate_fn=task.collate,
-    )
+    loader = epoch_loader(task, indices, cfg.batch_size // world, cfg.workers)
     train_loss = train_one_epoch(
         trained,
         loader,
