@@ -43,16 +43,23 @@ def rules() -> dict:
     return out
 
 
+def mean_score(scores: dict, rule: str, stems: list[str]) -> float:
+    """``scores[rule][id]`` averaged over ``stems``."""
+    return float(np.mean([scores[rule][s] for s in stems]))
+
+
+def best_rule(scores: dict, stems: list[str]) -> str:
+    return max(scores, key=lambda rule: mean_score(scores, rule, stems))
+
+
 def cross_selected(scores: dict, ids: list[str]) -> tuple[list[str], float]:
     """Two-fold cross-selection: ``scores[rule][id]``; the ids split into alternate halves, each
     half's best rule scored on the other half. The two picks and the mean over all ids."""
     halves = (ids[0::2], ids[1::2])
-
-    def mean(name: str, stems) -> float:
-        return float(np.mean([scores[name][s] for s in stems]))
-
-    picks = [max(scores, key=lambda n: mean(n, half)) for half in halves]
-    total = sum(mean(pick, other) * len(other) for pick, other in zip(picks, halves[::-1]))
+    picks = [best_rule(scores, half) for half in halves]
+    total = sum(
+        mean_score(scores, pick, other) * len(other) for pick, other in zip(picks, halves[::-1])
+    )
     return picks, total / len(ids)
 
 
@@ -82,18 +89,29 @@ def main() -> None:
             labels = instances_for(seg, decide(probs)[0].numpy(), min_size=args.min_size)
             scores[name][stem] = dsb_average_precision(truth, labels)["mean_ap"]
 
-    def mean(name: str, stems) -> float:
-        return float(np.mean([scores[name][s] for s in stems]))
+    result = report(scores, types, ids)
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(result | {"scores": scores, "types": types}, indent=2)
+        )
 
-    kinds = sorted(set(types.values()))
+
+def report(scores: dict, types: dict, ids: list[str]) -> dict:
+    """Print the table and the choices of ``scores[rule][id]`` (``types[id]``: the image type);
+    return the pair chosen overall and per type."""
+    candidates = list(scores)
+
+    def mean(rule: str, stems: list[str]) -> float:
+        return mean_score(scores, rule, stems)
+
+    by_type = {k: [s for s in ids if types[s] == k] for k in sorted(set(types.values()))}
+    best_of = {k: best_rule(scores, stems) for k, stems in by_type.items()}
     ranked = sorted(candidates, key=lambda n: -mean(n, ids))
-    print(f"{'rule':<24} {'all':>6} " + " ".join(f"{k:>14}" for k in kinds))
+    print(f"{'rule':<24} {'all':>6} " + " ".join(f"{k:>14}" for k in by_type))
     shown = ["argmax", *[n for n in ranked if n != "argmax"][:8]]
-    for kind in kinds:
-        best = max(candidates, key=lambda n: mean(n, [s for s in ids if types[s] == kind]))
-        shown += [best] if best not in shown else []
+    shown += [rule for rule in dict.fromkeys(best_of.values()) if rule not in shown]
     for name in shown:
-        per = [mean(name, [s for s in ids if types[s] == k]) for k in kinds]
+        per = [mean(name, stems) for stems in by_type.values()]
         print(f"{name:<24} {mean(name, ids):6.4f} " + " ".join(f"{v:14.4f}" for v in per))
     overall, overall_cross = cross_selected(scores, ids)
     print(
@@ -101,10 +119,9 @@ def main() -> None:
         f"cross-selected {overall_cross:.4f} ({', '.join(overall)})"
     )
     chosen, cross_total, argmax_total = {}, 0.0, 0.0
-    for kind in kinds:
-        stems = [s for s in ids if types[s] == kind]
+    for kind, stems in by_type.items():
         if len(stems) >= MIN_IMAGES:
-            chosen[kind] = max(candidates, key=lambda n: mean(n, stems))
+            chosen[kind] = best_of[kind]
             picks, cross = cross_selected(scores, stems)
         else:
             chosen[kind], picks, cross = (
@@ -123,9 +140,7 @@ def main() -> None:
         f"per-type pairs, all {len(ids)} ids: {per_type:.4f}; cross-selected "
         f"{cross_total / len(ids):.4f}; argmax {argmax_total / len(ids):.4f}"
     )
-    if args.json:
-        report = {"overall": ranked[0], "per_type": chosen, "scores": scores, "types": types}
-        Path(args.json).write_text(json.dumps(report, indent=2))
+    return {"overall": ranked[0], "per_type": chosen}
 
 
 if __name__ == "__main__":

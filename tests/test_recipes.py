@@ -87,3 +87,26 @@ def test_nuclei_thresholds_cross_selection_scores_each_pick_on_the_other_half():
     assert picks == ["wide", "tight"]
     # wide scored on b, d (0.2 mean), tight on a, c (0.5 mean): (0.2 * 2 + 0.5 * 2) / 4
     assert abs(value - 0.35) < 1e-12
+
+
+def test_nuclei_thresholds_report_picks_per_type_and_falls_back_for_small_types(capsys):
+    import sys
+
+    sys.path.insert(0, str(REPO / "recipes"))
+    report = _load("nuclei_thresholds").report
+    ids = [f"f{i}" for i in range(6)] + ["b0", "b1"]
+    types = {s: "fluorescence" if s.startswith("f") else "brightfield" for s in ids}
+    scores = {
+        "argmax": {s: 0.4 for s in ids},
+        "tight": {s: 0.6 if s.startswith("f") else 0.1 for s in ids},  # best overall and on f
+        "wide": {s: 0.1 if s.startswith("f") else 0.9 for s in ids},  # best on the two b ids
+    }
+    chosen = report(scores, types, ids)
+    # overall: tight 0.475, argmax 0.4, wide 0.3; fluorescence (6 ids) picks on its own; brightfield
+    # (2 ids, under MIN_IMAGES) takes the overall pick, not its own best (wide)
+    assert chosen == {
+        "overall": "tight",
+        "per_type": {"brightfield": "tight", "fluorescence": "tight"},
+    }
+    out = capsys.readouterr().out
+    assert "fluorescence (6 ids): tight, 0.6000 (argmax 0.4000); cross-selected 0.6000" in out
