@@ -5,10 +5,12 @@
   pixels;
 - int8: ONNX Runtime int8 (``export --int8``, calibrated on DATA) versus ONNX Runtime fp32, with
   the accuracy gate;
-- training: one step (batch 4, 256 x 256, Adam) on the default path versus fp32 contiguous.
+- training: one step (batch 4, 256 x 256, Adam) on the default path versus fp32 contiguous;
+  with ``--compile`` also the same fp32 step through ``torch.compile`` (inductor, needs a C++
+  compiler; its compile time is printed, not counted), a candidate the probe does not time.
 
     python benchmarks/paths.py [--checkpoint runs/isbi2012-unet/best.pt] [--int8 ../shared/data/isbi2012
-                               --val-stems 25-29] [--images 12] [--size 512] [--quick]
+                               --val-stems 25-29] [--images 12] [--size 512] [--compile] [--quick]
 
 Without --checkpoint, the default U-Net (depth 4, width 32, 7.8 M parameters) with random weights.
 """
@@ -112,17 +114,36 @@ def int8_rows(checkpoint: Path, data: str, stems, images, repeats: int) -> None:
     )
 
 
-def training_rows(size: int, repeats: int) -> None:
-    def step(precision: str):  # the default U-Net (width 32), seeded, as the probe times it
-        return training_step(precision, batch=4, size=size)
+def training_rows(size: int, repeats: int, compiled: bool = False) -> None:
+    def step(
+        precision: str, net=None
+    ):  # the default U-Net (width 32), seeded, as the probe times it
+        return training_step(precision, net, batch=4, size=size)
 
     default = resolve_precision("auto", training=True)
-    t = interleaved({"default": step(default), "fp32": step("fp32")}, repeats)
+    steps = {"default": step(default), "fp32": step("fp32")}
+    if compiled:
+        torch.manual_seed(0)
+        steps["compiled"] = step(
+            "fp32", torch.compile(create_model("unet", in_channels=3, num_classes=2))
+        )
+        start = time.perf_counter()
+        steps["compiled"]()  # compiles forward and backward
+        print(
+            f"torch.compile of the training step: {time.perf_counter() - start:.1f} s", flush=True
+        )
+    t = interleaved(steps, repeats)
     print(
         f"training step (batch 4, {size} x {size}, U-Net 7.8 M): default ({default}) {t['default']:.2f} s, "
         f"fp32 contiguous {t['fp32']:.2f} s: {t['fp32'] / t['default']:.2f}x",
         flush=True,
     )
+    if compiled:
+        print(
+            f"training step through torch.compile (fp32): {t['compiled']:.2f} s: "
+            f"{t['fp32'] / t['compiled']:.2f}x fp32 contiguous",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -133,6 +154,9 @@ def main() -> None:
     parser.add_argument("--int8", metavar="DATA", help="calibration and gate data for the int8 row")
     parser.add_argument("--val-stems", type=parse_stems)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--compile", action="store_true", help="also time a torch.compile'd training step"
+    )
     add_common(parser)
     args = parser.parse_args()
     begin(args)
@@ -147,7 +171,7 @@ def main() -> None:
         prediction_rows(checkpoint, images)
         if args.int8:
             int8_rows(checkpoint, args.int8, args.val_stems, images, args.repeats)
-        training_rows(256 if not args.quick else 128, max(2, args.repeats // 2))
+        training_rows(256 if not args.quick else 128, max(2, args.repeats // 2), args.compile)
     print(
         f"(int8 and training: medians of {args.repeats} and {max(2, args.repeats // 2)} calls after a warm-up; "
         "prediction: the total over all images after a warm-up image)"

@@ -98,7 +98,7 @@ def versions() -> dict:
     return {"torch": torch.__version__, "onnxruntime": ort, "python": platform.python_version()}
 
 
-PROBE_VERSION = 4  # raised when the probe or the rule that picks from it changes
+PROBE_VERSION = 5  # raised when the probe or the rule that picks from it changes
 
 
 @cache
