@@ -115,9 +115,8 @@ def int8_rows(checkpoint: Path, data: str, stems, images, repeats: int) -> None:
 
 
 def training_rows(size: int, repeats: int, compiled: bool = False) -> None:
-    def step(
-        precision: str, net=None
-    ):  # the default U-Net (width 32), seeded, as the probe times it
+    # the default U-Net (width 32), seeded, as the probe times it; or ``net``
+    def step(precision: str, net=None):
         return training_step(precision, net, batch=4, size=size)
 
     default = resolve_precision("auto", training=True)
