@@ -6,8 +6,8 @@
 
 Sets up the run that ``pixelwise train DATA OPTIONS`` would (model, augmentation, loss, the path
 the probe chose), then times ``--batches`` training steps per worker count, each count in turn,
-round after round, with a fresh DataLoader each time as every training epoch makes one (``train.epoch_loader``) (worker
-start-up included). The same samples in every timing. Without options after ``--``: the
+round after round, each time with a fresh DataLoader (``train.epoch_loader``, as every training
+epoch makes one; worker start-up included). The same samples in every timing. Without options after ``--``: the
 foreground recipe's (photo appearance changes, compositing: the heaviest augmentation here).
 """
 

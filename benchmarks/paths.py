@@ -31,7 +31,13 @@ from pixelwise.constants import parse_stems
 from pixelwise.data.encoding import Normalization
 from pixelwise.inference import predict
 from pixelwise.models import create_model
-from pixelwise.runtime import interleaved, measured, resolve_precision, training_step
+from pixelwise.runtime import (
+    interleaved,
+    measured,
+    resolve_precision,
+    training_net,
+    training_step,
+)
 from pixelwise.segmenter import Segmenter
 
 
@@ -122,10 +128,7 @@ def training_rows(size: int, repeats: int, compiled: bool = False) -> None:
     default = resolve_precision("auto", training=True)
     steps = {"default": step(default), "fp32": step("fp32")}
     if compiled:
-        torch.manual_seed(0)
-        steps["compiled"] = step(
-            "fp32", torch.compile(create_model("unet", in_channels=3, num_classes=2))
-        )
+        steps["compiled"] = step("fp32", torch.compile(training_net()))
         start = time.perf_counter()
         steps["compiled"]()  # compiles forward and backward
         print(

@@ -260,6 +260,14 @@ def measure_inference(report) -> Measurement:
     return Measurement(seconds, agreement, pick(seconds, agreement, INFERENCE_PATHS), slowdown)
 
 
+def training_net() -> torch.nn.Module:
+    """The network the training probe steps: the default U-Net (depth 4, width 32), seeded."""
+    from pixelwise.models import create_model
+
+    torch.manual_seed(0)
+    return create_model("unet", in_channels=3, num_classes=2)
+
+
 def training_step(
     precision: str, net: torch.nn.Module | None = None, batch: int = 1, size: int = 160
 ):
@@ -270,14 +278,10 @@ def training_step(
     as on the real step (batch 4 x 256^2: 0.83-0.95x). Batch 1 x 160^2 (78 % of the pixels of
     batch 2 x 128^2, so a shorter probe) ranks the paths as that did: channels_last 0.91-0.93x
     of fp32 against 0.91-1.01x, three runs each."""
-    from pixelwise.models import create_model
     from pixelwise.precision import autocast, memory_format
 
     fmt = memory_format(precision)
-    if net is None:
-        torch.manual_seed(0)
-        net = create_model("unet", in_channels=3, num_classes=2)
-    net = net.train().to(memory_format=fmt)
+    net = (training_net() if net is None else net).train().to(memory_format=fmt)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
     y = torch.randint(0, 2, (batch, size, size))
