@@ -8,6 +8,8 @@
 - training: one step (batch 4, 256 x 256, Adam) on the default path versus fp32 contiguous;
   with ``--compile`` also the same fp32 step through ``torch.compile`` (inductor, needs a C++
   compiler; its compile time is printed, not counted), a candidate the probe does not time.
+  With torch 2.14.1 the compiled step crashed the process (segmentation fault, heap corruption)
+  on the AVX-512 BF16 machine; with ``ATEN_CPU_CAPABILITY=avx2`` (inductor's AVX2 code) it ran.
 
     python benchmarks/paths.py [--checkpoint runs/isbi2012-unet/best.pt] [--int8 ../shared/data/isbi2012
                                --val-stems 25-29] [--images 12] [--size 512] [--compile] [--quick]
@@ -157,7 +159,9 @@ def main() -> None:
     parser.add_argument("--val-stems", type=parse_stems)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
-        "--compile", action="store_true", help="also time a torch.compile'd training step"
+        "--compile",
+        action="store_true",
+        help="also time a torch.compile'd training step (crashed with inductor's AVX-512 code in torch 2.14.1: see the module docstring)",
     )
     add_common(parser)
     args = parser.parse_args()
