@@ -11,8 +11,11 @@ from pixelwise.data.transforms import (
     Augmentation,
     composite,
     fill_foreground,
+    grown_box,
+    random_box_crop,
     random_resized_crop,
     random_rotate,
+    resize_mask,
 )
 
 
@@ -53,6 +56,31 @@ def test_random_resized_crop_whole_image_when_area_is_one():
         image, mask, 40, np.random.default_rng(0), area=(1.0, 1.0), ratio=(1.0, 1.0)
     )
     assert np.array_equal(m, mask) and np.array_equal(img, image)
+
+
+def test_grown_box_by_hand():
+    fg = np.zeros((60, 80), bool)
+    fg[15:45, 20:60] = True  # 40 wide, 30 high
+    assert grown_box(fg, (0, 0, 0, 0)) == (20, 15, 60, 45)
+    assert grown_box(fg, (0.25, 0.1, 0.5, -0.1)) == (10, 12, 80, 42)  # right side clipped at 80
+    assert grown_box(fg, (-0.1, 0, 0, 0)) == (24, 15, 60, 45)  # a negative growth cuts in
+    assert grown_box(np.zeros((5, 5), bool), (0, 0, 0, 0)) is None
+
+
+def test_random_box_crop_frames_the_object():
+    image, mask = _blob()  # object rows 15:45, columns 20:60 of 60 x 80
+    img, m = random_box_crop(image, mask, 32, np.random.default_rng(0), grow=(0.0, 0.0))
+    assert img.shape == (32, 32, 3) and (m == 1).all() and img[..., 0].min() > 150
+    # grown by half its size on every side: the whole 80 x 60 image, resized
+    img, m = random_box_crop(image, mask, 40, np.random.default_rng(0), grow=(0.5, 0.5))
+    assert np.array_equal(m, resize_mask(mask, (40, 40)))
+    sizes = {
+        int(random_box_crop(image, mask, 32, np.random.default_rng(s), (0.0, 0.3))[1].sum())
+        for s in range(10)
+    }
+    assert len(sizes) > 5 and all(s >= 32 * 32 / 1.6**2 for s in sizes)  # the object fills most
+    empty = np.zeros_like(mask)
+    assert random_box_crop(image, empty, 40, np.random.default_rng(0))[1].shape == (40, 40)
 
 
 def test_random_rotate_moves_image_and_mask_together():

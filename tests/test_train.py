@@ -183,6 +183,20 @@ def test_reduced_scale_predicts_at_full_resolution(shapes_data, tmp_path):
     assert Image.open(tmp_path / "run" / "overlays" / img_path.name).size == (3 * 24, 24)
 
 
+def test_box_model_trains_and_validates_on_box_crops(shapes_data, tmp_path):
+    cfg = _cfg(shapes_data, tmp_path / "run", epochs=1, crop=24, box_crop=[0.0, 0.2], overlays=0)
+    seg = load_model(fit(cfg))
+    assert seg.box_input == 24  # remove_background crops the user's box to this size
+    from pixelwise.data.transforms import Augmentation
+    from pixelwise.semantic import BOX_MARGIN, build_datasets
+
+    train, val, _, _ = build_datasets(cfg)
+    assert train.augmentation.box == (0.0, 0.2) and val.crop == 24
+    assert val.augmentation == Augmentation(box=(BOX_MARGIN, BOX_MARGIN))
+    image, target = val[0]
+    assert image.shape[-2:] == (24, 24) and torch.equal(val[0][1], target)  # fixed, not random
+
+
 def test_valid_convolution_model_trains_on_centre_crops(shapes_data, tmp_path):
     # the original U-Net (depth 1: margin 8) scores the centre of each crop; context is mirrored
     cfg = _cfg(

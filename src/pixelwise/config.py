@@ -218,6 +218,13 @@ class TrainConfig:
         type=float_list,
         metavar="LO,HI",
     )
+    box_crop: list[float] | None = opt(
+        None,
+        "train a box model: crop each sample to its foreground's bounding box grown by LO..HI of "
+        "its size per side (e.g. 0,0.15), resized to --crop; validation uses 5 %%",
+        type=float_list,
+        metavar="LO,HI",
+    )
     rotate: float = opt(0.0, "random rotation up to DEG degrees", type=float, metavar="DEG")
     appearance: str = opt(
         "none",
@@ -420,6 +427,12 @@ SHARED: dict[str, Opt] = {
         MODEL_HELP + " (default: the bundled foreground model)",
         old=("--model",),
         dest="checkpoint",
+    ),
+    "box_checkpoint": Opt(
+        ("--box-checkpoint",),
+        "a box model (train --box-crop) whose probability is averaged with the model's inside a "
+        "box (default: the bundled foreground-box model beside the bundled foreground model)",
+        dest="box_checkpoint",
     ),
     "method": Opt(
         ("--method",),

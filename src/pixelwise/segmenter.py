@@ -54,6 +54,9 @@ class Segmenter:
     colours: list[list[int]] = field(default_factory=list)
     encoding: MaskEncoding = field(default_factory=MaskEncoding)
     input_scale: float = 1.0  # images are resized by this factor before the network sees them
+    # a box model (``train --box-crop``) sees a user's box around one object, cropped and resized
+    # to box_input x box_input; 0 for a model of whole images
+    box_input: int = 0
 
     @property
     def kind(self) -> str:
@@ -88,6 +91,7 @@ class Segmenter:
             "normalization": self.norm.to_dict(),
             "mask_encoding": self.encoding.to_dict(),
             "input_scale": self.input_scale,
+            "box_input": self.box_input,
         }
 
     @classmethod
@@ -101,4 +105,5 @@ class Segmenter:
             colours=meta.get("colours") or default_colours(len(meta["class_names"])),
             encoding=MaskEncoding.from_dict(meta.get("mask_encoding", {})),
             input_scale=float(meta.get("input_scale", 1.0)),
+            box_input=int(meta.get("box_input", 0)),
         )

@@ -136,18 +136,38 @@ def build_datasets(
     train.set_channels(channels)
     train.norm = compute_normalization([train.load(i)[0] for i in range(len(train))])
     val = SegmentationDataset(
-        val_items, num_classes, encoding, train.norm, channels=channels, scale=cfg.scale
+        val_items,
+        num_classes,
+        encoding,
+        train.norm,
+        channels=channels,
+        scale=cfg.scale,
+        **box_validation(cfg),
     )
     for i in range(len(val)):  # a bad validation file stops the run now, not after an epoch
         val.load(i)
     return train, val, names, colours
 
 
+BOX_MARGIN = 0.05  # a user's box: the object's bounding box grown by 5 % per side
+
+
+def box_validation(cfg: TrainConfig) -> dict:
+    """A box model is validated on its task: each image cropped to its foreground's bounding box
+    grown by ``BOX_MARGIN``, at the training crop size."""
+    if not cfg.box_crop:
+        return {}
+    return {"crop": cfg.crop, "augmentation": Augmentation(box=(BOX_MARGIN, BOX_MARGIN))}
+
+
 def augmentation_of(cfg: TrainConfig) -> Augmentation:
     zoom = tuple(cfg.zoom) if cfg.zoom else None
     if zoom is not None and len(zoom) != 2:
         raise ValueError(f"zoom takes two area fractions LO,HI, got {list(zoom)}")
-    return Augmentation(zoom, cfg.rotate, cfg.appearance, cfg.composite)
+    box = tuple(cfg.box_crop) if cfg.box_crop else None
+    if box is not None and len(box) != 2:
+        raise ValueError(f"box-crop takes two growth fractions LO,HI, got {list(box)}")
+    return Augmentation(zoom, cfg.rotate, cfg.appearance, cfg.composite, box)
 
 
 def class_pixel_counts(ds: SegmentationDataset) -> torch.Tensor:

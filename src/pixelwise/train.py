@@ -108,7 +108,15 @@ def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Tas
         model, "margin", 0
     )  # valid convolutions see mirrored context at borders
     seg = Segmenter(
-        model, cfg.model, arch_kwargs, names, train_ds.norm, colours, train_ds.encoding, cfg.scale
+        model,
+        cfg.model,
+        arch_kwargs,
+        names,
+        train_ds.norm,
+        colours,
+        train_ds.encoding,
+        cfg.scale,
+        box_input=cfg.crop if cfg.box_crop else 0,
     )
     class_weights = None
     if cfg.class_weighting != "none":

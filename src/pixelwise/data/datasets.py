@@ -34,6 +34,7 @@ from pixelwise.data.transforms import (
     composite,
     elastic_deform,
     pad_context,
+    random_box_crop,
     random_crop,
     random_flip_rotate,
     random_resized_crop,
@@ -321,7 +322,9 @@ class SegmentationDataset(Dataset):
             if extra.composite and len(self.items) > 1 and rng.random() < extra.composite:
                 other = (item + 1 + int(rng.integers(len(self.items) - 1))) % len(self.items)
                 image = composite(image, target, *self.load(other))
-            if self.crop and extra.zoom:
+            if self.crop and extra.box:
+                image, target = random_box_crop(image, target, self.crop, rng, extra.box)
+            elif self.crop and extra.zoom:
                 image, target = random_resized_crop(image, target, self.crop, rng, extra.zoom)
             elif self.crop:
                 image, target = random_crop(image, target, self.crop, rng)

@@ -23,17 +23,24 @@ class Augmentation:
     ``zoom``: random resized crops covering this range of the image's area (with aspect jitter)
     instead of plain crops; ``rotate``: random rotation up to this many degrees; ``appearance``:
     a preset of :mod:`pixelwise.data.appearance`; ``composite``: the probability of pasting the
-    sample's foreground (class 1) onto another training image's background.
+    sample's foreground (class 1) onto another training image's background; ``box``: crop to
+    the foreground's bounding box grown by a fraction of its size in this range on each side
+    (:func:`random_box_crop`), for a network that cuts out the object in a user's box.
     """
 
     zoom: tuple[float, float] | None = None
     rotate: float = 0.0
     appearance: str = "none"
     composite: float = 0.0
+    box: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.zoom is not None and not 0 < self.zoom[0] <= self.zoom[1] <= 1:
             raise ValueError(f"zoom must be two area fractions 0 < lo <= hi <= 1, got {self.zoom}")
+        if self.box is not None and not -0.5 < self.box[0] <= self.box[1] <= 2:
+            raise ValueError(
+                f"box must be two growth fractions -0.5 < lo <= hi <= 2, got {self.box}"
+            )
         if not 0 <= self.composite <= 1:
             raise ValueError(f"composite is a probability in [0, 1], got {self.composite}")
         if self.appearance not in APPEARANCES:
@@ -45,6 +52,7 @@ class Augmentation:
     def active(self) -> bool:
         return (
             self.zoom is not None
+            or self.box is not None
             or self.rotate > 0
             or self.appearance != "none"
             or self.composite > 0
@@ -210,6 +218,58 @@ def random_resized_crop(
     return out.reshape(size, size, image.shape[-1]), resize_mask(
         mask[top : top + ch, left : left + cw], (size, size)
     )
+
+
+def grown_box(
+    foreground: np.ndarray, grow: tuple[float, float, float, float]
+) -> tuple[int, int, int, int] | None:
+    """``(x0, y0, x1, y1)``: the bounding box of a boolean (H, W) ``foreground``, each side
+    (left, top, right, bottom) moved out by ``grow`` times the box's width or height (in
+    by a negative fraction), clipped to the image; ``None`` without foreground."""
+    ys, xs = np.nonzero(foreground)
+    if len(ys) == 0:
+        return None
+    h, w = foreground.shape
+    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    bw, bh = x1 - x0, y1 - y0
+    left, top = int(np.floor(x0 - grow[0] * bw)), int(np.floor(y0 - grow[1] * bh))
+    right, bottom = int(np.ceil(x1 + grow[2] * bw)), int(np.ceil(y1 + grow[3] * bh))
+    left, top = min(max(0, left), x1 - 1), min(max(0, top), y1 - 1)
+    return left, top, max(min(w, right), left + 1), max(min(h, bottom), top + 1)
+
+
+def crop_resize(
+    image: np.ndarray, mask: np.ndarray | None, box: tuple[int, int, int, int], size: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The window ``box = (x0, y0, x1, y1)`` (integer pixels inside the image) resized to
+    ``size`` x ``size`` (aspect not kept): the image with area averaging or bilinear
+    interpolation, the mask by nearest neighbour."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    window = np.ascontiguousarray(image[y0:y1, x0:x1])
+    interpolation = cv2.INTER_AREA if (y1 - y0) * (x1 - x0) > size * size else cv2.INTER_LINEAR
+    out = cv2.resize(window, (size, size), interpolation=interpolation)
+    out = out.reshape(size, size, *image.shape[2:])
+    return out, None if mask is None else resize_mask(mask[y0:y1, x0:x1], (size, size))
+
+
+def random_box_crop(
+    image: np.ndarray,
+    mask: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    grow: tuple[float, float] = (0.0, 0.15),
+) -> tuple[np.ndarray, np.ndarray]:
+    """The foreground's bounding box (every class but 0 and the ignore index), each side grown
+    by a fraction of the box's size drawn uniformly from ``grow``, clipped to the image and
+    resized to ``size`` x ``size``: what a user's box around the object shows. Without
+    foreground, the whole image."""
+    labels = mask[..., 0] if mask.ndim == 3 else mask
+    box = grown_box((labels != 0) & (labels != IGNORE_INDEX), tuple(rng.uniform(*grow, 4)))
+    if box is None:
+        box = (0, 0, mask.shape[1], mask.shape[0])
+    return crop_resize(image, mask, box, size)
 
 
 def random_rotate(
