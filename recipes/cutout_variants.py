@@ -15,7 +15,11 @@ Variants (each changes one thing of the shipped code for the duration of its cal
   network trusted less (confidence ``|2p - 1| ** gamma``, gamma 2 and 4) or weighted half;
 - box prompt (the mask's bounding box + 5 %): the default; without the network; the network
   weighted half; 6 colour-model iterations instead of 3; working size 448 instead of 320;
-  smoothness 10 or 40 instead of 20; colour weight 2.
+  smoothness 10 or 40 instead of 20; colour weight 2; the colour models started from the box
+  (GrabCut's way) or from the network's prior; the held-out source's box model
+  (``RUNS/box-SOURCE/best.pt``, ``recipes/foreground_box_unet.sh``) averaged in, or alone.
+
+``--only TEXT`` runs the variants whose name contains TEXT.
 """
 
 from __future__ import annotations
@@ -84,6 +88,19 @@ VARIANTS = {
         {"graph_cut": functools.partial(GRAPH_CUT, prior_weight=0.5)},
     ),
     "box: default": (True, {}, {}),
+    "box: colours from the box": (True, {}, {"PRIOR_STARTS_COLOURS": False}),
+    "box: colours from the prior": (True, {}, {"PRIOR_STARTS_COLOURS": True}),
+    "box: + box model, colours from the box": (
+        True,
+        {"box_model": "box"},
+        {"PRIOR_STARTS_COLOURS": False},
+    ),
+    "box: + box model, colours from the prior": (
+        True,
+        {"box_model": "box"},
+        {"PRIOR_STARTS_COLOURS": True},
+    ),
+    "box: box model alone": (True, {"model": "box"}, {}),
     "box: no network": (True, {"method": "grabcut"}, {}),
     "box: prior weight 0.5": (
         True,
@@ -119,31 +136,33 @@ def main() -> None:
     parser.add_argument("runs", type=Path)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/foreground"))
     parser.add_argument("--photos", type=int, default=20)
+    parser.add_argument("--only", default="", help="the variants whose name contains this")
     parser.add_argument("--json")
     args = parser.parse_args()
+    variants = {k: v for k, v in VARIANTS.items() if args.only in k}
     torch.set_num_threads(min(2, torch.get_num_threads()))
     table = {}
     for source in SOURCES:
         model = cutout.get_model(args.runs / f"loso-{source}" / "best.pt")
-        scores = {name: [] for name in VARIANTS}
+        box = args.runs / f"box-{source}" / "best.pt"  # "box" in a variant's options
+        scores = {name: [] for name in variants}
         for stem in dev_set(args.data, source)[: args.photos]:
             image = read_image(args.data / source / "images" / f"{stem}.jpg")
             truth = read_mask(args.data / source / "masks" / f"{stem}.png") > 0
-            for name, (boxed, options, changes) in VARIANTS.items():
+            for name, (boxed, options, changes) in variants.items():
+                options = {"model": model} | {
+                    k: cutout.get_model(box) if v == "box" else v for k, v in options.items()
+                }
                 with patched(changes):
                     alpha = cutout.remove_background(
-                        image,
-                        model,
-                        mask_only=True,
-                        box=grown_box(truth) if boxed else None,
-                        **options,
+                        image, mask_only=True, box=grown_box(truth) if boxed else None, **options
                     )
                 iou, _ = cutout.mask_iou_and_alpha_error(np.asarray(alpha, np.float32) / 255, truth)
                 scores[name].append(iou)
         table[source] = {name: float(np.mean(v)) for name, v in scores.items()}
         print(source, flush=True)
     print(f"{'variant':<30}" + "".join(f"{s[:12]:>14}" for s in SOURCES) + f"{'mean':>10}")
-    for name in VARIANTS:
+    for name in variants:
         row = [table[s][name] for s in SOURCES]
         print(f"{name:<30}" + "".join(f"{v:>14.3f}" for v in row) + f"{np.mean(row):>10.3f}")
     if args.json:

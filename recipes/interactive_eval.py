@@ -1,14 +1,15 @@
 """Box-prompted and stroke-corrected cut-outs on photos with known masks.
 
-    python recipes/interactive_eval.py CHECKPOINT LIST [--data DIR] [--json OUT]
+    python recipes/interactive_eval.py CHECKPOINT LIST [--box-model BOX] [--data DIR] [--json OUT]
 
 For each photo the box is the mask's bounding box grown by 5 % of its size on every side (as
 interactive-segmentation benchmarks do). Scored, IoU of alpha > 0.5 with the mask at full
 resolution, on the same photos:
 
 - ``opencv-grabcut``: OpenCV's GrabCut from the box (5 iterations, full resolution);
-- ``box``: ``remove_background(photo, model, box=box)``: graph cut with the network's
-  probability as data term inside the box;
+- ``box``: ``remove_background(photo, model, box=box, box_model=BOX)``: graph cut with the
+  network's probability (averaged with the box model's, when one is given) as data term inside
+  the box;
 - ``box, no network``: the same graph cut with colour models only (``method="grabcut"``);
 - ``box + 1 stroke``: the ``box`` result corrected by one stroke (radius 1 % of the longer side)
   at the centre of its largest error region: a keep stroke where foreground was missed, an
@@ -71,7 +72,7 @@ def corrective_stroke(alpha: np.ndarray, truth: np.ndarray) -> tuple[str, dict]:
     return kind, {"points": [[float(x), float(y)]], "radius": max(2.0, 0.01 * max(truth.shape))}
 
 
-def score_photo(model, image: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def score_photo(model, image: np.ndarray, truth: np.ndarray, box_model=None) -> dict[str, float]:
     box = grown_box(truth)
 
     def iou(alpha):
@@ -80,13 +81,16 @@ def score_photo(model, image: np.ndarray, truth: np.ndarray) -> dict[str, float]
         )[0]
 
     out = {"opencv-grabcut": iou(opencv_grabcut(image, box))}
-    boxed = np.asarray(remove_background(image, model, box=box, mask_only=True), np.float32) / 255
+    boxed = remove_background(image, model, box=box, mask_only=True, box_model=box_model)
+    boxed = np.asarray(boxed, np.float32) / 255
     out["box"] = iou(boxed)
     no_net = remove_background(image, None, method="grabcut", box=box, mask_only=True)
     out["box, no network"] = iou(np.asarray(no_net, np.float32) / 255)
     kind, stroke = corrective_stroke(boxed, truth)
     if stroke["points"]:
-        fixed = remove_background(image, model, box=box, mask_only=True, **{kind: [stroke]})
+        fixed = remove_background(
+            image, model, box=box, mask_only=True, box_model=box_model, **{kind: [stroke]}
+        )
         out["box + 1 stroke"] = iou(np.asarray(fixed, np.float32) / 255)
     else:
         out["box + 1 stroke"] = out["box"]
@@ -98,16 +102,18 @@ def main() -> None:
     parser.add_argument("checkpoint")
     parser.add_argument("list")
     parser.add_argument("--data", default="../shared/data/foreground")
+    parser.add_argument("--box-model", help="a box model (train --box-crop) to help inside the box")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--json")
     args = parser.parse_args()
     model = get_model(args.checkpoint)
+    box_model = get_model(args.box_model) if args.box_model else None
     table: dict = defaultdict(lambda: defaultdict(list))
     seconds = []
     for source, image_path, mask_path in photos(Path(args.list), Path(args.data))[: args.limit]:
         image, truth = read_image(image_path), read_mask(mask_path) > 0
         start = time.perf_counter()
-        for method, value in score_photo(model, image, truth).items():
+        for method, value in score_photo(model, image, truth, box_model).items():
             table[source][method].append(value)
         seconds.append(time.perf_counter() - start)
     summary = {

@@ -127,6 +127,17 @@ def test_box_outside_is_background_even_where_the_prior_says_foreground():
     assert iou(mask, disc) > 0.95 and not mask[:, 50:].any()
 
 
+def test_colour_models_start_from_the_box_or_from_the_prior():
+    # a box around both objects and a confident prior on the disc alone: GrabCut's start (all of
+    # the box foreground) gives the square's colour, found nowhere outside, to the foreground
+    # model, which then outweighs the prior; starting from the prior keeps the square out
+    rgb, disc, square = scene()
+    prior, box = np.where(disc, 0.95, 0.05), (5, 5, 95, 75)
+    from_box = graph_cut(rgb, prior, box=box)
+    from_prior = graph_cut(rgb, prior, box=box, start_from_prior=True)
+    assert from_box[square].mean() > 0.9 and iou(from_prior, disc) > 0.95
+
+
 def test_box_mask_clips():
     m = box_mask((10, 10), (-5, 2.5, 4, 20))
     assert m.sum() == 4 * 8 and m[2:, :4].all()

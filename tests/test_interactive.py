@@ -59,6 +59,87 @@ def test_strokes_as_boolean_masks_at_photo_size():
     assert cut[square].mean() > 0.8
 
 
+def red_box_model(box_input: int = 32):
+    """A box model whose answer is known: foreground where a pixel is red (a 1 x 1 convolution)."""
+    import torch
+    from torch import nn
+
+    from pixelwise.data.encoding import Normalization
+    from pixelwise.segmenter import Segmenter
+
+    net = nn.Conv2d(3, 2, 1)
+    with torch.no_grad():
+        net.weight.zero_()
+        net.bias.copy_(torch.tensor([0.0, -3.0]))
+        net.weight[1, 0], net.weight[1, 2] = 10.0, -10.0  # class 1: red minus blue
+    norm = Normalization([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
+    return Segmenter(net.eval(), "unet", {}, ["background", "red"], norm, box_input=box_input)
+
+
+def test_a_box_model_sees_the_box_only():
+    from pixelwise.cutout import box_probability
+
+    rgb, disc, square = scene()
+    seg = red_box_model()
+    prob = box_probability(seg, rgb, (15.5, 30, 75, 90), precision="fp32")
+    assert prob.shape == disc.shape and prob.dtype == np.float32
+    inside = np.zeros(disc.shape, bool)
+    inside[30:90, 15:75] = True
+    assert not prob[~inside].any()  # nothing outside the box (its edges rounded outwards)
+    assert iou(prob > 0.5, disc) > 0.9
+    # remove_background runs a box model on the box, or on the whole photo without one
+    assert iou(alpha(rgb, seg, box=(12, 28, 80, 95)), disc) > 0.9
+    assert iou(alpha(rgb, seg, method="model"), disc) > 0.9
+
+
+def test_a_box_model_helps_a_whole_photo_model_inside_the_box(monkeypatch, tmp_path):
+    import pixelwise.checkpoint
+    from pixelwise.cutout import (
+        box_helper,
+        box_probability,
+        foreground_probability,
+        network_probability,
+    )
+
+    rgb, disc, square = scene()
+    whole, helper = red_box_model(box_input=0), red_box_model(box_input=24)
+    box = (10.0, 25.0, 150.0, 100.0)
+    alone = foreground_probability(whole, rgb, precision="fp32")
+    assert np.array_equal(network_probability(whole, None, rgb, box, precision="fp32"), alone)
+    both = network_probability(whole, helper, rgb, box, precision="fp32")
+    expected = (alone + box_probability(helper, rgb, box, precision="fp32")) / 2
+    assert np.allclose(both, expected, atol=1e-6)
+    assert np.array_equal(network_probability(whole, helper, rgb, None, precision="fp32"), alone)
+    # which box model helps: the one given; the bundled one only beside the bundled model
+    assert box_helper("my.pt", None) is None and box_helper(whole, helper) is helper
+    monkeypatch.setattr(pixelwise.checkpoint, "BUNDLED_DIR", tmp_path)  # not installed
+    assert box_helper(None, None) is None
+
+
+def test_cli_box_checkpoint_reaches_the_cut_out(monkeypatch, tmp_path):
+    import pixelwise.cutout as cutout
+
+    models = {"whole.pt": red_box_model(box_input=0), "box.pt": red_box_model(box_input=24)}
+    monkeypatch.setattr(
+        cutout, "get_model", lambda m, runtime="torch": models[m] if isinstance(m, str) else m
+    )
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["box_model"])
+        return remove_background(*args, **kwargs)
+
+    monkeypatch.setattr(cutout, "remove_background", spy)
+    Image.fromarray(scene()[0]).save(tmp_path / "a.png")
+    common = ["remove-bg", str(tmp_path / "a.png"), "--checkpoint", "whole.pt", "--no-progress"]
+    box = ["--box", "10,25,150,100", "--mask-only"]
+    assert main([*common, "-o", str(tmp_path / "o1"), *box, "--box-checkpoint", "box.pt"]) == 0
+    assert main([*common, "-o", str(tmp_path / "o2"), *box]) == 0  # own model: no bundled helper
+    assert seen == [models["box.pt"], None]
+    cut = np.asarray(Image.open(tmp_path / "o1" / "a.png")) > 127
+    assert iou(cut, scene()[1]) > 0.9
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

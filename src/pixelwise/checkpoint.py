@@ -43,6 +43,7 @@ BUNDLED_DIR = Path(__file__).parent / "zoo"
 BUNDLED = {
     "nuclei": "nuclei.pt",
     "foreground": "foreground.pt",
+    "foreground-box": "foreground-box.pt",
 }  # models trained by this project and shipped in the package (model cards beside them)
 
 

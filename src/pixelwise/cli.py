@@ -126,6 +126,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             Opt(("inputs",), "image files and/or folders (searched recursively)", nargs="+"),
             Opt(("-o", "--out"), "output folder", required=True),
             "checkpoint_option",
+            "box_checkpoint",
             "method",
             Opt(
                 ("--matting",),
@@ -172,6 +173,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             Opt(("--host",), "default 127.0.0.1", "127.0.0.1"),
             Opt(("--port",), "default 8000", 8000, type=int),
             "checkpoint_option",
+            "box_checkpoint",
             "method",
             Opt(
                 ("--max-upload-mb",),
@@ -452,7 +454,7 @@ def predict_classical(args: argparse.Namespace) -> int:
 
 def cmd_remove_bg(args: argparse.Namespace) -> int:
     from pixelwise.batch import output_names, report_failures, run_batch
-    from pixelwise.cutout import get_model, parse_colour, remove_background
+    from pixelwise.cutout import box_helper, get_model, parse_colour, remove_background
     from pixelwise.data.io import save_png
 
     background = args.background
@@ -460,6 +462,7 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
         background = parse_colour(background)
     hints = user_hints(args, output_names(args.inputs))
     model = get_model(args.checkpoint, args.runtime) if args.method != "grabcut" else None
+    box_model = box_helper(args.checkpoint, args.box_checkpoint) if model is not None else None
     out = Path(args.out)
 
     def compute(src):
@@ -471,6 +474,7 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
             background,
             args.mask_only,
             model_size=args.model_size,
+            box_model=box_model,
             **hints(src),
         )
 
@@ -509,10 +513,11 @@ def user_hints(args: argparse.Namespace, pairs: list[tuple[Path, Path]]):
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from pixelwise.cutout import get_model
+    from pixelwise.cutout import box_helper, get_model
     from pixelwise.web.app import LOOPBACK, Limits, serve
 
     model = get_model(args.checkpoint, args.runtime) if args.method != "grabcut" else None
+    box_model = box_helper(args.checkpoint, args.box_checkpoint) if model is not None else None
     limits = Limits(
         args.max_upload_mb,
         args.max_megapixels,
@@ -521,7 +526,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.queue,
         hosts=(*LOOPBACK, *(args.allow_host or ())),
     )
-    serve(args.host, args.port, model, args.method, limits)
+    serve(args.host, args.port, model, args.method, limits, box_model)
     return 0
 
 

@@ -24,7 +24,7 @@ from pixelwise.constants import CUTOUT_METHODS, DEFAULT_CUTOUT
 from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import to_unit
 from pixelwise.data.io import as_image
-from pixelwise.data.transforms import resize_image
+from pixelwise.data.transforms import crop_resize, resize_image
 from pixelwise.graphcut import box_mask, graph_cut
 from pixelwise.inference import predict_probs
 from pixelwise.segmenter import Segmenter
@@ -69,6 +69,67 @@ def foreground_probability(
     x = to_tensor(match_channels(small, seg.in_channels), seg.norm)[None]
     probs = predict_probs(seg.network, x, precision)[0]
     return probs[1:].sum(0).numpy().astype(np.float32)  # every class but 0 is foreground
+
+
+def box_window(box: Box, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``box`` as whole pixels ``(x0, y0, x1, y1)`` inside an image of ``shape``, at least 1 x 1."""
+    h, w = shape
+    x0, y0 = min(w - 1, max(0, int(np.floor(box[0])))), min(h - 1, max(0, int(np.floor(box[1]))))
+    x1, y1 = max(x0 + 1, min(w, int(np.ceil(box[2])))), max(y0 + 1, min(h, int(np.ceil(box[3]))))
+    return x0, y0, x1, y1
+
+
+def box_probability(
+    seg: Segmenter, small: np.ndarray, box: Box, precision: str = "auto"
+) -> np.ndarray:
+    """P(foreground) (H', W') of the photo at working size from a box model: the box's window,
+    resized to the model's input square, in; its probability resized back into the window out;
+    0 outside the box."""
+    import cv2
+
+    x0, y0, x1, y1 = window = box_window(box, small.shape[:2])
+    crop, _ = crop_resize(small, None, window, seg.box_input)
+    x = to_tensor(match_channels(crop, seg.in_channels), seg.norm)[None]
+    inside = predict_probs(seg.network, x, precision)[0][1:].sum(0).numpy().astype(np.float32)
+    prob = np.zeros(small.shape[:2], np.float32)
+    prob[y0:y1, x0:x1] = cv2.resize(inside, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    return prob
+
+
+BOX_MODEL = "foreground-box"  # the bundled box model, paired with the bundled DEFAULT_MODEL
+
+
+def box_helper(
+    model: str | Path | Segmenter | None, box_model: str | Path | Segmenter | None
+) -> Segmenter | None:
+    """The box model that helps ``model`` inside a user's box: ``box_model`` when given; else
+    the bundled one, only beside the bundled default model and when it is installed."""
+    if box_model is not None:
+        return get_model(box_model)
+    if model not in (None, DEFAULT_MODEL):
+        return None
+    from pixelwise.checkpoint import BUNDLED, BUNDLED_DIR
+
+    return get_model(BOX_MODEL) if (BUNDLED_DIR / BUNDLED[BOX_MODEL]).is_file() else None
+
+
+def network_probability(
+    seg: Segmenter,
+    helper: Segmenter | None,
+    small: np.ndarray,
+    box: Box | None,
+    model_size: int = 320,
+    precision: str = "auto",
+) -> np.ndarray:
+    """P(foreground) at working size. A whole-photo model sees the photo; a box model sees the
+    box (the whole photo when there is none); with a box, a ``helper`` box model's probability
+    is averaged in."""
+    if seg.box_input:
+        return box_probability(seg, small, box or (0, 0, small.shape[1], small.shape[0]), precision)
+    prob = foreground_probability(seg, small, model_size, precision)
+    if box is not None and helper is not None and helper is not seg:
+        prob = (prob + box_probability(helper, small, box, precision)) / 2
+    return prob
 
 
 def guided_filter(
@@ -233,6 +294,13 @@ def trusted(prob: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     return confidence * prob + (1 - confidence) * fallback
 
 
+# True: with a network, the colour models of a box's graph cut start from the network's prior
+# instead of the box (everything inside it foreground, as GrabCut does). On the development
+# photos of docs/results.md (l) it lost 0.07 on the mean of five held-out sources (portraits
+# 0.817 -> 0.448: an unsure prior seeds wrong colour models), so the box starts them.
+PRIOR_STARTS_COLOURS = False
+
+
 def cut_mask(small: np.ndarray, prob: np.ndarray | None, hints: UserInput) -> np.ndarray:
     """Graph cut at working size. The prior: the network's probability where it is confident,
     GrabCut's box assumption where it is not (the user's box, else the central one); without a
@@ -243,7 +311,14 @@ def cut_mask(small: np.ndarray, prob: np.ndarray | None, hints: UserInput) -> np
         return graph_cut(small, np.full(shape, 0.5), box=central_box(shape))
     fallback = box_prior(shape, hints.box if hints.box is not None else central_box(shape))
     prior = trusted(prob, fallback) if prob is not None else fallback
-    return graph_cut(small, prior, hints.foreground, hints.background, hints.box)
+    return graph_cut(
+        small,
+        prior,
+        hints.foreground,
+        hints.background,
+        hints.box,
+        start_from_prior=prob is not None and PRIOR_STARTS_COLOURS,
+    )
 
 
 def remove_background(
@@ -260,6 +335,7 @@ def remove_background(
     box=None,
     foreground_strokes=None,
     background_strokes=None,
+    box_model: str | Path | Segmenter | None = None,
 ) -> Image.Image:
     """Cut the foreground out of a photo.
 
@@ -281,6 +357,9 @@ def remove_background(
             ``[{"points": [[x, y], ...], "radius": r}, ...]`` or boolean (H, W) masks. A box or
             strokes always run the graph cut (with the network's probability unless
             ``method="grabcut"``), and every object they keep is kept.
+        box_model: a box model (``pixelwise train --box-crop``) that helps ``model`` inside a
+            box: the two probabilities are averaged there. Default: the bundled
+            ``foreground-box`` model when ``model`` is the bundled default and it is installed.
     """
     if method not in CUTOUT_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(CUTOUT_METHODS)}")
@@ -291,7 +370,9 @@ def remove_background(
     )
     prob = None
     if method != "grabcut":
-        prob = foreground_probability(get_model(model), small, model_size, precision)
+        prob = network_probability(
+            get_model(model), box_helper(model, box_model), small, hints.box, model_size, precision
+        )
     keep = dict(
         matting=matting,
         largest_component=largest_component and not hints.given,

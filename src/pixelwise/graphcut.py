@@ -127,13 +127,15 @@ def graph_cut(
     prior_weight: float = 1.0,
     iterations: int = 3,
     reach: float = 0.1,
+    start_from_prior: bool = False,
 ) -> np.ndarray:
     """Foreground mask (H, W) bool of an RGB ``rgb`` (uint8) by iterated graph cut.
 
     ``prior``: P(foreground) per pixel (a network's probability, or 0.5 everywhere). The data
     term is ``-log`` of ``sigmoid(prior_weight * logit(prior) + colour_weight * logit(P(fg |
     colour)))``. The colour models start from the box when there is one (everything inside is
-    foreground, as in GrabCut), else from the prior, then come from the previous cut.
+    foreground, as in GrabCut) unless ``start_from_prior``, else from the prior (zero outside the
+    box), then come from the previous cut.
 
     User input, all hard constraints: ``box = (x0, y0, x1, y1)``: everything outside is
     background; ``foreground`` / ``background``: boolean stroke masks fixed to that label. A
@@ -156,9 +158,12 @@ def graph_cut(
     prior = np.where(outside, 0.0, prior)
     index, edges = colour_index(rgb), pairwise_weights(rgb, smoothness)
     prior_logit = prior_weight * _logit(prior)
+    # GrabCut starts from the box; a prior the box already shaped may start instead
     start = (
-        box_mask(shape, box).astype(np.float64) if box is not None else prior
-    )  # GrabCut starts from the box
+        box_mask(shape, box).astype(np.float64)
+        if box is not None and not start_from_prior
+        else prior
+    )
     weights = np.where(fixed_fg, 1.0, np.where(fixed_bg, 0.0, start))
     mask = weights > 0.5
     for _ in range(max(1, iterations)):

@@ -33,7 +33,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pixelwise.constants import DEFAULT_CUTOUT
-from pixelwise.cutout import get_model, parse_colour, remove_background
+from pixelwise.cutout import box_helper, get_model, parse_colour, remove_background
 from pixelwise.data.io import ImageReadError, ImageTooLarge, read_image_bytes
 from pixelwise.segmenter import Segmenter
 
@@ -157,7 +157,9 @@ class Job:
     options: dict
     matting: bool
 
-    def run(self, seg: Segmenter | None, method: str, limits: Limits) -> bytes:
+    def run(
+        self, seg: Segmenter | None, method: str, limits: Limits, box_model: Segmenter | None = None
+    ) -> bytes:
         rgb = decode_upload(self.data, self.name, int(limits.max_megapixels * 1e6))
         megapixels = rgb.shape[0] * rgb.shape[1] / 1e6
         if self.matting and megapixels > limits.max_matting_megapixels:
@@ -165,18 +167,28 @@ class Job:
                 f"{self.name}: matting is limited to {limits.max_matting_megapixels:g} megapixels; this "
                 f"image has {megapixels:.1f} (send it without matting, or smaller)"
             )
-        result = remove_background(rgb, seg, method=method, matting=self.matting, **self.options)
+        result = remove_background(
+            rgb, seg, method=method, matting=self.matting, box_model=box_model, **self.options
+        )
         buf = io.BytesIO()
         result.save(buf, format="PNG")
         return buf.getvalue()
 
 
 def create_app(
-    model: str | Segmenter | None = None, method: str = DEFAULT_CUTOUT, limits: Limits = Limits()
+    model: str | Segmenter | None = None,
+    method: str = DEFAULT_CUTOUT,
+    limits: Limits = Limits(),
+    box_model: str | Segmenter | None = None,
 ) -> FastAPI:
-    """The FastAPI application; the model is loaded here, once, and warmed up."""
+    """The FastAPI application; the model (and the box model that helps it inside a box, see
+    :func:`pixelwise.cutout.box_helper`) is loaded here, once, and warmed up."""
     seg = get_model(model) if method != "grabcut" else None
-    remove_background(np.zeros((64, 64, 3), np.uint8), seg, method=method)
+    helper = box_helper(model, box_model) if seg is not None else None
+    blank = np.zeros((64, 64, 3), np.uint8)
+    remove_background(blank, seg, method=method)
+    if helper is not None:
+        remove_background(blank, seg, method=method, box=(8, 8, 56, 56), box_model=helper)
     pool = ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix="remove-bg")
     page = resources.files("pixelwise").joinpath("web/static/index.html").read_text()
     page = page.replace("{{MAX_UPLOAD_MB}}", f"{limits.max_upload_mb:g}").replace(
@@ -208,7 +220,7 @@ def create_app(
             "max_matting_megapixels": limits.max_matting_megapixels,
         }
 
-    add_remove_route(app, lambda job: job.run(seg, method, limits), limits)
+    add_remove_route(app, lambda job: job.run(seg, method, limits, helper), limits)
     return app
 
 
@@ -276,13 +288,14 @@ def serve(
     model: str | Segmenter | None = None,
     method: str = DEFAULT_CUTOUT,
     limits: Limits = Limits(),
+    box_model: str | Segmenter | None = None,
 ) -> None:
     import uvicorn
 
     if host not in ("0.0.0.0", "::") and host not in limits.hosts:
         limits = Limits(**{**limits.__dict__, "hosts": (*limits.hosts, host)})
     uvicorn.run(
-        create_app(model, method, limits),
+        create_app(model, method, limits, box_model),
         host=host,
         port=port,
         log_level="info",

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Box model for interactive cut-outs: the background-removal recipe's U-Net (depth 4, width 16)
+# trained from scratch on what a user's box shows: each photo cropped to its foreground's bounding
+# box grown by -2..20 % of its size per side, resized to 192 x 192 (validation: grown by 5 %),
+# with the same appearance changes, compositing and left-right flips. remove_background averages
+# its probability with the whole-photo model's inside the box (docs/results.md (k)).
+#
+#   HOLDOUT=davis345 bash recipes/foreground_box_unet.sh   # train on the other four sources
+#   bash recipes/foreground_box_unet.sh                    # the bundled foreground-box model
+#
+# The split is recipes/foreground_splits.py's, as for recipes/foreground_unet.sh. When that
+# recipe's whole-photo model of the same split exists (WHOLE, default runs/foreground-HOLDOUT),
+# the pair is scored on the test photos by recipes/interactive_eval.py.
+set -euo pipefail
+DATA=${DATA:-../shared/data/foreground}
+HOLDOUT=${HOLDOUT:-none}
+OUT=${OUT:-runs/foreground-box-$HOLDOUT}
+WHOLE=${WHOLE:-runs/foreground-$HOLDOUT/best.pt}
+HERE=$(dirname "$0")
+python "$HERE/foreground_splits.py" "$DATA" "$OUT-data" --holdout "$HOLDOUT"
+time pixelwise train "$OUT-data" --out "$OUT" --mask-values 0,255 --classes background,foreground \
+  --model unet --depth 4 --base-width 16 --scale 0.625 --crop 192 --box-crop=-0.02,0.2 \
+  --appearance photo --composite 0.3 --flips horizontal --loss ce+dice --lr 3e-3 --batch-size 8 \
+  --epochs "${EPOCHS:-20}" --epoch-size "${EPOCH_SIZE:-400}" --device "${DEVICE:-auto}" --seed 0 --no-progress "$@"
+if [ "$HOLDOUT" = none ]; then  # the portrait fifth: never trained on
+  sed 's|^|eg1800_train/|' "$HERE/eg1800_test_ids.txt" > "$OUT-data/test.txt"
+fi
+if [ -f "$WHOLE" ]; then
+  python "$HERE/interactive_eval.py" "$WHOLE" "$OUT-data/test.txt" --data "$DATA" --box-model "$OUT/best.pt" \
+    --json "$OUT/interactive.json"
+fi
