@@ -2,7 +2,7 @@
 (resize, model, guided-filter upsampling, post-processing, RGBA assembly), without and with
 alpha matting. Medians.
 
-    python benchmarks/remove_bg.py [--model foreground] [--threads 2] [--repeats 5] [--quick]
+    python benchmarks/remove_bg.py [--model foreground] [--box-model BOX] [--threads 2] [--repeats 5] [--quick]
 
 The photo is scikit-image's astronaut (shipped with the package), resized to 1024 x 768.
 """
@@ -19,10 +19,13 @@ from timing import add_common, begin, median_seconds
 def main() -> None:
     from skimage import data
 
-    from pixelwise.cutout import foreground_probability, get_model, remove_background
+    from pixelwise.cutout import box_helper, foreground_probability, get_model, remove_background
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="foreground")
+    parser.add_argument(
+        "--box-model", help="default: the bundled foreground-box beside the bundled model"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--model-size", type=int, default=320)
     add_common(parser)
@@ -32,6 +35,7 @@ def main() -> None:
         args.repeats = 2
     photo = np.asarray(Image.fromarray(data.astronaut()).resize((1024, 768), Image.LANCZOS))
     seg = get_model(args.model)
+    helper = box_helper(None if args.model == "foreground" else args.model, args.box_model)
     rows = [
         ("model only", lambda: foreground_probability(seg, photo, args.model_size)),
         (
@@ -46,23 +50,36 @@ def main() -> None:
         ),
         (
             "graphcut (default)",
-            lambda: remove_background(photo, seg, "graphcut", model_size=args.model_size),
+            lambda: remove_background(
+                photo, seg, "graphcut", model_size=args.model_size, box_model=helper
+            ),
         ),
         (
             "graphcut, plain fp32",
             lambda: remove_background(
-                photo, seg, "graphcut", model_size=args.model_size, precision="fp32"
+                photo,
+                seg,
+                "graphcut",
+                model_size=args.model_size,
+                precision="fp32",
+                box_model=helper,
             ),
+        ),
+        (
+            "graphcut, no box model",
+            lambda: remove_background(photo, seg, "graphcut", model_size=args.model_size),
         ),
         (
             "box request (graph cut)",
             lambda: remove_background(
-                photo, seg, box=(200, 100, 800, 700), model_size=args.model_size
+                photo, seg, box=(200, 100, 800, 700), model_size=args.model_size, box_model=helper
             ),
         ),
         (
             "end to end + matting",
-            lambda: remove_background(photo, seg, matting=True, model_size=args.model_size),
+            lambda: remove_background(
+                photo, seg, matting=True, model_size=args.model_size, box_model=helper
+            ),
         ),
         (
             "grabcut end to end",
@@ -70,7 +87,9 @@ def main() -> None:
         ),
     ]
     print(
-        f"1024 x 768 photo, model {args.model} at {args.model_size} px, {args.threads} threads, median of {args.repeats}"
+        f"1024 x 768 photo, model {args.model} at {args.model_size} px, box model "
+        f"{'none' if helper is None else args.box_model or 'foreground-box'}, {args.threads} threads, "
+        f"median of {args.repeats}"
     )
     for name, fn in rows:
         print(f"{name:<28}{median_seconds(fn, args.repeats):>8.3f} s", flush=True)

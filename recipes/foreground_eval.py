@@ -2,10 +2,13 @@
 mean per-image IoU of alpha > 0.5 with the mask, mean absolute alpha error, median seconds.
 
     python recipes/foreground_eval.py CHECKPOINT LIST [--data DIR] [--methods model,graphcut,grabcut]
+        [--box-model BOX]
 
 LIST: a file of ``source/stem`` lines (recipes/foreground_splits.py writes one per held-out
 source) or a folder with images/ + masks/. Every method runs on the same photos, so the
-columns compare directly; ``grabcut`` needs no checkpoint.
+columns compare directly; ``grabcut`` needs no checkpoint. ``--box-model``: a box model (see
+recipes/foreground_box_unet.sh) that refines the graph cut inside the box of its first cut
+(``remove_background(..., box_model=BOX)``; the bundled pair does this by default).
 """
 
 from __future__ import annotations
@@ -42,14 +45,16 @@ def photos(listing: Path, data: Path) -> list[tuple[str, Path, Path]]:
     return out
 
 
-def score(model, triples, methods: list[str], matting: bool = False) -> dict:
+def score(model, triples, methods: list[str], matting: bool = False, box_model=None) -> dict:
     """{method: {source: {"iou": [...], "error": [...], "seconds": [...]}}}"""
     table: dict = {m: defaultdict(lambda: defaultdict(list)) for m in methods}
     for source, image_path, mask_path in triples:
         image, truth = read_image(image_path), read_mask(mask_path) > 0
         for method in methods:
             start = time.perf_counter()
-            alpha = remove_background(image, model, method=method, matting=matting, mask_only=True)
+            alpha = remove_background(
+                image, model, method=method, matting=matting, mask_only=True, box_model=box_model
+            )
             seconds = time.perf_counter() - start
             iou, err = mask_iou_and_alpha_error(np.asarray(alpha, np.float32) / 255, truth)
             cell = table[method][source]
@@ -83,13 +88,15 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/foreground")
     parser.add_argument("--methods", default="model,graphcut,grabcut")
     parser.add_argument("--matting", action="store_true")
+    parser.add_argument("--box-model", help="a box model that refines the graph cut")
     parser.add_argument("--limit", type=int, help="score only the first N photos")
     parser.add_argument("--json", help="write the figures (with per-image IoU) here")
     args = parser.parse_args()
     methods = args.methods.split(",")
     model = get_model(args.checkpoint) if args.checkpoint != "none" else None
     triples = photos(Path(args.list), Path(args.data))[: args.limit]
-    summary = summarise(score(model, triples, methods, args.matting))
+    box_model = get_model(args.box_model) if args.box_model else None
+    summary = summarise(score(model, triples, methods, args.matting, box_model))
     for method, by_source in summary.items():
         for source, s in by_source.items():
             print(

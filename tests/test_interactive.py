@@ -116,6 +116,43 @@ def test_a_box_model_helps_a_whole_photo_model_inside_the_box(monkeypatch, tmp_p
     assert box_helper(None, None) is None
 
 
+def test_the_bundled_box_model_helps_the_bundled_model(monkeypatch):
+    import pixelwise.cutout as cutout
+
+    helper = cutout.box_helper(None, None)
+    assert helper is not None and helper.box_input == 192 and helper.class_names[0] == "background"
+    calls = []
+    real = cutout.box_probability
+    monkeypatch.setattr(
+        cutout, "box_probability", lambda *a, **k: calls.append(a[0]) or real(*a, **k)
+    )
+    rgb, disc, _ = scene()
+    assert iou(alpha(rgb, box=(15, 30, 75, 90)), disc) > 0.9
+    assert calls == [helper]  # the box model looked inside the box, once
+    alpha(rgb)  # automatic: it looks inside the box of the first cut
+    assert calls == [helper, helper]
+    alpha(rgb, method="model")  # the network's own mask: not at all
+    assert len(calls) == 2
+
+
+def test_self_prompted_refines_inside_the_first_cuts_grown_box():
+    from pixelwise.cutout import box_probability, self_prompted
+
+    rgb, disc, _ = scene()
+    helper = red_box_model(box_input=24)
+    prob = np.full(disc.shape, 0.3, np.float32)
+    refined = self_prompted(helper, rgb, prob, disc, "fp32")
+    ys, xs = np.nonzero(disc)
+    size = xs.max() + 1 - xs.min()  # a disc: as wide as high; the box grows 20 % per side
+    x0, y0 = int(np.floor(xs.min() - 0.2 * size)), int(np.floor(ys.min() - 0.2 * size))
+    x1, y1 = int(np.ceil(xs.max() + 1 + 0.2 * size)), int(np.ceil(ys.max() + 1 + 0.2 * size))
+    inside = np.zeros(disc.shape, bool)
+    inside[y0:y1, x0:x1] = True
+    expected = (0.3 + box_probability(helper, rgb, (x0, y0, x1, y1), "fp32")) / 2
+    assert np.allclose(refined[inside], expected[inside], atol=1e-6)
+    assert np.all(refined[~inside] == np.float32(0.3))
+
+
 def test_cli_box_checkpoint_reaches_the_cut_out(monkeypatch, tmp_path):
     import pixelwise.cutout as cutout
 

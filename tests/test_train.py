@@ -152,7 +152,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "missing.pt"), "x.png", "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == (
         f"pixelwise predict: error: {tmp_path / 'missing.pt'}: checkpoint not found "
-        "(a .pt file or a bundled model: nuclei, foreground)"
+        "(a .pt file or a bundled model: nuclei, foreground, foreground-box)"
     )
     assert main(["train", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "no dataset found (expected images/ + masks/" in capsys.readouterr().err

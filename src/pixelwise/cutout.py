@@ -7,6 +7,11 @@ the coarse prediction. ``matting=True`` refines further: closed-form matting (py
 trimap derived from the mask (sure foreground / unknown band / sure background). Post-
 processing keeps the largest connected component and fills its holes. ``method="grabcut"``
 needs no weights (OpenCV's GrabCut from the central box) and serves as a classical fallback.
+
+A box model (``pixelwise train --box-crop``; the bundled ``foreground-box`` beside the bundled
+``foreground``) sees only what a box around one object shows: inside a user's box its
+probability is averaged with the whole-photo network's, and the automatic graph cut is made
+again with it inside the box of the first cut (:func:`self_prompted`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pixelwise.constants import CUTOUT_METHODS, DEFAULT_CUTOUT
 from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import to_unit
 from pixelwise.data.io import as_image
-from pixelwise.data.transforms import crop_resize, resize_image
+from pixelwise.data.transforms import crop_resize, grown_box, resize_image
 from pixelwise.graphcut import box_mask, graph_cut
 from pixelwise.inference import predict_probs
 from pixelwise.segmenter import Segmenter
@@ -358,8 +363,10 @@ def remove_background(
             strokes always run the graph cut (with the network's probability unless
             ``method="grabcut"``), and every object they keep is kept.
         box_model: a box model (``pixelwise train --box-crop``) that helps ``model`` inside a
-            box: the two probabilities are averaged there. Default: the bundled
-            ``foreground-box`` model when ``model`` is the bundled default and it is installed.
+            box: the two probabilities are averaged there. Without user input (``method=
+            "graphcut"``) it looks inside the box of the first cut, and the cut is made again
+            (:func:`self_prompted`). Default: the bundled ``foreground-box`` model when
+            ``model`` is the bundled default and it is installed.
     """
     if method not in CUTOUT_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(CUTOUT_METHODS)}")
@@ -368,11 +375,10 @@ def remove_background(
     hints = UserInput.scaled(
         box, foreground_strokes, background_strokes, rgb.shape[:2], small.shape[:2]
     )
-    prob = None
+    prob, helper = None, None
     if method != "grabcut":
-        prob = network_probability(
-            get_model(model), box_helper(model, box_model), small, hints.box, model_size, precision
-        )
+        seg, helper = get_model(model), box_helper(model, box_model)
+        prob = network_probability(seg, helper, small, hints.box, model_size, precision)
     keep = dict(
         matting=matting,
         largest_component=largest_component and not hints.given,
@@ -384,8 +390,28 @@ def remove_background(
         alpha = estimate_alpha(rgb, mask_small=graphcut(small), **keep)
     else:
         mask = cut_mask(small, prob, hints)
+        if helper is not None and not hints.given and mask.any():
+            mask = cut_mask(small, self_prompted(helper, small, prob, mask, precision), hints)
         alpha = estimate_alpha(rgb, mask_small=mask, **keep)
     return compose(rgb, alpha, background, mask_only)
+
+
+SELF_BOX_GROWTH = 0.2  # chosen on development photos, docs/results.md (l): 0.05 and 0.2 tried
+
+
+def self_prompted(
+    helper: Segmenter, small: np.ndarray, prob: np.ndarray, mask: np.ndarray, precision: str
+) -> np.ndarray:
+    """The automatic cut-out's probability, refined as if the user had drawn a box: around the
+    first cut's largest object, grown by ``SELF_BOX_GROWTH`` per side, the box model's
+    probability is averaged in (outside that box, ``prob`` unchanged). The box is no hard
+    constraint: the second cut may still reach beyond it."""
+    box = grown_box(keep_largest(mask), (SELF_BOX_GROWTH,) * 4)
+    x0, y0, x1, y1 = box
+    inside = box_probability(helper, small, box, precision)[y0:y1, x0:x1]
+    refined = prob.copy()
+    refined[y0:y1, x0:x1] = (prob[y0:y1, x0:x1] + inside) / 2
+    return refined
 
 
 @dataclass
