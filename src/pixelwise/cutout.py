@@ -362,11 +362,9 @@ def remove_background(
             ``[{"points": [[x, y], ...], "radius": r}, ...]`` or boolean (H, W) masks. A box or
             strokes always run the graph cut (with the network's probability unless
             ``method="grabcut"``), and every object they keep is kept.
-        box_model: a box model (``pixelwise train --box-crop``) that helps ``model`` inside a
-            box: the two probabilities are averaged there. Without user input (``method=
-            "graphcut"``) it looks inside the box of the first cut, and the cut is made again
-            (:func:`self_prompted`). Default: the bundled ``foreground-box`` model when
-            ``model`` is the bundled default and it is installed.
+        box_model: a box model (``train --box-crop``) whose probability is averaged with
+            ``model``'s inside a box, and inside the first cut's box without user input
+            (:func:`self_prompted`). Default: :func:`box_helper`'s choice.
     """
     if method not in CUTOUT_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(CUTOUT_METHODS)}")
@@ -379,28 +377,42 @@ def remove_background(
     if method != "grabcut":
         seg, helper = get_model(model), box_helper(model, box_model)
         prob = network_probability(seg, helper, small, hints.box, model_size, precision)
-    keep = dict(
-        matting=matting,
-        largest_component=largest_component and not hints.given,
-        fill_holes=fill_holes,
-    )
+    keep = dict(matting=matting, largest_component=largest_component and not hints.given)
     if method == "model" and not hints.given:
-        alpha = estimate_alpha(rgb, prob_small=prob, **keep)
-    elif method == "grabcut" and not hints.given:
-        alpha = estimate_alpha(rgb, mask_small=graphcut(small), **keep)
+        alpha = estimate_alpha(rgb, prob_small=prob, fill_holes=fill_holes, **keep)
     else:
-        mask = cut_mask(small, prob, hints)
-        if helper is not None and not hints.given and mask.any():
-            mask = cut_mask(small, self_prompted(helper, small, prob, mask, precision), hints)
-        alpha = estimate_alpha(rgb, mask_small=mask, **keep)
+        mask = mask_of(method, small, prob, helper, hints, precision)
+        alpha = estimate_alpha(rgb, mask_small=mask, fill_holes=fill_holes, **keep)
     return compose(rgb, alpha, background, mask_only)
+
+
+def mask_of(
+    method: str,
+    small: np.ndarray,
+    prob: np.ndarray | None,
+    helper: Segmenter | None,
+    hints: UserInput,
+    precision: str = "auto",
+) -> np.ndarray:
+    """The graph cut's mask at working size (OpenCV's GrabCut for ``grabcut`` without user
+    input); without user input, a box model (``helper``) refines the first cut."""
+    if method == "grabcut" and not hints.given:
+        return graphcut(small)
+    mask = cut_mask(small, prob, hints)
+    if helper is not None and not hints.given and mask.any():
+        mask = cut_mask(small, self_prompted(helper, small, prob, mask, precision), hints)
+    return mask
 
 
 SELF_BOX_GROWTH = 0.2  # chosen on development photos, docs/results.md (l): 0.05 and 0.2 tried
 
 
 def self_prompted(
-    helper: Segmenter, small: np.ndarray, prob: np.ndarray, mask: np.ndarray, precision: str
+    helper: Segmenter,
+    small: np.ndarray,
+    prob: np.ndarray,
+    mask: np.ndarray,
+    precision: str = "auto",
 ) -> np.ndarray:
     """The automatic cut-out's probability, refined as if the user had drawn a box: around the
     first cut's largest object, grown by ``SELF_BOX_GROWTH`` per side, the box model's

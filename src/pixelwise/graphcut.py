@@ -158,12 +158,7 @@ def graph_cut(
     prior = np.where(outside, 0.0, prior)
     index, edges = colour_index(rgb), pairwise_weights(rgb, smoothness)
     prior_logit = prior_weight * _logit(prior)
-    # GrabCut starts from the box; a prior the box already shaped may start instead
-    start = (
-        box_mask(shape, box).astype(np.float64)
-        if box is not None and not start_from_prior
-        else prior
-    )
+    start = prior if box is None or start_from_prior else box_mask(shape, box).astype(np.float64)
     weights = np.where(fixed_fg, 1.0, np.where(fixed_bg, 0.0, start))
     mask = weights > 0.5
     for _ in range(max(1, iterations)):
