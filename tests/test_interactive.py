@@ -135,6 +135,20 @@ def test_the_bundled_box_model_helps_the_bundled_model(monkeypatch):
     assert len(calls) == 2
 
 
+def test_an_automatic_cut_that_keeps_nothing_hands_over_to_grabcut(monkeypatch):
+    import pixelwise.cutout as cutout
+    from pixelwise.graphcut import graph_cut
+
+    rgb, disc, _ = scene()
+    prob = np.full(disc.shape, 0.3, np.float32)  # a hesitant network: a weak, small hunch
+    prob[5:15, 5:15] = 0.55  # just over the "found nothing" share, on plain grey
+    grabcut = graph_cut(rgb, np.full(disc.shape, 0.5), box=cutout.central_box(disc.shape))
+    assert np.array_equal(cutout.cut_mask(rgb, prob, cutout.UserInput()), grabcut)
+    assert grabcut[disc].all()
+    monkeypatch.setattr(cutout, "EMPTY_FALLBACK", False)
+    assert not cutout.cut_mask(rgb, prob, cutout.UserInput()).any()  # what it replaces
+
+
 def test_self_prompted_refines_inside_the_first_cuts_grown_box():
     from pixelwise.cutout import box_probability, self_prompted
 

@@ -306,17 +306,23 @@ def trusted(prob: np.ndarray, fallback: np.ndarray) -> np.ndarray:
 PRIOR_STARTS_COLOURS = False
 
 
+# An automatic cut that keeps (almost) nothing hands over to GrabCut's central box too: a
+# hesitant network's prior near 0.5 can leave colour models that find no foreground at all.
+EMPTY_FALLBACK = True
+
+
 def cut_mask(small: np.ndarray, prob: np.ndarray | None, hints: UserInput) -> np.ndarray:
     """Graph cut at working size. The prior: the network's probability where it is confident,
     GrabCut's box assumption where it is not (the user's box, else the central one); without a
     network, that assumption alone. The user's box and strokes are hard constraints. Without
-    user input, a network that finds (almost) nothing hands over to GrabCut's central box."""
+    user input, a network or a cut that finds (almost) nothing hands over to GrabCut's central
+    box."""
     shape = small.shape[:2]
     if not hints.given and (prob is None or (prob > 0.5).mean() < MIN_FOREGROUND):
         return graph_cut(small, np.full(shape, 0.5), box=central_box(shape))
     fallback = box_prior(shape, hints.box if hints.box is not None else central_box(shape))
     prior = trusted(prob, fallback) if prob is not None else fallback
-    return graph_cut(
+    mask = graph_cut(
         small,
         prior,
         hints.foreground,
@@ -324,6 +330,9 @@ def cut_mask(small: np.ndarray, prob: np.ndarray | None, hints: UserInput) -> np
         hints.box,
         start_from_prior=prob is not None and PRIOR_STARTS_COLOURS,
     )
+    if EMPTY_FALLBACK and not hints.given and mask.mean() < MIN_FOREGROUND:
+        return graph_cut(small, np.full(shape, 0.5), box=central_box(shape))
+    return mask
 
 
 def remove_background(
