@@ -35,7 +35,7 @@ def main() -> None:
         args.repeats = 2
     photo = np.asarray(Image.fromarray(data.astronaut()).resize((1024, 768), Image.LANCZOS))
     seg = get_model(args.model)
-    helper = box_helper(None if args.model == "foreground" else args.model, args.box_model)
+    helper = box_helper(args.model, args.box_model)
     rows = [
         ("model only", lambda: foreground_probability(seg, photo, args.model_size)),
         (

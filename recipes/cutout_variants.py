@@ -15,8 +15,8 @@ Variants (each changes one thing of the shipped code for the duration of its cal
   network trusted less (confidence ``|2p - 1| ** gamma``, gamma 2 and 4) or weighted half;
 - box prompt (the mask's bounding box + 5 %): the default; without the network; the network
   weighted half; 6 colour-model iterations instead of 3; working size 448 instead of 320;
-  smoothness 10 or 40 instead of 20; colour weight 2; the colour models started from the box
-  (GrabCut's way) or from the network's prior; the held-out source's box model
+  smoothness 10 or 40 instead of 20; colour weight 2; the colour models started from the
+  network's prior instead of the box (GrabCut's way, the default); the held-out source's box model
   (``RUNS/box-SOURCE/best.pt``, ``recipes/foreground_box_unet.sh``) averaged in, or alone.
 
 ``--only TEXT`` runs the variants whose name contains TEXT.
@@ -88,7 +88,6 @@ VARIANTS = {
         {"graph_cut": functools.partial(GRAPH_CUT, prior_weight=0.5)},
     ),
     "box: default": (True, {}, {}),
-    "box: colours from the box": (True, {}, {"PRIOR_STARTS_COLOURS": False}),
     "box: colours from the prior": (True, {}, {"PRIOR_STARTS_COLOURS": True}),
     "box: + box model, colours from the box": (
         True,

@@ -160,13 +160,18 @@ def box_validation(cfg: TrainConfig) -> dict:
     return {"crop": cfg.crop, "augmentation": Augmentation(box=(BOX_MARGIN, BOX_MARGIN))}
 
 
+def lo_hi(values: list[float] | None, what: str) -> tuple[float, float] | None:
+    """An option's ``LO,HI`` pair as a tuple (``None`` when not given)."""
+    if not values:
+        return None
+    if len(values) != 2:
+        raise ValueError(f"{what} LO,HI, got {list(values)}")
+    return tuple(values)
+
+
 def augmentation_of(cfg: TrainConfig) -> Augmentation:
-    zoom = tuple(cfg.zoom) if cfg.zoom else None
-    if zoom is not None and len(zoom) != 2:
-        raise ValueError(f"zoom takes two area fractions LO,HI, got {list(zoom)}")
-    box = tuple(cfg.box_crop) if cfg.box_crop else None
-    if box is not None and len(box) != 2:
-        raise ValueError(f"box-crop takes two growth fractions LO,HI, got {list(box)}")
+    zoom = lo_hi(cfg.zoom, "zoom takes two area fractions")
+    box = lo_hi(cfg.box_crop, "box-crop takes two growth fractions")
     return Augmentation(zoom, cfg.rotate, cfg.appearance, cfg.composite, box)
 
 
