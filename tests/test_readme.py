@@ -66,6 +66,8 @@ def test_readme_commands_run(readme_cwd, capsys):
         "remove-bg",
         "remove-bg",
         "remove-bg",
+        "train",
+        "remove-bg",
         "export",
         "predict",
         "export",
@@ -97,8 +99,12 @@ def test_readme_commands_run(readme_cwd, capsys):
         ("cutouts-matted", "000"),
         ("cutouts-grabcut", "001"),
         ("cutouts-box", "002"),
+        ("cutouts-box2", "002"),
     ):
         assert Image.open(f"runs/{folder}/{name}.png").mode == "RGBA"
+    from pixelwise import load_model
+
+    assert load_model("runs/horse-box/best.pt").box_input == 64  # the shortened run's crop
     assert Path("runs/compare/grid.png").is_file() and Path("runs/isbi/model.onnx").is_file()
     assert len(list(Path("runs/isbi/onnx-pred/masks").glob("*.png"))) == 30
     assert len(list(Path("runs/slic/masks").glob("*.png"))) == 30
