@@ -174,6 +174,32 @@ def test_version_is_fast():
     assert imported.stdout.strip() == "False"
 
 
+def test_fine_tunes_from_a_checkpoint(shapes_data, tmp_path):
+    """--weights starts from a trained model: its architecture and input normalisation are
+    kept (over the config's), and one gentle epoch keeps what it learnt, where one epoch from
+    scratch has learnt little."""
+    start = fit(_cfg(shapes_data, tmp_path / "start", epochs=8, epoch_size=48, overlays=0))
+    before = torch.load(start, weights_only=True)["train_state"]["metrics"]["mean_iou"]
+    gentle = dict(epochs=1, epoch_size=8, lr=1e-5, overlays=0)
+    tuned = fit(_cfg(shapes_data, tmp_path / "tuned", weights=str(start), base_width=4, **gentle))
+    scratch = fit(_cfg(shapes_data, tmp_path / "scratch", **gentle))
+    a, b = load_model(start), load_model(tuned)
+    assert b.arch_kwargs == a.arch_kwargs and b.arch_kwargs["base_width"] == 8
+    assert b.norm == a.norm
+    score = lambda p: torch.load(p, weights_only=True)["train_state"]["metrics"]["mean_iou"]
+    assert score(tuned) == pytest.approx(before, abs=0.05)
+    assert score(tuned) > score(scratch) + 0.2
+
+
+def test_fine_tuning_refuses_a_model_of_other_classes(shapes_data, tmp_path):
+    start = fit(_cfg(shapes_data, tmp_path / "start", epochs=1, overlays=0))
+    other = _cfg(shapes_data, tmp_path / "other", weights=str(start), class_names=list("abcd"))
+    with pytest.raises(
+        ValueError, match="best.pt: cannot fine-tune from it: it has 3 classes, the data 4"
+    ):
+        fit(other)
+
+
 def test_reduced_scale_predicts_at_full_resolution(shapes_data, tmp_path):
     best = fit(_cfg(shapes_data, tmp_path / "run", epochs=1, scale=0.5, crop=16, overlays=1))
     seg = load_model(best)

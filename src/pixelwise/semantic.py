@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from pixelwise.checkpoint import load_model
 from pixelwise.config import TrainConfig
 from pixelwise.constants import IGNORE_INDEX, LOSSES
 from pixelwise.data.datasets import (
@@ -208,9 +209,18 @@ def write_overlays(
 
 
 def build_model(
-    cfg: TrainConfig, in_channels: int, num_classes: int, device: torch.device, precision: str
+    cfg: TrainConfig,
+    in_channels: int,
+    num_classes: int,
+    device: torch.device,
+    precision: str,
+    start: Segmenter | None = None,
 ) -> tuple[nn.Module, dict]:
-    """The seeded model and the keyword arguments that rebuild it (those its builder accepts)."""
+    """The seeded model (``start``'s network, when fine-tuning) and the keyword arguments that
+    rebuild it (those its builder accepts)."""
+    if start is not None:
+        model = start.network.train().requires_grad_(True)
+        return model.to(device).to(memory_format=memory_format(precision)), start.arch_kwargs
     arch_kwargs = {"in_channels": in_channels, "num_classes": num_classes}
     options = {
         "depth": cfg.depth,
@@ -227,6 +237,24 @@ def build_model(
         create_model(cfg.model, **arch_kwargs).to(device).to(memory_format=memory_format(precision))
     )
     return model, arch_kwargs
+
+
+def starting_point(cfg: TrainConfig, in_channels: int, num_classes: int) -> Segmenter | None:
+    """The trained model ``--weights`` names (a checkpoint or a bundled model's name), checked
+    against the data: fine-tuning keeps its architecture and input normalisation."""
+    if not cfg.weights:
+        return None
+    start = load_model(cfg.weights)
+    problem = None
+    if start.kind != "semantic":
+        problem = f"a {start.arch} checkpoint cannot start a semantic model"
+    elif start.num_classes != num_classes:
+        problem = f"it has {start.num_classes} classes, the data {num_classes}"
+    elif start.in_channels != in_channels:
+        problem = f"it takes {start.in_channels}-channel images, the data has {in_channels}"
+    if problem:
+        raise ValueError(f"{cfg.weights}: cannot fine-tune from it: {problem}")
+    return start
 
 
 MAX_PARAMETERS = 250_000_000  # 1 GB of fp32 weights, 4 GB with gradients and Adam's moments

@@ -45,6 +45,7 @@ from pixelwise.semantic import (
     class_pixel_counts,
     make_loss,
     semantic_step,
+    starting_point,
     write_overlays,
 )
 
@@ -103,13 +104,16 @@ def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
 
 def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Task:
     train_ds, val_ds, names, colours = build_datasets(cfg)
-    model, arch_kwargs = build_model(cfg, train_ds.channels, len(names), device, precision)
+    start = starting_point(cfg, train_ds.channels, len(names))
+    if start is not None:  # fine-tuning: the images normalised as the model learnt them
+        train_ds.norm = val_ds.norm = start.norm
+    model, arch_kwargs = build_model(cfg, train_ds.channels, len(names), device, precision, start)
     train_ds.context = getattr(
         model, "margin", 0
     )  # valid convolutions see mirrored context at borders
     seg = Segmenter(
         model,
-        cfg.model,
+        start.arch if start is not None else cfg.model,
         arch_kwargs,
         names,
         train_ds.norm,
