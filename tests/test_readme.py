@@ -68,6 +68,8 @@ def test_readme_commands_run(readme_cwd, capsys):
         "remove-bg",
         "train",
         "remove-bg",
+        "train",
+        "remove-bg",
         "export",
         "predict",
         "export",
@@ -100,11 +102,14 @@ def test_readme_commands_run(readme_cwd, capsys):
         ("cutouts-grabcut", "001"),
         ("cutouts-box", "002"),
         ("cutouts-box2", "002"),
+        ("cutouts-tuned", "002"),
     ):
         assert Image.open(f"runs/{folder}/{name}.png").mode == "RGBA"
     from pixelwise import load_model
 
     assert load_model("runs/horse-box/best.pt").box_input == 64  # the shortened run's crop
+    tuned, bundled = load_model("runs/horse-tuned/best.pt"), load_model("foreground")
+    assert tuned.arch_kwargs == bundled.arch_kwargs  # --weights kept the bundled U-Net
     assert Path("runs/compare/grid.png").is_file() and Path("runs/isbi/model.onnx").is_file()
     assert len(list(Path("runs/isbi/onnx-pred/masks").glob("*.png"))) == 30
     assert len(list(Path("runs/slic/masks").glob("*.png"))) == 30

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 from conftest import shared_dataset
+from PIL import Image
 from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,3 +111,38 @@ def test_nuclei_thresholds_report_picks_per_type_and_falls_back_for_small_types(
     }
     out = capsys.readouterr().out
     assert "fluorescence (6 ids): tight, 0.6000 (argmax 0.4000); cross-selected 0.6000" in out
+
+
+def test_selftrain_labels_only_unscored_photos_and_mixes_as_many_labelled(tmp_path):
+    """Self-training data: the pseudo-labelled photos are never development, test or portrait-
+    fifth photos; their masks are the cut's, 0/255; as many labelled photos join them."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "recipes"))  # the recipe imports its sibling foreground_splits
+    st, fs = _load("foreground_selftrain"), _load("foreground_splits")
+    data = shared_dataset("foreground")
+    split = tmp_path / "loso-data"
+    for i, stem in enumerate(fs.stems(data, "ccp")[:6]):
+        fs.link(data, split, "val" if i == 0 else "train", "ccp", stem)
+    pool = st.unlabelled_pool(data, "eg1800_train", 4)
+    scored = set(fs.dev_set(data, "eg1800_train")) | set(fs.test_set(data, "eg1800_train"))
+    assert len(pool) == 4 and not set(pool) & (scored | fs.eg1800_test())
+    shapes = {}
+
+    def cut(path):
+        h, w = np.asarray(Image.open(path)).shape[:2]
+        shapes[path.stem] = (h, w)
+        return np.arange(w)[None, :].repeat(h, 0) < w // 2  # the left half
+
+    out = tmp_path / "st"
+    assert st.build(data, split, out, "eg1800_train", cut, photos=4) == 4
+    names = sorted(p.stem for p in (out / "train" / "images").iterdir())
+    assert {n for n in names if n.startswith("pseudo_")} == {f"pseudo_{s}" for s in pool}
+    assert len(names) == 8 and sum(n.startswith("ccp_") for n in names) == 4  # of the 5 labelled
+    for stem in pool:
+        mask = np.asarray(Image.open(out / "train" / "masks" / f"pseudo_{stem}.png"))
+        assert mask.shape == shapes[stem] and set(np.unique(mask)) == {0, 255}
+        assert mask[:, 0].all() and not mask[:, -1].any()
+    assert [p.name for p in (out / "val" / "images").iterdir()] == [
+        p.name for p in (split / "val" / "images").iterdir()
+    ]

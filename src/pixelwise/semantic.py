@@ -4,6 +4,7 @@ loss and one training step, and validation overlays."""
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -244,6 +245,8 @@ def starting_point(cfg: TrainConfig, in_channels: int, num_classes: int) -> Segm
     against the data: fine-tuning keeps its architecture and input normalisation."""
     if not cfg.weights:
         return None
+    if str(cfg.weights).endswith(".onnx"):
+        raise ValueError(f"{cfg.weights}: cannot fine-tune an ONNX file; give its .pt checkpoint")
     start = load_model(cfg.weights)
     problem = None
     if start.kind != "semantic":
@@ -254,6 +257,12 @@ def starting_point(cfg: TrainConfig, in_channels: int, num_classes: int) -> Segm
         problem = f"it takes {start.in_channels}-channel images, the data has {in_channels}"
     if problem:
         raise ValueError(f"{cfg.weights}: cannot fine-tune from it: {problem}")
+    if start.input_scale != cfg.scale:
+        print(
+            f"note: {cfg.weights} learnt at --scale {start.input_scale:g}; this run trains at "
+            f"{cfg.scale:g}",
+            file=sys.stderr,
+        )
     return start
 
 
