@@ -1,15 +1,18 @@
 """Self-training on a held-out source's photos without their masks (docs/results.md (i)).
 
-    python recipes/foreground_selftrain.py RUNS SOURCE OUT [--data DIR] [--photos 200]
+    python recipes/foreground_selftrain.py RUNS SOURCE OUT [--mix] [--data DIR] [--photos 200]
 
-The leave-one-source-out pair of SOURCE (``RUNS/loso-SOURCE/best.pt``, which never saw the
-source, and its box model ``RUNS/box-SOURCE/best.pt``) cuts out up to 200 photos of SOURCE
-(seeded; never its development or test photos, nor the fixed portrait fifth) with the default
-cut-out; each cut, alpha > 0.5, becomes that photo's mask. ``OUT/train`` then holds these
-pseudo-labelled photos plus as many labelled photos drawn from the run's own training split
-(``RUNS/loso-SOURCE-data/train``: the other four sources, so the model does not drift away from
-what it knew), ``OUT/val`` the run's validation photos. ``recipes/foreground_selftrain.sh``
-fine-tunes the held-out model on it (``pixelwise train --weights``) and scores the test photos.
+Up to 200 photos of SOURCE (seeded; never its development or test photos, nor the fixed portrait
+fifth) are linked into ``OUT/photos`` for ``pixelwise adapt``: the leave-one-source-out pair of
+SOURCE (``RUNS/loso-SOURCE/best.pt``, which never saw the source, with its box model
+``RUNS/box-SOURCE/best.pt``) labels them by its own cut-out and is fine-tuned on them.
+
+``--mix`` builds the variant tried first instead: the pair cuts the photos out here (alpha >
+0.5 as mask), and ``OUT/train`` holds them plus as many labelled photos drawn from the run's own
+training split (``RUNS/loso-SOURCE-data/train``: the other four sources), ``OUT/val`` the run's
+validation photos, for ``pixelwise train --weights``. ``--mix --masks``: the same with the
+photos' own masks instead of the cut (a user who draws masks for a few photos). ``recipes/foreground_selftrain.sh`` runs
+either and scores the test photos.
 """
 
 from __future__ import annotations
@@ -79,11 +82,35 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/foreground"))
     parser.add_argument("--photos", type=int, default=PHOTOS)
+    parser.add_argument("--mix", action="store_true", help="with labelled photos of the others")
+    parser.add_argument("--masks", action="store_true", help="--mix: the photos' own masks")
     args = parser.parse_args()
+    if not args.mix:
+        pool = unlabelled_pool(args.data, args.source, args.photos)
+        for stem in pool:
+            _link(
+                args.data / args.source / "images" / f"{stem}.jpg",
+                args.out / "photos" / f"{stem}.jpg",
+            )
+        print(f"{args.out}/photos: {len(pool)} photos of {args.source}")
+        return
     import torch
 
     from pixelwise.cutout import get_model, remove_background
-    from pixelwise.data.io import read_image
+    from pixelwise.data.io import read_image, read_mask
+
+    if args.masks:
+        masks = args.data / args.source / "masks"
+        count = build(
+            args.data,
+            args.runs / f"loso-{args.source}-data",
+            args.out,
+            args.source,
+            lambda path: read_mask(masks / f"{path.stem}.png") > 0,
+            args.photos,
+        )
+        print(f"{args.out}: {count} photos of {args.source} with their masks, {count} others")
+        return
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
     model = get_model(args.runs / f"loso-{args.source}" / "best.pt")

@@ -1,5 +1,5 @@
 """Every `pixelwise ...` command and the Python example in README.md run as written
-(training shortened by appended options; argparse takes the last value)."""
+(training and adapt shortened by appended options; argparse takes the last value)."""
 
 import re
 import shlex
@@ -27,6 +27,8 @@ SHORT_TRAIN = [
     "4",
     "--no-progress",
 ]
+
+SHORT_ADAPT = ["--epochs", "1", "--epoch-size", "2", "--crop", "64", "--no-progress"]
 
 
 def readme_commands() -> list[list[str]]:
@@ -70,6 +72,8 @@ def test_readme_commands_run(readme_cwd, capsys):
         "remove-bg",
         "train",
         "remove-bg",
+        "adapt",
+        "remove-bg",
         "export",
         "predict",
         "export",
@@ -80,7 +84,7 @@ def test_readme_commands_run(readme_cwd, capsys):
                 main(args)
             assert info.value.code == 0
             continue
-        status = main(args + (SHORT_TRAIN if args[0] == "train" else []))
+        status = main(args + {"train": SHORT_TRAIN, "adapt": SHORT_ADAPT}.get(args[0], []))
         if (
             "--int8" in args
         ):  # a one-epoch README model may fail the int8 gate: exit 1, recorded in the file
@@ -103,6 +107,7 @@ def test_readme_commands_run(readme_cwd, capsys):
         ("cutouts-box", "002"),
         ("cutouts-box2", "002"),
         ("cutouts-tuned", "002"),
+        ("cutouts-adapted", "horse001"),
     ):
         assert Image.open(f"runs/{folder}/{name}.png").mode == "RGBA"
     from pixelwise import load_model
@@ -110,6 +115,8 @@ def test_readme_commands_run(readme_cwd, capsys):
     assert load_model("runs/horse-box/best.pt").box_input == 64  # the shortened run's crop
     tuned, bundled = load_model("runs/horse-tuned/best.pt"), load_model("foreground")
     assert tuned.arch_kwargs == bundled.arch_kwargs  # --weights kept the bundled U-Net
+    labelled = Path("runs/horses-adapted/data/masks")
+    assert len(list(labelled.glob("*.png"))) == 327  # every horse photo, labelled by the cut-out
     assert Path("runs/compare/grid.png").is_file() and Path("runs/isbi/model.onnx").is_file()
     assert len(list(Path("runs/isbi/onnx-pred/masks").glob("*.png"))) == 30
     assert len(list(Path("runs/slic/masks").glob("*.png"))) == 30

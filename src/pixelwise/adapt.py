@@ -77,6 +77,8 @@ def adapt(
     out = Path(out)
     if str(checkpoint).endswith(".onnx"):
         raise ValueError(f"{checkpoint}: adapt fine-tunes a .pt checkpoint, not an ONNX file")
+    if (out / "data").exists():  # its photos would be trained on with the new ones
+        raise ValueError(f"{out / 'data'} exists (an earlier adapt): give a new --out or remove it")
     start = get_model(checkpoint)
     if start.box_input or start.num_classes != 2:
         raise ValueError(
