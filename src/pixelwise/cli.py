@@ -103,7 +103,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "Writes OUT/instances/<name>.png (16-bit, 0 = background, 1..N objects) and OUT/overlays/<name>.png, for "
         "a model trained with --instances, an instance model, or --object-class.",
         [
-            Opt(("inputs",), "image files and/or folders (searched recursively)", nargs="+"),
+            "inputs",
             Opt(("--checkpoint",), f"{MODEL_HELP} (default nuclei)", "nuclei", old=("--model",)),
             Opt(("--out",), "output folder (default segment-output)", "segment-output"),
             "min_object_size",
@@ -123,8 +123,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "Writes OUT/<name>.png (RGBA; folders keep their inner structure). Bad files are skipped, listed at "
         "the end, and make the exit status 1.",
         [
-            Opt(("inputs",), "image files and/or folders (searched recursively)", nargs="+"),
-            Opt(("-o", "--out"), "output folder", required=True),
+            "inputs",
+            "out_folder",
             "checkpoint_option",
             "box_checkpoint",
             "method",
@@ -170,8 +170,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "already roughly right on these photos and can hurt where it is mostly wrong (docs/results.md (i)): "
         "look at a few cut-outs first. Bad files are skipped and listed.",
         [
-            Opt(("inputs",), "image files and/or folders (searched recursively)", nargs="+"),
-            Opt(("-o", "--out"), "output folder", required=True),
+            "inputs",
+            "out_folder",
             "checkpoint_option",
             "box_checkpoint",
             Opt(("--epochs",), "default 8", 8, type=int),

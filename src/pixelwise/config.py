@@ -422,6 +422,8 @@ SHARED: dict[str, Opt] = {
         metavar="ID",
     ),
     "out": Opt(("--out",), "output folder", required=True),
+    "out_folder": Opt(("-o", "--out"), "output folder", required=True, dest="out"),
+    "inputs": Opt(("inputs",), "image files and/or folders (searched recursively)", nargs="+"),
     "skip_existing": Opt(
         ("--skip-existing",), "leave inputs whose output exists alone", action="store_true"
     ),
