@@ -1,6 +1,6 @@
 """Self-training on a held-out source's photos without their masks (docs/results.md (i)).
 
-    python recipes/foreground_selftrain.py RUNS SOURCE OUT [--mix] [--data DIR] [--photos 200]
+    python recipes/foreground_selftrain.py RUNS SOURCE OUT [--mix [--masks]] [--data DIR] [--photos 200]
 
 Up to 200 photos of SOURCE (seeded; never its development or test photos, nor the fixed portrait
 fifth) are linked into ``OUT/photos`` for ``pixelwise adapt``: the leave-one-source-out pair of
@@ -11,8 +11,8 @@ SOURCE (``RUNS/loso-SOURCE/best.pt``, which never saw the source, with its box m
 0.5 as mask), and ``OUT/train`` holds them plus as many labelled photos drawn from the run's own
 training split (``RUNS/loso-SOURCE-data/train``: the other four sources), ``OUT/val`` the run's
 validation photos, for ``pixelwise train --weights``. ``--mix --masks``: the same with the
-photos' own masks instead of the cut (a user who draws masks for a few photos). ``recipes/foreground_selftrain.sh`` runs
-either and scores the test photos.
+photos' own masks instead of the cut (a user who draws masks for a few photos).
+``recipes/foreground_selftrain.sh`` runs either and scores the test photos.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ OUT=${OUT:-$RUNS/selftrain-$HOLDOUT}
 HERE=$(dirname "$0")
 WHOLE=$RUNS/loso-$HOLDOUT/best.pt
 BOX=$RUNS/box-$HOLDOUT/best.pt
-rm -rf "$OUT-data"
+rm -rf "$OUT-data" "$OUT/data"  # adapt refuses to mix an earlier run's photos in
 if [ "${MIX:-0}" = 1 ] || [ "${MASKS:-0}" = 1 ]; then
   MASKS_OPTION=$([ "${MASKS:-0}" = 1 ] && echo --masks || true)
   python "$HERE/foreground_selftrain.py" "$RUNS" "$HOLDOUT" "$OUT-data" --mix $MASKS_OPTION --data "$DATA" --photos "${PHOTOS:-200}"
