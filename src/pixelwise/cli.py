@@ -165,10 +165,11 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     "adapt": (
         "adapt the cut-out model to your photos, no masks needed (self-training)",
         "Cuts out every photo with the model (as remove-bg does), takes each cut as that photo's mask and "
-        "fine-tunes the model on them (about 6 minutes for 200 photos on 2 cores). Writes OUT/data (the photos "
-        "and their masks), OUT/last.pt (the adapted model) and train's files. It helps where the cut-out is "
-        "already roughly right on these photos and can hurt where it is mostly wrong (docs/results.md (i)): "
-        "look at a few cut-outs first. Bad files are skipped and listed.",
+        "fine-tunes the model on them (about 4 minutes for 200 photos of 512 px on 2 cores, longer for "
+        "larger ones). Writes OUT/data (the photos and their masks), OUT/last.pt (the adapted model) and "
+        "train's files. It helps where the cut-out is already roughly right on these photos and can hurt "
+        "where it is mostly wrong (docs/results.md (i)): look at a few cut-outs first. Bad files are "
+        "skipped and listed.",
         [
             "inputs",
             "out_folder",
