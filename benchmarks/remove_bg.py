@@ -19,7 +19,13 @@ from timing import add_common, begin, median_seconds
 def main() -> None:
     from skimage import data
 
-    from pixelwise.cutout import box_helper, foreground_probability, get_model, remove_background
+    from pixelwise.cutout import (
+        box_helper,
+        box_helper_name,
+        foreground_probability,
+        get_model,
+        remove_background,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="foreground")
@@ -35,6 +41,7 @@ def main() -> None:
         args.repeats = 2
     photo = np.asarray(Image.fromarray(data.astronaut()).resize((1024, 768), Image.LANCZOS))
     seg = get_model(args.model)
+    helper_name = box_helper_name(args.model, args.box_model)
     helper = box_helper(args.model, args.box_model)
     rows = [
         ("model only", lambda: foreground_probability(seg, photo, args.model_size)),
@@ -88,7 +95,7 @@ def main() -> None:
     ]
     print(
         f"1024 x 768 photo, model {args.model} at {args.model_size} px, box model "
-        f"{'none' if helper is None else args.box_model or 'foreground-box'}, {args.threads} threads, "
+        f"{helper_name or 'none'}, {args.threads} threads, "
         f"median of {args.repeats}"
     )
     for name, fn in rows:

@@ -20,7 +20,7 @@ from PIL import Image
 
 from pixelwise.batch import BatchResult, run_batch
 from pixelwise.config import TrainConfig
-from pixelwise.cutout import box_helper, get_model, remove_background
+from pixelwise.cutout import DEFAULT_MODEL, box_helper, get_model, remove_background
 from pixelwise.data.io import atomic_save, save_png
 
 MIN_PHOTOS = 10  # a tenth is held out to watch the fit: at least one photo
@@ -97,7 +97,7 @@ def adapt(
         TrainConfig(
             data=str(out / "data"),
             out=str(out),
-            weights=str(checkpoint or "foreground"),
+            weights=str(checkpoint or DEFAULT_MODEL),
             mask_values=[0, 255],
             class_names=list(start.class_names),
             val_fraction=0.1,

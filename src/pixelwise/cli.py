@@ -536,14 +536,13 @@ def user_hints(args: argparse.Namespace, pairs: list[tuple[Path, Path]]):
 def cmd_adapt(args: argparse.Namespace) -> int:
     from pixelwise.adapt import AdaptOptions, adapt
     from pixelwise.batch import report_failures
-    from pixelwise.cutout import BOX_MODEL, DEFAULT_MODEL
+    from pixelwise.cutout import box_helper_name
 
     options = AdaptOptions(args.epochs, args.epoch_size, args.crop, args.lr, device=args.device)
     model, labelled = adapt(
         args.inputs, args.out, args.checkpoint, args.box_checkpoint, options, args.progress
     )
-    bundled = args.checkpoint in (None, DEFAULT_MODEL)
-    box = args.box_checkpoint or (BOX_MODEL if bundled else None)
+    box = box_helper_name(args.checkpoint, args.box_checkpoint)  # as adapt labelled with
     print(
         f"labelled {len(labelled.written)} photos; adapted model: {model}\n  use it: pixelwise remove-bg "
         f"PHOTOS -o OUT --checkpoint {model}" + (f" --box-checkpoint {box}" if box else "")

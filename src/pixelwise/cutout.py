@@ -104,18 +104,26 @@ def box_probability(
 BOX_MODEL = "foreground-box"  # the bundled box model, paired with the bundled DEFAULT_MODEL
 
 
-def box_helper(
+def box_helper_name(
     model: str | Path | Segmenter | None, box_model: str | Path | Segmenter | None
-) -> Segmenter | None:
-    """The box model that helps ``model`` inside a user's box: ``box_model`` when given; else
-    the bundled one, only beside the bundled default model and when it is installed."""
+) -> str | Path | Segmenter | None:
+    """Which box model helps ``model`` inside a user's box: ``box_model`` when given; else the
+    bundled one's name, only beside the bundled default model and when it is installed."""
     if box_model is not None:
-        return get_model(box_model)
+        return box_model
     if model not in (None, DEFAULT_MODEL):
         return None
     from pixelwise.checkpoint import BUNDLED, BUNDLED_DIR
 
-    return get_model(BOX_MODEL) if (BUNDLED_DIR / BUNDLED[BOX_MODEL]).is_file() else None
+    return BOX_MODEL if (BUNDLED_DIR / BUNDLED[BOX_MODEL]).is_file() else None
+
+
+def box_helper(
+    model: str | Path | Segmenter | None, box_model: str | Path | Segmenter | None
+) -> Segmenter | None:
+    """The box model :func:`box_helper_name` names, loaded (``None`` when there is none)."""
+    name = box_helper_name(model, box_model)
+    return get_model(name) if name is not None else None
 
 
 def network_probability(
@@ -311,6 +319,12 @@ PRIOR_STARTS_COLOURS = False
 EMPTY_FALLBACK = True
 
 
+def central_cut(small: np.ndarray) -> np.ndarray:
+    """GrabCut's assumption alone: the graph cut from the central box, an even prior inside."""
+    shape = small.shape[:2]
+    return graph_cut(small, np.full(shape, 0.5), box=central_box(shape))
+
+
 def cut_mask(small: np.ndarray, prob: np.ndarray | None, hints: UserInput) -> np.ndarray:
     """Graph cut at working size. The prior: the network's probability where it is confident,
     GrabCut's box assumption where it is not (the user's box, else the central one); without a
@@ -319,7 +333,7 @@ def cut_mask(small: np.ndarray, prob: np.ndarray | None, hints: UserInput) -> np
     box."""
     shape = small.shape[:2]
     if not hints.given and (prob is None or (prob > 0.5).mean() < MIN_FOREGROUND):
-        return graph_cut(small, np.full(shape, 0.5), box=central_box(shape))
+        return central_cut(small)
     fallback = box_prior(shape, hints.box if hints.box is not None else central_box(shape))
     prior = trusted(prob, fallback) if prob is not None else fallback
     mask = graph_cut(
@@ -331,7 +345,7 @@ def cut_mask(small: np.ndarray, prob: np.ndarray | None, hints: UserInput) -> np
         start_from_prior=prob is not None and PRIOR_STARTS_COLOURS,
     )
     if EMPTY_FALLBACK and not hints.given and mask.mean() < MIN_FOREGROUND:
-        return graph_cut(small, np.full(shape, 0.5), box=central_box(shape))
+        return central_cut(small)
     return mask
 
 
