@@ -121,6 +121,7 @@ def test_the_bundled_box_model_helps_the_bundled_model(monkeypatch):
 
     helper = cutout.box_helper(None, None)
     assert helper is not None and helper.box_input == 192 and helper.class_names[0] == "background"
+    assert cutout.box_helper(cutout.get_model("foreground"), None) is helper  # loaded: the same
     calls = []
     real = cutout.box_probability
     monkeypatch.setattr(
@@ -147,6 +148,45 @@ def test_an_automatic_cut_that_keeps_nothing_hands_over_to_grabcut(monkeypatch):
     assert grabcut[disc].all()
     monkeypatch.setattr(cutout, "EMPTY_FALLBACK", False)
     assert not cutout.cut_mask(rgb, prob, cutout.UserInput()).any()  # what it replaces
+
+
+def test_a_familiar_photo_is_cut_on_the_networks_probability_as_it_is(monkeypatch):
+    import pixelwise.cutout as cutout
+
+    # a blue square at the photo's right edge, outside the central box, and a band of the same
+    # blue along the bottom
+    rgb, disc, square = disc_and_square(120, 160, (55, 45, 25), (30, 80, 146, 160))
+    band = np.zeros(disc.shape, bool)
+    band[100:] = True
+    noise = np.random.default_rng(1).integers(-8, 8, (band.sum(), 3))
+    rgb[band] = (rgb[square].mean(0) + noise).astype(np.uint8)
+    # a network sure of the disc and of the background, band included (confidence 1), that
+    # leans towards the square (0.6, confidence 0.2)
+    prob = np.where(disc, 1.0, 0.0).astype(np.float32)
+    prob[square] = 0.6
+    # blended with GrabCut's assumption the square falls under 0.5 (0.2 * 0.6 + 0.8 * 0.25), and
+    # its colour is mostly background's
+    fallback = cutout.box_prior(disc.shape, cutout.central_box(disc.shape))
+    assert np.allclose(cutout.trusted(prob, fallback)[square], 0.32)
+    hints = cutout.UserInput()
+    assert not cutout.cut_mask(rgb, prob, hints)[square].any()
+    plain = cutout.cut_mask(rgb, prob, hints, plain=True)
+    assert iou(plain, disc | square) > 0.95
+    # familiar: mean confidence over the photo; here 1 except on the square
+    assert cutout.familiar(prob) and 1 - 0.8 * square.mean() >= cutout.FAMILIAR
+    assert cutout.familiar(np.zeros_like(prob)) and not cutout.familiar(np.full_like(prob, 0.6))
+    assert not cutout.familiar(None)
+    # the automatic cut-out: the box model's second cut is plain exactly on a familiar photo
+    seen = []
+    real = cutout.cut_mask
+    monkeypatch.setattr(
+        cutout, "cut_mask", lambda *a, plain=False: seen.append(plain) or real(*a, plain=plain)
+    )
+    helper = red_box_model(box_input=24)
+    for p, expected in ((prob, cutout.familiar(prob)), (np.where(disc, 0.6, 0.4), False)):
+        seen.clear()
+        cutout.mask_of("graphcut", rgb, p.astype(np.float32), helper, hints, "fp32")
+        assert seen == [False, expected]
 
 
 def test_self_prompted_refines_inside_the_first_cuts_grown_box():

@@ -108,9 +108,12 @@ def box_helper_name(
     model: str | Path | Segmenter | None, box_model: str | Path | Segmenter | None
 ) -> str | Path | Segmenter | None:
     """Which box model helps ``model`` inside a user's box: ``box_model`` when given; else the
-    bundled one's name, only beside the bundled default model and when it is installed."""
+    bundled one's name, only beside the bundled default model (by name or as loaded by
+    :func:`get_model`) and when it is installed."""
     if box_model is not None:
         return box_model
+    if any(model is seg for (name, _), seg in _MODELS.items() if name == DEFAULT_MODEL):
+        model = DEFAULT_MODEL
     if model not in (None, DEFAULT_MODEL):
         return None
     from pixelwise.checkpoint import BUNDLED, BUNDLED_DIR
@@ -325,17 +328,30 @@ def central_cut(small: np.ndarray) -> np.ndarray:
     return graph_cut(small, np.full(shape, 0.5), box=central_box(shape))
 
 
-def cut_mask(small: np.ndarray, prob: np.ndarray | None, hints: UserInput) -> np.ndarray:
+# A photo the network knows: its mean confidence |2p - 1| over the whole photo is at least this.
+# Chosen on development photos, docs/results.md (m): the bundled pair's mean is 0.76 on photos
+# like its training data, the held-out pairs' 0.56 on collections they never saw.
+FAMILIAR = 0.75
+
+
+def familiar(prob: np.ndarray | None) -> bool:
+    """Whether the whole-photo network is sure enough of this photo to be taken as it is."""
+    return prob is not None and float(np.abs(2 * prob - 1).mean()) >= FAMILIAR
+
+
+def cut_mask(
+    small: np.ndarray, prob: np.ndarray | None, hints: UserInput, plain: bool = False
+) -> np.ndarray:
     """Graph cut at working size. The prior: the network's probability where it is confident,
-    GrabCut's box assumption where it is not (the user's box, else the central one); without a
-    network, that assumption alone. The user's box and strokes are hard constraints. Without
-    user input, a network or a cut that finds (almost) nothing hands over to GrabCut's central
-    box."""
+    GrabCut's box assumption where it is not (the user's box, else the central one); with
+    ``plain``, the network's probability as it is; without a network, that assumption alone.
+    The user's box and strokes are hard constraints. Without user input, a network or a cut
+    that finds (almost) nothing hands over to GrabCut's central box."""
     shape = small.shape[:2]
     if not hints.given and (prob is None or (prob > 0.5).mean() < MIN_FOREGROUND):
         return central_cut(small)
     fallback = box_prior(shape, hints.box if hints.box is not None else central_box(shape))
-    prior = trusted(prob, fallback) if prob is not None else fallback
+    prior = fallback if prob is None else prob if plain else trusted(prob, fallback)
     mask = graph_cut(
         small,
         prior,
@@ -418,12 +434,14 @@ def mask_of(
     precision: str = "auto",
 ) -> np.ndarray:
     """The graph cut's mask at working size (OpenCV's GrabCut for ``grabcut`` without user
-    input); without user input, a box model (``helper``) refines the first cut."""
+    input); without user input, a box model (``helper``) refines the first cut, and on a
+    :func:`familiar` photo that second cut takes the refined probability as it is."""
     if method == "grabcut" and not hints.given:
         return graphcut(small)
     mask = cut_mask(small, prob, hints)
     if helper is not None and not hints.given and mask.any():
-        mask = cut_mask(small, self_prompted(helper, small, prob, mask, precision), hints)
+        refined = self_prompted(helper, small, prob, mask, precision)
+        mask = cut_mask(small, refined, hints, plain=familiar(prob))
     return mask
 
 
