@@ -6,7 +6,8 @@
 # Chosen over U-Net width 32 and U²-Net by the pilot in docs/results.md (h).
 #
 #   HOLDOUT=davis345 bash recipes/foreground_unet.sh   # train on the other four sources, score this one
-#   bash recipes/foreground_unet.sh                    # the bundled model: every source
+#   OUT=runs/fg-final EPOCHS=50 EPOCH_SIZE=800 bash recipes/foreground_unet.sh   # the bundled model: every source,
+#   OUT=runs/fg-cont EPOCHS=40 EPOCH_SIZE=800 bash recipes/foreground_unet.sh --weights runs/fg-final/best.pt --lr 1e-3  # continued
 #   DEVICE=cuda EPOCHS=120 EPOCH_SIZE=4000 bash recipes/foreground_unet.sh --workers 8   # a GPU, ~10 min
 #
 # Never trained on: the fixed portrait fifth of eg1800 (recipes/eg1800_test_ids.txt) and 20 dev

@@ -183,10 +183,14 @@ def test_a_familiar_photo_is_cut_on_the_networks_probability_as_it_is(monkeypatc
         cutout, "cut_mask", lambda *a, plain=False: seen.append(plain) or real(*a, plain=plain)
     )
     helper = red_box_model(box_input=24)
-    for p, expected in ((prob, cutout.familiar(prob)), (np.where(disc, 0.6, 0.4), False)):
+    boxed = cutout.UserInput(box=(5.0, 5.0, 155.0, 115.0))
+    for p, expected in ((prob, True), (np.where(disc, 0.6, 0.4), False)):
         seen.clear()
         cutout.mask_of("graphcut", rgb, p.astype(np.float32), helper, hints, "fp32")
         assert seen == [False, expected]
+        seen.clear()  # a user's box: the one cut is plain on a familiar photo too
+        cutout.mask_of("graphcut", rgb, p.astype(np.float32), helper, boxed, "fp32")
+        assert seen == [expected]
 
 
 def test_self_prompted_refines_inside_the_first_cuts_grown_box():

@@ -393,7 +393,8 @@ def remove_background(
             ``foreground`` model). Class 0 is background, every other class foreground.
         method: ``"graphcut"`` (the default: graph cut with the network's probability as data
             term where the network is confident, GrabCut's box assumption where it is not,
-            snapping to the photo's edges), ``"model"`` (the network's own mask) or
+            the probability alone on a photo the network knows (:func:`familiar`), snapping
+            to the photo's edges), ``"model"`` (the network's own mask) or
             ``"grabcut"`` (OpenCV GrabCut from the central box, no weights needed).
         matting: refine the alpha by closed-form matting on a trimap (slower, finer hair).
         box: ``(x0, y0, x1, y1)`` around the object, in pixels; everything outside is background.
@@ -434,11 +435,12 @@ def mask_of(
     precision: str = "auto",
 ) -> np.ndarray:
     """The graph cut's mask at working size (OpenCV's GrabCut for ``grabcut`` without user
-    input); without user input, a box model (``helper``) refines the first cut, and on a
-    :func:`familiar` photo that second cut takes the refined probability as it is."""
+    input); without user input, a box model (``helper``) refines the first cut. On a
+    :func:`familiar` photo the cut takes the network's probability as it is: with user input
+    the one cut, without it the second (the refined probability)."""
     if method == "grabcut" and not hints.given:
         return graphcut(small)
-    mask = cut_mask(small, prob, hints)
+    mask = cut_mask(small, prob, hints, plain=hints.given and familiar(prob))
     if helper is not None and not hints.given and mask.any():
         refined = self_prompted(helper, small, prob, mask, precision)
         mask = cut_mask(small, refined, hints, plain=familiar(prob))
