@@ -3,9 +3,9 @@
 The model's own default cut-out (network, graph cut and box model, :func:`remove_background`)
 labels each photo: alpha > 0.5 becomes its mask. The model is then fine-tuned on these
 pseudo-labelled photos (``train --weights``) with the foreground recipe's augmentation, at a
-third of its peak learning rate (1e-3). The graph cut, the box model's second look and the augmentation make
-the labels better than the network alone, so the network learns from them what the collection
-looks like. It helps where the cut-out is already roughly right on the collection and hurts
+third of its peak learning rate (1e-3). The graph cut, the box model's second look and the
+augmentation make the labels better than the network alone, so the network learns from them
+what the collection looks like. It helps where the cut-out is already roughly right on the collection and hurts
 where it is mostly wrong: docs/results.md (i) measures both.
 """
 

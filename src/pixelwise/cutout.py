@@ -328,14 +328,16 @@ def central_cut(small: np.ndarray) -> np.ndarray:
     return graph_cut(small, np.full(shape, 0.5), box=central_box(shape))
 
 
-# A photo the network knows: its mean confidence |2p - 1| over the whole photo is at least this.
-# Chosen on development photos, docs/results.md (m): the bundled pair's mean is 0.76 on photos
-# like its training data, the held-out pairs' 0.56 on collections they never saw.
+# A photo the network knows: its mean confidence |2p - 1| over the whole photo is at least this
+# (the whole-photo network's probability; with a user's box, as averaged with the box model's
+# inside the box). Chosen on development photos, docs/results.md (m): the bundled pair's mean is
+# 0.76 on photos like its training data, the held-out pairs' 0.56 on collections they never saw.
 FAMILIAR = 0.75
 
 
 def familiar(prob: np.ndarray | None) -> bool:
-    """Whether the whole-photo network is sure enough of this photo to be taken as it is."""
+    """Whether the network's probability ``prob`` is sure enough of the photo, on average over
+    all its pixels, to be taken as it is."""
     return prob is not None and float(np.abs(2 * prob - 1).mean()) >= FAMILIAR
 
 
