@@ -193,6 +193,28 @@ def test_a_familiar_photo_is_cut_on_the_networks_probability_as_it_is(monkeypatc
         assert seen == [expected]
 
 
+def test_an_erase_stroke_under_a_box_covering_a_familiar_photo_erases_only_background(
+    monkeypatch,
+):
+    import pixelwise.cutout as cutout
+
+    rgb, disc, square = scene()
+    prob = np.where(disc, 0.98, 0.02).astype(np.float32)  # a network sure of the disc
+    erase = np.zeros(disc.shape, bool)
+    erase[60:66, 115:121] = True  # a dab on the blue square, which is background
+    hints = cutout.UserInput(box=(0.0, 0.0, 160.0, 120.0), background=erase)
+    assert cutout.familiar(prob) and not (disc & erase).any()
+    assert iou(cutout.cut_mask(rgb, prob, hints, plain=True), disc) > 0.98
+    # colour models started from the box, as GrabCut does: nothing lies outside it, so the
+    # background model is the stroke's blue alone and the grey background turns foreground
+    real = cutout.graph_cut
+    monkeypatch.setattr(
+        cutout, "graph_cut", lambda *a, **k: real(*a, **{**k, "start_from_prior": False})
+    )
+    wrong = cutout.cut_mask(rgb, prob, hints, plain=True)
+    assert wrong[~disc & ~square].mean() > 0.9
+
+
 def test_self_prompted_refines_inside_the_first_cuts_grown_box():
     from pixelwise.cutout import box_probability, self_prompted
 
