@@ -176,21 +176,26 @@ def test_a_familiar_photo_is_cut_on_the_networks_probability_as_it_is(monkeypatc
     assert cutout.familiar(prob) and 1 - 0.8 * square.mean() >= cutout.FAMILIAR
     assert cutout.familiar(np.zeros_like(prob)) and not cutout.familiar(np.full_like(prob, 0.6))
     assert not cutout.familiar(None)
-    # the automatic cut-out: the box model's second cut is plain exactly on a familiar photo
+    # the automatic cut-out: the box model's second cut is plain exactly on a familiar photo,
+    # and runs fewer rounds
     seen = []
     real = cutout.cut_mask
-    monkeypatch.setattr(
-        cutout, "cut_mask", lambda *a, plain=False: seen.append(plain) or real(*a, plain=plain)
-    )
+
+    def recorded(*args, plain=False, iterations=3):
+        seen.append((plain, iterations))
+        return real(*args, plain=plain, iterations=iterations)
+
+    monkeypatch.setattr(cutout, "cut_mask", recorded)
     helper = red_box_model(box_input=24)
     boxed = cutout.UserInput(box=(5.0, 5.0, 155.0, 115.0))
+    second = cutout.SECOND_CUT_ITERATIONS
     for p, expected in ((prob, True), (np.where(disc, 0.6, 0.4), False)):
         seen.clear()
         cutout.mask_of("graphcut", rgb, p.astype(np.float32), helper, hints, "fp32")
-        assert seen == [False, expected]
+        assert seen == [(False, 3), (expected, second)]
         seen.clear()  # a user's box: the one cut is plain on a familiar photo too
         cutout.mask_of("graphcut", rgb, p.astype(np.float32), helper, boxed, "fp32")
-        assert seen == [expected]
+        assert seen == [(expected, 3)]
 
 
 def test_an_erase_stroke_under_a_box_covering_a_familiar_photo_erases_only_background(

@@ -348,14 +348,19 @@ def familiar(prob: np.ndarray | None) -> bool:
 
 
 def cut_mask(
-    small: np.ndarray, prob: np.ndarray | None, hints: UserInput, plain: bool = False
+    small: np.ndarray,
+    prob: np.ndarray | None,
+    hints: UserInput,
+    plain: bool = False,
+    iterations: int = 3,
 ) -> np.ndarray:
     """Graph cut at working size. The prior: the network's probability where it is confident,
     GrabCut's box assumption where it is not (the user's box, else the central one); with
     ``plain``, the network's probability as it is, which then also starts the colour models
     (:data:`PRIOR_STARTS_COLOURS`); without a network, that assumption alone.
     The user's box and strokes are hard constraints. Without user input, a network or a cut
-    that finds (almost) nothing hands over to GrabCut's central box."""
+    that finds (almost) nothing hands over to GrabCut's central box. ``iterations``: rounds of
+    colour models and min cut at most (:func:`graph_cut`)."""
     shape = small.shape[:2]
     if not hints.given and (prob is None or (prob > 0.5).mean() < MIN_FOREGROUND):
         return central_cut(small)
@@ -367,6 +372,7 @@ def cut_mask(
         hints.foreground,
         hints.background,
         hints.box,
+        iterations=iterations,
         start_from_prior=prob is not None and (PRIOR_STARTS_COLOURS or plain),
     )
     if EMPTY_FALLBACK and not hints.given and mask.mean() < MIN_FOREGROUND:
@@ -452,9 +458,17 @@ def mask_of(
     mask = cut_mask(small, prob, hints, plain=hints.given and familiar(prob))
     if helper is not None and not hints.given and mask.any():
         refined = self_prompted(helper, small, prob, mask, precision)
-        mask = cut_mask(small, refined, hints, plain=familiar(prob))
+        mask = cut_mask(
+            small, refined, hints, plain=familiar(prob), iterations=SECOND_CUT_ITERATIONS
+        )
     return mask
 
+
+# The automatic cut-out's second cut starts from the first cut's refined probability and needs
+# fewer rounds: on the 100 development photos, docs/results.md (n), two rounds instead of three
+# scored the same (bundled pair 0.680 -> 0.680, held-out pairs 0.503 -> 0.503) and save about a
+# third of that cut's time.
+SECOND_CUT_ITERATIONS = 2
 
 SELF_BOX_GROWTH = 0.2  # chosen on development photos, docs/results.md (l): 0.05 and 0.2 tried
 
