@@ -5,8 +5,8 @@ labels each photo: alpha > 0.5 becomes its mask. The model is then fine-tuned on
 pseudo-labelled photos (``train --weights``) with the foreground recipe's augmentation, at a
 third of its peak learning rate (1e-3). The graph cut, the box model's second look and the
 augmentation make the labels better than the network alone, so the network learns from them
-what the collection looks like. It helps where the cut-out is already roughly right on the collection and hurts
-where it is mostly wrong: docs/results.md (i) measures both.
+what the collection looks like. It helps where the cut-out is already roughly right on the
+collection and hurts where it is mostly wrong: docs/results.md (i) measures both.
 """
 
 from __future__ import annotations
