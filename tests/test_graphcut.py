@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from conftest import disc_and_square
 
-from pixelwise.graphcut import NEIGHBOURS, box_mask, graph_cut, min_cut, pairwise_weights
+from pixelwise.graphcut import (
+    NEIGHBOURS,
+    CutGraph,
+    box_mask,
+    graph_cut,
+    min_cut,
+    pairwise_weights,
+)
 
 
 def energy(labels, unary_fg, unary_bg, edges):
@@ -36,6 +43,45 @@ def test_min_cut_reaches_the_brute_force_minimum(seed):
     assert energy(min_cut(unary_fg, unary_bg, edges), unary_fg, unary_bg, edges) == pytest.approx(
         best
     )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_reused_graph_reaches_the_brute_force_minimum_after_its_terminal_links_change(seed):
+    # one graph cut five times, its unaries changed each time by any amount (up and down, some
+    # nodes unchanged, one made hard): every cut is the brute-force minimum of its own energy
+    rng = np.random.default_rng(seed)
+    h, w = 3, 4
+    edges = pairwise_weights(rng.integers(0, 255, (h, w, 3)).astype(np.uint8), smoothness=1.5)
+    graph = CutGraph(edges)
+    unary_fg, unary_bg = rng.random((h, w)) * 3, rng.random((h, w)) * 3
+    for step in range(5):
+        if step:
+            keep = rng.random((h, w)) < 0.3
+            unary_fg = np.where(keep, unary_fg, rng.random((h, w)) * 3)
+            unary_bg = np.where(keep, unary_bg, rng.random((h, w)) * 3)
+            unary_fg[rng.integers(h), rng.integers(w)] = 1e9
+        best = min(
+            energy(np.array(bits, bool).reshape(h, w), unary_fg, unary_bg, edges)
+            for bits in itertools.product((0, 1), repeat=h * w)
+        )
+        got = graph.cut(unary_fg, unary_bg)
+        assert energy(got, unary_fg, unary_bg, edges) == pytest.approx(best)
+
+
+def test_graph_cut_with_a_reused_graph_gives_the_same_masks():
+    rgb, disc, square = scene()
+    prior = np.where(disc | square, 0.9, 0.2)
+    graph = CutGraph.of_image(rgb)
+    first = graph_cut(rgb, prior, graph=graph)
+    assert np.array_equal(first, graph_cut(rgb, prior))
+    built = graph.graph
+    box = (10, 20, 50, 60)
+    assert np.array_equal(
+        graph_cut(rgb, prior, box=box, graph=graph), graph_cut(rgb, prior, box=box)
+    )
+    assert graph.graph is built  # the second cut reused the first one's graph
+    with pytest.raises(ValueError, match="another image"):
+        graph_cut(rgb[:-1], prior[:-1], graph=graph)
 
 
 def pairwise_naive(rgb, smoothness):

@@ -181,9 +181,9 @@ def test_a_familiar_photo_is_cut_on_the_networks_probability_as_it_is(monkeypatc
     seen = []
     real = cutout.cut_mask
 
-    def recorded(*args, plain=False, iterations=3):
+    def recorded(*args, plain=False, iterations=3, graph=None):
         seen.append((plain, iterations))
-        return real(*args, plain=plain, iterations=iterations)
+        return real(*args, plain=plain, iterations=iterations, graph=graph)
 
     monkeypatch.setattr(cutout, "cut_mask", recorded)
     helper = red_box_model(box_input=24)

@@ -30,7 +30,7 @@ from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import to_unit
 from pixelwise.data.io import as_image
 from pixelwise.data.transforms import crop_resize, grown_box, resize_image
-from pixelwise.graphcut import box_mask, graph_cut
+from pixelwise.graphcut import CutGraph, box_mask, graph_cut
 from pixelwise.inference import predict_probs
 from pixelwise.segmenter import Segmenter
 
@@ -328,10 +328,10 @@ PRIOR_STARTS_COLOURS = False
 EMPTY_FALLBACK = True
 
 
-def central_cut(small: np.ndarray) -> np.ndarray:
+def central_cut(small: np.ndarray, graph: CutGraph | None = None) -> np.ndarray:
     """GrabCut's assumption alone: the graph cut from the central box, an even prior inside."""
     shape = small.shape[:2]
-    return graph_cut(small, np.full(shape, 0.5), box=central_box(shape))
+    return graph_cut(small, np.full(shape, 0.5), box=central_box(shape), graph=graph)
 
 
 # A photo the network knows: its mean confidence |2p - 1| over the whole photo is at least this
@@ -353,6 +353,7 @@ def cut_mask(
     hints: UserInput,
     plain: bool = False,
     iterations: int = 3,
+    graph: CutGraph | None = None,
 ) -> np.ndarray:
     """Graph cut at working size. The prior: the network's probability where it is confident,
     GrabCut's box assumption where it is not (the user's box, else the central one); with
@@ -360,10 +361,11 @@ def cut_mask(
     (:data:`PRIOR_STARTS_COLOURS`); without a network, that assumption alone.
     The user's box and strokes are hard constraints. Without user input, a network or a cut
     that finds (almost) nothing hands over to GrabCut's central box. ``iterations``: rounds of
-    colour models and min cut at most (:func:`graph_cut`)."""
+    colour models and min cut at most (:func:`graph_cut`); ``graph``: ``small``'s
+    :class:`CutGraph`, to reuse between cuts of the same photo."""
     shape = small.shape[:2]
     if not hints.given and (prob is None or (prob > 0.5).mean() < MIN_FOREGROUND):
-        return central_cut(small)
+        return central_cut(small, graph)
     fallback = box_prior(shape, hints.box if hints.box is not None else central_box(shape))
     prior = fallback if prob is None else prob if plain else trusted(prob, fallback)
     mask = graph_cut(
@@ -374,9 +376,10 @@ def cut_mask(
         hints.box,
         iterations=iterations,
         start_from_prior=prob is not None and (PRIOR_STARTS_COLOURS or plain),
+        graph=graph,
     )
     if EMPTY_FALLBACK and not hints.given and mask.mean() < MIN_FOREGROUND:
-        return central_cut(small)
+        return central_cut(small, graph)
     return mask
 
 
@@ -455,11 +458,17 @@ def mask_of(
     the one cut, without it the second (the refined probability)."""
     if method == "grabcut" and not hints.given:
         return graphcut(small)
-    mask = cut_mask(small, prob, hints, plain=hints.given and familiar(prob))
+    graph = CutGraph.of_image(small)  # both cuts are of the same photo
+    mask = cut_mask(small, prob, hints, plain=hints.given and familiar(prob), graph=graph)
     if helper is not None and not hints.given and mask.any():
         refined = self_prompted(helper, small, prob, mask, precision)
         mask = cut_mask(
-            small, refined, hints, plain=familiar(prob), iterations=SECOND_CUT_ITERATIONS
+            small,
+            refined,
+            hints,
+            plain=familiar(prob),
+            iterations=SECOND_CUT_ITERATIONS,
+            graph=graph,
         )
     return mask
 
