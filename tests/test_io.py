@@ -10,10 +10,12 @@ from PIL import Image
 from pixelwise.data.io import (
     ImageReadError,
     count_pages,
+    png_bytes,
     read_image,
     read_image_bytes,
     read_mask,
     save_mask,
+    save_png,
 )
 
 
@@ -86,6 +88,18 @@ def test_masks_class_ids_palette_and_uint16(tmp_path):
     out = read_mask(tmp_path / "inst.png")
     assert out.dtype == np.uint16
     np.testing.assert_array_equal(out, labels)
+
+
+def test_pngs_written_fast_are_still_lossless(tmp_path):
+    # the fast zlib level changes the bytes, never the pixels
+    rgba = np.random.default_rng(0).integers(0, 255, (33, 47, 4), dtype=np.uint8)
+    rgba[:10] = (10, 200, 30, 255)  # a flat band, as in a cut-out's background
+    image = Image.fromarray(rgba, mode="RGBA")
+    save_png(tmp_path / "cut.png", image)
+    for source in (tmp_path / "cut.png", io.BytesIO(png_bytes(image))):
+        with Image.open(source) as back:
+            assert back.mode == "RGBA"
+            np.testing.assert_array_equal(np.asarray(back), rgba)
 
 
 def test_rgb_mask_refused(tmp_path):

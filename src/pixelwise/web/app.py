@@ -20,7 +20,6 @@ no file path is taken from a request.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pixelwise.constants import DEFAULT_CUTOUT
 from pixelwise.cutout import box_helper, get_model, parse_colour, remove_background
-from pixelwise.data.io import ImageReadError, ImageTooLarge, read_image_bytes
+from pixelwise.data.io import ImageReadError, ImageTooLarge, png_bytes, read_image_bytes
 from pixelwise.segmenter import Segmenter
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -170,9 +169,7 @@ class Job:
         result = remove_background(
             rgb, seg, method=method, matting=self.matting, box_model=box_model, **self.options
         )
-        buf = io.BytesIO()
-        result.save(buf, format="PNG")
-        return buf.getvalue()
+        return png_bytes(result)
 
 
 def create_app(
