@@ -72,6 +72,7 @@ def files(tmp_path_factory) -> dict:
     frames = [Image.fromarray(photo(seed=s)) for s in range(3)]
     frames[0].save(pages / "stack.tif", save_all=True, append_images=frames[1:])
     frames[0].save(pages / "anim.gif", save_all=True, append_images=frames[1:])
+    Image.fromarray(photo(2, 600)).save(pages / "thin.png")  # 1 pixel high at 320 px
     (root / "empty").mkdir()
     d1, d2 = root / "d1", root / "d2"
     for d, s in ((d1, 2), (d2, 3)):
@@ -155,6 +156,12 @@ CLI_CASES = [
         "has 3 frames",
     ),
     (
+        "a photo too thin for GrabCut's central box",
+        ["remove-bg", "{pages}/thin.png", "-o", "{out}", "--method", "grabcut"],
+        1,
+        "thin.png: method grabcut needs the photo at least 3 pixels on each side",
+    ),
+    (
         "255 is a class, not ignore",
         ["train", "{bw}", "--out", "{out}", *TRAIN],
         2,
@@ -231,6 +238,18 @@ CLI_CASES = [
         ["predict", "{pickled}", "{good}/a.png", "--out", "{out}"],
         2,
         "which are never loaded",
+    ),
+    (
+        "a tile no larger than twice the overlap, refused before any file",
+        ["predict", "{ckpt}", "{good}/a.png", "--out", "{out}", "--tile", "64"],
+        2,
+        "--tile 64 must be larger than twice --overlap 64",
+    ),
+    (
+        "a negative overlap",
+        ["segment", "{good}/a.png", "--checkpoint", "{ckpt}", "--out", "{out}", "--overlap", "-1"],
+        2,
+        "--overlap must be 0 or more",
     ),
     (
         "bad PIXELWISE_MAX_PIXELS",

@@ -48,6 +48,20 @@ def test_graphcut_from_seeds():
     assert _foreground_iou(run_method("graphcut", image, seeds=seeds), truth) >= 0.95
 
 
+def test_grabcut_without_room_for_its_box_is_a_clear_error():
+    # OpenCV's own assertion otherwise; a 3 x 3 image is the smallest with a central box
+    rng = np.random.default_rng(0)
+    for h, w in ((1, 1), (2, 2), (1, 40), (40, 2)):
+        with pytest.raises(ValueError, match=f"at least 3 x 3 pixels, got {w} x {h}"):
+            run_method("graphcut", rng.integers(0, 255, (h, w, 3)).astype(np.uint8))
+    assert run_method("graphcut", rng.integers(0, 255, (3, 3, 3)).astype(np.uint8)).shape == (3, 3)
+    image, _ = _two_regions()
+    h, w = image.shape[:2]
+    for box in ((0, 0, w, h), (-5, -5, w + 10, h + 10), (4, 4, 0, 3)):
+        with pytest.raises(ValueError, match="pixels inside and outside it"):
+            run_method("graphcut", image, box=box)
+
+
 def test_hungarian_matching_hand_computed():
     regions = np.array([[0, 0, 1, 3], [1, 2, 2, 3]])
     target = np.array([[1, 1, 0, 0], [0, 0, 2, 2]])

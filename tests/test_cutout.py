@@ -62,6 +62,18 @@ def test_matting_and_grabcut_fallback():
         remove_background(image, tiny_seg(BrightIsForeground()), method="magic")
 
 
+def test_tiny_and_thin_photos_are_cut_out_or_refused_clearly():
+    rng = np.random.default_rng(0)
+    seg = tiny_seg(BrightIsForeground())
+    for h, w in ((1, 1), (2, 2), (1, 500), (500, 1), (5, 2000)):
+        photo = rng.integers(0, 255, (h, w, 3)).astype(np.uint8)
+        for kwargs in ({}, {"method": "model"}, {"box": (0, 0, w, h)}):
+            assert remove_background(photo, seg, mask_only=True, **kwargs).size == (w, h)
+        # under 3 pixels on a side at the working size (320 px on the longer side)
+        with pytest.raises(ValueError, match="method grabcut needs the photo at least 3"):
+            remove_background(photo, method="grabcut")
+
+
 def test_helpers_against_hand_cases():
     mask = np.zeros((20, 20), bool)
     mask[2:12, 2:12], mask[15:17, 15:17] = True, True

@@ -160,6 +160,18 @@ class PredictOptions:
     object_class: int | None = None  # segment, semantic models not trained on instances
     skip_existing: bool = False  # leave inputs whose main output exists alone
 
+    def __post_init__(self) -> None:
+        # checked once here rather than failing every file of a batch the same way
+        if self.overlap < 0:
+            raise ValueError(f"--overlap must be 0 or more, got {self.overlap}")
+        if self.tile is not None and self.tile < 0:
+            raise ValueError(f"--tile must be 0 (never tile) or more, got {self.tile}")
+        if self.tile and self.tile <= 2 * self.overlap:
+            raise ValueError(
+                f"--tile {self.tile} must be larger than twice --overlap {self.overlap}; "
+                "pass a smaller --overlap or a larger --tile"
+            )
+
 
 def predict_files(
     seg,

@@ -116,11 +116,20 @@ def graphcut(
         cv2.grabCut(rgb, mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     else:
         if box is None:
+            if min(h, w) < 3:
+                raise ValueError(
+                    f"GrabCut's central box needs at least 3 x 3 pixels, got {w} x {h}"
+                )
             dy, dx = max(1, int(h * margin)), max(1, int(w * margin))
             box = (dx, dy, w - 2 * dx, h - 2 * dy)
-        cv2.grabCut(
-            rgb, mask, tuple(int(v) for v in box), bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT
-        )
+        x, y, bw, bh = (int(v) for v in box)
+        x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + bw), min(h, y + bh)
+        if x1 <= x0 or y1 <= y0 or (x1 - x0) * (y1 - y0) == h * w:
+            raise ValueError(
+                f"GrabCut needs a box with pixels inside and outside it, got {tuple(box)} "
+                f"(x, y, width, height) in a {w} x {h} image"
+            )
+        cv2.grabCut(rgb, mask, (x, y, bw, bh), bgd, fgd, iterations, cv2.GC_INIT_WITH_RECT)
     return np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.int32)
 
 

@@ -457,6 +457,12 @@ def mask_of(
     :func:`familiar` photo the cut takes the network's probability as it is: with user input
     the one cut, without it the second (the refined probability)."""
     if method == "grabcut" and not hints.given:
+        if min(small.shape[:2]) < 3:
+            raise ValueError(
+                f"method grabcut needs the photo at least 3 pixels on each side at the working "
+                f"size; this one is {small.shape[1]} x {small.shape[0]} there (use the default "
+                "method)"
+            )
         return graphcut(small)
     graph = CutGraph.of_image(small)  # both cuts are of the same photo
     mask = cut_mask(small, prob, hints, plain=hints.given and familiar(prob), graph=graph)
