@@ -3,6 +3,9 @@
 - prediction: ``load_model(..., "auto")`` + ``precision="auto"`` (what ``pixelwise predict`` does)
   versus ``runtime="torch"``, ``precision="fp32"``, on N images, with the share of identical mask
   pixels;
+- the command: ``pixelwise predict CHECKPOINT FOLDER --out OUT`` on the same N images as PNG files
+  (model loading, reading, masks and overlays written) versus the same with ``--precision fp32
+  --runtime torch``, run in this process in turn, the issue's own measure;
 - int8: ONNX Runtime int8 (``export --int8``, calibrated on DATA) versus ONNX Runtime fp32, with
   the accuracy gate;
 - training: one step (batch 4, 256 x 256, Adam) on the default path versus fp32 contiguous;
@@ -99,6 +102,41 @@ def prediction_rows(checkpoint: Path, images) -> None:
     )
 
 
+def command_rows(checkpoint: Path, images, repeats: int) -> None:
+    import contextlib
+    import io
+    import shutil
+
+    from PIL import Image
+
+    from pixelwise.cli import main as pixelwise
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, out = Path(tmp) / "images", Path(tmp) / "out"
+        folder.mkdir()
+        for i, image in enumerate(images):
+            Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+                folder / f"{i:03d}.png"
+            )
+
+        def run(*options: str):
+            shutil.rmtree(out, ignore_errors=True)
+            argv = ["predict", str(checkpoint), str(folder), "--out", str(out), "--no-progress"]
+            with contextlib.redirect_stdout(io.StringIO()):
+                assert pixelwise([*argv, *options]) == 0
+
+        t = interleaved(
+            {"default": run, "fp32": lambda: run("--precision", "fp32", "--runtime", "torch")},
+            repeats,
+        )
+    print(
+        f"pixelwise predict on {len(images)} PNG files (load, predict, masks and overlays written): "
+        f"default {t['default']:.2f} s, --precision fp32 --runtime torch {t['fp32']:.2f} s: "
+        f"{t['fp32'] / t['default']:.2f}x (medians of {repeats} after a warm-up run each)",
+        flush=True,
+    )
+
+
 def int8_rows(checkpoint: Path, data: str, stems, images, repeats: int) -> None:
     from pixelwise.export import OnnxNetwork, export_int8, onnx_bytes
 
@@ -175,6 +213,7 @@ def main() -> None:
         if channels == 1:
             images = [im[..., :1] for im in images]
         prediction_rows(checkpoint, images)
+        command_rows(checkpoint, images, 2 if args.quick else 3)
         if args.int8:
             int8_rows(checkpoint, args.int8, args.val_stems, images, args.repeats)
         training_rows(256 if not args.quick else 128, max(2, args.repeats // 2), args.compile)
