@@ -150,6 +150,27 @@ def test_an_automatic_cut_that_keeps_nothing_hands_over_to_grabcut(monkeypatch):
     assert not cutout.cut_mask(rgb, prob, cutout.UserInput()).any()  # what it replaces
 
 
+def test_a_box_cut_that_keeps_nothing_keeps_the_networks_best_guess_in_the_box(monkeypatch):
+    import pixelwise.cutout as cutout
+
+    rgb, disc, square = scene()
+    prob = np.full(disc.shape, 0.01, np.float32)  # sure of background, a faint hunch on the disc
+    prob[disc] = 0.04
+    hints = cutout.UserInput(box=(15, 30, 75, 90))  # around the disc
+    assert cutout.familiar(prob)  # so the cut takes this prior as it is, and keeps nothing
+    assert np.array_equal(cutout.mask_of("graphcut", rgb, prob, None, hints), disc)
+    monkeypatch.setattr(cutout, "BOX_EMPTY_FALLBACK", False)
+    assert not cutout.mask_of("graphcut", rgb, prob, None, hints).any()  # what it replaces
+    # likelier than not where it can be; the strokes stay what they say; nothing outside the box
+    prob[square], prob[30:40, 20:30] = 0.9, 0.7
+    erase, keep = np.zeros(disc.shape, bool), np.zeros(disc.shape, bool)
+    erase[30:35, 20:30], keep[50, 40] = True, True
+    guess = cutout.best_guess(prob, cutout.UserInput(hints.box, keep, erase))
+    expected = np.zeros(disc.shape, bool)
+    expected[35:40, 20:30], expected[50, 40] = True, True
+    assert np.array_equal(guess, expected) and not guess[square].any()
+
+
 def test_a_familiar_photo_is_cut_on_the_networks_probability_as_it_is(monkeypatch):
     import pixelwise.cutout as cutout
 
