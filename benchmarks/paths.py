@@ -130,7 +130,8 @@ def command_rows(checkpoint: Path, images, repeats: int) -> None:
             repeats,
         )
     print(
-        f"pixelwise predict on {len(images)} PNG files (load, predict, masks and overlays written): "
+        f"pixelwise predict on {len(images)} PNG files (load, predict, masks and overlays "
+        "written): "
         f"default {t['default']:.2f} s, --precision fp32 --runtime torch {t['fp32']:.2f} s: "
         f"{t['fp32'] / t['default']:.2f}x (medians of {repeats} after a warm-up run each)",
         flush=True,
