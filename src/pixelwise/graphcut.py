@@ -90,6 +90,16 @@ class CutGraph:
         """The graph of ``rgb`` with :func:`pairwise_weights`' edges, not yet cut."""
         return cls(pairwise_weights(rgb, smoothness), smoothness)
 
+    @classmethod
+    def reused(cls, graph: CutGraph | None, rgb: np.ndarray, smoothness: float) -> CutGraph:
+        """``graph`` when it was made for an image of ``rgb``'s size with this ``smoothness``; a
+        new graph of ``rgb`` when it is ``None``."""
+        if graph is None:
+            return cls.of_image(rgb, smoothness)
+        if graph.shape != rgb.shape[:2] or graph.smoothness != smoothness:
+            raise ValueError("graph_cut: the CutGraph was made for another image or smoothness")
+        return graph
+
     def cut(self, unary_fg: np.ndarray, unary_bg: np.ndarray) -> np.ndarray:
         """The labelling minimising the energy with these unaries (see :func:`min_cut`)."""
         if self.graph is None:
@@ -149,6 +159,19 @@ def stroke_boost(strokes: np.ndarray, mass: float) -> np.ndarray:
     return strokes * (mass / n) if n else np.zeros(strokes.shape)
 
 
+def hard_constraints(
+    shape: tuple[int, int], foreground, background, box
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boolean (H, W) masks of the keep strokes, the erase strokes and what lies outside the box
+    (a pixel both kept and erased is kept; a keep stroke outside the box too)."""
+    stroke_fg = np.zeros(shape, bool) if foreground is None else foreground.astype(bool)
+    stroke_bg = (
+        np.zeros(shape, bool) if background is None else background.astype(bool) & ~stroke_fg
+    )
+    outside = ~box_mask(shape, box) & ~stroke_fg if box is not None else np.zeros(shape, bool)
+    return stroke_fg, stroke_bg, outside
+
+
 def graph_cut(
     rgb: np.ndarray,
     prior: np.ndarray,
@@ -185,18 +208,11 @@ def graph_cut(
             f"graph_cut needs an (H, W, 3) image and an (H, W) prior, got {rgb.shape} and {prior.shape}"
         )
     shape = prior.shape
-    stroke_fg = np.zeros(shape, bool) if foreground is None else foreground.astype(bool)
-    stroke_bg = (
-        np.zeros(shape, bool) if background is None else background.astype(bool) & ~stroke_fg
-    )
-    outside = ~box_mask(shape, box) & ~stroke_fg if box is not None else np.zeros(shape, bool)
+    stroke_fg, stroke_bg, outside = hard_constraints(shape, foreground, background, box)
     fixed_fg, fixed_bg = stroke_fg, stroke_bg | outside
     prior = relax_near(prior.astype(np.float64), stroke_fg | stroke_bg, reach * max(shape))
     prior = np.where(outside, 0.0, prior)
-    if graph is None:
-        graph = CutGraph.of_image(rgb, smoothness)
-    elif graph.shape != shape or graph.smoothness != smoothness:
-        raise ValueError("graph_cut: the CutGraph was made for another image or smoothness")
+    graph = CutGraph.reused(graph, rgb, smoothness)
     index = colour_index(rgb)
     prior_logit = prior_weight * _logit(prior)
     start = prior if box is None or start_from_prior else box_mask(shape, box).astype(np.float64)
