@@ -159,7 +159,7 @@ CLI_CASES = [
         "a photo too thin for GrabCut's central box",
         ["remove-bg", "{pages}/thin.png", "-o", "{out}", "--method", "grabcut"],
         1,
-        "thin.png: method grabcut needs the photo at least 3 pixels on each side",
+        "thin.png: method grabcut on the photo at its working size: GrabCut's central box needs at least 3 x 3",
     ),
     (
         "255 is a class, not ignore",

@@ -481,13 +481,12 @@ def mask_of(
     :func:`familiar` photo the cut takes the network's probability as it is: with user input
     the one cut, without it the second (the refined probability)."""
     if method == "grabcut" and not hints.given:
-        if min(small.shape[:2]) < 3:
+        try:
+            return graphcut(small)
+        except ValueError as error:  # too small at the working size for GrabCut's central box
             raise ValueError(
-                f"method grabcut needs the photo at least 3 pixels on each side at the working "
-                f"size; this one is {small.shape[1]} x {small.shape[0]} there (use the default "
-                "method)"
-            )
-        return graphcut(small)
+                f"method grabcut on the photo at its working size: {error} (use the default method)"
+            ) from None
     graph = CutGraph.of_image(small)  # both cuts are of the same photo
     mask = cut_mask(small, prob, hints, plain=hints.given and familiar(prob), graph=graph)
     if helper is not None and not hints.given and mask.any():
