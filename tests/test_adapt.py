@@ -48,6 +48,9 @@ def test_adapt_refuses_too_few_photos_and_other_models(photos, tmp_path):
     few = [str(photos / f"p{i}.jpg") for i in range(1, 4)]
     with pytest.raises(ValueError, match="3 photo\\(s\\) labelled; adapt needs at least 10"):
         adapt(few, tmp_path / "few", options=AdaptOptions(epochs=1), progress=False)
+    (tmp_path / "bad.jpg").write_bytes(b"not a photo")  # why so few: the failures are named
+    with pytest.raises(ValueError, match="3 photo.* labelled, 1 failed \\(first: .*bad.jpg: "):
+        adapt([*few, str(tmp_path / "bad.jpg")], tmp_path / "few2", progress=False)
     with pytest.raises(ValueError, match="foreground-box: adapt needs a whole-photo foreground"):
         adapt(few, tmp_path / "box", "foreground-box", progress=False)
     with pytest.raises(ValueError, match="m.onnx: adapt fine-tunes a .pt checkpoint"):

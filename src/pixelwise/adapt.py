@@ -89,9 +89,11 @@ def adapt(
         inputs, out / "data", start, box_helper(checkpoint, box_checkpoint), progress
     )
     if len(labelled.written) < MIN_PHOTOS:
+        failed = labelled.failures
         raise ValueError(
-            f"{', '.join(map(str, inputs))}: {len(labelled.written)} photo(s) labelled; adapt needs "
-            f"at least {MIN_PHOTOS}"
+            f"{', '.join(map(str, inputs))}: {len(labelled.written)} photo(s) labelled"
+            + (f", {len(failed)} failed (first: {failed[0][1]})" if failed else "")
+            + f"; adapt needs at least {MIN_PHOTOS}"
         )
     fit(
         TrainConfig(
