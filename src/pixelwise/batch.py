@@ -92,7 +92,8 @@ def run_batch(
 ) -> BatchResult:
     """The loop of every file command: for each image under ``inputs`` (this process's
     ``shard=(rank, world)`` share: every world-th, from rank), ``compute(src)`` runs inside the
-    bad-file guard (unreadable files and ValueErrors are recorded, the batch goes on), then
+    bad-file guard (unreadable files, ValueErrors and errors of one file's computation, such as
+    running out of memory, are recorded; the batch goes on), then
     ``write(src, rel, value)`` writes the outputs and returns (main output path, object count
     or None). ``skip(rel)`` true leaves an input alone. A progress bar shows the current file."""
     from tqdm import tqdm
@@ -115,11 +116,19 @@ def run_batch(
         except (ImageReadError, ValueError) as exc:
             result.fail(src, exc)
             continue
+        except (RuntimeError, MemoryError) as exc:  # e.g. out of memory on one huge image
+            result.fail(src, RuntimeError(f"{type(exc).__name__}: {first_line(exc)}"))
+            continue
         path, count = write(src, rel, value)
         result.written.append(path)
         if count is not None:
             result.counts.append((src, count))
     return result
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message on one line (torch's can run to many)."""
+    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def run_sharded(run, report) -> int:
