@@ -337,6 +337,37 @@ def test_max_pixels_can_be_raised_past_pillows_own_limit(files, monkeypatch):
     assert read_image(files["good"] / "a.png").shape == (48, 64, 3)  # 3072 pixels > 2 x 1000
 
 
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_a_photo_one_pixel_high_is_predicted_by_a_model_at_reduced_scale(runtime, tmp_path):
+    seg = tiny_seg()
+    seg.input_scale = 0.625  # as the bundled foreground model: 1 pixel would become 0
+    save_checkpoint(tmp_path / "scaled.pt", seg)
+    for h, w in ((1, 1), (1, 9), (2, 300), (9, 1)):
+        Image.fromarray(photo(h, w)).save(tmp_path / f"{h}x{w}.png")
+    args = [str(tmp_path / f"{h}x{w}.png") for h, w in ((1, 1), (1, 9), (2, 300), (9, 1))]
+    out = ["--out", str(tmp_path / "o"), "--runtime", runtime, "--no-progress"]
+    assert main(["predict", str(tmp_path / "scaled.pt"), *args, *out]) == 0
+    for h, w in ((1, 1), (1, 9), (2, 300), (9, 1)):
+        assert Image.open(tmp_path / "o" / "masks" / f"{h}x{w}.png").size == (w, h)
+
+
+def test_an_error_computing_one_file_fails_that_file_alone(tmp_path):
+    from pixelwise.batch import run_batch
+
+    for name in ("a", "huge", "z"):
+        Image.fromarray(photo()).save(tmp_path / f"{name}.png")
+
+    def compute(src):
+        if src.name == "huge.png":  # as torch words running out of memory, over two lines
+            raise RuntimeError("DefaultCPUAllocator: not enough memory\nTried to allocate 9 GB")
+        return src
+
+    result = run_batch([tmp_path], compute, lambda src, rel, v: (rel, None), "t", False)
+    assert result.written == [Path("a.png"), Path("z.png")]
+    reason = f"{tmp_path / 'huge.png'}: RuntimeError: DefaultCPUAllocator: not enough memory"
+    assert result.failures == [(tmp_path / "huge.png", reason)]
+
+
 # ---------------------------------------------------------------- the Python API
 
 

@@ -48,6 +48,30 @@ def test_onnx_equals_pytorch_on_random_sizes(name, kw):
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("name", EXPORTABLE)
+def test_inputs_too_small_for_the_graphs_pad_are_edge_padded_to_64(name):
+    import torch.nn.functional as F
+
+    seg = _seg(name)
+    session, refusals = OnnxNetwork(onnx_bytes(seg)), []
+    for h, w in ((1, 1), (1, 70), (5, 40), (9, 1)):
+        x = torch.randn(1, 3, h, w, generator=torch.Generator().manual_seed(h * w))
+        try:  # the graph alone: ONNX's reflect pad refuses a pad as large as the input
+            session.run(x)
+            refused = False
+        except Exception:
+            refused = True
+        if refused:  # then edge-padded to 64, run, cropped back
+            x_in = F.pad(x, (0, max(0, 64 - w), 0, max(0, 64 - h)), mode="replicate")
+        else:
+            x_in = x
+        with torch.no_grad():
+            expected = seg.network(x_in)[..., :h, :w]
+        torch.testing.assert_close(session(x), expected, rtol=0, atol=1e-4)
+        refusals.append(refused)
+    assert refusals[0] or name == "u2net"  # 1 x 1: padded by all but U^2-Net (which resizes)
+
+
 def test_original_unet_refuses_with_a_reason():
     with pytest.raises(ValueError, match="no dynamic-size ONNX graph"):
         onnx_bytes(_seg("unet_original"))

@@ -5,9 +5,12 @@ everything a checkpoint does except the weights' training state (classes, colour
 normalisation, mask encoding, input scale), so ``load_model("model.onnx")`` gives a
 :class:`~pixelwise.checkpoint.Segmenter` that predicts, tiles and segments like the original.
 
-Limit: the graph mirror-pads inputs up to a multiple of the model's downsampling factor
-(2**depth; 32 for the FCNs), which ONNX's reflect padding allows only for inputs at least that
-large on each side; PyTorch falls back to edge padding for smaller ones.
+The graph mirror-pads inputs up to a multiple of the model's downsampling factor (2**depth;
+32 for the FCNs), which ONNX's reflect padding allows only for pads smaller than the input;
+PyTorch falls back to edge padding there. When ONNX Runtime refuses an input under
+``SMALL_SIDE`` pixels on a side, :class:`OnnxNetwork` edge-pads it to that size itself and crops
+the logits back, so a thumbnail or a 1-pixel strip is predicted too (its logits then differ from
+PyTorch's near the padded edge).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pixelwise.data.io import atomic_write_bytes
 from pixelwise.segmenter import Segmenter
 
 METADATA_KEY = "pixelwise"
+SMALL_SIDE = 64  # the largest downsampling factor (depth 6): the graph's own pad fits above it
 OPSET = 18
 
 
@@ -96,6 +100,16 @@ class OnnxNetwork(nn.Module):
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        try:
+            return self.run(x)
+        except Exception:  # ORT's own error types; on a small input, the graph's reflect pad
+            if min(h, w) >= SMALL_SIDE:
+                raise
+        pad = (0, max(0, SMALL_SIDE - w), 0, max(0, SMALL_SIDE - h))
+        return self.run(torch.nn.functional.pad(x.float(), pad, mode="replicate"))[..., :h, :w]
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(x.detach().float().cpu().numpy())
         return torch.from_numpy(self.session.run(["logits"], {"image": array})[0])
 

@@ -53,10 +53,13 @@ def predict_probs(
     resolution), then resize the probabilities back bilinearly.
     """
     size = x.shape[-2:]
-    if scale != 1.0:
-        x = F.interpolate(
-            x, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False
+    if scale != 1.0:  # at least a pixel on each side (a photo 1 pixel high, at scale 0.625)
+        fit = (
+            {"scale_factor": scale}
+            if min(size) * scale >= 1
+            else {"size": at_least_one(size, scale)}
         )
+        x = F.interpolate(x, **fit, mode="bilinear", antialias=True, align_corners=False)
     if not tta:
         probs = predict_logits(network, x, precision).softmax(1)
     else:
@@ -69,6 +72,11 @@ def predict_probs(
     if probs.shape[-2:] != size:
         probs = F.interpolate(probs, size=size, mode="bilinear", align_corners=False)
     return probs
+
+
+def at_least_one(size, scale: float) -> list[int]:
+    """``size`` scaled as interpolate's ``scale_factor`` would (rounded down), but never to 0."""
+    return [max(1, int(d * scale)) for d in size]
 
 
 def tile_starts(size: int, core: int) -> list[int]:
