@@ -92,6 +92,7 @@ class OnnxNetwork(nn.Module):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
+        options.log_severity_level = 4  # errors come back as exceptions; forward retries some
         # ORT's worker threads otherwise spin after each run and hold the cores that the torch
         # code after it (softmax, argmax, graph cut) needs: on 2 cores a 512 x 512 predict took
         # 0.504 s with spinning, 0.483 s without, the session's run time the same (0.459 s)
