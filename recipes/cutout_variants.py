@@ -17,7 +17,8 @@ Variants (each changes one thing of the shipped code for the duration of its cal
   weighted half; 6 colour-model iterations instead of 3; working size 448 instead of 320;
   smoothness 10 or 40 instead of 20; colour weight 2; the colour models started from the
   network's prior instead of the box (GrabCut's way, the default); the held-out source's box model
-  (``RUNS/box-SOURCE/best.pt``, ``recipes/foreground_box_unet.sh``) averaged in, or alone.
+  (``RUNS/box-SOURCE/best.pt``, ``recipes/foreground_box_unet.sh``) averaged in, or alone; both
+  networks averaged over a left-right flip or over the 8 flips/rotations.
 
 ``--only TEXT`` runs the variants whose name contains TEXT.
 """
@@ -98,6 +99,16 @@ VARIANTS = {
         True,
         {"box_model": "box"},
         {"PRIOR_STARTS_COLOURS": True},
+    ),
+    "box: + box model, flip-averaged networks": (
+        True,
+        {"box_model": "box"},
+        {"predict_probs": averaged_probability("hflip")},
+    ),
+    "box: + box model, 8-view networks": (
+        True,
+        {"box_model": "box"},
+        {"predict_probs": averaged_probability("tta8")},
     ),
     "box: box model alone": (True, {"model": "box"}, {}),
     "box: no network": (True, {"method": "grabcut"}, {}),
