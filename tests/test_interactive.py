@@ -291,6 +291,7 @@ def test_cli_box_checkpoint_reaches_the_cut_out(monkeypatch, tmp_path):
         ({"box": "abc"}, "box must be four numbers"),
         ({"foreground_strokes": [{"radius": 3}]}, "each stroke must be"),
         ({"background_strokes": [{"points": [[1, float("nan")]], "radius": 3}]}, "finite point"),
+        ({"foreground_strokes": [{"points": [[1e308, 2]], "radius": 3}]}, "within 1,000,000"),
     ],
 )
 def test_bad_user_input_is_refused(kwargs, message):
@@ -367,6 +368,11 @@ def test_cli_box_strokes_and_boxes(tmp_path, capsys):
         == 0
     )
     assert iou(np.asarray(Image.open(out / "boxes" / "b.png")) > 127, square) > 0.85
+    assert "warning" not in capsys.readouterr().err
+    boxes.write_text(json.dumps({"a.png": [15, 30, 75, 90], "b.jpg": [95, 35, 145, 90]}))
+    run = ["remove-bg", str(photos), "-o", str(out / "typo"), "--boxes", str(boxes)]
+    assert main([*run, "--method", "grabcut", "--no-progress"]) == 0
+    assert "no input photo named b.jpg (those boxes are unused)" in capsys.readouterr().err
     assert (
         main(["remove-bg", str(photos), "-o", str(out / "x"), "--box", "1,2,3,4", "--no-progress"])
         == 2

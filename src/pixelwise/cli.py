@@ -522,11 +522,19 @@ def user_hints(args: argparse.Namespace, pairs: list[tuple[Path, Path]]):
     one = {"box": float_list(args.box)} if args.box else {}
     one |= read_strokes(args.strokes) if args.strokes else {}
     boxes = read_boxes(args.boxes) if args.boxes else {}
-    names = {src: rel.with_suffix("").as_posix() for src, rel in pairs}
+    keys = {src: (rel.with_suffix(src.suffix).as_posix(), src.name) for src, rel in pairs}
+    unused = sorted(set(boxes) - {k for both in keys.values() for k in both})
+    if unused:  # a typo would otherwise cut that photo without its box, silently
+        more = f" and {len(unused) - 3} more" if len(unused) > 3 else ""
+        print(
+            f"pixelwise remove-bg: warning: {args.boxes}: no input photo named "
+            f"{', '.join(unused[:3])}{more} (those boxes are unused)",
+            file=sys.stderr,
+        )
 
     def hints(src: Path) -> dict:
         if boxes:
-            key = next((k for k in (f"{names[src]}{src.suffix}", src.name) if k in boxes), None)
+            key = next((k for k in keys[src] if k in boxes), None)
             return {"box": boxes[key]} if key else {}
         return one
 

@@ -255,6 +255,9 @@ def check_box(box, shape: tuple[int, int]) -> Box:
     return x0, y0, x1, y1
 
 
+MAX_COORDINATE = 1_000_000  # a stroke point beyond it (1e308, say) would overflow the drawing
+
+
 def rasterize_strokes(strokes, shape: tuple[int, int], scale: float) -> np.ndarray | None:
     """Strokes as a boolean mask at ``shape`` (the working size; ``scale`` = working / photo).
 
@@ -275,9 +278,11 @@ def rasterize_strokes(strokes, shape: tuple[int, int], scale: float) -> np.ndarr
             radius = float(line.get("radius", 5))
         except (TypeError, KeyError, ValueError, AttributeError):
             raise ValueError('each stroke must be {"points": [[x, y], ...], "radius": r}') from None
-        if len(points) == 0 or not np.isfinite(points).all() or not (0 < radius < 10_000):
+        far = len(points) == 0 or not (np.abs(points) <= MAX_COORDINATE).all()  # NaN too
+        if far or not (0 < radius < 10_000):
             raise ValueError(
-                "a stroke needs at least one finite point and a radius between 0 and 10000"
+                f"a stroke needs at least one finite point within {MAX_COORDINATE:,} pixels of "
+                "the photo's corner and a radius between 0 and 10000"
             )
         pts = np.rint(points * scale).astype(np.int32)
         thickness = max(1, int(round(2 * radius * scale)))
