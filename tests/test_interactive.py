@@ -287,6 +287,7 @@ def test_cli_box_checkpoint_reaches_the_cut_out(monkeypatch, tmp_path):
     "kwargs, message",
     [
         ({"box": (5, 5, 2, 9)}, "x0 < x1 and y0 < y1"),
+        ({"box": (0, 0, float("inf"), 5)}, "box must have finite x0 < x1"),
         ({"box": (500, 500, 600, 600)}, "lies outside the 160 x 120 image"),
         ({"box": "abc"}, "box must be four numbers"),
         ({"foreground_strokes": [{"radius": 3}]}, "each stroke must be"),

@@ -249,7 +249,7 @@ def check_box(box, shape: tuple[int, int]) -> Box:
         raise ValueError(f"box must be four numbers x0, y0, x1, y1, got {box!r}") from None
     h, w = shape
     if not all(np.isfinite(v) for v in (x0, y0, x1, y1)) or not (x0 < x1 and y0 < y1):
-        raise ValueError(f"box must have x0 < x1 and y0 < y1, got {box!r}")
+        raise ValueError(f"box must have finite x0 < x1 and y0 < y1, got {box!r}")
     if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
         raise ValueError(f"box {box!r} lies outside the {w} x {h} image")
     return x0, y0, x1, y1
