@@ -30,7 +30,7 @@ from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import to_unit
 from pixelwise.data.io import as_image
 from pixelwise.data.transforms import crop_resize, grown_box, resize_image
-from pixelwise.graphcut import CutGraph, box_mask, graph_cut
+from pixelwise.graphcut import CutGraph, box_mask, box_window, graph_cut
 from pixelwise.inference import predict_probs
 from pixelwise.segmenter import Segmenter
 
@@ -74,14 +74,6 @@ def foreground_probability(
     x = to_tensor(match_channels(small, seg.in_channels), seg.norm)[None]
     probs = predict_probs(seg.network, x, precision)[0]
     return probs[1:].sum(0).numpy().astype(np.float32)  # every class but 0 is foreground
-
-
-def box_window(box: Box, shape: tuple[int, int]) -> tuple[int, int, int, int]:
-    """``box`` as whole pixels ``(x0, y0, x1, y1)`` inside an image of ``shape``, at least 1 x 1."""
-    h, w = shape
-    x0, y0 = min(w - 1, max(0, int(np.floor(box[0])))), min(h - 1, max(0, int(np.floor(box[1]))))
-    x1, y1 = max(x0 + 1, min(w, int(np.ceil(box[2])))), max(y0 + 1, min(h, int(np.ceil(box[3]))))
-    return x0, y0, x1, y1
 
 
 def box_probability(

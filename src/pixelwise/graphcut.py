@@ -233,13 +233,18 @@ def graph_cut(
     return mask
 
 
-def box_mask(shape: tuple[int, int], box: tuple[float, float, float, float]) -> np.ndarray:
-    """Boolean (H, W): True inside ``box = (x0, y0, x1, y1)`` (pixel edges, clipped)."""
+def box_window(box: tuple[float, ...], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``box = (x0, y0, x1, y1)`` (pixel edges) as the whole pixels ``(x0, y0, x1, y1)`` it
+    touches inside an image of ``shape``, at least 1 x 1."""
     h, w = shape
-    x0, y0, x1, y1 = box
-    inside = np.zeros((h, w), bool)
-    inside[
-        max(0, int(np.floor(y0))) : min(h, int(np.ceil(y1))),
-        max(0, int(np.floor(x0))) : min(w, int(np.ceil(x1))),
-    ] = True
+    x0, y0 = min(w - 1, max(0, int(np.floor(box[0])))), min(h - 1, max(0, int(np.floor(box[1]))))
+    x1, y1 = max(x0 + 1, min(w, int(np.ceil(box[2])))), max(y0 + 1, min(h, int(np.ceil(box[3]))))
+    return x0, y0, x1, y1
+
+
+def box_mask(shape: tuple[int, int], box: tuple[float, float, float, float]) -> np.ndarray:
+    """Boolean (H, W): True on the pixels of :func:`box_window`."""
+    x0, y0, x1, y1 = box_window(box, shape)
+    inside = np.zeros(shape, bool)
+    inside[y0:y1, x0:x1] = True
     return inside
