@@ -1,6 +1,7 @@
 """Box-prompted and stroke-corrected cut-outs on photos with known masks.
 
     python recipes/interactive_eval.py CHECKPOINT LIST [--box-model BOX] [--data DIR] [--json OUT]
+        [--limit N] [--strokes K]
 
 For each photo the box is the mask's bounding box grown by 5 % of its size on every side (as
 interactive-segmentation benchmarks do). Scored, IoU of alpha > 0.5 with the mask at full
@@ -13,7 +14,10 @@ resolution, on the same photos:
 - ``box, no network``: the same graph cut with colour models only (``method="grabcut"``);
 - ``box + 1 stroke``: the ``box`` result corrected by one stroke (radius 1 % of the longer side)
   at the centre of its largest error region: a keep stroke where foreground was missed, an
-  erase stroke where background was kept, as a user would draw it.
+  erase stroke where background was kept, as a user would draw it;
+- ``box + K strokes`` (``--strokes K``): then a second stroke at the largest error region of
+  that result, and so on, the strokes accumulating (a user correcting what is still wrong);
+  with ``--strokes-without-network`` the same for the ``box, no network`` result.
 
 LIST as for recipes/foreground_eval.py (``source/stem`` lines or an images/ + masks/ folder).
 """
@@ -72,28 +76,42 @@ def corrective_stroke(alpha: np.ndarray, truth: np.ndarray) -> tuple[str, dict]:
     return kind, {"points": [[float(x), float(y)]], "radius": max(2.0, 0.01 * max(truth.shape))}
 
 
-def score_photo(model, image: np.ndarray, truth: np.ndarray, box_model=None) -> dict[str, float]:
+def iou_of(alpha, truth: np.ndarray) -> float:
+    return mask_iou_and_alpha_error(
+        np.asarray(alpha, np.float32) / (255 if np.max(alpha) > 1 else 1), truth
+    )[0]
+
+
+def corrected(image, truth, result: np.ndarray, strokes: int, **cut) -> list[float]:
+    """IoU after each of ``strokes`` corrective strokes, each drawn at the largest error of the
+    result so far and kept (``remove_background(image, **cut)`` with all strokes so far)."""
+    drawn: dict[str, list] = {"foreground_strokes": [], "background_strokes": []}
+    scores = []
+    for _ in range(strokes):
+        kind, stroke = corrective_stroke(result, truth)
+        if stroke["points"]:
+            drawn[kind].append(stroke)
+            result = np.asarray(remove_background(image, **cut, **drawn), np.float32) / 255
+        scores.append(iou_of(result, truth))
+    return scores
+
+
+def score_photo(
+    model, image: np.ndarray, truth: np.ndarray, box_model=None, strokes: int = 1, both=False
+) -> dict[str, float]:
     box = grown_box(truth)
-
-    def iou(alpha):
-        return mask_iou_and_alpha_error(
-            np.asarray(alpha, np.float32) / (255 if np.max(alpha) > 1 else 1), truth
-        )[0]
-
-    out = {"opencv-grabcut": iou(opencv_grabcut(image, box))}
-    boxed = remove_background(image, model, box=box, mask_only=True, box_model=box_model)
-    boxed = np.asarray(boxed, np.float32) / 255
-    out["box"] = iou(boxed)
-    no_net = remove_background(image, None, method="grabcut", box=box, mask_only=True)
-    out["box, no network"] = iou(np.asarray(no_net, np.float32) / 255)
-    kind, stroke = corrective_stroke(boxed, truth)
-    if stroke["points"]:
-        fixed = remove_background(
-            image, model, box=box, mask_only=True, box_model=box_model, **{kind: [stroke]}
-        )
-        out["box + 1 stroke"] = iou(np.asarray(fixed, np.float32) / 255)
-    else:
-        out["box + 1 stroke"] = out["box"]
+    out = {"opencv-grabcut": iou_of(opencv_grabcut(image, box), truth)}
+    cut = {"model": model, "box": box, "mask_only": True, "box_model": box_model}
+    boxed = np.asarray(remove_background(image, **cut), np.float32) / 255
+    out["box"] = iou_of(boxed, truth)
+    plain = {"model": None, "method": "grabcut", "box": box, "mask_only": True}
+    no_net = np.asarray(remove_background(image, **plain), np.float32) / 255
+    out["box, no network"] = iou_of(no_net, truth)
+    for k, score in enumerate(corrected(image, truth, boxed, strokes, **cut), start=1):
+        out[f"box + {k} stroke" + ("s" if k > 1 else "")] = score
+    if both:
+        for k, score in enumerate(corrected(image, truth, no_net, strokes, **plain), start=1):
+            out[f"no network + {k} stroke" + ("s" if k > 1 else "")] = score
     return out
 
 
@@ -104,6 +122,12 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/foreground")
     parser.add_argument("--box-model", help="a box model (train --box-crop) to help inside the box")
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--strokes", type=int, default=1, help="corrective strokes, one by one")
+    parser.add_argument(
+        "--strokes-without-network",
+        action="store_true",
+        help="also correct the 'box, no network' result with its own strokes",
+    )
     parser.add_argument("--json")
     args = parser.parse_args()
     model = get_model(args.checkpoint)
@@ -113,7 +137,9 @@ def main() -> None:
     for source, image_path, mask_path in photos(Path(args.list), Path(args.data))[: args.limit]:
         image, truth = read_image(image_path), read_mask(mask_path) > 0
         start = time.perf_counter()
-        for method, value in score_photo(model, image, truth, box_model).items():
+        for method, value in score_photo(
+            model, image, truth, box_model, args.strokes, args.strokes_without_network
+        ).items():
             table[source][method].append(value)
         seconds.append(time.perf_counter() - start)
     summary = {
@@ -126,7 +152,7 @@ def main() -> None:
             + "  ".join(f"{m} {v:.4f}" for m, v in row.items() if m != "images")
             + f"  ({row['images']} photos)"
         )
-    print(f"median {statistics.median(seconds):.2f} s per photo for all four", flush=True)
+    print(f"median {statistics.median(seconds):.2f} s per photo for all of them", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
 

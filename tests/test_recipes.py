@@ -146,3 +146,20 @@ def test_selftrain_labels_only_unscored_photos_and_mixes_as_many_labelled(tmp_pa
     assert [p.name for p in (out / "val" / "images").iterdir()] == [
         p.name for p in (split / "val" / "images").iterdir()
     ]
+
+
+def test_corrective_strokes_are_drawn_on_the_largest_error_and_kept(monkeypatch):
+    from conftest import disc_and_square
+
+    monkeypatch.syspath_prepend(str(REPO / "recipes"))
+    interactive = _load("interactive_eval")
+    rgb, disc, square = disc_and_square(120, 160, (60, 45, 25), (40, 85, 100, 140))
+    truth = disc | square
+    box = interactive.grown_box(truth)
+    start = np.zeros(truth.shape, np.float32)  # a result that missed everything
+    kind, stroke = interactive.corrective_stroke(start, truth)
+    x, y = (int(v) for v in stroke["points"][0])
+    assert kind == "foreground_strokes" and truth[y, x]  # a keep stroke inside the miss
+    cut = {"model": None, "method": "grabcut", "box": box, "mask_only": True}
+    scores = interactive.corrected(rgb, truth, start, 3, **cut)
+    assert len(scores) == 3 and scores[0] > 0.3 and scores[-1] > 0.9
