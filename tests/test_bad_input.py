@@ -126,6 +126,12 @@ TRAIN = [
 CLI_CASES = [
     # (id, argv with {placeholders}, exit status, message fragment)
     (
+        "an output folder that is a file",
+        ["predict", "{ckpt}", "{good}/a.png", "--out", "{ckpt}"],
+        2,
+        ".pt/masks: Not a directory",
+    ),
+    (
         "same stem twice",
         ["predict", "{ckpt}", "{good}/a.png", "{good}/a.jpg", "--out", "{out}"],
         2,

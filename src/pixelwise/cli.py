@@ -687,6 +687,13 @@ def missing_extra(exc: ImportError) -> str | None:
     return None
 
 
+def one_line(exc: Exception) -> str:
+    """The error as one line; the operating system's as 'FILE: problem' ('out: File exists')."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -706,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pixelwise {args.command}: error: {message}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as exc:
-        print(f"pixelwise {args.command}: error: {exc}", file=sys.stderr)
+        print(f"pixelwise {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
