@@ -77,6 +77,30 @@ def test_tiny_and_thin_photos_are_cut_out_or_refused_clearly():
             remove_background(photo, method="grabcut")
 
 
+def test_full_resolution_helpers_equal_scipy_and_numpy():
+    from scipy import ndimage
+
+    from pixelwise.cutout import filled, grey_of, keep_largest
+
+    rng = np.random.default_rng(0)
+    for trial in range(20):  # blobs with holes, some touching the border, some tied in size
+        mask = ndimage.gaussian_filter(rng.random((60, 80)), 2 + trial % 3) > 0.5
+        mask[rng.integers(0, 60, 30), rng.integers(0, 80, 30)] ^= True
+        np.testing.assert_array_equal(filled(mask), ndimage.binary_fill_holes(mask))
+        labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        largest = labels == sizes.argmax() if n > 1 else mask
+        np.testing.assert_array_equal(keep_largest(mask, False), largest)
+        np.testing.assert_array_equal(keep_largest(mask), ndimage.binary_fill_holes(largest))
+    tie = np.zeros((10, 10), bool)
+    tie[1:3, 1:3] = tie[6:8, 6:8] = True  # two of 4 pixels: the first in raster order wins
+    assert keep_largest(tie)[1, 1] and not keep_largest(tie)[6, 6]
+    assert not keep_largest(np.zeros((5, 5), bool)).any()
+    rgb = rng.integers(0, 256, (31, 17, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(grey_of(rgb), rgb.astype(np.float32).mean(-1) / 255.0)
+
+
 def test_helpers_against_hand_cases():
     mask = np.zeros((20, 20), bool)
     mask[2:12, 2:12], mask[15:17, 15:17] = True, True
