@@ -300,6 +300,26 @@ def test_bad_user_input_is_refused(kwargs, message):
         remove_background(scene()[0], method="grabcut", **kwargs)
 
 
+def test_cli_out_naming_a_png_file_for_one_photo(tmp_path, capsys):
+    rgb, disc, square = scene()
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    Image.fromarray(rgb).save(tmp_path / "b.png")
+    run = ["remove-bg", "--method", "grabcut", "--box", "15,30,75,90", "--no-progress"]
+    assert main([*run, str(tmp_path / "a.png"), "-o", str(tmp_path / "out" / "cut.png")]) == 0
+    assert iou(np.asarray(Image.open(tmp_path / "out" / "cut.png"))[..., 3] > 127, disc) > 0.9
+    again = [*run, str(tmp_path / "a.png"), "-o", str(tmp_path / "out" / "cut.png")]
+    assert main([*again, "--skip-existing"]) == 0
+    assert "wrote 0 cut-outs to" in capsys.readouterr().out  # the file counts as the output
+    run = ["remove-bg", "--method", "grabcut", "--no-progress"]
+    assert (
+        main(
+            [*run, str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "m.png")]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "m.png").iterdir()) == ["a.png", "b.png"]  # a folder
+
+
 def test_cli_box_strokes_and_boxes(tmp_path, capsys):
     rgb, disc, square = scene()
     photos = tmp_path / "photos"

@@ -103,13 +103,13 @@ def test_readme_commands_run(readme_cwd, capsys):
     for folder, name in (
         ("cutouts", "000"),
         ("cutouts-matted", "000"),
-        ("cutouts-grabcut", "001"),
         ("cutouts-box", "002"),
         ("cutouts-box2", "002"),
         ("cutouts-tuned", "002"),
         ("cutouts-adapted", "horse001"),
     ):
         assert Image.open(f"runs/{folder}/{name}.png").mode == "RGBA"
+    assert Image.open("runs/001-grabcut.png").mode == "RGBA"  # -o naming the file
     from pixelwise import load_model
 
     assert load_model("runs/horse-box/best.pt").box_input == 64  # the shortened run's crop

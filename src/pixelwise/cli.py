@@ -120,11 +120,12 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     ),
     "remove-bg": (
         "cut out the foreground of photos (transparent PNGs)",
-        "Writes OUT/<name>.png (RGBA; folders keep their inner structure). Bad files are skipped, listed at "
-        "the end, and make the exit status 1.",
+        "Writes OUT/<name>.png (RGBA; folders keep their inner structure), or OUT itself when it "
+        "ends in .png and one photo is given. Bad files are skipped, listed at the end, and make "
+        "the exit status 1.",
         [
             "inputs",
-            "out_folder",
+            "out_cutouts",
             "checkpoint_option",
             "box_checkpoint",
             "method",
@@ -481,10 +482,14 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
     background = args.background
     if background and background.startswith("#"):
         background = parse_colour(background)
-    hints = user_hints(args, output_names(args.inputs))
+    pairs = output_names(args.inputs)
+    hints = user_hints(args, pairs)
     model = get_model(args.checkpoint, args.runtime) if args.method != "grabcut" else None
     box_model = box_helper(args.checkpoint, args.box_checkpoint) if model is not None else None
     out = Path(args.out)
+    # "-o cut.png" for one photo names the cut-out itself; otherwise OUT is a folder
+    one_file = out.suffix.lower() == ".png" and not out.is_dir() and len(pairs) == 1
+    target = {rel: out if one_file else out / rel for _, rel in pairs}
 
     def compute(src):
         return remove_background(
@@ -500,10 +505,10 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
         )
 
     def write(src, rel, cutout):
-        save_png(out / rel, cutout)
-        return out / rel, None
+        save_png(target[rel], cutout)
+        return target[rel], None
 
-    skip = (lambda rel: (out / rel).exists()) if args.skip_existing else None
+    skip = (lambda rel: target[rel].exists()) if args.skip_existing else None
     result = run_batch(args.inputs, compute, write, "remove-bg", args.progress, skip=skip)
     skipped = f" ({result.skipped} existing skipped)" if result.skipped else ""
     print(f"wrote {len(result.written)} cut-outs to {args.out}" + skipped)

@@ -423,6 +423,12 @@ SHARED: dict[str, Opt] = {
     ),
     "out": Opt(("--out",), "output folder", required=True),
     "out_folder": Opt(("-o", "--out"), "output folder", required=True, dest="out"),
+    "out_cutouts": Opt(
+        ("-o", "--out"),
+        "output folder (cut-outs as NAME.png inside), or a .png file for one photo",
+        required=True,
+        dest="out",
+    ),
     "inputs": Opt(("inputs",), "image files and/or folders (searched recursively)", nargs="+"),
     "skip_existing": Opt(
         ("--skip-existing",), "leave inputs whose output exists alone", action="store_true"
