@@ -115,6 +115,23 @@ def test_helpers_against_hand_cases():
     )  # constant in, constant out
 
 
+def test_guided_filter_against_he_et_al_in_float64():
+    from scipy.ndimage import uniform_filter
+
+    rng = np.random.default_rng(1)
+    guide = rng.random((40, 50)).astype(np.float32)
+    src = (rng.random((40, 50)) > 0.5).astype(np.float32)
+    r, eps = 4, 1e-3
+
+    def box(x):  # the mean over a (2r + 1)^2 window, borders mirrored as OpenCV's BORDER_REFLECT
+        return uniform_filter(x.astype(np.float64), 2 * r + 1, mode="reflect")
+
+    i, p = guide.astype(np.float64), src.astype(np.float64)
+    a = (box(i * p) - box(i) * box(p)) / (box(i * i) - box(i) ** 2 + eps)
+    b = box(p) - a * box(i)
+    np.testing.assert_allclose(guided_filter(guide, src, r, eps), box(a) * i + box(b), atol=1e-6)
+
+
 @pytest.fixture
 def fg_checkpoint(tmp_path):
     """A real (untrained) checkpoint for CLI runs: the answer is irrelevant, the plumbing is not."""
