@@ -97,6 +97,10 @@ def test_full_resolution_helpers_equal_scipy_and_numpy():
     tie[1:3, 1:3] = tie[6:8, 6:8] = True  # two of 4 pixels: the first in raster order wins
     assert keep_largest(tie)[1, 1] and not keep_largest(tie)[6, 6]
     assert not keep_largest(np.zeros((5, 5), bool)).any()
+    ring = np.zeros((7, 7), np.int32)  # 0/1 integers, as a label image might be
+    ring[1:6, 1:6], ring[3, 3] = 1, 0
+    np.testing.assert_array_equal(filled(ring), ndimage.binary_fill_holes(ring))
+    np.testing.assert_array_equal(keep_largest(ring), ndimage.binary_fill_holes(ring))
     rgb = rng.integers(0, 256, (31, 17, 3)).astype(np.uint8)
     np.testing.assert_array_equal(grey_of(rgb), rgb.astype(np.float32).mean(-1) / 255.0)
 

@@ -179,6 +179,7 @@ def keep_largest(mask: np.ndarray, fill_holes: bool = True) -> np.ndarray:
     tie), holes filled."""
     import cv2
 
+    mask = np.asarray(mask, bool)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if n > 2:  # label 0 is the background
         mask = labels == 1 + int(stats[1:, cv2.CC_STAT_AREA].argmax())
@@ -190,6 +191,7 @@ def filled(mask: np.ndarray) -> np.ndarray:
     mask."""
     import cv2
 
+    mask = np.asarray(mask, bool)
     n, labels = cv2.connectedComponents((~mask).astype(np.uint8), connectivity=4)
     hole = np.ones(n, bool)
     hole[0] = False  # the mask itself
