@@ -85,6 +85,22 @@ def test_new_names_and_defaults(argv, dest, value, capsys):
     assert "deprecated" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "D"],
+        ["predict", "c.pt", "x"],
+        ["segment", "x"],
+        ["remove-bg", "x"],
+        ["adapt", "x"],
+        ["compare", "D", "--methods", "otsu"],
+        ["demo"],
+    ],
+)
+def test_every_output_folder_is_dash_o_or_out(argv):
+    assert parse(*argv, "-o", "o").out == "o" == parse(*argv, "--out", "o").out
+
+
 def test_every_command_has_help(capsys):
     for command in (
         "train",

@@ -35,6 +35,16 @@ EXTRAS = {
     "playwright": "browser",
 }
 
+
+def default_out(command: str) -> Opt:
+    return Opt(
+        ("-o", "--out"),
+        f"output folder (default {command}-output)",
+        f"{command}-output",
+        dest="out",
+    )
+
+
 COMMANDS: dict[str, tuple[str, str, list]] = {
     # name: (help, description, options: Opt or the name of a shared option)
     "train": (
@@ -105,7 +115,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         [
             "inputs",
             Opt(("--checkpoint",), f"{MODEL_HELP} (default nuclei)", "nuclei", old=("--model",)),
-            Opt(("--out",), "output folder (default segment-output)", "segment-output"),
+            default_out("segment"),
             "min_object_size",
             "object_class",
             "score_threshold",
@@ -173,7 +183,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "skipped and listed.",
         [
             "inputs",
-            "out_folder",
+            "out",
             "checkpoint_option",
             "box_checkpoint",
             Opt(("--epochs",), "default 8", 8, type=int),
@@ -252,7 +262,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "otsu,kmeans,graphcut,unet:runs/u/best.pt",
                 required=True,
             ),
-            Opt(("--out",), "output folder (default compare-output)", "compare-output"),
+            default_out("compare"),
             Opt(
                 ("--mask-values",), "stored mask value of class 0,1,... (e.g. 0,255)", type=int_list
             ),
@@ -306,7 +316,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "train on generated shapes, then predict and evaluate (about a minute)",
         "",
         [
-            Opt(("--out",), "output folder (default demo-output)", "demo-output"),
+            default_out("demo"),
             Opt(
                 ("--remove-bg",),
                 "instead: cut out scikit-image's sample photos with the bundled foreground model",

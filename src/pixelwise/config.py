@@ -130,7 +130,9 @@ class TrainConfig:
     """Everything a training run depends on; saved in every checkpoint."""
 
     data: str = opt(None, "dataset root folder, or a COCO instances JSON for mask_rcnn", "data")
-    out: str = opt(None, "run folder for checkpoints, metrics and plots", required=True)
+    out: str = opt(
+        None, "run folder for checkpoints, metrics and plots", "-o", "--out", required=True
+    )
     model: str = opt("unet", "architecture (see 'pixelwise models'; default unet)")
     depth: int = opt(
         4, "U-Nets, SegNet, DeconvNet: number of down-sampling levels (default 4)", type=int
@@ -421,8 +423,7 @@ SHARED: dict[str, Opt] = {
         type=int,
         metavar="ID",
     ),
-    "out": Opt(("--out",), "output folder", required=True),
-    "out_folder": Opt(("-o", "--out"), "output folder", required=True, dest="out"),
+    "out": Opt(("-o", "--out"), "output folder", required=True, dest="out"),
     "out_cutouts": Opt(
         ("-o", "--out"),
         "output folder (cut-outs as NAME.png inside), or a .png file for one photo",
