@@ -67,7 +67,9 @@ def read_checkpoint(path: str | Path) -> dict:
         )
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # not a pickle at all: text, an image, ...
+            raise ValueError(f"{path}: not a PyTorch checkpoint file") from None
         raise ValueError(
             f"{path}: not a pixelwise checkpoint (it holds Python objects other than tensors and "
             "plain data, which are never loaded: they could run code)"
