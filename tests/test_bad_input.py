@@ -129,7 +129,7 @@ CLI_CASES = [
         "an output folder that is a file",
         ["predict", "{ckpt}", "{good}/a.png", "--out", "{ckpt}"],
         2,
-        ".pt/masks: Not a directory",
+        "model.pt: a file is in the way of a folder of that name",
     ),
     (
         "same stem twice",
@@ -244,6 +244,18 @@ CLI_CASES = [
         ["predict", "{pickled}", "{good}/a.png", "--out", "{out}"],
         2,
         "which are never loaded",
+    ),
+    (
+        "an export folder that is a file",
+        ["export", "{ckpt}", "--onnx", "{good}/a.png/model.onnx"],
+        2,
+        "a.png: a file is in the way of a folder of that name",
+    ),
+    (
+        "a photo where the checkpoint goes",
+        ["predict", "{good}/a.jpg", "{good}/a.png", "--out", "{out}"],
+        2,
+        "a.jpg: not a PyTorch checkpoint file",
     ),
     (
         "a tile no larger than twice the overlap, refused before any file",

@@ -414,7 +414,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
     seg = load_model(args.checkpoint, args.runtime)
 
     def report(result) -> None:
-        counts = ", ".join(f"{p.stem}: {n}" for p, n in result.counts[:10])
+        counts = ", ".join(f"{p}: {n}" for p, n in result.counts[:10]) + (
+            f", ... ({len(result.counts)} images)" if len(result.counts) > 10 else ""
+        )
         print(
             f"wrote {len(result.written)} instance label images to {Path(args.out) / 'instances'} and overlays to "
             f"{Path(args.out) / 'overlays'}" + (f"\nobjects per image: {counts}" if counts else "")
@@ -703,7 +705,12 @@ def missing_extra(exc: ImportError) -> str | None:
 
 
 def one_line(exc: Exception) -> str:
-    """The error as one line; the operating system's as 'FILE: problem' ('out: File exists')."""
+    """The error as one line; the operating system's as 'FILE: problem' ('out: Permission denied')."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename is not None:
+        path = Path(exc.filename)
+        blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:  # mkdir of OUT/masks where OUT is a file
+            return f"{blocking}: a file is in the way of a folder of that name"
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return str(exc)
