@@ -89,19 +89,21 @@ def run_batch(
     progress: bool = True,
     shard: tuple[int, int] = (0, 1),
     skip=None,
+    pairs: list[tuple[Path, Path]] | None = None,
 ) -> BatchResult:
     """The loop of every file command: for each image under ``inputs`` (this process's
     ``shard=(rank, world)`` share: every world-th, from rank), ``compute(src)`` runs inside the
     bad-file guard (unreadable files, ValueErrors and errors of one file's computation, such as
     running out of memory, are recorded; the batch goes on), then
     ``write(src, rel, value)`` writes the outputs and returns (main output path, object count
-    or None). ``skip(rel)`` true leaves an input alone. A progress bar shows the current file."""
+    or None). ``skip(rel)`` true leaves an input alone. ``pairs``: ``output_names(inputs)`` when
+    the caller has listed them already. A progress bar shows the current file."""
     from tqdm import tqdm
 
     max_pixels_limit()  # a bad PIXELWISE_MAX_PIXELS is one usage error, not a failure per file
     result = BatchResult()
     bar = tqdm(
-        output_names(inputs)[shard[0] :: shard[1]],
+        (output_names(inputs) if pairs is None else pairs)[shard[0] :: shard[1]],
         desc=desc,
         unit="img",
         disable=not progress,

@@ -521,7 +521,9 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
         return target[rel], None
 
     skip = (lambda rel: target[rel].exists()) if args.skip_existing else None
-    result = run_batch(args.inputs, compute, write, "remove-bg", args.progress, skip=skip)
+    result = run_batch(
+        args.inputs, compute, write, "remove-bg", args.progress, skip=skip, pairs=pairs
+    )
     skipped = f" ({result.skipped} existing skipped)" if result.skipped else ""
     print(f"wrote {len(result.written)} cut-outs to {args.out}" + skipped)
     return report_failures(result)
