@@ -97,8 +97,22 @@ def test_new_names_and_defaults(argv, dest, value, capsys):
         ["demo"],
     ],
 )
-def test_every_output_folder_is_dash_o_or_out(argv):
+def test_every_output_folder_is_dash_o_or_out(argv):  # train and adapt require one
     assert parse(*argv, "-o", "o").out == "o" == parse(*argv, "--out", "o").out
+
+
+@pytest.mark.parametrize(
+    "argv, out",
+    [
+        (["predict", "c.pt", "x"], "predict-output"),
+        (["segment", "x"], "segment-output"),
+        (["remove-bg", "x"], "remove-bg-output"),  # the design's first journey: remove-bg photo.jpg
+        (["compare", "D", "--methods", "otsu"], "compare-output"),
+        (["demo"], "demo-output"),
+    ],
+)
+def test_output_folders_have_a_default_where_nothing_is_trained(argv, out):
+    assert parse(*argv).out == out
 
 
 def test_every_command_has_help(capsys):

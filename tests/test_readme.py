@@ -101,7 +101,6 @@ def test_readme_commands_run(readme_cwd, capsys):
         "passed" in load_onnx("runs/isbi/model-int8.onnx")[0]["int8"]
     )  # the gate, recorded in the file
     for folder, name in (
-        ("cutouts", "000"),
         ("cutouts-matted", "000"),
         ("cutouts-box", "002"),
         ("cutouts-box2", "002"),
@@ -110,6 +109,7 @@ def test_readme_commands_run(readme_cwd, capsys):
     ):
         assert Image.open(f"runs/{folder}/{name}.png").mode == "RGBA"
     assert Image.open("runs/001-grabcut.png").mode == "RGBA"  # -o naming the file
+    assert Image.open("remove-bg-output/000.png").mode == "RGBA"  # no -o: the default folder
     from pixelwise import load_model
 
     assert load_model("runs/horse-box/best.pt").box_input == 64  # the shortened run's crop

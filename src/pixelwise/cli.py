@@ -71,7 +71,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "a classical method instead of a checkpoint (otsu, kmeans, graphcut, felzenszwalb, "
                 "slic, watershed); masks then hold region ids",
             ),
-            "out",
+            default_out("predict"),
             "score_threshold",
             "precision",
             "tta",

@@ -426,8 +426,9 @@ SHARED: dict[str, Opt] = {
     "out": Opt(("-o", "--out"), "output folder", required=True, dest="out"),
     "out_cutouts": Opt(
         ("-o", "--out"),
-        "output folder (cut-outs as NAME.png inside), or a .png file for one photo",
-        required=True,
+        "output folder (default remove-bg-output; cut-outs as NAME.png inside), or a .png file "
+        "for one photo",
+        "remove-bg-output",
         dest="out",
     ),
     "inputs": Opt(("inputs",), "image files and/or folders (searched recursively)", nargs="+"),
