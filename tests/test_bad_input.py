@@ -246,6 +246,12 @@ CLI_CASES = [
         "which are never loaded",
     ),
     (
+        "a cut-out named .jpg",
+        ["remove-bg", "{good}/a.png", "-o", "{out}/cut.jpg", "--method", "grabcut"],
+        2,
+        "cut.jpg: cut-outs are PNG files",
+    ),
+    (
         "an export folder that is a file",
         ["export", "{ckpt}", "--onnx", "{good}/a.png/model.onnx"],
         2,

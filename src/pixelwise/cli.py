@@ -489,16 +489,21 @@ def predict_classical(args: argparse.Namespace) -> int:
 def cmd_remove_bg(args: argparse.Namespace) -> int:
     from pixelwise.batch import output_names, report_failures, run_batch
     from pixelwise.cutout import box_helper, get_model, parse_colour, remove_background
-    from pixelwise.data.io import save_png
+    from pixelwise.data.io import IMAGE_SUFFIXES, save_png
 
     background = args.background
     if background and background.startswith("#"):
         background = parse_colour(background)
+    out = Path(args.out)
+    if out.suffix.lower() in set(IMAGE_SUFFIXES) - {".png"} and not out.is_dir():
+        raise ValueError(  # "-o cut.jpg" would otherwise become a folder named cut.jpg
+            f"-o {out}: cut-outs are PNG files (they keep transparency); name one photo's "
+            "cut-out *.png, or give a folder"
+        )
     pairs = output_names(args.inputs)
     hints = user_hints(args, pairs)
     model = get_model(args.checkpoint, args.runtime) if args.method != "grabcut" else None
     box_model = box_helper(args.checkpoint, args.box_checkpoint) if model is not None else None
-    out = Path(args.out)
     # "-o cut.png" for one photo names the cut-out itself; otherwise OUT is a folder
     one_file = out.suffix.lower() == ".png" and not out.is_dir() and len(pairs) == 1
     target = {rel: out if one_file else out / rel for _, rel in pairs}
