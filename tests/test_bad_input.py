@@ -627,6 +627,19 @@ def test_server_refuses(server, request_, status, fragment):
     assert fragment in text
 
 
+def test_serve_on_a_taken_port_is_one_line_before_the_models_load(capsys):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port), "--checkpoint", "nothere.pt"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"pixelwise serve: error: 127.0.0.1:{port}: Address already in use "
+        "(another server there? pick another --port)"
+    )
+
+
 def test_streamed_upload_is_stopped_while_it_streams(server):
     """No Content-Length, chunks of 64 KB: the 413 arrives after about the cap, not after 64 MB."""
     host, port = server.removeprefix("http://").split(":")

@@ -584,8 +584,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from pixelwise.cutout import box_helper, get_model
-    from pixelwise.web.app import LOOPBACK, Limits, serve
+    from pixelwise.web.app import LOOPBACK, Limits, check_port, serve
 
+    check_port(args.host, args.port)
     model = get_model(args.checkpoint, args.runtime) if args.method != "grabcut" else None
     box_model = box_helper(args.checkpoint, args.box_checkpoint) if model is not None else None
     limits = Limits(

@@ -279,6 +279,24 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
         )
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse (ValueError, one line) an address this process cannot listen on, before the
+    models load: uvicorn would report it only after start-up, as a log line."""
+    import errno
+    import os
+    import socket
+
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        hint = (
+            " (another server there? pick another --port)" if exc.errno == errno.EADDRINUSE else ""
+        )
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ValueError(f"{host}:{port}: {reason}{hint}") from None
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
