@@ -147,6 +147,42 @@ def test_auto_runtime_loads_onnx_when_it_measured_fastest(tmp_path, monkeypatch)
     assert not isinstance(load_model(tmp_path / "m.pt", "torch").network, OnnxNetwork)  # forced
 
 
+def test_forced_bf16_runs_on_torch_and_warns_where_onnx_runtime_must_run(
+    tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is the [onnx] extra")
+    from pixelwise import evaluate
+
+    assert runtime.runtime_for("auto", "bf16", "m.pt") == "torch"  # not ONNX Runtime's fp32
+    assert runtime.runtime_for("auto", "fp32", "m.pt") == "auto"
+    assert capsys.readouterr().err == ""
+    for forced, path in (("onnx", "m.pt"), ("auto", "m.onnx")):
+        runtime.runtime_for(forced, "bf16", path)
+        assert capsys.readouterr().err.strip() == (
+            "pixelwise: warning: --precision bf16 is for PyTorch; ONNX Runtime runs this model in fp32"
+        )
+    # evaluate: ONNX Runtime on the CPU whatever --device says; a torch network where asked
+    monkeypatch.delenv("PIXELWISE_PATH", raising=False)
+    monkeypatch.setenv("PIXELWISE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(runtime, "_MEASURED", fake_measurement("onnx-fp32"))
+    save_checkpoint(tmp_path / "m.pt", tiny_seg())
+    asked = []
+
+    def stop(*args):
+        raise LookupError("stopped before the data")
+
+    monkeypatch.setattr(
+        evaluate, "resolve_device", lambda d: asked.append(d) or torch.device("cpu")
+    )
+    monkeypatch.setattr(evaluate, "evaluation_items", stop)
+    for precision in ("auto", "bf16"):  # auto: ONNX Runtime measured fastest; bf16: torch
+        with pytest.raises(LookupError):
+            evaluate.evaluate_checkpoint(
+                tmp_path / "m.pt", "data", precision=precision, runtime="auto", device="cuda:7"
+            )
+    assert asked == ["cuda:7"]  # the device asked for, for the torch network only
+
+
 def test_info_prints_the_cpu_and_the_chosen_paths(monkeypatch, capsys):
     monkeypatch.setattr(runtime, "_MEASURED", fake_measurement("onnx-fp32"))
     assert main(["info"]) == 0

@@ -385,13 +385,14 @@ def predict_options(args: argparse.Namespace):
 def cmd_predict(args: argparse.Namespace) -> int:
     from pixelwise.batch import predict_files, run_sharded
     from pixelwise.checkpoint import load_model
+    from pixelwise.runtime import runtime_for
 
     if args.method:
         return predict_classical(args)
     checkpoint, inputs = args.paths[0], args.paths[1:]
     if not inputs:
         raise ValueError("no inputs given (pixelwise predict CHECKPOINT INPUT...)")
-    seg = load_model(checkpoint, args.runtime)
+    seg = load_model(checkpoint, runtime_for(args.runtime, args.precision, checkpoint))
     out = Path(args.out)
     extra = (
         f", instance labels to {out / 'instances'}, COCO results to {out / 'coco'}"
@@ -410,8 +411,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_segment(args: argparse.Namespace) -> int:
     from pixelwise.batch import run_sharded, segment_files
     from pixelwise.checkpoint import load_model
+    from pixelwise.runtime import runtime_for
 
-    seg = load_model(args.checkpoint, args.runtime)
+    seg = load_model(args.checkpoint, runtime_for(args.runtime, args.precision, args.checkpoint))
 
     def report(result) -> None:
         counts = ", ".join(f"{p}: {n}" for p, n in result.counts[:10]) + (

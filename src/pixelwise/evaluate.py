@@ -17,6 +17,7 @@ from pixelwise.data.datasets import SegmentationDataset, evaluation_items, to_te
 from pixelwise.data.io import read_mask
 from pixelwise.detection import evaluation_instances, score_detector
 from pixelwise.distributed import resolve_device
+from pixelwise.export import OnnxNetwork
 from pixelwise.inference import predict_logits, predict_probs
 from pixelwise.instances import decision_for, instances_for
 from pixelwise.metrics import (
@@ -26,7 +27,7 @@ from pixelwise.metrics import (
     rand_info_scores,
     seg_score,
 )
-from pixelwise.runtime import resolve_precision
+from pixelwise.runtime import resolve_precision, runtime_for
 from pixelwise.segmenter import Segmenter
 
 
@@ -82,8 +83,10 @@ def evaluate_checkpoint(
     R-CNN) get COCO box and mask AP and the DSB2018 mean AP instead. ``device``: ``auto`` is the
     GPU when there is one (ONNX Runtime models always run on the CPU).
     """
+    runtime = runtime_for(runtime, precision, checkpoint)
     seg = load_model(checkpoint, runtime)
-    device = resolve_device(device) if runtime == "torch" else torch.device("cpu")
+    on_ort = isinstance(seg.network, OnnxNetwork)  # also what runtime "auto" may have chosen
+    device = torch.device("cpu") if on_ort else resolve_device(device)
     seg.network.to(device)
     if seg.kind == "instance":
         return evaluate_detector(seg, checkpoint, data, parse_stems(val_stems))

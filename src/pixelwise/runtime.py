@@ -402,6 +402,22 @@ def best_torch_path(kind: str = "inference") -> str:
 _WARNED: set[str] = set()
 
 
+def runtime_for(runtime: str, precision: str, checkpoint: str | os.PathLike) -> str:
+    """The runtime to load ``checkpoint`` on for a command given ``--runtime`` and
+    ``--precision``: bf16 is PyTorch's, so a forced bf16 makes ``auto`` mean PyTorch; where ONNX
+    Runtime must run the model (``--runtime onnx``, a .onnx file) it cannot apply: one warning."""
+    if precision != "bf16":
+        return runtime
+    if runtime == "onnx" or str(checkpoint).endswith(".onnx"):
+        print(
+            "pixelwise: warning: --precision bf16 is for PyTorch; ONNX Runtime runs this model "
+            "in fp32",
+            file=sys.stderr,
+        )
+        return runtime
+    return "torch"
+
+
 def resolve_precision(
     precision: str, device: torch.device | str = "cpu", training: bool = False
 ) -> str:
