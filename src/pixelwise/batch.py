@@ -36,7 +36,7 @@ from pixelwise.overlays import detection_overlay, instance_overlay, overlay
 class BatchResult:
     written: list[Path] = field(default_factory=list)
     failures: list[tuple[Path, str]] = field(default_factory=list)
-    counts: list[tuple[Path, int]] = field(default_factory=list)  # objects per image (segment)
+    counts: list[tuple[Path, int]] = field(default_factory=list)  # (output name, objects): segment
     skipped: int = 0  # inputs left alone (e.g. their output exists)
 
     def fail(self, src: Path, exc: Exception) -> None:
@@ -124,7 +124,7 @@ def run_batch(
         path, count = write(src, rel, value)
         result.written.append(path)
         if count is not None:
-            result.counts.append((src, count))
+            result.counts.append((rel, count))
     return result
 
 

@@ -416,7 +416,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     seg = load_model(args.checkpoint, runtime_for(args.runtime, args.precision, args.checkpoint))
 
     def report(result) -> None:
-        counts = ", ".join(f"{p}: {n}" for p, n in result.counts[:10]) + (
+        named = [(rel.with_suffix("").as_posix(), n) for rel, n in result.counts]
+        counts = ", ".join(f"{name}: {n}" for name, n in named[:10]) + (
             f", ... ({len(result.counts)} images)" if len(result.counts) > 10 else ""
         )
         print(
