@@ -22,6 +22,7 @@ from pixelwise.batch import BatchResult, run_batch
 from pixelwise.config import TrainConfig
 from pixelwise.cutout import DEFAULT_MODEL, box_helper, get_model, remove_background
 from pixelwise.data.io import atomic_save, save_png
+from pixelwise.runtime import is_onnx_file
 
 MIN_PHOTOS = 10  # a tenth is held out to watch the fit: at least one photo
 
@@ -75,7 +76,7 @@ def adapt(
 
     options = options or AdaptOptions()
     out = Path(out)
-    if str(checkpoint).endswith(".onnx"):
+    if is_onnx_file(checkpoint):
         raise ValueError(f"{checkpoint}: adapt fine-tunes a .pt checkpoint, not an ONNX file")
     if (out / "data").exists():  # its photos would be trained on with the new ones
         raise ValueError(f"{out / 'data'} exists (an earlier adapt): give a new --out or remove it")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pixelwise import distributed as dist
+from pixelwise.constants import one_line
 from pixelwise.data.io import (
     IMAGE_SUFFIXES,
     ImageReadError,
@@ -119,18 +120,13 @@ def run_batch(
             result.fail(src, exc)
             continue
         except (RuntimeError, MemoryError) as exc:  # e.g. out of memory on one huge image
-            result.fail(src, RuntimeError(f"{type(exc).__name__}: {first_line(exc)}"))
+            result.fail(src, RuntimeError(f"{type(exc).__name__}: {one_line(exc)}"))
             continue
         path, count = write(src, rel, value)
         result.written.append(path)
         if count is not None:
             result.counts.append((rel, count))
     return result
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception's message on one line (torch's can run to many)."""
-    return (str(exc).strip().splitlines() or [""])[0]
 
 
 def run_sharded(run, report) -> int:

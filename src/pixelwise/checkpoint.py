@@ -21,7 +21,7 @@ from torch import nn
 from pixelwise.constants import RUNTIMES
 from pixelwise.data.io import atomic_write_bytes
 from pixelwise.models import create_model
-from pixelwise.runtime import cache_file, inference_path, versions
+from pixelwise.runtime import cache_file, inference_path, is_onnx_file, versions
 from pixelwise.segmenter import FORMAT, Segmenter, kind_of
 
 
@@ -120,7 +120,7 @@ def load_model(path: str | Path, runtime: str = "torch") -> Segmenter:
     ONNX Runtime only for models it can run and when the ``[onnx]`` extra is installed."""
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
-    if str(path).endswith(".onnx"):
+    if is_onnx_file(path):
         from pixelwise.export import load_onnx
 
         return with_network(load_onnx(path))

@@ -17,11 +17,12 @@ from pixelwise.config import (
     Opt,
     TrainConfig,
     add_shared,
+    default_out,
     field_options,
     from_args,
     int_list,
 )
-from pixelwise.constants import parse_stems
+from pixelwise.constants import one_line, parse_stems
 
 EXTRAS = {
     "fastapi": "serve",
@@ -34,15 +35,6 @@ EXTRAS = {
     "pycocotools": "instances",
     "playwright": "browser",
 }
-
-
-def default_out(command: str) -> Opt:
-    return Opt(
-        ("-o", "--out"),
-        f"output folder (default {command}-output)",
-        f"{command}-output",
-        dest="out",
-    )
 
 
 COMMANDS: dict[str, tuple[str, str, list]] = {
@@ -713,18 +705,6 @@ def missing_extra(exc: ImportError) -> str | None:
     if top in EXTRAS:
         return f"{top} is not installed: pip install 'pixelwise[{EXTRAS[top]}]'"
     return None
-
-
-def one_line(exc: Exception) -> str:
-    """The error as one line; the operating system's as 'FILE: problem' ('out: Permission denied')."""
-    if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename is not None:
-        path = Path(exc.filename)
-        blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
-        if blocking is not None:  # mkdir of OUT/masks where OUT is a file
-            return f"{blocking}: a file is in the way of a folder of that name"
-    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}"
-    return str(exc)
 
 
 def main(argv: list[str] | None = None) -> int:

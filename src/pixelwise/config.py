@@ -369,6 +369,18 @@ MODEL_HELP = (
     "a .pt file written by 'pixelwise train', an exported .onnx file or a bundled model name"
 )
 
+
+def default_out(command: str, note: str = "") -> Opt:
+    """``-o/--out`` of a command that writes to COMMAND-output unless told otherwise."""
+    more = f"; {note}" if note else ""
+    return Opt(
+        ("-o", "--out"),
+        f"output folder (default {command}-output{more})",
+        f"{command}-output",
+        dest="out",
+    )
+
+
 SHARED: dict[str, Opt] = {
     "precision": Opt(
         ("--precision",),
@@ -424,12 +436,8 @@ SHARED: dict[str, Opt] = {
         metavar="ID",
     ),
     "out": Opt(("-o", "--out"), "output folder", required=True, dest="out"),
-    "out_cutouts": Opt(
-        ("-o", "--out"),
-        "output folder (default remove-bg-output; cut-outs as NAME.png inside), or a .png file "
-        "for one photo",
-        "remove-bg-output",
-        dest="out",
+    "out_cutouts": default_out(
+        "remove-bg", "cut-outs as NAME.png inside; or a .png file for one photo"
     ),
     "inputs": Opt(("inputs",), "image files and/or folders (searched recursively)", nargs="+"),
     "skip_existing": Opt(

@@ -3,6 +3,8 @@ options from them before anything heavy is loaded)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 IGNORE_INDEX = 255  # target value of pixels left out of losses and metrics
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -43,3 +45,15 @@ def parse_stems(text: str | list[str] | None) -> list[str] | None:
         elif part:
             stems.append(part)
     return stems
+
+
+def one_line(exc: BaseException) -> str:
+    """The error as one line; the operating system's as 'FILE: problem' ('out: Permission denied')."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename is not None:
+        path = Path(exc.filename)
+        blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        if blocking is not None:  # mkdir of OUT/masks where OUT is a file
+            return f"{blocking}: a file is in the way of a folder of that name"
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return (str(exc).strip().splitlines() or [""])[0]  # torch's messages can run to many lines

@@ -402,13 +402,18 @@ def best_torch_path(kind: str = "inference") -> str:
 _WARNED: set[str] = set()
 
 
+def is_onnx_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an exported ONNX model, which ONNX Runtime always runs."""
+    return str(path).endswith(".onnx")
+
+
 def runtime_for(runtime: str, precision: str, checkpoint: str | os.PathLike) -> str:
     """The runtime to load ``checkpoint`` on for a command given ``--runtime`` and
     ``--precision``: bf16 is PyTorch's, so a forced bf16 makes ``auto`` mean PyTorch; where ONNX
     Runtime must run the model (``--runtime onnx``, a .onnx file) it cannot apply: one warning."""
     if precision != "bf16":
         return runtime
-    if runtime == "onnx" or str(checkpoint).endswith(".onnx"):
+    if runtime == "onnx" or is_onnx_file(checkpoint):
         print(
             "pixelwise: warning: --precision bf16 is for PyTorch; ONNX Runtime runs this model "
             "in fp32",

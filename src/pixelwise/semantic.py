@@ -32,6 +32,7 @@ from pixelwise.models import MODELS, create_model
 from pixelwise.models.unet_original import centre_crop
 from pixelwise.overlays import overlay
 from pixelwise.precision import autocast, memory_format
+from pixelwise.runtime import is_onnx_file
 from pixelwise.segmenter import Segmenter, default_colours
 
 INSTANCE_CLASSES = {
@@ -245,7 +246,7 @@ def starting_point(cfg: TrainConfig, in_channels: int, num_classes: int) -> Segm
     against the data: fine-tuning keeps its architecture and input normalisation."""
     if not cfg.weights:
         return None
-    if str(cfg.weights).endswith(".onnx"):
+    if is_onnx_file(cfg.weights):
         raise ValueError(f"{cfg.weights}: cannot fine-tune an ONNX file; give its .pt checkpoint")
     start = load_model(cfg.weights)
     problem = None
