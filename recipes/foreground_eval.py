@@ -2,13 +2,15 @@
 mean per-image IoU of alpha > 0.5 with the mask, mean absolute alpha error, median seconds.
 
     python recipes/foreground_eval.py CHECKPOINT LIST [--data DIR] [--methods model,graphcut,grabcut]
-        [--box-model BOX]
+        [--box-model BOX] [--grey]
 
 LIST: a file of ``source/stem`` lines (recipes/foreground_splits.py writes one per held-out
 source) or a folder with images/ + masks/. Every method runs on the same photos, so the
 columns compare directly; ``grabcut`` needs no checkpoint. ``--box-model``: a box model (see
 recipes/foreground_box_unet.sh) that refines the graph cut inside the box of its first cut
 (``remove_background(..., box_model=BOX)``; the bundled pair does this by default).
+``--grey``: the same photos as black-and-white ones (luma, ITU-R 601), as a user with old or
+monochrome photos would give them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from pixelwise.cutout import get_model, mask_iou_and_alpha_error, remove_background
 from pixelwise.data.datasets import find_items
@@ -45,11 +48,22 @@ def photos(listing: Path, data: Path) -> list[tuple[str, Path, Path]]:
     return out
 
 
-def score(model, triples, methods: list[str], matting: bool = False, box_model=None) -> dict:
+def grey(image: np.ndarray) -> np.ndarray:
+    """A colour photo as a black-and-white one (ITU-R 601 luma), kept as 3 equal channels."""
+    if image.shape[-1] == 1:
+        return np.repeat(image, 3, axis=-1)
+    luma = np.asarray(Image.fromarray(image[..., :3]).convert("L"))
+    return np.repeat(luma[..., None], 3, axis=-1)
+
+
+def score(
+    model, triples, methods: list[str], matting: bool = False, box_model=None, as_grey=False
+) -> dict:
     """{method: {source: {"iou": [...], "error": [...], "seconds": [...]}}}"""
     table: dict = {m: defaultdict(lambda: defaultdict(list)) for m in methods}
     for source, image_path, mask_path in triples:
         image, truth = read_image(image_path), read_mask(mask_path) > 0
+        image = grey(image) if as_grey else image
         for method in methods:
             start = time.perf_counter()
             alpha = remove_background(
@@ -91,12 +105,13 @@ def main() -> None:
     parser.add_argument("--box-model", help="a box model that refines the graph cut")
     parser.add_argument("--limit", type=int, help="score only the first N photos")
     parser.add_argument("--json", help="write the figures (with per-image IoU) here")
+    parser.add_argument("--grey", action="store_true", help="score black-and-white versions")
     args = parser.parse_args()
     methods = args.methods.split(",")
     model = get_model(args.checkpoint) if args.checkpoint != "none" else None
     triples = photos(Path(args.list), Path(args.data))[: args.limit]
     box_model = get_model(args.box_model) if args.box_model else None
-    summary = summarise(score(model, triples, methods, args.matting, box_model))
+    summary = summarise(score(model, triples, methods, args.matting, box_model, args.grey))
     for method, by_source in summary.items():
         for source, s in by_source.items():
             print(

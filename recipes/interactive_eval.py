@@ -1,7 +1,7 @@
 """Box-prompted and stroke-corrected cut-outs on photos with known masks.
 
     python recipes/interactive_eval.py CHECKPOINT LIST [--box-model BOX] [--data DIR] [--json OUT]
-        [--limit N] [--strokes K]
+        [--limit N] [--strokes K] [--grey]
 
 For each photo the box is the mask's bounding box grown by 5 % of its size on every side (as
 interactive-segmentation benchmarks do). Scored, IoU of alpha > 0.5 with the mask at full
@@ -19,7 +19,8 @@ resolution, on the same photos:
   that result, and so on, the strokes accumulating (a user correcting what is still wrong);
   with ``--strokes-without-network`` the same for the ``box, no network`` result.
 
-LIST as for recipes/foreground_eval.py (``source/stem`` lines or an images/ + masks/ folder).
+LIST as for recipes/foreground_eval.py (``source/stem`` lines or an images/ + masks/ folder);
+``--grey`` as there (the photos as black-and-white ones).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from foreground_eval import photos
+from foreground_eval import grey, photos
 from scipy import ndimage
 
 from pixelwise.cutout import get_model, mask_iou_and_alpha_error, remove_background
@@ -129,6 +130,7 @@ def main() -> None:
         help="also correct the 'box, no network' result with its own strokes",
     )
     parser.add_argument("--json")
+    parser.add_argument("--grey", action="store_true", help="score black-and-white versions")
     args = parser.parse_args()
     model = get_model(args.checkpoint)
     box_model = get_model(args.box_model) if args.box_model else None
@@ -136,6 +138,7 @@ def main() -> None:
     seconds = []
     for source, image_path, mask_path in photos(Path(args.list), Path(args.data))[: args.limit]:
         image, truth = read_image(image_path), read_mask(mask_path) > 0
+        image = grey(image) if args.grey else image
         start = time.perf_counter()
         for method, value in score_photo(
             model, image, truth, box_model, args.strokes, args.strokes_without_network

@@ -192,3 +192,46 @@ def test_box_mask_clips():
 def test_shapes_checked():
     with pytest.raises(ValueError, match="graph_cut needs an"):
         graph_cut(np.zeros((4, 4, 3), np.uint8), np.zeros((5, 4)))
+
+
+def textured_square_on_stripes(size=128):
+    """A grey image where the object and the background have the same grey levels (80 and 176,
+    half each) and differ only in texture: a fine checkerboard square on wide flat stripes."""
+    y, x = np.mgrid[:size, :size]
+    background = np.where((x // 32) % 2 == 0, 80, 176)
+    checker = np.where(((x // 2) + (y // 2)) % 2 == 0, 80, 176)
+    truth = (abs(x - size / 2) < size / 5) & (abs(y - size / 2) < size / 5)
+    grey = np.where(truth, checker, background).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=-1), truth
+
+
+def test_a_photo_without_colour_is_modelled_by_grey_level_and_texture(monkeypatch):
+    import pixelwise.graphcut as gc
+
+    rgb, truth = textured_square_on_stripes()
+    features = gc.appearance(rgb)
+    assert features.shape == rgb.shape and not np.array_equal(features, rgb)
+    np.testing.assert_array_equal(features[..., 0], rgb[..., 0])  # the grey level itself
+    # contrast: high on the checkerboard, low inside the flat stripes
+    assert np.median(features[..., 2][truth]) > 200 > 20 > np.median(features[..., 2][~truth])
+    box = (13, 13, 115, 115)  # GrabCut's assumption: the object inside, away from the border
+
+    def iou(mask):
+        return (mask & truth).sum() / (mask | truth).sum()
+
+    with_texture = graph_cut(rgb, np.full(truth.shape, 0.5), box=box)
+    monkeypatch.setattr(gc, "ONE_DIMENSIONAL", 0.0)  # grey levels alone
+    grey_alone = graph_cut(rgb, np.full(truth.shape, 0.5), box=box)
+    # the whole square, with a rim about as wide as the texture's neighbourhood; grey levels
+    # alone leave the cut with nothing (as OpenCV's GrabCut on black-and-white photos)
+    assert with_texture[truth].all() and iou(with_texture) > 0.6
+    assert iou(grey_alone) < 0.1
+
+
+def test_colour_photos_are_modelled_by_their_colours():
+    from pixelwise.graphcut import appearance
+
+    rgb = np.random.default_rng(0).integers(0, 256, (32, 32, 3)).astype(np.uint8)
+    assert appearance(rgb) is rgb
+    toned = (rgb[..., :1].astype(np.float32) * np.array([1.0, 0.75, 0.45])).astype(np.uint8)
+    assert appearance(toned).shape == toned.shape and appearance(toned) is not toned  # sepia
