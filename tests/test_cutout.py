@@ -344,3 +344,36 @@ def test_the_network_is_trusted_where_it_is_confident():
     np.testing.assert_allclose(trusted(prob, fallback), [[0.0, 1.0, 0.25, 0.5 * 0.75 + 0.5 * 0.5]])
     prior = box_prior((4, 6), (1, 1, 5, 3))
     assert prior[2, 3] == 0.5 and prior[0, 0] == OUTSIDE_PRIOR and (prior == 0.5).sum() == 8
+
+
+def test_cli_names_the_cut_outs_that_kept_nothing(tmp_path, monkeypatch, capsys):
+    import pixelwise.cutout
+
+    def cut(src, *args, **kwargs):  # "blank" photos: nothing found
+        alpha = 0 if "blank" in str(src) else 255
+        return Image.new("RGBA", (8, 6), (9, 9, 9, alpha))
+
+    monkeypatch.setattr(pixelwise.cutout, "remove_background", cut)
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    for name in ["a.png", "blank1.png", "sub/blank2.jpg"]:
+        Image.new("RGB", (8, 6)).save(photos / name)
+    out = tmp_path / "out"
+    run = ["remove-bg", str(photos), "-o", str(out), "--method", "grabcut", "--no-progress"]
+    assert main(run) == 0  # an empty cut-out is an answer, written like the others
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [
+        "a.png",
+        "blank1.png",
+        "sub/blank2.png",
+    ]
+    err = capsys.readouterr().err
+    assert "2 cut-out(s) kept nothing: blank1, sub/blank2;" in err and "--box" in err
+
+
+def test_kept_nothing_reads_the_alpha():
+    from pixelwise.cli import kept_nothing
+
+    assert kept_nothing(Image.new("RGBA", (4, 4), (255, 255, 255, 100)))
+    assert not kept_nothing(Image.new("RGBA", (4, 4), (0, 0, 0, 200)))
+    assert kept_nothing(Image.new("L", (4, 4), 0)) and not kept_nothing(Image.new("L", (4, 4), 255))
+    assert not kept_nothing(Image.new("RGB", (4, 4)))  # composited: cannot tell

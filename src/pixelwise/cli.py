@@ -400,6 +400,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
 
 
+def first_ten(items: list[str], what: str) -> str:
+    """``items`` joined by commas, the first ten and how many there are when more."""
+    return ", ".join(items[:10]) + (f", ... ({len(items)} {what})" if len(items) > 10 else "")
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
     from pixelwise.batch import run_sharded, segment_files
     from pixelwise.checkpoint import load_model
@@ -408,9 +413,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     seg = load_model(args.checkpoint, runtime_for(args.runtime, args.precision, args.checkpoint))
 
     def report(result) -> None:
-        named = [(rel.with_suffix("").as_posix(), n) for rel, n in result.counts]
-        counts = ", ".join(f"{name}: {n}" for name, n in named[:10]) + (
-            f", ... ({len(result.counts)} images)" if len(result.counts) > 10 else ""
+        counts = first_ten(
+            [f"{rel.with_suffix('').as_posix()}: {n}" for rel, n in result.counts], "images"
         )
         print(
             f"wrote {len(result.written)} instance label images to {Path(args.out) / 'instances'} and overlays to "
@@ -516,8 +520,12 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
             **hints(src),
         )
 
+    empty = []
+
     def write(src, rel, cutout):
         save_png(target[rel], cutout)
+        if kept_nothing(cutout):
+            empty.append(rel.with_suffix("").as_posix())
         return target[rel], None
 
     skip = (lambda rel: target[rel].exists()) if args.skip_existing else None
@@ -526,7 +534,25 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
     )
     skipped = f" ({result.skipped} existing skipped)" if result.skipped else ""
     print(f"wrote {len(result.written)} cut-outs to {args.out}" + skipped)
+    if empty:  # written all the same: an empty cut-out is an answer, not a failure
+        print(
+            f"pixelwise remove-bg: {len(empty)} cut-out(s) kept nothing: "
+            f"{first_ten(empty, 'photos')}; a box around "
+            "the subject (--box, --boxes) or a keep stroke (--strokes) says where it is",
+            file=sys.stderr,
+        )
     return report_failures(result)
+
+
+def kept_nothing(cutout) -> bool:
+    """Whether a cut-out (RGBA, or its alpha alone) keeps no pixel at alpha > 0.5; a photo
+    composited onto a background cannot tell, and counts as keeping something."""
+    import numpy as np
+
+    if cutout.mode not in ("RGBA", "L"):
+        return False
+    alpha = np.asarray(cutout.getchannel("A") if cutout.mode == "RGBA" else cutout)
+    return not (alpha > 127).any()
 
 
 def user_hints(args: argparse.Namespace, pairs: list[tuple[Path, Path]]):
