@@ -219,6 +219,28 @@ def test_http_api_good_and_bad_uploads():
     assert colour.status_code == 400
 
 
+def test_http_api_says_when_the_cut_kept_nothing():
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from fastapi.testclient import TestClient
+
+    from pixelwise.web.app import create_app
+
+    client = TestClient(
+        create_app(tiny_seg(BrightIsForeground()), method="model"), base_url="http://localhost"
+    )
+    image, _ = _photo(60, 80)
+    dark = np.full_like(image, 20)  # nothing bright: the network keeps nothing
+    for photo, empty in [(image, "false"), (dark, "true")]:
+        reply = client.post(
+            "/api/remove-background", files={"file": ("p.png", _png(photo), "image/png")}
+        )
+        assert reply.status_code == 200 and reply.headers["X-Kept-Nothing"] == empty
+        alpha = np.asarray(Image.open(io.BytesIO(reply.content)))[..., 3]
+        assert (alpha > 127).any() == (empty == "false")
+    spec = client.get("/openapi.json").json()["paths"]["/api/remove-background"]["post"]
+    assert "X-Kept-Nothing" in spec["responses"]["200"]["headers"]
+
+
 def _chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if path := shutil.which(name):
@@ -371,7 +393,7 @@ def test_cli_names_the_cut_outs_that_kept_nothing(tmp_path, monkeypatch, capsys)
 
 
 def test_kept_nothing_reads_the_alpha():
-    from pixelwise.cli import kept_nothing
+    from pixelwise.cutout import kept_nothing
 
     assert kept_nothing(Image.new("RGBA", (4, 4), (255, 255, 255, 100)))
     assert not kept_nothing(Image.new("RGBA", (4, 4), (0, 0, 0, 200)))

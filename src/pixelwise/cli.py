@@ -487,7 +487,13 @@ def predict_classical(args: argparse.Namespace) -> int:
 
 def cmd_remove_bg(args: argparse.Namespace) -> int:
     from pixelwise.batch import output_names, report_failures, run_batch
-    from pixelwise.cutout import box_helper, get_model, parse_colour, remove_background
+    from pixelwise.cutout import (
+        box_helper,
+        get_model,
+        kept_nothing,
+        parse_colour,
+        remove_background,
+    )
     from pixelwise.data.io import IMAGE_SUFFIXES, save_png
 
     background = args.background
@@ -542,17 +548,6 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return report_failures(result)
-
-
-def kept_nothing(cutout) -> bool:
-    """Whether a cut-out (RGBA, or its alpha alone) keeps no pixel at alpha > 0.5; a photo
-    composited onto a background cannot tell, and counts as keeping something."""
-    import numpy as np
-
-    if cutout.mode not in ("RGBA", "L"):
-        return False
-    alpha = np.asarray(cutout.getchannel("A") if cutout.mode == "RGBA" else cutout)
-    return not (alpha > 127).any()
 
 
 def user_hints(args: argparse.Namespace, pairs: list[tuple[Path, Path]]):

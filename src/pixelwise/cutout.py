@@ -656,3 +656,12 @@ def read_boxes(path: str | Path) -> dict[str, tuple[float, ...]]:
     ):
         raise ValueError(f'{path}: expected {{"file name": [x0, y0, x1, y1], ...}}')
     return {str(k): tuple(v) for k, v in spec.items()}
+
+
+def kept_nothing(cutout) -> bool:
+    """Whether a cut-out (RGBA, or its alpha alone) keeps no pixel at alpha > 0.5; a photo
+    composited onto a background cannot tell, and counts as keeping something."""
+    if cutout.mode not in ("RGBA", "L"):
+        return False
+    alpha = np.asarray(cutout.getchannel("A") if cutout.mode == "RGBA" else cutout)
+    return not (alpha > 127).any()

@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pixelwise.constants import DEFAULT_CUTOUT
-from pixelwise.cutout import box_helper, get_model, parse_colour, remove_background
+from pixelwise.cutout import box_helper, get_model, kept_nothing, parse_colour, remove_background
 from pixelwise.data.io import ImageReadError, ImageTooLarge, png_bytes, read_image_bytes
 from pixelwise.segmenter import Segmenter
 
@@ -158,7 +158,8 @@ class Job:
 
     def run(
         self, seg: Segmenter | None, method: str, limits: Limits, box_model: Segmenter | None = None
-    ) -> bytes:
+    ) -> tuple[bytes, bool]:
+        """The cut-out as PNG bytes, and whether it kept nothing (:func:`kept_nothing`)."""
         rgb = decode_upload(self.data, self.name, int(limits.max_megapixels * 1e6))
         megapixels = rgb.shape[0] * rgb.shape[1] / 1e6
         if self.matting and megapixels > limits.max_matting_megapixels:
@@ -169,7 +170,7 @@ class Job:
         result = remove_background(
             rgb, seg, method=method, matting=self.matting, box_model=box_model, **self.options
         )
-        return png_bytes(result)
+        return png_bytes(result), kept_nothing(result)
 
 
 def create_app(
@@ -222,7 +223,17 @@ def create_app(
 
 
 RESPONSES = {
-    200: {"content": {"image/png": {}}, "description": "the cut-out as PNG"},
+    200: {
+        "content": {"image/png": {}},
+        "description": "the cut-out as PNG",
+        "headers": {
+            "X-Kept-Nothing": {
+                "description": "true when the cut kept no pixel (a box or a keep stroke says "
+                "where the subject is)",
+                "schema": {"type": "string", "enum": ["true", "false"]},
+            }
+        },
+    },
     400: {"description": "undecodable image or bad option"},
     403: {"description": "foreign Origin"},
     413: {"description": "upload, image or matting too large"},
@@ -267,7 +278,7 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
         app.state.busy += 1
         try:
             job = Job(await file.read(), name, options, matting)
-            png = await asyncio.get_running_loop().run_in_executor(app.state.pool, work, job)
+            png, empty = await asyncio.get_running_loop().run_in_executor(app.state.pool, work, job)
         except ValueError as exc:
             raise HTTPException(413 if isinstance(exc, TooLarge) else 400, str(exc)) from None
         finally:
@@ -275,7 +286,10 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
         return Response(
             png,
             media_type="image/png",
-            headers={"Content-Disposition": 'inline; filename="cutout.png"'},
+            headers={  # X-Kept-Nothing: the cut found no foreground (the page says what to do)
+                "Content-Disposition": 'inline; filename="cutout.png"',
+                "X-Kept-Nothing": "true" if empty else "false",
+            },
         )
 
 
