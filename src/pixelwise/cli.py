@@ -540,14 +540,20 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
     )
     skipped = f" ({result.skipped} existing skipped)" if result.skipped else ""
     print(f"wrote {len(result.written)} cut-outs to {args.out}" + skipped)
-    if empty:  # written all the same: an empty cut-out is an answer, not a failure
+    report_empty(empty)
+    return report_failures(result)
+
+
+def report_empty(names: list[str]) -> None:
+    """Name the cut-outs that kept nothing (written all the same: an empty cut-out is an
+    answer, not a failure) and say how to fix them."""
+    if names:
         print(
-            f"pixelwise remove-bg: {len(empty)} cut-out(s) kept nothing: "
-            f"{first_ten(empty, 'photos')}; a box around "
-            "the subject (--box, --boxes) or a keep stroke (--strokes) says where it is",
+            f"pixelwise remove-bg: {len(names)} cut-out(s) kept nothing: "
+            f"{first_ten(names, 'photos')}; a box around the subject (--box, --boxes) or a keep "
+            "stroke (--strokes) says where it is",
             file=sys.stderr,
         )
-    return report_failures(result)
 
 
 def user_hints(args: argparse.Namespace, pairs: list[tuple[Path, Path]]):

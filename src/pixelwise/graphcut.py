@@ -218,9 +218,10 @@ def graph_cut(
 
     ``prior``: P(foreground) per pixel (a network's probability, or 0.5 everywhere). The data
     term is ``-log`` of ``sigmoid(prior_weight * logit(prior) + colour_weight * logit(P(fg |
-    colour)))`` (colour as :func:`appearance` sees it). The colour models start from the box when there is one (everything inside is
-    foreground, as in GrabCut) unless ``start_from_prior``, else from the prior (zero outside the
-    box), then come from the previous cut.
+    colour)))`` (colour as :func:`appearance` sees it). The colour models start from the box
+    when there is one (everything inside is foreground, as in GrabCut) unless
+    ``start_from_prior``, else from the prior (zero outside the box), then come from the previous
+    cut.
 
     User input, all hard constraints: ``box = (x0, y0, x1, y1)``: everything outside is
     background; ``foreground`` / ``background``: boolean stroke masks fixed to that label. A
