@@ -93,7 +93,10 @@ def test_a_box_model_sees_the_box_only():
 
 
 def test_a_box_model_helps_a_whole_photo_model_inside_the_box(monkeypatch, tmp_path):
+    import torch
+
     import pixelwise.checkpoint
+    import pixelwise.cutout
     from pixelwise.cutout import (
         box_helper,
         box_probability,
@@ -109,7 +112,16 @@ def test_a_box_model_helps_a_whole_photo_model_inside_the_box(monkeypatch, tmp_p
     both = network_probability(whole, helper, rgb, box, precision="fp32")
     expected = (alone + box_probability(helper, rgb, box, precision="fp32")) / 2
     assert np.allclose(both, expected, atol=1e-6)
+    # without a box, a photo the whole-photo network is sure of: its probability as it is
     assert np.array_equal(network_probability(whole, helper, rgb, None, precision="fp32"), alone)
+    # ... and one it is unsure of: the box model's look at the whole photo is weighed in
+    unsure = red_box_model(box_input=0)
+    torch.nn.init.zeros_(unsure.network.weight), torch.nn.init.zeros_(unsure.network.bias)
+    w = pixelwise.cutout.WHOLE_PHOTO_LOOK
+    framed = box_probability(helper, rgb, (0, 0, rgb.shape[1], rgb.shape[0]), precision="fp32")
+    assert 0 < w < 1 and iou(framed > 0.5, disc) > 0.9
+    looked = network_probability(unsure, helper, rgb, None, precision="fp32")
+    assert np.allclose(looked, (1 - w) * 0.5 + w * framed, atol=1e-6)
     # which box model helps: the one given; the bundled one only beside the bundled model
     assert box_helper("my.pt", None) is None and box_helper(whole, helper) is helper
     monkeypatch.setattr(pixelwise.checkpoint, "BUNDLED_DIR", tmp_path)  # not installed

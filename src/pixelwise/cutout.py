@@ -131,13 +131,25 @@ def network_probability(
 ) -> np.ndarray:
     """P(foreground) at working size. A whole-photo model sees the photo; a box model sees the
     box (the whole photo when there is none); with a box, a ``helper`` box model's probability
-    is averaged in."""
+    is averaged in; without one, on a photo the network is unsure of, the helper's look at the
+    whole photo is weighed in (:data:`WHOLE_PHOTO_LOOK`)."""
     if seg.box_input:
         return box_probability(seg, small, box or (0, 0, small.shape[1], small.shape[0]), precision)
     prob = foreground_probability(seg, small, model_size, precision)
-    if box is not None and helper is not None and helper is not seg:
-        prob = (prob + box_probability(helper, small, box, precision)) / 2
+    if helper is None or helper is seg:
+        return prob
+    if box is not None:
+        return (prob + box_probability(helper, small, box, precision)) / 2
+    if WHOLE_PHOTO_LOOK and not familiar(prob):
+        whole = box_probability(helper, small, (0, 0, small.shape[1], small.shape[0]), precision)
+        return (1 - WHOLE_PHOTO_LOOK) * prob + WHOLE_PHOTO_LOOK * whole
     return prob
+
+
+# Without a box, on a photo the whole-photo network is unsure of (not :func:`familiar`), the box
+# model also looks at the whole photo, as if the user's box were its frame; its probability gets
+# this weight beside the network's. docs/results.md (s).
+WHOLE_PHOTO_LOOK = 0.3
 
 
 def guided_filter(
