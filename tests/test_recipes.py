@@ -163,3 +163,14 @@ def test_corrective_strokes_are_drawn_on_the_largest_error_and_kept(monkeypatch)
     cut = {"model": None, "method": "grabcut", "box": box, "mask_only": True}
     scores = interactive.corrected(rgb, truth, start, 3, **cut)
     assert len(scores) == 3 and scores[0] > 0.3 and scores[-1] > 0.9
+
+
+def test_grey_versions_of_photos_are_their_luma_in_three_equal_channels():
+    grey = _load("foreground_eval").grey
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3)).astype(np.uint8)
+    out = grey(rgb)
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert (out == out[..., :1]).all()
+    luma = rgb.astype(np.float64) @ [0.299, 0.587, 0.114]  # ITU-R 601, as PIL's "L"
+    assert np.abs(out[..., 0] - luma).max() <= 1
+    assert (grey(rgb[..., :1]) == rgb[..., :1]).all()  # a grey photo stays as it is
