@@ -133,15 +133,16 @@ def network_probability(
     box (the whole photo when there is none); with a box, a ``helper`` box model's probability
     is averaged in; without one, on a photo the network is unsure of, the helper's look at the
     whole photo is weighed in (:data:`WHOLE_PHOTO_LOOK`)."""
+    frame = (0, 0, small.shape[1], small.shape[0])  # the whole photo as a box
     if seg.box_input:
-        return box_probability(seg, small, box or (0, 0, small.shape[1], small.shape[0]), precision)
+        return box_probability(seg, small, box or frame, precision)
     prob = foreground_probability(seg, small, model_size, precision)
     if helper is None or helper is seg:
         return prob
     if box is not None:
         return (prob + box_probability(helper, small, box, precision)) / 2
     if WHOLE_PHOTO_LOOK and not familiar(prob):
-        whole = box_probability(helper, small, (0, 0, small.shape[1], small.shape[0]), precision)
+        whole = box_probability(helper, small, frame, precision)
         return (1 - WHOLE_PHOTO_LOOK) * prob + WHOLE_PHOTO_LOOK * whole
     return prob
 

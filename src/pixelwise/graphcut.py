@@ -107,11 +107,12 @@ class CutGraph:
     image alone, so the rounds of an iterated graph cut, and a second cut of the same image with
     another prior, change only the terminal links: the next max flow starts from the previous
     one's flow and search trees (Kohli and Torr, dynamic graph cuts, 2005) instead of from
-    nothing. The cut is the same, found sooner."""
+    nothing. The cut is the same, found sooner. The image's colour bins are kept too
+    (:meth:`colour_bins`)."""
 
     def __init__(self, edges: list[np.ndarray], smoothness: float | None = None):
         self.edges, self.shape, self.smoothness = edges, edges[0].shape, smoothness
-        self.graph = self.nodes = self.costs = None
+        self.graph = self.nodes = self.costs = self.index = None
 
     @classmethod
     def of_image(cls, rgb: np.ndarray, smoothness: float = SMOOTHNESS) -> CutGraph:
@@ -127,6 +128,13 @@ class CutGraph:
         if graph.shape != rgb.shape[:2] or graph.smoothness != smoothness:
             raise ValueError("graph_cut: the CutGraph was made for another image or smoothness")
         return graph
+
+    def colour_bins(self, rgb: np.ndarray) -> np.ndarray:
+        """:func:`colour_index` of ``rgb`` (this graph's image) as :func:`appearance` sees it,
+        computed by the first cut and the same for every later one."""
+        if self.index is None:
+            self.index = colour_index(appearance(rgb))
+        return self.index
 
     def cut(self, unary_fg: np.ndarray, unary_bg: np.ndarray) -> np.ndarray:
         """The labelling minimising the energy with these unaries (see :func:`min_cut`)."""
@@ -242,7 +250,7 @@ def graph_cut(
     prior = relax_near(prior.astype(np.float64), stroke_fg | stroke_bg, reach * max(shape))
     prior = np.where(outside, 0.0, prior)
     graph = CutGraph.reused(graph, rgb, smoothness)
-    index = colour_index(appearance(rgb))
+    index = graph.colour_bins(rgb)
     prior_logit = prior_weight * _logit(prior)
     start = prior if box is None or start_from_prior else box_mask(shape, box).astype(np.float64)
     weights = np.where(fixed_fg, 1.0, np.where(fixed_bg, 0.0, start))
