@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import socket
 import statistics
 import subprocess
@@ -47,6 +48,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--box", action="store_true", help="send a box (the central 60 %%) with each request"
+    )
+    parser.add_argument(
+        "--stroke",
+        action="store_true",
+        help="send one keep stroke (across the centre, no box) with each request",
     )
     parser.add_argument("--quick", action="store_true", help="40 requests (under 5 minutes)")
     args = parser.parse_args()
@@ -91,6 +97,9 @@ def main() -> None:
             if args.box
             else {}
         )
+        if args.stroke:
+            across = [[0.4 * width, 0.5 * height], [0.6 * width, 0.5 * height]]
+            fields["foreground_strokes"] = json.dumps([{"points": across, "radius": 8}])
 
         def post(_=None) -> tuple[float, int]:
             start = time.perf_counter()
@@ -119,6 +128,7 @@ def main() -> None:
     print(
         f"{args.requests} requests at concurrency {args.concurrency} ({args.threads} server threads), "
         f"{width} x {height} JPEG{', with a box' if args.box else ''}"
+        f"{', with a keep stroke' if args.stroke else ''}"
     )
     print(
         f"errors {errors}   p50 {statistics.median(latencies):.3f} s   p95 {p95:.3f} s   "

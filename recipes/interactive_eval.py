@@ -1,7 +1,7 @@
 """Box-prompted and stroke-corrected cut-outs on photos with known masks.
 
     python recipes/interactive_eval.py CHECKPOINT LIST [--box-model BOX] [--data DIR] [--json OUT]
-        [--limit N] [--strokes K] [--grey]
+        [--limit N] [--strokes K] [--grey] [--without-box]
 
 For each photo the box is the mask's bounding box grown by 5 % of its size on every side (as
 interactive-segmentation benchmarks do). Scored, IoU of alpha > 0.5 with the mask at full
@@ -18,6 +18,10 @@ resolution, on the same photos:
 - ``box + K strokes`` (``--strokes K``): then a second stroke at the largest error region of
   that result, and so on, the strokes accumulating (a user correcting what is still wrong);
   with ``--strokes-without-network`` the same for the ``box, no network`` result.
+
+With ``--without-box`` no box is drawn (a user who only paints): ``automatic`` is the cut-out
+without input (``remove_background(photo, model, box_model=BOX)``) and ``automatic + K strokes``
+that result corrected stroke by stroke the same way, without a box.
 
 LIST as for recipes/foreground_eval.py (``source/stem`` lines or an images/ + masks/ folder);
 ``--grey`` as there (the photos as black-and-white ones).
@@ -108,12 +112,25 @@ def score_photo(
     plain = {"model": None, "method": "grabcut", "box": box, "mask_only": True}
     no_net = np.asarray(remove_background(image, **plain), np.float32) / 255
     out["box, no network"] = iou_of(no_net, truth)
-    for k, score in enumerate(corrected(image, truth, boxed, strokes, **cut), start=1):
-        out[f"box + {k} stroke" + ("s" if k > 1 else "")] = score
+    out |= stroke_scores("box", corrected(image, truth, boxed, strokes, **cut))
     if both:
-        for k, score in enumerate(corrected(image, truth, no_net, strokes, **plain), start=1):
-            out[f"no network + {k} stroke" + ("s" if k > 1 else "")] = score
+        out |= stroke_scores("no network", corrected(image, truth, no_net, strokes, **plain))
     return out
+
+
+def score_without_box(
+    model, image: np.ndarray, truth: np.ndarray, box_model=None, strokes: int = 1
+) -> dict[str, float]:
+    """The automatic cut-out, then ``strokes`` corrective strokes one by one, no box drawn."""
+    cut = {"model": model, "mask_only": True, "box_model": box_model}
+    automatic = np.asarray(remove_background(image, **cut), np.float32) / 255
+    out = {"automatic": iou_of(automatic, truth)}
+    return out | stroke_scores("automatic", corrected(image, truth, automatic, strokes, **cut))
+
+
+def stroke_scores(start: str, scores: list[float]) -> dict[str, float]:
+    """``{"START + 1 stroke": ..., "START + 2 strokes": ...}``."""
+    return {f"{start} + {k} stroke" + ("s" if k > 1 else ""): v for k, v in enumerate(scores, 1)}
 
 
 def main() -> None:
@@ -131,6 +148,11 @@ def main() -> None:
     )
     parser.add_argument("--json")
     parser.add_argument("--grey", action="store_true", help="score black-and-white versions")
+    parser.add_argument(
+        "--without-box",
+        action="store_true",
+        help="no box: the automatic cut-out, then the strokes alone",
+    )
     args = parser.parse_args()
     model = get_model(args.checkpoint)
     box_model = get_model(args.box_model) if args.box_model else None
@@ -140,9 +162,14 @@ def main() -> None:
         image, truth = read_image(image_path), read_mask(mask_path) > 0
         image = grey(image) if args.grey else image
         start = time.perf_counter()
-        for method, value in score_photo(
-            model, image, truth, box_model, args.strokes, args.strokes_without_network
-        ).items():
+        scores = (
+            score_without_box(model, image, truth, box_model, args.strokes)
+            if args.without_box
+            else score_photo(
+                model, image, truth, box_model, args.strokes, args.strokes_without_network
+            )
+        )
+        for method, value in scores.items():
             table[source][method].append(value)
         seconds.append(time.perf_counter() - start)
     summary = {

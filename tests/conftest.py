@@ -123,3 +123,20 @@ def train_tiny(data: Path, out: Path, *extra: str) -> Path:
     ]
     assert main(args) == 0
     return out
+
+
+def red_box_model(box_input: int = 32):
+    """A box model whose answer is known: foreground where a pixel is red (a 1 x 1 convolution)."""
+    import torch
+    from torch import nn
+
+    from pixelwise.data.encoding import Normalization
+    from pixelwise.segmenter import Segmenter
+
+    net = nn.Conv2d(3, 2, 1)
+    with torch.no_grad():
+        net.weight.zero_()
+        net.bias.copy_(torch.tensor([0.0, -3.0]))
+        net.weight[1, 0], net.weight[1, 2] = 10.0, -10.0  # class 1: red minus blue
+    norm = Normalization([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
+    return Segmenter(net.eval(), "unet", {}, ["background", "red"], norm, box_input=box_input)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import disc_and_square
+from conftest import disc_and_square, red_box_model
 from PIL import Image
 
 from pixelwise.cli import main
@@ -57,23 +57,6 @@ def test_strokes_as_boolean_masks_at_photo_size():
     keep[55:65, 110:130] = True
     cut = alpha(rgb, method="grabcut", box=(10, 25, 150, 100), foreground_strokes=keep)
     assert cut[square].mean() > 0.8
-
-
-def red_box_model(box_input: int = 32):
-    """A box model whose answer is known: foreground where a pixel is red (a 1 x 1 convolution)."""
-    import torch
-    from torch import nn
-
-    from pixelwise.data.encoding import Normalization
-    from pixelwise.segmenter import Segmenter
-
-    net = nn.Conv2d(3, 2, 1)
-    with torch.no_grad():
-        net.weight.zero_()
-        net.bias.copy_(torch.tensor([0.0, -3.0]))
-        net.weight[1, 0], net.weight[1, 2] = 10.0, -10.0  # class 1: red minus blue
-    norm = Normalization([0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
-    return Segmenter(net.eval(), "unet", {}, ["background", "red"], norm, box_input=box_input)
 
 
 def test_a_box_model_sees_the_box_only():
@@ -269,6 +252,70 @@ def test_self_prompted_refines_inside_the_first_cuts_grown_box():
     expected = (0.3 + box_probability(helper, rgb, (x0, y0, x1, y1), "fp32")) / 2
     assert np.allclose(refined[inside], expected[inside], atol=1e-6)
     assert np.all(refined[~inside] == np.float32(0.3))
+
+
+def test_strokes_alone_keep_the_largest_object_and_what_a_keep_stroke_touches():
+    from pixelwise.cutout import stroked_objects
+
+    mask = np.zeros((40, 60), bool)
+    mask[5:25, 5:25] = True  # the largest object
+    mask[30:35, 40:50] = True  # an object a keep stroke touches
+    mask[2:4, 50:53] = True  # a speck nobody asked for
+    stroke = np.zeros_like(mask)
+    stroke[32, 30:42] = True  # reaches into the second object from outside it
+    kept = stroked_objects(mask, stroke)
+    assert kept[5:25, 5:25].all() and kept[30:35, 40:50].all() and not kept[2:4, 50:53].any()
+    assert kept.sum() == 20 * 20 + 5 * 10
+    # erase strokes only (no keep stroke): the largest object alone
+    assert stroked_objects(mask, None).sum() == 20 * 20
+    # one object: as it is
+    assert np.array_equal(stroked_objects(mask[:26, :26], None), mask[:26, :26])
+
+
+def test_strokes_without_a_box_get_the_box_models_second_look(monkeypatch):
+    import pixelwise.cutout as cutout
+
+    rgb, disc, square = scene()
+    looks = []
+    first_look = cutout.self_prompted
+
+    def recording(*args, **kwargs):
+        looks.append(1)
+        return first_look(*args, **kwargs)
+
+    monkeypatch.setattr(cutout, "self_prompted", recording)
+    whole, helper = red_box_model(box_input=0), red_box_model(box_input=24)
+    keep = [{"points": [[110, 62], [130, 62]], "radius": 3}]
+    cut = alpha(rgb, whole, box_model=helper, foreground_strokes=keep)
+    assert looks == [1]  # the second look ran with strokes alone...
+    assert iou(cut, disc | square) > 0.85  # ...and the stroke's square is kept beside the disc
+    alpha(rgb, whole, box_model=helper, box=(10, 25, 150, 100), foreground_strokes=keep)
+    assert looks == [1]  # ...but not with a user's box
+
+
+def test_strokes_on_a_photo_the_network_finds_nothing_in_hand_over_to_the_central_box(
+    monkeypatch,
+):
+    import torch
+
+    import pixelwise.cutout as cutout
+
+    rgb, disc, square = scene()
+    calls = []
+    central = cutout.central_cut
+
+    def recording(small, hints=None, graph=None):
+        calls.append(hints)
+        return central(small, hints, graph)
+
+    monkeypatch.setattr(cutout, "central_cut", recording)
+    blind = red_box_model(box_input=0)  # finds nothing: 0.5 everywhere
+    torch.nn.init.zeros_(blind.network.weight), torch.nn.init.zeros_(blind.network.bias)
+    keep = [{"points": [[110, 62], [130, 62]], "radius": 3}]
+    cut = alpha(rgb, blind, foreground_strokes=keep)
+    # GrabCut's central box, as without input, with the stroke still a hard constraint
+    assert len(calls) == 1 and calls[0].foreground is not None and calls[0].foreground.any()
+    assert cut[square].mean() > 0.8 and iou(cut, disc | square) > 0.8
 
 
 def test_cli_box_checkpoint_reaches_the_cut_out(monkeypatch, tmp_path):

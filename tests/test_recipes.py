@@ -149,7 +149,8 @@ def test_selftrain_labels_only_unscored_photos_and_mixes_as_many_labelled(tmp_pa
 
 
 def test_corrective_strokes_are_drawn_on_the_largest_error_and_kept(monkeypatch):
-    from conftest import disc_and_square
+    import torch
+    from conftest import disc_and_square, red_box_model
 
     monkeypatch.syspath_prepend(str(REPO / "recipes"))
     interactive = _load("interactive_eval")
@@ -163,6 +164,14 @@ def test_corrective_strokes_are_drawn_on_the_largest_error_and_kept(monkeypatch)
     cut = {"model": None, "method": "grabcut", "box": box, "mask_only": True}
     scores = interactive.corrected(rgb, truth, start, 3, **cut)
     assert len(scores) == 3 and scores[0] > 0.3 and scores[-1] > 0.9
+    # without a box: the automatic cut-out by a network that sees the red disc only, and is
+    # unsure of it, then strokes alone: the first (a keep stroke on the square) brings the square
+    unsure = red_box_model(box_input=0)
+    with torch.no_grad():
+        unsure.network.weight.mul_(0.1), unsure.network.bias.mul_(0.1)
+    painted = interactive.score_without_box(unsure, rgb, truth, strokes=2)
+    assert list(painted) == ["automatic", "automatic + 1 stroke", "automatic + 2 strokes"]
+    assert painted["automatic"] < 0.6 and painted["automatic + 1 stroke"] > 0.95
 
 
 def test_grey_versions_of_photos_are_their_luma_in_three_equal_channels():

@@ -199,6 +199,23 @@ def keep_largest(mask: np.ndarray, fill_holes: bool = True) -> np.ndarray:
     return filled(mask) if fill_holes else mask
 
 
+def stroked_objects(mask: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    """The largest 8-connected component of a boolean mask and every component that the keep
+    strokes ``keep`` touch: with strokes but no box, a stroke adds what it marks, and the
+    specks the cut leaves elsewhere go, as without user input (docs/results.md (t))."""
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask
+    kept = np.zeros(n, bool)
+    kept[1 + int(stats[1:, cv2.CC_STAT_AREA].argmax())] = True
+    if keep is not None:
+        kept[labels[keep]] = True
+    kept[0] = False
+    return kept[labels]
+
+
 def filled(mask: np.ndarray) -> np.ndarray:
     """``scipy.ndimage.binary_fill_holes``: background not 4-connected to the border joins the
     mask."""
@@ -396,10 +413,15 @@ def best_guess(prob: np.ndarray, hints: UserInput) -> np.ndarray:
     return keep | hints.foreground if hints.foreground is not None else keep
 
 
-def central_cut(small: np.ndarray, graph: CutGraph | None = None) -> np.ndarray:
-    """GrabCut's assumption alone: the graph cut from the central box, an even prior inside."""
+def central_cut(
+    small: np.ndarray, hints: UserInput | None = None, graph: CutGraph | None = None
+) -> np.ndarray:
+    """GrabCut's assumption alone: the graph cut from the central box, an even prior inside;
+    ``hints``' strokes (never a box) are hard constraints (a keep stroke outside the central
+    box too)."""
     shape = small.shape[:2]
-    return graph_cut(small, np.full(shape, 0.5), box=central_box(shape), graph=graph)
+    keep, erase = (None, None) if hints is None else (hints.foreground, hints.background)
+    return graph_cut(small, np.full(shape, 0.5), keep, erase, central_box(shape), graph=graph)
 
 
 # A photo the network knows: its mean confidence |2p - 1| over the whole photo is at least this
@@ -427,15 +449,17 @@ def cut_mask(
     GrabCut's box assumption where it is not (the user's box, else the central one); with
     ``plain``, the network's probability as it is, which then also starts the colour models
     (:data:`PRIOR_STARTS_COLOURS`); without a network, that assumption alone.
-    The user's box and strokes are hard constraints. Without user input, a network or a cut
-    that finds (almost) nothing hands over to GrabCut's central box; a cut that keeps (almost)
+    The user's box and strokes are hard constraints. Without a user's box, a network or a cut
+    that finds (almost) nothing beyond the keep strokes hands over to GrabCut's central box
+    (:func:`central_cut`, the strokes still hard constraints); a cut that keeps (almost)
     nothing of the user's box hands over to the network's best guess inside it
     (:data:`BOX_EMPTY_FALLBACK`). ``iterations``: rounds of colour models and min cut at most
     (:func:`graph_cut`); ``graph``: ``small``'s :class:`CutGraph`, to reuse between cuts of the
     same photo."""
     shape = small.shape[:2]
-    if not hints.given and (prob is None or (prob > 0.5).mean() < MIN_FOREGROUND):
-        return central_cut(small, graph)
+    found_nothing = prob is not None and (prob > 0.5).mean() < MIN_FOREGROUND
+    if (not hints.given and prob is None) or (hints.box is None and found_nothing):
+        return central_cut(small, hints, graph)
     fallback = box_prior(shape, hints.box if hints.box is not None else central_box(shape))
     prior = fallback if prob is None else prob if plain else trusted(prob, fallback)
     mask = graph_cut(
@@ -448,13 +472,17 @@ def cut_mask(
         start_from_prior=prob is not None and (PRIOR_STARTS_COLOURS or plain),
         graph=graph,
     )
-    if EMPTY_FALLBACK and not hints.given and mask.mean() < MIN_FOREGROUND:
-        return central_cut(small, graph)
+    if EMPTY_FALLBACK and hints.box is None and beyond(mask, hints).mean() < MIN_FOREGROUND:
+        return central_cut(small, hints, graph)
     if BOX_EMPTY_FALLBACK and prob is not None and hints.box is not None:
-        found = mask if hints.foreground is None else mask & ~hints.foreground
-        if found[box_mask(shape, hints.box)].mean() < MIN_FOREGROUND:
+        if beyond(mask, hints)[box_mask(shape, hints.box)].mean() < MIN_FOREGROUND:
             return best_guess(prob, hints)
     return mask
+
+
+def beyond(mask: np.ndarray, hints: UserInput) -> np.ndarray:
+    """What a cut keeps beyond the keep strokes."""
+    return mask if hints.foreground is None else mask & ~hints.foreground
 
 
 def remove_background(
@@ -493,7 +521,9 @@ def remove_background(
         foreground_strokes, background_strokes: pixels to keep or to remove, as polylines
             ``[{"points": [[x, y], ...], "radius": r}, ...]`` or boolean (H, W) masks. A box or
             strokes always run the graph cut (with the network's probability unless
-            ``method="grabcut"``), and every object they keep is kept.
+            ``method="grabcut"``). Every object the cut keeps inside a box is kept; with
+            strokes alone, the largest object and every object a keep stroke touches
+            (:func:`stroked_objects`).
         box_model: a box model (``train --box-crop``) whose probability is averaged with
             ``model``'s inside a box, and inside the first cut's box without user input
             (:func:`self_prompted`). Default: :func:`box_helper`'s choice.
@@ -514,6 +544,8 @@ def remove_background(
         alpha = estimate_alpha(rgb, prob_small=prob, fill_holes=fill_holes, **keep)
     else:
         mask = mask_of(method, small, prob, helper, hints, precision)
+        if largest_component and hints.given and hints.box is None:
+            mask = stroked_objects(mask, hints.foreground)
         alpha = estimate_alpha(rgb, mask_small=mask, fill_holes=fill_holes, **keep)
     return compose(rgb, alpha, background, mask_only)
 
@@ -527,9 +559,10 @@ def mask_of(
     precision: str = "auto",
 ) -> np.ndarray:
     """The graph cut's mask at working size (OpenCV's GrabCut for ``grabcut`` without user
-    input); without user input, a box model (``helper``) refines the first cut. On a
-    :func:`familiar` photo the cut takes the network's probability as it is: with user input
-    the one cut, without it the second (the refined probability)."""
+    input); without a user's box (no input, or strokes alone), a box model (``helper``) refines
+    the first cut. On a :func:`familiar` photo the cut takes the network's probability as it
+    is: with user input already in the first cut, and always in the second (the refined
+    probability)."""
     if method == "grabcut" and not hints.given:
         try:
             return graphcut(small)
@@ -539,7 +572,7 @@ def mask_of(
             ) from None
     graph = CutGraph.of_image(small)  # both cuts are of the same photo
     mask = cut_mask(small, prob, hints, plain=hints.given and familiar(prob), graph=graph)
-    if helper is not None and not hints.given and mask.any():
+    if helper is not None and hints.box is None and mask.any():
         refined = self_prompted(helper, small, prob, mask, precision)
         mask = cut_mask(
             small,
