@@ -521,11 +521,10 @@ def remove_background(
         foreground_strokes, background_strokes: pixels to keep or to remove, as polylines
             ``[{"points": [[x, y], ...], "radius": r}, ...]`` or boolean (H, W) masks. A box or
             strokes always run the graph cut (with the network's probability unless
-            ``method="grabcut"``). Every object the cut keeps inside a box is kept; with
-            strokes alone, the largest object and every object a keep stroke touches
-            (:func:`stroked_objects`).
+            ``method="grabcut"``); it keeps every object inside a box, and with strokes alone
+            the largest object and those a keep stroke touches (:func:`stroked_objects`).
         box_model: a box model (``train --box-crop``) whose probability is averaged with
-            ``model``'s inside a box, and inside the first cut's box without user input
+            ``model``'s inside a box, and inside the first cut's box without one
             (:func:`self_prompted`). Default: :func:`box_helper`'s choice.
     """
     if method not in CUTOUT_METHODS:
@@ -543,9 +542,7 @@ def remove_background(
     if method == "model" and not hints.given:
         alpha = estimate_alpha(rgb, prob_small=prob, fill_holes=fill_holes, **keep)
     else:
-        mask = mask_of(method, small, prob, helper, hints, precision)
-        if largest_component and hints.given and hints.box is None:
-            mask = stroked_objects(mask, hints.foreground)
+        mask = mask_of(method, small, prob, helper, hints, precision, largest_component)
         alpha = estimate_alpha(rgb, mask_small=mask, fill_holes=fill_holes, **keep)
     return compose(rgb, alpha, background, mask_only)
 
@@ -557,12 +554,14 @@ def mask_of(
     helper: Segmenter | None,
     hints: UserInput,
     precision: str = "auto",
+    largest_component: bool = True,
 ) -> np.ndarray:
     """The graph cut's mask at working size (OpenCV's GrabCut for ``grabcut`` without user
     input); without a user's box (no input, or strokes alone), a box model (``helper``) refines
     the first cut. On a :func:`familiar` photo the cut takes the network's probability as it
     is: with user input already in the first cut, and always in the second (the refined
-    probability)."""
+    probability). With strokes alone and ``largest_component``, the largest object and those a
+    keep stroke touches (:func:`stroked_objects`)."""
     if method == "grabcut" and not hints.given:
         try:
             return graphcut(small)
@@ -582,6 +581,8 @@ def mask_of(
             iterations=SECOND_CUT_ITERATIONS,
             graph=graph,
         )
+    if largest_component and hints.given and hints.box is None:
+        return stroked_objects(mask, hints.foreground)
     return mask
 
 
