@@ -318,6 +318,27 @@ def test_strokes_on_a_photo_the_network_finds_nothing_in_hand_over_to_the_centra
     assert cut[square].mean() > 0.8 and iou(cut, disc | square) > 0.8
 
 
+def test_strokes_without_a_box_weigh_less_in_the_colour_models(monkeypatch):
+    import pixelwise.cutout as cutout
+    from pixelwise.graphcut import STROKE_WEIGHT, STROKE_WEIGHT_WITHOUT_BOX
+
+    seen = []
+    real = cutout.graph_cut
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["stroke_weight"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cutout, "graph_cut", recording)
+    rgb, disc, square = scene()
+    keep = [{"points": [[110, 62], [130, 62]], "radius": 3}]
+    alpha(rgb, method="grabcut", foreground_strokes=keep)
+    assert seen and set(seen) == {STROKE_WEIGHT_WITHOUT_BOX}
+    seen.clear()
+    alpha(rgb, method="grabcut", box=(10, 25, 150, 100), foreground_strokes=keep)
+    assert seen == [STROKE_WEIGHT] and STROKE_WEIGHT_WITHOUT_BOX < STROKE_WEIGHT
+
+
 def test_cli_box_checkpoint_reaches_the_cut_out(monkeypatch, tmp_path):
     import pixelwise.cutout as cutout
 

@@ -30,7 +30,14 @@ from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import to_unit
 from pixelwise.data.io import as_image
 from pixelwise.data.transforms import crop_resize, grown_box, resize_image
-from pixelwise.graphcut import CutGraph, box_mask, box_window, graph_cut
+from pixelwise.graphcut import (
+    STROKE_WEIGHT,
+    STROKE_WEIGHT_WITHOUT_BOX,
+    CutGraph,
+    box_mask,
+    box_window,
+    graph_cut,
+)
 from pixelwise.inference import predict_probs
 from pixelwise.segmenter import Segmenter
 
@@ -421,7 +428,15 @@ def central_cut(
     box too)."""
     shape = small.shape[:2]
     keep, erase = (None, None) if hints is None else (hints.foreground, hints.background)
-    return graph_cut(small, np.full(shape, 0.5), keep, erase, central_box(shape), graph=graph)
+    return graph_cut(
+        small,
+        np.full(shape, 0.5),
+        keep,
+        erase,
+        central_box(shape),
+        graph=graph,
+        stroke_weight=STROKE_WEIGHT_WITHOUT_BOX,
+    )
 
 
 # A photo the network knows: its mean confidence |2p - 1| over the whole photo is at least this
@@ -471,6 +486,7 @@ def cut_mask(
         iterations=iterations,
         start_from_prior=prob is not None and (PRIOR_STARTS_COLOURS or plain),
         graph=graph,
+        stroke_weight=STROKE_WEIGHT if hints.box is not None else STROKE_WEIGHT_WITHOUT_BOX,
     )
     if EMPTY_FALLBACK and hints.box is None and beyond(mask, hints).mean() < MIN_FOREGROUND:
         return central_cut(small, hints, graph)
