@@ -197,23 +197,19 @@ def guided_filter(
 def keep_largest(mask: np.ndarray, fill_holes: bool = True) -> np.ndarray:
     """The largest 8-connected component of a boolean mask (the first in raster order on a
     tie), holes filled."""
-    import cv2
-
-    mask = np.asarray(mask, bool)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if n > 2:  # label 0 is the background
-        mask = labels == 1 + int(stats[1:, cv2.CC_STAT_AREA].argmax())
+    mask = stroked_objects(np.asarray(mask, bool), None)
     return filled(mask) if fill_holes else mask
 
 
 def stroked_objects(mask: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
-    """The largest 8-connected component of a boolean mask and every component that the keep
-    strokes ``keep`` touch: with strokes but no box, a stroke adds what it marks, and the
-    specks the cut leaves elsewhere go, as without user input (docs/results.md (t))."""
+    """The largest 8-connected component of a boolean mask (the first in raster order on a tie)
+    and every component that the keep strokes ``keep`` touch: with strokes but no box, a stroke
+    adds what it marks, and the specks the cut leaves elsewhere go, as without user input
+    (docs/results.md (t))."""
     import cv2
 
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if n <= 2:
+    if n <= 2:  # label 0 is the background: one object or none
         return mask
     kept = np.zeros(n, bool)
     kept[1 + int(stats[1:, cv2.CC_STAT_AREA].argmax())] = True
