@@ -14,7 +14,7 @@ RUNS=${RUNS:-runs}
 OUT=${OUT:-$RUNS/selftrain-$HOLDOUT}
 HERE=$(dirname "$0")
 WHOLE=$RUNS/loso-$HOLDOUT/best.pt
-BOX=$RUNS/box-$HOLDOUT/best.pt
+BOX=${BOX:-$RUNS/box-$HOLDOUT/best.pt}  # BOX=...: another box model, e.g. runs/box-S-long/best.pt
 rm -rf "$OUT-data" "$OUT/data"  # adapt refuses to mix an earlier run's photos in
 if [ "${MIX:-0}" = 1 ] || [ "${MASKS:-0}" = 1 ]; then
   MASKS_OPTION=$([ "${MASKS:-0}" = 1 ] && echo --masks || true)
