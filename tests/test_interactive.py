@@ -272,6 +272,54 @@ def test_strokes_alone_keep_the_largest_object_and_what_a_keep_stroke_touches():
     assert np.array_equal(stroked_objects(mask[:26, :26], None), mask[:26, :26])
 
 
+def test_near_strokes_keeps_only_the_changes_a_stroke_touches():
+    from pixelwise.cutout import UserInput, near_strokes
+
+    before = np.zeros((40, 60), bool)
+    before[5:30, 5:30] = True
+    after = before.copy()
+    after[5:10, 5:30] = False  # removed, an erase stroke touches it
+    after[25:30, 5:30] = False  # removed, no stroke near
+    after[10:20, 40:50] = True  # added, a keep stroke touches it
+    after[32:38, 40:50] = True  # added, no stroke near (the road a stroke turned foreground)
+    keep, erase = np.zeros_like(before), np.zeros_like(before)
+    keep[15, 51:55] = True  # two pixels right of the added square: within STROKE_REACH
+    erase[3, 10:20] = True  # two pixels above the removed band
+    mask = near_strokes(before, after, UserInput(None, keep, erase))
+    expected = before.copy()
+    expected[5:10, 5:30] = False
+    expected[10:20, 40:50] = True
+    assert np.array_equal(mask, expected)
+    # a stroke's kind decides: an erase stroke does not admit what the cut adds near it
+    assert np.array_equal(near_strokes(before, after, UserInput(None, None, keep)), before)
+    assert np.array_equal(near_strokes(before, after, UserInput()), before)
+
+
+def test_a_stroke_without_a_box_changes_the_cut_out_only_near_itself(monkeypatch):
+    import pixelwise.cutout as cutout
+
+    rgb, disc, square = scene()
+    automatic = alpha(rgb, method="grabcut")
+    assert iou(automatic, disc) > 0.9
+    keep = {"foreground_strokes": [{"points": [[110, 62], [130, 62]], "radius": 3}]}
+    spill = np.zeros_like(disc)  # the cut with the stroke made to add a region far from it,
+    spill[80:110, 30:60] = True  # joined to the disc (as a road to a car)
+    real = cutout.cut_mask
+
+    def spilling(small, prob, hints, *args, **kwargs):
+        mask = real(small, prob, hints, *args, **kwargs)
+        return mask | spill if hints.foreground is not None else mask  # the photo's own size
+
+    monkeypatch.setattr(cutout, "cut_mask", spilling)
+    cut = alpha(rgb, method="grabcut", **keep)
+    assert cut[square].mean() > 0.8  # the stroke's square is added...
+    assert np.array_equal(cut & ~square, automatic & ~square)  # ...and nothing else changes
+    monkeypatch.setattr(cutout, "LOCAL_STROKES", False)
+    assert (alpha(rgb, method="grabcut", **keep) & spill & ~disc).sum() > 0.9 * (
+        spill & ~disc
+    ).sum()
+
+
 def test_strokes_without_a_box_get_the_box_models_second_look(monkeypatch):
     import pixelwise.cutout as cutout
 
@@ -287,10 +335,11 @@ def test_strokes_without_a_box_get_the_box_models_second_look(monkeypatch):
     whole, helper = red_box_model(box_input=0), red_box_model(box_input=24)
     keep = [{"points": [[110, 62], [130, 62]], "radius": 3}]
     cut = alpha(rgb, whole, box_model=helper, foreground_strokes=keep)
-    assert looks == [1]  # the second look ran with strokes alone...
+    # the second look ran with strokes alone, and for the cut-out without them (LOCAL_STROKES)...
+    assert looks == [1, 1]
     assert iou(cut, disc | square) > 0.85  # ...and the stroke's square is kept beside the disc
     alpha(rgb, whole, box_model=helper, box=(10, 25, 150, 100), foreground_strokes=keep)
-    assert looks == [1]  # ...but not with a user's box
+    assert looks == [1, 1]  # ...but not with a user's box
 
 
 def test_strokes_on_a_photo_the_network_finds_nothing_in_hand_over_to_the_central_box(
@@ -313,8 +362,10 @@ def test_strokes_on_a_photo_the_network_finds_nothing_in_hand_over_to_the_centra
     torch.nn.init.zeros_(blind.network.weight), torch.nn.init.zeros_(blind.network.bias)
     keep = [{"points": [[110, 62], [130, 62]], "radius": 3}]
     cut = alpha(rgb, blind, foreground_strokes=keep)
-    # GrabCut's central box, as without input, with the stroke still a hard constraint
-    assert len(calls) == 1 and calls[0].foreground is not None and calls[0].foreground.any()
+    # GrabCut's central box, as without input, with the stroke still a hard constraint (and
+    # once without it: the cut-out the stroke changes, LOCAL_STROKES)
+    stroked = [hints for hints in calls if hints.foreground is not None]
+    assert len(calls) == 2 and len(stroked) == 1 and stroked[0].foreground.any()
     assert cut[square].mean() > 0.8 and iou(cut, disc | square) > 0.8
 
 
