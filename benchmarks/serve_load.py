@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument(
         "--stroke",
         action="store_true",
-        help="send one keep stroke (across the centre, no box) with each request",
+        help="send one keep stroke (across the centre) with each request; with --box, inside the box",
     )
     parser.add_argument("--quick", action="store_true", help="40 requests (under 5 minutes)")
     args = parser.parse_args()

@@ -34,6 +34,16 @@ def runtime_cache(tmp_path_factory):
     yield
 
 
+@pytest.fixture(autouse=True)
+def fresh_cut_outs():
+    """Each test starts with no remembered cut-out (pixelwise.cutout.CUT_OUTS), so that what
+    one test computed never stands in for another's."""
+    from pixelwise.cutout import CUT_OUTS
+
+    CUT_OUTS.clear()
+    yield
+
+
 def disc_and_square(
     h: int, w: int, disc: tuple[int, int, int], square: tuple[int, int, int, int], seed: int = 0
 ):

@@ -321,6 +321,39 @@ def test_a_stroke_changes_the_cut_out_only_near_itself(monkeypatch, box):
     ).sum()
 
 
+def test_a_stroke_after_the_cut_out_reuses_it(monkeypatch):
+    import pixelwise.cutout as cutout
+
+    rgb, disc, square = scene()
+    keep = {"foreground_strokes": [{"points": [[110, 62], [130, 62]], "radius": 3}]}
+    alpha(rgb, method="grabcut")  # the cut-out the web page shows before the stroke
+    calls = []
+    real = cutout.graphcut
+    monkeypatch.setattr(cutout, "graphcut", lambda *a, **k: calls.append(1) or real(*a, **k))
+    remembered = alpha(rgb, method="grabcut", **keep)
+    assert calls == []  # the cut-out without the stroke was not computed again...
+    cutout.CUT_OUTS.clear()
+    computed = alpha(rgb, method="grabcut", **keep)
+    assert calls == [1] and np.array_equal(remembered, computed)  # ...and is the same
+
+
+def test_remembered_cut_outs_by_photo_and_probability_the_latest_few_read_only():
+    from pixelwise.cutout import Remembered
+
+    memory = Remembered(size=2)
+    photos = [np.full((4, 5, 3), v, np.uint8) for v in range(3)]
+    keys = [memory.key("graphcut", p, None, None, None, "auto") for p in photos]
+    assert len(set(keys)) == 3
+    prob = np.zeros((4, 5), np.float32)
+    assert memory.key("graphcut", photos[0], prob, None, None, "auto") != keys[0]
+    masks = [np.full((4, 5), bool(v % 2)) for v in range(3)]
+    for key, mask in zip(keys, masks):
+        assert memory.keep(key, None, mask) is mask and mask.flags.writeable
+    assert memory.get(keys[0]) is None  # the oldest went
+    assert np.array_equal(memory.get(keys[2]), masks[2]) and not memory.get(keys[2]).flags.writeable
+    assert memory.get(keys[1]) is not None
+
+
 def test_strokes_without_a_box_get_the_box_models_second_look(monkeypatch):
     import pixelwise.cutout as cutout
 

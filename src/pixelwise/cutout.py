@@ -576,9 +576,11 @@ def mask_of(
     automatic one, or the box's) only where the change touches a stroke (:func:`near_strokes`);
     with strokes alone and ``largest_component``, the largest object and those a keep stroke
     touches are kept (:func:`stroked_objects`)."""
+    strokes = hints.foreground is not None or hints.background is not None
+    remembered = Remembered.key(method, small, prob, helper, hints.box, precision)
     if method == "grabcut" and not hints.given:
         try:
-            return graphcut(small)
+            return CUT_OUTS.keep(remembered, helper, graphcut(small))
         except ValueError as error:  # too small at the working size for GrabCut's central box
             raise ValueError(
                 f"method grabcut on the photo at its working size: {error} (use the default method)"
@@ -595,14 +597,69 @@ def mask_of(
             iterations=SECOND_CUT_ITERATIONS,
             graph=graph,
         )
-    if LOCAL_STROKES and (hints.foreground is not None or hints.background is not None):
-        before = mask_of(method, small, prob, helper, UserInput(hints.box), precision)
+    if not strokes:
+        return CUT_OUTS.keep(remembered, helper, mask)
+    if LOCAL_STROKES:
+        before = CUT_OUTS.get(remembered)
+        if before is None:
+            before = mask_of(method, small, prob, helper, UserInput(hints.box), precision)
         if hints.box is None and largest_component:  # as the automatic cut-out keeps it
             before = keep_largest(before)
         mask = near_strokes(before, mask, hints)
-    if not hints.given or hints.box is not None:
+    if hints.box is not None:
         return mask
     return stroked_objects(mask, hints.foreground) if largest_component else mask
+
+
+class Remembered:
+    """The last few cut-outs without strokes, at working size, by what they were computed
+    from: the cut-out that strokes change (:data:`LOCAL_STROKES`) is the one the web page
+    showed before them, so a stroke costs one cut-out, not two. Only strokes look here (a
+    cut-out without strokes is always computed), so a setting of this module changed between
+    the cut-out and the strokes applies to the strokes only; :meth:`clear` forgets. Thread-safe
+    (the server's)."""
+
+    def __init__(self, size: int = 8):
+        import threading
+        from collections import OrderedDict
+
+        self.size, self.lock, self.entries = size, threading.Lock(), OrderedDict()
+
+    @staticmethod
+    def key(method, small, prob, helper, box, precision) -> tuple:
+        """The photo and the network's probability by their digest, the box model by its id
+        (each entry holds its box model, so no other object takes that id meanwhile)."""
+        import hashlib
+
+        digest = hashlib.blake2b(small.tobytes(), digest_size=16)
+        if prob is not None:
+            digest.update(np.ascontiguousarray(prob).tobytes())
+        return digest.hexdigest(), small.shape, method, box, precision, id(helper)
+
+    def get(self, key) -> np.ndarray | None:
+        with self.lock:
+            if key not in self.entries:
+                return None
+            self.entries.move_to_end(key)
+            return self.entries[key][1]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+    def keep(self, key, helper, mask: np.ndarray) -> np.ndarray:
+        """Remember a read-only copy of ``mask`` under ``key``; returns ``mask``."""
+        copy = mask.copy()
+        copy.flags.writeable = False
+        with self.lock:
+            self.entries[key] = (helper, copy)
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.size:
+                self.entries.popitem(last=False)
+        return mask
+
+
+CUT_OUTS = Remembered()
 
 
 # Strokes change the cut-out without them only near themselves (:func:`near_strokes`): a stroke
