@@ -575,7 +575,8 @@ def mask_of(
     probability). With :data:`LOCAL_STROKES`, strokes change the cut-out without them (the
     automatic one, or the box's) only where the change touches a stroke (:func:`near_strokes`);
     with strokes alone and ``largest_component``, the largest object and those a keep stroke
-    touches are kept (:func:`stroked_objects`)."""
+    touches are kept (:func:`stroked_objects`). Cut-outs without strokes are remembered
+    (:data:`CUT_OUTS`) for the strokes that may follow."""
     strokes = hints.foreground is not None or hints.background is not None
     remembered = Remembered.key(method, small, prob, helper, hints.box, precision)
     if method == "grabcut" and not hints.given:
@@ -666,8 +667,8 @@ CUT_OUTS = Remembered()
 # also moves the colour models, and on a photo the network is unsure of, an erase stroke at a
 # car's edge could turn the road into foreground. On the 100 development photos of
 # docs/results.md (v), held-out pairs, one stroke: without a box 0.587 -> 0.588 (photos worse than
-# without the stroke 9 -> 2), after a box 0.786 -> 0.797 (15 -> 2); at the cost of the cut-out
-# without the strokes computed again beside the stroked one.
+# without the stroke 9 -> 2), after a box 0.786 -> 0.797 (15 -> 2). It needs the cut-out without
+# the strokes: remembered from the request before (:data:`CUT_OUTS`), else computed again.
 LOCAL_STROKES = True
 STROKE_REACH = 2  # pixels at working size: a change this close to a stroke touches it
 
