@@ -423,15 +423,15 @@ def central_cut(
     ``hints``' strokes (never a box) are hard constraints (a keep stroke outside the central
     box too)."""
     shape = small.shape[:2]
-    keep, erase = (None, None) if hints is None else (hints.foreground, hints.background)
+    hints = UserInput() if hints is None else hints
     return graph_cut(
         small,
         np.full(shape, 0.5),
-        keep,
-        erase,
+        hints.foreground,
+        hints.background,
         central_box(shape),
         graph=graph,
-        stroke_weight=STROKE_WEIGHT_WITHOUT_BOX,
+        stroke_weight=hints.stroke_weight,
     )
 
 
@@ -482,7 +482,7 @@ def cut_mask(
         iterations=iterations,
         start_from_prior=prob is not None and (PRIOR_STARTS_COLOURS or plain),
         graph=graph,
-        stroke_weight=STROKE_WEIGHT if hints.box is not None else STROKE_WEIGHT_WITHOUT_BOX,
+        stroke_weight=hints.stroke_weight,
     )
     if EMPTY_FALLBACK and hints.box is None and beyond(mask, hints).mean() < MIN_FOREGROUND:
         return central_cut(small, hints, graph)
@@ -736,6 +736,12 @@ class UserInput:
     @property
     def given(self) -> bool:
         return self.box is not None or self.foreground is not None or self.background is not None
+
+    @property
+    def stroke_weight(self) -> float:
+        """A stroke's share of its colour model: less without a user's box, where the colour
+        models are the whole photo's (:data:`~pixelwise.graphcut.STROKE_WEIGHT_WITHOUT_BOX`)."""
+        return STROKE_WEIGHT if self.box is not None else STROKE_WEIGHT_WITHOUT_BOX
 
     @classmethod
     def scaled(
