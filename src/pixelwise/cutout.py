@@ -666,8 +666,8 @@ CUT_OUTS = Remembered()
 # Strokes change the cut-out without them only near themselves (:func:`near_strokes`): a stroke
 # also moves the colour models, and on a photo the network is unsure of, an erase stroke at a
 # car's edge could turn the road into foreground. On the 100 development photos of
-# docs/results.md (v), held-out pairs, one stroke: without a box 0.587 -> 0.588 (photos worse than
-# without the stroke 9 -> 2), after a box 0.786 -> 0.797 (15 -> 2). It needs the cut-out without
+# docs/results.md (v), held-out pairs, one stroke: without a box 0.587 -> 0.590 (photos worse than
+# without the stroke 9 -> 1), after a box 0.786 -> 0.797 (15 -> 2). It needs the cut-out without
 # the strokes: remembered from the request before (:data:`CUT_OUTS`), else computed again.
 LOCAL_STROKES = True
 STROKE_REACH = 2  # pixels at working size: a change this close to a stroke touches it
