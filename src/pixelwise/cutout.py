@@ -577,7 +577,6 @@ def mask_of(
     with strokes alone and ``largest_component``, the largest object and those a keep stroke
     touches are kept (:func:`stroked_objects`). Cut-outs without strokes are remembered
     (:data:`CUT_OUTS`) for the strokes that may follow."""
-    strokes = hints.foreground is not None or hints.background is not None
     remembered = Remembered.key(method, small, prob, helper, hints.box, precision)
     if method == "grabcut" and not hints.given:
         try:
@@ -598,7 +597,7 @@ def mask_of(
             iterations=SECOND_CUT_ITERATIONS,
             graph=graph,
         )
-    if not strokes:
+    if not hints.strokes:
         return CUT_OUTS.keep(remembered, helper, mask)
     if LOCAL_STROKES:
         before = CUT_OUTS.get(remembered)
@@ -734,8 +733,12 @@ class UserInput:
     background: np.ndarray | None = None
 
     @property
+    def strokes(self) -> bool:
+        return self.foreground is not None or self.background is not None
+
+    @property
     def given(self) -> bool:
-        return self.box is not None or self.foreground is not None or self.background is not None
+        return self.box is not None or self.strokes
 
     @property
     def stroke_weight(self) -> float:
