@@ -8,6 +8,8 @@
 #   HOLDOUT=davis345 bash recipes/foreground_box_unet.sh   # train on the other four sources
 #   bash recipes/foreground_box_unet.sh                    # the bundled foreground-box model
 #
+# COCO128=../shared/data/coco128 also trains on that folder's object instances (tried, no gain on
+# the development photos: docs/results.md (x); not with HOLDOUT=coco_mval, the same collection).
 # The split is recipes/foreground_splits.py's, as for recipes/foreground_unet.sh. When that
 # recipe's whole-photo model of the same split exists (WHOLE, default runs/foreground-HOLDOUT),
 # the pair is scored on the test photos by recipes/interactive_eval.py.
@@ -17,7 +19,7 @@ HOLDOUT=${HOLDOUT:-none}
 OUT=${OUT:-runs/foreground-box-$HOLDOUT}
 WHOLE=${WHOLE:-runs/foreground-$HOLDOUT/best.pt}
 HERE=$(dirname "$0")
-python "$HERE/foreground_splits.py" "$DATA" "$OUT-data" --holdout "$HOLDOUT"
+python "$HERE/foreground_splits.py" "$DATA" "$OUT-data" --holdout "$HOLDOUT" ${COCO128:+--coco128 "$COCO128"}
 time pixelwise train "$OUT-data" --out "$OUT" --mask-values 0,255 --classes background,foreground \
   --model unet --depth 4 --base-width 16 --scale 0.625 --crop 192 --box-crop=-0.02,0.2 \
   --appearance photo --composite 0.3 --flips horizontal --loss ce+dice --lr 3e-3 --batch-size 8 \

@@ -2,17 +2,23 @@
 
     python recipes/foreground_splits.py DATA OUT --holdout SOURCE   # train on the other sources
     python recipes/foreground_splits.py DATA OUT --holdout none      # the bundled model's split
+    python recipes/foreground_splits.py DATA OUT --holdout S --coco128 ../shared/data/coco128
 
 Never trained on, in any split: the fixed fifth of eg1800_train listed in
 recipes/eg1800_test_ids.txt (the portrait test) and a development set of 20 photos per source
 (seeded, seed 0), which is the validation set of every run, restricted to its training sources:
 checkpoints are chosen on those, never on the held-out source. ``OUT/train`` and ``OUT/val``
 hold ``<source>_<stem>`` links; ``OUT/test.txt`` lists the held-out source's scored photos.
+``--coco128 DIR`` adds to the training photos every COCO instance of DIR's annotations.json
+that covers at least 1 % of its photo, as a pair of its photo and that instance's mask
+(``coco128_<image stem>_<annotation id>``): for the box model, which is told which object is
+meant (docs/results.md (x)). Not with coco_mval held out: that is the same collection.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
@@ -21,6 +27,7 @@ import numpy as np
 SOURCES = ("ccp", "coco_mval", "davis345", "eg1800_train", "weizmann_horses")
 DEV_PER_SOURCE = 20
 TEST_PER_SOURCE = 100
+MIN_INSTANCE = 0.01  # --coco128: the smallest instance added, as a fraction of its photo
 HERE = Path(__file__).resolve().parent
 
 
@@ -78,15 +85,44 @@ def build(data: Path, out: Path, holdout: str) -> dict[str, int]:
     return counts
 
 
+def add_instances(coco: Path, out: Path) -> int:
+    """Every instance of ``coco``/annotations.json covering >= MIN_INSTANCE of its photo, as a
+    training pair: a link to the photo and the instance's polygons filled into a mask PNG."""
+    from PIL import Image, ImageDraw
+
+    spec = json.loads((coco / "annotations.json").read_text())
+    photos = {p["id"]: p for p in spec["images"]}
+    added = 0
+    for note in spec["annotations"]:
+        photo = photos[note["image_id"]]
+        width, height = photo["width"], photo["height"]
+        if note.get("iscrowd") or note["area"] < MIN_INSTANCE * width * height:
+            continue
+        name = f"coco128_{Path(photo['file_name']).stem}_{note['id']}"
+        mask = Image.new("L", (width, height), 0)
+        for polygon in note["segmentation"]:
+            ImageDraw.Draw(mask).polygon([float(v) for v in polygon], fill=255, outline=255)
+        mask.save(out / "train" / "masks" / f"{name}.png")
+        image = (coco / "images" / photo["file_name"]).resolve()
+        (out / "train" / "images" / f"{name}{image.suffix}").symlink_to(image)
+        added += 1
+    return added
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data")
     parser.add_argument("out")
     parser.add_argument("--holdout", required=True, choices=[*SOURCES, "none"])
+    parser.add_argument("--coco128", help="also train on this COCO folder's instances (box model)")
     args = parser.parse_args()
+    if args.coco128 and args.holdout == "coco_mval":
+        parser.error("--coco128 with coco_mval held out: both come from COCO")
     counts = build(Path(args.data), Path(args.out), args.holdout)
+    instances = add_instances(Path(args.coco128), Path(args.out)) if args.coco128 else 0
     print(
-        f"{args.out}: {counts['train']} training, {counts['val']} validation photos; held out: {args.holdout}"
+        f"{args.out}: {counts['train']} training photos (+ {instances} COCO instances), "
+        f"{counts['val']} validation photos; held out: {args.holdout}"
     )
 
 

@@ -56,6 +56,33 @@ def test_foreground_splits_keep_held_out_photos_out_of_training(tmp_path):
     assert set(fs.test_set(data, "eg1800_train")) <= fs.eg1800_test()
 
 
+def test_foreground_splits_add_coco_instances_as_mask_pairs(tmp_path):
+    """--coco128: each instance of >= 1 % of its photo becomes a (photo, mask) training pair whose
+    mask is the polygon filled (its outline included); smaller ones are left out."""
+    import json
+
+    fs = _load("foreground_splits")
+    coco, out = tmp_path / "coco", tmp_path / "split"
+    (coco / "images").mkdir(parents=True)
+    for kind in ("images", "masks"):
+        (out / "train" / kind).mkdir(parents=True)
+    Image.new("RGB", (100, 50)).save(coco / "images" / "000000000007.jpg")
+    square = [10, 10, 29, 10, 29, 29, 10, 29]  # 20 x 20 pixels with the outline: 8 % of the photo
+    speck = [60, 5, 62, 5, 62, 7]  # a few pixels: under 1 %
+    notes = [
+        {"id": i, "image_id": 7, "segmentation": [poly], "area": area, "iscrowd": 0}
+        for i, poly, area in ((3, square, 361.0), (4, speck, 2.0))
+    ]
+    photo = {"id": 7, "file_name": "000000000007.jpg", "width": 100, "height": 50}
+    (coco / "annotations.json").write_text(json.dumps({"images": [photo], "annotations": notes}))
+    assert fs.add_instances(coco, out) == 1
+    assert [p.name for p in (out / "train" / "images").iterdir()] == ["coco128_000000000007_3.jpg"]
+    mask = np.array(Image.open(out / "train" / "masks" / "coco128_000000000007_3.png"))
+    expected = np.zeros((50, 100), np.uint8)
+    expected[10:30, 10:30] = 255
+    np.testing.assert_array_equal(mask, expected)
+
+
 def test_foreground_table_from_eval_files(tmp_path):
     import json
 
