@@ -3,9 +3,9 @@
 The network sees the photo at a small size (``model_size`` on the longer side); its
 foreground probability is upsampled to full resolution edge-aware, with a guided filter
 steered by the full-resolution photo (He et al., 2010), so edges follow the photo rather than
-the coarse prediction. ``matting=True`` refines further: closed-form matting (pymatting) on a
-trimap derived from the mask (sure foreground / unknown band / sure background). Post-
-processing keeps the largest connected component and fills its holes. ``method="grabcut"``
+the coarse prediction. ``matting=True`` refines further: closed-form matting
+(:mod:`pixelwise.matting`) on a trimap derived from the mask (sure foreground / unknown band /
+sure background). Post-processing keeps the largest connected component and fills its holes. ``method="grabcut"``
 needs no weights (OpenCV's GrabCut from the central box) and serves as a classical fallback.
 
 A box model (``pixelwise train --box-crop``; the bundled ``foreground-box`` beside the bundled
@@ -280,11 +280,9 @@ def estimate_alpha(
         band = max(2, int(round(1.5 * scale)))
         tri = trimap(mask, band)
         if (tri == 1).any() and (tri == 0).any():  # matting needs sure foreground and background
-            from pymatting import estimate_alpha_cf
+            from pixelwise.matting import closed_form_matting
 
-            return (
-                estimate_alpha_cf(rgb.astype(np.float64) / 255.0, tri).astype(np.float32).clip(0, 1)
-            )
+            return closed_form_matting(rgb, tri)
     # edge-aware upsampling of the cleaned mask: the photo's edges decide where alpha falls off
     alpha = guided_filter(
         grey, mask.astype(np.float32), radius=max(2, int(round(2 * scale))), eps=1e-3

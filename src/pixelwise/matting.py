@@ -1,0 +1,101 @@
+"""Closed-form alpha matting (Levin, Lischinski and Weiss, 2008) with memory in proportion to the
+trimap's unknown band, not to the photo.
+
+The matting Laplacian couples two pixels only when a 3 x 3 window holds both, and alpha is
+solved for the unknown pixels alone (``L_UU alpha_U = -L_UK alpha_K``), so only the windows that
+touch an unknown pixel matter. pymatting's ``estimate_alpha_cf`` allocates 25 index and 25 value
+slots for every pixel of the photo (about 0.5 KB per pixel: 13.8 GB peak for a 24-megapixel
+photo); here the windows are visited in chunks and only the rows of unknown pixels are kept.
+The solver is pymatting's (conjugate gradients, incomplete-Cholesky preconditioner), so the
+alpha is the one ``estimate_alpha_cf`` computes; tests/test_matting.py checks both the
+Laplacian and the alpha against it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EPSILON = 1e-7  # regularisation of the window colour covariance (pymatting's default)
+CHUNK = 65_536  # windows per step: bounds the (chunk, 9, 9) temporaries to about 100 MB
+
+
+def window_centres(unknown: np.ndarray) -> np.ndarray:
+    """Flat indices of the 3 x 3 windows (by their centre, inside the photo) that hold at least one
+    unknown pixel."""
+    import cv2
+
+    touched = cv2.dilate(unknown.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    touched[[0, -1], :] = False  # a window needs all nine pixels inside the photo
+    touched[:, [0, -1]] = False
+    return np.flatnonzero(touched)
+
+
+def window_blocks(colours: np.ndarray, epsilon: float = EPSILON) -> np.ndarray:
+    """(n, 9, 9) contributions of n windows to the Laplacian from their pixels' colours (n, 9, 3)
+    in [0, 1]: ``delta_ij - (1 + (I_i - mu)^T (Sigma + epsilon / 9 * Id)^-1 (I_j - mu)) / 9``."""
+    centred = colours - colours.mean(axis=1, keepdims=True)
+    covariance = (np.einsum("nic,nid->ncd", centred, centred) + epsilon * np.eye(3)) / 9
+    inverse = np.linalg.inv(covariance)
+    gram = np.einsum("nic,ncd,njd->nij", centred, inverse, centred)
+    return np.eye(9) - (1 + gram) / 9
+
+
+def band_system(rgb: np.ndarray, trimap: np.ndarray, epsilon: float = EPSILON):
+    """``(L_UU, b, unknown)``: the matting Laplacian's rows and columns of the unknown pixels
+    (trimap 0.5; CSR), the right-hand side ``-L_UK alpha_K`` from the sure pixels (0 and 1), and
+    the flat indices of the unknown pixels. ``rgb`` is uint8 (H, W, 3)."""
+    import scipy.sparse
+
+    h, w = trimap.shape
+    unknown = np.flatnonzero(trimap == 0.5)
+    index = np.full(h * w, -1, np.int64)
+    index[unknown] = np.arange(unknown.size)
+    sure_fg = (trimap == 1).ravel()
+    flat = rgb.reshape(-1, 3)
+    offsets = (np.arange(-1, 2)[:, None] * w + np.arange(-1, 2)[None, :]).ravel()
+    centres = window_centres(trimap == 0.5)
+    system = scipy.sparse.csr_matrix((unknown.size, unknown.size))
+    b = np.zeros(unknown.size)
+    for start in range(0, centres.size, CHUNK):
+        pixels = centres[start : start + CHUNK, None] + offsets  # (n, 9)
+        blocks = window_blocks(flat[pixels].astype(np.float64) / 255.0, epsilon)
+        rows = np.broadcast_to(index[pixels][:, :, None], blocks.shape)
+        cols = np.broadcast_to(pixels[:, None, :], blocks.shape)
+        kept = rows >= 0  # only the rows of unknown pixels are solved for
+        rows, cols, values = rows[kept], cols[kept], blocks[kept]
+        inner = index[cols]
+        both = inner >= 0
+        system = system + scipy.sparse.csr_matrix(
+            (values[both], (rows[both], inner[both])), shape=system.shape
+        )
+        b -= np.bincount(rows[~both], values[~both] * sure_fg[cols[~both]], unknown.size)
+    return system, b, unknown
+
+
+def quiet_preconditioner() -> None:
+    """pymatting's ``ichol`` prints six lines to stdout ("PERFORMANCE WARNING") for every shift
+    it has to try on a near-singular Laplacian (flat, smooth photos), then goes on with the next
+    shift: noise in a command's output, not a failure. Silence that module's ``print`` alone
+    (thread-safe, unlike redirecting ``sys.stdout``)."""
+    import sys
+
+    import pymatting  # noqa: F401  (loads the module below)
+
+    # the module, not the function of the same name that its package exports
+    sys.modules["pymatting.preconditioner.ichol"].print = lambda *args, **kwargs: None
+
+
+def closed_form_matting(
+    rgb: np.ndarray, trimap: np.ndarray, epsilon: float = EPSILON
+) -> np.ndarray:
+    """Alpha (H, W) float32 in [0, 1] of a uint8 (H, W, 3) photo from a trimap (H, W) of 0 (sure
+    background), 1 (sure foreground) and 0.5 (unknown); pymatting's ``estimate_alpha_cf``
+    without its whole-photo arrays."""
+    from pymatting import cg, ichol
+
+    quiet_preconditioner()
+    alpha = trimap.astype(np.float64).ravel()
+    system, b, unknown = band_system(rgb, trimap, epsilon)
+    if unknown.size:
+        alpha[unknown] = cg(system, b, M=ichol(system))  # CSR of a symmetric matrix: its CSC
+    return alpha.reshape(trimap.shape).clip(0, 1).astype(np.float32)

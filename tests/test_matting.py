@@ -1,0 +1,78 @@
+"""Closed-form matting on the unknown band: the Laplacian rows, the right-hand side and the alpha
+against pymatting's whole-photo ``cf_laplacian`` / ``estimate_alpha_cf`` (the reference)."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelwise.matting import band_system, closed_form_matting
+
+pymatting = pytest.importorskip("pymatting", reason="matting is the [matting] extra")
+
+
+def _photo_and_trimap():
+    """A crop of scikit-image's astronaut and a ring-shaped unknown band, one part of which
+    touches the photo's top edge (where pymatting has no window centres)."""
+    from skimage import data
+
+    rgb = np.ascontiguousarray(data.astronaut()[100:220, 150:310])
+    yy, xx = np.mgrid[: rgb.shape[0], : rgb.shape[1]]
+    r = np.hypot(yy - 60, xx - 80)
+    tri = np.where(r < 30, 1.0, np.where(r < 45, 0.5, 0.0))
+    tri[0:3, 60:100] = 0.5
+    return rgb, tri
+
+
+def _smooth_photo_and_trimap():
+    """A photo blown up 12x from random colours: windows of almost one colour make the Laplacian
+    nearly singular, and pymatting's preconditioner retries with larger shifts."""
+    small = (np.random.default_rng(0).random((8, 10, 3)) * 255).astype(np.uint8)
+    rgb = np.asarray(Image.fromarray(small).resize((120, 96), Image.BICUBIC))
+    tri = np.zeros((96, 120))
+    tri[:, 40:80] = 0.5
+    tri[:, 80:] = 1
+    return rgb, tri
+
+
+def test_band_system_is_pymattings_laplacian_on_the_unknown_pixels():
+    from pymatting import cf_laplacian
+
+    rgb, tri = _photo_and_trimap()
+    unknown, known = (tri == 0.5).ravel(), (tri != 0.5).ravel()
+    whole = cf_laplacian(rgb / 255.0, is_known=known)
+    reference = whole[unknown][:, unknown]
+    reference.eliminate_zeros()
+    rhs = -whole[unknown][:, known].dot((tri == 1).ravel()[known])
+    system, b, index = band_system(rgb, tri)
+    assert np.array_equal(index, np.flatnonzero(unknown))
+    assert system.shape == reference.shape and system.nnz == reference.nnz
+    scale = abs(reference).max()
+    assert abs(system - reference).max() < 1e-6 * scale  # the windows' 3 x 3 inverses round apart
+    np.testing.assert_allclose(b, rhs, atol=1e-6 * scale)
+
+
+def test_alpha_is_estimate_alpha_cf():
+    from pymatting import estimate_alpha_cf
+
+    for rgb, tri in (_photo_and_trimap(), _smooth_photo_and_trimap()):
+        expected = estimate_alpha_cf(rgb / 255.0, tri).clip(0, 1)
+        alpha = closed_form_matting(rgb, tri)
+        assert alpha.dtype == np.float32 and alpha.shape == tri.shape
+        np.testing.assert_allclose(alpha, expected, atol=1e-4)
+        assert np.array_equal(alpha[tri != 0.5], tri[tri != 0.5])  # sure pixels stay as given
+
+
+def test_nearly_singular_photo_prints_nothing(capsys):
+    """pymatting's preconditioner prints a "PERFORMANCE WARNING" per shift it retries; in a
+    command's output that is noise, not news."""
+    rgb, tri = _smooth_photo_and_trimap()
+    alpha = closed_form_matting(rgb, tri)
+    assert capsys.readouterr().out == ""
+    assert 0 <= alpha.min() and alpha.max() <= 1 and alpha[:, 40:80].std() > 0.01
+
+
+def test_no_unknown_pixels_give_the_trimap():
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    tri = np.zeros((20, 30))
+    tri[:, 15:] = 1
+    assert np.array_equal(closed_form_matting(rgb, tri), tri.astype(np.float32))
