@@ -5,21 +5,43 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
+BLEND_PIXELS = 1 << 22  # pixels blended at a time: the float temporaries stay near 100 MB
+
+
+def row_bands(shape: tuple[int, ...]):
+    """Slices of whole rows of about ``BLEND_PIXELS`` pixels covering an image of ``shape``."""
+    rows = max(1, BLEND_PIXELS // max(1, shape[1]))
+    return [slice(y, y + rows) for y in range(0, shape[0], rows)]
+
+
+def display_rgb(image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) for showing an (H, W, C) image: other dtypes scaled by the image's maximum,
+    grey repeated."""
+    top = None if image.dtype == np.uint8 else max(int(image.max()), 1)
+    shown = np.empty((*image.shape[:2], 3), np.uint8)
+    for band in row_bands(image.shape):
+        part = image[band] if top is None else (image[band] / top * 255).astype(np.uint8)
+        shown[band] = part  # broadcasts one grey channel to three
+    return shown
+
+
+def blended(base: np.ndarray, ids: np.ndarray, colours: np.ndarray, alpha: float) -> np.ndarray:
+    """``base`` (H, W, 3) uint8 with ``colours[id]`` blended in by ``alpha`` where the id > 0,
+    a band of rows at a time (an 80-megapixel overlay made whole held 6 GB of float copies)."""
+    out = np.empty_like(base)
+    for band in row_bands(base.shape):
+        part, where = base[band], ids[band]
+        colour = colours[where.astype(np.intp)].astype(np.float32)
+        mixed = np.where((where > 0)[..., None], (1 - alpha) * part + alpha * colour, part)
+        out[band] = mixed.round().astype(np.uint8)
+    return out
+
 
 def overlay(
     image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float = 0.45
 ) -> Image.Image:
     """Blend class colours over an (H, W, C) image; class 0 (background) stays uncoloured."""
-    base = (
-        image
-        if image.dtype == np.uint8
-        else (image / max(int(image.max()), 1) * 255).astype(np.uint8)
-    )
-    if base.shape[-1] == 1:
-        base = np.repeat(base, 3, axis=-1)
-    colour = palette[mask.astype(np.intp)].astype(np.float32)
-    blend = np.where((mask > 0)[..., None], (1 - alpha) * base + alpha * colour, base)
-    return Image.fromarray(blend.round().astype(np.uint8), mode="RGB")
+    return Image.fromarray(blended(display_rgb(image), mask, palette, alpha), mode="RGB")
 
 
 def instance_overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> Image.Image:
@@ -30,13 +52,9 @@ def instance_overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.45)
         np.random.default_rng(0).integers(40, 256, (int(labels.max()) + 1, 3)).astype(np.uint8)
     )
     palette[0] = 0
-    ids = labels.astype(np.intp)
-    shown = np.asarray(
-        overlay(image, np.minimum(ids, 1), np.zeros((256, 3), np.uint8), alpha=0.0)
-    ).copy()
-    blend = np.where((ids > 0)[..., None], (1 - alpha) * shown + alpha * palette[ids], shown)
-    blend[find_boundaries(labels, mode="inner")] = 255
-    return Image.fromarray(blend.round().astype(np.uint8), mode="RGB")
+    shown = blended(display_rgb(image), labels, palette, alpha)
+    shown[find_boundaries(labels, mode="inner")] = 255
+    return Image.fromarray(shown, mode="RGB")
 
 
 def detection_overlay(
