@@ -48,7 +48,10 @@ def dataset(root: Path, mask_values=(0, 255), n=6, size=32, stray=None, bad_val=
     for i in range(n):
         split = "val" if i < 2 else "train"
         image = photo(size, size, i)
-        mask = np.where(image[..., 0] > 100, mask_values[1], mask_values[0]).astype(np.uint8)
+        inside = image[..., 0] > 100
+        if np.ndim(mask_values[0]):  # colours: an RGB mask
+            inside = inside[..., None]
+        mask = np.where(inside, mask_values[1], mask_values[0]).astype(np.uint8)
         if stray is not None and i == n - 1:
             mask[0, 0] = stray
         Image.fromarray(image).save(root / split / "images" / f"{i}.png")
@@ -104,6 +107,7 @@ def files(tmp_path_factory) -> dict:
         "stray": dataset(root / "stray", (0, 1), stray=7),
         "badval": dataset(root / "badval", (0, 1), bad_val=True),
         "small": dataset(root / "small", (0, 1), size=24),
+        "colour": dataset(root / "colour", ((0, 0, 0), (255, 0, 0))),
     }
 
 
@@ -172,6 +176,18 @@ CLI_CASES = [
         ["train", "{bw}", "--out", "{out}", *TRAIN],
         2,
         "--mask-values 0,255",
+    ),
+    (
+        "colour masks without their colours",
+        ["train", "{colour}", "--out", "{out}", *TRAIN],
+        2,
+        "--mask-values '#000000,#ff0000'",
+    ),
+    (
+        "a colour no class has",
+        ["train", "{colour}", "--out", "{out}", *TRAIN, "--mask-values", "#000000,#00ff00"],
+        2,
+        "colours #ff0000 are not among the classes' colours (#000000, #00ff00",
     ),
     (
         "a stray mask value",
@@ -297,6 +313,18 @@ def test_cli_refuses(argv, status, fragment, files, tmp_path, capsys, monkeypatc
     assert "weights_only" not in err and "Traceback" not in err
     if argv[0] == "train" and status == 2:
         assert not (tmp_path / "out" / "last.pt").exists()  # refused before the first step
+
+
+def test_mask_values_take_integers_and_colours(capsys):
+    from pixelwise.config import value_list
+
+    assert value_list("0,255") == [0, 255]
+    assert value_list("#000000, #ff0000,7") == [0, 0xFF0000, 7]
+    with pytest.raises(SystemExit):
+        main(["train", "data", "--out", "o", "--mask-values", "#00ff0"])
+    assert "expected comma-separated integers or #rrggbb colours, got '#00ff0'" in (
+        capsys.readouterr().err
+    )
 
 
 def test_short_runs_and_resume_with_another_schedule(files, tmp_path, capsys):

@@ -102,10 +102,25 @@ def test_pngs_written_fast_are_still_lossless(tmp_path):
             np.testing.assert_array_equal(np.asarray(back), rgba)
 
 
-def test_rgb_mask_refused(tmp_path):
-    Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / "m.png")
-    with pytest.raises(ImageReadError, match=r"m\.png: mask is a colour \(RGB\) image"):
-        read_mask(tmp_path / "m.png")
+def test_colour_masks_give_one_value_per_colour(tmp_path):
+    """RGB and RGBA masks (alpha ignored), PNG and TIFF: each pixel's value is 0xRRGGBB."""
+    from pixelwise.data.io import colour_name, colour_value, is_colour_mask
+
+    rgb = np.array([[[0, 0, 0], [255, 0, 0]], [[0, 0, 255], [12, 34, 56]]], np.uint8)
+    expected = np.array([[0, 0xFF0000], [0x0000FF, 0x0C2238]])
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(np.dstack([rgb, np.full((2, 2), 7, np.uint8)])).save(tmp_path / "rgba.png")
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb)
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "grey.png")
+    for name in ("rgb.png", "rgba.png", "rgb.tif"):
+        np.testing.assert_array_equal(read_mask(tmp_path / name), expected)
+        assert is_colour_mask(tmp_path / name)
+    assert not is_colour_mask(tmp_path / "grey.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "grey.png"), rgb[..., 0])  # unchanged
+    assert colour_value("#0c2238") == colour_value("0C2238") == 0x0C2238
+    assert colour_name(0x0000FF) == "#0000ff"
+    with pytest.raises(ValueError, match="expected a colour as #rrggbb"):
+        colour_value("#12345")
 
 
 def _png_bytes(shape=(32, 32)) -> bytes:

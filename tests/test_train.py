@@ -280,3 +280,50 @@ def test_weighted_ce_trains_with_border_weight_maps(shapes_data, tmp_path):
     assert (
         history[-1]["train_loss"] < history[0]["train_loss"] and history[-1]["pixel_accuracy"] > 0.8
     )
+
+
+COLOURS = [(0, 0, 0), (255, 0, 0), (0, 0, 255)]  # pure blue is 0x0000ff = 255: not "ignore"
+
+
+def _colour_copy(shapes_data, root, table: bool):
+    """The shapes dataset with each mask saved as colours (class k in COLOURS[k]), with or
+    without a classes.json naming the colours."""
+    shutil.copytree(shapes_data, root)
+    colours = np.array(COLOURS, np.uint8)
+    for mask in root.glob("*/masks/*.png"):
+        Image.fromarray(colours[np.asarray(Image.open(mask))]).save(mask)
+    if table:
+        classes = [{"id": k, "name": f"c{k}", "color_rgb": c} for k, c in enumerate(COLOURS)]
+        (root / "classes.json").write_text(json.dumps({"classes": classes}))
+    return root
+
+
+def test_colour_masks_train_by_classes_json_or_mask_values(shapes_data, tmp_path):
+    from pixelwise.evaluate import evaluate_checkpoint
+    from pixelwise.semantic import build_datasets
+
+    plain = dict(epochs=1, crop=0, augment=False)
+    ids = build_datasets(_cfg(shapes_data, tmp_path / "ids", **plain))[1]
+    expected = [ids[i][1] for i in range(len(ids))]  # (a dataset is indexed, not iterated)
+    values = [r << 16 | g << 8 | b for r, g, b in COLOURS]
+    by_table = _cfg(_colour_copy(shapes_data, tmp_path / "table", True), tmp_path / "a", **plain)
+    by_values = _cfg(
+        _colour_copy(shapes_data, tmp_path / "plain", False),
+        tmp_path / "b",
+        mask_values=values,
+        **plain,
+    )
+    for cfg in (by_table, by_values):
+        _, val, _, _ = build_datasets(cfg)
+        assert len(val) == len(expected)
+        assert all(torch.equal(val[i][1], e) for i, e in enumerate(expected))
+    seg = load_model(fit(by_table))
+    assert seg.class_names == ["c0", "c1", "c2"] and seg.encoding.values == tuple(values)
+    # the checkpoint scores colour masks by its colours: as its predictions against the ids
+    scored = evaluate_checkpoint(tmp_path / "a" / "best.pt", tmp_path / "table", precision="fp32")
+    hits = total = 0
+    for image in sorted((shapes_data / "val" / "images").glob("*.png")):
+        truth = read_mask(shapes_data / "val" / "masks" / image.name)
+        hits += int((predict(seg, image, precision="fp32") == truth).sum())
+        total += truth.size
+    assert scored["images"] == 4 and scored["pixel_accuracy"] == pytest.approx(hits / total)

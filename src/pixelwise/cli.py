@@ -20,7 +20,7 @@ from pixelwise.config import (
     default_out,
     field_options,
     from_args,
-    int_list,
+    value_list,
 )
 from pixelwise.constants import one_line, parse_stems
 
@@ -256,7 +256,9 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             ),
             default_out("compare"),
             Opt(
-                ("--mask-values",), "stored mask value of class 0,1,... (e.g. 0,255)", type=int_list
+                ("--mask-values",),
+                "stored mask value of class 0,1,... (e.g. 0,255 or '#000000,#ff0000')",
+                type=value_list,
             ),
             Opt(
                 ("--num-classes",),

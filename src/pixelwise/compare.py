@@ -16,7 +16,7 @@ import torch
 from pixelwise.checkpoint import load_model
 from pixelwise.classical import METHODS, regions_to_classes, run_method
 from pixelwise.constants import IGNORE_INDEX, parse_stems
-from pixelwise.data.datasets import Item, evaluation_items, read_dataset_info
+from pixelwise.data.datasets import Item, evaluation_items, read_dataset_info, stored_values
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import atomic_write_bytes, read_image, read_mask
 from pixelwise.inference import predict
@@ -102,16 +102,15 @@ def compare(
 
     Classes: ``num_classes``, else one per ``mask_values``, else the first checkpoint's, else 2."""
     info = read_dataset_info(Path(roots[0]))
-    encoding = MaskEncoding(tuple(mask_values) if mask_values else None, info.ignore_values)
-    if num_classes is None:
-        num_classes = (
-            len(mask_values)
-            if mask_values
-            else (methods[0].model.num_classes if methods[0].model else 2)
-        )
     items = select_items(roots, val_stems, sample, seed)
     if not items:
         raise ValueError(f"{', '.join(roots)}: no labelled images selected")
+    values = stored_values(info, items, mask_values)
+    encoding = MaskEncoding(values, info.ignore_values)
+    if num_classes is None:
+        num_classes = (
+            len(values) if values else (methods[0].model.num_classes if methods[0].model else 2)
+        )
     matrices = {m.name: ConfusionMatrix(num_classes + 1) for m in methods}
     panels: list[list[np.ndarray]] = []
     shown = set(

@@ -32,12 +32,20 @@ from pixelwise.constants import (
 )
 
 
-def int_list(text: str) -> list[int]:
+def value_list(text: str) -> list[int]:
+    """Stored mask values: integers, or colours as ``#rrggbb`` for colour masks (their pixels'
+    value is ``0xRRGGBB``, see :func:`pixelwise.data.io.read_mask`)."""
+    from pixelwise.data.io import colour_value
+
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        return [
+            colour_value(v) if v.strip().startswith("#") else int(v)
+            for v in text.split(",")
+            if v.strip()
+        ]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
+            f"expected comma-separated integers or #rrggbb colours, got {text!r}"
         ) from None
 
 
@@ -161,14 +169,15 @@ class TrainConfig:
     )
     mask_values: list[int] | None = opt(
         None,
-        "stored mask value of class 0,1,... e.g. '0,255' for black/white masks "
-        "(default: values are ids)",
-        type=int_list,
+        "stored mask value of class 0,1,... e.g. '0,255' for black/white masks, "
+        "'#000000,#ff0000' for colour masks (default: values are ids; colour masks: "
+        "classes.json's colours)",
+        type=value_list,
     )
     ignore_values: list[int] | None = opt(
         None,
         "stored mask values to ignore (default: classes.json's void id; 255 is always ignored)",
-        type=int_list,
+        type=value_list,
     )
     instances: str | None = opt(
         None,

@@ -21,10 +21,11 @@ from pixelwise.data.datasets import (
     compute_normalization,
     read_dataset_info,
     resolve_splits,
+    stored_values,
     to_tensor,
 )
 from pixelwise.data.encoding import MaskEncoding
-from pixelwise.data.io import read_mask, save_png
+from pixelwise.data.io import colour_name, is_colour_mask, read_mask, save_png
 from pixelwise.data.transforms import Augmentation
 from pixelwise.inference import predict_probs
 from pixelwise.losses import PixelCrossEntropy, soft_dice_loss
@@ -68,6 +69,13 @@ def infer_num_classes(cfg: TrainConfig, items, ignore: tuple[int, ...]) -> int:
     found: set[int] = set()
     for item in items:
         found.update(np.unique(read_mask(item.mask, item.page)).tolist())
+    if items and is_colour_mask(items[0].mask):
+        colours = ",".join(colour_name(v) for v in sorted(found)[:20])
+        raise ValueError(
+            f"{cfg.data}: the masks are colour images holding {len(found)} colours ({colours}); "
+            f"name the colour of each class in class order with --mask-values '{colours}', or "
+            "give a classes.json with each class's color_rgb"
+        )
     values = sorted(found - set(ignore) - {IGNORE_INDEX})
     suggestion = ",".join(map(str, sorted(found)))
     if values != list(range(len(values))):
@@ -117,9 +125,8 @@ def build_datasets(
         if info.colours and len(info.colours) == num_classes
         else default_colours(num_classes)
     )
-    encoding = MaskEncoding(
-        tuple(cfg.mask_values) if cfg.mask_values else None, ignore, cfg.instances
-    )
+    values = stored_values(info, train_items + val_items, cfg.mask_values)
+    encoding = MaskEncoding(values, ignore, cfg.instances)
     train = SegmentationDataset(
         train_items,
         num_classes,

@@ -11,7 +11,8 @@ Layouts understood by :func:`find_items` and :func:`resolve_splits`::
 A pool without a ``val`` folder is split by names (``--val-stems``) or a seeded fraction.
 
 A ``classes.json`` at the dataset root (as in ../shared/data/camvid) supplies class names,
-colours and the void id. Samples are ``(image float32 (C, H, W), target int64 (H, W))`` with
+colours and the void id; for colour masks (one RGB colour per class) its colours are the stored
+values of the classes. Samples are ``(image float32 (C, H, W), target int64 (H, W))`` with
 255 marking pixels to ignore.
 """
 
@@ -28,7 +29,14 @@ from torch.utils.data import Dataset
 from pixelwise.constants import IGNORE_INDEX
 from pixelwise.data.appearance import random_appearance
 from pixelwise.data.encoding import MaskEncoding, Normalization, full_scale
-from pixelwise.data.io import IMAGE_SUFFIXES, count_pages, read_image, read_mask
+from pixelwise.data.io import (
+    IMAGE_SUFFIXES,
+    count_pages,
+    is_colour_mask,
+    packed_colours,
+    read_image,
+    read_mask,
+)
 from pixelwise.data.transforms import (
     Augmentation,
     composite,
@@ -77,6 +85,18 @@ def read_dataset_info(root: Path) -> DatasetInfo:
         raise ValueError(f"{path}: cannot read classes ({exc})") from None
     void = spec.get("ignore_index", spec.get("void_id"))
     return DatasetInfo(names, colours, (int(void),) if void is not None else ())
+
+
+def stored_values(
+    info: DatasetInfo, items: list[Item], given: list[int] | None
+) -> tuple[int, ...] | None:
+    """The stored mask value of each class: ``given`` (``--mask-values``), else for colour masks
+    the colours ``classes.json`` lists (as ``0xRRGGBB``), else ``None`` (values are class ids)."""
+    if given:
+        return tuple(given)
+    if info.colours and items and is_colour_mask(items[0].mask):
+        return tuple(packed_colours(np.asarray(info.colours, np.uint8)).tolist())
+    return None
 
 
 def _files_by_stem(folder: Path) -> dict[str, Path]:

@@ -73,13 +73,26 @@ class MaskEncoding:
             out[np.isin(raw, self.ignore_values)] = IGNORE_INDEX
         bad = (out != IGNORE_INDEX) & ((out < 0) | (out >= num_classes))
         if bad.any():
-            found = sorted(set(np.unique(raw[bad]).tolist()))[:10]
-            raise ValueError(
-                f"{path}: mask values {found} are not class ids 0..{num_classes - 1} "
-                f"(mask values {list(self.values) if self.values else 'identity'}, ignored {list(self.ignore_values)}; "
-                "instance labels need --instances)"
-            )
+            found = sorted(set(np.unique(raw[bad]).tolist()))
+            raise ValueError(self.unknown_values(found, num_classes, path))
         return out
+
+    def unknown_values(self, found: list[int], num_classes: int, path: Path | str) -> str:
+        """The error for stored values no class has (colours as #rrggbb in colour masks)."""
+        from pixelwise.data.io import colour_name, is_colour_mask
+
+        if Path(path).is_file() and is_colour_mask(path):
+            named = ", ".join(colour_name(v) for v in found[:10])
+            listed = ", ".join(colour_name(v) for v in self.values or ())
+            return (
+                f"{path}: colours {named} are not among the classes' colours ({listed or 'none'}: "
+                "give every colour in the masks, in class order, with --mask-values or classes.json)"
+            )
+        return (
+            f"{path}: mask values {found[:10]} are not class ids 0..{num_classes - 1} "
+            f"(mask values {list(self.values) if self.values else 'identity'}, ignored "
+            f"{list(self.ignore_values)}; instance labels need --instances)"
+        )
 
     def to_dict(self) -> dict:
         return {

@@ -240,8 +240,10 @@ def read_mask(
     """Read a label image as a (H, W) integer array of the stored values.
 
     Class-id PNGs (mode L), palette PNGs (the palette index is the value) and 16-bit
-    instance-label PNG/TIFF files are returned unchanged. Colour (RGB) masks are refused:
-    they need a colour table to become class ids.
+    instance-label PNG/TIFF files are returned unchanged. Colour masks (8-bit RGB or RGBA, alpha
+    ignored) hold one colour per class: each pixel's value is its colour as the integer
+    ``0xRRGGBB`` (:func:`colour_value`), so ``--mask-values '#000000,#ff0000'`` or a
+    ``classes.json`` with ``color_rgb`` per class names the classes.
     """
     path = Path(path)
     _check_file(path)
@@ -249,20 +251,56 @@ def read_mask(
         arr = _read_tiff(path, page, max_pixels)
     else:
         img = _open_pil(path, max_pixels)
-        if img.mode in ("RGB", "RGBA"):
-            raise ImageReadError(
-                path, f"mask is a colour ({img.mode}) image; expected class ids (mode L, P or I;16)"
-            )
-        if img.mode == "1":
+        if img.mode in ("1", "LA"):
             img = img.convert("L")
         arr = np.asarray(img)
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.dtype == np.uint8:
+        arr = packed_colours(arr[..., :3])
     if arr.ndim != 2:
         raise ImageReadError(path, f"mask must be a single-channel image, got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.integer):
         raise ImageReadError(path, f"mask must hold integers, got {arr.dtype}")
     return arr
+
+
+def packed_colours(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 colours -> (H, W) int32 values ``0xRRGGBB``: one value per colour."""
+    value = rgb[..., 0].astype(np.int32) << 16
+    value |= rgb[..., 1].astype(np.int32) << 8
+    value |= rgb[..., 2]
+    return value
+
+
+def colour_value(text: str) -> int:
+    """``'#rrggbb'`` -> the value a pixel of that colour has in a colour mask (``0xRRGGBB``)."""
+    digits = text.strip().removeprefix("#")
+    if len(digits) != 6 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        raise ValueError(f"expected a colour as #rrggbb, got {text!r}")
+    return int(digits, 16)
+
+
+def colour_name(value: int) -> str:
+    """``0xRRGGBB`` -> ``'#rrggbb'``."""
+    return f"#{int(value):06x}"
+
+
+def is_colour_mask(path: str | os.PathLike) -> bool:
+    """Whether :func:`read_mask` gives this file's pixels as packed colours (from its header)."""
+    path = Path(path)
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        try:
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                return len(page.shape) == 3 and page.shape[-1] in (3, 4) and page.dtype == np.uint8
+        except Exception:
+            return False
+    try:
+        with Image.open(path) as img:
+            return img.mode in ("RGB", "RGBA", "RGBX")
+    except (OSError, UnidentifiedImageError):
+        return False
 
 
 def multi_page(count: int, what: str) -> str:
