@@ -222,3 +222,12 @@ def test_weight_map_travels_with_the_target(tmp_path, encoding):
         gap = expected[(labels == 0)].max()
         assert w[t == 1].max() < gap  # cell pixels never get the border term
         assert set(np.unique(t.numpy())) <= {0, 1}
+
+
+def test_iterating_a_dataset_gives_each_pair_once(tmp_path):
+    """Indices past len wrap (more random draws for the sampler); a for loop still ends."""
+    _write_pool(tmp_path, ["a", "b", "c"])
+    ds = SegmentationDataset(find_pairs(tmp_path), 2, MaskEncoding(), Normalization([0.5], [0.25]))
+    pairs = list(ds)
+    assert len(pairs) == 3 and all(torch.equal(p[1], ds[i][1]) for i, p in enumerate(pairs))
+    assert torch.equal(ds[3][1], ds[0][1])  # the wrap the sampler relies on

@@ -284,6 +284,11 @@ class SegmentationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def __iter__(self):
+        """Each pair once. (``__getitem__`` wraps indices past ``len`` into more random draws for
+        the epoch sampler, so Python's fallback iteration by index would never stop.)"""
+        return (self[i] for i in range(len(self)))
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
