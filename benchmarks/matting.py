@@ -43,7 +43,7 @@ def photo_and_trimap(megapixels: float) -> tuple[np.ndarray, np.ndarray]:
     from PIL import Image
     from skimage import data
 
-    from pixelwise.cutout import get_model, remove_background, trimap
+    from pixelwise.cutout import get_model, matting_band, remove_background, trimap
 
     small = data.astronaut()
     side = int(round((megapixels * 1e6) ** 0.5))
@@ -52,8 +52,7 @@ def photo_and_trimap(megapixels: float) -> tuple[np.ndarray, np.ndarray]:
     rgb = np.clip(rgb, 0, 255).astype(np.uint8)
     alpha = np.asarray(remove_background(small, get_model("foreground")))[..., 3]
     mask = np.asarray(Image.fromarray(alpha).resize((side, side), Image.BILINEAR)) > 127
-    band = max(2, int(round(1.5 * side / 320)))  # as estimate_alpha: 1.5 network pixels
-    return rgb, trimap(mask, band)
+    return rgb, trimap(mask, matting_band(side / 320))  # the network sees 320 px
 
 
 def run(kind: str, rgb_file: Path, tri_file: Path, out: Path, threads: int) -> dict:

@@ -5,8 +5,9 @@ foreground probability is upsampled to full resolution edge-aware, with a guided
 steered by the full-resolution photo (He et al., 2010), so edges follow the photo rather than
 the coarse prediction. ``matting=True`` refines further: closed-form matting
 (:mod:`pixelwise.matting`) on a trimap derived from the mask (sure foreground / unknown band /
-sure background). Post-processing keeps the largest connected component and fills its holes. ``method="grabcut"``
-needs no weights (OpenCV's GrabCut from the central box) and serves as a classical fallback.
+sure background). Post-processing keeps the largest connected component and fills its holes.
+``method="grabcut"`` needs no weights (OpenCV's GrabCut from the central box) and serves as a
+classical fallback.
 
 A box model (``pixelwise train --box-crop``; the bundled ``foreground-box`` beside the bundled
 ``foreground``) sees only what a box around one object shows: inside a user's box its
@@ -255,6 +256,12 @@ def trimap(mask: np.ndarray, band: int) -> np.ndarray:
     return np.where(sure, 1.0, np.where(maybe, 0.5, 0.0))
 
 
+def matting_band(scale: float) -> int:
+    """Width in photo pixels of the trimap's unknown band on either side of the mask's edge: 1.5
+    network pixels (``scale`` photo pixels per network pixel), at least 2."""
+    return max(2, int(round(1.5 * scale)))
+
+
 def estimate_alpha(
     rgb: np.ndarray,
     prob_small: np.ndarray | None = None,
@@ -277,8 +284,7 @@ def estimate_alpha(
     grey = grey_of(rgb)
     scale = max(h, w) / max(soft.shape)  # pixels of the photo per model pixel
     if matting:
-        band = max(2, int(round(1.5 * scale)))
-        tri = trimap(mask, band)
+        tri = trimap(mask, matting_band(scale))
         if (tri == 1).any() and (tri == 0).any():  # matting needs sure foreground and background
             from pixelwise.matting import closed_form_matting
 

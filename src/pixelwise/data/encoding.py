@@ -81,7 +81,7 @@ class MaskEncoding:
         """The error for stored values no class has (colours as #rrggbb in colour masks)."""
         from pixelwise.data.io import colour_name, is_colour_mask
 
-        if Path(path).is_file() and is_colour_mask(path):
+        if is_colour_mask(path):  # False for a path that is no readable image
             named = ", ".join(colour_name(v) for v in found[:10])
             listed = ", ".join(colour_name(v) for v in self.values or ())
             return (
