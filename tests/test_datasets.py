@@ -15,6 +15,7 @@ from pixelwise.data.datasets import (
     resolve_splits,
 )
 from pixelwise.data.encoding import MaskEncoding, Normalization
+from pixelwise.data.io import read_image, read_mask
 
 
 def _write_pool(root, stems, extra_images=(), extra_masks=()):
@@ -231,3 +232,91 @@ def test_iterating_a_dataset_gives_each_pair_once(tmp_path):
     pairs = list(ds)
     assert len(pairs) == 3 and all(torch.equal(p[1], ds[i][1]) for i, p in enumerate(pairs))
     assert torch.equal(ds[3][1], ds[0][1])  # the wrap the sampler relies on
+
+
+def _save(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(np.asarray(array, np.uint8))
+    if path.suffix == ".gif":  # a GIF stores palette indices: keep them equal to the values
+        image = image.convert("P")
+        image.putpalette([v for i in range(256) for v in (i, i, i)])
+    image.save(path, **({"optimize": False} if path.suffix == ".gif" else {}))
+
+
+def _mark(value):
+    """An 8 x 8 image (and mask) whose first pixel says which pair it belongs to."""
+    a = np.zeros((8, 8), np.uint8)
+    a[0, 0] = value
+    return a
+
+
+def _assert_paired(items):
+    for item in items:
+        assert read_image(item.image)[0, 0, 0] == read_mask(item.mask)[0, 0], item
+
+
+def test_masks_named_with_an_ending_every_mask_has(tmp_path):
+    # Carvana: train/<id>_01.jpg with train_masks/<id>_01_mask.gif beside the folder
+    for i, stem in enumerate(["car_01", "car_02", "car2_01", "car2_02"]):
+        _save(tmp_path / "train" / f"{stem}.png", _mark(i + 1))
+        _save(tmp_path / "train_masks" / f"{stem}_mask.gif", _mark(i + 1))
+    train, val = resolve_splits(tmp_path, ["car2_01"])
+    assert [i.name for i in train] == ["car2_02", "car_01", "car_02"] and val[0].name == "car2_01"
+    _assert_paired(train + val)
+    # ISIC: one pair is enough to see the ending
+    _save(tmp_path / "isic" / "images" / "ISIC_0000000.png", _mark(7))
+    _save(tmp_path / "isic" / "masks" / "ISIC_0000000_segmentation.png", _mark(7))
+    assert [i.name for i in find_items(tmp_path / "isic")] == ["ISIC_0000000"]
+    # DRIVE: both sides carry their own ending
+    for i in (21, 22, 23):
+        _save(tmp_path / "drive" / "images" / f"{i}_training.png", _mark(i))
+        _save(tmp_path / "drive" / "labels" / f"{i}_manual1.gif", _mark(i))
+    items = find_items(tmp_path / "drive")
+    assert [i.name for i in items] == ["21_training", "22_training", "23_training"]
+    _assert_paired(items)
+
+
+def test_images_without_a_mask_are_left_out_with_a_warning(tmp_path, capsys):
+    _write_pool(tmp_path / "a", ["x", "y"], extra_images=["unlabelled"])
+    assert [i.name for i in find_items(tmp_path / "a")] == ["x", "y"]
+    assert "1 image(s) without a mask in masks/ left out: unlabelled" in capsys.readouterr().err
+    _write_pool(tmp_path / "b", ["x"], extra_masks=["x_mask_old"])
+    with pytest.raises(ValueError, match="masks without an image: x_mask_old .*such as '_mask'"):
+        find_items(tmp_path / "b")
+    _write_pool(tmp_path / "c", [], extra_images=["p"], extra_masks=["q"])
+    with pytest.raises(ValueError, match="images without a mask: p; masks without an image: q"):
+        find_items(tmp_path / "c")
+
+
+def test_pascal_voc_layout_split_by_its_lists(tmp_path, capsys):
+    from pixelwise.data.datasets import evaluation_items
+
+    for i, stem in enumerate(["2007_000032", "2007_000033", "2007_000039", "2007_000042"]):
+        _save(tmp_path / "JPEGImages" / f"{stem}.png", _mark(i + 1))
+        if i < 3:  # VOC has many more photos than segmentation masks
+            _save(tmp_path / "SegmentationClass" / f"{stem}.png", _mark(i + 1))
+    lists = tmp_path / "ImageSets" / "Segmentation"
+    lists.mkdir(parents=True)
+    (lists / "train.txt").write_text("2007_000032\n2007_000039\n")
+    (lists / "val.txt").write_text("2007_000033\n")
+    train, val = resolve_splits(tmp_path)
+    assert [i.name for i in train] == ["2007_000032", "2007_000039"]
+    assert [i.name for i in val] == ["2007_000033"]
+    _assert_paired(train + val)
+    assert "left out: 2007_000042" in capsys.readouterr().err
+    items, where = evaluation_items(tmp_path)
+    assert [i.name for i in items] == ["2007_000033"] and where.endswith("val.txt")
+    (lists / "val.txt").write_text("2007_000033\n2007_000042\n")
+    with pytest.raises(ValueError, match=r"val\.txt: 1 listed name\(s\) without an image and a "):
+        resolve_splits(tmp_path)
+
+
+def test_split_inside_image_and_mask_folders(tmp_path):
+    # ADE20K: images/training, annotations/training, images/validation, annotations/validation
+    for split, stems in (("training", ["a", "b"]), ("validation", ["c"])):
+        for stem in stems:
+            _save(tmp_path / "images" / split / f"ADE_{stem}.png", _mark(ord(stem)))
+            _save(tmp_path / "annotations" / split / f"ADE_{stem}.png", _mark(ord(stem)))
+    train, val = resolve_splits(tmp_path)
+    assert [i.name for i in train] == ["ADE_a", "ADE_b"] and [i.name for i in val] == ["ADE_c"]
+    _assert_paired(train + val)

@@ -90,6 +90,10 @@ def test_train_evaluate_segment_on_instances(tmp_path, capsys):
         objects["reference_objects"] == 40 and objects["ap50"] > 0.9
     )  # 10 images x 4 discs, scored on all
     assert objects["coco_mask_ap50"] > 0.9 and "COCO mask AP" in out
+    rows = json.loads((tmp_path / "e.json").read_text())["per_image"]
+    assert [r["name"] for r in rows] == [f"{i:02d}" for i in range(10)]
+    assert np.mean([r["dsb_mean_ap"] for r in rows]) == pytest.approx(objects["dsb_mean_ap"])
+    assert "lowest DSB mean AP: " in out
 
     seg_out = tmp_path / "seg"
     bad = tmp_path / "bad.png"

@@ -60,7 +60,18 @@ def test_train_predict_evaluate_cli(shapes_data, tmp_path, capsys):
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["images"] == 4 and 0 <= metrics["mean_iou"] <= 1
     assert set(metrics["per_class"]) == {"class0", "class1", "class2"}
-    assert "mean IoU" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "mean IoU" in printed and "lowest mean IoU: " in printed
+    # each image's row: its predicted mask against its reference, and pooled they are the total
+    rows = {row["name"]: row for row in metrics["per_image"]}
+    assert sorted(rows) == [m.stem for m in masks]
+    for mask in masks:
+        truth = read_mask(shapes_data / "val" / "masks" / mask.name)
+        accuracy = (read_mask(mask) == truth).mean()
+        assert rows[mask.stem]["pixel_accuracy"] == pytest.approx(accuracy, abs=0.01)
+        assert rows[mask.stem]["pixels"] == truth.size
+    pooled = sum(r["pixel_accuracy"] * r["pixels"] for r in rows.values()) / (4 * 48 * 48)
+    assert pooled == pytest.approx(metrics["pixel_accuracy"])
 
 
 def test_learns_shapes(shapes_data, tmp_path):
@@ -327,3 +338,56 @@ def test_colour_masks_train_by_classes_json_or_mask_values(shapes_data, tmp_path
         hits += int((predict(seg, image, precision="fp32") == truth).sum())
         total += truth.size
     assert scored["images"] == 4 and scored["pixel_accuracy"] == pytest.approx(hits / total)
+
+
+def test_train_and_evaluate_a_pascal_voc_layout(shapes_data, tmp_path):
+    """JPEGImages/ + SegmentationClass/ split by ImageSets/Segmentation lists, with photos that
+    have no mask: trained and scored by the same commands as images/ + masks/ folders."""
+    import shutil
+
+    voc = tmp_path / "voc"
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (voc / sub).mkdir(parents=True)
+    for split in ("train", "val"):
+        names = []
+        for image in sorted((shapes_data / split / "images").glob("*.png")):
+            names.append(f"{split}_{image.stem}")
+            shutil.copy(image, voc / "JPEGImages" / f"{names[-1]}.png")
+            shutil.copy(
+                shapes_data / split / "masks" / image.name,
+                voc / "SegmentationClass" / f"{names[-1]}.png",
+            )
+        (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(names) + "\n")
+    shutil.copy(image, voc / "JPEGImages" / "unlabelled.png")
+    run = train_tiny(voc, tmp_path / "run")
+    scores = []
+    for data in (voc, shapes_data):
+        out = tmp_path / f"{data.name}.json"
+        assert main(["evaluate", str(run / "best.pt"), str(data), "--json", str(out)]) == 0
+        scores.append(json.loads(out.read_text()))
+    assert scores[0]["images"] == 4 and scores[0]["mean_iou"] == scores[1]["mean_iou"]
+
+
+def test_class_colours_are_the_masks_own(shapes_data, tmp_path):
+    """Predicted masks should look like the training masks: a colour mask's colours, a palette
+    mask's entries (VOC's), defaults where the masks do not tell the classes apart."""
+    from pixelwise.segmenter import default_colours
+    from pixelwise.semantic import build_datasets
+
+    def colours_of(data, **kw):
+        return build_datasets(_cfg(data, tmp_path / "out", epochs=1, **kw))[3]
+
+    voc = [(0, 0, 0), (128, 0, 0), (0, 128, 0)] + [(i, i, i) for i in range(3, 256)]
+    grey = [(i, i, i) for i in range(256)]
+    for name, palette in (("voc", voc), ("grey", grey)):
+        root = shutil.copytree(shapes_data, tmp_path / name)
+        for mask in root.glob("*/masks/*.png"):
+            image = Image.open(mask).convert("P")
+            image.putpalette([v for colour in palette for v in colour])
+            image.save(mask)
+    assert colours_of(tmp_path / "voc") == [[0, 0, 0], [128, 0, 0], [0, 128, 0]]
+    assert colours_of(tmp_path / "grey") == default_colours(3)
+    values = [r << 16 | g << 8 | b for r, g, b in COLOURS]
+    colour = _colour_copy(shapes_data, tmp_path / "colour", False)
+    assert colours_of(colour, mask_values=values) == [list(c) for c in COLOURS]
+    assert colours_of(shapes_data) == default_colours(3)

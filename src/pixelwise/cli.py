@@ -41,8 +41,9 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     # name: (help, description, options: Opt or the name of a shared option)
     "train": (
         "train a model on an image/mask dataset or COCO instances",
-        "Train on DATA (DATA/images + DATA/masks, DATA/train[/val]/..., TIFF stacks, Cell Tracking Challenge, or "
-        "COCO JSON for mask_rcnn). Writes last.pt, best.pt, metrics.csv, curve.png and overlays/ to --out.",
+        "Train on DATA (DATA/images + DATA/masks or Pascal VOC's JPEGImages + SegmentationClass, split by "
+        "DATA/train[/val]/... or VOC's ImageSets lists; TIFF stacks, Cell Tracking Challenge, or COCO JSON for "
+        "mask_rcnn). Writes last.pt, best.pt, metrics.csv, curve.png and overlays/ to --out.",
         [],
     ),
     "predict": (
@@ -77,8 +78,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     "evaluate": (
         "score a checkpoint on a labelled dataset",
         "Pixel accuracy, per-class and mean IoU and Dice from one confusion matrix over the whole set (instance "
-        "models: COCO AP and DSB2018 mean AP). Evaluates --val-stems if given, else DATA/val, else DATA/train, "
-        "else DATA/{images,masks}.",
+        "models: COCO AP and DSB2018 mean AP). Evaluates --val-stems if given, else the validation split (DATA/val, "
+        "VOC's val.txt, ...), else the training split, else DATA/{images,masks}.",
         [
             Opt(("checkpoint",), MODEL_HELP),
             Opt(("data",), "dataset root folder or COCO JSON"),
@@ -90,7 +91,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             ),
             Opt(
                 ("--json",),
-                "where to write the metrics JSON (default: evaluation.json beside the checkpoint)",
+                "where to write the metrics JSON, with each image's scores (default: evaluation.json beside the checkpoint)",
             ),
             "object_class",
             "min_object_size",
@@ -457,6 +458,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     else:
         print(format_table(summary))
+        print_lowest(summary["per_image"])
     out = (
         Path(args.json)
         if args.json
@@ -467,6 +469,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     atomic_write_bytes(out, json.dumps(summary, indent=2).encode())
     print(f"metrics JSON: {out}")
     return 0
+
+
+def print_lowest(rows: list[dict], count: int = 5) -> None:
+    """The images that scored lowest (by DSB mean AP for objects, else mean IoU): where to look."""
+    key, label = (
+        ("dsb_mean_ap", "DSB mean AP") if "dsb_mean_ap" in rows[0] else ("mean_iou", "mean IoU")
+    )
+    scored = sorted((r for r in rows if r[key] is not None), key=lambda r: r[key])
+    if len(scored) > 1:
+        shown = ", ".join(f"{r['name']} {r[key]:.3f}" for r in scored[:count])
+        print(f"lowest {label}: {shown} (every image's scores in the JSON)")
 
 
 def predict_classical(args: argparse.Namespace) -> int:

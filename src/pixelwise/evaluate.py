@@ -41,25 +41,34 @@ def evaluate(
     loss_fn: Callable | None = None,
     tta: bool = False,
     scale: float = 1.0,
+    per_image: list[ConfusionMatrix] | None = None,
 ) -> tuple[ConfusionMatrix, float]:
     """Confusion matrix over the whole loader and the mean loss.
 
     ``tta`` averages the 8 flips/rotations of each input; ``scale`` runs the model on resized
     inputs and scores its upsampled prediction at the targets' resolution. The loss is NaN
-    without ``loss_fn`` and not computed with ``tta`` or ``scale``.
+    without ``loss_fn`` and not computed with ``tta`` or ``scale``. Given a list,
+    ``per_image`` receives each image's own confusion matrix, in the loader's order.
     """
     cm = ConfusionMatrix(num_classes)
     total, count = 0.0, 0
     for images, targets in loader:
         images, targets = images.to(device), targets.to(device)
         if tta or scale != 1.0:
-            cm.update(predict_probs(model, images, precision, tta, scale).argmax(1), targets)
+            preds = predict_probs(model, images, precision, tta, scale).argmax(1)
+        else:
+            logits = predict_logits(model, images, precision)
+            if loss_fn is not None:
+                total += loss_fn(logits, targets).item() * len(images)
+                count += len(images)
+            preds = logits.argmax(1)
+        if per_image is None:
+            cm.update(preds, targets)
             continue
-        logits = predict_logits(model, images, precision)
-        if loss_fn is not None:
-            total += loss_fn(logits, targets).item() * len(images)
-            count += len(images)
-        cm.update(logits.argmax(1), targets)
+        for pred, target in zip(preds, targets):
+            per_image.append(ConfusionMatrix(num_classes))
+            per_image[-1].update(pred, target)
+            cm.merge(per_image[-1])
     return cm, (total / count if count else float("nan"))
 
 
@@ -96,6 +105,7 @@ def evaluate_checkpoint(
     )
     head = {"split": split, "images": len(items), "checkpoint": str(checkpoint), "tta": tta}
     precision = resolve_precision(precision, device)
+    per_image: list[ConfusionMatrix] = []
     if seg.encoding.instances is None and object_class is None:
         cm, _ = evaluate(
             seg.network,
@@ -105,11 +115,37 @@ def evaluate_checkpoint(
             precision,
             tta=tta,
             scale=seg.input_scale,
+            per_image=per_image,
         )
-        return head | cm.summary(seg.class_names)
-    cm, pairs, scores = score_objects(seg, ds, precision, tta, object_class, min_size, device)
-    objects = object_metrics(pairs) | label_image_coco_ap(pairs, scores)
-    return head | cm.summary(seg.class_names) | {"objects": objects}
+        return head | cm.summary(seg.class_names) | {"per_image": image_rows(items, per_image)}
+    cm, pairs, scores = score_objects(
+        seg, ds, precision, tta, object_class, min_size, device, per_image
+    )
+    image_aps: list[float] = []
+    objects = object_metrics(pairs, image_aps) | label_image_coco_ap(pairs, scores)
+    rows = image_rows(items, per_image, image_aps)
+    return head | cm.summary(seg.class_names) | {"objects": objects, "per_image": rows}
+
+
+def image_rows(
+    items: list, per_image: list[ConfusionMatrix], image_aps: list[float] | None = None
+) -> list[dict]:
+    """One row per scored image: its name, pixel accuracy and mean IoU (over the classes in its
+    reference or prediction; None when every pixel is ignored), the pixels scored, and given
+    ``image_aps`` its DSB2018 mean AP."""
+    rows = []
+    for i, (item, cm) in enumerate(zip(items, per_image)):
+        iou = cm.iou().nanmean().item()
+        row = {
+            "name": item.name,
+            "pixel_accuracy": cm.pixel_accuracy() if cm.matrix.sum() else None,
+            "mean_iou": None if np.isnan(iou) else iou,
+            "pixels": int(cm.matrix.sum()),
+        }
+        if image_aps is not None:
+            row["dsb_mean_ap"] = image_aps[i]
+        rows.append(row)
+    return rows
 
 
 def score_objects(
@@ -120,17 +156,21 @@ def score_objects(
     object_class: int | None,
     min_size: int,
     device: torch.device,
+    per_image: list[ConfusionMatrix] | None = None,
 ) -> tuple[ConfusionMatrix, list[tuple[np.ndarray, np.ndarray]], list[np.ndarray]]:
     """The confusion matrix, (reference, predicted) instance label pairs and each predicted
-    object's confidence, image by image."""
+    object's confidence, image by image (each image's confusion matrix into ``per_image``)."""
     cm = ConfusionMatrix(seg.num_classes)
     pairs, scores = [], []
     for i, item in enumerate(ds.items):
         image, target = ds.load(i)
         x = to_tensor(image, seg.norm)[None].to(device)
         pred = predict_probs(seg.network, x, precision, tta, seg.input_scale).cpu()
-        mask = pred.argmax(1)[0]
-        cm.update(mask, torch.from_numpy(target))
+        one = ConfusionMatrix(seg.num_classes)
+        one.update(pred.argmax(1)[0], torch.from_numpy(target))
+        cm.merge(one)
+        if per_image is not None:
+            per_image.append(one)
         if seg.encoding.instances is not None:
             reference = read_mask(item.mask, item.page)
         else:
@@ -208,15 +248,19 @@ def instances_for_reference(target: np.ndarray, object_class: int) -> np.ndarray
     return ndimage.label(target == object_class)[0]
 
 
-def object_metrics(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+def object_metrics(
+    pairs: list[tuple[np.ndarray, np.ndarray]], image_aps: list[float] | None = None
+) -> dict:
     """Object-level scores over (reference, predicted) instance label images.
 
     ``dsb_mean_ap`` and ``ap50``: the DSB2018 score and its IoU 0.5 term, averaged over images
     (as Kaggle did); ``seg``: Cell Tracking Challenge SEG averaged over all reference objects;
     ``precision``/``recall``/``f1`` at IoU 0.5 from the pooled matches; ``v_rand``, ``v_info``:
-    ISBI 2012's foreground-restricted scores, averaged over images; object counts.
+    ISBI 2012's foreground-restricted scores, averaged over images; object counts. Given a
+    list, ``image_aps`` receives each image's DSB2018 mean AP.
     """
-    aps, ap50s, seg_sum, n_ref, tp, fp, fn, rand, info = [], [], 0.0, 0, 0, 0, 0, [], []
+    aps = [] if image_aps is None else image_aps
+    ap50s, seg_sum, n_ref, tp, fp, fn, rand, info = [], 0.0, 0, 0, 0, 0, [], []
     n_pred = 0
     for reference, prediction in pairs:
         dsb = dsb_average_precision(reference, prediction)

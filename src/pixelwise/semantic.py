@@ -25,7 +25,7 @@ from pixelwise.data.datasets import (
     to_tensor,
 )
 from pixelwise.data.encoding import MaskEncoding
-from pixelwise.data.io import colour_name, is_colour_mask, read_mask, save_png
+from pixelwise.data.io import colour_name, is_colour_mask, mask_palette, read_mask, save_png
 from pixelwise.data.transforms import Augmentation
 from pixelwise.inference import predict_probs
 from pixelwise.losses import PixelCrossEntropy, soft_dice_loss
@@ -103,6 +103,23 @@ def check_crop(cfg: TrainConfig, train: SegmentationDataset) -> None:
         )
 
 
+def mask_colours(
+    mask: Path, values: tuple[int, ...] | None, num_classes: int
+) -> list[list[int]] | None:
+    """Each class's colour as the masks show it, so that predicted masks look like them: a colour
+    mask's colours, or a palette mask's entries (Pascal VOC's) when they tell the classes apart
+    (a grey palette does not); else None."""
+    stored = list(values) if values else list(range(num_classes))
+    if values and is_colour_mask(mask):
+        return [[v >> 16 & 255, v >> 8 & 255, v & 255] for v in stored]
+    palette = mask_palette(mask)
+    if palette is None or max(stored) >= len(palette):
+        return None
+    rgb = palette[stored].astype(int)
+    apart = np.abs(rgb[:, None] - rgb[None]).max(-1) + 255 * np.eye(len(rgb), dtype=int)
+    return rgb.tolist() if apart.min() >= 32 else None
+
+
 def build_datasets(
     cfg: TrainConfig,
 ) -> tuple[SegmentationDataset, SegmentationDataset, list[str], list[list[int]]]:
@@ -120,12 +137,12 @@ def build_datasets(
     if num_classes < 2:
         raise ValueError(f"{cfg.data}: {num_classes} class given; a model needs at least 2")
     names = names or [f"class{i}" for i in range(num_classes)]
+    values = stored_values(info, train_items + val_items, cfg.mask_values)
     colours = (
         info.colours
         if info.colours and len(info.colours) == num_classes
-        else default_colours(num_classes)
+        else mask_colours(val_items[0].mask, values, num_classes) or default_colours(num_classes)
     )
-    values = stored_values(info, train_items + val_items, cfg.mask_values)
     encoding = MaskEncoding(values, ignore, cfg.instances)
     train = SegmentationDataset(
         train_items,

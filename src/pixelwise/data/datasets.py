@@ -1,12 +1,22 @@
-"""Semantic segmentation datasets: image/mask folder pairs matched by file stem.
+"""Semantic segmentation datasets: image/mask folder pairs matched by file name.
 
 Layouts understood by :func:`find_items` and :func:`resolve_splits`::
 
     DATA/images/*.png  DATA/masks/*.png                  image/mask pairs matched by file stem
     DATA/images/*.png  DATA/instances/*.png              the same with uint16 instance labels (DSB2018)
+    DATA/JPEGImages/*.jpg  DATA/SegmentationClass/*.png  Pascal VOC's names (also labels/, annotations/, ...)
+    DATA/train/*.jpg  DATA/train_masks/*_mask.gif        a folder and its masks beside it (Carvana)
     DATA/train-volume.tif  DATA/train-labels.tif         multi-page TIFF stacks, one item per page (ISBI 2012)
     DATA/01/t000.tif  DATA/01_GT/SEG/man_seg000.tif      Cell Tracking Challenge (01_ST/SEG: silver truth)
-    DATA/train/<any of the above>  [DATA/val/...]        split by folders
+    DATA/train/<any of the above>  [DATA/val/...]        split by folders (also training/, validation/)
+    DATA/images/train  DATA/masks/train  [.../val]       split inside the folders (as ADE20K's
+                                                         images/training + annotations/training)
+    DATA/ImageSets/Segmentation/train.txt  [val.txt]     split by Pascal VOC's lists of names
+
+A mask belongs to the image with the same file stem, or with the stem plus an ending every mask
+has (``a.jpg`` / ``a_mask.png``), or each side's shared ending dropped (``21_training.tif`` /
+``21_manual1.gif``); images without a mask are left out with a warning, masks without an image
+are an error.
 
 A pool without a ``val`` folder is split by names (``--val-stems``) or a seeded fraction.
 
@@ -19,6 +29,8 @@ values of the classes. Samples are ``(image float32 (C, H, W), target int64 (H, 
 from __future__ import annotations
 
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +111,25 @@ def stored_values(
     return None
 
 
+# Folder names people give their images and their masks (Pascal VOC's among them), tried in order.
+IMAGE_FOLDERS = ("images", "JPEGImages", "imgs", "img", "image")
+MASK_FOLDERS = (
+    "masks",
+    "SegmentationClass",
+    "labels",
+    "annotations",
+    "mask",
+    "label",
+    "gt",
+    "ground_truth",
+    "groundtruth",
+)
+# Split folders (``DATA/train``, ``DATA/images/training``, ...) and the lists of Pascal VOC.
+SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "validation")}
+VOC_LISTS = Path("ImageSets") / "Segmentation"
+NAME_SEPARATORS = "_-. "
+
+
 def _files_by_stem(folder: Path) -> dict[str, Path]:
     return {
         p.stem: p
@@ -107,8 +138,85 @@ def _files_by_stem(folder: Path) -> dict[str, Path]:
     }
 
 
+def _first_dir(root: Path, names) -> Path | None:
+    return next((root / n for n in names if (root / n).is_dir()), None)
+
+
+def _added_ending(images: dict, masks: dict) -> str | None:
+    """The one name ending every mask adds to its image's stem (``car_01`` -> ``car_01_mask``),
+    or None when there is no such ending."""
+    first = next(iter(masks))
+    for stem in sorted(images, key=len, reverse=True):
+        ending = first[len(stem) :]
+        if first.startswith(stem) and ending and ending[0] in NAME_SEPARATORS:
+            break
+    else:
+        return None
+    keys = {m[: -len(ending)] for m in masks if m.endswith(ending)}
+    return ending if len(keys) == len(masks) and keys <= images.keys() else None
+
+
+def _shared_ending(stems) -> str:
+    """The ending all ``stems`` share from a separator on ('21_training', '22_training' ->
+    '_training'), leaving every stem a non-empty rest; '' when there is none."""
+    stems = list(stems)
+    if len(stems) < 2:
+        return ""
+    common = os.path.commonprefix([s[::-1] for s in stems])[::-1]
+    cut = next((i for i, c in enumerate(common) if c in NAME_SEPARATORS), None)
+    return "" if cut is None or len(common) - cut == min(map(len, stems)) else common[cut:]
+
+
+def match_names(images: dict[str, Path], masks: dict[str, Path]) -> dict[str, str]:
+    """Image stem -> mask stem. The same stem; else one ending added to every mask's name
+    (``a.jpg`` / ``a_mask.gif``, ``ISIC_0000000_segmentation.png``); else each side's shared
+    ending dropped (DRIVE's ``21_training.tif`` / ``21_manual1.gif``). Without a rule that
+    gives every mask its image, the stems that are the same."""
+    if masks.keys() <= images.keys():
+        return {s: s for s in masks}
+    ending = _added_ending(images, masks)
+    if ending is not None:
+        return {m[: -len(ending)]: m for m in masks}
+    img_end, mask_end = _shared_ending(images), _shared_ending(masks)
+    keys = {s[: len(s) - len(img_end)]: s for s in images}
+    by_key = {s[: len(s) - len(mask_end)]: s for s in masks}
+    if (img_end or mask_end) and by_key.keys() <= keys.keys():
+        return {keys[k]: m for k, m in by_key.items()}
+    return {s: s for s in masks.keys() & images.keys()}
+
+
+def pair_folders(image_folder: Path, mask_folder: Path) -> list[Item]:
+    """Each mask of ``mask_folder`` with its image in ``image_folder`` (:func:`match_names`),
+    named by the image's stem. A mask without an image is an error; images without a mask are
+    left out with a warning (an unlabelled image is not a training or validation pair)."""
+    images, masks = _files_by_stem(image_folder), _files_by_stem(mask_folder)
+    if not images:
+        raise ValueError(f"{image_folder}: no image files found")
+    if not masks:
+        raise ValueError(f"{mask_folder}: no mask files found")
+    pairs = match_names(images, masks)
+    only_mask = sorted(masks.keys() - set(pairs.values()))
+    only_img = sorted(images.keys() - pairs.keys())
+    if only_mask or not pairs:
+        parts = [f"images without a mask: {', '.join(only_img[:20])}"] if only_img else []
+        parts.append(f"masks without an image: {', '.join(only_mask[:20])}")
+        raise ValueError(
+            f"{image_folder.parent}: unmatched files; " + "; ".join(parts) + " (a mask is "
+            "matched by its image's file stem, or that stem plus an ending every mask has, "
+            "such as '_mask')"
+        )
+    if only_img:
+        print(
+            f"pixelwise: warning: {image_folder}: {len(only_img)} image(s) without a mask in "
+            f"{mask_folder.name}/ left out: {', '.join(only_img[:5])}"
+            + (", ..." if len(only_img) > 5 else ""),
+            file=sys.stderr,
+        )
+    return [Item(images[s], masks[pairs[s]], s) for s in sorted(pairs)]
+
+
 def find_pairs(root: Path, image_dir: str = "images", mask_dir: str = "masks") -> list[Item]:
-    """Match ``root/image_dir/<stem>.*`` with ``root/mask_dir/<stem>.*``; unmatched files are an error."""
+    """The pairs of ``root/image_dir`` and ``root/mask_dir`` (:func:`pair_folders`)."""
     root = Path(root)
     img_folder, mask_folder = root / image_dir, root / mask_dir
     for folder in (img_folder, mask_folder):
@@ -116,18 +224,25 @@ def find_pairs(root: Path, image_dir: str = "images", mask_dir: str = "masks") -
             raise ValueError(
                 f"{folder}: folder not found (expected {root}/{image_dir} and {root}/{mask_dir})"
             )
-    images, masks = _files_by_stem(img_folder), _files_by_stem(mask_folder)
-    only_img, only_mask = sorted(images.keys() - masks.keys()), sorted(masks.keys() - images.keys())
-    if only_img or only_mask:
-        parts = []
-        if only_img:
-            parts.append(f"images without a mask: {', '.join(only_img[:20])}")
-        if only_mask:
-            parts.append(f"masks without an image: {', '.join(only_mask[:20])}")
-        raise ValueError(f"{root}: unmatched files; " + "; ".join(parts))
-    if not images:
-        raise ValueError(f"{img_folder}: no image files found")
-    return [Item(images[s], masks[s], s) for s in sorted(images)]
+    return pair_folders(img_folder, mask_folder)
+
+
+def _pair_folders_in(root: Path) -> tuple[Path, Path] | None:
+    """(images, masks) folders directly under ``root``: ``images/`` + ``masks/`` or their other
+    usual names (``JPEGImages/`` + ``SegmentationClass/``, ``labels/``, ...), ``instances/``
+    for instance labels, or a folder and its ``<name>_masks`` sibling (``root`` = ``train``)."""
+    images = _first_dir(root, IMAGE_FOLDERS)
+    if images is not None:
+        masks = _first_dir(root, MASK_FOLDERS) or _first_dir(root, ("instances",))
+        if masks is None:
+            raise ValueError(
+                f"{root}: {images.name}/ has no mask folder beside it (looked for "
+                f"{', '.join(MASK_FOLDERS)}, instances)"
+            )
+        return images, masks
+    beside = [f"{root.name}{sep}{name}" for name in MASK_FOLDERS for sep in "_-"]
+    masks = _first_dir(root.parent, beside)
+    return (root, masks) if masks is not None and _files_by_stem(root) else None
 
 
 def stack_items(volume: Path, labels: Path) -> list[Item]:
@@ -156,9 +271,9 @@ def ctc_items(root: Path, truth: str = "GT") -> list[Item]:
 def find_items(root: Path) -> list[Item]:
     """The labelled images under ``root`` in any layout of the module docstring (not train/val)."""
     root = Path(root)
-    if (root / "images").is_dir():
-        instances = (root / "instances").is_dir() and not (root / "masks").is_dir()
-        return find_pairs(root, "images", "instances" if instances else "masks")
+    folders = _pair_folders_in(root)
+    if folders is not None:
+        return pair_folders(*folders)
     volumes = sorted(root.glob("*-volume.tif"))
     if volumes:
         return [
@@ -169,10 +284,47 @@ def find_items(root: Path) -> list[Item]:
     items = ctc_items(root, "GT") or ctc_items(root, "ST")
     if not items:
         raise ValueError(
-            f"{root}: no dataset found (expected images/ + masks/, *-volume.tif + *-labels.tif, "
-            "or a Cell Tracking Challenge layout)"
+            f"{root}: no dataset found (expected images/ + masks/ (or labels/, annotations/, ...), "
+            "JPEGImages/ + SegmentationClass/, *-volume.tif + *-labels.tif, or a Cell Tracking "
+            "Challenge layout)"
         )
     return items
+
+
+def _listed(pool: list[Item], listing: Path) -> list[Item]:
+    by_name = {item.name: item for item in pool}
+    wanted = listing.read_text().split()
+    missing = [name for name in wanted if name not in by_name]
+    if missing:
+        raise ValueError(
+            f"{listing}: {len(missing)} listed name(s) without an image and a mask: "
+            + ", ".join(missing[:10])
+        )
+    return [by_name[name] for name in wanted]
+
+
+def split_layout(root: Path) -> dict[str, tuple[list[Item], str]]:
+    """The items of each split ('train', 'val') that ``root`` holds, with where they are, when
+    it is split by folders (``root/train/...``, ``root/images/train`` + ``root/masks/train``,
+    also named ``training``/``validation``) or by Pascal VOC's ``ImageSets/Segmentation/
+    <split>.txt``; empty when it is not split."""
+    root = Path(root)
+    found = {}
+    images, masks = _first_dir(root, IMAGE_FOLDERS), _first_dir(root, MASK_FOLDERS)
+    lists = root / VOC_LISTS
+    pool = find_items(root) if images and masks and lists.is_dir() else None
+    for split, names in SPLIT_NAMES.items():
+        folder = _first_dir(root, names)
+        sub_images = images and _first_dir(images, names)
+        sub_masks = masks and _first_dir(masks, names)
+        listing = next((lists / f"{n}.txt" for n in names if (lists / f"{n}.txt").is_file()), None)
+        if folder is not None:
+            found[split] = (find_items(folder), str(folder))
+        elif sub_images and sub_masks:
+            found[split] = (pair_folders(sub_images, sub_masks), str(sub_images))
+        elif pool is not None and listing is not None:
+            found[split] = (_listed(pool, listing), str(listing))
+    return found
 
 
 def resolve_splits(
@@ -183,14 +335,14 @@ def resolve_splits(
 ) -> tuple[list[Item], list[Item]]:
     """Train and validation items under ``root`` (see the module docstring for layouts).
 
-    Without a ``val`` folder the pool is split: by item names in ``val_stems`` when given,
-    else a seeded random ``val_fraction``.
+    Without a validation split the pool (the training split, or everything) is split: by item
+    names in ``val_stems`` when given, else a seeded random ``val_fraction``.
     """
-    root = Path(root)
-    if (root / "train").is_dir():
-        pool = find_items(root / "train")
-        if (root / "val").is_dir() and not val_stems:
-            return pool, find_items(root / "val")
+    splits = split_layout(root)
+    if "train" in splits:
+        pool = splits["train"][0]
+        if "val" in splits and not val_stems:
+            return pool, splits["val"][0]
     else:
         pool = find_items(root)
     return split_pool(pool, val_stems, val_fraction, seed, root)
@@ -381,13 +533,14 @@ def match_channels(image: np.ndarray, channels: int, path: Path | str = "<image>
 
 
 def evaluation_items(root: Path, val_stems: list[str] | None = None) -> tuple[list[Item], str]:
-    """The items to score and a description: ``val_stems`` of the pool if given, else
-    ``root/val``, else ``root/train``, else ``root`` itself."""
+    """The items to score and a description: ``val_stems`` of the pool if given, else the
+    validation split, else the training split, else ``root`` itself."""
     root = Path(root)
     if val_stems:
         shown = ",".join(val_stems) if len(val_stems) <= 6 else f"{len(val_stems)} listed stems"
         return resolve_splits(root, val_stems)[1], f"{root} ({shown})"
-    for sub in ("val", "train"):
-        if (root / sub).is_dir():
-            return find_items(root / sub), str(root / sub)
+    splits = split_layout(root)
+    for split in ("val", "train"):
+        if split in splits:
+            return splits[split]
     return find_items(root), str(root)

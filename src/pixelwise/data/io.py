@@ -22,7 +22,7 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
 TIFF_SUFFIXES = (".tif", ".tiff")
 DEFAULT_MAX_PIXELS = 250_000_000  # ~16k x 16k; override with PIXELWISE_MAX_PIXELS
 
@@ -301,6 +301,17 @@ def is_colour_mask(path: str | os.PathLike) -> bool:
             return img.mode in ("RGB", "RGBA", "RGBX")
     except (OSError, UnidentifiedImageError):
         return False
+
+
+def mask_palette(path: str | os.PathLike) -> np.ndarray | None:
+    """The (N, 3) uint8 palette of a palette-image mask (PNG, GIF: its colour of each stored
+    value), else None; read from the header."""
+    try:
+        with Image.open(path) as img:
+            palette = img.getpalette() if img.mode == "P" else None
+    except (OSError, UnidentifiedImageError):
+        return None
+    return np.asarray(palette, np.uint8).reshape(-1, 3) if palette else None
 
 
 def multi_page(count: int, what: str) -> str:
