@@ -20,9 +20,9 @@ from pixelwise.data.coco import (  # noqa: E402
     collate,
     encode_rle,
     item_target,
-    label_image_items,
     load_coco,
 )
+from pixelwise.data.datasets import label_image_items  # noqa: E402
 from pixelwise.detection import detections_to_coco, detections_to_labels  # noqa: E402
 from pixelwise.metrics import coco_average_precision  # noqa: E402
 from pixelwise.models.mask_rcnn import load_weights, mask_rcnn  # noqa: E402
@@ -330,3 +330,56 @@ def test_masks_to_boxes_against_a_naive_loop():
         ys, xs = np.nonzero(mask)
         expected = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) if len(ys) else (0, 0, 0, 0)
         assert tuple(box) == expected
+
+
+def test_label_image_draws_small_objects_over_large_ones_and_ignores_crowds():
+    from pixelwise.data.coco import label_image
+
+    def rect(x0, y0, x1, y1, crowd=0):
+        return {"segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]], "iscrowd": crowd}
+
+    # listed small first: drawing in file order would hide it under the large one
+    objects = ((2, rect(4, 4, 8, 8)), (1, rect(0, 0, 12, 12)), (1, rect(12, 0, 16, 4, crowd=1)))
+    expected = np.zeros((16, 20), np.int32)
+    expected[0:12, 0:12] = 1
+    expected[4:8, 4:8] = 2
+    expected[0:4, 12:16] = 255
+    np.testing.assert_array_equal(label_image(objects, 16, 20), expected)
+    numbers = label_image(objects, 16, 20, instances=True)
+    assert numbers[5, 5] == 2 and numbers[1, 1] == 1 and numbers[1, 13] == 0  # crowd left out
+
+
+def test_coco_file_trains_and_scores_semantic_models(tmp_path, capsys):
+    """A COCO instances file is a semantic dataset too: category k (by id) is class k."""
+    from conftest import train_tiny
+
+    from pixelwise.cli import main
+    from pixelwise.data.datasets import SegmentationDataset, find_items, read_dataset_info
+    from pixelwise.data.encoding import MaskEncoding, Normalization
+
+    path = _coco(tmp_path / "coco", n_images=6)
+    assert read_dataset_info(path).class_names == ["background", "triangle", "square"]
+    items = find_items(path)
+    assert [i.name for i in items] == [f"{i:03d}" for i in range(6)]
+    first = next(i for i in load_coco(path)[0] if i.name == "000")
+    expected = np.zeros((64, 80), np.int32)
+    for ann in first.annotations:
+        m = annotation_mask(ann, 64, 80) > 0
+        expected[m] = 255 if ann["iscrowd"] else {3: 1, 7: 2}[ann["category_id"]]
+    np.testing.assert_array_equal(items[0].read_mask(), expected)
+    target = SegmentationDataset(items[:1], 3, MaskEncoding(), Normalization([0.5] * 3, [0.25] * 3))
+    assert torch.equal(target[0][1], torch.from_numpy(expected).long())
+    norm = Normalization([0.5] * 3, [0.25] * 3)
+    objects = SegmentationDataset(items[:1], 2, MaskEncoding(instances="foreground"), norm)
+    assert objects[0][1].sum().item() == ((expected == 1) | (expected == 2)).sum()  # crowd: 0
+    run = train_tiny(path, tmp_path / "run", "--val-stems", "004,005", "--precision", "fp32")
+    out = tmp_path / "e.json"
+    assert main(["evaluate", str(run / "best.pt"), str(path), "--val-stems", "004,005",
+                 "--json", str(out)]) == 0  # fmt: skip
+    scores = json.loads(out.read_text())
+    assert scores["images"] == 2 and set(scores["per_class"]) == {
+        "background",
+        "triangle",
+        "square",
+    }
+    assert scores["per_class"]["square"]["pixels"] == 2 * 400

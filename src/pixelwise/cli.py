@@ -42,8 +42,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     "train": (
         "train a model on an image/mask dataset or COCO instances",
         "Train on DATA (DATA/images + DATA/masks or Pascal VOC's JPEGImages + SegmentationClass, split by "
-        "DATA/train[/val]/... or VOC's ImageSets lists; TIFF stacks, Cell Tracking Challenge, or COCO JSON for "
-        "mask_rcnn). Writes last.pt, best.pt, metrics.csv, curve.png and overlays/ to --out.",
+        "DATA/train[/val]/... or VOC's ImageSets lists; TIFF stacks, Cell Tracking Challenge, or a COCO "
+        "instances JSON (Mask R-CNN, or any model: category k is class k). Writes last.pt, best.pt, metrics.csv, curve.png and overlays/ to --out.",
         [],
     ),
     "predict": (

@@ -18,7 +18,7 @@ from pixelwise.classical import METHODS, regions_to_classes, run_method
 from pixelwise.constants import IGNORE_INDEX, parse_stems
 from pixelwise.data.datasets import Item, evaluation_items, read_dataset_info, stored_values
 from pixelwise.data.encoding import MaskEncoding
-from pixelwise.data.io import atomic_write_bytes, read_image, read_mask
+from pixelwise.data.io import atomic_write_bytes, read_image
 from pixelwise.inference import predict
 from pixelwise.metrics import ConfusionMatrix
 from pixelwise.segmenter import default_colours
@@ -120,7 +120,7 @@ def compare(
 
     for index, item in enumerate(tqdm(items, desc="compare", unit="img")):
         image = read_image(item.image, item.page)
-        target = encoding.apply(read_mask(item.mask, item.page), num_classes, item.mask)
+        target = encoding.apply(item.read_mask(), num_classes, item.mask)
         row = [image, target]
         for m in methods:
             pred = m(image, target, num_classes)

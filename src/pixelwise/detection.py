@@ -20,10 +20,9 @@ from pixelwise.data.coco import (
     InstanceDataset,
     InstanceItem,
     item_target,
-    label_image_items,
     load_coco,
 )
-from pixelwise.data.datasets import split_pool
+from pixelwise.data.datasets import label_image_items, split_pool
 from pixelwise.data.encoding import to_unit
 from pixelwise.instances import drop_small
 from pixelwise.metrics import coco_average_precision, dsb_average_precision

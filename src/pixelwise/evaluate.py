@@ -14,7 +14,6 @@ from torch.utils.data import DataLoader
 from pixelwise.checkpoint import load_model
 from pixelwise.constants import parse_stems
 from pixelwise.data.datasets import SegmentationDataset, evaluation_items, to_tensor
-from pixelwise.data.io import read_mask
 from pixelwise.detection import evaluation_instances, score_detector
 from pixelwise.distributed import resolve_device
 from pixelwise.export import OnnxNetwork
@@ -172,7 +171,7 @@ def score_objects(
         if per_image is not None:
             per_image.append(one)
         if seg.encoding.instances is not None:
-            reference = read_mask(item.mask, item.page)
+            reference = item.read_mask(instances=True)
         else:
             reference = instances_for_reference(target, object_class)
         labels = instances_for(seg, decision_for(seg)(pred)[0].numpy(), object_class, min_size)

@@ -25,7 +25,7 @@ from pixelwise.data.datasets import (
     to_tensor,
 )
 from pixelwise.data.encoding import MaskEncoding
-from pixelwise.data.io import colour_name, is_colour_mask, mask_palette, read_mask, save_png
+from pixelwise.data.io import colour_name, is_colour_mask, mask_palette, save_png
 from pixelwise.data.transforms import Augmentation
 from pixelwise.inference import predict_probs
 from pixelwise.losses import PixelCrossEntropy, soft_dice_loss
@@ -68,7 +68,7 @@ def infer_num_classes(cfg: TrainConfig, items, ignore: tuple[int, ...]) -> int:
         return n
     found: set[int] = set()
     for item in items:
-        found.update(np.unique(read_mask(item.mask, item.page)).tolist())
+        found.update(np.unique(item.read_mask()).tolist())
     if items and is_colour_mask(items[0].mask):
         colours = ",".join(colour_name(v) for v in sorted(found)[:20])
         raise ValueError(
@@ -132,7 +132,7 @@ def build_datasets(
             f"{root}: no validation images (give --val-stems, --val-fraction > 0 or a val/ folder)"
         )
     ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
-    names = cfg.class_names or info.class_names or INSTANCE_CLASSES.get(cfg.instances)
+    names = cfg.class_names or INSTANCE_CLASSES.get(cfg.instances) or info.class_names
     num_classes = len(names) if names else infer_num_classes(cfg, train_items + val_items, ignore)
     if num_classes < 2:
         raise ValueError(f"{cfg.data}: {num_classes} class given; a model needs at least 2")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from pixelwise.constants import IGNORE_INDEX
 from pixelwise.data.encoding import to_unit
 from pixelwise.data.io import read_image, read_mask
 
@@ -90,21 +91,6 @@ def load_coco(
     return items, cat, spec
 
 
-def label_image_items(root: str | Path) -> tuple[list[InstanceItem], Categories]:
-    """``root/images`` + ``root/instances`` (uint16 label images, 0 = background): one class."""
-    from pixelwise.data.datasets import find_pairs
-
-    pairs = find_pairs(Path(root), "images", "instances")
-    items = []
-    for i, p in enumerate(pairs):
-        from PIL import Image
-
-        with Image.open(p.mask) as im:
-            w, h = im.size
-        items.append(InstanceItem(p.image, p.name, i + 1, h, w, label_image=p.mask))
-    return items, Categories((1,), ("object",))
-
-
 def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
     """(H, W) uint8 mask of a COCO annotation: polygons, uncompressed or compressed RLE."""
     from pycocotools import mask as mask_utils
@@ -117,6 +103,29 @@ def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
     else:
         rle = seg
     return mask_utils.decode(rle).astype(np.uint8)
+
+
+def label_image(
+    objects: tuple[tuple[int, dict], ...], height: int, width: int, instances: bool = False
+) -> np.ndarray:
+    """(H, W) int32 label image of COCO annotations given as (class label, annotation) pairs:
+    each pixel's class label (0: background; crowd regions ``IGNORE_INDEX``), or with
+    ``instances`` its object's number 1..N (crowd regions left out, as in instance training).
+    Larger objects are drawn first, so a smaller one lying on a larger one stays visible."""
+    masks = [annotation_mask(ann, height, width).astype(bool) for _, ann in objects]
+    out = np.zeros((height, width), np.int32)
+    crowd = np.zeros((height, width), bool)
+    number = 0
+    for i in sorted(range(len(masks)), key=lambda i: -int(masks[i].sum())):
+        label, ann = objects[i]
+        if ann.get("iscrowd", 0):
+            crowd |= masks[i]
+            continue
+        number += 1
+        out[masks[i]] = number if instances else label
+    if not instances:
+        out[crowd & (out == 0)] = IGNORE_INDEX
+    return out
 
 
 def encode_rle(mask: np.ndarray) -> dict:

@@ -12,6 +12,7 @@ Layouts understood by :func:`find_items` and :func:`resolve_splits`::
     DATA/images/train  DATA/masks/train  [.../val]       split inside the folders (as ADE20K's
                                                          images/training + annotations/training)
     DATA/ImageSets/Segmentation/train.txt  [val.txt]     split by Pascal VOC's lists of names
+    annotations.json                                     COCO instances: category k (by id) is class k
 
 A mask belongs to the image with the same file stem, or with the stem plus an ending every mask
 has (``a.jpg`` / ``a_mask.png``), or each side's shared ending dropped (``21_training.tif`` /
@@ -36,10 +37,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from pixelwise.constants import IGNORE_INDEX
 from pixelwise.data.appearance import random_appearance
+from pixelwise.data.coco import Categories, InstanceItem, label_image, load_coco
 from pixelwise.data.encoding import MaskEncoding, Normalization, full_scale
 from pixelwise.data.io import (
     IMAGE_SUFFIXES,
@@ -67,12 +70,22 @@ from pixelwise.data.weight_map import unet_weight_map
 
 @dataclass(frozen=True)
 class Item:
-    """One labelled image: its files, a unique name, and the page of a multi-page TIFF."""
+    """One labelled image: its files, a unique name, and the page of a multi-page TIFF; for a
+    COCO file (``mask``), its objects as (class label, annotation) pairs and the image's size."""
 
     image: Path
     mask: Path
     name: str
     page: int | None = None
+    objects: tuple[tuple[int, dict], ...] | None = None
+    size: tuple[int, int] | None = None
+
+    def read_mask(self, instances: bool = False) -> np.ndarray:
+        """The stored mask values (class ids, colours or instance labels); drawn from COCO
+        objects, each pixel's class label, or with ``instances`` its object's number."""
+        if self.objects is None:
+            return read_mask(self.mask, self.page)
+        return label_image(self.objects, *self.size, instances=instances)
 
 
 @dataclass
@@ -85,6 +98,10 @@ class DatasetInfo:
 
 
 def read_dataset_info(root: Path) -> DatasetInfo:
+    """Class names, colours and ignored values from ``root/classes.json``; for a COCO file,
+    its category names after "background"."""
+    if Path(root).suffix.lower() == ".json" and Path(root).is_file():
+        return DatasetInfo(["background", *load_coco(root)[1].names])
     path = Path(root) / "classes.json"
     if not path.exists():
         return DatasetInfo()
@@ -245,6 +262,17 @@ def _pair_folders_in(root: Path) -> tuple[Path, Path] | None:
     return (root, masks) if masks is not None and _files_by_stem(root) else None
 
 
+def label_image_items(root: str | Path) -> tuple[list[InstanceItem], Categories]:
+    """``root/images`` + ``root/instances`` (uint16 label images, 0 = background): one class."""
+    pairs = find_pairs(Path(root), "images", "instances")
+    items = []
+    for i, p in enumerate(pairs):
+        with Image.open(p.mask) as im:
+            w, h = im.size
+        items.append(InstanceItem(p.image, p.name, i + 1, h, w, label_image=p.mask))
+    return items, Categories((1,), ("object",))
+
+
 def stack_items(volume: Path, labels: Path) -> list[Item]:
     """One item per page of a multi-page TIFF image stack and its label stack."""
     n_img, n_lab = count_pages(volume), count_pages(labels)
@@ -268,9 +296,32 @@ def ctc_items(root: Path, truth: str = "GT") -> list[Item]:
     return items
 
 
+def coco_items(annotation_file: Path) -> list[Item]:
+    """The images of a COCO instances file, each with its objects' class labels: category
+    ``k``-th by id is class ``k`` (0 is the background, :func:`coco_class_names`)."""
+    items, categories, _ = load_coco(annotation_file)
+    if len(categories.ids) >= IGNORE_INDEX:
+        raise ValueError(
+            f"{annotation_file}: {len(categories.ids)} categories; class masks hold at most "
+            f"{IGNORE_INDEX - 1} ({IGNORE_INDEX} marks pixels to ignore)"
+        )
+    return [
+        Item(
+            item.image,
+            Path(annotation_file),
+            item.name,
+            objects=tuple((categories.label(a["category_id"]), a) for a in item.annotations),
+            size=(item.height, item.width),
+        )
+        for item in items
+    ]
+
+
 def find_items(root: Path) -> list[Item]:
     """The labelled images under ``root`` in any layout of the module docstring (not train/val)."""
     root = Path(root)
+    if root.suffix.lower() == ".json" and root.is_file():
+        return coco_items(root)
     folders = _pair_folders_in(root)
     if folders is not None:
         return pair_folders(*folders)
@@ -458,7 +509,7 @@ class SegmentationDataset(Dataset):
             item = self.items[index]
             image = read_image(item.image, item.page)
             target = self.encoding.apply(
-                read_mask(item.mask, item.page), self.num_classes, item.mask
+                item.read_mask(self.encoding.instances is not None), self.num_classes, item.mask
             )
             if image.shape[:2] != target.shape:
                 raise ValueError(
@@ -479,7 +530,7 @@ class SegmentationDataset(Dataset):
             target = self.load(index)[1]
             if self.encoding.instances is not None:
                 item = self.items[index]
-                cells = resize_mask(read_mask(item.mask, item.page), target.shape).astype(np.int64)
+                cells = resize_mask(item.read_mask(True), target.shape).astype(np.int64)
             else:
                 cells = ndimage.label((target != 0) & (target != IGNORE_INDEX))[0]
             w0, sigma = self.weight_map
