@@ -118,6 +118,14 @@ def test_train_evaluate_segment_on_instances(tmp_path, capsys):
     assert (seg_out / "overlays" / "00.png").is_file()
     captured = capsys.readouterr()
     assert "00: " in captured.out and "bad.png" in captured.err
+    # --skip-existing knows a finished image by its overlay, written last (the label image may
+    # be a .tif beyond 65535 objects)
+    (seg_out / "instances" / "00.png").write_bytes(b"left alone")
+    again = ["segment", str(data / "images"), "--model", str(run / "best.pt"), "--out",
+             str(seg_out), "--no-progress", "--skip-existing"]  # fmt: skip
+    assert main(again) == 0
+    assert (seg_out / "instances" / "00.png").read_bytes() == b"left alone"
+    assert read_mask(seg_out / "instances" / "01.png").max() >= 2
 
 
 def test_evaluate_object_class_for_semantic_models(shapes_data, tmp_path):

@@ -253,9 +253,10 @@ def segment_files(
     progress: bool = True,
     shard: tuple[int, int] = (0, 1),
 ) -> BatchResult:
-    """Per image: ``instances/<name>.png`` (uint16 instance labels, 0 = background) and
-    ``overlays/<name>.png``, for semantic and instance models alike; bad files are recorded and
-    skipped; ``shard`` as in :func:`predict_files`."""
+    """Per image: ``instances/<name>.png`` (uint16 instance labels, 0 = background; a uint32
+    ``.tif`` beyond 65535 objects) and ``overlays/<name>.png`` (written last, so it marks a
+    finished image for ``skip_existing``), for semantic and instance models alike; bad files are
+    recorded and skipped; ``shard`` as in :func:`predict_files`."""
     out_dir = Path(out_dir)
 
     def compute(src):
@@ -274,12 +275,12 @@ def segment_files(
 
     def write(src, rel, value):
         image, labels = value
-        save_label_image(out_dir / "instances" / rel, labels)
+        written = save_label_image(out_dir / "instances" / rel, labels)
         save_png(out_dir / "overlays" / rel, instance_overlay(image, labels))
-        return out_dir / "instances" / rel, int(labels.max())
+        return written, int(labels.max())
 
     return run_batch(
-        inputs, compute, write, "segment", progress, shard, existing(out_dir / "instances", options)
+        inputs, compute, write, "segment", progress, shard, existing(out_dir / "overlays", options)
     )
 
 

@@ -103,7 +103,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     ),
     "segment": (
         "instance label images (one id per object) and overlays",
-        "Writes OUT/instances/<name>.png (16-bit, 0 = background, 1..N objects) and OUT/overlays/<name>.png, for "
+        "Writes OUT/instances/<name>.png (16-bit, 0 = background, 1..N objects; a 32-bit .tif beyond 65535 "
+        "objects) and OUT/overlays/<name>.png, for "
         "a model trained with --instances, an instance model, or --object-class.",
         [
             "inputs",

@@ -192,7 +192,8 @@ def segment(
     score_threshold: float = 0.5,
     tta: bool = False,
 ) -> np.ndarray:
-    """Instance labels (H, W) uint16 (0 = background, 1..N objects) for an image array or path.
+    """Instance labels (H, W) uint16 (0 = background, 1..N objects; uint32 beyond 65535 objects)
+    for an image array or path.
 
     ``seg``: a loaded model, checkpoint path or bundled name (``"nuclei"``). Semantic models
     trained on instances split objects at their predicted borders (see

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pixelwise.overlays import row_bands
 from pixelwise.segmenter import Segmenter
 
 # How a boundary model's probabilities (background / interior / border) become objects: a seed
@@ -36,6 +37,14 @@ def decision_for(seg: Segmenter):
     return boundary_codes if seg.encoding.instances == "boundary" else argmax_codes
 
 
+# The watersheds run on crops, a tile's worth of objects at a time, so that their memory is bounded
+# by the crops rather than the image (a whole-slide scan). A crop holds the objects whose bounding
+# box starts in one tile, grown by DISTANCE_MARGIN: distance transforms in it are the whole
+# image's wherever the nearest pixel they measure to lies within the margin.
+WATERSHED_TILE = 1024
+DISTANCE_MARGIN = 32
+
+
 def semantic_to_instances(
     mask: np.ndarray,
     method: str = "components",
@@ -44,8 +53,10 @@ def semantic_to_instances(
     min_size: int = 0,
     fill_holes: bool = True,
     min_distance: int = 5,
+    tile: int = WATERSHED_TILE,
 ) -> np.ndarray:
-    """Turn a class-id mask into a uint16 instance label image (0 = background, 1..N objects).
+    """Turn a class-id mask into an instance label image (0 = background, 1..N objects; uint16,
+    uint32 beyond 65535 objects).
 
     - ``border_class`` given (3-class background / interior / border prediction): each
       connected interior region is one object, grown into the adjacent border pixels by a
@@ -54,11 +65,10 @@ def semantic_to_instances(
     - ``method="watershed"``: touching objects split by a marker watershed on the distance
       transform, markers at its local maxima at least ``min_distance`` apart.
 
-    Holes inside objects are filled (``fill_holes``) and objects under ``min_size`` pixels dropped.
+    Holes inside objects are filled (``fill_holes``) and objects under ``min_size`` pixels
+    dropped. Watersheds run on crops of about ``tile`` pixels a side (:data:`WATERSHED_TILE`).
     """
     from scipy import ndimage
-    from skimage.feature import peak_local_max
-    from skimage.segmentation import watershed
 
     if method not in ("components", "watershed"):
         raise ValueError(f"unknown method {method!r}; choose components or watershed")
@@ -66,21 +76,72 @@ def semantic_to_instances(
     if fill_holes:
         interior = ndimage.binary_fill_holes(interior)
     if border_class is not None:
-        markers, _ = ndimage.label(interior)
-        region = interior | (mask == border_class)
-        labels = watershed(ndimage.distance_transform_edt(~interior), markers, mask=region)
+        labels = grow_into_borders(interior, mask == border_class, tile)
     elif method == "components":
         labels, _ = ndimage.label(interior)
     else:
-        distance = ndimage.distance_transform_edt(interior)
-        components, _ = ndimage.label(interior)
-        peaks = peak_local_max(
-            distance, min_distance=min_distance, labels=components, exclude_border=False
-        )
-        markers = np.zeros(mask.shape, dtype=np.int32)
-        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-        labels = watershed(-distance, markers, mask=interior)
+        labels = split_by_distance(interior, min_distance, tile)
     return drop_small(labels, min_size)
+
+
+def object_crops(components: np.ndarray, tile: int, margin: int = DISTANCE_MARGIN):
+    """``(crop, inside)`` per tile of the image: the components (of a label image) whose
+    bounding box starts in the tile, as a mask ``inside`` of the crop that holds them all,
+    grown by ``margin`` and clipped at the image's edges."""
+    from scipy import ndimage
+
+    groups: dict[tuple[int, int], list] = {}
+    for k, box in enumerate(ndimage.find_objects(components), start=1):
+        if box is not None:
+            groups.setdefault((box[0].start // tile, box[1].start // tile), []).append((k, box))
+    for members in groups.values():
+        crop = tuple(
+            slice(
+                max(min(box[axis].start for _, box in members) - margin, 0),
+                min(max(box[axis].stop for _, box in members) + margin, components.shape[axis]),
+            )
+            for axis in (0, 1)
+        )
+        yield crop, np.isin(components[crop], [k for k, _ in members])
+
+
+def grow_into_borders(interior: np.ndarray, border: np.ndarray, tile: int) -> np.ndarray:
+    """Each 4-connected interior region is an object, grown into the border pixels around it by
+    a marker watershed on the distance to the interiors, crop by crop."""
+    from scipy import ndimage
+    from skimage.segmentation import watershed
+
+    labels, _ = ndimage.label(interior)
+    components, _ = ndimage.label(interior | border)  # a watershed never crosses between them
+    for crop, inside in object_crops(components, tile):
+        distance = ndimage.distance_transform_edt(~interior[crop])
+        grown = watershed(distance, np.where(inside, labels[crop], 0), mask=inside)
+        labels[crop][inside] = grown[inside]  # this group's pixels only: others keep their seeds
+    return labels
+
+
+def split_by_distance(interior: np.ndarray, min_distance: int, tile: int) -> np.ndarray:
+    """Touching objects split by a marker watershed on the distance transform, markers at its
+    local maxima at least ``min_distance`` apart in each object, crop by crop."""
+    from scipy import ndimage
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import relabel_sequential, watershed
+
+    components, _ = ndimage.label(interior)
+    labels = np.zeros(interior.shape, np.int32)
+    count = 0
+    for crop, inside in object_crops(components, tile):
+        distance = ndimage.distance_transform_edt(interior[crop])
+        own = relabel_sequential(np.where(inside, components[crop], 0))[0]
+        peaks = peak_local_max(
+            distance, min_distance=min_distance, labels=own, exclude_border=False
+        )
+        seeds = np.zeros(own.shape, np.int32)
+        seeds[tuple(peaks.T)] = np.arange(count + 1, count + len(peaks) + 1)
+        count += len(peaks)
+        grown = watershed(-distance, seeds, mask=inside)
+        labels[crop][inside] = grown[inside]
+    return labels
 
 
 def instances_for(
@@ -106,10 +167,17 @@ def instances_for(
 
 
 def drop_small(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
-    """uint16 label image without objects under ``min_size`` pixels, relabelled 1..N."""
-    from skimage.segmentation import relabel_sequential
-
-    if min_size > 0:
-        sizes = np.bincount(labels.ravel())
-        labels = np.where(sizes[labels] < min_size, 0, labels)
-    return relabel_sequential(labels)[0].astype(np.uint16)
+    """The label image without objects under ``min_size`` pixels, relabelled 1..N in the order
+    of their labels: uint16, or uint32 when there are more than 65535 objects (never wrapped).
+    Counted in bands of rows, so that no int64 copy of a huge image is made."""
+    bands = row_bands(labels.shape)
+    sizes = np.zeros(int(labels.max(initial=0)) + 1, np.int64)
+    for band in bands:
+        sizes += np.bincount(labels[band].ravel(), minlength=len(sizes))
+    keep = (sizes > 0) & (sizes >= min_size)
+    keep[0] = False
+    table = (np.cumsum(keep) * keep).astype(np.uint16 if keep.sum() <= 65535 else np.uint32)
+    out = np.empty(labels.shape, table.dtype)
+    for band in bands:
+        out[band] = table[labels[band]]
+    return out

@@ -403,11 +403,19 @@ def save_mask(path: str | os.PathLike, mask: np.ndarray, palette: np.ndarray | N
     save_png(path, img)
 
 
-def save_label_image(path: str | os.PathLike, labels: np.ndarray) -> None:
-    """Save an instance label image as a 16-bit greyscale PNG (0 = background, 1..N objects)."""
-    if labels.max(initial=0) > 65535:
-        raise ValueError(f"{path}: {int(labels.max())} objects do not fit a 16-bit label image")
-    save_png(path, Image.fromarray(labels.astype(np.uint16)))
+def save_label_image(path: str | os.PathLike, labels: np.ndarray) -> Path:
+    """Save an instance label image (0 = background, 1..N objects) as a 16-bit greyscale PNG, or
+    beyond 65535 objects (a whole-slide scan) as a 32-bit TIFF of the same name; returns the
+    path written."""
+    path = Path(path)
+    if labels.max(initial=0) <= 65535:
+        save_png(path, Image.fromarray(labels.astype(np.uint16)))
+        return path
+    path = path.with_suffix(".tif")
+    atomic_save(
+        path, lambda tmp: tifffile.imwrite(tmp, labels.astype(np.uint32), compression="zlib")
+    )
+    return path
 
 
 def list_images(paths: list[str | os.PathLike]) -> list[Path]:
