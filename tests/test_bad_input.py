@@ -22,6 +22,7 @@ from pixelwise.checkpoint import save_checkpoint
 from pixelwise.cli import main
 from pixelwise.cutout import remove_background
 from pixelwise.data.encoding import Normalization
+from pixelwise.inference import predict_probabilities
 from pixelwise.models import create_model
 from pixelwise.segmenter import Segmenter
 
@@ -460,6 +461,8 @@ def _mask_rcnn_through_the_api():
         and mask.dtype == np.uint8
         and labels.dtype == np.uint16
     )
+    with pytest.raises(ValueError, match="class probabilities come from semantic models"):
+        predict_probabilities(seg, photo())
 
 
 API_CASES = [

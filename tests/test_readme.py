@@ -92,6 +92,7 @@ def test_readme_commands_run(readme_cwd, capsys):
         else:
             assert status == 0, args
     assert len(list(Path("runs/isbi/test-pred/masks").glob("*.png"))) == 30
+    assert len(list(Path("runs/isbi/test-pred/probabilities").glob("*.tif"))) == 30
     assert Path("runs/isbi/evaluation.json").is_file()
     assert len(list(Path("runs/nuclei/instances").glob("*.png"))) == 1
     assert Path("runs/coco/pred/coco/000000000009.json").is_file()
@@ -124,5 +125,6 @@ def test_readme_commands_run(readme_cwd, capsys):
     python = re.search(r"```python\n(.*?)```", README, re.S).group(1)
     scope: dict = {}
     exec(python, scope)
-    assert scope["mask"].shape == (512, 512)
+    assert scope["mask"].shape == (512, 512) and scope["probs"].shape == (512, 512, 2)
+    assert (scope["probs"].argmax(-1) == scope["mask"]).all()
     assert scope["net"].head.out_channels == 5

@@ -92,3 +92,24 @@ def test_tiled_prediction_applies_the_decision_rule_per_tile():
     assert set(np.unique(tiled)) <= {0, 1, 2} and not np.array_equal(
         tiled, probs.argmax(1)[0, 4:-4, 4:-4].numpy()
     )  # the rule, not the argmax
+
+
+@pytest.mark.parametrize("tile", [0, 32])
+def test_class_probabilities_whole_and_tiled(tile):
+    """The probabilities are the network's softmax (tiled as the mask is), and their argmax is
+    predict's mask."""
+    from pixelwise.inference import predict_probabilities
+
+    seg = Segmenter(
+        small_rf_net(), "x", {"in_channels": 3}, list("abcd"), Normalization([0.5] * 3, [0.25] * 3)
+    )
+    image = np.random.default_rng(2).integers(0, 255, (60, 45, 3), dtype=np.uint8)
+    probs = predict_probabilities(seg, image, "fp32", tile=tile, overlap=8)
+    assert probs.shape == (60, 45, 4) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(-1), 1, atol=1e-5)
+    np.testing.assert_array_equal(
+        probs.argmax(-1), predict(seg, image, "fp32", tile=tile, overlap=8)
+    )
+    softmax = predict_logits(seg.network, to_tensor(image, seg.norm)[None], "fp32").softmax(1)
+    inner = np.s_[4:-4, 4:-4]  # tiles see the image mirrored beyond its border
+    np.testing.assert_allclose(probs[inner], softmax[0].permute(1, 2, 0).numpy()[inner], atol=1e-5)

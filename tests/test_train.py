@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 from conftest import tiny_config, train_tiny
 from PIL import Image
@@ -50,6 +51,17 @@ def test_train_predict_evaluate_cli(shapes_data, tmp_path, capsys):
     assert len(masks) == 4 and len(list((out / "overlays").glob("*.png"))) == 4
     mask = read_mask(masks[0])
     assert mask.shape == (48, 48) and mask.max() <= 2
+
+    soft = tmp_path / "soft"
+    image = shapes_data / "val" / "images" / masks[0].name
+    assert main(["predict", str(run / "best.pt"), str(image), "--out", str(soft),
+                 "--probabilities", "--no-progress"]) == 0  # fmt: skip
+    assert (soft / "masks" / masks[0].name).read_bytes() == masks[0].read_bytes()
+    pages = tifffile.imread(soft / "probabilities" / f"{masks[0].stem}.tif")
+    assert pages.shape == (3, 48, 48) and pages.dtype == np.uint8
+    assert np.abs(pages.sum(0).astype(int) - 255).max() <= 2  # each page rounded on its own
+    clear = np.sort(pages, 0)[-1] > np.sort(pages, 0)[-2] + 1  # no near tie after rounding
+    np.testing.assert_array_equal(pages.argmax(0)[clear], mask[clear])
 
     assert (
         main(

@@ -3,7 +3,8 @@
 Public API::
 
     create_model(name, **kwargs)   list_models()   load_model(path)   predict(model, image)
-    segment(model, image) -> instance labels          remove_background(image) -> RGBA
+    predict_probabilities(model, image) -> (H, W, K)  segment(model, image) -> instance labels
+    remove_background(image) -> RGBA
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ __all__ = [
     "list_models",
     "load_model",
     "predict",
+    "predict_probabilities",
     "segment",
     "remove_background",
     "__version__",
@@ -25,6 +27,7 @@ _LAZY = {
     "list_models": "pixelwise.models",
     "load_model": "pixelwise.checkpoint",
     "predict": "pixelwise.inference",
+    "predict_probabilities": "pixelwise.inference",
     "segment": "pixelwise.inference",
     "remove_background": "pixelwise.cutout",
 }

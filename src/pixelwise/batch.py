@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from pixelwise import distributed as dist
 from pixelwise.constants import one_line
 from pixelwise.data.io import (
@@ -21,6 +23,7 @@ from pixelwise.data.io import (
     save_label_image,
     save_mask,
     save_png,
+    save_probabilities,
 )
 from pixelwise.detection import (
     categories_of,
@@ -29,7 +32,7 @@ from pixelwise.detection import (
     detections_to_coco,
     detections_to_labels,
 )
-from pixelwise.inference import predict, segment
+from pixelwise.inference import predict, predict_probabilities, segment
 from pixelwise.overlays import detection_overlay, instance_overlay, overlay
 
 
@@ -166,6 +169,7 @@ class PredictOptions:
     min_object_size: int = 0  # segment
     object_class: int | None = None  # segment, semantic models not trained on instances
     skip_existing: bool = False  # leave inputs whose main output exists alone
+    probabilities: bool = False  # predict, semantic models: also each class's probability
 
     def __post_init__(self) -> None:
         # checked once here rather than failing every file of a batch the same way
@@ -188,7 +192,8 @@ def predict_files(
     progress: bool = True,
     shard: tuple[int, int] = (0, 1),
 ) -> BatchResult:
-    """Per image: ``masks/<name>.png`` (palette PNG of class ids) and ``overlays/<name>.png``;
+    """Per image: ``masks/<name>.png`` (palette PNG of class ids) and ``overlays/<name>.png``,
+    with ``options.probabilities`` also ``probabilities/<name>.tif`` (one 8-bit page per class);
     for instance models also ``instances/<name>.png`` (uint16 labels) and ``coco/<name>.json``
     (COCO results with RLE masks; ``image_id`` 0, category ids as trained). Bad files are
     recorded and skipped; ``shard=(rank, world)`` takes every world-th input from rank."""
@@ -196,14 +201,19 @@ def predict_files(
         return detection_files(seg, inputs, out_dir, options, progress, shard)
     out_dir, palette = Path(out_dir), seg.palette()
 
+    run = (options.precision, options.tta, options.tile, options.overlap)
+
     def compute(src):
         image = read_image(src)
-        return image, predict(
-            seg, image, options.precision, options.tta, options.tile, options.overlap
-        )
+        if not options.probabilities:
+            return image, predict(seg, image, *run), None
+        probabilities = predict_probabilities(seg, image, *run)
+        return image, probabilities.argmax(-1).astype(np.uint8), probabilities
 
     def write(src, rel, value):
-        image, mask = value
+        image, mask, probabilities = value
+        if probabilities is not None:
+            save_probabilities(out_dir / "probabilities" / rel.with_suffix(".tif"), probabilities)
         save_mask(out_dir / "masks" / rel, mask, palette)
         save_png(out_dir / "overlays" / rel, overlay(image, mask, palette))
         return out_dir / "masks" / rel, None

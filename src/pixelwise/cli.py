@@ -65,6 +65,12 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "slic, watershed); masks then hold region ids",
             ),
             default_out("predict"),
+            Opt(
+                ("--probabilities",),
+                "semantic models: also write OUT/probabilities/<name>.tif, one 8-bit page per "
+                "class (round(255 p))",
+                action="store_true",
+            ),
             "score_threshold",
             "precision",
             "tta",
@@ -374,6 +380,7 @@ def predict_options(args: argparse.Namespace):
         "min_object_size",
         "object_class",
         "skip_existing",
+        "probabilities",
     )
     return PredictOptions(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 
@@ -389,6 +396,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not inputs:
         raise ValueError("no inputs given (pixelwise predict CHECKPOINT INPUT...)")
     seg = load_model(checkpoint, runtime_for(args.runtime, args.precision, checkpoint))
+    if args.probabilities and seg.kind == "instance":
+        raise ValueError(
+            "--probabilities is for semantic models; an instance model's detections carry their "
+            "scores in OUT/coco"
+        )
     out = Path(args.out)
     extra = (
         f", instance labels to {out / 'instances'}, COCO results to {out / 'coco'}"
@@ -400,6 +412,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         lambda result: print(
             f"wrote {len(result.written)} masks to {out / 'masks'}{extra} and overlays to "
             f"{out / 'overlays'}"
+            + (f", class probabilities to {out / 'probabilities'}" if args.probabilities else "")
         ),
     )
 

@@ -99,7 +99,7 @@ def predict_tiled(
     decide=argmax_codes,
 ) -> np.ndarray:
     """Overlap-tile prediction of an (H, W, C) image: class-id mask (H, W) uint8 (``decide``: the
-    rule from (N, K, H, W) probabilities to (N, H, W) uint8 masks; by default the argmax).
+    rule from (N, K, H, W) probabilities to (N, H, W, ...) masks; by default the argmax).
 
     The image is mirror-extended by ``overlap`` on every side; tiles of ``tile`` x ``tile``
     pixels are predicted in batches and only each tile's central ``tile - 2 * overlap`` core
@@ -115,7 +115,7 @@ def predict_tiled(
     mode = "reflect" if overlap < min(h, w) else "symmetric"
     padded = np.pad(image, ((overlap, overlap), (overlap, overlap), (0, 0)), mode=mode)
     origins = [(y, x) for y in tile_starts(h, core_h) for x in tile_starts(w, core_w)]
-    mask = np.zeros((h, w), dtype=np.uint8)
+    mask = None  # (h, w) plus whatever per-pixel shape and dtype ``decide`` gives
     for i in range(0, len(origins), batch_size):
         batch = origins[i : i + batch_size]
         x = torch.stack(
@@ -127,11 +127,37 @@ def predict_tiled(
             ]
         )
         pred = decide(predict_probs(network, x, precision, tta)).numpy()
+        if mask is None:
+            mask = np.zeros((h, w, *pred.shape[3:]), dtype=pred.dtype)
         for (y, x0), p in zip(batch, pred):
             mask[y : y + core_h, x0 : x0 + core_w] = p[
                 overlap : overlap + core_h, overlap : overlap + core_w
             ]
     return mask
+
+
+def class_probabilities(probs: torch.Tensor) -> torch.Tensor:
+    """(N, K, H, W) probabilities -> (N, H, W, K) float32: the probabilities themselves, as a
+    ``decide`` rule of :func:`predict`."""
+    return probs.float().permute(0, 2, 3, 1).contiguous()
+
+
+def predict_probabilities(
+    seg: Segmenter,
+    image: np.ndarray | str | os.PathLike,
+    precision: str = "auto",
+    tta: bool = False,
+    tile: int | None = None,
+    overlap: int = AUTO_OVERLAP,
+) -> np.ndarray:
+    """(H, W, K) float32 class probabilities of a semantic model for an image array or file
+    (tiled and scaled as :func:`predict`; their argmax over K is :func:`predict`'s mask)."""
+    if seg.kind == "instance":
+        raise ValueError(
+            "class probabilities come from semantic models; an instance model gives detections "
+            "with scores (predict writes them as COCO results)"
+        )
+    return predict(seg, image, precision, tta, tile, overlap, decide=class_probabilities)
 
 
 def predict(

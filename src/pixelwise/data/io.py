@@ -418,6 +418,16 @@ def save_label_image(path: str | os.PathLike, labels: np.ndarray) -> Path:
     return path
 
 
+def save_probabilities(path: str | os.PathLike, probabilities: np.ndarray) -> None:
+    """Save (H, W, K) class probabilities as a TIFF of K 8-bit pages, one per class, each pixel
+    ``round(255 * p)`` (a stack in Fiji/ImageJ; ``tifffile.imread`` gives (K, H, W))."""
+    pages = np.rint(np.moveaxis(probabilities, -1, 0) * 255).astype(np.uint8)
+    atomic_save(
+        path,
+        lambda tmp: tifffile.imwrite(tmp, pages, photometric="minisblack", compression="zlib"),
+    )
+
+
 def list_images(paths: list[str | os.PathLike]) -> list[Path]:
     """Expand files and folders (recursively) into a sorted list of image files."""
     out: list[Path] = []
