@@ -320,3 +320,42 @@ def test_split_inside_image_and_mask_folders(tmp_path):
     train, val = resolve_splits(tmp_path)
     assert [i.name for i in train] == ["ADE_a", "ADE_b"] and [i.name for i in val] == ["ADE_c"]
     _assert_paired(train + val)
+
+
+def test_a_csv_lists_pairs_in_any_layout(tmp_path):
+    from pixelwise.data.datasets import evaluation_items
+
+    # Cityscapes-like: nested folders, names that no rule pairs
+    for i, (city, stem) in enumerate([("aachen", "a_01"), ("bonn", "b_02"), ("bonn", "b_03")]):
+        _save(tmp_path / "leftImg8bit" / city / f"{stem}_leftImg8bit.png", _mark(i + 1))
+        _save(tmp_path / "gtFine" / city / f"{stem}_gtFine_labelIds.png", _mark(i + 1))
+    rows = [
+        f"leftImg8bit/{c}/{s}_leftImg8bit.png,{tmp_path}/gtFine/{c}/{s}_gtFine_labelIds.png,{split}"
+        for c, s, split in [
+            ("aachen", "a_01", "train"),
+            ("bonn", "b_02", ""),
+            ("bonn", "b_03", "Val"),
+        ]
+    ]
+    listing = tmp_path / "pairs.csv"
+    listing.write_text("image,mask,split\n" + "\n".join(rows) + "\n")
+    train, val = resolve_splits(listing)
+    assert [i.name for i in train] == ["a_01_leftImg8bit", "b_02_leftImg8bit"]
+    assert [i.name for i in val] == ["b_03_leftImg8bit"]
+    _assert_paired(train + val)
+    assert [i.name for i in evaluation_items(listing)[0]] == ["b_03_leftImg8bit"]
+    plain = tmp_path / "plain.csv"  # no split column: a pool, split by names or a fraction
+    plain.write_text("image,mask\n" + "\n".join(r.rsplit(",", 1)[0] for r in rows) + "\n")
+    assert len(find_items(plain)) == 3
+    assert [i.name for i in resolve_splits(plain, ["a_01_leftImg8bit"])[1]] == ["a_01_leftImg8bit"]
+    cases = [
+        ("picture,label\nx.png,y.png\n", "needs the columns image and mask"),
+        ("image,mask\nmissing.png,missing.png\n", r"bad\.csv, line 2: no file .*missing\.png"),
+        ("image,mask\n" + rows[0].rsplit(",", 1)[0] + "\n" + rows[0].rsplit(",", 1)[0] + "\n",
+         "line 3: image name 'a_01_leftImg8bit' is already on line 2"),
+        ("image,mask,split\n" + rows[0].rsplit(",", 1)[0] + ",test\n", "split 'test' is not one of"),
+    ]  # fmt: skip
+    for text, message in cases:
+        (tmp_path / "bad.csv").write_text(text)
+        with pytest.raises(ValueError, match=message):
+            resolve_splits(tmp_path / "bad.csv")

@@ -42,8 +42,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     "train": (
         "train a model on an image/mask dataset or COCO instances",
         "Train on DATA (DATA/images + DATA/masks or Pascal VOC's JPEGImages + SegmentationClass, split by "
-        "DATA/train[/val]/... or VOC's ImageSets lists; TIFF stacks, Cell Tracking Challenge, or a COCO "
-        "instances JSON (Mask R-CNN, or any model: category k is class k). Writes last.pt, best.pt, metrics.csv, curve.png and overlays/ to --out.",
+        "DATA/train[/val]/... or VOC's ImageSets lists; TIFF stacks, Cell Tracking Challenge, a COCO "
+        "instances JSON (Mask R-CNN, or any model: category k is class k), or a CSV of image,mask[,split] pairs). Writes last.pt, best.pt, metrics.csv, curve.png and overlays/ to --out.",
         [],
     ),
     "predict": (
@@ -88,7 +88,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "VOC's val.txt, ...), else the training split, else DATA/{images,masks}.",
         [
             Opt(("checkpoint",), MODEL_HELP),
-            Opt(("data",), "dataset root folder or COCO JSON"),
+            Opt(("data",), "dataset root folder, COCO JSON or CSV of image,mask pairs"),
             Opt(
                 ("--val-stems",),
                 "evaluate only these stems ('25-29' or '25,26')",

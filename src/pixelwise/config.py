@@ -137,7 +137,11 @@ def opt(default: Any, help: str, *flags: str, **kwargs) -> Any:
 class TrainConfig:
     """Everything a training run depends on; saved in every checkpoint."""
 
-    data: str = opt(None, "dataset root folder, or a COCO instances JSON for mask_rcnn", "data")
+    data: str = opt(
+        None,
+        "dataset root folder, a COCO instances JSON, or a CSV of image,mask[,split] pairs",
+        "data",
+    )
     out: str = opt(
         None, "run folder for checkpoints, metrics and plots", "-o", "--out", required=True
     )

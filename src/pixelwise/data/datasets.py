@@ -13,6 +13,7 @@ Layouts understood by :func:`find_items` and :func:`resolve_splits`::
                                                          images/training + annotations/training)
     DATA/ImageSets/Segmentation/train.txt  [val.txt]     split by Pascal VOC's lists of names
     annotations.json                                     COCO instances: category k (by id) is class k
+    pairs.csv                                            columns image, mask [, split]: any layout
 
 A mask belongs to the image with the same file stem, or with the stem plus an ending every mask
 has (``a.jpg`` / ``a_mask.png``), or each side's shared ending dropped (``21_training.tif`` /
@@ -29,6 +30,7 @@ values of the classes. Samples are ``(image float32 (C, H, W), target int64 (H, 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import sys
@@ -102,7 +104,8 @@ def read_dataset_info(root: Path) -> DatasetInfo:
     its category names after "background"."""
     if Path(root).suffix.lower() == ".json" and Path(root).is_file():
         return DatasetInfo(["background", *load_coco(root)[1].names])
-    path = Path(root) / "classes.json"
+    folder = Path(root).parent if Path(root).is_file() else Path(root)  # a CSV of pairs
+    path = folder / "classes.json"
     if not path.exists():
         return DatasetInfo()
     try:
@@ -296,6 +299,44 @@ def ctc_items(root: Path, truth: str = "GT") -> list[Item]:
     return items
 
 
+def csv_items(listing: Path) -> dict[str, list[Item]]:
+    """The pairs a CSV lists, by split: columns ``image`` and ``mask`` (paths relative to the
+    CSV's folder, or absolute) and an optional ``split`` (train/training, val/validation); rows
+    without a split are under "". Items are named by the image's stem, which must be unique."""
+    try:
+        with open(listing, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{listing}: cannot read the list of pairs ({exc})") from None
+    columns = set(rows[0]) if rows else set()
+    if not {"image", "mask"} <= columns:
+        raise ValueError(
+            f"{listing}: a list of pairs needs the columns image and mask (and optionally split); "
+            f"found {', '.join(sorted(columns)) or 'no rows'}"
+        )
+    splits = {name: split for split, names in SPLIT_NAMES.items() for name in names}
+    found: dict[str, list[Item]] = {}
+    seen: dict[str, int] = {}
+    for line, row in enumerate(rows, start=2):
+        image, mask = (listing.parent / row[c].strip() for c in ("image", "mask"))
+        for path in (image, mask):
+            if not path.is_file():
+                raise ValueError(f"{listing}, line {line}: no file {path}")
+        if image.stem in seen:
+            raise ValueError(
+                f"{listing}, line {line}: image name {image.stem!r} is already on line "
+                f"{seen[image.stem]} (names must be unique)"
+            )
+        seen[image.stem] = line
+        split = (row.get("split") or "").strip().lower()
+        if split and split not in splits:
+            raise ValueError(
+                f"{listing}, line {line}: split {split!r} is not one of {', '.join(splits)}"
+            )
+        found.setdefault(splits.get(split, ""), []).append(Item(image, mask, image.stem))
+    return found
+
+
 def coco_items(annotation_file: Path) -> list[Item]:
     """The images of a COCO instances file, each with its objects' class labels: category
     ``k``-th by id is class ``k`` (0 is the background, :func:`coco_class_names`)."""
@@ -322,6 +363,8 @@ def find_items(root: Path) -> list[Item]:
     root = Path(root)
     if root.suffix.lower() == ".json" and root.is_file():
         return coco_items(root)
+    if root.suffix.lower() == ".csv" and root.is_file():
+        return [item for items in csv_items(root).values() for item in items]
     folders = _pair_folders_in(root)
     if folders is not None:
         return pair_folders(*folders)
@@ -336,8 +379,8 @@ def find_items(root: Path) -> list[Item]:
     if not items:
         raise ValueError(
             f"{root}: no dataset found (expected images/ + masks/ (or labels/, annotations/, ...), "
-            "JPEGImages/ + SegmentationClass/, *-volume.tif + *-labels.tif, or a Cell Tracking "
-            "Challenge layout)"
+            "JPEGImages/ + SegmentationClass/, *-volume.tif + *-labels.tif, a Cell Tracking "
+            "Challenge layout, a COCO JSON, or a CSV listing image,mask pairs)"
         )
     return items
 
@@ -354,12 +397,26 @@ def _listed(pool: list[Item], listing: Path) -> list[Item]:
     return [by_name[name] for name in wanted]
 
 
+def csv_splits(listing: Path) -> dict[str, tuple[list[Item], str]]:
+    """:func:`split_layout` of a CSV of pairs: rows without a split train with the train rows."""
+    listed = csv_items(listing)
+    if "val" not in listed and "train" not in listed:
+        return {}
+    train = listed.get("train", []) + listed.get("", [])
+    found = {"train": (train, f"{listing} (train)")}
+    if "val" in listed:
+        found["val"] = (listed["val"], f"{listing} (val)")
+    return found
+
+
 def split_layout(root: Path) -> dict[str, tuple[list[Item], str]]:
     """The items of each split ('train', 'val') that ``root`` holds, with where they are, when
     it is split by folders (``root/train/...``, ``root/images/train`` + ``root/masks/train``,
     also named ``training``/``validation``) or by Pascal VOC's ``ImageSets/Segmentation/
-    <split>.txt``; empty when it is not split."""
+    <split>.txt``, or a CSV of pairs by its ``split`` column; empty when it is not split."""
     root = Path(root)
+    if root.suffix.lower() == ".csv" and root.is_file():
+        return csv_splits(root)
     found = {}
     images, masks = _first_dir(root, IMAGE_FOLDERS), _first_dir(root, MASK_FOLDERS)
     lists = root / VOC_LISTS
