@@ -359,3 +359,22 @@ def test_a_csv_lists_pairs_in_any_layout(tmp_path):
         (tmp_path / "bad.csv").write_text(text)
         with pytest.raises(ValueError, match=message):
             resolve_splits(tmp_path / "bad.csv")
+
+
+def test_pad_collate_pads_with_ignore_and_stacks_equal_sizes_as_they_are():
+    from torch.utils.data import default_collate
+
+    from pixelwise.data.datasets import pad_collate
+
+    small = (torch.ones(3, 4, 5), torch.ones(4, 5, dtype=torch.long), torch.full((4, 5), 2.0))
+    large = (torch.ones(3, 6, 4), torch.zeros(6, 4, dtype=torch.long), torch.full((6, 4), 3.0))
+    images, targets, weights = pad_collate([small, large])
+    assert (
+        images.shape == (2, 3, 6, 5) and targets.shape == (2, 6, 5) and weights.shape == (2, 6, 5)
+    )
+    assert (images[0, :, 4:] == 0).all() and (images[1, :, :, 4:] == 0).all()
+    assert (targets[0, 4:] == 255).all() and (targets[1, :, 4:] == 255).all()
+    assert (targets[0, :4] == 1).all() and (weights[0, 4:] == 0).all() and weights[1, 0, 0] == 3
+    same = [small[:2], small[:2]]
+    for a, b in zip(pad_collate(same), default_collate(same)):
+        assert torch.equal(a, b)

@@ -403,3 +403,19 @@ def test_class_colours_are_the_masks_own(shapes_data, tmp_path):
     colour = _colour_copy(shapes_data, tmp_path / "colour", False)
     assert colours_of(colour, mask_values=values) == [list(c) for c in COLOURS]
     assert colours_of(shapes_data) == default_colours(3)
+
+
+def test_whole_images_of_different_sizes_train_in_one_batch(tmp_path):
+    """--crop 0 trains on whole images; a batch of different sizes is padded with the ignore
+    index, which the loss and metrics leave out."""
+    root = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(40, 56), (48, 32), (36, 36), (52, 44), (40, 40)]):
+        image, mask = rng.integers(0, 255, (h, w), dtype=np.uint8), np.zeros((h, w), np.uint8)
+        mask[h // 4 : h // 2, w // 4 : w // 2] = 1
+        image[mask == 1] = 250
+        for sub, array in (("images", image), ("masks", mask)):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(array).save(root / sub / f"{i}.png")
+    best = fit(_cfg(root, tmp_path / "run", crop=0, batch_size=4, epochs=2, val_fraction=0.2))
+    assert torch.load(best, weights_only=True)["train_state"]["metrics"]["pixel_accuracy"] > 0

@@ -206,7 +206,10 @@ class TrainConfig:
     )
     batch_size: int = opt(4, "default 4; the global batch under torchrun", type=int)
     crop: int = opt(
-        256, "random square crop for training; 0 = whole images (default 256)", type=int
+        256,
+        "random square crop for training; 0 = whole images, a batch of different sizes padded "
+        "(the padding ignored) (default 256)",
+        type=int,
     )
     augment: bool = opt(
         True,

@@ -30,7 +30,7 @@ from pixelwise import distributed as dist
 from pixelwise.checkpoint import load_model, read_checkpoint, save_checkpoint
 from pixelwise.config import TrainConfig
 from pixelwise.data.coco import InstanceDataset, collate
-from pixelwise.data.datasets import split_pool
+from pixelwise.data.datasets import pad_collate, split_pool
 from pixelwise.data.encoding import MaskEncoding, Normalization
 from pixelwise.data.io import atomic_write_bytes
 from pixelwise.detection import detection_step, instance_data, score_detector
@@ -144,6 +144,7 @@ def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Tas
         validate,
         "mean_iou",
         (("val loss", "val_loss"), ("pixel acc", "pixel_accuracy"), ("mIoU", "mean_iou")),
+        collate=pad_collate,
         finish=lambda best: (
             write_overlays(
                 load_model(best), val_ds, Path(cfg.out) / "overlays", cfg.overlays, precision

@@ -627,6 +627,27 @@ class SegmentationDataset(Dataset):
         return to_tensor(image, self.norm), torch.from_numpy(np.ascontiguousarray(target))
 
 
+def pad_collate(batch: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+    """Stack samples of different sizes (whole images, ``crop=0``): each padded at the bottom and
+    right by what its image lacks of the batch's largest, images with 0 (the mean after
+    normalisation), targets with the ignore index and weight maps with 0, so that padding is
+    never learnt from. Samples of one size stack as they are."""
+    height = max(image.shape[-2] for image, *_ in batch)
+    width = max(image.shape[-1] for image, *_ in batch)
+    fills = (0.0, IGNORE_INDEX, 0.0)
+    return tuple(
+        torch.stack(
+            [
+                torch.nn.functional.pad(
+                    part, (0, width - image.shape[-1], 0, height - image.shape[-2]), value=fill
+                )
+                for part, (image, *_) in zip(parts, batch)
+            ]
+        )
+        for parts, fill in zip(zip(*batch), fills)
+    )
+
+
 def match_channels(image: np.ndarray, channels: int, path: Path | str = "<image>") -> np.ndarray:
     """Convert grey <-> colour so that an image has the channel count a model expects."""
     have = image.shape[-1]
