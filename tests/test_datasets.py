@@ -283,6 +283,12 @@ def test_images_without_a_mask_are_left_out_with_a_warning(tmp_path, capsys):
     _write_pool(tmp_path / "b", ["x"], extra_masks=["x_mask_old"])
     with pytest.raises(ValueError, match="masks without an image: x_mask_old .*such as '_mask'"):
         find_items(tmp_path / "b")
+    (tmp_path / "d" / "images").mkdir(parents=True)
+    _save(tmp_path / "d" / "images" / "x.png", _mark(1))
+    (tmp_path / "d" / "annotations").mkdir()
+    (tmp_path / "d" / "annotations" / "instances_train.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"no mask files found \(a COCO file\? train on it: "):
+        find_items(tmp_path / "d")
     _write_pool(tmp_path / "c", [], extra_images=["p"], extra_masks=["q"])
     with pytest.raises(ValueError, match="images without a mask: p; masks without an image: q"):
         find_items(tmp_path / "c")

@@ -213,7 +213,9 @@ def pair_folders(image_folder: Path, mask_folder: Path) -> list[Item]:
     if not images:
         raise ValueError(f"{image_folder}: no image files found")
     if not masks:
-        raise ValueError(f"{mask_folder}: no mask files found")
+        coco = sorted(mask_folder.glob("*.json"))
+        hint = f" (a COCO file? train on it: {coco[0]})" if coco else ""
+        raise ValueError(f"{mask_folder}: no mask files found{hint}")
     pairs = match_names(images, masks)
     only_mask = sorted(masks.keys() - set(pairs.values()))
     only_img = sorted(images.keys() - pairs.keys())
