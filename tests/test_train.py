@@ -419,3 +419,27 @@ def test_whole_images_of_different_sizes_train_in_one_batch(tmp_path):
             Image.fromarray(array).save(root / sub / f"{i}.png")
     best = fit(_cfg(root, tmp_path / "run", crop=0, batch_size=4, epochs=2, val_fraction=0.2))
     assert torch.load(best, weights_only=True)["train_state"]["metrics"]["pixel_accuracy"] > 0
+
+
+def test_evaluate_scores_what_predict_makes_on_images_it_tiles(shapes_data, tmp_path, monkeypatch):
+    """Above the tiling threshold predict goes tile by tile; evaluate must score those masks
+    (and not run the network on the whole image at once)."""
+    from pixelwise import inference
+    from pixelwise.evaluate import evaluate_checkpoint
+
+    run = train_tiny(shapes_data, tmp_path / "run")
+    monkeypatch.setattr(inference, "AUTO_TILE_PIXELS", 40 * 40)  # the 48 x 48 images tile
+    monkeypatch.setattr(inference, "AUTO_TILE", 160)  # cores of 32 pixels: 4 tiles an image
+    tiled = []
+    whole_tiler = inference.predict_tiled
+    monkeypatch.setattr(
+        inference, "predict_tiled", lambda *a, **k: tiled.append(1) or whole_tiler(*a, **k)
+    )
+    scored = evaluate_checkpoint(run / "best.pt", shapes_data, precision="fp32")
+    assert len(tiled) == 4  # each of the 4 validation images
+    seg, hits, total = load_model(run / "best.pt"), 0, 0
+    for image in sorted((shapes_data / "val" / "images").glob("*.png")):
+        truth = read_mask(shapes_data / "val" / "masks" / image.name)
+        hits += int((predict(seg, image, precision="fp32") == truth).sum())
+        total += truth.size
+    assert len(tiled) == 8 and scored["pixel_accuracy"] == pytest.approx(hits / total)

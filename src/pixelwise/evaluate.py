@@ -12,12 +12,17 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from pixelwise.checkpoint import load_model
-from pixelwise.constants import parse_stems
-from pixelwise.data.datasets import SegmentationDataset, evaluation_items, to_tensor
+from pixelwise.constants import AUTO_OVERLAP, parse_stems
+from pixelwise.data.datasets import SegmentationDataset, evaluation_items
 from pixelwise.detection import evaluation_instances, score_detector
 from pixelwise.distributed import resolve_device
 from pixelwise.export import OnnxNetwork
-from pixelwise.inference import predict_logits, predict_probs
+from pixelwise.inference import (
+    class_probabilities,
+    predict_logits,
+    predict_probs,
+    predict_semantic,
+)
 from pixelwise.instances import decision_for, instances_for
 from pixelwise.metrics import (
     ConfusionMatrix,
@@ -40,34 +45,25 @@ def evaluate(
     loss_fn: Callable | None = None,
     tta: bool = False,
     scale: float = 1.0,
-    per_image: list[ConfusionMatrix] | None = None,
 ) -> tuple[ConfusionMatrix, float]:
-    """Confusion matrix over the whole loader and the mean loss.
+    """Confusion matrix over the whole loader and the mean loss (training's validation).
 
     ``tta`` averages the 8 flips/rotations of each input; ``scale`` runs the model on resized
     inputs and scores its upsampled prediction at the targets' resolution. The loss is NaN
-    without ``loss_fn`` and not computed with ``tta`` or ``scale``. Given a list,
-    ``per_image`` receives each image's own confusion matrix, in the loader's order.
+    without ``loss_fn`` and not computed with ``tta`` or ``scale``.
     """
     cm = ConfusionMatrix(num_classes)
     total, count = 0.0, 0
     for images, targets in loader:
         images, targets = images.to(device), targets.to(device)
         if tta or scale != 1.0:
-            preds = predict_probs(model, images, precision, tta, scale).argmax(1)
-        else:
-            logits = predict_logits(model, images, precision)
-            if loss_fn is not None:
-                total += loss_fn(logits, targets).item() * len(images)
-                count += len(images)
-            preds = logits.argmax(1)
-        if per_image is None:
-            cm.update(preds, targets)
+            cm.update(predict_probs(model, images, precision, tta, scale).argmax(1), targets)
             continue
-        for pred, target in zip(preds, targets):
-            per_image.append(ConfusionMatrix(num_classes))
-            per_image[-1].update(pred, target)
-            cm.merge(per_image[-1])
+        logits = predict_logits(model, images, precision)
+        if loss_fn is not None:
+            total += loss_fn(logits, targets).item() * len(images)
+            count += len(images)
+        cm.update(logits.argmax(1), targets)
     return cm, (total / count if count else float("nan"))
 
 
@@ -106,20 +102,9 @@ def evaluate_checkpoint(
     precision = resolve_precision(precision, device)
     per_image: list[ConfusionMatrix] = []
     if seg.encoding.instances is None and object_class is None:
-        cm, _ = evaluate(
-            seg.network,
-            DataLoader(ds, batch_size=1),
-            seg.num_classes,
-            device,
-            precision,
-            tta=tta,
-            scale=seg.input_scale,
-            per_image=per_image,
-        )
+        cm = score_pixels(seg, ds, precision, tta, per_image)
         return head | cm.summary(seg.class_names) | {"per_image": image_rows(items, per_image)}
-    cm, pairs, scores = score_objects(
-        seg, ds, precision, tta, object_class, min_size, device, per_image
-    )
+    cm, pairs, scores = score_objects(seg, ds, precision, tta, object_class, min_size, per_image)
     image_aps: list[float] = []
     objects = object_metrics(pairs, image_aps) | label_image_coco_ap(pairs, scores)
     rows = image_rows(items, per_image, image_aps)
@@ -147,6 +132,26 @@ def image_rows(
     return rows
 
 
+def score_pixels(
+    seg: Segmenter,
+    ds: SegmentationDataset,
+    precision: str,
+    tta: bool,
+    per_image: list[ConfusionMatrix],
+) -> ConfusionMatrix:
+    """The confusion matrix over ``ds`` of the masks :func:`pixelwise.inference.predict` makes
+    of its images (overlap-tile above 2048 x 2048 pixels, as for files), each image's own into
+    ``per_image``."""
+    cm = ConfusionMatrix(seg.num_classes)
+    for i in range(len(ds)):
+        image, target = ds.load(i)
+        mask = predict_semantic(seg, image, precision, tta, None, AUTO_OVERLAP)
+        per_image.append(ConfusionMatrix(seg.num_classes))
+        per_image[-1].update(torch.from_numpy(mask), torch.from_numpy(target))
+        cm.merge(per_image[-1])
+    return cm
+
+
 def score_objects(
     seg: Segmenter,
     ds: SegmentationDataset,
@@ -154,17 +159,19 @@ def score_objects(
     tta: bool,
     object_class: int | None,
     min_size: int,
-    device: torch.device,
     per_image: list[ConfusionMatrix] | None = None,
 ) -> tuple[ConfusionMatrix, list[tuple[np.ndarray, np.ndarray]], list[np.ndarray]]:
     """The confusion matrix, (reference, predicted) instance label pairs and each predicted
-    object's confidence, image by image (each image's confusion matrix into ``per_image``)."""
+    object's confidence, image by image (each image's confusion matrix into ``per_image``); the
+    probabilities as :func:`pixelwise.inference.predict_probabilities` makes them."""
     cm = ConfusionMatrix(seg.num_classes)
     pairs, scores = [], []
     for i, item in enumerate(ds.items):
         image, target = ds.load(i)
-        x = to_tensor(image, seg.norm)[None].to(device)
-        pred = predict_probs(seg.network, x, precision, tta, seg.input_scale).cpu()
+        probs = predict_semantic(
+            seg, image, precision, tta, None, AUTO_OVERLAP, decide=class_probabilities
+        )
+        pred = torch.from_numpy(probs).permute(2, 0, 1)[None]
         one = ConfusionMatrix(seg.num_classes)
         one.update(pred.argmax(1)[0], torch.from_numpy(target))
         cm.merge(one)

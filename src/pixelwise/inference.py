@@ -38,6 +38,11 @@ def predict_logits(network: nn.Module, x: torch.Tensor, precision: str = "auto")
         return forward(x.contiguous(memory_format=fmt)).float()
 
 
+def network_device(network: nn.Module) -> torch.device:
+    """Where a network's weights are (the CPU for one without any, as ONNX Runtime's)."""
+    return next((p.device for p in network.parameters()), torch.device("cpu"))
+
+
 @torch.inference_mode()
 def predict_probs(
     network: nn.Module,
@@ -50,8 +55,10 @@ def predict_probs(
 
     ``tta``: the mean over the 8 flips/rotations of the input (each mapped back first).
     ``scale``: run the network on the input resized by this factor (models trained at reduced
-    resolution), then resize the probabilities back bilinearly.
+    resolution), then resize the probabilities back bilinearly. The input moves to the
+    network's device; the probabilities stay there.
     """
+    x = x.to(network_device(network))
     size = x.shape[-2:]
     if scale != 1.0:  # at least a pixel on each side (a photo 1 pixel high, at scale 0.625)
         fit = (
@@ -126,7 +133,7 @@ def predict_tiled(
                 for y, x0 in batch
             ]
         )
-        pred = decide(predict_probs(network, x, precision, tta)).numpy()
+        pred = decide(predict_probs(network, x, precision, tta)).cpu().numpy()
         if mask is None:
             mask = np.zeros((h, w, *pred.shape[3:]), dtype=pred.dtype)
         for (y, x0), p in zip(batch, pred):
@@ -199,7 +206,8 @@ def predict_semantic(
         tile = AUTO_TILE if image.shape[0] * image.shape[1] > AUTO_TILE_PIXELS else 0
     if not tile:
         x = to_tensor(image, seg.norm).unsqueeze(0)
-        return decide(predict_probs(seg.network, x, precision, tta, seg.input_scale))[0].numpy()
+        probs = predict_probs(seg.network, x, precision, tta, seg.input_scale)
+        return decide(probs)[0].cpu().numpy()
     h, w = image.shape[:2]
     if seg.input_scale != 1.0:  # tile at the network's resolution, then nearest-upsample the mask
         image = resize_image(image, scaled_size(image.shape, seg.input_scale))
