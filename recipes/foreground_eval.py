@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image
 
 from pixelwise.cutout import get_model, mask_iou_and_alpha_error, remove_background
-from pixelwise.data.datasets import find_items
 from pixelwise.data.io import read_image, read_mask
+from pixelwise.data.layouts import find_items
 
 
 def photos(listing: Path, data: Path) -> list[tuple[str, Path, Path]]:

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.checkpoint import load_model
-from pixelwise.data.datasets import find_pairs
 from pixelwise.data.io import read_image, read_mask
+from pixelwise.data.layouts import find_pairs
 from pixelwise.inference import segment
 from pixelwise.instances import semantic_to_instances
 from pixelwise.metrics import dsb_average_precision

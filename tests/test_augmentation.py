@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from pixelwise.data.appearance import APPEARANCES, random_appearance, rotate_hue
-from pixelwise.data.datasets import Item, SegmentationDataset
+from pixelwise.data.datasets import SegmentationDataset
 from pixelwise.data.encoding import MaskEncoding, Normalization
+from pixelwise.data.layouts import Item
 from pixelwise.data.transforms import (
     IGNORE_INDEX,
     Augmentation,

@@ -22,7 +22,7 @@ from pixelwise.data.coco import (  # noqa: E402
     item_target,
     load_coco,
 )
-from pixelwise.data.datasets import label_image_items  # noqa: E402
+from pixelwise.data.layouts import label_image_items  # noqa: E402
 from pixelwise.detection import detections_to_coco, detections_to_labels  # noqa: E402
 from pixelwise.metrics import coco_average_precision  # noqa: E402
 from pixelwise.models.mask_rcnn import load_weights, mask_rcnn  # noqa: E402
@@ -354,8 +354,9 @@ def test_coco_file_trains_and_scores_semantic_models(tmp_path, capsys):
     from conftest import train_tiny
 
     from pixelwise.cli import main
-    from pixelwise.data.datasets import SegmentationDataset, find_items, read_dataset_info
+    from pixelwise.data.datasets import SegmentationDataset
     from pixelwise.data.encoding import MaskEncoding, Normalization
+    from pixelwise.data.layouts import find_items, read_dataset_info
 
     path = _coco(tmp_path / "coco", n_images=6)
     assert read_dataset_info(path).class_names == ["background", "triangle", "square"]

@@ -7,15 +7,10 @@ from conftest import shared_dataset
 from PIL import Image
 
 from pixelwise.constants import parse_stems
-from pixelwise.data.datasets import (
-    SegmentationDataset,
-    find_items,
-    find_pairs,
-    read_dataset_info,
-    resolve_splits,
-)
+from pixelwise.data.datasets import SegmentationDataset
 from pixelwise.data.encoding import MaskEncoding, Normalization
 from pixelwise.data.io import read_image, read_mask
+from pixelwise.data.layouts import find_items, find_pairs, read_dataset_info, resolve_splits
 
 
 def _write_pool(root, stems, extra_images=(), extra_masks=()):
@@ -295,7 +290,7 @@ def test_images_without_a_mask_are_left_out_with_a_warning(tmp_path, capsys):
 
 
 def test_pascal_voc_layout_split_by_its_lists(tmp_path, capsys):
-    from pixelwise.data.datasets import evaluation_items
+    from pixelwise.data.layouts import evaluation_items
 
     for i, stem in enumerate(["2007_000032", "2007_000033", "2007_000039", "2007_000042"]):
         _save(tmp_path / "JPEGImages" / f"{stem}.png", _mark(i + 1))
@@ -329,7 +324,7 @@ def test_split_inside_image_and_mask_folders(tmp_path):
 
 
 def test_a_csv_lists_pairs_in_any_layout(tmp_path):
-    from pixelwise.data.datasets import evaluation_items
+    from pixelwise.data.layouts import evaluation_items
 
     # Cityscapes-like: nested folders, names that no rule pairs
     for i, (city, stem) in enumerate([("aachen", "a_01"), ("bonn", "b_02"), ("bonn", "b_03")]):

@@ -16,9 +16,9 @@ import torch
 from pixelwise.checkpoint import load_model
 from pixelwise.classical import METHODS, regions_to_classes, run_method
 from pixelwise.constants import IGNORE_INDEX, parse_stems
-from pixelwise.data.datasets import Item, evaluation_items, read_dataset_info, stored_values
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import atomic_write_bytes, read_image
+from pixelwise.data.layouts import Item, evaluation_items, read_dataset_info, stored_values
 from pixelwise.inference import predict
 from pixelwise.metrics import ConfusionMatrix
 from pixelwise.segmenter import default_colours

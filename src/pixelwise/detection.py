@@ -22,8 +22,8 @@ from pixelwise.data.coco import (
     item_target,
     load_coco,
 )
-from pixelwise.data.datasets import label_image_items, split_pool
 from pixelwise.data.encoding import to_unit
+from pixelwise.data.layouts import label_image_items, split_pool
 from pixelwise.instances import drop_small
 from pixelwise.metrics import coco_average_precision, dsb_average_precision
 from pixelwise.segmenter import Segmenter

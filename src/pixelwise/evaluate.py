@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader
 
 from pixelwise.checkpoint import load_model
 from pixelwise.constants import AUTO_OVERLAP, parse_stems
-from pixelwise.data.datasets import SegmentationDataset, evaluation_items
+from pixelwise.data.datasets import SegmentationDataset
+from pixelwise.data.layouts import evaluation_items
 from pixelwise.detection import evaluation_instances, score_detector
 from pixelwise.distributed import resolve_device
 from pixelwise.export import OnnxNetwork

@@ -229,7 +229,8 @@ def export_int8(
     on those images, drop at most :data:`INT8_GATE`. Returns that record."""
     import onnx
 
-    from pixelwise.data.datasets import SegmentationDataset, evaluation_items, to_tensor
+    from pixelwise.data.datasets import SegmentationDataset, to_tensor
+    from pixelwise.data.layouts import evaluation_items
 
     items, split = evaluation_items(Path(data), val_stems)
     ds = SegmentationDataset(

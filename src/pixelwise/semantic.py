@@ -16,16 +16,10 @@ from torch import nn
 from pixelwise.checkpoint import load_model
 from pixelwise.config import TrainConfig
 from pixelwise.constants import IGNORE_INDEX, LOSSES
-from pixelwise.data.datasets import (
-    SegmentationDataset,
-    compute_normalization,
-    read_dataset_info,
-    resolve_splits,
-    stored_values,
-    to_tensor,
-)
+from pixelwise.data.datasets import SegmentationDataset, compute_normalization, to_tensor
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import colour_name, is_colour_mask, mask_palette, save_png
+from pixelwise.data.layouts import read_dataset_info, resolve_splits, stored_values
 from pixelwise.data.transforms import Augmentation
 from pixelwise.inference import predict_probs
 from pixelwise.losses import PixelCrossEntropy, soft_dice_loss

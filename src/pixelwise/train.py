@@ -30,9 +30,10 @@ from pixelwise import distributed as dist
 from pixelwise.checkpoint import load_model, read_checkpoint, save_checkpoint
 from pixelwise.config import TrainConfig
 from pixelwise.data.coco import InstanceDataset, collate
-from pixelwise.data.datasets import pad_collate, split_pool
+from pixelwise.data.datasets import pad_collate
 from pixelwise.data.encoding import MaskEncoding, Normalization
 from pixelwise.data.io import atomic_write_bytes
+from pixelwise.data.layouts import split_pool
 from pixelwise.detection import detection_step, instance_data, score_detector
 from pixelwise.evaluate import evaluate
 from pixelwise.losses import class_weights_from_counts

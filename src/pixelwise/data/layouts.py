@@ -1,0 +1,467 @@
+"""Where a dataset's labelled images are: the layouts :func:`find_items` and
+:func:`resolve_splits` understand, as :class:`Item` lists::
+
+    DATA/images/*.png  DATA/masks/*.png                  image/mask pairs matched by file stem
+    DATA/images/*.png  DATA/instances/*.png              the same with uint16 instance labels (DSB2018)
+    DATA/JPEGImages/*.jpg  DATA/SegmentationClass/*.png  Pascal VOC's names (also labels/, annotations/, ...)
+    DATA/train/*.jpg  DATA/train_masks/*_mask.gif        a folder and its masks beside it (Carvana)
+    DATA/train-volume.tif  DATA/train-labels.tif         multi-page TIFF stacks, one item per page (ISBI 2012)
+    DATA/01/t000.tif  DATA/01_GT/SEG/man_seg000.tif      Cell Tracking Challenge (01_ST/SEG: silver truth)
+    DATA/train/<any of the above>  [DATA/val/...]        split by folders (also training/, validation/)
+    DATA/images/train  DATA/masks/train  [.../val]       split inside the folders (as ADE20K's
+                                                         images/training + annotations/training)
+    DATA/ImageSets/Segmentation/train.txt  [val.txt]     split by Pascal VOC's lists of names
+    annotations.json                                     COCO instances: category k (by id) is class k
+    pairs.csv                                            columns image, mask [, split]: any layout
+
+A mask belongs to the image with the same file stem, or with the stem plus an ending every mask
+has (``a.jpg`` / ``a_mask.png``), or each side's shared ending dropped (``21_training.tif`` /
+``21_manual1.gif``); images without a mask are left out with a warning, masks without an image
+are an error.
+
+A pool without a ``val`` folder is split by names (``--val-stems``) or a seeded fraction.
+
+A ``classes.json`` at the dataset root (as in ../shared/data/camvid) supplies class names,
+colours and the void id; for colour masks (one RGB colour per class) its colours are the stored
+values of the classes. Samples are ``(image float32 (C, H, W), target int64 (H, W))`` with
+255 marking pixels to ignore.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pixelwise.constants import IGNORE_INDEX
+from pixelwise.data.coco import Categories, InstanceItem, label_image, load_coco
+from pixelwise.data.io import IMAGE_SUFFIXES, count_pages, is_colour_mask, packed_colours, read_mask
+
+
+@dataclass(frozen=True)
+class Item:
+    """One labelled image: its files, a unique name, and the page of a multi-page TIFF; for a
+    COCO file (``mask``), its objects as (class label, annotation) pairs and the image's size."""
+
+    image: Path
+    mask: Path
+    name: str
+    page: int | None = None
+    objects: tuple[tuple[int, dict], ...] | None = None
+    size: tuple[int, int] | None = None
+
+    def read_mask(self, instances: bool = False) -> np.ndarray:
+        """The stored mask values (class ids, colours or instance labels); drawn from COCO
+        objects, each pixel's class label, or with ``instances`` its object's number."""
+        if self.objects is None:
+            return read_mask(self.mask, self.page)
+        return label_image(self.objects, *self.size, instances=instances)
+
+
+@dataclass
+class DatasetInfo:
+    """What a dataset root says about itself (from ``classes.json`` when present)."""
+
+    class_names: list[str] | None = None
+    colours: list[list[int]] | None = None
+    ignore_values: tuple[int, ...] = ()
+
+
+def read_dataset_info(root: Path) -> DatasetInfo:
+    """Class names, colours and ignored values from ``root/classes.json``; for a COCO file,
+    its category names after "background"."""
+    if Path(root).suffix.lower() == ".json" and Path(root).is_file():
+        return DatasetInfo(["background", *load_coco(root)[1].names])
+    folder = Path(root).parent if Path(root).is_file() else Path(root)  # a CSV of pairs
+    path = folder / "classes.json"
+    if not path.exists():
+        return DatasetInfo()
+    try:
+        spec = json.loads(path.read_text())
+        classes = sorted(spec["classes"], key=lambda c: c["id"])
+        names = [c["name"] for c in classes]
+        colours = [list(c["color_rgb"]) for c in classes if "color_rgb" in c] or None
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read classes ({exc})") from None
+    void = spec.get("ignore_index", spec.get("void_id"))
+    return DatasetInfo(names, colours, (int(void),) if void is not None else ())
+
+
+def stored_values(
+    info: DatasetInfo, items: list[Item], given: list[int] | None
+) -> tuple[int, ...] | None:
+    """The stored mask value of each class: ``given`` (``--mask-values``), else for colour masks
+    the colours ``classes.json`` lists (as ``0xRRGGBB``), else ``None`` (values are class ids)."""
+    if given:
+        return tuple(given)
+    if info.colours and items and is_colour_mask(items[0].mask):
+        return tuple(packed_colours(np.asarray(info.colours, np.uint8)).tolist())
+    return None
+
+
+# Folder names people give their images and their masks (Pascal VOC's among them), tried in order.
+IMAGE_FOLDERS = ("images", "JPEGImages", "imgs", "img", "image")
+MASK_FOLDERS = (
+    "masks",
+    "SegmentationClass",
+    "labels",
+    "annotations",
+    "mask",
+    "label",
+    "gt",
+    "ground_truth",
+    "groundtruth",
+)
+# Split folders (``DATA/train``, ``DATA/images/training``, ...) and the lists of Pascal VOC.
+SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "validation")}
+VOC_LISTS = Path("ImageSets") / "Segmentation"
+NAME_SEPARATORS = "_-. "
+
+
+def _files_by_stem(folder: Path) -> dict[str, Path]:
+    return {
+        p.stem: p
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    }
+
+
+def _first_dir(root: Path, names) -> Path | None:
+    return next((root / n for n in names if (root / n).is_dir()), None)
+
+
+def _added_ending(images: dict, masks: dict) -> str | None:
+    """The one name ending every mask adds to its image's stem (``car_01`` -> ``car_01_mask``),
+    or None when there is no such ending."""
+    first = next(iter(masks))
+    for stem in sorted(images, key=len, reverse=True):
+        ending = first[len(stem) :]
+        if first.startswith(stem) and ending and ending[0] in NAME_SEPARATORS:
+            break
+    else:
+        return None
+    keys = {m[: -len(ending)] for m in masks if m.endswith(ending)}
+    return ending if len(keys) == len(masks) and keys <= images.keys() else None
+
+
+def _shared_ending(stems) -> str:
+    """The ending all ``stems`` share from a separator on ('21_training', '22_training' ->
+    '_training'), leaving every stem a non-empty rest; '' when there is none."""
+    stems = list(stems)
+    if len(stems) < 2:
+        return ""
+    common = os.path.commonprefix([s[::-1] for s in stems])[::-1]
+    cut = next((i for i, c in enumerate(common) if c in NAME_SEPARATORS), None)
+    return "" if cut is None or len(common) - cut == min(map(len, stems)) else common[cut:]
+
+
+def match_names(images: dict[str, Path], masks: dict[str, Path]) -> dict[str, str]:
+    """Image stem -> mask stem. The same stem; else one ending added to every mask's name
+    (``a.jpg`` / ``a_mask.gif``, ``ISIC_0000000_segmentation.png``); else each side's shared
+    ending dropped (DRIVE's ``21_training.tif`` / ``21_manual1.gif``). Without a rule that
+    gives every mask its image, the stems that are the same."""
+    if masks.keys() <= images.keys():
+        return {s: s for s in masks}
+    ending = _added_ending(images, masks)
+    if ending is not None:
+        return {m[: -len(ending)]: m for m in masks}
+    img_end, mask_end = _shared_ending(images), _shared_ending(masks)
+    keys = {s[: len(s) - len(img_end)]: s for s in images}
+    by_key = {s[: len(s) - len(mask_end)]: s for s in masks}
+    if (img_end or mask_end) and by_key.keys() <= keys.keys():
+        return {keys[k]: m for k, m in by_key.items()}
+    return {s: s for s in masks.keys() & images.keys()}
+
+
+def pair_folders(image_folder: Path, mask_folder: Path) -> list[Item]:
+    """Each mask of ``mask_folder`` with its image in ``image_folder`` (:func:`match_names`),
+    named by the image's stem. A mask without an image is an error; images without a mask are
+    left out with a warning (an unlabelled image is not a training or validation pair)."""
+    images, masks = _files_by_stem(image_folder), _files_by_stem(mask_folder)
+    if not images:
+        raise ValueError(f"{image_folder}: no image files found")
+    if not masks:
+        coco = sorted(mask_folder.glob("*.json"))
+        hint = f" (a COCO file? train on it: {coco[0]})" if coco else ""
+        raise ValueError(f"{mask_folder}: no mask files found{hint}")
+    pairs = match_names(images, masks)
+    only_mask = sorted(masks.keys() - set(pairs.values()))
+    only_img = sorted(images.keys() - pairs.keys())
+    if only_mask or not pairs:
+        parts = [f"images without a mask: {', '.join(only_img[:20])}"] if only_img else []
+        parts.append(f"masks without an image: {', '.join(only_mask[:20])}")
+        raise ValueError(
+            f"{image_folder.parent}: unmatched files; " + "; ".join(parts) + " (a mask is "
+            "matched by its image's file stem, or that stem plus an ending every mask has, "
+            "such as '_mask')"
+        )
+    if only_img:
+        print(
+            f"pixelwise: warning: {image_folder}: {len(only_img)} image(s) without a mask in "
+            f"{mask_folder.name}/ left out: {', '.join(only_img[:5])}"
+            + (", ..." if len(only_img) > 5 else ""),
+            file=sys.stderr,
+        )
+    return [Item(images[s], masks[pairs[s]], s) for s in sorted(pairs)]
+
+
+def find_pairs(root: Path, image_dir: str = "images", mask_dir: str = "masks") -> list[Item]:
+    """The pairs of ``root/image_dir`` and ``root/mask_dir`` (:func:`pair_folders`)."""
+    root = Path(root)
+    img_folder, mask_folder = root / image_dir, root / mask_dir
+    for folder in (img_folder, mask_folder):
+        if not folder.is_dir():
+            raise ValueError(
+                f"{folder}: folder not found (expected {root}/{image_dir} and {root}/{mask_dir})"
+            )
+    return pair_folders(img_folder, mask_folder)
+
+
+def _pair_folders_in(root: Path) -> tuple[Path, Path] | None:
+    """(images, masks) folders directly under ``root``: ``images/`` + ``masks/`` or their other
+    usual names (``JPEGImages/`` + ``SegmentationClass/``, ``labels/``, ...), ``instances/``
+    for instance labels, or a folder and its ``<name>_masks`` sibling (``root`` = ``train``)."""
+    images = _first_dir(root, IMAGE_FOLDERS)
+    if images is not None:
+        masks = _first_dir(root, MASK_FOLDERS) or _first_dir(root, ("instances",))
+        if masks is None:
+            raise ValueError(
+                f"{root}: {images.name}/ has no mask folder beside it (looked for "
+                f"{', '.join(MASK_FOLDERS)}, instances)"
+            )
+        return images, masks
+    beside = [f"{root.name}{sep}{name}" for name in MASK_FOLDERS for sep in "_-"]
+    masks = _first_dir(root.parent, beside)
+    return (root, masks) if masks is not None and _files_by_stem(root) else None
+
+
+def label_image_items(root: str | Path) -> tuple[list[InstanceItem], Categories]:
+    """``root/images`` + ``root/instances`` (uint16 label images, 0 = background): one class."""
+    pairs = find_pairs(Path(root), "images", "instances")
+    items = []
+    for i, p in enumerate(pairs):
+        with Image.open(p.mask) as im:
+            w, h = im.size
+        items.append(InstanceItem(p.image, p.name, i + 1, h, w, label_image=p.mask))
+    return items, Categories((1,), ("object",))
+
+
+def stack_items(volume: Path, labels: Path) -> list[Item]:
+    """One item per page of a multi-page TIFF image stack and its label stack."""
+    n_img, n_lab = count_pages(volume), count_pages(labels)
+    if n_img != n_lab:
+        raise ValueError(f"{labels}: {n_lab} label pages for {n_img} image pages in {volume.name}")
+    return [Item(volume, labels, f"{volume.stem}-{i:03d}", i) for i in range(n_img)]
+
+
+def ctc_items(root: Path, truth: str = "GT") -> list[Item]:
+    """Cell Tracking Challenge: ``NN/tTTT.tif`` with ``NN_GT/SEG/man_segTTT.tif`` (or ``_ST``),
+    for every annotated frame of every sequence NN."""
+    items = []
+    for seg_dir in sorted(root.glob(f"[0-9][0-9]_{truth}/SEG")):
+        seq = seg_dir.parent.name.split("_")[0]
+        for mask in sorted(seg_dir.glob("man_seg*.tif")):
+            frame = mask.stem.removeprefix("man_seg")
+            image = root / seq / f"t{frame}.tif"
+            if not image.is_file():
+                raise ValueError(f"{mask}: no image {image}")
+            items.append(Item(image, mask, f"{seq}_t{frame}"))
+    return items
+
+
+def csv_items(listing: Path) -> dict[str, list[Item]]:
+    """The pairs a CSV lists, by split: columns ``image`` and ``mask`` (paths relative to the
+    CSV's folder, or absolute) and an optional ``split`` (train/training, val/validation); rows
+    without a split are under "". Items are named by the image's stem, which must be unique."""
+    try:
+        with open(listing, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{listing}: cannot read the list of pairs ({exc})") from None
+    columns = set(rows[0]) if rows else set()
+    if not {"image", "mask"} <= columns:
+        raise ValueError(
+            f"{listing}: a list of pairs needs the columns image and mask (and optionally split); "
+            f"found {', '.join(sorted(columns)) or 'no rows'}"
+        )
+    splits = {name: split for split, names in SPLIT_NAMES.items() for name in names}
+    found: dict[str, list[Item]] = {}
+    seen: dict[str, int] = {}
+    for line, row in enumerate(rows, start=2):
+        image, mask = (listing.parent / row[c].strip() for c in ("image", "mask"))
+        for path in (image, mask):
+            if not path.is_file():
+                raise ValueError(f"{listing}, line {line}: no file {path}")
+        if image.stem in seen:
+            raise ValueError(
+                f"{listing}, line {line}: image name {image.stem!r} is already on line "
+                f"{seen[image.stem]} (names must be unique)"
+            )
+        seen[image.stem] = line
+        split = (row.get("split") or "").strip().lower()
+        if split and split not in splits:
+            raise ValueError(
+                f"{listing}, line {line}: split {split!r} is not one of {', '.join(splits)}"
+            )
+        found.setdefault(splits.get(split, ""), []).append(Item(image, mask, image.stem))
+    return found
+
+
+def coco_items(annotation_file: Path) -> list[Item]:
+    """The images of a COCO instances file, each with its objects' class labels: category
+    ``k``-th by id is class ``k`` (0 is the background; :func:`read_dataset_info` names them)."""
+    items, categories, _ = load_coco(annotation_file)
+    if len(categories.ids) >= IGNORE_INDEX:
+        raise ValueError(
+            f"{annotation_file}: {len(categories.ids)} categories; class masks hold at most "
+            f"{IGNORE_INDEX - 1} ({IGNORE_INDEX} marks pixels to ignore)"
+        )
+    return [
+        Item(
+            item.image,
+            Path(annotation_file),
+            item.name,
+            objects=tuple((categories.label(a["category_id"]), a) for a in item.annotations),
+            size=(item.height, item.width),
+        )
+        for item in items
+    ]
+
+
+def find_items(root: Path) -> list[Item]:
+    """The labelled images under ``root`` in any layout of the module docstring (not train/val)."""
+    root = Path(root)
+    if root.suffix.lower() == ".json" and root.is_file():
+        return coco_items(root)
+    if root.suffix.lower() == ".csv" and root.is_file():
+        return [item for items in csv_items(root).values() for item in items]
+    folders = _pair_folders_in(root)
+    if folders is not None:
+        return pair_folders(*folders)
+    volumes = sorted(root.glob("*-volume.tif"))
+    if volumes:
+        return [
+            item
+            for v in volumes
+            for item in stack_items(v, v.with_name(v.name.replace("-volume", "-labels")))
+        ]
+    items = ctc_items(root, "GT") or ctc_items(root, "ST")
+    if not items:
+        raise ValueError(
+            f"{root}: no dataset found (expected images/ + masks/ (or labels/, annotations/, ...), "
+            "JPEGImages/ + SegmentationClass/, *-volume.tif + *-labels.tif, a Cell Tracking "
+            "Challenge layout, a COCO JSON, or a CSV listing image,mask pairs)"
+        )
+    return items
+
+
+def _listed(pool: list[Item], listing: Path) -> list[Item]:
+    by_name = {item.name: item for item in pool}
+    wanted = listing.read_text().split()
+    missing = [name for name in wanted if name not in by_name]
+    if missing:
+        raise ValueError(
+            f"{listing}: {len(missing)} listed name(s) without an image and a mask: "
+            + ", ".join(missing[:10])
+        )
+    return [by_name[name] for name in wanted]
+
+
+def csv_splits(listing: Path) -> dict[str, tuple[list[Item], str]]:
+    """:func:`split_layout` of a CSV of pairs: rows without a split train with the train rows."""
+    listed = csv_items(listing)
+    if "val" not in listed and "train" not in listed:
+        return {}
+    train = listed.get("train", []) + listed.get("", [])
+    found = {"train": (train, f"{listing} (train)")}
+    if "val" in listed:
+        found["val"] = (listed["val"], f"{listing} (val)")
+    return found
+
+
+def split_layout(root: Path) -> dict[str, tuple[list[Item], str]]:
+    """The items of each split ('train', 'val') that ``root`` holds, with where they are, when
+    it is split by folders (``root/train/...``, ``root/images/train`` + ``root/masks/train``,
+    also named ``training``/``validation``) or by Pascal VOC's ``ImageSets/Segmentation/
+    <split>.txt``, or a CSV of pairs by its ``split`` column; empty when it is not split."""
+    root = Path(root)
+    if root.suffix.lower() == ".csv" and root.is_file():
+        return csv_splits(root)
+    found = {}
+    images, masks = _first_dir(root, IMAGE_FOLDERS), _first_dir(root, MASK_FOLDERS)
+    lists = root / VOC_LISTS
+    pool = find_items(root) if images and masks and lists.is_dir() else None
+    for split, names in SPLIT_NAMES.items():
+        folder = _first_dir(root, names)
+        sub_images = images and _first_dir(images, names)
+        sub_masks = masks and _first_dir(masks, names)
+        listing = next((lists / f"{n}.txt" for n in names if (lists / f"{n}.txt").is_file()), None)
+        if folder is not None:
+            found[split] = (find_items(folder), str(folder))
+        elif sub_images and sub_masks:
+            found[split] = (pair_folders(sub_images, sub_masks), str(sub_images))
+        elif pool is not None and listing is not None:
+            found[split] = (_listed(pool, listing), str(listing))
+    return found
+
+
+def resolve_splits(
+    root: Path,
+    val_stems: list[str] | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+) -> tuple[list[Item], list[Item]]:
+    """Train and validation items under ``root`` (see the module docstring for layouts).
+
+    Without a validation split the pool (the training split, or everything) is split: by item
+    names in ``val_stems`` when given, else a seeded random ``val_fraction``.
+    """
+    splits = split_layout(root)
+    if "train" in splits:
+        pool = splits["train"][0]
+        if "val" in splits and not val_stems:
+            return pool, splits["val"][0]
+    else:
+        pool = find_items(root)
+    return split_pool(pool, val_stems, val_fraction, seed, root)
+
+
+def split_pool(
+    pool: list, val_stems: list[str] | None, val_fraction: float, seed: int, source: str | Path
+) -> tuple[list, list]:
+    """(train, validation) of any items with a ``name``: those named in ``val_stems`` when
+    given, else a seeded random ``val_fraction``. ``source`` names the data in errors."""
+    if val_stems:
+        wanted = set(val_stems)
+        missing = sorted(wanted - {item.name for item in pool})
+        if missing:
+            raise ValueError(f"{source}: validation stems not found: {', '.join(missing)}")
+        return [p for p in pool if p.name not in wanted], [p for p in pool if p.name in wanted]
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    order = np.random.default_rng(seed).permutation(len(pool))
+    n_val = int(round(len(pool) * val_fraction))
+    val_idx = set(order[:n_val].tolist())
+    return [p for i, p in enumerate(pool) if i not in val_idx], [
+        p for i, p in enumerate(pool) if i in val_idx
+    ]
+
+
+def evaluation_items(root: Path, val_stems: list[str] | None = None) -> tuple[list[Item], str]:
+    """The items to score and a description: ``val_stems`` of the pool if given, else the
+    validation split, else the training split, else ``root`` itself."""
+    root = Path(root)
+    if val_stems:
+        shown = ",".join(val_stems) if len(val_stems) <= 6 else f"{len(val_stems)} listed stems"
+        return resolve_splits(root, val_stems)[1], f"{root} ({shown})"
+    splits = split_layout(root)
+    for split in ("val", "train"):
+        if split in splits:
+            return splits[split]
+    return find_items(root), str(root)
