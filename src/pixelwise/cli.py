@@ -41,9 +41,11 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     # name: (help, description, options: Opt or the name of a shared option)
     "train": (
         "train a model on an image/mask dataset or COCO instances",
-        "Train on DATA (DATA/images + DATA/masks or Pascal VOC's JPEGImages + SegmentationClass, split by "
-        "DATA/train[/val]/... or VOC's ImageSets lists; TIFF stacks, Cell Tracking Challenge, a COCO "
-        "instances JSON (Mask R-CNN, or any model: category k is class k), or a CSV of image,mask[,split] pairs). Writes last.pt, best.pt, metrics.csv, curve.png and overlays/ to --out.",
+        "Train on DATA (DATA/images + DATA/masks or Pascal VOC's JPEGImages + SegmentationClass, split "
+        "by DATA/train[/val]/... or VOC's ImageSets lists; TIFF stacks, Cell Tracking Challenge, a COCO "
+        "instances JSON (Mask R-CNN, or any model: category k is class k), or a CSV of "
+        "image,mask[,split] pairs). Writes last.pt, best.pt, metrics.csv, curve.png and overlays/ to "
+        "--out.",
         [],
     ),
     "predict": (
@@ -97,7 +99,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             ),
             Opt(
                 ("--json",),
-                "where to write the metrics JSON, with each image's scores (default: evaluation.json beside the checkpoint)",
+                "where to write the metrics JSON, with each image's scores (default: "
+                "evaluation.json beside the checkpoint)",
             ),
             "object_class",
             "min_object_size",
