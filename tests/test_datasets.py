@@ -379,3 +379,17 @@ def test_pad_collate_pads_with_ignore_and_stacks_equal_sizes_as_they_are():
     same = [small[:2], small[:2]]
     for a, b in zip(pad_collate(same), default_collate(same)):
         assert torch.equal(a, b)
+
+
+def test_jpeg_masks_take_the_nearest_listed_value():
+    raw = np.array([[0, 3, 120, 140], [250, 255, 11, 9]])
+    encoding = MaskEncoding((0, 255), (10,))
+    np.testing.assert_array_equal(
+        encoding.apply(raw, 2, "m.jpg"), [[0, 0, 255, 1], [1, 1, 255, 255]]
+    )
+    with pytest.raises(ValueError, match="mask values"):  # a PNG's values are exact
+        encoding.apply(raw, 2, "m.png")
+    red, black, blue = 0xFF0000, 0x000000, 0x0000FF
+    colours = np.array([[0xF00A05, 0x0B0000, 0x1010F0, 0x00000F]])  # JPEG-blurred colours
+    encoding = MaskEncoding((black, red, blue))
+    np.testing.assert_array_equal(encoding.apply(colours, 3, "c.JPEG"), [[1, 0, 2, 0]])

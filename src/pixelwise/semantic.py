@@ -17,7 +17,7 @@ from pixelwise.checkpoint import load_model
 from pixelwise.config import TrainConfig
 from pixelwise.constants import IGNORE_INDEX, LOSSES
 from pixelwise.data.datasets import SegmentationDataset, compute_normalization, to_tensor
-from pixelwise.data.encoding import MaskEncoding
+from pixelwise.data.encoding import MaskEncoding, is_lossy, unpacked
 from pixelwise.data.io import colour_name, is_colour_mask, mask_palette, save_png
 from pixelwise.data.layouts import read_dataset_info, resolve_splits, stored_values
 from pixelwise.data.transforms import Augmentation
@@ -60,9 +60,14 @@ def infer_num_classes(cfg: TrainConfig, items, ignore: tuple[int, ...]) -> int:
         if n < 2:
             raise ValueError(f"{cfg.data}: {n} class given; a model needs at least 2")
         return n
-    found: set[int] = set()
+    counts: dict[int, int] = {}
     for item in items:
-        found.update(np.unique(item.read_mask()).tolist())
+        for value, count in zip(*np.unique(item.read_mask(), return_counts=True)):
+            counts[int(value)] = counts.get(int(value), 0) + int(count)
+    found = set(counts)
+    values = sorted(found - set(ignore) - {IGNORE_INDEX})
+    if items and is_lossy(items[0].mask) and values != list(range(len(values))):
+        raise ValueError(lossy_masks_message(cfg.data, counts, is_colour_mask(items[0].mask)))
     if items and is_colour_mask(items[0].mask):
         colours = ",".join(colour_name(v) for v in sorted(found)[:20])
         raise ValueError(
@@ -70,7 +75,6 @@ def infer_num_classes(cfg: TrainConfig, items, ignore: tuple[int, ...]) -> int:
             f"name the colour of each class in class order with --mask-values '{colours}', or "
             "give a classes.json with each class's color_rgb"
         )
-    values = sorted(found - set(ignore) - {IGNORE_INDEX})
     suggestion = ",".join(map(str, sorted(found)))
     if values != list(range(len(values))):
         raise ValueError(
@@ -85,6 +89,25 @@ def infer_num_classes(cfg: TrainConfig, items, ignore: tuple[int, ...]) -> int:
             "these values are the classes"
         )
     return len(values)
+
+
+def lossy_masks_message(data, counts: dict[int, int], colour: bool) -> str:
+    """The error for JPEG masks without --mask-values, suggesting the values compression
+    scattered the others around: each the most frequent within 24 levels (of every channel) and
+    on at least 0.1 % of the pixels."""
+    total = sum(counts.values())  # rarer values can be no one's rival: at most 1000 are left
+    values = np.asarray(sorted(v for v, n in counts.items() if n >= 0.001 * total))
+    points = unpacked(values) if colour else values[:, None]
+    near = np.abs(points[:, None] - points[None]).max(-1) <= 24
+    tally = np.asarray([counts[v] for v in values])
+    main = values[tally >= np.where(near, tally[None], 0).max(1)].tolist()
+    shown = ",".join(colour_name(v) if colour else str(v) for v in main)
+    return (
+        f"{data}: the masks are JPEG files, whose lossy compression changes values at object "
+        f"edges ({len(counts)} {'colours' if colour else 'values'} found); name each class's "
+        f"value with --mask-values '{shown}' (each pixel then takes the nearest), or save the "
+        "masks as PNG"
+    )
 
 
 def check_crop(cfg: TrainConfig, train: SegmentationDataset) -> None:

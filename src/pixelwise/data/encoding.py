@@ -61,8 +61,13 @@ class MaskEncoding:
     instances: str | None = None
 
     def apply(self, raw: np.ndarray, num_classes: int, path: Path | str = "<mask>") -> np.ndarray:
+        """Class ids (H, W) int64 of stored values ``raw`` (from the file ``path``). A JPEG
+        mask's values are blurred at edges by lossy compression: each of its pixels takes the
+        class (or ignore) of the nearest listed value, grey level or colour."""
         if self.instances is not None:
             return instances_to_classes(raw, self.instances)
+        if self.values is not None and is_lossy(path):
+            return self.nearest(raw)
         if self.values is None:
             out = raw.astype(np.int64)
         else:
@@ -76,6 +81,18 @@ class MaskEncoding:
             found = sorted(set(np.unique(raw[bad]).tolist()))
             raise ValueError(self.unknown_values(found, num_classes, path))
         return out
+
+    def nearest(self, raw: np.ndarray) -> np.ndarray:
+        """Each pixel's class: that of the nearest of ``values`` and ``ignore_values`` (ignored:
+        255), by grey level, or by RGB distance when the values are packed colours."""
+        listed = np.asarray([*self.values, *self.ignore_values], np.int64)
+        classes = np.r_[np.arange(len(self.values)), np.full(len(self.ignore_values), IGNORE_INDEX)]
+        if max(listed.max(), raw.max(initial=0)) > 255:  # colours 0xRRGGBB
+            pixels, points = unpacked(raw.astype(np.int64)), unpacked(listed)
+        else:
+            pixels, points = raw.astype(np.int64)[..., None], listed[:, None]
+        distance = ((pixels[..., None, :] - points) ** 2).sum(-1)
+        return classes[distance.argmin(-1)]
 
     def unknown_values(self, found: list[int], num_classes: int, path: Path | str) -> str:
         """The error for stored values no class has (colours as #rrggbb in colour masks)."""
@@ -109,6 +126,19 @@ class MaskEncoding:
             tuple(d.get("ignore_values", ())),
             d.get("instances"),
         )
+
+
+def unpacked(values: np.ndarray) -> np.ndarray:
+    """Packed colours ``0xRRGGBB`` -> their (..., 3) RGB components."""
+    return np.stack([values >> 16 & 255, values >> 8 & 255, values & 255], -1)
+
+
+LOSSY_SUFFIXES = (".jpg", ".jpeg")
+
+
+def is_lossy(path: Path | str) -> bool:
+    """Whether a mask file is stored lossily (JPEG), so that its values are only approximate."""
+    return Path(path).suffix.lower() in LOSSY_SUFFIXES
 
 
 def instances_to_classes(labels: np.ndarray, target: str) -> np.ndarray:
