@@ -393,3 +393,19 @@ def test_jpeg_masks_take_the_nearest_listed_value():
     colours = np.array([[0xF00A05, 0x0B0000, 0x1010F0, 0x00000F]])  # JPEG-blurred colours
     encoding = MaskEncoding((black, red, blue))
     np.testing.assert_array_equal(encoding.apply(colours, 3, "c.JPEG"), [[1, 0, 2, 0]])
+
+
+def test_a_fraction_leaves_an_item_on_each_side():
+    from pixelwise.data.layouts import Item, split_pool
+
+    pool = [Item(None, None, str(i)) for i in range(10)]
+    for n, fraction, expected in (
+        (2, 0.2, 1),
+        (2, 0.9, 1),
+        (3, 0.2, 1),
+        (10, 0.3, 3),
+        (10, 0.0, 0),
+    ):
+        train, val = split_pool(pool[:n], None, fraction, 0, "pool")
+        assert (len(train), len(val)) == (n - expected, expected), (n, fraction)
+    assert split_pool(pool[:1], None, 0.2, 0, "pool") == (pool[:1], [])

@@ -462,3 +462,20 @@ def test_jpeg_masks_train_with_their_values_named(shapes_data, tmp_path):
     exact = build_datasets(_cfg(shapes_data, tmp_path / "c", epochs=1))[1]
     agree = np.mean([(val[i][1] == exact[i][1]).float().mean().item() for i in range(len(val))])
     assert agree > 0.97
+
+
+def test_too_few_images_say_so(shapes_data, tmp_path):
+    from pixelwise.semantic import build_datasets
+
+    root = tmp_path / "one"
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+        shutil.copy(shapes_data / "train" / sub / "000.png", root / sub / "000.png")
+    with pytest.raises(ValueError, match="one labelled image; training needs at least 2"):
+        build_datasets(_cfg(root, tmp_path / "a", epochs=1, crop=0))
+    for sub in ("images", "masks"):
+        shutil.copy(shapes_data / "train" / sub / "001.png", root / sub / "001.png")
+    with pytest.raises(ValueError, match=r"every labelled image is a validation image \(2\)"):
+        build_datasets(_cfg(root, tmp_path / "b", epochs=1, crop=0, val_stems=["000", "001"]))
+    train, val = build_datasets(_cfg(root, tmp_path / "c", epochs=1, crop=0))[:2]
+    assert len(train) == len(val) == 1  # --val-fraction 0.2 of 2 images

@@ -144,9 +144,16 @@ def build_datasets(
     root = Path(cfg.data)
     info = read_dataset_info(root)
     train_items, val_items = resolve_splits(root, cfg.val_stems, cfg.val_fraction, cfg.seed)
+    if len(train_items) + len(val_items) == 1:
+        raise ValueError(f"{root}: one labelled image; training needs at least 2 (one validates)")
     if not val_items:
         raise ValueError(
             f"{root}: no validation images (give --val-stems, --val-fraction > 0 or a val/ folder)"
+        )
+    if not train_items:
+        raise ValueError(
+            f"{root}: every labelled image is a validation image ({len(val_items)}); none is left "
+            "to train on"
         )
     ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
     names = cfg.class_names or INSTANCE_CLASSES.get(cfg.instances) or info.class_names

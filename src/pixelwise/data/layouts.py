@@ -436,7 +436,8 @@ def split_pool(
     pool: list, val_stems: list[str] | None, val_fraction: float, seed: int, source: str | Path
 ) -> tuple[list, list]:
     """(train, validation) of any items with a ``name``: those named in ``val_stems`` when
-    given, else a seeded random ``val_fraction``. ``source`` names the data in errors."""
+    given, else a seeded random ``val_fraction``, which leaves at least one item on each side
+    when there are two or more. ``source`` names the data in errors."""
     if val_stems:
         wanted = set(val_stems)
         missing = sorted(wanted - {item.name for item in pool})
@@ -447,6 +448,8 @@ def split_pool(
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     order = np.random.default_rng(seed).permutation(len(pool))
     n_val = int(round(len(pool) * val_fraction))
+    if val_fraction > 0 and len(pool) >= 2:  # 2 images at 0.2 would otherwise validate on none
+        n_val = min(max(n_val, 1), len(pool) - 1)
     val_idx = set(order[:n_val].tolist())
     return [p for i, p in enumerate(pool) if i not in val_idx], [
         p for i, p in enumerate(pool) if i in val_idx
