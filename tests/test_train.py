@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -479,3 +480,27 @@ def test_too_few_images_say_so(shapes_data, tmp_path):
         build_datasets(_cfg(root, tmp_path / "b", epochs=1, crop=0, val_stems=["000", "001"]))
     train, val = build_datasets(_cfg(root, tmp_path / "c", epochs=1, crop=0))[:2]
     assert len(train) == len(val) == 1  # --val-fraction 0.2 of 2 images
+
+
+def test_validation_of_large_images_goes_tile_by_tile(shapes_data, tmp_path, monkeypatch):
+    """Training's validation runs images over the tiling threshold as predict and evaluate do
+    (not the network on a whole huge image), so best.pt's recorded figures are evaluate's."""
+    from pixelwise import evaluate as scoring
+    from pixelwise import inference
+    from pixelwise.evaluate import evaluate_checkpoint
+
+    for module in (scoring, inference):  # the 48 x 48 images count as large: 4 tiles each
+        monkeypatch.setattr(module, "AUTO_TILE_PIXELS", 40 * 40)
+        monkeypatch.setattr(module, "AUTO_TILE", 160)
+    tiles = []
+    whole_tiler = inference.predict_tiled
+    monkeypatch.setattr(
+        scoring, "predict_tiled", lambda *a, **k: tiles.append(1) or whole_tiler(*a, **k)
+    )
+    best = fit(_cfg(shapes_data, tmp_path / "run", epochs=2, overlays=0))
+    assert len(tiles) == 2 * 4  # two epochs, four validation images
+    recorded = torch.load(best, weights_only=True)["train_state"]["metrics"]
+    assert math.isnan(recorded["val_loss"])  # tiled images add no loss
+    scored = evaluate_checkpoint(best, shapes_data, precision="fp32")
+    assert recorded["pixel_accuracy"] == pytest.approx(scored["pixel_accuracy"])
+    assert recorded["mean_iou"] == pytest.approx(scored["mean_iou"])

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
 from pixelwise.checkpoint import load_model
-from pixelwise.constants import AUTO_OVERLAP, parse_stems
+from pixelwise.constants import AUTO_OVERLAP, AUTO_TILE, AUTO_TILE_PIXELS, parse_stems
 from pixelwise.data.datasets import SegmentationDataset
 from pixelwise.data.layouts import evaluation_items
+from pixelwise.data.transforms import resize_mask
 from pixelwise.detection import evaluation_instances, score_detector
 from pixelwise.distributed import resolve_device
 from pixelwise.export import OnnxNetwork
@@ -23,6 +25,7 @@ from pixelwise.inference import (
     predict_logits,
     predict_probs,
     predict_semantic,
+    predict_tiled,
 )
 from pixelwise.instances import decision_for, instances_for
 from pixelwise.metrics import (
@@ -51,12 +54,16 @@ def evaluate(
 
     ``tta`` averages the 8 flips/rotations of each input; ``scale`` runs the model on resized
     inputs and scores its upsampled prediction at the targets' resolution. The loss is NaN
-    without ``loss_fn`` and not computed with ``tta`` or ``scale``.
+    without ``loss_fn`` and not computed with ``tta`` or ``scale``. Images over 2048 x 2048
+    pixels go tile by tile, as :func:`pixelwise.inference.predict` does, and add no loss.
     """
     cm = ConfusionMatrix(num_classes)
     total, count = 0.0, 0
     for images, targets in loader:
         images, targets = images.to(device), targets.to(device)
+        if images.shape[-2] * images.shape[-1] > AUTO_TILE_PIXELS:  # no loss from these
+            cm.update(tiled_classes(model, images, precision, tta, scale), targets)
+            continue
         if tta or scale != 1.0:
             cm.update(predict_probs(model, images, precision, tta, scale).argmax(1), targets)
             continue
@@ -66,6 +73,19 @@ def evaluate(
             count += len(images)
         cm.update(logits.argmax(1), targets)
     return cm, (total / count if count else float("nan"))
+
+
+def tiled_classes(
+    model: nn.Module, images: torch.Tensor, precision: str, tta: bool, scale: float
+) -> torch.Tensor:
+    """(1, H, W) class ids of one normalised (1, C, H, W) image too large for one pass: by
+    overlap-tile at the network's scale, then nearest-upsampled, as for files."""
+    x = images
+    if scale != 1.0:
+        x = F.interpolate(x, scale_factor=scale, mode="bilinear", antialias=True)
+    array = x[0].permute(1, 2, 0).cpu().numpy()
+    mask = predict_tiled(model, array, None, AUTO_TILE, AUTO_OVERLAP, precision, tta)
+    return torch.from_numpy(resize_mask(mask, tuple(images.shape[-2:])))[None]
 
 
 def evaluate_checkpoint(

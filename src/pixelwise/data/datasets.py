@@ -44,9 +44,11 @@ def compute_normalization(images: list[np.ndarray]) -> Normalization:
     return Normalization(stacked.mean(axis=0).tolist(), std.tolist(), scale)
 
 
-def to_tensor(image: np.ndarray, norm: Normalization) -> torch.Tensor:
-    """(H, W, C) raw image -> normalised float32 (C, H, W) tensor."""
-    return torch.from_numpy(np.ascontiguousarray(norm.apply(image).transpose(2, 0, 1)))
+def to_tensor(image: np.ndarray, norm: Normalization | None) -> torch.Tensor:
+    """(H, W, C) raw image -> normalised float32 (C, H, W) tensor (``norm`` None: the image is
+    normalised already)."""
+    x = norm.apply(image) if norm is not None else image.astype(np.float32, copy=False)
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
 class SegmentationDataset(Dataset):
