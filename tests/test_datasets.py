@@ -345,6 +345,11 @@ def test_a_csv_lists_pairs_in_any_layout(tmp_path):
     assert [i.name for i in val] == ["b_03_leftImg8bit"]
     _assert_paired(train + val)
     assert [i.name for i in evaluation_items(listing)[0]] == ["b_03_leftImg8bit"]
+    excel = tmp_path / "excel.csv"  # as a spreadsheet saves it: BOM, ';', spaces, capitals
+    excel.write_bytes(
+        b"\xef\xbb\xbfImage ; Mask ;Split\r\n" + "\r\n".join(rows).replace(",", ";").encode()
+    )
+    assert resolve_splits(excel) == (train, val)
     plain = tmp_path / "plain.csv"  # no split column: a pool, split by names or a fraction
     plain.write_text("image,mask\n" + "\n".join(r.rsplit(",", 1)[0] for r in rows) + "\n")
     assert len(find_items(plain)) == 3

@@ -279,9 +279,12 @@ def csv_items(listing: Path) -> dict[str, list[Item]]:
     """The pairs a CSV lists, by split: columns ``image`` and ``mask`` (paths relative to the
     CSV's folder, or absolute) and an optional ``split`` (train/training, val/validation); rows
     without a split are under "". Items are named by the image's stem, which must be unique."""
-    try:
-        with open(listing, newline="") as f:
-            rows = list(csv.DictReader(f))
+    try:  # as spreadsheets save it: a byte-order mark, ';' or tabs, spaces around names
+        with open(listing, newline="", encoding="utf-8-sig") as f:
+            text = f.read()
+        dialect = csv.Sniffer().sniff(text.partition("\n")[0], delimiters=",;\t")
+        reader = csv.DictReader(text.splitlines(), dialect=dialect)
+        rows = [{k.strip().lower(): v for k, v in row.items() if k} for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ValueError(f"{listing}: cannot read the list of pairs ({exc})") from None
     columns = set(rows[0]) if rows else set()
