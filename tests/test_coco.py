@@ -384,3 +384,29 @@ def test_coco_file_trains_and_scores_semantic_models(tmp_path, capsys):
         "square",
     }
     assert scores["per_class"]["square"]["pixels"] == 2 * 400
+
+
+def test_coco_files_as_labelling_tools_export_them(tmp_path):
+    """No image size in the file (read from the image), and objects given by a box alone (an
+    empty segmentation): their box is ignored in class masks and left out of instance targets."""
+    from pixelwise.data.coco import label_image
+
+    (tmp_path / "images").mkdir()
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "images" / "a.png")
+    square = [[5.0, 5.0, 20.0, 5.0, 20.0, 20.0, 5.0, 20.0]]
+    anns = [
+        {"id": 1, "image_id": 1, "category_id": 4, "segmentation": [], "bbox": [1, 1, 10, 10]},
+        {"id": 2, "image_id": 1, "category_id": 4, "segmentation": square, "bbox": [5, 5, 15, 15]},
+    ]
+    spec = {"images": [{"id": 1, "file_name": "a.png"}], "annotations": anns,
+            "categories": [{"id": 4, "name": "thing"}]}  # fmt: skip
+    (tmp_path / "coco.json").write_text(json.dumps(spec))
+    items, cats, _ = load_coco(tmp_path / "coco.json")
+    assert (items[0].height, items[0].width) == (40, 50)
+    drawn = label_image(tuple((1, a) for a in anns), 40, 50)
+    expected = np.zeros((40, 50), np.int32)
+    expected[1:11, 1:11] = 255
+    expected[annotation_mask(anns[1], 40, 50) > 0] = 1
+    np.testing.assert_array_equal(drawn, expected)
+    target = item_target(items[0], cats)
+    assert target["labels"].tolist() == [1] and target["masks"].shape == (1, 40, 50)

@@ -77,25 +77,47 @@ def load_coco(
     by_image: dict[int, list[dict]] = {}
     for ann in annotations:
         by_image.setdefault(ann["image_id"], []).append(ann)
-    items = [
-        InstanceItem(
-            root / im["file_name"],
-            Path(im["file_name"]).stem,
-            int(im["id"]),
-            int(im["height"]),
-            int(im["width"]),
-            tuple(by_image.get(im["id"], ())),
+    items = []
+    for im in images:
+        if "file_name" not in im or "id" not in im:
+            raise ValueError(f"{path}: an image entry without file_name or id: {im}")
+        file = root / im["file_name"]
+        height, width = (
+            (int(im["height"]), int(im["width"])) if "height" in im and "width" in im else None
+        ) or stored_size(file)
+        items.append(
+            InstanceItem(
+                file,
+                Path(im["file_name"]).stem,
+                int(im["id"]),
+                height,
+                width,
+                tuple(by_image.get(im["id"], ())),
+            )
         )
-        for im in images
-    ]
     return items, cat, spec
 
 
+def stored_size(path: Path) -> tuple[int, int]:
+    """(height, width) of an image file from its header (COCO files may leave the size out)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ValueError(f"{path}: cannot read the image's size ({exc})") from None
+
+
 def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
-    """(H, W) uint8 mask of a COCO annotation: polygons, uncompressed or compressed RLE."""
+    """(H, W) uint8 mask of a COCO annotation: polygons, uncompressed or compressed RLE; empty
+    for an object given by its box alone (no or an empty ``segmentation``, as labelling tools
+    export boxes)."""
     from pycocotools import mask as mask_utils
 
-    seg = ann["segmentation"]
+    seg = ann.get("segmentation")
+    if not seg or (isinstance(seg, list) and not any(len(part) >= 6 for part in seg)):
+        return np.zeros((height, width), np.uint8)
     if isinstance(seg, list):  # polygons: one object may have several parts
         rle = mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
     elif isinstance(seg.get("counts"), list):  # uncompressed RLE
@@ -109,8 +131,9 @@ def label_image(
     objects: tuple[tuple[int, dict], ...], height: int, width: int, instances: bool = False
 ) -> np.ndarray:
     """(H, W) int32 label image of COCO annotations given as (class label, annotation) pairs:
-    each pixel's class label (0: background; crowd regions ``IGNORE_INDEX``), or with
-    ``instances`` its object's number 1..N (crowd regions left out, as in instance training).
+    each pixel's class label (0: background; crowd regions and the boxes of objects given by a
+    box alone ``IGNORE_INDEX``: which of their pixels are the object is unknown), or with
+    ``instances`` its object's number 1..N (those regions left out, as in instance training).
     Larger objects are drawn first, so a smaller one lying on a larger one stays visible."""
     masks = [annotation_mask(ann, height, width).astype(bool) for _, ann in objects]
     out = np.zeros((height, width), np.int32)
@@ -118,6 +141,10 @@ def label_image(
     number = 0
     for i in sorted(range(len(masks)), key=lambda i: -int(masks[i].sum())):
         label, ann = objects[i]
+        if not masks[i].any() and len(ann.get("bbox", ())) == 4:  # a box alone
+            x, y, w, h = (int(round(v)) for v in ann["bbox"])
+            crowd[max(y, 0) : y + h, max(x, 0) : x + w] = True
+            continue
         if ann.get("iscrowd", 0):
             crowd |= masks[i]
             continue
