@@ -410,3 +410,9 @@ def test_coco_files_as_labelling_tools_export_them(tmp_path):
     np.testing.assert_array_equal(drawn, expected)
     target = item_target(items[0], cats)
     assert target["labels"].tolist() == [1] and target["masks"].shape == (1, 40, 50)
+    from pixelwise.data.layouts import find_items
+
+    anns[1]["category_id"] = 9
+    (tmp_path / "coco.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match=r"coco\.json: an annotation's category_id 9 is not among"):
+        find_items(tmp_path / "coco.json")

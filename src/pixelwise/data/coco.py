@@ -31,6 +31,11 @@ class Categories:
     names: tuple[str, ...]
 
     def label(self, category_id: int) -> int:
+        if category_id not in self.ids:
+            raise ValueError(
+                f"an annotation's category_id {category_id} is not among the file's categories "
+                f"(ids {', '.join(map(str, self.ids))})"
+            )
         return self.ids.index(category_id) + 1
 
     def category(self, label: int) -> int:

@@ -325,15 +325,24 @@ def coco_items(annotation_file: Path) -> list[Item]:
             f"{annotation_file}: {len(categories.ids)} categories; class masks hold at most "
             f"{IGNORE_INDEX - 1} ({IGNORE_INDEX} marks pixels to ignore)"
         )
+    try:
+        objects = [
+            tuple((categories.label(a["category_id"]), a) for a in item.annotations)
+            for item in items
+        ]
+    except KeyError as exc:
+        raise ValueError(f"{annotation_file}: an annotation without {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"{annotation_file}: {exc}") from None
     return [
         Item(
             item.image,
             Path(annotation_file),
             item.name,
-            objects=tuple((categories.label(a["category_id"]), a) for a in item.annotations),
+            objects=found,
             size=(item.height, item.width),
         )
-        for item in items
+        for item, found in zip(items, objects)
     ]
 
 
