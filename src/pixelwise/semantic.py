@@ -128,7 +128,7 @@ def mask_colours(
     (a grey palette does not); else None."""
     stored = list(values) if values else list(range(num_classes))
     if values and is_colour_mask(mask):
-        return [[v >> 16 & 255, v >> 8 & 255, v & 255] for v in stored]
+        return unpacked(np.asarray(stored)).tolist()
     palette = mask_palette(mask)
     if palette is None or max(stored) >= len(palette):
         return None
@@ -137,13 +137,8 @@ def mask_colours(
     return rgb.tolist() if apart.min() >= 32 else None
 
 
-def build_datasets(
-    cfg: TrainConfig,
-) -> tuple[SegmentationDataset, SegmentationDataset, list[str], list[list[int]]]:
-    """Train/val datasets from ``cfg.data``; class names, colours and normalisation resolved."""
-    root = Path(cfg.data)
-    info = read_dataset_info(root)
-    train_items, val_items = resolve_splits(root, cfg.val_stems, cfg.val_fraction, cfg.seed)
+def check_split(root: Path, train_items: list, val_items: list) -> None:
+    """Training needs an image on each side of the split; say which side is empty."""
     if len(train_items) + len(val_items) == 1:
         raise ValueError(f"{root}: one labelled image; training needs at least 2 (one validates)")
     if not val_items:
@@ -155,6 +150,16 @@ def build_datasets(
             f"{root}: every labelled image is a validation image ({len(val_items)}); none is left "
             "to train on"
         )
+
+
+def build_datasets(
+    cfg: TrainConfig,
+) -> tuple[SegmentationDataset, SegmentationDataset, list[str], list[list[int]]]:
+    """Train/val datasets from ``cfg.data``; class names, colours and normalisation resolved."""
+    root = Path(cfg.data)
+    info = read_dataset_info(root)
+    train_items, val_items = resolve_splits(root, cfg.val_stems, cfg.val_fraction, cfg.seed)
+    check_split(root, train_items, val_items)
     ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
     names = cfg.class_names or INSTANCE_CLASSES.get(cfg.instances) or info.class_names
     num_classes = len(names) if names else infer_num_classes(cfg, train_items + val_items, ignore)

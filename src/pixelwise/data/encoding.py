@@ -87,12 +87,13 @@ class MaskEncoding:
         255), by grey level, or by RGB distance when the values are packed colours."""
         listed = np.asarray([*self.values, *self.ignore_values], np.int64)
         classes = np.r_[np.arange(len(self.values)), np.full(len(self.ignore_values), IGNORE_INDEX)]
-        if max(listed.max(), raw.max(initial=0)) > 255:  # colours 0xRRGGBB
-            pixels, points = unpacked(raw.astype(np.int64)), unpacked(listed)
+        found, where = np.unique(raw.astype(np.int64), return_inverse=True)  # each value once
+        if max(listed.max(), found.max(initial=0)) > 255:  # colours 0xRRGGBB
+            pixels, points = unpacked(found), unpacked(listed)
         else:
-            pixels, points = raw.astype(np.int64)[..., None], listed[:, None]
-        distance = ((pixels[..., None, :] - points) ** 2).sum(-1)
-        return classes[distance.argmin(-1)]
+            pixels, points = found[:, None], listed[:, None]
+        distance = ((pixels[:, None, :] - points[None]) ** 2).sum(-1)
+        return classes[distance.argmin(-1)][where.reshape(raw.shape)]
 
     def unknown_values(self, found: list[int], num_classes: int, path: Path | str) -> str:
         """The error for stored values no class has (colours as #rrggbb in colour masks)."""
