@@ -357,6 +357,7 @@ def test_a_csv_lists_pairs_in_any_layout(tmp_path):
     cases = [
         ("picture,label\nx.png,y.png\n", "needs the columns image and mask"),
         ("image,mask\nmissing.png,missing.png\n", r"bad\.csv, line 2: no file .*missing\.png"),
+        ("image,mask\nonly.png\n", r"line 2: an image and a mask are needed, got \['only.png', ''\]"),
         ("image,mask\n" + rows[0].rsplit(",", 1)[0] + "\n" + rows[0].rsplit(",", 1)[0] + "\n",
          "line 3: image name 'a_01_leftImg8bit' is already on line 2"),
         ("image,mask,split\n" + rows[0].rsplit(",", 1)[0] + ",test\n", "split 'test' is not one of"),

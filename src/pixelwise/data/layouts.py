@@ -297,7 +297,10 @@ def csv_items(listing: Path) -> dict[str, list[Item]]:
     found: dict[str, list[Item]] = {}
     seen: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):
-        image, mask = (listing.parent / row[c].strip() for c in ("image", "mask"))
+        named = [(row.get(column) or "").strip() for column in ("image", "mask")]
+        if not all(named):
+            raise ValueError(f"{listing}, line {line}: an image and a mask are needed, got {named}")
+        image, mask = (listing.parent / name for name in named)
         for path in (image, mask):
             if not path.is_file():
                 raise ValueError(f"{listing}, line {line}: no file {path}")
