@@ -490,6 +490,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def print_lowest(rows: list[dict], count: int = 5) -> None:
     """The images that scored lowest (by DSB mean AP for objects, else mean IoU): where to look."""
+    if not rows:
+        return
     key, label = (
         ("dsb_mean_ap", "DSB mean AP") if "dsb_mean_ap" in rows[0] else ("mean_iou", "mean IoU")
     )
