@@ -401,7 +401,7 @@ def test_coco_files_as_labelling_tools_export_them(tmp_path):
     spec = {"images": [{"id": 1, "file_name": "a.png"}], "annotations": anns,
             "categories": [{"id": 4, "name": "thing"}]}  # fmt: skip
     (tmp_path / "coco.json").write_text(json.dumps(spec))
-    items, cats, _ = load_coco(tmp_path / "coco.json")
+    items, cats, parsed = load_coco(tmp_path / "coco.json")
     assert (items[0].height, items[0].width) == (40, 50)
     drawn = label_image(tuple((1, a) for a in anns), 40, 50)
     expected = np.zeros((40, 50), np.int32)
@@ -410,6 +410,17 @@ def test_coco_files_as_labelling_tools_export_them(tmp_path):
     np.testing.assert_array_equal(drawn, expected)
     target = item_target(items[0], cats)
     assert target["labels"].tolist() == [1] and target["masks"].shape == (1, 40, 50)
+    # scoring: the image's size filled in, the box-only object an ignored (crowd) region
+    from pixelwise.detection import ground_truth_json
+
+    truth = ground_truth_json(items, cats, parsed)
+    assert truth["images"][0] | {} == {"id": 1, "file_name": "a.png", "height": 40, "width": 50}
+    assert [a["iscrowd"] for a in truth["annotations"]] == [1, 0]
+    rle = encode_rle(annotation_mask(anns[1], 40, 50))
+    found = [
+        {"image_id": 1, "category_id": 4, "score": 0.9, "segmentation": rle, "bbox": [5, 5, 15, 15]}
+    ]
+    assert coco_average_precision(truth, found)["segm"]["ap"] == pytest.approx(1.0)
     from pixelwise.data.layouts import find_items
 
     anns[1]["category_id"] = 9

@@ -19,6 +19,8 @@ from pixelwise.data.coco import (
     Categories,
     InstanceDataset,
     InstanceItem,
+    box_as_ignored,
+    has_outline,
     item_target,
     load_coco,
 )
@@ -160,14 +162,21 @@ def evaluation_instances(
 
 
 def ground_truth_json(items: list[InstanceItem], cats: Categories, spec: dict | None) -> dict:
-    """COCO ground truth for ``items`` (from the file when COCO, built from label images otherwise)."""
+    """COCO ground truth for ``items`` (from the file when COCO, built from label images otherwise).
+    From a file: the images' sizes as read and ``iscrowd`` 0 where not given (labelling tools
+    leave both out); an object given by its box alone is an ignored (crowd) region."""
     from pixelwise.data.coco import encode_rle
 
     ids = {i.image_id for i in items}
     if spec is not None:
+        sizes = {i.image_id: {"height": i.height, "width": i.width} for i in items}
         return {
-            "images": [im for im in spec["images"] if im["id"] in ids],
-            "annotations": [a for a in spec.get("annotations", []) if a["image_id"] in ids],
+            "images": [im | sizes[im["id"]] for im in spec["images"] if im["id"] in ids],
+            "annotations": [
+                {"iscrowd": 0} | a if has_outline(a) else box_as_ignored(a)
+                for a in spec.get("annotations", [])
+                if a["image_id"] in ids and (has_outline(a) or len(a.get("bbox", ())) == 4)
+            ],
             "categories": spec["categories"],
         }
     images, anns = [], []

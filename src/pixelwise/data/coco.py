@@ -114,15 +114,29 @@ def stored_size(path: Path) -> tuple[int, int]:
         raise ValueError(f"{path}: cannot read the image's size ({exc})") from None
 
 
+def has_outline(ann: dict) -> bool:
+    """Whether a COCO annotation outlines its object (polygons with 3 points or more, or RLE),
+    rather than giving its box alone."""
+    seg = ann.get("segmentation")
+    return bool(seg) and (not isinstance(seg, list) or any(len(part) >= 6 for part in seg))
+
+
+def box_as_ignored(ann: dict) -> dict:
+    """An annotation giving its object's box alone, as a crowd region over that box: what
+    COCO evaluation ignores (which of its pixels are the object is unknown)."""
+    x, y, w, h = ann["bbox"]
+    return ann | {"segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]], "iscrowd": 1}
+
+
 def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
     """(H, W) uint8 mask of a COCO annotation: polygons, uncompressed or compressed RLE; empty
     for an object given by its box alone (no or an empty ``segmentation``, as labelling tools
     export boxes)."""
     from pycocotools import mask as mask_utils
 
-    seg = ann.get("segmentation")
-    if not seg or (isinstance(seg, list) and not any(len(part) >= 6 for part in seg)):
+    if not has_outline(ann):
         return np.zeros((height, width), np.uint8)
+    seg = ann["segmentation"]
     if isinstance(seg, list):  # polygons: one object may have several parts
         rle = mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
     elif isinstance(seg.get("counts"), list):  # uncompressed RLE
@@ -146,7 +160,7 @@ def label_image(
     number = 0
     for i in sorted(range(len(masks)), key=lambda i: -int(masks[i].sum())):
         label, ann = objects[i]
-        if not masks[i].any() and len(ann.get("bbox", ())) == 4:  # a box alone
+        if not has_outline(ann) and len(ann.get("bbox", ())) == 4:  # a box alone
             x, y, w, h = (int(round(v)) for v in ann["bbox"])
             crowd[max(y, 0) : y + h, max(x, 0) : x + w] = True
             continue
