@@ -19,8 +19,7 @@ from pixelwise.data.coco import (
     Categories,
     InstanceDataset,
     InstanceItem,
-    box_as_ignored,
-    has_outline,
+    as_outlined,
     item_target,
     load_coco,
 )
@@ -173,9 +172,9 @@ def ground_truth_json(items: list[InstanceItem], cats: Categories, spec: dict | 
         return {
             "images": [im | sizes[im["id"]] for im in spec["images"] if im["id"] in ids],
             "annotations": [
-                {"iscrowd": 0} | a if has_outline(a) else box_as_ignored(a)
+                {"iscrowd": 0} | outlined
                 for a in spec.get("annotations", [])
-                if a["image_id"] in ids and (has_outline(a) or len(a.get("bbox", ())) == 4)
+                if a["image_id"] in ids and (outlined := as_outlined(a)) is not None
             ],
             "categories": spec["categories"],
         }

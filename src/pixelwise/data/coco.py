@@ -87,9 +87,10 @@ def load_coco(
         if "file_name" not in im or "id" not in im:
             raise ValueError(f"{path}: an image entry without file_name or id: {im}")
         file = root / im["file_name"]
-        height, width = (
-            (int(im["height"]), int(im["width"])) if "height" in im and "width" in im else None
-        ) or stored_size(file)
+        if "height" in im and "width" in im:
+            height, width = int(im["height"]), int(im["width"])
+        else:
+            height, width = stored_size(file)
         items.append(
             InstanceItem(
                 file,
@@ -121,9 +122,14 @@ def has_outline(ann: dict) -> bool:
     return bool(seg) and (not isinstance(seg, list) or any(len(part) >= 6 for part in seg))
 
 
-def box_as_ignored(ann: dict) -> dict:
-    """An annotation giving its object's box alone, as a crowd region over that box: what
-    COCO evaluation ignores (which of its pixels are the object is unknown)."""
+def as_outlined(ann: dict) -> dict | None:
+    """The annotation with an outline: itself; one giving its object's box alone as a crowd
+    region over that box, what masks and COCO evaluation then ignore (which of its pixels are
+    the object is unknown); None with neither."""
+    if has_outline(ann):
+        return ann
+    if len(ann.get("bbox", ())) != 4:
+        return None
     x, y, w, h = ann["bbox"]
     return ann | {"segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]], "iscrowd": 1}
 
@@ -154,16 +160,14 @@ def label_image(
     box alone ``IGNORE_INDEX``: which of their pixels are the object is unknown), or with
     ``instances`` its object's number 1..N (those regions left out, as in instance training).
     Larger objects are drawn first, so a smaller one lying on a larger one stays visible."""
+    outlined = [(label, as_outlined(ann)) for label, ann in objects]
+    objects = tuple((label, ann) for label, ann in outlined if ann is not None)
     masks = [annotation_mask(ann, height, width).astype(bool) for _, ann in objects]
     out = np.zeros((height, width), np.int32)
     crowd = np.zeros((height, width), bool)
     number = 0
     for i in sorted(range(len(masks)), key=lambda i: -int(masks[i].sum())):
         label, ann = objects[i]
-        if not has_outline(ann) and len(ann.get("bbox", ())) == 4:  # a box alone
-            x, y, w, h = (int(round(v)) for v in ann["bbox"])
-            crowd[max(y, 0) : y + h, max(x, 0) : x + w] = True
-            continue
         if ann.get("iscrowd", 0):
             crowd |= masks[i]
             continue
