@@ -200,6 +200,22 @@ def test_python_api_segment_matches_cli(tmp_path):
         == 0
     )
     assert np.array_equal(labels, read_mask(tmp_path / "s" / "instances" / "00.png"))
+    # predict's order, the model first, means the same
+    argv = ["segment", str(run / "best.pt"), str(image), "-o", str(tmp_path / "s2"), "--no-progress"]
+    assert main(argv) == 0
+    assert np.array_equal(labels, read_mask(tmp_path / "s2" / "instances" / "00.png"))
+    assert main(argv + ["--checkpoint", "nuclei"]) == 2  # two models: refused, not guessed
+
+
+def test_a_bundled_model_name_first_is_the_model_in_segment_and_remove_bg(tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((40, 48, 3), 90, np.uint8)).save(photo)
+    out = tmp_path / "o"
+    assert main(["segment", "nuclei", str(photo), "-o", str(out / "s"), "--no-progress"]) == 0
+    assert (out / "s" / "instances" / "photo.png").is_file()
+    assert main(["remove-bg", "foreground", str(photo), "-o", str(out / "r"), "--no-progress"]) == 0
+    assert (out / "r" / "photo.png").is_file()
+    assert "nuclei: no such file" not in capsys.readouterr().err
 
 
 def test_segment_with_tta_averages_the_eight_flips_in_the_api_and_the_cli(tmp_path):

@@ -114,7 +114,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "instance label images (one id per object) and overlays",
         "Writes OUT/instances/<name>.png (16-bit, 0 = background, 1..N objects; a 32-bit .tif beyond 65535 "
         "objects) and OUT/overlays/<name>.png, for "
-        "a model trained with --instances, an instance model, or --object-class.",
+        "a model trained with --instances, an instance model, or --object-class. The model may also "
+        "come first, as in predict: 'pixelwise segment nuclei cells/'.",
         [
             "inputs",
             Opt(("--checkpoint",), f"{MODEL_HELP} (default nuclei)", "nuclei", old=("--model",)),
@@ -768,6 +769,27 @@ def missing_extra(exc: ImportError) -> str | None:
     return None
 
 
+def model_first(args: argparse.Namespace, argv: list[str]) -> None:
+    """Take predict's order in the commands whose model is an option: ``pixelwise segment nuclei
+    cells/`` means ``--checkpoint nuclei``. The first of several inputs counts as the model when it
+    names a bundled model (and no file here) or is a ``.pt`` / ``.onnx`` file."""
+    from pixelwise.checkpoint import BUNDLED
+
+    inputs = getattr(args, "inputs", None)
+    if not hasattr(args, "checkpoint") or not inputs or len(inputs) < 2:
+        return
+    first = Path(inputs[0])
+    named = inputs[0] in BUNDLED and not first.exists()
+    if not named and not (first.suffix.lower() in (".pt", ".onnx") and first.is_file()):
+        return
+    given = any(a.split("=")[0] in ("--checkpoint", "--model") for a in argv)
+    if given and args.checkpoint != inputs[0]:
+        raise ValueError(
+            f"two models given: {inputs[0]} and --checkpoint {args.checkpoint}; give one"
+        )
+    args.checkpoint, args.inputs = inputs[0], inputs[1:]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -779,6 +801,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        model_first(args, sys.argv[1:] if argv is None else argv)
         return HANDLERS[args.command](args)
     except ImportError as exc:
         message = missing_extra(exc)
