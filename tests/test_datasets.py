@@ -415,3 +415,61 @@ def test_a_fraction_leaves_an_item_on_each_side():
         train, val = split_pool(pool[:n], None, fraction, 0, "pool")
         assert (len(train), len(val)) == (n - expected, expected), (n, fraction)
     assert split_pool(pool[:1], None, 0.2, 0, "pool") == (pool[:1], [])
+
+
+def _ctc(root, frames=("000", "001", "002")):
+    """A Cell Tracking Challenge sequence 01 with two touching cells in every annotated frame."""
+    import tifffile
+
+    (root / "01").mkdir(parents=True)
+    (root / "01_GT" / "SEG").mkdir(parents=True)
+    labels = np.zeros((8, 10), np.uint16)
+    labels[1:5, 1:5], labels[1:5, 5:9] = 1, 2
+    for t in frames:
+        tifffile.imwrite(root / "01" / f"t{t}.tif", np.zeros((8, 10), np.uint16))
+        tifffile.imwrite(root / "01_GT" / "SEG" / f"man_seg{t}.tif", labels)
+
+
+@pytest.mark.parametrize("layout", ["instances", "ctc"])
+def test_instance_labels_are_not_trained_as_classes(tmp_path, layout):
+    """Object numbers 0..2 in every image look like class ids; read as classes they would make
+    a 3-class model of 'first object' and 'second object'."""
+    from pixelwise.config import TrainConfig
+    from pixelwise.semantic import build_datasets
+
+    if layout == "ctc":
+        _ctc(tmp_path)
+    else:
+        for i in range(3):
+            _save(tmp_path / "images" / f"{i}.png", np.zeros((8, 8)))
+            _save(tmp_path / "instances" / f"{i}.png", np.tile([0, 1, 2, 2], (8, 2)))
+    with pytest.raises(ValueError, match="holds instance labels.*--instances boundary"):
+        build_datasets(TrainConfig(data=str(tmp_path), crop=0))
+    train, _, names, _ = build_datasets(
+        TrainConfig(data=str(tmp_path), crop=0, instances="foreground")
+    )
+    assert len(names) == 2 and set(train[0][1].unique().tolist()) <= {0, 1}
+
+
+def test_instance_models_read_label_images_in_the_semantic_layouts(tmp_path):
+    """Mask R-CNN's data: label images in train/val folders and the Cell Tracking Challenge."""
+    from pixelwise.detection import evaluation_instances, instance_splits
+
+    for split, stems in (("train", "abc"), ("val", "de")):
+        for s in stems:
+            _save(tmp_path / "split" / split / "images" / f"{s}.png", np.zeros((6, 9)))
+            _save(tmp_path / "split" / split / "instances" / f"{s}.png", np.ones((6, 9)))
+    train, val, cats, spec = instance_splits(tmp_path / "split", None, 0.2, 0)
+    assert [i.name for i in train] == list("abc") and [i.name for i in val] == list("de")
+    assert all(i.label_image.parent.name == "instances" for i in train + val) and spec is None
+    assert [i.image_id for i in train + val] == [1, 2, 3, 4, 5]  # unique over both splits
+    assert (train[0].height, train[0].width) == (6, 9) and cats.names == ("object",)
+    assert [i.name for i in evaluation_instances(tmp_path / "split", None)[0]] == list("de")
+    _ctc(tmp_path / "ctc")
+    train, val, _, _ = instance_splits(tmp_path / "ctc", ["01_t001"], 0.2, 0)
+    assert [i.name for i in train] == ["01_t000", "01_t002"] and [i.name for i in val] == [
+        "01_t001"
+    ]
+    assert val[0].label_image.name == "man_seg001.tif" and val[0].image.name == "t001.tif"
+    scored = evaluation_instances(tmp_path / "ctc", ["01_t002"])[0]
+    assert [i.name for i in scored] == ["01_t002"]

@@ -201,7 +201,14 @@ def test_python_api_segment_matches_cli(tmp_path):
     )
     assert np.array_equal(labels, read_mask(tmp_path / "s" / "instances" / "00.png"))
     # predict's order, the model first, means the same
-    argv = ["segment", str(run / "best.pt"), str(image), "-o", str(tmp_path / "s2"), "--no-progress"]
+    argv = [
+        "segment",
+        str(run / "best.pt"),
+        str(image),
+        "-o",
+        str(tmp_path / "s2"),
+        "--no-progress",
+    ]
     assert main(argv) == 0
     assert np.array_equal(labels, read_mask(tmp_path / "s2" / "instances" / "00.png"))
     assert main(argv + ["--checkpoint", "nuclei"]) == 2  # two models: refused, not guessed

@@ -24,7 +24,13 @@ from pixelwise.data.coco import (
     load_coco,
 )
 from pixelwise.data.encoding import to_unit
-from pixelwise.data.layouts import label_image_items, split_pool
+from pixelwise.data.layouts import (
+    as_instance_items,
+    evaluation_items,
+    label_image_items,
+    resolve_splits,
+    split_pool,
+)
 from pixelwise.instances import drop_small
 from pixelwise.metrics import coco_average_precision, dsb_average_precision
 from pixelwise.segmenter import Segmenter
@@ -134,30 +140,47 @@ def categories_of(seg: Segmenter) -> Categories:
     return Categories(tuple(seg.encoding.values[1:]), tuple(seg.class_names[1:]))
 
 
-def instance_data(data: str | Path) -> tuple[list[InstanceItem], Categories, dict | None]:
-    """Items, categories and (for COCO) the parsed JSON of an instance dataset."""
-    path = Path(data)
+def coco_file(path: Path) -> Path | None:
+    """The COCO instances file ``data`` names: itself, or ``DATA/annotations.json``."""
     if path.is_file():
-        return load_coco(path)
-    if (path / "annotations.json").is_file():
-        return load_coco(path / "annotations.json")
-    if (path / "images").is_dir() and (path / "instances").is_dir():
-        items, cats = label_image_items(path)
-        return items, cats, None
-    raise ValueError(
-        f"{path}: no instance data (expected a COCO .json, DATA/annotations.json, or DATA/images + "
-        "DATA/instances)"
-    )
+        return path
+    return path / "annotations.json" if (path / "annotations.json").is_file() else None
+
+
+def has_instances_folder(path: Path) -> bool:
+    return (path / "images").is_dir() and (path / "instances").is_dir()
+
+
+def instance_splits(
+    data: str | Path, val_stems: list[str] | None, val_fraction: float, seed: int
+) -> tuple[list[InstanceItem], list[InstanceItem], Categories, dict | None]:
+    """Train and validation items, categories and (for COCO) the parsed JSON of an instance
+    dataset: a COCO file, or label images in any layout the semantic models read
+    (``images/`` + ``instances/``, train/val folders, Cell Tracking Challenge, a CSV, ...)."""
+    path = Path(data)
+    coco = coco_file(path)
+    if coco is not None:
+        items, cats, spec = load_coco(coco)
+        return *split_pool(items, val_stems, val_fraction, seed, data), cats, spec
+    if has_instances_folder(path):
+        items, cats = label_image_items(path)  # instances/, even with a masks/ beside it
+        return *split_pool(items, val_stems, val_fraction, seed, data), cats, None
+    train, val = resolve_splits(path, val_stems, val_fraction, seed)
+    train_items, cats = as_instance_items(train)
+    return train_items, as_instance_items(val, len(train) + 1)[0], cats, None
 
 
 def evaluation_instances(
     data: str | Path, val_stems: list[str] | None
 ) -> tuple[list[InstanceItem], Categories, dict | None]:
-    """The items of ``data`` to score: those named in ``val_stems``, else all."""
-    items, cats, spec = instance_data(data)
-    if val_stems:
-        items = split_pool(items, val_stems, 0.0, 0, data)[1]
-    return items, cats, spec
+    """The items of ``data`` to score: those named in ``val_stems``, else the validation split,
+    else all."""
+    path = Path(data)
+    if coco_file(path) is None and not has_instances_folder(path):
+        items, cats = as_instance_items(evaluation_items(path, val_stems)[0])
+        return items, cats, None
+    train, val, cats, spec = instance_splits(data, val_stems, 0.0, 0)
+    return (val if val_stems else train), cats, spec
 
 
 def ground_truth_json(items: list[InstanceItem], cats: Categories, spec: dict | None) -> dict:

@@ -19,7 +19,12 @@ from pixelwise.constants import IGNORE_INDEX, LOSSES
 from pixelwise.data.datasets import SegmentationDataset, compute_normalization, to_tensor
 from pixelwise.data.encoding import MaskEncoding, is_lossy, unpacked
 from pixelwise.data.io import colour_name, is_colour_mask, mask_palette, save_png
-from pixelwise.data.layouts import read_dataset_info, resolve_splits, stored_values
+from pixelwise.data.layouts import (
+    holds_instance_labels,
+    read_dataset_info,
+    resolve_splits,
+    stored_values,
+)
 from pixelwise.data.transforms import Augmentation
 from pixelwise.inference import predict_probs
 from pixelwise.losses import PixelCrossEntropy, soft_dice_loss
@@ -77,11 +82,7 @@ def infer_num_classes(cfg: TrainConfig, items, ignore: tuple[int, ...]) -> int:
         )
     suggestion = ",".join(map(str, sorted(found)))
     if values != list(range(len(values))):
-        raise ValueError(
-            f"{cfg.data}: the masks hold values {sorted(found)[:20]}, not the class ids 0..K-1; name "
-            f"the stored value of each class with --mask-values {suggestion} (or leave values out "
-            "with --ignore-values)"
-        )
+        raise ValueError(unlisted_values_message(cfg.data, sorted(found)))
     if len(values) < 2:
         raise ValueError(
             f"{cfg.data}: the masks hold only {sorted(found)} ({IGNORE_INDEX} is ignored unless named), "
@@ -89,6 +90,40 @@ def infer_num_classes(cfg: TrainConfig, items, ignore: tuple[int, ...]) -> int:
             "these values are the classes"
         )
     return len(values)
+
+
+MANY_VALUES = 20  # more stored values than this are more likely object numbers than classes
+TO_INSTANCES = (
+    "train on the objects with --instances boundary (touching objects kept apart) or --instances "
+    "foreground, or with --model mask_rcnn"
+)
+
+
+def unlisted_values_message(data, found: list[int]) -> str:
+    """The error for masks whose values are not the class ids 0..K-1: the --mask-values to give,
+    or with more than ``MANY_VALUES`` values, also the options that train on objects."""
+    if len(found) > MANY_VALUES:
+        return (
+            f"{data}: the masks hold {len(found)} values ({found[0]}..{found[-1]}), not the class "
+            f"ids 0..K-1; if they number objects, {TO_INSTANCES}; if they are classes, name each "
+            "class's stored value with --mask-values or give a classes.json"
+        )
+    return (
+        f"{data}: the masks hold values {found}, not the class ids 0..K-1; name the stored value "
+        f"of each class with --mask-values {','.join(map(str, found))} (or leave values out with "
+        "--ignore-values)"
+    )
+
+
+def check_instance_labels(cfg: TrainConfig, items: list) -> None:
+    """Instance labels (``instances/``, CTC ``SEG/``) read as classes would make one class per
+    object number: say how to train on them instead."""
+    if cfg.instances or cfg.class_names or cfg.mask_values or not holds_instance_labels(items[0]):
+        return
+    raise ValueError(
+        f"{cfg.data}: {Path(items[0].mask).parent} holds instance labels (a number per object), "
+        f"not classes; {TO_INSTANCES} (or give --mask-values if the numbers are classes)"
+    )
 
 
 def lossy_masks_message(data, counts: dict[int, int], colour: bool) -> str:
@@ -160,6 +195,7 @@ def build_datasets(
     info = read_dataset_info(root)
     train_items, val_items = resolve_splits(root, cfg.val_stems, cfg.val_fraction, cfg.seed)
     check_split(root, train_items, val_items)
+    check_instance_labels(cfg, train_items + val_items)
     ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
     names = cfg.class_names or INSTANCE_CLASSES.get(cfg.instances) or info.class_names
     num_classes = len(names) if names else infer_num_classes(cfg, train_items + val_items, ignore)

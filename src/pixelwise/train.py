@@ -33,8 +33,7 @@ from pixelwise.data.coco import InstanceDataset, collate
 from pixelwise.data.datasets import pad_collate
 from pixelwise.data.encoding import MaskEncoding, Normalization
 from pixelwise.data.io import atomic_write_bytes
-from pixelwise.data.layouts import split_pool
-from pixelwise.detection import detection_step, instance_data, score_detector
+from pixelwise.detection import detection_step, instance_splits, score_detector
 from pixelwise.evaluate import evaluate
 from pixelwise.losses import class_weights_from_counts
 from pixelwise.models import create_model
@@ -157,8 +156,9 @@ def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Tas
 
 
 def detection_task(cfg: TrainConfig, device: torch.device) -> Task:
-    items, cats, spec = instance_data(cfg.data)
-    train_items, val_items = split_pool(items, cfg.val_stems, cfg.val_fraction, cfg.seed, cfg.data)
+    train_items, val_items, cats, spec = instance_splits(
+        cfg.data, cfg.val_stems, cfg.val_fraction, cfg.seed
+    )
     if not val_items:
         raise ValueError(
             f"{cfg.data}: no validation images (give --val-stems or --val-fraction > 0)"

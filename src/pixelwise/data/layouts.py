@@ -37,10 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from pixelwise.constants import IGNORE_INDEX
-from pixelwise.data.coco import Categories, InstanceItem, label_image, load_coco
+from pixelwise.data.coco import Categories, InstanceItem, label_image, load_coco, stored_size
 from pixelwise.data.io import IMAGE_SUFFIXES, count_pages, is_colour_mask, packed_colours, read_mask
 
 
@@ -241,15 +240,38 @@ def _pair_folders_in(root: Path) -> tuple[Path, Path] | None:
     return (root, masks) if masks is not None and _files_by_stem(root) else None
 
 
+def holds_instance_labels(item: Item) -> bool:
+    """Whether the item's mask numbers objects by layout: ``instances/`` (DSB2018) or a Cell
+    Tracking Challenge ``SEG/man_seg*.tif``."""
+    mask = Path(item.mask)
+    return item.objects is None and (
+        mask.parent.name == "instances"
+        or (mask.parent.name == "SEG" and mask.name.startswith("man_seg"))
+    )
+
+
 def label_image_items(root: str | Path) -> tuple[list[InstanceItem], Categories]:
     """``root/images`` + ``root/instances`` (uint16 label images, 0 = background): one class."""
-    pairs = find_pairs(Path(root), "images", "instances")
-    items = []
-    for i, p in enumerate(pairs):
-        with Image.open(p.mask) as im:
-            w, h = im.size
-        items.append(InstanceItem(p.image, p.name, i + 1, h, w, label_image=p.mask))
-    return items, Categories((1,), ("object",))
+    return as_instance_items(find_pairs(Path(root), "images", "instances"))
+
+
+def as_instance_items(
+    items: list[Item], first_id: int = 1
+) -> tuple[list[InstanceItem], Categories]:
+    """Items whose masks are label images (0 = background, each object its own number) as
+    instance items of one class, ``object``, numbered from ``first_id``."""
+    found = []
+    for i, item in enumerate(items):
+        if item.objects is not None or item.page is not None:
+            raise ValueError(
+                f"{item.mask}: instance models read label images, one file per image (not COCO "
+                "objects drawn as classes or pages of a label stack)"
+            )
+        height, width = stored_size(item.mask)
+        found.append(
+            InstanceItem(item.image, item.name, first_id + i, height, width, label_image=item.mask)
+        )
+    return found, Categories((1,), ("object",))
 
 
 def stack_items(volume: Path, labels: Path) -> list[Item]:
