@@ -473,3 +473,31 @@ def test_instance_models_read_label_images_in_the_semantic_layouts(tmp_path):
     assert val[0].label_image.name == "man_seg001.tif" and val[0].image.name == "t001.tif"
     scored = evaluation_instances(tmp_path / "ctc", ["01_t002"])[0]
     assert [i.name for i in scored] == ["01_t002"]
+
+
+def test_a_folder_of_datasets_is_read_as_one(tmp_path, capsys):
+    for part, stems in (("lab1", (1, 2)), ("lab2", (3,))):
+        for s in stems:
+            _save(tmp_path / part / "images" / f"{s}.png", _mark(s))
+            _save(tmp_path / part / "masks" / f"{s}.png", _mark(s))
+    (tmp_path / "notes").mkdir()  # not a dataset: left alone
+    items = find_items(tmp_path)
+    assert [i.name for i in items] == ["1", "2", "3"]
+    _assert_paired(items)
+    assert "2 datasets read as one (lab1: 2, lab2: 1)" in capsys.readouterr().err
+    _save(tmp_path / "lab2" / "images" / "1.png", _mark(1))
+    _save(tmp_path / "lab2" / "masks" / "1.png", _mark(1))
+    with pytest.raises(ValueError, match="'1' is in both lab1/ and lab2/"):
+        find_items(tmp_path)
+
+
+def test_many_unlisted_mask_values_are_summed_up_not_listed(tmp_path):
+    from pixelwise.config import TrainConfig
+    from pixelwise.semantic import build_datasets
+
+    for i in range(2):
+        _save(tmp_path / "images" / f"{i}.png", np.zeros((8, 8)))
+        _save(tmp_path / "masks" / f"{i}.png", (np.arange(64).reshape(8, 8) * 3) % 90 + 1)
+    with pytest.raises(ValueError, match=r"30 values \(1\.\.88\).*--instances boundary") as err:
+        build_datasets(TrainConfig(data=str(tmp_path), crop=0))
+    assert "4,7,10" not in str(err.value)

@@ -7,6 +7,7 @@
     DATA/train/*.jpg  DATA/train_masks/*_mask.gif        a folder and its masks beside it (Carvana)
     DATA/train-volume.tif  DATA/train-labels.tif         multi-page TIFF stacks, one item per page (ISBI 2012)
     DATA/01/t000.tif  DATA/01_GT/SEG/man_seg000.tif      Cell Tracking Challenge (01_ST/SEG: silver truth)
+    DATA/A/images  DATA/B/images ...                     several datasets read as one (names unique)
     DATA/train/<any of the above>  [DATA/val/...]        split by folders (also training/, validation/)
     DATA/images/train  DATA/masks/train  [.../val]       split inside the folders (as ADE20K's
                                                          images/training + annotations/training)
@@ -388,13 +389,37 @@ def find_items(root: Path) -> list[Item]:
             for v in volumes
             for item in stack_items(v, v.with_name(v.name.replace("-volume", "-labels")))
         ]
-    items = ctc_items(root, "GT") or ctc_items(root, "ST")
+    items = ctc_items(root, "GT") or ctc_items(root, "ST") or collection_items(root)
     if not items:
         raise ValueError(
             f"{root}: no dataset found (expected images/ + masks/ (or labels/, annotations/, ...), "
             "JPEGImages/ + SegmentationClass/, *-volume.tif + *-labels.tif, a Cell Tracking "
             "Challenge layout, a COCO JSON, or a CSV listing image,mask pairs)"
         )
+    return items
+
+
+def collection_items(root: Path) -> list[Item]:
+    """The items of every subfolder of ``root`` that holds images and masks itself (a collection
+    of datasets, e.g. ``nuclei_he/cpm15`` + ``nuclei_he/gbm40``), as one dataset."""
+    if not root.is_dir():
+        return []
+    parts = [sub for sub in sorted(root.iterdir()) if sub.is_dir() and _pair_folders_in(sub)]
+    items, seen = [], {}
+    for sub in parts:
+        for item in pair_folders(*_pair_folders_in(sub)):
+            if item.name in seen:
+                raise ValueError(
+                    f"{root}: {item.name!r} is in both {seen[item.name]}/ and {sub.name}/; names "
+                    "must be unique across the datasets (rename, or list the pairs in a CSV)"
+                )
+            seen[item.name] = sub.name
+            items.append(item)
+    if items:
+        counts = ", ".join(
+            f"{sub.name}: {sum(seen[i.name] == sub.name for i in items)}" for sub in parts
+        )
+        print(f"{root}: {len(parts)} datasets read as one ({counts})", file=sys.stderr)
     return items
 
 
