@@ -382,6 +382,33 @@ def test_predict_skip_existing(files, tmp_path, capsys):
     assert "wrote 0 masks" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["predict", "segment", "remove-bg", "classical"])
+def test_outputs_inside_the_input_folder_are_no_inputs_on_a_rerun(command, files, tmp_path, capsys):
+    import shutil
+
+    photos = tmp_path / "photos"
+    shutil.copytree(files["d1"], photos)
+    out = photos / "results"
+    argv = {
+        "predict": ["predict", str(files["ckpt"]), str(photos)],
+        "segment": [
+            "segment",
+            str(photos),
+            "--object-class",
+            "1",
+            "--checkpoint",
+            str(files["ckpt"]),
+        ],
+        "remove-bg": ["remove-bg", str(photos), "--method", "grabcut"],
+        "classical": ["predict", str(photos), "--method", "otsu"],
+    }[command] + ["-o", str(out), "--no-progress"]
+    assert main(argv) == 0
+    first = sorted(p.relative_to(out) for p in out.rglob("*.png"))
+    assert main(argv) == 0
+    assert sorted(p.relative_to(out) for p in out.rglob("*.png")) == first
+    assert not any("results" in p.parts for p in first)
+
+
 def test_max_pixels_can_be_raised_past_pillows_own_limit(files, monkeypatch):
     from pixelwise.data.io import read_image
 

@@ -58,7 +58,7 @@ def pseudo_label(
         save_png(data / "masks" / f"{name}.png", Image.fromarray(mask, mode="L"))
         return image, None
 
-    return run_batch(inputs, compute, write, "labelling", progress)
+    return run_batch(inputs, compute, write, "labelling", progress, out=data)
 
 
 def adapt(

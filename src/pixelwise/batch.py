@@ -56,16 +56,25 @@ class BatchResult:
         return cls(*lists, skipped=sum(part.skipped for part in parts))
 
 
-def output_names(inputs: list[str | os.PathLike]) -> list[tuple[Path, Path]]:
-    """Each image file with its output-relative path: folders keep their inner structure.
+def output_names(
+    inputs: list[str | os.PathLike], out: str | os.PathLike | None = None
+) -> list[tuple[Path, Path]]:
+    """Each image file with its output-relative path: folders keep their inner structure. Files
+    an input folder holds under ``out``, the output folder, are left out (a rerun with the
+    outputs inside the inputs would otherwise take them for inputs).
 
     Refused before anything runs (ValueError): no image file at all, and two inputs that would
     write the same output (``a.png`` and ``a.jpg``, or ``d1/x.png`` and ``d2/x.png`` given as
     files), which would leave one result where the summary counts two."""
     pairs: list[tuple[Path, Path]] = []
+    outputs = Path(out).resolve() if out is not None else None
     for p in map(Path, inputs):
         if p.is_dir():
-            pairs.extend((f, f.relative_to(p).with_suffix(".png")) for f in list_images([p]))
+            pairs.extend(
+                (f, f.relative_to(p).with_suffix(".png"))
+                for f in list_images([p])
+                if outputs is None or outputs not in f.resolve().parents
+            )
         else:
             pairs.append((p, Path(p.stem + ".png")))
     if not pairs:
@@ -94,20 +103,21 @@ def run_batch(
     shard: tuple[int, int] = (0, 1),
     skip=None,
     pairs: list[tuple[Path, Path]] | None = None,
+    out: str | os.PathLike | None = None,
 ) -> BatchResult:
     """The loop of every file command: for each image under ``inputs`` (this process's
     ``shard=(rank, world)`` share: every world-th, from rank), ``compute(src)`` runs inside the
     bad-file guard (unreadable files, ValueErrors and errors of one file's computation, such as
     running out of memory, are recorded; the batch goes on), then
     ``write(src, rel, value)`` writes the outputs and returns (main output path, object count
-    or None). ``skip(rel)`` true leaves an input alone. ``pairs``: ``output_names(inputs)`` when
-    the caller has listed them already. A progress bar shows the current file."""
+    or None). ``skip(rel)`` true leaves an input alone. ``pairs``: ``output_names(inputs, out)``
+    when the caller has listed them already; ``out``: the output folder, whose files are no inputs. A progress bar shows the current file."""
     from tqdm import tqdm
 
     max_pixels_limit()  # a bad PIXELWISE_MAX_PIXELS is one usage error, not a failure per file
     result = BatchResult()
     bar = tqdm(
-        (output_names(inputs) if pairs is None else pairs)[shard[0] :: shard[1]],
+        (output_names(inputs, out) if pairs is None else pairs)[shard[0] :: shard[1]],
         desc=desc,
         unit="img",
         disable=not progress,
@@ -219,7 +229,14 @@ def predict_files(
         return out_dir / "masks" / rel, None
 
     return run_batch(
-        inputs, compute, write, "predict", progress, shard, existing(out_dir / "masks", options)
+        inputs,
+        compute,
+        write,
+        "predict",
+        progress,
+        shard,
+        existing(out_dir / "masks", options),
+        out=out_dir,
     )
 
 
@@ -251,7 +268,14 @@ def detection_files(
         return out_dir / "instances" / rel, int(labels.max())
 
     return run_batch(
-        inputs, compute, write, "predict", progress, shard, existing(out_dir / "masks", options)
+        inputs,
+        compute,
+        write,
+        "predict",
+        progress,
+        shard,
+        existing(out_dir / "masks", options),
+        out=out_dir,
     )
 
 
@@ -290,7 +314,14 @@ def segment_files(
         return written, int(labels.max())
 
     return run_batch(
-        inputs, compute, write, "segment", progress, shard, existing(out_dir / "overlays", options)
+        inputs,
+        compute,
+        write,
+        "segment",
+        progress,
+        shard,
+        existing(out_dir / "overlays", options),
+        out=out_dir,
     )
 
 

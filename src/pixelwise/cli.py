@@ -514,7 +514,12 @@ def predict_classical(args: argparse.Namespace) -> int:
         return Path(args.out) / "masks" / rel, None
 
     result = run_batch(
-        args.paths, lambda src: method(read_image(src)), write, args.method, args.progress
+        args.paths,
+        lambda src: method(read_image(src)),
+        write,
+        args.method,
+        args.progress,
+        out=args.out,
     )
     print(f"wrote {len(result.written)} region masks ({args.method}) to {Path(args.out) / 'masks'}")
     return report_failures(result)
@@ -540,7 +545,7 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
             f"-o {out}: cut-outs are PNG files (they keep transparency); name one photo's "
             "cut-out *.png, or give a folder"
         )
-    pairs = output_names(args.inputs)
+    pairs = output_names(args.inputs, out)
     hints = user_hints(args, pairs)
     model = get_model(args.checkpoint, args.runtime) if args.method != "grabcut" else None
     box_model = box_helper(args.checkpoint, args.box_checkpoint) if model is not None else None
