@@ -122,3 +122,47 @@ def test_cli_compare_and_predict_method(tmp_path, capsys):
         == 0
     )
     assert len(list((tmp_path / "p" / "masks").glob("*.png"))) == 3
+
+
+def test_compare_scores_instance_labels_as_foreground_and_reads_classes_json(tmp_path):
+    """Object numbers in instances/ are scored as foreground (a model trained on instances:
+    interior and boundary both count as object); classes.json gives the number of classes."""
+    import torch
+    from conftest import tiny_seg
+
+    from pixelwise.compare import Method, compare
+    from pixelwise.data.encoding import MaskEncoding
+
+    data = tmp_path / "cells"
+    (data / "images").mkdir(parents=True)
+    (data / "instances").mkdir()
+    for i in range(2):
+        image, truth = _two_regions(seed=i)
+        labels = (truth * (1 + (np.arange(80) >= 40))).astype(np.uint16)  # two touching objects
+        Image.fromarray(image).save(data / "images" / f"{i}.png")
+        Image.fromarray(labels).save(data / "instances" / f"{i}.png")
+
+    class BrightIsBoundary(torch.nn.Module):  # class 2 where bright, as a boundary model's
+        def forward(self, x):
+            grey = x.mean(1, keepdim=True)
+            return torch.cat([-8 * grey, 0 * grey, 8 * grey], 1)
+
+    seg = tiny_seg(BrightIsBoundary())
+    seg.class_names = ["background", "interior", "boundary"]
+    seg.encoding = MaskEncoding(instances="boundary")
+    model = Method("boundary model")
+    model.model = seg
+    rows, _, _, num_classes = compare([str(data)], [Method("otsu", classical="otsu"), model])
+    assert num_classes == 2 and all(r["mean_iou"] > 0.95 for r in rows), rows
+
+    named = tmp_path / "named"  # class ids 0..1 in the masks, three classes named
+    (named / "images").mkdir(parents=True)
+    (named / "masks").mkdir()
+    for i in range(2):
+        image, truth = _two_regions(seed=i)
+        Image.fromarray(image).save(named / "images" / f"{i}.png")
+        Image.fromarray(truth.astype(np.uint8)).save(named / "masks" / f"{i}.png")
+    classes = [{"id": i, "name": n} for i, n in enumerate("abc")]
+    (named / "classes.json").write_text(json.dumps({"classes": classes}))
+    rows, _, _, num_classes = compare([str(named)], [Method("otsu", classical="otsu")])
+    assert num_classes == 3 and len(rows[0]["per_class_iou"]) == 3

@@ -18,7 +18,13 @@ from pixelwise.classical import METHODS, regions_to_classes, run_method
 from pixelwise.constants import IGNORE_INDEX, parse_stems
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import atomic_write_bytes, read_image
-from pixelwise.data.layouts import Item, evaluation_items, read_dataset_info, stored_values
+from pixelwise.data.layouts import (
+    Item,
+    evaluation_items,
+    holds_instance_labels,
+    read_dataset_info,
+    stored_values,
+)
 from pixelwise.inference import predict
 from pixelwise.metrics import ConfusionMatrix
 from pixelwise.segmenter import default_colours
@@ -100,16 +106,21 @@ def compare(
     """Score every method on the selected items; returns table rows, the grid panels of
     ``grid_rows`` items spread evenly over the selection, the items and the number of classes.
 
-    Classes: ``num_classes``, else one per ``mask_values``, else the first checkpoint's, else 2."""
+    Classes: ``num_classes``, else one per ``mask_values`` (or the dataset's classes.json),
+    else the first checkpoint's, else 2. Instance labels are scored as background/foreground,
+    and so are the classes of a model trained on instances."""
     info = read_dataset_info(Path(roots[0]))
     items = select_items(roots, val_stems, sample, seed)
     if not items:
         raise ValueError(f"{', '.join(roots)}: no labelled images selected")
     values = stored_values(info, items, mask_values)
-    encoding = MaskEncoding(values, info.ignore_values)
+    objects = not mask_values and holds_instance_labels(items[0])  # scored as foreground
+    encoding = MaskEncoding(values, info.ignore_values, "foreground" if objects else None)
     if num_classes is None:
         num_classes = (
-            len(values) if values else (methods[0].model.num_classes if methods[0].model else 2)
+            len(values or info.class_names or ())
+            or (2 if objects else 0)
+            or (methods[0].model.num_classes if methods[0].model else 2)
         )
     matrices = {m.name: ConfusionMatrix(num_classes + 1) for m in methods}
     panels: list[list[np.ndarray]] = []
@@ -124,6 +135,8 @@ def compare(
         row = [image, target]
         for m in methods:
             pred = m(image, target, num_classes)
+            if objects and m.model is not None and m.model.encoding.instances:
+                pred = (pred > 0).astype(np.int64)  # interior and boundary are both an object
             matrices[m.name].update(torch.from_numpy(pred), torch.from_numpy(target))
             row.append(pred)
         if index in shown:
