@@ -77,6 +77,18 @@ def test_original_unet_refuses_with_a_reason():
         onnx_bytes(_seg("unet_original"))
 
 
+def test_an_instance_model_is_refused_before_anything_is_written(tmp_path):
+    from pixelwise.export import export_onnx
+
+    kwargs = {"num_classes": 1, "backbone": "resnet18"}
+    seg = Segmenter(
+        create_model("mask_rcnn", **kwargs), "mask_rcnn", kwargs, ["bg", "x"], Normalization()
+    )
+    with pytest.raises(ValueError, match="mask_rcnn is an instance model"):
+        export_onnx(seg, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_cli_export_then_predict_and_evaluate_on_onnx_runtime(shapes_data, tmp_path, capsys):
     run = train_tiny(shapes_data, tmp_path / "run")
     onnx_path = tmp_path / "model.onnx"

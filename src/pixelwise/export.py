@@ -63,6 +63,11 @@ def onnx_bytes(seg: Segmenter) -> bytes:
     """The serialized ONNX model of ``seg`` with its metadata (see the module docstring)."""
     import onnx
 
+    if seg.kind == "instance":
+        raise ValueError(
+            f"{seg.arch} is an instance model: ONNX export is for semantic models (an image in, "
+            "per-pixel logits out); predict it with the PyTorch runtime"
+        )
     if seg.arch == "unet_original":
         raise ValueError(
             "the original (valid-convolution) U-Net has no dynamic-size ONNX graph: its valid input "
