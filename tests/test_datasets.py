@@ -501,3 +501,36 @@ def test_many_unlisted_mask_values_are_summed_up_not_listed(tmp_path):
     with pytest.raises(ValueError, match=r"30 values \(1\.\.88\).*--instances boundary") as err:
         build_datasets(TrainConfig(data=str(tmp_path), crop=0))
     assert "4,7,10" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "options, foreground",
+    [
+        ({}, 1),  # read as background and foreground
+        ({"class_names": ["sky", "ground"]}, 1),  # 255 was ignored: nothing to learn but sky
+        ({"ignore_values": [255]}, None),  # said to be ignored: one class left, refused
+        ({"mask_values": [255, 0]}, 0),  # the user's order stands
+    ],
+)
+def test_black_and_white_masks_are_background_and_foreground(tmp_path, capsys, options, foreground):
+    from pixelwise.compare import Method, compare
+    from pixelwise.config import TrainConfig
+    from pixelwise.semantic import build_datasets
+
+    for i in range(3):
+        _save(tmp_path / "images" / f"{i}.png", np.zeros((8, 8)))
+        _save(tmp_path / "masks" / f"{i}.png", np.repeat([[0, 255]], 8, 0).repeat(4, 1))
+    cfg = TrainConfig(data=str(tmp_path), crop=0, **options)
+    if foreground is None:
+        with pytest.raises(ValueError, match="1 class"):
+            build_datasets(cfg)
+        return
+    _, val, names, _ = build_datasets(cfg)
+    target = val[0][1]  # unaugmented
+    assert len(names) == 2 and (target[:, 4:] == foreground).all() and (target[:, :4] != 255).all()
+    if not options:
+        assert (
+            names == ["background", "foreground"] and "0 and 255 alone" in capsys.readouterr().err
+        )
+        rows = compare([str(tmp_path)], [Method("otsu", classical="otsu")])[0]
+        assert rows[0]["per_class_iou"][1] is not None  # foreground scored (it was ignored)

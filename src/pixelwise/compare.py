@@ -19,11 +19,14 @@ from pixelwise.constants import IGNORE_INDEX, parse_stems
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import atomic_write_bytes, read_image
 from pixelwise.data.layouts import (
+    BLACK_AND_WHITE,
     Item,
+    black_and_white,
     evaluation_items,
     holds_instance_labels,
     read_dataset_info,
     stored_values,
+    value_counts,
 )
 from pixelwise.inference import predict
 from pixelwise.metrics import ConfusionMatrix
@@ -106,7 +109,8 @@ def compare(
     """Score every method on the selected items; returns table rows, the grid panels of
     ``grid_rows`` items spread evenly over the selection, the items and the number of classes.
 
-    Classes: ``num_classes``, else one per ``mask_values`` (or the dataset's classes.json),
+    Classes: ``num_classes``, else one per ``mask_values`` (or the dataset's classes.json; masks
+    of 0 and 255 alone are background and foreground),
     else the first checkpoint's, else 2. Instance labels are scored as background/foreground,
     and so are the classes of a model trained on instances."""
     info = read_dataset_info(Path(roots[0]))
@@ -115,6 +119,8 @@ def compare(
         raise ValueError(f"{', '.join(roots)}: no labelled images selected")
     values = stored_values(info, items, mask_values)
     objects = not mask_values and holds_instance_labels(items[0])  # scored as foreground
+    if values is None and not objects and black_and_white(value_counts(items), info.ignore_values):
+        values = BLACK_AND_WHITE
     encoding = MaskEncoding(values, info.ignore_values, "foreground" if objects else None)
     if num_classes is None:
         num_classes = (

@@ -20,10 +20,13 @@ from pixelwise.data.datasets import SegmentationDataset, compute_normalization, 
 from pixelwise.data.encoding import MaskEncoding, is_lossy, unpacked
 from pixelwise.data.io import colour_name, is_colour_mask, mask_palette, save_png
 from pixelwise.data.layouts import (
+    BLACK_AND_WHITE,
+    black_and_white,
     holds_instance_labels,
     read_dataset_info,
     resolve_splits,
     stored_values,
+    value_counts,
 )
 from pixelwise.data.transforms import Augmentation
 from pixelwise.inference import predict_probs
@@ -57,18 +60,17 @@ def make_loss(name: str, class_weights: torch.Tensor | None) -> Callable[..., to
     raise ValueError(f"unknown loss {name!r}; choose {', '.join(LOSSES)}")
 
 
-def infer_num_classes(cfg: TrainConfig, items, ignore: tuple[int, ...]) -> int:
-    """The number of classes: from --classes or --mask-values, else from the stored values of
-    every mask, which must then be the class ids 0..K-1 (K >= 2) apart from ignored values."""
-    if cfg.class_names or cfg.mask_values:
-        n = len(cfg.class_names or cfg.mask_values)
+def infer_num_classes(
+    cfg: TrainConfig, items, ignore: tuple[int, ...], counts: dict[int, int], values
+) -> int:
+    """The number of classes: from --classes or the stored ``values`` of the classes, else from
+    the ``counts`` of the values every mask holds, which must then be the class ids 0..K-1
+    (K >= 2) apart from ignored values."""
+    if cfg.class_names or values:
+        n = len(cfg.class_names or values)
         if n < 2:
             raise ValueError(f"{cfg.data}: {n} class given; a model needs at least 2")
         return n
-    counts: dict[int, int] = {}
-    for item in items:
-        for value, count in zip(*np.unique(item.read_mask(), return_counts=True)):
-            counts[int(value)] = counts.get(int(value), 0) + int(count)
     found = set(counts)
     values = sorted(found - set(ignore) - {IGNORE_INDEX})
     if items and is_lossy(items[0].mask) and values != list(range(len(values))):
@@ -198,11 +200,21 @@ def build_datasets(
     check_instance_labels(cfg, train_items + val_items)
     ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
     names = cfg.class_names or INSTANCE_CLASSES.get(cfg.instances) or info.class_names
-    num_classes = len(names) if names else infer_num_classes(cfg, train_items + val_items, ignore)
+    items = train_items + val_items
+    values = stored_values(info, items, cfg.mask_values)
+    may_be_binary = not names or len(names) == 2
+    counts = value_counts(items) if values is None and not cfg.instances and may_be_binary else {}
+    if black_and_white(counts, ignore):
+        values, names = BLACK_AND_WHITE, names or INSTANCE_CLASSES["foreground"]
+        print(
+            f"{cfg.data}: the masks hold 0 and 255 alone: background and foreground (give "
+            "--mask-values or --ignore-values to read them otherwise)",
+            file=sys.stderr,
+        )
+    num_classes = len(names) if names else infer_num_classes(cfg, items, ignore, counts, values)
     if num_classes < 2:
         raise ValueError(f"{cfg.data}: {num_classes} class given; a model needs at least 2")
     names = names or [f"class{i}" for i in range(num_classes)]
-    values = stored_values(info, train_items + val_items, cfg.mask_values)
     colours = (
         info.colours
         if info.colours and len(info.colours) == num_classes

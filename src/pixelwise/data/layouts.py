@@ -105,6 +105,25 @@ def stored_values(
     return None
 
 
+BLACK_AND_WHITE = (0, 255)  # the usual binary mask: background 0, foreground 255
+
+
+def value_counts(items: list[Item]) -> dict[int, int]:
+    """How many pixels of every mask hold each stored value."""
+    counts: dict[int, int] = {}
+    for item in items:
+        for value, count in zip(*np.unique(item.read_mask(), return_counts=True)):
+            counts[int(value)] = counts.get(int(value), 0) + int(count)
+    return counts
+
+
+def black_and_white(counts: dict[int, int], ignore: tuple[int, ...]) -> bool:
+    """Whether masks holding these values are black-and-white masks, 0 background and 255
+    foreground: 0 and 255 alone, 255 not named as ignored (Pascal VOC's void 255 comes with
+    the classes' own values)."""
+    return set(counts) == set(BLACK_AND_WHITE) and 255 not in ignore
+
+
 # Folder names people give their images and their masks (Pascal VOC's among them), tried in order.
 IMAGE_FOLDERS = ("images", "JPEGImages", "imgs", "img", "image")
 MASK_FOLDERS = (
