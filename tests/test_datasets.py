@@ -534,3 +534,19 @@ def test_black_and_white_masks_are_background_and_foreground(tmp_path, capsys, o
         )
         rows = compare([str(tmp_path)], [Method("otsu", classical="otsu")])[0]
         assert rows[0]["per_class_iou"][1] is not None  # foreground scored (it was ignored)
+
+
+def test_evaluate_reads_black_and_white_masks_for_a_model_trained_on_class_ids(tmp_path):
+    """A two-class model trained on masks of 0 and 1, scored on masks of 0 and 255: 255 is
+    foreground there, not the ignore index (which left every foreground pixel unscored)."""
+    from conftest import tiny_seg
+
+    from pixelwise.checkpoint import save_checkpoint
+    from pixelwise.evaluate import evaluate_checkpoint
+
+    save_checkpoint(tmp_path / "ids.pt", tiny_seg())
+    for i in range(2):
+        _save(tmp_path / "bw" / "images" / f"{i}.png", np.zeros((8, 8)))
+        _save(tmp_path / "bw" / "masks" / f"{i}.png", np.repeat([[0, 255]], 8, 0).repeat(4, 1))
+    pixels = evaluate_checkpoint(tmp_path / "ids.pt", tmp_path / "bw")["per_class"]
+    assert [c["pixels"] for c in pixels.values()] == [64, 64]

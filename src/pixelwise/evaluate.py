@@ -3,7 +3,9 @@ trained on instances, and ``evaluate_checkpoint``, which dispatches on the model
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,8 @@ from torch.utils.data import DataLoader
 from pixelwise.checkpoint import load_model
 from pixelwise.constants import AUTO_OVERLAP, AUTO_TILE, AUTO_TILE_PIXELS, parse_stems
 from pixelwise.data.datasets import SegmentationDataset
-from pixelwise.data.layouts import evaluation_items
+from pixelwise.data.encoding import MaskEncoding
+from pixelwise.data.layouts import BLACK_AND_WHITE, black_and_white, evaluation_items, value_counts
 from pixelwise.data.transforms import resize_mask
 from pixelwise.detection import evaluation_instances, score_detector
 from pixelwise.distributed import resolve_device
@@ -117,7 +120,7 @@ def evaluate_checkpoint(
         return evaluate_detector(seg, checkpoint, data, parse_stems(val_stems))
     items, split = evaluation_items(Path(data), parse_stems(val_stems))
     ds = SegmentationDataset(
-        items, seg.num_classes, seg.encoding, seg.norm, channels=seg.in_channels
+        items, seg.num_classes, encoding_for(seg, items, data), seg.norm, channels=seg.in_channels
     )
     head = {"split": split, "images": len(items), "checkpoint": str(checkpoint), "tta": tta}
     precision = resolve_precision(precision, device)
@@ -130,6 +133,19 @@ def evaluate_checkpoint(
     objects = object_metrics(pairs, image_aps) | label_image_coco_ap(pairs, scores)
     rows = image_rows(items, per_image, image_aps)
     return head | cm.summary(seg.class_names) | {"objects": objects, "per_image": rows}
+
+
+def encoding_for(seg: Segmenter, items: list, data) -> MaskEncoding:
+    """The checkpoint's mask encoding, except that black-and-white masks (0 and 255 alone) are a
+    two-class model's background and foreground also when it was trained on masks of 0 and 1
+    (as class ids, 255 would be ignored: no foreground pixel scored)."""
+    encoding = seg.encoding
+    if encoding.values is not None or encoding.instances is not None or seg.num_classes != 2:
+        return encoding
+    if not black_and_white(value_counts(items), encoding.ignore_values):
+        return encoding
+    print(f"{data}: the masks hold 0 and 255 alone: scored as classes 0 and 1", file=sys.stderr)
+    return replace(encoding, values=BLACK_AND_WHITE)
 
 
 def image_rows(
