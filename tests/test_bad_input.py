@@ -673,6 +673,12 @@ HTTP_CASES = [
         400,
         "not JSON",
     ),
+    (
+        "misspelt field",  # dropped without a word, the cut-out made without the strokes
+        lambda u: post(u, png_bytes(photo()), fields={"strokes": '[{"points": [[1, 1]]}]'}),
+        400,
+        "unknown field(s) strokes; the fields are background, background_strokes",
+    ),
 ]
 
 

@@ -27,7 +27,7 @@ from importlib import resources
 from urllib.parse import urlparse
 
 import numpy as np
-from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -242,9 +242,21 @@ RESPONSES = {
 }
 
 
+FIELDS = {
+    "file",
+    "matting",
+    "mask_only",
+    "background",
+    "box",
+    "foreground_strokes",
+    "background_strokes",
+}
+
+
 def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
     @app.post("/api/remove-background", response_class=Response, responses=RESPONSES)
     async def remove(
+        request: Request,
         file: UploadFile = File(..., description="the photo (PNG, JPEG, TIFF, ...)"),
         matting: bool = Form(False, description="refine edges by alpha matting (bounded in size)"),
         mask_only: bool = Form(False, description="return the alpha mask alone"),
@@ -255,6 +267,12 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
         ),
         background_strokes: str | None = Form(None, description="JSON, the same form: remove"),
     ) -> Response:
+        unknown = sorted(set((await request.form()).keys()) - FIELDS)
+        if unknown:  # a misspelt field would otherwise be dropped without a word
+            raise HTTPException(
+                400,
+                f"unknown field(s) {', '.join(unknown)}; the fields are {', '.join(sorted(FIELDS))}",
+            )
         name = file.filename or "upload"
         kind = file.content_type or ""
         if kind and not kind.startswith("image/") and kind != "application/octet-stream":
