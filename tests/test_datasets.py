@@ -530,7 +530,8 @@ def test_black_and_white_masks_are_background_and_foreground(tmp_path, capsys, o
     assert len(names) == 2 and (target[:, 4:] == foreground).all() and (target[:, :4] != 255).all()
     if not options:
         assert (
-            names == ["background", "foreground"] and "0 and 255 alone" in capsys.readouterr().err
+            names == ["background", "foreground"]
+            and "black-and-white masks" in capsys.readouterr().err
         )
         rows = compare([str(tmp_path)], [Method("otsu", classical="otsu")])[0]
         assert rows[0]["per_class_iou"][1] is not None  # foreground scored (it was ignored)
@@ -550,3 +551,17 @@ def test_evaluate_reads_black_and_white_masks_for_a_model_trained_on_class_ids(t
         _save(tmp_path / "bw" / "masks" / f"{i}.png", np.repeat([[0, 255]], 8, 0).repeat(4, 1))
     pixels = evaluate_checkpoint(tmp_path / "ids.pt", tmp_path / "bw")["per_class"]
     assert [c["pixels"] for c in pixels.values()] == [64, 64]
+
+
+def test_black_and_white_rgb_masks_are_background_and_foreground_too(tmp_path):
+    from pixelwise.config import TrainConfig
+    from pixelwise.semantic import build_datasets
+
+    (tmp_path / "masks").mkdir()
+    for i in range(3):
+        _save(tmp_path / "images" / f"{i}.png", np.zeros((8, 8)))
+        grey = np.repeat([[0, 255]], 8, 0).repeat(4, 1).astype(np.uint8)
+        Image.fromarray(np.dstack([grey] * 3)).save(tmp_path / "masks" / f"{i}.png")
+    _, val, names, colours = build_datasets(TrainConfig(data=str(tmp_path), crop=0))
+    assert names == ["background", "foreground"] and colours == [[0, 0, 0], [255, 255, 255]]
+    assert (val[0][1][:, 4:] == 1).all() and (val[0][1][:, :4] == 0).all()

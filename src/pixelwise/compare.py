@@ -19,7 +19,6 @@ from pixelwise.constants import IGNORE_INDEX, parse_stems
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import atomic_write_bytes, read_image
 from pixelwise.data.layouts import (
-    BLACK_AND_WHITE,
     Item,
     black_and_white,
     evaluation_items,
@@ -119,8 +118,8 @@ def compare(
         raise ValueError(f"{', '.join(roots)}: no labelled images selected")
     values = stored_values(info, items, mask_values)
     objects = not mask_values and holds_instance_labels(items[0])  # scored as foreground
-    if values is None and not objects and black_and_white(value_counts(items), info.ignore_values):
-        values = BLACK_AND_WHITE
+    if values is None and not objects:
+        values = black_and_white(value_counts(items), info.ignore_values)
     encoding = MaskEncoding(values, info.ignore_values, "foreground" if objects else None)
     if num_classes is None:
         num_classes = (

@@ -18,7 +18,7 @@ from pixelwise.checkpoint import load_model
 from pixelwise.constants import AUTO_OVERLAP, AUTO_TILE, AUTO_TILE_PIXELS, parse_stems
 from pixelwise.data.datasets import SegmentationDataset
 from pixelwise.data.encoding import MaskEncoding
-from pixelwise.data.layouts import BLACK_AND_WHITE, black_and_white, evaluation_items, value_counts
+from pixelwise.data.layouts import black_and_white, evaluation_items, value_counts
 from pixelwise.data.transforms import resize_mask
 from pixelwise.detection import evaluation_instances, score_detector
 from pixelwise.distributed import resolve_device
@@ -136,16 +136,17 @@ def evaluate_checkpoint(
 
 
 def encoding_for(seg: Segmenter, items: list, data) -> MaskEncoding:
-    """The checkpoint's mask encoding, except that black-and-white masks (0 and 255 alone) are a
-    two-class model's background and foreground also when it was trained on masks of 0 and 1
-    (as class ids, 255 would be ignored: no foreground pixel scored)."""
+    """The checkpoint's mask encoding, except that black-and-white masks (0 and 255 alone, or
+    black and white RGB) are a two-class model's background and foreground also when it was
+    trained on masks of 0 and 1 (as class ids, 255 would be ignored: no foreground scored)."""
     encoding = seg.encoding
     if encoding.values is not None or encoding.instances is not None or seg.num_classes != 2:
         return encoding
-    if not black_and_white(value_counts(items), encoding.ignore_values):
+    values = black_and_white(value_counts(items), encoding.ignore_values)
+    if values is None:
         return encoding
-    print(f"{data}: the masks hold 0 and 255 alone: scored as classes 0 and 1", file=sys.stderr)
-    return replace(encoding, values=BLACK_AND_WHITE)
+    print(f"{data}: black-and-white masks: black scored as class 0, white as 1", file=sys.stderr)
+    return replace(encoding, values=values)
 
 
 def image_rows(

@@ -20,7 +20,6 @@ from pixelwise.data.datasets import SegmentationDataset, compute_normalization, 
 from pixelwise.data.encoding import MaskEncoding, is_lossy, unpacked
 from pixelwise.data.io import colour_name, is_colour_mask, mask_palette, save_png
 from pixelwise.data.layouts import (
-    BLACK_AND_WHITE,
     black_and_white,
     holds_instance_labels,
     read_dataset_info,
@@ -204,10 +203,11 @@ def build_datasets(
     values = stored_values(info, items, cfg.mask_values)
     may_be_binary = not names or len(names) == 2
     counts = value_counts(items) if values is None and not cfg.instances and may_be_binary else {}
-    if black_and_white(counts, ignore):
-        values, names = BLACK_AND_WHITE, names or INSTANCE_CLASSES["foreground"]
+    binary = black_and_white(counts, ignore)
+    if binary is not None:
+        values, names = binary, names or INSTANCE_CLASSES["foreground"]
         print(
-            f"{cfg.data}: the masks hold 0 and 255 alone: background and foreground (give "
+            f"{cfg.data}: black-and-white masks: background (black) and foreground (white) (give "
             "--mask-values or --ignore-values to read them otherwise)",
             file=sys.stderr,
         )

@@ -105,7 +105,7 @@ def stored_values(
     return None
 
 
-BLACK_AND_WHITE = (0, 255)  # the usual binary mask: background 0, foreground 255
+BLACK_AND_WHITE = ((0, 255), (0, 0xFFFFFF))  # binary masks, grey or RGB: background, foreground
 
 
 def value_counts(items: list[Item]) -> dict[int, int]:
@@ -117,11 +117,14 @@ def value_counts(items: list[Item]) -> dict[int, int]:
     return counts
 
 
-def black_and_white(counts: dict[int, int], ignore: tuple[int, ...]) -> bool:
-    """Whether masks holding these values are black-and-white masks, 0 background and 255
-    foreground: 0 and 255 alone, 255 not named as ignored (Pascal VOC's void 255 comes with
-    the classes' own values)."""
-    return set(counts) == set(BLACK_AND_WHITE) and 255 not in ignore
+def black_and_white(counts: dict[int, int], ignore: tuple[int, ...]) -> tuple[int, int] | None:
+    """The stored values (background, foreground) of black-and-white masks, grey (0 and 255
+    alone, 255 not named as ignored: Pascal VOC's void 255 comes with the classes' own values)
+    or RGB (black and white alone); ``None`` for other masks."""
+    for values in BLACK_AND_WHITE:
+        if set(counts) == set(values) and values[1] not in ignore:
+            return values
+    return None
 
 
 # Folder names people give their images and their masks (Pascal VOC's among them), tried in order.
