@@ -504,3 +504,27 @@ def test_validation_of_large_images_goes_tile_by_tile(shapes_data, tmp_path, mon
     scored = evaluate_checkpoint(best, shapes_data, precision="fp32")
     assert recorded["pixel_accuracy"] == pytest.approx(scored["pixel_accuracy"])
     assert recorded["mean_iou"] == pytest.approx(scored["mean_iou"])
+
+
+def test_evaluate_on_the_training_pool_scores_the_runs_own_validation_images(tmp_path, capsys):
+    """A run that drew its validation images from the pool: evaluating it on that pool without
+    --val-stems scores those images, as best.pt's figures do, not its training images too."""
+    from pixelwise.evaluate import evaluate_checkpoint
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "pool"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    for i in range(6):
+        mask = np.zeros((32, 32), np.uint8)
+        y, x = rng.integers(2, 18, 2)
+        mask[y : y + 12, x : x + 12] = 1
+        image = np.where(mask[..., None] == 1, 200, 40) + rng.integers(0, 30, (32, 32, 3))
+        Image.fromarray(image.astype(np.uint8)).save(data / "images" / f"{i}.png")
+        Image.fromarray(mask).save(data / "masks" / f"{i}.png")
+    run = train_tiny(data, tmp_path / "run", "--val-fraction", "0.34", "--precision", "fp32")
+    recorded = torch.load(run / "best.pt", weights_only=True)["train_state"]["metrics"]
+    scored = evaluate_checkpoint(run / "best.pt", data, precision="fp32")
+    assert scored["images"] == 2 and "validation split of the checkpoint's" in scored["split"]
+    assert scored["mean_iou"] == pytest.approx(recorded["mean_iou"])
+    assert evaluate_checkpoint(run / "best.pt", data, "0,1,2,3,4,5")["images"] == 6  # as asked

@@ -87,7 +87,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "score a checkpoint on a labelled dataset",
         "Pixel accuracy, per-class and mean IoU and Dice from one confusion matrix over the whole set (instance "
         "models: COCO AP and DSB2018 mean AP). Evaluates --val-stems if given, else the validation split (DATA/val, "
-        "VOC's val.txt, ...), else the training split, else DATA/{images,masks}.",
+        "VOC's val.txt, ...), else (on the data the checkpoint was trained on) the validation images "
+        "its run drew, else the training split, else DATA/{images,masks}.",
         [
             Opt(("checkpoint",), MODEL_HELP),
             Opt(("data",), "dataset root folder, COCO JSON or CSV of image,mask pairs"),

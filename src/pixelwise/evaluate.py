@@ -14,13 +14,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from pixelwise.checkpoint import load_model
+from pixelwise.checkpoint import load_model, read_checkpoint
 from pixelwise.constants import AUTO_OVERLAP, AUTO_TILE, AUTO_TILE_PIXELS, parse_stems
 from pixelwise.data.datasets import SegmentationDataset
 from pixelwise.data.encoding import MaskEncoding
-from pixelwise.data.layouts import black_and_white, evaluation_items, value_counts
+from pixelwise.data.layouts import (
+    black_and_white,
+    evaluation_items,
+    resolve_splits,
+    split_layout,
+    value_counts,
+)
 from pixelwise.data.transforms import resize_mask
-from pixelwise.detection import evaluation_instances, score_detector
+from pixelwise.detection import evaluation_instances, instance_splits, score_detector
 from pixelwise.distributed import resolve_device
 from pixelwise.export import OnnxNetwork
 from pixelwise.inference import (
@@ -38,7 +44,7 @@ from pixelwise.metrics import (
     rand_info_scores,
     seg_score,
 )
-from pixelwise.runtime import resolve_precision, runtime_for
+from pixelwise.runtime import is_onnx_file, resolve_precision, runtime_for
 from pixelwise.segmenter import Segmenter
 
 
@@ -116,9 +122,12 @@ def evaluate_checkpoint(
     on_ort = isinstance(seg.network, OnnxNetwork)  # also what runtime "auto" may have chosen
     device = torch.device("cpu") if on_ort else resolve_device(device)
     seg.network.to(device)
+    own = None if parse_stems(val_stems) else run_validation(checkpoint, data, seg.kind)
+    stems = parse_stems(val_stems) or own
     if seg.kind == "instance":
-        return evaluate_detector(seg, checkpoint, data, parse_stems(val_stems))
-    items, split = evaluation_items(Path(data), parse_stems(val_stems))
+        return evaluate_detector(seg, checkpoint, data, stems) | own_split(data, own)
+    items, split = evaluation_items(Path(data), stems)
+    split = own_split(data, own).get("split", split)
     ds = SegmentationDataset(
         items, seg.num_classes, encoding_for(seg, items, data), seg.norm, channels=seg.in_channels
     )
@@ -133,6 +142,31 @@ def evaluate_checkpoint(
     objects = object_metrics(pairs, image_aps) | label_image_coco_ap(pairs, scores)
     rows = image_rows(items, per_image, image_aps)
     return head | cm.summary(seg.class_names) | {"objects": objects, "per_image": rows}
+
+
+def run_validation(checkpoint, data, kind: str) -> list[str] | None:
+    """The names of the validation images of the run that wrote ``checkpoint``, when it trained
+    on ``data`` and drew them from its pool (``--val-stems`` or a seeded ``--val-fraction``):
+    scored whole, the pool would count the run's training images in the figures."""
+    if is_onnx_file(checkpoint):
+        return None
+    cfg = (read_checkpoint(checkpoint).get("train_state") or {}).get("config") or {}
+    root = Path(data)
+    if "data" not in cfg or Path(cfg["data"]).resolve() != root.resolve():
+        return None
+    split = (cfg.get("val_stems"), cfg.get("val_fraction", 0.2), cfg.get("seed", 0))
+    if kind == "instance":
+        return [item.name for item in instance_splits(root, *split)[1]]
+    if "val" in split_layout(root):
+        return None  # the run validated on the data's own split, which is scored anyway
+    return [item.name for item in resolve_splits(root, *split)[1]]
+
+
+def own_split(data, own: list[str] | None) -> dict:
+    """The ``split`` of a summary that scored the training run's own validation images."""
+    if not own:
+        return {}
+    return {"split": f"{data} (the validation split of the checkpoint's training run)"}
 
 
 def encoding_for(seg: Segmenter, items: list, data) -> MaskEncoding:
