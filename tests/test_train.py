@@ -528,3 +528,9 @@ def test_evaluate_on_the_training_pool_scores_the_runs_own_validation_images(tmp
     assert scored["images"] == 2 and "validation split of the checkpoint's" in scored["split"]
     assert scored["mean_iou"] == pytest.approx(recorded["mean_iou"])
     assert evaluate_checkpoint(run / "best.pt", data, "0,1,2,3,4,5")["images"] == 6  # as asked
+    from pixelwise.compare import Method, compare
+
+    methods = [Method("otsu", classical="otsu"), Method("unet", checkpoint=str(run / "best.pt"))]
+    items = compare([str(data)], methods)[2]
+    assert sorted(i.name for i in items) == sorted(r["name"] for r in scored["per_image"])
+    assert len(compare([str(data)], methods[:1])[2]) == 6  # no checkpoint: every image

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from pixelwise.data.layouts import (
     stored_values,
     value_counts,
 )
+from pixelwise.evaluate import run_validation
 from pixelwise.inference import predict
 from pixelwise.metrics import ConfusionMatrix
 from pixelwise.segmenter import default_colours
@@ -71,11 +73,26 @@ def parse_methods(spec: str) -> list[Method]:
 
 
 def select_items(
-    roots: list[str], val_stems: str | None, sample: int | None, seed: int
+    roots: list[str],
+    val_stems: str | None,
+    sample: int | None,
+    seed: int,
+    checkpoints: tuple[str, ...] = (),
 ) -> list[Item]:
+    """The images to score: ``val_stems`` of each dataset, else its validation split; a dataset
+    a checkpoint was trained on by drawing validation images from it gives those images (its
+    other images trained the checkpoint)."""
     items: list[Item] = []
     for root in roots:
-        items.extend(evaluation_items(Path(root), parse_stems(val_stems))[0])
+        stems = parse_stems(val_stems)
+        for checkpoint in checkpoints if not stems else ():
+            stems = run_validation(checkpoint, root, "semantic")
+            if stems:
+                print(
+                    f"{root}: the validation split of {checkpoint}'s training run", file=sys.stderr
+                )
+                break
+        items.extend(evaluation_items(Path(root), stems)[0])
     if sample and sample < len(items):
         keep = sorted(
             np.random.default_rng(seed).choice(len(items), sample, replace=False).tolist()
@@ -113,7 +130,8 @@ def compare(
     else the first checkpoint's, else 2. Instance labels are scored as background/foreground,
     and so are the classes of a model trained on instances."""
     info = read_dataset_info(Path(roots[0]))
-    items = select_items(roots, val_stems, sample, seed)
+    checkpoints = tuple(m.checkpoint for m in methods if m.checkpoint)
+    items = select_items(roots, val_stems, sample, seed, checkpoints)
     if not items:
         raise ValueError(f"{', '.join(roots)}: no labelled images selected")
     values = stored_values(info, items, mask_values)
