@@ -112,6 +112,16 @@ def score(cm: ConfusionMatrix, num_classes: int) -> dict:
     }
 
 
+def target_encoding(info, items: list[Item], mask_values: list[int] | None) -> MaskEncoding:
+    """How the masks become targets: ``mask_values``, classes.json's colours, black-and-white
+    masks as background and foreground, instance labels as foreground, else class ids."""
+    values = stored_values(info, items, mask_values)
+    objects = not mask_values and holds_instance_labels(items[0])  # scored as foreground
+    if values is None and not objects:
+        values = black_and_white(value_counts(items), info.ignore_values)
+    return MaskEncoding(values, info.ignore_values, "foreground" if objects else None)
+
+
 def compare(
     roots: list[str],
     methods: list[Method],
@@ -134,17 +144,14 @@ def compare(
     items = select_items(roots, val_stems, sample, seed, checkpoints)
     if not items:
         raise ValueError(f"{', '.join(roots)}: no labelled images selected")
-    values = stored_values(info, items, mask_values)
-    objects = not mask_values and holds_instance_labels(items[0])  # scored as foreground
-    if values is None and not objects:
-        values = black_and_white(value_counts(items), info.ignore_values)
-    encoding = MaskEncoding(values, info.ignore_values, "foreground" if objects else None)
+    encoding = target_encoding(info, items, mask_values)
     if num_classes is None:
         num_classes = (
-            len(values or info.class_names or ())
-            or (2 if objects else 0)
+            len(encoding.values or info.class_names or ())
+            or (2 if encoding.instances else 0)
             or (methods[0].model.num_classes if methods[0].model else 2)
         )
+    objects = encoding.instances is not None
     matrices = {m.name: ConfusionMatrix(num_classes + 1) for m in methods}
     panels: list[list[np.ndarray]] = []
     shown = set(

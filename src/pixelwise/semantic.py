@@ -188,18 +188,13 @@ def check_split(root: Path, train_items: list, val_items: list) -> None:
         )
 
 
-def build_datasets(
-    cfg: TrainConfig,
-) -> tuple[SegmentationDataset, SegmentationDataset, list[str], list[list[int]]]:
-    """Train/val datasets from ``cfg.data``; class names, colours and normalisation resolved."""
-    root = Path(cfg.data)
-    info = read_dataset_info(root)
-    train_items, val_items = resolve_splits(root, cfg.val_stems, cfg.val_fraction, cfg.seed)
-    check_split(root, train_items, val_items)
-    check_instance_labels(cfg, train_items + val_items)
-    ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
+def resolve_classes(
+    cfg: TrainConfig, info, items: list, ignore: tuple[int, ...]
+) -> tuple[list[str], tuple | None]:
+    """The class names and the stored mask value of each class (``None``: values are class
+    ids), from the options, ``classes.json`` or the masks themselves (black-and-white masks are
+    background and foreground)."""
     names = cfg.class_names or INSTANCE_CLASSES.get(cfg.instances) or info.class_names
-    items = train_items + val_items
     values = stored_values(info, items, cfg.mask_values)
     may_be_binary = not names or len(names) == 2
     counts = value_counts(items) if values is None and not cfg.instances and may_be_binary else {}
@@ -214,7 +209,21 @@ def build_datasets(
     num_classes = len(names) if names else infer_num_classes(cfg, items, ignore, counts, values)
     if num_classes < 2:
         raise ValueError(f"{cfg.data}: {num_classes} class given; a model needs at least 2")
-    names = names or [f"class{i}" for i in range(num_classes)]
+    return names or [f"class{i}" for i in range(num_classes)], values
+
+
+def build_datasets(
+    cfg: TrainConfig,
+) -> tuple[SegmentationDataset, SegmentationDataset, list[str], list[list[int]]]:
+    """Train/val datasets from ``cfg.data``; class names, colours and normalisation resolved."""
+    root = Path(cfg.data)
+    info = read_dataset_info(root)
+    train_items, val_items = resolve_splits(root, cfg.val_stems, cfg.val_fraction, cfg.seed)
+    check_split(root, train_items, val_items)
+    check_instance_labels(cfg, train_items + val_items)
+    ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
+    names, values = resolve_classes(cfg, info, train_items + val_items, ignore)
+    num_classes = len(names)
     colours = (
         info.colours
         if info.colours and len(info.colours) == num_classes
