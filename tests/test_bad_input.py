@@ -173,8 +173,8 @@ CLI_CASES = [
         "thin.png: method grabcut on the photo at its working size: GrabCut's central box needs at least 3 x 3",
     ),
     (
-        "255 is a class, not ignore",
-        ["train", "{bw}", "--out", "{out}", *TRAIN],
+        "255 said to be ignored: one class left",  # without the option: black and white
+        ["train", "{bw}", "--out", "{out}", "--ignore-values", "255", *TRAIN],
         2,
         "--mask-values 0,255",
     ),
