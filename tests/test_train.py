@@ -534,3 +534,13 @@ def test_evaluate_on_the_training_pool_scores_the_runs_own_validation_images(tmp
     items = compare([str(data)], methods)[2]
     assert sorted(i.name for i in items) == sorted(r["name"] for r in scored["per_image"])
     assert len(compare([str(data)], methods[:1])[2]) == 6  # no checkpoint: every image
+    # a run that named its validation images, on a copy of its data elsewhere (bundled nuclei
+    # on DSB2018): those images when the data holds every one, else the whole pool
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    ckpt["train_state"]["config"] |= {"data": "elsewhere", "val_stems": ["1", "4"]}
+    torch.save(ckpt, tmp_path / "named.pt")
+    scored = evaluate_checkpoint(tmp_path / "named.pt", data, precision="fp32")
+    assert sorted(r["name"] for r in scored["per_image"]) == ["1", "4"]
+    (data / "images" / "4.png").unlink()
+    (data / "masks" / "4.png").unlink()
+    assert evaluate_checkpoint(tmp_path / "named.pt", data, precision="fp32")["images"] == 5

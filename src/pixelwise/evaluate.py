@@ -145,21 +145,32 @@ def evaluate_checkpoint(
 
 
 def run_validation(checkpoint, data, kind: str) -> list[str] | None:
-    """The names of the validation images of the run that wrote ``checkpoint``, when it trained
-    on ``data`` and drew them from its pool (``--val-stems`` or a seeded ``--val-fraction``):
-    scored whole, the pool would count the run's training images in the figures."""
+    """The names of the validation images of the run that wrote ``checkpoint``, when ``data``
+    holds them: the run trained on ``data`` and drew them from it (``--val-stems`` or a seeded
+    ``--val-fraction``), or it listed them by name and ``data`` holds every one (the bundled
+    nuclei model on DSB2018). Scored whole, the pool would count the run's training images."""
     if is_onnx_file(checkpoint):
         return None
     cfg = (read_checkpoint(checkpoint).get("train_state") or {}).get("config") or {}
     root = Path(data)
-    if "data" not in cfg or Path(cfg["data"]).resolve() != root.resolve():
+    if "data" not in cfg:
         return None
     split = (cfg.get("val_stems"), cfg.get("val_fraction", 0.2), cfg.get("seed", 0))
+    if Path(cfg["data"]).resolve() != root.resolve():
+        return listed_in(root, split[0], kind)
     if kind == "instance":
         return [item.name for item in instance_splits(root, *split)[1]]
     if "val" in split_layout(root):
         return None  # the run validated on the data's own split, which is scored anyway
     return [item.name for item in resolve_splits(root, *split)[1]]
+
+
+def listed_in(root: Path, stems: list[str] | None, kind: str) -> list[str] | None:
+    """``stems`` when the images ``root`` would be scored on include every one of them."""
+    if not stems:
+        return None
+    pool = evaluation_instances(root, None)[0] if kind == "instance" else evaluation_items(root)[0]
+    return list(stems) if set(stems) <= {item.name for item in pool} else None
 
 
 def own_split(data, own: list[str] | None) -> dict:
