@@ -228,16 +228,7 @@ def predict_files(
         save_png(out_dir / "overlays" / rel, overlay(image, mask, palette))
         return out_dir / "masks" / rel, None
 
-    return run_batch(
-        inputs,
-        compute,
-        write,
-        "predict",
-        progress,
-        shard,
-        existing(out_dir / "masks", options),
-        out=out_dir,
-    )
+    return run_into(out_dir, "masks", options, inputs, compute, write, "predict", progress, shard)
 
 
 def detection_files(
@@ -267,16 +258,7 @@ def detection_files(
         )
         return out_dir / "instances" / rel, int(labels.max())
 
-    return run_batch(
-        inputs,
-        compute,
-        write,
-        "predict",
-        progress,
-        shard,
-        existing(out_dir / "masks", options),
-        out=out_dir,
-    )
+    return run_into(out_dir, "masks", options, inputs, compute, write, "predict", progress, shard)
 
 
 def segment_files(
@@ -313,18 +295,15 @@ def segment_files(
         save_png(out_dir / "overlays" / rel, instance_overlay(image, labels))
         return written, int(labels.max())
 
-    return run_batch(
-        inputs,
-        compute,
-        write,
-        "segment",
-        progress,
-        shard,
-        existing(out_dir / "overlays", options),
-        out=out_dir,
+    return run_into(
+        out_dir, "overlays", options, inputs, compute, write, "segment", progress, shard
     )
 
 
-def existing(folder: Path, options: PredictOptions):
-    """With ``skip_existing``: a test that an input's output in ``folder`` exists already."""
-    return (lambda rel: (folder / rel).exists()) if options.skip_existing else None
+def run_into(out_dir: Path, marker: str, options: PredictOptions, inputs, *run) -> BatchResult:
+    """:func:`run_batch` (``inputs, compute, write, desc, progress, shard``) writing under
+    ``out_dir``, whose files are no inputs; with ``options.skip_existing``, an input whose
+    ``out_dir/marker/<name>`` exists already is left alone."""
+    folder = out_dir / marker
+    skip = (lambda rel: (folder / rel).exists()) if options.skip_existing else None
+    return run_batch(inputs, *run, skip, out=out_dir)
