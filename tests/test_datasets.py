@@ -565,3 +565,39 @@ def test_black_and_white_rgb_masks_are_background_and_foreground_too(tmp_path):
     _, val, names, colours = build_datasets(TrainConfig(data=str(tmp_path), crop=0))
     assert names == ["background", "foreground"] and colours == [[0, 0, 0], [255, 255, 255]]
     assert (val[0][1][:, 4:] == 1).all() and (val[0][1][:, :4] == 0).all()
+
+
+def test_normalization_streams_and_equals_the_stacked_statistics():
+    from pixelwise.data.datasets import compute_normalization
+
+    rng = np.random.default_rng(0)
+    images = [
+        (rng.random((h, w, 3)) * 255 * rng.random()).astype(np.uint8)
+        for h, w in ((5, 7), (30, 2), (64, 48))
+    ]
+    stacked = np.concatenate([im.reshape(-1, 3).astype(np.float64) / 255 for im in images])
+    norm = compute_normalization(iter(images))
+    np.testing.assert_allclose(norm.mean, stacked.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(norm.std, stacked.std(0), rtol=1e-9)
+    assert norm.scale == 255.0
+
+
+def test_pairs_beyond_the_cache_share_are_read_again_alike(tmp_path, monkeypatch):
+    """Decoded pairs fill at most CACHE_SHARE of the memory (a large dataset was held whole,
+    targets as int64); the samples are the same either way."""
+    from pixelwise.data import datasets
+
+    for i in range(3):
+        _save(tmp_path / "images" / f"{i}.png", _mark(i * 9))
+        _save(tmp_path / "masks" / f"{i}.png", np.full((8, 8), i % 2))
+    args = (find_pairs(tmp_path), 2, MaskEncoding(), Normalization([0.5], [0.25]))
+    kw = {"crop": 6, "augment": True}
+    cached = SegmentationDataset(*args, **kw)
+    expected = [cached[i] for i in range(5)]
+    assert len(cached._cache) == 3 and cached._cache[0][1].dtype == np.uint8
+    assert cached.load(1)[1].dtype == np.int64 and expected[0][1].dtype == torch.int64
+    monkeypatch.setattr(datasets, "CACHE_SHARE", 1e-12)  # room for nothing
+    uncached = SegmentationDataset(*args, **kw)
+    for (x, y), (a, b) in zip(expected, (uncached[i] for i in range(5))):
+        assert torch.equal(x, a) and torch.equal(y, b)
+    assert uncached._cache == {} and uncached._cached_bytes == 0

@@ -247,7 +247,7 @@ def build_datasets(
     channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
     check_crop(cfg, train)
     train.set_channels(channels)
-    train.norm = compute_normalization([train.load(i)[0] for i in range(len(train))])
+    train.norm = compute_normalization(train.load(i)[0] for i in range(len(train)))
     val = SegmentationDataset(
         val_items,
         num_classes,
