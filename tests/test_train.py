@@ -109,6 +109,8 @@ def test_resume_equals_uninterrupted(shapes_data, tmp_path, ema):
     with pytest.raises(Crash):
         fit(_cfg(shapes_data, part, epochs=4, overlays=0, ema=ema), on_epoch_end=crash_after_2)
     assert torch.load(part / "last.pt", weights_only=True)["train_state"]["epoch"] == 2
+    with pytest.raises(ValueError, match="stopped after epoch 2 of 4; --resume continues it"):
+        fit(_cfg(shapes_data, part, epochs=4, overlays=0, ema=ema))  # would write over it
     fit(_cfg(shapes_data, part, epochs=4, overlays=0, ema=ema, resume=True))
     a = torch.load(full / "last.pt", weights_only=True)
     b = torch.load(part / "last.pt", weights_only=True)

@@ -354,6 +354,24 @@ def setup_run(cfg: TrainConfig, device: torch.device) -> Run:
     return Run(cfg, task, optimizer, scheduler, ema, state, epoch_size)
 
 
+def check_unfinished(cfg: TrainConfig) -> None:
+    """A run stopped part-way in ``cfg.out`` is continued with ``--resume``; without it, a new
+    run would write over its ``last.pt`` after one epoch. (A finished run is simply replaced.)"""
+    last = Path(cfg.out) / "last.pt"
+    if cfg.resume or not last.is_file():
+        return
+    try:
+        state = read_checkpoint(last).get("train_state") or {}
+    except ValueError:  # not a checkpoint: nothing to keep
+        return
+    done, planned = state.get("epoch", 0), (state.get("config") or {}).get("epochs", 0)
+    if done < planned:
+        raise ValueError(
+            f"{cfg.out}: holds a run stopped after epoch {done} of {planned}; --resume continues "
+            "it, another --out (or deleting this one) starts a new run"
+        )
+
+
 def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = None) -> Path:
     """Train per ``cfg``; writes ``last.pt``, ``best.pt``, ``metrics.csv``, ``curve.png`` (and, for
     semantic models, ``overlays/``) into ``cfg.out`` and returns the path of ``best.pt``.
@@ -370,6 +388,7 @@ def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = Non
     every file; all ranks resume from the same ``last.pt``.
     """
     cfg.check()
+    check_unfinished(cfg)
     device, created_group = dist.setup(cfg.device)
     out = Path(cfg.out)
     if dist.is_main():
