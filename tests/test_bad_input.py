@@ -173,6 +173,18 @@ CLI_CASES = [
         "thin.png: method grabcut on the photo at its working size: GrabCut's central box needs at least 3 x 3",
     ),
     (
+        "a device this machine lacks",  # was a RuntimeError traceback from torch
+        ["train", "{bw}", "--out", "{out}", "--device", "cuda:7", *TRAIN],
+        2,
+        "--device cuda:7: this machine has",
+    ),
+    (
+        "no device at all",
+        ["train", "{bw}", "--out", "{out}", "--device", "tpu", *TRAIN],
+        2,
+        "--device tpu: not a device (auto, cpu, cuda, cuda:1, mps)",
+    ),
+    (
         "255 said to be ignored: one class left",  # without the option: black and white
         ["train", "{bw}", "--out", "{out}", "--ignore-values", "255", *TRAIN],
         2,

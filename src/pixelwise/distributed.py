@@ -26,10 +26,21 @@ def is_main() -> bool:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> the GPU when there is one, else the CPU; anything else as given."""
+    """``auto`` -> the GPU when there is one, else the CPU; anything else as given, refused in
+    one line (ValueError) when it is no device name or this machine lacks it."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name}: not a device (auto, cpu, cuda, cuda:1, mps)") from None
+    count = {"cuda": torch.cuda.device_count(), "mps": int(torch.backends.mps.is_available())}
+    if device.type in count and (device.index or 0) >= count[device.type]:
+        raise ValueError(
+            f"--device {name}: this machine has {count[device.type]} {device.type} device(s); "
+            "use --device cpu (or auto)"
+        )
+    return device
 
 
 def setup(device: str = "auto") -> tuple[torch.device, bool]:
@@ -38,9 +49,10 @@ def setup(device: str = "auto") -> tuple[torch.device, bool]:
     Returns this process's device and whether this call created the group (the caller then
     tears it down with :func:`cleanup`).
     """
+    resolved = resolve_device(device)  # a device this machine lacks: refused here, in one line
     cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda")
     if world_size() <= 1:
-        return resolve_device(device), False
+        return resolved, False
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if cuda:
         torch.cuda.set_device(local)
