@@ -502,6 +502,10 @@ def _mask_rcnn_through_the_api():
     )
     with pytest.raises(ValueError, match="class probabilities come from semantic models"):
         predict_probabilities(seg, photo())
+    with pytest.raises(ValueError, match="a mask_rcnn model finds objects; a cut-out takes"):
+        remove_background(photo(), seg)  # was an AttributeError deep in inference
+    with pytest.raises(ValueError, match="not a box model"):
+        remove_background(photo(), tiny_seg(), box=(2, 2, 30, 30), box_model=tiny_seg())
 
 
 API_CASES = [

@@ -67,11 +67,19 @@ def parse_colour(text: str | None) -> tuple[int, int, int] | None:
 def get_model(model: str | Path | Segmenter | None = None, runtime: str = "torch") -> Segmenter:
     """A Segmenter (cached per path/name and runtime); ``None`` is the bundled foreground model."""
     if isinstance(model, Segmenter):
-        return model
-    key = (str(model or DEFAULT_MODEL), runtime)
-    if key not in _MODELS:
-        _MODELS[key] = load_model(key[0], runtime)
-    return _MODELS[key]
+        seg = model
+    else:
+        key = (str(model or DEFAULT_MODEL), runtime)
+        if key not in _MODELS:
+            _MODELS[key] = load_model(key[0], runtime)
+        seg = _MODELS[key]
+    if seg.kind != "semantic":
+        raise ValueError(
+            f"{'the model' if model is seg else model}: a {seg.arch} model finds objects; a "
+            "cut-out takes a semantic model "
+            "(every class but 0 is the foreground)"
+        )
+    return seg
 
 
 def foreground_probability(
@@ -126,7 +134,14 @@ def box_helper(
 ) -> Segmenter | None:
     """The box model :func:`box_helper_name` names, loaded (``None`` when there is none)."""
     name = box_helper_name(model, box_model)
-    return get_model(name) if name is not None else None
+    helper = get_model(name) if name is not None else None
+    if helper is not None and not helper.box_input:
+        raise ValueError(
+            f"{'the box model' if name is helper else name}: not a box model (one trained with "
+            "--box-crop sees the box's window); "
+            "give it as --checkpoint, or a box model as --box-checkpoint"
+        )
+    return helper
 
 
 def network_probability(
