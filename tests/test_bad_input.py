@@ -173,6 +173,18 @@ CLI_CASES = [
         "thin.png: method grabcut on the photo at its working size: GrabCut's central box needs at least 3 x 3",
     ),
     (
+        "segment without an object class",  # was the same failure for every file
+        ["segment", "{good}", "--checkpoint", "{ckpt}", "-o", "{out}"],
+        2,
+        "name the object class (--object-class)",
+    ),
+    (
+        "an object class the model lacks",  # was an IndexError traceback
+        ["evaluate", "{ckpt}", "{bw}", "--object-class", "5"],
+        2,
+        "--object-class 5: the model's classes are 0 background, 1 foreground",
+    ),
+    (
         "a device this machine lacks",  # was a RuntimeError traceback from torch
         ["train", "{bw}", "--out", "{out}", "--device", "cuda:7", *TRAIN],
         2,
@@ -300,7 +312,18 @@ CLI_CASES = [
     ),
     (
         "a negative overlap",
-        ["segment", "{good}/a.png", "--checkpoint", "{ckpt}", "--out", "{out}", "--overlap", "-1"],
+        [
+            "segment",
+            "{good}/a.png",
+            "--checkpoint",
+            "{ckpt}",
+            "--out",
+            "{out}",
+            "--overlap",
+            "-1",
+            "--object-class",
+            "1",
+        ],
         2,
         "--overlap must be 0 or more",
     ),

@@ -430,9 +430,11 @@ def first_ten(items: list[str], what: str) -> str:
 def cmd_segment(args: argparse.Namespace) -> int:
     from pixelwise.batch import run_sharded, segment_files
     from pixelwise.checkpoint import load_model
+    from pixelwise.instances import check_object_class
     from pixelwise.runtime import runtime_for
 
     seg = load_model(args.checkpoint, runtime_for(args.runtime, args.precision, args.checkpoint))
+    check_object_class(seg, args.object_class)  # once, not for every file
 
     def report(result) -> None:
         counts = first_ten(

@@ -36,7 +36,7 @@ from pixelwise.inference import (
     predict_semantic,
     predict_tiled,
 )
-from pixelwise.instances import decision_for, instances_for
+from pixelwise.instances import check_object_class, decision_for, instances_for
 from pixelwise.metrics import (
     ConfusionMatrix,
     dsb_average_precision,
@@ -126,6 +126,8 @@ def evaluate_checkpoint(
     stems = parse_stems(val_stems) or own
     if seg.kind == "instance":
         return evaluate_detector(seg, checkpoint, data, stems) | own_split(data, own)
+    if object_class is not None:
+        check_object_class(seg, object_class)
     items, split = evaluation_items(Path(data), stems)
     split = own_split(data, own).get("split", split)
     ds = SegmentationDataset(

@@ -144,6 +144,20 @@ def split_by_distance(interior: np.ndarray, min_distance: int, tile: int) -> np.
     return labels
 
 
+def check_object_class(seg: Segmenter, object_class: int | None) -> None:
+    """A semantic model not trained on instance masks needs ``object_class``, one of its
+    classes, to have objects (ValueError, one line)."""
+    if seg.kind != "semantic" or seg.encoding.instances is not None:
+        return
+    if object_class is None:
+        raise ValueError(
+            "this model was not trained on instance masks; name the object class (--object-class)"
+        )
+    if not 0 <= object_class < seg.num_classes:
+        classes = ", ".join(f"{i} {name}" for i, name in enumerate(seg.class_names[:10]))
+        raise ValueError(f"--object-class {object_class}: the model's classes are {classes}")
+
+
 def instances_for(
     seg: Segmenter, mask: np.ndarray, object_class: int | None = None, min_size: int = 0
 ) -> np.ndarray:
@@ -157,10 +171,7 @@ def instances_for(
         return semantic_to_instances(mask, interior_class=1, border_class=2, min_size=min_size)
     if kind == "foreground":
         return semantic_to_instances(mask, "watershed", interior_class=1, min_size=min_size)
-    if object_class is None:
-        raise ValueError(
-            "this model was not trained on instance masks; name the object class (--object-class)"
-        )
+    check_object_class(seg, object_class)
     return semantic_to_instances(
         mask, interior_class=object_class, min_size=min_size, fill_holes=False
     )
