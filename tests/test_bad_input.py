@@ -173,6 +173,34 @@ CLI_CASES = [
         "thin.png: method grabcut on the photo at its working size: GrabCut's central box needs at least 3 x 3",
     ),
     (
+        "more class names than mask values",  # trained a class no pixel could hold
+        ["train", "{bw}", "--out", "{out}", "--mask-values", "0,255", "--classes", "a,b,c", *TRAIN],
+        2,
+        "--classes names 3 classes and --mask-values lists 2 values",
+    ),
+    (
+        "a value both a class and ignored",
+        [
+            "train",
+            "{bw}",
+            "--out",
+            "{out}",
+            "--mask-values",
+            "0,255",
+            "--ignore-values",
+            "255",
+            *TRAIN,
+        ],
+        2,
+        "--ignore-values [255]: listed in --mask-values too",
+    ),
+    (
+        "a class named twice",
+        ["train", "{bw}", "--out", "{out}", "--classes", "a,a", *TRAIN],
+        2,
+        "--classes a,a: names a class twice",
+    ),
+    (
         "segment without an object class",  # was the same failure for every file
         ["segment", "{good}", "--checkpoint", "{ckpt}", "-o", "{out}"],
         2,

@@ -333,8 +333,21 @@ class TrainConfig:
         for name, ok, rule in TRAIN_CHECKS:
             value = getattr(self, name)
             if value is not None and not ok(value):
-                flag = "--" + name.replace("_", "-")
-                raise ValueError(f"{flag} {value}: {rule}")
+                named = {f.name: f.metadata.get("opt", ((),))[0] for f in fields(self)}[name]
+                flag = (named or ("--" + name.replace("_", "-"),))[0]
+                shown = ",".join(map(str, value)) if isinstance(value, list) else value
+                raise ValueError(f"{flag} {shown}: {rule}")
+        classes, values = self.class_names, self.mask_values
+        if classes and values and len(classes) != len(values):
+            raise ValueError(
+                f"--classes names {len(classes)} classes and --mask-values lists {len(values)} "
+                "values: give the stored value of each class"
+            )
+        both = sorted(set(values or ()) & set(self.ignore_values or ()))
+        if both:
+            raise ValueError(
+                f"--ignore-values {both}: listed in --mask-values too; a value is a class or ignored"
+            )
 
 
 TRAIN_CHECKS = (
@@ -356,6 +369,8 @@ TRAIN_CHECKS = (
     ("rotate", lambda v: 0 <= v <= 180, "must be between 0 and 180 degrees"),
     ("sigma", lambda v: v > 0, "must be positive"),
     ("w0", lambda v: v >= 0, "must be 0 or more"),
+    ("mask_values", lambda v: len(set(v)) == len(v), "lists a value twice"),
+    ("class_names", lambda v: len(set(v)) == len(v), "names a class twice"),
 )
 
 
