@@ -111,7 +111,8 @@ def run_batch(
     running out of memory, are recorded; the batch goes on), then
     ``write(src, rel, value)`` writes the outputs and returns (main output path, object count
     or None). ``skip(rel)`` true leaves an input alone. ``pairs``: ``output_names(inputs, out)``
-    when the caller has listed them already; ``out``: the output folder, whose files are no inputs. A progress bar shows the current file."""
+    when the caller has listed them already; ``out``: the output folder, whose files are no
+    inputs. A progress bar shows the current file."""
     from tqdm import tqdm
 
     max_pixels_limit()  # a bad PIXELWISE_MAX_PIXELS is one usage error, not a failure per file

@@ -333,8 +333,7 @@ class TrainConfig:
         for name, ok, rule in TRAIN_CHECKS:
             value = getattr(self, name)
             if value is not None and not ok(value):
-                named = {f.name: f.metadata.get("opt", ((),))[0] for f in fields(self)}[name]
-                flag = (named or ("--" + name.replace("_", "-"),))[0]
+                flag = flag_of(type(self), name)
                 shown = ",".join(map(str, value)) if isinstance(value, list) else value
                 raise ValueError(f"{flag} {shown}: {rule}")
         classes, values = self.class_names, self.mask_values
@@ -348,6 +347,12 @@ class TrainConfig:
             raise ValueError(
                 f"--ignore-values {both}: listed in --mask-values too; a value is a class or ignored"
             )
+
+
+def flag_of(cls, name: str) -> str:
+    """The command-line flag of a config field, as users type it (``--classes``)."""
+    flags = next(f.metadata["opt"][0] for f in fields(cls) if f.name == name)
+    return flags[0] if flags else "--" + name.replace("_", "-")
 
 
 TRAIN_CHECKS = (

@@ -76,8 +76,7 @@ def get_model(model: str | Path | Segmenter | None = None, runtime: str = "torch
     if seg.kind != "semantic":
         raise ValueError(
             f"{'the model' if model is seg else model}: a {seg.arch} model finds objects; a "
-            "cut-out takes a semantic model "
-            "(every class but 0 is the foreground)"
+            "cut-out takes a semantic model (every class but 0 is the foreground)"
         )
     return seg
 
@@ -138,8 +137,8 @@ def box_helper(
     if helper is not None and not helper.box_input:
         raise ValueError(
             f"{'the box model' if name is helper else name}: not a box model (one trained with "
-            "--box-crop sees the box's window); "
-            "give it as --checkpoint, or a box model as --box-checkpoint"
+            "--box-crop sees the box's window); give it as --checkpoint, or a box model as "
+            "--box-checkpoint"
         )
     return helper
 
