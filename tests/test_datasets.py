@@ -601,3 +601,28 @@ def test_pairs_beyond_the_cache_share_are_read_again_alike(tmp_path, monkeypatch
     for (x, y), (a, b) in zip(expected, (uncached[i] for i in range(5))):
         assert torch.equal(x, a) and torch.equal(y, b)
     assert uncached._cache == {} and uncached._cached_bytes == 0
+
+
+def test_cell_tracking_challenge_3d_sequences_train_slice_by_slice(tmp_path):
+    """3D sequences: a 3D label stack gives one item per slice; a slice annotated in 2D
+    (man_seg_TTT_ZZZ.tif) pairs with that slice of the 3D image (it stopped at 'no image
+    t_000_001.tif')."""
+    import tifffile
+
+    (tmp_path / "01").mkdir()
+    (tmp_path / "01_GT" / "SEG").mkdir(parents=True)
+    for t in ("000", "001"):  # 5 slices, each marked by its value: 10 * (t + 1) + z
+        stack = np.stack([np.full((6, 8), 10 * (int(t) + 1) + z, np.uint8) for z in range(5)])
+        tifffile.imwrite(tmp_path / "01" / f"t{t}.tif", stack)
+    labels = np.zeros((6, 8), np.uint16)
+    labels[1:4, 1:4] = 5
+    tifffile.imwrite(tmp_path / "01_GT" / "SEG" / "man_seg_000_002.tif", labels)
+    tifffile.imwrite(tmp_path / "01_GT" / "SEG" / "man_seg001.tif", np.stack([labels] * 5))
+    items = find_items(tmp_path)
+    assert [i.name for i in items] == ["01_t000_z002"] + [f"01_t001_z{z:03d}" for z in range(5)]
+    marks = [read_image(i.image, i.image_page)[0, 0, 0] for i in items]
+    assert marks == [12, 20, 21, 22, 23, 24] and all(i.read_mask().shape == (6, 8) for i in items)
+    ds = SegmentationDataset(
+        items, 2, MaskEncoding(instances="foreground"), Normalization([0.0], [1.0])
+    )
+    assert [int(ds.load(k)[1].sum()) for k in range(6)] == [9] * 6

@@ -160,7 +160,7 @@ def compare(
     from tqdm import tqdm
 
     for index, item in enumerate(tqdm(items, desc="compare", unit="img")):
-        image = read_image(item.image, item.page)
+        image = read_image(item.image, item.image_page)
         target = encoding.apply(item.read_mask(), num_classes, item.mask)
         row = [image, target]
         for m in methods:

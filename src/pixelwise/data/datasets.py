@@ -153,7 +153,7 @@ class SegmentationDataset(Dataset):
         if index in self._cache:
             return self._cache[index]
         item = self.items[index]
-        image = read_image(item.image, item.page)
+        image = read_image(item.image, item.image_page)
         target = self.encoding.apply(
             item.read_mask(self.encoding.instances is not None), self.num_classes, item.mask
         )

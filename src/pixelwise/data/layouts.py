@@ -6,7 +6,8 @@
     DATA/JPEGImages/*.jpg  DATA/SegmentationClass/*.png  Pascal VOC's names (also labels/, annotations/, ...)
     DATA/train/*.jpg  DATA/train_masks/*_mask.gif        a folder and its masks beside it (Carvana)
     DATA/train-volume.tif  DATA/train-labels.tif         multi-page TIFF stacks, one item per page (ISBI 2012)
-    DATA/01/t000.tif  DATA/01_GT/SEG/man_seg000.tif      Cell Tracking Challenge (01_ST/SEG: silver truth)
+    DATA/01/t000.tif  DATA/01_GT/SEG/man_seg000.tif      Cell Tracking Challenge (01_ST/SEG: silver truth;
+                                                         3D: each slice, or man_seg_000_012.tif's slice)
     DATA/A/images  DATA/B/images ...                     several datasets read as one (names unique)
     DATA/train/<any of the above>  [DATA/val/...]        split by folders (also training/, validation/)
     DATA/images/train  DATA/masks/train  [.../val]       split inside the folders (as ADE20K's
@@ -46,8 +47,9 @@ from pixelwise.data.io import IMAGE_SUFFIXES, count_pages, is_colour_mask, packe
 
 @dataclass(frozen=True)
 class Item:
-    """One labelled image: its files, a unique name, and the page of a multi-page TIFF; for a
-    COCO file (``mask``), its objects as (class label, annotation) pairs and the image's size."""
+    """One labelled image: its files, a unique name, and the page of multi-page TIFFs (``page``
+    of both; ``slice`` of the image alone, a z-slice of a 3D image annotated in 2D); for a COCO
+    file (``mask``), its objects as (class label, annotation) pairs and the image's size."""
 
     image: Path
     mask: Path
@@ -55,6 +57,12 @@ class Item:
     page: int | None = None
     objects: tuple[tuple[int, dict], ...] | None = None
     size: tuple[int, int] | None = None
+    slice: int | None = None
+
+    @property
+    def image_page(self) -> int | None:
+        """The page of the image file this item is."""
+        return self.page if self.slice is None else self.slice
 
     def read_mask(self, instances: bool = False) -> np.ndarray:
         """The stored mask values (class ids, colours or instance labels); drawn from COCO
@@ -285,7 +293,7 @@ def as_instance_items(
     instance items of one class, ``object``, numbered from ``first_id``."""
     found = []
     for i, item in enumerate(items):
-        if item.objects is not None or item.page is not None:
+        if item.objects is not None or item.image_page is not None:
             raise ValueError(
                 f"{item.mask}: instance models read label images, one file per image (not COCO "
                 "objects drawn as classes or pages of a label stack)"
@@ -307,17 +315,29 @@ def stack_items(volume: Path, labels: Path) -> list[Item]:
 
 def ctc_items(root: Path, truth: str = "GT") -> list[Item]:
     """Cell Tracking Challenge: ``NN/tTTT.tif`` with ``NN_GT/SEG/man_segTTT.tif`` (or ``_ST``),
-    for every annotated frame of every sequence NN."""
+    for every annotated frame of every sequence NN; of 3D sequences, every slice of a 3D label
+    stack, or the slices annotated in 2D (``man_seg_TTT_ZZZ.tif``: slice ZZZ of ``tTTT.tif``)."""
     items = []
     for seg_dir in sorted(root.glob(f"[0-9][0-9]_{truth}/SEG")):
         seq = seg_dir.parent.name.split("_")[0]
         for mask in sorted(seg_dir.glob("man_seg*.tif")):
-            frame = mask.stem.removeprefix("man_seg")
+            frame, _, z = mask.stem.removeprefix("man_seg").lstrip("_").partition("_")
             image = root / seq / f"t{frame}.tif"
             if not image.is_file():
                 raise ValueError(f"{mask}: no image {image}")
-            items.append(Item(image, mask, f"{seq}_t{frame}"))
-    return items
+            if z:  # one slice of a 3D image, annotated in 2D
+                items.append(Item(image, mask, f"{seq}_t{frame}_z{z}", slice=int(z)))
+                continue
+            pages = count_pages(mask)
+            if pages == 1:
+                items.append(Item(image, mask, f"{seq}_t{frame}"))
+                continue
+            if count_pages(image) != pages:
+                raise ValueError(
+                    f"{mask}: {pages} label slices for {count_pages(image)} in {image}"
+                )
+            items += [Item(image, mask, f"{seq}_t{frame}_z{k:03d}", k) for k in range(pages)]
+    return sorted(items, key=lambda item: item.name)  # man_seg_000_002 after man_seg001
 
 
 def csv_items(listing: Path) -> dict[str, list[Item]]:
