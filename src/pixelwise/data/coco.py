@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from pixelwise.constants import IGNORE_INDEX
 from pixelwise.data.encoding import to_unit
-from pixelwise.data.io import read_image, read_mask
+from pixelwise.data.io import TIFF_SUFFIXES, read_image, read_mask
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,25 @@ def stored_size(path: Path) -> tuple[int, int]:
             return image.height, image.width
     except (OSError, UnidentifiedImageError) as exc:
         raise ValueError(f"{path}: cannot read the image's size ({exc})") from None
+
+
+EXIF_ORIENTATION = 0x0112
+QUARTER_TURNS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def oriented_size(path: Path) -> tuple[int, int]:
+    """(height, width) of an image as :func:`~pixelwise.data.io.read_image` gives it: turned by
+    its EXIF orientation (TIFFs are read as stored)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            height, width = image.height, image.width
+            orientation = image.getexif().get(EXIF_ORIENTATION)
+            turned = orientation in QUARTER_TURNS and path.suffix.lower() not in TIFF_SUFFIXES
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ValueError(f"{path}: cannot read the image's size ({exc})") from None
+    return (width, height) if turned else (height, width)
 
 
 def has_outline(ann: dict) -> bool:

@@ -14,6 +14,8 @@
                                                          images/training + annotations/training)
     DATA/ImageSets/Segmentation/train.txt  [val.txt]     split by Pascal VOC's lists of names
     annotations.json                                     COCO instances: category k (by id) is class k
+    data.yaml  images/train  labels/train/*.txt          YOLO outlines (Ultralytics, Roboflow): class
+                                                         k is the k-th name, 0 the background
     pairs.csv                                            columns image, mask [, split]: any layout
 
 A mask belongs to the image with the same file stem, or with the stem plus an ending every mask
@@ -43,6 +45,7 @@ import numpy as np
 from pixelwise.constants import IGNORE_INDEX
 from pixelwise.data.coco import Categories, InstanceItem, label_image, load_coco, stored_size
 from pixelwise.data.io import IMAGE_SUFFIXES, count_pages, is_colour_mask, packed_colours, read_mask
+from pixelwise.data.yolo import class_names, dataset_yaml, label_file, load_yolo, read_yaml
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,9 @@ def read_dataset_info(root: Path) -> DatasetInfo:
     its category names after "background"."""
     if Path(root).suffix.lower() == ".json" and Path(root).is_file():
         return DatasetInfo(["background", *load_coco(root)[1].names])
+    yolo = dataset_yaml(root)
+    if yolo is not None:
+        return DatasetInfo(["background", *class_names(read_yaml(yolo), yolo)])
     folder = Path(root).parent if Path(root).is_file() else Path(root)  # a CSV of pairs
     path = folder / "classes.json"
     if not path.exists():
@@ -214,6 +220,12 @@ def pair_folders(image_folder: Path, mask_folder: Path) -> list[Item]:
     named by the image's stem. A mask without an image is an error; images without a mask are
     left out with a warning (an unlabelled image is not a training or validation pair)."""
     images, masks = _files_by_stem(image_folder), _files_by_stem(mask_folder)
+    if not masks and next(mask_folder.rglob("*.txt"), None) is not None:
+        raise ValueError(
+            f"{mask_folder}: YOLO text labels without their dataset file; train on a YAML file "
+            "naming the classes and the splits (names: [...], train: images/train, val: "
+            "images/val) placed in the dataset folder"
+        )
     if not images:
         raise ValueError(f"{image_folder}: no image files found")
     if not masks:
@@ -388,9 +400,27 @@ def coco_items(annotation_file: Path) -> list[Item]:
     """The images of a COCO instances file, each with its objects' class labels: category
     ``k``-th by id is class ``k`` (0 is the background; :func:`read_dataset_info` names them)."""
     items, categories, _ = load_coco(annotation_file)
+    return class_items(items, categories, [Path(annotation_file)] * len(items), annotation_file)
+
+
+def yolo_splits(path: Path) -> dict[str, list[Item]]:
+    """The items of each split of a YOLO dataset file, as :func:`coco_items` (class ``k`` is
+    the ``k``-th name; each item's mask is its label file)."""
+    splits, categories, _ = load_yolo(path)
+    return {
+        key: class_items(items, categories, [label_file(i.image) for i in items], path)
+        for key, items in splits.items()
+    }
+
+
+def class_items(
+    items: list[InstanceItem], categories: Categories, masks: list[Path], source
+) -> list[Item]:
+    """Instance items whose objects are drawn as their class labels (each its category's label),
+    ``masks`` naming where each item's objects are in messages."""
     if len(categories.ids) >= IGNORE_INDEX:
         raise ValueError(
-            f"{annotation_file}: {len(categories.ids)} categories; class masks hold at most "
+            f"{source}: {len(categories.ids)} categories; class masks hold at most "
             f"{IGNORE_INDEX - 1} ({IGNORE_INDEX} marks pixels to ignore)"
         )
     try:
@@ -399,18 +429,12 @@ def coco_items(annotation_file: Path) -> list[Item]:
             for item in items
         ]
     except KeyError as exc:
-        raise ValueError(f"{annotation_file}: an annotation without {exc}") from None
+        raise ValueError(f"{source}: an annotation without {exc}") from None
     except ValueError as exc:
-        raise ValueError(f"{annotation_file}: {exc}") from None
+        raise ValueError(f"{source}: {exc}") from None
     return [
-        Item(
-            item.image,
-            Path(annotation_file),
-            item.name,
-            objects=found,
-            size=(item.height, item.width),
-        )
-        for item, found in zip(items, objects)
+        Item(item.image, mask, item.name, objects=found, size=(item.height, item.width))
+        for item, found, mask in zip(items, objects, masks)
     ]
 
 
@@ -421,6 +445,9 @@ def find_items(root: Path) -> list[Item]:
         return coco_items(root)
     if root.suffix.lower() == ".csv" and root.is_file():
         return [item for items in csv_items(root).values() for item in items]
+    yolo = dataset_yaml(root)
+    if yolo is not None:
+        return [item for items in yolo_splits(yolo).values() for item in items]
     folders = _pair_folders_in(root)
     if folders is not None:
         return pair_folders(*folders)
@@ -436,7 +463,7 @@ def find_items(root: Path) -> list[Item]:
         raise ValueError(
             f"{root}: no dataset found (expected images/ + masks/ (or labels/, annotations/, ...), "
             "JPEGImages/ + SegmentationClass/, *-volume.tif + *-labels.tif, a Cell Tracking "
-            "Challenge layout, a COCO JSON, or a CSV listing image,mask pairs)"
+            "Challenge layout, a COCO JSON, a YOLO data.yaml, or a CSV listing image,mask pairs)"
         )
     return items
 
@@ -497,6 +524,9 @@ def split_layout(root: Path) -> dict[str, tuple[list[Item], str]]:
     root = Path(root)
     if root.suffix.lower() == ".csv" and root.is_file():
         return csv_splits(root)
+    yolo = dataset_yaml(root)
+    if yolo is not None:
+        return {key: (items, f"{yolo} ({key})") for key, items in yolo_splits(yolo).items()}
     found = {}
     images, masks = _first_dir(root, IMAGE_FOLDERS), _first_dir(root, MASK_FOLDERS)
     lists = root / VOC_LISTS
