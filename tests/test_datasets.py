@@ -626,3 +626,78 @@ def test_cell_tracking_challenge_3d_sequences_train_slice_by_slice(tmp_path):
         items, 2, MaskEncoding(instances="foreground"), Normalization([0.0], [1.0])
     )
     assert [int(ds.load(k)[1].sum()) for k in range(6)] == [9] * 6
+
+
+def _two_class_pairs(root, stems, colours=None, mask_name="{}.png", images="", masks=""):
+    """Each image a bright square (class 1) and a grey rectangle (class 2); its mask holds the
+    class ids, or ``colours[class]`` as RGB."""
+    for i, stem in enumerate(stems):
+        image, ids = np.full((24, 32, 3), 20, np.uint8), np.zeros((24, 32), np.uint8)
+        image[2:12, 2 + i : 12 + i], ids[2:12, 2 + i : 12 + i] = 200, 1
+        image[14:22, 20:30], ids[14:22, 20:30] = 120, 2
+        mask = np.asarray(colours, np.uint8)[ids] if colours else ids
+        _save(root / images / f"{stem}.jpg", image)
+        _save(root / masks / mask_name.format(stem), mask)
+
+
+def _class_ids(i):
+    ids = np.zeros((24, 32), np.int64)
+    ids[2:12, 2 + i : 12 + i], ids[14:22, 20:30] = 1, 2
+    return ids
+
+
+@pytest.mark.parametrize(
+    "file, text",
+    [
+        ("labelmap.txt", "# label:color_rgb:parts:actions\nbackground:0,0,0::\ncat:250,50,83::\n"
+         "dog:61,61,245::\n"),
+        ("label_colors.txt", "0 0 0\tbackground\n250 50 83\tcat\n61 61 245\tdog\n"),
+    ],
+)  # fmt: skip
+def test_class_names_and_colours_from_labelling_tools_files(tmp_path, file, text):
+    """CVAT's Pascal VOC-style export (labelmap.txt, colour masks, ImageSets/.../default.txt),
+    CamVid's label_colors.txt: the colours are the classes' stored values, in the file's order."""
+    from pixelwise.config import TrainConfig
+    from pixelwise.semantic import build_datasets
+
+    colours = [(0, 0, 0), (250, 50, 83), (61, 61, 245)]
+    stems = [f"frame_{i:03d}" for i in range(4)]
+    _two_class_pairs(tmp_path, stems, colours, images="JPEGImages", masks="SegmentationClass")
+    (tmp_path / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (tmp_path / "ImageSets" / "Segmentation" / "default.txt").write_text("\n".join(stems))
+    (tmp_path / file).write_text(text)
+    info = read_dataset_info(tmp_path)
+    assert info.class_names == ["background", "cat", "dog"] and info.colours == [
+        list(c) for c in colours
+    ]
+    _, val, names, _ = build_datasets(TrainConfig(data=str(tmp_path), crop=0, val_stems=stems[1:2]))
+    assert names == ["background", "cat", "dog"]
+    assert torch.equal(val[0][1], torch.from_numpy(_class_ids(1)))
+
+
+def test_a_bad_class_file_line_is_named(tmp_path):
+    (tmp_path / "labelmap.txt").write_text("background:0,0,0::\ncat:250,50::\n")
+    with pytest.raises(ValueError, match=r"labelmap\.txt, line 2: expected name:r,g,b::"):
+        read_dataset_info(tmp_path)
+
+
+def test_roboflow_masks_among_their_images_with_classes_csv(tmp_path):
+    """Roboflow's semantic mask export: train/, valid/, test/, each holding a_jpg.rf.X.jpg +
+    a_jpg.rf.X_mask.png (class ids) and _classes.csv (pixel value, class name)."""
+    from pixelwise.config import TrainConfig
+    from pixelwise.semantic import build_datasets
+
+    for split, n in (("train", 3), ("valid", 2), ("test", 1)):
+        stems = [f"p{i}_jpg.rf.{split}{i}" for i in range(n)]
+        _two_class_pairs(tmp_path / split, stems, mask_name="{}_mask.png")
+        (tmp_path / split / "_classes.csv").write_text(
+            "Pixel Value, Class\n0, background\n2, dog\n1, cat\n"
+        )
+    train, val = resolve_splits(tmp_path)
+    assert [i.name for i in train] == [f"p{i}_jpg.rf.train{i}" for i in range(3)]
+    assert [i.name for i in val] == ["p0_jpg.rf.valid0", "p1_jpg.rf.valid1"]
+    assert val[1].mask.name == "p1_jpg.rf.valid1_mask.png"
+    assert read_dataset_info(tmp_path).class_names == ["background", "cat", "dog"]
+    _, val_set, names, _ = build_datasets(TrainConfig(data=str(tmp_path), crop=0))
+    assert names == ["background", "cat", "dog"]
+    assert torch.equal(val_set[1][1], torch.from_numpy(_class_ids(1)))

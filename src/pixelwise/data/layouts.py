@@ -5,11 +5,13 @@
     DATA/images/*.png  DATA/instances/*.png              the same with uint16 instance labels (DSB2018)
     DATA/JPEGImages/*.jpg  DATA/SegmentationClass/*.png  Pascal VOC's names (also labels/, annotations/, ...)
     DATA/train/*.jpg  DATA/train_masks/*_mask.gif        a folder and its masks beside it (Carvana)
+    DATA/a.jpg  DATA/a_mask.png                          masks among the images, named by an ending
     DATA/train-volume.tif  DATA/train-labels.tif         multi-page TIFF stacks, one item per page (ISBI 2012)
     DATA/01/t000.tif  DATA/01_GT/SEG/man_seg000.tif      Cell Tracking Challenge (01_ST/SEG: silver truth;
                                                          3D: each slice, or man_seg_000_012.tif's slice)
     DATA/A/images  DATA/B/images ...                     several datasets read as one (names unique)
-    DATA/train/<any of the above>  [DATA/val/...]        split by folders (also training/, validation/)
+    DATA/train/<any of the above>  [DATA/val/...]        split by folders (also training/, validation/,
+                                                         valid/)
     DATA/images/train  DATA/masks/train  [.../val]       split inside the folders (as ADE20K's
                                                          images/training + annotations/training)
     DATA/ImageSets/Segmentation/train.txt  [val.txt]     split by Pascal VOC's lists of names
@@ -26,8 +28,10 @@ are an error.
 A pool without a ``val`` folder is split by names (``--val-stems``) or a seeded fraction.
 
 A ``classes.json`` at the dataset root (as in ../shared/data/camvid) supplies class names,
-colours and the void id; for colour masks (one RGB colour per class) its colours are the stored
-values of the classes. Samples are ``(image float32 (C, H, W), target int64 (H, W))`` with
+colours and the void id; so do, without the void id, a ``labelmap.txt`` (CVAT, Pascal VOC
+exports), a ``label_colors.txt`` (CamVid) and Roboflow's ``_classes.csv`` (each class's mask
+value), at the root or in ``train/``. For colour masks (one RGB colour per class) the colours
+are the stored values of the classes. Samples are ``(image float32 (C, H, W), target int64 (H, W))`` with
 255 marking pixels to ignore.
 """
 
@@ -82,20 +86,28 @@ class DatasetInfo:
     class_names: list[str] | None = None
     colours: list[list[int]] | None = None
     ignore_values: tuple[int, ...] = ()
+    values: list[int] | None = None  # each class's stored mask value, when the file says
 
 
 def read_dataset_info(root: Path) -> DatasetInfo:
-    """Class names, colours and ignored values from ``root/classes.json``; for a COCO file,
-    its category names after "background"."""
+    """Class names, colours, stored values and ignored values from the class file the dataset
+    has (:data:`CLASS_FILES`, at its root or in its ``train/``); for a COCO file, its category
+    names after "background", for a YOLO dataset the YAML's names after it."""
     if Path(root).suffix.lower() == ".json" and Path(root).is_file():
         return DatasetInfo(["background", *load_coco(root)[1].names])
     yolo = dataset_yaml(root)
     if yolo is not None:
         return DatasetInfo(["background", *class_names(read_yaml(yolo), yolo)])
     folder = Path(root).parent if Path(root).is_file() else Path(root)  # a CSV of pairs
-    path = folder / "classes.json"
-    if not path.exists():
-        return DatasetInfo()
+    for where in (folder, folder / "train"):
+        for name, reader in CLASS_FILES.items():
+            if (where / name).is_file():
+                return reader(where / name)
+    return DatasetInfo()
+
+
+def read_classes_json(path: Path) -> DatasetInfo:
+    """``classes.json``: ``{"classes": [{"id", "name", "color_rgb"}, ...], "void_id"}``."""
     try:
         spec = json.loads(path.read_text())
         classes = sorted(spec["classes"], key=lambda c: c["id"])
@@ -107,6 +119,71 @@ def read_dataset_info(root: Path) -> DatasetInfo:
     return DatasetInfo(names, colours, (int(void),) if void is not None else ())
 
 
+def _class_lines(path: Path, parse, form: str) -> DatasetInfo:
+    """Names and colours from a text file of one class per line (``#`` comments), each line
+    split by ``parse`` into (name, [r, g, b])."""
+    names, colours = [], []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            name, colour = parse(line.strip())
+        except ValueError:
+            name, colour = "", []
+        if not name or len(colour) != 3 or not all(0 <= v <= 255 for v in colour):
+            raise ValueError(f"{path}, line {number}: expected {form}, got {line.strip()!r}")
+        names.append(name)
+        colours.append(colour)
+    if not names:
+        raise ValueError(f"{path}: no classes listed (a line {form} per class)")
+    return DatasetInfo(names, colours)
+
+
+def _labelmap_line(line: str) -> tuple[str, list[int]]:
+    name, _, rest = line.partition(":")
+    return name.strip(), [int(v) for v in rest.split(":")[0].split(",")]
+
+
+def _label_colors_line(line: str) -> tuple[str, list[int]]:
+    fields = line.split()
+    return " ".join(fields[3:]), [int(v) for v in fields[:3]]
+
+
+def read_labelmap(path: Path) -> DatasetInfo:
+    """CVAT's and Pascal VOC-style ``labelmap.txt``: ``name:r,g,b:parts:actions``, in class
+    order."""
+    return _class_lines(path, _labelmap_line, "name:r,g,b::")
+
+
+def read_label_colors(path: Path) -> DatasetInfo:
+    """CamVid's ``label_colors.txt`` (also CVAT's CamVid export): ``r g b name``."""
+    return _class_lines(path, _label_colors_line, "r g b name")
+
+
+def read_classes_csv(path: Path) -> DatasetInfo:
+    """Roboflow's ``_classes.csv``: a row ``Pixel Value, Class`` per class, the mask value
+    first."""
+    with open(path, newline="") as f:
+        rows = [[cell.strip() for cell in row] for row in csv.reader(f) if row]
+    try:
+        found = sorted((int(row[0]), row[1]) for row in rows[1:])
+    except (ValueError, IndexError):
+        raise ValueError(
+            f"{path}: expected rows 'pixel value, class name' after a header"
+        ) from None
+    if not found:
+        raise ValueError(f"{path}: no classes listed")
+    return DatasetInfo([name for _, name in found], values=[value for value, _ in found])
+
+
+CLASS_FILES = {
+    "classes.json": read_classes_json,
+    "labelmap.txt": read_labelmap,
+    "label_colors.txt": read_label_colors,
+    "_classes.csv": read_classes_csv,
+}
+
+
 def stored_values(
     info: DatasetInfo, items: list[Item], given: list[int] | None
 ) -> tuple[int, ...] | None:
@@ -114,6 +191,8 @@ def stored_values(
     the colours ``classes.json`` lists (as ``0xRRGGBB``), else ``None`` (values are class ids)."""
     if given:
         return tuple(given)
+    if info.values:
+        return tuple(info.values)
     if info.colours and items and is_colour_mask(items[0].mask):
         return tuple(packed_colours(np.asarray(info.colours, np.uint8)).tolist())
     return None
@@ -155,7 +234,7 @@ MASK_FOLDERS = (
     "groundtruth",
 )
 # Split folders (``DATA/train``, ``DATA/images/training``, ...) and the lists of Pascal VOC.
-SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "validation")}
+SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "validation", "valid")}
 VOC_LISTS = Path("ImageSets") / "Segmentation"
 NAME_SEPARATORS = "_-. "
 
@@ -232,6 +311,13 @@ def pair_folders(image_folder: Path, mask_folder: Path) -> list[Item]:
         coco = sorted(mask_folder.glob("*.json"))
         hint = f" (a COCO file? train on it: {coco[0]})" if coco else ""
         raise ValueError(f"{mask_folder}: no mask files found{hint}")
+    return pair_files(images, masks, image_folder, mask_folder)
+
+
+def pair_files(
+    images: dict[str, Path], masks: dict[str, Path], image_folder: Path, mask_folder: Path
+) -> list[Item]:
+    """:func:`pair_folders` of the image and mask files found, by stem, in those folders."""
     pairs = match_names(images, masks)
     only_mask = sorted(masks.keys() - set(pairs.values()))
     only_img = sorted(images.keys() - pairs.keys())
@@ -251,6 +337,21 @@ def pair_folders(image_folder: Path, mask_folder: Path) -> list[Item]:
             file=sys.stderr,
         )
     return [Item(images[s], masks[pairs[s]], s) for s in sorted(pairs)]
+
+
+MASK_ENDINGS = ("_mask", "_masks", "_label", "_labels", "_gt", "_seg", "_segmentation")
+
+
+def same_folder_items(root: Path) -> list[Item]:
+    """Images and their masks in one folder, each mask named as its image plus an ending of
+    :data:`MASK_ENDINGS` (Roboflow's ``a_jpg.rf.1.jpg`` + ``a_jpg.rf.1_mask.png``); none when
+    the folder holds no such mask."""
+    files = _files_by_stem(root) if root.is_dir() else {}
+    masks = {stem: path for stem, path in files.items() if stem.lower().endswith(MASK_ENDINGS)}
+    if not masks:
+        return []
+    images = {stem: path for stem, path in files.items() if stem not in masks}
+    return pair_files(images, masks, root, root)
 
 
 def find_pairs(root: Path, image_dir: str = "images", mask_dir: str = "masks") -> list[Item]:
@@ -458,7 +559,12 @@ def find_items(root: Path) -> list[Item]:
             for v in volumes
             for item in stack_items(v, v.with_name(v.name.replace("-volume", "-labels")))
         ]
-    items = ctc_items(root, "GT") or ctc_items(root, "ST") or collection_items(root)
+    items = (
+        ctc_items(root, "GT")
+        or ctc_items(root, "ST")
+        or same_folder_items(root)
+        or collection_items(root)
+    )
     if not items:
         raise ValueError(
             f"{root}: no dataset found (expected images/ + masks/ (or labels/, annotations/, ...), "
