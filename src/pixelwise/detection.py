@@ -28,10 +28,10 @@ from pixelwise.data.layouts import (
     as_instance_items,
     evaluation_items,
     label_image_items,
+    outline_instances,
     resolve_splits,
     split_pool,
 )
-from pixelwise.data.yolo import dataset_yaml, load_yolo
 from pixelwise.instances import drop_small
 from pixelwise.metrics import coco_average_precision, dsb_average_precision
 from pixelwise.segmenter import Segmenter
@@ -159,9 +159,9 @@ def instance_splits(
     dataset: a COCO file, or label images in any layout the semantic models read
     (``images/`` + ``instances/``, train/val folders, Cell Tracking Challenge, a CSV, ...)."""
     path = Path(data)
-    yolo = dataset_yaml(path)
-    if yolo is not None:
-        splits, cats, spec = load_yolo(yolo)
+    outlined = outline_instances(path)
+    if outlined is not None:
+        splits, cats, spec = outlined
         if "val" in splits and not val_stems:
             return splits.get("train", []), splits["val"], cats, spec
         pool = [item for items in splits.values() for item in items]
@@ -184,11 +184,11 @@ def evaluation_instances(
     """The items of ``data`` to score: those named in ``val_stems``, else the validation split,
     else all."""
     path = Path(data)
-    yolo = dataset_yaml(path)
-    if yolo is not None and not val_stems:
-        splits, cats, spec = load_yolo(yolo)
-        return splits.get("val") or splits.get("train", []), cats, spec
-    if yolo is None and coco_file(path) is None and not has_instances_folder(path):
+    outlined = outline_instances(path)
+    if outlined is not None and not val_stems:
+        splits, cats, spec = outlined
+        return splits.get("val") or splits.get("train") or splits[""], cats, spec
+    if outlined is None and coco_file(path) is None and not has_instances_folder(path):
         items, cats = as_instance_items(evaluation_items(path, val_stems)[0])
         return items, cats, None
     train, val, cats, spec = instance_splits(data, val_stems, 0.0, 0)

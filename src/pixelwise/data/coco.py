@@ -53,6 +53,7 @@ class InstanceItem:
     width: int
     annotations: tuple[dict, ...] = ()
     label_image: Path | None = None
+    source: Path | None = None  # the file its annotations come from, for messages
 
 
 def load_coco(

@@ -18,6 +18,8 @@
     annotations.json                                     COCO instances: category k (by id) is class k
     data.yaml  images/train  labels/train/*.txt          YOLO outlines (Ultralytics, Roboflow): class
                                                          k is the k-th name, 0 the background
+    DATA/a.jpg  DATA/a.json                              LabelMe shapes (also in annotations/, in
+                                                         train/ + val/; classes: labels.txt or sorted)
     pairs.csv                                            columns image, mask [, split]: any layout
 
 A mask belongs to the image with the same file stem, or with the stem plus an ending every mask
@@ -47,9 +49,10 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.constants import IGNORE_INDEX
+from pixelwise.data import labelme
 from pixelwise.data.coco import Categories, InstanceItem, label_image, load_coco, stored_size
 from pixelwise.data.io import IMAGE_SUFFIXES, count_pages, is_colour_mask, packed_colours, read_mask
-from pixelwise.data.yolo import class_names, dataset_yaml, label_file, load_yolo, read_yaml
+from pixelwise.data.yolo import class_names, dataset_yaml, load_yolo, read_yaml
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,10 @@ def read_dataset_info(root: Path) -> DatasetInfo:
     yolo = dataset_yaml(root)
     if yolo is not None:
         return DatasetInfo(["background", *class_names(read_yaml(yolo), yolo)])
+    labelled = labelme_files(Path(root))
+    if labelled:
+        specs = [spec for files in labelled.values() for spec in files.values()]
+        return DatasetInfo(["background", *labelme.class_names(Path(root), specs)])
     folder = Path(root).parent if Path(root).is_file() else Path(root)  # a CSV of pairs
     for where in (folder, folder / "train"):
         for name, reader in CLASS_FILES.items():
@@ -501,24 +508,61 @@ def coco_items(annotation_file: Path) -> list[Item]:
     """The images of a COCO instances file, each with its objects' class labels: category
     ``k``-th by id is class ``k`` (0 is the background; :func:`read_dataset_info` names them)."""
     items, categories, _ = load_coco(annotation_file)
-    return class_items(items, categories, [Path(annotation_file)] * len(items), annotation_file)
+    return class_items(items, categories, annotation_file)
 
 
-def yolo_splits(path: Path) -> dict[str, list[Item]]:
-    """The items of each split of a YOLO dataset file, as :func:`coco_items` (class ``k`` is
-    the ``k``-th name; each item's mask is its label file)."""
-    splits, categories, _ = load_yolo(path)
-    return {
-        key: class_items(items, categories, [label_file(i.image) for i in items], path)
-        for key, items in splits.items()
-    }
+def outline_instances(
+    root: Path,
+) -> tuple[dict[str, list[InstanceItem]], Categories, dict] | None:
+    """A dataset whose objects are outlined in files of their own, YOLO's (a dataset YAML) or
+    LabelMe's (:func:`labelme_files`): its instance items by split ("" when unsplit), its
+    categories and the same as a parsed COCO file; None for other layouts."""
+    yolo = dataset_yaml(root)
+    if yolo is not None:
+        return load_yolo(yolo)
+    found = labelme_files(Path(root))
+    if not found:
+        return None
+    every = {path: spec for files in found.values() for path, spec in files.items()}
+    names = labelme.class_names(Path(root), list(every.values()))
+    items, categories, coco = labelme.load_labelme(every, names, IMAGE_FOLDERS)
+    by_file = dict(zip(every, items))
+    return {key: [by_file[p] for p in files] for key, files in found.items()}, categories, coco
 
 
-def class_items(
-    items: list[InstanceItem], categories: Categories, masks: list[Path], source
-) -> list[Item]:
-    """Instance items whose objects are drawn as their class labels (each its category's label),
-    ``masks`` naming where each item's objects are in messages."""
+def outline_splits(root: Path) -> dict[str, list[Item]] | None:
+    """:func:`outline_instances` as items whose objects are drawn as classes (class ``k`` the
+    ``k``-th name, 0 the background; each item's mask is its annotation file)."""
+    found = outline_instances(root)
+    if found is None:
+        return None
+    splits, categories, _ = found
+    return {key: class_items(items, categories, root) for key, items in splits.items()}
+
+
+def labelme_files(root: Path) -> dict[str, dict[Path, dict]]:
+    """LabelMe files of a dataset, by split: in ``root`` or its annotation folder ("", unsplit),
+    else in its ``train``/``val`` folders or theirs; empty when there are none."""
+    if not root.is_dir():
+        return {}
+
+    def files_in(folder: Path | None) -> dict[Path, dict]:
+        if folder is None:
+            return {}
+        masks = _first_dir(folder, MASK_FOLDERS)
+        return labelme.annotation_files(folder) or (
+            labelme.annotation_files(masks) if masks else {}
+        )
+
+    found = {"": files_in(root)}
+    if not found[""]:
+        found = {split: files_in(_first_dir(root, names)) for split, names in SPLIT_NAMES.items()}
+    return {key: files for key, files in found.items() if files}
+
+
+def class_items(items: list[InstanceItem], categories: Categories, source: Path) -> list[Item]:
+    """Instance items whose objects are drawn as their class labels (each its category's label);
+    an item's mask is the file its objects come from (``source`` when it does not say)."""
     if len(categories.ids) >= IGNORE_INDEX:
         raise ValueError(
             f"{source}: {len(categories.ids)} categories; class masks hold at most "
@@ -534,8 +578,14 @@ def class_items(
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
     return [
-        Item(item.image, mask, item.name, objects=found, size=(item.height, item.width))
-        for item, found, mask in zip(items, objects, masks)
+        Item(
+            item.image,
+            item.source or Path(source),
+            item.name,
+            objects=found,
+            size=(item.height, item.width),
+        )
+        for item, found in zip(items, objects)
     ]
 
 
@@ -546,9 +596,9 @@ def find_items(root: Path) -> list[Item]:
         return coco_items(root)
     if root.suffix.lower() == ".csv" and root.is_file():
         return [item for items in csv_items(root).values() for item in items]
-    yolo = dataset_yaml(root)
-    if yolo is not None:
-        return [item for items in yolo_splits(yolo).values() for item in items]
+    outlined = outline_splits(root)
+    if outlined is not None:
+        return [item for items in outlined.values() for item in items]
     folders = _pair_folders_in(root)
     if folders is not None:
         return pair_folders(*folders)
@@ -569,7 +619,8 @@ def find_items(root: Path) -> list[Item]:
         raise ValueError(
             f"{root}: no dataset found (expected images/ + masks/ (or labels/, annotations/, ...), "
             "JPEGImages/ + SegmentationClass/, *-volume.tif + *-labels.tif, a Cell Tracking "
-            "Challenge layout, a COCO JSON, a YOLO data.yaml, or a CSV listing image,mask pairs)"
+            "Challenge layout, a COCO JSON, a YOLO data.yaml, LabelMe JSON files, or a CSV listing "
+            "image,mask pairs)"
         )
     return items
 
@@ -630,9 +681,9 @@ def split_layout(root: Path) -> dict[str, tuple[list[Item], str]]:
     root = Path(root)
     if root.suffix.lower() == ".csv" and root.is_file():
         return csv_splits(root)
-    yolo = dataset_yaml(root)
-    if yolo is not None:
-        return {key: (items, f"{yolo} ({key})") for key, items in yolo_splits(yolo).items()}
+    outlined = outline_splits(root)
+    if outlined is not None and "" not in outlined:
+        return {key: (items, f"{root} ({key})") for key, items in outlined.items()}
     found = {}
     images, masks = _first_dir(root, IMAGE_FOLDERS), _first_dir(root, MASK_FOLDERS)
     lists = root / VOC_LISTS

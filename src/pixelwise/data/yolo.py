@@ -176,7 +176,9 @@ def load_yolo(path: Path) -> tuple[dict[str, list[InstanceItem]], Categories, di
             images.append(
                 {"id": image_id, "file_name": str(image), "height": height, "width": width}
             )
-            items.append(InstanceItem(image, image.stem, image_id, height, width, tuple(anns)))
+            items.append(
+                InstanceItem(image, image.stem, image_id, height, width, tuple(anns), source=labels)
+            )
         splits[key] = items
     if not splits:
         raise ValueError(f"{path}: names no split (train: images/train, val: images/val)")

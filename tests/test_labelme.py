@@ -1,0 +1,136 @@
+"""LabelMe datasets (one JSON of shapes per image): each shape kind drawn where it lies (checked
+pixel by pixel against a hand-made mask), groups as one object, labels.txt, the usual folder
+layouts, and training, evaluation and Mask R-CNN's view on them."""
+
+import base64
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("pycocotools", reason="outlines are drawn by pycocotools")
+
+from conftest import train_tiny  # noqa: E402
+
+from pixelwise.cli import main  # noqa: E402
+from pixelwise.data.layouts import find_items, read_dataset_info, resolve_splits  # noqa: E402
+
+H, W = 40, 50
+
+
+def polygon(label, x0, y0, x1, y1, group=None):
+    points = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+    return {"label": label, "points": points, "shape_type": "polygon", "group_id": group}
+
+
+def png_base64(mask):
+    data = io.BytesIO()
+    Image.fromarray(mask.astype(np.uint8) * 255).save(data, "PNG")
+    return base64.b64encode(data.getvalue()).decode()
+
+
+SHAPES = [
+    polygon("cat", 2, 2, 12, 12),
+    {"label": "dog", "points": [[30, 10], [20, 2]], "shape_type": "rectangle", "group_id": None},
+    {"label": "dog", "points": [[40, 30], [40, 35]], "shape_type": "circle", "group_id": None},
+    {"label": "cat", "points": [[2, 30], [7, 33]], "shape_type": "mask", "group_id": None,
+     "mask": png_base64(np.ones((4, 6), bool))},
+    {"label": "cat", "points": [[25, 25]], "shape_type": "point", "group_id": None},
+    polygon("__ignore__", 14, 20, 18, 24),
+]  # fmt: skip
+
+
+def expected_classes():
+    """SHAPES by hand: cat 1, dog 2, ignored 255 (a polygon's pixels: from its first corner up
+    to, not including, its last; the circle: centre (40, 30), radius 5)."""
+    mask = np.zeros((H, W), np.int64)
+    mask[2:12, 2:12] = 1
+    mask[2:10, 20:30] = 2
+    yy, xx = np.mgrid[:H, :W]
+    disc = (xx + 0.5 - 40) ** 2 + (yy + 0.5 - 30) ** 2 <= 25
+    mask[30:34, 2:8] = 1
+    mask[20:24, 14:18] = 255
+    return mask, disc
+
+
+def write(folder, stem, shapes, image_path=None, image_folder=None):
+    (image_folder or folder).mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((H, W, 3), 20, np.uint8)).save((image_folder or folder) / f"{stem}.jpg")
+    spec = {"version": "5.5.0", "flags": {}, "shapes": shapes, "imageData": None,
+            "imagePath": image_path or f"{stem}.jpg", "imageHeight": H, "imageWidth": W}  # fmt: skip
+    (folder / f"{stem}.json").write_text(json.dumps(spec))
+
+
+def test_each_shape_kind_is_drawn_where_it_lies(tmp_path, capsys):
+    write(tmp_path, "a", SHAPES)
+    assert read_dataset_info(tmp_path).class_names == ["background", "cat", "dog"]
+    (item,) = find_items(tmp_path)
+    assert item.mask == tmp_path / "a.json"
+    drawn = item.read_mask()
+    expected, disc = expected_classes()
+    outside = ~disc
+    np.testing.assert_array_equal(drawn[outside], expected[outside])
+    circle = drawn[28:33, 38:43]  # the disc's core; its rim is the polygon's 64 corners
+    assert (circle == 2).all() and (drawn == 2)[disc].mean() > 0.9
+    assert "1 LabelMe shape(s) without an area" in capsys.readouterr().err
+    numbers = item.read_mask(instances=True)
+    assert len(np.unique(numbers)) == 5  # background + 4 objects (the ignored region is none)
+
+
+def test_shapes_of_one_group_are_one_object_and_labels_txt_orders_the_classes(tmp_path):
+    shapes = [polygon("cat", 2, 2, 10, 10, group=3), polygon("cat", 20, 2, 30, 10, group=3),
+              polygon("dog", 2, 20, 10, 30)]  # fmt: skip
+    write(tmp_path, "a", shapes)
+    (tmp_path / "labels.txt").write_text("__ignore__\n_background_\ndog\ncat\nbird\n")
+    assert read_dataset_info(tmp_path).class_names == ["background", "dog", "cat", "bird"]
+    (item,) = find_items(tmp_path)
+    assert item.read_mask()[5, 5] == 2 and item.read_mask()[25, 5] == 1
+    numbers = item.read_mask(instances=True)
+    assert numbers[5, 5] == numbers[5, 25] != 0 and len(np.unique(numbers)) == 3
+    write(tmp_path, "b", [polygon("horse", 2, 2, 10, 10)])
+    with pytest.raises(ValueError, match=r"b\.json: label 'horse' is not among the classes"):
+        find_items(tmp_path)
+
+
+def test_folder_layouts_splits_and_where_the_image_is(tmp_path):
+    """train/ + val/ folders; images/ + annotations/ with imagePath '../images/x.jpg'; an
+    imagePath from the annotator's machine falls back to the file's name beside it."""
+    write(tmp_path / "train", "t0", [polygon("cat", 2, 2, 12, 12)])
+    write(tmp_path / "train", "t1", [polygon("dog", 2, 2, 12, 12)], "C:\\Users\\me\\t1.jpg")
+    write(tmp_path / "val", "v0", [polygon("cat", 2, 2, 12, 12)])
+    train, val = resolve_splits(tmp_path)
+    assert [i.name for i in train] == ["t0", "t1"] and [i.name for i in val] == ["v0"]
+    assert train[1].read_mask()[5, 5] == 2  # dog: the classes of both splits, sorted
+    other = tmp_path / "other"
+    write(other / "annotations", "a", [polygon("cat", 2, 2, 12, 12)], "../images/a.jpg",
+          image_folder=other / "images")  # fmt: skip
+    (item,) = find_items(other)
+    assert item.image == other / "annotations" / ".." / "images" / "a.jpg"
+
+
+def test_a_labelme_dataset_trains_scores_and_feeds_mask_rcnn(tmp_path):
+    from pixelwise.data.coco import annotation_mask, encode_rle
+    from pixelwise.detection import ground_truth_json, instance_splits
+    from pixelwise.metrics import coco_average_precision
+
+    for i in range(4):
+        write(tmp_path, f"im{i}", SHAPES)
+    run = train_tiny(tmp_path, tmp_path / "run", "--val-stems", "im3", "--precision", "fp32")
+    out = tmp_path / "e.json"
+    assert main(["evaluate", str(run / "best.pt"), str(tmp_path), "--json", str(out)]) == 0
+    scores = json.loads(out.read_text())
+    expected, _ = expected_classes()
+    assert scores["images"] == 1 and scores["per_class"]["cat"]["pixels"] == (expected == 1).sum()
+    train, val, cats, spec = instance_splits(tmp_path, ["im3"], 0.2, 0)
+    assert [i.name for i in val] == ["im3"] and cats.names == ("cat", "dog")
+    truth = ground_truth_json(val, cats, spec)
+    found = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0,
+         "bbox": a["bbox"], "segmentation": encode_rle(annotation_mask(a, H, W))}
+        for a in truth["annotations"] if not a["iscrowd"]
+    ]  # fmt: skip
+    assert len(found) == 4
+    assert coco_average_precision(truth, found)["segm"]["ap"] == pytest.approx(1.0)
