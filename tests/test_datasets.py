@@ -701,3 +701,32 @@ def test_roboflow_masks_among_their_images_with_classes_csv(tmp_path):
     _, val_set, names, _ = build_datasets(TrainConfig(data=str(tmp_path), crop=0))
     assert names == ["background", "cat", "dog"]
     assert torch.equal(val_set[1][1], torch.from_numpy(_class_ids(1)))
+
+
+def test_cityscapes_reads_its_19_classes_and_ignores_the_other_label_ids(tmp_path):
+    """leftImg8bit/<split>/<city>/X_leftImg8bit.png + gtFine/<split>/<city>/X_gtFine_labelIds.png:
+    label id 7 (road) is class 0, 26 (car) class 13, 0 (unlabeled) and 9 (parking) ignored."""
+    from pixelwise.config import TrainConfig
+    from pixelwise.semantic import build_datasets
+
+    ids = np.zeros((16, 16), np.uint8)
+    ids[8:, :], ids[2:6, 2:6], ids[8:, 12:] = 7, 26, 9
+    for split, cities in (("train", ["aachen", "bonn"]), ("val", ["lindau"])):
+        for k, city in enumerate(cities):
+            name = f"{city}_000000_00001{k}"
+            _save(tmp_path / "leftImg8bit" / split / city / f"{name}_leftImg8bit.png", ids + k)
+            _save(tmp_path / "gtFine" / split / city / f"{name}_gtFine_labelIds.png", ids)
+            _save(tmp_path / "gtFine" / split / city / f"{name}_gtFine_color.png", _mark(k))
+    _save(tmp_path / "leftImg8bit" / "test" / "berlin" / "berlin_0_0_leftImg8bit.png", _mark(1))
+    info = read_dataset_info(tmp_path)
+    assert len(info.class_names) == 19 and info.class_names[13] == "car"
+    train, val = resolve_splits(tmp_path)
+    assert [i.name for i in train] == ["aachen_000000_000010", "bonn_000000_000011"]
+    assert [i.name for i in val] == ["lindau_000000_000010"]
+    _, val_set, names, _ = build_datasets(TrainConfig(data=str(tmp_path), crop=0))
+    expected = np.full((16, 16), 255)
+    expected[8:, :12], expected[2:6, 2:6] = 0, 13
+    assert names[0] == "road" and torch.equal(val_set[0][1], torch.from_numpy(expected))
+    (tmp_path / "gtFine" / "val" / "lindau" / "lindau_000000_000010_gtFine_labelIds.png").unlink()
+    with pytest.raises(ValueError, match="1 val image\\(s\\) without gtFine label ids"):
+        resolve_splits(tmp_path)

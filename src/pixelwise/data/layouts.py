@@ -18,6 +18,7 @@
     annotations.json                                     COCO instances: category k (by id) is class k
     data.yaml  images/train  labels/train/*.txt          YOLO outlines (Ultralytics, Roboflow): class
                                                          k is the k-th name, 0 the background
+    DATA/leftImg8bit/train  DATA/gtFine/train            Cityscapes: its 19 classes, other ids ignored
     DATA/a.jpg  DATA/a.json                              LabelMe shapes (also in annotations/, in
                                                          train/ + val/; classes: labels.txt or sorted)
     pairs.csv                                            columns image, mask [, split]: any layout
@@ -49,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.constants import IGNORE_INDEX
-from pixelwise.data import labelme
+from pixelwise.data import cityscapes, labelme
 from pixelwise.data.coco import Categories, InstanceItem, label_image, load_coco, stored_size
 from pixelwise.data.io import IMAGE_SUFFIXES, count_pages, is_colour_mask, packed_colours, read_mask
 from pixelwise.data.yolo import class_names, dataset_yaml, load_yolo, read_yaml
@@ -106,6 +107,9 @@ def read_dataset_info(root: Path) -> DatasetInfo:
         specs = [spec for files in labelled.values() for spec in files.values()]
         return DatasetInfo(["background", *labelme.class_names(Path(root), specs)])
     folder = Path(root).parent if Path(root).is_file() else Path(root)  # a CSV of pairs
+    if cityscapes.label_folder(folder) is not None:
+        names, colours, ignored, values = cityscapes.dataset_info()
+        return DatasetInfo(names, colours, ignored, values)
     for where in (folder, folder / "train"):
         for name, reader in CLASS_FILES.items():
             if (where / name).is_file():
@@ -540,6 +544,14 @@ def outline_splits(root: Path) -> dict[str, list[Item]] | None:
     return {key: class_items(items, categories, root) for key, items in splits.items()}
 
 
+def cityscapes_splits(root: Path) -> dict[str, tuple[list[Item], str]]:
+    """The labelled splits of a Cityscapes folder (:mod:`pixelwise.data.cityscapes`)."""
+    return {
+        split: ([Item(image, mask, name) for image, mask, name in pairs], f"{root} ({split})")
+        for split, pairs in cityscapes.split_pairs(root).items()
+    }
+
+
 def labelme_files(root: Path) -> dict[str, dict[Path, dict]]:
     """LabelMe files of a dataset, by split: in ``root`` or its annotation folder ("", unsplit),
     else in its ``train``/``val`` folders or theirs; empty when there are none."""
@@ -599,6 +611,8 @@ def find_items(root: Path) -> list[Item]:
     outlined = outline_splits(root)
     if outlined is not None:
         return [item for items in outlined.values() for item in items]
+    if cityscapes.label_folder(root) is not None:
+        return [item for items, _ in cityscapes_splits(root).values() for item in items]
     folders = _pair_folders_in(root)
     if folders is not None:
         return pair_folders(*folders)
@@ -684,6 +698,8 @@ def split_layout(root: Path) -> dict[str, tuple[list[Item], str]]:
     outlined = outline_splits(root)
     if outlined is not None and "" not in outlined:
         return {key: (items, f"{root} ({key})") for key, items in outlined.items()}
+    if cityscapes.label_folder(root) is not None:
+        return cityscapes_splits(root)
     found = {}
     images, masks = _first_dir(root, IMAGE_FOLDERS), _first_dir(root, MASK_FOLDERS)
     lists = root / VOC_LISTS
