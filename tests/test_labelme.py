@@ -109,6 +109,9 @@ def test_folder_layouts_splits_and_where_the_image_is(tmp_path):
           image_folder=other / "images")  # fmt: skip
     (item,) = find_items(other)
     assert item.image == other / "annotations" / ".." / "images" / "a.jpg"
+    Image.new("RGB", (2 * W, 2 * H)).save(other / "images" / "a.jpg")  # resized after labelling
+    with pytest.raises(ValueError, match=r"a\.json: drawn on an image of 50 x 40 pixels, but a"):
+        find_items(other)
 
 
 def test_a_labelme_dataset_trains_scores_and_feeds_mask_rcnn(tmp_path):

@@ -130,6 +130,7 @@ def test_a_photo_turned_by_exif_gets_the_turned_size(tmp_path):
         ("5 0.1 0.1 0.2 0.1 0.2 0.2", "a.txt, line 1: class 5 is not among the 2 named classes"),
         ("1 0.1 0.1 0.2 0.1 0.2", "a.txt, line 1: 5 coordinates"),
         ("1 a b c d e f", "a.txt, line 1: expected a class index and numbers"),
+        ("1 10 10 30 10 30 30", "a.txt, line 1: coordinates must be fractions of the image's"),
     ],
 )
 def test_bad_label_lines_are_named_by_file_and_line(tmp_path, label, message):

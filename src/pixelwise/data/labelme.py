@@ -181,6 +181,12 @@ def load_labelme(
     for path, spec in files.items():
         image = image_of(path, spec, image_folders)
         height, width = oriented_size(image)
+        drawn_on = (spec.get("imageHeight"), spec.get("imageWidth"))
+        if None not in drawn_on and drawn_on != (height, width):
+            raise ValueError(
+                f"{path}: drawn on an image of {drawn_on[1]} x {drawn_on[0]} pixels, but "
+                f"{image.name} is {width} x {height} (resized since?)"
+            )
         found, missed = objects_of(path, spec, names, height, width)
         skipped += missed
         image_id = len(images) + 1

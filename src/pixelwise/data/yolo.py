@@ -24,6 +24,7 @@ from pixelwise.data.io import IMAGE_SUFFIXES
 
 YAML_SUFFIXES = (".yaml", ".yml")
 SPLITS = ("train", "val")
+FRACTION_SLACK = 1.01  # exporters round outlines on the border a little past it
 
 
 def read_yaml(path: Path) -> dict:
@@ -126,6 +127,11 @@ def read_labels(path: Path, num_classes: int, height: int, width: int) -> list[d
             raise ValueError(f"{where}: expected a class index and numbers, got {line!r}") from None
         if not 0 <= cls < num_classes:
             raise ValueError(f"{where}: class {cls} is not among the {num_classes} named classes")
+        if any(abs(v) > FRACTION_SLACK for v in values):
+            raise ValueError(
+                f"{where}: coordinates must be fractions of the image's width and height (0..1), "
+                f"this line has {max(values, key=abs):g}"
+            )
         if len(values) == 4:  # a box: centre x, centre y, width, height
             cx, cy, w, h = values
             box = [(cx - w / 2) * width, (cy - h / 2) * height, w * width, h * height]
