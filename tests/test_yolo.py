@@ -78,9 +78,14 @@ def test_outlines_become_class_masks_split_as_the_yaml_says(tmp_path):
     assert set(np.unique(numbers)) == {0, 1}  # the box-only object is no instance
 
 
-def test_a_yolo_dataset_trains_and_scores(tmp_path):
+def test_a_yolo_dataset_trains_and_scores(tmp_path, capsys):
     root = roboflow(tmp_path / "rf")
     run = train_tiny(root, tmp_path / "run", "--precision", "fp32")
+    said = capsys.readouterr().out  # the run says what it trains on before its first epoch
+    assert said.startswith(
+        f"{root}: 4 training and 2 validation images (the data's own validation split); "
+        "3 classes: background, dot, square; unet ("
+    )
     out = tmp_path / "e.json"
     assert main(["evaluate", str(run / "best.pt"), str(root), "--json", str(out)]) == 0
     scores = json.loads(out.read_text())

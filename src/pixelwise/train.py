@@ -33,6 +33,7 @@ from pixelwise.data.coco import InstanceDataset, collate
 from pixelwise.data.datasets import pad_collate
 from pixelwise.data.encoding import MaskEncoding, Normalization
 from pixelwise.data.io import atomic_write_bytes
+from pixelwise.data.layouts import split_layout
 from pixelwise.detection import detection_step, instance_splits, score_detector
 from pixelwise.evaluate import evaluate
 from pixelwise.losses import class_weights_from_counts
@@ -71,6 +72,26 @@ class Task:
     report: tuple[tuple[str, str], ...]
     collate: Callable | None = None
     finish: Callable[[Path], None] | None = None
+    about: str = ""  # what the run trains on, printed at its start
+
+
+def describe_data(cfg: TrainConfig, n_train: int, n_val: int, names: list[str]) -> str:
+    """One line on what a run trains and validates on: image counts, where the validation images
+    come from, the classes."""
+    if cfg.val_stems:
+        source = "named by --val-stems"
+    elif "val" in split_layout(Path(cfg.data)):
+        source = "the data's own validation split"
+    else:
+        source = f"{cfg.val_fraction:.0%} of the images, drawn with seed {cfg.seed}"
+    shown = ", ".join(names[:MAX_NAMES_SHOWN]) + (", ..." if len(names) > MAX_NAMES_SHOWN else "")
+    return (
+        f"{cfg.data}: {n_train} training and {n_val} validation images ({source}); "
+        f"{len(names)} classes: {shown}"
+    )
+
+
+MAX_NAMES_SHOWN = 8
 
 
 @dataclass
@@ -145,6 +166,7 @@ def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Tas
         "mean_iou",
         (("val loss", "val_loss"), ("pixel acc", "pixel_accuracy"), ("mIoU", "mean_iou")),
         collate=pad_collate,
+        about=describe_data(cfg, len(train_ds.items), len(val_ds.items), names),
         finish=lambda best: (
             write_overlays(
                 load_model(best), val_ds, Path(cfg.out) / "overlays", cfg.overlays, precision
@@ -196,6 +218,7 @@ def detection_task(cfg: TrainConfig, device: torch.device) -> Task:
         "mask_ap",
         (("mask AP", "mask_ap"), ("box AP", "box_ap"), ("DSB mean AP", "dsb_mean_ap")),
         collate=collate,
+        about=describe_data(cfg, len(train_items), len(val_items), names),
     )
 
 
@@ -396,6 +419,8 @@ def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = Non
     run = setup_run(cfg, device)
     trained = dist.wrap(run.task.model, device)
     if dist.is_main():
+        size = sum(p.numel() for p in run.task.model.parameters()) / 1e6
+        print(f"{run.task.about}; {cfg.model} ({size:.2f} M parameters) on {device}", flush=True)
         atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
     for epoch in range(run.state.epoch, cfg.epochs):
         run_epoch(run, trained, epoch, on_epoch_end)
