@@ -1,5 +1,5 @@
-"""LabelMe datasets (one JSON of shapes per image): each shape kind drawn where it lies (checked
-pixel by pixel against a hand-made mask), groups as one object, labels.txt, the usual folder
+"""LabelMe datasets (one JSON of shapes per image): each shape kind drawn where and as LabelMe
+draws it (checked pixel by pixel against a hand-made mask), groups as one object, labels.txt, the usual folder
 layouts, and training, evaluation and Mask R-CNN's view on them."""
 
 import base64
@@ -43,16 +43,16 @@ SHAPES = [
 
 
 def expected_classes():
-    """SHAPES by hand: cat 1, dog 2, ignored 255 (a polygon's pixels: from its first corner up
-    to, not including, its last; the circle: centre (40, 30), radius 5)."""
+    """SHAPES by hand, drawn as LabelMe draws them (corners are pixel centres, edges inside):
+    cat 1, dog 2, ignored 255; and the circle's bounding box (centre (40, 30), radius 5)."""
     mask = np.zeros((H, W), np.int64)
-    mask[2:12, 2:12] = 1
-    mask[2:10, 20:30] = 2
-    yy, xx = np.mgrid[:H, :W]
-    disc = (xx + 0.5 - 40) ** 2 + (yy + 0.5 - 30) ** 2 <= 25
+    mask[2:13, 2:13] = 1
+    mask[2:11, 20:31] = 2
     mask[30:34, 2:8] = 1
-    mask[20:24, 14:18] = 255
-    return mask, disc
+    mask[20:25, 14:19] = 255
+    circle = np.zeros((H, W), bool)
+    circle[25:36, 35:46] = True
+    return mask, circle
 
 
 def write(folder, stem, shapes, image_path=None, image_folder=None):
@@ -70,11 +70,10 @@ def test_each_shape_kind_is_drawn_where_it_lies(tmp_path, capsys):
     (item,) = find_items(tmp_path)
     assert item.mask == tmp_path / "a.json"
     drawn = item.read_mask()
-    expected, disc = expected_classes()
-    outside = ~disc
-    np.testing.assert_array_equal(drawn[outside], expected[outside])
-    circle = drawn[28:33, 38:43]  # the disc's core; its rim is the polygon's 64 corners
-    assert (circle == 2).all() and (drawn == 2)[disc].mean() > 0.9
+    expected, box = expected_classes()
+    np.testing.assert_array_equal(drawn[~box], expected[~box])
+    disc = drawn[box].reshape(11, 11) == 2  # the circle: its rows and columns through the centre
+    assert disc[5].all() and disc[:, 5].all() and not disc[0, 0] and disc.sum() < 0.9 * 121
     assert "1 LabelMe shape(s) without an area" in capsys.readouterr().err
     numbers = item.read_mask(instances=True)
     assert len(np.unique(numbers)) == 5  # background + 4 objects (the ignored region is none)

@@ -195,6 +195,17 @@ def evaluation_instances(
     return (val if val_stems else train), cats, spec
 
 
+def as_segmented(ann: dict, height: int, width: int) -> dict:
+    """An annotation as pycocotools reads it: LabelMe's ``shapes`` drawn into an RLE
+    ``segmentation``; others as they are."""
+    if not ann.get("shapes"):
+        return ann
+    from pixelwise.data.coco import annotation_mask, encode_rle
+
+    mask = annotation_mask(ann, height, width)
+    return {k: v for k, v in ann.items() if k != "shapes"} | {"segmentation": encode_rle(mask)}
+
+
 def ground_truth_json(items: list[InstanceItem], cats: Categories, spec: dict | None) -> dict:
     """COCO ground truth for ``items`` (from the file when COCO, built from label images otherwise).
     From a file: the images' sizes as read and ``iscrowd`` 0 where not given (labelling tools
@@ -207,7 +218,7 @@ def ground_truth_json(items: list[InstanceItem], cats: Categories, spec: dict | 
         return {
             "images": [im | sizes[im["id"]] for im in spec["images"] if im["id"] in ids],
             "annotations": [
-                {"iscrowd": 0} | outlined
+                {"iscrowd": 0} | as_segmented(outlined, **sizes[a["image_id"]])
                 for a in spec.get("annotations", [])
                 if a["image_id"] in ids and (outlined := as_outlined(a)) is not None
             ],

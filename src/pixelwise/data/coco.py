@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from pixelwise.constants import IGNORE_INDEX
 from pixelwise.data.encoding import to_unit
 from pixelwise.data.io import TIFF_SUFFIXES, read_image, read_mask
+from pixelwise.data.shapes import draw_shapes
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,8 @@ def oriented_size(path: Path) -> tuple[int, int]:
 def has_outline(ann: dict) -> bool:
     """Whether a COCO annotation outlines its object (polygons with 3 points or more, or RLE),
     rather than giving its box alone."""
+    if ann.get("shapes"):  # LabelMe's, drawn as LabelMe draws them
+        return True
     seg = ann.get("segmentation")
     return bool(seg) and (not isinstance(seg, list) or any(len(part) >= 6 for part in seg))
 
@@ -162,6 +165,8 @@ def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
 
     if not has_outline(ann):
         return np.zeros((height, width), np.uint8)
+    if ann.get("shapes"):
+        return draw_shapes(ann["shapes"], height, width)
     seg = ann["segmentation"]
     if isinstance(seg, list):  # polygons: one object may have several parts
         rle = mask_utils.merge(mask_utils.frPyObjects(seg, height, width))

@@ -6,19 +6,21 @@ beside it or in a folder of its own::
                                    "polygon", "group_id": null}, ...]}
 
 Shapes with an area are objects: polygons, rectangles (two corners), circles (centre and a
-point on the rim) and masks (a PNG of the region between two corners, base64). Points and
+point on the rim) and masks (a PNG of the region between two corners, base64), drawn as
+LabelMe draws them (PIL, outline included; COCO's polygons leave the pixels of the right and
+lower edges out). Points and
 lines have none and are left out, with a warning. Shapes of one label sharing a ``group_id``
 are one object. Classes: ``labels.txt`` when the dataset has one (labelme2voc's: a name per
 line, ``__ignore__`` and ``_background_`` aside), else every label found, sorted, after the
 background. A shape labelled ``__ignore__`` marks pixels to ignore, ``_background_`` is
 background. The objects are read as COCO annotations (category id = the class's index among
-the names), so class masks, Mask R-CNN and COCO evaluation take them as a COCO file.
+the names) that carry their ``shapes`` (:func:`pixelwise.data.shapes.draw_shapes` draws
+them), so class masks, Mask R-CNN and COCO evaluation take them as a COCO file.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -26,10 +28,10 @@ import numpy as np
 
 from pixelwise.data.coco import Categories, InstanceItem
 from pixelwise.data.io import IMAGE_SUFFIXES
+from pixelwise.data.shapes import extent
 
 IGNORE_LABEL, BACKGROUND_LABEL = "__ignore__", "_background_"
 AREA_SHAPES = ("polygon", "rectangle", "circle", "mask")
-CIRCLE_POINTS = 64
 
 
 PEEK_BYTES = 1 << 20  # LabelMe writes "shapes" before the image data it may embed
@@ -84,26 +86,24 @@ def image_of(path: Path, spec: dict, image_folders: tuple[str, ...]) -> Path:
     raise ValueError(f"{path}: its image {given or path.stem!r} was not found beside it")
 
 
-def outline(shape: dict, where: str) -> list[float] | dict | None:
-    """A shape's area as a COCO segmentation part: a polygon (flat x y list) or, for a mask, an
-    (H, W)-less placeholder {"mask": array, "at": (x, y)} filled in by :func:`as_annotation`."""
+def outline(shape: dict, where: str) -> tuple | None:
+    """A shape with an area as (kind, data): its points for polygons (3 or more), rectangles
+    and circles (2), ``(x, y, bitmap)`` for a mask; None for a shape without an area."""
     kind = shape.get("shape_type") or "polygon"
     try:
         points = np.asarray(shape.get("points") or [], float).reshape(-1, 2)
     except ValueError:
         raise ValueError(f"{where}: points must be [x, y] pairs") from None
-    if kind == "polygon":
-        return points.ravel().tolist() if len(points) >= 3 else None
-    if kind == "rectangle" and len(points) == 2:
-        (x0, y0), (x1, y1) = points.min(0), points.max(0)
-        return [x0, y0, x1, y0, x1, y1, x0, y1]
-    if kind == "circle" and len(points) == 2:
-        (cx, cy), rim = points
-        r = float(np.hypot(*(rim - points[0])))
-        angles = [2 * math.pi * k / CIRCLE_POINTS for k in range(CIRCLE_POINTS)]
-        return [v for a in angles for v in (cx + r * math.cos(a), cy + r * math.sin(a))]
-    if kind == "mask" and shape.get("mask"):
-        return {"mask": decode_mask(shape["mask"], where), "at": points.min(0).astype(int)}
+    if (
+        kind == "polygon"
+        and len(points) >= 3
+        or kind in ("rectangle", "circle")
+        and len(points) == 2
+    ):
+        return kind, points
+    if kind == "mask" and shape.get("mask") and len(points):
+        x, y = points.min(0).astype(int)
+        return kind, (int(x), int(y), decode_mask(shape["mask"], where))
     return None
 
 
@@ -118,31 +118,6 @@ def decode_mask(data: str, where: str) -> np.ndarray:
             return np.asarray(image.convert("L")) > 0
     except (ValueError, OSError) as exc:
         raise ValueError(f"{where}: cannot decode its mask ({exc})") from None
-
-
-def as_annotation(parts: list, height: int, width: int) -> dict:
-    """One object's ``segmentation`` and ``bbox`` from its parts: polygons as they are; with a
-    mask part, the union of all parts as compressed RLE."""
-    from pycocotools import mask as mask_utils
-
-    if all(isinstance(p, list) for p in parts):
-        xs = [v for p in parts for v in p[0::2]]
-        ys = [v for p in parts for v in p[1::2]]
-        box = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
-        return {"segmentation": parts, "bbox": box}
-    from pixelwise.data.coco import annotation_mask, encode_rle
-
-    canvas = np.zeros((height, width), bool)
-    for part in parts:
-        if isinstance(part, list):
-            canvas |= annotation_mask({"segmentation": [part]}, height, width) > 0
-            continue
-        (x, y), mask = part["at"], part["mask"]
-        h, w = min(mask.shape[0], height - y), min(mask.shape[1], width - x)
-        canvas[y : y + h, x : x + w] |= mask[:h, :w]
-    rle = encode_rle(canvas)
-    box = mask_utils.toBbox({"size": rle["size"], "counts": rle["counts"].encode()})
-    return {"segmentation": rle, "bbox": [float(v) for v in box]}
 
 
 def objects_of(path: Path, spec: dict, names: list[str], height: int, width: int) -> tuple:
@@ -162,11 +137,12 @@ def objects_of(path: Path, spec: dict, names: list[str], height: int, width: int
         group = shape.get("group_id")
         groups.setdefault((label, k if group is None else group), []).append(part)
     anns = []
-    for (label, _), parts in groups.items():
+    for (label, _), shapes in groups.items():
         crowd = label == IGNORE_LABEL
-        category = 0 if crowd else names.index(label)
-        drawn = as_annotation(parts, height, width)
-        anns.append({"category_id": category, "iscrowd": int(crowd)} | drawn)
+        corners = np.array([extent(*shape) for shape in shapes])
+        x0, y0, x1, y1 = (*corners[:, :2].min(0), *corners[:, 2:].max(0))
+        anns.append({"category_id": 0 if crowd else names.index(label), "iscrowd": int(crowd),
+                     "shapes": tuple(shapes), "bbox": [x0, y0, x1 - x0, y1 - y0]})  # fmt: skip
     return anns, skipped
 
 
