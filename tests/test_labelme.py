@@ -136,3 +136,63 @@ def test_a_labelme_dataset_trains_scores_and_feeds_mask_rcnn(tmp_path):
     ]  # fmt: skip
     assert len(found) == 4
     assert coco_average_precision(truth, found)["segm"]["ap"] == pytest.approx(1.0)
+
+
+def colour_model():
+    """A model whose answer is known: class 1 where a pixel is red, class 2 where green (named
+    leaf and apple: not in alphabetical order)."""
+    import torch
+    from torch import nn
+
+    from pixelwise.data.encoding import Normalization
+    from pixelwise.segmenter import Segmenter
+
+    net = nn.Conv2d(3, 3, 1)
+    with torch.no_grad():
+        net.weight.zero_()
+        net.bias.copy_(torch.tensor([0.0, -3.0, -3.0]))
+        net.weight[1, 0], net.weight[2, 1] = 10.0, 10.0
+    norm = Normalization([0.0] * 3, [1.0] * 3)
+    return Segmenter(net.eval(), "unet", {}, ["background", "leaf", "apple"], norm)
+
+
+def test_predictions_written_as_labelme_files_read_back_as_predicted(tmp_path):
+    """predict --labelme: each region a polygon that LabelMe draws back exactly (holes and
+    regions under --min-object-size aside), imagePath leading to the photo."""
+    import cv2
+
+    from pixelwise.batch import PredictOptions, predict_files
+
+    image = np.zeros((60, 70, 3), np.uint8)
+    cv2.ellipse(image, (20, 25), (14, 9), 30.0, 0, 360, (255, 0, 0), -1)
+    cv2.fillPoly(image, [np.array([[40, 5], [66, 12], [55, 40], [44, 30]])], (0, 255, 0))
+    image[50:52, 60] = (255, 0, 0)  # two pixels: under --min-object-size 5
+    (tmp_path / "photos").mkdir()
+    Image.fromarray(image).save(tmp_path / "photos" / "a.png")
+    out = tmp_path / "out"
+    options = PredictOptions(precision="fp32", labelme=True, min_object_size=5)
+    predict_files(colour_model(), [tmp_path / "photos"], out, options, progress=False)
+    predicted = np.array(Image.open(out / "masks" / "a.png"))
+    assert predicted[51, 60] == 1 and (predicted == 1).sum() > 300 and (predicted == 2).sum() > 400
+    predicted[50:52, 60] = 0
+    (item,) = find_items(out / "labelme")
+    assert item.image.resolve() == (tmp_path / "photos" / "a.png").resolve()
+    np.testing.assert_array_equal(item.read_mask(), predicted)
+    assert (out / "labelme" / "labels.txt").read_text().split() == [
+        "__ignore__", "_background_", "leaf", "apple"
+    ]  # fmt: skip
+    assert read_dataset_info(out / "labelme").class_names == ["background", "leaf", "apple"]
+
+
+def test_an_object_in_two_pieces_stays_one_object(tmp_path):
+    from pixelwise.data.labelme import annotation_json, shapes_of
+
+    labels = np.zeros((H, W), np.uint16)
+    labels[2:10, 2:10] = labels[2:10, 20:30] = 1  # object 1, cut in two by something in front
+    labels[20:30, 5:15] = 2
+    shapes = shapes_of(labels, {1: "cat", 2: "dog"}, objects=True)
+    assert [(s["label"], s["group_id"]) for s in shapes] == [("cat", 1), ("cat", 1), ("dog", 2)]
+    write(tmp_path, "a", [])
+    (tmp_path / "a.json").write_text(annotation_json(shapes, tmp_path / "a.jpg", tmp_path, H, W))
+    (item,) = find_items(tmp_path)
+    np.testing.assert_array_equal(item.read_mask(instances=True), labels)

@@ -25,6 +25,7 @@ from pixelwise.data.io import (
     save_png,
     save_probabilities,
 )
+from pixelwise.data.labelme import BACKGROUND_LABEL, IGNORE_LABEL, annotation_json, shapes_of
 from pixelwise.detection import (
     categories_of,
     detect,
@@ -181,6 +182,7 @@ class PredictOptions:
     object_class: int | None = None  # segment, semantic models not trained on instances
     skip_existing: bool = False  # leave inputs whose main output exists alone
     probabilities: bool = False  # predict, semantic models: also each class's probability
+    labelme: bool = False  # predict: also the regions as LabelMe polygons, to correct by hand
 
     def __post_init__(self) -> None:
         # checked once here rather than failing every file of a batch the same way
@@ -208,6 +210,9 @@ def predict_files(
     for instance models also ``instances/<name>.png`` (uint16 labels) and ``coco/<name>.json``
     (COCO results with RLE masks; ``image_id`` 0, category ids as trained). Bad files are
     recorded and skipped; ``shard=(rank, world)`` takes every world-th input from rank."""
+    if options.labelme:  # the model's class order, for training on the corrected files
+        names = "\n".join([IGNORE_LABEL, BACKGROUND_LABEL, *seg.class_names[1:]])
+        atomic_write_bytes(Path(out_dir) / "labelme" / "labels.txt", f"{names}\n".encode())
     if seg.kind == "instance":
         return detection_files(seg, inputs, out_dir, options, progress, shard)
     out_dir, palette = Path(out_dir), seg.palette()
@@ -226,10 +231,23 @@ def predict_files(
         if probabilities is not None:
             save_probabilities(out_dir / "probabilities" / rel.with_suffix(".tif"), probabilities)
         save_mask(out_dir / "masks" / rel, mask, palette)
+        if options.labelme:
+            names = dict(enumerate(seg.class_names))
+            del names[0]  # the background is what no shape covers
+            shapes = shapes_of(mask, names, options.min_object_size)
+            write_labelme(out_dir, src, rel, shapes, mask.shape)
         save_png(out_dir / "overlays" / rel, overlay(image, mask, palette))
         return out_dir / "masks" / rel, None
 
     return run_into(out_dir, "masks", options, inputs, compute, write, "predict", progress, shard)
+
+
+def write_labelme(out_dir: Path, src, rel: Path, shapes: list[dict], size: tuple) -> None:
+    """``OUT/labelme/<name>.json``: the shapes found in ``src`` (an image of ``size``, height and
+    width), for LabelMe or any tool that reads its files; ``imagePath`` leads to ``src``."""
+    path = out_dir / "labelme" / rel.with_suffix(".json")
+    text = annotation_json(shapes, Path(src).resolve(), path.parent.resolve(), *size[:2])
+    atomic_write_bytes(path, text.encode())
 
 
 def detection_files(
@@ -250,6 +268,10 @@ def detection_files(
             seg.palette(),
         )
         save_label_image(out_dir / "instances" / rel, labels)
+        if options.labelme:
+            classes = pred["labels"].tolist()
+            names = {k: seg.class_names[classes[k - 1]] for k in np.unique(labels) if k}
+            write_labelme(out_dir, src, rel, shapes_of(labels, names, objects=True), labels.shape)
         atomic_write_bytes(
             out_dir / "coco" / rel.with_suffix(".json"),
             json.dumps(detections_to_coco(pred, 0, cats)).encode(),

@@ -73,6 +73,14 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "class (round(255 p))",
                 action="store_true",
             ),
+            Opt(
+                ("--labelme",),
+                "also write OUT/labelme/<name>.json: each region (each object, for instance "
+                "models) as a LabelMe polygon, to correct in LabelMe and train on again; "
+                "--min-object-size drops smaller regions",
+                action="store_true",
+            ),
+            "min_object_size",
             "score_threshold",
             "precision",
             "tta",
@@ -386,6 +394,7 @@ def predict_options(args: argparse.Namespace):
         "object_class",
         "skip_existing",
         "probabilities",
+        "labelme",
     )
     return PredictOptions(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 
@@ -418,6 +427,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"wrote {len(result.written)} masks to {out / 'masks'}{extra} and overlays to "
             f"{out / 'overlays'}"
             + (f", class probabilities to {out / 'probabilities'}" if args.probabilities else "")
+            + (f", LabelMe polygons to {out / 'labelme'}" if args.labelme else "")
         ),
     )
 

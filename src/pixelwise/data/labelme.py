@@ -181,3 +181,50 @@ def load_labelme(
     categories = [{"id": i, "name": name} for i, name in enumerate(names)]
     coco = {"images": images, "annotations": annotations, "categories": categories}
     return items, Categories(tuple(range(len(names))), tuple(names)), coco
+
+
+def region_polygons(mask: np.ndarray, min_pixels: int = 1) -> list[list[list[float]]]:
+    """The outer outline of each connected region of a binary mask with ``min_pixels`` pixels
+    or more, as LabelMe polygon points: the pixel centres of the region's boundary where it
+    turns, so that LabelMe draws the region back exactly; holes are not kept (LabelMe's
+    polygons have none)."""
+    import cv2
+
+    count, regions, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+    found = []
+    for k in range(1, count):
+        x, y, w, h, area = (int(v) for v in stats[k])
+        if area < max(min_pixels, 1):
+            continue
+        crop = (regions[y : y + h, x : x + w] == k).astype(np.uint8)
+        contours, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        outline = cv2.approxPolyDP(max(contours, key=len), 0, True)[:, 0]  # corners only
+        if len(outline) < 3:  # a line of pixels: its box's corners
+            outline = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+        found.append((outline + (x, y)).astype(float).tolist())
+    return found
+
+
+def shapes_of(
+    labels: np.ndarray, names: dict[int, str], min_pixels: int = 1, objects: bool = False
+) -> list[dict]:
+    """LabelMe shapes of a label image: a polygon per connected region of each value in
+    ``names`` (class ids of a class mask; with ``objects`` the object numbers of an instance
+    label image, each object's regions sharing its number as ``group_id``)."""
+    shapes = []
+    for value, name in names.items():
+        for points in region_polygons(labels == value, min_pixels):
+            shapes.append({"label": name, "points": points,
+                           "group_id": int(value) if objects else None,
+                           "description": "", "shape_type": "polygon", "flags": {}})  # fmt: skip
+    return shapes
+
+
+def annotation_json(shapes: list[dict], image: Path, folder: Path, height: int, width: int) -> str:
+    """A LabelMe file for ``image`` written into ``folder`` (``imagePath`` relative to it)."""
+    import os
+
+    spec = {"version": "5.5.0", "flags": {}, "shapes": shapes,
+            "imagePath": os.path.relpath(image, folder), "imageData": None,
+            "imageHeight": int(height), "imageWidth": int(width)}  # fmt: skip
+    return json.dumps(spec)
