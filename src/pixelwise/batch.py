@@ -246,7 +246,7 @@ def write_labelme(out_dir: Path, src, rel: Path, shapes: list[dict], size: tuple
     """``OUT/labelme/<name>.json``: the shapes found in ``src`` (an image of ``size``, height and
     width), for LabelMe or any tool that reads its files; ``imagePath`` leads to ``src``."""
     path = out_dir / "labelme" / rel.with_suffix(".json")
-    text = annotation_json(shapes, Path(src).resolve(), path.parent.resolve(), *size[:2])
+    text = annotation_json(shapes, Path(src).absolute(), path.parent.absolute(), *size[:2])
     atomic_write_bytes(path, text.encode())
 
 
