@@ -196,3 +196,42 @@ def test_an_object_in_two_pieces_stays_one_object(tmp_path):
     (tmp_path / "a.json").write_text(annotation_json(shapes, tmp_path / "a.jpg", tmp_path, H, W))
     (item,) = find_items(tmp_path)
     np.testing.assert_array_equal(item.read_mask(instances=True), labels)
+
+
+def test_evaluate_matches_classes_by_name_when_the_data_gained_one(tmp_path, capsys):
+    """A model trained on cat and dog, scored on files that also hold a bird: sorted anew the
+    data's class 1 is bird, so scoring by class id would count bird pixels as cat."""
+    for i in range(3):
+        write(
+            tmp_path / "a", f"im{i}", [polygon("cat", 2, 2, 12, 12), polygon("dog", 20, 2, 30, 10)]
+        )
+    run = train_tiny(tmp_path / "a", tmp_path / "run", "--val-stems", "im2", "--precision", "fp32")
+    write(tmp_path / "b", "new", [polygon("bird", 2, 20, 30, 30), polygon("cat", 2, 2, 12, 12),
+                                  polygon("dog", 20, 2, 30, 10)])  # fmt: skip
+    assert read_dataset_info(tmp_path / "b").class_names == ["background", "bird", "cat", "dog"]
+    out = tmp_path / "e.json"
+    assert main(["evaluate", str(run / "best.pt"), str(tmp_path / "b"), "--json", str(out)]) == 0
+    pixels = {k: v["pixels"] for k, v in json.loads(out.read_text())["per_class"].items()}
+    assert pixels == {"background": H * W - 121 - 99 - 29 * 11, "cat": 121, "dog": 99}
+    assert "not known to the model, ignored: bird" in capsys.readouterr().err
+
+
+def test_compare_matches_a_models_classes_to_the_datas_by_name(tmp_path, capsys):
+    """The model's class 1 is leaf, 2 apple; the data, its labels sorted, has apple 1, leaf 2."""
+    import cv2
+
+    from pixelwise.compare import Method, compare
+
+    for i in range(2):
+        image = np.zeros((H, W, 3), np.uint8)
+        cv2.rectangle(image, (2 + i, 2), (12 + i, 12), (255, 0, 0), -1)  # red: a leaf
+        cv2.rectangle(image, (20, 20), (30, 30), (0, 255, 0), -1)  # green: an apple
+        Image.fromarray(image).save(tmp_path / f"im{i}.png")
+        shapes = [polygon("leaf", 2 + i, 2, 12 + i, 12), polygon("apple", 20, 20, 30, 30)]
+        spec = {"shapes": shapes, "imagePath": f"im{i}.png", "imageHeight": H, "imageWidth": W}
+        (tmp_path / f"im{i}.json").write_text(json.dumps(spec))
+    method = Method("colours")
+    method.model = colour_model()
+    rows = compare([str(tmp_path)], [method])[0]
+    assert rows[0]["per_class_iou"] == [1.0, 1.0, 1.0] and rows[0]["pixel_accuracy"] == 1.0
+    assert "colours's classes matched to the data's by name" in capsys.readouterr().err

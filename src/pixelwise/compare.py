@@ -42,6 +42,7 @@ class Method:
     classical: str | None = None
     checkpoint: str | None = None
     seconds: list[float] = field(default_factory=list)
+    to_data: np.ndarray | None = None  # model class id -> the data's class of the same name
 
     def __post_init__(self) -> None:
         self.model = load_model(self.checkpoint) if self.checkpoint else None
@@ -50,10 +51,25 @@ class Method:
         start = time.perf_counter()
         if self.model is not None:
             out = predict(self.model, image).astype(np.int64)
+            out = out if self.to_data is None else self.to_data[out]
         else:
             out = run_method(self.classical, image)
         self.seconds.append(time.perf_counter() - start)
         return out if self.model is not None else regions_to_classes(out, target, num_classes)
+
+
+def classes_by_name(
+    method: Method, names: list[str] | None, num_classes: int, data
+) -> np.ndarray | None:
+    """Model class id -> the data's class id of the same name (``num_classes``, "no class", for
+    a class the data lacks), when the data names its classes otherwise than the model and some
+    match beyond the background; None when they agree or nothing matches."""
+    model = list(method.model.class_names)
+    if not names or model == names[: len(model)] or not set(names) & set(model[1:]):
+        return None
+    found = [names.index(n) if n in names[:num_classes] else num_classes for n in model]
+    print(f"{data}: {method.name}'s classes matched to the data's by name", file=sys.stderr)
+    return np.asarray(found, np.int64)
 
 
 def parse_methods(spec: str) -> list[Method]:
@@ -152,6 +168,9 @@ def compare(
             or (methods[0].model.num_classes if methods[0].model else 2)
         )
     objects = encoding.instances is not None
+    for m in methods:
+        if m.model is not None and not objects:
+            m.to_data = classes_by_name(m, info.class_names, num_classes, roots[0])
     matrices = {m.name: ConfusionMatrix(num_classes + 1) for m in methods}
     panels: list[list[np.ndarray]] = []
     shown = set(

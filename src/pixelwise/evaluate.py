@@ -21,8 +21,10 @@ from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.layouts import (
     black_and_white,
     evaluation_items,
+    read_dataset_info,
     resolve_splits,
     split_layout,
+    stored_values,
     value_counts,
 )
 from pixelwise.data.transforms import resize_mask
@@ -183,10 +185,16 @@ def own_split(data, own: list[str] | None) -> dict:
 
 
 def encoding_for(seg: Segmenter, items: list, data) -> MaskEncoding:
-    """The checkpoint's mask encoding, except that black-and-white masks (0 and 255 alone, or
-    black and white RGB) are a two-class model's background and foreground also when it was
-    trained on masks of 0 and 1 (as class ids, 255 would be ignored: no foreground scored)."""
+    """The checkpoint's mask encoding, except that the data's classes are matched to the
+    model's by name when the data names them otherwise (:func:`by_name`), and that
+    black-and-white masks (0 and 255 alone, or black and white RGB) are a two-class model's
+    background and foreground also when it was trained on masks of 0 and 1 (as class ids, 255
+    would be ignored: no foreground scored)."""
     encoding = seg.encoding
+    if encoding.values is None and encoding.instances is None:
+        matched = by_name(seg, items, data)
+        if matched is not None:
+            return matched
     if encoding.values is not None or encoding.instances is not None or seg.num_classes != 2:
         return encoding
     values = black_and_white(value_counts(items), encoding.ignore_values)
@@ -194,6 +202,39 @@ def encoding_for(seg: Segmenter, items: list, data) -> MaskEncoding:
         return encoding
     print(f"{data}: black-and-white masks: black scored as class 0, white as 1", file=sys.stderr)
     return replace(encoding, values=values)
+
+
+def by_name(seg: Segmenter, items: list, data) -> MaskEncoding | None:
+    """When the data names its classes in another order or set than the model (a dataset that
+    gained a class, labels sorted anew), the encoding that scores each model class on the data's
+    class of the same name, and ignores the data's classes the model does not know; None when
+    the names agree, or when none but the background match (then class ids are compared, as a
+    printed warning says)."""
+    info = read_dataset_info(Path(data))
+    names, model = info.class_names, list(seg.class_names)
+    if not names or names == model:
+        return None
+    shared = set(names) & set(model[1:])
+    if not shared:
+        print(
+            f"{data}: its classes ({', '.join(names[:8])}) are not the model's "
+            f"({', '.join(model[:8])}); scored by class id",
+            file=sys.stderr,
+        )
+        return None
+    stored = stored_values(info, items, None) or tuple(range(len(names)))
+    values = tuple(stored[names.index(n)] if n in names else NEVER_STORED for n in model)
+    unknown = [n for n in names if n not in model]
+    print(
+        f"{data}: classes matched to the model's by name"
+        + (f"; not known to the model, ignored: {', '.join(unknown)}" if unknown else ""),
+        file=sys.stderr,
+    )
+    ignored = (*info.ignore_values, *(stored[names.index(n)] for n in unknown))
+    return MaskEncoding(values, ignored)
+
+
+NEVER_STORED = -1  # the stored value of a model class the data does not have
 
 
 def image_rows(
