@@ -58,6 +58,16 @@ class Method:
         return out if self.model is not None else regions_to_classes(out, target, num_classes)
 
 
+def class_count(encoding: MaskEncoding, info, methods: list[Method]) -> int:
+    """The classes scored when not given: the encoding's or the data's, 2 for objects, else the
+    first checkpoint's, else 2."""
+    return (
+        len(encoding.values or info.class_names or ())
+        or (2 if encoding.instances else 0)
+        or (methods[0].model.num_classes if methods[0].model else 2)
+    )
+
+
 def classes_by_name(
     method: Method, names: list[str] | None, num_classes: int, data
 ) -> np.ndarray | None:
@@ -161,12 +171,7 @@ def compare(
     if not items:
         raise ValueError(f"{', '.join(roots)}: no labelled images selected")
     encoding = target_encoding(info, items, mask_values)
-    if num_classes is None:
-        num_classes = (
-            len(encoding.values or info.class_names or ())
-            or (2 if encoding.instances else 0)
-            or (methods[0].model.num_classes if methods[0].model else 2)
-        )
+    num_classes = num_classes or class_count(encoding, info, methods)
     objects = encoding.instances is not None
     for m in methods:
         if m.model is not None and not objects:
