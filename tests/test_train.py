@@ -217,13 +217,20 @@ def test_fine_tunes_from_a_checkpoint(shapes_data, tmp_path):
     assert score(tuned) > score(scratch) + 0.2
 
 
-def test_fine_tuning_refuses_a_model_of_other_classes(shapes_data, tmp_path):
+def test_fine_tuning_to_other_classes_keeps_all_but_the_class_scores(shapes_data, tmp_path, capsys):
+    """Transfer to data of 4 classes from a 3-class model: every tensor whose shape does not
+    follow the class count keeps the model's weights, the class scores start afresh."""
+    from pixelwise.semantic import new_head
+
     start = fit(_cfg(shapes_data, tmp_path / "start", epochs=1, overlays=0))
     other = _cfg(shapes_data, tmp_path / "other", weights=str(start), class_names=list("abcd"))
-    with pytest.raises(
-        ValueError, match="best.pt: cannot fine-tune from it: it has 3 classes, the data 4"
-    ):
-        fit(other)
+    model, kwargs = new_head(other, load_model(start), 4)
+    before, after = load_model(start).network.state_dict(), model.state_dict()
+    changed = [k for k in after if after[k].shape != before[k].shape]
+    assert kwargs["num_classes"] == 4 and changed and all(after[k].shape[0] == 4 for k in changed)
+    assert all(torch.equal(after[k], before[k]) for k in after if k not in changed)
+    assert "has 3 classes, the data 4" in capsys.readouterr().err
+    assert load_model(fit(other)).class_names == list("abcd")
 
 
 def test_reduced_scale_predicts_at_full_resolution(shapes_data, tmp_path):

@@ -290,7 +290,8 @@ class TrainConfig:
         None,
         "local weights to start from, never downloaded: for mask_rcnn torchvision's or ours; "
         "for the others a pixelwise checkpoint or bundled model name to fine-tune (its "
-        "architecture and input normalisation replace --model, --depth, --base-width)",
+        "architecture and input normalisation replace --model, --depth, --base-width; for "
+        "data of other classes its class scores start afresh)",
     )
     w0: float = opt(10.0, "weighted-ce: border weight w0 (default 10)", type=float)
     sigma: float = opt(5.0, "weighted-ce: border width sigma in pixels (default 5)", type=float)

@@ -331,8 +331,11 @@ def build_model(
     """The seeded model (``start``'s network, when fine-tuning) and the keyword arguments that
     rebuild it (those its builder accepts)."""
     if start is not None:
-        model = start.network.train().requires_grad_(True)
-        return model.to(device).to(memory_format=memory_format(precision)), start.arch_kwargs
+        model, arch_kwargs = start.network, start.arch_kwargs
+        if start.num_classes != num_classes:
+            model, arch_kwargs = new_head(cfg, start, num_classes)
+        model = model.train().requires_grad_(True)
+        return model.to(device).to(memory_format=memory_format(precision)), arch_kwargs
     arch_kwargs = {"in_channels": in_channels, "num_classes": num_classes}
     options = {
         "depth": cfg.depth,
@@ -351,9 +354,30 @@ def build_model(
     return model, arch_kwargs
 
 
+def new_head(cfg: TrainConfig, start: Segmenter, num_classes: int) -> tuple[nn.Module, dict]:
+    """``start``'s architecture for ``num_classes`` classes, holding its weights but for the
+    tensors whose shape follows the class count (the class scores), which start afresh."""
+    arch_kwargs = start.arch_kwargs | {"num_classes": num_classes}
+    torch.manual_seed(cfg.seed)
+    model = create_model(start.arch, **arch_kwargs)
+    own = model.state_dict()
+    kept = {
+        k: v for k, v in start.network.state_dict().items() if k in own and own[k].shape == v.shape
+    }
+    model.load_state_dict(kept, strict=False)
+    fresh = sorted({k.rsplit(".", 1)[0] for k in own if k not in kept})
+    print(
+        f"note: {cfg.weights} has {start.num_classes} classes, the data {num_classes}: "
+        f"{', '.join(fresh)} start afresh, the other layers from its weights",
+        file=sys.stderr,
+    )
+    return model, arch_kwargs
+
+
 def starting_point(cfg: TrainConfig, in_channels: int, num_classes: int) -> Segmenter | None:
     """The trained model ``--weights`` names (a checkpoint or a bundled model's name), checked
-    against the data: fine-tuning keeps its architecture and input normalisation."""
+    against the data: fine-tuning keeps its architecture and input normalisation (and, for
+    another number of classes, all but its class scores: :func:`new_head`)."""
     if not cfg.weights:
         return None
     if is_onnx_file(cfg.weights):
@@ -362,8 +386,6 @@ def starting_point(cfg: TrainConfig, in_channels: int, num_classes: int) -> Segm
     problem = None
     if start.kind != "semantic":
         problem = f"a {start.arch} checkpoint cannot start a semantic model"
-    elif start.num_classes != num_classes:
-        problem = f"it has {start.num_classes} classes, the data {num_classes}"
     elif start.in_channels != in_channels:
         problem = f"it takes {start.in_channels}-channel images, the data has {in_channels}"
     if problem:
