@@ -53,6 +53,7 @@ def test_readme_commands_run(readme_cwd, capsys):
         "train",
         "predict",
         "evaluate",
+        "inspect",
         "train",
         "models",
         "info",

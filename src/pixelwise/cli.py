@@ -42,10 +42,20 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     "train": (
         "train a model on an image/mask dataset or COCO instances",
         "Train on DATA (DATA/images + DATA/masks or Pascal VOC's JPEGImages + SegmentationClass, split "
-        "by DATA/train[/val]/... or VOC's ImageSets lists; TIFF stacks, Cell Tracking Challenge, a COCO "
-        "instances JSON (Mask R-CNN, or any model: category k is class k), or a CSV of "
-        "image,mask[,split] pairs). Writes last.pt, best.pt, metrics.csv, curve.png and overlays/ to "
-        "--out.",
+        "by DATA/train[/val]/... or VOC's ImageSets lists; TIFF stacks, Cell Tracking Challenge, "
+        "Cityscapes, a COCO instances JSON (Mask R-CNN, or any model: category k is class k), a YOLO "
+        "data.yaml, LabelMe JSON files, or a CSV of image,mask[,split] pairs; 'pixelwise inspect "
+        "DATA' shows how it is read). Writes last.pt, best.pt, metrics.csv, curve.png and "
+        "overlays/ to --out.",
+        [],
+    ),
+    "inspect": (
+        "what a dataset holds, as train would read it",
+        "Reads DATA as 'pixelwise train' would, with the same data options, and prints where the "
+        "training and validation images come from, their sizes, each class's stored value and "
+        "share of the pixels in each split, and warnings (a class no validation image shows, "
+        "images smaller than --crop, mostly ignored pixels). Every mask is read once; nothing "
+        "is written.",
         [],
     ),
     "predict": (
@@ -357,9 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help, description, options) in COMMANDS.items():
         p = sub.add_parser(name, help=help, description=description or help)
-        if name == "train":
+        if name in ("train", "inspect"):
             for dest, option in field_options(TrainConfig):
-                option.add_to(p, dest)
+                if name == "train" or dest in INSPECT_OPTIONS:
+                    option.add_to(p, dest)
         for option in options:
             if isinstance(option, str):
                 add_shared(p, option)
@@ -378,6 +389,29 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"done in {time.perf_counter() - start:.0f}s\n  best checkpoint: {best}\n  last checkpoint: {out / 'last.pt'}\n"
         f"  metrics: {out / 'metrics.csv'}\n  curve: {out / 'curve.png'}\n  overlays: {out / 'overlays'}"
     )
+    return 0
+
+
+INSPECT_OPTIONS = (
+    "data",
+    "class_names",
+    "mask_values",
+    "ignore_values",
+    "instances",
+    "val_stems",
+    "val_fraction",
+    "seed",
+    "crop",
+    "scale",
+)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from pixelwise.report import dataset_report, format_report
+
+    cfg = TrainConfig(**{name: getattr(args, name) for name in INSPECT_OPTIONS})
+    cfg.check()
+    print(format_report(dataset_report(cfg, progress=sys.stderr.isatty())))
     return 0
 
 
@@ -766,6 +800,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 HANDLERS = {
     "demo": cmd_demo,
     "train": cmd_train,
+    "inspect": cmd_inspect,
     "predict": cmd_predict,
     "evaluate": cmd_evaluate,
     "segment": cmd_segment,

@@ -1,0 +1,53 @@
+"""``pixelwise inspect``: the counts of a dataset made in code, split and read as train reads it,
+and the warnings that matter before training."""
+
+import numpy as np
+from PIL import Image
+
+from pixelwise.cli import main
+from pixelwise.config import TrainConfig
+from pixelwise.report import dataset_report
+
+
+def dataset(root, masks):
+    for i, mask in enumerate(masks):
+        for sub, array in (("images", np.full((6, 8), 40 * i)), ("masks", mask)):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.asarray(array, np.uint8)).save(root / sub / f"im{i}.png")
+    return root
+
+
+def test_pixel_counts_per_split_and_class_with_warnings(tmp_path, capsys):
+    masks = [np.zeros((6, 8)) for _ in range(4)]
+    masks[0][:, :2] = 2  # class 2 only in a training image: 12 pixels
+    masks[1][:3] = 1  # 24 pixels of class 1 in training
+    masks[3][:, 7] = 1  # 6 in the validation image
+    masks[3][0, 0] = 9  # ignored, by --ignore-values
+    root = dataset(tmp_path / "d", masks)
+    cfg = TrainConfig(data=str(root), val_stems=["im3"], ignore_values=[9], crop=64)
+    report = dataset_report(cfg, progress=False)
+    assert report["images"] == {"train": 3, "val": 1}
+    assert [(c["name"], c["train"], c["val"]) for c in report["classes"]] == [
+        ("class0", 3 * 48 - 24 - 12, 48 - 6 - 1),
+        ("class1", 24, 6),
+        ("class2", 12, 0),
+    ]
+    assert report["ignored"] == {"train": 0, "val": 1}
+    assert report["sizes"] == {"min": [6, 8], "max": [6, 8]}
+    assert report["warnings"] == [
+        "no pixel in the validation images (IoU not measured): class2",
+        "1 validation image(s): the figures that pick best.pt rest on it",
+        "every image is smaller than --crop 64: train with --crop 0 or less",
+    ]
+    args = ["inspect", str(root), "--val-stems", "im3", "--ignore-values", "9", "--crop", "8"]
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"{root}: 3 training and 1 validation images (validation: the images")
+    assert "  1  class1                        1         16.67%       12.50%" in said
+    assert "warning: no pixel in the validation images" in said and "--crop" not in said
+
+
+def test_inspect_stops_where_train_would(tmp_path, capsys):
+    root = dataset(tmp_path / "d", [np.full((6, 8), 7), np.full((6, 8), 3)])
+    assert main(["inspect", str(root)]) == 2
+    assert "the masks hold values [3, 7], not the class ids" in capsys.readouterr().err
