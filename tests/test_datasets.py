@@ -727,6 +727,10 @@ def test_cityscapes_reads_its_19_classes_and_ignores_the_other_label_ids(tmp_pat
     expected = np.full((16, 16), 255)
     expected[8:, :12], expected[2:6, 2:6] = 0, 13
     assert names[0] == "road" and torch.equal(val_set[0][1], torch.from_numpy(expected))
+    from pixelwise.detection import instance_splits  # label ids are no object numbers
+
+    with pytest.raises(ValueError, match="Cityscapes' instance ids .* are not read for instance"):
+        instance_splits(tmp_path, None, 0.2, 0)
     (tmp_path / "gtFine" / "val" / "lindau" / "lindau_000000_000010_gtFine_labelIds.png").unlink()
     with pytest.raises(ValueError, match="1 val image\\(s\\) without gtFine label ids"):
         resolve_splits(tmp_path)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pixelwise.data import cityscapes
 from pixelwise.data.coco import (
     Categories,
     InstanceDataset,
@@ -159,6 +160,11 @@ def instance_splits(
     dataset: a COCO file, or label images in any layout the semantic models read
     (``images/`` + ``instances/``, train/val folders, Cell Tracking Challenge, a CSV, ...)."""
     path = Path(data)
+    if cityscapes.label_folder(path) is not None:
+        raise ValueError(
+            f"{data}: Cityscapes' instance ids (*_instanceIds.png) are not read for instance "
+            "models; semantic models train on its 19 classes"
+        )
     outlined = outline_instances(path)
     if outlined is not None:
         splits, cats, spec = outlined
