@@ -666,6 +666,10 @@ def test_class_names_and_colours_from_labelling_tools_files(tmp_path, file, text
     (tmp_path / "ImageSets" / "Segmentation").mkdir(parents=True)
     (tmp_path / "ImageSets" / "Segmentation" / "default.txt").write_text("\n".join(stems))
     (tmp_path / file).write_text(text)
+    from pixelwise.detection import instance_splits  # a class per colour: no object numbers
+
+    with pytest.raises(ValueError, match="frame_000.png: a colour mask; instance models read"):
+        instance_splits(tmp_path, None, 0.25, 0)
     info = read_dataset_info(tmp_path)
     assert info.class_names == ["background", "cat", "dog"] and info.colours == [
         list(c) for c in colours

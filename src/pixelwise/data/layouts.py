@@ -416,6 +416,11 @@ def as_instance_items(
     """Items whose masks are label images (0 = background, each object its own number) as
     instance items of one class, ``object``, numbered from ``first_id``."""
     found = []
+    if items and is_colour_mask(items[0].mask):
+        raise ValueError(
+            f"{items[0].mask}: a colour mask; instance models read label images (0 the "
+            "background, 1..N the objects) or objects outlined in COCO, YOLO or LabelMe files"
+        )
     for i, item in enumerate(items):
         if item.objects is not None or item.image_page is not None:
             raise ValueError(
