@@ -8,8 +8,7 @@ beside it or in a folder of its own::
 Shapes with an area are objects: polygons, rectangles (two corners), circles (centre and a
 point on the rim) and masks (a PNG of the region between two corners, base64), drawn as
 LabelMe draws them (PIL, outline included; COCO's polygons leave the pixels of the right and
-lower edges out). Points and
-lines have none and are left out, with a warning. Shapes of one label sharing a ``group_id``
+lower edges out). Points and lines have no area and are left out, with a warning. Shapes of one label sharing a ``group_id``
 are one object. Classes: ``labels.txt`` when the dataset has one (labelme2voc's: a name per
 line, ``__ignore__`` and ``_background_`` aside), else every label found, sorted, after the
 background. A shape labelled ``__ignore__`` marks pixels to ignore, ``_background_`` is
@@ -26,14 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.data.coco import Categories, InstanceItem
+from pixelwise.data.coco import Categories, InstanceItem, oriented_size
 from pixelwise.data.io import IMAGE_SUFFIXES
 from pixelwise.data.shapes import extent
 
 IGNORE_LABEL, BACKGROUND_LABEL = "__ignore__", "_background_"
-AREA_SHAPES = ("polygon", "rectangle", "circle", "mask")
-
-
 PEEK_BYTES = 1 << 20  # LabelMe writes "shapes" before the image data it may embed
 
 
@@ -94,13 +90,10 @@ def outline(shape: dict, where: str) -> tuple | None:
         points = np.asarray(shape.get("points") or [], float).reshape(-1, 2)
     except ValueError:
         raise ValueError(f"{where}: points must be [x, y] pairs") from None
-    if (
-        kind == "polygon"
-        and len(points) >= 3
-        or kind in ("rectangle", "circle")
-        and len(points) == 2
-    ):
-        return kind, points
+    if kind == "polygon":
+        return (kind, points) if len(points) >= 3 else None
+    if kind in ("rectangle", "circle"):
+        return (kind, points) if len(points) == 2 else None
     if kind == "mask" and shape.get("mask") and len(points):
         x, y = points.min(0).astype(int)
         return kind, (int(x), int(y), decode_mask(shape["mask"], where))
@@ -120,7 +113,7 @@ def decode_mask(data: str, where: str) -> np.ndarray:
         raise ValueError(f"{where}: cannot decode its mask ({exc})") from None
 
 
-def objects_of(path: Path, spec: dict, names: list[str], height: int, width: int) -> tuple:
+def objects_of(path: Path, spec: dict, names: list[str]) -> tuple[list[dict], int]:
     """A LabelMe file's objects as COCO annotations (without ids) and how many shapes had no
     area."""
     groups, skipped = {}, 0
@@ -135,7 +128,8 @@ def objects_of(path: Path, spec: dict, names: list[str], height: int, width: int
             skipped += 1
             continue
         group = shape.get("group_id")
-        groups.setdefault((label, k if group is None else group), []).append(part)
+        key = ("shape", k) if group is None else ("group", group)
+        groups.setdefault((label, key), []).append(part)
     anns = []
     for (label, _), shapes in groups.items():
         crowd = label == IGNORE_LABEL
@@ -151,8 +145,6 @@ def load_labelme(
 ) -> tuple[list[InstanceItem], Categories, dict]:
     """Instance items of LabelMe files, their categories (ids = indices in ``names``) and the
     same as a parsed COCO instances file; images are looked for as :func:`image_of` says."""
-    from pixelwise.data.coco import oriented_size
-
     items, images, annotations, skipped = [], [], [], 0
     for path, spec in files.items():
         image = image_of(path, spec, image_folders)
@@ -163,7 +155,7 @@ def load_labelme(
                 f"{path}: drawn on an image of {drawn_on[1]} x {drawn_on[0]} pixels, but "
                 f"{image.name} is {width} x {height} (resized since?)"
             )
-        found, missed = objects_of(path, spec, names, height, width)
+        found, missed = objects_of(path, spec, names)
         skipped += missed
         image_id = len(images) + 1
         anns = [
