@@ -47,8 +47,9 @@ def roboflow(root, n_train=4, n_val=2):
         lines = [f"1 {square(4 + 2 * i, 10)}"] + (["0 0.9 0.5 0.12 0.2"] if i == 0 else [])
         if i < len(names) - 1:
             (root / split / "labels" / f"im{stem}{split[0]}.txt").write_text("\n".join(lines))
-    (root / "data.yaml").write_text(
-        "train: ../train/images\nval: ../valid/images\nnc: 2\nnames: ['dot', 'square']\n"
+    (root / "data.yaml").write_text(  # a path from the exporting machine, as Ultralytics' own
+        "path: /content/datasets/rf\ntrain: ../train/images\nval: ../valid/images\nnc: 2\n"
+        "names: ['dot', 'square']\n"
     )
     return root
 

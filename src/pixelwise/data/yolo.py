@@ -157,7 +157,9 @@ def load_yolo(path: Path) -> tuple[dict[str, list[InstanceItem]], Categories, di
     path = Path(path)
     spec = read_yaml(path)
     names = class_names(spec, path)
-    base = path.parent / spec.get("path", "") if spec.get("path") else path.parent
+    base = path.parent / str(spec.get("path") or "")
+    if not base.is_dir():  # written on another machine (/content/datasets/...): the YAML's folder
+        base = path.parent
     splits, seen, images, annotations = {}, {}, [], []
     for key in SPLITS:
         if not spec.get(key):
