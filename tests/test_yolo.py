@@ -97,7 +97,7 @@ def test_a_yolo_dataset_trains_and_scores(tmp_path, capsys):
 
 def test_instance_splits_and_their_ground_truth(tmp_path):
     """Mask R-CNN's view: the yaml's splits, COCO ground truth with category id = class index
-    (0 included), box-only objects as ignored regions; the truth itself scores AP 1."""
+    + 1, box-only objects as ignored regions; the truth itself scores AP 1."""
     from pixelwise.data.coco import annotation_mask, encode_rle
     from pixelwise.detection import ground_truth_json, instance_splits
     from pixelwise.metrics import coco_average_precision
@@ -106,7 +106,7 @@ def test_instance_splits_and_their_ground_truth(tmp_path):
     train, val, cats, spec = instance_splits(root, None, 0.2, 0)
     assert [i.name for i in val] == ["im0v", "im1v"] and cats.names == ("dot", "square")
     truth = ground_truth_json(train, cats, spec)
-    assert [(a["category_id"], a["iscrowd"]) for a in truth["annotations"][:2]] == [(1, 0), (0, 1)]
+    assert [(a["category_id"], a["iscrowd"]) for a in truth["annotations"][:2]] == [(2, 0), (1, 1)]
     found = [
         {"image_id": a["image_id"], "category_id": a["category_id"], "score": 1.0,
          "bbox": a["bbox"], "segmentation": encode_rle(annotation_mask(a, H, W))}

@@ -43,6 +43,17 @@ class Categories:
         return self.ids[label - 1]
 
 
+def as_coco(
+    images: list[dict], annotations: list[dict], names: list[str]
+) -> tuple[dict, Categories]:
+    """A parsed COCO instances file and its categories for objects whose ``category_id`` is
+    their class's place among ``names`` counted from 1 (as COCO counts; 0 stays the
+    background's)."""
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(names)]
+    coco = {"images": images, "annotations": annotations, "categories": categories}
+    return coco, Categories(tuple(range(1, len(names) + 1)), tuple(names))
+
+
 @dataclass(frozen=True)
 class InstanceItem:
     """One image and where its instances come from: COCO annotations or a label image."""

@@ -12,8 +12,8 @@ lower edges out). Points and lines have no area and are left out, with a warning
 are one object. Classes: ``labels.txt`` when the dataset has one (labelme2voc's: a name per
 line, ``__ignore__`` and ``_background_`` aside), else every label found, sorted, after the
 background. A shape labelled ``__ignore__`` marks pixels to ignore, ``_background_`` is
-background. The objects are read as COCO annotations (category id = the class's index among
-the names) that carry their ``shapes`` (:func:`pixelwise.data.shapes.draw_shapes` draws
+background. The objects are read as COCO annotations (category id = the class's place among
+the names, from 1) that carry their ``shapes`` (:func:`pixelwise.data.shapes.draw_shapes` draws
 them), so class masks, Mask R-CNN and COCO evaluation take them as a COCO file.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.data.coco import Categories, InstanceItem, oriented_size
+from pixelwise.data.coco import Categories, InstanceItem, as_coco, oriented_size
 from pixelwise.data.io import IMAGE_SUFFIXES
 from pixelwise.data.shapes import extent
 
@@ -132,11 +132,13 @@ def objects_of(path: Path, spec: dict, names: list[str]) -> tuple[list[dict], in
         groups.setdefault((label, key), []).append(part)
     anns = []
     for (label, _), shapes in groups.items():
-        crowd = label == IGNORE_LABEL
         corners = np.array([extent(*shape) for shape in shapes])
         x0, y0, x1, y1 = (*corners[:, :2].min(0), *corners[:, 2:].max(0))
-        anns.append({"category_id": 0 if crowd else names.index(label), "iscrowd": int(crowd),
-                     "shapes": tuple(shapes), "bbox": [x0, y0, x1 - x0, y1 - y0]})  # fmt: skip
+        drawn = {"shapes": tuple(shapes), "bbox": [x0, y0, x1 - x0, y1 - y0]}
+        if label != IGNORE_LABEL:
+            anns.append({"category_id": names.index(label) + 1, "iscrowd": 0} | drawn)
+        else:  # ignored whatever the class: a crowd region of each (as COCO ignores per class)
+            anns += [{"category_id": k + 1, "iscrowd": 1} | drawn for k in range(len(names))]
     return anns, skipped
 
 
@@ -170,9 +172,8 @@ def load_labelme(
     if skipped:
         print(f"pixelwise: {skipped} LabelMe shape(s) without an area (points, lines) left out",
               file=sys.stderr)  # fmt: skip
-    categories = [{"id": i, "name": name} for i, name in enumerate(names)]
-    coco = {"images": images, "annotations": annotations, "categories": categories}
-    return items, Categories(tuple(range(len(names))), tuple(names)), coco
+    coco, categories = as_coco(images, annotations, names)
+    return items, categories, coco
 
 
 def region_polygons(mask: np.ndarray, min_pixels: int = 1) -> list[list[list[float]]]:

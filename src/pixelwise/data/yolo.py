@@ -11,7 +11,7 @@ A split is a folder of images (searched below), a text file listing images, or a
 A line of 5 numbers is a box (class, centre x, centre y, width, height), an object known by its
 box alone: its pixels are ignored in class masks and it is left out of instance targets, as a
 COCO object without an outline. An image without a label file shows no object. The objects are
-read as COCO annotations (category id = class index), so class masks, Mask R-CNN training and
+read as COCO annotations (category id = class index + 1), so class masks, Mask R-CNN training and
 COCO evaluation take them as they take a COCO file.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pixelwise.data.coco import Categories, InstanceItem
+from pixelwise.data.coco import Categories, InstanceItem, as_coco
 from pixelwise.data.io import IMAGE_SUFFIXES
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -135,7 +135,7 @@ def read_labels(path: Path, num_classes: int, height: int, width: int) -> list[d
         if len(values) == 4:  # a box: centre x, centre y, width, height
             cx, cy, w, h = values
             box = [(cx - w / 2) * width, (cy - h / 2) * height, w * width, h * height]
-            objects.append({"category_id": cls, "bbox": box, "segmentation": [], "iscrowd": 0})
+            objects.append({"category_id": cls + 1, "bbox": box, "segmentation": [], "iscrowd": 0})
             continue
         if len(values) < 6 or len(values) % 2:
             raise ValueError(
@@ -145,7 +145,9 @@ def read_labels(path: Path, num_classes: int, height: int, width: int) -> list[d
         outline = [v * (width if i % 2 == 0 else height) for i, v in enumerate(values)]
         xs, ys = outline[0::2], outline[1::2]
         box = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
-        objects.append({"category_id": cls, "bbox": box, "segmentation": [outline], "iscrowd": 0})
+        objects.append(
+            {"category_id": cls + 1, "bbox": box, "segmentation": [outline], "iscrowd": 0}
+        )
     return objects
 
 
@@ -190,6 +192,5 @@ def load_yolo(path: Path) -> tuple[dict[str, list[InstanceItem]], Categories, di
         splits[key] = items
     if not splits:
         raise ValueError(f"{path}: names no split (train: images/train, val: images/val)")
-    categories = [{"id": i, "name": name} for i, name in enumerate(names)]
-    coco = {"images": images, "annotations": annotations, "categories": categories}
-    return splits, Categories(tuple(range(len(names))), tuple(names)), coco
+    coco, categories = as_coco(images, annotations, names)
+    return splits, categories, coco
