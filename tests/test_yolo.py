@@ -152,6 +152,9 @@ def test_dataset_file_errors_say_what_is_wrong(tmp_path, capsys):
     (root / "data.yaml").write_text("train: images/nowhere\nnames: [a, b]\n")
     assert main(["train", str(root), "--out", str(tmp_path / "r")]) == 2
     assert "data.yaml: train: " in capsys.readouterr().err
+    (root / "data.yaml").write_text("names: [a\n  train: [")
+    with pytest.raises(ValueError, match="data.yaml: cannot read the YAML file"):
+        find_items(root)
     (root / "data.yaml").write_text("train: ../train/images\nnc: 3\nnames: [a, b]\n")
     with pytest.raises(ValueError, match="nc is 3 but names lists 2 classes"):
         find_items(root)

@@ -51,13 +51,17 @@ def dataset_yaml(root: Path) -> Path | None:
         return None
     found = sorted(p for p in root.iterdir() if p.suffix.lower() in YAML_SUFFIXES and p.is_file())
     found.sort(key=lambda p: p.stem != "data")
+    unread = None
     for path in found:
         try:
             spec = read_yaml(path)
-        except ValueError:
+        except ValueError as exc:
+            unread = unread or exc
             continue
         if "names" in spec and any(split in spec for split in SPLITS):
             return path
+    if unread is not None:  # the dataset's file, broken: say so rather than "no dataset"
+        raise unread
     return None
 
 
