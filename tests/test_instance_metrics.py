@@ -8,9 +8,11 @@ import pytest
 
 from pixelwise.instances import semantic_to_instances
 from pixelwise.metrics import (
+    aggregated_jaccard,
     contingency,
     dsb_average_precision,
     object_scores,
+    panoptic_quality,
     rand_info_scores,
     seg_score,
 )
@@ -231,3 +233,66 @@ def test_label_images_beyond_65535_objects_are_written_as_32_bit_tiff(tmp_path):
     assert written == tmp_path / "many.tif" and not (tmp_path / "many.png").exists()
     np.testing.assert_array_equal(read_mask(written), many)
     np.testing.assert_array_equal(read_mask(tmp_path / "few.png"), few)
+
+
+def test_panoptic_quality_and_aji_hand_case():
+    """R1 (16 px) predicted by P1 covering 12 of it (IoU 12/16); R2 (16 px) split evenly into P2
+    and P3 (IoU 8/16 each: no match, IoU must exceed 0.5); P4 (4 px) on the background. PQ:
+    TP 1, FP 3, FN 1."""
+    ref = np.zeros((4, 10), int)
+    ref[:, :4], ref[:, 4:8] = 1, 2
+    pred = np.zeros((4, 10), int)
+    pred[:, :3] = 1
+    pred[:, 4:6], pred[1:4, 6:8], pred[0, 6:8] = 2, 3, 3
+    pred[:, 8:9] = 4
+    pq = panoptic_quality(ref, pred)
+    assert pq["dq"] == pytest.approx(1 / (1 + 0.5 * 3 + 0.5 * 1))
+    assert pq["sq"] == pytest.approx(12 / 16) and pq["pq"] == pytest.approx(pq["dq"] * 12 / 16)
+    # AJI: R1 -> P1 (I 12, U 16); R2 -> P2 (first of the tied best, I 8, U 16); P3, P4 unpaired
+    assert aggregated_jaccard(ref, pred) == pytest.approx((12 + 8) / (16 + 16 + 8 + 4))
+    assert math.isnan(aggregated_jaccard(np.zeros((3, 3), int), np.zeros((3, 3), int)))
+    assert aggregated_jaccard(ref, np.zeros_like(ref)) == 0.0
+
+
+def naive_aji(ref, pred):
+    """Kumar et al.'s definition, object by object with boolean masks."""
+    refs = [ref == r for r in np.unique(ref) if r]
+    preds = [pred == p for p in np.unique(pred) if p]
+    common = union = 0
+    used = set()
+    for g in refs:
+        ious = [(g & s).sum() / (g | s).sum() for s in preds]
+        if not ious or max(ious) == 0:
+            union += g.sum()
+            continue
+        j = int(np.argmax(ious))
+        used.add(j)
+        common += (g & preds[j]).sum()
+        union += (g | preds[j]).sum()
+    union += sum(s.sum() for j, s in enumerate(preds) if j not in used)
+    return common / union
+
+
+def naive_pq(ref, pred):
+    refs = [ref == r for r in np.unique(ref) if r]
+    preds = [pred == p for p in np.unique(pred) if p]
+    matches = [
+        (g & s).sum() / (g | s).sum()
+        for g in refs
+        for s in preds
+        if (g & s).sum() / (g | s).sum() > 0.5
+    ]
+    tp, fp, fn = len(matches), len(preds) - len(matches), len(refs) - len(matches)
+    dq = tp / (tp + 0.5 * fp + 0.5 * fn)
+    return dq * (np.mean(matches) if matches else 0.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_panoptic_quality_and_aji_against_naive_loops(seed):
+    rng = np.random.default_rng(seed)
+    ref = rng.integers(0, 5, (12, 14)).repeat(2, 0).repeat(2, 1)  # blocky objects
+    pred = ref.copy()
+    pred[rng.random(pred.shape) < 0.25] = rng.integers(0, 7)
+    pred[:, : int(rng.integers(0, 10))] = 6
+    assert panoptic_quality(ref, pred)["pq"] == pytest.approx(naive_pq(ref, pred))
+    assert aggregated_jaccard(ref, pred) == pytest.approx(naive_aji(ref, pred))

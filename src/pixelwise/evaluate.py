@@ -41,8 +41,10 @@ from pixelwise.inference import (
 from pixelwise.instances import check_object_class, decision_for, instances_for
 from pixelwise.metrics import (
     ConfusionMatrix,
+    aggregated_jaccard,
     dsb_average_precision,
     object_scores,
+    panoptic_quality,
     rand_info_scores,
     seg_score,
 )
@@ -388,13 +390,17 @@ def object_metrics(
     ``dsb_mean_ap`` and ``ap50``: the DSB2018 score and its IoU 0.5 term, averaged over images
     (as Kaggle did); ``seg``: Cell Tracking Challenge SEG averaged over all reference objects;
     ``precision``/``recall``/``f1`` at IoU 0.5 from the pooled matches; ``v_rand``, ``v_info``:
-    ISBI 2012's foreground-restricted scores, averaged over images; object counts. Given a
-    list, ``image_aps`` receives each image's DSB2018 mean AP.
+    ISBI 2012's foreground-restricted scores, averaged over images; ``pq``, ``dq``, ``sq``
+    (panoptic quality) and ``aji`` (Aggregated Jaccard Index), the nuclei papers' scores,
+    averaged over images with objects; object counts. Given a list, ``image_aps`` receives each
+    image's DSB2018 mean AP.
     """
     aps = [] if image_aps is None else image_aps
     ap50s, seg_sum, n_ref, tp, fp, fn, rand, info = [], 0.0, 0, 0, 0, 0, [], []
-    n_pred = 0
+    n_pred, panoptic, aji = 0, [], []
     for reference, prediction in pairs:
+        panoptic.append(panoptic_quality(reference, prediction))
+        aji.append(aggregated_jaccard(reference, prediction))
         dsb = dsb_average_precision(reference, prediction)
         aps.append(dsb["mean_ap"])
         ap50s.append(dsb["ap"][0.5])
@@ -417,9 +423,17 @@ def object_metrics(
         "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0,
         "v_rand": float(np.mean(rand)) if rand else float("nan"),
         "v_info": float(np.mean(info)) if info else float("nan"),
+        **{k: image_mean([p[k] for p in panoptic]) for k in ("pq", "dq", "sq")},
+        "aji": image_mean(aji),
         "reference_objects": n_ref,
         "predicted_objects": n_pred,
     }
+
+
+def image_mean(values: list[float]) -> float:
+    """The mean over the images that have a value (NaN: no object on either side)."""
+    kept = [v for v in values if v == v]
+    return float(np.mean(kept)) if kept else float("nan")
 
 
 def evaluate_detector(seg: Segmenter, checkpoint, data, val_stems: list[str] | None) -> dict:

@@ -108,6 +108,11 @@ def format_table(summary: dict) -> str:
         lines.append(
             f"V_Rand {o['v_rand']:.4f}   V_Info {o['v_info']:.4f}   pixel error {1 - summary['pixel_accuracy']:.4f}"
         )
+        if "pq" in o:
+            lines.append(
+                f"PQ {o['pq']:.4f} (DQ {o['dq']:.4f} x SQ {o['sq']:.4f})   AJI {o['aji']:.4f}   "
+                "(means over images)"
+            )
         if "coco_mask_ap" in o:
             lines.append(
                 f"COCO mask AP {o['coco_mask_ap']:.4f}   AP50 {o['coco_mask_ap50']:.4f}   "
@@ -179,6 +184,41 @@ def object_scores(reference: np.ndarray, prediction: np.ndarray, threshold: floa
     recall = tp / n_ref if n_ref else float(n_pred == 0)
     f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
     return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1}
+
+
+def panoptic_quality(reference: np.ndarray, prediction: np.ndarray) -> dict:
+    """Panoptic quality of one image's objects (Kirillov et al., 2019; as HoVer-Net scores
+    nuclei): objects matched one-to-one at IoU > 0.5, DQ = TP / (TP + FP/2 + FN/2) (detection),
+    SQ = the mean IoU of the matches (segmentation), PQ = DQ x SQ; NaN without any object."""
+    ious = iou_matrix(contingency(reference, prediction))
+    matched = ious[ious > 0.5]
+    tp = len(matched)
+    fp, fn = ious.shape[1] - tp, ious.shape[0] - tp
+    if tp + fp + fn == 0:
+        return {"pq": float("nan"), "dq": float("nan"), "sq": float("nan")}
+    dq = tp / (tp + 0.5 * fp + 0.5 * fn)
+    sq = float(matched.mean()) if tp else 0.0
+    return {"pq": dq * sq, "dq": dq, "sq": sq}
+
+
+def aggregated_jaccard(reference: np.ndarray, prediction: np.ndarray) -> float:
+    """Aggregated Jaccard Index of one image (Kumar et al., 2017): each reference object with
+    the predicted object of highest IoU, C = sum of their intersections, U = sum of their unions
+    plus the area of every reference object no prediction touches and of every predicted object
+    paired with none; AJI = C / U, NaN without any object."""
+    table = contingency(reference, prediction)
+    ious = iou_matrix(table)
+    if not ious.size:
+        return float("nan") if table.shape == (1, 1) else 0.0
+    inter, best = table[1:, 1:], ious.argmax(1)
+    paired = ious.max(1) > 0
+    ref_area, pred_area = table[1:].sum(1), table[:, 1:].sum(0)
+    rows = np.flatnonzero(paired)
+    common = inter[rows, best[rows]].sum()
+    union = (ref_area[rows] + pred_area[best[rows]] - inter[rows, best[rows]]).sum()
+    unpaired_pred = np.setdiff1d(np.arange(len(pred_area)), best[rows])
+    union += ref_area[~paired].sum() + pred_area[unpaired_pred].sum()
+    return float(common / union)
 
 
 DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2))
