@@ -520,6 +520,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(
             f"mask AP {d['mask_ap']:.4f}  AP50 {d['mask_ap50']:.4f}  AP75 {d['mask_ap75']:.4f}   "
             f"box AP {d['box_ap']:.4f}  AP50 {d['box_ap50']:.4f}   DSB mean AP {d['dsb_mean_ap']:.4f}"
+            f"   PQ {d['pq']:.4f}   AJI {d['aji']:.4f}"
         )
     else:
         print(format_table(summary))

@@ -34,7 +34,13 @@ from pixelwise.data.layouts import (
     split_pool,
 )
 from pixelwise.instances import drop_small
-from pixelwise.metrics import coco_average_precision, dsb_average_precision
+from pixelwise.metrics import (
+    aggregated_jaccard,
+    coco_average_precision,
+    dsb_average_precision,
+    image_mean,
+    panoptic_quality,
+)
 from pixelwise.segmenter import Segmenter
 
 
@@ -265,12 +271,13 @@ def score_detector(
     spec: dict | None,
     score_threshold: float = 0.5,
 ) -> dict:
-    """COCO box/mask AP (all detections) and the DSB2018 mean AP of the label images made from
-    detections above ``score_threshold``, over ``items``. Runs on the model's device."""
+    """COCO box/mask AP (all detections), and the DSB2018 mean AP, panoptic quality and AJI of
+    the label images made from detections above ``score_threshold`` (means over images), over
+    ``items``. Runs on the model's device."""
     model.eval()
     device = next(model.parameters()).device
     ds = InstanceDataset(items, cats)
-    results, dsb = [], []
+    results, dsb, pq, aji = [], [], [], []
     for index, item in enumerate(items):
         image, target = ds[index]
         pred = {k: v.cpu() for k, v in model([image.to(device)])[0].items()}
@@ -278,9 +285,10 @@ def score_detector(
         reference = np.zeros(image.shape[1:], np.int32)
         for k, m in enumerate(target["masks"].numpy(), start=1):
             reference[m > 0] = k
-        dsb.append(
-            dsb_average_precision(reference, detections_to_labels(pred, score_threshold))["mean_ap"]
-        )
+        labels = detections_to_labels(pred, score_threshold)
+        dsb.append(dsb_average_precision(reference, labels)["mean_ap"])
+        pq.append(panoptic_quality(reference, labels)["pq"])
+        aji.append(aggregated_jaccard(reference, labels))
     ap = coco_average_precision(ground_truth_json(items, cats, spec), results)
     return {
         "mask_ap": ap["segm"]["ap"],
@@ -289,6 +297,8 @@ def score_detector(
         "box_ap": ap["bbox"]["ap"],
         "box_ap50": ap["bbox"]["ap50"],
         "dsb_mean_ap": float(np.mean(dsb)),
+        "pq": image_mean(pq),
+        "aji": image_mean(aji),
     }
 
 

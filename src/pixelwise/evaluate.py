@@ -43,6 +43,7 @@ from pixelwise.metrics import (
     ConfusionMatrix,
     aggregated_jaccard,
     dsb_average_precision,
+    image_mean,
     object_scores,
     panoptic_quality,
     rand_info_scores,
@@ -428,12 +429,6 @@ def object_metrics(
         "reference_objects": n_ref,
         "predicted_objects": n_pred,
     }
-
-
-def image_mean(values: list[float]) -> float:
-    """The mean over the images that have a value (NaN: no object on either side)."""
-    kept = [v for v in values if v == v]
-    return float(np.mean(kept)) if kept else float("nan")
 
 
 def evaluate_detector(seg: Segmenter, checkpoint, data, val_stems: list[str] | None) -> dict:

@@ -221,6 +221,12 @@ def aggregated_jaccard(reference: np.ndarray, prediction: np.ndarray) -> float:
     return float(common / union)
 
 
+def image_mean(values: list[float]) -> float:
+    """The mean over the images that have a value (NaN: no object on either side)."""
+    kept = [v for v in values if v == v]
+    return float(np.mean(kept)) if kept else float("nan")
+
+
 DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2))
 
 
