@@ -92,6 +92,10 @@ def test_shapes_of_one_group_are_one_object_and_labels_txt_orders_the_classes(tm
     write(tmp_path, "b", [polygon("horse", 2, 2, 10, 10)])
     with pytest.raises(ValueError, match=r"b\.json: label 'horse' is not among the classes"):
         find_items(tmp_path)
+    points = [{"label": "cat", "points": [[3, 4]], "shape_type": "point", "group_id": None}]
+    write(tmp_path / "points", "c", points)
+    with pytest.raises(ValueError, match="no LabelMe shape has an area \\(1 points or lines\\)"):
+        find_items(tmp_path / "points")
 
 
 def test_folder_layouts_splits_and_where_the_image_is(tmp_path):

@@ -149,6 +149,12 @@ def test_bad_label_lines_are_named_by_file_and_line(tmp_path, label, message):
 
 def test_dataset_file_errors_say_what_is_wrong(tmp_path, capsys):
     root = roboflow(tmp_path / "rf")
+    for labels in (root / "train" / "labels").glob("*.txt"):  # a detection dataset: boxes only
+        labels.write_text("0 0.5 0.5 0.2 0.2")
+    for labels in (root / "valid" / "labels").glob("*.txt"):
+        labels.unlink()
+    with pytest.raises(ValueError, match="every label is a box .* segmentation needs outlines"):
+        find_items(root)
     (root / "data.yaml").write_text("train: images/nowhere\nnames: [a, b]\n")
     assert main(["train", str(root), "--out", str(tmp_path / "r")]) == 2
     assert "data.yaml: train: " in capsys.readouterr().err

@@ -169,6 +169,11 @@ def load_labelme(
         items.append(
             InstanceItem(image, image.stem, image_id, height, width, tuple(anns), source=path)
         )
+    if skipped and not annotations:
+        raise ValueError(
+            f"{next(iter(files)).parent}: no LabelMe shape has an area ({skipped} points or lines); "
+            "segmentation needs polygons, rectangles, circles or masks"
+        )
     if skipped:
         print(f"pixelwise: {skipped} LabelMe shape(s) without an area (points, lines) left out",
               file=sys.stderr)  # fmt: skip

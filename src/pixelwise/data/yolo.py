@@ -196,5 +196,10 @@ def load_yolo(path: Path) -> tuple[dict[str, list[InstanceItem]], Categories, di
         splits[key] = items
     if not splits:
         raise ValueError(f"{path}: names no split (train: images/train, val: images/val)")
+    if annotations and not any(a["segmentation"] for a in annotations):
+        raise ValueError(
+            f"{path}: every label is a box (class, centre x, centre y, width, height), as YOLO "
+            "detection datasets hold them; segmentation needs outlines (class, x1 y1 x2 y2 ...)"
+        )
     coco, categories = as_coco(images, annotations, names)
     return splits, categories, coco
