@@ -22,7 +22,7 @@ from pixelwise.data.coco import (  # noqa: E402
     item_target,
     load_coco,
 )
-from pixelwise.data.layouts import label_image_items  # noqa: E402
+from pixelwise.data.layouts import find_items, label_image_items  # noqa: E402
 from pixelwise.detection import detections_to_coco, detections_to_labels  # noqa: E402
 from pixelwise.metrics import coco_average_precision  # noqa: E402
 from pixelwise.models.mask_rcnn import load_weights, mask_rcnn  # noqa: E402
@@ -356,7 +356,7 @@ def test_coco_file_trains_and_scores_semantic_models(tmp_path, capsys):
     from pixelwise.cli import main
     from pixelwise.data.datasets import SegmentationDataset
     from pixelwise.data.encoding import MaskEncoding, Normalization
-    from pixelwise.data.layouts import find_items, read_dataset_info
+    from pixelwise.data.layouts import read_dataset_info
 
     path = _coco(tmp_path / "coco", n_images=6)
     assert read_dataset_info(path).class_names == ["background", "triangle", "square"]
@@ -413,6 +413,10 @@ def test_coco_files_as_labelling_tools_export_them(tmp_path):
     # scoring: the image's size filled in, the box-only object an ignored (crowd) region
     from pixelwise.detection import ground_truth_json
 
+    detection = spec | {"annotations": anns[:1]}  # boxes alone: nothing to segment
+    (tmp_path / "boxes.json").write_text(json.dumps(detection))
+    with pytest.raises(ValueError, match="boxes.json: every object is given by its box alone"):
+        find_items(tmp_path / "boxes.json")
     truth = ground_truth_json(items, cats, parsed)
     assert truth["images"][0] | {} == {"id": 1, "file_name": "a.png", "height": 40, "width": 50}
     assert [a["iscrowd"] for a in truth["annotations"]] == [1, 0]
@@ -421,8 +425,6 @@ def test_coco_files_as_labelling_tools_export_them(tmp_path):
         {"image_id": 1, "category_id": 4, "score": 0.9, "segmentation": rle, "bbox": [5, 5, 15, 15]}
     ]
     assert coco_average_precision(truth, found)["segm"]["ap"] == pytest.approx(1.0)
-    from pixelwise.data.layouts import find_items
-
     anns[1]["category_id"] = 9
     (tmp_path / "coco.json").write_text(json.dumps(spec))
     with pytest.raises(ValueError, match=r"coco\.json: an annotation's category_id 9 is not among"):

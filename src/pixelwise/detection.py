@@ -21,6 +21,7 @@ from pixelwise.data.coco import (
     InstanceDataset,
     InstanceItem,
     as_outlined,
+    check_outlined,
     item_target,
     load_coco,
 )
@@ -181,6 +182,7 @@ def instance_splits(
     coco = coco_file(path)
     if coco is not None:
         items, cats, spec = load_coco(coco)
+        check_outlined(spec.get("annotations"), coco)
         return *split_pool(items, val_stems, val_fraction, seed, data), cats, spec
     if has_instances_folder(path):
         items, cats = label_image_items(path)  # instances/, even with a masks/ beside it

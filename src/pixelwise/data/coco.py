@@ -156,6 +156,16 @@ def has_outline(ann: dict) -> bool:
     return bool(seg) and (not isinstance(seg, list) or any(len(part) >= 6 for part in seg))
 
 
+def check_outlined(annotations, source) -> None:
+    """Refuse objects given by their boxes alone, every one (a detection dataset): segmentation
+    would learn the background alone."""
+    if annotations and not any(has_outline(a) for a in annotations):
+        raise ValueError(
+            f"{source}: every object is given by its box alone (a detection dataset); "
+            "segmentation needs outlines (polygons, RLE)"
+        )
+
+
 def as_outlined(ann: dict) -> dict | None:
     """The annotation with an outline: itself; one giving its object's box alone as a crowd
     region over that box, what masks and COCO evaluation then ignore (which of its pixels are

@@ -51,7 +51,14 @@ import numpy as np
 
 from pixelwise.constants import IGNORE_INDEX
 from pixelwise.data import cityscapes, labelme
-from pixelwise.data.coco import Categories, InstanceItem, label_image, load_coco, stored_size
+from pixelwise.data.coco import (
+    Categories,
+    InstanceItem,
+    check_outlined,
+    label_image,
+    load_coco,
+    stored_size,
+)
 from pixelwise.data.io import IMAGE_SUFFIXES, count_pages, is_colour_mask, packed_colours, read_mask
 from pixelwise.data.yolo import class_names, dataset_yaml, load_yolo, read_yaml
 
@@ -516,7 +523,8 @@ def csv_items(listing: Path) -> dict[str, list[Item]]:
 def coco_items(annotation_file: Path) -> list[Item]:
     """The images of a COCO instances file, each with its objects' class labels: category
     ``k``-th by id is class ``k`` (0 is the background; :func:`read_dataset_info` names them)."""
-    items, categories, _ = load_coco(annotation_file)
+    items, categories, spec = load_coco(annotation_file)
+    check_outlined(spec.get("annotations"), annotation_file)
     return class_items(items, categories, annotation_file)
 
 
