@@ -738,3 +738,23 @@ def test_cityscapes_reads_its_19_classes_and_ignores_the_other_label_ids(tmp_pat
     (tmp_path / "gtFine" / "val" / "lindau" / "lindau_000000_000010_gtFine_labelIds.png").unlink()
     with pytest.raises(ValueError, match="1 val image\\(s\\) without gtFine label ids"):
         resolve_splits(tmp_path)
+
+
+def test_classes_that_do_not_fit_the_datas_own_are_refused(tmp_path):
+    """--classes renames the classes classes.json names; another count is refused before the
+    masks are read (it ended in 'mask values [2] are not class ids 0..1' on some file)."""
+    from pixelwise.config import TrainConfig
+    from pixelwise.semantic import build_datasets
+
+    for i in range(3):
+        _save(tmp_path / "images" / f"{i}.png", _mark(i))
+        _save(tmp_path / "masks" / f"{i}.png", np.full((8, 8), i))
+    (tmp_path / "classes.json").write_text(
+        '{"classes": [{"id": 0, "name": "a"}, {"id": 1, "name": "b"}, {"id": 2, "name": "c"}]}'
+    )
+    with pytest.raises(ValueError, match="--classes names 2 classes, the data 3 \\(a, b, c\\)"):
+        build_datasets(TrainConfig(data=str(tmp_path), crop=0, class_names=["x", "y"]))
+    names = build_datasets(TrainConfig(data=str(tmp_path), crop=0, class_names=list("xyz")))[2]
+    assert names == ["x", "y", "z"]
+    with pytest.raises(ValueError, match="nowhere: no such file or folder"):
+        find_items(tmp_path / "nowhere")

@@ -194,7 +194,15 @@ def resolve_classes(
     """The class names and the stored mask value of each class (``None``: values are class
     ids), from the options, ``classes.json`` or the masks themselves (black-and-white masks are
     background and foreground)."""
-    names = cfg.class_names or INSTANCE_CLASSES.get(cfg.instances) or info.class_names
+    named = info.class_names
+    renamed = cfg.class_names and named and not (cfg.mask_values or cfg.instances)
+    if renamed and len(cfg.class_names) != len(named):
+        raise ValueError(
+            f"{cfg.data}: --classes names {len(cfg.class_names)} classes, the data "
+            f"{len(named)} ({', '.join(named[:5])}{', ...' if len(named) > 5 else ''}); leave "
+            "--classes out to train on the data's classes, or give --mask-values too"
+        )
+    names = cfg.class_names or INSTANCE_CLASSES.get(cfg.instances) or named
     values = stored_values(info, items, cfg.mask_values)
     may_be_binary = not names or len(names) == 2
     counts = value_counts(items) if values is None and not cfg.instances and may_be_binary else {}

@@ -617,6 +617,8 @@ def class_items(items: list[InstanceItem], categories: Categories, source: Path)
 def find_items(root: Path) -> list[Item]:
     """The labelled images under ``root`` in any layout of the module docstring (not train/val)."""
     root = Path(root)
+    if not root.exists():
+        raise ValueError(f"{root}: no such file or folder")
     if root.suffix.lower() == ".json" and root.is_file():
         return coco_items(root)
     if root.suffix.lower() == ".csv" and root.is_file():
