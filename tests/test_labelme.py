@@ -239,3 +239,26 @@ def test_compare_matches_a_models_classes_to_the_datas_by_name(tmp_path, capsys)
     rows = compare([str(tmp_path)], [method])[0]
     assert rows[0]["per_class_iou"] == [1.0, 1.0, 1.0] and rows[0]["pixel_accuracy"] == 1.0
     assert "colours's classes matched to the data's by name" in capsys.readouterr().err
+
+
+def test_segment_writes_each_object_as_labelme_shapes(tmp_path):
+    """segment --labelme: the objects (here red regions, --object-class 1) read back as the
+    instance label image segment wrote, object for object."""
+    from pixelwise.batch import PredictOptions, segment_files
+
+    image = np.zeros((H, W, 3), np.uint8)
+    image[2:12, 2:14], image[20:30, 5:9], image[20:35, 30:45] = (
+        (255, 0, 0),
+        (255, 0, 0),
+        (255, 0, 0),
+    )
+    Image.fromarray(image).save(tmp_path / "a.png")
+    options = PredictOptions(precision="fp32", labelme=True, object_class=1)
+    segment_files(colour_model(), [tmp_path / "a.png"], tmp_path / "out", options, progress=False)
+    written = np.asarray(Image.open(tmp_path / "out" / "instances" / "a.png"))
+    (item,) = find_items(tmp_path / "out" / "labelme")
+    read = item.read_mask(instances=True)
+    assert written.max() == 3 and len(np.unique(read)) == 4
+    pairs = {(int(w), int(r)) for w, r in zip(written.ravel(), read.ravel())}
+    assert len(pairs) == 4  # the same partition: each written object is one object read back
+    assert (tmp_path / "out" / "labelme" / "labels.txt").read_text().split()[-1] == "leaf"

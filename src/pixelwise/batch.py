@@ -211,8 +211,7 @@ def predict_files(
     (COCO results with RLE masks; ``image_id`` 0, category ids as trained). Bad files are
     recorded and skipped; ``shard=(rank, world)`` takes every world-th input from rank."""
     if options.labelme:  # the model's class order, for training on the corrected files
-        names = "\n".join([IGNORE_LABEL, BACKGROUND_LABEL, *seg.class_names[1:]])
-        atomic_write_bytes(Path(out_dir) / "labelme" / "labels.txt", f"{names}\n".encode())
+        write_labels_txt(Path(out_dir), seg.class_names[1:])
     if seg.kind == "instance":
         return detection_files(seg, inputs, out_dir, options, progress, shard)
     out_dir, palette = Path(out_dir), seg.palette()
@@ -240,6 +239,12 @@ def predict_files(
         return out_dir / "masks" / rel, None
 
     return run_into(out_dir, "masks", options, inputs, compute, write, "predict", progress, shard)
+
+
+def write_labels_txt(out_dir: Path, names: list[str]) -> None:
+    """``OUT/labelme/labels.txt``: the classes in order, as labelme2voc lists them."""
+    text = "\n".join([IGNORE_LABEL, BACKGROUND_LABEL, *names])
+    atomic_write_bytes(out_dir / "labelme" / "labels.txt", f"{text}\n".encode())
 
 
 def write_labelme(out_dir: Path, src, rel: Path, shapes: list[dict], size: tuple) -> None:
@@ -294,7 +299,8 @@ def segment_files(
 ) -> BatchResult:
     """Per image: ``instances/<name>.png`` (uint16 instance labels, 0 = background; a uint32
     ``.tif`` beyond 65535 objects) and ``overlays/<name>.png`` (written last, so it marks a
-    finished image for ``skip_existing``), for semantic and instance models alike; bad files are
+    finished image for ``skip_existing``), with ``options.labelme`` also each object as a
+    LabelMe polygon, for semantic and instance models alike; bad files are
     recorded and skipped; ``shard`` as in :func:`predict_files`."""
     out_dir = Path(out_dir)
 
@@ -312,9 +318,16 @@ def segment_files(
             options.tta,
         )
 
+    name = seg.class_names[options.object_class] if options.object_class else "object"
+    if options.labelme:
+        write_labels_txt(out_dir, [name])
+
     def write(src, rel, value):
         image, labels = value
         written = save_label_image(out_dir / "instances" / rel, labels)
+        if options.labelme:
+            names = {k: name for k in np.unique(labels) if k}
+            write_labelme(out_dir, src, rel, shapes_of(labels, names, objects=True), labels.shape)
         save_png(out_dir / "overlays" / rel, instance_overlay(image, labels))
         return written, int(labels.max())
 

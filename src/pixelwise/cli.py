@@ -83,13 +83,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "class (round(255 p))",
                 action="store_true",
             ),
-            Opt(
-                ("--labelme",),
-                "also write OUT/labelme/<name>.json: each region (each object, for instance "
-                "models) as a LabelMe polygon, to correct in LabelMe and train on again; "
-                "--min-object-size drops smaller regions",
-                action="store_true",
-            ),
+            "labelme",
             "min_object_size",
             "score_threshold",
             "precision",
@@ -139,6 +133,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "inputs",
             Opt(("--checkpoint",), f"{MODEL_HELP} (default nuclei)", "nuclei", old=("--model",)),
             default_out("segment"),
+            "labelme",
             "min_object_size",
             "object_class",
             "score_threshold",
@@ -486,7 +481,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
         )
         print(
             f"wrote {len(result.written)} instance label images to {Path(args.out) / 'instances'} and overlays to "
-            f"{Path(args.out) / 'overlays'}" + (f"\nobjects per image: {counts}" if counts else "")
+            f"{Path(args.out) / 'overlays'}"
+            + (f", LabelMe polygons to {Path(args.out) / 'labelme'}" if args.labelme else "")
+            + (f"\nobjects per image: {counts}" if counts else "")
         )
 
     return run_sharded(

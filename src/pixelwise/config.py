@@ -459,6 +459,13 @@ SHARED: dict[str, Opt] = {
         0.5,
         type=float,
     ),
+    "labelme": Opt(
+        ("--labelme",),
+        "also write OUT/labelme/<name>.json: each region (each object, for instance models and "
+        "segment) as a LabelMe polygon, with labels.txt, to correct in LabelMe and train on "
+        "again; --min-object-size drops smaller regions",
+        action="store_true",
+    ),
     "min_object_size": Opt(
         ("--min-object-size",),
         "drop objects under this many pixels (default 0)",
