@@ -296,3 +296,27 @@ def test_panoptic_quality_and_aji_against_naive_loops(seed):
     pred[:, : int(rng.integers(0, 10))] = 6
     assert panoptic_quality(ref, pred)["pq"] == pytest.approx(naive_pq(ref, pred))
     assert aggregated_jaccard(ref, pred) == pytest.approx(naive_aji(ref, pred))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sparse_pair_counts_give_the_scores_of_the_dense_table(seed, monkeypatch):
+    """Many objects are counted by np.unique instead of a dense (R + 1) x (P + 1) bincount: the
+    same pairs, areas and scores."""
+    import pixelwise.metrics as metrics
+
+    rng = np.random.default_rng(seed)
+    ref = rng.integers(0, 40, (30, 32)).repeat(2, 0)
+    pred = np.where(rng.random(ref.shape) < 0.8, ref, rng.integers(0, 50, ref.shape))
+    scores = (panoptic_quality, aggregated_jaccard, dsb_average_precision, seg_score,
+              object_scores, rand_info_scores)  # fmt: skip
+    dense = [f(ref, pred) for f in scores]
+    table = contingency(ref, pred)
+    monkeypatch.setattr(metrics, "DENSE_PAIRS", 0)
+    assert np.array_equal(contingency(ref, pred), table)
+    for f, expected in zip(scores, dense):
+        found = f(metrics.overlaps(ref, pred))
+        assert (
+            found == pytest.approx(expected)
+            if not isinstance(found, dict)
+            else all(found[k] == pytest.approx(v) for k, v in expected.items() if k != "ap")
+        )

@@ -40,6 +40,7 @@ from pixelwise.metrics import (
     coco_average_precision,
     dsb_average_precision,
     image_mean,
+    overlaps,
     panoptic_quality,
 )
 from pixelwise.segmenter import Segmenter
@@ -287,10 +288,10 @@ def score_detector(
         reference = np.zeros(image.shape[1:], np.int32)
         for k, m in enumerate(target["masks"].numpy(), start=1):
             reference[m > 0] = k
-        labels = detections_to_labels(pred, score_threshold)
-        dsb.append(dsb_average_precision(reference, labels)["mean_ap"])
-        pq.append(panoptic_quality(reference, labels)["pq"])
-        aji.append(aggregated_jaccard(reference, labels))
+        met = overlaps(reference, detections_to_labels(pred, score_threshold))
+        dsb.append(dsb_average_precision(met)["mean_ap"])
+        pq.append(panoptic_quality(met)["pq"])
+        aji.append(aggregated_jaccard(met))
     ap = coco_average_precision(ground_truth_json(items, cats, spec), results)
     return {
         "mask_ap": ap["segm"]["ap"],

@@ -45,6 +45,7 @@ from pixelwise.metrics import (
     dsb_average_precision,
     image_mean,
     object_scores,
+    overlaps,
     panoptic_quality,
     rand_info_scores,
     seg_score,
@@ -400,21 +401,22 @@ def object_metrics(
     ap50s, seg_sum, n_ref, tp, fp, fn, rand, info = [], 0.0, 0, 0, 0, 0, [], []
     n_pred, panoptic, aji = 0, [], []
     for reference, prediction in pairs:
-        panoptic.append(panoptic_quality(reference, prediction))
-        aji.append(aggregated_jaccard(reference, prediction))
-        dsb = dsb_average_precision(reference, prediction)
+        o = overlaps(reference, prediction)  # counted once for every score below
+        panoptic.append(panoptic_quality(o))
+        aji.append(aggregated_jaccard(o))
+        dsb = dsb_average_precision(o)
         aps.append(dsb["mean_ap"])
         ap50s.append(dsb["ap"][0.5])
-        refs = len(np.unique(reference[reference > 0]))
+        refs, preds = o.shape
         if refs:
-            seg_sum += seg_score(reference, prediction) * refs
-            scores = rand_info_scores(reference, prediction)
+            seg_sum += seg_score(o) * refs
+            scores = rand_info_scores(o)
             rand.append(scores["v_rand"])
             info.append(scores["v_info"])
         n_ref += refs
-        n_pred += len(np.unique(prediction[prediction > 0]))
-        o = object_scores(reference, prediction)
-        tp, fp, fn = tp + o["tp"], fp + o["fp"], fn + o["fn"]
+        n_pred += preds
+        matched = object_scores(o)
+        tp, fp, fn = tp + matched["tp"], fp + matched["fp"], fn + matched["fn"]
     return {
         "dsb_mean_ap": float(np.mean(aps)),
         "ap50": float(np.mean(ap50s)),

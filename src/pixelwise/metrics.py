@@ -7,6 +7,8 @@ averaged per image.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -128,19 +130,12 @@ def format_table(summary: dict) -> str:
 
 def contingency(reference: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     """(R + 1, P + 1) pixel counts of every (reference label, predicted label) pair; row and
-    column 0 are the backgrounds. Labels are relabelled to 1..N first, so any ids work."""
-    if reference.shape != prediction.shape:
-        raise ValueError(
-            f"reference shape {reference.shape} != prediction shape {prediction.shape}"
-        )
-    ref = _consecutive(reference)
-    pred = _consecutive(prediction)
-    n_pred = int(pred.max(initial=0)) + 1
-    counts = np.bincount(
-        ref.ravel().astype(np.int64) * n_pred + pred.ravel(),
-        minlength=(int(ref.max(initial=0)) + 1) * n_pred,
-    )
-    return counts.reshape(-1, n_pred)
+    column 0 are the backgrounds. Labels are relabelled to 1..N first, so any ids work. Dense:
+    the scores below use :func:`overlaps`, whose memory follows the pairs that meet."""
+    o = overlaps(reference, prediction)
+    table = np.zeros((len(o.ref_area), len(o.pred_area)), np.int64)
+    table[o.ref, o.pred] = o.count
+    return table
 
 
 def _consecutive(labels: np.ndarray) -> np.ndarray:
@@ -149,36 +144,84 @@ def _consecutive(labels: np.ndarray) -> np.ndarray:
     return inverse if values[0] == 0 else inverse + 1
 
 
-def iou_matrix(table: np.ndarray) -> np.ndarray:
-    """(R, P) IoU of every reference object with every predicted object (backgrounds dropped)."""
-    inter = table[1:, 1:].astype(np.float64)
-    ref_area = table[1:].sum(1, keepdims=True)
-    pred_area = table[:, 1:].sum(0, keepdims=True)
-    union = ref_area + pred_area - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+@dataclass
+class Overlaps:
+    """The label pairs that meet in two label images, sparse: ``ref``, ``pred`` (labels
+    renumbered 0..R and 0..P, 0 the backgrounds) and ``count`` (their shared pixels) of every
+    pair with at least one pixel, and each label's area. Memory follows the pairs that meet, not
+    R x P: a whole slide of 50,000 objects is fine."""
+
+    ref: np.ndarray
+    pred: np.ndarray
+    count: np.ndarray
+    ref_area: np.ndarray
+    pred_area: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(R, P): the numbers of reference and predicted objects."""
+        return len(self.ref_area) - 1, len(self.pred_area) - 1
+
+    def object_ious(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(reference object, predicted object, IoU, shared pixels) of the object pairs that meet,
+        objects indexed from 0."""
+        both = (self.ref > 0) & (self.pred > 0)
+        r, p, inter = self.ref[both], self.pred[both], self.count[both]
+        iou = inter / (self.ref_area[r] + self.pred_area[p] - inter)
+        return r - 1, p - 1, iou, inter
 
 
-def seg_score(reference: np.ndarray, prediction: np.ndarray) -> float:
+DENSE_PAIRS = 1 << 24  # below this many (R + 1) x (P + 1) label pairs, count them by bincount
+
+
+def overlaps(reference, prediction) -> Overlaps:
+    """:class:`Overlaps` of two label images of the same shape (any ids); given an
+    :class:`Overlaps` (and None), that one: the scores below take either, so that one pair of
+    images is counted once for all of them."""
+    if isinstance(reference, Overlaps):
+        return reference
+    if reference.shape != prediction.shape:
+        raise ValueError(
+            f"reference shape {reference.shape} != prediction shape {prediction.shape}"
+        )
+    ref, pred = _consecutive(reference).ravel(), _consecutive(prediction).ravel()
+    n_ref, n_pred = int(ref.max(initial=0)) + 1, int(pred.max(initial=0)) + 1
+    keys = ref.astype(np.int64) * n_pred + pred
+    if n_ref * n_pred <= DENSE_PAIRS:
+        counts = np.bincount(keys, minlength=n_ref * n_pred)
+        keys = np.flatnonzero(counts)
+        counts = counts[keys]
+    else:
+        keys, counts = np.unique(keys, return_counts=True)
+    return Overlaps(
+        keys // n_pred,
+        keys % n_pred,
+        counts,
+        np.bincount(ref, minlength=n_ref),
+        np.bincount(pred, minlength=n_pred),
+    )
+
+
+def seg_score(reference, prediction=None) -> float:
     """Cell Tracking Challenge SEG: mean over reference objects R of the Jaccard index with the
     predicted object S covering more than half of R (|R ∩ S| > 0.5 |R|), 0 when none does."""
-    table = contingency(reference, prediction)
-    if table.shape[0] == 1:
+    o = overlaps(reference, prediction)
+    n_ref = o.shape[0]
+    if n_ref == 0:
         return float("nan")
-    inter = table[1:, 1:]
-    ref_area = table[1:].sum(1)
-    matched = inter > 0.5 * ref_area[:, None]  # at most one S per R can cover more than half of it
-    ious = iou_matrix(table)
-    return float(np.where(matched, ious, 0.0).max(1, initial=0.0).mean())
+    r, _, iou, inter = o.object_ious()
+    covers = inter > 0.5 * o.ref_area[r + 1]  # at most one S per R can cover more than half
+    return float(iou[covers].sum() / n_ref)
 
 
-def object_scores(reference: np.ndarray, prediction: np.ndarray, threshold: float = 0.5) -> dict:
+def object_scores(reference, prediction=None, threshold: float = 0.5) -> dict:
     """Objects matched one-to-one at IoU > ``threshold`` (unique for thresholds >= 0.5):
     true/false positives, false negatives, precision, recall and F1."""
     if threshold < 0.5:
         raise ValueError(f"threshold must be >= 0.5 for a unique matching, got {threshold}")
-    ious = iou_matrix(contingency(reference, prediction))
-    tp = int((ious > threshold).sum())
-    n_ref, n_pred = ious.shape
+    o = overlaps(reference, prediction)
+    tp = int((o.object_ious()[2] > threshold).sum())
+    n_ref, n_pred = o.shape
     fp, fn = n_pred - tp, n_ref - tp
     precision = tp / n_pred if n_pred else float(n_ref == 0)
     recall = tp / n_ref if n_ref else float(n_pred == 0)
@@ -186,14 +229,15 @@ def object_scores(reference: np.ndarray, prediction: np.ndarray, threshold: floa
     return {"tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1}
 
 
-def panoptic_quality(reference: np.ndarray, prediction: np.ndarray) -> dict:
+def panoptic_quality(reference, prediction=None) -> dict:
     """Panoptic quality of one image's objects (Kirillov et al., 2019; as HoVer-Net scores
     nuclei): objects matched one-to-one at IoU > 0.5, DQ = TP / (TP + FP/2 + FN/2) (detection),
     SQ = the mean IoU of the matches (segmentation), PQ = DQ x SQ; NaN without any object."""
-    ious = iou_matrix(contingency(reference, prediction))
-    matched = ious[ious > 0.5]
+    o = overlaps(reference, prediction)
+    iou = o.object_ious()[2]
+    matched = iou[iou > 0.5]
     tp = len(matched)
-    fp, fn = ious.shape[1] - tp, ious.shape[0] - tp
+    fp, fn = o.shape[1] - tp, o.shape[0] - tp
     if tp + fp + fn == 0:
         return {"pq": float("nan"), "dq": float("nan"), "sq": float("nan")}
     dq = tp / (tp + 0.5 * fp + 0.5 * fn)
@@ -201,24 +245,44 @@ def panoptic_quality(reference: np.ndarray, prediction: np.ndarray) -> dict:
     return {"pq": dq * sq, "dq": dq, "sq": sq}
 
 
-def aggregated_jaccard(reference: np.ndarray, prediction: np.ndarray) -> float:
+def aggregated_jaccard(reference, prediction=None) -> float:
     """Aggregated Jaccard Index of one image (Kumar et al., 2017): each reference object with
-    the predicted object of highest IoU, C = sum of their intersections, U = sum of their unions
-    plus the area of every reference object no prediction touches and of every predicted object
-    paired with none; AJI = C / U, NaN without any object."""
-    table = contingency(reference, prediction)
-    ious = iou_matrix(table)
-    if not ious.size:
-        return float("nan") if table.shape == (1, 1) else 0.0
-    inter, best = table[1:, 1:], ious.argmax(1)
-    paired = ious.max(1) > 0
-    ref_area, pred_area = table[1:].sum(1), table[:, 1:].sum(0)
-    rows = np.flatnonzero(paired)
-    common = inter[rows, best[rows]].sum()
-    union = (ref_area[rows] + pred_area[best[rows]] - inter[rows, best[rows]]).sum()
-    unpaired_pred = np.setdiff1d(np.arange(len(pred_area)), best[rows])
-    union += ref_area[~paired].sum() + pred_area[unpaired_pred].sum()
-    return float(common / union)
+    the predicted object of highest IoU (the lower number on a tie), C = sum of their
+    intersections, U = sum of their unions plus the area of every reference object no
+    prediction touches and of every predicted object paired with none; AJI = C / U, NaN
+    without any object."""
+    o = overlaps(reference, prediction)
+    n_ref, n_pred = o.shape
+    if n_ref + n_pred == 0:
+        return float("nan")
+    r, p, iou, inter = o.object_ious()
+    order = np.lexsort((p, -iou, r))  # by reference, best IoU first, then the lower number
+    first = order[np.r_[True, r[order][1:] != r[order][:-1]]] if len(r) else order
+    r, p, inter = r[first], p[first], inter[first]
+    ref_area, pred_area = o.ref_area[1:], o.pred_area[1:]
+    common = inter.sum()
+    union = (ref_area[r] + pred_area[p] - inter).sum()
+    union += ref_area.sum() - ref_area[r].sum()  # reference objects no prediction touches
+    union += pred_area.sum() - pred_area[np.unique(p)].sum()  # predictions paired with none
+    return float(common / union) if union else 0.0
+
+
+DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2))
+
+
+def dsb_average_precision(
+    reference, prediction=None, thresholds: tuple[float, ...] = DSB_THRESHOLDS
+) -> dict:
+    """Data Science Bowl 2018 score: mean over IoU thresholds 0.5:0.05:0.95 of TP / (TP + FP + FN)."""
+    o = overlaps(reference, prediction)
+    iou = o.object_ious()[2]
+    n_ref, n_pred = o.shape
+    per_threshold = {}
+    for t in thresholds:
+        tp = int((iou > t).sum())
+        denom = tp + (n_pred - tp) + (n_ref - tp)
+        per_threshold[float(t)] = tp / denom if denom else 1.0
+    return {"mean_ap": float(np.mean(list(per_threshold.values()))), "ap": per_threshold}
 
 
 def image_mean(values: list[float]) -> float:
@@ -227,24 +291,7 @@ def image_mean(values: list[float]) -> float:
     return float(np.mean(kept)) if kept else float("nan")
 
 
-DSB_THRESHOLDS = tuple(np.round(np.arange(0.5, 1.0, 0.05), 2))
-
-
-def dsb_average_precision(
-    reference: np.ndarray, prediction: np.ndarray, thresholds: tuple[float, ...] = DSB_THRESHOLDS
-) -> dict:
-    """Data Science Bowl 2018 score: mean over IoU thresholds 0.5:0.05:0.95 of TP / (TP + FP + FN)."""
-    ious = iou_matrix(contingency(reference, prediction))
-    n_ref, n_pred = ious.shape
-    per_threshold = {}
-    for t in thresholds:
-        tp = int((ious > t).sum())
-        denom = tp + (n_pred - tp) + (n_ref - tp)
-        per_threshold[float(t)] = tp / denom if denom else 1.0
-    return {"mean_ap": float(np.mean(list(per_threshold.values()))), "ap": per_threshold}
-
-
-def rand_info_scores(reference: np.ndarray, prediction: np.ndarray) -> dict:
+def rand_info_scores(reference, prediction=None) -> dict:
     """ISBI 2012's foreground-restricted scores (Arganda-Carreras et al., 2015), over the
     pixels where the reference is not background; predicted label 0 counts as one segment.
 
@@ -252,15 +299,17 @@ def rand_info_scores(reference: np.ndarray, prediction: np.ndarray) -> dict:
     with p the joint distribution of (predicted i, reference j), s and t its marginals; split
     and merge variants divide by the reference or the prediction term alone. 1 is perfect.
     """
-    table = contingency(reference, prediction)[1:].astype(np.float64)  # drop reference background
-    total = table.sum()
+    o = overlaps(reference, prediction)
+    fg = o.ref > 0  # drop the reference background
+    rows, cols, counts = o.ref[fg], o.pred[fg], o.count[fg].astype(np.float64)
+    total = counts.sum()
     if total == 0:
         raise ValueError("the reference has no foreground pixels")
-    p = table / total  # rows: reference j, columns: prediction i
-    t, s = p.sum(1), p.sum(0)
+    p = counts / total  # the joint distribution's nonzero entries (reference j, prediction i)
+    t = np.bincount(rows, weights=p)[1:]
+    s = np.bincount(cols, weights=p)
     sum_p2, sum_t2, sum_s2 = (p**2).sum(), (t**2).sum(), (s**2).sum()
-    nz = p > 0
-    mutual = float((p[nz] * np.log(p[nz] / np.outer(t, s)[nz])).sum())
+    mutual = float((p * np.log(p / (t[rows - 1] * s[cols]))).sum())
     h_t, h_s = (
         float(-(t[t > 0] * np.log(t[t > 0])).sum()),
         float(-(s[s > 0] * np.log(s[s > 0])).sum()),
