@@ -69,6 +69,9 @@ def test_label_image_coco_ap_ranks_objects_by_score():
     assert label_image_coco_ap([(ref, pred)], [np.array([0.2, 0.9])])[
         "coco_mask_ap"
     ] == pytest.approx(0.5)
+    crowded = np.arange(50 * 50, dtype=np.int32).reshape(50, 50) + 1  # 2,500 one-pixel objects
+    skipped = label_image_coco_ap([(crowded, crowded)], [np.ones(2500)])
+    assert "coco_mask_ap" not in skipped and "up to 2500 objects in one image" in str(skipped)
     probs = np.random.default_rng(0).random((20, 20))
     naive = [probs[pred == k].mean() for k in (1, 2)]
     assert np.allclose(object_confidences(pred, probs), naive)

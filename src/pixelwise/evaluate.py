@@ -343,6 +343,12 @@ def label_image_coco_ap(
         from pixelwise.metrics import coco_average_precision
     except ImportError:
         return {}
+    most = max((max(int(r.max(initial=0)), int(p.max(initial=0))) for r, p in pairs), default=0)
+    if most > COCO_MAX_OBJECTS:  # every object a full-image mask, every pair an IoU: hours
+        return {
+            "coco_mask_ap_skipped": f"up to {most} objects in one image; COCO AP counts at most "
+            f"100 detections per image and is computed here up to {COCO_MAX_OBJECTS} objects"
+        }
     images, anns, results = [], [], []
     for image_id, ((reference, prediction), conf) in enumerate(zip(pairs, scores), start=1):
         images.append({"id": image_id, "height": reference.shape[0], "width": reference.shape[1]})
@@ -375,6 +381,9 @@ def label_image_coco_ap(
         ("segm",),
     )["segm"]
     return {"coco_mask_ap": ap["ap"], "coco_mask_ap50": ap["ap50"], "coco_mask_ap75": ap["ap75"]}
+
+
+COCO_MAX_OBJECTS = 2000  # per image; beyond, label_image_coco_ap says why it has no figure
 
 
 def instances_for_reference(target: np.ndarray, object_class: int) -> np.ndarray:

@@ -115,6 +115,8 @@ def format_table(summary: dict) -> str:
                 f"PQ {o['pq']:.4f} (DQ {o['dq']:.4f} x SQ {o['sq']:.4f})   AJI {o['aji']:.4f}   "
                 "(means over images)"
             )
+        if "coco_mask_ap_skipped" in o:
+            lines.append(f"COCO mask AP not computed: {o['coco_mask_ap_skipped']}")
         if "coco_mask_ap" in o:
             lines.append(
                 f"COCO mask AP {o['coco_mask_ap']:.4f}   AP50 {o['coco_mask_ap50']:.4f}   "
