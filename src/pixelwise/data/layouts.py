@@ -34,8 +34,8 @@ A ``classes.json`` at the dataset root (as in ../shared/data/camvid) supplies cl
 colours and the void id; so do, without the void id, a ``labelmap.txt`` (CVAT, Pascal VOC
 exports), a ``label_colors.txt`` (CamVid) and Roboflow's ``_classes.csv`` (each class's mask
 value), at the root or in ``train/``. For colour masks (one RGB colour per class) the colours
-are the stored values of the classes. Samples are ``(image float32 (C, H, W), target int64 (H, W))`` with
-255 marking pixels to ignore.
+are the stored values of the classes. Samples are ``(image float32 (C, H, W), target int64
+(H, W))`` with 255 marking pixels to ignore.
 """
 
 from __future__ import annotations
