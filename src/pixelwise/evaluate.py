@@ -41,6 +41,7 @@ from pixelwise.inference import (
 from pixelwise.instances import check_object_class, decision_for, instances_for
 from pixelwise.metrics import (
     ConfusionMatrix,
+    Overlaps,
     aggregated_jaccard,
     dsb_average_precision,
     image_mean,
@@ -145,9 +146,9 @@ def evaluate_checkpoint(
     if seg.encoding.instances is None and object_class is None:
         cm = score_pixels(seg, ds, precision, tta, per_image)
         return head | cm.summary(seg.class_names) | {"per_image": image_rows(items, per_image)}
-    cm, pairs, scores = score_objects(seg, ds, precision, tta, object_class, min_size, per_image)
+    cm, pairs, coco = score_objects(seg, ds, precision, tta, object_class, min_size, per_image)
     image_aps: list[float] = []
-    objects = object_metrics(pairs, image_aps) | label_image_coco_ap(pairs, scores)
+    objects = object_metrics(pairs, image_aps) | coco
     rows = image_rows(items, per_image, image_aps)
     return head | cm.summary(seg.class_names) | {"objects": objects, "per_image": rows}
 
@@ -290,12 +291,15 @@ def score_objects(
     object_class: int | None,
     min_size: int,
     per_image: list[ConfusionMatrix] | None = None,
-) -> tuple[ConfusionMatrix, list[tuple[np.ndarray, np.ndarray]], list[np.ndarray]]:
-    """The confusion matrix, (reference, predicted) instance label pairs and each predicted
-    object's confidence, image by image (each image's confusion matrix into ``per_image``); the
-    probabilities as :func:`pixelwise.inference.predict_probabilities` makes them."""
+) -> tuple[ConfusionMatrix, list[Overlaps], dict]:
+    """The confusion matrix, the :class:`~pixelwise.metrics.Overlaps` of each image's
+    (reference, predicted) instance label images and the COCO mask AP of its objects ranked by
+    their mean probability (:func:`coco_from_parts`), image by image (each image's confusion
+    matrix into ``per_image``); the probabilities as
+    :func:`pixelwise.inference.predict_probabilities` makes them. Only compact counts and RLEs
+    are kept, so that many large images fit."""
     cm = ConfusionMatrix(seg.num_classes)
-    pairs, scores = [], []
+    pairs, coco, with_coco = [], [], has_pycocotools()
     for i, item in enumerate(ds.items):
         image, target = ds.load(i)
         probs = predict_semantic(
@@ -312,10 +316,12 @@ def score_objects(
         else:
             reference = instances_for_reference(target, object_class)
         labels = instances_for(seg, decision_for(seg)(pred)[0].numpy(), object_class, min_size)
-        pairs.append((reference, labels))
-        objectness = 1.0 - pred[0, 0] if object_class is None else pred[0, object_class]
-        scores.append(object_confidences(labels, objectness.float().numpy()))
-    return cm, pairs, scores
+        pairs.append(overlaps(reference, labels))  # kept compact: not the label images
+        if with_coco:
+            objectness = 1.0 - pred[0, 0] if object_class is None else pred[0, object_class]
+            conf = object_confidences(labels, objectness.float().numpy())
+            coco.append(coco_parts(reference, labels, conf, i + 1))
+    return cm, pairs, coco_from_parts(coco) if with_coco else {}
 
 
 def object_confidences(labels: np.ndarray, objectness: np.ndarray) -> np.ndarray:
@@ -336,50 +342,64 @@ def label_image_coco_ap(
     """COCO mask AP, AP50, AP75 of predicted label images against reference ones (one class),
     each predicted object ranked by its score: the figure Mask R-CNN reports, for pipelines that
     make label images (U-Net + watershed). Empty when pycocotools is not installed."""
+    if not has_pycocotools():
+        return {}
+    return coco_from_parts(
+        [coco_parts(r, p, conf, i) for i, ((r, p), conf) in enumerate(zip(pairs, scores), 1)]
+    )
+
+
+def has_pycocotools() -> bool:
     try:
         import pycocotools  # noqa: F401
-
-        from pixelwise.data.coco import encode_rle
-        from pixelwise.metrics import coco_average_precision
     except ImportError:
-        return {}
-    most = max((max(int(r.max(initial=0)), int(p.max(initial=0))) for r, p in pairs), default=0)
+        return False
+    return True
+
+
+def coco_parts(
+    reference: np.ndarray, prediction: np.ndarray, conf: np.ndarray, image_id: int
+) -> dict:
+    """One image's COCO entries, each object as RLE (compact, so that evaluation keeps these
+    and not the label images): ``image``, ``annotations`` (ids given by :func:`coco_from_parts`)
+    and ``results``; only ``objects`` beyond :data:`COCO_MAX_OBJECTS` in the image."""
+    from pixelwise.data.coco import encode_rle
+
+    most = max(int(reference.max(initial=0)), int(prediction.max(initial=0)))
     if most > COCO_MAX_OBJECTS:  # every object a full-image mask, every pair an IoU: hours
+        return {"objects": most}
+    anns, results = [], []
+    for k in np.unique(reference[reference > 0]):
+        m = reference == k
+        anns.append({"image_id": image_id, "category_id": 1, "iscrowd": 0,
+                     "segmentation": encode_rle(m), "area": float(m.sum())})  # fmt: skip
+    for k in range(1, int(prediction.max(initial=0)) + 1):
+        m = prediction == k
+        if m.any():
+            results.append({"image_id": image_id, "category_id": 1, "score": float(conf[k - 1]),
+                            "segmentation": encode_rle(m)})  # fmt: skip
+    image = {"id": image_id, "height": reference.shape[0], "width": reference.shape[1]}
+    return {"image": image, "annotations": anns, "results": results}
+
+
+def coco_from_parts(parts: list[dict]) -> dict:
+    """COCO mask AP, AP50, AP75 over the images' :func:`coco_parts`, or why there is none."""
+    from pixelwise.metrics import coco_average_precision
+
+    most = max((part.get("objects", 0) for part in parts), default=0)
+    if most:
         return {
             "coco_mask_ap_skipped": f"up to {most} objects in one image; COCO AP counts at most "
             f"100 detections per image and is computed here up to {COCO_MAX_OBJECTS} objects"
         }
-    images, anns, results = [], [], []
-    for image_id, ((reference, prediction), conf) in enumerate(zip(pairs, scores), start=1):
-        images.append({"id": image_id, "height": reference.shape[0], "width": reference.shape[1]})
-        for k in np.unique(reference[reference > 0]):
-            m = reference == k
-            anns.append(
-                {
-                    "id": len(anns) + 1,
-                    "image_id": image_id,
-                    "category_id": 1,
-                    "iscrowd": 0,
-                    "segmentation": encode_rle(m),
-                    "area": float(m.sum()),
-                }
-            )
-        for k in range(1, int(prediction.max()) + 1):
-            m = prediction == k
-            if m.any():
-                results.append(
-                    {
-                        "image_id": image_id,
-                        "category_id": 1,
-                        "score": float(conf[k - 1]),
-                        "segmentation": encode_rle(m),
-                    }
-                )
-    ap = coco_average_precision(
-        {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "object"}]},
-        results,
-        ("segm",),
-    )["segm"]
+    anns = [a for part in parts for a in part["annotations"]]
+    truth = {
+        "images": [part["image"] for part in parts],
+        "annotations": [a | {"id": i} for i, a in enumerate(anns, 1)],
+        "categories": [{"id": 1, "name": "object"}],
+    }
+    results = [r for part in parts for r in part["results"]]
+    ap = coco_average_precision(truth, results, ("segm",))["segm"]
     return {"coco_mask_ap": ap["ap"], "coco_mask_ap50": ap["ap50"], "coco_mask_ap75": ap["ap75"]}
 
 
@@ -393,10 +413,9 @@ def instances_for_reference(target: np.ndarray, object_class: int) -> np.ndarray
     return ndimage.label(target == object_class)[0]
 
 
-def object_metrics(
-    pairs: list[tuple[np.ndarray, np.ndarray]], image_aps: list[float] | None = None
-) -> dict:
-    """Object-level scores over (reference, predicted) instance label images.
+def object_metrics(pairs: list, image_aps: list[float] | None = None) -> dict:
+    """Object-level scores over (reference, predicted) instance label images, each pair given
+    as the two images or as their :class:`~pixelwise.metrics.Overlaps`.
 
     ``dsb_mean_ap`` and ``ap50``: the DSB2018 score and its IoU 0.5 term, averaged over images
     (as Kaggle did); ``seg``: Cell Tracking Challenge SEG averaged over all reference objects;
@@ -409,8 +428,8 @@ def object_metrics(
     aps = [] if image_aps is None else image_aps
     ap50s, seg_sum, n_ref, tp, fp, fn, rand, info = [], 0.0, 0, 0, 0, 0, [], []
     n_pred, panoptic, aji = 0, [], []
-    for reference, prediction in pairs:
-        o = overlaps(reference, prediction)  # counted once for every score below
+    for pair in pairs:
+        o = pair if isinstance(pair, Overlaps) else overlaps(*pair)  # one count for every score
         panoptic.append(panoptic_quality(o))
         aji.append(aggregated_jaccard(o))
         dsb = dsb_average_precision(o)
