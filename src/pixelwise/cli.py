@@ -22,7 +22,7 @@ from pixelwise.config import (
     from_args,
     value_list,
 )
-from pixelwise.constants import one_line, parse_stems
+from pixelwise.constants import first_ten, one_line, parse_stems
 
 EXTRAS = {
     "fastapi": "serve",
@@ -459,11 +459,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
             + (f", LabelMe polygons to {out / 'labelme'}" if args.labelme else "")
         ),
     )
-
-
-def first_ten(items: list[str], what: str) -> str:
-    """``items`` joined by commas, the first ten and how many there are when more."""
-    return ", ".join(items[:10]) + (f", ... ({len(items)} {what})" if len(items) > 10 else "")
 
 
 def cmd_segment(args: argparse.Namespace) -> int:

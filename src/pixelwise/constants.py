@@ -47,6 +47,11 @@ def parse_stems(text: str | list[str] | None) -> list[str] | None:
     return stems
 
 
+def first_ten(items: list[str], what: str) -> str:
+    """``items`` joined by commas, the first ten and how many there are when more."""
+    return ", ".join(items[:10]) + (f", ... ({len(items)} {what})" if len(items) > 10 else "")
+
+
 def one_line(exc: BaseException) -> str:
     """The error as one line; the operating system's as 'FILE: problem' ('out: Permission denied')."""
     if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename is not None:

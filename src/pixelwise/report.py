@@ -10,23 +10,17 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.config import TrainConfig
-from pixelwise.constants import IGNORE_INDEX
+from pixelwise.constants import IGNORE_INDEX, first_ten
 from pixelwise.data.coco import oriented_size
 from pixelwise.data.encoding import MaskEncoding
-from pixelwise.data.layouts import read_dataset_info, resolve_splits, split_layout
-from pixelwise.semantic import check_instance_labels, resolve_classes
+from pixelwise.semantic import read_data, validation_source
 
 
 def dataset_report(cfg: TrainConfig, progress: bool = True) -> dict:
     """The report of ``cfg.data`` read with ``cfg``'s data options: splits, sizes, classes and
     pixel counts (every mask is read once), warnings."""
-    root = Path(cfg.data)
-    info = read_dataset_info(root)
-    train, val = resolve_splits(root, cfg.val_stems, cfg.val_fraction, cfg.seed)
-    check_instance_labels(cfg, train + val)
-    ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
-    names, values = resolve_classes(cfg, info, train + val, ignore)
-    encoding = MaskEncoding(values, ignore, cfg.instances)
+    _, train, val, names, encoding = read_data(cfg)
+    values = encoding.values
     splits = {"train": train, "val": val}
     counts = {
         split: pixel_counts(items, encoding, len(names), progress)
@@ -34,8 +28,8 @@ def dataset_report(cfg: TrainConfig, progress: bool = True) -> dict:
     }
     sizes = [oriented_size(item.image) for item in train + val]
     report = {
-        "data": str(root),
-        "validation": validation_source(cfg, root),
+        "data": str(Path(cfg.data)),
+        "validation": validation_source(cfg, where=True),
         "images": {split: len(items) for split, items in splits.items()},
         "sizes": {
             "min": [int(v) for v in np.min(sizes, 0)],
@@ -70,26 +64,17 @@ def pixel_counts(
     return total
 
 
-def validation_source(cfg: TrainConfig, root: Path) -> str:
-    if cfg.val_stems:
-        return "the images named by --val-stems"
-    found = split_layout(root)
-    if "val" in found:
-        return f"the data's own validation split ({found['val'][1]})"
-    return (
-        f"{cfg.val_fraction:.0%} of the images, drawn with seed {cfg.seed} (--val-fraction, --seed)"
-    )
-
-
 def warnings(report: dict, cfg: TrainConfig) -> list[str]:
     """What would make training or its validation figures mislead."""
     found = []
     untrained = [c["name"] for c in report["classes"] if not c["train"]]
     unscored = [c["name"] for c in report["classes"] if c["train"] and not c["val"]]
     if untrained:
-        found.append(f"no pixel in the training images: {listed(untrained)}")
+        found.append(f"no pixel in the training images: {first_ten(untrained, 'classes')}")
     if unscored and report["images"]["val"]:
-        found.append(f"no pixel in the validation images (IoU not measured): {listed(unscored)}")
+        found.append(
+            f"no pixel in the validation images (IoU not measured): {first_ten(unscored, 'classes')}"
+        )
     if report["images"]["val"] < 2:
         found.append(
             f"{report['images']['val']} validation image(s): the figures that pick best.pt rest on it"
@@ -104,11 +89,6 @@ def warnings(report: dict, cfg: TrainConfig) -> list[str]:
 
 
 MOSTLY_IGNORED = 0.5
-
-
-def listed(names: list[str], shown: int = 10) -> str:
-    more = f", ... ({len(names)} classes)" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
 
 
 def format_report(report: dict) -> str:

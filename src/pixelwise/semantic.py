@@ -20,10 +20,12 @@ from pixelwise.data.datasets import SegmentationDataset, compute_normalization, 
 from pixelwise.data.encoding import MaskEncoding, is_lossy, unpacked
 from pixelwise.data.io import colour_name, is_colour_mask, mask_palette, save_png
 from pixelwise.data.layouts import (
+    DatasetInfo,
     black_and_white,
     holds_instance_labels,
     read_dataset_info,
     resolve_splits,
+    split_layout,
     stored_values,
     value_counts,
 )
@@ -220,10 +222,10 @@ def resolve_classes(
     return names or [f"class{i}" for i in range(num_classes)], values
 
 
-def build_datasets(
-    cfg: TrainConfig,
-) -> tuple[SegmentationDataset, SegmentationDataset, list[str], list[list[int]]]:
-    """Train/val datasets from ``cfg.data``; class names, colours and normalisation resolved."""
+def read_data(cfg: TrainConfig) -> tuple[DatasetInfo, list, list, list[str], MaskEncoding]:
+    """What ``cfg.data`` holds as training reads it: the dataset's own class information, the
+    training and validation items, the class names and how masks become class ids; stops with
+    the reason where training could not start."""
     root = Path(cfg.data)
     info = read_dataset_info(root)
     train_items, val_items = resolve_splits(root, cfg.val_stems, cfg.val_fraction, cfg.seed)
@@ -231,13 +233,32 @@ def build_datasets(
     check_instance_labels(cfg, train_items + val_items)
     ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
     names, values = resolve_classes(cfg, info, train_items + val_items, ignore)
+    return info, train_items, val_items, names, MaskEncoding(values, ignore, cfg.instances)
+
+
+def validation_source(cfg: TrainConfig, where: bool = False) -> str:
+    """Where a run's validation images come from: named, the data's own split (``where``: and
+    its place), or a seeded fraction of the pool."""
+    if cfg.val_stems:
+        return "the images named by --val-stems"
+    found = split_layout(Path(cfg.data))
+    if "val" in found:
+        return "the data's own validation split" + (f" ({found['val'][1]})" if where else "")
+    return f"{cfg.val_fraction:.0%} of the images, drawn with seed {cfg.seed}"
+
+
+def build_datasets(
+    cfg: TrainConfig,
+) -> tuple[SegmentationDataset, SegmentationDataset, list[str], list[list[int]]]:
+    """Train/val datasets from ``cfg.data``; class names, colours and normalisation resolved."""
+    info, train_items, val_items, names, encoding = read_data(cfg)
     num_classes = len(names)
     colours = (
         info.colours
         if info.colours and len(info.colours) == num_classes
-        else mask_colours(val_items[0].mask, values, num_classes) or default_colours(num_classes)
+        else mask_colours(val_items[0].mask, encoding.values, num_classes)
+        or default_colours(num_classes)
     )
-    encoding = MaskEncoding(values, ignore, cfg.instances)
     train = SegmentationDataset(
         train_items,
         num_classes,

@@ -29,11 +29,11 @@ from torch.utils.data import DataLoader, Dataset
 from pixelwise import distributed as dist
 from pixelwise.checkpoint import load_model, read_checkpoint, save_checkpoint
 from pixelwise.config import TrainConfig
+from pixelwise.constants import first_ten
 from pixelwise.data.coco import InstanceDataset, collate
 from pixelwise.data.datasets import pad_collate
 from pixelwise.data.encoding import MaskEncoding, Normalization
 from pixelwise.data.io import atomic_write_bytes
-from pixelwise.data.layouts import split_layout
 from pixelwise.detection import detection_step, instance_splits, score_detector
 from pixelwise.evaluate import evaluate
 from pixelwise.losses import class_weights_from_counts
@@ -47,6 +47,7 @@ from pixelwise.semantic import (
     make_loss,
     semantic_step,
     starting_point,
+    validation_source,
     write_overlays,
 )
 
@@ -78,20 +79,10 @@ class Task:
 def describe_data(cfg: TrainConfig, n_train: int, n_val: int, names: list[str]) -> str:
     """One line on what a run trains and validates on: image counts, where the validation images
     come from, the classes."""
-    if cfg.val_stems:
-        source = "named by --val-stems"
-    elif "val" in split_layout(Path(cfg.data)):
-        source = "the data's own validation split"
-    else:
-        source = f"{cfg.val_fraction:.0%} of the images, drawn with seed {cfg.seed}"
-    shown = ", ".join(names[:MAX_NAMES_SHOWN]) + (", ..." if len(names) > MAX_NAMES_SHOWN else "")
     return (
-        f"{cfg.data}: {n_train} training and {n_val} validation images ({source}); "
-        f"{len(names)} classes: {shown}"
+        f"{cfg.data}: {n_train} training and {n_val} validation images "
+        f"({validation_source(cfg)}); {len(names)} classes: {first_ten(names, 'classes')}"
     )
-
-
-MAX_NAMES_SHOWN = 8
 
 
 @dataclass
