@@ -156,14 +156,17 @@ def has_outline(ann: dict) -> bool:
     return bool(seg) and (not isinstance(seg, list) or any(len(part) >= 6 for part in seg))
 
 
-def check_outlined(annotations, source) -> None:
+BOXES_ONLY = (
+    "every object is given by its box alone (a detection dataset); segmentation needs "
+    "outlines (polygons, RLE)"
+)
+
+
+def check_outlined(annotations, source, problem: str = BOXES_ONLY) -> None:
     """Refuse objects given by their boxes alone, every one (a detection dataset): segmentation
-    would learn the background alone."""
+    would learn the background alone. ``problem`` says it in the dataset's own terms."""
     if annotations and not any(has_outline(a) for a in annotations):
-        raise ValueError(
-            f"{source}: every object is given by its box alone (a detection dataset); "
-            "segmentation needs outlines (polygons, RLE)"
-        )
+        raise ValueError(f"{source}: {problem}")
 
 
 def as_outlined(ann: dict) -> dict | None:

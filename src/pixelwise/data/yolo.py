@@ -19,11 +19,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pixelwise.data.coco import Categories, InstanceItem, as_coco
+from pixelwise.data.coco import Categories, InstanceItem, as_coco, check_outlined
 from pixelwise.data.io import IMAGE_SUFFIXES
 
 YAML_SUFFIXES = (".yaml", ".yml")
 SPLITS = ("train", "val")
+BOXES_ONLY = (
+    "every label is a box (class, centre x, centre y, width, height), as YOLO detection "
+    "datasets hold them; segmentation needs outlines (class, x1 y1 x2 y2 ...)"
+)
 FRACTION_SLACK = 1.01  # exporters round outlines on the border a little past it
 
 
@@ -196,10 +200,6 @@ def load_yolo(path: Path) -> tuple[dict[str, list[InstanceItem]], Categories, di
         splits[key] = items
     if not splits:
         raise ValueError(f"{path}: names no split (train: images/train, val: images/val)")
-    if annotations and not any(a["segmentation"] for a in annotations):
-        raise ValueError(
-            f"{path}: every label is a box (class, centre x, centre y, width, height), as YOLO "
-            "detection datasets hold them; segmentation needs outlines (class, x1 y1 x2 y2 ...)"
-        )
+    check_outlined(annotations, path, BOXES_ONLY)
     coco, categories = as_coco(images, annotations, names)
     return splits, categories, coco
