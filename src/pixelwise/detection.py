@@ -175,11 +175,7 @@ def instance_splits(
         )
     outlined = outline_instances(path)
     if outlined is not None:
-        splits, cats, spec = outlined
-        if "val" in splits and not val_stems:
-            return splits.get("train", []), splits["val"], cats, spec
-        pool = [item for items in splits.values() for item in items]
-        return *split_pool(pool, val_stems, val_fraction, seed, data), cats, spec
+        return split_outlined(outlined, val_stems, val_fraction, seed, data)
     coco = coco_file(path)
     if coco is not None:
         items, cats, spec = load_coco(coco)
@@ -193,6 +189,18 @@ def instance_splits(
     return train_items, as_instance_items(val, len(train) + 1)[0], cats, None
 
 
+def split_outlined(
+    outlined: tuple, val_stems: list[str] | None, val_fraction: float, seed: int, data
+) -> tuple[list[InstanceItem], list[InstanceItem], Categories, dict]:
+    """:func:`instance_splits` of a dataset of outlines (:func:`outline_instances`): its own
+    train/val split, else the pool split by names or a seeded fraction."""
+    splits, cats, spec = outlined
+    if "val" in splits and not val_stems:
+        return splits.get("train", []), splits["val"], cats, spec
+    pool = [item for items in splits.values() for item in items]
+    return *split_pool(pool, val_stems, val_fraction, seed, data), cats, spec
+
+
 def evaluation_instances(
     data: str | Path, val_stems: list[str] | None
 ) -> tuple[list[InstanceItem], Categories, dict | None]:
@@ -203,7 +211,10 @@ def evaluation_instances(
     if outlined is not None and not val_stems:
         splits, cats, spec = outlined
         return splits.get("val") or splits.get("train") or splits[""], cats, spec
-    if outlined is None and coco_file(path) is None and not has_instances_folder(path):
+    if outlined is not None:  # read once: the named images of the whole pool
+        _, val, cats, spec = split_outlined(outlined, val_stems, 0.0, 0, data)
+        return val, cats, spec
+    if coco_file(path) is None and not has_instances_folder(path):
         items, cats = as_instance_items(evaluation_items(path, val_stems)[0])
         return items, cats, None
     train, val, cats, spec = instance_splits(data, val_stems, 0.0, 0)

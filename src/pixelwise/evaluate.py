@@ -403,7 +403,7 @@ def coco_from_parts(parts: list[dict]) -> dict:
     return {"coco_mask_ap": ap["ap"], "coco_mask_ap50": ap["ap50"], "coco_mask_ap75": ap["ap75"]}
 
 
-COCO_MAX_OBJECTS = 2000  # per image; beyond, label_image_coco_ap says why it has no figure
+COCO_MAX_OBJECTS = 2000  # per image; beyond, coco_from_parts says why there is no figure
 
 
 def instances_for_reference(target: np.ndarray, object_class: int) -> np.ndarray:

@@ -8,6 +8,7 @@ averaged per image.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -164,9 +165,10 @@ class Overlaps:
         """(R, P): the numbers of reference and predicted objects."""
         return len(self.ref_area) - 1, len(self.pred_area) - 1
 
+    @cached_property
     def object_ious(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(reference object, predicted object, IoU, shared pixels) of the object pairs that meet,
-        objects indexed from 0."""
+        objects indexed from 0; computed once for all the scores of a pair of images."""
         both = (self.ref > 0) & (self.pred > 0)
         r, p, inter = self.ref[both], self.pred[both], self.count[both]
         iou = inter / (self.ref_area[r] + self.pred_area[p] - inter)
@@ -211,7 +213,7 @@ def seg_score(reference, prediction=None) -> float:
     n_ref = o.shape[0]
     if n_ref == 0:
         return float("nan")
-    r, _, iou, inter = o.object_ious()
+    r, _, iou, inter = o.object_ious
     covers = inter > 0.5 * o.ref_area[r + 1]  # at most one S per R can cover more than half
     return float(iou[covers].sum() / n_ref)
 
@@ -222,7 +224,7 @@ def object_scores(reference, prediction=None, threshold: float = 0.5) -> dict:
     if threshold < 0.5:
         raise ValueError(f"threshold must be >= 0.5 for a unique matching, got {threshold}")
     o = overlaps(reference, prediction)
-    tp = int((o.object_ious()[2] > threshold).sum())
+    tp = int((o.object_ious[2] > threshold).sum())
     n_ref, n_pred = o.shape
     fp, fn = n_pred - tp, n_ref - tp
     precision = tp / n_pred if n_pred else float(n_ref == 0)
@@ -236,7 +238,7 @@ def panoptic_quality(reference, prediction=None) -> dict:
     nuclei): objects matched one-to-one at IoU > 0.5, DQ = TP / (TP + FP/2 + FN/2) (detection),
     SQ = the mean IoU of the matches (segmentation), PQ = DQ x SQ; NaN without any object."""
     o = overlaps(reference, prediction)
-    iou = o.object_ious()[2]
+    iou = o.object_ious[2]
     matched = iou[iou > 0.5]
     tp = len(matched)
     fp, fn = o.shape[1] - tp, o.shape[0] - tp
@@ -257,7 +259,7 @@ def aggregated_jaccard(reference, prediction=None) -> float:
     n_ref, n_pred = o.shape
     if n_ref + n_pred == 0:
         return float("nan")
-    r, p, iou, inter = o.object_ious()
+    r, p, iou, inter = o.object_ious
     order = np.lexsort((p, -iou, r))  # by reference, best IoU first, then the lower number
     first = order[np.r_[True, r[order][1:] != r[order][:-1]]] if len(r) else order
     r, p, inter = r[first], p[first], inter[first]
@@ -277,7 +279,7 @@ def dsb_average_precision(
 ) -> dict:
     """Data Science Bowl 2018 score: mean over IoU thresholds 0.5:0.05:0.95 of TP / (TP + FP + FN)."""
     o = overlaps(reference, prediction)
-    iou = o.object_ious()[2]
+    iou = o.object_ious[2]
     n_ref, n_pred = o.shape
     per_threshold = {}
     for t in thresholds:

@@ -706,13 +706,16 @@ def split_layout(root: Path) -> dict[str, tuple[list[Item], str]]:
     """The items of each split ('train', 'val') that ``root`` holds, with where they are, when
     it is split by folders (``root/train/...``, ``root/images/train`` + ``root/masks/train``,
     also named ``training``/``validation``) or by Pascal VOC's ``ImageSets/Segmentation/
-    <split>.txt``, or a CSV of pairs by its ``split`` column; empty when it is not split."""
+    <split>.txt``, or a CSV of pairs by its ``split`` column; empty when it is not split, but
+    for a dataset of outlines (YOLO, LabelMe), read whole already: its items under ""."""
     root = Path(root)
     if root.suffix.lower() == ".csv" and root.is_file():
         return csv_splits(root)
     outlined = outline_splits(root)
-    if outlined is not None and "" not in outlined:
-        return {key: (items, f"{root} ({key})") for key, items in outlined.items()}
+    if outlined is not None:  # "": read whole already, so that it is not read again
+        return {
+            key: (items, f"{root} ({key})" if key else str(root)) for key, items in outlined.items()
+        }
     if cityscapes.label_folder(root) is not None:
         return cityscapes_splits(root)
     found = {}
@@ -750,7 +753,7 @@ def resolve_splits(
         if "val" in splits and not val_stems:
             return pool, splits["val"][0]
     else:
-        pool = find_items(root)
+        pool = splits[""][0] if "" in splits else find_items(root)
     return split_pool(pool, val_stems, val_fraction, seed, root)
 
 
@@ -786,7 +789,7 @@ def evaluation_items(root: Path, val_stems: list[str] | None = None) -> tuple[li
         shown = ",".join(val_stems) if len(val_stems) <= 6 else f"{len(val_stems)} listed stems"
         return resolve_splits(root, val_stems)[1], f"{root} ({shown})"
     splits = split_layout(root)
-    for split in ("val", "train"):
+    for split in ("val", "train", ""):
         if split in splits:
             return splits[split]
     return find_items(root), str(root)
