@@ -1,6 +1,7 @@
 """Image I/O: every supported format reads, every bad file gives one clear error naming it."""
 
 import io
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from PIL import Image
 from pixelwise.data.io import (
     ImageReadError,
     count_pages,
+    list_images,
     png_bytes,
     read_image,
     read_image_bytes,
@@ -188,3 +190,48 @@ def test_image_bytes_decode_like_files(tmp_path):
         read_image_bytes(data, "deep.png", max_pixels=10)
     with pytest.raises(ImageReadError, match="empty"):
         read_image_bytes(b"", "e.png")
+
+
+def _turned_photo(tmp_path, name: str, **save_args) -> np.ndarray:
+    """A wide photo stored with EXIF orientation 6 (turn 90 degrees clockwise to view), a bright
+    block in its stored top-left corner; returns the file as pixelwise reads it."""
+    arr = np.full((32, 64, 3), 40, np.uint8)
+    arr[:8, :8] = 230
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(arr).save(tmp_path / name, exif=exif.tobytes(), **save_args)
+    return read_image(tmp_path / name)
+
+
+def test_phone_photos_heic_and_avif_read_upright(tmp_path, monkeypatch):
+    """HEIC (through pillow-heif) and AVIF read like JPEG: upright, the block turned to the top
+    right as the EXIF orientation says, once (pillow-heif applies it itself), and uploads alike."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIC needs the heic extra")
+    pillow_heif.register_heif_opener()  # for writing the test photo
+    for name, args in (("a.jpg", {"quality": 95}), ("a.heic", {"quality": 95}), ("a.avif", {})):
+        out = _turned_photo(tmp_path, name, **args)
+        assert out.shape == (64, 32, 3), name
+        bright = out[..., 0] > 135
+        assert bright[:8, 24:].mean() > 0.9 and bright[8:].mean() < 0.01, name
+        assert bright[:, :24].mean() < 0.01, name
+    data = (tmp_path / "a.heic").read_bytes()
+    assert np.array_equal(read_image_bytes(data, "upload"), read_image(tmp_path / "a.heic"))
+    # as in a fresh process, where nothing has registered pillow-heif's opener yet
+    monkeypatch.setattr(Image, "ID", [fmt for fmt in Image.ID if fmt != "HEIF"])
+    assert np.array_equal(read_image(tmp_path / "a.heic"), read_image_bytes(data, "upload"))
+    found = [p.name for p in list_images([tmp_path])]
+    assert found == ["a.avif", "a.heic", "a.jpg"]
+
+
+def test_heic_without_pillow_heif_says_what_to_install(tmp_path, monkeypatch):
+    """Without the plugin a HEIC photo is a one-line error naming the file and the extra, not
+    "not a recognised image format" (and a folder lists it, so batch runs report it)."""
+    pillow_heif = pytest.importorskip("pillow_heif", reason="writing the HEIC needs pillow-heif")
+    pillow_heif.from_pillow(Image.new("RGB", (16, 16), (200, 10, 10))).save(tmp_path / "p.HEIC")
+    monkeypatch.setattr(Image, "ID", [fmt for fmt in Image.ID if fmt != "HEIF"])
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # import fails as when not installed
+    with pytest.raises(ImageReadError, match=r"p\.HEIC: a HEIC/HEIF photo.*pixelwise\[heic\]"):
+        read_image(tmp_path / "p.HEIC")
+    with pytest.raises(ImageReadError, match=r"upload: a HEIC/HEIF photo"):
+        read_image_bytes((tmp_path / "p.HEIC").read_bytes(), "upload")
+    assert list_images([tmp_path]) == [tmp_path / "p.HEIC"]

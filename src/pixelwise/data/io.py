@@ -22,7 +22,22 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+IMAGE_SUFFIXES = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".webp",
+    ".gif",
+    ".avif",
+    ".heic",
+    ".heif",
+)
+# The brands of an ISO base media file ("....ftypBRAND") that mark a HEIF still image: phones'
+# HEIC photos. Pillow reads them through the optional pillow-heif plugin (extra [heic]).
+HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 TIFF_SUFFIXES = (".tif", ".tiff")
 DEFAULT_MAX_PIXELS = 250_000_000  # ~16k x 16k; override with PIXELWISE_MAX_PIXELS
 
@@ -112,6 +127,46 @@ def count_pages(path: str | os.PathLike) -> int:
         raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})") from None
 
 
+def _is_heif(path: Path, source=None) -> bool:
+    """Whether the file (or file object ``source``) starts as a HEIF still image does."""
+    if source is None:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    else:
+        source.seek(0)
+        head = source.read(12)
+        source.seek(0)
+    return head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS
+
+
+def _heif_opener() -> bool:
+    """Register pillow-heif's opener with Pillow once; False when it is not installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    if "HEIF" not in Image.ID:
+        pillow_heif.register_heif_opener()
+    return True
+
+
+def _open_unidentified(path: Path, source) -> Image.Image:
+    """Pillow did not recognise the file: a HEIF photo opens through pillow-heif when it is
+    installed; anything else is an error naming the file."""
+    if not _is_heif(path, source):
+        raise ImageReadError(path, "not a recognised image format") from None
+    if not _heif_opener():
+        raise ImageReadError(
+            path,
+            "a HEIC/HEIF photo; reading it needs pillow-heif "
+            "(pip install 'pixelwise[heic]'), or save it as JPEG or PNG",
+        ) from None
+    try:
+        return Image.open(path if source is None else source)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ImageReadError(path, f"cannot open HEIF ({exc})") from None
+
+
 def _open_pil(path: Path, max_pixels: int | None, source=None) -> Image.Image:
     """Open and decode ``source`` (default: the file ``path``; any file object works), naming
     ``path`` in errors."""
@@ -123,7 +178,7 @@ def _open_pil(path: Path, max_pixels: int | None, source=None) -> Image.Image:
     try:
         img = Image.open(path if source is None else source)
     except UnidentifiedImageError:
-        raise ImageReadError(path, "not a recognised image format") from None
+        img = _open_unidentified(path, source)
     except Image.DecompressionBombError as exc:
         raise ImageReadError(path, f"decompression bomb guard: {exc}") from None
     except OSError as exc:
