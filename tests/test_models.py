@@ -31,6 +31,7 @@ def test_registry_error_lists_names():
         create_model("nope")
     assert set(list_models()) == {
         "unet",
+        "unet_resnet",
         "unet_original",
         "segnet",
         "deconvnet",

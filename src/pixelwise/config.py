@@ -275,7 +275,8 @@ class TrainConfig:
     )
     backbone: str = opt(
         "resnet18",
-        "mask_rcnn: FPN backbone (default resnet18, CPU-friendly; resnet50 is the paper's)",
+        "unet_resnet's encoder, mask_rcnn's FPN backbone: a torchvision ResNet (default "
+        "resnet18, CPU-friendly; resnet50 is Mask R-CNN's paper's)",
         choices=BACKBONES,
     )
     min_size: int = opt(512, "mask_rcnn: shorter image side it works at (default 512)", type=int)
@@ -288,10 +289,12 @@ class TrainConfig:
     )
     weights: str | None = opt(
         None,
-        "local weights to start from, never downloaded: for mask_rcnn torchvision's or ours; "
-        "for the others a pixelwise checkpoint or bundled model name to fine-tune (its "
-        "architecture and input normalisation replace --model, --depth, --base-width; for "
-        "data of other classes its class scores start afresh)",
+        "local weights to start from, never downloaded: a pixelwise checkpoint or bundled "
+        "model name to fine-tune (its architecture and input normalisation replace --model, "
+        "--depth, --base-width; for data of other classes its class scores start afresh); "
+        "for mask_rcnn also torchvision's Mask R-CNN weights; for unet_resnet and mask_rcnn a "
+        "torchvision ResNet's ImageNet weights file (e.g. resnet34-b627a593.pth, the same "
+        "--backbone) starts the encoder",
     )
     w0: float = opt(10.0, "weighted-ce: border weight w0 (default 10)", type=float)
     sigma: float = opt(5.0, "weighted-ce: border width sigma in pixels (default 5)", type=float)

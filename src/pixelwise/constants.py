@@ -22,7 +22,7 @@ APPEARANCES = ("none", "photo", "microscopy")
 INSTANCE_TARGETS = ("foreground", "boundary")
 DECODERS = ("unpool", "transpose")
 BACKENDS = ("torch", "scratch")
-BACKBONES = ("resnet18", "resnet50")
+BACKBONES = ("resnet18", "resnet34", "resnet50")  # unet_resnet and mask_rcnn (torchvision ResNets)
 CUTOUT_METHODS = ("model", "graphcut", "grabcut")
 # graph cut seeded by the network: on sources the network never saw it is far above the network
 # alone and level with GrabCut on average (docs/results.md (i))

@@ -17,7 +17,7 @@ from pixelwise.checkpoint import load_model
 from pixelwise.config import TrainConfig
 from pixelwise.constants import IGNORE_INDEX, LOSSES
 from pixelwise.data.datasets import SegmentationDataset, compute_normalization, to_tensor
-from pixelwise.data.encoding import MaskEncoding, is_lossy, unpacked
+from pixelwise.data.encoding import MaskEncoding, Normalization, is_lossy, unpacked
 from pixelwise.data.io import colour_name, is_colour_mask, mask_palette, save_png
 from pixelwise.data.layouts import (
     DatasetInfo,
@@ -34,6 +34,7 @@ from pixelwise.inference import predict_probs
 from pixelwise.losses import PixelCrossEntropy, soft_dice_loss
 from pixelwise.models import MODELS, create_model
 from pixelwise.models.unet_original import centre_crop
+from pixelwise.models.unet_resnet import IMAGENET_MEAN, IMAGENET_STD, is_resnet_state, load_backbone
 from pixelwise.overlays import overlay
 from pixelwise.precision import autocast, memory_format
 from pixelwise.runtime import is_onnx_file
@@ -356,9 +357,11 @@ def build_model(
     device: torch.device,
     precision: str,
     start: Segmenter | None = None,
+    backbone: str | None = None,
 ) -> tuple[nn.Module, dict]:
-    """The seeded model (``start``'s network, when fine-tuning) and the keyword arguments that
-    rebuild it (those its builder accepts)."""
+    """The seeded model (``start``'s network, when fine-tuning; its encoder from the ResNet
+    weights file ``backbone``, when given) and the keyword arguments that rebuild it (those its
+    builder accepts)."""
     if start is not None:
         model, arch_kwargs = start.network, start.arch_kwargs
         if start.num_classes != num_classes:
@@ -372,15 +375,43 @@ def build_model(
         "batch_norm": cfg.batch_norm,
         "backend": cfg.backend,
         "decoder": cfg.decoder,
+        "backbone": cfg.backbone,
     }
     accepted = inspect.signature(MODELS[cfg.model]).parameters if cfg.model in MODELS else {}
     arch_kwargs |= {k: v for k, v in options.items() if k in accepted}
     check_model_size(cfg.model, arch_kwargs)
     torch.manual_seed(cfg.seed)
-    model = (
-        create_model(cfg.model, **arch_kwargs).to(device).to(memory_format=memory_format(precision))
-    )
-    return model, arch_kwargs
+    model = create_model(cfg.model, **arch_kwargs)
+    if backbone is not None:
+        count = load_backbone(model.encoder(), backbone)
+        print(f"encoder: {count} tensors from {backbone}", file=sys.stderr)
+    return model.to(device).to(memory_format=memory_format(precision)), arch_kwargs
+
+
+BACKBONE_MODELS = ("unet_resnet",)  # semantic models whose encoder a ResNet's weights can start
+
+
+def backbone_weights(cfg: TrainConfig) -> str | None:
+    """``--weights`` when it names a ResNet's weights file (e.g. torchvision's ImageNet
+    ``resnet34-b627a593.pth``) for a model with a ResNet encoder, rather than a checkpoint to
+    fine-tune; such a file for another model is refused."""
+    if not cfg.weights or not Path(cfg.weights).is_file() or not is_resnet_state(cfg.weights):
+        return None
+    if cfg.model not in BACKBONE_MODELS:
+        raise ValueError(
+            f"{cfg.weights}: a ResNet's weights; they start the encoder of "
+            f"{' or '.join(BACKBONE_MODELS)} (--model), not of {cfg.model}"
+        )
+    return cfg.weights
+
+
+def pretrained_normalization(channels: int, scale: float) -> Normalization:
+    """The inputs ImageNet weights expect: RGB in [0, 1] less ImageNet's mean, over its std;
+    grey as the mean of the three (conv1 then sums its RGB kernels)."""
+    if channels == 3:
+        return Normalization(list(IMAGENET_MEAN), list(IMAGENET_STD), scale)
+    mean, std = float(np.mean(IMAGENET_MEAN)), float(np.mean(IMAGENET_STD))
+    return Normalization([mean] * channels, [std] * channels, scale)
 
 
 def new_head(cfg: TrainConfig, start: Segmenter, num_classes: int) -> tuple[nn.Module, dict]:

@@ -41,10 +41,12 @@ from pixelwise.models import create_model
 from pixelwise.runtime import resolve_precision
 from pixelwise.segmenter import Segmenter, default_colours, kind_of
 from pixelwise.semantic import (
+    backbone_weights,
     build_datasets,
     build_model,
     class_pixel_counts,
     make_loss,
+    pretrained_normalization,
     semantic_step,
     starting_point,
     validation_source,
@@ -115,11 +117,18 @@ def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
 
 
 def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Task:
+    backbone = backbone_weights(cfg)  # before reading the data: a wrong file stops at once
     train_ds, val_ds, names, colours = build_datasets(cfg)
-    start = starting_point(cfg, train_ds.channels, len(names))
+    start = None if backbone else starting_point(cfg, train_ds.channels, len(names))
     if start is not None:  # fine-tuning: the images normalised as the model learnt them
         train_ds.norm = val_ds.norm = start.norm
-    model, arch_kwargs = build_model(cfg, train_ds.channels, len(names), device, precision, start)
+    elif backbone:  # and as the ImageNet weights learnt them
+        train_ds.norm = val_ds.norm = pretrained_normalization(
+            train_ds.channels, train_ds.norm.scale
+        )
+    model, arch_kwargs = build_model(
+        cfg, train_ds.channels, len(names), device, precision, start, backbone
+    )
     train_ds.context = getattr(
         model, "margin", 0
     )  # valid convolutions see mirrored context at borders

@@ -14,6 +14,7 @@ from pixelwise.models.patch import PatchClassifier
 from pixelwise.models.u2net import U2Net
 from pixelwise.models.unet import UNet
 from pixelwise.models.unet_original import UNetOriginal
+from pixelwise.models.unet_resnet import UNetResNet
 
 
 def unet(
@@ -26,6 +27,13 @@ def unet(
 ) -> nn.Module:
     """U-Net with padded convolutions (logits at input size); the default model."""
     return UNet(in_channels, num_classes, depth, base_width, batch_norm, backend)
+
+
+def unet_resnet(
+    in_channels: int = 3, num_classes: int = 2, backbone: str = "resnet18"
+) -> nn.Module:
+    """U-Net on a torchvision ResNet-18/34/50 encoder, which ImageNet weights (a local file) can start."""
+    return UNetResNet(in_channels, num_classes, backbone)
 
 
 def unet_original(
@@ -126,7 +134,18 @@ def mask_rcnn(
 
 MODELS = {
     fn.__name__: fn
-    for fn in (unet, unet_original, segnet, deconvnet, fcn32s, fcn16s, fcn8s, patch, u2net)
+    for fn in (
+        unet,
+        unet_resnet,
+        unet_original,
+        segnet,
+        deconvnet,
+        fcn32s,
+        fcn16s,
+        fcn8s,
+        patch,
+        u2net,
+    )
 }
 INSTANCE_MODELS = {
     "mask_rcnn": mask_rcnn

@@ -3,9 +3,10 @@ fully-convolutional head predicting a 28 x 28 binary mask inside each box.
 
 torchvision's contract is kept: ``model(list of (C, H, W) images[, targets])`` returns losses
 in training and a list of ``{"boxes", "labels", "scores", "masks" (N, 1, H, W)}`` in eval.
-Backbones: ``resnet50`` (the paper's ResNet-50-FPN) and ``resnet18`` (CPU-friendly, about a
-third of the compute). Nothing is downloaded: ``weights`` is a local checkpoint path
-(torchvision's own ``maskrcnn_resnet50_fpn`` state dict, or one saved by pixelwise), loaded with
+Backbones: ``resnet50`` (the paper's ResNet-50-FPN), ``resnet34`` and ``resnet18`` (CPU-friendly,
+about a third of the compute). Nothing is downloaded: ``weights`` is a local checkpoint path
+(torchvision's own ``maskrcnn_resnet50_fpn`` state dict, one saved by pixelwise, or a torchvision
+ResNet's ImageNet weights for the backbone alone), loaded with
 ``weights_only=True``; heads whose class count differs are left at their initialisation.
 """
 
@@ -16,7 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-BACKBONES = ("resnet50", "resnet18")
+from pixelwise.constants import BACKBONES
+from pixelwise.models.unet_resnet import RESNET_PARTS, is_resnet_state, load_backbone
 
 
 def mask_rcnn(
@@ -41,7 +43,10 @@ def mask_rcnn(
     model = MaskRCNN(
         fpn, num_classes=num_classes + 1, min_size=min_size, max_size=max_size, **kwargs
     )
-    if weights is not None:
+    if weights is not None and is_resnet_state(weights):  # ImageNet weights for the backbone
+        body = model.backbone.body
+        load_backbone({name: getattr(body, name) for name in RESNET_PARTS}, weights)
+    elif weights is not None:
         load_weights(model, weights)
     return model
 
