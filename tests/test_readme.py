@@ -1,6 +1,7 @@
 """Every `pixelwise ...` command and the Python example in README.md run as written
 (training and adapt shortened by appended options; argparse takes the last value)."""
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -96,6 +97,7 @@ def test_readme_commands_run(readme_cwd, capsys):
     assert len(list(Path("runs/isbi/test-pred/probabilities").glob("*.tif"))) == 30
     assert Path("runs/isbi/evaluation.json").is_file()
     assert len(list(Path("runs/nuclei/instances").glob("*.png"))) == 1
+    assert json.loads(Path("runs/nuclei/objects.json").read_text())["annotations"]
     assert Path("runs/coco/pred/coco/000000000009.json").is_file()
     from pixelwise.export import load_onnx
 

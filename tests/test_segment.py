@@ -245,3 +245,67 @@ def test_segment_with_tta_averages_the_eight_flips_in_the_api_and_the_cli(tmp_pa
     args = ["segment", str(data / "images" / "00.png"), "--checkpoint", str(run / "best.pt")]
     assert main([*args, "--out", str(out), "--tta", "--precision", "fp32", "--no-progress"]) == 0
     assert np.array_equal(read_mask(out / "instances" / "00.png"), expected)
+
+
+def test_segment_writes_one_coco_file_that_reads_back_object_for_object(tmp_path, capsys):
+    """segment --coco: one COCO instances file for the batch whose every annotation decodes
+    (pycocotools, an independent reader) to exactly the object of the written label image,
+    with its tight box and area, images named relative to the file; `train` reads it."""
+    from pycocotools.coco import COCO
+
+    data = _blobs(tmp_path / "blobs", n=3)
+    out, coco = tmp_path / "seg", data / "annotations.json"
+    argv = ["segment", "nuclei", str(data / "images"), "-o", str(out), "--no-progress"]
+    assert main([*argv, "--coco", str(coco)]) == 0
+    reported = capsys.readouterr().out
+    api = COCO(str(coco))
+    assert [im["file_name"] for im in api.dataset["images"]] == ["00.png", "01.png", "02.png"]
+    assert [c["name"] for c in api.dataset["categories"]] == ["object"]
+    total = 0
+    for im in api.dataset["images"]:
+        labels = read_mask(out / "instances" / im["file_name"])
+        anns = api.loadAnns(api.getAnnIds(imgIds=[im["id"]]))
+        assert len(anns) == labels.max() > 0
+        for k, ann in enumerate(anns, start=1):
+            assert np.array_equal(api.annToMask(ann), labels == k)
+            ys, xs = np.nonzero(labels == k)
+            assert ann["bbox"] == [xs.min(), ys.min(), np.ptp(xs) + 1, np.ptp(ys) + 1]
+            assert ann["area"] == len(ys) and ann["iscrowd"] == 0
+        total += len(anns)
+    assert f"{total} objects of 3 images to {coco}" in reported
+    # images/ beside the file: there pixelwise looks for them, train reads the file as data
+    from pixelwise.detection import instance_splits
+
+    train, val, cats, _ = instance_splits(coco, None, 0.34, 0)
+    assert sorted(i.image.name for i in train + val) == ["00.png", "01.png", "02.png"]
+    assert main([*argv, "--coco", str(tmp_path / "x.txt")]) == 2
+    assert main([*argv, "--coco", str(coco), "--skip-existing"]) == 2
+
+
+def test_segment_coco_keeps_an_instance_models_classes(tmp_path, monkeypatch):
+    """For Mask R-CNN each object's category is its detection's class (painted in score
+    order, as the label image is); objects under --min-object-size are left out of both."""
+    import torch
+
+    from pixelwise import batch
+    from pixelwise.batch import PredictOptions, segment_files, write_coco
+    from pixelwise.data.encoding import Normalization
+    from pixelwise.segmenter import Segmenter
+
+    masks = torch.zeros(3, 1, 20, 30)
+    masks[0, 0, 2:8, 2:10], masks[1, 0, 10:18, 5:25], masks[2, 0, 0:2, 28:30] = 1, 1, 1
+    pred = {
+        "boxes": torch.tensor([[2.0, 2, 10, 8], [5, 10, 25, 18], [28, 0, 30, 2]]),
+        "labels": torch.tensor([2, 1, 1]),
+        "scores": torch.tensor([0.9, 0.8, 0.95]),
+        "masks": masks,
+    }
+    monkeypatch.setattr(batch, "detect", lambda seg, image, threshold: pred)
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "a.png")
+    seg = Segmenter(None, "mask_rcnn", {}, ["background", "cat", "dog"], Normalization())
+    options = PredictOptions(coco=str(tmp_path / "c.json"), min_object_size=5)
+    result = segment_files(seg, [tmp_path / "a.png"], tmp_path / "out", options, progress=False)
+    assert write_coco(tmp_path / "c.json", result, ["cat", "dog"]) == 2
+    spec = json.loads((tmp_path / "c.json").read_text())
+    assert [(a["category_id"], a["area"]) for a in spec["annotations"]] == [(2, 48), (1, 160)]
+    assert spec["categories"] == [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]

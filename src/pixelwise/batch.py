@@ -13,6 +13,7 @@ import numpy as np
 
 from pixelwise import distributed as dist
 from pixelwise.constants import one_line
+from pixelwise.data.coco import as_coco, object_annotations
 from pixelwise.data.io import (
     IMAGE_SUFFIXES,
     ImageReadError,
@@ -34,6 +35,7 @@ from pixelwise.detection import (
     detections_to_labels,
 )
 from pixelwise.inference import predict, predict_probabilities, segment
+from pixelwise.instances import drop_small
 from pixelwise.overlays import detection_overlay, instance_overlay, overlay
 
 
@@ -43,6 +45,7 @@ class BatchResult:
     failures: list[tuple[Path, str]] = field(default_factory=list)
     counts: list[tuple[Path, int]] = field(default_factory=list)  # (output name, objects): segment
     skipped: int = 0  # inputs left alone (e.g. their output exists)
+    coco: list[tuple[Path, int, int, list[dict]]] = field(default_factory=list)  # segment --coco
 
     def fail(self, src: Path, exc: Exception) -> None:
         """Record a bad input with a one-line reason that names the file."""
@@ -52,9 +55,10 @@ class BatchResult:
     def merge(cls, parts: list[BatchResult]) -> BatchResult:
         lists = (
             [x for part in parts for x in getattr(part, name)]
-            for name in ("written", "failures", "counts")
+            for name in ("written", "failures", "counts", "coco")
         )
-        return cls(*lists, skipped=sum(part.skipped for part in parts))
+        written, failures, counts, coco = lists
+        return cls(written, failures, counts, sum(part.skipped for part in parts), coco)
 
 
 def output_names(
@@ -183,9 +187,15 @@ class PredictOptions:
     skip_existing: bool = False  # leave inputs whose main output exists alone
     probabilities: bool = False  # predict, semantic models: also each class's probability
     labelme: bool = False  # predict: also the regions as LabelMe polygons, to correct by hand
+    coco: str | None = None  # segment: also every object in this one COCO instances file
 
     def __post_init__(self) -> None:
         # checked once here rather than failing every file of a batch the same way
+        if self.coco is not None and self.skip_existing:
+            raise ValueError(
+                "--coco lists the objects of every image, --skip-existing leaves some alone: "
+                "give one of them"
+            )
         if self.overlap < 0:
             raise ValueError(f"--overlap must be 0 or more, got {self.overlap}")
         if self.tile is not None and self.tile < 0:
@@ -303,37 +313,92 @@ def segment_files(
     LabelMe polygon, for semantic and instance models alike; bad files are
     recorded and skipped; ``shard`` as in :func:`predict_files`."""
     out_dir = Path(out_dir)
+    classes_too = options.coco is not None and seg.kind == "instance"
 
     def compute(src):
         image = read_image(src)
-        return image, segment(
-            seg,
+        if classes_too:  # each object's class, for the COCO file
+            pred = detect(seg, image, options.score_threshold)
+            labels = detections_to_labels(pred, options.score_threshold)
+            labels = drop_small(labels, options.min_object_size)
+            return image, labels, detections_to_classes(pred, options.score_threshold)
+        return (
             image,
-            options.precision,
-            options.min_object_size,
-            options.object_class,
-            options.tile,
-            options.overlap,
-            options.score_threshold,
-            options.tta,
+            segment(
+                seg,
+                image,
+                options.precision,
+                options.min_object_size,
+                options.object_class,
+                options.tile,
+                options.overlap,
+                options.score_threshold,
+                options.tta,
+            ),
+            None,
         )
 
-    name = seg.class_names[options.object_class] if options.object_class else "object"
+    name = object_name(seg, options.object_class)
     if options.labelme:
         write_labels_txt(out_dir, [name])
 
     def write(src, rel, value):
-        image, labels = value
+        image, labels, classes = value
         written = save_label_image(out_dir / "instances" / rel, labels)
         if options.labelme:
             names = {k: name for k in np.unique(labels) if k}
             write_labelme(out_dir, src, rel, shapes_of(labels, names, objects=True), labels.shape)
+        if options.coco is not None:
+            records.append((Path(src), *labels.shape, object_annotations(labels, classes)))
         save_png(out_dir / "overlays" / rel, instance_overlay(image, labels))
         return written, int(labels.max())
 
-    return run_into(
+    records: list[tuple[Path, int, int, list[dict]]] = []
+    result = run_into(
         out_dir, "overlays", options, inputs, compute, write, "segment", progress, shard
     )
+    result.coco = records
+    return result
+
+
+def object_name(seg, object_class: int | None) -> str:
+    """What ``segment`` calls a semantic model's objects: ``object_class``'s name, or "object"."""
+    return seg.class_names[object_class] if object_class else "object"
+
+
+def coco_names(seg, object_class: int | None) -> list[str]:
+    """The categories of ``segment --coco``: an instance model's classes, else
+    :func:`object_name`."""
+    if seg.kind == "instance":
+        return list(seg.class_names[1:])
+    return [object_name(seg, object_class)]
+
+
+def check_coco_output(path: str | os.PathLike) -> None:
+    """Refuse a --coco FILE that cannot be written, before any image is segmented."""
+    path = Path(path)
+    if path.suffix.lower() != ".json":
+        raise ValueError(f"--coco {path}: give a .json file name")
+    if path.is_dir():
+        raise ValueError(f"--coco {path}: is a folder")
+
+
+def write_coco(path: str | os.PathLike, result: BatchResult, names: list[str]) -> int:
+    """One COCO instances file of the objects ``segment_files`` found (``options.coco``), the
+    images in path order by their path relative to where :func:`~pixelwise.data.coco.load_coco`
+    looks for them (``images/`` beside the file, else its folder); category ``i`` is
+    ``names[i - 1]``. Returns the number of objects."""
+    path = Path(path)
+    root = path.parent / "images" if (path.parent / "images").is_dir() else path.parent
+    images, annotations = [], []
+    for image_id, (src, height, width, objects) in enumerate(sorted(result.coco), start=1):
+        name = Path(os.path.relpath(src.absolute(), root.absolute())).as_posix()
+        images.append({"id": image_id, "file_name": name, "height": height, "width": width})
+        for ann in objects:
+            annotations.append(ann | {"id": len(annotations) + 1, "image_id": image_id})
+    coco, _ = as_coco(images, annotations, names)
+    atomic_write_bytes(path, json.dumps(coco).encode())
+    return len(annotations)
 
 
 def run_into(out_dir: Path, marker: str, options: PredictOptions, inputs, *run) -> BatchResult:

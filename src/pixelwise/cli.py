@@ -134,6 +134,14 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             Opt(("--checkpoint",), f"{MODEL_HELP} (default nuclei)", "nuclei", old=("--model",)),
             default_out("segment"),
             "labelme",
+            Opt(
+                ("--coco",),
+                "also write one COCO instances file for the whole batch: every object as a "
+                "compressed-RLE mask with its box and area, the images by path relative to the "
+                "file's folder (its images/ folder, when there is one), to correct in CVAT or "
+                "FiftyOne, score with pycocotools, or train on: pixelwise train FILE",
+                metavar="FILE",
+            ),
             "min_object_size",
             "object_class",
             "score_threshold",
@@ -424,6 +432,7 @@ def predict_options(args: argparse.Namespace):
         "skip_existing",
         "probabilities",
         "labelme",
+        "coco",
     )
     return PredictOptions(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 
@@ -462,22 +471,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    from pixelwise.batch import run_sharded, segment_files
+    from pixelwise.batch import (
+        check_coco_output,
+        coco_names,
+        run_sharded,
+        segment_files,
+        write_coco,
+    )
     from pixelwise.checkpoint import load_model
     from pixelwise.instances import check_object_class
     from pixelwise.runtime import runtime_for
 
     seg = load_model(args.checkpoint, runtime_for(args.runtime, args.precision, args.checkpoint))
     check_object_class(seg, args.object_class)  # once, not for every file
+    if args.coco is not None:
+        check_coco_output(args.coco)
 
     def report(result) -> None:
         counts = first_ten(
             [f"{rel.with_suffix('').as_posix()}: {n}" for rel, n in result.counts], "images"
         )
+        coco = ""
+        if args.coco is not None:
+            found = write_coco(args.coco, result, coco_names(seg, args.object_class))
+            coco = f", {found} objects of {len(result.coco)} images to {args.coco}"
         print(
             f"wrote {len(result.written)} instance label images to {Path(args.out) / 'instances'} and overlays to "
             f"{Path(args.out) / 'overlays'}"
             + (f", LabelMe polygons to {Path(args.out) / 'labelme'}" if args.labelme else "")
+            + coco
             + (f"\nobjects per image: {counts}" if counts else "")
         )
 

@@ -235,6 +235,56 @@ def encode_rle(mask: np.ndarray) -> dict:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
+def crop_rle_counts(crop: np.ndarray, y0: int, x0: int, height: int, width: int) -> list[int]:
+    """COCO's uncompressed RLE counts (column-major runs, zeros first) of a (height, width) mask
+    that is ``crop`` at (``y0``, ``x0``) and zero elsewhere, in time of the crop's size rather
+    than the image's (a slide's thousands of objects would each cost a full-image pass)."""
+    h, w = crop.shape
+    padded = np.zeros((w, h + 1), np.int8)  # a zero below each column ends its runs there
+    padded[:, :h] = crop.T
+    step = np.diff(padded.ravel(), prepend=0)
+    starts, ends = np.flatnonzero(step == 1), np.flatnonzero(step == -1)
+
+    def pixel(p: np.ndarray) -> np.ndarray:  # place in the padded crop -> place in the image
+        return (x0 + p // (h + 1)) * height + y0 + p % (h + 1)
+
+    starts, ends = pixel(starts), pixel(ends)
+    joined = ends[:-1] == starts[1:]  # a run down to the bottom row going on at the next top
+    starts = np.concatenate([starts[:1], starts[1:][~joined]])
+    ends = np.concatenate([ends[:-1][~joined], ends[-1:]])
+    counts = np.diff(np.stack([starts, ends], 1).ravel(), prepend=0, append=height * width)
+    return counts[: -1 if counts[-1] == 0 else None].astype(int).tolist()  # as pycocotools
+
+
+def object_annotations(labels: np.ndarray, categories: np.ndarray | None = None) -> list[dict]:
+    """A COCO annotation per object of an instance label image (0 = background): compressed
+    RLE mask, tight ``bbox`` (x, y, w, h), ``area``, ``iscrowd`` 0 and ``category_id`` (from
+    the image ``categories`` of category ids at the object's pixels, default 1); ids are left
+    to the caller."""
+    from pycocotools import mask as mask_utils
+    from scipy import ndimage
+
+    height, width = labels.shape
+    out = []
+    for k, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        crop = labels[box] == k
+        y0, x0 = box[0].start, box[1].start
+        counts = crop_rle_counts(crop, y0, x0, height, width)
+        rle = mask_utils.frPyObjects({"counts": counts, "size": [height, width]}, height, width)
+        out.append(
+            {
+                "category_id": 1 if categories is None else int(categories[box][crop][0]),
+                "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
+                "area": int(crop.sum()),
+                "bbox": [x0, y0, crop.shape[1], crop.shape[0]],
+                "iscrowd": 0,
+            }
+        )
+    return out
+
+
 def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
     """(N, 4) xyxy boxes (pixel edges) enclosing each (H, W) mask."""
     boxes = np.zeros((len(masks), 4), np.float32)
