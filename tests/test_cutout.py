@@ -2,6 +2,7 @@
 with good and bad uploads, and the web page in a real browser (headless Chromium)."""
 
 import io
+import json
 import shutil
 import socket
 import threading
@@ -399,3 +400,50 @@ def test_kept_nothing_reads_the_alpha():
     assert not kept_nothing(Image.new("RGBA", (4, 4), (0, 0, 0, 200)))
     assert kept_nothing(Image.new("L", (4, 4), 0)) and not kept_nothing(Image.new("L", (4, 4), 255))
     assert not kept_nothing(Image.new("RGB", (4, 4)))  # composited: cannot tell
+
+
+def test_http_predict_returns_what_predict_and_segment_write():
+    """POST /api/predict: the class-id mask (palette PNG) equals pixelwise.predict's; objects
+    (16-bit PNG) and coco (RLE annotations) equal pixelwise.segment's objects; bad options 400."""
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from fastapi.testclient import TestClient
+    from pycocotools import mask as mask_utils
+
+    import pixelwise
+    from pixelwise.web.app import create_app
+
+    seg = tiny_seg(BrightIsForeground())
+    client = TestClient(create_app(seg, method="model"), base_url="http://localhost")
+    image = np.full((40, 60, 3), 20, np.uint8)
+    image[5:15, 5:20], image[25:35, 30:55] = 230, 230  # two bright objects
+    upload = {"file": ("p.png", _png(image), "image/png")}
+
+    reply = client.post("/api/predict", files=upload)
+    assert reply.status_code == 200 and reply.headers["content-type"] == "image/png"
+    assert json.loads(reply.headers["X-Class-Names"]) == ["background", "foreground"]
+    mask = Image.open(io.BytesIO(reply.content))
+    assert mask.mode == "P" and np.array_equal(np.asarray(mask), pixelwise.predict(seg, image))
+
+    labels = pixelwise.segment(seg, image, object_class=1)
+    assert labels.max() == 2
+    objects = client.post(
+        "/api/predict", files=upload, data={"output": "objects", "object_class": "1"}
+    )
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(objects.content))), labels)
+    coco = client.post("/api/predict", files=upload, data={"output": "coco", "object_class": "1"})
+    body = coco.json()
+    assert (body["height"], body["width"]) == (40, 60) and body["categories"][0][
+        "name"
+    ] == "foreground"
+    decoded = [mask_utils.decode(a["segmentation"]) for a in body["annotations"]]
+    assert [np.array_equal(d, labels == k) for k, d in enumerate(decoded, 1)] == [True, True]
+
+    for data, says in (
+        ({"output": "png"}, "output must be one of mask, objects, coco"),
+        ({"output": "objects"}, "name the object class (object_class)"),
+        ({"output": "coco", "object_class": "7"}, "object_class 7: the model's classes are"),
+        ({"outptu": "mask"}, "unknown field(s) outptu"),
+    ):
+        bad = client.post("/api/predict", files=upload, data=data)
+        assert bad.status_code == 400 and says in bad.json()["detail"], data
+    assert "/api/predict" in client.get("/openapi.json").json()["paths"]

@@ -144,18 +144,20 @@ def split_by_distance(interior: np.ndarray, min_distance: int, tile: int) -> np.
     return labels
 
 
-def check_object_class(seg: Segmenter, object_class: int | None) -> None:
+def check_object_class(
+    seg: Segmenter, object_class: int | None, option: str = "--object-class"
+) -> None:
     """A semantic model not trained on instance masks needs ``object_class``, one of its
-    classes, to have objects (ValueError, one line)."""
+    classes, to have objects (ValueError, one line naming ``option``)."""
     if seg.kind != "semantic" or seg.encoding.instances is not None:
         return
     if object_class is None:
         raise ValueError(
-            "this model was not trained on instance masks; name the object class (--object-class)"
+            f"this model was not trained on instance masks; name the object class ({option})"
         )
     if not 0 <= object_class < seg.num_classes:
         classes = ", ".join(f"{i} {name}" for i, name in enumerate(seg.class_names[:10]))
-        raise ValueError(f"--object-class {object_class}: the model's classes are {classes}")
+        raise ValueError(f"{option} {object_class}: the model's classes are {classes}")
 
 
 def instances_for(

@@ -445,17 +445,21 @@ def save_png(path: str | os.PathLike, img: Image.Image) -> None:
     atomic_save(path, lambda tmp: img.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL))
 
 
-def save_mask(path: str | os.PathLike, mask: np.ndarray, palette: np.ndarray | None = None) -> None:
-    """Save a class-id mask as PNG: palette PNG (values = class ids) when a palette is given
-    and ids fit in uint8, 16-bit greyscale when ids exceed 255."""
+def mask_image(mask: np.ndarray, palette: np.ndarray | None = None) -> Image.Image:
+    """A class-id mask as an image to save as PNG: palette image (values = class ids) when a
+    palette is given and ids fit in uint8, 16-bit greyscale when ids exceed 255."""
     if mask.max(initial=0) > 255:
-        img = Image.fromarray(mask.astype(np.uint16))
-    else:
-        img = Image.fromarray(mask.astype(np.uint8), mode="L")
-        if palette is not None:
-            img = Image.fromarray(mask.astype(np.uint8), mode="P")
-            img.putpalette(np.asarray(palette, dtype=np.uint8).reshape(-1).tolist())
-    save_png(path, img)
+        return Image.fromarray(mask.astype(np.uint16))
+    if palette is None:
+        return Image.fromarray(mask.astype(np.uint8), mode="L")
+    img = Image.fromarray(mask.astype(np.uint8), mode="P")
+    img.putpalette(np.asarray(palette, dtype=np.uint8).reshape(-1).tolist())
+    return img
+
+
+def save_mask(path: str | os.PathLike, mask: np.ndarray, palette: np.ndarray | None = None) -> None:
+    """Save a class-id mask as PNG (:func:`mask_image`)."""
+    save_png(path, mask_image(mask, palette))
 
 
 def save_label_image(path: str | os.PathLike, labels: np.ndarray) -> Path:

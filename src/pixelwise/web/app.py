@@ -1,8 +1,12 @@
-"""``pixelwise serve``: background removal over HTTP (FastAPI), for this machine only by default.
+"""``pixelwise serve``: background removal and the served model's masks over HTTP (FastAPI), for
+this machine only by default.
 
 - ``POST /api/remove-background`` (multipart field ``file``; optional form fields ``matting``,
   ``mask_only``, ``background`` as ``#rrggbb``, ``box`` as ``x0,y0,x1,y1`` and
   ``foreground_strokes`` / ``background_strokes`` as JSON polylines) returns a PNG.
+- ``POST /api/predict`` (multipart ``file``; ``output`` = ``mask``, ``objects`` or ``coco``;
+  ``object_class``) runs the served model as ``pixelwise predict`` / ``segment`` do: the class-id
+  mask (palette PNG), the instance labels (16-bit PNG) or the objects as COCO annotations.
 - ``GET /`` serves a page to upload a photo, draw a box, paint keep/erase strokes and download.
 - ``GET /docs`` and ``/openapi.json``: the OpenAPI description.
 
@@ -29,11 +33,13 @@ from urllib.parse import urlparse
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from PIL import Image
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pixelwise.constants import DEFAULT_CUTOUT
 from pixelwise.cutout import box_helper, get_model, kept_nothing, parse_colour, remove_background
 from pixelwise.data.io import ImageReadError, ImageTooLarge, png_bytes, read_image_bytes
+from pixelwise.instances import check_object_class
 from pixelwise.segmenter import Segmenter
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -219,6 +225,8 @@ def create_app(
         }
 
     add_remove_route(app, lambda job: job.run(seg, method, limits, helper), limits)
+    if seg is not None:
+        add_predict_route(app, seg, limits)
     return app
 
 
@@ -267,18 +275,8 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
         ),
         background_strokes: str | None = Form(None, description="JSON, the same form: remove"),
     ) -> Response:
-        unknown = sorted(set((await request.form()).keys()) - FIELDS)
-        if unknown:  # a misspelt field would otherwise be dropped without a word
-            raise HTTPException(
-                400,
-                f"unknown field(s) {', '.join(unknown)}; the fields are {', '.join(sorted(FIELDS))}",
-            )
-        name = file.filename or "upload"
-        kind = file.content_type or ""
-        if kind and not kind.startswith("image/") and kind != "application/octet-stream":
-            raise HTTPException(415, f"{name}: expected an image, got content type {kind}")
-        if app.state.busy >= limits.threads + limits.queue:
-            raise HTTPException(503, "busy: try again shortly", headers={"Retry-After": "2"})
+        await refuse_unknown_fields(request, FIELDS)
+        name = upload_name(file)
         try:
             options = {
                 "mask_only": mask_only,
@@ -293,14 +291,8 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
             }
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
-        app.state.busy += 1
-        try:
-            job = Job(await file.read(), name, options, matting)
-            png, empty = await asyncio.get_running_loop().run_in_executor(app.state.pool, work, job)
-        except ValueError as exc:
-            raise HTTPException(413 if isinstance(exc, TooLarge) else 400, str(exc)) from None
-        finally:
-            app.state.busy -= 1
+        job = Job(await file.read(), name, options, matting)
+        png, empty = await in_pool(app, limits, work, job)
         return Response(
             png,
             media_type="image/png",
@@ -308,6 +300,119 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
                 "Content-Disposition": 'inline; filename="cutout.png"',
                 "X-Kept-Nothing": "true" if empty else "false",
             },
+        )
+
+
+async def refuse_unknown_fields(request: Request, fields: set[str]) -> None:
+    """400 for a form field the route does not take: a misspelt one would otherwise be
+    dropped without a word."""
+    unknown = sorted(set((await request.form()).keys()) - fields)
+    if unknown:
+        raise HTTPException(
+            400,
+            f"unknown field(s) {', '.join(unknown)}; the fields are {', '.join(sorted(fields))}",
+        )
+
+
+def upload_name(file: UploadFile) -> str:
+    """The upload's file name; 415 when it says it is no image."""
+    name = file.filename or "upload"
+    kind = file.content_type or ""
+    if kind and not kind.startswith("image/") and kind != "application/octet-stream":
+        raise HTTPException(415, f"{name}: expected an image, got content type {kind}")
+    return name
+
+
+async def in_pool(app: FastAPI, limits: Limits, work, job):
+    """``work(job)`` in the thread pool, counted against the threads and queue (503 when they
+    are taken); its ValueErrors become 400 (413 for :class:`TooLarge`)."""
+    if app.state.busy >= limits.threads + limits.queue:
+        raise HTTPException(503, "busy: try again shortly", headers={"Retry-After": "2"})
+    app.state.busy += 1
+    try:
+        return await asyncio.get_running_loop().run_in_executor(app.state.pool, work, job)
+    except ValueError as exc:
+        raise HTTPException(413 if isinstance(exc, TooLarge) else 400, str(exc)) from None
+    finally:
+        app.state.busy -= 1
+
+
+PREDICT_OUTPUTS = ("mask", "objects", "coco")
+
+
+@dataclass
+class PredictJob:
+    """One ``/api/predict`` request's work, done in the thread pool."""
+
+    data: bytes
+    name: str
+    output: str
+    object_class: int | None
+
+    def run(self, seg: Segmenter, limits: Limits) -> tuple[bytes, str]:
+        """The response body and its media type: the class-id mask (palette PNG, as `pixelwise
+        predict` writes it), the instance labels (16-bit PNG, as `segment` writes them) or
+        the objects as COCO annotations (JSON)."""
+        from pixelwise.batch import object_name
+        from pixelwise.data.coco import object_annotations
+        from pixelwise.data.io import mask_image
+        from pixelwise.inference import predict, segment
+
+        image = decode_upload(self.data, self.name, int(limits.max_megapixels * 1e6))
+        if self.output == "mask":
+            return png_bytes(mask_image(predict(seg, image), seg.palette())), "image/png"
+        labels = segment(seg, image, object_class=self.object_class)
+        if self.output == "objects":
+            if labels.max(initial=0) > 65535:
+                raise ValueError(f"{self.name}: over 65535 objects; ask for coco")
+            return png_bytes(Image.fromarray(labels.astype(np.uint16))), "image/png"
+        body = {
+            "width": image.shape[1],
+            "height": image.shape[0],
+            "categories": [{"id": 1, "name": object_name(seg, self.object_class)}],
+            "annotations": object_annotations(labels),
+        }
+        return json.dumps(body).encode(), "application/json"
+
+
+PREDICT_RESPONSES = {
+    200: {
+        "content": {"image/png": {}, "application/json": {}},
+        "description": "output=mask: the class-id mask (palette PNG; class names in the "
+        "X-Class-Names header, a JSON list); output=objects: instance labels (16-bit PNG, 0 = "
+        "background); output=coco: the objects as COCO annotations (JSON, compressed RLE)",
+    },
+    **{code: RESPONSES[code] for code in (400, 403, 413, 415, 503)},
+}
+
+
+def add_predict_route(app: FastAPI, seg: Segmenter, limits: Limits) -> None:
+    fields = {"file", "output", "object_class"}
+
+    @app.post("/api/predict", response_class=Response, responses=PREDICT_RESPONSES)
+    async def predict_route(
+        request: Request,
+        file: UploadFile = File(..., description="the image (PNG, JPEG, TIFF, ...)"),
+        output: str = Form("mask", description="mask, objects or coco"),
+        object_class: int | None = Form(
+            None,
+            description="objects/coco from a model not trained on objects: the connected "
+            "regions of this class id",
+        ),
+    ) -> Response:
+        await refuse_unknown_fields(request, fields)
+        name = upload_name(file)
+        if output not in PREDICT_OUTPUTS:
+            raise HTTPException(400, f"output must be one of {', '.join(PREDICT_OUTPUTS)}")
+        try:
+            if output != "mask":
+                check_object_class(seg, object_class, "object_class")
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        job = PredictJob(await file.read(), name, output, object_class)
+        body, media = await in_pool(app, limits, lambda job: job.run(seg, limits), job)
+        return Response(
+            body, media_type=media, headers={"X-Class-Names": json.dumps(seg.class_names)}
         )
 
 
