@@ -61,6 +61,7 @@ def test_readme_commands_run(readme_cwd, capsys):
         "segment",
         "evaluate",
         "evaluate",
+        "evaluate",
         "train",
         "predict",
         "evaluate",
@@ -96,6 +97,7 @@ def test_readme_commands_run(readme_cwd, capsys):
     assert len(list(Path("runs/isbi/test-pred/masks").glob("*.png"))) == 30
     assert len(list(Path("runs/isbi/test-pred/probabilities").glob("*.tif"))) == 30
     assert Path("runs/isbi/evaluation.json").is_file()
+    assert json.loads(Path("runs/nuclei/evaluation.json").read_text())["objects"]["f1"] > 0.5
     assert len(list(Path("runs/nuclei/instances").glob("*.png"))) == 1
     assert json.loads(Path("runs/nuclei/objects.json").read_text())["annotations"]
     assert Path("runs/coco/pred/coco/000000000009.json").is_file()

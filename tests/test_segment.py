@@ -309,3 +309,87 @@ def test_segment_coco_keeps_an_instance_models_classes(tmp_path, monkeypatch):
     spec = json.loads((tmp_path / "c.json").read_text())
     assert [(a["category_id"], a["area"]) for a in spec["annotations"]] == [(2, 48), (1, 160)]
     assert spec["categories"] == [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]
+
+
+def _naive_mean_iou(pairs, classes):
+    """Mean IoU over classes present in either, counted by hand over (prediction, truth) pairs."""
+    inter, union = np.zeros(classes), np.zeros(classes)
+    for pred, truth in pairs:
+        for c in range(classes):
+            inter[c] += np.sum((pred == c) & (truth == c))
+            union[c] += np.sum((pred == c) | (truth == c))
+    return float(np.mean(inter[union > 0] / union[union > 0]))
+
+
+def test_evaluate_scores_a_folder_of_predicted_masks(shapes_data, tmp_path, capsys):
+    """evaluate PRED DATA: masks from any tool, as class ids or as the data's stored values,
+    scored against the data's validation split (a hand count of the IoU); a missing, misnamed,
+    missized or unreadable prediction is a one-line error."""
+    from pixelwise.evaluate import evaluate_predictions
+
+    rng = np.random.default_rng(0)
+    truths = sorted((shapes_data / "val" / "masks").glob("*.png"))
+    (tmp_path / "ids").mkdir()
+    pairs = []
+    for path in truths:
+        truth = read_mask(path)
+        pred = np.where(rng.random(truth.shape) < 0.1, rng.integers(0, 3, truth.shape), truth)
+        Image.fromarray(pred.astype(np.uint8)).save(tmp_path / "ids" / path.name)
+        pairs.append((pred, truth))
+    summary = evaluate_predictions(tmp_path / "ids", shapes_data)
+    assert summary["images"] == len(truths)
+    assert summary["mean_iou"] == pytest.approx(_naive_mean_iou(pairs, 3))
+    out = tmp_path / "e.json"
+    args = ["evaluate", str(tmp_path / "ids"), str(shapes_data), "--json", str(out)]
+    assert main(args) == 0
+    assert json.loads(out.read_text())["mean_iou"] == pytest.approx(summary["mean_iou"])
+    first = truths[0].name
+    (tmp_path / "ids" / first).unlink()
+    assert main(args) == 2
+    assert f"no prediction for 1 of the {len(truths)} images" in capsys.readouterr().err
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(tmp_path / "ids" / first)
+    assert main(args) == 2 and "5 x 5 pixels, its image 48 x 48" in capsys.readouterr().err
+    Image.fromarray(np.full((48, 48), 7, np.uint8)).save(tmp_path / "ids" / first)
+    assert main(args) == 2 and "values [7] are neither class ids 0..2" in capsys.readouterr().err
+
+
+def test_evaluate_scores_predicted_objects_as_it_scores_a_model(tmp_path, capsys):
+    """Instance data: predicted label images get the object scores evaluate gives a model; the
+    reference itself scores perfectly, one object left out costs its recall, and segment's
+    output folder is read as it is (OUT/instances)."""
+    from pixelwise.evaluate import evaluate_predictions
+
+    data = _blobs(tmp_path / "blobs", n=3)
+    perfect = evaluate_predictions(data / "instances", data)
+    assert perfect["objects"]["dsb_mean_ap"] == 1.0 and perfect["objects"]["pq"] == 1.0
+    (tmp_path / "out" / "instances").mkdir(parents=True)
+    for path in sorted((data / "instances").glob("*.png")):
+        labels = read_mask(path).copy()
+        labels[labels == labels.max()] = 0  # one object missed per image
+        Image.fromarray(labels).save(tmp_path / "out" / "instances" / path.name)
+    missed = evaluate_predictions(tmp_path / "out", data)["objects"]
+    assert missed["recall"] == pytest.approx(3 / 4) and missed["precision"] == 1.0
+    assert missed["predicted_objects"] == 9 and missed["reference_objects"] == 12
+
+
+def test_evaluate_reads_predictions_stored_as_the_datas_masks(tmp_path):
+    """Black-and-white data (0/255): predictions stored as 0/255 or as class ids 0/1 score alike."""
+    from pixelwise.evaluate import evaluate_predictions
+
+    rng = np.random.default_rng(1)
+    for sub in ("images", "masks", "as255", "as01"):
+        (tmp_path / sub).mkdir()
+    pairs = []
+    for i in range(3):
+        truth = (rng.random((20, 24)) < 0.4).astype(np.uint8)
+        pred = np.where(rng.random(truth.shape) < 0.2, 1 - truth, truth)
+        Image.fromarray(rng.integers(0, 255, (20, 24), dtype=np.uint8)).save(
+            tmp_path / "images" / f"{i}.png"
+        )
+        Image.fromarray(truth * 255).save(tmp_path / "masks" / f"{i}.png")
+        Image.fromarray(pred * 255).save(tmp_path / "as255" / f"{i}.png")
+        Image.fromarray(pred).save(tmp_path / "as01" / f"{i}.png")
+        pairs.append((pred, truth))
+    a = evaluate_predictions(tmp_path / "as255", tmp_path)
+    b = evaluate_predictions(tmp_path / "as01", tmp_path)
+    assert a["mean_iou"] == b["mean_iou"] == pytest.approx(_naive_mean_iou(pairs, 2))

@@ -96,13 +96,19 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         ],
     ),
     "evaluate": (
-        "score a checkpoint on a labelled dataset",
+        "score a checkpoint, or masks predicted by any tool, on a labelled dataset",
         "Pixel accuracy, per-class and mean IoU and Dice from one confusion matrix over the whole set (instance "
         "models: COCO AP and DSB2018 mean AP). Evaluates --val-stems if given, else the validation split (DATA/val, "
         "VOC's val.txt, ...), else (on the data the checkpoint was trained on) the validation images "
-        "its run drew, else the training split, else DATA/{images,masks}.",
+        "its run drew, else the training split, else DATA/{images,masks}. Given a folder instead of a "
+        "checkpoint, scores the masks in it (one per image, by file stem: class ids or the data's mask "
+        "values; instance label images for instance data or --object-class), e.g. predict's or another "
+        "tool's output.",
         [
-            Opt(("checkpoint",), MODEL_HELP),
+            Opt(
+                ("checkpoint",),
+                f"{MODEL_HELP}, or a folder of predicted masks (predict/segment's output folder works)",
+            ),
             Opt(("data",), "dataset root folder, COCO JSON or CSV of image,mask pairs"),
             Opt(
                 ("--val-stems",),
@@ -515,19 +521,28 @@ def cmd_segment(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from pixelwise.checkpoint import BUNDLED_DIR, resolve_checkpoint
     from pixelwise.data.io import atomic_write_bytes
-    from pixelwise.evaluate import evaluate_checkpoint
+    from pixelwise.evaluate import evaluate_checkpoint, evaluate_predictions
     from pixelwise.metrics import format_table
 
-    summary = evaluate_checkpoint(
-        args.checkpoint,
-        args.data,
-        args.val_stems,
-        args.precision,
-        args.tta,
-        args.object_class,
-        args.min_object_size,
-        args.runtime,
-        args.device,
+    folder = Path(args.checkpoint).is_dir()
+    if folder and args.tta:
+        raise ValueError(f"{args.checkpoint}: --tta is for models; these are predicted masks")
+    summary = (
+        evaluate_predictions(
+            args.checkpoint, args.data, args.val_stems, args.object_class, args.min_object_size
+        )
+        if folder
+        else evaluate_checkpoint(
+            args.checkpoint,
+            args.data,
+            args.val_stems,
+            args.precision,
+            args.tta,
+            args.object_class,
+            args.min_object_size,
+            args.runtime,
+            args.device,
+        )
     )
     print(f"{summary['images']} images from {summary['split']}")
     if "detection" in summary:
@@ -540,11 +555,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(format_table(summary))
         print_lowest(summary["per_image"])
-    out = (
-        Path(args.json)
-        if args.json
-        else resolve_checkpoint(args.checkpoint).parent / "evaluation.json"
-    )
+    beside = Path(args.checkpoint) if folder else resolve_checkpoint(args.checkpoint).parent
+    out = Path(args.json) if args.json else beside / "evaluation.json"
     if not args.json and BUNDLED_DIR in out.parents:
         out = Path("evaluation.json")  # never write into the installed package
     atomic_write_bytes(out, json.dumps(summary, indent=2).encode())

@@ -15,12 +15,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from pixelwise.checkpoint import load_model, read_checkpoint
-from pixelwise.constants import AUTO_OVERLAP, AUTO_TILE, AUTO_TILE_PIXELS, parse_stems
+from pixelwise.config import TrainConfig
+from pixelwise.constants import AUTO_OVERLAP, AUTO_TILE, AUTO_TILE_PIXELS, first_ten, parse_stems
 from pixelwise.data.datasets import SegmentationDataset
 from pixelwise.data.encoding import MaskEncoding
+from pixelwise.data.io import list_images, read_mask
 from pixelwise.data.layouts import (
     black_and_white,
     evaluation_items,
+    holds_instance_labels,
     read_dataset_info,
     resolve_splits,
     split_layout,
@@ -38,7 +41,7 @@ from pixelwise.inference import (
     predict_semantic,
     predict_tiled,
 )
-from pixelwise.instances import check_object_class, decision_for, instances_for
+from pixelwise.instances import check_object_class, decision_for, drop_small, instances_for
 from pixelwise.metrics import (
     ConfusionMatrix,
     Overlaps,
@@ -53,6 +56,7 @@ from pixelwise.metrics import (
 )
 from pixelwise.runtime import is_onnx_file, resolve_precision, runtime_for
 from pixelwise.segmenter import Segmenter
+from pixelwise.semantic import resolve_classes
 
 
 @torch.no_grad()
@@ -471,3 +475,107 @@ def evaluate_detector(seg: Segmenter, checkpoint, data, val_stems: list[str] | N
         "checkpoint": str(checkpoint),
         "detection": scores,
     }
+
+
+def evaluate_predictions(
+    predictions: str | Path,
+    data: str | Path,
+    val_stems: str | list[str] | None = None,
+    object_class: int | None = None,
+    min_size: int = 0,
+) -> dict:
+    """The scores of masks some other run or tool predicted, a file per image named by its stem
+    in the folder ``predictions`` (or in its ``masks/`` and ``instances/``, as `predict` and
+    `segment` write them), against ``data`` (the images :func:`evaluate_checkpoint` would score).
+
+    Class masks hold class ids 0..K-1 (as `predict` writes them) or the data's own stored values
+    (e.g. 0/255), the data's classes as training reads them. For instance data (``instances/``
+    label images), or with ``object_class``, the predictions are instance label images (0 =
+    background; those of ``instances/`` when there is one) and the object scores are added; COCO
+    mask AP is not, as plain label images rank no object above another. Predicted objects under
+    ``min_size`` pixels are dropped."""
+    root, stems = Path(data), parse_stems(val_stems)
+    items, split = evaluation_items(root, stems)
+    objects = bool(items) and holds_instance_labels(items[0])
+    cfg = TrainConfig(data=str(root), instances="foreground" if objects else None)
+    ignore = read_dataset_info(root).ignore_values
+    names, values = resolve_classes(cfg, read_dataset_info(root), items, ignore)
+    encoding = MaskEncoding(values, ignore, cfg.instances)
+    folder = prediction_folder(Path(predictions), objects or object_class is not None)
+    files = prediction_files(folder, items)
+    cm, per_image, pairs = ConfusionMatrix(len(names)), [], []
+    for item, path in zip(items, files):
+        stored = read_mask(path)
+        if min_size and (objects or object_class is not None):
+            stored = drop_small(stored, min_size)
+        reference = item.read_mask(instances=objects)
+        if stored.shape != reference.shape[:2]:
+            raise ValueError(
+                f"{path}: {stored.shape[1]} x {stored.shape[0]} pixels, its image "
+                f"{reference.shape[1]} x {reference.shape[0]}"
+            )
+        target = encoding.apply(reference, len(names), item.mask)
+        mask = (
+            (stored > 0).astype(np.int64)
+            if objects
+            else predicted_ids(path, stored, encoding, len(names))
+        )
+        one = ConfusionMatrix(len(names))
+        one.update(torch.from_numpy(mask), torch.from_numpy(target))
+        cm.merge(one)
+        per_image.append(one)
+        if objects:
+            pairs.append(overlaps(reference, stored))
+        elif object_class is not None:
+            pairs.append(overlaps(instances_for_reference(target, object_class), stored))
+    head = {"split": split, "images": len(items), "predictions": str(folder)}
+    if not pairs:
+        return head | cm.summary(names) | {"per_image": image_rows(items, per_image)}
+    image_aps: list[float] = []
+    scores = object_metrics(pairs, image_aps)
+    rows = image_rows(items, per_image, image_aps)
+    return head | cm.summary(names) | {"objects": scores, "per_image": rows}
+
+
+def prediction_folder(path: Path, objects: bool) -> Path:
+    """Where the predicted masks are: ``path``, or the ``masks/`` (class masks) or
+    ``instances/`` (objects) that `predict` and `segment` write under their output folder."""
+    if not path.is_dir():
+        raise ValueError(f"{path}: no such folder of predicted masks")
+    inner = path / ("instances" if objects else "masks")
+    return inner if inner.is_dir() else path
+
+
+def prediction_files(folder: Path, items: list) -> list[Path]:
+    """Each item's predicted mask in ``folder`` (by file stem, in any image format); every item
+    must have one, and only one."""
+    by_stem: dict[str, list[Path]] = {}
+    for path in list_images([folder]):
+        by_stem.setdefault(path.stem, []).append(path)
+    twice = [paths for paths in by_stem.values() if len(paths) > 1]
+    if twice:
+        raise ValueError(f"{' and '.join(map(str, twice[0]))}: two predictions of one image")
+    missing = [item.name for item in items if item.name not in by_stem]
+    if missing:
+        raise ValueError(
+            f"{folder}: no prediction for {len(missing)} of the {len(items)} images to score "
+            f"({first_ten(missing, 'images')}); name them as the images, or choose the images "
+            "with --val-stems"
+        )
+    return [by_stem[item.name][0] for item in items]
+
+
+def predicted_ids(
+    path: Path, stored: np.ndarray, encoding: MaskEncoding, classes: int
+) -> np.ndarray:
+    """Class ids of a predicted mask stored as the data's masks are (its values among the
+    data's stored values) or as class ids 0..classes-1 (as `predict` writes them)."""
+    found = set(np.unique(stored).tolist())
+    if encoding.values is not None and found <= set(encoding.values) | set(encoding.ignore_values):
+        return encoding.apply(stored, classes, path)
+    if found <= set(range(classes)):
+        return stored.astype(np.int64)
+    raise ValueError(
+        f"{path}: values {sorted(found)[:10]} are neither class ids 0..{classes - 1} nor the "
+        f"data's mask values ({', '.join(map(str, encoding.values or ())) or 'class ids'})"
+    )
