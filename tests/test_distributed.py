@@ -128,3 +128,27 @@ def test_sharded_prediction_writes_each_input_once(shapes_data, tmp_path):
     assert written == [f"im{i}.png" for i in range(5)]
     assert "wrote 5 masks" in proc.stdout and proc.stdout.count("wrote") == 1
     assert proc.stderr.count("broken.png") == 1 and "1 file(s) failed" in proc.stderr
+
+
+def test_sharded_segment_gathers_one_coco_file(tmp_path):
+    """segment --coco under torchrun: each process segments its share, rank 0 writes one COCO
+    file listing every image once, object for object as the label images written."""
+    import json
+
+    from pixelwise.data.io import read_mask
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    yy, xx = np.mgrid[:64, :64]
+    for i in range(5):
+        disc = (yy - 20 - 4 * i) ** 2 + (xx - 30) ** 2 < 81
+        Image.fromarray(np.where(disc, 220, 25).astype(np.uint8)).save(inputs / f"im{i}.png")
+    coco = tmp_path / "objects.json"
+    args = ("segment", "nuclei", str(inputs), "-o", str(tmp_path / "out"), "--no-progress")
+    proc = torchrun(*args, "--coco", str(coco))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    spec = json.loads(coco.read_text())
+    assert [im["file_name"] for im in spec["images"]] == [f"in/im{i}.png" for i in range(5)]
+    objects = sum(int(read_mask(p).max()) for p in (tmp_path / "out" / "instances").iterdir())
+    assert len(spec["annotations"]) == objects > 0
+    assert len({a["id"] for a in spec["annotations"]}) == objects
