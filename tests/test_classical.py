@@ -122,6 +122,13 @@ def test_cli_compare_and_predict_method(tmp_path, capsys):
         == 0
     )
     assert len(list((tmp_path / "p" / "masks").glob("*.png"))) == 3
+    # masks predicted beforehand (here otsu's, written by predict) compare as NAME:FOLDER,
+    # scored as the method that made them, untimed
+    argv = ["compare", str(data), "--methods", f"otsu,saved:{tmp_path / 'p'}", "--out", str(out)]
+    assert main([*argv, "--mask-values", "0,255"]) == 0
+    otsu, saved = json.loads((out / "compare.json").read_text())["rows"]
+    assert saved["mean_iou"] == otsu["mean_iou"] and saved["seconds_per_image"] is None
+    assert "| saved | " in (out / "compare.md").read_text()
 
 
 def test_compare_scores_instance_labels_as_foreground_and_reads_classes_json(tmp_path):

@@ -291,8 +291,9 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             Opt(("data",), "dataset root folder(s); their images are pooled", nargs="+"),
             Opt(
                 ("--methods",),
-                "comma-separated: classical names and NAME:CHECKPOINT, e.g. "
-                "otsu,kmeans,graphcut,unet:runs/u/best.pt",
+                "comma-separated: classical names, NAME:CHECKPOINT and NAME:FOLDER (masks "
+                "predicted beforehand, one per image by stem, e.g. by another tool), e.g. "
+                "otsu,kmeans,graphcut,unet:runs/u/best.pt,cellpose:out/masks",
                 required=True,
             ),
             default_out("compare"),

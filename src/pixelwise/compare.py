@@ -28,7 +28,13 @@ from pixelwise.data.layouts import (
     stored_values,
     value_counts,
 )
-from pixelwise.evaluate import run_validation
+from pixelwise.evaluate import (
+    predicted_ids,
+    prediction_files,
+    prediction_folder,
+    read_prediction,
+    run_validation,
+)
 from pixelwise.inference import predict
 from pixelwise.metrics import ConfusionMatrix
 from pixelwise.segmenter import default_colours
@@ -36,16 +42,27 @@ from pixelwise.segmenter import default_colours
 
 @dataclass
 class Method:
-    """A named way to segment: a classical method (regions matched to classes) or a checkpoint."""
+    """A named way to segment: a classical method (regions matched to classes), a checkpoint,
+    or a folder of masks predicted beforehand (by any tool; see
+    :func:`pixelwise.evaluate.evaluate_predictions`)."""
 
     name: str
     classical: str | None = None
     checkpoint: str | None = None
     seconds: list[float] = field(default_factory=list)
     to_data: np.ndarray | None = None  # model class id -> the data's class of the same name
+    folder: str | None = None
+    files: dict[str, Path] = field(default_factory=dict)  # image name -> its predicted mask
 
     def __post_init__(self) -> None:
         self.model = load_model(self.checkpoint) if self.checkpoint else None
+
+    def predicted(self, item: Item, target: np.ndarray, encoding: MaskEncoding, classes: int):
+        """The class ids of the mask predicted beforehand for ``item`` (objects: foreground)."""
+        stored = read_prediction(self.files[item.name], target.shape)
+        if encoding.instances is not None:
+            return (stored > 0).astype(np.int64)
+        return predicted_ids(self.files[item.name], stored, encoding, classes)
 
     def __call__(self, image: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
         start = time.perf_counter()
@@ -87,13 +104,16 @@ def parse_methods(spec: str) -> list[Method]:
     methods = []
     for part in (p.strip() for p in spec.split(",") if p.strip()):
         name, sep, path = part.partition(":")
-        if sep:
+        if sep and Path(path).is_dir():
+            methods.append(Method(name, folder=path))
+        elif sep:
             methods.append(Method(name, checkpoint=path))
         elif part in METHODS:
             methods.append(Method(part, classical=part))
         else:
             raise ValueError(
-                f"unknown method {part!r}: a classical method ({', '.join(METHODS)}) or NAME:CHECKPOINT"
+                f"unknown method {part!r}: a classical method ({', '.join(METHODS)}), NAME:CHECKPOINT "
+                "or NAME:FOLDER of predicted masks"
             )
     return methods
 
@@ -176,6 +196,9 @@ def compare(
     for m in methods:
         if m.model is not None and not objects:
             m.to_data = classes_by_name(m, info.class_names, num_classes, roots[0])
+        if m.folder is not None:
+            found = prediction_files(prediction_folder(Path(m.folder), objects), items)
+            m.files = {item.name: path for item, path in zip(items, found)}
     matrices = {m.name: ConfusionMatrix(num_classes + 1) for m in methods}
     panels: list[list[np.ndarray]] = []
     shown = set(
@@ -188,7 +211,10 @@ def compare(
         target = encoding.apply(item.read_mask(), num_classes, item.mask)
         row = [image, target]
         for m in methods:
-            pred = m(image, target, num_classes)
+            if m.folder is not None:
+                pred = m.predicted(item, target, encoding, num_classes)
+            else:
+                pred = m(image, target, num_classes)
             if objects and m.model is not None and m.model.encoding.instances:
                 pred = (pred > 0).astype(np.int64)  # interior and boundary are both an object
             matrices[m.name].update(torch.from_numpy(pred), torch.from_numpy(target))
@@ -199,7 +225,7 @@ def compare(
         {
             "method": m.name,
             **score(matrices[m.name], num_classes),
-            "seconds_per_image": float(np.median(m.seconds)),
+            "seconds_per_image": float(np.median(m.seconds)) if m.seconds else None,
         }
         for m in methods
     ]
@@ -212,9 +238,11 @@ def format_table(rows: list[dict]) -> str:
         "|---|---|---|---|---|",
     ]
     for r in rows:
+        seconds = r["seconds_per_image"]  # None: predicted beforehand, not timed here
         lines.append(
             f"| {r['method']} | {r['mean_iou']:.4f} | {r['mean_dice']:.4f} | {r['pixel_accuracy']:.4f} | "
-            f"{r['seconds_per_image']:.3f} |"
+            + ("-" if seconds is None else f"{seconds:.3f}")
+            + " |"
         )
     return "\n".join(lines)
 

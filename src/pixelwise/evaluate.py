@@ -505,15 +505,10 @@ def evaluate_predictions(
     files = prediction_files(folder, items)
     cm, per_image, pairs = ConfusionMatrix(len(names)), [], []
     for item, path in zip(items, files):
-        stored = read_mask(path)
+        reference = item.read_mask(instances=objects)
+        stored = read_prediction(path, reference.shape[:2])
         if min_size and (objects or object_class is not None):
             stored = drop_small(stored, min_size)
-        reference = item.read_mask(instances=objects)
-        if stored.shape != reference.shape[:2]:
-            raise ValueError(
-                f"{path}: {stored.shape[1]} x {stored.shape[0]} pixels, its image "
-                f"{reference.shape[1]} x {reference.shape[0]}"
-            )
         target = encoding.apply(reference, len(names), item.mask)
         mask = (
             (stored > 0).astype(np.int64)
@@ -563,6 +558,16 @@ def prediction_files(folder: Path, items: list) -> list[Path]:
             "with --val-stems"
         )
     return [by_stem[item.name][0] for item in items]
+
+
+def read_prediction(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A predicted mask's stored values; it must have its image's size (``shape``)."""
+    stored = read_mask(path)
+    if stored.shape != tuple(shape):
+        raise ValueError(
+            f"{path}: {stored.shape[1]} x {stored.shape[0]} pixels, its image {shape[1]} x {shape[0]}"
+        )
+    return stored
 
 
 def predicted_ids(
