@@ -193,12 +193,7 @@ def compare(
     encoding = target_encoding(info, items, mask_values)
     num_classes = num_classes or class_count(encoding, info, methods)
     objects = encoding.instances is not None
-    for m in methods:
-        if m.model is not None and not objects:
-            m.to_data = classes_by_name(m, info.class_names, num_classes, roots[0])
-        if m.folder is not None:
-            found = prediction_files(prediction_folder(Path(m.folder), objects), items)
-            m.files = {item.name: path for item, path in zip(items, found)}
+    prepare(methods, items, info.class_names, num_classes, objects, roots[0])
     matrices = {m.name: ConfusionMatrix(num_classes + 1) for m in methods}
     panels: list[list[np.ndarray]] = []
     shown = set(
@@ -230,6 +225,17 @@ def compare(
         for m in methods
     ]
     return table, panels, items, num_classes
+
+
+def prepare(methods: list[Method], items, names, num_classes: int, objects: bool, data) -> None:
+    """Each checkpoint's classes matched to the data's by name (:func:`classes_by_name`); each
+    folder's predicted mask found for every item."""
+    for m in methods:
+        if m.model is not None and not objects:
+            m.to_data = classes_by_name(m, names, num_classes, data)
+        if m.folder is not None:
+            found = prediction_files(prediction_folder(Path(m.folder), objects), items)
+            m.files = {item.name: path for item, path in zip(items, found)}
 
 
 def format_table(rows: list[dict]) -> str:
