@@ -14,6 +14,7 @@ from pycocotools import mask as mask_utils  # noqa: E402
 from pycocotools.coco import COCO  # noqa: E402
 
 from pixelwise.checkpoint import load_model  # noqa: E402
+from pixelwise.cli import main  # noqa: E402
 from pixelwise.data.coco import (  # noqa: E402
     InstanceDataset,
     annotation_mask,
@@ -448,3 +449,37 @@ def test_object_annotations_encode_as_pycocotools_does():
             assert ann["segmentation"]["counts"] == ref["counts"].decode()
             assert ann["area"] == mask_utils.area(ref)
             assert ann["bbox"] == mask_utils.toBbox(ref).tolist()
+
+
+def test_evaluate_scores_another_tools_coco_results(tmp_path, capsys):
+    """evaluate RESULTS.json DATA: the ground truth's own objects as results score 1 on every
+    measure; leaving one object out costs it by a hand count (DSB mean AP of that image 1/2:
+    one of two objects matched at every threshold, TP/(TP+FP+FN)); boxes alone get box AP and
+    no mask scores; ids not in the data are a one-line error."""
+    from pixelwise.evaluate import evaluate_results
+
+    data = _coco(tmp_path / "data")
+    spec = json.loads(data.read_text())
+    truth = [a for a in spec["annotations"] if not a["iscrowd"]]
+    as_results = [
+        {k: a[k] for k in ("image_id", "category_id", "bbox", "segmentation")} | {"score": 0.9}
+        for a in truth
+    ]
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps(as_results))
+    perfect = evaluate_results(results, data)["detection"]
+    assert perfect["mask_ap"] == pytest.approx(1.0) and perfect["box_ap"] == pytest.approx(1.0)
+    assert perfect["dsb_mean_ap"] == perfect["pq"] == perfect["aji"] == 1.0
+    results.write_text(json.dumps(as_results[1:]))  # image 100 loses its square
+    one_missed = evaluate_results(results, data)["detection"]
+    assert one_missed["dsb_mean_ap"] == pytest.approx((0.5 + 1 + 1) / 3)
+    boxes = [{k: v for k, v in r.items() if k != "segmentation"} for r in as_results]
+    results.write_text(json.dumps(boxes))
+    boxed = evaluate_results(results, data)["detection"]
+    assert boxed["box_ap"] == pytest.approx(1.0) and boxed["mask_ap"] is None
+    assert boxed["dsb_mean_ap"] is None
+    assert main(["evaluate", str(results), str(data)]) == 0
+    assert "mask AP -" in capsys.readouterr().out
+    results.write_text(json.dumps([as_results[0] | {"image_id": 5}]))
+    assert main(["evaluate", str(results), str(data)]) == 2
+    assert "image ids [5] are not in" in capsys.readouterr().err

@@ -107,7 +107,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         [
             Opt(
                 ("checkpoint",),
-                f"{MODEL_HELP}, or a folder of predicted masks (predict/segment's output folder works)",
+                f"{MODEL_HELP}, a folder of predicted masks (predict/segment's output folder works) "
+                "or a COCO results .json of detections (on COCO data)",
             ),
             Opt(("data",), "dataset root folder, COCO JSON or CSV of image,mask pairs"),
             Opt(
@@ -522,17 +523,20 @@ def cmd_segment(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from pixelwise.checkpoint import BUNDLED_DIR, resolve_checkpoint
     from pixelwise.data.io import atomic_write_bytes
-    from pixelwise.evaluate import evaluate_checkpoint, evaluate_predictions
+    from pixelwise.evaluate import evaluate_checkpoint, evaluate_predictions, evaluate_results
     from pixelwise.metrics import format_table
 
     folder = Path(args.checkpoint).is_dir()
-    if folder and args.tta:
-        raise ValueError(f"{args.checkpoint}: --tta is for models; these are predicted masks")
+    results = Path(args.checkpoint).suffix.lower() == ".json"  # detections another tool wrote
+    if (folder or results) and args.tta:
+        raise ValueError(f"{args.checkpoint}: --tta is for models; these are predictions")
     summary = (
         evaluate_predictions(
             args.checkpoint, args.data, args.val_stems, args.object_class, args.min_object_size
         )
         if folder
+        else evaluate_results(args.checkpoint, args.data, args.val_stems)
+        if results
         else evaluate_checkpoint(
             args.checkpoint,
             args.data,
@@ -547,16 +551,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     print(f"{summary['images']} images from {summary['split']}")
     if "detection" in summary:
-        d = summary["detection"]
+        d = {k: "-" if v is None else f"{v:.4f}" for k, v in summary["detection"].items()}
         print(
-            f"mask AP {d['mask_ap']:.4f}  AP50 {d['mask_ap50']:.4f}  AP75 {d['mask_ap75']:.4f}   "
-            f"box AP {d['box_ap']:.4f}  AP50 {d['box_ap50']:.4f}   DSB mean AP {d['dsb_mean_ap']:.4f}"
-            f"   PQ {d['pq']:.4f}   AJI {d['aji']:.4f}"
+            f"mask AP {d['mask_ap']}  AP50 {d['mask_ap50']}  AP75 {d['mask_ap75']}   "
+            f"box AP {d['box_ap']}  AP50 {d['box_ap50']}   DSB mean AP {d['dsb_mean_ap']}"
+            f"   PQ {d['pq']}   AJI {d['aji']}"
         )
     else:
         print(format_table(summary))
         print_lowest(summary["per_image"])
-    beside = Path(args.checkpoint) if folder else resolve_checkpoint(args.checkpoint).parent
+    beside = (
+        Path(args.checkpoint)
+        if folder
+        else Path(args.checkpoint).parent
+        if results
+        else resolve_checkpoint(args.checkpoint).parent
+    )
     out = Path(args.json) if args.json else beside / "evaluation.json"
     if not args.json and BUNDLED_DIR in out.parents:
         out = Path("evaluation.json")  # never write into the installed package

@@ -20,8 +20,10 @@ from pixelwise.data.coco import (
     Categories,
     InstanceDataset,
     InstanceItem,
+    annotation_mask,
     as_outlined,
     check_outlined,
+    has_outline,
     item_target,
     load_coco,
 )
@@ -291,29 +293,58 @@ def score_detector(
     model.eval()
     device = next(model.parameters()).device
     ds = InstanceDataset(items, cats)
-    results, dsb, pq, aji = [], [], [], []
-    for index, item in enumerate(items):
-        image, target = ds[index]
-        pred = {k: v.cpu() for k, v in model([image.to(device)])[0].items()}
+    results: list[dict] = []
+
+    def labels_of(index: int, item: InstanceItem) -> np.ndarray:
+        pred = {k: v.cpu() for k, v in model([ds[index][0].to(device)])[0].items()}
         results.extend(detections_to_coco(pred, item.image_id, cats))
-        reference = np.zeros(image.shape[1:], np.int32)
-        for k, m in enumerate(target["masks"].numpy(), start=1):
+        return detections_to_labels(pred, score_threshold)
+
+    return detection_scores(items, cats, spec, labels_of, results)
+
+
+def detection_scores(
+    items: list[InstanceItem], cats: Categories, spec: dict | None, labels_of, results: list[dict]
+) -> dict:
+    """The scores of :func:`score_detector` for detections given as each item's label image
+    (``labels_of(index, item)``, objects above the score threshold) and as COCO ``results``
+    (complete once every item's labels are made)."""
+    dsb, pq, aji = [], [], []
+    for index, item in enumerate(items):
+        reference = np.zeros((item.height, item.width), np.int32)
+        for k, m in enumerate(item_target(item, cats)["masks"], start=1):
             reference[m > 0] = k
-        met = overlaps(reference, detections_to_labels(pred, score_threshold))
+        met = overlaps(reference, labels_of(index, item))
         dsb.append(dsb_average_precision(met)["mean_ap"])
         pq.append(panoptic_quality(met)["pq"])
         aji.append(aggregated_jaccard(met))
-    ap = coco_average_precision(ground_truth_json(items, cats, spec), results)
+    segmented = any(has_outline(r) for r in results) or not results
+    types = ("bbox", "segm") if segmented else ("bbox",)  # boxes alone: no mask scores
+    ap = coco_average_precision(ground_truth_json(items, cats, spec), results, types)
+    masks = ap.get("segm", {"ap": None, "ap50": None, "ap75": None})
     return {
-        "mask_ap": ap["segm"]["ap"],
-        "mask_ap50": ap["segm"]["ap50"],
-        "mask_ap75": ap["segm"]["ap75"],
+        "mask_ap": masks["ap"],
+        "mask_ap50": masks["ap50"],
+        "mask_ap75": masks["ap75"],
         "box_ap": ap["bbox"]["ap"],
         "box_ap50": ap["bbox"]["ap50"],
-        "dsb_mean_ap": float(np.mean(dsb)),
-        "pq": image_mean(pq),
-        "aji": image_mean(aji),
+        "dsb_mean_ap": float(np.mean(dsb)) if segmented else None,
+        "pq": image_mean(pq) if segmented else None,
+        "aji": image_mean(aji) if segmented else None,
     }
+
+
+def results_labels(results: list[dict], item: InstanceItem, score_threshold: float) -> np.ndarray:
+    """The label image of an item's COCO results above ``score_threshold`` (1..N by rising
+    score; where they overlap the higher score wins, as :func:`detections_to_labels`)."""
+    mine = sorted(
+        (r for r in results if r["image_id"] == item.image_id and r["score"] >= score_threshold),
+        key=lambda r: r["score"],
+    )
+    labels = np.zeros((item.height, item.width), np.int32)
+    for k, r in enumerate(mine, start=1):
+        labels[annotation_mask(r, item.height, item.width) > 0] = k
+    return drop_small(labels)
 
 
 def draw_seed(seed: int, epoch: int, draw: int) -> int:

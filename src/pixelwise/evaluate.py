@@ -584,3 +584,67 @@ def predicted_ids(
         f"{path}: values {sorted(found)[:10]} are neither class ids 0..{classes - 1} nor the "
         f"data's mask values ({', '.join(map(str, encoding.values or ())) or 'class ids'})"
     )
+
+
+def evaluate_results(
+    results_file: str | Path,
+    data: str | Path,
+    val_stems: str | list[str] | None = None,
+    score_threshold: float = 0.5,
+) -> dict:
+    """The scores :func:`evaluate_checkpoint` gives an instance model, for detections another
+    tool wrote as a COCO results file (a list of ``image_id``, ``category_id``, ``score``,
+    ``bbox`` and/or ``segmentation``, as Detectron2, MMDetection or `predict` write them) on a
+    COCO dataset whose image and category ids they use: COCO box (and mask) AP of every result,
+    and the DSB2018 mean AP, PQ and AJI of those scoring at least ``score_threshold``."""
+    from pixelwise.detection import detection_scores, results_labels
+
+    path = Path(results_file)
+    items, cats, spec = evaluation_instances(data, parse_stems(val_stems))
+    if spec is None:
+        raise ValueError(
+            f"{path}: COCO results name images by the ids of a COCO file; {data} has none"
+        )
+    results = read_results(path)
+    ids, known = {i.image_id for i in items}, {im["id"] for im in spec["images"]}
+    strangers = sorted({r["image_id"] for r in results} - known)
+    if strangers:
+        raise ValueError(f"{path}: image ids {strangers[:10]} are not in {data}'s COCO file")
+    unknown = sorted({r["category_id"] for r in results} - set(cats.ids))
+    if unknown:
+        raise ValueError(f"{path}: category ids {unknown[:10]} are not {data}'s ({list(cats.ids)})")
+    results = [r for r in results if r["image_id"] in ids]
+    scores = detection_scores(
+        items,
+        cats,
+        spec,
+        lambda index, item: results_labels(results, item, score_threshold),
+        results,
+    )
+    return {
+        "split": f"{data}" + (f" ({len(items)} listed stems)" if val_stems else ""),
+        "images": len(items),
+        "results": str(path),
+        "detection": scores,
+    }
+
+
+def read_results(path: Path) -> list[dict]:
+    """A COCO results file: a JSON list of detections, each with ``image_id``, ``category_id``,
+    ``score`` and a ``bbox`` or ``segmentation``."""
+    import json
+
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a COCO results file ({type(exc).__name__}: {exc})") from None
+    needed = ("image_id", "category_id", "score")
+    if not isinstance(results, list) or not all(
+        isinstance(r, dict) and all(k in r for k in needed) and ("bbox" in r or "segmentation" in r)
+        for r in results
+    ):
+        raise ValueError(
+            f"{path}: not a COCO results file (a list of detections with image_id, category_id, "
+            "score and bbox or segmentation)"
+        )
+    return results
