@@ -335,12 +335,9 @@ def detection_scores(
 
 
 def results_labels(results: list[dict], item: InstanceItem, score_threshold: float) -> np.ndarray:
-    """The label image of an item's COCO results above ``score_threshold`` (1..N by rising
+    """The label image of an item's COCO ``results`` above ``score_threshold`` (1..N by rising
     score; where they overlap the higher score wins, as :func:`detections_to_labels`)."""
-    mine = sorted(
-        (r for r in results if r["image_id"] == item.image_id and r["score"] >= score_threshold),
-        key=lambda r: r["score"],
-    )
+    mine = sorted((r for r in results if r["score"] >= score_threshold), key=lambda r: r["score"])
     labels = np.zeros((item.height, item.width), np.int32)
     for k, r in enumerate(mine, start=1):
         labels[annotation_mask(r, item.height, item.width) > 0] = k

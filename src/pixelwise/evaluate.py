@@ -498,9 +498,9 @@ def evaluate_predictions(
     items, split = evaluation_items(root, stems)
     objects = bool(items) and holds_instance_labels(items[0])
     cfg = TrainConfig(data=str(root), instances="foreground" if objects else None)
-    ignore = read_dataset_info(root).ignore_values
-    names, values = resolve_classes(cfg, read_dataset_info(root), items, ignore)
-    encoding = MaskEncoding(values, ignore, cfg.instances)
+    info = read_dataset_info(root)
+    names, values = resolve_classes(cfg, info, items, info.ignore_values)
+    encoding = MaskEncoding(values, info.ignore_values, cfg.instances)
     folder = prediction_folder(Path(predictions), objects or object_class is not None)
     files = prediction_files(folder, items)
     cm, per_image, pairs = ConfusionMatrix(len(names)), [], []
@@ -594,7 +594,7 @@ def evaluate_results(
 ) -> dict:
     """The scores :func:`evaluate_checkpoint` gives an instance model, for detections another
     tool wrote as a COCO results file (a list of ``image_id``, ``category_id``, ``score``,
-    ``bbox`` and/or ``segmentation``, as Detectron2, MMDetection or `predict` write them) on a
+    ``bbox`` and/or ``segmentation``, as Detectron2 or MMDetection write them) on a
     COCO dataset whose image and category ids they use: COCO box (and mask) AP of every result,
     and the DSB2018 mean AP, PQ and AJI of those scoring at least ``score_threshold``."""
     from pixelwise.detection import detection_scores, results_labels
@@ -614,11 +614,14 @@ def evaluate_results(
     if unknown:
         raise ValueError(f"{path}: category ids {unknown[:10]} are not {data}'s ({list(cats.ids)})")
     results = [r for r in results if r["image_id"] in ids]
+    by_image: dict[int, list[dict]] = {}
+    for r in results:
+        by_image.setdefault(r["image_id"], []).append(r)
     scores = detection_scores(
         items,
         cats,
         spec,
-        lambda index, item: results_labels(results, item, score_threshold),
+        lambda index, item: results_labels(by_image.get(item.image_id, []), item, score_threshold),
         results,
     )
     return {
