@@ -12,7 +12,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev,onnx,serve,matting,browser,instances,heic]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,onnx,serve,matting,browser,instances,heic,video]'
 	touch $@
 
 demo: install

@@ -162,10 +162,12 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         ],
     ),
     "remove-bg": (
-        "cut out the foreground of photos (transparent PNGs)",
+        "cut out the foreground of photos (transparent PNGs) and videos",
         "Writes OUT/<name>.png (RGBA; folders keep their inner structure), or OUT itself when it "
-        "ends in .png and one photo is given. Bad files are skipped, listed at the end, and make "
-        "the exit status 1.",
+        "ends in .png and one photo is given. A video file (.mp4, .mov, .mkv, .webm, .avi; the "
+        "[video] extra) is cut out frame by frame into OUT/<name>.webm (VP9 with alpha), or as -o "
+        "names it for one video: .webm, .mov (PNG frames) or .mp4 (with --background or "
+        "--mask-only). Bad files are skipped, listed at the end, and make the exit status 1.",
         [
             "inputs",
             "out_cutouts",
@@ -612,15 +614,9 @@ def predict_classical(args: argparse.Namespace) -> int:
 
 
 def cmd_remove_bg(args: argparse.Namespace) -> int:
-    from pixelwise.batch import output_names, report_failures, run_batch
-    from pixelwise.cutout import (
-        box_helper,
-        get_model,
-        kept_nothing,
-        parse_colour,
-        remove_background,
-    )
-    from pixelwise.data.io import IMAGE_SUFFIXES, save_png
+    from pixelwise.cutout import box_helper, get_model, parse_colour
+    from pixelwise.data.io import IMAGE_SUFFIXES
+    from pixelwise.video import is_video
 
     background = args.background
     if background and background.startswith("#"):
@@ -631,27 +627,48 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
             f"-o {out}: cut-outs are PNG files (they keep transparency); name one photo's "
             "cut-out *.png, or give a folder"
         )
-    pairs = output_names(args.inputs, out)
-    hints = user_hints(args, pairs)
+    videos = [p for p in args.inputs if is_video(p) and Path(p).is_file()]
+    photos = [p for p in args.inputs if p not in videos]
+    if videos and (args.box or args.strokes or args.boxes):
+        raise ValueError("--box, --strokes and --boxes are for photos, not videos")
     model = get_model(args.checkpoint, args.runtime) if args.method != "grabcut" else None
     box_model = box_helper(args.checkpoint, args.box_checkpoint) if model is not None else None
+
+    def cut(image, **hints):
+        return remove_background_with(args, image, model, box_model, background, **hints)
+
+    status = remove_bg_videos(args, videos, out, cut, one=not photos) if videos else 0
+    return max(status, remove_bg_photos(args, photos, out, cut) if photos else 0)
+
+
+def remove_background_with(args, image, model, box_model, background, **hints):
+    """:func:`pixelwise.cutout.remove_background` with remove-bg's options."""
+    from pixelwise.cutout import remove_background
+
+    return remove_background(
+        image,
+        model,
+        args.method,
+        args.matting,
+        background,
+        args.mask_only,
+        model_size=args.model_size,
+        box_model=box_model,
+        **hints,
+    )
+
+
+def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> int:
+    """remove-bg's photos: one PNG each (``-o x.png`` names one photo's cut-out)."""
+    from pixelwise.batch import output_names, report_failures, run_batch
+    from pixelwise.cutout import kept_nothing
+    from pixelwise.data.io import save_png
+
+    pairs = output_names(photos, out)
+    hints = user_hints(args, pairs)
     # "-o cut.png" for one photo names the cut-out itself; otherwise OUT is a folder
     one_file = out.suffix.lower() == ".png" and not out.is_dir() and len(pairs) == 1
     target = {rel: out if one_file else out / rel for _, rel in pairs}
-
-    def compute(src):
-        return remove_background(
-            src,
-            model,
-            args.method,
-            args.matting,
-            background,
-            args.mask_only,
-            model_size=args.model_size,
-            box_model=box_model,
-            **hints(src),
-        )
-
     empty = []
 
     def write(src, rel, cutout):
@@ -661,13 +678,46 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
         return target[rel], None
 
     skip = (lambda rel: target[rel].exists()) if args.skip_existing else None
-    result = run_batch(
-        args.inputs, compute, write, "remove-bg", args.progress, skip=skip, pairs=pairs
-    )
+    compute = lambda src: cut(src, **hints(src))  # noqa: E731
+    result = run_batch(photos, compute, write, "remove-bg", args.progress, skip=skip, pairs=pairs)
     skipped = f" ({result.skipped} existing skipped)" if result.skipped else ""
     print(f"wrote {len(result.written)} cut-outs to {args.out}" + skipped)
     report_empty(empty)
     return report_failures(result)
+
+
+def remove_bg_videos(args: argparse.Namespace, videos: list, out: Path, cut, one: bool) -> int:
+    """remove-bg's videos: each frame cut out, written as OUT/<name>.webm (transparent), or as
+    ``-o`` names it for one video (.webm, .mov, .mp4); failures listed, exit status 1."""
+    from tqdm import tqdm
+
+    from pixelwise.video import WRITERS, check_output, cut_out_video, frame_count
+
+    named = one and len(videos) == 1 and out.suffix.lower() in WRITERS
+    targets = [out if named else out / f"{Path(v).stem}.webm" for v in videos]
+    for dst in targets:
+        check_output(dst, transparent=not (args.background or args.mask_only))
+    failures = []
+    for src, dst in zip(videos, targets):
+        if args.skip_existing and dst.exists():
+            continue
+        try:
+            bar = tqdm(
+                total=frame_count(Path(src)),
+                desc=Path(src).name,
+                unit="frame",
+                disable=not args.progress,
+            )
+            with bar:
+                frames = cut_out_video(src, dst, cut, lambda n, bar=bar: bar.update(1))
+            print(f"wrote {dst} ({frames} frames)")
+        except ValueError as exc:
+            failures.append(str(exc) if str(src) in str(exc) else f"{src}: {exc}")
+    if failures:
+        print(f"{len(failures)} video(s) failed:", file=sys.stderr)
+    for reason in failures:
+        print(f"  {reason}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def report_empty(names: list[str]) -> None:

@@ -1,0 +1,127 @@
+"""Videos in, videos out: each frame of a clip cut out as a photo is, written as a video that
+keeps the transparency (PyAV, the ``video`` extra).
+
+Containers by the output's suffix: ``.webm`` (VP9 with an alpha channel: browsers play it
+transparent; the default), ``.mov`` (PNG frames, lossless RGBA, for video editors) and ``.mp4``
+(H.264, no transparency: for a cut-out composited onto a ``background`` or a mask). Frames are
+cut out one by one, each on its own (no smoothing over time); the frame rate is the clip's and
+the sound is left out. The output is written to a temporary file and renamed at the end, so a
+stopped run leaves no half-written video.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pixelwise.data.io import atomic_save
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
+# container format, codec, pixel format of frames with and without alpha
+WRITERS = {
+    ".webm": ("webm", "libvpx-vp9", "yuva420p", "yuv420p"),
+    ".mov": ("mov", "png", "rgba", "rgb24"),
+    ".mp4": ("mp4", "libx264", None, "yuv420p"),
+}
+
+
+def is_video(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def pyav():
+    try:
+        import av
+    except ImportError:
+        raise ValueError("cutting out videos needs PyAV: pip install 'pixelwise[video]'") from None
+    return av
+
+
+def check_output(path: Path, transparent: bool) -> None:
+    """Refuse (one line) an output the writers cannot make, before any frame is cut out."""
+    if path.suffix.lower() not in WRITERS:
+        raise ValueError(f"{path}: write a video as {', '.join(WRITERS)}")
+    if transparent and WRITERS[path.suffix.lower()][2] is None:
+        raise ValueError(
+            f"{path}: an .mp4 has no transparency; write .webm or .mov, or give --background "
+            "(or --mask-only) for an opaque video"
+        )
+
+
+def frame_count(path: Path) -> int | None:
+    """The clip's number of frames, when its container says (ValueError naming the file when
+    it is no video)."""
+    av = pyav()
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"{path}: no video stream")
+            return container.streams.video[0].frames or None
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"{path}: cannot read the video ({reason(exc)})") from None
+
+
+def reason(exc: Exception) -> str:
+    """FFmpeg's words for an error, without its number and file name."""
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def cut_out_video(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    cut: Callable[[np.ndarray], Image.Image],
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Every frame of ``src`` through ``cut`` (an RGB (H, W, 3) uint8 array -> the cut-out, a PIL
+    image: RGBA, RGB or L), written to ``dst`` at the clip's frame rate; returns the number of
+    frames. ``progress(n)`` is called after each frame. Errors name the file, in one line."""
+    av = pyav()
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise ValueError(f"{src}: no such file")
+    fmt, codec, alpha_format, opaque_format = WRITERS[dst.suffix.lower()]
+    frames = []
+
+    def write(tmp: str) -> None:
+        formats = (alpha_format, opaque_format)
+        frames.append(_transcode(av, src, tmp, fmt, codec, formats, cut, progress))
+
+    try:
+        atomic_save(dst, write)
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"{src}: cannot read or write the video ({reason(exc)})") from None
+    return frames[0]
+
+
+def _transcode(av, src, tmp, fmt, codec, formats, cut, progress) -> int:
+    count = 0
+    with av.open(str(src)) as reader, av.open(tmp, "w", format=fmt) as writer:
+        if not reader.streams.video:
+            raise ValueError(f"{src}: no video stream")
+        stream = reader.streams.video[0]
+        rate = stream.average_rate or 25
+        out = None
+        for frame in reader.decode(stream):
+            image = cut(frame.to_ndarray(format="rgb24"))
+            if out is None:
+                out = writer.add_stream(codec, rate=rate)
+                out.width, out.height = image.size[0] // 2 * 2, image.size[1] // 2 * 2
+                transparent = image.mode in ("RGBA", "LA")
+                out.pix_fmt = formats[0] if transparent and formats[0] else formats[1]
+            rgba = image.convert("RGBA" if out.pix_fmt in ("yuva420p", "rgba") else "RGB")
+            pixels = np.ascontiguousarray(np.asarray(rgba)[: out.height, : out.width])
+            video_frame = av.VideoFrame.from_ndarray(
+                pixels, format="rgba" if rgba.mode == "RGBA" else "rgb24"
+            )
+            writer.mux(out.encode(video_frame))
+            count += 1
+            if progress is not None:
+                progress(count)
+        if out is None:
+            raise ValueError(f"{src}: no frames")
+        writer.mux(out.encode(None))
+    return count

@@ -1,0 +1,95 @@
+"""Videos through remove-bg: every frame cut out, the clip's frame count and rate kept, the
+alpha written where the cut says (WebM VP9 with alpha, MOV of PNG frames), bad clips listed."""
+
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelwise.cli import main
+
+av = pytest.importorskip("av", reason="videos need the [video] extra (PyAV)")
+
+from pixelwise.video import cut_out_video  # noqa: E402
+
+W, H, FRAMES = 96, 64, 12
+
+
+def disc_clip(path, rate=10):
+    """A bright disc moving right on a dark background; returns each frame's disc mask."""
+    yy, xx = np.mgrid[:H, :W]
+    discs = []
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for t in range(FRAMES):
+            disc = (yy - 32) ** 2 + (xx - 20 - 4 * t) ** 2 < 196
+            image = np.where(disc[..., None], 220, 30).astype(np.uint8).repeat(3, -1)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            discs.append(disc)
+        container.mux(stream.encode(None))
+    return discs
+
+
+def bright_is_kept(rgb):
+    alpha = (rgb.mean(-1) > 128).astype(np.uint8) * 255
+    return Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+
+
+def read_alpha(path):
+    """Each frame's alpha; VP9's alpha is a side channel only libvpx's decoder reads."""
+    alphas = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate
+        vp9 = stream.codec_context.name == "vp9"
+        decoder = av.codec.CodecContext.create("libvpx-vp9", "r") if vp9 else None
+        frames = (
+            (f for packet in container.demux(stream) for f in decoder.decode(packet))
+            if vp9
+            else container.decode(stream)
+        )
+        for frame in frames:
+            alphas.append(frame.to_ndarray(format="rgba")[..., 3])
+    return alphas, rate
+
+
+@pytest.mark.parametrize("suffix", [".webm", ".mov"])
+def test_every_frame_cut_out_with_its_alpha(tmp_path, suffix):
+    discs = disc_clip(tmp_path / "clip.mp4")
+    seen = []
+    out = tmp_path / f"cut{suffix}"
+    count = cut_out_video(tmp_path / "clip.mp4", out, bright_is_kept, seen.append)
+    assert count == FRAMES and seen == list(range(1, FRAMES + 1))
+    alphas, rate = read_alpha(out)
+    assert len(alphas) == FRAMES and rate == 10
+    for alpha, disc in zip(alphas, discs):
+        agree = ((alpha > 127) == disc).mean()
+        assert agree > 0.98 if suffix == ".webm" else agree > 0.995  # VP9 is lossy, PNG is not
+
+
+def test_remove_bg_on_a_clip_photos_and_a_bad_clip(tmp_path, capsys):
+    disc_clip(tmp_path / "clip.mp4")
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(tmp_path / "photo.png")
+    base = ["remove-bg", "--checkpoint", "foreground", "--method", "model", "--no-progress"]
+    inputs = [str(tmp_path / n) for n in ("clip.mp4", "bad.mp4", "photo.png")]
+    assert main([*base, *inputs, "-o", str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    assert "bad.mp4: cannot read the video" in captured.err
+    assert (tmp_path / "out" / "photo.png").is_file()
+    assert len(read_alpha(tmp_path / "out" / "clip.webm")[0]) == FRAMES
+    one = [*base, str(tmp_path / "clip.mp4"), "-o", str(tmp_path / "green.mp4")]
+    assert main(one) == 2  # an mp4 has no alpha
+    assert "an .mp4 has no transparency" in capsys.readouterr().err
+    assert main([*one, "--background", "#00ff00"]) == 0
+    with av.open(str(tmp_path / "green.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == FRAMES
+    assert main([*base, str(tmp_path / "clip.mp4"), "--box", "1,1,9,9"]) == 2
+
+
+def test_without_pyav_the_error_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "av", None)
+    with pytest.raises(ValueError, match=r"pixelwise\[video\]"):
+        cut_out_video(tmp_path / "clip.mp4", tmp_path / "out.webm", bright_is_kept)
