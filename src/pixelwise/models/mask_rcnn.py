@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from pixelwise.constants import BACKBONES
 from pixelwise.models.unet_resnet import RESNET_PARTS, is_resnet_state, load_backbone
+from pixelwise.models.weights import read_weights
 
 
 def mask_rcnn(
@@ -55,11 +55,7 @@ def load_weights(model: nn.Module, path: str | Path) -> list[str]:
     """Load matching tensors from a local state dict (or a pixelwise checkpoint's ``state_dict``);
     returns the names left at their initialisation (shape mismatches, e.g. class heads)."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(
-            f"{path}: weights file not found (pretrained weights are never downloaded; give a local path)"
-        )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_weights(path)
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     own = model.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}

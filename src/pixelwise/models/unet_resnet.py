@@ -11,7 +11,6 @@ all three channels.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import torch
@@ -20,6 +19,7 @@ from torch import nn
 
 from pixelwise.constants import BACKBONES
 from pixelwise.models.unet import DoubleConv, pad_to_multiple
+from pixelwise.models.weights import read_weights
 
 DECODER_WIDTHS = (256, 128, 64, 32, 16)
 RESNET_PARTS = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")  # torchvision's names
@@ -81,16 +81,7 @@ class UNetResNet(nn.Module):
 def read_resnet_state(path: str | Path) -> dict[str, torch.Tensor]:
     """A ResNet's state dict from a local file (torchvision's, or nested under ``state_dict`` /
     ``model``, with a ``module.`` prefix from DataParallel), without its classifier (``fc``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(
-            f"{path}: weights file not found (pretrained weights are never downloaded; give a local path)"
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{path}: cannot read as PyTorch weights ({first})") from None
+    state = read_weights(path)
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
