@@ -11,7 +11,7 @@ from pixelwise.cli import main
 
 av = pytest.importorskip("av", reason="videos need the [video] extra (PyAV)")
 
-from pixelwise.video import cut_out_video  # noqa: E402
+from pixelwise.video import transform_video  # noqa: E402
 
 W, H, FRAMES = 96, 64, 12
 
@@ -60,7 +60,7 @@ def test_every_frame_cut_out_with_its_alpha(tmp_path, suffix):
     discs = disc_clip(tmp_path / "clip.mp4")
     seen = []
     out = tmp_path / f"cut{suffix}"
-    count = cut_out_video(tmp_path / "clip.mp4", out, bright_is_kept, seen.append)
+    count = transform_video(tmp_path / "clip.mp4", out, bright_is_kept, seen.append)
     assert count == FRAMES and seen == list(range(1, FRAMES + 1))
     alphas, rate = read_alpha(out)
     assert len(alphas) == FRAMES and rate == 10
@@ -92,4 +92,24 @@ def test_remove_bg_on_a_clip_photos_and_a_bad_clip(tmp_path, capsys):
 def test_without_pyav_the_error_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "av", None)
     with pytest.raises(ValueError, match=r"pixelwise\[video\]"):
-        cut_out_video(tmp_path / "clip.mp4", tmp_path / "out.webm", bright_is_kept)
+        transform_video(tmp_path / "clip.mp4", tmp_path / "out.webm", bright_is_kept)
+
+
+def test_predict_on_a_clip_writes_its_overlay_video(tmp_path):
+    """predict MODEL clip.mp4: each frame's classes over it, as OUT/overlays/clip.mp4 (the
+    overlay of a frame is what predict writes for that frame as a photo, up to H.264's loss)."""
+    from pixelwise import load_model, predict
+    from pixelwise.overlays import overlay
+
+    disc_clip(tmp_path / "clip.mp4")
+    out = tmp_path / "out"
+    argv = ["predict", "foreground", str(tmp_path / "clip.mp4"), "-o", str(out), "--no-progress"]
+    assert main([*argv, "--precision", "fp32"]) == 0
+    with av.open(str(tmp_path / "clip.mp4")) as container:
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    with av.open(str(out / "overlays" / "clip.mp4")) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    seg = load_model("foreground")
+    expected = np.asarray(overlay(first, predict(seg, first, "fp32"), seg.palette()))
+    assert len(frames) == FRAMES and frames[0].shape == expected.shape
+    assert np.abs(frames[0].astype(int) - expected).mean() < 4  # H.264 is lossy

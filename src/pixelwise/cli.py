@@ -61,7 +61,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     "predict": (
         "predict masks and overlays for images or folders",
         "Writes OUT/masks/<name>.png (class ids, palette PNG) and OUT/overlays/<name>.png; instance models also "
-        "OUT/instances (16-bit labels) and OUT/coco (COCO results). Bad files are skipped, listed at the end, and "
+        "OUT/instances (16-bit labels) and OUT/coco (COCO results); a video file (semantic models, the "
+        "[video] extra) becomes OUT/overlays/<name>.mp4. Bad files are skipped, listed at the end, and "
         "make the exit status 1.",
         [
             Opt(
@@ -452,6 +453,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from pixelwise.batch import predict_files, run_sharded
     from pixelwise.checkpoint import load_model
     from pixelwise.runtime import runtime_for
+    from pixelwise.video import is_video
 
     if args.method:
         return predict_classical(args)
@@ -459,6 +461,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not inputs:
         raise ValueError("no inputs given (pixelwise predict CHECKPOINT INPUT...)")
     seg = load_model(checkpoint, runtime_for(args.runtime, args.precision, checkpoint))
+    videos = [p for p in inputs if is_video(p) and Path(p).is_file()]
+    inputs = [p for p in inputs if p not in videos]
+    status = predict_videos(args, seg, videos) if videos else 0
+    if not inputs:
+        return status
     if args.probabilities and seg.kind == "instance":
         raise ValueError(
             "--probabilities is for semantic models; an instance model's detections carry their "
@@ -470,15 +477,45 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if seg.kind == "instance"
         else ""
     )
-    return run_sharded(
-        lambda shard: predict_files(seg, inputs, out, predict_options(args), args.progress, shard),
-        lambda result: print(
-            f"wrote {len(result.written)} masks to {out / 'masks'}{extra} and overlays to "
-            f"{out / 'overlays'}"
-            + (f", class probabilities to {out / 'probabilities'}" if args.probabilities else "")
-            + (f", LabelMe polygons to {out / 'labelme'}" if args.labelme else "")
+    return max(
+        status,
+        run_sharded(
+            lambda shard: predict_files(
+                seg, inputs, out, predict_options(args), args.progress, shard
+            ),
+            lambda result: print(
+                f"wrote {len(result.written)} masks to {out / 'masks'}{extra} and overlays to "
+                f"{out / 'overlays'}"
+                + (
+                    f", class probabilities to {out / 'probabilities'}"
+                    if args.probabilities
+                    else ""
+                )
+                + (f", LabelMe polygons to {out / 'labelme'}" if args.labelme else "")
+            ),
         ),
     )
+
+
+def predict_videos(args: argparse.Namespace, seg, videos: list) -> int:
+    """predict's videos: each frame's classes over it, as OUT/overlays/<name>.mp4 (semantic
+    models; the frames' masks are what predict writes for the frames as images)."""
+    from pixelwise.inference import predict
+    from pixelwise.overlays import overlay
+    from pixelwise.video import report_video_failures, run_videos
+
+    if seg.kind != "semantic":
+        raise ValueError("videos are for semantic models (an instance model: predict its frames)")
+    palette = seg.palette()
+    run = (args.precision, args.tta, args.tile, args.overlap)
+
+    def overlaid(rgb):
+        return overlay(rgb, predict(seg, rgb, *run), palette)
+
+    out = Path(args.out) / "overlays"
+    pairs = [(Path(v), out / f"{Path(v).stem}.mp4") for v in videos]
+    _, failures = run_videos(pairs, overlaid, args.progress, args.skip_existing)
+    return report_video_failures(failures)
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
@@ -689,35 +726,15 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
 def remove_bg_videos(args: argparse.Namespace, videos: list, out: Path, cut, one: bool) -> int:
     """remove-bg's videos: each frame cut out, written as OUT/<name>.webm (transparent), or as
     ``-o`` names it for one video (.webm, .mov, .mp4); failures listed, exit status 1."""
-    from tqdm import tqdm
-
-    from pixelwise.video import WRITERS, check_output, cut_out_video, frame_count
+    from pixelwise.video import WRITERS, check_output, report_video_failures, run_videos
 
     named = one and len(videos) == 1 and out.suffix.lower() in WRITERS
     targets = [out if named else out / f"{Path(v).stem}.webm" for v in videos]
     for dst in targets:
         check_output(dst, transparent=not (args.background or args.mask_only))
-    failures = []
-    for src, dst in zip(videos, targets):
-        if args.skip_existing and dst.exists():
-            continue
-        try:
-            bar = tqdm(
-                total=frame_count(Path(src)),
-                desc=Path(src).name,
-                unit="frame",
-                disable=not args.progress,
-            )
-            with bar:
-                frames = cut_out_video(src, dst, cut, lambda n, bar=bar: bar.update(1))
-            print(f"wrote {dst} ({frames} frames)")
-        except ValueError as exc:
-            failures.append(str(exc) if str(src) in str(exc) else f"{src}: {exc}")
-    if failures:
-        print(f"{len(failures)} video(s) failed:", file=sys.stderr)
-    for reason in failures:
-        print(f"  {reason}", file=sys.stderr)
-    return 1 if failures else 0
+    pairs = list(zip(map(Path, videos), targets))
+    _, failures = run_videos(pairs, cut, args.progress, args.skip_existing)
+    return report_video_failures(failures)
 
 
 def report_empty(names: list[str]) -> None:

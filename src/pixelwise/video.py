@@ -1,5 +1,5 @@
-"""Videos in, videos out: each frame of a clip cut out as a photo is, written as a video that
-keeps the transparency (PyAV, the ``video`` extra).
+"""Videos in, videos out: each frame of a clip cut out as a photo is (or overlaid with a model's
+classes), written as a video that keeps the transparency (PyAV, the ``video`` extra).
 
 Containers by the output's suffix: ``.webm`` (VP9 with an alpha channel: browsers play it
 transparent; the default), ``.mov`` (PNG frames, lossless RGBA, for video editors) and ``.mp4``
@@ -12,6 +12,7 @@ stopped run leaves no half-written video.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,15 +71,16 @@ def reason(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
-def cut_out_video(
+def transform_video(
     src: str | os.PathLike,
     dst: str | os.PathLike,
     cut: Callable[[np.ndarray], Image.Image],
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Every frame of ``src`` through ``cut`` (an RGB (H, W, 3) uint8 array -> the cut-out, a PIL
-    image: RGBA, RGB or L), written to ``dst`` at the clip's frame rate; returns the number of
-    frames. ``progress(n)`` is called after each frame. Errors name the file, in one line."""
+    """Every frame of ``src`` through ``cut`` (an RGB (H, W, 3) uint8 array -> a PIL image:
+    RGBA, RGB or L; a cut-out, an overlay), written to ``dst`` at the clip's frame rate; returns
+    the number of frames. ``progress(n)`` is called after each frame. Errors name the file, in
+    one line."""
     av = pyav()
     src, dst = Path(src), Path(dst)
     if not src.is_file():
@@ -125,3 +127,35 @@ def _transcode(av, src, tmp, fmt, codec, formats, cut, progress) -> int:
             raise ValueError(f"{src}: no frames")
         writer.mux(out.encode(None))
     return count
+
+
+def run_videos(
+    pairs: list[tuple[Path, Path]], fn, progress: bool = True, skip_existing: bool = False
+) -> tuple[list[Path], list[str]]:
+    """Each (video, output) pair through ``fn`` frame by frame (:func:`transform_video`), with
+    a progress bar per clip; returns the outputs written and the failures, one line each
+    naming the file (a bad clip does not stop the others)."""
+    from tqdm import tqdm
+
+    written, failures = [], []
+    for src, dst in pairs:
+        if skip_existing and dst.exists():
+            continue
+        try:
+            bar = tqdm(total=frame_count(src), desc=src.name, unit="frame", disable=not progress)
+            with bar:
+                frames = transform_video(src, dst, fn, lambda n, bar=bar: bar.update(1))
+            print(f"wrote {dst} ({frames} frames)")
+            written.append(dst)
+        except ValueError as exc:
+            failures.append(str(exc) if str(src) in str(exc) else f"{src}: {exc}")
+    return written, failures
+
+
+def report_video_failures(failures: list[str]) -> int:
+    """List failed clips on stderr; the exit status (1 if any failed)."""
+    if failures:
+        print(f"{len(failures)} video(s) failed:", file=sys.stderr)
+    for reason in failures:
+        print(f"  {reason}", file=sys.stderr)
+    return 1 if failures else 0
