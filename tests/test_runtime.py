@@ -193,6 +193,19 @@ def test_info_prints_the_cpu_and_the_chosen_paths(monkeypatch, capsys):
         and "training: torch-fp32-cl chosen" in out
     )
     assert "onnx-fp32 50 ms (2.00x), torch-bf16-cl emulated: 9.0x slower (never chosen)" in out
+    assert "optional parts: onnx yes" in out  # which extras are installed
+
+
+def test_info_names_the_extras_to_install(monkeypatch, capsys):
+    import importlib.util
+
+    from pixelwise import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a)
+    )
+    assert "video no" in cli.optional_parts() and "pixelwise[video]" in cli.optional_parts()
 
 
 def test_probe_inside_inference_mode_still_times_training(fresh_cache):

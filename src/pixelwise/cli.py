@@ -890,7 +890,30 @@ def cmd_info(args: argparse.Namespace) -> int:
         )
         print(f"{kind}: {info[kind]['best']} chosen; {rows}{emulated}")
     print(f"measured in {info['probe_seconds']} s, cached in {runtime.cache_file()}")
+    print(f"optional parts: {optional_parts()}")
     return 0
+
+
+# extra -> the module that says it is installed
+EXTRAS = {
+    "onnx": "onnxruntime",
+    "serve": "fastapi",
+    "matting": "pymatting",
+    "instances": "pycocotools",
+    "heic": "pillow_heif",
+    "video": "av",
+    "browser": "playwright",
+}
+
+
+def optional_parts() -> str:
+    """Which extras are installed (``pip install 'pixelwise[NAME]'`` adds one)."""
+    from importlib.util import find_spec
+
+    found = {name: find_spec(module) is not None for name, module in EXTRAS.items()}
+    missing = [name for name, ok in found.items() if not ok]
+    shown = ", ".join(f"{name} {'yes' if ok else 'no'}" for name, ok in found.items())
+    return shown + (f" (pip install 'pixelwise[{','.join(missing)}]')" if missing else "")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
