@@ -24,5 +24,6 @@ train fcn16s --model fcn16s
 train fcn32s --model fcn32s
 train patch --model patch
 train unet-original --model unet_original --crop 348
+train unet-resnet18 --model unet_resnet --backbone resnet18  # from scratch; ImageNet weights: --weights FILE
 python recipes/camvid_table.py "$OUT" > "$OUT/table.md"
 cat "$OUT/table.md"
