@@ -500,6 +500,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def predict_videos(args: argparse.Namespace, seg, videos: list) -> int:
     """predict's videos: each frame's classes over it, as OUT/overlays/<name>.mp4 (semantic
     models; the frames' masks are what predict writes for the frames as images)."""
+    from pixelwise import distributed as dist
     from pixelwise.inference import predict
     from pixelwise.overlays import overlay
     from pixelwise.video import report_video_failures, run_videos
@@ -514,7 +515,8 @@ def predict_videos(args: argparse.Namespace, seg, videos: list) -> int:
 
     out = Path(args.out) / "overlays"
     pairs = [(Path(v), out / f"{Path(v).stem}.mp4") for v in videos]
-    _, failures = run_videos(pairs, overlaid, args.progress, args.skip_existing)
+    share = pairs[dist.rank() :: dist.world_size()]  # under torchrun, each process its share
+    _, failures = run_videos(share, overlaid, args.progress, args.skip_existing)
     return report_video_failures(failures)
 
 
