@@ -5,7 +5,8 @@ Containers by the output's suffix: ``.webm`` (VP9 with an alpha channel: browser
 transparent; the default), ``.mov`` (PNG frames, lossless RGBA, for video editors) and ``.mp4``
 (H.264, no transparency: for a cut-out composited onto a ``background`` or a mask). Frames are
 cut out one by one, each on its own (no smoothing over time); the frame rate is the clip's and
-the sound is left out. The output is written to a temporary file and renamed at the end, so a
+the sound is left out; a frame of odd width or height loses its last column or row (the codecs
+take even sizes). The output is written to a temporary file and renamed at the end, so a
 stopped run leaves no half-written video.
 """
 
@@ -38,7 +39,7 @@ def pyav():
     try:
         import av
     except ImportError:
-        raise ValueError("cutting out videos needs PyAV: pip install 'pixelwise[video]'") from None
+        raise ValueError("videos need PyAV: pip install 'pixelwise[video]'") from None
     return av
 
 
