@@ -483,3 +483,19 @@ def test_evaluate_scores_another_tools_coco_results(tmp_path, capsys):
     results.write_text(json.dumps([as_results[0] | {"image_id": 5}]))
     assert main(["evaluate", str(results), str(data)]) == 2
     assert "image ids [5] are not in" in capsys.readouterr().err
+
+
+def test_a_coco_folder_is_read_as_its_annotations_file(tmp_path):
+    """DATA/annotations.json + DATA/images (as Mask R-CNN and `segment --coco` have it) is the
+    same dataset for semantic training, inspect and evaluate as the file itself (it was "images/
+    has no mask folder beside it")."""
+    from pixelwise.data.layouts import find_items, read_dataset_info
+
+    data = _coco(tmp_path / "data")
+    by_file, by_folder = find_items(data), find_items(data.parent)
+    assert [i.name for i in by_folder] == [i.name for i in by_file]
+    for a, b in zip(by_file, by_folder):
+        assert np.array_equal(a.read_mask(), b.read_mask())
+    assert read_dataset_info(data.parent).class_names == read_dataset_info(data).class_names
+    assert read_dataset_info(data.parent).class_names == ["background", "triangle", "square"]
+    assert main(["inspect", str(data.parent)]) == 0

@@ -15,7 +15,7 @@
     DATA/images/train  DATA/masks/train  [.../val]       split inside the folders (as ADE20K's
                                                          images/training + annotations/training)
     DATA/ImageSets/Segmentation/train.txt  [val.txt]     split by Pascal VOC's lists of names
-    annotations.json                                     COCO instances: category k (by id) is class k
+    annotations.json  [DATA/annotations.json + images/]  COCO instances: category k (by id) is class k
     data.yaml  images/train  labels/train/*.txt          YOLO outlines (Ultralytics, Roboflow): class
                                                          k is the k-th name, 0 the background
     DATA/leftImg8bit/train  DATA/gtFine/train            Cityscapes: its 19 classes, other ids ignored
@@ -104,8 +104,9 @@ def read_dataset_info(root: Path) -> DatasetInfo:
     """Class names, colours, stored values and ignored values from the class file the dataset
     has (:data:`CLASS_FILES`, at its root or in its ``train/``); for a COCO file, its category
     names after "background", for a YOLO dataset the YAML's names after it."""
-    if Path(root).suffix.lower() == ".json" and Path(root).is_file():
-        return DatasetInfo(["background", *load_coco(root)[1].names])
+    coco = coco_folder_file(root)
+    if Path(root).suffix.lower() == ".json" and Path(root).is_file() or coco is not None:
+        return DatasetInfo(["background", *load_coco(coco or root)[1].names])
     yolo = dataset_yaml(root)
     if yolo is not None:
         return DatasetInfo(["background", *class_names(read_yaml(yolo), yolo)])
@@ -528,12 +529,29 @@ def coco_items(annotation_file: Path) -> list[Item]:
     return class_items(items, categories, annotation_file)
 
 
+def coco_folder_file(root: Path) -> Path | None:
+    """``root/annotations.json`` when ``root`` is a COCO dataset folder (the file beside the
+    images, no mask folder: as `segment --coco` writes one, as Mask R-CNN reads it)."""
+    root = Path(root)
+    if not root.is_dir() or not (root / "annotations.json").is_file():
+        return None
+    if _first_dir(root, (*MASK_FOLDERS, "instances")) is not None:
+        return None
+    return root / "annotations.json"
+
+
 def outline_instances(
     root: Path,
 ) -> tuple[dict[str, list[InstanceItem]], Categories, dict] | None:
-    """A dataset whose objects are outlined in files of their own, YOLO's (a dataset YAML) or
-    LabelMe's (:func:`labelme_files`): its instance items by split ("" when unsplit), its
-    categories and the same as a parsed COCO file; None for other layouts."""
+    """A dataset whose objects are outlined in files of their own, YOLO's (a dataset YAML),
+    LabelMe's (:func:`labelme_files`) or a COCO file in its folder (:func:`coco_folder_file`):
+    its instance items by split ("" when unsplit), its categories and the same as a parsed COCO
+    file; None for other layouts."""
+    coco = coco_folder_file(root)
+    if coco is not None:
+        items, categories, spec = load_coco(coco)
+        check_outlined(spec.get("annotations"), coco)
+        return {"": items}, categories, spec
     yolo = dataset_yaml(root)
     if yolo is not None:
         return load_yolo(yolo)
