@@ -193,7 +193,7 @@ def test_info_prints_the_cpu_and_the_chosen_paths(monkeypatch, capsys):
         and "training: torch-fp32-cl chosen" in out
     )
     assert "onnx-fp32 50 ms (2.00x), torch-bf16-cl emulated: 9.0x slower (never chosen)" in out
-    assert "optional parts: onnx yes" in out  # which extras are installed
+    assert "optional parts: serve yes, onnx yes" in out  # which extras are installed
 
 
 def test_info_names_the_extras_to_install(monkeypatch, capsys):

@@ -34,7 +34,9 @@ EXTRAS = {
     "pymatting": "matting",
     "pycocotools": "instances",
     "playwright": "browser",
-}
+    "pillow_heif": "heic",
+    "av": "video",
+}  # module -> the extra that installs it
 
 
 COMMANDS: dict[str, tuple[str, str, list]] = {
@@ -896,23 +898,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-# extra -> the module that says it is installed
-EXTRAS = {
-    "onnx": "onnxruntime",
-    "serve": "fastapi",
-    "matting": "pymatting",
-    "instances": "pycocotools",
-    "heic": "pillow_heif",
-    "video": "av",
-    "browser": "playwright",
-}
-
-
 def optional_parts() -> str:
-    """Which extras are installed (``pip install 'pixelwise[NAME]'`` adds one)."""
+    """Which extras are installed, every module of each (``pip install 'pixelwise[NAME]'`` adds
+    one)."""
     from importlib.util import find_spec
 
-    found = {name: find_spec(module) is not None for name, module in EXTRAS.items()}
+    found: dict[str, bool] = {}
+    for module, extra in EXTRAS.items():
+        found[extra] = found.get(extra, True) and find_spec(module) is not None
     missing = [name for name, ok in found.items() if not ok]
     shown = ", ".join(f"{name} {'yes' if ok else 'no'}" for name, ok in found.items())
     return shown + (f" (pip install 'pixelwise[{','.join(missing)}]')" if missing else "")
