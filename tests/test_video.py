@@ -16,20 +16,36 @@ from pixelwise.video import transform_video  # noqa: E402
 W, H, FRAMES = 96, 64, 12
 
 
-def disc_clip(path, rate=10):
-    """A bright disc moving right on a dark background; returns each frame's disc mask."""
+def disc_clip(path, rate=10, sound=False):
+    """A bright disc moving right on a dark background (with ``sound``, an AAC tone beside it);
+    returns each frame's disc mask."""
     yy, xx = np.mgrid[:H, :W]
     discs = []
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        audio = container.add_stream("aac", rate=44100) if sound else None
         for t in range(FRAMES):
             disc = (yy - 32) ** 2 + (xx - 20 - 4 * t) ** 2 < 196
             image = np.where(disc[..., None], 220, 30).astype(np.uint8).repeat(3, -1)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
             discs.append(disc)
+        if audio is not None:
+            tone = np.sin(np.arange(44100 * FRAMES // rate) * 0.06).astype(np.float32) * 0.3
+            for i in range(0, len(tone), 1024):
+                frame = av.AudioFrame.from_ndarray(tone[None, i : i + 1024], format="flt")
+                frame.sample_rate = 44100
+                container.mux(audio.encode(frame))
+            container.mux(audio.encode(None))
         container.mux(stream.encode(None))
     return discs
+
+
+def sound_of(path):
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return None
+        return np.concatenate([f.to_ndarray().ravel() for f in container.decode(audio=0)])
 
 
 def bright_is_kept(rgb):
@@ -113,3 +129,19 @@ def test_predict_on_a_clip_writes_its_overlay_video(tmp_path):
     expected = np.asarray(overlay(first, predict(seg, first, "fp32"), seg.palette()))
     assert len(frames) == FRAMES and frames[0].shape == expected.shape
     assert np.abs(frames[0].astype(int) - expected).mean() < 4  # H.264 is lossy
+
+
+def test_the_sound_is_copied_where_the_container_takes_it(tmp_path, capsys):
+    """AAC sound goes into .mp4 and .mov sample for sample (copied, not re-encoded); .webm takes
+    no AAC, so it is left out there and a line says so."""
+    disc_clip(tmp_path / "clip.mp4", sound=True)
+    original = sound_of(tmp_path / "clip.mp4")
+    for suffix in (".mp4", ".mov"):
+        out = tmp_path / f"cut{suffix}"
+        assert (
+            transform_video(tmp_path / "clip.mp4", out, lambda rgb: Image.fromarray(rgb)) == FRAMES
+        )
+        assert np.array_equal(sound_of(out), original)
+    transform_video(tmp_path / "clip.mp4", tmp_path / "cut.webm", bright_is_kept)
+    assert sound_of(tmp_path / "cut.webm") is None
+    assert "its sound (aac) is not kept in .webm; write .mp4 or .mov" in capsys.readouterr().err

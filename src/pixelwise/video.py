@@ -4,8 +4,9 @@ classes), written as a video that keeps the transparency (PyAV, the ``video`` ex
 Containers by the output's suffix: ``.webm`` (VP9 with an alpha channel: browsers play it
 transparent; the default), ``.mov`` (PNG frames, lossless RGBA, for video editors) and ``.mp4``
 (H.264, no transparency: for a cut-out composited onto a ``background`` or a mask). Frames are
-cut out one by one, each on its own (no smoothing over time); the frame rate is the clip's and
-the sound is left out; a frame of odd width or height loses its last column or row (the codecs
+cut out one by one, each on its own (no smoothing over time); the frame rate is the clip's, and
+its sound is copied as it is when the container takes the codec (AAC into .mp4 and .mov, Opus
+into .webm; else a line says it was left out); a frame of odd width or height loses its last column or row (the codecs
 take even sizes). The output is written to a temporary file and renamed at the end, so a
 stopped run leaves no half-written video.
 """
@@ -100,34 +101,83 @@ def transform_video(
     return frames[0]
 
 
+# audio codecs each container takes as they are (the sound is copied, never re-encoded)
+AUDIO_COPIED = {
+    "webm": ("opus", "vorbis"),
+    "mp4": ("aac", "mp3", "opus"),
+    "mov": ("aac", "mp3", "alac", "pcm_s16le", "pcm_s24le", "pcm_f32le"),
+}
+
+
+def kept_sound(src: Path, reader, fmt: str):
+    """The clip's audio stream when the output container takes its codec as it is; else None,
+    said on stderr when there was sound."""
+    if not reader.streams.audio:
+        return None
+    audio = reader.streams.audio[0]
+    if audio.codec_context.name in AUDIO_COPIED[fmt]:
+        return audio
+    print(
+        f"{src}: its sound ({audio.codec_context.name}) is not kept in .{fmt}; "
+        f"write {' or '.join(f'.{k}' for k, v in AUDIO_COPIED.items() if audio.codec_context.name in v) or 'frames'} to keep it",
+        file=sys.stderr,
+    )
+    return None
+
+
 def _transcode(av, src, tmp, fmt, codec, formats, cut, progress) -> int:
-    count = 0
+    """Frames through ``cut`` into ``tmp``; the sound copied when the container takes it. The
+    output streams are made at the first frame (its cut-out says whether there is alpha), and
+    the sound's packets before it wait for them."""
+    count, out, sound, waiting = 0, None, None, []
     with av.open(str(src)) as reader, av.open(tmp, "w", format=fmt) as writer:
         if not reader.streams.video:
             raise ValueError(f"{src}: no video stream")
         stream = reader.streams.video[0]
-        rate = stream.average_rate or 25
-        out = None
-        for frame in reader.decode(stream):
-            image = cut(frame.to_ndarray(format="rgb24"))
-            if out is None:
-                out = writer.add_stream(codec, rate=rate)
-                out.width, out.height = image.size[0] // 2 * 2, image.size[1] // 2 * 2
-                transparent = image.mode in ("RGBA", "LA")
-                out.pix_fmt = formats[0] if transparent and formats[0] else formats[1]
-            rgba = image.convert("RGBA" if out.pix_fmt in ("yuva420p", "rgba") else "RGB")
-            pixels = np.ascontiguousarray(np.asarray(rgba)[: out.height, : out.width])
-            video_frame = av.VideoFrame.from_ndarray(
-                pixels, format="rgba" if rgba.mode == "RGBA" else "rgb24"
-            )
-            writer.mux(out.encode(video_frame))
-            count += 1
-            if progress is not None:
-                progress(count)
+        audio = kept_sound(src, reader, fmt)
+        for packet in reader.demux(*[s for s in (stream, audio) if s is not None]):
+            if packet.stream.type == "audio":
+                if packet.dts is not None:
+                    waiting.append(packet)
+                if sound is not None:
+                    for early in waiting:
+                        early.stream = sound
+                        writer.mux(early)
+                    waiting = []
+                continue
+            for frame in packet.decode():
+                image = cut(frame.to_ndarray(format="rgb24"))
+                if out is None:
+                    out = video_stream(writer, codec, stream, image, formats)
+                    sound = writer.add_stream_from_template(audio) if audio else None
+                writer.mux(out.encode(video_frame(av, image, out)))
+                count += 1
+                if progress is not None:
+                    progress(count)
         if out is None:
             raise ValueError(f"{src}: no frames")
+        for early in waiting if sound is not None else ():
+            early.stream = sound
+            writer.mux(early)
         writer.mux(out.encode(None))
     return count
+
+
+def video_stream(writer, codec: str, source, image: Image.Image, formats):
+    """The output's video stream: the clip's frame rate, the first cut-out's size made even,
+    with alpha when the cut-out has it and the codec can keep it."""
+    out = writer.add_stream(codec, rate=source.average_rate or 25)
+    out.width, out.height = image.size[0] // 2 * 2, image.size[1] // 2 * 2
+    transparent = image.mode in ("RGBA", "LA")
+    out.pix_fmt = formats[0] if transparent and formats[0] else formats[1]
+    return out
+
+
+def video_frame(av, image: Image.Image, out):
+    """A cut-out as a frame of the output stream (RGBA where the stream keeps alpha)."""
+    rgba = image.convert("RGBA" if out.pix_fmt in ("yuva420p", "rgba") else "RGB")
+    pixels = np.ascontiguousarray(np.asarray(rgba)[: out.height, : out.width])
+    return av.VideoFrame.from_ndarray(pixels, format="rgba" if rgba.mode == "RGBA" else "rgb24")
 
 
 def run_videos(
