@@ -117,11 +117,10 @@ def kept_sound(src: Path, reader, fmt: str):
     audio = reader.streams.audio[0]
     if audio.codec_context.name in AUDIO_COPIED[fmt]:
         return audio
-    print(
-        f"{src}: its sound ({audio.codec_context.name}) is not kept in .{fmt}; "
-        f"write {' or '.join(f'.{k}' for k, v in AUDIO_COPIED.items() if audio.codec_context.name in v) or 'frames'} to keep it",
-        file=sys.stderr,
-    )
+    name = audio.codec_context.name
+    keepers = [f".{container}" for container, codecs in AUDIO_COPIED.items() if name in codecs]
+    advice = f"; write {' or '.join(keepers)} to keep it" if keepers else ""
+    print(f"{src}: its sound ({name}) is not kept in .{fmt}{advice}", file=sys.stderr)
     return None
 
 
