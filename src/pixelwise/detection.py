@@ -295,26 +295,34 @@ def score_detector(
     ds = InstanceDataset(items, cats)
     results: list[dict] = []
 
-    def labels_of(index: int, item: InstanceItem) -> np.ndarray:
-        pred = {k: v.cpu() for k, v in model([ds[index][0].to(device)])[0].items()}
+    def pairs_of(index: int, item: InstanceItem) -> tuple[np.ndarray, np.ndarray]:
+        image, target = ds[index]
+        pred = {k: v.cpu() for k, v in model([image.to(device)])[0].items()}
         results.extend(detections_to_coco(pred, item.image_id, cats))
-        return detections_to_labels(pred, score_threshold)
+        return reference_labels(target["masks"].numpy()), detections_to_labels(
+            pred, score_threshold
+        )
 
-    return detection_scores(items, cats, spec, labels_of, results)
+    return detection_scores(items, cats, spec, pairs_of, results)
+
+
+def reference_labels(masks: np.ndarray) -> np.ndarray:
+    """The label image (0 background, objects 1..N) of a target's (N, H, W) masks."""
+    reference = np.zeros(masks.shape[1:], np.int32)
+    for k, m in enumerate(masks, start=1):
+        reference[m > 0] = k
+    return reference
 
 
 def detection_scores(
-    items: list[InstanceItem], cats: Categories, spec: dict | None, labels_of, results: list[dict]
+    items: list[InstanceItem], cats: Categories, spec: dict | None, pairs_of, results: list[dict]
 ) -> dict:
-    """The scores of :func:`score_detector` for detections given as each item's label image
-    (``labels_of(index, item)``, objects above the score threshold) and as COCO ``results``
-    (complete once every item's labels are made)."""
+    """The scores of :func:`score_detector` for detections given as each item's (reference,
+    predicted) label images (``pairs_of(index, item)``, objects above the score threshold) and
+    as COCO ``results`` (complete once every item's pair is made)."""
     dsb, pq, aji = [], [], []
     for index, item in enumerate(items):
-        reference = np.zeros((item.height, item.width), np.int32)
-        for k, m in enumerate(item_target(item, cats)["masks"], start=1):
-            reference[m > 0] = k
-        met = overlaps(reference, labels_of(index, item))
+        met = overlaps(*pairs_of(index, item))
         dsb.append(dsb_average_precision(met)["mean_ap"])
         pq.append(panoptic_quality(met)["pq"])
         aji.append(aggregated_jaccard(met))

@@ -597,7 +597,8 @@ def evaluate_results(
     ``bbox`` and/or ``segmentation``, as Detectron2 or MMDetection write them) on a
     COCO dataset whose image and category ids they use: COCO box (and mask) AP of every result,
     and the DSB2018 mean AP, PQ and AJI of those scoring at least ``score_threshold``."""
-    from pixelwise.detection import detection_scores, results_labels
+    from pixelwise.data.coco import item_target
+    from pixelwise.detection import detection_scores, reference_labels, results_labels
 
     path = Path(results_file)
     items, cats, spec = evaluation_instances(data, parse_stems(val_stems))
@@ -617,13 +618,12 @@ def evaluate_results(
     by_image: dict[int, list[dict]] = {}
     for r in results:
         by_image.setdefault(r["image_id"], []).append(r)
-    scores = detection_scores(
-        items,
-        cats,
-        spec,
-        lambda index, item: results_labels(by_image.get(item.image_id, []), item, score_threshold),
-        results,
-    )
+
+    def pairs_of(index: int, item) -> tuple[np.ndarray, np.ndarray]:
+        reference = reference_labels(item_target(item, cats)["masks"])
+        return reference, results_labels(by_image.get(item.image_id, []), item, score_threshold)
+
+    scores = detection_scores(items, cats, spec, pairs_of, results)
     return {
         "split": f"{data}" + (f" ({len(items)} listed stems)" if val_stems else ""),
         "images": len(items),
