@@ -510,11 +510,7 @@ def evaluate_predictions(
         if min_size and (objects or object_class is not None):
             stored = drop_small(stored, min_size)
         target = encoding.apply(reference, len(names), item.mask)
-        mask = (
-            (stored > 0).astype(np.int64)
-            if objects
-            else predicted_ids(path, stored, encoding, len(names))
-        )
+        mask = predicted_ids(path, stored, encoding, len(names))
         one = ConfusionMatrix(len(names))
         one.update(torch.from_numpy(mask), torch.from_numpy(target))
         cm.merge(one)
@@ -574,7 +570,10 @@ def predicted_ids(
     path: Path, stored: np.ndarray, encoding: MaskEncoding, classes: int
 ) -> np.ndarray:
     """Class ids of a predicted mask stored as the data's masks are (its values among the
-    data's stored values) or as class ids 0..classes-1 (as `predict` writes them)."""
+    data's stored values) or as class ids 0..classes-1 (as `predict` writes them); for data of
+    objects (``encoding.instances``), a label image's objects are the foreground."""
+    if encoding.instances is not None:
+        return (stored > 0).astype(np.int64)
     found = set(np.unique(stored).tolist())
     if encoding.values is not None and found <= set(encoding.values) | set(encoding.ignore_values):
         return encoding.apply(stored, classes, path)
