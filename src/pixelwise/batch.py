@@ -35,7 +35,6 @@ from pixelwise.detection import (
     detections_to_labels,
 )
 from pixelwise.inference import predict, predict_probabilities, segment
-from pixelwise.instances import drop_small
 from pixelwise.overlays import detection_overlay, instance_overlay, overlay
 
 
@@ -318,10 +317,10 @@ def segment_files(
     def compute(src):
         image = read_image(src)
         if classes_too:  # each object's class, for the COCO file
-            pred = detect(seg, image, options.score_threshold)
-            labels = detections_to_labels(pred, options.score_threshold)
-            labels = drop_small(labels, options.min_object_size)
-            return image, labels, detections_to_classes(pred, options.score_threshold)
+            threshold = options.score_threshold
+            pred = detect(seg, image, threshold)
+            labels = detections_to_labels(pred, threshold, min_size=options.min_object_size)
+            return image, labels, detections_to_classes(pred, threshold)
         return (
             image,
             segment(

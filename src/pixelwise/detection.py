@@ -102,11 +102,12 @@ def paint(
 
 
 def detections_to_labels(
-    prediction: dict, score_threshold: float = 0.5, mask_threshold: float = 0.5
+    prediction: dict, score_threshold: float = 0.5, mask_threshold: float = 0.5, min_size: int = 0
 ) -> np.ndarray:
-    """A prediction as a uint16 instance label image (0 = background, 1..N by rising score)."""
+    """A prediction as a uint16 instance label image (0 = background, 1..N by rising score;
+    objects under ``min_size`` pixels left out)."""
     ids = np.arange(1, len(prediction["scores"]) + 1)
-    return drop_small(paint(prediction, ids, score_threshold, mask_threshold, np.uint16))
+    return drop_small(paint(prediction, ids, score_threshold, mask_threshold, np.uint16), min_size)
 
 
 def detections_to_classes(

@@ -17,7 +17,7 @@ from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.io import as_image
 from pixelwise.data.transforms import resize_image, resize_mask, scaled_size
 from pixelwise.detection import detect, detections_to_classes, detections_to_labels
-from pixelwise.instances import argmax_codes, decision_for, drop_small, instances_for
+from pixelwise.instances import argmax_codes, decision_for, instances_for
 from pixelwise.precision import autocast, memory_format, prepare
 from pixelwise.runtime import resolve_precision
 from pixelwise.segmenter import Segmenter
@@ -240,7 +240,7 @@ def segment(
         seg = load_model(seg)
     image = as_image(image)
     if seg.kind == "instance":
-        labels = detections_to_labels(detect(seg, image, score_threshold), score_threshold)
-        return drop_small(labels, min_size)
+        pred = detect(seg, image, score_threshold)
+        return detections_to_labels(pred, score_threshold, min_size=min_size)
     mask = predict(seg, image, precision, tta, tile, overlap, decide=decision_for(seg))
     return instances_for(seg, mask, object_class, min_size)
