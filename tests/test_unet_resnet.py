@@ -10,7 +10,7 @@ from torchvision.models import resnet as tv
 from pixelwise.checkpoint import load_model
 from pixelwise.cli import main
 from pixelwise.models import create_model
-from pixelwise.models.unet_resnet import is_resnet_state, load_backbone
+from pixelwise.models.unet_resnet import load_backbone, resnet_state
 
 
 def resnet_file(tmp_path, name="resnet18", seed=0):
@@ -77,9 +77,9 @@ def test_a_file_of_another_resnet_or_no_resnet_is_refused(tmp_path):
         load_backbone(model.encoder(), tmp_path / "missing.pth")
     torch.save({"weight": torch.zeros(3)}, tmp_path / "other.pth")
     (tmp_path / "text.pth").write_text("not weights")
-    assert is_resnet_state(path)
-    assert not is_resnet_state(tmp_path / "other.pth")
-    assert not is_resnet_state(tmp_path / "text.pth")
+    assert resnet_state(path) is not None
+    assert resnet_state(tmp_path / "other.pth") is None
+    assert resnet_state(tmp_path / "text.pth") is None
     with pytest.raises(ValueError, match=r"text\.pth: cannot read as PyTorch weights"):
         load_backbone(model.encoder(), tmp_path / "text.pth")
 

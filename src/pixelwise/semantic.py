@@ -34,7 +34,7 @@ from pixelwise.inference import predict_probs
 from pixelwise.losses import PixelCrossEntropy, soft_dice_loss
 from pixelwise.models import MODELS, create_model
 from pixelwise.models.unet_original import centre_crop
-from pixelwise.models.unet_resnet import IMAGENET_MEAN, IMAGENET_STD, is_resnet_state, load_backbone
+from pixelwise.models.unet_resnet import IMAGENET_MEAN, IMAGENET_STD, load_backbone, resnet_state
 from pixelwise.overlays import overlay
 from pixelwise.precision import autocast, memory_format
 from pixelwise.runtime import is_onnx_file
@@ -357,11 +357,11 @@ def build_model(
     device: torch.device,
     precision: str,
     start: Segmenter | None = None,
-    backbone: str | None = None,
+    backbone: dict | None = None,
 ) -> tuple[nn.Module, dict]:
-    """The seeded model (``start``'s network, when fine-tuning; its encoder from the ResNet
-    weights file ``backbone``, when given) and the keyword arguments that rebuild it (those its
-    builder accepts)."""
+    """The seeded model (``start``'s network, when fine-tuning; its encoder from ``backbone``,
+    the ResNet weights read from ``--weights``, when given) and the keyword arguments that
+    rebuild it (those its builder accepts)."""
     if start is not None:
         model, arch_kwargs = start.network, start.arch_kwargs
         if start.num_classes != num_classes:
@@ -383,26 +383,29 @@ def build_model(
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, **arch_kwargs)
     if backbone is not None:
-        count = load_backbone(model.encoder(), backbone)
-        print(f"encoder: {count} tensors from {backbone}", file=sys.stderr)
+        count = load_backbone(model.encoder(), backbone, cfg.weights)
+        print(f"encoder: {count} tensors from {cfg.weights}", file=sys.stderr)
     return model.to(device).to(memory_format=memory_format(precision)), arch_kwargs
 
 
 BACKBONE_MODELS = ("unet_resnet",)  # semantic models whose encoder a ResNet's weights can start
 
 
-def backbone_weights(cfg: TrainConfig) -> str | None:
-    """``--weights`` when it names a ResNet's weights file (e.g. torchvision's ImageNet
-    ``resnet34-b627a593.pth``) for a model with a ResNet encoder, rather than a checkpoint to
-    fine-tune; such a file for another model is refused."""
-    if not cfg.weights or not Path(cfg.weights).is_file() or not is_resnet_state(cfg.weights):
+def backbone_weights(cfg: TrainConfig) -> dict | None:
+    """The ResNet weights ``--weights`` names (e.g. torchvision's ImageNet
+    ``resnet34-b627a593.pth``), read once, for a model with a ResNet encoder; None when it
+    names a checkpoint to fine-tune; such a file for another model is refused."""
+    if not cfg.weights or not Path(cfg.weights).is_file():
+        return None
+    state = resnet_state(cfg.weights)
+    if state is None:
         return None
     if cfg.model not in BACKBONE_MODELS:
         raise ValueError(
             f"{cfg.weights}: a ResNet's weights; they start the encoder of "
             f"{' or '.join(BACKBONE_MODELS)} (--model), not of {cfg.model}"
         )
-    return cfg.weights
+    return state
 
 
 def pretrained_normalization(channels: int, scale: float) -> Normalization:

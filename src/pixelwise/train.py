@@ -119,10 +119,10 @@ def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
 def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Task:
     backbone = backbone_weights(cfg)  # before reading the data: a wrong file stops at once
     train_ds, val_ds, names, colours = build_datasets(cfg)
-    start = None if backbone else starting_point(cfg, train_ds.channels, len(names))
+    start = None if backbone is not None else starting_point(cfg, train_ds.channels, len(names))
     if start is not None:  # fine-tuning: the images normalised as the model learnt them
         train_ds.norm = val_ds.norm = start.norm
-    elif backbone:  # and as the ImageNet weights learnt them
+    elif backbone is not None:  # and as the ImageNet weights learnt them
         train_ds.norm = val_ds.norm = pretrained_normalization(
             train_ds.channels, train_ds.norm.scale
         )

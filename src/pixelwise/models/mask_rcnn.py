@@ -17,7 +17,7 @@ from pathlib import Path
 from torch import nn
 
 from pixelwise.constants import BACKBONES
-from pixelwise.models.unet_resnet import RESNET_PARTS, is_resnet_state, load_backbone
+from pixelwise.models.unet_resnet import RESNET_PARTS, load_backbone, resnet_state
 from pixelwise.models.weights import read_weights
 
 
@@ -43,9 +43,10 @@ def mask_rcnn(
     model = MaskRCNN(
         fpn, num_classes=num_classes + 1, min_size=min_size, max_size=max_size, **kwargs
     )
-    if weights is not None and is_resnet_state(weights):  # ImageNet weights for the backbone
+    resnet = resnet_state(weights) if weights is not None else None
+    if resnet is not None:  # ImageNet weights for the backbone
         body = model.backbone.body
-        load_backbone({name: getattr(body, name) for name in RESNET_PARTS}, weights)
+        load_backbone({name: getattr(body, name) for name in RESNET_PARTS}, resnet, weights)
     elif weights is not None:
         load_weights(model, weights)
     return model

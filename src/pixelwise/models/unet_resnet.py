@@ -96,21 +96,27 @@ def read_resnet_state(path: str | Path) -> dict[str, torch.Tensor]:
     }
 
 
-def is_resnet_state(path: str | Path) -> bool:
-    """Whether ``path`` holds a ResNet's weights rather than a pixelwise checkpoint."""
+def resnet_state(path: str | Path) -> dict[str, torch.Tensor] | None:
+    """:func:`read_resnet_state` of ``path`` when it holds a ResNet's weights; None for anything
+    else (a pixelwise checkpoint, a file that is no PyTorch file)."""
     try:
-        read_resnet_state(path)
+        return read_resnet_state(path)
     except ValueError:
-        return False
-    return True
+        return None
 
 
-def load_backbone(encoder: dict[str, nn.Module], path: str | Path) -> int:
-    """Copy a ResNet's weights from ``path`` into ``encoder`` (torchvision names -> modules);
-    every tensor of the encoder must be in the file with its shape, else a one-line error. A
-    conv1 for other than 3 input channels gets the RGB kernels' sum (grey) or their mean,
-    repeated. Returns the number of tensors loaded."""
-    state = read_resnet_state(path)
+def load_backbone(
+    encoder: dict[str, nn.Module], weights: str | Path | dict, path: str | Path | None = None
+) -> int:
+    """Copy a ResNet's weights (a file, or its :func:`read_resnet_state` already read from
+    ``path``) into ``encoder`` (torchvision names -> modules); every tensor of the encoder must
+    be in the file with its shape, else a one-line error. A conv1 for other than 3 input
+    channels gets the RGB kernels' sum (grey) or their mean, repeated. Returns the number of
+    tensors loaded."""
+    if isinstance(weights, dict):
+        state = dict(weights)  # conv1 may be replaced below: the caller's dict stays as it was
+    else:
+        path, state = weights, read_resnet_state(weights)
     own = {f"{name}.{k}": v for name, part in encoder.items() for k, v in part.state_dict().items()}
     rgb = state.get("conv1.weight")
     if rgb is not None and rgb.shape[1] == 3 and own["conv1.weight"].shape[1] != 3:
