@@ -518,7 +518,7 @@ def predict_videos(args: argparse.Namespace, seg, videos: list) -> int:
     out = Path(args.out) / "overlays"
     pairs = [(Path(v), out / f"{Path(v).stem}.mp4") for v in videos]
     share = pairs[dist.rank() :: dist.world_size()]  # under torchrun, each process its share
-    _, failures = run_videos(share, overlaid, args.progress, args.skip_existing)
+    failures = run_videos(share, overlaid, args.progress, args.skip_existing)
     return report_video_failures(failures)
 
 
@@ -737,7 +737,7 @@ def remove_bg_videos(args: argparse.Namespace, videos: list, out: Path, cut, one
     for dst in targets:
         check_output(dst, transparent=not (args.background or args.mask_only))
     pairs = list(zip(map(Path, videos), targets))
-    _, failures = run_videos(pairs, cut, args.progress, args.skip_existing)
+    failures = run_videos(pairs, cut, args.progress, args.skip_existing)
     return report_video_failures(failures)
 
 

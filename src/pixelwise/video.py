@@ -6,9 +6,9 @@ transparent; the default), ``.mov`` (PNG frames, lossless RGBA, for video editor
 (H.264, no transparency: for a cut-out composited onto a ``background`` or a mask). Frames are
 cut out one by one, each on its own (no smoothing over time); the frame rate is the clip's, and
 its sound is copied as it is when the container takes the codec (AAC into .mp4 and .mov, Opus
-into .webm; else a line says it was left out); a frame of odd width or height loses its last column or row (the codecs
-take even sizes). The output is written to a temporary file and renamed at the end, so a
-stopped run leaves no half-written video.
+into .webm; else a line says it was left out); a frame of odd width or height loses its last
+column or row (the codecs take even sizes). The output is written to a temporary file and
+renamed at the end, so a stopped run leaves no half-written video.
 """
 
 from __future__ import annotations
@@ -181,13 +181,13 @@ def video_frame(av, image: Image.Image, out):
 
 def run_videos(
     pairs: list[tuple[Path, Path]], fn, progress: bool = True, skip_existing: bool = False
-) -> tuple[list[Path], list[str]]:
+) -> list[str]:
     """Each (video, output) pair through ``fn`` frame by frame (:func:`transform_video`), with
-    a progress bar per clip; returns the outputs written and the failures, one line each
+    a progress bar per clip and a line per output written; returns the failures, one line each
     naming the file (a bad clip does not stop the others)."""
     from tqdm import tqdm
 
-    written, failures = [], []
+    failures = []
     for src, dst in pairs:
         if skip_existing and dst.exists():
             continue
@@ -196,10 +196,9 @@ def run_videos(
             with bar:
                 frames = transform_video(src, dst, fn, lambda n, bar=bar: bar.update(1))
             print(f"wrote {dst} ({frames} frames)")
-            written.append(dst)
         except ValueError as exc:
             failures.append(str(exc) if str(src) in str(exc) else f"{src}: {exc}")
-    return written, failures
+    return failures
 
 
 def report_video_failures(failures: list[str]) -> int:
