@@ -41,7 +41,7 @@ class UNetResNet(nn.Module):
     """Input (N, in_channels, H, W) -> logits (N, num_classes, H, W) for any H, W (padded to a
     multiple of 32 inside, cropped back)."""
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 2, backbone: str = "resnet34"):
+    def __init__(self, in_channels: int = 3, num_classes: int = 2, backbone: str = "resnet18"):
         super().__init__()
         net = resnet(backbone)
         if in_channels != 3:
