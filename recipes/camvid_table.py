@@ -1,4 +1,5 @@
-"""Markdown table of the CamVid comparison runs: full-resolution validation metrics of each
+"""Markdown table of the CamVid comparison runs: full-resolution validation metrics (mean IoU,
+mean boundary F1, per-class IoU) of each
 run's best.pt (its evaluation.json, written by `pixelwise evaluate`), training time
 (metrics.csv) and parameters.
 
@@ -32,16 +33,18 @@ def main(root: Path) -> None:
         )
     names = list(rows[0][5]["per_class"]) if rows else []
     print(
-        "| run | model | params | train+val time | best epoch | pixel acc | mean IoU | "
+        "| run | model | params | train+val time | best epoch | pixel acc | mean IoU | mean BF | "
         + " | ".join(names)
         + " |"
     )
-    print("|---" * (7 + len(names)) + "|")
+    print("|---" * (8 + len(names)) + "|")
     for name, arch, params, seconds, epoch, m in sorted(rows, key=lambda r: -r[5]["mean_iou"]):
         per_class = " | ".join(f"{m['per_class'][c]['iou']:.3f}" for c in names)
+        bf = m.get("mean_boundary_f1")  # evaluations before it was measured have none
+        bf = "-" if bf is None else f"{bf:.3f}"
         print(
             f"| {name} | {arch} | {params / 1e6:.2f} M | {seconds / 60:.1f} min | {epoch} | "
-            f"{m['pixel_accuracy']:.3f} | {m['mean_iou']:.3f} | {per_class} |"
+            f"{m['pixel_accuracy']:.3f} | {m['mean_iou']:.3f} | {bf} | {per_class} |"
         )
 
 

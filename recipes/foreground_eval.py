@@ -28,6 +28,7 @@ from PIL import Image
 from pixelwise.cutout import get_model, mask_iou_and_alpha_error, remove_background
 from pixelwise.data.io import read_image, read_mask
 from pixelwise.data.layouts import find_items
+from pixelwise.metrics import boundary_f1
 
 
 def photos(listing: Path, data: Path) -> list[tuple[str, Path, Path]]:
@@ -59,7 +60,7 @@ def grey(image: np.ndarray) -> np.ndarray:
 def score(
     model, triples, methods: list[str], matting: bool = False, box_model=None, as_grey=False
 ) -> dict:
-    """{method: {source: {"iou": [...], "error": [...], "seconds": [...]}}}"""
+    """{method: {source: {"iou": [...], "boundary_f1": [...], "error": [...], "seconds": [...]}}}"""
     table: dict = {m: defaultdict(lambda: defaultdict(list)) for m in methods}
     for source, image_path, mask_path in triples:
         image, truth = read_image(image_path), read_mask(mask_path) > 0
@@ -73,10 +74,18 @@ def score(
             iou, err = mask_iou_and_alpha_error(np.asarray(alpha, np.float32) / 255, truth)
             cell = table[method][source]
             cell["iou"].append(iou)
+            cell["boundary_f1"].append(outline_f1(alpha, truth))
             cell["error"].append(err)
             cell["seconds"].append(seconds)
             cell["stem"].append(image_path.stem)
     return table
+
+
+def outline_f1(alpha, truth: np.ndarray) -> float:
+    """Boundary F1 of the cut-out's outline (alpha > 127) against the mask's (0.75 % of the
+    diagonal, :func:`pixelwise.metrics.boundary_f1`); 0 for an empty cut-out."""
+    pred = np.asarray(alpha) > 127
+    return float(boundary_f1(truth.astype(np.int64), pred.astype(np.int64), 2)[1])
 
 
 def summarise(table: dict) -> dict:
@@ -85,6 +94,7 @@ def summarise(table: dict) -> dict:
             s: {
                 "images": len(c["iou"]),
                 "mean_iou": float(np.mean(c["iou"])),
+                "mean_boundary_f1": float(np.mean(c["boundary_f1"])),
                 "mean_abs_alpha_error": float(np.mean(c["error"])),
                 "median_seconds": statistics.median(c["seconds"]),
                 "per_image_iou": dict(zip(c["stem"], c["iou"])),
@@ -116,6 +126,7 @@ def main() -> None:
         for source, s in by_source.items():
             print(
                 f"{method:<9} {source:<16} images {s['images']:>4}  mean IoU {s['mean_iou']:.4f}  "
+                f"BF {s['mean_boundary_f1']:.4f}  "
                 f"|alpha error| {s['mean_abs_alpha_error']:.4f}  median {s['median_seconds']:.3f} s/photo",
                 flush=True,
             )

@@ -1,4 +1,4 @@
-"""Confusion-matrix metrics against a naive per-pixel loop and hand-computed cases."""
+"""Confusion-matrix and boundary metrics against naive loops and hand-computed cases."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pixelwise.metrics import ConfusionMatrix, format_table
+from pixelwise.metrics import ConfusionMatrix, ImageScores, boundary_f1, format_table
 
 
 def naive_scores(pred: np.ndarray, target: np.ndarray, k: int, ignore: int = 255) -> dict:
@@ -73,3 +73,105 @@ def test_bad_inputs():
         cm.update(torch.zeros(3), torch.zeros(2))
     with pytest.raises(ValueError, match="class ids must lie in 0..1"):
         cm.update(torch.tensor([0, 5]), torch.tensor([0, 1]))
+
+
+def naive_boundary_f1(ref: np.ndarray, pred: np.ndarray, k: int, ignore: int = 255) -> list:
+    """BF score from its definition: a pixel of a class is on its outline when one of its four
+    neighbours inside the image is of another class (ignored pixels are not of the class; the
+    outline has no ignored pixel); each outline pixel's distance to the other outline by brute
+    force over all its pixels; F1 of the shares within 0.75 % of the diagonal."""
+    h, w = ref.shape
+    theta = 0.0075 * math.hypot(h, w)
+    valid = ref != ignore
+
+    def outline(labels, c):
+        points = []
+        for y in range(h):
+            for x in range(w):
+                if labels[y, x] != c or not valid[y, x]:
+                    continue
+                near = [(y + dy, x + dx) for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))]
+                if any(0 <= v < h and 0 <= u < w and labels[v, u] != c for v, u in near):
+                    points.append((y, x))
+        return np.array(points, float).reshape(-1, 2)
+
+    def share_near(a, b):
+        d = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)).min(1)
+        return float((d <= theta).mean())
+
+    out = []
+    for c in range(k):
+        r, p = ref == c, (pred == c) & valid
+        if not r.any() and not p.any():
+            out.append(math.nan)
+            continue
+        a, b = outline(np.where(valid, pred, -1), c), outline(ref, c)
+        if not len(a) or not len(b):
+            out.append(float(not len(a) and not len(b) and (r == p).all()))
+            continue
+        precision, recall = share_near(a, b), share_near(b, a)
+        out.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return out
+
+
+def blobs(rng, shape, k):
+    """A random label image of a few overlapping rectangles of k classes."""
+    labels = np.zeros(shape, np.int64)
+    for _ in range(6):
+        y, x = rng.integers(0, shape[0] - 4), rng.integers(0, shape[1] - 4)
+        labels[y : y + rng.integers(3, 25), x : x + rng.integers(3, 25)] = rng.integers(0, k)
+    return labels
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_boundary_f1_matches_a_brute_force_loop(seed):
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(20, 60)), int(rng.integers(20, 60)))
+    ref, pred = blobs(rng, shape, 4), blobs(rng, shape, 4)
+    if seed % 2:  # a void region, and predictions made near the reference
+        ref[rng.integers(0, 10) : 15, 5:12] = 255
+        pred = np.where(rng.random(shape) < 0.9, np.where(ref == 255, 0, ref), pred)
+    ours = boundary_f1(ref, pred, 5)
+    np.testing.assert_allclose(ours, naive_boundary_f1(ref, pred, 5), equal_nan=True)
+    assert np.isnan(ours[4])  # in neither image
+
+
+def test_boundary_f1_hand_computed_cases():
+    ref = np.zeros((100, 100), np.int64)
+    ref[20:60, 20:60] = 1
+    assert boundary_f1(ref, ref, 2).tolist() == [1.0, 1.0]
+    # tolerance 0.75 % of 141.4 = 1.06 px: one pixel off is on the outline, two are not
+    assert boundary_f1(ref, np.roll(ref, 1, axis=1), 2).tolist() == [1.0, 1.0]
+    # 4 px to the right: of the 156 outline pixels of the square, 37 of its top row, 37 of its
+    # bottom row and the 2 ends of one side lie within 1.06 px of the other outline
+    assert boundary_f1(ref, np.roll(ref, 4, axis=1), 2)[1] == pytest.approx(76 / 156)
+    empty = np.zeros_like(ref)
+    assert boundary_f1(ref, empty, 2)[1] == 0.0  # missed object: no predicted outline
+    assert boundary_f1(empty, empty, 2).tolist()[0] == 1.0  # both all background: agree
+    assert math.isnan(boundary_f1(empty, empty, 2)[1])
+    assert boundary_f1(np.ones_like(ref), empty, 2).tolist() == [0.0, 0.0]
+    # a ring of void around the square: the predicted outline inside it is not scored
+    void = ref.copy()
+    void[18:62, 18:62][(void[18:62, 18:62] == 0)] = 255
+    grown = np.zeros_like(ref)
+    grown[19:61, 19:61] = 1
+    assert boundary_f1(void, grown, 2)[1] == 1.0
+
+
+def test_image_scores_average_each_class_over_the_images_that_have_it():
+    ref = np.zeros((50, 50), np.int64)
+    ref[10:30, 10:30] = 1
+    scores = ImageScores(3)
+    scores.add(ref, ref)  # class 1: 1.0
+    scores.add(np.roll(ref, 5, axis=0), ref)  # class 1 moved down beyond the tolerance
+    scores.add(np.zeros_like(ref), np.zeros_like(ref))  # class 1 in neither: not averaged
+    bf = boundary_f1(ref, np.roll(ref, 5, axis=0), 3)
+    summary = scores.summary(["a", "b", "c"])
+    assert summary["per_class"]["b"]["boundary_f1"] == pytest.approx((1.0 + bf[1]) / 2)
+    assert summary["per_class"]["c"]["boundary_f1"] is None
+    assert summary["mean_boundary_f1"] == pytest.approx(
+        ((1.0 + bf[0] + 1.0) / 3 + (1.0 + bf[1]) / 2) / 2
+    )
+    assert scores.total.matrix.sum() == 3 * 50 * 50
+    table = format_table(summary)
+    assert "BF" in table and f"mean BF {summary['mean_boundary_f1']:.4f}" in table

@@ -10,6 +10,7 @@ from PIL import Image
 from pixelwise.cli import main
 from pixelwise.data.io import read_image, read_mask
 from pixelwise.evaluate import label_image_coco_ap, object_confidences, object_metrics
+from pixelwise.metrics import boundary_f1
 
 
 def _blobs(root, n=10, size=64, seed=0):
@@ -339,6 +340,13 @@ def test_evaluate_scores_a_folder_of_predicted_masks(shapes_data, tmp_path, caps
     summary = evaluate_predictions(tmp_path / "ids", shapes_data)
     assert summary["images"] == len(truths)
     assert summary["mean_iou"] == pytest.approx(_naive_mean_iou(pairs, 3))
+    # boundary F1: each class's mean over the images that have it, then over the classes
+    per_image = np.array([boundary_f1(truth, pred, 3) for pred, truth in pairs])
+    assert summary["mean_boundary_f1"] == pytest.approx(np.nanmean(np.nanmean(per_image, 0)))
+    assert [r["boundary_f1"] for r in summary["per_image"]] == pytest.approx(
+        np.nanmean(per_image, 1).tolist()
+    )
+    assert 0 < summary["mean_boundary_f1"] < 1
     out = tmp_path / "e.json"
     args = ["evaluate", str(tmp_path / "ids"), str(shapes_data), "--json", str(out)]
     assert main(args) == 0

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from pixelwise.checkpoint import load_model
 from pixelwise.classical import METHODS, regions_to_classes, run_method
@@ -36,7 +35,7 @@ from pixelwise.evaluate import (
     run_validation,
 )
 from pixelwise.inference import predict
-from pixelwise.metrics import ConfusionMatrix
+from pixelwise.metrics import ImageScores, image_mean
 from pixelwise.segmenter import default_colours
 
 
@@ -145,14 +144,19 @@ def select_items(
     return items
 
 
-def score(cm: ConfusionMatrix, num_classes: int) -> dict:
-    """Metrics over the real classes of a matrix whose last predicted id means "no class"."""
+def score(scores: ImageScores, num_classes: int) -> dict:
+    """Metrics over the real classes of scores whose last predicted id means "no class"."""
+    cm = scores.total
     iou, dice = cm.iou()[:num_classes], cm.dice()[:num_classes]
+    per_class = scores.summary()["per_class"].values()
+    bf = [m["boundary_f1"] for m in list(per_class)[:num_classes]]
     return {
         "mean_iou": iou.nanmean().item(),
         "mean_dice": dice.nanmean().item(),
+        "mean_boundary_f1": image_mean([float("nan") if v is None else v for v in bf]),
         "pixel_accuracy": cm.pixel_accuracy(),
         "per_class_iou": [None if v != v else v for v in iou.tolist()],
+        "per_class_boundary_f1": bf,
     }
 
 
@@ -192,7 +196,7 @@ def compare(
     num_classes = num_classes or class_count(encoding, info, methods)
     objects = encoding.instances is not None
     prepare(methods, items, info.class_names, num_classes, objects, roots[0])
-    matrices = {m.name: ConfusionMatrix(num_classes + 1) for m in methods}
+    scores = {m.name: ImageScores(num_classes + 1) for m in methods}
     panels: list[list[np.ndarray]] = []
     shown = set(
         np.linspace(0, len(items) - 1, min(grid_rows, len(items))).round().astype(int).tolist()
@@ -210,14 +214,14 @@ def compare(
                 pred = m(image, target, num_classes)
             if objects and m.model is not None and m.model.encoding.instances:
                 pred = (pred > 0).astype(np.int64)  # interior and boundary are both an object
-            matrices[m.name].update(torch.from_numpy(pred), torch.from_numpy(target))
+            scores[m.name].add(pred, target)
             row.append(pred)
         if index in shown:
             panels.append(row)
     table = [
         {
             "method": m.name,
-            **score(matrices[m.name], num_classes),
+            **score(scores[m.name], num_classes),
             "seconds_per_image": float(np.median(m.seconds)) if m.seconds else None,
         }
         for m in methods
@@ -238,13 +242,14 @@ def prepare(methods: list[Method], items, names, num_classes: int, objects: bool
 
 def format_table(rows: list[dict]) -> str:
     lines = [
-        "| method | mean IoU | mean Dice | pixel accuracy | s / image (median) |",
-        "|---|---|---|---|---|",
+        "| method | mean IoU | mean Dice | mean BF | pixel accuracy | s / image (median) |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
         seconds = r["seconds_per_image"]  # None: predicted beforehand, not timed here
         lines.append(
-            f"| {r['method']} | {r['mean_iou']:.4f} | {r['mean_dice']:.4f} | {r['pixel_accuracy']:.4f} | "
+            f"| {r['method']} | {r['mean_iou']:.4f} | {r['mean_dice']:.4f} | "
+            f"{r['mean_boundary_f1']:.4f} | {r['pixel_accuracy']:.4f} | "
             + ("-" if seconds is None else f"{seconds:.3f}")
             + " |"
         )

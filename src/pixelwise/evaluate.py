@@ -44,6 +44,7 @@ from pixelwise.inference import (
 from pixelwise.instances import check_object_class, decision_for, drop_small, instances_for
 from pixelwise.metrics import (
     ConfusionMatrix,
+    ImageScores,
     Overlaps,
     aggregated_jaccard,
     dsb_average_precision,
@@ -146,15 +147,15 @@ def evaluate_checkpoint(
     )
     head = {"split": split, "images": len(items), "checkpoint": str(checkpoint), "tta": tta}
     precision = resolve_precision(precision, device)
-    per_image: list[ConfusionMatrix] = []
+    scores = ImageScores(seg.num_classes)
     if seg.encoding.instances is None and object_class is None:
-        cm = score_pixels(seg, ds, precision, tta, per_image)
-        return head | cm.summary(seg.class_names) | {"per_image": image_rows(items, per_image)}
-    cm, pairs, coco = score_objects(seg, ds, precision, tta, object_class, min_size, per_image)
+        score_pixels(seg, ds, precision, tta, scores)
+        return head | scores.summary(seg.class_names) | {"per_image": image_rows(items, scores)}
+    pairs, coco = score_objects(seg, ds, precision, tta, object_class, min_size, scores)
     image_aps: list[float] = []
     objects = object_metrics(pairs, image_aps) | coco
-    rows = image_rows(items, per_image, image_aps)
-    return head | cm.summary(seg.class_names) | {"objects": objects, "per_image": rows}
+    rows = image_rows(items, scores, image_aps)
+    return head | scores.summary(seg.class_names) | {"objects": objects, "per_image": rows}
 
 
 def run_validation(checkpoint, data, kind: str) -> list[str] | None:
@@ -247,18 +248,20 @@ NEVER_STORED = -1  # the stored value of a model class the data does not have
 
 
 def image_rows(
-    items: list, per_image: list[ConfusionMatrix], image_aps: list[float] | None = None
+    items: list, scores: ImageScores, image_aps: list[float] | None = None
 ) -> list[dict]:
-    """One row per scored image: its name, pixel accuracy and mean IoU (over the classes in its
-    reference or prediction; None when every pixel is ignored), the pixels scored, and given
-    ``image_aps`` its DSB2018 mean AP."""
+    """One row per scored image: its name, pixel accuracy, mean IoU and mean boundary F1 (over
+    the classes in its reference or prediction; None when every pixel is ignored), the pixels
+    scored, and given ``image_aps`` its DSB2018 mean AP."""
     rows = []
-    for i, (item, cm) in enumerate(zip(items, per_image)):
+    for i, (item, cm, boundary) in enumerate(zip(items, scores.images, scores.boundary)):
         iou = cm.iou().nanmean().item()
+        bf = float(np.nanmean(boundary)) if not np.isnan(boundary).all() else None
         row = {
             "name": item.name,
             "pixel_accuracy": cm.pixel_accuracy() if cm.matrix.sum() else None,
             "mean_iou": None if np.isnan(iou) else iou,
+            "boundary_f1": bf,
             "pixels": int(cm.matrix.sum()),
         }
         if image_aps is not None:
@@ -272,19 +275,13 @@ def score_pixels(
     ds: SegmentationDataset,
     precision: str,
     tta: bool,
-    per_image: list[ConfusionMatrix],
-) -> ConfusionMatrix:
-    """The confusion matrix over ``ds`` of the masks :func:`pixelwise.inference.predict` makes
-    of its images (overlap-tile above 2048 x 2048 pixels, as for files), each image's own into
-    ``per_image``."""
-    cm = ConfusionMatrix(seg.num_classes)
+    scores: ImageScores,
+) -> None:
+    """Add to ``scores`` the masks :func:`pixelwise.inference.predict` makes of the images of
+    ``ds`` (overlap-tile above 2048 x 2048 pixels, as for files)."""
     for i in range(len(ds)):
         image, target = ds.load(i)
-        mask = predict_semantic(seg, image, precision, tta, None, AUTO_OVERLAP)
-        per_image.append(ConfusionMatrix(seg.num_classes))
-        per_image[-1].update(torch.from_numpy(mask), torch.from_numpy(target))
-        cm.merge(per_image[-1])
-    return cm
+        scores.add(predict_semantic(seg, image, precision, tta, None, AUTO_OVERLAP), target)
 
 
 def score_objects(
@@ -294,15 +291,13 @@ def score_objects(
     tta: bool,
     object_class: int | None,
     min_size: int,
-    per_image: list[ConfusionMatrix] | None = None,
-) -> tuple[ConfusionMatrix, list[Overlaps], dict]:
-    """The confusion matrix, the :class:`~pixelwise.metrics.Overlaps` of each image's
-    (reference, predicted) instance label images and the COCO mask AP of its objects ranked by
-    their mean probability (:func:`coco_from_parts`), image by image (each image's confusion
-    matrix into ``per_image``); the probabilities as
-    :func:`pixelwise.inference.predict_probabilities` makes them. Only compact counts and RLEs
-    are kept, so that many large images fit."""
-    cm = ConfusionMatrix(seg.num_classes)
+    scores: ImageScores,
+) -> tuple[list[Overlaps], dict]:
+    """The :class:`~pixelwise.metrics.Overlaps` of each image's (reference, predicted) instance
+    label images and the COCO mask AP of its objects ranked by their mean probability
+    (:func:`coco_from_parts`), image by image, each image's class mask added to ``scores``; the
+    probabilities as :func:`pixelwise.inference.predict_probabilities` makes them. Only compact
+    counts and RLEs are kept, so that many large images fit."""
     pairs, coco, with_coco = [], [], has_pycocotools()
     for i, item in enumerate(ds.items):
         image, target = ds.load(i)
@@ -310,11 +305,7 @@ def score_objects(
             seg, image, precision, tta, None, AUTO_OVERLAP, decide=class_probabilities
         )
         pred = torch.from_numpy(probs).permute(2, 0, 1)[None]
-        one = ConfusionMatrix(seg.num_classes)
-        one.update(pred.argmax(1)[0], torch.from_numpy(target))
-        cm.merge(one)
-        if per_image is not None:
-            per_image.append(one)
+        scores.add(pred.argmax(1)[0].numpy(), target)
         if seg.encoding.instances is not None:
             reference = item.read_mask(instances=True)
         else:
@@ -325,7 +316,7 @@ def score_objects(
             objectness = 1.0 - pred[0, 0] if object_class is None else pred[0, object_class]
             conf = object_confidences(labels, objectness.float().numpy())
             coco.append(coco_parts(reference, labels, conf, i + 1))
-    return cm, pairs, coco_from_parts(coco) if with_coco else {}
+    return pairs, coco_from_parts(coco) if with_coco else {}
 
 
 def object_confidences(labels: np.ndarray, objectness: np.ndarray) -> np.ndarray:
@@ -503,29 +494,25 @@ def evaluate_predictions(
     encoding = MaskEncoding(values, info.ignore_values, cfg.instances)
     folder = prediction_folder(Path(predictions), objects or object_class is not None)
     files = prediction_files(folder, items)
-    cm, per_image, pairs = ConfusionMatrix(len(names)), [], []
+    scores, pairs = ImageScores(len(names)), []
     for item, path in zip(items, files):
         reference = item.read_mask(instances=objects)
         stored = read_prediction(path, reference.shape[:2])
         if min_size and (objects or object_class is not None):
             stored = drop_small(stored, min_size)
         target = encoding.apply(reference, len(names), item.mask)
-        mask = predicted_ids(path, stored, encoding, len(names))
-        one = ConfusionMatrix(len(names))
-        one.update(torch.from_numpy(mask), torch.from_numpy(target))
-        cm.merge(one)
-        per_image.append(one)
+        scores.add(predicted_ids(path, stored, encoding, len(names)), target)
         if objects:
             pairs.append(overlaps(reference, stored))
         elif object_class is not None:
             pairs.append(overlaps(instances_for_reference(target, object_class), stored))
     head = {"split": split, "images": len(items), "predictions": str(folder)}
     if not pairs:
-        return head | cm.summary(names) | {"per_image": image_rows(items, per_image)}
+        return head | scores.summary(names) | {"per_image": image_rows(items, scores)}
     image_aps: list[float] = []
-    scores = object_metrics(pairs, image_aps)
-    rows = image_rows(items, per_image, image_aps)
-    return head | cm.summary(names) | {"objects": scores, "per_image": rows}
+    objects = object_metrics(pairs, image_aps)
+    rows = image_rows(items, scores, image_aps)
+    return head | scores.summary(names) | {"objects": objects, "per_image": rows}
 
 
 def prediction_folder(path: Path, objects: bool) -> Path:

@@ -93,15 +93,24 @@ def _num(x: torch.Tensor) -> float | None:
 
 def format_table(summary: dict) -> str:
     """A plain-text table of a :meth:`ConfusionMatrix.summary`."""
-    lines = [f"{'class':<16}{'IoU':>8}{'Dice':>8}{'pixels':>12}"]
+    bf = "mean_boundary_f1" in summary  # scored image by image (ImageScores)
+    lines = [
+        f"{'class':<16}{'IoU':>8}{'Dice':>8}" + (f"{'BF':>8}" if bf else "") + f"{'pixels':>12}"
+    ]
     for name, m in summary["per_class"].items():
-        iou = "-" if m["iou"] is None else f"{m['iou']:.4f}"
-        dice = "-" if m["dice"] is None else f"{m['dice']:.4f}"
-        lines.append(f"{name:<16}{iou:>8}{dice:>8}{m['pixels']:>12}")
+        cells = [m[key] for key in ("iou", "dice", "boundary_f1")[: 3 if bf else 2]]
+        text = "".join(f"{'-' if v is None else f'{v:.4f}':>8}" for v in cells)
+        lines.append(f"{name:<16}{text}{m['pixels']:>12}")
     lines.append(
         f"pixel accuracy {summary['pixel_accuracy']:.4f}   mean IoU {summary['mean_iou']:.4f}   "
         f"mean Dice {summary['mean_dice']:.4f}"
+        + (f"   mean BF {summary['mean_boundary_f1']:.4f}" if bf else "")
     )
+    if bf:
+        lines.append(
+            f"(BF: boundary F1 within {BOUNDARY_TOLERANCE:.2%} of the image diagonal, "
+            "per image, then averaged)"
+        )
     if "objects" in summary:
         o = summary["objects"]
         lines.append(
@@ -124,6 +133,108 @@ def format_table(summary: dict) -> str:
                 f"AP75 {o['coco_mask_ap75']:.4f}   (objects ranked by mean probability)"
             )
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Boundary F1 (BF score; Csurka et al., BMVC 2013, the SegNet paper's third metric): how well
+# each class's outline is placed, which region overlap barely sees on large regions.
+
+BOUNDARY_TOLERANCE = 0.0075  # of the image diagonal, Csurka et al.'s choice
+
+
+def inner_boundary(mask: np.ndarray) -> np.ndarray:
+    """Pixels of ``mask`` with a 4-neighbour outside it; the image's edge is no boundary."""
+    pad = np.pad(mask, 1, mode="edge")
+    inside = pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
+    return mask & ~inside
+
+
+def boundary_f1(
+    reference: np.ndarray,
+    prediction: np.ndarray,
+    num_classes: int,
+    ignore_index: int = IGNORE_INDEX,
+    tolerance: float = BOUNDARY_TOLERANCE,
+) -> np.ndarray:
+    """Per-class BF score of one image's (H, W) class ids: F1 of the boundary pixels'
+    precision (share of the predicted boundary within ``tolerance`` x the image diagonal of
+    the reference boundary) and recall (the converse); boundaries are
+    :func:`inner_boundary`'s, those on ignored reference pixels left out. NaN for a class
+    absent from both images; 0 when only one has a boundary; with no boundary on either side
+    (the class fills the image), 1 if the two agree.
+
+    Example:
+        >>> ref = np.zeros((100, 100), int); ref[20:60, 20:60] = 1
+        >>> pred = np.roll(ref, 1, axis=1)  # 1 px off: within the tolerance, 1.06 px here
+        >>> boundary_f1(ref, pred, 2).tolist()
+        [1.0, 1.0]
+        >>> pred = np.roll(ref, 4, axis=1)  # 4 px off: 76 of each side's 156 outline pixels
+        >>> round(float(boundary_f1(ref, pred, 2)[1]), 3)
+        0.487
+    """
+    import cv2
+
+    theta = tolerance * float(np.hypot(*reference.shape[:2]))
+    valid = reference != ignore_index
+    scores = np.full(num_classes, np.nan)
+    for c in range(num_classes):
+        ref, pred = reference == c, (prediction == c) & valid
+        if not ref.any() and not pred.any():
+            continue
+        ref_edge, pred_edge = inner_boundary(ref) & valid, inner_boundary(pred) & valid
+        if not ref_edge.any() or not pred_edge.any():
+            scores[c] = float(not ref_edge.any() and not pred_edge.any() and (ref == pred).all())
+            continue
+        rows, cols = (
+            np.nonzero((ref_edge | pred_edge).any(1))[0],
+            np.nonzero((ref_edge | pred_edge).any(0))[0],
+        )
+        box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # holds both: exact there
+        near = []
+        for edge, other in ((pred_edge[box], ref_edge[box]), (ref_edge[box], pred_edge[box])):
+            distance = cv2.distanceTransform(
+                (~other).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE
+            )
+            near.append(float((distance[edge] <= theta).mean()))
+        precision, recall = near
+        total = precision + recall
+        scores[c] = 2 * precision * recall / total if total else 0.0
+    return scores
+
+
+class ImageScores:
+    """Whole-image predictions scored image by image: one confusion matrix over them all,
+    each image's own, and each image's per-class boundary F1 (:func:`boundary_f1`)."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.total = ConfusionMatrix(num_classes)
+        self.images: list[ConfusionMatrix] = []
+        self.boundary: list[np.ndarray] = []
+
+    def add(self, prediction: np.ndarray, target: np.ndarray) -> None:
+        """One image's (H, W) predicted class ids against its target (ignored pixels 255)."""
+        one = ConfusionMatrix(self.num_classes)
+        one.update(torch.from_numpy(prediction), torch.from_numpy(target))
+        self.total.merge(one)
+        self.images.append(one)
+        self.boundary.append(boundary_f1(target, prediction, self.num_classes))
+
+    def summary(self, class_names: list[str] | None = None) -> dict:
+        """:meth:`ConfusionMatrix.summary` with each class's boundary F1 (its mean over the
+        images that have the class on either side) and their mean, ``mean_boundary_f1``."""
+        out = self.total.summary(class_names)
+        per_class = np.full(self.num_classes, np.nan)
+        if self.boundary:
+            stacked = np.stack(self.boundary)
+            seen = ~np.isnan(stacked)
+            sums = np.where(seen, stacked, 0.0).sum(0)
+            per_class = np.where(seen.any(0), sums / np.maximum(seen.sum(0), 1), np.nan)
+        for m, value in zip(out["per_class"].values(), per_class):
+            m["boundary_f1"] = None if np.isnan(value) else float(value)
+        kept = per_class[~np.isnan(per_class)]
+        out["mean_boundary_f1"] = float(kept.mean()) if kept.size else float("nan")
+        return out
 
 
 # ---------------------------------------------------------------------------------------------
