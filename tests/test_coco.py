@@ -2,6 +2,7 @@
 in code trains a few steps and predicts torchvision's structure, perfect predictions score AP = 1."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -483,6 +484,17 @@ def test_evaluate_scores_another_tools_coco_results(tmp_path, capsys):
     results.write_text(json.dumps([as_results[0] | {"image_id": 5}]))
     assert main(["evaluate", str(results), str(data)]) == 2
     assert "image ids [5] are not in" in capsys.readouterr().err
+    # a folder of one results file per image, by stem, whatever ids they hold (predict's OUT/coco)
+    folder = tmp_path / "out" / "coco"
+    folder.mkdir(parents=True)
+    for image in spec["images"]:
+        mine = [r | {"image_id": 0} for r in as_results if r["image_id"] == image["id"]]
+        (folder / f"{Path(image['file_name']).stem}.json").write_text(json.dumps(mine))
+    assert evaluate_results(folder, data)["detection"] == perfect
+    assert (
+        main(["evaluate", str(folder.parent), str(data), "--json", str(tmp_path / "f.json")]) == 0
+    )
+    assert json.loads((tmp_path / "f.json").read_text())["detection"] == perfect
 
 
 def test_a_coco_folder_is_read_as_its_annotations_file(tmp_path):

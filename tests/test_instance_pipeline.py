@@ -1,6 +1,9 @@
 """Instance models (Mask R-CNN) behind the same verbs as semantic ones: the Python API's
 predict/segment, the CLI, and torchrun training that equals one process."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -191,3 +194,37 @@ def test_mask_rcnn_under_torchrun_trains_like_one_process(tmp_path):
     assert any(
         not torch.equal(start[k], a["state_dict"][k]) for k in start if start[k].is_floating_point()
     )
+
+
+def test_evaluate_scores_predicts_output_as_the_model_is_scored(detector, tmp_path, capsys):
+    """predict's output folder of a Mask R-CNN (its per-image COCO results hold image id 0)
+    is scored by `evaluate OUT DATA` as detections, with the data's image ids by file stem:
+    the scores `evaluate` gives those detections as one COCO results file with the right ids;
+    a missing file is a one-line error. (A one-epoch model scores little: test_coco checks the
+    figures on known detections.)"""
+    from pixelwise.evaluate import evaluate_results
+
+    data, best = detector
+    out = tmp_path / "p"
+    argv = ["predict", str(best), str(data.parent / "images"), "--out", str(out)]
+    assert main([*argv, "--score-threshold", "0.0", "--no-progress"]) == 0
+    spec = json.loads(data.read_text())
+    ids = {Path(im["file_name"]).stem: im["id"] for im in spec["images"]}
+    merged = [
+        r | {"image_id": ids[path.stem]}
+        for path in sorted((out / "coco").glob("*.json"))
+        for r in json.loads(path.read_text())
+    ]
+    assert merged and {r["image_id"] for r in merged} == set(ids.values())
+    (tmp_path / "merged.json").write_text(json.dumps(merged))
+    expected = evaluate_results(tmp_path / "merged.json", data)["detection"]
+    for given in (out, out / "coco"):
+        assert main(["evaluate", str(given), str(data), "--json", str(tmp_path / "e.json")]) == 0
+        assert json.loads((tmp_path / "e.json").read_text())["detection"] == expected
+    assert "mask AP" in capsys.readouterr().out
+    # asked for, its masks are scored as they are (here, class masks of COCO's categories)
+    assert main(["evaluate", str(out), str(data), "--min-object-size", "1"]) == 0
+    assert "mean IoU" in capsys.readouterr().out
+    next(iter((out / "coco").glob("*.json"))).unlink()
+    assert main(["evaluate", str(out), str(data)]) == 2
+    assert "no results file for 1 of the 4 images" in capsys.readouterr().err

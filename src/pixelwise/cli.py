@@ -100,13 +100,14 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     ),
     "evaluate": (
         "score a checkpoint, or masks predicted by any tool, on a labelled dataset",
-        "Pixel accuracy, per-class and mean IoU and Dice from one confusion matrix over the whole set (instance "
-        "models: COCO AP and DSB2018 mean AP). Evaluates --val-stems if given, else the validation split (DATA/val, "
+        "Pixel accuracy, per-class and mean IoU and Dice from one confusion matrix over the whole set, and "
+        "each class's boundary F1 (BF) image by image (instance models: COCO AP and DSB2018 mean AP). Evaluates --val-stems if given, else the validation split (DATA/val, "
         "VOC's val.txt, ...), else (on the data the checkpoint was trained on) the validation images "
         "its run drew, else the training split, else DATA/{images,masks}. Given a folder instead of a "
         "checkpoint, scores the masks in it (one per image, by file stem: class ids or the data's mask "
         "values; instance label images for instance data or --object-class), e.g. predict's or another "
-        "tool's output.",
+        "tool's output; predict's output of an instance model (OUT or OUT/coco: a COCO results file per "
+        "image) is scored as that model's detections would be.",
         [
             Opt(
                 ("checkpoint",),
@@ -563,35 +564,52 @@ def cmd_segment(args: argparse.Namespace) -> int:
     )
 
 
+def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
+    """evaluate's scores of what it was given, and the folder its JSON goes to by default:
+    a folder of predicted masks (or, from `predict` of an instance model, of per-image COCO
+    results: scored as detections unless --object-class or --min-object-size ask for its label
+    images), a COCO results file, or a checkpoint."""
+    from pixelwise.checkpoint import resolve_checkpoint
+    from pixelwise.evaluate import (
+        evaluate_checkpoint,
+        evaluate_predictions,
+        evaluate_results,
+        results_folder,
+    )
+
+    given = Path(args.checkpoint)
+    if (given.is_dir() or given.suffix.lower() == ".json") and args.tta:
+        raise ValueError(f"{given}: --tta is for models; these are predictions")
+    as_labels = args.object_class is not None or args.min_object_size
+    found = results_folder(given) if given.is_dir() and not as_labels else None
+    if found is not None or given.suffix.lower() == ".json":  # detections, any tool's
+        summary = evaluate_results(found or given, args.data, args.val_stems)
+        return summary, given if given.is_dir() else given.parent
+    if given.is_dir():
+        summary = evaluate_predictions(
+            given, args.data, args.val_stems, args.object_class, args.min_object_size
+        )
+        return summary, given
+    summary = evaluate_checkpoint(
+        args.checkpoint,
+        args.data,
+        args.val_stems,
+        args.precision,
+        args.tta,
+        args.object_class,
+        args.min_object_size,
+        args.runtime,
+        args.device,
+    )
+    return summary, resolve_checkpoint(args.checkpoint).parent
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from pixelwise.checkpoint import BUNDLED_DIR, resolve_checkpoint
+    from pixelwise.checkpoint import BUNDLED_DIR
     from pixelwise.data.io import atomic_write_bytes
-    from pixelwise.evaluate import evaluate_checkpoint, evaluate_predictions, evaluate_results
     from pixelwise.metrics import format_table
 
-    folder = Path(args.checkpoint).is_dir()
-    results = Path(args.checkpoint).suffix.lower() == ".json"  # detections another tool wrote
-    if (folder or results) and args.tta:
-        raise ValueError(f"{args.checkpoint}: --tta is for models; these are predictions")
-    summary = (
-        evaluate_predictions(
-            args.checkpoint, args.data, args.val_stems, args.object_class, args.min_object_size
-        )
-        if folder
-        else evaluate_results(args.checkpoint, args.data, args.val_stems)
-        if results
-        else evaluate_checkpoint(
-            args.checkpoint,
-            args.data,
-            args.val_stems,
-            args.precision,
-            args.tta,
-            args.object_class,
-            args.min_object_size,
-            args.runtime,
-            args.device,
-        )
-    )
+    summary, beside = evaluation_of(args)
     print(f"{summary['images']} images from {summary['split']}")
     if "detection" in summary:
         d = {k: "-" if v is None else f"{v:.4f}" for k, v in summary["detection"].items()}
@@ -603,13 +621,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(format_table(summary))
         print_lowest(summary["per_image"])
-    beside = (
-        Path(args.checkpoint)
-        if folder
-        else Path(args.checkpoint).parent
-        if results
-        else resolve_checkpoint(args.checkpoint).parent
-    )
     out = Path(args.json) if args.json else beside / "evaluation.json"
     if not args.json and BUNDLED_DIR in out.parents:
         out = Path("evaluation.json")  # never write into the installed package

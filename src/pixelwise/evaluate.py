@@ -582,21 +582,28 @@ def evaluate_results(
     tool wrote as a COCO results file (a list of ``image_id``, ``category_id``, ``score``,
     ``bbox`` and/or ``segmentation``, as Detectron2 or MMDetection write them) on a
     COCO dataset whose image and category ids they use: COCO box (and mask) AP of every result,
-    and the DSB2018 mean AP, PQ and AJI of those scoring at least ``score_threshold``."""
+    and the DSB2018 mean AP, PQ and AJI of those scoring at least ``score_threshold``.
+    ``results_file`` may also be a folder of such files, one per image named by its stem (as
+    `predict` writes them for an instance model, :func:`results_by_stem`), for any instance
+    data."""
     from pixelwise.data.coco import item_target
     from pixelwise.detection import detection_scores, reference_labels, results_labels
 
     path = Path(results_file)
     items, cats, spec = evaluation_instances(data, parse_stems(val_stems))
-    if spec is None:
+    if path.is_dir():
+        results = results_by_stem(path, items)
+    elif spec is None:
         raise ValueError(
             f"{path}: COCO results name images by the ids of a COCO file; {data} has none"
         )
-    results = read_results(path)
-    ids, known = {i.image_id for i in items}, {im["id"] for im in spec["images"]}
-    strangers = sorted({r["image_id"] for r in results} - known)
-    if strangers:
-        raise ValueError(f"{path}: image ids {strangers[:10]} are not in {data}'s COCO file")
+    else:
+        results = read_results(path)
+        known = {im["id"] for im in spec["images"]}
+        strangers = sorted({r["image_id"] for r in results} - known)
+        if strangers:
+            raise ValueError(f"{path}: image ids {strangers[:10]} are not in {data}'s COCO file")
+    ids = {i.image_id for i in items}
     unknown = sorted({r["category_id"] for r in results} - set(cats.ids))
     if unknown:
         raise ValueError(f"{path}: category ids {unknown[:10]} are not {data}'s ({list(cats.ids)})")
@@ -616,6 +623,38 @@ def evaluate_results(
         "results": str(path),
         "detection": scores,
     }
+
+
+def results_folder(path: Path) -> Path | None:
+    """The folder of per-image COCO results that `predict` writes for an instance model
+    (``OUT/coco/<image>.json``) when ``path`` is that folder or ``OUT``; None for anything else
+    (masks, label images)."""
+    folder = path / "coco" if (path / "coco").is_dir() else path
+    if not folder.is_dir() or list_images([folder]):
+        return None
+    return folder if any(folder.rglob("*.json")) else None
+
+
+def results_by_stem(folder: Path, items: list) -> list[dict]:
+    """The detections of a folder of per-image COCO results files (``<image stem>.json``, as
+    `predict` writes them, whatever image ids they hold), given the ids of ``items``' images;
+    every item must have its file."""
+    files: dict[str, list[Path]] = {}
+    for path in sorted(folder.rglob("*.json")):
+        files.setdefault(path.stem, []).append(path)
+    twice = [paths for stem, paths in files.items() if len(paths) > 1]
+    if twice:
+        raise ValueError(f"{' and '.join(map(str, twice[0]))}: two results files of one image")
+    missing = [item.name for item in items if item.name not in files]
+    if missing:
+        raise ValueError(
+            f"{folder}: no results file for {len(missing)} of the {len(items)} images to score "
+            f"({first_ten(missing, 'images')}); name them <image stem>.json, or choose the "
+            "images with --val-stems"
+        )
+    return [
+        r | {"image_id": item.image_id} for item in items for r in read_results(files[item.name][0])
+    ]
 
 
 def read_results(path: Path) -> list[dict]:
