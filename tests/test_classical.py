@@ -129,6 +129,7 @@ def test_cli_compare_and_predict_method(tmp_path, capsys):
     otsu, saved = json.loads((out / "compare.json").read_text())["rows"]
     assert saved["mean_iou"] == otsu["mean_iou"] and saved["seconds_per_image"] is None
     assert saved["mean_boundary_f1"] == otsu["mean_boundary_f1"] > 0.9
+    assert saved["mean_accuracy"] == otsu["mean_accuracy"] > 0.9
     assert "| saved | " in (out / "compare.md").read_text()
     assert "mean BF" in (out / "compare.md").read_text()
 

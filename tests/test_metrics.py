@@ -28,7 +28,8 @@ def naive_scores(pred: np.ndarray, target: np.ndarray, k: int, ignore: int = 255
         2 * tp[c] / (2 * tp[c] + fp[c] + fn[c]) if tp[c] + fp[c] + fn[c] else math.nan
         for c in range(k)
     ]
-    return {"acc": correct / total, "iou": iou, "dice": dice}
+    class_acc = [tp[c] / (tp[c] + fn[c]) if tp[c] + fn[c] else math.nan for c in range(k)]
+    return {"acc": correct / total, "iou": iou, "dice": dice, "class_acc": class_acc}
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -51,6 +52,9 @@ def test_matches_naive_loop_over_batches(seed):
     np.testing.assert_allclose(cm.dice().numpy(), ref["dice"], equal_nan=True)
     s = cm.summary()
     assert s["mean_iou"] == pytest.approx(np.nanmean(ref["iou"]))
+    assert s["mean_accuracy"] == pytest.approx(np.nanmean(ref["class_acc"]))
+    freq = np.array([(target == c).sum() for c in range(k)]) / (target != 255).sum()
+    assert s["frequency_weighted_iou"] == pytest.approx(np.nansum(freq * np.array(ref["iou"])))
 
 
 def test_hand_computed_case():
@@ -65,6 +69,12 @@ def test_hand_computed_case():
     assert cm.summary()["mean_iou"] == pytest.approx((0.5 + 2 / 3) / 2)
     assert cm.dice()[1].item() == pytest.approx(0.8)
     assert "pixel accuracy 0.7500" in format_table(cm.summary(["a", "b", "c"]))
+    # class accuracy: class 0 1 of 2, class 1 2 of 2; class 2 has no reference pixel
+    assert cm.class_accuracy()[:2].tolist() == [0.5, 1.0]
+    assert cm.summary()["mean_accuracy"] == pytest.approx(0.75)
+    # frequency weighted IoU: both classes have half the reference pixels
+    assert cm.frequency_weighted_iou() == pytest.approx(0.5 * 0.5 + 0.5 * 2 / 3)
+    assert "mean class accuracy 0.7500" in format_table(cm.summary(["a", "b", "c"]))
 
 
 def test_bad_inputs():

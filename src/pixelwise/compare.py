@@ -155,6 +155,7 @@ def score(scores: ImageScores, num_classes: int) -> dict:
         "mean_dice": dice.nanmean().item(),
         "mean_boundary_f1": image_mean([float("nan") if v is None else v for v in bf]),
         "pixel_accuracy": cm.pixel_accuracy(),
+        "mean_accuracy": cm.class_accuracy()[:num_classes].nanmean().item(),
         "per_class_iou": [None if v != v else v for v in iou.tolist()],
         "per_class_boundary_f1": bf,
     }
@@ -242,14 +243,14 @@ def prepare(methods: list[Method], items, names, num_classes: int, objects: bool
 
 def format_table(rows: list[dict]) -> str:
     lines = [
-        "| method | mean IoU | mean Dice | mean BF | pixel accuracy | s / image (median) |",
-        "|---|---|---|---|---|---|",
+        "| method | mean IoU | mean Dice | mean BF | pixel accuracy | class accuracy | s / image (median) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         seconds = r["seconds_per_image"]  # None: predicted beforehand, not timed here
         lines.append(
             f"| {r['method']} | {r['mean_iou']:.4f} | {r['mean_dice']:.4f} | "
-            f"{r['mean_boundary_f1']:.4f} | {r['pixel_accuracy']:.4f} | "
+            f"{r['mean_boundary_f1']:.4f} | {r['pixel_accuracy']:.4f} | {r['mean_accuracy']:.4f} | "
             + ("-" if seconds is None else f"{seconds:.3f}")
             + " |"
         )

@@ -60,6 +60,20 @@ class ConfusionMatrix:
         denom = self.matrix.sum(0).double() + self.matrix.sum(1).double() - tp
         return torch.where(denom > 0, tp / denom, torch.full_like(tp, float("nan")))
 
+    def class_accuracy(self) -> torch.Tensor:
+        """Per-class accuracy (recall) = TP / (TP + FN); NaN for classes absent from the
+        reference. Its mean is SegNet's "class average accuracy", FCN's "mean accuracy"."""
+        tp, true = self.matrix.diag().double(), self.matrix.sum(1).double()
+        return torch.where(true > 0, tp / true.clamp_min(1), torch.full_like(tp, float("nan")))
+
+    def frequency_weighted_iou(self) -> float:
+        """FCN's frequency weighted IU: each class's IoU weighted by its share of the reference
+        pixels (NaN with no pixels)."""
+        true, iou = self.matrix.sum(1).double(), self.iou()
+        if true.sum() == 0:
+            return float("nan")
+        return (torch.nan_to_num(iou) * true).sum().item() / true.sum().item()
+
     def dice(self) -> torch.Tensor:
         """Per-class Dice = 2 TP / (2 TP + FP + FN); NaN for classes absent from both."""
         tp = self.matrix.diag().double()
@@ -67,17 +81,21 @@ class ConfusionMatrix:
         return torch.where(denom > 0, 2 * tp / denom, torch.full_like(tp, float("nan")))
 
     def summary(self, class_names: list[str] | None = None) -> dict:
-        """Pixel accuracy, mean IoU/Dice (over classes present) and per-class values."""
+        """Pixel accuracy, mean class accuracy, mean IoU/Dice (over classes present), frequency
+        weighted IoU and per-class values."""
         names = class_names or [str(i) for i in range(self.num_classes)]
-        iou, dice = self.iou(), self.dice()
+        iou, dice, accuracy = self.iou(), self.dice(), self.class_accuracy()
         return {
             "pixel_accuracy": self.pixel_accuracy(),
+            "mean_accuracy": accuracy.nanmean().item(),
             "mean_iou": iou.nanmean().item(),
+            "frequency_weighted_iou": self.frequency_weighted_iou(),
             "mean_dice": dice.nanmean().item(),
             "per_class": {
                 name: {
                     "iou": _num(iou[i]),
                     "dice": _num(dice[i]),
+                    "accuracy": _num(accuracy[i]),
                     "pixels": int(self.matrix[i].sum()),
                 }
                 for i, name in enumerate(names)
@@ -106,6 +124,11 @@ def format_table(summary: dict) -> str:
         f"mean Dice {summary['mean_dice']:.4f}"
         + (f"   mean BF {summary['mean_boundary_f1']:.4f}" if bf else "")
     )
+    if "mean_accuracy" in summary:
+        lines.append(
+            f"mean class accuracy {summary['mean_accuracy']:.4f}   "
+            f"frequency weighted IoU {summary['frequency_weighted_iou']:.4f}"
+        )
     if bf:
         lines.append(
             f"(BF: boundary F1 within {BOUNDARY_TOLERANCE:.2%} of the image diagonal, "
