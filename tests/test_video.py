@@ -105,6 +105,36 @@ def test_remove_bg_on_a_clip_photos_and_a_bad_clip(tmp_path, capsys):
     assert main([*base, str(tmp_path / "clip.mp4"), "--box", "1,1,9,9"]) == 2
 
 
+def test_folders_are_searched_for_videos_too(tmp_path, capsys):
+    """A folder of clips (and photos) given to remove-bg or predict: every video in it, at any
+    depth, is processed as if named, its output keeping the folder's structure; the outputs
+    under the input folder are no inputs on a rerun. (It was: "no image files in ...".)"""
+    clips = tmp_path / "clips"
+    (clips / "day2").mkdir(parents=True)
+    disc_clip(clips / "a.mp4")
+    disc_clip(clips / "day2" / "a.mov")
+    base = ["remove-bg", "--checkpoint", "foreground", "--method", "model", "--no-progress"]
+    out = clips / "cut"
+    assert main([*base, str(clips), "-o", str(out)]) == 0
+    for name in ("a.webm", "day2/a.webm"):
+        assert len(read_alpha(out / name)[0]) == FRAMES, name
+    assert main([*base, str(clips), "-o", str(out)]) == 0  # not the .webm files under cut/
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "a.webm",
+        "day2",
+        "day2/a.webm",
+    ]
+    Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(clips / "photo.png")
+    assert main([*base, str(clips), "-o", str(tmp_path / "both")]) == 0
+    assert {p.name for p in (tmp_path / "both").rglob("*.*")} == {"a.webm", "photo.png"}
+    argv = ["predict", "foreground", str(clips / "day2"), "-o", str(tmp_path / "p")]
+    assert main([*argv, "--no-progress"]) == 0
+    assert (tmp_path / "p" / "overlays" / "a.mp4").is_file()
+    (clips / "day2" / "a.mov").unlink()
+    assert main([*base, str(clips / "day2"), "-o", str(tmp_path / "none")]) == 2
+    assert "no image files in" in capsys.readouterr().err
+
+
 def test_without_pyav_the_error_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "av", None)
     with pytest.raises(ValueError, match=r"pixelwise\[video\]"):

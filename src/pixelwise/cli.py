@@ -63,7 +63,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     "predict": (
         "predict masks and overlays for images or folders",
         "Writes OUT/masks/<name>.png (class ids, palette PNG) and OUT/overlays/<name>.png; instance models also "
-        "OUT/instances (16-bit labels) and OUT/coco (COCO results); a video file (semantic models, the "
+        "OUT/instances (16-bit labels) and OUT/coco (COCO results); a video file (named or in a folder; semantic models, the "
         "[video] extra) becomes OUT/overlays/<name>.mp4. Bad files are skipped, listed at the end, and "
         "make the exit status 1.",
         [
@@ -169,8 +169,9 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     "remove-bg": (
         "cut out the foreground of photos (transparent PNGs) and videos",
         "Writes OUT/<name>.png (RGBA; folders keep their inner structure), or OUT itself when it "
-        "ends in .png and one photo is given. A video file (.mp4, .mov, .mkv, .webm, .avi; the "
-        "[video] extra) is cut out frame by frame into OUT/<name>.webm (VP9 with alpha), or as -o "
+        "ends in .png and one photo is given. A video file (.mp4, .mov, .m4v, .mkv, .webm, .avi, named "
+        "or found in a folder; the [video] extra) is cut out frame by frame into OUT/<name>.webm "
+        "(VP9 with alpha), or as -o "
         "names it for one video: .webm, .mov (PNG frames) or .mp4 (with --background or "
         "--mask-only). Bad files are skipped, listed at the end, and make the exit status 1.",
         [
@@ -457,7 +458,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from pixelwise.batch import predict_files, run_sharded
     from pixelwise.checkpoint import load_model
     from pixelwise.runtime import runtime_for
-    from pixelwise.video import is_video
+    from pixelwise.video import split_videos
 
     if args.method:
         return predict_classical(args)
@@ -465,8 +466,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not inputs:
         raise ValueError("no inputs given (pixelwise predict CHECKPOINT INPUT...)")
     seg = load_model(checkpoint, runtime_for(args.runtime, args.precision, checkpoint))
-    videos = [p for p in inputs if is_video(p) and Path(p).is_file()]
-    inputs = [p for p in inputs if p not in videos]
+    videos, inputs = split_videos(inputs, args.out)
     status = predict_videos(args, seg, videos) if videos else 0
     if not inputs:
         return status
@@ -501,16 +501,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     )
 
 
-def predict_videos(args: argparse.Namespace, seg, videos: list) -> int:
-    """predict's videos: each frame's classes over it, as OUT/overlays/<name>.mp4 (semantic
-    models; the frames' masks are what predict writes for the frames as images)."""
+def predict_videos(args: argparse.Namespace, seg, videos: list[tuple[Path, Path]]) -> int:
+    """predict's videos (each with its output name, :func:`~pixelwise.video.split_videos`):
+    each frame's classes over it, as OUT/overlays/<name>.mp4 (semantic models; the frames'
+    masks are what predict writes for the frames as images)."""
     from pixelwise import distributed as dist
     from pixelwise.inference import predict
     from pixelwise.overlays import overlay
     from pixelwise.video import report_video_failures, run_videos
 
     if seg.kind != "semantic":
-        raise ValueError("videos are for semantic models (an instance model: predict its frames)")
+        raise ValueError(
+            f"{videos[0][0]}: videos are for semantic models (an instance model: predict its frames)"
+        )
     palette = seg.palette()
     run = (args.precision, args.tta, args.tile, args.overlap)
 
@@ -518,7 +521,7 @@ def predict_videos(args: argparse.Namespace, seg, videos: list) -> int:
         return overlay(rgb, predict(seg, rgb, *run), palette)
 
     out = Path(args.out) / "overlays"
-    pairs = [(Path(v), out / f"{Path(v).stem}.mp4") for v in videos]
+    pairs = [(video, out / f"{rel}.mp4") for video, rel in videos]
     share = pairs[dist.rank() :: dist.world_size()]  # under torchrun, each process its share
     failures = run_videos(share, overlaid, args.progress, args.skip_existing)
     return report_video_failures(failures)
@@ -669,7 +672,7 @@ def predict_classical(args: argparse.Namespace) -> int:
 def cmd_remove_bg(args: argparse.Namespace) -> int:
     from pixelwise.cutout import box_helper, get_model, parse_colour
     from pixelwise.data.io import IMAGE_SUFFIXES
-    from pixelwise.video import is_video
+    from pixelwise.video import split_videos
 
     background = args.background
     if background and background.startswith("#"):
@@ -680,8 +683,7 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
             f"-o {out}: cut-outs are PNG files (they keep transparency); name one photo's "
             "cut-out *.png, or give a folder"
         )
-    videos = [p for p in args.inputs if is_video(p) and Path(p).is_file()]
-    photos = [p for p in args.inputs if p not in videos]
+    videos, photos = split_videos(args.inputs, out)
     if videos and (args.box or args.strokes or args.boxes):
         raise ValueError("--box, --strokes and --boxes are for photos, not videos")
     model = get_model(args.checkpoint, args.runtime) if args.method != "grabcut" else None
@@ -739,16 +741,19 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
     return report_failures(result)
 
 
-def remove_bg_videos(args: argparse.Namespace, videos: list, out: Path, cut, one: bool) -> int:
-    """remove-bg's videos: each frame cut out, written as OUT/<name>.webm (transparent), or as
-    ``-o`` names it for one video (.webm, .mov, .mp4); failures listed, exit status 1."""
+def remove_bg_videos(
+    args: argparse.Namespace, videos: list[tuple[Path, Path]], out: Path, cut, one: bool
+) -> int:
+    """remove-bg's videos (each with its output name, :func:`~pixelwise.video.split_videos`):
+    each frame cut out, written as OUT/<name>.webm (transparent), or as ``-o`` names it for one
+    video (.webm, .mov, .mp4); failures listed, exit status 1."""
     from pixelwise.video import WRITERS, check_output, report_video_failures, run_videos
 
     named = one and len(videos) == 1 and out.suffix.lower() in WRITERS
-    targets = [out if named else out / f"{Path(v).stem}.webm" for v in videos]
+    targets = [out if named else out / f"{rel}.webm" for _, rel in videos]
     for dst in targets:
         check_output(dst, transparent=not (args.background or args.mask_only))
-    pairs = list(zip(map(Path, videos), targets))
+    pairs = [(video, dst) for (video, _), dst in zip(videos, targets)]
     failures = run_videos(pairs, cut, args.progress, args.skip_existing)
     return report_video_failures(failures)
 

@@ -36,6 +36,36 @@ def is_video(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+def split_videos(
+    inputs: list[str], out: str | os.PathLike
+) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """The videos among ``inputs``, each with its output-relative name without suffix (a
+    file: its stem; found in a folder, searched recursively: its path in it, outside ``out``),
+    and the inputs left for the photos: files that are not videos, and folders unless they
+    hold videos and no image."""
+    from pixelwise.data.io import list_images
+
+    outputs = Path(out).resolve()
+    videos: list[tuple[Path, Path]] = []
+    photos: list[str] = []
+    for given in inputs:
+        path = Path(given)
+        if path.is_file() and is_video(path):
+            videos.append((path, Path(path.stem)))
+            continue
+        found = []
+        if path.is_dir():
+            found = [
+                f
+                for f in sorted(path.rglob("*"))
+                if f.is_file() and is_video(f) and outputs not in f.resolve().parents
+            ]
+            videos.extend((f, f.relative_to(path).with_suffix("")) for f in found)
+        if not found or list_images([path]):
+            photos.append(given)
+    return videos, photos
+
+
 def pyav():
     try:
         import av
