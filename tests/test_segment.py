@@ -401,3 +401,41 @@ def test_evaluate_reads_predictions_stored_as_the_datas_masks(tmp_path):
     a = evaluate_predictions(tmp_path / "as255", tmp_path)
     b = evaluate_predictions(tmp_path / "as01", tmp_path)
     assert a["mean_iou"] == b["mean_iou"] == pytest.approx(_naive_mean_iou(pairs, 2))
+
+
+def test_evaluate_scores_remove_bg_cutouts_by_their_alpha(tmp_path, capsys):
+    """remove-bg's cut-outs (RGBA PNGs) scored against black-and-white masks: foreground where
+    the alpha is at least 128, the same scores as those masks saved as class ids; a cut-out for
+    data of three classes is a one-line error."""
+    from pixelwise.evaluate import evaluate_predictions
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    for sub in ("images", "masks", "cut", "ids"):
+        (data / sub if sub in ("images", "masks") else tmp_path / sub).mkdir(parents=True)
+    for i in range(3):
+        truth = np.zeros((40, 50), np.uint8)
+        truth[8 + i : 30, 10 : 35 + i] = 255
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), np.uint8)).save(
+            data / "images" / f"{i}.jpg"
+        )
+        Image.fromarray(truth).save(data / "masks" / f"{i}.png")
+        alpha = np.roll(truth, 3 * i, axis=1).astype(np.uint8)
+        alpha[alpha > 0] = rng.integers(100, 256, int((alpha > 0).sum()))  # soft edges
+        rgba = np.dstack([rng.integers(0, 255, (40, 50, 3), np.uint8), alpha])
+        Image.fromarray(rgba, "RGBA").save(tmp_path / "cut" / f"{i}.png")
+        Image.fromarray((alpha >= 128).astype(np.uint8)).save(tmp_path / "ids" / f"{i}.png")
+    cut = evaluate_predictions(tmp_path / "cut", data)
+    ids = evaluate_predictions(tmp_path / "ids", data)
+    assert cut["images"] == 3 and 0.3 < cut["mean_iou"] < 0.99
+    assert {k: cut[k] for k in ("mean_iou", "mean_boundary_f1", "per_class")} == {
+        k: ids[k] for k in ("mean_iou", "mean_boundary_f1", "per_class")
+    }
+    assert main(["evaluate", str(tmp_path / "cut"), str(data)]) == 0
+    assert "mean BF" in capsys.readouterr().out
+    classes = [{"id": k, "name": n} for k, n in enumerate("abc")]
+    (data / "classes.json").write_text(json.dumps({"classes": classes}))
+    for i in range(3):  # class ids 0, 1, 2 (the masks were 0/255)
+        Image.fromarray(np.full((40, 50), i, np.uint8)).save(data / "masks" / f"{i}.png")
+    with pytest.raises(ValueError, match=r"0.png: a cut-out .* not 3 classes"):
+        evaluate_predictions(tmp_path / "cut", data)

@@ -106,7 +106,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "VOC's val.txt, ...), else (on the data the checkpoint was trained on) the validation images "
         "its run drew, else the training split, else DATA/{images,masks}. Given a folder instead of a "
         "checkpoint, scores the masks in it (one per image, by file stem: class ids or the data's mask "
-        "values; instance label images for instance data or --object-class), e.g. predict's or another "
+        "values; instance label images for instance data or --object-class; remove-bg's cut-outs by their "
+        "alpha), e.g. predict's or another "
         "tool's output; predict's output of an instance model (OUT or OUT/coco: a COCO results file per "
         "image) is scored as that model's detections would be.",
         [

@@ -58,7 +58,7 @@ class Method:
 
     def predicted(self, item: Item, target: np.ndarray, encoding: MaskEncoding, classes: int):
         """The class ids of the mask predicted beforehand for ``item`` (objects: foreground)."""
-        stored = read_prediction(self.files[item.name], target.shape)
+        stored = read_prediction(self.files[item.name], target.shape, classes)
         return predicted_ids(self.files[item.name], stored, encoding, classes)
 
     def __call__(self, image: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:

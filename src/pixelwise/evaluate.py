@@ -19,7 +19,7 @@ from pixelwise.config import TrainConfig
 from pixelwise.constants import AUTO_OVERLAP, AUTO_TILE, AUTO_TILE_PIXELS, first_ten, parse_stems
 from pixelwise.data.datasets import SegmentationDataset
 from pixelwise.data.encoding import MaskEncoding
-from pixelwise.data.io import list_images, read_mask
+from pixelwise.data.io import list_images, read_alpha, read_mask
 from pixelwise.data.layouts import (
     black_and_white,
     evaluation_items,
@@ -497,7 +497,7 @@ def evaluate_predictions(
     scores, pairs = ImageScores(len(names)), []
     for item, path in zip(items, files):
         reference = item.read_mask(instances=objects)
-        stored = read_prediction(path, reference.shape[:2])
+        stored = read_prediction(path, reference.shape[:2], len(names))
         if min_size and (objects or object_class is not None):
             stored = drop_small(stored, min_size)
         target = encoding.apply(reference, len(names), item.mask)
@@ -543,9 +543,18 @@ def prediction_files(folder: Path, items: list) -> list[Path]:
     return [by_stem[item.name][0] for item in items]
 
 
-def read_prediction(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """A predicted mask's stored values; it must have its image's size (``shape``)."""
-    stored = read_mask(path)
+def read_prediction(path: Path, shape: tuple[int, int], classes: int) -> np.ndarray:
+    """A predicted mask's stored values; it must have its image's size (``shape``). A cut-out
+    (a PNG with transparency, as `remove-bg` writes it) gives class ids: foreground (1) where
+    its alpha is at least 128, for data of two classes."""
+    alpha = read_alpha(path)
+    stored = None if alpha is None else (alpha >= 128).astype(np.uint8)
+    if stored is not None and classes != 2:
+        raise ValueError(
+            f"{path}: a cut-out (its transparency is the foreground) scores data of background "
+            f"and foreground, not {classes} classes"
+        )
+    stored = read_mask(path) if stored is None else stored
     if stored.shape != tuple(shape):
         raise ValueError(
             f"{path}: {stored.shape[1]} x {stored.shape[0]} pixels, its image {shape[1]} x {shape[0]}"
@@ -566,9 +575,11 @@ def predicted_ids(
         return encoding.apply(stored, classes, path)
     if found <= set(range(classes)):
         return stored.astype(np.int64)
+    soft = " (remove-bg --mask-only writes soft alpha: score its cut-outs instead)"
     raise ValueError(
         f"{path}: values {sorted(found)[:10]} are neither class ids 0..{classes - 1} nor the "
         f"data's mask values ({', '.join(map(str, encoding.values or ())) or 'class ids'})"
+        + (soft if classes == 2 else "")
     )
 
 

@@ -320,6 +320,20 @@ def read_mask(
     return arr
 
 
+def read_alpha(path: str | os.PathLike) -> np.ndarray | None:
+    """The (H, W) uint8 alpha of a PNG cut-out (RGBA or grey + alpha with some pixel not
+    opaque), or None for any other file (an opaque RGBA file is read as a colour mask)."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        return None
+    _check_file(path)
+    img = _open_pil(path, None)
+    if img.mode not in ("RGBA", "LA"):
+        return None
+    alpha = np.asarray(img.getchannel("A"))
+    return alpha if alpha.min() < 255 else None
+
+
 def packed_colours(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 colours -> (H, W) int32 values ``0xRRGGBB``: one value per colour."""
     value = rgb[..., 0].astype(np.int32) << 16
