@@ -9,7 +9,8 @@ turns regions into class ids for scoring, by a rule stated there.
 otsu           grey-level threshold maximising between-class variance (2 regions)
 kmeans         Lloyd's k-means on colour (+ optional position) features, k-means++ init (k regions)
 graphcut       GrabCut (iterated s-t min-cut on a colour-GMM energy, OpenCV) from a box, seed
-               masks, or automatically from the central box (2 regions: background, foreground)
+               masks, or automatically from the central box (2 regions: background, foreground);
+               also named ``grabcut``, as remove-bg's ``--method grabcut`` that it is
 felzenszwalb   Felzenszwalb-Huttenlocher graph-based superpixels (scikit-image)
 slic           SLIC superpixels: k-means in (colour, position) space (scikit-image)
 watershed      marker watershed on the gradient magnitude; markers where the grey level is
@@ -184,6 +185,7 @@ METHODS: dict[str, Callable[..., np.ndarray]] = {
     "otsu": otsu,
     "kmeans": kmeans,
     "graphcut": graphcut,
+    "grabcut": graphcut,  # remove-bg's name for the same cut
     "felzenszwalb": felzenszwalb,
     "slic": slic,
     "watershed": watershed,

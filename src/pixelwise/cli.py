@@ -76,7 +76,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             ),
             Opt(
                 ("--method",),
-                "a classical method instead of a checkpoint (otsu, kmeans, graphcut, felzenszwalb, "
+                "a classical method instead of a checkpoint (otsu, kmeans, graphcut or grabcut: OpenCV GrabCut, felzenszwalb, "
                 "slic, watershed); masks then hold region ids",
             ),
             default_out("predict"),
