@@ -527,17 +527,26 @@ def prediction_folder(path: Path, objects: bool) -> Path:
 def prediction_files(folder: Path, items: list) -> list[Path]:
     """Each item's predicted mask in ``folder`` (by file stem, in any image format); every item
     must have one, and only one."""
+    return file_per_item(list_images([folder]), folder, items, "prediction", "as the images")
+
+
+def file_per_item(
+    files: list[Path], folder: Path, items: list, what: str, naming: str
+) -> list[Path]:
+    """The file among ``files`` (from ``folder``) of each item, by file stem; an item with
+    none, or a stem with two, is a one-line error (``what`` the files are, ``naming`` how to
+    name them)."""
     by_stem: dict[str, list[Path]] = {}
-    for path in list_images([folder]):
+    for path in files:
         by_stem.setdefault(path.stem, []).append(path)
     twice = [paths for paths in by_stem.values() if len(paths) > 1]
     if twice:
-        raise ValueError(f"{' and '.join(map(str, twice[0]))}: two predictions of one image")
+        raise ValueError(f"{' and '.join(map(str, twice[0]))}: two {what}s of one image")
     missing = [item.name for item in items if item.name not in by_stem]
     if missing:
         raise ValueError(
-            f"{folder}: no prediction for {len(missing)} of the {len(items)} images to score "
-            f"({first_ten(missing, 'images')}); name them as the images, or choose the images "
+            f"{folder}: no {what} for {len(missing)} of the {len(items)} images to score "
+            f"({first_ten(missing, 'images')}); name them {naming}, or choose the images "
             "with --val-stems"
         )
     return [by_stem[item.name][0] for item in items]
@@ -650,21 +659,13 @@ def results_by_stem(folder: Path, items: list) -> list[dict]:
     """The detections of a folder of per-image COCO results files (``<image stem>.json``, as
     `predict` writes them, whatever image ids they hold), given the ids of ``items``' images;
     every item must have its file."""
-    files: dict[str, list[Path]] = {}
-    for path in sorted(folder.rglob("*.json")):
-        files.setdefault(path.stem, []).append(path)
-    twice = [paths for stem, paths in files.items() if len(paths) > 1]
-    if twice:
-        raise ValueError(f"{' and '.join(map(str, twice[0]))}: two results files of one image")
-    missing = [item.name for item in items if item.name not in files]
-    if missing:
-        raise ValueError(
-            f"{folder}: no results file for {len(missing)} of the {len(items)} images to score "
-            f"({first_ten(missing, 'images')}); name them <image stem>.json, or choose the "
-            "images with --val-stems"
-        )
+    files = file_per_item(
+        sorted(folder.rglob("*.json")), folder, items, "results file", "<image stem>.json"
+    )
     return [
-        r | {"image_id": item.image_id} for item in items for r in read_results(files[item.name][0])
+        r | {"image_id": item.image_id}
+        for item, path in zip(items, files)
+        for r in read_results(path)
     ]
 
 
