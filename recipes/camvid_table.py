@@ -1,5 +1,5 @@
-"""Markdown table of the CamVid comparison runs: full-resolution validation metrics (mean IoU,
-mean boundary F1, per-class IoU) of each
+"""Markdown table of the CamVid comparison runs: full-resolution validation metrics (pixel and
+class accuracy, mean IoU, mean boundary F1, per-class IoU) of each
 run's best.pt (its evaluation.json, written by `pixelwise evaluate`), training time
 (metrics.csv) and parameters.
 
@@ -33,18 +33,19 @@ def main(root: Path) -> None:
         )
     names = list(rows[0][5]["per_class"]) if rows else []
     print(
-        "| run | model | params | train+val time | best epoch | pixel acc | mean IoU | mean BF | "
+        "| run | model | params | train+val time | best epoch | pixel acc | class acc | mean IoU | mean BF | "
         + " | ".join(names)
         + " |"
     )
-    print("|---" * (8 + len(names)) + "|")
+    print("|---" * (9 + len(names)) + "|")
     for name, arch, params, seconds, epoch, m in sorted(rows, key=lambda r: -r[5]["mean_iou"]):
         per_class = " | ".join(f"{m['per_class'][c]['iou']:.3f}" for c in names)
-        bf = m.get("mean_boundary_f1")  # evaluations before it was measured have none
-        bf = "-" if bf is None else f"{bf:.3f}"
+        # evaluations from before these were measured have none
+        bf, acc = (m.get(k) for k in ("mean_boundary_f1", "mean_accuracy"))
+        bf, acc = ("-" if v is None else f"{v:.3f}" for v in (bf, acc))
         print(
             f"| {name} | {arch} | {params / 1e6:.2f} M | {seconds / 60:.1f} min | {epoch} | "
-            f"{m['pixel_accuracy']:.3f} | {m['mean_iou']:.3f} | {bf} | {per_class} |"
+            f"{m['pixel_accuracy']:.3f} | {acc} | {m['mean_iou']:.3f} | {bf} | {per_class} |"
         )
 
 
