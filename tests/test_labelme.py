@@ -202,6 +202,71 @@ def test_an_object_in_two_pieces_stays_one_object(tmp_path):
     np.testing.assert_array_equal(item.read_mask(instances=True), labels)
 
 
+def test_background_shapes_make_holes_in_what_was_drawn_before_them(tmp_path):
+    """A ``_background_`` shape is background drawn over the shapes before it (labelme2voc's
+    order): a hole in the cat, none in the dog drawn after it; the cat's box stays its own."""
+    write(tmp_path, "a", [polygon("cat", 2, 2, 20, 20), polygon("_background_", 6, 6, 10, 10),
+                          polygon("dog", 8, 8, 9, 9), polygon("dog", 30, 2, 40, 12)])  # fmt: skip
+    (item,) = find_items(tmp_path)
+    expected = np.zeros((H, W), np.int64)
+    expected[2:21, 2:21] = 1  # cat (classes sorted: cat 1, dog 2)
+    expected[6:11, 6:11] = 0
+    expected[8:10, 8:10] = 2
+    expected[2:13, 30:41] = 2
+    np.testing.assert_array_equal(item.read_mask(), expected)
+    from pixelwise.data.labelme import objects_of
+
+    spec = json.loads((tmp_path / "a.json").read_text())
+    anns, _ = objects_of(tmp_path / "a.json", spec, ["cat", "dog"])
+    assert [a["bbox"] for a in anns if a["category_id"] == 1] == [[2, 2, 18, 18]]
+
+
+def random_labels(rng, values):
+    """A label image of overlapping rectangles of ``values`` with specks of background: regions
+    with holes, islands in holes, one-pixel lines and diagonal touches."""
+    h, w = int(rng.integers(8, 40)), int(rng.integers(8, 40))
+    labels = np.zeros((h, w), np.uint16)
+    for _ in range(int(rng.integers(1, 8))):
+        y, x = rng.integers(0, h), rng.integers(0, w)
+        labels[y : y + rng.integers(1, 20), x : x + rng.integers(1, 20)] = rng.integers(0, values)
+    labels[rng.random((h, w)) < 0.1] = 0
+    return labels
+
+
+@pytest.mark.parametrize("objects", [False, True])
+def test_label_images_written_as_labelme_shapes_read_back_exactly(tmp_path, objects):
+    """shapes_of, then reading the file back: the same label image, pixel for pixel, on 60
+    random ones (holes are background shapes drawn after their region; what lies in a hole
+    comes after it). Before, every region lost its holes: 78 of 200 such images differed."""
+    from scipy import ndimage
+
+    from pixelwise.data.labelme import annotation_json, shapes_of
+
+    rng = np.random.default_rng(1)
+    (tmp_path / "labels.txt").write_text("__ignore__\n_background_\nc1\nc2\nc3\n")
+    for _ in range(60):
+        labels = random_labels(rng, 4)
+        if objects:  # objects: the 8-connected regions, of class c1
+            labels, count = ndimage.label(labels > 0, np.ones((3, 3)))
+            names = {k: "c1" for k in range(1, count + 1)}
+        else:
+            names = {k: f"c{k}" for k in range(1, 4)}
+        h, w = labels.shape
+        Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(tmp_path / "a.png")
+        shapes = shapes_of(labels, names, objects=objects)
+        (tmp_path / "a.json").write_text(
+            annotation_json(shapes, tmp_path / "a.png", tmp_path, h, w)
+        )
+        (item,) = find_items(tmp_path)
+        back = item.read_mask(instances=objects)
+        if objects:  # the same objects; numbered anew when one lies in another's hole
+            pairs = np.unique(np.stack([labels.ravel(), back.ravel()]), axis=1)
+            assert len(pairs.T) == len(np.unique(labels)) == len(np.unique(back))
+            back = dict(pairs.T[:, ::-1].tolist()).__getitem__
+            back = np.vectorize(back)(item.read_mask(instances=True))
+        np.testing.assert_array_equal(back, labels)
+
+
 def test_evaluate_matches_classes_by_name_when_the_data_gained_one(tmp_path, capsys):
     """A model trained on cat and dog, scored on files that also hold a bird: sorted anew the
     data's class 1 is bird, so scoring by class id would count bird pixels as cat."""

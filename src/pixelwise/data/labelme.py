@@ -8,13 +8,15 @@ beside it or in a folder of its own::
 Shapes with an area are objects: polygons, rectangles (two corners), circles (centre and a
 point on the rim) and masks (a PNG of the region between two corners, base64), drawn as
 LabelMe draws them (PIL, outline included; COCO's polygons leave the pixels of the right and
-lower edges out). Points and lines have no area and are left out, with a warning. Shapes of one label sharing a ``group_id``
-are one object. Classes: ``labels.txt`` when the dataset has one (labelme2voc's: a name per
-line, ``__ignore__`` and ``_background_`` aside), else every label found, sorted, after the
-background. A shape labelled ``__ignore__`` marks pixels to ignore, ``_background_`` is
-background. The objects are read as COCO annotations (category id = the class's place among
-the names, from 1) that carry their ``shapes`` (:func:`pixelwise.data.shapes.draw_shapes` draws
-them), so class masks, Mask R-CNN and COCO evaluation take them as a COCO file.
+lower edges out). Points and lines have no area and are left out, with a warning. Shapes of
+one label sharing a ``group_id`` are one object. Classes: ``labels.txt`` when the dataset has
+one (labelme2voc's: a name per line, ``__ignore__`` and ``_background_`` aside), else every
+label found, sorted, after the background. A shape labelled ``__ignore__`` marks pixels to
+ignore; one labelled ``_background_`` is background drawn over the shapes before it, as
+labelme2voc draws it: the holes of the regions :func:`shapes_of` writes. The objects are read
+as COCO annotations (category id = the class's place among the names, from 1) that carry
+their ``shapes`` (:func:`pixelwise.data.shapes.draw_shapes` draws them), so class masks, Mask
+R-CNN and COCO evaluation take them as a COCO file.
 """
 
 from __future__ import annotations
@@ -119,20 +121,22 @@ def objects_of(path: Path, spec: dict, names: list[str]) -> tuple[list[dict], in
     groups, skipped = {}, 0
     for k, shape in enumerate(spec["shapes"]):
         label = str(shape.get("label"))
-        if label == BACKGROUND_LABEL:
-            continue
-        if label != IGNORE_LABEL and label not in names:
+        if label != IGNORE_LABEL and label != BACKGROUND_LABEL and label not in names:
             raise ValueError(f"{path}: label {label!r} is not among the classes in labels.txt")
         part = outline(shape, f"{path}, shape {k + 1}")
         if part is None:
-            skipped += 1
+            skipped += label != BACKGROUND_LABEL
+            continue
+        if label == BACKGROUND_LABEL:  # drawn over what came before it: holes
+            for parts in groups.values():
+                parts.append(("erase", part))
             continue
         group = shape.get("group_id")
         key = ("shape", k) if group is None else ("group", group)
         groups.setdefault((label, key), []).append(part)
     anns = []
     for (label, _), shapes in groups.items():
-        corners = np.array([extent(*shape) for shape in shapes])
+        corners = np.array([extent(*shape) for shape in shapes if shape[0] != "erase"])
         x0, y0, x1, y1 = (*corners[:, :2].min(0), *corners[:, 2:].max(0))
         drawn = {"shapes": tuple(shapes), "bbox": [x0, y0, x1 - x0, y1 - y0]}
         if label != IGNORE_LABEL:
@@ -181,12 +185,14 @@ def load_labelme(
     return items, categories, coco
 
 
-def region_polygons(mask: np.ndarray, min_pixels: int = 1) -> list[list[list[float]]]:
-    """The outer outline of each connected region of a binary mask with ``min_pixels`` pixels
-    or more, as LabelMe polygon points: the pixel centres of the region's boundary where it
-    turns, so that LabelMe draws the region back exactly; holes are not kept (LabelMe's
-    polygons have none)."""
+def region_polygons(mask: np.ndarray, min_pixels: int = 1) -> list[tuple]:
+    """Each connected region of a binary mask with ``min_pixels`` pixels or more as
+    ``(outline, hole outlines, box, region, holes)``: LabelMe polygon points, the pixel
+    centres of the outline of the region (of each hole) where it turns, so that LabelMe draws
+    the region back exactly when its holes are drawn over it as background; and the region's
+    and its holes' pixels within its box (a numpy slice)."""
     import cv2
+    from scipy import ndimage
 
     count, regions, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
     found = []
@@ -194,13 +200,30 @@ def region_polygons(mask: np.ndarray, min_pixels: int = 1) -> list[list[list[flo
         x, y, w, h, area = (int(v) for v in stats[k])
         if area < max(min_pixels, 1):
             continue
-        crop = (regions[y : y + h, x : x + w] == k).astype(np.uint8)
-        contours, _ = cv2.findContours(crop, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        outline = cv2.approxPolyDP(max(contours, key=len), 0, True)[:, 0]  # corners only
-        if len(outline) < 3:  # a line of pixels: its box's corners
-            outline = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
-        found.append((outline + (x, y)).astype(float).tolist())
+        box = np.s_[y : y + h, x : x + w]
+        crop = regions[box] == k
+        holes = ndimage.binary_fill_holes(crop) & ~crop  # 4-connected to nothing outside
+        inner, _ = ndimage.label(holes)  # 4-connectivity: as the fill defines a hole
+        outlines = [pixel_outline(inner == j, x, y) for j in range(1, inner.max() + 1)]
+        found.append((pixel_outline(crop, x, y), outlines, box, crop, holes))
     return found
+
+
+def pixel_outline(region: np.ndarray, x: int, y: int) -> list[list[float]]:
+    """The turning points of one connected region's outer outline (pixel centres), offset by
+    (x, y); a region one pixel thin in a line: its box's corners."""
+    import cv2
+
+    contours, _ = cv2.findContours(
+        region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+    )
+    outline = cv2.approxPolyDP(max(contours, key=len), 0, True)[:, 0]  # corners only
+    if len(outline) < 3:
+        ys, xs = np.nonzero(region)
+        outline = np.array(
+            [[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.max(), ys.max()], [xs.min(), ys.max()]]
+        )
+    return (outline + (x, y)).astype(float).tolist()
 
 
 def shapes_of(
@@ -208,14 +231,26 @@ def shapes_of(
 ) -> list[dict]:
     """LabelMe shapes of a label image: a polygon per connected region of each value in
     ``names`` (class ids of a class mask; with ``objects`` the object numbers of an instance
-    label image, each object's regions sharing its number as ``group_id``)."""
-    shapes = []
+    label image, each object's regions sharing its number as ``group_id``), each followed by
+    a ``_background_`` polygon per hole. Regions come in the order of ``names``, except that
+    what lies in another region's hole comes after it (the hole would clear it)."""
+    regions, depth = [], np.zeros(labels.shape, np.int32)  # depth: holes a pixel lies in
     for value, name in names.items():
-        for points in region_polygons(labels == value, min_pixels):
-            shapes.append({"label": name, "points": points,
-                           "group_id": int(value) if objects else None,
-                           "description": "", "shape_type": "polygon", "flags": {}})  # fmt: skip
+        for outer, holes, box, region, inside in region_polygons(labels == value, min_pixels):
+            regions.append((value, name, outer, holes, box, region))
+            depth[box] += inside
+    shapes = []
+    regions.sort(key=lambda r: int(depth[r[4]][r[5]].max()))  # stable: names' order at a depth
+    for value, name, outer, holes, _, _ in regions:
+        group = int(value) if objects else None
+        shapes.append(polygon_shape(name, outer, group))
+        shapes += [polygon_shape(BACKGROUND_LABEL, hole, None) for hole in holes]
     return shapes
+
+
+def polygon_shape(label: str, points: list[list[float]], group: int | None) -> dict:
+    return {"label": label, "points": points, "group_id": group, "description": "",
+            "shape_type": "polygon", "flags": {}}  # fmt: skip
 
 
 def annotation_json(shapes: list[dict], image: Path, folder: Path, height: int, width: int) -> str:

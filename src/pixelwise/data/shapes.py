@@ -20,19 +20,22 @@ def extent(kind: str, data) -> tuple[float, float, float, float]:
 
 def draw_shapes(shapes: tuple, height: int, width: int) -> np.ndarray:
     """(H, W) uint8 mask of one object's shapes, each (kind, data) as
-    :func:`pixelwise.data.labelme.outline` gives it, drawn as LabelMe draws them."""
+    :func:`pixelwise.data.labelme.outline` gives it, drawn as LabelMe draws them, in order;
+    ``("erase", shape)`` clears what one shape covers (a hole, drawn after the object)."""
     from PIL import Image, ImageDraw
 
     canvas = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(canvas)
     for kind, data in shapes:
+        value = 0 if kind == "erase" else 1
+        kind, data = data if kind == "erase" else (kind, data)
         if kind == "mask":
             x, y, bitmap = data
-            canvas.paste(1, (x, y), Image.fromarray(bitmap.astype(np.uint8) * 255))
+            canvas.paste(value, (x, y), Image.fromarray(bitmap.astype(np.uint8) * 255))
         elif kind == "circle":
-            draw.ellipse(extent(kind, data), outline=1, fill=1)
+            draw.ellipse(extent(kind, data), outline=value, fill=value)
         elif kind == "rectangle":
-            draw.rectangle([*data.min(0), *data.max(0)], outline=1, fill=1)
+            draw.rectangle([*data.min(0), *data.max(0)], outline=value, fill=value)
         else:
-            draw.polygon([tuple(p) for p in data.tolist()], outline=1, fill=1)
+            draw.polygon([tuple(p) for p in data.tolist()], outline=value, fill=value)
     return np.asarray(canvas)
