@@ -132,7 +132,8 @@ def test_sharded_prediction_writes_each_input_once(shapes_data, tmp_path):
 
 def test_sharded_segment_gathers_one_coco_file(tmp_path):
     """segment --coco under torchrun: each process segments its share, rank 0 writes one COCO
-    file listing every image once, object for object as the label images written."""
+    file listing every image once, object for object as the label images written (and one
+    CSV of their measurements, with --measure)."""
     import json
 
     from pixelwise.data.io import read_mask
@@ -145,10 +146,15 @@ def test_sharded_segment_gathers_one_coco_file(tmp_path):
         Image.fromarray(np.where(disc, 220, 25).astype(np.uint8)).save(inputs / f"im{i}.png")
     coco = tmp_path / "objects.json"
     args = ("segment", "nuclei", str(inputs), "-o", str(tmp_path / "out"), "--no-progress")
-    proc = torchrun(*args, "--coco", str(coco))
+    table = tmp_path / "objects.csv"  # and --measure: one CSV of every object
+    proc = torchrun(*args, "--coco", str(coco), "--measure", str(table))
     assert proc.returncode == 0, proc.stderr[-3000:]
     spec = json.loads(coco.read_text())
     assert [im["file_name"] for im in spec["images"]] == [f"in/im{i}.png" for i in range(5)]
     objects = sum(int(read_mask(p).max()) for p in (tmp_path / "out" / "instances").iterdir())
     assert len(spec["annotations"]) == objects > 0
     assert len({a["id"] for a in spec["annotations"]}) == objects
+    rows = table.read_text().splitlines()[1:]
+    assert len(rows) == objects and {r.split(",")[0] for r in rows} <= {
+        f"im{i}.png" for i in range(5)
+    }

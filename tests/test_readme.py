@@ -100,6 +100,8 @@ def test_readme_commands_run(readme_cwd, capsys):
     assert json.loads(Path("runs/nuclei/evaluation.json").read_text())["objects"]["f1"] > 0.5
     assert len(list(Path("runs/nuclei/instances").glob("*.png"))) == 1
     assert json.loads(Path("runs/nuclei/objects.json").read_text())["annotations"]
+    table = Path("runs/nuclei/objects.csv").read_text().splitlines()
+    assert table[0].startswith("image,object,class,area,") and len(table) > 10
     assert Path("runs/coco/pred/coco/000000000009.json").is_file()
     from pixelwise.export import load_onnx
 

@@ -35,6 +35,7 @@ from pixelwise.detection import (
     detections_to_labels,
 )
 from pixelwise.inference import predict, predict_probabilities, segment
+from pixelwise.measure import measure_objects
 from pixelwise.overlays import detection_overlay, instance_overlay, overlay
 
 
@@ -45,6 +46,7 @@ class BatchResult:
     counts: list[tuple[Path, int]] = field(default_factory=list)  # (output name, objects): segment
     skipped: int = 0  # inputs left alone (e.g. their output exists)
     coco: list[tuple[Path, int, int, list[dict]]] = field(default_factory=list)  # segment --coco
+    measures: list[tuple[Path, list[dict]]] = field(default_factory=list)  # segment --measure
 
     def fail(self, src: Path, exc: Exception) -> None:
         """Record a bad input with a one-line reason that names the file."""
@@ -54,10 +56,11 @@ class BatchResult:
     def merge(cls, parts: list[BatchResult]) -> BatchResult:
         lists = (
             [x for part in parts for x in getattr(part, name)]
-            for name in ("written", "failures", "counts", "coco")
+            for name in ("written", "failures", "counts", "coco", "measures")
         )
-        written, failures, counts, coco = lists
-        return cls(written, failures, counts, sum(part.skipped for part in parts), coco)
+        written, failures, counts, coco, measures = lists
+        skipped = sum(part.skipped for part in parts)
+        return cls(written, failures, counts, skipped, coco, measures)
 
 
 def output_names(
@@ -187,14 +190,16 @@ class PredictOptions:
     probabilities: bool = False  # predict, semantic models: also each class's probability
     labelme: bool = False  # predict: also the regions as LabelMe polygons, to correct by hand
     coco: str | None = None  # segment: also every object in this one COCO instances file
+    measure: str | None = None  # segment: also every object's measurements in this one CSV
 
     def __post_init__(self) -> None:
         # checked once here rather than failing every file of a batch the same way
-        if self.coco is not None and self.skip_existing:
-            raise ValueError(
-                "--coco lists the objects of every image, --skip-existing leaves some alone: "
-                "give one of them"
-            )
+        for name in ("coco", "measure"):
+            if getattr(self, name) is not None and self.skip_existing:
+                raise ValueError(
+                    f"--{name} lists the objects of every image, --skip-existing leaves some "
+                    "alone: give one of them"
+                )
         if self.overlap < 0:
             raise ValueError(f"--overlap must be 0 or more, got {self.overlap}")
         if self.tile is not None and self.tile < 0:
@@ -312,30 +317,12 @@ def segment_files(
     LabelMe polygon, for semantic and instance models alike; bad files are
     recorded and skipped; ``shard`` as in :func:`predict_files`."""
     out_dir = Path(out_dir)
-    classes_too = options.coco is not None and seg.kind == "instance"
+    gathered = options.coco is not None or options.measure is not None  # with classes
+    classes_too = gathered and seg.kind == "instance"
 
     def compute(src):
         image = read_image(src)
-        if classes_too:  # each object's class, for the COCO file
-            threshold = options.score_threshold
-            pred = detect(seg, image, threshold)
-            labels = detections_to_labels(pred, threshold, min_size=options.min_object_size)
-            return image, labels, detections_to_classes(pred, threshold)
-        return (
-            image,
-            segment(
-                seg,
-                image,
-                options.precision,
-                options.min_object_size,
-                options.object_class,
-                options.tile,
-                options.overlap,
-                options.score_threshold,
-                options.tta,
-            ),
-            None,
-        )
+        return image, *objects_in(seg, image, options, classes_too)
 
     name = object_name(seg, options.object_class)
     if options.labelme:
@@ -349,15 +336,31 @@ def segment_files(
             write_labelme(out_dir, src, rel, shapes_of(labels, names, objects=True), labels.shape)
         if options.coco is not None:
             records.append((Path(src), *labels.shape, object_annotations(labels, classes)))
+        if options.measure is not None:
+            found = measure_objects(labels, image, coco_names(seg, options.object_class), classes)
+            measures.append((rel.with_suffix(Path(src).suffix), found))  # the input's name
         save_png(out_dir / "overlays" / rel, instance_overlay(image, labels))
         return written, int(labels.max())
 
     records: list[tuple[Path, int, int, list[dict]]] = []
+    measures: list[tuple[Path, list[dict]]] = []
     result = run_into(
         out_dir, "overlays", options, inputs, compute, write, "segment", progress, shard
     )
-    result.coco = records
+    result.coco, result.measures = records, measures
     return result
+
+
+def objects_in(seg, image: np.ndarray, options: PredictOptions, classes_too: bool) -> tuple:
+    """``segment``'s instance label image of ``image`` and, for an instance model when
+    ``classes_too``, the image of each object's category id (else None)."""
+    if classes_too:
+        threshold = options.score_threshold
+        pred = detect(seg, image, threshold)
+        labels = detections_to_labels(pred, threshold, min_size=options.min_object_size)
+        return labels, detections_to_classes(pred, threshold)
+    run = (options.precision, options.min_object_size, options.object_class, options.tile)
+    return segment(seg, image, *run, options.overlap, options.score_threshold, options.tta), None
 
 
 def object_name(seg, object_class: int | None) -> str:

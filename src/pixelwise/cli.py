@@ -155,6 +155,13 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "FiftyOne, score with pycocotools, or train on: pixelwise train FILE",
                 metavar="FILE",
             ),
+            Opt(
+                ("--measure",),
+                "also write one CSV for the whole batch, a row per object: its image, number "
+                "and class, area, centroid, box, equivalent diameter, perimeter, eccentricity, "
+                "solidity and mean intensity (per colour channel for colour images)",
+                metavar="FILE",
+            ),
             "min_object_size",
             "object_class",
             "score_threshold",
@@ -451,6 +458,7 @@ def predict_options(args: argparse.Namespace):
         "probabilities",
         "labelme",
         "coco",
+        "measure",
     )
     return PredictOptions(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 
@@ -537,13 +545,17 @@ def cmd_segment(args: argparse.Namespace) -> int:
         write_coco,
     )
     from pixelwise.checkpoint import load_model
+    from pixelwise.data.io import atomic_write_bytes
     from pixelwise.instances import check_object_class
+    from pixelwise.measure import check_measure_output, measurements_csv
     from pixelwise.runtime import runtime_for
 
     seg = load_model(args.checkpoint, runtime_for(args.runtime, args.precision, args.checkpoint))
     check_object_class(seg, args.object_class)  # once, not for every file
     if args.coco is not None:
         check_coco_output(args.coco)
+    if args.measure is not None:
+        check_measure_output(args.measure)
 
     def report(result) -> None:
         counts = first_ten(
@@ -553,6 +565,10 @@ def cmd_segment(args: argparse.Namespace) -> int:
         if args.coco is not None:
             found = write_coco(args.coco, result, coco_names(seg, args.object_class))
             coco = f", {found} objects of {len(result.coco)} images to {args.coco}"
+        if args.measure is not None:
+            rows = sorted(((r.as_posix(), f) for r, f in result.measures), key=lambda x: x[0])
+            atomic_write_bytes(args.measure, measurements_csv(rows))
+            coco += f", {sum(len(r) for _, r in rows)} objects' measurements to {args.measure}"
         print(
             f"wrote {len(result.written)} instance label images to {Path(args.out) / 'instances'} and overlays to "
             f"{Path(args.out) / 'overlays'}"

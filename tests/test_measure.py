@@ -1,0 +1,90 @@
+"""Object measurements against hand-computed shapes and direct numpy counts."""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pixelwise.cli import main
+from pixelwise.measure import COLUMNS, measure_objects, measurements_csv
+
+
+def test_rectangles_and_a_disc_by_hand():
+    labels = np.zeros((40, 60), np.uint16)
+    labels[5:15, 10:30] = 1  # 10 x 20 rectangle
+    yy, xx = np.mgrid[:40, :60]
+    labels[(yy - 28) ** 2 + (xx - 40) ** 2 <= 49] = 3  # a disc; object 2 absent
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[..., 0], image[..., 1], image[..., 2] = 30, 60, 90
+    image[5:15, 10:20, 0] = 130  # left half of the rectangle brighter in red
+    rect, disc = measure_objects(labels, image, ["cell"])
+    assert (rect["object"], rect["class"], rect["area"]) == (1, "cell", 200)
+    assert (rect["centroid_x"], rect["centroid_y"]) == (19.5, 9.5)
+    assert [rect[k] for k in ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")] == [10, 5, 30, 15]
+    assert rect["equivalent_diameter"] == pytest.approx(math.sqrt(4 * 200 / math.pi), abs=1e-3)
+    assert rect["solidity"] == 1.0
+    assert rect["mean_red"] == 80 and rect["mean_green"] == 60 and rect["mean_blue"] == 90
+    assert rect["mean_intensity"] == pytest.approx((80 + 60 + 90) / 3, abs=1e-3)
+    assert disc["object"] == 3 and disc["area"] == int(
+        ((yy - 28) ** 2 + (xx - 40) ** 2 <= 49).sum()
+    )
+    assert (disc["centroid_x"], disc["centroid_y"]) == (40, 28)
+    assert disc["eccentricity"] < 0.05 < rect["eccentricity"]  # a disc, then elongated
+    grey = measure_objects(labels, image[..., 0], ["cell"])[0]  # one channel: no colour columns
+    assert grey["mean_intensity"] == 80 and "mean_red" not in grey
+
+
+def test_random_objects_match_numpy_counts():
+    rng = np.random.default_rng(0)
+    labels = np.zeros((50, 70), np.int32)
+    for k in range(1, 9):
+        y, x = rng.integers(0, 45), rng.integers(0, 65)
+        labels[y : y + rng.integers(2, 12), x : x + rng.integers(2, 12)] = k
+    image = rng.integers(0, 65535, (50, 70), np.uint16)  # 16-bit grey: its own values
+    classes = np.where(labels % 2 == 0, 2, 1) * (labels > 0)
+    rows = measure_objects(labels, image, ["odd", "even"], classes)
+    assert [r["object"] for r in rows] == sorted(set(np.unique(labels)) - {0})
+    for r in rows:
+        ys, xs = np.nonzero(labels == r["object"])
+        assert r["area"] == len(ys)
+        assert r["centroid_x"] == pytest.approx(xs.mean(), abs=1e-3)
+        assert r["centroid_y"] == pytest.approx(ys.mean(), abs=1e-3)
+        assert (r["bbox_x0"], r["bbox_x1"]) == (xs.min(), xs.max() + 1)
+        assert r["mean_intensity"] == pytest.approx(image[ys, xs].mean(), abs=1e-3)
+        assert r["class"] == ("even" if r["object"] % 2 == 0 else "odd")
+    text = measurements_csv([("a.png", rows), ("b.png", [])]).decode()
+    read = list(csv.DictReader(text.splitlines()))
+    assert tuple(read[0]) == COLUMNS and len(read) == len(rows)
+    assert {r["image"] for r in read} == {"a.png"} and read[0]["mean_red"] == ""
+
+
+def test_segment_measure_writes_one_csv_of_the_label_images_objects(tmp_path, capsys):
+    """segment --measure: a row per object of each written label image (area and centroid as
+    the label image has them), images by their input names; a bad file name is refused."""
+    images = tmp_path / "images"
+    (images / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "sub/b.jpg"):
+        image = np.full((64, 64), 20, np.uint8)
+        for _ in range(3):
+            y, x = rng.integers(8, 52, 2)
+            image[y - 5 : y + 5, x - 5 : x + 5] = 200
+        Image.fromarray(image).save(images / name)
+    out, table = tmp_path / "seg", tmp_path / "objects.csv"
+    argv = ["segment", "nuclei", str(images), "-o", str(out), "--no-progress"]
+    assert main([*argv, "--measure", str(table)]) == 0
+    rows = list(csv.DictReader(table.read_text().splitlines()))
+    assert f"objects' measurements to {table}" in capsys.readouterr().out
+    assert {r["image"] for r in rows} <= {"a.png", "sub/b.jpg"} and rows
+    for name in ("a", "sub/b"):
+        labels = np.asarray(Image.open(out / "instances" / f"{name}.png"))
+        mine = [r for r in rows if r["image"].rsplit(".", 1)[0] == name]
+        assert len(mine) == labels.max()
+        for r in mine:
+            ys, xs = np.nonzero(labels == int(r["object"]))
+            assert int(r["area"]) == len(ys)
+            assert float(r["centroid_x"]) == pytest.approx(xs.mean(), abs=1e-3)
+    assert main([*argv, "--measure", str(tmp_path / "x.txt")]) == 2
+    assert main([*argv, "--measure", str(table), "--skip-existing"]) == 2
