@@ -272,6 +272,12 @@ def test_valid_convolution_model_trains_on_centre_crops(shapes_data, tmp_path):
     assert seg.network.margin == 8
     img_path = sorted((shapes_data / "val" / "images").glob("*.png"))[0]
     assert predict(seg, img_path, precision="fp32").shape == (48, 48)
+    # its crops may reach into the mirrored border: up to 48 + 2 * 8 (recipes/camvid_compare.sh
+    # trains it on 348 x 348 crops of 240 x 180 frames); beyond, a one-line refusal
+    roomy = dict(model="unet_original", depth=1, base_width=4, epochs=1, epoch_size=2)
+    assert fit(_cfg(shapes_data, tmp_path / "run60", crop=60, **roomy)).is_file()
+    with pytest.raises(ValueError, match=r"--crop 68 .* mirrored border of 8\); .* at most 64"):
+        fit(_cfg(shapes_data, tmp_path / "run68", crop=68, **roomy))
 
 
 def test_weighted_ce_trains_with_border_weight_maps(shapes_data, tmp_path):

@@ -150,12 +150,17 @@ def lossy_masks_message(data, counts: dict[int, int], colour: bool) -> str:
 
 
 def check_crop(cfg: TrainConfig, train: SegmentationDataset) -> None:
-    """A training crop larger than every image would only pad (and can exhaust memory)."""
+    """A training crop larger than every image would only pad (and can exhaust memory); a
+    valid-convolution model's crops may reach into the mirrored border (``train.context``)
+    added around each image."""
     largest = max(max(train.load(i)[0].shape[:2]) for i in range(len(train)))
+    largest += 2 * train.context
     if cfg.crop > largest:
         raise ValueError(
             f"--crop {cfg.crop} is larger than every training image (the largest side is {largest} "
-            f"pixels at --scale {cfg.scale:g}); use --crop 0 for whole images or at most {largest}"
+            f"pixels at --scale {cfg.scale:g}"
+            + (f", with the model's mirrored border of {train.context}" if train.context else "")
+            + f"); use --crop 0 for whole images or at most {largest}"
         )
 
 
@@ -275,7 +280,6 @@ def build_datasets(
         augmentation=augmentation_of(cfg),
     )
     channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
-    check_crop(cfg, train)
     train.set_channels(channels)
     train.norm = compute_normalization(train.load(i)[0] for i in range(len(train)))
     val = SegmentationDataset(

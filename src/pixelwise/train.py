@@ -44,6 +44,7 @@ from pixelwise.semantic import (
     backbone_weights,
     build_datasets,
     build_model,
+    check_crop,
     class_pixel_counts,
     make_loss,
     pretrained_normalization,
@@ -132,6 +133,7 @@ def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Tas
     train_ds.context = getattr(
         model, "margin", 0
     )  # valid convolutions see mirrored context at borders
+    check_crop(cfg, train_ds)
     seg = Segmenter(
         model,
         start.arch if start is not None else cfg.model,
