@@ -376,13 +376,14 @@ def coco_names(seg, object_class: int | None) -> list[str]:
     return [object_name(seg, object_class)]
 
 
-def check_coco_output(path: str | os.PathLike) -> None:
-    """Refuse a --coco FILE that cannot be written, before any image is segmented."""
+def check_output_file(path: str | os.PathLike, option: str, suffix: str) -> None:
+    """Refuse a batch-wide output FILE (``segment --coco``, ``--measure``) that cannot be
+    written, before any image is segmented: it must end in ``suffix`` and not be a folder."""
     path = Path(path)
-    if path.suffix.lower() != ".json":
-        raise ValueError(f"--coco {path}: give a .json file name")
+    if path.suffix.lower() != suffix:
+        raise ValueError(f"{option} {path}: give a {suffix} file name")
     if path.is_dir():
-        raise ValueError(f"--coco {path}: is a folder")
+        raise ValueError(f"{option} {path}: is a folder")
 
 
 def write_coco(path: str | os.PathLike, result: BatchResult, names: list[str]) -> int:

@@ -538,7 +538,7 @@ def predict_videos(args: argparse.Namespace, seg, videos: list[tuple[Path, Path]
 
 def cmd_segment(args: argparse.Namespace) -> int:
     from pixelwise.batch import (
-        check_coco_output,
+        check_output_file,
         coco_names,
         run_sharded,
         segment_files,
@@ -547,15 +547,15 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from pixelwise.checkpoint import load_model
     from pixelwise.data.io import atomic_write_bytes
     from pixelwise.instances import check_object_class
-    from pixelwise.measure import check_measure_output, measurements_csv
+    from pixelwise.measure import measurements_csv
     from pixelwise.runtime import runtime_for
 
     seg = load_model(args.checkpoint, runtime_for(args.runtime, args.precision, args.checkpoint))
     check_object_class(seg, args.object_class)  # once, not for every file
     if args.coco is not None:
-        check_coco_output(args.coco)
+        check_output_file(args.coco, "--coco", ".json")
     if args.measure is not None:
-        check_measure_output(args.measure)
+        check_output_file(args.measure, "--measure", ".csv")
 
     def report(result) -> None:
         counts = first_ten(
