@@ -155,10 +155,17 @@ CLI_CASES = [
         "no image files in",
     ),
     (
-        "multi-page TIFF",
-        ["predict", "{ckpt}", "{pages}/stack.tif", "--out", "{out}"],
+        "multi-page TIFF for a cut-out",  # predict and segment take it page by page
+        ["remove-bg", "{pages}/stack.tif", "-o", "{out}", "--checkpoint", "{ckpt}"],
         1,
-        "has 3 pages",
+        "stack.tif: has 3 pages; this reads one image per file",
+    ),
+    (
+        "a TIFF stack for one COCO file",
+        ["segment", "{pages}/stack.tif", "--checkpoint", "{ckpt}", "-o", "{out}"]
+        + ["--object-class", "1", "--coco", "{out}/objects.json"],
+        2,
+        "stack.tif: a TIFF stack; a COCO file names one image per file",
     ),
     (
         "animated GIF",

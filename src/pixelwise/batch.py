@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from pixelwise import distributed as dist
 from pixelwise.constants import one_line
@@ -17,9 +18,12 @@ from pixelwise.data.coco import as_coco, object_annotations
 from pixelwise.data.io import (
     IMAGE_SUFFIXES,
     ImageReadError,
+    StackPage,
     atomic_write_bytes,
+    count_pages,
     list_images,
     max_pixels_limit,
+    page_name,
     read_image,
     save_label_image,
     save_mask,
@@ -36,7 +40,7 @@ from pixelwise.detection import (
 )
 from pixelwise.inference import predict, predict_probabilities, segment
 from pixelwise.measure import measure_objects
-from pixelwise.overlays import detection_overlay, instance_overlay, overlay
+from pixelwise.overlays import detection_overlay, display_rgb, instance_overlay, overlay
 
 
 @dataclass
@@ -46,11 +50,15 @@ class BatchResult:
     counts: list[tuple[Path, int]] = field(default_factory=list)  # (output name, objects): segment
     skipped: int = 0  # inputs left alone (e.g. their output exists)
     coco: list[tuple[Path, int, int, list[dict]]] = field(default_factory=list)  # segment --coco
-    measures: list[tuple[Path, list[dict]]] = field(default_factory=list)  # segment --measure
+    # segment --measure: (output name, input name, rows)
+    measures: list[tuple[Path, str, list[dict]]] = field(default_factory=list)
 
     def fail(self, src: Path, exc: Exception) -> None:
-        """Record a bad input with a one-line reason that names the file."""
-        self.failures.append((src, str(exc) if str(src) in str(exc) else f"{src}: {exc}"))
+        """Record a bad input with a one-line reason that names the file (and page)."""
+        reason = str(exc)
+        if isinstance(src, StackPage):
+            reason = reason.removeprefix(f"{src.path}: ")
+        self.failures.append((src, reason if str(src) in reason else f"{src}: {reason}"))
 
     @classmethod
     def merge(cls, parts: list[BatchResult]) -> BatchResult:
@@ -64,11 +72,13 @@ class BatchResult:
 
 
 def output_names(
-    inputs: list[str | os.PathLike], out: str | os.PathLike | None = None
-) -> list[tuple[Path, Path]]:
+    inputs: list[str | os.PathLike], out: str | os.PathLike | None = None, pages: bool = False
+) -> list[tuple[Path | StackPage, Path]]:
     """Each image file with its output-relative path: folders keep their inner structure. Files
     an input folder holds under ``out``, the output folder, are left out (a rerun with the
-    outputs inside the inputs would otherwise take them for inputs).
+    outputs inside the inputs would otherwise take them for inputs). With ``pages``, each page
+    of a multi-page TIFF is an input of its own (a :class:`~pixelwise.data.io.StackPage`) named
+    as training names it: ``stack.tif`` gives ``stack-000.png``, ``stack-001.png``, ...
 
     Refused before anything runs (ValueError): no image file at all, and two inputs that would
     write the same output (``a.png`` and ``a.jpg``, or ``d1/x.png`` and ``d2/x.png`` given as
@@ -84,6 +94,8 @@ def output_names(
             )
         else:
             pairs.append((p, Path(p.stem + ".png")))
+    if pages:
+        pairs = [page for src, rel in pairs for page in stack_pages(src, rel)]
     if not pairs:
         raise ValueError(
             f"no image files in {', '.join(map(str, inputs))} (looked for {', '.join(IMAGE_SUFFIXES)})"
@@ -101,6 +113,29 @@ def output_names(
     return pairs
 
 
+def stack_pages(src: Path, rel: Path) -> list[tuple[Path | StackPage, Path]]:
+    """``(src, rel)``, or for a TIFF stack a pair per page. A file that cannot be read stays
+    one input, to fail with its reason when it is read."""
+    try:
+        count = count_pages(src)
+    except ImageReadError:
+        count = 1
+    if count <= 1:  # 0: a damaged TIFF, refused when read
+        return [(src, rel)]
+    return [
+        (StackPage(src, i), rel.with_name(page_name(rel.stem, i) + rel.suffix))
+        for i in range(count)
+    ]
+
+
+def input_name(src: Path | StackPage, rel: Path) -> str:
+    """The input behind the outputs ``rel``, as ``segment --measure`` names it: its path from
+    the input folder (``sub/a.jpg``), for a page of a stack ``sub/stack.tif[3]``."""
+    if isinstance(src, StackPage):
+        return (rel.parent / src.path.name).as_posix() + f"[{src.index}]"
+    return rel.with_suffix(src.suffix).as_posix()
+
+
 def run_batch(
     inputs: list[str | os.PathLike],
     compute,
@@ -111,6 +146,7 @@ def run_batch(
     skip=None,
     pairs: list[tuple[Path, Path]] | None = None,
     out: str | os.PathLike | None = None,
+    pages: bool = False,
 ) -> BatchResult:
     """The loop of every file command: for each image under ``inputs`` (this process's
     ``shard=(rank, world)`` share: every world-th, from rank), ``compute(src)`` runs inside the
@@ -119,13 +155,14 @@ def run_batch(
     ``write(src, rel, value)`` writes the outputs and returns (main output path, object count
     or None). ``skip(rel)`` true leaves an input alone. ``pairs``: ``output_names(inputs, out)``
     when the caller has listed them already; ``out``: the output folder, whose files are no
-    inputs. A progress bar shows the current file."""
+    inputs; ``pages``: each page of a TIFF stack is an input (:func:`output_names`). A progress
+    bar shows the current file."""
     from tqdm import tqdm
 
     max_pixels_limit()  # a bad PIXELWISE_MAX_PIXELS is one usage error, not a failure per file
     result = BatchResult()
     bar = tqdm(
-        (output_names(inputs, out) if pairs is None else pairs)[shard[0] :: shard[1]],
+        (output_names(inputs, out, pages) if pairs is None else pairs)[shard[0] :: shard[1]],
         desc=desc,
         unit="img",
         disable=not progress,
@@ -248,7 +285,7 @@ def predict_files(
             names = dict(enumerate(seg.class_names))
             del names[0]  # the background is what no shape covers
             shapes = shapes_of(mask, names, options.min_object_size)
-            write_labelme(out_dir, src, rel, shapes, mask.shape)
+            write_labelme(out_dir, src, rel, shapes, image)
         save_png(out_dir / "overlays" / rel, overlay(image, mask, palette))
         return out_dir / "masks" / rel, None
 
@@ -261,11 +298,15 @@ def write_labels_txt(out_dir: Path, names: list[str]) -> None:
     atomic_write_bytes(out_dir / "labelme" / "labels.txt", f"{text}\n".encode())
 
 
-def write_labelme(out_dir: Path, src, rel: Path, shapes: list[dict], size: tuple) -> None:
-    """``OUT/labelme/<name>.json``: the shapes found in ``src`` (an image of ``size``, height and
-    width), for LabelMe or any tool that reads its files; ``imagePath`` leads to ``src``."""
+def write_labelme(out_dir: Path, src, rel: Path, shapes: list[dict], image: np.ndarray) -> None:
+    """``OUT/labelme/<name>.json``: the shapes found in ``src`` (``image``), for LabelMe or any
+    tool that reads its files; ``imagePath`` leads to ``src``, or for a page of a stack (which
+    LabelMe cannot open) to the page written beside the file as ``<name>.png``."""
     path = out_dir / "labelme" / rel.with_suffix(".json")
-    text = annotation_json(shapes, Path(src).absolute(), path.parent.absolute(), *size[:2])
+    if isinstance(src, StackPage):
+        src = path.with_suffix(".png")
+        save_png(src, Image.fromarray(display_rgb(image)))
+    text = annotation_json(shapes, Path(src).absolute(), path.parent.absolute(), *image.shape[:2])
     atomic_write_bytes(path, text.encode())
 
 
@@ -290,7 +331,7 @@ def detection_files(
         if options.labelme:
             classes = pred["labels"].tolist()
             names = {k: seg.class_names[classes[k - 1]] for k in np.unique(labels) if k}
-            write_labelme(out_dir, src, rel, shapes_of(labels, names, objects=True), labels.shape)
+            write_labelme(out_dir, src, rel, shapes_of(labels, names, objects=True), image)
         atomic_write_bytes(
             out_dir / "coco" / rel.with_suffix(".json"),
             json.dumps(detections_to_coco(pred, 0, cats)).encode(),
@@ -333,20 +374,26 @@ def segment_files(
         written = save_label_image(out_dir / "instances" / rel, labels)
         if options.labelme:
             names = {k: name for k in np.unique(labels) if k}
-            write_labelme(out_dir, src, rel, shapes_of(labels, names, objects=True), labels.shape)
+            write_labelme(out_dir, src, rel, shapes_of(labels, names, objects=True), image)
         if options.coco is not None:
             records.append((Path(src), *labels.shape, object_annotations(labels, classes)))
         if options.measure is not None:
             found = measure_objects(labels, image, coco_names(seg, options.object_class), classes)
-            measures.append((rel.with_suffix(Path(src).suffix), found))  # the input's name
+            measures.append((rel, input_name(src, rel), found))
         save_png(out_dir / "overlays" / rel, instance_overlay(image, labels))
         return written, int(labels.max())
 
     records: list[tuple[Path, int, int, list[dict]]] = []
-    measures: list[tuple[Path, list[dict]]] = []
-    result = run_into(
-        out_dir, "overlays", options, inputs, compute, write, "segment", progress, shard
-    )
+    measures: list[tuple[Path, str, list[dict]]] = []
+    pairs = output_names(inputs, out_dir, pages=True)
+    stacks = [src for src, _ in pairs if isinstance(src, StackPage)]
+    if options.coco is not None and stacks:
+        raise ValueError(
+            f"{stacks[0].path}: a TIFF stack; a COCO file names one image per file, so --coco "
+            "takes no stacks (split it into files, or leave out --coco)"
+        )
+    run = (compute, write, "segment", progress, shard)
+    result = run_into(out_dir, "overlays", options, inputs, *run, pairs=pairs)
     result.coco, result.measures = records, measures
     return result
 
@@ -404,10 +451,13 @@ def write_coco(path: str | os.PathLike, result: BatchResult, names: list[str]) -
     return len(annotations)
 
 
-def run_into(out_dir: Path, marker: str, options: PredictOptions, inputs, *run) -> BatchResult:
+def run_into(
+    out_dir: Path, marker: str, options: PredictOptions, inputs, *run, pairs=None
+) -> BatchResult:
     """:func:`run_batch` (``inputs, compute, write, desc, progress, shard``) writing under
-    ``out_dir``, whose files are no inputs; with ``options.skip_existing``, an input whose
+    ``out_dir``, whose files are no inputs, each page of a TIFF stack an input of its own (or
+    the ``pairs`` given); with ``options.skip_existing``, an input whose
     ``out_dir/marker/<name>`` exists already is left alone."""
     folder = out_dir / marker
     skip = (lambda rel: (folder / rel).exists()) if options.skip_existing else None
-    return run_batch(inputs, *run, skip, out=out_dir)
+    return run_batch(inputs, *run, skip, pairs, out=out_dir, pages=True)

@@ -64,8 +64,9 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "predict masks and overlays for images or folders",
         "Writes OUT/masks/<name>.png (class ids, palette PNG) and OUT/overlays/<name>.png; instance models also "
         "OUT/instances (16-bit labels) and OUT/coco (COCO results); a video file (named or in a folder; semantic models, the "
-        "[video] extra) becomes OUT/overlays/<name>.mp4. Bad files are skipped, listed at the end, and "
-        "make the exit status 1.",
+        "[video] extra) becomes OUT/overlays/<name>.mp4; each page of a multi-page TIFF (an EM stack) is "
+        "an image of its own, <stack>-000.png, <stack>-001.png, ... Bad files are skipped, listed at "
+        "the end, and make the exit status 1.",
         [
             Opt(
                 ("paths",),
@@ -141,7 +142,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "Writes OUT/instances/<name>.png (16-bit, 0 = background, 1..N objects; a 32-bit .tif beyond 65535 "
         "objects) and OUT/overlays/<name>.png, for "
         "a model trained with --instances, an instance model, or --object-class. The model may also "
-        "come first, as in predict: 'pixelwise segment nuclei cells/'.",
+        "come first, as in predict: 'pixelwise segment nuclei cells/'. A multi-page TIFF is segmented "
+        "page by page, as by predict.",
         [
             "inputs",
             Opt(("--checkpoint",), f"{MODEL_HELP} (default nuclei)", "nuclei", old=("--model",)),
@@ -566,7 +568,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             found = write_coco(args.coco, result, coco_names(seg, args.object_class))
             coco = f", {found} objects of {len(result.coco)} images to {args.coco}"
         if args.measure is not None:
-            rows = sorted(((r.as_posix(), f) for r, f in result.measures), key=lambda x: x[0])
+            rows = [(name, found) for _, name, found in sorted(result.measures, key=lambda m: m[0])]
             atomic_write_bytes(args.measure, measurements_csv(rows))
             coco += f", {sum(len(r) for _, r in rows)} objects' measurements to {args.measure}"
         print(
@@ -681,6 +683,7 @@ def predict_classical(args: argparse.Namespace) -> int:
         args.method,
         args.progress,
         out=args.out,
+        pages=True,
     )
     print(f"wrote {len(result.written)} region masks ({args.method}) to {Path(args.out) / 'masks'}")
     return report_failures(result)

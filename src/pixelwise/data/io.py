@@ -11,11 +11,14 @@ in one line.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import io
+import logging
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -94,9 +97,23 @@ def _check_size(path: Path, width: int, height: int, max_pixels: int | None) -> 
         raise ImageTooLarge(path, width, height, limit)
 
 
-def _read_tiff(path: Path, page: int | None, max_pixels: int | None) -> np.ndarray:
+@contextlib.contextmanager
+def _open_tiff(path: Path):
+    """``tifffile.TiffFile(path)`` without tifffile's log lines about damaged files (the
+    ImageReadError that follows says it in one line)."""
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
     try:
         with tifffile.TiffFile(path) as tif:
+            yield tif
+    finally:
+        log.setLevel(level)
+
+
+def _read_tiff(path: Path, page: int | None, max_pixels: int | None) -> np.ndarray:
+    try:
+        with _open_tiff(path) as tif:
             pages = tif.pages
             if len(pages) == 0:
                 raise ImageReadError(path, "TIFF file has no pages")
@@ -114,6 +131,28 @@ def _read_tiff(path: Path, page: int | None, max_pixels: int | None) -> np.ndarr
         raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})") from None
 
 
+@dataclass(frozen=True)
+class StackPage:
+    """One page (slice) of a multi-page TIFF, read as an image of its own by :func:`read_image`
+    (``predict`` and ``segment`` take a stack page by page); its outputs are named
+    :func:`page_name`."""
+
+    path: Path
+    index: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.path.name}[{self.index}]"
+
+    def __str__(self) -> str:  # what error messages name
+        return f"{self.path} page {self.index}"
+
+
+def page_name(stem: str, index: int) -> str:
+    """The name of page ``index`` of the stack ``stem``.tif, as data items and outputs have it."""
+    return f"{stem}-{index:03d}"
+
+
 def count_pages(path: str | os.PathLike) -> int:
     """Number of pages (slices) of a TIFF stack; 1 for any other image file."""
     path = Path(path)
@@ -121,7 +160,7 @@ def count_pages(path: str | os.PathLike) -> int:
     if path.suffix.lower() not in TIFF_SUFFIXES:
         return 1
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _open_tiff(path) as tif:
             return len(tif.pages)
     except Exception as exc:
         raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})") from None
@@ -233,8 +272,11 @@ def read_image(
 ) -> np.ndarray:
     """Read an image file as a (H, W, C) uint8/uint16 array, C = 1 (grey) or 3 (colour).
 
-    ``page`` selects a slice of a multi-page TIFF (default: the first).
+    ``page`` selects a slice of a multi-page TIFF (default: the first; a multi-page TIFF without
+    a page is refused); ``path`` may be a :class:`StackPage`.
     """
+    if isinstance(path, StackPage):
+        path, page = path.path, path.index
     path = Path(path)
     _check_file(path)
     if path.suffix.lower() in TIFF_SUFFIXES:
@@ -360,7 +402,7 @@ def is_colour_mask(path: str | os.PathLike) -> bool:
     path = Path(path)
     if path.suffix.lower() in TIFF_SUFFIXES:
         try:
-            with tifffile.TiffFile(path) as tif:
+            with _open_tiff(path) as tif:
                 page = tif.pages[0]
                 return len(page.shape) == 3 and page.shape[-1] in (3, 4) and page.dtype == np.uint8
         except Exception:
@@ -385,8 +427,9 @@ def mask_palette(path: str | os.PathLike) -> np.ndarray | None:
 
 def multi_page(count: int, what: str) -> str:
     return (
-        f"has {count} {what}; pixelwise reads one image per file (split it into files; for training, "
-        "TIFF stacks named *-volume.tif / *-labels.tif are read page by page)"
+        f"has {count} {what}; this reads one image per file (split it into files; predict and "
+        "segment take a TIFF stack page by page, and training TIFF stacks named *-volume.tif / "
+        "*-labels.tif)"
     )
 
 

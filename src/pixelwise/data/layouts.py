@@ -59,7 +59,14 @@ from pixelwise.data.coco import (
     load_coco,
     stored_size,
 )
-from pixelwise.data.io import IMAGE_SUFFIXES, count_pages, is_colour_mask, packed_colours, read_mask
+from pixelwise.data.io import (
+    IMAGE_SUFFIXES,
+    count_pages,
+    is_colour_mask,
+    packed_colours,
+    page_name,
+    read_mask,
+)
 from pixelwise.data.yolo import class_names, dataset_yaml, load_yolo, read_yaml
 
 
@@ -447,7 +454,7 @@ def stack_items(volume: Path, labels: Path) -> list[Item]:
     n_img, n_lab = count_pages(volume), count_pages(labels)
     if n_img != n_lab:
         raise ValueError(f"{labels}: {n_lab} label pages for {n_img} image pages in {volume.name}")
-    return [Item(volume, labels, f"{volume.stem}-{i:03d}", i) for i in range(n_img)]
+    return [Item(volume, labels, page_name(volume.stem, i), i) for i in range(n_img)]
 
 
 def ctc_items(root: Path, truth: str = "GT") -> list[Item]:
