@@ -327,3 +327,22 @@ def test_segment_writes_each_object_as_labelme_shapes(tmp_path):
     pairs = {(int(w), int(r)) for w, r in zip(written.ravel(), read.ravel())}
     assert len(pairs) == 4  # the same partition: each written object is one object read back
     assert (tmp_path / "out" / "labelme" / "labels.txt").read_text().split()[-1] == "leaf"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float32])
+def test_value_boxes_are_each_values_bounding_box(dtype):
+    from pixelwise.data.labelme import value_boxes
+
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 7, (30, 41)).astype(dtype)
+    labels[labels == 5] = 0  # a value absent from the image
+    boxes = value_boxes(labels, [1, 2, 3, 4, 5, 6, 9])
+    for value, box in boxes.items():
+        ys, xs = np.nonzero(labels == value)
+        if not len(ys):
+            assert box is None
+            continue
+        if dtype is np.float32:  # compared whole: the box is the image
+            assert box == (slice(0, 30), slice(0, 41))
+            continue
+        assert box == (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
