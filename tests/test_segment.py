@@ -78,6 +78,32 @@ def test_label_image_coco_ap_ranks_objects_by_score():
     assert np.allclose(object_confidences(pred, probs), naive)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32])
+def test_coco_parts_encode_each_object_as_its_whole_image_mask_would(dtype):
+    pytest.importorskip("pycocotools")
+    from pixelwise.data.coco import encode_rle
+    from pixelwise.evaluate import coco_parts
+
+    rng = np.random.default_rng(5)
+    ref, pred = np.zeros((2, 37, 53), dtype)
+    for labels in (ref, pred):
+        for k in range(1, 12):
+            y, x, h, w = rng.integers(0, 37), rng.integers(0, 53), *rng.integers(1, 20, 2)
+            labels[y : y + h, x : x + w] = k  # overlapping boxes: split and ragged objects
+    pred[pred == 4] = 0  # a number left out
+    conf = rng.random(11)
+    parts = coco_parts(ref, pred, conf, 7)
+    expected = [(k, encode_rle(ref == k), (ref == k).sum()) for k in np.unique(ref) if k]
+    assert [(a["segmentation"], a["area"]) for a in parts["annotations"]] == [
+        (rle, float(area)) for _, rle, area in expected
+    ]
+    ks = [k for k in range(1, 12) if (pred == k).any()]
+    assert [(r["segmentation"], r["score"]) for r in parts["results"]] == [
+        (encode_rle(pred == k), conf[k - 1]) for k in ks
+    ]
+    assert {a["image_id"] for a in parts["annotations"] + parts["results"]} == {7}
+
+
 def test_train_evaluate_segment_on_instances(tmp_path, capsys):
     data = _blobs(tmp_path / "blobs")
     run = tmp_path / "run"

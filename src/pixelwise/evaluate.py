@@ -358,21 +358,20 @@ def coco_parts(
     """One image's COCO entries, each object as RLE (compact, so that evaluation keeps these
     and not the label images): ``image``, ``annotations`` (ids given by :func:`coco_from_parts`)
     and ``results``; only ``objects`` beyond :data:`COCO_MAX_OBJECTS` in the image."""
-    from pixelwise.data.coco import encode_rle
+    from pixelwise.data.coco import numbered_annotations
 
     most = max(int(reference.max(initial=0)), int(prediction.max(initial=0)))
-    if most > COCO_MAX_OBJECTS:  # every object a full-image mask, every pair an IoU: hours
+    if most > COCO_MAX_OBJECTS:  # COCO AP ranks 100 detections: a figure of a few of them
         return {"objects": most}
-    anns, results = [], []
-    for k in np.unique(reference[reference > 0]):
-        m = reference == k
-        anns.append({"image_id": image_id, "category_id": 1, "iscrowd": 0,
-                     "segmentation": encode_rle(m), "area": float(m.sum())})  # fmt: skip
-    for k in range(1, int(prediction.max(initial=0)) + 1):
-        m = prediction == k
-        if m.any():
-            results.append({"image_id": image_id, "category_id": 1, "score": float(conf[k - 1]),
-                            "segmentation": encode_rle(m)})  # fmt: skip
+    common = {"image_id": image_id, "category_id": 1}
+    anns = [
+        common | {"iscrowd": 0, "segmentation": a["segmentation"], "area": float(a["area"])}
+        for _, a in numbered_annotations(reference)
+    ]
+    results = [
+        common | {"score": float(conf[k - 1]), "segmentation": a["segmentation"]}
+        for k, a in numbered_annotations(prediction)
+    ]
     image = {"id": image_id, "height": reference.shape[0], "width": reference.shape[1]}
     return {"image": image, "annotations": anns, "results": results}
 

@@ -261,6 +261,14 @@ def object_annotations(labels: np.ndarray, categories: np.ndarray | None = None)
     RLE mask, tight ``bbox`` (x, y, w, h), ``area``, ``iscrowd`` 0 and ``category_id`` (from
     the image ``categories`` of category ids at the object's pixels, default 1); ids are left
     to the caller."""
+    return [ann for _, ann in numbered_annotations(labels, categories)]
+
+
+def numbered_annotations(
+    labels: np.ndarray, categories: np.ndarray | None = None
+) -> list[tuple[int, dict]]:
+    """:func:`object_annotations` with each object's number in ``labels``; each object is
+    encoded from its box, never from a whole-image mask."""
     from pycocotools import mask as mask_utils
     from scipy import ndimage
 
@@ -273,15 +281,14 @@ def object_annotations(labels: np.ndarray, categories: np.ndarray | None = None)
         y0, x0 = box[0].start, box[1].start
         counts = crop_rle_counts(crop, y0, x0, height, width)
         rle = mask_utils.frPyObjects({"counts": counts, "size": [height, width]}, height, width)
-        out.append(
-            {
-                "category_id": 1 if categories is None else int(categories[box][crop][0]),
-                "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
-                "area": int(crop.sum()),
-                "bbox": [x0, y0, crop.shape[1], crop.shape[0]],
-                "iscrowd": 0,
-            }
-        )
+        ann = {
+            "category_id": 1 if categories is None else int(categories[box][crop][0]),
+            "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
+            "area": int(crop.sum()),
+            "bbox": [x0, y0, crop.shape[1], crop.shape[0]],
+            "iscrowd": 0,
+        }
+        out.append((k, ann))
     return out
 
 
