@@ -109,3 +109,17 @@ def test_labelme_files_of_pages_lead_to_the_page_written_beside_them(tmp_path):
         page = np.asarray(Image.open(out / "labelme" / spec["imagePath"]))
         np.testing.assert_array_equal(page[..., 0], volume[i])  # 8-bit grey shown as it is
         assert [s["label"] for s in spec["shapes"]] == ["foreground"]
+
+
+def test_a_tiff_of_pages_of_different_sizes_is_one_image_refused_with_its_reason(tmp_path):
+    """A pyramid (a slide and its smaller levels) is no stack: not a page per output."""
+    with tifffile.TiffWriter(tmp_path / "slide.tif") as tif:
+        for size in (64, 32, 16):
+            tif.write(np.zeros((size, size, 3), np.uint8), photometric="rgb")
+    result = predict_files(tiny_seg(), [tmp_path / "slide.tif"], tmp_path / "out", progress=False)
+    assert not result.written
+    assert [reason for _, reason in result.failures] == [
+        f"{tmp_path / 'slide.tif'}: has 3 pages of different sizes (a multi-resolution pyramid, a "
+        "slide with its thumbnails); whole-slide files are not read: save the level you want as "
+        "an image of its own"
+    ]

@@ -20,7 +20,6 @@ from pixelwise.data.io import (
     ImageReadError,
     StackPage,
     atomic_write_bytes,
-    count_pages,
     list_images,
     max_pixels_limit,
     page_name,
@@ -29,6 +28,7 @@ from pixelwise.data.io import (
     save_mask,
     save_png,
     save_probabilities,
+    stack_size,
 )
 from pixelwise.data.labelme import BACKGROUND_LABEL, IGNORE_LABEL, annotation_json, shapes_of
 from pixelwise.detection import (
@@ -117,10 +117,10 @@ def stack_pages(src: Path, rel: Path) -> list[tuple[Path | StackPage, Path]]:
     """``(src, rel)``, or for a TIFF stack a pair per page. A file that cannot be read stays
     one input, to fail with its reason when it is read."""
     try:
-        count = count_pages(src)
+        count = stack_size(src)
     except ImageReadError:
         count = 1
-    if count <= 1:  # 0: a damaged TIFF, refused when read
+    if count == 1:
         return [(src, rel)]
     return [
         (StackPage(src, i), rel.with_name(page_name(rel.stem, i) + rel.suffix))

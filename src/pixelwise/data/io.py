@@ -118,6 +118,8 @@ def _read_tiff(path: Path, page: int | None, max_pixels: int | None) -> np.ndarr
             if len(pages) == 0:
                 raise ImageReadError(path, "TIFF file has no pages")
             if page is None and len(pages) > 1:
+                if not _uniform(pages):
+                    raise ImageReadError(path, MIXED_PAGES.format(len(pages)))
                 raise ImageReadError(path, multi_page(len(pages), "pages"))
             index = 0 if page is None else page
             if not 0 <= index < len(pages):
@@ -151,6 +153,32 @@ class StackPage:
 def page_name(stem: str, index: int) -> str:
     """The name of page ``index`` of the stack ``stem``.tif, as data items and outputs have it."""
     return f"{stem}-{index:03d}"
+
+
+MIXED_PAGES = (
+    "has {} pages of different sizes (a multi-resolution pyramid, a slide with its thumbnails); "
+    "whole-slide files are not read: save the level you want as an image of its own"
+)
+
+
+def _uniform(pages) -> bool:
+    """Whether every page of a TIFF has one shape and type, as the slices of a stack do."""
+    return len({(page.shape, page.dtype) for page in pages}) == 1
+
+
+def stack_size(path: str | os.PathLike) -> int:
+    """The number of slices of a TIFF stack (every page of one size and type: an EM volume, a
+    z-stack); 1 for any other image, also for a TIFF whose pages differ (a pyramid), which
+    :func:`read_image` refuses."""
+    path = Path(path)
+    _check_file(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        return 1
+    try:
+        with _open_tiff(path) as tif:
+            return len(tif.pages) if _uniform(tif.pages) else 1
+    except Exception as exc:
+        raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})") from None
 
 
 def count_pages(path: str | os.PathLike) -> int:
