@@ -590,6 +590,15 @@ API_CASES = [
         "float images must hold values in [0, 1]",
     ),
     (
+        "float with NaN (no data)",
+        lambda: pixelwise.predict(
+            tiny_seg(),
+            np.pad(np.full((4, 8, 3), 0.5), ((0, 2), (0, 0), (0, 0)), constant_values=np.nan),
+        ),
+        ValueError,
+        "got 48 pixel value(s) that are NaN or infinite",
+    ),
+    (
         "unsupported dtype",
         lambda: remove_background(np.zeros((8, 8, 3), np.int64), tiny_seg()),
         ValueError,

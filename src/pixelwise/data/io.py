@@ -347,7 +347,13 @@ def as_image(image, name: str = "image") -> np.ndarray:
             f"{name}: expected an (H, W) or (H, W, C) image with C in 1..4, got shape {arr.shape}"
         )
     if arr.dtype.kind == "f":
-        if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        if bad:
+            raise ValueError(
+                f"{name}: float images must hold values in [0, 1], got {bad} pixel value(s) "
+                "that are NaN or infinite (no data?); fill them first"
+            )
+        if arr.min() < 0 or arr.max() > 1:
             raise ValueError(
                 f"{name}: float images must hold values in [0, 1], got {arr.min():.4g}..{arr.max():.4g}"
             )
