@@ -131,7 +131,9 @@ def test_cli_compare_and_predict_method(tmp_path, capsys):
     assert saved["mean_boundary_f1"] == otsu["mean_boundary_f1"] > 0.9
     assert saved["mean_accuracy"] == otsu["mean_accuracy"] > 0.9
     assert "| saved | " in (out / "compare.md").read_text()
+    assert saved["mean_hd95"] == otsu["mean_hd95"] < 2  # pixels
     assert "mean BF" in (out / "compare.md").read_text()
+    assert "mean HD95 (px)" in (out / "compare.md").read_text()
 
 
 def test_compare_scores_instance_labels_as_foreground_and_reads_classes_json(tmp_path):

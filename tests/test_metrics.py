@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from pixelwise.metrics import ConfusionMatrix, ImageScores, boundary_f1, format_table
+from pixelwise.metrics import (
+    ConfusionMatrix,
+    ImageScores,
+    boundary_f1,
+    format_table,
+    hausdorff95,
+)
 
 
 def naive_scores(pred: np.ndarray, target: np.ndarray, k: int, ignore: int = 255) -> dict:
@@ -168,6 +174,56 @@ def test_boundary_f1_hand_computed_cases():
     assert boundary_f1(void, grown, 2)[1] == 1.0
 
 
+def naive_hd95(ref, pred, k, ignore=255):
+    """MONAI's HD95 the slow way: edges from scipy's binary erosion, every pair of edge pixels'
+    distance, then each direction's 95th percentile and the larger."""
+    from scipy import ndimage
+
+    valid = ref != ignore
+    out = []
+    for c in range(k):
+        r, p = ref == c, (pred == c) & valid
+        a = np.argwhere((p ^ ndimage.binary_erosion(p)) & valid)
+        b = np.argwhere((r ^ ndimage.binary_erosion(r)) & valid)
+        if not len(a) and not len(b):
+            out.append(math.nan)
+        elif not len(a) or not len(b):
+            out.append(math.hypot(*ref.shape))
+        else:
+            d = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+            out.append(max(np.percentile(d.min(1), 95), np.percentile(d.min(0), 95)))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hd95_matches_a_brute_force_of_monais_definition(seed):
+    rng = np.random.default_rng(seed + 10)
+    shape = (int(rng.integers(20, 60)), int(rng.integers(20, 60)))
+    ref, pred = blobs(rng, shape, 4), blobs(rng, shape, 4)
+    if seed % 2:
+        ref[rng.integers(0, 10) : 15, 5:12] = 255
+        pred = np.where(rng.random(shape) < 0.9, np.where(ref == 255, 0, ref), pred)
+    ours = hausdorff95(ref, pred, 5)
+    np.testing.assert_allclose(ours, naive_hd95(ref, pred, 5), rtol=1e-5, equal_nan=True)
+    assert np.isnan(ours[4])
+
+
+def test_hd95_hand_computed_cases():
+    ref = np.zeros((100, 100), np.int64)
+    ref[20:60, 20:60] = 1
+    assert hausdorff95(ref, ref, 2).tolist() == [0.0, 0.0]
+    assert hausdorff95(ref, np.roll(ref, 4, axis=1), 2)[1] == 4.0  # the sides, 4 px apart
+    assert hausdorff95(ref, np.zeros_like(ref), 2)[1] == pytest.approx(math.hypot(100, 100))
+    # the image's edge is an edge of the mask that reaches it (as MONAI erodes): background
+    # is the whole image but the square, its edge the image's border and the square's outline
+    grown = np.zeros_like(ref)
+    grown[20:70, 20:60] = 1  # 10 px longer downwards: most of both outlines agree
+    assert (
+        hausdorff95(ref, grown, 2)[1] == pytest.approx(naive_hd95(ref, grown, 2)[1])
+        and 0 < hausdorff95(ref, grown, 2)[1] <= 10
+    )
+
+
 def test_image_scores_average_each_class_over_the_images_that_have_it():
     ref = np.zeros((50, 50), np.int64)
     ref[10:30, 10:30] = 1
@@ -185,3 +241,17 @@ def test_image_scores_average_each_class_over_the_images_that_have_it():
     assert scores.total.matrix.sum() == 3 * 50 * 50
     table = format_table(summary)
     assert "BF" in table and f"mean BF {summary['mean_boundary_f1']:.4f}" in table
+    hd = hausdorff95(ref, np.roll(ref, 5, axis=0), 3)
+    assert summary["per_class"]["b"]["hd95"] == pytest.approx(hd[1] / 2)  # 0 and hd[1]
+    assert summary["per_class"]["c"]["hd95"] is None
+    assert f"mean HD95 {summary['mean_hd95']:.2f} px" in table
+
+
+def test_the_examples_in_the_metrics_docstrings_hold():
+    import doctest
+
+    import pixelwise.losses
+    import pixelwise.metrics
+
+    for module in (pixelwise.metrics, pixelwise.losses):
+        assert doctest.testmod(module).failed == 0

@@ -10,7 +10,7 @@ from PIL import Image
 from pixelwise.cli import main
 from pixelwise.data.io import read_image, read_mask
 from pixelwise.evaluate import label_image_coco_ap, object_confidences, object_metrics
-from pixelwise.metrics import boundary_f1
+from pixelwise.metrics import boundary_f1, hausdorff95
 
 
 def _blobs(root, n=10, size=64, seed=0):
@@ -373,6 +373,9 @@ def test_evaluate_scores_a_folder_of_predicted_masks(shapes_data, tmp_path, caps
         np.nanmean(per_image, 1).tolist()
     )
     assert 0 < summary["mean_boundary_f1"] < 1
+    hd95 = np.array([hausdorff95(truth, pred, 3) for pred, truth in pairs])
+    assert summary["mean_hd95"] == pytest.approx(np.nanmean(np.nanmean(hd95, 0)))
+    assert [r["hd95"] for r in summary["per_image"]] == pytest.approx(np.nanmean(hd95, 1).tolist())
     out = tmp_path / "e.json"
     args = ["evaluate", str(tmp_path / "ids"), str(shapes_data), "--json", str(out)]
     assert main(args) == 0

@@ -103,7 +103,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "score a checkpoint, or masks predicted by any tool, on a labelled dataset",
         "Pixel accuracy, class accuracy, per-class, mean and frequency weighted IoU and Dice from one "
         "confusion matrix over the whole set, and "
-        "each class's boundary F1 (BF) image by image (instance models: COCO AP and DSB2018 mean AP). Evaluates --val-stems if given, else the validation split (DATA/val, "
+        "each class's boundary F1 (BF) and 95 % Hausdorff distance (HD95, pixels) image by image (instance models: COCO AP and DSB2018 mean AP). Evaluates --val-stems if given, else the validation split (DATA/val, "
         "VOC's val.txt, ...), else (on the data the checkpoint was trained on) the validation images "
         "its run drew, else the training split, else DATA/{images,masks}. Given a folder instead of a "
         "checkpoint, scores the masks in it (one per image, by file stem: class ids or the data's mask "

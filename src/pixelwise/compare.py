@@ -148,16 +148,18 @@ def score(scores: ImageScores, num_classes: int) -> dict:
     """Metrics over the real classes of scores whose last predicted id means "no class"."""
     cm = scores.total
     iou, dice = cm.iou()[:num_classes], cm.dice()[:num_classes]
-    per_class = scores.summary()["per_class"].values()
-    bf = [m["boundary_f1"] for m in list(per_class)[:num_classes]]
+    per_class = list(scores.summary()["per_class"].values())[:num_classes]
+    bf, hd95 = ([m[key] for m in per_class] for key in ("boundary_f1", "hd95"))
     return {
         "mean_iou": iou.nanmean().item(),
         "mean_dice": dice.nanmean().item(),
         "mean_boundary_f1": image_mean([float("nan") if v is None else v for v in bf]),
+        "mean_hd95": image_mean([float("nan") if v is None else v for v in hd95]),
         "pixel_accuracy": cm.pixel_accuracy(),
         "mean_accuracy": cm.class_accuracy()[:num_classes].nanmean().item(),
         "per_class_iou": [None if v != v else v for v in iou.tolist()],
         "per_class_boundary_f1": bf,
+        "per_class_hd95": hd95,
     }
 
 
@@ -243,16 +245,16 @@ def prepare(methods: list[Method], items, names, num_classes: int, objects: bool
 
 def format_table(rows: list[dict]) -> str:
     lines = [
-        "| method | mean IoU | mean Dice | mean BF | pixel accuracy | class accuracy | s / image (median) |",
-        "|---|---|---|---|---|---|---|",
+        "| method | mean IoU | mean Dice | mean BF | mean HD95 (px) | pixel accuracy | "
+        "class accuracy | s / image (median) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         seconds = r["seconds_per_image"]  # None: predicted beforehand, not timed here
         lines.append(
             f"| {r['method']} | {r['mean_iou']:.4f} | {r['mean_dice']:.4f} | "
-            f"{r['mean_boundary_f1']:.4f} | {r['pixel_accuracy']:.4f} | {r['mean_accuracy']:.4f} | "
-            + ("-" if seconds is None else f"{seconds:.3f}")
-            + " |"
+            f"{r['mean_boundary_f1']:.4f} | {r['mean_hd95']:.2f} | {r['pixel_accuracy']:.4f} | "
+            f"{r['mean_accuracy']:.4f} | " + ("-" if seconds is None else f"{seconds:.3f}") + " |"
         )
     return "\n".join(lines)
 

@@ -250,18 +250,19 @@ NEVER_STORED = -1  # the stored value of a model class the data does not have
 def image_rows(
     items: list, scores: ImageScores, image_aps: list[float] | None = None
 ) -> list[dict]:
-    """One row per scored image: its name, pixel accuracy, mean IoU and mean boundary F1 (over
-    the classes in its reference or prediction; None when every pixel is ignored), the pixels
-    scored, and given ``image_aps`` its DSB2018 mean AP."""
+    """One row per scored image: its name, pixel accuracy, mean IoU, mean boundary F1 and mean
+    HD95 (over the classes in its reference or prediction; None when every pixel is ignored),
+    the pixels scored, and given ``image_aps`` its DSB2018 mean AP."""
     rows = []
-    for i, (item, cm, boundary) in enumerate(zip(items, scores.images, scores.boundary)):
+    edges = zip(scores.boundary, scores.hd95)
+    for i, (item, cm, (boundary, hd95)) in enumerate(zip(items, scores.images, edges)):
         iou = cm.iou().nanmean().item()
-        bf = float(np.nanmean(boundary)) if not np.isnan(boundary).all() else None
         row = {
             "name": item.name,
             "pixel_accuracy": cm.pixel_accuracy() if cm.matrix.sum() else None,
             "mean_iou": None if np.isnan(iou) else iou,
-            "boundary_f1": bf,
+            "boundary_f1": None if np.isnan(boundary).all() else float(np.nanmean(boundary)),
+            "hd95": None if np.isnan(hd95).all() else float(np.nanmean(hd95)),
             "pixels": int(cm.matrix.sum()),
         }
         if image_aps is not None:
