@@ -170,26 +170,19 @@ def stack_size(path: str | os.PathLike) -> int:
     """The number of slices of a TIFF stack (every page of one size and type: an EM volume, a
     z-stack); 1 for any other image, also for a TIFF whose pages differ (a pyramid), which
     :func:`read_image` refuses."""
+    return count_pages(path, stack=True)
+
+
+def count_pages(path: str | os.PathLike, stack: bool = False) -> int:
+    """Number of pages (slices) of a TIFF stack; 1 for any other image file, and with
+    ``stack`` for a TIFF whose pages differ in size or type."""
     path = Path(path)
     _check_file(path)
     if path.suffix.lower() not in TIFF_SUFFIXES:
         return 1
     try:
         with _open_tiff(path) as tif:
-            return len(tif.pages) if _uniform(tif.pages) else 1
-    except Exception as exc:
-        raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})") from None
-
-
-def count_pages(path: str | os.PathLike) -> int:
-    """Number of pages (slices) of a TIFF stack; 1 for any other image file."""
-    path = Path(path)
-    _check_file(path)
-    if path.suffix.lower() not in TIFF_SUFFIXES:
-        return 1
-    try:
-        with _open_tiff(path) as tif:
-            return len(tif.pages)
+            return 1 if stack and not _uniform(tif.pages) else len(tif.pages)
     except Exception as exc:
         raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})") from None
 
