@@ -166,11 +166,29 @@ def format_table(summary: dict) -> str:
 BOUNDARY_TOLERANCE = 0.0075  # of the image diagonal, Csurka et al.'s choice
 
 
-def inner_boundary(mask: np.ndarray) -> np.ndarray:
-    """Pixels of ``mask`` with a 4-neighbour outside it; the image's edge is no boundary."""
-    pad = np.pad(mask, 1, mode="edge")
+def inner_boundary(mask: np.ndarray, image_edge: bool = False) -> np.ndarray:
+    """Pixels of ``mask`` with a 4-neighbour outside it; the image's edge is no boundary, or
+    with ``image_edge`` it is (what lies outside the image counts as outside the mask, as for
+    scipy's ``binary_erosion`` with its default border)."""
+    pad = np.pad(mask, 1, **({"constant_values": False} if image_edge else {"mode": "edge"}))
     inside = pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
     return mask & ~inside
+
+
+def directed_distances(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact Euclidean distances from each pixel of the (non-empty) edge ``a`` to the nearest of
+    edge ``b``, and from ``b``'s to ``a``: distance transforms within the box holding both."""
+    import cv2
+
+    rows, cols = np.nonzero((a | b).any(1))[0], np.nonzero((a | b).any(0))[0]
+    box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # holds both: exact there
+    found = []
+    for edge, other in ((a[box], b[box]), (b[box], a[box])):
+        distance = cv2.distanceTransform(
+            (~other).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE
+        )
+        found.append(distance[edge])
+    return found[0], found[1]
 
 
 def boundary_f1(
@@ -196,8 +214,6 @@ def boundary_f1(
         >>> round(float(boundary_f1(ref, pred, 2)[1]), 3)
         0.487
     """
-    import cv2
-
     theta = tolerance * float(np.hypot(*reference.shape[:2]))
     valid = reference != ignore_index
     scores = np.full(num_classes, np.nan)
@@ -209,18 +225,9 @@ def boundary_f1(
         if not ref_edge.any() or not pred_edge.any():
             scores[c] = float(not ref_edge.any() and not pred_edge.any() and (ref == pred).all())
             continue
-        rows, cols = (
-            np.nonzero((ref_edge | pred_edge).any(1))[0],
-            np.nonzero((ref_edge | pred_edge).any(0))[0],
+        precision, recall = (
+            float((d <= theta).mean()) for d in directed_distances(pred_edge, ref_edge)
         )
-        box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # holds both: exact there
-        near = []
-        for edge, other in ((pred_edge[box], ref_edge[box]), (ref_edge[box], pred_edge[box])):
-            distance = cv2.distanceTransform(
-                (~other).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE
-            )
-            near.append(float((distance[edge] <= theta).mean()))
-        precision, recall = near
         total = precision + recall
         scores[c] = 2 * precision * recall / total if total else 0.0
     return scores
@@ -244,37 +251,20 @@ def hausdorff95(
         >>> hausdorff95(ref, np.roll(ref, 4, axis=1), 2).tolist()  # 4 px off
         [4.0, 4.0]
     """
-    import cv2
-
     valid = reference != ignore_index
     out = np.full(num_classes, np.nan)
     for c in range(num_classes):
         ref, pred = reference == c, (prediction == c) & valid
-        ref_edge = (ref & ~_eroded(ref)) & valid
-        pred_edge = (pred & ~_eroded(pred)) & valid
+        ref_edge = inner_boundary(ref, image_edge=True) & valid
+        pred_edge = inner_boundary(pred, image_edge=True) & valid
         if not ref_edge.any() and not pred_edge.any():
             continue
         if not ref_edge.any() or not pred_edge.any():
             out[c] = float(np.hypot(*reference.shape[:2]))
             continue
-        rows = np.nonzero((ref_edge | pred_edge).any(1))[0]
-        cols = np.nonzero((ref_edge | pred_edge).any(0))[0]
-        box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # holds both: exact there
-        directed = []
-        for edge, other in ((pred_edge[box], ref_edge[box]), (ref_edge[box], pred_edge[box])):
-            distance = cv2.distanceTransform(
-                (~other).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE
-            )
-            directed.append(float(np.percentile(distance[edge], 95)))
-        out[c] = max(directed)
+        directed = [np.percentile(d, 95) for d in directed_distances(pred_edge, ref_edge)]
+        out[c] = float(max(directed))
     return out
-
-
-def _eroded(mask: np.ndarray) -> np.ndarray:
-    """``mask`` eroded by the 4-neighbour cross, what lies outside the image counting as
-    outside the mask (scipy's ``binary_erosion`` with its default border)."""
-    pad = np.pad(mask, 1, constant_values=False)
-    return mask & pad[:-2, 1:-1] & pad[2:, 1:-1] & pad[1:-1, :-2] & pad[1:-1, 2:]
 
 
 class ImageScores:
