@@ -106,9 +106,10 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "each class's boundary F1 (BF) and 95 % Hausdorff distance (HD95, pixels) image by image (instance models: COCO AP and DSB2018 mean AP). Evaluates --val-stems if given, else the validation split (DATA/val, "
         "VOC's val.txt, ...), else (on the data the checkpoint was trained on) the validation images "
         "its run drew, else the training split, else DATA/{images,masks}. Given a folder instead of a "
-        "checkpoint, scores the masks in it (one per image, by file stem: class ids or the data's mask "
-        "values; instance label images for instance data or --object-class; remove-bg's cut-outs by their "
-        "alpha), e.g. predict's or another "
+        "checkpoint, scores the masks in it (one per image, by file stem: the image's name or its file's; "
+        "class ids, as predict's masks are marked, or the data's mask values; for instance data or "
+        "--object-class, label images, or predict's class masks made into objects as segment would; "
+        "remove-bg's cut-outs by their alpha), e.g. predict's or another "
         "tool's output; predict's output of an instance model (OUT or OUT/coco: a COCO results file per "
         "image) is scored as that model's detections would be.",
         [

@@ -16,10 +16,17 @@ from torch.utils.data import DataLoader
 
 from pixelwise.checkpoint import load_model, read_checkpoint
 from pixelwise.config import TrainConfig
-from pixelwise.constants import AUTO_OVERLAP, AUTO_TILE, AUTO_TILE_PIXELS, first_ten, parse_stems
+from pixelwise.constants import (
+    AUTO_OVERLAP,
+    AUTO_TILE,
+    AUTO_TILE_PIXELS,
+    IGNORE_INDEX,
+    first_ten,
+    parse_stems,
+)
 from pixelwise.data.datasets import SegmentationDataset
 from pixelwise.data.encoding import MaskEncoding
-from pixelwise.data.io import list_images, read_alpha, read_mask
+from pixelwise.data.io import holds_class_ids, list_images, page_name, read_alpha, read_mask
 from pixelwise.data.layouts import (
     black_and_white,
     evaluation_items,
@@ -41,7 +48,13 @@ from pixelwise.inference import (
     predict_semantic,
     predict_tiled,
 )
-from pixelwise.instances import check_object_class, decision_for, drop_small, instances_for
+from pixelwise.instances import (
+    check_object_class,
+    decision_for,
+    drop_small,
+    instances_for,
+    semantic_to_instances,
+)
 from pixelwise.metrics import (
     ConfusionMatrix,
     ImageScores,
@@ -481,10 +494,13 @@ def evaluate_predictions(
 
     Class masks hold class ids 0..K-1 (as `predict` writes them) or the data's own stored values
     (e.g. 0/255), the data's classes as training reads them. For instance data (``instances/``
-    label images), or with ``object_class``, the predictions are instance label images (0 =
-    background; those of ``instances/`` when there is one) and the object scores are added; COCO
-    mask AP is not, as plain label images rank no object above another. Predicted objects under
-    ``min_size`` pixels are dropped."""
+    label images), or with ``object_class``, the object scores are added: of instance label
+    images (0 = background; those of ``instances/`` when there is one) as they are, of the class
+    masks `predict` writes as `segment` makes objects of them (:func:`predicted_objects`). The
+    pixel scores of label images for ``object_class`` of semantic data are those of that class
+    against the rest (they hold no other class). COCO mask AP is not scored, as plain label
+    images rank no object above another. Predicted objects under ``min_size`` pixels are
+    dropped."""
     root, stems = Path(data), parse_stems(val_stems)
     items, split = evaluation_items(root, stems)
     objects = bool(items) and holds_instance_labels(items[0])
@@ -494,34 +510,89 @@ def evaluate_predictions(
     encoding = MaskEncoding(values, info.ignore_values, cfg.instances)
     folder = prediction_folder(Path(predictions), objects or object_class is not None)
     files = prediction_files(folder, items)
-    scores, pairs = ImageScores(len(names)), []
-    for item, path in zip(items, files):
-        reference = item.read_mask(instances=objects)
-        stored = read_prediction(path, reference.shape[:2], len(names))
-        if min_size and (objects or object_class is not None):
-            stored = drop_small(stored, min_size)
-        target = encoding.apply(reference, len(names), item.mask)
-        scores.add(predicted_ids(path, stored, encoding, len(names)), target)
-        if objects:
-            pairs.append(overlaps(reference, stored))
-        elif object_class is not None:
-            pairs.append(overlaps(instances_for_reference(target, object_class), stored))
     head = {"split": split, "images": len(items), "predictions": str(folder)}
-    if not pairs:
+    if not objects and object_class is None:
+        scores = ImageScores(len(names))
+        for item, path in zip(items, files):
+            reference = item.read_mask()
+            stored = read_prediction(path, reference.shape, len(names))
+            target = encoding.apply(reference, len(names), item.mask)
+            scores.add(predicted_ids(path, stored, encoding, len(names)), target)
         return head | scores.summary(names) | {"per_image": image_rows(items, scores)}
+    scores, pairs, names = predicted_object_scores(
+        items, files, encoding, names, object_class, min_size
+    )
     image_aps: list[float] = []
     objects = object_metrics(pairs, image_aps)
     rows = image_rows(items, scores, image_aps)
     return head | scores.summary(names) | {"objects": objects, "per_image": rows}
 
 
+def predicted_object_scores(
+    items: list, files: list[Path], encoding: MaskEncoding, names: list[str],
+    object_class: int | None, min_size: int,
+) -> tuple[ImageScores, list, list[str]]:  # fmt: skip
+    """:func:`evaluate_predictions`' pixel scores and (reference, predicted) object pairs of
+    instance data, or of ``object_class`` of semantic data, and the names of the classes scored
+    (``object_class`` and the rest, when the predictions are label images of its objects)."""
+    classes, semantic = len(names), encoding.instances is None
+    label_images = semantic and not holds_class_ids(files[0])
+    if label_images:
+        names = [f"not {names[object_class]}", names[object_class]]
+    scores, pairs = ImageScores(len(names)), []
+    for item, path in zip(items, files):
+        marked = holds_class_ids(path)
+        if semantic and marked == label_images:
+            raise ValueError(
+                f"{path}: a {'class mask' if marked else 'label image'} among "
+                f"{'label images' if marked else 'class masks'} ({files[0]}); score one kind "
+                "of prediction at a time"
+            )
+        reference = item.read_mask(instances=not semantic)
+        stored = read_prediction(path, reference.shape[:2], classes)
+        labels = predicted_objects(path, stored, object_class, min_size)
+        target = encoding.apply(reference, classes, item.mask)
+        if not semantic:
+            pairs.append(overlaps(reference, labels))
+        else:
+            pairs.append(overlaps(instances_for_reference(target, object_class), labels))
+        if label_images:
+            ignored = target == IGNORE_INDEX
+            target = np.where(ignored, IGNORE_INDEX, target == object_class)
+        predicted = predicted_ids(path, stored if marked else labels, encoding, classes)
+        scores.add((predicted > 0).astype(np.int64) if label_images else predicted, target)
+    return scores, pairs, names
+
+
+def predicted_objects(
+    path: Path, stored: np.ndarray, object_class: int | None, min_size: int
+) -> np.ndarray:
+    """The objects of a predicted mask as a label image: an instance label image (as `segment`
+    writes them, or another tool) as it is; a class mask `predict` wrote (marked:
+    :func:`~pixelwise.data.io.holds_class_ids`) as `segment` makes objects of one: the
+    connected regions of ``object_class``, or for instance data its interiors (1) grown into
+    their borders (2), or without borders split by a watershed. Objects under ``min_size``
+    pixels are dropped."""
+    if not holds_class_ids(path):
+        return drop_small(stored, min_size) if min_size else stored
+    if object_class is not None:
+        return semantic_to_instances(
+            stored, interior_class=object_class, min_size=min_size, fill_holes=False
+        )
+    if stored.max(initial=0) >= 2:
+        return semantic_to_instances(stored, interior_class=1, border_class=2, min_size=min_size)
+    return semantic_to_instances(stored, "watershed", interior_class=1, min_size=min_size)
+
+
 def prediction_folder(path: Path, objects: bool) -> Path:
     """Where the predicted masks are: ``path``, or the ``masks/`` (class masks) or
-    ``instances/`` (objects) that `predict` and `segment` write under their output folder."""
+    ``instances/`` (objects) that `predict` and `segment` write under their output folder; for
+    objects without ``instances/`` (a semantic model's run), its ``masks/``, whose foreground
+    is scored as objects."""
     if not path.is_dir():
         raise ValueError(f"{path}: no such folder of predicted masks")
-    inner = path / ("instances" if objects else "masks")
-    return inner if inner.is_dir() else path
+    inner = ("instances", "masks") if objects else ("masks",)
+    return next((path / name for name in inner if (path / name).is_dir()), path)
 
 
 def prediction_files(folder: Path, items: list) -> list[Path]:
@@ -533,23 +604,52 @@ def prediction_files(folder: Path, items: list) -> list[Path]:
 def file_per_item(
     files: list[Path], folder: Path, items: list, what: str, naming: str
 ) -> list[Path]:
-    """The file among ``files`` (from ``folder``) of each item, by file stem; an item with
-    none, or a stem with two, is a one-line error (``what`` the files are, ``naming`` how to
-    name them)."""
+    """The file among ``files`` (from ``folder``) of each item: by file stem, the item's name or
+    its image file's own (as `predict` names outputs: Cityscapes' ``X_leftImg8bit``, a Cell
+    Tracking Challenge frame's ``t000``, a stack's page ``stack-003``). An item with none, a
+    name with two files, or a file that two items would share is a one-line error (``what`` the
+    files are, ``naming`` how to name them)."""
     by_stem: dict[str, list[Path]] = {}
     for path in files:
         by_stem.setdefault(path.stem, []).append(path)
-    twice = [paths for paths in by_stem.values() if len(paths) > 1]
-    if twice:
-        raise ValueError(f"{' and '.join(map(str, twice[0]))}: two {what}s of one image")
-    missing = [item.name for item in items if item.name not in by_stem]
+    chosen: dict[Path, str] = {}
+    missing = []
+    for item in items:
+        path = item_file(item, by_stem, what)
+        if path is None:
+            missing.append(item.name)
+        elif path in chosen:
+            raise ValueError(
+                f"{path}: the only {what} for both {chosen[path]} and {item.name}, images of "
+                "one name in different folders; choose the images to score with --val-stems, "
+                "or predict them into one output folder that keeps their folders"
+            )
+        else:
+            chosen[path] = item.name
     if missing:
         raise ValueError(
             f"{folder}: no {what} for {len(missing)} of the {len(items)} images to score "
             f"({first_ten(missing, 'images')}); name them {naming}, or choose the images "
             "with --val-stems"
         )
-    return [by_stem[item.name][0] for item in items]
+    return list(chosen)
+
+
+def item_file(item, by_stem: dict[str, list[Path]], what: str) -> Path | None:
+    """:func:`file_per_item`'s file of one item, None when there is none; of two files with its
+    name, the one in a folder named as its image's (``01/t000.png`` for ``01/t000.tif``)."""
+    page = getattr(item, "image_page", None)
+    own = item.image.stem if page is None else page_name(item.image.stem, page)
+    for name in dict.fromkeys((item.name, own)):
+        found = by_stem.get(name, [])
+        if len(found) > 1:
+            beside = [p for p in found if p.parent.name == item.image.parent.name]
+            if len(beside) != 1:
+                raise ValueError(f"{' and '.join(map(str, found))}: two {what}s of one image")
+            found = beside
+        if found:
+            return found[0]
+    return None
 
 
 def read_prediction(path: Path, shape: tuple[int, int], classes: int) -> np.ndarray:
@@ -575,14 +675,27 @@ def predicted_ids(
     path: Path, stored: np.ndarray, encoding: MaskEncoding, classes: int
 ) -> np.ndarray:
     """Class ids of a predicted mask stored as the data's masks are (its values among the
-    data's stored values) or as class ids 0..classes-1 (as `predict` writes them); for data of
-    objects (``encoding.instances``), a label image's objects are the foreground."""
+    data's stored values) or as class ids 0..classes-1 (as `predict` writes them, marked so:
+    :func:`~pixelwise.data.io.holds_class_ids`); for data of objects (``encoding.instances``),
+    a label image's objects are the foreground. Values that are both are read as the data's,
+    unless the file is marked or some are values the data leaves unscored (no prediction
+    gives a pixel no class)."""
     if encoding.instances is not None:
         return (stored > 0).astype(np.int64)
     found = set(np.unique(stored).tolist())
+    class_ids = found <= set(range(classes))
+    if class_ids and holds_class_ids(path):
+        return stored.astype(np.int64)
     if encoding.values is not None and found <= set(encoding.values) | set(encoding.ignore_values):
-        return encoding.apply(stored, classes, path)
-    if found <= set(range(classes)):
+        ignored = sorted(found & set(encoding.ignore_values))
+        if not ignored:
+            return encoding.apply(stored, classes, path)
+        if not class_ids:
+            raise ValueError(
+                f"{path}: values {ignored[:10]} are ones the data's masks leave unscored, not "
+                "classes; a predicted mask gives every pixel a class"
+            )
+    if class_ids:
         return stored.astype(np.int64)
     soft = " (remove-bg --mask-only writes soft alpha: score its cut-outs instead)"
     raise ValueError(

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (
     ".png",
@@ -541,9 +541,33 @@ def mask_image(mask: np.ndarray, palette: np.ndarray | None = None) -> Image.Ima
     return img
 
 
+# The PNG text entry that marks a mask file as :func:`save_mask` wrote it: its values are class
+# ids 0..K-1, whatever values the data's own masks store (Cityscapes' label ids 0..33, a trimap's
+# 1..3), so that scoring it never reads a class id as a stored value.
+CLASS_IDS_TEXT = ("pixelwise", "class ids")
+
+
 def save_mask(path: str | os.PathLike, mask: np.ndarray, palette: np.ndarray | None = None) -> None:
-    """Save a class-id mask as PNG (:func:`mask_image`)."""
-    save_png(path, mask_image(mask, palette))
+    """Save a class-id mask as PNG (:func:`mask_image`), marked as class ids
+    (:func:`holds_class_ids`)."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text(*CLASS_IDS_TEXT)
+    img = mask_image(mask, palette)
+    atomic_save(
+        path,
+        lambda tmp: img.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL, pnginfo=info),
+    )
+
+
+def holds_class_ids(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a mask that :func:`save_mask` wrote (its values are class ids)."""
+    if Path(path).suffix.lower() != ".png":
+        return False
+    try:
+        with Image.open(path) as img:
+            return img.info.get(CLASS_IDS_TEXT[0]) == CLASS_IDS_TEXT[1]
+    except (OSError, UnidentifiedImageError, ValueError):
+        return False  # reading the mask itself says what is wrong with the file
 
 
 def save_label_image(path: str | os.PathLike, labels: np.ndarray) -> Path:

@@ -1,0 +1,152 @@
+"""evaluate PREDICTIONS DATA: which file is each image's, and what its values mean, for the
+layouts whose item names are not their images' file names (Cityscapes, the Cell Tracking
+Challenge) and for masks whose class ids are also stored values of the data."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from conftest import train_tiny
+from PIL import Image
+
+from pixelwise.cli import main
+from pixelwise.data.io import holds_class_ids, save_mask
+from pixelwise.evaluate import evaluate_predictions
+
+CAR, ROAD, SIGN, VEGETATION = 26, 7, 20, 21  # Cityscapes label ids; class ids 13, 0, 7, 8
+
+
+def _cityscapes(root, below=ROAD, size=(40, 48)):
+    """Two val frames in two cities: road (or ``below``) below, a sign and vegetation above, a
+    parking lot (label id 9, ignored) in a corner; returns their label ids by name."""
+    truths = {}
+    for k, city in enumerate(("lindau", "munster")):
+        name = f"{city}_000000_00001{k}"
+        ids = np.full(size, below, np.uint8)
+        ids[: size[0] // 2] = VEGETATION
+        ids[4:12, 6 + k : 20] = SIGN
+        ids[-5:, -5:] = 9
+        for folder, file, values in (
+            ("leftImg8bit", f"{name}_leftImg8bit.png", np.dstack([ids * 5] * 3)),
+            ("gtFine", f"{name}_gtFine_labelIds.png", ids),
+        ):
+            (root / folder / "val" / city).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(values.astype(np.uint8)).save(root / folder / "val" / city / file)
+        truths[name] = ids
+    return truths
+
+
+def test_cityscapes_predictions_are_found_by_their_image_name_and_read_as_class_ids(tmp_path):
+    """`predict leftImg8bit/val` writes lindau/X_leftImg8bit.png: evaluate finds it for item X.
+    Class ids 7 (traffic sign) and 8 (vegetation) are also Cityscapes label ids (road, sidewalk):
+    predict's masks say they are class ids, so a perfect prediction scores 1; the same values in
+    an unmarked file are read as the data's label ids, as another tool's would be."""
+    truths = _cityscapes(tmp_path / "city", below=VEGETATION)
+    to_class = {SIGN: 7, VEGETATION: 8, 9: 8}
+    for marked, folder in ((True, "pred"), (False, "other")):
+        for name, ids in truths.items():
+            city = name.split("_")[0]
+            out = tmp_path / folder / "masks" / city / f"{name}_leftImg8bit.png"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            classes = np.vectorize(to_class.get)(ids).astype(np.uint8)
+            if marked:
+                save_mask(out, classes)
+            else:
+                Image.fromarray(classes).save(out)
+            assert holds_class_ids(out) == marked
+    perfect = evaluate_predictions(tmp_path / "pred", tmp_path / "city")
+    assert perfect["images"] == 2 and perfect["mean_iou"] == 1.0
+    misread = evaluate_predictions(tmp_path / "other", tmp_path / "city")
+    assert misread["mean_iou"] == 0.0  # sign and vegetation read as road and sidewalk
+
+
+def test_predicted_values_the_data_ignores_are_class_ids_or_a_clear_error(tmp_path):
+    """An unmarked mask holding a value the data leaves unscored (Cityscapes' 0, unlabeled) is
+    read as class ids when it can be (class 0 is road), and refused when it cannot."""
+    truths = _cityscapes(tmp_path / "city")
+    for name, ids in truths.items():
+        out = tmp_path / "pred" / f"{name}_leftImg8bit.png"
+        out.parent.mkdir(exist_ok=True)
+        Image.fromarray(
+            np.where(ids == SIGN, 7, np.where(ids == ROAD, 0, 8)).astype(np.uint8)
+        ).save(out)
+    assert evaluate_predictions(tmp_path / "pred", tmp_path / "city")["mean_iou"] == 1.0
+    Image.fromarray(np.where(truths[name] == ROAD, 0, CAR).astype(np.uint8)).save(out)
+    with pytest.raises(ValueError, match=r"values \[0\] are ones the data's masks leave unscored"):
+        evaluate_predictions(tmp_path / "pred", tmp_path / "city")
+
+
+def _ctc(root, sequences=("01", "02"), frames=("000", "001")):
+    """Cell Tracking Challenge sequences of two touching cells per frame, 40 x 40."""
+    labels = np.zeros((40, 40), np.uint16)
+    labels[8:24, 6:20], labels[8:24, 20:34] = 1, 2
+    for seq in sequences:
+        (root / seq).mkdir(parents=True)
+        (root / f"{seq}_GT" / "SEG").mkdir(parents=True)
+        for t in frames:
+            image = np.where(labels > 0, 3000, 200).astype(np.uint16)
+            tifffile.imwrite(root / seq / f"t{t}.tif", image)
+            tifffile.imwrite(root / f"{seq}_GT" / "SEG" / f"man_seg{t}.tif", labels)
+
+
+def test_a_ctc_sequences_predictions_score_as_its_checkpoint_does(tmp_path, capsys):
+    """`predict run/best.pt DATA/01` writes t000.png for item 01_t000: evaluate finds it, and
+    the objects of predict's class masks are made as the checkpoint's are (pixel and object
+    scores alike). Two sequences sharing t000.png is a one-line error naming both items."""
+    data = tmp_path / "ctc"
+    _ctc(data)
+    run = train_tiny(data, tmp_path / "run", "--instances", "foreground", "--epochs", "6")
+    out = tmp_path / "out"
+    assert main(["predict", str(run / "best.pt"), str(data / "01"), "-o", str(out)]) == 0
+    stems = ["--val-stems", "01_t000,01_t001"]
+    scores = []
+    for source in (out, run / "best.pt"):
+        args = ["evaluate", str(source), str(data), *stems, "--json", str(tmp_path / "e.json")]
+        assert main(args) == 0
+        scores.append(json.loads((tmp_path / "e.json").read_text()))
+    folder, model = scores
+    assert folder["mean_iou"] == model["mean_iou"]
+    for key in ("pq", "aji", "v_rand", "predicted_objects"):
+        assert folder["objects"][key] == pytest.approx(model["objects"][key]), key
+    capsys.readouterr()
+    assert main(["evaluate", str(out), str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "t000.png: the only prediction for both 01_t000 and 02_t000" in err
+
+
+def test_object_class_of_semantic_data_from_predict_masks_and_segment_labels(tmp_path):
+    """--object-class 1 of three-class data: predict's class masks give class 1's connected
+    regions as objects (class 2's regions are not objects), all classes' pixel scores; label
+    images (segment's instances/) give the objects as they are, and pixel scores of class 1
+    against the rest."""
+    rng = np.random.default_rng(0)
+    for sub in ("images", "masks"):
+        (tmp_path / "data" / sub).mkdir(parents=True)
+    truths = []
+    for i in range(2):
+        truth = np.zeros((30, 36), np.uint8)
+        truth[3:10, 3:10], truth[3:10, 14:20], truth[15:25, 5:30] = 1, 1, 2
+        Image.fromarray(rng.integers(0, 255, (30, 36, 3), np.uint8)).save(
+            tmp_path / "data" / "images" / f"{i}.png"
+        )
+        Image.fromarray(truth).save(tmp_path / "data" / "masks" / f"{i}.png")
+        save_mask(tmp_path / "pred" / "masks" / f"{i}.png", truth)
+        objects = np.zeros(truth.shape, np.uint16)
+        objects[3:10, 3:10], objects[3:10, 14:20] = 1, 2
+        objects[3:10, 3:5] = 0  # a strip of one object missed
+        (tmp_path / "seg" / "instances").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(objects).save(tmp_path / "seg" / "instances" / f"{i}.png")
+        truths.append(truth)
+    masks = evaluate_predictions(tmp_path / "pred", tmp_path / "data", object_class=1)
+    assert masks["mean_iou"] == 1.0 and len(masks["per_class"]) == 3
+    assert masks["objects"]["predicted_objects"] == 4 and masks["objects"]["pq"] == 1.0
+    labels = evaluate_predictions(tmp_path / "seg", tmp_path / "data", object_class=1)
+    assert list(labels["per_class"]) == ["not class1", "class1"]
+    inside = 7 * 7 + 7 * 6  # class 1 pixels; 7 x 2 of them missed
+    assert labels["per_class"]["class1"]["iou"] == pytest.approx((inside - 7 * 2) / inside)
+    assert labels["objects"]["predicted_objects"] == 4 and labels["objects"]["recall"] == 1.0
+    Image.fromarray(truths[1]).save(tmp_path / "seg" / "instances" / "1.png")
+    save_mask(tmp_path / "seg" / "instances" / "1.png", truths[1])
+    with pytest.raises(ValueError, match="1.png: a class mask among label images"):
+        evaluate_predictions(tmp_path / "seg", tmp_path / "data", object_class=1)
