@@ -758,3 +758,53 @@ def test_classes_that_do_not_fit_the_datas_own_are_refused(tmp_path):
     assert names == ["x", "y", "z"]
     with pytest.raises(ValueError, match="nowhere: no such file or folder"):
         find_items(tmp_path / "nowhere")
+
+
+def test_macos_metadata_files_and_hidden_folders_are_not_images(tmp_path):
+    """A folder copied from a Mac holds ``._photo.png`` beside each photo (AppleDouble metadata,
+    not an image) and zips made there a ``__MACOSX`` folder of them; notebooks leave
+    ``.ipynb_checkpoints``. None of them is an image of the data or an input to predict."""
+    from pixelwise.data.io import list_images
+
+    for i in range(3):
+        _save(tmp_path / "images" / f"{i}.png", _mark(i))
+        _save(tmp_path / "masks" / f"{i}.png", np.full((8, 8), i % 2))
+        for junk in (f"images/._{i}.png", f"masks/._{i}.png", f"__MACOSX/images/._{i}.png"):
+            (tmp_path / junk).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / junk).write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    _save(tmp_path / "images" / ".ipynb_checkpoints" / "0-checkpoint.png", _mark(0))
+    assert [i.name for i in find_items(tmp_path)] == ["0", "1", "2"]
+    assert list_images([tmp_path / "images"]) == [
+        tmp_path / "images" / f"{i}.png" for i in range(3)
+    ]
+    assert len(list_images([tmp_path])) == 6  # images/ and masks/, nothing of __MACOSX
+    hidden_root = tmp_path / ".data"  # the folder given may itself be hidden
+    _save(hidden_root / "a.png", _mark(1))
+    assert list_images([hidden_root]) == [hidden_root / "a.png"]
+
+
+def test_the_one_mask_folder_inside_annotations_is_the_masks(tmp_path):
+    """Oxford-IIIT Pet: images/ and annotations/trimaps/ (beside annotations/xmls/ and lists);
+    the trimaps' values 1 (pet), 2 (background), 3 (border) read with --mask-values 2,1
+    --ignore-values 3."""
+    from pixelwise.config import TrainConfig
+    from pixelwise.semantic import read_data
+
+    trimap = np.full((8, 8), 2, np.uint8)
+    trimap[2:6, 2:6], trimap[2, 2:6] = 1, 3
+    for i in range(3):
+        _save(tmp_path / "images" / f"Abyssinian_{i}.png", _mark(i))
+        _save(tmp_path / "annotations" / "trimaps" / f"Abyssinian_{i}.png", trimap)
+    (tmp_path / "annotations" / "xmls").mkdir()
+    (tmp_path / "annotations" / "xmls" / "Abyssinian_0.xml").write_text("<annotation/>")
+    (tmp_path / "annotations" / "trainval.txt").write_text("Abyssinian_0 1 1 1\n")
+    items = find_items(tmp_path)
+    assert [i.mask.parent.name for i in items] == ["trimaps"] * 3
+    cfg = TrainConfig(
+        data=str(tmp_path), crop=0, mask_values=[2, 1], ignore_values=[3], val_fraction=0.34
+    )
+    _, train, val, names, encoding = read_data(cfg)
+    expected = np.zeros((8, 8))
+    expected[2:6, 2:6], expected[2, 2:6] = 1, 255
+    assert names == ["class0", "class1"] and len(train + val) == 3
+    assert np.array_equal(encoding.apply(val[0].read_mask(), 2, val[0].mask), expected)

@@ -150,3 +150,43 @@ def test_object_class_of_semantic_data_from_predict_masks_and_segment_labels(tmp
     save_mask(tmp_path / "seg" / "instances" / "1.png", truths[1])
     with pytest.raises(ValueError, match="1.png: a class mask among label images"):
         evaluate_predictions(tmp_path / "seg", tmp_path / "data", object_class=1)
+
+
+def test_evaluate_reads_a_folders_data_with_the_mask_options_training_takes(tmp_path, capsys):
+    """Trimaps (1 pet, 2 background, 3 border) need --mask-values 2,1 --ignore-values 3 to be
+    read, in evaluate of a folder as in training (the error said so, and evaluate had no such
+    options); predictions stored as the data's values and as class ids score alike, border
+    pixels unscored. A checkpoint reads the data as it was trained to: the options are refused."""
+    rng = np.random.default_rng(0)
+    for sub in ("images", "annotations/trimaps", "ids", "stored"):
+        (tmp_path / sub).mkdir(parents=True)
+    pairs = []
+    for i in range(3):
+        trimap = np.full((20, 24), 2, np.uint8)
+        trimap[4 + i : 14, 5:18] = 1
+        trimap[4 + i, 5:18] = 3
+        image = rng.integers(0, 255, (20, 24, 3), np.uint8)
+        Image.fromarray(image).save(tmp_path / "images" / f"{i}.jpg")
+        Image.fromarray(trimap).save(tmp_path / "annotations" / "trimaps" / f"{i}.png")
+        pred = (np.roll(trimap, 2, axis=1) != 2).astype(np.uint8)  # pet (and border) as class 1
+        save_mask(tmp_path / "ids" / f"{i}.png", pred)
+        stored = np.where(pred == 1, 1, 2).astype(np.uint8)
+        Image.fromarray(stored).save(tmp_path / "stored" / f"{i}.png")
+        pairs.append((pred, trimap))
+    data = str(tmp_path)
+    assert main(["evaluate", str(tmp_path / "ids"), data]) == 2
+    assert "--mask-values 1,2,3" in capsys.readouterr().err
+    options = ["--mask-values", "2,1", "--ignore-values", "3", "--classes", "background,pet"]
+    scores = []
+    for folder in ("ids", "stored"):
+        out = tmp_path / f"{folder}.json"
+        assert main(["evaluate", str(tmp_path / folder), data, *options, "--json", str(out)]) == 0
+        scores.append(json.loads(out.read_text()))
+    inter = sum(np.sum((p == 1) & (t == 1)) for p, t in pairs)
+    union = sum(np.sum(((p == 1) | (t == 1)) & (t != 3)) for p, t in pairs)
+    assert scores[0]["per_class"]["pet"]["iou"] == pytest.approx(inter / union)
+    assert scores[0]["per_class"] == scores[1]["per_class"]
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"")
+    assert main(["evaluate", str(ckpt), data, "--mask-values", "2,1"]) == 2
+    assert "--mask-values are for scoring a folder of predicted masks" in capsys.readouterr().err

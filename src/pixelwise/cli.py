@@ -398,9 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help, description, options) in COMMANDS.items():
         p = sub.add_parser(name, help=help, description=description or help)
-        if name in ("train", "inspect"):
+        if name in ("train", "inspect", "evaluate"):
+            shown = {"train": None, "inspect": INSPECT_OPTIONS, "evaluate": MASK_OPTIONS}[name]
             for dest, option in field_options(TrainConfig):
-                if name == "train" or dest in INSPECT_OPTIONS:
+                if shown is None or dest in shown:
                     option.add_to(p, dest)
         for option in options:
             if isinstance(option, str):
@@ -423,11 +424,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+MASK_OPTIONS = ("class_names", "mask_values", "ignore_values")  # how the data's masks are read
 INSPECT_OPTIONS = (
     "data",
-    "class_names",
-    "mask_values",
-    "ignore_values",
+    *MASK_OPTIONS,
     "instances",
     "val_stems",
     "val_fraction",
@@ -609,11 +609,18 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
     if found is not None or given.suffix.lower() == ".json":  # detections, any tool's
         summary = evaluate_results(found or given, args.data, args.val_stems)
         return summary, given if given.is_dir() else given.parent
+    read_as = {name: getattr(args, name) for name in MASK_OPTIONS if getattr(args, name)}
     if given.is_dir():
         summary = evaluate_predictions(
-            given, args.data, args.val_stems, args.object_class, args.min_object_size
+            given, args.data, args.val_stems, args.object_class, args.min_object_size, read_as
         )
         return summary, given
+    if read_as:
+        options = ", ".join("--" + name.replace("_", "-") for name in read_as)
+        raise ValueError(
+            f"{args.checkpoint}: a model reads the data's masks as it was trained to; {options} "
+            "are for scoring a folder of predicted masks"
+        )
     summary = evaluate_checkpoint(
         args.checkpoint,
         args.data,

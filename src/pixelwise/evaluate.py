@@ -487,6 +487,7 @@ def evaluate_predictions(
     val_stems: str | list[str] | None = None,
     object_class: int | None = None,
     min_size: int = 0,
+    data_options: dict | None = None,
 ) -> dict:
     """The scores of masks some other run or tool predicted, a file per image named by its stem
     in the folder ``predictions`` (or in its ``masks/`` and ``instances/``, as `predict` and
@@ -500,14 +501,18 @@ def evaluate_predictions(
     pixel scores of label images for ``object_class`` of semantic data are those of that class
     against the rest (they hold no other class). COCO mask AP is not scored, as plain label
     images rank no object above another. Predicted objects under ``min_size`` pixels are
-    dropped."""
+    dropped. ``data_options`` read the data's masks as training would (``class_names``,
+    ``mask_values``, ``ignore_values``)."""
     root, stems = Path(data), parse_stems(val_stems)
     items, split = evaluation_items(root, stems)
     objects = bool(items) and holds_instance_labels(items[0])
-    cfg = TrainConfig(data=str(root), instances="foreground" if objects else None)
+    instances = "foreground" if objects else None
+    cfg = TrainConfig(data=str(root), instances=instances, **(data_options or {}))
+    cfg.check()
     info = read_dataset_info(root)
-    names, values = resolve_classes(cfg, info, items, info.ignore_values)
-    encoding = MaskEncoding(values, info.ignore_values, cfg.instances)
+    ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
+    names, values = resolve_classes(cfg, info, items, ignore)
+    encoding = MaskEncoding(values, ignore, cfg.instances)
     folder = prediction_folder(Path(predictions), objects or object_class is not None)
     files = prediction_files(folder, items)
     head = {"split": split, "images": len(items), "predictions": str(folder)}

@@ -595,16 +595,28 @@ def save_probabilities(path: str | os.PathLike, probabilities: np.ndarray) -> No
     )
 
 
+def is_hidden(path: Path, root: Path) -> bool:
+    """Whether ``path``, below ``root``, is hidden or in a hidden folder: a name starting with
+    '.' (the ``._photo.jpg`` metadata files macOS writes beside each file it copies to a drive,
+    ``.ipynb_checkpoints``) or ``__MACOSX`` (the same files in a zip made on a Mac)."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in path.relative_to(root).parts)
+
+
+def image_files(folder: Path, recursive: bool = True) -> list[Path]:
+    """The image files in ``folder`` (and its folders, ``recursive``), sorted; hidden ones
+    (:func:`is_hidden`) left out."""
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        f
+        for f in found
+        if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file() and not is_hidden(f, folder)
+    )
+
+
 def list_images(paths: list[str | os.PathLike]) -> list[Path]:
-    """Expand files and folders (recursively) into a sorted list of image files."""
+    """Expand files and folders (recursively, :func:`image_files`) into a sorted list of image
+    files."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(
-                sorted(
-                    f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-                )
-            )
-        else:
-            out.append(p)
+        out.extend(image_files(p) if p.is_dir() else [p])
     return out

@@ -60,8 +60,8 @@ from pixelwise.data.coco import (
     stored_size,
 )
 from pixelwise.data.io import (
-    IMAGE_SUFFIXES,
     count_pages,
+    image_files,
     is_colour_mask,
     packed_colours,
     page_name,
@@ -266,11 +266,7 @@ NAME_SEPARATORS = "_-. "
 
 
 def _files_by_stem(folder: Path) -> dict[str, Path]:
-    return {
-        p.stem: p
-        for p in sorted(folder.iterdir())
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    }
+    return {p.stem: p for p in image_files(folder, recursive=False)}
 
 
 def _first_dir(root: Path, names) -> Path | None:
@@ -404,10 +400,19 @@ def _pair_folders_in(root: Path) -> tuple[Path, Path] | None:
                 f"{root}: {images.name}/ has no mask folder beside it (looked for "
                 f"{', '.join(MASK_FOLDERS)}, instances)"
             )
-        return images, masks
+        return images, _inner_mask_folder(masks) if _files_by_stem(images) else masks
     beside = [f"{root.name}{sep}{name}" for name in MASK_FOLDERS for sep in "_-"]
     masks = _first_dir(root.parent, beside)
     return (root, masks) if masks is not None and _files_by_stem(root) else None
+
+
+def _inner_mask_folder(masks: Path) -> Path:
+    """``masks``, or when it holds no image file, the one folder in it that does (Oxford-IIIT
+    Pet's ``annotations/trimaps``, beside ``annotations/xmls``)."""
+    if _files_by_stem(masks):
+        return masks
+    inner = [sub for sub in sorted(masks.iterdir()) if sub.is_dir() and _files_by_stem(sub)]
+    return inner[0] if len(inner) == 1 else masks
 
 
 def holds_instance_labels(item: Item) -> bool:

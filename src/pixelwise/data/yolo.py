@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pixelwise.data.coco import Categories, InstanceItem, as_coco, check_outlined
-from pixelwise.data.io import IMAGE_SUFFIXES
+from pixelwise.data.io import image_files
 
 YAML_SUFFIXES = (".yaml", ".yml")
 SPLITS = ("train", "val")
@@ -101,9 +101,7 @@ def split_images(value, base: Path, path: Path, key: str) -> list[Path]:
     for entry in value if isinstance(value, list) else [value]:
         found = _located(str(entry), base, path, key)
         if found.is_dir():
-            images += sorted(
-                p for p in found.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-            )
+            images += image_files(found)
         else:
             lines = [line.strip() for line in found.read_text().splitlines() if line.strip()]
             images += [found.parent / line for line in lines]
