@@ -186,6 +186,13 @@ def test_evaluate_reads_a_folders_data_with_the_mask_options_training_takes(tmp_
     union = sum(np.sum(((p == 1) | (t == 1)) & (t != 3)) for p, t in pairs)
     assert scores[0]["per_class"]["pet"]["iou"] == pytest.approx(inter / union)
     assert scores[0]["per_class"] == scores[1]["per_class"]
+    methods = f"ids:{tmp_path / 'ids'},stored:{tmp_path / 'stored'}"
+    compare = ["compare", data, "--methods", methods, "--mask-values", "2,1"]
+    assert main([*compare, "-o", str(tmp_path / "c")]) == 2  # the border's 3 is no class
+    assert "mask values [3] are not class ids" in capsys.readouterr().err
+    assert main([*compare, "--ignore-values", "3", "-o", str(tmp_path / "c")]) == 0
+    rows = json.loads((tmp_path / "c" / "compare.json").read_text())["rows"]
+    assert rows[0]["mean_iou"] == rows[1]["mean_iou"] == pytest.approx(scores[0]["mean_iou"])
     ckpt = tmp_path / "model.pt"
     ckpt.write_bytes(b"")
     assert main(["evaluate", str(ckpt), data, "--mask-values", "2,1"]) == 2

@@ -323,6 +323,12 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 type=value_list,
             ),
             Opt(
+                ("--ignore-values",),
+                "stored mask values to leave unscored (default: classes.json's void id; 255 "
+                "is always left out)",
+                type=value_list,
+            ),
+            Opt(
                 ("--num-classes",),
                 "default: from --mask-values, else the first checkpoint, else 2",
                 type=int,
@@ -873,6 +879,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         args.methods,
         args.out,
         mask_values=args.mask_values,
+        ignore_values=args.ignore_values,
         num_classes=args.num_classes,
         val_stems=args.val_stems,
         sample=args.sample,

@@ -163,14 +163,18 @@ def score(scores: ImageScores, num_classes: int) -> dict:
     }
 
 
-def target_encoding(info, items: list[Item], mask_values: list[int] | None) -> MaskEncoding:
+def target_encoding(
+    info, items: list[Item], mask_values: list[int] | None, ignore_values: list[int] | None = None
+) -> MaskEncoding:
     """How the masks become targets: ``mask_values``, classes.json's colours, black-and-white
-    masks as background and foreground, instance labels as foreground, else class ids."""
+    masks as background and foreground, instance labels as foreground, else class ids; the
+    values left unscored: ``ignore_values``, else classes.json's void id."""
+    ignore = tuple(ignore_values) if ignore_values is not None else info.ignore_values
     values = stored_values(info, items, mask_values)
     objects = not mask_values and holds_instance_labels(items[0])  # scored as foreground
     if values is None and not objects:
-        values = black_and_white(value_counts(items), info.ignore_values)
-    return MaskEncoding(values, info.ignore_values, "foreground" if objects else None)
+        values = black_and_white(value_counts(items), ignore)
+    return MaskEncoding(values, ignore, "foreground" if objects else None)
 
 
 def compare(
@@ -179,6 +183,7 @@ def compare(
     mask_values: list[int] | None = None,
     num_classes: int | None = None,
     val_stems: str | None = None,
+    ignore_values: list[int] | None = None,
     sample: int | None = None,
     seed: int = 0,
     grid_rows: int = 4,
@@ -187,7 +192,7 @@ def compare(
     ``grid_rows`` items spread evenly over the selection, the items and the number of classes.
 
     Classes: ``num_classes``, else one per ``mask_values`` (or the dataset's classes.json; masks
-    of 0 and 255 alone are background and foreground),
+    of 0 and 255 alone are background and foreground; ``ignore_values`` unscored),
     else the first checkpoint's, else 2. Instance labels are scored as background/foreground,
     and so are the classes of a model trained on instances."""
     info = read_dataset_info(Path(roots[0]))
@@ -195,7 +200,7 @@ def compare(
     items = select_items(roots, val_stems, sample, seed, checkpoints)
     if not items:
         raise ValueError(f"{', '.join(roots)}: no labelled images selected")
-    encoding = target_encoding(info, items, mask_values)
+    encoding = target_encoding(info, items, mask_values, ignore_values)
     num_classes = num_classes or class_count(encoding, info, methods)
     objects = encoding.instances is not None
     prepare(methods, items, info.class_names, num_classes, objects, roots[0])
