@@ -197,3 +197,29 @@ def test_evaluate_reads_a_folders_data_with_the_mask_options_training_takes(tmp_
     ckpt.write_bytes(b"")
     assert main(["evaluate", str(ckpt), data, "--mask-values", "2,1"]) == 2
     assert "--mask-values are for scoring a folder of predicted masks" in capsys.readouterr().err
+
+
+def test_prediction_files_of_stack_pages_and_3d_frames(tmp_path):
+    """Each item's file: by its name, else its image's own name (a 3D frame's slice 12 is
+    t000-012.png, as predict names the pages of t000.tif); of two such files, the one in a
+    folder named as the image's."""
+    from pathlib import Path
+
+    from pixelwise.data.layouts import Item
+    from pixelwise.evaluate import file_per_item
+
+    items = [
+        Item(Path(f"data/{seq}/t000.tif"), Path("m.tif"), f"{seq}_t000_z{z:03d}", z)
+        for seq in ("01", "02")
+        for z in (3, 12)
+    ]
+    files = [Path(f"out/{seq}/t000-{z:03d}.png") for seq in ("02", "01") for z in (12, 3)]
+    found = file_per_item(files, Path("out"), items, "prediction", "as the images")
+    assert found == [Path("out/01/t000-003.png"), Path("out/01/t000-012.png")] + [
+        Path("out/02/t000-003.png"),
+        Path("out/02/t000-012.png"),
+    ]
+    named = [Path("out/01_t000_z003.png")]  # the item's own name comes first
+    assert file_per_item(named + files, Path("out"), items, "p", "x")[0] == named[0]
+    with pytest.raises(ValueError, match="two ps of one image"):
+        file_per_item([Path("a/t000-003.png"), Path("b/t000-003.png")], Path("."), items, "p", "x")
