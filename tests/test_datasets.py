@@ -808,3 +808,51 @@ def test_the_one_mask_folder_inside_annotations_is_the_masks(tmp_path):
     expected[2:6, 2:6], expected[2, 2:6] = 1, 255
     assert names == ["class0", "class1"] and len(train + val) == 3
     assert np.array_equal(encoding.apply(val[0].read_mask(), 2, val[0].mask), expected)
+
+
+def test_kaggle_dsb2018_layout_a_folder_per_image_with_a_mask_per_object(tmp_path):
+    """stage1_train/<id>/images/<id>.png + stage1_train/<id>/masks/<hash>.png (one binary mask
+    per nucleus, as Kaggle ships DSB2018): each image is an item of instance labels, object k the
+    k-th mask in name order; scored by evaluate like the same labels in one image."""
+    from pixelwise.data.coco import stored_size
+    from pixelwise.data.layouts import as_instance_items, holds_instance_labels
+    from pixelwise.evaluate import evaluate_predictions
+
+    rng = np.random.default_rng(0)
+    truths = {}
+    for i in range(3):
+        stem = f"{i:02d}" * 8
+        labels = np.zeros((12, 14), np.uint16)
+        for k in range(1, 4):
+            y, x = rng.integers(0, 8, 2)
+            labels[y : y + 4, x : x + 5] = k  # may cover an earlier one: the later file wins
+        _save(tmp_path / "stage1_train" / stem / "images" / f"{stem}.png", labels * 60)
+        for k in np.unique(labels[labels > 0]):
+            name = f"{rng.integers(1 << 30):08x}"
+            _save(
+                tmp_path / "stage1_train" / stem / "masks" / f"{k}{name}.png", (labels == k) * 255
+            )
+        truths[stem] = labels
+        _save(tmp_path / "pred" / f"{stem}.png", labels)
+    items = find_items(tmp_path / "stage1_train")
+    assert [i.name for i in items] == sorted(truths) and all(i.mask.is_dir() for i in items)
+    assert all(holds_instance_labels(i) for i in items)
+    for item in items:
+        found = item.read_mask()
+        assert np.array_equal(found > 0, truths[item.name] > 0)
+        assert np.array_equal(
+            found[found > 0], np.unique(truths[item.name][found > 0], return_inverse=True)[1] + 1
+        )
+    assert stored_size(items[0].mask) == (12, 14)
+    assert [i.height for i in as_instance_items(items)[0]] == [12] * 3
+    scores = evaluate_predictions(tmp_path / "pred", tmp_path / "stage1_train")
+    assert scores["objects"]["pq"] == 1.0 and scores["objects"]["dsb_mean_ap"] == 1.0
+    from pixelwise.config import TrainConfig
+    from pixelwise.semantic import build_datasets
+
+    cfg = TrainConfig(data=str(tmp_path / "stage1_train"), crop=0, instances="boundary")
+    train, val, names, _ = build_datasets(cfg)
+    assert len(train.items) + len(val.items) == 3 and names[2] == "boundary"
+    _save(tmp_path / "stage1_train" / stem / "masks" / "zz.png", np.zeros((5, 5)))
+    with pytest.raises(ValueError, match="zz.png: 5 x 5 pixels, .* 14 x 12"):
+        items[-1].read_mask()

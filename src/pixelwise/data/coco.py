@@ -118,8 +118,14 @@ def load_coco(
 
 
 def stored_size(path: Path) -> tuple[int, int]:
-    """(height, width) of an image file from its header (COCO files may leave the size out)."""
+    """(height, width) of an image file from its header (COCO files may leave the size out); of
+    a folder of object masks, its first mask's."""
     from PIL import Image, UnidentifiedImageError
+
+    from pixelwise.data.io import image_files
+
+    if path.is_dir():
+        path = next(iter(image_files(path, recursive=False)), path)
 
     try:
         with Image.open(path) as image:

@@ -367,9 +367,12 @@ def read_mask(
     instance-label PNG/TIFF files are returned unchanged. Colour masks (8-bit RGB or RGBA, alpha
     ignored) hold one colour per class: each pixel's value is its colour as the integer
     ``0xRRGGBB`` (:func:`colour_value`), so ``--mask-values '#000000,#ff0000'`` or a
-    ``classes.json`` with ``color_rgb`` per class names the classes.
+    ``classes.json`` with ``color_rgb`` per class names the classes. A folder of one mask per
+    object gives their label image (:func:`read_object_masks`).
     """
     path = Path(path)
+    if path.is_dir():
+        return read_object_masks(path)
     _check_file(path)
     if path.suffix.lower() in TIFF_SUFFIXES:
         arr = _read_tiff(path, page, max_pixels)
@@ -422,6 +425,28 @@ def colour_value(text: str) -> int:
 def colour_name(value: int) -> str:
     """``0xRRGGBB`` -> ``'#rrggbb'``."""
     return f"#{int(value):06x}"
+
+
+def read_object_masks(folder: Path) -> np.ndarray:
+    """The label image of a folder of one mask per object (Kaggle's DSB2018
+    ``stage1_train/<id>/masks/``): object ``k`` is the ``k``-th file in name order, its nonzero
+    pixels; where two overlap, the later file's. uint16, or uint32 beyond 65535 objects."""
+    files = image_files(folder, recursive=False)
+    if not files:
+        raise ImageReadError(folder, "a folder of object masks without a mask file")
+    labels = None
+    for k, path in enumerate(files, start=1):
+        mask = read_mask(path)
+        if labels is None:
+            labels = np.zeros(mask.shape, np.uint16 if len(files) <= 65535 else np.uint32)
+        if mask.shape != labels.shape:
+            raise ImageReadError(
+                path,
+                f"{mask.shape[1]} x {mask.shape[0]} pixels, {files[0].name} beside it "
+                f"{labels.shape[1]} x {labels.shape[0]} (one image's object masks)",
+            )
+        labels[mask > 0] = k
+    return labels
 
 
 def is_colour_mask(path: str | os.PathLike) -> bool:

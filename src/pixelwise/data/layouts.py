@@ -339,8 +339,13 @@ def pair_folders(image_folder: Path, mask_folder: Path) -> list[Item]:
 def pair_files(
     images: dict[str, Path], masks: dict[str, Path], image_folder: Path, mask_folder: Path
 ) -> list[Item]:
-    """:func:`pair_folders` of the image and mask files found, by stem, in those folders."""
+    """:func:`pair_folders` of the image and mask files found, by stem, in those folders; in a
+    folder named as its one image, a ``masks/`` folder of other names is a mask per object
+    (Kaggle's DSB2018 ``stage1_train/<id>/``: the item's mask is the folder, read as a label
+    image)."""
     pairs = match_names(images, masks)
+    if not pairs and list(images) == [image_folder.parent.name] and mask_folder.name == "masks":
+        return [Item(images[image_folder.parent.name], mask_folder, image_folder.parent.name)]
     only_mask = sorted(masks.keys() - set(pairs.values()))
     only_img = sorted(images.keys() - pairs.keys())
     if only_mask or not pairs:
@@ -420,7 +425,8 @@ def holds_instance_labels(item: Item) -> bool:
     Tracking Challenge ``SEG/man_seg*.tif``."""
     mask = Path(item.mask)
     return item.objects is None and (
-        mask.parent.name == "instances"
+        mask.is_dir()  # a mask per object
+        or mask.parent.name == "instances"
         or (mask.parent.name == "SEG" and mask.name.startswith("man_seg"))
     )
 
@@ -700,11 +706,12 @@ def collection_items(root: Path) -> list[Item]:
                 )
             seen[item.name] = sub.name
             items.append(item)
-    if items:
+    if items and len(items) > len(parts):
         counts = ", ".join(
-            f"{sub.name}: {sum(seen[i.name] == sub.name for i in items)}" for sub in parts
+            f"{sub.name}: {sum(seen[i.name] == sub.name for i in items)}" for sub in parts[:10]
         )
-        print(f"{root}: {len(parts)} datasets read as one ({counts})", file=sys.stderr)
+        more = ", ..." if len(parts) > 10 else ""
+        print(f"{root}: {len(parts)} datasets read as one ({counts}{more})", file=sys.stderr)
     return items
 
 
