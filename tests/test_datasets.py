@@ -856,3 +856,39 @@ def test_kaggle_dsb2018_layout_a_folder_per_image_with_a_mask_per_object(tmp_pat
     _save(tmp_path / "stage1_train" / stem / "masks" / "zz.png", np.zeros((5, 5)))
     with pytest.raises(ValueError, match="zz.png: 5 x 5 pixels, .* 14 x 12"):
         items[-1].read_mask()
+
+
+def test_drive_trains_on_its_vessels_not_its_field_of_view(tmp_path):
+    """DRIVE's training/ holds images/, 1st_manual/ (the vessels) and mask/ (the field of view,
+    named 21_training_mask.gif): the vessels are the masks (mask/ was taken, and a model of the
+    round field of view trained without a word)."""
+    for i in range(21, 24):
+        _save(tmp_path / "training" / "images" / f"{i}_training.png", _mark(i))
+        _save(tmp_path / "training" / "1st_manual" / f"{i}_manual1.png", _mark(i))
+        _save(tmp_path / "training" / "mask" / f"{i}_training_mask.png", np.full((8, 8), 255))
+    items = find_items(tmp_path)
+    assert [i.mask.parent.name for i in items] == ["1st_manual"] * 3
+    _assert_paired(items)
+
+
+def test_two_folders_one_named_as_masks_are_images_and_masks(tmp_path):
+    """ISIC 2018 unpacks into ISIC2018_Task1-2_Training_Input/ (with a licence text) and
+    ISIC2018_Task1_Training_GroundTruth/ (ISIC_0000000_segmentation.png); folders of other
+    names (no word of masks, or both with one) are no dataset."""
+    images, masks = "ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"
+    for i in range(3):
+        _save(tmp_path / "isic" / images / f"ISIC_{i:07d}.png", _mark(i))
+        _save(tmp_path / "isic" / masks / f"ISIC_{i:07d}_segmentation.png", _mark(i))
+        for pair in (("photos", "more"), ("masks_a", "masks_b")):
+            for folder in pair:
+                _save(tmp_path / "-".join(pair) / folder / f"{i}.png", _mark(i))
+        _save(tmp_path / "gt" / "raw" / f"{i}.png", _mark(i))
+        _save(tmp_path / "gt" / "GT" / f"{i}.png", _mark(i))
+    (tmp_path / "isic" / images / "LICENSE.txt").write_text("CC-BY-NC")
+    items = find_items(tmp_path / "isic")
+    assert [i.name for i in items] == [f"ISIC_{i:07d}" for i in range(3)]
+    _assert_paired(items)
+    assert [i.mask.parent.name for i in find_items(tmp_path / "gt")] == ["GT"] * 3
+    for other in ("photos-more", "masks_a-masks_b"):
+        with pytest.raises(ValueError, match="no dataset found"):
+            find_items(tmp_path / other)

@@ -43,6 +43,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,7 @@ from pixelwise.data.io import (
     count_pages,
     image_files,
     is_colour_mask,
+    is_hidden,
     packed_colours,
     page_name,
     read_mask,
@@ -253,6 +255,8 @@ MASK_FOLDERS = (
     "SegmentationClass",
     "labels",
     "annotations",
+    "1st_manual",  # DRIVE's vessels (its mask/ is the field of view), HRF's manual1
+    "manual1",
     "mask",
     "label",
     "gt",
@@ -408,7 +412,41 @@ def _pair_folders_in(root: Path) -> tuple[Path, Path] | None:
         return images, _inner_mask_folder(masks) if _files_by_stem(images) else masks
     beside = [f"{root.name}{sep}{name}" for name in MASK_FOLDERS for sep in "_-"]
     masks = _first_dir(root.parent, beside)
-    return (root, masks) if masks is not None and _files_by_stem(root) else None
+    if masks is not None and _files_by_stem(root):
+        return root, masks
+    return _named_pair(root)
+
+
+MASK_WORDS = (
+    "mask",
+    "label",
+    "groundtruth",
+    "ground_truth",
+    "annotation",
+    "segmentation",
+    "manual",
+)
+
+
+def _named_pair(root: Path) -> tuple[Path, Path] | None:
+    """(images, masks) of a folder holding two folders of images and nothing else of the kind,
+    one of them named as masks are (a word of :data:`MASK_WORDS`, or ``gt``): ISIC's
+    ``ISIC2018_Task1-2_Training_Input/`` + ``ISIC2018_Task1_Training_GroundTruth/``."""
+    if not root.is_dir():
+        return None
+    folders = [
+        sub
+        for sub in sorted(root.iterdir())
+        if sub.is_dir() and not is_hidden(sub, root) and _files_by_stem(sub)
+    ]
+    if len(folders) != 2:
+        return None
+    named = [
+        any(word in f.name.lower() for word in MASK_WORDS)
+        or "gt" in re.split(r"[^a-z0-9]+", f.name.lower())
+        for f in folders
+    ]
+    return (folders[named.index(False)], folders[named.index(True)]) if sum(named) == 1 else None
 
 
 def _inner_mask_folder(masks: Path) -> Path:
