@@ -235,3 +235,32 @@ def test_heic_without_pillow_heif_says_what_to_install(tmp_path, monkeypatch):
     with pytest.raises(ImageReadError, match=r"upload: a HEIC/HEIF photo"):
         read_image_bytes((tmp_path / "p.HEIC").read_bytes(), "upload")
     assert list_images([tmp_path]) == [tmp_path / "p.HEIC"]
+
+
+def test_a_cut_out_as_a_mask_is_black_and_white_by_its_alpha(tmp_path):
+    """Masks saved as cut-outs (the photo with a transparent background, RGBA or grey + alpha)
+    are white where the alpha is at least 128 (they were read as thousands of colours); classes
+    painted in colours on a transparent background, and opaque colour masks, stay colours."""
+    from pixelwise.data.io import is_colour_mask, packed_colours, read_mask
+
+    rng = np.random.default_rng(0)
+    alpha = np.zeros((40, 50), np.uint8)
+    alpha[10:30, 5:45] = 255
+    alpha[10, 5:45] = 100  # a soft edge, under half
+    alpha[29, 5:45] = 200
+    photo = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    expected = np.where(alpha >= 128, 255, 0)
+    Image.fromarray(np.dstack([photo, alpha]), "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(np.dstack([photo[..., 0], alpha]), "LA").save(tmp_path / "la.png")
+    for name in ("rgba.png", "la.png"):
+        assert np.array_equal(read_mask(tmp_path / name), expected), name
+    assert not is_colour_mask(tmp_path / "rgba.png")
+    classes = np.zeros((40, 50, 3), np.uint8)
+    classes[alpha > 0] = (255, 0, 0)
+    classes[:5] = (0, 0, 255)
+    painted = np.dstack([classes, np.where(classes.any(-1), 255, 0).astype(np.uint8)])
+    Image.fromarray(painted, "RGBA").save(tmp_path / "painted.png")
+    assert np.array_equal(read_mask(tmp_path / "painted.png"), packed_colours(classes))
+    assert is_colour_mask(tmp_path / "painted.png")
+    Image.fromarray(np.dstack([photo, np.full((40, 50), 255, np.uint8)])).save(tmp_path / "o.png")
+    assert np.array_equal(read_mask(tmp_path / "o.png"), packed_colours(photo))

@@ -367,8 +367,10 @@ def read_mask(
     instance-label PNG/TIFF files are returned unchanged. Colour masks (8-bit RGB or RGBA, alpha
     ignored) hold one colour per class: each pixel's value is its colour as the integer
     ``0xRRGGBB`` (:func:`colour_value`), so ``--mask-values '#000000,#ff0000'`` or a
-    ``classes.json`` with ``color_rgb`` per class names the classes. A folder of one mask per
-    object gives their label image (:func:`read_object_masks`).
+    ``classes.json`` with ``color_rgb`` per class names the classes. A cut-out (a photo with
+    transparency, as background removers save them: :func:`is_cutout`) is a black-and-white
+    mask, white where its alpha is at least 128. A folder of one mask per object gives their
+    label image (:func:`read_object_masks`).
     """
     path = Path(path)
     if path.is_dir():
@@ -378,9 +380,10 @@ def read_mask(
         arr = _read_tiff(path, page, max_pixels)
     else:
         img = _open_pil(path, max_pixels)
-        if img.mode in ("1", "LA"):
-            img = img.convert("L")
-        arr = np.asarray(img)
+        arr = np.asarray(img.convert("L") if img.mode == "1" else img)
+        if img.mode in ("RGBA", "LA") and is_cutout(arr):
+            return np.where(arr[..., -1] >= 128, 255, 0).astype(np.uint8)
+        arr = arr[..., 0] if img.mode == "LA" else arr
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.dtype == np.uint8:
@@ -390,6 +393,23 @@ def read_mask(
     if not np.issubdtype(arr.dtype, np.integer):
         raise ImageReadError(path, f"mask must hold integers, got {arr.dtype}")
     return arr
+
+
+# More colours (grey levels) than this among a transparent PNG's sampled pixels make it a photo
+# (a cut-out), not classes painted on a transparent background.
+CUTOUT_COLOURS, CUTOUT_GREYS = 256, 32
+
+
+def is_cutout(pixels: np.ndarray) -> bool:
+    """Whether (H, W, C) uint8 pixels with alpha last are a cut-out: some pixel not opaque and
+    more than :data:`CUTOUT_COLOURS` colours (:data:`CUTOUT_GREYS` grey levels) among about
+    65,000 sampled pixels."""
+    if pixels[..., -1].min() == 255:
+        return False
+    step = max(1, int(np.sqrt(pixels.shape[0] * pixels.shape[1] / 65536)))
+    sample = pixels[::step, ::step, :-1].reshape(-1, pixels.shape[-1] - 1)
+    limit = CUTOUT_COLOURS if sample.shape[1] == 3 else CUTOUT_GREYS
+    return len(np.unique(sample, axis=0)) > limit
 
 
 def read_alpha(path: str | os.PathLike) -> np.ndarray | None:
@@ -450,7 +470,8 @@ def read_object_masks(folder: Path) -> np.ndarray:
 
 
 def is_colour_mask(path: str | os.PathLike) -> bool:
-    """Whether :func:`read_mask` gives this file's pixels as packed colours (from its header)."""
+    """Whether :func:`read_mask` gives this file's pixels as packed colours (from its header;
+    of an RGBA file, from its pixels)."""
     path = Path(path)
     if path.suffix.lower() in TIFF_SUFFIXES:
         try:
@@ -461,7 +482,9 @@ def is_colour_mask(path: str | os.PathLike) -> bool:
             return False
     try:
         with Image.open(path) as img:
-            return img.mode in ("RGB", "RGBA", "RGBX")
+            if img.mode == "RGBA":  # a cut-out is read as black and white
+                return not is_cutout(np.asarray(img))
+            return img.mode in ("RGB", "RGBX")
     except (OSError, UnidentifiedImageError):
         return False
 
