@@ -223,3 +223,36 @@ def test_prediction_files_of_stack_pages_and_3d_frames(tmp_path):
     assert file_per_item(named + files, Path("out"), items, "p", "x")[0] == named[0]
     with pytest.raises(ValueError, match="two ps of one image"):
         file_per_item([Path("a/t000-003.png"), Path("b/t000-003.png")], Path("."), items, "p", "x")
+
+
+def test_predict_masks_of_black_and_white_data_look_like_their_masks(tmp_path):
+    """A model trained on 0/255 masks: predict's masks hold class ids 0/1 (marked so), shown
+    black and white, so that a viewer or a greyscale reader (OpenCV's) sees 0/255 as in the
+    training masks; evaluate scores them as it scores the model."""
+    rng = np.random.default_rng(0)
+    for sub in ("images", "masks"):
+        (tmp_path / "data" / sub).mkdir(parents=True)
+    for i in range(4):
+        mask = np.zeros((32, 40), np.uint8)
+        mask[8:24, 10 + i : 30] = 255
+        image = np.where(mask[..., None] > 0, 200, 40) + rng.integers(0, 30, (32, 40, 3))
+        Image.fromarray(image.astype(np.uint8)).save(tmp_path / "data" / "images" / f"{i}.png")
+        Image.fromarray(mask).save(tmp_path / "data" / "masks" / f"{i}.png")
+    run = train_tiny(tmp_path / "data", tmp_path / "run")
+    out = tmp_path / "out"
+    assert (
+        main(["predict", str(run / "best.pt"), str(tmp_path / "data" / "images"), "-o", str(out)])
+        == 0
+    )
+    with Image.open(out / "masks" / "0.png") as img:
+        ids, grey = np.asarray(img), np.asarray(img.convert("L"))
+        assert img.getpalette()[:6] == [0, 0, 0, 255, 255, 255]
+    assert set(np.unique(ids)) <= {0, 1} and np.array_equal(grey, ids * 255)
+    assert holds_class_ids(out / "masks" / "0.png")
+    scores = []
+    for source in (out, run / "best.pt"):
+        json_file = tmp_path / "e.json"
+        args = ["evaluate", str(source), str(tmp_path / "data"), "--val-stems", "0-3"]
+        assert main([*args, "--json", str(json_file)]) == 0
+        scores.append(json.loads(json_file.read_text()))
+    assert scores[0]["images"] == 4 and scores[0]["mean_iou"] == scores[1]["mean_iou"]

@@ -280,7 +280,7 @@ def predict_files(
         image, mask, probabilities = value
         if probabilities is not None:
             save_probabilities(out_dir / "probabilities" / rel.with_suffix(".tif"), probabilities)
-        save_mask(out_dir / "masks" / rel, mask, palette)
+        save_mask(out_dir / "masks" / rel, mask, seg.mask_palette())
         if options.labelme:
             names = dict(enumerate(seg.class_names))
             del names[0]  # the background is what no shape covers

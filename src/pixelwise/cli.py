@@ -62,7 +62,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     ),
     "predict": (
         "predict masks and overlays for images or folders",
-        "Writes OUT/masks/<name>.png (class ids, palette PNG) and OUT/overlays/<name>.png; instance models also "
+        "Writes OUT/masks/<name>.png (class ids, palette PNG; black and white for a model trained on black-and-white masks) and OUT/overlays/<name>.png; instance models also "
         "OUT/instances (16-bit labels) and OUT/coco (COCO results); a video file (named or in a folder; semantic models, the "
         "[video] extra) becomes OUT/overlays/<name>.mp4; each page of a multi-page TIFF (an EM stack) is "
         "an image of its own, <stack>-000.png, <stack>-001.png, ... Bad files are skipped, listed at "

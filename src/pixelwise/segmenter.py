@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch import nn
 
-from pixelwise.data.encoding import MaskEncoding, Normalization
+from pixelwise.data.encoding import BLACK_AND_WHITE, MaskEncoding, Normalization
 from pixelwise.models import INSTANCE_MODELS
 
 FORMAT = "pixelwise"
@@ -76,6 +76,15 @@ class Segmenter:
         colours = self.colours or default_colours(self.num_classes)
         table[: len(colours)] = np.asarray(colours, dtype=np.uint8)
         table[255] = 255
+        return table
+
+    def mask_palette(self) -> np.ndarray:
+        """:meth:`palette` for the mask files `predict` writes: of a model trained on
+        black-and-white masks, class 1 white, so that a mask reads as the training masks did in
+        a viewer or as greyscale (0/255; its stored values stay the class ids 0/1)."""
+        table = self.palette()
+        if self.encoding.values in BLACK_AND_WHITE:
+            table[1] = 255
         return table
 
     def metadata(self) -> dict:

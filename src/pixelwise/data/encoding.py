@@ -10,6 +10,8 @@ import numpy as np
 
 from pixelwise.constants import IGNORE_INDEX, INSTANCE_TARGETS
 
+BLACK_AND_WHITE = ((0, 255), (0, 0xFFFFFF))  # binary masks, grey or RGB: background, foreground
+
 
 def full_scale(dtype) -> float:
     """The stored value of full intensity: 255 for 8-bit images, 65535 for 16-bit, 1.0 for floats."""

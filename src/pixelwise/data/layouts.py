@@ -60,6 +60,7 @@ from pixelwise.data.coco import (
     load_coco,
     stored_size,
 )
+from pixelwise.data.encoding import BLACK_AND_WHITE
 from pixelwise.data.io import (
     count_pages,
     image_files,
@@ -224,9 +225,6 @@ def stored_values(
     if info.colours and items and is_colour_mask(items[0].mask):
         return tuple(packed_colours(np.asarray(info.colours, np.uint8)).tolist())
     return None
-
-
-BLACK_AND_WHITE = ((0, 255), (0, 0xFFFFFF))  # binary masks, grey or RGB: background, foreground
 
 
 def value_counts(items: list[Item]) -> dict[int, int]:

@@ -360,7 +360,7 @@ class PredictJob:
 
         image = decode_upload(self.data, self.name, int(limits.max_megapixels * 1e6))
         if self.output == "mask":
-            return png_bytes(mask_image(predict(seg, image), seg.palette())), "image/png"
+            return png_bytes(mask_image(predict(seg, image), seg.mask_palette())), "image/png"
         labels = segment(seg, image, object_class=self.object_class)
         if self.output == "objects":
             if labels.max(initial=0) > 65535:
