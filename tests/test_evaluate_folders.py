@@ -135,6 +135,7 @@ def test_object_class_of_semantic_data_from_predict_masks_and_segment_labels(tmp
         objects = np.zeros(truth.shape, np.uint16)
         objects[3:10, 3:10], objects[3:10, 14:20] = 1, 2
         objects[3:10, 3:5] = 0  # a strip of one object missed
+        objects[15:17, 5:30:5] = np.arange(3, 8)[:, None].T  # 5 small ones on class 2: numbers 3..7
         (tmp_path / "seg" / "instances").mkdir(parents=True, exist_ok=True)
         Image.fromarray(objects).save(tmp_path / "seg" / "instances" / f"{i}.png")
         truths.append(truth)
@@ -144,8 +145,8 @@ def test_object_class_of_semantic_data_from_predict_masks_and_segment_labels(tmp
     labels = evaluate_predictions(tmp_path / "seg", tmp_path / "data", object_class=1)
     assert list(labels["per_class"]) == ["not class1", "class1"]
     inside = 7 * 7 + 7 * 6  # class 1 pixels; 7 x 2 of them missed
-    assert labels["per_class"]["class1"]["iou"] == pytest.approx((inside - 7 * 2) / inside)
-    assert labels["objects"]["predicted_objects"] == 4 and labels["objects"]["recall"] == 1.0
+    assert labels["per_class"]["class1"]["iou"] == pytest.approx((inside - 7 * 2) / (inside + 5 * 2))
+    assert labels["objects"]["predicted_objects"] == 14 and labels["objects"]["recall"] == 1.0
     Image.fromarray(truths[1]).save(tmp_path / "seg" / "instances" / "1.png")
     save_mask(tmp_path / "seg" / "instances" / "1.png", truths[1])
     with pytest.raises(ValueError, match="1.png: a class mask among label images"):

@@ -561,11 +561,11 @@ def predicted_object_scores(
             pairs.append(overlaps(reference, labels))
         else:
             pairs.append(overlaps(instances_for_reference(target, object_class), labels))
-        if label_images:
-            ignored = target == IGNORE_INDEX
-            target = np.where(ignored, IGNORE_INDEX, target == object_class)
-        predicted = predicted_ids(path, stored if marked else labels, encoding, classes)
-        scores.add((predicted > 0).astype(np.int64) if label_images else predicted, target)
+        if label_images:  # object_class against the rest
+            target = np.where(target == IGNORE_INDEX, IGNORE_INDEX, target == object_class)
+            scores.add((labels > 0).astype(np.int64), target)
+        else:
+            scores.add(predicted_ids(path, stored if marked else labels, encoding, classes), target)
     return scores, pairs, names
 
 
