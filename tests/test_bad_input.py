@@ -391,11 +391,15 @@ def test_mask_values_take_integers_and_colours(capsys):
 
     assert value_list("0,255") == [0, 255]
     assert value_list("#000000, #ff0000,7") == [0, 0xFF0000, 7]
-    with pytest.raises(SystemExit):
-        main(["train", "data", "--out", "o", "--mask-values", "#00ff0"])
-    assert "expected comma-separated integers or #rrggbb colours, got '#00ff0'" in (
-        capsys.readouterr().err
-    )
+    assert value_list("1-150") == list(range(1, 151))  # ADE20K's classes, its 0 ignored
+    assert value_list("0, 3-5,9") == [0, 3, 4, 5, 9]
+    for bad in ("#00ff0", "5-3", "1-x"):
+        with pytest.raises(SystemExit):
+            main(["train", "data", "--out", "o", "--mask-values", bad])
+        assert (
+            f"expected comma-separated integers, ranges such as 1-150 or #rrggbb colours, got '{bad}'"
+            in (capsys.readouterr().err)
+        )
 
 
 def test_short_runs_and_resume_with_another_schedule(files, tmp_path, capsys):

@@ -892,3 +892,25 @@ def test_two_folders_one_named_as_masks_are_images_and_masks(tmp_path):
     for other in ("photos-more", "masks_a-masks_b"):
         with pytest.raises(ValueError, match="no dataset found"):
             find_items(tmp_path / other)
+
+
+def test_ignoring_a_value_suggests_the_others_as_the_classes(tmp_path):
+    """ADE20K-style masks: 0 (unlabelled) ignored, the classes 1..3: the error names
+    --mask-values 1-3, which then reads them as classes 0..2."""
+    from pixelwise.config import TrainConfig
+    from pixelwise.semantic import read_data
+
+    for i in range(3):
+        mask = np.zeros((8, 8), np.uint8)
+        mask[2:, :3], mask[2:, 3:6], mask[2:, 6:] = 1, 2, 3
+        _save(tmp_path / "images" / f"{i}.png", _mark(i))
+        _save(tmp_path / "annotations" / f"{i}.png", mask)
+    cfg = TrainConfig(data=str(tmp_path), crop=0, ignore_values=[0], val_fraction=0.34)
+    with pytest.raises(
+        ValueError, match="name the stored value of each class with --mask-values 1-3 "
+    ):
+        read_data(cfg)
+    cfg.mask_values = [1, 2, 3]
+    _, _, val, names, encoding = read_data(cfg)
+    target = encoding.apply(val[0].read_mask(), 3, val[0].mask)
+    assert len(names) == 3 and sorted(np.unique(target)) == [0, 1, 2, 255]

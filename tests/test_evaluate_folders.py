@@ -145,7 +145,9 @@ def test_object_class_of_semantic_data_from_predict_masks_and_segment_labels(tmp
     labels = evaluate_predictions(tmp_path / "seg", tmp_path / "data", object_class=1)
     assert list(labels["per_class"]) == ["not class1", "class1"]
     inside = 7 * 7 + 7 * 6  # class 1 pixels; 7 x 2 of them missed
-    assert labels["per_class"]["class1"]["iou"] == pytest.approx((inside - 7 * 2) / (inside + 5 * 2))
+    assert labels["per_class"]["class1"]["iou"] == pytest.approx(
+        (inside - 7 * 2) / (inside + 5 * 2)
+    )
     assert labels["objects"]["predicted_objects"] == 14 and labels["objects"]["recall"] == 1.0
     Image.fromarray(truths[1]).save(tmp_path / "seg" / "instances" / "1.png")
     save_mask(tmp_path / "seg" / "instances" / "1.png", truths[1])
@@ -176,7 +178,7 @@ def test_evaluate_reads_a_folders_data_with_the_mask_options_training_takes(tmp_
         pairs.append((pred, trimap))
     data = str(tmp_path)
     assert main(["evaluate", str(tmp_path / "ids"), data]) == 2
-    assert "--mask-values 1,2,3" in capsys.readouterr().err
+    assert "--mask-values 1-3" in capsys.readouterr().err
     options = ["--mask-values", "2,1", "--ignore-values", "3", "--classes", "background,pet"]
     scores = []
     for folder in ("ids", "stored"):

@@ -33,19 +33,28 @@ from pixelwise.constants import (
 
 
 def value_list(text: str) -> list[int]:
-    """Stored mask values: integers, or colours as ``#rrggbb`` for colour masks (their pixels'
-    value is ``0xRRGGBB``, see :func:`pixelwise.data.io.read_mask`)."""
+    """Stored mask values: integers, ranges of them (``1-150``: 1, 2, ..., 150), or colours as
+    ``#rrggbb`` for colour masks (their pixels' value is ``0xRRGGBB``, see
+    :func:`pixelwise.data.io.read_mask`)."""
     from pixelwise.data.io import colour_value
 
+    def values(part: str) -> list[int]:
+        if part.startswith("#"):
+            return [colour_value(part)]
+        first, dash, last = part.partition("-")
+        if dash and first.strip():
+            low, high = int(first), int(last)
+            if low > high:
+                raise ValueError(part)
+            return list(range(low, high + 1))
+        return [int(part)]
+
     try:
-        return [
-            colour_value(v) if v.strip().startswith("#") else int(v)
-            for v in text.split(",")
-            if v.strip()
-        ]
+        return [v for part in text.split(",") if part.strip() for v in values(part.strip())]
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers or #rrggbb colours, got {text!r}"
+            f"expected comma-separated integers, ranges such as 1-150 or #rrggbb colours, got "
+            f"{text!r}"
         ) from None
 
 

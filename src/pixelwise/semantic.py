@@ -86,7 +86,7 @@ def infer_num_classes(
         )
     suggestion = ",".join(map(str, sorted(found)))
     if values != list(range(len(values))):
-        raise ValueError(unlisted_values_message(cfg.data, sorted(found)))
+        raise ValueError(unlisted_values_message(cfg.data, sorted(found), ignore))
     if len(values) < 2:
         raise ValueError(
             f"{cfg.data}: the masks hold only {sorted(found)} ({IGNORE_INDEX} is ignored unless named), "
@@ -103,19 +103,25 @@ TO_INSTANCES = (
 )
 
 
-def unlisted_values_message(data, found: list[int]) -> str:
-    """The error for masks whose values are not the class ids 0..K-1: the --mask-values to give,
-    or with more than ``MANY_VALUES`` values, also the options that train on objects."""
+def unlisted_values_message(data, found: list[int], ignored: tuple[int, ...] = ()) -> str:
+    """The error for masks whose values are not the class ids 0..K-1: the --mask-values to give
+    (the values not ``ignored``; consecutive ones as a range), or with more than ``MANY_VALUES``
+    values, also the options that train on objects."""
+    classes = [v for v in found if v not in ignored and v != IGNORE_INDEX] or found
+    listed = ",".join(map(str, classes))
+    consecutive = len(classes) > 2 and classes == list(range(classes[0], classes[-1] + 1))
+    if consecutive:
+        listed = f"{classes[0]}-{classes[-1]}"
     if len(found) > MANY_VALUES:
         return (
             f"{data}: the masks hold {len(found)} values ({found[0]}..{found[-1]}), not the class "
             f"ids 0..K-1; if they number objects, {TO_INSTANCES}; if they are classes, name each "
-            "class's stored value with --mask-values or give a classes.json"
+            f"class's stored value with --mask-values{f' {listed}' if consecutive else ''} or "
+            "give a classes.json"
         )
     return (
         f"{data}: the masks hold values {found}, not the class ids 0..K-1; name the stored value "
-        f"of each class with --mask-values {','.join(map(str, found))} (or leave values out with "
-        "--ignore-values)"
+        f"of each class with --mask-values {listed} (or leave values out with --ignore-values)"
     )
 
 
