@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from pixelwise.constants import IGNORE_INDEX
 from pixelwise.data.encoding import to_unit
-from pixelwise.data.io import TIFF_SUFFIXES, read_image, read_mask
+from pixelwise.data.io import TIFF_SUFFIXES, image_files, read_image, read_mask
 from pixelwise.data.shapes import draw_shapes
 
 
@@ -121,8 +121,6 @@ def stored_size(path: Path) -> tuple[int, int]:
     """(height, width) of an image file from its header (COCO files may leave the size out); of
     a folder of object masks, its first mask's."""
     from PIL import Image, UnidentifiedImageError
-
-    from pixelwise.data.io import image_files
 
     if path.is_dir():
         path = next(iter(image_files(path, recursive=False)), path)

@@ -572,9 +572,15 @@ def png_bytes(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def save_png(path: str | os.PathLike, img: Image.Image) -> None:
-    """Save a PIL image as PNG atomically (:data:`PNG_COMPRESS_LEVEL`)."""
-    atomic_save(path, lambda tmp: img.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL))
+def save_png(
+    path: str | os.PathLike, img: Image.Image, info: PngImagePlugin.PngInfo | None = None
+) -> None:
+    """Save a PIL image as PNG atomically (:data:`PNG_COMPRESS_LEVEL`), with the text entries
+    of ``info``."""
+    extra = {"pnginfo": info} if info is not None else {}
+    atomic_save(
+        path, lambda tmp: img.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL, **extra)
+    )
 
 
 def mask_image(mask: np.ndarray, palette: np.ndarray | None = None) -> Image.Image:
@@ -600,11 +606,7 @@ def save_mask(path: str | os.PathLike, mask: np.ndarray, palette: np.ndarray | N
     (:func:`holds_class_ids`)."""
     info = PngImagePlugin.PngInfo()
     info.add_text(*CLASS_IDS_TEXT)
-    img = mask_image(mask, palette)
-    atomic_save(
-        path,
-        lambda tmp: img.save(tmp, format="PNG", compress_level=PNG_COMPRESS_LEVEL, pnginfo=info),
-    )
+    save_png(path, mask_image(mask, palette), info)
 
 
 def holds_class_ids(path: str | os.PathLike) -> bool:
