@@ -265,7 +265,7 @@ def predict_files(
         write_labels_txt(Path(out_dir), seg.class_names[1:])
     if seg.kind == "instance":
         return detection_files(seg, inputs, out_dir, options, progress, shard)
-    out_dir, palette = Path(out_dir), seg.palette()
+    out_dir, palette, mask_palette = Path(out_dir), seg.palette(), seg.mask_palette()
 
     run = (options.precision, options.tta, options.tile, options.overlap)
 
@@ -280,7 +280,7 @@ def predict_files(
         image, mask, probabilities = value
         if probabilities is not None:
             save_probabilities(out_dir / "probabilities" / rel.with_suffix(".tif"), probabilities)
-        save_mask(out_dir / "masks" / rel, mask, seg.mask_palette())
+        save_mask(out_dir / "masks" / rel, mask, mask_palette)
         if options.labelme:
             names = dict(enumerate(seg.class_names))
             del names[0]  # the background is what no shape covers

@@ -555,7 +555,7 @@ def predicted_object_scores(
             )
         reference = item.read_mask(instances=not semantic)
         stored = read_prediction(path, reference.shape[:2], classes)
-        labels = predicted_objects(path, stored, object_class, min_size)
+        labels = predicted_objects(stored, marked, object_class, min_size)
         target = encoding.apply(reference, classes, item.mask)
         if not semantic:
             pairs.append(overlaps(reference, labels))
@@ -570,15 +570,15 @@ def predicted_object_scores(
 
 
 def predicted_objects(
-    path: Path, stored: np.ndarray, object_class: int | None, min_size: int
+    stored: np.ndarray, marked: bool, object_class: int | None, min_size: int
 ) -> np.ndarray:
     """The objects of a predicted mask as a label image: an instance label image (as `segment`
-    writes them, or another tool) as it is; a class mask `predict` wrote (marked:
+    writes them, or another tool) as it is; a class mask `predict` wrote (``marked``:
     :func:`~pixelwise.data.io.holds_class_ids`) as `segment` makes objects of one: the
     connected regions of ``object_class``, or for instance data its interiors (1) grown into
     their borders (2), or without borders split by a watershed. Objects under ``min_size``
     pixels are dropped."""
-    if not holds_class_ids(path):
+    if not marked:
         return drop_small(stored, min_size) if min_size else stored
     if object_class is not None:
         return semantic_to_instances(
