@@ -169,7 +169,7 @@ def target_encoding(
     """How the masks become targets: ``mask_values``, classes.json's colours, black-and-white
     masks as background and foreground, instance labels as foreground, else class ids; the
     values left unscored: ``ignore_values``, else classes.json's void id."""
-    ignore = tuple(ignore_values) if ignore_values is not None else info.ignore_values
+    ignore = info.ignored(ignore_values)
     values = stored_values(info, items, mask_values)
     objects = not mask_values and holds_instance_labels(items[0])  # scored as foreground
     if values is None and not objects:

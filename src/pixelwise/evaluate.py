@@ -510,7 +510,7 @@ def evaluate_predictions(
     cfg = TrainConfig(data=str(root), instances=instances, **(data_options or {}))
     cfg.check()
     info = read_dataset_info(root)
-    ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
+    ignore = info.ignored(cfg.ignore_values)
     names, values = resolve_classes(cfg, info, items, ignore)
     encoding = MaskEncoding(values, ignore, cfg.instances)
     folder = prediction_folder(Path(predictions), objects or object_class is not None)

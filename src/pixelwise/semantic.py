@@ -86,7 +86,7 @@ def infer_num_classes(
         )
     suggestion = ",".join(map(str, sorted(found)))
     if values != list(range(len(values))):
-        raise ValueError(unlisted_values_message(cfg.data, sorted(found), ignore))
+        raise ValueError(unlisted_values_message(cfg.data, sorted(found), values))
     if len(values) < 2:
         raise ValueError(
             f"{cfg.data}: the masks hold only {sorted(found)} ({IGNORE_INDEX} is ignored unless named), "
@@ -103,11 +103,10 @@ TO_INSTANCES = (
 )
 
 
-def unlisted_values_message(data, found: list[int], ignored: tuple[int, ...] = ()) -> str:
-    """The error for masks whose values are not the class ids 0..K-1: the --mask-values to give
-    (the values not ``ignored``; consecutive ones as a range), or with more than ``MANY_VALUES``
-    values, also the options that train on objects."""
-    classes = [v for v in found if v not in ignored and v != IGNORE_INDEX] or found
+def unlisted_values_message(data, found: list[int], classes: list[int]) -> str:
+    """The error for masks whose values (``found``) are not the class ids 0..K-1: the
+    --mask-values to give (``classes``, the values not ignored; consecutive ones as a range), or
+    with more than ``MANY_VALUES`` values, also the options that train on objects."""
     listed = ",".join(map(str, classes))
     consecutive = len(classes) > 2 and classes == list(range(classes[0], classes[-1] + 1))
     if consecutive:
@@ -243,7 +242,7 @@ def read_data(cfg: TrainConfig) -> tuple[DatasetInfo, list, list, list[str], Mas
     train_items, val_items = resolve_splits(root, cfg.val_stems, cfg.val_fraction, cfg.seed)
     check_split(root, train_items, val_items)
     check_instance_labels(cfg, train_items + val_items)
-    ignore = tuple(cfg.ignore_values) if cfg.ignore_values is not None else info.ignore_values
+    ignore = info.ignored(cfg.ignore_values)
     names, values = resolve_classes(cfg, info, train_items + val_items, ignore)
     return info, train_items, val_items, names, MaskEncoding(values, ignore, cfg.instances)
 

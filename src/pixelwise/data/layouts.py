@@ -109,6 +109,11 @@ class DatasetInfo:
     ignore_values: tuple[int, ...] = ()
     values: list[int] | None = None  # each class's stored mask value, when the file says
 
+    def ignored(self, given: list[int] | None) -> tuple[int, ...]:
+        """The stored values left out of losses and scores: ``given`` (``--ignore-values``),
+        else the dataset's own (a void id)."""
+        return tuple(given) if given is not None else self.ignore_values
+
 
 def read_dataset_info(root: Path) -> DatasetInfo:
     """Class names, colours, stored values and ignored values from the class file the dataset
