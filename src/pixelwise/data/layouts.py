@@ -736,10 +736,11 @@ def collection_items(root: Path) -> list[Item]:
     of datasets, e.g. ``nuclei_he/cpm15`` + ``nuclei_he/gbm40``), as one dataset."""
     if not root.is_dir():
         return []
-    parts = [sub for sub in sorted(root.iterdir()) if sub.is_dir() and _pair_folders_in(sub)]
+    found = {sub: _pair_folders_in(sub) for sub in sorted(root.iterdir()) if sub.is_dir()}
+    parts = [sub for sub, folders in found.items() if folders]
     items, seen = [], {}
     for sub in parts:
-        for item in pair_folders(*_pair_folders_in(sub)):
+        for item in pair_folders(*found[sub]):
             if item.name in seen:
                 raise ValueError(
                     f"{root}: {item.name!r} is in both {seen[item.name]}/ and {sub.name}/; names "
