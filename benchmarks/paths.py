@@ -12,7 +12,10 @@
   with ``--compile`` also the same fp32 step through ``torch.compile`` (inductor, needs a C++
   compiler; its compile time is printed, not counted), a candidate the probe does not time.
   With torch 2.14.1 the compiled step crashed the process (segmentation fault, heap corruption)
-  on the AVX-512 BF16 machine; with ``ATEN_CPU_CAPABILITY=avx2`` (inductor's AVX2 code) it ran.
+  on the AVX-512 BF16 machine; with ``ATEN_CPU_CAPABILITY=avx2`` (inductor's AVX2 code) it ran;
+- memory: the same predictions and fp32 training steps in fresh processes with freed memory kept
+  (``pixelwise.allocator``, what the command line and these rows do) and with the system
+  allocator (``PIXELWISE_ALLOCATOR=system``: how every path ran before), in turn.
 
     python benchmarks/paths.py [--checkpoint runs/isbi2012-unet/best.pt] [--int8 ../shared/data/isbi2012
                                --val-stems 25-29] [--images 12] [--size 512] [--compile] [--quick]
@@ -189,6 +192,59 @@ def training_rows(size: int, repeats: int, compiled: bool = False) -> None:
         )
 
 
+def child_times(checkpoint: str, images: int, size: int, step_size: int) -> None:
+    """In a fresh process (``--child``): plain fp32 and default predict of the images (totals
+    after a warm-up image) and the median of three fp32 training steps, as JSON on stdout."""
+    import json
+
+    from pixelwise.allocator import tune_allocator
+
+    tune_allocator()  # unless PIXELWISE_ALLOCATOR=system, as the command line does
+    shots = photos(images, size, 3)
+    out = {}
+    for name, runtime, precision in (("fp32", "torch", "fp32"), ("default", "auto", "auto")):
+        seg = load_model(checkpoint, runtime)
+        shots = [im[..., : seg.in_channels] for im in shots]
+        predict(seg, shots[0], precision)
+        start = time.perf_counter()
+        for image in shots:
+            predict(seg, image, precision)
+        out[name] = time.perf_counter() - start
+    step = training_step("fp32", None, batch=4, size=step_size)
+    out["train"] = interleaved({"fp32": step}, 3)["fp32"]
+    print(json.dumps(out))
+
+
+def allocator_rows(checkpoint: Path, images: int, size: int, step_size: int, rounds: int) -> None:
+    """The same work in fresh processes with freed memory kept (what the command line does) and
+    with the system allocator (``PIXELWISE_ALLOCATOR=system``, as before), in turn, medians."""
+    import json
+    import os
+    import statistics
+    import subprocess
+    import sys
+
+    runs: dict[str, list[dict]] = {"kept": [], "system": []}
+    for _ in range(rounds):
+        for setting, found in runs.items():
+            argv = [sys.executable, __file__, "--child", str(checkpoint), "--images", str(images)]
+            argv += ["--size", str(size), "--step-size", str(step_size)]
+            env = os.environ | {"PIXELWISE_ALLOCATOR": setting}
+            done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+            found.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in runs.items()}
+    kept, system = med["kept"], med["system"]
+    print(
+        f"fresh processes, freed memory kept vs system allocator (medians of {rounds}): "
+        f"plain fp32 predict {kept['fp32']:.2f} vs {system['fp32']:.2f} s ({system['fp32'] / kept['fp32']:.2f}x), "
+        f"default predict {kept['default']:.2f} vs {system['default']:.2f} s, fp32 training step "
+        f"(batch 4, {step_size}^2) {kept['train']:.2f} vs {system['train']:.2f} s "
+        f"({system['train'] / kept['train']:.2f}x); default predict now vs plain fp32 with the system "
+        f"allocator (before): {system['fp32'] / kept['default']:.2f}x",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint")
@@ -202,8 +258,13 @@ def main() -> None:
         action="store_true",
         help="also time a torch.compile'd training step (crashed with inductor's AVX-512 code in torch 2.14.1: see the module docstring)",
     )
+    parser.add_argument("--child", metavar="CHECKPOINT", help=argparse.SUPPRESS)
+    parser.add_argument("--step-size", type=int, default=256, help=argparse.SUPPRESS)
     add_common(parser)
     args = parser.parse_args()
+    if args.child:
+        torch.set_num_threads(args.threads)
+        return child_times(args.child, args.images, args.size, args.step_size)
     begin(args)
     if args.quick:
         args.images, args.size, args.repeats = 4, 256, 2
@@ -217,7 +278,9 @@ def main() -> None:
         command_rows(checkpoint, images, 2 if args.quick else 3)
         if args.int8:
             int8_rows(checkpoint, args.int8, args.val_stems, images, args.repeats)
-        training_rows(256 if not args.quick else 128, max(2, args.repeats // 2), args.compile)
+        step_size, rounds = (128, 1) if args.quick else (256, 2)
+        training_rows(step_size, max(2, args.repeats // 2), args.compile)
+        allocator_rows(checkpoint, args.images, args.size, step_size, rounds)
     print(
         f"(int8 and training: medians of {args.repeats} and {max(2, args.repeats // 2)} calls after a warm-up; "
         "prediction: the total over all images after a warm-up image)"

@@ -34,8 +34,12 @@ def add_common(parser, threads: int = 2) -> None:
 
 
 def begin(args) -> None:
-    """Apply ``--threads`` and print the machine line."""
+    """Apply ``--threads``, treat freed memory as the command line does, print the machine line."""
     import torch
 
+    from pixelwise.allocator import allocator, tune_allocator
+
     torch.set_num_threads(args.threads)
+    tune_allocator()
+    print(f"memory: {allocator()}", flush=True)
     print(machine_line(), flush=True)

@@ -212,3 +212,43 @@ def test_probe_inside_inference_mode_still_times_training(fresh_cache):
     with torch.inference_mode():
         result = runtime.probe(progress=False)
     assert set(result["training"]["seconds"]) >= {"torch-fp32", "torch-fp32-cl"}
+
+
+FAULTS_OF_FREED_BLOCKS = """
+import resource, sys
+import numpy as np
+from pixelwise.allocator import tune_allocator
+print(tune_allocator())
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+a = np.ones(64 << 20, np.uint8); del a
+before = faults()
+for _ in range(10):
+    a = np.ones(64 << 20, np.uint8)  # a fresh mapping faults in 16384 pages, or 32 huge ones
+    del a
+print(faults() - before)
+"""
+
+
+@pytest.mark.parametrize("setting", ["kept", "system"])
+def test_freed_blocks_are_kept_unless_turned_off(setting):
+    """A freed 64 MiB block is reused without the kernel mapping and zeroing its pages again
+    (glibc unmaps it by default); ``PIXELWISE_ALLOCATOR=system`` leaves malloc as it is."""
+    import os
+    import subprocess
+    import sys
+
+    if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
+        pytest.skip("the allocator is tuned on glibc only")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env["PIXELWISE_ALLOCATOR"] = setting
+    out = subprocess.run(
+        [sys.executable, "-c", FAULTS_OF_FREED_BLOCKS], env=env, capture_output=True, text=True
+    )
+    described, faults = out.stdout.split("\n")[:2]
+    if setting == "kept":
+        assert described.startswith("glibc, freed blocks under 1 GiB kept")
+        assert int(faults) < 32  # not even one block's pages faulted in again
+    else:
+        assert described == "system default"
+        assert int(faults) >= 10 * 32

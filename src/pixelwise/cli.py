@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from pixelwise import __version__
+from pixelwise.allocator import allocator, tune_allocator
 from pixelwise.config import (
     MODEL_HELP,
     Opt,
@@ -936,6 +937,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"CPU: {cpu['model']}, {cpu['threads']} threads, bf16 instructions: {'yes' if cpu['bf16_hardware'] else 'no'}"
     )
     print(f"flags: {' '.join(cpu['flags']) or '(none of interest)'}")
+    print(f"memory: {allocator()}")
     for kind in ("inference", "training"):
         seconds = info[kind]["seconds"]
         base = seconds.get("torch-fp32")
@@ -1020,6 +1022,7 @@ def model_first(args: argparse.Namespace, argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_allocator()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command == "predict" and extra and not any(e.startswith("-") for e in extra):

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from pixelwise.allocator import allocator
 from pixelwise.data.io import atomic_write_bytes
 
 AGREEMENT = 0.995  # share of identical mask pixels a faster path must keep
@@ -103,7 +104,7 @@ PROBE_VERSION = 5  # raised when the probe or the rule that picks from it change
 
 @cache
 def machine_key() -> str:
-    info = cpu_info() | versions() | {"probe": PROBE_VERSION}
+    info = cpu_info() | versions() | {"probe": PROBE_VERSION, "allocator": allocator()}
     return hashlib.sha256(json.dumps(info, sort_keys=True).encode()).hexdigest()[:16]
 
 
