@@ -193,13 +193,10 @@ def training_rows(size: int, repeats: int, compiled: bool = False) -> None:
 
 
 def child_times(checkpoint: str, images: int, size: int, step_size: int) -> None:
-    """In a fresh process (``--child``): plain fp32 and default predict of the images (totals
+    """In a fresh process (``--child``, after :func:`begin`): plain fp32 and default predict of the images (totals
     after a warm-up image) and the median of three fp32 training steps, as JSON on stdout."""
     import json
 
-    from pixelwise.allocator import tune_allocator
-
-    tune_allocator()  # unless PIXELWISE_ALLOCATOR=system, as the command line does
     shots = photos(images, size, 3)
     out = {}
     for name, runtime, precision in (("fp32", "torch", "fp32"), ("default", "auto", "auto")):
@@ -262,10 +259,9 @@ def main() -> None:
     parser.add_argument("--step-size", type=int, default=256, help=argparse.SUPPRESS)
     add_common(parser)
     args = parser.parse_args()
+    begin(args)  # in a child too: its memory setting comes from PIXELWISE_ALLOCATOR
     if args.child:
-        torch.set_num_threads(args.threads)
         return child_times(args.child, args.images, args.size, args.step_size)
-    begin(args)
     if args.quick:
         args.images, args.size, args.repeats = 4, 256, 2
     with tempfile.TemporaryDirectory() as tmp:

@@ -238,7 +238,9 @@ def test_freed_blocks_are_kept_unless_turned_off(setting):
     import subprocess
     import sys
 
-    if not (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc"):
+    from pixelwise.allocator import on_glibc
+
+    if not on_glibc():
         pytest.skip("the allocator is tuned on glibc only")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     env["PIXELWISE_ALLOCATOR"] = setting

@@ -32,11 +32,7 @@ def tune_allocator() -> str:
     preloaded = "alloc" in os.environ.get("LD_PRELOAD", "")
     if os.environ.get(ALLOCATOR_ENV, "") == "system" or tuned_elsewhere or preloaded:
         return allocator()
-    try:
-        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
-    except (ValueError, OSError, AttributeError):  # no such name: not glibc (macOS, Windows)
-        libc = ""
-    if libc.startswith("glibc") and not _STATE["kept"]:
+    if on_glibc() and not _STATE["kept"]:
         import ctypes
 
         mallopt = ctypes.CDLL(None).mallopt
@@ -45,6 +41,14 @@ def tune_allocator() -> str:
             mallopt(m_mmap_threshold, KEPT_BLOCKS) and mallopt(m_trim_threshold, KEPT_BLOCKS)
         )
     return allocator()
+
+
+def on_glibc() -> bool:
+    """Whether this process's C library is glibc, the one allocator :func:`tune_allocator` tunes."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError, AttributeError):  # no such name: not glibc (macOS, Windows)
+        return False
 
 
 def allocator() -> str:
