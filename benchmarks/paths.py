@@ -6,8 +6,9 @@
 - the command: ``pixelwise predict CHECKPOINT FOLDER --out OUT`` on the same N images as PNG files
   (model loading, reading, masks and overlays written) versus the same with ``--precision fp32
   --runtime torch``, run in this process in turn, the issue's own measure;
-- int8: ONNX Runtime int8 (``export --int8``, calibrated on DATA) versus ONNX Runtime fp32, with
-  the accuracy gate;
+- int8: ``pixelwise calibrate`` of a copy of the checkpoint on DATA (int8 graph and accuracy gate
+  stored in it), ONNX Runtime int8 versus ONNX Runtime fp32 on one image, and the two rows above
+  again with the calibrated copy on DATA's validation images, where the default may run int8;
 - training: one step (batch 4, 256 x 256, Adam) on the default path versus fp32 contiguous;
   with ``--compile`` also the same fp32 step through ``torch.compile`` (inductor, needs a C++
   compiler; its compile time is printed, not counted), a candidate the probe does not time.
@@ -40,8 +41,8 @@ from pixelwise.data.encoding import Normalization
 from pixelwise.inference import predict
 from pixelwise.models import create_model
 from pixelwise.runtime import (
+    inference_path,
     interleaved,
-    measured,
     resolve_precision,
     training_net,
     training_step,
@@ -80,7 +81,7 @@ def photos(n: int, size: int, channels: int) -> list[np.ndarray]:
     return out
 
 
-def prediction_rows(checkpoint: Path, images) -> None:
+def prediction_rows(checkpoint: Path, images, int8: bool = False) -> None:
     load_start = time.perf_counter()
     auto = load_model(checkpoint, "auto")
     load_auto = time.perf_counter() - load_start
@@ -95,7 +96,7 @@ def prediction_rows(checkpoint: Path, images) -> None:
             masks[name].append(predict(seg, image, precision))
             seconds[name] += time.perf_counter() - start
     same = np.mean([(a == b).mean() for a, b in zip(masks["default"], masks["fp32"])])
-    path = measured()["inference"]["best"]
+    path = inference_path(int8)
     print(
         f"predict {len(images)} images {images[0].shape[1]} x {images[0].shape[0]}: default ({path}, "
         f"{resolve_precision('auto')}) {seconds['default']:.2f} s, plain fp32 torch {seconds['fp32']:.2f} s: "
@@ -142,26 +143,41 @@ def command_rows(checkpoint: Path, images, repeats: int) -> None:
 
 
 def int8_rows(checkpoint: Path, data: str, stems, images, repeats: int) -> None:
-    from pixelwise.export import OnnxNetwork, export_int8, onnx_bytes
+    """``pixelwise calibrate`` on a copy of the checkpoint; ONNX Runtime int8 against fp32 on one
+    image; then, gate passed, the prediction and command rows again with the calibrated copy on
+    the validation images of ``data`` (the default path may now be int8)."""
+    from pixelwise.checkpoint import calibrate_checkpoint, int8_graph, read_checkpoint
+    from pixelwise.data.datasets import to_tensor
+    from pixelwise.data.io import read_image
+    from pixelwise.data.layouts import evaluation_items
+    from pixelwise.export import OnnxNetwork, onnx_bytes
 
     seg = load_model(checkpoint, "torch")
     with tempfile.TemporaryDirectory() as tmp:
-        gate = export_int8(seg, Path(tmp) / "m8.onnx", data, stems)
-        int8 = OnnxNetwork(Path(tmp) / "m8.onnx")
-    fp32 = OnnxNetwork(onnx_bytes(seg))
-    from pixelwise.data.datasets import to_tensor
-
-    x = to_tensor(images[0] if seg.in_channels == 3 else images[0][..., :1], seg.norm)[None]
-    t = interleaved({"int8": lambda: int8(x), "fp32": lambda: fp32(x)}, repeats)
-    t8, t32 = t["int8"], t["fp32"]
-    same = (int8(x).argmax(1) == fp32(x).argmax(1)).float().mean().item()
-    print(
-        f"ONNX Runtime on one {x.shape[-1]} x {x.shape[-2]} image: int8 {t8 * 1000:.0f} ms, fp32 {t32 * 1000:.0f} ms: "
-        f"{t32 / t8:.2f}x; identical mask pixels {same:.2%}; accuracy gate {'passed' if gate['passed'] else 'FAILED'} "
-        f"(mean IoU {gate['mean_iou_int8']:.4f} int8 vs {gate['mean_iou_fp32']:.4f} fp32 on {gate['images']} "
-        f"images of {data}, drop {gate['drop']:.4f}, at most {gate['max_drop']})",
-        flush=True,
-    )
+        calibrated = Path(tmp) / "calibrated.pt"
+        gate = calibrate_checkpoint(checkpoint, data, stems, calibrated)
+        print(
+            f"pixelwise calibrate on {gate['images']} images of {data}: accuracy gate "
+            f"{'passed' if gate['passed'] else 'FAILED'} (mean IoU {gate['mean_iou_int8']:.4f} int8 vs "
+            f"{gate['mean_iou_fp32']:.4f} fp32, drop {gate['drop']:.4f}, at most {gate['max_drop']})",
+            flush=True,
+        )
+        if not gate["passed"]:
+            return
+        int8 = OnnxNetwork(int8_graph(read_checkpoint(calibrated)))
+        fp32 = OnnxNetwork(onnx_bytes(seg))
+        x = to_tensor(images[0] if seg.in_channels == 3 else images[0][..., :1], seg.norm)[None]
+        t = interleaved({"int8": lambda: int8(x), "fp32": lambda: fp32(x)}, repeats)
+        same = (int8(x).argmax(1) == fp32(x).argmax(1)).float().mean().item()
+        print(
+            f"ONNX Runtime on one {x.shape[-1]} x {x.shape[-2]} image: int8 {t['int8'] * 1000:.0f} ms, "
+            f"fp32 {t['fp32'] * 1000:.0f} ms: {t['fp32'] / t['int8']:.2f}x; identical mask pixels {same:.2%}",
+            flush=True,
+        )
+        val = [read_image(item.image, item.page) for item in evaluation_items(Path(data), stems)[0]]
+        print(f"the calibrated checkpoint on the {len(val)} validation images:", flush=True)
+        prediction_rows(calibrated, val, int8=True)
+        command_rows(calibrated, val, 3)
 
 
 def training_rows(size: int, repeats: int, compiled: bool = False) -> None:

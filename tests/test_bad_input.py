@@ -334,6 +334,12 @@ CLI_CASES = [
         "a.png: a file is in the way of a folder of that name",
     ),
     (
+        "calibration data that is not there",
+        ["calibrate", "{ckpt}", "{out}/no-such-data"],
+        2,
+        "no-such-data",
+    ),
+    (
         "a photo where the checkpoint goes",
         ["predict", "{good}/a.jpg", "{good}/a.png", "--out", "{out}"],
         2,

@@ -125,6 +125,7 @@ def test_every_command_has_help(capsys):
         "serve",
         "compare",
         "export",
+        "calibrate",
         "models",
         "demo",
     ):

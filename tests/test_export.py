@@ -176,3 +176,79 @@ def test_int8_export_records_its_accuracy_gate(shapes_data, tmp_path, capsys):
     image = np.asarray(Image.open(next((shapes_data / "val" / "images").iterdir())))
     agree = (predict(int8, image) == predict(fp32, image, "fp32")).mean()
     assert agree > 0.9
+
+
+def test_calibrated_checkpoint_runs_int8_where_measured_fastest(
+    shapes_data, tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip(
+        "onnxruntime.quantization",
+        reason="int8 calibration needs ONNX Runtime's quantisation tools",
+    )
+    import onnx
+
+    from pixelwise import export, runtime
+    from pixelwise.checkpoint import int8_graph, read_checkpoint
+    from pixelwise.train import fit
+
+    best = fit(tiny_config(shapes_data, tmp_path / "run"))
+    before = best.read_bytes()
+    # a gate no model can pass: exit 1, the checkpoint untouched
+    monkeypatch.setattr(export, "INT8_GATE", -1.0)
+    assert main(["calibrate", str(best), str(shapes_data)]) == 1
+    assert "accuracy gate FAILED" in capsys.readouterr().out and best.read_bytes() == before
+    # one every model passes: the int8 graph and its gate are stored in --out
+    monkeypatch.setattr(export, "INT8_GATE", 1.0)
+    calibrated = tmp_path / "calibrated.pt"
+    assert main(["calibrate", str(best), str(shapes_data), "--out", str(calibrated)]) == 0
+    assert "accuracy gate passed" in capsys.readouterr().out and best.read_bytes() == before
+    ckpt = read_checkpoint(calibrated)
+    gate = ckpt["int8"]["gate"]
+    assert gate["images"] == 4 and gate["passed"]
+    assert gate["drop"] == pytest.approx(gate["mean_iou_fp32"] - gate["mean_iou_int8"])
+    graph = int8_graph(ckpt)
+    assert any(n.op_type == "QuantizeLinear" for n in onnx.load_from_string(graph).graph.node)
+    assert int8_graph(read_checkpoint(best)) is None
+
+    def network_of(path, runtime_name="auto", **kw):
+        return load_model(path, runtime_name, **kw).network
+
+    plain = load_model(best, "torch")
+    fp32 = plain.network
+    x = torch.rand(1, plain.in_channels, 40, 48, generator=torch.Generator().manual_seed(0))
+
+    def is_int8(network) -> bool:  # ONNX Runtime whose logits are not fp32's (quantised)
+        with torch.inference_mode():
+            far = (network(x) - fp32(x)).abs().max().item() > 1e-3
+        return isinstance(network, OnnxNetwork) and far
+
+    monkeypatch.delenv("PIXELWISE_PATH", raising=False)
+    monkeypatch.setenv("PIXELWISE_CACHE", str(tmp_path / "cache"))
+    measurement = {"best": "torch-fp32", "best_calibrated": "onnx-int8", "seconds": {}}
+    monkeypatch.setattr(
+        runtime, "_MEASURED", {"key": runtime.machine_key(), "inference": measurement}
+    )
+    assert is_int8(network_of(calibrated))  # measured fastest, gate passed
+    assert not isinstance(network_of(best), OnnxNetwork)  # no calibration: the fp32 choice
+    assert not is_int8(network_of(calibrated, int8=False))  # a forced precision
+    assert not is_int8(network_of(calibrated, "onnx")) and not is_int8(
+        network_of(calibrated, "torch")
+    )
+    measurement["best_calibrated"] = "torch-fp32"
+    assert not isinstance(network_of(calibrated), OnnxNetwork)  # int8 not the fastest here
+    # the command line: default runs int8, --precision fp32 does not; masks close to fp32
+    monkeypatch.setenv("PIXELWISE_PATH", "onnx-int8")
+    images = shapes_data / "val" / "images"
+    for options, out in (([], "auto"), (["--precision", "fp32", "--runtime", "torch"], "fp32")):
+        argv = [
+            "predict",
+            str(calibrated),
+            str(images),
+            "--out",
+            str(tmp_path / out),
+            "--no-progress",
+        ]
+        assert main(argv + options) == 0
+    for mask in (tmp_path / "fp32" / "masks").iterdir():
+        a, b = read_mask(mask), read_mask(tmp_path / "auto" / "masks" / mask.name)
+        assert (a == b).mean() > 0.9

@@ -143,7 +143,7 @@ def evaluate_checkpoint(
     GPU when there is one (ONNX Runtime models always run on the CPU).
     """
     runtime = runtime_for(runtime, precision, checkpoint)
-    seg = load_model(checkpoint, runtime)
+    seg = load_model(checkpoint, runtime, int8=precision == "auto")
     on_ort = isinstance(seg.network, OnnxNetwork)  # also what runtime "auto" may have chosen
     device = torch.device("cpu") if on_ort else resolve_device(device)
     seg.network.to(device)

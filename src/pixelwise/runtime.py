@@ -12,7 +12,11 @@ and ONNX Runtime versions and the probe's own version, so it is measured again w
 those change.
 
 Inference paths: ``torch-fp32``, ``torch-fp32-cl`` (channels_last), ``torch-bf16-cl`` (only where
-the hardware has bf16 instructions) and ``onnx-fp32``. Training paths: the three torch ones.
+the hardware has bf16 instructions) and ``onnx-fp32``; for checkpoints that carry an int8
+calibration whose accuracy gate passed (``pixelwise calibrate``) also ``onnx-int8``, timed on the
+probe network quantised on its own input. Its masks are not held to the 99.5 % agreement: the
+checkpoint's gate (mean IoU drop on its validation images) is its accuracy rule. Training paths:
+the three torch ones.
 ``--runtime``/``--precision`` still force a path; forcing bf16 without the hardware warns with
 the measured slowdown.
 """
@@ -44,7 +48,9 @@ PRECISION_OF = {
     "torch-fp32-cl": "fp32-cl",
     "torch-bf16-cl": "bf16",
     "onnx-fp32": "fp32",
+    "onnx-int8": "fp32",
 }
+INT8_PATH = "onnx-int8"  # only for checkpoints whose int8 calibration passed its gate
 FLAGS = (
     "avx2",
     "fma",
@@ -99,7 +105,7 @@ def versions() -> dict:
     return {"torch": torch.__version__, "onnxruntime": ort, "python": platform.python_version()}
 
 
-PROBE_VERSION = 5  # raised when the probe or the rule that picks from it changes
+PROBE_VERSION = 6  # raised when the probe or the rule that picks from it changes
 
 
 @cache
@@ -153,7 +159,7 @@ def run_path(path: str, net: torch.nn.Module, x: torch.Tensor, onnx_net=None):
     """A callable that runs ``net`` on ``x`` along ``path`` and returns the logits."""
     from pixelwise.precision import autocast, memory_format
 
-    if path == "onnx-fp32":
+    if path in ("onnx-fp32", INT8_PATH):  # onnx_net: the ONNX Runtime network of that path
         return lambda: onnx_net(x)
     precision = PRECISION_OF[path]
     fmt = memory_format(precision)
@@ -174,9 +180,12 @@ class Measurement:
     agreement: dict
     best: str
     emulated: dict = field(default_factory=dict)  # path -> times slower than fp32 (not candidates)
+    best_calibrated: str | None = None  # the best with int8 allowed (calibrated checkpoints)
 
     def to_dict(self) -> dict:
         out = {"seconds": self.seconds, "agreement": self.agreement, "best": self.best}
+        if self.best_calibrated:
+            out["best_calibrated"] = self.best_calibrated
         return out | ({"emulated": self.emulated} if self.emulated else {})
 
 
@@ -228,25 +237,20 @@ def measure_inference(report) -> Measurement:
     is never a candidate and is timed once next to fp32 on a 128^2 crop instead (about 9x slower
     on an AVX2 CPU: at full size it alone would take seconds), for the warning's slowdown."""
     net, x = probe_network()
-    onnx_net = None
-    try:
-        from pixelwise.export import OnnxNetwork, trace_to_onnx
-
-        onnx_net = OnnxNetwork(trace_to_onnx(net, 3))
-    except ImportError:
-        pass
+    onnx_net, int8_net = onnx_networks(net, x)
     emulated = emulated_paths()
     logits: dict[str, torch.Tensor] = {}  # each path's output of its last timed call
 
     def keeping_output(path: str):
         # the argmax stays outside the timed call: inside, it cost ONNX Runtime 20-40 ms here
-        forward = run_path(path, copy.deepcopy(net), x, onnx_net)
+        forward = run_path(path, copy.deepcopy(net), x, int8_net if path == INT8_PATH else onnx_net)
         return lambda: logits.__setitem__(path, forward())
 
+    ort = {"onnx-fp32": onnx_net, INT8_PATH: int8_net}
     runners = {
         p: keeping_output(p)
-        for p in INFERENCE_PATHS
-        if (p != "onnx-fp32" or onnx_net is not None) and p not in emulated
+        for p in (*INFERENCE_PATHS, INT8_PATH)
+        if ort.get(p, net) is not None and p not in emulated
     }
     report("inference paths")
     seconds = interleaved(runners, 3)
@@ -258,7 +262,26 @@ def measure_inference(report) -> Measurement:
         small = {p: run_path(p, copy.deepcopy(net), crop) for p in ("torch-fp32", *emulated)}
         once = interleaved(small, 1, emulated)
         slowdown = {p: once[p] / once["torch-fp32"] for p in emulated}
-    return Measurement(seconds, agreement, pick(seconds, agreement, INFERENCE_PATHS), slowdown)
+    best = pick(seconds, agreement, INFERENCE_PATHS)
+    calibrated = None
+    if INT8_PATH in seconds:  # the checkpoint's own gate stands in for the agreement here
+        calibrated = pick(seconds, agreement | {INT8_PATH: 1.0}, (*INFERENCE_PATHS, INT8_PATH))
+    return Measurement(seconds, agreement, best, slowdown, calibrated)
+
+
+def onnx_networks(net: torch.nn.Module, x: torch.Tensor) -> tuple:
+    """The probe network on ONNX Runtime in fp32 and int8 (quantised with ``x`` as its calibration),
+    or None for those this installation cannot make (no ``[onnx]`` extra)."""
+    try:
+        from pixelwise.export import OnnxNetwork, quantize_int8, trace_to_onnx
+    except ImportError:
+        return None, None
+    graph = trace_to_onnx(net, 3)
+    try:
+        int8 = OnnxNetwork(quantize_int8(graph, [x]))
+    except ImportError:  # onnxruntime without its quantization tools
+        int8 = None
+    return OnnxNetwork(graph), int8
 
 
 def training_net() -> torch.nn.Module:
@@ -270,7 +293,11 @@ def training_net() -> torch.nn.Module:
 
 
 def training_step(
-    precision: str, net: torch.nn.Module | None = None, batch: int = 1, size: int = 160
+    precision: str,
+    net: torch.nn.Module | None = None,
+    batch: int = 1,
+    size: int = 160,
+    optimizer: bool = True,
 ):
     """One training step (Adam, cross-entropy) of ``net`` on a fixed random batch of ``batch`` x 3
     x ``size`` x ``size`` at ``precision`` (fp32, fp32-cl, bf16). Default ``net``: the default
@@ -278,28 +305,34 @@ def training_step(
     width-16 step timed channels_last 1.09-1.12x as fast as fp32 and the width-32 one 0.92-0.95x,
     as on the real step (batch 4 x 256^2: 0.83-0.95x). Batch 1 x 160^2 (78 % of the pixels of
     batch 2 x 128^2, so a shorter probe) ranks the paths as that did: channels_last 0.91-0.93x
-    of fp32 against 0.91-1.01x, three runs each."""
+    of fp32 against 0.91-1.01x, three runs each. ``optimizer=False`` leaves out Adam's update (the
+    same on every path), whose first construction in a process takes about 2 s (imports)."""
     from pixelwise.precision import autocast, memory_format
 
     fmt = memory_format(precision)
     net = (training_net() if net is None else net).train().to(memory_format=fmt)
-    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    opt = torch.optim.Adam(net.parameters(), 1e-3) if optimizer else None
     x = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt)
     y = torch.randint(0, 2, (batch, size, size))
 
     def step():
-        opt.zero_grad()
+        net.zero_grad()
         with autocast(precision):
             logits = net(x)
         torch.nn.functional.cross_entropy(logits.float(), y).backward()
-        opt.step()
+        if opt is not None:
+            opt.step()
 
     return step
 
 
 def measure_training(report) -> Measurement:
     report("training paths")  # emulated bf16 (about 9x slower) is never a candidate
-    steps = {p: training_step(PRECISION_OF[p]) for p in TRAINING_PATHS if p not in emulated_paths()}
+    steps = {
+        p: training_step(PRECISION_OF[p], optimizer=False)
+        for p in TRAINING_PATHS
+        if p not in emulated_paths()
+    }
     seconds = interleaved(steps, 3)
     return Measurement(seconds, {}, pick(seconds, {}, TRAINING_PATHS))
 
@@ -368,13 +401,20 @@ def save(result: dict) -> None:
 def forced_path() -> str | None:
     """``PIXELWISE_PATH=torch-fp32`` (or another path) skips the probe: for tests and pinned deployments."""
     value = os.environ.get("PIXELWISE_PATH")
-    if value and value not in INFERENCE_PATHS:
-        raise ValueError(f"PIXELWISE_PATH={value!r}: choose one of {', '.join(INFERENCE_PATHS)}")
+    choices = (*INFERENCE_PATHS, INT8_PATH)
+    if value and value not in choices:
+        raise ValueError(f"PIXELWISE_PATH={value!r}: choose one of {', '.join(choices)}")
     return value
 
 
-def inference_path() -> str:
-    return forced_path() or measured()["inference"]["best"]
+def inference_path(calibrated: bool = False) -> str:
+    """The inference path for a model; ``calibrated``: it carries an int8 calibration whose
+    gate passed, so ``onnx-int8`` may be chosen (``onnx-fp32`` stands in for it otherwise)."""
+    path = forced_path()
+    if path is None:
+        result = measured()["inference"]
+        path = result.get("best_calibrated", result["best"]) if calibrated else result["best"]
+    return "onnx-fp32" if path == INT8_PATH and not calibrated else path
 
 
 def training_path() -> str:
