@@ -106,6 +106,13 @@ def prediction_rows(checkpoint: Path, images, int8: bool = False) -> None:
     )
 
 
+def calibrated(checkpoint: Path) -> bool:
+    """Whether the checkpoint carries a passed int8 calibration (the recipe's does)."""
+    from pixelwise.checkpoint import int8_graph, read_checkpoint
+
+    return int8_graph(read_checkpoint(checkpoint)) is not None
+
+
 def command_rows(checkpoint: Path, images, repeats: int) -> None:
     import contextlib
     import io
@@ -286,7 +293,7 @@ def main() -> None:
         images = photos(args.images, args.size, 3)
         if channels == 1:
             images = [im[..., :1] for im in images]
-        prediction_rows(checkpoint, images)
+        prediction_rows(checkpoint, images, calibrated(checkpoint))
         command_rows(checkpoint, images, 2 if args.quick else 3)
         if args.int8:
             int8_rows(checkpoint, args.int8, args.val_stems, images, args.repeats)

@@ -185,6 +185,8 @@ def test_calibrated_checkpoint_runs_int8_where_measured_fastest(
         "onnxruntime.quantization",
         reason="int8 calibration needs ONNX Runtime's quantisation tools",
     )
+    import json
+
     import onnx
 
     from pixelwise import export, runtime
@@ -252,3 +254,10 @@ def test_calibrated_checkpoint_runs_int8_where_measured_fastest(
     for mask in (tmp_path / "fp32" / "masks").iterdir():
         a, b = read_mask(mask), read_mask(tmp_path / "auto" / "masks" / mask.name)
         assert (a == b).mean() > 0.9
+    # evaluate says which path it scored: int8 by default here, fp32 when forced
+    for options, path in (([], "onnx-int8"), (["--precision", "fp32"], "onnx-fp32")):
+        report = tmp_path / f"{path}.json"
+        argv = ["evaluate", str(calibrated), str(shapes_data), "--json", str(report)]
+        assert main(argv + options) == 0
+        assert json.loads(report.read_text())["path"] == path
+        assert f"({path})" in capsys.readouterr().out

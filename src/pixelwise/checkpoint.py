@@ -140,7 +140,7 @@ def load_model(path: str | Path, runtime: str = "torch", int8: bool = True) -> S
     if runtime == "onnx-int8":
         from pixelwise.export import OnnxNetwork
 
-        return Segmenter.from_metadata(seg.metadata(), OnnxNetwork(graph))
+        return Segmenter.from_metadata(seg.metadata(), OnnxNetwork(graph, path="onnx-int8"))
     if runtime == "onnx":
         from pixelwise.export import to_onnx_runtime
 

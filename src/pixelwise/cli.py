@@ -671,7 +671,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pixelwise.metrics import format_table
 
     summary, beside = evaluation_of(args)
-    print(f"{summary['images']} images from {summary['split']}")
+    ran = f" ({summary['path']})" if "path" in summary else ""
+    print(f"{summary['images']} images from {summary['split']}{ran}")
     if "detection" in summary:
         d = {k: "-" if v is None else f"{v:.4f}" for k, v in summary["detection"].items()}
         print(

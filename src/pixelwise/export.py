@@ -90,9 +90,13 @@ class OnnxNetwork(nn.Module):
     """An ONNX Runtime session behind the ``nn.Module`` call interface: float32 (N, C, H, W)
     in, float32 logits out, on CPU. Autocast and memory formats do not apply."""
 
-    def __init__(self, model: bytes | str | Path, threads: int | None = None) -> None:
+    def __init__(
+        self, model: bytes | str | Path, threads: int | None = None, path: str = "onnx-fp32"
+    ) -> None:
         super().__init__()
         import onnxruntime as ort
+
+        self.path = path  # the execution path it stands for: onnx-fp32 or onnx-int8
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
@@ -143,7 +147,7 @@ def load_onnx(path: str | Path) -> tuple[dict, OnnxNetwork]:
             f"{gate['drop']:.4f} > {gate['max_drop']})",
             file=sys.stderr,
         )
-    return info, OnnxNetwork(path)
+    return info, OnnxNetwork(path, path="onnx-int8" if gate else "onnx-fp32")
 
 
 def to_onnx_runtime(seg: Segmenter, cache: Path | None = None) -> Segmenter:
