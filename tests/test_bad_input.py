@@ -340,6 +340,12 @@ CLI_CASES = [
         "no-such-data",
     ),
     (
+        "calibrating a bundled model in place",
+        ["calibrate", "nuclei", "{out}"],
+        2,
+        "nuclei: a bundled model is not changed in place; give --out",
+    ),
+    (
         "a photo where the checkpoint goes",
         ["predict", "{good}/a.jpg", "{good}/a.png", "--out", "{out}"],
         2,

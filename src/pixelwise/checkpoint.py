@@ -192,6 +192,11 @@ def calibrate_checkpoint(
     the gate."""
     from pixelwise.export import calibrate_int8
 
+    target = Path(out) if out else resolve_checkpoint(path)
+    if BUNDLED_DIR in target.resolve().parents:
+        raise ValueError(
+            f"{path}: a bundled model is not changed in place; give --out for a calibrated copy"
+        )
     ckpt = read_checkpoint(path)
     if ckpt.get("state_dict") is None:
         raise ValueError(f"{path}: the checkpoint has no weights to calibrate")
@@ -205,7 +210,7 @@ def calibrate_checkpoint(
         }
         buf = io.BytesIO()
         torch.save(ckpt, buf)
-        atomic_write_bytes(out or resolve_checkpoint(path), buf.getvalue())
+        atomic_write_bytes(target, buf.getvalue())
     return gate
 
 
