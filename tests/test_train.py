@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from importlib.util import find_spec
 
 import numpy as np
 import pytest
@@ -538,11 +539,17 @@ def test_evaluate_on_the_training_pool_scores_the_runs_own_validation_images(tmp
         Image.fromarray(image.astype(np.uint8)).save(data / "images" / f"{i}.png")
         Image.fromarray(mask).save(data / "masks" / f"{i}.png")
     run = train_tiny(data, tmp_path / "run", "--val-fraction", "0.34", "--precision", "fp32")
+    hint = f"faster CPU prediction (int8): pixelwise calibrate {run / 'best.pt'} {data}"
+    assert (hint in capsys.readouterr().out) == (find_spec("onnxruntime") is not None)
     recorded = torch.load(run / "best.pt", weights_only=True)["train_state"]["metrics"]
     scored = evaluate_checkpoint(run / "best.pt", data, precision="fp32")
     assert scored["images"] == 2 and "validation split of the checkpoint's" in scored["split"]
     assert scored["mean_iou"] == pytest.approx(recorded["mean_iou"])
     assert evaluate_checkpoint(run / "best.pt", data, "0,1,2,3,4,5")["images"] == 6  # as asked
+    if find_spec("onnxruntime.quantization") is not None:  # calibrate picks them the same way
+        capsys.readouterr()
+        main(["calibrate", str(run / "best.pt"), str(data), "--out", str(tmp_path / "c.pt")])
+        assert "fp32 on 2 images" in capsys.readouterr().out
     from pixelwise.compare import Method, compare
 
     methods = [Method("otsu", classical="otsu"), Method("unet", checkpoint=str(run / "best.pt"))]

@@ -379,7 +379,13 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         [
             Opt(("checkpoint",), "a .pt file"),
             Opt(("data",), "the dataset whose validation images calibrate and gate it"),
-            Opt(("--val-stems",), "which images of DATA", type=parse_stems, metavar="STEMS"),
+            Opt(
+                ("--val-stems",),
+                "which images of DATA (default: the training run's validation images when DATA "
+                "holds them, as evaluate picks them; else DATA's validation split)",
+                type=parse_stems,
+                metavar="STEMS",
+            ),
             Opt(("--out",), "write the calibrated checkpoint here (default: in place)"),
         ],
     ),
@@ -443,7 +449,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"done in {time.perf_counter() - start:.0f}s\n  best checkpoint: {best}\n  last checkpoint: {out / 'last.pt'}\n"
         f"  metrics: {out / 'metrics.csv'}\n  curve: {out / 'curve.png'}\n  overlays: {out / 'overlays'}"
     )
+    if calibratable(best):
+        print(f"  faster CPU prediction (int8): pixelwise calibrate {best} {args.data}")
     return 0
+
+
+def calibratable(checkpoint: Path) -> bool:
+    """Whether ``pixelwise calibrate`` applies: a semantic model ONNX Runtime can run, installed."""
+    from importlib.util import find_spec
+
+    from pixelwise.checkpoint import read_checkpoint
+    from pixelwise.segmenter import kind_of
+
+    arch = read_checkpoint(checkpoint)["arch"]
+    installed = find_spec("onnxruntime") is not None
+    return installed and kind_of(arch) == "semantic" and arch != "unet_original"
 
 
 MASK_OPTIONS = ("class_names", "mask_values", "ignore_values")  # how the data's masks are read
@@ -940,8 +960,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from pixelwise.checkpoint import calibrate_checkpoint
+    from pixelwise.evaluate import run_validation
 
-    gate = calibrate_checkpoint(args.checkpoint, args.data, args.val_stems, args.out)
+    # the run's own validation images when DATA holds them, as evaluate scores them
+    stems = args.val_stems or run_validation(args.checkpoint, args.data, "semantic")
+    gate = calibrate_checkpoint(args.checkpoint, args.data, stems, args.out)
     scores = (
         f"mean IoU {gate['mean_iou_int8']:.4f} int8 vs {gate['mean_iou_fp32']:.4f} fp32 on "
         f"{gate['images']} images (drop {gate['drop']:.4f}, at most {gate['max_drop']})"
