@@ -161,8 +161,8 @@ def int8_rows(checkpoint: Path, data: str, stems, images, repeats: int) -> None:
 
     seg = load_model(checkpoint, "torch")
     with tempfile.TemporaryDirectory() as tmp:
-        calibrated = Path(tmp) / "calibrated.pt"
-        gate = calibrate_checkpoint(checkpoint, data, stems, calibrated)
+        copy = Path(tmp) / "calibrated.pt"
+        gate = calibrate_checkpoint(checkpoint, data, stems, copy)
         print(
             f"pixelwise calibrate on {gate['images']} images of {data}: accuracy gate "
             f"{'passed' if gate['passed'] else 'FAILED'} (mean IoU {gate['mean_iou_int8']:.4f} int8 vs "
@@ -171,7 +171,7 @@ def int8_rows(checkpoint: Path, data: str, stems, images, repeats: int) -> None:
         )
         if not gate["passed"]:
             return
-        int8 = OnnxNetwork(int8_graph(read_checkpoint(calibrated)))
+        int8 = OnnxNetwork(int8_graph(read_checkpoint(copy)))
         fp32 = OnnxNetwork(onnx_bytes(seg))
         x = to_tensor(images[0] if seg.in_channels == 3 else images[0][..., :1], seg.norm)[None]
         t = interleaved({"int8": lambda: int8(x), "fp32": lambda: fp32(x)}, repeats)
@@ -183,8 +183,8 @@ def int8_rows(checkpoint: Path, data: str, stems, images, repeats: int) -> None:
         )
         val = [read_image(item.image, item.page) for item in evaluation_items(Path(data), stems)[0]]
         print(f"the calibrated checkpoint on the {len(val)} validation images:", flush=True)
-        prediction_rows(calibrated, val, int8=True)
-        command_rows(calibrated, val, 3)
+        prediction_rows(copy, val, int8=True)
+        command_rows(copy, val, min(repeats, 3))
 
 
 def training_rows(size: int, repeats: int, compiled: bool = False) -> None:
