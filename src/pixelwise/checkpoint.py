@@ -180,6 +180,16 @@ def int8_graph(ckpt: dict) -> bytes | None:
     return entry["graph"].numpy().tobytes()
 
 
+def calibration_target(path: str | Path, out: str | Path | None) -> Path:
+    """Where ``calibrate`` writes: ``out``, else the checkpoint itself, never a bundled model."""
+    target = Path(out) if out else resolve_checkpoint(path)
+    if BUNDLED_DIR in target.resolve().parents:
+        raise ValueError(
+            f"{path}: a bundled model is not changed in place; give --out for a calibrated copy"
+        )
+    return target
+
+
 def calibrate_checkpoint(
     path: str | Path,
     data: str | Path,
@@ -192,11 +202,7 @@ def calibrate_checkpoint(
     the gate."""
     from pixelwise.export import calibrate_int8
 
-    target = Path(out) if out else resolve_checkpoint(path)
-    if BUNDLED_DIR in target.resolve().parents:
-        raise ValueError(
-            f"{path}: a bundled model is not changed in place; give --out for a calibrated copy"
-        )
+    target = calibration_target(path, out)
     ckpt = read_checkpoint(path)
     if ckpt.get("state_dict") is None:
         raise ValueError(f"{path}: the checkpoint has no weights to calibrate")

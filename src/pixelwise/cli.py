@@ -959,9 +959,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from pixelwise.checkpoint import calibrate_checkpoint
+    from pixelwise.checkpoint import calibrate_checkpoint, calibration_target
     from pixelwise.evaluate import run_validation
 
+    calibration_target(args.checkpoint, args.out)  # a bundled model in place: refused first
     # the run's own validation images when DATA holds them, as evaluate scores them
     stems = args.val_stems or run_validation(args.checkpoint, args.data, "semantic")
     gate = calibrate_checkpoint(args.checkpoint, args.data, stems, args.out)
