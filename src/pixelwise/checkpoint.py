@@ -134,7 +134,8 @@ def load_model(path: str | Path, runtime: str = "torch", int8: bool = True) -> S
         return with_network(load_onnx(path))
     ckpt = read_checkpoint(path)
     seg = segmenter_from_checkpoint(ckpt)
-    graph = int8_graph(ckpt) if int8 else None
+    # the int8 graph (megabytes) is copied out only where auto may run it
+    graph = int8_graph(ckpt) if int8 and runtime == "auto" else None
     if runtime == "auto":
         runtime = auto_runtime(seg, graph is not None)
     if runtime == "onnx-int8":

@@ -160,9 +160,8 @@ def evaluate_checkpoint(
     )
     head = {"split": split, "images": len(items), "checkpoint": str(checkpoint), "tta": tta}
     precision = resolve_precision(precision, device)
-    head["path"] = (
-        seg.network.path if on_ort else f"torch-{precision}"
-    )  # what ran: int8 scores differ
+    # what ran: an int8 model's scores differ from fp32's
+    head["path"] = seg.network.path if on_ort else f"torch-{precision}"
     scores = ImageScores(seg.num_classes)
     if seg.encoding.instances is None and object_class is None:
         score_pixels(seg, ds, precision, tta, scores)

@@ -241,12 +241,13 @@ def measure_inference(report) -> Measurement:
     emulated = emulated_paths()
     logits: dict[str, torch.Tensor] = {}  # each path's output of its last timed call
 
+    ort = {"onnx-fp32": onnx_net, INT8_PATH: int8_net}  # None: not installed
+
     def keeping_output(path: str):
         # the argmax stays outside the timed call: inside, it cost ONNX Runtime 20-40 ms here
-        forward = run_path(path, copy.deepcopy(net), x, int8_net if path == INT8_PATH else onnx_net)
+        forward = run_path(path, copy.deepcopy(net), x, ort.get(path))
         return lambda: logits.__setitem__(path, forward())
 
-    ort = {"onnx-fp32": onnx_net, INT8_PATH: int8_net}
     runners = {
         p: keeping_output(p)
         for p in (*INFERENCE_PATHS, INT8_PATH)
