@@ -20,10 +20,7 @@ def fresh_cache(tmp_path, monkeypatch):
 
 def test_probe_measures_every_path_and_caches_it(fresh_cache, capsys):
     result = runtime.measured()
-    assert (
-        fresh_cache.is_file()
-        and json.loads(fresh_cache.read_text())["key"] == runtime.machine_key()
-    )
+    assert list(json.loads(fresh_cache.read_text())["machines"]) == [runtime.machine_key()]
     inference = result["inference"]
     bf16 = result["cpu"]["bf16_hardware"]
     ort = runtime.versions()["onnxruntime"]
@@ -76,6 +73,28 @@ def test_another_machine_key_measures_again(fresh_cache, monkeypatch):
         runtime, "probe", lambda progress=True: {"key": runtime.machine_key(), "marker": 1}
     )
     assert runtime.measured()["marker"] == 1
+    # the other machine's result is kept beside this one's (a home shared by several machines)
+    assert runtime.cached_machines()["another machine"]["inference"]["best"] == "onnx-fp32"
+
+
+def test_each_machine_is_measured_once_and_the_oldest_dropped(fresh_cache, monkeypatch):
+    probes = []
+
+    def probe(progress=True):
+        probes.append(runtime.machine_key())
+        return {"key": runtime.machine_key(), "marker": len(probes)}
+
+    monkeypatch.setattr(runtime, "probe", probe)
+    keys = [f"machine {i}" for i in range(runtime.KEPT_MACHINES + 1)]
+    for key in [*keys[:2], *keys[:2]]:  # switching back and forth measures each machine once
+        monkeypatch.setattr(runtime, "machine_key", lambda key=key: key)
+        runtime._MEASURED = None
+        assert runtime.measured()["key"] == key
+    assert probes == keys[:2]
+    for key in keys[2:]:
+        monkeypatch.setattr(runtime, "machine_key", lambda key=key: key)
+        runtime.measured()
+    assert list(runtime.cached_machines()) == keys[1:]  # the first measured is dropped
 
 
 def fake_measurement(best="torch-fp32", bf16=False):
@@ -151,6 +170,33 @@ def test_auto_runtime_loads_onnx_when_it_measured_fastest(tmp_path, monkeypatch)
         len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 1
     )  # the export is kept for next time
     assert not isinstance(load_model(tmp_path / "m.pt", "torch").network, OnnxNetwork)  # forced
+
+
+def test_the_onnx_cache_keeps_the_most_recently_used_graphs(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is the [onnx] extra")
+    import os
+
+    from pixelwise import export
+    from pixelwise.checkpoint import onnx_cache
+
+    monkeypatch.setenv("PIXELWISE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(export, "KEPT_GRAPHS", 2)
+    graphs = {}
+    for name in "abc":  # three checkpoints with different weights, hence different graphs
+        torch.manual_seed(ord(name))
+        save_checkpoint(tmp_path / f"{name}.pt", tiny_seg())
+        graphs[name] = onnx_cache(tmp_path / f"{name}.pt")
+    for age, name in ((20, "a"), (10, "b")):
+        load_model(tmp_path / f"{name}.pt", "onnx")
+        os.utime(graphs[name], (graphs[name].stat().st_atime, graphs[name].stat().st_mtime - age))
+    load_model(tmp_path / "a.pt", "onnx")  # used again: now the most recent
+    load_model(tmp_path / "c.pt", "onnx")  # a third graph: the least recently used (b) goes
+    assert sorted((tmp_path / "cache" / "onnx").glob("*.onnx")) == sorted(
+        [graphs["a"], graphs["c"]]
+    )
+    # another process removed the cached graph: exported again, not an error
+    graphs["a"].unlink()
+    assert load_model(tmp_path / "a.pt", "onnx").network is not None and graphs["a"].is_file()
 
 
 def test_forced_bf16_runs_on_torch_and_warns_where_onnx_runtime_must_run(

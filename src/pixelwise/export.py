@@ -150,19 +150,54 @@ def load_onnx(path: str | Path) -> tuple[dict, OnnxNetwork]:
     return info, OnnxNetwork(path, path="onnx-int8" if gate else "onnx-fp32")
 
 
+# Exported graphs kept in the cache folder: the most recently used ones. Every checkpoint that
+# runs on ONNX Runtime by default leaves its graph there (31 MB for the default U-Net), and a
+# training run that is evaluated epoch after epoch makes a new one each time.
+KEPT_GRAPHS = 8
+
+
 def to_onnx_runtime(seg: Segmenter, cache: Path | None = None) -> Segmenter:
     """The same model on ONNX Runtime, exported in memory, or read from ``cache`` when an earlier
-    run left the export there (written there otherwise)."""
-    if cache is not None and cache.is_file():
-        data = cache.read_bytes()
-    else:
+    run left the export there (written there otherwise, and the least recently used graphs
+    beyond :data:`KEPT_GRAPHS` in its folder removed)."""
+    data = cached_graph(cache) if cache is not None else None
+    if data is None:
         data = onnx_bytes(seg)
         if cache is not None:
             try:
                 atomic_write_bytes(cache, data)
+                drop_least_recent(cache.parent, KEPT_GRAPHS)
             except OSError:
                 pass  # a read-only cache: export again next time
     return Segmenter.from_metadata(seg.metadata(), OnnxNetwork(data))
+
+
+def cached_graph(cache: Path) -> bytes | None:
+    """The graph an earlier run left at ``cache``, marked as used now (``None`` when there is
+    none, or another process just removed it)."""
+    try:
+        data = cache.read_bytes()
+    except OSError:
+        return None
+    try:
+        cache.touch()  # used now: the last to be dropped
+    except OSError:
+        pass  # a read-only cache
+    return data
+
+
+def drop_least_recent(folder: Path, keep: int) -> None:
+    """Remove the ``.onnx`` files of ``folder`` beyond the ``keep`` most recently modified."""
+
+    def modified(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:  # removed meanwhile by another process
+            return 0.0
+
+    graphs = sorted(folder.glob("*.onnx"), key=modified, reverse=True)
+    for path in graphs[keep:]:
+        path.unlink(missing_ok=True)
 
 
 @torch.inference_mode()

@@ -377,24 +377,45 @@ def measured(progress: bool = True) -> dict:
     global _MEASURED
     if _MEASURED is not None and _MEASURED.get("key") == machine_key():
         return _MEASURED
-    try:
-        cached = json.loads(cache_file().read_text())
-        if cached.get("key") == machine_key():
-            _MEASURED = cached
-            return cached
-    except (OSError, json.JSONDecodeError):
-        pass
+    cached = cached_machines().get(machine_key())
+    if cached is not None:
+        _MEASURED = cached
+        return cached
     _MEASURED = probe(progress)
     save(_MEASURED)
     return _MEASURED
 
 
+# Probe results kept in the cache, most recently measured last: one per machine key, so a home
+# directory shared by machines with different CPUs, or environments with different torch or
+# ONNX Runtime versions, measures each once instead of again at every switch.
+KEPT_MACHINES = 8
+
+
+def cached_machines() -> dict[str, dict]:
+    """The cached probe results by machine key (empty when there is no readable cache)."""
+    try:
+        cached = json.loads(cache_file().read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if not isinstance(cached, dict):
+        return {}
+    if "key" in cached:  # a cache written before several machines were kept: one result
+        return {cached["key"]: cached}
+    machines = cached.get("machines")
+    return machines if isinstance(machines, dict) else {}
+
+
 def save(result: dict) -> None:
-    """Cache a probe result for this machine (a read-only home just measures again next time)."""
+    """Cache a probe result for this machine beside the other machines' (the oldest beyond
+    :data:`KEPT_MACHINES` dropped; a read-only home just measures again next time)."""
     global _MEASURED
     _MEASURED = result
+    machines = {k: v for k, v in cached_machines().items() if k != result["key"]}
+    machines[result["key"]] = result
+    kept = dict(list(machines.items())[-KEPT_MACHINES:])
     try:
-        atomic_write_bytes(cache_file(), json.dumps(result, indent=2).encode())
+        atomic_write_bytes(cache_file(), json.dumps({"machines": kept}, indent=2).encode())
     except OSError:
         pass
 
