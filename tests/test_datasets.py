@@ -894,6 +894,37 @@ def test_two_folders_one_named_as_masks_are_images_and_masks(tmp_path):
             find_items(tmp_path / other)
 
 
+def test_isic_training_and_validation_folders_side_by_side_are_the_splits(tmp_path):
+    """ISIC 2018's training and validation downloads unzipped into one folder: four folders,
+    each named by its split, each split's pair told apart as above."""
+    from pixelwise.data.layouts import evaluation_items
+
+    value = iter(range(1, 100))
+    for split, n in (("Training", 3), ("Validation", 2), ("Test", 1)):
+        for i in range(n):
+            v = next(value)
+            _save(tmp_path / f"ISIC2018_Task1-2_{split}_Input" / f"ISIC_{v:07d}.png", _mark(v))
+            _save(
+                tmp_path / f"ISIC2018_Task1_{split}_GroundTruth" / f"ISIC_{v:07d}_segmentation.png",
+                _mark(v),
+            )
+    train, val = resolve_splits(tmp_path)
+    assert [i.name for i in train] == ["ISIC_0000001", "ISIC_0000002", "ISIC_0000003"]
+    assert [i.name for i in val] == ["ISIC_0000004", "ISIC_0000005"]
+    _assert_paired(train + val)
+    assert evaluation_items(tmp_path)[0] == val
+    assert len(find_items(tmp_path)) == 6  # every labelled image, the test pair's too
+    # a split's images without their masks are left out: the training pair is split instead
+    for f in (tmp_path / "ISIC2018_Task1_Validation_GroundTruth").iterdir():
+        f.unlink()
+    train, val = resolve_splits(tmp_path, val_fraction=0.34)
+    assert len(train) == 2 and len(val) == 1 and len(find_items(tmp_path)) == 4
+    # a folder named by no split: not this layout
+    _save(tmp_path / "extra" / "x.png", _mark(1))
+    with pytest.raises(ValueError, match="no dataset found"):
+        find_items(tmp_path)
+
+
 def test_ignoring_a_value_suggests_the_others_as_the_classes(tmp_path):
     """ADE20K-style masks: 0 (unlabelled) ignored, the classes 1..3: the error names
     --mask-values 1-3, which then reads them as classes 0..2."""

@@ -15,6 +15,11 @@
     DATA/images/train  DATA/masks/train  [.../val]       split inside the folders (as ADE20K's
                                                          images/training + annotations/training)
     DATA/ImageSets/Segmentation/train.txt  [val.txt]     split by Pascal VOC's lists of names
+    DATA/X_Input  DATA/X_GroundTruth                     two folders of images, one named as masks
+                                                         are (mask, label, groundtruth, gt, ...: ISIC)
+    DATA/*Training_Input  DATA/*Training_GroundTruth     the same per split, the split in both names
+    [DATA/*Validation_Input ...]                         (ISIC 2018's downloads unzipped side by side;
+                                                         train/val/test, training/validation/testing)
     annotations.json  [DATA/annotations.json + images/]  COCO instances: category k (by id) is class k
     data.yaml  images/train  labels/train/*.txt          YOLO outlines (Ultralytics, Roboflow): class
                                                          k is the k-th name, 0 the background
@@ -442,13 +447,56 @@ def _named_pair(root: Path) -> tuple[Path, Path] | None:
         for sub in sorted(root.iterdir())
         if sub.is_dir() and not is_hidden(sub, root) and _files_by_stem(sub)
     ]
+    return _mask_named(folders)
+
+
+SPLIT_FOLDER_WORDS = {**SPLIT_NAMES, "test": ("test", "testing")}
+
+
+def _split_of(name: str) -> str | None:
+    """The split a folder's name names as one of its words (``ISIC2018_Task1_Training_GroundTruth``
+    -> ``train``), or None when it names none or more than one."""
+    words = set(re.split(r"[^a-z0-9]+", name.lower()))
+    found = [split for split, names in SPLIT_FOLDER_WORDS.items() if words & set(names)]
+    return found[0] if len(found) == 1 else None
+
+
+def split_named_pairs(root: Path) -> dict[str, tuple[Path, Path]]:
+    """(images, masks) folders per split of a folder holding only pairs of image folders named
+    by their split, each pair as :func:`_named_pair` tells images from masks: ISIC 2018's
+    ``ISIC2018_Task1-2_Training_Input/`` + ``ISIC2018_Task1_Training_GroundTruth/`` beside the
+    ``Validation`` pair. A split's images alone (no masks) are left out; empty when there is no
+    training pair or a folder is named by no split."""
+    if not root.is_dir():
+        return {}
+    groups: dict[str, list[Path]] = {}
+    for sub in sorted(root.iterdir()):
+        if sub.is_dir() and not is_hidden(sub, root) and _files_by_stem(sub):
+            split = _split_of(sub.name)
+            if split is None:
+                return {}
+            groups.setdefault(split, []).append(sub)
+    pairs = {}
+    for split, folders in groups.items():
+        if len(folders) == 1 and not _named_as_masks(folders[0]):
+            continue  # a split's images without their masks (ISIC's test input): unlabelled
+        pairs[split] = _mask_named(folders)
+    if "train" not in pairs or None in pairs.values():
+        return {}
+    return pairs
+
+
+def _named_as_masks(folder: Path) -> bool:
+    return any(word in folder.name.lower() for word in MASK_WORDS) or "gt" in re.split(
+        r"[^a-z0-9]+", folder.name.lower()
+    )
+
+
+def _mask_named(folders: list[Path]) -> tuple[Path, Path] | None:
+    """(images, masks) of two folders of which exactly one is named as masks are."""
     if len(folders) != 2:
         return None
-    named = [
-        any(word in f.name.lower() for word in MASK_WORDS)
-        or "gt" in re.split(r"[^a-z0-9]+", f.name.lower())
-        for f in folders
-    ]
+    named = [_named_as_masks(f) for f in folders]
     return (folders[named.index(False)], folders[named.index(True)]) if sum(named) == 1 else None
 
 
@@ -708,6 +756,9 @@ def find_items(root: Path) -> list[Item]:
     folders = _pair_folders_in(root)
     if folders is not None:
         return pair_folders(*folders)
+    split_pairs = split_named_pairs(root)
+    if split_pairs:
+        return [item for folders in split_pairs.values() for item in pair_folders(*folders)]
     volumes = sorted(root.glob("*-volume.tif"))
     if volumes:
         return [
@@ -812,6 +863,13 @@ def split_layout(root: Path) -> dict[str, tuple[list[Item], str]]:
             found[split] = (pair_folders(sub_images, sub_masks), str(sub_images))
         elif pool is not None and listing is not None:
             found[split] = (_listed(pool, listing), str(listing))
+    if not found:
+        named = split_named_pairs(root)
+        found = {
+            split: (pair_folders(*named[split]), str(named[split][0]))
+            for split in SPLIT_NAMES
+            if split in named
+        }
     return found
 
 
