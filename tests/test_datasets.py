@@ -899,10 +899,9 @@ def test_isic_training_and_validation_folders_side_by_side_are_the_splits(tmp_pa
     each named by its split, each split's pair told apart as above."""
     from pixelwise.data.layouts import evaluation_items
 
-    value = iter(range(1, 100))
+    values = iter(range(1, 100))
     for split, n in (("Training", 3), ("Validation", 2), ("Test", 1)):
-        for i in range(n):
-            v = next(value)
+        for v in [next(values) for _ in range(n)]:
             _save(tmp_path / f"ISIC2018_Task1-2_{split}_Input" / f"ISIC_{v:07d}.png", _mark(v))
             _save(
                 tmp_path / f"ISIC2018_Task1_{split}_GroundTruth" / f"ISIC_{v:07d}_segmentation.png",
