@@ -167,6 +167,12 @@ def predict_probabilities(
     return predict(seg, image, precision, tta, tile, overlap, decide=class_probabilities)
 
 
+def trained_on_floats(seg: Segmenter) -> bool:
+    """Whether the model's training images were all float images (normalisation scale 1): such a
+    model takes float images of any range, as it was trained on them."""
+    return seg.norm.scale == 1.0
+
+
 def predict(
     seg: Segmenter,
     image: np.ndarray | str | os.PathLike,
@@ -185,7 +191,7 @@ def predict(
     Instance models (Mask R-CNN): each pixel takes the class of the best-scoring detection
     (score >= ``score_threshold``) covering it.
     """
-    image = as_image(image)
+    image = as_image(image, any_floats=trained_on_floats(seg))
     if seg.kind == "instance":
         return detections_to_classes(detect(seg, image, score_threshold), score_threshold)
     return predict_semantic(
@@ -238,7 +244,7 @@ def segment(
     """
     if not isinstance(seg, Segmenter):
         seg = load_model(seg)
-    image = as_image(image)
+    image = as_image(image, any_floats=trained_on_floats(seg))
     if seg.kind == "instance":
         pred = detect(seg, image, score_threshold)
         return detections_to_labels(pred, score_threshold, min_size=min_size)

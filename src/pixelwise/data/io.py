@@ -319,15 +319,20 @@ def read_image_bytes(data: bytes, name: str, max_pixels: int | None = None) -> n
     )
 
 
-def as_image(image, name: str = "image") -> np.ndarray:
+def as_image(image, name: str = "image", any_floats: bool = False) -> np.ndarray:
     """The one way every entry point reads an image: a path, a PIL image or an array becomes an
     (H, W, C) array with C in {1, 3} of dtype uint8, uint16 or float32 (floats in [0, 1]).
 
     Arrays may be (H, W), (H, W, C) with C in {1, 2, 3, 4} (alpha dropped), or channels-first
     (C, H, W) when that reading is unambiguous; anything else is refused with the shape found,
-    as are empty arrays, batches, other dtypes and floats outside [0, 1]."""
+    as are empty arrays, batches, other dtypes, NaN or infinite values and floats outside
+    [0, 1]. ``any_floats``: floats of any finite range are taken as they are (for a model
+    trained on float images, whose normalisation was computed on their own values); a float
+    TIFF file is checked as an array is."""
     if isinstance(image, (str, os.PathLike)):
-        return read_image(image)
+        image = read_image(image)
+        if image.dtype.kind != "f":
+            return image
     if isinstance(image, Image.Image):
         return _normalise_channels(Path(name), _pil_image_to_array(image))
     arr = np.asarray(image)
@@ -346,9 +351,10 @@ def as_image(image, name: str = "image") -> np.ndarray:
                 f"{name}: float images must hold values in [0, 1], got {bad} pixel value(s) "
                 "that are NaN or infinite (no data?); fill them first"
             )
-        if arr.min() < 0 or arr.max() > 1:
+        if not any_floats and (arr.min() < 0 or arr.max() > 1):
             raise ValueError(
-                f"{name}: float images must hold values in [0, 1], got {arr.min():.4g}..{arr.max():.4g}"
+                f"{name}: float images must hold values in [0, 1] (a model trained on float "
+                f"images takes any range), got {arr.min():.4g}..{arr.max():.4g}"
             )
         arr = arr.astype(np.float32)
     elif arr.dtype not in (np.uint8, np.uint16):
