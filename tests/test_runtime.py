@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import tiny_seg
 
+import pixelwise
 from pixelwise import runtime
 from pixelwise.checkpoint import load_model, save_checkpoint
 from pixelwise.cli import main
@@ -246,6 +247,33 @@ def test_info_prints_the_cpu_and_the_chosen_paths(monkeypatch, capsys):
     )
     assert "onnx-fp32 50 ms (2.00x), torch-bf16-cl emulated: 9.0x slower (never chosen)" in out
     assert "optional parts: serve yes, onnx yes" in out  # which extras are installed
+    # --version -v says the same; --version alone just the version
+    assert main(["--version", "-v"]) == 0
+    assert capsys.readouterr().out == out
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == f"pixelwise {pixelwise.__version__}"
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """`pixelwise models | head -1`: no traceback and no error line, the shell's SIGPIPE status."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pixelwise", "models"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 141 and done.stderr == ""
 
 
 def test_info_names_the_extras_to_install(monkeypatch, capsys):

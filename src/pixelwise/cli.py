@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -422,7 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pixelwise",
         description="Image segmentation as pixel classification: train, predict, evaluate.",
     )
-    parser.add_argument("--version", action="version", version=f"pixelwise {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"pixelwise {__version__}",
+        help="show the version and exit (--version -v: what pixelwise info prints)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help, description, options) in COMMANDS.items():
         p = sub.add_parser(name, help=help, description=description or help)
@@ -1094,7 +1100,10 @@ def model_first(args: argparse.Namespace, argv: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     tune_allocator()
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    if "--version" in given and {"-v", "--verbose"} & set(given):
+        given = ["info"]  # the version with the CPU, its flags and the measured paths
+    args, extra = parser.parse_known_args(given)
     if args.command == "predict" and extra and not any(e.startswith("-") for e in extra):
         args.paths += extra  # inputs given after options ("predict CKPT --runtime onnx IMAGES")
     elif extra:
@@ -1103,14 +1112,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        model_first(args, sys.argv[1:] if argv is None else argv)
-        return HANDLERS[args.command](args)
+        model_first(args, given)
+        status = HANDLERS[args.command](args)
+        sys.stdout.flush()  # a reader gone shows here (BrokenPipeError), not at exit
+        return status
     except ImportError as exc:
         message = missing_extra(exc)
         if message is None:
             raise
         print(f"pixelwise {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the output's reader stopped early ("pixelwise models | head")
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit either
+        return 141  # as a shell reports SIGPIPE
     except (ValueError, OSError) as exc:
         print(f"pixelwise {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
