@@ -135,6 +135,7 @@ def main() -> None:
     if args.quick:  # the default U-Net and two others at half size, 2 repeats
         args.size, args.train_size, args.repeats, args.models = 256, 128, 2, "unet,fcn8s,segnet"
     default = resolve_precision("auto")
+    default_training = resolve_precision("auto", training=True)  # measured apart from inference
     # the bf16 peak only where bf16 runs on the hardware: emulated (AVX2 only), one 4096^2 matmul
     # takes minutes and no path uses it
     sizes = (512, 1024, 2048) if args.quick else (1024, 2048, 4096)
@@ -143,7 +144,8 @@ def main() -> None:
     x = torch.randn(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(1))
     print(
         f"torch {torch.__version__}, {args.threads} threads; inference {args.size}x{args.size} (median of "
-        f"{args.repeats}); training crops {args.train_size}x{args.train_size} batch 4; default path = {default}"
+        f"{args.repeats}); training crops {args.train_size}x{args.train_size} batch 4; default path = {default} "
+        f"(training: {default_training})"
     )
     print(
         f"matmul peak (best of {'/'.join(map(str, sizes))} square): fp32 {peak32:.0f} GFLOP/s, "
@@ -169,7 +171,7 @@ def main() -> None:
             same_ort = (ref == session(x).argmax(1)).float().mean().item()
             ort_cols = f"{tort * 1000:>8.0f}{t32 / tort:>6.2f}x{same_ort:>8.4f}"
         ips32 = train_images_per_second(name, args.train_size, "fp32")
-        ipsdef = train_images_per_second(name, args.train_size, default)
+        ipsdef = train_images_per_second(name, args.train_size, default_training)
         params = sum(p.numel() for p in model.parameters()) / 1e6
         print(
             f"{name:<12}{params:>7.1f}M{flops:>7.1f}{t32 * 1000:>9.0f}{tdef * 1000:>11.0f}{t32 / tdef:>8.2f}x"
