@@ -530,51 +530,27 @@ def test_float_images_of_any_range_for_a_model_trained_on_them(tmp_path):
     from pixelwise.data.io import read_mask
 
     rng = np.random.default_rng(0)
-    (tmp_path / "data" / "images").mkdir(parents=True)
+    for folder in ("images", "masks"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
     for i in range(4):
         mask = np.zeros((48, 48), np.uint8)
         mask[8 + i : 30, 10 : 40 - i] = 1
         image = (rng.normal(200, 30, (48, 48)) + 1500.0 * mask).astype(np.float32)
         tifffile.imwrite(tmp_path / "data" / "images" / f"{i}.tif", image)
-        _save_png(tmp_path / "data" / "masks" / f"{i}.png", mask)
+        Image.fromarray(mask).save(tmp_path / "data" / "masks" / f"{i}.png")
     run = train_tiny(tmp_path / "data", tmp_path / "run", "--val-stems", "3", "--precision", "fp32")
     seg = load_model(run / "best.pt")
     assert seg.norm.scale == 1.0
+    model, data = str(run / "best.pt"), tmp_path / "data"
+    forced = ["--precision", "fp32", "--runtime", "torch"]
     assert (
-        main(
-            [
-                "predict",
-                str(run / "best.pt"),
-                str(tmp_path / "data" / "images"),
-                "--out",
-                str(tmp_path / "pred"),
-                "--precision",
-                "fp32",
-                "--runtime",
-                "torch",
-            ]
-        )
+        main(["predict", model, str(data / "images"), "--out", str(tmp_path / "pred"), *forced])
         == 0
     )
     assert sorted(p.name for p in (tmp_path / "pred" / "masks").iterdir()) == [
         f"{i}.png" for i in range(4)
     ]
-    assert (
-        main(
-            [
-                "evaluate",
-                str(run / "best.pt"),
-                str(tmp_path / "data"),
-                "--precision",
-                "fp32",
-                "--runtime",
-                "torch",
-                "--json",
-                str(tmp_path / "e.json"),
-            ]
-        )
-        == 0
-    )
+    assert main(["evaluate", model, str(data), "--json", str(tmp_path / "e.json"), *forced]) == 0
     predicted = read_mask(tmp_path / "pred" / "masks" / "3.png")
     truth = read_mask(tmp_path / "data" / "masks" / "3.png")
     scored = json.loads((tmp_path / "e.json").read_text())  # image 3, the validation image
@@ -582,11 +558,6 @@ def test_float_images_of_any_range_for_a_model_trained_on_them(tmp_path):
     assert np.isclose((predicted == truth).mean(), scored["pixel_accuracy"], atol=1e-6)
     with pytest.raises(ValueError, match=r"float images must hold values in \[0, 1\]"):
         pixelwise.predict(tiny_seg(), np.full((8, 8, 3), 255.0))
-
-
-def _save_png(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
 
 
 def test_an_error_computing_one_file_fails_that_file_alone(tmp_path):
