@@ -560,6 +560,59 @@ def test_float_images_of_any_range_for_a_model_trained_on_them(tmp_path):
         pixelwise.predict(tiny_seg(), np.full((8, 8, 3), 255.0))
 
 
+def test_input_range_shows_a_12_bit_image_to_the_model_as_full_range(tmp_path, capsys):
+    """A 12-bit camera's images in 16-bit files: --input-range 0,4080 gives the masks the same
+    values as floats 0..1 give (predict, and evaluate's scores), and overlays that are not dark."""
+    import json
+
+    import tifffile
+
+    from pixelwise.data.io import read_image, read_mask
+
+    save_checkpoint(tmp_path / "m.pt", tiny_seg())
+    for folder in ("twelve/images", "twelve/masks", "unit"):
+        (tmp_path / folder).mkdir(parents=True)
+    for i in range(3):
+        raw = (photo(seed=i).astype(np.uint16) * 16)[..., :1]  # 0..4080 in a 16-bit file
+        tifffile.imwrite(tmp_path / "twelve" / "images" / f"{i}.tif", raw)
+        unit = raw.astype(np.float32) / np.float32(4080)
+        tifffile.imwrite(tmp_path / "unit" / f"{i}.tif", unit)
+        Image.fromarray((raw[..., 0] > 2000).astype(np.uint8)).save(
+            tmp_path / "twelve" / "masks" / f"{i}.png"
+        )
+    forced = ["--precision", "fp32", "--runtime", "torch", "--no-progress"]
+    model = str(tmp_path / "m.pt")
+    images = str(tmp_path / "twelve" / "images")
+    ranged = ["--input-range", "0,4080"]
+    assert main(["predict", model, images, "-o", str(tmp_path / "p"), *ranged, *forced]) == 0
+    assert main(["predict", model, str(tmp_path / "unit"), "-o", str(tmp_path / "u"), *forced]) == 0
+    accuracy = []
+    for i in range(3):
+        mask = read_mask(tmp_path / "p" / "masks" / f"{i}.png")
+        np.testing.assert_array_equal(mask, read_mask(tmp_path / "u" / "masks" / f"{i}.png"))
+        accuracy.append((mask == read_mask(tmp_path / "twelve" / "masks" / f"{i}.png")).mean())
+        assert read_image(tmp_path / "p" / "overlays" / f"{i}.png").mean() > 60  # not 1/16 dark
+    scores = tmp_path / "e.json"
+    data = str(tmp_path / "twelve")
+    assert main(["evaluate", model, data, "--json", str(scores), *ranged, *forced[:4]]) == 0
+    assert np.isclose(json.loads(scores.read_text())["pixel_accuracy"], np.mean(accuracy))
+    # segment: found in the model's view, measured in the file's own values
+    table = tmp_path / "objects.csv"
+    segmented = ["-o", str(tmp_path / "s"), "--object-class", "1", "--measure", str(table)]
+    assert main(["segment", model, images, *segmented, *ranged, *forced]) == 0
+    rows = table.read_text().splitlines()
+    means = [float(r.split(",")[rows[0].split(",").index("mean_intensity")]) for r in rows[1:]]
+    assert means and max(means) > 1  # raw 0..4080 values, not 0..1
+    capsys.readouterr()
+    assert main(["predict", model, images, "-o", str(tmp_path / "x"), "--input-range", "9,9"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "pixelwise predict: error: --input-range takes two numbers LO,HI with LO < HI "
+        "(e.g. 0,4095), got '9,9'"
+    )
+    assert main(["evaluate", str(tmp_path / "p"), data, *ranged]) == 2
+    assert "--input-range is for models; these are predictions" in capsys.readouterr().err
+
+
 def test_an_error_computing_one_file_fails_that_file_alone(tmp_path):
     from pixelwise.batch import run_batch
 

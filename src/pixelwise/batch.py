@@ -13,8 +13,9 @@ import numpy as np
 from PIL import Image
 
 from pixelwise import distributed as dist
-from pixelwise.constants import one_line
+from pixelwise.constants import one_line, parse_range
 from pixelwise.data.coco import as_coco, object_annotations
+from pixelwise.data.encoding import map_range
 from pixelwise.data.io import (
     IMAGE_SUFFIXES,
     ImageReadError,
@@ -228,8 +229,10 @@ class PredictOptions:
     labelme: bool = False  # predict: also the regions as LabelMe polygons, to correct by hand
     coco: str | None = None  # segment: also every object in this one COCO instances file
     measure: str | None = None  # segment: also every object's measurements in this one CSV
+    input_range: tuple[float, float] | str | None = None  # raw LO..HI seen as full range
 
     def __post_init__(self) -> None:
+        self.input_range = parse_range(self.input_range)
         # checked once here rather than failing every file of a batch the same way
         for name in ("coco", "measure"):
             if getattr(self, name) is not None and self.skip_existing:
@@ -246,6 +249,12 @@ class PredictOptions:
                 f"--tile {self.tile} must be larger than twice --overlap {self.overlap}; "
                 "pass a smaller --overlap or a larger --tile"
             )
+
+
+def model_view(image: np.ndarray, options: PredictOptions) -> np.ndarray:
+    """The image as the model sees it (and the overlays show it): ``options.input_range`` mapped
+    to 0..1, else as it was read."""
+    return image if options.input_range is None else map_range(image, *options.input_range)
 
 
 def predict_files(
@@ -270,7 +279,7 @@ def predict_files(
     run = (options.precision, options.tta, options.tile, options.overlap)
 
     def compute(src):
-        image = read_image(src)
+        image = model_view(read_image(src), options)
         if not options.probabilities:
             return image, predict(seg, image, *run), None
         probabilities = predict_probabilities(seg, image, *run)
@@ -316,7 +325,7 @@ def detection_files(
     out_dir, cats = Path(out_dir), categories_of(seg)
 
     def compute(src):
-        image = read_image(src)
+        image = model_view(read_image(src), options)
         return image, detect(seg, image, options.score_threshold)
 
     def write(src, rel, value):
@@ -362,25 +371,26 @@ def segment_files(
     classes_too = gathered and seg.kind == "instance"
 
     def compute(src):
-        image = read_image(src)
-        return image, *objects_in(seg, image, options, classes_too)
+        image = read_image(src)  # measured as stored; shown as the model saw it
+        seen = model_view(image, options)
+        return image, seen, *objects_in(seg, seen, options, classes_too)
 
     name = object_name(seg, options.object_class)
     if options.labelme:
         write_labels_txt(out_dir, [name])
 
     def write(src, rel, value):
-        image, labels, classes = value
+        image, seen, labels, classes = value
         written = save_label_image(out_dir / "instances" / rel, labels)
         if options.labelme:
             names = {k: name for k in np.unique(labels) if k}
-            write_labelme(out_dir, src, rel, shapes_of(labels, names, objects=True), image)
+            write_labelme(out_dir, src, rel, shapes_of(labels, names, objects=True), seen)
         if options.coco is not None:
             records.append((Path(src), *labels.shape, object_annotations(labels, classes)))
         if options.measure is not None:
             found = measure_objects(labels, image, coco_names(seg, options.object_class), classes)
             measures.append((rel, input_name(src, rel), found))
-        save_png(out_dir / "overlays" / rel, instance_overlay(image, labels))
+        save_png(out_dir / "overlays" / rel, instance_overlay(seen, labels))
         return written, int(labels.max())
 
     records: list[tuple[Path, int, int, list[dict]]] = []

@@ -24,7 +24,7 @@ from pixelwise.config import (
     from_args,
     value_list,
 )
-from pixelwise.constants import first_ten, one_line, parse_stems
+from pixelwise.constants import first_ten, one_line, parse_range, parse_stems
 
 EXTRAS = {
     "fastapi": "serve",
@@ -94,6 +94,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "score_threshold",
             "precision",
             "tta",
+            "input_range",
             "tile",
             "overlap",
             "runtime",
@@ -136,6 +137,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "min_object_size",
             "precision",
             "tta",
+            "input_range",
             "runtime",
             "device",
         ],
@@ -172,6 +174,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "score_threshold",
             "precision",
             "tta",
+            "input_range",
             "tile",
             "overlap",
             "runtime",
@@ -510,6 +513,7 @@ def predict_options(args: argparse.Namespace):
         "labelme",
         "coco",
         "measure",
+        "input_range",
     )
     return PredictOptions(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 
@@ -658,8 +662,10 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
     )
 
     given = Path(args.checkpoint)
-    if (given.is_dir() or given.suffix.lower() == ".json") and args.tta:
-        raise ValueError(f"{given}: --tta is for models; these are predictions")
+    for option in ("tta", "input_range"):
+        if (given.is_dir() or given.suffix.lower() == ".json") and getattr(args, option):
+            name = "--" + option.replace("_", "-")
+            raise ValueError(f"{given}: {name} is for models; these are predictions")
     as_labels = args.object_class is not None or args.min_object_size
     found = results_folder(given) if given.is_dir() and not as_labels else None
     if found is not None or given.suffix.lower() == ".json":  # detections, any tool's
@@ -687,6 +693,7 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
         args.min_object_size,
         args.runtime,
         args.device,
+        args.input_range,  # parsed by main
     )
     return summary, resolve_checkpoint(args.checkpoint).parent
 
@@ -1113,6 +1120,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         model_first(args, given)
+        if getattr(args, "input_range", None) is not None:  # refused before a model loads
+            args.input_range = parse_range(args.input_range)
         status = HANDLERS[args.command](args)
         sys.stdout.flush()  # a reader gone shows here (BrokenPipeError), not at exit
         return status

@@ -445,6 +445,13 @@ SHARED: dict[str, Opt] = {
         choices=RUNTIMES,
     ),
     "tta": Opt(("--tta",), TTA_HELP, action="store_true"),
+    "input_range": Opt(
+        ("--input-range",),
+        "map raw pixel values LO..HI to full intensity before the model sees them (clipped), e.g. "
+        "0,4095 for a 12-bit camera's images stored as 16-bit, which a model trained on 8-bit "
+        "images otherwise sees 16x too dark (default: by the file's bit depth)",
+        metavar="LO,HI",
+    ),
     "tile": Opt(
         ("--tile",),
         "overlap-tile prediction with tiles of this size (default: 1024 for images over "

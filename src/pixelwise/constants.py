@@ -47,6 +47,22 @@ def parse_stems(text: str | list[str] | None) -> list[str] | None:
     return stems
 
 
+def parse_range(text: str | tuple | None) -> tuple[float, float] | None:
+    """``--input-range``'s ``"LO,HI"`` (raw values, LO < HI) as a pair; a pair as it is."""
+    if text is None or isinstance(text, tuple):
+        return text
+    parts = text.split(",")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        lo = hi = float("nan")
+    if not lo < hi:  # also NaN: not two numbers
+        raise ValueError(
+            f"--input-range takes two numbers LO,HI with LO < HI (e.g. 0,4095), got {text!r}"
+        )
+    return lo, hi
+
+
 def first_ten(items: list[str], what: str) -> str:
     """``items`` joined by commas, the first ten and how many there are when more."""
     return ", ".join(items[:10]) + (f", ... ({len(items)} {what})" if len(items) > 10 else "")

@@ -132,9 +132,11 @@ def evaluate_checkpoint(
     min_size: int = 0,
     runtime: str = "torch",
     device: str = "auto",
+    input_range: tuple[float, float] | None = None,
 ) -> dict:
     """Confusion-matrix metrics of ``checkpoint`` over the selected pairs of ``data``, with
-    ``split`` (what was scored) and ``images`` (how many) added.
+    ``split`` (what was scored) and ``images`` (how many) added. ``input_range``: raw values seen
+    as full range, as ``predict --input-range`` maps them (semantic models).
 
     Object metrics (``objects``, see :func:`object_metrics`) are added for checkpoints trained
     on instance masks, and for others when ``object_class`` names the class whose connected
@@ -150,13 +152,22 @@ def evaluate_checkpoint(
     own = None if parse_stems(val_stems) else run_validation(checkpoint, data, seg.kind)
     stems = parse_stems(val_stems) or own
     if seg.kind == "instance":
+        if input_range is not None:
+            raise ValueError(
+                f"{checkpoint}: --input-range is not supported for instance models here"
+            )
         return evaluate_detector(seg, checkpoint, data, stems) | own_split(data, own)
     if object_class is not None:
         check_object_class(seg, object_class)
     items, split = evaluation_items(Path(data), stems)
     split = own_split(data, own).get("split", split)
     ds = SegmentationDataset(
-        items, seg.num_classes, encoding_for(seg, items, data), seg.norm, channels=seg.in_channels
+        items,
+        seg.num_classes,
+        encoding_for(seg, items, data),
+        seg.norm,
+        channels=seg.in_channels,
+        input_range=input_range,
     )
     head = {"split": split, "images": len(items), "checkpoint": str(checkpoint), "tta": tta}
     precision = resolve_precision(precision, device)

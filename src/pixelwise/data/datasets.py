@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from pixelwise.constants import IGNORE_INDEX
 from pixelwise.data.appearance import random_appearance
-from pixelwise.data.encoding import MaskEncoding, Normalization, full_scale
+from pixelwise.data.encoding import MaskEncoding, Normalization, full_scale, map_range
 from pixelwise.data.io import read_image
 from pixelwise.data.layouts import Item
 from pixelwise.data.transforms import (
@@ -103,8 +103,10 @@ class SegmentationDataset(Dataset):
         weight_map: tuple[float, float] | None = None,
         flips: str = "all",
         augmentation: Augmentation = Augmentation(),
+        input_range: tuple[float, float] | None = None,
     ) -> None:
         self.items, self.num_classes, self.encoding, self.norm = items, num_classes, encoding, norm
+        self.input_range = input_range  # raw values seen as full range (evaluate --input-range)
         self.weight_map = weight_map
         self._weights: dict[int, np.ndarray] = {}
         self.crop, self.augment, self.seed, self.epoch = crop, augment, seed, 0
@@ -154,6 +156,8 @@ class SegmentationDataset(Dataset):
             return self._cache[index]
         item = self.items[index]
         image = read_image(item.image, item.image_page)
+        if self.input_range is not None:
+            image = map_range(image, *self.input_range)
         target = self.encoding.apply(
             item.read_mask(self.encoding.instances is not None), self.num_classes, item.mask
         )

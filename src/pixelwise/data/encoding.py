@@ -26,6 +26,13 @@ def to_unit(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) / np.float32(full_scale(image.dtype))
 
 
+def map_range(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``image``'s raw values ``lo``..``hi`` as float32 0..1, clipped: a 12-bit camera's image in a
+    16-bit file (``0, 4095``) as a model trained on full-range images sees an image."""
+    x = (image.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo)
+    return np.clip(x, 0.0, 1.0, out=x)
+
+
 @dataclass
 class Normalization:
     """``x = (raw / scale - mean) / std`` per channel."""
