@@ -159,6 +159,18 @@ def test_predict_on_a_clip_writes_its_overlay_video(tmp_path):
     expected = np.asarray(overlay(first, predict(seg, first, "fp32"), seg.palette()))
     assert len(frames) == FRAMES and frames[0].shape == expected.shape
     assert np.abs(frames[0].astype(int) - expected).mean() < 4  # H.264 is lossy
+    # --input-range maps each frame as it maps an image
+    from pixelwise.data.encoding import map_range
+
+    ranged = tmp_path / "ranged"
+    argv[-2] = str(ranged)
+    assert main([*argv, "--precision", "fp32", "--input-range", "0,128"]) == 0
+    with av.open(str(ranged / "overlays" / "clip.mp4")) as container:
+        first_ranged = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    seen = map_range(first, 0, 128)
+    expected = np.asarray(overlay(seen, predict(seg, seen, "fp32"), seg.palette()))
+    assert np.abs(first_ranged.astype(int) - expected).mean() < 4
+    assert np.abs(first_ranged.astype(int) - frames[0]).mean() > 10  # brighter than without
 
 
 def test_the_sound_is_copied_where_the_container_takes_it(tmp_path, capsys):

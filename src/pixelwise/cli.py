@@ -574,6 +574,7 @@ def predict_videos(args: argparse.Namespace, seg, videos: list[tuple[Path, Path]
     each frame's classes over it, as OUT/overlays/<name>.mp4 (semantic models; the frames'
     masks are what predict writes for the frames as images)."""
     from pixelwise import distributed as dist
+    from pixelwise.data.encoding import map_range
     from pixelwise.inference import predict
     from pixelwise.overlays import overlay
     from pixelwise.video import report_video_failures, run_videos
@@ -586,6 +587,8 @@ def predict_videos(args: argparse.Namespace, seg, videos: list[tuple[Path, Path]
     run = (args.precision, args.tta, args.tile, args.overlap)
 
     def overlaid(rgb):
+        if args.input_range is not None:
+            rgb = map_range(rgb, *args.input_range)
         return overlay(rgb, predict(seg, rgb, *run), palette)
 
     out = Path(args.out) / "overlays"
