@@ -569,6 +569,7 @@ def test_input_range_shows_a_12_bit_image_to_the_model_as_full_range(tmp_path, c
 
     from pixelwise.data.io import read_image, read_mask
 
+    torch.manual_seed(0)  # the same untrained model every run
     save_checkpoint(tmp_path / "m.pt", tiny_seg())
     for folder in ("twelve/images", "twelve/masks", "unit"):
         (tmp_path / folder).mkdir(parents=True)
@@ -586,6 +587,14 @@ def test_input_range_shows_a_12_bit_image_to_the_model_as_full_range(tmp_path, c
     ranged = ["--input-range", "0,4080"]
     assert main(["predict", model, images, "-o", str(tmp_path / "p"), *ranged, *forced]) == 0
     assert main(["predict", model, str(tmp_path / "unit"), "-o", str(tmp_path / "u"), *forced]) == 0
+    assert "note" not in capsys.readouterr().err
+    # without the option, a note at the end says what the model sees and what to give
+    assert main(["predict", model, images, "-o", str(tmp_path / "dark"), *forced]) == 0
+    assert (
+        "pixelwise: note: 3 16-bit image(s) with values under 4096 (a 12-bit camera's?), such as "
+        f"{tmp_path / 'twelve' / 'images' / '0.tif'}: this model was trained on 8-bit images and "
+        "sees them at most 1/16 as bright; --input-range 0,4095"
+    ) in capsys.readouterr().err
     accuracy = []
     for i in range(3):
         mask = read_mask(tmp_path / "p" / "masks" / f"{i}.png")

@@ -53,6 +53,7 @@ class BatchResult:
     coco: list[tuple[Path, int, int, list[dict]]] = field(default_factory=list)  # segment --coco
     # segment --measure: (output name, input name, rows)
     measures: list[tuple[Path, str, list[dict]]] = field(default_factory=list)
+    dim: list[str] = field(default_factory=list)  # 16-bit inputs under 4096, 8-bit model
 
     def fail(self, src: Path, exc: Exception) -> None:
         """Record a bad input with a one-line reason that names the file (and page)."""
@@ -65,11 +66,11 @@ class BatchResult:
     def merge(cls, parts: list[BatchResult]) -> BatchResult:
         lists = (
             [x for part in parts for x in getattr(part, name)]
-            for name in ("written", "failures", "counts", "coco", "measures")
+            for name in ("written", "failures", "counts", "coco", "measures", "dim")
         )
-        written, failures, counts, coco, measures = lists
+        written, failures, counts, coco, measures, dim = lists
         skipped = sum(part.skipped for part in parts)
-        return cls(written, failures, counts, skipped, coco, measures)
+        return cls(written, failures, counts, skipped, coco, measures, dim)
 
 
 def output_names(
@@ -204,7 +205,16 @@ def run_sharded(run, report) -> int:
 
 
 def report_failures(result: BatchResult) -> int:
-    """List the failed files on stderr; the exit status (1 if any failed)."""
+    """List the failed files on stderr (after a note on 16-bit inputs that a model trained on
+    8-bit images sees too dark); the exit status (1 if any failed)."""
+    if result.dim:
+        print(
+            f"pixelwise: note: {len(result.dim)} 16-bit image(s) with values under 4096 (a "
+            f"12-bit camera's?), such as {result.dim[0]}: this model was trained on 8-bit images "
+            "and sees them at most 1/16 as bright; --input-range 0,4095 shows 12-bit values at "
+            "full range",
+            file=sys.stderr,
+        )
     if not result.failures:
         return 0
     print(f"{len(result.failures)} file(s) failed:", file=sys.stderr)
@@ -251,10 +261,22 @@ class PredictOptions:
             )
 
 
-def model_view(image: np.ndarray, options: PredictOptions) -> np.ndarray:
+class ModelView:
     """The image as the model sees it (and the overlays show it): ``options.input_range`` mapped
-    to 0..1, else as it was read."""
-    return image if options.input_range is None else map_range(image, *options.input_range)
+    to 0..1, else as it was read; without a range, the 16-bit inputs whose values stay under 4096
+    are listed in ``dim`` for a model trained on 8-bit images (a 12-bit camera's image, 16x too
+    dark for it)."""
+
+    def __init__(self, seg, options: PredictOptions) -> None:
+        self.input_range, self.eight_bit = options.input_range, seg.norm.scale == 255.0
+        self.dim: list[str] = []
+
+    def __call__(self, image: np.ndarray, src) -> np.ndarray:
+        if self.input_range is not None:
+            return map_range(image, *self.input_range)
+        if self.eight_bit and image.dtype == np.uint16 and image.max() < 4096:
+            self.dim.append(str(src))
+        return image
 
 
 def predict_files(
@@ -277,9 +299,10 @@ def predict_files(
     out_dir, palette, mask_palette = Path(out_dir), seg.palette(), seg.mask_palette()
 
     run = (options.precision, options.tta, options.tile, options.overlap)
+    view = ModelView(seg, options)
 
     def compute(src):
-        image = model_view(read_image(src), options)
+        image = view(read_image(src), src)
         if not options.probabilities:
             return image, predict(seg, image, *run), None
         probabilities = predict_probabilities(seg, image, *run)
@@ -298,7 +321,9 @@ def predict_files(
         save_png(out_dir / "overlays" / rel, overlay(image, mask, palette))
         return out_dir / "masks" / rel, None
 
-    return run_into(out_dir, "masks", options, inputs, compute, write, "predict", progress, shard)
+    result = run_into(out_dir, "masks", options, inputs, compute, write, "predict", progress, shard)
+    result.dim = view.dim
+    return result
 
 
 def write_labels_txt(out_dir: Path, names: list[str]) -> None:
@@ -322,10 +347,10 @@ def write_labelme(out_dir: Path, src, rel: Path, shapes: list[dict], image: np.n
 def detection_files(
     seg, inputs, out_dir, options: PredictOptions, progress: bool, shard: tuple[int, int]
 ) -> BatchResult:
-    out_dir, cats = Path(out_dir), categories_of(seg)
+    out_dir, cats, view = Path(out_dir), categories_of(seg), ModelView(seg, options)
 
     def compute(src):
-        image = model_view(read_image(src), options)
+        image = view(read_image(src), src)
         return image, detect(seg, image, options.score_threshold)
 
     def write(src, rel, value):
@@ -350,7 +375,9 @@ def detection_files(
         )
         return out_dir / "instances" / rel, int(labels.max())
 
-    return run_into(out_dir, "masks", options, inputs, compute, write, "predict", progress, shard)
+    result = run_into(out_dir, "masks", options, inputs, compute, write, "predict", progress, shard)
+    result.dim = view.dim
+    return result
 
 
 def segment_files(
@@ -369,10 +396,11 @@ def segment_files(
     out_dir = Path(out_dir)
     gathered = options.coco is not None or options.measure is not None  # with classes
     classes_too = gathered and seg.kind == "instance"
+    view = ModelView(seg, options)
 
     def compute(src):
         image = read_image(src)  # measured as stored; shown as the model saw it
-        seen = model_view(image, options)
+        seen = view(image, src)
         return image, seen, *objects_in(seg, seen, options, classes_too)
 
     name = object_name(seg, options.object_class)
@@ -404,7 +432,7 @@ def segment_files(
         )
     run = (compute, write, "segment", progress, shard)
     result = run_into(out_dir, "overlays", options, inputs, *run, pairs=pairs)
-    result.coco, result.measures = records, measures
+    result.coco, result.measures, result.dim = records, measures, view.dim
     return result
 
 
