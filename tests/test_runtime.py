@@ -190,10 +190,13 @@ def test_the_onnx_cache_keeps_the_most_recently_used_graphs(tmp_path, monkeypatc
     for age, name in ((20, "a"), (10, "b")):
         load_model(tmp_path / f"{name}.pt", "onnx")
         os.utime(graphs[name], (graphs[name].stat().st_atime, graphs[name].stat().st_mtime - age))
+    mine = tmp_path / "cache" / "onnx" / "my-model.onnx"  # not a cached graph: never removed
+    mine.write_bytes(b"a user's file")
+    os.utime(mine, (0, 0))
     load_model(tmp_path / "a.pt", "onnx")  # used again: now the most recent
     load_model(tmp_path / "c.pt", "onnx")  # a third graph: the least recently used (b) goes
     assert sorted((tmp_path / "cache" / "onnx").glob("*.onnx")) == sorted(
-        [graphs["a"], graphs["c"]]
+        [graphs["a"], graphs["c"], mine]
     )
     # another process removed the cached graph: exported again, not an error
     graphs["a"].unlink()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -187,7 +188,9 @@ def cached_graph(cache: Path) -> bytes | None:
 
 
 def drop_least_recent(folder: Path, keep: int) -> None:
-    """Remove the ``.onnx`` files of ``folder`` beyond the ``keep`` most recently modified."""
+    """Remove the cached graphs of ``folder`` beyond the ``keep`` most recently modified: files
+    named as :func:`~pixelwise.checkpoint.onnx_cache` names them (24 hex digits), so that no other
+    ``.onnx`` file is touched where ``PIXELWISE_CACHE`` points at a folder of the user's."""
 
     def modified(path: Path) -> float:
         try:
@@ -195,7 +198,8 @@ def drop_least_recent(folder: Path, keep: int) -> None:
         except OSError:  # removed meanwhile by another process
             return 0.0
 
-    graphs = sorted(folder.glob("*.onnx"), key=modified, reverse=True)
+    cached = (p for p in folder.glob("*.onnx") if re.fullmatch(r"[0-9a-f]{24}", p.stem))
+    graphs = sorted(cached, key=modified, reverse=True)
     for path in graphs[keep:]:
         path.unlink(missing_ok=True)
 
