@@ -27,7 +27,7 @@ from torch import nn
 from pixelwise.constants import RUNTIMES
 from pixelwise.data.io import atomic_write_bytes
 from pixelwise.models import create_model
-from pixelwise.runtime import cache_file, inference_path, is_onnx_file, versions
+from pixelwise.runtime import cache_file, inference_path, is_onnx_file, runtime_for, versions
 from pixelwise.segmenter import FORMAT, Segmenter, kind_of
 
 
@@ -40,8 +40,13 @@ def checkpoint_dict(seg: Segmenter, train_state: dict | None = None) -> dict:
 
 def save_checkpoint(path: str | Path, seg: Segmenter, train_state: dict | None = None) -> None:
     """Write a checkpoint atomically."""
+    write_checkpoint(path, checkpoint_dict(seg, train_state))
+
+
+def write_checkpoint(path: str | Path, ckpt: dict) -> None:
+    """Write a checkpoint dict atomically (a killed run leaves the old file or none)."""
     buf = io.BytesIO()
-    torch.save(checkpoint_dict(seg, train_state), buf)
+    torch.save(ckpt, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -149,6 +154,15 @@ def load_model(path: str | Path, runtime: str = "torch", int8: bool = True) -> S
     return seg
 
 
+def load_for_command(checkpoint: str | Path, runtime: str, precision: str) -> Segmenter:
+    """:func:`load_model` as a command's ``--runtime`` and ``--precision`` ask: a forced bf16
+    means PyTorch (:func:`~pixelwise.runtime.runtime_for`), and the checkpoint's int8 graph runs
+    only with ``--precision auto``."""
+    return load_model(
+        checkpoint, runtime_for(runtime, precision, checkpoint), int8=precision == "auto"
+    )
+
+
 def onnx_cache(path: Path) -> Path:
     """Where the ONNX graph of a checkpoint file is kept between runs (keyed by its bytes and the
     library versions, beside the runtime probe's cache)."""
@@ -215,9 +229,7 @@ def calibrate_checkpoint(
             "graph": torch.frombuffer(bytearray(graph), dtype=torch.uint8),
             "gate": gate,
         }
-        buf = io.BytesIO()
-        torch.save(ckpt, buf)
-        atomic_write_bytes(target, buf.getvalue())
+        write_checkpoint(target, ckpt)
     return gate
 
 

@@ -520,8 +520,7 @@ def predict_options(args: argparse.Namespace):
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from pixelwise.batch import predict_files, run_sharded
-    from pixelwise.checkpoint import load_model
-    from pixelwise.runtime import runtime_for
+    from pixelwise.checkpoint import load_for_command
     from pixelwise.video import split_videos
 
     if args.method:
@@ -529,11 +528,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     checkpoint, inputs = args.paths[0], args.paths[1:]
     if not inputs:
         raise ValueError("no inputs given (pixelwise predict CHECKPOINT INPUT...)")
-    seg = load_model(
-        checkpoint,
-        runtime_for(args.runtime, args.precision, checkpoint),
-        int8=args.precision == "auto",
-    )
+    seg = load_for_command(checkpoint, args.runtime, args.precision)
     videos, inputs = split_videos(inputs, args.out)
     status = predict_videos(args, seg, videos) if videos else 0
     if not inputs:
@@ -606,17 +601,12 @@ def cmd_segment(args: argparse.Namespace) -> int:
         segment_files,
         write_coco,
     )
-    from pixelwise.checkpoint import load_model
+    from pixelwise.checkpoint import load_for_command
     from pixelwise.data.io import atomic_write_bytes
     from pixelwise.instances import check_object_class
     from pixelwise.measure import measurements_csv
-    from pixelwise.runtime import runtime_for
 
-    seg = load_model(
-        args.checkpoint,
-        runtime_for(args.runtime, args.precision, args.checkpoint),
-        int8=args.precision == "auto",
-    )
+    seg = load_for_command(args.checkpoint, args.runtime, args.precision)
     check_object_class(seg, args.object_class)  # once, not for every file
     if args.coco is not None:
         check_output_file(args.coco, "--coco", ".json")

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from pixelwise.checkpoint import load_model, read_checkpoint
+from pixelwise.checkpoint import load_for_command, read_checkpoint
 from pixelwise.config import TrainConfig
 from pixelwise.constants import (
     AUTO_OVERLAP,
@@ -68,7 +68,7 @@ from pixelwise.metrics import (
     rand_info_scores,
     seg_score,
 )
-from pixelwise.runtime import is_onnx_file, resolve_precision, runtime_for
+from pixelwise.runtime import is_onnx_file, resolve_precision
 from pixelwise.segmenter import Segmenter
 from pixelwise.semantic import resolve_classes
 
@@ -144,8 +144,7 @@ def evaluate_checkpoint(
     R-CNN) get COCO box and mask AP and the DSB2018 mean AP instead. ``device``: ``auto`` is the
     GPU when there is one (ONNX Runtime models always run on the CPU).
     """
-    runtime = runtime_for(runtime, precision, checkpoint)
-    seg = load_model(checkpoint, runtime, int8=precision == "auto")
+    seg = load_for_command(checkpoint, runtime, precision)
     on_ort = isinstance(seg.network, OnnxNetwork)  # also what runtime "auto" may have chosen
     device = torch.device("cpu") if on_ort else resolve_device(device)
     seg.network.to(device)
