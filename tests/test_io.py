@@ -71,6 +71,21 @@ def test_16bit_png_and_tiff(tmp_path):
         np.testing.assert_array_equal(out[..., 0], arr)
 
 
+def test_files_are_read_by_their_content_not_their_suffix(tmp_path):
+    """A PNG saved as .tif (ISBI's test slices copied under the training slices' suffix) and a
+    TIFF stack named .png read as what they are."""
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    Image.fromarray(grey).save(tmp_path / "png-inside.tif", format="PNG")
+    np.testing.assert_array_equal(read_image(tmp_path / "png-inside.tif")[..., 0], grey)
+    np.testing.assert_array_equal(read_mask(tmp_path / "png-inside.tif"), grey)
+    assert count_pages(tmp_path / "png-inside.tif") == 1
+    stack = np.stack([np.full((5, 6), 1000 * i, np.uint16) for i in range(5)])
+    tifffile.imwrite(tmp_path / "tiff-inside.png", stack)
+    assert count_pages(tmp_path / "tiff-inside.png") == 5
+    page = read_image(tmp_path / "tiff-inside.png", page=2)
+    assert page.dtype == np.uint16 and page[0, 0, 0] == 2000
+
+
 def test_multipage_tiff_pages(tmp_path):
     stack = np.stack([np.full((6, 7), i, np.uint8) for i in range(5)])
     tifffile.imwrite(tmp_path / "s.tif", stack)

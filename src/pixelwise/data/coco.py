@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from pixelwise.constants import IGNORE_INDEX
 from pixelwise.data.encoding import to_unit
-from pixelwise.data.io import TIFF_SUFFIXES, image_files, read_image, read_mask
+from pixelwise.data.io import image_files, read_image, read_mask
 from pixelwise.data.shapes import draw_shapes
 
 
@@ -145,7 +145,7 @@ def oriented_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as image:
             height, width = image.height, image.width
             orientation = image.getexif().get(EXIF_ORIENTATION)
-            turned = orientation in QUARTER_TURNS and path.suffix.lower() not in TIFF_SUFFIXES
+            turned = orientation in QUARTER_TURNS and image.format != "TIFF"
     except (OSError, UnidentifiedImageError) as exc:
         raise ValueError(f"{path}: cannot read the image's size ({exc})") from None
     return (width, height) if turned else (height, width)

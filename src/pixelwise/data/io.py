@@ -42,6 +42,20 @@ IMAGE_SUFFIXES = (
 # HEIC photos. Pillow reads them through the optional pillow-heif plugin (extra [heic]).
 HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
 TIFF_SUFFIXES = (".tif", ".tiff")
+TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")  # little/big-endian, classic/BigTIFF
+
+
+def is_tiff(path: str | os.PathLike) -> bool:
+    """Whether a file is a TIFF, by its first bytes: a PNG saved as ``.tif`` is read as the PNG
+    it is, a TIFF named ``.png`` as a TIFF; by its suffix when the file cannot be read."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in TIFF_MAGIC
+    except OSError:
+        return path.suffix.lower() in TIFF_SUFFIXES
+
+
 DEFAULT_MAX_PIXELS = 250_000_000  # ~16k x 16k; override with PIXELWISE_MAX_PIXELS
 
 
@@ -178,7 +192,7 @@ def count_pages(path: str | os.PathLike, stack: bool = False) -> int:
     ``stack`` for a TIFF whose pages differ in size or type."""
     path = Path(path)
     _check_file(path)
-    if path.suffix.lower() not in TIFF_SUFFIXES:
+    if not is_tiff(path):
         return 1
     try:
         with _open_tiff(path) as tif:
@@ -300,7 +314,7 @@ def read_image(
         path, page = path.path, path.index
     path = Path(path)
     _check_file(path)
-    if path.suffix.lower() in TIFF_SUFFIXES:
+    if is_tiff(path):
         arr = _read_tiff(path, page, max_pixels)
     else:
         arr = _pil_image_to_array(_open_pil(path, max_pixels))
@@ -382,7 +396,7 @@ def read_mask(
     if path.is_dir():
         return read_object_masks(path)
     _check_file(path)
-    if path.suffix.lower() in TIFF_SUFFIXES:
+    if is_tiff(path):
         arr = _read_tiff(path, page, max_pixels)
     else:
         img = _open_pil(path, max_pixels)
@@ -479,7 +493,7 @@ def is_colour_mask(path: str | os.PathLike) -> bool:
     """Whether :func:`read_mask` gives this file's pixels as packed colours (from its header;
     of an RGBA file, from its pixels)."""
     path = Path(path)
-    if path.suffix.lower() in TIFF_SUFFIXES:
+    if is_tiff(path):
         try:
             with _open_tiff(path) as tif:
                 page = tif.pages[0]
