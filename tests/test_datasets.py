@@ -944,3 +944,46 @@ def test_ignoring_a_value_suggests_the_others_as_the_classes(tmp_path):
     _, _, val, names, encoding = read_data(cfg)
     target = encoding.apply(val[0].read_mask(), 3, val[0].mask)
     assert len(names) == 3 and sorted(np.unique(target)) == [0, 1, 2, 255]
+
+
+def test_percentile_normalisation_against_numpy_and_whole_image_bounds_for_crops(tmp_path):
+    """Percentiles map to 0 and 1 as numpy computes them, over all channels; a bit-depth change
+    or an offset gives the same input; a flat image gives zeros; a training crop is normalised by
+    its whole image's percentiles, not its own."""
+    from pixelwise.data.datasets import compute_normalization, to_tensor
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (20, 30, 3)).astype(np.uint8)
+    norm = Normalization([0.0], [1.0], 255.0, [1.0, 99.8])
+    lo, hi = np.percentile(image.astype(np.float64), [1.0, 99.8])
+    assert np.allclose(norm.bounds(image), (lo, hi))
+    np.testing.assert_allclose(norm.apply(image), (image - lo) / (hi - lo), rtol=1e-5, atol=1e-6)
+    deeper = image.astype(np.uint16) * 16 + 100  # a 12-bit camera with a dark offset
+    np.testing.assert_allclose(norm.apply(deeper), norm.apply(image), atol=1e-5)
+    assert not norm.apply(np.full((4, 4, 1), 7, np.uint8)).any()
+    # the statistics are those of the mapped images, which the checkpoint keeps with the option
+    stats = compute_normalization([image, deeper], [1.0, 99.8])
+    mapped = norm.apply(image)
+    assert stats.percentiles == [1.0, 99.8] and stats.scale == 65535.0
+    np.testing.assert_allclose(stats.mean, mapped.reshape(-1, 3).mean(0), atol=1e-5)
+    np.testing.assert_allclose(stats.std, mapped.reshape(-1, 3).std(0), atol=1e-5)
+    # crops: a bright corner stays bright, as in its image
+    grey = np.zeros((20, 20), np.uint8)
+    grey[:10, :10] = 200
+    grey[10:, 10:] = rng.integers(0, 100, (10, 10))
+    _write_pool(tmp_path, ["a"])
+    Image.fromarray(grey).save(tmp_path / "images" / "a.png")
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "masks" / "a.png")
+    norm = Normalization([0.0], [1.0], 255.0, [0.0, 100.0])
+    ds = SegmentationDataset(find_pairs(tmp_path), 1, MaskEncoding(), norm, crop=8, seed=0)
+    whole = to_tensor(grey[..., None], norm)[0].numpy()
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        crop = ds[0][0][0].numpy()
+        hits = [
+            (y, x)
+            for y in range(13)
+            for x in range(13)
+            if np.array_equal(whole[y : y + 8, x : x + 8], crop)
+        ]
+        assert hits, f"epoch {epoch}: the crop is not a window of the whole normalised image"

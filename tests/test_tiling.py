@@ -23,16 +23,22 @@ def small_rf_net() -> nn.Module:
     ).eval()
 
 
+@pytest.mark.parametrize("percentiles", [None, [2.0, 98.0]])
 @pytest.mark.parametrize(
     "h, w, tile, overlap", [(100, 77, 32, 8), (64, 64, 64, 4), (30, 200, 40, 5)]
 )
-def test_tiled_equals_whole_image_on_mirrored_input(h, w, tile, overlap):
-    net, norm = small_rf_net(), Normalization([0.5] * 3, [0.25] * 3)
-    image = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+def test_tiled_equals_whole_image_on_mirrored_input(h, w, tile, overlap, percentiles):
+    """Also for a model normalised by percentiles: every tile by the whole image's (the image
+    brightens from left to right, so each tile's own would differ)."""
+    net = small_rf_net()
+    norm = Normalization([0.5] * 3, [0.25] * 3, percentiles=percentiles)
+    noise = np.random.default_rng(0).integers(0, 128, (h, w, 3))
+    image = (noise + np.linspace(0, 127, w)[None, :, None]).astype(np.uint8)
     tiled = predict_tiled(net, image, norm, tile, overlap, precision="fp32", batch_size=3)
     # reference: the whole mirror-extended image at once, cropped back
     padded = np.pad(image, ((overlap, overlap), (overlap, overlap), (0, 0)), mode="reflect")
-    logits = predict_logits(net, to_tensor(padded, norm)[None], "fp32")[
+    bounds = norm.bounds(image)
+    logits = predict_logits(net, to_tensor(padded, norm, bounds)[None], "fp32")[
         0, :, overlap:-overlap, overlap:-overlap
     ]
     np.testing.assert_array_equal(tiled, logits.argmax(0).numpy())

@@ -566,3 +566,53 @@ def test_evaluate_on_the_training_pool_scores_the_runs_own_validation_images(tmp
     (data / "images" / "4.png").unlink()
     (data / "masks" / "4.png").unlink()
     assert evaluate_checkpoint(tmp_path / "named.pt", data, precision="fp32")["images"] == 5
+
+
+def test_a_model_normalised_by_percentiles_takes_any_bit_depth(shapes_data, tmp_path, capsys):
+    """``--normalize-percentiles``: kept in the checkpoint; the same images as 8-bit PNGs, as a
+    12-bit camera's 16-bit TIFFs with a dark offset and as floats in the thousands give the
+    same masks (torch and ONNX Runtime), with no 12-bit note; resuming or fine-tuning with
+    another normalisation, and Mask R-CNN with the option, are refused."""
+    from pixelwise.data.io import read_image
+
+    run = train_tiny(
+        shapes_data, tmp_path / "run", "--normalize-percentiles", "1,99.8", "--precision", "fp32"
+    )
+    model = str(run / "best.pt")
+    assert load_model(model).norm.percentiles == [1.0, 99.8]
+    assert load_model(model).norm.apply(np.zeros((2, 2, 1), np.uint8)).dtype == np.float32
+    images = sorted((shapes_data / "val" / "images").iterdir())
+    for folder in ("twelve", "floats"):
+        (tmp_path / folder).mkdir()
+    for path in images:
+        grey = read_image(path)
+        tifffile.imwrite(tmp_path / "twelve" / f"{path.stem}.tif", grey.astype(np.uint16) * 16 + 37)
+        tifffile.imwrite(tmp_path / "floats" / f"{path.stem}.tif", grey.astype(np.float32) * 9.5)
+    assert main(["export", model, "--onnx", str(tmp_path / "m.onnx")]) == 0
+    outputs = {}
+    for runtime, checkpoint in (("torch", model), ("onnx", str(tmp_path / "m.onnx"))):
+        for source in (shapes_data / "val" / "images", tmp_path / "twelve", tmp_path / "floats"):
+            out = tmp_path / "pred" / runtime / source.name
+            forced = ["--precision", "fp32", "--runtime", runtime, "--no-progress"]
+            assert main(["predict", checkpoint, str(source), "--out", str(out), *forced]) == 0
+            outputs[runtime, source.name] = [
+                read_mask(out / "masks" / f"{p.stem}.png") for p in images
+            ]
+    assert "note" not in capsys.readouterr().err
+    reference = outputs["torch", "images"]
+    assert any(m.any() for m in reference)
+    for key, masks in outputs.items():
+        agree = np.mean([np.mean(a == b) for a, b in zip(masks, reference)])
+        assert agree >= 0.999, (key, agree)
+    # another normalisation for the same weights is refused, naming what they learnt
+    with pytest.raises(ValueError, match="with .*--normalize-percentiles 1,99.8; resume with"):
+        fit(_cfg(shapes_data, run, epochs=2, overlays=0, resume=True))
+    fit(_cfg(shapes_data, tmp_path / "plain", epochs=1, overlays=0))
+    tuned = dict(weights=str(tmp_path / "plain" / "best.pt"), normalize_percentiles=[1.0, 99.8])
+    with pytest.raises(
+        ValueError, match=r"fine-tuning normalises the images as .* learnt them \(by bit depth\)"
+    ):
+        fit(_cfg(shapes_data, tmp_path / "tuned", **tuned))
+    rcnn = ["--model", "mask_rcnn", "--normalize-percentiles", "1,99"]
+    assert main(["train", str(shapes_data), "--out", str(tmp_path / "m"), *rcnn]) == 2
+    assert "mask_rcnn normalises its images itself" in capsys.readouterr().err

@@ -264,11 +264,12 @@ class PredictOptions:
 class ModelView:
     """The image as the model sees it (and the overlays show it): ``options.input_range`` mapped
     to 0..1, else as it was read; without a range, the 16-bit inputs whose values stay under 4096
-    are listed in ``dim`` for a model trained on 8-bit images (a 12-bit camera's image, 16x too
-    dark for it)."""
+    are listed in ``dim`` for a model that normalises by bit depth and was trained on 8-bit
+    images (a 12-bit camera's image, 16x too dark for it)."""
 
     def __init__(self, seg, options: PredictOptions) -> None:
-        self.input_range, self.eight_bit = options.input_range, seg.norm.scale == 255.0
+        self.input_range = options.input_range
+        self.eight_bit = seg.norm.scale == 255.0 and seg.norm.percentiles is None
         self.dim: list[str] = []
 
     def __call__(self, image: np.ndarray, src) -> np.ndarray:

@@ -259,6 +259,14 @@ class TrainConfig:
         "microscopy (stain, intensity, gamma, inversion, greyscale, blur, noise); default none",
         choices=APPEARANCES,
     )
+    normalize_percentiles: list[float] | None = opt(
+        None,
+        "normalise each image by its own LO and HI percentiles of intensity (e.g. 1,99.8, as "
+        "StarDist and Cellpose do) instead of by its bit depth: the model then takes images of "
+        "any bit depth, exposure or offset (microscopy); kept in the checkpoint",
+        type=float_list,
+        metavar="LO,HI",
+    )
     composite: float = opt(
         0.0,
         "with probability P paste the foreground (class 1) onto another training image's "
@@ -355,6 +363,11 @@ class TrainConfig:
                 f"--classes names {len(classes)} classes and --mask-values lists {len(values)} "
                 "values: give the stored value of each class"
             )
+        if self.normalize_percentiles is not None and self.model == "mask_rcnn":
+            raise ValueError(
+                "--normalize-percentiles: mask_rcnn normalises its images itself (torchvision's "
+                "transform); the option is for semantic models"
+            )
         both = sorted(set(values or ()) & set(self.ignore_values or ()))
         if both:
             raise ValueError(
@@ -387,6 +400,11 @@ TRAIN_CHECKS = (
     ("rotate", lambda v: 0 <= v <= 180, "must be between 0 and 180 degrees"),
     ("sigma", lambda v: v > 0, "must be positive"),
     ("w0", lambda v: v >= 0, "must be 0 or more"),
+    (
+        "normalize_percentiles",
+        lambda v: len(v) == 2 and 0 <= v[0] < v[1] <= 100,
+        "must be two percentiles LO,HI with 0 <= LO < HI <= 100",
+    ),
     ("mask_values", lambda v: len(set(v)) == len(v), "lists a value twice"),
     ("class_names", lambda v: len(set(v)) == len(v), "names a class twice"),
 )

@@ -101,7 +101,8 @@ def box_probability(
 
     x0, y0, x1, y1 = window = box_window(box, small.shape[:2])
     crop, _ = crop_resize(small, None, window, seg.box_input)
-    x = to_tensor(match_channels(crop, seg.in_channels), seg.norm)[None]
+    bounds = seg.norm.bounds(match_channels(small, seg.in_channels))  # percentiles: the photo's
+    x = to_tensor(match_channels(crop, seg.in_channels), seg.norm, bounds)[None]
     inside = predict_probs(seg.network, x, precision)[0][1:].sum(0).numpy().astype(np.float32)
     prob = np.zeros(small.shape[:2], np.float32)
     prob[y0:y1, x0:x1] = cv2.resize(inside, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)

@@ -106,7 +106,8 @@ def predict_tiled(
     decide=argmax_codes,
 ) -> np.ndarray:
     """Overlap-tile prediction of an (H, W, C) image: class-id mask (H, W) uint8 (``decide``: the
-    rule from (N, K, H, W) probabilities to (N, H, W, ...) masks; by default the argmax).
+    rule from (N, K, H, W) probabilities to (N, H, W, ...) masks; by default the argmax). A
+    ``norm`` by percentiles takes them from the whole image, as the model saw its images.
 
     The image is mirror-extended by ``overlap`` on every side; tiles of ``tile`` x ``tile``
     pixels are predicted in batches and only each tile's central ``tile - 2 * overlap`` core
@@ -120,6 +121,7 @@ def predict_tiled(
     h, w = image.shape[:2]
     core_h, core_w = min(core, h), min(core, w)
     mode = "reflect" if overlap < min(h, w) else "symmetric"
+    bounds = None if norm is None else norm.bounds(image)
     padded = np.pad(image, ((overlap, overlap), (overlap, overlap), (0, 0)), mode=mode)
     origins = [(y, x) for y in tile_starts(h, core_h) for x in tile_starts(w, core_w)]
     mask = None  # (h, w) plus whatever per-pixel shape and dtype ``decide`` gives
@@ -128,7 +130,9 @@ def predict_tiled(
         x = torch.stack(
             [
                 to_tensor(
-                    padded[y : y + core_h + 2 * overlap, x0 : x0 + core_w + 2 * overlap], norm
+                    padded[y : y + core_h + 2 * overlap, x0 : x0 + core_w + 2 * overlap],
+                    norm,
+                    bounds,
                 )
                 for y, x0 in batch
             ]
@@ -168,9 +172,10 @@ def predict_probabilities(
 
 
 def trained_on_floats(seg: Segmenter) -> bool:
-    """Whether the model's training images were all float images (normalisation scale 1): such a
-    model takes float images of any range, as it was trained on them."""
-    return seg.norm.scale == 1.0
+    """Whether the model takes float images of any range: its training images were all float
+    images (normalisation scale 1), as it was trained on them, or it normalises each image by
+    its own percentiles."""
+    return seg.norm.scale == 1.0 or seg.norm.percentiles is not None
 
 
 def predict(

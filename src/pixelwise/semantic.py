@@ -286,7 +286,9 @@ def build_datasets(
     )
     channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
     train.set_channels(channels)
-    train.norm = compute_normalization(train.load(i)[0] for i in range(len(train)))
+    train.norm = compute_normalization(
+        (train.load(i)[0] for i in range(len(train))), cfg.normalize_percentiles
+    )
     val = SegmentationDataset(
         val_items,
         num_classes,
@@ -417,13 +419,14 @@ def backbone_weights(cfg: TrainConfig) -> dict | None:
     return state
 
 
-def pretrained_normalization(channels: int, scale: float) -> Normalization:
-    """The inputs ImageNet weights expect: RGB in [0, 1] less ImageNet's mean, over its std;
-    grey as the mean of the three (conv1 then sums its RGB kernels)."""
+def pretrained_normalization(channels: int, scale: float, percentiles=None) -> Normalization:
+    """The inputs ImageNet weights expect: RGB in [0, 1] (by bit depth, or by ``percentiles``)
+    less ImageNet's mean, over its std; grey as the mean of the three (conv1 then sums its RGB
+    kernels)."""
     if channels == 3:
-        return Normalization(list(IMAGENET_MEAN), list(IMAGENET_STD), scale)
+        return Normalization(list(IMAGENET_MEAN), list(IMAGENET_STD), scale, percentiles)
     mean, std = float(np.mean(IMAGENET_MEAN)), float(np.mean(IMAGENET_STD))
-    return Normalization([mean] * channels, [std] * channels, scale)
+    return Normalization([mean] * channels, [std] * channels, scale, percentiles)
 
 
 def new_head(cfg: TrainConfig, start: Segmenter, num_classes: int) -> tuple[nn.Module, dict]:

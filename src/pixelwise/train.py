@@ -122,10 +122,18 @@ def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Tas
     train_ds, val_ds, names, colours = build_datasets(cfg)
     start = None if backbone is not None else starting_point(cfg, train_ds.channels, len(names))
     if start is not None:  # fine-tuning: the images normalised as the model learnt them
+        wanted, learnt = cfg.normalize_percentiles, start.norm.percentiles
+        if wanted is not None and wanted != learnt:
+            raise ValueError(
+                f"--normalize-percentiles {shown(wanted)}: fine-tuning normalises the images as "
+                f"{cfg.weights} learnt them ("
+                + (f"by percentiles {shown(learnt)}" if learnt else "by bit depth")
+                + "); leave the option out"
+            )
         train_ds.norm = val_ds.norm = start.norm
     elif backbone is not None:  # and as the ImageNet weights learnt them
         train_ds.norm = val_ds.norm = pretrained_normalization(
-            train_ds.channels, train_ds.norm.scale
+            train_ds.channels, train_ds.norm.scale, train_ds.norm.percentiles
         )
     model, arch_kwargs = build_model(
         cfg, train_ds.channels, len(names), device, precision, start, backbone
@@ -301,17 +309,34 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_ste
 
 
 SCHEDULE = ("epochs", "epoch_size", "batch_size", "lr", "optimizer")
+# and how the weights saw their images
+KEPT_ON_RESUME = (*SCHEDULE, "normalize_percentiles")
 
 
 def check_resumable(path: Path, saved: dict, cfg: TrainConfig) -> None:
-    """The schedule spans the whole run: resuming with other settings for it is refused."""
-    changed = [k for k in SCHEDULE if k in saved and saved[k] != getattr(cfg, k)]
+    """The schedule spans the whole run, and the weights learnt their images normalised one way:
+    resuming with other settings for them is refused."""
+    changed = [
+        k
+        for k in KEPT_ON_RESUME
+        if (k in saved or k in DEFAULTS) and saved.get(k, DEFAULTS.get(k)) != getattr(cfg, k)
+    ]
     if changed:
-        was = ", ".join(f"--{k.replace('_', '-')} {saved[k]}" for k in changed)
+        was = ", ".join(f"--{k.replace('_', '-')} {shown(saved.get(k))}" for k in changed)
         raise ValueError(
             f"{path}: written by a run with {was}; resume with the same settings (the learning-rate "
             "schedule spans the whole run) or start a new run in another --out"
         )
+
+
+DEFAULTS = {"normalize_percentiles": None}  # checkpoints from before the option lack it
+
+
+def shown(value) -> str:
+    """An option's value as typed (a list as LO,HI; not given as 'not given')."""
+    if value is None:
+        return "not given"
+    return ",".join(f"{v:g}" for v in value) if isinstance(value, list) else str(value)
 
 
 def restore(

@@ -42,13 +42,17 @@ def memory_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def compute_normalization(images) -> Normalization:
-    """Per-channel mean and std of (H, W, C) images (any iterable), scaled to [0, 1]; one image
-    at a time, merged by Chan et al.'s pairwise update (a float64 copy of the whole set took
-    10 GB for 1,030 portraits of 512 x 384)."""
+def compute_normalization(images, percentiles=None) -> Normalization:
+    """Per-channel mean and std of (H, W, C) images (any iterable), scaled to [0, 1] (with
+    ``percentiles``, each by its own: :class:`Normalization`); one image at a time, merged by
+    Chan et al.'s pairwise update (a float64 copy of the whole set took 10 GB for 1,030
+    portraits of 512 x 384)."""
     n, mean, m2, scale = 0, None, None, None
+    unit = Normalization(percentiles=percentiles)
     for im in images:
         scale = max(scale or 0.0, full_scale(im.dtype))
+        if percentiles is not None:
+            im = unit.unit(im)
         x = im.reshape(-1, im.shape[-1]).astype(np.float64)
         k, mu = len(x), x.mean(axis=0)
         sq = ((x - mu) ** 2).sum(axis=0)
@@ -59,14 +63,18 @@ def compute_normalization(images) -> Normalization:
         mean = mean + delta * k / (n + k)
         m2 = m2 + sq + delta**2 * n * k / (n + k)
         n += k
-    std = np.maximum(np.sqrt(m2 / n) / scale, 1e-3)
-    return Normalization((mean / scale).tolist(), std.tolist(), scale)
+    unit_scale = 1.0 if percentiles is not None else scale  # mapped to units already
+    std = np.maximum(np.sqrt(m2 / n) / unit_scale, 1e-3)
+    return Normalization((mean / unit_scale).tolist(), std.tolist(), scale, percentiles)
 
 
-def to_tensor(image: np.ndarray, norm: Normalization | None) -> torch.Tensor:
+def to_tensor(
+    image: np.ndarray, norm: Normalization | None, bounds: tuple[float, float] | None = None
+) -> torch.Tensor:
     """(H, W, C) raw image -> normalised float32 (C, H, W) tensor (``norm`` None: the image is
-    normalised already)."""
-    x = norm.apply(image) if norm is not None else image.astype(np.float32, copy=False)
+    normalised already; ``bounds``: of the whole image that ``image`` is a crop or tile of, for
+    a model normalised by percentiles, :meth:`Normalization.bounds`)."""
+    x = norm.apply(image, bounds) if norm is not None else image.astype(np.float32, copy=False)
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
@@ -122,6 +130,7 @@ class SegmentationDataset(Dataset):
         self.channels = channels
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._cached_bytes = 0
+        self._bounds: dict[tuple, tuple[float, float]] = {}
 
     def __len__(self) -> int:
         return len(self.items)
@@ -176,6 +185,16 @@ class SegmentationDataset(Dataset):
             self._cached_bytes += image.nbytes + target.nbytes
         return image, target
 
+    def bounds(self, index: int, image: np.ndarray) -> tuple[float, float] | None:
+        """:meth:`Normalization.bounds` of pair ``index``'s whole image ``image`` (cached), which
+        its crops are normalised by; None for a model normalised by bit depth."""
+        if self.norm is None or self.norm.percentiles is None:
+            return None
+        key = (index, tuple(self.norm.percentiles))
+        if key not in self._bounds:
+            self._bounds[key] = self.norm.bounds(image)
+        return self._bounds[key]
+
     def weights(self, index: int) -> np.ndarray:
         """The border weight map of pair ``index`` at the dataset's resolution (cached)."""
         if index not in self._weights:
@@ -198,6 +217,7 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         item = index % len(self.items)  # index >= len: another random draw of the same item
         image, target = self._load(item)
+        bounds = self.bounds(item, image)
         if self.weight_map is not None:  # weights travel as a second label plane
             target = np.stack([target.astype(np.float32), self.weights(item)], axis=-1)
         if self.context:
@@ -224,8 +244,9 @@ class SegmentationDataset(Dataset):
         if self.weight_map is not None:
             weights = torch.from_numpy(np.ascontiguousarray(target[..., 1]))
             labels = torch.from_numpy(np.ascontiguousarray(target[..., 0])).long()
-            return to_tensor(image, self.norm), labels, weights
-        return to_tensor(image, self.norm), torch.from_numpy(np.ascontiguousarray(target)).long()
+            return to_tensor(image, self.norm, bounds), labels, weights
+        labels = torch.from_numpy(np.ascontiguousarray(target)).long()
+        return to_tensor(image, self.norm, bounds), labels
 
 
 def pad_collate(batch: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:

@@ -33,25 +33,59 @@ def map_range(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip(x, 0.0, 1.0, out=x)
 
 
+# Pixels a percentile is taken over, at most: a larger image is subsampled on a regular grid
+# (a 4000 x 3000 RGB photo holds 36 M values; every 3rd row and column keep 4 M).
+PERCENTILE_SAMPLES = 4_000_000
+
+
+def percentile_bounds(image: np.ndarray, percentiles) -> tuple[float, float]:
+    """The ``percentiles`` ``(lo, hi)`` of ``image``'s values (all channels together, so colours
+    keep their balance), from a regular subsample of large images (:data:`PERCENTILE_SAMPLES`)."""
+    step = max(1, int(np.ceil(np.sqrt(image.size / PERCENTILE_SAMPLES))))
+    values = image[::step, ::step].astype(np.float32, copy=False)
+    lo, hi = np.percentile(values, percentiles)
+    return float(lo), float(hi)
+
+
 @dataclass
 class Normalization:
-    """``x = (raw / scale - mean) / std`` per channel."""
+    """``x = (raw / scale - mean) / std`` per channel; with ``percentiles = (lo, hi)``,
+    ``raw / scale`` is replaced by ``(raw - P_lo) / (P_hi - P_lo)``, the image's own percentiles
+    (StarDist's and Cellpose's normalisation), so that bit depth, exposure and offset do not
+    matter."""
 
     mean: list[float] = field(default_factory=lambda: [0.5])
     std: list[float] = field(default_factory=lambda: [0.25])
     scale: float = 255.0
+    percentiles: list[float] | None = None
 
-    def apply(self, image: np.ndarray) -> np.ndarray:
-        """Normalised float32 of an (H, W, C) image. The image goes to [0, 1] by its own dtype
-        (8-bit / 255, 16-bit / 65535, floats as they are), so one photo gives one prediction
-        whatever its bit depth; ``scale`` records the range the model was trained on."""
-        x = to_unit(image)
+    def bounds(self, image: np.ndarray) -> tuple[float, float] | None:
+        """The raw values that become 0 and 1 for ``image`` (a whole image: a crop or tile of it
+        takes the whole image's bounds); None without :attr:`percentiles`."""
+        return None if self.percentiles is None else percentile_bounds(image, self.percentiles)
+
+    def unit(self, image: np.ndarray, bounds: tuple[float, float] | None = None) -> np.ndarray:
+        """``image`` as float32 on the model's unit scale: by its own dtype (8-bit / 255, 16-bit
+        / 65535, floats as they are), so one photo gives one prediction whatever its bit depth;
+        with :attr:`percentiles`, its percentiles (``bounds``, else computed from ``image``) go
+        to 0 and 1 (not clipped)."""
+        if self.percentiles is None:
+            return to_unit(image)
+        lo, hi = self.bounds(image) if bounds is None else bounds
+        x = image.astype(np.float32) - np.float32(lo)
+        return x / np.float32(hi - lo) if hi > lo else x * 0  # a flat image: all 0
+
+    def apply(self, image: np.ndarray, bounds: tuple[float, float] | None = None) -> np.ndarray:
+        """Normalised float32 of an (H, W, C) image (:meth:`unit`, then per-channel mean and
+        std); ``scale`` records the range the model was trained on."""
+        x = self.unit(image, bounds)
         mean = np.asarray(self.mean, dtype=np.float32)
         std = np.asarray(self.std, dtype=np.float32)
         return (x - mean) / std
 
     def to_dict(self) -> dict:
-        return {"mean": list(self.mean), "std": list(self.std), "scale": self.scale}
+        d = {"mean": list(self.mean), "std": list(self.std), "scale": self.scale}
+        return d if self.percentiles is None else d | {"percentiles": list(self.percentiles)}
 
 
 @dataclass(frozen=True)
