@@ -462,6 +462,7 @@ def test_predict_skip_existing(files, tmp_path, capsys):
         "--no-progress",
     ]
     assert main(args) == 0
+    assert "wrote 1 mask to" in capsys.readouterr().out  # not "1 masks"
     before = (tmp_path / "masks" / "x.png").stat().st_mtime_ns
     assert main(args + ["--skip-existing"]) == 0
     assert (tmp_path / "masks" / "x.png").stat().st_mtime_ns == before

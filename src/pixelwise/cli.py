@@ -24,7 +24,7 @@ from pixelwise.config import (
     from_args,
     value_list,
 )
-from pixelwise.constants import first_ten, one_line, parse_range, parse_stems
+from pixelwise.constants import counted, first_ten, one_line, parse_range, parse_stems
 
 EXTRAS = {
     "fastapi": "serve",
@@ -551,7 +551,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 seg, inputs, out, predict_options(args), args.progress, shard
             ),
             lambda result: print(
-                f"wrote {len(result.written)} masks to {out / 'masks'}{extra} and overlays to "
+                f"wrote {counted(len(result.written), 'mask')} to {out / 'masks'}{extra} and overlays to "
                 f"{out / 'overlays'}"
                 + (
                     f", class probabilities to {out / 'probabilities'}"
@@ -620,13 +620,13 @@ def cmd_segment(args: argparse.Namespace) -> int:
         coco = ""
         if args.coco is not None:
             found = write_coco(args.coco, result, coco_names(seg, args.object_class))
-            coco = f", {found} objects of {len(result.coco)} images to {args.coco}"
+            coco = f", {counted(found, 'object')} of {counted(len(result.coco), 'image')} to {args.coco}"
         if args.measure is not None:
             rows = [(name, found) for _, name, found in sorted(result.measures, key=lambda m: m[0])]
             atomic_write_bytes(args.measure, measurements_csv(rows))
             coco += f", {sum(len(r) for _, r in rows)} objects' measurements to {args.measure}"
         print(
-            f"wrote {len(result.written)} instance label images to {Path(args.out) / 'instances'} and overlays to "
+            f"wrote {counted(len(result.written), 'instance label image')} to {Path(args.out) / 'instances'} and overlays to "
             f"{Path(args.out) / 'overlays'}"
             + (f", LabelMe polygons to {Path(args.out) / 'labelme'}" if args.labelme else "")
             + coco
@@ -698,7 +698,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     summary, beside = evaluation_of(args)
     ran = f" ({summary['path']})" if "path" in summary else ""
-    print(f"{summary['images']} images from {summary['split']}{ran}")
+    print(f"{counted(summary['images'], 'image')} from {summary['split']}{ran}")
     if "detection" in summary:
         d = {k: "-" if v is None else f"{v:.4f}" for k, v in summary["detection"].items()}
         print(
@@ -750,7 +750,9 @@ def predict_classical(args: argparse.Namespace) -> int:
         out=args.out,
         pages=True,
     )
-    print(f"wrote {len(result.written)} region masks ({args.method}) to {Path(args.out) / 'masks'}")
+    print(
+        f"wrote {counted(len(result.written), 'region mask')} ({args.method}) to {Path(args.out) / 'masks'}"
+    )
     return report_failures(result)
 
 
@@ -821,7 +823,7 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
     compute = lambda src: cut(src, **hints(src))  # noqa: E731
     result = run_batch(photos, compute, write, "remove-bg", args.progress, skip=skip, pairs=pairs)
     skipped = f" ({result.skipped} existing skipped)" if result.skipped else ""
-    print(f"wrote {len(result.written)} cut-outs to {args.out}" + skipped)
+    print(f"wrote {counted(len(result.written), 'cut-out')} to {args.out}" + skipped)
     report_empty(empty)
     return report_failures(result)
 
@@ -950,11 +952,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.int8:
         gate = export_int8(seg, args.onnx, args.int8, args.val_stems)
         verdict = "passed" if gate["passed"] else "FAILED"
-        print(
-            f"wrote {args.onnx} (int8); accuracy gate {verdict}: mean IoU {gate['mean_iou_int8']:.4f} int8 vs "
-            f"{gate['mean_iou_fp32']:.4f} fp32 on {gate['images']} images (drop {gate['drop']:.4f}, "
-            f"at most {gate['max_drop']})"
-        )
+        print(f"wrote {args.onnx} (int8); accuracy gate {verdict}: {gate_scores(gate)}")
         return 0 if gate["passed"] else 1
     path, worst = export_checked(seg, args.onnx)
     size = path.stat().st_size / 1e6
@@ -962,6 +960,14 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"wrote {path} ({size:.1f} MB); max |ONNX Runtime - PyTorch| logit difference {worst:.2e}"
     )
     return 0
+
+
+def gate_scores(gate: dict) -> str:
+    """What an int8 accuracy gate measured, as export --int8 and calibrate print it."""
+    return (
+        f"mean IoU {gate['mean_iou_int8']:.4f} int8 vs {gate['mean_iou_fp32']:.4f} fp32 on "
+        f"{counted(gate['images'], 'image')} (drop {gate['drop']:.4f}, at most {gate['max_drop']})"
+    )
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -972,10 +978,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     # the run's own validation images when DATA holds them, as evaluate scores them
     stems = args.val_stems or run_validation(args.checkpoint, args.data, "semantic")
     gate = calibrate_checkpoint(args.checkpoint, args.data, stems, args.out)
-    scores = (
-        f"mean IoU {gate['mean_iou_int8']:.4f} int8 vs {gate['mean_iou_fp32']:.4f} fp32 on "
-        f"{gate['images']} images (drop {gate['drop']:.4f}, at most {gate['max_drop']})"
-    )
+    scores = gate_scores(gate)
     if not gate["passed"]:
         print(f"accuracy gate FAILED: {scores}; {args.checkpoint} left unchanged")
         return 1

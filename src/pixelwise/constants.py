@@ -78,3 +78,8 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return (str(exc).strip().splitlines() or [""])[0]  # torch's messages can run to many lines
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: "1 image", "3 images"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
