@@ -616,3 +616,38 @@ def test_a_model_normalised_by_percentiles_takes_any_bit_depth(shapes_data, tmp_
     rcnn = ["--model", "mask_rcnn", "--normalize-percentiles", "1,99"]
     assert main(["train", str(shapes_data), "--out", str(tmp_path / "m"), *rcnn]) == 2
     assert "mask_rcnn normalises its images itself" in capsys.readouterr().err
+
+
+def test_training_notes_images_that_store_intensity_differently(shapes_data, tmp_path, capsys):
+    """8-bit PNGs beside a 12-bit camera's 16-bit TIFFs: bit-depth normalisation shows them at
+    different brightnesses, and training says so and what to do; beside full-range 16-bit files,
+    or with --normalize-percentiles, it says nothing."""
+    from pixelwise.data.encoding import intensity_kind, mixed_kinds_note
+    from pixelwise.data.io import read_image
+
+    assert intensity_kind(np.zeros((2, 2, 1), np.float32) + 0.5) == "float 0..1"
+    assert intensity_kind(np.full((2, 2, 1), 900.0, np.float32)) == "float"
+    assert mixed_kinds_note({"8-bit": 3, "16-bit": 2, "float 0..1": 1}) is None
+    data = tmp_path / "data"
+    shutil.copytree(shapes_data, data)
+    images = sorted((data / "train" / "images").iterdir())
+    for path in images[:3]:
+        grey = read_image(path).astype(np.uint16)
+        tifffile.imwrite(path.with_suffix(".tif"), grey * 16)  # 0..4080
+        path.unlink()
+    small = ["--epochs", "1", "--precision", "fp32"]
+    train_tiny(data, tmp_path / "a", *small)
+    err = capsys.readouterr().err
+    assert (
+        "note: the images store intensity in different ways (13 8-bit, 3 12-bit in 16-bit)" in err
+    )
+    assert "--normalize-percentiles 1,99.8" in err
+    train_tiny(data, tmp_path / "b", *small, "--normalize-percentiles", "1,99.8")
+    assert "store intensity" not in capsys.readouterr().err
+    for path in images[:3]:  # the same images at full 16-bit range: one brightness
+        tif = path.with_suffix(".tif")
+        tifffile.imwrite(
+            tif, (tifffile.imread(tif).astype(np.uint32) * 257 // 16).astype(np.uint16)
+        )
+    train_tiny(data, tmp_path / "c", *small)
+    assert "store intensity" not in capsys.readouterr().err

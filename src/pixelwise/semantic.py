@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,13 @@ from pixelwise.checkpoint import load_model
 from pixelwise.config import TrainConfig
 from pixelwise.constants import IGNORE_INDEX, LOSSES
 from pixelwise.data.datasets import SegmentationDataset, compute_normalization, to_tensor
-from pixelwise.data.encoding import MaskEncoding, Normalization, is_lossy, unpacked
+from pixelwise.data.encoding import (
+    MaskEncoding,
+    Normalization,
+    intensity_kind,
+    is_lossy,
+    unpacked,
+)
 from pixelwise.data.io import colour_name, is_colour_mask, mask_palette, save_png
 from pixelwise.data.layouts import (
     DatasetInfo,
@@ -286,8 +293,15 @@ def build_datasets(
     )
     channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
     train.set_channels(channels)
+    kinds = Counter()  # how the images store intensity (intensity_kind), train and val
+
+    def noted(images):
+        for image in images:
+            kinds[intensity_kind(image)] += 1
+            yield image
+
     train.norm = compute_normalization(
-        (train.load(i)[0] for i in range(len(train))), cfg.normalize_percentiles
+        noted(train.load(i)[0] for i in range(len(train))), cfg.normalize_percentiles
     )
     val = SegmentationDataset(
         val_items,
@@ -298,8 +312,9 @@ def build_datasets(
         scale=cfg.scale,
         **box_validation(cfg),
     )
-    for i in range(len(val)):  # a bad validation file stops the run now, not after an epoch
-        val.load(i)
+    for _ in noted(val.load(i)[0] for i in range(len(val))):
+        pass  # a bad validation file stops the run now, not after an epoch
+    train.kinds = dict(kinds)
     return train, val, names, colours
 
 

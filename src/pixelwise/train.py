@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from pixelwise.config import TrainConfig
 from pixelwise.constants import first_ten
 from pixelwise.data.coco import InstanceDataset, collate
 from pixelwise.data.datasets import pad_collate
-from pixelwise.data.encoding import MaskEncoding, Normalization
+from pixelwise.data.encoding import MaskEncoding, Normalization, mixed_kinds_note
 from pixelwise.data.io import atomic_write_bytes
 from pixelwise.detection import detection_step, instance_splits, score_detector
 from pixelwise.evaluate import evaluate
@@ -135,6 +136,8 @@ def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Tas
         train_ds.norm = val_ds.norm = pretrained_normalization(
             train_ds.channels, train_ds.norm.scale, train_ds.norm.percentiles
         )
+    if train_ds.norm.percentiles is None and (note := mixed_kinds_note(train_ds.kinds)):
+        print(note, file=sys.stderr)
     model, arch_kwargs = build_model(
         cfg, train_ds.channels, len(names), device, precision, start, backbone
     )

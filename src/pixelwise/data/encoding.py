@@ -33,6 +33,34 @@ def map_range(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip(x, 0.0, 1.0, out=x)
 
 
+def intensity_kind(image: np.ndarray) -> str:
+    """How an image stores intensity, as bit-depth normalisation sees it: ``8-bit``, ``16-bit``,
+    ``12-bit in 16-bit`` (values under 4096: a 12-bit camera's, 16x darker by its dtype),
+    ``float 0..1`` or ``float`` (other ranges, taken as they are)."""
+    if image.dtype.kind == "f":
+        return "float 0..1" if image.min() >= 0 and image.max() <= 1 else "float"
+    if image.dtype == np.uint16:
+        return "12-bit in 16-bit" if image.max() < 4096 else "16-bit"
+    return f"{8 * image.dtype.itemsize}-bit"
+
+
+FULL_RANGE_KINDS = {"8-bit", "16-bit", "float 0..1"}  # one scene, one brightness in each
+
+
+def mixed_kinds_note(kinds: dict[str, int]) -> str | None:
+    """The note for training images whose :func:`intensity_kind` s put one scene at different
+    brightnesses under bit-depth normalisation (None when they do not)."""
+    if len(kinds) < 2 or set(kinds) <= FULL_RANGE_KINDS:
+        return None
+    listed = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    return (
+        f"note: the images store intensity in different ways ({listed}); each is scaled by its "
+        "type (12-bit values in a 16-bit file to at most 1/16, floats as they are), so one scene "
+        "looks brighter or darker in each: --normalize-percentiles 1,99.8 normalises every image "
+        "by its own intensities instead"
+    )
+
+
 # Pixels a percentile is taken over, at most: a larger image is subsampled on a regular grid
 # (a 4000 x 3000 RGB photo holds 36 M values; every 3rd row and column keep 4 M).
 PERCENTILE_SAMPLES = 4_000_000
