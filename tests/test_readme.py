@@ -58,6 +58,7 @@ def test_readme_commands_run(readme_cwd, capsys):
         "train",
         "models",
         "info",
+        "info",
         "segment",
         "evaluate",
         "evaluate",

@@ -651,3 +651,85 @@ def test_training_notes_images_that_store_intensity_differently(shapes_data, tmp
         )
     train_tiny(data, tmp_path / "c", *small)
     assert "store intensity" not in capsys.readouterr().err
+
+
+def test_info_describes_a_model_and_the_command_that_trained_it(shapes_data, tmp_path, capsys):
+    """``pixelwise info MODEL``: architecture and size, classes with their mask values, input
+    normalisation, the run's scores and options (the printed command parses back to the run's
+    settings), int8 calibration; the same for its exported .onnx file (no training record)."""
+    from pixelwise.checkpoint import read_checkpoint, write_checkpoint
+    from pixelwise.cli import build_parser
+    from pixelwise.config import TrainConfig, from_args
+
+    extra = ["--normalize-percentiles", "0.5,99.5", "--rotate", "15", "--box-crop=-0.02,0.2"]
+    run = train_tiny(
+        shapes_data,
+        tmp_path / "run",
+        "--mask-values",
+        "0,1,2",
+        "--classes",
+        "bg,disc,square",
+        *extra,
+    )
+    capsys.readouterr()
+    assert main(["info", str(run / "best.pt")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ckpt = read_checkpoint(run / "best.pt")
+    params = sum(
+        v.numel()
+        for k, v in ckpt["state_dict"].items()
+        if "running" not in k and "num_batches" not in k
+    )
+    assert lines[0].startswith(
+        f"{run / 'best.pt'}: unet (semantic, {params / 1e6:.2f} M parameters; in_channels 1, depth 2, base_width 8"
+    )
+    assert (
+        lines[1] == "classes: 0 bg (mask value 0), 1 disc (mask value 1), 2 square (mask value 2)"
+    )
+    assert lines[2].startswith(
+        "input: 1 channel; each image normalised by its own 0.5 and 99.5 percentiles; mean "
+    )
+    assert lines[2].endswith("; a box model: the box's crop at 32 x 32")
+    best = ckpt["train_state"]["metrics"]["mean_iou"]
+    assert lines[3].startswith(f"training: epoch {ckpt['train_state']['epoch']} of 2; validation ")
+    assert f"mean IoU {best:.4f}" in lines[3]
+    command = lines[4].removeprefix("trained by: pixelwise ").split(" ")
+    assert (
+        command[:4] == ["train", str(shapes_data), "--out", str(run)]
+        and "--box-crop=-0.02,0.2" in command
+    )
+    parsed = from_args(TrainConfig, build_parser().parse_args(command))
+    saved = ckpt["train_state"]["config"]
+    for name, value in vars(parsed).items():
+        if name != "progress":
+            assert value == saved[name], name
+    assert lines[5].startswith("int8: not calibrated")
+    # a calibration record, as pixelwise calibrate leaves it
+    gate = {
+        "mean_iou_fp32": 0.9,
+        "mean_iou_int8": 0.899,
+        "drop": 0.001,
+        "max_drop": 0.005,
+        "images": 1,
+        "passed": True,
+    }
+    write_checkpoint(
+        tmp_path / "c.pt",
+        ckpt | {"int8": {"graph": torch.zeros(1, dtype=torch.uint8), "gate": gate}},
+    )
+    assert main(["info", str(tmp_path / "c.pt")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "int8: calibrated, accuracy gate passed: mean IoU 0.8990 int8 vs 0.9000 fp32 on 1 image "
+        "(drop 0.0010, at most 0.005)"
+    )
+    assert main(["export", str(run / "best.pt"), "--onnx", str(tmp_path / "m.onnx")]) == 0
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "m.onnx")]) == 0
+    onnx_lines = capsys.readouterr().out.splitlines()
+    assert (
+        onnx_lines[0]
+        == f"{tmp_path / 'm.onnx'}: unet (semantic; in_channels 1, depth 2, base_width 8, batch_norm True, backend torch)"
+    )
+    assert onnx_lines[1:3] == lines[1:3]
+    assert main(["info", str(tmp_path / "nothing.pt")]) == 2
+    assert "nothing.pt: checkpoint not found" in capsys.readouterr().err

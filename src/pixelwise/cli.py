@@ -395,10 +395,15 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     ),
     "models": ("list the available architectures", "", []),
     "info": (
-        "this machine: CPU, flags, versions and the execution paths measured fastest",
+        "this machine: CPU, flags, versions and the execution paths measured fastest; or a model",
         "Prints the CPU model and the flags that decide the fast paths, the library versions, and the "
-        "probe's timings (measured once per machine and cached; see pixelwise.runtime).",
-        [Opt(("--probe",), "measure again now (a few seconds)", action="store_true")],
+        "probe's timings (measured once per machine and cached; see pixelwise.runtime). With MODEL: "
+        "what that checkpoint, .onnx file or bundled model is (architecture, classes and their mask "
+        "values, input normalisation, its training run and options, int8 calibration).",
+        [
+            Opt(("model",), "a .pt or .onnx file or a bundled model name", nargs="?"),
+            Opt(("--probe",), "measure again now (a few seconds)", action="store_true"),
+        ],
     ),
     "demo": (
         "train on generated shapes, then predict and evaluate (about a minute)",
@@ -950,6 +955,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     seg = load_model(args.checkpoint)
     if args.int8:
+        from pixelwise.report import gate_scores
+
         gate = export_int8(seg, args.onnx, args.int8, args.val_stems)
         verdict = "passed" if gate["passed"] else "FAILED"
         print(f"wrote {args.onnx} (int8); accuracy gate {verdict}: {gate_scores(gate)}")
@@ -962,17 +969,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def gate_scores(gate: dict) -> str:
-    """What an int8 accuracy gate measured, as export --int8 and calibrate print it."""
-    return (
-        f"mean IoU {gate['mean_iou_int8']:.4f} int8 vs {gate['mean_iou_fp32']:.4f} fp32 on "
-        f"{counted(gate['images'], 'image')} (drop {gate['drop']:.4f}, at most {gate['max_drop']})"
-    )
-
-
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from pixelwise.checkpoint import calibrate_checkpoint, calibration_target
     from pixelwise.evaluate import run_validation
+    from pixelwise.report import gate_scores
 
     calibration_target(args.checkpoint, args.out)  # a bundled model in place: refused first
     # the run's own validation images when DATA holds them, as evaluate scores them
@@ -999,6 +999,12 @@ def cmd_models(_: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from pixelwise import runtime
+
+    if getattr(args, "model", None):
+        from pixelwise.report import model_report
+
+        print(model_report(args.model))
+        return 0
 
     info = runtime.probe() if args.probe else runtime.measured()
     if args.probe:

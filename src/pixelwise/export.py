@@ -125,12 +125,10 @@ class OnnxNetwork(nn.Module):
         return torch.from_numpy(self.session.run(["logits"], {"image": array})[0])
 
 
-def load_onnx(path: str | Path) -> tuple[dict, OnnxNetwork]:
-    """The metadata of an exported ``.onnx`` file and its network on ONNX Runtime
-    (:func:`pixelwise.checkpoint.load_model` makes the Segmenter)."""
+def read_metadata(path: Path) -> dict:
+    """The metadata pixelwise stores in an exported ``.onnx`` file (refused for other files)."""
     import onnx
 
-    path = Path(path)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
@@ -140,7 +138,14 @@ def load_onnx(path: str | Path) -> tuple[dict, OnnxNetwork]:
         raise ValueError(
             f"{path}: an ONNX model not exported by pixelwise (no '{METADATA_KEY}' metadata)"
         )
-    info = json.loads(meta[METADATA_KEY])
+    return json.loads(meta[METADATA_KEY])
+
+
+def load_onnx(path: str | Path) -> tuple[dict, OnnxNetwork]:
+    """The metadata of an exported ``.onnx`` file and its network on ONNX Runtime
+    (:func:`pixelwise.checkpoint.load_model` makes the Segmenter)."""
+    path = Path(path)
+    info = read_metadata(path)
     gate = info.get("int8")
     if gate and not gate.get("passed"):
         print(

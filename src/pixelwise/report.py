@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.config import TrainConfig
-from pixelwise.constants import IGNORE_INDEX, first_ten
+from pixelwise.constants import IGNORE_INDEX, counted, first_ten
 from pixelwise.data.coco import oriented_size
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.semantic import read_data, validation_source
@@ -118,3 +118,149 @@ def format_report(report: dict) -> str:
     )
     lines += [f"warning: {w}" for w in report["warnings"]]
     return "\n".join(lines)
+
+
+def model_report(model: str | Path) -> str:
+    """``pixelwise info MODEL``: what a checkpoint, exported ``.onnx`` file or bundled model is
+    and how it was made, from its metadata (no network is built): architecture and size, classes
+    and the stored mask values they came from, how it normalises its input, the training run
+    (epoch, validation scores, the command's options) and its int8 calibration."""
+    from pixelwise.checkpoint import read_checkpoint
+    from pixelwise.runtime import is_onnx_file
+
+    if is_onnx_file(model):
+        from pixelwise.export import read_metadata
+
+        meta, parameters = read_metadata(Path(model)) | {"path": str(model)}, None
+    else:
+        meta = read_checkpoint(model)
+        state = meta.get("state_dict") or {}
+        parameters = sum(v.numel() for k, v in state.items() if not k.endswith(BUFFERS))
+    kwargs = meta["arch_kwargs"]
+    size = f", {parameters / 1e6:.2f} M parameters" if parameters is not None else ""
+    shape = ", ".join(f"{k} {v}" for k, v in kwargs.items() if k not in ("num_classes",))
+    lines = [
+        f"{meta.get('path', model)}: {meta['arch']} ({meta.get('kind', 'semantic')}{size}; {shape})"
+    ]
+    lines.append("classes: " + ", ".join(class_lines(meta)))
+    lines.append("input: " + input_line(meta))
+    train = meta.get("train_state")
+    if train:
+        lines += training_lines(train)
+    elif not is_onnx_file(model):
+        lines.append("training: no record in the checkpoint")
+    lines.append("int8: " + int8_line(meta))
+    return "\n".join(lines)
+
+
+BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # batch norm's statistics
+
+
+def class_lines(meta: dict) -> list[str]:
+    """Each class with the stored mask value (or colour) it was trained from."""
+    from pixelwise.data.io import colour_name
+
+    encoding = meta.get("mask_encoding") or {}
+    values, instances = encoding.get("values"), encoding.get("instances")
+    shown = []
+    for k, name in enumerate(meta["class_names"]):
+        if instances or values is None or meta.get("kind") == "instance":
+            shown.append(f"{k} {name}")
+            continue
+        value = values[k]
+        stored = colour_name(value) if max(values) > 255 else str(value)
+        shown.append(f"{k} {name} (mask value {stored})")
+    extra = []
+    if instances:
+        extra.append(f"from instance labels ({instances})")
+    if encoding.get("ignore_values"):
+        extra.append(f"ignored mask values {encoding['ignore_values']}")
+    return shown + extra
+
+
+def input_line(meta: dict) -> str:
+    """How the model takes its images: channels, normalisation, scale, box input."""
+    norm, kwargs = meta["normalization"], meta["arch_kwargs"]
+    channels = int(kwargs.get("in_channels", 3))
+    parts = [f"{channels} channel{'s' if channels != 1 else ''}"]
+    if norm.get("percentiles"):
+        lo, hi = norm["percentiles"]
+        parts.append(f"each image normalised by its own {lo:g} and {hi:g} percentiles")
+    else:
+        depth = {255.0: "8-bit", 65535.0: "16-bit", 1.0: "float"}.get(norm["scale"], "")
+        parts.append(f"normalised by bit depth (trained on {depth or norm['scale']} images)")
+    mean = ", ".join(f"{v:.3f}" for v in norm["mean"])
+    std = ", ".join(f"{v:.3f}" for v in norm["std"])
+    parts.append(f"mean {mean}, std {std}")
+    scale = float(meta.get("input_scale", 1.0))
+    if scale != 1.0:
+        parts.append(f"images resized by {scale:g} (--scale)")
+    if meta.get("box_input"):
+        parts.append(f"a box model: the box's crop at {meta['box_input']} x {meta['box_input']}")
+    return "; ".join(parts)
+
+
+METRIC_NAMES = {
+    "mean_iou": "mean IoU",
+    "mean_dice": "mean Dice",
+    "pixel_accuracy": "pixel accuracy",
+}
+SHOWN_STEMS = 3  # validation ids shown of a longer list
+
+
+def training_lines(train: dict) -> list[str]:
+    """The run: its best epoch and validation scores, and its options as a command."""
+    from pixelwise.config import TrainConfig, field_options
+
+    cfg = train.get("config") or {}
+    metrics = train.get("metrics") or {}
+    scores = ", ".join(
+        f"{METRIC_NAMES.get(k, k.replace('_', ' '))} {v:.4f}"
+        for k, v in metrics.items()
+        if isinstance(v, float) and k != "val_loss" and np.isfinite(v)
+    )
+    planned = f" of {cfg['epochs']}" if "epochs" in cfg else ""
+    lines = [
+        f"training: epoch {train.get('epoch', '?')}{planned}; validation {scores or 'not scored'}"
+    ]
+    if cfg:
+        defaults = TrainConfig(data=cfg.get("data"), out=cfg.get("out"))
+        options = []
+        for name, option in field_options(TrainConfig):
+            if name in ("data", "out", "progress") or name not in cfg:
+                continue
+            value = cfg[name]
+            if value == getattr(defaults, name):
+                continue
+            flag = option.flags[0]
+            if isinstance(value, bool):
+                options.append(flag)
+                continue
+            values = value if isinstance(value, list) else [value]
+            if name == "val_stems" and len(values) > SHOWN_STEMS:
+                values = [*values[:SHOWN_STEMS], f"... ({len(values)} in all)"]
+            text = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+            options.append(f"{flag}={text}" if text.startswith("-") else f"{flag} {text}")
+        lines.append(
+            f"trained by: pixelwise train {cfg.get('data')} --out {cfg.get('out')}"
+            + "".join(f" {o}" for o in options)
+        )
+    return lines
+
+
+def int8_line(meta: dict) -> str:
+    """The int8 calibration a checkpoint (or exported file) carries, and its accuracy gate."""
+    entry = meta.get("int8")
+    gate = entry.get("gate") if isinstance(entry, dict) and "graph" in entry else entry
+    if not gate:
+        return "not calibrated (pixelwise calibrate MODEL DATA adds an int8 graph)"
+    verdict = "passed" if gate.get("passed") else "FAILED"
+    return f"calibrated, accuracy gate {verdict}: {gate_scores(gate)}"
+
+
+def gate_scores(gate: dict) -> str:
+    """What an int8 accuracy gate measured, as export --int8, calibrate and info print it."""
+    return (
+        f"mean IoU {gate['mean_iou_int8']:.4f} int8 vs {gate['mean_iou_fp32']:.4f} fp32 on "
+        f"{counted(gate['images'], 'image')} (drop {gate['drop']:.4f}, at most {gate['max_drop']})"
+    )
