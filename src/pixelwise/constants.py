@@ -83,3 +83,12 @@ def one_line(exc: BaseException) -> str:
 def counted(n: int, noun: str) -> str:
     """``n`` and ``noun``, plural unless ``n`` is 1: "1 image", "3 images"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def option_text(value) -> str:
+    """An option's value as typed on the command line: a list comma-separated, floats short
+    (``0.35,1``), None as "not given"."""
+    if value is None:
+        return "not given"
+    values = value if isinstance(value, list | tuple) else [value]
+    return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.config import TrainConfig
-from pixelwise.constants import IGNORE_INDEX, counted, first_ten
+from pixelwise.constants import IGNORE_INDEX, counted, first_ten, option_text
 from pixelwise.data.coco import oriented_size
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.semantic import read_data, validation_source
@@ -239,7 +239,7 @@ def training_lines(train: dict) -> list[str]:
             values = value if isinstance(value, list) else [value]
             if name == "val_stems" and len(values) > SHOWN_STEMS:
                 values = [*values[:SHOWN_STEMS], f"... ({len(values)} in all)"]
-            text = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+            text = option_text(values)
             options.append(f"{flag}={text}" if text.startswith("-") else f"{flag} {text}")
         lines.append(
             f"trained by: pixelwise train {cfg.get('data')} --out {cfg.get('out')}"

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from pixelwise import distributed as dist
 from pixelwise.checkpoint import load_model, read_checkpoint, save_checkpoint
 from pixelwise.config import TrainConfig
-from pixelwise.constants import first_ten
+from pixelwise.constants import first_ten, option_text
 from pixelwise.data.coco import InstanceDataset, collate
 from pixelwise.data.datasets import pad_collate
 from pixelwise.data.encoding import MaskEncoding, Normalization, mixed_kinds_note
@@ -126,9 +126,9 @@ def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Tas
         wanted, learnt = cfg.normalize_percentiles, start.norm.percentiles
         if wanted is not None and wanted != learnt:
             raise ValueError(
-                f"--normalize-percentiles {shown(wanted)}: fine-tuning normalises the images as "
+                f"--normalize-percentiles {option_text(wanted)}: fine-tuning normalises the images as "
                 f"{cfg.weights} learnt them ("
-                + (f"by percentiles {shown(learnt)}" if learnt else "by bit depth")
+                + (f"by percentiles {option_text(learnt)}" if learnt else "by bit depth")
                 + "); leave the option out"
             )
         train_ds.norm = val_ds.norm = start.norm
@@ -325,21 +325,15 @@ def check_resumable(path: Path, saved: dict, cfg: TrainConfig) -> None:
         if (k in saved or k in DEFAULTS) and saved.get(k, DEFAULTS.get(k)) != getattr(cfg, k)
     ]
     if changed:
-        was = ", ".join(f"--{k.replace('_', '-')} {shown(saved.get(k))}" for k in changed)
+        was = ", ".join(f"--{k.replace('_', '-')} {option_text(saved.get(k))}" for k in changed)
         raise ValueError(
             f"{path}: written by a run with {was}; resume with the same settings (the learning-rate "
-            "schedule spans the whole run) or start a new run in another --out"
+            "schedule spans the whole run; the weights learnt one normalisation) or start a new "
+            "run in another --out"
         )
 
 
 DEFAULTS = {"normalize_percentiles": None}  # checkpoints from before the option lack it
-
-
-def shown(value) -> str:
-    """An option's value as typed (a list as LO,HI; not given as 'not given')."""
-    if value is None:
-        return "not given"
-    return ",".join(f"{v:g}" for v in value) if isinstance(value, list) else str(value)
 
 
 def restore(

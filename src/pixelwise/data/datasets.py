@@ -131,6 +131,7 @@ class SegmentationDataset(Dataset):
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._cached_bytes = 0
         self._bounds: dict[tuple, tuple[float, float]] = {}
+        self.kinds: dict[str, int] = {}  # images per intensity_kind (training: build_datasets)
 
     def __len__(self) -> int:
         return len(self.items)
