@@ -1,6 +1,7 @@
 """Score a nuclei model per image type, next to Otsu + watershed on the same images.
 
     python recipes/nuclei_eval.py CHECKPOINT [--data ../shared/data] [--tta] [--json OUT]
+        [--exposure F] [--as-12-bit]
 
 Sets: the 66 DSB2018 validation ids (recipes/dsb2018_val_ids.txt), split by image type from
 colour statistics (stained tissue: mean |channel - grey| > 0.02; otherwise fluorescence when
@@ -10,6 +11,12 @@ never trained on; cpm15 is in the bundled model's training data). Figures: DSB20
 with Otsu (the polarity that makes nuclei the minority), fills holes and splits touching nuclei
 by a distance-transform watershed. ``--tta`` averages the model's class probabilities over the
 8 flips/rotations of each image.
+
+Intensity shifts, applied to every image before both methods see it (a model normalised by
+percentiles, ``train --normalize-percentiles``, should not notice them): ``--exposure F``
+multiplies the values by F (an under- or over-exposed camera; clipped to the file's range), and
+``--as-12-bit`` stores each 8-bit image as a 12-bit camera's 16-bit file would hold it (values
+x 16, uint16), as in ``--input-range``'s example.
 """
 
 from __future__ import annotations
@@ -68,7 +75,21 @@ def parse_args(doc: str) -> argparse.Namespace:
     parser.add_argument("--min-size", type=int, default=10)
     parser.add_argument("--tta", action="store_true", help="average over the 8 flips/rotations")
     parser.add_argument("--json")
+    parser.add_argument("--exposure", type=float, default=1.0, help="multiply values by F")
+    parser.add_argument("--as-12-bit", action="store_true", help="8-bit values x 16 as uint16")
     return parser.parse_args()
+
+
+def shifted(image: np.ndarray, exposure: float = 1.0, as_12_bit: bool = False) -> np.ndarray:
+    """``image`` under the intensity shifts of the module docstring."""
+    if exposure != 1.0:
+        top = np.iinfo(image.dtype).max
+        image = np.clip(np.rint(image * np.float64(exposure)), 0, top).astype(image.dtype)
+    if as_12_bit:
+        if image.dtype != np.uint8:
+            raise ValueError(f"--as-12-bit takes 8-bit images, got {image.dtype}")
+        image = image.astype(np.uint16) * 16
+    return image
 
 
 def main() -> None:
@@ -79,6 +100,7 @@ def main() -> None:
         scores = {"model": [], "otsu": []}
         for item in items:
             image, truth = read_image(item.image), read_mask(item.mask)
+            image = shifted(image, args.exposure, args.as_12_bit)
             for method, labels in (
                 ("model", segment(seg, image, min_size=args.min_size, tta=args.tta)),
                 ("otsu", otsu_watershed(image, args.min_size)),

@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import shared_dataset
 from PIL import Image
 from scipy import ndimage
@@ -115,6 +116,17 @@ def test_nuclei_thresholds_cross_selection_scores_each_pick_on_the_other_half():
     assert picks == ["wide", "tight"]
     # wide scored on b, d (0.2 mean), tight on a, c (0.5 mean): (0.2 * 2 + 0.5 * 2) / 4
     assert abs(value - 0.35) < 1e-12
+
+
+def test_nuclei_eval_intensity_shifts():
+    shifted = _load("nuclei_eval").shifted
+    image = np.array([[0, 10, 200]], np.uint8)
+    np.testing.assert_array_equal(shifted(image, 0.5), [[0, 5, 100]])
+    np.testing.assert_array_equal(shifted(image, 2.0), [[0, 20, 255]])  # clipped
+    twelve = shifted(image, as_12_bit=True)
+    assert twelve.dtype == np.uint16 and twelve.tolist() == [[0, 160, 3200]]
+    with pytest.raises(ValueError, match="8-bit"):
+        shifted(twelve, as_12_bit=True)
 
 
 def test_nuclei_thresholds_report_picks_per_type_and_falls_back_for_small_types(capsys):
