@@ -731,5 +731,15 @@ def test_info_describes_a_model_and_the_command_that_trained_it(shapes_data, tmp
         == f"{tmp_path / 'm.onnx'}: unet (semantic; in_channels 1, depth 2, base_width 8, batch_norm True, backend torch)"
     )
     assert onnx_lines[1:3] == lines[1:3]
+    # an instance model: torchvision normalises, no int8
+    rcnn = ckpt | {"kind": "instance", "arch": "mask_rcnn", "int8": None}
+    rcnn["train_state"] = {"epoch": 1, "metrics": {"mask_ap": 0.25, "val_loss": float("nan")}}
+    write_checkpoint(tmp_path / "r.pt", rcnn)
+    assert main(["info", str(tmp_path / "r.pt")]) == 0
+    assert capsys.readouterr().out.splitlines()[2:] == [
+        "input: 1 channel; 0..1 by bit depth, then torchvision's own normalisation",
+        "training: epoch 1; validation mask AP 0.2500",
+        "int8: not available for instance models (int8 runs exported semantic models)",
+    ]
     assert main(["info", str(tmp_path / "nothing.pt")]) == 2
     assert "nothing.pt: checkpoint not found" in capsys.readouterr().err

@@ -183,6 +183,8 @@ def input_line(meta: dict) -> str:
     norm, kwargs = meta["normalization"], meta["arch_kwargs"]
     channels = int(kwargs.get("in_channels", 3))
     parts = [f"{channels} channel{'s' if channels != 1 else ''}"]
+    if meta.get("kind") == "instance":
+        return parts[0] + "; 0..1 by bit depth, then torchvision's own normalisation"
     if norm.get("percentiles"):
         lo, hi = norm["percentiles"]
         parts.append(f"each image normalised by its own {lo:g} and {hi:g} percentiles")
@@ -204,6 +206,13 @@ METRIC_NAMES = {
     "mean_iou": "mean IoU",
     "mean_dice": "mean Dice",
     "pixel_accuracy": "pixel accuracy",
+    "mask_ap": "mask AP",  # Mask R-CNN's
+    "mask_ap50": "mask AP@0.5",
+    "mask_ap75": "mask AP@0.75",
+    "box_ap": "box AP",
+    "box_ap50": "box AP@0.5",
+    "dsb_mean_ap": "DSB mean AP",
+    "pq": "PQ",
 }
 SHOWN_STEMS = 3  # validation ids shown of a longer list
 
@@ -252,6 +261,8 @@ def int8_line(meta: dict) -> str:
     """The int8 calibration a checkpoint (or exported file) carries, and its accuracy gate."""
     entry = meta.get("int8")
     gate = entry.get("gate") if isinstance(entry, dict) and "graph" in entry else entry
+    if meta.get("kind") == "instance":
+        return "not available for instance models (int8 runs exported semantic models)"
     if not gate:
         return "not calibrated (pixelwise calibrate MODEL DATA adds an int8 graph)"
     verdict = "passed" if gate.get("passed") else "FAILED"
