@@ -731,6 +731,7 @@ def test_info_describes_a_model_and_the_command_that_trained_it(shapes_data, tmp
         == f"{tmp_path / 'm.onnx'}: unet (semantic; in_channels 1, depth 2, base_width 8, batch_norm True, backend torch)"
     )
     assert onnx_lines[1:3] == lines[1:3]
+    assert onnx_lines[3] == "int8: no, an fp32 graph (export --int8 DATA writes an int8 one)"
     # an instance model: torchvision normalises, no int8
     rcnn = ckpt | {"kind": "instance", "arch": "mask_rcnn", "int8": None}
     rcnn["train_state"] = {"epoch": 1, "metrics": {"mask_ap": 0.25, "val_loss": float("nan")}}

@@ -149,7 +149,7 @@ def model_report(model: str | Path) -> str:
         lines += training_lines(train)
     elif not is_onnx_file(model):
         lines.append("training: no record in the checkpoint")
-    lines.append("int8: " + int8_line(meta))
+    lines.append("int8: " + int8_line(meta, is_onnx_file(model)))
     return "\n".join(lines)
 
 
@@ -257,12 +257,15 @@ def training_lines(train: dict) -> list[str]:
     return lines
 
 
-def int8_line(meta: dict) -> str:
-    """The int8 calibration a checkpoint (or exported file) carries, and its accuracy gate."""
+def int8_line(meta: dict, onnx: bool = False) -> str:
+    """The int8 calibration a checkpoint (or an exported ``onnx`` file) carries, and its accuracy
+    gate."""
     entry = meta.get("int8")
     gate = entry.get("gate") if isinstance(entry, dict) and "graph" in entry else entry
     if meta.get("kind") == "instance":
         return "not available for instance models (int8 runs exported semantic models)"
+    if not gate and onnx:
+        return "no, an fp32 graph (export --int8 DATA writes an int8 one)"
     if not gate:
         return "not calibrated (pixelwise calibrate MODEL DATA adds an int8 graph)"
     verdict = "passed" if gate.get("passed") else "FAILED"
