@@ -118,26 +118,33 @@ def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adam or sgd")
 
 
+def normalization(cfg: TrainConfig, train_ds, start: Segmenter | None, backbone) -> Normalization:
+    """How the run normalises its images: as the training images' statistics say, as the model
+    fine-tuned from (``start``) learnt them, or as ImageNet ``backbone`` weights expect; a note
+    when the images store intensity in ways bit-depth normalisation shows differently."""
+    norm = train_ds.norm
+    if start is not None:
+        wanted, learnt = cfg.normalize_percentiles, start.norm.percentiles
+        if wanted is not None and wanted != learnt:
+            raise ValueError(
+                f"--normalize-percentiles {option_text(wanted)}: fine-tuning normalises the "
+                f"images as {cfg.weights} learnt them ("
+                + (f"by percentiles {option_text(learnt)}" if learnt else "by bit depth")
+                + "); leave the option out"
+            )
+        norm = start.norm
+    elif backbone is not None:
+        norm = pretrained_normalization(train_ds.channels, norm.scale, norm.percentiles)
+    if norm.percentiles is None and (note := mixed_kinds_note(train_ds.kinds)):
+        print(note, file=sys.stderr)
+    return norm
+
+
 def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Task:
     backbone = backbone_weights(cfg)  # before reading the data: a wrong file stops at once
     train_ds, val_ds, names, colours = build_datasets(cfg)
     start = None if backbone is not None else starting_point(cfg, train_ds.channels, len(names))
-    if start is not None:  # fine-tuning: the images normalised as the model learnt them
-        wanted, learnt = cfg.normalize_percentiles, start.norm.percentiles
-        if wanted is not None and wanted != learnt:
-            raise ValueError(
-                f"--normalize-percentiles {option_text(wanted)}: fine-tuning normalises the images as "
-                f"{cfg.weights} learnt them ("
-                + (f"by percentiles {option_text(learnt)}" if learnt else "by bit depth")
-                + "); leave the option out"
-            )
-        train_ds.norm = val_ds.norm = start.norm
-    elif backbone is not None:  # and as the ImageNet weights learnt them
-        train_ds.norm = val_ds.norm = pretrained_normalization(
-            train_ds.channels, train_ds.norm.scale, train_ds.norm.percentiles
-        )
-    if train_ds.norm.percentiles is None and (note := mixed_kinds_note(train_ds.kinds)):
-        print(note, file=sys.stderr)
+    train_ds.norm = val_ds.norm = normalization(cfg, train_ds, start, backbone)
     model, arch_kwargs = build_model(
         cfg, train_ds.channels, len(names), device, precision, start, backbone
     )
