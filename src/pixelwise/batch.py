@@ -15,7 +15,7 @@ from PIL import Image
 from pixelwise import distributed as dist
 from pixelwise.constants import one_line, parse_range
 from pixelwise.data.coco import as_coco, object_annotations
-from pixelwise.data.encoding import map_range
+from pixelwise.data.encoding import TWELVE_BIT, intensity_kind, map_range
 from pixelwise.data.io import (
     IMAGE_SUFFIXES,
     ImageReadError,
@@ -275,7 +275,7 @@ class ModelView:
     def __call__(self, image: np.ndarray, src) -> np.ndarray:
         if self.input_range is not None:
             return map_range(image, *self.input_range)
-        if self.eight_bit and image.dtype == np.uint16 and image.max() < 4096:
+        if self.eight_bit and intensity_kind(image) == TWELVE_BIT:
             self.dim.append(str(src))
         return image
 

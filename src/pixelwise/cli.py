@@ -660,10 +660,11 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
     )
 
     given = Path(args.checkpoint)
-    for option in ("tta", "input_range"):
-        if (given.is_dir() or given.suffix.lower() == ".json") and getattr(args, option):
-            name = "--" + option.replace("_", "-")
-            raise ValueError(f"{given}: {name} is for models; these are predictions")
+    if given.is_dir() or given.suffix.lower() == ".json":
+        for option in ("tta", "input_range"):
+            if getattr(args, option):
+                name = "--" + option.replace("_", "-")
+                raise ValueError(f"{given}: {name} is for models; these are predictions")
     as_labels = args.object_class is not None or args.min_object_size
     found = results_folder(given) if given.is_dir() and not as_labels else None
     if found is not None or given.suffix.lower() == ".json":  # detections, any tool's

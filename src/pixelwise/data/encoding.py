@@ -33,6 +33,9 @@ def map_range(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip(x, 0.0, 1.0, out=x)
 
 
+TWELVE_BIT = "12-bit in 16-bit"
+
+
 def intensity_kind(image: np.ndarray) -> str:
     """How an image stores intensity, as bit-depth normalisation sees it: ``8-bit``, ``16-bit``,
     ``12-bit in 16-bit`` (values under 4096: a 12-bit camera's, 16x darker by its dtype),
@@ -40,7 +43,7 @@ def intensity_kind(image: np.ndarray) -> str:
     if image.dtype.kind == "f":
         return "float 0..1" if image.min() >= 0 and image.max() <= 1 else "float"
     if image.dtype == np.uint16:
-        return "12-bit in 16-bit" if image.max() < 4096 else "16-bit"
+        return TWELVE_BIT if image.max() < 4096 else "16-bit"
     return f"{8 * image.dtype.itemsize}-bit"
 
 
