@@ -241,6 +241,11 @@ class SegmentationDataset(Dataset):
                 image, target = elastic_deform(image, target, rng)
             if self.augment:
                 image, target = random_flip_rotate(image, target, rng, self.flips)
+            if bounds is not None and extra.appearance != "none":
+                # the changes act on the image as the model sees it (StarDist's order): an
+                # inverted or gamma-changed dark image, mapped by its original percentiles
+                # afterwards, would reach values far outside 0..1
+                image, bounds = self.norm.unit(image, bounds), (0.0, 1.0)
             image = random_appearance(image, rng, extra.appearance)
         if self.weight_map is not None:
             weights = torch.from_numpy(np.ascontiguousarray(target[..., 1]))
