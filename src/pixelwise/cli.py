@@ -629,7 +629,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
         if args.measure is not None:
             rows = [(name, found) for _, name, found in sorted(result.measures, key=lambda m: m[0])]
             atomic_write_bytes(args.measure, measurements_csv(rows))
-            coco += f", {sum(len(r) for _, r in rows)} objects' measurements to {args.measure}"
+            measured = counted(sum(len(r) for _, r in rows), "object")
+            coco += f", measurements of {measured} to {args.measure}"
         print(
             f"wrote {counted(len(result.written), 'instance label image')} to {Path(args.out) / 'instances'} and overlays to "
             f"{Path(args.out) / 'overlays'}"
