@@ -744,3 +744,43 @@ def test_info_describes_a_model_and_the_command_that_trained_it(shapes_data, tmp
     ]
     assert main(["info", str(tmp_path / "nothing.pt")]) == 2
     assert "nothing.pt: checkpoint not found" in capsys.readouterr().err
+
+
+def test_training_on_every_image_without_validation(shapes_data, tmp_path, capsys):
+    """``--val-fraction 0``: every image trains, nothing validates; each epoch's model is
+    best.pt (the last epoch's weights), the epoch lines and metrics.csv carry no validation
+    figures, and evaluating the checkpoint on its own training images says that they are.
+    One labelled image can train this way; with a validation split it still cannot."""
+    from pixelwise.evaluate import evaluate_checkpoint
+    from pixelwise.report import training_lines
+    from pixelwise.semantic import build_datasets
+
+    data = shapes_data / "train"
+    run = train_tiny(data, tmp_path / "run", "--val-fraction", "0", "--precision", "fp32")
+    out = capsys.readouterr().out
+    assert "12 training images, no validation (--val-fraction 0: best.pt is the last" in out
+    assert "epoch 2/2  train loss " in out and "mIoU" not in out and "nan" not in out
+    best = torch.load(run / "best.pt", weights_only=True)
+    last = torch.load(run / "last.pt", weights_only=True)
+    assert best["train_state"]["epoch"] == last["train_state"]["epoch"] == 2
+    assert best["train_state"]["metrics"] == {}
+    for key, value in last["state_dict"].items():
+        assert torch.equal(best["state_dict"][key], value), key
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and "mean_iou" not in rows[0]
+    assert (run / "curve.png").stat().st_size > 0 and not (run / "overlays").exists()
+    assert "validation not scored" in training_lines(best["train_state"])[0]
+    scored = evaluate_checkpoint(run / "best.pt", data, precision="fp32")
+    assert scored["images"] == 12
+    assert "was trained on every image of" in capsys.readouterr().err
+    root = tmp_path / "one"
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True)
+        shutil.copy(data / sub / "000.png", root / sub / "000.png")
+    train, val = build_datasets(_cfg(root, tmp_path / "a", epochs=1, crop=0, val_fraction=0.0))[:2]
+    assert (len(train), len(val)) == (1, 0)
+    assert main(["inspect", str(root), "--val-fraction", "0"]) == 0
+    said = capsys.readouterr().out
+    assert "(validation: none, --val-fraction 0)" in said
+    assert "no validation images: best.pt is the last epoch's model" in said

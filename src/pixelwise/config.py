@@ -206,7 +206,8 @@ class TrainConfig:
     )
     val_fraction: float = opt(
         0.2,
-        "seeded random validation share when the data has no val/ folder (default 0.2)",
+        "seeded random validation share when the data has no val/ folder (default 0.2; 0: train "
+        "on every image without validation, best.pt is the last epoch's model)",
         type=float,
     )
     epochs: int = opt(20, "default 20", type=int)

@@ -198,10 +198,18 @@ def run_validation(checkpoint, data, kind: str) -> list[str] | None:
     if Path(cfg["data"]).resolve() != root.resolve():
         return listed_in(root, split[0], kind)
     if kind == "instance":
-        return [item.name for item in instance_splits(root, *split)[1]]
-    if "val" in split_layout(root):
+        stems = [item.name for item in instance_splits(root, *split)[1]]
+    elif "val" in split_layout(root):
         return None  # the run validated on the data's own split, which is scored anyway
-    return [item.name for item in resolve_splits(root, *split)[1]]
+    else:
+        stems = [item.name for item in resolve_splits(root, *split)[1]]
+    if not stems:
+        print(
+            f"note: {checkpoint} was trained on every image of {data} (--val-fraction 0): "
+            "scores on them are training scores",
+            file=sys.stderr,
+        )
+    return stems or None
 
 
 def listed_in(root: Path, stems: list[str] | None, kind: str) -> list[str] | None:

@@ -75,7 +75,9 @@ def warnings(report: dict, cfg: TrainConfig) -> list[str]:
         found.append(
             f"no pixel in the validation images (IoU not measured): {first_ten(unscored, 'classes')}"
         )
-    if report["images"]["val"] < 2:
+    if not report["images"]["val"]:
+        found.append("no validation images: best.pt is the last epoch's model, no score checks it")
+    elif report["images"]["val"] < 2:
         found.append(
             f"{report['images']['val']} validation image(s): the figures that pick best.pt rest on it"
         )

@@ -193,10 +193,16 @@ def mask_colours(
     return rgb.tolist() if apart.min() >= 32 else None
 
 
-def check_split(root: Path, train_items: list, val_items: list) -> None:
-    """Training needs an image on each side of the split; say which side is empty."""
+def check_split(root: Path, train_items: list, val_items: list, unvalidated: bool = False) -> None:
+    """Training needs an image on each side of the split, or, ``unvalidated`` (``--val-fraction
+    0``), only training images; say which side is empty."""
+    if unvalidated and train_items:
+        return
     if len(train_items) + len(val_items) == 1:
-        raise ValueError(f"{root}: one labelled image; training needs at least 2 (one validates)")
+        raise ValueError(
+            f"{root}: one labelled image; training needs at least 2 (one validates), or "
+            "--val-fraction 0 to train on it without validation"
+        )
     if not val_items:
         raise ValueError(
             f"{root}: no validation images (give --val-stems, --val-fraction > 0 or a val/ folder)"
@@ -247,11 +253,17 @@ def read_data(cfg: TrainConfig) -> tuple[DatasetInfo, list, list, list[str], Mas
     root = Path(cfg.data)
     info = read_dataset_info(root)
     train_items, val_items = resolve_splits(root, cfg.val_stems, cfg.val_fraction, cfg.seed)
-    check_split(root, train_items, val_items)
+    check_split(root, train_items, val_items, unvalidated(cfg))
     check_instance_labels(cfg, train_items + val_items)
     ignore = info.ignored(cfg.ignore_values)
     names, values = resolve_classes(cfg, info, train_items + val_items, ignore)
     return info, train_items, val_items, names, MaskEncoding(values, ignore, cfg.instances)
+
+
+def unvalidated(cfg: TrainConfig) -> bool:
+    """Whether the run asked to train on every image, without validation (``--val-fraction 0``
+    and no ``--val-stems``; a data's own val/ folder still validates)."""
+    return cfg.val_fraction == 0 and not cfg.val_stems
 
 
 def validation_source(cfg: TrainConfig, where: bool = False) -> str:
@@ -262,6 +274,8 @@ def validation_source(cfg: TrainConfig, where: bool = False) -> str:
     found = split_layout(Path(cfg.data))
     if "val" in found:
         return "the data's own validation split" + (f" ({found['val'][1]})" if where else "")
+    if unvalidated(cfg):
+        return "none, --val-fraction 0"
     return f"{cfg.val_fraction:.0%} of the images, drawn with seed {cfg.seed}"
 
 
@@ -274,7 +288,7 @@ def build_datasets(
     colours = (
         info.colours
         if info.colours and len(info.colours) == num_classes
-        else mask_colours(val_items[0].mask, encoding.values, num_classes)
+        else mask_colours((val_items or train_items)[0].mask, encoding.values, num_classes)
         or default_colours(num_classes)
     )
     train = SegmentationDataset(

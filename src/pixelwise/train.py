@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from pixelwise import distributed as dist
 from pixelwise.checkpoint import load_model, read_checkpoint, save_checkpoint
 from pixelwise.config import TrainConfig
-from pixelwise.constants import first_ten, option_text
+from pixelwise.constants import counted, first_ten, option_text
 from pixelwise.data.coco import InstanceDataset, collate
 from pixelwise.data.datasets import pad_collate
 from pixelwise.data.encoding import MaskEncoding, Normalization, mixed_kinds_note
@@ -51,6 +51,7 @@ from pixelwise.semantic import (
     pretrained_normalization,
     semantic_step,
     starting_point,
+    unvalidated,
     validation_source,
     write_overlays,
 )
@@ -64,7 +65,9 @@ class Task:
 
     ``step(model, batch)`` runs forward and backward on this process's share of a batch and
     returns (summed loss, images); ``validate(network)`` returns the validation metrics (with
-    ``val_loss``, NaN where there is none); ``score`` names the one that picks ``best.pt``;
+    ``val_loss``, NaN where there is none), or is None for a run without validation images
+    (``--val-fraction 0``: each epoch's model is ``best.pt``); ``score`` names the one that picks
+    ``best.pt``;
     ``report`` the (label, metric) pairs printed each epoch; ``finish(best)`` runs once after
     training (rank 0)."""
 
@@ -72,7 +75,7 @@ class Task:
     model: nn.Module
     dataset: Dataset
     step: Callable
-    validate: Callable[[nn.Module], dict]
+    validate: Callable[[nn.Module], dict] | None
     score: str
     report: tuple[tuple[str, str], ...]
     collate: Callable | None = None
@@ -83,10 +86,13 @@ class Task:
 def describe_data(cfg: TrainConfig, n_train: int, n_val: int, names: list[str]) -> str:
     """One line on what a run trains and validates on: image counts, where the validation images
     come from, the classes."""
-    return (
-        f"{cfg.data}: {n_train} training and {n_val} validation images "
-        f"({validation_source(cfg)}); {len(names)} classes: {first_ten(names, 'classes')}"
+    split = (
+        f"{n_train} training and {n_val} validation images ({validation_source(cfg)})"
+        if n_val
+        else f"{counted(n_train, 'training image')}, no validation (--val-fraction 0: best.pt is "
+        "the last epoch's model)"
     )
+    return f"{cfg.data}: {split}; {len(names)} classes: {first_ten(names, 'classes')}"
 
 
 @dataclass
@@ -182,7 +188,7 @@ def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Tas
         model,
         train_ds,
         lambda m, batch: semantic_step(m, batch, loss_fn, device, precision),
-        validate,
+        validate if len(val_ds) else None,
         "mean_iou",
         (("val loss", "val_loss"), ("pixel acc", "pixel_accuracy"), ("mIoU", "mean_iou")),
         collate=pad_collate,
@@ -191,7 +197,7 @@ def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Tas
             write_overlays(
                 load_model(best), val_ds, Path(cfg.out) / "overlays", cfg.overlays, precision
             )
-            if cfg.overlays
+            if cfg.overlays and len(val_ds)
             else None
         ),
     )
@@ -201,7 +207,7 @@ def detection_task(cfg: TrainConfig, device: torch.device) -> Task:
     train_items, val_items, cats, spec = instance_splits(
         cfg.data, cfg.val_stems, cfg.val_fraction, cfg.seed
     )
-    if not val_items:
+    if not val_items and not unvalidated(cfg):
         raise ValueError(
             f"{cfg.data}: no validation images (give --val-stems or --val-fraction > 0)"
         )
@@ -234,7 +240,7 @@ def detection_task(cfg: TrainConfig, device: torch.device) -> Task:
         model,
         dataset,
         lambda m, batch: detection_step(m, batch, device, cfg.seed, dataset.epoch),
-        validate,
+        validate if val_items else None,
         "mask_ap",
         (("mask AP", "mask_ap"), ("box AP", "box_ap"), ("DSB mean AP", "dsb_mean_ap")),
         collate=collate,
@@ -288,15 +294,18 @@ def plot_curves(path: Path, history: list[dict], scores: tuple[str, ...]) -> Non
     import matplotlib.pyplot as plt
 
     epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2 if scores else 1, figsize=(10 if scores else 5, 4), squeeze=False)
+    ax1, ax2 = axes[0][0], axes[0][-1]  # without validation scores, the loss alone
     ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
-    ax1.plot(epochs, [h["val_loss"] for h in history], label="validation")
+    if "val_loss" in history[0]:
+        ax1.plot(epochs, [h["val_loss"] for h in history], label="validation")
     ax1.set(xlabel="epoch", ylabel="loss", title="Loss")
     ax1.legend()
     for key in scores:
         ax2.plot(epochs, [h[key] for h in history], label=key.replace("_", " "))
-    ax2.set(xlabel="epoch", ylabel="score", title="Validation", ylim=(0, 1))
-    ax2.legend()
+    if scores:
+        ax2.set(xlabel="epoch", ylabel="score", title="Validation", ylim=(0, 1))
+        ax2.legend()
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
@@ -505,15 +514,16 @@ def end_epoch(run: Run, epoch: int, train_loss: float, start: float) -> dict:
     """Validate, record and checkpoint one finished epoch (rank 0); returns its metrics row."""
     cfg, task, state = run.cfg, run.task, run.state
     out = Path(cfg.out)
-    metrics = task.validate(task.seg.network)
+    metrics = task.validate(task.seg.network) if task.validate is not None else {}
     row = {"epoch": epoch + 1, "train_loss": round(train_loss, 6)} | {
         k: round(v, 6) for k, v in metrics.items()
     }
     row |= {"lr": run.scheduler.get_last_lr()[0], "seconds": round(time.perf_counter() - start, 2)}
     state.history.append(row)
     state.epoch = epoch + 1
-    improved = metrics[task.score] > state.best_score
-    state.best_score = max(state.best_score, metrics[task.score])
+    # without validation each epoch's model is the best one known
+    improved = not metrics or metrics[task.score] > state.best_score
+    state.best_score = max(state.best_score, metrics.get(task.score, -1.0))
     train_state = {
         "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(),
@@ -538,9 +548,9 @@ def end_epoch(run: Run, epoch: int, train_loss: float, start: float) -> dict:
     plot_curves(
         out / "curve.png", state.history, tuple(key for key in metrics if key != "val_loss")
     )
-    shown = "  ".join(f"{label} {row[key]:.4f}" for label, key in task.report)
+    shown = "".join(f"  {label} {row[key]:.4f}" for label, key in task.report if key in row)
     print(
-        f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f}  {shown}  ({row['seconds']:.1f}s)",
+        f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f}{shown}  ({row['seconds']:.1f}s)",
         flush=True,
     )
     return row
