@@ -784,3 +784,35 @@ def test_training_on_every_image_without_validation(shapes_data, tmp_path, capsy
     said = capsys.readouterr().out
     assert "(validation: none, --val-fraction 0)" in said
     assert "no validation images: best.pt is the last epoch's model" in said
+
+
+def test_patience_stops_a_run_whose_validation_score_stalls(
+    shapes_data, tmp_path, monkeypatch, capsys
+):
+    """--patience 2: scripted validation scores 0.5, 0.6, 0.6 (a tie is no gain), 0.55 stop the
+    run after epoch 4 of 9 with best.pt from epoch 2; the stopped run counts as finished (a new
+    run may take its folder); --patience without validation images is refused."""
+    from pixelwise import train as training
+
+    scores = iter([0.5, 0.6, 0.6, 0.55, 0.9, 0.9, 0.9, 0.9, 0.9])
+    made = training.semantic_task
+
+    def scripted(*args, **kwargs):
+        task = made(*args, **kwargs)
+        task.validate = lambda network: (
+            {"val_loss": 0.1, "mean_iou": next(scores)} | {"pixel_accuracy": 0.9}
+        )
+        return task
+
+    monkeypatch.setattr(training, "semantic_task", scripted)
+    best = fit(_cfg(shapes_data, tmp_path / "run", epochs=9, patience=2, overlays=0))
+    out = capsys.readouterr().out
+    assert "epoch 4/9" in out and "epoch 5/9" not in out
+    assert "stopped: mIoU has not improved for 2 epochs (--patience 2); best.pt is epoch 2's" in out
+    assert torch.load(best, weights_only=True)["train_state"]["epoch"] == 2
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=True)["train_state"]
+    assert last["epoch"] == 4 and last["stopped_early"]
+    training.check_unfinished(_cfg(shapes_data, tmp_path / "run", epochs=9))  # no refusal
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="--patience stops on the validation score"):
+        fit(_cfg(shapes_data / "train", tmp_path / "b", epochs=2, patience=1, val_fraction=0.0))

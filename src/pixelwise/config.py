@@ -336,6 +336,13 @@ class TrainConfig:
         "benchmarks/loader.py; use them with more cores or a GPU)",
         type=int,
     )
+    patience: int = opt(
+        0,
+        "stop when the validation score (best.pt's) has not improved for this many epochs "
+        "(default 0: run every epoch)",
+        type=int,
+        metavar="EPOCHS",
+    )
     seed: int = opt(0, "random seed for splits, init and augmentation (default 0)", type=int)
     ema: float = opt(
         0.0,
@@ -398,6 +405,7 @@ TRAIN_CHECKS = (
     ("val_fraction", lambda v: 0 <= v < 1, "must be in [0, 1)"),
     ("ema", lambda v: 0 <= v < 1, "must be in [0, 1) (0 = off)"),
     ("workers", lambda v: v >= 0, "must be 0 or more"),
+    ("patience", lambda v: v >= 0, "must be 0 (off) or more epochs"),
     ("rotate", lambda v: 0 <= v <= 180, "must be between 0 and 180 degrees"),
     ("sigma", lambda v: v > 0, "must be positive"),
     ("w0", lambda v: v >= 0, "must be 0 or more"),

@@ -100,6 +100,18 @@ class RunState:
     epoch: int = 0  # epochs completed
     best_score: float = -1.0
     history: list[dict] = field(default_factory=list)
+    stopped: bool = False  # --patience ran out
+
+
+def stalled_epochs(history: list[dict], score: str) -> int:
+    """Epochs since the best ``score`` in ``history`` (a tie is no gain, as for ``best.pt``)."""
+    best, since = -math.inf, 0
+    for row in history:
+        if row.get(score, math.nan) > best:
+            best, since = row[score], 0
+        else:
+            since += 1
+    return since
 
 
 def epoch_indices(n: int, epoch_size: int, seed: int, epoch: int) -> list[int]:
@@ -408,6 +420,11 @@ def setup_run(cfg: TrainConfig, device: torch.device) -> Run:
     )
     if ema is not None:
         task.seg.network = ema.module  # what is validated and saved
+    if cfg.patience and task.validate is None:
+        raise ValueError(
+            f"{cfg.data}: --patience stops on the validation score, and this run has no "
+            "validation images (--val-fraction 0)"
+        )
     optimizer = make_optimizer(cfg, [p for p in task.model.parameters() if p.requires_grad])
     scheduler = make_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
     state = RunState()
@@ -428,7 +445,7 @@ def check_unfinished(cfg: TrainConfig) -> None:
     except ValueError:  # not a checkpoint: nothing to keep
         return
     done, planned = state.get("epoch", 0), (state.get("config") or {}).get("epochs", 0)
-    if done < planned:
+    if done < planned and not state.get("stopped_early"):
         raise ValueError(
             f"{cfg.out}: holds a run stopped after epoch {done} of {planned}; --resume continues "
             "it, another --out (or deleting this one) starts a new run"
@@ -463,7 +480,8 @@ def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = Non
         print(f"{run.task.about}; {cfg.model} ({size:.2f} M parameters) on {device}", flush=True)
         atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
     for epoch in range(run.state.epoch, cfg.epochs):
-        run_epoch(run, trained, epoch, on_epoch_end)
+        if run_epoch(run, trained, epoch, on_epoch_end):
+            break
     best = out / "best.pt"
     if dist.is_main() and run.task.finish is not None and best.exists():
         run.task.finish(best)
@@ -483,8 +501,9 @@ def epoch_loader(task: Task, indices: list[int], batch_size: int, workers: int) 
     )
 
 
-def run_epoch(run: Run, trained: nn.Module, epoch: int, on_epoch_end: Callable | None) -> None:
-    """Train one epoch on every process; rank 0 then validates, checkpoints and reports."""
+def run_epoch(run: Run, trained: nn.Module, epoch: int, on_epoch_end: Callable | None) -> bool:
+    """Train one epoch on every process; rank 0 then validates, checkpoints and reports.
+    Returns whether ``--patience`` ran out (rank 0's decision, for every process)."""
     cfg, task, world = run.cfg, run.task, dist.world_size()
     start = time.perf_counter()
     task.dataset.set_epoch(epoch)
@@ -502,12 +521,22 @@ def run_epoch(run: Run, trained: nn.Module, epoch: int, on_epoch_end: Callable |
         cfg.progress and dist.is_main(),
         run.ema,
     )
-    train_loss = dist.all_mean(train_loss, next(task.model.parameters()).device)
+    device = next(task.model.parameters()).device
+    train_loss = dist.all_mean(train_loss, device)
     if dist.is_main():
         row = end_epoch(run, epoch, train_loss, start)
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, row)
+        if run.state.stopped:
+            label = dict((key, label) for label, key in task.report)[task.score]
+            stalled = stalled_epochs(run.state.history, task.score)
+            print(
+                f"stopped: {label} has not improved for {counted(stalled, 'epoch')} "
+                f"(--patience {cfg.patience}); best.pt is epoch {epoch + 1 - stalled}'s model",
+                flush=True,
+            )
     dist.barrier()
+    return dist.all_mean(float(run.state.stopped), device) > 0 if world > 1 else run.state.stopped
 
 
 def end_epoch(run: Run, epoch: int, train_loss: float, start: float) -> dict:
@@ -524,6 +553,7 @@ def end_epoch(run: Run, epoch: int, train_loss: float, start: float) -> dict:
     # without validation each epoch's model is the best one known
     improved = not metrics or metrics[task.score] > state.best_score
     state.best_score = max(state.best_score, metrics.get(task.score, -1.0))
+    state.stopped = bool(cfg.patience) and stalled_epochs(state.history, task.score) >= cfg.patience
     train_state = {
         "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(),
@@ -531,6 +561,7 @@ def end_epoch(run: Run, epoch: int, train_loss: float, start: float) -> dict:
         "best_score": state.best_score,
         "history": state.history,
         "config": cfg.to_dict(),
+        "stopped_early": state.stopped,  # by --patience: a finished run
     }
     if run.ema is not None:
         train_state |= {
