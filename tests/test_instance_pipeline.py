@@ -228,3 +228,13 @@ def test_evaluate_scores_predicts_output_as_the_model_is_scored(detector, tmp_pa
     next(iter((out / "coco").glob("*.json"))).unlink()
     assert main(["evaluate", str(out), str(data)]) == 2
     assert "no results file for 1 of the 4 images" in capsys.readouterr().err
+
+
+def test_mask_rcnn_trains_on_every_image_without_validation(tmp_path, capsys):
+    """--val-fraction 0 for Mask R-CNN too: no scoring, best.pt is the last epoch's model."""
+    data = _coco(tmp_path / "data", n_images=3)
+    options = TRAIN | {"val_stems": None, "val_fraction": 0.0}
+    best = fit(TrainConfig(data=str(data), out=str(tmp_path / "run"), **options))
+    assert "3 training images, no validation" in capsys.readouterr().out
+    state = torch.load(best, weights_only=True)["train_state"]
+    assert state["epoch"] == 1 and state["metrics"] == {}
