@@ -344,3 +344,60 @@ def test_onnx_paths_time_their_own_network():
     for path in ("onnx-fp32", "onnx-int8"):  # never the torch network in their place
         assert runtime.run_path(path, net, x, lambda _, p=path: p)() == path
     assert runtime.run_path("torch-fp32", net, x, lambda _: "onnx")().shape == (1, 2, 4, 4)
+
+
+@pytest.mark.skipif(runtime.busy_ticks() is None, reason="no /proc/stat on this system")
+def test_other_work_is_measured_from_the_cpus_busy_time():
+    """A child process that spins on one CPU for a second while this process sleeps took at
+    least most of one CPU's time of this process's CPUs (more if other work also ran)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    cpus = len(os.sched_getaffinity(0))
+    others = runtime.OtherWork()
+    spin = "import time\nend = time.perf_counter() + 1.0\nwhile time.perf_counter() < end: pass"
+    subprocess.run([sys.executable, "-c", spin], check=True)
+    time.sleep(0.05)
+    share = others.share()
+    assert 0.8 / cpus <= share <= 1.05, share
+
+
+def test_a_probe_slowed_by_other_work_is_measured_again_when_the_machine_is_idle(
+    fresh_cache, monkeypatch, capsys
+):
+    """Other work took half the CPUs during the probe: its result is cached marked busy (the
+    message and `pixelwise info` say so) and used while the machine stays busy, or for two
+    minutes after it; then a command that finds the machine idle measures again."""
+    import time
+
+    monkeypatch.delenv("PIXELWISE_PATH", raising=False)
+    fake = fake_measurement()
+    monkeypatch.setattr(runtime, "measure_inference", lambda report: _measured(fake, "inference"))
+    monkeypatch.setattr(runtime, "measure_training", lambda report: _measured(fake, "training"))
+    monkeypatch.setattr(runtime.OtherWork, "share", lambda self: 0.5)
+    first = runtime.measured()
+    assert first["busy"] and first["other_work"] == 0.5
+    assert "while other work took 50% of the CPUs (measured again when" in capsys.readouterr().err
+    monkeypatch.setattr(runtime.OtherWork, "share", lambda self: 0.02)
+    probes = []
+    real_probe = runtime.probe
+    monkeypatch.setattr(runtime, "probe", lambda progress=True: probes.append(1) or real_probe())
+    for idle, age, again in ((False, 600, False), (True, 30, False), (True, 600, True)):
+        monkeypatch.setattr(runtime, "machine_idle", lambda idle=idle: idle)
+        cached = runtime.cached_machines()[runtime.machine_key()]
+        cached["measured_at"] = time.time() - age
+        runtime.save(cached)
+        runtime._MEASURED = None
+        result = runtime.measured()
+        assert (len(probes) == 1) == again, (idle, age)
+    assert not result["busy"] and not runtime.cached_machines()[runtime.machine_key()]["busy"]
+    runtime._MEASURED = first
+    assert main(["info"]) == 0
+    assert "s while other work took 50% of the CPUs" in capsys.readouterr().out
+
+
+def _measured(fake: dict, kind: str) -> runtime.Measurement:
+    part = fake[kind]
+    return runtime.Measurement(part["seconds"], part["agreement"], part["best"])

@@ -1033,7 +1033,10 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(
                 f"  int8-calibrated checkpoints (pixelwise calibrate): {info[kind]['best_calibrated']}"
             )
-    print(f"measured in {info['probe_seconds']} s, cached in {runtime.cache_file()}")
+    print(
+        f"measured in {info['probe_seconds']} s{runtime.busy_note(info)}, cached in "
+        f"{runtime.cache_file()}"
+    )
     print(f"optional parts: {optional_parts()}")
     return 0
 

@@ -9,7 +9,9 @@ the fastest whose masks agree with torch fp32 on at least 99.5 % of pixels, if i
 10 % faster than plain torch fp32 (smaller differences are within the probe's noise). The
 result is cached in the user cache directory under a key of the CPU model, its flags, the torch
 and ONNX Runtime versions and the probe's own version, so it is measured again when any of
-those change.
+those change. A probe that other work slowed (it took more than a quarter of this process's
+CPUs meanwhile, from /proc/stat) is kept, marked busy, and measured again by the first command
+that finds the machine idle (load average under half the CPUs).
 
 Inference paths: ``torch-fp32``, ``torch-fp32-cl`` (channels_last), ``torch-bf16-cl`` (only where
 the hardware has bf16 instructions) and ``onnx-fp32``; for checkpoints that carry an int8
@@ -351,6 +353,7 @@ def probe(progress: bool = True) -> dict:
             )
 
     start = time.perf_counter()
+    others = OtherWork()
     result = {
         "key": machine_key(),
         "cpu": cpu_info(),
@@ -360,25 +363,100 @@ def probe(progress: bool = True) -> dict:
     with torch.inference_mode(False), torch.enable_grad():  # callers may be inside inference mode
         result["training"] = measure_training(report).to_dict()
     result["probe_seconds"] = round(time.perf_counter() - start, 2)
+    result["measured_at"] = round(time.time())
+    share = others.share()
+    if share is not None:
+        result["other_work"] = round(share, 3)
+        result["busy"] = share > BUSY_SHARE
     if progress:
         print(
-            f"\rpixelwise: measured in {result['probe_seconds']:.1f} s: inference {result['inference']['best']}, "
-            f"training {result['training']['best']} (cached in {cache_file()}){' ' * 10}",
+            f"\rpixelwise: measured in {result['probe_seconds']:.1f} s{busy_note(result)}: "
+            f"inference {result['inference']['best']}, training {result['training']['best']} "
+            f"(cached in {cache_file()}){' ' * 10}",
             file=sys.stderr,
         )
     return result
+
+
+# A probe during which other work took more than this share of the process's CPUs measured
+# the other work as much as the paths: its result is marked busy and measured again when idle.
+BUSY_SHARE = 0.25
+
+
+def busy_ticks() -> int | None:
+    """Non-idle clock ticks (user, nice, system, irq, softirq, steal) of the CPUs this process
+    may run on, from /proc/stat; None where there is none (not Linux)."""
+    try:
+        cpus = {f"cpu{i}" for i in os.sched_getaffinity(0)}
+        total = 0
+        for line in Path("/proc/stat").read_text().splitlines():
+            name, *fields = line.split()
+            if name in cpus:
+                user, nice, system, _, _, irq, softirq, steal = (int(f) for f in fields[:8])
+                total += user + nice + system + irq + softirq + steal
+        return total
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
+class OtherWork:
+    """How much of this process's CPUs other processes took from its creation to :meth:`share`:
+    their busy time (all busy time less this process's own CPU time) over the CPUs' time."""
+
+    def __init__(self) -> None:
+        self.ticks, self.own, self.wall = busy_ticks(), time.process_time(), time.perf_counter()
+
+    def share(self) -> float | None:
+        ticks = busy_ticks()
+        if ticks is None or self.ticks is None:
+            return None
+        busy = (ticks - self.ticks) / os.sysconf("SC_CLK_TCK")
+        others = busy - (time.process_time() - self.own)
+        capacity = len(os.sched_getaffinity(0)) * (time.perf_counter() - self.wall)
+        return max(0.0, others / capacity) if capacity > 0 else None
+
+
+def busy_note(result: dict) -> str:
+    """ ", while other work took N % of the CPUs (...)" for a probe marked busy, else ""."""
+    if not result.get("busy"):
+        return ""
+    return (
+        f" while other work took {result['other_work']:.0%} of the CPUs (measured again when "
+        "the machine is idle)"
+    )
+
+
+# A busy probe is measured again no sooner than this many seconds after it (so that a load that
+# comes and goes cannot make every command probe).
+REPROBE_AFTER = 120
+
+
+def measure_again(cached: dict) -> bool:
+    """Whether a cached probe result was measured busy, a while ago, and the machine is idle now."""
+    waited = time.time() - cached.get("measured_at", 0) > REPROBE_AFTER
+    return bool(cached.get("busy")) and waited and machine_idle()
+
+
+def machine_idle() -> bool:
+    """Whether the 1-minute load average is under half this process's CPUs (False where there
+    is no load average)."""
+    try:
+        return os.getloadavg()[0] < 0.5 * len(os.sched_getaffinity(0))
+    except (OSError, AttributeError):
+        return False
 
 
 _MEASURED: dict | None = None
 
 
 def measured(progress: bool = True) -> dict:
-    """This machine's probe result: from the cache when its key matches, else measured now."""
+    """This machine's probe result: from the cache when its key matches (unless measured busy
+    and the machine is idle now, :func:`measure_again`), else measured now."""
     global _MEASURED
     if _MEASURED is not None and _MEASURED.get("key") == machine_key():
         return _MEASURED
     cached = cached_machines().get(machine_key())
-    if cached is not None:
+    if cached is not None and not measure_again(cached):
         _MEASURED = cached
         return cached
     _MEASURED = probe(progress)
