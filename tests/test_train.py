@@ -816,3 +816,18 @@ def test_patience_stops_a_run_whose_validation_score_stalls(
     monkeypatch.undo()
     with pytest.raises(ValueError, match="--patience stops on the validation score"):
         fit(_cfg(shapes_data / "train", tmp_path / "b", epochs=2, patience=1, val_fraction=0.0))
+
+
+def test_each_epoch_line_says_about_how_long_the_run_has_left():
+    """The median epoch so far times the epochs to come; nothing after the last."""
+    from pixelwise.train import time_left
+
+    rows = [
+        {"epoch": 1, "seconds": 50.0},
+        {"epoch": 2, "seconds": 400.0},
+        {"epoch": 3, "seconds": 60.0},
+    ]
+    assert time_left(rows[:1], 2) == "; about 50 s left"
+    assert time_left(rows, 13) == "; about 10 min left"  # median 60 s x 10 epochs
+    assert time_left(rows, 203) == "; about 3.3 h left"
+    assert time_left(rows, 3) == ""

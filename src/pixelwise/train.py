@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import math
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -581,7 +582,24 @@ def end_epoch(run: Run, epoch: int, train_loss: float, start: float) -> dict:
     )
     shown = "".join(f"  {label} {row[key]:.4f}" for label, key in task.report if key in row)
     print(
-        f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f}{shown}  ({row['seconds']:.1f}s)",
+        f"epoch {epoch + 1}/{cfg.epochs}  train loss {train_loss:.4f}{shown}  ({row['seconds']:.1f}s"
+        f"{time_left(state.history, cfg.epochs)})",
         flush=True,
     )
     return row
+
+
+def time_left(history: list[dict], epochs: int) -> str:
+    """ "; about 25 min left": the median epoch's time (validation included) of this run so far
+    times the epochs still to come, or "" after the last one."""
+    remaining = epochs - history[-1]["epoch"]
+    if remaining <= 0:
+        return ""
+    seconds = statistics.median(row["seconds"] for row in history) * remaining
+    if seconds < 90:
+        return f"; about {seconds:.0f} s left"
+    return (
+        f"; about {seconds / 60:.0f} min left"
+        if seconds < 5400
+        else f"; about {seconds / 3600:.1f} h left"
+    )
