@@ -194,3 +194,43 @@ def test_dataset_augmentation_is_a_function_of_seed_epoch_and_draw(tmp_path):
     assert not np.array_equal(ds[1][0].numpy(), a[0].numpy())
     image, target = ds[2]
     assert image.shape == (3, 32, 32) and set(np.unique(target.numpy())) <= {0, 1, IGNORE_INDEX}
+
+
+def test_a_pasted_background_keeps_its_look_across_bit_depths_and_percentiles(tmp_path):
+    """Compositing a 16-bit image's object onto an 8-bit photo's background: the background is
+    moved into the 16-bit range (not pasted as 8-bit values, 257x too dark); with percentile
+    normalisation each image's own percentiles map onto the other's. Checked on the training
+    sample: the pasted background is the plate's grey as the model sees the plate."""
+    from PIL import Image
+
+    from pixelwise.data.datasets import SegmentationDataset
+    from pixelwise.data.encoding import MaskEncoding, Normalization
+    from pixelwise.data.layouts import find_pairs
+    from pixelwise.data.transforms import Augmentation
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:24, 8:24] = 1
+    deep = np.full((32, 32), 1000, np.uint16)  # a dim 16-bit slide, object at 3000
+    deep[mask == 1] = 3000
+    Image.fromarray(deep).save(tmp_path / "images" / "a.png")
+    Image.fromarray(np.full((32, 32), 128, np.uint8)).save(tmp_path / "images" / "b.png")
+    for name in ("a", "b"):
+        Image.fromarray(mask if name == "a" else np.zeros_like(mask)).save(
+            tmp_path / "masks" / f"{name}.png"
+        )
+    outside = np.zeros((32, 32), bool)
+    outside[:5], outside[-5:] = True, True
+    for percentiles, expected in ((None, 128 / 255), ([0.0, 100.0], 0.0)):
+        norm = Normalization([0.0], [1.0], 65535.0, percentiles)
+        ds = SegmentationDataset(
+            find_pairs(tmp_path), 2, MaskEncoding(), norm, seed=0,
+            augmentation=Augmentation(composite=1.0),
+        )  # fmt: skip
+        x = ds[0][0][0].numpy()
+        # the plate, grey 128 of 255: by bit depth 0.502 of full scale; by its own (flat)
+        # percentiles 0, the value of its darkest pixel
+        assert np.allclose(x[outside], expected, atol=2e-3), (percentiles, x[outside].mean())
+        inside = x[12:20, 12:20]
+        assert np.allclose(inside, 3000 / 65535 if percentiles is None else 1.0, atol=2e-3)

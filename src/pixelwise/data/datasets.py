@@ -29,6 +29,7 @@ from pixelwise.data.transforms import (
     random_flip_rotate,
     random_resized_crop,
     random_rotate,
+    rescaled,
     resize_mask,
     resize_pair,
 )
@@ -186,6 +187,11 @@ class SegmentationDataset(Dataset):
             self._cached_bytes += image.nbytes + target.nbytes
         return image, target
 
+    def value_range(self, index: int, image: np.ndarray) -> tuple[float, float]:
+        """The raw values of pair ``index``'s whole image ``image`` that the model sees as 0
+        and 1: its percentiles (:meth:`bounds`), or its dtype's full scale."""
+        return self.bounds(index, image) or (0.0, full_scale(image.dtype))
+
     def bounds(self, index: int, image: np.ndarray) -> tuple[float, float] | None:
         """:meth:`Normalization.bounds` of pair ``index``'s whole image ``image`` (cached), which
         its crops are normalised by; None for a model normalised by bit depth."""
@@ -228,7 +234,14 @@ class SegmentationDataset(Dataset):
             rng = np.random.default_rng([self.seed, self.epoch, index])
             if extra.composite and len(self.items) > 1 and rng.random() < extra.composite:
                 other = (item + 1 + int(rng.integers(len(self.items) - 1))) % len(self.items)
-                image = composite(image, target, *self._load(other))
+                plate, plate_target = self._load(other)
+                plate = rescaled(
+                    plate,
+                    self.value_range(other, plate),
+                    self.value_range(item, image),
+                    image.dtype,
+                )
+                image = composite(image, target, plate, plate_target)
             if self.crop and extra.box:
                 image, target = random_box_crop(image, target, self.crop, rng, extra.box)
             elif self.crop and extra.zoom:

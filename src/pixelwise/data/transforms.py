@@ -363,4 +363,20 @@ def composite(
     out = alpha * image.astype(np.float32) + (1 - alpha) * plate[..., : image.shape[-1]].astype(
         np.float32
     )
+    if image.dtype.kind == "f":
+        return out.astype(image.dtype)
     return np.clip(np.rint(out), 0, np.iinfo(image.dtype).max).astype(image.dtype)
+
+
+def rescaled(image: np.ndarray, source: tuple, target: tuple, dtype) -> np.ndarray:
+    """``image``'s values with ``source`` (lo, hi) moved to ``target`` (lo, hi), as ``dtype``
+    (integers rounded and clipped to their range; floats as float32): another image pasted in
+    looks as it would to the model on its own (an 8-bit photo into a 16-bit one, or by each
+    image's own percentiles)."""
+    (a, b), (c, d) = source, target
+    x = (image.astype(np.float32) - np.float32(a)) * np.float32((d - c) / (b - a) if b > a else 0)
+    x += np.float32(c)
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return x
+    return np.clip(np.rint(x), 0, np.iinfo(dtype).max).astype(dtype)
