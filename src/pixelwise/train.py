@@ -537,7 +537,7 @@ def run_epoch(run: Run, trained: nn.Module, epoch: int, on_epoch_end: Callable |
                 flush=True,
             )
     dist.barrier()
-    return dist.all_mean(float(run.state.stopped), device) > 0 if world > 1 else run.state.stopped
+    return dist.all_mean(float(run.state.stopped), device) > 0
 
 
 def end_epoch(run: Run, epoch: int, train_loss: float, start: float) -> dict:

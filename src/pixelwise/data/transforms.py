@@ -74,6 +74,15 @@ def pad_to(
     return image, mask
 
 
+def in_dtype(x: np.ndarray, dtype) -> np.ndarray:
+    """Float values computed from an image, back in its ``dtype``: integers rounded and clipped
+    to their range, floats as they are."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "ui":
+        return np.clip(np.rint(x), 0, np.iinfo(dtype).max).astype(dtype)
+    return x.astype(dtype)
+
+
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(H, W, C) image to ``size`` = (height, width) by antialiased bilinear interpolation, dtype kept."""
     import torch
@@ -164,18 +173,11 @@ def elastic_deform(
         np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij"
     )
     coords = np.stack([yy + field[0].astype(np.float32), xx + field[1].astype(np.float32)])
-    lo, hi = (
-        (0, 255)
-        if image.dtype == np.uint8
-        else (0, np.iinfo(image.dtype).max if image.dtype.kind in "ui" else None)
-    )
     channels = [
         ndimage.map_coordinates(image[..., c].astype(np.float32), coords, order=3, mode="mirror")
         for c in range(image.shape[-1])
     ]
     warped = np.stack(channels, axis=-1)
-    if hi is not None:
-        warped = np.clip(np.rint(warped), lo, hi)
     planes = mask[..., None] if mask.ndim == 2 else mask
     warped_mask = np.stack(
         [
@@ -184,7 +186,7 @@ def elastic_deform(
         ],
         axis=-1,
     ).reshape(mask.shape)
-    return warped.astype(image.dtype), warped_mask.astype(mask.dtype)
+    return in_dtype(warped, image.dtype), warped_mask.astype(mask.dtype)
 
 
 def random_resized_crop(
@@ -284,7 +286,6 @@ def random_rotate(
     m = cv2.getRotationMatrix2D(
         (w / 2 - 0.5, h / 2 - 0.5), float(rng.uniform(-degrees, degrees)), 1.0
     )
-    src_dtype = image.dtype
     rotated = cv2.warpAffine(
         image.astype(np.float32),
         m,
@@ -292,8 +293,6 @@ def random_rotate(
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REFLECT_101,
     ).reshape(image.shape)
-    if src_dtype.kind in "ui":
-        rotated = np.clip(np.rint(rotated), 0, np.iinfo(src_dtype).max)
     planes = mask[..., None] if mask.ndim == 2 else mask
     turned = np.stack(
         [
@@ -309,7 +308,7 @@ def random_rotate(
         ],
         -1,
     )
-    return rotated.astype(src_dtype), turned.reshape(mask.shape).astype(mask.dtype)
+    return in_dtype(rotated, image.dtype), turned.reshape(mask.shape).astype(mask.dtype)
 
 
 def fill_foreground(image: np.ndarray, foreground: np.ndarray, work_size: int = 64) -> np.ndarray:
@@ -363,20 +362,14 @@ def composite(
     out = alpha * image.astype(np.float32) + (1 - alpha) * plate[..., : image.shape[-1]].astype(
         np.float32
     )
-    if image.dtype.kind == "f":
-        return out.astype(image.dtype)
-    return np.clip(np.rint(out), 0, np.iinfo(image.dtype).max).astype(image.dtype)
+    return in_dtype(out, image.dtype)
 
 
 def rescaled(image: np.ndarray, source: tuple, target: tuple, dtype) -> np.ndarray:
     """``image``'s values with ``source`` (lo, hi) moved to ``target`` (lo, hi), as ``dtype``
-    (integers rounded and clipped to their range; floats as float32): another image pasted in
+    (:func:`in_dtype`): another image pasted in
     looks as it would to the model on its own (an 8-bit photo into a 16-bit one, or by each
     image's own percentiles)."""
     (a, b), (c, d) = source, target
     x = (image.astype(np.float32) - np.float32(a)) * np.float32((d - c) / (b - a) if b > a else 0)
-    x += np.float32(c)
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return x
-    return np.clip(np.rint(x), 0, np.iinfo(dtype).max).astype(dtype)
+    return in_dtype(x + np.float32(c), dtype)
