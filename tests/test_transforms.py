@@ -98,3 +98,19 @@ def test_tta_equals_plain_for_an_equivariant_model():
         predict_probs(net, x, "fp32", tta=True), predict_probs(net, x, "fp32")
     )
     assert predict_probs(net, x, "fp32", scale=0.5).shape == (2, 3, 9, 7)
+
+
+def test_resizing_keeps_float_images_as_they_are():
+    """A float image (a TIFF of 0..1 intensities, or a background-subtracted one with negative
+    values) resized for --scale keeps its values; it was rounded to integers and clipped at 0,
+    so 0.3 became 0. Integer images are still rounded and clipped to their range."""
+    from pixelwise.data.transforms import resize_image
+
+    x = np.full((8, 8, 1), 0.3, np.float32)
+    x[:, 4:] = -0.25
+    small = resize_image(x, (4, 4))
+    assert small.dtype == np.float32
+    np.testing.assert_allclose(small[:, :1], 0.3, atol=1e-6)
+    np.testing.assert_allclose(small[:, -1:], -0.25, atol=1e-6)
+    u8 = resize_image(np.full((8, 8, 1), 200, np.uint8), (3, 3))
+    assert u8.dtype == np.uint8 and (u8 == 200).all()

@@ -90,8 +90,7 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     x = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None]
     x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-    hi = np.iinfo(image.dtype).max if image.dtype.kind in "ui" else np.inf
-    return np.clip(np.rint(x[0].permute(1, 2, 0).numpy()), 0, hi).astype(image.dtype)
+    return in_dtype(x[0].permute(1, 2, 0).numpy(), image.dtype)
 
 
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
