@@ -71,6 +71,31 @@ def test_16bit_png_and_tiff(tmp_path):
         np.testing.assert_array_equal(out[..., 0], arr)
 
 
+@pytest.mark.parametrize("compression", ["tiff_lzw", "packbits", "tiff_adobe_deflate", "jpeg"])
+def test_compressed_tiffs_read_as_pillow_decodes_them(tmp_path, compression):
+    """LZW is what ImageJ, microscope software and scanners write by default; tifffile alone
+    decodes only uncompressed and zlib TIFFs. Written by Pillow (an independent writer) and
+    compared with Pillow's own decode; 16-bit grey too (JPEG holds 8-bit only)."""
+    rng = np.random.default_rng(0)
+    images = {"rgb": rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)}
+    if compression != "jpeg":
+        images["grey16"] = rng.integers(0, 65536, (40, 56), dtype=np.uint16)
+    for name, arr in images.items():
+        path = tmp_path / f"{name}.tif"
+        Image.fromarray(arr).save(path, compression=compression)
+        out = read_image(path)
+        expected = np.asarray(Image.open(path))
+        np.testing.assert_array_equal(out.reshape(expected.shape), expected)
+        if compression != "jpeg":  # lossless: the pixels themselves
+            np.testing.assert_array_equal(out.reshape(arr.shape), arr)
+    stack = [Image.fromarray(np.full((6, 7), 10 * i, np.uint8)) for i in range(3)]
+    stack[0].save(
+        tmp_path / "s.tif", save_all=True, append_images=stack[1:], compression=compression
+    )
+    assert count_pages(tmp_path / "s.tif") == 3
+    assert abs(int(read_image(tmp_path / "s.tif", page=2)[3, 3, 0]) - 20) <= 1
+
+
 def test_files_are_read_by_their_content_not_their_suffix(tmp_path):
     """A PNG saved as .tif (ISBI's test slices copied under the training slices' suffix) and a
     TIFF stack named .png read as what they are."""
