@@ -12,7 +12,7 @@ from PIL import Image
 
 from pixelwise.batch import PredictOptions, predict_files, segment_files
 from pixelwise.cli import main
-from pixelwise.data.io import StackPage, read_image
+from pixelwise.data.io import StackPage, count_pages, read_image
 from pixelwise.inference import predict
 
 PAGES = 5
@@ -111,15 +111,28 @@ def test_labelme_files_of_pages_lead_to_the_page_written_beside_them(tmp_path):
         assert [s["label"] for s in spec["shapes"]] == ["foreground"]
 
 
-def test_a_tiff_of_pages_of_different_sizes_is_one_image_refused_with_its_reason(tmp_path):
-    """A pyramid (a slide and its smaller levels) is no stack: not a page per output."""
+def test_a_slide_or_pyramid_of_pages_is_its_full_resolution_image(tmp_path):
+    """A slide scanner's file (Aperio SVS: the slide, a thumbnail, smaller levels; JPEG tiles)
+    or a pyramid stored as consecutive pages is no stack: its first, largest page is the image,
+    predicted as one. Pages of different sizes whose first is not the largest are refused."""
+    rng = np.random.default_rng(0)
+    slide = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
     with tifffile.TiffWriter(tmp_path / "slide.tif") as tif:
-        for size in (64, 32, 16):
+        tif.write(slide, photometric="rgb", tile=(32, 32))
+        tif.write(slide[::8, ::8].copy(), photometric="rgb")  # thumbnail, stripped
+        tif.write(slide[::4, ::4].copy(), photometric="rgb", tile=(16, 16))
+    assert count_pages(tmp_path / "slide.tif", stack=True) == 1
+    np.testing.assert_array_equal(read_image(tmp_path / "slide.tif"), slide)
+    with tifffile.TiffWriter(tmp_path / "odd.tif") as tif:
+        for size in (16, 64, 32):
             tif.write(np.zeros((size, size, 3), np.uint8), photometric="rgb")
-    result = predict_files(tiny_seg(), [tmp_path / "slide.tif"], tmp_path / "out", progress=False)
-    assert not result.written
+    result = predict_files(
+        tiny_seg(), [tmp_path / "slide.tif", tmp_path / "odd.tif"], tmp_path / "out", progress=False
+    )
+    assert [p.name for p in result.written] == ["slide.png"]
+    assert np.asarray(Image.open(tmp_path / "out" / "masks" / "slide.png")).shape == (96, 128)
     assert [reason for _, reason in result.failures] == [
-        f"{tmp_path / 'slide.tif'}: has 3 pages of different sizes (a multi-resolution pyramid, a "
-        "slide with its thumbnails); whole-slide files are not read: save the level you want as "
-        "an image of its own"
+        f"{tmp_path / 'odd.tif'}: has 3 pages of different sizes and its first image is not the "
+        "largest (no pyramid or slide with thumbnails, whose full-resolution image comes first); "
+        "save the page you want as an image of its own"
     ]

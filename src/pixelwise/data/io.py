@@ -133,7 +133,7 @@ def _read_tiff(path: Path, page: int | None, max_pixels: int | None) -> np.ndarr
                 raise ImageReadError(path, "TIFF file has no pages")
             if page is None and len(pages) > 1:
                 if not _uniform(pages):
-                    raise ImageReadError(path, MIXED_PAGES.format(len(pages)))
+                    return _read_base_level(path, tif, max_pixels)
                 raise ImageReadError(path, multi_page(len(pages), "pages"))
             index = 0 if page is None else page
             if not 0 <= index < len(pages):
@@ -170,9 +170,24 @@ def page_name(stem: str, index: int) -> str:
 
 
 MIXED_PAGES = (
-    "has {} pages of different sizes (a multi-resolution pyramid, a slide with its thumbnails); "
-    "whole-slide files are not read: save the level you want as an image of its own"
+    "has {} pages of different sizes and its first image is not the largest (no pyramid or slide "
+    "with thumbnails, whose full-resolution image comes first); save the page you want as an "
+    "image of its own"
 )
+
+
+def _read_base_level(path: Path, tif, max_pixels: int | None) -> np.ndarray:
+    """The full-resolution image of a TIFF whose pages differ in size: a slide scanner's file
+    (Aperio SVS: the slide, a thumbnail, smaller levels, label and macro photos) or a pyramid
+    stored as consecutive pages. It is the first image when it has more pixels than any other
+    page; otherwise the file is refused (``MIXED_PAGES``). Pyramids stored in SubIFDs
+    (OME-TIFF, tifffile, libvips) have one top-level page and are read as any image."""
+    base = tif.series[0]
+    pixels = [page.imagewidth * page.imagelength for page in tif.pages]
+    if len(base.pages) != 1 or pixels[0] < max(pixels):
+        raise ImageReadError(path, MIXED_PAGES.format(len(tif.pages)))
+    _check_size(path, tif.pages[0].imagewidth, tif.pages[0].imagelength, max_pixels)
+    return tif.pages[0].asarray()
 
 
 def _uniform(pages) -> bool:
