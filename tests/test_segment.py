@@ -1,9 +1,11 @@
 """Instances end to end: train on instance labels, score objects with `evaluate`, write label images with `segment`."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
+import torch
 from conftest import train_tiny
 from PIL import Image
 
@@ -115,6 +117,10 @@ def test_train_evaluate_segment_on_instances(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "DSB mean AP" in out and "V_Rand" in out
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    seed, whole = ckpt["instance_thresholds"]  # chosen on the validation images at the end
+    assert f"instance thresholds: seed {seed}, object {whole} (DSB mean AP" in out
+    assert f"objects: seed where interior > {seed}" in out  # evaluate says what it used
     objects = json.loads((tmp_path / "e.json").read_text())["objects"]
     assert (
         objects["reference_objects"] == 8 and objects["ap50"] > 0.9
@@ -124,6 +130,12 @@ def test_train_evaluate_segment_on_instances(tmp_path, capsys):
     assert len(rows) == 2 and "validation split of the checkpoint's training run" in out
     assert np.mean([r["dsb_mean_ap"] for r in rows]) == pytest.approx(objects["dsb_mean_ap"])
     assert "lowest DSB mean AP: " in out
+    given = ["--instance-thresholds", "0.6,0.7", "--json", str(tmp_path / "given.json")]
+    assert main(["evaluate", str(run / "best.pt"), str(data), *given]) == 0
+    assert json.loads((tmp_path / "given.json").read_text())["instance_thresholds"] == [0.6, 0.7]
+    with pytest.raises(SystemExit):  # argparse: exit status 2 with the reason
+        main(["evaluate", str(run / "best.pt"), str(data), "--instance-thresholds", "0.8"])
+    assert "expected SEED,OBJECT, two probabilities" in capsys.readouterr().err
 
     seg_out = tmp_path / "seg"
     bad = tmp_path / "bad.png"
@@ -156,6 +168,72 @@ def test_train_evaluate_segment_on_instances(tmp_path, capsys):
     assert main(again) == 0
     assert (seg_out / "instances" / "00.png").read_bytes() == b"left alone"
     assert read_mask(seg_out / "instances" / "01.png").max() >= 2
+
+
+class ProbabilitiesInPixels(torch.nn.Module):
+    """A stand-in boundary model: its class probabilities are the image's three channels
+    (background, interior, border; summing to 1), so every threshold's answer is known."""
+
+    def forward(self, x):
+        return torch.log(x.clamp_min(1e-6))
+
+
+def _boundary_stand_in(tmp_path, interior: float):
+    """Images whose discs have the interior probability ``interior`` inside their outlines
+    (border 0.8 on them; background 0.05) with their instance labels, and a Segmenter that reads
+    them as its probabilities."""
+    from conftest import tiny_seg
+    from skimage.segmentation import find_boundaries
+
+    from pixelwise.data.datasets import SegmentationDataset
+    from pixelwise.data.encoding import MaskEncoding, Normalization
+    from pixelwise.data.layouts import evaluation_items
+
+    data = _blobs(tmp_path / "blobs", n=3)
+    for path in sorted((data / "images").glob("*.png")):
+        labels = read_mask(data / "instances" / path.name)
+        outline = find_boundaries(labels, mode="inner")[..., None]
+        inside = np.where(outline, (0.05, 0.15, 0.8), (0.05, interior, 0.95 - interior))
+        probs = np.where(labels[..., None] > 0, inside, (0.98, 0.01, 0.01))
+        Image.fromarray(np.round(probs * 255).astype(np.uint8)).save(path)
+    seg = tiny_seg(ProbabilitiesInPixels())
+    seg.class_names = ["background", "interior", "boundary"]
+    seg.arch_kwargs = seg.arch_kwargs | {"num_classes": 3}
+    seg.encoding = MaskEncoding(instances="boundary")
+    seg.norm = Normalization([0.0] * 3, [1.0] * 3)
+    items, _ = evaluation_items(data, None)
+    return seg, SegmentationDataset(items, 3, seg.encoding, seg.norm, channels=3)
+
+
+def test_instance_thresholds_are_chosen_where_the_default_pair_finds_nothing(tmp_path):
+    """Discs whose interior probability is 0.7 have no seed at the default 0.8: every object is
+    missed (DSB mean AP 0); the choice takes a lower seed and finds them all (touching discs
+    are split at their border pixels). The pair travels with the checkpoint's metadata and is
+    what ``segment`` uses; --instance-thresholds overrides it."""
+    from pixelwise.data.encoding import MaskEncoding
+    from pixelwise.evaluate import choose_thresholds
+    from pixelwise.inference import segment
+    from pixelwise.instances import decision_for, with_thresholds
+    from pixelwise.segmenter import Segmenter
+
+    seg, ds = _boundary_stand_in(tmp_path, interior=0.7)
+    chosen = choose_thresholds(seg, ds, "fp32")
+    assert chosen["default_mean_ap"] == 0.0 and chosen["images"] == 3
+    assert chosen["seed"] < 0.7 and chosen["mean_ap"] == pytest.approx(1.0)
+    image, _ = ds.load(0)
+    reference = ds.items[0].read_mask(instances=True)
+    assert segment(seg, image).max() == 0  # the defaults
+    seg.thresholds = (chosen["seed"], chosen["object"])
+    again = Segmenter.from_metadata(seg.metadata(), seg.network)
+    assert again.thresholds == seg.thresholds
+    assert segment(again, image).max() == reference.max() == 4
+    assert (
+        decision_for(with_thresholds(again, (0.8, 0.85)))(torch.full((1, 3, 2, 2), 1 / 3)).sum()
+        == 0
+    )
+    semantic = dataclasses.replace(again, encoding=MaskEncoding())
+    with pytest.raises(ValueError, match="--instance-thresholds is for models trained with"):
+        with_thresholds(semantic, (0.5, 0.5))
 
 
 def test_evaluate_object_class_for_semantic_models(shapes_data, tmp_path):

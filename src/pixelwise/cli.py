@@ -135,6 +135,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             ),
             "object_class",
             "min_object_size",
+            "instance_thresholds",
             "precision",
             "tta",
             "input_range",
@@ -172,6 +173,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "min_object_size",
             "object_class",
             "score_threshold",
+            "instance_thresholds",
             "precision",
             "tta",
             "input_range",
@@ -608,10 +610,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
     )
     from pixelwise.checkpoint import load_for_command
     from pixelwise.data.io import atomic_write_bytes
-    from pixelwise.instances import check_object_class
+    from pixelwise.instances import check_object_class, with_thresholds
     from pixelwise.measure import measurements_csv
 
     seg = load_for_command(args.checkpoint, args.runtime, args.precision)
+    with_thresholds(seg, args.instance_thresholds)
     check_object_class(seg, args.object_class)  # once, not for every file
     if args.coco is not None:
         check_output_file(args.coco, "--coco", ".json")
@@ -662,7 +665,7 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
 
     given = Path(args.checkpoint)
     if given.is_dir() or given.suffix.lower() == ".json":
-        for option in ("tta", "input_range"):
+        for option in ("tta", "input_range", "instance_thresholds"):
             if getattr(args, option):
                 name = "--" + option.replace("_", "-")
                 raise ValueError(f"{given}: {name} is for models; these are predictions")
@@ -694,6 +697,7 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
         args.runtime,
         args.device,
         args.input_range,  # parsed by main
+        args.instance_thresholds,
     )
     return summary, resolve_checkpoint(args.checkpoint).parent
 
@@ -706,6 +710,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     summary, beside = evaluation_of(args)
     ran = f" ({summary['path']})" if "path" in summary else ""
     print(f"{counted(summary['images'], 'image')} from {summary['split']}{ran}")
+    if "instance_thresholds" in summary:
+        seed, whole = summary["instance_thresholds"]
+        print(f"objects: seed where interior > {seed}, object where background < {1 - whole:.2g}")
     if "detection" in summary:
         d = {k: "-" if v is None else f"{v:.4f}" for k, v in summary["detection"].items()}
         print(

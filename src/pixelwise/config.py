@@ -67,6 +67,16 @@ def float_list(text: str) -> list[float]:
         ) from None
 
 
+def probability_pair(text: str) -> tuple[float, float]:
+    """``--instance-thresholds SEED,OBJECT``: two probabilities between 0 and 1."""
+    values = float_list(text)
+    if len(values) != 2 or not all(0 < v < 1 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected SEED,OBJECT, two probabilities between 0 and 1 (e.g. 0.8,0.85), got {text!r}"
+        )
+    return values[0], values[1]
+
+
 def str_list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
@@ -504,6 +514,15 @@ SHARED: dict[str, Opt] = {
         "instance models: keep detections scoring at least this (default 0.5)",
         0.5,
         type=float,
+    ),
+    "instance_thresholds": Opt(
+        ("--instance-thresholds",),
+        "models trained with --instances boundary: a nucleus (object) starts where the interior "
+        "probability exceeds SEED and covers the pixels whose background probability is under "
+        "1 - OBJECT (default: the model's own, chosen on its validation images at the end of "
+        "training; 0.8,0.85 for a model without)",
+        metavar="SEED,OBJECT",
+        type=probability_pair,
     ),
     "labelme": Opt(
         ("--labelme",),

@@ -3,6 +3,7 @@ trained on instances, and ``evaluate_checkpoint``, which dispatches on the model
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -49,11 +50,16 @@ from pixelwise.inference import (
     predict_tiled,
 )
 from pixelwise.instances import (
+    OBJECT_PROB,
+    SEED_PROB,
+    argmax_codes,
+    boundary_codes,
     check_object_class,
     decision_for,
     drop_small,
     instances_for,
     semantic_to_instances,
+    with_thresholds,
 )
 from pixelwise.metrics import (
     ConfusionMatrix,
@@ -133,10 +139,12 @@ def evaluate_checkpoint(
     runtime: str = "torch",
     device: str = "auto",
     input_range: tuple[float, float] | None = None,
+    thresholds: tuple[float, float] | None = None,
 ) -> dict:
     """Confusion-matrix metrics of ``checkpoint`` over the selected pairs of ``data``, with
     ``split`` (what was scored) and ``images`` (how many) added. ``input_range``: raw values seen
-    as full range, as ``predict --input-range`` maps them (semantic models).
+    as full range, as ``predict --input-range`` maps them (semantic models). ``thresholds``: a
+    boundary model's (seed, object) pair instead of its own (``segment --instance-thresholds``).
 
     Object metrics (``objects``, see :func:`object_metrics`) are added for checkpoints trained
     on instance masks, and for others when ``object_class`` names the class whose connected
@@ -144,7 +152,7 @@ def evaluate_checkpoint(
     R-CNN) get COCO box and mask AP and the DSB2018 mean AP instead. ``device``: ``auto`` is the
     GPU when there is one (ONNX Runtime models always run on the CPU).
     """
-    seg = load_for_command(checkpoint, runtime, precision)
+    seg = with_thresholds(load_for_command(checkpoint, runtime, precision), thresholds)
     on_ort = isinstance(seg.network, OnnxNetwork)  # also what runtime "auto" may have chosen
     device = torch.device("cpu") if on_ort else resolve_device(device)
     seg.network.to(device)
@@ -176,11 +184,25 @@ def evaluate_checkpoint(
     if seg.encoding.instances is None and object_class is None:
         score_pixels(seg, ds, precision, tta, scores)
         return head | scores.summary(seg.class_names) | {"per_image": image_rows(items, scores)}
+    objects = scored_objects(seg, ds, precision, tta, object_class, min_size, scores)
+    return head | thresholds_used(seg) | objects
+
+
+def scored_objects(seg, ds, precision, tta, object_class, min_size, scores) -> dict:
+    """The pixel metrics (``scores``), ``objects`` (:func:`object_metrics`) and ``per_image`` of
+    :func:`evaluate_checkpoint` for a model whose output is made into objects."""
     pairs, coco = score_objects(seg, ds, precision, tta, object_class, min_size, scores)
     image_aps: list[float] = []
     objects = object_metrics(pairs, image_aps) | coco
-    rows = image_rows(items, scores, image_aps)
-    return head | scores.summary(seg.class_names) | {"objects": objects, "per_image": rows}
+    rows = image_rows(ds.items, scores, image_aps)
+    return scores.summary(seg.class_names) | {"objects": objects, "per_image": rows}
+
+
+def thresholds_used(seg: Segmenter) -> dict:
+    """``instance_thresholds``: the (seed, object) pair a boundary model's objects were made with."""
+    if seg.encoding.instances != "boundary":
+        return {}
+    return {"instance_thresholds": list(seg.thresholds or (SEED_PROB, OBJECT_PROB))}
 
 
 def run_validation(checkpoint, data, kind: str) -> list[str] | None:
@@ -351,6 +373,43 @@ def score_objects(
             conf = object_confidences(labels, objectness.float().numpy())
             coco.append(coco_parts(reference, labels, conf, i + 1))
     return pairs, coco_from_parts(coco) if with_coco else {}
+
+
+# The pairs :func:`choose_thresholds` tries (seed, object): recipes/nuclei_thresholds.py's grid,
+# which holds the defaults instances.SEED_PROB, OBJECT_PROB
+THRESHOLD_GRID = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+
+
+def choose_thresholds(seg: Segmenter, ds: SegmentationDataset, precision: str = "auto") -> dict:
+    """The (seed, object) thresholds of a boundary model (:func:`instances.boundary_codes`) with
+    the best DSB2018 mean AP over the images of ``ds`` (its instance labels), each pair of
+    :data:`THRESHOLD_GRID`, as StarDist chooses its thresholds on the validation images. The
+    probabilities are predicted once per image. Returns ``seed``, ``object``, ``mean_ap`` (the
+    pair's), ``default_mean_ap`` (the default pair's), ``argmax_mean_ap`` and ``images``."""
+    pairs = [(s, o) for s in THRESHOLD_GRID for o in THRESHOLD_GRID]
+    rules = [functools.partial(boundary_codes, seed_prob=s, object_prob=o) for s, o in pairs]
+    rules.append(argmax_codes)
+    totals = np.zeros(len(rules))
+    for i, item in enumerate(ds.items):
+        image, _ = ds.load(i)
+        probs = predict_semantic(
+            seg, image, precision, False, None, AUTO_OVERLAP, decide=class_probabilities
+        )
+        pred = torch.from_numpy(probs).permute(2, 0, 1)[None].contiguous()  # 50 rules read it
+        reference = item.read_mask(instances=True)
+        for j, rule in enumerate(rules):
+            labels = instances_for(seg, rule(pred)[0].numpy())
+            totals[j] += dsb_average_precision(reference, labels)["mean_ap"]
+    means = totals / max(1, len(ds.items))
+    best = int(np.argmax(means[:-1]))  # the first of equals: the grid's lowest pair
+    return {
+        "seed": pairs[best][0],
+        "object": pairs[best][1],
+        "mean_ap": float(means[best]),
+        "default_mean_ap": float(means[pairs.index((SEED_PROB, OBJECT_PROB))]),
+        "argmax_mean_ap": float(means[-1]),
+        "images": len(ds.items),
+    }
 
 
 def object_confidences(labels: np.ndarray, objectness: np.ndarray) -> np.ndarray:

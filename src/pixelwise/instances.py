@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -22,9 +24,8 @@ def boundary_codes(
 ) -> torch.Tensor:
     """(N, 3, H, W) probabilities of a boundary model -> (N, H, W) uint8 codes in the classes'
     own terms: 1 seed (interior), 2 the rest of an object (border), 0 background."""
-    seed = probs[:, 1] > seed_prob
-    codes = torch.where(probs[:, 0] < 1 - object_prob, 2, 0)
-    return torch.where(seed, 1, codes).to(torch.uint8)
+    codes = (probs[:, 0] < 1 - object_prob).to(torch.uint8) * 2
+    return codes.masked_fill_(probs[:, 1] > seed_prob, 1)
 
 
 def argmax_codes(probs: torch.Tensor) -> torch.Tensor:
@@ -33,8 +34,26 @@ def argmax_codes(probs: torch.Tensor) -> torch.Tensor:
 
 
 def decision_for(seg: Segmenter):
-    """The rule from class probabilities to the mask that :func:`instances_for` expects."""
-    return boundary_codes if seg.encoding.instances == "boundary" else argmax_codes
+    """The rule from class probabilities to the mask that :func:`instances_for` expects: for a
+    boundary model, :func:`boundary_codes` at its own thresholds (``seg.thresholds``), else the
+    defaults."""
+    if seg.encoding.instances != "boundary":
+        return argmax_codes
+    seed, whole = seg.thresholds or (SEED_PROB, OBJECT_PROB)
+    return functools.partial(boundary_codes, seed_prob=seed, object_prob=whole)
+
+
+def with_thresholds(seg: Segmenter, pair: tuple[float, float] | None) -> Segmenter:
+    """``seg`` with the (seed, object) thresholds a command's --instance-thresholds gives (none:
+    its own), refused for a model that is not a boundary model."""
+    if pair is not None:
+        if seg.encoding.instances != "boundary":
+            raise ValueError(
+                "--instance-thresholds is for models trained with --instances boundary; this "
+                + ("one was trained on class masks" if seg.kind == "semantic" else "is Mask R-CNN")
+            )
+        seg.thresholds = (float(pair[0]), float(pair[1]))
+    return seg
 
 
 # The watersheds run on crops, a tile's worth of objects at a time, so that their memory is bounded

@@ -145,6 +145,8 @@ def model_report(model: str | Path) -> str:
         f"{meta.get('path', model)}: {meta['arch']} ({meta.get('kind', 'semantic')}{size}; {shape})"
     ]
     lines.append("classes: " + ", ".join(class_lines(meta)))
+    if (meta.get("mask_encoding") or {}).get("instances") == "boundary":
+        lines.append("objects: " + thresholds_line(meta))
     lines.append("input: " + input_line(meta))
     train = meta.get("train_state")
     if train:
@@ -156,6 +158,16 @@ def model_report(model: str | Path) -> str:
 
 
 BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # batch norm's statistics
+
+
+def thresholds_line(meta: dict) -> str:
+    """A boundary model's rule from probabilities to objects (``segment``)."""
+    from pixelwise.instances import OBJECT_PROB, SEED_PROB
+
+    own = meta.get("instance_thresholds")
+    seed, whole = own or (SEED_PROB, OBJECT_PROB)
+    where = "chosen on its validation images" if own else "the defaults"
+    return f"seed where interior > {seed}, object where background < {1 - whole:.2g} ({where})"
 
 
 def class_lines(meta: dict) -> list[str]:

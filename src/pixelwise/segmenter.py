@@ -57,6 +57,9 @@ class Segmenter:
     # a box model (``train --box-crop``) sees a user's box around one object, cropped and resized
     # to box_input x box_input; 0 for a model of whole images
     box_input: int = 0
+    # a boundary model's (seed, object) thresholds (pixelwise.instances.boundary_codes), chosen on
+    # its validation images at the end of training; None: instances.SEED_PROB and OBJECT_PROB
+    thresholds: tuple[float, float] | None = None
 
     @property
     def kind(self) -> str:
@@ -101,6 +104,7 @@ class Segmenter:
             "mask_encoding": self.encoding.to_dict(),
             "input_scale": self.input_scale,
             "box_input": self.box_input,
+            "instance_thresholds": None if self.thresholds is None else list(self.thresholds),
         }
 
     @classmethod
@@ -115,4 +119,10 @@ class Segmenter:
             encoding=MaskEncoding.from_dict(meta.get("mask_encoding", {})),
             input_scale=float(meta.get("input_scale", 1.0)),
             box_input=int(meta.get("box_input", 0)),
+            thresholds=thresholds_of(meta.get("instance_thresholds")),
         )
+
+
+def thresholds_of(stored) -> tuple[float, float] | None:
+    """A checkpoint's ``instance_thresholds`` as a (seed, object) pair; None when it has none."""
+    return None if stored is None else (float(stored[0]), float(stored[1]))

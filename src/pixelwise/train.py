@@ -29,15 +29,16 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
 
 from pixelwise import distributed as dist
-from pixelwise.checkpoint import load_model, read_checkpoint, save_checkpoint
+from pixelwise.checkpoint import load_model, read_checkpoint, save_checkpoint, write_checkpoint
 from pixelwise.config import TrainConfig
 from pixelwise.constants import counted, first_ten, option_text
 from pixelwise.data.coco import InstanceDataset, collate
-from pixelwise.data.datasets import pad_collate
+from pixelwise.data.datasets import SegmentationDataset, pad_collate
 from pixelwise.data.encoding import MaskEncoding, Normalization, mixed_kinds_note
 from pixelwise.data.io import atomic_write_bytes
 from pixelwise.detection import detection_step, instance_splits, score_detector
-from pixelwise.evaluate import evaluate
+from pixelwise.evaluate import choose_thresholds, evaluate
+from pixelwise.instances import OBJECT_PROB, SEED_PROB
 from pixelwise.losses import class_weights_from_counts
 from pixelwise.models import create_model
 from pixelwise.runtime import resolve_precision
@@ -206,13 +207,40 @@ def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Tas
         (("val loss", "val_loss"), ("pixel acc", "pixel_accuracy"), ("mIoU", "mean_iou")),
         collate=pad_collate,
         about=describe_data(cfg, len(train_ds.items), len(val_ds.items), names),
-        finish=lambda best: (
-            write_overlays(
-                load_model(best), val_ds, Path(cfg.out) / "overlays", cfg.overlays, precision
-            )
-            if cfg.overlays and len(val_ds)
-            else None
-        ),
+        finish=lambda best: finish_semantic(cfg, best, val_ds, precision) if len(val_ds) else None,
+    )
+
+
+def finish_semantic(cfg: TrainConfig, best: Path, val_ds, precision: str) -> None:
+    """After training: overlays of the first validation images; for a boundary model, the
+    instance thresholds chosen on the validation images written into ``best``."""
+    if cfg.overlays:
+        write_overlays(
+            load_model(best), val_ds, Path(cfg.out) / "overlays", cfg.overlays, precision
+        )
+    if val_ds.encoding.instances == "boundary":
+        store_thresholds(best, val_ds, precision)
+
+
+def store_thresholds(best: Path, val_ds, precision: str) -> None:
+    """Choose a boundary model's seed and object thresholds (:func:`evaluate.choose_thresholds`)
+    on the validation images at their full resolution, as ``segment`` sees images, and write
+    them into the checkpoint ``best``."""
+    seg = load_model(best)
+    ds = SegmentationDataset(
+        val_ds.items, seg.num_classes, val_ds.encoding, seg.norm, channels=seg.in_channels
+    )
+    print(f"choosing the instance thresholds on {counted(len(ds), 'validation image')}", flush=True)
+    chosen = choose_thresholds(seg, ds, precision)
+    ckpt = read_checkpoint(best)
+    ckpt.pop("path")
+    ckpt["instance_thresholds"] = [chosen["seed"], chosen["object"]]
+    write_checkpoint(best, ckpt)
+    print(
+        f"instance thresholds: seed {chosen['seed']}, object {chosen['object']} "
+        f"(DSB mean AP {chosen['mean_ap']:.4f}; {SEED_PROB}, {OBJECT_PROB}: "
+        f"{chosen['default_mean_ap']:.4f}; the classes' argmax: {chosen['argmax_mean_ap']:.4f}), "
+        f"written into {best}"
     )
 
 
