@@ -11,7 +11,10 @@ into two halves (alternate sorted ids), the best pair of each half is scored on 
 and the scores are averaged, an estimate of what the choice gives on images it was not chosen
 on. The same is done per image type (a pair for each type with at least ``MIN_IMAGES`` ids, the
 overall pair for the others), to show whether per-type thresholds would be worth having. The H&E
-sets of nuclei_he are not looked at here (recipes/nuclei_eval.py scores them).
+sets of nuclei_he are not looked at here (recipes/nuclei_eval.py scores them). Training a boundary
+model now makes the overall choice itself on its validation images (``evaluate.choose_thresholds``,
+with min size 0 where this recipe drops objects under ``--min-size`` pixels); this recipe adds the
+per-type view and the cross-selected estimate.
 """
 
 from __future__ import annotations
@@ -26,12 +29,12 @@ from nuclei_eval import parse_args, sets
 from pixelwise.checkpoint import load_model
 from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.io import read_image, read_mask
+from pixelwise.evaluate import THRESHOLD_GRID
 from pixelwise.inference import predict_probs
 from pixelwise.instances import argmax_codes, boundary_codes, instances_for
 from pixelwise.metrics import dsb_average_precision
 
-SEEDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
-OBJECTS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
+SEEDS = OBJECTS = THRESHOLD_GRID  # the grid training chooses from (evaluate.choose_thresholds)
 MIN_IMAGES = 5
 
 
