@@ -242,7 +242,9 @@ def segment(
 
     ``seg``: a loaded model, checkpoint path or bundled name (``"nuclei"``). Semantic models
     trained on instances split objects at their predicted borders (see
-    :func:`pixelwise.instances.instances_for`; others need ``object_class``); instance models
+    :func:`pixelwise.instances.instances_for`; a boundary model's objects start and end at its
+    ``thresholds``, chosen when it was trained: set them on a loaded model to change them;
+    others need ``object_class``); instance models
     give one object per detection scoring at least ``score_threshold``. Objects under
     ``min_size`` pixels are dropped. ``tta`` (semantic models): class probabilities averaged
     over the 8 flips/rotations, as in :func:`predict`.
