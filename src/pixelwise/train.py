@@ -219,13 +219,13 @@ def finish_semantic(cfg: TrainConfig, best: Path, val_ds, precision: str) -> Non
             load_model(best), val_ds, Path(cfg.out) / "overlays", cfg.overlays, precision
         )
     if val_ds.encoding.instances == "boundary":
-        store_thresholds(best, val_ds, precision)
+        store_thresholds(best, val_ds)
 
 
-def store_thresholds(best: Path, val_ds, precision: str) -> None:
+def store_thresholds(best: Path, val_ds, precision: str = "auto") -> None:
     """Choose a boundary model's seed and object thresholds (:func:`evaluate.choose_thresholds`)
-    on the validation images at their full resolution, as ``segment`` sees images, and write
-    them into the checkpoint ``best``."""
+    on the validation images at their full resolution, as ``segment`` sees images (on the CPU,
+    by the path ``segment`` takes there), and write them into the checkpoint ``best``."""
     seg = load_model(best)
     ds = SegmentationDataset(
         val_ds.items, seg.num_classes, val_ds.encoding, seg.norm, channels=seg.in_channels
