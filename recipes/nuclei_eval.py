@@ -33,6 +33,7 @@ from pixelwise.data.layouts import find_pairs
 from pixelwise.inference import segment
 from pixelwise.instances import semantic_to_instances
 from pixelwise.metrics import dsb_average_precision
+from pixelwise.report import thresholds_line
 
 HERE = Path(__file__).resolve().parent
 
@@ -95,6 +96,7 @@ def shifted(image: np.ndarray, exposure: float = 1.0, as_12_bit: bool = False) -
 def main() -> None:
     args = parse_args(__doc__)
     seg = load_model(args.checkpoint)
+    print(f"{args.checkpoint}: {thresholds_line(seg.metadata())}")
     report, all_dsb = {}, {"model": [], "otsu": []}
     for name, items in sets(Path(args.data)).items():
         scores = {"model": [], "otsu": []}
