@@ -5,7 +5,9 @@ A checkpoint is a plain dict saved with ``torch.save`` and read back with
 
     {"format": "pixelwise", "version": 1, "arch": "unet", "arch_kwargs": {...},
      "class_names": [...], "colours": [[r, g, b], ...], "normalization": {...},
-     "mask_encoding": {...}, "input_scale": 1.0, "state_dict": {...}, "train_state": {...} | None,
+     "mask_encoding": {...}, "input_scale": 1.0, "box_input": 0,
+     "instance_thresholds": [seed, object] | None,   # boundary models: chosen after training
+     "state_dict": {...}, "train_state": {...} | None,
      "int8": {"graph": uint8 tensor, "gate": {...}}}   # optional: added by pixelwise calibrate
 
 ``int8`` is the network as a statically quantised ONNX graph, calibrated on the validation images
