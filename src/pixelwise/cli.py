@@ -706,13 +706,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pixelwise.checkpoint import BUNDLED_DIR
     from pixelwise.data.io import atomic_write_bytes
     from pixelwise.metrics import format_table
+    from pixelwise.report import object_rule
 
     summary, beside = evaluation_of(args)
     ran = f" ({summary['path']})" if "path" in summary else ""
     print(f"{counted(summary['images'], 'image')} from {summary['split']}{ran}")
     if "instance_thresholds" in summary:
-        seed, whole = summary["instance_thresholds"]
-        print(f"objects: seed where interior > {seed}, object where background < {1 - whole:.2g}")
+        print(f"objects: {object_rule(*summary['instance_thresholds'])}")
     if "detection" in summary:
         d = {k: "-" if v is None else f"{v:.4f}" for k, v in summary["detection"].items()}
         print(

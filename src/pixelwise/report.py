@@ -161,13 +161,17 @@ BUFFERS = ("running_mean", "running_var", "num_batches_tracked")  # batch norm's
 
 
 def thresholds_line(meta: dict) -> str:
-    """A boundary model's rule from probabilities to objects (``segment``)."""
+    """A boundary model's rule from probabilities to objects (``segment``), and where it came from."""
     from pixelwise.instances import OBJECT_PROB, SEED_PROB
 
     own = meta.get("instance_thresholds")
-    seed, whole = own or (SEED_PROB, OBJECT_PROB)
     where = "chosen on its validation images" if own else "the defaults"
-    return f"seed where interior > {seed}, object where background < {1 - whole:.2g} ({where})"
+    return f"{object_rule(*(own or (SEED_PROB, OBJECT_PROB)))} ({where})"
+
+
+def object_rule(seed: float, whole: float) -> str:
+    """The (seed, object) thresholds of a boundary model in words."""
+    return f"seed where interior > {seed}, object where background < {1 - whole:.2g}"
 
 
 def class_lines(meta: dict) -> list[str]:
