@@ -621,6 +621,14 @@ def test_input_range_shows_a_12_bit_image_to_the_model_as_full_range(tmp_path, c
     )
     assert main(["evaluate", str(tmp_path / "p"), data, *ranged]) == 2
     assert "--input-range is for models; these are predictions" in capsys.readouterr().err
+    pair = ["--instance-thresholds", "0.6,0.7"]
+    assert main(["evaluate", str(tmp_path / "p"), data, *pair]) == 2
+    assert "--instance-thresholds is for models; these are" in capsys.readouterr().err
+    assert main(["segment", model, images, "-o", str(tmp_path / "t"), *pair]) == 2
+    assert (
+        "--instance-thresholds is for models trained with --instances boundary; this one was "
+        "trained on class masks" in capsys.readouterr().err
+    )
 
 
 def test_an_error_computing_one_file_fails_that_file_alone(tmp_path):
