@@ -112,8 +112,8 @@ def test_labelme_files_of_pages_lead_to_the_page_written_beside_them(tmp_path):
 
 
 def test_a_slide_or_pyramid_of_pages_is_its_full_resolution_image(tmp_path):
-    """A slide scanner's file (Aperio SVS: the slide, a thumbnail, smaller levels; JPEG tiles)
-    or a pyramid stored as consecutive pages is no stack: its first, largest page is the image,
+    """A slide scanner's file (Aperio SVS: the tiled slide, a thumbnail, smaller levels) or a
+    pyramid stored as consecutive pages is no stack: its first, largest page is the image,
     predicted as one. Pages of different sizes whose first is not the largest are refused."""
     rng = np.random.default_rng(0)
     slide = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
