@@ -357,10 +357,7 @@ def score_objects(
     pairs, coco, with_coco = [], [], has_pycocotools()
     for i, item in enumerate(ds.items):
         image, target = ds.load(i)
-        probs = predict_semantic(
-            seg, image, precision, tta, None, AUTO_OVERLAP, decide=class_probabilities
-        )
-        pred = torch.from_numpy(probs).permute(2, 0, 1)[None]
+        pred = probability_tensor(seg, image, precision, tta)
         scores.add(pred.argmax(1)[0].numpy(), target)
         if seg.encoding.instances is not None:
             reference = item.read_mask(instances=True)
@@ -392,10 +389,7 @@ def choose_thresholds(seg: Segmenter, ds: SegmentationDataset, precision: str = 
     totals = np.zeros(len(rules))
     for i, item in enumerate(ds.items):
         image, _ = ds.load(i)
-        probs = predict_semantic(
-            seg, image, precision, False, None, AUTO_OVERLAP, decide=class_probabilities
-        )
-        pred = torch.from_numpy(probs).permute(2, 0, 1)[None].contiguous()  # 50 rules read it
+        pred = probability_tensor(seg, image, precision)
         reference = item.read_mask(instances=True)
         for j, rule in enumerate(rules):
             labels = instances_for(seg, rule(pred)[0].numpy())
@@ -410,6 +404,15 @@ def choose_thresholds(seg: Segmenter, ds: SegmentationDataset, precision: str = 
         "argmax_mean_ap": float(means[-1]),
         "images": len(ds.items),
     }
+
+
+def probability_tensor(seg: Segmenter, image: np.ndarray, precision: str, tta: bool = False):
+    """(1, K, H, W) class probabilities of a whole image as ``predict`` makes them (overlap-tile
+    above 2048 x 2048 pixels), contiguous: the object rules read it more than once."""
+    probs = predict_semantic(
+        seg, image, precision, tta, None, AUTO_OVERLAP, decide=class_probabilities
+    )
+    return torch.from_numpy(probs).permute(2, 0, 1)[None].contiguous()
 
 
 def object_confidences(labels: np.ndarray, objectness: np.ndarray) -> np.ndarray:

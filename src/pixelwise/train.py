@@ -29,7 +29,12 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
 
 from pixelwise import distributed as dist
-from pixelwise.checkpoint import load_model, read_checkpoint, save_checkpoint, write_checkpoint
+from pixelwise.checkpoint import (
+    read_checkpoint,
+    save_checkpoint,
+    segmenter_from_checkpoint,
+    write_checkpoint,
+)
 from pixelwise.config import TrainConfig
 from pixelwise.constants import counted, first_ten, option_text
 from pixelwise.data.coco import InstanceDataset, collate
@@ -214,28 +219,26 @@ def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Tas
 def finish_semantic(cfg: TrainConfig, best: Path, val_ds, precision: str) -> None:
     """After training: overlays of the first validation images; for a boundary model, the
     instance thresholds chosen on the validation images written into ``best``."""
+    ckpt = read_checkpoint(best)  # read once for both
+    seg = segmenter_from_checkpoint(ckpt)
     if cfg.overlays:
-        write_overlays(
-            load_model(best), val_ds, Path(cfg.out) / "overlays", cfg.overlays, precision
-        )
+        write_overlays(seg, val_ds, Path(cfg.out) / "overlays", cfg.overlays, precision)
     if val_ds.encoding.instances == "boundary":
-        store_thresholds(best, val_ds)
+        store_thresholds(best, ckpt, seg, val_ds)
 
 
-def store_thresholds(best: Path, val_ds, precision: str = "auto") -> None:
+def store_thresholds(best: Path, ckpt: dict, seg: Segmenter, val_ds) -> None:
     """Choose a boundary model's seed and object thresholds (:func:`evaluate.choose_thresholds`)
     on the validation images at their full resolution, as ``segment`` sees images (on the CPU,
-    by the path ``segment`` takes there), and write them into the checkpoint ``best``."""
-    seg = load_model(best)
+    by the path ``segment`` takes there: precision auto), and write them into ``best`` (whose
+    contents are ``ckpt``, loaded as ``seg``)."""
     ds = SegmentationDataset(
         val_ds.items, seg.num_classes, val_ds.encoding, seg.norm, channels=seg.in_channels
     )
     print(f"choosing the instance thresholds on {counted(len(ds), 'validation image')}", flush=True)
-    chosen = choose_thresholds(seg, ds, precision)
-    ckpt = read_checkpoint(best)
-    ckpt.pop("path")
-    ckpt["instance_thresholds"] = [chosen["seed"], chosen["object"]]
-    write_checkpoint(best, ckpt)
+    chosen = choose_thresholds(seg, ds)
+    stored = {k: v for k, v in ckpt.items() if k != "path"}
+    write_checkpoint(best, stored | {"instance_thresholds": [chosen["seed"], chosen["object"]]})
     print(
         f"instance thresholds: seed {chosen['seed']}, object {chosen['object']} "
         f"(DSB mean AP {chosen['mean_ap']:.4f}; {SEED_PROB}, {OBJECT_PROB}: "
