@@ -12,7 +12,7 @@ from PIL import Image
 
 from pixelwise.batch import PredictOptions, predict_files, segment_files
 from pixelwise.cli import main
-from pixelwise.data.io import StackPage, count_pages, read_image
+from pixelwise.data.io import ImageReadError, StackPage, count_pages, read_image
 from pixelwise.inference import predict
 
 PAGES = 5
@@ -136,3 +136,133 @@ def test_a_slide_or_pyramid_of_pages_is_its_full_resolution_image(tmp_path):
         "largest (no pyramid or slide with thumbnails, whose full-resolution image comes first); "
         "save the page you want as an image of its own"
     ]
+
+
+def hyperstack(slices: int, channels: int) -> np.ndarray:
+    """A (Z, C, 24, 32) uint16 array whose every plane holds its own value, 100 z + c + 1, with
+    a bright square that moves with z and c, so that a mixed-up plane shows."""
+    planes = np.zeros((slices, channels, 24, 32), np.uint16)
+    for z in range(slices):
+        for c in range(channels):
+            planes[z, c] = 100 * z + c + 1
+            planes[z, c, 2 + z : 10 + z, 3 + 4 * c : 11 + 4 * c] = 4000
+    return planes
+
+
+@pytest.mark.parametrize("writer", ["imagej", "ome"])
+def test_channels_stored_as_pages_are_channels_not_slices(tmp_path, writer):
+    """ImageJ hyperstacks and OME-TIFFs store each channel of each slice as a page (ImageJ
+    ZCYX, OME as written, here CZYX): the slices are the stack, a channel is chosen with
+    ``channel`` and read alone as grey; without a choice the file is refused, saying how."""
+    planes = hyperstack(3, 2)
+    path = tmp_path / f"cells.{writer}.tif"
+    if writer == "imagej":
+        tifffile.imwrite(path, planes, imagej=True, metadata={"axes": "ZCYX"})
+    else:  # channels outermost: the page order differs from ImageJ's
+        tifffile.imwrite(path, planes.transpose(1, 0, 2, 3), metadata={"axes": "CZYX"})
+    assert count_pages(path) == 6 and count_pages(path, stack=True) == 3
+    for z in range(3):
+        for c in range(2):
+            image = read_image(StackPage(path, z), channel=c)
+            np.testing.assert_array_equal(image, planes[z, c][..., None])
+    axes = "ZCYX" if writer == "imagej" else "CZYX"
+    with pytest.raises(
+        ImageReadError, match=rf"has 2 channels \(a page each, axes {axes}\).*--channel N \(0 to 1"
+    ):
+        read_image(StackPage(path, 1))
+    with pytest.raises(ImageReadError, match="--channel 2 asked for, but the image has 2 channels"):
+        read_image(StackPage(path, 0), channel=2)
+
+
+def test_grey_samples_are_channels_and_alpha_or_colour_are_not(tmp_path):
+    """A TIFF with several grey samples per pixel (contiguous or planar) holds channels: refused
+    without ``channel``, each readable alone. Grey + alpha stays a grey image, a colour image a
+    colour image, whose channels can be chosen too (a PNG's blue, say)."""
+    planes = hyperstack(1, 5)[0]  # (5, H, W)
+    contiguous, planar = tmp_path / "five.tif", tmp_path / "planar.tif"
+    tifffile.imwrite(
+        contiguous, planes.transpose(1, 2, 0), photometric="minisblack", planarconfig="contig"
+    )
+    tifffile.imwrite(planar, planes[:2], photometric="minisblack", planarconfig="separate")
+    for path, count in ((contiguous, 5), (planar, 2)):
+        with pytest.raises(
+            ImageReadError, match=rf"{path.name}: has {count} channels \(grey samples"
+        ):
+            read_image(path)
+        for c in range(count):
+            np.testing.assert_array_equal(read_image(path, channel=c), planes[c][..., None])
+    grey_alpha = tmp_path / "grey_alpha.tif"
+    alpha = np.full((24, 32), 255, np.uint8)
+    tifffile.imwrite(
+        grey_alpha,
+        np.dstack([planes[0].astype(np.uint8), alpha]),
+        photometric="minisblack",
+        extrasamples=["unassalpha"],
+    )
+    np.testing.assert_array_equal(read_image(grey_alpha), planes[0].astype(np.uint8)[..., None])
+    rgb = np.random.default_rng(0).integers(0, 256, (24, 32, 3)).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "photo.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "photo.png"), rgb)
+    np.testing.assert_array_equal(read_image(tmp_path / "photo.png", channel=2), rgb[..., 2:])
+
+
+def test_segment_takes_the_channel_asked_for_and_names_the_file_otherwise(tmp_path, capsys):
+    """``segment --channel`` on a two-channel ImageJ hyperstack segments that channel, as the
+    same plane saved alone is segmented; without it the file fails with the reason and the
+    batch goes on."""
+    planes = hyperstack(1, 2)[0]  # (2, H, W): the squares sit apart in the two channels
+    planes = (planes // 16).astype(np.uint8)
+    stack, alone = tmp_path / "in" / "two.tif", tmp_path / "in" / "alone.tif"
+    stack.parent.mkdir()
+    tifffile.imwrite(stack, planes, imagej=True, metadata={"axes": "CYX"})
+    tifffile.imwrite(alone, planes[1], photometric="minisblack")
+    seg = tiny_seg(BrightIsForeground())
+    out = tmp_path / "out"
+    segment_files(seg, [stack], out, PredictOptions(channel=1, object_class=1), progress=False)
+    segment_files(seg, [alone], out, PredictOptions(object_class=1), progress=False)
+    labels = np.asarray(Image.open(out / "instances" / "two.png"))
+    np.testing.assert_array_equal(labels, np.asarray(Image.open(out / "instances" / "alone.png")))
+    assert labels.max() == 1 and labels[2:10, 7:15].all()  # channel 1's square
+    result = segment_files(
+        seg, [stack], tmp_path / "out2", PredictOptions(object_class=1), progress=False
+    )
+    assert [reason for _, reason in result.failures] == [
+        f"{stack}: has 2 channels (a page each, axes CYX), not colours: choose the one to "
+        "segment with --channel N (0 to 1; predict and segment), or save it as an image of its own"
+    ]
+
+
+def test_readme_channel_command_segments_the_nuclear_stain(tmp_path, monkeypatch, capsys):
+    """README's ``pixelwise segment nuclei cells.tif --channel 0`` on a two-channel stack
+    (bright discs in channel 0, a bright band in channel 1) finds the discs, as in channel 0
+    saved alone."""
+    yy, xx = np.mgrid[:96, :96]
+    nuclei = np.full((96, 96), 20, np.uint8)
+    for y, x in ((25, 25), (30, 70), (70, 45)):
+        nuclei[(yy - y) ** 2 + (xx - x) ** 2 < 81] = 200
+    band = np.where(np.abs(yy - xx) < 10, 200, 20).astype(np.uint8)
+    monkeypatch.chdir(tmp_path)
+    tifffile.imwrite("cells.tif", np.stack([nuclei, band]), imagej=True, metadata={"axes": "CYX"})
+    tifffile.imwrite("alone.tif", nuclei, photometric="minisblack")
+    assert main(["segment", "nuclei", "cells.tif", "--channel", "0", "--no-progress"]) == 0
+    assert main(["segment", "nuclei", "alone.tif", "--no-progress"]) == 0
+    assert "objects per image: cells: 3" in capsys.readouterr().out
+    found = sorted(tmp_path.glob("*/instances/cells.png"))
+    assert len(found) == 1
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(found[0])), np.asarray(Image.open(found[0].parent / "alone.png"))
+    )
+
+
+def test_a_channel_a_grey_image_does_not_have_is_refused(tmp_path):
+    """``--channel 0`` reads a grey image as it is; ``--channel 1`` of it names the file and
+    the one channel it has."""
+    grey = (hyperstack(1, 1)[0, 0] // 16).astype(np.uint8)
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    tifffile.imwrite(tmp_path / "grey.tif", grey, photometric="minisblack")
+    for name in ("grey.png", "grey.tif"):
+        np.testing.assert_array_equal(read_image(tmp_path / name, channel=0), grey[..., None])
+        with pytest.raises(
+            ImageReadError, match=f"{name}: --channel 1 asked for, but the image has 1 channel$"
+        ):
+            read_image(tmp_path / name, channel=1)

@@ -240,6 +240,7 @@ class PredictOptions:
     coco: str | None = None  # segment: also every object in this one COCO instances file
     measure: str | None = None  # segment: also every object's measurements in this one CSV
     input_range: tuple[float, float] | str | None = None  # raw LO..HI seen as full range
+    channel: int | None = None  # read this channel of each image alone, as grey
 
     def __post_init__(self) -> None:
         self.input_range = parse_range(self.input_range)
@@ -252,6 +253,8 @@ class PredictOptions:
                 )
         if self.overlap < 0:
             raise ValueError(f"--overlap must be 0 or more, got {self.overlap}")
+        if self.channel is not None and self.channel < 0:
+            raise ValueError(f"--channel must be 0 or more, got {self.channel}")
         if self.tile is not None and self.tile < 0:
             raise ValueError(f"--tile must be 0 (never tile) or more, got {self.tile}")
         if self.tile and self.tile <= 2 * self.overlap:
@@ -269,6 +272,7 @@ class ModelView:
 
     def __init__(self, seg, options: PredictOptions) -> None:
         self.input_range = options.input_range
+        self.channel = options.channel
         self.eight_bit = seg.norm.scale == 255.0 and seg.norm.percentiles is None
         self.dim: list[str] = []
 
@@ -278,6 +282,10 @@ class ModelView:
         if self.eight_bit and intensity_kind(image) == TWELVE_BIT:
             self.dim.append(str(src))
         return image
+
+    def read(self, src) -> np.ndarray:
+        """The input as stored (its ``--channel`` alone when one is chosen)."""
+        return read_image(src, channel=self.channel)
 
 
 def predict_files(
@@ -303,7 +311,7 @@ def predict_files(
     view = ModelView(seg, options)
 
     def compute(src):
-        image = view(read_image(src), src)
+        image = view(view.read(src), src)
         if not options.probabilities:
             return image, predict(seg, image, *run), None
         probabilities = predict_probabilities(seg, image, *run)
@@ -351,7 +359,7 @@ def detection_files(
     out_dir, cats, view = Path(out_dir), categories_of(seg), ModelView(seg, options)
 
     def compute(src):
-        image = view(read_image(src), src)
+        image = view(view.read(src), src)
         return image, detect(seg, image, options.score_threshold)
 
     def write(src, rel, value):
@@ -400,7 +408,7 @@ def segment_files(
     view = ModelView(seg, options)
 
     def compute(src):
-        image = read_image(src)  # measured as stored; shown as the model saw it
+        image = view.read(src)  # measured as stored; shown as the model saw it
         seen = view(image, src)
         return image, seen, *objects_in(seg, seen, options, classes_too)
 

@@ -95,6 +95,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "precision",
             "tta",
             "input_range",
+            "channel",
             "tile",
             "overlap",
             "runtime",
@@ -177,6 +178,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "precision",
             "tta",
             "input_range",
+            "channel",
             "tile",
             "overlap",
             "runtime",
@@ -521,6 +523,7 @@ def predict_options(args: argparse.Namespace):
         "coco",
         "measure",
         "input_range",
+        "channel",
     )
     return PredictOptions(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 

@@ -489,6 +489,14 @@ SHARED: dict[str, Opt] = {
         "images otherwise sees 16x too dark (default: by the file's bit depth)",
         metavar="LO,HI",
     ),
+    "channel": Opt(
+        ("--channel",),
+        "segment this channel (0 = the first) of multi-channel images, e.g. the nuclear stain of "
+        "an ImageJ hyperstack or OME-TIFF, which are refused without it; of colour images too "
+        "(0 red, 1 green, 2 blue), read as grey",
+        type=int,
+        metavar="N",
+    ),
     "tile": Opt(
         ("--tile",),
         "overlap-tile prediction with tiles of this size (default: 1024 for images over "

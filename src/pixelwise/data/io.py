@@ -25,6 +25,8 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from pixelwise.constants import counted
+
 IMAGE_SUFFIXES = (
     ".png",
     ".jpg",
@@ -125,26 +127,139 @@ def _open_tiff(path: Path):
         log.setLevel(level)
 
 
-def _read_tiff(path: Path, page: int | None, max_pixels: int | None) -> np.ndarray:
+def _read_tiff(
+    path: Path, page: int | None, max_pixels: int | None, channel: int | None = None
+) -> np.ndarray:
+    """Page ``page`` of a TIFF (default: its only image), (H, W) or (H, W, S) with the samples
+    last. A file that stores each channel as a page of its own (:func:`_channel_layout`) gives
+    channel ``channel`` of slice ``page``, (H, W). Channels that are not colours, as pages or as
+    samples (:func:`_separate_samples`), are refused without a ``channel`` (:data:`CHANNELS`)
+    when there is more than one."""
     try:
         with _open_tiff(path) as tif:
             pages = tif.pages
             if len(pages) == 0:
                 raise ImageReadError(path, "TIFF file has no pages")
+            layout = _channel_layout(tif)
+            if layout is not None:
+                return _read_channel_pages(path, tif, layout, page, channel, max_pixels)
             if page is None and len(pages) > 1:
                 if not _uniform(pages):
-                    return _read_base_level(path, tif, max_pixels)
+                    return _pick_channel(path, _read_base_level(path, tif, max_pixels), channel)
                 raise ImageReadError(path, multi_page(len(pages), "pages"))
             index = 0 if page is None else page
             if not 0 <= index < len(pages):
                 raise ImageReadError(path, f"page {index} requested but the TIFF has {len(pages)}")
-            shape = pages[index].shape
-            _check_size(path, shape[1], shape[0], max_pixels)
-            return pages[index].asarray()
+            chosen = pages[index]
+            _check_size(path, chosen.imagewidth, chosen.imagelength, max_pixels)
+            if channel is None and _separate_samples(chosen):
+                count = chosen.samplesperpixel
+                raise ImageReadError(path, _channels_text(count, "grey samples per pixel"))
+            return _pick_channel(path, _samples_last(chosen), channel)
     except ImageReadError:
         raise
     except Exception as exc:  # tifffile raises many types for damaged files
         raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})") from None
+
+
+CHANNELS = (
+    "has {} channels ({}), not colours: choose the one to segment with --channel N "
+    "(0 to {}; predict and segment), or save it as an image of its own"
+)
+
+
+def _samples_last(page) -> np.ndarray:
+    """A TIFF page's pixels with its samples (channels) last, also when stored planar."""
+    arr = page.asarray()
+    if page.axes.startswith("S") and arr.ndim == 3:
+        arr = np.moveaxis(arr, 0, -1)
+    return arr
+
+
+def _separate_samples(page) -> bool:
+    """Whether a TIFF page's samples are channels of a microscope (or any instrument), not a
+    colour image: more than one sample per pixel, not RGB/YCbCr/palette, and not grey + alpha."""
+    if page.samplesperpixel < 2 or page.photometric not in (0, 1):  # MINISWHITE, MINISBLACK
+        return False
+    alpha = {1, 2}  # associated, unassociated alpha
+    return not (page.samplesperpixel == 2 and set(page.extrasamples) & alpha)
+
+
+@dataclass(frozen=True)
+class ChannelLayout:
+    """How a TIFF stores channels as pages (ImageJ hyperstacks, OME-TIFF): the sizes of the
+    first series' axes before Y and X, and where C is among them."""
+
+    dims: tuple[int, ...]
+    axis: int
+    axes: str  # e.g. "ZCYX"
+
+    @property
+    def channels(self) -> int:
+        return self.dims[self.axis]
+
+    @property
+    def slices(self) -> int:
+        return int(np.prod(self.dims)) // self.channels
+
+    def page(self, index: int, channel: int) -> int:
+        others = self.dims[: self.axis] + self.dims[self.axis + 1 :]
+        position = list(np.unravel_index(index, others)) if others else []
+        position.insert(self.axis, channel)
+        return int(np.ravel_multi_index(position, self.dims))
+
+
+def _channel_layout(tif) -> ChannelLayout | None:
+    """The channel layout of a TIFF whose pages are channels (its first series has a C axis
+    over single-sample pages of one size, as ImageJ and OME-TIFF write multi-channel images),
+    else None: such pages are not the slices of a stack."""
+    series = tif.series[0]
+    axes, shape = series.axes, tuple(series.shape)
+    if "C" not in axes[:-2] or axes[-2:] != "YX" or len(series.pages) != len(tif.pages):
+        return None
+    if tif.pages[0].samplesperpixel != 1:
+        return None
+    dims = shape[:-2]
+    if int(np.prod(dims)) != len(tif.pages) or not _uniform(tif.pages):
+        return None
+    return ChannelLayout(dims, axes.index("C"), axes)
+
+
+def _read_channel_pages(path: Path, tif, layout: ChannelLayout, page, channel, max_pixels):
+    if page is None and layout.slices > 1:
+        raise ImageReadError(path, multi_page(layout.slices, "slices"))
+    index = 0 if page is None else page
+    if not 0 <= index < layout.slices:
+        raise ImageReadError(path, f"slice {index} requested but the TIFF has {layout.slices}")
+    first = tif.pages[0]
+    _check_size(path, first.imagewidth, first.imagelength, max_pixels)
+    if channel is None and layout.channels > 1:
+        raise ImageReadError(
+            path, _channels_text(layout.channels, f"a page each, axes {layout.axes}")
+        )
+    if channel is None:  # one channel
+        return tif.pages[layout.page(index, 0)].asarray()
+    if not 0 <= channel < layout.channels:
+        raise ImageReadError(path, _channel_range(channel, layout.channels))
+    return tif.pages[layout.page(index, channel)].asarray()
+
+
+def _pick_channel(path: Path, arr: np.ndarray, channel: int | None) -> np.ndarray:
+    """Channel ``channel`` of (H, W) or (H, W, C) pixels, (H, W); all of them without one."""
+    if channel is None:
+        return arr
+    count = 1 if arr.ndim == 2 else arr.shape[-1]
+    if not 0 <= channel < count:
+        raise ImageReadError(path, _channel_range(channel, count))
+    return arr if arr.ndim == 2 else arr[..., channel]
+
+
+def _channels_text(count: int, how: str) -> str:
+    return CHANNELS.format(count, how, count - 1)
+
+
+def _channel_range(channel: int, count: int) -> str:
+    return f"--channel {channel} asked for, but the image has {counted(count, 'channel')}"
 
 
 @dataclass(frozen=True)
@@ -197,8 +312,8 @@ def _uniform(pages) -> bool:
 
 def stack_size(path: str | os.PathLike) -> int:
     """The number of slices of a TIFF stack (every page of one size and type: an EM volume, a
-    z-stack); 1 for any other image, also for a TIFF whose pages differ (a pyramid), which
-    :func:`read_image` refuses."""
+    z-stack; the pages of one slice's channels count once); 1 for any other image, also for a
+    TIFF whose pages differ (a pyramid), which :func:`read_image` reads as its largest page."""
     return count_pages(path, stack=True)
 
 
@@ -211,6 +326,9 @@ def count_pages(path: str | os.PathLike, stack: bool = False) -> int:
         return 1
     try:
         with _open_tiff(path) as tif:
+            layout = _channel_layout(tif) if stack else None
+            if layout is not None:
+                return layout.slices
             return 1 if stack and not _uniform(tif.pages) else len(tif.pages)
     except Exception as exc:
         raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})") from None
@@ -318,21 +436,27 @@ def _normalise_channels(path: Path, arr: np.ndarray) -> np.ndarray:
 
 
 def read_image(
-    path: str | os.PathLike, page: int | None = None, max_pixels: int | None = None
+    path: str | os.PathLike,
+    page: int | None = None,
+    max_pixels: int | None = None,
+    channel: int | None = None,
 ) -> np.ndarray:
     """Read an image file as a (H, W, C) uint8/uint16 array, C = 1 (grey) or 3 (colour).
 
     ``page`` selects a slice of a multi-page TIFF (default: the first; a multi-page TIFF without
-    a page is refused); ``path`` may be a :class:`StackPage`.
+    a page is refused); ``path`` may be a :class:`StackPage`. ``channel`` reads that channel
+    alone, as a grey image: of a multi-channel microscope image (an ImageJ hyperstack or
+    OME-TIFF with a C axis, a TIFF with more than one grey sample per pixel), which is refused
+    without it, or of a colour image.
     """
     if isinstance(path, StackPage):
         path, page = path.path, path.index
     path = Path(path)
     _check_file(path)
     if is_tiff(path):
-        arr = _read_tiff(path, page, max_pixels)
+        arr = _read_tiff(path, page, max_pixels, channel)
     else:
-        arr = _pil_image_to_array(_open_pil(path, max_pixels))
+        arr = _pick_channel(path, _pil_image_to_array(_open_pil(path, max_pixels)), channel)
     return _normalise_channels(path, arr)
 
 
