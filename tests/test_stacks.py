@@ -266,3 +266,40 @@ def test_a_channel_a_grey_image_does_not_have_is_refused(tmp_path):
             ImageReadError, match=f"{name}: --channel 1 asked for, but the image has 1 channel$"
         ):
             read_image(tmp_path / name, channel=1)
+
+
+def test_evaluate_scores_the_channel_asked_for(tmp_path, capsys):
+    """``evaluate --channel 1`` on two-channel images scores what the model makes of channel 1,
+    exactly as on the same planes saved alone; without it the images are refused with the
+    reason; a folder of predictions has no channels to choose."""
+    from pixelwise.checkpoint import save_checkpoint
+
+    ckpt = tmp_path / "m.pt"
+    save_checkpoint(ckpt, tiny_seg())
+    volume, labels = em_stack()
+    reports = {}
+    for kind in ("two", "alone"):
+        (tmp_path / kind / "images").mkdir(parents=True)
+        (tmp_path / kind / "masks").mkdir()
+        for i in range(2):
+            planes = np.stack([255 - volume[i], volume[i]])
+            name = tmp_path / kind / "images" / f"{i}.tif"
+            if kind == "two":
+                tifffile.imwrite(name, planes, imagej=True, metadata={"axes": "CYX"})
+            else:
+                tifffile.imwrite(name, planes[1], photometric="minisblack")
+            Image.fromarray(labels[i]).save(tmp_path / kind / "masks" / f"{i}.png")
+        reports[kind] = tmp_path / f"{kind}.json"
+        channel = ["--channel", "1"] if kind == "two" else []
+        argv = ["evaluate", str(ckpt), str(tmp_path / kind), "--json", str(reports[kind])]
+        assert main(argv + channel + ["--precision", "fp32"]) == 0
+    two, alone = (json.loads(reports[k].read_text()) for k in ("two", "alone"))
+    assert two["mean_iou"] == alone["mean_iou"] and two["per_image"] == alone["per_image"]
+    capsys.readouterr()
+    assert main(["evaluate", str(ckpt), str(tmp_path / "two")]) == 2  # a data error, as in train
+    assert "0.tif: has 2 channels (a page each, axes CYX)" in capsys.readouterr().err
+    assert (
+        main(["evaluate", str(tmp_path / "two" / "masks"), str(tmp_path / "two"), "--channel", "0"])
+        == 2
+    )
+    assert "--channel is for models; these are predictions" in capsys.readouterr().err

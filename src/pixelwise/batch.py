@@ -253,8 +253,6 @@ class PredictOptions:
                 )
         if self.overlap < 0:
             raise ValueError(f"--overlap must be 0 or more, got {self.overlap}")
-        if self.channel is not None and self.channel < 0:
-            raise ValueError(f"--channel must be 0 or more, got {self.channel}")
         if self.tile is not None and self.tile < 0:
             raise ValueError(f"--tile must be 0 (never tile) or more, got {self.tile}")
         if self.tile and self.tile <= 2 * self.overlap:

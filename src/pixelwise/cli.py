@@ -140,6 +140,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "precision",
             "tta",
             "input_range",
+            "channel",
             "runtime",
             "device",
         ],
@@ -668,8 +669,8 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
 
     given = Path(args.checkpoint)
     if given.is_dir() or given.suffix.lower() == ".json":
-        for option in ("tta", "input_range", "instance_thresholds"):
-            if getattr(args, option):
+        for option in ("tta", "input_range", "channel", "instance_thresholds"):
+            if getattr(args, option) is not None and getattr(args, option) is not False:
                 name = "--" + option.replace("_", "-")
                 raise ValueError(f"{given}: {name} is for models; these are predictions")
     as_labels = args.object_class is not None or args.min_object_size
@@ -701,6 +702,7 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
         args.device,
         args.input_range,  # parsed by main
         args.instance_thresholds,
+        args.channel,
     )
     return summary, resolve_checkpoint(args.checkpoint).parent
 

@@ -77,6 +77,17 @@ def probability_pair(text: str) -> tuple[float, float]:
     return values[0], values[1]
 
 
+def channel_index(text: str) -> int:
+    """``--channel N``: a channel's index, 0 for the first."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a channel index, 0 for the first, got {text!r}")
+    return value
+
+
 def str_list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
@@ -494,7 +505,7 @@ SHARED: dict[str, Opt] = {
         "segment this channel (0 = the first) of multi-channel images, e.g. the nuclear stain of "
         "an ImageJ hyperstack or OME-TIFF, which are refused without it; of colour images too "
         "(0 red, 1 green, 2 blue), read as grey",
-        type=int,
+        type=channel_index,
         metavar="N",
     ),
     "tile": Opt(

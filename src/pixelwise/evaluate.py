@@ -140,11 +140,13 @@ def evaluate_checkpoint(
     device: str = "auto",
     input_range: tuple[float, float] | None = None,
     thresholds: tuple[float, float] | None = None,
+    channel: int | None = None,
 ) -> dict:
     """Confusion-matrix metrics of ``checkpoint`` over the selected pairs of ``data``, with
     ``split`` (what was scored) and ``images`` (how many) added. ``input_range``: raw values seen
     as full range, as ``predict --input-range`` maps them (semantic models). ``thresholds``: a
     boundary model's (seed, object) pair instead of its own (``segment --instance-thresholds``).
+    ``channel``: each image's channel read alone (multi-channel images; semantic models).
 
     Object metrics (``objects``, see :func:`object_metrics`) are added for checkpoints trained
     on instance masks, and for others when ``object_class`` names the class whose connected
@@ -159,10 +161,9 @@ def evaluate_checkpoint(
     own = None if parse_stems(val_stems) else run_validation(checkpoint, data, seg.kind)
     stems = parse_stems(val_stems) or own
     if seg.kind == "instance":
-        if input_range is not None:
-            raise ValueError(
-                f"{checkpoint}: --input-range is not supported for instance models here"
-            )
+        for name, value in (("--input-range", input_range), ("--channel", channel)):
+            if value is not None:
+                raise ValueError(f"{checkpoint}: {name} is not supported for instance models here")
         return evaluate_detector(seg, checkpoint, data, stems) | own_split(data, own)
     if object_class is not None:
         check_object_class(seg, object_class)
@@ -175,6 +176,7 @@ def evaluate_checkpoint(
         seg.norm,
         channels=seg.in_channels,
         input_range=input_range,
+        channel=channel,
     )
     head = {"split": split, "images": len(items), "checkpoint": str(checkpoint), "tta": tta}
     precision = resolve_precision(precision, device)

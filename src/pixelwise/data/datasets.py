@@ -113,9 +113,11 @@ class SegmentationDataset(Dataset):
         flips: str = "all",
         augmentation: Augmentation = Augmentation(),
         input_range: tuple[float, float] | None = None,
+        channel: int | None = None,
     ) -> None:
         self.items, self.num_classes, self.encoding, self.norm = items, num_classes, encoding, norm
         self.input_range = input_range  # raw values seen as full range (evaluate --input-range)
+        self.channel = channel  # each image's channel read alone (evaluate --channel)
         self.weight_map = weight_map
         self._weights: dict[int, np.ndarray] = {}
         self.crop, self.augment, self.seed, self.epoch = crop, augment, seed, 0
@@ -166,7 +168,7 @@ class SegmentationDataset(Dataset):
         if index in self._cache:
             return self._cache[index]
         item = self.items[index]
-        image = read_image(item.image, item.image_page)
+        image = read_image(item.image, item.image_page, channel=self.channel)
         if self.input_range is not None:
             image = map_range(image, *self.input_range)
         target = self.encoding.apply(

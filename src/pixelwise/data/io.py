@@ -164,7 +164,7 @@ def _read_tiff(
 
 CHANNELS = (
     "has {} channels ({}), not colours: choose the one to segment with --channel N "
-    "(0 to {}; predict and segment), or save it as an image of its own"
+    "(0 to {}; predict, segment and evaluate), or save it as an image of its own"
 )
 
 
