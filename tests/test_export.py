@@ -189,6 +189,7 @@ def test_calibrated_checkpoint_runs_int8_where_measured_fastest(
 
     import onnx
 
+    from pixelwise import checkpoint as checkpoint_module
     from pixelwise import export, runtime
     from pixelwise.checkpoint import int8_graph, read_checkpoint
     from pixelwise.train import fit
@@ -226,17 +227,34 @@ def test_calibrated_checkpoint_runs_int8_where_measured_fastest(
 
     monkeypatch.delenv("PIXELWISE_PATH", raising=False)
     monkeypatch.setenv("PIXELWISE_CACHE", str(tmp_path / "cache"))
-    measurement = {"best": "torch-fp32", "best_calibrated": "onnx-int8", "seconds": {}}
+    measurement = {"best": "torch-fp32", "seconds": {}}
     monkeypatch.setattr(
         runtime, "_MEASURED", {"key": runtime.machine_key(), "inference": measurement}
     )
-    assert is_int8(network_of(calibrated))  # measured fastest, gate passed
+    # the race on the checkpoint's own network, really run: both paths timed, one chosen
+    raced = checkpoint_module.int8_race(plain, graph, calibrated, "torch-fp32")
+    assert set(raced) == {"onnx-int8", "torch-fp32"} and all(s > 0 for s in raced.values())
+    races = []
+
+    def race(seg, graph, source, best):  # int8 twice as fast as the probe's best
+        races.append(best)
+        return {"onnx-int8": 0.1, best: 0.2}
+
+    monkeypatch.setattr(checkpoint_module, "int8_race", race)
+    assert is_int8(network_of(calibrated))  # measured faster on its own network, gate passed
+    assert is_int8(network_of(calibrated)) and races == ["torch-fp32"]  # raced once
     assert not isinstance(network_of(best), OnnxNetwork)  # no calibration: the fp32 choice
     assert not is_int8(network_of(calibrated, int8=False))  # a forced precision
     assert not is_int8(network_of(calibrated, "onnx")) and not is_int8(
         network_of(calibrated, "torch")
     )
-    measurement["best_calibrated"] = "torch-fp32"
+    assert races == ["torch-fp32"]
+    measurement["best"] = "torch-fp32-cl"  # the machine measured again: raced again
+    monkeypatch.setattr(
+        checkpoint_module,
+        "int8_race",
+        lambda seg, graph, source, best: {"onnx-int8": 0.3, best: 0.2},
+    )
     assert not isinstance(network_of(calibrated), OnnxNetwork)  # int8 not the fastest here
     # the command line: default runs int8, --precision fp32 does not; masks close to fp32
     monkeypatch.setenv("PIXELWISE_PATH", "onnx-int8")

@@ -401,3 +401,30 @@ def test_a_probe_slowed_by_other_work_is_measured_again_when_the_machine_is_idle
 def _measured(fake: dict, kind: str) -> runtime.Measurement:
     part = fake[kind]
     return runtime.Measurement(part["seconds"], part["agreement"], part["best"])
+
+
+def test_a_calibrated_checkpoint_races_int8_once_per_machine_and_best_path(fresh_cache, capsys):
+    """The int8 race of a checkpoint runs once, is cached by the checkpoint's digest beside the
+    probe's result (also across processes), runs again when the probe's best path changes, and
+    picks the faster of the two paths."""
+    runtime.save({"key": runtime.machine_key(), "inference": {"best": "torch-bf16-cl"}})
+    calls = []
+
+    def race(best):
+        calls.append(best)
+        return {"onnx-int8": 0.05, best: 0.08}
+
+    assert runtime.calibrated_path("digest-a", race) == "onnx-int8"
+    assert "onnx-int8 50 ms, torch-bf16-cl 80 ms: onnx-int8 for this checkpoint" in (
+        capsys.readouterr().err
+    )
+    runtime._MEASURED = None  # another process: from the cache file
+    assert runtime.calibrated_path("digest-a", race) == "onnx-int8" and calls == ["torch-bf16-cl"]
+    assert runtime.calibrated_path("digest-b", lambda best: {"onnx-int8": 0.2, best: 0.1}) == (
+        "torch-bf16-cl"
+    )
+    cached = json.loads(fresh_cache.read_text())["machines"][runtime.machine_key()]
+    assert list(cached["checkpoints"]) == ["digest-a", "digest-b"]
+    runtime.save(cached | {"inference": {"best": "onnx-fp32"}})  # measured again: race again
+    assert runtime.calibrated_path("digest-a", race) == "onnx-int8"
+    assert calls == ["torch-bf16-cl", "onnx-fp32"]

@@ -29,7 +29,16 @@ from torch import nn
 from pixelwise.constants import RUNTIMES
 from pixelwise.data.io import atomic_write_bytes
 from pixelwise.models import create_model
-from pixelwise.runtime import cache_file, inference_path, is_onnx_file, runtime_for, versions
+from pixelwise.runtime import (
+    INT8_PATH,
+    cache_file,
+    calibrated_path,
+    forced_path,
+    inference_path,
+    is_onnx_file,
+    runtime_for,
+    versions,
+)
 from pixelwise.segmenter import FORMAT, Segmenter, kind_of
 
 
@@ -144,7 +153,7 @@ def load_model(path: str | Path, runtime: str = "torch", int8: bool = True) -> S
     # the int8 graph (megabytes) is copied out only where auto may run it
     graph = int8_graph(ckpt) if int8 and runtime == "auto" else None
     if runtime == "auto":
-        runtime = auto_runtime(seg, graph is not None)
+        runtime = auto_runtime(seg, graph, path)
     if runtime == "onnx-int8":
         from pixelwise.export import OnnxNetwork
 
@@ -165,19 +174,26 @@ def load_for_command(checkpoint: str | Path, runtime: str, precision: str) -> Se
     )
 
 
-def onnx_cache(path: Path) -> Path:
-    """Where the ONNX graph of a checkpoint file is kept between runs (keyed by its bytes and the
-    library versions, beside the runtime probe's cache)."""
+def checkpoint_digest(path: Path) -> str:
+    """A checkpoint file's identity: the hash of its bytes and the library versions."""
     import hashlib
 
     digest = hashlib.sha256(path.read_bytes())
     digest.update(json.dumps(versions(), sort_keys=True).encode())
-    return cache_file().parent / "onnx" / f"{digest.hexdigest()[:24]}.onnx"
+    return digest.hexdigest()[:24]
 
 
-def auto_runtime(seg: Segmenter, calibrated: bool) -> str:
+def onnx_cache(path: Path) -> Path:
+    """Where the ONNX graph of a checkpoint file is kept between runs (keyed by
+    :func:`checkpoint_digest`, beside the runtime probe's cache)."""
+    return cache_file().parent / "onnx" / f"{checkpoint_digest(path)}.onnx"
+
+
+def auto_runtime(seg: Segmenter, graph: bytes | None = None, source=None) -> str:
     """``torch``, ``onnx`` or ``onnx-int8``: what this machine measured fastest for ``seg``
-    (ONNX Runtime only for models it can run, when it is installed)."""
+    (ONNX Runtime only for models it can run, when it is installed). With ``graph``, the int8
+    graph of the checkpoint ``source``, int8 races the best other path on the checkpoint's own
+    network (:func:`~pixelwise.runtime.calibrated_path`) unless ``PIXELWISE_PATH`` forces one."""
     from importlib.util import find_spec
 
     exportable = (
@@ -185,8 +201,33 @@ def auto_runtime(seg: Segmenter, calibrated: bool) -> str:
         and seg.arch != "unet_original"
         and find_spec("onnxruntime") is not None
     )
-    path = inference_path(calibrated) if exportable else "torch-fp32"
+    if not exportable:
+        path = "torch-fp32"
+    elif graph is not None and forced_path() is None:
+        file = resolve_checkpoint(source)
+        path = calibrated_path(
+            checkpoint_digest(file), lambda best: int8_race(seg, graph, file, best)
+        )
+    else:
+        path = inference_path(graph is not None)
     return {"onnx-fp32": "onnx", "onnx-int8": "onnx-int8"}.get(path, "torch")
+
+
+def int8_race(seg: Segmenter, graph: bytes, source: Path, best: str) -> dict[str, float]:
+    """Median seconds of the checkpoint's int8 graph and of path ``best`` on its network, timed in
+    turn on a smooth 384 x 384 input as the probe times its own network."""
+    import copy
+
+    from pixelwise.export import OnnxNetwork, to_onnx_runtime
+    from pixelwise.runtime import interleaved, run_path, smooth_input
+
+    x = smooth_input(seg.in_channels)
+    onnx_net = to_onnx_runtime(seg, onnx_cache(source)).network if best == "onnx-fp32" else None
+    calls = {
+        INT8_PATH: run_path(INT8_PATH, seg.network, x, OnnxNetwork(graph, path=INT8_PATH)),
+        best: run_path(best, copy.deepcopy(seg.network), x, onnx_net),
+    }
+    return interleaved(calls, 3)
 
 
 def int8_graph(ckpt: dict) -> bytes | None:

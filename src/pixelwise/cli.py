@@ -1042,8 +1042,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         )
         print(f"{kind}: {info[kind]['best']} chosen; {rows}{emulated}")
         if info[kind].get("best_calibrated"):
+            raced = info.get("checkpoints", {})
             print(
-                f"  int8-calibrated checkpoints (pixelwise calibrate): {info[kind]['best_calibrated']}"
+                f"  with int8 (calibrated checkpoints): {info[kind]['best_calibrated']} on this "
+                f"network; each checkpoint is timed on its own at first use ({len(raced)} so far: "
+                f"{', '.join(r['best'] for r in raced.values()) or '-'})"
             )
     print(
         f"measured in {info['probe_seconds']} s{runtime.busy_note(info)}, cached in "
