@@ -228,7 +228,8 @@ def test_segment_takes_the_channel_asked_for_and_names_the_file_otherwise(tmp_pa
     )
     assert [reason for _, reason in result.failures] == [
         f"{stack}: has 2 channels (a page each, axes CYX), not colours: choose the one to "
-        "segment with --channel N (0 to 1; predict and segment), or save it as an image of its own"
+        "segment with --channel N (0 to 1; predict, segment and evaluate), or save it as an image "
+        "of its own"
     ]
 
 
