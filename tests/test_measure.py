@@ -88,3 +88,36 @@ def test_segment_measure_writes_one_csv_of_the_label_images_objects(tmp_path, ca
             assert float(r["centroid_x"]) == pytest.approx(xs.mean(), abs=1e-3)
     assert main([*argv, "--measure", str(tmp_path / "x.txt")]) == 2
     assert main([*argv, "--measure", str(table), "--skip-existing"]) == 2
+
+
+def test_segment_one_stain_measure_every_stain(tmp_path, capsys):
+    """``segment --channel 0 --measure``: nuclei found in channel 0 of a three-channel ImageJ
+    stack (a slice of a z-stack too) are measured in every channel, each object's mean the
+    numpy mean over its pixels; ``mean_intensity`` is the segmented channel's."""
+    import tifffile
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:96, :96]
+    stack = rng.integers(0, 20, (2, 3, 96, 96)).astype(np.uint8)  # (Z, C, H, W)
+    for y, x in ((25, 25), (30, 70), (70, 45)):
+        disc = (yy - y) ** 2 + (xx - x) ** 2 < 81
+        stack[:, 0][:, disc] = 200  # the DNA stain
+        stack[:, 1][:, disc] += rng.integers(20, 200, dtype=np.uint8)  # a stain, cell by cell
+    stack[:, 2] = 255 - stack[:, 2]  # a third channel, bright everywhere
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, stack, imagej=True, metadata={"axes": "ZCYX"})
+    out, table = tmp_path / "seg", tmp_path / "objects.csv"
+    argv = ["segment", "nuclei", str(path), "-o", str(out), "--channel", "0", "--no-progress"]
+    assert main([*argv, "--measure", str(table)]) == 0
+    rows = list(csv.DictReader(table.read_text().splitlines()))
+    assert tuple(rows[0]) == (*COLUMNS, "mean_channel_0", "mean_channel_1", "mean_channel_2")
+    assert {r["image"] for r in rows} == {"cells.tif[0]", "cells.tif[1]"} and len(rows) == 6
+    for r in rows:
+        z = int(r["image"][-2])
+        labels = np.asarray(Image.open(out / "instances" / f"cells-{z:03d}.png"))
+        inside = labels == int(r["object"])
+        for c in range(3):
+            mean = stack[z, c][inside].mean()
+            assert float(r[f"mean_channel_{c}"]) == pytest.approx(mean, abs=1e-3)
+        assert float(r["mean_intensity"]) == float(r["mean_channel_0"])
+        assert r["mean_red"] == ""

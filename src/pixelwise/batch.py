@@ -24,6 +24,7 @@ from pixelwise.data.io import (
     list_images,
     max_pixels_limit,
     page_name,
+    read_channels,
     read_image,
     save_label_image,
     save_mask,
@@ -414,6 +415,12 @@ def segment_files(
     if options.labelme:
         write_labels_txt(out_dir, [name])
 
+    def stains(src) -> np.ndarray | None:  # each channel, measured too when one was segmented
+        if options.channel is None:
+            return None
+        channels, colour = read_channels(src)
+        return None if colour else channels
+
     def write(src, rel, value):
         image, seen, labels, classes = value
         written = save_label_image(out_dir / "instances" / rel, labels)
@@ -423,7 +430,8 @@ def segment_files(
         if options.coco is not None:
             records.append((Path(src), *labels.shape, object_annotations(labels, classes)))
         if options.measure is not None:
-            found = measure_objects(labels, image, coco_names(seg, options.object_class), classes)
+            names = coco_names(seg, options.object_class)
+            found = measure_objects(labels, image, names, classes, stains(src))
             measures.append((rel, input_name(src, rel), found))
         save_png(out_dir / "overlays" / rel, instance_overlay(seen, labels))
         return written, int(labels.max())

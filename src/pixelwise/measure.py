@@ -9,6 +9,9 @@ the 4-connected outline), ``eccentricity`` (of the ellipse of the same second mo
 disc, towards 1 elongated), ``solidity`` (area over its convex hull's), ``mean_intensity``
 (the mean over the object's pixels of the image's mean over its channels, in the image's own
 values: 0-255 for 8-bit) and, for colour images, ``mean_red``/``mean_green``/``mean_blue``.
+When one channel of a multi-channel microscope image was segmented (``segment --channel``), the
+mean intensity is that channel's, and ``mean_channel_0``, ``mean_channel_1``, ... follow: each
+channel's mean over the object (a nucleus found in the DNA stain, measured in every stain).
 """
 
 from __future__ import annotations
@@ -45,18 +48,24 @@ def measure_objects(
     image: np.ndarray,
     names: list[str],
     classes: np.ndarray | None = None,
+    channels: np.ndarray | None = None,
 ) -> list[dict]:
     """A row (:data:`COLUMNS` but ``image``) per object 1..N of ``labels`` present in it, with
     the (H, W[, C]) ``image`` it was found in; its class is ``names[0]``, or with ``classes``
-    (an image of category ids 1.. at the objects' pixels) ``names[id - 1]``."""
+    (an image of category ids 1.. at the objects' pixels) ``names[id - 1]``. ``channels``: the
+    (H, W, C) channels of a multi-channel image, each measured (``mean_channel_K``)."""
     from skimage.measure import regionprops
 
     pixels = image.reshape(*labels.shape, -1)  # (H, W, C): means per channel
+    if channels is not None:  # measured beside the image the objects were found in
+        pixels = np.concatenate([pixels, channels.reshape(*labels.shape, -1)], axis=-1)
+    count = pixels.shape[-1] - (0 if channels is None else channels.shape[-1])
     rows = []
     for region in regionprops(labels.astype(np.int64), intensity_image=pixels):
         y0, x0, y1, x1 = region.bbox
         cy, cx = region.centroid
         means = np.atleast_1d(region.intensity_mean)
+        means, extra = means[:count], np.round(means[count:], 3).tolist()
         category = 1 if classes is None else int(classes[tuple(region.coords[0])])
         row = {
             "object": region.label,
@@ -76,14 +85,18 @@ def measure_objects(
         }
         if len(means) == 3:
             row |= dict(zip(("mean_red", "mean_green", "mean_blue"), np.round(means, 3).tolist()))
-        rows.append(row)
+        rows.append(row | {f"mean_channel_{k}": v for k, v in enumerate(extra)})
     return rows
 
 
 def measurements_csv(per_image: list[tuple[str, list[dict]]]) -> bytes:
-    """The CSV (header :data:`COLUMNS`) of each image's rows, images in the order given."""
+    """The CSV (header :data:`COLUMNS`, then ``mean_channel_K`` up to the most channels any
+    image has) of each image's rows, images in the order given."""
+    found = {key for _, rows in per_image for row in rows for key in row}
+    channels = sorted(int(key[13:]) for key in found if key.startswith("mean_channel_"))
+    extra = [f"mean_channel_{k}" for k in channels]
     text = io.StringIO()
-    writer = csv.DictWriter(text, COLUMNS, restval="", lineterminator="\n")
+    writer = csv.DictWriter(text, (*COLUMNS, *extra), restval="", lineterminator="\n")
     writer.writeheader()
     for name, rows in per_image:
         writer.writerows({"image": name} | row for row in rows)

@@ -162,6 +162,32 @@ def _read_tiff(
         raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})") from None
 
 
+ALL_CHANNELS = -1  # read_channels: every channel, none refused
+
+
+def read_channels(path: str | os.PathLike) -> tuple[np.ndarray, bool]:
+    """Every channel of an image as stored, (H, W, C), and whether they are colours (grey or
+    RGB, read as :func:`read_image` reads them) rather than a microscope's channels: what
+    ``segment --measure`` measures after segmenting one of them. ``path`` may be a
+    :class:`StackPage`."""
+    source, page = (path.path, path.index) if isinstance(path, StackPage) else (Path(path), None)
+    _check_file(source)
+    if is_tiff(source):
+        try:
+            with _open_tiff(source) as tif:
+                layout = _channel_layout(tif)
+                separate = layout is not None or _separate_samples(tif.pages[page or 0])
+        except Exception as exc:
+            raise ImageReadError(
+                source, f"cannot decode TIFF ({type(exc).__name__}: {exc})"
+            ) from None
+        if separate:
+            arr = _read_tiff(source, page, None, ALL_CHANNELS)
+            return (arr if arr.ndim == 3 else arr[..., None]), False
+    image = read_image(path)
+    return image, image.shape[-1] == 3
+
+
 CHANNELS = (
     "has {} channels ({}), not colours: choose the one to segment with --channel N "
     "(0 to {}; predict, segment and evaluate), or save it as an image of its own"
@@ -233,12 +259,16 @@ def _read_channel_pages(path: Path, tif, layout: ChannelLayout, page, channel, m
         raise ImageReadError(path, f"slice {index} requested but the TIFF has {layout.slices}")
     first = tif.pages[0]
     _check_size(path, first.imagewidth, first.imagelength, max_pixels)
-    if channel is None and layout.channels > 1:
+    if channel is None and layout.channels > 1:  # not ALL_CHANNELS: that reads them all
         raise ImageReadError(
             path, _channels_text(layout.channels, f"a page each, axes {layout.axes}")
         )
     if channel is None:  # one channel
         return tif.pages[layout.page(index, 0)].asarray()
+    if channel == ALL_CHANNELS:
+        return np.stack(
+            [tif.pages[layout.page(index, c)].asarray() for c in range(layout.channels)], -1
+        )
     if not 0 <= channel < layout.channels:
         raise ImageReadError(path, _channel_range(channel, layout.channels))
     return tif.pages[layout.page(index, channel)].asarray()
@@ -246,7 +276,7 @@ def _read_channel_pages(path: Path, tif, layout: ChannelLayout, page, channel, m
 
 def _pick_channel(path: Path, arr: np.ndarray, channel: int | None) -> np.ndarray:
     """Channel ``channel`` of (H, W) or (H, W, C) pixels, (H, W); all of them without one."""
-    if channel is None:
+    if channel is None or channel == ALL_CHANNELS:
         return arr
     count = 1 if arr.ndim == 2 else arr.shape[-1]
     if not 0 <= channel < count:
