@@ -4,7 +4,7 @@ p50/p95 latency, and the server's resident memory after warm-up versus after the
     python benchmarks/serve_load.py [--requests 200] [--concurrency 8] [--model foreground]
 
 Starts the server in a child process (uvicorn), posts a 640 x 480 photo (scikit-image's
-coffee), and reads the child's RSS with psutil.
+coffee), and reads the child's resident memory from /proc (Linux).
 """
 
 from __future__ import annotations
@@ -21,9 +21,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-import psutil
 from PIL import Image
 from timing import machine_line
+
+
+def resident_bytes(pid: int) -> int:
+    """A process's resident memory (VmRSS of /proc/PID/status), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
 
 
 def free_port() -> int:
@@ -111,14 +118,13 @@ def main() -> None:
             )
             return time.perf_counter() - start, r.status_code
 
-        proc = psutil.Process(server.pid)
         with ThreadPoolExecutor(args.concurrency) as pool:
             list(pool.map(post, range(2 * args.concurrency)))  # warm-up
-            rss_warm = proc.memory_info().rss
+            rss_warm = resident_bytes(server.pid)
             start = time.perf_counter()
             results = list(pool.map(post, range(args.requests)))
             wall = time.perf_counter() - start
-        rss_end = proc.memory_info().rss
+        rss_end = resident_bytes(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
