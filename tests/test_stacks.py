@@ -12,7 +12,7 @@ from PIL import Image
 
 from pixelwise.batch import PredictOptions, predict_files, segment_files
 from pixelwise.cli import main
-from pixelwise.data.io import ImageReadError, StackPage, count_pages, read_image
+from pixelwise.data.io import ImageReadError, StackPage, count_pages, read_image, read_mask
 from pixelwise.inference import predict
 
 PAGES = 5
@@ -304,3 +304,52 @@ def test_evaluate_scores_the_channel_asked_for(tmp_path, capsys):
         == 2
     )
     assert "--channel is for models; these are predictions" in capsys.readouterr().err
+
+
+def test_a_model_trained_on_one_channel_reads_that_channel(tmp_path, capsys):
+    """``train --channel 1`` on two-channel ImageJ images keeps the channel in the checkpoint:
+    predict, evaluate and the Python API read channel 1 of such files without being told, as
+    the same plane saved alone; training without the option names a file and the reason."""
+    from pixelwise.checkpoint import load_model, read_checkpoint
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    volume, labels = em_stack()
+    for i in range(PAGES):
+        noise = rng.integers(0, 256, volume[i].shape).astype(np.uint8)
+        planes = np.stack([noise, volume[i]])
+        tifffile.imwrite(
+            data / "images" / f"{i}.tif", planes, imagej=True, metadata={"axes": "CYX"}
+        )
+        Image.fromarray(labels[i]).save(data / "masks" / f"{i}.png")
+    run = tmp_path / "run"
+    short = ["--epochs", "1", "--epoch-size", "2", "--batch-size", "2", "--crop", "32"]
+    short += ["--depth", "2", "--base-width", "4", "--no-progress"]
+    assert main(["train", str(data), "-o", str(tmp_path / "bad"), *short]) == 2
+    assert "0.tif: has 2 channels (a page each, axes CYX)" in capsys.readouterr().err
+    assert main(["train", str(data), "-o", str(run), "--channel", "1", *short]) == 0
+    assert read_checkpoint(run / "best.pt")["input_channel"] == 1
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    tifffile.imwrite(alone / "0.tif", volume[0], photometric="minisblack")
+    out = tmp_path / "out"
+    assert (
+        main(["predict", str(run / "best.pt"), str(data / "images" / "0.tif"), "-o", str(out)]) == 0
+    )
+    assert (
+        main(["predict", str(run / "best.pt"), str(alone / "0.tif"), "-o", str(tmp_path / "o2")])
+        == 0
+    )
+    np.testing.assert_array_equal(
+        read_mask(out / "masks" / "0.png"), read_mask(tmp_path / "o2" / "masks" / "0.png")
+    )
+    seg = load_model(run / "best.pt")
+    np.testing.assert_array_equal(
+        predict(seg, data / "images" / "0.tif"), read_mask(out / "masks" / "0.png")
+    )
+    assert (
+        main(["evaluate", str(run / "best.pt"), str(data), "--json", str(tmp_path / "e.json")]) == 0
+    )
+    assert "Python" not in capsys.readouterr().err

@@ -271,7 +271,7 @@ class ModelView:
 
     def __init__(self, seg, options: PredictOptions) -> None:
         self.input_range = options.input_range
-        self.channel = options.channel
+        self.channel = seg.reads if options.channel is None else options.channel
         self.eight_bit = seg.norm.scale == 255.0 and seg.norm.percentiles is None
         self.dim: list[str] = []
 
@@ -416,7 +416,7 @@ def segment_files(
         write_labels_txt(out_dir, [name])
 
     def stains(src) -> np.ndarray | None:  # each channel, measured too when one was segmented
-        if options.channel is None:
+        if view.channel is None:
             return None
         channels, colour = read_channels(src)
         return None if colour else channels

@@ -289,6 +289,14 @@ class TrainConfig:
         type=float_list,
         metavar="LO,HI",
     )
+    channel: int | None = opt(
+        None,
+        "train on this channel (0 = the first) of multi-channel images, read alone as grey (e.g. "
+        "the nuclear stain of ImageJ hyperstacks); kept in the checkpoint, so predict, segment "
+        "and evaluate read that channel by default",
+        type=channel_index,
+        metavar="N",
+    )
     composite: float = opt(
         0.0,
         "with probability P paste the foreground (class 1) onto another training image's "
@@ -392,6 +400,8 @@ class TrainConfig:
                 f"--classes names {len(classes)} classes and --mask-values lists {len(values)} "
                 "values: give the stored value of each class"
             )
+        if self.channel is not None and self.model == "mask_rcnn":
+            raise ValueError("--channel: the option is for semantic models (not mask_rcnn)")
         if self.normalize_percentiles is not None and self.model == "mask_rcnn":
             raise ValueError(
                 "--normalize-percentiles: mask_rcnn normalises its images itself (torchvision's "

@@ -176,7 +176,7 @@ def evaluate_checkpoint(
         seg.norm,
         channels=seg.in_channels,
         input_range=input_range,
-        channel=channel,
+        channel=seg.reads if channel is None else channel,
     )
     head = {"split": split, "images": len(items), "checkpoint": str(checkpoint), "tta": tta}
     precision = resolve_precision(precision, device)

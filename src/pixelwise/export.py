@@ -295,7 +295,12 @@ def calibrate_int8(
 
     items, split = evaluation_items(Path(data), val_stems)
     ds = SegmentationDataset(
-        items, seg.num_classes, seg.encoding, seg.norm, channels=seg.in_channels
+        items,
+        seg.num_classes,
+        seg.encoding,
+        seg.norm,
+        channels=seg.in_channels,
+        channel=seg.reads,
     )
     pairs = []
     for i in range(len(ds)):

@@ -196,7 +196,7 @@ def predict(
     Instance models (Mask R-CNN): each pixel takes the class of the best-scoring detection
     (score >= ``score_threshold``) covering it.
     """
-    image = as_image(image, any_floats=trained_on_floats(seg))
+    image = as_image(image, any_floats=trained_on_floats(seg), channel=seg.reads)
     if seg.kind == "instance":
         return detections_to_classes(detect(seg, image, score_threshold), score_threshold)
     return predict_semantic(
@@ -251,7 +251,7 @@ def segment(
     """
     if not isinstance(seg, Segmenter):
         seg = load_model(seg)
-    image = as_image(image, any_floats=trained_on_floats(seg))
+    image = as_image(image, any_floats=trained_on_floats(seg), channel=seg.reads)
     if seg.kind == "instance":
         pred = detect(seg, image, score_threshold)
         return detections_to_labels(pred, score_threshold, min_size=min_size)

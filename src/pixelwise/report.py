@@ -201,6 +201,8 @@ def input_line(meta: dict) -> str:
     norm, kwargs = meta["normalization"], meta["arch_kwargs"]
     channels = int(kwargs.get("in_channels", 3))
     parts = [f"{channels} channel{'s' if channels != 1 else ''}"]
+    if meta.get("input_channel") is not None:
+        parts[0] += f" (channel {meta['input_channel']} of multi-channel images: train --channel)"
     if meta.get("kind") == "instance":
         return parts[0] + "; 0..1 by bit depth, then torchvision's own normalisation"
     if norm.get("percentiles"):

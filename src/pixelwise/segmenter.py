@@ -60,6 +60,17 @@ class Segmenter:
     # a boundary model's (seed, object) thresholds (pixelwise.instances.boundary_codes), chosen on
     # its validation images at the end of training; None: instances.SEED_PROB and OBJECT_PROB
     thresholds: tuple[float, float] | None = None
+    # the channel of multi-channel images the model was trained on (``train --channel``), read
+    # alone by default; None: images as they are
+    channel: int | None = None
+
+    @property
+    def reads(self) -> int | None:
+        """The channel the model reads of a multi-channel image, marked as its own
+        (:class:`~pixelwise.data.io.ModelChannel`); None when it takes images as they are."""
+        from pixelwise.data.io import ModelChannel
+
+        return None if self.channel is None else ModelChannel(self.channel)
 
     @property
     def kind(self) -> str:
@@ -105,6 +116,7 @@ class Segmenter:
             "input_scale": self.input_scale,
             "box_input": self.box_input,
             "instance_thresholds": None if self.thresholds is None else list(self.thresholds),
+            "input_channel": self.channel,
         }
 
     @classmethod
@@ -120,6 +132,7 @@ class Segmenter:
             input_scale=float(meta.get("input_scale", 1.0)),
             box_input=int(meta.get("box_input", 0)),
             thresholds=thresholds_of(meta.get("instance_thresholds")),
+            channel=meta.get("input_channel"),
         )
 
 

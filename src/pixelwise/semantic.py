@@ -304,6 +304,7 @@ def build_datasets(
         scale=cfg.scale,
         weight_map=(cfg.w0, cfg.sigma) if cfg.loss == "weighted-ce" else None,
         augmentation=augmentation_of(cfg),
+        channel=cfg.channel,
     )
     channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
     train.set_channels(channels)
@@ -324,6 +325,7 @@ def build_datasets(
         train.norm,
         channels=channels,
         scale=cfg.scale,
+        channel=cfg.channel,
         **box_validation(cfg),
     )
     for i in range(len(val)):  # a bad validation file stops the run now, not after an epoch

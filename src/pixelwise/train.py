@@ -187,6 +187,7 @@ def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Tas
         train_ds.encoding,
         cfg.scale,
         box_input=cfg.crop if cfg.box_crop else 0,
+        channel=cfg.channel,
     )
     class_weights = None
     if cfg.class_weighting != "none":
@@ -233,7 +234,12 @@ def store_thresholds(best: Path, ckpt: dict, seg: Segmenter, val_ds) -> None:
     by the path ``segment`` takes there: precision auto), and write them into ``best`` (whose
     contents are ``ckpt``, loaded as ``seg``)."""
     ds = SegmentationDataset(
-        val_ds.items, seg.num_classes, val_ds.encoding, seg.norm, channels=seg.in_channels
+        val_ds.items,
+        seg.num_classes,
+        val_ds.encoding,
+        seg.norm,
+        channels=seg.in_channels,
+        channel=seg.reads,
     )
     print(f"choosing the instance thresholds on {counted(len(ds), 'validation image')}", flush=True)
     chosen = choose_thresholds(seg, ds)

@@ -263,8 +263,8 @@ def _read_channel_pages(path: Path, tif, layout: ChannelLayout, page, channel, m
         raise ImageReadError(
             path, _channels_text(layout.channels, f"a page each, axes {layout.axes}")
         )
-    if channel is None:  # one channel
-        return tif.pages[layout.page(index, 0)].asarray()
+    if channel is None or (isinstance(channel, ModelChannel) and layout.channels == 1):
+        return tif.pages[layout.page(index, 0)].asarray()  # its one channel
     if channel == ALL_CHANNELS:
         return np.stack(
             [tif.pages[layout.page(index, c)].asarray() for c in range(layout.channels)], -1
@@ -274,11 +274,19 @@ def _read_channel_pages(path: Path, tif, layout: ChannelLayout, page, channel, m
     return tif.pages[layout.page(index, channel)].asarray()
 
 
+class ModelChannel(int):
+    """The channel a model was trained on (``train --channel``): read where an image has several
+    channels; an image of one channel is read as it is (an explicit ``--channel`` that the image
+    does not have is refused)."""
+
+
 def _pick_channel(path: Path, arr: np.ndarray, channel: int | None) -> np.ndarray:
     """Channel ``channel`` of (H, W) or (H, W, C) pixels, (H, W); all of them without one."""
     if channel is None or channel == ALL_CHANNELS:
         return arr
     count = 1 if arr.ndim == 2 else arr.shape[-1]
+    if isinstance(channel, ModelChannel) and count == 1:
+        return arr
     if not 0 <= channel < count:
         raise ImageReadError(path, _channel_range(channel, count))
     return arr if arr.ndim == 2 else arr[..., channel]
@@ -502,7 +510,9 @@ def read_image_bytes(data: bytes, name: str, max_pixels: int | None = None) -> n
     )
 
 
-def as_image(image, name: str = "image", any_floats: bool = False) -> np.ndarray:
+def as_image(
+    image, name: str = "image", any_floats: bool = False, channel: int | None = None
+) -> np.ndarray:
     """The one way every entry point reads an image: a path, a PIL image or an array becomes an
     (H, W, C) array with C in {1, 3} of dtype uint8, uint16 or float32 (floats in [0, 1]).
 
@@ -511,9 +521,10 @@ def as_image(image, name: str = "image", any_floats: bool = False) -> np.ndarray
     as are empty arrays, batches, other dtypes, NaN or infinite values and floats outside
     [0, 1]. ``any_floats``: floats of any finite range are taken as they are (for a model
     trained on float images, whose normalisation was computed on their own values); a float
-    TIFF file is checked as an array is."""
+    TIFF file is checked as an array is. ``channel``: a file's channel read alone
+    (:func:`read_image`; a model trained with ``--channel``)."""
     if isinstance(image, (str, os.PathLike)):
-        image = read_image(image)
+        image = read_image(image, channel=channel)
         if image.dtype.kind != "f":
             return image
     if isinstance(image, Image.Image):
