@@ -286,6 +286,13 @@ class ModelView:
         """The input as stored (its ``--channel`` alone when one is chosen)."""
         return read_image(src, channel=self.channel)
 
+    def stains(self, src) -> np.ndarray | None:
+        """Every channel of a multi-channel input of which one was read: each is measured."""
+        if self.channel is None:
+            return None
+        channels, colour = read_channels(src)
+        return None if colour else channels
+
 
 def predict_files(
     seg,
@@ -415,12 +422,6 @@ def segment_files(
     if options.labelme:
         write_labels_txt(out_dir, [name])
 
-    def stains(src) -> np.ndarray | None:  # each channel, measured too when one was segmented
-        if view.channel is None:
-            return None
-        channels, colour = read_channels(src)
-        return None if colour else channels
-
     def write(src, rel, value):
         image, seen, labels, classes = value
         written = save_label_image(out_dir / "instances" / rel, labels)
@@ -431,7 +432,7 @@ def segment_files(
             records.append((Path(src), *labels.shape, object_annotations(labels, classes)))
         if options.measure is not None:
             names = coco_names(seg, options.object_class)
-            found = measure_objects(labels, image, names, classes, stains(src))
+            found = measure_objects(labels, image, names, classes, view.stains(src))
             measures.append((rel, input_name(src, rel), found))
         save_png(out_dir / "overlays" / rel, instance_overlay(seen, labels))
         return written, int(labels.max())
