@@ -203,8 +203,11 @@ def test_calibrated_checkpoint_runs_int8_where_measured_fastest(
     # one every model passes: the int8 graph and its gate are stored in --out
     monkeypatch.setattr(export, "INT8_GATE", 1.0)
     calibrated = tmp_path / "calibrated.pt"
+    monkeypatch.setenv("PIXELWISE_PATH", "onnx-int8")  # as if measured fastest here
     assert main(["calibrate", str(best), str(shapes_data), "--out", str(calibrated)]) == 0
-    assert "accuracy gate passed" in capsys.readouterr().out and best.read_bytes() == before
+    out = capsys.readouterr().out
+    assert "accuracy gate passed" in out and best.read_bytes() == before
+    assert "this machine's default path for it: onnx-int8" in out
     ckpt = read_checkpoint(calibrated)
     gate = ckpt["int8"]["gate"]
     assert gate["images"] == 4 and gate["passed"]

@@ -999,7 +999,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     print(
         f"wrote {args.out or args.checkpoint} with its int8 graph; accuracy gate passed: {scores}"
     )
+    print(f"this machine's default path for it: {default_path(args.out or args.checkpoint)}")
     return 0
+
+
+def default_path(checkpoint: str) -> str:
+    """The path ``--precision auto --runtime auto`` takes for ``checkpoint`` here (for a calibrated
+    checkpoint, int8 raced on its own network first: :func:`pixelwise.runtime.calibrated_path`)."""
+    from pixelwise.checkpoint import load_model
+    from pixelwise.runtime import resolve_precision
+
+    network = load_model(checkpoint, "auto").network
+    return getattr(network, "path", None) or f"torch-{resolve_precision('auto')}"
 
 
 def cmd_models(_: argparse.Namespace) -> int:
