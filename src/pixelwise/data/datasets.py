@@ -117,7 +117,7 @@ class SegmentationDataset(Dataset):
     ) -> None:
         self.items, self.num_classes, self.encoding, self.norm = items, num_classes, encoding, norm
         self.input_range = input_range  # raw values seen as full range (evaluate --input-range)
-        self.channel = channel  # each image's channel read alone (evaluate --channel)
+        self.channel = channel  # each image's channel read alone (train/evaluate --channel)
         self.weight_map = weight_map
         self._weights: dict[int, np.ndarray] = {}
         self.crop, self.augment, self.seed, self.epoch = crop, augment, seed, 0

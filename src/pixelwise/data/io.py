@@ -184,8 +184,7 @@ def read_channels(path: str | os.PathLike) -> tuple[np.ndarray, bool]:
         if separate:
             arr = _read_tiff(source, page, None, ALL_CHANNELS)
             return (arr if arr.ndim == 3 else arr[..., None]), False
-    image = read_image(path)
-    return image, image.shape[-1] == 3
+    return read_image(path), True
 
 
 CHANNELS = (
