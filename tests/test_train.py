@@ -539,8 +539,18 @@ def test_evaluate_on_the_training_pool_scores_the_runs_own_validation_images(tmp
         Image.fromarray(image.astype(np.uint8)).save(data / "images" / f"{i}.png")
         Image.fromarray(mask).save(data / "masks" / f"{i}.png")
     run = train_tiny(data, tmp_path / "run", "--val-fraction", "0.34", "--precision", "fp32")
-    hint = f"faster CPU prediction (int8): pixelwise calibrate {run / 'best.pt'} {data}"
-    assert (hint in capsys.readouterr().out) == (find_spec("onnxruntime") is not None)
+    out = capsys.readouterr().out
+    # training ends by calibrating int8 on the run's validation images, as calibrate would
+    calibrates = find_spec("onnxruntime.quantization") is not None
+    assert ("calibrating int8 on 2 validation images" in out) == calibrates
+    assert ("fp32 on 2 images" in out and "default path for it: " in out) == calibrates
+    assert ("int8" in torch.load(run / "best.pt", weights_only=False)) == (
+        calibrates and "accuracy gate passed" in out
+    )
+    other = train_tiny(data, tmp_path / "other", "--val-fraction", "0.34", "--no-calibrate")
+    hint = f"faster CPU prediction (int8): pixelwise calibrate {other / 'best.pt'} {data}"
+    out = capsys.readouterr().out
+    assert (hint in out) == calibrates and "calibrating int8" not in out
     recorded = torch.load(run / "best.pt", weights_only=True)["train_state"]["metrics"]
     scored = evaluate_checkpoint(run / "best.pt", data, precision="fp32")
     assert scored["images"] == 2 and "validation split of the checkpoint's" in scored["split"]

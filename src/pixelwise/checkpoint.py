@@ -230,6 +230,25 @@ def int8_race(seg: Segmenter, graph: bytes, source: Path, best: str) -> dict[str
     return interleaved(calls, 3)
 
 
+def default_path(checkpoint: str | Path) -> str:
+    """The path ``--precision auto --runtime auto`` takes for ``checkpoint`` here (for a calibrated
+    checkpoint, int8 raced on its own network first: :func:`pixelwise.runtime.calibrated_path`)."""
+    from pixelwise.runtime import resolve_precision
+
+    network = load_model(checkpoint, "auto").network
+    return getattr(network, "path", None) or f"torch-{resolve_precision('auto')}"
+
+
+def int8_applies(arch: str) -> bool:
+    """Whether int8 calibration applies: a semantic model ONNX Runtime can run, with ONNX
+    Runtime's quantisation tools installed."""
+    from importlib.util import find_spec
+
+    if kind_of(arch) != "semantic" or arch == "unet_original" or find_spec("onnxruntime") is None:
+        return False
+    return find_spec("onnxruntime.quantization") is not None
+
+
 def int8_graph(ckpt: dict) -> bytes | None:
     """The checkpoint's int8 ONNX graph when it carries one whose accuracy gate passed."""
     entry = ckpt.get("int8")
@@ -250,14 +269,15 @@ def calibration_target(path: str | Path, out: str | Path | None) -> Path:
 
 def calibrate_checkpoint(
     path: str | Path,
-    data: str | Path,
+    data: str | Path | None,
     val_stems: list[str] | None = None,
     out: str | Path | None = None,
+    items=None,
 ) -> dict:
     """Quantise the checkpoint at ``path`` to int8 calibrated on the validation images of
-    ``data`` and check the accuracy gate there; when it passes, write the checkpoint with the
-    int8 graph and the gate added to ``out`` (``path`` itself by default, atomically). Returns
-    the gate."""
+    ``data`` (or on ``items``) and check the accuracy gate there; when it passes, write the
+    checkpoint with the int8 graph and the gate added to ``out`` (``path`` itself by default,
+    atomically). Returns the gate."""
     from pixelwise.export import calibrate_int8
 
     target = calibration_target(path, out)
@@ -265,7 +285,7 @@ def calibrate_checkpoint(
     if ckpt.get("state_dict") is None:
         raise ValueError(f"{path}: the checkpoint has no weights to calibrate")
     seg = segmenter_from_checkpoint(ckpt)
-    graph, gate = calibrate_int8(seg, data, val_stems)
+    graph, gate = calibrate_int8(seg, data, val_stems, items)
     if gate["passed"]:
         ckpt.pop("path")
         ckpt["int8"] = {

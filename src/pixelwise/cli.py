@@ -468,21 +468,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"done in {time.perf_counter() - start:.0f}s\n  best checkpoint: {best}\n  last checkpoint: {out / 'last.pt'}\n"
         f"  metrics: {out / 'metrics.csv'}\n  curve: {out / 'curve.png'}\n  overlays: {out / 'overlays'}"
     )
-    if calibratable(best):
+    if not args.calibrate and best.exists() and calibratable(best):
         print(f"  faster CPU prediction (int8): pixelwise calibrate {best} {args.data}")
     return 0
 
 
 def calibratable(checkpoint: Path) -> bool:
-    """Whether ``pixelwise calibrate`` applies: a semantic model ONNX Runtime can run, installed."""
-    from importlib.util import find_spec
+    """Whether ``pixelwise calibrate`` applies and the checkpoint is not calibrated yet."""
+    from pixelwise.checkpoint import int8_applies, read_checkpoint
 
-    from pixelwise.checkpoint import read_checkpoint
-    from pixelwise.segmenter import kind_of
-
-    arch = read_checkpoint(checkpoint)["arch"]
-    installed = find_spec("onnxruntime") is not None
-    return installed and kind_of(arch) == "semantic" and arch != "unet_original"
+    ckpt = read_checkpoint(checkpoint)
+    return int8_applies(ckpt["arch"]) and "int8" not in ckpt
 
 
 MASK_OPTIONS = ("class_names", "mask_values", "ignore_values")  # how the data's masks are read
@@ -984,7 +980,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from pixelwise.checkpoint import calibrate_checkpoint, calibration_target
+    from pixelwise.checkpoint import calibrate_checkpoint, calibration_target, default_path
     from pixelwise.evaluate import run_validation
     from pixelwise.report import gate_scores
 
@@ -1001,16 +997,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     )
     print(f"this machine's default path for it: {default_path(args.out or args.checkpoint)}")
     return 0
-
-
-def default_path(checkpoint: str) -> str:
-    """The path ``--precision auto --runtime auto`` takes for ``checkpoint`` here (for a calibrated
-    checkpoint, int8 raced on its own network first: :func:`pixelwise.runtime.calibrated_path`)."""
-    from pixelwise.checkpoint import load_model
-    from pixelwise.runtime import resolve_precision
-
-    network = load_model(checkpoint, "auto").network
-    return getattr(network, "path", None) or f"torch-{resolve_precision('auto')}"
 
 
 def cmd_models(_: argparse.Namespace) -> int:

@@ -248,6 +248,14 @@ class TrainConfig:
         "--no-augment",
         action="store_false",
     )
+    calibrate: bool = opt(
+        True,
+        "no int8 calibration at the end (by default the best checkpoint of a semantic model is "
+        "calibrated and gated on the validation images, as pixelwise calibrate does, so that "
+        "prediction runs int8 where this machine measures it faster)",
+        "--no-calibrate",
+        action="store_false",
+    )
     flips: str = opt(
         "all",
         "all: random horizontal and vertical flips and 90-degree rotations (default); horizontal: "

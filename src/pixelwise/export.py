@@ -283,23 +283,27 @@ def mean_iou(
 
 
 def calibrate_int8(
-    seg: Segmenter, data: str | Path, val_stems: list[str] | None = None
+    seg: Segmenter, data: str | Path | None, val_stems: list[str] | None = None, items=None
 ) -> tuple[bytes, dict]:
-    """``seg`` as an int8 ONNX graph calibrated on the validation images of ``data`` (with its
-    metadata), and the accuracy gate: mean IoU of the int8 and fp32 graphs on those images,
-    drop at most :data:`INT8_GATE`."""
+    """``seg`` as an int8 ONNX graph calibrated on the validation images of ``data`` (or on
+    ``items``, a training run's validation images) with its metadata, and the accuracy gate:
+    mean IoU of the int8 and fp32 graphs on those images, at the size the network sees them
+    (``--scale``), drop at most :data:`INT8_GATE`."""
     import onnx
 
     from pixelwise.data.datasets import SegmentationDataset, to_tensor
     from pixelwise.data.layouts import evaluation_items
 
-    items, split = evaluation_items(Path(data), val_stems)
+    split = "the run's validation images"
+    if items is None:
+        items, split = evaluation_items(Path(data), val_stems)
     ds = SegmentationDataset(
         items,
         seg.num_classes,
         seg.encoding,
         seg.norm,
         channels=seg.in_channels,
+        scale=seg.input_scale,
         channel=seg.reads,
     )
     pairs = []

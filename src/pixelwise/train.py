@@ -30,6 +30,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from pixelwise import distributed as dist
 from pixelwise.checkpoint import (
+    calibrate_checkpoint,
+    default_path,
+    int8_applies,
     read_checkpoint,
     save_checkpoint,
     segmenter_from_checkpoint,
@@ -226,6 +229,28 @@ def finish_semantic(cfg: TrainConfig, best: Path, val_ds, precision: str) -> Non
         write_overlays(seg, val_ds, Path(cfg.out) / "overlays", cfg.overlays, precision)
     if val_ds.encoding.instances == "boundary":
         store_thresholds(best, ckpt, seg, val_ds)
+    if cfg.calibrate and int8_applies(seg.arch) and not seg.box_input:
+        store_int8(best, val_ds)
+
+
+def store_int8(best: Path, val_ds) -> None:
+    """Calibrate ``best`` for int8 on the validation images and gate it (``pixelwise calibrate``),
+    saying what it measured and the path this machine then takes."""
+    from pixelwise.report import gate_scores
+
+    print(f"calibrating int8 on {counted(len(val_ds.items), 'validation image')}", flush=True)
+    try:
+        gate = calibrate_checkpoint(best, None, items=val_ds.items)
+    except Exception as exc:  # the export's own errors (a network ONNX cannot express)
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        print(f"int8 calibration skipped: {reason}; {best} stays fp32 only")
+        return
+    scores = gate_scores(gate)
+    if not gate["passed"]:
+        print(f"int8 accuracy gate not met ({scores}): {best} stays fp32 only")
+        return
+    print(f"int8 written into {best}; accuracy gate passed: {scores}")
+    print(f"this machine's default path for it: {default_path(best)}")
 
 
 def store_thresholds(best: Path, ckpt: dict, seg: Segmenter, val_ds) -> None:
