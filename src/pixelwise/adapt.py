@@ -112,6 +112,7 @@ def adapt(
             flips="horizontal",
             loss="ce+dice",
             progress=progress,
+            calibrate=False,  # the adapted model is last.pt; best.pt's int8 would go unused
             **vars(options),
         )
     )

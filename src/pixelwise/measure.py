@@ -90,8 +90,8 @@ def measure_objects(
 
 
 def measurements_csv(per_image: list[tuple[str, list[dict]]]) -> bytes:
-    """The CSV (header :data:`COLUMNS`, then ``mean_channel_K`` up to the most channels any
-    image has) of each image's rows, images in the order given."""
+    """The CSV (header :data:`COLUMNS`, then ``mean_channel_K`` for each channel any image was
+    measured in) of each image's rows, images in the order given."""
     found = {key for _, rows in per_image for row in rows for key in row}
     channels = sorted(int(key[13:]) for key in found if key.startswith("mean_channel_"))
     extra = [f"mean_channel_{k}" for k in channels]
