@@ -115,14 +115,19 @@ def _check_size(path: Path, width: int, height: int, max_pixels: int | None) -> 
 
 @contextlib.contextmanager
 def _open_tiff(path: Path):
-    """``tifffile.TiffFile(path)`` without tifffile's log lines about damaged files (the
-    ImageReadError that follows says it in one line)."""
+    """``tifffile.TiffFile(path)`` without tifffile's log lines about damaged files: whatever
+    tifffile raises, opening or decoding in the ``with`` block, becomes one ImageReadError line
+    ("cannot decode TIFF"); the block's own ImageReadErrors pass as they are."""
     log = logging.getLogger("tifffile")
     level = log.level
     log.setLevel(logging.CRITICAL)
     try:
         with tifffile.TiffFile(path) as tif:
             yield tif
+    except ImageReadError:
+        raise
+    except Exception as exc:  # tifffile raises many types for damaged files
+        raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})") from None
     finally:
         log.setLevel(level)
 
@@ -135,31 +140,26 @@ def _read_tiff(
     channel ``channel`` of slice ``page``, (H, W). Channels that are not colours, as pages or as
     samples (:func:`_separate_samples`), are refused without a ``channel`` (:data:`CHANNELS`)
     when there is more than one."""
-    try:
-        with _open_tiff(path) as tif:
-            pages = tif.pages
-            if len(pages) == 0:
-                raise ImageReadError(path, "TIFF file has no pages")
-            layout = _channel_layout(tif)
-            if layout is not None:
-                return _read_channel_pages(path, tif, layout, page, channel, max_pixels)
-            if page is None and len(pages) > 1:
-                if not _uniform(pages):
-                    return _pick_channel(path, _read_base_level(path, tif, max_pixels), channel)
-                raise ImageReadError(path, multi_page(len(pages), "pages"))
-            index = 0 if page is None else page
-            if not 0 <= index < len(pages):
-                raise ImageReadError(path, f"page {index} requested but the TIFF has {len(pages)}")
-            chosen = pages[index]
-            _check_size(path, chosen.imagewidth, chosen.imagelength, max_pixels)
-            if channel is None and _separate_samples(chosen):
-                count = chosen.samplesperpixel
-                raise ImageReadError(path, _channels_text(count, "grey samples per pixel"))
-            return _pick_channel(path, _samples_last(chosen), channel)
-    except ImageReadError:
-        raise
-    except Exception as exc:  # tifffile raises many types for damaged files
-        raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})") from None
+    with _open_tiff(path) as tif:
+        pages = tif.pages
+        if len(pages) == 0:
+            raise ImageReadError(path, "TIFF file has no pages")
+        layout = _channel_layout(tif)
+        if layout is not None:
+            return _read_channel_pages(path, tif, layout, page, channel, max_pixels)
+        if page is None and len(pages) > 1:
+            if not _uniform(pages):
+                return _pick_channel(path, _read_base_level(path, tif, max_pixels), channel)
+            raise ImageReadError(path, multi_page(len(pages), "pages"))
+        index = 0 if page is None else page
+        if not 0 <= index < len(pages):
+            raise ImageReadError(path, f"page {index} requested but the TIFF has {len(pages)}")
+        chosen = pages[index]
+        _check_size(path, chosen.imagewidth, chosen.imagelength, max_pixels)
+        if channel is None and _separate_samples(chosen):
+            count = chosen.samplesperpixel
+            raise ImageReadError(path, _channels_text(count, "grey samples per pixel"))
+        return _pick_channel(path, _samples_last(chosen), channel)
 
 
 ALL_CHANNELS = -1  # read_channels: every channel, none refused
@@ -173,14 +173,8 @@ def read_channels(path: str | os.PathLike) -> tuple[np.ndarray, bool]:
     source, page = (path.path, path.index) if isinstance(path, StackPage) else (Path(path), None)
     _check_file(source)
     if is_tiff(source):
-        try:
-            with _open_tiff(source) as tif:
-                layout = _channel_layout(tif)
-                separate = layout is not None or _separate_samples(tif.pages[page or 0])
-        except Exception as exc:
-            raise ImageReadError(
-                source, f"cannot decode TIFF ({type(exc).__name__}: {exc})"
-            ) from None
+        with _open_tiff(source) as tif:
+            separate = _channel_layout(tif) is not None or _separate_samples(tif.pages[page or 0])
         if separate:
             arr = _read_tiff(source, page, None, ALL_CHANNELS)
             return (arr if arr.ndim == 3 else arr[..., None]), False
@@ -361,14 +355,11 @@ def count_pages(path: str | os.PathLike, stack: bool = False) -> int:
     _check_file(path)
     if not is_tiff(path):
         return 1
-    try:
-        with _open_tiff(path) as tif:
-            layout = _channel_layout(tif) if stack else None
-            if layout is not None:
-                return layout.slices
-            return 1 if stack and not _uniform(tif.pages) else len(tif.pages)
-    except Exception as exc:
-        raise ImageReadError(path, f"cannot decode TIFF ({type(exc).__name__}: {exc})") from None
+    with _open_tiff(path) as tif:
+        layout = _channel_layout(tif) if stack else None
+        if layout is not None:
+            return layout.slices
+        return 1 if stack and not _uniform(tif.pages) else len(tif.pages)
 
 
 def _is_heif(path: Path, source=None) -> bool:
