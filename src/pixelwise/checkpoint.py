@@ -194,14 +194,7 @@ def auto_runtime(seg: Segmenter, graph: bytes | None = None, source=None) -> str
     (ONNX Runtime only for models it can run, when it is installed). With ``graph``, the int8
     graph of the checkpoint ``source``, int8 races the best other path on the checkpoint's own
     network (:func:`~pixelwise.runtime.calibrated_path`) unless ``PIXELWISE_PATH`` forces one."""
-    from importlib.util import find_spec
-
-    exportable = (
-        seg.kind == "semantic"
-        and seg.arch != "unet_original"
-        and find_spec("onnxruntime") is not None
-    )
-    if not exportable:
+    if not onnx_runs(seg.arch):
         path = "torch-fp32"
     elif graph is not None and forced_path() is None:
         file = resolve_checkpoint(source)
@@ -239,14 +232,24 @@ def default_path(checkpoint: str | Path) -> str:
     return getattr(network, "path", None) or f"torch-{resolve_precision('auto')}"
 
 
-def int8_applies(arch: str) -> bool:
-    """Whether int8 calibration applies: a semantic model ONNX Runtime can run, with ONNX
-    Runtime's quantisation tools installed."""
+def onnx_runs(arch: str) -> bool:
+    """Whether ONNX Runtime can run a model of ``arch`` here: a semantic model it can express,
+    with ONNX Runtime installed."""
     from importlib.util import find_spec
 
-    if kind_of(arch) != "semantic" or arch == "unet_original" or find_spec("onnxruntime") is None:
-        return False
-    return find_spec("onnxruntime.quantization") is not None
+    return (
+        kind_of(arch) == "semantic"
+        and arch != "unet_original"
+        and find_spec("onnxruntime") is not None
+    )
+
+
+def int8_applies(arch: str) -> bool:
+    """Whether int8 calibration applies: :func:`onnx_runs`, with ONNX Runtime's quantisation
+    tools installed."""
+    from importlib.util import find_spec
+
+    return onnx_runs(arch) and find_spec("onnxruntime.quantization") is not None
 
 
 def int8_graph(ckpt: dict) -> bytes | None:
