@@ -4,6 +4,7 @@ Public API::
 
     create_model(name, **kwargs)   list_models()   load_model(path)   predict(model, image)
     predict_probabilities(model, image) -> (H, W, K)  segment(model, image) -> instance labels
+    predict_slide(model, tiff, out)   (a TIFF of any size, region by region, into a TIFF mask)
     remove_background(image) -> RGBA
 """
 
@@ -16,6 +17,7 @@ __all__ = [
     "load_model",
     "predict",
     "predict_probabilities",
+    "predict_slide",
     "segment",
     "remove_background",
     "__version__",
@@ -28,6 +30,7 @@ _LAZY = {
     "load_model": "pixelwise.checkpoint",
     "predict": "pixelwise.inference",
     "predict_probabilities": "pixelwise.inference",
+    "predict_slide": "pixelwise.inference",
     "segment": "pixelwise.inference",
     "remove_background": "pixelwise.cutout",
 }

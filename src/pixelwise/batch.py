@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from pixelwise import distributed as dist
-from pixelwise.constants import one_line, parse_range
+from pixelwise.constants import AUTO_TILE, one_line, parse_range
 from pixelwise.data.coco import as_coco, object_annotations
 from pixelwise.data.encoding import TWELVE_BIT, intensity_kind, map_range
 from pixelwise.data.io import (
@@ -33,6 +34,7 @@ from pixelwise.data.io import (
     stack_size,
 )
 from pixelwise.data.labelme import BACKGROUND_LABEL, IGNORE_LABEL, annotation_json, shapes_of
+from pixelwise.data.slide import TiffRegions, is_streamed, sample_step
 from pixelwise.detection import (
     categories_of,
     detect,
@@ -40,7 +42,14 @@ from pixelwise.detection import (
     detections_to_coco,
     detections_to_labels,
 )
-from pixelwise.inference import predict, predict_probabilities, segment
+from pixelwise.inference import (
+    Mapped,
+    predict,
+    predict_probabilities,
+    predict_slide,
+    segment,
+    tile_starts,
+)
 from pixelwise.measure import measure_objects
 from pixelwise.overlays import detection_overlay, display_rgb, instance_overlay, overlay
 
@@ -160,8 +169,6 @@ def run_batch(
     when the caller has listed them already; ``out``: the output folder, whose files are no
     inputs; ``pages``: each page of a TIFF stack is an input (:func:`output_names`). A progress
     bar shows the current file."""
-    from tqdm import tqdm
-
     max_pixels_limit()  # a bad PIXELWISE_MAX_PIXELS is one usage error, not a failure per file
     result = BatchResult()
     bar = tqdm(
@@ -278,8 +285,8 @@ class ModelView:
     def __call__(self, image: np.ndarray, src) -> np.ndarray:
         if self.input_range is not None:
             return map_range(image, *self.input_range)
-        if self.eight_bit and intensity_kind(image) == TWELVE_BIT:
-            self.dim.append(str(src))
+        if self.eight_bit and intensity_kind(image) == TWELVE_BIT and str(src) not in self.dim:
+            self.dim.append(str(src))  # once (a file over the limit is read region by region)
         return image
 
     def read(self, src) -> np.ndarray:
@@ -315,8 +322,13 @@ def predict_files(
 
     run = (options.precision, options.tta, options.tile, options.overlap)
     view = ModelView(seg, options)
+    pairs = output_names(inputs, out_dir, pages=True)
+    names = dict(pairs)  # each input's output name
 
     def compute(src):
+        if is_streamed(src):  # over the pixel limit: written as it is predicted
+            path = out_dir / "masks" / names[src].with_suffix(".tif")
+            return StreamedMask(*predict_streamed(seg, src, path, options, view, progress))
         image = view(view.read(src), src)
         if not options.probabilities:
             return image, predict(seg, image, *run), None
@@ -324,6 +336,9 @@ def predict_files(
         return image, probabilities.argmax(-1).astype(np.uint8), probabilities
 
     def write(src, rel, value):
+        if isinstance(value, StreamedMask):
+            save_png(out_dir / "overlays" / rel, overlay(value.image, value.mask, palette))
+            return value.path, None
         image, mask, probabilities = value
         if probabilities is not None:
             save_probabilities(out_dir / "probabilities" / rel.with_suffix(".tif"), probabilities)
@@ -336,9 +351,60 @@ def predict_files(
         save_png(out_dir / "overlays" / rel, overlay(image, mask, palette))
         return out_dir / "masks" / rel, None
 
-    result = run_into(out_dir, "masks", options, inputs, compute, write, "predict", progress, shard)
+    result = run_into(
+        out_dir, "masks", options, inputs, compute, write, "predict", progress, shard, pairs=pairs
+    )
     result.dim = view.dim
     return result
+
+
+PREVIEW_PIXELS = 4096 * 4096  # the overlay of an image too large to hold: a grid of its pixels
+
+
+@dataclass
+class StreamedMask:
+    """What ``predict`` made of an image over the pixel limit: its mask, written already as a
+    tiled TIFF at ``path``, and every step-th pixel of the image and mask for the overlay."""
+
+    path: Path
+    image: np.ndarray
+    mask: np.ndarray
+
+
+def predict_streamed(
+    seg, src: Path, path: Path, options: PredictOptions, view, progress: bool
+) -> tuple[Path, np.ndarray, np.ndarray]:
+    """Predict a TIFF over the pixel limit (a whole-slide scan) region by region
+    (:func:`~pixelwise.inference.predict_rows`) into ``path``, a tiled palette
+    TIFF written row of tiles by row; memory follows the tiles, not the image. Returns the
+    mask's path and a preview (:data:`PREVIEW_PIXELS`) of the image and the mask."""
+    if options.probabilities or options.labelme:
+        raise ValueError(
+            "is over the pixel limit and predicted region by region into a tiled TIFF mask; "
+            "--probabilities and --labelme are written for images under the limit"
+        )
+    with TiffRegions(src, view.channel) as regions:
+        source = Mapped(regions, lambda image: view(image, src))
+        step = sample_step(regions.shape, PREVIEW_PIXELS)
+        preview = np.zeros([-(-n // step) for n in regions.shape], np.uint8)
+
+        def previewed(rows):
+            for y, band in rows:
+                first = -(-y // step) * step
+                kept = band[first - y :: step, ::step]
+                preview[first // step : first // step + len(kept)] = kept
+                yield y, band
+
+        core = min((options.tile or AUTO_TILE) - 2 * options.overlap, regions.shape[0])
+
+        def shown(rows):
+            total = len(tile_starts(regions.shape[0], core))
+            bar = dict(desc=f"{src.name}: rows of tiles", leave=False, disable=not progress)
+            return tqdm(previewed(rows), total=total, **bar)
+
+        run = (options.precision, options.tta, options.tile, options.overlap)
+        predict_slide(seg, source, path, *run, through=shown)
+        return path, source.sample(step), preview
 
 
 def write_labels_txt(out_dir: Path, names: list[str]) -> None:
@@ -513,5 +579,9 @@ def run_into(
     the ``pairs`` given); with ``options.skip_existing``, an input whose
     ``out_dir/marker/<name>`` exists already is left alone."""
     folder = out_dir / marker
-    skip = (lambda rel: (folder / rel).exists()) if options.skip_existing else None
+
+    def done(rel: Path) -> bool:  # a mask over the pixel limit is a TIFF (predict_streamed)
+        return (folder / rel).exists() or (folder / rel.with_suffix(".tif")).exists()
+
+    skip = done if options.skip_existing else None
     return run_batch(inputs, *run, skip, pairs, out=out_dir, pages=True)

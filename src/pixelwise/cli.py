@@ -566,6 +566,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     else ""
                 )
                 + (f", LabelMe polygons to {out / 'labelme'}" if args.labelme else "")
+                + (f" ({result.skipped} existing skipped)" if result.skipped else "")
             ),
         ),
     )

@@ -14,7 +14,8 @@ from torch import nn
 from pixelwise.checkpoint import load_model
 from pixelwise.constants import AUTO_OVERLAP, AUTO_TILE, AUTO_TILE_PIXELS
 from pixelwise.data.datasets import match_channels, to_tensor
-from pixelwise.data.io import as_image
+from pixelwise.data.io import as_image, save_mask_rows
+from pixelwise.data.slide import TiffRegions, mirrored, sample_step
 from pixelwise.data.transforms import resize_image, resize_mask, scaled_size
 from pixelwise.detection import detect, detections_to_classes, detections_to_labels
 from pixelwise.instances import argmax_codes, decision_for, instances_for
@@ -94,6 +95,70 @@ def tile_starts(size: int, core: int) -> list[int]:
     return starts + [size - core]
 
 
+class ArrayRegions:
+    """An image in memory as :func:`tiled_rows` reads its regions (as :class:`TiffRegions` reads
+    a file too large to hold)."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.image, self.shape = image, image.shape[:2]
+
+    def read(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return self.image[rows[:, None], cols]
+
+
+def tiled_rows(
+    network: nn.Module,
+    source,
+    norm,
+    bounds,
+    tile: int = AUTO_TILE,
+    overlap: int = AUTO_OVERLAP,
+    precision: str = "auto",
+    tta: bool = False,
+    batch_size: int = 4,
+    decide=argmax_codes,
+):
+    """Overlap-tile prediction one row of tiles at a time: yields ``(y, rows)``, the mask of
+    image rows ``y`` to ``y + len(rows)`` (full width), top to bottom; the last row of tiles is
+    shifted back to end at the image's bottom, so it may repeat rows of the one before (it
+    wins, as it does in :func:`predict_tiled`). ``source``: ``shape`` (H, W) and ``read(rows,
+    cols)`` (:class:`ArrayRegions`, :class:`~pixelwise.data.slide.TiffRegions`), so only a row
+    of tiles is in memory at a time; ``bounds``: the whole image's (:meth:`Normalization.bounds`)."""
+    core = tile - 2 * overlap
+    if core < 1:
+        raise ValueError(f"tile {tile} must be larger than twice the overlap {overlap}")
+    h, w = source.shape
+    core_h, core_w = min(core, h), min(core, w)
+    mode = "reflect" if overlap < min(h, w) else "symmetric"
+    starts = tile_starts(w, core_w)
+    for y in tile_starts(h, core_h):
+        rows = mirrored(y - overlap, y + core_h + overlap, h, mode)
+        band = None  # (core_h, w) plus whatever per-pixel shape and dtype ``decide`` gives
+        for i in range(0, len(starts), batch_size):
+            batch = starts[i : i + batch_size]
+            window = source.read(
+                rows, mirrored(batch[0] - overlap, batch[-1] + core_w + overlap, w, mode)
+            )
+            x = torch.stack(
+                [
+                    to_tensor(
+                        window[:, x0 - batch[0] : x0 - batch[0] + core_w + 2 * overlap],
+                        norm,
+                        bounds,
+                    )
+                    for x0 in batch
+                ]
+            )
+            pred = decide(predict_probs(network, x, precision, tta)).cpu().numpy()
+            if band is None:
+                band = np.zeros((core_h, w, *pred.shape[3:]), dtype=pred.dtype)
+            for x0, p in zip(batch, pred):
+                band[:, x0 : x0 + core_w] = p[
+                    overlap : overlap + core_h, overlap : overlap + core_w
+                ]
+        yield y, band
+
+
 def predict_tiled(
     network: nn.Module,
     image: np.ndarray,
@@ -113,38 +178,101 @@ def predict_tiled(
     pixels are predicted in batches and only each tile's central ``tile - 2 * overlap`` core
     is kept, so every output pixel comes from one tile that saw ``overlap`` pixels of context
     around it (no seams when the model's receptive field fits in the overlap). Memory is
-    bounded by the tile batch and the uint8 output.
+    bounded by the tile batch and the uint8 output (:func:`tiled_rows` bounds it by a row of
+    tiles, for an image read region by region).
     """
-    core = tile - 2 * overlap
-    if core < 1:
-        raise ValueError(f"tile {tile} must be larger than twice the overlap {overlap}")
-    h, w = image.shape[:2]
-    core_h, core_w = min(core, h), min(core, w)
-    mode = "reflect" if overlap < min(h, w) else "symmetric"
     bounds = None if norm is None else norm.bounds(image)
-    padded = np.pad(image, ((overlap, overlap), (overlap, overlap), (0, 0)), mode=mode)
-    origins = [(y, x) for y in tile_starts(h, core_h) for x in tile_starts(w, core_w)]
-    mask = None  # (h, w) plus whatever per-pixel shape and dtype ``decide`` gives
-    for i in range(0, len(origins), batch_size):
-        batch = origins[i : i + batch_size]
-        x = torch.stack(
-            [
-                to_tensor(
-                    padded[y : y + core_h + 2 * overlap, x0 : x0 + core_w + 2 * overlap],
-                    norm,
-                    bounds,
-                )
-                for y, x0 in batch
-            ]
-        )
-        pred = decide(predict_probs(network, x, precision, tta)).cpu().numpy()
+    rows = tiled_rows(
+        network,
+        ArrayRegions(image),
+        norm,
+        bounds,
+        tile,
+        overlap,
+        precision,
+        tta,
+        batch_size,
+        decide,
+    )
+    mask = None
+    for y, band in rows:
         if mask is None:
-            mask = np.zeros((h, w, *pred.shape[3:]), dtype=pred.dtype)
-        for (y, x0), p in zip(batch, pred):
-            mask[y : y + core_h, x0 : x0 + core_w] = p[
-                overlap : overlap + core_h, overlap : overlap + core_w
-            ]
+            mask = np.zeros((image.shape[0], *band.shape[1:]), dtype=band.dtype)
+        mask[y : y + len(band)] = band
     return mask
+
+
+SAMPLE_PIXELS = 4096 * 4096  # a streamed image's percentiles come from this many of its pixels
+
+
+class Mapped:
+    """A region source (:func:`tiled_rows`) whose regions pass through ``fn`` as they are read."""
+
+    def __init__(self, source, fn) -> None:
+        self.source, self.fn, self.shape = source, fn, source.shape
+
+    def read(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return self.fn(self.source.read(rows, cols))
+
+    def sample(self, step: int) -> np.ndarray:
+        return self.fn(self.source.sample(step))
+
+
+def predict_rows(
+    seg: Segmenter,
+    source,
+    precision: str = "auto",
+    tta: bool = False,
+    tile: int | None = None,
+    overlap: int = AUTO_OVERLAP,
+):
+    """:func:`tiled_rows` of a semantic model for an image read region by region (``source``:
+    a :class:`~pixelwise.data.slide.TiffRegions`, a file too large to hold): the mask comes row
+    of tiles by row, as :func:`predict` would tile it (``tile`` None: the automatic size). A
+    model normalised by percentiles takes them from every pixel of a grid of at most
+    ``SAMPLE_PIXELS`` over the image (:meth:`TiffRegions.sample`)."""
+    if seg.kind == "instance":
+        raise ValueError(
+            "an image this large is predicted region by region, by a semantic model; an "
+            "instance model (Mask R-CNN) needs it whole"
+        )
+    if seg.input_scale != 1.0:
+        raise ValueError(
+            f"an image this large is predicted region by region at the model's full resolution; "
+            f"this model runs at --scale {seg.input_scale:g} (resize the image first)"
+        )
+    if tile == 0:
+        raise ValueError("an image this large is predicted tile by tile: --tile 0 cannot apply")
+    source = Mapped(source, lambda image: match_channels(image, seg.in_channels))
+    bounds = None
+    if seg.norm.percentiles is not None:
+        bounds = seg.norm.bounds(source.sample(sample_step(source.shape, SAMPLE_PIXELS)))
+    tile = tile or AUTO_TILE
+    return tiled_rows(seg.network, source, seg.norm, bounds, tile, overlap, precision, tta)
+
+
+def predict_slide(
+    seg: Segmenter,
+    image,
+    out: str | os.PathLike,
+    precision: str = "auto",
+    tta: bool = False,
+    tile: int | None = None,
+    overlap: int = AUTO_OVERLAP,
+    through=None,
+) -> None:
+    """Predict a TIFF of any size (a whole-slide scan) into ``out``, a tiled TIFF of class ids
+    (a palette image in the model's colours), region by region: memory holds a row of tiles,
+    not the image, and the mask is written as it comes (atomically). ``image``: the TIFF's path
+    (read as the model reads images: its ``--channel``), or a region source
+    (:func:`predict_rows`). ``through``: the mask's ``(y, rows)`` pieces pass through it on their
+    way to the file (a progress bar, a preview). Same mask as :func:`predict` with the same
+    tiles."""
+    if isinstance(image, (str, os.PathLike)):
+        with TiffRegions(image, seg.reads) as regions:
+            return predict_slide(seg, regions, out, precision, tta, tile, overlap, through)
+    rows = predict_rows(seg, image, precision, tta, tile, overlap)
+    save_mask_rows(out, rows if through is None else through(rows), image.shape, seg.mask_palette())
 
 
 def class_probabilities(probs: torch.Tensor) -> torch.Tensor:

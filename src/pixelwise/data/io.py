@@ -98,19 +98,27 @@ def _check_file(path: Path) -> None:
 class ImageTooLarge(ImageReadError):
     """An image with more pixels than allowed, refused from its header before decoding."""
 
-    def __init__(self, path: str | os.PathLike, width: int, height: int, limit: int) -> None:
+    def __init__(
+        self, path: str | os.PathLike, width: int, height: int, limit: int, hint: str = ""
+    ) -> None:
         super().__init__(
             path,
             f"image is {width} x {height} = {width * height} pixels, over the limit of {limit} "
-            "(possible decompression bomb; raise it with max_pixels= or PIXELWISE_MAX_PIXELS)",
+            f"(possible decompression bomb; raise it with max_pixels= or PIXELWISE_MAX_PIXELS){hint}",
         )
         self.pixels, self.limit = width * height, limit
 
 
-def _check_size(path: Path, width: int, height: int, max_pixels: int | None) -> None:
+# What a TIFF of one image over the limit can still go through (pixelwise.data.slide)
+STREAMED_HINT = "; `pixelwise predict` and predict_slide() read a TIFF this large region by region"
+
+
+def _check_size(
+    path: Path, width: int, height: int, max_pixels: int | None, hint: str = ""
+) -> None:
     limit = max_pixels_limit(max_pixels)
     if width * height > limit:
-        raise ImageTooLarge(path, width, height, limit)
+        raise ImageTooLarge(path, width, height, limit, hint)
 
 
 @contextlib.contextmanager
@@ -155,7 +163,8 @@ def _read_tiff(
         if not 0 <= index < len(pages):
             raise ImageReadError(path, f"page {index} requested but the TIFF has {len(pages)}")
         chosen = pages[index]
-        _check_size(path, chosen.imagewidth, chosen.imagelength, max_pixels)
+        hint = STREAMED_HINT if page is None else ""  # one image, not a stack's page
+        _check_size(path, chosen.imagewidth, chosen.imagelength, max_pixels, hint)
         if channel is None and _separate_samples(chosen):
             count = chosen.samplesperpixel
             raise ImageReadError(path, _channels_text(count, "grey samples per pixel"))
@@ -332,7 +341,7 @@ def _read_base_level(path: Path, tif, max_pixels: int | None) -> np.ndarray:
     pixels = [page.imagewidth * page.imagelength for page in tif.pages]
     if len(base.pages) != 1 or pixels[0] < max(pixels):
         raise ImageReadError(path, MIXED_PAGES.format(len(tif.pages)))
-    _check_size(path, tif.pages[0].imagewidth, tif.pages[0].imagelength, max_pixels)
+    _check_size(path, tif.pages[0].imagewidth, tif.pages[0].imagelength, max_pixels, STREAMED_HINT)
     return tif.pages[0].asarray()
 
 
@@ -797,6 +806,57 @@ def save_mask(path: str | os.PathLike, mask: np.ndarray, palette: np.ndarray | N
     info = PngImagePlugin.PngInfo()
     info.add_text(*CLASS_IDS_TEXT)
     save_png(path, mask_image(mask, palette), info)
+
+
+MASK_TILE = 512  # the tiles of a mask written row by row (:func:`save_mask_rows`)
+
+
+def mask_tiles(rows, shape: tuple[int, int], tile: int = MASK_TILE):
+    """The ``tile`` x ``tile`` tiles, row-major, of an (H, W) mask that arrives as ``(y, rows)``
+    pieces top to bottom (a piece may repeat the last rows of the one before, and wins: the last
+    row of tiles of :func:`pixelwise.inference.tiled_rows`): rows go out once no later piece
+    can change them, so memory holds a piece and a row of tiles."""
+    h, w = shape
+    pending, start = np.zeros((0, w), np.uint8), 0  # rows start .. start + len(pending)
+
+    def ready(final: int):
+        nonlocal pending, start
+        while start < h and (start + tile <= final or final == h):
+            n = min(tile, h - start)
+            for x in range(0, w, tile):
+                yield pending[:n, x : x + tile]
+            pending, start = pending[n:], start + n
+
+    for y, piece in rows:
+        yield from ready(y)
+        end = y + len(piece) - start
+        if len(pending) < end:
+            pending = np.concatenate([pending, np.zeros((end - len(pending), w), np.uint8)])
+        pending[y - start : end] = piece
+    yield from ready(h)
+
+
+def save_mask_rows(
+    path: str | os.PathLike, rows, shape: tuple[int, int], palette: np.ndarray | None = None
+) -> None:
+    """Save a class-id mask too large to hold (``rows``: see :func:`mask_tiles`) as a tiled,
+    zlib-compressed BigTIFF, a palette image when ``palette`` is given; atomically."""
+    colours = {}
+    if palette is not None:  # TIFF colour maps are 16-bit
+        colours = {"photometric": "palette", "colormap": np.asarray(palette, np.uint16).T * 257}
+    atomic_save(
+        path,
+        lambda tmp: tifffile.imwrite(
+            tmp,
+            mask_tiles(rows, shape),
+            shape=shape,
+            dtype=np.uint8,
+            tile=(MASK_TILE, MASK_TILE),
+            compression="zlib",
+            bigtiff=True,
+            **colours,
+        ),
+    )
 
 
 def holds_class_ids(path: str | os.PathLike) -> bool:

@@ -1,0 +1,207 @@
+"""Regions of an image too large to hold in memory: a TIFF over the pixel limit (a whole-slide
+scan, a stitched mosaic) is decoded tile by tile (or strip by strip) as regions of it are asked
+for, so memory follows the region, not the image. Each region comes back as :func:`read_image`
+would give that part of the image, (h, w, C) with C in {1, 3}."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from pixelwise.data.io import (
+    ImageReadError,
+    _channel_layout,
+    _channels_text,
+    _check_file,
+    _normalise_channels,
+    _open_tiff,
+    _pick_channel,
+    _separate_samples,
+    _uniform,
+    is_tiff,
+    max_pixels_limit,
+)
+
+SAMPLE_WIDTH = 4096  # columns :meth:`TiffRegions.sample` reads at a time
+CACHE_BYTES = 64 * 2**20  # decoded tiles kept for the regions that share them (their overlaps)
+
+
+def base_page(tif):
+    """The full-resolution page of a TIFF that holds one image (a single page, or a slide or
+    pyramid whose first page is the largest), else None (a stack, channels as pages, a file
+    whose first page is not the largest: :func:`read_image` says why it refuses them)."""
+    pages = tif.pages
+    if len(pages) == 0 or _channel_layout(tif) is not None:
+        return None
+    if len(pages) > 1:
+        sizes = [page.imagewidth * page.imagelength for page in pages]
+        if _uniform(pages) or len(tif.series[0].pages) != 1 or sizes[0] < max(sizes):
+            return None
+    return pages[0]
+
+
+def is_streamed(path: str | os.PathLike, max_pixels: int | None = None) -> bool:
+    """Whether ``path`` is read region by region (:class:`TiffRegions`): a TIFF holding one
+    image with more pixels than the limit (``max_pixels``, else ``PIXELWISE_MAX_PIXELS``, else
+    the default), which :func:`read_image` refuses as a whole."""
+    if not isinstance(path, (str, os.PathLike)):  # a page of a stack
+        return False
+    path = Path(path)
+    if not (path.is_file() and is_tiff(path)):
+        return False
+    try:
+        with _open_tiff(path) as tif:
+            page = base_page(tif)
+            return page is not None and page.imagewidth * page.imagelength > max_pixels_limit(
+                max_pixels
+            )
+    except ImageReadError:
+        return False  # read_image reports it
+
+
+class TiffRegions:
+    """The full-resolution image of a TIFF, read region by region: ``shape`` (H, W), and
+    ``read(rows, cols)``, the pixels at the integer index arrays ``rows`` x ``cols`` (any order,
+    repeats allowed: a mirrored border), (len(rows), len(cols), C). Only the tiles or strips
+    that a region touches are decoded, and the last ``CACHE_BYTES`` of them are kept.
+    ``channel`` reads that channel alone, as :func:`read_image` does. Use as a context manager
+    (or call :meth:`close`)."""
+
+    def __init__(self, path: str | os.PathLike, channel: int | None = None) -> None:
+        self.path, self.channel = Path(path), channel
+        _check_file(self.path)
+        self._context = _open_tiff(self.path)
+        tif = self._context.__enter__()
+        page = base_page(tif)
+        if page is None:
+            self.close()
+            raise ImageReadError(self.path, "is not one image (a stack or channels as pages)")
+        if channel is None and _separate_samples(page):
+            self.close()
+            raise ImageReadError(
+                self.path, _channels_text(page.samplesperpixel, "grey samples per pixel")
+            )
+        self._tif, self._page = tif, page
+        self.shape = (page.imagelength, page.imagewidth)
+        if page.is_tiled:
+            self._chunk = (page.tilelength, page.tilewidth)
+        else:
+            self._chunk = (min(page.rowsperstrip, page.imagelength), page.imagewidth)
+        self._across = -(-page.imagewidth // self._chunk[1])
+        # samples stored as separate planes (RRR...GGG...): a plane of segments per sample
+        self._planes = page.samplesperpixel if page.planarconfig == 2 else 1
+        self._per_plane = len(page.dataoffsets) // self._planes
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cached = 0
+
+    def __enter__(self) -> TiffRegions:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._context is not None:
+            self._context.__exit__(None, None, None)
+            self._context = None
+
+    def _segment(self, index: int) -> np.ndarray:
+        """Tile or strip ``index`` decoded, (chunk height, chunk width, samples)."""
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        page = self._page
+        count = page.databytecounts[index]
+        shape = (*self._chunk, page.samplesperpixel // self._planes)
+        if count == 0:  # a tile never written (sparse slides): the background
+            segment = np.zeros(shape, page.dtype)
+        else:
+            decode = page.decode  # made on first use, which moves the file's position
+            handle = self._tif.filehandle
+            handle.seek(page.dataoffsets[index])
+            try:
+                decoded = decode(handle.read(count), index, jpegtables=page.jpegtables)[0]
+            except Exception as exc:  # a damaged tile: the codec's own error type
+                what = "tile" if page.is_tiled else "strip"
+                raise ImageReadError(
+                    self.path, f"cannot decode TIFF {what} {index} ({type(exc).__name__}: {exc})"
+                ) from None
+            segment = decoded.reshape(decoded.shape[-3:])
+        self._cache[index] = segment
+        self._cached += segment.nbytes
+        while self._cached > CACHE_BYTES and len(self._cache) > 1:
+            self._cached -= self._cache.popitem(last=False)[1].nbytes
+        return segment
+
+    def _block(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Rows y0..y1 and columns x0..x1 (ends excluded) as stored, (h, w, samples)."""
+        th, tw = self._chunk
+        out = np.empty((y1 - y0, x1 - x0, self._page.samplesperpixel), self._page.dtype)
+        for ty in range(y0 // th, (y1 - 1) // th + 1):
+            for tx in range(x0 // tw, (x1 - 1) // tw + 1):
+                index = ty * self._across + tx
+                if self._planes == 1:
+                    segment = self._segment(index)
+                else:  # one segment per sample plane
+                    planes = range(self._planes)
+                    segment = np.concatenate(
+                        [self._segment(index + s * self._per_plane) for s in planes], -1
+                    )
+                top, left = ty * th, tx * tw
+                a, b = max(y0, top), min(y1, top + th)
+                c, d = max(x0, left), min(x1, left + tw)
+                out[a - y0 : b - y0, c - x0 : d - x0] = segment[
+                    a - top : b - top, c - left : d - left
+                ]
+        return out
+
+    def read(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        y0, x0 = int(rows.min()), int(cols.min())
+        block = self._block(y0, int(rows.max()) + 1, x0, int(cols.max()) + 1)
+        region = block[(rows - y0)[:, None], cols - x0]
+        return _normalise_channels(self.path, _pick_channel(self.path, region, self.channel))
+
+    def sample(self, step: int) -> np.ndarray:
+        """Every ``step``-th pixel of every ``step``-th row (:func:`sample_step`): what a
+        whole-image statistic (percentiles) or a preview is taken from. Read a row of tiles and
+        a few tiles across at a time, each tile decoded once."""
+        (h, w), (th, tw) = self.shape, self._chunk
+        rows, cols = np.arange(0, h, step), np.arange(0, w, step)
+        across = tw * max(1, SAMPLE_WIDTH // tw)  # columns read at a time
+        groups = [cols[(cols >= x) & (cols < x + across)] for x in range(0, w, across)]
+        groups = [c for c in groups if len(c)]
+        bands = []
+        for top in range(0, h, th):
+            r = rows[(rows >= top) & (rows < top + th)]
+            if len(r):
+                bands.append(np.concatenate([self.read(r, c) for c in groups], 1))
+        return np.concatenate(bands)
+
+
+def sample_step(shape: tuple[int, int], most: int) -> int:
+    """The smallest step that keeps at most ``most`` pixels of an (H, W) image, every step-th
+    pixel of every step-th row."""
+    h, w = shape
+    step = max(1, int(np.sqrt(h * w / most)))
+    while -(-h // step) * -(-w // step) > most:
+        step += 1
+    return step
+
+
+def mirrored(start: int, stop: int, size: int, mode: str) -> np.ndarray:
+    """Indices ``start..stop`` (end excluded) of a line of ``size`` pixels extended beyond its
+    ends as ``np.pad`` extends it (``mode`` "reflect": the edge pixel once; "symmetric": twice)."""
+    i = np.arange(start, stop)
+    if size == 1:
+        return np.zeros_like(i)
+    if mode == "reflect":
+        period = 2 * (size - 1)
+        i = np.mod(i, period)
+        return np.where(i < size, i, period - i)
+    period = 2 * size
+    i = np.mod(i, period)
+    return np.where(i < size, i, period - 1 - i)

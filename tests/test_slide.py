@@ -1,0 +1,262 @@
+"""Images over the pixel limit (whole-slide scans): read region by region from a TIFF, predicted
+row of tiles by row, and written as a tiled TIFF mask; what comes out equals what predicting the
+image whole gives."""
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from conftest import tiny_seg
+from PIL import Image
+
+from pixelwise.checkpoint import save_checkpoint
+from pixelwise.cli import main
+from pixelwise.data.encoding import Normalization
+from pixelwise.data.io import ImageReadError, mask_tiles, read_image, save_mask_rows
+from pixelwise.data.slide import TiffRegions, is_streamed, mirrored, sample_step
+
+
+def slide_pixels(h: int, w: int, channels: int = 3, dtype=np.uint8, seed: int = 0) -> np.ndarray:
+    """Smooth blobs and noise that differ everywhere (a misplaced tile shows)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    top = np.iinfo(dtype).max
+    waves = [
+        (np.sin(yy / (9 + 4 * c)) * np.cos(xx / (13 + 3 * c)) + 1) / 2 for c in range(channels)
+    ]
+    pixels = np.stack(waves, -1) * 0.8 * top + rng.integers(0, top // 5, (h, w, channels))
+    return pixels.astype(dtype)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        dict(tile=(64, 48), compression="zlib"),  # tiled, partial tiles at the right and bottom
+        dict(rowsperstrip=19, compression="zlib"),  # strips
+        dict(tile=(64, 64), compression="jpeg"),  # as slide scanners store them
+        dict(tile=(32, 32)),  # uncompressed
+        dict(tile=(48, 32), planarconfig="separate", compression="zlib"),  # RRR...GGG...BBB...
+    ],
+)
+@pytest.mark.parametrize("channels, dtype", [(3, np.uint8), (1, np.uint16), (4, np.uint8)])
+def test_regions_are_the_pixels_read_image_gives(tmp_path, layout, channels, dtype):
+    if layout.get("compression") == "jpeg" and (dtype != np.uint8 or channels == 4):
+        pytest.skip("JPEG tiles hold 8-bit grey or RGB")
+    pixels = slide_pixels(150, 170, channels, dtype)
+    path = tmp_path / "slide.tif"
+    photometric = "rgb" if channels >= 3 else "minisblack"
+    extra = {"extrasamples": ["unassalpha"]} if channels == 4 else {}
+    stored = pixels if layout.get("planarconfig") != "separate" else np.moveaxis(pixels, -1, 0)
+    if channels == 1 and layout.get("planarconfig"):
+        pytest.skip("one sample: nothing to separate")
+    tifffile.imwrite(path, stored, photometric=photometric, **layout, **extra)
+    whole = read_image(path)
+    rng = np.random.default_rng(1)
+    with TiffRegions(path) as regions:
+        assert regions.shape == (150, 170)
+        for _ in range(6):
+            y0, x0 = rng.integers(-20, 140), rng.integers(-20, 160)
+            rows = mirrored(y0, y0 + rng.integers(1, 90), 150, "reflect")
+            cols = mirrored(x0, x0 + rng.integers(1, 90), 170, "reflect")
+            np.testing.assert_array_equal(regions.read(rows, cols), whole[rows[:, None], cols])
+        np.testing.assert_array_equal(regions.sample(7), whole[::7, ::7])
+
+
+def test_a_sample_is_read_a_few_tiles_at_a_time(tmp_path, monkeypatch):
+    import pixelwise.data.slide as slide
+
+    pixels = slide_pixels(150, 170)
+    tifffile.imwrite(tmp_path / "a.tif", pixels, tile=(32, 48), photometric="rgb")
+    monkeypatch.setattr(slide, "SAMPLE_WIDTH", 50)  # 48 columns at a time
+    with TiffRegions(tmp_path / "a.tif") as regions:
+        for step in (1, 5, 49, 60, 200):  # a step wider than the columns read at a time too
+            np.testing.assert_array_equal(regions.sample(step), pixels[::step, ::step])
+
+
+def test_the_full_resolution_page_of_a_slide_with_smaller_levels(tmp_path):
+    """An SVS-like file: the slide first, then a thumbnail and a smaller level."""
+    pixels = slide_pixels(200, 260)
+    path = tmp_path / "slide.tif"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(pixels, tile=(64, 64), photometric="rgb", compression="zlib")
+        tif.write(pixels[::8, ::8], photometric="rgb")
+        tif.write(pixels[::2, ::2], tile=(64, 64), photometric="rgb")
+    assert is_streamed(path, max_pixels=200 * 260 - 1)
+    assert not is_streamed(path, max_pixels=200 * 260)
+    with TiffRegions(path) as regions:
+        assert regions.shape == (200, 260)
+        np.testing.assert_array_equal(regions.read(np.arange(200), np.arange(260)), pixels)
+
+
+def test_what_is_not_streamed(tmp_path):
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, np.zeros((3, 40, 40), np.uint8), photometric="minisblack")  # slices
+    png = tmp_path / "big.png"
+    Image.fromarray(np.zeros((40, 40), np.uint8)).save(png)
+    assert not is_streamed(stack, max_pixels=10)
+    assert not is_streamed(png, max_pixels=10)  # read whole, and refused over the limit
+    channels = tmp_path / "channels.tif"
+    tifffile.imwrite(
+        channels, np.zeros((40, 40, 5), np.uint8), photometric="minisblack", planarconfig="contig"
+    )
+    with pytest.raises(ImageReadError, match="has 5 channels"):
+        TiffRegions(channels)
+    with TiffRegions(channels, channel=3) as regions:
+        assert regions.read(np.arange(4), np.arange(4)).shape == (4, 4, 1)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 10])
+@pytest.mark.parametrize("mode", ["reflect", "symmetric"])
+def test_mirrored_indices_extend_as_np_pad(size, mode):
+    if mode == "reflect" and size == 1:
+        pytest.skip("np.pad cannot reflect a single pixel")
+    for pad in (0, 1, 3, 9, 23):
+        expected = np.pad(np.arange(size), pad, mode=mode)
+        np.testing.assert_array_equal(mirrored(-pad, size + pad, size, mode), expected)
+
+
+def test_sample_step_keeps_at_most_the_pixels_asked():
+    for shape, most in [((100, 100), 10_000), ((100, 100), 9_999), ((7, 100_000), 1000)]:
+        step = sample_step(shape, most)
+        assert -(-shape[0] // step) * -(-shape[1] // step) <= most
+        assert step == 1 or -(-shape[0] // (step - 1)) * -(-shape[1] // (step - 1)) > most
+
+
+def test_a_mask_written_row_by_row_with_a_repeated_last_piece(tmp_path):
+    """The last row of tiles is shifted back to end at the image's bottom: its rows win."""
+    h, w = 1300, 1100
+    mask = (np.arange(h * w).reshape(h, w) % 5).astype(np.uint8)
+
+    def pieces():
+        for y in (0, 300, 600, 900, 1000):
+            piece = mask[y : y + 300].copy()
+            if y == 900:
+                piece[100:] = 9  # rows 1000..1199, which the last piece replaces
+            yield y, piece
+
+    tiles = list(mask_tiles(pieces(), (h, w), 512))  # row-major, partial at the right and bottom
+    assert [t.shape for t in tiles[:3]] == [(512, 512), (512, 512), (512, 76)]
+    assert [t.shape for t in tiles[6:]] == [(276, 512), (276, 512), (276, 76)]
+    palette = np.zeros((256, 3), np.uint8)
+    palette[1] = (255, 0, 0)
+    save_mask_rows(tmp_path / "m.tif", pieces(), (h, w), palette)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "m.tif"), mask)
+    shown = Image.open(tmp_path / "m.tif")
+    assert shown.mode == "P" and shown.getpalette()[3:6] == [255, 0, 0]
+    assert [p.name for p in tmp_path.iterdir()] == ["m.tif"]  # no temporary file left
+
+
+def balanced(seg, image: np.ndarray, tile: int, overlap: int):
+    """``seg`` with its last convolution's bias moved so that half of ``image``, predicted with
+    these tiles, is foreground (an untrained network says one class nearly everywhere)."""
+    from pixelwise.inference import predict_probabilities
+
+    probs = predict_probabilities(seg, image, "fp32", tile=tile, overlap=overlap)
+    margin = np.log(probs[..., 1]) - np.log(probs[..., 0])  # the logits' difference
+    last = [m for m in seg.network.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.bias[1] -= float(np.median(margin))
+    return seg
+
+
+@pytest.mark.parametrize("percentiles", [None, [1.0, 99.0]])
+def test_predict_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, capsys, percentiles):
+    """Over the limit: OUT/masks/NAME.tif, pixel for pixel the mask of the image predicted whole
+    with the same tiles (under the limit), and an overlay; other files of the batch as before."""
+    torch.manual_seed(0)  # weights whose output varies over the image (not all ReLUs dead)
+    seg = tiny_seg()
+    seg.norm = Normalization([0.5] * 3, [0.25] * 3, percentiles=percentiles)
+    seg = balanced(seg, slide_pixels(300, 410), 128, 16)
+    model = tmp_path / "model.pt"
+    save_checkpoint(model, seg)
+    images = tmp_path / "images"
+    images.mkdir()
+    tifffile.imwrite(
+        images / "slide.tif",
+        slide_pixels(300, 410),
+        tile=(64, 64),
+        photometric="rgb",
+        compression="zlib",
+    )
+    Image.fromarray(slide_pixels(60, 50, seed=2)).save(images / "small.png")
+    run = ["predict", str(model), str(images), "--tile", "128", "--overlap", "16"]
+    run += ["--precision", "fp32", "--runtime", "torch"]
+    assert main(run + ["--out", str(tmp_path / "whole")]) == 0
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", str(300 * 400))
+    assert main(run + ["--out", str(tmp_path / "streamed")]) == 0
+    streamed = tifffile.imread(tmp_path / "streamed" / "masks" / "slide.tif")
+    whole = np.asarray(Image.open(tmp_path / "whole" / "masks" / "slide.png"))
+    np.testing.assert_array_equal(streamed, whole)
+    assert 0 < streamed.mean() < 1  # both classes: the comparison means something
+    assert Image.open(tmp_path / "streamed" / "overlays" / "slide.png").size == (410, 300)
+    small = tmp_path / "streamed" / "masks" / "small.png"
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(small)),
+        np.asarray(Image.open(tmp_path / "whole" / "masks" / "small.png")),
+    )
+    # a rerun with --skip-existing knows the TIFF mask
+    assert main(run + ["--out", str(tmp_path / "streamed"), "--skip-existing"]) == 0
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert summary.startswith("wrote 0 masks") and summary.endswith("(2 existing skipped)")
+
+
+def test_what_a_streamed_prediction_cannot_write_is_one_failure(tmp_path, monkeypatch, capsys):
+    model = tmp_path / "model.pt"
+    save_checkpoint(model, tiny_seg())
+    slide = tmp_path / "slide.tif"
+    tifffile.imwrite(slide, slide_pixels(100, 120), tile=(32, 32), photometric="rgb")
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", "5000")
+    out = tmp_path / "out"
+    assert main(["predict", str(model), str(slide), "--out", str(out), "--probabilities"]) == 1
+    err = capsys.readouterr().err
+    assert f"{slide}: is over the pixel limit and predicted region by region" in err
+    assert "--probabilities and --labelme are written for images under the limit" in err
+    assert not (out / "masks").exists() or not any((out / "masks").iterdir())
+
+
+def test_predict_slide_in_python_equals_predict(tmp_path):
+    """The Python API: any TIFF, whatever the limit, region by region into a TIFF mask."""
+    from pixelwise import predict, predict_slide
+
+    pixels = slide_pixels(200, 230, seed=3)
+    torch.manual_seed(0)  # weights whose output varies over the image (not all ReLUs dead)
+    seg = balanced(tiny_seg(), pixels, 96, 8)
+    tifffile.imwrite(tmp_path / "a.tif", pixels, tile=(32, 32), photometric="rgb")
+    predict_slide(seg, tmp_path / "a.tif", tmp_path / "mask.tif", "fp32", tile=96, overlap=8)
+    expected = predict(seg, pixels, "fp32", tile=96, overlap=8)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "mask.tif"), expected)
+    assert 0 < expected.mean() < 1
+
+
+def test_segment_says_what_reads_a_tiff_over_the_limit(tmp_path, monkeypatch, capsys):
+    model = tmp_path / "model.pt"
+    save_checkpoint(model, tiny_seg())
+    slide = tmp_path / "slide.tif"
+    tifffile.imwrite(slide, slide_pixels(100, 120), tile=(32, 32), photometric="rgb")
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", "5000")
+    out = str(tmp_path / "out")
+    run = ["segment", str(slide), "--checkpoint", str(model), "--out", out, "--object-class", "1"]
+    assert main(run) == 1
+    err = capsys.readouterr().err
+    assert "over the limit of 5000" in err
+    assert "`pixelwise predict` and predict_slide() read a TIFF this large region by region" in err
+
+
+def test_a_damaged_tile_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    model = tmp_path / "model.pt"
+    save_checkpoint(model, tiny_seg())
+    slide = tmp_path / "slide.tif"
+    tifffile.imwrite(
+        slide, slide_pixels(100, 120), tile=(32, 32), photometric="rgb", compression="jpeg"
+    )
+    with tifffile.TiffFile(slide) as tif:
+        offset = tif.pages[0].dataoffsets[5]
+    data = bytearray(slide.read_bytes())
+    data[offset : offset + 16] = bytes(16)  # the JPEG header of tile 5 gone
+    slide.write_bytes(bytes(data))
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", "5000")
+    assert main(["predict", str(model), str(slide), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-2] == "1 file(s) failed:"
+    assert err[-1].startswith(f"  {slide}: cannot decode TIFF tile 5 (Jpeg8Error: ")
+    assert not any((tmp_path / "out").rglob("*.tif*"))  # nothing half-written
