@@ -1,0 +1,137 @@
+"""A TIFF too large to hold, predicted region by region: `pixelwise predict` on one tiled JPEG
+TIFF (as slide scanners write them), read whole (the pixel limit raised) against streamed
+region by region, side by side, each in a fresh process; prints the wall time and peak resident
+memory of each and checks that the masks are the same.
+
+The default size, 16500 x 16500 (272 megapixels), is over the default pixel limit (250), which
+`predict` streams and every other command refuses. A small untrained U-Net (depth 2, width 8)
+stands in for the model, so that the reading, tiling and writing around it show (with the
+default U-Net the network is nearly all of the time; its tile batch is the same on both paths).
+
+    python benchmarks/slide.py [--size 16500] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+from timing import add_common, begin
+
+
+def write_slide(path: Path, size: int, tile: int = 512) -> None:
+    """A size x size RGB TIFF of JPEG tiles, written tile by tile (never whole in memory):
+    smooth stain-like blobs with noise, different in every tile."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:tile, :tile]
+
+    def tiles():
+        for y in range(0, size, tile):
+            for x in range(0, size, tile):
+                blobs = (np.sin((yy + y) / 23.0) * np.cos((xx + x) / 31.0) + 1) * 100
+                noise = rng.integers(0, 40, (tile, tile, 3))
+                yield (blobs[..., None] + noise + (20, 0, 40)).clip(0, 255).astype(np.uint8)
+
+    tifffile.imwrite(
+        path,
+        tiles(),
+        shape=(size, size, 3),
+        dtype=np.uint8,
+        tile=(tile, tile),
+        photometric="rgb",
+        compression="jpeg",
+        bigtiff=True,
+    )
+
+
+def run(checkpoint: Path, image: Path, out: Path, limit: int | None, threads: int) -> tuple:
+    """``pixelwise predict`` in a fresh process: wall seconds and peak RSS (GB), measured by a
+    wrapper process so that each run's peak is its own."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    if limit is not None:
+        env["PIXELWISE_MAX_PIXELS"] = str(limit)
+    code = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        "rc = subprocess.run(sys.argv[1:]).returncode; "
+        "print(time.perf_counter() - t, "
+        "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, rc)"
+    )
+    command = [sys.executable, "-m", "pixelwise", "predict", str(checkpoint), str(image)]
+    command += ["--out", str(out), "--no-progress", "--precision", "fp32", "--runtime", "torch"]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *command], env=env, capture_output=True, text=True
+    )
+    seconds, peak, rc = done.stdout.split()[-3:]
+    if rc != "0":
+        raise SystemExit(f"predict failed:\n{done.stdout}\n{done.stderr}")
+    return float(seconds), float(peak)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=16500, help="the image's width and height")
+    add_common(parser)
+    args = parser.parse_args()
+    begin(args)
+    if args.quick:
+        args.size = 6000
+    import torch
+
+    Image.MAX_IMAGE_PIXELS = None  # the masks compared below are as large as the image
+    from pixelwise.checkpoint import save_checkpoint
+    from pixelwise.data.encoding import Normalization
+    from pixelwise.data.io import DEFAULT_MAX_PIXELS
+    from pixelwise.models import create_model
+    from pixelwise.segmenter import Segmenter
+
+    torch.manual_seed(0)
+    kwargs = {"in_channels": 3, "num_classes": 2, "depth": 2, "base_width": 8}
+    net = create_model("unet", **kwargs)
+    norm = Normalization([0.5] * 3, [0.25] * 3)
+    seg = Segmenter(net, "unet", kwargs, ["background", "tissue"], norm)
+    pixels = args.size * args.size
+    over = pixels > DEFAULT_MAX_PIXELS
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        save_checkpoint(tmp / "model.pt", seg)
+        start = time.perf_counter()
+        write_slide(tmp / "slide.tif", args.size)
+        print(
+            f"wrote a {args.size} x {args.size} JPEG-tiled TIFF ({pixels / 1e6:.0f} megapixels, "
+            f"{'over' if over else 'under'} the default limit of {DEFAULT_MAX_PIXELS / 1e6:.0f}) "
+            f"in {time.perf_counter() - start:.1f} s",
+            flush=True,
+        )
+        limits = {"read whole": max(pixels, DEFAULT_MAX_PIXELS), "streamed": pixels - 1}
+        results = {}
+        for name, limit in limits.items():
+            results[name] = run(
+                tmp / "model.pt", tmp / "slide.tif", tmp / name, limit, args.threads
+            )
+            seconds, peak = results[name]
+            print(
+                f"{name:>10}: {seconds:6.1f} s, {pixels / 1e6 / seconds:5.2f} megapixels/s, "
+                f"peak RSS {peak:.2f} GB",
+                flush=True,
+            )
+        same = np.array_equal(
+            tifffile.imread(tmp / "streamed" / "masks" / "slide.tif"),
+            np.asarray(Image.open(tmp / "read whole" / "masks" / "slide.png")),
+        )
+        (whole_s, whole_gb), (streamed_s, streamed_gb) = results.values()
+        print(
+            f"streamed / read whole: time {streamed_s / whole_s:.2f}x, peak RSS "
+            f"{streamed_gb / whole_gb:.2f}x; same mask: {same}"
+        )
+
+
+if __name__ == "__main__":
+    main()
