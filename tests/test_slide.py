@@ -228,18 +228,15 @@ def test_predict_slide_in_python_equals_predict(tmp_path):
     assert 0 < expected.mean() < 1
 
 
-def test_segment_says_what_reads_a_tiff_over_the_limit(tmp_path, monkeypatch, capsys):
-    model = tmp_path / "model.pt"
-    save_checkpoint(model, tiny_seg())
+def test_what_reads_a_tiff_over_the_limit_is_named_where_it_is_refused(tmp_path):
     slide = tmp_path / "slide.tif"
     tifffile.imwrite(slide, slide_pixels(100, 120), tile=(32, 32), photometric="rgb")
-    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", "5000")
-    out = str(tmp_path / "out")
-    run = ["segment", str(slide), "--checkpoint", str(model), "--out", out, "--object-class", "1"]
-    assert main(run) == 1
-    err = capsys.readouterr().err
-    assert "over the limit of 5000" in err
-    assert "`pixelwise predict` and predict_slide() read a TIFF this large region by region" in err
+    with pytest.raises(ImageReadError) as refused:
+        read_image(slide, max_pixels=5000)
+    assert "over the limit of 5000" in str(refused.value)
+    assert "`pixelwise predict` and `segment` read a TIFF this large region by region" in str(
+        refused.value
+    )
 
 
 def test_a_damaged_tile_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
@@ -260,3 +257,63 @@ def test_a_damaged_tile_is_one_line_naming_the_file(tmp_path, monkeypatch, capsy
     assert err[-2] == "1 file(s) failed:"
     assert err[-1].startswith(f"  {slide}: cannot decode TIFF tile 5 (Jpeg8Error: ")
     assert not any((tmp_path / "out").rglob("*.tif*"))  # nothing half-written
+
+
+def canonical(labels: np.ndarray) -> np.ndarray:
+    """Labels renumbered by each object's first pixel in raster order: equal partitions of the
+    image into objects give equal arrays, however they were numbered."""
+    flat = labels.ravel()
+    ids, first = np.unique(flat, return_index=True)
+    order = np.argsort(first[ids > 0])
+    table = np.zeros(int(ids.max()) + 1, np.int64)
+    table[ids[ids > 0][order]] = np.arange(1, len(order) + 1)
+    return table[labels]
+
+
+def test_objects_made_block_by_block_are_the_whole_images(tmp_path):
+    """Discs smaller than the margin, many across block edges: the same objects as labelling
+    the whole mask at once, each numbered once."""
+    from pixelwise.inference import ArrayRegions, label_blocks
+    from pixelwise.instances import instances_for
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:300, :350]
+    mask = np.zeros((300, 350), np.uint8)
+    for _ in range(90):
+        cy, cx, r = rng.integers(0, 300), rng.integers(0, 350), rng.integers(3, 11)
+        mask[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = 1
+    seg = tiny_seg()
+    whole = instances_for(seg, mask, 1)
+    codes = ArrayRegions(mask[..., None])
+    count = label_blocks(seg, codes, tmp_path / "labels.tif", 1, 0, block=64, margin=24)
+    blocks = tifffile.imread(tmp_path / "labels.tif")
+    assert blocks.dtype == np.uint32 and count == whole.max() == blocks.max() > 40
+    np.testing.assert_array_equal(canonical(blocks), canonical(whole))
+    assert len(np.unique(blocks)) == count + 1
+
+
+def test_segment_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, capsys):
+    """Under a block (2048 pixels a side) the streamed labels are segment's, numbers and all;
+    --measure is one failure naming the file, the other files go on."""
+    torch.manual_seed(0)
+    seg = balanced(tiny_seg(), slide_pixels(300, 410), 128, 16)
+    model = tmp_path / "model.pt"
+    save_checkpoint(model, seg)
+    images = tmp_path / "images"
+    images.mkdir()
+    tifffile.imwrite(images / "slide.tif", slide_pixels(300, 410), tile=(64, 64), photometric="rgb")
+    run = ["segment", str(images), "--checkpoint", str(model), "--object-class", "1"]
+    run += ["--tile", "128", "--overlap", "16", "--precision", "fp32", "--runtime", "torch"]
+    assert main(run + ["--out", str(tmp_path / "whole")]) == 0
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", str(300 * 400))
+    assert main(run + ["--out", str(tmp_path / "streamed")]) == 0
+    labels = tifffile.imread(tmp_path / "streamed" / "instances" / "slide.tif")
+    whole = np.asarray(Image.open(tmp_path / "whole" / "instances" / "slide.png"))
+    np.testing.assert_array_equal(labels, whole)
+    assert labels.max() > 5
+    assert Image.open(tmp_path / "streamed" / "overlays" / "slide.png").size == (410, 300)
+    csv = str(tmp_path / "objects.csv")
+    assert main(run + ["--out", str(tmp_path / "again"), "--measure", csv]) == 1
+    err = capsys.readouterr().err
+    assert f"{images / 'slide.tif'}: is over the pixel limit and segmented region by region" in err
+    assert "--coco, --measure and --labelme are written for images under it" in err

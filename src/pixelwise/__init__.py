@@ -4,7 +4,8 @@ Public API::
 
     create_model(name, **kwargs)   list_models()   load_model(path)   predict(model, image)
     predict_probabilities(model, image) -> (H, W, K)  segment(model, image) -> instance labels
-    predict_slide(model, tiff, out)   (a TIFF of any size, region by region, into a TIFF mask)
+    predict_slide(model, tiff, out)   segment_slide(model, tiff, out)   (a TIFF of any size,
+    region by region, into a TIFF of class ids / instance labels)
     remove_background(image) -> RGBA
 """
 
@@ -19,6 +20,7 @@ __all__ = [
     "predict_probabilities",
     "predict_slide",
     "segment",
+    "segment_slide",
     "remove_background",
     "__version__",
 ]
@@ -32,6 +34,7 @@ _LAZY = {
     "predict_probabilities": "pixelwise.inference",
     "predict_slide": "pixelwise.inference",
     "segment": "pixelwise.inference",
+    "segment_slide": "pixelwise.inference",
     "remove_background": "pixelwise.cutout",
 }
 

@@ -48,6 +48,7 @@ from pixelwise.inference import (
     predict_probabilities,
     predict_slide,
     segment,
+    segment_slide,
     tile_starts,
 )
 from pixelwise.measure import measure_objects
@@ -328,7 +329,7 @@ def predict_files(
     def compute(src):
         if is_streamed(src):  # over the pixel limit: written as it is predicted
             path = out_dir / "masks" / names[src].with_suffix(".tif")
-            return StreamedMask(*predict_streamed(seg, src, path, options, view, progress))
+            return predict_streamed(seg, src, path, options, view, progress)
         image = view(view.read(src), src)
         if not options.probabilities:
             return image, predict(seg, image, *run), None
@@ -336,9 +337,8 @@ def predict_files(
         return image, probabilities.argmax(-1).astype(np.uint8), probabilities
 
     def write(src, rel, value):
-        if isinstance(value, StreamedMask):
-            save_png(out_dir / "overlays" / rel, overlay(value.image, value.mask, palette))
-            return value.path, None
+        if isinstance(value, Streamed):
+            return value.finish(out_dir / "overlays" / rel, palette)
         image, mask, probabilities = value
         if probabilities is not None:
             save_probabilities(out_dir / "probabilities" / rel.with_suffix(".tif"), probabilities)
@@ -362,49 +362,94 @@ PREVIEW_PIXELS = 4096 * 4096  # the overlay of an image too large to hold: a gri
 
 
 @dataclass
-class StreamedMask:
-    """What ``predict`` made of an image over the pixel limit: its mask, written already as a
-    tiled TIFF at ``path``, and every step-th pixel of the image and mask for the overlay."""
+class Streamed:
+    """What ``predict`` or ``segment`` made of an image over the pixel limit: its mask or labels,
+    written already as a tiled TIFF at ``path``; every step-th pixel of the image and of what was
+    written, for the overlay; and for ``segment`` the number of objects."""
 
     path: Path
     image: np.ndarray
-    mask: np.ndarray
+    written: np.ndarray
+    count: int | None = None
+
+    def finish(self, overlay_path: Path, palette: np.ndarray | None = None):
+        """Write the overlay (last: it marks a finished image); ``write``'s (path, count)."""
+        if self.count is None:
+            shown = overlay(self.image, self.written, palette)
+        else:
+            shown = instance_overlay(self.image, self.written)
+        save_png(overlay_path, shown)
+        return self.path, self.count
+
+
+def streamed(src: Path, options: PredictOptions, view, progress: bool, run):
+    """Run ``run(source, shown)`` on a TIFF over the pixel limit read region by region
+    (``source``: as the model sees it; ``shown``: wraps the rows of tiles in a progress bar);
+    returns its result and every step-th pixel of the image (:data:`PREVIEW_PIXELS`), with
+    the step."""
+    with TiffRegions(src, view.channel) as regions:
+        source = Mapped(regions, lambda image: view(image, src))
+        core = min((options.tile or AUTO_TILE) - 2 * options.overlap, regions.shape[0])
+        total = len(tile_starts(regions.shape[0], core))
+
+        def shown(rows):
+            bar = dict(desc=f"{src.name}: rows of tiles", leave=False, disable=not progress)
+            return tqdm(rows, total=total, **bar)
+
+        step = sample_step(regions.shape, PREVIEW_PIXELS)
+        return run(source, shown), source.sample(step), step
 
 
 def predict_streamed(
     seg, src: Path, path: Path, options: PredictOptions, view, progress: bool
-) -> tuple[Path, np.ndarray, np.ndarray]:
+) -> Streamed:
     """Predict a TIFF over the pixel limit (a whole-slide scan) region by region
-    (:func:`~pixelwise.inference.predict_rows`) into ``path``, a tiled palette
-    TIFF written row of tiles by row; memory follows the tiles, not the image. Returns the
-    mask's path and a preview (:data:`PREVIEW_PIXELS`) of the image and the mask."""
+    (:func:`~pixelwise.inference.predict_slide`) into ``path``, a tiled palette TIFF written row
+    of tiles by row; memory follows the tiles, not the image. Returns the mask's path and a
+    preview (:data:`PREVIEW_PIXELS`) of the image and the mask."""
     if options.probabilities or options.labelme:
         raise ValueError(
             "is over the pixel limit and predicted region by region into a tiled TIFF mask; "
             "--probabilities and --labelme are written for images under the limit"
         )
-    with TiffRegions(src, view.channel) as regions:
-        source = Mapped(regions, lambda image: view(image, src))
-        step = sample_step(regions.shape, PREVIEW_PIXELS)
-        preview = np.zeros([-(-n // step) for n in regions.shape], np.uint8)
+    run = (options.precision, options.tta, options.tile, options.overlap)
+    _, image, step = streamed(
+        src,
+        options,
+        view,
+        progress,
+        lambda source, shown: predict_slide(seg, source, path, *run, through=shown),
+    )
+    return Streamed(path, image, preview_of(path, step))
 
-        def previewed(rows):
-            for y, band in rows:
-                first = -(-y // step) * step
-                kept = band[first - y :: step, ::step]
-                preview[first // step : first // step + len(kept)] = kept
-                yield y, band
 
-        core = min((options.tile or AUTO_TILE) - 2 * options.overlap, regions.shape[0])
+def segment_streamed(
+    seg, src: Path, path: Path, options: PredictOptions, view, progress: bool
+) -> Streamed:
+    """Segment a TIFF over the pixel limit region by region
+    (:func:`~pixelwise.inference.segment_slide`) into ``path``, a tiled uint32 TIFF of labels,
+    with a preview of the image and the labels."""
+    if options.coco is not None or options.measure is not None or options.labelme:
+        raise ValueError(
+            "is over the pixel limit and segmented region by region into a tiled TIFF of "
+            "labels; --coco, --measure and --labelme are written for images under it"
+        )
+    run = (options.precision, options.tta, options.tile, options.overlap)
+    run += (options.min_object_size, options.object_class)
+    count, image, step = streamed(
+        src,
+        options,
+        view,
+        progress,
+        lambda source, shown: segment_slide(seg, source, path, *run, through=shown),
+    )
+    return Streamed(path, image, preview_of(path, step), count)
 
-        def shown(rows):
-            total = len(tile_starts(regions.shape[0], core))
-            bar = dict(desc=f"{src.name}: rows of tiles", leave=False, disable=not progress)
-            return tqdm(previewed(rows), total=total, **bar)
 
-        run = (options.precision, options.tta, options.tile, options.overlap)
-        predict_slide(seg, source, path, *run, through=shown)
-        return path, source.sample(step), preview
+def preview_of(path: Path, step: int) -> np.ndarray:
+    """Every step-th pixel of the mask or labels written to ``path``."""
+    with TiffRegions(path) as written:
+        return written.sample(step)[..., 0]
 
 
 def write_labels_txt(out_dir: Path, names: list[str]) -> None:
@@ -475,11 +520,14 @@ def segment_files(
     LabelMe polygon, for semantic and instance models alike; bad files are
     recorded and skipped; ``shard`` as in :func:`predict_files`."""
     out_dir = Path(out_dir)
-    gathered = options.coco is not None or options.measure is not None  # with classes
-    classes_too = gathered and seg.kind == "instance"
+    gathered = options.coco is not None or options.measure is not None
+    classes_too = gathered and seg.kind == "instance"  # each object's class too
     view = ModelView(seg, options)
 
     def compute(src):
+        if is_streamed(src):  # over the pixel limit: labelled as it is predicted
+            path = out_dir / "instances" / dict(pairs)[src].with_suffix(".tif")
+            return segment_streamed(seg, src, path, options, view, progress)
         image = view.read(src)  # measured as stored; shown as the model saw it
         seen = view(image, src)
         return image, seen, *objects_in(seg, seen, options, classes_too)
@@ -489,6 +537,8 @@ def segment_files(
         write_labels_txt(out_dir, [name])
 
     def write(src, rel, value):
+        if isinstance(value, Streamed):
+            return value.finish(out_dir / "overlays" / rel)
         image, seen, labels, classes = value
         written = save_label_image(out_dir / "instances" / rel, labels)
         if options.labelme:

@@ -5,6 +5,8 @@ overlap-tile prediction of huge images, and the verbs ``predict`` (class ids) an
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +20,7 @@ from pixelwise.data.io import as_image, save_mask_rows
 from pixelwise.data.slide import TiffRegions, mirrored, sample_step
 from pixelwise.data.transforms import resize_image, resize_mask, scaled_size
 from pixelwise.detection import detect, detections_to_classes, detections_to_labels
-from pixelwise.instances import argmax_codes, decision_for, instances_for
+from pixelwise.instances import argmax_codes, check_object_class, decision_for, instances_for
 from pixelwise.precision import autocast, memory_format, prepare
 from pixelwise.runtime import resolve_precision
 from pixelwise.segmenter import Segmenter
@@ -225,6 +227,7 @@ def predict_rows(
     tta: bool = False,
     tile: int | None = None,
     overlap: int = AUTO_OVERLAP,
+    decide=argmax_codes,
 ):
     """:func:`tiled_rows` of a semantic model for an image read region by region (``source``:
     a :class:`~pixelwise.data.slide.TiffRegions`, a file too large to hold): the mask comes row
@@ -248,7 +251,9 @@ def predict_rows(
     if seg.norm.percentiles is not None:
         bounds = seg.norm.bounds(source.sample(sample_step(source.shape, SAMPLE_PIXELS)))
     tile = tile or AUTO_TILE
-    return tiled_rows(seg.network, source, seg.norm, bounds, tile, overlap, precision, tta)
+    return tiled_rows(
+        seg.network, source, seg.norm, bounds, tile, overlap, precision, tta, decide=decide
+    )
 
 
 def predict_slide(
@@ -273,6 +278,100 @@ def predict_slide(
             return predict_slide(seg, regions, out, precision, tta, tile, overlap, through)
     rows = predict_rows(seg, image, precision, tta, tile, overlap)
     save_mask_rows(out, rows if through is None else through(rows), image.shape, seg.mask_palette())
+
+
+SLIDE_BLOCK, SLIDE_MARGIN = 2048, 128  # segment_slide: objects made block by block
+
+
+def segment_slide(
+    seg: Segmenter,
+    image,
+    out: str | os.PathLike,
+    precision: str = "auto",
+    tta: bool = False,
+    tile: int | None = None,
+    overlap: int = AUTO_OVERLAP,
+    min_size: int = 0,
+    object_class: int | None = None,
+    through=None,
+) -> int:
+    """:func:`segment` for a TIFF of any size (a whole-slide scan): instance labels into ``out``,
+    a tiled uint32 TIFF (0 = background, 1..N). The model's codes (:func:`decision_for`) are
+    predicted region by region into a temporary TIFF beside ``out`` (as :func:`predict_slide`;
+    ``through`` sees them pass), then made into objects block by block (:func:`label_blocks`),
+    so memory follows a block and a row of blocks, not the image. ``image``: the TIFF's path or
+    a region source. Returns the number of objects."""
+    if isinstance(image, (str, os.PathLike)):
+        with TiffRegions(image, seg.reads) as regions:
+            run = (precision, tta, tile, overlap, min_size, object_class, through)
+            return segment_slide(seg, regions, out, *run)
+    check_object_class(seg, object_class)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, codes = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".codes.tmp")
+    os.close(fd)
+    try:
+        rows = predict_rows(seg, image, precision, tta, tile, overlap, decision_for(seg))
+        save_mask_rows(codes, rows if through is None else through(rows), image.shape)
+        with TiffRegions(codes) as stored:
+            return label_blocks(seg, stored, out, object_class, min_size)
+    finally:
+        Path(codes).unlink(missing_ok=True)
+
+
+def label_blocks(
+    seg: Segmenter,
+    codes,
+    out: Path,
+    object_class: int | None,
+    min_size: int,
+    block: int = SLIDE_BLOCK,
+    margin: int = SLIDE_MARGIN,
+) -> int:
+    """Objects of the codes read from ``codes`` (a region source), block by block: each block of
+    ``block`` pixels a side is made into objects with ``margin`` pixels around it
+    (:func:`instances_for`), and keeps those whose bounding box starts in it, numbered in the
+    order they are found; where two blocks' objects claim a pixel the first keeps it. An object
+    reaching more than ``margin`` beyond its block is cut there (nuclei and cells are far
+    smaller). Written to ``out`` row of blocks by row; returns the number of objects."""
+    from scipy import ndimage
+
+    h, w = codes.shape
+    count = 0
+
+    def rows_of_blocks():
+        nonlocal count
+        carry = np.zeros((0, w), np.uint32)  # rows below the last row of blocks its objects reach
+        for y0 in range(0, h, block):
+            y1 = min(y0 + block, h)
+            band = np.zeros((min(y1 + margin, h) - y0, w), np.uint32)
+            band[: len(carry)] = carry
+            for x0 in range(0, w, block):
+                x1 = min(x0 + block, w)
+                top, left = max(y0 - margin, 0), max(x0 - margin, 0)
+                rows, cols = (
+                    np.arange(top, min(y1 + margin, h)),
+                    np.arange(left, min(x1 + margin, w)),
+                )
+                labels = instances_for(seg, codes.read(rows, cols)[..., 0], object_class, min_size)
+                table = np.zeros(int(labels.max(initial=0)) + 1, np.uint32)
+                for k, box in enumerate(ndimage.find_objects(labels), start=1):
+                    if (
+                        box is not None
+                        and y0 <= box[0].start + top < y1
+                        and x0 <= box[1].start + left < x1
+                    ):
+                        count += 1
+                        table[k] = count
+                painted = table[labels[y0 - top :]]  # owned objects start at row y0 or below
+                shown = band[: len(painted), left : left + painted.shape[1]]
+                free = (painted > 0) & (shown == 0)
+                shown[free] = painted[free]
+            yield y0, band[: y1 - y0]
+            carry = band[y1 - y0 :]
+
+    save_mask_rows(out, rows_of_blocks(), (h, w), dtype=np.uint32)
+    return count
 
 
 def class_probabilities(probs: torch.Tensor) -> torch.Tensor:

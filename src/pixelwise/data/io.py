@@ -110,7 +110,10 @@ class ImageTooLarge(ImageReadError):
 
 
 # What a TIFF of one image over the limit can still go through (pixelwise.data.slide)
-STREAMED_HINT = "; `pixelwise predict` and predict_slide() read a TIFF this large region by region"
+STREAMED_HINT = (
+    "; `pixelwise predict` and `segment` read a TIFF this large region by region "
+    "(predict_slide(), segment_slide())"
+)
 
 
 def _check_size(
@@ -817,7 +820,7 @@ def mask_tiles(rows, shape: tuple[int, int], tile: int = MASK_TILE):
     row of tiles of :func:`pixelwise.inference.tiled_rows`): rows go out once no later piece
     can change them, so memory holds a piece and a row of tiles."""
     h, w = shape
-    pending, start = np.zeros((0, w), np.uint8), 0  # rows start .. start + len(pending)
+    pending, start = None, 0  # rows start .. start + len(pending), of the pieces' dtype
 
     def ready(final: int):
         nonlocal pending, start
@@ -829,18 +832,25 @@ def mask_tiles(rows, shape: tuple[int, int], tile: int = MASK_TILE):
 
     for y, piece in rows:
         yield from ready(y)
+        if pending is None:
+            pending = np.zeros((0, w), piece.dtype)
         end = y + len(piece) - start
         if len(pending) < end:
-            pending = np.concatenate([pending, np.zeros((end - len(pending), w), np.uint8)])
+            pending = np.concatenate([pending, np.zeros((end - len(pending), w), piece.dtype)])
         pending[y - start : end] = piece
     yield from ready(h)
 
 
 def save_mask_rows(
-    path: str | os.PathLike, rows, shape: tuple[int, int], palette: np.ndarray | None = None
+    path: str | os.PathLike,
+    rows,
+    shape: tuple[int, int],
+    palette: np.ndarray | None = None,
+    dtype=np.uint8,
 ) -> None:
-    """Save a class-id mask too large to hold (``rows``: see :func:`mask_tiles`) as a tiled,
-    zlib-compressed BigTIFF, a palette image when ``palette`` is given; atomically."""
+    """Save a mask too large to hold (``rows``: see :func:`mask_tiles`) as a tiled,
+    zlib-compressed BigTIFF of ``dtype`` (uint32 for instance labels), a palette image when
+    ``palette`` is given; atomically."""
     colours = {}
     if palette is not None:  # TIFF colour maps are 16-bit
         colours = {"photometric": "palette", "colormap": np.asarray(palette, np.uint16).T * 257}
@@ -850,7 +860,7 @@ def save_mask_rows(
             tmp,
             mask_tiles(rows, shape),
             shape=shape,
-            dtype=np.uint8,
+            dtype=dtype,
             tile=(MASK_TILE, MASK_TILE),
             compression="zlib",
             bigtiff=True,
