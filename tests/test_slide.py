@@ -317,3 +317,22 @@ def test_segment_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert f"{images / 'slide.tif'}: is over the pixel limit and segmented region by region" in err
     assert "--coco, --measure and --labelme are written for images under it" in err
+
+
+def test_a_folder_of_aperio_slides_is_found_and_streamed(tmp_path, monkeypatch):
+    """An SVS file is a TIFF named .svs: the slide, a thumbnail, a smaller level."""
+    pixels = slide_pixels(300, 360)
+    slides = tmp_path / "slides"
+    slides.mkdir()
+    aperio = "Aperio Image Library v10.0.50\r\n360x300 [0,0 360x300] (64x64) JPEG/RGB Q=70"
+    with tifffile.TiffWriter(slides / "case1.svs") as tif:
+        tif.write(pixels, tile=(64, 64), photometric="rgb", compression="jpeg", description=aperio)
+        tif.write(pixels[::8, ::8], photometric="rgb", description=aperio + " -> 45x37")
+        tif.write(
+            pixels[::4, ::4], tile=(64, 64), photometric="rgb", description=aperio + " -> 90x75"
+        )
+    model = tmp_path / "model.pt"
+    save_checkpoint(model, tiny_seg())
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", "10000")
+    assert main(["predict", str(model), str(slides), "--out", str(tmp_path / "out")]) == 0
+    assert tifffile.imread(tmp_path / "out" / "masks" / "case1.tif").shape == (300, 360)

@@ -39,6 +39,7 @@ IMAGE_SUFFIXES = (
     ".avif",
     ".heic",
     ".heif",
+    ".svs",  # Aperio whole-slide scans: TIFFs (the slide first, then a thumbnail and levels)
 )
 # The brands of an ISO base media file ("....ftypBRAND") that mark a HEIF still image: phones'
 # HEIC photos. Pillow reads them through the optional pillow-heif plugin (extra [heic]).
