@@ -159,6 +159,14 @@ def balanced(seg, image: np.ndarray, tile: int, overlap: int):
     return seg
 
 
+def run_both_ways(run: list[str], tmp_path, monkeypatch, limit: int) -> None:
+    """The command ``run`` into ``tmp_path/whole`` as it is, then into ``tmp_path/streamed``
+    with the pixel limit at ``limit`` (under the image's pixels: it is streamed)."""
+    assert main(run + ["--out", str(tmp_path / "whole")]) == 0
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", str(limit))
+    assert main(run + ["--out", str(tmp_path / "streamed")]) == 0
+
+
 @pytest.mark.parametrize("percentiles", [None, [1.0, 99.0]])
 def test_predict_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, capsys, percentiles):
     """Over the limit: OUT/masks/NAME.tif, pixel for pixel the mask of the image predicted whole
@@ -181,9 +189,7 @@ def test_predict_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, caps
     Image.fromarray(slide_pixels(60, 50, seed=2)).save(images / "small.png")
     run = ["predict", str(model), str(images), "--tile", "128", "--overlap", "16"]
     run += ["--precision", "fp32", "--runtime", "torch"]
-    assert main(run + ["--out", str(tmp_path / "whole")]) == 0
-    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", str(300 * 400))
-    assert main(run + ["--out", str(tmp_path / "streamed")]) == 0
+    run_both_ways(run, tmp_path, monkeypatch, limit=300 * 400)
     streamed = tifffile.imread(tmp_path / "streamed" / "masks" / "slide.tif")
     whole = np.asarray(Image.open(tmp_path / "whole" / "masks" / "slide.png"))
     np.testing.assert_array_equal(streamed, whole)
@@ -304,9 +310,7 @@ def test_segment_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, caps
     tifffile.imwrite(images / "slide.tif", slide_pixels(300, 410), tile=(64, 64), photometric="rgb")
     run = ["segment", str(images), "--checkpoint", str(model), "--object-class", "1"]
     run += ["--tile", "128", "--overlap", "16", "--precision", "fp32", "--runtime", "torch"]
-    assert main(run + ["--out", str(tmp_path / "whole")]) == 0
-    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", str(300 * 400))
-    assert main(run + ["--out", str(tmp_path / "streamed")]) == 0
+    run_both_ways(run, tmp_path, monkeypatch, limit=300 * 400)
     labels = tifffile.imread(tmp_path / "streamed" / "instances" / "slide.tif")
     whole = np.asarray(Image.open(tmp_path / "whole" / "instances" / "slide.png"))
     np.testing.assert_array_equal(labels, whole)

@@ -382,11 +382,12 @@ class Streamed:
         return self.path, self.count
 
 
-def streamed(src: Path, options: PredictOptions, view, progress: bool, run):
-    """Run ``run(source, shown)`` on a TIFF over the pixel limit read region by region
-    (``source``: as the model sees it; ``shown``: wraps the rows of tiles in a progress bar);
-    returns its result and every step-th pixel of the image (:data:`PREVIEW_PIXELS`), with
-    the step."""
+def streamed(seg, src: Path, path: Path, options: PredictOptions, view, progress, slide, *extra):
+    """``slide`` (:func:`~pixelwise.inference.predict_slide` or ``segment_slide``, with ``extra``
+    after the options they share) run on a TIFF over the pixel limit read region by region, as
+    the model sees it, into ``path``, with a progress bar over the rows of tiles: the
+    :class:`Streamed` record of it, with every step-th pixel (:data:`PREVIEW_PIXELS`)."""
+    run = (options.precision, options.tta, options.tile, options.overlap, *extra)
     with TiffRegions(src, view.channel) as regions:
         source = Mapped(regions, lambda image: view(image, src))
         core = min((options.tile or AUTO_TILE) - 2 * options.overlap, regions.shape[0])
@@ -396,8 +397,9 @@ def streamed(src: Path, options: PredictOptions, view, progress: bool, run):
             bar = dict(desc=f"{src.name}: rows of tiles", leave=False, disable=not progress)
             return tqdm(rows, total=total, **bar)
 
+        count = slide(seg, source, path, *run, through=shown)
         step = sample_step(regions.shape, PREVIEW_PIXELS)
-        return run(source, shown), source.sample(step), step
+        return Streamed(path, source.sample(step), preview_of(path, step), count)
 
 
 def predict_streamed(
@@ -405,45 +407,27 @@ def predict_streamed(
 ) -> Streamed:
     """Predict a TIFF over the pixel limit (a whole-slide scan) region by region
     (:func:`~pixelwise.inference.predict_slide`) into ``path``, a tiled palette TIFF written row
-    of tiles by row; memory follows the tiles, not the image. Returns the mask's path and a
-    preview (:data:`PREVIEW_PIXELS`) of the image and the mask."""
+    of tiles by row; memory follows the tiles, not the image."""
     if options.probabilities or options.labelme:
         raise ValueError(
             "is over the pixel limit and predicted region by region into a tiled TIFF mask; "
             "--probabilities and --labelme are written for images under the limit"
         )
-    run = (options.precision, options.tta, options.tile, options.overlap)
-    _, image, step = streamed(
-        src,
-        options,
-        view,
-        progress,
-        lambda source, shown: predict_slide(seg, source, path, *run, through=shown),
-    )
-    return Streamed(path, image, preview_of(path, step))
+    return streamed(seg, src, path, options, view, progress, predict_slide)
 
 
 def segment_streamed(
     seg, src: Path, path: Path, options: PredictOptions, view, progress: bool
 ) -> Streamed:
     """Segment a TIFF over the pixel limit region by region
-    (:func:`~pixelwise.inference.segment_slide`) into ``path``, a tiled uint32 TIFF of labels,
-    with a preview of the image and the labels."""
+    (:func:`~pixelwise.inference.segment_slide`) into ``path``, a tiled uint32 TIFF of labels."""
     if options.coco is not None or options.measure is not None or options.labelme:
         raise ValueError(
             "is over the pixel limit and segmented region by region into a tiled TIFF of "
             "labels; --coco, --measure and --labelme are written for images under it"
         )
-    run = (options.precision, options.tta, options.tile, options.overlap)
-    run += (options.min_object_size, options.object_class)
-    count, image, step = streamed(
-        src,
-        options,
-        view,
-        progress,
-        lambda source, shown: segment_slide(seg, source, path, *run, through=shown),
-    )
-    return Streamed(path, image, preview_of(path, step), count)
+    extra = (options.min_object_size, options.object_class)
+    return streamed(seg, src, path, options, view, progress, segment_slide, *extra)
 
 
 def preview_of(path: Path, step: int) -> np.ndarray:
