@@ -119,3 +119,31 @@ def test_class_probabilities_whole_and_tiled(tile):
     softmax = predict_logits(seg.network, to_tensor(image, seg.norm)[None], "fp32").softmax(1)
     inner = np.s_[4:-4, 4:-4]  # tiles see the image mirrored beyond its border
     np.testing.assert_allclose(probs[inner], softmax[0].permute(1, 2, 0).numpy()[inner], atol=1e-5)
+
+
+class CountingNet(nn.Module):
+    """``net``, counting the tiles (batch items) it has seen."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net, self.tiles = net, 0
+
+    def forward(self, x):
+        self.tiles += len(x)
+        return self.net(x)
+
+
+def test_tiles_of_one_value_go_through_the_network_once():
+    """A slide's unscanned glass is filled with one value: those tiles are predicted once, and
+    the mask is still the whole image's."""
+    net = CountingNet(small_rf_net())
+    norm = Normalization([0.5] * 3, [0.25] * 3)
+    image = np.full((100, 200, 3), 255, np.uint8)
+    image[20:60, 150:190] = np.random.default_rng(0).integers(0, 255, (40, 40, 3))  # tissue
+    tiled = predict_tiled(net, image, norm, 32, 4, precision="fp32", batch_size=3)
+    starts = len(tile_starts(100, 24)) * len(tile_starts(200, 24))
+    assert net.tiles < starts / 2  # 45 tiles, most of them glass
+    padded = np.pad(image, ((4, 4), (4, 4), (0, 0)), mode="reflect")
+    logits = predict_logits(net, to_tensor(padded, norm)[None], "fp32")[0, :, 4:-4, 4:-4]
+    np.testing.assert_array_equal(tiled, logits.argmax(0).numpy())
+    assert len(np.unique(tiled)) > 1

@@ -133,6 +133,8 @@ def tiled_rows(
     core_h, core_w = min(core, h), min(core, w)
     mode = "reflect" if overlap < min(h, w) else "symmetric"
     starts = tile_starts(w, core_w)
+    tile_w = core_w + 2 * overlap
+    blanks: dict[bytes, np.ndarray] = {}  # the prediction of a window of one value, by value
     for y in tile_starts(h, core_h):
         rows = mirrored(y - overlap, y + core_h + overlap, h, mode)
         band = None  # (core_h, w) plus whatever per-pixel shape and dtype ``decide`` gives
@@ -141,17 +143,8 @@ def tiled_rows(
             window = source.read(
                 rows, mirrored(batch[0] - overlap, batch[-1] + core_w + overlap, w, mode)
             )
-            x = torch.stack(
-                [
-                    to_tensor(
-                        window[:, x0 - batch[0] : x0 - batch[0] + core_w + 2 * overlap],
-                        norm,
-                        bounds,
-                    )
-                    for x0 in batch
-                ]
-            )
-            pred = decide(predict_probs(network, x, precision, tta)).cpu().numpy()
+            windows = [window[:, x0 - batch[0] : x0 - batch[0] + tile_w] for x0 in batch]
+            pred = tile_predictions(network, windows, norm, bounds, precision, tta, decide, blanks)
             if band is None:
                 band = np.zeros((core_h, w, *pred.shape[3:]), dtype=pred.dtype)
             for x0, p in zip(batch, pred):
@@ -159,6 +152,30 @@ def tiled_rows(
                     overlap : overlap + core_h, overlap : overlap + core_w
                 ]
         yield y, band
+
+
+def tile_predictions(network, windows, norm, bounds, precision, tta, decide, blanks: dict):
+    """``decide`` of each tile window's probabilities, (N, h, w, ...). A window holding one value
+    everywhere (the glass a slide scanner leaves unscanned, filled white; a tile never written)
+    goes through the network once per value and is remembered in ``blanks``: every such window
+    of an image gets the same prediction, so the rest are skipped."""
+    keys = [blank_key(window) for window in windows]
+    todo = [i for i, key in enumerate(keys) if key is None or key not in blanks]
+    done: dict[int, np.ndarray] = {}
+    if todo:
+        x = torch.stack([to_tensor(windows[i], norm, bounds) for i in todo])
+        pred = decide(predict_probs(network, x, precision, tta)).cpu().numpy()
+        for i, p in zip(todo, pred):
+            done[i] = p
+            if keys[i] is not None:
+                blanks[keys[i]] = p
+    return np.stack([done[i] if i in done else blanks[key] for i, key in enumerate(keys)])
+
+
+def blank_key(window: np.ndarray) -> bytes | None:
+    """The value of a window that holds one value everywhere (its bytes), else None."""
+    first = window[0, 0]
+    return first.tobytes() if (window == first).all() else None
 
 
 def predict_tiled(
