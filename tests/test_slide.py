@@ -146,16 +146,16 @@ def test_a_mask_written_row_by_row_with_a_repeated_last_piece(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.tif"]  # no temporary file left
 
 
-def balanced(seg, image: np.ndarray, tile: int, overlap: int):
-    """``seg`` with its last convolution's bias moved so that half of ``image``, predicted with
-    these tiles, is foreground (an untrained network says one class nearly everywhere)."""
+def balanced(seg, image: np.ndarray, tile: int, overlap: int, share: float = 0.5):
+    """``seg`` with its last convolution's bias moved so that ``share`` of ``image``, predicted
+    with these tiles, is foreground (an untrained network says one class nearly everywhere)."""
     from pixelwise.inference import predict_probabilities
 
     probs = predict_probabilities(seg, image, "fp32", tile=tile, overlap=overlap)
     margin = np.log(probs[..., 1]) - np.log(probs[..., 0])  # the logits' difference
     last = [m for m in seg.network.modules() if isinstance(m, torch.nn.Conv2d)][-1]
     with torch.no_grad():
-        last.bias[1] -= float(np.median(margin))
+        last.bias[1] -= float(np.quantile(margin, 1 - share))
     return seg
 
 
@@ -316,11 +316,51 @@ def test_segment_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, caps
     np.testing.assert_array_equal(labels, whole)
     assert labels.max() > 5
     assert Image.open(tmp_path / "streamed" / "overlays" / "slide.png").size == (410, 300)
-    csv = str(tmp_path / "objects.csv")
-    assert main(run + ["--out", str(tmp_path / "again"), "--measure", csv]) == 1
+    coco = str(tmp_path / "objects.json")
+    assert main(run + ["--out", str(tmp_path / "again"), "--coco", coco]) == 1
     err = capsys.readouterr().err
     assert f"{images / 'slide.tif'}: is over the pixel limit and segmented region by region" in err
-    assert "--coco, --measure and --labelme are written for images under it" in err
+    assert "--coco, --labelme and --measure with --channel are written for images under it" in err
+
+
+def test_segment_measures_the_objects_of_a_tiff_over_the_limit(tmp_path, monkeypatch):
+    """Rows as segment --measure writes them for the image read whole: the same objects, areas,
+    centroids, boxes and intensities (small blocks, so objects come from several; objects
+    smaller than the margin: a tenth of the image foreground)."""
+    import csv
+
+    import pixelwise.inference as inference
+
+    torch.manual_seed(0)
+    seg = balanced(tiny_seg(), slide_pixels(300, 410), 128, 16, share=0.1)
+    model = tmp_path / "model.pt"
+    save_checkpoint(model, seg)
+    images = tmp_path / "images"
+    images.mkdir()
+    tifffile.imwrite(images / "slide.tif", slide_pixels(300, 410), tile=(64, 64), photometric="rgb")
+    run = ["segment", str(images), "--checkpoint", str(model), "--object-class", "1"]
+    run += ["--tile", "128", "--overlap", "16", "--precision", "fp32", "--runtime", "torch"]
+    whole = ["--out", str(tmp_path / "whole"), "--measure", str(tmp_path / "whole.csv")]
+    assert main(run + whole) == 0
+    monkeypatch.setattr(inference.label_blocks, "__defaults__", (100, 64, None))
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", str(300 * 400))
+    out = ["--out", str(tmp_path / "streamed"), "--measure", str(tmp_path / "streamed.csv")]
+    assert main(run + out) == 0
+
+    def objects(name: str) -> dict:
+        with open(tmp_path / name) as f:
+            return {(r["bbox_x0"], r["bbox_y0"], r["area"]): r for r in csv.DictReader(f)}
+
+    whole, streamed = objects("whole.csv"), objects("streamed.csv")
+    assert len(whole) > 5 and set(streamed) == set(whole)
+    for key, row in whole.items():
+        other = streamed[key]
+        for column in ("centroid_x", "centroid_y", "bbox_x1", "bbox_y1", "mean_red", "perimeter"):
+            assert other[column] == row[column], (key, column)
+    labels = tifffile.imread(tmp_path / "streamed" / "instances" / "slide.tif")
+    for row in streamed.values():  # each row's object number is its label in the TIFF
+        x0, y0, x1, y1 = (int(row[k]) for k in ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"))
+        assert (labels[y0:y1, x0:x1] == int(row["object"])).sum() == int(row["area"])
 
 
 def test_a_folder_of_aperio_slides_is_found_and_streamed(tmp_path, monkeypatch):

@@ -371,6 +371,7 @@ class Streamed:
     image: np.ndarray
     written: np.ndarray
     count: int | None = None
+    measured: list[dict] | None = None  # segment --measure: a row per object
 
     def finish(self, overlay_path: Path, palette: np.ndarray | None = None):
         """Write the overlay (last: it marks a finished image); ``write``'s (path, count)."""
@@ -382,9 +383,11 @@ class Streamed:
         return self.path, self.count
 
 
-def streamed(seg, src: Path, path: Path, options: PredictOptions, view, progress, slide, *extra):
+def streamed(
+    seg, src: Path, path: Path, options: PredictOptions, view, progress, slide, *extra, **named
+):
     """``slide`` (:func:`~pixelwise.inference.predict_slide` or ``segment_slide``, with ``extra``
-    after the options they share) run on a TIFF over the pixel limit read region by region, as
+    after the options they share, and ``named``) run on a TIFF over the pixel limit read region by region, as
     the model sees it, into ``path``, with a progress bar over the rows of tiles: the
     :class:`Streamed` record of it, with every step-th pixel (:data:`PREVIEW_PIXELS`)."""
     run = (options.precision, options.tta, options.tile, options.overlap, *extra)
@@ -397,7 +400,7 @@ def streamed(seg, src: Path, path: Path, options: PredictOptions, view, progress
             bar = dict(desc=f"{src.name}: rows of tiles", leave=False, disable=not progress)
             return tqdm(rows, total=total, **bar)
 
-        count = slide(seg, source, path, *run, through=shown)
+        count = slide(seg, source, path, *run, through=shown, **named)
         step = sample_step(regions.shape, PREVIEW_PIXELS)
         return Streamed(path, source.sample(step), preview_of(path, step), count)
 
@@ -421,13 +424,31 @@ def segment_streamed(
 ) -> Streamed:
     """Segment a TIFF over the pixel limit region by region
     (:func:`~pixelwise.inference.segment_slide`) into ``path``, a tiled uint32 TIFF of labels."""
-    if options.coco is not None or options.measure is not None or options.labelme:
+    if options.coco is not None or options.labelme or (options.measure and view.channel):
         raise ValueError(
             "is over the pixel limit and segmented region by region into a tiled TIFF of "
-            "labels; --coco, --measure and --labelme are written for images under it"
+            "labels; --coco, --labelme and --measure with --channel are written for images under it"
         )
     extra = (options.min_object_size, options.object_class)
-    return streamed(seg, src, path, options, view, progress, segment_slide, *extra)
+    if options.measure is None:
+        return streamed(seg, src, path, options, view, progress, segment_slide, *extra)
+    measured: list[dict] = []
+    names = coco_names(seg, options.object_class)
+    with TiffRegions(src) as stored:  # measured as stored, as segment measures any image
+
+        def measure(labels, rows, cols, first):
+            for row in measure_objects(labels, stored.read(rows, cols), names):
+                row["object"] += first - 1
+                for axis, offset in (("x", int(cols[0])), ("y", int(rows[0]))):
+                    row[f"centroid_{axis}"] = round(row[f"centroid_{axis}"] + offset, 3)
+                    row[f"bbox_{axis}0"] += offset
+                    row[f"bbox_{axis}1"] += offset
+                measured.append(row)
+
+        run = (seg, src, path, options, view, progress, segment_slide, *extra)
+        done = streamed(*run, on_block=measure)
+    done.measured = measured
+    return done
 
 
 def preview_of(path: Path, step: int) -> np.ndarray:
@@ -522,6 +543,8 @@ def segment_files(
 
     def write(src, rel, value):
         if isinstance(value, Streamed):
+            if value.measured is not None:
+                measures.append((rel, input_name(src, rel), value.measured))
             return value.finish(out_dir / "overlays" / rel)
         image, seen, labels, classes = value
         written = save_label_image(out_dir / "instances" / rel, labels)
@@ -540,16 +563,21 @@ def segment_files(
     records: list[tuple[Path, int, int, list[dict]]] = []
     measures: list[tuple[Path, str, list[dict]]] = []
     pairs = output_names(inputs, out_dir, pages=True)
+    refuse_stacks_for_coco(pairs, options)
+    run = (compute, write, "segment", progress, shard)
+    result = run_into(out_dir, "overlays", options, inputs, *run, pairs=pairs)
+    result.coco, result.measures, result.dim = records, measures, view.dim
+    return result
+
+
+def refuse_stacks_for_coco(pairs, options: PredictOptions) -> None:
+    """A COCO file names one image per file: ``--coco`` takes no TIFF stacks (ValueError)."""
     stacks = [src for src, _ in pairs if isinstance(src, StackPage)]
     if options.coco is not None and stacks:
         raise ValueError(
             f"{stacks[0].path}: a TIFF stack; a COCO file names one image per file, so --coco "
             "takes no stacks (split it into files, or leave out --coco)"
         )
-    run = (compute, write, "segment", progress, shard)
-    result = run_into(out_dir, "overlays", options, inputs, *run, pairs=pairs)
-    result.coco, result.measures, result.dim = records, measures, view.dim
-    return result
 
 
 def objects_in(seg, image: np.ndarray, options: PredictOptions, classes_too: bool) -> tuple:

@@ -311,16 +311,17 @@ def segment_slide(
     min_size: int = 0,
     object_class: int | None = None,
     through=None,
+    on_block=None,
 ) -> int:
     """:func:`segment` for a TIFF of any size (a whole-slide scan): instance labels into ``out``,
     a tiled uint32 TIFF (0 = background, 1..N). The model's codes (:func:`decision_for`) are
     predicted region by region into a temporary TIFF beside ``out`` (as :func:`predict_slide`;
     ``through`` sees them pass), then made into objects block by block (:func:`label_blocks`),
     so memory follows a block and a row of blocks, not the image. ``image``: the TIFF's path or
-    a region source. Returns the number of objects."""
+    a region source. ``on_block``: see :func:`label_blocks`. Returns the number of objects."""
     if isinstance(image, (str, os.PathLike)):
         with TiffRegions(image, seg.reads) as regions:
-            run = (precision, tta, tile, overlap, min_size, object_class, through)
+            run = (precision, tta, tile, overlap, min_size, object_class, through, on_block)
             return segment_slide(seg, regions, out, *run)
     check_object_class(seg, object_class)
     out = Path(out)
@@ -331,7 +332,7 @@ def segment_slide(
         rows = predict_rows(seg, image, precision, tta, tile, overlap, decision_for(seg))
         save_mask_rows(codes, rows if through is None else through(rows), image.shape)
         with TiffRegions(codes) as stored:
-            return label_blocks(seg, stored, out, object_class, min_size)
+            return label_blocks(seg, stored, out, object_class, min_size, on_block=on_block)
     finally:
         Path(codes).unlink(missing_ok=True)
 
@@ -344,15 +345,17 @@ def label_blocks(
     min_size: int,
     block: int = SLIDE_BLOCK,
     margin: int = SLIDE_MARGIN,
+    on_block=None,
 ) -> int:
     """Objects of the codes read from ``codes`` (a region source), block by block: each block of
     ``block`` pixels a side is made into objects with ``margin`` pixels around it
     (:func:`instances_for`), and keeps those whose bounding box starts in it, numbered in the
     order they are found; where two blocks' objects claim a pixel the first keeps it. An object
     reaching more than ``margin`` beyond its block is cut there (nuclei and cells are far
-    smaller). Written to ``out`` row of blocks by row; returns the number of objects."""
-    from scipy import ndimage
-
+    smaller). Written to ``out`` row of blocks by row; returns the number of objects.
+    ``on_block(labels, rows, cols, first)`` sees each block's own objects as it is done: labels
+    1..m over the image rows ``rows`` x columns ``cols`` around the block, which number
+    ``first`` to ``first + m - 1`` in the output (to measure them)."""
     h, w = codes.shape
     count = 0
 
@@ -371,15 +374,12 @@ def label_blocks(
                     np.arange(left, min(x1 + margin, w)),
                 )
                 labels = instances_for(seg, codes.read(rows, cols)[..., 0], object_class, min_size)
-                table = np.zeros(int(labels.max(initial=0)) + 1, np.uint32)
-                for k, box in enumerate(ndimage.find_objects(labels), start=1):
-                    if (
-                        box is not None
-                        and y0 <= box[0].start + top < y1
-                        and x0 <= box[1].start + left < x1
-                    ):
-                        count += 1
-                        table[k] = count
+                first = count + 1
+                table = owned(labels, (y0 - top, y1 - top), (x0 - left, x1 - left), first)
+                count = int(table.max(initial=count))
+                if on_block is not None and count >= first:  # its own objects, numbered 1..
+                    local = np.where(table > 0, table - (first - 1), 0).astype(np.uint32)
+                    on_block(local[labels], rows, cols, first)
                 painted = table[labels[y0 - top :]]  # owned objects start at row y0 or below
                 shown = band[: len(painted), left : left + painted.shape[1]]
                 free = (painted > 0) & (shown == 0)
@@ -389,6 +389,23 @@ def label_blocks(
 
     save_mask_rows(out, rows_of_blocks(), (h, w), dtype=np.uint32)
     return count
+
+
+def owned(labels: np.ndarray, rows: tuple[int, int], cols: tuple[int, int], first: int):
+    """A table from ``labels``' objects to ``first``, ``first + 1``, ... for those whose bounding
+    box starts within ``rows`` x ``cols`` (start, end), in label order; 0 for the others."""
+    from scipy import ndimage
+
+    table = np.zeros(int(labels.max(initial=0)) + 1, np.uint32)
+    for k, box in enumerate(ndimage.find_objects(labels), start=1):
+        if (
+            box is not None
+            and rows[0] <= box[0].start < rows[1]
+            and cols[0] <= box[1].start < cols[1]
+        ):
+            table[k] = first
+            first += 1
+    return table
 
 
 def class_probabilities(probs: torch.Tensor) -> torch.Tensor:
