@@ -10,7 +10,9 @@ default U-Net the network is nearly all of the time; its tile batch is the same 
 
 With ``--nuclei DATA`` (../shared/data/nuclei_he) it also segments a 3528 x 5268 tiling of
 twelve of its H&E images with the bundled ``nuclei`` model, whole (``segment``) and streamed
-(``segment_slide``: objects made block by block), in this process, and compares the objects.
+(``segment_slide``: objects made block by block), in this process, and compares the objects;
+then (not with ``--quick``) runs ``pixelwise segment --checkpoint nuclei --measure`` on a
+``--size`` x ``--size`` slide tiled from them.
 
     python benchmarks/slide.py [--size 16500] [--quick] [--nuclei ../shared/data/nuclei_he]
 """
@@ -56,8 +58,8 @@ def write_slide(path: Path, size: int, tile: int = 512) -> None:
     )
 
 
-def run(checkpoint: Path, image: Path, out: Path, limit: int | None, threads: int) -> tuple:
-    """``pixelwise predict`` in a fresh process: wall seconds and peak RSS (GB), measured by a
+def run(command: list, limit: int | None, threads: int) -> tuple:
+    """``pixelwise COMMAND`` in a fresh process: wall seconds and peak RSS (GB), measured by a
     wrapper process so that each run's peak is its own."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     if limit is not None:
@@ -68,15 +70,67 @@ def run(checkpoint: Path, image: Path, out: Path, limit: int | None, threads: in
         "print(time.perf_counter() - t, "
         "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, rc)"
     )
-    command = [sys.executable, "-m", "pixelwise", "predict", str(checkpoint), str(image)]
-    command += ["--out", str(out), "--no-progress", "--precision", "fp32", "--runtime", "torch"]
+    command = [sys.executable, "-m", "pixelwise", *map(str, command), "--no-progress"]
     done = subprocess.run(
         [sys.executable, "-c", code, *command], env=env, capture_output=True, text=True
     )
     seconds, peak, rc = done.stdout.split()[-3:]
     if rc != "0":
-        raise SystemExit(f"predict failed:\n{done.stdout}\n{done.stderr}")
+        raise SystemExit(f"{command[3]} failed:\n{done.stdout}\n{done.stderr}")
     return float(seconds), float(peak)
+
+
+def nuclei_mosaic(data: Path) -> np.ndarray:
+    """Twelve H&E images of ``data`` side by side, 3 x 4, cropped to the smallest."""
+    from pixelwise.data.io import read_image
+
+    images = [read_image(f) for f in sorted(data.glob("*/images/*"))[:12]]
+    h, w = min(i.shape[0] for i in images), min(i.shape[1] for i in images)
+    rows = [np.concatenate([i[:h, :w] for i in images[r * 4 : r * 4 + 4]], 1) for r in range(3)]
+    return np.concatenate(rows, 0)
+
+
+def write_mirrored(path: Path, mosaic: np.ndarray, size: int, tile: int = 512) -> None:
+    """A size x size RGB TIFF of JPEG tiles tiling ``mosaic`` mirrored (no seams), written tile
+    by tile."""
+    from pixelwise.data.slide import mirrored
+
+    h, w = mosaic.shape[:2]
+
+    def tiles():
+        for y in range(0, size, tile):
+            rows = mirrored(y, y + tile, h, "symmetric")
+            for x in range(0, size, tile):
+                yield mosaic[rows[:, None], mirrored(x, x + tile, w, "symmetric")]
+
+    tifffile.imwrite(
+        path,
+        tiles(),
+        shape=(size, size, 3),
+        dtype=np.uint8,
+        tile=(tile, tile),
+        photometric="rgb",
+        compression="jpeg",
+        bigtiff=True,
+    )
+
+
+def segment_nuclei_slide(data: Path, folder: Path, size: int, threads: int) -> None:
+    """``pixelwise segment --checkpoint nuclei --measure`` on a size x size H&E slide (the
+    mosaic of :func:`nuclei_mosaic` tiled mirrored), over the pixel limit, in a fresh process."""
+    import csv
+
+    write_mirrored(folder / "he.tif", nuclei_mosaic(data), size)
+    table = folder / "objects.csv"
+    command = ["segment", folder / "he.tif", "--checkpoint", "nuclei", "--out", folder / "he"]
+    seconds, peak = run(command + ["--measure", table], None, threads)
+    with open(table) as f:
+        areas = [int(row["area"]) for row in csv.DictReader(f)]
+    print(
+        f"segment --checkpoint nuclei --measure, {size} x {size} H&E slide ({size**2 / 1e6:.0f} "
+        f"megapixels): {len(areas)} nuclei (median area {np.median(areas):.0f} px) in "
+        f"{seconds:.1f} s ({size**2 / 1e6 / seconds:.2f} megapixels/s), peak RSS {peak:.2f} GB"
+    )
 
 
 def compare_nuclei(data: Path, folder: Path) -> None:
@@ -85,14 +139,9 @@ def compare_nuclei(data: Path, folder: Path) -> None:
     from scipy import ndimage
 
     from pixelwise.checkpoint import load_model
-    from pixelwise.data.io import read_image
     from pixelwise.inference import segment, segment_slide
 
-    files = sorted(data.glob("*/images/*"))[:12]
-    images = [read_image(f) for f in files]
-    h, w = min(i.shape[0] for i in images), min(i.shape[1] for i in images)
-    rows = [np.concatenate([i[:h, :w] for i in images[r * 4 : r * 4 + 4]], 1) for r in range(3)]
-    mosaic = np.concatenate(rows, 0)
+    mosaic = nuclei_mosaic(data)
     edge = np.concatenate([mosaic, mosaic[:, ::-1], mosaic], 1)  # mirrored: no seams
     middle = np.concatenate([mosaic[::-1], mosaic, mosaic[::-1]], 1)
     big = np.concatenate([edge, middle, edge], 0)
@@ -166,9 +215,9 @@ def main() -> None:
         limits = {"read whole": max(pixels, DEFAULT_MAX_PIXELS), "streamed": pixels - 1}
         results = {}
         for name, limit in limits.items():
-            results[name] = run(
-                tmp / "model.pt", tmp / "slide.tif", tmp / name, limit, args.threads
-            )
+            command = ["predict", tmp / "model.pt", tmp / "slide.tif", "--out", tmp / name]
+            command += ["--precision", "fp32", "--runtime", "torch"]
+            results[name] = run(command, limit, args.threads)
             seconds, peak = results[name]
             print(
                 f"{name:>10}: {seconds:6.1f} s, {pixels / 1e6 / seconds:5.2f} megapixels/s, "
@@ -186,6 +235,9 @@ def main() -> None:
         )
         if args.nuclei is not None:
             compare_nuclei(args.nuclei, tmp)
+            if not args.quick:
+                (tmp / "slide.tif").unlink()
+                segment_nuclei_slide(args.nuclei, tmp, args.size, args.threads)
 
 
 if __name__ == "__main__":
