@@ -35,6 +35,7 @@ def slide_pixels(h: int, w: int, channels: int = 3, dtype=np.uint8, seed: int = 
         dict(rowsperstrip=19, compression="zlib"),  # strips
         dict(tile=(64, 64), compression="jpeg"),  # as slide scanners store them
         dict(tile=(32, 32)),  # uncompressed
+        dict(rowsperstrip=150),  # uncompressed in one strip, as ImageJ writes: mapped
         dict(tile=(48, 32), planarconfig="separate", compression="zlib"),  # RRR...GGG...BBB...
     ],
 )
@@ -71,6 +72,18 @@ def test_a_sample_is_read_a_few_tiles_at_a_time(tmp_path, monkeypatch):
     with TiffRegions(tmp_path / "a.tif") as regions:
         for step in (1, 5, 49, 60, 200):  # a step wider than the columns read at a time too
             np.testing.assert_array_equal(regions.sample(step), pixels[::step, ::step])
+
+
+def test_an_uncompressed_strip_is_mapped_not_decoded_whole(tmp_path):
+    """ImageJ writes a large image uncompressed as one strip: a region reads its own rows."""
+    pixels = slide_pixels(400, 300, 1, np.uint16)
+    tifffile.imwrite(tmp_path / "a.tif", pixels[..., 0], imagej=True)
+    with TiffRegions(tmp_path / "a.tif") as regions:
+        assert regions._mapped is not None and not regions._cache
+        np.testing.assert_array_equal(
+            regions.read(np.arange(100, 120), np.arange(7, 9)), pixels[100:120, 7:9]
+        )
+        assert not regions._cache  # nothing decoded
 
 
 def test_the_full_resolution_page_of_a_slide_with_smaller_levels(tmp_path):

@@ -71,7 +71,7 @@ class TiffRegions:
     (or call :meth:`close`)."""
 
     def __init__(self, path: str | os.PathLike, channel: int | None = None) -> None:
-        self.path, self.channel = Path(path), channel
+        self.path, self.channel, self._mapped = Path(path), channel, None
         _check_file(self.path)
         self._context = _open_tiff(self.path)
         tif = self._context.__enter__()
@@ -96,6 +96,14 @@ class TiffRegions:
         self._per_plane = len(page.dataoffsets) // self._planes
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cached = 0
+        # stored uncompressed in one piece (ImageJ writes large images so, often as one strip):
+        # mapped, so that a region reads only its own rows rather than decoding the strip
+        self._mapped = None
+        if page.is_memmappable and self._planes == 1:
+            import tifffile
+
+            mapped = tifffile.memmap(self.path, page=0, mode="r")
+            self._mapped = mapped.reshape(*self.shape, page.samplesperpixel)
 
     def __enter__(self) -> TiffRegions:
         return self
@@ -104,6 +112,7 @@ class TiffRegions:
         self.close()
 
     def close(self) -> None:
+        self._mapped = None
         if self._context is not None:
             self._context.__exit__(None, None, None)
             self._context = None
@@ -138,6 +147,8 @@ class TiffRegions:
 
     def _block(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """Rows y0..y1 and columns x0..x1 (ends excluded) as stored, (h, w, samples)."""
+        if self._mapped is not None:
+            return np.array(self._mapped[y0:y1, x0:x1])
         th, tw = self._chunk
         out = np.empty((y1 - y0, x1 - x0, self._page.samplesperpixel), self._page.dtype)
         for ty in range(y0 // th, (y1 - 1) // th + 1):
