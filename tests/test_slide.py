@@ -256,6 +256,10 @@ def test_what_reads_a_tiff_over_the_limit_is_named_where_it_is_refused(tmp_path)
     assert "`pixelwise predict` and `segment` read a TIFF this large region by region" in str(
         refused.value
     )
+    png = tmp_path / "big.png"
+    Image.fromarray(slide_pixels(100, 120)).save(png)
+    with pytest.raises(ImageReadError, match="saved as a tiled TIFF .* read it region by region"):
+        read_image(png, max_pixels=5000)
 
 
 def test_a_damaged_tile_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):

@@ -115,6 +115,10 @@ STREAMED_HINT = (
     "; `pixelwise predict` and `segment` read a TIFF this large region by region "
     "(predict_slide(), segment_slide())"
 )
+TILED_HINT = (
+    "; saved as a tiled TIFF (`vips tiffsave IMAGE OUT.tif --tile --compression jpeg`), "
+    "`pixelwise predict` and `segment` read it region by region"
+)
 
 
 def _check_size(
@@ -431,7 +435,8 @@ def _open_pil(path: Path, max_pixels: int | None, source=None) -> Image.Image:
         raise ImageReadError(path, f"decompression bomb guard: {exc}") from None
     except OSError as exc:
         raise ImageReadError(path, f"cannot open ({exc})") from None
-    _check_size(path, img.width, img.height, max_pixels)
+    hint = TILED_HINT if source is None else ""  # a file, not an upload
+    _check_size(path, img.width, img.height, max_pixels, hint)
     if getattr(img, "n_frames", 1) > 1:
         raise ImageReadError(path, multi_page(img.n_frames, "frames"))
     try:
