@@ -338,6 +338,9 @@ def test_segment_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert f"{images / 'slide.tif'}: is over the pixel limit and segmented region by region" in err
     assert "--coco, --labelme and --measure with --channel are written for images under it" in err
+    measure = ["--measure", str(tmp_path / "objects.csv"), "--channel", "0"]  # channel 0: red
+    assert main(run + ["--out", str(tmp_path / "again"), *measure]) == 1
+    assert "--measure with --channel are written for images under it" in capsys.readouterr().err
 
 
 def test_segment_measures_the_objects_of_a_tiff_over_the_limit(tmp_path, monkeypatch):

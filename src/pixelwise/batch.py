@@ -387,9 +387,9 @@ def streamed(
     seg, src: Path, path: Path, options: PredictOptions, view, progress, slide, *extra, **named
 ):
     """``slide`` (:func:`~pixelwise.inference.predict_slide` or ``segment_slide``, with ``extra``
-    after the options they share, and ``named``) run on a TIFF over the pixel limit read region by region, as
-    the model sees it, into ``path``, with a progress bar over the rows of tiles: the
-    :class:`Streamed` record of it, with every step-th pixel (:data:`PREVIEW_PIXELS`)."""
+    after the options they share, and ``named``) run on a TIFF over the pixel limit read region
+    by region, as the model sees it, into ``path``, with a progress bar over the rows of tiles:
+    the :class:`Streamed` record of it, with every step-th pixel (:data:`PREVIEW_PIXELS`)."""
     run = (options.precision, options.tta, options.tile, options.overlap, *extra)
     with TiffRegions(src, view.channel) as regions:
         source = Mapped(regions, lambda image: view(image, src))
@@ -424,7 +424,8 @@ def segment_streamed(
 ) -> Streamed:
     """Segment a TIFF over the pixel limit region by region
     (:func:`~pixelwise.inference.segment_slide`) into ``path``, a tiled uint32 TIFF of labels."""
-    if options.coco is not None or options.labelme or (options.measure and view.channel):
+    with_channel = options.measure is not None and view.channel is not None
+    if options.coco is not None or options.labelme or with_channel:
         raise ValueError(
             "is over the pixel limit and segmented region by region into a tiled TIFF of "
             "labels; --coco, --labelme and --measure with --channel are written for images under it"
