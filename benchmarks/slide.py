@@ -33,6 +33,21 @@ from PIL import Image
 from timing import add_common, begin
 
 
+def write_tiles(path: Path, tiles, size: int, tile: int) -> None:
+    """A size x size RGB BigTIFF of JPEG tiles, from ``tiles`` (row-major), as scanners store
+    slides; never whole in memory."""
+    tifffile.imwrite(
+        path,
+        tiles,
+        shape=(size, size, 3),
+        dtype=np.uint8,
+        tile=(tile, tile),
+        photometric="rgb",
+        compression="jpeg",
+        bigtiff=True,
+    )
+
+
 def write_slide(path: Path, size: int, tile: int = 512) -> None:
     """A size x size RGB TIFF of JPEG tiles, written tile by tile (never whole in memory):
     smooth stain-like blobs with noise, different in every tile."""
@@ -46,16 +61,7 @@ def write_slide(path: Path, size: int, tile: int = 512) -> None:
                 noise = rng.integers(0, 40, (tile, tile, 3))
                 yield (blobs[..., None] + noise + (20, 0, 40)).clip(0, 255).astype(np.uint8)
 
-    tifffile.imwrite(
-        path,
-        tiles(),
-        shape=(size, size, 3),
-        dtype=np.uint8,
-        tile=(tile, tile),
-        photometric="rgb",
-        compression="jpeg",
-        bigtiff=True,
-    )
+    write_tiles(path, tiles(), size, tile)
 
 
 def run(command: list, limit: int | None, threads: int) -> tuple:
@@ -103,16 +109,7 @@ def write_mirrored(path: Path, mosaic: np.ndarray, size: int, tile: int = 512) -
             for x in range(0, size, tile):
                 yield mosaic[rows[:, None], mirrored(x, x + tile, w, "symmetric")]
 
-    tifffile.imwrite(
-        path,
-        tiles(),
-        shape=(size, size, 3),
-        dtype=np.uint8,
-        tile=(tile, tile),
-        photometric="rgb",
-        compression="jpeg",
-        bigtiff=True,
-    )
+    write_tiles(path, tiles(), size, tile)
 
 
 def segment_nuclei_slide(data: Path, folder: Path, size: int, threads: int) -> None:

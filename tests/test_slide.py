@@ -315,11 +315,11 @@ def test_objects_made_block_by_block_are_the_whole_images(tmp_path):
     assert len(np.unique(blocks)) == count + 1
 
 
-def test_segment_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, capsys):
-    """Under a block (2048 pixels a side) the streamed labels are segment's, numbers and all;
-    --measure is one failure naming the file, the other files go on."""
+def segment_command(tmp_path, share: float) -> tuple[list[str], object]:
+    """``pixelwise segment`` (object class 1, tiles of 128) of a folder holding a 300 x 410 tiled
+    TIFF, with a tiny model whose foreground is ``share`` of it; the command and the folder."""
     torch.manual_seed(0)
-    seg = balanced(tiny_seg(), slide_pixels(300, 410), 128, 16)
+    seg = balanced(tiny_seg(), slide_pixels(300, 410), 128, 16, share=share)
     model = tmp_path / "model.pt"
     save_checkpoint(model, seg)
     images = tmp_path / "images"
@@ -327,6 +327,13 @@ def test_segment_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, caps
     tifffile.imwrite(images / "slide.tif", slide_pixels(300, 410), tile=(64, 64), photometric="rgb")
     run = ["segment", str(images), "--checkpoint", str(model), "--object-class", "1"]
     run += ["--tile", "128", "--overlap", "16", "--precision", "fp32", "--runtime", "torch"]
+    return run, images
+
+
+def test_segment_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, capsys):
+    """Under a block (2048 pixels a side) the streamed labels are segment's, numbers and all;
+    --coco, and --measure with --channel, are one failure naming the file."""
+    run, images = segment_command(tmp_path, share=0.5)
     run_both_ways(run, tmp_path, monkeypatch, limit=300 * 400)
     labels = tifffile.imread(tmp_path / "streamed" / "instances" / "slide.tif")
     whole = np.asarray(Image.open(tmp_path / "whole" / "instances" / "slide.png"))
@@ -351,15 +358,7 @@ def test_segment_measures_the_objects_of_a_tiff_over_the_limit(tmp_path, monkeyp
 
     import pixelwise.inference as inference
 
-    torch.manual_seed(0)
-    seg = balanced(tiny_seg(), slide_pixels(300, 410), 128, 16, share=0.1)
-    model = tmp_path / "model.pt"
-    save_checkpoint(model, seg)
-    images = tmp_path / "images"
-    images.mkdir()
-    tifffile.imwrite(images / "slide.tif", slide_pixels(300, 410), tile=(64, 64), photometric="rgb")
-    run = ["segment", str(images), "--checkpoint", str(model), "--object-class", "1"]
-    run += ["--tile", "128", "--overlap", "16", "--precision", "fp32", "--runtime", "torch"]
+    run, images = segment_command(tmp_path, share=0.1)
     whole = ["--out", str(tmp_path / "whole"), "--measure", str(tmp_path / "whole.csv")]
     assert main(run + whole) == 0
     monkeypatch.setattr(inference.label_blocks, "__defaults__", (100, 64, None))
