@@ -345,12 +345,17 @@ def _read_base_level(path: Path, tif, max_pixels: int | None) -> np.ndarray:
     stored as consecutive pages. It is the first image when it has more pixels than any other
     page; otherwise the file is refused (``MIXED_PAGES``). Pyramids stored in SubIFDs
     (OME-TIFF, tifffile, libvips) have one top-level page and are read as any image."""
-    base = tif.series[0]
-    pixels = [page.imagewidth * page.imagelength for page in tif.pages]
-    if len(base.pages) != 1 or pixels[0] < max(pixels):
+    if not _first_is_base(tif):
         raise ImageReadError(path, MIXED_PAGES.format(len(tif.pages)))
     _check_size(path, tif.pages[0].imagewidth, tif.pages[0].imagelength, max_pixels, STREAMED_HINT)
     return tif.pages[0].asarray()
+
+
+def _first_is_base(tif) -> bool:
+    """Whether a TIFF of pages of several sizes stores its full-resolution image first, as slide
+    scanners and page pyramids do: its first series is one page, larger than any other page."""
+    pixels = [page.imagewidth * page.imagelength for page in tif.pages]
+    return len(tif.series[0].pages) == 1 and pixels[0] >= max(pixels)
 
 
 def _uniform(pages) -> bool:

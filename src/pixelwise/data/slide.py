@@ -16,6 +16,7 @@ from pixelwise.data.io import (
     _channel_layout,
     _channels_text,
     _check_file,
+    _first_is_base,
     _normalise_channels,
     _open_tiff,
     _pick_channel,
@@ -36,10 +37,8 @@ def base_page(tif):
     pages = tif.pages
     if len(pages) == 0 or _channel_layout(tif) is not None:
         return None
-    if len(pages) > 1:
-        sizes = [page.imagewidth * page.imagelength for page in pages]
-        if _uniform(pages) or len(tif.series[0].pages) != 1 or sizes[0] < max(sizes):
-            return None
+    if len(pages) > 1 and (_uniform(pages) or not _first_is_base(tif)):
+        return None
     return pages[0]
 
 
