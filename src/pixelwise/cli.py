@@ -67,8 +67,9 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "Writes OUT/masks/<name>.png (class ids, palette PNG; black and white for a model trained on black-and-white masks) and OUT/overlays/<name>.png; instance models also "
         "OUT/instances (16-bit labels) and OUT/coco (COCO results); a video file (named or in a folder; semantic models, the "
         "[video] extra) becomes OUT/overlays/<name>.mp4; each page of a multi-page TIFF (an EM stack) is "
-        "an image of its own, <stack>-000.png, <stack>-001.png, ... Bad files are skipped, listed at "
-        "the end, and make the exit status 1.",
+        "an image of its own, <stack>-000.png, <stack>-001.png, ... A TIFF over the pixel limit (a "
+        "whole-slide scan, .svs too) is read region by region into OUT/masks/<name>.tif (a tiled "
+        "BigTIFF). Bad files are skipped, listed at the end, and make the exit status 1.",
         [
             Opt(
                 ("paths",),
@@ -151,7 +152,9 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "objects) and OUT/overlays/<name>.png, for "
         "a model trained with --instances, an instance model, or --object-class. The model may also "
         "come first, as in predict: 'pixelwise segment nuclei cells/'. A multi-page TIFF is segmented "
-        "page by page, as by predict.",
+        "page by page, as by predict. A TIFF over the pixel limit (a whole-slide scan) is segmented "
+        "region by region, its objects made in blocks of 2048 pixels, into OUT/instances/<name>.tif "
+        "(32-bit, tiled); --measure works on it, --coco and --labelme do not.",
         [
             "inputs",
             Opt(("--checkpoint",), f"{MODEL_HELP} (default nuclei)", "nuclei", old=("--model",)),
