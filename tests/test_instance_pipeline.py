@@ -92,6 +92,21 @@ def test_detect_leaves_the_shared_network_unchanged(detector):
     assert after == before
 
 
+def objects_drawn_back(out: Path, name: str, class_names: list[str]) -> None:
+    """OUT/geojson/NAME.geojson holds each object of OUT/instances/NAME.png, by number, drawn
+    back pixel for pixel, classified by one of the model's classes."""
+    from conftest import geojson_raster
+
+    labels = read_mask(out / "instances" / f"{name}.png")
+    features = json.loads((out / "geojson" / f"{name}.geojson").read_text())["features"]
+    assert len(features) == len(np.unique(labels)) - 1 > 0
+    for item in features:
+        number = item["properties"]["measurements"]["object"]
+        drawn = geojson_raster(item["geometry"], labels.shape)
+        np.testing.assert_array_equal(drawn, labels == number)
+        assert item["properties"]["classification"]["name"] in class_names[1:]
+
+
 def test_cli_predict_and_segment_on_a_mask_rcnn_checkpoint(detector, tmp_path, capsys):
     data, best = detector
     images = data.parent / "images"
@@ -106,6 +121,7 @@ def test_cli_predict_and_segment_on_a_mask_rcnn_checkpoint(detector, tmp_path, c
                 "--score-threshold",
                 "0.0",
                 "--no-progress",
+                "--geojson",
             ]
         )
         == 0
@@ -113,6 +129,7 @@ def test_cli_predict_and_segment_on_a_mask_rcnn_checkpoint(detector, tmp_path, c
     assert "instance labels to" in capsys.readouterr().out
     for folder in ("masks", "instances", "overlays"):
         assert len(list((tmp_path / "p" / folder).glob("*.png"))) == 4, folder
+    objects_drawn_back(tmp_path / "p", "000", load_model(best).class_names)
     assert (
         main(
             [
@@ -125,10 +142,12 @@ def test_cli_predict_and_segment_on_a_mask_rcnn_checkpoint(detector, tmp_path, c
                 "--score-threshold",
                 "0.0",
                 "--no-progress",
+                "--geojson",
             ]
         )
         == 0
     )
+    objects_drawn_back(tmp_path / "s", "000", load_model(best).class_names)
     labels = read_mask(tmp_path / "s" / "instances" / "000.png")
     np.testing.assert_array_equal(
         labels, pixelwise.segment(load_model(best), images / "000.png", score_threshold=0.0)

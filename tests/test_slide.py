@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
-from conftest import tiny_seg
+from conftest import geojson_raster, tiny_seg
 from PIL import Image
 
 from pixelwise.checkpoint import save_checkpoint
@@ -229,7 +229,9 @@ def test_what_a_streamed_prediction_cannot_write_is_one_failure(tmp_path, monkey
     assert main(["predict", str(model), str(slide), "--out", str(out), "--probabilities"]) == 1
     err = capsys.readouterr().err
     assert f"{slide}: is over the pixel limit and predicted region by region" in err
-    assert "--probabilities and --labelme are written for images under the limit" in err
+    assert "--probabilities, --labelme and --geojson are written for images under the limit" in err
+    assert main(["predict", str(model), str(slide), "--out", str(out), "--geojson"]) == 1
+    assert "(segment --geojson writes a slide's objects)" in capsys.readouterr().err
     assert not (out / "masks").exists() or not any((out / "masks").iterdir())
 
 
@@ -353,8 +355,10 @@ def test_segment_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, caps
 def test_segment_measures_the_objects_of_a_tiff_over_the_limit(tmp_path, monkeypatch):
     """Rows as segment --measure writes them for the image read whole: the same objects, areas,
     centroids, boxes and intensities (small blocks, so objects come from several; objects
-    smaller than the margin: a tenth of the image foreground)."""
+    smaller than the margin: a tenth of the image foreground); --geojson's polygons are the
+    objects of the label TIFF, by number, in the slide's coordinates."""
     import csv
+    import json
 
     import pixelwise.inference as inference
 
@@ -364,7 +368,7 @@ def test_segment_measures_the_objects_of_a_tiff_over_the_limit(tmp_path, monkeyp
     monkeypatch.setattr(inference.label_blocks, "__defaults__", (100, 64, None))
     monkeypatch.setenv("PIXELWISE_MAX_PIXELS", str(300 * 400))
     out = ["--out", str(tmp_path / "streamed"), "--measure", str(tmp_path / "streamed.csv")]
-    assert main(run + out) == 0
+    assert main(run + out + ["--geojson"]) == 0
 
     def objects(name: str) -> dict:
         with open(tmp_path / name) as f:
@@ -380,6 +384,14 @@ def test_segment_measures_the_objects_of_a_tiff_over_the_limit(tmp_path, monkeyp
     for row in streamed.values():  # each row's object number is its label in the TIFF
         x0, y0, x1, y1 = (int(row[k]) for k in ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"))
         assert (labels[y0:y1, x0:x1] == int(row["object"])).sum() == int(row["area"])
+    features = json.loads((tmp_path / "streamed" / "geojson" / "slide.geojson").read_text())
+    drawn = np.zeros_like(labels)
+    for item in features["features"]:
+        drawn[geojson_raster(item["geometry"], labels.shape)] = item["properties"]["measurements"][
+            "object"
+        ]
+    np.testing.assert_array_equal(drawn, labels)
+    assert len(features["features"]) == len(streamed)
 
 
 def test_a_folder_of_aperio_slides_is_found_and_streamed(tmp_path, monkeypatch):

@@ -3,10 +3,12 @@ a progress bar, sharding among torchrun processes and the list of failures."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from pixelwise import distributed as dist
 from pixelwise.constants import AUTO_TILE, one_line, parse_range
 from pixelwise.data.coco import as_coco, object_annotations
 from pixelwise.data.encoding import TWELVE_BIT, intensity_kind, map_range
+from pixelwise.data.geojson import FeatureWriter, object_features, region_features, write_features
 from pixelwise.data.io import (
     IMAGE_SUFFIXES,
     ImageReadError,
@@ -246,6 +249,7 @@ class PredictOptions:
     skip_existing: bool = False  # leave inputs whose main output exists alone
     probabilities: bool = False  # predict, semantic models: also each class's probability
     labelme: bool = False  # predict: also the regions as LabelMe polygons, to correct by hand
+    geojson: bool = False  # also the regions (objects) as GeoJSON polygons, for QuPath & co.
     coco: str | None = None  # segment: also every object in this one COCO instances file
     measure: str | None = None  # segment: also every object's measurements in this one CSV
     input_range: tuple[float, float] | str | None = None  # raw LO..HI seen as full range
@@ -348,6 +352,10 @@ def predict_files(
             del names[0]  # the background is what no shape covers
             shapes = shapes_of(mask, names, options.min_object_size)
             write_labelme(out_dir, src, rel, shapes, image)
+        if options.geojson:
+            names = dict(enumerate(seg.class_names[1:], start=1))
+            regions = region_features(mask, names, colours_of(seg), options.min_object_size)
+            write_features(geojson_path(out_dir, rel), regions)
         save_png(out_dir / "overlays" / rel, overlay(image, mask, palette))
         return out_dir / "masks" / rel, None
 
@@ -411,19 +419,22 @@ def predict_streamed(
     """Predict a TIFF over the pixel limit (a whole-slide scan) region by region
     (:func:`~pixelwise.inference.predict_slide`) into ``path``, a tiled palette TIFF written row
     of tiles by row; memory follows the tiles, not the image."""
-    if options.probabilities or options.labelme:
+    if options.probabilities or options.labelme or options.geojson:
         raise ValueError(
             "is over the pixel limit and predicted region by region into a tiled TIFF mask; "
-            "--probabilities and --labelme are written for images under the limit"
+            "--probabilities, --labelme and --geojson are written for images under the limit "
+            "(segment --geojson writes a slide's objects)"
         )
     return streamed(seg, src, path, options, view, progress, predict_slide)
 
 
 def segment_streamed(
-    seg, src: Path, path: Path, options: PredictOptions, view, progress: bool
+    seg, src: Path, path: Path, options: PredictOptions, view, progress: bool, geojson=None
 ) -> Streamed:
     """Segment a TIFF over the pixel limit region by region
-    (:func:`~pixelwise.inference.segment_slide`) into ``path``, a tiled uint32 TIFF of labels."""
+    (:func:`~pixelwise.inference.segment_slide`) into ``path``, a tiled uint32 TIFF of labels;
+    with ``options.measure`` each object measured, and each written to the GeoJSON file
+    ``geojson`` when given, block by block (in the slide's coordinates)."""
     with_channel = options.measure is not None and view.channel is not None
     if options.coco is not None or options.labelme or with_channel:
         raise ValueError(
@@ -431,25 +442,47 @@ def segment_streamed(
             "labels; --coco, --labelme and --measure with --channel are written for images under it"
         )
     extra = (options.min_object_size, options.object_class)
-    if options.measure is None:
-        return streamed(seg, src, path, options, view, progress, segment_slide, *extra)
-    measured: list[dict] = []
-    names = coco_names(seg, options.object_class)
-    with TiffRegions(src) as stored:  # measured as stored, as segment measures any image
+    measured = [] if options.measure is not None else None
+    with contextlib.ExitStack() as stack:
+        handlers = []
+        if measured is not None:  # measured as stored, as segment measures any image
+            stored = stack.enter_context(TiffRegions(src))
+            names = coco_names(seg, options.object_class)
+            handlers.append(partial(measure_block, stored, names, measured))
+        if geojson is not None:
+            writer = stack.enter_context(FeatureWriter(geojson))
+            name, colours = (
+                object_name(seg, options.object_class),
+                colours_of(seg, options.object_class),
+            )
 
-        def measure(labels, rows, cols, first):
-            for row in measure_objects(labels, stored.read(rows, cols), names):
-                row["object"] += first - 1
-                for axis, offset in (("x", int(cols[0])), ("y", int(rows[0]))):
-                    row[f"centroid_{axis}"] = round(row[f"centroid_{axis}"] + offset, 3)
-                    row[f"bbox_{axis}0"] += offset
-                    row[f"bbox_{axis}1"] += offset
-                measured.append(row)
+            def outline(labels, rows, cols, first):
+                names = dict.fromkeys(range(1, int(labels.max(initial=0)) + 1), name)
+                writer.add(object_features(labels, names, colours, first, (rows[0], cols[0])))
+
+            handlers.append(outline)
+
+        def each(*block):
+            for handle in handlers:
+                handle(*block)
 
         run = (seg, src, path, options, view, progress, segment_slide, *extra)
-        done = streamed(*run, on_block=measure)
+        done = streamed(*run, on_block=each if handlers else None)
     done.measured = measured
     return done
+
+
+def measure_block(stored, names: list[str], measured: list[dict], labels, rows, cols, first):
+    """``segment --measure`` of one block of a streamed image (``stored``, read as stored):
+    its objects' rows, numbered from ``first`` and in the slide's coordinates, onto
+    ``measured``."""
+    for row in measure_objects(labels, stored.read(rows, cols), names):
+        row["object"] += first - 1
+        for axis, offset in (("x", int(cols[0])), ("y", int(rows[0]))):
+            row[f"centroid_{axis}"] = round(row[f"centroid_{axis}"] + offset, 3)
+            row[f"bbox_{axis}0"] += offset
+            row[f"bbox_{axis}1"] += offset
+        measured.append(row)
 
 
 def preview_of(path: Path, step: int) -> np.ndarray:
@@ -498,6 +531,11 @@ def detection_files(
             classes = pred["labels"].tolist()
             names = {k: seg.class_names[classes[k - 1]] for k in np.unique(labels) if k}
             write_labelme(out_dir, src, rel, shapes_of(labels, names, objects=True), image)
+        if options.geojson:
+            classes = pred["labels"].tolist()
+            names = {k: seg.class_names[classes[k - 1]] for k in range(1, len(classes) + 1)}
+            objects = object_features(labels, names, colours_of(seg))
+            write_features(geojson_path(out_dir, rel), objects)
         atomic_write_bytes(
             out_dir / "coco" / rel.with_suffix(".json"),
             json.dumps(detections_to_coco(pred, 0, cats)).encode(),
@@ -523,24 +561,26 @@ def segment_files(
     """Per image: ``instances/<name>.png`` (uint16 instance labels, 0 = background; a uint32
     ``.tif`` beyond 65535 objects) and ``overlays/<name>.png`` (written last, so it marks a
     finished image for ``skip_existing``), with ``options.labelme`` also each object as a
-    LabelMe polygon, for semantic and instance models alike; bad files are
-    recorded and skipped; ``shard`` as in :func:`predict_files`."""
+    LabelMe polygon and with ``options.geojson`` as a GeoJSON feature, for semantic and
+    instance models alike; bad files are recorded and skipped; ``shard`` as in
+    :func:`predict_files`."""
     out_dir = Path(out_dir)
-    gathered = options.coco is not None or options.measure is not None
+    gathered = options.coco is not None or options.measure is not None or options.geojson
     classes_too = gathered and seg.kind == "instance"  # each object's class too
     view = ModelView(seg, options)
 
     def compute(src):
         if is_streamed(src):  # over the pixel limit: labelled as it is predicted
-            path = out_dir / "instances" / dict(pairs)[src].with_suffix(".tif")
-            return segment_streamed(seg, src, path, options, view, progress)
+            rel = dict(pairs)[src]
+            path = out_dir / "instances" / rel.with_suffix(".tif")
+            features = geojson_path(out_dir, rel) if options.geojson else None
+            return segment_streamed(seg, src, path, options, view, progress, features)
         image = view.read(src)  # measured as stored; shown as the model saw it
         seen = view(image, src)
         return image, seen, *objects_in(seg, seen, options, classes_too)
 
-    name = object_name(seg, options.object_class)
     if options.labelme:
-        write_labels_txt(out_dir, [name])
+        write_labels_txt(out_dir, [object_name(seg, options.object_class)])
 
     def write(src, rel, value):
         if isinstance(value, Streamed):
@@ -549,9 +589,7 @@ def segment_files(
             return value.finish(out_dir / "overlays" / rel)
         image, seen, labels, classes = value
         written = save_label_image(out_dir / "instances" / rel, labels)
-        if options.labelme:
-            names = {k: name for k in np.unique(labels) if k}
-            write_labelme(out_dir, src, rel, shapes_of(labels, names, objects=True), seen)
+        write_outlines(out_dir, src, rel, seg, options, labels, classes, seen)
         if options.coco is not None:
             records.append((Path(src), *labels.shape, object_annotations(labels, classes)))
         if options.measure is not None:
@@ -569,6 +607,20 @@ def segment_files(
     result = run_into(out_dir, "overlays", options, inputs, *run, pairs=pairs)
     result.coco, result.measures, result.dim = records, measures, view.dim
     return result
+
+
+def write_outlines(out_dir: Path, src, rel: Path, seg, options, labels, classes, seen) -> None:
+    """``segment``'s polygons of one image's objects: the LabelMe file (``options.labelme``;
+    ``seen``, the image as the model saw it, for a page of a stack) and the GeoJSON file
+    (``options.geojson``; ``classes``, an instance model's category of each pixel, or None)."""
+    if options.labelme:
+        name = object_name(seg, options.object_class)
+        names = {k: name for k in np.unique(labels) if k}
+        write_labelme(out_dir, src, rel, shapes_of(labels, names, objects=True), seen)
+    if options.geojson:
+        names = object_classes(seg, labels, classes, options.object_class)
+        objects = object_features(labels, names, colours_of(seg, options.object_class))
+        write_features(geojson_path(out_dir, rel), objects)
 
 
 def refuse_stacks_for_coco(pairs, options: PredictOptions) -> None:
@@ -596,6 +648,35 @@ def objects_in(seg, image: np.ndarray, options: PredictOptions, classes_too: boo
 def object_name(seg, object_class: int | None) -> str:
     """What ``segment`` calls a semantic model's objects: ``object_class``'s name, or "object"."""
     return seg.class_names[object_class] if object_class else "object"
+
+
+def object_classes(seg, labels: np.ndarray, classes, object_class: int | None) -> dict:
+    """Each object's class name, by its number: from ``classes`` (an instance model's category
+    of each pixel) where given, else :func:`object_name`."""
+    from scipy import ndimage
+
+    if classes is None:
+        return dict.fromkeys(
+            range(1, int(labels.max(initial=0)) + 1), object_name(seg, object_class)
+        )
+    found = {}
+    for k, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is not None:
+            found[k] = seg.class_names[int(classes[box][labels[box] == k][0])]
+    return found
+
+
+def colours_of(seg, object_class: int | None = None) -> dict[str, np.ndarray]:
+    """Each class name's colour in the model's palette (and :func:`object_name`'s)."""
+    palette = seg.palette()
+    colours = {name: palette[k] for k, name in enumerate(seg.class_names)}
+    colours.setdefault(object_name(seg, object_class), palette[object_class or 1])
+    return colours
+
+
+def geojson_path(out_dir: Path, rel: Path) -> Path:
+    """``OUT/geojson/<name>.geojson``: the regions or objects found in an image as polygons."""
+    return out_dir / "geojson" / rel.with_suffix(".geojson")
 
 
 def coco_names(seg, object_class: int | None) -> list[str]:

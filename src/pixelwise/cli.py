@@ -91,6 +91,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 action="store_true",
             ),
             "labelme",
+            "geojson",
             "min_object_size",
             "score_threshold",
             "precision",
@@ -154,12 +155,13 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "come first, as in predict: 'pixelwise segment nuclei cells/'. A multi-page TIFF is segmented "
         "page by page, as by predict. A TIFF over the pixel limit (a whole-slide scan) is segmented "
         "region by region, its objects made in blocks of 2048 pixels, into OUT/instances/<name>.tif "
-        "(32-bit, tiled); --measure works on it, --coco and --labelme do not.",
+        "(32-bit, tiled); --measure and --geojson work on it, --coco and --labelme do not.",
         [
             "inputs",
             Opt(("--checkpoint",), f"{MODEL_HELP} (default nuclei)", "nuclei", old=("--model",)),
             default_out("segment"),
             "labelme",
+            "geojson",
             Opt(
                 ("--coco",),
                 "also write one COCO instances file for the whole batch: every object as a "
@@ -520,6 +522,7 @@ def predict_options(args: argparse.Namespace):
         "skip_existing",
         "probabilities",
         "labelme",
+        "geojson",
         "coco",
         "measure",
         "input_range",
@@ -569,6 +572,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     else ""
                 )
                 + (f", LabelMe polygons to {out / 'labelme'}" if args.labelme else "")
+                + (f", GeoJSON polygons to {out / 'geojson'}" if args.geojson else "")
                 + (f" ({result.skipped} existing skipped)" if result.skipped else "")
             ),
         ),
@@ -642,6 +646,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             f"wrote {counted(len(result.written), 'instance label image')} to {Path(args.out) / 'instances'} and overlays to "
             f"{Path(args.out) / 'overlays'}"
             + (f", LabelMe polygons to {Path(args.out) / 'labelme'}" if args.labelme else "")
+            + (f", GeoJSON polygons to {Path(args.out) / 'geojson'}" if args.geojson else "")
             + coco
             + (f"\nobjects per image: {counts}" if counts else "")
         )

@@ -568,6 +568,14 @@ SHARED: dict[str, Opt] = {
         "again; --min-object-size drops smaller regions",
         action="store_true",
     ),
+    "geojson": Opt(
+        ("--geojson",),
+        "also write OUT/geojson/<name>.geojson: each region of each class (each object, for "
+        "instance models and segment) as a polygon along its pixel edges in image pixel "
+        "coordinates, classified by class name, for QuPath (File > Import objects), napari or GIS "
+        "tools; segment writes it for a whole-slide scan too",
+        action="store_true",
+    ),
     "min_object_size": Opt(
         ("--min-object-size",),
         "drop objects under this many pixels (default 0)",

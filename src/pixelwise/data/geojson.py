@@ -1,0 +1,252 @@
+"""Masks and label images as GeoJSON polygons, for QuPath, napari, GIS tools and the like.
+
+Outlines follow the pixel edges: pixel (row r, column c) is the square x in [c, c + 1],
+y in [r, r + 1], so a polygon encloses exactly its pixels (its area is their count) and a
+viewer that fills the pixels whose centres lie inside gets the mask back. Rings are simple
+(OGC-valid): where two pixels of a region touch only at a corner they belong to separate
+polygons touching at that point (4-connected pieces), and a hole touching its outline at a
+corner is a hole touching the outer ring there. Outer rings run counterclockwise and holes
+clockwise with x and y read as plain numbers (RFC 7946's rule; with y pointing down on screen
+that is the other way round).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+# direction of an edge as (dx, dy): its code is the index here; a right turn on screen (y down)
+# of (dx, dy) is (-dy, dx)
+DIRECTIONS = ((1, 0), (0, 1), (-1, 0), (0, -1))
+
+
+def _edges(region: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pixel edge between a True pixel and a False one (or the border) as start x,
+    start y and direction code, oriented so that the True pixel lies on its right on screen."""
+    padded = np.pad(region.astype(bool), 1)
+    inside = padded[1:-1, 1:-1]
+    xs, ys, codes = [], [], []
+    # (neighbour that must be outside, start corner of the edge relative to the pixel, code)
+    sides = (
+        (padded[:-2, 1:-1], (0, 0), 0),  # top edge, walked to the right
+        (padded[1:-1, 2:], (1, 0), 1),  # right edge, walked down
+        (padded[2:, 1:-1], (1, 1), 2),  # bottom edge, walked to the left
+        (padded[1:-1, :-2], (0, 1), 3),  # left edge, walked up
+    )
+    for neighbour, (ox, oy), code in sides:
+        r, c = np.nonzero(inside & ~neighbour)
+        xs.append(c + ox)
+        ys.append(r + oy)
+        codes.append(np.full(len(r), code, np.int8))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(codes)
+
+
+def rings(region: np.ndarray) -> list[np.ndarray]:
+    """The outlines of the True pixels of ``region`` along pixel edges: each a (K, 2) int array
+    of the corners (x, y) where it turns, not closed; outer outlines with positive, holes with
+    negative signed area (:func:`signed_area`). No ring touches itself."""
+    xs, ys, codes = _edges(region)
+    if not len(xs):
+        return []
+    width = region.shape[1] + 1
+    steps = np.asarray(DIRECTIONS)
+    start = ys * width + xs
+    end = (ys + steps[codes, 1]) * width + xs + steps[codes, 0]
+    order = np.argsort(start, kind="stable")
+    first = np.searchsorted(start[order], end, "left")
+    pinch = np.searchsorted(start[order], end, "right") - first == 2  # two ways on from here
+    succ = order[first]
+    if pinch.any():  # take the right turn: stay on the pixel being walked around
+        other = order[first[pinch] + 1]
+        right = (codes[pinch] + 1) % 4
+        succ[pinch] = np.where(codes[other] == right, other, succ[pinch])
+    twice = set(end[pinch].tolist())
+    found = []
+    for ring in _cycles(succ.tolist()):
+        for part in _split_at(ring, start, twice):
+            part = np.asarray(part)
+            way = codes[part]
+            part = part[way != np.concatenate([way[-1:], way[:-1]])]  # where the way changes
+            found.append(np.stack([xs[part], ys[part]], axis=1))
+    return found
+
+
+def _cycles(succ: list[int]):
+    """The cycles of a permutation given by successor indices, each in order."""
+    seen = bytearray(len(succ))
+    for e0 in range(len(succ)):
+        if seen[e0]:
+            continue
+        ring, e = [], e0
+        while not seen[e]:
+            seen[e] = 1
+            ring.append(e)
+            e = succ[e]
+        yield ring
+
+
+def _split_at(ring: list[int], start: np.ndarray, twice: set) -> list[list[int]]:
+    """``ring`` (edge indices) cut into simple rings where it passes a corner twice (only the
+    corners in ``twice``, where two pixels touch diagonally, can be passed twice)."""
+    if not twice:
+        return [ring]
+    starts = start[ring].tolist()
+    if twice.isdisjoint(starts):
+        return [ring]
+    parts, path, at = [], [], {}
+    for edge, vertex in zip(ring, starts):
+        if vertex in at:  # the loop since the last visit is a ring of its own
+            cut = at[vertex]
+            parts.append(path[cut:])
+            for _, v in path[cut:]:
+                at.pop(v, None)
+            del path[cut:]
+        at[vertex] = len(path)
+        path.append((edge, vertex))
+    parts.append(path)
+    return [[edge for edge, _ in part] for part in parts if part]
+
+
+def signed_area(ring: np.ndarray) -> float:
+    """Shoelace area of a ring of (x, y) points: positive when it runs counterclockwise with y
+    pointing up (the outer outlines of :func:`rings`)."""
+    x, y = ring[:, 0].astype(np.float64), ring[:, 1].astype(np.float64)
+    return float(x[:-1] @ y[1:] - x[1:] @ y[:-1] + x[-1] * y[0] - x[0] * y[-1]) / 2
+
+
+def polygons(region: np.ndarray, offset: tuple[int, int] = (0, 0)) -> list[list[np.ndarray]]:
+    """The True pixels of ``region`` as polygons, each [outer ring, hole rings...] (rings of
+    :func:`rings`, moved by ``offset`` = (row, column) of the region's first pixel in a larger
+    image). Each hole goes to the smallest outer ring around it."""
+    import cv2
+
+    found = [(ring, signed_area(ring)) for ring in rings(region)]
+    outer = [r for r, area in found if area > 0]
+    holes = [r for r, area in found if area < 0]
+    shapes = [[r] for r in outer]
+    for hole in holes:
+        home = shapes[0]
+        if len(outer) > 1:  # the centre of the hole's pixel beside its first edge
+            dx, dy = np.sign(hole[1] - hole[0])
+            x, y = hole[0] + np.array([dx + dy, dy - dx]) / 2
+            around = [
+                k
+                for k, ring in enumerate(outer)
+                if cv2.pointPolygonTest(ring.astype(np.float32), (float(x), float(y)), False) > 0
+            ]
+            home = shapes[min(around, key=lambda k: signed_area(outer[k]))]
+        home.append(hole)
+    shift = np.array([offset[1], offset[0]])
+    return [[ring + shift for ring in shape] for shape in shapes]
+
+
+def geometry(region: np.ndarray, offset: tuple[int, int] = (0, 0)) -> dict | None:
+    """A GeoJSON Polygon (one piece) or MultiPolygon of the True pixels of ``region``, rings
+    closed; None when it has none."""
+    shapes = polygons(region, offset)
+    if not shapes:
+        return None
+    coords = [[_closed(ring) for ring in shape] for shape in shapes]
+    if len(coords) == 1:
+        return {"type": "Polygon", "coordinates": coords[0]}
+    return {"type": "MultiPolygon", "coordinates": coords}
+
+
+def _closed(ring: np.ndarray) -> list[list[int]]:
+    points = ring.tolist()
+    return points + points[:1]
+
+
+def feature(geom: dict, name: str, colour, object_type: str, **measurements) -> dict:
+    """A GeoJSON Feature as QuPath reads and writes them: its ``objectType`` ("detection" for
+    an object, "annotation" for a region), its class with the class's colour, and numeric
+    ``measurements``."""
+    properties = {
+        "objectType": object_type,
+        "classification": {"name": name, "color": [int(v) for v in colour]},
+    }
+    if measurements:
+        properties["measurements"] = measurements
+    return {"type": "Feature", "geometry": geom, "properties": properties}
+
+
+def object_features(
+    labels: np.ndarray, names: dict[int, str], colours: dict[str, tuple], first: int = 1,
+    offset: tuple[int, int] = (0, 0),
+):  # fmt: skip
+    """A "detection" Feature per object of an instance label image (1..N; ``names`` maps an
+    object's number to its class name, ``colours`` a class name to its colour), its number
+    (from ``first`` for the first) as the measurement "object"; an object in several pieces
+    is one MultiPolygon."""
+    from scipy import ndimage
+
+    for k, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None or k not in names:
+            continue
+        corner = (box[0].start + offset[0], box[1].start + offset[1])
+        geom = geometry(labels[box] == k, corner)
+        name = names[k]
+        yield feature(geom, name, colours[name], "detection", object=first + k - 1)
+
+
+def region_features(
+    mask: np.ndarray, names: dict[int, str], colours: dict[str, tuple], min_pixels: int = 1
+):
+    """An "annotation" Feature per connected region (8-connected) of each class of a class
+    mask that ``names`` names, with ``min_pixels`` pixels or more."""
+    import cv2
+
+    for value, name in names.items():
+        count, regions, stats, _ = cv2.connectedComponentsWithStats(
+            (mask == value).astype(np.uint8), connectivity=8
+        )
+        for k in range(1, count):
+            x, y, w, h, area = (int(v) for v in stats[k])
+            if area >= max(min_pixels, 1):
+                geom = geometry(regions[y : y + h, x : x + w] == k, (y, x))
+                yield feature(geom, name, colours[name], "annotation")
+
+
+class FeatureWriter:
+    """A FeatureCollection written to ``path`` feature by feature (a slide's objects need not
+    be held), via a temporary file renamed on success: never half-written."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        from pixelwise.data.io import _atomic_target
+
+        self.path = Path(path)
+        fd, self.tmp = _atomic_target(self.path)
+        self.file = os.fdopen(fd, "w", encoding="utf-8")
+        self.file.write('{"type": "FeatureCollection", "features": [')
+        self.count = 0
+
+    def add(self, features) -> None:
+        for item in features:
+            self.file.write(("\n" if not self.count else ",\n") + json.dumps(item))
+            self.count += 1
+
+    def __enter__(self) -> FeatureWriter:
+        return self
+
+    def __exit__(self, kind, value, trace) -> None:
+        from pixelwise.data.io import _publish
+
+        try:
+            if kind is None:
+                self.file.write("\n]}\n")
+            self.file.close()
+            if kind is None:
+                _publish(self.tmp, self.path)
+        finally:
+            if kind is not None:
+                Path(self.tmp).unlink(missing_ok=True)
+
+
+def write_features(path: str | os.PathLike, features) -> int:
+    """Write ``features`` as one FeatureCollection to ``path``; their number."""
+    with FeatureWriter(path) as writer:
+        writer.add(features)
+    return writer.count

@@ -1,0 +1,178 @@
+"""Masks and label images as GeoJSON polygons along pixel edges (pixelwise.data.geojson), and
+predict/segment --geojson."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import geojson_raster
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from PIL import Image
+from test_labelme import H, W, colour_model
+
+from pixelwise.data.geojson import geometry, object_features, region_features, rings, signed_area
+
+
+def test_a_square_with_a_hole_by_hand():
+    """Outer ring counterclockwise (positive shoelace area, x and y as plain numbers), the hole
+    clockwise, each closed; corners only."""
+    region = np.zeros((5, 5), bool)
+    region[1:4, 1:4] = True
+    region[2, 2] = False
+    assert geometry(region, offset=(10, 20)) == {
+        "type": "Polygon",
+        "coordinates": [
+            [[21, 11], [24, 11], [24, 14], [21, 14], [21, 11]],
+            [[22, 13], [23, 13], [23, 12], [22, 12], [22, 13]],
+        ],
+    }
+    assert geometry(np.zeros((3, 3), bool)) is None
+
+
+def test_pixels_touching_at_a_corner_are_polygons_touching_at_a_point():
+    """Two pixels meeting diagonally: two squares (a MultiPolygon), not one ring through the
+    corner twice; a ring of pixels closed only diagonally: its inside is a hole touching the
+    outline at that corner."""
+    pair = np.array([[1, 0], [0, 1]], bool)
+    assert geometry(pair) == {
+        "type": "MultiPolygon",
+        "coordinates": [
+            [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]],
+            [[[1, 1], [2, 1], [2, 2], [1, 2], [1, 1]]],
+        ],
+    }
+    ring = np.ones((4, 4), bool)
+    ring[1:3, 1:3] = False
+    ring[0, 0] = False  # the inside meets the outside at the corner (1, 1) only
+    assert sorted(signed_area(r) for r in rings(ring)) == [-4, 15]
+    (outline, hole) = geometry(ring)["coordinates"]
+    assert [1, 1] in outline and [1, 1] in hole
+
+
+def masks(max_side: int = 12):
+    shape = st.tuples(st.integers(1, max_side), st.integers(1, max_side))
+    return shape.flatmap(lambda s: arrays(np.bool_, s))
+
+
+@settings(max_examples=300, deadline=None)
+@given(masks())
+def test_any_mask_is_drawn_back_exactly(mask):
+    """The pixels whose centres the polygons enclose are the mask (matplotlib's point test), the
+    polygons' area is the pixel count, every ring counterclockwise outside and clockwise for a
+    hole (RFC 7946), and the geometry is OGC-valid (shapely)."""
+    geom = geometry(mask)
+    if not mask.any():
+        assert geom is None
+        return
+    np.testing.assert_array_equal(geojson_raster(geom, mask.shape), mask)
+    shapes = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
+    areas = [[signed_area(np.array(r[:-1])) for r in rings_] for rings_ in shapes]
+    assert all(a[0] > 0 and all(h < 0 for h in a[1:]) for a in areas)
+    assert sum(sum(a) for a in areas) == mask.sum()
+    shapely = pytest.importorskip("shapely.geometry")
+    drawn = shapely.shape(geom)
+    assert drawn.is_valid and drawn.area == mask.sum()
+
+
+def test_each_object_is_one_feature_numbered_as_in_the_label_image():
+    """A detection per object, its class and colour, its number as the measurement "object"
+    (from ``first``), placed by ``offset``; an object in two pieces is one MultiPolygon."""
+    labels = np.zeros((20, 30), np.int32)
+    labels[2:6, 3:9] = 1
+    labels[10:15, 12:20] = 3
+    labels[16:18, 25:27] = 3  # object 3 in two pieces
+    labels[0, 29] = 2
+    names = {1: "cell", 2: "cell", 3: "spot"}
+    colours = {"cell": (1, 2, 3), "spot": np.array([4, 5, 6], np.uint8)}
+    found = list(object_features(labels, names, colours, first=7, offset=(100, 200)))
+    assert [f["properties"]["measurements"]["object"] for f in found] == [7, 8, 9]
+    assert [f["properties"]["classification"] for f in found] == [
+        {"name": "cell", "color": [1, 2, 3]},
+        {"name": "cell", "color": [1, 2, 3]},
+        {"name": "spot", "color": [4, 5, 6]},
+    ]
+    assert {f["properties"]["objectType"] for f in found} == {"detection"}
+    assert found[2]["geometry"]["type"] == "MultiPolygon"
+    for k, item in enumerate(found, start=1):
+        drawn = geojson_raster(item["geometry"], (120, 230))[100:, 200:]
+        np.testing.assert_array_equal(drawn, labels == k)
+    json.dumps(found)  # plain Python numbers throughout
+
+
+def test_regions_of_each_class_are_annotations():
+    mask = np.zeros((20, 30), np.uint8)
+    mask[1:5, 1:5] = 1
+    mask[10:15, 10:15] = 1
+    mask[12, 12] = 2  # an island in a hole
+    mask[0, 29] = 2  # one pixel: under min_pixels 2
+    names = {1: "leaf", 2: "apple"}
+    colours = {"leaf": (0, 255, 0), "apple": (255, 0, 0)}
+    found = list(region_features(mask, names, colours, min_pixels=2))
+    assert [f["properties"]["classification"]["name"] for f in found] == ["leaf", "leaf"]
+    assert {f["properties"]["objectType"] for f in found} == {"annotation"}
+    drawn = sum(geojson_raster(f["geometry"], mask.shape).astype(int) for f in found)
+    np.testing.assert_array_equal(drawn, mask == 1)
+    found = list(region_features(mask, names, colours))
+    assert len(found) == 4
+
+
+def read_features(path) -> list[dict]:
+    collection = json.loads(path.read_text())
+    assert collection["type"] == "FeatureCollection"
+    return collection["features"]
+
+
+def test_predict_and_segment_write_geojson(tmp_path):
+    """predict --geojson: each region of each class, drawn back, is the mask; segment --geojson:
+    each object is its instance in the label image, by number."""
+    from pixelwise.batch import PredictOptions, predict_files, segment_files
+
+    image = np.zeros((H, W, 3), np.uint8)
+    image[2:12, 2:14] = image[20:30, 5:9] = (255, 0, 0)
+    image[20:35, 30:45] = (0, 255, 0)
+    image[24:28, 35:40] = (255, 0, 0)  # a leaf in an apple's hole
+    Image.fromarray(image).save(tmp_path / "a.png")
+    options = PredictOptions(precision="fp32", geojson=True, object_class=1)
+    predict_files(colour_model(), [tmp_path / "a.png"], tmp_path / "p", options, progress=False)
+    mask = np.asarray(Image.open(tmp_path / "p" / "masks" / "a.png"))
+    found = read_features(tmp_path / "p" / "geojson" / "a.geojson")
+    assert len(found) == 4
+    for value, name in ((1, "leaf"), (2, "apple")):
+        drawn = [geojson_raster(f["geometry"], mask.shape) for f in found
+                 if f["properties"]["classification"]["name"] == name]  # fmt: skip
+        np.testing.assert_array_equal(np.sum(drawn, axis=0), mask == value)
+    segment_files(colour_model(), [tmp_path / "a.png"], tmp_path / "s", options, progress=False)
+    labels = np.asarray(Image.open(tmp_path / "s" / "instances" / "a.png"))
+    found = read_features(tmp_path / "s" / "geojson" / "a.geojson")
+    assert labels.max() == len(found) == 3
+    for item in found:
+        number = item["properties"]["measurements"]["object"]
+        np.testing.assert_array_equal(
+            geojson_raster(item["geometry"], labels.shape), labels == number
+        )
+        assert item["properties"]["classification"]["name"] == "leaf"
+
+
+def test_a_collection_interrupted_leaves_no_file(tmp_path):
+    """FeatureWriter publishes the file only when the last feature is in: a failure on the way
+    leaves neither the file nor its temporary."""
+    from pixelwise.data.geojson import write_features
+
+    mask = np.eye(4, dtype=bool)
+    features = region_features(mask.astype(np.uint8), {1: "x"}, {"x": (0, 0, 0)})
+
+    def failing():
+        yield next(features)
+        raise RuntimeError("killed")
+
+    path = tmp_path / "out" / "a.geojson"
+    with pytest.raises(RuntimeError):
+        write_features(path, failing())
+    assert list((tmp_path / "out").iterdir()) == []
+    assert (
+        write_features(path, region_features(mask.astype(np.uint8), {1: "x"}, {"x": (0, 0, 0)}))
+        == 1
+    )
+    assert len(read_features(path)) == 1
