@@ -114,19 +114,29 @@ def write_mirrored(path: Path, mosaic: np.ndarray, size: int, tile: int = 512) -
 
 def segment_nuclei_slide(data: Path, folder: Path, size: int, threads: int) -> None:
     """``pixelwise segment --checkpoint nuclei --measure`` on a size x size H&E slide (the
-    mosaic of :func:`nuclei_mosaic` tiled mirrored), over the pixel limit, in a fresh process."""
+    mosaic of :func:`nuclei_mosaic` tiled mirrored), over the pixel limit, in a fresh process;
+    then again with ``--geojson`` (each nucleus outlined too), its cost and file size."""
     import csv
+    import json
 
     write_mirrored(folder / "he.tif", nuclei_mosaic(data), size)
     table = folder / "objects.csv"
-    command = ["segment", folder / "he.tif", "--checkpoint", "nuclei", "--out", folder / "he"]
-    seconds, peak = run(command + ["--measure", table], None, threads)
+    command = ["segment", folder / "he.tif", "--checkpoint", "nuclei", "--measure", table]
+    seconds, peak = run(command + ["--out", folder / "he"], None, threads)
     with open(table) as f:
         areas = [int(row["area"]) for row in csv.DictReader(f)]
     print(
         f"segment --checkpoint nuclei --measure, {size} x {size} H&E slide ({size**2 / 1e6:.0f} "
         f"megapixels): {len(areas)} nuclei (median area {np.median(areas):.0f} px) in "
-        f"{seconds:.1f} s ({size**2 / 1e6 / seconds:.2f} megapixels/s), peak RSS {peak:.2f} GB"
+        f"{seconds:.1f} s ({size**2 / 1e6 / seconds:.2f} megapixels/s), peak RSS {peak:.2f} GB",
+        flush=True,
+    )
+    outlined, peak = run(command + ["--out", folder / "he2", "--geojson"], None, threads)
+    path = folder / "he2" / "geojson" / "he.geojson"
+    features = len(json.loads(path.read_text())["features"])
+    print(
+        f"  the same with --geojson: {outlined:.1f} s ({outlined / seconds:.2f}x), peak RSS "
+        f"{peak:.2f} GB, {features} polygons, {path.stat().st_size / 1e6:.0f} MB"
     )
 
 

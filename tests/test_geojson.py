@@ -176,3 +176,103 @@ def test_a_collection_interrupted_leaves_no_file(tmp_path):
         == 1
     )
     assert len(read_features(path)) == 1
+
+
+def qupath_export(folder, stem: str = "a") -> np.ndarray:
+    """An image and a GeoJSON file beside it as QuPath exports objects (a list of Features):
+    a classified polygon with a hole, a classified two-part MultiPolygon, an unclassified
+    triangle with corners between pixel centres, and a point (no area). Returns the class mask
+    they draw, by pixel centres (0 background, 1 Stroma, 2 Tumor, 3 object: sorted names)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(folder / f"{stem}.png")
+    square = [
+        [[2, 2], [12, 2], [12, 12], [2, 12], [2, 2]],
+        [[5, 5], [5, 8], [8, 8], [8, 5], [5, 5]],
+    ]
+    parts = [
+        [[[20, 1], [25, 1], [25, 4], [20, 4], [20, 1]]],
+        [[[30, 20], [33, 20], [33, 23], [30, 23], [30, 20]]],
+    ]
+    triangle = [[[2.2, 20.4], [15.7, 29.0], [2.2, 29.0], [2.2, 20.4]]]
+    features = [
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": square},
+         "properties": {"objectType": "annotation", "classification": {"name": "Tumor"}}},
+        {"type": "Feature", "geometry": {"type": "MultiPolygon", "coordinates": parts},
+         "properties": {"classification": {"name": "Stroma", "color": [0, 255, 0]}}},
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": triangle}, "properties": {}},
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 1]}, "properties": {}},
+    ]  # fmt: skip
+    (folder / f"{stem}.geojson").write_text(json.dumps(features))
+    mask = np.zeros((30, 40), np.uint8)
+    for value, geom in ((2, features[0]), (1, features[1]), (3, features[2])):
+        mask[geojson_raster(geom["geometry"], mask.shape)] = value
+    return mask
+
+
+def test_a_qupath_export_is_a_dataset(tmp_path, capsys):
+    """Images with GeoJSON files beside them: each Feature an object of its classification's
+    name (an unclassified one "object"), drawn by the pixel centres it encloses (holes too);
+    features without an area left out with a warning."""
+    from pixelwise.data.layouts import find_items, read_dataset_info
+
+    truth = qupath_export(tmp_path / "data")
+    (item,) = find_items(tmp_path / "data")
+    assert read_dataset_info(tmp_path / "data").class_names == [
+        "background", "Stroma", "Tumor", "object"
+    ]  # fmt: skip
+    np.testing.assert_array_equal(item.read_mask(), truth)
+    objects = item.read_mask(instances=True)
+    assert objects.max() == 3 and len(np.unique(objects[truth == 1])) == 1  # two parts, one object
+    assert (
+        "1 GeoJSON feature(s) without an area (points, lines) left out" in capsys.readouterr().err
+    )
+
+
+def test_segment_geojson_reads_back_as_its_objects(tmp_path):
+    """segment --geojson, then the images beside the geojson/ folder: a dataset whose objects
+    are the label images segment wrote (the round trip of correcting them in QuPath)."""
+    from pixelwise.batch import PredictOptions, segment_files
+    from pixelwise.data.layouts import find_items
+
+    image = np.zeros((H, W, 3), np.uint8)
+    image[2:12, 2:14] = image[20:30, 5:9] = image[24:28, 35:40] = (255, 0, 0)
+    image[5:8, 5:8] = 0  # a hole
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    Image.fromarray(image).save(tmp_path / "data" / "images" / "a.png")
+    options = PredictOptions(precision="fp32", geojson=True, object_class=1)
+    segment_files(colour_model(), [tmp_path / "data" / "images"], tmp_path / "out", options, False)
+    (tmp_path / "out" / "geojson").rename(tmp_path / "data" / "geojson")
+    (item,) = find_items(tmp_path / "data")
+    written = np.asarray(Image.open(tmp_path / "out" / "instances" / "a.png"))
+    np.testing.assert_array_equal(item.read_mask(instances=True), written)
+    assert written.max() == 3
+
+
+def test_a_bad_geojson_file_is_one_line_naming_it(tmp_path):
+    from pixelwise.data.layouts import find_items
+
+    qupath_export(tmp_path / "data")
+    bad = tmp_path / "data" / "a.geojson"
+    bad.write_text('{"type": "FeatureCollection", "features": [')
+    with pytest.raises(ValueError, match=rf"{bad}: cannot read it as GeoJSON"):
+        find_items(tmp_path / "data")
+    bad.write_text(
+        json.dumps([{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[1, 2]]}}])
+    )
+    with pytest.raises(ValueError, match=rf"{bad}, feature 1: coordinates must be lists of"):
+        find_items(tmp_path / "data")
+    bad.write_text(json.dumps({"type": "Polygon", "coordinates": []}))
+    with pytest.raises(ValueError, match="not a GeoJSON FeatureCollection, Feature or list"):
+        find_items(tmp_path / "data")
+
+
+def test_train_on_a_qupath_export(tmp_path):
+    """pixelwise train on GeoJSON files: the classes by name, a run that finishes."""
+    from conftest import train_tiny
+
+    from pixelwise.checkpoint import load_model
+
+    for stem in ("a", "b", "c", "d"):
+        qupath_export(tmp_path / "data", stem)
+    run = train_tiny(tmp_path / "data", tmp_path / "run", "--val-fraction", "0.25")
+    assert load_model(run / "best.pt").class_names == ["background", "Stroma", "Tumor", "object"]

@@ -250,3 +250,70 @@ def write_features(path: str | os.PathLike, features) -> int:
     with FeatureWriter(path) as writer:
         writer.add(features)
     return writer.count
+
+
+UNCLASSIFIED = "object"  # the class of a feature without one (what segment calls its objects)
+
+
+def annotation_files(folder: Path | None) -> dict[Path, dict]:
+    """The GeoJSON files (``*.geojson``) directly in ``folder``, each as :func:`read_geojson`
+    gives it."""
+    if folder is None or not folder.is_dir():
+        return {}
+    return {path: read_geojson(path) for path in sorted(folder.glob("*.geojson"))}
+
+
+def read_geojson(path: Path) -> dict:
+    """A GeoJSON file of objects (a FeatureCollection, one Feature, or a list of Features as
+    QuPath once exported them) as LabelMe's files are read (:mod:`pixelwise.data.labelme`):
+    ``{"shapes": [...]}``, each Feature a shape of ``shape_type`` "area" whose ``rings`` are
+    every ring of its Polygon or MultiPolygon (points and lines: none), labelled by its
+    QuPath classification's name (:data:`UNCLASSIFIED` without one). Its image is the one named
+    as the file (``a.geojson`` or ``a.png.geojson`` for ``a.png``)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read it as GeoJSON ({exc})") from None
+    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
+        data = data.get("features")
+    elif isinstance(data, dict) and data.get("type") == "Feature":
+        data = [data]
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: not a GeoJSON FeatureCollection, Feature or list of Features")
+    shapes = []
+    for k, item in enumerate(data, start=1):
+        if not isinstance(item, dict) or item.get("type") != "Feature":
+            raise ValueError(f"{path}, feature {k}: not a GeoJSON Feature")
+        rings = rings_of(item.get("geometry"), f"{path}, feature {k}")
+        shapes.append({"label": class_of(item), "shape_type": "area", "rings": rings})
+    return {"shapes": shapes}
+
+
+def class_of(item: dict) -> str:
+    """A Feature's class: its QuPath ``classification`` (``{"name": ...}``, or a plain name)."""
+    given = (item.get("properties") or {}).get("classification")
+    name = given.get("name") if isinstance(given, dict) else given
+    return str(name) if name else UNCLASSIFIED
+
+
+def rings_of(geom, where: str) -> list[np.ndarray]:
+    """Every ring of a Polygon, MultiPolygon or the ones in a GeometryCollection, as (N, 2)
+    float arrays of x, y (a third coordinate dropped); none for other geometries."""
+    if not isinstance(geom, dict):
+        return []
+    kind, coords = geom.get("type"), geom.get("coordinates")
+    if kind == "GeometryCollection":
+        return [ring for part in geom.get("geometries") or [] for ring in rings_of(part, where)]
+    shapes = {"Polygon": [coords], "MultiPolygon": coords}.get(kind) or []
+    rings = []
+    try:
+        for shape in shapes:
+            for ring in shape:
+                points = np.asarray(ring, np.float64)
+                if points.ndim != 2 or points.shape[1] < 2:
+                    raise ValueError
+                if len(points) >= 3:
+                    rings.append(points[:, :2])
+    except (ValueError, TypeError):
+        raise ValueError(f"{where}: coordinates must be lists of [x, y] points") from None
+    return rings

@@ -76,7 +76,7 @@ def image_of(path: Path, spec: dict, image_folders: tuple[str, ...]) -> Path:
         return path.parent / given
     folders = [path.parent, *(path.parent.parent / name for name in image_folders)]
     names = [Path(given).name] if given else []
-    names += [path.stem + suffix for suffix in IMAGE_SUFFIXES]
+    names += [path.stem + suffix for suffix in IMAGE_SUFFIXES] + [path.stem]  # a.png.geojson
     for folder in folders:
         for name in names:
             if (folder / name).is_file():
@@ -96,6 +96,8 @@ def outline(shape: dict, where: str) -> tuple | None:
         return (kind, points) if len(points) >= 3 else None
     if kind in ("rectangle", "circle"):
         return (kind, points) if len(points) == 2 else None
+    if kind == "area":  # GeoJSON's polygons (pixelwise.data.geojson.read_geojson)
+        return (kind, shape["rings"]) if shape.get("rings") else None
     if kind == "mask" and shape.get("mask") and len(points):
         x, y = points.min(0).astype(int)
         return kind, (int(x), int(y), decode_mask(shape["mask"], where))
@@ -149,9 +151,12 @@ def objects_of(path: Path, spec: dict, names: list[str]) -> tuple[list[dict], in
 def load_labelme(
     files: dict[Path, dict], names: list[str], image_folders: tuple[str, ...] = ("images",)
 ) -> tuple[list[InstanceItem], Categories, dict]:
-    """Instance items of LabelMe files, their categories (ids = indices in ``names``) and the
-    same as a parsed COCO instances file; images are looked for as :func:`image_of` says."""
+    """Instance items of LabelMe files (or GeoJSON files read as theirs), their categories
+    (ids = indices in ``names``) and the same as a parsed COCO instances file; images are
+    looked for as :func:`image_of` says."""
     items, images, annotations, skipped = [], [], [], 0
+    geojson = all(path.suffix.lower() == ".geojson" for path in files)
+    kind = "GeoJSON feature" if geojson else "LabelMe shape"
     for path, spec in files.items():
         image = image_of(path, spec, image_folders)
         height, width = oriented_size(image)
@@ -175,11 +180,11 @@ def load_labelme(
         )
     if skipped and not annotations:
         raise ValueError(
-            f"{next(iter(files)).parent}: no LabelMe shape has an area ({skipped} points or lines); "
+            f"{next(iter(files)).parent}: no {kind} has an area ({skipped} points or lines); "
             "segmentation needs polygons, rectangles, circles or masks"
         )
     if skipped:
-        print(f"pixelwise: {skipped} LabelMe shape(s) without an area (points, lines) left out",
+        print(f"pixelwise: {skipped} {kind}(s) without an area (points, lines) left out",
               file=sys.stderr)  # fmt: skip
     coco, categories = as_coco(images, annotations, names)
     return items, categories, coco

@@ -26,6 +26,9 @@
     DATA/leftImg8bit/train  DATA/gtFine/train            Cityscapes: its 19 classes, other ids ignored
     DATA/a.jpg  DATA/a.json                              LabelMe shapes (also in annotations/, in
                                                          train/ + val/; classes: labels.txt or sorted)
+    DATA/a.tif  DATA/a.geojson                           GeoJSON polygons (QuPath's export; also in
+                                                         annotations/, geojson/, ...): each Feature an
+                                                         object of its classification's name
     pairs.csv                                            columns image, mask [, split]: any layout
 
 A mask belongs to the image with the same file stem, or with the stem plus an ending every mask
@@ -56,7 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.constants import IGNORE_INDEX
-from pixelwise.data import cityscapes, labelme
+from pixelwise.data import cityscapes, geojson, labelme
 from pixelwise.data.coco import (
     Categories,
     InstanceItem,
@@ -691,18 +694,22 @@ def cityscapes_splits(root: Path) -> dict[str, tuple[list[Item], str]]:
 
 
 def labelme_files(root: Path) -> dict[str, dict[Path, dict]]:
-    """LabelMe files of a dataset, by split: in ``root`` or its annotation folder ("", unsplit),
-    else in its ``train``/``val`` folders or theirs; empty when there are none."""
+    """LabelMe files of a dataset (else GeoJSON files, read as LabelMe's:
+    :func:`~pixelwise.data.geojson.read_geojson`), by split: in ``root`` or its annotation
+    folder ("", unsplit; also ``geojson/``, as predict and segment write them), else in its
+    ``train``/``val`` folders or theirs; empty when there are none."""
     if not root.is_dir():
         return {}
 
     def files_in(folder: Path | None) -> dict[Path, dict]:
         if folder is None:
             return {}
-        masks = _first_dir(folder, MASK_FOLDERS)
-        return labelme.annotation_files(folder) or (
-            labelme.annotation_files(masks) if masks else {}
-        )
+        for where in (folder, _first_dir(folder, MASK_FOLDERS), folder / "geojson"):
+            found = labelme.annotation_files(where) if where else {}
+            found = found or geojson.annotation_files(where)
+            if found:
+                return found
+        return {}
 
     found = {"": files_in(root)}
     if not found[""]:
@@ -776,7 +783,8 @@ def find_items(root: Path) -> list[Item]:
         raise ValueError(
             f"{root}: no dataset found (expected images/ + masks/ (or labels/, annotations/, ...), "
             "JPEGImages/ + SegmentationClass/, *-volume.tif + *-labels.tif, a Cell Tracking "
-            "Challenge layout, a COCO JSON, a YOLO data.yaml, LabelMe JSON files, or a CSV listing "
+            "Challenge layout, a COCO JSON, a YOLO data.yaml, LabelMe JSON files, GeoJSON files, "
+            "or a CSV listing "
             "image,mask pairs)"
         )
     return items
