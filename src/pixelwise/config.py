@@ -572,8 +572,9 @@ SHARED: dict[str, Opt] = {
         ("--geojson",),
         "also write OUT/geojson/<name>.geojson: each region of each class (each object, for "
         "instance models and segment) as a polygon along its pixel edges in image pixel "
-        "coordinates, classified by class name, for QuPath (File > Import objects), napari or GIS "
-        "tools (and to train on again: pixelwise train reads GeoJSON files beside the images); "
+        "coordinates (y down), classified by class name, for QuPath (File > Import objects) or "
+        "shapely/GeoPandas (and to train on again: pixelwise train reads GeoJSON files beside "
+        "the images); "
         "segment writes it for a whole-slide scan too",
         action="store_true",
     ),

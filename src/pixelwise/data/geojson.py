@@ -1,4 +1,5 @@
-"""Masks and label images as GeoJSON polygons, for QuPath, napari, GIS tools and the like.
+"""Masks and label images as GeoJSON polygons in pixel coordinates (x right, y down), for
+QuPath, shapely/GeoPandas and the like; and GeoJSON files (QuPath's exports) read as objects.
 
 Outlines follow the pixel edges: pixel (row r, column c) is the square x in [c, c + 1],
 y in [r, r + 1], so a polygon encloses exactly its pixels (its area is their count) and a
