@@ -27,22 +27,20 @@ DIRECTIONS = ((1, 0), (0, 1), (-1, 0), (0, -1))
 def _edges(region: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pixel edge between a True pixel and a False one (or the border) as start x,
     start y and direction code, oriented so that the True pixel lies on its right on screen."""
-    padded = np.pad(region.astype(bool), 1)
+    h, w = region.shape
+    padded = np.zeros((h + 2, w + 2), bool)
+    padded[1:-1, 1:-1] = region
     inside = padded[1:-1, 1:-1]
-    xs, ys, codes = [], [], []
-    # (neighbour that must be outside, start corner of the edge relative to the pixel, code)
-    sides = (
-        (padded[:-2, 1:-1], (0, 0), 0),  # top edge, walked to the right
-        (padded[1:-1, 2:], (1, 0), 1),  # right edge, walked down
-        (padded[2:, 1:-1], (1, 1), 2),  # bottom edge, walked to the left
-        (padded[1:-1, :-2], (0, 1), 3),  # left edge, walked up
+    outside = np.stack(  # the neighbour across each side, in the order of DIRECTIONS' codes
+        [padded[:-2, 1:-1], padded[1:-1, 2:], padded[2:, 1:-1], padded[1:-1, :-2]]
     )
-    for neighbour, (ox, oy), code in sides:
-        r, c = np.nonzero(inside & ~neighbour)
-        xs.append(c + ox)
-        ys.append(r + oy)
-        codes.append(np.full(len(r), code, np.int8))
-    return np.concatenate(xs), np.concatenate(ys), np.concatenate(codes)
+    codes, r, c = np.nonzero(inside & ~outside)
+    # the start corner of each side relative to its pixel: top (0, 0) walked right, right
+    # (1, 0) walked down, bottom (1, 1) walked left, left (0, 1) walked up
+    return c + CORNER_X[codes], r + CORNER_Y[codes], codes.astype(np.int8)
+
+
+CORNER_X, CORNER_Y = np.array([0, 1, 1, 0]), np.array([0, 0, 1, 1])
 
 
 def rings(region: np.ndarray) -> list[np.ndarray]:
