@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import BrightIsForeground, tiny_seg
+from conftest import BrightIsForeground, geojson_raster, tiny_seg
 from PIL import Image
 
 from pixelwise.checkpoint import save_checkpoint
@@ -437,9 +437,18 @@ def test_http_predict_returns_what_predict_and_segment_write():
     ] == "foreground"
     decoded = [mask_utils.decode(a["segmentation"]) for a in body["annotations"]]
     assert [np.array_equal(d, labels == k) for k, d in enumerate(decoded, 1)] == [True, True]
+    reply = client.post(
+        "/api/predict", files=upload, data={"output": "geojson", "object_class": "1"}
+    )
+    assert reply.headers["content-type"] == "application/geo+json"
+    features = reply.json()["features"]
+    assert [f["properties"]["measurements"]["object"] for f in features] == [1, 2]
+    for k, item in enumerate(features, 1):
+        assert np.array_equal(geojson_raster(item["geometry"], labels.shape), labels == k)
+        assert item["properties"]["classification"]["name"] == "foreground"
 
     for data, says in (
-        ({"output": "png"}, "output must be one of mask, objects, coco"),
+        ({"output": "png"}, "output must be one of mask, objects, coco, geojson"),
         ({"output": "objects"}, "name the object class (object_class)"),
         ({"output": "coco", "object_class": "7"}, "object_class 7: the model's classes are"),
         ({"outptu": "mask"}, "unknown field(s) outptu"),

@@ -337,7 +337,7 @@ async def in_pool(app: FastAPI, limits: Limits, work, job):
         app.state.busy -= 1
 
 
-PREDICT_OUTPUTS = ("mask", "objects", "coco")
+PREDICT_OUTPUTS = ("mask", "objects", "coco", "geojson")
 
 
 @dataclass
@@ -352,9 +352,10 @@ class PredictJob:
     def run(self, seg: Segmenter, limits: Limits) -> tuple[bytes, str]:
         """The response body and its media type: the class-id mask (palette PNG, as `pixelwise
         predict` writes it), the instance labels (16-bit PNG, as `segment` writes them) or
-        the objects as COCO annotations (JSON)."""
-        from pixelwise.batch import object_name
+        the objects as COCO annotations or GeoJSON features (JSON)."""
+        from pixelwise.batch import colours_of, object_classes, object_name
         from pixelwise.data.coco import object_annotations
+        from pixelwise.data.geojson import object_features
         from pixelwise.data.io import mask_image
         from pixelwise.inference import predict, segment
 
@@ -366,6 +367,11 @@ class PredictJob:
             if labels.max(initial=0) > 65535:
                 raise ValueError(f"{self.name}: over 65535 objects; ask for coco")
             return png_bytes(Image.fromarray(labels.astype(np.uint16))), "image/png"
+        if self.output == "geojson":
+            names = object_classes(seg, labels, None, self.object_class)
+            found = object_features(labels, names, colours_of(seg, self.object_class))
+            body = {"type": "FeatureCollection", "features": list(found)}
+            return json.dumps(body).encode(), "application/geo+json"
         body = {
             "width": image.shape[1],
             "height": image.shape[0],
@@ -380,7 +386,10 @@ PREDICT_RESPONSES = {
         "content": {"image/png": {}, "application/json": {}},
         "description": "output=mask: the class-id mask (palette PNG; class names in the "
         "X-Class-Names header, a JSON list); output=objects: instance labels (16-bit PNG, 0 = "
-        "background); output=coco: the objects as COCO annotations (JSON, compressed RLE)",
+        "background); output=coco: the objects as COCO annotations (JSON, compressed RLE); "
+        "output=geojson: each object a GeoJSON Feature, its outline along pixel edges in pixel "
+        "coordinates, its number in the labels as the measurement 'object' (as segment "
+        "--geojson writes them)",
     },
     **{code: RESPONSES[code] for code in (400, 403, 413, 415, 503)},
 }
@@ -393,7 +402,7 @@ def add_predict_route(app: FastAPI, seg: Segmenter, limits: Limits) -> None:
     async def predict_route(
         request: Request,
         file: UploadFile = File(..., description="the image (PNG, JPEG, TIFF, ...)"),
-        output: str = Form("mask", description="mask, objects or coco"),
+        output: str = Form("mask", description="mask, objects, coco or geojson"),
         object_class: int | None = Form(
             None,
             description="objects/coco from a model not trained on objects: the connected "
