@@ -122,11 +122,16 @@ def test_cli_predict_and_segment_on_a_mask_rcnn_checkpoint(detector, tmp_path, c
                 "0.0",
                 "--no-progress",
                 "--geojson",
+                "--labelme",
             ]
         )
         == 0
     )
     assert "instance labels to" in capsys.readouterr().out
+    shapes = json.loads((tmp_path / "p" / "labelme" / "000.json").read_text())["shapes"]
+    labels = read_mask(tmp_path / "p" / "instances" / "000.png")
+    objects = {s["group_id"] for s in shapes if s["label"] != "_background_"}
+    assert objects == set(np.unique(labels).tolist()) - {0}
     for folder in ("masks", "instances", "overlays"):
         assert len(list((tmp_path / "p" / folder).glob("*.png"))) == 4, folder
     objects_drawn_back(tmp_path / "p", "000", load_model(best).class_names)

@@ -451,13 +451,10 @@ def segment_streamed(
             handlers.append(partial(measure_block, stored, names, measured))
         if geojson is not None:
             writer = stack.enter_context(FeatureWriter(geojson))
-            name, colours = (
-                object_name(seg, options.object_class),
-                colours_of(seg, options.object_class),
-            )
+            colours = colours_of(seg, options.object_class)
 
             def outline(labels, rows, cols, first):
-                names = dict.fromkeys(range(1, int(labels.max(initial=0)) + 1), name)
+                names = object_classes(seg, labels, None, options.object_class)
                 writer.add(object_features(labels, names, colours, first, (rows[0], cols[0])))
 
             handlers.append(outline)
@@ -527,13 +524,11 @@ def detection_files(
             seg.palette(),
         )
         save_label_image(out_dir / "instances" / rel, labels)
+        classes = pred["labels"].tolist()  # each detection's class: object k's is k - 1's
+        names = {k: seg.class_names[c] for k, c in enumerate(classes, start=1)}
         if options.labelme:
-            classes = pred["labels"].tolist()
-            names = {k: seg.class_names[classes[k - 1]] for k in np.unique(labels) if k}
             write_labelme(out_dir, src, rel, shapes_of(labels, names, objects=True), image)
         if options.geojson:
-            classes = pred["labels"].tolist()
-            names = {k: seg.class_names[classes[k - 1]] for k in range(1, len(classes) + 1)}
             objects = object_features(labels, names, colours_of(seg))
             write_features(geojson_path(out_dir, rel), objects)
         atomic_write_bytes(
