@@ -455,7 +455,13 @@ def segment_streamed(
 
             def outline(labels, rows, cols, first):
                 names = object_classes(seg, labels, None, options.object_class)
-                writer.add(object_features(labels, names, colours, first, (rows[0], cols[0])))
+                found = {}  # this block's --measure rows, the last ones measured
+                for row in reversed(measured or ()):
+                    if row["object"] < first:
+                        break
+                    found[row["object"]] = row
+                corner = (rows[0], cols[0])
+                writer.add(object_features(labels, names, colours, first, corner, found))
 
             handlers.append(outline)
 
@@ -584,13 +590,14 @@ def segment_files(
             return value.finish(out_dir / "overlays" / rel)
         image, seen, labels, classes = value
         written = save_label_image(out_dir / "instances" / rel, labels)
-        write_outlines(out_dir, src, rel, seg, options, labels, classes, seen)
         if options.coco is not None:
             records.append((Path(src), *labels.shape, object_annotations(labels, classes)))
+        found = None
         if options.measure is not None:
             names = coco_names(seg, options.object_class)
             found = measure_objects(labels, image, names, classes, view.stains(src))
             measures.append((rel, input_name(src, rel), found))
+        write_outlines(out_dir, src, rel, seg, options, labels, classes, seen, found)
         save_png(out_dir / "overlays" / rel, instance_overlay(seen, labels))
         return written, int(labels.max())
 
@@ -604,18 +611,24 @@ def segment_files(
     return result
 
 
-def write_outlines(out_dir: Path, src, rel: Path, seg, options, labels, classes, seen) -> None:
+def write_outlines(
+    out_dir: Path, src, rel: Path, seg, options, labels, classes, seen, measured=None
+) -> None:
     """``segment``'s polygons of one image's objects: the LabelMe file (``options.labelme``;
     ``seen``, the image as the model saw it, for a page of a stack) and the GeoJSON file
-    (``options.geojson``; ``classes``, an instance model's category of each pixel, or None)."""
+    (``options.geojson``; ``classes``, an instance model's category of each pixel, or None;
+    ``measured``, the objects' ``--measure`` rows, become their measurements)."""
     if options.labelme:
         name = object_name(seg, options.object_class)
         names = {k: name for k in np.unique(labels) if k}
         write_labelme(out_dir, src, rel, shapes_of(labels, names, objects=True), seen)
     if options.geojson:
         names = object_classes(seg, labels, classes, options.object_class)
-        objects = object_features(labels, names, colours_of(seg, options.object_class))
-        write_features(geojson_path(out_dir, rel), objects)
+        rows = {row["object"]: row for row in measured or ()}
+        colours = colours_of(seg, options.object_class)
+        write_features(
+            geojson_path(out_dir, rel), object_features(labels, names, colours, measured=rows)
+        )
 
 
 def refuse_stacks_for_coco(pairs, options: PredictOptions) -> None:

@@ -174,12 +174,13 @@ def feature(geom: dict, name: str, colour, object_type: str, **measurements) -> 
 
 def object_features(
     labels: np.ndarray, names: dict[int, str], colours: dict[str, tuple], first: int = 1,
-    offset: tuple[int, int] = (0, 0),
+    offset: tuple[int, int] = (0, 0), measured: dict[int, dict] | None = None,
 ):  # fmt: skip
     """A "detection" Feature per object of an instance label image (1..N; ``names`` maps an
     object's number to its class name, ``colours`` a class name to its colour), its number
-    (from ``first`` for the first) as the measurement "object"; an object in several pieces
-    is one MultiPolygon."""
+    (from ``first`` for the first) as the measurement "object", and the numbers of its row in
+    ``measured`` (by that number: ``segment --measure``'s) as further measurements; an object
+    in several pieces is one MultiPolygon."""
     from scipy import ndimage
 
     for k, box in enumerate(ndimage.find_objects(labels), start=1):
@@ -187,8 +188,12 @@ def object_features(
             continue
         corner = (box[0].start + offset[0], box[1].start + offset[1])
         geom = geometry(labels[box] == k, corner)
-        name = names[k]
-        yield feature(geom, name, colours[name], "detection", object=first + k - 1)
+        number, name = first + k - 1, names[k]
+        row = (measured or {}).get(number, {})
+        values = {
+            key: v for key, v in row.items() if isinstance(v, (int, float)) and key != "object"
+        }
+        yield feature(geom, name, colours[name], "detection", object=number, **values)
 
 
 def region_features(
