@@ -386,10 +386,13 @@ def test_segment_measures_the_objects_of_a_tiff_over_the_limit(tmp_path, monkeyp
         assert (labels[y0:y1, x0:x1] == int(row["object"])).sum() == int(row["area"])
     features = json.loads((tmp_path / "streamed" / "geojson" / "slide.geojson").read_text())
     drawn = np.zeros_like(labels)
+    by_number = {row["object"]: row for row in streamed.values()}
     for item in features["features"]:
-        drawn[geojson_raster(item["geometry"], labels.shape)] = item["properties"]["measurements"][
-            "object"
-        ]
+        measured = item["properties"]["measurements"]
+        drawn[geojson_raster(item["geometry"], labels.shape)] = measured["object"]
+        row = by_number[str(measured["object"])]  # the CSV's row as the object's measurements
+        assert measured["area"] == int(row["area"])
+        assert measured["centroid_x"] == float(row["centroid_x"])
     np.testing.assert_array_equal(drawn, labels)
     assert len(features["features"]) == len(streamed)
 
