@@ -122,6 +122,9 @@ def test_cli_compare_and_predict_method(tmp_path, capsys):
         == 0
     )
     assert len(list((tmp_path / "p" / "masks").glob("*.png"))) == 3
+    again = ["predict", str(data / "images"), "--method", "otsu", "--out", str(tmp_path / "q")]
+    assert main([*again, "--geojson", "--tile", "512"]) != 0  # not written: said, not ignored
+    assert not (tmp_path / "q").exists()
     # masks predicted beforehand (here otsu's, written by predict) compare as NAME:FOLDER,
     # scored as the method that made them, untimed
     argv = ["compare", str(data), "--methods", f"otsu,saved:{tmp_path / 'p'}", "--out", str(out)]

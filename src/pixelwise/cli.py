@@ -760,6 +760,14 @@ def predict_classical(args: argparse.Namespace) -> int:
     from pixelwise.data.io import read_image, save_mask
 
     method = get_method(args.method)  # an unknown name is a usage error, not a bad file
+    flags = ("probabilities", "labelme", "geojson", "tta", "skip_existing")
+    given = [name for name in flags if getattr(args, name, False)]
+    given += [name for name in ("channel", "input_range", "tile") if getattr(args, name, None)]
+    if given:  # they would be ignored silently
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise ValueError(
+            f"--method {args.method} writes region masks only; {options}: with a model"
+        )
 
     def write(src, rel, regions):
         save_mask(Path(args.out) / "masks" / rel, regions)
