@@ -729,6 +729,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"mask AP {d['mask_ap']}  AP50 {d['mask_ap50']}  AP75 {d['mask_ap75']}   "
             f"box AP {d['box_ap']}  AP50 {d['box_ap50']}   DSB mean AP {d['dsb_mean_ap']}"
             f"   PQ {d['pq']}   AJI {d['aji']}"
+            + (
+                f"\n(COCO counts the 100 best objects of an image; counting every one, mask AP "
+                f"{d['mask_ap_every']})"
+                if "mask_ap_every" in d
+                else ""
+            )
         )
     else:
         print(format_table(summary))

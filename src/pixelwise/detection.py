@@ -331,7 +331,8 @@ def detection_scores(
     types = ("bbox", "segm") if segmented else ("bbox",)  # boxes alone: no mask scores
     ap = coco_average_precision(ground_truth_json(items, cats, spec), results, types)
     masks = ap.get("segm", {"ap": None, "ap50": None, "ap75": None})
-    return {
+    every = {"mask_ap_every": masks["every"]["ap"]} if "every" in masks else {}
+    return every | {
         "mask_ap": masks["ap"],
         "mask_ap50": masks["ap50"],
         "mask_ap75": masks["ap75"],

@@ -492,7 +492,10 @@ def coco_from_parts(parts: list[dict]) -> dict:
     }
     results = [r for part in parts for r in part["results"]]
     ap = coco_average_precision(truth, results, ("segm",))["segm"]
-    return {"coco_mask_ap": ap["ap"], "coco_mask_ap50": ap["ap50"], "coco_mask_ap75": ap["ap75"]}
+    found = {"coco_mask_ap": ap["ap"], "coco_mask_ap50": ap["ap50"], "coco_mask_ap75": ap["ap75"]}
+    if "every" in ap:  # an image of more than 100 objects: also the figure counting them all
+        found["coco_mask_ap_every"] = ap["every"]
+    return found
 
 
 COCO_MAX_OBJECTS = 2000  # per image; beyond, coco_from_parts says why there is no figure
