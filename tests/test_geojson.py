@@ -309,3 +309,21 @@ def test_train_on_a_qupath_export(tmp_path):
         qupath_export(tmp_path / "data", stem)
     run = train_tiny(tmp_path / "data", tmp_path / "run", "--val-fraction", "0.25")
     assert load_model(run / "best.pt").class_names == ["background", "Stroma", "Tumor", "object"]
+
+
+def test_overlapping_parts_of_one_feature_are_one_object_covering_both(tmp_path):
+    """A hand-drawn MultiPolygon whose parts overlap (invalid, but drawn so): their union, one
+    object, not the parts' symmetric difference."""
+    from pixelwise.data.layouts import find_items
+
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "a.png")
+    parts = [
+        [[[2, 2], [10, 2], [10, 10], [2, 10], [2, 2]]],
+        [[[6, 6], [14, 6], [14, 14], [6, 14], [6, 6]]],
+    ]
+    geom = {"type": "MultiPolygon", "coordinates": parts}
+    (tmp_path / "a.geojson").write_text(json.dumps({"type": "Feature", "geometry": geom}))
+    (item,) = find_items(tmp_path)
+    union = np.zeros((20, 20), np.int32)
+    union[2:10, 2:10] = union[6:14, 6:14] = 1
+    np.testing.assert_array_equal(item.read_mask(instances=True), union)

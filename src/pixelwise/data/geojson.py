@@ -270,9 +270,10 @@ def annotation_files(folder: Path | None) -> dict[Path, dict]:
 def read_geojson(path: Path) -> dict:
     """A GeoJSON file of objects (a FeatureCollection, one Feature, or a list of Features as
     QuPath once exported them) as LabelMe's files are read (:mod:`pixelwise.data.labelme`):
-    ``{"shapes": [...]}``, each Feature a shape of ``shape_type`` "area" whose ``rings`` are
-    every ring of its Polygon or MultiPolygon (points and lines: none), labelled by its
-    QuPath classification's name (:data:`UNCLASSIFIED` without one). Its image is the one named
+    ``{"shapes": [...]}``, each polygon of a Feature a shape of ``shape_type`` "area" with its
+    ``rings`` (a Point or LineString: one without), the Feature's polygons one group (one
+    object, whose parts may overlap), labelled by its QuPath classification's name
+    (:data:`UNCLASSIFIED` without one). Its image is the one named
     as the file (``a.geojson`` or ``a.png.geojson`` for ``a.png``)."""
     try:
         data = json.loads(Path(path).read_text())
@@ -288,8 +289,9 @@ def read_geojson(path: Path) -> dict:
     for k, item in enumerate(data, start=1):
         if not isinstance(item, dict) or item.get("type") != "Feature":
             raise ValueError(f"{path}, feature {k}: not a GeoJSON Feature")
-        rings = rings_of(item.get("geometry"), f"{path}, feature {k}")
-        shapes.append({"label": class_of(item), "shape_type": "area", "rings": rings})
+        parts = polygons_of(item.get("geometry"), f"{path}, feature {k}") or [[]]  # [[]]: no area
+        shape = {"label": class_of(item), "shape_type": "area", "group_id": k}
+        shapes += [shape | {"rings": rings} for rings in parts]  # one group: one object
     return {"shapes": shapes}
 
 
@@ -300,24 +302,25 @@ def class_of(item: dict) -> str:
     return str(name) if name else UNCLASSIFIED
 
 
-def rings_of(geom, where: str) -> list[np.ndarray]:
-    """Every ring of a Polygon, MultiPolygon or the ones in a GeometryCollection, as (N, 2)
-    float arrays of x, y (a third coordinate dropped); none for other geometries."""
+def polygons_of(geom, where: str) -> list[list[np.ndarray]]:
+    """Each polygon of a Polygon, MultiPolygon or GeometryCollection as its rings, (N, 2) float
+    arrays of x, y (a third coordinate dropped); none for other geometries."""
     if not isinstance(geom, dict):
         return []
     kind, coords = geom.get("type"), geom.get("coordinates")
     if kind == "GeometryCollection":
-        return [ring for part in geom.get("geometries") or [] for ring in rings_of(part, where)]
-    shapes = {"Polygon": [coords], "MultiPolygon": coords}.get(kind) or []
-    rings = []
+        return [
+            shape for part in geom.get("geometries") or [] for shape in polygons_of(part, where)
+        ]
+    found = []
     try:
-        for shape in shapes:
-            for ring in shape:
-                points = np.asarray(ring, np.float64)
-                if points.ndim != 2 or points.shape[1] < 2:
-                    raise ValueError
-                if len(points) >= 3:
-                    rings.append(points[:, :2])
+        for shape in {"Polygon": [coords], "MultiPolygon": coords}.get(kind) or []:
+            rings = [np.asarray(ring, np.float64) for ring in shape]
+            if any(points.ndim != 2 or points.shape[1] < 2 for points in rings):
+                raise ValueError
+            rings = [points[:, :2] for points in rings if len(points) >= 3]
+            if rings:
+                found.append(rings)
     except (ValueError, TypeError):
         raise ValueError(f"{where}: coordinates must be lists of [x, y] points") from None
-    return rings
+    return found
