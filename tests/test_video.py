@@ -141,7 +141,7 @@ def test_without_pyav_the_error_names_the_extra(tmp_path, monkeypatch):
         transform_video(tmp_path / "clip.mp4", tmp_path / "out.webm", bright_is_kept)
 
 
-def test_predict_on_a_clip_writes_its_overlay_video(tmp_path):
+def test_predict_on_a_clip_writes_its_overlay_video(tmp_path, capsys):
     """predict MODEL clip.mp4: each frame's classes over it, as OUT/overlays/clip.mp4 (the
     overlay of a frame is what predict writes for that frame as a photo, up to H.264's loss)."""
     from pixelwise import load_model, predict
@@ -171,6 +171,12 @@ def test_predict_on_a_clip_writes_its_overlay_video(tmp_path):
     expected = np.asarray(overlay(seen, predict(seg, seen, "fp32"), seg.palette()))
     assert np.abs(first_ranged.astype(int) - expected).mean() < 4
     assert np.abs(first_ranged.astype(int) - frames[0]).mean() > 10  # brighter than without
+    # what only images get is said, not skipped quietly
+    argv[-2] = str(tmp_path / "again")
+    assert main([*argv, "--precision", "fp32", "--geojson", "--labelme"]) == 0
+    assert "1 video: an overlay video each; --labelme, --geojson apply to images only" in (
+        capsys.readouterr().err
+    )
 
 
 def test_the_sound_is_copied_where_the_container_takes_it(tmp_path, capsys):

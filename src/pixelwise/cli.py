@@ -593,6 +593,11 @@ def predict_videos(args: argparse.Namespace, seg, videos: list[tuple[Path, Path]
         raise ValueError(
             f"{videos[0][0]}: videos are for semantic models (an instance model: predict its frames)"
         )
+    extra = [f"--{n}" for n in ("probabilities", "labelme", "geojson") if getattr(args, n, False)]
+    if extra or args.channel is not None:  # written for images; say so rather than skip quietly
+        extra += ["--channel"] if args.channel is not None else []
+        print(f"pixelwise: {counted(len(videos), 'video')}: an overlay video each; "
+              f"{', '.join(extra)} apply to images only", file=sys.stderr)  # fmt: skip
     palette = seg.palette()
     run = (args.precision, args.tta, args.tile, args.overlap)
 
