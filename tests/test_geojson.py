@@ -143,16 +143,22 @@ def test_predict_and_segment_write_geojson(tmp_path):
         drawn = [geojson_raster(f["geometry"], mask.shape) for f in found
                  if f["properties"]["classification"]["name"] == name]  # fmt: skip
         np.testing.assert_array_equal(np.sum(drawn, axis=0), mask == value)
+    from pixelwise import to_geojson  # the same from Python
+
+    assert to_geojson(mask, colour_model(), objects=False)["features"] == found
+    options.measure = str(tmp_path / "objects.csv")  # its rows become measurements
     segment_files(colour_model(), [tmp_path / "a.png"], tmp_path / "s", options, progress=False)
     labels = np.asarray(Image.open(tmp_path / "s" / "instances" / "a.png"))
     found = read_features(tmp_path / "s" / "geojson" / "a.geojson")
     assert labels.max() == len(found) == 3
     for item in found:
-        number = item["properties"]["measurements"]["object"]
-        np.testing.assert_array_equal(
-            geojson_raster(item["geometry"], labels.shape), labels == number
-        )
+        measured = item["properties"]["measurements"]
+        drawn = geojson_raster(item["geometry"], labels.shape)
+        np.testing.assert_array_equal(drawn, labels == measured["object"])
+        assert measured["area"] == drawn.sum() and measured["mean_red"] == 255
         assert item["properties"]["classification"]["name"] == "leaf"
+    geometries = [f["geometry"] for f in found]
+    assert [f["geometry"] for f in to_geojson(labels)["features"]] == geometries
 
 
 def test_a_collection_interrupted_leaves_no_file(tmp_path):

@@ -22,6 +22,7 @@ __all__ = [
     "segment",
     "segment_slide",
     "remove_background",
+    "to_geojson",
     "__version__",
 ]
 
@@ -36,6 +37,7 @@ _LAZY = {
     "segment": "pixelwise.inference",
     "segment_slide": "pixelwise.inference",
     "remove_background": "pixelwise.cutout",
+    "to_geojson": "pixelwise.data.geojson",
 }
 
 

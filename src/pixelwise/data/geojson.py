@@ -324,3 +324,29 @@ def polygons_of(geom, where: str) -> list[list[np.ndarray]]:
     except (ValueError, TypeError):
         raise ValueError(f"{where}: coordinates must be lists of [x, y] points") from None
     return found
+
+
+def to_geojson(array: np.ndarray, model=None, objects: bool = True, min_pixels: int = 1) -> dict:
+    """A GeoJSON FeatureCollection of what ``segment`` or ``predict`` returned, as ``--geojson``
+    writes it: with ``objects``, an instance label image, each object a "detection" named
+    :data:`UNCLASSIFIED`; else a class mask, each 8-connected region of ``min_pixels`` or more of
+    each class but 0 an "annotation" named by ``model``'s classes ("class K" without one).
+    Colours: the model's palette, else the default one."""
+    from pixelwise.segmenter import default_colours
+
+    array = np.asarray(array)
+    top = int(array.max(initial=0))
+    if model is not None:
+        names, palette = list(model.class_names), model.palette()
+    else:
+        names = ["background", *(f"class {k}" for k in range(1, max(top, 1) + 1))]
+        palette = np.asarray(default_colours(max(len(names), 2)))
+    if objects:
+        colours = {UNCLASSIFIED: palette[1]}
+        found = object_features(
+            array.astype(np.int64), dict.fromkeys(range(1, top + 1), UNCLASSIFIED), colours
+        )
+    else:
+        colours = {name: palette[k] for k, name in enumerate(names)}
+        found = region_features(array, dict(enumerate(names[1:], start=1)), colours, min_pixels)
+    return {"type": "FeatureCollection", "features": list(found)}
