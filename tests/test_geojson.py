@@ -12,7 +12,14 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 from test_labelme import H, W, colour_model
 
-from pixelwise.data.geojson import geometry, object_features, region_features, rings, signed_area
+from pixelwise.data.geojson import (
+    geometry,
+    object_features,
+    region_features,
+    rings,
+    signed_area,
+    tiled_region_features,
+)
 
 
 def test_a_square_with_a_hole_by_hand():
@@ -74,6 +81,28 @@ def test_any_mask_is_drawn_back_exactly(mask):
     shapely = pytest.importorskip("shapely.geometry")
     drawn = shapely.shape(geom)
     assert drawn.is_valid and drawn.area == mask.sum()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.tuples(st.integers(1, 30), st.integers(1, 30)).flatmap(
+        lambda s: arrays(np.uint8, s, elements=st.integers(0, 2))
+    ),
+    st.integers(1, 12),
+    st.integers(1, 4),
+)
+def test_regions_traced_block_by_block_are_those_of_the_whole_mask(mask, block, least):
+    """A mask read in blocks (down to one pixel) gives the features of the mask read whole,
+    outlines and all (the same JSON), though its regions reach across blocks and touch there
+    only at corners."""
+    names, colours = {1: "a", 2: "b"}, {"a": (1, 2, 3), "b": (4, 5, 6)}
+
+    def read(y0, y1, x0, x1):
+        return mask[y0:y1, x0:x1]
+
+    tiled = tiled_region_features(read, mask.shape, names, colours, least, block)
+    whole = region_features(mask, names, colours, least)
+    assert sorted(map(json.dumps, tiled)) == sorted(map(json.dumps, whole))
 
 
 def test_each_object_is_one_feature_numbered_as_in_the_label_image():

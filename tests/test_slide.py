@@ -2,6 +2,8 @@
 row of tiles by row, and written as a tiled TIFF mask; what comes out equals what predicting the
 image whole gives."""
 
+import json
+
 import numpy as np
 import pytest
 import tifffile
@@ -172,6 +174,14 @@ def balanced(seg, image: np.ndarray, tile: int, overlap: int, share: float = 0.5
     return seg
 
 
+WAYS = ("whole", "streamed")
+
+
+def features(path) -> list[str]:
+    """The Features of a GeoJSON file, each as JSON text, sorted: what was found, in any order."""
+    return sorted(map(json.dumps, json.loads(path.read_text())["features"]))
+
+
 def run_both_ways(run: list[str], tmp_path, monkeypatch, limit: int) -> None:
     """The command ``run`` into ``tmp_path/whole`` as it is, then into ``tmp_path/streamed``
     with the pixel limit at ``limit`` (under the image's pixels: it is streamed)."""
@@ -183,7 +193,12 @@ def run_both_ways(run: list[str], tmp_path, monkeypatch, limit: int) -> None:
 @pytest.mark.parametrize("percentiles", [None, [1.0, 99.0]])
 def test_predict_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, capsys, percentiles):
     """Over the limit: OUT/masks/NAME.tif, pixel for pixel the mask of the image predicted whole
-    with the same tiles (under the limit), and an overlay; other files of the batch as before."""
+    with the same tiles (under the limit), and an overlay; other files of the batch as before.
+    ``--geojson``: the same regions, outlines and all, as from the whole mask, though its
+    regions were traced in blocks of 64 pixels and joined across them."""
+    import pixelwise.batch
+
+    monkeypatch.setattr(pixelwise.batch, "REGION_BLOCK", 64)
     torch.manual_seed(0)  # weights whose output varies over the image (not all ReLUs dead)
     seg = tiny_seg()
     seg.norm = Normalization([0.5] * 3, [0.25] * 3, percentiles=percentiles)
@@ -201,12 +216,20 @@ def test_predict_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, caps
     )
     Image.fromarray(slide_pixels(60, 50, seed=2)).save(images / "small.png")
     run = ["predict", str(model), str(images), "--tile", "128", "--overlap", "16"]
-    run += ["--precision", "fp32", "--runtime", "torch"]
+    run += ["--precision", "fp32", "--runtime", "torch", "--geojson"]
     run_both_ways(run, tmp_path, monkeypatch, limit=300 * 400)
     streamed = tifffile.imread(tmp_path / "streamed" / "masks" / "slide.tif")
     whole = np.asarray(Image.open(tmp_path / "whole" / "masks" / "slide.png"))
     np.testing.assert_array_equal(streamed, whole)
     assert 0 < streamed.mean() < 1  # both classes: the comparison means something
+    regions = {way: features(tmp_path / way / "geojson" / "slide.geojson") for way in WAYS}
+    assert regions["whole"] == regions["streamed"]
+    spans = []  # each region's width: one reaches across blocks
+    for item in map(json.loads, regions["streamed"]):
+        geom = item["geometry"]
+        pieces = [geom["coordinates"]] if geom["type"] == "Polygon" else geom["coordinates"]
+        spans.append(np.ptp(np.concatenate([np.array(p[0]) for p in pieces])[:, 0]))
+    assert max(spans) > 2 * 64
     assert Image.open(tmp_path / "streamed" / "overlays" / "slide.png").size == (410, 300)
     small = tmp_path / "streamed" / "masks" / "small.png"
     np.testing.assert_array_equal(
@@ -229,9 +252,7 @@ def test_what_a_streamed_prediction_cannot_write_is_one_failure(tmp_path, monkey
     assert main(["predict", str(model), str(slide), "--out", str(out), "--probabilities"]) == 1
     err = capsys.readouterr().err
     assert f"{slide}: is over the pixel limit and predicted region by region" in err
-    assert "--probabilities, --labelme and --geojson are written for images under the limit" in err
-    assert main(["predict", str(model), str(slide), "--out", str(out), "--geojson"]) == 1
-    assert "(segment --geojson writes a slide's objects)" in capsys.readouterr().err
+    assert "--probabilities and --labelme are written for images under the limit" in err
     assert not (out / "masks").exists() or not any((out / "masks").iterdir())
 
 
@@ -358,7 +379,6 @@ def test_segment_measures_the_objects_of_a_tiff_over_the_limit(tmp_path, monkeyp
     smaller than the margin: a tenth of the image foreground); --geojson's polygons are the
     objects of the label TIFF, by number, in the slide's coordinates."""
     import csv
-    import json
 
     import pixelwise.inference as inference
 

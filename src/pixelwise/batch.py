@@ -19,7 +19,13 @@ from pixelwise import distributed as dist
 from pixelwise.constants import AUTO_TILE, one_line, parse_range
 from pixelwise.data.coco import as_coco, object_annotations
 from pixelwise.data.encoding import TWELVE_BIT, intensity_kind, map_range
-from pixelwise.data.geojson import FeatureWriter, object_features, region_features, write_features
+from pixelwise.data.geojson import (
+    FeatureWriter,
+    object_features,
+    region_features,
+    tiled_region_features,
+    write_features,
+)
 from pixelwise.data.io import (
     IMAGE_SUFFIXES,
     ImageReadError,
@@ -333,7 +339,8 @@ def predict_files(
     def compute(src):
         if is_streamed(src):  # over the pixel limit: written as it is predicted
             path = out_dir / "masks" / names[src].with_suffix(".tif")
-            return predict_streamed(seg, src, path, options, view, progress)
+            features = geojson_path(out_dir, names[src]) if options.geojson else None
+            return predict_streamed(seg, src, path, options, view, progress, features)
         image = view(view.read(src), src)
         if not options.probabilities:
             return image, predict(seg, image, *run), None
@@ -413,19 +420,31 @@ def streamed(
         return Streamed(path, source.sample(step), preview_of(path, step), count)
 
 
+REGION_BLOCK = 4096  # predict --geojson on a slide: its mask read back in blocks this size
+
+
 def predict_streamed(
-    seg, src: Path, path: Path, options: PredictOptions, view, progress: bool
+    seg, src: Path, path: Path, options: PredictOptions, view, progress: bool, geojson=None
 ) -> Streamed:
     """Predict a TIFF over the pixel limit (a whole-slide scan) region by region
     (:func:`~pixelwise.inference.predict_slide`) into ``path``, a tiled palette TIFF written row
-    of tiles by row; memory follows the tiles, not the image."""
-    if options.probabilities or options.labelme or options.geojson:
+    of tiles by row; memory follows the tiles, not the image. With ``geojson``, the mask's
+    regions are then written there, read back from ``path`` block by block."""
+    if options.probabilities or options.labelme:
         raise ValueError(
             "is over the pixel limit and predicted region by region into a tiled TIFF mask; "
-            "--probabilities, --labelme and --geojson are written for images under the limit "
-            "(segment --geojson writes a slide's objects)"
+            "--probabilities and --labelme are written for images under the limit"
         )
-    return streamed(seg, src, path, options, view, progress, predict_slide)
+    done = streamed(seg, src, path, options, view, progress, predict_slide)
+    if geojson is not None:
+        names = dict(enumerate(seg.class_names[1:], start=1))
+        with TiffRegions(path) as mask:
+            colours, least = colours_of(seg), options.min_object_size
+            found = tiled_region_features(
+                mask.stored, mask.shape, names, colours, least, REGION_BLOCK
+            )
+            write_features(geojson, found)
+    return done
 
 
 def segment_streamed(

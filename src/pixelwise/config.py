@@ -575,7 +575,7 @@ SHARED: dict[str, Opt] = {
         "coordinates (y down), classified by class name, for QuPath (File > Import objects) or "
         "shapely/GeoPandas (and to train on again: pixelwise train reads GeoJSON files beside "
         "the images); "
-        "segment writes it for a whole-slide scan too",
+        "for a whole-slide scan too (predict joins its regions across blocks)",
         action="store_true",
     ),
     "min_object_size": Opt(

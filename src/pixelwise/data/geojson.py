@@ -47,10 +47,16 @@ def rings(region: np.ndarray) -> list[np.ndarray]:
     """The outlines of the True pixels of ``region`` along pixel edges: each a (K, 2) int array
     of the corners (x, y) where it turns, not closed; outer outlines with positive, holes with
     negative signed area (:func:`signed_area`). No ring touches itself."""
-    xs, ys, codes = _edges(region)
+    return linked(*_edges(region))
+
+
+def linked(xs: np.ndarray, ys: np.ndarray, codes: np.ndarray) -> list[np.ndarray]:
+    """The rings that pixel edges (start corners ``xs``, ``ys`` and direction ``codes``, as
+    :func:`_edges` finds them, the region on each edge's right) close into, as :func:`rings`
+    gives them; each starts at its first edge in the given order."""
     if not len(xs):
         return []
-    width = region.shape[1] + 1
+    width = int(xs.max()) + 1
     steps = np.asarray(DIRECTIONS)
     start = ys * width + xs
     end = (ys + steps[codes, 1]) * width + xs + steps[codes, 0]
@@ -120,9 +126,16 @@ def polygons(region: np.ndarray, offset: tuple[int, int] = (0, 0)) -> list[list[
     """The True pixels of ``region`` as polygons, each [outer ring, hole rings...] (rings of
     :func:`rings`, moved by ``offset`` = (row, column) of the region's first pixel in a larger
     image). Each hole goes to the smallest outer ring around it."""
+    shift = np.array([offset[1], offset[0]])
+    return [[ring + shift for ring in shape] for shape in shapes_of(rings(region))]
+
+
+def shapes_of(found_rings: list[np.ndarray]) -> list[list[np.ndarray]]:
+    """Rings of one region (:func:`rings`, :func:`linked`) grouped as polygons, each [outer
+    ring, hole rings...]: each hole with the smallest outer ring around it."""
     import cv2
 
-    found = [(ring, signed_area(ring)) for ring in rings(region)]
+    found = [(ring, signed_area(ring)) for ring in found_rings]
     outer = [r for r, area in found if area > 0]
     holes = [r for r, area in found if area < 0]
     shapes = [[r] for r in outer]
@@ -138,14 +151,17 @@ def polygons(region: np.ndarray, offset: tuple[int, int] = (0, 0)) -> list[list[
             ]
             home = shapes[min(around, key=lambda k: signed_area(outer[k]))]
         home.append(hole)
-    shift = np.array([offset[1], offset[0]])
-    return [[ring + shift for ring in shape] for shape in shapes]
+    return shapes
 
 
 def geometry(region: np.ndarray, offset: tuple[int, int] = (0, 0)) -> dict | None:
     """A GeoJSON Polygon (one piece) or MultiPolygon of the True pixels of ``region``, rings
     closed; None when it has none."""
-    shapes = polygons(region, offset)
+    return geometry_of(polygons(region, offset))
+
+
+def geometry_of(shapes: list[list[np.ndarray]]) -> dict | None:
+    """Polygons (:func:`polygons`) as a GeoJSON Polygon or MultiPolygon; None when none."""
     if not shapes:
         return None
     coords = [[_closed(ring) for ring in shape] for shape in shapes]
@@ -212,6 +228,160 @@ def region_features(
             if area >= max(min_pixels, 1):
                 geom = geometry(regions[y : y + h, x : x + w] == k, (y, x))
                 yield feature(geom, name, colours[name], "annotation")
+
+
+# the pixel across each side of a pixel, by the side's direction code: above, right, below, left
+ACROSS_ROW, ACROSS_COL = np.array([-1, 0, 1, 0]), np.array([0, 1, 0, -1])
+
+
+def tiled_region_features(
+    read, shape: tuple[int, int], names: dict[int, str], colours: dict[str, tuple],
+    min_pixels: int = 1, block: int = 4096,
+):  # fmt: skip
+    """:func:`region_features` of a class mask too large to hold, read ``block`` x ``block``
+    pixels at a time by ``read(y0, y1, x0, x1)`` (ends excluded, (h, w) class ids): the same
+    features, outlines and all. A region inside one block is given when its block is read; one
+    that reaches a block's side is joined with its pieces in the blocks beside (8-connected) and
+    given, traced from all their pixel edges, after the last block."""
+    h, w = shape
+    joined = _Joined()
+    for y0 in range(0, h, block):
+        for x0 in range(0, w, block):
+            y1, x1 = min(y0 + block, h), min(x0 + block, w)
+            top, left = max(y0 - 1, 0), max(x0 - 1, 0)
+            around = read(top, min(y1 + 1, h), left, min(x1 + 1, w))  # one pixel more each way
+            for value, name in names.items():
+                at = (y0 // block, x0 // block, value)
+                found = _block_regions(around, (y0 - top, x0 - left), (y1 - y0, x1 - x0), value)
+                for k, (corner, region, area, edges) in enumerate(found or ()):
+                    offset = (corner[0] + y0, corner[1] + x0)
+                    if edges is None and area >= max(min_pixels, 1):
+                        yield feature(geometry(region, offset), name, colours[name], "annotation")
+                    elif edges is not None:
+                        xs, ys, codes = edges
+                        joined.add(at, k, (xs + x0, ys + y0, codes), area, value)
+                joined.close_block(at, found)
+    for value, area, edges in joined.regions():
+        if area >= max(min_pixels, 1):
+            order = np.lexsort((edges[0], edges[1], edges[2]))  # as _edges finds them
+            geom = geometry_of(shapes_of(linked(*(e[order] for e in edges))))
+            name = names[value]
+            yield feature(geom, name, colours[name], "annotation")
+
+
+class _Found(list):
+    """A block's regions of one class: (corner, pixels, area, edges or None) each, and
+    ``sides``: the region number of each pixel on the block's top, right, bottom and left side
+    (-1: not of the class)."""
+
+    sides: tuple
+
+
+def _block_regions(around: np.ndarray, at: tuple[int, int], size: tuple[int, int], value: int):
+    """The 8-connected regions of ``value`` in the block of ``around`` (the block with up to
+    one pixel more on each side) at ``at`` = (row, column), of ``size``; a region on a side
+    with pixels beyond gets its pixel edges (block coordinates) but those between it and a
+    pixel of ``value`` beyond; the others None."""
+    import cv2
+
+    (oy, ox), (bh, bw) = at, size
+    inside = around[oy : oy + bh, ox : ox + bw] == value
+    if not inside.any():
+        return None
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        inside.astype(np.uint8), connectivity=8
+    )
+    beyond = (oy > 0, ox + bw < around.shape[1], oy + bh < around.shape[0], ox > 0)
+    sides = (labels[0], labels[:, -1], labels[-1], labels[:, 0])
+    reaches = np.zeros(count, bool)
+    for side, more in zip(sides, beyond):
+        reaches[side] |= more
+    reaches[0] = False
+    found = _Found()
+    found.sides = tuple(side.astype(np.int64) - 1 for side in sides)
+    for k in range(1, count):
+        x, y, rw, rh, area = (int(v) for v in stats[k])
+        region = labels[y : y + rh, x : x + rw] == k
+        edges = None
+        if reaches[k]:
+            xs, ys, codes = _edges(region)
+            rows = ys - CORNER_Y[codes] + y + oy + ACROSS_ROW[codes]  # the pixel across, in around
+            cols = xs - CORNER_X[codes] + x + ox + ACROSS_COL[codes]
+            seen = (rows >= 0) & (rows < around.shape[0]) & (cols >= 0) & (cols < around.shape[1])
+            same = np.zeros_like(seen)
+            same[seen] = around[rows[seen], cols[seen]] == value
+            edges = (xs[~same] + x, ys[~same] + y, codes[~same])
+        found.append(((y, x), region, area, edges))
+    return found
+
+
+class _Joined:
+    """Regions that reach a block's side, joined across blocks (union-find over their numbers)
+    with their areas and pixel edges."""
+
+    def __init__(self) -> None:
+        self.parent: list[int] = []
+        self.pieces: list[tuple] = []  # (area, edges, value) per number
+        self.numbers: dict[tuple, dict[int, int]] = {}  # block and value -> region -> number
+        self.sides: dict[tuple, tuple] = {}  # block and value -> its side pixels' numbers
+
+    def add(self, at: tuple, k: int, edges: tuple, area: int, value: int) -> None:
+        self.numbers.setdefault(at, {})[k] = len(self.parent)
+        self.parent.append(len(self.parent))
+        self.pieces.append((area, edges, value))
+
+    def find(self, a: int) -> int:
+        while self.parent[a] != a:
+            self.parent[a] = a = self.parent[self.parent[a]]
+        return a
+
+    def close_block(self, at: tuple, found: _Found | None) -> None:
+        """Join the block ``at``'s regions (``found``) with those of the blocks before it that
+        they touch (left, above, and the two diagonals above)."""
+        if found is None:
+            return
+        by, bx, value = at
+        lookup = np.full(len(found), -1)  # region -> number, for those that reach a side
+        for k, number in self.numbers.pop(at, {}).items():
+            lookup[k] = number
+        mine = tuple(np.where(s >= 0, lookup[np.maximum(s, 0)], -1) for s in found.sides)
+        self.sides[at] = mine
+        top, _, _, left = mine
+        before = {d: self.sides.get((by + d[0], bx + d[1], value)) for d in ((0, -1), (-1, 0))}
+        if before[(0, -1)] is not None:
+            self._along(left, before[(0, -1)][1])
+        if before[(-1, 0)] is not None:
+            self._along(top, before[(-1, 0)][2])
+        corners = (((-1, -1), 0, -1), ((-1, 1), -1, 0))  # above-left, above-right
+        for (dy, dx), mine_at, theirs_at in corners:
+            theirs = self.sides.get((by + dy, bx + dx, value))
+            if theirs is not None and top[mine_at] >= 0 and theirs[2][theirs_at] >= 0:
+                self._join(int(top[mine_at]), int(theirs[2][theirs_at]))
+        self.sides.pop((by - 2, bx, value), None)  # rows of blocks no longer touched
+
+    def _along(self, mine: np.ndarray, theirs: np.ndarray) -> None:
+        """Join the pixels of two facing sides that touch (straight across or diagonally)."""
+        for d in (-1, 0, 1):
+            a = mine[max(0, -d) : len(mine) - max(0, d)]
+            b = theirs[max(0, d) : len(theirs) - max(0, -d)]
+            both = (a >= 0) & (b >= 0)
+            for x, y in set(zip(a[both].tolist(), b[both].tolist())):
+                self._join(x, y)
+
+    def _join(self, a: int, b: int) -> None:
+        a, b = self.find(a), self.find(b)
+        if a != b:
+            self.parent[max(a, b)] = min(a, b)
+
+    def regions(self):
+        """(class value, area, edges) of each joined region."""
+        groups: dict[int, list[int]] = {}
+        for number in range(len(self.parent)):
+            groups.setdefault(self.find(number), []).append(number)
+        for members in groups.values():
+            pieces = [self.pieces[m] for m in members]
+            edges = tuple(np.concatenate([p[1][i] for p in pieces]) for i in range(3))
+            yield pieces[0][2], sum(p[0] for p in pieces), edges
 
 
 class FeatureWriter:

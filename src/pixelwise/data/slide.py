@@ -168,6 +168,11 @@ class TiffRegions:
                 ]
         return out
 
+    def stored(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Rows y0..y1 and columns x0..x1 (ends excluded) of the first sample as stored, (h, w):
+        a palette mask's class ids rather than their colours."""
+        return self._block(y0, y1, x0, x1)[..., 0]
+
     def read(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         rows, cols = np.asarray(rows), np.asarray(cols)
         y0, x0 = int(rows.min()), int(cols.min())
