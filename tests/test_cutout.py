@@ -446,6 +446,7 @@ def test_http_predict_returns_what_predict_and_segment_write():
     for k, item in enumerate(features, 1):
         assert np.array_equal(geojson_raster(item["geometry"], labels.shape), labels == k)
         assert item["properties"]["classification"]["name"] == "foreground"
+        assert item["properties"]["classification"]["color"] == seg.palette()[1].tolist()
 
     for data, says in (
         ({"output": "png"}, "output must be one of mask, objects, coco, geojson"),

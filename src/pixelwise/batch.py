@@ -23,6 +23,7 @@ from pixelwise.data.geojson import (
     FeatureWriter,
     object_features,
     region_features,
+    region_tables,
     tiled_region_features,
     write_features,
 )
@@ -360,8 +361,7 @@ def predict_files(
             shapes = shapes_of(mask, names, options.min_object_size)
             write_labelme(out_dir, src, rel, shapes, image)
         if options.geojson:
-            names = dict(enumerate(seg.class_names[1:], start=1))
-            regions = region_features(mask, names, colours_of(seg), options.min_object_size)
+            regions = region_features(mask, *region_tables(seg), options.min_object_size)
             write_features(geojson_path(out_dir, rel), regions)
         save_png(out_dir / "overlays" / rel, overlay(image, mask, palette))
         return out_dir / "masks" / rel, None
@@ -437,12 +437,9 @@ def predict_streamed(
         )
     done = streamed(seg, src, path, options, view, progress, predict_slide)
     if geojson is not None:
-        names = dict(enumerate(seg.class_names[1:], start=1))
         with TiffRegions(path) as mask:
-            colours, least = colours_of(seg), options.min_object_size
-            found = tiled_region_features(
-                mask.stored, mask.shape, names, colours, least, REGION_BLOCK
-            )
+            tables, least = region_tables(seg), options.min_object_size
+            found = tiled_region_features(mask.stored, mask.shape, *tables, least, REGION_BLOCK)
             write_features(geojson, found)
     return done
 

@@ -137,19 +137,24 @@ def shapes_of(found_rings: list[np.ndarray]) -> list[list[np.ndarray]]:
 
     found = [(ring, signed_area(ring)) for ring in found_rings]
     outer = [r for r, area in found if area > 0]
+    areas = [area for _, area in found if area > 0]
     holes = [r for r, area in found if area < 0]
     shapes = [[r] for r in outer]
+    if len(outer) > 1 and holes:  # the outer rings' boxes: only those around a point are tested
+        low = np.array([r.min(0) for r in outer])
+        high = np.array([r.max(0) for r in outer])
     for hole in holes:
         home = shapes[0]
         if len(outer) > 1:  # the centre of the hole's pixel beside its first edge
             dx, dy = np.sign(hole[1] - hole[0])
-            x, y = hole[0] + np.array([dx + dy, dy - dx]) / 2
+            point = hole[0] + np.array([dx + dy, dy - dx]) / 2
+            boxed = np.nonzero(((low < point) & (point < high)).all(1))[0].tolist()
             around = [
                 k
-                for k, ring in enumerate(outer)
-                if cv2.pointPolygonTest(ring.astype(np.float32), (float(x), float(y)), False) > 0
+                for k in boxed
+                if cv2.pointPolygonTest(outer[k].astype(np.float32), tuple(point), False) > 0
             ]
-            home = shapes[min(around, key=lambda k: signed_area(outer[k]))]
+            home = shapes[min(around, key=lambda k: areas[k])]
         home.append(hole)
     return shapes
 
@@ -496,27 +501,38 @@ def polygons_of(geom, where: str) -> list[list[np.ndarray]]:
     return found
 
 
-def to_geojson(array: np.ndarray, model=None, objects: bool = True, min_pixels: int = 1) -> dict:
-    """A GeoJSON FeatureCollection of what ``segment`` or ``predict`` returned, as ``--geojson``
-    writes it: with ``objects``, an instance label image, each object a "detection" named
-    :data:`UNCLASSIFIED`; else a class mask, each 8-connected region of ``min_pixels`` or more of
-    each class but 0 an "annotation" named by ``model``'s classes ("class K" without one).
-    Colours: the model's palette, else the default one."""
+def region_tables(model=None, top: int = 1) -> tuple[dict[int, str], dict[str, tuple]]:
+    """What a class mask's regions are called: each class id but 0's name (``model``'s classes;
+    "class K" up to ``top`` without one) and each name's colour (the model's palette, else the
+    default one), as :func:`region_features` takes them."""
     from pixelwise.segmenter import default_colours
 
-    array = np.asarray(array)
-    top = int(array.max(initial=0))
     if model is not None:
         names, palette = list(model.class_names), model.palette()
     else:
         names = ["background", *(f"class {k}" for k in range(1, max(top, 1) + 1))]
         palette = np.asarray(default_colours(max(len(names), 2)))
+    return dict(enumerate(names[1:], start=1)), {n: palette[k] for k, n in enumerate(names)}
+
+
+def to_geojson(
+    array: np.ndarray, model=None, objects: bool = True, min_pixels: int = 1,
+    object_class: int | None = None,
+) -> dict:  # fmt: skip
+    """A GeoJSON FeatureCollection of what ``segment`` or ``predict`` returned, as ``--geojson``
+    writes it: with ``objects``, an instance label image, each object a "detection" named
+    :data:`UNCLASSIFIED` (``object_class``'s name when the objects are of that class of
+    ``model``); else a class mask, each 8-connected region of ``min_pixels`` or more of each
+    class but 0 an "annotation" named by ``model``'s classes ("class K" without one). Colours:
+    the model's palette, else the default one."""
+    array = np.asarray(array)
+    top = int(array.max(initial=0))
+    names, colours = region_tables(model, top)
     if objects:
-        colours = {UNCLASSIFIED: palette[1]}
-        found = object_features(
-            array.astype(np.int64), dict.fromkeys(range(1, top + 1), UNCLASSIFIED), colours
-        )
+        name = names[object_class] if object_class else UNCLASSIFIED
+        colours = {name: colours.get(name, colours[names[object_class or 1]])}
+        numbers = dict.fromkeys(range(1, top + 1), name)
+        found = object_features(array.astype(np.int64), numbers, colours)
     else:
-        colours = {name: palette[k] for k, name in enumerate(names)}
-        found = region_features(array, dict(enumerate(names[1:], start=1)), colours, min_pixels)
+        found = region_features(array, names, colours, min_pixels)
     return {"type": "FeatureCollection", "features": list(found)}

@@ -353,9 +353,9 @@ class PredictJob:
         """The response body and its media type: the class-id mask (palette PNG, as `pixelwise
         predict` writes it), the instance labels (16-bit PNG, as `segment` writes them) or
         the objects as COCO annotations or GeoJSON features (JSON)."""
-        from pixelwise.batch import colours_of, object_classes, object_name
+        from pixelwise.batch import object_name
         from pixelwise.data.coco import object_annotations
-        from pixelwise.data.geojson import object_features
+        from pixelwise.data.geojson import to_geojson
         from pixelwise.data.io import mask_image
         from pixelwise.inference import predict, segment
 
@@ -368,9 +368,7 @@ class PredictJob:
                 raise ValueError(f"{self.name}: over 65535 objects; ask for coco")
             return png_bytes(Image.fromarray(labels.astype(np.uint16))), "image/png"
         if self.output == "geojson":
-            names = object_classes(seg, labels, None, self.object_class)
-            found = object_features(labels, names, colours_of(seg, self.object_class))
-            body = {"type": "FeatureCollection", "features": list(found)}
+            body = to_geojson(labels, seg, object_class=self.object_class)
             return json.dumps(body).encode(), "application/geo+json"
         body = {
             "width": image.shape[1],
