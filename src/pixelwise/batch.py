@@ -437,9 +437,12 @@ def predict_streamed(
         )
     done = streamed(seg, src, path, options, view, progress, predict_slide)
     if geojson is not None:
+        bar = dict(desc=f"{src.name}: regions, blocks", leave=False, disable=not progress)
         with TiffRegions(path) as mask:
             tables, least = region_tables(seg), options.min_object_size
-            found = tiled_region_features(mask.stored, mask.shape, *tables, least, REGION_BLOCK)
+            found = tiled_region_features(
+                mask.stored, mask.shape, *tables, least, REGION_BLOCK, partial(tqdm, **bar)
+            )
             write_features(geojson, found)
     return done
 

@@ -241,31 +241,32 @@ ACROSS_ROW, ACROSS_COL = np.array([-1, 0, 1, 0]), np.array([0, 1, 0, -1])
 
 def tiled_region_features(
     read, shape: tuple[int, int], names: dict[int, str], colours: dict[str, tuple],
-    min_pixels: int = 1, block: int = 4096,
+    min_pixels: int = 1, block: int = 4096, through=None,
 ):  # fmt: skip
     """:func:`region_features` of a class mask too large to hold, read ``block`` x ``block``
     pixels at a time by ``read(y0, y1, x0, x1)`` (ends excluded, (h, w) class ids): the same
     features, outlines and all. A region inside one block is given when its block is read; one
     that reaches a block's side is joined with its pieces in the blocks beside (8-connected) and
-    given, traced from all their pixel edges, after the last block."""
+    given, traced from all their pixel edges, after the last block. ``through``: the blocks'
+    corners pass through it (a progress bar)."""
     h, w = shape
     joined = _Joined()
-    for y0 in range(0, h, block):
-        for x0 in range(0, w, block):
-            y1, x1 = min(y0 + block, h), min(x0 + block, w)
-            top, left = max(y0 - 1, 0), max(x0 - 1, 0)
-            around = read(top, min(y1 + 1, h), left, min(x1 + 1, w))  # one pixel more each way
-            for value, name in names.items():
-                at = (y0 // block, x0 // block, value)
-                found = _block_regions(around, (y0 - top, x0 - left), (y1 - y0, x1 - x0), value)
-                for k, (corner, region, area, edges) in enumerate(found or ()):
-                    offset = (corner[0] + y0, corner[1] + x0)
-                    if edges is None and area >= max(min_pixels, 1):
-                        yield feature(geometry(region, offset), name, colours[name], "annotation")
-                    elif edges is not None:
-                        xs, ys, codes = edges
-                        joined.add(at, k, (xs + x0, ys + y0, codes), area, value)
-                joined.close_block(at, found)
+    corners = [(y0, x0) for y0 in range(0, h, block) for x0 in range(0, w, block)]
+    for y0, x0 in corners if through is None else through(corners):
+        y1, x1 = min(y0 + block, h), min(x0 + block, w)
+        top, left = max(y0 - 1, 0), max(x0 - 1, 0)
+        around = read(top, min(y1 + 1, h), left, min(x1 + 1, w))  # one pixel more each way
+        for value, name in names.items():
+            at = (y0 // block, x0 // block, value)
+            found = _block_regions(around, (y0 - top, x0 - left), (y1 - y0, x1 - x0), value)
+            for k, (corner, region, area, edges) in enumerate(found or ()):
+                offset = (corner[0] + y0, corner[1] + x0)
+                if edges is None and area >= max(min_pixels, 1):
+                    yield feature(geometry(region, offset), name, colours[name], "annotation")
+                elif edges is not None:
+                    xs, ys, codes = edges
+                    joined.add(at, k, (xs + x0, ys + y0, codes), area, value)
+            joined.close_block(at, found)
     for value, area, edges in joined.regions():
         if area >= max(min_pixels, 1):
             order = np.lexsort((edges[0], edges[1], edges[2]))  # as _edges finds them
