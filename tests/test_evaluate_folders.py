@@ -115,11 +115,10 @@ def test_a_ctc_sequences_predictions_score_as_its_checkpoint_does(tmp_path, caps
     assert "t000.png: the only prediction for both 01_t000 and 02_t000" in err
 
 
-def test_object_class_of_semantic_data_from_predict_masks_and_segment_labels(tmp_path):
-    """--object-class 1 of three-class data: predict's class masks give class 1's connected
-    regions as objects (class 2's regions are not objects), all classes' pixel scores; label
-    images (segment's instances/) give the objects as they are, and pixel scores of class 1
-    against the rest."""
+def _three_classes(tmp_path) -> list[np.ndarray]:
+    """Two images of three classes (DATA = tmp_path/data), predict's masks of them (pred/masks)
+    and label images of class 1's objects (seg/instances) with a strip of one missed and five
+    small objects on class 2; returns the masks."""
     rng = np.random.default_rng(0)
     for sub in ("images", "masks"):
         (tmp_path / "data" / sub).mkdir(parents=True)
@@ -139,6 +138,15 @@ def test_object_class_of_semantic_data_from_predict_masks_and_segment_labels(tmp
         (tmp_path / "seg" / "instances").mkdir(parents=True, exist_ok=True)
         Image.fromarray(objects).save(tmp_path / "seg" / "instances" / f"{i}.png")
         truths.append(truth)
+    return truths
+
+
+def test_object_class_of_semantic_data_from_predict_masks_and_segment_labels(tmp_path):
+    """--object-class 1 of three-class data: predict's class masks give class 1's connected
+    regions as objects (class 2's regions are not objects), all classes' pixel scores; label
+    images (segment's instances/) give the objects as they are, and pixel scores of class 1
+    against the rest."""
+    truths = _three_classes(tmp_path)
     masks = evaluate_predictions(tmp_path / "pred", tmp_path / "data", object_class=1)
     assert masks["mean_iou"] == 1.0 and len(masks["per_class"]) == 3
     assert masks["objects"]["predicted_objects"] == 4 and masks["objects"]["pq"] == 1.0
@@ -259,3 +267,61 @@ def test_predict_masks_of_black_and_white_data_look_like_their_masks(tmp_path):
         assert main([*args, "--json", str(json_file)]) == 0
         scores.append(json.loads(json_file.read_text()))
     assert scores[0]["images"] == 4 and scores[0]["mean_iou"] == scores[1]["mean_iou"]
+
+
+def test_geojson_predictions_are_drawn_and_scored_as_masks_and_label_images(tmp_path, capsys):
+    """A folder of GeoJSON files (predict/segment --geojson's, QuPath's export) is scored as the
+    masks and label images they outline: each region by its class's name (class masks), each
+    Feature an object (label images; with --object-class those of its class or unclassified);
+    a class the data lacks is one line naming the file and feature. Instance data too."""
+    from test_segment import _blobs
+
+    from pixelwise.data.geojson import object_features, region_features, to_geojson, write_features
+
+    _three_classes(tmp_path)
+    names, colours = (
+        {1: "class1", 2: "class2"},
+        {n: (9, 9, 9) for n in ("class1", "class2", "object")},
+    )
+    for i in range(2):
+        truth = np.asarray(Image.open(tmp_path / "data" / "masks" / f"{i}.png"))
+        write_features(
+            tmp_path / "regions" / "geojson" / f"{i}.geojson",
+            region_features(truth, names, colours),
+        )
+        objects = np.asarray(Image.open(tmp_path / "seg" / "instances" / f"{i}.png")).astype(
+            np.int64
+        )
+        numbers = dict.fromkeys(range(1, int(objects.max()) + 1), "object")
+        write_features(
+            tmp_path / "objects" / f"{i}.geojson", object_features(objects, numbers, colours)
+        )
+    drawn = evaluate_predictions(tmp_path / "regions", tmp_path / "data")
+    assert drawn["mean_iou"] == 1.0 and len(drawn["per_class"]) == 3
+    drawn = evaluate_predictions(tmp_path / "regions", tmp_path / "data", object_class=1)
+    assert drawn["objects"]["predicted_objects"] == 4 and drawn["objects"]["pq"] == 1.0  # class1's
+    outlined = evaluate_predictions(tmp_path / "objects", tmp_path / "data", object_class=1)
+    labels = evaluate_predictions(tmp_path / "seg", tmp_path / "data", object_class=1)
+    assert outlined["objects"] == labels["objects"] and outlined["per_class"] == labels["per_class"]
+    assert outlined["objects"]["predicted_objects"] == 14
+    out = tmp_path / "compared"  # compare takes such a folder as a method too
+    methods = f"masks:{tmp_path / 'pred'},geojson:{tmp_path / 'regions'}"
+    command = ["compare", str(tmp_path / "data"), "--methods", methods, "--num-classes", "3"]
+    assert main(command + ["-o", str(out)]) == 0
+    rows = [line.split("|") for line in (out / "compare.md").read_text().splitlines()[2:]]
+    assert [(row[1].strip(), float(row[2])) for row in rows] == [("masks", 1.0), ("geojson", 1.0)]
+
+    path = tmp_path / "regions" / "geojson" / "1.geojson"
+    text = path.read_text().replace('"class2"', '"stroma"')
+    path.write_text(text)
+    assert main(["evaluate", str(tmp_path / "regions"), str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}, feature 3: class 'stroma' is not one of the data's classes" in err
+
+    data = _blobs(tmp_path / "blobs", n=3)
+    for labels_path in sorted((data / "instances").glob("*.png")):
+        labels = np.asarray(Image.open(labels_path))
+        out = tmp_path / "blob-objects" / labels_path.with_suffix(".geojson").name
+        write_features(out, to_geojson(labels)["features"])
+    scores = evaluate_predictions(tmp_path / "blob-objects", data)
+    assert scores["objects"]["dsb_mean_ap"] == 1.0 and scores["objects"]["predicted_objects"] == 12

@@ -115,7 +115,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "checkpoint, scores the masks in it (one per image, by file stem: the image's name or its file's; "
         "class ids, as predict's masks are marked, or the data's mask values; for instance data or "
         "--object-class, label images, or predict's class masks made into objects as segment would; "
-        "remove-bg's cut-outs by their alpha), e.g. predict's or another "
+        "remove-bg's cut-outs by their alpha; GeoJSON files, as --geojson writes them or QuPath exports "
+        "objects, drawn: regions by class name, each Feature an object), e.g. predict's or another "
         "tool's output; predict's output of an instance model (OUT or OUT/coco: a COCO results file per "
         "image) is scored as that model's detections would be.",
         [

@@ -52,14 +52,17 @@ class Method:
     to_data: np.ndarray | None = None  # model class id -> the data's class of the same name
     folder: str | None = None
     files: dict[str, Path] = field(default_factory=dict)  # image name -> its predicted mask
+    names: list[str] | None = None  # the data's classes (a GeoJSON prediction's, by name)
 
     def __post_init__(self) -> None:
         self.model = load_model(self.checkpoint) if self.checkpoint else None
 
     def predicted(self, item: Item, target: np.ndarray, encoding: MaskEncoding, classes: int):
         """The class ids of the mask predicted beforehand for ``item`` (objects: foreground)."""
-        stored = read_prediction(self.files[item.name], target.shape, classes)
-        return predicted_ids(self.files[item.name], stored, encoding, classes)
+        objects = encoding.instances is not None
+        path = self.files[item.name]
+        stored = read_prediction(path, target.shape, classes, self.names, objects)
+        return predicted_ids(path, stored, encoding, classes)
 
     def __call__(self, image: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
         start = time.perf_counter()
@@ -246,6 +249,7 @@ def prepare(methods: list[Method], items, names, num_classes: int, objects: bool
         if m.folder is not None:
             found = prediction_files(prediction_folder(Path(m.folder), objects), items)
             m.files = {item.name: path for item, path in zip(items, found)}
+            m.names = list(names) if names else None
 
 
 def format_table(rows: list[dict]) -> str:

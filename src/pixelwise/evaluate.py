@@ -607,7 +607,7 @@ def evaluate_predictions(
         scores = ImageScores(len(names))
         for item, path in zip(items, files):
             reference = item.read_mask()
-            stored = read_prediction(path, reference.shape, len(names))
+            stored = read_prediction(path, reference.shape, len(names), names)
             target = encoding.apply(reference, len(names), item.mask)
             scores.add(predicted_ids(path, stored, encoding, len(names)), target)
         return head | scores.summary(names) | {"per_image": image_rows(items, scores)}
@@ -629,6 +629,7 @@ def predicted_object_scores(
     (``object_class`` and the rest, when the predictions are label images of its objects)."""
     classes, semantic = len(names), encoding.instances is None
     label_images = semantic and not holds_class_ids(files[0])
+    drawn = dict(names=names, objects=True, only=names[object_class] if semantic else None)
     if label_images:
         names = [f"not {names[object_class]}", names[object_class]]
     scores, pairs = ImageScores(len(names)), []
@@ -641,7 +642,7 @@ def predicted_object_scores(
                 "of prediction at a time"
             )
         reference = item.read_mask(instances=not semantic)
-        stored = read_prediction(path, reference.shape[:2], classes)
+        stored = read_prediction(path, reference.shape[:2], classes, **drawn)
         labels = predicted_objects(stored, marked, object_class, min_size)
         target = encoding.apply(reference, classes, item.mask)
         if not semantic:
@@ -684,13 +685,16 @@ def prediction_folder(path: Path, objects: bool) -> Path:
     if not path.is_dir():
         raise ValueError(f"{path}: no such folder of predicted masks")
     inner = ("instances", "masks") if objects else ("masks",)
+    inner += ("geojson",)  # predict/segment --geojson's polygons, when no masks were kept
     return next((path / name for name in inner if (path / name).is_dir()), path)
 
 
 def prediction_files(folder: Path, items: list) -> list[Path]:
-    """Each item's predicted mask in ``folder`` (by file stem, in any image format); every item
-    must have one, and only one."""
-    return file_per_item(list_images([folder]), folder, items, "prediction", "as the images")
+    """Each item's predicted mask in ``folder`` (by file stem, in any image format; a folder
+    without images: GeoJSON files, as QuPath exports objects); every item must have one, and
+    only one."""
+    files = list_images([folder]) or sorted(folder.rglob("*.geojson"))
+    return file_per_item(files, folder, items, "prediction", "as the images")
 
 
 def file_per_item(
@@ -744,10 +748,17 @@ def item_file(item, by_stem: dict[str, list[Path]], what: str) -> Path | None:
     return None
 
 
-def read_prediction(path: Path, shape: tuple[int, int], classes: int) -> np.ndarray:
+def read_prediction(
+    path: Path, shape: tuple[int, int], classes: int, names: list[str] | None = None,
+    objects: bool = False, only: str | None = None,
+) -> np.ndarray:  # fmt: skip
     """A predicted mask's stored values; it must have its image's size (``shape``). A cut-out
     (a PNG with transparency, as `remove-bg` writes it) gives class ids: foreground (1) where
-    its alpha is at least 128, for data of two classes."""
+    its alpha is at least 128, for data of two classes. A GeoJSON file is drawn at ``shape``
+    (:func:`geojson_prediction`, the data's class ``names``)."""
+    if is_geojson(path):
+        names = names or [f"class{k}" for k in range(classes)]  # as resolve_classes names them
+        return geojson_prediction(path, shape, names, objects, only)
     alpha = read_alpha(path)
     stored = None if alpha is None else (alpha >= 128).astype(np.uint8)
     if stored is not None and classes != 2:
@@ -763,6 +774,48 @@ def read_prediction(path: Path, shape: tuple[int, int], classes: int) -> np.ndar
     return stored
 
 
+def is_geojson(path: Path) -> bool:
+    return Path(path).suffix.lower() == ".geojson"
+
+
+def geojson_prediction(
+    path: Path, shape: tuple[int, int], names: list[str], objects: bool, only: str | None
+) -> np.ndarray:
+    """A GeoJSON file of predicted regions or objects (`predict`/`segment --geojson`'s, QuPath's
+    export) drawn at its image's size ``shape``, its Features in file order (a later one over
+    an earlier): with ``objects``, a label image, each Feature one object (with ``only``, each
+    of that class or unclassified); else class ids, each Feature its class's (by name among
+    ``names``; an unclassified one, the foreground of data of two classes)."""
+    from pixelwise.data.geojson import UNCLASSIFIED, read_geojson
+    from pixelwise.data.labelme import outline
+    from pixelwise.data.shapes import draw_shapes
+
+    groups: dict[int, tuple[str, list]] = {}
+    for item in read_geojson(path)["shapes"]:
+        part = outline(item, f"{path}, feature {item['group_id']}")
+        if part is not None:
+            groups.setdefault(item["group_id"], (item["label"], []))[1].append(part)
+    out = np.zeros(shape, np.int64 if objects else np.uint8)
+    count = 0
+    for group, (label, parts) in groups.items():
+        if objects and only is not None and label not in (only, UNCLASSIFIED):
+            continue
+        if objects:
+            count += 1
+            value = count
+        elif label in names:
+            value = names.index(label)
+        elif label == UNCLASSIFIED and len(names) == 2:
+            value = 1
+        else:
+            raise ValueError(
+                f"{path}, feature {group}: class {label!r} is not one of the data's classes "
+                f"({', '.join(names)})"
+            )
+        out[draw_shapes(tuple(parts), *shape) > 0] = value
+    return out
+
+
 def predicted_ids(
     path: Path, stored: np.ndarray, encoding: MaskEncoding, classes: int
 ) -> np.ndarray:
@@ -776,7 +829,7 @@ def predicted_ids(
         return (stored > 0).astype(np.int64)
     found = set(np.unique(stored).tolist())
     class_ids = found <= set(range(classes))
-    if class_ids and holds_class_ids(path):
+    if class_ids and (holds_class_ids(path) or is_geojson(path)):
         return stored.astype(np.int64)
     if encoding.values is not None and found <= set(encoding.values) | set(encoding.ignore_values):
         ignored = sorted(found & set(encoding.ignore_values))
