@@ -263,6 +263,27 @@ def test_a_qupath_export_is_a_dataset(tmp_path, capsys):
     )
 
 
+def test_regions_annotated_over_an_ignored_one_leave_the_rest_unlabelled(tmp_path):
+    """Sparse annotations (QuPath's tissue classes drawn over parts of an image): a feature
+    classified __ignore__ under them, covering the image, leaves the pixels no class covers
+    out of training and scoring (IGNORE_INDEX), as a crowd region; the classes stay as drawn."""
+    from pixelwise.constants import IGNORE_INDEX
+    from pixelwise.data.layouts import find_items, read_dataset_info
+
+    truth = qupath_export(tmp_path / "data")
+    path = tmp_path / "data" / "a.geojson"
+    everything = [[[0, 0], [40, 0], [40, 30], [0, 30], [0, 0]]]
+    ignored = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": everything},
+               "properties": {"classification": {"name": "__ignore__"}}}  # fmt: skip
+    path.write_text(json.dumps([ignored, *json.loads(path.read_text())]))
+    assert read_dataset_info(tmp_path / "data").class_names == [
+        "background", "Stroma", "Tumor", "object"
+    ]  # fmt: skip
+    (item,) = find_items(tmp_path / "data")
+    mask = item.read_mask()
+    np.testing.assert_array_equal(mask, np.where(truth > 0, truth, IGNORE_INDEX))
+
+
 def test_segment_geojson_reads_back_as_its_objects(tmp_path):
     """segment --geojson, then the images beside the geojson/ folder: a dataset whose objects
     are the label images segment wrote (the round trip of correcting them in QuPath)."""
