@@ -337,6 +337,16 @@ def test_nuclei_of_he_images_read_back_from_their_geojson(tmp_path):
         assert all(shapely.shape(f["geometry"]).is_valid for f in features)
 
 
+def test_a_class_is_its_name_a_derived_class_its_names_joined():
+    """QuPath's classification: {"name": ...}, a plain name, or a derived class's names."""
+    from pixelwise.data.geojson import UNCLASSIFIED, class_of
+
+    given = [{"name": "Tumor", "color": [1, 2, 3]}, "Stroma", {"names": ["Tumor", "Positive"]}, {}]
+    found = [class_of({"properties": {"classification": c}}) for c in given]
+    assert found == ["Tumor", "Stroma", "Tumor: Positive", UNCLASSIFIED]
+    assert class_of({"properties": None}) == class_of({}) == UNCLASSIFIED
+
+
 def test_a_bad_geojson_file_is_one_line_naming_it(tmp_path):
     from pixelwise.data.layouts import find_items
 

@@ -472,9 +472,14 @@ def read_geojson(path: Path) -> dict:
 
 
 def class_of(item: dict) -> str:
-    """A Feature's class: its QuPath ``classification`` (``{"name": ...}``, or a plain name)."""
+    """A Feature's class: its QuPath ``classification`` (``{"name": ...}``, a derived class as
+    ``{"names": ["Tumor", "Positive"]}``: "Tumor: Positive", as QuPath names it; or a plain
+    name)."""
     given = (item.get("properties") or {}).get("classification")
     name = given.get("name") if isinstance(given, dict) else given
+    parts = given.get("names") if isinstance(given, dict) else None
+    if not name and isinstance(parts, list) and parts:
+        name = ": ".join(map(str, parts))
     return str(name) if name else UNCLASSIFIED
 
 
