@@ -284,6 +284,68 @@ def test_regions_annotated_over_an_ignored_one_leave_the_rest_unlabelled(tmp_pat
     np.testing.assert_array_equal(mask, np.where(truth > 0, truth, IGNORE_INDEX))
 
 
+def square(x0, y0, x1, y1, name: str) -> dict:
+    outline = [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]
+    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": outline},
+            "properties": {"classification": {"name": name}}}  # fmt: skip
+
+
+def test_regions_annotated_on_a_slide_are_windows_of_it(tmp_path, monkeypatch, capsys):
+    """A TIFF over the pixel limit with GeoJSON regions beside it (QuPath's annotations of a
+    whole-slide scan): each group of overlapping regions is one item, a window of the slide
+    around them, its image read region by region and its mask drawn in its coordinates (an
+    __ignore__ region under everything leaving the unannotated rest out); train runs on them."""
+    import tifffile
+    from conftest import train_tiny
+
+    from pixelwise.cli import main
+    from pixelwise.constants import IGNORE_INDEX
+    from pixelwise.data.coco import InstanceDataset
+    from pixelwise.data.layouts import find_items, outline_instances
+    from pixelwise.data.slide import item_image
+
+    (tmp_path / "data").mkdir()
+    pixels = np.random.default_rng(0).integers(0, 255, (300, 400, 3), np.uint8)
+    tifffile.imwrite(tmp_path / "data" / "slide.tif", pixels, tile=(64, 64), photometric="rgb")
+    features = [
+        square(0, 0, 400, 300, "__ignore__"),
+        square(10, 10, 100, 80, "Tumor"),
+        square(90, 50, 150, 120, "Stroma"),  # overlaps the Tumor: one window
+        square(300, 200, 380, 290, "Tumor"),
+    ]
+    (tmp_path / "data" / "slide.geojson").write_text(json.dumps(features))
+    truth = np.full((300, 400), IGNORE_INDEX)
+    for value, item in ((2, features[1]), (1, features[2]), (2, features[3])):
+        truth[geojson_raster(item["geometry"], truth.shape)] = value  # larger ones first
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", str(300 * 400 - 1))
+    items = find_items(tmp_path / "data")
+    assert [(i.name, i.window) for i in items] == [
+        ("slide@x10y10", (10, 120, 10, 150)), ("slide@x300y200", (200, 290, 300, 380))
+    ]  # fmt: skip
+    for item in items:
+        y0, y1, x0, x1 = item.window
+        np.testing.assert_array_equal(item.read_mask(), truth[y0:y1, x0:x1])
+        np.testing.assert_array_equal(item_image(item), pixels[y0:y1, x0:x1])
+    # a second slide, held out whole by its name; Mask R-CNN's items are the same windows
+    tifffile.imwrite(
+        tmp_path / "data" / "other.tif", pixels[::-1], tile=(64, 64), photometric="rgb"
+    )
+    (tmp_path / "data" / "other.geojson").write_text(json.dumps([square(5, 5, 60, 50, "Stroma")]))
+    run = train_tiny(tmp_path / "data", tmp_path / "run", "--val-stems", "other")
+    assert (run / "best.pt").is_file()
+    capsys.readouterr()
+    held = ["--val-stems", "other"]
+    assert main(["evaluate", str(run / "best.pt"), str(tmp_path / "data"), *held]) == 0
+    assert "1 image from" in capsys.readouterr().out  # other@x5y5
+    splits, categories, _ = outline_instances(tmp_path / "data")
+    windows = InstanceDataset(splits[""], categories)
+    image, target = windows[[i.name for i in splits[""]].index("other@x5y5")]
+    assert image.shape == (3, 45, 55) and target["masks"].shape == (1, 45, 55)
+    np.testing.assert_allclose(
+        image.permute(1, 2, 0).numpy() * 255, pixels[::-1][5:50, 5:60], atol=1e-3
+    )
+
+
 def test_segment_geojson_reads_back_as_its_objects(tmp_path):
     """segment --geojson, then the images beside the geojson/ folder: a dataset whose objects
     are the label images segment wrote (the round trip of correcting them in QuPath)."""

@@ -434,3 +434,32 @@ def test_a_folder_of_aperio_slides_is_found_and_streamed(tmp_path, monkeypatch):
     monkeypatch.setenv("PIXELWISE_MAX_PIXELS", "10000")
     assert main(["predict", str(model), str(slides), "--out", str(tmp_path / "out")]) == 0
     assert tifffile.imread(tmp_path / "out" / "masks" / "case1.tif").shape == (300, 360)
+
+
+def test_windows_merge_overlapping_boxes_until_none_overlaps():
+    """Random boxes: the windows overlap none another, hold every box, and each is the
+    smallest box around the boxes it holds; a chain (a-b, b-c) and a box that only the merged
+    one reaches are merged too; boxes that touch without overlapping are not."""
+    from pixelwise.data.slide import windows
+
+    assert windows([(0, 10, 0, 10), (5, 15, 5, 15), (12, 20, 12, 20)]) == [(0, 20, 0, 20)]
+    assert windows([(0, 10, 0, 4), (0, 10, 8, 12), (8, 20, 3, 9)]) == [(0, 20, 0, 12)]
+    assert windows([(0, 10, 0, 10), (0, 10, 10, 20)]) == [(0, 10, 0, 10), (0, 10, 10, 20)]
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        corners = rng.integers(0, 100, (12, 2))
+        sizes = rng.integers(1, 25, (12, 2))
+        boxes = [(y, y + h, x, x + w) for (y, x), (h, w) in zip(corners, sizes)]
+        found = windows(boxes)
+
+        def overlap(a, b):
+            return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
+
+        def inside(b, w):
+            return w[0] <= b[0] and b[1] <= w[1] and w[2] <= b[2] and b[3] <= w[3]
+
+        assert not any(overlap(a, b) for i, a in enumerate(found) for b in found[i + 1 :])
+        for w in found:
+            held = np.array([b for b in boxes if inside(b, w)])
+            assert (held[:, 0].min(), held[:, 1].max(), held[:, 2].min(), held[:, 3].max()) == w
+        assert all(sum(inside(b, w) for w in found) == 1 for b in boxes)

@@ -17,7 +17,7 @@ from pixelwise.checkpoint import load_model
 from pixelwise.classical import METHODS, regions_to_classes, run_method
 from pixelwise.constants import IGNORE_INDEX, parse_stems
 from pixelwise.data.encoding import MaskEncoding
-from pixelwise.data.io import atomic_write_bytes, read_image
+from pixelwise.data.io import atomic_write_bytes
 from pixelwise.data.layouts import (
     Item,
     black_and_white,
@@ -27,6 +27,7 @@ from pixelwise.data.layouts import (
     stored_values,
     value_counts,
 )
+from pixelwise.data.slide import item_image
 from pixelwise.evaluate import (
     predicted_ids,
     prediction_files,
@@ -215,7 +216,7 @@ def compare(
     from tqdm import tqdm
 
     for index, item in enumerate(tqdm(items, desc="compare", unit="img")):
-        image = read_image(item.image, item.image_page)
+        image = item_image(item)
         target = encoding.apply(item.read_mask(), num_classes, item.mask)
         row = [image, target]
         for m in methods:

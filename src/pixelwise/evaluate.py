@@ -736,6 +736,8 @@ def item_file(item, by_stem: dict[str, list[Path]], what: str) -> Path | None:
     name, the one in a folder named as its image's (``01/t000.png`` for ``01/t000.tif``)."""
     page = getattr(item, "image_page", None)
     own = item.image.stem if page is None else page_name(item.image.stem, page)
+    if getattr(item, "window", None) is not None:  # a window of a slide: by its own name only
+        own = item.name
     for name in dict.fromkeys((item.name, own)):
         found = by_stem.get(name, [])
         if len(found) > 1:

@@ -26,7 +26,7 @@ def dataset_report(cfg: TrainConfig, progress: bool = True) -> dict:
         split: pixel_counts(items, encoding, len(names), progress)
         for split, items in splits.items()
     }
-    sizes = [oriented_size(item.image) for item in train + val]
+    sizes = [item.size if item.window else oriented_size(item.image) for item in train + val]
     report = {
         "data": str(Path(cfg.data)),
         "validation": validation_source(cfg, where=True),

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from pixelwise.constants import IGNORE_INDEX
 from pixelwise.data.encoding import to_unit
-from pixelwise.data.io import image_files, read_image, read_mask
+from pixelwise.data.io import image_files, read_mask
 from pixelwise.data.shapes import draw_shapes
 
 
@@ -66,6 +66,7 @@ class InstanceItem:
     annotations: tuple[dict, ...] = ()
     label_image: Path | None = None
     source: Path | None = None  # the file its annotations come from, for messages
+    window: tuple[int, int, int, int] | None = None  # (y0, y1, x0, x1) of a slide it is a part of
 
 
 def load_coco(
@@ -373,12 +374,13 @@ class InstanceDataset(Dataset):
         self.epoch = epoch
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        from pixelwise.data.slide import item_image
         from pixelwise.data.transforms import resize_image
 
         item = self.items[
             index % len(self.items)
         ]  # index >= len: another random draw (epoch_indices)
-        image = read_image(item.image)
+        image = item_image(item)
         if image.shape[-1] == 1:
             image = np.repeat(image, 3, axis=-1)
         target = item_target(item, self.categories)

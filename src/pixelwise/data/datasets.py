@@ -17,8 +17,8 @@ from torch.utils.data import Dataset
 from pixelwise.constants import IGNORE_INDEX
 from pixelwise.data.appearance import random_appearance
 from pixelwise.data.encoding import MaskEncoding, Normalization, full_scale, map_range
-from pixelwise.data.io import read_image
 from pixelwise.data.layouts import Item
+from pixelwise.data.slide import item_image
 from pixelwise.data.transforms import (
     Augmentation,
     composite,
@@ -168,7 +168,7 @@ class SegmentationDataset(Dataset):
         if index in self._cache:
             return self._cache[index]
         item = self.items[index]
-        image = read_image(item.image, item.image_page, channel=self.channel)
+        image = item_image(item, self.channel)
         if self.input_range is not None:
             image = map_range(image, *self.input_range)
         target = self.encoding.apply(

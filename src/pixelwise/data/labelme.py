@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ import numpy as np
 from pixelwise.data.coco import Categories, InstanceItem, as_coco, oriented_size
 from pixelwise.data.io import IMAGE_SUFFIXES
 from pixelwise.data.shapes import extent
+from pixelwise.data.slide import is_streamed, slide_size
 
 IGNORE_LABEL, BACKGROUND_LABEL = "__ignore__", "_background_"
 PEEK_BYTES = 1 << 20  # LabelMe writes "shapes" before the image data it may embed
@@ -159,7 +161,8 @@ def load_labelme(
     kind = "GeoJSON feature" if geojson else "LabelMe shape"
     for path, spec in files.items():
         image = image_of(path, spec, image_folders)
-        height, width = oriented_size(image)
+        slide = is_streamed(image)
+        height, width = slide_size(image) if slide else oriented_size(image)
         drawn_on = (spec.get("imageHeight"), spec.get("imageWidth"))
         if None not in drawn_on and drawn_on != (height, width):
             raise ValueError(
@@ -168,16 +171,30 @@ def load_labelme(
             )
         found, missed = objects_of(path, spec, names)
         skipped += missed
-        image_id = len(images) + 1
-        anns = [
-            ann | {"id": len(annotations) + i + 1, "image_id": image_id}
-            for i, ann in enumerate(found)
-        ]
-        annotations += anns
-        images.append({"id": image_id, "file_name": str(image), "height": height, "width": width})
-        items.append(
-            InstanceItem(image, image.stem, image_id, height, width, tuple(anns), source=path)
-        )
+        parts = slide_windows(found, height, width) if slide else [(None, found)]
+        for window, objects in parts:
+            image_id = len(images) + 1
+            anns = [
+                ann | {"id": len(annotations) + i + 1, "image_id": image_id}
+                for i, ann in enumerate(objects)
+            ]
+            annotations += anns
+            item = InstanceItem(
+                image, image.stem, image_id, height, width, tuple(anns), source=path
+            )
+            if window is not None:  # named by its top left corner on the slide
+                y0, y1, x0, x1 = window
+                name = f"{image.stem}@x{x0}y{y0}"
+                item = replace(item, name=name, height=y1 - y0, width=x1 - x0, window=window)
+            images.append(
+                {
+                    "id": image_id,
+                    "file_name": str(image),
+                    "height": item.height,
+                    "width": item.width,
+                }
+            )
+            items.append(item)
     if skipped and not annotations:
         raise ValueError(
             f"{next(iter(files)).parent}: no {kind} has an area ({skipped} points or lines); "
@@ -188,6 +205,49 @@ def load_labelme(
               file=sys.stderr)  # fmt: skip
     coco, categories = as_coco(images, annotations, names)
     return items, categories, coco
+
+
+def slide_windows(anns: list[dict], height: int, width: int) -> list[tuple[tuple, list[dict]]]:
+    """The objects drawn on a slide (a TIFF over the pixel limit, read region by region) as
+    windows of it: the objects' boxes merged where they overlap
+    (:func:`~pixelwise.data.slide.windows`), within the slide; each window (y0, y1, x0, x1)
+    with its objects and the ignored regions reaching into it, moved into its coordinates."""
+    from pixelwise.data.slide import windows
+
+    def box(ann: dict) -> tuple[int, int, int, int]:
+        x, y, w, h = ann["bbox"]
+        return int(np.floor(y)), int(np.ceil(y + h)), int(np.floor(x)), int(np.ceil(x + w))
+
+    found = []
+    for y0, y1, x0, x1 in windows([box(a) for a in anns if not a.get("iscrowd", 0)]):
+        y0, y1, x0, x1 = max(y0, 0), min(y1, height), max(x0, 0), min(x1, width)
+        if y0 >= y1 or x0 >= x1:
+            continue  # beyond the slide
+        inside = []
+        for ann in anns:
+            a0, a1, b0, b1 = box(ann)
+            if a0 < y1 and y0 < a1 and b0 < x1 and x0 < b1:
+                inside.append(moved(ann, x0, y0))
+        found.append(((y0, y1, x0, x1), inside))
+    return found
+
+
+def moved(ann: dict, dx: float, dy: float) -> dict:
+    """An annotation of :func:`objects_of` with its shapes and box moved by (-dx, -dy)."""
+
+    def shift(part: tuple) -> tuple:
+        kind, data = part
+        if kind == "erase":
+            return kind, shift(data)
+        if kind == "area":
+            return kind, [np.asarray(ring) - (dx, dy) for ring in data]
+        if kind == "mask":
+            x, y, bitmap = data
+            return kind, (int(x - dx), int(y - dy), bitmap)
+        return kind, np.asarray(data) - (dx, dy)
+
+    x, y, w, h = ann["bbox"]
+    return ann | {"shapes": tuple(map(shift, ann["shapes"])), "bbox": [x - dx, y - dy, w, h]}
 
 
 def region_polygons(

@@ -94,6 +94,7 @@ class Item:
     objects: tuple[tuple[int, dict], ...] | None = None
     size: tuple[int, int] | None = None
     slice: int | None = None
+    window: tuple[int, int, int, int] | None = None  # (y0, y1, x0, x1) of a slide it is a part of
 
     @property
     def image_page(self) -> int | None:
@@ -671,8 +672,11 @@ def outline_instances(
     every = {path: spec for files in found.values() for path, spec in files.items()}
     names = labelme.class_names(Path(root), list(every.values()))
     items, categories, coco = labelme.load_labelme(every, names, IMAGE_FOLDERS)
-    by_file = dict(zip(every, items))
-    return {key: [by_file[p] for p in files] for key, files in found.items()}, categories, coco
+    by_file: dict[Path, list[InstanceItem]] = {}  # a slide's file: an item per window
+    for item in items:
+        by_file.setdefault(item.source, []).append(item)
+    splits = {key: [i for p in files for i in by_file[p]] for key, files in found.items()}
+    return splits, categories, coco
 
 
 def outline_splits(root: Path) -> dict[str, list[Item]] | None:
@@ -741,6 +745,7 @@ def class_items(items: list[InstanceItem], categories: Categories, source: Path)
             item.name,
             objects=found,
             size=(item.height, item.width),
+            window=item.window,
         )
         for item, found in zip(items, objects)
     ]
@@ -910,10 +915,16 @@ def split_pool(
     when there are two or more. ``source`` names the data in errors."""
     if val_stems:
         wanted = set(val_stems)
-        missing = sorted(wanted - {item.name for item in pool})
+
+        def names(item) -> set[str]:  # a slide's window: its own name and the slide's
+            slide = getattr(item, "window", None) is not None
+            return {item.name, item.name.partition("@")[0]} if slide else {item.name}
+
+        missing = sorted(wanted - set().union(*map(names, pool)))
         if missing:
             raise ValueError(f"{source}: validation stems not found: {', '.join(missing)}")
-        return [p for p in pool if p.name not in wanted], [p for p in pool if p.name in wanted]
+        held = [not names(p).isdisjoint(wanted) for p in pool]
+        return [p for p, h in zip(pool, held) if not h], [p for p, h in zip(pool, held) if h]
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     order = np.random.default_rng(seed).permutation(len(pool))

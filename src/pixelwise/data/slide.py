@@ -24,6 +24,7 @@ from pixelwise.data.io import (
     _uniform,
     is_tiff,
     max_pixels_limit,
+    read_image,
 )
 
 SAMPLE_WIDTH = 4096  # columns :meth:`TiffRegions.sample` reads at a time
@@ -195,6 +196,42 @@ class TiffRegions:
             if len(r):
                 bands.append(np.concatenate([self.read(r, c) for c in groups], 1))
         return np.concatenate(bands)
+
+
+def item_image(item, channel: int | None = None) -> np.ndarray:
+    """A dataset item's image as :func:`read_image` reads it, or for an item that is a window
+    of a slide (``item.window`` = (y0, y1, x0, x1): regions annotated on a TIFF over the pixel
+    limit), that window of its full-resolution page."""
+    window = getattr(item, "window", None)
+    if window is None:
+        return read_image(item.image, getattr(item, "image_page", None), channel=channel)
+    y0, y1, x0, x1 = window
+    with TiffRegions(item.image, channel) as regions:
+        return regions.read(np.arange(y0, y1), np.arange(x0, x1))
+
+
+def slide_size(path: Path) -> tuple[int, int]:
+    """(height, width) of a TIFF's full-resolution page, read from its header."""
+    with TiffRegions(path) as regions:
+        return regions.shape
+
+
+def windows(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """Boxes (y0, y1, x0, x1) merged until none overlaps another: each the smallest box around
+    a group of the given ones that overlap one another (directly or through others), in the
+    order of their first box."""
+    merged = [list(b) for b in boxes]
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(merged)):
+            for j in range(len(merged) - 1, i, -1):
+                a, b = merged[i], merged[j]
+                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
+                    merged[i] = [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])]
+                    del merged[j]
+                    changed = True
+    return [tuple(b) for b in merged]
 
 
 def sample_step(shape: tuple[int, int], most: int) -> int:
