@@ -292,9 +292,10 @@ def square(x0, y0, x1, y1, name: str) -> dict:
 
 def test_regions_annotated_on_a_slide_are_windows_of_it(tmp_path, monkeypatch, capsys):
     """A TIFF over the pixel limit with GeoJSON regions beside it (QuPath's annotations of a
-    whole-slide scan): each group of overlapping regions is one item, a window of the slide
-    around them, its image read region by region and its mask drawn in its coordinates (an
-    __ignore__ region under everything leaving the unannotated rest out); train runs on them."""
+    whole-slide scan): each group of overlapping regions (and regions drawn as the background)
+    is one item, a window of the slide around them, its image read region by region and its
+    mask drawn in its coordinates (an __ignore__ region under everything leaving the
+    unannotated rest out); train, evaluate and Mask R-CNN's dataset read them."""
     import tifffile
     from conftest import train_tiny
 
@@ -326,24 +327,33 @@ def test_regions_annotated_on_a_slide_are_windows_of_it(tmp_path, monkeypatch, c
         y0, y1, x0, x1 = item.window
         np.testing.assert_array_equal(item.read_mask(), truth[y0:y1, x0:x1])
         np.testing.assert_array_equal(item_image(item), pixels[y0:y1, x0:x1])
-    # a second slide, held out whole by its name; Mask R-CNN's items are the same windows
+    # a second slide, held out whole by its name, with an object in a region drawn as the
+    # background (its window; no __ignore__: the rest of it is background); Mask R-CNN's items
+    # are the same windows
     tifffile.imwrite(
         tmp_path / "data" / "other.tif", pixels[::-1], tile=(64, 64), photometric="rgb"
     )
-    (tmp_path / "data" / "other.geojson").write_text(json.dumps([square(5, 5, 60, 50, "Stroma")]))
+    drawn = [square(0, 2, 100, 80, "_background_"), square(5, 5, 60, 50, "Stroma")]
+    (tmp_path / "data" / "other.geojson").write_text(json.dumps(drawn))
+    (other,) = [i for i in find_items(tmp_path / "data") if i.name.startswith("other")]
+    assert (other.name, other.window) == ("other@x0y2", (2, 80, 0, 100))
+    expected = np.zeros((78, 100), np.uint8)
+    expected[3:48, 5:60] = 1  # Stroma
+    np.testing.assert_array_equal(other.read_mask(), expected)
     run = train_tiny(tmp_path / "data", tmp_path / "run", "--val-stems", "other")
     assert (run / "best.pt").is_file()
     capsys.readouterr()
     held = ["--val-stems", "other"]
     assert main(["evaluate", str(run / "best.pt"), str(tmp_path / "data"), *held]) == 0
-    assert "1 image from" in capsys.readouterr().out  # other@x5y5
+    assert "1 image from" in capsys.readouterr().out  # other@x0y2
     splits, categories, _ = outline_instances(tmp_path / "data")
     windows = InstanceDataset(splits[""], categories)
-    image, target = windows[[i.name for i in splits[""]].index("other@x5y5")]
-    assert image.shape == (3, 45, 55) and target["masks"].shape == (1, 45, 55)
+    image, target = windows[[i.name for i in splits[""]].index("other@x0y2")]
+    assert image.shape == (3, 78, 100) and target["masks"].shape == (1, 78, 100)
     np.testing.assert_allclose(
-        image.permute(1, 2, 0).numpy() * 255, pixels[::-1][5:50, 5:60], atol=1e-3
+        image.permute(1, 2, 0).numpy() * 255, pixels[::-1][2:80, 0:100], atol=1e-3
     )
+    np.testing.assert_array_equal(target["masks"][0].numpy(), expected)
 
 
 def test_segment_geojson_reads_back_as_its_objects(tmp_path):

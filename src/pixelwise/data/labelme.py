@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -160,41 +159,24 @@ def load_labelme(
     geojson = all(path.suffix.lower() == ".geojson" for path in files)
     kind = "GeoJSON feature" if geojson else "LabelMe shape"
     for path, spec in files.items():
-        image = image_of(path, spec, image_folders)
-        slide = is_streamed(image)
-        height, width = slide_size(image) if slide else oriented_size(image)
-        drawn_on = (spec.get("imageHeight"), spec.get("imageWidth"))
-        if None not in drawn_on and drawn_on != (height, width):
-            raise ValueError(
-                f"{path}: drawn on an image of {drawn_on[1]} x {drawn_on[0]} pixels, but "
-                f"{image.name} is {width} x {height} (resized since?)"
-            )
-        found, missed = objects_of(path, spec, names)
+        image, parts, missed = image_parts(path, spec, names, image_folders)
         skipped += missed
-        parts = slide_windows(found, height, width) if slide else [(None, found)]
-        for window, objects in parts:
+        for window, height, width, objects in parts:
             image_id = len(images) + 1
             anns = [
                 ann | {"id": len(annotations) + i + 1, "image_id": image_id}
                 for i, ann in enumerate(objects)
             ]
             annotations += anns
-            item = InstanceItem(
-                image, image.stem, image_id, height, width, tuple(anns), source=path
-            )
-            if window is not None:  # named by its top left corner on the slide
-                y0, y1, x0, x1 = window
-                name = f"{image.stem}@x{x0}y{y0}"
-                item = replace(item, name=name, height=y1 - y0, width=x1 - x0, window=window)
+            name = image.stem if window is None else f"{image.stem}@x{window[2]}y{window[0]}"
             images.append(
-                {
-                    "id": image_id,
-                    "file_name": str(image),
-                    "height": item.height,
-                    "width": item.width,
-                }
+                {"id": image_id, "file_name": str(image), "height": height, "width": width}
             )
-            items.append(item)
+            items.append(
+                InstanceItem(
+                    image, name, image_id, height, width, tuple(anns), source=path, window=window
+                )
+            )
     if skipped and not annotations:
         raise ValueError(
             f"{next(iter(files)).parent}: no {kind} has an area ({skipped} points or lines); "
@@ -207,9 +189,35 @@ def load_labelme(
     return items, categories, coco
 
 
-def slide_windows(anns: list[dict], height: int, width: int) -> list[tuple[tuple, list[dict]]]:
+def image_parts(path: Path, spec: dict, names: list[str], image_folders: tuple[str, ...]):
+    """The image of a LabelMe (or GeoJSON) file, the parts of it that are items, each (window
+    or None, height, width, objects), and how many shapes had no area: the whole image, or for
+    a slide (a TIFF over the pixel limit) the windows of :func:`slide_windows`, named on the
+    slide by their top left corner, which regions drawn as the background mark too."""
+    image = image_of(path, spec, image_folders)
+    slide = is_streamed(image)
+    height, width = slide_size(image) if slide else oriented_size(image)
+    drawn_on = (spec.get("imageHeight"), spec.get("imageWidth"))
+    if None not in drawn_on and drawn_on != (height, width):
+        raise ValueError(
+            f"{path}: drawn on an image of {drawn_on[1]} x {drawn_on[0]} pixels, but "
+            f"{image.name} is {width} x {height} (resized since?)"
+        )
+    found, missed = objects_of(path, spec, names)
+    if not slide:
+        return image, [(None, height, width, found)], missed
+    marked = [outline(x, str(path)) for x in spec["shapes"] if x.get("label") == BACKGROUND_LABEL]
+    areas = [extent(*part) for part in marked if part is not None]
+    parts = slide_windows(found, height, width, areas)
+    return image, [(w, w[1] - w[0], w[3] - w[2], objects) for w, objects in parts], missed
+
+
+def slide_windows(
+    anns: list[dict], height: int, width: int, areas: list[tuple] = ()
+) -> list[tuple[tuple, list[dict]]]:
     """The objects drawn on a slide (a TIFF over the pixel limit, read region by region) as
-    windows of it: the objects' boxes merged where they overlap
+    windows of it: the boxes of the objects and of ``areas`` ((x0, y0, x1, y1) each: regions
+    drawn as the background) merged where they overlap
     (:func:`~pixelwise.data.slide.windows`), within the slide; each window (y0, y1, x0, x1)
     with its objects and the ignored regions reaching into it, moved into its coordinates."""
     from pixelwise.data.slide import windows
@@ -218,8 +226,9 @@ def slide_windows(anns: list[dict], height: int, width: int) -> list[tuple[tuple
         x, y, w, h = ann["bbox"]
         return int(np.floor(y)), int(np.ceil(y + h)), int(np.floor(x)), int(np.ceil(x + w))
 
+    marked = [box({"bbox": [x0, y0, x1 - x0, y1 - y0]}) for x0, y0, x1, y1 in areas]
     found = []
-    for y0, y1, x0, x1 in windows([box(a) for a in anns if not a.get("iscrowd", 0)]):
+    for y0, y1, x0, x1 in windows([box(a) for a in anns if not a.get("iscrowd", 0)] + marked):
         y0, y1, x0, x1 = max(y0, 0), min(y1, height), max(x0, 0), min(x1, width)
         if y0 >= y1 or x0 >= x1:
             continue  # beyond the slide
