@@ -442,15 +442,22 @@ def test_windows_merge_overlapping_boxes_until_none_overlaps():
     one reaches are merged too; boxes that touch without overlapping are not."""
     from pixelwise.data.slide import windows
 
-    assert windows([(0, 10, 0, 10), (5, 15, 5, 15), (12, 20, 12, 20)]) == [(0, 20, 0, 20)]
-    assert windows([(0, 10, 0, 4), (0, 10, 8, 12), (8, 20, 3, 9)]) == [(0, 20, 0, 12)]
-    assert windows([(0, 10, 0, 10), (0, 10, 10, 20)]) == [(0, 10, 0, 10), (0, 10, 10, 20)]
+    assert windows([(0, 10, 0, 10), (5, 15, 5, 15), (12, 20, 12, 20)]) == (
+        [(0, 20, 0, 20)],
+        [0] * 3,
+    )
+    assert windows([(0, 10, 0, 4), (0, 10, 8, 12), (8, 20, 3, 9)])[0] == [(0, 20, 0, 12)]
+    assert windows([(8, 9, 8, 9), (0, 10, 0, 5), (0, 10, 7, 10), (4, 6, 4, 8)]) == (
+        [(0, 10, 0, 10)],
+        [0] * 4,
+    )  # the last two join the first two, after which the window holds the box before them
+    assert windows([(0, 10, 0, 10), (0, 10, 10, 20)]) == ([(0, 10, 0, 10), (0, 10, 10, 20)], [0, 1])
     rng = np.random.default_rng(0)
     for _ in range(50):
         corners = rng.integers(0, 100, (12, 2))
         sizes = rng.integers(1, 25, (12, 2))
         boxes = [(y, y + h, x, x + w) for (y, x), (h, w) in zip(corners, sizes)]
-        found = windows(boxes)
+        found, owner = windows(boxes)
 
         def overlap(a, b):
             return a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]
@@ -463,3 +470,4 @@ def test_windows_merge_overlapping_boxes_until_none_overlaps():
             held = np.array([b for b in boxes if inside(b, w)])
             assert (held[:, 0].min(), held[:, 1].max(), held[:, 2].min(), held[:, 3].max()) == w
         assert all(sum(inside(b, w) for w in found) == 1 for b in boxes)
+        assert all(inside(b, found[k]) for b, k in zip(boxes, owner))

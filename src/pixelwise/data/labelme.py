@@ -226,19 +226,24 @@ def slide_windows(
         x, y, w, h = ann["bbox"]
         return int(np.floor(y)), int(np.ceil(y + h)), int(np.floor(x)), int(np.ceil(x + w))
 
+    objects = [a for a in anns if not a.get("iscrowd", 0)]
+    ignored = [a for a in anns if a.get("iscrowd", 0)]
     marked = [box({"bbox": [x0, y0, x1 - x0, y1 - y0]}) for x0, y0, x1, y1 in areas]
-    found = []
-    for y0, y1, x0, x1 in windows([box(a) for a in anns if not a.get("iscrowd", 0)] + marked):
+    found, owner = windows([box(a) for a in objects] + marked)
+    held: list[list[dict]] = [[] for _ in found]
+    for ann, k in zip(objects, owner):
+        held[k].append(ann)
+    parts = []
+    for (y0, y1, x0, x1), inside in zip(found, held):
         y0, y1, x0, x1 = max(y0, 0), min(y1, height), max(x0, 0), min(x1, width)
         if y0 >= y1 or x0 >= x1:
             continue  # beyond the slide
-        inside = []
-        for ann in anns:
+        for ann in ignored:  # few: an __ignore__ region over everything, say
             a0, a1, b0, b1 = box(ann)
             if a0 < y1 and y0 < a1 and b0 < x1 and x0 < b1:
-                inside.append(moved(ann, x0, y0))
-        found.append(((y0, y1, x0, x1), inside))
-    return found
+                inside.append(ann)
+        parts.append(((y0, y1, x0, x1), [moved(ann, x0, y0) for ann in inside]))
+    return parts
 
 
 def moved(ann: dict, dx: float, dy: float) -> dict:

@@ -216,22 +216,53 @@ def slide_size(path: Path) -> tuple[int, int]:
         return regions.shape
 
 
-def windows(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
-    """Boxes (y0, y1, x0, x1) merged until none overlaps another: each the smallest box around
-    a group of the given ones that overlap one another (directly or through others), in the
-    order of their first box."""
-    merged = [list(b) for b in boxes]
-    changed = True
-    while changed:
-        changed = False
-        for i in range(len(merged)):
-            for j in range(len(merged) - 1, i, -1):
-                a, b = merged[i], merged[j]
-                if a[0] < b[1] and b[0] < a[1] and a[2] < b[3] and b[2] < a[3]:
-                    merged[i] = [min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])]
-                    del merged[j]
-                    changed = True
-    return [tuple(b) for b in merged]
+def windows(boxes: list[tuple[int, int, int, int]]) -> tuple[list[tuple], list[int]]:
+    """Boxes (y0, y1, x0, x1) merged until none overlaps another: each window the smallest box
+    around a group of the given ones that overlap one another (directly, through others, or
+    through a window made of others), in the order of their first box; and each box's window.
+    Overlaps are found by a sweep over x, so sparse boxes cost about n log n."""
+    current = [tuple(int(v) for v in b) for b in boxes]
+    owner = list(range(len(current)))
+    while True:
+        groups = _overlapping(current)
+        if len(groups) == len(current):
+            return current, owner
+        index = {member: k for k, group in enumerate(groups) for member in group}
+        owner = [index[o] for o in owner]
+        current = [
+            (
+                min(current[m][0] for m in group),
+                max(current[m][1] for m in group),
+                min(current[m][2] for m in group),
+                max(current[m][3] for m in group),
+            )
+            for group in groups
+        ]
+
+
+def _overlapping(boxes: list[tuple]) -> list[list[int]]:
+    """The groups of boxes that overlap one another (union-find), each sorted, in the order of
+    their first box."""
+    parent = list(range(len(boxes)))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = a = parent[parent[a]]
+        return a
+
+    active: list[int] = []  # boxes the sweep line at the current x0 may still cut
+    for i in sorted(range(len(boxes)), key=lambda k: boxes[k][2]):
+        y0, y1, x0, _ = boxes[i]
+        active = [j for j in active if boxes[j][3] > x0]
+        for j in active:
+            if y0 < boxes[j][1] and boxes[j][0] < y1:
+                a, b = find(i), find(j)
+                parent[max(a, b)] = min(a, b)
+        active.append(i)
+    groups: dict[int, list[int]] = {}
+    for k in range(len(boxes)):
+        groups.setdefault(find(k), []).append(k)
+    return sorted(groups.values(), key=lambda g: g[0])
 
 
 def sample_step(shape: tuple[int, int], most: int) -> int:
