@@ -335,7 +335,12 @@ def test_regions_annotated_on_a_slide_are_windows_of_it(tmp_path, monkeypatch, c
     )
     drawn = [square(0, 2, 100, 80, "_background_"), square(5, 5, 60, 50, "Stroma")]
     (tmp_path / "data" / "other.geojson").write_text(json.dumps(drawn))
+    tifffile.imwrite(tmp_path / "data" / "empty.tif", pixels, tile=(64, 64), photometric="rgb")
+    (tmp_path / "data" / "empty.geojson").write_text(
+        '{"type": "FeatureCollection", "features": []}'
+    )
     (other,) = [i for i in find_items(tmp_path / "data") if i.name.startswith("other")]
+    assert "empty.geojson: nothing drawn on empty.tif (a slide)" in capsys.readouterr().err
     assert (other.name, other.window) == ("other@x0y2", (2, 80, 0, 100))
     expected = np.zeros((78, 100), np.uint8)
     expected[3:48, 5:60] = 1  # Stroma
@@ -354,6 +359,11 @@ def test_regions_annotated_on_a_slide_are_windows_of_it(tmp_path, monkeypatch, c
         image.permute(1, 2, 0).numpy() * 255, pixels[::-1][2:80, 0:100], atol=1e-3
     )
     np.testing.assert_array_equal(target["masks"][0].numpy(), expected)
+    (tmp_path / "nothing").mkdir()  # a slide with nothing drawn alone: no images, said so
+    for name in ("empty.tif", "empty.geojson"):
+        (tmp_path / "data" / name).rename(tmp_path / "nothing" / name)
+    assert main(["train", str(tmp_path / "nothing"), "--out", str(tmp_path / "none")]) == 2
+    assert "nothing: no labelled images" in capsys.readouterr().err
 
 
 def test_segment_geojson_reads_back_as_its_objects(tmp_path):

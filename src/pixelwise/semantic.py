@@ -198,6 +198,8 @@ def check_split(root: Path, train_items: list, val_items: list, unvalidated: boo
     0``), only training images; say which side is empty."""
     if unvalidated and train_items:
         return
+    if not train_items and not val_items:
+        raise ValueError(f"{root}: no labelled images")
     if len(train_items) + len(val_items) == 1:
         raise ValueError(
             f"{root}: one labelled image; training needs at least 2 (one validates), or "

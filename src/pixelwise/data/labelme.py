@@ -209,6 +209,9 @@ def image_parts(path: Path, spec: dict, names: list[str], image_folders: tuple[s
     marked = [outline(x, str(path)) for x in spec["shapes"] if x.get("label") == BACKGROUND_LABEL]
     areas = [extent(*part) for part in marked if part is not None]
     parts = slide_windows(found, height, width, areas)
+    if not parts:
+        print(f"pixelwise: {path}: nothing drawn on {image.name} (a slide): no window of it read",
+              file=sys.stderr)  # fmt: skip
     return image, [(w, w[1] - w[0], w[3] - w[2], objects) for w, objects in parts], missed
 
 

@@ -675,7 +675,7 @@ def outline_instances(
     by_file: dict[Path, list[InstanceItem]] = {}  # a slide's file: an item per window
     for item in items:
         by_file.setdefault(item.source, []).append(item)
-    splits = {key: [i for p in files for i in by_file[p]] for key, files in found.items()}
+    splits = {key: [i for p in files for i in by_file.get(p, [])] for key, files in found.items()}
     return splits, categories, coco
 
 
