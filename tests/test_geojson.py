@@ -366,6 +366,44 @@ def test_regions_annotated_on_a_slide_are_windows_of_it(tmp_path, monkeypatch, c
     assert "nothing: no labelled images" in capsys.readouterr().err
 
 
+def test_a_slides_own_predictions_are_scored_window_by_window(tmp_path, monkeypatch):
+    """evaluate OUT DATA where DATA is a slide with regions drawn on it (windows) and OUT holds
+    predictions of the whole slide, named as the slide: its tiled TIFF mask (as predict writes
+    a slide's) or its GeoJSON, each read in the windows the data has; a region left out of the
+    GeoJSON costs its pixels."""
+    import tifffile
+
+    from pixelwise.data.io import holds_class_ids, save_mask_rows
+    from pixelwise.evaluate import evaluate_predictions
+
+    (tmp_path / "data").mkdir()
+    pixels = np.random.default_rng(1).integers(0, 255, (300, 400, 3), np.uint8)
+    tifffile.imwrite(tmp_path / "data" / "slide.tif", pixels, tile=(64, 64), photometric="rgb")
+    features = [square(10, 10, 100, 80, "Tumor"), square(300, 200, 380, 290, "Stroma")]
+    features[1]["geometry"]["coordinates"][0][2] = [390, 295]  # not a rectangle
+    (tmp_path / "data" / "slide.geojson").write_text(json.dumps(features))
+    whole = np.zeros((300, 400), np.uint8)  # the slide's classes: 1 Stroma, 2 Tumor
+    for value, item in ((2, features[0]), (1, features[1])):
+        whole[geojson_raster(item["geometry"], whole.shape)] = value
+    whole[150:160, 150:160] = 2  # outside the windows: not scored
+    palette = np.zeros((256, 3), np.uint8)  # as a model's mask palette: 256 colours
+    palette[1:3] = [[0, 255, 0], [255, 0, 0]]
+    save_mask_rows(tmp_path / "out" / "masks" / "slide.tif", [(0, whole)], whole.shape, palette)
+    assert holds_class_ids(tmp_path / "out" / "masks" / "slide.tif")  # as predict's PNG masks
+    (tmp_path / "gj").mkdir()
+    (tmp_path / "gj" / "slide.geojson").write_text(json.dumps(features))
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", str(300 * 400 - 1))
+    for folder in ("out", "gj"):
+        scores = evaluate_predictions(tmp_path / folder, tmp_path / "data")
+        assert scores["images"] == 2 and scores["mean_iou"] == 1.0, folder
+        objects = evaluate_predictions(tmp_path / folder, tmp_path / "data", object_class=2)
+        assert objects["objects"]["pq"] == 1.0 and objects["objects"]["predicted_objects"] == 1
+    (tmp_path / "gj" / "slide.geojson").write_text(json.dumps(features[:1]))
+    missed = evaluate_predictions(tmp_path / "gj", tmp_path / "data")
+    assert missed["per_class"]["Stroma"]["iou"] == 0.0
+    assert missed["per_class"]["Tumor"]["iou"] == 1.0
+
+
 def test_segment_geojson_reads_back_as_its_objects(tmp_path):
     """segment --geojson, then the images beside the geojson/ folder: a dataset whose objects
     are the label images segment wrote (the round trip of correcting them in QuPath)."""

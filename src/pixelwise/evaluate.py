@@ -607,7 +607,8 @@ def evaluate_predictions(
         scores = ImageScores(len(names))
         for item, path in zip(items, files):
             reference = item.read_mask()
-            stored = read_prediction(path, reference.shape, len(names), names)
+            window = slide_window(item, path)
+            stored = read_prediction(path, reference.shape, len(names), names, window=window)
             target = encoding.apply(reference, len(names), item.mask)
             scores.add(predicted_ids(path, stored, encoding, len(names)), target)
         return head | scores.summary(names) | {"per_image": image_rows(items, scores)}
@@ -642,7 +643,8 @@ def predicted_object_scores(
                 "of prediction at a time"
             )
         reference = item.read_mask(instances=not semantic)
-        stored = read_prediction(path, reference.shape[:2], classes, **drawn)
+        window = slide_window(item, path)
+        stored = read_prediction(path, reference.shape[:2], classes, **drawn, window=window)
         labels = predicted_objects(stored, marked, object_class, min_size)
         target = encoding.apply(reference, classes, item.mask)
         if not semantic:
@@ -704,16 +706,20 @@ def file_per_item(
     its image file's own (as `predict` names outputs: Cityscapes' ``X_leftImg8bit``, a Cell
     Tracking Challenge frame's ``t000``, a stack's page ``stack-003``). An item with none, a
     name with two files, or a file that two items would share is a one-line error (``what`` the
-    files are, ``naming`` how to name them)."""
+    files are, ``naming`` how to name them); windows of one slide share the slide's."""
     by_stem: dict[str, list[Path]] = {}
     for path in files:
         by_stem.setdefault(path.stem, []).append(path)
     chosen: dict[Path, str] = {}
-    missing = []
+    slides: dict[Path, Path] = {}  # a file that windows share: their slide
+    found, missing = [], []
     for item in items:
         path = item_file(item, by_stem, what)
+        found.append(path)
         if path is None:
             missing.append(item.name)
+        elif getattr(item, "window", None) is not None and slides.get(path) == item.image:
+            continue
         elif path in chosen:
             raise ValueError(
                 f"{path}: the only {what} for both {chosen[path]} and {item.name}, images of "
@@ -722,22 +728,24 @@ def file_per_item(
             )
         else:
             chosen[path] = item.name
+            if getattr(item, "window", None) is not None:
+                slides[path] = item.image
     if missing:
         raise ValueError(
             f"{folder}: no {what} for {len(missing)} of the {len(items)} images to score "
             f"({first_ten(missing, 'images')}); name them {naming}, or choose the images "
             "with --val-stems"
         )
-    return list(chosen)
+    return found
 
 
 def item_file(item, by_stem: dict[str, list[Path]], what: str) -> Path | None:
     """:func:`file_per_item`'s file of one item, None when there is none; of two files with its
     name, the one in a folder named as its image's (``01/t000.png`` for ``01/t000.tif``)."""
     page = getattr(item, "image_page", None)
-    own = item.image.stem if page is None else page_name(item.image.stem, page)
-    if getattr(item, "window", None) is not None:  # a window of a slide: by its own name only
-        own = item.name
+    own = (
+        item.image.stem if page is None else page_name(item.image.stem, page)
+    )  # a window's: the slide's
     for name in dict.fromkeys((item.name, own)):
         found = by_stem.get(name, [])
         if len(found) > 1:
@@ -750,17 +758,28 @@ def item_file(item, by_stem: dict[str, list[Path]], what: str) -> Path | None:
     return None
 
 
+def slide_window(item, path: Path) -> tuple[int, int, int, int] | None:
+    """The window of its slide that an item is, when its prediction ``path`` is the whole
+    slide's (named as the slide, not as the window): where to read it."""
+    window = getattr(item, "window", None)
+    return window if window is not None and Path(path).stem != item.name else None
+
+
 def read_prediction(
     path: Path, shape: tuple[int, int], classes: int, names: list[str] | None = None,
-    objects: bool = False, only: str | None = None,
+    objects: bool = False, only: str | None = None, window: tuple | None = None,
 ) -> np.ndarray:  # fmt: skip
     """A predicted mask's stored values; it must have its image's size (``shape``). A cut-out
     (a PNG with transparency, as `remove-bg` writes it) gives class ids: foreground (1) where
     its alpha is at least 128, for data of two classes. A GeoJSON file is drawn at ``shape``
-    (:func:`geojson_prediction`, the data's class ``names``)."""
+    (:func:`geojson_prediction`, the data's class ``names``). With ``window`` (y0, y1, x0, x1),
+    the file is a whole slide's: that window of it."""
     if is_geojson(path):
         names = names or [f"class{k}" for k in range(classes)]  # as resolve_classes names them
-        return geojson_prediction(path, shape, names, objects, only)
+        corner = (0, 0) if window is None else (window[2], window[0])
+        return geojson_prediction(path, shape, names, objects, only, corner)
+    if window is not None:
+        return window_prediction(path, shape, window)
     alpha = read_alpha(path)
     stored = None if alpha is None else (alpha >= 128).astype(np.uint8)
     if stored is not None and classes != 2:
@@ -780,22 +799,44 @@ def is_geojson(path: Path) -> bool:
     return Path(path).suffix.lower() == ".geojson"
 
 
+def window_prediction(path: Path, shape: tuple[int, int], window: tuple) -> np.ndarray:
+    """Window (y0, y1, x0, x1) of a slide's predicted mask or labels (``predict``/``segment``'s
+    tiled TIFF of it, read region by region; another file read whole), of ``shape``."""
+    from pixelwise.data.io import is_tiff
+    from pixelwise.data.slide import TiffRegions, slide_size
+
+    y0, y1, x0, x1 = window
+    height, width = slide_size(path) if is_tiff(path) else read_mask(path).shape[:2]
+    if y1 > height or x1 > width or (y1 - y0, x1 - x0) != tuple(shape):
+        raise ValueError(
+            f"{path}: {width} x {height} pixels, too small for its slide's window at x {x0}, "
+            f"y {y0} ({x1 - x0} x {y1 - y0})"
+        )
+    if is_tiff(path):
+        with TiffRegions(path) as regions:
+            return regions.stored(y0, y1, x0, x1)
+    return read_mask(path)[y0:y1, x0:x1]
+
+
 def geojson_prediction(
-    path: Path, shape: tuple[int, int], names: list[str], objects: bool, only: str | None
-) -> np.ndarray:
+    path: Path, shape: tuple[int, int], names: list[str], objects: bool, only: str | None,
+    corner: tuple[int, int] = (0, 0),
+) -> np.ndarray:  # fmt: skip
     """A GeoJSON file of predicted regions or objects (`predict`/`segment --geojson`'s, QuPath's
     export) drawn at its image's size ``shape``, its Features in file order (a later one over
     an earlier): with ``objects``, a label image, each Feature one object (with ``only``, each
     of that class or unclassified); else class ids, each Feature its class's (by name among
-    ``names``; an unclassified one, the foreground of data of two classes)."""
+    ``names``; an unclassified one, the foreground of data of two classes). ``corner``: (x, y)
+    of the image's top left pixel in the file's coordinates (a window of a slide)."""
     from pixelwise.data.geojson import UNCLASSIFIED, read_geojson
-    from pixelwise.data.labelme import outline
+    from pixelwise.data.labelme import outline, shifted
     from pixelwise.data.shapes import draw_shapes
 
     groups: dict[int, tuple[str, list]] = {}
     for item in read_geojson(path)["shapes"]:
         part = outline(item, f"{path}, feature {item['group_id']}")
         if part is not None:
+            part = shifted(part, *corner) if corner != (0, 0) else part
             groups.setdefault(item["group_id"], (item["label"], []))[1].append(part)
     out = np.zeros(shape, np.int64 if objects else np.uint8)
     count = 0

@@ -812,6 +812,7 @@ def mask_image(mask: np.ndarray, palette: np.ndarray | None = None) -> Image.Ima
 # ids 0..K-1, whatever values the data's own masks store (Cityscapes' label ids 0..33, a trimap's
 # 1..3), so that scoring it never reads a class id as a stored value.
 CLASS_IDS_TEXT = ("pixelwise", "class ids")
+CLASS_IDS_DESCRIPTION = "pixelwise: class ids"  # the same, as a TIFF's ImageDescription
 
 
 def save_mask(path: str | os.PathLike, mask: np.ndarray, palette: np.ndarray | None = None) -> None:
@@ -863,8 +864,9 @@ def save_mask_rows(
     zlib-compressed BigTIFF of ``dtype`` (uint32 for instance labels), a palette image when
     ``palette`` is given; atomically."""
     colours = {}
-    if palette is not None:  # TIFF colour maps are 16-bit
+    if palette is not None:  # TIFF colour maps are 16-bit; class ids, as save_mask marks them
         colours = {"photometric": "palette", "colormap": np.asarray(palette, np.uint16).T * 257}
+        colours["description"] = CLASS_IDS_DESCRIPTION
     atomic_save(
         path,
         lambda tmp: tifffile.imwrite(
@@ -881,7 +883,14 @@ def save_mask_rows(
 
 
 def holds_class_ids(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a mask that :func:`save_mask` wrote (its values are class ids)."""
+    """Whether ``path`` is a mask that :func:`save_mask` wrote, or :func:`save_mask_rows` with
+    a palette (a slide's, as ``predict`` writes it): its values are class ids."""
+    if Path(path).suffix.lower() in TIFF_SUFFIXES:
+        try:
+            with tifffile.TiffFile(path) as tif:
+                return tif.pages[0].description == CLASS_IDS_DESCRIPTION
+        except (OSError, ValueError, IndexError, tifffile.TiffFileError):
+            return False
     if Path(path).suffix.lower() != ".png":
         return False
     try:

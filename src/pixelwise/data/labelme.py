@@ -251,20 +251,22 @@ def slide_windows(
 
 def moved(ann: dict, dx: float, dy: float) -> dict:
     """An annotation of :func:`objects_of` with its shapes and box moved by (-dx, -dy)."""
-
-    def shift(part: tuple) -> tuple:
-        kind, data = part
-        if kind == "erase":
-            return kind, shift(data)
-        if kind == "area":
-            return kind, [np.asarray(ring) - (dx, dy) for ring in data]
-        if kind == "mask":
-            x, y, bitmap = data
-            return kind, (int(x - dx), int(y - dy), bitmap)
-        return kind, np.asarray(data) - (dx, dy)
-
     x, y, w, h = ann["bbox"]
-    return ann | {"shapes": tuple(map(shift, ann["shapes"])), "bbox": [x - dx, y - dy, w, h]}
+    shapes = tuple(shifted(part, dx, dy) for part in ann["shapes"])
+    return ann | {"shapes": shapes, "bbox": [x - dx, y - dy, w, h]}
+
+
+def shifted(part: tuple, dx: float, dy: float) -> tuple:
+    """A shape of :func:`outline` (or an erased one) moved by (-dx, -dy)."""
+    kind, data = part
+    if kind == "erase":
+        return kind, shifted(data, dx, dy)
+    if kind == "area":
+        return kind, [np.asarray(ring) - (dx, dy) for ring in data]
+    if kind == "mask":
+        x, y, bitmap = data
+        return kind, (int(x - dx), int(y - dy), bitmap)
+    return kind, np.asarray(data) - (dx, dy)
 
 
 def region_polygons(
