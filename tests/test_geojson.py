@@ -398,6 +398,10 @@ def test_a_slides_own_predictions_are_scored_window_by_window(tmp_path, monkeypa
         assert scores["images"] == 2 and scores["mean_iou"] == 1.0, folder
         objects = evaluate_predictions(tmp_path / folder, tmp_path / "data", object_class=2)
         assert objects["objects"]["pq"] == 1.0 and objects["objects"]["predicted_objects"] == 1
+    small = tmp_path / "small" / "masks" / "slide.tif"  # not the slide's size
+    save_mask_rows(small, [(0, whole[:100, :100])], (100, 100), palette)
+    with pytest.raises(ValueError, match="slide.tif: 100 x 100 pixels, smaller than its slide"):
+        evaluate_predictions(tmp_path / "small", tmp_path / "data")
     (tmp_path / "gj" / "slide.geojson").write_text(json.dumps(features[:1]))
     missed = evaluate_predictions(tmp_path / "gj", tmp_path / "data")
     assert missed["per_class"]["Stroma"]["iou"] == 0.0

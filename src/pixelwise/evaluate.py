@@ -743,9 +743,8 @@ def item_file(item, by_stem: dict[str, list[Path]], what: str) -> Path | None:
     """:func:`file_per_item`'s file of one item, None when there is none; of two files with its
     name, the one in a folder named as its image's (``01/t000.png`` for ``01/t000.tif``)."""
     page = getattr(item, "image_page", None)
-    own = (
-        item.image.stem if page is None else page_name(item.image.stem, page)
-    )  # a window's: the slide's
+    # a window of a slide: the slide's, whose prediction is read in the window
+    own = item.image.stem if page is None else page_name(item.image.stem, page)
     for name in dict.fromkeys((item.name, own)):
         found = by_stem.get(name, [])
         if len(found) > 1:
@@ -807,10 +806,10 @@ def window_prediction(path: Path, shape: tuple[int, int], window: tuple) -> np.n
 
     y0, y1, x0, x1 = window
     height, width = slide_size(path) if is_tiff(path) else read_mask(path).shape[:2]
-    if y1 > height or x1 > width or (y1 - y0, x1 - x0) != tuple(shape):
+    if y1 > height or x1 > width:
         raise ValueError(
-            f"{path}: {width} x {height} pixels, too small for its slide's window at x {x0}, "
-            f"y {y0} ({x1 - x0} x {y1 - y0})"
+            f"{path}: {width} x {height} pixels, smaller than its slide (a window of it reaches "
+            f"x {x1}, y {y1})"
         )
     if is_tiff(path):
         with TiffRegions(path) as regions:
