@@ -3,6 +3,7 @@ row of tiles by row, and written as a tiled TIFF mask; what comes out equals wha
 image whole gives."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -471,3 +472,30 @@ def test_windows_merge_overlapping_boxes_until_none_overlaps():
             assert (held[:, 0].min(), held[:, 1].max(), held[:, 2].min(), held[:, 3].max()) == w
         assert all(sum(inside(b, w) for w in found) == 1 for b in boxes)
         assert all(inside(b, found[k]) for b, k in zip(boxes, owner))
+
+
+def test_a_random_split_keeps_the_windows_of_a_slide_together():
+    """--val-fraction over windows of several slides validates on whole slides (neighbouring
+    windows are the same tissue); windows of one slide alone are split among themselves; images
+    that are not windows split as before (the same seeded draw)."""
+    from types import SimpleNamespace
+
+    from pixelwise.data.layouts import split_pool
+
+    def window(slide: str, k: int):
+        return SimpleNamespace(
+            name=f"{slide}@x{k}y0", image=Path(f"{slide}.tif"), window=(0, 1, k, k + 1)
+        )
+
+    pool = [window(s, k) for s in ("a", "b", "c", "d") for k in range(5)]
+    for seed in range(5):
+        train, val = split_pool(pool, None, 0.25, seed, "data")
+        assert len({i.image for i in val}) == 1 and len(val) == 5
+        assert not {i.image for i in val} & {i.image for i in train}
+    one = [window("a", k) for k in range(5)]
+    train, val = split_pool(one, None, 0.4, 0, "data")
+    assert (len(train), len(val)) == (3, 2)
+    plain = [SimpleNamespace(name=str(k), image=Path(f"{k}.png")) for k in range(10)]
+    train, val = split_pool(plain, None, 0.3, 7, "data")
+    order = np.random.default_rng(7).permutation(10)[:3]
+    assert sorted(int(i.name) for i in val) == sorted(order.tolist())

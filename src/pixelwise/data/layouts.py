@@ -927,11 +927,19 @@ def split_pool(
         return [p for p, h in zip(pool, held) if not h], [p for p, h in zip(pool, held) if h]
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    order = np.random.default_rng(seed).permutation(len(pool))
-    n_val = int(round(len(pool) * val_fraction))
-    if val_fraction > 0 and len(pool) >= 2:  # 2 images at 0.2 would otherwise validate on none
-        n_val = min(max(n_val, 1), len(pool) - 1)
-    val_idx = set(order[:n_val].tolist())
+    # windows of one slide (neighbours, the same tissue) stay on one side when there are others
+    groups: dict = {}
+    for i, item in enumerate(pool):
+        slide = item.image if getattr(item, "window", None) is not None else None
+        groups.setdefault(slide or i, []).append(i)
+    if len(groups) < 2:
+        groups = {i: [i] for i in range(len(pool))}
+    members = list(groups.values())
+    order = np.random.default_rng(seed).permutation(len(members))
+    n_val = int(round(len(members) * val_fraction))
+    if val_fraction > 0 and len(members) >= 2:  # 2 images at 0.2 would otherwise validate on none
+        n_val = min(max(n_val, 1), len(members) - 1)
+    val_idx = {i for k in order[:n_val].tolist() for i in members[k]}
     return [p for i, p in enumerate(pool) if i not in val_idx], [
         p for i, p in enumerate(pool) if i in val_idx
     ]
