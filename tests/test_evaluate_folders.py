@@ -325,3 +325,43 @@ def test_geojson_predictions_are_drawn_and_scored_as_masks_and_label_images(tmp_
         write_features(out, to_geojson(labels)["features"])
     scores = evaluate_predictions(tmp_path / "blob-objects", data)
     assert scores["objects"]["dsb_mean_ap"] == 1.0 and scores["objects"]["predicted_objects"] == 12
+
+
+def test_geojson_predictions_drawn_in_their_boxes_as_on_the_whole_image(tmp_path):
+    """Each Feature is drawn in its own box, and only when that meets the image (a window of a
+    slide whose GeoJSON holds the whole slide's objects): the same pixels as drawing every
+    Feature on the whole image (the reference here), for features inside, across the edge and
+    outside, at any corner; objects numbered as drawn."""
+    from pixelwise.data.labelme import shifted
+    from pixelwise.data.shapes import draw_shapes
+    from pixelwise.evaluate import geojson_prediction
+
+    rng = np.random.default_rng(0)
+    features, rings = [], []
+    for k in range(40):
+        centre = rng.uniform(-20, 120, 2)
+        angles = np.sort(rng.uniform(0, 2 * np.pi, 7))
+        ring = centre + rng.uniform(2, 15, (7, 1)) * np.stack([np.cos(angles), np.sin(angles)], 1)
+        rings.append(ring)
+        name = ("a", "b")[k % 2]
+        features.append({"type": "Feature", "properties": {"classification": {"name": name}},
+                         "geometry": {"type": "Polygon", "coordinates": [ring.tolist() + ring[:1].tolist()]}})  # fmt: skip
+    path = tmp_path / "p.geojson"
+    path.write_text(json.dumps(features))
+    for corner in ((0, 0), (30, 10), (-5, 60)):
+        shape = (50, 70)
+        classes = np.zeros(shape, np.uint8)
+        objects = np.zeros(shape, np.int64)
+        inside = 0  # features with a pixel in the image
+        for k, ring in enumerate(rings):
+            drawn = draw_shapes((shifted(("area", [ring]), *corner),), *shape) > 0
+            classes[drawn] = 1 + k % 2
+            objects[drawn] = k + 1
+            inside += drawn.any()
+        found = geojson_prediction(path, shape, ["bg", "a", "b"], False, None, corner)
+        np.testing.assert_array_equal(found, classes)
+        labels = geojson_prediction(path, shape, ["bg", "a", "b"], True, None, corner)
+        assert len(np.unique(labels)) == len(np.unique(objects))
+        pairs = set(zip(labels.ravel().tolist(), objects.ravel().tolist()))
+        assert len(pairs) == len(np.unique(objects))  # one to one
+        assert labels.max() == inside < len(rings)  # numbered as drawn: the others take none

@@ -827,24 +827,20 @@ def geojson_prediction(
     of that class or unclassified); else class ids, each Feature its class's (by name among
     ``names``; an unclassified one, the foreground of data of two classes). ``corner``: (x, y)
     of the image's top left pixel in the file's coordinates (a window of a slide)."""
-    from pixelwise.data.geojson import UNCLASSIFIED, read_geojson
-    from pixelwise.data.labelme import outline, shifted
+    from pixelwise.data.geojson import UNCLASSIFIED
+    from pixelwise.data.labelme import shifted
     from pixelwise.data.shapes import draw_shapes
 
-    groups: dict[int, tuple[str, list]] = {}
-    for item in read_geojson(path)["shapes"]:
-        part = outline(item, f"{path}, feature {item['group_id']}")
-        if part is not None:
-            part = shifted(part, *corner) if corner != (0, 0) else part
-            groups.setdefault(item["group_id"], (item["label"], []))[1].append(part)
+    (h, w), (dx, dy) = shape, corner
+    groups, boxes = geojson_groups(str(path), Path(path).stat().st_mtime_ns)
+    near = (boxes[:, 0] < dx + w) & (boxes[:, 2] > dx) & (boxes[:, 1] < dy + h) & (boxes[:, 3] > dy)
     out = np.zeros(shape, np.int64 if objects else np.uint8)
     count = 0
-    for group, (label, parts) in groups.items():
+    for (group, label, parts), (x0, y0, x1, y1), seen in zip(groups, boxes, near):
         if objects and only is not None and label not in (only, UNCLASSIFIED):
             continue
         if objects:
-            count += 1
-            value = count
+            value = count + 1  # objects numbered as drawn
         elif label in names:
             value = names.index(label)
         elif label == UNCLASSIFIED and len(names) == 2:
@@ -854,8 +850,35 @@ def geojson_prediction(
                 f"{path}, feature {group}: class {label!r} is not one of the data's classes "
                 f"({', '.join(names)})"
             )
-        out[draw_shapes(tuple(parts), *shape) > 0] = value
+        left, top = max(int(np.floor(x0)) - dx, 0), max(int(np.floor(y0)) - dy, 0)
+        right, bottom = min(int(np.ceil(x1)) + 1 - dx, w), min(int(np.ceil(y1)) + 1 - dy, h)
+        if seen and left < right and top < bottom:  # drawn in its box, when that meets the image
+            local = tuple(shifted(part, left + dx, top + dy) for part in parts)
+            drawn = draw_shapes(local, bottom - top, right - left) > 0
+            if drawn.any():
+                out[top:bottom, left:right][drawn] = value
+                count += objects
     return out
+
+
+@functools.lru_cache(maxsize=2)
+def geojson_groups(path: str, stamp: int) -> tuple[list[tuple], np.ndarray]:
+    """The Features of a GeoJSON file with an area, each (number, class, shapes) as
+    :func:`~pixelwise.data.labelme.outline` gives them, and their boxes (x0, y0, x1, y1), read
+    once for the windows of a slide that share the file (``stamp``: its modification time)."""
+    from pixelwise.data.geojson import read_geojson
+    from pixelwise.data.labelme import outline
+    from pixelwise.data.shapes import extent
+
+    groups: dict[int, tuple[str, list]] = {}
+    for item in read_geojson(Path(path))["shapes"]:
+        part = outline(item, f"{path}, feature {item['group_id']}")
+        if part is not None:
+            groups.setdefault(item["group_id"], (item["label"], []))[1].append(part)
+    found = [(group, label, parts) for group, (label, parts) in groups.items()]
+    boxes = [np.array([extent(*part) for part in parts]) for _, _, parts in found]
+    box = [(b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()) for b in boxes]
+    return found, np.array(box, float).reshape(-1, 4)
 
 
 def predicted_ids(
