@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pixelwise.data.joins import Joins
+
 # direction of an edge as (dx, dy): its code is the index here; a right turn on screen (y down)
 # of (dx, dy) is (-dy, dx)
 DIRECTIONS = ((1, 0), (0, 1), (-1, 0), (0, -1))
@@ -326,20 +328,14 @@ class _Joined:
     with their areas and pixel edges."""
 
     def __init__(self) -> None:
-        self.parent: list[int] = []
+        self.joins = Joins()
         self.pieces: list[tuple] = []  # (area, edges, value) per number
         self.numbers: dict[tuple, dict[int, int]] = {}  # block and value -> region -> number
         self.sides: dict[tuple, tuple] = {}  # block and value -> its side pixels' numbers
 
     def add(self, at: tuple, k: int, edges: tuple, area: int, value: int) -> None:
-        self.numbers.setdefault(at, {})[k] = len(self.parent)
-        self.parent.append(len(self.parent))
+        self.numbers.setdefault(at, {})[k] = self.joins.add()
         self.pieces.append((area, edges, value))
-
-    def find(self, a: int) -> int:
-        while self.parent[a] != a:
-            self.parent[a] = a = self.parent[self.parent[a]]
-        return a
 
     def close_block(self, at: tuple, found: _Found | None) -> None:
         """Join the block ``at``'s regions (``found``) with those of the blocks before it that
@@ -362,7 +358,7 @@ class _Joined:
         for (dy, dx), mine_at, theirs_at in corners:
             theirs = self.sides.get((by + dy, bx + dx, value))
             if theirs is not None and top[mine_at] >= 0 and theirs[2][theirs_at] >= 0:
-                self._join(int(top[mine_at]), int(theirs[2][theirs_at]))
+                self.joins.join(int(top[mine_at]), int(theirs[2][theirs_at]))
         self.sides.pop((by - 2, bx, value), None)  # rows of blocks no longer touched
 
     def _along(self, mine: np.ndarray, theirs: np.ndarray) -> None:
@@ -372,19 +368,11 @@ class _Joined:
             b = theirs[max(0, d) : len(theirs) - max(0, -d)]
             both = (a >= 0) & (b >= 0)
             for x, y in set(zip(a[both].tolist(), b[both].tolist())):
-                self._join(x, y)
-
-    def _join(self, a: int, b: int) -> None:
-        a, b = self.find(a), self.find(b)
-        if a != b:
-            self.parent[max(a, b)] = min(a, b)
+                self.joins.join(x, y)
 
     def regions(self):
         """(class value, area, edges) of each joined region."""
-        groups: dict[int, list[int]] = {}
-        for number in range(len(self.parent)):
-            groups.setdefault(self.find(number), []).append(number)
-        for members in groups.values():
+        for members in self.joins.groups():
             pieces = [self.pieces[m] for m in members]
             edges = tuple(np.concatenate([p[1][i] for p in pieces]) for i in range(3))
             yield pieces[0][2], sum(p[0] for p in pieces), edges

@@ -26,6 +26,7 @@ from pixelwise.data.io import (
     max_pixels_limit,
     read_image,
 )
+from pixelwise.data.joins import Joins
 
 SAMPLE_WIDTH = 4096  # columns :meth:`TiffRegions.sample` reads at a time
 CACHE_BYTES = 64 * 2**20  # decoded tiles kept for the regions that share them (their overlaps)
@@ -243,26 +244,16 @@ def windows(boxes: list[tuple[int, int, int, int]]) -> tuple[list[tuple], list[i
 def _overlapping(boxes: list[tuple]) -> list[list[int]]:
     """The groups of boxes that overlap one another (union-find), each sorted, in the order of
     their first box."""
-    parent = list(range(len(boxes)))
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = a = parent[parent[a]]
-        return a
-
+    joins = Joins(len(boxes))
     active: list[int] = []  # boxes the sweep line at the current x0 may still cut
     for i in sorted(range(len(boxes)), key=lambda k: boxes[k][2]):
         y0, y1, x0, _ = boxes[i]
         active = [j for j in active if boxes[j][3] > x0]
         for j in active:
             if y0 < boxes[j][1] and boxes[j][0] < y1:
-                a, b = find(i), find(j)
-                parent[max(a, b)] = min(a, b)
+                joins.join(i, j)
         active.append(i)
-    groups: dict[int, list[int]] = {}
-    for k in range(len(boxes)):
-        groups.setdefault(find(k), []).append(k)
-    return sorted(groups.values(), key=lambda g: g[0])
+    return joins.groups()
 
 
 def sample_step(shape: tuple[int, int], most: int) -> int:
