@@ -499,3 +499,19 @@ def test_a_random_split_keeps_the_windows_of_a_slide_together():
     train, val = split_pool(plain, None, 0.3, 7, "data")
     order = np.random.default_rng(7).permutation(10)[:3]
     assert sorted(int(i.name) for i in val) == sorted(order.tolist())
+
+
+def test_val_stems_name_a_slide_whose_name_has_an_at_sign():
+    """--val-stems names a slide by its file's stem, also when that holds the "@" that window
+    names use (a window of "run@2.tif" is "run@2@x0y0")."""
+    from types import SimpleNamespace
+
+    from pixelwise.data.layouts import split_pool
+
+    pool = [
+        SimpleNamespace(name=f"{s}@x{k}y0", image=Path(f"{s}.tif"), window=(0, 1, k, k + 1))
+        for s in ("run@2", "run") for k in range(2)
+    ]  # fmt: skip
+    train, val = split_pool(pool, ["run@2"], 0.2, 0, "data")
+    assert [i.name for i in val] == ["run@2@x0y0", "run@2@x1y0"]
+    assert [i.name for i in train] == ["run@x0y0", "run@x1y0"]

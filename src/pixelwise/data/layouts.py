@@ -918,7 +918,7 @@ def split_pool(
 
         def names(item) -> set[str]:  # a slide's window: its own name and the slide's
             slide = getattr(item, "window", None) is not None
-            return {item.name, item.name.partition("@")[0]} if slide else {item.name}
+            return {item.name, item.image.stem} if slide else {item.name}
 
         missing = sorted(wanted - set().union(*map(names, pool)))
         if missing:
