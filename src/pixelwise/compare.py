@@ -34,7 +34,6 @@ from pixelwise.evaluate import (
     prediction_folder,
     read_prediction,
     run_validation,
-    slide_window,
 )
 from pixelwise.inference import predict
 from pixelwise.metrics import ImageScores, image_mean
@@ -63,8 +62,7 @@ class Method:
         """The class ids of the mask predicted beforehand for ``item`` (objects: foreground)."""
         objects = encoding.instances is not None
         path = self.files[item.name]
-        window = slide_window(item, path)
-        stored = read_prediction(path, target.shape, classes, self.names, objects, window=window)
+        stored = read_prediction(path, target.shape, classes, self.names, objects, item=item)
         return predicted_ids(path, stored, encoding, classes)
 
     def __call__(self, image: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:

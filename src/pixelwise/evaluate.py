@@ -607,8 +607,7 @@ def evaluate_predictions(
         scores = ImageScores(len(names))
         for item, path in zip(items, files):
             reference = item.read_mask()
-            window = slide_window(item, path)
-            stored = read_prediction(path, reference.shape, len(names), names, window=window)
+            stored = read_prediction(path, reference.shape, len(names), names, item=item)
             target = encoding.apply(reference, len(names), item.mask)
             scores.add(predicted_ids(path, stored, encoding, len(names)), target)
         return head | scores.summary(names) | {"per_image": image_rows(items, scores)}
@@ -643,8 +642,7 @@ def predicted_object_scores(
                 "of prediction at a time"
             )
         reference = item.read_mask(instances=not semantic)
-        window = slide_window(item, path)
-        stored = read_prediction(path, reference.shape[:2], classes, **drawn, window=window)
+        stored = read_prediction(path, reference.shape[:2], classes, **drawn, item=item)
         labels = predicted_objects(stored, marked, object_class, min_size)
         target = encoding.apply(reference, classes, item.mask)
         if not semantic:
@@ -766,19 +764,20 @@ def slide_window(item, path: Path) -> tuple[int, int, int, int] | None:
 
 def read_prediction(
     path: Path, shape: tuple[int, int], classes: int, names: list[str] | None = None,
-    objects: bool = False, only: str | None = None, window: tuple | None = None,
+    objects: bool = False, only: str | None = None, item=None,
 ) -> np.ndarray:  # fmt: skip
     """A predicted mask's stored values; it must have its image's size (``shape``). A cut-out
     (a PNG with transparency, as `remove-bg` writes it) gives class ids: foreground (1) where
     its alpha is at least 128, for data of two classes. A GeoJSON file is drawn at ``shape``
-    (:func:`geojson_prediction`, the data's class ``names``). With ``window`` (y0, y1, x0, x1),
-    the file is a whole slide's: that window of it."""
+    (:func:`geojson_prediction`, the data's class ``names``). For an ``item`` that is a window
+    of a slide, a file of the whole slide is read in that window (:func:`slide_window`)."""
+    window = slide_window(item, path)
     if is_geojson(path):
         names = names or [f"class{k}" for k in range(classes)]  # as resolve_classes names them
         corner = (0, 0) if window is None else (window[2], window[0])
         return geojson_prediction(path, shape, names, objects, only, corner)
     if window is not None:
-        return window_prediction(path, shape, window)
+        return window_prediction(path, window)
     alpha = read_alpha(path)
     stored = None if alpha is None else (alpha >= 128).astype(np.uint8)
     if stored is not None and classes != 2:
@@ -798,23 +797,28 @@ def is_geojson(path: Path) -> bool:
     return Path(path).suffix.lower() == ".geojson"
 
 
-def window_prediction(path: Path, shape: tuple[int, int], window: tuple) -> np.ndarray:
+def window_prediction(path: Path, window: tuple) -> np.ndarray:
     """Window (y0, y1, x0, x1) of a slide's predicted mask or labels (``predict``/``segment``'s
-    tiled TIFF of it, read region by region; another file read whole), of ``shape``."""
+    tiled TIFF of it, read region by region; another file read whole)."""
     from pixelwise.data.io import is_tiff
-    from pixelwise.data.slide import TiffRegions, slide_size
+    from pixelwise.data.slide import TiffRegions
 
     y0, y1, x0, x1 = window
-    height, width = slide_size(path) if is_tiff(path) else read_mask(path).shape[:2]
-    if y1 > height or x1 > width:
-        raise ValueError(
-            f"{path}: {width} x {height} pixels, smaller than its slide (a window of it reaches "
-            f"x {x1}, y {y1})"
-        )
+
+    def within(height: int, width: int) -> None:
+        if y1 > height or x1 > width:
+            raise ValueError(
+                f"{path}: {width} x {height} pixels, smaller than its slide (a window of it "
+                f"reaches x {x1}, y {y1})"
+            )
+
     if is_tiff(path):
         with TiffRegions(path) as regions:
+            within(*regions.shape)
             return regions.stored(y0, y1, x0, x1)
-    return read_mask(path)[y0:y1, x0:x1]
+    stored = read_mask(path)
+    within(*stored.shape[:2])
+    return stored[y0:y1, x0:x1]
 
 
 def geojson_prediction(

@@ -225,13 +225,16 @@ def slide_windows(
     with its objects and the ignored regions reaching into it, moved into its coordinates."""
     from pixelwise.data.slide import windows
 
+    def pixels(x0, y0, x1, y1) -> tuple[int, int, int, int]:  # whole pixels, (y0, y1, x0, x1)
+        return int(np.floor(y0)), int(np.ceil(y1)), int(np.floor(x0)), int(np.ceil(x1))
+
     def box(ann: dict) -> tuple[int, int, int, int]:
         x, y, w, h = ann["bbox"]
-        return int(np.floor(y)), int(np.ceil(y + h)), int(np.floor(x)), int(np.ceil(x + w))
+        return pixels(x, y, x + w, y + h)
 
     objects = [a for a in anns if not a.get("iscrowd", 0)]
     ignored = [a for a in anns if a.get("iscrowd", 0)]
-    marked = [box({"bbox": [x0, y0, x1 - x0, y1 - y0]}) for x0, y0, x1, y1 in areas]
+    marked = [pixels(*area) for area in areas]
     found, owner = windows([box(a) for a in objects] + marked)
     held: list[list[dict]] = [[] for _ in found]
     for ann, k in zip(objects, owner):
