@@ -365,3 +365,22 @@ def test_geojson_predictions_drawn_in_their_boxes_as_on_the_whole_image(tmp_path
         pairs = set(zip(labels.ravel().tolist(), objects.ravel().tolist()))
         assert len(pairs) == len(np.unique(objects))  # one to one
         assert labels.max() == inside < len(rings)  # numbered as drawn: the others take none
+
+
+def test_predicted_objects_mostly_on_ignored_pixels_are_left_out():
+    """outside_ignored: an object with more than half its pixels ignored is dropped (neither
+    matched nor false), one with half or less kept, the rest renumbered 1..N; nothing ignored
+    leaves the image as it is."""
+    from pixelwise.evaluate import outside_ignored
+
+    labels = np.zeros((4, 8), np.uint16)
+    labels[0, 0:4] = 3  # 3 of 4 ignored: dropped
+    labels[1, 0:4] = 5  # 2 of 4 ignored: kept
+    labels[2, 4:8] = 7  # none ignored
+    ignored = np.zeros((4, 8), bool)
+    ignored[:, 0:2] = True
+    ignored[0, 2] = True
+    expected = np.zeros_like(labels)
+    expected[1, 0:4], expected[2, 4:8] = 1, 2
+    np.testing.assert_array_equal(outside_ignored(labels, ignored), expected)
+    assert outside_ignored(labels, np.zeros_like(ignored)) is labels

@@ -643,8 +643,10 @@ def predicted_object_scores(
             )
         reference = item.read_mask(instances=not semantic)
         stored = read_prediction(path, reference.shape[:2], classes, **drawn, item=item)
-        labels = predicted_objects(stored, marked, object_class, min_size)
         target = encoding.apply(reference, classes, item.mask)
+        labels = outside_ignored(
+            predicted_objects(stored, marked, object_class, min_size), target == IGNORE_INDEX
+        )
         if not semantic:
             pairs.append(overlaps(reference, labels))
         else:
@@ -655,6 +657,20 @@ def predicted_object_scores(
         else:
             scores.add(predicted_ids(path, stored if marked else labels, encoding, classes), target)
     return scores, pairs, names
+
+
+def outside_ignored(labels: np.ndarray, ignored: np.ndarray) -> np.ndarray:
+    """The predicted objects of a label image but those with more than half their pixels where
+    the reference is ``ignored`` (unannotated: an ``__ignore__`` or crowd region, a slide
+    window's margin), relabelled 1..N: nobody said whether they are objects, so they are neither
+    matched nor counted as false, as COCO evaluation leaves out detections on crowd regions."""
+    if not ignored.any():
+        return labels
+    sizes = np.bincount(labels.ravel())
+    under = np.bincount(labels[ignored], minlength=len(sizes))
+    keep = (sizes > 0) & (2 * under <= sizes)
+    keep[0] = False
+    return (np.cumsum(keep) * keep).astype(labels.dtype)[labels]
 
 
 def predicted_objects(
