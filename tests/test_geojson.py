@@ -366,6 +366,69 @@ def test_regions_annotated_on_a_slide_are_windows_of_it(tmp_path, monkeypatch, c
     assert "nothing: no labelled images" in capsys.readouterr().err
 
 
+def test_a_slides_windows_reach_a_margin_beyond_what_is_drawn_unscored(tmp_path, monkeypatch):
+    """Each window of a slide reaches PIXELWISE_WINDOW_MARGIN pixels beyond the box around what
+    is drawn in it (context for the network), within the slide, and is named by that box; the
+    margin's pixels are ignored (IGNORE_INDEX): neither trained on nor scored, a predicted
+    object there neither matched nor false, so windows may overlap there. A bad margin is one
+    error."""
+    import tifffile
+
+    from pixelwise.constants import IGNORE_INDEX
+    from pixelwise.data.io import save_mask_rows
+    from pixelwise.data.layouts import find_items, read_dataset_info
+    from pixelwise.data.slide import item_image
+    from pixelwise.evaluate import evaluate_predictions
+
+    (tmp_path / "data").mkdir()
+    pixels = np.random.default_rng(2).integers(0, 255, (300, 400, 3), np.uint8)
+    tifffile.imwrite(tmp_path / "data" / "slide.tif", pixels, tile=(64, 64), photometric="rgb")
+    features = [
+        square(100, 100, 140, 130, "Tumor"),
+        square(130, 120, 150, 135, "Tumor"),  # overlaps it: one box, its corners background
+        square(175, 100, 200, 130, "Tumor"),  # 25 pixels away: the margins overlap
+        square(0, 0, 30, 30, "Stroma"),  # at the slide's corner
+        square(300, 200, 380, 280, "_background_"),
+        square(320, 220, 340, 240, "Stroma"),  # within the region drawn as the background
+    ]
+    (tmp_path / "data" / "slide.geojson").write_text(json.dumps(features))
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", str(300 * 400 - 1))
+    monkeypatch.setenv("PIXELWISE_WINDOW_MARGIN", "20")
+    assert read_dataset_info(tmp_path / "data").class_names == ["background", "Stroma", "Tumor"]
+    truth = np.full((300, 400), IGNORE_INDEX)
+    for x0, y0, x1, y1 in ((100, 100, 150, 135), (175, 100, 200, 130), (0, 0, 30, 30),
+                           (300, 200, 380, 280)):  # fmt: skip
+        truth[y0:y1, x0:x1] = 0  # the boxes around what is drawn
+    for value, k in ((2, 0), (2, 1), (2, 2), (1, 3), (1, 5)):
+        truth[geojson_raster(features[k]["geometry"], truth.shape)] = value
+    items = find_items(tmp_path / "data")
+    assert sorted((i.window, i.name) for i in items) == [
+        ((0, 50, 0, 50), "slide@x0y0"), ((80, 150, 155, 220), "slide@x175y100"),
+        ((80, 155, 80, 170), "slide@x100y100"), ((180, 300, 280, 400), "slide@x300y200"),
+    ]  # fmt: skip
+    for item in items:
+        y0, y1, x0, x1 = item.window
+        np.testing.assert_array_equal(item.read_mask(), truth[y0:y1, x0:x1])
+        np.testing.assert_array_equal(item_image(item), pixels[y0:y1, x0:x1])
+    predicted = np.where(truth == IGNORE_INDEX, 0, truth).astype(np.uint8)
+    predicted[135:145, 85:95] = 2  # a Tumor in a window's margin
+    predicted[40:48, 40:48] = 2  # and one in the corner window's margin
+    palette = np.zeros((256, 3), np.uint8)
+    palette[1:3] = [[0, 255, 0], [255, 0, 0]]
+    save_mask_rows(tmp_path / "out" / "slide.tif", [(0, predicted)], predicted.shape, palette)
+    assert evaluate_predictions(tmp_path / "out", tmp_path / "data")["mean_iou"] == 1.0
+    objects = evaluate_predictions(tmp_path / "out", tmp_path / "data", object_class=2)
+    assert objects["objects"]["predicted_objects"] == 2 and objects["objects"]["pq"] == 1.0
+    predicted[135:145, 85:95] = 0
+    predicted[22:32, 22:32] = 2  # over the Stroma drawn, 64 of its 100 pixels in its box
+    save_mask_rows(tmp_path / "out" / "slide.tif", [(0, predicted)], predicted.shape, palette)
+    objects = evaluate_predictions(tmp_path / "out", tmp_path / "data", object_class=2)
+    assert objects["objects"]["predicted_objects"] == 3 and objects["objects"]["pq"] < 1.0
+    monkeypatch.setenv("PIXELWISE_WINDOW_MARGIN", "-3")
+    with pytest.raises(ValueError, match="PIXELWISE_WINDOW_MARGIN must be .* got '-3'"):
+        find_items(tmp_path / "data")
+
+
 def test_a_slides_own_predictions_are_scored_window_by_window(tmp_path, monkeypatch):
     """evaluate OUT DATA where DATA is a slide with regions drawn on it (windows) and OUT holds
     predictions of the whole slide, named as the slide: its tiled TIFF mask (as predict writes

@@ -1,6 +1,7 @@
 """Analysis scripts under recipes/ that docs/results.md quotes."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -222,3 +223,27 @@ def test_grey_versions_of_photos_are_their_luma_in_three_equal_channels():
     luma = rgb.astype(np.float64) @ [0.299, 0.587, 0.114]  # ITU-R 601, as PIL's "L"
     assert np.abs(out[..., 0] - luma).max() <= 1
     assert (grey(rgb[..., :1]) == rgb[..., :1]).all()  # a grey photo stays as it is
+
+
+def test_sparse_slide_outlines_some_nuclei_of_a_slide_and_holds_out_the_rest(tmp_path):
+    """recipes/sparse_slide.py: a 3 x 4 mosaic of 12 gbm40 images as one tiled TIFF with 40 % of
+    each image's nuclei outlined in GeoJSON, read as windows of a slide; the other 27 images
+    held out whole, none of them in the mosaic."""
+    import tifffile
+
+    from pixelwise.data.layouts import find_items
+
+    sparse = _load("sparse_slide")
+    data = shared_dataset("nuclei_he") / "gbm40"
+    counts = sparse.build(data, tmp_path)
+    assert counts["slide"] == (1536, 2048) and counts["held"] == 27
+    with tifffile.TiffFile(tmp_path / "train" / "slide.tif") as tif:
+        assert tif.pages[0].is_tiled and tif.pages[0].shape == (1536, 2048, 3)
+    held = {p.name for p in (tmp_path / "held" / "images").iterdir()}
+    assert len(held) == 27 and all((data / "images" / name).is_file() for name in held)
+    features = json.loads((tmp_path / "train" / "slide.geojson").read_text())["features"]
+    assert len(features) == counts["nuclei"] and 500 < len(features) < 700  # 40 % of 1,500+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PIXELWISE_MAX_PIXELS", "2000000")
+        items = find_items(tmp_path / "train")
+    assert len(items) > 100 and all(item.window is not None for item in items)

@@ -22,6 +22,7 @@ R-CNN and COCO evaluation take them as a COCO file.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -33,6 +34,11 @@ from pixelwise.data.shapes import extent
 from pixelwise.data.slide import is_streamed, slide_size
 
 IGNORE_LABEL, BACKGROUND_LABEL = "__ignore__", "_background_"
+# how far a slide's windows reach beyond what is drawn (pixels; PIXELWISE_WINDOW_MARGIN):
+# context the network sees there, neither trained on nor scored. 0: on sparsely drawn nuclei 32
+# helped on the slide's own lab in three seeds, but another lab's pixel scores went both ways
+# (docs/results.md (ae))
+WINDOW_MARGIN = 0
 PEEK_BYTES = 1 << 20  # LabelMe writes "shapes" before the image data it may embed
 
 
@@ -161,14 +167,14 @@ def load_labelme(
     for path, spec in files.items():
         image, parts, missed = image_parts(path, spec, names, image_folders)
         skipped += missed
-        for window, height, width, objects in parts:
+        for window, height, width, objects, at in parts:
             image_id = len(images) + 1
             anns = [
                 ann | {"id": len(annotations) + i + 1, "image_id": image_id}
                 for i, ann in enumerate(objects)
             ]
             annotations += anns
-            name = image.stem if window is None else f"{image.stem}@x{window[2]}y{window[0]}"
+            name = image.stem if at is None else f"{image.stem}@x{at[0]}y{at[1]}"
             images.append(
                 {"id": image_id, "file_name": str(image), "height": height, "width": width}
             )
@@ -191,9 +197,10 @@ def load_labelme(
 
 def image_parts(path: Path, spec: dict, names: list[str], image_folders: tuple[str, ...]):
     """The image of a LabelMe (or GeoJSON) file, the parts of it that are items, each (window
-    or None, height, width, objects), and how many shapes had no area: the whole image, or for
-    a slide (a TIFF over the pixel limit) the windows of :func:`slide_windows`, named on the
-    slide by their top left corner, which regions drawn as the background mark too."""
+    or None, height, width, objects, place or None), and how many shapes had no area: the whole
+    image, or for a slide (a TIFF over the pixel limit) the windows of :func:`slide_windows`,
+    named on the slide by the top left corner of what is drawn in them (their place), which
+    regions drawn as the background mark too."""
     image = image_of(path, spec, image_folders)
     slide = is_streamed(image)
     height, width = slide_size(image) if slide else oriented_size(image)
@@ -205,24 +212,27 @@ def image_parts(path: Path, spec: dict, names: list[str], image_folders: tuple[s
         )
     found, missed = objects_of(path, spec, names)
     if not slide:
-        return image, [(None, height, width, found)], missed
+        return image, [(None, height, width, found, None)], missed
     marked = [outline(x, str(path)) for x in spec["shapes"] if x.get("label") == BACKGROUND_LABEL]
     areas = [extent(*part) for part in marked if part is not None]
-    parts = slide_windows(found, height, width, areas)
+    parts = slide_windows(found, height, width, areas, classes=len(names))
     if not parts:
         print(f"pixelwise: {path}: nothing drawn on {image.name} (a slide): no window of it read",
               file=sys.stderr)  # fmt: skip
-    return image, [(w, w[1] - w[0], w[3] - w[2], objects) for w, objects in parts], missed
+    return image, [(w, w[1] - w[0], w[3] - w[2], objects, at) for w, at, objects in parts], missed
 
 
 def slide_windows(
-    anns: list[dict], height: int, width: int, areas: list[tuple] = ()
-) -> list[tuple[tuple, list[dict]]]:
+    anns: list[dict], height: int, width: int, areas: list[tuple] = (), classes: int = 1,
+    margin: int | None = None,
+) -> list[tuple[tuple, tuple, list[dict]]]:  # fmt: skip
     """The objects drawn on a slide (a TIFF over the pixel limit, read region by region) as
     windows of it: the boxes of the objects and of ``areas`` ((x0, y0, x1, y1) each: regions
-    drawn as the background) merged where they overlap
-    (:func:`~pixelwise.data.slide.windows`), within the slide; each window (y0, y1, x0, x1)
-    with its objects and the ignored regions reaching into it, moved into its coordinates."""
+    drawn as the background) merged where they overlap (:func:`~pixelwise.data.slide.windows`),
+    each grown by ``margin`` pixels on every side (else :func:`window_margin`) within the
+    slide: each window (y0, y1, x0, x1) with the place (x, y) of its box's top left corner and
+    its objects, the ignored regions reaching into it and its margin (:func:`context`: windows
+    may overlap there, and nothing is scored twice), moved into its coordinates."""
     from pixelwise.data.slide import windows
 
     def pixels(x0, y0, x1, y1) -> tuple[int, int, int, int]:  # whole pixels, (y0, y1, x0, x1)
@@ -234,22 +244,55 @@ def slide_windows(
 
     objects = [a for a in anns if not a.get("iscrowd", 0)]
     ignored = [a for a in anns if a.get("iscrowd", 0)]
-    marked = [pixels(*area) for area in areas]
-    found, owner = windows([box(a) for a in objects] + marked)
-    held: list[list[dict]] = [[] for _ in found]
+    m = window_margin() if margin is None else margin
+    drawn, owner = windows([box(a) for a in objects] + [pixels(*area) for area in areas])
+    held: list[list[dict]] = [[] for _ in drawn]
     for ann, k in zip(objects, owner):
         held[k].append(ann)
     parts = []
-    for (y0, y1, x0, x1), inside in zip(found, held):
-        y0, y1, x0, x1 = max(y0, 0), min(y1, height), max(x0, 0), min(x1, width)
-        if y0 >= y1 or x0 >= x1:
+    for core, inside in zip(drawn, held):
+        c0, c1, d0, d1 = max(core[0], 0), min(core[1], height), max(core[2], 0), min(core[3], width)
+        if c0 >= c1 or d0 >= d1:
             continue  # beyond the slide
+        y0, y1, x0, x1 = max(c0 - m, 0), min(c1 + m, height), max(d0 - m, 0), min(d1 + m, width)
         for ann in ignored:  # few: an __ignore__ region over everything, say
             a0, a1, b0, b1 = box(ann)
             if a0 < y1 and y0 < a1 and b0 < x1 and x0 < b1:
                 inside.append(ann)
-        parts.append(((y0, y1, x0, x1), [moved(ann, x0, y0) for ann in inside]))
+        inside = [moved(ann, x0, y0) for ann in inside]
+        margins = context((c0, c1, d0, d1), (y0, y1, x0, x1), classes)
+        parts.append(((y0, y1, x0, x1), (d0, c0), inside + margins))
     return parts
+
+
+def window_margin() -> int:
+    """How far a slide's windows reach beyond what is drawn (pixels): ``PIXELWISE_WINDOW_MARGIN``,
+    else :data:`WINDOW_MARGIN`."""
+    text = os.environ.get("PIXELWISE_WINDOW_MARGIN", str(WINDOW_MARGIN))
+    try:
+        margin = int(text)
+    except ValueError:
+        margin = -1
+    if margin < 0:
+        raise ValueError(
+            f"PIXELWISE_WINDOW_MARGIN must be a whole number of pixels >= 0, got {text!r}"
+        )
+    return margin
+
+
+def context(core: tuple, window: tuple, classes: int) -> list[dict]:
+    """The pixels of a slide's ``window`` (y0, y1, x0, x1) outside the ``core`` within it (the
+    box around what was drawn, y0, y1, x0, x1 on the slide), as crowd regions of each of
+    ``classes`` classes (as ``__ignore__`` is read) in the window's coordinates: seen, for
+    context, but neither trained on nor scored (nobody said what they are, or another window
+    holds them); none without a margin."""
+    y0, y1, x0, x1 = window
+    unknown = np.ones((y1 - y0, x1 - x0), bool)
+    unknown[core[0] - y0 : core[1] - y0, core[2] - x0 : core[3] - x0] = False
+    if not unknown.any():
+        return []
+    shape = {"shapes": (("mask", (0, 0, unknown)),), "bbox": [0, 0, x1 - x0, y1 - y0]}
+    return [{"category_id": k + 1, "iscrowd": 1} | shape for k in range(classes)]
 
 
 def moved(ann: dict, dx: float, dy: float) -> dict:
