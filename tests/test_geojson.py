@@ -580,3 +580,26 @@ def test_overlapping_parts_of_one_feature_are_one_object_covering_both(tmp_path)
     union = np.zeros((20, 20), np.int32)
     union[2:10, 2:10] = union[6:14, 6:14] = 1
     np.testing.assert_array_equal(item.read_mask(instances=True), union)
+
+
+def test_a_checkpoint_scores_no_object_it_finds_on_ignored_pixels(tmp_path, monkeypatch):
+    """evaluate CHECKPOINT DATA --object-class on sparse annotations (an __ignore__ region
+    under the drawn objects): an object the model finds where nothing was drawn is neither
+    matched nor false, as when its predicted masks are scored from a folder; the data names its
+    classes in another order than the model (matched by name), and its ignored pixels stay
+    ignored (they were an error: 255 is no class's value)."""
+    from pixelwise import evaluate
+
+    (tmp_path / "data").mkdir()
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[5:15, 5:15] = image[20:30, 40:50] = (255, 0, 0)  # two leaves, one drawn
+    image[30:36, 5:11] = (0, 255, 0)  # an apple
+    Image.fromarray(image).save(tmp_path / "data" / "a.png")
+    drawn = [square(0, 0, 60, 40, "__ignore__"), square(5, 5, 15, 15, "leaf"),
+             square(5, 30, 11, 36, "apple")]  # fmt: skip
+    (tmp_path / "data" / "a.geojson").write_text(json.dumps(drawn))
+    monkeypatch.setattr(evaluate, "load_for_command", lambda *args: colour_model())
+    scores = evaluate.evaluate_checkpoint(
+        "colour.pt", tmp_path / "data", val_stems="a", precision="fp32", object_class=1
+    )
+    assert scores["objects"]["predicted_objects"] == 1 and scores["objects"]["pq"] == 1.0

@@ -298,6 +298,8 @@ def by_name(seg: Segmenter, items: list, data) -> MaskEncoding | None:
         file=sys.stderr,
     )
     ignored = (*info.ignore_values, *(stored[names.index(n)] for n in unknown))
+    if max(stored) <= 255 and IGNORE_INDEX not in stored:  # grey levels: 255 stays ignored
+        ignored += (IGNORE_INDEX,)
     return MaskEncoding(values, ignored)
 
 
@@ -366,6 +368,7 @@ def score_objects(
         else:
             reference = instances_for_reference(target, object_class)
         labels = instances_for(seg, decision_for(seg)(pred)[0].numpy(), object_class, min_size)
+        labels = outside_ignored(labels, target == IGNORE_INDEX)
         pairs.append(overlaps(reference, labels))  # kept compact: not the label images
         if with_coco:
             objectness = 1.0 - pred[0, 0] if object_class is None else pred[0, object_class]
