@@ -36,8 +36,8 @@ from pixelwise.data.slide import is_streamed, slide_size
 IGNORE_LABEL, BACKGROUND_LABEL = "__ignore__", "_background_"
 # how far a slide's windows reach beyond what is drawn (pixels; PIXELWISE_WINDOW_MARGIN):
 # context the network sees there, neither trained on nor scored. 0: on sparsely drawn nuclei 32
-# helped on the slide's own lab in three seeds, but another lab's pixel scores went both ways
-# (docs/results.md (ae))
+# was ahead on average over five seeds, on held-out images of the slide's lab and of another,
+# but not in every seed (docs/results.md (ae))
 WINDOW_MARGIN = 0
 PEEK_BYTES = 1 << 20  # LabelMe writes "shapes" before the image data it may embed
 
