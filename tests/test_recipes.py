@@ -228,7 +228,7 @@ def test_grey_versions_of_photos_are_their_luma_in_three_equal_channels():
 def test_sparse_slide_outlines_some_nuclei_of_a_slide_and_holds_out_the_rest(tmp_path):
     """recipes/sparse_slide.py: a 3 x 4 mosaic of 12 gbm40 images as one tiled TIFF with 40 % of
     each image's nuclei outlined in GeoJSON, read as windows of a slide; the other 27 images
-    held out whole, none of them in the mosaic."""
+    held out whole (links to the data's files)."""
     import tifffile
 
     from pixelwise.data.layouts import find_items
