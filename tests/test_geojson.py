@@ -366,7 +366,9 @@ def test_regions_annotated_on_a_slide_are_windows_of_it(tmp_path, monkeypatch, c
     assert "nothing: no labelled images" in capsys.readouterr().err
 
 
-def test_a_slides_windows_reach_a_margin_beyond_what_is_drawn_unscored(tmp_path, monkeypatch):
+def test_a_slides_windows_reach_a_margin_beyond_what_is_drawn_unscored(
+    tmp_path, monkeypatch, capsys
+):
     """Each window of a slide reaches PIXELWISE_WINDOW_MARGIN pixels beyond the box around what
     is drawn in it (context for the network), within the slide, and is named by that box; the
     margin's pixels are ignored (IGNORE_INDEX): neither trained on nor scored, a predicted
@@ -374,6 +376,7 @@ def test_a_slides_windows_reach_a_margin_beyond_what_is_drawn_unscored(tmp_path,
     error."""
     import tifffile
 
+    from pixelwise.cli import main
     from pixelwise.constants import IGNORE_INDEX
     from pixelwise.data.io import save_mask_rows
     from pixelwise.data.layouts import find_items, read_dataset_info
@@ -410,6 +413,8 @@ def test_a_slides_windows_reach_a_margin_beyond_what_is_drawn_unscored(tmp_path,
         y0, y1, x0, x1 = item.window
         np.testing.assert_array_equal(item.read_mask(), truth[y0:y1, x0:x1])
         np.testing.assert_array_equal(item_image(item), pixels[y0:y1, x0:x1])
+    assert main(["inspect", str(tmp_path / "data"), "--val-fraction", "0"]) == 0
+    assert "4 windows of 1 slide (margin 20 pixels" in capsys.readouterr().out
     predicted = np.where(truth == IGNORE_INDEX, 0, truth).astype(np.uint8)
     predicted[135:145, 85:95] = 2  # a Tumor in a window's margin
     predicted[40:48, 40:48] = 2  # and one in the corner window's margin

@@ -45,6 +45,12 @@ def dataset_report(cfg: TrainConfig, progress: bool = True) -> dict:
         ],  # fmt: skip
         "ignored": {split: int(counts[split][-1]) for split in splits},
     }
+    windows = [item for item in train + val if getattr(item, "window", None)]
+    if windows:  # regions annotated on slides: how many slides, and the windows' margin
+        from pixelwise.data.labelme import window_margin
+
+        slides = {"slides": len({item.image for item in windows}), "margin": window_margin()}
+        report["windows"] = slides | {"windows": len(windows)}
     return report | {"warnings": warnings(report, cfg)}
 
 
@@ -102,6 +108,10 @@ def format_report(report: dict) -> str:
         f"validation images (validation: {report['validation']}); sizes {sizes} (width x height)",
         f"{'id':>3}  {'class':<20} {'value':>10} {'train pixels':>14} {'val pixels':>12}",
     ]
+    if "windows" in report:
+        w = report["windows"]
+        lines.insert(1, f"{w['windows']} windows of {w['slides']} slide{'s' * (w['slides'] > 1)}"
+                        f" (margin {w['margin']} pixels, PIXELWISE_WINDOW_MARGIN)")  # fmt: skip
     totals = {
         s: sum(c[s] for c in report["classes"]) + report["ignored"][s] for s in ("train", "val")
     }
