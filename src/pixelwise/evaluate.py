@@ -58,6 +58,7 @@ from pixelwise.instances import (
     decision_for,
     drop_small,
     instances_for,
+    kept_objects,
     semantic_to_instances,
     with_thresholds,
 )
@@ -671,9 +672,7 @@ def outside_ignored(labels: np.ndarray, ignored: np.ndarray) -> np.ndarray:
         return labels
     sizes = np.bincount(labels.ravel())
     under = np.bincount(labels[ignored], minlength=len(sizes))
-    keep = (sizes > 0) & (2 * under <= sizes)
-    keep[0] = False
-    return (np.cumsum(keep) * keep).astype(labels.dtype)[labels]
+    return kept_objects(labels, (sizes > 0) & (2 * under <= sizes))
 
 
 def predicted_objects(

@@ -206,10 +206,17 @@ def drop_small(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
     sizes = np.zeros(int(labels.max(initial=0)) + 1, np.int64)
     for band in bands:
         sizes += np.bincount(labels[band].ravel(), minlength=len(sizes))
-    keep = (sizes > 0) & (sizes >= min_size)
+    return kept_objects(labels, (sizes > 0) & (sizes >= min_size))
+
+
+def kept_objects(labels: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The label image with only the objects whose ``keep[label]`` is true (the background, 0,
+    never), relabelled 1..N in the order of their labels: uint16, or uint32 when there are more
+    than 65535 objects (never wrapped). Mapped in bands of rows (no int64 copy of the image)."""
+    keep = keep.copy()
     keep[0] = False
     table = (np.cumsum(keep) * keep).astype(np.uint16 if keep.sum() <= 65535 else np.uint32)
     out = np.empty(labels.shape, table.dtype)
-    for band in bands:
+    for band in row_bands(labels.shape):
         out[band] = table[labels[band]]
     return out
