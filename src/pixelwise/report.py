@@ -45,7 +45,7 @@ def dataset_report(cfg: TrainConfig, progress: bool = True) -> dict:
         ],  # fmt: skip
         "ignored": {split: int(counts[split][-1]) for split in splits},
     }
-    windows = [item for item in train + val if getattr(item, "window", None)]
+    windows = [item for item in train + val if item.window]
     if windows:  # regions annotated on slides: how many slides, and the windows' margin
         from pixelwise.data.labelme import window_margin
 

@@ -243,7 +243,7 @@ def slide_windows(
         return pixels(x, y, x + w, y + h)
 
     objects = [a for a in anns if not a.get("iscrowd", 0)]
-    ignored = [a for a in anns if a.get("iscrowd", 0)]
+    ignored = [(a, box(a)) for a in anns if a.get("iscrowd", 0)]
     m = window_margin() if margin is None else margin
     drawn, owner = windows([box(a) for a in objects] + [pixels(*area) for area in areas])
     held: list[list[dict]] = [[] for _ in drawn]
@@ -255,8 +255,7 @@ def slide_windows(
         if c0 >= c1 or d0 >= d1:
             continue  # beyond the slide
         y0, y1, x0, x1 = max(c0 - m, 0), min(c1 + m, height), max(d0 - m, 0), min(d1 + m, width)
-        for ann in ignored:  # few: an __ignore__ region over everything, say
-            a0, a1, b0, b1 = box(ann)
+        for ann, (a0, a1, b0, b1) in ignored:  # few: an __ignore__ region over everything, say
             if a0 < y1 and y0 < a1 and b0 < x1 and x0 < b1:
                 inside.append(ann)
         inside = [moved(ann, x0, y0) for ann in inside]
