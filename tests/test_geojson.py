@@ -290,6 +290,53 @@ def square(x0, y0, x1, y1, name: str) -> dict:
             "properties": {"classification": {"name": name}}}  # fmt: skip
 
 
+def test_qupath_cells_are_read_by_their_cell_or_nucleus_outline(tmp_path, monkeypatch, capsys):
+    """QuPath's cell detections carry their nucleus beside the cell (``nucleusGeometry``):
+    PIXELWISE_CELL_PART=nucleus reads the nuclei (a cell without one: its pixels outside the
+    nuclei ignored), the default the cells; other objects as drawn either way. inspect says how
+    many cells there are and which outline is read; a bad value is one error."""
+    from pixelwise.cli import main
+    from pixelwise.constants import IGNORE_INDEX
+    from pixelwise.data.layouts import find_items
+    from pixelwise.evaluate import evaluate_predictions
+
+    def cell(box, nucleus=None, kind="cell"):
+        feature = square(*box, "Tumor")
+        feature["properties"]["objectType"] = kind
+        if nucleus:
+            feature["nucleusGeometry"] = square(*nucleus, "")["geometry"]
+        return feature
+
+    (tmp_path / "data").mkdir()
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(tmp_path / "data" / "a.png")
+    features = [
+        cell((2, 2, 14, 14), (5, 5, 10, 10)),
+        cell((20, 2, 34, 14), (24, 6, 31, 11)),
+        cell((2, 16, 14, 28)),  # a cell without its nucleus
+        cell((20, 18, 30, 26), kind="annotation") | {"properties": {"classification": {"name": "Stroma"}}},
+    ]  # fmt: skip
+    (tmp_path / "data" / "a.geojson").write_text(json.dumps(features))
+    cells = np.zeros((30, 40), np.uint8)
+    for x0, y0, x1, y1 in ((2, 2, 14, 14), (20, 2, 34, 14), (2, 16, 14, 28)):
+        cells[y0:y1, x0:x1] = 2
+    cells[18:26, 20:30] = 1  # Stroma, class 1 of background, Stroma, Tumor
+    nuclei = np.where(cells == 2, 0, cells)
+    nuclei[16:28, 2:14] = IGNORE_INDEX
+    nuclei[5:10, 5:10] = nuclei[6:11, 24:31] = 2
+    for part, truth in (("cell", cells), ("nucleus", nuclei)):
+        monkeypatch.setenv("PIXELWISE_CELL_PART", part)
+        (item,) = find_items(tmp_path / "data")
+        np.testing.assert_array_equal(item.read_mask(), truth)
+        assert main(["inspect", str(tmp_path / "data"), "--val-fraction", "0"]) == 0
+        assert f"2 QuPath cells read by their {part} outline" in capsys.readouterr().out
+        (tmp_path / "out").mkdir(exist_ok=True)  # QuPath's cells as predictions: read alike
+        (tmp_path / "out" / "a.geojson").write_text(json.dumps(features))
+        assert evaluate_predictions(tmp_path / "out", tmp_path / "data")["mean_iou"] == 1.0
+    monkeypatch.setenv("PIXELWISE_CELL_PART", "nuclei")
+    assert main(["inspect", str(tmp_path / "data")]) == 2
+    assert "PIXELWISE_CELL_PART must be cell or nucleus, got 'nuclei'" in capsys.readouterr().err
+
+
 def test_regions_annotated_on_a_slide_are_windows_of_it(tmp_path, monkeypatch, capsys):
     """A TIFF over the pixel limit with GeoJSON regions beside it (QuPath's annotations of a
     whole-slide scan): each group of overlapping regions (and regions drawn as the background)

@@ -48,7 +48,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "Train on DATA (DATA/images + DATA/masks or Pascal VOC's JPEGImages + SegmentationClass, split "
         "by DATA/train[/val]/... or VOC's ImageSets lists; TIFF stacks, Cell Tracking Challenge, "
         "Cityscapes, a COCO instances JSON (Mask R-CNN, or any model: category k is class k), a YOLO "
-        "data.yaml, LabelMe JSON files, GeoJSON files (QuPath; on a whole-slide scan, the windows around its regions, grown by PIXELWISE_WINDOW_MARGIN pixels of unscored context), or a CSV of image,mask[,split] pairs; 'pixelwise inspect "
+        "data.yaml, LabelMe JSON files, GeoJSON files (QuPath; cells by their outline, or their nuclei with PIXELWISE_CELL_PART=nucleus; on a whole-slide scan, the windows around its regions, grown by PIXELWISE_WINDOW_MARGIN pixels of unscored context), or a CSV of image,mask[,split] pairs; 'pixelwise inspect "
         "DATA' shows how it is read). Writes last.pt, best.pt, metrics.csv, curve.png and "
         "overlays/ to --out.",
         [],

@@ -849,12 +849,12 @@ def geojson_prediction(
     of that class or unclassified); else class ids, each Feature its class's (by name among
     ``names``; an unclassified one, the foreground of data of two classes). ``corner``: (x, y)
     of the image's top left pixel in the file's coordinates (a window of a slide)."""
-    from pixelwise.data.geojson import UNCLASSIFIED
+    from pixelwise.data.geojson import UNCLASSIFIED, cell_part
     from pixelwise.data.labelme import shifted
     from pixelwise.data.shapes import draw_shapes
 
     (h, w), (dx, dy) = shape, corner
-    groups, boxes = geojson_groups(str(path), Path(path).stat().st_mtime_ns)
+    groups, boxes = geojson_groups(str(path), Path(path).stat().st_mtime_ns, cell_part())
     near = (boxes[:, 0] < dx + w) & (boxes[:, 2] > dx) & (boxes[:, 1] < dy + h) & (boxes[:, 3] > dy)
     out = np.zeros(shape, np.int64 if objects else np.uint8)
     count = 0
@@ -884,18 +884,20 @@ def geojson_prediction(
 
 
 @functools.lru_cache(maxsize=2)
-def geojson_groups(path: str, stamp: int) -> tuple[list[tuple], np.ndarray]:
+def geojson_groups(path: str, stamp: int, cells: str) -> tuple[list[tuple], np.ndarray]:
     """The Features of a GeoJSON file with an area, each (number, class, shapes) as
     :func:`~pixelwise.data.labelme.outline` gives them, and their boxes (x0, y0, x1, y1), read
-    once for the windows of a slide that share the file (``stamp``: its modification time)."""
+    once for the windows of a slide that share the file (``stamp``: its modification time;
+    ``cells``: the outline of its cells read, :func:`~pixelwise.data.geojson.cell_part`). A
+    region to ignore (a cell without the nucleus read) is no prediction: left out."""
     from pixelwise.data.geojson import read_geojson
-    from pixelwise.data.labelme import outline
+    from pixelwise.data.labelme import IGNORE_LABEL, outline
     from pixelwise.data.shapes import extent
 
     groups: dict[int, tuple[str, list]] = {}
     for item in read_geojson(Path(path))["shapes"]:
         part = outline(item, f"{path}, feature {item['group_id']}")
-        if part is not None:
+        if part is not None and item["label"] != IGNORE_LABEL:
             groups.setdefault(item["group_id"], (item["label"], []))[1].append(part)
     found = [(group, label, parts) for group, (label, parts) in groups.items()]
     boxes = [np.array([extent(*part) for part in parts]) for _, _, parts in found]

@@ -51,7 +51,20 @@ def dataset_report(cfg: TrainConfig, progress: bool = True) -> dict:
 
         slides = {"slides": len({item.image for item in windows}), "margin": window_margin()}
         report["windows"] = slides | {"windows": len(windows)}
+    cells = qupath_cells(train + val)
+    if cells:
+        report["cells"] = cells
     return report | {"warnings": warnings(report, cfg)}
+
+
+def qupath_cells(items: list) -> dict | None:
+    """How many QuPath cells (with a nucleus) the items' GeoJSON files hold, and which of their
+    outlines is read (:func:`~pixelwise.data.geojson.cell_part`); None without any."""
+    from pixelwise.data.geojson import cell_part, read_geojson
+
+    files = {item.mask for item in items if str(item.mask).lower().endswith(".geojson")}
+    cells = sum(read_geojson(path)["cells"] for path in files)
+    return {"cells": cells, "part": cell_part()} if cells else None
 
 
 def pixel_counts(
@@ -112,6 +125,10 @@ def format_report(report: dict) -> str:
         w = report["windows"]
         lines.insert(1, f"{w['windows']} windows of {w['slides']} slide{'s' * (w['slides'] > 1)}"
                         f" (margin {w['margin']} pixels, PIXELWISE_WINDOW_MARGIN)")  # fmt: skip
+    if "cells" in report:
+        c = report["cells"]
+        lines.insert(1, f"{c['cells']} QuPath cells read by their {c['part']} outline "
+                        "(PIXELWISE_CELL_PART: cell or nucleus)")  # fmt: skip
     totals = {
         s: sum(c[s] for c in report["classes"]) + report["ignored"][s] for s in ("train", "val")
     }

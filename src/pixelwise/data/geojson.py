@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.data.joins import Joins
+from pixelwise.data.labelme import IGNORE_LABEL
 
 # direction of an edge as (dx, dy): its code is the index here; a right turn on screen (y down)
 # of (dx, dy) is (-dy, dx)
@@ -421,6 +422,8 @@ def write_features(path: str | os.PathLike, features) -> int:
 
 
 UNCLASSIFIED = "object"  # the class of a feature without one (what segment calls its objects)
+# the outline of a QuPath cell read (PIXELWISE_CELL_PART): its Feature's member of that name
+CELL_PARTS = {"cell": "geometry", "nucleus": "nucleusGeometry"}
 
 
 def annotation_files(folder: Path | None) -> dict[Path, dict]:
@@ -438,7 +441,11 @@ def read_geojson(path: Path) -> dict:
     ``rings`` (a Point or LineString: one without), the Feature's polygons one group (one
     object, whose parts may overlap), labelled by its QuPath classification's name
     (:data:`UNCLASSIFIED` without one). Its image is the one named
-    as the file (``a.geojson`` or ``a.png.geojson`` for ``a.png``)."""
+    as the file (``a.geojson`` or ``a.png.geojson`` for ``a.png``). A QuPath cell (a Feature
+    with a ``nucleusGeometry`` beside its ``geometry``, or of ``objectType`` "cell") is read by
+    the outline :func:`cell_part` names: the cell's, or its nucleus's, where a cell without a
+    nucleus is a region to ignore (its nucleus is in it, somewhere). ``"cells"``: how many
+    Features had a nucleus."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -449,14 +456,37 @@ def read_geojson(path: Path) -> dict:
         data = [data]
     if not isinstance(data, list):
         raise ValueError(f"{path}: not a GeoJSON FeatureCollection, Feature or list of Features")
-    shapes = []
+    shapes, cells, part = [], 0, cell_part()
     for k, item in enumerate(data, start=1):
         if not isinstance(item, dict) or item.get("type") != "Feature":
             raise ValueError(f"{path}, feature {k}: not a GeoJSON Feature")
-        parts = polygons_of(item.get("geometry"), f"{path}, feature {k}") or [[]]  # [[]]: no area
-        shape = {"label": class_of(item), "shape_type": "area", "group_id": k}
+        nucleus = item.get("nucleusGeometry")
+        cells += nucleus is not None
+        label, geom = class_of(item), item.get("geometry")
+        if part == "nucleus" and nucleus is not None:
+            geom = nucleus
+        elif part == "nucleus" and is_cell(item):
+            label = IGNORE_LABEL
+        parts = polygons_of(geom, f"{path}, feature {k}") or [[]]  # [[]]: no area
+        shape = {"label": label, "shape_type": "area", "group_id": k}
         shapes += [shape | {"rings": rings} for rings in parts]  # one group: one object
-    return {"shapes": shapes}
+    return {"shapes": shapes, "cells": cells}
+
+
+def cell_part() -> str:
+    """Which outline of a QuPath cell is read: ``PIXELWISE_CELL_PART``, "cell" (the default: its
+    ``geometry``) or "nucleus" (its ``nucleusGeometry``)."""
+    part = os.environ.get("PIXELWISE_CELL_PART", "cell")
+    if part not in CELL_PARTS:
+        raise ValueError(f"PIXELWISE_CELL_PART must be cell or nucleus, got {part!r}")
+    return part
+
+
+def is_cell(item: dict) -> bool:
+    """Whether a Feature is a QuPath cell (``objectType``, or ``object_type`` as QuPath 0.2
+    wrote it)."""
+    properties = item.get("properties") or {}
+    return "cell" in (properties.get("objectType"), properties.get("object_type"))
 
 
 def class_of(item: dict) -> str:
