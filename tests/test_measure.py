@@ -121,3 +121,107 @@ def test_segment_one_stain_measure_every_stain(tmp_path, capsys):
             assert float(r[f"mean_channel_{c}"]) == pytest.approx(mean, abs=1e-3)
         assert float(r["mean_intensity"]) == float(r["mean_channel_0"])
         assert r["mean_red"] == ""
+
+
+def naive_cells(labels: np.ndarray, distance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's nearest object pixel's label when it is within ``distance`` (a loop over
+    every object pixel), and where that nearest object is unique (no other object as near)."""
+    ys, xs = np.nonzero(labels)
+    owners = labels[ys, xs]
+    cells, unique = labels.copy(), np.ones(labels.shape, bool)
+    for y, x in zip(*np.nonzero(labels == 0)):
+        d = np.hypot(ys - y, xs - x)
+        near = d.min()
+        if near <= distance:
+            cells[y, x] = owners[d.argmin()]
+            unique[y, x] = len(set(owners[d == near])) == 1
+    return cells, unique
+
+
+def test_cells_reach_the_nearest_object_within_the_distance_like_a_naive_loop():
+    """expand_cells against a loop over every object pixel (pixels as near to two objects
+    left out: either may take them), on random objects, in tiles smaller than the image."""
+    from pixelwise.instances import expand_cells
+
+    rng = np.random.default_rng(3)
+    labels = np.zeros((60, 80), np.uint16)
+    for k in range(1, 12):
+        y, x = rng.integers(0, 55), rng.integers(0, 75)
+        labels[y : y + rng.integers(1, 6), x : x + rng.integers(1, 6)] = k
+    for distance in (0, 2, 5):
+        expected, unique = naive_cells(labels, distance)
+        for tile in (16, 1024):
+            cells = expand_cells(labels, distance, tile=tile)
+            assert cells.dtype == labels.dtype
+            np.testing.assert_array_equal(cells[unique], expected[unique])
+            np.testing.assert_array_equal(cells[labels > 0], labels[labels > 0])
+    with pytest.raises(ValueError, match="0 or more pixels"):
+        expand_cells(labels, -1)
+
+
+def test_a_cell_and_its_cytoplasm_measured_by_hand():
+    """With cells, each row also holds the cell's and the cytoplasm's (the cell without its
+    object) area and mean intensities; the CSV lists them after the object's columns."""
+    labels = np.zeros((20, 30), np.uint8)
+    labels[5:10, 5:10], labels[5:10, 20:25] = 1, 2
+    cells = labels.copy()
+    cells[3:12, 3:12] = np.where(labels[3:12, 3:12] == 0, 1, labels[3:12, 3:12])  # a 2-pixel ring
+    image = np.zeros((20, 30, 3), np.uint8)
+    image[..., 1] = 50
+    image[3:12, 3:12, 1] = 140  # the ring and the object bright in green
+    image[5:10, 5:10, 1] = 200
+    first, second = measure_objects(labels, image, ["nucleus"], cells=cells)
+    assert (first["area"], first["cell_area"], first["cytoplasm_area"]) == (25, 81, 56)
+    assert first["mean_green"] == 200 and first["cytoplasm_mean_green"] == 140
+    assert first["cell_mean_green"] == pytest.approx((25 * 200 + 56 * 140) / 81, abs=1e-3)
+    assert first["cytoplasm_mean_intensity"] == pytest.approx(140 / 3, abs=1e-3)
+    assert second["cell_area"] == 25 and "cytoplasm_area" not in second  # no room to grow
+    header = measurements_csv([("a.png", [first, second])]).decode().splitlines()[0].split(",")
+    assert header[: len(COLUMNS)] == list(COLUMNS)
+    assert header[len(COLUMNS) :] == [
+        f"{part}_{key}" for part in ("cell", "cytoplasm")
+        for key in ("area", "mean_intensity", "mean_red", "mean_green", "mean_blue")
+    ]  # fmt: skip
+
+
+def test_segment_expand_writes_cells_measures_them_and_exports_qupath_cells(
+    tmp_path, monkeypatch, capsys
+):
+    """segment --expand N: OUT/cells/<name>.png holds each object grown by N pixels (the
+    objects' numbers), --measure measures each cell, and --geojson writes QuPath cells (the
+    cell as geometry, the object as nucleusGeometry) that read back as either label image."""
+    from pixelwise.evaluate import geojson_prediction
+    from pixelwise.instances import expand_cells
+
+    rng = np.random.default_rng(0)
+    image = np.full((64, 64), 20, np.uint8)
+    for y, x in ((12, 12), (14, 30), (45, 40)):
+        image[y - 5 : y + 5, x - 5 : x + 5] = 200 + rng.integers(0, 40)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    out, table = tmp_path / "seg", tmp_path / "objects.csv"
+    argv = ["segment", "nuclei", str(tmp_path / "a.png"), "-o", str(out), "--no-progress"]
+    assert main([*argv, "--expand", "4", "--measure", str(table), "--geojson"]) == 0
+    assert f"cells to {out / 'cells'}" in capsys.readouterr().out
+    labels = np.asarray(Image.open(out / "instances" / "a.png"))
+    cells = np.asarray(Image.open(out / "cells" / "a.png"))
+    assert labels.max() >= 2
+    np.testing.assert_array_equal(cells, expand_cells(labels, 4))
+    for row in csv.DictReader(table.read_text().splitlines()):
+        inside = cells == int(row["object"])
+        assert int(row["cell_area"]) == inside.sum() > int(row["area"])
+        assert float(row["cell_mean_intensity"]) == pytest.approx(image[inside].mean(), abs=1e-3)
+    geojson = out / "geojson" / "a.geojson"
+    for part, truth in (("cell", cells), ("nucleus", labels)):
+        monkeypatch.setenv("PIXELWISE_CELL_PART", part)
+        drawn = geojson_prediction(geojson, labels.shape, ["background", "object"], True, None)
+        np.testing.assert_array_equal(drawn, truth)
+    import json
+
+    import pixelwise
+
+    written = json.loads(geojson.read_text())["features"]
+    made = pixelwise.to_geojson(labels, cells=pixelwise.expand_cells(labels, 4))["features"]
+    assert [f["nucleusGeometry"] for f in made] == [f["nucleusGeometry"] for f in written]
+    assert [f["geometry"] for f in made] == [f["geometry"] for f in written]
+    assert main([*argv, "--expand", "-1"]) == 2
+    assert "--expand must be 0 (no cells) or more pixels, got -1" in capsys.readouterr().err

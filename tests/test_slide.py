@@ -356,7 +356,7 @@ def segment_command(tmp_path, share: float) -> tuple[list[str], object]:
 
 def test_segment_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, capsys):
     """Under a block (2048 pixels a side) the streamed labels are segment's, numbers and all;
-    --coco, and --measure with --channel, are one failure naming the file."""
+    --coco, --expand, and --measure with --channel, are one failure naming the file."""
     run, images = segment_command(tmp_path, share=0.5)
     run_both_ways(run, tmp_path, monkeypatch, limit=300 * 400)
     labels = tifffile.imread(tmp_path / "streamed" / "instances" / "slide.tif")
@@ -368,10 +368,12 @@ def test_segment_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, caps
     assert main(run + ["--out", str(tmp_path / "again"), "--coco", coco]) == 1
     err = capsys.readouterr().err
     assert f"{images / 'slide.tif'}: is over the pixel limit and segmented region by region" in err
-    assert "--coco, --labelme and --measure with --channel are written for images under it" in err
+    assert "--coco, --labelme, --expand and --measure with --channel are written for" in err
     measure = ["--measure", str(tmp_path / "objects.csv"), "--channel", "0"]  # channel 0: red
     assert main(run + ["--out", str(tmp_path / "again"), *measure]) == 1
-    assert "--measure with --channel are written for images under it" in capsys.readouterr().err
+    assert "--measure with --channel are written for images" in capsys.readouterr().err
+    assert main(run + ["--out", str(tmp_path / "again"), "--expand", "3"]) == 1
+    assert f"{images / 'slide.tif'}: is over the pixel limit" in capsys.readouterr().err
 
 
 def test_segment_measures_the_objects_of_a_tiff_over_the_limit(tmp_path, monkeypatch):

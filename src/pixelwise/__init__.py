@@ -21,6 +21,7 @@ __all__ = [
     "predict_slide",
     "segment",
     "segment_slide",
+    "expand_cells",
     "remove_background",
     "to_geojson",
     "__version__",
@@ -36,6 +37,7 @@ _LAZY = {
     "predict_slide": "pixelwise.inference",
     "segment": "pixelwise.inference",
     "segment_slide": "pixelwise.inference",
+    "expand_cells": "pixelwise.instances",
     "remove_background": "pixelwise.cutout",
     "to_geojson": "pixelwise.data.geojson",
 }

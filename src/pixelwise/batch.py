@@ -61,6 +61,7 @@ from pixelwise.inference import (
     segment_slide,
     tile_starts,
 )
+from pixelwise.instances import expand_cells
 from pixelwise.measure import measure_objects
 from pixelwise.overlays import detection_overlay, display_rgb, instance_overlay, overlay
 
@@ -259,6 +260,7 @@ class PredictOptions:
     geojson: bool = False  # also the regions (objects) as GeoJSON polygons, for QuPath & co.
     coco: str | None = None  # segment: also every object in this one COCO instances file
     measure: str | None = None  # segment: also every object's measurements in this one CSV
+    expand: int = 0  # segment: also each object's cell, the object grown by this many pixels
     input_range: tuple[float, float] | str | None = None  # raw LO..HI seen as full range
     channel: int | None = None  # read this channel of each image alone, as grey
 
@@ -273,6 +275,8 @@ class PredictOptions:
                 )
         if self.overlap < 0:
             raise ValueError(f"--overlap must be 0 or more, got {self.overlap}")
+        if self.expand < 0:
+            raise ValueError(f"--expand must be 0 (no cells) or more pixels, got {self.expand}")
         if self.tile is not None and self.tile < 0:
             raise ValueError(f"--tile must be 0 (never tile) or more, got {self.tile}")
         if self.tile and self.tile <= 2 * self.overlap:
@@ -455,10 +459,11 @@ def segment_streamed(
     with ``options.measure`` each object measured, and each written to the GeoJSON file
     ``geojson`` when given, block by block (in the slide's coordinates)."""
     with_channel = options.measure is not None and view.channel is not None
-    if options.coco is not None or options.labelme or with_channel:
+    if options.coco is not None or options.labelme or with_channel or options.expand:
         raise ValueError(
             "is over the pixel limit and segmented region by region into a tiled TIFF of "
-            "labels; --coco, --labelme and --measure with --channel are written for images under it"
+            "labels; --coco, --labelme, --expand and --measure with --channel are written for "
+            "images under it"
         )
     extra = (options.min_object_size, options.object_class)
     measured = [] if options.measure is not None else None
@@ -609,15 +614,16 @@ def segment_files(
             return value.finish(out_dir / "overlays" / rel)
         image, seen, labels, classes = value
         written = save_label_image(out_dir / "instances" / rel, labels)
+        cells = write_cells(out_dir / "cells" / rel, labels, options.expand)
         if options.coco is not None:
             records.append((Path(src), *labels.shape, object_annotations(labels, classes)))
         found = None
         if options.measure is not None:
             names = coco_names(seg, options.object_class)
-            found = measure_objects(labels, image, names, classes, view.stains(src))
+            found = measure_objects(labels, image, names, classes, view.stains(src), cells)
             measures.append((rel, input_name(src, rel), found))
-        write_outlines(out_dir, src, rel, seg, options, labels, classes, seen, found)
-        save_png(out_dir / "overlays" / rel, instance_overlay(seen, labels))
+        write_outlines(out_dir, src, rel, seg, options, labels, classes, seen, found, cells)
+        save_png(out_dir / "overlays" / rel, instance_overlay(seen, labels, cells=cells))
         return written, int(labels.max())
 
     records: list[tuple[Path, int, int, list[dict]]] = []
@@ -630,13 +636,24 @@ def segment_files(
     return result
 
 
+def write_cells(path: Path, labels: np.ndarray, distance: int) -> np.ndarray | None:
+    """``segment --expand``: the objects' cells (:func:`~pixelwise.instances.expand_cells`),
+    written to ``path`` as a label image; None (and nothing written) without a distance."""
+    if not distance:
+        return None
+    cells = expand_cells(labels, distance)
+    save_label_image(path, cells)
+    return cells
+
+
 def write_outlines(
-    out_dir: Path, src, rel: Path, seg, options, labels, classes, seen, measured=None
+    out_dir: Path, src, rel: Path, seg, options, labels, classes, seen, measured=None, cells=None
 ) -> None:
     """``segment``'s polygons of one image's objects: the LabelMe file (``options.labelme``;
     ``seen``, the image as the model saw it, for a page of a stack) and the GeoJSON file
     (``options.geojson``; ``classes``, an instance model's category of each pixel, or None;
-    ``measured``, the objects' ``--measure`` rows, become their measurements)."""
+    ``measured``, the objects' ``--measure`` rows, become their measurements; ``cells``, the
+    objects' cells: QuPath cells with the objects as nuclei)."""
     if options.labelme:
         name = object_name(seg, options.object_class)
         names = {k: name for k in np.unique(labels) if k}
@@ -645,9 +662,8 @@ def write_outlines(
         names = object_classes(seg, labels, classes, options.object_class)
         rows = {row["object"]: row for row in measured or ()}
         colours = colours_of(seg, options.object_class)
-        write_features(
-            geojson_path(out_dir, rel), object_features(labels, names, colours, measured=rows)
-        )
+        found = object_features(labels, names, colours, measured=rows, cells=cells)
+        write_features(geojson_path(out_dir, rel), found)
 
 
 def refuse_stacks_for_coco(pairs, options: PredictOptions) -> None:

@@ -178,6 +178,18 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "solidity and mean intensity (per colour channel for colour images)",
                 metavar="FILE",
             ),
+            Opt(
+                ("--expand",),
+                "also each object's cell: the object grown by up to PIXELS pixels into the "
+                "background, never into another (QuPath's and StarDist's cell expansion), "
+                "written to OUT/cells/<name>.png with the objects' numbers; --measure then also "
+                "measures each cell and its cytoplasm (the cell without its object) and "
+                "--geojson writes QuPath cells (the object as the cell's nucleus). Images under "
+                "the pixel limit only",
+                type=int,
+                default=0,
+                metavar="PIXELS",
+            ),
             "min_object_size",
             "object_class",
             "score_threshold",
@@ -526,6 +538,7 @@ def predict_options(args: argparse.Namespace):
         "geojson",
         "coco",
         "measure",
+        "expand",
         "input_range",
         "channel",
     )
@@ -653,6 +666,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             f"{Path(args.out) / 'overlays'}"
             + (f", LabelMe polygons to {Path(args.out) / 'labelme'}" if args.labelme else "")
             + (f", GeoJSON polygons to {Path(args.out) / 'geojson'}" if args.geojson else "")
+            + (f", cells to {Path(args.out) / 'cells'}" if args.expand else "")
             + coco
             + (f"\nobjects per image: {counts}" if counts else "")
         )

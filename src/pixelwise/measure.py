@@ -12,6 +12,11 @@ values: 0-255 for 8-bit) and, for colour images, ``mean_red``/``mean_green``/``m
 When one channel of a multi-channel microscope image was segmented (``segment --channel``), the
 mean intensity is that channel's, and ``mean_channel_0``, ``mean_channel_1``, ... follow: each
 channel's mean over the object (a nucleus found in the DNA stain, measured in every stain).
+With cells around the objects (``segment --expand``: each object grown by some pixels,
+:func:`pixelwise.instances.expand_cells`), the same area and intensity columns follow for the
+whole cell (``cell_area``, ``cell_mean_intensity``, ...) and for its cytoplasm, the cell
+without its object (``cytoplasm_area``, ``cytoplasm_mean_intensity``, ...; empty where the
+object has no room to grow): a membrane or cytoplasm stain measured around each nucleus.
 """
 
 from __future__ import annotations
@@ -49,23 +54,30 @@ def measure_objects(
     names: list[str],
     classes: np.ndarray | None = None,
     channels: np.ndarray | None = None,
+    cells: np.ndarray | None = None,
 ) -> list[dict]:
     """A row (:data:`COLUMNS` but ``image``) per object 1..N of ``labels`` present in it, with
     the (H, W[, C]) ``image`` it was found in; its class is ``names[0]``, or with ``classes``
     (an image of category ids 1.. at the objects' pixels) ``names[id - 1]``. ``channels``: the
-    (H, W, C) channels of a multi-channel image, each measured (``mean_channel_K``)."""
+    (H, W, C) channels of a multi-channel image, each measured (``mean_channel_K``). ``cells``:
+    each object's cell (a label image, the objects' numbers), measured as a whole and without
+    its object (``cell_...``, ``cytoplasm_...``)."""
     from skimage.measure import regionprops
 
     pixels = image.reshape(*labels.shape, -1)  # (H, W, C): means per channel
     if channels is not None:  # measured beside the image the objects were found in
         pixels = np.concatenate([pixels, channels.reshape(*labels.shape, -1)], axis=-1)
     count = pixels.shape[-1] - (0 if channels is None else channels.shape[-1])
+    around = {}
+    if cells is not None:
+        for prefix, parts in (("cell_", cells), ("cytoplasm_", np.where(labels > 0, 0, cells))):
+            for region in regionprops(parts.astype(np.int64), intensity_image=pixels):
+                found = intensities(region, count, prefix)
+                around.setdefault(region.label, {}).update(found)
     rows = []
     for region in regionprops(labels.astype(np.int64), intensity_image=pixels):
         y0, x0, y1, x1 = region.bbox
         cy, cx = region.centroid
-        means = np.atleast_1d(region.intensity_mean)
-        means, extra = means[:count], np.round(means[count:], 3).tolist()
         category = 1 if classes is None else int(classes[tuple(region.coords[0])])
         row = {
             "object": region.label,
@@ -81,23 +93,44 @@ def measure_objects(
             "perimeter": round(float(region.perimeter), 3),
             "eccentricity": round(float(region.eccentricity), 4),
             "solidity": round(float(region.solidity), 4),
-            "mean_intensity": round(float(means.mean()), 3),
         }
-        if len(means) == 3:
-            row |= dict(zip(("mean_red", "mean_green", "mean_blue"), np.round(means, 3).tolist()))
-        rows.append(row | {f"mean_channel_{k}": v for k, v in enumerate(extra)})
+        rows.append(row | intensities(region, count) | around.get(region.label, {}))
     return rows
+
+
+def intensities(region, count: int, prefix: str = "") -> dict:
+    """A region's (scikit-image's) area and mean intensities as :func:`measure_objects` names
+    them, after ``prefix``: the mean over the image's ``count`` channels, each colour's for a
+    colour image, and each further channel's (``mean_channel_K``)."""
+    means = np.atleast_1d(region.intensity_mean)
+    means, extra = means[:count], np.round(means[count:], 3).tolist()
+    found = {"area": int(region.area), "mean_intensity": round(float(means.mean()), 3)}
+    if len(means) == 3:
+        found |= dict(zip(("mean_red", "mean_green", "mean_blue"), np.round(means, 3).tolist()))
+    found |= {f"mean_channel_{k}": v for k, v in enumerate(extra)}
+    return {prefix + key: v for key, v in found.items()}
 
 
 def measurements_csv(per_image: list[tuple[str, list[dict]]]) -> bytes:
     """The CSV (header :data:`COLUMNS`, then ``mean_channel_K`` for each channel any image was
-    measured in) of each image's rows, images in the order given."""
+    measured in, then the cells' and cytoplasms' columns when there are any) of each image's
+    rows, images in the order given."""
     found = {key for _, rows in per_image for row in rows for key in row}
-    channels = sorted(int(key[13:]) for key in found if key.startswith("mean_channel_"))
-    extra = [f"mean_channel_{k}" for k in channels]
+    extra = sorted(found - {*COLUMNS}, key=column_order)
     text = io.StringIO()
     writer = csv.DictWriter(text, (*COLUMNS, *extra), restval="", lineterminator="\n")
     writer.writeheader()
     for name, rows in per_image:
         writer.writerows({"image": name} | row for row in rows)
     return text.getvalue().encode()
+
+
+def column_order(key: str) -> tuple:
+    """Where a column beyond :data:`COLUMNS` goes: the object's channels, then the cell's
+    columns, then the cytoplasm's, each as :func:`intensities` lists them (channels by number)."""
+    prefix = next((p for p in ("cell_", "cytoplasm_") if key.startswith(p)), "")
+    base = key[len(prefix) :]
+    places = ("area", "mean_intensity", "mean_red", "mean_green", "mean_blue")
+    channel = int(base[13:]) if base.startswith("mean_channel_") else -1
+    place = places.index(base) if base in places else len(places)
+    return ("", "cell_", "cytoplasm_").index(prefix), place, channel, key

@@ -44,8 +44,11 @@ def overlay(
     return Image.fromarray(blended(display_rgb(image), mask, palette, alpha), mode="RGB")
 
 
-def instance_overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.45) -> Image.Image:
-    """Each object in its own colour (fixed by its id) with a white outline."""
+def instance_overlay(
+    image: np.ndarray, labels: np.ndarray, alpha: float = 0.45, cells: np.ndarray | None = None
+) -> Image.Image:
+    """Each object in its own colour (fixed by its id) with a white outline; ``cells`` (each
+    object's cell, the same ids): their outlines in their objects' colours."""
     from skimage.segmentation import find_boundaries
 
     palette = (
@@ -54,6 +57,9 @@ def instance_overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.45)
     palette[0] = 0
     shown = blended(display_rgb(image), labels, palette, alpha)
     shown[find_boundaries(labels, mode="inner")] = 255
+    if cells is not None:
+        edge = find_boundaries(cells, mode="inner") & (labels == 0)
+        shown[edge] = palette[cells[edge]]
     return Image.fromarray(shown, mode="RGB")
 
 

@@ -199,25 +199,35 @@ def feature(geom: dict, name: str, colour, object_type: str, **measurements) -> 
 def object_features(
     labels: np.ndarray, names: dict[int, str], colours: dict[str, tuple], first: int = 1,
     offset: tuple[int, int] = (0, 0), measured: dict[int, dict] | None = None,
+    cells: np.ndarray | None = None,
 ):  # fmt: skip
     """A "detection" Feature per object of an instance label image (1..N; ``names`` maps an
     object's number to its class name, ``colours`` a class name to its colour), its number
     (from ``first`` for the first) as the measurement "object", and the numbers of its row in
     ``measured`` (by that number: ``segment --measure``'s) as further measurements; an object
-    in several pieces is one MultiPolygon."""
+    in several pieces is one MultiPolygon. With ``cells`` (each object's cell, a label image
+    of the same numbers: ``segment --expand``) each is a QuPath "cell": the cell its geometry,
+    the object its ``nucleusGeometry``."""
     from scipy import ndimage
 
+    around = ndimage.find_objects(cells) if cells is not None else []  # as labels' objects
     for k, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None or k not in names:
             continue
-        corner = (box[0].start + offset[0], box[1].start + offset[1])
-        geom = geometry(labels[box] == k, corner)
+        geom = geometry(labels[box] == k, (box[0].start + offset[0], box[1].start + offset[1]))
         number, name = first + k - 1, names[k]
         row = (measured or {}).get(number, {})
         values = {
             key: v for key, v in row.items() if isinstance(v, (int, float)) and key != "object"
         }
-        yield feature(geom, name, colours[name], "detection", object=number, **values)
+        if cells is None:
+            yield feature(geom, name, colours[name], "detection", object=number, **values)
+            continue
+        cell = around[k - 1]  # it holds the object: never None
+        found = geometry(cells[cell] == k, (cell[0].start + offset[0], cell[1].start + offset[1]))
+        yield feature(found, name, colours[name], "cell", object=number, **values) | {
+            "nucleusGeometry": geom
+        }
 
 
 def region_features(
@@ -541,14 +551,15 @@ def region_tables(model=None, top: int = 1) -> tuple[dict[int, str], dict[str, t
 
 def to_geojson(
     array: np.ndarray, model=None, objects: bool = True, min_pixels: int = 1,
-    object_class: int | None = None,
+    object_class: int | None = None, cells: np.ndarray | None = None,
 ) -> dict:  # fmt: skip
     """A GeoJSON FeatureCollection of what ``segment`` or ``predict`` returned, as ``--geojson``
     writes it: with ``objects``, an instance label image, each object a "detection" named
     :data:`UNCLASSIFIED` (``object_class``'s name when the objects are of that class of
-    ``model``); else a class mask, each 8-connected region of ``min_pixels`` or more of each
-    class but 0 an "annotation" named by ``model``'s classes ("class K" without one). Colours:
-    the model's palette, else the default one."""
+    ``model``), or with ``cells`` (:func:`pixelwise.expand_cells` of it) a QuPath "cell" with
+    the object as its nucleus; else a class mask, each 8-connected region of ``min_pixels`` or
+    more of each class but 0 an "annotation" named by ``model``'s classes ("class K" without
+    one). Colours: the model's palette, else the default one."""
     array = np.asarray(array)
     top = int(array.max(initial=0))
     names, colours = region_tables(model, top)
@@ -556,7 +567,7 @@ def to_geojson(
         name = names[object_class] if object_class else UNCLASSIFIED
         colours = {name: colours.get(name, colours[names[object_class or 1]])}
         numbers = dict.fromkeys(range(1, top + 1), name)
-        found = object_features(array.astype(np.int64), numbers, colours)
+        found = object_features(array.astype(np.int64), numbers, colours, cells=cells)
     else:
         found = region_features(array, names, colours, min_pixels)
     return {"type": "FeatureCollection", "features": list(found)}
