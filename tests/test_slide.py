@@ -356,7 +356,7 @@ def segment_command(tmp_path, share: float) -> tuple[list[str], object]:
 
 def test_segment_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, capsys):
     """Under a block (2048 pixels a side) the streamed labels are segment's, numbers and all;
-    --coco, --expand, and --measure with --channel, are one failure naming the file."""
+    --coco, and --measure with --channel, are one failure naming the file."""
     run, images = segment_command(tmp_path, share=0.5)
     run_both_ways(run, tmp_path, monkeypatch, limit=300 * 400)
     labels = tifffile.imread(tmp_path / "streamed" / "instances" / "slide.tif")
@@ -368,12 +368,10 @@ def test_segment_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, caps
     assert main(run + ["--out", str(tmp_path / "again"), "--coco", coco]) == 1
     err = capsys.readouterr().err
     assert f"{images / 'slide.tif'}: is over the pixel limit and segmented region by region" in err
-    assert "--coco, --labelme, --expand and --measure with --channel are written for" in err
+    assert "--coco, --labelme and --measure with --channel are written for images under it" in err
     measure = ["--measure", str(tmp_path / "objects.csv"), "--channel", "0"]  # channel 0: red
     assert main(run + ["--out", str(tmp_path / "again"), *measure]) == 1
     assert "--measure with --channel are written for images" in capsys.readouterr().err
-    assert main(run + ["--out", str(tmp_path / "again"), "--expand", "3"]) == 1
-    assert f"{images / 'slide.tif'}: is over the pixel limit" in capsys.readouterr().err
 
 
 def test_segment_measures_the_objects_of_a_tiff_over_the_limit(tmp_path, monkeypatch):
@@ -418,6 +416,66 @@ def test_segment_measures_the_objects_of_a_tiff_over_the_limit(tmp_path, monkeyp
         assert measured["centroid_x"] == float(row["centroid_x"])
     np.testing.assert_array_equal(drawn, labels)
     assert len(features["features"]) == len(streamed)
+
+
+def test_segment_expand_makes_the_cells_of_a_tiff_over_the_limit(tmp_path, monkeypatch):
+    """--expand on a slide: OUT/cells/NAME.tif is expand_cells of the streamed label TIFF
+    (worked out in small blocks), each object measured with its cell as for the image read
+    whole, and --geojson's QuPath cells drawn back are the cells (their nuclei the objects)."""
+    import csv
+
+    import pixelwise.inference as inference
+    from pixelwise.instances import expand_cells
+
+    run, images = segment_command(tmp_path, share=0.1)
+    run += ["--expand", "3", "--geojson"]
+    whole = ["--out", str(tmp_path / "whole"), "--measure", str(tmp_path / "whole.csv")]
+    assert main(run + whole) == 0
+    monkeypatch.setattr(inference.label_blocks, "__defaults__", (100, 64, None))
+    monkeypatch.setattr(inference.expand_slide, "__defaults__", (100, 64, None))
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", str(300 * 400))
+    out = ["--out", str(tmp_path / "streamed"), "--measure", str(tmp_path / "streamed.csv")]
+    assert main(run + out) == 0
+    labels = tifffile.imread(tmp_path / "streamed" / "instances" / "slide.tif")
+    cells = tifffile.imread(tmp_path / "streamed" / "cells" / "slide.tif")
+    np.testing.assert_array_equal(cells, expand_cells(labels, 3))
+    assert (cells > 0).sum() > (labels > 0).sum()
+
+    def objects(name: str) -> dict:
+        with open(tmp_path / name) as f:
+            return {(r["bbox_x0"], r["bbox_y0"], r["area"]): r for r in csv.DictReader(f)}
+
+    whole, streamed = objects("whole.csv"), objects("streamed.csv")
+    assert len(whole) > 5 and set(streamed) == set(whole)
+    for key, row in whole.items():
+        for column in ("cell_area", "cell_mean_red", "cytoplasm_area", "cytoplasm_mean_blue"):
+            assert streamed[key][column] == row[column], (key, column)
+    features = json.loads((tmp_path / "streamed" / "geojson" / "slide.geojson").read_text())
+    drawn, nuclei = np.zeros_like(labels), np.zeros_like(labels)
+    for item in features["features"]:
+        number = item["properties"]["measurements"]["object"]
+        drawn[geojson_raster(item["geometry"], labels.shape)] = number
+        nuclei[geojson_raster(item["nucleusGeometry"], labels.shape)] = number
+    np.testing.assert_array_equal(drawn, cells)
+    np.testing.assert_array_equal(nuclei, labels)
+
+
+def test_a_blocks_own_objects_come_in_runs_of_consecutive_numbers():
+    """own_runs: the objects whose box starts in the block, by runs of consecutive numbers
+    (another block's object between them splits a run), each renumbered from 1 with its cell;
+    a region without background pixels is no special case."""
+    from pixelwise.inference import own_runs
+
+    labels = np.array([[7, 7, 4, 4], [3, 9, 4, 5], [3, 9, 6, 5]], np.uint32)
+    cells = labels.copy()
+    cells[0, 0] = 3  # a cell reaching where its object is not (by hand, not grown)
+    runs = list(own_runs(labels, cells, (1, 3), (0, 4)))  # 4 and 7 start in row 0: not owned
+    assert [first for first, _, _ in runs] == [3, 5, 9]
+    for first, mine, theirs in runs:
+        for k in range(1, int(mine.max()) + 1):
+            np.testing.assert_array_equal(mine == k, labels == first + k - 1)
+            np.testing.assert_array_equal(theirs == k, cells == first + k - 1)
+    assert runs[1][1].max() == 2  # 5 and 6 together
 
 
 def test_a_folder_of_aperio_slides_is_found_and_streamed(tmp_path, monkeypatch):

@@ -54,6 +54,7 @@ from pixelwise.detection import (
 )
 from pixelwise.inference import (
     Mapped,
+    expand_slide,
     predict,
     predict_probabilities,
     predict_slide,
@@ -391,13 +392,14 @@ class Streamed:
     written: np.ndarray
     count: int | None = None
     measured: list[dict] | None = None  # segment --measure: a row per object
+    cells: np.ndarray | None = None  # segment --expand: every step-th pixel of the cells
 
     def finish(self, overlay_path: Path, palette: np.ndarray | None = None):
         """Write the overlay (last: it marks a finished image); ``write``'s (path, count)."""
         if self.count is None:
             shown = overlay(self.image, self.written, palette)
         else:
-            shown = instance_overlay(self.image, self.written)
+            shown = instance_overlay(self.image, self.written, cells=self.cells)
         save_png(overlay_path, shown)
         return self.path, self.count
 
@@ -452,18 +454,20 @@ def predict_streamed(
 
 
 def segment_streamed(
-    seg, src: Path, path: Path, options: PredictOptions, view, progress: bool, geojson=None
-) -> Streamed:
+    seg, src: Path, path: Path, options: PredictOptions, view, progress: bool, geojson=None,
+    cells: Path | None = None,
+) -> Streamed:  # fmt: skip
     """Segment a TIFF over the pixel limit region by region
     (:func:`~pixelwise.inference.segment_slide`) into ``path``, a tiled uint32 TIFF of labels;
     with ``options.measure`` each object measured, and each written to the GeoJSON file
-    ``geojson`` when given, block by block (in the slide's coordinates)."""
+    ``geojson`` when given, block by block (in the slide's coordinates). With
+    ``options.expand``, the objects' cells are then written to ``cells`` (a tiled TIFF:
+    :func:`~pixelwise.inference.expand_slide`), and measured and written with them."""
     with_channel = options.measure is not None and view.channel is not None
-    if options.coco is not None or options.labelme or with_channel or options.expand:
+    if options.coco is not None or options.labelme or with_channel:
         raise ValueError(
             "is over the pixel limit and segmented region by region into a tiled TIFF of "
-            "labels; --coco, --labelme, --expand and --measure with --channel are written for "
-            "images under it"
+            "labels; --coco, --labelme and --measure with --channel are written for images under it"
         )
     extra = (options.min_object_size, options.object_class)
     measured = [] if options.measure is not None else None
@@ -477,7 +481,7 @@ def segment_streamed(
             writer = stack.enter_context(FeatureWriter(geojson))
             colours = colours_of(seg, options.object_class)
 
-            def outline(labels, rows, cols, first):
+            def outline(labels, rows, cols, first, cells=None):
                 names = object_classes(seg, labels, None, options.object_class)
                 found = {}  # this block's --measure rows, the last ones measured
                 for row in reversed(measured or ()):
@@ -485,25 +489,33 @@ def segment_streamed(
                         break
                     found[row["object"]] = row
                 corner = (rows[0], cols[0])
-                writer.add(object_features(labels, names, colours, first, corner, found))
+                writer.add(object_features(labels, names, colours, first, corner, found, cells))
 
             handlers.append(outline)
 
-        def each(*block):
+        def each(*block, **named):
             for handle in handlers:
-                handle(*block)
+                handle(*block, **named)
 
+        each = each if handlers else None
         run = (seg, src, path, options, view, progress, segment_slide, *extra)
-        done = streamed(*run, on_block=each if handlers else None)
+        done = streamed(*run, on_block=None if options.expand else each)
+        if options.expand:  # the objects are measured and written with their cells
+            with TiffRegions(path) as labels:
+                expand_slide(labels, cells, options.expand, on_block=each)
+                step = sample_step(labels.shape, PREVIEW_PIXELS)
+            done.cells = preview_of(cells, step)
     done.measured = measured
     return done
 
 
-def measure_block(stored, names: list[str], measured: list[dict], labels, rows, cols, first):
+def measure_block(
+    stored, names: list[str], measured: list[dict], labels, rows, cols, first, cells=None
+):  # fmt: skip
     """``segment --measure`` of one block of a streamed image (``stored``, read as stored):
-    its objects' rows, numbered from ``first`` and in the slide's coordinates, onto
-    ``measured``."""
-    for row in measure_objects(labels, stored.read(rows, cols), names):
+    its objects' rows (with ``cells``, their cells' too), numbered from ``first`` and in the
+    slide's coordinates, onto ``measured``."""
+    for row in measure_objects(labels, stored.read(rows, cols), names, cells=cells):
         row["object"] += first - 1
         for axis, offset in (("x", int(cols[0])), ("y", int(rows[0]))):
             row[f"centroid_{axis}"] = round(row[f"centroid_{axis}"] + offset, 3)
@@ -599,7 +611,8 @@ def segment_files(
             rel = dict(pairs)[src]
             path = out_dir / "instances" / rel.with_suffix(".tif")
             features = geojson_path(out_dir, rel) if options.geojson else None
-            return segment_streamed(seg, src, path, options, view, progress, features)
+            cells = out_dir / "cells" / rel.with_suffix(".tif")
+            return segment_streamed(seg, src, path, options, view, progress, features, cells)
         image = view.read(src)  # measured as stored; shown as the model saw it
         seen = view(image, src)
         return image, seen, *objects_in(seg, seen, options, classes_too)

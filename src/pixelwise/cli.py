@@ -156,7 +156,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "come first, as in predict: 'pixelwise segment nuclei cells/'. A multi-page TIFF is segmented "
         "page by page, as by predict. A TIFF over the pixel limit (a whole-slide scan) is segmented "
         "region by region, its objects made in blocks of 2048 pixels, into OUT/instances/<name>.tif "
-        "(32-bit, tiled); --measure and --geojson work on it, --coco and --labelme do not.",
+        "(32-bit, tiled); --measure, --geojson and --expand work on it, --coco and --labelme do not.",
         [
             "inputs",
             Opt(("--checkpoint",), f"{MODEL_HELP} (default nuclei)", "nuclei", old=("--model",)),
@@ -184,8 +184,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "background, never into another (QuPath's and StarDist's cell expansion), "
                 "written to OUT/cells/<name>.png with the objects' numbers; --measure then also "
                 "measures each cell and its cytoplasm (the cell without its object) and "
-                "--geojson writes QuPath cells (the object as the cell's nucleus). Images under "
-                "the pixel limit only",
+                "--geojson writes QuPath cells (the object as the cell's nucleus)",
                 type=int,
                 default=0,
                 metavar="PIXELS",

@@ -391,6 +391,61 @@ def label_blocks(
     return count
 
 
+def expand_slide(
+    stored, out: Path, distance: int, block: int = SLIDE_BLOCK, margin: int = SLIDE_MARGIN,
+    on_block=None,
+) -> None:  # fmt: skip
+    """The cells of the objects of a label TIFF read as a region source (``stored``:
+    :func:`segment_slide`'s labels), each object grown by up to ``distance`` pixels
+    (:func:`~pixelwise.instances.expand_cells`), written to ``out`` (a tiled uint32 TIFF, the
+    objects' numbers) block by block: each block is worked out with ``margin + 2 * distance``
+    pixels around it, which hold its objects (they reach at most ``margin`` beyond the block
+    their bounding box starts in) with their cells and every object near enough to them.
+    ``on_block(labels, rows, cols, first, cells=...)`` sees the objects whose bounding box
+    starts in each block as :func:`label_blocks` shows them, with their cells, in runs of
+    consecutive numbers (``first`` the run's first)."""
+    from skimage.segmentation import expand_labels
+
+    h, w = stored.shape
+    reach = margin + 2 * distance
+
+    def rows_of_blocks():
+        for y0 in range(0, h, block):
+            y1 = min(y0 + block, h)
+            band = np.zeros((y1 - y0, w), np.uint32)
+            for x0 in range(0, w, block):
+                x1 = min(x0 + block, w)
+                top, left = max(y0 - reach, 0), max(x0 - reach, 0)
+                rows = np.arange(top, min(y1 + reach, h))
+                cols = np.arange(left, min(x1 + reach, w))
+                labels = stored.read(rows, cols)[..., 0]
+                cells = expand_labels(labels, distance)
+                band[:, x0:x1] = cells[y0 - top : y1 - top, x0 - left : x1 - left]
+                if on_block is not None:
+                    core = ((y0 - top, y1 - top), (x0 - left, x1 - left))
+                    for first, mine, theirs in own_runs(labels, cells, *core):
+                        on_block(mine, rows, cols, first, cells=theirs)
+            yield y0, band
+
+    save_mask_rows(out, rows_of_blocks(), (h, w), dtype=np.uint32)
+
+
+def own_runs(labels: np.ndarray, cells: np.ndarray, rows: tuple, cols: tuple):
+    """The objects of ``labels`` whose bounding box starts within ``rows`` x ``cols`` (start,
+    end), in runs of consecutive numbers: each run's first number and its objects and their
+    ``cells``, numbered 1.. in the run."""
+    ids = np.union1d([0], labels)  # 0 first, the background, even where none shows
+    local = np.searchsorted(ids, labels)
+    table = owned(local, rows, cols, 1)
+    mine = np.nonzero(table)[0]  # places in ids of the objects owned, in number order
+    breaks = np.nonzero(np.diff(ids[mine].astype(np.int64)) != 1)[0] + 1
+    around = np.searchsorted(ids, cells)  # a cell's number is its object's
+    for run in np.split(mine, breaks) if len(mine) else []:
+        keep = np.zeros(len(ids), np.uint32)
+        keep[run] = np.arange(1, len(run) + 1)
+        yield int(ids[run[0]]), keep[local], keep[around]
+
+
 def owned(labels: np.ndarray, rows: tuple[int, int], cols: tuple[int, int], first: int):
     """A table from ``labels``' objects to ``first``, ``first + 1``, ... for those whose bounding
     box starts within ``rows`` x ``cols`` (start, end), in label order; 0 for the others."""
