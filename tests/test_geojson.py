@@ -2,6 +2,7 @@
 predict/segment --geojson."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -332,6 +333,16 @@ def test_qupath_cells_are_read_by_their_cell_or_nucleus_outline(tmp_path, monkey
         (tmp_path / "out").mkdir(exist_ok=True)  # QuPath's cells as predictions: read alike
         (tmp_path / "out" / "a.geojson").write_text(json.dumps(features))
         assert evaluate_predictions(tmp_path / "out", tmp_path / "data")["mean_iou"] == 1.0
+    import pixelwise.data.geojson as geojson
+
+    path = tmp_path / "data" / "a.geojson"  # counted as read: inspect parses it once
+    read = geojson.read_geojson
+    monkeypatch.setattr(geojson, "read_geojson", None)
+    assert geojson.cell_count(path) == 2
+    path.write_text(json.dumps(features[2:]))  # changed since: read again
+    os.utime(path, ns=(1, 1))
+    monkeypatch.setattr(geojson, "read_geojson", read)
+    assert geojson.cell_count(path) == 0
     monkeypatch.setenv("PIXELWISE_CELL_PART", "nuclei")
     assert main(["inspect", str(tmp_path / "data")]) == 2
     assert "PIXELWISE_CELL_PART must be cell or nucleus, got 'nuclei'" in capsys.readouterr().err

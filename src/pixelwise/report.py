@@ -60,10 +60,10 @@ def dataset_report(cfg: TrainConfig, progress: bool = True) -> dict:
 def qupath_cells(items: list) -> dict | None:
     """How many QuPath cells (with a nucleus) the items' GeoJSON files hold, and which of their
     outlines is read (:func:`~pixelwise.data.geojson.cell_part`); None without any."""
-    from pixelwise.data.geojson import cell_part, read_geojson
+    from pixelwise.data.geojson import cell_count, cell_part
 
     files = {item.mask for item in items if str(item.mask).lower().endswith(".geojson")}
-    cells = sum(read_geojson(path)["cells"] for path in files)
+    cells = sum(cell_count(path) for path in files)
     return {"cells": cells, "part": cell_part()} if cells else None
 
 

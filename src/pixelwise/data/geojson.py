@@ -466,6 +466,7 @@ def read_geojson(path: Path) -> dict:
         data = [data]
     if not isinstance(data, list):
         raise ValueError(f"{path}: not a GeoJSON FeatureCollection, Feature or list of Features")
+    stamp = Path(path).stat().st_mtime_ns
     shapes, cells, part = [], 0, cell_part()
     for k, item in enumerate(data, start=1):
         if not isinstance(item, dict) or item.get("type") != "Feature":
@@ -480,7 +481,21 @@ def read_geojson(path: Path) -> dict:
         parts = polygons_of(geom, f"{path}, feature {k}") or [[]]  # [[]]: no area
         shape = {"label": label, "shape_type": "area", "group_id": k}
         shapes += [shape | {"rings": rings} for rings in parts]  # one group: one object
+    CELL_COUNTS[str(path)] = (stamp, cells)
     return {"shapes": shapes, "cells": cells}
+
+
+# how many QuPath cells each GeoJSON file read holds, by path: (modification time, count)
+CELL_COUNTS: dict[str, tuple[int, int]] = {}
+
+
+def cell_count(path: Path) -> int:
+    """How many QuPath cells (Features with a ``nucleusGeometry``) a GeoJSON file holds: as
+    counted when :func:`read_geojson` last read it unchanged, else read now."""
+    known = CELL_COUNTS.get(str(path))
+    if known is not None and known[0] == Path(path).stat().st_mtime_ns:
+        return known[1]
+    return read_geojson(path)["cells"]
 
 
 def cell_part() -> str:
