@@ -264,6 +264,23 @@ def test_a_qupath_export_is_a_dataset(tmp_path, capsys):
     )
 
 
+def test_geojson_files_in_a_geojson_folder_annotate_the_images_beside_it(tmp_path):
+    """``segment --geojson`` writes OUT/geojson/: a folder of images with that folder in it
+    (or LabelMe files in annotations/) is a dataset, each file's image the one of its stem
+    in the folder above; a file with no such image is still one error naming it."""
+    from pixelwise.data.layouts import find_items
+
+    truth = qupath_export(tmp_path / "data")
+    (tmp_path / "data" / "geojson").mkdir()
+    (tmp_path / "data" / "a.geojson").rename(tmp_path / "data" / "geojson" / "a.geojson")
+    (item,) = find_items(tmp_path / "data")
+    assert item.image == tmp_path / "data" / "a.png"
+    np.testing.assert_array_equal(item.read_mask(), truth)
+    (tmp_path / "data" / "a.png").unlink()
+    with pytest.raises(ValueError, match="a.geojson: its image 'a' was not found beside it"):
+        find_items(tmp_path / "data")
+
+
 def test_regions_annotated_over_an_ignored_one_leave_the_rest_unlabelled(tmp_path):
     """Sparse annotations (QuPath's tissue classes drawn over parts of an image): a feature
     classified __ignore__ under them, covering the image, leaves the pixels no class covers

@@ -77,11 +77,16 @@ def class_names(root: Path, specs: list[dict]) -> list[str]:
 def image_of(path: Path, spec: dict, image_folders: tuple[str, ...]) -> Path:
     """The image a LabelMe file annotates: its ``imagePath`` from the file's folder, else a file
     of that name (or of the annotation's stem) there or in an ``image_folders`` folder beside
-    the file's folder."""
+    the file's folder, or for a file in an annotation folder (``annotations/``, ``geojson/``,
+    ...) in the folder that holds it."""
+    from pixelwise.data.layouts import MASK_FOLDERS  # here: layouts imports this module
+
     given = str(spec.get("imagePath") or "").replace("\\", "/")
     if given and (path.parent / given).is_file():
         return path.parent / given
     folders = [path.parent, *(path.parent.parent / name for name in image_folders)]
+    if path.parent.name in (*MASK_FOLDERS, "geojson"):
+        folders.append(path.parent.parent)
     names = [Path(given).name] if given else []
     names += [path.stem + suffix for suffix in IMAGE_SUFFIXES] + [path.stem]  # a.png.geojson
     for folder in folders:
