@@ -225,3 +225,37 @@ def test_segment_expand_writes_cells_measures_them_and_exports_qupath_cells(
     assert [f["geometry"] for f in made] == [f["geometry"] for f in written]
     assert main([*argv, "--expand", "-1"]) == 2
     assert "--expand must be 0 (no cells) or more pixels, got -1" in capsys.readouterr().err
+
+
+def test_stains_unmixed_from_colours_made_of_known_amounts():
+    """--stains: each stain's mean optical density, by colour deconvolution, recovers the
+    amounts a colour was made of (Beer-Lambert with the stain vectors, 8-bit quantised), in
+    the object, its cell and its cytoplasm; a grey image is refused in one line."""
+    from skimage.color import rgb_from_hed
+
+    def coloured(amounts) -> np.ndarray:
+        od = np.asarray(amounts, float) @ rgb_from_hed
+        return np.round(255 * 10.0 ** (-od)).astype(np.uint8)
+
+    labels = np.zeros((20, 20), np.uint8)
+    labels[5:10, 5:10] = 1
+    cells = np.where(labels > 0, 1, 0).astype(np.uint8)
+    cells[3:12, 3:12] = 1
+    image = np.empty((20, 20, 3), np.uint8)
+    image[:] = coloured([0.05, 0.3, 0.0])  # eosin around
+    image[5:10, 5:10] = coloured([0.6, 0.0, 0.4])  # a DAB-positive nucleus
+    (row,) = measure_objects(labels, image, ["nucleus"], cells=cells, stains=True)
+    assert row["mean_hematoxylin"] == pytest.approx(0.6, abs=0.01)
+    assert row["mean_eosin"] == pytest.approx(0.0, abs=0.01)
+    assert row["mean_dab"] == pytest.approx(0.4, abs=0.01)
+    assert row["cytoplasm_mean_eosin"] == pytest.approx(0.3, abs=0.01)
+    assert row["cytoplasm_mean_dab"] == pytest.approx(0.0, abs=0.01)
+    assert row["cell_mean_dab"] == pytest.approx(0.4 * 25 / 81, abs=0.01)
+    assert row["mean_red"] == float(image[7, 7, 0])  # the colours as before
+    header = measurements_csv([("a.png", [row])]).decode().splitlines()[0].split(",")
+    assert header[len(COLUMNS) : len(COLUMNS) + 3] == ["mean_hematoxylin", "mean_eosin", "mean_dab"]
+    with pytest.raises(
+        ValueError, match="--stains measures brightfield RGB images; this one has 1"
+    ):
+        measure_objects(labels, image[..., 0], ["nucleus"], stains=True)
+    assert main(["segment", "nuclei", "x.png", "--stains"]) == 2

@@ -420,15 +420,15 @@ def test_segment_measures_the_objects_of_a_tiff_over_the_limit(tmp_path, monkeyp
 
 def test_segment_expand_makes_the_cells_of_a_tiff_over_the_limit(tmp_path, monkeypatch):
     """--expand on a slide: OUT/cells/NAME.tif is expand_cells of the streamed label TIFF
-    (worked out in small blocks), each object measured with its cell as for the image read
-    whole, and --geojson's QuPath cells drawn back are the cells (their nuclei the objects)."""
+    (worked out in small blocks), each object measured with its cell (and --stains) as for the
+    image read whole, and --geojson's QuPath cells drawn back are the cells (their nuclei the objects)."""
     import csv
 
     import pixelwise.inference as inference
     from pixelwise.instances import expand_cells
 
     run, images = segment_command(tmp_path, share=0.1)
-    run += ["--expand", "3", "--geojson"]
+    run += ["--expand", "3", "--geojson", "--stains"]
     whole = ["--out", str(tmp_path / "whole"), "--measure", str(tmp_path / "whole.csv")]
     assert main(run + whole) == 0
     monkeypatch.setattr(inference.label_blocks, "__defaults__", (100, 64, None))
@@ -448,7 +448,7 @@ def test_segment_expand_makes_the_cells_of_a_tiff_over_the_limit(tmp_path, monke
     whole, streamed = objects("whole.csv"), objects("streamed.csv")
     assert len(whole) > 5 and set(streamed) == set(whole)
     for key, row in whole.items():
-        for column in ("cell_area", "cell_mean_red", "cytoplasm_area", "cytoplasm_mean_blue"):
+        for column in ("cell_area", "cell_mean_red", "cytoplasm_area", "cytoplasm_mean_dab"):
             assert streamed[key][column] == row[column], (key, column)
     features = json.loads((tmp_path / "streamed" / "geojson" / "slide.geojson").read_text())
     drawn, nuclei = np.zeros_like(labels), np.zeros_like(labels)

@@ -262,6 +262,7 @@ class PredictOptions:
     coco: str | None = None  # segment: also every object in this one COCO instances file
     measure: str | None = None  # segment: also every object's measurements in this one CSV
     expand: int = 0  # segment: also each object's cell, the object grown by this many pixels
+    stains: bool = False  # segment --measure: also each stain's optical density (RGB images)
     input_range: tuple[float, float] | str | None = None  # raw LO..HI seen as full range
     channel: int | None = None  # read this channel of each image alone, as grey
 
@@ -278,6 +279,8 @@ class PredictOptions:
             raise ValueError(f"--overlap must be 0 or more, got {self.overlap}")
         if self.expand < 0:
             raise ValueError(f"--expand must be 0 (no cells) or more pixels, got {self.expand}")
+        if self.stains and self.measure is None:
+            raise ValueError("--stains adds columns to --measure's rows: give --measure FILE too")
         if self.tile is not None and self.tile < 0:
             raise ValueError(f"--tile must be 0 (never tile) or more, got {self.tile}")
         if self.tile and self.tile <= 2 * self.overlap:
@@ -476,7 +479,7 @@ def segment_streamed(
         if measured is not None:  # measured as stored, as segment measures any image
             stored = stack.enter_context(TiffRegions(src))
             names = coco_names(seg, options.object_class)
-            handlers.append(partial(measure_block, stored, names, measured))
+            handlers.append(partial(measure_block, stored, names, measured, options.stains))
         if geojson is not None:
             writer = stack.enter_context(FeatureWriter(geojson))
             colours = colours_of(seg, options.object_class)
@@ -510,12 +513,14 @@ def segment_streamed(
 
 
 def measure_block(
-    stored, names: list[str], measured: list[dict], labels, rows, cols, first, cells=None
+    stored, names: list[str], measured: list[dict], stains: bool, labels, rows, cols, first,
+    cells=None,
 ):  # fmt: skip
     """``segment --measure`` of one block of a streamed image (``stored``, read as stored):
-    its objects' rows (with ``cells``, their cells' too), numbered from ``first`` and in the
-    slide's coordinates, onto ``measured``."""
-    for row in measure_objects(labels, stored.read(rows, cols), names, cells=cells):
+    its objects' rows (with ``cells``, their cells' too; with ``stains``, the stains'
+    densities), numbered from ``first`` and in the slide's coordinates, onto ``measured``."""
+    image = stored.read(rows, cols)
+    for row in measure_objects(labels, image, names, cells=cells, stains=stains):
         row["object"] += first - 1
         for axis, offset in (("x", int(cols[0])), ("y", int(rows[0]))):
             row[f"centroid_{axis}"] = round(row[f"centroid_{axis}"] + offset, 3)
@@ -632,8 +637,8 @@ def segment_files(
             records.append((Path(src), *labels.shape, object_annotations(labels, classes)))
         found = None
         if options.measure is not None:
-            names = coco_names(seg, options.object_class)
-            found = measure_objects(labels, image, names, classes, view.stains(src), cells)
+            run = (coco_names(seg, options.object_class), classes, view.stains(src), cells)
+            found = measure_objects(labels, image, *run, options.stains)
             measures.append((rel, input_name(src, rel), found))
         write_outlines(out_dir, src, rel, seg, options, labels, classes, seen, found, cells)
         save_png(out_dir / "overlays" / rel, instance_overlay(seen, labels, cells=cells))

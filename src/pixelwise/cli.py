@@ -189,6 +189,13 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 default=0,
                 metavar="PIXELS",
             ),
+            Opt(
+                ("--stains",),
+                "with --measure, on brightfield RGB images: also each stain's mean optical "
+                "density by colour deconvolution (mean_hematoxylin, mean_eosin, mean_dab; for "
+                "the cells and cytoplasms too), what an immunohistochemistry score thresholds",
+                action="store_true",
+            ),
             "min_object_size",
             "object_class",
             "score_threshold",
@@ -538,6 +545,7 @@ def predict_options(args: argparse.Namespace):
         "coco",
         "measure",
         "expand",
+        "stains",
         "input_range",
         "channel",
     )

@@ -6,6 +6,24 @@ from __future__ import annotations
 from pathlib import Path
 
 IGNORE_INDEX = 255  # target value of pixels left out of losses and metrics
+# labels of LabelMe shapes (labelme2voc's) and GeoJSON classes: pixels to ignore, background drawn
+IGNORE_LABEL, BACKGROUND_LABEL = "__ignore__", "_background_"
+
+# Folder names people give their images and their masks (Pascal VOC's among them), tried in order.
+IMAGE_FOLDERS = ("images", "JPEGImages", "imgs", "img", "image")
+MASK_FOLDERS = (
+    "masks",
+    "SegmentationClass",
+    "labels",
+    "annotations",
+    "1st_manual",  # DRIVE's vessels (its mask/ is the field of view), HRF's manual1
+    "manual1",
+    "mask",
+    "label",
+    "gt",
+    "ground_truth",
+    "groundtruth",
+)
 
 PRECISIONS = ("auto", "bf16", "fp32")
 RUNTIMES = ("auto", "torch", "onnx")

@@ -17,6 +17,12 @@ With cells around the objects (``segment --expand``: each object grown by some p
 whole cell (``cell_area``, ``cell_mean_intensity``, ...) and for its cytoplasm, the cell
 without its object (``cytoplasm_area``, ``cytoplasm_mean_intensity``, ...; empty where the
 object has no room to grow): a membrane or cytoplasm stain measured around each nucleus.
+With ``stains`` (``segment --stains``, brightfield RGB images), ``mean_hematoxylin``,
+``mean_eosin`` and ``mean_dab`` follow the colours: each stain's mean optical density over the
+object by colour deconvolution (Ruifrok and Johnston's stain vectors, scikit-image's
+``hed_from_rgb``; optical density -log10 of each colour's share of the full range, at most
+log10(255)), the quantity an immunohistochemistry score thresholds (DAB in a nucleus or its
+cytoplasm).
 """
 
 from __future__ import annotations
@@ -55,24 +61,31 @@ def measure_objects(
     classes: np.ndarray | None = None,
     channels: np.ndarray | None = None,
     cells: np.ndarray | None = None,
+    stains: bool = False,
 ) -> list[dict]:
     """A row (:data:`COLUMNS` but ``image``) per object 1..N of ``labels`` present in it, with
     the (H, W[, C]) ``image`` it was found in; its class is ``names[0]``, or with ``classes``
     (an image of category ids 1.. at the objects' pixels) ``names[id - 1]``. ``channels``: the
     (H, W, C) channels of a multi-channel image, each measured (``mean_channel_K``). ``cells``:
     each object's cell (a label image, the objects' numbers), measured as a whole and without
-    its object (``cell_...``, ``cytoplasm_...``)."""
+    its object (``cell_...``, ``cytoplasm_...``). ``stains``: each stain's optical density
+    too (an RGB ``image``)."""
     from skimage.measure import regionprops
 
     pixels = image.reshape(*labels.shape, -1)  # (H, W, C): means per channel
+    count, extra = pixels.shape[-1], []
+    if stains:
+        densities = stain_densities(image).astype(np.float64)  # means as exact as the colours'
+        pixels = np.concatenate([pixels.astype(np.float64), densities], axis=-1)
+        extra += [f"mean_{stain}" for stain in STAINS]
     if channels is not None:  # measured beside the image the objects were found in
         pixels = np.concatenate([pixels, channels.reshape(*labels.shape, -1)], axis=-1)
-    count = pixels.shape[-1] - (0 if channels is None else channels.shape[-1])
+        extra += [f"mean_channel_{k}" for k in range(pixels.shape[-1] - len(extra) - count)]
     around = {}
     if cells is not None:
         for prefix, parts in (("cell_", cells), ("cytoplasm_", np.where(labels > 0, 0, cells))):
             for region in regionprops(parts.astype(np.int64), intensity_image=pixels):
-                found = intensities(region, count, prefix)
+                found = intensities(region, count, extra, prefix)
                 around.setdefault(region.label, {}).update(found)
     rows = []
     for region in regionprops(labels.astype(np.int64), intensity_image=pixels):
@@ -94,20 +107,38 @@ def measure_objects(
             "eccentricity": round(float(region.eccentricity), 4),
             "solidity": round(float(region.solidity), 4),
         }
-        rows.append(row | intensities(region, count) | around.get(region.label, {}))
+        rows.append(row | intensities(region, count, extra) | around.get(region.label, {}))
     return rows
 
 
-def intensities(region, count: int, prefix: str = "") -> dict:
+STAINS = ("hematoxylin", "eosin", "dab")  # the order of scikit-image's hed_from_rgb
+
+
+def stain_densities(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float32 optical densities of :data:`STAINS` at each pixel of an RGB image, by
+    colour deconvolution (module docstring); ValueError for other images."""
+    from skimage.color import hed_from_rgb
+
+    if image.ndim != 3 or image.shape[-1] != 3:
+        channels = 1 if image.ndim == 2 else image.shape[-1]
+        raise ValueError(
+            f"--stains measures brightfield RGB images; this one has {channels} channel(s)"
+        )
+    full = 1.0 if image.dtype.kind == "f" else float(np.iinfo(image.dtype).max)
+    share = np.clip(image.astype(np.float32) / np.float32(full), 1 / 255, 1)
+    return -np.log10(share) @ hed_from_rgb.astype(np.float32)
+
+
+def intensities(region, count: int, extra: list[str], prefix: str = "") -> dict:
     """A region's (scikit-image's) area and mean intensities as :func:`measure_objects` names
     them, after ``prefix``: the mean over the image's ``count`` channels, each colour's for a
-    colour image, and each further channel's (``mean_channel_K``)."""
+    colour image, and the means of the further channels, named ``extra``."""
     means = np.atleast_1d(region.intensity_mean)
-    means, extra = means[:count], np.round(means[count:], 3).tolist()
+    means, more = means[:count], np.round(means[count:], 3).tolist()
     found = {"area": int(region.area), "mean_intensity": round(float(means.mean()), 3)}
     if len(means) == 3:
         found |= dict(zip(("mean_red", "mean_green", "mean_blue"), np.round(means, 3).tolist()))
-    found |= {f"mean_channel_{k}": v for k, v in enumerate(extra)}
+    found |= dict(zip(extra, more))
     return {prefix + key: v for key, v in found.items()}
 
 
@@ -131,6 +162,7 @@ def column_order(key: str) -> tuple:
     prefix = next((p for p in ("cell_", "cytoplasm_") if key.startswith(p)), "")
     base = key[len(prefix) :]
     places = ("area", "mean_intensity", "mean_red", "mean_green", "mean_blue")
+    places += tuple(f"mean_{stain}" for stain in STAINS)
     channel = int(base[13:]) if base.startswith("mean_channel_") else -1
     place = places.index(base) if base in places else len(places)
     return ("", "cell_", "cytoplasm_").index(prefix), place, channel, key

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pixelwise.constants import IGNORE_LABEL
 from pixelwise.data.joins import Joins
-from pixelwise.data.labelme import IGNORE_LABEL
 
 # direction of an edge as (dx, dy): its code is the index here; a right turn on screen (y down)
 # of (dx, dy) is (-dy, dx)

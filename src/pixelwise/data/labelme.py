@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pixelwise.constants import BACKGROUND_LABEL, IGNORE_LABEL, MASK_FOLDERS
 from pixelwise.data.coco import Categories, InstanceItem, as_coco, oriented_size
 from pixelwise.data.io import IMAGE_SUFFIXES
 from pixelwise.data.shapes import extent
 from pixelwise.data.slide import is_streamed, slide_size
 
-IGNORE_LABEL, BACKGROUND_LABEL = "__ignore__", "_background_"
 # how far a slide's windows reach beyond what is drawn (pixels; PIXELWISE_WINDOW_MARGIN):
 # context the network sees there, neither trained on nor scored. 0: on sparsely drawn nuclei 32
 # was ahead on average over five seeds, on held-out images of the slide's lab and of another,
@@ -79,8 +79,6 @@ def image_of(path: Path, spec: dict, image_folders: tuple[str, ...]) -> Path:
     of that name (or of the annotation's stem) there or in an ``image_folders`` folder beside
     the file's folder, or for a file in an annotation folder (``annotations/``, ``geojson/``,
     ...) in the folder that holds it."""
-    from pixelwise.data.layouts import MASK_FOLDERS  # here: layouts imports this module
-
     given = str(spec.get("imagePath") or "").replace("\\", "/")
     if given and (path.parent / given).is_file():
         return path.parent / given

@@ -58,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.constants import IGNORE_INDEX
+from pixelwise.constants import IGNORE_INDEX, IMAGE_FOLDERS, MASK_FOLDERS
 from pixelwise.data import cityscapes, geojson, labelme
 from pixelwise.data.coco import (
     Categories,
@@ -260,21 +260,6 @@ def black_and_white(counts: dict[int, int], ignore: tuple[int, ...]) -> tuple[in
     return None
 
 
-# Folder names people give their images and their masks (Pascal VOC's among them), tried in order.
-IMAGE_FOLDERS = ("images", "JPEGImages", "imgs", "img", "image")
-MASK_FOLDERS = (
-    "masks",
-    "SegmentationClass",
-    "labels",
-    "annotations",
-    "1st_manual",  # DRIVE's vessels (its mask/ is the field of view), HRF's manual1
-    "manual1",
-    "mask",
-    "label",
-    "gt",
-    "ground_truth",
-    "groundtruth",
-)
 # Split folders (``DATA/train``, ``DATA/images/training``, ...) and the lists of Pascal VOC.
 SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "validation", "valid")}
 VOC_LISTS = Path("ImageSets") / "Segmentation"
