@@ -365,6 +365,33 @@ def test_qupath_cells_are_read_by_their_cell_or_nucleus_outline(tmp_path, monkey
     assert "PIXELWISE_CELL_PART must be cell or nucleus, got 'nuclei'" in capsys.readouterr().err
 
 
+def test_a_run_records_the_settings_that_change_its_data(tmp_path, monkeypatch, capsys):
+    """The PIXELWISE_* settings that change what data is are kept with a training run: info
+    shows them in the command that trained it, and evaluating it where they are set otherwise
+    says so, one note per setting."""
+    from conftest import train_tiny
+
+    from pixelwise.cli import main
+
+    qupath_export(tmp_path / "data")
+    monkeypatch.setenv("PIXELWISE_CELL_PART", "nucleus")
+    monkeypatch.setenv("PIXELWISE_WINDOW_MARGIN", "8")
+    run = train_tiny(tmp_path / "data", tmp_path / "run", "--val-fraction", "0")
+    assert main(["info", str(run / "best.pt")]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "trained by: PIXELWISE_WINDOW_MARGIN=8 PIXELWISE_CELL_PART=nucleus pixelwise train" in out
+    )
+    assert main(["evaluate", str(run / "best.pt"), str(tmp_path / "data")]) == 0
+    assert "was trained with" not in capsys.readouterr().err
+    monkeypatch.delenv("PIXELWISE_CELL_PART")
+    monkeypatch.setenv("PIXELWISE_WINDOW_MARGIN", "0")
+    assert main(["evaluate", str(run / "best.pt"), str(tmp_path / "data")]) == 0
+    err = capsys.readouterr().err
+    assert "trained with PIXELWISE_CELL_PART=nucleus, here PIXELWISE_CELL_PART unset: the" in err
+    assert "trained with PIXELWISE_WINDOW_MARGIN=8, here PIXELWISE_WINDOW_MARGIN=0: the" in err
+
+
 def test_regions_annotated_on_a_slide_are_windows_of_it(tmp_path, monkeypatch, capsys):
     """A TIFF over the pixel limit with GeoJSON regions beside it (QuPath's annotations of a
     whole-slide scan): each group of overlapping regions (and regions drawn as the background)

@@ -9,6 +9,7 @@ Imports nothing heavy: ``pixelwise --help`` builds its parser from this module a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
@@ -30,6 +31,15 @@ from pixelwise.constants import (
     RUNTIMES,
     parse_stems,
 )
+
+# environment variables that change what a dataset is (which slides are read in windows, how
+# far the windows reach, which outline of a QuPath cell is drawn): recorded with each training run
+DATA_SETTINGS = ("PIXELWISE_MAX_PIXELS", "PIXELWISE_WINDOW_MARGIN", "PIXELWISE_CELL_PART")
+
+
+def data_settings() -> dict[str, str]:
+    """The :data:`DATA_SETTINGS` set in this environment, as set."""
+    return {name: os.environ[name] for name in DATA_SETTINGS if name in os.environ}
 
 
 def value_list(text: str) -> list[int]:

@@ -215,7 +215,9 @@ def run_validation(checkpoint, data, kind: str) -> list[str] | None:
     nuclei model on DSB2018). Scored whole, the pool would count the run's training images."""
     if is_onnx_file(checkpoint):
         return None
-    cfg = (read_checkpoint(checkpoint).get("train_state") or {}).get("config") or {}
+    state = read_checkpoint(checkpoint).get("train_state") or {}
+    note_data_settings(checkpoint, state.get("data_settings"))
+    cfg = state.get("config") or {}
     root = Path(data)
     if "data" not in cfg:
         return None
@@ -235,6 +237,29 @@ def run_validation(checkpoint, data, kind: str) -> list[str] | None:
             file=sys.stderr,
         )
     return stems or None
+
+
+def note_data_settings(checkpoint, then: dict | None) -> None:
+    """A note on stderr for each setting of the environment that changes what data is
+    (:data:`~pixelwise.config.DATA_SETTINGS`) set otherwise than when ``checkpoint`` was trained
+    (``then``; none for a checkpoint that did not record them)."""
+    from pixelwise.config import data_settings
+
+    if then is None:
+        return
+    now = data_settings()
+    for name in sorted(set(then) | set(now)):
+        if then.get(name) != now.get(name):
+            print(
+                f"note: {checkpoint} was trained with {setting(name, then)}, here "
+                f"{setting(name, now)}: the data is read otherwise than in its training",
+                file=sys.stderr,
+            )
+
+
+def setting(name: str, settings: dict) -> str:
+    """``NAME=value`` as ``settings`` has it, or ``NAME unset``."""
+    return f"{name}={settings[name]}" if name in settings else f"{name} unset"
 
 
 def listed_in(root: Path, stems: list[str] | None, kind: str) -> list[str] | None:

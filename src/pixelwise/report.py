@@ -297,8 +297,9 @@ def training_lines(train: dict) -> list[str]:
                 values = [*values[:SHOWN_STEMS], f"... ({len(values)} in all)"]
             text = option_text(values)
             options.append(f"{flag}={text}" if text.startswith("-") else f"{flag} {text}")
+        settings = "".join(f"{k}={v} " for k, v in (train.get("data_settings") or {}).items())
         lines.append(
-            f"trained by: pixelwise train {cfg.get('data')} --out {cfg.get('out')}"
+            f"trained by: {settings}pixelwise train {cfg.get('data')} --out {cfg.get('out')}"
             + "".join(f" {o}" for o in options)
         )
     return lines

@@ -38,7 +38,7 @@ from pixelwise.checkpoint import (
     segmenter_from_checkpoint,
     write_checkpoint,
 )
-from pixelwise.config import TrainConfig
+from pixelwise.config import TrainConfig, data_settings
 from pixelwise.constants import counted, first_ten, option_text
 from pixelwise.data.coco import InstanceDataset, collate
 from pixelwise.data.datasets import SegmentationDataset, pad_collate
@@ -624,6 +624,7 @@ def end_epoch(run: Run, epoch: int, train_loss: float, start: float) -> dict:
         "best_score": state.best_score,
         "history": state.history,
         "config": cfg.to_dict(),
+        "data_settings": data_settings(),
         "stopped_early": state.stopped,  # by --patience: a finished run
     }
     if run.ema is not None:
@@ -636,7 +637,12 @@ def end_epoch(run: Run, epoch: int, train_loss: float, start: float) -> dict:
         save_checkpoint(
             out / "best.pt",
             task.seg,
-            {"epoch": state.epoch, "metrics": metrics, "config": cfg.to_dict()},
+            {
+                "epoch": state.epoch,
+                "metrics": metrics,
+                "config": cfg.to_dict(),
+                "data_settings": train_state["data_settings"],
+            },
         )
     write_metrics_csv(out / "metrics.csv", state.history)
     plot_curves(
