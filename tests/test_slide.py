@@ -374,29 +374,37 @@ def test_segment_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, caps
     assert "--measure with --channel are written for images" in capsys.readouterr().err
 
 
+def measured_both_ways(run: list[str], tmp_path, monkeypatch) -> tuple[dict, dict]:
+    """The segment command ``run`` with --measure into ``tmp_path/whole`` as it is, then into
+    ``tmp_path/streamed`` over the pixel limit, its objects (and cells) made in blocks of 100
+    pixels (so objects come from several); each CSV's rows by box corner and area, the same
+    objects in both."""
+    import csv
+
+    import pixelwise.inference as inference
+
+    for name in ("whole", "streamed"):
+        if name == "streamed":
+            for blocks in (inference.label_blocks, inference.expand_slide):
+                monkeypatch.setattr(blocks, "__defaults__", (100, 64, None))
+            monkeypatch.setenv("PIXELWISE_MAX_PIXELS", str(300 * 400))
+        out = ["--out", str(tmp_path / name), "--measure", str(tmp_path / f"{name}.csv")]
+        assert main(run + out) == 0
+    found = []
+    for name in ("whole", "streamed"):
+        with open(tmp_path / f"{name}.csv") as f:
+            found.append({(r["bbox_x0"], r["bbox_y0"], r["area"]): r for r in csv.DictReader(f)})
+    assert len(found[0]) > 5 and set(found[1]) == set(found[0])
+    return found[0], found[1]
+
+
 def test_segment_measures_the_objects_of_a_tiff_over_the_limit(tmp_path, monkeypatch):
     """Rows as segment --measure writes them for the image read whole: the same objects, areas,
     centroids, boxes and intensities (small blocks, so objects come from several; objects
     smaller than the margin: a tenth of the image foreground); --geojson's polygons are the
     objects of the label TIFF, by number, in the slide's coordinates."""
-    import csv
-
-    import pixelwise.inference as inference
-
     run, images = segment_command(tmp_path, share=0.1)
-    whole = ["--out", str(tmp_path / "whole"), "--measure", str(tmp_path / "whole.csv")]
-    assert main(run + whole) == 0
-    monkeypatch.setattr(inference.label_blocks, "__defaults__", (100, 64, None))
-    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", str(300 * 400))
-    out = ["--out", str(tmp_path / "streamed"), "--measure", str(tmp_path / "streamed.csv")]
-    assert main(run + out + ["--geojson"]) == 0
-
-    def objects(name: str) -> dict:
-        with open(tmp_path / name) as f:
-            return {(r["bbox_x0"], r["bbox_y0"], r["area"]): r for r in csv.DictReader(f)}
-
-    whole, streamed = objects("whole.csv"), objects("streamed.csv")
-    assert len(whole) > 5 and set(streamed) == set(whole)
+    whole, streamed = measured_both_ways(run + ["--geojson"], tmp_path, monkeypatch)
     for key, row in whole.items():
         other = streamed[key]
         for column in ("centroid_x", "centroid_y", "bbox_x1", "bbox_y1", "mean_red", "perimeter"):
@@ -422,31 +430,15 @@ def test_segment_expand_makes_the_cells_of_a_tiff_over_the_limit(tmp_path, monke
     """--expand on a slide: OUT/cells/NAME.tif is expand_cells of the streamed label TIFF
     (worked out in small blocks), each object measured with its cell (and --stains) as for the
     image read whole, and --geojson's QuPath cells drawn back are the cells (their nuclei the objects)."""
-    import csv
-
-    import pixelwise.inference as inference
     from pixelwise.instances import expand_cells
 
     run, images = segment_command(tmp_path, share=0.1)
     run += ["--expand", "3", "--geojson", "--stains"]
-    whole = ["--out", str(tmp_path / "whole"), "--measure", str(tmp_path / "whole.csv")]
-    assert main(run + whole) == 0
-    monkeypatch.setattr(inference.label_blocks, "__defaults__", (100, 64, None))
-    monkeypatch.setattr(inference.expand_slide, "__defaults__", (100, 64, None))
-    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", str(300 * 400))
-    out = ["--out", str(tmp_path / "streamed"), "--measure", str(tmp_path / "streamed.csv")]
-    assert main(run + out) == 0
+    whole, streamed = measured_both_ways(run, tmp_path, monkeypatch)
     labels = tifffile.imread(tmp_path / "streamed" / "instances" / "slide.tif")
     cells = tifffile.imread(tmp_path / "streamed" / "cells" / "slide.tif")
     np.testing.assert_array_equal(cells, expand_cells(labels, 3))
     assert (cells > 0).sum() > (labels > 0).sum()
-
-    def objects(name: str) -> dict:
-        with open(tmp_path / name) as f:
-            return {(r["bbox_x0"], r["bbox_y0"], r["area"]): r for r in csv.DictReader(f)}
-
-    whole, streamed = objects("whole.csv"), objects("streamed.csv")
-    assert len(whole) > 5 and set(streamed) == set(whole)
     for key, row in whole.items():
         for column in ("cell_area", "cell_mean_red", "cytoplasm_area", "cytoplasm_mean_dab"):
             assert streamed[key][column] == row[column], (key, column)
