@@ -143,9 +143,9 @@ def intensities(region, count: int, extra: list[str], prefix: str = "") -> dict:
 
 
 def measurements_csv(per_image: list[tuple[str, list[dict]]]) -> bytes:
-    """The CSV (header :data:`COLUMNS`, then ``mean_channel_K`` for each channel any image was
-    measured in, then the cells' and cytoplasms' columns when there are any) of each image's
-    rows, images in the order given."""
+    """The CSV (header :data:`COLUMNS`, then the stains' and each channel's columns, then the
+    cells' and the cytoplasms', as far as any image was measured so: :func:`column_order`) of
+    each image's rows, images in the order given."""
     found = {key for _, rows in per_image for row in rows for key in row}
     extra = sorted(found - {*COLUMNS}, key=column_order)
     text = io.StringIO()
@@ -157,8 +157,9 @@ def measurements_csv(per_image: list[tuple[str, list[dict]]]) -> bytes:
 
 
 def column_order(key: str) -> tuple:
-    """Where a column beyond :data:`COLUMNS` goes: the object's channels, then the cell's
-    columns, then the cytoplasm's, each as :func:`intensities` lists them (channels by number)."""
+    """Where a column beyond :data:`COLUMNS` goes: the object's stains and channels, then the
+    cell's columns, then the cytoplasm's, each as :func:`intensities` lists them (channels by
+    number)."""
     prefix = next((p for p in ("cell_", "cytoplasm_") if key.startswith(p)), "")
     base = key[len(prefix) :]
     places = ("area", "mean_intensity", "mean_red", "mean_green", "mean_blue")

@@ -432,8 +432,8 @@ def write_features(path: str | os.PathLike, features) -> int:
 
 
 UNCLASSIFIED = "object"  # the class of a feature without one (what segment calls its objects)
-# the outline of a QuPath cell read (PIXELWISE_CELL_PART): its Feature's member of that name
-CELL_PARTS = {"cell": "geometry", "nucleus": "nucleusGeometry"}
+# the outlines of a QuPath cell (PIXELWISE_CELL_PART): its geometry, its nucleusGeometry
+CELL_PARTS = ("cell", "nucleus")
 
 
 def annotation_files(folder: Path | None) -> dict[Path, dict]:
