@@ -386,10 +386,13 @@ def test_a_run_records_the_settings_that_change_its_data(tmp_path, monkeypatch, 
     assert "was trained with" not in capsys.readouterr().err
     monkeypatch.delenv("PIXELWISE_CELL_PART")
     monkeypatch.setenv("PIXELWISE_WINDOW_MARGIN", "0")
-    assert main(["evaluate", str(run / "best.pt"), str(tmp_path / "data")]) == 0
-    err = capsys.readouterr().err
-    assert "trained with PIXELWISE_CELL_PART=nucleus, here PIXELWISE_CELL_PART unset: the" in err
-    assert "trained with PIXELWISE_WINDOW_MARGIN=8, here PIXELWISE_WINDOW_MARGIN=0: the" in err
+    for stems in ([], ["--val-stems", "a"]):
+        assert main(["evaluate", str(run / "best.pt"), str(tmp_path / "data"), *stems]) == 0
+        err = capsys.readouterr().err
+        assert (
+            "trained with PIXELWISE_CELL_PART=nucleus, here PIXELWISE_CELL_PART unset: the" in err
+        )
+        assert "trained with PIXELWISE_WINDOW_MARGIN=8, here PIXELWISE_WINDOW_MARGIN=0: the" in err
 
 
 def test_regions_annotated_on_a_slide_are_windows_of_it(tmp_path, monkeypatch, capsys):
@@ -706,6 +709,7 @@ def test_a_checkpoint_scores_no_object_it_finds_on_ignored_pixels(tmp_path, monk
              square(5, 30, 11, 36, "apple")]  # fmt: skip
     (tmp_path / "data" / "a.geojson").write_text(json.dumps(drawn))
     monkeypatch.setattr(evaluate, "load_for_command", lambda *args: colour_model())
+    monkeypatch.setattr(evaluate, "note_data_settings", lambda checkpoint: None)  # no file
     scores = evaluate.evaluate_checkpoint(
         "colour.pt", tmp_path / "data", val_stems="a", precision="fp32", object_class=1
     )

@@ -1031,10 +1031,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from pixelwise.checkpoint import calibrate_checkpoint, calibration_target, default_path
-    from pixelwise.evaluate import run_validation
+    from pixelwise.evaluate import note_data_settings, run_validation
     from pixelwise.report import gate_scores
 
     calibration_target(args.checkpoint, args.out)  # a bundled model in place: refused first
+    note_data_settings(args.checkpoint)
     # the run's own validation images when DATA holds them, as evaluate scores them
     stems = args.val_stems or run_validation(args.checkpoint, args.data, "semantic")
     gate = calibrate_checkpoint(args.checkpoint, args.data, stems, args.out)

@@ -29,6 +29,7 @@ from pixelwise.data.layouts import (
 )
 from pixelwise.data.slide import item_image
 from pixelwise.evaluate import (
+    note_data_settings,
     predicted_ids,
     prediction_files,
     prediction_folder,
@@ -130,6 +131,8 @@ def select_items(
     a checkpoint was trained on by drawing validation images from it gives those images (its
     other images trained the checkpoint)."""
     items: list[Item] = []
+    for checkpoint in checkpoints:
+        note_data_settings(checkpoint)
     for root in roots:
         stems = parse_stems(val_stems)
         for checkpoint in checkpoints if not stems else ():

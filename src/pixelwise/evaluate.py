@@ -159,12 +159,11 @@ def evaluate_checkpoint(
     on_ort = isinstance(seg.network, OnnxNetwork)  # also what runtime "auto" may have chosen
     device = torch.device("cpu") if on_ort else resolve_device(device)
     seg.network.to(device)
+    note_data_settings(checkpoint)
     own = None if parse_stems(val_stems) else run_validation(checkpoint, data, seg.kind)
     stems = parse_stems(val_stems) or own
     if seg.kind == "instance":
-        for name, value in (("--input-range", input_range), ("--channel", channel)):
-            if value is not None:
-                raise ValueError(f"{checkpoint}: {name} is not supported for instance models here")
+        refuse_for_instances(checkpoint, {"--input-range": input_range, "--channel": channel})
         return evaluate_detector(seg, checkpoint, data, stems) | own_split(data, own)
     if object_class is not None:
         check_object_class(seg, object_class)
@@ -191,6 +190,14 @@ def evaluate_checkpoint(
     return head | thresholds_used(seg) | objects
 
 
+def refuse_for_instances(checkpoint, options: dict) -> None:
+    """ValueError naming the first of ``options`` (option: value) given for an instance model,
+    which evaluates without them."""
+    for name, value in options.items():
+        if value is not None:
+            raise ValueError(f"{checkpoint}: {name} is not supported for instance models here")
+
+
 def scored_objects(seg, ds, precision, tta, object_class, min_size, scores) -> dict:
     """The pixel metrics (``scores``), ``objects`` (:func:`object_metrics`) and ``per_image`` of
     :func:`evaluate_checkpoint` for a model whose output is made into objects."""
@@ -215,9 +222,7 @@ def run_validation(checkpoint, data, kind: str) -> list[str] | None:
     nuclei model on DSB2018). Scored whole, the pool would count the run's training images."""
     if is_onnx_file(checkpoint):
         return None
-    state = read_checkpoint(checkpoint).get("train_state") or {}
-    note_data_settings(checkpoint, state.get("data_settings"))
-    cfg = state.get("config") or {}
+    cfg = (read_checkpoint(checkpoint).get("train_state") or {}).get("config") or {}
     root = Path(data)
     if "data" not in cfg:
         return None
@@ -239,12 +244,15 @@ def run_validation(checkpoint, data, kind: str) -> list[str] | None:
     return stems or None
 
 
-def note_data_settings(checkpoint, then: dict | None) -> None:
+def note_data_settings(checkpoint) -> None:
     """A note on stderr for each setting of the environment that changes what data is
     (:data:`~pixelwise.config.DATA_SETTINGS`) set otherwise than when ``checkpoint`` was trained
-    (``then``; none for a checkpoint that did not record them)."""
+    (none for an exported model or one that did not record them)."""
     from pixelwise.config import data_settings
 
+    if is_onnx_file(checkpoint):
+        return
+    then = (read_checkpoint(checkpoint).get("train_state") or {}).get("data_settings")
     if then is None:
         return
     now = data_settings()
