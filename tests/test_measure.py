@@ -258,4 +258,21 @@ def test_stains_unmixed_from_colours_made_of_known_amounts():
         ValueError, match="--stains measures brightfield RGB images; this one has 1"
     ):
         measure_objects(labels, image[..., 0], ["nucleus"], stains=True)
-    assert main(["segment", "nuclei", "x.png", "--stains"]) == 2
+    assert main(["segment", "nuclei", "x.png", "--stains"]) == 2  # without --measure
+
+
+def test_segment_stains_fails_a_grey_image_and_measures_the_rest(tmp_path, capsys):
+    """segment --measure --stains on a folder with a grey image: that file is one failure
+    naming it (checked before it is segmented), the colour image beside it is measured."""
+    grey = np.full((64, 64), 20, np.uint8)
+    grey[20:30, 20:30] = 200
+    (tmp_path / "in").mkdir()
+    Image.fromarray(grey).save(tmp_path / "in" / "grey.png")
+    Image.fromarray(np.stack([grey] * 3, -1)).save(tmp_path / "in" / "colour.png")
+    table = tmp_path / "objects.csv"
+    argv = ["segment", "nuclei", str(tmp_path / "in"), "-o", str(tmp_path / "out")]
+    assert main([*argv, "--measure", str(table), "--stains", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "grey.png: --stains measures brightfield RGB images; this one has 1 channel(s)" in err
+    rows = list(csv.DictReader(table.read_text().splitlines()))
+    assert {r["image"] for r in rows} == {"colour.png"} and rows[0]["mean_dab"] != ""

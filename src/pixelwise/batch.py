@@ -63,7 +63,7 @@ from pixelwise.inference import (
     tile_starts,
 )
 from pixelwise.instances import expand_cells
-from pixelwise.measure import measure_objects
+from pixelwise.measure import check_stains, measure_objects
 from pixelwise.overlays import detection_overlay, display_rgb, instance_overlay, overlay
 
 
@@ -472,6 +472,9 @@ def segment_streamed(
             "is over the pixel limit and segmented region by region into a tiled TIFF of "
             "labels; --coco, --labelme and --measure with --channel are written for images under it"
         )
+    if options.stains:
+        with TiffRegions(src) as stored:
+            check_stains(stored.read(np.arange(1), np.arange(1)))
     extra = (options.min_object_size, options.object_class)
     measured = [] if options.measure is not None else None
     with contextlib.ExitStack() as stack:
@@ -619,6 +622,8 @@ def segment_files(
             cells = out_dir / "cells" / rel.with_suffix(".tif")
             return segment_streamed(seg, src, path, options, view, progress, features, cells)
         image = view.read(src)  # measured as stored; shown as the model saw it
+        if options.stains:
+            check_stains(image)  # before the work: one failure naming the file
         seen = view(image, src)
         return image, seen, *objects_in(seg, seen, options, classes_too)
 

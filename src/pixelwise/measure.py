@@ -119,14 +119,20 @@ def stain_densities(image: np.ndarray) -> np.ndarray:
     colour deconvolution (module docstring); ValueError for other images."""
     from skimage.color import hed_from_rgb
 
+    check_stains(image)
+    full = 1.0 if image.dtype.kind == "f" else float(np.iinfo(image.dtype).max)
+    share = np.clip(image.astype(np.float32) / np.float32(full), 1 / 255, 1)
+    return -np.log10(share) @ hed_from_rgb.astype(np.float32)
+
+
+def check_stains(image: np.ndarray) -> None:
+    """ValueError unless ``image`` (or a piece of it) is RGB, as :func:`stain_densities`
+    needs."""
     if image.ndim != 3 or image.shape[-1] != 3:
         channels = 1 if image.ndim == 2 else image.shape[-1]
         raise ValueError(
             f"--stains measures brightfield RGB images; this one has {channels} channel(s)"
         )
-    full = 1.0 if image.dtype.kind == "f" else float(np.iinfo(image.dtype).max)
-    share = np.clip(image.astype(np.float32) / np.float32(full), 1 / 255, 1)
-    return -np.log10(share) @ hed_from_rgb.astype(np.float32)
 
 
 def intensities(region, count: int, extra: list[str], prefix: str = "") -> dict:
