@@ -10,7 +10,8 @@ default U-Net the network is nearly all of the time; its tile batch is the same 
 
 With ``--nuclei DATA`` (../shared/data/nuclei_he) it also segments a 3528 x 5268 tiling of
 twelve of its H&E images with the bundled ``nuclei`` model, whole (``segment``) and streamed
-(``segment_slide``: objects made block by block), in this process, and compares the objects;
+(``segment_slide``: objects made block by block), in this process, and compares the objects
+and their cells (``--expand``: whole against block by block);
 then (not with ``--quick``) runs ``pixelwise segment --checkpoint nuclei --measure`` on a
 ``--size`` x ``--size`` slide tiled from them.
 
@@ -180,6 +181,30 @@ def compare_nuclei(data: Path, folder: Path) -> None:
         f"{whole_s:.1f} s, streamed {count} in {streamed_s:.1f} s; identical objects "
         f"{identical / found:.4f}, matched at IoU >= 0.5 {matched / found:.4f}, foreground "
         f"pixels agreeing {np.mean((whole > 0) == (labels > 0)):.6f}"
+    )
+    compare_cells(folder, labels)
+
+
+def compare_cells(folder: Path, labels: np.ndarray, distance: int = 5) -> None:
+    """``segment --expand``'s cells of the streamed labels (``folder/labels.tif``): worked out
+    whole in memory (``expand_cells``, as an image's are) against block by block from the label
+    TIFF (``expand_slide``, as a slide's are, without measuring them); times, and whether the
+    two agree pixel for pixel."""
+    from pixelwise.data.slide import TiffRegions
+    from pixelwise.inference import expand_slide
+    from pixelwise.instances import expand_cells
+
+    start = time.perf_counter()
+    whole = expand_cells(labels, distance)
+    whole_s, start = time.perf_counter() - start, time.perf_counter()
+    with TiffRegions(folder / "labels.tif") as stored:
+        expand_slide(stored, folder / "cells.tif", distance)
+    blocks_s = time.perf_counter() - start
+    same = np.array_equal(tifffile.imread(folder / "cells.tif"), whole)
+    print(
+        f"cells (--expand {distance}) of those {int(labels.max())} objects: whole {whole_s:.1f} s, "
+        f"block by block from the TIFF {blocks_s:.1f} s ({blocks_s / whole_s:.1f}x); "
+        f"identical: {same}"
     )
 
 
