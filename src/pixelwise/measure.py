@@ -74,19 +74,19 @@ def measure_objects(
 
     pixels = image.reshape(*labels.shape, -1)  # (H, W, C): means per channel
     count, extra = pixels.shape[-1], []
-    if stains:
-        densities = stain_densities(image).astype(np.float64)  # means as exact as the colours'
-        pixels = np.concatenate([pixels.astype(np.float64), densities], axis=-1)
-        extra += [f"mean_{stain}" for stain in STAINS]
     if channels is not None:  # measured beside the image the objects were found in
         pixels = np.concatenate([pixels, channels.reshape(*labels.shape, -1)], axis=-1)
-        extra += [f"mean_channel_{k}" for k in range(pixels.shape[-1] - len(extra) - count)]
-    around = {}
+        extra += [f"mean_channel_{k}" for k in range(pixels.shape[-1] - count)]
+    densities = stain_densities(image) if stains else None  # float32, measured apart
+    around = stain_means(labels, densities, "")
     if cells is not None:
         for prefix, parts in (("cell_", cells), ("cytoplasm_", np.where(labels > 0, 0, cells))):
-            for region in regionprops(parts.astype(np.int64), intensity_image=pixels):
+            parts = parts.astype(np.int64)
+            for region in regionprops(parts, intensity_image=pixels):
                 found = intensities(region, count, extra, prefix)
                 around.setdefault(region.label, {}).update(found)
+            for k, found in stain_means(parts, densities, prefix).items():
+                around.setdefault(k, {}).update(found)
     rows = []
     for region in regionprops(labels.astype(np.int64), intensity_image=pixels):
         y0, x0, y1, x1 = region.bbox
@@ -123,6 +123,23 @@ def stain_densities(image: np.ndarray) -> np.ndarray:
     full = 1.0 if image.dtype.kind == "f" else float(np.iinfo(image.dtype).max)
     share = np.clip(image.astype(np.float32) / np.float32(full), 1 / 255, 1)
     return -np.log10(share) @ hed_from_rgb.astype(np.float32)
+
+
+def stain_means(labels: np.ndarray, densities: np.ndarray | None, prefix: str) -> dict:
+    """Each object's mean of each stain's optical density (``densities``:
+    :func:`stain_densities`), by its number, named ``prefix + "mean_" + stain``; none without
+    densities."""
+    from skimage.measure import regionprops
+
+    if densities is None:
+        return {}
+    return {
+        region.label: {
+            f"{prefix}mean_{stain}": round(float(v), 3)
+            for stain, v in zip(STAINS, region.intensity_mean)
+        }
+        for region in regionprops(labels.astype(np.int64), intensity_image=densities)
+    }
 
 
 def check_stains(image: np.ndarray) -> None:
