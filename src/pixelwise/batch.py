@@ -300,6 +300,7 @@ class ModelView:
         self.input_range = options.input_range
         self.channel = seg.reads if options.channel is None else options.channel
         self.eight_bit = seg.norm.scale == 255.0 and seg.norm.percentiles is None
+        self.rgb_only = options.stains  # segment --stains: RGB images only
         self.dim: list[str] = []
 
     def __call__(self, image: np.ndarray, src) -> np.ndarray:
@@ -310,8 +311,12 @@ class ModelView:
         return image
 
     def read(self, src) -> np.ndarray:
-        """The input as stored (its ``--channel`` alone when one is chosen)."""
-        return read_image(src, channel=self.channel)
+        """The input as stored (its ``--channel`` alone when one is chosen); with ``--stains``,
+        ValueError for an image that is not RGB, before any work on it."""
+        image = read_image(src, channel=self.channel)
+        if self.rgb_only:
+            check_stains(image)
+        return image
 
     def stains(self, src) -> np.ndarray | None:
         """Every channel of a multi-channel input of which one was read: each is measured."""
@@ -622,8 +627,6 @@ def segment_files(
             cells = out_dir / "cells" / rel.with_suffix(".tif")
             return segment_streamed(seg, src, path, options, view, progress, features, cells)
         image = view.read(src)  # measured as stored; shown as the model saw it
-        if options.stains:
-            check_stains(image)  # before the work: one failure naming the file
         seen = view(image, src)
         return image, seen, *objects_in(seg, seen, options, classes_too)
 
