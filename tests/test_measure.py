@@ -276,3 +276,115 @@ def test_segment_stains_fails_a_grey_image_and_measures_the_rest(tmp_path, capsy
     assert "grey.png: --stains measures brightfield RGB images; this one has 1 channel(s)" in err
     rows = list(csv.DictReader(table.read_text().splitlines()))
     assert {r["image"] for r in rows} == {"colour.png"} and rows[0]["mean_dab"] != ""
+
+
+def test_grading_by_thresholds_by_hand():
+    """--positive: Negative under the threshold, Positive from it on; with three thresholds
+    1+, 2+, 3+; a row without the column (a cytoplasm with no room) is left ungraded; the
+    summary's shares and H-score by hand; bad specifications are one error line each."""
+    from pixelwise.measure import Grading
+
+    rows = [{"object": k, "mean_dab": v} for k, v in enumerate((0.1, 0.2, 0.35, 0.7, 0.9), 1)]
+    rows.append({"object": 6})
+    one = Grading.parse("mean_dab:0.2")
+    one.grade(rows)
+    assert [r.get("grade") for r in rows] == [*["Negative"] + ["Positive"] * 4, None]
+    assert one.summary(rows) == {
+        "objects": 6, "graded": 5, "Negative": 1, "Positive": 4, "positive_percent": 80.0
+    }  # fmt: skip
+    three = Grading.parse("mean_dab:0.15,0.3,0.6")
+    three.grade(rows)
+    assert [r.get("grade") for r in rows] == ["Negative", "1+", "2+", "3+", "3+", None]
+    summary = three.summary(rows)
+    assert summary["positive_percent"] == 80.0
+    assert summary["h_score"] == pytest.approx(1 * 20 + 2 * 20 + 3 * 40)
+    assert three.summary([])["positive_percent"] == ""  # no object: no share
+    assert Grading.parse("cytoplasm_mean_channel_2:40").needs().keys() == {"expand", "channel"}
+    with pytest.raises(ValueError, match="its objects have no mean_red to grade by"):
+        Grading.parse("mean_red:3").check(rows)
+    for bad, message in (
+        ("mean_dab", "takes COLUMN:THRESHOLD or COLUMN:T1,T2,T3"),
+        ("mean_dab:0.1,0.2", "takes COLUMN:THRESHOLD"),
+        ("mean_dab:x", "takes COLUMN:THRESHOLD"),
+        ("mean_dab:0.5,0.2,0.7", "thresholds must increase"),
+        ("centroid_x:3", "'centroid_x' is no measurement to grade by"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            Grading.parse(bad)
+
+
+def ihc_image(path) -> list[float]:
+    """A synthetic H-DAB image made from known stain amounts (Beer-Lambert with the stain
+    vectors): 12 round nuclei of hematoxylin, each row of four with another amount of DAB;
+    each nucleus's DAB amount, row by row."""
+    from skimage.color import rgb_from_hed
+
+    amounts = np.zeros((192, 256, 3))
+    amounts[..., 1] = 0.05  # a little eosin around
+    yy, xx = np.mgrid[:192, :256]
+    dab = []
+    for i in range(3):
+        for j in range(4):
+            disc = (yy - 32 - 64 * i) ** 2 + (xx - 32 - 64 * j) ** 2 <= 12**2
+            amounts[disc] = (0.6, 0.0, (0.0, 0.1, 0.25, 0.5)[j])
+            dab.append((0.0, 0.1, 0.25, 0.5)[j])
+    image = np.round(255 * 10.0 ** -(amounts @ rgb_from_hed)).astype(np.uint8)
+    Image.fromarray(image).save(path)
+    return dab
+
+
+def test_segment_positive_grades_nuclei_by_their_dab(tmp_path, capsys):
+    """segment --measure --stains --positive mean_dab:T1,T2,T3 on a synthetic IHC image: each
+    nucleus graded by the DAB it was made with, the grades in the CSV beside the class, each
+    image's counts and H-score in OUT/grades.csv, the GeoJSON classes and the overlay's
+    colours the grades'; a grey image beside it fails alone (it has no mean_red)."""
+    import json
+
+    from pixelwise.constants import GRADE_COLOURS
+
+    (tmp_path / "in").mkdir()
+    dab = ihc_image(tmp_path / "in" / "ihc.png")
+    table, out = tmp_path / "objects.csv", tmp_path / "seg"
+    argv = ["segment", "nuclei", str(tmp_path / "in" / "ihc.png"), "-o", str(out)]
+    argv += ["--measure", str(table), "--stains", "--geojson", "--no-progress"]
+    assert main([*argv, "--positive", "mean_dab:0.05,0.18,0.4"]) == 0
+    assert (
+        "positive by mean_dab: ihc.png: 75.0 % positive, H-score 150.0" in capsys.readouterr().out
+    )
+    rows = list(csv.DictReader(table.read_text().splitlines()))
+    assert list(rows[0])[:4] == ["image", "object", "class", "grade"]
+    assert len(rows) == 12
+    for row in rows:  # each nucleus by where it lies: its column of the grid is its DAB
+        column = int(float(row["centroid_x"]) // 64)
+        assert row["grade"] == ("Negative", "1+", "2+", "3+")[column], row
+        assert float(row["mean_dab"]) == pytest.approx(dab[column], abs=0.05)
+    grades = list(csv.DictReader((out / "grades.csv").read_text().splitlines()))
+    assert grades == [{
+        "image": "ihc.png", "objects": "12", "graded": "12", "Negative": "3", "1+": "3",
+        "2+": "3", "3+": "3", "positive_percent": "75.0", "h_score": "150.0",
+    }]  # fmt: skip
+    features = json.loads((out / "geojson" / "ihc.geojson").read_text())["features"]
+    by_number = {int(r["object"]): r["grade"] for r in rows}
+    for item in features:
+        found = item["properties"]["classification"]
+        number = item["properties"]["measurements"]["object"]
+        assert found == {"name": by_number[number], "color": list(GRADE_COLOURS[found["name"]])}
+    overlay = np.asarray(Image.open(out / "overlays" / "ihc.png")).astype(int)
+    image = np.asarray(Image.open(tmp_path / "in" / "ihc.png")).astype(int)
+    for row in rows:  # an object's pixels: its grade's colour blended over the image
+        y, x = round(float(row["centroid_y"])), round(float(row["centroid_x"]))
+        blended = 0.55 * image[y, x] + 0.45 * np.array(GRADE_COLOURS[row["grade"]])
+        assert np.abs(overlay[y, x] - blended).max() <= 2
+    grey = np.asarray(Image.open(tmp_path / "in" / "ihc.png").convert("L"))
+    Image.fromarray(grey).save(tmp_path / "in" / "grey.png")
+    argv[2] = str(tmp_path / "in")
+    argv.remove("--stains")
+    assert main([*argv, "--positive", "mean_red:100"]) == 1
+    err = capsys.readouterr().err
+    assert "grey.png: its objects have no mean_red to grade by (--positive)" in err
+    graded = list(csv.DictReader((out / "grades.csv").read_text().splitlines()))
+    assert [g["image"] for g in graded] == ["ihc.png"]
+    assert main([*argv, "--positive", "mean_dab:0.2"]) == 2  # measured with --stains only
+    assert (
+        "--positive mean_dab: stain densities are measured with --stains" in capsys.readouterr().err
+    )

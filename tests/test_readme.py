@@ -103,7 +103,9 @@ def test_readme_commands_run(readme_cwd, capsys):
     assert len(list(Path("runs/nuclei/instances").glob("*.png"))) == 1
     assert json.loads(Path("runs/nuclei/objects.json").read_text())["annotations"]
     table = Path("runs/nuclei/objects.csv").read_text().splitlines()
-    assert table[0].startswith("image,object,class,area,") and len(table) > 10
+    assert table[0].startswith("image,object,class,grade,area,") and len(table) > 10
+    grades = Path("runs/nuclei/grades.csv").read_text().splitlines()  # --positive
+    assert grades[0].endswith(",positive_percent,h_score") and len(grades) == 2
     assert Path("runs/coco/pred/coco/000000000009.json").is_file()
     from pixelwise.export import load_onnx
 

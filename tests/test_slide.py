@@ -428,24 +428,30 @@ def test_segment_measures_the_objects_of_a_tiff_over_the_limit(tmp_path, monkeyp
 
 def test_segment_expand_makes_the_cells_of_a_tiff_over_the_limit(tmp_path, monkeypatch):
     """--expand on a slide: OUT/cells/NAME.tif is expand_cells of the streamed label TIFF
-    (worked out in small blocks), each object measured with its cell (and --stains) as for the
-    image read whole, and --geojson's QuPath cells drawn back are the cells (their nuclei the objects)."""
+    (worked out in small blocks), each object measured with its cell (and --stains) and graded
+    (--positive) as for the image read whole, and --geojson's QuPath cells drawn back are the
+    cells (their nuclei the objects), classified by their grades."""
     from pixelwise.instances import expand_cells
 
     run, images = segment_command(tmp_path, share=0.1)
-    run += ["--expand", "3", "--geojson", "--stains"]
+    run += ["--expand", "3", "--geojson", "--stains", "--positive", "cell_mean_dab:0.1,0.2,0.3"]
     whole, streamed = measured_both_ways(run, tmp_path, monkeypatch)
     labels = tifffile.imread(tmp_path / "streamed" / "instances" / "slide.tif")
     cells = tifffile.imread(tmp_path / "streamed" / "cells" / "slide.tif")
     np.testing.assert_array_equal(cells, expand_cells(labels, 3))
     assert (cells > 0).sum() > (labels > 0).sum()
     for key, row in whole.items():
-        for column in ("cell_area", "cell_mean_red", "cytoplasm_area", "cytoplasm_mean_dab"):
+        for column in ("cell_area", "cell_mean_red", "cytoplasm_mean_dab", "grade"):
             assert streamed[key][column] == row[column], (key, column)
+    assert {row["grade"] for row in whole.values()} == {"Negative", "1+", "2+", "3+"}
+    grades = [(tmp_path / name / "grades.csv").read_text() for name in ("whole", "streamed")]
+    assert grades[0] == grades[1] and "slide.tif" in grades[0]
     features = json.loads((tmp_path / "streamed" / "geojson" / "slide.geojson").read_text())
+    by_number = {row["object"]: row for row in streamed.values()}
     drawn, nuclei = np.zeros_like(labels), np.zeros_like(labels)
     for item in features["features"]:
         number = item["properties"]["measurements"]["object"]
+        assert item["properties"]["classification"]["name"] == by_number[str(number)]["grade"]
         drawn[geojson_raster(item["geometry"], labels.shape)] = number
         nuclei[geojson_raster(item["nucleusGeometry"], labels.shape)] = number
     np.testing.assert_array_equal(drawn, cells)

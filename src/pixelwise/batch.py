@@ -63,7 +63,7 @@ from pixelwise.inference import (
     tile_starts,
 )
 from pixelwise.instances import expand_cells
-from pixelwise.measure import check_stains, measure_objects
+from pixelwise.measure import Grading, check_stains, grade_colours, measure_objects
 from pixelwise.overlays import detection_overlay, display_rgb, instance_overlay, overlay
 
 
@@ -263,6 +263,7 @@ class PredictOptions:
     measure: str | None = None  # segment: also every object's measurements in this one CSV
     expand: int = 0  # segment: also each object's cell, the object grown by this many pixels
     stains: bool = False  # segment --measure: also each stain's optical density (RGB images)
+    positive: str | Grading | None = None  # segment --measure: each object graded by a column
     input_range: tuple[float, float] | str | None = None  # raw LO..HI seen as full range
     channel: int | None = None  # read this channel of each image alone, as grey
 
@@ -281,6 +282,7 @@ class PredictOptions:
             raise ValueError(f"--expand must be 0 (no cells) or more pixels, got {self.expand}")
         if self.stains and self.measure is None:
             raise ValueError("--stains adds columns to --measure's rows: give --measure FILE too")
+        self.check_grading()
         if self.tile is not None and self.tile < 0:
             raise ValueError(f"--tile must be 0 (never tile) or more, got {self.tile}")
         if self.tile and self.tile <= 2 * self.overlap:
@@ -288,6 +290,20 @@ class PredictOptions:
                 f"--tile {self.tile} must be larger than twice --overlap {self.overlap}; "
                 "pass a smaller --overlap or a larger --tile"
             )
+
+    def check_grading(self) -> None:
+        """``positive`` parsed (:meth:`Grading.parse`), with the options its column needs."""
+        if self.positive is None:
+            return
+        if isinstance(self.positive, str):
+            self.positive = Grading.parse(self.positive)
+        if self.measure is None:
+            raise ValueError("--positive grades --measure's rows: give --measure FILE too")
+        given = {"expand": self.expand > 0, "stains": self.stains}
+        given["channel"] = self.channel is not None
+        for option, why in self.positive.needs().items():
+            if not given[option]:
+                raise ValueError(f"--positive {self.positive.column}: {why}")
 
 
 class ModelView:
@@ -407,7 +423,8 @@ class Streamed:
         if self.count is None:
             shown = overlay(self.image, self.written, palette)
         else:
-            shown = instance_overlay(self.image, self.written, cells=self.cells)
+            colours = grade_colours(self.measured)
+            shown = instance_overlay(self.image, self.written, cells=self.cells, colours=colours)
         save_png(overlay_path, shown)
         return self.path, self.count
 
@@ -487,7 +504,8 @@ def segment_streamed(
         if measured is not None:  # measured as stored, as segment measures any image
             stored = stack.enter_context(TiffRegions(src))
             names = coco_names(seg, options.object_class)
-            handlers.append(partial(measure_block, stored, names, measured, options.stains))
+            run = (stored, names, measured, options.stains, options.positive)
+            handlers.append(partial(measure_block, *run))
         if geojson is not None:
             writer = stack.enter_context(FeatureWriter(geojson))
             colours = colours_of(seg, options.object_class)
@@ -516,19 +534,25 @@ def segment_streamed(
                 expand_slide(labels, cells, options.expand, on_block=each)
                 step = sample_step(labels.shape, PREVIEW_PIXELS)
             done.cells = preview_of(cells, step)
+    if options.positive is not None:
+        options.positive.check(measured)
     done.measured = measured
     return done
 
 
 def measure_block(
-    stored, names: list[str], measured: list[dict], stains: bool, labels, rows, cols, first,
-    cells=None,
+    stored, names: list[str], measured: list[dict], stains: bool, grading, labels, rows, cols,
+    first, cells=None,
 ):  # fmt: skip
     """``segment --measure`` of one block of a streamed image (``stored``, read as stored):
     its objects' rows (with ``cells``, their cells' too; with ``stains``, the stains'
-    densities), numbered from ``first`` and in the slide's coordinates, onto ``measured``."""
+    densities; with ``grading``, a :class:`~pixelwise.measure.Grading`, their grades),
+    numbered from ``first`` and in the slide's coordinates, onto ``measured``."""
     image = stored.read(rows, cols)
-    for row in measure_objects(labels, image, names, cells=cells, stains=stains):
+    found = measure_objects(labels, image, names, cells=cells, stains=stains)
+    if grading is not None:
+        grading.grade(found)
+    for row in found:
         row["object"] += first - 1
         for axis, offset in (("x", int(cols[0])), ("y", int(rows[0]))):
             row[f"centroid_{axis}"] = round(row[f"centroid_{axis}"] + offset, 3)
@@ -626,9 +650,7 @@ def segment_files(
             features = geojson_path(out_dir, rel) if options.geojson else None
             cells = out_dir / "cells" / rel.with_suffix(".tif")
             return segment_streamed(seg, src, path, options, view, progress, features, cells)
-        image = view.read(src)  # measured as stored; shown as the model saw it
-        seen = view(image, src)
-        return image, seen, *objects_in(seg, seen, options, classes_too)
+        return segment_one(seg, src, view, options, classes_too)
 
     if options.labelme:
         write_labels_txt(out_dir, [object_name(seg, options.object_class)])
@@ -638,18 +660,17 @@ def segment_files(
             if value.measured is not None:
                 measures.append((rel, input_name(src, rel), value.measured))
             return value.finish(out_dir / "overlays" / rel)
-        image, seen, labels, classes = value
+        image, seen, labels, classes, cells, found = value
         written = save_label_image(out_dir / "instances" / rel, labels)
-        cells = write_cells(out_dir / "cells" / rel, labels, options.expand)
+        if cells is not None:
+            save_label_image(out_dir / "cells" / rel, cells)
         if options.coco is not None:
             records.append((Path(src), *labels.shape, object_annotations(labels, classes)))
-        found = None
-        if options.measure is not None:
-            run = (coco_names(seg, options.object_class), classes, view.stains(src), cells)
-            found = measure_objects(labels, image, *run, options.stains)
+        if found is not None:
             measures.append((rel, input_name(src, rel), found))
         write_outlines(out_dir, src, rel, seg, options, labels, classes, seen, found, cells)
-        save_png(out_dir / "overlays" / rel, instance_overlay(seen, labels, cells=cells))
+        shown = instance_overlay(seen, labels, cells=cells, colours=grade_colours(found))
+        save_png(out_dir / "overlays" / rel, shown)
         return written, int(labels.max())
 
     records: list[tuple[Path, int, int, list[dict]]] = []
@@ -662,14 +683,32 @@ def segment_files(
     return result
 
 
-def write_cells(path: Path, labels: np.ndarray, distance: int) -> np.ndarray | None:
-    """``segment --expand``: the objects' cells (:func:`~pixelwise.instances.expand_cells`),
-    written to ``path`` as a label image; None (and nothing written) without a distance."""
-    if not distance:
+def segment_one(seg, src, view, options: PredictOptions, classes_too: bool) -> tuple:
+    """``segment`` of an image under the pixel limit: the image as stored (it is measured so)
+    and as the model saw it (the overlay shows that), its labels, an instance model's classes
+    when ``classes_too`` (else None), the cells (``--expand``) and the ``--measure`` rows, or
+    None; ValueError for a file that cannot be measured as asked."""
+    image = view.read(src)
+    seen = view(image, src)
+    labels, classes = objects_in(seg, seen, options, classes_too)
+    cells = expand_cells(labels, options.expand) if options.expand else None
+    found = measured_in(seg, src, view, options, (image, labels, classes, cells))
+    return image, seen, labels, classes, cells, found
+
+
+def measured_in(seg, src, view, options: PredictOptions, found: tuple) -> list[dict] | None:
+    """``segment --measure``'s rows of one image (``found``: the image as stored, its labels,
+    an instance model's classes or None, the cells or None), graded with ``--positive``
+    (ValueError when the image lacks the column); None without ``--measure``."""
+    if options.measure is None:
         return None
-    cells = expand_cells(labels, distance)
-    save_label_image(path, cells)
-    return cells
+    image, labels, classes, cells = found
+    run = (coco_names(seg, options.object_class), classes, view.stains(src), cells)
+    rows = measure_objects(labels, image, *run, options.stains)
+    if options.positive is not None:
+        options.positive.check(rows)
+        options.positive.grade(rows)
+    return rows
 
 
 def write_outlines(

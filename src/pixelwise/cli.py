@@ -196,6 +196,16 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "the cells and cytoplasms too), what an immunohistochemistry score thresholds",
                 action="store_true",
             ),
+            Opt(
+                ("--positive",),
+                "with --measure: grade each object by one of its measurements, as QuPath's "
+                "positive cell detection does: COLUMN:T, Negative under T and Positive from T "
+                "on, or COLUMN:T1,T2,T3, Negative, 1+, 2+, 3+ (e.g. mean_dab:0.2 with --stains, "
+                "cell_mean_dab:0.15,0.3,0.6 with --expand too, mean_channel_1:40 with --channel "
+                "0); adds a grade column, colours the overlays and GeoJSON classes by grade and "
+                "writes each image's positive share (and H-score) to OUT/grades.csv",
+                metavar="COLUMN:T",
+            ),
             "min_object_size",
             "object_class",
             "score_threshold",
@@ -546,6 +556,7 @@ def predict_options(args: argparse.Namespace):
         "measure",
         "expand",
         "stains",
+        "positive",
         "input_range",
         "channel",
     )
@@ -645,7 +656,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from pixelwise.checkpoint import load_for_command
     from pixelwise.data.io import atomic_write_bytes
     from pixelwise.instances import check_object_class, with_thresholds
-    from pixelwise.measure import measurements_csv
+    from pixelwise.measure import Grading, measurements_csv
 
     seg = load_for_command(args.checkpoint, args.runtime, args.precision)
     with_thresholds(seg, args.instance_thresholds)
@@ -659,7 +670,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         counts = first_ten(
             [f"{rel.with_suffix('').as_posix()}: {n}" for rel, n in result.counts], "images"
         )
-        coco = ""
+        coco, graded = "", ""
         if args.coco is not None:
             found = write_coco(args.coco, result, coco_names(seg, args.object_class))
             coco = f", {counted(found, 'object')} of {counted(len(result.coco), 'image')} to {args.coco}"
@@ -668,6 +679,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
             atomic_write_bytes(args.measure, measurements_csv(rows))
             measured = counted(sum(len(r) for _, r in rows), "object")
             coco += f", measurements of {measured} to {args.measure}"
+            if args.positive is not None:
+                written, graded = report_grades(Grading.parse(args.positive), rows, Path(args.out))
+                coco += written
         print(
             f"wrote {counted(len(result.written), 'instance label image')} to {Path(args.out) / 'instances'} and overlays to "
             f"{Path(args.out) / 'overlays'}"
@@ -676,6 +690,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             + (f", cells to {Path(args.out) / 'cells'}" if args.expand else "")
             + coco
             + (f"\nobjects per image: {counts}" if counts else "")
+            + graded
         )
 
     return run_sharded(
@@ -684,6 +699,25 @@ def cmd_segment(args: argparse.Namespace) -> int:
         ),
         report,
     )
+
+
+def report_grades(grading, rows: list[tuple[str, list[dict]]], out: Path) -> tuple[str, str]:
+    """``segment --positive``: each image's grade counts written to ``OUT/grades.csv`` (atomic);
+    what the summary line adds: where they went, and a line of the first images' shares."""
+    from pixelwise.data.io import atomic_write_bytes
+    from pixelwise.measure import grades_csv
+
+    atomic_write_bytes(out / "grades.csv", grades_csv(grading, rows))
+    lines = []
+    for name, found in rows:
+        summary = grading.summary(found)
+        if not summary["graded"]:
+            lines.append(f"{name}: no object graded")
+            continue
+        score = f", H-score {summary['h_score']:.1f}" if "h_score" in summary else ""
+        lines.append(f"{name}: {summary['positive_percent']:.1f} % positive{score}")
+    shares = f"\npositive by {grading.column}: {first_ten(lines, 'images')}"
+    return f", grades to {out / 'grades.csv'}", shares
 
 
 def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:

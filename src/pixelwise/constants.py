@@ -25,6 +25,16 @@ MASK_FOLDERS = (
     "groundtruth",
 )
 
+# segment --positive: the grades of one threshold or three, and QuPath's colours for them
+GRADES = {1: ("Negative", "Positive"), 3: ("Negative", "1+", "2+", "3+")}
+GRADE_COLOURS = {
+    "Negative": (112, 112, 225),
+    "Positive": (200, 50, 50),
+    "1+": (255, 215, 0),
+    "2+": (225, 150, 50),
+    "3+": (200, 50, 50),
+}
+
 PRECISIONS = ("auto", "bf16", "fp32")
 RUNTIMES = ("auto", "torch", "onnx")
 KINDS = ("semantic", "instance")  # a model predicts logits per pixel, or detections (Mask R-CNN)

@@ -22,15 +22,20 @@ With ``stains`` (``segment --stains``, brightfield RGB images), ``mean_hematoxyl
 object by colour deconvolution (Ruifrok and Johnston's stain vectors, scikit-image's
 ``hed_from_rgb``; optical density -log10 of each colour's share of the full range, at most
 log10(255)), the quantity an immunohistochemistry score thresholds (DAB in a nucleus or its
-cytoplasm).
+cytoplasm). With a :class:`Grading` (``segment --positive``), ``grade`` follows the class: each
+object's grade by one of these columns against the user's thresholds.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+from dataclasses import dataclass
 
 import numpy as np
+
+from pixelwise.constants import GRADE_COLOURS, GRADES
 
 COLUMNS = (
     "image",
@@ -170,9 +175,11 @@ def measurements_csv(per_image: list[tuple[str, list[dict]]]) -> bytes:
     cells' and the cytoplasms', as far as any image was measured so: :func:`column_order`) of
     each image's rows, images in the order given."""
     found = {key for _, rows in per_image for row in rows for key in row}
-    extra = sorted(found - {*COLUMNS}, key=column_order)
+    extra = sorted(found - {*COLUMNS, "grade"}, key=column_order)
+    graded = ["grade"] if "grade" in found else []  # beside the class: Grading's
+    columns = (*COLUMNS[:3], *graded, *COLUMNS[3:], *extra)
     text = io.StringIO()
-    writer = csv.DictWriter(text, (*COLUMNS, *extra), restval="", lineterminator="\n")
+    writer = csv.DictWriter(text, columns, restval="", lineterminator="\n")
     writer.writeheader()
     for name, rows in per_image:
         writer.writerows({"image": name} | row for row in rows)
@@ -190,3 +197,115 @@ def column_order(key: str) -> tuple:
     channel = int(base[13:]) if base.startswith("mean_channel_") else -1
     place = places.index(base) if base in places else len(places)
     return ("", "cell_", "cytoplasm_").index(prefix), place, channel, key
+
+
+GRADED = (  # what a grade may threshold, besides mean_<stain> and mean_channel_<K>
+    "area",
+    "equivalent_diameter",
+    "perimeter",
+    "eccentricity",
+    "solidity",
+    "mean_intensity",
+    "mean_red",
+    "mean_green",
+    "mean_blue",
+)
+
+
+@dataclass(frozen=True)
+class Grading:
+    """``segment --positive COLUMN:T`` (or ``COLUMN:T1,T2,T3``): each object's grade by one of
+    its measurements (a column of :func:`measure_objects`' rows), as QuPath's positive cell
+    detection grades cells: "Negative" under the first threshold, else "Positive", or with
+    three thresholds "1+", "2+", "3+" from each threshold on; an image's share of positive
+    objects and, with three thresholds, its H-score (1 x %1+ + 2 x %2+ + 3 x %3+, 0-300)."""
+
+    column: str
+    thresholds: tuple[float, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Grading:
+        """``COLUMN:T`` or ``COLUMN:T1,T2,T3`` (increasing); ValueError naming the problem."""
+        column, sep, values = text.rpartition(":")
+        try:
+            thresholds = tuple(float(v) for v in values.split(","))
+        except ValueError:
+            thresholds = ()
+        if not sep or not column or len(thresholds) not in GRADES:
+            raise ValueError(
+                f"--positive takes COLUMN:THRESHOLD or COLUMN:T1,T2,T3 (e.g. mean_dab:0.2 or "
+                f"cell_mean_dab:0.2,0.4,0.6), got {text!r}"
+            )
+        if list(thresholds) != sorted(set(thresholds)):
+            raise ValueError(f"--positive's thresholds must increase, got {values}")
+        base = column.removeprefix("cell_").removeprefix("cytoplasm_")
+        known = (*GRADED, *(f"mean_{stain}" for stain in STAINS))
+        if base not in known and not re.fullmatch(r"mean_channel_\d+", base):
+            raise ValueError(
+                f"--positive: {column!r} is no measurement to grade by; one of "
+                f"{', '.join(known)}, mean_channel_K, each also as cell_... or cytoplasm_..."
+            )
+        return cls(column, thresholds)
+
+    def needs(self) -> dict[str, str]:
+        """The options the column is measured with: ``{option: why}``."""
+        found = {}
+        if self.column != self.column.removeprefix("cell_").removeprefix("cytoplasm_"):
+            found["expand"] = "cells and cytoplasms are measured with --expand PIXELS"
+        if self.column.endswith(tuple(f"mean_{stain}" for stain in STAINS)):
+            found["stains"] = "stain densities are measured with --stains"
+        if "mean_channel_" in self.column:
+            found["channel"] = "each channel is measured when one is segmented, with --channel"
+        return found
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return GRADES[len(self.thresholds)]
+
+    def grade(self, rows: list[dict]) -> None:
+        """Each row's "grade" by its column, left out where the row has no value (a cytoplasm
+        with no room to grow; :meth:`check` that the column was measured at all)."""
+        for row in rows:
+            if self.column in row:
+                rank = np.searchsorted(self.thresholds, row[self.column], side="right")
+                row["grade"] = self.names[int(rank)]
+
+    def check(self, rows: list[dict]) -> None:
+        """ValueError when objects were found and none has the column (a grey image has no
+        mean_red, an image of two channels no mean_channel_2)."""
+        if rows and not any(self.column in row for row in rows):
+            measured = [k for k in rows[0] if k.startswith(("mean_", "cell_mean_"))]
+            raise ValueError(
+                f"its objects have no {self.column} to grade by (--positive); measured: "
+                f"{', '.join(measured)}"
+            )
+
+    def summary(self, rows: list[dict]) -> dict:
+        """One image's counts per grade, its positive share (of the graded objects, in %) and,
+        with three thresholds, its H-score."""
+        counts = {name: sum(row.get("grade") == name for row in rows) for name in self.names}
+        graded = sum(counts.values())
+        share = {name: 100 * n / max(graded, 1) for name, n in counts.items()}
+        found = {"objects": len(rows), "graded": graded} | counts
+        found["positive_percent"] = round(100 - share["Negative"], 2) if graded else ""
+        if len(self.thresholds) == 3:
+            score = sum(k * share[f"{k}+"] for k in (1, 2, 3))
+            found["h_score"] = round(score, 2) if graded else ""
+        return found
+
+
+def grade_colours(rows: list[dict] | None) -> dict[int, tuple] | None:
+    """Each graded object's colour (:data:`GRADE_COLOURS`) by its number; None when none is."""
+    found = {row["object"]: GRADE_COLOURS[row["grade"]] for row in rows or () if "grade" in row}
+    return found or None
+
+
+def grades_csv(grading: Grading, per_image: list[tuple[str, list[dict]]]) -> bytes:
+    """The CSV of :meth:`Grading.summary` for each image, in the order given."""
+    text = io.StringIO()
+    rows = [{"image": name} | grading.summary(found) for name, found in per_image]
+    columns = ["image", *grading.summary([])]
+    writer = csv.DictWriter(text, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue().encode()

@@ -45,16 +45,21 @@ def overlay(
 
 
 def instance_overlay(
-    image: np.ndarray, labels: np.ndarray, alpha: float = 0.45, cells: np.ndarray | None = None
-) -> Image.Image:
-    """Each object in its own colour (fixed by its id) with a white outline; ``cells`` (each
-    object's cell, the same ids): their outlines in their objects' colours."""
+    image: np.ndarray, labels: np.ndarray, alpha: float = 0.45, cells: np.ndarray | None = None,
+    colours: dict[int, tuple] | None = None,
+) -> Image.Image:  # fmt: skip
+    """Each object in its own colour (fixed by its id, or ``colours[id]``: a graded object's)
+    with a white outline; ``cells`` (each object's cell, the same ids): their outlines in their
+    objects' colours."""
     from skimage.segmentation import find_boundaries
 
     palette = (
         np.random.default_rng(0).integers(40, 256, (int(labels.max()) + 1, 3)).astype(np.uint8)
     )
     palette[0] = 0
+    for k, colour in (colours or {}).items():
+        if k < len(palette):
+            palette[k] = colour
     shown = blended(display_rgb(image), labels, palette, alpha)
     shown[find_boundaries(labels, mode="inner")] = 255
     if cells is not None:

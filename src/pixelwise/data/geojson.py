@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.constants import IGNORE_LABEL
+from pixelwise.constants import GRADE_COLOURS, IGNORE_LABEL
 from pixelwise.data.joins import Joins
 
 # direction of an edge as (dx, dy): its code is the index here; a right turn on screen (y down)
@@ -205,7 +205,8 @@ def object_features(
     object's number to its class name, ``colours`` a class name to its colour), its number
     (from ``first`` for the first) as the measurement "object", and the numbers of its row in
     ``measured`` (by that number: ``segment --measure``'s) as further measurements; an object
-    in several pieces is one MultiPolygon. With ``cells`` (each object's cell, a label image
+    in several pieces is one MultiPolygon; a graded object (its row's "grade": ``segment
+    --positive``) is classified by its grade, in QuPath's colour for it. With ``cells`` (each object's cell, a label image
     of the same numbers: ``segment --expand``) each is a QuPath "cell": the cell its geometry,
     the object its ``nucleusGeometry``."""
     from scipy import ndimage
@@ -220,12 +221,15 @@ def object_features(
         values = {
             key: v for key, v in row.items() if isinstance(v, (int, float)) and key != "object"
         }
+        name, colour = (
+            (row["grade"], GRADE_COLOURS[row["grade"]]) if "grade" in row else (name, colours[name])
+        )
         if cells is None:
-            yield feature(geom, name, colours[name], "detection", object=number, **values)
+            yield feature(geom, name, colour, "detection", object=number, **values)
             continue
         cell = around[k - 1]  # it holds the object: never None
         found = geometry(cells[cell] == k, (cell[0].start + offset[0], cell[1].start + offset[1]))
-        yield feature(found, name, colours[name], "cell", object=number, **values) | {
+        yield feature(found, name, colour, "cell", object=number, **values) | {
             "nucleusGeometry": geom
         }
 
