@@ -573,3 +573,97 @@ def test_val_stems_name_a_slide_whose_name_has_an_at_sign():
     train, val = split_pool(pool, ["run@2"], 0.2, 0, "data")
     assert [i.name for i in val] == ["run@2@x0y0", "run@2@x1y0"]
     assert [i.name for i in train] == ["run@x0y0", "run@x1y0"]
+
+
+def glass_and_tissue(h: int, w: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A brightfield slide: noisy bright glass (and a speck of dust) around a pink-and-purple
+    disc of tissue (:func:`slide_pixels` tinted); the slide and where the tissue is."""
+    rng = np.random.default_rng(seed)
+    slide = np.clip(rng.normal((236, 235, 239), 2.5, (h, w, 3)), 0, 255).astype(np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    tissue = (yy - h * 0.4) ** 2 + (xx - w * 0.35) ** 2 <= (min(h, w) * 0.3) ** 2
+    stained = slide_pixels(h, w, seed=seed) // 2 + np.array([110, 40, 100], np.uint8)
+    slide[tissue] = stained[tissue]
+    slide[h - 20 : h - 16, 10:14] = 80  # dust on the glass
+    return slide, tissue
+
+
+def test_tissue_is_found_and_the_glass_read_flat():
+    """tissue_mask: the tissue found, grown by the margin, the glass around it and the dust
+    not; TissueOnly reads tissue as it is, glass as one colour (the glass's), and a region with
+    both mixed; a grey image is refused in one line."""
+    from scipy import ndimage
+
+    from pixelwise.inference import ArrayRegions
+    from pixelwise.tissue import TISSUE_MARGIN, TissueOnly, tissue_mask
+
+    slide, tissue = glass_and_tissue(400, 500)
+    mask = tissue_mask(slide)
+    grown = ndimage.binary_dilation(tissue, np.ones((2 * TISSUE_MARGIN + 1,) * 2, bool))
+    assert mask[grown].all() and not mask[370:, :40].any()  # the dust is no tissue
+    assert mask.mean() < grown.mean() + 0.01
+    with pytest.raises(ValueError, match="brightfield RGB slides; this one has 1 channel"):
+        tissue_mask(slide[..., 0])
+    source = TissueOnly.of(ArrayRegions(slide))
+    assert source.step == 1 and source.share == pytest.approx(mask.mean())
+    assert np.abs(source.fill.astype(int) - (236, 235, 239)).max() <= 1
+    rows, cols = np.arange(100, 200), np.arange(120, 220)  # inside the disc
+    np.testing.assert_array_equal(source.read(rows, cols), slide[100:200, 120:220])
+    glass = source.read(np.arange(0, 40), np.arange(440, 500))
+    assert (glass == source.fill).all()
+    both = source.read(np.arange(400), np.arange(500))
+    np.testing.assert_array_equal(both[mask], slide[mask])
+    assert (both[~mask] == source.fill).all()
+    np.testing.assert_array_equal(source.sample(4), slide[::4, ::4])  # statistics unchanged
+
+
+def test_tissue_only_predicts_the_glass_tiles_once(tmp_path, monkeypatch, capsys):
+    """predict --tissue-only on a slide over the pixel limit: the tiles over glass alone go
+    through the network once (windows counted), the tissue's mask is the same as without it
+    away from the glass (beyond the tile overlap), each tile of glass alone the same, and the
+    share of tissue found is noted; a grey slide fails in one line."""
+    import pixelwise.inference as inference
+
+    slide, tissue = glass_and_tissue(640, 800)
+    tifffile.imwrite(tmp_path / "slide.tif", slide, tile=(64, 64), photometric="rgb")
+    model = tmp_path / "model.pt"
+    save_checkpoint(model, balanced(tiny_seg(), slide, 128, 16, share=0.3))
+    windows = []
+    real = inference.predict_probs
+
+    def counted(network, x, *args, **kwargs):
+        windows.append(len(x))
+        return real(network, x, *args, **kwargs)
+
+    monkeypatch.setattr(inference, "predict_probs", counted)
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", str(640 * 800 - 1))
+    masks, counts = {}, {}
+    for name, extra in (("all", []), ("tissue", ["--tissue-only"])):
+        windows.clear()
+        run = ["predict", str(model), str(tmp_path / "slide.tif"), "--out", str(tmp_path / name)]
+        run += ["--tile", "128", "--overlap", "16", "--precision", "fp32", "--runtime", "torch"]
+        assert main(run + ["--no-progress", *extra]) == 0
+        masks[name] = tifffile.imread(tmp_path / name / "masks" / "slide.tif")
+        counts[name] = sum(windows)
+    assert "slide.tif: tissue in 2" in capsys.readouterr().err  # about 28 % of the slide
+    every = len(inference.tile_starts(640, 96)) * len(inference.tile_starts(800, 96))
+    assert counts["all"] == every and counts["tissue"] < 0.6 * every, counts
+    from scipy import ndimage
+
+    deep = ndimage.distance_transform_edt(tissue) > 16 + 2 + 2  # overlap, margin, grid
+    np.testing.assert_array_equal(masks["tissue"][deep], masks["all"][deep])
+    glass = masks["tissue"][:, 672:768]  # tiles of glass alone: one prediction, repeated
+    np.testing.assert_array_equal(glass[:96], glass[96:192])
+    assert len(np.unique(masks["all"][deep])) == 2  # a mask with both classes to compare
+    from pixelwise import load_model
+
+    out = tmp_path / "python.tif"  # the same from Python
+    inference.predict_slide(
+        load_model(model), tmp_path / "slide.tif", out, "fp32", False, 128, 16, tissue_only=True
+    )
+    np.testing.assert_array_equal(tifffile.imread(out), masks["tissue"])
+    tifffile.imwrite(tmp_path / "grey.tif", slide[..., 0], tile=(64, 64))
+    run = ["predict", str(tmp_path / "model.pt"), str(tmp_path / "grey.tif"), "--tissue-only"]
+    assert main(run + ["--out", str(tmp_path / "grey"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "grey.tif: --tissue-only finds tissue on brightfield RGB slides; this one has 1" in err

@@ -65,6 +65,7 @@ from pixelwise.inference import (
 from pixelwise.instances import expand_cells
 from pixelwise.measure import Grading, check_stains, grade_colours, measure_objects
 from pixelwise.overlays import detection_overlay, display_rgb, instance_overlay, overlay
+from pixelwise.tissue import TissueOnly
 
 
 @dataclass
@@ -77,6 +78,7 @@ class BatchResult:
     # segment --measure: (output name, input name, rows)
     measures: list[tuple[Path, str, list[dict]]] = field(default_factory=list)
     dim: list[str] = field(default_factory=list)  # 16-bit inputs under 4096, 8-bit model
+    notes: list[str] = field(default_factory=list)  # one line each, printed after the run
 
     def fail(self, src: Path, exc: Exception) -> None:
         """Record a bad input with a one-line reason that names the file (and page)."""
@@ -89,11 +91,11 @@ class BatchResult:
     def merge(cls, parts: list[BatchResult]) -> BatchResult:
         lists = (
             [x for part in parts for x in getattr(part, name)]
-            for name in ("written", "failures", "counts", "coco", "measures", "dim")
+            for name in ("written", "failures", "counts", "coco", "measures", "dim", "notes")
         )
-        written, failures, counts, coco, measures, dim = lists
+        written, failures, counts, coco, measures, dim, notes = lists
         skipped = sum(part.skipped for part in parts)
-        return cls(written, failures, counts, skipped, coco, measures, dim)
+        return cls(written, failures, counts, skipped, coco, measures, dim, notes)
 
 
 def output_names(
@@ -236,6 +238,8 @@ def report_failures(result: BatchResult) -> int:
             "full range",
             file=sys.stderr,
         )
+    for note in result.notes:
+        print(f"pixelwise: note: {note}", file=sys.stderr)
     if not result.failures:
         return 0
     print(f"{len(result.failures)} file(s) failed:", file=sys.stderr)
@@ -266,6 +270,7 @@ class PredictOptions:
     positive: str | Grading | None = None  # segment --measure: each object graded by a column
     input_range: tuple[float, float] | str | None = None  # raw LO..HI seen as full range
     channel: int | None = None  # read this channel of each image alone, as grey
+    tissue_only: bool = False  # slides over the pixel limit: tiles over bare glass predicted once
 
     def __post_init__(self) -> None:
         self.input_range = parse_range(self.input_range)
@@ -317,7 +322,9 @@ class ModelView:
         self.channel = seg.reads if options.channel is None else options.channel
         self.eight_bit = seg.norm.scale == 255.0 and seg.norm.percentiles is None
         self.rgb_only = options.stains  # segment --stains: RGB images only
+        self.tissue_only = options.tissue_only
         self.dim: list[str] = []
+        self.notes: list[str] = []  # what --tissue-only found on each slide
 
     def __call__(self, image: np.ndarray, src) -> np.ndarray:
         if self.input_range is not None:
@@ -398,7 +405,7 @@ def predict_files(
     result = run_into(
         out_dir, "masks", options, inputs, compute, write, "predict", progress, shard, pairs=pairs
     )
-    result.dim = view.dim
+    result.dim, result.notes = view.dim, view.notes
     return result
 
 
@@ -439,6 +446,9 @@ def streamed(
     run = (options.precision, options.tta, options.tile, options.overlap, *extra)
     with TiffRegions(src, view.channel) as regions:
         source = Mapped(regions, lambda image: view(image, src))
+        if view.tissue_only:  # the glass's tiles predicted once
+            source = TissueOnly.of(source)
+            view.notes.append(f"{src}: tissue in {source.share:.0%} of it (--tissue-only)")
         core = min((options.tile or AUTO_TILE) - 2 * options.overlap, regions.shape[0])
         total = len(tile_starts(regions.shape[0], core))
 
@@ -680,6 +690,7 @@ def segment_files(
     run = (compute, write, "segment", progress, shard)
     result = run_into(out_dir, "overlays", options, inputs, *run, pairs=pairs)
     result.coco, result.measures, result.dim = records, measures, view.dim
+    result.notes = view.notes
     return result
 
 

@@ -100,6 +100,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "channel",
             "tile",
             "overlap",
+            "tissue_only",
             "runtime",
             "skip_existing",
             "progress",
@@ -216,6 +217,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "channel",
             "tile",
             "overlap",
+            "tissue_only",
             "runtime",
             "skip_existing",
             "progress",
@@ -559,6 +561,7 @@ def predict_options(args: argparse.Namespace):
         "positive",
         "input_range",
         "channel",
+        "tissue_only",
     )
     return PredictOptions(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 

@@ -548,6 +548,14 @@ SHARED: dict[str, Opt] = {
         AUTO_OVERLAP,
         type=int,
     ),
+    "tissue_only": Opt(
+        ("--tissue-only",),
+        "slides read region by region (over the pixel limit), brightfield RGB: find the tissue "
+        "on a coarse grid first (bright grey pixels are glass) and read the glass as one flat "
+        "colour, so tiles over bare glass go through the network once; objects and classes "
+        "found on glass are dropped with it",
+        action="store_true",
+    ),
     "progress": Opt(
         ("--no-progress",), "no progress bar", True, action="store_false", dest="progress"
     ),

@@ -24,6 +24,7 @@ from pixelwise.instances import argmax_codes, check_object_class, decision_for, 
 from pixelwise.precision import autocast, memory_format, prepare
 from pixelwise.runtime import resolve_precision
 from pixelwise.segmenter import Segmenter
+from pixelwise.tissue import TissueOnly
 
 
 @torch.inference_mode()
@@ -106,6 +107,9 @@ class ArrayRegions:
 
     def read(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return self.image[rows[:, None], cols]
+
+    def sample(self, step: int) -> np.ndarray:
+        return self.image[::step, ::step]
 
 
 def tiled_rows(
@@ -282,6 +286,7 @@ def predict_slide(
     tile: int | None = None,
     overlap: int = AUTO_OVERLAP,
     through=None,
+    tissue_only: bool = False,
 ) -> None:
     """Predict a TIFF of any size (a whole-slide scan) into ``out``, a tiled TIFF of class ids
     (a palette image in the model's colours), region by region: memory holds a row of tiles,
@@ -289,10 +294,12 @@ def predict_slide(
     (read as the model reads images: its ``--channel``), or a region source
     (:func:`predict_rows`). ``through``: the mask's ``(y, rows)`` pieces pass through it on their
     way to the file (a progress bar, a preview). Same mask as :func:`predict` with the same
-    tiles."""
+    tiles. ``tissue_only`` (a path): the glass read flat (:class:`~pixelwise.tissue.TissueOnly`,
+    ``predict --tissue-only``)."""
     if isinstance(image, (str, os.PathLike)):
         with TiffRegions(image, seg.reads) as regions:
-            return predict_slide(seg, regions, out, precision, tta, tile, overlap, through)
+            source = TissueOnly.of(regions) if tissue_only else regions
+            return predict_slide(seg, source, out, precision, tta, tile, overlap, through)
     rows = predict_rows(seg, image, precision, tta, tile, overlap)
     save_mask_rows(out, rows if through is None else through(rows), image.shape, seg.mask_palette())
 
@@ -312,17 +319,20 @@ def segment_slide(
     object_class: int | None = None,
     through=None,
     on_block=None,
+    tissue_only: bool = False,
 ) -> int:
     """:func:`segment` for a TIFF of any size (a whole-slide scan): instance labels into ``out``,
     a tiled uint32 TIFF (0 = background, 1..N). The model's codes (:func:`decision_for`) are
     predicted region by region into a temporary TIFF beside ``out`` (as :func:`predict_slide`;
     ``through`` sees them pass), then made into objects block by block (:func:`label_blocks`),
     so memory follows a block and a row of blocks, not the image. ``image``: the TIFF's path or
-    a region source. ``on_block``: see :func:`label_blocks`. Returns the number of objects."""
+    a region source. ``on_block``: see :func:`label_blocks`; ``tissue_only``: as for
+    :func:`predict_slide`. Returns the number of objects."""
     if isinstance(image, (str, os.PathLike)):
         with TiffRegions(image, seg.reads) as regions:
+            source = TissueOnly.of(regions) if tissue_only else regions
             run = (precision, tta, tile, overlap, min_size, object_class, through, on_block)
-            return segment_slide(seg, regions, out, *run)
+            return segment_slide(seg, source, out, *run)
     check_object_class(seg, object_class)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
