@@ -121,6 +121,16 @@ def test_segment_one_stain_measure_every_stain(tmp_path, capsys):
             assert float(r[f"mean_channel_{c}"]) == pytest.approx(mean, abs=1e-3)
         assert float(r["mean_intensity"]) == float(r["mean_channel_0"])
         assert r["mean_red"] == ""
+    # --positive by another channel's mean: a marker measured around the DNA stain's nuclei
+    threshold = float(np.median([float(r["mean_channel_1"]) for r in rows]))
+    assert main([*argv, "--measure", str(table), "--positive", f"mean_channel_1:{threshold}"]) == 0
+    for r in csv.DictReader(table.read_text().splitlines()):
+        positive = float(r["mean_channel_1"]) >= threshold
+        assert r["grade"] == ("Positive" if positive else "Negative")
+    assert main([*argv, "--measure", str(table), "--positive", "mean_channel_3:9"]) == 1
+    err = capsys.readouterr().err
+    for page in (0, 1):
+        assert f"cells.tif page {page}: its objects have no mean_channel_3 to grade by" in err
 
 
 def naive_cells(labels: np.ndarray, distance: float) -> tuple[np.ndarray, np.ndarray]:
