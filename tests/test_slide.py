@@ -667,3 +667,7 @@ def test_tissue_only_predicts_the_glass_tiles_once(tmp_path, monkeypatch, capsys
     assert main(run + ["--out", str(tmp_path / "grey"), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert "grey.tif: --tissue-only finds tissue on brightfield RGB slides; this one has 1" in err
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", str(640 * 800))  # under the limit: read whole
+    run = ["predict", str(tmp_path / "model.pt"), str(tmp_path / "slide.tif"), "--tissue-only"]
+    assert main(run + ["--out", str(tmp_path / "whole"), "--no-progress"]) == 0
+    assert "1 image(s) under it were read whole and predicted everywhere" in capsys.readouterr().err

@@ -325,6 +325,7 @@ class ModelView:
         self.tissue_only = options.tissue_only
         self.dim: list[str] = []
         self.notes: list[str] = []  # what --tissue-only found on each slide
+        self.whole = 0  # images read whole (under the pixel limit)
 
     def __call__(self, image: np.ndarray, src) -> np.ndarray:
         if self.input_range is not None:
@@ -339,7 +340,18 @@ class ModelView:
         image = read_image(src, channel=self.channel)
         if self.rgb_only:
             check_stains(image)
+        self.whole += 1
         return image
+
+    def all_notes(self) -> list[str]:
+        """The notes on the run: each slide's tissue, and images ``--tissue-only`` passed by."""
+        if not (self.tissue_only and self.whole):
+            return self.notes
+        return [
+            *self.notes,
+            f"--tissue-only finds the tissue of slides read region by region (over the pixel "
+            f"limit); {self.whole} image(s) under it were read whole and predicted everywhere",
+        ]
 
     def stains(self, src) -> np.ndarray | None:
         """Every channel of a multi-channel input of which one was read: each is measured."""
@@ -405,7 +417,7 @@ def predict_files(
     result = run_into(
         out_dir, "masks", options, inputs, compute, write, "predict", progress, shard, pairs=pairs
     )
-    result.dim, result.notes = view.dim, view.notes
+    result.dim, result.notes = view.dim, view.all_notes()
     return result
 
 
@@ -690,7 +702,7 @@ def segment_files(
     run = (compute, write, "segment", progress, shard)
     result = run_into(out_dir, "overlays", options, inputs, *run, pairs=pairs)
     result.coco, result.measures, result.dim = records, measures, view.dim
-    result.notes = view.notes
+    result.notes = view.all_notes()
     return result
 
 
