@@ -434,7 +434,8 @@ def test_segment_expand_makes_the_cells_of_a_tiff_over_the_limit(tmp_path, monke
     from pixelwise.instances import expand_cells
 
     run, images = segment_command(tmp_path, share=0.1)
-    run += ["--expand", "3", "--geojson", "--stains", "--positive", "cell_mean_dab:0.1,0.2,0.3"]
+    run += ["--expand", "3", "--geojson", "--stains", "--stain-vectors", "dab=0.3 0.6 0.74"]
+    run += ["--positive", "cell_mean_dab:0.1,0.2,0.3"]
     whole, streamed = measured_both_ways(run, tmp_path, monkeypatch)
     labels = tifffile.imread(tmp_path / "streamed" / "instances" / "slide.tif")
     cells = tifffile.imread(tmp_path / "streamed" / "cells" / "slide.tif")

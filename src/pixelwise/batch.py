@@ -63,7 +63,13 @@ from pixelwise.inference import (
     tile_starts,
 )
 from pixelwise.instances import expand_cells
-from pixelwise.measure import Grading, check_stains, grade_colours, measure_objects
+from pixelwise.measure import (
+    Grading,
+    check_stains,
+    grade_colours,
+    measure_objects,
+    stain_vectors,
+)
 from pixelwise.overlays import detection_overlay, display_rgb, instance_overlay, overlay
 from pixelwise.tissue import TissueOnly
 
@@ -267,6 +273,7 @@ class PredictOptions:
     measure: str | None = None  # segment: also every object's measurements in this one CSV
     expand: int = 0  # segment: also each object's cell, the object grown by this many pixels
     stains: bool = False  # segment --measure: also each stain's optical density (RGB images)
+    stain_vectors: str | np.ndarray | None = None  # --stains with these vectors, not Ruifrok's
     positive: str | Grading | None = None  # segment --measure: each object graded by a column
     input_range: tuple[float, float] | str | None = None  # raw LO..HI seen as full range
     channel: int | None = None  # read this channel of each image alone, as grey
@@ -287,6 +294,10 @@ class PredictOptions:
             raise ValueError(f"--expand must be 0 (no cells) or more pixels, got {self.expand}")
         if self.stains and self.measure is None:
             raise ValueError("--stains adds columns to --measure's rows: give --measure FILE too")
+        if self.stain_vectors is not None and not self.stains:
+            raise ValueError("--stain-vectors are what --stains measures with: give --stains too")
+        if isinstance(self.stain_vectors, str):
+            self.stain_vectors = stain_vectors(self.stain_vectors)
         self.check_grading()
         if self.tile is not None and self.tile < 0:
             raise ValueError(f"--tile must be 0 (never tile) or more, got {self.tile}")
@@ -295,6 +306,10 @@ class PredictOptions:
                 f"--tile {self.tile} must be larger than twice --overlap {self.overlap}; "
                 "pass a smaller --overlap or a larger --tile"
             )
+
+    def unmixing(self) -> bool | np.ndarray:
+        """What :func:`~pixelwise.measure.measure_objects` takes as ``stains``."""
+        return self.stain_vectors if self.stain_vectors is not None else self.stains
 
     def check_grading(self) -> None:
         """``positive`` parsed (:meth:`Grading.parse`), with the options its column needs."""
@@ -526,7 +541,7 @@ def segment_streamed(
         if measured is not None:  # measured as stored, as segment measures any image
             stored = stack.enter_context(TiffRegions(src))
             names = coco_names(seg, options.object_class)
-            run = (stored, names, measured, options.stains, options.positive)
+            run = (stored, names, measured, options.unmixing(), options.positive)
             handlers.append(partial(measure_block, *run))
         if geojson is not None:
             writer = stack.enter_context(FeatureWriter(geojson))
@@ -563,7 +578,7 @@ def segment_streamed(
 
 
 def measure_block(
-    stored, names: list[str], measured: list[dict], stains: bool, grading, labels, rows, cols,
+    stored, names: list[str], measured: list[dict], stains, grading, labels, rows, cols,
     first, cells=None,
 ):  # fmt: skip
     """``segment --measure`` of one block of a streamed image (``stored``, read as stored):
@@ -727,7 +742,7 @@ def measured_in(seg, src, view, options: PredictOptions, found: tuple) -> list[d
         return None
     image, labels, classes, cells = found
     run = (coco_names(seg, options.object_class), classes, view.stains(src), cells)
-    rows = measure_objects(labels, image, *run, options.stains)
+    rows = measure_objects(labels, image, *run, options.unmixing())
     if options.positive is not None:
         options.positive.check(rows)
         options.positive.grade(rows)

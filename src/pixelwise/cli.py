@@ -198,6 +198,13 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 action="store_true",
             ),
             Opt(
+                ("--stain-vectors",),
+                "with --stains: the stains' own optical densities in place of Ruifrok and "
+                "Johnston's, e.g. 'hematoxylin=0.65 0.70 0.29; dab=0.27 0.57 0.78' (QuPath's "
+                "estimated values, or what pixelwise stains IMAGE estimates)",
+                metavar="STAIN=R G B;...",
+            ),
+            Opt(
                 ("--positive",),
                 "with --measure: grade each object by one of its measurements, as QuPath's "
                 "positive cell detection does: COLUMN:T, Negative under T and Positive from T "
@@ -434,6 +441,22 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             Opt(("--out",), "write the calibrated checkpoint here (default: in place)"),
         ],
     ),
+    "stains": (
+        "estimate the stain vectors of brightfield images (for segment --stain-vectors)",
+        "Estimates the optical density vectors of the two main stains of RGB brightfield images, "
+        "taken together, by Macenko et al.'s method (2009): hematoxylin and eosin on an H&E "
+        "image, hematoxylin and DAB on an IHC image. Prints them and the --stain-vectors option "
+        "that makes segment --stains measure with them. Estimate once on images representative "
+        "of a batch and reuse the option for the whole batch, so that --positive's thresholds "
+        "mean the same on every image.",
+        [
+            Opt(
+                ("inputs",),
+                "RGB images (a slide over the pixel limit: a grid of its pixels)",
+                nargs="+",
+            ),
+        ],
+    ),
     "models": ("list the available architectures", "", []),
     "info": (
         "this machine: CPU, flags, versions and the execution paths measured fastest; or a model",
@@ -558,6 +581,7 @@ def predict_options(args: argparse.Namespace):
         "measure",
         "expand",
         "stains",
+        "stain_vectors",
         "positive",
         "input_range",
         "channel",
@@ -1087,6 +1111,26 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stains(args: argparse.Namespace) -> int:
+    from pixelwise.data.io import read_image
+    from pixelwise.data.slide import TiffRegions, is_streamed, sample_step
+    from pixelwise.measure import check_stains, estimate_stains, stains_report
+
+    images = []
+    for path in args.inputs:
+        if is_streamed(path):  # a slide: every n-th pixel, at most 16 megapixels
+            with TiffRegions(path) as regions:
+                images.append(regions.sample(sample_step(regions.shape, 4096 * 4096)))
+        else:
+            images.append(read_image(path))
+        try:
+            check_stains(images[-1])
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    print(stains_report(estimate_stains(images)))
+    return 0
+
+
 def cmd_models(_: argparse.Namespace) -> int:
     from pixelwise.models import create_model, describe, list_models
 
@@ -1178,6 +1222,7 @@ HANDLERS = {
     "adapt": cmd_adapt,
     "serve": cmd_serve,
     "models": cmd_models,
+    "stains": cmd_stains,
     "info": cmd_info,
 }
 

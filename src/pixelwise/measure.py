@@ -66,7 +66,7 @@ def measure_objects(
     classes: np.ndarray | None = None,
     channels: np.ndarray | None = None,
     cells: np.ndarray | None = None,
-    stains: bool = False,
+    stains: bool | np.ndarray = False,
 ) -> list[dict]:
     """A row (:data:`COLUMNS` but ``image``) per object 1..N of ``labels`` present in it, with
     the (H, W[, C]) ``image`` it was found in; its class is ``names[0]``, or with ``classes``
@@ -74,7 +74,8 @@ def measure_objects(
     (H, W, C) channels of a multi-channel image, each measured (``mean_channel_K``). ``cells``:
     each object's cell (a label image, the objects' numbers), measured as a whole and without
     its object (``cell_...``, ``cytoplasm_...``). ``stains``: each stain's optical density
-    too (an RGB ``image``)."""
+    too (an RGB ``image``), with Ruifrok and Johnston's stain vectors (True) or these
+    (:func:`stain_vectors`)."""
     from skimage.measure import regionprops
 
     pixels = image.reshape(*labels.shape, -1)  # (H, W, C): means per channel
@@ -82,7 +83,9 @@ def measure_objects(
     if channels is not None:  # measured beside the image the objects were found in
         pixels = np.concatenate([pixels, channels.reshape(*labels.shape, -1)], axis=-1)
         extra += [f"mean_channel_{k}" for k in range(pixels.shape[-1] - count)]
-    densities = stain_densities(image) if stains else None  # float32, measured apart
+    vectors = stains if isinstance(stains, np.ndarray) else None
+    measured = vectors is not None or bool(stains)
+    densities = stain_densities(image, vectors) if measured else None  # float32, apart
     around = stain_means(labels, densities, "")
     if cells is not None:
         for prefix, parts in (("cell_", cells), ("cytoplasm_", np.where(labels > 0, 0, cells))):
@@ -119,15 +122,102 @@ def measure_objects(
 STAINS = ("hematoxylin", "eosin", "dab")  # the order of scikit-image's hed_from_rgb
 
 
-def stain_densities(image: np.ndarray) -> np.ndarray:
+def stain_densities(image: np.ndarray, vectors: np.ndarray | None = None) -> np.ndarray:
     """(H, W, 3) float32 optical densities of :data:`STAINS` at each pixel of an RGB image, by
-    colour deconvolution (module docstring); ValueError for other images."""
-    from skimage.color import hed_from_rgb
-
+    colour deconvolution (module docstring) with the stain ``vectors`` (:func:`stain_vectors`;
+    None: Ruifrok and Johnston's); ValueError for other images."""
     check_stains(image)
+    vectors = stain_vectors() if vectors is None else vectors
+    return optical_density(image) @ np.linalg.inv(vectors).astype(np.float32)
+
+
+def optical_density(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float32: -log10 of each colour's share of the full range (at most log10 255)."""
     full = 1.0 if image.dtype.kind == "f" else float(np.iinfo(image.dtype).max)
     share = np.clip(image.astype(np.float32) / np.float32(full), 1 / 255, 1)
-    return -np.log10(share) @ hed_from_rgb.astype(np.float32)
+    return -np.log10(share)
+
+
+def stain_vectors(text: str | None = None) -> np.ndarray:
+    """(3, 3): the optical density of a unit of each stain of :data:`STAINS` (a row each, of
+    length 1): Ruifrok and Johnston's (scikit-image's ``rgb_from_hed``), with those that
+    ``text`` names in their place (scaled to length 1): ``"hematoxylin=R G B; dab=R G B"`` (commas or spaces; the
+    values QuPath's "Estimate stain vectors" or ``pixelwise stains`` gives). ValueError naming
+    the problem: an unknown stain, not three positive numbers, vectors too alike to tell the
+    stains apart."""
+    from skimage.color import rgb_from_hed
+
+    vectors = np.array(rgb_from_hed, np.float64)
+    for part in filter(None, (p.strip() for p in (text or "").split(";"))):
+        name, _, values = part.partition("=")
+        name = name.strip().lower()
+        try:
+            vector = np.array([float(v) for v in values.replace(",", " ").split()])
+        except ValueError:
+            vector = np.zeros(0)
+        if name not in STAINS or len(vector) != 3 or (vector < 0).any() or not vector.any():
+            raise ValueError(
+                f"--stain-vectors takes STAIN=R G B; ... with STAIN one of {', '.join(STAINS)} "
+                f"and three optical densities, not all 0 (e.g. 'hematoxylin=0.65 0.70 0.29; "
+                f"dab=0.27 0.57 0.78'), got {part!r}"
+            )
+        vectors[STAINS.index(name)] = vector / np.linalg.norm(vector)
+    if np.linalg.cond(vectors) > 1e3:
+        raise ValueError(
+            f"--stain-vectors: the stains' vectors are too alike to tell them apart: "
+            f"{np.round(vectors, 3).tolist()}"
+        )
+    return vectors
+
+
+def estimate_stains(images: list[np.ndarray], least: float = 0.15, share: float = 1.0) -> dict:
+    """The vectors of the two main stains of RGB ``images`` (together) by Macenko et al.'s
+    method (2009): the optical densities of the pixels with at least ``least`` in every colour,
+    projected on the plane of their two main directions; the stains are the directions at the
+    ``share`` and 100 - ``share`` percentiles of angle there. The one nearer Ruifrok and
+    Johnston's hematoxylin is named so, the other eosin or dab, whichever's vector is nearer;
+    ValueError when an image is not RGB or too few pixels are stained."""
+    for image in images:
+        check_stains(image)
+    od = np.concatenate([optical_density(i).reshape(-1, 3) for i in images]).astype(np.float64)
+    od = od[(od >= least).all(axis=1)]
+    if len(od) < 100:
+        raise ValueError(
+            f"too few stained pixels to estimate stain vectors from ({len(od)} with an optical "
+            f"density of at least {least} in every colour)"
+        )
+    _, directions = np.linalg.eigh(np.cov(od.T))
+    plane = directions[:, [2, 1]]  # the two largest
+    plane *= np.where(plane.sum(axis=0) < 0, -1, 1)  # pointing into the positive octant
+    angles = np.arctan2(od @ plane[:, 1], od @ plane[:, 0])
+    found = []
+    for a in np.percentile(angles, [share, 100 - share]):
+        vector = plane @ np.array([np.cos(a), np.sin(a)])
+        vector = np.abs(vector) if (vector < 0).all() else np.clip(vector, 0, None)
+        found.append(vector / np.linalg.norm(vector))
+    reference = stain_vectors()
+    first = int(np.argmax([v @ reference[0] for v in found]))
+    other = found[1 - first]
+    name = "eosin" if other @ reference[1] > other @ reference[2] else "dab"
+    return {"hematoxylin": found[first], name: other}
+
+
+def vectors_text(vectors: dict) -> str:
+    """``--stain-vectors``'s text for stain vectors by name (:func:`estimate_stains`)."""
+    return "; ".join(f"{k}={' '.join(f'{v:.4f}' for v in vec)}" for k, vec in vectors.items())
+
+
+def stains_report(vectors: dict) -> str:
+    """``pixelwise stains``' lines: each estimated vector, its angle from Ruifrok and
+    Johnston's, and the ``--stain-vectors`` option that measures with them."""
+    reference, lines = stain_vectors(), []
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)  # theirs are not quite 1
+    for name, vector in vectors.items():
+        cosine = float(np.clip(vector @ reference[STAINS.index(name)], -1, 1))
+        values = " ".join(f"{v:.4f}" for v in vector)
+        angle = np.degrees(np.arccos(cosine))
+        lines.append(f"{name:<12} {values}  ({angle:.1f} degrees from Ruifrok and Johnston's)")
+    return "\n".join([*lines, f"--stain-vectors '{vectors_text(vectors)}'"])
 
 
 def stain_means(labels: np.ndarray, densities: np.ndarray | None, prefix: str) -> dict:
