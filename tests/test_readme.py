@@ -60,6 +60,7 @@ def test_readme_commands_run(readme_cwd, capsys):
         "info",
         "info",
         "segment",
+        "stains",
         "evaluate",
         "evaluate",
         "evaluate",
@@ -106,6 +107,7 @@ def test_readme_commands_run(readme_cwd, capsys):
     assert table[0].startswith("image,object,class,grade,area,") and len(table) > 10
     grades = Path("runs/nuclei/grades.csv").read_text().splitlines()  # --positive
     assert grades[0].endswith(",positive_percent,h_score") and len(grades) == 2
+    assert "--stain-vectors 'hematoxylin=" in capsys.readouterr().out  # pixelwise stains
     assert Path("runs/coco/pred/coco/000000000009.json").is_file()
     from pixelwise.export import load_onnx
 
