@@ -139,12 +139,12 @@ def optical_density(image: np.ndarray) -> np.ndarray:
 
 
 def stain_vectors(text: str | None = None) -> np.ndarray:
-    """(3, 3): the optical density of a unit of each stain of :data:`STAINS` (a row each, of
-    length 1): Ruifrok and Johnston's (scikit-image's ``rgb_from_hed``), with those that
-    ``text`` names in their place (scaled to length 1): ``"hematoxylin=R G B; dab=R G B"`` (commas or spaces; the
-    values QuPath's "Estimate stain vectors" or ``pixelwise stains`` gives). ValueError naming
-    the problem: an unknown stain, not three positive numbers, vectors too alike to tell the
-    stains apart."""
+    """(3, 3): the optical density of a unit of each stain of :data:`STAINS`, a row each:
+    Ruifrok and Johnston's (scikit-image's ``rgb_from_hed``, rows of length 1 within 0.3 %),
+    with those that ``text`` names in their place, scaled to length 1: ``"hematoxylin=R G B;
+    dab=R G B"`` (commas or spaces; the values QuPath's "Estimate stain vectors" or ``pixelwise
+    stains`` gives). ValueError naming the problem: an unknown stain, not three numbers of 0 or
+    more (not all 0), vectors too alike to tell the stains apart."""
     from skimage.color import rgb_from_hed
 
     vectors = np.array(rgb_from_hed, np.float64)
