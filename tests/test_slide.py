@@ -15,7 +15,13 @@ from PIL import Image
 from pixelwise.checkpoint import save_checkpoint
 from pixelwise.cli import main
 from pixelwise.data.encoding import Normalization
-from pixelwise.data.io import ImageReadError, mask_tiles, read_image, save_mask_rows
+from pixelwise.data.io import (
+    ImageReadError,
+    holds_class_ids,
+    mask_tiles,
+    read_image,
+    save_mask_rows,
+)
 from pixelwise.data.slide import TiffRegions, is_streamed, mirrored, sample_step
 
 
@@ -160,6 +166,20 @@ def test_a_mask_written_row_by_row_with_a_repeated_last_piece(tmp_path):
     shown = Image.open(tmp_path / "m.tif")
     assert shown.mode == "P" and shown.getpalette()[3:6] == [255, 0, 0]
     assert [p.name for p in tmp_path.iterdir()] == ["m.tif"]  # no temporary file left
+    # an OME-TIFF pyramid: every 2nd, then 4th pixel (nearest: class ids stay class ids) as
+    # SubIFDs, until the longer side fits in one 512-pixel tile; one top-level page
+    with tifffile.TiffFile(tmp_path / "m.tif") as tif:
+        assert tif.is_ome and len(tif.pages) == 1 and holds_class_ids(tmp_path / "m.tif")
+        levels = [level.asarray() for level in tif.series[0].levels]
+        assert tif.series[0].levels[1].keyframe.colormap is not None  # each level in colour
+    assert [level.shape for level in levels] == [(1300, 1100), (650, 550), (325, 275)]
+    for level, step in zip(levels, (1, 2, 4)):
+        np.testing.assert_array_equal(level, mask[::step, ::step])
+    numbers = mask.astype(np.uint32) * 70000
+    save_mask_rows(tmp_path / "l.tif", [(0, numbers)], (h, w), None, np.uint32)
+    with tifffile.TiffFile(tmp_path / "l.tif") as tif:  # object numbers: a pyramid, not class ids
+        np.testing.assert_array_equal(tif.series[0].levels[2].asarray(), numbers[::4, ::4])
+    assert not holds_class_ids(tmp_path / "l.tif")
 
 
 def balanced(seg, image: np.ndarray, tile: int, overlap: int, share: float = 0.5):

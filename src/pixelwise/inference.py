@@ -289,8 +289,9 @@ def predict_slide(
     tissue_only: bool = False,
 ) -> None:
     """Predict a TIFF of any size (a whole-slide scan) into ``out``, a tiled TIFF of class ids
-    (a palette image in the model's colours), region by region: memory holds a row of tiles,
-    not the image, and the mask is written as it comes (atomically). ``image``: the TIFF's path
+    (a palette image in the model's colours; an OME-TIFF pyramid: :func:`save_mask_rows`),
+    region by region: memory holds a row of tiles, not the image, and the mask is written as it
+    comes (atomically). ``image``: the TIFF's path
     (read as the model reads images: its ``--channel``), or a region source
     (:func:`predict_rows`). ``through``: the mask's ``(y, rows)`` pieces pass through it on their
     way to the file (a progress bar, a preview). Same mask as :func:`predict` with the same
@@ -340,7 +341,8 @@ def segment_slide(
     os.close(fd)
     try:
         rows = predict_rows(seg, image, precision, tta, tile, overlap, decision_for(seg))
-        save_mask_rows(codes, rows if through is None else through(rows), image.shape)
+        rows = rows if through is None else through(rows)
+        save_mask_rows(codes, rows, image.shape, pyramid=False)  # read once, by label_blocks
         with TiffRegions(codes) as stored:
             return label_blocks(seg, stored, out, object_class, min_size, on_block=on_block)
     finally:

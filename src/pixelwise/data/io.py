@@ -18,6 +18,7 @@ import logging
 import os
 import tempfile
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -826,11 +827,12 @@ def save_mask(path: str | os.PathLike, mask: np.ndarray, palette: np.ndarray | N
 MASK_TILE = 512  # the tiles of a mask written row by row (:func:`save_mask_rows`)
 
 
-def mask_tiles(rows, shape: tuple[int, int], tile: int = MASK_TILE):
-    """The ``tile`` x ``tile`` tiles, row-major, of an (H, W) mask that arrives as ``(y, rows)``
-    pieces top to bottom (a piece may repeat the last rows of the one before, and wins: the last
-    row of tiles of :func:`pixelwise.inference.tiled_rows`): rows go out once no later piece
-    can change them, so memory holds a piece and a row of tiles."""
+def mask_bands(rows, shape: tuple[int, int], tile: int = MASK_TILE):
+    """``(y, band)``: the bands of ``tile`` rows (the last one shorter), top to bottom, of an
+    (H, W) mask that arrives as ``(y, rows)`` pieces top to bottom (a piece may repeat the last
+    rows of the one before, and wins: the last row of tiles of
+    :func:`pixelwise.inference.tiled_rows`): rows go out once no later piece can change them, so
+    memory holds a piece and a band."""
     h, w = shape
     pending, start = None, 0  # rows start .. start + len(pending), of the pieces' dtype
 
@@ -838,8 +840,7 @@ def mask_tiles(rows, shape: tuple[int, int], tile: int = MASK_TILE):
         nonlocal pending, start
         while start < h and (start + tile <= final or final == h):
             n = min(tile, h - start)
-            for x in range(0, w, tile):
-                yield pending[:n, x : x + tile]
+            yield start, pending[:n]
             pending, start = pending[n:], start + n
 
     for y, piece in rows:
@@ -853,33 +854,109 @@ def mask_tiles(rows, shape: tuple[int, int], tile: int = MASK_TILE):
     yield from ready(h)
 
 
+def mask_tiles(rows, shape: tuple[int, int], tile: int = MASK_TILE):
+    """The ``tile`` x ``tile`` tiles, row-major, of the mask of :func:`mask_bands`."""
+    for _, band in mask_bands(rows, shape, tile):
+        for x in range(0, shape[1], tile):
+            yield band[:, x : x + tile]
+
+
+class _Level:
+    """One reduced level of a mask written row by row: every ``step``-th row and column (the
+    nearest pixel, so class ids and object numbers stay whole), kept zlib-compressed band by
+    band in an unnamed temporary file beside the output until the full level has been written."""
+
+    def __init__(self, shape: tuple[int, int], step: int, folder: Path) -> None:
+        self.shape = (-(-shape[0] // step), -(-shape[1] // step))
+        self.step, self.parts = step, []
+        self.file = tempfile.TemporaryFile(dir=folder)
+
+    def take(self, y: int, band: np.ndarray) -> None:
+        skip = -y % self.step
+        rows = band[skip :: self.step, :: self.step]
+        if len(rows):
+            data = zlib.compress(np.ascontiguousarray(rows).tobytes(), 1)
+            self.file.write(data)
+            self.parts.append(((y + skip) // self.step, rows.shape, rows.dtype, len(data)))
+
+    def rows(self):
+        self.file.seek(0)
+        for y, shape, dtype, size in self.parts:
+            yield y, np.frombuffer(zlib.decompress(self.file.read(size)), dtype).reshape(shape)
+
+
+def pyramid_steps(shape: tuple[int, int], tile: int = MASK_TILE) -> list[int]:
+    """The downsampling factors (2, 4, 8, ...) of a mask's reduced levels: halved until the
+    longer side fits in one tile."""
+    steps, step = [], 2
+    while max(shape) > tile * step // 2:
+        steps.append(step)
+        step *= 2
+    return steps
+
+
 def save_mask_rows(
     path: str | os.PathLike,
     rows,
     shape: tuple[int, int],
     palette: np.ndarray | None = None,
     dtype=np.uint8,
+    pyramid: bool = True,
 ) -> None:
-    """Save a mask too large to hold (``rows``: see :func:`mask_tiles`) as a tiled,
+    """Save a mask too large to hold (``rows``: see :func:`mask_bands`) as a tiled,
     zlib-compressed BigTIFF of ``dtype`` (uint32 for instance labels), a palette image when
-    ``palette`` is given; atomically."""
+    ``palette`` is given; atomically. With ``pyramid``, an OME-TIFF pyramid as QuPath writes one
+    (reduced levels by 2, 4, ... as SubIFDs, nearest pixel: :class:`_Level`), which QuPath,
+    Fiji and napari open zoomed out without reading the full level; a mask with a palette is
+    marked as class ids in the OME description (:func:`holds_class_ids`)."""
     colours = {}
     if palette is not None:  # TIFF colour maps are 16-bit; class ids, as save_mask marks them
         colours = {"photometric": "palette", "colormap": np.asarray(palette, np.uint16).T * 257}
-        colours["description"] = CLASS_IDS_DESCRIPTION
-    atomic_save(
-        path,
-        lambda tmp: tifffile.imwrite(
-            tmp,
-            mask_tiles(rows, shape),
-            shape=shape,
-            dtype=dtype,
-            tile=(MASK_TILE, MASK_TILE),
-            compression="zlib",
-            bigtiff=True,
-            **colours,
-        ),
-    )
+    form = {"tile": (MASK_TILE, MASK_TILE), "compression": "zlib", "dtype": dtype, **colours}
+    meta = {"axes": "YX", "Description": CLASS_IDS_DESCRIPTION} if palette is not None else {}
+
+    def tiles(levels):
+        for y, band in mask_bands(rows, shape):
+            for level in levels:
+                level.take(y, band)
+            for x in range(0, shape[1], MASK_TILE):
+                yield band[:, x : x + MASK_TILE]
+
+    def write(tmp):
+        if not pyramid:
+            marked = {"description": CLASS_IDS_DESCRIPTION} if palette is not None else {}
+            tifffile.imwrite(tmp, tiles([]), shape=shape, bigtiff=True, **marked, **form)
+            return
+        with (
+            contextlib.ExitStack() as stack,
+            tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tif,
+        ):
+            levels = [_Level(shape, s, Path(tmp).parent) for s in pyramid_steps(shape)]
+            for level in levels:
+                stack.callback(level.file.close)
+            tif.write(tiles(levels), shape=shape, subifds=len(levels), metadata=meta, **form)
+            for level in levels:
+                level_tiles = mask_tiles(level.rows(), level.shape)
+                tif.write(level_tiles, shape=level.shape, subfiletype=1, **form)
+
+    atomic_save(path, write)
+
+
+def ome_description(description: str | None) -> str | None:
+    """The first image's description in an OME-TIFF's OME-XML (``pages[0].description``), or
+    None where there is none or the text is not OME-XML."""
+    if not description or not description.lstrip().startswith("<"):
+        return None
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(description)
+    except ET.ParseError:
+        return None
+    for element in root.iter():
+        if element.tag.rsplit("}", 1)[-1] == "Description":
+            return element.text
+    return None
 
 
 def holds_class_ids(path: str | os.PathLike) -> bool:
@@ -888,7 +965,8 @@ def holds_class_ids(path: str | os.PathLike) -> bool:
     if Path(path).suffix.lower() in TIFF_SUFFIXES:
         try:
             with tifffile.TiffFile(path) as tif:
-                return tif.pages[0].description == CLASS_IDS_DESCRIPTION
+                text = tif.pages[0].description
+                return CLASS_IDS_DESCRIPTION in (text, ome_description(text))
         except (OSError, ValueError, IndexError, tifffile.TiffFileError):
             return False
     if Path(path).suffix.lower() != ".png":
