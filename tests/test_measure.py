@@ -233,8 +233,10 @@ def test_segment_expand_writes_cells_measures_them_and_exports_qupath_cells(
     made = pixelwise.to_geojson(labels, cells=pixelwise.expand_cells(labels, 4))["features"]
     assert [f["nucleusGeometry"] for f in made] == [f["nucleusGeometry"] for f in written]
     assert [f["geometry"] for f in made] == [f["geometry"] for f in written]
-    assert main([*argv, "--expand", "-1"]) == 2
-    assert "--expand must be 0 (no cells) or more pixels, got -1" in capsys.readouterr().err
+    for distance in ("-1", "1001"):
+        assert main([*argv, "--expand", distance]) == 2
+        error = capsys.readouterr().err
+        assert f"--expand must be 0 (no cells) to 1000 pixels, got {distance}" in error
 
 
 def test_stains_unmixed_from_colours_made_of_known_amounts():

@@ -73,6 +73,11 @@ from pixelwise.measure import (
 from pixelwise.overlays import detection_overlay, display_rgb, instance_overlay, overlay
 from pixelwise.tissue import TissueOnly
 
+# --expand's largest distance: a slide's block of 2048 pixels is read with 128 + 2 x this around
+# it (inference.expand_slide), about 6300 x 6300 pixels and 1.5 GB for the distance transform at
+# 1000. Cells are a few tens of pixels across at any scanner's resolution.
+MAX_EXPAND = 1000
+
 
 @dataclass
 class BatchResult:
@@ -290,8 +295,11 @@ class PredictOptions:
                 )
         if self.overlap < 0:
             raise ValueError(f"--overlap must be 0 or more, got {self.overlap}")
-        if self.expand < 0:
-            raise ValueError(f"--expand must be 0 (no cells) or more pixels, got {self.expand}")
+        if not 0 <= self.expand <= MAX_EXPAND:
+            raise ValueError(
+                f"--expand must be 0 (no cells) to {MAX_EXPAND} pixels, got {self.expand} (a "
+                "slide's cells are made block by block, each read with twice that around it)"
+            )
         if self.stains and self.measure is None:
             raise ValueError("--stains adds columns to --measure's rows: give --measure FILE too")
         if self.stain_vectors is not None and not self.stains:

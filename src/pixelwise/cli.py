@@ -181,8 +181,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             ),
             Opt(
                 ("--expand",),
-                "also each object's cell: the object grown by up to PIXELS pixels into the "
-                "background, never into another (QuPath's and StarDist's cell expansion), "
+                "also each object's cell: the object grown by up to PIXELS pixels (at most "
+                "1000) into the background, never into another (QuPath's and StarDist's cell expansion), "
                 "written to OUT/cells/<name>.png with the objects' numbers; --measure then also "
                 "measures each cell and its cytoplasm (the cell without its object) and "
                 "--geojson writes QuPath cells (the object as the cell's nucleus)",
