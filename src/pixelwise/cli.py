@@ -69,7 +69,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "[video] extra) becomes OUT/overlays/<name>.mp4; each page of a multi-page TIFF (an EM stack) is "
         "an image of its own, <stack>-000.png, <stack>-001.png, ... A TIFF over the pixel limit (a "
         "whole-slide scan, .svs too) is read region by region into OUT/masks/<name>.tif (a tiled "
-        "BigTIFF; --geojson works on it). Bad files are skipped, listed at the end, and make the exit status 1.",
+        "BigTIFF pyramid, OME-TIFF as QuPath writes it; --geojson works on it). Bad files are skipped, listed at the end, and make the exit status 1.",
         [
             Opt(
                 ("paths",),
@@ -157,7 +157,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "come first, as in predict: 'pixelwise segment nuclei cells/'. A multi-page TIFF is segmented "
         "page by page, as by predict. A TIFF over the pixel limit (a whole-slide scan) is segmented "
         "region by region, its objects made in blocks of 2048 pixels, into OUT/instances/<name>.tif "
-        "(32-bit, tiled); --measure, --geojson and --expand work on it, --coco and --labelme do not.",
+        "(32-bit, tiled, an OME-TIFF pyramid); --measure, --geojson and --expand work on it, --coco and --labelme do not.",
         [
             "inputs",
             Opt(("--checkpoint",), f"{MODEL_HELP} (default nuclei)", "nuclei", old=("--model",)),
