@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 
 from pixelwise.cli import main
@@ -457,3 +458,93 @@ def test_stain_vectors_given_or_estimated_unmix_colours_made_with_them(tmp_path,
     argv = ["segment", "nuclei", str(tmp_path / "ihc.png"), "--stain-vectors", "dab=1 1 1"]
     assert main(argv) == 2  # without --stains
     assert "give --stains too" in capsys.readouterr().err
+
+
+def test_pixel_size_read_from_the_files_that_record_it(tmp_path):
+    """µm a pixel from OME-XML (with its unit), Aperio's MPP, ImageJ's unit and resolution, a
+    resolution per centimetre; none from dots per inch, pixels that are not square, a PNG, a
+    damaged or missing file."""
+    from pixelwise.data.calibration import pixel_size_um
+
+    rgb = np.zeros((32, 32, 3), np.uint8)
+
+    def ome(name, **sizes):
+        metadata = {"axes": "YXS", **sizes}
+        tifffile.imwrite(tmp_path / name, rgb, photometric="rgb", metadata=metadata)
+
+    ome("um.ome.tif", PhysicalSizeX=0.25, PhysicalSizeY=0.25)
+    nm = {"PhysicalSizeXUnit": "nm", "PhysicalSizeYUnit": "nm"}
+    ome("nm.ome.tif", PhysicalSizeX=460, PhysicalSizeY=460, **nm)
+    ome("oblong.ome.tif", PhysicalSizeX=0.25, PhysicalSizeY=0.5)
+    aperio = "Aperio Image Library v12.0.15\n46000x32914 (256x256) JPEG/RGB Q=70|AppMag = 40"
+    tifffile.imwrite(
+        tmp_path / "a.svs", rgb, photometric="rgb", description=aperio + "|MPP = 0.2520|"
+    )
+    for name, unit in (("ij.tif", "micron"), ("ij-mu.tif", "\\u00B5m"), ("ij-mm.tif", "mm")):
+        scale = 1e3 if unit == "mm" else 1
+        grey, resolution = rgb[..., 0], (scale / 0.65, scale / 0.65)
+        tifffile.imwrite(
+            tmp_path / name, grey, imagej=True, resolution=resolution, metadata={"unit": unit}
+        )
+    for name, unit, per_unit in (("cm.tif", "CENTIMETER", 40000), ("inch.tif", "INCH", 300)):
+        kw = {"resolution": (per_unit, per_unit), "resolutionunit": unit}
+        tifffile.imwrite(tmp_path / name, rgb, photometric="rgb", **kw)
+    Image.fromarray(rgb).save(tmp_path / "p.png", dpi=(300, 300))
+    (tmp_path / "damaged.tif").write_bytes(b"II*\0" + b"\xff" * 20)
+    expected = {
+        "um.ome.tif": 0.25, "nm.ome.tif": 0.46, "a.svs": 0.252, "ij.tif": 0.65,
+        "ij-mu.tif": 0.65, "ij-mm.tif": 0.65, "cm.tif": 0.25, "inch.tif": None,
+        "oblong.ome.tif": None, "p.png": None, "damaged.tif": None, "missing.tif": None,
+    }  # fmt: skip
+    assert {name: pixel_size_um(tmp_path / name) for name in expected} == expected
+
+
+def test_segment_measures_in_micrometres_where_the_pixel_size_is_known(tmp_path, capsys):
+    """segment --measure adds µm columns (the object's, its cell's and its cytoplasm's areas)
+    for an image whose TIFF records its pixel size, none for a PNG beside it; --pixel-size
+    gives one to every image; --positive area_um2 fails the PNG alone with a hint."""
+    (tmp_path / "in").mkdir()
+    ihc_image(tmp_path / "in" / "b.png")
+    pixels = np.asarray(Image.open(tmp_path / "in" / "b.png"))
+    sizes = {"PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}
+    tifffile.imwrite(
+        tmp_path / "in" / "a.tif",
+        pixels,
+        photometric="rgb",
+        ome=True,
+        metadata={"axes": "YXS", **sizes},
+    )
+    table = tmp_path / "objects.csv"
+    argv = ["segment", "nuclei", str(tmp_path / "in"), "-o", str(tmp_path / "seg")]
+    argv += ["--measure", str(table), "--expand", "3", "--no-progress"]
+
+    def rows():
+        return list(csv.DictReader(table.read_text().splitlines()))
+
+    assert main(argv) == 0
+    found = rows()
+    by_image = {name: [r for r in found if r["image"] == name] for name in ("a.tif", "b.png")}
+    assert len(by_image["a.tif"]) == len(by_image["b.png"]) == 12
+    header = list(found[0])
+    assert header[header.index("mean_blue") + 1 : header.index("mean_blue") + 6] == [
+        "area_um2", "centroid_x_um", "centroid_y_um", "equivalent_diameter_um", "perimeter_um",
+    ]  # fmt: skip
+    assert header[header.index("cell_area") + 1] == "cell_area_um2"
+    for row in by_image["a.tif"]:
+        for prefix in ("", "cell_", "cytoplasm_"):
+            area = float(row[f"{prefix}area"])
+            assert float(row[f"{prefix}area_um2"]) == pytest.approx(area * 0.25, abs=1e-4)
+        assert float(row["centroid_x_um"]) == pytest.approx(float(row["centroid_x"]) / 2, abs=1e-3)
+        assert float(row["perimeter_um"]) == pytest.approx(float(row["perimeter"]) / 2, abs=1e-3)
+    assert all(row["area_um2"] == "" for row in by_image["b.png"])
+    assert main([*argv, "--pixel-size", "2"]) == 0
+    for row in rows():  # the option wins over the file's own
+        assert float(row["area_um2"]) == pytest.approx(float(row["area"]) * 4, abs=1e-4)
+    capsys.readouterr()
+    assert main([*argv, "--positive", "area_um2:100"]) == 1
+    err = capsys.readouterr().err
+    assert "b.png: its objects have no area_um2 to grade by (--positive) (its file records " in err
+    assert "give --pixel-size" in err
+    assert main([*argv[:5], "--no-progress", "--pixel-size", "0.5"]) == 2  # without --measure
+    assert "--pixel-size gives --measure's sizes in µm" in capsys.readouterr().err
+    assert main([*argv, "--pixel-size", "0"]) == 2

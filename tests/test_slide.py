@@ -424,11 +424,14 @@ def test_segment_measures_the_objects_of_a_tiff_over_the_limit(tmp_path, monkeyp
     smaller than the margin: a tenth of the image foreground); --geojson's polygons are the
     objects of the label TIFF, by number, in the slide's coordinates."""
     run, images = segment_command(tmp_path, share=0.1)
-    whole, streamed = measured_both_ways(run + ["--geojson"], tmp_path, monkeypatch)
+    run += ["--geojson", "--pixel-size", "0.5"]
+    whole, streamed = measured_both_ways(run, tmp_path, monkeypatch)
+    columns = ("centroid_x", "centroid_y", "bbox_x1", "bbox_y1", "mean_red", "perimeter")
     for key, row in whole.items():
         other = streamed[key]
-        for column in ("centroid_x", "centroid_y", "bbox_x1", "bbox_y1", "mean_red", "perimeter"):
+        for column in (*columns, "centroid_x_um", "centroid_y_um", "area_um2", "perimeter_um"):
             assert other[column] == row[column], (key, column)
+        assert float(row["centroid_y_um"]) == pytest.approx(float(row["centroid_y"]) / 2, abs=1e-3)
     labels = tifffile.imread(tmp_path / "streamed" / "instances" / "slide.tif")
     for row in streamed.values():  # each row's object number is its label in the TIFF
         x0, y0, x1, y1 = (int(row[k]) for k in ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"))

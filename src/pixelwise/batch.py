@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from pixelwise import distributed as dist
 from pixelwise.constants import AUTO_TILE, one_line, parse_range
+from pixelwise.data.calibration import pixel_size_um
 from pixelwise.data.coco import as_coco, object_annotations
 from pixelwise.data.encoding import TWELVE_BIT, intensity_kind, map_range
 from pixelwise.data.geojson import (
@@ -67,6 +68,7 @@ from pixelwise.measure import (
     Grading,
     check_stains,
     grade_colours,
+    in_micrometres,
     measure_objects,
     stain_vectors,
 )
@@ -283,6 +285,7 @@ class PredictOptions:
     input_range: tuple[float, float] | str | None = None  # raw LO..HI seen as full range
     channel: int | None = None  # read this channel of each image alone, as grey
     tissue_only: bool = False  # slides over the pixel limit: tiles over bare glass predicted once
+    pixel_size: float | None = None  # segment --measure: µm a pixel, where files do not say
 
     def __post_init__(self) -> None:
         self.input_range = parse_range(self.input_range)
@@ -306,6 +309,11 @@ class PredictOptions:
             raise ValueError("--stain-vectors are what --stains measures with: give --stains too")
         if isinstance(self.stain_vectors, str):
             self.stain_vectors = stain_vectors(self.stain_vectors)
+        if self.pixel_size is not None and not (self.pixel_size > 0 and self.measure):
+            raise ValueError(
+                f"--pixel-size gives --measure's sizes in µm: a size above 0 with --measure FILE, "
+                f"got {self.pixel_size}" + ("" if self.measure else " without --measure")
+            )
         self.check_grading()
         if self.tile is not None and self.tile < 0:
             raise ValueError(f"--tile must be 0 (never tile) or more, got {self.tile}")
@@ -314,6 +322,14 @@ class PredictOptions:
                 f"--tile {self.tile} must be larger than twice --overlap {self.overlap}; "
                 "pass a smaller --overlap or a larger --tile"
             )
+
+    def pixel_size_of(self, src) -> float | None:
+        """µm a pixel of ``src`` (a path or a page of a stack): ``--pixel-size``, else as its
+        file records it (:func:`~pixelwise.data.calibration.pixel_size_um`), else None."""
+        if self.pixel_size is not None:
+            return self.pixel_size
+        path = getattr(src, "path", src)
+        return pixel_size_um(path) if isinstance(path, (str, os.PathLike)) else None
 
     def unmixing(self) -> bool | np.ndarray:
         """What :func:`~pixelwise.measure.measure_objects` takes as ``stains``."""
@@ -548,8 +564,8 @@ def segment_streamed(
         handlers = []
         if measured is not None:  # measured as stored, as segment measures any image
             stored = stack.enter_context(TiffRegions(src))
-            names = coco_names(seg, options.object_class)
-            run = (stored, names, measured, options.unmixing(), options.positive)
+            names, size = coco_names(seg, options.object_class), options.pixel_size_of(src)
+            run = (stored, names, measured, options.unmixing(), options.positive, size)
             handlers.append(partial(measure_block, *run))
         if geojson is not None:
             writer = stack.enter_context(FeatureWriter(geojson))
@@ -586,24 +602,26 @@ def segment_streamed(
 
 
 def measure_block(
-    stored, names: list[str], measured: list[dict], stains, grading, labels, rows, cols,
-    first, cells=None,
+    stored, names: list[str], measured: list[dict], stains, grading, pixel_size, labels, rows,
+    cols, first, cells=None,
 ):  # fmt: skip
     """``segment --measure`` of one block of a streamed image (``stored``, read as stored):
     its objects' rows (with ``cells``, their cells' too; with ``stains``, the stains'
-    densities; with ``grading``, a :class:`~pixelwise.measure.Grading`, their grades),
-    numbered from ``first`` and in the slide's coordinates, onto ``measured``."""
+    densities; with ``pixel_size``, µm too; with ``grading``, a
+    :class:`~pixelwise.measure.Grading`, their grades), numbered from ``first`` and in the
+    slide's coordinates, onto ``measured``."""
     image = stored.read(rows, cols)
     found = measure_objects(labels, image, names, cells=cells, stains=stains)
-    if grading is not None:
-        grading.grade(found)
     for row in found:
         row["object"] += first - 1
         for axis, offset in (("x", int(cols[0])), ("y", int(rows[0]))):
             row[f"centroid_{axis}"] = round(row[f"centroid_{axis}"] + offset, 3)
             row[f"bbox_{axis}0"] += offset
             row[f"bbox_{axis}1"] += offset
-        measured.append(row)
+    in_micrometres(found, pixel_size)
+    if grading is not None:
+        grading.grade(found)
+    measured.extend(found)
 
 
 def preview_of(path: Path, step: int) -> np.ndarray:
@@ -751,6 +769,7 @@ def measured_in(seg, src, view, options: PredictOptions, found: tuple) -> list[d
     image, labels, classes, cells = found
     run = (coco_names(seg, options.object_class), classes, view.stains(src), cells)
     rows = measure_objects(labels, image, *run, options.unmixing())
+    in_micrometres(rows, options.pixel_size_of(src))
     if options.positive is not None:
         options.positive.check(rows)
         options.positive.grade(rows)

@@ -214,6 +214,16 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "writes each image's positive share (and H-score) to OUT/grades.csv",
                 metavar="COLUMN:T",
             ),
+            Opt(
+                ("--pixel-size",),
+                "with --measure: the side of a pixel in micrometres, for every image (images "
+                "whose TIFF records it, OME-TIFF, Aperio SVS, ImageJ or a resolution per "
+                "centimetre, are measured by their own without it): the rows then also give "
+                "area_um2, centroid_x_um, centroid_y_um, equivalent_diameter_um and "
+                "perimeter_um (cell_area_um2, ... with --expand)",
+                type=float,
+                metavar="UM",
+            ),
             "min_object_size",
             "object_class",
             "score_threshold",
@@ -583,6 +593,7 @@ def predict_options(args: argparse.Namespace):
         "stains",
         "stain_vectors",
         "positive",
+        "pixel_size",
         "input_range",
         "channel",
         "tissue_only",

@@ -276,13 +276,37 @@ def measurements_csv(per_image: list[tuple[str, list[dict]]]) -> bytes:
     return text.getvalue().encode()
 
 
+# the columns given in µm too when the pixel size is known: (pixel column, µm column, power)
+IN_MICROMETRES = (
+    ("area", "area_um2", 2),
+    ("centroid_x", "centroid_x_um", 1),
+    ("centroid_y", "centroid_y_um", 1),
+    ("equivalent_diameter", "equivalent_diameter_um", 1),
+    ("perimeter", "perimeter_um", 1),
+)
+
+
+def in_micrometres(rows: list[dict], pixel_size: float | None) -> None:
+    """Each row's sizes and positions also in µm (and µm²), ``pixel_size`` µm a pixel
+    (:data:`IN_MICROMETRES`, the cell's and cytoplasm's areas too); nothing without a size."""
+    if pixel_size is None:
+        return
+    for row in rows:
+        for prefix in ("", "cell_", "cytoplasm_"):
+            for pixels, name, power in IN_MICROMETRES:
+                if prefix + pixels in row:
+                    value = row[prefix + pixels] * pixel_size**power
+                    row[prefix + name] = round(float(value), 4)
+
+
 def column_order(key: str) -> tuple:
     """Where a column beyond :data:`COLUMNS` goes: the object's stains and channels, then the
     cell's columns, then the cytoplasm's, each as :func:`intensities` lists them (channels by
     number)."""
     prefix = next((p for p in ("cell_", "cytoplasm_") if key.startswith(p)), "")
     base = key[len(prefix) :]
-    places = ("area", "mean_intensity", "mean_red", "mean_green", "mean_blue")
+    places = ("area", *(name for _, name, _ in IN_MICROMETRES))  # µm after the pixels
+    places += ("mean_intensity", "mean_red", "mean_green", "mean_blue")
     places += tuple(f"mean_{stain}" for stain in STAINS)
     channel = int(base[13:]) if base.startswith("mean_channel_") else -1
     place = places.index(base) if base in places else len(places)
@@ -293,6 +317,9 @@ GRADED = (  # what a grade may threshold, besides mean_<stain> and mean_channel_
     "area",
     "equivalent_diameter",
     "perimeter",
+    "area_um2",
+    "equivalent_diameter_um",
+    "perimeter_um",
     "eccentricity",
     "solidity",
     "mean_intensity",
@@ -365,8 +392,10 @@ class Grading:
         mean_red, an image of two channels no mean_channel_2)."""
         if rows and not any(self.column in row for row in rows):
             measured = [k for k in rows[0] if k.startswith(("mean_", "cell_mean_"))]
+            unknown = " (its file records no pixel size: give --pixel-size)"
             raise ValueError(
-                f"its objects have no {self.column} to grade by (--positive); measured: "
+                f"its objects have no {self.column} to grade by (--positive)"
+                f"{unknown if self.column.endswith(('_um', '_um2')) else ''}; measured: "
                 f"{', '.join(measured)}"
             )
 

@@ -1,0 +1,113 @@
+"""The size of a pixel, in micrometres, as a microscope's or a slide scanner's TIFF records it,
+so that ``segment --measure`` can give areas and lengths in µm² and µm as QuPath does.
+
+Read, in this order: an OME-TIFF's ``PhysicalSizeX``/``PhysicalSizeY`` (with their units; µm
+when none is given), Aperio's ``MPP = 0.2520`` in an SVS file's description, ImageJ's ``unit=``
+with the page's resolution (pixels per unit), and a resolution in pixels per centimetre. A
+resolution in pixels per inch is not read: cameras and image editors write 72 or 300 dots per
+inch, a print size, not the size of what was imaged; nor are a PNG's or JPEG's. Pixels that
+are not square (the two sizes more than 1 % apart) give no size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import tifffile
+
+# micrometres per unit, by the names OME-XML and ImageJ write
+MICROMETRES = {
+    "pm": 1e-6,
+    "nm": 1e-3,
+    "µm": 1.0,
+    "μm": 1.0,  # the Greek letter mu, which some writers use for the micro sign
+    "um": 1.0,
+    "micron": 1.0,
+    "microns": 1.0,
+    "mm": 1e3,
+    "cm": 1e4,
+    "m": 1e6,
+}
+CENTIMETRE = 3  # TIFF ResolutionUnit
+
+
+def pixel_size_um(path: str | os.PathLike) -> float | None:
+    """The side of a pixel of ``path`` in µm, as the file records it (module docstring), or
+    None where it records none (any file that is not a TIFF, or cannot be read as one)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            if f.read(4) not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+                return None
+    except OSError:
+        return None
+    log = logging.getLogger("tifffile")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return _recorded(tif)
+    except Exception:  # a damaged file: reading its pixels says what is wrong with it
+        return None
+    finally:
+        log.setLevel(level)
+
+
+def _recorded(tif: tifffile.TiffFile) -> float | None:
+    page = tif.pages.first
+    if tif.is_ome:
+        return _square(*_ome_sizes(tif.ome_metadata or ""))
+    mpp = re.search(r"\bMPP\s*=\s*([0-9.eE+-]+)", page.description or "")
+    if tif.is_svs and mpp:
+        return _positive(float(mpp.group(1)))
+    x, y = (_per_pixel(page, name) for name in ("XResolution", "YResolution"))
+    if x is None or y is None:
+        return None
+    if tif.is_imagej:
+        unit = (tif.imagej_metadata or {}).get("unit", "")
+        unit = unit.encode().decode("unicode_escape") if "\\u" in unit else unit
+        scale = MICROMETRES.get(unit.strip())
+        return None if scale is None else _square(x * scale, y * scale)
+    unit = page.tags.get("ResolutionUnit")
+    if unit is not None and int(unit.value) == CENTIMETRE:
+        return _square(x * 1e4, y * 1e4)
+    return None
+
+
+def _per_pixel(page, name: str) -> float | None:
+    """Units per pixel from a resolution tag (pixels per unit), or None."""
+    tag = page.tags.get(name)
+    if tag is None:
+        return None
+    value = tag.value
+    per_unit = value[0] / value[1] if isinstance(value, tuple) and value[1] else float(value)
+    return 1 / per_unit if per_unit > 0 else None
+
+
+def _ome_sizes(xml: str) -> tuple[float | None, float | None]:
+    """The first image's PhysicalSizeX and PhysicalSizeY in µm, None for either not given."""
+    found = re.search(r"<(?:\w+:)?Pixels\b([^>]*)>", xml)
+    attributes = dict(re.findall(r'(\w+)="([^"]*)"', found.group(1))) if found else {}
+    sizes = []
+    for axis in "XY":
+        try:
+            value = float(attributes[f"PhysicalSize{axis}"])
+        except (KeyError, ValueError):
+            sizes.append(None)
+            continue
+        scale = MICROMETRES.get(attributes.get(f"PhysicalSize{axis}Unit", "µm"))
+        sizes.append(None if scale is None else value * scale)
+    return sizes[0], sizes[1]
+
+
+def _square(x: float | None, y: float | None) -> float | None:
+    if x is None or y is None or x <= 0 or y <= 0 or abs(x - y) > 0.01 * max(x, y):
+        return None
+    return _positive((x + y) / 2)
+
+
+def _positive(size: float) -> float | None:
+    return float(f"{size:.6g}") if size > 0 else None  # 0.65, not 0.6499999999999999
