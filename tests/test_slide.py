@@ -14,6 +14,7 @@ from PIL import Image
 
 from pixelwise.checkpoint import save_checkpoint
 from pixelwise.cli import main
+from pixelwise.data.calibration import pixel_size_um
 from pixelwise.data.encoding import Normalization
 from pixelwise.data.io import (
     ImageReadError,
@@ -175,6 +176,12 @@ def test_a_mask_written_row_by_row_with_a_repeated_last_piece(tmp_path):
     assert [level.shape for level in levels] == [(1300, 1100), (650, 550), (325, 275)]
     for level, step in zip(levels, (1, 2, 4)):
         np.testing.assert_array_equal(level, mask[::step, ::step])
+    for pyramid in (True, False):  # the pixel size as OME's PhysicalSize, or per centimetre
+        save_mask_rows(
+            tmp_path / "c.tif", pieces(), (h, w), palette, pyramid=pyramid, pixel_size=0.25
+        )
+        assert pixel_size_um(tmp_path / "c.tif") == 0.25
+        assert holds_class_ids(tmp_path / "c.tif")
     numbers = mask.astype(np.uint32) * 70000
     save_mask_rows(tmp_path / "l.tif", [(0, numbers)], (h, w), None, np.uint32)
     with tifffile.TiffFile(tmp_path / "l.tif") as tif:  # object numbers: a pyramid, not class ids
@@ -278,14 +285,18 @@ def test_what_a_streamed_prediction_cannot_write_is_one_failure(tmp_path, monkey
 
 
 def test_predict_slide_in_python_equals_predict(tmp_path):
-    """The Python API: any TIFF, whatever the limit, region by region into a TIFF mask."""
+    """The Python API: any TIFF, whatever the limit, region by region into a TIFF mask (with
+    the slide's pixel size, here an OME-TIFF's)."""
     from pixelwise import predict, predict_slide
 
     pixels = slide_pixels(200, 230, seed=3)
     torch.manual_seed(0)  # weights whose output varies over the image (not all ReLUs dead)
     seg = balanced(tiny_seg(), pixels, 96, 8)
-    tifffile.imwrite(tmp_path / "a.tif", pixels, tile=(32, 32), photometric="rgb")
+    sizes = {"axes": "YXS", "PhysicalSizeX": 0.3, "PhysicalSizeY": 0.3}
+    layout = {"tile": (32, 32), "photometric": "rgb", "ome": True, "metadata": sizes}
+    tifffile.imwrite(tmp_path / "a.tif", pixels, **layout)
     predict_slide(seg, tmp_path / "a.tif", tmp_path / "mask.tif", "fp32", tile=96, overlap=8)
+    assert pixel_size_um(tmp_path / "mask.tif") == 0.3
     expected = predict(seg, pixels, "fp32", tile=96, overlap=8)
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "mask.tif"), expected)
     assert 0 < expected.mean() < 1
@@ -361,14 +372,17 @@ def test_objects_made_block_by_block_are_the_whole_images(tmp_path):
 
 def segment_command(tmp_path, share: float) -> tuple[list[str], object]:
     """``pixelwise segment`` (object class 1, tiles of 128) of a folder holding a 300 x 410 tiled
-    TIFF, with a tiny model whose foreground is ``share`` of it; the command and the folder."""
+    TIFF (0.5 µm a pixel, as 20,000 pixels per centimetre), with a tiny model whose foreground
+    is ``share`` of it; the command and the folder."""
     torch.manual_seed(0)
     seg = balanced(tiny_seg(), slide_pixels(300, 410), 128, 16, share=share)
     model = tmp_path / "model.pt"
     save_checkpoint(model, seg)
     images = tmp_path / "images"
     images.mkdir()
-    tifffile.imwrite(images / "slide.tif", slide_pixels(300, 410), tile=(64, 64), photometric="rgb")
+    calibrated = {"resolution": (2e4, 2e4), "resolutionunit": "CENTIMETER"}
+    pixels = slide_pixels(300, 410)
+    tifffile.imwrite(images / "slide.tif", pixels, tile=(64, 64), photometric="rgb", **calibrated)
     run = ["segment", str(images), "--checkpoint", str(model), "--object-class", "1"]
     run += ["--tile", "128", "--overlap", "16", "--precision", "fp32", "--runtime", "torch"]
     return run, images
@@ -467,6 +481,10 @@ def test_segment_expand_makes_the_cells_of_a_tiff_over_the_limit(tmp_path, monke
     for key, row in whole.items():
         for column in ("cell_area", "cell_mean_red", "cytoplasm_mean_dab", "grade"):
             assert streamed[key][column] == row[column], (key, column)
+        assert streamed[key]["cell_area_um2"] == row["cell_area_um2"]  # the file's 0.5 µm
+        assert float(row["cell_area_um2"]) == pytest.approx(int(row["cell_area"]) / 4, abs=1e-4)
+    for output in ("instances", "cells"):  # the slide's pixel size, for viewers
+        assert pixel_size_um(tmp_path / "streamed" / output / "slide.tif") == 0.5
     assert {row["grade"] for row in whole.values()} == {"Negative", "1+", "2+", "3+"}
     grades = [(tmp_path / name / "grades.csv").read_text() for name in ("whole", "streamed")]
     assert grades[0] == grades[1] and "slide.tif" in grades[0]

@@ -229,10 +229,12 @@ SAMPLE_PIXELS = 4096 * 4096  # a streamed image's percentiles come from this man
 
 
 class Mapped:
-    """A region source (:func:`tiled_rows`) whose regions pass through ``fn`` as they are read."""
+    """A region source (:func:`tiled_rows`) whose regions pass through ``fn`` as they are read
+    (its ``pixel_size``, if any, the source's)."""
 
     def __init__(self, source, fn) -> None:
         self.source, self.fn, self.shape = source, fn, source.shape
+        self.pixel_size = getattr(source, "pixel_size", None)
 
     def read(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return self.fn(self.source.read(rows, cols))
@@ -302,7 +304,9 @@ def predict_slide(
             source = TissueOnly.of(regions) if tissue_only else regions
             return predict_slide(seg, source, out, precision, tta, tile, overlap, through)
     rows = predict_rows(seg, image, precision, tta, tile, overlap)
-    save_mask_rows(out, rows if through is None else through(rows), image.shape, seg.mask_palette())
+    rows = rows if through is None else through(rows)
+    size = getattr(image, "pixel_size", None)
+    save_mask_rows(out, rows, image.shape, seg.mask_palette(), pixel_size=size)
 
 
 SLIDE_BLOCK, SLIDE_MARGIN = 2048, 128  # segment_slide: objects made block by block
@@ -342,7 +346,8 @@ def segment_slide(
     try:
         rows = predict_rows(seg, image, precision, tta, tile, overlap, decision_for(seg))
         rows = rows if through is None else through(rows)
-        save_mask_rows(codes, rows, image.shape, pyramid=False)  # read once, by label_blocks
+        size = getattr(image, "pixel_size", None)  # passed on to the labels
+        save_mask_rows(codes, rows, image.shape, pyramid=False, pixel_size=size)
         with TiffRegions(codes) as stored:
             return label_blocks(seg, stored, out, object_class, min_size, on_block=on_block)
     finally:
@@ -399,7 +404,8 @@ def label_blocks(
             yield y0, band[: y1 - y0]
             carry = band[y1 - y0 :]
 
-    save_mask_rows(out, rows_of_blocks(), (h, w), dtype=np.uint32)
+    size = getattr(codes, "pixel_size", None)
+    save_mask_rows(out, rows_of_blocks(), (h, w), dtype=np.uint32, pixel_size=size)
     return count
 
 
@@ -439,7 +445,8 @@ def expand_slide(
                         on_block(mine, rows, cols, first, cells=theirs)
             yield y0, band
 
-    save_mask_rows(out, rows_of_blocks(), (h, w), dtype=np.uint32)
+    size = getattr(stored, "pixel_size", None)
+    save_mask_rows(out, rows_of_blocks(), (h, w), dtype=np.uint32, pixel_size=size)
 
 
 def own_runs(labels: np.ndarray, cells: np.ndarray, rows: tuple, cols: tuple):

@@ -60,6 +60,7 @@ class TissueOnly:
     def __init__(self, source, mask: np.ndarray, step: int, fill: np.ndarray) -> None:
         self.source, self.mask, self.step, self.fill = source, mask, step, fill
         self.shape = source.shape
+        self.pixel_size = getattr(source, "pixel_size", None)  # the slide's, for its outputs
 
     @classmethod
     def of(cls, source) -> TissueOnly:

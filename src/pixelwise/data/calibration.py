@@ -49,14 +49,15 @@ def pixel_size_um(path: str | os.PathLike) -> float | None:
     log.setLevel(logging.CRITICAL)
     try:
         with tifffile.TiffFile(path) as tif:
-            return _recorded(tif)
+            return recorded(tif)
     except Exception:  # a damaged file: reading its pixels says what is wrong with it
         return None
     finally:
         log.setLevel(level)
 
 
-def _recorded(tif: tifffile.TiffFile) -> float | None:
+def recorded(tif: tifffile.TiffFile) -> float | None:
+    """:func:`pixel_size_um` of an open TIFF."""
     page = tif.pages.first
     if tif.is_ome:
         return _square(*_ome_sizes(tif.ome_metadata or ""))

@@ -902,18 +902,27 @@ def save_mask_rows(
     palette: np.ndarray | None = None,
     dtype=np.uint8,
     pyramid: bool = True,
+    pixel_size: float | None = None,
 ) -> None:
     """Save a mask too large to hold (``rows``: see :func:`mask_bands`) as a tiled,
     zlib-compressed BigTIFF of ``dtype`` (uint32 for instance labels), a palette image when
     ``palette`` is given; atomically. With ``pyramid``, an OME-TIFF pyramid as QuPath writes one
     (reduced levels by 2, 4, ... as SubIFDs, nearest pixel: :class:`_Level`), which QuPath,
     Fiji and napari open zoomed out without reading the full level; a mask with a palette is
-    marked as class ids in the OME description (:func:`holds_class_ids`)."""
+    marked as class ids in the OME description (:func:`holds_class_ids`). ``pixel_size``: µm
+    a pixel, recorded as OME's PhysicalSizeX/Y (as a resolution per centimetre without
+    ``pyramid``), so that viewers show the mask at the slide's scale."""
     colours = {}
     if palette is not None:  # TIFF colour maps are 16-bit; class ids, as save_mask marks them
         colours = {"photometric": "palette", "colormap": np.asarray(palette, np.uint16).T * 257}
     form = {"tile": (MASK_TILE, MASK_TILE), "compression": "zlib", "dtype": dtype, **colours}
-    meta = {"axes": "YX", "Description": CLASS_IDS_DESCRIPTION} if palette is not None else {}
+    meta = {"axes": "YX"} | ({"Description": CLASS_IDS_DESCRIPTION} if palette is not None else {})
+    flat = {}
+    if pixel_size is not None:
+        meta |= {
+            f"PhysicalSize{a}{u}": v for a in "XY" for u, v in (("", pixel_size), ("Unit", "µm"))
+        }
+        flat = {"resolution": (1e4 / pixel_size,) * 2, "resolutionunit": "CENTIMETER"}
 
     def tiles(levels):
         for y, band in mask_bands(rows, shape):
@@ -925,7 +934,7 @@ def save_mask_rows(
     def write(tmp):
         if not pyramid:
             marked = {"description": CLASS_IDS_DESCRIPTION} if palette is not None else {}
-            tifffile.imwrite(tmp, tiles([]), shape=shape, bigtiff=True, **marked, **form)
+            tifffile.imwrite(tmp, tiles([]), shape=shape, bigtiff=True, **marked, **flat, **form)
             return
         with (
             contextlib.ExitStack() as stack,

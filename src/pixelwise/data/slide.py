@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pixelwise.data.calibration import recorded
 from pixelwise.data.io import (
     ImageReadError,
     _channel_layout,
@@ -68,6 +69,7 @@ class TiffRegions:
     ``read(rows, cols)``, the pixels at the integer index arrays ``rows`` x ``cols`` (any order,
     repeats allowed: a mirrored border), (len(rows), len(cols), C). Only the tiles or strips
     that a region touches are decoded, and the last ``CACHE_BYTES`` of them are kept.
+    ``pixel_size``: µm a pixel as the file records it, or None (:mod:`~pixelwise.data.calibration`).
     ``channel`` reads that channel alone, as :func:`read_image` does. Use as a context manager
     (or call :meth:`close`)."""
 
@@ -87,6 +89,7 @@ class TiffRegions:
             )
         self._tif, self._page = tif, page
         self.shape = (page.imagelength, page.imagewidth)
+        self.pixel_size = recorded(tif)  # µm, or None: what the slide's outputs record too
         if page.is_tiled:
             self._chunk = (page.tilelength, page.tilewidth)
         else:
