@@ -313,19 +313,9 @@ def column_order(key: str) -> tuple:
     return ("", "cell_", "cytoplasm_").index(prefix), place, channel, key
 
 
-GRADED = (  # what a grade may threshold, besides mean_<stain> and mean_channel_<K>
-    "area",
-    "equivalent_diameter",
-    "perimeter",
-    "area_um2",
-    "equivalent_diameter_um",
-    "perimeter_um",
-    "eccentricity",
-    "solidity",
-    "mean_intensity",
-    "mean_red",
-    "mean_green",
-    "mean_blue",
+GRADED = (  # what a grade may threshold, besides mean_<stain> and mean_channel_<K>: not places
+    *(c for c in COLUMNS[3:] if not c.startswith(("centroid", "bbox"))),
+    *(name for _, name, _ in IN_MICROMETRES if not name.startswith("centroid")),
 )
 
 
