@@ -51,3 +51,37 @@ def test_inspect_stops_where_train_would(tmp_path, capsys):
     root = dataset(tmp_path / "d", [np.full((6, 8), 7), np.full((6, 8), 3)])
     assert main(["inspect", str(root)]) == 2
     assert "the masks hold values [3, 7], not the class ids" in capsys.readouterr().err
+
+
+def test_inspect_lists_the_pixel_sizes_the_images_record_and_warns_when_they_differ(
+    tmp_path, capsys
+):
+    """Images recorded at 0.5 and 0.25 µm a pixel (a resolution per centimetre, OME-XML) beside
+    a PNG: each size counted, and a warning that the same objects appear twice as large in some;
+    a dataset of one size gets the line and no warning."""
+    import tifffile
+
+    masks = [np.zeros((6, 8)) for _ in range(4)]
+    for mask in masks:
+        mask[:2] = 1
+    root = dataset(tmp_path / "d", masks)
+    grey = np.full((6, 8), 40, np.uint8)
+    for name, size in (("im0", 0.5), ("im1", 0.5), ("im2", 0.25)):
+        (root / "images" / f"{name}.png").unlink()
+        per_cm = {"resolution": (1e4 / size, 1e4 / size), "resolutionunit": "CENTIMETER"}
+        tifffile.imwrite(root / "images" / f"{name}.tif", grey, **per_cm)
+    assert main(["inspect", str(root), "--val-stems", "im3"]) == 0
+    said = capsys.readouterr().out
+    assert (
+        "pixel sizes as the images' files record them: 0.5 µm (2 images), 0.25 µm (1 image), not recorded (1 image)"
+        in said
+    )
+    assert (
+        "warning: the images' pixel sizes differ (0.25 to 0.5 µm): the same objects appear 2.0x larger in some"
+        in said
+    )
+    (root / "images" / "im2.tif").unlink()
+    Image.fromarray(grey).save(root / "images" / "im2.png")
+    report = dataset_report(TrainConfig(data=str(root), val_stems=["im3"]), progress=False)
+    assert report["pixel_sizes"] == {"0.5": 2, "not recorded": 2}
+    assert not [w for w in report["warnings"] if "pixel sizes" in w]

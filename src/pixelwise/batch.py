@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from pixelwise import distributed as dist
 from pixelwise.constants import AUTO_TILE, one_line, parse_range
-from pixelwise.data.calibration import pixel_size_um
+from pixelwise.data.calibration import pixel_size_um, scale_note
 from pixelwise.data.coco import as_coco, object_annotations
 from pixelwise.data.encoding import TWELVE_BIT, intensity_kind, map_range
 from pixelwise.data.geojson import (
@@ -363,8 +363,10 @@ class ModelView:
         self.rgb_only = options.stains  # segment --stains: RGB images only
         self.tissue_only = options.tissue_only
         self.dim: list[str] = []
-        self.notes: list[str] = []  # what --tissue-only found on each slide
+        self.notes: list[str] = []  # what --tissue-only found on each slide, scales
         self.whole = 0  # images read whole (under the pixel limit)
+        self.learned = seg.pixel_size  # µm a pixel of the model's training images, or None
+        self.sized: set[str] = set()  # files whose pixel size was compared with it
 
     def __call__(self, image: np.ndarray, src) -> np.ndarray:
         if self.input_range is not None:
@@ -380,7 +382,19 @@ class ModelView:
         if self.rgb_only:
             check_stains(image)
         self.whole += 1
+        self.compare_scale(src)
         return image
+
+    def compare_scale(self, src) -> None:
+        """A note when ``src``'s file records another pixel size than the model learned at
+        (:func:`~pixelwise.data.calibration.scale_note`), once per file."""
+        path = getattr(src, "path", src)
+        if self.learned is None or str(path) in self.sized:
+            return
+        self.sized.add(str(path))
+        note = scale_note(str(path), pixel_size_um(path), self.learned)
+        if note:
+            self.notes.append(note)
 
     def all_notes(self) -> list[str]:
         """The notes on the run: each slide's tissue, and images ``--tissue-only`` passed by."""
@@ -495,6 +509,7 @@ def streamed(
     by region, as the model sees it, into ``path``, with a progress bar over the rows of tiles:
     the :class:`Streamed` record of it, with every step-th pixel (:data:`PREVIEW_PIXELS`)."""
     run = (options.precision, options.tta, options.tile, options.overlap, *extra)
+    view.compare_scale(src)
     with TiffRegions(src, view.channel) as regions:
         source = Mapped(regions, lambda image: view(image, src))
         if view.tissue_only:  # the glass's tiles predicted once

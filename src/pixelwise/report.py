@@ -54,7 +54,36 @@ def dataset_report(cfg: TrainConfig, progress: bool = True) -> dict:
     cells = qupath_cells(train + val)
     if cells:
         report["cells"] = cells
+    sizes = pixel_sizes(train + val)
+    if sizes:
+        report["pixel_sizes"] = sizes
     return report | {"warnings": warnings(report, cfg)}
+
+
+def pixel_sizes(items: list) -> dict[str, int]:
+    """How many of the items' images record each pixel size (µm, as text; "not recorded" for
+    the others), each image once; empty when none records one
+    (:func:`~pixelwise.data.calibration.pixel_size_um`)."""
+    from pixelwise.data.calibration import pixel_size_um
+
+    found: dict[str, int] = {}
+    for image in dict.fromkeys(item.image for item in items):
+        size = pixel_size_um(image)
+        key = "not recorded" if size is None else f"{size:g}"
+        found[key] = found.get(key, 0) + 1
+    return {} if set(found) <= {"not recorded"} else found
+
+
+def mixed_scales(sizes: dict[str, int]) -> str | None:
+    """The warning for images recorded at pixel sizes more than 10 % apart, or None."""
+    known = sorted(float(k) for k in sizes if k != "not recorded")
+    if len(known) < 2 or known[-1] <= 1.1 * known[0]:
+        return None
+    return (
+        f"the images' pixel sizes differ ({known[0]:g} to {known[-1]:g} µm): the same objects "
+        f"appear {known[-1] / known[0]:.1f}x larger in some; scale them to one pixel size "
+        "(or train one model per magnification)"
+    )
 
 
 def qupath_cells(items: list) -> dict | None:
@@ -106,7 +135,8 @@ def warnings(report: dict, cfg: TrainConfig) -> list[str]:
     total = ignored + sum(c["train"] + c["val"] for c in report["classes"])
     if total and ignored / total > MOSTLY_IGNORED:
         found.append(f"{ignored / total:.0%} of the pixels are ignored")
-    return found
+    mixed = mixed_scales(report.get("pixel_sizes", {}))
+    return found + ([mixed] if mixed else [])
 
 
 MOSTLY_IGNORED = 0.5
@@ -125,6 +155,12 @@ def format_report(report: dict) -> str:
         w = report["windows"]
         lines.insert(1, f"{w['windows']} windows of {w['slides']} slide{'s' * (w['slides'] > 1)}"
                         f" (margin {w['margin']} pixels, PIXELWISE_WINDOW_MARGIN)")  # fmt: skip
+    if "pixel_sizes" in report:
+        listed = ", ".join(
+            f"{k}{' µm' * (k != 'not recorded')} ({counted(n, 'image')})"
+            for k, n in report["pixel_sizes"].items()
+        )
+        lines.insert(1, f"pixel sizes as the images' files record them: {listed}")
     if "cells" in report:
         c = report["cells"]
         lines.insert(1, f"{c['cells']} QuPath cells read by their {c['part']} outline "
@@ -246,6 +282,8 @@ def input_line(meta: dict) -> str:
         parts.append(f"images resized by {scale:g} (--scale)")
     if meta.get("box_input"):
         parts.append(f"a box model: the box's crop at {meta['box_input']} x {meta['box_input']}")
+    if meta.get("pixel_size_um"):
+        parts.append(f"trained on images of {meta['pixel_size_um']:g} µm a pixel")
     return "; ".join(parts)
 
 

@@ -63,6 +63,9 @@ class Segmenter:
     # the channel of multi-channel images the model was trained on (``train --channel``), read
     # alone by default; None: images as they are
     channel: int | None = None
+    # µm a pixel of the images it trained on, as their files recorded it (all within 10 %);
+    # None: unknown (pixelwise.data.calibration.common_pixel_size)
+    pixel_size: float | None = None
 
     @property
     def reads(self) -> int | None:
@@ -117,6 +120,7 @@ class Segmenter:
             "box_input": self.box_input,
             "instance_thresholds": None if self.thresholds is None else list(self.thresholds),
             "input_channel": self.channel,
+            "pixel_size_um": self.pixel_size,
         }
 
     @classmethod
@@ -133,6 +137,7 @@ class Segmenter:
             box_input=int(meta.get("box_input", 0)),
             thresholds=thresholds_of(meta.get("instance_thresholds")),
             channel=meta.get("input_channel"),
+            pixel_size=meta.get("pixel_size_um"),
         )
 
 

@@ -40,6 +40,7 @@ from pixelwise.checkpoint import (
 )
 from pixelwise.config import TrainConfig, data_settings
 from pixelwise.constants import counted, first_ten, option_text
+from pixelwise.data.calibration import common_pixel_size
 from pixelwise.data.coco import InstanceDataset, collate
 from pixelwise.data.datasets import SegmentationDataset, pad_collate
 from pixelwise.data.encoding import MaskEncoding, Normalization, mixed_kinds_note
@@ -191,6 +192,7 @@ def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Tas
         cfg.scale,
         box_input=cfg.crop if cfg.box_crop else 0,
         channel=cfg.channel,
+        pixel_size=common_pixel_size(item.image for item in train_ds.items),
     )
     class_weights = None
     if cfg.class_weighting != "none":

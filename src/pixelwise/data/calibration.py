@@ -112,3 +112,30 @@ def _square(x: float | None, y: float | None) -> float | None:
 
 def _positive(size: float) -> float | None:
     return float(f"{size:.6g}") if size > 0 else None  # 0.65, not 0.6499999999999999
+
+
+def common_pixel_size(paths) -> float | None:
+    """The pixel size (µm) that every file of ``paths`` records, the median of them when they
+    are all within 10 % of it; None when any records none or they differ more (a model trained
+    on them learned objects at that scale: :func:`scale_note`)."""
+    import numpy as np
+
+    sizes = [pixel_size_um(p) for p in dict.fromkeys(paths)]
+    if not sizes or None in sizes:
+        return None
+    middle = float(np.median(sizes))
+    return middle if all(abs(s - middle) <= 0.1 * middle for s in sizes) else None
+
+
+def scale_note(name: str, size: float | None, learned: float | None) -> str | None:
+    """The note for an image of ``size`` µm a pixel given to a model that learned at ``learned``
+    µm, when the two differ by more than 10 %; None otherwise or when either is unknown."""
+    if size is None or learned is None or abs(size - learned) <= 0.1 * learned:
+        return None
+    ratio = learned / size
+    how = "larger" if ratio > 1 else "smaller"
+    return (
+        f"{name}: {size:g} µm a pixel, the model learned at {learned:g} µm: its objects appear "
+        f"{max(ratio, 1 / ratio):.2g}x {how} than the model saw them (resized by {size / learned:.3g}, "
+        "they would look as it learned)"
+    )

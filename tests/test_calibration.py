@@ -1,0 +1,75 @@
+"""Pixel sizes: what a model trained on calibrated images records, and the note for an image
+recorded at another scale. (Reading a file's pixel size: tests/test_measure.py.)"""
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from pixelwise.data.calibration import common_pixel_size, scale_note
+
+
+def calibrated(path, pixels: np.ndarray, size: float) -> None:
+    """``pixels`` as a TIFF recording ``size`` µm a pixel (as pixels per centimetre)."""
+    per_cm = {"resolution": (1e4 / size, 1e4 / size), "resolutionunit": "CENTIMETER"}
+    tifffile.imwrite(path, pixels, photometric="rgb" if pixels.ndim == 3 else None, **per_cm)
+
+
+def test_common_pixel_size_and_the_scale_note_by_hand(tmp_path):
+    image = np.zeros((4, 4), np.uint8)
+    for name, size in (("a", 0.5), ("b", 0.52), ("c", 0.25)):
+        calibrated(tmp_path / f"{name}.tif", image, size)
+    Image.fromarray(image).save(tmp_path / "d.png")
+    assert common_pixel_size([tmp_path / "a.tif", tmp_path / "b.tif"]) == 0.51  # the median
+    assert common_pixel_size([tmp_path / "a.tif", tmp_path / "c.tif"]) is None  # 2x apart
+    assert common_pixel_size([tmp_path / "a.tif", tmp_path / "d.png"]) is None  # one unknown
+    assert common_pixel_size([]) is None
+    assert scale_note("x.tif", 0.25, 0.5) == (
+        "x.tif: 0.25 µm a pixel, the model learned at 0.5 µm: its objects appear 2x larger than "
+        "the model saw them (resized by 0.5, they would look as it learned)"
+    )
+    assert "appear 4x smaller" in scale_note("x.tif", 1.0, 0.25)
+    assert scale_note("x.tif", 0.52, 0.5) is None  # within 10 %
+    assert scale_note("x.tif", None, 0.5) is None and scale_note("x.tif", 0.5, None) is None
+
+
+def test_a_model_trained_on_calibrated_images_notes_images_at_another_scale(
+    shapes_data, tmp_path, capsys
+):
+    """Trained on images that all record 0.5 µm a pixel: the checkpoint keeps it, ``info``
+    shows it, and ``predict`` notes the image recorded at 0.25 µm (objects twice as large as
+    the model learned them), not the one at 0.5 µm or a PNG."""
+    from conftest import tiny_config
+
+    from pixelwise.checkpoint import load_model
+    from pixelwise.cli import main
+    from pixelwise.train import fit
+
+    data = tmp_path / "data"
+    for split in ("train", "val"):
+        for folder in ("images", "masks"):
+            (data / split / folder).mkdir(parents=True)
+        for path in sorted((shapes_data / split / "images").iterdir()):
+            pixels = np.asarray(Image.open(path).convert("RGB"))
+            calibrated(data / split / "images" / f"{path.stem}.tif", pixels, 0.5)
+            mask = shapes_data / split / "masks" / path.name
+            (data / split / "masks" / path.name).write_bytes(mask.read_bytes())
+    best = fit(tiny_config(data, tmp_path / "run", epochs=1))
+    assert load_model(best).pixel_size == 0.5
+    assert main(["info", str(best)]) == 0
+    assert "trained on images of 0.5 µm a pixel" in capsys.readouterr().out
+    folder = tmp_path / "in"
+    folder.mkdir()
+    pixels = np.asarray(Image.open(next((shapes_data / "val" / "images").iterdir())).convert("RGB"))
+    calibrated(folder / "fine.tif", pixels, 0.25)
+    calibrated(folder / "same.tif", pixels, 0.5)
+    Image.fromarray(pixels).save(folder / "plain.png")
+    assert (
+        main(["predict", str(best), str(folder), "--out", str(tmp_path / "out"), "--no-progress"])
+        == 0
+    )
+    notes = [line for line in capsys.readouterr().err.splitlines() if "µm a pixel" in line]
+    assert notes == [
+        f"pixelwise: note: {folder / 'fine.tif'}: 0.25 µm a pixel, the model learned at 0.5 µm: "
+        "its objects appear 2x larger than the model saw them (resized by 0.5, they would look "
+        "as it learned)"
+    ]
