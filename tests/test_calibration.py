@@ -73,3 +73,22 @@ def test_a_model_trained_on_calibrated_images_notes_images_at_another_scale(
         "its objects appear 2x larger than the model saw them (resized by 0.5, they would look "
         "as it learned)"
     ]
+
+
+def test_unreadable_calibration_is_no_size_and_no_failure():
+    """A resolution of 1/0 (which tifffile will not write, but other writers do) and metadata
+    that raises when read give no size rather than an error: reading the image goes on."""
+    from types import SimpleNamespace
+
+    from pixelwise.data.calibration import _per_pixel, recorded
+
+    zero = SimpleNamespace(tags={"XResolution": SimpleNamespace(value=(1, 0))})
+    assert _per_pixel(zero, "XResolution") is None
+    assert _per_pixel(SimpleNamespace(tags={}), "XResolution") is None
+
+    class Broken:
+        @property
+        def pages(self):
+            raise ValueError("damaged")
+
+    assert recorded(Broken()) is None

@@ -57,7 +57,16 @@ def pixel_size_um(path: str | os.PathLike) -> float | None:
 
 
 def recorded(tif: tifffile.TiffFile) -> float | None:
-    """:func:`pixel_size_um` of an open TIFF."""
+    """:func:`pixel_size_um` of an open TIFF; None too where its metadata cannot be read (a
+    resolution of 1/0, damaged OME-XML): the size is extra information, never a reason to fail
+    reading the image."""
+    try:
+        return _recorded(tif)
+    except Exception:  # tifffile and the metadata's own parsers raise many types
+        return None
+
+
+def _recorded(tif: tifffile.TiffFile) -> float | None:
     page = tif.pages.first
     if tif.is_ome:
         return _square(*_ome_sizes(tif.ome_metadata or ""))
@@ -84,7 +93,10 @@ def _per_pixel(page, name: str) -> float | None:
     if tag is None:
         return None
     value = tag.value
-    per_unit = value[0] / value[1] if isinstance(value, tuple) and value[1] else float(value)
+    if isinstance(value, tuple):
+        per_unit = value[0] / value[1] if len(value) == 2 and value[1] else 0.0
+    else:
+        per_unit = float(value)
     return 1 / per_unit if per_unit > 0 else None
 
 
