@@ -25,7 +25,7 @@ def test_common_pixel_size_and_the_scale_note_by_hand(tmp_path):
     assert common_pixel_size([]) is None
     assert scale_note("x.tif", 0.25, 0.5) == (
         "x.tif: 0.25 µm a pixel, the model learned at 0.5 µm: its objects appear 2x larger than "
-        "the model saw them (resized by 0.5, they would look as it learned)"
+        "the model saw them (--scale 0.5 shows them at the size it learned)"
     )
     assert "appear 4x smaller" in scale_note("x.tif", 1.0, 0.25)
     assert scale_note("x.tif", 0.52, 0.5) is None  # within 10 %
@@ -70,8 +70,8 @@ def test_a_model_trained_on_calibrated_images_notes_images_at_another_scale(
     notes = [line for line in capsys.readouterr().err.splitlines() if "µm a pixel" in line]
     assert notes == [
         f"pixelwise: note: {folder / 'fine.tif'}: 0.25 µm a pixel, the model learned at 0.5 µm: "
-        "its objects appear 2x larger than the model saw them (resized by 0.5, they would look "
-        "as it learned)"
+        "its objects appear 2x larger than the model saw them (--scale 0.5 shows them at the size "
+        "it learned)"
     ]
 
 

@@ -148,3 +148,40 @@ def test_missing_extra_is_one_friendly_line(monkeypatch, capsys):
         == "pixelwise serve: error: fastapi is not installed: pip install 'pixelwise[serve]'"
     )
     assert missing_extra(ModuleNotFoundError("x", name="numpy")) is None
+
+
+def test_predict_scale_resizes_what_the_network_sees(tmp_path, monkeypatch, capsys):
+    """predict --scale F: the mask that a model running at F gives, at the image's own size;
+    out of range is one error line; a slide (read region by region) with --scale fails alone,
+    naming the option."""
+    import numpy as np
+    import torch
+    from conftest import tiny_seg
+    from PIL import Image
+
+    from pixelwise.checkpoint import save_checkpoint
+    from pixelwise.inference import predict
+
+    torch.manual_seed(0)
+    seg = tiny_seg()
+    save_checkpoint(tmp_path / "model.pt", seg)
+    image = np.random.default_rng(0).integers(0, 256, (96, 80, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    argv = ["predict", str(tmp_path / "model.pt"), str(tmp_path / "a.png"), "--no-progress"]
+    argv += ["--precision", "fp32", "--runtime", "torch", "--out", str(tmp_path / "out")]
+    assert main([*argv, "--scale", "0.5"]) == 0
+    mask = np.asarray(Image.open(tmp_path / "out" / "masks" / "a.png"))
+    expected = predict(dataclasses.replace(seg, input_scale=0.5), image, "fp32")
+    assert mask.shape == (96, 80)
+    np.testing.assert_array_equal(mask, expected)
+    assert main([*argv, "--scale", "0"]) == 2
+    assert "--scale must be 0.05 to 4, got 0" in capsys.readouterr().err
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", "5000")  # a.tif is read region by region
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "a.tif", image, tile=(32, 32), photometric="rgb")
+    argv[2] = str(tmp_path / "a.tif")
+    assert main([*argv, "--scale", "0.5"]) == 1
+    assert "this model runs at --scale 0.5 (its own, or given to predict or segment" in (
+        capsys.readouterr().err
+    )

@@ -4,6 +4,7 @@ a progress bar, sharding among torchrun processes and the list of failures."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -74,6 +75,24 @@ from pixelwise.measure import (
 )
 from pixelwise.overlays import detection_overlay, display_rgb, instance_overlay, overlay
 from pixelwise.tissue import TissueOnly
+
+# --scale's largest factor: an image is enlarged this much before the network (memory grows with
+# its square)
+MAX_SCALE = 4.0
+
+
+def rescaled(seg, scale: float):
+    """``seg`` seeing every image resized by ``scale`` on top of its own input scale
+    (``predict``/``segment --scale``: objects at another magnification than the model learned
+    them; outputs stay at the image's resolution); ValueError for an instance model."""
+    if scale == 1.0:
+        return seg
+    if seg.kind == "instance":
+        raise ValueError(
+            "--scale resizes the images of semantic models; Mask R-CNN resizes its own"
+        )
+    return dataclasses.replace(seg, input_scale=seg.input_scale * scale)
+
 
 # --expand's largest distance: a slide's block of 2048 pixels is read with 128 + 2 x this around
 # it (inference.expand_slide), about 6300 x 6300 pixels and 1.5 GB for the distance transform at
@@ -286,6 +305,7 @@ class PredictOptions:
     channel: int | None = None  # read this channel of each image alone, as grey
     tissue_only: bool = False  # slides over the pixel limit: tiles over bare glass predicted once
     pixel_size: float | None = None  # segment --measure: µm a pixel, where files do not say
+    scale: float = 1.0  # images resized by this before the network (on top of the model's own)
 
     def __post_init__(self) -> None:
         self.input_range = parse_range(self.input_range)
@@ -315,6 +335,8 @@ class PredictOptions:
                 f"got {self.pixel_size}" + ("" if self.measure else " without --measure")
             )
         self.check_grading()
+        if not 0.05 <= self.scale <= MAX_SCALE:
+            raise ValueError(f"--scale must be 0.05 to {MAX_SCALE:g}, got {self.scale:g}")
         if self.tile is not None and self.tile < 0:
             raise ValueError(f"--tile must be 0 (never tile) or more, got {self.tile}")
         if self.tile and self.tile <= 2 * self.overlap:
@@ -429,6 +451,7 @@ def predict_files(
     recorded and skipped; ``shard=(rank, world)`` takes every world-th input from rank."""
     if options.labelme:  # the model's class order, for training on the corrected files
         write_labels_txt(Path(out_dir), seg.class_names[1:])
+    seg = rescaled(seg, options.scale)
     if seg.kind == "instance":
         return detection_files(seg, inputs, out_dir, options, progress, shard)
     out_dir, palette, mask_palette = Path(out_dir), seg.palette(), seg.mask_palette()
@@ -716,7 +739,7 @@ def segment_files(
     LabelMe polygon and with ``options.geojson`` as a GeoJSON feature, for semantic and
     instance models alike; bad files are recorded and skipped; ``shard`` as in
     :func:`predict_files`."""
-    out_dir = Path(out_dir)
+    out_dir, seg = Path(out_dir), rescaled(seg, options.scale)
     gathered = options.coco is not None or options.measure is not None or options.geojson
     classes_too = gathered and seg.kind == "instance"  # each object's class too
     view = ModelView(seg, options)

@@ -548,6 +548,16 @@ SHARED: dict[str, Opt] = {
         AUTO_OVERLAP,
         type=int,
     ),
+    "scale": Opt(
+        ("--scale",),
+        "semantic models, images under the pixel limit: resize each image by this factor before "
+        "the network, on top of the model's own (e.g. 0.5 for 40x images given to a model "
+        "trained at 20x: objects at the size it learned); masks and objects stay at the "
+        "image's resolution (default 1)",
+        1.0,
+        type=float,
+        metavar="F",
+    ),
     "tissue_only": Opt(
         ("--tissue-only",),
         "slides read region by region (over the pixel limit), brightfield RGB: find the tissue "

@@ -265,7 +265,8 @@ def predict_rows(
     if seg.input_scale != 1.0:
         raise ValueError(
             f"an image this large is predicted region by region at the model's full resolution; "
-            f"this model runs at --scale {seg.input_scale:g} (resize the image first)"
+            f"this model runs at --scale {seg.input_scale:g} (its own, or given to predict or "
+            "segment; resize the image first)"
         )
     if tile == 0:
         raise ValueError("an image this large is predicted tile by tile: --tile 0 cannot apply")

@@ -148,6 +148,6 @@ def scale_note(name: str, size: float | None, learned: float | None) -> str | No
     how = "larger" if ratio > 1 else "smaller"
     return (
         f"{name}: {size:g} µm a pixel, the model learned at {learned:g} µm: its objects appear "
-        f"{max(ratio, 1 / ratio):.2g}x {how} than the model saw them (resized by {size / learned:.3g}, "
-        "they would look as it learned)"
+        f"{max(ratio, 1 / ratio):.2g}x {how} than the model saw them (--scale {size / learned:.3g} "
+        "shows them at the size it learned)"
     )
