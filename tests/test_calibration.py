@@ -29,6 +29,8 @@ def test_common_pixel_size_and_the_scale_note_by_hand(tmp_path):
     )
     assert "appear 4x smaller" in scale_note("x.tif", 1.0, 0.25)
     assert scale_note("x.tif", 0.52, 0.5) is None  # within 10 %
+    assert scale_note("x.tif", 0.25, 0.5, scale=0.5) is None  # --scale 0.5 given
+    assert "appear at --scale 0.8 1.6x larger" in scale_note("x.tif", 0.25, 0.5, scale=0.8)
     assert scale_note("x.tif", None, 0.5) is None and scale_note("x.tif", 0.5, None) is None
 
 

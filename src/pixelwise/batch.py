@@ -388,6 +388,7 @@ class ModelView:
         self.notes: list[str] = []  # what --tissue-only found on each slide, scales
         self.whole = 0  # images read whole (under the pixel limit)
         self.learned = seg.pixel_size  # µm a pixel of the model's training images, or None
+        self.scale = options.scale  # what the network sees of each image: resized by this
         self.sized: set[str] = set()  # files whose pixel size was compared with it
 
     def __call__(self, image: np.ndarray, src) -> np.ndarray:
@@ -414,7 +415,7 @@ class ModelView:
         if self.learned is None or str(path) in self.sized:
             return
         self.sized.add(str(path))
-        note = scale_note(str(path), pixel_size_um(path), self.learned)
+        note = scale_note(str(path), pixel_size_um(path), self.learned, self.scale)
         if note:
             self.notes.append(note)
 

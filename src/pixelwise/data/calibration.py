@@ -139,15 +139,22 @@ def common_pixel_size(paths) -> float | None:
     return middle if all(abs(s - middle) <= 0.1 * middle for s in sizes) else None
 
 
-def scale_note(name: str, size: float | None, learned: float | None) -> str | None:
-    """The note for an image of ``size`` µm a pixel given to a model that learned at ``learned``
-    µm, when the two differ by more than 10 %; None otherwise or when either is unknown."""
-    if size is None or learned is None or abs(size - learned) <= 0.1 * learned:
+def scale_note(
+    name: str, size: float | None, learned: float | None, scale: float = 1.0
+) -> str | None:
+    """The note for an image of ``size`` µm a pixel, resized by ``scale`` (``--scale``), given to
+    a model that learned at ``learned`` µm, when what the network sees differs by more than 10 %
+    from that; None otherwise or when either size is unknown."""
+    if size is None or learned is None:
         return None
-    ratio = learned / size
+    seen = size / scale
+    if abs(seen - learned) <= 0.1 * learned:
+        return None
+    ratio = learned / seen
     how = "larger" if ratio > 1 else "smaller"
+    given = f" at --scale {scale:g}" if scale != 1.0 else ""
     return (
-        f"{name}: {size:g} µm a pixel, the model learned at {learned:g} µm: its objects appear "
-        f"{max(ratio, 1 / ratio):.2g}x {how} than the model saw them (--scale {size / learned:.3g} "
-        "shows them at the size it learned)"
+        f"{name}: {size:g} µm a pixel, the model learned at {learned:g} µm: its objects appear"
+        f"{given} {max(ratio, 1 / ratio):.2g}x {how} than the model saw them (--scale "
+        f"{size / learned:.3g} shows them at the size it learned)"
     )
