@@ -75,6 +75,35 @@ def test_a_model_trained_on_calibrated_images_notes_images_at_another_scale(
         "its objects appear 2x larger than the model saw them (--scale 0.5 shows them at the size "
         "it learned)"
     ]
+    # --scale auto: each image resized by its pixel size over the model's; none for the PNG
+    auto = ["predict", str(best), str(folder), "--out", str(tmp_path / "auto"), "--no-progress"]
+    assert main([*auto, "--scale", "auto", "--precision", "fp32", "--runtime", "torch"]) == 0
+    err = capsys.readouterr().err
+    assert "µm a pixel" not in err
+    assert (
+        f"--scale auto: 1 file(s) record no pixel size and were taken as they are, such as {folder / 'plain.png'}"
+        in err
+    )
+    from dataclasses import replace
+
+    from pixelwise.inference import predict
+
+    model = load_model(best)
+    for name, factor in (("fine", 0.5), ("same", 1.0), ("plain", 1.0)):
+        written = np.asarray(Image.open(tmp_path / "auto" / "masks" / f"{name}.png"))
+        expected = predict(replace(model, input_scale=factor), pixels, "fp32")
+        np.testing.assert_array_equal(written, expected)
+    untrained = tmp_path / "untrained.pt"  # a model that records no pixel size
+    from conftest import tiny_seg
+
+    from pixelwise.checkpoint import save_checkpoint
+
+    save_checkpoint(untrained, tiny_seg())
+    assert main(["predict", str(untrained), str(folder), "--scale", "auto", "--no-progress"]) != 0
+    assert (
+        "--scale auto resizes each image by its pixel size over the model's, and this model records none"
+        in capsys.readouterr().err
+    )
 
 
 def test_unreadable_calibration_is_no_size_and_no_failure():

@@ -81,8 +81,15 @@ from pixelwise.tissue import TissueOnly
 MAX_SCALE = 4.0
 
 
+def check_factor(factor: float, what: str) -> float:
+    """``factor`` when it is a scale the images may take (0.05 to :data:`MAX_SCALE`)."""
+    if not 0.05 <= factor <= MAX_SCALE:
+        raise ValueError(f"{what} must be 0.05 to {MAX_SCALE:g}, got {factor:g}")
+    return factor
+
+
 def rescaled(seg, scale: float):
-    """``seg`` seeing every image resized by ``scale`` on top of its own input scale
+    """``seg`` seeing an image resized by ``scale`` on top of its own input scale
     (``predict``/``segment --scale``: objects at another magnification than the model learned
     them; outputs stay at the image's resolution); ValueError for an instance model."""
     if scale == 1.0:
@@ -92,6 +99,17 @@ def rescaled(seg, scale: float):
             "--scale resizes the images of semantic models; Mask R-CNN resizes its own"
         )
     return dataclasses.replace(seg, input_scale=seg.input_scale * scale)
+
+
+def check_scale(seg, scale: float | str) -> None:
+    """``--scale`` refused up front where no image could take it: an instance model, or
+    ``auto`` for a model that records no pixel size of its training images."""
+    rescaled(seg, 1.0 if scale == "auto" else scale)
+    if scale == "auto" and seg.pixel_size is None:
+        raise ValueError(
+            "--scale auto resizes each image by its pixel size over the model's, and this model "
+            "records none (its training images recorded none): give --scale F"
+        )
 
 
 # --expand's largest distance: a slide's block of 2048 pixels is read with 128 + 2 x this around
@@ -305,7 +323,9 @@ class PredictOptions:
     channel: int | None = None  # read this channel of each image alone, as grey
     tissue_only: bool = False  # slides over the pixel limit: tiles over bare glass predicted once
     pixel_size: float | None = None  # segment --measure: µm a pixel, where files do not say
-    scale: float = 1.0  # images resized by this before the network (on top of the model's own)
+    # images resized by this before the network (on top of the model's own); "auto": each by its
+    # pixel size over the one the model learned at
+    scale: float | str = 1.0
 
     def __post_init__(self) -> None:
         self.input_range = parse_range(self.input_range)
@@ -335,8 +355,8 @@ class PredictOptions:
                 f"got {self.pixel_size}" + ("" if self.measure else " without --measure")
             )
         self.check_grading()
-        if not 0.05 <= self.scale <= MAX_SCALE:
-            raise ValueError(f"--scale must be 0.05 to {MAX_SCALE:g}, got {self.scale:g}")
+        if self.scale != "auto":
+            check_factor(self.scale, "--scale")
         if self.tile is not None and self.tile < 0:
             raise ValueError(f"--tile must be 0 (never tile) or more, got {self.tile}")
         if self.tile and self.tile <= 2 * self.overlap:
@@ -389,6 +409,7 @@ class ModelView:
         self.whole = 0  # images read whole (under the pixel limit)
         self.learned = seg.pixel_size  # µm a pixel of the model's training images, or None
         self.scale = options.scale  # what the network sees of each image: resized by this
+        self.unsized: list[str] = []  # --scale auto: files recording no pixel size (left at 1)
         self.sized: set[str] = set()  # files whose pixel size was compared with it
 
     def __call__(self, image: np.ndarray, src) -> np.ndarray:
@@ -415,19 +436,45 @@ class ModelView:
         if self.learned is None or str(path) in self.sized:
             return
         self.sized.add(str(path))
-        note = scale_note(str(path), pixel_size_um(path), self.learned, self.scale)
+        note = scale_note(str(path), pixel_size_um(path), self.learned, self.factor(src))
         if note:
             self.notes.append(note)
 
+    def factor(self, src) -> float:
+        """What ``src`` is resized by before the network: ``--scale``, or with ``auto`` its
+        file's pixel size over the model's (1 where the file records none; ValueError where
+        the factor is out of range)."""
+        if self.scale != "auto":
+            return self.scale
+        path = getattr(src, "path", src)
+        size = pixel_size_um(path) if isinstance(path, (str, os.PathLike)) else None
+        if size is None or self.learned is None:
+            if str(path) not in self.unsized:
+                self.unsized.append(str(path))
+            return 1.0
+        return check_factor(
+            size / self.learned, f"--scale auto ({size:g} µm over {self.learned:g})"
+        )
+
+    def model_for(self, seg, src):
+        """``seg`` seeing ``src`` resized by :meth:`factor`."""
+        return rescaled(seg, self.factor(src))
+
     def all_notes(self) -> list[str]:
-        """The notes on the run: each slide's tissue, and images ``--tissue-only`` passed by."""
-        if not (self.tissue_only and self.whole):
-            return self.notes
-        return [
-            *self.notes,
-            f"--tissue-only finds the tissue of slides read region by region (over the pixel "
-            f"limit); {self.whole} image(s) under it were read whole and predicted everywhere",
-        ]
+        """The notes on the run: each slide's tissue, scales, images ``--tissue-only`` passed by
+        and files ``--scale auto`` found no pixel size in."""
+        found = list(self.notes)
+        if self.tissue_only and self.whole:
+            found.append(
+                f"--tissue-only finds the tissue of slides read region by region (over the pixel "
+                f"limit); {self.whole} image(s) under it were read whole and predicted everywhere"
+            )
+        if self.unsized:
+            found.append(
+                f"--scale auto: {len(self.unsized)} file(s) record no pixel size and were taken "
+                f"as they are, such as {self.unsized[0]}"
+            )
+        return found
 
     def stains(self, src) -> np.ndarray | None:
         """Every channel of a multi-channel input of which one was read: each is measured."""
@@ -452,7 +499,7 @@ def predict_files(
     recorded and skipped; ``shard=(rank, world)`` takes every world-th input from rank."""
     if options.labelme:  # the model's class order, for training on the corrected files
         write_labels_txt(Path(out_dir), seg.class_names[1:])
-    seg = rescaled(seg, options.scale)
+    check_scale(seg, options.scale)
     if seg.kind == "instance":
         return detection_files(seg, inputs, out_dir, options, progress, shard)
     out_dir, palette, mask_palette = Path(out_dir), seg.palette(), seg.mask_palette()
@@ -466,11 +513,12 @@ def predict_files(
         if is_streamed(src):  # over the pixel limit: written as it is predicted
             path = out_dir / "masks" / names[src].with_suffix(".tif")
             features = geojson_path(out_dir, names[src]) if options.geojson else None
-            return predict_streamed(seg, src, path, options, view, progress, features)
-        image = view(view.read(src), src)
+            model = view.model_for(seg, src)
+            return predict_streamed(model, src, path, options, view, progress, features)
+        image, model = view(view.read(src), src), view.model_for(seg, src)
         if not options.probabilities:
-            return image, predict(seg, image, *run), None
-        probabilities = predict_probabilities(seg, image, *run)
+            return image, predict(model, image, *run), None
+        probabilities = predict_probabilities(model, image, *run)
         return image, probabilities.argmax(-1).astype(np.uint8), probabilities
 
     def write(src, rel, value):
@@ -740,7 +788,8 @@ def segment_files(
     LabelMe polygon and with ``options.geojson`` as a GeoJSON feature, for semantic and
     instance models alike; bad files are recorded and skipped; ``shard`` as in
     :func:`predict_files`."""
-    out_dir, seg = Path(out_dir), rescaled(seg, options.scale)
+    out_dir = Path(out_dir)
+    check_scale(seg, options.scale)
     gathered = options.coco is not None or options.measure is not None or options.geojson
     classes_too = gathered and seg.kind == "instance"  # each object's class too
     view = ModelView(seg, options)
@@ -751,8 +800,9 @@ def segment_files(
             path = out_dir / "instances" / rel.with_suffix(".tif")
             features = geojson_path(out_dir, rel) if options.geojson else None
             cells = out_dir / "cells" / rel.with_suffix(".tif")
-            return segment_streamed(seg, src, path, options, view, progress, features, cells)
-        return segment_one(seg, src, view, options, classes_too)
+            model = view.model_for(seg, src)
+            return segment_streamed(model, src, path, options, view, progress, features, cells)
+        return segment_one(view.model_for(seg, src), src, view, options, classes_too)
 
     if options.labelme:
         write_labels_txt(out_dir, [object_name(seg, options.object_class)])

@@ -98,6 +98,18 @@ def channel_index(text: str) -> int:
     return value
 
 
+def scale_value(text: str) -> float | str:
+    """``predict``/``segment --scale``: a factor, or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a factor such as 0.5, or auto, got {text!r}"
+        ) from None
+
+
 def str_list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
@@ -553,9 +565,10 @@ SHARED: dict[str, Opt] = {
         "semantic models, images under the pixel limit: resize each image by this factor before "
         "the network, on top of the model's own (e.g. 0.5 for 40x images given to a model "
         "trained at 20x: objects at the size it learned); masks and objects stay at the "
-        "image's resolution (default 1)",
+        "image's resolution (default 1); auto: each image whose file records its pixel size "
+        "resized to the one the model learned at (models trained on such images record it)",
         1.0,
-        type=float,
+        type=scale_value,
         metavar="F",
     ),
     "tissue_only": Opt(
