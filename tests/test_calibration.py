@@ -123,3 +123,32 @@ def test_unreadable_calibration_is_no_size_and_no_failure():
             raise ValueError("damaged")
 
     assert recorded(Broken()) is None
+
+
+def test_info_of_an_image_says_its_size_layout_pixel_size_and_how_it_is_read(
+    tmp_path, monkeypatch, capsys
+):
+    """``pixelwise info IMAGE``: a tiled TIFF pyramid recording 0.25 µm a pixel, over a lowered
+    pixel limit (read region by region), and a PNG (no pixel size, read whole); a missing file
+    is one error line."""
+    from pixelwise.cli import main
+    from pixelwise.data.io import save_mask_rows
+
+    mask = (np.arange(1300 * 1100).reshape(1300, 1100) % 3).astype(np.uint8)
+    save_mask_rows(tmp_path / "m.tif", [(0, mask)], mask.shape, pixel_size=0.25)
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    monkeypatch.setenv("PIXELWISE_MAX_PIXELS", "1000000")
+    assert main(["info", str(tmp_path / "m.tif")]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{tmp_path / 'm.tif'}: 1100 x 1300 pixels (width x height); TIFF, 1 sample(s) of uint8, "
+        "tiles of 512 x 512, adobe_deflate, a pyramid of 3 levels",
+        "0.25 µm a pixel, as the file records it",
+        "over the pixel limit of 1 megapixels: predict and segment read it region by region",
+    ]
+    assert main(["info", str(tmp_path / "m.png")]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "no pixel size recorded (--measure gives pixels; --pixel-size UM gives µm)",
+        "over the pixel limit of 1 megapixels and not a TIFF: refused",
+    ]
+    assert main(["info", str(tmp_path / "gone.tif")]) == 2
+    assert "gone.tif: no such file" in capsys.readouterr().err

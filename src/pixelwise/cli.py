@@ -477,7 +477,12 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "what that checkpoint, .onnx file or bundled model is (architecture, classes and their mask "
         "values, input normalisation, its training run and options, int8 calibration).",
         [
-            Opt(("model",), "a .pt or .onnx file or a bundled model name", nargs="?"),
+            Opt(
+                ("model",),
+                "a .pt or .onnx file or a bundled model name; or an image: its size, layout, "
+                "pixel size and how predict reads it",
+                nargs="?",
+            ),
             Opt(("--probe",), "measure again now (a few seconds)", action="store_true"),
         ],
     ),
@@ -1158,9 +1163,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     from pixelwise import runtime
 
     if getattr(args, "model", None):
-        from pixelwise.report import model_report
+        from pixelwise.data.io import IMAGE_SUFFIXES
+        from pixelwise.report import image_report, model_report
 
-        print(model_report(args.model))
+        if Path(args.model).suffix.lower() in IMAGE_SUFFIXES:
+            print(image_report(args.model))
+        else:
+            print(model_report(args.model))
         return 0
 
     info = runtime.probe() if args.probe else runtime.measured()

@@ -185,6 +185,56 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def image_report(path: str | Path) -> str:
+    """``pixelwise info IMAGE``: its size and layout (a TIFF's tiles, compression and pyramid
+    levels), the pixel size its file records (what ``segment --measure`` gives µm from and
+    ``--scale auto`` resizes by) and whether ``predict``/``segment`` read it whole or region by
+    region; ImageReadError for a file that cannot be read as an image."""
+    from PIL import Image
+
+    from pixelwise.data.calibration import pixel_size_um
+    from pixelwise.data.io import ImageReadError, _open_tiff, is_tiff, max_pixels_limit
+    from pixelwise.data.slide import base_page
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "no such file")
+    if is_tiff(path):
+        with _open_tiff(path) as tif:
+            page, series = base_page(tif), tif.series[0]
+            if page is None:
+                page = tif.pages.first
+            h, w = page.imagelength, page.imagewidth
+            layout = f"tiles of {page.tilewidth} x {page.tilelength}" if page.is_tiled else "strips"
+            compression = page.compression.name.lower()
+            layout += ", uncompressed" if compression == "none" else f", {compression}"
+            levels = len(series.levels)
+            about = f"TIFF, {page.samplesperpixel} sample(s) of {page.dtype}, {layout}"
+            if levels > 1:
+                about += f", a pyramid of {levels} levels"
+            if len(tif.pages) > 1:
+                about += f", {len(tif.pages)} pages"
+    else:
+        with Image.open(path) as img:
+            (w, h), about = img.size, f"{img.format}, mode {img.mode}"
+    size = pixel_size_um(path)
+    scale = (
+        f"{size:g} µm a pixel, as the file records it"
+        if size is not None
+        else "no pixel size recorded (--measure gives pixels; --pixel-size UM gives µm)"
+    )
+    limit = max_pixels_limit()
+    reading = (
+        f"over the pixel limit of {limit / 1e6:g} megapixels: predict and segment read it region "
+        "by region"
+        if w * h > limit and is_tiff(path)
+        else "read whole by every command"
+        if w * h <= limit
+        else f"over the pixel limit of {limit / 1e6:g} megapixels and not a TIFF: refused"
+    )
+    return "\n".join([f"{path}: {w} x {h} pixels (width x height); {about}", scale, reading])
+
+
 def model_report(model: str | Path) -> str:
     """``pixelwise info MODEL``: what a checkpoint, exported ``.onnx`` file or bundled model is
     and how it was made, from its metadata (no network is built): architecture and size, classes
