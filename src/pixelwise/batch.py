@@ -365,14 +365,6 @@ class PredictOptions:
                 "pass a smaller --overlap or a larger --tile"
             )
 
-    def pixel_size_of(self, src) -> float | None:
-        """µm a pixel of ``src`` (a path or a page of a stack): ``--pixel-size``, else as its
-        file records it (:func:`~pixelwise.data.calibration.pixel_size_um`), else None."""
-        if self.pixel_size is not None:
-            return self.pixel_size
-        path = getattr(src, "path", src)
-        return pixel_size_um(path) if isinstance(path, (str, os.PathLike)) else None
-
     def unmixing(self) -> bool | np.ndarray:
         """What :func:`~pixelwise.measure.measure_objects` takes as ``stains``."""
         return self.stain_vectors if self.stain_vectors is not None else self.stains
@@ -409,8 +401,9 @@ class ModelView:
         self.whole = 0  # images read whole (under the pixel limit)
         self.learned = seg.pixel_size  # µm a pixel of the model's training images, or None
         self.scale = options.scale  # what the network sees of each image: resized by this
-        self.unsized: list[str] = []  # --scale auto: files recording no pixel size (left at 1)
-        self.sized: set[str] = set()  # files whose pixel size was compared with it
+        self.given_size = options.pixel_size  # --pixel-size: every image's, for --measure
+        self.sizes: dict[str, float | None] = {}  # each file's recorded pixel size, read once
+        self.sized: set[str] = set()  # files whose pixel size was compared with the model's
 
     def __call__(self, image: np.ndarray, src) -> np.ndarray:
         if self.input_range is not None:
@@ -429,14 +422,28 @@ class ModelView:
         self.compare_scale(src)
         return image
 
+    def recorded_size(self, src) -> float | None:
+        """µm a pixel as the file of ``src`` (a path or a page of a stack) records it
+        (:func:`~pixelwise.data.calibration.pixel_size_um`), read once per file."""
+        path = getattr(src, "path", src)
+        if str(path) not in self.sizes:
+            recorded = isinstance(path, (str, os.PathLike))
+            self.sizes[str(path)] = pixel_size_um(path) if recorded else None
+        return self.sizes[str(path)]
+
+    def pixel_size_of(self, src) -> float | None:
+        """µm a pixel of ``src`` for ``--measure``: ``--pixel-size``, else as its file records
+        it, else None."""
+        return self.given_size if self.given_size is not None else self.recorded_size(src)
+
     def compare_scale(self, src) -> None:
         """A note when ``src``'s file records another pixel size than the model learned at
         (:func:`~pixelwise.data.calibration.scale_note`), once per file."""
-        path = getattr(src, "path", src)
-        if self.learned is None or str(path) in self.sized:
+        path = str(getattr(src, "path", src))
+        if self.learned is None or path in self.sized:
             return
-        self.sized.add(str(path))
-        note = scale_note(str(path), pixel_size_um(path), self.learned, self.factor(src))
+        self.sized.add(path)
+        note = scale_note(path, self.recorded_size(src), self.learned, self.factor(src))
         if note:
             self.notes.append(note)
 
@@ -446,11 +453,8 @@ class ModelView:
         the factor is out of range)."""
         if self.scale != "auto":
             return self.scale
-        path = getattr(src, "path", src)
-        size = pixel_size_um(path) if isinstance(path, (str, os.PathLike)) else None
+        size = self.recorded_size(src)
         if size is None or self.learned is None:
-            if str(path) not in self.unsized:
-                self.unsized.append(str(path))
             return 1.0
         return check_factor(
             size / self.learned, f"--scale auto ({size:g} µm over {self.learned:g})"
@@ -469,10 +473,11 @@ class ModelView:
                 f"--tissue-only finds the tissue of slides read region by region (over the pixel "
                 f"limit); {self.whole} image(s) under it were read whole and predicted everywhere"
             )
-        if self.unsized:
+        unsized = [path for path, size in self.sizes.items() if size is None]
+        if self.scale == "auto" and unsized:
             found.append(
-                f"--scale auto: {len(self.unsized)} file(s) record no pixel size and were taken "
-                f"as they are, such as {self.unsized[0]}"
+                f"--scale auto: {len(unsized)} file(s) record no pixel size and were taken "
+                f"as they are, such as {unsized[0]}"
             )
         return found
 
@@ -651,7 +656,7 @@ def segment_streamed(
         handlers = []
         if measured is not None:  # measured as stored, as segment measures any image
             stored = stack.enter_context(TiffRegions(src))
-            names, size = coco_names(seg, options.object_class), options.pixel_size_of(src)
+            names, size = coco_names(seg, options.object_class), view.pixel_size_of(src)
             run = (stored, names, measured, options.unmixing(), options.positive, size)
             handlers.append(partial(measure_block, *run))
         if geojson is not None:
@@ -858,7 +863,7 @@ def measured_in(seg, src, view, options: PredictOptions, found: tuple) -> list[d
     image, labels, classes, cells = found
     run = (coco_names(seg, options.object_class), classes, view.stains(src), cells)
     rows = measure_objects(labels, image, *run, options.unmixing())
-    in_micrometres(rows, options.pixel_size_of(src))
+    in_micrometres(rows, view.pixel_size_of(src))
     if options.positive is not None:
         options.positive.check(rows)
         options.positive.grade(rows)

@@ -192,14 +192,15 @@ def image_report(path: str | Path) -> str:
     region; ImageReadError for a file that cannot be read as an image."""
     from PIL import Image
 
-    from pixelwise.data.calibration import pixel_size_um
+    from pixelwise.data.calibration import recorded
     from pixelwise.data.io import ImageReadError, _open_tiff, is_tiff, max_pixels_limit
     from pixelwise.data.slide import base_page
 
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(path, "no such file")
-    if is_tiff(path):
+    tiff, size = is_tiff(path), None  # only a TIFF records a pixel size here
+    if tiff:
         with _open_tiff(path) as tif:
             page, series = base_page(tif), tif.series[0]
             if page is None:
@@ -214,24 +215,23 @@ def image_report(path: str | Path) -> str:
                 about += f", a pyramid of {levels} levels"
             if len(tif.pages) > 1:
                 about += f", {len(tif.pages)} pages"
+            size = recorded(tif)
     else:
         with Image.open(path) as img:
             (w, h), about = img.size, f"{img.format}, mode {img.mode}"
-    size = pixel_size_um(path)
     scale = (
         f"{size:g} µm a pixel, as the file records it"
         if size is not None
         else "no pixel size recorded (--measure gives pixels; --pixel-size UM gives µm)"
     )
     limit = max_pixels_limit()
-    reading = (
-        f"over the pixel limit of {limit / 1e6:g} megapixels: predict and segment read it region "
-        "by region"
-        if w * h > limit and is_tiff(path)
-        else "read whole by every command"
-        if w * h <= limit
-        else f"over the pixel limit of {limit / 1e6:g} megapixels and not a TIFF: refused"
-    )
+    over = f"over the pixel limit of {limit / 1e6:g} megapixels"
+    if w * h <= limit:
+        reading = "read whole by every command"
+    elif tiff:
+        reading = f"{over}: predict and segment read it region by region"
+    else:
+        reading = f"{over} and not a TIFF: refused"
     return "\n".join([f"{path}: {w} x {h} pixels (width x height); {about}", scale, reading])
 
 

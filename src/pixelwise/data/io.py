@@ -854,9 +854,12 @@ def mask_bands(rows, shape: tuple[int, int], tile: int = MASK_TILE):
     yield from ready(h)
 
 
-def mask_tiles(rows, shape: tuple[int, int], tile: int = MASK_TILE):
-    """The ``tile`` x ``tile`` tiles, row-major, of the mask of :func:`mask_bands`."""
-    for _, band in mask_bands(rows, shape, tile):
+def mask_tiles(rows, shape: tuple[int, int], tile: int = MASK_TILE, levels=()):
+    """The ``tile`` x ``tile`` tiles, row-major, of the mask of :func:`mask_bands`; each band
+    also goes to the reduced ``levels`` (:class:`_Level`) before its tiles go out."""
+    for y, band in mask_bands(rows, shape, tile):
+        for level in levels:
+            level.take(y, band)
         for x in range(0, shape[1], tile):
             yield band[:, x : x + tile]
 
@@ -924,17 +927,12 @@ def save_mask_rows(
         }
         flat = {"resolution": (1e4 / pixel_size,) * 2, "resolutionunit": "CENTIMETER"}
 
-    def tiles(levels):
-        for y, band in mask_bands(rows, shape):
-            for level in levels:
-                level.take(y, band)
-            for x in range(0, shape[1], MASK_TILE):
-                yield band[:, x : x + MASK_TILE]
-
     def write(tmp):
         if not pyramid:
             marked = {"description": CLASS_IDS_DESCRIPTION} if palette is not None else {}
-            tifffile.imwrite(tmp, tiles([]), shape=shape, bigtiff=True, **marked, **flat, **form)
+            tifffile.imwrite(
+                tmp, mask_tiles(rows, shape), shape=shape, bigtiff=True, **marked, **flat, **form
+            )
             return
         with (
             contextlib.ExitStack() as stack,
@@ -943,7 +941,8 @@ def save_mask_rows(
             levels = [_Level(shape, s, Path(tmp).parent) for s in pyramid_steps(shape)]
             for level in levels:
                 stack.callback(level.file.close)
-            tif.write(tiles(levels), shape=shape, subifds=len(levels), metadata=meta, **form)
+            tiles = mask_tiles(rows, shape, levels=levels)
+            tif.write(tiles, shape=shape, subifds=len(levels), metadata=meta, **form)
             for level in levels:
                 level_tiles = mask_tiles(level.rows(), level.shape)
                 tif.write(level_tiles, shape=level.shape, subfiletype=1, **form)
