@@ -61,6 +61,8 @@ def test_readme_commands_run(readme_cwd, capsys):
         "info",
         "segment",
         "stains",
+        "segment",
+        "info",
         "evaluate",
         "evaluate",
         "evaluate",
@@ -107,7 +109,11 @@ def test_readme_commands_run(readme_cwd, capsys):
     assert table[0].startswith("image,object,class,grade,area,") and len(table) > 10
     grades = Path("runs/nuclei/grades.csv").read_text().splitlines()  # --positive
     assert grades[0].endswith(",positive_percent,h_score") and len(grades) == 2
-    assert "--stain-vectors 'hematoxylin=" in capsys.readouterr().out  # pixelwise stains
+    said = capsys.readouterr().out
+    assert "--stain-vectors 'hematoxylin=" in said  # pixelwise stains
+    assert "gbm40_02.png: 512 x 512 pixels" in said  # pixelwise info IMAGE
+    he = Path("runs/he/objects.csv").read_text().splitlines()  # --scale, --pixel-size
+    assert "area_um2" in he[0].split(",") and len(he) > 10
     assert Path("runs/coco/pred/coco/000000000009.json").is_file()
     from pixelwise.export import load_onnx
 
