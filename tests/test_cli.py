@@ -152,8 +152,8 @@ def test_missing_extra_is_one_friendly_line(monkeypatch, capsys):
 
 def test_predict_scale_resizes_what_the_network_sees(tmp_path, monkeypatch, capsys):
     """predict --scale F: the mask that a model running at F gives, at the image's own size;
-    out of range is one error line; a slide (read region by region) with --scale fails alone,
-    naming the option."""
+    out of range is one error line; a slide (read region by region) is resized region by
+    region: the mask of the image predicted whole at F with the same tiles."""
     import numpy as np
     import torch
     from conftest import tiny_seg
@@ -181,7 +181,7 @@ def test_predict_scale_resizes_what_the_network_sees(tmp_path, monkeypatch, caps
 
     tifffile.imwrite(tmp_path / "a.tif", image, tile=(32, 32), photometric="rgb")
     argv[2] = str(tmp_path / "a.tif")
-    assert main([*argv, "--scale", "0.5"]) == 1
-    assert "this model runs at --scale 0.5 (its own, or given to predict or segment" in (
-        capsys.readouterr().err
-    )
+    assert main([*argv, "--scale", "0.5", "--tile", "32", "--overlap", "4"]) == 0
+    mask = tifffile.imread(tmp_path / "out" / "masks" / "a.tif")
+    expected = predict(dataclasses.replace(seg, input_scale=0.5), image, "fp32", tile=32, overlap=4)
+    assert (mask == expected).mean() > 0.999

@@ -302,6 +302,75 @@ def test_predict_slide_in_python_equals_predict(tmp_path):
     assert 0 < expected.mean() < 1
 
 
+@pytest.mark.parametrize("factor", [0.5, 0.37, 1.6])
+def test_a_slide_resized_region_by_region_is_the_image_resized_whole(factor):
+    """:class:`Resized`'s regions, mirrored borders and all, are those of ``resize_image`` of
+    the whole image (the same weights; a rounding of x.5 may differ by one grey level)."""
+    from pixelwise.data.slide import Resized
+    from pixelwise.data.transforms import resize_image, scaled_size
+    from pixelwise.inference import ArrayRegions
+
+    pixels = slide_pixels(90, 130, seed=4)
+    resized = Resized(ArrayRegions(pixels), factor)
+    whole = resize_image(pixels, scaled_size(pixels.shape, factor))
+    assert resized.shape == whole.shape[:2]
+    h, w = resized.shape
+    for rows, cols in [
+        (np.arange(h), np.arange(w)),
+        (np.arange(5, h // 2), np.arange(w // 3, w - 2)),
+        (mirrored(-6, h // 3, h, "reflect"), mirrored(w // 2, w + 6, w, "symmetric")),
+    ]:
+        region = resized.read(rows, cols)
+        expected = whole[rows[:, None], cols]
+        assert region.dtype == np.uint8 and region.shape == expected.shape
+        assert np.abs(region.astype(int) - expected).max() <= 1
+        assert (region == expected).mean() > 0.999
+
+
+@pytest.mark.parametrize("small, shape", [((40, 30), (100, 61)), ((100, 61), (40, 30))])
+def test_a_mask_enlarged_piece_by_piece_is_resize_mask(small, shape):
+    """:func:`enlarged_rows`: pieces of a mask of ``small`` (the last repeating rows of the one
+    before, as the last row of tiles does) come out as ``resize_mask`` to ``shape``, in order."""
+    from pixelwise.data.slide import enlarged_rows
+    from pixelwise.data.transforms import resize_mask
+
+    mask = np.random.default_rng(0).integers(0, 5, small, dtype=np.uint8)
+    last = small[0] - 12
+    pieces = [(y, mask[y : y + 15]) for y in range(0, small[0] - 15, 15)] + [(last, mask[last:])]
+    out = list(enlarged_rows(pieces, small, shape))
+    assert [y for y, _ in out] == sorted({y for y, _ in out})
+    np.testing.assert_array_equal(
+        np.concatenate([band for _, band in out]), resize_mask(mask, shape)
+    )
+
+
+@pytest.mark.parametrize("factor", [0.5, 2.0])
+def test_a_slide_is_predicted_and_segmented_at_another_scale(tmp_path, factor):
+    """A model running at another scale (its own, or ``--scale``) predicts and segments a slide
+    region by region, as it does the image whole with the same tiles: the mask at the slide's
+    resolution, the same objects."""
+    import dataclasses
+
+    from pixelwise import predict, predict_slide, segment, segment_slide
+
+    pixels = slide_pixels(200, 230, seed=3)
+    torch.manual_seed(0)
+    seg = balanced(tiny_seg(), pixels, 96, 8)
+    seg = dataclasses.replace(seg, input_scale=factor)
+    tifffile.imwrite(tmp_path / "a.tif", pixels, tile=(32, 32), photometric="rgb")
+    predict_slide(seg, tmp_path / "a.tif", tmp_path / "mask.tif", "fp32", tile=96, overlap=8)
+    expected = predict(seg, pixels, "fp32", tile=96, overlap=8)
+    mask = tifffile.imread(tmp_path / "mask.tif")
+    assert mask.shape == (200, 230) and 0.2 < expected.mean() < 0.8
+    assert (mask == expected).mean() > 0.999
+    run = dict(tile=96, overlap=8, object_class=1)
+    count = segment_slide(seg, tmp_path / "a.tif", tmp_path / "labels.tif", "fp32", **run)
+    whole = segment(seg, pixels, "fp32", **run)
+    labels = tifffile.imread(tmp_path / "labels.tif")
+    assert count > 3 and abs(count - int(whole.max())) <= 1
+    assert ((labels > 0) == (whole > 0)).mean() > 0.999
+
+
 def test_what_reads_a_tiff_over_the_limit_is_named_where_it_is_refused(tmp_path):
     slide = tmp_path / "slide.tif"
     tifffile.imwrite(slide, slide_pixels(100, 120), tile=(32, 32), photometric="rgb")

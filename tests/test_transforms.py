@@ -114,3 +114,24 @@ def test_resizing_keeps_float_images_as_they_are():
     np.testing.assert_allclose(small[:, -1:], -0.25, atol=1e-6)
     u8 = resize_image(np.full((8, 8, 1), 200, np.uint8), (3, 3))
     assert u8.dtype == np.uint8 and (u8 == 200).all()
+
+
+@pytest.mark.parametrize("in_size, out_size", [(100, 50), (101, 37), (37, 101), (64, 64), (7, 1)])
+def test_resize_weights_are_torchs_antialiased_bilinear(in_size, out_size):
+    """Each output pixel of a line, from its taps and weights, is what PyTorch's antialiased
+    bilinear resize gives (shrinking and enlarging), for any set of output pixels."""
+    import torch
+    import torch.nn.functional as F
+
+    from pixelwise.data.transforms import resize_weights
+
+    line = np.random.default_rng(0).random(in_size).astype(np.float32)
+    x = torch.from_numpy(line)[None, None, None]
+    size = (1, out_size)
+    expected = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    expected = expected[0, 0, 0].numpy()
+    some = np.array([out_size - 1, 0, out_size // 2, 0])  # any order, repeats
+    for out in (np.arange(out_size), some):
+        taps, weights = resize_weights(out, in_size, out_size)
+        assert taps.shape == weights.shape and taps.min() >= 0 and taps.max() < in_size
+        np.testing.assert_allclose((weights * line[taps]).sum(1), expected[out], atol=1e-5)

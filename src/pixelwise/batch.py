@@ -47,6 +47,7 @@ from pixelwise.data.io import (
 )
 from pixelwise.data.labelme import BACKGROUND_LABEL, IGNORE_LABEL, annotation_json, shapes_of
 from pixelwise.data.slide import TiffRegions, is_streamed, sample_step
+from pixelwise.data.transforms import scaled_size
 from pixelwise.detection import (
     categories_of,
     detect,
@@ -592,8 +593,9 @@ def streamed(
         if view.tissue_only:  # the glass's tiles predicted once
             source = TissueOnly.of(source)
             view.notes.append(f"{src}: tissue in {source.share:.0%} of it (--tissue-only)")
-        core = min((options.tile or AUTO_TILE) - 2 * options.overlap, regions.shape[0])
-        total = len(tile_starts(regions.shape[0], core))
+        height = scaled_size(regions.shape, seg.input_scale)[0]  # as the network sees it
+        core = min((options.tile or AUTO_TILE) - 2 * options.overlap, height)
+        total = len(tile_starts(height, core))
 
         def shown(rows):
             bar = dict(desc=f"{src.name}: rows of tiles", leave=False, disable=not progress)

@@ -562,11 +562,12 @@ SHARED: dict[str, Opt] = {
     ),
     "scale": Opt(
         ("--scale",),
-        "semantic models, images under the pixel limit: resize each image by this factor before "
-        "the network, on top of the model's own (e.g. 0.5 for 40x images given to a model "
-        "trained at 20x: objects at the size it learned); masks and objects stay at the "
-        "image's resolution (default 1); auto: each image whose file records its pixel size "
-        "resized to the one the model learned at (models trained on such images record it)",
+        "semantic models: resize each image by this factor before the network, on top of the "
+        "model's own (e.g. 0.5 for 40x slides given to a model trained at 20x: objects at the "
+        "size it learned, a quarter of the network's work; slides region by region); masks and "
+        "objects stay at the image's resolution (default 1); auto: each image whose file "
+        "records its pixel size resized to the one the model learned at (models trained on "
+        "such images record it)",
         1.0,
         type=scale_value,
         metavar="F",

@@ -17,7 +17,7 @@ from pixelwise.checkpoint import load_model
 from pixelwise.constants import AUTO_OVERLAP, AUTO_TILE, AUTO_TILE_PIXELS
 from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.io import as_image, save_mask_rows
-from pixelwise.data.slide import TiffRegions, mirrored, sample_step
+from pixelwise.data.slide import Resized, TiffRegions, enlarged_rows, mirrored, sample_step
 from pixelwise.data.transforms import resize_image, resize_mask, scaled_size
 from pixelwise.detection import detect, detections_to_classes, detections_to_labels
 from pixelwise.instances import argmax_codes, check_object_class, decision_for, instances_for
@@ -262,22 +262,20 @@ def predict_rows(
             "an image this large is predicted region by region, by a semantic model; an "
             "instance model (Mask R-CNN) needs it whole"
         )
-    if seg.input_scale != 1.0:
-        raise ValueError(
-            f"an image this large is predicted region by region at the model's full resolution; "
-            f"this model runs at --scale {seg.input_scale:g} (its own, or given to predict or "
-            "segment; resize the image first)"
-        )
     if tile == 0:
         raise ValueError("an image this large is predicted tile by tile: --tile 0 cannot apply")
+    shape = source.shape
+    if seg.input_scale != 1.0:  # the network sees the image resized, region by region
+        source = Resized(source, seg.input_scale)
     source = Mapped(source, lambda image: match_channels(image, seg.in_channels))
     bounds = None
     if seg.norm.percentiles is not None:
         bounds = seg.norm.bounds(source.sample(sample_step(source.shape, SAMPLE_PIXELS)))
     tile = tile or AUTO_TILE
-    return tiled_rows(
+    rows = tiled_rows(
         seg.network, source, seg.norm, bounds, tile, overlap, precision, tta, decide=decide
     )
+    return rows if source.shape == shape else enlarged_rows(rows, source.shape, shape)
 
 
 def predict_slide(

@@ -24,10 +24,12 @@ from pixelwise.data.io import (
     _separate_samples,
     _uniform,
     is_tiff,
+    mask_bands,
     max_pixels_limit,
     read_image,
 )
 from pixelwise.data.joins import Joins
+from pixelwise.data.transforms import in_dtype, resize_weights, scaled_size
 
 SAMPLE_WIDTH = 4096  # columns :meth:`TiffRegions.sample` reads at a time
 CACHE_BYTES = 64 * 2**20  # decoded tiles kept for the regions that share them (their overlaps)
@@ -200,6 +202,53 @@ class TiffRegions:
             if len(r):
                 bands.append(np.concatenate([self.read(r, c) for c in groups], 1))
         return np.concatenate(bands)
+
+
+class Resized:
+    """A region source (``shape``, ``read(rows, cols)``, ``sample(step)``) that is ``source``
+    resized by ``factor`` (its shape :func:`~pixelwise.data.transforms.scaled_size`'s): each
+    region is interpolated from the source's pixels under it, as
+    :func:`~pixelwise.data.transforms.resize_image` would resize the whole image (the same
+    weights), so a slide can be predicted at another magnification region by region."""
+
+    def __init__(self, source, factor: float) -> None:
+        self.source, self.factor = source, factor
+        self.shape = scaled_size(source.shape, factor)
+
+    def read(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        (h, w), (big_h, big_w) = self.shape, self.source.shape
+        down, by_row = resize_weights(rows, big_h, h)
+        across, by_col = resize_weights(cols, big_w, w)
+        top, left = int(down.min()), int(across.min())
+        block = self.source.read(
+            np.arange(top, int(down.max()) + 1), np.arange(left, int(across.max()) + 1)
+        )
+        region = np.zeros((len(rows), block.shape[1], block.shape[2]), np.float32)
+        for k in range(down.shape[1]):  # each output row: its few rows of the block, weighted
+            region += by_row[:, k, None, None] * block[down[:, k] - top]
+        out = np.zeros((len(rows), len(cols), block.shape[2]), np.float32)
+        for k in range(across.shape[1]):
+            out += by_col[None, :, k, None] * region[:, across[:, k] - left]
+        return in_dtype(out, block.dtype)
+
+    def sample(self, step: int) -> np.ndarray:
+        """About every ``step``-th pixel of the resized image: the source's every
+        ``step / factor``-th (a statistic's sample, not its exact pixels)."""
+        return self.source.sample(max(1, round(step / self.factor)))
+
+
+def enlarged_rows(rows, small: tuple[int, int], shape: tuple[int, int]):
+    """A mask of ``small`` (H, W) arriving as ``(y, rows)`` pieces (:func:`mask_bands`), as
+    ``(y, rows)`` pieces of the mask resized to ``shape`` by nearest neighbour at pixel centres
+    (:func:`~pixelwise.data.transforms.resize_mask`'s pixels), top to bottom."""
+    (h, w), (small_h, small_w) = shape, small
+    down = np.minimum(((np.arange(h) + 0.5) * small_h / h).astype(np.intp), small_h - 1)
+    across = np.minimum(((np.arange(w) + 0.5) * small_w / w).astype(np.intp), small_w - 1)
+    for y, band in mask_bands(rows, small):
+        start, stop = np.searchsorted(down, [y, y + len(band)])
+        if stop > start:
+            yield int(start), band[(down[start:stop] - y)[:, None], across]
 
 
 def item_image(item, channel: int | None = None) -> np.ndarray:

@@ -93,6 +93,25 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return in_dtype(x[0].permute(1, 2, 0).numpy(), image.dtype)
 
 
+def resize_weights(out: np.ndarray, in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`resize_image`'s interpolation along one axis for the output pixels ``out``
+    (indices into ``out_size``) of a line of ``in_size`` input pixels: ``(taps, weights)``, both
+    (len(out), k), output pixel ``out[i]`` being ``weights[i] @ line[taps[i]]``. Antialiased
+    bilinear as PyTorch computes it (``align_corners=False``): a triangle filter widened by the
+    scale when shrinking, normalised to sum 1; so a region of a resized image can be made from
+    a region of the original."""
+    scale = in_size / out_size
+    support, stretch = (scale, 1 / scale) if scale >= 1 else (1.0, 1.0)
+    centre = scale * (np.asarray(out, np.float64) + 0.5)
+    lo = np.maximum((centre - support + 0.5).astype(np.int64), 0)
+    hi = np.minimum((centre + support + 0.5).astype(np.int64), in_size)
+    taps = lo[:, None] + np.arange(int((hi - lo).max()))
+    weights = np.clip(1 - np.abs((taps - centre[:, None] + 0.5) * stretch), 0, None)
+    weights[taps >= hi[:, None]] = 0
+    weights /= weights.sum(1, keepdims=True)
+    return np.minimum(taps, in_size - 1), weights.astype(np.float32)
+
+
 def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(H, W) label image to ``size`` by nearest neighbour at pixel centres: ids stay ids."""
     h, w = mask.shape[:2]
