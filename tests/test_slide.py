@@ -477,6 +477,30 @@ def test_segment_streams_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch, caps
     assert "--measure with --channel are written for images" in capsys.readouterr().err
 
 
+def test_segment_scale_auto_resizes_a_slide_by_its_pixel_size(tmp_path, monkeypatch):
+    """A model that learned at 1 µm a pixel, a slide recorded at 0.5: ``--scale auto`` shows
+    the network the slide at half size, region by region as whole; the objects come back at
+    the slide's resolution, those of the slide read whole."""
+    import dataclasses
+
+    from pixelwise.checkpoint import load_model
+
+    run, _ = segment_command(tmp_path, share=0.5)
+    model = Path(run[run.index("--checkpoint") + 1])
+    save_checkpoint(model, dataclasses.replace(load_model(model), pixel_size=1.0))
+    run_both_ways([*run, "--scale", "auto"], tmp_path, monkeypatch, limit=300 * 400)
+    labels = tifffile.imread(tmp_path / "streamed" / "instances" / "slide.tif")
+    whole = np.asarray(Image.open(tmp_path / "whole" / "instances" / "slide.png"))
+    assert labels.shape == whole.shape == (300, 410) and whole.max() > 5
+    assert ((labels > 0) == (whole > 0)).mean() > 0.999
+    assert abs(int(labels.max()) - int(whole.max())) <= 1
+    monkeypatch.delenv("PIXELWISE_MAX_PIXELS")
+    assert main([*run, "--out", str(tmp_path / "full")]) == 0  # at its own size: other objects
+    assert not np.array_equal(
+        np.asarray(Image.open(tmp_path / "full" / "instances" / "slide.png")), whole
+    )
+
+
 def measured_both_ways(run: list[str], tmp_path, monkeypatch) -> tuple[dict, dict]:
     """The segment command ``run`` with --measure into ``tmp_path/whole`` as it is, then into
     ``tmp_path/streamed`` over the pixel limit, its objects (and cells) made in blocks of 100
