@@ -2,6 +2,7 @@
 layouts whose item names are not their images' file names (Cityscapes, the Cell Tracking
 Challenge) and for masks whose class ids are also stored values of the data."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -113,6 +114,53 @@ def test_a_ctc_sequences_predictions_score_as_its_checkpoint_does(tmp_path, caps
     assert main(["evaluate", str(out), str(data)]) == 2
     err = capsys.readouterr().err
     assert "t000.png: the only prediction for both 01_t000 and 02_t000" in err
+
+
+def test_evaluate_scale_scores_what_predict_scale_writes(tmp_path, capsys):
+    """``evaluate MODEL --scale 0.5`` scores the masks and objects ``predict --scale 0.5``
+    writes (scored as a folder): the network sees each image at half size, the scores are at
+    the data's resolution. A folder of predictions takes no --scale; ``auto`` needs a model
+    that records the pixel size it learned at."""
+    data = tmp_path / "ctc"
+    _ctc(data)
+    run = train_tiny(data, tmp_path / "run", "--instances", "foreground", "--epochs", "6")
+    out = tmp_path / "out"
+    half = ["--scale", "0.5"]
+    assert main(["predict", str(run / "best.pt"), str(data / "01"), "-o", str(out), *half]) == 0
+    stems = ["--val-stems", "01_t000,01_t001"]
+    scores = []
+    for source, extra in ((out, []), (run / "best.pt", half), (run / "best.pt", [])):
+        args = ["evaluate", str(source), str(data), *stems, "--json", str(tmp_path / "e.json")]
+        assert main(args + extra) == 0
+        scores.append(json.loads((tmp_path / "e.json").read_text()))
+    folder, model, full = scores
+    assert model["scale"] == 0.5 and "scale" not in full
+    assert folder["mean_iou"] == model["mean_iou"] != full["mean_iou"]
+    for key in ("pq", "aji", "v_rand", "predicted_objects"):
+        assert folder["objects"][key] == pytest.approx(model["objects"][key]), key
+    capsys.readouterr()
+    assert main(["evaluate", str(out), str(data), *half]) == 2
+    assert "--scale is for models; these are predictions" in capsys.readouterr().err
+    assert main(["evaluate", str(run / "best.pt"), str(data), "--scale", "auto"]) == 2
+    assert "this model records none" in capsys.readouterr().err
+    # --scale auto: sequence 01 recorded at 0.5 µm a pixel, the model at 1 µm: half size
+    from pixelwise.checkpoint import load_model, save_checkpoint
+
+    learned = tmp_path / "learned.pt"
+    save_checkpoint(learned, dataclasses.replace(load_model(run / "best.pt"), pixel_size=1.0))
+    per_cm = {"resolution": (2e4, 2e4), "resolutionunit": "CENTIMETER"}
+    for frame in (data / "01").iterdir():
+        tifffile.imwrite(frame, tifffile.imread(frame), **per_cm)
+    args = ["evaluate", str(learned), str(data), "--json", str(tmp_path / "e.json")]
+    assert main([*args, "--scale", "auto"]) == 0
+    assert "no pixel size recorded for 2 images (scored as they are)" in capsys.readouterr().err
+    rows = {
+        r["name"]: r["mean_iou"] for r in json.loads((tmp_path / "e.json").read_text())["per_image"]
+    }
+    for name, row in zip(("01_t000", "01_t001"), model["per_image"]):
+        assert rows[name] == row["mean_iou"]  # as at --scale 0.5
+    for name, row in zip(("01_t000", "01_t001"), full["per_image"]):
+        assert rows["02" + name[2:]] == row["mean_iou"]  # as they are
 
 
 def _three_classes(tmp_path) -> list[np.ndarray]:

@@ -4,7 +4,6 @@ a progress bar, sharding among torchrun processes and the list of failures."""
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import sys
@@ -57,10 +56,14 @@ from pixelwise.detection import (
 )
 from pixelwise.inference import (
     Mapped,
+    check_factor,
+    check_scale,
     expand_slide,
     predict,
     predict_probabilities,
     predict_slide,
+    rescaled,
+    scale_factor,
     segment,
     segment_slide,
     tile_starts,
@@ -76,42 +79,6 @@ from pixelwise.measure import (
 )
 from pixelwise.overlays import detection_overlay, display_rgb, instance_overlay, overlay
 from pixelwise.tissue import TissueOnly
-
-# --scale's largest factor: an image is enlarged this much before the network (memory grows with
-# its square)
-MAX_SCALE = 4.0
-
-
-def check_factor(factor: float, what: str) -> float:
-    """``factor`` when it is a scale the images may take (0.05 to :data:`MAX_SCALE`)."""
-    if not 0.05 <= factor <= MAX_SCALE:
-        raise ValueError(f"{what} must be 0.05 to {MAX_SCALE:g}, got {factor:g}")
-    return factor
-
-
-def rescaled(seg, scale: float):
-    """``seg`` seeing an image resized by ``scale`` on top of its own input scale
-    (``predict``/``segment --scale``: objects at another magnification than the model learned
-    them; outputs stay at the image's resolution); ValueError for an instance model."""
-    if scale == 1.0:
-        return seg
-    if seg.kind == "instance":
-        raise ValueError(
-            "--scale resizes the images of semantic models; Mask R-CNN resizes its own"
-        )
-    return dataclasses.replace(seg, input_scale=seg.input_scale * scale)
-
-
-def check_scale(seg, scale: float | str) -> None:
-    """``--scale`` refused up front where no image could take it: an instance model, or
-    ``auto`` for a model that records no pixel size of its training images."""
-    rescaled(seg, 1.0 if scale == "auto" else scale)
-    if scale == "auto" and seg.pixel_size is None:
-        raise ValueError(
-            "--scale auto resizes each image by its pixel size over the model's, and this model "
-            "records none (its training images recorded none): give --scale F"
-        )
-
 
 # --expand's largest distance: a slide's block of 2048 pixels is read with 128 + 2 x this around
 # it (inference.expand_slide), about 6300 x 6300 pixels and 1.5 GB for the distance transform at
@@ -452,14 +419,7 @@ class ModelView:
         """What ``src`` is resized by before the network: ``--scale``, or with ``auto`` its
         file's pixel size over the model's (1 where the file records none; ValueError where
         the factor is out of range)."""
-        if self.scale != "auto":
-            return self.scale
-        size = self.recorded_size(src)
-        if size is None or self.learned is None:
-            return 1.0
-        return check_factor(
-            size / self.learned, f"--scale auto ({size:g} µm over {self.learned:g})"
-        )
+        return scale_factor(self.scale, self.recorded_size(src), self.learned)
 
     def model_for(self, seg, src):
         """``seg`` seeing ``src`` resized by :meth:`factor`."""

@@ -146,6 +146,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "tta",
             "input_range",
             "channel",
+            "scale",
             "runtime",
             "device",
         ],
@@ -781,8 +782,8 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
 
     given = Path(args.checkpoint)
     if given.is_dir() or given.suffix.lower() == ".json":
-        for option in ("tta", "input_range", "channel", "instance_thresholds"):
-            if getattr(args, option) is not None and getattr(args, option) is not False:
+        for option in ("tta", "input_range", "channel", "instance_thresholds", "scale"):
+            if getattr(args, option) not in (None, False, 1.0):
                 name = "--" + option.replace("_", "-")
                 raise ValueError(f"{given}: {name} is for models; these are predictions")
     as_labels = args.object_class is not None or args.min_object_size
@@ -815,6 +816,7 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
         args.input_range,  # parsed by main
         args.instance_thresholds,
         args.channel,
+        args.scale,
     )
     return summary, resolve_checkpoint(args.checkpoint).parent
 

@@ -22,9 +22,11 @@ from pixelwise.constants import (
     AUTO_TILE,
     AUTO_TILE_PIXELS,
     IGNORE_INDEX,
+    counted,
     first_ten,
     parse_stems,
 )
+from pixelwise.data.calibration import pixel_size_um
 from pixelwise.data.datasets import SegmentationDataset
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import holds_class_ids, list_images, page_name, read_alpha, read_mask
@@ -43,11 +45,14 @@ from pixelwise.detection import evaluation_instances, instance_splits, score_det
 from pixelwise.distributed import resolve_device
 from pixelwise.export import OnnxNetwork
 from pixelwise.inference import (
+    check_scale,
     class_probabilities,
     predict_logits,
     predict_probs,
     predict_semantic,
     predict_tiled,
+    rescaled,
+    scale_factor,
 )
 from pixelwise.instances import (
     OBJECT_PROB,
@@ -142,12 +147,16 @@ def evaluate_checkpoint(
     input_range: tuple[float, float] | None = None,
     thresholds: tuple[float, float] | None = None,
     channel: int | None = None,
+    scale: float | str = 1.0,
 ) -> dict:
     """Confusion-matrix metrics of ``checkpoint`` over the selected pairs of ``data``, with
     ``split`` (what was scored) and ``images`` (how many) added. ``input_range``: raw values seen
     as full range, as ``predict --input-range`` maps them (semantic models). ``thresholds``: a
     boundary model's (seed, object) pair instead of its own (``segment --instance-thresholds``).
     ``channel``: each image's channel read alone (multi-channel images; semantic models).
+    ``scale``: each image resized by this before the network, as ``predict --scale`` does
+    (``"auto"``: by its file's pixel size over the one the model learned at); the masks are
+    scored at the data's resolution.
 
     Object metrics (``objects``, see :func:`object_metrics`) are added for checkpoints trained
     on instance masks, and for others when ``object_class`` names the class whose connected
@@ -163,13 +172,32 @@ def evaluate_checkpoint(
     own = None if parse_stems(val_stems) else run_validation(checkpoint, data, seg.kind)
     stems = parse_stems(val_stems) or own
     if seg.kind == "instance":
-        refuse_for_instances(checkpoint, {"--input-range": input_range, "--channel": channel})
+        given = {"--input-range": input_range, "--channel": channel}
+        refuse_for_instances(checkpoint, given | {"--scale": None if scale == 1.0 else scale})
         return evaluate_detector(seg, checkpoint, data, stems) | own_split(data, own)
     if object_class is not None:
         check_object_class(seg, object_class)
     items, split = evaluation_items(Path(data), stems)
     split = own_split(data, own).get("split", split)
-    ds = SegmentationDataset(
+    ds = dataset_for(seg, items, data, input_range, channel)
+    head = {"split": split, "images": len(items), "checkpoint": str(checkpoint), "tta": tta}
+    head |= {} if scale == 1.0 else {"scale": scale}
+    precision = resolve_precision(precision, device)
+    # what ran: an int8 model's scores differ from fp32's
+    head["path"] = seg.network.path if on_ort else f"torch-{precision}"
+    scores = ImageScores(seg.num_classes)
+    models = scaled_models(seg, items, scale)
+    if seg.encoding.instances is None and object_class is None:
+        score_pixels(models, ds, precision, tta, scores)
+        return head | scores.summary(seg.class_names) | {"per_image": image_rows(items, scores)}
+    objects = scored_objects(models, ds, precision, tta, object_class, min_size, scores)
+    return head | thresholds_used(seg) | objects
+
+
+def dataset_for(seg: Segmenter, items: list, data, input_range, channel) -> SegmentationDataset:
+    """``items`` as ``seg`` reads them: its encoding of the data's masks, its normalisation and
+    channels, ``input_range`` mapped, its ``channel`` (or the one given)."""
+    return SegmentationDataset(
         items,
         seg.num_classes,
         encoding_for(seg, items, data),
@@ -178,16 +206,23 @@ def evaluate_checkpoint(
         input_range=input_range,
         channel=seg.reads if channel is None else channel,
     )
-    head = {"split": split, "images": len(items), "checkpoint": str(checkpoint), "tta": tta}
-    precision = resolve_precision(precision, device)
-    # what ran: an int8 model's scores differ from fp32's
-    head["path"] = seg.network.path if on_ort else f"torch-{precision}"
-    scores = ImageScores(seg.num_classes)
-    if seg.encoding.instances is None and object_class is None:
-        score_pixels(seg, ds, precision, tta, scores)
-        return head | scores.summary(seg.class_names) | {"per_image": image_rows(items, scores)}
-    objects = scored_objects(seg, ds, precision, tta, object_class, min_size, scores)
-    return head | thresholds_used(seg) | objects
+
+
+def scaled_models(seg: Segmenter, items: list, scale: float | str) -> list[Segmenter]:
+    """``seg`` for each of ``items`` seeing its image resized by ``scale``
+    (:func:`~pixelwise.inference.scale_factor`: with ``auto``, by the pixel size its file
+    records; ValueError for a model that records none); a note on stderr names the files
+    ``auto`` found no pixel size in."""
+    check_scale(seg, scale)
+    sizes = [pixel_size_um(item.image) if scale == "auto" else None for item in items]
+    unsized = [item.image for item, size in zip(items, sizes) if size is None]
+    if scale == "auto" and unsized:
+        print(
+            f"note: --scale auto: no pixel size recorded for {counted(len(unsized), 'image')} "
+            f"(scored as they are), such as {unsized[0]}",
+            file=sys.stderr,
+        )
+    return [rescaled(seg, scale_factor(scale, size, seg.pixel_size)) for size in sizes]
 
 
 def refuse_for_instances(checkpoint, options: dict) -> None:
@@ -198,14 +233,15 @@ def refuse_for_instances(checkpoint, options: dict) -> None:
             raise ValueError(f"{checkpoint}: {name} is not supported for instance models here")
 
 
-def scored_objects(seg, ds, precision, tta, object_class, min_size, scores) -> dict:
+def scored_objects(models, ds, precision, tta, object_class, min_size, scores) -> dict:
     """The pixel metrics (``scores``), ``objects`` (:func:`object_metrics`) and ``per_image`` of
-    :func:`evaluate_checkpoint` for a model whose output is made into objects."""
-    pairs, coco = score_objects(seg, ds, precision, tta, object_class, min_size, scores)
+    :func:`evaluate_checkpoint` for a model whose output is made into objects (``models``: the
+    model for each image, :func:`scaled_models`)."""
+    pairs, coco = score_objects(models, ds, precision, tta, object_class, min_size, scores)
     image_aps: list[float] = []
     objects = object_metrics(pairs, image_aps) | coco
     rows = image_rows(ds.items, scores, image_aps)
-    return scores.summary(seg.class_names) | {"objects": objects, "per_image": rows}
+    return scores.summary(models[0].class_names) | {"objects": objects, "per_image": rows}
 
 
 def thresholds_used(seg: Segmenter) -> dict:
@@ -365,21 +401,22 @@ def image_rows(
 
 
 def score_pixels(
-    seg: Segmenter,
+    models: list[Segmenter],
     ds: SegmentationDataset,
     precision: str,
     tta: bool,
     scores: ImageScores,
 ) -> None:
     """Add to ``scores`` the masks :func:`pixelwise.inference.predict` makes of the images of
-    ``ds`` (overlap-tile above 2048 x 2048 pixels, as for files)."""
-    for i in range(len(ds)):
+    ``ds`` (overlap-tile above 2048 x 2048 pixels, as for files), each by its model of
+    ``models`` (:func:`scaled_models`)."""
+    for i, seg in enumerate(models):
         image, target = ds.load(i)
         scores.add(predict_semantic(seg, image, precision, tta, None, AUTO_OVERLAP), target)
 
 
 def score_objects(
-    seg: Segmenter,
+    models: list[Segmenter],
     ds: SegmentationDataset,
     precision: str,
     tta: bool,
@@ -391,9 +428,10 @@ def score_objects(
     label images and the COCO mask AP of its objects ranked by their mean probability
     (:func:`coco_from_parts`), image by image, each image's class mask added to ``scores``; the
     probabilities as :func:`pixelwise.inference.predict_probabilities` makes them. Only compact
-    counts and RLEs are kept, so that many large images fit."""
+    counts and RLEs are kept, so that many large images fit. ``models``: the model for each
+    image (:func:`scaled_models`)."""
     pairs, coco, with_coco = [], [], has_pycocotools()
-    for i, item in enumerate(ds.items):
+    for i, (item, seg) in enumerate(zip(ds.items, models)):
         image, target = ds.load(i)
         pred = probability_tensor(seg, image, precision, tta)
         scores.add(pred.argmax(1)[0].numpy(), target)

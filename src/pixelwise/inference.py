@@ -4,6 +4,7 @@ overlap-tile prediction of huge images, and the verbs ``predict`` (class ids) an
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -276,6 +277,53 @@ def predict_rows(
         seg.network, source, seg.norm, bounds, tile, overlap, precision, tta, decide=decide
     )
     return rows if source.shape == shape else enlarged_rows(rows, source.shape, shape)
+
+
+# --scale's largest factor: an image is enlarged this much before the network (memory grows with
+# its square)
+MAX_SCALE = 4.0
+
+
+def check_factor(factor: float, what: str) -> float:
+    """``factor`` when it is a scale the images may take (0.05 to :data:`MAX_SCALE`)."""
+    if not 0.05 <= factor <= MAX_SCALE:
+        raise ValueError(f"{what} must be 0.05 to {MAX_SCALE:g}, got {factor:g}")
+    return factor
+
+
+def rescaled(seg, scale: float):
+    """``seg`` seeing an image resized by ``scale`` on top of its own input scale
+    (``predict``/``segment --scale``: objects at another magnification than the model learned
+    them; outputs stay at the image's resolution); ValueError for an instance model."""
+    if scale == 1.0:
+        return seg
+    if seg.kind == "instance":
+        raise ValueError(
+            "--scale resizes the images of semantic models; Mask R-CNN resizes its own"
+        )
+    return dataclasses.replace(seg, input_scale=seg.input_scale * scale)
+
+
+def check_scale(seg, scale: float | str) -> None:
+    """``--scale`` refused up front where no image could take it: an instance model, or
+    ``auto`` for a model that records no pixel size of its training images."""
+    rescaled(seg, 1.0 if scale == "auto" else scale)
+    if scale == "auto" and seg.pixel_size is None:
+        raise ValueError(
+            "--scale auto resizes each image by its pixel size over the model's, and this model "
+            "records none (its training images recorded none): give --scale F"
+        )
+
+
+def scale_factor(scale: float | str, size: float | None, learned: float | None) -> float:
+    """What an image is resized by before the network for ``--scale`` ``scale``: the factor
+    given, or with ``auto`` the image's recorded pixel size ``size`` over the one the model
+    ``learned`` at (1 where either is unknown; ValueError where out of range)."""
+    if scale != "auto":
+        return scale
+    if size is None or learned is None:
+        return 1.0
+    return check_factor(size / learned, f"--scale auto ({size:g} µm over {learned:g})")
 
 
 def predict_slide(
