@@ -782,8 +782,10 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
 
     given = Path(args.checkpoint)
     if given.is_dir() or given.suffix.lower() == ".json":
+        unset = {"tta": False, "scale": 1.0}  # the defaults that are not None
         for option in ("tta", "input_range", "channel", "instance_thresholds", "scale"):
-            if getattr(args, option) not in (None, False, 1.0):
+            value = getattr(args, option)
+            if value is not None and not (option in unset and value == unset[option]):
                 name = "--" + option.replace("_", "-")
                 raise ValueError(f"{given}: {name} is for models; these are predictions")
     as_labels = args.object_class is not None or args.min_object_size
