@@ -277,11 +277,50 @@ def test_what_a_streamed_prediction_cannot_write_is_one_failure(tmp_path, monkey
     tifffile.imwrite(slide, slide_pixels(100, 120), tile=(32, 32), photometric="rgb")
     monkeypatch.setenv("PIXELWISE_MAX_PIXELS", "5000")
     out = tmp_path / "out"
-    assert main(["predict", str(model), str(slide), "--out", str(out), "--probabilities"]) == 1
+    assert main(["predict", str(model), str(slide), "--out", str(out), "--labelme"]) == 1
     err = capsys.readouterr().err
     assert f"{slide}: is over the pixel limit and predicted region by region" in err
-    assert "--probabilities and --labelme are written for images under the limit" in err
+    assert "--labelme is written for images under the limit" in err
     assert not (out / "masks").exists() or not any((out / "masks").iterdir())
+
+
+def test_predict_probabilities_of_a_tiff_over_the_pixel_limit(tmp_path, monkeypatch):
+    """``--probabilities`` on a slide: OUT/probabilities/NAME.tif, one tiled 8-bit page per
+    class, the pages of the image predicted whole (same tiles), with the slide's pixel size;
+    the mask as without the option. Three classes, in a subfolder."""
+    from pixelwise.models import create_model
+
+    torch.manual_seed(0)
+    seg = tiny_seg()
+    kwargs = {"in_channels": 3, "num_classes": 3, "depth": 2, "base_width": 4}
+    seg.network, seg.arch_kwargs = create_model("unet", **kwargs), kwargs
+    seg.class_names = ["background", "a", "b"]
+    last = [m for m in seg.network.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():  # an untrained network's classes differ little: spread them
+        last.weight *= 300
+    model = tmp_path / "model.pt"
+    save_checkpoint(model, seg)
+    images = tmp_path / "images" / "sub"
+    images.mkdir(parents=True)
+    per_cm = {"resolution": (2e4, 2e4), "resolutionunit": "CENTIMETER"}
+    pixels = slide_pixels(300, 410)
+    tifffile.imwrite(images / "slide.tif", pixels, tile=(64, 64), photometric="rgb", **per_cm)
+    run = ["predict", str(model), str(tmp_path / "images"), "--tile", "128", "--overlap", "16"]
+    run += ["--precision", "fp32", "--runtime", "torch", "--probabilities"]
+    run_both_ways(run, tmp_path, monkeypatch, limit=300 * 400)
+    chances = {way: tmp_path / way / "probabilities" / "sub" / "slide.tif" for way in WAYS}
+    streamed, whole = (tifffile.imread(chances[way]) for way in WAYS)
+    assert streamed.shape == whole.shape == (3, 300, 410) and streamed.dtype == np.uint8
+    np.testing.assert_array_equal(streamed, whole)
+    assert len(np.unique(whole)) > 20  # probabilities, not a few levels
+    assert pixel_size_um(chances["streamed"]) == 0.5
+    mask = tifffile.imread(tmp_path / "streamed" / "masks" / "sub" / "slide.tif")
+    expected = np.asarray(Image.open(tmp_path / "whole" / "masks" / "sub" / "slide.png"))
+    np.testing.assert_array_equal(mask, expected)
+    assert len(np.unique(expected)) == 3
+    with tifffile.TiffFile(chances["streamed"]) as tif:
+        assert all(page.is_tiled for page in tif.pages)
+    assert not [p for p in (tmp_path / "streamed").rglob("*") if ".tmp" in p.name]
 
 
 def test_predict_slide_in_python_equals_predict(tmp_path):

@@ -477,10 +477,8 @@ def predict_files(
 
     def compute(src):
         if is_streamed(src):  # over the pixel limit: written as it is predicted
-            path = out_dir / "masks" / names[src].with_suffix(".tif")
-            features = geojson_path(out_dir, names[src]) if options.geojson else None
             model = view.model_for(seg, src)
-            return predict_streamed(model, src, path, options, view, progress, features)
+            return predict_streamed(model, src, out_dir, names[src], options, view, progress)
         image, model = view(view.read(src), src), view.model_for(seg, src)
         if not options.probabilities:
             return image, predict(model, image, *run), None
@@ -570,18 +568,26 @@ REGION_BLOCK = 4096  # predict --geojson on a slide: its mask read back in block
 
 
 def predict_streamed(
-    seg, src: Path, path: Path, options: PredictOptions, view, progress: bool, geojson=None
+    seg, src: Path, out_dir: Path, rel: Path, options: PredictOptions, view, progress: bool
 ) -> Streamed:
     """Predict a TIFF over the pixel limit (a whole-slide scan) region by region
-    (:func:`~pixelwise.inference.predict_slide`) into ``path``, a tiled palette TIFF written row
-    of tiles by row; memory follows the tiles, not the image. With ``geojson``, the mask's
-    regions are then written there, read back from ``path`` block by block."""
-    if options.probabilities or options.labelme:
+    (:func:`~pixelwise.inference.predict_slide`) into ``OUT/masks/<rel>.tif``, a tiled palette
+    TIFF written row of tiles by row; memory follows the tiles, not the image. With
+    ``--geojson``, the mask's regions are then written to ``OUT/geojson``, read back from the
+    mask block by block; with ``--probabilities``, the class probabilities go to
+    ``OUT/probabilities/<rel>.tif`` (:func:`~pixelwise.data.io.save_probability_pages`)."""
+    path = out_dir / "masks" / rel.with_suffix(".tif")
+    geojson = geojson_path(out_dir, rel) if options.geojson else None
+    probabilities = out_dir / "probabilities" / rel.with_suffix(".tif")
+    probabilities = probabilities if options.probabilities else None
+    if options.labelme:
         raise ValueError(
             "is over the pixel limit and predicted region by region into a tiled TIFF mask; "
-            "--probabilities and --labelme are written for images under the limit"
+            "--labelme is written for images under the limit"
         )
-    done = streamed(seg, src, path, options, view, progress, predict_slide)
+    done = streamed(
+        seg, src, path, options, view, progress, predict_slide, probabilities=probabilities
+    )
     if geojson is not None:
         bar = dict(desc=f"{src.name}: regions, blocks", leave=False, disable=not progress)
         with TiffRegions(path) as mask:

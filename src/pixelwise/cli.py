@@ -69,7 +69,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "[video] extra) becomes OUT/overlays/<name>.mp4; each page of a multi-page TIFF (an EM stack) is "
         "an image of its own, <stack>-000.png, <stack>-001.png, ... A TIFF over the pixel limit (a "
         "whole-slide scan, .svs too) is read region by region into OUT/masks/<name>.tif (a tiled "
-        "BigTIFF pyramid, OME-TIFF as QuPath writes it; --geojson works on it). Bad files are skipped, listed at the end, and make the exit status 1.",
+        "BigTIFF pyramid, OME-TIFF as QuPath writes it; --geojson, --probabilities and --scale work on it). Bad files are skipped, listed at the end, and make the exit status 1.",
         [
             Opt(
                 ("paths",),

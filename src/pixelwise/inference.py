@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from torch import nn
 from pixelwise.checkpoint import load_model
 from pixelwise.constants import AUTO_OVERLAP, AUTO_TILE, AUTO_TILE_PIXELS
 from pixelwise.data.datasets import match_channels, to_tensor
-from pixelwise.data.io import as_image, save_mask_rows
+from pixelwise.data.io import as_image, save_code_rows, save_mask_rows, save_probability_pages
 from pixelwise.data.slide import Resized, TiffRegions, enlarged_rows, mirrored, sample_step
 from pixelwise.data.transforms import resize_image, resize_mask, scaled_size
 from pixelwise.detection import detect, detections_to_classes, detections_to_labels
@@ -336,6 +337,7 @@ def predict_slide(
     overlap: int = AUTO_OVERLAP,
     through=None,
     tissue_only: bool = False,
+    probabilities: str | os.PathLike | None = None,
 ) -> None:
     """Predict a TIFF of any size (a whole-slide scan) into ``out``, a tiled TIFF of class ids
     (a palette image in the model's colours; an OME-TIFF pyramid: :func:`save_mask_rows`),
@@ -345,15 +347,50 @@ def predict_slide(
     (:func:`predict_rows`). ``through``: the mask's ``(y, rows)`` pieces pass through it on their
     way to the file (a progress bar, a preview). Same mask as :func:`predict` with the same
     tiles. ``tissue_only`` (a path): the glass read flat (:class:`~pixelwise.tissue.TissueOnly`,
-    ``predict --tissue-only``)."""
+    ``predict --tissue-only``). ``probabilities``: also the class probabilities there, laid
+    out as for an image (:func:`~pixelwise.data.io.save_probability_pages`)."""
     if isinstance(image, (str, os.PathLike)):
         with TiffRegions(image, seg.reads) as regions:
             source = TissueOnly.of(regions) if tissue_only else regions
-            return predict_slide(seg, source, out, precision, tta, tile, overlap, through)
+            run = (precision, tta, tile, overlap, through)
+            return predict_slide(seg, source, out, *run, probabilities=probabilities)
+    if probabilities is not None:
+        run = (precision, tta, tile, overlap)
+        return predict_with_probabilities(seg, image, Path(out), Path(probabilities), run, through)
     rows = predict_rows(seg, image, precision, tta, tile, overlap)
     rows = rows if through is None else through(rows)
     size = getattr(image, "pixel_size", None)
     save_mask_rows(out, rows, image.shape, seg.mask_palette(), pixel_size=size)
+
+
+def ids_and_probabilities(probs: torch.Tensor) -> torch.Tensor:
+    """(N, K, H, W) probabilities -> (N, H, W, 1 + K) uint8: the most probable class, then each
+    class's ``round(255 p)`` (as :func:`~pixelwise.data.io.save_probabilities` stores them)."""
+    ids = probs.argmax(1, keepdim=True).to(torch.uint8)
+    scaled = torch.round(probs.float() * 255).to(torch.uint8)
+    return torch.cat([ids, scaled], 1).permute(0, 2, 3, 1).contiguous()
+
+
+def predict_with_probabilities(seg, source, out: Path, probabilities: Path, run, through) -> None:
+    """:func:`predict_slide` of a region source into ``out`` and its class probabilities into
+    ``probabilities``: the network's one pass goes to a working file beside ``out`` (the class
+    ids and each class's probability, :func:`ids_and_probabilities`), read back sample by
+    sample into the two outputs."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, codes = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".codes.tmp")
+    os.close(fd)
+    try:
+        rows = predict_rows(seg, source, *run, decide=ids_and_probabilities)
+        rows = rows if through is None else through(rows)
+        save_code_rows(codes, rows, (*source.shape, 1 + seg.num_classes))
+        size = getattr(source, "pixel_size", None)
+        with TiffRegions(codes, channel=0) as stored:
+            palette = seg.mask_palette()
+            save_mask_rows(out, stored.sample_rows(0), source.shape, palette, pixel_size=size)
+            pages = [partial(stored.sample_rows, 1 + k) for k in range(seg.num_classes)]
+            save_probability_pages(probabilities, pages, source.shape, size)
+    finally:
+        Path(codes).unlink(missing_ok=True)
 
 
 SLIDE_BLOCK, SLIDE_MARGIN = 2048, 128  # segment_slide: objects made block by block

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import io
+import itertools
 import logging
 import os
 import tempfile
@@ -845,11 +846,12 @@ def mask_bands(rows, shape: tuple[int, int], tile: int = MASK_TILE):
 
     for y, piece in rows:
         yield from ready(y)
-        if pending is None:
-            pending = np.zeros((0, w), piece.dtype)
+        if pending is None:  # (rows, W) or (rows, W, samples)
+            pending = np.zeros((0, *piece.shape[1:]), piece.dtype)
         end = y + len(piece) - start
         if len(pending) < end:
-            pending = np.concatenate([pending, np.zeros((end - len(pending), w), piece.dtype)])
+            more = np.zeros((end - len(pending), *piece.shape[1:]), piece.dtype)
+            pending = np.concatenate([pending, more])
         pending[y - start : end] = piece
     yield from ready(h)
 
@@ -999,6 +1001,32 @@ def save_label_image(path: str | os.PathLike, labels: np.ndarray) -> Path:
         path, lambda tmp: tifffile.imwrite(tmp, labels.astype(np.uint32), compression="zlib")
     )
     return path
+
+
+def save_code_rows(path: str | os.PathLike, rows, shape: tuple[int, int, int]) -> None:
+    """Save an (H, W, C) uint8 array too large to hold, arriving as ``(y, rows)`` pieces
+    (:func:`mask_bands`), as a tiled zlib TIFF of C samples per pixel: a working file that
+    :class:`~pixelwise.data.slide.TiffRegions` reads back (``stored(..., sample=c)``)."""
+    form = {"tile": (MASK_TILE, MASK_TILE), "compression": "zlib", "dtype": np.uint8}
+    form |= {"photometric": "minisblack", "planarconfig": "contig", "bigtiff": True}
+    atomic_save(
+        path, lambda tmp: tifffile.imwrite(tmp, mask_tiles(rows, shape[:2]), shape=shape, **form)
+    )
+
+
+def save_probability_pages(
+    path: str | os.PathLike, pages: list, shape: tuple[int, int], pixel_size: float | None = None
+) -> None:
+    """Save class probabilities too large to hold as :func:`save_probabilities` lays them out,
+    one 8-bit page per class (``tifffile.imread`` gives (K, H, W)), each page tiled and written
+    from ``pages[k]()``, its ``(y, rows)`` pieces (uint8, ``round(255 p)``); atomically.
+    ``pixel_size``: µm a pixel, recorded as a resolution per centimetre."""
+    form = {"tile": (MASK_TILE, MASK_TILE), "compression": "zlib", "dtype": np.uint8}
+    form |= {"photometric": "minisblack", "shape": (len(pages), *shape), "bigtiff": True}
+    if pixel_size is not None:
+        form |= {"resolution": (1e4 / pixel_size,) * 2, "resolutionunit": "CENTIMETER"}
+    tiles = itertools.chain.from_iterable(mask_tiles(page(), shape) for page in pages)
+    atomic_save(path, lambda tmp: tifffile.imwrite(tmp, tiles, **form))
 
 
 def save_probabilities(path: str | os.PathLike, probabilities: np.ndarray) -> None:

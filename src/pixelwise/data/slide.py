@@ -175,10 +175,16 @@ class TiffRegions:
                 ]
         return out
 
-    def stored(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        """Rows y0..y1 and columns x0..x1 (ends excluded) of the first sample as stored, (h, w):
-        a palette mask's class ids rather than their colours."""
-        return self._block(y0, y1, x0, x1)[..., 0]
+    def stored(self, y0: int, y1: int, x0: int, x1: int, sample: int = 0) -> np.ndarray:
+        """Rows y0..y1 and columns x0..x1 (ends excluded) of a sample (the first) as stored,
+        (h, w): a palette mask's class ids rather than their colours."""
+        return self._block(y0, y1, x0, x1)[..., sample]
+
+    def sample_rows(self, sample: int, band: int = 512):
+        """``(y, rows)``: one sample as stored, ``band`` rows at a time, top to bottom."""
+        h, w = self.shape
+        for y in range(0, h, band):
+            yield y, self.stored(y, min(h, y + band), 0, w, sample)
 
     def read(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         rows, cols = np.asarray(rows), np.asarray(cols)
