@@ -152,3 +152,67 @@ def test_info_of_an_image_says_its_size_layout_pixel_size_and_how_it_is_read(
     ]
     assert main(["info", str(tmp_path / "gone.tif")]) == 2
     assert "gone.tif: no such file" in capsys.readouterr().err
+
+
+def mixed_magnifications(shapes_data, root):
+    """The shapes dataset as calibrated TIFFs: even images at 0.5 µm a pixel as they are, odd
+    ones enlarged 2x (masks nearest) and recorded at 0.25 µm, as from a scanner of twice the
+    magnification; returns ``root``."""
+    from pixelwise.data.transforms import resize_image, resize_mask
+
+    for split in ("train", "val"):
+        for folder in ("images", "masks"):
+            (root / split / folder).mkdir(parents=True)
+        for k, path in enumerate(sorted((shapes_data / split / "images").iterdir())):
+            pixels = np.asarray(Image.open(path).convert("RGB"))
+            mask = np.asarray(Image.open(shapes_data / split / "masks" / path.name))
+            size = 0.5
+            if k % 2:
+                h, w = mask.shape
+                pixels, mask = (
+                    resize_image(pixels, (2 * h, 2 * w)),
+                    resize_mask(mask, (2 * h, 2 * w)),
+                )
+                size = 0.25
+            calibrated(root / split / "images" / f"{path.stem}.tif", pixels, size)
+            Image.fromarray(mask).save(root / split / "masks" / path.name)
+    return root
+
+
+def test_train_at_one_pixel_size_resizes_each_image_by_its_own(shapes_data, tmp_path, capsys):
+    """``train --at-pixel-size 0.5`` on images recorded at 0.5 and (enlarged 2x) at 0.25 µm: every
+    pair is loaded at 0.5 µm a pixel (the enlarged ones shrunk back to the originals' size, their
+    masks too), the checkpoint records 0.5 and runs at scale 1, and ``inspect`` suggests it.
+    Images that record no pixel size, or --scale beside it, are one error line."""
+    from conftest import tiny_config
+
+    from pixelwise.checkpoint import load_model
+    from pixelwise.cli import main
+    from pixelwise.semantic import build_datasets
+    from pixelwise.train import fit
+
+    data = mixed_magnifications(shapes_data, tmp_path / "data")
+    assert main(["inspect", str(data)]) == 0
+    assert "train --at-pixel-size UM learns them at one pixel size" in capsys.readouterr().out
+    cfg = tiny_config(data, tmp_path / "run", epochs=1, at_pixel_size=0.5)
+    train, val, _, _ = build_datasets(cfg)
+    assert train.item_scales[:2] == [1.0, 0.5] and val.item_scales[:2] == [1.0, 0.5]
+    for ds in (train, val):
+        for i in range(len(ds)):
+            image, target = ds.load(i)
+            assert image.shape[:2] == target.shape == (48, 48)
+    best = fit(cfg)
+    model = load_model(best)
+    assert model.pixel_size == 0.5 and model.input_scale == 1.0
+    plain = tmp_path / "plain"
+    (plain / "images").mkdir(parents=True)
+    (plain / "masks").mkdir()
+    for folder in ("images", "masks"):
+        source = next((shapes_data / "train" / folder).iterdir())
+        (plain / folder / source.name).write_bytes(source.read_bytes())
+    args = ["train", str(plain), "--out", str(tmp_path / "no"), "--val-fraction", "0"]
+    assert main([*args, "--at-pixel-size", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--at-pixel-size 0.5: no pixel size recorded for 1 image, such as" in err
+    assert main([*args, "--at-pixel-size", "0.5", "--scale", "0.5"]) == 2
+    assert "give it without --scale" in capsys.readouterr().err

@@ -340,6 +340,14 @@ class TrainConfig:
         "predict/evaluate resize inputs the same way and upsample the result)",
         type=float,
     )
+    at_pixel_size: float | None = opt(
+        None,
+        "learn at this pixel size: each image resized from the pixel size its file records to "
+        "UM µm a pixel (20x and 40x slides learned at one magnification); the checkpoint keeps "
+        "it, and predict/segment/evaluate --scale auto resize their images to it",
+        type=float,
+        metavar="UM",
+    )
     optimizer: str = opt("adam", "default adam", choices=OPTIMIZERS)
     lr: float = opt(1e-3, "peak learning rate of the one-cycle schedule (default 1e-3)", type=float)
     weight_decay: float = opt(0.0, "default 0", type=float)
@@ -430,6 +438,11 @@ class TrainConfig:
                 f"--classes names {len(classes)} classes and --mask-values lists {len(values)} "
                 "values: give the stored value of each class"
             )
+        if self.at_pixel_size is not None and (self.scale != 1.0 or self.model == "mask_rcnn"):
+            raise ValueError(
+                "--at-pixel-size resizes each image for a semantic model; give it without "
+                "--scale (mask_rcnn resizes its own images)"
+            )
         if self.channel is not None and self.model == "mask_rcnn":
             raise ValueError("--channel: the option is for semantic models (not mask_rcnn)")
         if self.normalize_percentiles is not None and self.model == "mask_rcnn":
@@ -463,6 +476,7 @@ TRAIN_CHECKS = (
     ("base_width", lambda v: 1 <= v <= 512, "must be between 1 and 512"),
     ("lr", lambda v: 0 < v < 10, "must be a positive learning rate"),
     ("scale", lambda v: 0 < v <= 4, "must be in (0, 4]"),
+    ("at_pixel_size", lambda v: v > 0, "must be a positive size in µm"),
     ("val_fraction", lambda v: 0 <= v < 1, "must be in [0, 1)"),
     ("ema", lambda v: 0 <= v < 1, "must be in [0, 1) (0 = off)"),
     ("workers", lambda v: v >= 0, "must be 0 or more"),

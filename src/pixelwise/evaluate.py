@@ -454,11 +454,15 @@ def score_objects(
 THRESHOLD_GRID = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 
-def choose_thresholds(seg: Segmenter, ds: SegmentationDataset, precision: str = "auto") -> dict:
+def choose_thresholds(
+    seg: Segmenter, ds: SegmentationDataset, precision: str = "auto", scales=None
+) -> dict:
     """The (seed, object) thresholds of a boundary model (:func:`instances.boundary_codes`) with
     the best DSB2018 mean AP over the images of ``ds`` (its instance labels), each pair of
     :data:`THRESHOLD_GRID`, as StarDist chooses its thresholds on the validation images. The
-    probabilities are predicted once per image. Returns ``seed``, ``object``, ``mean_ap`` (the
+    probabilities are predicted once per image (``scales``: image ``i`` resized by
+    ``scales[i]`` before the network, as ``segment --scale auto`` does for a model trained
+    ``--at-pixel-size``). Returns ``seed``, ``object``, ``mean_ap`` (the
     pair's), ``default_mean_ap`` (the default pair's), ``argmax_mean_ap`` and ``images``."""
     pairs = [(s, o) for s in THRESHOLD_GRID for o in THRESHOLD_GRID]
     rules = [functools.partial(boundary_codes, seed_prob=s, object_prob=o) for s, o in pairs]
@@ -466,7 +470,8 @@ def choose_thresholds(seg: Segmenter, ds: SegmentationDataset, precision: str = 
     totals = np.zeros(len(rules))
     for i, item in enumerate(ds.items):
         image, _ = ds.load(i)
-        pred = probability_tensor(seg, image, precision)
+        model = seg if scales is None else rescaled(seg, scales[i])
+        pred = probability_tensor(model, image, precision)
         reference = item.read_mask(instances=True)
         for j, rule in enumerate(rules):
             labels = instances_for(seg, rule(pred)[0].numpy())

@@ -81,8 +81,8 @@ def mixed_scales(sizes: dict[str, int]) -> str | None:
         return None
     return (
         f"the images' pixel sizes differ ({known[0]:g} to {known[-1]:g} µm): the same objects "
-        f"appear {known[-1] / known[0]:.1f}x larger in some; scale them to one pixel size "
-        "(or train one model per magnification)"
+        f"appear {known[-1] / known[0]:.1f}x larger in some; train --at-pixel-size UM "
+        "learns them at one pixel size (or train one model per magnification)"
     )
 
 

@@ -16,7 +16,8 @@ from torch import nn
 
 from pixelwise.checkpoint import load_model
 from pixelwise.config import TrainConfig
-from pixelwise.constants import IGNORE_INDEX, LOSSES
+from pixelwise.constants import IGNORE_INDEX, LOSSES, counted
+from pixelwise.data.calibration import pixel_size_um
 from pixelwise.data.datasets import SegmentationDataset, compute_normalization, to_tensor
 from pixelwise.data.encoding import (
     MaskEncoding,
@@ -37,7 +38,7 @@ from pixelwise.data.layouts import (
     value_counts,
 )
 from pixelwise.data.transforms import Augmentation
-from pixelwise.inference import predict_probs
+from pixelwise.inference import check_factor, predict_probs
 from pixelwise.losses import PixelCrossEntropy, soft_dice_loss
 from pixelwise.models import MODELS, create_model
 from pixelwise.models.unet_original import centre_crop
@@ -307,6 +308,7 @@ def build_datasets(
         weight_map=(cfg.w0, cfg.sigma) if cfg.loss == "weighted-ce" else None,
         augmentation=augmentation_of(cfg),
         channel=cfg.channel,
+        item_scales=to_pixel_size(train_items, cfg.at_pixel_size),
     )
     channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
     train.set_channels(channels)
@@ -328,12 +330,31 @@ def build_datasets(
         channels=channels,
         scale=cfg.scale,
         channel=cfg.channel,
+        item_scales=to_pixel_size(val_items, cfg.at_pixel_size),
         **box_validation(cfg),
     )
     for i in range(len(val)):  # a bad validation file stops the run now, not after an epoch
         kinds[intensity_kind(val.load(i)[0])] += 1
     train.kinds = dict(kinds)
     return train, val, names, colours
+
+
+def to_pixel_size(items: list, size: float | None) -> list[float] | None:
+    """What each item's image is resized by to be ``size`` µm a pixel (``train
+    --at-pixel-size``): the pixel size its file records over ``size``; None without ``size``.
+    ValueError naming the files that record none, or a factor out of range."""
+    if size is None:
+        return None
+    recorded = [pixel_size_um(item.image) for item in items]
+    unsized = [item.image for item, known in zip(items, recorded) if known is None]
+    if unsized:
+        raise ValueError(
+            f"--at-pixel-size {size:g}: no pixel size recorded for "
+            f"{counted(len(unsized), 'image')}, such as {unsized[0]} (train without it, or "
+            "give them files that record one)"
+        )
+    what = f"--at-pixel-size {size:g}: the factor of an image"
+    return [check_factor(known / size, what) for known in recorded]
 
 
 BOX_MARGIN = 0.05  # a user's box: the object's bounding box grown by 5 % per side

@@ -192,7 +192,7 @@ def semantic_task(cfg: TrainConfig, device: torch.device, precision: str) -> Tas
         cfg.scale,
         box_input=cfg.crop if cfg.box_crop else 0,
         channel=cfg.channel,
-        pixel_size=common_pixel_size(item.image for item in train_ds.items),
+        pixel_size=cfg.at_pixel_size or common_pixel_size(item.image for item in train_ds.items),
     )
     class_weights = None
     if cfg.class_weighting != "none":
@@ -269,7 +269,7 @@ def store_thresholds(best: Path, ckpt: dict, seg: Segmenter, val_ds) -> None:
         channel=seg.reads,
     )
     print(f"choosing the instance thresholds on {counted(len(ds), 'validation image')}", flush=True)
-    chosen = choose_thresholds(seg, ds)
+    chosen = choose_thresholds(seg, ds, scales=val_ds.item_scales)
     stored = {k: v for k, v in ckpt.items() if k != "path"}
     write_checkpoint(best, stored | {"instance_thresholds": [chosen["seed"], chosen["object"]]})
     print(

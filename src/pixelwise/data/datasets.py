@@ -88,7 +88,7 @@ class SegmentationDataset(Dataset):
     An ``index`` past the end draws item ``index % len(self)`` with its own randomness (see
     :func:`pixelwise.train.epoch_indices`).
     ``scale`` resizes every pair once, when first loaded (image antialiased bilinear, mask
-    nearest). Decoded pairs are cached in memory (targets as uint8 up to 255 classes), up to
+    nearest), pair ``i`` also by ``item_scales[i]`` when given (``train --at-pixel-size``). Decoded pairs are cached in memory (targets as uint8 up to 255 classes), up to
     ``CACHE_SHARE`` of it; pairs beyond are read again at each use.
 
     ``weight_map=(w0, sigma)`` adds U-Net's border weight map (:func:`~pixelwise.losses.unet_weight_map`)
@@ -114,8 +114,10 @@ class SegmentationDataset(Dataset):
         augmentation: Augmentation = Augmentation(),
         input_range: tuple[float, float] | None = None,
         channel: int | None = None,
+        item_scales: list[float] | None = None,
     ) -> None:
         self.items, self.num_classes, self.encoding, self.norm = items, num_classes, encoding, norm
+        self.item_scales = item_scales  # each pair's own factor on top of ``scale``
         self.input_range = input_range  # raw values seen as full range (evaluate --input-range)
         self.channel = channel  # each image's channel read alone (train/evaluate --channel)
         self.weight_map = weight_map
@@ -180,8 +182,9 @@ class SegmentationDataset(Dataset):
             )
         if self.channels is not None:
             image = match_channels(image, self.channels, item.image)
-        if self.scale != 1.0:
-            image, target = resize_pair(image, target, self.scale)
+        factor = self.scale * (1.0 if self.item_scales is None else self.item_scales[index])
+        if factor != 1.0:
+            image, target = resize_pair(image, target, factor)
         if self.num_classes <= IGNORE_INDEX:
             target = target.astype(np.uint8)
         if self._cached_bytes + image.nbytes + target.nbytes <= CACHE_SHARE * memory_bytes():
