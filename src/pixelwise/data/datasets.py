@@ -88,7 +88,8 @@ class SegmentationDataset(Dataset):
     An ``index`` past the end draws item ``index % len(self)`` with its own randomness (see
     :func:`pixelwise.train.epoch_indices`).
     ``scale`` resizes every pair once, when first loaded (image antialiased bilinear, mask
-    nearest), pair ``i`` also by ``item_scales[i]`` when given (``train --at-pixel-size``). Decoded pairs are cached in memory (targets as uint8 up to 255 classes), up to
+    nearest), pair ``i`` also by ``item_scales[i]`` when given (``train --at-pixel-size``).
+    Decoded pairs are cached in memory (targets as uint8 up to 255 classes), up to
     ``CACHE_SHARE`` of it; pairs beyond are read again at each use.
 
     ``weight_map=(w0, sigma)`` adds U-Net's border weight map (:func:`~pixelwise.losses.unet_weight_map`)
