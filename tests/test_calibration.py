@@ -58,7 +58,9 @@ def test_a_model_trained_on_calibrated_images_notes_images_at_another_scale(
     best = fit(tiny_config(data, tmp_path / "run", epochs=1))
     assert load_model(best).pixel_size == 0.5
     assert main(["info", str(best)]) == 0
-    assert "trained on images of 0.5 µm a pixel" in capsys.readouterr().out
+    assert (
+        "learned at 0.5 µm a pixel (--scale auto resizes images to it)" in capsys.readouterr().out
+    )
     folder = tmp_path / "in"
     folder.mkdir()
     pixels = np.asarray(Image.open(next((shapes_data / "val" / "images").iterdir())).convert("RGB"))
@@ -204,6 +206,8 @@ def test_train_at_one_pixel_size_resizes_each_image_by_its_own(shapes_data, tmp_
     best = fit(cfg)
     model = load_model(best)
     assert model.pixel_size == 0.5 and model.input_scale == 1.0
+    assert main(["info", str(best)]) == 0
+    assert "learned at 0.5 µm a pixel" in capsys.readouterr().out
     plain = tmp_path / "plain"
     (plain / "images").mkdir(parents=True)
     (plain / "masks").mkdir()

@@ -333,7 +333,8 @@ def input_line(meta: dict) -> str:
     if meta.get("box_input"):
         parts.append(f"a box model: the box's crop at {meta['box_input']} x {meta['box_input']}")
     if meta.get("pixel_size_um"):
-        parts.append(f"trained on images of {meta['pixel_size_um']:g} µm a pixel")
+        size = meta["pixel_size_um"]
+        parts.append(f"learned at {size:g} µm a pixel (--scale auto resizes images to it)")
     return "; ".join(parts)
 
 
