@@ -126,15 +126,18 @@ def test_evaluate_scale_scores_what_predict_scale_writes(tmp_path, capsys):
     run = train_tiny(data, tmp_path / "run", "--instances", "foreground", "--epochs", "6")
     out = tmp_path / "out"
     half = ["--scale", "0.5"]
-    assert main(["predict", str(run / "best.pt"), str(data / "01"), "-o", str(out), *half]) == 0
+    fixed = ["--precision", "fp32", "--runtime", "torch"]  # one path (not int8 by the probe)
+    predict = ["predict", str(run / "best.pt"), str(data / "01"), "-o", str(out), *fixed]
+    assert main([*predict, *half]) == 0
     stems = ["--val-stems", "01_t000,01_t001"]
     scores = []
     for source, extra in ((out, []), (run / "best.pt", half), (run / "best.pt", [])):
         args = ["evaluate", str(source), str(data), *stems, "--json", str(tmp_path / "e.json")]
-        assert main(args + extra) == 0
+        assert main(args + extra + (fixed if source != out else [])) == 0
         scores.append(json.loads((tmp_path / "e.json").read_text()))
     folder, model, full = scores
     assert model["scale"] == 0.5 and "scale" not in full
+    assert ") at --scale 0.5\n" in capsys.readouterr().out  # the scores' header says so
     assert folder["mean_iou"] == model["mean_iou"] != full["mean_iou"]
     for key in ("pq", "aji", "v_rand", "predicted_objects"):
         assert folder["objects"][key] == pytest.approx(model["objects"][key]), key
@@ -152,7 +155,7 @@ def test_evaluate_scale_scores_what_predict_scale_writes(tmp_path, capsys):
     for frame in (data / "01").iterdir():
         tifffile.imwrite(frame, tifffile.imread(frame), **per_cm)
     args = ["evaluate", str(learned), str(data), "--json", str(tmp_path / "e.json")]
-    assert main([*args, "--scale", "auto"]) == 0
+    assert main([*args, "--scale", "auto", *fixed]) == 0
     assert "no pixel size recorded for 2 images (scored as they are)" in capsys.readouterr().err
     rows = {
         r["name"]: r["mean_iou"] for r in json.loads((tmp_path / "e.json").read_text())["per_image"]

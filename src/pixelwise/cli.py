@@ -831,6 +831,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     summary, beside = evaluation_of(args)
     ran = f" ({summary['path']})" if "path" in summary else ""
+    ran += f" at --scale {summary['scale']}" if "scale" in summary else ""
     print(f"{counted(summary['images'], 'image')} from {summary['split']}{ran}")
     if "instance_thresholds" in summary:
         print(f"objects: {object_rule(*summary['instance_thresholds'])}")
