@@ -323,6 +323,31 @@ def test_predict_probabilities_of_a_tiff_over_the_pixel_limit(tmp_path, monkeypa
     assert not [p for p in (tmp_path / "streamed").rglob("*") if ".tmp" in p.name]
 
 
+def test_a_slides_working_file_outlives_the_outputs_written_from_it(tmp_path, monkeypatch):
+    """The working file of ids and probabilities is read while the mask is written atomically
+    beside it: writing the mask does not sweep it away as a stale temporary file (its name is
+    not one), a killed run's leftover goes, and none stays after the run."""
+    import pixelwise.data.io as io
+    from pixelwise import predict_slide
+
+    pixels = slide_pixels(100, 120, seed=3)
+    tifffile.imwrite(tmp_path / "a.tif", pixels, tile=(32, 32), photometric="rgb")
+    (tmp_path / ".mask.tif.killed.codes").write_bytes(b"left by a killed run")
+    swept = []
+    target = io._atomic_target
+
+    def watched(path):  # what each atomic write finds beside its target
+        swept.append(sorted(p.name for p in path.parent.glob(f".{path.name}.*.codes")))
+        return target(path)
+
+    monkeypatch.setattr(io, "_atomic_target", watched)
+    run = {"tile": 64, "overlap": 8, "probabilities": tmp_path / "p.tif"}
+    predict_slide(tiny_seg(), tmp_path / "a.tif", tmp_path / "mask.tif", "fp32", **run)
+    assert any(swept)  # the working file was there while the outputs were written
+    assert all(".mask.tif.killed.codes" not in names for names in swept)
+    assert not list(tmp_path.glob(".*"))  # nothing left beside the outputs
+
+
 def test_predict_slide_in_python_equals_predict(tmp_path):
     """The Python API: any TIFF, whatever the limit, region by region into a TIFF mask (with
     the slide's pixel size, here an OME-TIFF's)."""

@@ -4,7 +4,9 @@ overlap-tile prediction of huge images, and the verbs ``predict`` (class ids) an
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import glob
 import os
 import tempfile
 from functools import partial
@@ -376,10 +378,7 @@ def predict_with_probabilities(seg, source, out: Path, probabilities: Path, run,
     ``probabilities``: the network's one pass goes to a working file beside ``out`` (the class
     ids and each class's probability, :func:`ids_and_probabilities`), read back sample by
     sample into the two outputs."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, codes = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".codes.tmp")
-    os.close(fd)
-    try:
+    with working_file(out) as codes:
         rows = predict_rows(seg, source, *run, decide=ids_and_probabilities)
         rows = rows if through is None else through(rows)
         save_code_rows(codes, rows, (*source.shape, 1 + seg.num_classes))
@@ -389,8 +388,24 @@ def predict_with_probabilities(seg, source, out: Path, probabilities: Path, run,
             save_mask_rows(out, stored.sample_rows(0), source.shape, palette, pixel_size=size)
             pages = [partial(stored.sample_rows, 1 + k) for k in range(seg.num_classes)]
             save_probability_pages(probabilities, pages, source.shape, size)
+
+
+@contextlib.contextmanager
+def working_file(out: Path):
+    """The path of an empty working file beside ``out`` (the model's codes of a slide, read
+    back into ``out``), removed when the block ends however it ends; the leftovers of a killed
+    run go when the next one starts. Its name is not one that writing ``out`` atomically
+    sweeps away as a stale temporary file (:func:`~pixelwise.data.io.atomic_save`), since it
+    is still being read while ``out`` is written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{glob.escape(out.name)}.*.codes"):
+        stale.unlink(missing_ok=True)
+    fd, path = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".codes")
+    os.close(fd)
+    try:
+        yield path
     finally:
-        Path(codes).unlink(missing_ok=True)
+        Path(path).unlink(missing_ok=True)
 
 
 SLIDE_BLOCK, SLIDE_MARGIN = 2048, 128  # segment_slide: objects made block by block
@@ -423,19 +438,13 @@ def segment_slide(
             run = (precision, tta, tile, overlap, min_size, object_class, through, on_block)
             return segment_slide(seg, source, out, *run)
     check_object_class(seg, object_class)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, codes = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".codes.tmp")
-    os.close(fd)
-    try:
+    with working_file(Path(out)) as codes:
         rows = predict_rows(seg, image, precision, tta, tile, overlap, decision_for(seg))
         rows = rows if through is None else through(rows)
         size = getattr(image, "pixel_size", None)  # passed on to the labels
         save_mask_rows(codes, rows, image.shape, pyramid=False, pixel_size=size)
         with TiffRegions(codes) as stored:
-            return label_blocks(seg, stored, out, object_class, min_size, on_block=on_block)
-    finally:
-        Path(codes).unlink(missing_ok=True)
+            return label_blocks(seg, stored, Path(out), object_class, min_size, on_block=on_block)
 
 
 def label_blocks(
