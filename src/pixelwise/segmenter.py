@@ -63,8 +63,9 @@ class Segmenter:
     # the channel of multi-channel images the model was trained on (``train --channel``), read
     # alone by default; None: images as they are
     channel: int | None = None
-    # µm a pixel of the images it trained on, as their files recorded it (all within 10 %);
-    # None: unknown (pixelwise.data.calibration.common_pixel_size)
+    # µm a pixel of the images as the network learned them: as their files recorded it (all
+    # within 10 %: pixelwise.data.calibration.common_pixel_size), or train --at-pixel-size's;
+    # None: unknown
     pixel_size: float | None = None
 
     @property

@@ -11,12 +11,13 @@ are not square (the two sizes more than 1 % apart) give no size.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from pathlib import Path
 
 import tifffile
+
+from pixelwise.data.io import TIFF_MAGIC, ImageReadError, _open_tiff
 
 # micrometres per unit, by the names OME-XML and ImageJ write
 MICROMETRES = {
@@ -40,20 +41,15 @@ def pixel_size_um(path: str | os.PathLike) -> float | None:
     path = Path(path)
     try:
         with path.open("rb") as f:
-            if f.read(4) not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+            if f.read(4) not in TIFF_MAGIC:
                 return None
     except OSError:
         return None
-    log = logging.getLogger("tifffile")
-    level = log.level
-    log.setLevel(logging.CRITICAL)
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _open_tiff(path) as tif:
             return recorded(tif)
-    except Exception:  # a damaged file: reading its pixels says what is wrong with it
+    except ImageReadError:  # a damaged file: reading its pixels says what is wrong with it
         return None
-    finally:
-        log.setLevel(level)
 
 
 def recorded(tif: tifffile.TiffFile) -> float | None:

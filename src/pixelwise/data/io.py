@@ -827,6 +827,16 @@ def save_mask(path: str | os.PathLike, mask: np.ndarray, palette: np.ndarray | N
 
 MASK_TILE = 512  # the tiles of a mask written row by row (:func:`save_mask_rows`)
 
+TILED = {"tile": (MASK_TILE, MASK_TILE), "compression": "zlib"}  # how large outputs are stored
+
+
+def per_centimetre(pixel_size: float | None) -> dict:
+    """tifffile's resolution tags for ``pixel_size`` µm a pixel (pixels per centimetre); none
+    without a size."""
+    if pixel_size is None:
+        return {}
+    return {"resolution": (1e4 / pixel_size,) * 2, "resolutionunit": "CENTIMETER"}
+
 
 def mask_bands(rows, shape: tuple[int, int], tile: int = MASK_TILE):
     """``(y, band)``: the bands of ``tile`` rows (the last one shorter), top to bottom, of an
@@ -920,14 +930,13 @@ def save_mask_rows(
     colours = {}
     if palette is not None:  # TIFF colour maps are 16-bit; class ids, as save_mask marks them
         colours = {"photometric": "palette", "colormap": np.asarray(palette, np.uint16).T * 257}
-    form = {"tile": (MASK_TILE, MASK_TILE), "compression": "zlib", "dtype": dtype, **colours}
+    form = TILED | {"dtype": dtype, **colours}
     meta = {"axes": "YX"} | ({"Description": CLASS_IDS_DESCRIPTION} if palette is not None else {})
-    flat = {}
     if pixel_size is not None:
         meta |= {
             f"PhysicalSize{a}{u}": v for a in "XY" for u, v in (("", pixel_size), ("Unit", "µm"))
         }
-        flat = {"resolution": (1e4 / pixel_size,) * 2, "resolutionunit": "CENTIMETER"}
+    flat = per_centimetre(pixel_size)
 
     def write(tmp):
         if not pyramid:
@@ -1007,8 +1016,8 @@ def save_code_rows(path: str | os.PathLike, rows, shape: tuple[int, int, int]) -
     """Save an (H, W, C) uint8 array too large to hold, arriving as ``(y, rows)`` pieces
     (:func:`mask_bands`), as a tiled zlib TIFF of C samples per pixel: a working file that
     :class:`~pixelwise.data.slide.TiffRegions` reads back (``stored(..., sample=c)``)."""
-    form = {"tile": (MASK_TILE, MASK_TILE), "compression": "zlib", "dtype": np.uint8}
-    form |= {"photometric": "minisblack", "planarconfig": "contig", "bigtiff": True}
+    form = TILED | {"dtype": np.uint8, "photometric": "minisblack", "planarconfig": "contig"}
+    form |= {"bigtiff": True}
     atomic_save(
         path, lambda tmp: tifffile.imwrite(tmp, mask_tiles(rows, shape[:2]), shape=shape, **form)
     )
@@ -1021,10 +1030,8 @@ def save_probability_pages(
     one 8-bit page per class (``tifffile.imread`` gives (K, H, W)), each page tiled and written
     from ``pages[k]()``, its ``(y, rows)`` pieces (uint8, ``round(255 p)``); atomically.
     ``pixel_size``: µm a pixel, recorded as a resolution per centimetre."""
-    form = {"tile": (MASK_TILE, MASK_TILE), "compression": "zlib", "dtype": np.uint8}
-    form |= {"photometric": "minisblack", "shape": (len(pages), *shape), "bigtiff": True}
-    if pixel_size is not None:
-        form |= {"resolution": (1e4 / pixel_size,) * 2, "resolutionunit": "CENTIMETER"}
+    form = TILED | {"dtype": np.uint8, "photometric": "minisblack", "bigtiff": True}
+    form |= {"shape": (len(pages), *shape), **per_centimetre(pixel_size)}
     tiles = itertools.chain.from_iterable(mask_tiles(page(), shape) for page in pages)
     atomic_save(path, lambda tmp: tifffile.imwrite(tmp, tiles, **form))
 
