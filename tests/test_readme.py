@@ -66,6 +66,7 @@ def test_readme_commands_run(readme_cwd, capsys):
         "evaluate",
         "evaluate",
         "evaluate",
+        "evaluate",
         "train",
         "predict",
         "evaluate",
@@ -114,6 +115,7 @@ def test_readme_commands_run(readme_cwd, capsys):
     assert "gbm40_02.png: 512 x 512 pixels" in said  # pixelwise info IMAGE
     he = Path("runs/he/objects.csv").read_text().splitlines()  # --scale, --pixel-size
     assert "area_um2" in he[0].split(",") and len(he) > 10
+    assert json.loads(Path("runs/he/scaled.json").read_text())["scale"] == 0.5  # evaluate --scale
     assert Path("runs/coco/pred/coco/000000000009.json").is_file()
     from pixelwise.export import load_onnx
 
