@@ -435,6 +435,96 @@ def test_a_slide_is_predicted_and_segmented_at_another_scale(tmp_path, factor):
     assert ((labels > 0) == (whole > 0)).mean() > 0.999
 
 
+def halved(image: np.ndarray) -> np.ndarray:
+    """Each 2 x 2 block's mean, as scanners make a pyramid's next level (not the antialiased
+    resize that :func:`resize_image` makes: what was read shows)."""
+    h, w = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+    blocks = image[:h, :w].reshape(h // 2, 2, w // 2, 2, -1).astype(np.float32)
+    return np.round(blocks.mean((1, 3))).astype(image.dtype)
+
+
+def write_pyramid(path, base: np.ndarray, levels: list[np.ndarray], kind: str) -> None:
+    """``base`` and its smaller ``levels`` as slide scanners and viewers store a pyramid:
+    ``svs`` (Aperio: the slide, a thumbnail, the levels), ``ome`` (levels as SubIFDs) or
+    ``pages`` (levels as pages marked as reduced images)."""
+    tiled = dict(tile=(32, 32), photometric="rgb", metadata=None)
+    with tifffile.TiffWriter(path) as tif:
+        if kind == "svs":
+            aperio = f"Aperio Image Library v10.0.50\r\n{base.shape[1]}x{base.shape[0]} (32x32)"
+            tif.write(base, description=aperio, **tiled)
+            tif.write(base[::8, ::8], photometric="rgb", description=aperio, metadata=None)
+            for level in levels:
+                tif.write(level, description=aperio, **tiled)
+        else:
+            tif.write(base, subifds=len(levels) if kind == "ome" else None, **tiled)
+            for level in levels:
+                tif.write(level, subfiletype=1, **tiled)
+
+
+@pytest.mark.parametrize("kind", ["svs", "ome", "pages"])
+def test_a_slide_is_shrunk_from_its_pyramids_nearest_level(tmp_path, kind):
+    """At a scale under 1 a slide that stores a pyramid is read from the smallest level at least
+    as large as the scaled image: that level's pixels as they are when it is that size, resized
+    from it otherwise (close to the full image resized); the full image when no level is large
+    enough, or the file's smaller pages are no pyramid of it."""
+    from pixelwise.data.slide import Resized, scaled
+    from pixelwise.data.transforms import resize_image, scaled_size
+    from pixelwise.inference import ArrayRegions
+
+    base = slide_pixels(200, 260, seed=5)
+    half = halved(base)
+    quarter = halved(half)
+    assert np.abs(half.astype(int) - resize_image(base, half.shape[:2])).mean() > 1
+    write_pyramid(tmp_path / "p.tif", base, [half, quarter], kind)
+    with TiffRegions(tmp_path / "p.tif") as regions:
+        assert [p.shape[:2] for p in regions.levels()] == [(100, 130), (50, 65)]
+        rows, cols = mirrored(-5, 40, 50, "reflect"), np.arange(3, 60)
+        np.testing.assert_array_equal(
+            scaled(regions, 0.25).read(rows, cols), quarter[rows][:, cols]
+        )
+        np.testing.assert_array_equal(scaled(regions, 0.5).read(rows, cols), half[rows][:, cols])
+        for factor, level in [(0.37, half), (0.2, quarter)]:
+            made = scaled(regions, factor)
+            shape = scaled_size(base.shape, factor)
+            assert made.shape == shape
+            h, w = shape
+            expected = Resized(ArrayRegions(level), 0, shape).read(np.arange(h), np.arange(w))
+            got = made.read(np.arange(h), np.arange(w))
+            np.testing.assert_array_equal(got, expected)
+            from_base = resize_image(base, shape).astype(int)
+            assert np.abs(got - from_base).mean() < 3  # the level's detail, not another image
+        assert scaled(regions, 0.6).read(np.arange(120), np.arange(156)).shape == (120, 156, 3)
+        assert isinstance(scaled(regions, 0.6), Resized)
+        assert scaled(regions, 0.6).source is regions  # no level holds 120 x 156 pixels
+    with tifffile.TiffWriter(tmp_path / "odd.tif") as tif:  # a smaller page that is no level
+        tif.write(base, tile=(32, 32), photometric="rgb", metadata=None)
+        tif.write(base[:100, :60].copy(), tile=(32, 32), photometric="rgb", subfiletype=1)
+    with TiffRegions(tmp_path / "odd.tif") as regions:
+        assert regions.levels() == [] and scaled(regions, 0.5).source is regions
+
+
+def test_predict_slide_at_a_scale_reads_the_pyramids_level(tmp_path):
+    """``predict --scale 0.5`` of a pyramid slide over the pixel limit: the mask, at the slide's
+    resolution, is the level's own prediction enlarged (the level is what the network saw)."""
+    import dataclasses
+
+    from pixelwise import predict, predict_slide
+    from pixelwise.data.transforms import resize_image, resize_mask
+
+    base = slide_pixels(200, 230, seed=3)
+    half = halved(base)
+    assert np.abs(half.astype(int) - resize_image(base, half.shape[:2])).mean() > 1
+    write_pyramid(tmp_path / "a.svs", base, [half], "svs")
+    torch.manual_seed(0)
+    seg = balanced(tiny_seg(), half, 64, 8)
+    expected = resize_mask(predict(seg, half, "fp32", tile=64, overlap=8), (200, 230))
+    scaled_seg = dataclasses.replace(seg, input_scale=0.5)
+    predict_slide(scaled_seg, tmp_path / "a.svs", tmp_path / "mask.tif", "fp32", tile=64, overlap=8)
+    mask = tifffile.imread(tmp_path / "mask.tif")
+    assert 0.2 < expected.mean() < 0.8
+    np.testing.assert_array_equal(mask, expected)
+
+
 def test_what_reads_a_tiff_over_the_limit_is_named_where_it_is_refused(tmp_path):
     slide = tmp_path / "slide.tif"
     tifffile.imwrite(slide, slide_pixels(100, 120), tile=(32, 32), photometric="rgb")

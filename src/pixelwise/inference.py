@@ -21,7 +21,7 @@ from pixelwise.checkpoint import load_model
 from pixelwise.constants import AUTO_OVERLAP, AUTO_TILE, AUTO_TILE_PIXELS
 from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.io import as_image, save_code_rows, save_mask_rows, save_probability_pages
-from pixelwise.data.slide import Resized, TiffRegions, enlarged_rows, mirrored, sample_step
+from pixelwise.data.slide import TiffRegions, enlarged_rows, mirrored, sample_step, scaled
 from pixelwise.data.transforms import resize_image, resize_mask, scaled_size
 from pixelwise.detection import detect, detections_to_classes, detections_to_labels
 from pixelwise.instances import argmax_codes, check_object_class, decision_for, instances_for
@@ -270,7 +270,7 @@ def predict_rows(
         raise ValueError("an image this large is predicted tile by tile: --tile 0 cannot apply")
     shape = source.shape
     if seg.input_scale != 1.0:  # the network sees the image resized, region by region
-        source = Resized(source, seg.input_scale)
+        source = scaled(source, seg.input_scale)
     source = Mapped(source, lambda image: match_channels(image, seg.in_channels))
     bounds = None
     if seg.norm.percentiles is not None:

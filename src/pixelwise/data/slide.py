@@ -5,6 +5,7 @@ would give that part of the image, (h, w, C) with C in {1, 3}."""
 
 from __future__ import annotations
 
+import copy
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -89,9 +90,21 @@ class TiffRegions:
             raise ImageReadError(
                 self.path, _channels_text(page.samplesperpixel, "grey samples per pixel")
             )
-        self._tif, self._page = tif, page
-        self.shape = (page.imagelength, page.imagewidth)
+        self._tif = tif
+        self._use(page)
         self.pixel_size = recorded(tif)  # µm, or None: what the slide's outputs record too
+        # stored uncompressed in one piece (ImageJ writes large images so, often as one strip):
+        # mapped, so that a region reads only its own rows rather than decoding the strip
+        if page.is_memmappable and self._planes == 1:
+            import tifffile
+
+            mapped = tifffile.memmap(self.path, page=0, mode="r")
+            self._mapped = mapped.reshape(*self.shape, page.samplesperpixel)
+
+    def _use(self, page) -> None:
+        """Read regions of ``page``: the full-resolution image, or a smaller level of it."""
+        self._page, self._mapped = page, None
+        self.shape = (page.imagelength, page.imagewidth)
         if page.is_tiled:
             self._chunk = (page.tilelength, page.tilewidth)
         else:
@@ -102,14 +115,47 @@ class TiffRegions:
         self._per_plane = len(page.dataoffsets) // self._planes
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cached = 0
-        # stored uncompressed in one piece (ImageJ writes large images so, often as one strip):
-        # mapped, so that a region reads only its own rows rather than decoding the strip
-        self._mapped = None
-        if page.is_memmappable and self._planes == 1:
-            import tifffile
 
-            mapped = tifffile.memmap(self.path, page=0, mode="r")
-            self._mapped = mapped.reshape(*self.shape, page.samplesperpixel)
+    def levels(self) -> list:
+        """The smaller copies of the image that the file stores as its pyramid (a slide
+        scanner's levels, an OME-TIFF's SubIFDs, pages marked as reduced images), largest
+        first: the pages whose pixels are the full image's shrunk by one factor both ways
+        (within a pixel of rounding), of the same samples and type."""
+        series = self._tif.series[0]
+        if series.levels[0].shape[:2] != self.shape:
+            return []
+        found, (h, w), base = [], self.shape, self._page
+        for level in series.levels[1:]:
+            page = level.keyframe
+            if len(level.pages) != 1 or (page.samplesperpixel, page.dtype, page.planarconfig) != (
+                base.samplesperpixel,
+                base.dtype,
+                base.planarconfig,
+            ):
+                continue
+            down = w / page.imagewidth
+            if down > 1 and abs(h / down - page.imagelength) <= 1:
+                found.append(page)
+        return sorted(found, key=lambda page: -page.imagewidth)
+
+    def level(self, shape: tuple[int, int]) -> TiffRegions:
+        """Regions of the smallest level of the pyramid (:meth:`levels`) that holds at least
+        ``shape`` (H, W) pixels (less one each way: rounding), else of the full image (this
+        object): what an image shrunk to ``shape`` is best made from, reading fewer pixels. It
+        shares the open file: use it while this object is open."""
+        fits = [
+            p
+            for p in self.levels()
+            if p.imagelength >= shape[0] - 1 and p.imagewidth >= shape[1] - 1
+        ]
+        if not fits:
+            return self
+        level = copy.copy(self)
+        level._context = None  # the file is this object's to close
+        level._use(fits[-1])
+        if self.pixel_size is not None:
+            level.pixel_size = self.pixel_size * self.shape[1] / level.shape[1]
+        return level
 
     def __enter__(self) -> TiffRegions:
         return self
@@ -217,9 +263,9 @@ class Resized:
     :func:`~pixelwise.data.transforms.resize_image` would resize the whole image (the same
     weights), so a slide can be predicted at another magnification region by region."""
 
-    def __init__(self, source, factor: float) -> None:
+    def __init__(self, source, factor: float, shape: tuple[int, int] | None = None) -> None:
         self.source, self.factor = source, factor
-        self.shape = scaled_size(source.shape, factor)
+        self.shape = shape or scaled_size(source.shape, factor)
 
     def read(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         rows, cols = np.asarray(rows), np.asarray(cols)
@@ -242,6 +288,20 @@ class Resized:
         """About every ``step``-th pixel of the resized image: the source's every
         ``step / factor``-th (a statistic's sample, not its exact pixels)."""
         return self.source.sample(max(1, round(step / self.factor)))
+
+
+def scaled(source, factor: float):
+    """``source`` (a region source) resized by ``factor`` (to
+    :func:`~pixelwise.data.transforms.scaled_size`'s shape). A slide that stores a pyramid is
+    shrunk from the smallest of its levels that is at least that large
+    (:meth:`TiffRegions.level`), read as it is when it is that size: a scanner's 10x level for
+    a 40x slide at 0.25, rather than every full-resolution pixel resized."""
+    shape = scaled_size(source.shape, factor)
+    if isinstance(source, TiffRegions):
+        source = source.level(shape)
+    if source.shape == shape:
+        return source
+    return Resized(source, shape[1] / source.shape[1], shape)
 
 
 def enlarged_rows(rows, small: tuple[int, int], shape: tuple[int, int]):
