@@ -75,6 +75,65 @@ def test_eval_deterministic_and_checkpoint_round_trip(name, tmp_path):
     torch.testing.assert_close(full(loaded.network, x), full(model, x), rtol=0, atol=0)
 
 
+def with_statistics(model, seed: int = 0):
+    """``model`` with batch-norm statistics and affine terms far from their initial values (a
+    fold that forgot one of them would show), in eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if type(m) is torch.nn.BatchNorm2d:
+            for t, low, high in [
+                (m.running_mean, -0.5, 0.5),
+                (m.running_var, 0.3, 3.0),
+                (m.weight.data, 0.5, 1.5),
+                (m.bias.data, -0.3, 0.3),
+            ]:
+                t.copy_(torch.rand(t.shape, generator=g) * (high - low) + low)
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("layout", ["fp32", "fp32-cl"])
+def test_batch_norms_folded_for_inference_give_the_same_logits(name, layout):
+    """Inference runs a copy with each batch norm that follows a convolution folded into it:
+    the same logits as the network itself (float rounding), the network left as it was."""
+    from pixelwise.inference import predict_logits
+    from pixelwise.precision import folded
+
+    torch.manual_seed(0)
+    model = with_statistics(create_model(name, **small(name, in_channels=3, num_classes=4)))
+    x = torch.randn(2, 3, 40, 48)
+    with torch.no_grad():
+        expected = full(model, x)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    got = predict_logits(model, x, layout)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    norms = [type(m) is torch.nn.BatchNorm2d for m in folded(model).modules()]
+    if name in ("unet", "segnet", "deconvnet", "fcn8s", "u2net"):
+        assert sum(norms) == 0  # every one of them follows a convolution
+    assert model.state_dict().keys() == before.keys()
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_a_network_trained_on_is_folded_again():
+    """Training after a validation pass changes weights and statistics: the next inference
+    folds them again rather than running the old copy."""
+    from pixelwise.inference import predict_logits
+
+    torch.manual_seed(0)
+    model = with_statistics(create_model("unet", **small("unet", in_channels=1, num_classes=2)))
+    x = torch.randn(2, 1, 32, 32)
+    first = predict_logits(model, x, "fp32")
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), 0.5)
+    full(model, x).square().mean().backward()  # batch statistics move the running ones too
+    opt.step()
+    model.eval()
+    with torch.no_grad():
+        expected = full(model, x)
+    assert not torch.allclose(expected, first, atol=1e-3)
+    torch.testing.assert_close(predict_logits(model, x, "fp32"), expected, rtol=1e-4, atol=1e-5)
+
+
 def test_unet_bad_depth():
     with pytest.raises(ValueError, match="depth must be >= 1"):
         create_model("unet", depth=0)

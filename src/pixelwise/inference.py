@@ -40,7 +40,7 @@ def predict_logits(network: nn.Module, x: torch.Tensor, precision: str = "auto")
     """
     precision = resolve_precision(precision, x.device)
     fmt = memory_format(precision)
-    prepare(network, fmt)
+    network = prepare(network, fmt)
     forward = getattr(network, "forward_full", network)
     with autocast(precision, x.device):
         return forward(x.contiguous(memory_format=fmt)).float()

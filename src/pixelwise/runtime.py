@@ -107,7 +107,7 @@ def versions() -> dict:
     return {"torch": torch.__version__, "onnxruntime": ort, "python": platform.python_version()}
 
 
-PROBE_VERSION = 6  # raised when the probe or the rule that picks from it changes
+PROBE_VERSION = 7  # raised when the probe or the rule that picks from it changes
 
 
 @cache
@@ -163,13 +163,13 @@ def median_seconds(fn, repeats: int = 3) -> float:
 
 def run_path(path: str, net: torch.nn.Module, x: torch.Tensor, onnx_net=None):
     """A callable that runs ``net`` on ``x`` along ``path`` and returns the logits."""
-    from pixelwise.precision import autocast, memory_format
+    from pixelwise.precision import autocast, fold_batch_norms, memory_format
 
     if path in ("onnx-fp32", INT8_PATH):  # onnx_net: the ONNX Runtime network of that path
         return lambda: onnx_net(x)
     precision = PRECISION_OF[path]
     fmt = memory_format(precision)
-    model = net.to(memory_format=fmt)
+    model = fold_batch_norms(net.eval().to(memory_format=fmt))  # as predict runs it
     xin = x.contiguous(memory_format=fmt)
 
     @torch.inference_mode()
