@@ -189,6 +189,37 @@ def test_a_mask_written_row_by_row_with_a_repeated_last_piece(tmp_path):
     assert not holds_class_ids(tmp_path / "l.tif")
 
 
+def test_probability_pages_are_a_pyramid_of_class_pages(tmp_path):
+    """A slide's probabilities: one 8-bit page per class (``imread`` gives (K, H, W)), each
+    with its reduced levels (every 2nd, 4th pixel) as SubIFDs, as the mask's pyramid; the
+    pixel size as OME's; each page's pieces asked for only when that page is written."""
+    from pixelwise.data.io import save_probability_pages
+
+    h, w = 1300, 1100
+    rng = np.random.default_rng(0)
+    pages = rng.integers(0, 256, (3, h, w), dtype=np.uint8)
+    asked = []
+
+    def page(k):
+        def pieces():
+            asked.append(k)
+            for y in range(0, h, 400):
+                yield y, pages[k, y : y + 400]
+
+        return pieces
+
+    save_probability_pages(tmp_path / "p.tif", [page(k) for k in range(3)], (h, w), 0.5)
+    assert asked == [0, 1, 2]
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "p.tif"), pages)
+    with tifffile.TiffFile(tmp_path / "p.tif") as tif:
+        assert tif.is_ome and len(tif.pages) == 3 and all(p.is_tiled for p in tif.pages)
+        levels = [level.asarray() for level in tif.series[0].levels]
+    for level, step in zip(levels, (1, 2, 4), strict=True):
+        np.testing.assert_array_equal(level, pages[:, ::step, ::step])
+    assert pixel_size_um(tmp_path / "p.tif") == 0.5
+    assert [p.name for p in tmp_path.iterdir()] == ["p.tif"]
+
+
 def balanced(seg, image: np.ndarray, tile: int, overlap: int, share: float = 0.5):
     """``seg`` with its last convolution's bias moved so that ``share`` of ``image``, predicted
     with these tiles, is foreground (an untrained network says one class nearly everywhere)."""

@@ -932,10 +932,7 @@ def save_mask_rows(
         colours = {"photometric": "palette", "colormap": np.asarray(palette, np.uint16).T * 257}
     form = TILED | {"dtype": dtype, **colours}
     meta = {"axes": "YX"} | ({"Description": CLASS_IDS_DESCRIPTION} if palette is not None else {})
-    if pixel_size is not None:
-        meta |= {
-            f"PhysicalSize{a}{u}": v for a in "XY" for u, v in (("", pixel_size), ("Unit", "µm"))
-        }
+    meta |= physical_size(pixel_size)
     flat = per_centimetre(pixel_size)
 
     def write(tmp):
@@ -945,20 +942,45 @@ def save_mask_rows(
                 tmp, mask_tiles(rows, shape), shape=shape, bigtiff=True, **marked, **flat, **form
             )
             return
-        with (
-            contextlib.ExitStack() as stack,
-            tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tif,
-        ):
-            levels = [_Level(shape, s, Path(tmp).parent) for s in pyramid_steps(shape)]
-            for level in levels:
-                stack.callback(level.file.close)
-            tiles = mask_tiles(rows, shape, levels=levels)
-            tif.write(tiles, shape=shape, subifds=len(levels), metadata=meta, **form)
-            for level in levels:
-                level_tiles = mask_tiles(level.rows(), level.shape)
-                tif.write(level_tiles, shape=level.shape, subfiletype=1, **form)
+        write_pyramid(tmp, [lambda: rows], shape, meta, form)
 
     atomic_save(path, write)
+
+
+def physical_size(pixel_size: float | None) -> dict:
+    """OME metadata of ``pixel_size`` µm a pixel (PhysicalSizeX/Y), or none."""
+    if pixel_size is None:
+        return {}
+    return {f"PhysicalSize{a}{u}": v for a in "XY" for u, v in (("", pixel_size), ("Unit", "µm"))}
+
+
+def write_pyramid(tmp, pages: list, shape: tuple[int, int], meta: dict, form: dict) -> None:
+    """Write ``pages`` (callables, each giving one page's ``(y, rows)`` pieces: see
+    :func:`mask_bands`) of ``shape`` to ``tmp`` as an OME-TIFF pyramid as QuPath writes one: the
+    pages, then reduced levels by 2, 4, ... (:func:`pyramid_steps`) as SubIFDs of each page,
+    every step-th pixel (:class:`_Level`). One page is a YX image, several a CYX one."""
+    steps = pyramid_steps(shape)
+
+    def whole(size):
+        return size if len(pages) == 1 else (len(pages), *size)
+
+    with (
+        contextlib.ExitStack() as stack,
+        tifffile.TiffWriter(tmp, bigtiff=True, ome=True) as tif,
+    ):
+        levels = [[_Level(shape, step, Path(tmp).parent) for step in steps] for _ in pages]
+        for level in itertools.chain.from_iterable(levels):
+            stack.callback(level.file.close)
+        tiles = itertools.chain.from_iterable(
+            mask_tiles(page(), shape, levels=own) for page, own in zip(pages, levels)
+        )
+        tif.write(tiles, shape=whole(shape), subifds=len(steps), metadata=meta, **form)
+        for k in range(len(steps)):
+            small = levels[0][k].shape
+            tiles = itertools.chain.from_iterable(
+                mask_tiles(own[k].rows(), small) for own in levels
+            )
+            tif.write(tiles, shape=whole(small), subfiletype=1, **form)
 
 
 def ome_description(description: str | None) -> str | None:
@@ -1028,12 +1050,13 @@ def save_probability_pages(
 ) -> None:
     """Save class probabilities too large to hold as :func:`save_probabilities` lays them out,
     one 8-bit page per class (``tifffile.imread`` gives (K, H, W)), each page tiled and written
-    from ``pages[k]()``, its ``(y, rows)`` pieces (uint8, ``round(255 p)``); atomically.
-    ``pixel_size``: µm a pixel, recorded as a resolution per centimetre."""
-    form = TILED | {"dtype": np.uint8, "photometric": "minisblack", "bigtiff": True}
-    form |= {"shape": (len(pages), *shape), **per_centimetre(pixel_size)}
-    tiles = itertools.chain.from_iterable(mask_tiles(page(), shape) for page in pages)
-    atomic_save(path, lambda tmp: tifffile.imwrite(tmp, tiles, **form))
+    from ``pages[k]()``, its ``(y, rows)`` pieces (uint8, ``round(255 p)``); atomically. An
+    OME-TIFF pyramid, as the slide's mask (:func:`write_pyramid`: each class's page with its
+    reduced levels, every 2nd, 4th, ... pixel), so that viewers open it zoomed out.
+    ``pixel_size``: µm a pixel, recorded as OME's PhysicalSizeX/Y."""
+    form = TILED | {"dtype": np.uint8, "photometric": "minisblack"}
+    meta = {"axes": "CYX" if len(pages) > 1 else "YX"} | physical_size(pixel_size)
+    atomic_save(path, lambda tmp: write_pyramid(tmp, pages, shape, meta, form))
 
 
 def save_probabilities(path: str | os.PathLike, probabilities: np.ndarray) -> None:
