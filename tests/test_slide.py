@@ -476,16 +476,18 @@ def halved(image: np.ndarray) -> np.ndarray:
 
 def write_pyramid(path, base: np.ndarray, levels: list[np.ndarray], kind: str) -> None:
     """``base`` and its smaller ``levels`` as slide scanners and viewers store a pyramid:
-    ``svs`` (Aperio: the slide, a thumbnail, the levels), ``ome`` (levels as SubIFDs) or
-    ``pages`` (levels as pages marked as reduced images)."""
+    ``svs`` (Aperio: the slide, a thumbnail, the levels; ``svs-jpeg`` with JPEG tiles, as
+    scanners store them), ``ome`` (levels as SubIFDs) or ``pages`` (levels as pages marked as
+    reduced images)."""
     tiled = dict(tile=(32, 32), photometric="rgb", metadata=None)
     with tifffile.TiffWriter(path) as tif:
-        if kind == "svs":
+        if kind.startswith("svs"):
             aperio = f"Aperio Image Library v10.0.50\r\n{base.shape[1]}x{base.shape[0]} (32x32)"
-            tif.write(base, description=aperio, **tiled)
+            tiled |= {"description": aperio, "compression": "jpeg" if kind == "svs-jpeg" else None}
+            tif.write(base, **tiled)
             tif.write(base[::8, ::8], photometric="rgb", description=aperio, metadata=None)
             for level in levels:
-                tif.write(level, description=aperio, **tiled)
+                tif.write(level, **tiled)
         else:
             tif.write(base, subifds=len(levels) if kind == "ome" else None, **tiled)
             for level in levels:
@@ -532,6 +534,23 @@ def test_a_slide_is_shrunk_from_its_pyramids_nearest_level(tmp_path, kind):
         tif.write(base[:100, :60].copy(), tile=(32, 32), photometric="rgb", subfiletype=1)
     with TiffRegions(tmp_path / "odd.tif") as regions:
         assert regions.levels() == [] and scaled(regions, 0.5).source is regions
+
+
+def test_a_pyramid_of_jpeg_tiles_is_read_level_by_level(tmp_path):
+    """A scanner's JPEG-compressed levels: each region of a level is what tifffile decodes of
+    that level."""
+    from pixelwise.data.slide import scaled
+
+    base = slide_pixels(200, 260, seed=6)
+    write_pyramid(tmp_path / "s.svs", base, [halved(base), halved(halved(base))], "svs-jpeg")
+    with tifffile.TiffFile(tmp_path / "s.svs") as tif:
+        stored = [level.asarray() for level in tif.series[0].levels]
+    assert [s.shape[:2] for s in stored] == [(200, 260), (100, 130), (50, 65)]
+    with TiffRegions(tmp_path / "s.svs") as regions:
+        for factor, level in [(0.5, stored[1]), (0.25, stored[2])]:
+            made = scaled(regions, factor)
+            rows, cols = np.arange(made.shape[0]), np.arange(made.shape[1])
+            np.testing.assert_array_equal(made.read(rows, cols), level)
 
 
 def test_predict_slide_at_a_scale_reads_the_pyramids_level(tmp_path):
