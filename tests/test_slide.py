@@ -526,6 +526,14 @@ def test_a_slide_is_shrunk_from_its_pyramids_nearest_level(tmp_path, kind):
             np.testing.assert_array_equal(got, expected)
             from_base = resize_image(base, shape).astype(int)
             assert np.abs(got - from_base).mean() < 3  # the level's detail, not another image
+        # a sample of every 4th pixel: the quarter level's pixels, one for each; of every
+        # 3rd, the half level's nearest (no level holds a grid of 67 x 87 but the half)
+        np.testing.assert_array_equal(regions.sample(4), quarter)
+        grid = np.arange(0, 200, 3), np.arange(0, 260, 3)
+        nearest = [((g + 0.5) / 2).astype(int) for g in grid]
+        sample = regions.sample(3)
+        np.testing.assert_array_equal(sample, half[nearest[0][:, None], nearest[1]])
+        assert np.abs(sample.astype(int) - base[::3, ::3]).mean() < 12  # the same picture
         assert scaled(regions, 0.6).read(np.arange(120), np.arange(156)).shape == (120, 156, 3)
         assert isinstance(scaled(regions, 0.6), Resized)
         assert scaled(regions, 0.6).source is regions  # no level holds 120 x 156 pixels

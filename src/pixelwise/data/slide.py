@@ -241,10 +241,23 @@ class TiffRegions:
 
     def sample(self, step: int) -> np.ndarray:
         """Every ``step``-th pixel of every ``step``-th row (:func:`sample_step`): what a
-        whole-image statistic (percentiles) or a preview is taken from. Read a row of tiles and
-        a few tiles across at a time, each tile decoded once."""
-        (h, w), (th, tw) = self.shape, self._chunk
+        whole-image statistic (percentiles, the tissue) or a preview is taken from. From a
+        pyramid, the nearest pixels of the smallest level that holds that grid
+        (:meth:`level`; a level's pixel is the mean of the block under it): far fewer tiles
+        decoded."""
+        (h, w) = self.shape
         rows, cols = np.arange(0, h, step), np.arange(0, w, step)
+        level = self.level((len(rows), len(cols)))
+        if level is not self:
+            (small_h, small_w) = level.shape
+            rows = np.minimum(((rows + 0.5) * small_h / h).astype(np.intp), small_h - 1)
+            cols = np.minimum(((cols + 0.5) * small_w / w).astype(np.intp), small_w - 1)
+        return level.gathered(rows, cols)
+
+    def gathered(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``read(rows, cols)`` for a grid over the whole image (ascending indices): a row of
+        tiles and a few tiles across at a time, each tile decoded once."""
+        (h, w), (th, tw) = self.shape, self._chunk
         across = tw * max(1, SAMPLE_WIDTH // tw)  # columns read at a time
         groups = [cols[(cols >= x) & (cols < x + across)] for x in range(0, w, across)]
         groups = [c for c in groups if len(c)]
