@@ -145,7 +145,9 @@ def test_info_of_an_image_says_its_size_layout_pixel_size_and_how_it_is_read(
         f"{tmp_path / 'm.tif'}: 1100 x 1300 pixels (width x height); TIFF, 1 sample(s) of uint8, "
         "tiles of 512 x 512, adobe_deflate, a pyramid of 3 levels",
         "0.25 µm a pixel, as the file records it",
-        "over the pixel limit of 1 megapixels: predict and segment read it region by region",
+        "over the pixel limit of 1 megapixels: predict and segment read it region by region "
+        "(--scale under 1 reads the smallest of its levels, 550 x 650 and 275 x 325, that holds "
+        "the scaled image)",
     ]
     assert main(["info", str(tmp_path / "m.png")]) == 0
     assert capsys.readouterr().out.splitlines()[1:] == [

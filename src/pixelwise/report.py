@@ -229,10 +229,27 @@ def image_report(path: str | Path) -> str:
     if w * h <= limit:
         reading = "read whole by every command"
     elif tiff:
-        reading = f"{over}: predict and segment read it region by region"
+        reading = f"{over}: predict and segment read it region by region" + levels_text(path)
     else:
         reading = f"{over} and not a TIFF: refused"
     return "\n".join([f"{path}: {w} x {h} pixels (width x height); {about}", scale, reading])
+
+
+def levels_text(path: Path) -> str:
+    """What ``--scale`` under 1 reads of a slide that stores smaller levels of its image
+    (:meth:`~pixelwise.data.slide.TiffRegions.levels`), else nothing."""
+    from pixelwise.data.io import ImageReadError
+    from pixelwise.data.slide import TiffRegions
+
+    try:
+        with TiffRegions(path) as regions:
+            sizes = [f"{p.imagewidth} x {p.imagelength}" for p in regions.levels()]
+    except ImageReadError:
+        return ""
+    if not sizes:
+        return ""
+    listed = sizes[0] if len(sizes) == 1 else f"{', '.join(sizes[:-1])} and {sizes[-1]}"
+    return f" (--scale under 1 reads the smallest of its levels, {listed}, that holds the scaled image)"
 
 
 def model_report(model: str | Path) -> str:
