@@ -134,6 +134,20 @@ def test_a_network_trained_on_is_folded_again():
     torch.testing.assert_close(predict_logits(model, x, "fp32"), expected, rtol=1e-4, atol=1e-5)
 
 
+def test_a_network_made_in_inference_mode_runs_as_it_is():
+    """Tensors made under ``torch.inference_mode`` keep no count of their changes: such a
+    network is run unfolded rather than refused."""
+    from pixelwise.inference import predict_logits
+    from pixelwise.precision import folded
+
+    with torch.inference_mode():
+        model = with_statistics(create_model("unet", **small("unet", in_channels=1, num_classes=2)))
+        x = torch.randn(1, 1, 32, 32)
+        expected = full(model, x)
+        torch.testing.assert_close(predict_logits(model, x, "fp32"), expected)
+        assert folded(model) is model
+
+
 def test_unet_bad_depth():
     with pytest.raises(ValueError, match="depth must be >= 1"):
         create_model("unet", depth=0)
