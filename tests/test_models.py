@@ -108,7 +108,7 @@ def test_batch_norms_folded_for_inference_give_the_same_logits(name, layout):
     got = predict_logits(model, x, layout)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     norms = [type(m) is torch.nn.BatchNorm2d for m in folded(model).modules()]
-    if name in ("unet", "segnet", "deconvnet", "fcn8s", "u2net"):
+    if name in ("unet", "unet_resnet", "segnet", "deconvnet", "fcn8s", "u2net"):
         assert sum(norms) == 0  # every one of them follows a convolution
     assert model.state_dict().keys() == before.keys()
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

@@ -88,10 +88,7 @@ def fold_batch_norms(network: nn.Module) -> nn.Module:
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     for module in network.modules():
-        if not isinstance(module, nn.Sequential):
-            continue
-        names = list(module._modules)
-        for first, then in zip(names, names[1:]):
+        for first, then in folding_pairs(module):
             conv, norm = module._modules[first], module._modules[then]
             if (
                 type(conv) is nn.Conv2d
@@ -107,3 +104,17 @@ def fold_batch_norms(network: nn.Module) -> nn.Module:
                 module._modules[first] = fuse_conv_bn_eval(conv, norm).to(memory_format=fmt)
                 module._modules[then] = nn.Identity()
     return network
+
+
+def folding_pairs(module: nn.Module) -> list[tuple[str, str]]:
+    """The names of (convolution, batch norm) children of ``module`` whose norm sees the
+    convolution's output alone: neighbours in an ``nn.Sequential``, and ``convN``/``bnN`` in
+    torchvision's ResNet blocks, whose ``forward`` applies ``bnN(convN(x))``."""
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    if isinstance(module, nn.Sequential):
+        names = list(module._modules)
+        return list(zip(names, names[1:]))
+    if type(module) in (BasicBlock, Bottleneck):
+        return [(f"conv{k}", f"bn{k}") for k in (1, 2, 3) if f"bn{k}" in module._modules]
+    return []
