@@ -494,6 +494,11 @@ def test_outputs_inside_the_input_folder_are_no_inputs_on_a_rerun(command, files
     assert main(argv) == 0
     assert sorted(p.relative_to(out) for p in out.rglob("*.png")) == first
     assert not any("results" in p.parts for p in first)
+    # another output folder inside the inputs: the earlier run's outputs are no inputs either
+    other = photos / "results2"
+    assert main(argv[: argv.index("-o")] + ["-o", str(other), "--no-progress"]) == 0
+    assert sorted(p.relative_to(other) for p in other.rglob("*.png")) == first
+    assert (out / ".pixelwise-output").is_file()
 
 
 def test_max_pixels_can_be_raised_past_pillows_own_limit(files, monkeypatch):

@@ -482,7 +482,8 @@ def test_cli_out_naming_a_png_file_for_one_photo(tmp_path, capsys):
         )
         == 0
     )
-    assert sorted(p.name for p in (tmp_path / "m.png").iterdir()) == ["a.png", "b.png"]  # a folder
+    written = sorted(p.name for p in (tmp_path / "m.png").iterdir())  # a folder, marked as one
+    assert written == [".pixelwise-output", "a.png", "b.png"]
 
 
 def test_cli_box_strokes_and_boxes(tmp_path, capsys):

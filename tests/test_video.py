@@ -126,7 +126,8 @@ def test_folders_are_searched_for_videos_too(tmp_path, capsys):
     ]
     Image.fromarray(np.full((40, 40, 3), 200, np.uint8)).save(clips / "photo.png")
     assert main([*base, str(clips), "-o", str(tmp_path / "both")]) == 0
-    assert {p.name for p in (tmp_path / "both").rglob("*.*")} == {"a.webm", "photo.png"}
+    written = {p.name for p in (tmp_path / "both").rglob("*.*")}
+    assert written == {"a.webm", "photo.png", ".pixelwise-output"}  # the photos' run marks it
     argv = ["predict", "foreground", str(clips / "day2"), "-o", str(tmp_path / "p")]
     assert main([*argv, "--no-progress"]) == 0
     assert (tmp_path / "p" / "overlays" / "a.mp4").is_file()

@@ -120,8 +120,9 @@ def output_names(
     inputs: list[str | os.PathLike], out: str | os.PathLike | None = None, pages: bool = False
 ) -> list[tuple[Path | StackPage, Path]]:
     """Each image file with its output-relative path: folders keep their inner structure. Files
-    an input folder holds under ``out``, the output folder, are left out (a rerun with the
-    outputs inside the inputs would otherwise take them for inputs). With ``pages``, each page
+    an input folder holds under ``out``, the output folder, or under the output folder of an
+    earlier run (:func:`mark_output`) are left out (a rerun with the outputs inside the inputs
+    would otherwise take them for inputs). With ``pages``, each page
     of a multi-page TIFF is an input of its own (a :class:`~pixelwise.data.io.StackPage`) named
     as training names it: ``stack.tif`` gives ``stack-000.png``, ``stack-001.png``, ...
 
@@ -130,12 +131,14 @@ def output_names(
     files), which would leave one result where the summary counts two."""
     pairs: list[tuple[Path, Path]] = []
     outputs = Path(out).resolve() if out is not None else None
+    seen: dict[Path, bool] = {}
     for p in map(Path, inputs):
         if p.is_dir():
             pairs.extend(
                 (f, f.relative_to(p).with_suffix(".png"))
                 for f in list_images([p])
-                if outputs is None or outputs not in f.resolve().parents
+                if (outputs is None or outputs not in f.resolve().parents)
+                and not in_output_folder(f, p, seen)
             )
         else:
             pairs.append((p, Path(p.stem + ".png")))
@@ -156,6 +159,33 @@ def output_names(
             "name(s)); rename them or run them in separate folders"
         )
     return pairs
+
+
+# written in each folder a batch writes its outputs to: its files are no inputs of later runs
+OUTPUT_MARK = ".pixelwise-output"
+
+
+def mark_output(out: Path) -> None:
+    """Mark ``out`` (a folder outputs were just written to) as one: :func:`output_names` leaves
+    its files out of the inputs of later runs that list a folder holding it."""
+    mark = out / OUTPUT_MARK
+    if not mark.exists():
+        text = "written by pixelwise: the files of this folder are outputs, not inputs\n"
+        atomic_write_bytes(mark, text.encode())
+
+
+def in_output_folder(path: Path, root: Path, seen: dict) -> bool:
+    """Whether ``path``, listed under the input folder ``root``, lies in a folder below it
+    that a batch wrote its outputs to (:func:`mark_output`); ``root`` itself, named as an
+    input, is never left out. ``seen``: the folders looked at so far, and whether they are."""
+    parts = path.relative_to(root).parts[:-1]
+    for k in range(len(parts)):
+        folder = root.joinpath(*parts[: k + 1])
+        if folder not in seen:
+            seen[folder] = (folder / OUTPUT_MARK).is_file()
+        if seen[folder]:
+            return True
+    return False
 
 
 def stack_pages(src: Path, rel: Path) -> list[tuple[Path | StackPage, Path]]:
@@ -225,6 +255,8 @@ def run_batch(
             continue
         path, count = write(src, rel, value)
         result.written.append(path)
+        if out is not None and len(result.written) == 1 and Path(out).is_dir():
+            mark_output(Path(out))
         if count is not None:
             result.counts.append((rel, count))
     return result

@@ -971,7 +971,10 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
 
     skip = (lambda rel: target[rel].exists()) if args.skip_existing else None
     compute = lambda src: cut(src, **hints(src))  # noqa: E731
-    result = run_batch(photos, compute, write, "remove-bg", args.progress, skip=skip, pairs=pairs)
+    folder = None if one_file else out
+    result = run_batch(
+        photos, compute, write, "remove-bg", args.progress, skip=skip, pairs=pairs, out=folder
+    )
     skipped = f" ({result.skipped} existing skipped)" if result.skipped else ""
     print(f"wrote {counted(len(result.written), 'cut-out')} to {args.out}" + skipped)
     report_empty(empty)
