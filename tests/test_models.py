@@ -108,6 +108,9 @@ def test_batch_norms_folded_for_inference_give_the_same_logits(name, layout):
     got = predict_logits(model, x, layout)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     norms = [type(m) is torch.nn.BatchNorm2d for m in folded(model).modules()]
+    if layout == "fp32-cl":  # the folded convolutions keep the layout the path runs in
+        convs = [m for m in folded(model).modules() if type(m) is torch.nn.Conv2d]
+        assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
     if name in ("unet", "unet_resnet", "segnet", "deconvnet", "fcn8s", "u2net"):
         assert sum(norms) == 0  # every one of them follows a convolution
     assert model.state_dict().keys() == before.keys()

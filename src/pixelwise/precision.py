@@ -80,9 +80,8 @@ def folded(network: nn.Module) -> nn.Module:
 
 
 def fold_batch_norms(network: nn.Module) -> nn.Module:
-    """In place, for inference: each ``BatchNorm2d`` that directly follows a ``Conv2d`` in an
-    ``nn.Sequential`` (so that it alone sees the convolution's output) folded into that
-    convolution's weights and bias and replaced by ``nn.Identity``: the same function in eval
+    """In place, for inference: each ``BatchNorm2d`` that alone sees a ``Conv2d``'s output
+    (:func:`folding_pairs`) folded into that convolution's weights and bias and replaced by ``nn.Identity``: the same function in eval
     mode, one pass over the activations fewer (a few per cent faster, up to 1.15x with the
     system allocator: ``benchmarks/fold.py``)."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -95,13 +94,8 @@ def fold_batch_norms(network: nn.Module) -> nn.Module:
                 and type(norm) is nn.BatchNorm2d
                 and norm.running_mean is not None
             ):
-                fmt = (
-                    torch.channels_last
-                    if conv.weight.is_contiguous(memory_format=torch.channels_last)
-                    and not conv.weight.is_contiguous()
-                    else torch.contiguous_format
-                )
-                module._modules[first] = fuse_conv_bn_eval(conv, norm).to(memory_format=fmt)
+                # the fused weights keep the convolution's memory format (channels_last or not)
+                module._modules[first] = fuse_conv_bn_eval(conv, norm)
                 module._modules[then] = nn.Identity()
     return network
 
