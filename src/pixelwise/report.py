@@ -194,17 +194,19 @@ def image_report(path: str | Path) -> str:
 
     from pixelwise.data.calibration import recorded
     from pixelwise.data.io import ImageReadError, _open_tiff, is_tiff, max_pixels_limit
-    from pixelwise.data.slide import base_page
+    from pixelwise.data.slide import base_page, pyramid_levels
 
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(path, "no such file")
-    tiff, size = is_tiff(path), None  # only a TIFF records a pixel size here
+    tiff, size, smaller = is_tiff(path), None, []  # only a TIFF records a pixel size here
     if tiff:
         with _open_tiff(path) as tif:
             page, series = base_page(tif), tif.series[0]
             if page is None:
                 page = tif.pages.first
+            else:  # what --scale under 1 reads of a slide
+                smaller = [f"{p.imagewidth} x {p.imagelength}" for p in pyramid_levels(tif, page)]
             h, w = page.imagelength, page.imagewidth
             layout = f"tiles of {page.tilewidth} x {page.tilelength}" if page.is_tiled else "strips"
             compression = page.compression.name.lower()
@@ -229,23 +231,15 @@ def image_report(path: str | Path) -> str:
     if w * h <= limit:
         reading = "read whole by every command"
     elif tiff:
-        reading = f"{over}: predict and segment read it region by region" + levels_text(path)
+        reading = f"{over}: predict and segment read it region by region" + levels_text(smaller)
     else:
         reading = f"{over} and not a TIFF: refused"
     return "\n".join([f"{path}: {w} x {h} pixels (width x height); {about}", scale, reading])
 
 
-def levels_text(path: Path) -> str:
+def levels_text(sizes: list[str]) -> str:
     """What ``--scale`` under 1 reads of a slide that stores smaller levels of its image
-    (:meth:`~pixelwise.data.slide.TiffRegions.levels`), else nothing."""
-    from pixelwise.data.io import ImageReadError
-    from pixelwise.data.slide import TiffRegions
-
-    try:
-        with TiffRegions(path) as regions:
-            sizes = [f"{p.imagewidth} x {p.imagelength}" for p in regions.levels()]
-    except ImageReadError:
-        return ""
+    (``sizes``, :func:`~pixelwise.data.slide.pyramid_levels`), else nothing."""
     if not sizes:
         return ""
     listed = sizes[0] if len(sizes) == 1 else f"{', '.join(sizes[:-1])} and {sizes[-1]}"

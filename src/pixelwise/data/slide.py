@@ -48,6 +48,30 @@ def base_page(tif):
     return pages[0]
 
 
+def pyramid_levels(tif, base) -> list:
+    """The smaller copies of ``base`` (a TIFF's full-resolution page, :func:`base_page`) that
+    the file stores as its pyramid (a slide scanner's levels, an OME-TIFF's SubIFDs, pages
+    marked as reduced images), largest first: the pages whose pixels are the full image's
+    shrunk by one factor both ways (within a pixel of rounding), of the same samples and type."""
+    series = tif.series[0]
+    h, w = base.imagelength, base.imagewidth
+    if series.levels[0].shape[:2] != (h, w):
+        return []
+    found = []
+    for level in series.levels[1:]:
+        page = level.keyframe
+        if len(level.pages) != 1 or (page.samplesperpixel, page.dtype, page.planarconfig) != (
+            base.samplesperpixel,
+            base.dtype,
+            base.planarconfig,
+        ):
+            continue
+        down = w / page.imagewidth
+        if down > 1 and abs(h / down - page.imagelength) <= 1:
+            found.append(page)
+    return sorted(found, key=lambda page: -page.imagewidth)
+
+
 def is_streamed(path: str | os.PathLike, max_pixels: int | None = None) -> bool:
     """Whether ``path`` is read region by region (:class:`TiffRegions`): a TIFF holding one
     image with more pixels than the limit (``max_pixels``, else ``PIXELWISE_MAX_PIXELS``, else
@@ -117,26 +141,8 @@ class TiffRegions:
         self._cached = 0
 
     def levels(self) -> list:
-        """The smaller copies of the image that the file stores as its pyramid (a slide
-        scanner's levels, an OME-TIFF's SubIFDs, pages marked as reduced images), largest
-        first: the pages whose pixels are the full image's shrunk by one factor both ways
-        (within a pixel of rounding), of the same samples and type."""
-        series = self._tif.series[0]
-        if series.levels[0].shape[:2] != self.shape:
-            return []
-        found, (h, w), base = [], self.shape, self._page
-        for level in series.levels[1:]:
-            page = level.keyframe
-            if len(level.pages) != 1 or (page.samplesperpixel, page.dtype, page.planarconfig) != (
-                base.samplesperpixel,
-                base.dtype,
-                base.planarconfig,
-            ):
-                continue
-            down = w / page.imagewidth
-            if down > 1 and abs(h / down - page.imagelength) <= 1:
-                found.append(page)
-        return sorted(found, key=lambda page: -page.imagewidth)
+        """:func:`pyramid_levels` of the page read."""
+        return pyramid_levels(self._tif, self._page)
 
     def level(self, shape: tuple[int, int]) -> TiffRegions:
         """Regions of the smallest level of the pyramid (:meth:`levels`) that holds at least
