@@ -73,7 +73,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         [
             Opt(
                 ("paths",),
-                f"{MODEL_HELP}, then image files and/or folders (searched recursively); with --method "
+                f"{MODEL_HELP}, then image files and/or folders (searched recursively; folders an earlier run wrote "
+                "its outputs to, marked .pixelwise-output, are left out); with --method "
                 "only inputs",
                 nargs="+",
                 metavar="CHECKPOINT INPUT",

@@ -578,7 +578,8 @@ SHARED: dict[str, Opt] = {
         ("--scale",),
         "semantic models: resize each image by this factor before the network, on top of the "
         "model's own (e.g. 0.5 for 40x slides given to a model trained at 20x: objects at the "
-        "size it learned, a quarter of the network's work; slides region by region); masks and "
+        "size it learned, a quarter of the network's work; slides region by region, from the "
+        "smallest level of their pyramid that holds the scaled slide); masks and "
         "objects stay at the image's resolution (default 1); auto: each image whose file "
         "records its pixel size resized to the one the model learned at (models trained on "
         "such images record it)",
@@ -651,7 +652,12 @@ SHARED: dict[str, Opt] = {
     "out_cutouts": default_out(
         "remove-bg", "cut-outs as NAME.png inside; or a .png file for one photo"
     ),
-    "inputs": Opt(("inputs",), "image files and/or folders (searched recursively)", nargs="+"),
+    "inputs": Opt(
+        ("inputs",),
+        "image files and/or folders (searched recursively; folders an earlier run wrote its "
+        "outputs to, marked .pixelwise-output, are left out)",
+        nargs="+",
+    ),
     "skip_existing": Opt(
         ("--skip-existing",), "leave inputs whose output exists alone", action="store_true"
     ),
