@@ -108,7 +108,8 @@ def test_remove_bg_on_a_clip_photos_and_a_bad_clip(tmp_path, capsys):
 def test_folders_are_searched_for_videos_too(tmp_path, capsys):
     """A folder of clips (and photos) given to remove-bg or predict: every video in it, at any
     depth, is processed as if named, its output keeping the folder's structure; the outputs
-    under the input folder are no inputs on a rerun. (It was: "no image files in ...".)"""
+    under the input folder are no inputs on a rerun, nor on a run with another output folder
+    (the first is marked as one). (It was: "no image files in ...".)"""
     clips = tmp_path / "clips"
     (clips / "day2").mkdir(parents=True)
     disc_clip(clips / "a.mp4")
@@ -120,6 +121,16 @@ def test_folders_are_searched_for_videos_too(tmp_path, capsys):
         assert len(read_alpha(out / name)[0]) == FRAMES, name
     assert main([*base, str(clips), "-o", str(out)]) == 0  # not the .webm files under cut/
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        ".pixelwise-output",
+        "a.webm",
+        "day2",
+        "day2/a.webm",
+    ]
+    assert main([*base, str(clips), "-o", str(clips / "cut2")]) == 0  # cut/ marked: no input
+    assert sorted(
+        p.relative_to(clips / "cut2").as_posix() for p in (clips / "cut2").rglob("*")
+    ) == [
+        ".pixelwise-output",
         "a.webm",
         "day2",
         "day2/a.webm",

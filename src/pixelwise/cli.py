@@ -686,10 +686,10 @@ def predict_videos(args: argparse.Namespace, seg, videos: list[tuple[Path, Path]
             rgb = map_range(rgb, *args.input_range)
         return overlay(rgb, predict(seg, rgb, *run), palette)
 
-    out = Path(args.out) / "overlays"
-    pairs = [(video, out / f"{rel}.mp4") for video, rel in videos]
+    out = Path(args.out)
+    pairs = [(video, out / "overlays" / f"{rel}.mp4") for video, rel in videos]
     share = pairs[dist.rank() :: dist.world_size()]  # under torchrun, each process its share
-    failures = run_videos(share, overlaid, args.progress, args.skip_existing)
+    failures = run_videos(share, overlaid, args.progress, args.skip_existing, out)
     return report_video_failures(failures)
 
 
@@ -995,7 +995,7 @@ def remove_bg_videos(
     for dst in targets:
         check_output(dst, transparent=not (args.background or args.mask_only))
     pairs = [(video, dst) for (video, _), dst in zip(videos, targets)]
-    failures = run_videos(pairs, cut, args.progress, args.skip_existing)
+    failures = run_videos(pairs, cut, args.progress, args.skip_existing, None if named else out)
     return report_video_failures(failures)
 
 

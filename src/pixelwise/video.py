@@ -40,14 +40,17 @@ def split_videos(
     inputs: list[str], out: str | os.PathLike
 ) -> tuple[list[tuple[Path, Path]], list[str]]:
     """The videos among ``inputs``, each with its output-relative name without suffix (a
-    file: its stem; found in a folder, searched recursively: its path in it, outside ``out``),
+    file: its stem; found in a folder, searched recursively: its path in it, outside ``out``
+    and the output folders of earlier runs),
     and the inputs left for the photos: files that are not videos, and folders unless they
     hold videos and no image."""
+    from pixelwise.batch import in_output_folder
     from pixelwise.data.io import list_images
 
     outputs = Path(out).resolve()
     videos: list[tuple[Path, Path]] = []
     photos: list[str] = []
+    seen: dict[Path, bool] = {}
     for given in inputs:
         path = Path(given)
         if path.is_file() and is_video(path):
@@ -58,7 +61,10 @@ def split_videos(
             found = [
                 f
                 for f in sorted(path.rglob("*"))
-                if f.is_file() and is_video(f) and outputs not in f.resolve().parents
+                if f.is_file()
+                and is_video(f)
+                and outputs not in f.resolve().parents
+                and not in_output_folder(f, path, seen)
             ]
             videos.extend((f, f.relative_to(path).with_suffix("")) for f in found)
         if not found or list_images([path]):
@@ -210,12 +216,19 @@ def video_frame(av, image: Image.Image, out):
 
 
 def run_videos(
-    pairs: list[tuple[Path, Path]], fn, progress: bool = True, skip_existing: bool = False
+    pairs: list[tuple[Path, Path]],
+    fn,
+    progress: bool = True,
+    skip_existing: bool = False,
+    out: Path | None = None,
 ) -> list[str]:
     """Each (video, output) pair through ``fn`` frame by frame (:func:`transform_video`), with
     a progress bar per clip and a line per output written; returns the failures, one line each
-    naming the file (a bad clip does not stop the others)."""
+    naming the file (a bad clip does not stop the others). ``out``, the output folder, is
+    marked as one when the first clip is written (:func:`~pixelwise.batch.mark_output`)."""
     from tqdm import tqdm
+
+    from pixelwise.batch import mark_output
 
     failures = []
     for src, dst in pairs:
@@ -226,6 +239,8 @@ def run_videos(
             with bar:
                 frames = transform_video(src, dst, fn, lambda n, bar=bar: bar.update(1))
             print(f"wrote {dst} ({frames} frames)")
+            if out is not None and out.is_dir():
+                mark_output(out)
         except ValueError as exc:
             failures.append(str(exc) if str(src) in str(exc) else f"{src}: {exc}")
     return failures
