@@ -486,6 +486,50 @@ def test_cli_out_naming_a_png_file_for_one_photo(tmp_path, capsys):
     assert written == [".pixelwise-output", "a.png", "b.png"]
 
 
+def test_cli_standard_input_and_output(tmp_path, monkeypatch, capsys):
+    """remove-bg in a pipeline: '-' reads the photo from standard input, '-o -' writes the
+    cut-out's PNG, and nothing else, to standard output (a real pipe, in a subprocess); the
+    cut-out is the one the Python function makes. Misuse is refused in one line."""
+    import subprocess
+    import sys
+
+    rgb, disc, square = scene()
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    options = ["--method", "grabcut", "--box", "15,30,75,90", "--mask-only"]
+    command = [sys.executable, "-m", "pixelwise", "remove-bg", "-", "-o", "-", *options]
+    done = subprocess.run(
+        command, input=(tmp_path / "a.png").read_bytes(), capture_output=True, check=True
+    )
+    piped = np.asarray(Image.open(io.BytesIO(done.stdout)))
+    expected = remove_background(rgb, method="grabcut", box=(15, 30, 75, 90), mask_only=True)
+    np.testing.assert_array_equal(piped, np.asarray(expected))
+    assert iou(piped > 127, disc) > 0.9
+    assert (
+        main(["remove-bg", str(tmp_path / "a.png"), "-o", str(tmp_path / "c.png"), *options]) == 0
+    )
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "c.png")), piped)
+
+    def stdin(data: bytes) -> None:
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+    capsys.readouterr()
+    stdin(b"")
+    assert main(["remove-bg", "-", "-o", "-", *options]) == 2
+    assert "error: <stdin>: empty file (0 bytes)" in capsys.readouterr().err
+    stdin((tmp_path / "a.png").read_bytes())
+    assert main(["remove-bg", "-", "-o", str(tmp_path / "d.png"), *options]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "d.png")), piped)
+    assert main(["remove-bg", "-", "-o", str(tmp_path / "folder"), *options]) == 2
+    assert "needs its cut-out named (-o FILE.png), or -o - for" in capsys.readouterr().err
+    assert main(["remove-bg", str(tmp_path / "a.png"), "-", "-o", "-", *options]) == 2
+    assert "is for one photo; 2 input(s) given" in capsys.readouterr().err
+    assert main(["remove-bg", str(tmp_path), "-o", "-", *options]) == 2
+    assert "is not a photo; standard output takes one" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert main(["remove-bg", str(tmp_path / "a.png"), "-o", "-", *options]) == 2
+    assert "standard output is a terminal" in capsys.readouterr().err
+
+
 def test_cli_box_strokes_and_boxes(tmp_path, capsys):
     rgb, disc, square = scene()
     photos = tmp_path / "photos"

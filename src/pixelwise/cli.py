@@ -6,6 +6,7 @@ and ``--help`` answer fast."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -247,7 +248,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     "remove-bg": (
         "cut out the foreground of photos (transparent PNGs) and videos",
         "Writes OUT/<name>.png (RGBA; folders keep their inner structure), or OUT itself when it "
-        "ends in .png and one photo is given. A video file (.mp4, .mov, .m4v, .mkv, .webm, .avi, named "
+        "ends in .png and one photo is given (- as the input: standard input; -o -: standard output). A video file (.mp4, .mov, .m4v, .mkv, .webm, .avi, named "
         "or found in a folder; the [video] extra) is cut out frame by frame into OUT/<name>.webm "
         "(VP9 with alpha), or as -o "
         "names it for one video: .webm, .mov (PNG frames) or .mp4 (with --background or "
@@ -921,7 +922,8 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
             f"-o {out}: cut-outs are PNG files (they keep transparency); name one photo's "
             "cut-out *.png, or give a folder"
         )
-    videos, photos = split_videos(args.inputs, out)
+    streams = STREAM in args.inputs or args.out == STREAM
+    videos, photos = ([], args.inputs) if streams else split_videos(args.inputs, out)
     if videos and (args.box or args.strokes or args.boxes):
         raise ValueError("--box, --strokes and --boxes are for photos, not videos")
     model = get_model(args.checkpoint, args.runtime) if args.method != "grabcut" else None
@@ -930,6 +932,8 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
     def cut(image, **hints):
         return remove_background_with(args, image, model, box_model, background, **hints)
 
+    if streams:
+        return remove_bg_stream(args, cut)
     status = remove_bg_videos(args, videos, out, cut, one=not photos) if videos else 0
     return max(status, remove_bg_photos(args, photos, out, cut) if photos else 0)
 
@@ -949,6 +953,55 @@ def remove_background_with(args, image, model, box_model, background, **hints):
         box_model=box_model,
         **hints,
     )
+
+
+# remove-bg's name for standard input (as the input) and standard output (as -o)
+STREAM = "-"
+
+
+def remove_bg_stream(args: argparse.Namespace, cut) -> int:
+    """remove-bg on one photo through the standard streams, for pipelines: ``-`` as the input
+    reads the photo from standard input; ``-o -`` writes its cut-out (PNG) to standard output,
+    and nothing else goes there."""
+    from pixelwise.config import float_list
+    from pixelwise.cutout import kept_nothing, read_strokes
+    from pixelwise.data.io import png_bytes, read_image_bytes, save_png
+    from pixelwise.video import is_video
+
+    given, out = args.inputs, Path(args.out)
+    if len(given) != 1 or args.boxes:
+        raise ValueError(
+            f"- (standard input or output) is for one photo; {len(given)} input(s)"
+            + (" and --boxes given" if args.boxes else " given")
+        )
+    if given[0] != STREAM and (Path(given[0]).is_dir() or is_video(given[0])):
+        raise ValueError(
+            f"-o -: {given[0]} is not a photo; standard output takes one photo's cut-out"
+        )
+    if args.out != STREAM and (out.suffix.lower() != ".png" or out.is_dir()):
+        raise ValueError(
+            f"-o {out}: a photo from standard input needs its cut-out named (-o FILE.png), "
+            "or -o - for standard output"
+        )
+    if args.out == STREAM and sys.stdout.isatty():
+        raise ValueError("-o -: standard output is a terminal; redirect it (> cut.png) or pipe it")
+    if given[0] == STREAM:
+        name = "<stdin>"
+        image = read_image_bytes(sys.stdin.buffer.read(), name)
+    else:
+        name = image = given[0]
+    hints = {"box": float_list(args.box)} if args.box else {}
+    hints |= read_strokes(args.strokes) if args.strokes else {}
+    with contextlib.redirect_stdout(sys.stderr):  # standard output holds the PNG alone
+        cutout = cut(image, **hints)
+    if args.out == STREAM:
+        sys.stdout.buffer.write(png_bytes(cutout))
+        sys.stdout.buffer.flush()
+    else:
+        save_png(out, cutout)
+        print(f"wrote {out}", file=sys.stderr)
+    report_empty([name] if kept_nothing(cutout) else [])
+    return 0
 
 
 def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> int:
