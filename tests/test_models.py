@@ -117,6 +117,36 @@ def test_batch_norms_folded_for_inference_give_the_same_logits(name, layout):
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
+@pytest.mark.parametrize("name", ["unet", "unet_resnet", "u2net", "patch"])
+def test_inference_relus_out_of_place_in_bf16_only(name):
+    """The inference copy's ReLUs (in place where the network's were) give exactly the logits
+    of in-place ReLUs under bf16 autocast and in fp32; in bf16 they leave their input alone, in
+    fp32 they overwrite it; out-of-place ReLUs are left as they are."""
+    import copy
+
+    from pixelwise.precision import InferenceReLU, autocast, fold_batch_norms, for_inference
+
+    torch.manual_seed(0)
+    model = with_statistics(create_model(name, **small(name, in_channels=3, num_classes=2)))
+    inplace = fold_batch_norms(copy.deepcopy(model))
+    made = for_inference(copy.deepcopy(model))
+    relus = [m for m in model.modules() if type(m) is torch.nn.ReLU]
+    kept = [m for m in made.modules() if type(m) is torch.nn.ReLU]
+    assert not any(m.inplace for m in kept)
+    assert len(kept) == sum(not m.inplace for m in relus)
+    assert sum(type(m) is InferenceReLU for m in made.modules()) == sum(m.inplace for m in relus)
+    x = torch.randn(1, 3, 48, 48)
+    for precision in ("fp32", "bf16"):
+        with torch.no_grad(), autocast(precision):
+            assert torch.equal(made(x), inplace(x)), precision
+    t = torch.randn(100)
+    for dtype, overwritten in ((torch.bfloat16, False), (torch.float32, True)):
+        given = t.to(dtype)
+        before = given.clone()
+        assert torch.equal(InferenceReLU()(given), torch.relu(before))
+        assert torch.equal(given, torch.relu(before) if overwritten else before)
+
+
 def test_a_network_trained_on_is_folded_again():
     """Training after a validation pass changes weights and statistics: the next inference
     folds them again rather than running the old copy."""

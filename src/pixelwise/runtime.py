@@ -107,7 +107,7 @@ def versions() -> dict:
     return {"torch": torch.__version__, "onnxruntime": ort, "python": platform.python_version()}
 
 
-PROBE_VERSION = 7  # raised when the probe or the rule that picks from it changes
+PROBE_VERSION = 8  # raised when the probe or the rule that picks from it changes
 
 
 @cache
