@@ -205,6 +205,29 @@ def test_watersheds_crop_by_crop_match_the_whole_image(seed):
             assert (tiled != reference).mean() < 0.001
 
 
+def test_distance_to_false_equals_scipys_transform_bit_for_bit():
+    """The watersheds' distances (OpenCV's exact transform, rounded to whole squared distances)
+    are scipy's Euclidean distance transform to the bit: random masks of every density, thin and
+    one-pixel shapes, a single False pixel far away; no False pixel at all gives zeros."""
+    from scipy import ndimage
+
+    from pixelwise.instances import distance_to_false
+
+    rng = np.random.default_rng(0)
+    for density in (0.01, 0.5, 0.9, 0.999):
+        for shape in ((1, 1), (1, 57), (40, 1), (93, 121), (300, 200)):
+            mask = rng.random(shape) < density
+            if mask.all():
+                continue
+            got = distance_to_false(mask)
+            assert got.dtype == np.float64
+            np.testing.assert_array_equal(got, ndimage.distance_transform_edt(mask))
+    far = np.ones((1500, 1200), bool)
+    far[3, 5] = False
+    np.testing.assert_array_equal(distance_to_false(far), ndimage.distance_transform_edt(far))
+    np.testing.assert_array_equal(distance_to_false(np.ones((4, 5), bool)), np.zeros((4, 5)))
+
+
 def test_drop_small_relabels_in_order_and_never_wraps_past_65535_objects():
     from skimage.segmentation import relabel_sequential
 

@@ -40,6 +40,7 @@ from pixelwise.graphcut import (
     graph_cut,
 )
 from pixelwise.inference import predict_probs
+from pixelwise.instances import filled
 from pixelwise.segmenter import Segmenter
 
 DEFAULT_MODEL = "foreground"
@@ -233,20 +234,6 @@ def stroked_objects(mask: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
         kept[labels[keep]] = True
     kept[0] = False
     return kept[labels]
-
-
-def filled(mask: np.ndarray) -> np.ndarray:
-    """``scipy.ndimage.binary_fill_holes``: background not 4-connected to the border joins the
-    mask."""
-    import cv2
-
-    mask = np.asarray(mask, bool)
-    n, labels = cv2.connectedComponents((~mask).astype(np.uint8), connectivity=4)
-    hole = np.ones(n, bool)
-    hole[0] = False  # the mask itself
-    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
-        hole[edge] = False
-    return mask | hole[labels]
 
 
 def grey_of(rgb: np.ndarray) -> np.ndarray:
