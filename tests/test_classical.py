@@ -128,7 +128,9 @@ def test_cli_compare_and_predict_method(tmp_path, capsys):
     # masks predicted beforehand (here otsu's, written by predict) compare as NAME:FOLDER,
     # scored as the method that made them, untimed
     argv = ["compare", str(data), "--methods", f"otsu,saved:{tmp_path / 'p'}", "--out", str(out)]
-    assert main([*argv, "--mask-values", "0,255"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--mask-values", "0,255", "--no-progress"]) == 0
+    assert "compare: " not in capsys.readouterr().err  # no progress bar
     otsu, saved = json.loads((out / "compare.json").read_text())["rows"]
     assert saved["mean_iou"] == otsu["mean_iou"] and saved["seconds_per_image"] is None
     assert saved["mean_boundary_f1"] == otsu["mean_boundary_f1"] > 0.9

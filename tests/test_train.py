@@ -74,8 +74,13 @@ def test_train_predict_evaluate_cli(shapes_data, tmp_path, capsys):
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["images"] == 4 and 0 <= metrics["mean_iou"] <= 1
     assert set(metrics["per_class"]) == {"class0", "class1", "class2"}
-    printed = capsys.readouterr().out
-    assert "mean IoU" in printed and "lowest mean IoU: " in printed
+    printed = capsys.readouterr()
+    assert "mean IoU" in printed.out and "lowest mean IoU: " in printed.out
+    assert "evaluate: " in printed.err  # a progress bar, an image a step
+    again = ["evaluate", str(run / "best.pt"), str(shapes_data), "--json", str(tmp_path / "n.json")]
+    assert main([*again, "--no-progress"]) == 0
+    assert "evaluate: " not in capsys.readouterr().err
+    assert json.loads((tmp_path / "n.json").read_text())["mean_iou"] == metrics["mean_iou"]
     # each image's row: its predicted mask against its reference, and pooled they are the total
     rows = {row["name"]: row for row in metrics["per_image"]}
     assert sorted(rows) == [m.stem for m in masks]

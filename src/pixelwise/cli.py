@@ -151,6 +151,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "scale",
             "runtime",
             "device",
+            "progress",
         ],
     ),
     "segment": (
@@ -410,6 +411,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             Opt(("--sample",), "a seeded random sample of this many images", type=int),
             Opt(("--seed",), "default 0", 0, type=int),
             Opt(("--grid",), "rows (images) in the figure grid (default 4)", 4, type=int),
+            "progress",
         ],
     ),
     "export": (
@@ -821,6 +823,7 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
         args.instance_thresholds,
         args.channel,
         args.scale,
+        args.progress,
     )
     return summary, resolve_checkpoint(args.checkpoint).parent
 
@@ -1145,6 +1148,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         sample=args.sample,
         seed=args.seed,
         grid_rows=args.grid,
+        progress=args.progress,
     )
     print(format_table(rows))
     print(f"table: {Path(args.out) / 'compare.md'}\nfigure grid: {Path(args.out) / 'grid.png'}")

@@ -194,6 +194,7 @@ def compare(
     sample: int | None = None,
     seed: int = 0,
     grid_rows: int = 4,
+    progress: bool = True,
 ) -> tuple[list[dict], list[list[np.ndarray]], list[Item], int]:
     """Score every method on the selected items; returns table rows, the grid panels of
     ``grid_rows`` items spread evenly over the selection, the items and the number of classes.
@@ -201,7 +202,8 @@ def compare(
     Classes: ``num_classes``, else one per ``mask_values`` (or the dataset's classes.json; masks
     of 0 and 255 alone are background and foreground; ``ignore_values`` unscored),
     else the first checkpoint's, else 2. Instance labels are scored as background/foreground,
-    and so are the classes of a model trained on instances."""
+    and so are the classes of a model trained on instances. ``progress``: a progress bar, an
+    image a step."""
     info = read_dataset_info(Path(roots[0]))
     checkpoints = tuple(m.checkpoint for m in methods if m.checkpoint)
     items = select_items(roots, val_stems, sample, seed, checkpoints)
@@ -218,7 +220,7 @@ def compare(
     )
     from tqdm import tqdm
 
-    for index, item in enumerate(tqdm(items, desc="compare", unit="img")):
+    for index, item in enumerate(tqdm(items, desc="compare", unit="img", disable=not progress)):
         image = item_image(item)
         target = encoding.apply(item.read_mask(), num_classes, item.mask)
         row = [image, target]

@@ -148,6 +148,7 @@ def evaluate_checkpoint(
     thresholds: tuple[float, float] | None = None,
     channel: int | None = None,
     scale: float | str = 1.0,
+    progress: bool = False,
 ) -> dict:
     """Confusion-matrix metrics of ``checkpoint`` over the selected pairs of ``data``, with
     ``split`` (what was scored) and ``images`` (how many) added. ``input_range``: raw values seen
@@ -156,7 +157,8 @@ def evaluate_checkpoint(
     ``channel``: each image's channel read alone (multi-channel images; semantic models).
     ``scale``: each image resized by this before the network, as ``predict --scale`` does
     (``"auto"``: by its file's pixel size over the one the model learned at); the masks are
-    scored at the data's resolution.
+    scored at the data's resolution. ``progress``: a progress bar, an image a step (semantic
+    models).
 
     Object metrics (``objects``, see :func:`object_metrics`) are added for checkpoints trained
     on instance masks, and for others when ``object_class`` names the class whose connected
@@ -188,9 +190,9 @@ def evaluate_checkpoint(
     scores = ImageScores(seg.num_classes)
     models = scaled_models(seg, items, scale)
     if seg.encoding.instances is None and object_class is None:
-        score_pixels(models, ds, precision, tta, scores)
+        score_pixels(models, ds, precision, tta, scores, progress)
         return head | scores.summary(seg.class_names) | {"per_image": image_rows(items, scores)}
-    objects = scored_objects(models, ds, precision, tta, object_class, min_size, scores)
+    objects = scored_objects(models, ds, precision, tta, object_class, min_size, scores, progress)
     return head | thresholds_used(seg) | objects
 
 
@@ -233,11 +235,15 @@ def refuse_for_instances(checkpoint, options: dict) -> None:
             raise ValueError(f"{checkpoint}: {name} is not supported for instance models here")
 
 
-def scored_objects(models, ds, precision, tta, object_class, min_size, scores) -> dict:
+def scored_objects(
+    models, ds, precision, tta, object_class, min_size, scores, progress: bool = False
+) -> dict:
     """The pixel metrics (``scores``), ``objects`` (:func:`object_metrics`) and ``per_image`` of
     :func:`evaluate_checkpoint` for a model whose output is made into objects (``models``: the
     model for each image, :func:`scaled_models`)."""
-    pairs, coco = score_objects(models, ds, precision, tta, object_class, min_size, scores)
+    pairs, coco = score_objects(
+        models, ds, precision, tta, object_class, min_size, scores, progress
+    )
     image_aps: list[float] = []
     objects = object_metrics(pairs, image_aps) | coco
     rows = image_rows(ds.items, scores, image_aps)
@@ -406,13 +412,24 @@ def score_pixels(
     precision: str,
     tta: bool,
     scores: ImageScores,
+    progress: bool = False,
 ) -> None:
     """Add to ``scores`` the masks :func:`pixelwise.inference.predict` makes of the images of
     ``ds`` (overlap-tile above 2048 x 2048 pixels, as for files), each by its model of
     ``models`` (:func:`scaled_models`)."""
-    for i, seg in enumerate(models):
+    for i, seg in enumerate(each_image(models, progress)):
         image, target = ds.load(i)
         scores.add(predict_semantic(seg, image, precision, tta, None, AUTO_OVERLAP), target)
+
+
+def each_image(items: list, progress: bool):
+    """``items`` under a progress bar ("evaluate", an image a step, gone when done) when
+    ``progress``; else as they are."""
+    if not progress:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc="evaluate", unit="img", leave=False)
 
 
 def score_objects(
@@ -423,6 +440,7 @@ def score_objects(
     object_class: int | None,
     min_size: int,
     scores: ImageScores,
+    progress: bool = False,
 ) -> tuple[list[Overlaps], dict]:
     """The :class:`~pixelwise.metrics.Overlaps` of each image's (reference, predicted) instance
     label images and the COCO mask AP of its objects ranked by their mean probability
@@ -431,7 +449,7 @@ def score_objects(
     counts and RLEs are kept, so that many large images fit. ``models``: the model for each
     image (:func:`scaled_models`)."""
     pairs, coco, with_coco = [], [], has_pycocotools()
-    for i, (item, seg) in enumerate(zip(ds.items, models)):
+    for i, (item, seg) in enumerate(each_image(list(zip(ds.items, models)), progress)):
         image, target = ds.load(i)
         pred = probability_tensor(seg, image, precision, tta)
         scores.add(pred.argmax(1)[0].numpy(), target)
