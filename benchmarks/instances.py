@@ -84,7 +84,7 @@ def main() -> None:
         seconds = interleaved(calls, args.repeats)
         same = np.array_equal(calls["scipy"](), calls["opencv"]())
         print(
-            f"| {name} | {seconds['scipy']:.2f} s | {seconds['opencv']:.2f} s | "
+            f"| {name} | {seconds['scipy']:.3f} s | {seconds['opencv']:.3f} s | "
             f"{seconds['scipy'] / seconds['opencv']:.2f}x | {'yes' if same else 'NO'} |",
             flush=True,
         )
