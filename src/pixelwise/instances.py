@@ -127,7 +127,7 @@ def object_crops(components: np.ndarray, tile: int, margin: int = DISTANCE_MARGI
 def filled(mask: np.ndarray) -> np.ndarray:
     """``scipy.ndimage.binary_fill_holes``: background not 4-connected to the border joins the
     mask. By OpenCV's connected components (4x as fast on a 2200 x 2200 mask of 3,000 objects:
-    32 vs 132 ms)."""
+    34 vs 148 ms)."""
     import cv2
 
     mask = np.asarray(mask, bool)
