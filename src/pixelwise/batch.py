@@ -137,8 +137,7 @@ def output_names(
             pairs.extend(
                 (f, f.relative_to(p).with_suffix(".png"))
                 for f in list_images([p])
-                if (outputs is None or outputs not in f.resolve().parents)
-                and not in_output_folder(f, p, seen)
+                if not is_output(f, p, outputs, seen)
             )
         else:
             pairs.append((p, Path(p.stem + ".png")))
@@ -172,6 +171,15 @@ def mark_output(out: Path) -> None:
     if not mark.exists():
         text = "written by pixelwise: the files of this folder are outputs, not inputs\n"
         atomic_write_bytes(mark, text.encode())
+
+
+def is_output(path: Path, root: Path, outputs: Path | None, seen: dict) -> bool:
+    """Whether ``path``, listed under the input folder ``root``, is an output rather than an
+    input: under ``outputs`` (this run's output folder, resolved; None: none) or in a folder
+    an earlier run wrote its outputs to (:func:`in_output_folder`, ``seen`` as there)."""
+    if outputs is not None and outputs in path.resolve().parents:
+        return True
+    return in_output_folder(path, root, seen)
 
 
 def in_output_folder(path: Path, root: Path, seen: dict) -> bool:

@@ -966,8 +966,7 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
     """remove-bg on one photo through the standard streams, for pipelines: ``-`` as the input
     reads the photo from standard input; ``-o -`` writes its cut-out (PNG) to standard output,
     and nothing else goes there."""
-    from pixelwise.config import float_list
-    from pixelwise.cutout import kept_nothing, read_strokes
+    from pixelwise.cutout import kept_nothing
     from pixelwise.data.io import png_bytes, read_image_bytes, save_png
     from pixelwise.video import is_video
 
@@ -993,10 +992,8 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
         image = read_image_bytes(sys.stdin.buffer.read(), name)
     else:
         name = image = given[0]
-    hints = {"box": float_list(args.box)} if args.box else {}
-    hints |= read_strokes(args.strokes) if args.strokes else {}
     with contextlib.redirect_stdout(sys.stderr):  # standard output holds the PNG alone
-        cutout = cut(image, **hints)
+        cutout = cut(image, **one_photo_hints(args))
     if args.out == STREAM:
         sys.stdout.buffer.write(png_bytes(cutout))
         sys.stdout.buffer.flush()
@@ -1069,15 +1066,13 @@ def report_empty(names: list[str]) -> None:
 
 def user_hints(args: argparse.Namespace, pairs: list[tuple[Path, Path]]):
     """``src -> remove_background keyword arguments`` from --box, --strokes and --boxes."""
-    from pixelwise.config import float_list
-    from pixelwise.cutout import read_boxes, read_strokes
+    from pixelwise.cutout import read_boxes
 
     if (args.box or args.strokes) and len(pairs) != 1:
         raise ValueError(
             f"--box and --strokes are for one photo; {len(pairs)} inputs given (use --boxes for folders)"
         )
-    one = {"box": float_list(args.box)} if args.box else {}
-    one |= read_strokes(args.strokes) if args.strokes else {}
+    one = one_photo_hints(args)
     boxes = read_boxes(args.boxes) if args.boxes else {}
     keys = {src: (rel.with_suffix(src.suffix).as_posix(), src.name) for src, rel in pairs}
     unused = sorted(set(boxes) - {k for both in keys.values() for k in both})
@@ -1096,6 +1091,15 @@ def user_hints(args: argparse.Namespace, pairs: list[tuple[Path, Path]]):
         return one
 
     return hints
+
+
+def one_photo_hints(args: argparse.Namespace) -> dict:
+    """remove_background keyword arguments of --box and --strokes (one photo's)."""
+    from pixelwise.config import float_list
+    from pixelwise.cutout import read_strokes
+
+    hints = {"box": float_list(args.box)} if args.box else {}
+    return hints | (read_strokes(args.strokes) if args.strokes else {})
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:

@@ -44,7 +44,7 @@ def split_videos(
     and the output folders of earlier runs),
     and the inputs left for the photos: files that are not videos, and folders unless they
     hold videos and no image."""
-    from pixelwise.batch import in_output_folder
+    from pixelwise.batch import is_output
     from pixelwise.data.io import list_images
 
     outputs = Path(out).resolve()
@@ -61,10 +61,7 @@ def split_videos(
             found = [
                 f
                 for f in sorted(path.rglob("*"))
-                if f.is_file()
-                and is_video(f)
-                and outputs not in f.resolve().parents
-                and not in_output_folder(f, path, seen)
+                if f.is_file() and is_video(f) and not is_output(f, path, outputs, seen)
             ]
             videos.extend((f, f.relative_to(path).with_suffix("")) for f in found)
         if not found or list_images([path]):
