@@ -158,3 +158,31 @@ def test_sharded_segment_gathers_one_coco_file(tmp_path):
     assert len(rows) == objects and {r.split(",")[0] for r in rows} <= {
         f"im{i}.png" for i in range(5)
     }
+
+
+def test_gather_under_a_plain_launch_where_rank_zero_hosts_the_store():
+    """Sharded prediction's one exchange, ``gather``, goes through the launcher's key-value
+    store. Launched by hand (RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set, no torchrun
+    agent) rank 0 hosts it: every rank gets every rank's object, in rank order, whichever
+    starts first."""
+    import json
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    code = (
+        "import json, time; from pixelwise.distributed import gather, rank; "
+        "time.sleep(0.3 * (2 - rank())); print(json.dumps(gather({'rank': rank()})))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORCHELASTIC")}
+    env |= {"WORLD_SIZE": "3", "MASTER_ADDR": "localhost", "MASTER_PORT": str(port)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], env=env | {"RANK": str(r)}, stdout=subprocess.PIPE
+        )
+        for r in range(3)
+    ]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0]
+    assert [json.loads(o) for o in outs] == [[{"rank": r} for r in range(3)]] * 3

@@ -274,11 +274,7 @@ def run_sharded(run, report) -> int:
     """``run(shard)`` on this process's share of the inputs (``shard = (rank, world)``). Under
     torchrun the inputs are split among the ranks, results are gathered, and rank 0 reports for
     all; every rank exits 1 if any file failed anywhere."""
-    _, created = dist.setup("cpu")
-    try:
-        result = BatchResult.merge(dist.gather(run((dist.rank(), dist.world_size()))))
-    finally:
-        dist.cleanup(created)
+    result = BatchResult.merge(dist.gather(run((dist.rank(), dist.world_size()))))
     if dist.is_main():
         report(result)
         return report_failures(result)
