@@ -428,3 +428,42 @@ def test_a_calibrated_checkpoint_races_int8_once_per_machine_and_best_path(fresh
     runtime.save(cached | {"inference": {"best": "onnx-fp32"}})  # measured again: race again
     assert runtime.calibrated_path("digest-a", race) == "onnx-int8"
     assert calls == ["torch-bf16-cl", "onnx-fp32"]
+
+
+def test_processes_started_together_measure_once(fresh_cache, tmp_path):
+    """torchrun's ranks (or two commands at once) on a machine not yet measured: one process
+    measures, the others wait for it and read its result, instead of each timing the paths
+    while the others load the CPUs."""
+    import subprocess
+    import sys
+
+    code = """if True:
+        import os, pathlib, sys, time
+        from pixelwise import runtime
+        here = pathlib.Path(sys.argv[1])
+        def probe(progress=True):
+            with open(here / "probes", "a") as f:
+                f.write("probe\\n")
+            time.sleep(2)
+            return {"key": runtime.machine_key(), "by": os.getpid()}
+        runtime.probe = probe
+        (here / f"ready{sys.argv[2]}").touch()
+        while not all((here / f"ready{i}").exists() for i in range(2)):
+            time.sleep(0.01)
+        print(runtime.measured()["by"])
+    """
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path), str(i)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert (tmp_path / "probes").read_text() == "probe\n"
+    assert outs[0][0] == outs[1][0]  # the same result: the one measurement
+    waited = [err for _, err in outs if "waiting for another process measuring" in err]
+    assert len(waited) == 1

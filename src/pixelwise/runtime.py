@@ -25,6 +25,7 @@ the measured slowdown.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -460,12 +461,43 @@ def measured(progress: bool = True) -> dict:
     if _MEASURED is not None and _MEASURED.get("key") == machine_key():
         return _MEASURED
     cached = cached_machines().get(machine_key())
-    if cached is not None and not measure_again(cached):
-        _MEASURED = cached
-        return cached
-    _MEASURED = probe(progress)
-    save(_MEASURED)
-    return _MEASURED
+    if cached is None or measure_again(cached):
+        with one_probe_at_a_time(progress):  # another process may have measured meanwhile
+            cached = cached_machines().get(machine_key())
+            if cached is None or measure_again(cached):
+                cached = probe(progress)
+                save(cached)
+    _MEASURED = cached
+    return cached
+
+
+@contextlib.contextmanager
+def one_probe_at_a_time(progress: bool = True):
+    """An exclusive lock beside the cache while a process checks it and measures, so that
+    processes started together (torchrun's ranks, two commands at once) measure once: the
+    others wait, then read the result, instead of each timing the paths while the others load
+    the CPUs. Without fcntl (Windows) or a writable cache folder, no lock."""
+    try:
+        import fcntl
+
+        lock = cache_file().with_name("runtime.lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a")
+    except (ImportError, OSError):
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            if progress:
+                print(
+                    "pixelwise: waiting for another process measuring this machine...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # the lock goes with the file's closing
 
 
 # Probe results kept in the cache, most recently measured last: one per machine key, so a home
@@ -534,26 +566,42 @@ def calibrated_path(digest: str, race, progress: bool = True) -> str:
     (AVX-512 BF16 machine, int8 / bf16 time: 0.96 for the probe's width-16 U-Net at 384^2,
     0.76 for the default width-32 one, 0.62 for the ISBI checkpoint at 512^2)."""
     result = measured()
+    if not raced(result, digest):
+        with one_probe_at_a_time(progress):  # another process may have raced it meanwhile
+            result = cached_machines().get(machine_key(), result)
+            if not raced(result, digest):
+                race_checkpoint(result, digest, race, progress)
+    global _MEASURED
+    _MEASURED = result
+    return result["checkpoints"][digest]["best"]
+
+
+def raced(result: dict, digest: str) -> bool:
+    """Whether a probe result holds checkpoint ``digest``'s race against its best path."""
+    entry = result.get("checkpoints", {}).get(digest)
+    return entry is not None and entry.get("against") == result["inference"]["best"]
+
+
+def race_checkpoint(result: dict, digest: str, race, progress: bool) -> None:
+    """Time checkpoint ``digest``'s int8 graph against the probe's best path (``race``, as in
+    :func:`calibrated_path`) and cache the outcome in ``result``."""
     best = result["inference"]["best"]
     races = result.get("checkpoints", {})
-    entry = races.get(digest)
-    if entry is None or entry.get("against") != best:
-        if progress:
-            print(
-                f"\rpixelwise: timing this checkpoint's int8 graph against {best} (once)...",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
-        seconds = race(best)
-        entry = {"against": best, "seconds": seconds, "best": min(seconds, key=seconds.get)}
-        races = {k: v for k, v in races.items() if k != digest} | {digest: entry}
-        result["checkpoints"] = dict(list(races.items())[-KEPT_RACES:])
-        save(result)
-        if progress:
-            times = ", ".join(f"{p} {s * 1000:.0f} ms" for p, s in seconds.items())
-            print(f"\rpixelwise: {times}: {entry['best']} for this checkpoint", file=sys.stderr)
-    return entry["best"]
+    if progress:
+        print(
+            f"\rpixelwise: timing this checkpoint's int8 graph against {best} (once)...",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+    seconds = race(best)
+    entry = {"against": best, "seconds": seconds, "best": min(seconds, key=seconds.get)}
+    races = {k: v for k, v in races.items() if k != digest} | {digest: entry}
+    result["checkpoints"] = dict(list(races.items())[-KEPT_RACES:])
+    save(result)
+    if progress:
+        times = ", ".join(f"{p} {s * 1000:.0f} ms" for p, s in seconds.items())
+        print(f"\rpixelwise: {times}: {entry['best']} for this checkpoint", file=sys.stderr)
 
 
 def training_path() -> str:
