@@ -4,6 +4,7 @@ shard prediction so that every input is written exactly once."""
 import os
 import subprocess
 import sys
+from subprocess import PIPE
 
 import numpy as np
 import pytest
@@ -36,7 +37,7 @@ TRAIN_ARGS = [
 ]
 
 
-def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
+def torchrun(*args: str, nproc: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -52,7 +53,16 @@ def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
         "pixelwise",
         *args,
     ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.Popen(cmd, stdout=PIPE, stderr=PIPE, text=True, env=env)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # torchrun ends its ranks on SIGTERM (they run in sessions of their own): a rank left
+        # behind would hold on to the CPUs, and to the output pipes, for the rest of the suite
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+        pytest.fail(f"torchrun {' '.join(args)}: no end in {timeout:.0f} s\n{err[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def test_shard_batches_partition_each_global_batch():
