@@ -428,6 +428,14 @@ def test_a_calibrated_checkpoint_races_int8_once_per_machine_and_best_path(fresh
     runtime.save(cached | {"inference": {"best": "onnx-fp32"}})  # measured again: race again
     assert runtime.calibrated_path("digest-a", race) == "onnx-int8"
     assert calls == ["torch-bf16-cl", "onnx-fp32"]
+    # another process raced digest-c after this one read the cache: taken, not run again
+    machines = json.loads(fresh_cache.read_text())["machines"]
+    entry = {"against": "onnx-fp32", "seconds": {}, "best": "onnx-int8"}
+    machines[runtime.machine_key()]["checkpoints"]["digest-c"] = entry
+    fresh_cache.write_text(json.dumps({"machines": machines}))
+    assert runtime.calibrated_path("digest-c", lambda best: pytest.fail("raced again")) == (
+        "onnx-int8"
+    )
 
 
 def test_processes_started_together_measure_once(fresh_cache, tmp_path):

@@ -568,7 +568,9 @@ def calibrated_path(digest: str, race, progress: bool = True) -> str:
     result = measured()
     if not raced(result, digest):
         with one_probe_at_a_time(progress):  # another process may have raced it meanwhile
-            result = cached_machines().get(machine_key(), result)
+            cached = cached_machines().get(machine_key())
+            if cached and cached.get("inference", {}).get("best") == result["inference"]["best"]:
+                result = cached
             if not raced(result, digest):
                 race_checkpoint(result, digest, race, progress)
     global _MEASURED
