@@ -185,3 +185,24 @@ def test_predict_scale_resizes_what_the_network_sees(tmp_path, monkeypatch, caps
     mask = tifffile.imread(tmp_path / "out" / "masks" / "a.tif")
     expected = predict(dataclasses.replace(seg, input_scale=0.5), image, "fp32", tile=32, overlap=4)
     assert (mask == expected).mean() > 0.999
+
+
+def test_a_command_on_a_unet_does_not_import_torchvision(tmp_path):
+    """torchvision's import pulls in torch._dynamo: 1.2 s of every command's start on a 2-core
+    CPU. The bundled U-Nets need none of it, so `remove-bg` and `predict` with them must not
+    import it (Mask R-CNN and ResNet encoders do, when built)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), np.uint8)).save(photo)
+    code = (
+        "import sys; from pixelwise.cli import main; "
+        f"rc = main(['remove-bg', {str(photo)!r}, '-o', {str(tmp_path / 'cut.png')!r}, "
+        "'--no-progress']); print(rc, 'torchvision' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split()[-2:] == ["0", "False"], done.stderr[-2000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
 import threading
 import weakref
 
@@ -129,11 +130,12 @@ def folding_pairs(module: nn.Module) -> list[tuple[str, str]]:
     """The names of (convolution, batch norm) children of ``module`` whose norm sees the
     convolution's output alone: neighbours in an ``nn.Sequential``, and ``convN``/``bnN`` in
     torchvision's ResNet blocks, whose ``forward`` applies ``bnN(convN(x))``."""
-    from torchvision.models.resnet import BasicBlock, Bottleneck
-
     if isinstance(module, nn.Sequential):
         names = list(module._modules)
         return list(zip(names, names[1:]))
-    if type(module) in (BasicBlock, Bottleneck):
+    # a network with ResNet blocks imported torchvision to build them; importing it here for the
+    # others would cost every command 1.2 s (torchvision's import pulls in torch._dynamo)
+    resnet = sys.modules.get("torchvision.models.resnet")
+    if resnet is not None and type(module) in (resnet.BasicBlock, resnet.Bottleneck):
         return [(f"conv{k}", f"bn{k}") for k in (1, 2, 3) if f"bn{k}" in module._modules]
     return []
