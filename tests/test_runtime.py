@@ -475,3 +475,17 @@ def test_processes_started_together_measure_once(fresh_cache, tmp_path):
     assert outs[0][0] == outs[1][0]  # the same result: the one measurement
     waited = [err for _, err in outs if "waiting for another process measuring" in err]
     assert len(waited) == 1
+
+
+def test_a_cache_on_a_file_system_without_locks_still_measures(fresh_cache, monkeypatch):
+    """Some network mounts refuse file locks (ENOLCK): the probe runs unlocked, as before."""
+    import errno
+    import fcntl
+
+    def refuse(handle, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    monkeypatch.setattr(runtime, "probe", lambda progress=True: {"key": runtime.machine_key()})
+    assert runtime.measured()["key"] == runtime.machine_key()
+    assert fresh_cache.exists()

@@ -489,14 +489,17 @@ def one_probe_at_a_time(progress: bool = True):
     with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             if progress:
                 print(
                     "pixelwise: waiting for another process measuring this machine...",
                     file=sys.stderr,
                     flush=True,
                 )
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            with contextlib.suppress(OSError):
+                fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError:
+            pass  # a file system without locks (some network mounts): measure unlocked
         yield  # the lock goes with the file's closing
 
 
