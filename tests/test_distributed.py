@@ -171,7 +171,7 @@ def test_sharded_segment_gathers_one_coco_file(tmp_path):
 
 
 def test_gather_under_a_plain_launch_where_rank_zero_hosts_the_store():
-    """Sharded prediction's one exchange, ``gather``, goes through the launcher's key-value
+    """Sharded prediction's one exchange, ``Exchange.gather``, goes through the launcher's key-value
     store. Launched by hand (RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set, no torchrun
     agent) rank 0 hosts it: every rank gets every rank's object, in rank order, whichever
     starts first."""
@@ -182,8 +182,9 @@ def test_gather_under_a_plain_launch_where_rank_zero_hosts_the_store():
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
     code = (
-        "import json, time; from pixelwise.distributed import gather, rank; "
-        "time.sleep(0.3 * (2 - rank())); print(json.dumps(gather({'rank': rank()})))"
+        "import json, os, time; from pixelwise.distributed import Exchange; "
+        "time.sleep(0.3 * (2 - int(os.environ['RANK']))); exchange = Exchange(); "
+        "print(json.dumps(exchange.gather({'rank': exchange.rank})))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("TORCHELASTIC")}
     env |= {"WORLD_SIZE": "3", "MASTER_ADDR": "localhost", "MASTER_PORT": str(port)}
@@ -196,3 +197,17 @@ def test_gather_under_a_plain_launch_where_rank_zero_hosts_the_store():
     outs = [p.communicate(timeout=120)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0]
     assert [json.loads(o) for o in outs] == [[{"rank": r} for r in range(3)]] * 3
+
+
+def test_a_launch_without_its_store_fails_before_the_work(tmp_path):
+    """WORLD_SIZE set without MASTER_ADDR: one line naming what is missing, exit 2, nothing
+    written (the store is joined before the first image, not after the last)."""
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "im.png")
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT")}
+    env |= {"WORLD_SIZE": "2", "RANK": "0"}
+    cmd = [sys.executable, "-m", "pixelwise", "segment", "nuclei", str(tmp_path / "im.png")]
+    done = subprocess.run(
+        [*cmd, "-o", str(tmp_path / "out")], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 2 and "MASTER_ADDR" in done.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()

@@ -274,8 +274,9 @@ def run_sharded(run, report) -> int:
     """``run(shard)`` on this process's share of the inputs (``shard = (rank, world)``). Under
     torchrun the inputs are split among the ranks, results are gathered, and rank 0 reports for
     all; every rank exits 1 if any file failed anywhere."""
-    result = BatchResult.merge(dist.gather(run((dist.rank(), dist.world_size()))))
-    if dist.is_main():
+    exchange = dist.Exchange()
+    result = BatchResult.merge(exchange.gather(run(exchange.shard)))
+    if exchange.rank == 0:
         report(result)
         return report_failures(result)
     return 1 if result.failures else 0

@@ -112,25 +112,37 @@ def all_mean(value: float, device: torch.device | str = "cpu") -> float:
     return t.item() / dist.get_world_size()
 
 
-def gather(obj) -> list:
-    """Every rank's ``obj``, in rank order, on every rank (``[obj]`` in one process).
+class Exchange:
+    """This process's share of a batch, ``(rank, world)``, and the one exchange at the batch's
+    end, :meth:`gather`: all sharded prediction needs. It goes through the launcher's key-value
+    store (torchrun's, or rank 0's under a plain ``MASTER_ADDR`` launch), not through a
+    process group. Gloo's ``all_gather_object`` there hung about one run in twelve on a 2-core
+    machine (torch 2.14.1, ``segment`` on 5 images under ``torchrun --nproc_per_node=2``):
+    rank 1 waited in the first of its two all-gathers while rank 0 had finished both and
+    waited in the barrier after them. The store is joined on construction, so that a launch
+    that lacks it fails before the work, not after."""
 
-    Sharded prediction needs nothing but this one exchange at the end, so it goes through the
-    launcher's key-value store (torchrun's, or rank 0's under a plain ``MASTER_ADDR`` launch),
-    not through a process group. Gloo's ``all_gather_object`` there hung about one run in
-    twelve on a 2-core machine (torch 2.14.1, ``segment`` on 5 images under ``torchrun
-    --nproc_per_node=2``): rank 1 waited in the first of its two all-gathers while rank 0 had
-    finished both and waited in the barrier after them."""
-    if world_size() <= 1:
-        return [obj]
-    # a rank may finish its share hours before another (a slide each): wait as long as it takes
-    store, me, world = next(dist.rendezvous("env://", timeout=timedelta(days=1)))
-    store = dist.PrefixStore(
-        f"pixelwise-gather-{os.environ.get('TORCHELASTIC_RESTART_COUNT', 0)}", store
-    )
-    store.set(f"rank{me}", pickle.dumps(obj))
-    out = [pickle.loads(store.get(f"rank{r}")) for r in range(world)]  # get waits for the key
-    store.set(f"read{me}", b"1")
-    if me == 0:  # rank 0 may host the store: it leaves only when every rank has read
-        store.wait([f"read{r}" for r in range(world)])
-    return out
+    def __init__(self) -> None:
+        self.rank, self.world, self.store = 0, world_size(), None
+        if self.world > 1:
+            # a rank may finish its share hours before another (a slide each): wait for it
+            store, self.rank, self.world = next(
+                dist.rendezvous("env://", timeout=timedelta(days=1))
+            )
+            restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+            self.store = dist.PrefixStore(f"pixelwise-gather-{restart}", store)
+
+    @property
+    def shard(self) -> tuple[int, int]:
+        return self.rank, self.world
+
+    def gather(self, obj) -> list:
+        """Every rank's ``obj``, in rank order, on every rank (``[obj]`` in one process)."""
+        if self.store is None:
+            return [obj]
+        self.store.set(f"rank{self.rank}", pickle.dumps(obj))
+        out = [pickle.loads(self.store.get(f"rank{r}")) for r in range(self.world)]  # waits
+        self.store.set(f"read{self.rank}", b"1")
+        if self.rank == 0:  # rank 0 may host the store: it leaves when every rank has read
+            self.store.wait([f"read{r}" for r in range(self.world)])
+        return out
