@@ -171,10 +171,10 @@ def test_sharded_segment_gathers_one_coco_file(tmp_path):
 
 
 def test_gather_under_a_plain_launch_where_rank_zero_hosts_the_store():
-    """Sharded prediction's one exchange, ``Exchange.gather``, goes through the launcher's key-value
-    store. Launched by hand (RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set, no torchrun
-    agent) rank 0 hosts it: every rank gets every rank's object, in rank order, whichever
-    starts first."""
+    """Sharded prediction's one exchange, ``Exchange.gather``, goes through the launcher's
+    key-value store. Launched by hand (RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set, no
+    torchrun agent) rank 0 hosts it: every rank gets every rank's object, in rank order,
+    whichever starts first."""
     import json
     import socket
 
