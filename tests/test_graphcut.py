@@ -235,3 +235,26 @@ def test_colour_photos_are_modelled_by_their_colours():
     assert appearance(rgb) is rgb
     toned = (rgb[..., :1].astype(np.float32) * np.array([1.0, 0.75, 0.45])).astype(np.uint8)
     assert appearance(toned).shape == toned.shape and appearance(toned) is not toned  # sepia
+
+
+def test_a_flat_photo_leaves_max_flow_nothing_to_route(monkeypatch):
+    # one colour everywhere: the colour models are the same histogram and differ only by their
+    # smoothing (a logit of about 1e-5); each pixel inside the box used to carry that excess to
+    # the box's edge by a path of its own, 11 s per cut at 240 x 320. Such a pixel is indifferent
+    # now: equal costs both ways, so its neighbours (the background outside the box) decide.
+    import pixelwise.graphcut as gc
+
+    seen = []
+    cut = gc.CutGraph.cut
+
+    def spy(self, cost_fg, cost_bg):
+        seen.append((cost_fg.copy(), cost_bg.copy()))
+        return cut(self, cost_fg, cost_bg)
+
+    monkeypatch.setattr(gc.CutGraph, "cut", spy)
+    rgb, box = np.full((60, 80, 3), 255, np.uint8), (8, 6, 72, 54)
+    mask = graph_cut(rgb, np.full((60, 80), 0.5), box=box)
+    inside = box_mask((60, 80), box)
+    assert seen and not mask.any()
+    cost_fg, cost_bg = seen[0]  # colour models from the box (later ones: from an empty cut)
+    np.testing.assert_array_equal(cost_fg[inside], cost_bg[inside])

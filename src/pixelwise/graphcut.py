@@ -27,6 +27,12 @@ SMOOTHNESS = 20.0  # weight of the contrast-sensitive smoothness term
 # toned or faintly tinted ones up to 1e-3. docs/results.md (r).
 ONE_DIMENSIONAL = 1e-3
 TEXTURE_SIGMA = 2.0  # pixels: the neighbourhood whose mean and contrast stand in for colour
+# A pixel whose data term leans either way by under this (a logit, in nats) is taken as
+# indifferent: its label is left to its neighbours. On a photo of one flat colour the two colour
+# models are the same histogram and differ only by their smoothing, a logit of about 1e-5 in
+# every pixel; Boykov-Kolmogorov max flow then routes each pixel's tiny excess to the box's edge
+# one path at a time: 11 s per cut at 240 x 320, 120 s at 384 x 512 (0.35 s for a logit of 1).
+INDIFFERENT = 0.01
 
 
 def colour_index(rgb: np.ndarray, bins: int = BINS) -> np.ndarray:
@@ -264,6 +270,7 @@ def graph_cut(
         fg_w = weights + stroke_boost(stroke_fg, stroke_weight * weights.sum())
         bg_w = (1 - weights) + stroke_boost(stroke_bg, stroke_weight * (1 - weights).sum())
         logit = prior_logit + colour_weight * _logit(colour_probability(index, fg_w, bg_w))
+        logit[np.abs(logit) < INDIFFERENT] = 0.0
         cost_fg = np.logaddexp(0, -logit)  # -log sigmoid(logit)
         cost_bg = np.logaddexp(0, logit)  # -log (1 - sigmoid(logit))
         cost_fg[fixed_bg], cost_bg[fixed_bg] = HARD, 0.0
