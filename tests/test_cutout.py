@@ -457,3 +457,56 @@ def test_http_predict_returns_what_predict_and_segment_write():
         bad = client.post("/api/predict", files=upload, data=data)
         assert bad.status_code == 400 and says in bad.json()["detail"], data
     assert "/api/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def _cut_out_photo():
+    """A bright disc and, to its right, a larger bright rectangle that an earlier cut made
+    transparent (its colours kept under alpha 0, as cut-outs keep them); part of the disc is
+    half transparent."""
+    image, _ = _photo(300, 400)
+    yy, xx = np.mgrid[:300, :400]
+    disc = (yy - 150) ** 2 + (xx - 110) ** 2 < 60**2
+    image[...] = np.where(disc[..., None], 210, image.min(axis=-1, keepdims=True) // 4 + 30)
+    image[20:280, 230:390] = 220  # bright, larger than the disc: the largest without the alpha
+    alpha = np.full((300, 400), 255, np.uint8)
+    alpha[:, 220:] = 0
+    alpha[140:160, 100:120] = 128
+    return np.dstack([image, alpha]), disc
+
+
+def test_a_photo_with_transparency_stays_transparent_where_it_was():
+    rgba, disc = _cut_out_photo()
+    seg = tiny_seg(BrightIsForeground())
+    as_rgb = np.asarray(remove_background(rgba[..., :3], seg, mask_only=True, model_size=96))
+    assert (as_rgb[:, 230:] > 127).mean() > 0.5  # without its alpha: the rectangle
+    for image in (rgba, Image.fromarray(rgba, "RGBA")):
+        out = np.asarray(remove_background(image, seg, model_size=96))
+        cut = out[..., 3] > 127
+        assert (cut & disc).sum() / (cut | disc).sum() > 0.95  # cut inside the opaque part
+        assert (out[..., 3] <= rgba[..., 3]).all() and out[150, 110, 3] <= 128
+        np.testing.assert_array_equal(out[..., :3], rgba[..., :3])
+    box = np.asarray(remove_background(rgba, seg, model_size=96, box=(200, 0, 400, 300)))
+    assert not box[:, 220:, 3].any()  # a user's box is taken as given; never more opaque
+    clear = rgba.copy()
+    clear[..., 3] = 0
+    assert not np.asarray(remove_background(clear, seg, model_size=96))[..., 3].any()
+
+
+def test_cli_and_http_keep_a_photos_transparency(tmp_path, fg_checkpoint):
+    rgba, _ = _cut_out_photo()
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png")
+    out = tmp_path / "again.png"
+    run = ["remove-bg", str(tmp_path / "cut.png"), "-o", str(out), "--no-progress"]
+    assert main(run + ["--model", str(fg_checkpoint)]) == 0
+    assert not np.asarray(Image.open(out))[:, 220:, 3].any()
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from fastapi.testclient import TestClient
+
+    from pixelwise.web.app import create_app
+
+    client = TestClient(create_app(tiny_seg(BrightIsForeground())), base_url="http://localhost")
+    sent = (tmp_path / "cut.png").read_bytes()
+    answer = client.post("/api/remove-background", files={"file": ("cut.png", sent, "image/png")})
+    assert answer.status_code == 200
+    alpha = np.asarray(Image.open(io.BytesIO(answer.content)))[..., 3]
+    assert not alpha[:, 220:].any() and alpha[150, 60] == 255

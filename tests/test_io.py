@@ -11,6 +11,7 @@ from PIL import Image
 from pixelwise.data.io import (
     ImageReadError,
     count_pages,
+    image_and_transparency,
     list_images,
     png_bytes,
     read_image,
@@ -18,6 +19,7 @@ from pixelwise.data.io import (
     read_mask,
     save_mask,
     save_png,
+    transparency,
 )
 
 
@@ -33,6 +35,39 @@ def test_rgba_png_drops_alpha(tmp_path):
     arr = np.random.default_rng(0).integers(0, 255, (5, 7, 4), dtype=np.uint8)
     Image.fromarray(arr, mode="RGBA").save(tmp_path / "a.png")
     np.testing.assert_array_equal(read_image(tmp_path / "a.png"), arr[..., :3])
+
+
+def test_transparency_of_images_and_arrays(tmp_path):
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (5, 7, 4), dtype=np.uint8)
+    rgba[0, 0, 3] = 0
+    for image in (Image.fromarray(rgba, mode="RGBA"), rgba, np.moveaxis(rgba, -1, 0)):
+        np.testing.assert_array_equal(transparency(image), rgba[..., 3])
+    grey_alpha = rgba[..., 2:]
+    np.testing.assert_array_equal(transparency(Image.fromarray(grey_alpha, "LA")), rgba[..., 3])
+    np.testing.assert_array_equal(transparency(grey_alpha), rgba[..., 3])
+    np.testing.assert_array_equal(transparency(rgba.astype(np.uint16) * 257), rgba[..., 3])
+    np.testing.assert_array_equal(transparency(rgba / 255.0), rgba[..., 3])
+    # a palette image with a transparent colour (GIF, palette PNG)
+    pal = Image.fromarray(np.array([[0, 1], [1, 0]], dtype=np.uint8), mode="P")
+    pal.putpalette([10, 20, 30, 200, 100, 50] + [0] * 762)
+    pal.info["transparency"] = 0
+    np.testing.assert_array_equal(transparency(pal), [[0, 255], [255, 0]])
+    opaque = rgba.copy()
+    opaque[..., 3] = 255
+    for image in (rgba[..., :3], Image.fromarray(rgba[..., :3]), opaque, rgba[..., :1]):
+        assert transparency(image) is None
+    # a file: decoded once, EXIF orientation applied to the alpha as to the pixels
+    img = Image.fromarray(rgba, mode="RGBA")
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotated 90 degrees clockwise
+    img.save(tmp_path / "r.png", exif=exif)
+    pixels, alpha = image_and_transparency(tmp_path / "r.png")
+    np.testing.assert_array_equal(pixels, np.rot90(rgba[..., :3], -1))
+    np.testing.assert_array_equal(alpha, np.rot90(rgba[..., 3], -1))
+    tifffile.imwrite(tmp_path / "t.tif", rgba)
+    pixels, alpha = image_and_transparency(tmp_path / "t.tif")
+    assert pixels.shape == (5, 7, 3) and alpha is None
 
 
 def test_palette_png_image_expands_to_rgb(tmp_path):

@@ -247,3 +247,20 @@ def test_sparse_slide_outlines_some_nuclei_of_a_slide_and_holds_out_the_rest(tmp
         patch.setenv("PIXELWISE_MAX_PIXELS", "2000000")
         items = find_items(tmp_path / "train")
     assert len(items) > 100 and all(item.window is not None for item in items)
+
+
+def test_a_cut_out_cut_again_is_scored_with_and_without_its_alpha(monkeypatch):
+    from conftest import BrightIsForeground, tiny_seg
+
+    monkeypatch.syspath_prepend(str(REPO / "recipes"))
+    again = _load("cutout_again_eval")
+    yy, xx = np.mgrid[:120, :160]
+    truth = (yy - 60) ** 2 + (xx - 50) ** 2 < 30**2
+    image = np.full((120, 160, 3), 40, np.uint8)
+    image[truth] = 210
+    image[10:110, 100:155] = 220  # bright, larger, outside the mask: the cut's choice alone
+    rgba = again.as_cut_out(image, truth)
+    assert (rgba[..., 3] == np.where(truth, 255, 0)).all() and (rgba[..., :3] == image).all()
+    assert not again.as_cut_out(image, truth, zeroed=True)[~truth].any()
+    scores = again.scores(tiny_seg(BrightIsForeground()), image, truth)
+    assert scores["alpha ignored"] < 0.5 < 0.95 < scores["alpha kept"]

@@ -967,7 +967,7 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
     reads the photo from standard input; ``-o -`` writes its cut-out (PNG) to standard output,
     and nothing else goes there."""
     from pixelwise.cutout import kept_nothing
-    from pixelwise.data.io import png_bytes, read_image_bytes, save_png
+    from pixelwise.data.io import open_image_bytes, png_bytes, save_png
     from pixelwise.video import is_video
 
     given, out = args.inputs, Path(args.out)
@@ -989,7 +989,7 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
         raise ValueError("-o -: standard output is a terminal; redirect it (> cut.png) or pipe it")
     if given[0] == STREAM:
         name = "<stdin>"
-        image = read_image_bytes(sys.stdin.buffer.read(), name)
+        image = open_image_bytes(sys.stdin.buffer.read(), name)  # transparency kept
     else:
         name = image = given[0]
     with contextlib.redirect_stdout(sys.stderr):  # standard output holds the PNG alone

@@ -29,7 +29,7 @@ from pixelwise.classical import graphcut
 from pixelwise.constants import CUTOUT_METHODS, DEFAULT_CUTOUT
 from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import to_unit
-from pixelwise.data.io import as_image
+from pixelwise.data.io import as_image, image_and_transparency
 from pixelwise.data.transforms import crop_resize, grown_box, resize_image
 from pixelwise.graphcut import (
     STROKE_WEIGHT,
@@ -50,7 +50,11 @@ _MODELS: dict[tuple[str, str], Segmenter] = {}
 def _rgb(image) -> np.ndarray:
     """uint8 (H, W, 3) from a path, PIL image or array, read as every entry point reads images
     (:func:`pixelwise.data.io.as_image`: 16-bit and float images scaled by their dtype)."""
-    image = as_image(image)
+    return _rgb8(as_image(image))
+
+
+def _rgb8(image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) from an :func:`~pixelwise.data.io.as_image` array."""
     if image.dtype != np.uint8:
         image = np.rint(to_unit(image) * 255).astype(np.uint8)
     return np.ascontiguousarray(np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image)
@@ -526,7 +530,7 @@ def remove_background(
     or a path) the foreground composited onto it (mode RGB).
 
     Args:
-        image: a path, PIL image or (H, W[, C]) array.
+        image: a path, PIL image or (H, W[, C]) array (with transparency: :func:`read_photo`).
         model: a checkpoint path, bundled model name or loaded Segmenter (default: the bundled
             ``foreground`` model). Class 0 is background, every other class foreground.
         method: ``"graphcut"`` (the default: graph cut with the network's probability as data
@@ -547,7 +551,7 @@ def remove_background(
     """
     if method not in CUTOUT_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(CUTOUT_METHODS)}")
-    rgb = _rgb(image)
+    rgb, given_alpha, box = read_photo(image, box)
     small = working_image(rgb, model_size)
     hints = UserInput.scaled(
         box, foreground_strokes, background_strokes, rgb.shape[:2], small.shape[:2]
@@ -562,7 +566,23 @@ def remove_background(
     else:
         mask = mask_of(method, small, prob, helper, hints, precision, largest_component)
         alpha = estimate_alpha(rgb, mask_small=mask, fill_holes=fill_holes, **keep)
-    return compose(rgb, alpha, background, mask_only)
+    return compose(rgb, alpha, background, mask_only, at_most=given_alpha)
+
+
+def read_photo(image, box=None) -> tuple[np.ndarray, np.ndarray | None, Box | None]:
+    """A photo as uint8 (H, W, 3), its alpha when it has transparency (an earlier cut-out, a
+    sticker; :func:`pixelwise.data.io.transparency`), else None, and the box to cut inside:
+    ``box`` when one is given, else the box around the pixels that are not transparent when it
+    is smaller than the photo. What is transparent is background: the cut-out's alpha is at
+    most the photo's (:func:`compose`)."""
+    image, alpha = image_and_transparency(image)
+    rgb = _rgb8(image)
+    if alpha is not None and box is None:
+        rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
+        found = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1) if len(rows) else None
+        if found is not None and found != (0, 0, rgb.shape[1], rgb.shape[0]):
+            box = tuple(float(v) for v in found)
+    return rgb, alpha, box
 
 
 def mask_of(
@@ -768,8 +788,13 @@ class UserInput:
         )
 
 
-def compose(rgb: np.ndarray, alpha: np.ndarray, background, mask_only: bool) -> Image.Image:
-    """The cut-out as RGBA, the alpha alone (``mask_only``) or composited onto ``background``."""
+def compose(
+    rgb: np.ndarray, alpha: np.ndarray, background, mask_only: bool, at_most=None
+) -> Image.Image:
+    """The cut-out as RGBA, the alpha alone (``mask_only``) or composited onto ``background``;
+    ``at_most``: the photo's own uint8 alpha, which the cut-out's may not exceed."""
+    if at_most is not None:
+        alpha = np.minimum(alpha, at_most / 255.0)
     a8 = (alpha * 255).round().astype(np.uint8)
     if mask_only:
         return Image.fromarray(a8, mode="L")

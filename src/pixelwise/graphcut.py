@@ -271,8 +271,7 @@ def graph_cut(
         bg_w = (1 - weights) + stroke_boost(stroke_bg, stroke_weight * (1 - weights).sum())
         logit = prior_logit + colour_weight * _logit(colour_probability(index, fg_w, bg_w))
         logit[np.abs(logit) < INDIFFERENT] = 0.0
-        cost_fg = np.logaddexp(0, -logit)  # -log sigmoid(logit)
-        cost_bg = np.logaddexp(0, logit)  # -log (1 - sigmoid(logit))
+        cost_fg, cost_bg = np.logaddexp(0, -logit), np.logaddexp(0, logit)  # -log sigmoid(+-logit)
         cost_fg[fixed_bg], cost_bg[fixed_bg] = HARD, 0.0
         cost_bg[fixed_fg], cost_fg[fixed_fg] = HARD, 0.0
         new = graph.cut(cost_fg, cost_bg)

@@ -513,16 +513,59 @@ def read_image(
     return _normalise_channels(path, arr)
 
 
-def read_image_bytes(data: bytes, name: str, max_pixels: int | None = None) -> np.ndarray:
-    """:func:`read_image` for an encoded image held in memory (e.g. an HTTP upload); ``name``
-    stands for the file in errors. Multi-page files are refused, as by :func:`read_image`."""
-    import io
-
+def open_image_bytes(data: bytes, name: str, max_pixels: int | None = None) -> Image.Image:
+    """An encoded image held in memory (e.g. an HTTP upload) opened and decoded as a file is
+    (the same size guard; multi-page files refused); ``name`` stands for the file in errors."""
     if not data:
         raise ImageReadError(name, "empty file (0 bytes)")
+    return _open_pil(Path(name), max_pixels, io.BytesIO(data))
+
+
+def read_image_bytes(data: bytes, name: str, max_pixels: int | None = None) -> np.ndarray:
+    """:func:`read_image` for an encoded image held in memory (:func:`open_image_bytes`)."""
     return _normalise_channels(
-        Path(name), _pil_image_to_array(_open_pil(Path(name), max_pixels, io.BytesIO(data)))
+        Path(name), _pil_image_to_array(open_image_bytes(data, name, max_pixels))
     )
+
+
+def transparency(image) -> np.ndarray | None:
+    """The (H, W) uint8 alpha of a PIL image or an array when it has one with some pixel not
+    opaque, else None: an RGBA or grey + alpha image (PNG, WebP), a palette or grey image with a
+    transparent colour (GIF, PNG), an (H, W, 4) or (H, W, 2) array (16-bit and float alpha
+    scaled as :func:`as_image` scales the pixels). EXIF orientation applied, as by
+    :func:`as_image`."""
+    if isinstance(image, Image.Image):
+        if (
+            image.mode not in ("RGBA", "LA", "PA", "RGBa", "La")
+            and "transparency" not in image.info
+        ):
+            return None
+        has_colour = image.mode not in ("LA", "La", "L", "1", "I", "I;16", "F")
+        image = ImageOps.exif_transpose(image).convert("RGBA" if has_colour else "LA")
+        alpha = np.asarray(image.getchannel("A"))
+    else:
+        arr = np.asarray(image)
+        if arr.ndim == 3 and arr.shape[0] in (2, 4) and arr.shape[-1] not in (1, 2, 3, 4):
+            arr = np.moveaxis(arr, 0, -1)  # channels first
+        if arr.ndim != 3 or arr.shape[-1] not in (2, 4) or arr.dtype.kind not in "uf":
+            return None
+        alpha = arr[..., -1]
+        if alpha.dtype != np.uint8:
+            unit = alpha / 65535.0 if alpha.dtype == np.uint16 else alpha.astype(np.float64)
+            alpha = np.rint(np.clip(unit, 0, 1) * 255).astype(np.uint8)
+    return alpha if alpha.min() < 255 else None
+
+
+def image_and_transparency(image, name: str = "image") -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`as_image` of ``image`` (a path, PIL image or array) and its :func:`transparency`;
+    a file is decoded once (a TIFF's alpha is not read: None)."""
+    if isinstance(image, (str, os.PathLike)) and not is_tiff(image):
+        path = Path(image)
+        _check_file(path)
+        image, name = _open_pil(path, None), str(path)
+    if isinstance(image, (str, os.PathLike)):
+        return as_image(image, name), None
+    return as_image(image, name), transparency(image)
 
 
 def as_image(

@@ -38,7 +38,13 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pixelwise.constants import DEFAULT_CUTOUT
 from pixelwise.cutout import box_helper, get_model, kept_nothing, parse_colour, remove_background
-from pixelwise.data.io import ImageReadError, ImageTooLarge, png_bytes, read_image_bytes
+from pixelwise.data.io import (
+    ImageReadError,
+    ImageTooLarge,
+    open_image_bytes,
+    png_bytes,
+    read_image_bytes,
+)
 from pixelwise.instances import check_object_class
 from pixelwise.segmenter import Segmenter
 
@@ -67,13 +73,14 @@ class TooLarge(ValueError):
     """A request asks for more than the server's limits allow (413)."""
 
 
-def decode_upload(data: bytes, name: str, max_pixels: int | None = None) -> np.ndarray:
+def decode_upload(data: bytes, name: str, max_pixels: int | None = None, read=read_image_bytes):
     """An uploaded image as an array (decoded like a file: same size guard, EXIF orientation,
-    grey/16-bit handling), or ValueError with the reason."""
+    grey/16-bit handling; ``read=open_image_bytes``: as the PIL image, alpha kept), or
+    ValueError with the reason."""
     if not data:
         raise ValueError(f"{name}: empty upload")
     try:
-        return read_image_bytes(data, name, max_pixels)
+        return read(data, name, max_pixels)
     except ImageTooLarge as exc:
         raise TooLarge(
             f"{name}: {exc.pixels / 1e6:.1f} megapixels; the server accepts at most "
@@ -166,15 +173,17 @@ class Job:
         self, seg: Segmenter | None, method: str, limits: Limits, box_model: Segmenter | None = None
     ) -> tuple[bytes, bool]:
         """The cut-out as PNG bytes, and whether it kept nothing (:func:`kept_nothing`)."""
-        rgb = decode_upload(self.data, self.name, int(limits.max_megapixels * 1e6))
-        megapixels = rgb.shape[0] * rgb.shape[1] / 1e6
+        photo = decode_upload(
+            self.data, self.name, int(limits.max_megapixels * 1e6), open_image_bytes
+        )  # with its transparency
+        megapixels = photo.width * photo.height / 1e6
         if self.matting and megapixels > limits.max_matting_megapixels:
             raise TooLarge(
                 f"{self.name}: matting is limited to {limits.max_matting_megapixels:g} megapixels; this "
                 f"image has {megapixels:.1f} (send it without matting, or smaller)"
             )
         result = remove_background(
-            rgb, seg, method=method, matting=self.matting, box_model=box_model, **self.options
+            photo, seg, method=method, matting=self.matting, box_model=box_model, **self.options
         )
         return png_bytes(result), kept_nothing(result)
 
