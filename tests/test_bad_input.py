@@ -322,10 +322,10 @@ CLI_CASES = [
         "which are never loaded",
     ),
     (
-        "a cut-out named .jpg",
-        ["remove-bg", "{good}/a.png", "-o", "{out}/cut.jpg", "--method", "grabcut"],
+        "a cut-out named .tif",
+        ["remove-bg", "{good}/a.png", "-o", "{out}/cut.tif", "--method", "grabcut"],
         2,
-        "cut.jpg: cut-outs are PNG files",
+        "cut.tif: cut-outs are written as PNG, WebP or JPEG",
     ),
     (
         "an export folder that is a file",

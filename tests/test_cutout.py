@@ -510,3 +510,88 @@ def test_cli_and_http_keep_a_photos_transparency(tmp_path, fg_checkpoint):
     assert answer.status_code == 200
     alpha = np.asarray(Image.open(io.BytesIO(answer.content)))[..., 3]
     assert not alpha[:, 220:].any() and alpha[150, 60] == 255
+
+
+def test_cli_writes_webp_and_jpeg_cut_outs(tmp_path, fg_checkpoint, capsys):
+    image, disc = _photo(60, 80)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(image).save(photos / "p.jpg")
+    model = ["--model", str(fg_checkpoint), "--no-progress"]
+    assert main(["remove-bg", str(photos), "-o", str(tmp_path / "png"), *model]) == 0
+    png = np.asarray(Image.open(tmp_path / "png" / "p.png"))
+    assert (
+        main(["remove-bg", str(photos), "-o", str(tmp_path / "w"), "--format", "webp", *model]) == 0
+    )
+    webp = Image.open(tmp_path / "w" / "p.webp")
+    assert webp.format == "WEBP" and webp.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(webp)[..., 3], png[..., 3])  # the outline exact
+    assert np.abs(np.asarray(webp, np.int16) - png)[png[..., 3] == 255].mean() < 3
+    one = tmp_path / "one.jpg"  # -o's suffix names the format; no transparency: onto white
+    assert main(["remove-bg", str(photos / "p.jpg"), "-o", str(one), *model]) == 0
+    jpeg = Image.open(one)
+    assert jpeg.format == "JPEG" and jpeg.mode == "RGB"
+    assert (np.asarray(jpeg)[png[..., 3] == 0] > 235).all()
+    green = tmp_path / "green.jpg"
+    assert (
+        main(
+            [
+                "remove-bg",
+                str(photos / "p.jpg"),
+                "-o",
+                str(green),
+                "--background",
+                "#00ff00",
+                *model,
+            ]
+        )
+        == 0
+    )
+    assert np.abs(np.asarray(Image.open(green))[2, 2].astype(int) - (0, 255, 0)).max() <= 8
+    rerun = [
+        "remove-bg",
+        str(photos),
+        "-o",
+        str(tmp_path / "w"),
+        "--format",
+        "webp",
+        "--skip-existing",
+    ]
+    assert main(rerun + model) == 0 and "1 existing skipped" in capsys.readouterr().out
+    for wrong, message in [
+        (["-o", str(tmp_path / "x.tif")], "cut-outs are written as PNG, WebP or JPEG"),
+        (["-o", str(tmp_path / "x.jpg"), "--format", "webp"], "names a jpg file; --format webp"),
+        (["-o", str(tmp_path / "m"), "--format", "jpg", "--mask-only"], "masks as PNG (lossless)"),
+    ]:
+        assert main(["remove-bg", str(photos / "p.jpg"), *wrong, *model]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.tif").exists() and not (tmp_path / "m").exists()
+
+
+def test_http_api_answers_in_the_format_asked():
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from fastapi.testclient import TestClient
+
+    from pixelwise.web.app import create_app
+
+    client = TestClient(create_app(tiny_seg(BrightIsForeground())), base_url="http://localhost")
+    image, _ = _photo(60, 80)
+
+    def post(**fields):
+        files = {"file": ("p.png", _png(image), "image/png")}
+        return client.post("/api/remove-background", files=files, data=fields)
+
+    png = np.asarray(Image.open(io.BytesIO(post().content)))
+    webp = post(format="webp")
+    assert webp.status_code == 200 and webp.headers["content-type"] == "image/webp"
+    assert 'filename="cutout.webp"' in webp.headers["content-disposition"]
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(io.BytesIO(webp.content)))[..., 3], png[..., 3]
+    )
+    jpeg = post(format="jpg")
+    assert jpeg.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(jpeg.content)).mode == "RGB"
+    for bad in ({"format": "gif"}, {"format": "webp", "mask_only": "true"}):
+        answer = post(**bad)
+        assert answer.status_code == 400 and "png, webp or jpg" in answer.json()["detail"]
+    assert "format" in json.dumps(client.get("/openapi.json").json())

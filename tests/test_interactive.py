@@ -520,7 +520,13 @@ def test_cli_standard_input_and_output(tmp_path, monkeypatch, capsys):
     assert main(["remove-bg", "-", "-o", str(tmp_path / "d.png"), *options]) == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "d.png")), piped)
     assert main(["remove-bg", "-", "-o", str(tmp_path / "folder"), *options]) == 2
-    assert "needs its cut-out named (-o FILE.png), or -o - for" in capsys.readouterr().err
+    assert (
+        "needs its cut-out named (-o FILE.png, .webp or .jpg), or -o -" in capsys.readouterr().err
+    )
+    stdin((tmp_path / "a.png").read_bytes())
+    assert main(["remove-bg", "-", "-o", str(tmp_path / "d.webp"), *options[:-1]]) == 0
+    alpha = np.asarray(Image.open(tmp_path / "d.webp"))[..., 3]
+    np.testing.assert_array_equal(alpha, piped)  # the alpha exact, the colours lossy
     assert main(["remove-bg", str(tmp_path / "a.png"), "-", "-o", "-", *options]) == 2
     assert "is for one photo; 2 input(s) given" in capsys.readouterr().err
     assert main(["remove-bg", str(tmp_path), "-o", "-", *options]) == 2

@@ -76,6 +76,7 @@ def test_readme_commands_run(readme_cwd, capsys):
         "remove-bg",
         "remove-bg",
         "remove-bg",
+        "remove-bg",
         "train",
         "remove-bg",
         "train",
@@ -131,6 +132,7 @@ def test_readme_commands_run(readme_cwd, capsys):
     ):
         assert Image.open(f"runs/{folder}/{name}.png").mode == "RGBA"
     assert Image.open("runs/001-grabcut.png").mode == "RGBA"  # -o naming the file
+    assert Image.open("runs/cutouts-webp/003.webp").format == "WEBP"  # --format
     assert Image.open("remove-bg-output/000.png").mode == "RGBA"  # no -o: the default folder
     from pixelwise import load_model
 

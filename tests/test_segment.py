@@ -514,11 +514,12 @@ def test_evaluate_scores_remove_bg_cutouts_by_their_alpha(tmp_path, capsys):
     """remove-bg's cut-outs (RGBA PNGs) scored against black-and-white masks: foreground where
     the alpha is at least 128, the same scores as those masks saved as class ids; a cut-out for
     data of three classes is a one-line error."""
+    from pixelwise.cutout import cutout_bytes
     from pixelwise.evaluate import evaluate_predictions
 
     rng = np.random.default_rng(0)
     data = tmp_path / "data"
-    for sub in ("images", "masks", "cut", "ids"):
+    for sub in ("images", "masks", "cut", "ids", "webp"):
         (data / sub if sub in ("images", "masks") else tmp_path / sub).mkdir(parents=True)
     for i in range(3):
         truth = np.zeros((40, 50), np.uint8)
@@ -531,13 +532,17 @@ def test_evaluate_scores_remove_bg_cutouts_by_their_alpha(tmp_path, capsys):
         alpha[alpha > 0] = rng.integers(100, 256, int((alpha > 0).sum()))  # soft edges
         rgba = np.dstack([rng.integers(0, 255, (40, 50, 3), np.uint8), alpha])
         Image.fromarray(rgba, "RGBA").save(tmp_path / "cut" / f"{i}.png")
+        webp = tmp_path / "webp" / f"{i}.webp"
+        webp.write_bytes(cutout_bytes(Image.fromarray(rgba, "RGBA"), "webp"))  # as remove-bg
         Image.fromarray((alpha >= 128).astype(np.uint8)).save(tmp_path / "ids" / f"{i}.png")
     cut = evaluate_predictions(tmp_path / "cut", data)
     ids = evaluate_predictions(tmp_path / "ids", data)
     assert cut["images"] == 3 and 0.3 < cut["mean_iou"] < 0.99
-    assert {k: cut[k] for k in ("mean_iou", "mean_boundary_f1", "per_class")} == {
-        k: ids[k] for k in ("mean_iou", "mean_boundary_f1", "per_class")
-    }
+    webp = evaluate_predictions(tmp_path / "webp", data)  # remove-bg --format webp
+    for other in (ids, webp):
+        assert {k: cut[k] for k in ("mean_iou", "mean_boundary_f1", "per_class")} == {
+            k: other[k] for k in ("mean_iou", "mean_boundary_f1", "per_class")
+        }
     assert main(["evaluate", str(tmp_path / "cut"), str(data)]) == 0
     assert "mean BF" in capsys.readouterr().out
     classes = [{"id": k, "name": n} for k, n in enumerate("abc")]

@@ -248,8 +248,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     ),
     "remove-bg": (
         "cut out the foreground of photos (transparent PNGs) and videos",
-        "Writes OUT/<name>.png (RGBA; folders keep their inner structure), or OUT itself when it "
-        "ends in .png and one photo is given (- as the input: standard input; -o -: standard output). A video file (.mp4, .mov, .m4v, .mkv, .webm, .avi, named "
+        "Writes OUT/<name>.png (RGBA; folders keep their inner structure; --format webp or jpg: "
+        "those), or OUT itself when it ends in .png, .webp or .jpg and one photo is given (- as the input: standard input; -o -: standard output). A video file (.mp4, .mov, .m4v, .mkv, .webm, .avi, named "
         "or found in a folder; the [video] extra) is cut out frame by frame into OUT/<name>.webm "
         "(VP9 with alpha), or as -o "
         "names it for one video: .webm, .mov (PNG frames) or .mp4 (with --background or "
@@ -271,6 +271,13 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "composite onto a colour (#rrggbb) or an image file instead of transparency",
             ),
             Opt(("--model-size",), "longer side the network sees (default 320)", 320, type=int),
+            Opt(
+                ("--format",),
+                "photos' cut-outs as png (default; lossless), webp (colours lossy, alpha exact; "
+                "several times smaller) or jpg (no transparency: onto white unless --background); "
+                "default: -o's suffix for one photo, else png",
+                choices=("png", "webp", "jpg"),
+            ),
             "skip_existing",
             Opt(
                 ("--box",),
@@ -317,7 +324,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     ),
     "serve": (
         "HTTP API and web page for background removal (FastAPI)",
-        "POST /api/remove-background (multipart 'file'; box and strokes optional) returns a PNG; POST "
+        "POST /api/remove-background (multipart 'file'; box and strokes optional) returns a PNG (format=webp "
+        "or jpg: those); POST "
         "/api/predict the served model's class-id mask (output=objects: instance labels; output=coco: "
         "COCO annotations); GET / is a web page; GET /docs the OpenAPI description. Binds 127.0.0.1 unless told otherwise. Limits: uploads "
         "(--max-upload-mb), decoded pixels (--max-megapixels), matting (--max-matting-megapixels): 413 beyond; "
@@ -913,18 +921,13 @@ def predict_classical(args: argparse.Namespace) -> int:
 
 def cmd_remove_bg(args: argparse.Namespace) -> int:
     from pixelwise.cutout import box_helper, get_model, parse_colour
-    from pixelwise.data.io import IMAGE_SUFFIXES
     from pixelwise.video import split_videos
 
     background = args.background
     if background and background.startswith("#"):
         background = parse_colour(background)
     out = Path(args.out)
-    if out.suffix.lower() in set(IMAGE_SUFFIXES) - {".png"} and not out.is_dir():
-        raise ValueError(  # "-o cut.jpg" would otherwise become a folder named cut.jpg
-            f"-o {out}: cut-outs are PNG files (they keep transparency); name one photo's "
-            "cut-out *.png, or give a folder"
-        )
+    args.format = cutout_format(args, out)
     streams = STREAM in args.inputs or args.out == STREAM
     videos, photos = ([], args.inputs) if streams else split_videos(args.inputs, out)
     if videos and (args.box or args.strokes or args.boxes):
@@ -939,6 +942,28 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
         return remove_bg_stream(args, cut)
     status = remove_bg_videos(args, videos, out, cut, one=not photos) if videos else 0
     return max(status, remove_bg_photos(args, photos, out, cut) if photos else 0)
+
+
+def cutout_format(args: argparse.Namespace, out: Path) -> str:
+    """The photos' cut-out format: --format, else -o's suffix when it names one file (.png,
+    .webp, .jpg), else png; another image suffix, a clash or --mask-only as anything but PNG is
+    refused (ValueError)."""
+    from pixelwise.cutout import CUTOUT_FORMATS
+    from pixelwise.data.io import IMAGE_SUFFIXES
+
+    suffix = out.suffix.lower() if args.out != STREAM and not out.is_dir() else ""
+    named = CUTOUT_FORMATS.get(suffix)
+    if suffix in IMAGE_SUFFIXES and named is None:
+        raise ValueError(  # "-o cut.tif" would otherwise become a folder named cut.tif
+            f"-o {out}: cut-outs are written as PNG, WebP or JPEG; name one photo's cut-out "
+            "*.png, *.webp or *.jpg, or give a folder"
+        )
+    if named and args.format and args.format != named:
+        raise ValueError(f"-o {out} names a {named} file; --format {args.format} says otherwise")
+    fmt = args.format or named or "png"
+    if args.mask_only and fmt != "png":
+        raise ValueError(f"--mask-only writes masks as PNG (lossless), not {fmt}")
+    return fmt
 
 
 def remove_background_with(args, image, model, box_model, background, **hints):
@@ -966,8 +991,8 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
     """remove-bg on one photo through the standard streams, for pipelines: ``-`` as the input
     reads the photo from standard input; ``-o -`` writes its cut-out (PNG) to standard output,
     and nothing else goes there."""
-    from pixelwise.cutout import kept_nothing
-    from pixelwise.data.io import open_image_bytes, png_bytes, save_png
+    from pixelwise.cutout import CUTOUT_FORMATS, cutout_bytes, kept_nothing
+    from pixelwise.data.io import atomic_write_bytes, open_image_bytes
     from pixelwise.video import is_video
 
     given, out = args.inputs, Path(args.out)
@@ -980,10 +1005,10 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
         raise ValueError(
             f"-o -: {given[0]} is not a photo; standard output takes one photo's cut-out"
         )
-    if args.out != STREAM and (out.suffix.lower() != ".png" or out.is_dir()):
+    if args.out != STREAM and (out.suffix.lower() not in CUTOUT_FORMATS or out.is_dir()):
         raise ValueError(
-            f"-o {out}: a photo from standard input needs its cut-out named (-o FILE.png), "
-            "or -o - for standard output"
+            f"-o {out}: a photo from standard input needs its cut-out named (-o FILE.png, "
+            ".webp or .jpg), or -o - for standard output"
         )
     if args.out == STREAM and sys.stdout.isatty():
         raise ValueError("-o -: standard output is a terminal; redirect it (> cut.png) or pipe it")
@@ -995,30 +1020,33 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
     with contextlib.redirect_stdout(sys.stderr):  # standard output holds the PNG alone
         cutout = cut(image, **one_photo_hints(args))
     if args.out == STREAM:
-        sys.stdout.buffer.write(png_bytes(cutout))
+        sys.stdout.buffer.write(cutout_bytes(cutout, args.format))
         sys.stdout.buffer.flush()
     else:
-        save_png(out, cutout)
+        atomic_write_bytes(out, cutout_bytes(cutout, args.format))
         print(f"wrote {out}", file=sys.stderr)
     report_empty([name] if kept_nothing(cutout) else [])
     return 0
 
 
 def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> int:
-    """remove-bg's photos: one PNG each (``-o x.png`` names one photo's cut-out)."""
+    """remove-bg's photos: one file each (``-o x.png`` names one photo's cut-out; the format:
+    :func:`cutout_format`)."""
     from pixelwise.batch import output_names, report_failures, run_batch
-    from pixelwise.cutout import kept_nothing
-    from pixelwise.data.io import save_png
+    from pixelwise.cutout import CUTOUT_FORMATS, cutout_bytes, kept_nothing
+    from pixelwise.data.io import atomic_write_bytes
 
     pairs = output_names(photos, out)
     hints = user_hints(args, pairs)
     # "-o cut.png" for one photo names the cut-out itself; otherwise OUT is a folder
-    one_file = out.suffix.lower() == ".png" and not out.is_dir() and len(pairs) == 1
-    target = {rel: out if one_file else out / rel for _, rel in pairs}
+    one_file = out.suffix.lower() in CUTOUT_FORMATS and not out.is_dir() and len(pairs) == 1
+    target = {
+        rel: out if one_file else out / rel.with_suffix(f".{args.format}") for _, rel in pairs
+    }
     empty = []
 
     def write(src, rel, cutout):
-        save_png(target[rel], cutout)
+        atomic_write_bytes(target[rel], cutout_bytes(cutout, args.format))
         if kept_nothing(cutout):
             empty.append(rel.with_suffix("").as_posix())
         return target[rel], None

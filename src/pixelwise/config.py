@@ -651,7 +651,8 @@ SHARED: dict[str, Opt] = {
     "out": Opt(("-o", "--out"), "output folder", required=True, dest="out"),
     "out_cutouts": default_out(
         "remove-bg",
-        "cut-outs as NAME.png inside; or a .png file for one photo; - for standard output",
+        "cut-outs as NAME.png inside (--format); or a .png, .webp or .jpg file for one photo; - "
+        "for standard output",
     ),
     "inputs": Opt(
         ("inputs",),

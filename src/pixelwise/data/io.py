@@ -671,10 +671,10 @@ def is_cutout(pixels: np.ndarray) -> bool:
 
 
 def read_alpha(path: str | os.PathLike) -> np.ndarray | None:
-    """The (H, W) uint8 alpha of a PNG cut-out (RGBA or grey + alpha with some pixel not
-    opaque), or None for any other file (an opaque RGBA file is read as a colour mask)."""
+    """The (H, W) uint8 alpha of a PNG or WebP cut-out (RGBA or grey + alpha with some pixel
+    not opaque), or None for any other file (an opaque RGBA file is read as a colour mask)."""
     path = Path(path)
-    if path.suffix.lower() != ".png":
+    if path.suffix.lower() not in (".png", ".webp"):
         return None
     _check_file(path)
     img = _open_pil(path, None)

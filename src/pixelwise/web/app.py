@@ -3,7 +3,8 @@ this machine only by default.
 
 - ``POST /api/remove-background`` (multipart field ``file``; optional form fields ``matting``,
   ``mask_only``, ``background`` as ``#rrggbb``, ``box`` as ``x0,y0,x1,y1`` and
-  ``foreground_strokes`` / ``background_strokes`` as JSON polylines) returns a PNG.
+  ``foreground_strokes`` / ``background_strokes`` as JSON polylines, ``format`` = ``png``,
+  ``webp`` or ``jpg``) returns the cut-out (PNG by default).
 - ``POST /api/predict`` (multipart ``file``; ``output`` = ``mask``, ``objects`` or ``coco``;
   ``object_class``) runs the served model as ``pixelwise predict`` / ``segment`` do: the class-id
   mask (palette PNG), the instance labels (16-bit PNG) or the objects as COCO annotations.
@@ -37,7 +38,14 @@ from PIL import Image
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pixelwise.constants import DEFAULT_CUTOUT
-from pixelwise.cutout import box_helper, get_model, kept_nothing, parse_colour, remove_background
+from pixelwise.cutout import (
+    box_helper,
+    cutout_bytes,
+    get_model,
+    kept_nothing,
+    parse_colour,
+    remove_background,
+)
 from pixelwise.data.io import (
     ImageReadError,
     ImageTooLarge,
@@ -168,11 +176,13 @@ class Job:
     name: str
     options: dict
     matting: bool
+    format: str = "png"
 
     def run(
         self, seg: Segmenter | None, method: str, limits: Limits, box_model: Segmenter | None = None
     ) -> tuple[bytes, bool]:
-        """The cut-out as PNG bytes, and whether it kept nothing (:func:`kept_nothing`)."""
+        """The cut-out encoded (PNG, or :attr:`format`), and whether it kept nothing
+        (:func:`kept_nothing`)."""
         photo = decode_upload(
             self.data, self.name, int(limits.max_megapixels * 1e6), open_image_bytes
         )  # with its transparency
@@ -185,7 +195,7 @@ class Job:
         result = remove_background(
             photo, seg, method=method, matting=self.matting, box_model=box_model, **self.options
         )
-        return png_bytes(result), kept_nothing(result)
+        return cutout_bytes(result, self.format), kept_nothing(result)
 
 
 def create_app(
@@ -241,8 +251,8 @@ def create_app(
 
 RESPONSES = {
     200: {
-        "content": {"image/png": {}},
-        "description": "the cut-out as PNG",
+        "content": {"image/png": {}, "image/webp": {}, "image/jpeg": {}},
+        "description": "the cut-out as PNG (format: WebP or JPEG)",
         "headers": {
             "X-Kept-Nothing": {
                 "description": "true when the cut kept no pixel (a box or a keep stroke says "
@@ -267,7 +277,9 @@ FIELDS = {
     "box",
     "foreground_strokes",
     "background_strokes",
+    "format",
 }
+MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpg": "image/jpeg"}
 
 
 def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
@@ -283,10 +295,17 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
             None, description='JSON [{"points": [[x, y], ...], "radius": r}]: keep'
         ),
         background_strokes: str | None = Form(None, description="JSON, the same form: remove"),
+        format: str = Form(
+            "png",
+            description="png; webp (the alpha exact, the colours lossy, several times smaller); "
+            "jpg (no transparency: onto white unless background)",
+        ),
     ) -> Response:
         await refuse_unknown_fields(request, FIELDS)
         name = upload_name(file)
         try:
+            if format not in MEDIA_TYPES or (mask_only and format != "png"):
+                raise ValueError(f"format {format!r}: png, webp or jpg, and png with mask_only")
             options = {
                 "mask_only": mask_only,
                 "background": parse_colour(background),
@@ -300,13 +319,13 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
             }
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
-        job = Job(await file.read(), name, options, matting)
-        png, empty = await in_pool(app, limits, work, job)
+        job = Job(await file.read(), name, options, matting, format)
+        body, empty = await in_pool(app, limits, work, job)
         return Response(
-            png,
-            media_type="image/png",
+            body,
+            media_type=MEDIA_TYPES[format],
             headers={  # X-Kept-Nothing: the cut found no foreground (the page says what to do)
-                "Content-Disposition": 'inline; filename="cutout.png"',
+                "Content-Disposition": f'inline; filename="cutout.{format}"',
                 "X-Kept-Nothing": "true" if empty else "false",
             },
         )
