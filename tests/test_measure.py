@@ -61,6 +61,60 @@ def test_random_objects_match_numpy_counts():
     assert {r["image"] for r in read} == {"a.png"} and read[0]["mean_red"] == ""
 
 
+def regionprops_rows(labels, image):
+    """The shape and intensity columns as scikit-image's regionprops gives them, one object at a
+    time: the reference :class:`pixelwise.measure.Regions` computes all at once."""
+    from skimage.measure import regionprops
+
+    rows = []
+    for r in regionprops(labels.astype(np.int64), intensity_image=image):
+        y0, x0, y1, x1 = r.bbox
+        means = np.atleast_1d(r.intensity_mean)
+        rows.append(
+            {
+                "object": r.label,
+                "area": int(r.area),
+                "centroid_x": round(float(r.centroid[1]), 3),
+                "centroid_y": round(float(r.centroid[0]), 3),
+                "bbox_x0": x0,
+                "bbox_y0": y0,
+                "bbox_x1": x1,
+                "bbox_y1": y1,
+                "equivalent_diameter": round(float(r.equivalent_diameter_area), 3),
+                "perimeter": round(float(r.perimeter), 3),
+                "eccentricity": round(float(r.eccentricity), 4),
+                "solidity": round(float(r.solidity), 4),
+                "mean_intensity": round(float(means.mean()), 3),
+            }
+        )
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_every_shape_column_equals_scikit_images_regionprops(seed):
+    # touching objects, holes, single pixels, one-pixel lines, objects joined only at a corner
+    # and objects cut by the image's edge; labels with gaps, and a float image of 4 channels
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((90, 110), np.int32)
+    yy, xx = np.mgrid[:90, :110]
+    for k in rng.choice(np.arange(1, 400), 40, replace=False):
+        cy, cx, ry, rx = rng.integers(-5, 95), rng.integers(-5, 115), *rng.integers(1, 12, 2)
+        angle = rng.uniform(0, np.pi)
+        u = (yy - cy) * np.cos(angle) + (xx - cx) * np.sin(angle)
+        v = -(yy - cy) * np.sin(angle) + (xx - cx) * np.cos(angle)
+        labels[(u / ry) ** 2 + (v / rx) ** 2 <= 1] = k
+    labels[40:44, 50:54] = 0  # a hole
+    labels[3, 3], labels[4, 4], labels[5, 3] = 401, 401, 401  # joined at corners only
+    labels[60, 5:40] = 402  # a line
+    labels[0, 109] = 403  # one pixel in a corner
+    image = rng.uniform(0, 1, (90, 110, 4)).astype(np.float32)
+    rows = measure_objects(labels, image, ["cell"])
+    expected = regionprops_rows(labels, image)
+    assert len(rows) == len(expected) > 30
+    for row, want in zip(rows, expected):
+        assert {k: row[k] for k in want} == pytest.approx(want, abs=1.5e-4), row["object"]
+
+
 def test_segment_measure_writes_one_csv_of_the_label_images_objects(tmp_path, capsys):
     """segment --measure: a row per object of each written label image (area and centroid as
     the label image has them), images by their input names; a bad file name is refused."""
