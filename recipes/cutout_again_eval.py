@@ -4,8 +4,8 @@
 
 For the first ``--limit`` test photos of each foreground source (recipes/foreground_splits.py's
 ``test_set``), the photo is turned into a cut-out by its mask (alpha 255 on the mask, 0
-elsewhere; the colours under alpha 0 kept, as cut-out PNGs keep them, or set to black with
-``--zeroed``, as some tools write them) and cut out again by ``remove_background`` with
+elsewhere; the colours under alpha 0 kept, as some tools keep them, or black with ``--zeroed``,
+as remove-bg writes them) and cut out again by ``remove_background`` with
 CHECKPOINT (default: the bundled ``foreground`` model): once from its colours alone (``alpha
 ignored``, what remove-bg did before it read transparency) and once as the transparent image
 (``alpha kept``). Scored: IoU of the result's alpha > 0.5 with the mask, per source and over all.

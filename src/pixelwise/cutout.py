@@ -792,8 +792,9 @@ class UserInput:
 def compose(
     rgb: np.ndarray, alpha: np.ndarray, background, mask_only: bool, at_most=None
 ) -> Image.Image:
-    """The cut-out as RGBA, the alpha alone (``mask_only``) or composited onto ``background``;
-    ``at_most``: the photo's own uint8 alpha, which the cut-out's may not exceed."""
+    """The cut-out as RGBA (black where fully transparent), the alpha alone (``mask_only``) or
+    composited onto ``background``; ``at_most``: the photo's own uint8 alpha, which the
+    cut-out's may not exceed."""
     if at_most is not None:
         alpha = np.minimum(alpha, at_most / 255.0)
     a8 = (alpha * 255).round().astype(np.uint8)
@@ -811,7 +812,9 @@ def compose(
             bg = np.broadcast_to(np.asarray(background, np.float32)[:3], rgb.shape)
         out = alpha[..., None] * rgb.astype(np.float32) + (1 - alpha[..., None]) * bg
         return Image.fromarray(out.round().clip(0, 255).astype(np.uint8), mode="RGB")
-    return Image.fromarray(np.dstack([rgb, a8]), mode="RGBA")
+    # black under what is fully transparent, as other cut-out tools write it: the PNG is about 3x
+    # smaller (median 265 -> 90 KiB over 20 cut-outs of the foreground sets)
+    return Image.fromarray(np.dstack([np.where(a8[..., None] > 0, rgb, 0), a8]), mode="RGBA")
 
 
 def mask_iou_and_alpha_error(alpha: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
