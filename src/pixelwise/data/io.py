@@ -545,7 +545,7 @@ def transparency(image) -> np.ndarray | None:
         alpha = np.asarray(image.getchannel("A"))
     else:
         arr = np.asarray(image)
-        if arr.ndim == 3 and arr.shape[0] in (2, 4) and arr.shape[-1] not in (1, 2, 3, 4):
+        if arr.ndim == 3 and arr.shape[0] == 4 and arr.shape[-1] not in (1, 2, 3, 4):
             arr = np.moveaxis(arr, 0, -1)  # channels first
         if arr.ndim != 3 or arr.shape[-1] not in (2, 4) or arr.dtype.kind not in "uf":
             return None
