@@ -298,6 +298,15 @@ def test_web_page_in_a_real_browser(tmp_path):
                 page.click("#download")
             saved = tmp_path / "download.png"
             info.value.save_as(saved)
+            assert info.value.suggested_filename == "photo-cutout.png"
+            page.select_option("#format", "webp")  # cut out again, answered as WebP
+            page.wait_for_function("window.__shown === 2", timeout=30_000)
+            assert page.text_content("#download") == "Download WebP"
+            with page.expect_download() as info:
+                page.click("#download")
+            webp = tmp_path / "download.webp"
+            info.value.save_as(webp)
+            assert info.value.suggested_filename == "photo-cutout.webp"
             browser.close()
     finally:
         server.should_exit = True
@@ -305,6 +314,9 @@ def test_web_page_in_a_real_browser(tmp_path):
     downloaded = Image.open(saved)
     assert downloaded.mode == "RGBA" and downloaded.size == (120, 90)
     assert np.asarray(downloaded)[..., 3].min() == 0
+    as_webp = Image.open(webp)
+    assert as_webp.format == "WEBP" and as_webp.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(as_webp)[..., 3], np.asarray(downloaded)[..., 3])
 
 
 def test_background_demo_writes_cutouts(tmp_path, fg_checkpoint, capsys):
