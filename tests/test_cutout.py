@@ -474,7 +474,7 @@ def test_http_predict_returns_what_predict_and_segment_write():
 
 def _cut_out_photo():
     """A bright disc and, to its right, a larger bright rectangle that an earlier cut made
-    transparent (its colours kept under alpha 0, as cut-outs keep them); part of the disc is
+    transparent (its colours kept under alpha 0, as some tools keep them); part of the disc is
     half transparent."""
     image, _ = _photo(300, 400)
     yy, xx = np.mgrid[:300, :400]
