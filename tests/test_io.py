@@ -10,6 +10,7 @@ from PIL import Image
 
 from pixelwise.data.io import (
     ImageReadError,
+    as_image,
     count_pages,
     image_and_transparency,
     list_images,
@@ -68,6 +69,11 @@ def test_transparency_of_images_and_arrays(tmp_path):
     tifffile.imwrite(tmp_path / "t.tif", rgba)
     pixels, alpha = image_and_transparency(tmp_path / "t.tif")
     assert pixels.shape == (5, 7, 3) and alpha is None
+    # a float file outside [0, 1] is refused as as_image refuses it (here a PFM, not a TIFF)
+    Image.fromarray(np.full((4, 5), 7.5, np.float32), "F").save(tmp_path / "f.pfm")
+    for read in (as_image, image_and_transparency):
+        with pytest.raises(ValueError, match=r"float images must hold values in \[0, 1\]"):
+            read(tmp_path / "f.pfm")
 
 
 def test_palette_png_image_expands_to_rgb(tmp_path):

@@ -562,7 +562,11 @@ def image_and_transparency(image, name: str = "image") -> tuple[np.ndarray, np.n
     if isinstance(image, (str, os.PathLike)) and not is_tiff(image):
         path = Path(image)
         _check_file(path)
-        image, name = _open_pil(path, None), str(path)
+        opened = _open_pil(path, None)
+        pixels = _normalise_channels(path, _pil_image_to_array(opened))  # as read_image reads it
+        if pixels.dtype.kind == "f":  # checked as as_image checks a float file
+            pixels = as_image(pixels, name)
+        return pixels, transparency(opened)
     if isinstance(image, (str, os.PathLike)):
         return as_image(image, name), None
     return as_image(image, name), transparency(image)
