@@ -991,8 +991,8 @@ STREAM = "-"
 
 def remove_bg_stream(args: argparse.Namespace, cut) -> int:
     """remove-bg on one photo through the standard streams, for pipelines: ``-`` as the input
-    reads the photo from standard input; ``-o -`` writes its cut-out (PNG) to standard output,
-    and nothing else goes there."""
+    reads the photo from standard input; ``-o -`` writes its cut-out (PNG, or as --format says)
+    to standard output, and nothing else goes there."""
     from pixelwise.cutout import CUTOUT_FORMATS, cutout_bytes, kept_nothing
     from pixelwise.data.io import atomic_write_bytes, open_image_bytes
     from pixelwise.video import is_video
@@ -1019,7 +1019,7 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
         image = open_image_bytes(sys.stdin.buffer.read(), name)  # transparency kept
     else:
         name = image = given[0]
-    with contextlib.redirect_stdout(sys.stderr):  # standard output holds the PNG alone
+    with contextlib.redirect_stdout(sys.stderr):  # standard output holds the cut-out alone
         cutout = cut(image, **one_photo_hints(args))
     if args.out == STREAM:
         sys.stdout.buffer.write(cutout_bytes(cutout, args.format))

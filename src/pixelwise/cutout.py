@@ -30,7 +30,7 @@ from pixelwise.classical import graphcut
 from pixelwise.constants import CUTOUT_METHODS, DEFAULT_CUTOUT
 from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import to_unit
-from pixelwise.data.io import as_image, image_and_transparency
+from pixelwise.data.io import as_image, image_and_transparency, png_bytes
 from pixelwise.data.transforms import crop_resize, grown_box, resize_image
 from pixelwise.graphcut import (
     STROKE_WEIGHT,
@@ -869,8 +869,6 @@ def cutout_bytes(cutout: Image.Image, fmt: str = "png") -> bytes:
     alpha lossless, so the outline is exact; several times smaller than the PNG) or ``jpg`` (no
     transparency: an RGBA cut-out is composited onto white first, as a background colour would
     be; quality 92)."""
-    from pixelwise.data.io import png_bytes
-
     if fmt == "png":
         return png_bytes(cutout)
     if fmt not in ("webp", "jpg"):

@@ -85,16 +85,16 @@ def measure_objects(
     vectors = stains if isinstance(stains, np.ndarray) else None
     measured = vectors is not None or bool(stains)
     densities = stain_densities(image, vectors) if measured else None  # float32, apart
-    around = stain_means(labels, densities, "")
+    regions = Regions(labels)
+    around = stain_means(regions, densities, "")
     if cells is not None:
         for prefix, parts in (("cell_", cells), ("cytoplasm_", np.where(labels > 0, 0, cells))):
             part = Regions(parts)
             for k, area, means in zip(part.ids, part.area, part.means(pixels)):
                 found = intensities(area, means, count, extra, prefix)
                 around.setdefault(int(k), {}).update(found)
-            for k, found in stain_means(parts, densities, prefix).items():
+            for k, found in stain_means(part, densities, prefix).items():
                 around.setdefault(k, {}).update(found)
-    regions = Regions(labels)
     shape, means = regions.shapes(), regions.means(pixels)
     first = regions.first_pixels() if classes is not None else None
     rows = []
@@ -206,18 +206,18 @@ class Regions:
             return array[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
 
         inside = self.labels > 0
-        same = {
+        same = {  # each neighbour: of the same object?
             (dy, dx): shifted(padded, dy, dx) == self.labels
             for dy in (-1, 0, 1)
             for dx in (-1, 0, 1)
+            if dy or dx
         }
         border = inside & ~(same[-1, 0] & same[1, 0] & same[0, -1] & same[0, 1])
         on_border = np.pad(border, 1)
         code = border.astype(np.uint8)
         for (dy, dx), alike in same.items():
-            if (dy, dx) != (0, 0):
-                weight = np.uint8(2 if dy == 0 or dx == 0 else 10)
-                code += weight * (alike & shifted(on_border, dy, dx))
+            weight = np.uint8(2 if dy == 0 or dx == 0 else 10)
+            code += weight * (alike & shifted(on_border, dy, dx))
         where = np.flatnonzero(border)
         found = np.bincount(self.labels.flat[where], PERIMETER_WEIGHTS[code.flat[where]], self.size)
         return found[self.ids]
@@ -334,13 +334,12 @@ def stains_report(vectors: dict) -> str:
     return "\n".join([*lines, f"--stain-vectors '{vectors_text(vectors)}'"])
 
 
-def stain_means(labels: np.ndarray, densities: np.ndarray | None, prefix: str) -> dict:
-    """Each object's mean of each stain's optical density (``densities``:
+def stain_means(regions: Regions, densities: np.ndarray | None, prefix: str) -> dict:
+    """Each object's (of :class:`Regions`) mean of each stain's optical density (``densities``:
     :func:`stain_densities`), by its number, named ``prefix + "mean_" + stain``; none without
     densities."""
     if densities is None:
         return {}
-    regions = Regions(labels)
     return {
         int(k): {f"{prefix}mean_{stain}": round(float(v), 3) for stain, v in zip(STAINS, means)}
         for k, means in zip(regions.ids, regions.means(densities))
