@@ -3,6 +3,7 @@ predict/segment --geojson."""
 
 import json
 import os
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -14,8 +15,11 @@ from PIL import Image
 from test_labelme import H, W, colour_model
 
 from pixelwise.data.geojson import (
+    _walks,
     geometry,
+    label_polygons,
     object_features,
+    polygons,
     region_features,
     rings,
     signed_area,
@@ -82,6 +86,48 @@ def test_any_mask_is_drawn_back_exactly(mask):
     shapely = pytest.importorskip("shapely.geometry")
     drawn = shapely.shape(geom)
     assert drawn.is_valid and drawn.area == mask.sum()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.tuples(st.integers(1, 16), st.integers(1, 16)).flatmap(
+        lambda s: arrays(np.uint8, s, elements=st.integers(0, 4))
+    ),
+    st.integers(0, 5),
+    st.integers(0, 5),
+)
+def test_every_region_of_a_label_image_traced_at_once_as_alone(labels, dy, dx):
+    """All the regions of a label image traced at once (touching one another, in each other's
+    holes, meeting at corners) give each region's polygons as tracing it alone does: the same
+    rings from the same corners in the same order; also a few regions at a time."""
+    from pixelwise.data import geojson
+
+    at_once = label_polygons(labels, (dy, dx))
+    assert sorted(at_once) == sorted(set(np.unique(labels).tolist()) - {0})
+    for k, shapes in at_once.items():
+        alone = polygons(labels == k, (dy, dx))
+        assert [[r.tolist() for r in s] for s in shapes] == [[r.tolist() for r in s] for s in alone]
+    with mock.patch.object(geojson, "AT_ONCE", 7):  # a region at a time, or a few
+        in_parts = label_polygons(labels, (dy, dx))
+    assert repr(in_parts) == repr(at_once)
+    huge = label_polygons(labels.astype(np.int64) << 55, (dy, dx))  # ids near int64's limit
+    assert repr(huge) == repr({k << 55: shapes for k, shapes in at_once.items()})
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.permutations(list(range(40))))
+def test_the_cycles_of_a_permutation_by_pointer_jumping(succ):
+    """Each index's cycle head (its least member) and steps from it, as walking the cycles one
+    step at a time finds them."""
+    head, place = _walks(np.array(succ))
+    for i in range(len(succ)):
+        walk, e = [i], succ[i]
+        while e != i:
+            walk.append(e)
+            e = succ[e]
+        least = min(walk)
+        assert head[i] == least  # i is as many steps on from it as it is steps short of it
+        assert place[i] == (len(walk) - walk.index(least)) % len(walk)
 
 
 @settings(max_examples=200, deadline=None)

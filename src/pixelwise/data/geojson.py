@@ -57,12 +57,44 @@ def linked(xs: np.ndarray, ys: np.ndarray, codes: np.ndarray) -> list[np.ndarray
     """The rings that pixel edges (start corners ``xs``, ``ys`` and direction ``codes``, as
     :func:`_edges` finds them, the region on each edge's right) close into, as :func:`rings`
     gives them; each starts at its first edge in the given order."""
+    return traced(xs, ys, codes)[0]
+
+
+def label_edges(labels: np.ndarray) -> tuple[np.ndarray, ...]:
+    """:func:`_edges` of every region of a label image at once (0: none): the pixel edges
+    between a pixel of a region and one of another (or the border), as start x, start y,
+    direction code and the region's label; a region's edges in the order :func:`_edges` finds
+    them for the region alone. One direction at a time (memory: a few bytes a pixel)."""
+    h, w = labels.shape
+    padded = np.zeros((h + 2, w + 2), labels.dtype)
+    padded[1:-1, 1:-1] = labels
+    inside = padded[1:-1, 1:-1]
+    found = inside > 0
+    across = (padded[:-2, 1:-1], padded[1:-1, 2:], padded[2:, 1:-1], padded[1:-1, :-2])
+    parts = [np.nonzero(found & (inside != other)) for other in across]
+    r, c = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
+    codes = np.repeat(np.arange(4, dtype=np.int8), [len(p[0]) for p in parts])
+    return c + CORNER_X[codes], r + CORNER_Y[codes], codes, inside[r, c]
+
+
+def traced(
+    xs: np.ndarray, ys: np.ndarray, codes: np.ndarray, groups: np.ndarray | None = None
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """:func:`linked` of the edges of many regions at once (``groups``: each edge's region, as
+    :func:`label_edges` gives them; none: one region): the rings, in the order of their first
+    edges, and the region of each."""
     if not len(xs):
-        return []
-    width = int(xs.max()) + 1
+        return [], np.zeros(0, np.int64)
+    width, height = int(xs.max()) + 1, int(ys.max()) + 1
     steps = np.asarray(DIRECTIONS)
-    start = ys * width + xs
-    end = (ys + steps[codes, 1]) * width + xs + steps[codes, 0]
+    base = 0
+    if groups is not None:  # a corner of each region is a number of its own
+        base = groups.astype(np.int64)
+        if (int(base.max()) + 1) * height * width >= 2**62:
+            base = np.unique(base, return_inverse=True)[1].ravel()
+        base = base * height
+    start = (base + ys) * width + xs
+    end = (base + ys + steps[codes, 1]) * width + xs + steps[codes, 0]
     order = np.argsort(start, kind="stable")
     first = np.searchsorted(start[order], end, "left")
     pinch = np.searchsorted(start[order], end, "right") - first == 2  # two ways on from here
@@ -71,29 +103,37 @@ def linked(xs: np.ndarray, ys: np.ndarray, codes: np.ndarray) -> list[np.ndarray
         other = order[first[pinch] + 1]
         right = (codes[pinch] + 1) % 4
         succ[pinch] = np.where(codes[other] == right, other, succ[pinch])
-    twice = set(end[pinch].tolist())
-    found = []
-    for ring in _cycles(succ.tolist()):
-        for part in _split_at(ring, start, twice):
-            part = np.asarray(part)
-            way = codes[part]
-            part = part[way != np.concatenate([way[-1:], way[:-1]])]  # where the way changes
-            found.append(np.stack([xs[part], ys[part]], axis=1))
-    return found
-
-
-def _cycles(succ: list[int]):
-    """The cycles of a permutation given by successor indices, each in order."""
-    seen = bytearray(len(succ))
-    for e0 in range(len(succ)):
-        if seen[e0]:
-            continue
-        ring, e = [], e0
-        while not seen[e]:
-            seen[e] = 1
-            ring.append(e)
-            e = succ[e]
-        yield ring
+    head, place = _walks(succ)
+    walk = np.lexsort((place, head))  # ring by ring, each from its first edge
+    way = codes[walk]
+    opens = np.r_[True, head[walk][1:] != head[walk][:-1]]
+    begin = np.flatnonzero(opens)
+    before = np.r_[walk[-1], walk[:-1]]  # the edge before each on its ring
+    before[begin] = walk[np.r_[begin[1:], len(walk)] - 1]
+    turns = way != codes[before]  # where the way changes
+    points = np.stack([xs[walk][turns], ys[walk][turns]], axis=1)
+    found = np.split(points, np.cumsum(np.add.reduceat(turns.astype(np.int64), begin))[:-1])
+    region = np.zeros(len(begin), np.int64) if groups is None else groups[walk[begin]]
+    if not pinch.any():
+        return found, region.astype(np.int64)
+    corners = np.unique(end[pinch])  # two ways on from each: split a ring that takes both
+    at = np.searchsorted(start[order], corners)
+    leaving, other = order[at], order[at + 1]  # the two edges from each corner
+    both = leaving[head[leaving] == head[other]]
+    split = np.zeros(len(head), bool)
+    split[head[both]] = True
+    split = split[walk[begin]]
+    twice = set(start[both].tolist())
+    ends = np.r_[begin[1:], len(walk)]
+    rings_, regions = [], []
+    for k, ring in enumerate(found):
+        parts = [ring]
+        if split[k]:
+            cut = _split_at(walk[begin[k] : ends[k]].tolist(), start, twice)
+            parts = [_turns(np.asarray(part), xs, ys, codes) for part in cut]
+        rings_ += parts
+        regions += [region[k]] * len(parts)
+    return rings_, np.asarray(regions, np.int64)
 
 
 def _split_at(ring: list[int], start: np.ndarray, twice: set) -> list[list[int]]:
@@ -118,6 +158,32 @@ def _split_at(ring: list[int], start: np.ndarray, twice: set) -> list[list[int]]
     return [[edge for edge, _ in part] for part in parts if part]
 
 
+def _turns(part: np.ndarray, xs, ys, codes) -> np.ndarray:
+    """The corners (x, y) where a ring of edges (indices, in order) turns."""
+    way = codes[part]
+    part = part[way != np.concatenate([way[-1:], way[:-1]])]
+    return np.stack([xs[part], ys[part]], axis=1)
+
+
+def _walks(succ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a permutation given by successor indices: each index's cycle head (the cycle's
+    smallest index) and its steps from there, by pointer jumping (rounds: the log of the
+    longest cycle)."""
+    here = np.arange(len(succ))
+    head, jump = here, succ
+    while True:  # head: the least of 2^k indices on from each; stable once it is the cycle's
+        least = np.minimum(head, head[jump])
+        if (least == head).all():
+            break
+        head, jump = least, jump[jump]
+    nxt = np.where(succ == head, here, succ)  # each cycle cut before its head: a path
+    left = (nxt != here).astype(np.int64)  # steps to the path's end (Wyllie's list ranking)
+    while not (nxt[nxt] == nxt).all():
+        left, nxt = left + left[nxt], nxt[nxt]
+    length = np.bincount(head, minlength=len(succ))[head]
+    return head, length - 1 - left
+
+
 def signed_area(ring: np.ndarray) -> float:
     """Shoelace area of a ring of (x, y) points: positive when it runs counterclockwise with y
     pointing up (the outer outlines of :func:`rings`)."""
@@ -133,14 +199,64 @@ def polygons(region: np.ndarray, offset: tuple[int, int] = (0, 0)) -> list[list[
     return [[ring + shift for ring in shape] for shape in shapes_of(rings(region))]
 
 
-def shapes_of(found_rings: list[np.ndarray]) -> list[list[np.ndarray]]:
+def label_polygons(
+    labels: np.ndarray, offset: tuple[int, int] = (0, 0), edges: tuple | None = None
+) -> dict[int, list[list[np.ndarray]]]:
+    """:func:`polygons` of every region of a label image (0: none), by label: the same rings as
+    one region at a time gives, traced many regions at once (about :data:`AT_ONCE` pixel edges:
+    bounded memory); ``edges``: :func:`label_edges` of it, or of some of its regions, if found."""
+    xs, ys, codes, groups = label_edges(labels) if edges is None else edges
+    by = np.argsort(groups, kind="stable")
+    numbers, first = np.unique(groups[by], return_index=True)
+    cuts = np.searchsorted(first, np.arange(0, len(by), AT_ONCE)).tolist() + [len(numbers)]
+    shift = np.array([offset[1], offset[0]])
+    shapes = {}
+    for lo, hi in zip(cuts[:-1], cuts[1:]):  # whole regions at a time
+        if lo == hi:
+            continue
+        part = by[first[lo] : first[hi] if hi < len(first) else len(by)]
+        found, regions = traced(xs[part], ys[part], codes[part], groups[part])
+        areas = ring_areas(found).tolist()
+        order = np.argsort(regions, kind="stable")
+        mine = np.split(order, np.flatnonzero(np.diff(regions[order])) + 1)
+        for k, rings_ in zip(numbers[lo:hi].tolist(), (m.tolist() for m in mine)):
+            if len(rings_) == 1:
+                shapes[k] = [[found[rings_[0]] + shift]]
+            else:
+                shapes[k] = shapes_of(
+                    [found[i] + shift for i in rings_], [areas[i] for i in rings_]
+                )
+    return shapes
+
+
+AT_ONCE = 1 << 20  # pixel edges traced together by label_polygons (about 100 MB of work arrays)
+
+
+def ring_areas(found: list[np.ndarray]) -> np.ndarray:
+    """:func:`signed_area` of each ring, at once."""
+    if not found:
+        return np.zeros(0)
+    points = np.concatenate(found).astype(np.float64)
+    ends = np.cumsum([len(ring) for ring in found])
+    begin = np.r_[0, ends[:-1]]
+    after = np.arange(1, len(points) + 1)  # each point's next on its ring
+    after[ends - 1] = begin
+    cross = points[:, 0] * points[after, 1] - points[after, 0] * points[:, 1]
+    return np.add.reduceat(cross, begin) / 2
+
+
+def shapes_of(
+    found_rings: list[np.ndarray], areas: list[float] | None = None
+) -> list[list[np.ndarray]]:
     """Rings of one region (:func:`rings`, :func:`linked`) grouped as polygons, each [outer
-    ring, hole rings...]: each hole with the smallest outer ring around it."""
+    ring, hole rings...]: each hole with the smallest outer ring around it. ``areas``: their
+    signed areas, when known."""
     import cv2
 
-    found = [(ring, signed_area(ring)) for ring in found_rings]
+    areas = [signed_area(ring) for ring in found_rings] if areas is None else areas
+    found = list(zip(found_rings, areas))
     outer = [r for r, area in found if area > 0]
-    areas = [area for _, area in found if area > 0]
+    sizes = [area for _, area in found if area > 0]
     holes = [r for r, area in found if area < 0]
     shapes = [[r] for r in outer]
     if len(outer) > 1 and holes:  # the outer rings' boxes: only those around a point are tested
@@ -157,7 +273,7 @@ def shapes_of(found_rings: list[np.ndarray]) -> list[list[np.ndarray]]:
                 for k in boxed
                 if cv2.pointPolygonTest(outer[k].astype(np.float32), tuple(point), False) > 0
             ]
-            home = shapes[min(around, key=lambda k: areas[k])]
+            home = shapes[min(around, key=lambda k: sizes[k])]
         home.append(hole)
     return shapes
 
@@ -209,13 +325,11 @@ def object_features(
     --positive``) is classified by its grade, in QuPath's colour for it. With ``cells`` (each object's cell, a label image
     of the same numbers: ``segment --expand``) each is a QuPath "cell": the cell its geometry,
     the object its ``nucleusGeometry``."""
-    from scipy import ndimage
-
-    around = ndimage.find_objects(cells) if cells is not None else []  # as labels' objects
-    for k, box in enumerate(ndimage.find_objects(labels), start=1):
-        if box is None or k not in names:
+    around = label_polygons(cells, offset) if cells is not None else {}  # as labels' objects
+    for k, shapes in label_polygons(labels, offset).items():
+        if k not in names:
             continue
-        geom = geometry(labels[box] == k, (box[0].start + offset[0], box[1].start + offset[1]))
+        geom = geometry_of(shapes)
         number, name = first + k - 1, names[k]
         row = (measured or {}).get(number, {})
         values = {
@@ -227,8 +341,7 @@ def object_features(
         if cells is None:
             yield feature(geom, name, colour, "detection", object=number, **values)
             continue
-        cell = around[k - 1]  # it holds the object: never None
-        found = geometry(cells[cell] == k, (cell[0].start + offset[0], cell[1].start + offset[1]))
+        found = geometry_of(around[k])  # the cell holds the object: never empty
         yield feature(found, name, colour, "cell", object=number, **values) | {
             "nucleusGeometry": geom
         }
@@ -245,11 +358,10 @@ def region_features(
         count, regions, stats, _ = cv2.connectedComponentsWithStats(
             (mask == value).astype(np.uint8), connectivity=8
         )
+        shapes = label_polygons(regions) if count > 1 else {}
         for k in range(1, count):
-            x, y, w, h, area = (int(v) for v in stats[k])
-            if area >= max(min_pixels, 1):
-                geom = geometry(regions[y : y + h, x : x + w] == k, (y, x))
-                yield feature(geom, name, colours[name], "annotation")
+            if stats[k, cv2.CC_STAT_AREA] >= max(min_pixels, 1):
+                yield feature(geometry_of(shapes[k]), name, colours[name], "annotation")
 
 
 # the pixel across each side of a pixel, by the side's direction code: above, right, below, left
@@ -276,10 +388,10 @@ def tiled_region_features(
         for value, name in names.items():
             at = (y0 // block, x0 // block, value)
             found = _block_regions(around, (y0 - top, x0 - left), (y1 - y0, x1 - x0), value)
-            for k, (corner, region, area, edges) in enumerate(found or ()):
-                offset = (corner[0] + y0, corner[1] + x0)
+            for k, (area, shapes, edges) in enumerate(found or ()):
                 if edges is None and area >= max(min_pixels, 1):
-                    yield feature(geometry(region, offset), name, colours[name], "annotation")
+                    shifted = [[ring + (x0, y0) for ring in shape] for shape in shapes]
+                    yield feature(geometry_of(shifted), name, colours[name], "annotation")
                 elif edges is not None:
                     xs, ys, codes = edges
                     joined.add(at, k, (xs + x0, ys + y0, codes), area, value)
@@ -293,7 +405,7 @@ def tiled_region_features(
 
 
 class _Found(list):
-    """A block's regions of one class: (corner, pixels, area, edges or None) each, and
+    """A block's regions of one class: (area, polygons or None, edges or None) each, and
     ``sides``: the region number of each pixel on the block's top, right, bottom and left side
     (-1: not of the class)."""
 
@@ -304,7 +416,7 @@ def _block_regions(around: np.ndarray, at: tuple[int, int], size: tuple[int, int
     """The 8-connected regions of ``value`` in the block of ``around`` (the block with up to
     one pixel more on each side) at ``at`` = (row, column), of ``size``; a region on a side
     with pixels beyond gets its pixel edges (block coordinates) but those between it and a
-    pixel of ``value`` beyond; the others None."""
+    pixel of ``value`` beyond, the others their polygons (block coordinates)."""
     import cv2
 
     (oy, ox), (bh, bw) = at, size
@@ -322,19 +434,24 @@ def _block_regions(around: np.ndarray, at: tuple[int, int], size: tuple[int, int
     reaches[0] = False
     found = _Found()
     found.sides = tuple(side.astype(np.int64) - 1 for side in sides)
+    xs, ys, codes, groups = label_edges(labels)
+    rows = ys - CORNER_Y[codes] + oy + ACROSS_ROW[codes]  # the pixel across, in around
+    cols = xs - CORNER_X[codes] + ox + ACROSS_COL[codes]
+    seen = (rows >= 0) & (rows < around.shape[0]) & (cols >= 0) & (cols < around.shape[1])
+    same = np.zeros_like(seen)  # only a region that reaches a side has such edges
+    same[seen] = around[rows[seen], cols[seen]] == value
+    at_side = reaches[groups]
+    inner = ~at_side
+    shapes = label_polygons(labels, edges=(xs[inner], ys[inner], codes[inner], groups[inner]))
+    keep = at_side & ~same
+    order = np.argsort(groups[keep], kind="stable")
+    xs, ys, codes, groups = (e[keep][order] for e in (xs, ys, codes, groups))
+    cut = np.searchsorted(groups, np.arange(count + 1))
     for k in range(1, count):
-        x, y, rw, rh, area = (int(v) for v in stats[k])
-        region = labels[y : y + rh, x : x + rw] == k
-        edges = None
-        if reaches[k]:
-            xs, ys, codes = _edges(region)
-            rows = ys - CORNER_Y[codes] + y + oy + ACROSS_ROW[codes]  # the pixel across, in around
-            cols = xs - CORNER_X[codes] + x + ox + ACROSS_COL[codes]
-            seen = (rows >= 0) & (rows < around.shape[0]) & (cols >= 0) & (cols < around.shape[1])
-            same = np.zeros_like(seen)
-            same[seen] = around[rows[seen], cols[seen]] == value
-            edges = (xs[~same] + x, ys[~same] + y, codes[~same])
-        found.append(((y, x), region, area, edges))
+        edges = (xs[cut[k] : cut[k + 1]], ys[cut[k] : cut[k + 1]], codes[cut[k] : cut[k + 1]])
+        found.append(
+            (int(stats[k, cv2.CC_STAT_AREA]), shapes.get(k), edges if reaches[k] else None)
+        )
     return found
 
 
