@@ -53,6 +53,29 @@ def test_inspect_stops_where_train_would(tmp_path, capsys):
     assert "the masks hold values [3, 7], not the class ids" in capsys.readouterr().err
 
 
+def test_inspect_and_train_name_every_pair_they_cannot_use(tmp_path, capsys):
+    """Masks of another size than their images and an image that is not one: inspect and train
+    name them all in one line (train before it trains), not the first alone."""
+    root = dataset(tmp_path / "d", [np.eye(6, 8) for _ in range(6)])
+    Image.fromarray(np.zeros((6, 7), np.uint8)).save(root / "masks" / "im1.png")
+    Image.fromarray(np.zeros((8, 6), np.uint8)).save(root / "masks" / "im4.png")
+    (root / "images" / "im2.png").write_bytes(b"not a picture")
+    assert main(["inspect", str(root)]) == 2
+    said = capsys.readouterr().err.strip()
+    assert said.startswith("pixelwise inspect: error: 3 pairs cannot be used: ")
+    assert len(said.splitlines()) == 1
+    assert f"{root / 'masks' / 'im1.png'}: mask is 7 x 6 but image im1.png is 8 x 6" in said
+    assert f"{root / 'masks' / 'im4.png'}: mask is 6 x 8 but image im4.png is 8 x 6" in said
+    assert f"{root / 'images' / 'im2.png'}: " in said
+    out = tmp_path / "run"
+    args = ["train", str(root), "-o", str(out), "--val-fraction", "0", "--epochs", "1"]
+    assert main([*args, "--model", "fcn32s", "--no-progress"]) == 2
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said.startswith("pixelwise train: error: 3 training pairs cannot be used: ")
+    assert "im1.png" in said and "im2.png" in said and "im4.png" in said
+    assert not (out / "last.pt").exists()
+
+
 def test_inspect_lists_the_pixel_sizes_the_images_record_and_warns_when_they_differ(
     tmp_path, capsys
 ):

@@ -10,22 +10,27 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.config import TrainConfig
-from pixelwise.constants import IGNORE_INDEX, counted, first_ten, option_text
+from pixelwise.constants import IGNORE_INDEX, counted, first_ten, one_line, option_text
 from pixelwise.data.coco import oriented_size
+from pixelwise.data.datasets import size_mismatch, unusable
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.semantic import read_data, validation_source
 
 
 def dataset_report(cfg: TrainConfig, progress: bool = True) -> dict:
     """The report of ``cfg.data`` read with ``cfg``'s data options: splits, sizes, classes and
-    pixel counts (every mask is read once), warnings."""
+    pixel counts (every mask is read once), warnings. ValueError naming every pair that train
+    would refuse (a mask of another size than its image, a file that cannot be read)."""
     _, train, val, names, encoding = read_data(cfg)
     values = encoding.values
     splits = {"train": train, "val": val}
+    failures: list[str] = []
     counts = {
-        split: pixel_counts(items, encoding, len(names), progress)
+        split: pixel_counts(items, encoding, len(names), progress, failures)
         for split, items in splits.items()
     }
+    if failures:
+        raise unusable(failures, "pair")
     sizes = [item.size if item.window else oriented_size(item.image) for item in train + val]
     report = {
         "data": str(Path(cfg.data)),
@@ -97,16 +102,24 @@ def qupath_cells(items: list) -> dict | None:
 
 
 def pixel_counts(
-    items: list, encoding: MaskEncoding, num_classes: int, progress: bool
+    items: list, encoding: MaskEncoding, num_classes: int, progress: bool, failures: list
 ) -> np.ndarray:
-    """Pixels of each class over ``items``, the ignored ones last."""
+    """Pixels of each class over ``items``, the ignored ones last; a line in ``failures`` for
+    each pair that train would refuse, its pixels not counted."""
     from tqdm import tqdm
 
     total = np.zeros(num_classes + 1, np.int64)
     for item in tqdm(items, desc="masks", unit="mask", disable=not progress or not items):
-        target = encoding.apply(
-            item.read_mask(encoding.instances is not None), num_classes, item.mask
-        )
+        try:
+            mask = item.read_mask(encoding.instances is not None)
+            target = encoding.apply(mask, num_classes, item.mask)
+            size = target.shape if item.window else oriented_size(item.image)
+        except ValueError as exc:
+            failures.append(one_line(exc))
+            continue
+        if size != target.shape:  # (a slide's window is read to its mask's size)
+            failures.append(size_mismatch(item, target.shape, size))
+            continue
         target = np.where(target == IGNORE_INDEX, num_classes, target)
         total += np.bincount(target.ravel(), minlength=num_classes + 1)
     return total

@@ -18,7 +18,12 @@ from pixelwise.checkpoint import load_model
 from pixelwise.config import TrainConfig
 from pixelwise.constants import IGNORE_INDEX, LOSSES, counted
 from pixelwise.data.calibration import pixel_size_um
-from pixelwise.data.datasets import SegmentationDataset, compute_normalization, to_tensor
+from pixelwise.data.datasets import (
+    SegmentationDataset,
+    compute_normalization,
+    each_image,
+    to_tensor,
+)
 from pixelwise.data.encoding import (
     MaskEncoding,
     Normalization,
@@ -310,7 +315,7 @@ def build_datasets(
         channel=cfg.channel,
         item_scales=to_pixel_size(train_items, cfg.at_pixel_size),
     )
-    channels = max(train.load(i)[0].shape[-1] for i in range(len(train)))
+    channels = max(image.shape[-1] for image in each_image(train, "training pair"))
     train.set_channels(channels)
     kinds = Counter()  # how the images store intensity (intensity_kind), train and val
 
@@ -333,8 +338,8 @@ def build_datasets(
         item_scales=to_pixel_size(val_items, cfg.at_pixel_size),
         **box_validation(cfg),
     )
-    for i in range(len(val)):  # a bad validation file stops the run now, not after an epoch
-        kinds[intensity_kind(val.load(i)[0])] += 1
+    for image in each_image(val, "validation pair"):  # bad files stop the run now, all named
+        kinds[intensity_kind(image)] += 1
     train.kinds = dict(kinds)
     return train, val, names, colours
 

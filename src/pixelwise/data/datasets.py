@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pixelwise.constants import IGNORE_INDEX
+from pixelwise.constants import IGNORE_INDEX, counted, one_line
 from pixelwise.data.appearance import random_appearance
 from pixelwise.data.encoding import MaskEncoding, Normalization, full_scale, map_range
 from pixelwise.data.layouts import Item
@@ -178,9 +178,7 @@ class SegmentationDataset(Dataset):
             item.read_mask(self.encoding.instances is not None), self.num_classes, item.mask
         )
         if image.shape[:2] != target.shape:
-            raise ValueError(
-                f"{item.mask}: mask is {target.shape} but image {item.image.name} is {image.shape[:2]}"
-            )
+            raise ValueError(size_mismatch(item, target.shape, image.shape[:2]))
         if self.channels is not None:
             image = match_channels(image, self.channels, item.image)
         factor = self.scale * (1.0 if self.item_scales is None else self.item_scales[index])
@@ -272,6 +270,38 @@ class SegmentationDataset(Dataset):
             return to_tensor(image, self.norm, bounds), labels, weights
         labels = torch.from_numpy(np.ascontiguousarray(target)).long()
         return to_tensor(image, self.norm, bounds), labels
+
+
+def size_mismatch(item, mask: tuple[int, int], image: tuple[int, int]) -> str:
+    """The message for a pair whose mask (``mask``: height, width) is not its image's size."""
+    return (
+        f"{item.mask}: mask is {mask[1]} x {mask[0]} but image {item.image.name} is "
+        f"{image[1]} x {image[0]} (width x height)"
+    )
+
+
+def unusable(failures: list[str], what: str) -> ValueError:
+    """One error for every pair of a dataset that cannot be used (``failures``: a line each),
+    rather than one run for each."""
+    shown = "; ".join(failures[:5]) + (
+        f"; ... ({len(failures)} in all)" if len(failures) > 5 else ""
+    )
+    return ValueError(f"{counted(len(failures), what)} cannot be used: {shown}")
+
+
+def each_image(dataset: SegmentationDataset, what: str):
+    """Each pair's image, in order, every pair read (and checked) once; then a ValueError
+    naming all the pairs that could not be (:func:`unusable`), if any."""
+    failures = []
+    for i in range(len(dataset)):
+        try:
+            image = dataset.load(i)[0]
+        except ValueError as exc:
+            failures.append(one_line(exc))
+            continue
+        yield image
+    if failures:
+        raise unusable(failures, what)
 
 
 def pad_collate(batch: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
