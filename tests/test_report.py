@@ -53,6 +53,16 @@ def test_inspect_stops_where_train_would(tmp_path, capsys):
     assert "the masks hold values [3, 7], not the class ids" in capsys.readouterr().err
 
 
+def test_colour_masks_show_each_class_by_its_colour(tmp_path, capsys):
+    root = dataset(tmp_path / "d", [np.eye(6, 8) * 255 for _ in range(3)])
+    for mask in (root / "masks").iterdir():  # black and white, stored as RGB
+        Image.open(mask).convert("RGB").save(mask)
+    assert main(["inspect", str(root)]) == 0
+    said = capsys.readouterr().out
+    assert "  0  background              #000000" in said
+    assert "  1  foreground              #ffffff" in said
+
+
 def test_inspect_and_train_name_every_pair_they_cannot_use(tmp_path, capsys):
     """Masks of another size than their images and an image that is not one: inspect and train
     name them all in one line (train before it trains), not the first alone."""

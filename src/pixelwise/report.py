@@ -185,8 +185,13 @@ def format_report(report: dict) -> str:
     def share(n: int, split: str) -> str:
         return f"{n / totals[split]:.2%}" if totals[split] else "-"
 
+    from pixelwise.data.io import colour_name
+
+    stored = [c["stored_value"] for c in report["classes"] if c["stored_value"] is not None]
+    colours = max(stored, default=0) > 255  # colour masks: each value as #rrggbb
     for k, c in enumerate(report["classes"]):
         value = str(k if c["stored_value"] is None else c["stored_value"])
+        value = colour_name(c["stored_value"]) if colours else value
         lines.append(
             f"{k:>3}  {c['name'][:20]:<20} {value:>10} {share(c['train'], 'train'):>14} {share(c['val'], 'val'):>12}"
         )
