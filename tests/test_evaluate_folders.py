@@ -435,3 +435,30 @@ def test_predicted_objects_mostly_on_ignored_pixels_are_left_out():
     expected[1, 0:4], expected[2, 4:8] = 1, 2
     np.testing.assert_array_equal(outside_ignored(labels, ignored), expected)
     assert outside_ignored(labels, np.zeros_like(ignored)) is labels
+
+
+def test_every_prediction_that_cannot_be_scored_is_named_at_once(tmp_path, capsys):
+    """Predictions of another size and one saved as JPEG (its values blurred at the edges): one
+    line names them all, with what to do about the JPEG; class masks and objects alike."""
+    for sub in ("images", "masks", "preds"):
+        (tmp_path / sub).mkdir()
+    mask = np.zeros((24, 32), np.uint8)
+    mask[6:18, 8:24] = 255
+    for i in range(4):
+        Image.fromarray(mask).save(tmp_path / "images" / f"{i}.png")
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{i}.png")
+        Image.fromarray(mask).save(tmp_path / "preds" / f"{i}.png")
+    Image.fromarray(mask[:, :30]).save(tmp_path / "preds" / "1.png")
+    Image.fromarray(mask[:20]).save(tmp_path / "preds" / "2.png")
+    (tmp_path / "preds" / "3.png").unlink()
+    Image.fromarray(mask).save(tmp_path / "preds" / "3.jpg", quality=70)
+    args = ["evaluate", str(tmp_path / "preds"), str(tmp_path), "--val-stems", "0-3"]
+    for extra, count in (([], 3), (["--object-class", "1"], 2)):  # objects: the JPEG's labels
+        assert main([*args, *extra]) == 2
+        said = capsys.readouterr().err.strip().splitlines()[-1]  # after a line on the masks
+        assert said.startswith(f"pixelwise evaluate: error: {count} predictions cannot be used: ")
+        assert f"{tmp_path / 'preds' / '1.png'}: 30 x 24 pixels, its image 32 x 24" in said
+        assert f"{tmp_path / 'preds' / '2.png'}: 32 x 20 pixels, its image 32 x 24" in said
+    assert main(args) == 2
+    said = capsys.readouterr().err
+    assert f"{tmp_path / 'preds' / '3.jpg'}: values" in said and "save masks as PNG" in said

@@ -24,10 +24,11 @@ from pixelwise.constants import (
     IGNORE_INDEX,
     counted,
     first_ten,
+    one_line,
     parse_stems,
 )
 from pixelwise.data.calibration import pixel_size_um
-from pixelwise.data.datasets import SegmentationDataset
+from pixelwise.data.datasets import SegmentationDataset, unusable
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import holds_class_ids, list_images, page_name, read_alpha, read_mask
 from pixelwise.data.layouts import (
@@ -702,12 +703,17 @@ def evaluate_predictions(
     files = prediction_files(folder, items)
     head = {"split": split, "images": len(items), "predictions": str(folder)}
     if not objects and object_class is None:
-        scores = ImageScores(len(names))
+        scores, failures = ImageScores(len(names)), []
         for item, path in zip(items, files):
-            reference = item.read_mask()
-            stored = read_prediction(path, reference.shape, len(names), names, item=item)
-            target = encoding.apply(reference, len(names), item.mask)
-            scores.add(predicted_ids(path, stored, encoding, len(names)), target)
+            try:
+                reference = item.read_mask()
+                stored = read_prediction(path, reference.shape, len(names), names, item=item)
+                target = encoding.apply(reference, len(names), item.mask)
+                scores.add(predicted_ids(path, stored, encoding, len(names)), target)
+            except ValueError as exc:  # scored no further: every bad file is named at the end
+                failures.append(one_line(exc))
+        if failures:
+            raise unusable(failures, "prediction")
         return head | scores.summary(names) | {"per_image": image_rows(items, scores)}
     scores, pairs, names = predicted_object_scores(
         items, files, encoding, names, object_class, min_size
@@ -730,21 +736,30 @@ def predicted_object_scores(
     drawn = dict(names=names, objects=True, only=names[object_class] if semantic else None)
     if label_images:
         names = [f"not {names[object_class]}", names[object_class]]
-    scores, pairs = ImageScores(len(names)), []
+    scores, pairs, failures = ImageScores(len(names)), [], []
     for item, path in zip(items, files):
         marked = holds_class_ids(path)
-        if semantic and marked == label_images:
-            raise ValueError(
-                f"{path}: a {'class mask' if marked else 'label image'} among "
-                f"{'label images' if marked else 'class masks'} ({files[0]}); score one kind "
-                "of prediction at a time"
+        try:
+            if semantic and marked == label_images:
+                raise ValueError(
+                    f"{path}: a {'class mask' if marked else 'label image'} among "
+                    f"{'label images' if marked else 'class masks'} ({files[0]}); score one "
+                    "kind of prediction at a time"
+                )
+            reference = item.read_mask(instances=not semantic)
+            stored = read_prediction(path, reference.shape[:2], classes, **drawn, item=item)
+            target = encoding.apply(reference, classes, item.mask)
+            labels = outside_ignored(
+                predicted_objects(stored, marked, object_class, min_size), target == IGNORE_INDEX
             )
-        reference = item.read_mask(instances=not semantic)
-        stored = read_prediction(path, reference.shape[:2], classes, **drawn, item=item)
-        target = encoding.apply(reference, classes, item.mask)
-        labels = outside_ignored(
-            predicted_objects(stored, marked, object_class, min_size), target == IGNORE_INDEX
-        )
+            ids = (
+                None
+                if label_images
+                else predicted_ids(path, stored if marked else labels, encoding, classes)
+            )
+        except ValueError as exc:  # scored no further: every bad file is named at the end
+            failures.append(one_line(exc))
+            continue
         if not semantic:
             pairs.append(overlaps(reference, labels))
         else:
@@ -753,7 +768,9 @@ def predicted_object_scores(
             target = np.where(target == IGNORE_INDEX, IGNORE_INDEX, target == object_class)
             scores.add((labels > 0).astype(np.int64), target)
         else:
-            scores.add(predicted_ids(path, stored if marked else labels, encoding, classes), target)
+            scores.add(ids, target)
+    if failures:
+        raise unusable(failures, "prediction")
     return scores, pairs, names
 
 
@@ -1026,10 +1043,12 @@ def predicted_ids(
     if class_ids:
         return stored.astype(np.int64)
     soft = " (remove-bg --mask-only writes soft alpha: score its cut-outs instead)"
+    if Path(path).suffix.lower() in (".jpg", ".jpeg"):
+        soft = " (a JPEG's lossy compression changes the values at edges: save masks as PNG)"
     raise ValueError(
         f"{path}: values {sorted(found)[:10]} are neither class ids 0..{classes - 1} nor the "
         f"data's mask values ({', '.join(map(str, encoding.values or ())) or 'class ids'})"
-        + (soft if classes == 2 else "")
+        + (soft if classes == 2 or "JPEG" in soft else "")
     )
 
 
