@@ -568,3 +568,20 @@ def test_coco_ap_counts_every_object_of_a_dense_image():
     ev.summarize()
     assert 0.2 < ours["ap"] < 0.9
     assert [ours["ap"], ours["ap50"], ours["ap75"]] == pytest.approx(list(ev.stats[:3]))
+
+
+def test_images_a_coco_file_lists_but_lacks_are_left_out_with_a_warning(tmp_path, capsys):
+    """A subset of a dataset downloaded: the images missing are named once and left out; none
+    present is an error naming where they were looked for."""
+    data = _coco(tmp_path / "data", n_images=4)
+    (tmp_path / "data" / "images" / "002.png").unlink()
+    items, _, _ = load_coco(data)
+    assert [item.image_id for item in items] == [100, 101, 103]
+    assert main(["inspect", str(data)]) == 0
+    said = capsys.readouterr().err
+    assert said.count("1 of the 4 images it lists is not under") == 1 and "002.png" in said
+    for name in ("000", "001", "003"):
+        (tmp_path / "data" / "images" / f"{name}.png").unlink()
+    assert main(["inspect", str(data)]) == 2
+    said = capsys.readouterr().err
+    assert "none of the 4 images it lists is under" in said and "000.png" in said

@@ -11,6 +11,7 @@ count as "ignore" regions in COCO evaluation. Images without objects are kept (e
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,11 +97,14 @@ def load_coco(
     by_image: dict[int, list[dict]] = {}
     for ann in annotations:
         by_image.setdefault(ann["image_id"], []).append(ann)
-    items = []
+    items, missing = [], []
     for im in images:
         if "file_name" not in im or "id" not in im:
             raise ValueError(f"{path}: an image entry without file_name or id: {im}")
         file = root / im["file_name"]
+        if not file.is_file():
+            missing.append(im["file_name"])
+            continue
         if "height" in im and "width" in im:
             height, width = int(im["height"]), int(im["width"])
         else:
@@ -115,7 +119,31 @@ def load_coco(
                 tuple(by_image.get(im["id"], ())),
             )
         )
+    left_out(path, root, missing, len(images))
     return items, cat, spec
+
+
+_TOLD: set = set()  # (file, root) pairs whose missing images were reported
+
+
+def left_out(path: Path, root: Path, missing: list[str], listed: int) -> None:
+    """A warning, once per file, for the images a COCO file lists that are not under ``root``
+    (a subset downloaded); ValueError when none is."""
+    if not missing:
+        return
+    if len(missing) == listed:
+        raise ValueError(
+            f"{path}: none of the {listed} images it lists is under {root} (such as "
+            f"{missing[0]}); put them in images/ beside the file"
+        )
+    if (path.resolve(), root.resolve()) not in _TOLD:
+        _TOLD.add((path.resolve(), root.resolve()))
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        print(
+            f"pixelwise: warning: {path}: {len(missing)} of the {listed} images it lists "
+            f"{'is' if len(missing) == 1 else 'are'} not under {root}, left out: {shown}",
+            file=sys.stderr,
+        )
 
 
 def stored_size(path: Path) -> tuple[int, int]:
