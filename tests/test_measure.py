@@ -9,7 +9,7 @@ import tifffile
 from PIL import Image
 
 from pixelwise.cli import main
-from pixelwise.measure import COLUMNS, measure_objects, measurements_csv
+from pixelwise.measure import COLUMNS, Regions, measure_objects, measurements_csv
 
 
 def test_rectangles_and_a_disc_by_hand():
@@ -113,6 +113,25 @@ def test_every_shape_column_equals_scikit_images_regionprops(seed):
     assert len(rows) == len(expected) > 30
     for row, want in zip(rows, expected):
         assert {k: row[k] for k in want} == pytest.approx(want, abs=1.5e-4), row["object"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_convex_hull_areas_equal_scikit_images_one_object_at_a_time(seed):
+    """Every object's convex hull area, all at once, as ``convex_hull_image`` counts it for the
+    object alone: noise (objects of any shape), long thin diagonals, single pixels."""
+    from scipy import ndimage
+    from skimage.morphology import convex_hull_image
+
+    rng = np.random.default_rng(seed)
+    labels = ndimage.label(rng.random((60, 80)) < 0.45)[0]
+    labels[rng.random(labels.shape) < 0.02] = 5000  # scattered pixels: one object
+    steps = np.arange(50)
+    labels[steps % 60, (steps * (seed + 1)) % 80] = 5001  # a diagonal line
+    labels[59, 79] = 5002
+    regions = Regions(labels)
+    found = ndimage.find_objects(regions.labels)
+    expected = [convex_hull_image(regions.labels[found[k - 1]] == k).sum() for k in regions.ids]
+    assert regions.convex_areas().tolist() == expected
 
 
 def test_segment_measure_writes_one_csv_of_the_label_images_objects(tmp_path, capsys):

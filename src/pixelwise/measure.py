@@ -129,9 +129,8 @@ PERIMETER_WEIGHTS[[13, 23]] = (1 + np.sqrt(2)) / 2
 class Regions:
     """The objects (labels > 0) of a label image, measured in whole-array operations as
     scikit-image's ``regionprops`` measures them one at a time (the same values; the tests
-    compare), 3-4x as fast on fields of 14,000 objects (``benchmarks/measure.py``; the convex
-    hulls, still one at a time, are most of what is left). Arrays in the order of :attr:`ids`,
-    the labels present."""
+    compare), 9x as fast on fields of 14,000 objects (``benchmarks/measure.py``). Arrays in the
+    order of :attr:`ids`, the labels present."""
 
     def __init__(self, labels: np.ndarray):
         self.labels = np.asarray(labels).astype(np.intp, copy=False)
@@ -187,7 +186,7 @@ class Regions:
             "equivalent_diameter": np.sqrt(4 * self.area / np.pi),
             "perimeter": self.perimeters(),
             "eccentricity": eccentricity,
-            "solidity": self.area / self.convex_areas(boxes),
+            "solidity": self.area / self.convex_areas(),
         }
 
     def spread(self, per_object: np.ndarray) -> np.ndarray:
@@ -222,15 +221,60 @@ class Regions:
         found = np.bincount(self.labels.flat[where], PERIMETER_WEIGHTS[code.flat[where]], self.size)
         return found[self.ids]
 
-    def convex_areas(self, boxes: list) -> np.ndarray:
+    def convex_areas(self) -> np.ndarray:
         """Each object's convex hull area as ``regionprops`` finds it
-        (``skimage.morphology.convex_hull_image`` of the object in its box)."""
-        from skimage.morphology import convex_hull_image
+        (``skimage.morphology.convex_hull_image``: the pixel centres inside or on the hull of
+        the midpoints of its pixels' sides), in integer arithmetic: every object's rows at once,
+        a hull (OpenCV) per object. In doubled coordinates the midpoints are integers, and the
+        hull's edges give each row's first and last pixel centre inside it."""
+        import cv2
 
-        return np.array(
-            [convex_hull_image(self.labels[box] == k).sum() for k, box in zip(self.ids, boxes)],
-            np.float64,
-        )
+        ys, xs = np.divmod(self.at, self.labels.shape[1])
+        rank = np.zeros(self.size, np.int64)
+        rank[self.ids] = np.arange(len(self.ids))
+        key = rank[self.of] * self.labels.shape[0] + ys  # an object's row; raster order: x rises
+        order = np.argsort(key, kind="stable")
+        rows, first = np.unique(key[order], return_index=True)
+        last = np.r_[first[1:], len(order)] - 1
+        left, right = 2 * xs[order[first]], 2 * xs[order[last]]
+        y2 = 2 * (rows % self.labels.shape[0])
+        # the midpoints of the sides of each row's end pixels, (x, y) doubled
+        ends = ((left - 1, 0), (left, -1), (left, 1), (right + 1, 0), (right, -1), (right, 1))
+        points = np.stack([np.stack([x, y2 + dy], 1) for x, dy in ends], 1).astype(np.int32)
+        cut = np.searchsorted(rows // self.labels.shape[0], np.arange(len(self.ids) + 1))
+        hulls = [cv2.convexHull(points[a:b].reshape(-1, 2))[:, 0] for a, b in zip(cut, cut[1:])]
+        return _pixels_in(hulls).astype(np.float64)
+
+
+def _pixels_in(hulls: list[np.ndarray]) -> np.ndarray:
+    """The pixel centres (even coordinates) inside or on each convex polygon (integer (x, y)
+    vertices, doubled coordinates, in order), counted row by row from its edges."""
+    sizes = np.array([len(h) for h in hulls])
+    start = np.concatenate(hulls).astype(np.int64)
+    end = np.concatenate([np.roll(h, -1, 0) for h in hulls]).astype(np.int64)
+    owner = np.repeat(np.arange(len(hulls)), sizes)
+    slanted = start[:, 1] != end[:, 1]  # a level edge's ends lie on the edges beside it
+    start, end, owner = start[slanted], end[slanted], owner[slanted]
+    low, high = np.minimum(start[:, 1], end[:, 1]), np.maximum(start[:, 1], end[:, 1])
+    first, count = (low + 1) // 2, high // 2 - (low + 1) // 2 + 1  # even rows 2r it spans
+    count = np.maximum(count, 0)
+    edge = np.repeat(np.arange(len(start)), count)
+    row = 2 * (
+        np.repeat(first, count)
+        + np.arange(count.sum())
+        - np.repeat(np.cumsum(count) - count, count)
+    )
+    (x1, y1), (x2, y2) = start[edge].T, end[edge].T
+    num, den = x1 * (y2 - y1) + (x2 - x1) * (row - y1), y2 - y1
+    num, den = np.where(den < 0, -num, num), 2 * np.abs(den)  # x / 2 = num / den, den > 0
+    lo, hi = -((-num) // den), num // den  # ceil and floor of the crossing's x (pixels)
+    key = owner[edge] * (2**31) + row
+    rows, where = np.unique(key, return_inverse=True)
+    least = np.full(len(rows), np.iinfo(np.int64).max)
+    most = np.full(len(rows), np.iinfo(np.int64).min)
+    np.minimum.at(least, where, lo)
+    np.maximum.at(most, where, hi)
+    return np.bincount(rows // 2**31, most - least + 1, len(hulls))
 
 
 STAINS = ("hematoxylin", "eosin", "dab")  # the order of scikit-image's hed_from_rgb
