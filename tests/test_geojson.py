@@ -114,6 +114,28 @@ def test_every_region_of_a_label_image_traced_at_once_as_alone(labels, dy, dx):
     assert repr(huge) == repr({k << 55: shapes for k, shapes in at_once.items()})
 
 
+def test_the_garbage_collector_is_paused_only_while_a_collection_is_built():
+    import gc
+
+    from pixelwise.data.geojson import collection_paused, to_geojson
+
+    labels = np.zeros((8, 8), np.int64)
+    labels[2:5, 2:5] = 1
+    assert gc.isenabled()
+    with pytest.raises(KeyError):
+        with collection_paused():
+            assert not gc.isenabled()
+            raise KeyError
+    assert gc.isenabled() and to_geojson(labels)["features"] and gc.isenabled()
+    gc.disable()
+    try:
+        with collection_paused():
+            pass
+        assert not gc.isenabled()  # left off, as it was
+    finally:
+        gc.enable()
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.permutations(list(range(40))))
 def test_the_cycles_of_a_permutation_by_pointer_jumping(succ):

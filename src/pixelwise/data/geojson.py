@@ -13,6 +13,8 @@ that is the other way round).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 from pathlib import Path
@@ -706,4 +708,19 @@ def to_geojson(
         found = object_features(array.astype(np.int64), numbers, colours, cells=cells)
     else:
         found = region_features(array, names, colours, min_pixels)
-    return {"type": "FeatureCollection", "features": list(found)}
+    with collection_paused():
+        return {"type": "FeatureCollection", "features": list(found)}
+
+
+@contextlib.contextmanager
+def collection_paused():
+    """Python's cyclic garbage collector off while a large tree of lists is built (a polygon's
+    every point a list): its full passes, each over every object alive, took 0.75 of 1.6 s for
+    the outlines of 14,000 objects; nothing built here holds a cycle."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
