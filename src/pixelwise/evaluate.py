@@ -1042,13 +1042,14 @@ def predicted_ids(
             )
     if class_ids:
         return stored.astype(np.int64)
-    soft = " (remove-bg --mask-only writes soft alpha: score its cut-outs instead)"
+    hint = ""
     if Path(path).suffix.lower() in (".jpg", ".jpeg"):
-        soft = " (a JPEG's lossy compression changes the values at edges: save masks as PNG)"
+        hint = " (a JPEG's lossy compression changes the values at edges: save masks as PNG)"
+    elif classes == 2:
+        hint = " (remove-bg --mask-only writes soft alpha: score its cut-outs instead)"
     raise ValueError(
         f"{path}: values {sorted(found)[:10]} are neither class ids 0..{classes - 1} nor the "
-        f"data's mask values ({', '.join(map(str, encoding.values or ())) or 'class ids'})"
-        + (soft if classes == 2 or "JPEG" in soft else "")
+        f"data's mask values ({', '.join(map(str, encoding.values or ())) or 'class ids'})" + hint
     )
 
 

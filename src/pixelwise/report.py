@@ -14,6 +14,7 @@ from pixelwise.constants import IGNORE_INDEX, counted, first_ten, one_line, opti
 from pixelwise.data.coco import oriented_size
 from pixelwise.data.datasets import size_mismatch, unusable
 from pixelwise.data.encoding import MaskEncoding
+from pixelwise.data.io import colour_name
 from pixelwise.semantic import read_data, validation_source
 
 
@@ -184,8 +185,6 @@ def format_report(report: dict) -> str:
 
     def share(n: int, split: str) -> str:
         return f"{n / totals[split]:.2%}" if totals[split] else "-"
-
-    from pixelwise.data.io import colour_name
 
     stored = [c["stored_value"] for c in report["classes"] if c["stored_value"] is not None]
     colours = max(stored, default=0) > 255  # colour masks: each value as #rrggbb
