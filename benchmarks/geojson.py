@@ -7,12 +7,11 @@ python benchmarks/geojson.py [--size 2048] [--cells 15000] [--repeats 3]
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from scipy import ndimage
-from timing import add_common, begin, median_seconds
-from weight_map import random_cells
+from timing import median_seconds
+from weight_map import dense_field
 
 from pixelwise.data.geojson import label_polygons, polygons
 
@@ -31,16 +30,7 @@ def as_lists(shapes: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=2048)
-    parser.add_argument("--cells", type=int, default=15000)
-    parser.add_argument("--repeats", type=int, default=3)
-    add_common(parser)
-    args = parser.parse_args()
-    begin(args)
-    if args.quick:
-        args.size, args.cells, args.repeats = 1024, 4000, 2
-    labels = random_cells(args.size, args.cells)  # discs of radius 6-16, later over earlier
+    args, labels = dense_field(__doc__)
     found = label_polygons(labels)
     same = as_lists(found) == as_lists(one_at_a_time(labels))
     ours = median_seconds(lambda: label_polygons(labels), args.repeats)

@@ -6,11 +6,9 @@ python benchmarks/measure.py [--size 2048] [--cells 15000] [--repeats 3]
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
-from timing import add_common, begin, median_seconds
-from weight_map import random_cells
+from timing import median_seconds
+from weight_map import dense_field
 
 from pixelwise.measure import measure_objects
 
@@ -55,16 +53,7 @@ def as_tuples(rows: list[dict]) -> list[tuple]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=2048)
-    parser.add_argument("--cells", type=int, default=15000)
-    parser.add_argument("--repeats", type=int, default=3)
-    add_common(parser)
-    args = parser.parse_args()
-    begin(args)
-    if args.quick:
-        args.size, args.cells, args.repeats = 1024, 4000, 2
-    labels = random_cells(args.size, args.cells)  # discs of radius 6-16, later over earlier
+    args, labels = dense_field(__doc__)
     image = np.random.default_rng(1).integers(0, 256, labels.shape, dtype=np.uint8)
     found = measure_objects(labels, image, ["cell"])
     same = as_tuples(found) == one_at_a_time(labels, image)
