@@ -462,3 +462,10 @@ def test_every_prediction_that_cannot_be_scored_is_named_at_once(tmp_path, capsy
     assert main(args) == 2
     said = capsys.readouterr().err
     assert f"{tmp_path / 'preds' / '3.jpg'}: values" in said and "save masks as PNG" in said
+    out = tmp_path / "compared"  # compare reads them all before any method runs
+    methods = f"otsu,mine:{tmp_path / 'preds'}"
+    compare = ["compare", str(tmp_path), "--methods", methods, "-o", str(out), "--val-stems", "0-3"]
+    assert main(compare) == 2
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said.startswith("pixelwise compare: error: 3 predictions cannot be used: ")
+    assert "1.png" in said and "2.png" in said and "3.jpg" in said and not out.exists()

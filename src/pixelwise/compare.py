@@ -15,7 +15,8 @@ import numpy as np
 
 from pixelwise.checkpoint import load_model
 from pixelwise.classical import METHODS, regions_to_classes, run_method
-from pixelwise.constants import IGNORE_INDEX, parse_stems
+from pixelwise.constants import IGNORE_INDEX, one_line, parse_stems
+from pixelwise.data.datasets import unusable
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import atomic_write_bytes
 from pixelwise.data.layouts import (
@@ -212,7 +213,7 @@ def compare(
     encoding = target_encoding(info, items, mask_values, ignore_values)
     num_classes = num_classes or class_count(encoding, info, methods)
     objects = encoding.instances is not None
-    prepare(methods, items, info.class_names, num_classes, objects, roots[0])
+    prepare(methods, items, info.class_names, num_classes, encoding, roots[0])
     scores = {m.name: ImageScores(num_classes + 1) for m in methods}
     panels: list[list[np.ndarray]] = []
     shown = set(
@@ -246,9 +247,29 @@ def compare(
     return table, panels, items, num_classes
 
 
-def prepare(methods: list[Method], items, names, num_classes: int, objects: bool, data) -> None:
+def check_predictions(methods: list[Method], items, encoding: MaskEncoding, classes: int) -> None:
+    """Every folder method's prediction for every item read once before any method runs: a
+    ValueError naming all those that cannot be scored (rather than the first, after the slow
+    methods had run on the images before it)."""
+    folders = [m for m in methods if m.folder is not None]
+    failures = []
+    for item in items if folders else ():
+        target = encoding.apply(item.read_mask(), classes, item.mask)
+        for m in folders:
+            try:
+                m.predicted(item, target, encoding, classes)
+            except ValueError as exc:
+                failures.append(one_line(exc))
+    if failures:
+        raise unusable(failures, "prediction")
+
+
+def prepare(
+    methods: list[Method], items, names, num_classes: int, encoding: MaskEncoding, data
+) -> None:
     """Each checkpoint's classes matched to the data's by name (:func:`classes_by_name`); each
-    folder's predicted mask found for every item."""
+    folder's predicted mask found for every item, and read (:func:`check_predictions`)."""
+    objects = encoding.instances is not None
     for m in methods:
         if m.model is not None and not objects:
             m.to_data = classes_by_name(m, names, num_classes, data)
@@ -256,6 +277,7 @@ def prepare(methods: list[Method], items, names, num_classes: int, objects: bool
             found = prediction_files(prediction_folder(Path(m.folder), objects), items)
             m.files = {item.name: path for item, path in zip(items, found)}
             m.names = list(names) if names else None
+    check_predictions(methods, items, encoding, num_classes)
 
 
 def format_table(rows: list[dict]) -> str:
