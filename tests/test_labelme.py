@@ -75,6 +75,8 @@ def test_each_shape_kind_is_drawn_where_it_lies(tmp_path, capsys):
     disc = drawn[box].reshape(11, 11) == 2  # the circle: its rows and columns through the centre
     assert disc[5].all() and disc[:, 5].all() and not disc[0, 0] and disc.sum() < 0.9 * 121
     assert "1 LabelMe shape(s) without an area" in capsys.readouterr().err
+    find_items(tmp_path)  # read again (inspect and train read a dataset twice): said once
+    assert "without an area" not in capsys.readouterr().err
     numbers = item.read_mask(instances=True)
     assert len(np.unique(numbers)) == 5  # background + 4 objects (the ignored region is none)
 

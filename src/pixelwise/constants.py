@@ -108,6 +108,18 @@ def one_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0]  # torch's messages can run to many lines
 
 
+_SAID: set = set()
+
+
+def first_time(key) -> bool:
+    """True the first time ``key`` is given in this process: a warning said once, though the
+    file it is about is read again (a dataset is read for its classes, then for its items)."""
+    if key in _SAID:
+        return False
+    _SAID.add(key)
+    return True
+
+
 def counted(n: int, noun: str) -> str:
     """``n`` and ``noun``, plural unless ``n`` is 1: "1 image", "3 images"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

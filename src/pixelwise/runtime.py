@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 
 from pixelwise.allocator import allocator
+from pixelwise.constants import first_time
 from pixelwise.data.io import atomic_write_bytes
 
 AGREEMENT = 0.995  # share of identical mask pixels a faster path must keep
@@ -632,9 +633,6 @@ def best_torch_path(kind: str = "inference") -> str:
     return pick(result["seconds"], result.get("agreement", {}), TRAINING_PATHS)
 
 
-_WARNED: set[str] = set()
-
-
 def is_onnx_file(path: str | os.PathLike) -> bool:
     """Whether ``path`` names an exported ONNX model, which ONNX Runtime always runs."""
     return str(path).endswith(".onnx")
@@ -666,8 +664,7 @@ def resolve_precision(
     check_precision(precision)
     cuda = torch.device(device).type == "cuda"
     if precision != "auto":
-        if precision == "bf16" and not cuda and "bf16" not in _WARNED:
-            _WARNED.add("bf16")
+        if precision == "bf16" and not cuda and first_time("bf16 without the hardware"):
             warn_bf16_without_hardware()
         return precision
     if cuda:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pixelwise.constants import IGNORE_INDEX
+from pixelwise.constants import IGNORE_INDEX, first_time
 from pixelwise.data.encoding import to_unit
 from pixelwise.data.io import image_files, read_mask
 from pixelwise.data.shapes import draw_shapes
@@ -123,9 +123,6 @@ def load_coco(
     return items, cat, spec
 
 
-_TOLD: set = set()  # (file, root) pairs whose missing images were reported
-
-
 def left_out(path: Path, root: Path, missing: list[str], listed: int) -> None:
     """A warning, once per file, for the images a COCO file lists that are not under ``root``
     (a subset downloaded); ValueError when none is."""
@@ -136,8 +133,7 @@ def left_out(path: Path, root: Path, missing: list[str], listed: int) -> None:
             f"{path}: none of the {listed} images it lists is under {root} (such as "
             f"{missing[0]}); put them in images/ beside the file"
         )
-    if (path.resolve(), root.resolve()) not in _TOLD:
-        _TOLD.add((path.resolve(), root.resolve()))
+    if first_time(("missing images", path.resolve(), root.resolve())):
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
         print(
             f"pixelwise: warning: {path}: {len(missing)} of the {listed} images it lists "

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.constants import BACKGROUND_LABEL, IGNORE_LABEL, MASK_FOLDERS
+from pixelwise.constants import BACKGROUND_LABEL, IGNORE_LABEL, MASK_FOLDERS, first_time
 from pixelwise.data.coco import Categories, InstanceItem, as_coco, oriented_size
 from pixelwise.data.io import IMAGE_SUFFIXES
 from pixelwise.data.shapes import extent
@@ -191,9 +191,9 @@ def load_labelme(
             f"{next(iter(files)).parent}: no {kind} has an area ({skipped} points or lines); "
             "segmentation needs polygons, rectangles, circles or masks"
         )
-    if skipped:
-        print(f"pixelwise: {skipped} {kind}(s) without an area (points, lines) left out",
-              file=sys.stderr)  # fmt: skip
+    said = f"pixelwise: {skipped} {kind}(s) without an area (points, lines) left out"
+    if skipped and first_time((said, *files)):
+        print(said, file=sys.stderr)
     coco, categories = as_coco(images, annotations, names)
     return items, categories, coco
 
