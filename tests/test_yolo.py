@@ -147,6 +147,17 @@ def test_bad_label_lines_are_named_by_file_and_line(tmp_path, label, message):
         find_items(root)
 
 
+def test_every_bad_label_file_is_named_in_one_error(tmp_path):
+    root = roboflow(tmp_path / "rf")
+    (root / "train" / "labels" / "im1t.txt").write_text(f"1 {square(4, 10)}\n7 0.5 0.5 0.1 0.1")
+    (root / "valid" / "labels" / "im0v.txt").write_text("1 0.1 0.2")
+    with pytest.raises(ValueError) as caught:
+        find_items(root)
+    said = str(caught.value)
+    assert said.startswith("2 label files cannot be used: ")
+    assert "im1t.txt, line 2: class 7 is not among" in said and "im0v.txt, line 1: 2 coord" in said
+
+
 def test_dataset_file_errors_say_what_is_wrong(tmp_path, capsys):
     root = roboflow(tmp_path / "rf")
     for labels in (root / "train" / "labels").glob("*.txt"):  # a detection dataset: boxes only

@@ -15,8 +15,7 @@ import numpy as np
 
 from pixelwise.checkpoint import load_model
 from pixelwise.classical import METHODS, regions_to_classes, run_method
-from pixelwise.constants import IGNORE_INDEX, one_line, parse_stems
-from pixelwise.data.datasets import unusable
+from pixelwise.constants import IGNORE_INDEX, one_line, parse_stems, unusable
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import atomic_write_bytes
 from pixelwise.data.layouts import (

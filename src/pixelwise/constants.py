@@ -120,6 +120,15 @@ def first_time(key) -> bool:
     return True
 
 
+def unusable(failures: list[str], what: str) -> ValueError:
+    """One error for every file (or pair) that cannot be used (``failures``: a line each),
+    rather than one run for each."""
+    shown = "; ".join(failures[:5]) + (
+        f"; ... ({len(failures)} in all)" if len(failures) > 5 else ""
+    )
+    return ValueError(f"{counted(len(failures), what)} cannot be used: {shown}")
+
+
 def counted(n: int, noun: str) -> str:
     """``n`` and ``noun``, plural unless ``n`` is 1: "1 image", "3 images"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -26,9 +26,10 @@ from pixelwise.constants import (
     first_ten,
     one_line,
     parse_stems,
+    unusable,
 )
 from pixelwise.data.calibration import pixel_size_um
-from pixelwise.data.datasets import SegmentationDataset, unusable
+from pixelwise.data.datasets import SegmentationDataset
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import holds_class_ids, list_images, page_name, read_alpha, read_mask
 from pixelwise.data.layouts import (

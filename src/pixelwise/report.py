@@ -10,9 +10,16 @@ from pathlib import Path
 import numpy as np
 
 from pixelwise.config import TrainConfig
-from pixelwise.constants import IGNORE_INDEX, counted, first_ten, one_line, option_text
+from pixelwise.constants import (
+    IGNORE_INDEX,
+    counted,
+    first_ten,
+    one_line,
+    option_text,
+    unusable,
+)
 from pixelwise.data.coco import oriented_size
-from pixelwise.data.datasets import size_mismatch, unusable
+from pixelwise.data.datasets import size_mismatch
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import colour_name
 from pixelwise.semantic import read_data, validation_source

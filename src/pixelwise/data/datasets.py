@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pixelwise.constants import IGNORE_INDEX, counted, one_line
+from pixelwise.constants import IGNORE_INDEX, one_line, unusable
 from pixelwise.data.appearance import random_appearance
 from pixelwise.data.encoding import MaskEncoding, Normalization, full_scale, map_range
 from pixelwise.data.layouts import Item
@@ -278,15 +278,6 @@ def size_mismatch(item, mask: tuple[int, int], image: tuple[int, int]) -> str:
         f"{item.mask}: mask is {mask[1]} x {mask[0]} but image {item.image.name} is "
         f"{image[1]} x {image[0]} (width x height)"
     )
-
-
-def unusable(failures: list[str], what: str) -> ValueError:
-    """One error for every pair of a dataset that cannot be used (``failures``: a line each),
-    rather than one run for each."""
-    shown = "; ".join(failures[:5]) + (
-        f"; ... ({len(failures)} in all)" if len(failures) > 5 else ""
-    )
-    return ValueError(f"{counted(len(failures), what)} cannot be used: {shown}")
 
 
 def each_image(dataset: SegmentationDataset, what: str):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pixelwise.constants import one_line, unusable
 from pixelwise.data.coco import Categories, InstanceItem, as_coco, check_outlined
 from pixelwise.data.io import image_files
 
@@ -168,7 +169,7 @@ def load_yolo(path: Path) -> tuple[dict[str, list[InstanceItem]], Categories, di
     base = path.parent / str(spec.get("path") or "")
     if not base.is_dir():  # written on another machine (/content/datasets/...): the YAML's folder
         base = path.parent
-    splits, seen, images, annotations = {}, {}, [], []
+    splits, seen, images, annotations, failures = {}, {}, [], [], []
     for key in SPLITS:
         if not spec.get(key):
             continue
@@ -180,9 +181,13 @@ def load_yolo(path: Path) -> tuple[dict[str, list[InstanceItem]], Categories, di
                     "names must be unique"
                 )
             seen[image.stem] = image
-            height, width = oriented_size(image)
             labels = label_file(image)
-            found = read_labels(labels, len(names), height, width) if labels.is_file() else []
+            try:
+                height, width = oriented_size(image)
+                found = read_labels(labels, len(names), height, width) if labels.is_file() else []
+            except ValueError as exc:  # every bad file named at the end
+                failures.append(one_line(exc))
+                continue
             image_id = len(images) + 1
             anns = [
                 a | {"id": len(annotations) + i + 1, "image_id": image_id}
@@ -196,6 +201,8 @@ def load_yolo(path: Path) -> tuple[dict[str, list[InstanceItem]], Categories, di
                 InstanceItem(image, image.stem, image_id, height, width, tuple(anns), source=labels)
             )
         splits[key] = items
+    if failures:
+        raise unusable(failures, "label file")
     if not splits:
         raise ValueError(f"{path}: names no split (train: images/train, val: images/val)")
     check_outlined(annotations, path, BOXES_ONLY)
