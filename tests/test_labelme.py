@@ -64,6 +64,19 @@ def write(folder, stem, shapes, image_path=None, image_folder=None):
     (folder / f"{stem}.json").write_text(json.dumps(spec))
 
 
+def test_every_bad_annotation_file_is_named_in_one_error(tmp_path):
+    write(tmp_path, "a", SHAPES)
+    write(tmp_path, "b", [{"label": "cat", "points": [[1, 2, 3]], "shape_type": "polygon"}])
+    write(tmp_path, "c", SHAPES, image_path="gone.png")
+    (tmp_path / "c.jpg").unlink()
+    with pytest.raises(ValueError) as caught:
+        find_items(tmp_path)
+    said = str(caught.value)
+    assert said.startswith("2 annotation files cannot be used: ")
+    assert "b.json, shape 1: points must be [x, y] pairs" in said
+    assert "c.json: its image 'gone.png' was not found" in said
+
+
 def test_each_shape_kind_is_drawn_where_it_lies(tmp_path, capsys):
     write(tmp_path, "a", SHAPES)
     assert read_dataset_info(tmp_path).class_names == ["background", "cat", "dog"]

@@ -28,7 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.constants import BACKGROUND_LABEL, IGNORE_LABEL, MASK_FOLDERS, first_time
+from pixelwise.constants import (
+    BACKGROUND_LABEL,
+    IGNORE_LABEL,
+    MASK_FOLDERS,
+    first_time,
+    one_line,
+    unusable,
+)
 from pixelwise.data.coco import Categories, InstanceItem, as_coco, oriented_size
 from pixelwise.data.io import IMAGE_SUFFIXES
 from pixelwise.data.shapes import extent
@@ -164,11 +171,15 @@ def load_labelme(
     """Instance items of LabelMe files (or GeoJSON files read as theirs), their categories
     (ids = indices in ``names``) and the same as a parsed COCO instances file; images are
     looked for as :func:`image_of` says."""
-    items, images, annotations, skipped = [], [], [], 0
+    items, images, annotations, skipped, failures = [], [], [], 0, []
     geojson = all(path.suffix.lower() == ".geojson" for path in files)
     kind = "GeoJSON feature" if geojson else "LabelMe shape"
     for path, spec in files.items():
-        image, parts, missed = image_parts(path, spec, names, image_folders)
+        try:
+            image, parts, missed = image_parts(path, spec, names, image_folders)
+        except ValueError as exc:  # every bad file named at the end
+            failures.append(one_line(exc))
+            continue
         skipped += missed
         for window, height, width, objects, at in parts:
             image_id = len(images) + 1
@@ -186,6 +197,8 @@ def load_labelme(
                     image, name, image_id, height, width, tuple(anns), source=path, window=window
                 )
             )
+    if failures:
+        raise unusable(failures, "annotation file")
     if skipped and not annotations:
         raise ValueError(
             f"{next(iter(files)).parent}: no {kind} has an area ({skipped} points or lines); "
