@@ -361,6 +361,9 @@ def test_a_csv_lists_pairs_in_any_layout(tmp_path):
         ("image,mask\n" + rows[0].rsplit(",", 1)[0] + "\n" + rows[0].rsplit(",", 1)[0] + "\n",
          "line 3: image name 'a_01_leftImg8bit' is already on line 2"),
         ("image,mask,split\n" + rows[0].rsplit(",", 1)[0] + ",test\n", "split 'test' is not one of"),
+        ("image,mask,split\nmissing.png,missing.png,train\n" + rows[0].rsplit(",", 1)[0]
+         + ",test\n" + rows[1] + "\n",  # every bad row named, the good one not
+         r"^2 rows cannot be used: .*bad\.csv, line 2: no file .*; .*bad\.csv, line 3: split 'test'[^;]*$"),
     ]  # fmt: skip
     for text, message in cases:
         (tmp_path / "bad.csv").write_text(text)

@@ -58,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.constants import IGNORE_INDEX, IMAGE_FOLDERS, MASK_FOLDERS
+from pixelwise.constants import IGNORE_INDEX, IMAGE_FOLDERS, MASK_FOLDERS, unusable
 from pixelwise.data import cityscapes, geojson, labelme
 from pixelwise.data.coco import (
     Categories,
@@ -594,26 +594,26 @@ def csv_items(listing: Path) -> dict[str, list[Item]]:
     splits = {name: split for split, names in SPLIT_NAMES.items() for name in names}
     found: dict[str, list[Item]] = {}
     seen: dict[str, int] = {}
+    failures = []
     for line, row in enumerate(rows, start=2):
         named = [(row.get(column) or "").strip() for column in ("image", "mask")]
-        if not all(named):
-            raise ValueError(f"{listing}, line {line}: an image and a mask are needed, got {named}")
         image, mask = (listing.parent / name for name in named)
-        for path in (image, mask):
-            if not path.is_file():
-                raise ValueError(f"{listing}, line {line}: no file {path}")
-        if image.stem in seen:
-            raise ValueError(
-                f"{listing}, line {line}: image name {image.stem!r} is already on line "
-                f"{seen[image.stem]} (names must be unique)"
-            )
-        seen[image.stem] = line
         split = (row.get("split") or "").strip().lower()
-        if split and split not in splits:
-            raise ValueError(
-                f"{listing}, line {line}: split {split!r} is not one of {', '.join(splits)}"
-            )
-        found.setdefault(splits.get(split, ""), []).append(Item(image, mask, image.stem))
+        if not all(named):
+            problem = f"an image and a mask are needed, got {named}"
+        elif not image.is_file() or not mask.is_file():
+            problem = f"no file {image if not image.is_file() else mask}"
+        elif image.stem in seen:
+            problem = f"image name {image.stem!r} is already on line {seen[image.stem]} (names must be unique)"
+        elif split and split not in splits:
+            problem = f"split {split!r} is not one of {', '.join(splits)}"
+        else:
+            seen[image.stem] = line
+            found.setdefault(splits.get(split, ""), []).append(Item(image, mask, image.stem))
+            continue
+        failures.append(f"{listing}, line {line}: {problem}")  # every bad row named at the end
+    if failures:
+        raise unusable(failures, "row")
     return found
 
 
