@@ -728,6 +728,10 @@ def test_a_bad_geojson_file_is_one_line_naming_it(tmp_path):
     bad.write_text(json.dumps({"type": "Polygon", "coordinates": []}))
     with pytest.raises(ValueError, match="not a GeoJSON FeatureCollection, Feature or list"):
         find_items(tmp_path / "data")
+    qupath_export(tmp_path / "data", "b")  # a good one beside two bad ones: both bad named
+    (tmp_path / "data" / "c.geojson").write_text("[")
+    with pytest.raises(ValueError, match=r"^2 GeoJSON files cannot be used: .*a\.geojson.*c\.geo"):
+        find_items(tmp_path / "data")
 
 
 def test_train_on_a_qupath_export(tmp_path):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.constants import GRADE_COLOURS, IGNORE_LABEL
+from pixelwise.constants import GRADE_COLOURS, IGNORE_LABEL, one_line, unusable
 from pixelwise.data.joins import Joins
 
 # direction of an edge as (dx, dy): its code is the index here; a right turn on screen (y down)
@@ -561,10 +561,18 @@ CELL_PARTS = ("cell", "nucleus")
 
 def annotation_files(folder: Path | None) -> dict[Path, dict]:
     """The GeoJSON files (``*.geojson``) directly in ``folder``, each as :func:`read_geojson`
-    gives it."""
+    gives it; a ValueError naming every one that cannot be read."""
     if folder is None or not folder.is_dir():
         return {}
-    return {path: read_geojson(path) for path in sorted(folder.glob("*.geojson"))}
+    found, failures = {}, []
+    for path in sorted(folder.glob("*.geojson")):
+        try:
+            found[path] = read_geojson(path)
+        except ValueError as exc:
+            failures.append(one_line(exc))
+    if failures:
+        raise unusable(failures, "GeoJSON file")
+    return found
 
 
 def read_geojson(path: Path) -> dict:
