@@ -25,7 +25,15 @@ from pixelwise.config import (
     from_args,
     value_list,
 )
-from pixelwise.constants import counted, first_ten, one_line, parse_range, parse_stems
+from pixelwise.constants import (
+    CUTOUT_FORMATS,
+    CUTOUT_TYPES,
+    counted,
+    first_ten,
+    one_line,
+    parse_range,
+    parse_stems,
+)
 
 EXTRAS = {
     "fastapi": "serve",
@@ -278,7 +286,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "photos' cut-outs as png (default; lossless), webp (colours lossy, alpha exact; "
                 "several times smaller) or jpg (no transparency: onto white unless --background); "
                 "default: -o's suffix for one photo, else png",
-                choices=("png", "webp", "jpg"),
+                choices=tuple(CUTOUT_TYPES),
             ),
             "skip_existing",
             Opt(
@@ -950,7 +958,6 @@ def cutout_format(args: argparse.Namespace, out: Path) -> str:
     """The photos' cut-out format: --format, else -o's suffix when it names one file (.png,
     .webp, .jpg), else png; another image suffix, a clash or --mask-only as anything but PNG is
     refused (ValueError)."""
-    from pixelwise.cutout import CUTOUT_FORMATS
     from pixelwise.data.io import IMAGE_SUFFIXES
 
     suffix = out.suffix.lower() if args.out != STREAM and not out.is_dir() else ""
@@ -993,7 +1000,7 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
     """remove-bg on one photo through the standard streams, for pipelines: ``-`` as the input
     reads the photo from standard input; ``-o -`` writes its cut-out (PNG, or as --format says)
     to standard output, and nothing else goes there."""
-    from pixelwise.cutout import CUTOUT_FORMATS, cutout_bytes, kept_nothing
+    from pixelwise.cutout import cutout_bytes, kept_nothing
     from pixelwise.data.io import atomic_write_bytes, open_image_bytes
     from pixelwise.video import is_video
 
@@ -1035,7 +1042,7 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
     """remove-bg's photos: one file each (``-o x.png`` names one photo's cut-out; the format:
     :func:`cutout_format`)."""
     from pixelwise.batch import output_names, report_failures, run_batch
-    from pixelwise.cutout import CUTOUT_FORMATS, cutout_bytes, kept_nothing
+    from pixelwise.cutout import cutout_bytes, kept_nothing
     from pixelwise.data.io import atomic_write_bytes
 
     pairs = output_names(photos, out)

@@ -55,6 +55,9 @@ CUTOUT_METHODS = ("model", "graphcut", "grabcut")
 # graph cut seeded by the network: on sources the network never saw it is far above the network
 # alone and level with GrabCut on average (docs/results.md (i))
 DEFAULT_CUTOUT = "graphcut"
+# remove-bg's file formats (--format, the API's format) and their media types; -o's suffixes
+CUTOUT_TYPES = {"png": "image/png", "webp": "image/webp", "jpg": "image/jpeg"}
+CUTOUT_FORMATS = {".png": "png", ".webp": "webp", ".jpg": "jpg", ".jpeg": "jpg"}
 
 
 def parse_stems(text: str | list[str] | None) -> list[str] | None:

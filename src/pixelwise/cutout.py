@@ -27,7 +27,7 @@ from PIL import Image
 
 from pixelwise.checkpoint import load_model
 from pixelwise.classical import graphcut
-from pixelwise.constants import CUTOUT_METHODS, DEFAULT_CUTOUT
+from pixelwise.constants import CUTOUT_METHODS, CUTOUT_TYPES, DEFAULT_CUTOUT
 from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import to_unit
 from pixelwise.data.io import as_image, image_and_transparency, png_bytes
@@ -860,10 +860,6 @@ def read_boxes(path: str | Path) -> dict[str, tuple[float, ...]]:
     return {str(k): tuple(v) for k, v in spec.items()}
 
 
-# remove-bg's file formats: -o's suffix for one photo, --format for folders
-CUTOUT_FORMATS = {".png": "png", ".webp": "webp", ".jpg": "jpg", ".jpeg": "jpg"}
-
-
 def cutout_bytes(cutout: Image.Image, fmt: str = "png") -> bytes:
     """A cut-out encoded as ``png`` (lossless), ``webp`` (the colours lossy at quality 90, the
     alpha lossless, so the outline is exact; several times smaller than the PNG) or ``jpg`` (no
@@ -871,7 +867,7 @@ def cutout_bytes(cutout: Image.Image, fmt: str = "png") -> bytes:
     be; quality 92)."""
     if fmt == "png":
         return png_bytes(cutout)
-    if fmt not in ("webp", "jpg"):
+    if fmt not in CUTOUT_TYPES:
         raise ValueError(f"unknown format {fmt!r}; choose png, webp or jpg")
     if fmt == "jpg" and cutout.mode == "RGBA":
         white = Image.new("RGBA", cutout.size, (255, 255, 255, 255))

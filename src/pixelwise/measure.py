@@ -29,6 +29,7 @@ object's grade by one of these columns against the user's thresholds.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from dataclasses import dataclass
@@ -150,6 +151,11 @@ class Regions:
         values = pixels.reshape(self.labels.size, -1)[self.at]
         return np.stack([self.sums(v) for v in values.T], axis=-1) / self.area[:, None]
 
+    @functools.cached_property
+    def rows_and_columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """The row and column of each object pixel (:attr:`at`'s order)."""
+        return np.divmod(self.at, self.labels.shape[1])
+
     def first_pixels(self) -> np.ndarray:
         """Each object's first pixel in raster order (a flat index)."""
         first = np.full(self.size, self.labels.size)
@@ -160,7 +166,7 @@ class Regions:
         """:data:`COLUMNS`' size and shape columns (not yet :func:`rounded`)."""
         from scipy import ndimage
 
-        ys, xs = np.divmod(self.at, self.labels.shape[1])
+        ys, xs = self.rows_and_columns
         cy, cx = self.sums(ys) / self.area, self.sums(xs) / self.area
         dy, dx = ys - self.spread(cy), xs - self.spread(cx)
         # the inertia tensor [[mu02, -mu11], [-mu11, mu20]] / area, its eigenvalues l1 >= l2
@@ -229,7 +235,7 @@ class Regions:
         hull's edges give each row's first and last pixel centre inside it."""
         import cv2
 
-        ys, xs = np.divmod(self.at, self.labels.shape[1])
+        ys, xs = self.rows_and_columns
         rank = np.zeros(self.size, np.int64)
         rank[self.ids] = np.arange(len(self.ids))
         key = rank[self.of] * self.labels.shape[0] + ys  # an object's row; raster order: x rises

@@ -33,13 +33,13 @@ def dataset_report(cfg: TrainConfig, progress: bool = True) -> dict:
     values = encoding.values
     splits = {"train": train, "val": val}
     failures: list[str] = []
+    sizes: list[tuple[int, int]] = []
     counts = {
-        split: pixel_counts(items, encoding, len(names), progress, failures)
+        split: pixel_counts(items, encoding, len(names), progress, failures, sizes)
         for split, items in splits.items()
     }
     if failures:
         raise unusable(failures, "pair")
-    sizes = [item.size if item.window else oriented_size(item.image) for item in train + val]
     report = {
         "data": str(Path(cfg.data)),
         "validation": validation_source(cfg, where=True),
@@ -110,10 +110,12 @@ def qupath_cells(items: list) -> dict | None:
 
 
 def pixel_counts(
-    items: list, encoding: MaskEncoding, num_classes: int, progress: bool, failures: list
-) -> np.ndarray:
+    items: list, encoding: MaskEncoding, num_classes: int, progress: bool, failures: list,
+    sizes: list,
+) -> np.ndarray:  # fmt: skip
     """Pixels of each class over ``items``, the ignored ones last; a line in ``failures`` for
-    each pair that train would refuse, its pixels not counted."""
+    each pair that train would refuse, its pixels not counted; each image's (height, width)
+    appended to ``sizes`` (read from its header; a slide's window: its own)."""
     from tqdm import tqdm
 
     total = np.zeros(num_classes + 1, np.int64)
@@ -128,6 +130,7 @@ def pixel_counts(
         if size != target.shape:  # (a slide's window is read to its mask's size)
             failures.append(size_mismatch(item, target.shape, size))
             continue
+        sizes.append(item.size if item.window else size)
         target = np.where(target == IGNORE_INDEX, num_classes, target)
         total += np.bincount(target.ravel(), minlength=num_classes + 1)
     return total

@@ -29,22 +29,8 @@ from pixelwise.data.joins import Joins
 DIRECTIONS = ((1, 0), (0, 1), (-1, 0), (0, -1))
 
 
-def _edges(region: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every pixel edge between a True pixel and a False one (or the border) as start x,
-    start y and direction code, oriented so that the True pixel lies on its right on screen."""
-    h, w = region.shape
-    padded = np.zeros((h + 2, w + 2), bool)
-    padded[1:-1, 1:-1] = region
-    inside = padded[1:-1, 1:-1]
-    outside = np.stack(  # the neighbour across each side, in the order of DIRECTIONS' codes
-        [padded[:-2, 1:-1], padded[1:-1, 2:], padded[2:, 1:-1], padded[1:-1, :-2]]
-    )
-    codes, r, c = np.nonzero(inside & ~outside)
-    # the start corner of each side relative to its pixel: top (0, 0) walked right, right
-    # (1, 0) walked down, bottom (1, 1) walked left, left (0, 1) walked up
-    return c + CORNER_X[codes], r + CORNER_Y[codes], codes.astype(np.int8)
-
-
+# the start corner of each side relative to its pixel: top (0, 0) walked right, right (1, 0)
+# walked down, bottom (1, 1) walked left, left (0, 1) walked up
 CORNER_X, CORNER_Y = np.array([0, 1, 1, 0]), np.array([0, 0, 1, 1])
 
 
@@ -52,21 +38,22 @@ def rings(region: np.ndarray) -> list[np.ndarray]:
     """The outlines of the True pixels of ``region`` along pixel edges: each a (K, 2) int array
     of the corners (x, y) where it turns, not closed; outer outlines with positive, holes with
     negative signed area (:func:`signed_area`). No ring touches itself."""
-    return linked(*_edges(region))
+    return linked(*label_edges(np.asarray(region, bool))[:3])
 
 
 def linked(xs: np.ndarray, ys: np.ndarray, codes: np.ndarray) -> list[np.ndarray]:
     """The rings that pixel edges (start corners ``xs``, ``ys`` and direction ``codes``, as
-    :func:`_edges` finds them, the region on each edge's right) close into, as :func:`rings`
+    :func:`label_edges` finds them, the region on each edge's right) close into, as :func:`rings`
     gives them; each starts at its first edge in the given order."""
     return traced(xs, ys, codes)[0]
 
 
 def label_edges(labels: np.ndarray) -> tuple[np.ndarray, ...]:
-    """:func:`_edges` of every region of a label image at once (0: none): the pixel edges
-    between a pixel of a region and one of another (or the border), as start x, start y,
-    direction code and the region's label; a region's edges in the order :func:`_edges` finds
-    them for the region alone. One direction at a time (memory: a few bytes a pixel)."""
+    """The pixel edges between a pixel of a region of a label image (0 or False: none; a boolean
+    mask is one region) and one of another (or the border), as start x, start y, direction code
+    (:data:`DIRECTIONS`; the region's pixel on the edge's right on screen) and the region's
+    label; ordered by code, row and column, so that a region's edges come in the same order as
+    when it is alone. One direction at a time (memory: a few bytes a pixel)."""
     h, w = labels.shape
     padded = np.zeros((h + 2, w + 2), labels.dtype)
     padded[1:-1, 1:-1] = labels
@@ -400,7 +387,7 @@ def tiled_region_features(
             joined.close_block(at, found)
     for value, area, edges in joined.regions():
         if area >= max(min_pixels, 1):
-            order = np.lexsort((edges[0], edges[1], edges[2]))  # as _edges finds them
+            order = np.lexsort((edges[0], edges[1], edges[2]))  # as label_edges finds them
             geom = geometry_of(shapes_of(linked(*(e[order] for e in edges))))
             name = names[value]
             yield feature(geom, name, colours[name], "annotation")

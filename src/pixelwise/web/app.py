@@ -37,7 +37,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from pixelwise.constants import DEFAULT_CUTOUT
+from pixelwise.constants import CUTOUT_TYPES, DEFAULT_CUTOUT
 from pixelwise.cutout import (
     box_helper,
     cutout_bytes,
@@ -279,7 +279,6 @@ FIELDS = {
     "background_strokes",
     "format",
 }
-MEDIA_TYPES = {"png": "image/png", "webp": "image/webp", "jpg": "image/jpeg"}
 
 
 def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
@@ -304,7 +303,7 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
         await refuse_unknown_fields(request, FIELDS)
         name = upload_name(file)
         try:
-            if format not in MEDIA_TYPES or (mask_only and format != "png"):
+            if format not in CUTOUT_TYPES or (mask_only and format != "png"):
                 raise ValueError(f"format {format!r}: png, webp or jpg, and png with mask_only")
             options = {
                 "mask_only": mask_only,
@@ -323,7 +322,7 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
         body, empty = await in_pool(app, limits, work, job)
         return Response(
             body,
-            media_type=MEDIA_TYPES[format],
+            media_type=CUTOUT_TYPES[format],
             headers={  # X-Kept-Nothing: the cut found no foreground (the page says what to do)
                 "Content-Disposition": f'inline; filename="cutout.{format}"',
                 "X-Kept-Nothing": "true" if empty else "false",
