@@ -404,6 +404,16 @@ def test_jpeg_masks_take_the_nearest_listed_value():
     np.testing.assert_array_equal(encoding.apply(colours, 3, "c.JPEG"), [[1, 0, 2, 0]])
 
 
+def test_soft_masks_take_the_nearest_listed_value_in_any_format():
+    raw = np.array([[0, 3, 127, 128], [250, 255, 90, 200]])
+    soft = MaskEncoding((0, 255), soft=True)
+    np.testing.assert_array_equal(soft.apply(raw, 2, "m.png"), [[0, 0, 0, 1], [1, 1, 0, 1]])
+    assert MaskEncoding.from_dict(soft.to_dict()) == soft  # a checkpoint keeps it
+    assert MaskEncoding.from_dict({"values": [0, 255]}).soft is False  # older checkpoints
+    with pytest.raises(ValueError, match="masks with soft edges need --soft-masks"):
+        MaskEncoding((0, 255)).apply(raw, 2, "m.png")
+
+
 def test_a_fraction_leaves_an_item_on_each_side():
     from pixelwise.data.layouts import Item, split_pool
 

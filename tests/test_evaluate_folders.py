@@ -15,6 +15,7 @@ from pixelwise.cli import main
 from pixelwise.data.io import holds_class_ids, save_mask
 from pixelwise.evaluate import evaluate_predictions
 
+AND, OR = np.logical_and, np.logical_or
 CAR, ROAD, SIGN, VEGETATION = 26, 7, 20, 21  # Cityscapes label ids; class ids 13, 0, 7, 8
 
 
@@ -259,6 +260,39 @@ def test_evaluate_reads_a_folders_data_with_the_mask_options_training_takes(tmp_
     ckpt.write_bytes(b"")
     assert main(["evaluate", str(ckpt), data, "--mask-values", "2,1"]) == 2
     assert "--mask-values are for scoring a folder of predicted masks" in capsys.readouterr().err
+
+
+def test_evaluate_and_compare_read_masks_with_soft_edges_as_told(tmp_path, capsys):
+    """Black-and-white masks blurred at their edges: evaluate and compare of predicted masks
+    say to give --soft-masks, and with it score the masks' nearer of black and white."""
+    import cv2
+
+    for sub in ("images", "masks", "pred"):
+        (tmp_path / sub).mkdir()
+    truths, shifted = [], []
+    for i in range(2):
+        disc = cv2.circle(np.zeros((40, 48), np.uint8), (20 + i, 20), 11, 1, -1)
+        soft = cv2.GaussianBlur(disc * 255.0, (7, 7), 1.5).round().astype(np.uint8)
+        assert len(np.unique(soft)) > 10
+        Image.fromarray(np.dstack([soft] * 3)).save(tmp_path / "images" / f"{i}.png")
+        Image.fromarray(soft).save(tmp_path / "masks" / f"{i}.png")
+        save_mask(tmp_path / "pred" / f"{i}.png", np.roll(disc, 2, axis=1))
+        truths.append(soft >= 128)  # the nearer of 0 and 255
+        shifted.append(np.roll(disc, 2, axis=1) > 0)
+    pred, data = str(tmp_path / "pred"), str(tmp_path)
+    assert main(["evaluate", pred, data]) == 2
+    assert "give --soft-masks instead" in capsys.readouterr().err
+    out = tmp_path / "e.json"
+    assert main(["evaluate", pred, data, "--soft-masks", "--json", str(out)]) == 0
+    inter, union = (sum(f(t, p).sum() for t, p in zip(truths, shifted)) for f in (AND, OR))
+    scored = json.loads(out.read_text())["per_class"]["foreground"]["iou"]
+    assert scored == pytest.approx(inter / union) and scored < 1  # the shift costs what it should
+    compare = ["compare", data, "--methods", f"p:{pred}", "-o", str(tmp_path / "c")]
+    assert main(compare) == 2
+    assert "masks with soft edges need --soft-masks" in capsys.readouterr().err
+    assert main([*compare, "--soft-masks"]) == 0
+    row = json.loads((tmp_path / "c" / "compare.json").read_text())["rows"][0]
+    assert row["per_class_iou"][1] == pytest.approx(inter / union)
 
 
 def test_prediction_files_of_stack_pages_and_3d_frames(tmp_path):

@@ -486,6 +486,33 @@ def test_jpeg_masks_train_with_their_values_named(shapes_data, tmp_path):
     assert agree > 0.97
 
 
+def test_masks_with_soft_edges_train_as_black_and_white(shapes_data, tmp_path):
+    """Black-and-white masks whose edges were smoothed (drawn anti-aliased, resized): the error
+    without --soft-masks suggests it; with it each pixel is background or foreground, whichever
+    of 0 and 255 is nearer."""
+    import cv2
+
+    from pixelwise.semantic import build_datasets
+
+    root = shutil.copytree(shapes_data, tmp_path / "soft")
+    for mask in root.glob("*/masks/*.png"):
+        white = (np.asarray(Image.open(mask)) > 0).astype(np.uint8) * 255
+        large = cv2.resize(white, None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST)
+        soft = cv2.resize(cv2.GaussianBlur(large, (9, 9), 2), white.shape[::-1], cv2.INTER_AREA)
+        Image.fromarray(soft).save(mask)
+    with pytest.raises(ValueError, match=r"black and white with soft edges .* give --soft-masks"):
+        build_datasets(_cfg(root, tmp_path / "a", epochs=1))
+    with pytest.raises(ValueError, match="masks with soft edges need --soft-masks"):
+        build_datasets(_cfg(root, tmp_path / "b", epochs=1, mask_values=[0, 255]))
+    for options in ({}, {"mask_values": [0, 255]}):
+        val = build_datasets(_cfg(root, tmp_path / "c", epochs=1, soft_masks=True, **options))[1]
+        exact = build_datasets(_cfg(shapes_data, tmp_path / "d", epochs=1))[1]
+        agree = [(val[i][1] == (exact[i][1] > 0)).float().mean().item() for i in range(len(val))]
+        assert val.num_classes == 2 and np.mean(agree) > 0.97
+    with pytest.raises(ValueError, match="--soft-masks alone reads grey masks of black"):
+        build_datasets(_cfg(shapes_data, tmp_path / "e", epochs=1, soft_masks=True))
+
+
 def test_too_few_images_say_so(shapes_data, tmp_path):
     from pixelwise.semantic import build_datasets
 

@@ -416,6 +416,12 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 type=value_list,
             ),
             Opt(
+                ("--soft-masks",),
+                "masks with soft edges (anti-aliased, resized, alpha mattes): each pixel takes "
+                "the class of the nearest --mask-values value (default 0,255)",
+                action="store_true",
+            ),
+            Opt(
                 ("--num-classes",),
                 "default: from --mask-values, else the first checkpoint, else 2",
                 type=int,
@@ -580,7 +586,12 @@ def calibratable(checkpoint: Path) -> bool:
     return int8_applies(ckpt["arch"]) and "int8" not in ckpt
 
 
-MASK_OPTIONS = ("class_names", "mask_values", "ignore_values")  # how the data's masks are read
+MASK_OPTIONS = (
+    "class_names",
+    "mask_values",
+    "ignore_values",
+    "soft_masks",
+)  # how the data's masks are read
 INSPECT_OPTIONS = (
     "data",
     *MASK_OPTIONS,
@@ -1184,6 +1195,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         args.out,
         mask_values=args.mask_values,
         ignore_values=args.ignore_values,
+        soft_masks=args.soft_masks,
         num_classes=args.num_classes,
         val_stems=args.val_stems,
         sample=args.sample,

@@ -39,6 +39,7 @@ from pixelwise.evaluate import (
 from pixelwise.inference import predict
 from pixelwise.metrics import ImageScores, image_mean
 from pixelwise.segmenter import default_colours
+from pixelwise.semantic import soft_black_and_white
 
 
 @dataclass
@@ -171,17 +172,24 @@ def score(scores: ImageScores, num_classes: int) -> dict:
 
 
 def target_encoding(
-    info, items: list[Item], mask_values: list[int] | None, ignore_values: list[int] | None = None
+    info,
+    items: list[Item],
+    mask_values: list[int] | None,
+    ignore_values: list[int] | None = None,
+    soft_masks: bool = False,
 ) -> MaskEncoding:
     """How the masks become targets: ``mask_values``, classes.json's colours, black-and-white
-    masks as background and foreground, instance labels as foreground, else class ids; the
-    values left unscored: ``ignore_values``, else classes.json's void id."""
+    masks as background and foreground (``soft_masks``: their soft edges too, each pixel the
+    nearest value), instance labels as foreground, else class ids; the values left unscored:
+    ``ignore_values``, else classes.json's void id."""
     ignore = info.ignored(ignore_values)
     values = stored_values(info, items, mask_values)
-    objects = not mask_values and holds_instance_labels(items[0])  # scored as foreground
-    if values is None and not objects:
+    objects = not mask_values and not soft_masks and holds_instance_labels(items[0])
+    if values is None and soft_masks:
+        values = soft_black_and_white(Path(items[0].mask).parent, value_counts(items))
+    elif values is None and not objects:  # objects are scored as foreground
         values = black_and_white(value_counts(items), ignore)
-    return MaskEncoding(values, ignore, "foreground" if objects else None)
+    return MaskEncoding(values, ignore, "foreground" if objects else None, soft_masks)
 
 
 def compare(
@@ -191,6 +199,7 @@ def compare(
     num_classes: int | None = None,
     val_stems: str | None = None,
     ignore_values: list[int] | None = None,
+    soft_masks: bool = False,
     sample: int | None = None,
     seed: int = 0,
     grid_rows: int = 4,
@@ -200,21 +209,20 @@ def compare(
     ``grid_rows`` items spread evenly over the selection, the items and the number of classes.
 
     Classes: ``num_classes``, else one per ``mask_values`` (or the dataset's classes.json; masks
-    of 0 and 255 alone are background and foreground; ``ignore_values`` unscored),
+    of 0 and 255 alone are background and foreground; ``ignore_values`` unscored; ``soft_masks``:
+    :func:`target_encoding`),
     else the first checkpoint's, else 2. Instance labels are scored as background/foreground,
-    and so are the classes of a model trained on instances. ``progress``: a progress bar, an
-    image a step."""
+    and so are the classes of a model trained on instances. ``progress``: a bar, an image a step."""
     info = read_dataset_info(Path(roots[0]))
     checkpoints = tuple(m.checkpoint for m in methods if m.checkpoint)
     items = select_items(roots, val_stems, sample, seed, checkpoints)
     if not items:
         raise ValueError(f"{', '.join(roots)}: no labelled images selected")
-    encoding = target_encoding(info, items, mask_values, ignore_values)
+    encoding = target_encoding(info, items, mask_values, ignore_values, soft_masks)
     num_classes = num_classes or class_count(encoding, info, methods)
     objects = encoding.instances is not None
     prepare(methods, items, info.class_names, num_classes, encoding, roots[0])
-    scores = {m.name: ImageScores(num_classes + 1) for m in methods}
-    panels: list[list[np.ndarray]] = []
+    scores, panels = {m.name: ImageScores(num_classes + 1) for m in methods}, []
     shown = set(
         np.linspace(0, len(items) - 1, min(grid_rows, len(items))).round().astype(int).tolist()
     )

@@ -235,6 +235,13 @@ class TrainConfig:
         "stored mask values to ignore (default: classes.json's void id; 255 is always ignored)",
         type=value_list,
     )
+    soft_masks: bool = opt(
+        False,
+        "masks with soft edges (anti-aliased, resized, alpha mattes): each pixel takes the class "
+        "of the nearest --mask-values value, as JPEG masks' pixels do (without --mask-values: "
+        "0 and 255 are background and foreground)",
+        action="store_true",
+    )
     instances: str | None = opt(
         None,
         "masks are instance labels (0 = background): learn foreground/background, or "
@@ -449,6 +456,11 @@ class TrainConfig:
             raise ValueError(
                 "--normalize-percentiles: mask_rcnn normalises its images itself (torchvision's "
                 "transform); the option is for semantic models"
+            )
+        if self.soft_masks and self.instances:
+            raise ValueError(
+                "--soft-masks: the option reads class masks with soft edges; instance labels "
+                "(--instances) have none"
             )
         both = sorted(set(values or ()) & set(self.ignore_values or ()))
         if both:

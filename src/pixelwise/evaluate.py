@@ -699,7 +699,7 @@ def evaluate_predictions(
     info = read_dataset_info(root)
     ignore = info.ignored(cfg.ignore_values)
     names, values = resolve_classes(cfg, info, items, ignore)
-    encoding = MaskEncoding(values, ignore, cfg.instances)
+    encoding = MaskEncoding(values, ignore, cfg.instances, cfg.soft_masks)
     folder = prediction_folder(Path(predictions), objects or object_class is not None)
     files = prediction_files(folder, items)
     head = {"split": split, "images": len(items), "predictions": str(folder)}

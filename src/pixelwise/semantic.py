@@ -99,7 +99,7 @@ def infer_num_classes(
         )
     suggestion = ",".join(map(str, sorted(found)))
     if values != list(range(len(values))):
-        raise ValueError(unlisted_values_message(cfg.data, sorted(found), values))
+        raise ValueError(unlisted_values_message(cfg.data, counts, values))
     if len(values) < 2:
         raise ValueError(
             f"{cfg.data}: the masks hold only {sorted(found)} ({IGNORE_INDEX} is ignored unless named), "
@@ -116,10 +116,27 @@ TO_INSTANCES = (
 )
 
 
-def unlisted_values_message(data, found: list[int], classes: list[int]) -> str:
-    """The error for masks whose values (``found``) are not the class ids 0..K-1: the
-    --mask-values to give (``classes``, the values not ignored; consecutive ones as a range), or
-    with more than ``MANY_VALUES`` values, also the options that train on objects."""
+def unlisted_values_message(data, counts: dict[int, int], classes: list[int]) -> str:
+    """The error for masks whose values (``counts``: pixels per stored value) are not the class
+    ids 0..K-1: the --mask-values to give (``classes``, the values not ignored; consecutive ones
+    as a range), or with more than ``MANY_VALUES`` values, also the options that train on
+    objects; for grey masks of 0 and 255 with other levels, also --soft-masks."""
+    found = sorted(counts)
+    return unlisted_values_advice(data, found, classes) + soft_edges_hint(counts)
+
+
+def soft_edges_hint(counts: dict[int, int]) -> str:
+    """The clause that suggests --soft-masks for grey masks holding 0, 255 and levels between."""
+    if len(counts) < 3 or not {0, 255} <= set(counts) or max(counts) > 255:
+        return ""
+    grey = 1 - (counts[0] + counts[255]) / sum(counts.values())
+    return (
+        f"; if they are black and white with soft edges (anti-aliased, resized or alpha mattes; "
+        f"{100 * grey:.1f} % of the pixels are grey levels between), give --soft-masks instead"
+    )
+
+
+def unlisted_values_advice(data, found: list[int], classes: list[int]) -> str:
     listed = ",".join(map(str, classes))
     consecutive = len(classes) > 2 and classes == list(range(classes[0], classes[-1] + 1))
     if consecutive:
@@ -241,7 +258,17 @@ def resolve_classes(
     may_be_binary = not names or len(names) == 2
     counts = value_counts(items) if values is None and not cfg.instances and may_be_binary else {}
     binary = black_and_white(counts, ignore)
-    if binary is not None:
+    if values is None and cfg.soft_masks:
+        values, names = (
+            soft_black_and_white(cfg.data, counts),
+            names or ["background", "foreground"],
+        )
+        print(
+            f"{cfg.data}: masks with soft edges: background (black) and foreground (white), each "
+            "pixel the nearer of the two",
+            file=sys.stderr,
+        )
+    elif binary is not None:
         values, names = binary, names or INSTANCE_CLASSES["foreground"]
         print(
             f"{cfg.data}: black-and-white masks: background (black) and foreground (white) (give "
@@ -252,6 +279,18 @@ def resolve_classes(
     if num_classes < 2:
         raise ValueError(f"{cfg.data}: {num_classes} class given; a model needs at least 2")
     return names or [f"class{i}" for i in range(num_classes)], values
+
+
+def soft_black_and_white(data, counts: dict[int, int]) -> tuple[int, int]:
+    """The stored values (0, 255) of grey black-and-white masks with soft edges (--soft-masks
+    without --mask-values), from ``counts``, the pixels per stored value of every mask."""
+    if {0, 255} <= set(counts) and max(counts) <= 255:
+        return 0, 255
+    held = f" (these hold {', '.join(map(str, sorted(counts)[:10]))})" if counts else ""
+    raise ValueError(
+        f"{data}: --soft-masks alone reads grey masks of black (0) and white (255) with soft "
+        f"edges{held}; give each class's stored value with --mask-values"
+    )
 
 
 def read_data(cfg: TrainConfig) -> tuple[DatasetInfo, list, list, list[str], MaskEncoding]:
@@ -265,7 +304,8 @@ def read_data(cfg: TrainConfig) -> tuple[DatasetInfo, list, list, list[str], Mas
     check_instance_labels(cfg, train_items + val_items)
     ignore = info.ignored(cfg.ignore_values)
     names, values = resolve_classes(cfg, info, train_items + val_items, ignore)
-    return info, train_items, val_items, names, MaskEncoding(values, ignore, cfg.instances)
+    encoding = MaskEncoding(values, ignore, cfg.instances, cfg.soft_masks)
+    return info, train_items, val_items, names, encoding
 
 
 def unvalidated(cfg: TrainConfig) -> bool:

@@ -127,20 +127,24 @@ class MaskEncoding:
     ``None`` means stored values are the class ids. ``ignore_values``: stored values that
     become the ignore index 255 (e.g. CamVid's void id 11). ``instances``: the masks are
     instance labels (0 = background) turned into ``"foreground"`` (0/1) or ``"boundary"``
-    (0 background, 1 interior, 2 the object's own boundary pixels) classes.
+    (0 background, 1 interior, 2 the object's own boundary pixels) classes. ``soft``: the
+    masks' edges are soft (anti-aliased, resized, alpha mattes), so each pixel takes the class
+    of the nearest listed value, as a JPEG mask's pixels always do.
     """
 
     values: tuple[int, ...] | None = None
     ignore_values: tuple[int, ...] = ()
     instances: str | None = None
+    soft: bool = False
 
     def apply(self, raw: np.ndarray, num_classes: int, path: Path | str = "<mask>") -> np.ndarray:
         """Class ids (H, W) int64 of stored values ``raw`` (from the file ``path``). A JPEG
         mask's values are blurred at edges by lossy compression: each of its pixels takes the
-        class (or ignore) of the nearest listed value, grey level or colour."""
+        class (or ignore) of the nearest listed value, grey level or colour (``soft``: every
+        mask's)."""
         if self.instances is not None:
             return instances_to_classes(raw, self.instances)
-        if self.values is not None and is_lossy(path):
+        if self.values is not None and (self.soft or is_lossy(path)):
             return self.nearest(raw)
         if self.values is None:
             out = raw.astype(np.int64)
@@ -180,10 +184,13 @@ class MaskEncoding:
                 f"{path}: colours {named} are not among the classes' colours ({listed or 'none'}: "
                 "give every colour in the masks, in class order, with --mask-values or classes.json)"
             )
+        listed = [*(self.values or ()), *self.ignore_values] or [0, 255]
+        between = min(listed) < min(found) and max(found) < max(listed)
         return (
             f"{path}: mask values {found[:10]} are not class ids 0..{num_classes - 1} "
             f"(mask values {list(self.values) if self.values else 'identity'}, ignored "
-            f"{list(self.ignore_values)}; instance labels need --instances)"
+            f"{list(self.ignore_values)}; instance labels need --instances"
+            + ("; masks with soft edges need --soft-masks)" if between else ")")
         )
 
     def to_dict(self) -> dict:
@@ -191,6 +198,7 @@ class MaskEncoding:
             "values": list(self.values) if self.values is not None else None,
             "ignore_values": list(self.ignore_values),
             "instances": self.instances,
+            "soft": self.soft,
         }
 
     @classmethod
@@ -200,6 +208,7 @@ class MaskEncoding:
             tuple(values) if values is not None else None,
             tuple(d.get("ignore_values", ())),
             d.get("instances"),
+            d.get("soft", False),
         )
 
 
