@@ -16,6 +16,7 @@ import numpy as np
 from pixelwise.checkpoint import load_model
 from pixelwise.classical import METHODS, regions_to_classes, run_method
 from pixelwise.constants import IGNORE_INDEX, one_line, parse_stems, unusable
+from pixelwise.data.datasets import size_mismatch
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import atomic_write_bytes
 from pixelwise.data.layouts import (
@@ -27,7 +28,7 @@ from pixelwise.data.layouts import (
     stored_values,
     value_counts,
 )
-from pixelwise.data.slide import item_image
+from pixelwise.data.slide import annotated_image, item_image
 from pixelwise.evaluate import (
     note_data_settings,
     predicted_ids,
@@ -220,7 +221,6 @@ def compare(
         raise ValueError(f"{', '.join(roots)}: no labelled images selected")
     encoding = target_encoding(info, items, mask_values, ignore_values, soft_masks)
     num_classes = num_classes or class_count(encoding, info, methods)
-    objects = encoding.instances is not None
     prepare(methods, items, info.class_names, num_classes, encoding, roots[0])
     scores, panels = {m.name: ImageScores(num_classes + 1) for m in methods}, []
     shown = set(
@@ -229,18 +229,7 @@ def compare(
     from tqdm import tqdm
 
     for index, item in enumerate(tqdm(items, desc="compare", unit="img", disable=not progress)):
-        image = item_image(item)
-        target = encoding.apply(item.read_mask(), num_classes, item.mask)
-        row = [image, target]
-        for m in methods:
-            if m.folder is not None:
-                pred = m.predicted(item, target, encoding, num_classes)
-            else:
-                pred = m(image, target, num_classes)
-            if objects and m.model is not None and m.model.encoding.instances:
-                pred = (pred > 0).astype(np.int64)  # interior and boundary are both an object
-            scores[m.name].add(pred, target)
-            row.append(pred)
+        row = scored_item(item, methods, encoding, num_classes, scores)
         if index in shown:
             panels.append(row)
     table = [
@@ -252,6 +241,26 @@ def compare(
         for m in methods
     ]
     return table, panels, items, num_classes
+
+
+def scored_item(item, methods: list[Method], encoding: MaskEncoding, classes: int, scores) -> list:
+    """Run every method on one item and add its scores to ``scores`` (by method name); returns
+    the row of the figure grid: image, truth and each method's prediction."""
+    target = encoding.apply(item.read_mask(), classes, item.mask)
+    image = annotated_image(item, target.shape)
+    if image is None:
+        raise ValueError(size_mismatch(item, target.shape, item_image(item).shape[:2]))
+    row = [image, target]
+    for m in methods:
+        if m.folder is not None:
+            pred = m.predicted(item, target, encoding, classes)
+        else:
+            pred = m(image, target, classes)
+        if encoding.instances is not None and m.model is not None and m.model.encoding.instances:
+            pred = (pred > 0).astype(np.int64)  # interior and boundary are both an object
+        scores[m.name].add(pred, target)
+        row.append(pred)
+    return row
 
 
 def check_predictions(methods: list[Method], items, encoding: MaskEncoding, classes: int) -> None:

@@ -31,7 +31,15 @@ from pixelwise.constants import (
 from pixelwise.data.calibration import pixel_size_um
 from pixelwise.data.datasets import SegmentationDataset
 from pixelwise.data.encoding import MaskEncoding
-from pixelwise.data.io import holds_class_ids, list_images, page_name, read_alpha, read_mask
+from pixelwise.data.io import (
+    drawn_as_stored,
+    holds_class_ids,
+    laid_as_stored,
+    list_images,
+    page_name,
+    read_alpha,
+    read_mask,
+)
 from pixelwise.data.layouts import (
     black_and_white,
     evaluation_items,
@@ -916,6 +924,8 @@ def read_prediction(
             f"and foreground, not {classes} classes"
         )
     stored = read_mask(path) if stored is None else stored
+    if item is not None and drawn_as_stored(item.image, shape, stored.shape):
+        stored = laid_as_stored(stored, item.image)  # predicted upright, annotated as stored
     if stored.shape != tuple(shape):
         raise ValueError(
             f"{path}: {stored.shape[1]} x {stored.shape[0]} pixels, its image {shape[1]} x {shape[0]}"

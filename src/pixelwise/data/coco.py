@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from pixelwise.constants import IGNORE_INDEX, first_time
 from pixelwise.data.encoding import to_unit
-from pixelwise.data.io import image_files, read_mask
+from pixelwise.data.io import image_files, quarter_turned, read_mask
 from pixelwise.data.shapes import draw_shapes
 
 
@@ -157,23 +157,11 @@ def stored_size(path: Path) -> tuple[int, int]:
         raise ValueError(f"{path}: cannot read the image's size ({exc})") from None
 
 
-EXIF_ORIENTATION = 0x0112
-QUARTER_TURNS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
-
-
 def oriented_size(path: Path) -> tuple[int, int]:
     """(height, width) of an image as :func:`~pixelwise.data.io.read_image` gives it: turned by
     its EXIF orientation (TIFFs are read as stored)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            height, width = image.height, image.width
-            orientation = image.getexif().get(EXIF_ORIENTATION)
-            turned = orientation in QUARTER_TURNS and image.format != "TIFF"
-    except (OSError, UnidentifiedImageError) as exc:
-        raise ValueError(f"{path}: cannot read the image's size ({exc})") from None
-    return (width, height) if turned else (height, width)
+    height, width = stored_size(path)
+    return (width, height) if quarter_turned(path) is not None else (height, width)
 
 
 def has_outline(ann: dict) -> bool:
@@ -398,21 +386,20 @@ class InstanceDataset(Dataset):
         self.epoch = epoch
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        from pixelwise.data.slide import item_image
+        from pixelwise.data.slide import annotated_image, item_image
         from pixelwise.data.transforms import resize_image
 
         item = self.items[
             index % len(self.items)
         ]  # index >= len: another random draw (epoch_indices)
         image = item_image(item)
-        if image.shape[-1] == 1:
-            image = np.repeat(image, 3, axis=-1)
         target = item_target(item, self.categories)
-        if image.shape[:2] != target["masks"].shape[1:]:
+        if (drawn_on := annotated_image(item, target["masks"].shape[1:], image=image)) is None:
             raise ValueError(
-                f"{item.image}: image is {image.shape[:2]} but its annotations say "
-                f"{target['masks'].shape[1:]}"
+                f"{item.image}: image is {image.shape[1]} x {image.shape[0]} but its annotations "
+                f"say {item.width} x {item.height} (width x height)"
             )
+        image = np.repeat(drawn_on, 3, axis=-1) if drawn_on.shape[-1] == 1 else drawn_on
         if self.augment:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             s = float(rng.uniform(*self.scale_range))

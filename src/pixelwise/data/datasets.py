@@ -18,7 +18,7 @@ from pixelwise.constants import IGNORE_INDEX, one_line, unusable
 from pixelwise.data.appearance import random_appearance
 from pixelwise.data.encoding import MaskEncoding, Normalization, full_scale, map_range
 from pixelwise.data.layouts import Item
-from pixelwise.data.slide import item_image
+from pixelwise.data.slide import annotated_image, item_image
 from pixelwise.data.transforms import (
     Augmentation,
     composite,
@@ -172,13 +172,12 @@ class SegmentationDataset(Dataset):
             return self._cache[index]
         item = self.items[index]
         image = item_image(item, self.channel)
-        if self.input_range is not None:
-            image = map_range(image, *self.input_range)
         target = self.encoding.apply(
             item.read_mask(self.encoding.instances is not None), self.num_classes, item.mask
         )
-        if image.shape[:2] != target.shape:
+        if (drawn_on := annotated_image(item, target.shape, self.channel, image)) is None:
             raise ValueError(size_mismatch(item, target.shape, image.shape[:2]))
+        image = drawn_on if self.input_range is None else map_range(drawn_on, *self.input_range)
         if self.channels is not None:
             image = match_channels(image, self.channels, item.image)
         factor = self.scale * (1.0 if self.item_scales is None else self.item_scales[index])

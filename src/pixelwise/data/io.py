@@ -460,8 +460,9 @@ def _open_pil(path: Path, max_pixels: int | None, source=None) -> Image.Image:
     return img
 
 
-def _pil_image_to_array(img: Image.Image) -> np.ndarray:
-    img = ImageOps.exif_transpose(img)
+def _pil_image_to_array(img: Image.Image, upright: bool = True) -> np.ndarray:
+    if upright:
+        img = ImageOps.exif_transpose(img)
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L"):
         return np.asarray(img, dtype=np.uint16)[..., None]
@@ -493,8 +494,10 @@ def read_image(
     page: int | None = None,
     max_pixels: int | None = None,
     channel: int | None = None,
+    as_stored: bool = False,
 ) -> np.ndarray:
-    """Read an image file as a (H, W, C) uint8/uint16 array, C = 1 (grey) or 3 (colour).
+    """Read an image file as a (H, W, C) uint8/uint16 array, C = 1 (grey) or 3 (colour), turned
+    upright by its EXIF orientation (``as_stored``: its pixels as the file stores them).
 
     ``page`` selects a slice of a multi-page TIFF (default: the first; a multi-page TIFF without
     a page is refused); ``path`` may be a :class:`StackPage`. ``channel`` reads that channel
@@ -509,8 +512,46 @@ def read_image(
     if is_tiff(path):
         arr = _read_tiff(path, page, max_pixels, channel)
     else:
-        arr = _pick_channel(path, _pil_image_to_array(_open_pil(path, max_pixels)), channel)
+        opened = _open_pil(path, max_pixels)
+        arr = _pick_channel(path, _pil_image_to_array(opened, not as_stored), channel)
     return _normalise_channels(path, arr)
+
+
+EXIF_ORIENTATION = 0x0112
+QUARTER_TURNS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def quarter_turned(path: str | os.PathLike) -> int | None:
+    """The EXIF orientation of an image file stored a quarter turn from upright, one that swaps
+    its width and height (phones' portrait photos), else None (TIFFs are read as stored)."""
+    try:
+        with Image.open(path) as image:
+            orientation = image.getexif().get(EXIF_ORIENTATION)
+            return orientation if orientation in QUARTER_TURNS and image.format != "TIFF" else None
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return None
+
+
+UNTURNED = {  # an upright array -> as stored, by EXIF orientation (exif_transpose undone)
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, 1),
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    8: lambda a: np.rot90(a, -1),
+}
+
+
+def laid_as_stored(array: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """``array`` (H, W, ...), laid out as the image at ``path`` is read upright, laid out as the
+    file stores its pixels (for an image stored a quarter turn from upright)."""
+    return np.ascontiguousarray(UNTURNED[quarter_turned(path)](array))
+
+
+def drawn_as_stored(path: str | os.PathLike, shape: tuple[int, int], upright) -> bool:
+    """Whether an annotation of ``shape`` (height, width) was drawn on the pixels of the image
+    at ``path`` as stored, not turned upright (``upright``: its shape so; a square's two are
+    alike): a labelling tool that ignored the photo's EXIF orientation drew it there."""
+    swapped = tuple(shape) == tuple(upright)[::-1] != tuple(upright)
+    return swapped and quarter_turned(path) is not None
 
 
 def open_image_bytes(data: bytes, name: str, max_pixels: int | None = None) -> Image.Image:

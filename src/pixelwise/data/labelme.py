@@ -37,7 +37,7 @@ from pixelwise.constants import (
     unusable,
 )
 from pixelwise.data.coco import Categories, InstanceItem, as_coco, oriented_size
-from pixelwise.data.io import IMAGE_SUFFIXES
+from pixelwise.data.io import IMAGE_SUFFIXES, drawn_as_stored
 from pixelwise.data.shapes import extent
 from pixelwise.data.slide import is_streamed, slide_size
 
@@ -221,7 +221,9 @@ def image_parts(path: Path, spec: dict, names: list[str], image_folders: tuple[s
     slide = is_streamed(image)
     height, width = slide_size(image) if slide else oriented_size(image)
     drawn_on = (spec.get("imageHeight"), spec.get("imageWidth"))
-    if None not in drawn_on and drawn_on != (height, width):
+    if None not in drawn_on and drawn_as_stored(image, drawn_on, (height, width)):
+        height, width = drawn_on  # on the photo's pixels as stored (read so: annotated_image)
+    elif None not in drawn_on and drawn_on != (height, width):
         raise ValueError(
             f"{path}: drawn on an image of {drawn_on[1]} x {drawn_on[0]} pixels, but "
             f"{image.name} is {width} x {height} (resized since?)"

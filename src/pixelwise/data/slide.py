@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
+from pixelwise.constants import first_time
 from pixelwise.data.calibration import recorded
 from pixelwise.data.io import (
     ImageReadError,
@@ -24,6 +26,7 @@ from pixelwise.data.io import (
     _pick_channel,
     _separate_samples,
     _uniform,
+    drawn_as_stored,
     is_tiff,
     mask_bands,
     max_pixels_limit,
@@ -336,16 +339,46 @@ def enlarged_rows(rows, small: tuple[int, int], shape: tuple[int, int]):
             yield int(start), band[(down[start:stop] - y)[:, None], across]
 
 
-def item_image(item, channel: int | None = None) -> np.ndarray:
-    """A dataset item's image as :func:`read_image` reads it, or for an item that is a window
-    of a slide (``item.window`` = (y0, y1, x0, x1): regions annotated on a TIFF over the pixel
-    limit), that window of its full-resolution page."""
+def item_image(item, channel: int | None = None, as_stored: bool = False) -> np.ndarray:
+    """A dataset item's image as :func:`read_image` reads it (``as_stored``: not turned upright
+    by its EXIF orientation), or for an item that is a window of a slide (``item.window`` = (y0,
+    y1, x0, x1): regions annotated on a TIFF over the pixel limit), that window of its
+    full-resolution page."""
     window = getattr(item, "window", None)
     if window is None:
-        return read_image(item.image, getattr(item, "image_page", None), channel=channel)
+        page = getattr(item, "image_page", None)
+        return read_image(item.image, page, channel=channel, as_stored=as_stored)
     y0, y1, x0, x1 = window
     with TiffRegions(item.image, channel) as regions:
         return regions.read(np.arange(y0, y1), np.arange(x0, x1))
+
+
+def annotated_image(item, shape: tuple[int, int], channel: int | None = None, image=None):
+    """A dataset item's image as its annotation (``shape``: height, width) was drawn on it:
+    ``image`` (read upright, :func:`item_image`, when not given) if it has that shape, else
+    the file's pixels as stored when those have it (a labelling tool that ignored a phone
+    photo's EXIF orientation drew there; said once per folder); None when neither has."""
+    image = item_image(item, channel) if image is None else image
+    if image.shape[:2] == tuple(shape):
+        return image
+    if getattr(item, "window", None) is not None:
+        return None
+    if not drawn_as_stored(item.image, shape, image.shape[:2]):
+        return None
+    say_read_as_stored(item.image)
+    return item_image(item, channel, as_stored=True)
+
+
+def say_read_as_stored(image: Path) -> None:
+    """Say, once per folder, that an image is read as stored, not upright (see
+    :func:`annotated_image`)."""
+    if first_time(("drawn as stored", Path(image).parent)):
+        print(
+            f"pixelwise: {Path(image).parent}: {Path(image).name} carries an EXIF orientation (a "
+            "quarter turn) that its annotation ignores: the annotation fits the pixels as stored, "
+            "so the image is read as stored, not turned upright (and so are others like it)",
+            file=sys.stderr,
+        )
 
 
 def slide_size(path: Path) -> tuple[int, int]:
