@@ -352,6 +352,12 @@ CLI_CASES = [
         "a.jpg: not a PyTorch checkpoint file",
     ),
     (
+        "a photo alone, no checkpoint",
+        ["predict", "{good}/a.png"],
+        2,
+        "a.png is an input: give a checkpoint before it (a .pt file or a bundled model: nuclei",
+    ),
+    (
         "a tile no larger than twice the overlap, refused before any file",
         ["predict", "{ckpt}", "{good}/a.png", "--out", "{out}", "--tile", "64"],
         2,
@@ -412,6 +418,17 @@ def test_mask_values_take_integers_and_colours(capsys):
             f"expected comma-separated integers, ranges such as 1-150 or #rrggbb colours, got '{bad}'"
             in (capsys.readouterr().err)
         )
+
+
+def test_a_box_is_four_numbers(capsys):
+    from pixelwise.config import box_numbers
+
+    assert box_numbers("1, 2.5,30,40") == [1.0, 2.5, 30.0, 40.0]
+    for bad in ("1,2,3", "1,2,3,4,5", "a,b,c,d"):
+        with pytest.raises(SystemExit):
+            main(["remove-bg", "photo.jpg", "--box", bad])
+        said = capsys.readouterr().err
+        assert "argument --box: expected" in said and repr(bad)[1:-1] in said
 
 
 def test_short_runs_and_resume_with_another_schedule(files, tmp_path, capsys):

@@ -20,6 +20,7 @@ from pixelwise.config import (
     Opt,
     TrainConfig,
     add_shared,
+    box_numbers,
     default_out,
     field_options,
     from_args,
@@ -293,6 +294,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 ("--box",),
                 "one photo: x0,y0,x1,y1 around the object, in pixels (graph cut inside it; everything "
                 "outside is background)",
+                type=box_numbers,
                 metavar="X0,Y0,X1,Y1",
             ),
             Opt(
@@ -643,6 +645,21 @@ def predict_options(args: argparse.Namespace):
     return PredictOptions(**{n: getattr(args, n) for n in names if hasattr(args, n)})
 
 
+def no_inputs(first: str) -> str:
+    """The error for `predict` given one path; where that is an image or a folder, it says that
+    a checkpoint comes first."""
+    from pixelwise.checkpoint import BUNDLED
+    from pixelwise.data.io import IMAGE_SUFFIXES
+
+    said = "no inputs given (pixelwise predict CHECKPOINT INPUT...)"
+    if Path(first).suffix.lower() in IMAGE_SUFFIXES or Path(first).is_dir():
+        said += (
+            f"; {first} is an input: give a checkpoint before it (a .pt file or a bundled model: "
+            f"{', '.join(BUNDLED)})"
+        )
+    return said
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from pixelwise.batch import predict_files, run_sharded
     from pixelwise.checkpoint import load_for_command
@@ -652,7 +669,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         return predict_classical(args)
     checkpoint, inputs = args.paths[0], args.paths[1:]
     if not inputs:
-        raise ValueError("no inputs given (pixelwise predict CHECKPOINT INPUT...)")
+        raise ValueError(no_inputs(checkpoint))
     seg = load_for_command(checkpoint, args.runtime, args.precision)
     videos, inputs = split_videos(inputs, args.out)
     status = predict_videos(args, seg, videos) if videos else 0
@@ -1143,10 +1160,9 @@ def user_hints(args: argparse.Namespace, pairs: list[tuple[Path, Path]]):
 
 def one_photo_hints(args: argparse.Namespace) -> dict:
     """remove_background keyword arguments of --box and --strokes (one photo's)."""
-    from pixelwise.config import float_list
     from pixelwise.cutout import read_strokes
 
-    hints = {"box": float_list(args.box)} if args.box else {}
+    hints = {"box": args.box} if args.box else {}
     return hints | (read_strokes(args.strokes) if args.strokes else {})
 
 

@@ -77,6 +77,17 @@ def float_list(text: str) -> list[float]:
         ) from None
 
 
+def box_numbers(text: str) -> list[float]:
+    """``--box X0,Y0,X1,Y1``: four numbers, the box's corners in pixels."""
+    values = float_list(text)
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(
+            f"expected X0,Y0,X1,Y1, four numbers (the box's left, top, right and bottom edges in "
+            f"pixels), got {text!r}"
+        )
+    return values
+
+
 def probability_pair(text: str) -> tuple[float, float]:
     """``--instance-thresholds SEED,OBJECT``: two probabilities between 0 and 1."""
     values = float_list(text)
