@@ -1,5 +1,6 @@
 """Every registered model: the semantic contract, generated from the registry."""
 
+import copy
 import inspect
 
 import pytest
@@ -260,6 +261,9 @@ def test_u2net_side_outputs_only_while_training():
     assert out.shape == (2, 2, 45, 61) and len(model.side_logits) == 6
     assert all(s.shape == out.shape for s in model.side_logits)
     model.eval()(x)
+    assert model.side_logits == []
+    model.train()(x)
+    copy.deepcopy(model.eval())  # as inference copies it: the sides of a graph are gone
     assert model.side_logits == []
 
 

@@ -98,6 +98,13 @@ class U2Net(nn.Module):
         self.fuse = nn.Conv2d(len(stages) * num_classes, num_classes, 1)
         self.side_logits: list[torch.Tensor] = []
 
+    def train(self, mode: bool = True) -> U2Net:
+        """Also forgets the last pass's side outputs: they belong to that training step alone,
+        and a copy of the network (inference makes one, :func:`pixelwise.precision.folded`)
+        cannot hold tensors of a graph."""
+        self.side_logits = []
+        return super().train(mode)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips, h = [], x
         for i, stage in enumerate(self.encoder):
