@@ -286,6 +286,34 @@ def test_valid_convolution_model_trains_on_centre_crops(shapes_data, tmp_path):
         fit(_cfg(shapes_data, tmp_path / "run68", crop=68, **roomy))
 
 
+def test_valid_convolution_model_trains_on_whole_images_of_any_size(shapes_data, tmp_path):
+    """--crop 0: each batch is padded to a size the original U-Net takes (it refused most), and
+    the loss counts exactly the images' own pixels, with their weights."""
+    import torch.nn.functional as F
+
+    from pixelwise.models import create_model
+    from pixelwise.semantic import semantic_step
+
+    net = create_model("unet_original", in_channels=1, num_classes=2, depth=2, base_width=4)
+    m, cpu = net.margin, torch.device("cpu")
+    for h, w in ((13, 29), (40, 41), (1, 1), (4, 4)):
+        images = torch.randn(2, 1, h + 2 * m, w + 2 * m)
+        targets = F.pad(torch.randint(0, 2, (2, h, w)), (m, m, m, m), value=255)
+        weights = F.pad(torch.rand(2, h, w) + 1, (m, m, m, m))
+        seen = []
+
+        def loss_fn(logits, target, weight, seen=seen, weights=weights):
+            real = target != 255
+            seen.append((logits.shape[-2:] == target.shape[-2:], real.sum().item()))
+            seen.append(torch.equal(weight[real].sort()[0], weights[weights > 0].sort()[0]))
+            return F.cross_entropy(logits, target, ignore_index=255)
+
+        semantic_step(net, (images, targets, weights), loss_fn, cpu, "fp32")
+        assert seen == [(True, 2 * h * w), True], (h, w)
+    assert fit(_cfg(shapes_data, tmp_path / "run", model="unet_original", depth=2, base_width=4,
+                    crop=0, epochs=1, epoch_size=2)).is_file()  # fmt: skip
+
+
 def test_weighted_ce_trains_with_border_weight_maps(shapes_data, tmp_path):
     """--loss weighted-ce: the loader yields (image, target, weights) and training learns."""
     assert (
@@ -511,6 +539,13 @@ def test_masks_with_soft_edges_train_as_black_and_white(shapes_data, tmp_path):
         assert val.num_classes == 2 and np.mean(agree) > 0.97
     with pytest.raises(ValueError, match="--soft-masks alone reads grey masks of black"):
         build_datasets(_cfg(shapes_data, tmp_path / "e", epochs=1, soft_masks=True))
+
+
+def test_u2net_trains_and_validates(shapes_data, tmp_path):
+    """U²-Net keeps its side outputs while training; the validation pass after the epoch copies
+    the network (folded for inference), which failed on those tensors of a graph."""
+    best = fit(_cfg(shapes_data, tmp_path / "run", model="u2net", epochs=1, overlays=0))
+    assert torch.load(best, weights_only=True)["train_state"]["metrics"]["pixel_accuracy"] > 0
 
 
 def test_too_few_images_say_so(shapes_data, tmp_path):

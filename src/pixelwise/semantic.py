@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -590,6 +591,22 @@ def check_model_size(name: str, arch_kwargs: dict) -> None:
         )
 
 
+def valid_batch(net: nn.Module, images, targets, weights=None):
+    """A batch for a valid-convolution network (the original U-Net), whose input sizes are
+    restricted: padded at the bottom and right to the smallest size it takes whose output
+    covers the targets' pixels within the mirrored border (images with zeros, targets with the
+    ignore index, weights with 0), so that whole images of any size train (``--crop 0``)."""
+    height, width = images.shape[-2:]
+    size = net.input_size_for((height - 2 * net.margin, width - 2 * net.margin))
+    bottom, right = size[0] - height, size[1] - width
+    if bottom == right == 0:
+        return images, targets, weights
+    pad = (0, right, 0, bottom)
+    images = F.pad(images, pad)
+    targets = F.pad(targets, pad, value=IGNORE_INDEX)
+    return images, targets, None if weights is None else F.pad(weights, pad)
+
+
 def semantic_step(
     model: nn.Module, batch, loss_fn: Callable, device: torch.device, precision: str
 ) -> tuple[float, int]:
@@ -597,9 +614,13 @@ def semantic_step(
     Valid-convolution models are scored on the centre their output covers; a model with side
     outputs (U²-Net's deep supervision) adds the mean of their losses."""
     images, targets, *pixel_weights = batch  # a third element: per-pixel loss weights
+    weights = pixel_weights[0] if pixel_weights else None
+    net = getattr(model, "module", model)
+    if hasattr(net, "input_size_for"):  # valid convolutions: a size they take
+        images, targets, weights = valid_batch(net, images, targets, weights)
     images = images.to(device).contiguous(memory_format=memory_format(precision))
     targets = targets.to(device)
-    weights = pixel_weights[0].to(device) if pixel_weights else None
+    weights = weights.to(device) if weights is not None else None
     with autocast(precision, device):
         logits = model(images)
     if logits.shape[-2:] != targets.shape[-2:]:  # valid-convolution models predict the centre
