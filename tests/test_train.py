@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from importlib.util import find_spec
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -546,6 +547,34 @@ def test_u2net_trains_and_validates(shapes_data, tmp_path):
     the network (folded for inference), which failed on those tensors of a graph."""
     best = fit(_cfg(shapes_data, tmp_path / "run", model="u2net", epochs=1, overlays=0))
     assert torch.load(best, weights_only=True)["train_state"]["metrics"]["pixel_accuracy"] > 0
+
+
+def test_images_smaller_than_the_default_crop_train_whole(shapes_data, tmp_path, capsys):
+    """Without --crop, 48-pixel images train whole (the default crop, 256, would only pad them;
+    it stopped training); a box model keeps its crop, the size each box is resized to; a crop
+    given larger than every image is still refused."""
+    from pixelwise.semantic import check_crop
+
+    cfg = _cfg(shapes_data, tmp_path / "a", crop=None)
+    train = build_datasets_of(cfg)
+    assert train.crop == 256
+    check_crop(cfg, train)
+    assert (
+        cfg.crop == train.crop == 0 and "trained whole, as with --crop 0" in capsys.readouterr().err
+    )
+    box = _cfg(shapes_data, tmp_path / "b", crop=None, box_crop=[0.0, 0.2])
+    check_crop(box, build_datasets_of(box))
+    assert box.crop == 256
+    given = _cfg(shapes_data, tmp_path / "c", crop=64)
+    with pytest.raises(ValueError, match="--crop 64 is larger than every training image"):
+        check_crop(given, build_datasets_of(given))
+    assert json.loads((Path(fit(cfg)).parent / "config.json").read_text())["crop"] == 0
+
+
+def build_datasets_of(cfg):
+    from pixelwise.semantic import build_datasets
+
+    return build_datasets(cfg)[0]
 
 
 def test_too_few_images_say_so(shapes_data, tmp_path):

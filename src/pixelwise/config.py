@@ -276,10 +276,10 @@ class TrainConfig:
         None, "samples per epoch (default: number of training images)", type=int
     )
     batch_size: int = opt(4, "default 4; the global batch under torchrun", type=int)
-    crop: int = opt(
-        256,
+    crop: int | None = opt(
+        None,
         "random square crop for training; 0 = whole images, a batch of different sizes padded "
-        "(the padding ignored) (default 256)",
+        "(the padding ignored) (default 256, or whole images where every image is smaller)",
         type=int,
     )
     augment: bool = opt(
@@ -478,6 +478,15 @@ class TrainConfig:
             raise ValueError(
                 f"--ignore-values {both}: listed in --mask-values too; a value is a class or ignored"
             )
+
+
+DEFAULT_CROP = 256  # the training crop when --crop is not given (whole images when all smaller)
+
+
+def crop_of(cfg: TrainConfig) -> int:
+    """The training crop: ``--crop``, else :data:`DEFAULT_CROP` (which training turns into whole
+    images where every image is smaller: :func:`pixelwise.semantic.check_crop`)."""
+    return DEFAULT_CROP if cfg.crop is None else cfg.crop
 
 
 def flag_of(cls, name: str) -> str:

@@ -16,7 +16,7 @@ from PIL import Image
 from torch import nn
 
 from pixelwise.checkpoint import load_model
-from pixelwise.config import TrainConfig
+from pixelwise.config import DEFAULT_CROP, TrainConfig, crop_of
 from pixelwise.constants import IGNORE_INDEX, LOSSES, counted
 from pixelwise.data.calibration import pixel_size_um
 from pixelwise.data.datasets import (
@@ -188,10 +188,22 @@ def lossy_masks_message(data, counts: dict[int, int], colour: bool) -> str:
 def check_crop(cfg: TrainConfig, train: SegmentationDataset) -> None:
     """A training crop larger than every image would only pad (and can exhaust memory); a
     valid-convolution model's crops may reach into the mirrored border (``train.context``)
-    added around each image."""
+    added around each image. Without --crop, images all smaller than the default crop are
+    trained whole (a box model keeps its crop, the size its boxes are resized to); ``cfg.crop``
+    is then set to what training uses."""
     largest = max(max(train.load(i)[0].shape[:2]) for i in range(len(train)))
     largest += 2 * train.context
-    if cfg.crop > largest:
+    if cfg.crop is None:
+        cfg.crop = DEFAULT_CROP if largest >= DEFAULT_CROP or cfg.box_crop else 0
+        train.crop = cfg.crop
+        if not cfg.crop:
+            print(
+                f"{cfg.data}: every training image is smaller than the default crop of "
+                f"{DEFAULT_CROP} pixels (the largest side is {largest}): trained whole, as with "
+                "--crop 0",
+                file=sys.stderr,
+            )
+    if cfg.crop > largest and not cfg.box_crop:  # a box is resized to the crop
         raise ValueError(
             f"--crop {cfg.crop} is larger than every training image (the largest side is {largest} "
             f"pixels at --scale {cfg.scale:g}"
@@ -345,7 +357,7 @@ def build_datasets(
         num_classes,
         encoding,
         norm=None,
-        crop=cfg.crop,
+        crop=crop_of(cfg),
         augment=cfg.augment,
         flips=cfg.flips,
         seed=cfg.seed,
@@ -411,7 +423,7 @@ def box_validation(cfg: TrainConfig) -> dict:
     grown by ``BOX_MARGIN``, at the training crop size."""
     if not cfg.box_crop:
         return {}
-    return {"crop": cfg.crop, "augmentation": Augmentation(box=(BOX_MARGIN, BOX_MARGIN))}
+    return {"crop": crop_of(cfg), "augmentation": Augmentation(box=(BOX_MARGIN, BOX_MARGIN))}
 
 
 def lo_hi(values: list[float] | None, what: str) -> tuple[float, float] | None:
