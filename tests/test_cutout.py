@@ -213,12 +213,14 @@ def test_http_api_good_and_bad_uploads():
         "/api/remove-background", files={"file": ("big.png", b"\0" * 60_000, "image/png")}
     )
     assert big.status_code == 413
-    colour = client.post(
-        "/api/remove-background",
-        files={"file": ("p.png", _png(image), "image/png")},
-        data={"background": "red"},
-    )
-    assert colour.status_code == 400
+    for colour, status in (("red", 200), ("#f00", 200), ("ff0000", 200), ("reddish", 400)):
+        answer = client.post(
+            "/api/remove-background",
+            files={"file": ("p.png", _png(image), "image/png")},
+            data={"background": colour},
+        )
+        assert answer.status_code == status, colour
+    assert "colour name such as white" in answer.json()["detail"]
 
 
 def test_http_api_says_when_the_cut_kept_nothing():
@@ -562,6 +564,13 @@ def test_cli_writes_webp_and_jpeg_cut_outs(tmp_path, fg_checkpoint, capsys):
         == 0
     )
     assert np.abs(np.asarray(Image.open(green))[2, 2].astype(int) - (0, 255, 0)).max() <= 8
+    named = ["remove-bg", str(photos / "p.jpg"), "-o", str(tmp_path / "n.jpg"), *model]
+    assert main([*named, "--background", "navy"]) == 0  # a colour name, as CSS names them
+    assert np.abs(np.asarray(Image.open(tmp_path / "n.jpg"))[2, 2] - (0, 0, 128)).max() <= 8
+    assert main([*named, "--background", str(green)]) == 0  # an image: the green one
+    assert np.abs(np.asarray(Image.open(tmp_path / "n.jpg"))[2, 2] - (0, 255, 0)).max() <= 12
+    assert main([*named, "--background", "gren"]) == 2
+    assert "--background gren: neither a colour" in capsys.readouterr().err
     rerun = [
         "remove-bg",
         str(photos),

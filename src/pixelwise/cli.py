@@ -279,7 +279,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             Opt(("--mask-only",), "write the alpha mask (greyscale) instead", action="store_true"),
             Opt(
                 ("--background",),
-                "composite onto a colour (#rrggbb) or an image file instead of transparency",
+                "composite onto a colour (#rrggbb or a name such as white) or an image file "
+                "instead of transparency",
             ),
             Opt(("--model-size",), "longer side the network sees (default 320)", 320, type=int),
             Opt(
@@ -958,12 +959,10 @@ def predict_classical(args: argparse.Namespace) -> int:
 
 
 def cmd_remove_bg(args: argparse.Namespace) -> int:
-    from pixelwise.cutout import box_helper, get_model, parse_colour
+    from pixelwise.cutout import background_of, box_helper, get_model
     from pixelwise.video import split_videos
 
-    background = args.background
-    if background and background.startswith("#"):
-        background = parse_colour(background)
+    background = background_of(args.background) if args.background else None
     out = Path(args.out)
     args.format = cutout_format(args, out)
     streams = STREAM in args.inputs or args.out == STREAM

@@ -62,12 +62,39 @@ def _rgb8(image: np.ndarray) -> np.ndarray:
 
 
 def parse_colour(text: str | None) -> tuple[int, int, int] | None:
+    """A background colour: ``#rrggbb``, ``#rgb`` or a CSS colour name such as ``white``."""
     if not text:
         return None
-    value = text.strip().lstrip("#")
-    if len(value) != 6 or any(c not in "0123456789abcdefABCDEF" for c in value):
-        raise ValueError(f"background colour must look like #rrggbb, got {text!r}")
-    return tuple(int(value[i : i + 2], 16) for i in (0, 2, 4))
+    from PIL import ImageColor
+
+    value = text.strip()
+    try:
+        return ImageColor.getrgb(
+            value if value.startswith("#") or not is_hex(value) else "#" + value
+        )[:3]
+    except ValueError:
+        raise ValueError(
+            f"background colour must be #rrggbb or a colour name such as white, got {text!r}"
+        ) from None
+
+
+def is_hex(text: str) -> bool:
+    """Six hexadecimal digits (a colour given without its #, as the HTTP API takes it)."""
+    return len(text) == 6 and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def background_of(text: str):
+    """``--background``: a colour (:func:`parse_colour`), or an image file, read once (an
+    existing file is taken for a file); ValueError naming what it is neither of."""
+    if not text.startswith("#") and Path(text).is_file():
+        return _rgb(text)
+    try:
+        return parse_colour(text)
+    except ValueError:
+        raise ValueError(
+            f"--background {text}: neither a colour (#rrggbb or a name such as white) nor an "
+            "image file"
+        ) from None
 
 
 def get_model(model: str | Path | Segmenter | None = None, runtime: str = "torch") -> Segmenter:

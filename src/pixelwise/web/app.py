@@ -2,7 +2,7 @@
 this machine only by default.
 
 - ``POST /api/remove-background`` (multipart field ``file``; optional form fields ``matting``,
-  ``mask_only``, ``background`` as ``#rrggbb``, ``box`` as ``x0,y0,x1,y1`` and
+  ``mask_only``, ``background`` as ``#rrggbb`` or a colour name, ``box`` as ``x0,y0,x1,y1`` and
   ``foreground_strokes`` / ``background_strokes`` as JSON polylines, ``format`` = ``png``,
   ``webp`` or ``jpg``) returns the cut-out (PNG by default).
 - ``POST /api/predict`` (multipart ``file``; ``output`` = ``mask``, ``objects`` or ``coco``;
@@ -288,7 +288,9 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
         file: UploadFile = File(..., description="the photo (PNG, JPEG, TIFF, ...)"),
         matting: bool = Form(False, description="refine edges by alpha matting (bounded in size)"),
         mask_only: bool = Form(False, description="return the alpha mask alone"),
-        background: str | None = Form(None, description="#rrggbb to composite onto"),
+        background: str | None = Form(
+            None, description="a colour to composite onto: #rrggbb or a name such as white"
+        ),
         box: str | None = Form(None, description="x0,y0,x1,y1 around the object, in pixels"),
         foreground_strokes: str | None = Form(
             None, description='JSON [{"points": [[x, y], ...], "radius": r}]: keep'
