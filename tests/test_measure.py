@@ -8,6 +8,7 @@ import pytest
 import tifffile
 from PIL import Image
 
+from pixelwise import cli
 from pixelwise.cli import main
 from pixelwise.measure import COLUMNS, Regions, measure_objects, measurements_csv
 
@@ -476,7 +477,9 @@ def test_segment_positive_grades_nuclei_by_their_dab(tmp_path, capsys):
     )
 
 
-def test_stain_vectors_given_or_estimated_unmix_colours_made_with_them(tmp_path, capsys):
+def test_stain_vectors_given_or_estimated_unmix_colours_made_with_them(
+    tmp_path, capsys, monkeypatch
+):
     """--stain-vectors: the default is Ruifrok and Johnston's; given vectors replace theirs
     (scaled to length 1) and bad ones are one error line each. ``pixelwise stains`` estimates
     the two stains of an image made from known vectors (Macenko) within two degrees, and segment
@@ -512,6 +515,14 @@ def test_stain_vectors_given_or_estimated_unmix_colours_made_with_them(tmp_path,
     assert main(["stains", str(tmp_path / "ihc.png")]) == 0
     option = capsys.readouterr().out.splitlines()[-1]
     assert option.startswith("--stain-vectors 'hematoxylin=")
+    (tmp_path / "folder").mkdir()
+    for i, half in enumerate((image[:, :170], image[:, 150:])):
+        Image.fromarray(half).save(tmp_path / "folder" / f"{i}.png")
+    monkeypatch.setattr(cli, "STAIN_PIXELS", 240 * 320 // 4)  # every 2nd pixel of each half
+    assert main(["stains", str(tmp_path / "folder")]) == 0  # a folder: its images together
+    from_folder = stain_vectors(capsys.readouterr().out.splitlines()[-1].split("'")[1])
+    for row, truth in ((0, h), (2, d)):  # STAINS: hematoxylin, eosin, dab
+        assert np.degrees(np.arccos(min(from_folder[row] @ truth, 1))) < 2, row
     labels = np.zeros((240, 320), np.uint16)
     labels[20:60, 200:260], labels[100:140, 40:80] = 1, 2
     worst = []

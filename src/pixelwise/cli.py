@@ -496,7 +496,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         [
             Opt(
                 ("inputs",),
-                "RGB images (a slide over the pixel limit: a grid of its pixels)",
+                "RGB images or folders of them (16 megapixels in all at most: every n-th pixel of "
+                "larger sets; of a slide over the pixel limit, a grid of its pixels)",
                 nargs="+",
             ),
         ],
@@ -1264,18 +1265,26 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+STAIN_PIXELS = 4096 * 4096  # stains: at most this many pixels, shared by the images
+
+
 def cmd_stains(args: argparse.Namespace) -> int:
-    from pixelwise.data.io import read_image
+    from pixelwise.data.io import list_images, read_image
     from pixelwise.data.slide import TiffRegions, is_streamed, sample_step
     from pixelwise.measure import check_stains, estimate_stains, stains_report
 
-    images = []
-    for path in args.inputs:
-        if is_streamed(path):  # a slide: every n-th pixel, at most 16 megapixels
+    paths = list_images(args.inputs)
+    if not paths:
+        raise ValueError(f"{', '.join(args.inputs)}: no image files")
+    images, budget = [], STAIN_PIXELS // len(paths)  # every n-th pixel where more
+    for path in paths:
+        if is_streamed(path):  # a slide
             with TiffRegions(path) as regions:
-                images.append(regions.sample(sample_step(regions.shape, 4096 * 4096)))
+                images.append(regions.sample(sample_step(regions.shape, budget)))
         else:
-            images.append(read_image(path))
+            image = read_image(path)
+            step = sample_step(image.shape[:2], budget)
+            images.append(image[::step, ::step])
         try:
             check_stains(images[-1])
         except ValueError as exc:
