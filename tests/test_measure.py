@@ -133,6 +133,7 @@ def test_convex_hull_areas_equal_scikit_images_one_object_at_a_time(seed):
     found = ndimage.find_objects(regions.labels)
     expected = [convex_hull_image(regions.labels[found[k - 1]] == k).sum() for k in regions.ids]
     assert regions.convex_areas().tolist() == expected
+    assert Regions(np.zeros((6, 8), np.int32)).convex_areas().tolist() == []  # no object
 
 
 def test_segment_measure_writes_one_csv_of_the_label_images_objects(tmp_path, capsys):
@@ -147,12 +148,13 @@ def test_segment_measure_writes_one_csv_of_the_label_images_objects(tmp_path, ca
             y, x = rng.integers(8, 52, 2)
             image[y - 5 : y + 5, x - 5 : x + 5] = 200
         Image.fromarray(image).save(images / name)
+    Image.fromarray(np.full((64, 64), 20, np.uint8)).save(images / "empty.png")  # no object
     out, table = tmp_path / "seg", tmp_path / "objects.csv"
     argv = ["segment", "nuclei", str(images), "-o", str(out), "--no-progress"]
     assert main([*argv, "--measure", str(table)]) == 0
     rows = list(csv.DictReader(table.read_text().splitlines()))
     assert f"measurements of {len(rows)} objects to {table}" in capsys.readouterr().out
-    assert {r["image"] for r in rows} <= {"a.png", "sub/b.jpg"} and rows
+    assert {r["image"] for r in rows} <= {"a.png", "sub/b.jpg"} and rows  # none of empty.png
     for name in ("a", "sub/b"):
         labels = np.asarray(Image.open(out / "instances" / f"{name}.png"))
         mine = [r for r in rows if r["image"].rsplit(".", 1)[0] == name]

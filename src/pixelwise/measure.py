@@ -235,6 +235,8 @@ class Regions:
         hull's edges give each row's first and last pixel centre inside it."""
         import cv2
 
+        if not len(self.ids):
+            return np.zeros(0)
         ys, xs = self.rows_and_columns
         rank = np.zeros(self.size, np.int64)
         rank[self.ids] = np.arange(len(self.ids))
