@@ -662,12 +662,18 @@ def test_an_error_computing_one_file_fails_that_file_alone(tmp_path):
     def compute(src):
         if src.name == "huge.png":  # as torch words running out of memory, over two lines
             raise RuntimeError("DefaultCPUAllocator: not enough memory\nTried to allocate 9 GB")
+        if src.name == "z.png":  # a bug met on one file alone
+            return [][0]
         return src
 
     result = run_batch([tmp_path], compute, lambda src, rel, v: (rel, None), "t", False)
-    assert result.written == [Path("a.png"), Path("z.png")]
+    assert result.written == [Path("a.png")]
     reason = f"{tmp_path / 'huge.png'}: RuntimeError: DefaultCPUAllocator: not enough memory"
-    assert result.failures == [(tmp_path / "huge.png", reason)]
+    bug = f"{tmp_path / 'z.png'}: internal error, please report it: IndexError: list index out of "
+    assert result.failures[0] == (tmp_path / "huge.png", reason)
+    assert (
+        result.failures[1][1].startswith(bug) and "(at test_bad_input.py:" in result.failures[1][1]
+    )
 
 
 # ---------------------------------------------------------------- the Python API

@@ -234,7 +234,7 @@ def run_batch(
     """The loop of every file command: for each image under ``inputs`` (this process's
     ``shard=(rank, world)`` share: every world-th, from rank), ``compute(src)`` runs inside the
     bad-file guard (unreadable files, ValueErrors and errors of one file's computation, such as
-    running out of memory, are recorded; the batch goes on), then
+    running out of memory or a bug met on that file, are recorded; the batch goes on), then
     ``write(src, rel, value)`` writes the outputs and returns (main output path, object count
     or None). ``skip(rel)`` true leaves an input alone. ``pairs``: ``output_names(inputs, out)``
     when the caller has listed them already; ``out``: the output folder, whose files are no
@@ -261,6 +261,9 @@ def run_batch(
         except (RuntimeError, MemoryError) as exc:  # e.g. out of memory on one huge image
             result.fail(src, RuntimeError(f"{type(exc).__name__}: {one_line(exc)}"))
             continue
+        except Exception as exc:  # a bug met on one file: the batch goes on, the bug is said
+            result.fail(src, RuntimeError(internal_error(exc)))
+            continue
         path, count = write(src, rel, value)
         result.written.append(path)
         if out is not None and len(result.written) == 1 and Path(out).is_dir():
@@ -268,6 +271,18 @@ def run_batch(
         if count is not None:
             result.counts.append((rel, count))
     return result
+
+
+def internal_error(exc: Exception) -> str:
+    """One line for an unexpected error (a bug in pixelwise or a library it calls): its type,
+    message and where it was raised, to report."""
+    import traceback
+
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return (
+        f"internal error, please report it: {type(exc).__name__}: {one_line(exc)} (at "
+        f"{Path(frame.filename).name}:{frame.lineno})"
+    )
 
 
 def run_sharded(run, report) -> int:
