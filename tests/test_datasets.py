@@ -409,6 +409,12 @@ def test_soft_masks_take_the_nearest_listed_value_in_any_format():
     soft = MaskEncoding((0, 255), soft=True)
     np.testing.assert_array_equal(soft.apply(raw, 2, "m.png"), [[0, 0, 0, 1], [1, 1, 0, 1]])
     assert MaskEncoding.from_dict(soft.to_dict()) == soft  # a checkpoint keeps it
+    from pixelwise.report import class_lines  # and pixelwise info says so
+
+    told = class_lines(
+        {"class_names": ["background", "foreground"], "mask_encoding": soft.to_dict()}
+    )
+    assert told[1] == "1 foreground (mask value 255)" and "the nearest value" in told[-1]
     assert MaskEncoding.from_dict({"values": [0, 255]}).soft is False  # older checkpoints
     with pytest.raises(ValueError, match="masks with soft edges need --soft-masks"):
         MaskEncoding((0, 255)).apply(raw, 2, "m.png")

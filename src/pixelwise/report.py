@@ -348,6 +348,8 @@ def class_lines(meta: dict) -> list[str]:
         extra.append(f"from instance labels ({instances})")
     if encoding.get("ignore_values"):
         extra.append(f"ignored mask values {encoding['ignore_values']}")
+    if encoding.get("soft") and values is not None:
+        extra.append("masks with soft edges: each pixel the nearest value (--soft-masks)")
     return shown + extra
 
 
