@@ -80,7 +80,7 @@ def test_masks_drawn_on_the_pixels_as_stored_train_and_score(tmp_path, capsys):
             np.testing.assert_array_equal(image[..., 0] > 128, target == 1)
     said = capsys.readouterr().err
     assert said.count("the annotation fits the pixels as stored") == 1  # once per folder
-    assert main(["inspect", str(data)]) == 0
+    assert main(["inspect", str(data), "--no-progress"]) == 0
     scored = evaluate_predictions(data / "pred", data, val_stems="0,1,2,3,4")
     assert scored["images"] == 5 and scored["mean_iou"] == pytest.approx(1.0)
     out = tmp_path / "c"

@@ -605,6 +605,7 @@ INSPECT_OPTIONS = (
     "seed",
     "crop",
     "scale",
+    "progress",
 )
 
 
@@ -613,7 +614,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(**{name: getattr(args, name) for name in INSPECT_OPTIONS})
     cfg.check()
-    print(format_report(dataset_report(cfg, progress=sys.stderr.isatty())))
+    print(format_report(dataset_report(cfg, progress=cfg.progress and sys.stderr.isatty())))
     return 0
 
 
