@@ -322,6 +322,32 @@ def test_python_api_segment_matches_cli(tmp_path):
     assert main(argv + ["--checkpoint", "nuclei"]) == 2  # two models: refused, not guessed
 
 
+def test_python_api_takes_a_checkpoint_path_or_name_and_loads_it_once(tmp_path, monkeypatch):
+    """predict, predict_probabilities and segment take what segment took (a path or a bundled
+    name, not only a loaded model: predict failed with an AttributeError); a loop over images
+    loads the model once; a file written again is loaded again."""
+    import pixelwise
+    from pixelwise import inference
+    from pixelwise.checkpoint import load_model, save_checkpoint
+
+    data = _blobs(tmp_path / "blobs", n=4)
+    run = tmp_path / "run"
+    train_tiny(data, run, "--instances", "boundary", "--crop", "48", "--val-fraction", "0.25")
+    best, image = run / "best.pt", data / "images" / "00.png"
+    seg = load_model(best)
+    loads = []
+    monkeypatch.setattr(inference, "load_model", lambda p: loads.append(p) or load_model(p))
+    for _ in range(3):
+        np.testing.assert_array_equal(pixelwise.predict(best, image), pixelwise.predict(seg, image))
+    probabilities = pixelwise.predict_probabilities(str(best), image)
+    np.testing.assert_array_equal(probabilities, pixelwise.predict_probabilities(seg, image))
+    np.testing.assert_array_equal(pixelwise.segment(best, image), pixelwise.segment(seg, image))
+    assert len(loads) == 1  # best.pt and str(best.pt) are one file
+    save_checkpoint(best, seg)
+    pixelwise.predict(best, image)
+    assert len(loads) == 2
+
+
 def test_a_bundled_model_name_first_is_the_model_in_segment_and_remove_bg(tmp_path, capsys):
     photo = tmp_path / "photo.png"
     Image.fromarray(np.full((40, 48, 3), 90, np.uint8)).save(photo)

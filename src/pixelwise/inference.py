@@ -9,6 +9,7 @@ import dataclasses
 import glob
 import os
 import tempfile
+from collections import OrderedDict
 from functools import partial
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pixelwise.checkpoint import load_model
+from pixelwise.checkpoint import load_model, resolve_checkpoint
 from pixelwise.constants import AUTO_OVERLAP, AUTO_TILE, AUTO_TILE_PIXELS
 from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.io import as_image, save_code_rows, save_mask_rows, save_probability_pages
@@ -330,7 +331,7 @@ def scale_factor(scale: float | str, size: float | None, learned: float | None) 
 
 
 def predict_slide(
-    seg: Segmenter,
+    seg: Segmenter | str | os.PathLike,
     image,
     out: str | os.PathLike,
     precision: str = "auto",
@@ -351,6 +352,7 @@ def predict_slide(
     tiles. ``tissue_only`` (a path): the glass read flat (:class:`~pixelwise.tissue.TissueOnly`,
     ``predict --tissue-only``). ``probabilities``: also the class probabilities there, laid
     out as for an image (:func:`~pixelwise.data.io.save_probability_pages`)."""
+    seg = as_segmenter(seg)
     if isinstance(image, (str, os.PathLike)):
         with TiffRegions(image, seg.reads) as regions:
             source = TissueOnly.of(regions) if tissue_only else regions
@@ -412,7 +414,7 @@ SLIDE_BLOCK, SLIDE_MARGIN = 2048, 128  # segment_slide: objects made block by bl
 
 
 def segment_slide(
-    seg: Segmenter,
+    seg: Segmenter | str | os.PathLike,
     image,
     out: str | os.PathLike,
     precision: str = "auto",
@@ -432,6 +434,7 @@ def segment_slide(
     so memory follows a block and a row of blocks, not the image. ``image``: the TIFF's path or
     a region source. ``on_block``: see :func:`label_blocks`; ``tissue_only``: as for
     :func:`predict_slide`. Returns the number of objects."""
+    seg = as_segmenter(seg)
     if isinstance(image, (str, os.PathLike)):
         with TiffRegions(image, seg.reads) as regions:
             source = TissueOnly.of(regions) if tissue_only else regions
@@ -581,8 +584,31 @@ def class_probabilities(probs: torch.Tensor) -> torch.Tensor:
     return probs.float().permute(0, 2, 3, 1).contiguous()
 
 
+LOADED_MOST = 4  # models kept by as_segmenter for the next call
+_LOADED: OrderedDict = OrderedDict()  # (resolved path, modification time) -> Segmenter
+
+
+def as_segmenter(seg: Segmenter | str | os.PathLike) -> Segmenter:
+    """``seg`` itself when it is a loaded model; else the checkpoint path or bundled name
+    (``"nuclei"``) loaded, the last :data:`LOADED_MOST` kept for the next call (a loop over
+    images loads its model once; a changed file is loaded again)."""
+    if isinstance(seg, Segmenter):
+        return seg
+    path = resolve_checkpoint(seg)
+    try:
+        key = (str(path.resolve()), path.stat().st_mtime_ns)
+    except OSError:
+        return load_model(seg)  # which names what is wrong with it
+    if key not in _LOADED:
+        _LOADED[key] = load_model(seg)
+        while len(_LOADED) > LOADED_MOST:
+            _LOADED.popitem(last=False)
+    _LOADED.move_to_end(key)
+    return _LOADED[key]
+
+
 def predict_probabilities(
-    seg: Segmenter,
+    seg: Segmenter | str | os.PathLike,
     image: np.ndarray | str | os.PathLike,
     precision: str = "auto",
     tta: bool = False,
@@ -591,6 +617,7 @@ def predict_probabilities(
 ) -> np.ndarray:
     """(H, W, K) float32 class probabilities of a semantic model for an image array or file
     (tiled and scaled as :func:`predict`; their argmax over K is :func:`predict`'s mask)."""
+    seg = as_segmenter(seg)
     if seg.kind == "instance":
         raise ValueError(
             "class probabilities come from semantic models; an instance model gives detections "
@@ -607,7 +634,7 @@ def trained_on_floats(seg: Segmenter) -> bool:
 
 
 def predict(
-    seg: Segmenter,
+    seg: Segmenter | str | os.PathLike,
     image: np.ndarray | str | os.PathLike,
     precision: str = "auto",
     tta: bool = False,
@@ -618,12 +645,15 @@ def predict(
 ) -> np.ndarray:
     """Class-id mask (H, W) uint8 for an (H, W, C) image array or an image file path.
 
+    ``seg``: a loaded model, checkpoint path or bundled name (:func:`as_segmenter`).
+
     Semantic models: ``tile`` predicts by overlap-tile with tiles of this size (see
     :func:`predict_tiled`); ``None`` tiles automatically above 2048 x 2048 pixels, 0 never tiles.
     ``decide`` turns class probabilities into the mask (default: the most probable class).
     Instance models (Mask R-CNN): each pixel takes the class of the best-scoring detection
     (score >= ``score_threshold``) covering it.
     """
+    seg = as_segmenter(seg)
     image = as_image(image, any_floats=trained_on_floats(seg), channel=seg.reads)
     if seg.kind == "instance":
         return detections_to_classes(detect(seg, image, score_threshold), score_threshold)
@@ -668,7 +698,8 @@ def segment(
     """Instance labels (H, W) uint16 (0 = background, 1..N objects; uint32 beyond 65535 objects)
     for an image array or path.
 
-    ``seg``: a loaded model, checkpoint path or bundled name (``"nuclei"``). Semantic models
+    ``seg``: a loaded model, checkpoint path or bundled name (``"nuclei"``:
+    :func:`as_segmenter`). Semantic models
     trained on instances split objects at their predicted borders (see
     :func:`pixelwise.instances.instances_for`; a boundary model's objects start and end at its
     ``thresholds``, chosen when it was trained: set them on a loaded model to change them;
@@ -677,8 +708,7 @@ def segment(
     ``min_size`` pixels are dropped. ``tta`` (semantic models): class probabilities averaged
     over the 8 flips/rotations, as in :func:`predict`.
     """
-    if not isinstance(seg, Segmenter):
-        seg = load_model(seg)
+    seg = as_segmenter(seg)
     image = as_image(image, any_floats=trained_on_floats(seg), channel=seg.reads)
     if seg.kind == "instance":
         pred = detect(seg, image, score_threshold)
