@@ -208,12 +208,6 @@ CLI_CASES = [
         "--classes a,a: names a class twice",
     ),
     (
-        "segment without an object class",  # was the same failure for every file
-        ["segment", "{good}", "--checkpoint", "{ckpt}", "-o", "{out}"],
-        2,
-        "name the object class (--object-class)",
-    ),
-    (
         "an object class the model lacks",  # was an IndexError traceback
         ["evaluate", "{ckpt}", "{bw}", "--object-class", "5"],
         2,

@@ -445,6 +445,8 @@ def test_http_predict_returns_what_predict_and_segment_write():
         "/api/predict", files=upload, data={"output": "objects", "object_class": "1"}
     )
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(objects.content))), labels)
+    default = client.post("/api/predict", files=upload, data={"output": "objects"})
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(default.content))), labels)  # of 2
     coco = client.post("/api/predict", files=upload, data={"output": "coco", "object_class": "1"})
     body = coco.json()
     assert (body["height"], body["width"]) == (40, 60) and body["categories"][0][
@@ -465,7 +467,6 @@ def test_http_predict_returns_what_predict_and_segment_write():
 
     for data, says in (
         ({"output": "png"}, "output must be one of mask, objects, coco, geojson"),
-        ({"output": "objects"}, "name the object class (object_class)"),
         ({"output": "coco", "object_class": "7"}, "object_class 7: the model's classes are"),
         ({"outptu": "mask"}, "unknown field(s) outptu"),
     ):

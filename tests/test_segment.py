@@ -348,6 +348,28 @@ def test_python_api_takes_a_checkpoint_path_or_name_and_loads_it_once(tmp_path, 
     assert len(loads) == 2
 
 
+def test_objects_of_a_two_class_model_are_its_second_class_regions(shapes_data, tmp_path, capsys):
+    """segment with a semantic model not trained on instances: of two classes, the objects are
+    the regions of the second (as --object-class 1); of more, the class must be named, and the
+    refusal (before any file) lists the classes."""
+    from conftest import BrightIsForeground, tiny_seg
+
+    import pixelwise
+
+    seg = tiny_seg(BrightIsForeground())
+    image = np.full((40, 60, 3), 20, np.uint8)
+    image[5:15, 5:20], image[25:35, 30:55] = 230, 230
+    labels = pixelwise.segment(seg, image)
+    assert labels.max() == 2
+    np.testing.assert_array_equal(labels, pixelwise.segment(seg, image, object_class=1))
+    run = train_tiny(shapes_data, tmp_path / "run")  # background, disc, square
+    argv = ["segment", str(run / "best.pt"), str(shapes_data / "val" / "images"), "--no-progress"]
+    assert main([*argv, "-o", str(tmp_path / "a")]) == 2
+    said = capsys.readouterr().err
+    assert "has 3 classes (0 class0, 1 class1, 2 class2); name the class" in said, said
+    assert main([*argv, "-o", str(tmp_path / "b"), "--object-class", "2"]) == 0
+
+
 def test_a_bundled_model_name_first_is_the_model_in_segment_and_remove_bg(tmp_path, capsys):
     photo = tmp_path / "photo.png"
     Image.fromarray(np.full((40, 48, 3), 90, np.uint8)).save(photo)

@@ -440,7 +440,7 @@ def segment_slide(
             source = TissueOnly.of(regions) if tissue_only else regions
             run = (precision, tta, tile, overlap, min_size, object_class, through, on_block)
             return segment_slide(seg, source, out, *run)
-    check_object_class(seg, object_class)
+    object_class = check_object_class(seg, object_class)
     with working_file(Path(out)) as codes:
         rows = predict_rows(seg, image, precision, tta, tile, overlap, decision_for(seg))
         rows = rows if through is None else through(rows)

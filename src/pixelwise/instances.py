@@ -194,18 +194,25 @@ def split_by_distance(interior: np.ndarray, min_distance: int, tile: int) -> np.
 
 def check_object_class(
     seg: Segmenter, object_class: int | None, option: str = "--object-class"
-) -> None:
-    """A semantic model not trained on instance masks needs ``object_class``, one of its
-    classes, to have objects (ValueError, one line naming ``option``)."""
+) -> int | None:
+    """The class whose connected regions are the objects of a semantic model not trained on
+    instance masks: ``object_class``, one of its classes, or for a model of two classes
+    (background and one other) that other one; ValueError, one line naming ``option``, when
+    there is none. Other models make their own objects: None (``object_class`` unchecked)."""
     if seg.kind != "semantic" or seg.encoding.instances is not None:
-        return
+        return None
+    if object_class is None and seg.num_classes == 2:
+        return 1
     if object_class is None:
+        classes = ", ".join(f"{i} {name}" for i, name in enumerate(seg.class_names[:10]))
         raise ValueError(
-            f"this model was not trained on instance masks; name the object class ({option})"
+            f"this model was not trained on instance masks and has {seg.num_classes} classes "
+            f"({classes}); name the class whose regions are the objects ({option})"
         )
     if not 0 <= object_class < seg.num_classes:
         classes = ", ".join(f"{i} {name}" for i, name in enumerate(seg.class_names[:10]))
         raise ValueError(f"{option} {object_class}: the model's classes are {classes}")
+    return object_class
 
 
 def instances_for(
@@ -221,9 +228,11 @@ def instances_for(
         return semantic_to_instances(mask, interior_class=1, border_class=2, min_size=min_size)
     if kind == "foreground":
         return semantic_to_instances(mask, "watershed", interior_class=1, min_size=min_size)
-    check_object_class(seg, object_class)
     return semantic_to_instances(
-        mask, interior_class=object_class, min_size=min_size, fill_holes=False
+        mask,
+        interior_class=check_object_class(seg, object_class),
+        min_size=min_size,
+        fill_holes=False,
     )
 
 
