@@ -7,11 +7,13 @@ import json
 
 import numpy as np
 import pytest
+import tifffile
 from conftest import tiny_config
 from PIL import Image
 
 from pixelwise.cli import main
 from pixelwise.data.io import (
+    StackPage,
     drawn_as_stored,
     laid_as_stored,
     quarter_turned,
@@ -57,6 +59,8 @@ def test_an_upright_reading_laid_out_as_stored_again(tmp_path):
     for name in ("half.png", "plain.png"):
         assert quarter_turned(tmp_path / name) is None
         assert not drawn_as_stored(tmp_path / name, STORED, (40, 24))
+    tifffile.imwrite(tmp_path / "stack.tif", np.stack([stored[..., 0]] * 2))
+    assert quarter_turned(StackPage(tmp_path / "stack.tif", 1)) is None  # read as stored
 
 
 def test_masks_drawn_on_the_pixels_as_stored_train_and_score(tmp_path, capsys):

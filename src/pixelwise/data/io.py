@@ -523,11 +523,14 @@ QUARTER_TURNS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 def quarter_turned(path: str | os.PathLike) -> int | None:
     """The EXIF orientation of an image file stored a quarter turn from upright, one that swaps
-    its width and height (phones' portrait photos), else None (TIFFs are read as stored)."""
+    its width and height (phones' portrait photos), else None (TIFFs, stack pages included, are
+    read as stored)."""
+    if not isinstance(path, (str, os.PathLike)) or is_tiff(path):
+        return None
     try:
         with Image.open(path) as image:
             orientation = image.getexif().get(EXIF_ORIENTATION)
-            return orientation if orientation in QUARTER_TURNS and image.format != "TIFF" else None
+            return orientation if orientation in QUARTER_TURNS else None
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
         return None
 
