@@ -549,6 +549,36 @@ def test_u2net_trains_and_validates(shapes_data, tmp_path):
     assert torch.load(best, weights_only=True)["train_state"]["metrics"]["pixel_accuracy"] > 0
 
 
+def test_colour_masks_with_soft_edges_train_with_their_colours_named(shapes_data, tmp_path):
+    """Colour masks resized with interpolation hold blends of their classes' colours at edges:
+    the error suggests the main colours with --soft-masks; with them each pixel takes the
+    nearest, as the exact masks say."""
+    import cv2
+
+    from pixelwise.semantic import build_datasets
+
+    root = shutil.copytree(shapes_data, tmp_path / "colours")
+    palette = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0]], np.uint8)
+    for mask in root.glob("*/masks/*.png"):
+        classes = np.asarray(Image.open(mask))
+        large = cv2.resize(palette[classes], None, fx=4, fy=4, interpolation=cv2.INTER_NEAREST)
+        large = cv2.GaussianBlur(large, (9, 9), 2)
+        Image.fromarray(cv2.resize(large, classes.shape[::-1], interpolation=cv2.INTER_AREA)).save(
+            mask
+        )
+    with pytest.raises(
+        ValueError, match=r"--soft-masks and --mask-values .* '#000000,#00ff00,#ff0000'"
+    ):
+        build_datasets(_cfg(root, tmp_path / "a", epochs=1))
+    colours = [0, 0xFF0000, 0x00FF00]  # class order: black, red, green
+    val = build_datasets(
+        _cfg(root, tmp_path / "b", epochs=1, mask_values=colours, soft_masks=True)
+    )[1]
+    exact = build_datasets(_cfg(shapes_data, tmp_path / "c", epochs=1))[1]
+    agree = np.mean([(val[i][1] == exact[i][1]).float().mean().item() for i in range(len(val))])
+    assert agree > 0.97
+
+
 def test_images_smaller_than_the_default_crop_train_whole(shapes_data, tmp_path, capsys):
     """Without --crop, 48-pixel images train whole (the default crop, 256, would only pad them;
     it stopped training); a box model keeps its crop, the size each box is resized to; a crop

@@ -92,12 +92,7 @@ def infer_num_classes(
     if items and is_lossy(items[0].mask) and values != list(range(len(values))):
         raise ValueError(lossy_masks_message(cfg.data, counts, is_colour_mask(items[0].mask)))
     if items and is_colour_mask(items[0].mask):
-        colours = ",".join(colour_name(v) for v in sorted(found)[:20])
-        raise ValueError(
-            f"{cfg.data}: the masks are colour images holding {len(found)} colours ({colours}); "
-            f"name the colour of each class in class order with --mask-values '{colours}', or "
-            "give a classes.json with each class's color_rgb"
-        )
+        raise ValueError(colour_masks_message(cfg.data, counts))
     suggestion = ",".join(map(str, sorted(found)))
     if values != list(range(len(values))):
         raise ValueError(unlisted_values_message(cfg.data, counts, values))
@@ -166,16 +161,69 @@ def check_instance_labels(cfg: TrainConfig, items: list) -> None:
     )
 
 
-def lossy_masks_message(data, counts: dict[int, int], colour: bool) -> str:
-    """The error for JPEG masks without --mask-values, suggesting the values compression
-    scattered the others around: each the most frequent within 24 levels (of every channel) and
-    on at least 0.1 % of the pixels."""
+def colour_masks_message(data, counts: dict[int, int]) -> str:
+    """The error for colour masks without their classes' colours: the --mask-values to give;
+    where colours blend at edges (anti-aliased or resized masks: many colours, most of them
+    blends of a few, :func:`unblended`), those few with --soft-masks."""
+    found = sorted(counts)
+    colours = ",".join(colour_name(v) for v in found[:20])
+    said = (
+        f"{data}: the masks are colour images holding {len(found)} colours ({colours}"
+        f"{', ...' if len(found) > 20 else ''}); name the colour of each class in class order "
+        f"with --mask-values '{colours}', or give a classes.json with each class's color_rgb"
+    )
+    main = unblended(counts)
+    if len(found) > max(MANY_VALUES, 2 * len(main)):
+        shown = ",".join(colour_name(v) for v in main)
+        said += (
+            f"; if the colours blend at the edges (anti-aliased or resized masks), give "
+            f"--soft-masks and --mask-values with every class's colour, such as '{shown}' (those "
+            "that are no blend of two others; each pixel then takes the nearest listed colour)"
+        )
+    return said
+
+
+def unblended(counts: dict[int, int], near: int = 24) -> list[int]:
+    """The colours of colour masks (``counts``: pixels per packed colour) that are not blends of
+    two others: from the most frequent down (on at least 0.1 % of the pixels), each kept unless
+    within ``near`` levels (every channel) of a kept colour or of the line between two kept
+    colours (where anti-aliased or resized edges put their blends); in packed order."""
+    total = sum(counts.values())
+    kept: list[np.ndarray] = []
+    chosen = []
+    for value in sorted((v for v, n in counts.items() if n >= 0.001 * total), key=counts.get)[::-1]:
+        point = unpacked(np.int64(value)).astype(np.float64)
+        lines = [(a, b) for i, a in enumerate(kept) for b in kept[i:]]
+        if not any(chebyshev_to_segment(point, a, b) <= near for a, b in lines):
+            kept.append(point)
+            chosen.append(value)
+    return sorted(chosen)
+
+
+def chebyshev_to_segment(point: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """The largest per-channel difference between ``point`` and the nearest point of the line
+    segment from ``a`` to ``b`` (nearest by Euclidean distance)."""
+    span = b - a
+    t = 0.0 if not span.any() else float(np.clip((point - a) @ span / (span @ span), 0, 1))
+    return float(np.abs(point - (a + t * span)).max())
+
+
+def main_values(counts: dict[int, int], colour: bool) -> list[int]:
+    """The stored values that lossy compression scattered the others around: each the most
+    frequent within 24 levels (of every channel) and on at least 0.1 % of the pixels
+    (``counts``: pixels per value; packed colours if ``colour``)."""
     total = sum(counts.values())  # rarer values can be no one's rival: at most 1000 are left
     values = np.asarray(sorted(v for v, n in counts.items() if n >= 0.001 * total))
     points = unpacked(values) if colour else values[:, None]
     near = np.abs(points[:, None] - points[None]).max(-1) <= 24
     tally = np.asarray([counts[v] for v in values])
-    main = values[tally >= np.where(near, tally[None], 0).max(1)].tolist()
+    return values[tally >= np.where(near, tally[None], 0).max(1)].tolist()
+
+
+def lossy_masks_message(data, counts: dict[int, int], colour: bool) -> str:
+    """The error for JPEG masks without --mask-values, suggesting the values compression
+    scattered the others around (:func:`main_values`)."""
+    main = main_values(counts, colour)
     shown = ",".join(colour_name(v) if colour else str(v) for v in main)
     return (
         f"{data}: the masks are JPEG files, whose lossy compression changes values at object "
