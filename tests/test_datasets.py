@@ -908,6 +908,12 @@ def test_two_folders_one_named_as_masks_are_images_and_masks(tmp_path):
     assert [i.name for i in items] == [f"ISIC_{i:07d}" for i in range(3)]
     _assert_paired(items)
     assert [i.mask.parent.name for i in find_items(tmp_path / "gt")] == ["GT"] * 3
+    for image_folder, mask_folder in (("imgs", "gts"), ("input", "target"), ("fg", "alpha")):
+        root = tmp_path / f"{image_folder}-{mask_folder}"  # imgs/ is an image folder's name too
+        for i in range(2):
+            _save(root / image_folder / f"{i}.png", _mark(i))
+            _save(root / mask_folder / f"{i}.png", _mark(i))
+        assert [i.mask.parent.name for i in find_items(root)] == [mask_folder] * 2
     for other in ("photos-more", "masks_a-masks_b"):
         with pytest.raises(ValueError, match="no dataset found"):
             find_items(tmp_path / other)

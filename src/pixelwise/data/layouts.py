@@ -401,6 +401,8 @@ def _pair_folders_in(root: Path) -> tuple[Path, Path] | None:
     images = _first_dir(root, IMAGE_FOLDERS)
     if images is not None:
         masks = _first_dir(root, MASK_FOLDERS) or _first_dir(root, ("instances",))
+        if masks is None and (named := _named_pair(root)) is not None:
+            return named  # imgs/ + gts/, images/ + targets/
         if masks is None:
             raise ValueError(
                 f"{root}: {images.name}/ has no mask folder beside it (looked for "
@@ -422,13 +424,20 @@ MASK_WORDS = (
     "annotation",
     "segmentation",
     "manual",
+    "target",
+    "truth",
+    "matte",
+    "alpha",
+    "trimap",
 )
+MASK_SHORT_WORDS = ("gt", "gts", "seg", "segs")  # mask words only as a whole word of a name
 
 
 def _named_pair(root: Path) -> tuple[Path, Path] | None:
     """(images, masks) of a folder holding two folders of images and nothing else of the kind,
-    one of them named as masks are (a word of :data:`MASK_WORDS`, or ``gt``): ISIC's
-    ``ISIC2018_Task1-2_Training_Input/`` + ``ISIC2018_Task1_Training_GroundTruth/``."""
+    one of them named as masks are (a word of :data:`MASK_WORDS` or :data:`MASK_SHORT_WORDS`):
+    ISIC's ``ISIC2018_Task1-2_Training_Input/`` + ``ISIC2018_Task1_Training_GroundTruth/``,
+    ``imgs/`` + ``gts/``, ``input/`` + ``target/``, a matting set's ``fg/`` + ``alpha/``."""
     if not root.is_dir():
         return None
     folders = [
@@ -476,9 +485,9 @@ def split_named_pairs(root: Path) -> dict[str, tuple[Path, Path]]:
 
 
 def _named_as_masks(folder: Path) -> bool:
-    return any(word in folder.name.lower() for word in MASK_WORDS) or "gt" in re.split(
-        r"[^a-z0-9]+", folder.name.lower()
-    )
+    name = folder.name.lower()
+    words = re.split(r"[^a-z0-9]+", name)
+    return any(word in name for word in MASK_WORDS) or any(w in words for w in MASK_SHORT_WORDS)
 
 
 def _mask_named(folders: list[Path]) -> tuple[Path, Path] | None:
