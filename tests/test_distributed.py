@@ -95,7 +95,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(shapes_data, tm
     single = fit(_cfg(shapes_data, tmp_path / "one")).parent / "last.pt"
     proc = torchrun("train", str(shapes_data), "--out", str(tmp_path / "ddp"), *TRAIN_ARGS)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count("epoch 2/2") == 1  # only rank 0 reports
+    assert proc.stdout.count("epoch 2/2") == proc.stdout.count("best checkpoint:") == 1  # rank 0
     _assert_same_training(tmp_path / "ddp" / "last.pt", single)
 
     # resume under DDP: a run stopped after epoch 1 continues on 2 processes to the same weights

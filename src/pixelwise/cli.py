@@ -568,10 +568,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from pixelwise.distributed import is_main
     from pixelwise.train import fit
 
     start = time.perf_counter()
     best = fit(from_args(TrainConfig, args))
+    if not is_main():  # under torchrun rank 0 alone says where the run went
+        return 0
     out = Path(args.out)
     print(
         f"done in {time.perf_counter() - start:.0f}s\n  best checkpoint: {best}\n  last checkpoint: {out / 'last.pt'}\n"
