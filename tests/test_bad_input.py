@@ -418,7 +418,7 @@ def test_a_box_is_four_numbers(capsys):
     from pixelwise.config import box_numbers
 
     assert box_numbers("1, 2.5,30,40") == [1.0, 2.5, 30.0, 40.0]
-    for bad in ("1,2,3", "1,2,3,4,5", "a,b,c,d"):
+    for bad in ("1,2,3", "1,2,3,4,5", "a,b,c,d", "30,40,1,2", "1,2,1,9"):
         with pytest.raises(SystemExit):
             main(["remove-bg", "photo.jpg", "--box", bad])
         said = capsys.readouterr().err

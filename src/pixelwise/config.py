@@ -78,12 +78,13 @@ def float_list(text: str) -> list[float]:
 
 
 def box_numbers(text: str) -> list[float]:
-    """``--box X0,Y0,X1,Y1``: four numbers, the box's corners in pixels."""
+    """``--box X0,Y0,X1,Y1``: four numbers, the box's corners in pixels, left before right and
+    top before bottom."""
     values = float_list(text)
-    if len(values) != 4:
+    if len(values) != 4 or not (values[0] < values[2] and values[1] < values[3]):
         raise argparse.ArgumentTypeError(
             f"expected X0,Y0,X1,Y1, four numbers (the box's left, top, right and bottom edges in "
-            f"pixels), got {text!r}"
+            f"pixels, x0 < x1 and y0 < y1), got {text!r}"
         )
     return values
 
