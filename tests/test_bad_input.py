@@ -512,6 +512,32 @@ def test_outputs_inside_the_input_folder_are_no_inputs_on_a_rerun(command, files
     assert (out / ".pixelwise-output").is_file()
 
 
+def test_a_datasets_masks_and_training_runs_are_no_inputs(shapes_data, tmp_path, capsys):
+    """predict DATA predicts the dataset's images, not its masks (nor instances/ beside them),
+    and not the overlays of a training run kept inside it; a mask folder named itself is
+    predicted."""
+    import shutil
+
+    from conftest import train_tiny
+
+    data = shutil.copytree(shapes_data / "train", tmp_path / "data")
+    shutil.copytree(data / "masks", data / "instances")
+    run = train_tiny(data, data / "run", "--epochs", "1")
+    assert (run / ".pixelwise-output").is_file() and any((run / "overlays").glob("*.png"))
+    capsys.readouterr()
+    argv = ["predict", str(run / "best.pt"), str(data), "-o", str(tmp_path / "p"), "--no-progress"]
+    assert main(argv) == 0
+    written = sorted(
+        p.relative_to(tmp_path / "p" / "masks") for p in (tmp_path / "p").rglob("masks/**/*.png")
+    )
+    assert written == sorted(Path("images") / p.name for p in (data / "images").glob("*.png"))
+    said = capsys.readouterr().err
+    assert said.count("a dataset's masks (beside its images), left out of the inputs") == 2
+    argv = ["predict", str(run / "best.pt"), str(data / "masks"), "-o", str(tmp_path / "m")]
+    assert main([*argv, "--no-progress"]) == 0
+    assert len(list((tmp_path / "m" / "masks").glob("*.png"))) == len(list(data.glob("masks/*")))
+
+
 def test_max_pixels_can_be_raised_past_pillows_own_limit(files, monkeypatch):
     from pixelwise.data.io import read_image
 

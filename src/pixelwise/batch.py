@@ -16,7 +16,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from pixelwise import distributed as dist
-from pixelwise.constants import AUTO_TILE, one_line, parse_range
+from pixelwise.constants import (
+    AUTO_TILE,
+    IMAGE_FOLDERS,
+    MASK_FOLDERS,
+    first_time,
+    one_line,
+    parse_range,
+)
 from pixelwise.data.calibration import pixel_size_um, scale_note
 from pixelwise.data.coco import as_coco, object_annotations
 from pixelwise.data.encoding import TWELVE_BIT, intensity_kind, map_range
@@ -30,10 +37,12 @@ from pixelwise.data.geojson import (
 )
 from pixelwise.data.io import (
     IMAGE_SUFFIXES,
+    OUTPUT_MARK,
     ImageReadError,
     StackPage,
     atomic_write_bytes,
     list_images,
+    mark_output,
     max_pixels_limit,
     page_name,
     read_channels,
@@ -160,40 +169,50 @@ def output_names(
     return pairs
 
 
-# written in each folder a batch writes its outputs to: its files are no inputs of later runs
-OUTPUT_MARK = ".pixelwise-output"
-
-
-def mark_output(out: Path) -> None:
-    """Mark ``out`` (a folder outputs were just written to) as one: :func:`output_names` leaves
-    its files out of the inputs of later runs that list a folder holding it."""
-    mark = out / OUTPUT_MARK
-    if not mark.exists():
-        text = "written by pixelwise: the files of this folder are outputs, not inputs\n"
-        atomic_write_bytes(mark, text.encode())
-
-
 def is_output(path: Path, root: Path, outputs: Path | None, seen: dict) -> bool:
-    """Whether ``path``, listed under the input folder ``root``, is an output rather than an
-    input: under ``outputs`` (this run's output folder, resolved; None: none) or in a folder
-    an earlier run wrote its outputs to (:func:`in_output_folder`, ``seen`` as there)."""
+    """Whether ``path``, listed under the input folder ``root``, is no input: under ``outputs``
+    (this run's output folder, resolved; None: none), in a folder an earlier run or a training
+    run wrote its outputs to, or in a dataset's mask folder (:func:`in_output_folder`, ``seen``
+    as there)."""
     if outputs is not None and outputs in path.resolve().parents:
         return True
     return in_output_folder(path, root, seen)
 
 
+# a dataset's folders of masks (beside its images/: predict DATA predicts its images alone)
+DATASET_MASKS = (*MASK_FOLDERS, "instances", "SegmentationObject")
+
+
 def in_output_folder(path: Path, root: Path, seen: dict) -> bool:
-    """Whether ``path``, listed under the input folder ``root``, lies in a folder below it
-    that a batch wrote its outputs to (:func:`mark_output`); ``root`` itself, named as an
-    input, is never left out. ``seen``: the folders looked at so far, and whether they are."""
+    """Whether ``path``, listed under the input folder ``root``, lies in a folder below it that
+    a batch or a training run wrote its outputs to (:func:`mark_output`), or in the mask folder
+    of a dataset (a folder of :data:`DATASET_MASKS` beside an image folder, said once); ``root``
+    itself, named as an input, is never left out. ``seen``: the folders looked at so far, and
+    whether they are."""
     parts = path.relative_to(root).parts[:-1]
     for k in range(len(parts)):
         folder = root.joinpath(*parts[: k + 1])
         if folder not in seen:
-            seen[folder] = (folder / OUTPUT_MARK).is_file()
+            seen[folder] = (folder / OUTPUT_MARK).is_file() or dataset_masks(folder)
         if seen[folder]:
             return True
     return False
+
+
+def dataset_masks(folder: Path) -> bool:
+    """Whether ``folder`` holds a dataset's masks: named as mask folders are, beside an image
+    folder (``images/`` + ``masks/``, VOC's ``JPEGImages/`` + ``SegmentationClass/``)."""
+    if folder.name not in DATASET_MASKS:
+        return False
+    if not any((folder.parent / name).is_dir() for name in IMAGE_FOLDERS):
+        return False
+    if first_time(("dataset masks", folder)):
+        print(
+            f"pixelwise: {folder}: a dataset's masks (beside its images), left out of the inputs "
+            "(name the folder itself to take them)",
+            file=sys.stderr,
+        )
+    return True
 
 
 def stack_pages(src: Path, rel: Path) -> list[tuple[Path | StackPage, Path]]:

@@ -84,8 +84,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             Opt(
                 ("paths",),
                 f"{MODEL_HELP}, then image files and/or folders (searched recursively; folders an earlier run wrote "
-                "its outputs to, marked .pixelwise-output, are left out); with --method "
-                "only inputs",
+                "its outputs to, marked .pixelwise-output, and a dataset's masks beside its images "
+                "are left out); with --method only inputs",
                 nargs="+",
                 metavar="CHECKPOINT INPUT",
             ),

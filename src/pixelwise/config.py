@@ -690,7 +690,8 @@ SHARED: dict[str, Opt] = {
     "inputs": Opt(
         ("inputs",),
         "image files and/or folders (searched recursively; folders an earlier run wrote its "
-        "outputs to, marked .pixelwise-output, are left out)",
+        "outputs to, marked .pixelwise-output, and a dataset's masks beside its images are left "
+        "out)",
         nargs="+",
     ),
     "skip_existing": Opt(

@@ -44,7 +44,7 @@ from pixelwise.data.calibration import common_pixel_size
 from pixelwise.data.coco import InstanceDataset, collate
 from pixelwise.data.datasets import SegmentationDataset, pad_collate
 from pixelwise.data.encoding import MaskEncoding, Normalization, mixed_kinds_note
-from pixelwise.data.io import atomic_write_bytes
+from pixelwise.data.io import atomic_write_bytes, mark_output
 from pixelwise.detection import detection_step, instance_splits, score_detector
 from pixelwise.evaluate import choose_thresholds, evaluate
 from pixelwise.instances import OBJECT_PROB, SEED_PROB
@@ -538,6 +538,7 @@ def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = Non
     out = Path(cfg.out)
     if dist.is_main():
         out.mkdir(parents=True, exist_ok=True)
+        mark_output(out)  # its overlays are no inputs of a later predict over a folder holding it
     run = setup_run(cfg, device)
     trained = dist.wrap(run.task.model, device)
     if dist.is_main():

@@ -1167,6 +1167,21 @@ def is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in path.relative_to(root).parts)
 
 
+# written in each folder a batch writes its outputs to, and in each training run's folder: its
+# files are no inputs of later runs
+OUTPUT_MARK = ".pixelwise-output"
+
+
+def mark_output(out: Path) -> None:
+    """Mark ``out`` (a folder outputs were just written to) as one:
+    :func:`pixelwise.batch.output_names` leaves its files out of the inputs of later runs that
+    list a folder holding it."""
+    mark = out / OUTPUT_MARK
+    if not mark.exists():
+        text = "written by pixelwise: the files of this folder are outputs, not inputs\n"
+        atomic_write_bytes(mark, text.encode())
+
+
 def image_files(folder: Path, recursive: bool = True) -> list[Path]:
     """The image files in ``folder`` (and its folders, ``recursive``), sorted; hidden ones
     (:func:`is_hidden`) left out."""
