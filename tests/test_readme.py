@@ -53,6 +53,7 @@ def test_readme_commands_run(readme_cwd, capsys):
     assert [c[0] for c in commands if c[0] != "--help"] == [
         "train",
         "predict",
+        "predict",
         "evaluate",
         "inspect",
         "train",
@@ -103,6 +104,7 @@ def test_readme_commands_run(readme_cwd, capsys):
             assert status == 0, args
     assert len(list(Path("runs/isbi/test-pred/masks").glob("*.png"))) == 30
     assert len(list(Path("runs/isbi/test-pred/probabilities").glob("*.tif"))) == 30
+    assert Image.open("runs/isbi/00-mask.png").mode == "P"  # -o naming the one mask
     assert Path("runs/isbi/evaluation.json").is_file()
     assert json.loads(Path("runs/nuclei/evaluation.json").read_text())["objects"]["f1"] > 0.5
     assert len(list(Path("runs/nuclei/instances").glob("*.png"))) == 1

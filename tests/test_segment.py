@@ -370,6 +370,33 @@ def test_objects_of_a_two_class_model_are_its_second_class_regions(shapes_data, 
     assert main([*argv, "-o", str(tmp_path / "b"), "--object-class", "2"]) == 0
 
 
+def test_one_image_into_one_file(shapes_data, tmp_path, capsys):
+    """predict and segment of one image with -o FILE.png or .tif write that file alone, the same
+    values as the folder's mask or label image; options that write more need a folder; a
+    folder of images with -o x.png is still a folder of outputs."""
+    import tifffile
+
+    run = train_tiny(shapes_data, tmp_path / "run")
+    image = sorted((shapes_data / "val" / "images").glob("*.png"))[0]
+    base = ["predict", str(run / "best.pt"), str(image), "--no-progress", "-o"]
+    assert main([*base, str(tmp_path / "folder")]) == 0
+    assert main([*base, str(tmp_path / "one" / "mask.png")]) == 0
+    assert f"wrote {tmp_path / 'one' / 'mask.png'}" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["mask.png"]
+    folder_mask = read_mask(tmp_path / "folder" / "masks" / image.name)
+    np.testing.assert_array_equal(read_mask(tmp_path / "one" / "mask.png"), folder_mask)
+    assert main([*base, str(tmp_path / "mask.tif")]) == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "mask.tif"), folder_mask)
+    assert main([*base, str(tmp_path / "p.png"), "--probabilities"]) == 2
+    assert "--probabilities write into a folder" in capsys.readouterr().err
+    seg = ["segment", "nuclei", str(image), "--no-progress", "-o"]
+    assert main([*seg, str(tmp_path / "s")]) == 0 and main([*seg, str(tmp_path / "l.tif")]) == 0
+    labels = read_mask(tmp_path / "s" / "instances" / image.name)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "l.tif"), labels)
+    many = ["predict", str(run / "best.pt"), str(image.parent), "-o", str(tmp_path / "x.png")]
+    assert main([*many, "--no-progress"]) == 0 and (tmp_path / "x.png" / "masks").is_dir()
+
+
 def test_a_bundled_model_name_first_is_the_model_in_segment_and_remove_bg(tmp_path, capsys):
     photo = tmp_path / "photo.png"
     Image.fromarray(np.full((40, 48, 3), 90, np.uint8)).save(photo)

@@ -666,6 +666,67 @@ def no_inputs(first: str) -> str:
     return said
 
 
+ONE_FILE_SUFFIXES = (".png", ".tif", ".tiff")  # -o naming predict's or segment's one output
+
+
+def one_file_target(args: argparse.Namespace, inputs: list, side: tuple[str, ...]) -> Path | None:
+    """``-o`` when it names the one output file of one input image (``mask.png``, ``labels.tif``;
+    not an existing folder), else None; ValueError for options whose outputs (``side``) only a
+    folder holds."""
+    out = Path(args.out)
+    single = len(inputs) == 1 and Path(inputs[0]).is_file()
+    if not single or out.suffix.lower() not in ONE_FILE_SUFFIXES or out.is_dir():
+        return None
+    given = [f"--{name.replace('_', '-')}" for name in side if getattr(args, name, None)]
+    if given:
+        raise ValueError(
+            f"-o {out} names one file; {', '.join(given)} write into a folder: give -o a folder"
+        )
+    return out
+
+
+def with_out(args: argparse.Namespace, folder: Path) -> argparse.Namespace:
+    """The same command's arguments with ``-o folder``."""
+    return argparse.Namespace(**{**vars(args), "out": str(folder)})
+
+
+def into_one_file(target: Path, main: str, run) -> int:
+    """``run(folder)``, a batch of one image, into a temporary folder beside ``target``; its one
+    output in ``folder/main/`` becomes ``target`` (the overlay and the batch's report are left
+    out; a PNG asked for as ``.tif`` is written as a TIFF of the same values); the exit status."""
+    import io
+    import shutil
+    import tempfile
+
+    import tifffile
+
+    from pixelwise.data.io import TIFF_SUFFIXES, atomic_save, read_mask
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=".pixelwise-", dir=target.parent))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            status = run(folder)
+        made = sorted(p for p in (folder / main).rglob("*") if p.is_file())
+        if not made:
+            return status or 1  # the failure was listed
+        tiff = target.suffix.lower() in TIFF_SUFFIXES
+        if tiff and made[0].suffix.lower() == ".png":
+            values = read_mask(made[0])
+            atomic_save(target, lambda tmp: tifffile.imwrite(tmp, values, compression="zlib"))
+        elif tiff != (made[0].suffix.lower() in TIFF_SUFFIXES):
+            raise ValueError(
+                f"-o {target}: this image's output is a TIFF (a slide's, or over 65535 objects); "
+                f"name it {target.with_suffix('.tif')}"
+            )
+        else:
+            os.replace(made[0], target)
+        print(f"wrote {target}")
+        return status
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from pixelwise.batch import predict_files, run_sharded
     from pixelwise.checkpoint import load_for_command
@@ -686,6 +747,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "--probabilities is for semantic models; an instance model's detections carry their "
             "scores in OUT/coco"
         )
+    target = one_file_target(args, inputs, ("probabilities", "labelme", "geojson"))
+    if target is not None:  # -o mask.png for one image: the mask alone
+        args.paths = [checkpoint, *inputs]
+        return into_one_file(target, "masks", lambda folder: cmd_predict(with_out(args, folder)))
     out = Path(args.out)
     extra = (
         f", instance labels to {out / 'instances'}, COCO results to {out / 'coco'}"
@@ -761,6 +826,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from pixelwise.instances import check_object_class, with_thresholds
     from pixelwise.measure import Grading, measurements_csv
 
+    target = one_file_target(args, args.inputs, ("labelme", "geojson", "expand"))
+    if target is not None:  # -o labels.png for one image: the label image alone
+        return into_one_file(
+            target, "instances", lambda folder: cmd_segment(with_out(args, folder))
+        )
     seg = load_for_command(args.checkpoint, args.runtime, args.precision)
     with_thresholds(seg, args.instance_thresholds)
     check_object_class(seg, args.object_class)  # once, not for every file
