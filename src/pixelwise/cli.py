@@ -593,12 +593,8 @@ def calibratable(checkpoint: Path) -> bool:
     return int8_applies(ckpt["arch"]) and "int8" not in ckpt
 
 
-MASK_OPTIONS = (
-    "class_names",
-    "mask_values",
-    "ignore_values",
-    "soft_masks",
-)  # how the data's masks are read
+# how the data's masks are read
+MASK_OPTIONS = ("class_names", "mask_values", "ignore_values", "soft_masks")
 INSPECT_OPTIONS = (
     "data",
     *MASK_OPTIONS,
