@@ -418,6 +418,8 @@ def test_soft_masks_take_the_nearest_listed_value_in_any_format():
     assert MaskEncoding.from_dict({"values": [0, 255]}).soft is False  # older checkpoints
     with pytest.raises(ValueError, match="masks with soft edges need --soft-masks"):
         MaskEncoding((0, 255)).apply(raw, 2, "m.png")
+    with pytest.raises(ValueError, match=r"need --instances\)$"):  # 3 and 4: no edge of 0 and 1
+        MaskEncoding().apply(np.array([[0, 3, 4]]), 3, "m.png")
 
 
 def test_a_fraction_leaves_an_item_on_each_side():

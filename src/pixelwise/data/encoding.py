@@ -184,8 +184,11 @@ class MaskEncoding:
                 f"{path}: colours {named} are not among the classes' colours ({listed or 'none'}: "
                 "give every colour in the masks, in class order, with --mask-values or classes.json)"
             )
-        listed = [*(self.values or ()), *self.ignore_values] or [0, 255]
-        between = min(listed) < min(found) and max(found) < max(listed)
+        if self.values:  # values between the listed ones: soft edges?
+            listed = [*self.values, *self.ignore_values]
+            between = min(listed) < min(found) and max(found) < max(listed)
+        else:  # grey levels between 0 and 255 where two classes are ids 0 and 1
+            between = num_classes == 2 and len(found) >= 3 and max(found) < 255
         return (
             f"{path}: mask values {found[:10]} are not class ids 0..{num_classes - 1} "
             f"(mask values {list(self.values) if self.values else 'identity'}, ignored "
