@@ -293,6 +293,23 @@ def test_evaluate_and_compare_read_masks_with_soft_edges_as_told(tmp_path, capsy
     assert main([*compare, "--soft-masks"]) == 0
     row = json.loads((tmp_path / "c" / "compare.json").read_text())["rows"][0]
     assert row["per_class_iou"][1] == pytest.approx(inter / union)
+    # a model trained elsewhere reads such data with --soft-masks too, as its predictions are read
+    from conftest import tiny_seg
+
+    from pixelwise.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "model.pt", tiny_seg())  # untrained: any answer will do
+    model = ["evaluate", str(tmp_path / "model.pt"), data, "--val-stems", "0,1"]
+    assert main(model) == 2 and "soft edges need --soft-masks" in capsys.readouterr().err
+    assert main([*model, "--soft-masks", "--json", str(tmp_path / "m.json")]) == 0
+    argv = ["predict", str(tmp_path / "model.pt"), str(tmp_path / "images"), "--no-progress"]
+    assert main([*argv, "-o", str(tmp_path / "p")]) == 0
+    by_folder = tmp_path / "f.json"
+    assert (
+        main(["evaluate", str(tmp_path / "p"), data, "--soft-masks", "--json", str(by_folder)]) == 0
+    )
+    by_model = json.loads((tmp_path / "m.json").read_text())
+    assert by_model["per_class"] == json.loads(by_folder.read_text())["per_class"]
 
 
 def test_prediction_files_of_stack_pages_and_3d_frames(tmp_path):

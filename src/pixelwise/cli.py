@@ -921,6 +921,7 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
             given, args.data, args.val_stems, args.object_class, args.min_object_size, read_as
         )
         return summary, given
+    soft = read_as.pop("soft_masks", False)  # how the data is stored, for a model too
     if read_as:
         options = ", ".join("--" + name.replace("_", "-") for name in read_as)
         raise ValueError(
@@ -942,6 +943,7 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
         args.channel,
         args.scale,
         args.progress,
+        soft,
     )
     return summary, resolve_checkpoint(args.checkpoint).parent
 

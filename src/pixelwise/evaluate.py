@@ -159,16 +159,16 @@ def evaluate_checkpoint(
     channel: int | None = None,
     scale: float | str = 1.0,
     progress: bool = False,
+    soft_masks: bool = False,
 ) -> dict:
     """Confusion-matrix metrics of ``checkpoint`` over the selected pairs of ``data``, with
     ``split`` (what was scored) and ``images`` (how many) added. ``input_range``: raw values seen
     as full range, as ``predict --input-range`` maps them (semantic models). ``thresholds``: a
     boundary model's (seed, object) pair instead of its own (``segment --instance-thresholds``).
     ``channel``: each image's channel read alone (multi-channel images; semantic models).
-    ``scale``: each image resized by this before the network, as ``predict --scale`` does
-    (``"auto"``: by its file's pixel size over the one the model learned at); the masks are
-    scored at the data's resolution. ``progress``: a progress bar, an image a step (semantic
-    models).
+    ``scale``: images resized by this for the network as by ``predict --scale`` (``"auto"``: by
+    the pixel size each file records over the model's), scored at the data's resolution.
+    ``progress``: a bar, an image a step; ``soft_masks``: masks of soft edges (:func:`encoding_for`).
 
     Object metrics (``objects``, see :func:`object_metrics`) are added for checkpoints trained
     on instance masks, and for others when ``object_class`` names the class whose connected
@@ -191,7 +191,7 @@ def evaluate_checkpoint(
         check_object_class(seg, object_class)
     items, split = evaluation_items(Path(data), stems)
     split = own_split(data, own).get("split", split)
-    ds = dataset_for(seg, items, data, input_range, channel)
+    ds = dataset_for(seg, items, data, input_range, channel, soft_masks)
     head = {"split": split, "images": len(items), "checkpoint": str(checkpoint), "tta": tta}
     head |= {} if scale == 1.0 else {"scale": scale}
     precision = resolve_precision(precision, device)
@@ -206,13 +206,16 @@ def evaluate_checkpoint(
     return head | thresholds_used(seg) | objects
 
 
-def dataset_for(seg: Segmenter, items: list, data, input_range, channel) -> SegmentationDataset:
-    """``items`` as ``seg`` reads them: its encoding of the data's masks, its normalisation and
-    channels, ``input_range`` mapped, its ``channel`` (or the one given)."""
+def dataset_for(
+    seg: Segmenter, items: list, data, input_range, channel, soft_masks: bool = False
+) -> SegmentationDataset:
+    """``items`` as ``seg`` reads them: its encoding of the data's masks (of soft edges with
+    ``soft_masks``), its normalisation and channels, ``input_range`` mapped, its ``channel`` (or
+    the one given)."""
     return SegmentationDataset(
         items,
         seg.num_classes,
-        encoding_for(seg, items, data),
+        encoding_for(seg, items, data, soft_masks),
         seg.norm,
         channels=seg.in_channels,
         input_range=input_range,
@@ -337,12 +340,17 @@ def own_split(data, own: list[str] | None) -> dict:
     return {"split": f"{data} (the validation split of the checkpoint's training run)"}
 
 
-def encoding_for(seg: Segmenter, items: list, data) -> MaskEncoding:
+def encoding_for(seg: Segmenter, items: list, data, soft: bool = False) -> MaskEncoding:
     """The checkpoint's mask encoding, except that the data's classes are matched to the
     model's by name when the data names them otherwise (:func:`by_name`), and that
     black-and-white masks (0 and 255 alone, or black and white RGB) are a two-class model's
     background and foreground also when it was trained on masks of 0 and 1 (as class ids, 255
-    would be ignored: no foreground scored)."""
+    would be ignored: no foreground scored). ``soft``: the data's masks have soft edges (each
+    pixel the nearest value; for a two-class model of class ids, the nearer of 0 and 255)."""
+    if soft:
+        encoding = replace(seg.encoding, soft=True)
+        two = encoding.values is None and encoding.instances is None and seg.num_classes == 2
+        return replace(encoding, values=(0, 255)) if two else encoding
     encoding = seg.encoding
     if encoding.values is None and encoding.instances is None:
         matched = by_name(seg, items, data)
