@@ -538,6 +538,40 @@ def test_a_datasets_masks_and_training_runs_are_no_inputs(shapes_data, tmp_path,
     assert len(list((tmp_path / "m" / "masks").glob("*.png"))) == len(list(data.glob("masks/*")))
 
 
+def test_the_annotations_of_stacks_and_sequences_are_no_inputs(tmp_path, capsys):
+    """In a folder of training data: a volume's label stack beside it (cells-labels.tif beside
+    cells-volume.tif) and a Cell Tracking Challenge sequence's annotations (01_GT/ beside 01/)
+    are left out of segment's inputs; evaluate scores segment's label images, not its overlays."""
+    import json
+
+    import tifffile
+
+    from pixelwise.batch import output_names
+
+    rng = np.random.default_rng(0)
+    volume = rng.integers(0, 255, (6, 24, 32)).astype(np.uint8)
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    tifffile.imwrite(stack / "cells-volume.tif", volume)
+    tifffile.imwrite(stack / "cells-labels.tif", (volume > 128).astype(np.uint16))
+    for folder in ("01", "01_GT/SEG"):
+        (tmp_path / "ctc" / folder).mkdir(parents=True)
+        tifffile.imwrite(tmp_path / "ctc" / folder / "t000.tif", volume[0])
+    names = [rel.as_posix() for _, rel in output_names([tmp_path], pages=True)]
+    assert names == ["ctc/01/t000.png"] + [f"stack/cells-volume-{i:03d}.png" for i in range(6)]
+    said = capsys.readouterr().err
+    assert "cells-labels.tif: the labels of the volume beside it" in said and "01_GT:" in said
+    argv = ["segment", "nuclei", str(stack / "cells-volume.tif"), "--no-progress", "-o"]
+    assert main([*argv, str(tmp_path / "seg")]) == 0
+    scored = ["evaluate", str(tmp_path / "seg"), str(stack), "--json", str(tmp_path / "e.json")]
+    scored += ["--object-class", "1"]  # label images against the class's regions
+    assert main(scored) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["predictions"].endswith("instances")
+    from pixelwise.evaluate import prediction_folder
+
+    assert prediction_folder(tmp_path / "seg", objects=False) == tmp_path / "seg" / "instances"
+
+
 def test_max_pixels_can_be_raised_past_pillows_own_limit(files, monkeypatch):
     from pixelwise.data.io import read_image
 

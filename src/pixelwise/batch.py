@@ -146,7 +146,7 @@ def output_names(
             pairs.extend(
                 (f, f.relative_to(p).with_suffix(".png"))
                 for f in list_images([p])
-                if not is_output(f, p, outputs, seen)
+                if not is_output(f, p, outputs, seen) and not stack_labels(f)
             )
         else:
             pairs.append((p, Path(p.stem + ".png")))
@@ -201,15 +201,36 @@ def in_output_folder(path: Path, root: Path, seen: dict) -> bool:
 
 def dataset_masks(folder: Path) -> bool:
     """Whether ``folder`` holds a dataset's masks: named as mask folders are, beside an image
-    folder (``images/`` + ``masks/``, VOC's ``JPEGImages/`` + ``SegmentationClass/``)."""
-    if folder.name not in DATASET_MASKS:
-        return False
-    if not any((folder.parent / name).is_dir() for name in IMAGE_FOLDERS):
+    folder (``images/`` + ``masks/``, VOC's ``JPEGImages/`` + ``SegmentationClass/``), or a Cell
+    Tracking Challenge sequence's annotations beside it (``01_GT/``, ``01_ST/`` beside ``01/``)."""
+    sequence, _, kind = folder.name.rpartition("_")
+    annotations = kind in ("GT", "ST") and (folder.parent / sequence).is_dir()
+    beside_images = folder.name in DATASET_MASKS and any(
+        (folder.parent / name).is_dir() for name in IMAGE_FOLDERS
+    )
+    if not (annotations or beside_images):
         return False
     if first_time(("dataset masks", folder)):
         print(
             f"pixelwise: {folder}: a dataset's masks (beside its images), left out of the inputs "
             "(name the folder itself to take them)",
+            file=sys.stderr,
+        )
+    return True
+
+
+def stack_labels(path: Path) -> bool:
+    """Whether an image file found in a folder is the label stack of a volume beside it, as
+    training pairs them (``cells-labels.tif`` beside ``cells-volume.tif``): no input (said
+    once)."""
+    if not path.name.endswith("-labels.tif"):
+        return False
+    if not path.with_name(path.name.replace("-labels.tif", "-volume.tif")).is_file():
+        return False
+    if first_time(("stack labels", path.parent)):
+        print(
+            f"pixelwise: {path}: the labels of the volume beside it, left out of the inputs (and "
+            "so are others like it; name the file itself to take it)",
             file=sys.stderr,
         )
     return True

@@ -827,10 +827,11 @@ def prediction_folder(path: Path, objects: bool) -> Path:
     """Where the predicted masks are: ``path``, or the ``masks/`` (class masks) or
     ``instances/`` (objects) that `predict` and `segment` write under their output folder; for
     objects without ``instances/`` (a semantic model's run), its ``masks/``, whose foreground
-    is scored as objects."""
+    is scored as objects; for classes without ``masks/`` (a `segment` run), its ``instances/``
+    (never its ``overlays/``)."""
     if not path.is_dir():
         raise ValueError(f"{path}: no such folder of predicted masks")
-    inner = ("instances", "masks") if objects else ("masks",)
+    inner = ("instances", "masks") if objects else ("masks", "instances")
     inner += ("geojson",)  # predict/segment --geojson's polygons, when no masks were kept
     return next((path / name for name in inner if (path / name).is_dir()), path)
 
