@@ -21,8 +21,8 @@ from pixelwise.constants import (
 from pixelwise.data.coco import oriented_size
 from pixelwise.data.datasets import size_mismatch
 from pixelwise.data.encoding import MaskEncoding
-from pixelwise.data.io import colour_name, drawn_as_stored
-from pixelwise.data.slide import say_read_as_stored
+from pixelwise.data.io import colour_name
+from pixelwise.data.slide import read_as_stored
 from pixelwise.semantic import read_data, validation_source
 
 
@@ -128,9 +128,8 @@ def pixel_counts(
         except ValueError as exc:
             failures.append(one_line(exc))
             continue
-        if size != target.shape and drawn_as_stored(item.image, target.shape, size):
+        if size != target.shape and read_as_stored(item.image, target.shape, size):
             size = target.shape
-            say_read_as_stored(item.image)
         if size != target.shape:  # (a slide's window is read to its mask's size)
             failures.append(size_mismatch(item, target.shape, size))
             continue

@@ -363,15 +363,17 @@ def annotated_image(item, shape: tuple[int, int], channel: int | None = None, im
         return image
     if getattr(item, "window", None) is not None:
         return None
-    if not drawn_as_stored(item.image, shape, image.shape[:2]):
+    if not read_as_stored(item.image, shape, image.shape[:2]):
         return None
-    say_read_as_stored(item.image)
     return item_image(item, channel, as_stored=True)
 
 
-def say_read_as_stored(image: Path) -> None:
-    """Say, once per folder, that an image is read as stored, not upright (see
-    :func:`annotated_image`)."""
+def read_as_stored(image: Path, shape: tuple[int, int], upright: tuple[int, int]) -> bool:
+    """Whether an annotation of ``shape`` was drawn on the pixels of ``image`` as stored
+    (:func:`~pixelwise.data.io.drawn_as_stored`; ``upright``: the image's shape upright), so
+    that the image is read so; said once per folder (see :func:`annotated_image`)."""
+    if not drawn_as_stored(image, shape, upright):
+        return False
     if first_time(("drawn as stored", Path(image).parent)):
         print(
             f"pixelwise: {Path(image).parent}: {Path(image).name} carries an EXIF orientation (a "
@@ -379,6 +381,7 @@ def say_read_as_stored(image: Path) -> None:
             "so the image is read as stored, not turned upright (and so are others like it)",
             file=sys.stderr,
         )
+    return True
 
 
 def slide_size(path: Path) -> tuple[int, int]:
