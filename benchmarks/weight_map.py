@@ -28,32 +28,31 @@ def random_cells(size: int, cells: int, seed: int = 0) -> np.ndarray:
     return labels
 
 
-def dense_field(doc: str):
-    """The command line of a script timed on a dense field of objects (``--size``, ``--cells``,
-    ``--repeats``; ``--quick``: 1024 x 1024, 4,000 cells, 2 repeats), applied, and its field: the
-    arguments and :func:`random_cells` of them."""
+def field_arguments(doc: str, size: int, cells: int, repeats: int, quick: dict):
+    """The command line of a script timed on a field of cells (``--size``, ``--cells``,
+    ``--repeats``, with these defaults), applied; ``--quick`` sets the values of ``quick``."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--size", type=int, default=2048)
-    parser.add_argument("--cells", type=int, default=15000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--size", type=int, default=size)
+    parser.add_argument("--cells", type=int, default=cells)
+    parser.add_argument("--repeats", type=int, default=repeats)
     add_common(parser)
     args = parser.parse_args()
     begin(args)
     if args.quick:
-        args.size, args.cells, args.repeats = 1024, 4000, 2
+        vars(args).update(quick)
+    return args
+
+
+def dense_field(doc: str):
+    """The command line of a script timed on a dense field of objects (``--quick``: 1024 x 1024,
+    4,000 cells, 2 repeats), applied, and its field: the arguments and :func:`random_cells` of
+    them."""
+    args = field_arguments(doc, 2048, 15000, 3, {"size": 1024, "cells": 4000, "repeats": 2})
     return args, random_cells(args.size, args.cells)  # discs of radius 6-16, later over earlier
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--cells", type=int, default=300)
-    parser.add_argument("--repeats", type=int, default=5)
-    add_common(parser)
-    args = parser.parse_args()
-    begin(args)
-    if args.quick:
-        args.repeats = 2
+    args = field_arguments(__doc__, 1024, 300, 5, {"repeats": 2})
     labels = random_cells(args.size, args.cells)
     times = []
     for _ in range(args.repeats):
