@@ -63,9 +63,12 @@ def test_pixels_touching_at_a_corner_are_polygons_touching_at_a_point():
     assert [1, 1] in outline and [1, 1] in hole
 
 
-def masks(max_side: int = 12):
+def masks(max_side: int = 12, values: int | None = None):
+    """Boolean masks of sides 1..``max_side``; with ``values``, uint8 label images of 0..values."""
     shape = st.tuples(st.integers(1, max_side), st.integers(1, max_side))
-    return shape.flatmap(lambda s: arrays(np.bool_, s))
+    if values is None:
+        return shape.flatmap(lambda s: arrays(np.bool_, s))
+    return shape.flatmap(lambda s: arrays(np.uint8, s, elements=st.integers(0, values)))
 
 
 @settings(max_examples=300, deadline=None)
@@ -90,9 +93,7 @@ def test_any_mask_is_drawn_back_exactly(mask):
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.tuples(st.integers(1, 16), st.integers(1, 16)).flatmap(
-        lambda s: arrays(np.uint8, s, elements=st.integers(0, 4))
-    ),
+    masks(16, values=4),
     st.integers(0, 5),
     st.integers(0, 5),
 )
@@ -154,9 +155,7 @@ def test_the_cycles_of_a_permutation_by_pointer_jumping(succ):
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.tuples(st.integers(1, 30), st.integers(1, 30)).flatmap(
-        lambda s: arrays(np.uint8, s, elements=st.integers(0, 2))
-    ),
+    masks(30, values=2),
     st.integers(1, 12),
     st.integers(1, 4),
 )
