@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from pixelwise.constants import IGNORE_INDEX, first_time
 from pixelwise.data.encoding import to_unit
-from pixelwise.data.io import image_files, quarter_turned, read_mask
+from pixelwise.data.io import image_files, quarter_turn_of, read_mask
 from pixelwise.data.shapes import draw_shapes
 
 
@@ -160,8 +160,14 @@ def stored_size(path: Path) -> tuple[int, int]:
 def oriented_size(path: Path) -> tuple[int, int]:
     """(height, width) of an image as :func:`~pixelwise.data.io.read_image` gives it: turned by
     its EXIF orientation (TIFFs are read as stored)."""
-    height, width = stored_size(path)
-    return (width, height) if quarter_turned(path) is not None else (height, width)
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:  # one header read for both
+            height, width, turned = image.height, image.width, quarter_turn_of(image)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise ValueError(f"{path}: cannot read the image's size ({exc})") from None
+    return (width, height) if turned is not None else (height, width)
 
 
 def has_outline(ann: dict) -> bool:

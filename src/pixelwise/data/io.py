@@ -529,10 +529,15 @@ def quarter_turned(path: str | os.PathLike) -> int | None:
         return None
     try:
         with Image.open(path) as image:
-            orientation = image.getexif().get(EXIF_ORIENTATION)
-            return orientation if orientation in QUARTER_TURNS else None
+            return quarter_turn_of(image)
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
         return None
+
+
+def quarter_turn_of(image: Image.Image) -> int | None:
+    """:func:`quarter_turned` of an opened image (a TIFF's tag is not applied: None)."""
+    orientation = image.getexif().get(EXIF_ORIENTATION)
+    return orientation if orientation in QUARTER_TURNS and image.format != "TIFF" else None
 
 
 UNTURNED = {  # an upright array -> as stored, by EXIF orientation (exif_transpose undone)
