@@ -733,8 +733,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     checkpoint, inputs = args.paths[0], args.paths[1:]
     if not inputs:
         raise ValueError(no_inputs(checkpoint))
-    seg = load_for_command(checkpoint, args.runtime, args.precision)
     videos, inputs = split_videos(inputs, args.out)
+    target = (
+        None if videos else one_file_target(args, inputs, ("probabilities", "labelme", "geojson"))
+    )
+    if target is not None:  # -o mask.png for one image: the mask alone (the model loaded once)
+        return into_one_file(target, "masks", lambda folder: cmd_predict(with_out(args, folder)))
+    seg = load_for_command(checkpoint, args.runtime, args.precision)
     status = predict_videos(args, seg, videos) if videos else 0
     if not inputs:
         return status
@@ -743,10 +748,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "--probabilities is for semantic models; an instance model's detections carry their "
             "scores in OUT/coco"
         )
-    target = one_file_target(args, inputs, ("probabilities", "labelme", "geojson"))
-    if target is not None:  # -o mask.png for one image: the mask alone
-        args.paths = [checkpoint, *inputs]
-        return into_one_file(target, "masks", lambda folder: cmd_predict(with_out(args, folder)))
     out = Path(args.out)
     extra = (
         f", instance labels to {out / 'instances'}, COCO results to {out / 'coco'}"
