@@ -112,6 +112,63 @@ def test_16bit_png_and_tiff(tmp_path):
         np.testing.assert_array_equal(out[..., 0], arr)
 
 
+def _png16(pixels: np.ndarray, colour_type: int, exif: bytes = b"") -> bytes:
+    """A 16-bit PNG written by hand (the format's own chunks), Pillow cannot write colour ones:
+    colour type 2 RGB, 4 grey + alpha, 6 RGBA; ``exif``: an eXIf chunk."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    rows = np.asarray(pixels, ">u2").reshape(pixels.shape[0], -1)
+    head = struct.pack(">IIBBBBB", pixels.shape[1], pixels.shape[0], 16, colour_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", head)
+        + (chunk(b"eXIf", exif) if exif else b"")
+        + chunk(b"IDAT", zlib.compress(b"".join(b"\0" + row.tobytes() for row in rows)))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_16bit_colour_png_keeps_every_bit(tmp_path):
+    """Pillow decodes a 16-bit colour PNG to 8 bits a sample: a 12-bit camera's 0..4095 would
+    read as 0..15. Read whole, in files and uploads, with the alpha dropped."""
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 4096, (6, 5, 4), dtype=np.uint16)
+    for name, colour_type, channels, expected in (
+        ("rgb.png", 2, 3, pixels[..., :3]),
+        ("rgba.png", 6, 4, pixels[..., :3]),
+        ("grey-alpha.png", 4, 2, pixels[..., :1]),
+    ):
+        data = _png16(pixels[..., :channels], colour_type)
+        (tmp_path / name).write_bytes(data)
+        for out in (read_image(tmp_path / name), read_image_bytes(data, name)):
+            assert out.dtype == np.uint16
+            np.testing.assert_array_equal(out, expected)
+        pixels_read, alpha = image_and_transparency(tmp_path / name)
+        np.testing.assert_array_equal(pixels_read, expected)
+        assert (alpha is None) == (colour_type == 2)
+        from pixelwise.report import image_report
+
+        assert "16 bits a sample" in image_report(tmp_path / name)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_16bit_colour_png_turned_upright_as_pillow_turns_it(tmp_path, orientation):
+    pixels = np.arange(2 * 3 * 3, dtype=np.uint16).reshape(2, 3, 3) * 1000
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    (tmp_path / "t.png").write_bytes(_png16(pixels, 2, exif.tobytes().removeprefix(b"Exif\0\0")))
+    Image.fromarray((pixels[..., 0] // 1000).astype(np.uint8)).save(tmp_path / "r.png", exif=exif)
+    reference = read_image(tmp_path / "r.png")[..., 0].astype(np.uint16) * 1000  # Pillow's turn
+    np.testing.assert_array_equal(read_image(tmp_path / "t.png")[..., 0], reference)
+    np.testing.assert_array_equal(read_image(tmp_path / "t.png", as_stored=True), pixels)
+
+
 @pytest.mark.parametrize("compression", ["tiff_lzw", "packbits", "tiff_adobe_deflate", "jpeg"])
 def test_compressed_tiffs_read_as_pillow_decodes_them(tmp_path, compression):
     """LZW is what ImageJ, microscope software and scanners write by default; tifffile alone

@@ -446,6 +446,7 @@ def _open_pil(path: Path, max_pixels: int | None, source=None) -> Image.Image:
     _check_size(path, img.width, img.height, max_pixels, hint)
     if getattr(img, "n_frames", 1) > 1:
         raise ImageReadError(path, multi_page(img.n_frames, "frames"))
+    rawmode = img.tile[0][3] if img.format == "PNG" and img.tile else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -457,10 +458,48 @@ def _open_pil(path: Path, max_pixels: int | None, source=None) -> Image.Image:
             else str(exc)
         )
         raise ImageReadError(path, f"cannot decode ({reason})") from None
+    if rawmode in DEEP_PNG:
+        img.deep_pixels = _deep_png(path, source, grey=rawmode.startswith("LA"))
     return img
 
 
+# 16-bit colour (or grey + alpha) PNGs, which Pillow decodes to 8 bits a sample: a 12-bit camera's
+# pixels (0..4095) would come back as 0..15, a black image. OpenCV decodes them whole.
+DEEP_PNG = ("RGB;16B", "RGBA;16B", "LA;16B")
+
+
+def _deep_png(path: Path, source, grey: bool) -> np.ndarray:
+    """The (H, W, C) uint16 pixels of a 16-bit PNG (RGB; or the grey of grey + alpha), as
+    stored (alpha dropped), from the file ``path`` or the file object ``source``."""
+    import cv2
+
+    if source is None:
+        data = np.fromfile(path, np.uint8)
+    else:
+        source.seek(0)
+        data = np.frombuffer(source.read(), np.uint8)
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3:
+        raise ImageReadError(path, "cannot decode (16-bit PNG)")
+    return np.ascontiguousarray(arr[..., :1] if grey else arr[..., 2::-1])  # BGR(A) -> RGB
+
+
+UPRIGHT = {  # an array as stored -> upright, by EXIF orientation (as ImageOps.exif_transpose)
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
 def _pil_image_to_array(img: Image.Image, upright: bool = True) -> np.ndarray:
+    deep = getattr(img, "deep_pixels", None)  # set by _open_pil on this image object alone
+    if deep is not None:
+        turn = UPRIGHT.get(img.getexif().get(EXIF_ORIENTATION)) if upright else None
+        return np.ascontiguousarray(turn(deep)) if turn else deep
     if upright:
         img = ImageOps.exif_transpose(img)
     mode = img.mode
