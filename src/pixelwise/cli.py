@@ -1367,10 +1367,13 @@ def cmd_stains(args: argparse.Namespace) -> int:
 
 
 def cmd_models(_: argparse.Namespace) -> int:
+    import torch
+
     from pixelwise.models import create_model, describe, list_models
 
     for name in list_models("all"):
-        n = sum(p.numel() for p in create_model(name).parameters())
+        with torch.device("meta"):  # shapes alone: no weights drawn
+            n = sum(p.numel() for p in create_model(name).parameters())
         print(f"{name:<14}{n / 1e6:>8.2f}M params  {describe(name)}")
     return 0
 
