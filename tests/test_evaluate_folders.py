@@ -310,6 +310,14 @@ def test_evaluate_and_compare_read_masks_with_soft_edges_as_told(tmp_path, capsy
     )
     by_model = json.loads((tmp_path / "m.json").read_text())
     assert by_model["per_class"] == json.loads(by_folder.read_text())["per_class"]
+    # masks that are not black and white (grey 0..200 here) are not taken for 0 and 255
+    for i in range(2):
+        dim = np.asarray(Image.open(tmp_path / "masks" / f"{i}.png")) * 200 // 255
+        Image.fromarray(dim.astype(np.uint8)).save(tmp_path / "masks" / f"{i}.png")
+    assert main([*model, "--soft-masks"]) == 2
+    assert "--soft-masks alone reads grey masks of black (0) and white (255)" in (
+        capsys.readouterr().err
+    )
 
 
 def test_prediction_files_of_stack_pages_and_3d_frames(tmp_path):

@@ -92,7 +92,7 @@ from pixelwise.metrics import (
 )
 from pixelwise.runtime import is_onnx_file, resolve_precision
 from pixelwise.segmenter import Segmenter
-from pixelwise.semantic import resolve_classes
+from pixelwise.semantic import resolve_classes, soft_black_and_white
 
 
 @torch.no_grad()
@@ -350,7 +350,9 @@ def encoding_for(seg: Segmenter, items: list, data, soft: bool = False) -> MaskE
     if soft:
         encoding = replace(seg.encoding, soft=True)
         two = encoding.values is None and encoding.instances is None and seg.num_classes == 2
-        return replace(encoding, values=(0, 255)) if two else encoding
+        if not two:
+            return encoding
+        return replace(encoding, values=soft_black_and_white(data, value_counts(items)))
     encoding = seg.encoding
     if encoding.values is None and encoding.instances is None:
         matched = by_name(seg, items, data)
