@@ -16,14 +16,17 @@ from pixelwise.video import transform_video  # noqa: E402
 W, H, FRAMES = 96, 64, 12
 
 
-def disc_clip(path, rate=10, sound=False):
-    """A bright disc moving right on a dark background (with ``sound``, an AAC tone beside it);
-    returns each frame's disc mask."""
+def disc_clip(path, rate=10, sound=False, rotation=0):
+    """A bright disc moving right on a dark background (with ``sound``, an AAC tone beside it;
+    ``rotation``: the display matrix's counter-clockwise degrees, as phones record); returns
+    each frame's disc mask as stored."""
     yy, xx = np.mgrid[:H, :W]
     discs = []
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
         audio = container.add_stream("aac", rate=44100) if sound else None
         for t in range(FRAMES):
             disc = (yy - 32) ** 2 + (xx - 20 - 4 * t) ** 2 < 196
@@ -83,6 +86,28 @@ def test_every_frame_cut_out_with_its_alpha(tmp_path, suffix):
     for alpha, disc in zip(alphas, discs):
         agree = ((alpha > 127) == disc).mean()
         assert agree > 0.98 if suffix == ".webm" else agree > 0.995  # VP9 is lossy, PNG is not
+
+
+@pytest.mark.skipif(
+    not hasattr(av.video.stream.VideoStream, "set_display_rotation"), reason="PyAV >= 17 writes it"
+)
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_a_phone_clip_is_cut_out_upright(tmp_path, rotation):
+    """A portrait clip stored as landscape frames with a display rotation: each frame is cut
+    out as players show it, and written so (standing up, no rotation left to apply)."""
+    discs = disc_clip(tmp_path / "clip.mp4", rotation=rotation)
+    shapes = []
+
+    def cut(rgb):
+        shapes.append(rgb.shape)
+        return bright_is_kept(rgb)
+
+    transform_video(tmp_path / "clip.mp4", tmp_path / "cut.mov", cut)
+    turned = {90: (W, H), -90: (W, H), 180: (H, W)}[rotation]
+    assert shapes == [(*turned, 3)] * FRAMES
+    alphas, _ = read_alpha(tmp_path / "cut.mov")
+    for alpha, disc in zip(alphas, discs):
+        np.testing.assert_array_equal(alpha > 127, np.rot90(disc, rotation // 90))
 
 
 def test_remove_bg_on_a_clip_photos_and_a_bad_clip(tmp_path, capsys):

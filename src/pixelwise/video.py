@@ -4,7 +4,9 @@ classes), written as a video that keeps the transparency (PyAV, the ``video`` ex
 Containers by the output's suffix: ``.webm`` (VP9 with an alpha channel: browsers play it
 transparent; the default), ``.mov`` (PNG frames, lossless RGBA, for video editors) and ``.mp4``
 (H.264, no transparency: for a cut-out composited onto a ``background`` or a mask). Frames are
-cut out one by one, each on its own (no smoothing over time); the frame rate is the clip's, and
+cut out one by one, each on its own (no smoothing over time), upright (a phone's portrait clip,
+stored as landscape frames with a rotation, is cut out and written standing up); the frame rate
+is the clip's, and
 its sound is copied as it is when the container takes the codec (AAC into .mp4 and .mov, Opus
 into .webm; else a line says it was left out); a frame of odd width or height loses its last
 column or row (the codecs take even sizes). The output is written to a temporary file and
@@ -178,7 +180,7 @@ def _transcode(av, src, tmp, fmt, codec, formats, cut, progress) -> int:
                     waiting = []
                 continue
             for frame in packet.decode():
-                image = cut(frame.to_ndarray(format="rgb24"))
+                image = cut(upright(frame))
                 if out is None:
                     out = video_stream(writer, codec, stream, image, formats)
                     sound = writer.add_stream_from_template(audio) if audio else None
@@ -193,6 +195,14 @@ def _transcode(av, src, tmp, fmt, codec, formats, cut, progress) -> int:
             writer.mux(early)
         writer.mux(out.encode(None))
     return count
+
+
+def upright(frame) -> np.ndarray:
+    """A decoded frame's RGB pixels as players show them: turned by the clip's display matrix
+    (phones store a portrait clip as landscape frames and a rotation), by quarter turns."""
+    pixels = frame.to_ndarray(format="rgb24")
+    turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4  # counter-clockwise
+    return np.ascontiguousarray(np.rot90(pixels, turns)) if turns else pixels
 
 
 def video_stream(writer, codec: str, source, image: Image.Image, formats):
