@@ -149,7 +149,16 @@ def test_readme_commands_run(readme_cwd, capsys):
 
     python = re.search(r"```python\n(.*?)```", README, re.S).group(1)
     scope: dict = {}
-    exec(python, scope)
+    import pixelwise.train
+
+    real_fit = pixelwise.train.fit
+    short = dict(epochs=1, epoch_size=2, batch_size=2, crop=64, depth=2, base_width=4)
+    short["progress"] = False  # SHORT_TRAIN as keywords
+    with pytest.MonkeyPatch.context() as patch:  # training shortened, as for the commands
+        patch.setattr(pixelwise.train, "fit", lambda data, **kw: real_fit(data, **kw, **short))
+        exec(python, scope)
+    assert scope["scores"]["split"] and 0 <= scope["scores"]["mean_iou"] <= 1
+    assert tuple(load_model(scope["best"]).encoding.values) == (0, 255)
     assert scope["mask"].shape == (512, 512) and scope["probs"].shape == (512, 512, 2)
     assert (scope["probs"].argmax(-1) == scope["mask"]).all()
     assert scope["net"].head.out_channels == 5

@@ -18,6 +18,7 @@ from PIL import Image
 
 from pixelwise import load_model, predict
 from pixelwise.cli import main
+from pixelwise.config import TrainConfig
 from pixelwise.data.io import read_mask
 from pixelwise.train import fit
 
@@ -91,6 +92,29 @@ def test_train_predict_evaluate_cli(shapes_data, tmp_path, capsys):
         assert rows[mask.stem]["pixels"] == truth.size
     pooled = sum(r["pixel_accuracy"] * r["pixels"] for r in rows.values()) / (4 * 48 * 48)
     assert pooled == pytest.approx(metrics["pixel_accuracy"])
+
+
+def test_options_in_python_as_typed_on_the_command_line(shapes_data, tmp_path):
+    """fit(DATA, out=..., **options): options as Python values or as the command line writes
+    them, read by the same parsers; what the command line refuses is refused naming the flag."""
+    typed = TrainConfig(mask_values="0,#ff0000", val_stems="25-27", epochs="3", scale="0.5")
+    assert typed.mask_values == [0, 0xFF0000] and typed.val_stems == ["25", "26", "27"]
+    assert typed.epochs == 3 and typed.scale == 0.5
+    assert TrainConfig(mask_values=[0, 255], class_names=["a", "b"]).mask_values == [0, 255]
+    for bad, message in (
+        (dict(epochs="two"), "--epochs two: not a whole number"),
+        (dict(lr="fast"), "--lr fast: not a number"),
+        (dict(mask_values="0,x"), "--mask-values 0,x: expected comma-separated integers"),
+        (dict(backend="cuda"), "--backend cuda: one of torch, scratch"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            TrainConfig(**bad)
+    with pytest.raises(ValueError, match="--out: the run folder"):
+        fit(shapes_data)
+    with pytest.raises(TypeError, match="give the options in cfg"):
+        fit(_cfg(shapes_data, tmp_path), epochs=1)
+    best = fit(shapes_data, out=tmp_path / "run", epochs="1", epoch_size=4, crop=32, overlays=0)
+    assert best == tmp_path / "run" / "best.pt" and best.is_file()
 
 
 def test_learns_shapes(shapes_data, tmp_path):

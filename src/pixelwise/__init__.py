@@ -2,6 +2,7 @@
 
 Public API::
 
+    fit(data, out=..., **train_options) -> best.pt   evaluate_checkpoint(path, data) -> metrics
     create_model(name, **kwargs)   list_models()   load_model(path)   predict(model, image)
     predict_probabilities(model, image) -> (H, W, K)  segment(model, image) -> instance labels
     predict_slide(model, tiff, out)   segment_slide(model, tiff, out)   (a TIFF of any size,
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 __all__ = [
+    "fit",
+    "evaluate_checkpoint",
     "create_model",
     "list_models",
     "load_model",
@@ -29,6 +32,8 @@ __all__ = [
 
 # Imported lazily so that `pixelwise --version` does not pay for importing torch.
 _LAZY = {
+    "fit": "pixelwise.train",
+    "evaluate_checkpoint": "pixelwise.evaluate",
     "create_model": "pixelwise.models",
     "list_models": "pixelwise.models",
     "load_model": "pixelwise.checkpoint",

@@ -192,6 +192,9 @@ def deprecated(old: str, new: str, action: str | None):
     return Deprecated
 
 
+NUMBERS = {int: "not a whole number", float: "not a number"}
+
+
 def opt(default: Any, help: str, *flags: str, **kwargs) -> Any:
     """A dataclass field whose metadata is its command-line option (flags default to --name)."""
     return field(default=default, metadata={"opt": (flags, help, kwargs)})
@@ -439,6 +442,26 @@ class TrainConfig:
     resume: bool = opt(False, "continue from --out/last.pt if it exists", action="store_true")
     overlays: int = 4
     progress: bool = opt(True, "no progress bar", "--no-progress", action="store_false")
+
+    def __post_init__(self) -> None:
+        """Options written as on the command line ("0,255", "25-29", "8") are read as it reads
+        them, so Python code may pass either form (paths as ``Path``); a choice not offered is
+        refused as there."""
+        for f in fields(self):
+            if isinstance(getattr(self, f.name), os.PathLike):
+                setattr(self, f.name, os.fspath(getattr(self, f.name)))
+            if "opt" not in f.metadata or not isinstance(getattr(self, f.name), str):
+                continue
+            value, kwargs = getattr(self, f.name), f.metadata["opt"][2]
+            flag = flag_of(type(self), f.name)
+            if kwargs.get("type") not in (None, str):
+                try:
+                    setattr(self, f.name, kwargs["type"](value))
+                except (ValueError, argparse.ArgumentTypeError) as exc:
+                    why = NUMBERS.get(kwargs["type"], exc)
+                    raise ValueError(f"{flag} {value}: {why}") from None
+            if kwargs.get("choices") and value not in kwargs["choices"]:
+                raise ValueError(f"{flag} {value}: one of {', '.join(map(str, kwargs['choices']))}")
 
     def to_dict(self) -> dict:
         return asdict(self)

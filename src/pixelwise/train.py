@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -517,9 +518,16 @@ def check_unfinished(cfg: TrainConfig) -> None:
         )
 
 
-def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = None) -> Path:
+def fit(
+    cfg: TrainConfig | str | os.PathLike,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+    **options,
+) -> Path:
     """Train per ``cfg``; writes ``last.pt``, ``best.pt``, ``metrics.csv``, ``curve.png`` (and, for
     semantic models, ``overlays/``) into ``cfg.out`` and returns the path of ``best.pt``.
+
+    ``cfg`` may also be the data, with ``pixelwise train``'s options as keywords (in Python
+    form or as typed there): ``fit("DATA", out="runs/x", epochs=20, mask_values="0,255")``.
 
     With ``cfg.ema`` > 0 an exponential moving average of the weights (decay ``cfg.ema`` per
     step) is what gets validated and saved. ``on_epoch_end(epoch, row)`` is called after each
@@ -532,6 +540,12 @@ def fit(cfg: TrainConfig, on_epoch_end: Callable[[int, dict], None] | None = Non
     CPU (gloo) each process normalises its own share. Rank 0 validates, prints and writes
     every file; all ranks resume from the same ``last.pt``.
     """
+    if not isinstance(cfg, TrainConfig):
+        cfg = TrainConfig(data=os.fspath(cfg), **options)
+    elif options:
+        raise TypeError("fit: give the options in cfg, or the data with the options as keywords")
+    if cfg.out is None:
+        raise ValueError("--out: the run folder to write the checkpoints into is missing")
     cfg.check()
     check_unfinished(cfg)
     device, created_group = dist.setup(cfg.device)
