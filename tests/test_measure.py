@@ -634,3 +634,16 @@ def test_segment_measures_in_micrometres_where_the_pixel_size_is_known(tmp_path,
     assert main([*argv[:5], "--no-progress", "--pixel-size", "0.5"]) == 2  # without --measure
     assert "--pixel-size gives --measure's sizes in µm" in capsys.readouterr().err
     assert main([*argv, "--pixel-size", "0"]) == 2
+
+
+def test_a_file_name_that_is_not_utf8_is_kept_as_its_bytes():
+    """Linux file names are bytes; one that is no UTF-8 (an old camera's, another locale's)
+    reaches Python as surrogates, which UTF-8 cannot encode: the CSV keeps its bytes as on the
+    disk instead of failing the whole run at the end."""
+    name = b"\xff\xfe-photo.jpg".decode("utf-8", "surrogateescape")
+    labels = np.zeros((8, 8), np.uint16)
+    labels[2:5, 2:5] = 1
+    rows = measure_objects(labels, np.zeros((8, 8, 1), np.uint8), ["cell"])
+    data = measurements_csv([(name, rows)])
+    assert data.split(b"\n")[1].startswith(b"\xff\xfe-photo.jpg,1,")
+    assert data.decode("utf-8", "surrogateescape").split("\n")[1].split(",")[0] == name

@@ -433,7 +433,7 @@ def measurements_csv(per_image: list[tuple[str, list[dict]]]) -> bytes:
     writer.writeheader()
     for name, rows in per_image:
         writer.writerows({"image": name} | row for row in rows)
-    return text.getvalue().encode()
+    return csv_bytes(text.getvalue())
 
 
 # the columns given in µm too when the pixel size is known: (pixel column, µm column, power)
@@ -569,6 +569,12 @@ def grade_colours(rows: list[dict] | None) -> dict[int, tuple] | None:
     return found or None
 
 
+def csv_bytes(text: str) -> bytes:
+    """A CSV's text as UTF-8, a file name that is not UTF-8 kept as its bytes (as it is on the
+    disk: Python reads it back with ``errors="surrogateescape"``)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def grades_csv(grading: Grading, per_image: list[tuple[str, list[dict]]]) -> bytes:
     """The CSV of :meth:`Grading.summary` for each image, in the order given."""
     text = io.StringIO()
@@ -577,4 +583,4 @@ def grades_csv(grading: Grading, per_image: list[tuple[str, list[dict]]]) -> byt
     writer = csv.DictWriter(text, columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    return text.getvalue().encode()
+    return csv_bytes(text.getvalue())
