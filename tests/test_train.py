@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -115,6 +116,18 @@ def test_options_in_python_as_typed_on_the_command_line(shapes_data, tmp_path):
         fit(_cfg(shapes_data, tmp_path), epochs=1)
     best = fit(shapes_data, out=tmp_path / "run", epochs="1", epoch_size=4, crop=32, overlays=0)
     assert best == tmp_path / "run" / "best.pt" and best.is_file()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fcntl: runs are not locked there")
+def test_a_second_run_into_the_same_folder_is_refused_while_the_first_writes(shapes_data, tmp_path):
+    from pixelwise.train import training_lock
+
+    run = tmp_path / "run"
+    with training_lock(run):  # as a run in another process holds it
+        with pytest.raises(ValueError, match=f"another training run \\(process {os.getpid()}\\)"):
+            fit(_cfg(shapes_data, run, epochs=1, overlays=0))
+        assert not (run / "last.pt").exists()
+    assert fit(_cfg(shapes_data, run, epochs=1, overlays=0)).is_file()  # released: it runs
 
 
 def test_learns_shapes(shapes_data, tmp_path):

@@ -12,6 +12,7 @@ checkpoint of epoch k therefore replays epochs k+1.. exactly as an uninterrupted
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -547,7 +548,44 @@ def fit(
     if cfg.out is None:
         raise ValueError("--out: the run folder to write the checkpoints into is missing")
     cfg.check()
-    check_unfinished(cfg)
+    with training_lock(Path(cfg.out)) if dist.is_main() else contextlib.nullcontext():
+        check_unfinished(cfg)
+        return train_run(cfg, on_epoch_end)
+
+
+LOCK = ".pixelwise-training"  # in a run folder: held (flock) while a run writes there
+
+
+@contextlib.contextmanager
+def training_lock(out: Path):
+    """Held while a run writes into ``out``: a second run into the same folder is refused at
+    once rather than mixed with the first (an advisory lock, which the system releases when the
+    process ends, however it ends; none where the platform has no ``fcntl``)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            raise ValueError(
+                f"{out}: another training run (process {holder or '?'}) is writing into it; wait "
+                "for it to end, or give another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)
+
+
+def train_run(cfg: TrainConfig, on_epoch_end=None) -> Path:
+    """:func:`fit`'s run once ``cfg`` is checked (and, on rank 0, its folder locked)."""
     device, created_group = dist.setup(cfg.device)
     out = Path(cfg.out)
     if dist.is_main():
