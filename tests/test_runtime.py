@@ -53,6 +53,22 @@ def test_probe_measures_every_path_and_caches_it(fresh_cache, capsys):
     assert "measuring" not in capsys.readouterr().err
 
 
+def test_a_cache_that_cannot_be_written_is_said_not_claimed(tmp_path, monkeypatch, capsys):
+    """A home that is read-only or not a folder: the probe's line says the result was not kept
+    and how to give it a place, instead of naming the file as if it were written there."""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("PIXELWISE_CACHE", str(blocked / "cache"))
+    monkeypatch.setattr(runtime, "_MEASURED", None)
+    monkeypatch.setattr(runtime, "probe", lambda progress=True: {"key": runtime.machine_key()})
+    assert runtime.measured()["key"] == runtime.machine_key()  # this process still uses it
+    err = capsys.readouterr().err
+    assert "not cached (" in err and "PIXELWISE_CACHE=FOLDER" in err and "cached in" not in err
+    monkeypatch.setenv("PIXELWISE_CACHE", str(tmp_path / "cache"))
+    runtime.save({"key": "k"}, progress=True)
+    assert f"(cached in {tmp_path / 'cache' / 'runtime.json'})" in capsys.readouterr().err
+
+
 def test_pick_leaves_plain_fp32_only_for_a_clear_gain():
     allowed = ("torch-fp32", "torch-fp32-cl", "onnx-fp32")
     clear = {"torch-fp32": 1.0, "torch-fp32-cl": 0.7, "onnx-fp32": 0.6}

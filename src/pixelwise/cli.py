@@ -1393,7 +1393,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     info = runtime.probe() if args.probe else runtime.measured()
     if args.probe:
-        runtime.save(info)
+        runtime.save(info, progress=True)
     cpu, v = info["cpu"], info["versions"]
     print(
         f"pixelwise {__version__}  torch {v['torch']}  onnxruntime {v['onnxruntime']}  python {v['python']}"

@@ -377,8 +377,8 @@ def probe(progress: bool = True) -> dict:
     if progress:
         print(
             f"\rpixelwise: measured in {result['probe_seconds']:.1f} s{busy_note(result)}: "
-            f"inference {result['inference']['best']}, training {result['training']['best']} "
-            f"(cached in {cache_file()}){' ' * 10}",
+            f"inference {result['inference']['best']}, training {result['training']['best']}",
+            end="",  # save() ends the line with where it was cached
             file=sys.stderr,
         )
     return result
@@ -467,7 +467,7 @@ def measured(progress: bool = True) -> dict:
             cached = cached_machines().get(machine_key())
             if cached is None or measure_again(cached):
                 cached = probe(progress)
-                save(cached)
+                save(cached, progress)
     _MEASURED = cached
     return cached
 
@@ -524,9 +524,10 @@ def cached_machines() -> dict[str, dict]:
     return machines if isinstance(machines, dict) else {}
 
 
-def save(result: dict) -> None:
+def save(result: dict, progress: bool = False) -> None:
     """Cache a probe result for this machine beside the other machines' (the oldest beyond
-    :data:`KEPT_MACHINES` dropped; a read-only home just measures again next time)."""
+    :data:`KEPT_MACHINES` dropped; a read-only home just measures again next time).
+    ``progress``: end the probe's line with where it went, or why it could not be kept."""
     global _MEASURED
     _MEASURED = result
     machines = {k: v for k, v in cached_machines().items() if k != result["key"]}
@@ -534,8 +535,14 @@ def save(result: dict) -> None:
     kept = dict(list(machines.items())[-KEPT_MACHINES:])
     try:
         atomic_write_bytes(cache_file(), json.dumps({"machines": kept}, indent=2).encode())
-    except OSError:
-        pass
+        where = f" (cached in {cache_file()})"
+    except OSError as exc:
+        where = (
+            f"; not cached ({cache_file()}: {exc.strerror or exc}), so measured again by each "
+            "command: PIXELWISE_CACHE=FOLDER names a writable place for it"
+        )
+    if progress:
+        print(f"{where}{' ' * 10}", file=sys.stderr)
 
 
 def forced_path() -> str | None:
