@@ -402,3 +402,16 @@ def test_a_cut_out_as_a_mask_is_black_and_white_by_its_alpha(tmp_path):
     assert is_colour_mask(tmp_path / "painted.png")
     Image.fromarray(np.dstack([photo, np.full((40, 50), 255, np.uint8)])).save(tmp_path / "o.png")
     assert np.array_equal(read_mask(tmp_path / "o.png"), packed_colours(photo))
+
+
+def test_a_file_that_cannot_be_written_is_named_as_asked_for(tmp_path, monkeypatch):
+    """The error of an atomic write names the file asked for, not its temporary sibling."""
+    import tempfile
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".x.png.abc.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    with pytest.raises(PermissionError) as caught:
+        save_mask(tmp_path / "x.png", np.zeros((2, 2), np.uint8))
+    assert caught.value.filename == str(tmp_path / "x.png")

@@ -389,6 +389,11 @@ def test_one_image_into_one_file(shapes_data, tmp_path, capsys):
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "mask.tif"), folder_mask)
     assert main([*base, str(tmp_path / "p.png"), "--probabilities"]) == 2
     assert "--probabilities write into a folder" in capsys.readouterr().err
+    assert main([*base, str(tmp_path / "mask.jpg")]) == 2  # not a folder named so
+    assert "-o " + str(tmp_path / "mask.jpg") + ": class ids and labels are written as PNG or" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "mask.jpg").exists()
     seg = ["segment", "nuclei", str(image), "--no-progress", "-o"]
     assert main([*seg, str(tmp_path / "s")]) == 0 and main([*seg, str(tmp_path / "l.tif")]) == 0
     labels = read_mask(tmp_path / "s" / "instances" / image.name)

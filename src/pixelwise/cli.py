@@ -669,9 +669,18 @@ def one_file_target(args: argparse.Namespace, inputs: list, side: tuple[str, ...
     """``-o`` when it names the one output file of one input image (``mask.png``, ``labels.tif``;
     not an existing folder), else None; ValueError for options whose outputs (``side``) only a
     folder holds."""
+    from pixelwise.data.io import IMAGE_SUFFIXES
+
     out = Path(args.out)
     single = len(inputs) == 1 and Path(inputs[0]).is_file()
-    if not single or out.suffix.lower() not in ONE_FILE_SUFFIXES or out.is_dir():
+    if not single or out.is_dir():
+        return None
+    if out.suffix.lower() in IMAGE_SUFFIXES and out.suffix.lower() not in ONE_FILE_SUFFIXES:
+        raise ValueError(
+            f"-o {out}: class ids and labels are written as PNG or TIFF (a {out.suffix} would "
+            "change their values); name the file *.png or *.tif, or give a folder"
+        )
+    if out.suffix.lower() not in ONE_FILE_SUFFIXES:
         return None
     given = [f"--{name.replace('_', '-')}" for name in side if getattr(args, name, None)]
     if given:
