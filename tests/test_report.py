@@ -118,3 +118,29 @@ def test_inspect_lists_the_pixel_sizes_the_images_record_and_warns_when_they_dif
     report = dataset_report(TrainConfig(data=str(root), val_stems=["im3"]), progress=False)
     assert report["pixel_sizes"] == {"0.5": 2, "not recorded": 2}
     assert not [w for w in report["warnings"] if "pixel sizes" in w]
+
+
+def test_instance_labels_are_shown_with_their_objects_sizes(tmp_path, capsys):
+    """A folder of instance labels is inspected as train --instances boundary reads it (not
+    refused), with how many objects each split holds and how large they are, counted by hand."""
+    root = tmp_path / "d"
+    for i in range(3):
+        labels = np.zeros((20, 30), np.uint16)
+        labels[1:5, 1:5] = 1  # 16 pixels
+        labels[10:16, 10:20] = 2  # 60 pixels
+        if i == 2:
+            labels[0, 29] = 7  # 1 pixel
+        for sub, array in (("images", np.full((20, 30), 90, np.uint8)), ("instances", labels)):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(array).save(root / sub / f"im{i}.png")
+    assert main(["inspect", str(root), "--val-stems", "im2", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "instance labels (a number per object), read as train --instances boundary" in err
+    assert "train objects: 4 in 2 images (2 to 2 an image, median 2); area median 38 pixels" in out
+    assert f"equivalent diameter {np.sqrt(4 * 38 / np.pi):.1f} pixels" in out
+    report = dataset_report(
+        TrainConfig(data=str(root), val_stems=["im2"], instances="boundary"), progress=False
+    )
+    val = report["objects"]["val"]
+    assert val["objects"] == 3 and val["per_image"] == [3, 3.0, 3]
+    assert val["area"]["median"] == 16 and val["area"]["p5"] == np.percentile([1, 16, 60], 5)

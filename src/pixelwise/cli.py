@@ -610,9 +610,17 @@ INSPECT_OPTIONS = (
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from pixelwise.report import dataset_report, format_report
+    from pixelwise.semantic import instance_labelled
 
     cfg = TrainConfig(**{name: getattr(args, name) for name in INSPECT_OPTIONS})
     cfg.check()
+    if instance_labelled(cfg):  # shown as they would be trained on, with their objects' sizes
+        cfg.instances = "boundary"
+        print(
+            f"{cfg.data}: instance labels (a number per object), read as train --instances "
+            "boundary reads them",
+            file=sys.stderr,
+        )
     print(format_report(dataset_report(cfg, progress=cfg.progress and sys.stderr.isatty())))
     return 0
 

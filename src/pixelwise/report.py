@@ -35,8 +35,9 @@ def dataset_report(cfg: TrainConfig, progress: bool = True) -> dict:
     splits = {"train": train, "val": val}
     failures: list[str] = []
     sizes: list[tuple[int, int]] = []
+    areas: dict[str, list] = {split: [] for split in splits}  # each object's, image by image
     counts = {
-        split: pixel_counts(items, encoding, len(names), progress, failures, sizes)
+        split: pixel_counts(items, encoding, len(names), progress, failures, sizes, areas[split])
         for split, items in splits.items()
     }
     if failures:
@@ -59,6 +60,8 @@ def dataset_report(cfg: TrainConfig, progress: bool = True) -> dict:
         ],  # fmt: skip
         "ignored": {split: int(counts[split][-1]) for split in splits},
     }
+    if encoding.instances is not None:
+        report["objects"] = {split: object_sizes(areas[split]) for split in splits}
     windows = [item for item in train + val if item.window]
     if windows:  # regions annotated on slides: how many slides, and the windows' margin
         from pixelwise.data.labelme import window_margin
@@ -112,11 +115,12 @@ def qupath_cells(items: list) -> dict | None:
 
 def pixel_counts(
     items: list, encoding: MaskEncoding, num_classes: int, progress: bool, failures: list,
-    sizes: list,
+    sizes: list, areas: list,
 ) -> np.ndarray:  # fmt: skip
     """Pixels of each class over ``items``, the ignored ones last; a line in ``failures`` for
     each pair that train would refuse, its pixels not counted; each image's (height, width)
-    appended to ``sizes`` (read from its header; a slide's window: its own)."""
+    appended to ``sizes`` (read from its header; a slide's window: its own); for instance
+    labels, each image's object areas in pixels appended to ``areas``."""
     from tqdm import tqdm
 
     total = np.zeros(num_classes + 1, np.int64)
@@ -134,9 +138,40 @@ def pixel_counts(
             failures.append(size_mismatch(item, target.shape, size))
             continue
         sizes.append(item.size if item.window else size)
+        if encoding.instances is not None:
+            areas.append(np.unique(mask[mask > 0], return_counts=True)[1])
         target = np.where(target == IGNORE_INDEX, num_classes, target)
         total += np.bincount(target.ravel(), minlength=num_classes + 1)
     return total
+
+
+def object_sizes(areas: list[np.ndarray]) -> dict:
+    """How many objects the images hold (in all, and per image) and how large they are: area
+    in pixels (median, 5th and 95th percentiles) and the median equivalent diameter, what a
+    crop and --scale are chosen by."""
+    per_image = [len(a) for a in areas]
+    every = np.concatenate(areas) if areas else np.zeros(0)
+    found = {"objects": int(every.size), "images": len(areas)}
+    if not every.size:
+        return found
+    p5, median, p95 = (float(v) for v in np.percentile(every, [5, 50, 95]))
+    return found | {
+        "per_image": [min(per_image), float(np.median(per_image)), max(per_image)],
+        "area": {"median": median, "p5": p5, "p95": p95},
+        "diameter": float(np.sqrt(4 * median / np.pi)),
+    }
+
+
+def objects_line(split: str, found: dict) -> str:
+    """:func:`object_sizes` of a split as one line."""
+    if not found.get("objects"):
+        return f"{split} objects: none in {counted(found['images'], 'image')}"
+    (low, median, high), area = found["per_image"], found["area"]
+    return (
+        f"{split} objects: {found['objects']} in {counted(found['images'], 'image')} ({low} to "
+        f"{high} an image, median {median:g}); area median {area['median']:.0f} pixels (5-95 %: "
+        f"{area['p5']:.0f}-{area['p95']:.0f}), equivalent diameter {found['diameter']:.1f} pixels"
+    )
 
 
 def warnings(report: dict, cfg: TrainConfig) -> list[str]:
@@ -211,6 +246,7 @@ def format_report(report: dict) -> str:
     lines.append(
         f"{'':>3}  {'(ignored)':<20} {'':>10} {share(ignored['train'], 'train'):>14} {share(ignored['val'], 'val'):>12}"
     )
+    lines += [objects_line(split, found) for split, found in report.get("objects", {}).items()]
     lines += [f"warning: {w}" for w in report["warnings"]]
     return "\n".join(lines)
 

@@ -150,6 +150,15 @@ def unlisted_values_advice(data, found: list[int], classes: list[int]) -> str:
     )
 
 
+def instance_labelled(cfg: TrainConfig) -> bool:
+    """Whether ``cfg.data``'s masks number objects by their layout (:func:`check_instance_labels`)
+    and no option says how to read them."""
+    if cfg.instances or cfg.class_names or cfg.mask_values:
+        return False
+    train, val = resolve_splits(Path(cfg.data), cfg.val_stems, cfg.val_fraction, cfg.seed)
+    return bool(train + val) and holds_instance_labels((train + val)[0])
+
+
 def check_instance_labels(cfg: TrainConfig, items: list) -> None:
     """Instance labels (``instances/``, CTC ``SEG/``) read as classes would make one class per
     object number: say how to train on them instead."""

@@ -58,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.constants import IGNORE_INDEX, IMAGE_FOLDERS, MASK_FOLDERS, unusable
+from pixelwise.constants import IGNORE_INDEX, IMAGE_FOLDERS, MASK_FOLDERS, first_time, unusable
 from pixelwise.data import cityscapes, geojson, labelme
 from pixelwise.data.coco import (
     Categories,
@@ -806,7 +806,7 @@ def collection_items(root: Path) -> list[Item]:
                 )
             seen[item.name] = sub.name
             items.append(item)
-    if items and len(items) > len(parts):
+    if items and len(items) > len(parts) and first_time(("combined", str(root))):
         counts = ", ".join(
             f"{sub.name}: {sum(seen[i.name] == sub.name for i in items)}" for sub in parts[:10]
         )
