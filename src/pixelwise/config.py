@@ -460,7 +460,7 @@ class TrainConfig:
                 except (ValueError, argparse.ArgumentTypeError) as exc:
                     why = NUMBERS.get(kwargs["type"], exc)
                     raise ValueError(f"{flag} {value}: {why}") from None
-            if kwargs.get("choices") and value not in kwargs["choices"]:
+            if kwargs.get("choices") and getattr(self, f.name) not in kwargs["choices"]:
                 raise ValueError(f"{flag} {value}: one of {', '.join(map(str, kwargs['choices']))}")
 
     def to_dict(self) -> dict:
