@@ -415,3 +415,26 @@ def test_a_file_that_cannot_be_written_is_named_as_asked_for(tmp_path, monkeypat
     with pytest.raises(PermissionError) as caught:
         save_mask(tmp_path / "x.png", np.zeros((2, 2), np.uint8))
     assert caught.value.filename == str(tmp_path / "x.png")
+
+
+def test_tiffs_of_other_pixel_types_are_read_as_the_models_take_them(tmp_path):
+    """Binary TIFFs as 0/255, 32-bit integers within 16 bits as 16-bit (ImageJ writes them),
+    64-bit floats as 32-bit; integers beyond 16 bits refused with their range."""
+    rng = np.random.default_rng(0)
+    binary = rng.random((6, 5)) > 0.5
+    wide = rng.integers(0, 65536, (6, 5)).astype(np.int32)
+    double = rng.random((6, 5))
+    for name, pixels, expected in (
+        ("b.tif", binary, binary.astype(np.uint8) * 255),
+        ("i.tif", wide, wide.astype(np.uint16)),
+        ("u.tif", wide.astype(np.uint32), wide.astype(np.uint16)),
+        ("d.tif", double, double.astype(np.float32)),
+    ):
+        tifffile.imwrite(tmp_path / name, pixels)
+        out = read_image(tmp_path / name)
+        assert out.dtype == expected.dtype
+        np.testing.assert_array_equal(out[..., 0], expected)
+        assert as_image(tmp_path / name).dtype == expected.dtype
+    tifffile.imwrite(tmp_path / "far.tif", wide * 20)
+    with pytest.raises(ImageReadError, match="far.tif: int32 pixels from .* beyond 16 bits"):
+        read_image(tmp_path / "far.tif")

@@ -549,11 +549,31 @@ def read_image(
     path = Path(path)
     _check_file(path)
     if is_tiff(path):
-        arr = _read_tiff(path, page, max_pixels, channel)
+        arr = _pixel_type(path, _read_tiff(path, page, max_pixels, channel))
     else:
         opened = _open_pil(path, max_pixels)
         arr = _pick_channel(path, _pil_image_to_array(opened, not as_stored), channel)
     return _normalise_channels(path, arr)
+
+
+def _pixel_type(path: Path, arr: np.ndarray) -> np.ndarray:
+    """A TIFF's pixels in a type the models take: a binary image as 0 and 255, 32- or 64-bit
+    integers within 0..65535 as 16-bit (ImageJ and some microscopes write 32-bit), 64-bit floats
+    as 32-bit; integers beyond 16 bits or below 0 are refused with their range."""
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    if arr.dtype.kind == "f" and arr.dtype != np.float32:
+        return arr.astype(np.float32)
+    if arr.dtype.kind not in "iu" or arr.dtype in (np.uint8, np.uint16) or not arr.size:
+        return arr
+    low, high = int(arr.min()), int(arr.max())
+    if low < 0 or high > 65535:
+        raise ImageReadError(
+            path,
+            f"{arr.dtype} pixels from {low} to {high}, beyond 16 bits; save them as 16-bit "
+            "integers (0..65535) or as floats",
+        )
+    return arr.astype(np.uint16)
 
 
 EXIF_ORIENTATION = 0x0112
@@ -698,7 +718,8 @@ def as_image(
         if not any_floats and (arr.min() < 0 or arr.max() > 1):
             raise ValueError(
                 f"{name}: float images must hold values in [0, 1] (a model trained on float "
-                f"images takes any range), got {arr.min():.4g}..{arr.max():.4g}"
+                f"images takes any range), got {arr.min():.4g}..{arr.max():.4g}; --input-range "
+                "LO,HI maps another range to it"
             )
         arr = arr.astype(np.float32)
     elif arr.dtype not in (np.uint8, np.uint16):
