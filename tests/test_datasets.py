@@ -1,5 +1,7 @@
 """Folder pairing, splits, mask encodings, and the shared datasets loading as they are."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -1045,3 +1047,21 @@ def test_percentile_models_see_appearance_changes_in_their_own_units(tmp_path):
         assert x.min() >= -1e-5 and x.max() <= 1 + 1e-5, f"epoch {epoch}: {x.min()}..{x.max()}"
         means.append(x.mean())
     assert max(means) > 0.7 and min(means) < 0.4  # some samples were inverted, some not
+
+
+@pytest.mark.parametrize("value", [0, 255])
+def test_black_and_white_masks_of_one_colour_say_how_to_name_both_classes(tmp_path, value):
+    """Every mask empty (or full): one stored value, so one class; the advice names both
+    classes of black-and-white masks, and with it training reads two."""
+    from pixelwise.config import TrainConfig
+    from pixelwise.semantic import build_datasets
+
+    for i in range(3):
+        _save(tmp_path / "images" / f"{i}.png", np.zeros((8, 8)))
+        _save(tmp_path / "masks" / f"{i}.png", np.full((8, 8), value))
+    advice = "give --mask-values 0,255 --classes background,foreground"
+    with pytest.raises(ValueError, match=f"only \\[{value}\\].*{advice}"):
+        build_datasets(TrainConfig(data=str(tmp_path), crop=0))
+    named = TrainConfig(data=str(tmp_path), crop=0, mask_values=[0, 255])
+    _, _, names, _ = build_datasets(replace(named, class_names=["background", "foreground"]))
+    assert names == ["background", "foreground"]

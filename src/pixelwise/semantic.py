@@ -97,10 +97,15 @@ def infer_num_classes(
     if values != list(range(len(values))):
         raise ValueError(unlisted_values_message(cfg.data, counts, values))
     if len(values) < 2:
+        advice = (
+            "if they are black-and-white masks with no foreground (or no background) in any "
+            "image, give --mask-values 0,255 --classes background,foreground"
+            if found <= {0, 255}
+            else f"give --mask-values {suggestion} if these values are the classes"
+        )
         raise ValueError(
-            f"{cfg.data}: the masks hold only {sorted(found)} ({IGNORE_INDEX} is ignored unless named), "
-            f"so there is 1 class; a model needs at least 2: give --mask-values {suggestion} if "
-            "these values are the classes"
+            f"{cfg.data}: the masks hold only {sorted(found)} ({IGNORE_INDEX} is ignored unless "
+            f"named), so there is 1 class; a model needs at least 2: {advice}"
         )
     return len(values)
 
