@@ -24,6 +24,7 @@ from pixelwise.config import (
     default_out,
     field_options,
     from_args,
+    str_list,
     value_list,
 )
 from pixelwise.constants import (
@@ -499,6 +500,37 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "RGB images or folders of them (16 megapixels in all at most: every n-th pixel of "
                 "larger sets; of a slide over the pixel limit, a grid of its pixels)",
                 nargs="+",
+            ),
+        ],
+    ),
+    "convert": (
+        "a Kaggle run-length CSV to a COCO instances file (to train on, inspect, evaluate)",
+        "Reads a CSV of Kaggle segmentation competitions (Data Science Bowl 2018, Airbus ships, "
+        "Carvana, Severstal, Sartorius...): a row per object, an image id column (ImageId, img, "
+        "id, ...), a run-length column (EncodedPixels, rle_mask, annotation, ...: 'start length' "
+        "pairs, starts from 1) and optionally a class column (ClassId). Writes a COCO instances "
+        "file that 'pixelwise train FILE.json' trains on (category k is class k; --instances or "
+        "--model mask_rcnn for the objects) and CVAT or FiftyOne open. Image ids are looked up by "
+        "file name or stem under --images. Needs pycocotools.",
+        [
+            Opt(("csv",), "the run-length CSV"),
+            Opt(
+                ("--images",),
+                "the folder holding the images, searched recursively (default: the CSV's folder)",
+            ),
+            Opt(("-o", "--out"), "the COCO file to write (default: the CSV's name, .json)"),
+            Opt(
+                ("--order",),
+                "how pixels are numbered: columns (top to bottom, then left to right: most "
+                "competitions; default) or rows (left to right, then down: Sartorius, HuBMAP)",
+                "columns",
+                choices=("columns", "rows"),
+            ),
+            Opt(
+                ("--classes",),
+                "class names, comma-separated, in the order of the class column's values "
+                "(default: class1, class2, ..., or 'object' without a class column)",
+                type=str_list,
             ),
         ],
     ),
@@ -1358,6 +1390,23 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 STAIN_PIXELS = 4096 * 4096  # stains: at most this many pixels, shared by the images
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from pixelwise.data.kaggle_rle import rle_csv_to_coco
+
+    out, found = rle_csv_to_coco(args.csv, args.images, args.out, args.order, args.classes)
+    print(
+        f"wrote {out}: {counted(found['objects'], 'object')} in {counted(found['images'], 'image')}"
+    )
+    if found["missing"]:
+        shown = ", ".join(found["missing"][:5]) + (", ..." if len(found["missing"]) > 5 else "")
+        print(
+            f"{args.csv}: {len(found['missing'])} image id(s) name no image under "
+            f"{args.images or Path(args.csv).parent}, left out: {shown}",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def cmd_stains(args: argparse.Namespace) -> int:
     from pixelwise.data.io import list_images, read_image
     from pixelwise.data.slide import TiffRegions, is_streamed, sample_step
@@ -1482,6 +1531,7 @@ HANDLERS = {
     "serve": cmd_serve,
     "models": cmd_models,
     "stains": cmd_stains,
+    "convert": cmd_convert,
     "info": cmd_info,
 }
 

@@ -1,0 +1,220 @@
+"""Kaggle's run-length CSVs as COCO instances: the format of most Kaggle segmentation
+competitions (Data Science Bowl 2018, Airbus ships, Carvana, Severstal, SIIM, Sartorius).
+
+A row is one object (or one class's region) of one image: an image id column (``ImageId``,
+``img``, ``id``, ...), a run-length column (``EncodedPixels``, ``rle_mask``, ``annotation``,
+...) of "start length start length ..." pairs, starts counted from 1, and optionally a class
+column (``ClassId``; Severstal's older ``ImageId_ClassId`` too). An empty run-length is an
+image with no object (Airbus). Pixels are numbered top to bottom, then left to right (the
+competitions' usual order, ``columns``) or left to right, then top to bottom (``rows``, as
+Sartorius and HuBMAP number them).
+
+:func:`rle_csv_to_coco` writes the COCO instances file that ``pixelwise train``, ``inspect``
+and ``evaluate`` read (category k is class k; Mask R-CNN or ``--instances`` for the objects),
+and that CVAT or FiftyOne open.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from pixelwise.data.io import IMAGE_SUFFIXES, atomic_write_bytes
+
+ID_COLUMNS = ("ImageId", "ImageID", "image_id", "img", "id", "image", "file_name", "filename")
+RLE_COLUMNS = ("EncodedPixels", "rle_mask", "rle", "mask_rle", "annotation", "encoding")
+CLASS_COLUMNS = ("ClassId", "class_id", "class", "category", "category_id", "label")
+JOINED = "ImageId_ClassId"  # Severstal 2019's first release: "0002cc93b.jpg_1"
+ORDERS = ("columns", "rows")
+
+
+def is_rle_csv(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a CSV whose header names an image id and a run-length column."""
+    try:
+        columns = header(Path(path))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return rle_columns(columns) is not None
+
+
+def header(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        return [c.strip() for c in next(csv.reader(f), [])]
+
+
+def rle_columns(columns: list[str]) -> tuple[str, str, str | None] | None:
+    """The (image id, run-length, class or None) column names of a Kaggle CSV header."""
+    found = {c.lower(): c for c in columns}
+
+    def pick(names):
+        return next((found[n.lower()] for n in names if n.lower() in found), None)
+
+    image, rle = pick((*ID_COLUMNS, JOINED)), pick(RLE_COLUMNS)
+    if image is None or rle is None:
+        return None
+    return image, rle, None if image == JOINED else pick(CLASS_COLUMNS)
+
+
+def runs(text: str, height: int, width: int, where: str) -> np.ndarray:
+    """The (N, 2) 0-based (start, length) runs of a run-length, checked against the image."""
+    try:
+        numbers = np.array(text.split(), np.int64)
+    except ValueError:
+        raise ValueError(f"{where}: run-length holds something other than numbers") from None
+    if numbers.size % 2:
+        raise ValueError(f"{where}: run-length has an odd count of numbers ({numbers.size})")
+    pairs = numbers.reshape(-1, 2) - [1, 0]
+    starts, lengths = pairs[:, 0], pairs[:, 1]
+    if (starts < 0).any() or (lengths < 1).any() or (starts + lengths > height * width).any():
+        raise ValueError(
+            f"{where}: a run lies outside the {width} x {height} image (starts count from 1; "
+            "lengths at least 1)"
+        )
+    return pairs
+
+
+def column_counts(pairs: np.ndarray, height: int, width: int, order: str) -> list[int]:
+    """COCO's uncompressed RLE counts (runs of 0s and 1s, column by column, 0s first)."""
+    if order == "rows":  # numbered along rows: draw, then number along columns as COCO does
+        flat = np.zeros(height * width, bool)
+        for start, length in pairs:
+            flat[start : start + length] = True
+        flat = flat.reshape(height, width).ravel(order="F")
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], flat.view(np.int8), [0]])))
+        pairs = np.stack([edges[0::2], edges[1::2] - edges[0::2]], 1)
+    else:
+        pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
+    bounds = np.stack([pairs[:, 0], pairs[:, 0] + pairs[:, 1]], 1).ravel()
+    counts = np.diff(bounds, prepend=0, append=height * width)
+    if (counts[1:-1] < 0).any():
+        raise ValueError("runs overlap")
+    return counts[: -1 if counts[-1] == 0 else None].astype(int).tolist()
+
+
+def image_files(folder: Path) -> dict[str, Path]:
+    """Every image under ``folder`` by file name and by stem (Kaggle ids name either)."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+            found.setdefault(path.name, path)
+            found.setdefault(path.stem, path)
+    return found
+
+
+def read_rows(path: Path) -> list[tuple[str, str, str | None, int]]:
+    """(image id, run-length, class or None, line number) of each row."""
+    columns = rle_columns(header(path))
+    if columns is None:
+        raise ValueError(
+            f"{path}: not a run-length CSV: its header needs an image id column "
+            f"({', '.join(ID_COLUMNS[:4])}, ...) and a run-length column "
+            f"({', '.join(RLE_COLUMNS[:3])}, ...)"
+        )
+    image, rle, klass = columns
+    rows = []
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        for line, row in enumerate(csv.DictReader(f), start=2):
+            name, label = (row.get(image) or "").strip(), row.get(klass) if klass else None
+            if image == JOINED:
+                name, _, label = name.rpartition("_")
+            rows.append((name, (row.get(rle) or "").strip(), label, line))
+    return rows
+
+
+def rle_csv_to_coco(
+    path: str | os.PathLike,
+    images: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    order: str = "columns",
+    names: list[str] | None = None,
+) -> tuple[Path, dict]:
+    """Convert the Kaggle CSV ``path`` into a COCO instances file ``out`` (default: beside it,
+    ``.json``); images are found by id under ``images`` (default: the CSV's folder, searched
+    recursively). Returns the file and counts: images, objects, and the ids without an image
+    file (left out, as COCO readers would fail on them)."""
+    path = Path(path)
+    if order not in ORDERS:
+        raise ValueError(f"--order {order}: one of {', '.join(ORDERS)}")
+    out = Path(out) if out else path.with_suffix(".json")
+    rows = read_rows(path)
+    folder = Path(images) if images else path.parent
+    labels = sorted({label for _, _, label, _ in rows if label not in (None, "")}, key=_number)
+    if names is not None and len(names) != max(len(labels), 1):
+        raise ValueError(
+            f"--classes names {len(names)} classes; {path} holds {max(len(labels), 1)}"
+        )
+    root = out.parent / "images" if (out.parent / "images").is_dir() else out.parent
+    spec = coco_spec(path, rows, image_files(folder), root.resolve(), order, labels)
+    if not spec["images"]:
+        raise ValueError(
+            f"{path}: none of its {len({r[0] for r in rows})} image ids names an image under "
+            f"{folder} (such as {rows[0][0] if rows else '?'}); give the images' folder with --images"
+        )
+    default = [f"class{label}" for label in labels] or ["object"]
+    spec["categories"] = [{"id": k + 1, "name": n} for k, n in enumerate(names or default)]
+    missing = spec.pop("missing")
+    atomic_write_bytes(out, json.dumps(spec).encode())
+    return out, {
+        "images": len(spec["images"]),
+        "objects": len(spec["annotations"]),
+        "missing": missing,
+    }
+
+
+def coco_spec(path: Path, rows: list, files: dict, root: Path, order: str, labels: list) -> dict:
+    """The COCO images and annotations of ``rows`` (file names relative to ``root``, where COCO
+    readers look for them), and the ids of ``missing`` images."""
+    from pixelwise.data.coco import stored_size
+
+    category = {label: k + 1 for k, label in enumerate(labels)}  # none without a class column
+    spec: dict = {"images": [], "annotations": [], "missing": []}
+    ids: dict[str, tuple[int, int, int]] = {}
+    for name, rle, label, line in rows:
+        if name not in files:
+            spec["missing"] += [name] if name not in spec["missing"] else []
+            continue
+        if name not in ids:
+            height, width = stored_size(files[name])
+            ids[name] = (len(ids) + 1, height, width)
+            file_name = os.path.relpath(files[name].resolve(), root)
+            spec["images"].append(
+                {"id": len(ids), "file_name": file_name, "height": height, "width": width}
+            )
+        image_id, height, width = ids[name]
+        if rle:  # else an image with no object
+            where = f"{path}, line {line}"
+            try:
+                counts = column_counts(runs(rle, height, width, where), height, width, order)
+            except ValueError as exc:
+                raise ValueError(str(exc) if where in str(exc) else f"{where}: {exc}") from None
+            annotation = rle_annotation(counts, height, width)
+            number = len(spec["annotations"]) + 1
+            annotation |= {
+                "id": number,
+                "image_id": image_id,
+                "category_id": category.get(label, 1),
+            }
+            spec["annotations"].append(annotation)
+    return spec
+
+
+def rle_annotation(counts: list[int], height: int, width: int) -> dict:
+    """A COCO annotation's outline (compressed RLE), area and box from uncompressed counts."""
+    from pycocotools import mask as mask_utils
+
+    encoded = mask_utils.frPyObjects({"counts": counts, "size": [height, width]}, height, width)
+    return {
+        "segmentation": {"size": [height, width], "counts": encoded["counts"].decode()},
+        "area": int(mask_utils.area(encoded)),
+        "bbox": [round(float(v), 2) for v in mask_utils.toBbox(encoded)],
+        "iscrowd": 0,
+    }
+
+
+def _number(label: str):
+    """Class labels in numeric order when they are numbers ("2" before "10")."""
+    return (0, int(label), "") if label.strip().isdigit() else (1, 0, label)
