@@ -230,3 +230,19 @@ def test_the_sound_is_copied_where_the_container_takes_it(tmp_path, capsys):
     transform_video(tmp_path / "clip.mp4", tmp_path / "cut.webm", bright_is_kept)
     assert sound_of(tmp_path / "cut.webm") is None
     assert "its sound (aac) is not kept in .webm; write .mp4 or .mov" in capsys.readouterr().err
+
+
+def test_info_on_a_clip_says_how_it_is_shown_and_its_sound(tmp_path, capsys):
+    if hasattr(av.video.stream.VideoStream, "set_display_rotation"):
+        disc_clip(tmp_path / "turned.mp4", rotation=90)
+        assert main(["info", str(tmp_path / "turned.mp4")]) == 0
+        out = capsys.readouterr().out
+        assert f"{W} x {H} pixels (width x height), shown {H} x {W}: players turn it" in out
+    disc_clip(tmp_path / "clip.mp4", sound=True)
+    assert main(["info", str(tmp_path / "clip.mp4")]) == 0
+    out = capsys.readouterr().out
+    assert f"h264, {FRAMES} frames at 10 fps (1.2 s)" in out
+    assert "sound: aac (kept in .mp4 and .mov)" in out
+    (tmp_path / "bad.mp4").write_bytes(b"not a video")
+    assert main(["info", str(tmp_path / "bad.mp4")]) == 2
+    assert "bad.mp4: cannot read the video" in capsys.readouterr().err

@@ -1451,8 +1451,12 @@ def cmd_info(args: argparse.Namespace) -> int:
         from pixelwise.data.io import IMAGE_SUFFIXES
         from pixelwise.report import image_report, model_report
 
+        from pixelwise.video import is_video, video_report
+
         if Path(args.model).suffix.lower() in IMAGE_SUFFIXES:
             print(image_report(args.model))
+        elif is_video(args.model):
+            print(video_report(args.model))
         else:
             print(model_report(args.model))
         return 0

@@ -103,6 +103,47 @@ def frame_count(path: Path) -> int | None:
         raise ValueError(f"{path}: cannot read the video ({reason(exc)})") from None
 
 
+def video_report(path: str | os.PathLike) -> str:
+    """``pixelwise info CLIP``: its frame size and how players turn it, frames, frame rate and
+    length, codec, and its sound and the outputs that keep it."""
+    av = pyav()
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            frame = next(container.decode(stream), None)
+            turn = round((getattr(frame, "rotation", 0) or 0) / 90) % 4 if frame else 0
+            rate, frames = stream.average_rate, stream.frames
+            seconds = float(stream.duration * stream.time_base) if stream.duration else None
+            audio = (
+                container.streams.audio[0].codec_context.name if container.streams.audio else None
+            )
+            width, height = stream.codec_context.width, stream.codec_context.height
+            codec = stream.codec_context.name
+    except av.error.FFmpegError as exc:
+        raise ValueError(f"{path}: cannot read the video ({reason(exc)})") from None
+    shown = {
+        1: f", shown {height} x {width}: players turn it a quarter, as remove-bg does",
+        2: ", shown turned half a turn, as remove-bg turns it",
+        3: f", shown {height} x {width}: players turn it a quarter, as remove-bg does",
+    }.get(turn, "")
+    length = f" ({seconds:.1f} s)" if seconds else ""
+    lines = [
+        f"{path}: {width} x {height} pixels (width x height){shown}; {codec}, "
+        f"{frames or 'unknown number of'} frames at {float(rate or 0):g} fps{length}"
+    ]
+    if audio:
+        kept = [f".{fmt}" for fmt, codecs in AUDIO_COPIED.items() if audio in codecs]
+        lines.append(f"sound: {audio} (kept in {' and '.join(kept) or 'no output: left out'})")
+    else:
+        lines.append("no sound")
+    return "\n".join(lines)
+
+
 def reason(exc: Exception) -> str:
     """FFmpeg's words for an error, without its number and file name."""
     return getattr(exc, "strerror", None) or str(exc)
