@@ -1450,7 +1450,6 @@ def cmd_info(args: argparse.Namespace) -> int:
     if getattr(args, "model", None):
         from pixelwise.data.io import IMAGE_SUFFIXES
         from pixelwise.report import image_report, model_report
-
         from pixelwise.video import is_video, video_report
 
         if Path(args.model).suffix.lower() in IMAGE_SUFFIXES:
