@@ -1004,3 +1004,34 @@ def test_each_epoch_line_says_about_how_long_the_run_has_left():
     assert time_left(rows, 13) == "; about 10 min left"  # median 60 s x 10 epochs
     assert time_left(rows, 203) == "; about 3.3 h left"
     assert time_left(rows, 3) == ""
+
+
+def test_a_training_run_folder_stands_for_its_best_checkpoint(shapes_data, tmp_path, capsys):
+    """Where a command takes a model, the run folder train wrote names its best.pt: predict,
+    segment (model first), evaluate and compare score the model, not the folder's overlays as
+    predicted masks; info describes it, and points a dataset folder to inspect."""
+    run = train_tiny(shapes_data, tmp_path / "run")
+    images = str(shapes_data / "val" / "images")
+    folder, best = tmp_path / "by-folder", tmp_path / "by-file"
+    assert main(["predict", str(run), images, "-o", str(folder), "--no-progress"]) == 0
+    assert main(["predict", str(run / "best.pt"), images, "-o", str(best), "--no-progress"]) == 0
+    for name in sorted(p.name for p in (best / "masks").iterdir()):
+        np.testing.assert_array_equal(
+            read_mask(folder / "masks" / name), read_mask(best / "masks" / name)
+        )
+    argv = ["segment", str(run), images, "--object-class", "1", "--no-progress", "-o"]
+    assert main([*argv, str(tmp_path / "s")]) == 0
+    assert len(list((tmp_path / "s" / "instances").iterdir())) == len(os.listdir(images))
+    for model in (run, run / "best.pt"):
+        out = tmp_path / f"e{len(str(model))}.json"
+        assert main(["evaluate", str(model), str(shapes_data), "--json", str(out)]) == 0
+    scores = [json.loads(p.read_text())["mean_iou"] for p in sorted(tmp_path.glob("e*.json"))]
+    assert scores[0] == scores[1]
+    compare = ["compare", str(shapes_data), "--methods", f"u:{run}", "-o", str(tmp_path / "c")]
+    assert main(compare) == 0
+    capsys.readouterr()
+    assert main(["info", str(run)]) == 0 and "unet" in capsys.readouterr().out
+    assert main(["info", str(shapes_data)]) == 2
+    assert f"'pixelwise inspect {shapes_data}' shows what a dataset holds" in (
+        capsys.readouterr().err
+    )

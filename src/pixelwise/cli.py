@@ -732,7 +732,12 @@ def one_file_target(args: argparse.Namespace, inputs: list, side: tuple[str, ...
 
 def with_out(args: argparse.Namespace, folder: Path) -> argparse.Namespace:
     """The same command's arguments with ``-o folder``."""
-    return argparse.Namespace(**{**vars(args), "out": str(folder)})
+    return with_values(args, out=str(folder))
+
+
+def with_values(args: argparse.Namespace, **values) -> argparse.Namespace:
+    """The same command's arguments with ``values`` in place of theirs."""
+    return argparse.Namespace(**{**vars(args), **values})
 
 
 def into_one_file(target: Path, main: str, run) -> int:
@@ -953,6 +958,9 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
     )
 
     given = Path(args.checkpoint)
+    if given.is_dir() and (given / "best.pt").is_file():  # a training run: its model
+        given = given / "best.pt"
+        args = with_values(args, checkpoint=str(given))
     if given.is_dir() or given.suffix.lower() == ".json":
         unset = {"tta": False, "scale": 1.0}  # the defaults that are not None
         for option in ("tta", "input_range", "channel", "instance_thresholds", "scale"):
@@ -1444,6 +1452,9 @@ def cmd_models(_: argparse.Namespace) -> int:
     return 0
 
 
+DATA_SUFFIXES = (".csv", ".json", ".yaml", ".yml")  # datasets' files (pairs, COCO, YOLO)
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from pixelwise import runtime
 
@@ -1456,6 +1467,13 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(image_report(args.model))
         elif is_video(args.model):
             print(video_report(args.model))
+        elif Path(args.model).suffix.lower() in DATA_SUFFIXES or (
+            Path(args.model).is_dir() and not (Path(args.model) / "best.pt").is_file()
+        ):
+            raise ValueError(
+                f"{args.model}: info takes a model, an image or a video; 'pixelwise inspect "
+                f"{args.model}' shows what a dataset holds"
+            )
         else:
             print(model_report(args.model))
         return 0
@@ -1550,7 +1568,8 @@ def missing_extra(exc: ImportError) -> str | None:
 def model_first(args: argparse.Namespace, argv: list[str]) -> None:
     """Take predict's order in the commands whose model is an option: ``pixelwise segment nuclei
     cells/`` means ``--checkpoint nuclei``. The first of several inputs counts as the model when it
-    names a bundled model (and no file here) or is a ``.pt`` / ``.onnx`` file."""
+    names a bundled model (and no file here), is a ``.pt`` / ``.onnx`` file or a training run's
+    folder (its ``best.pt``)."""
     from pixelwise.checkpoint import BUNDLED
 
     inputs = getattr(args, "inputs", None)
@@ -1558,7 +1577,8 @@ def model_first(args: argparse.Namespace, argv: list[str]) -> None:
         return
     first = Path(inputs[0])
     named = inputs[0] in BUNDLED and not first.exists()
-    if not named and not (first.suffix.lower() in (".pt", ".onnx") and first.is_file()):
+    run = first.is_dir() and (first / "best.pt").is_file()  # a training run: its model
+    if not (named or run) and not (first.suffix.lower() in (".pt", ".onnx") and first.is_file()):
         return
     given = any(a.split("=")[0] in ("--checkpoint", "--model") for a in argv)
     if given and args.checkpoint != inputs[0]:

@@ -104,11 +104,12 @@ def classes_by_name(
 
 
 def parse_methods(spec: str) -> list[Method]:
-    """``otsu,kmeans,unet:runs/x/best.pt`` -> methods; ``label=NAME:CKPT`` renames a checkpoint."""
+    """``otsu,kmeans,unet:runs/x/best.pt`` -> methods; ``label=NAME:CKPT`` renames a checkpoint
+    (a training run's folder stands for its best.pt; another folder holds predicted masks)."""
     methods = []
     for part in (p.strip() for p in spec.split(",") if p.strip()):
         name, sep, path = part.partition(":")
-        if sep and Path(path).is_dir():
+        if sep and Path(path).is_dir() and not (Path(path) / "best.pt").is_file():
             methods.append(Method(name, folder=path))
         elif sep:
             methods.append(Method(name, checkpoint=path))
