@@ -116,7 +116,7 @@ def video_report(path: str | os.PathLike) -> str:
                 raise ValueError(f"{path}: no video stream")
             stream = container.streams.video[0]
             frame = next(container.decode(stream), None)
-            turn = round((getattr(frame, "rotation", 0) or 0) / 90) % 4 if frame else 0
+            turn = quarter_turns(frame) if frame else 0
             rate, frames = stream.average_rate, stream.frames
             seconds = float(stream.duration * stream.time_base) if stream.duration else None
             audio = (
@@ -242,8 +242,14 @@ def upright(frame) -> np.ndarray:
     """A decoded frame's RGB pixels as players show them: turned by the clip's display matrix
     (phones store a portrait clip as landscape frames and a rotation), by quarter turns."""
     pixels = frame.to_ndarray(format="rgb24")
-    turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4  # counter-clockwise
+    turns = quarter_turns(frame)
     return np.ascontiguousarray(np.rot90(pixels, turns)) if turns else pixels
+
+
+def quarter_turns(frame) -> int:
+    """The counter-clockwise quarter turns (0..3) players give a decoded frame (PyAV reads the
+    display matrix's rotation; 0 where it cannot)."""
+    return round((getattr(frame, "rotation", 0) or 0) / 90) % 4
 
 
 def video_stream(writer, codec: str, source, image: Image.Image, formats):

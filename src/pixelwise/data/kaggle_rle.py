@@ -118,7 +118,8 @@ def read_rows(path: Path) -> list[tuple[str, str, str | None, int]]:
     rows = []
     with open(path, newline="", encoding="utf-8-sig") as f:
         for line, row in enumerate(csv.DictReader(f), start=2):
-            name, label = (row.get(image) or "").strip(), row.get(klass) if klass else None
+            name = (row.get(image) or "").strip()
+            label = (row.get(klass) or "").strip() if klass else None
             if image == JOINED:
                 name, _, label = name.rpartition("_")
             rows.append((name, (row.get(rle) or "").strip(), label, line))
