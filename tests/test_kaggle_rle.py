@@ -112,6 +112,8 @@ def test_cli_convert_then_train_reads_it_and_bad_rows_name_their_line(tmp_path, 
     mask = np.zeros((8, 8), bool)
     mask[2:6, 2:6] = True
     write_csv(tmp_path / "m.csv", ["img", "rle_mask"], [("x", naive_rle(mask))])
+    assert main(["train", str(tmp_path / "m.csv"), "-o", str(tmp_path / "run")]) == 2
+    assert f"'pixelwise convert {tmp_path / 'm.csv'}' makes a COCO file" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "m.csv"), "-o", str(tmp_path / "coco.json")]) == 0
     assert f"wrote {tmp_path / 'coco.json'}: 1 object in 1 image" in capsys.readouterr().out
     from pixelwise.data.layouts import find_items

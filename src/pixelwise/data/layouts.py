@@ -596,9 +596,17 @@ def csv_items(listing: Path) -> dict[str, list[Item]]:
         raise ValueError(f"{listing}: cannot read the list of pairs ({exc})") from None
     columns = set(rows[0]) if rows else set()
     if not {"image", "mask"} <= columns:
+        from pixelwise.data.kaggle_rle import is_rle_csv
+
+        kaggle = (
+            f"; it holds run-lengths, as Kaggle gives masks: 'pixelwise convert {listing}' makes "
+            "a COCO file of them to train on"
+            if is_rle_csv(listing)
+            else ""
+        )
         raise ValueError(
             f"{listing}: a list of pairs needs the columns image and mask (and optionally split); "
-            f"found {', '.join(sorted(columns)) or 'no rows'}"
+            f"found {', '.join(sorted(columns)) or 'no rows'}{kaggle}"
         )
     splits = {name: split for split, names in SPLIT_NAMES.items() for name in names}
     found: dict[str, list[Item]] = {}
