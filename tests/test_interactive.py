@@ -610,6 +610,11 @@ def test_cli_box_strokes_and_boxes(tmp_path, capsys):
     run = ["remove-bg", str(photos), "-o", str(out / "typo"), "--boxes", str(boxes)]
     assert main([*run, "--method", "grabcut", "--no-progress"]) == 0
     assert "no input photo named b.jpg (those boxes are unused)" in capsys.readouterr().err
+    boxes.write_text(json.dumps({"b": [95, 35, 145, 90]}))  # a name without its suffix
+    run = ["remove-bg", str(photos), "-o", str(out / "stems"), "--boxes", str(boxes)]
+    assert main([*run, "--method", "grabcut", "--mask-only", "--no-progress"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert iou(np.asarray(Image.open(out / "stems" / "b.png")) > 127, square) > 0.85
     assert (
         main(["remove-bg", str(photos), "-o", str(out / "x"), "--box", "1,2,3,4", "--no-progress"])
         == 2

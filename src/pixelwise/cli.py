@@ -308,7 +308,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             Opt(
                 ("--boxes",),
                 'folders: a JSON file {"name.jpg": [x0, y0, x1, y1], ...} keyed by the path inside the '
-                "folder given (or the file name)",
+                "folder given (or the file name; either with or without its suffix)",
                 metavar="JSON",
             ),
             "runtime",
@@ -1269,7 +1269,15 @@ def user_hints(args: argparse.Namespace, pairs: list[tuple[Path, Path]]):
         )
     one = one_photo_hints(args)
     boxes = read_boxes(args.boxes) if args.boxes else {}
-    keys = {src: (rel.with_suffix(src.suffix).as_posix(), src.name) for src, rel in pairs}
+    keys = {  # the path inside the folder given, or the file name; either without its suffix
+        src: (
+            rel.with_suffix(src.suffix).as_posix(),
+            src.name,
+            rel.with_suffix("").as_posix(),
+            src.stem,
+        )
+        for src, rel in pairs
+    }
     unused = sorted(set(boxes) - {k for both in keys.values() for k in both})
     if unused:  # a typo would otherwise cut that photo without its box, silently
         more = f" and {len(unused) - 3} more" if len(unused) > 3 else ""
