@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pixelwise.constants import RUNTIMES
+from pixelwise.constants import RUNTIMES, run_best
 from pixelwise.data.io import atomic_write_bytes
 from pixelwise.models import create_model
 from pixelwise.runtime import (
@@ -73,8 +73,8 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     """A checkpoint file path, or the installed file of a bundled model name (``nuclei``); a
     training run's folder stands for its ``best.pt``."""
     path = Path(name_or_path)
-    if path.is_dir() and (path / "best.pt").is_file():
-        return path / "best.pt"
+    if run_best(path):
+        return run_best(path)
     if not path.exists() and str(name_or_path) in BUNDLED:
         path = BUNDLED_DIR / BUNDLED[str(name_or_path)]
         if not path.is_file():

@@ -35,6 +35,7 @@ from pixelwise.constants import (
     one_line,
     parse_range,
     parse_stems,
+    run_best,
 )
 
 EXTRAS = {
@@ -958,8 +959,8 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
     )
 
     given = Path(args.checkpoint)
-    if given.is_dir() and (given / "best.pt").is_file():  # a training run: its model
-        given = given / "best.pt"
+    if run_best(given):  # a training run: its model
+        given = run_best(given)
         args = with_values(args, checkpoint=str(given))
     if given.is_dir() or given.suffix.lower() == ".json":
         unset = {"tta": False, "scale": 1.0}  # the defaults that are not None
@@ -1476,7 +1477,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         elif is_video(args.model):
             print(video_report(args.model))
         elif Path(args.model).suffix.lower() in DATA_SUFFIXES or (
-            Path(args.model).is_dir() and not (Path(args.model) / "best.pt").is_file()
+            Path(args.model).is_dir() and not run_best(args.model)
         ):
             raise ValueError(
                 f"{args.model}: info takes a model, an image or a video; 'pixelwise inspect "
@@ -1585,8 +1586,9 @@ def model_first(args: argparse.Namespace, argv: list[str]) -> None:
         return
     first = Path(inputs[0])
     named = inputs[0] in BUNDLED and not first.exists()
-    run = first.is_dir() and (first / "best.pt").is_file()  # a training run: its model
-    if not (named or run) and not (first.suffix.lower() in (".pt", ".onnx") and first.is_file()):
+    if not (named or run_best(first)) and not (
+        first.suffix.lower() in (".pt", ".onnx") and first.is_file()
+    ):
         return
     given = any(a.split("=")[0] in ("--checkpoint", "--model") for a in argv)
     if given and args.checkpoint != inputs[0]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from pixelwise.checkpoint import load_model
 from pixelwise.classical import METHODS, regions_to_classes, run_method
-from pixelwise.constants import IGNORE_INDEX, one_line, parse_stems, unusable
+from pixelwise.constants import IGNORE_INDEX, one_line, parse_stems, run_best, unusable
 from pixelwise.data.datasets import size_mismatch
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import atomic_write_bytes
@@ -109,7 +109,7 @@ def parse_methods(spec: str) -> list[Method]:
     methods = []
     for part in (p.strip() for p in spec.split(",") if p.strip()):
         name, sep, path = part.partition(":")
-        if sep and Path(path).is_dir() and not (Path(path) / "best.pt").is_file():
+        if sep and Path(path).is_dir() and not run_best(path):
             methods.append(Method(name, folder=path))
         elif sep:
             methods.append(Method(name, checkpoint=path))

@@ -144,3 +144,10 @@ def option_text(value) -> str:
         return "not given"
     values = value if isinstance(value, list | tuple) else [value]
     return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
+
+
+def run_best(path: str | Path) -> Path | None:
+    """The ``best.pt`` of a training run's folder (what ``pixelwise train --out`` wrote), which
+    stands for its model wherever one is taken; None for anything else."""
+    best = Path(path) / "best.pt"
+    return best if Path(path).is_dir() and best.is_file() else None
