@@ -275,7 +275,13 @@ def crop_rle_counts(crop: np.ndarray, y0: int, x0: int, height: int, width: int)
     joined = ends[:-1] == starts[1:]  # a run down to the bottom row going on at the next top
     starts = np.concatenate([starts[:1], starts[1:][~joined]])
     ends = np.concatenate([ends[:-1][~joined], ends[-1:]])
-    counts = np.diff(np.stack([starts, ends], 1).ravel(), prepend=0, append=height * width)
+    return run_counts(starts, ends, height * width)
+
+
+def run_counts(starts: np.ndarray, ends: np.ndarray, pixels: int) -> list[int]:
+    """COCO's uncompressed RLE counts (zeros first) of the runs ``[starts, ends)`` (in order, not
+    overlapping) of an image of ``pixels`` pixels numbered column by column."""
+    counts = np.diff(np.stack([starts, ends], 1).ravel(), prepend=0, append=pixels)
     return counts[: -1 if counts[-1] == 0 else None].astype(int).tolist()  # as pycocotools
 
 

@@ -79,20 +79,18 @@ def runs(text: str, height: int, width: int, where: str) -> np.ndarray:
 
 def column_counts(pairs: np.ndarray, height: int, width: int, order: str) -> list[int]:
     """COCO's uncompressed RLE counts (runs of 0s and 1s, column by column, 0s first)."""
-    if order == "rows":  # numbered along rows: draw, then number along columns as COCO does
-        flat = np.zeros(height * width, bool)
+    from pixelwise.data.coco import crop_rle_counts, run_counts
+
+    if order == "rows":  # numbered along rows: drawn, then counted along columns as COCO does
+        flat = np.zeros(height * width, np.int8)
         for start, length in pairs:
-            flat[start : start + length] = True
-        flat = flat.reshape(height, width).ravel(order="F")
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], flat.view(np.int8), [0]])))
-        pairs = np.stack([edges[0::2], edges[1::2] - edges[0::2]], 1)
-    else:
-        pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
-    bounds = np.stack([pairs[:, 0], pairs[:, 0] + pairs[:, 1]], 1).ravel()
-    counts = np.diff(bounds, prepend=0, append=height * width)
-    if (counts[1:-1] < 0).any():
+            flat[start : start + length] = 1
+        return crop_rle_counts(flat.reshape(height, width), 0, 0, height, width)
+    pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
+    starts, ends = pairs[:, 0], pairs[:, 0] + pairs[:, 1]
+    if (starts[1:] < ends[:-1]).any():
         raise ValueError("runs overlap")
-    return counts[: -1 if counts[-1] == 0 else None].astype(int).tolist()
+    return run_counts(starts, ends, height * width)
 
 
 def image_files(folder: Path) -> dict[str, Path]:
