@@ -203,14 +203,13 @@ def check_object_class(
         return None
     if object_class is None and seg.num_classes == 2:
         return 1
+    classes = ", ".join(f"{i} {name}" for i, name in enumerate(seg.class_names[:10]))
     if object_class is None:
-        classes = ", ".join(f"{i} {name}" for i, name in enumerate(seg.class_names[:10]))
         raise ValueError(
             f"this model was not trained on instance masks and has {seg.num_classes} classes "
             f"({classes}); name the class whose regions are the objects ({option})"
         )
     if not 0 <= object_class < seg.num_classes:
-        classes = ", ".join(f"{i} {name}" for i, name in enumerate(seg.class_names[:10]))
         raise ValueError(f"{option} {object_class}: the model's classes are {classes}")
     return object_class
 

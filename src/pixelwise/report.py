@@ -259,7 +259,7 @@ def image_report(path: str | Path) -> str:
     from PIL import Image
 
     from pixelwise.data.calibration import recorded
-    from pixelwise.data.io import DEEP_PNG, ImageReadError, _open_tiff, is_tiff, max_pixels_limit
+    from pixelwise.data.io import ImageReadError, _open_tiff, deep_png, is_tiff, max_pixels_limit
     from pixelwise.data.slide import base_page, pyramid_levels
 
     path = Path(path)
@@ -287,7 +287,7 @@ def image_report(path: str | Path) -> str:
     else:
         with Image.open(path) as img:
             (w, h), about = img.size, f"{img.format}, mode {img.mode}"
-            if img.format == "PNG" and img.tile and img.tile[0][3] in DEEP_PNG:
+            if deep_png(img):
                 about += ", 16 bits a sample"
     scale = (
         f"{size:g} µm a pixel, as the file records it"

@@ -446,7 +446,7 @@ def _open_pil(path: Path, max_pixels: int | None, source=None) -> Image.Image:
     _check_size(path, img.width, img.height, max_pixels, hint)
     if getattr(img, "n_frames", 1) > 1:
         raise ImageReadError(path, multi_page(img.n_frames, "frames"))
-    rawmode = img.tile[0][3] if img.format == "PNG" and img.tile else None
+    rawmode = deep_png(img)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -458,7 +458,7 @@ def _open_pil(path: Path, max_pixels: int | None, source=None) -> Image.Image:
             else str(exc)
         )
         raise ImageReadError(path, f"cannot decode ({reason})") from None
-    if rawmode in DEEP_PNG:
+    if rawmode is not None:
         img.deep_pixels = _deep_png(path, source, grey=rawmode.startswith("LA"))
     return img
 
@@ -466,6 +466,12 @@ def _open_pil(path: Path, max_pixels: int | None, source=None) -> Image.Image:
 # 16-bit colour (or grey + alpha) PNGs, which Pillow decodes to 8 bits a sample: a 12-bit camera's
 # pixels (0..4095) would come back as 0..15, a black image. OpenCV decodes them whole.
 DEEP_PNG = ("RGB;16B", "RGBA;16B", "LA;16B")
+
+
+def deep_png(img: Image.Image) -> str | None:
+    """The raw mode of an opened, not yet decoded PNG of :data:`DEEP_PNG`, else None."""
+    rawmode = img.tile[0][3] if img.format == "PNG" and img.tile else None
+    return rawmode if rawmode in DEEP_PNG else None
 
 
 def _deep_png(path: Path, source, grey: bool) -> np.ndarray:
@@ -599,12 +605,9 @@ def quarter_turn_of(image: Image.Image) -> int | None:
     return orientation if orientation in QUARTER_TURNS and image.format != "TIFF" else None
 
 
-UNTURNED = {  # an upright array -> as stored, by EXIF orientation (exif_transpose undone)
-    5: lambda a: a.swapaxes(0, 1),
-    6: lambda a: np.rot90(a, 1),
-    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
-    8: lambda a: np.rot90(a, -1),
-}
+# an upright array -> as stored, by EXIF orientation (exif_transpose undone): a transpose (5)
+# and a transverse (7) undo themselves, and the two quarter turns (6, 8) undo each other
+UNTURNED = {5: UPRIGHT[5], 6: UPRIGHT[8], 7: UPRIGHT[7], 8: UPRIGHT[6]}
 
 
 def laid_as_stored(array: np.ndarray, path: str | os.PathLike) -> np.ndarray:
