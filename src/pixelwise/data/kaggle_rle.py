@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.data.io import IMAGE_SUFFIXES, atomic_write_bytes
+from pixelwise.data.io import atomic_write_bytes, image_files
 
 ID_COLUMNS = ("ImageId", "ImageID", "image_id", "img", "id", "image", "file_name", "filename")
 RLE_COLUMNS = ("EncodedPixels", "rle_mask", "rle", "mask_rle", "annotation", "encoding")
@@ -93,13 +93,13 @@ def column_counts(pairs: np.ndarray, height: int, width: int, order: str) -> lis
     return run_counts(starts, ends, height * width)
 
 
-def image_files(folder: Path) -> dict[str, Path]:
-    """Every image under ``folder`` by file name and by stem (Kaggle ids name either)."""
+def files_by_id(folder: Path) -> dict[str, Path]:
+    """Every image under ``folder`` (:func:`~pixelwise.data.io.image_files`) by file name and by
+    stem (Kaggle ids name either)."""
     found: dict[str, Path] = {}
-    for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-            found.setdefault(path.name, path)
-            found.setdefault(path.stem, path)
+    for path in image_files(folder):
+        found.setdefault(path.name, path)
+        found.setdefault(path.stem, path)
     return found
 
 
@@ -147,7 +147,7 @@ def rle_csv_to_coco(
             f"--classes names {len(names)} classes; {path} holds {max(len(labels), 1)}"
         )
     root = out.parent / "images" if (out.parent / "images").is_dir() else out.parent
-    spec = coco_spec(path, rows, image_files(folder), root.resolve(), order, labels)
+    spec = coco_spec(path, rows, files_by_id(folder), root.resolve(), order, labels)
     if not spec["images"]:
         raise ValueError(
             f"{path}: none of its {len({r[0] for r in rows})} image ids names an image under "
