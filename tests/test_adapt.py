@@ -55,6 +55,9 @@ def test_adapt_refuses_too_few_photos_and_other_models(photos, tmp_path):
         adapt(few, tmp_path / "box", "foreground-box", progress=False)
     with pytest.raises(ValueError, match="m.onnx: adapt fine-tunes a .pt checkpoint"):
         adapt(few, tmp_path / "onnx", tmp_path / "m.onnx", progress=False)
+    with pytest.raises(ValueError, match="--epochs 0: must be at least 1"):  # before labelling
+        adapt(few, tmp_path / "zero", options=AdaptOptions(epochs=0), progress=False)
+    assert not (tmp_path / "zero").exists()
     (tmp_path / "again" / "data").mkdir(parents=True)
     with pytest.raises(ValueError, match="again/data exists \\(an earlier adapt\\)"):
         adapt(few, tmp_path / "again", progress=False)

@@ -375,6 +375,12 @@ CLI_CASES = [
         "--overlap must be 0 or more",
     ),
     (
+        "an object class for a model that makes its own objects",
+        ["segment", "nuclei", "{good}/a.png", "-o", "{out}", "--object-class", "1"],
+        2,
+        "--object-class 1: this model makes its own objects (trained with --instances)",
+    ),
+    (
         "bad PIXELWISE_MAX_PIXELS",
         ["predict", "{ckpt}", "{good}/a.png", "--out", "{out}", "env=lots"],
         2,
@@ -423,6 +429,44 @@ def test_a_box_is_four_numbers(capsys):
             main(["remove-bg", "photo.jpg", "--box", bad])
         said = capsys.readouterr().err
         assert "argument --box: expected" in said and repr(bad)[1:-1] in said
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (
+            ["remove-bg", "a.jpg", "--model-size", "8"],
+            "--model-size: expected a whole number from 32 to 4096, got '8'",
+        ),
+        (
+            ["serve", "--port", "80000"],
+            "--port: expected a whole number from 1 to 65535, got '80000'",
+        ),
+        (["serve", "--threads", "0"], "--threads: expected a whole number of 1 or more, got '0'"),
+        (
+            ["compare", "d", "--methods", "otsu", "--sample", "0"],
+            "--sample: expected a whole number of 1 or more",
+        ),
+        (
+            ["compare", "d", "--methods", "otsu", "--grid", "x"],
+            "--grid: expected a whole number of 1 or more, got 'x'",
+        ),
+        (
+            ["adapt", "d", "-o", "o", "--lr", "0"],
+            "--lr: expected a number above 0 and at most 10, got '0'",
+        ),
+        (
+            ["segment", "m.pt", "a.png", "--score-threshold", "1.5"],
+            "--score-threshold: expected a number from 0 to 1",
+        ),
+    ],
+)
+def test_numbers_out_of_range_are_refused_by_name(argv, said, capsys):
+    """Before anything is read: a 1-pixel network input, a port that cannot be bound, a server
+    that takes no request, a sample of no images, a learning rate of 0, a threshold above 1."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and "argument " + said in capsys.readouterr().err
 
 
 def test_short_runs_and_resume_with_another_schedule(files, tmp_path, capsys):
@@ -816,6 +860,12 @@ API_CASES = [
         lambda: remove_background(np.zeros((8, 8, 3), np.int64), tiny_seg()),
         ValueError,
         "unsupported dtype int64",
+    ),
+    (
+        "a network input of one pixel",
+        lambda: remove_background(photo(), tiny_seg(), model_size=0),
+        ValueError,
+        "model_size must be 32 to 4096 pixels, got 0",
     ),
 ]
 

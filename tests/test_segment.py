@@ -388,7 +388,7 @@ def test_one_image_into_one_file(shapes_data, tmp_path, capsys):
     assert main([*base, str(tmp_path / "mask.tif")]) == 0
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "mask.tif"), folder_mask)
     assert main([*base, str(tmp_path / "p.png"), "--probabilities"]) == 2
-    assert "--probabilities write into a folder" in capsys.readouterr().err
+    assert "--probabilities writes into a folder" in capsys.readouterr().err
     assert main([*base, str(tmp_path / "mask.jpg")]) == 2  # not a folder named so
     assert "-o " + str(tmp_path / "mask.jpg") + ": class ids and labels are written as PNG or" in (
         capsys.readouterr().err

@@ -86,6 +86,25 @@ def adapt(
             f"{checkpoint}: adapt needs a whole-photo foreground model with 2 classes "
             f"(this one: {'a box model' if start.box_input else f'{start.num_classes} classes'})"
         )
+    cfg = TrainConfig(
+        data=str(out / "data"),
+        out=str(out),
+        weights=str(checkpoint or DEFAULT_MODEL),
+        mask_values=[0, 255],
+        class_names=list(start.class_names),
+        val_fraction=0.1,
+        scale=start.input_scale,
+        zoom=[0.35, 1.0],
+        rotate=15.0,
+        appearance="photo",
+        composite=0.3,
+        flips="horizontal",
+        loss="ce+dice",
+        progress=progress,
+        calibrate=False,  # the adapted model is last.pt; best.pt's int8 would go unused
+        **vars(options),
+    )
+    cfg.check()  # a bad option now, not after every photo is labelled
     labelled = pseudo_label(
         inputs, out / "data", start, box_helper(checkpoint, box_checkpoint), progress
     )
@@ -96,24 +115,5 @@ def adapt(
             + (f", {len(failed)} failed (first: {failed[0][1]})" if failed else "")
             + f"; adapt needs at least {MIN_PHOTOS}"
         )
-    fit(
-        TrainConfig(
-            data=str(out / "data"),
-            out=str(out),
-            weights=str(checkpoint or DEFAULT_MODEL),
-            mask_values=[0, 255],
-            class_names=list(start.class_names),
-            val_fraction=0.1,
-            scale=start.input_scale,
-            zoom=[0.35, 1.0],
-            rotate=15.0,
-            appearance="photo",
-            composite=0.3,
-            flips="horizontal",
-            loss="ce+dice",
-            progress=progress,
-            calibrate=False,  # the adapted model is last.pt; best.pt's int8 would go unused
-            **vars(options),
-        )
-    )
+    fit(cfg)
     return out / "last.pt", labelled

@@ -20,6 +20,7 @@ from pixelwise.config import (
     Opt,
     TrainConfig,
     add_shared,
+    bounded,
     box_numbers,
     default_out,
     field_options,
@@ -284,7 +285,12 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "composite onto a colour (#rrggbb or a name such as white) or an image file "
                 "instead of transparency",
             ),
-            Opt(("--model-size",), "longer side the network sees (default 320)", 320, type=int),
+            Opt(
+                ("--model-size",),
+                "longer side the network sees, 32 to 4096 (default 320)",
+                320,
+                type=bounded(int, 32, 4096),
+            ),
             Opt(
                 ("--format",),
                 "photos' cut-outs as png (default; lossless), webp (colours lossy, alpha exact; "
@@ -329,10 +335,15 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "out",
             "checkpoint_option",
             "box_checkpoint",
-            Opt(("--epochs",), "default 8", 8, type=int),
-            Opt(("--epoch-size",), "samples per epoch (default 400)", 400, type=int),
-            Opt(("--crop",), "training crop (default 224)", 224, type=int),
-            Opt(("--lr",), "peak learning rate (default 1e-3)", 1e-3, type=float),
+            Opt(("--epochs",), "default 8", 8, type=bounded(int, 1)),
+            Opt(("--epoch-size",), "samples per epoch (default 400)", 400, type=bounded(int, 1)),
+            Opt(("--crop",), "training crop (default 224)", 224, type=bounded(int, 16)),
+            Opt(
+                ("--lr",),
+                "peak learning rate (default 1e-3)",
+                1e-3,
+                type=bounded(float, 0, 10, True),
+            ),
             Opt(("--device",), "auto, cpu, cuda, ... (default auto)", "auto"),
             "progress",
         ],
@@ -348,7 +359,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "a POST's Origin one of those (403).",
         [
             Opt(("--host",), "default 127.0.0.1", "127.0.0.1"),
-            Opt(("--port",), "default 8000", 8000, type=int),
+            Opt(("--port",), "default 8000", 8000, type=bounded(int, 1, 65535)),
             "checkpoint_option",
             "box_checkpoint",
             "method",
@@ -356,33 +367,33 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 ("--max-upload-mb",),
                 "larger uploads get 413, checked while the body streams in (default 20)",
                 20.0,
-                type=float,
+                type=bounded(float, 0, above=True),
             ),
             Opt(
                 ("--max-megapixels",),
                 "larger images get 413, refused from their header before decoding (default 40)",
                 40.0,
-                type=float,
+                type=bounded(float, 0, above=True),
             ),
             Opt(
                 ("--max-matting-megapixels",),
                 "matting costs about 600 MB per megapixel: larger images with matting get 413 "
-                "(default 2)",
+                "(default 2; 0: matting refused)",
                 2.0,
-                type=float,
+                type=bounded(float, 0),
             ),
             Opt(
                 ("--threads",),
                 "requests processed at once (default 2)",
                 2,
-                type=int,
+                type=bounded(int, 1),
                 old=("--workers",),
             ),
             Opt(
                 ("--queue",),
                 "requests waiting beyond those; more get 503 at once (default 8)",
                 8,
-                type=int,
+                type=bounded(int, 0),
             ),
             Opt(
                 ("--allow-host",),
@@ -429,7 +440,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             Opt(
                 ("--num-classes",),
                 "default: from --mask-values, else the first checkpoint, else 2",
-                type=int,
+                type=bounded(int, 2),
             ),
             Opt(
                 ("--val-stems",),
@@ -437,9 +448,11 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 type=parse_stems,
                 metavar="STEMS",
             ),
-            Opt(("--sample",), "a seeded random sample of this many images", type=int),
-            Opt(("--seed",), "default 0", 0, type=int),
-            Opt(("--grid",), "rows (images) in the figure grid (default 4)", 4, type=int),
+            Opt(("--sample",), "a seeded random sample of this many images", type=bounded(int, 1)),
+            Opt(("--seed",), "default 0", 0, type=bounded(int, 0)),
+            Opt(
+                ("--grid",), "rows (images) in the figure grid (default 4)", 4, type=bounded(int, 1)
+            ),
             "progress",
         ],
     ),
@@ -567,7 +580,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "--remove-bg: a checkpoint instead of the bundled model",
                 old=("--model",),
             ),
-            Opt(("--epochs",), "default 8", 8, type=int),
+            Opt(("--epochs",), "default 8", 8, type=bounded(int, 1)),
         ],
     ),
 }
@@ -726,7 +739,8 @@ def one_file_target(args: argparse.Namespace, inputs: list, side: tuple[str, ...
     given = [f"--{name.replace('_', '-')}" for name in side if getattr(args, name, None)]
     if given:
         raise ValueError(
-            f"-o {out} names one file; {', '.join(given)} write into a folder: give -o a folder"
+            f"-o {out} names one file; {', '.join(given)} "
+            f"{'writes' if len(given) == 1 else 'write'} into a folder: give -o a folder"
         )
     return out
 

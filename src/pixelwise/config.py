@@ -122,6 +122,30 @@ def scale_value(text: str) -> float | str:
         ) from None
 
 
+def bounded(kind: type, low: float, high: float | None = None, above: bool = False):
+    """An argparse type: a ``kind`` (int or float) of at least ``low`` (above it, with
+    ``above``) and at most ``high``, else one line saying which numbers the option takes."""
+    what = "a whole number" if kind is int else "a number"
+    rule = f"above {low}" if above else f"from {low}" if high is not None else f"of {low} or more"
+    rule += "" if high is None else f" and at most {high}" if above else f" to {high}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if (
+            value is None
+            or not (value > low if above else value >= low)
+            or (high is not None and value > high)
+        ):
+            raise argparse.ArgumentTypeError(f"expected {what} {rule}, got {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def str_list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
@@ -663,7 +687,7 @@ SHARED: dict[str, Opt] = {
         ("--score-threshold",),
         "instance models: keep detections scoring at least this (default 0.5)",
         0.5,
-        type=float,
+        type=bounded(float, 0, 1),
     ),
     "instance_thresholds": Opt(
         ("--instance-thresholds",),
@@ -695,13 +719,13 @@ SHARED: dict[str, Opt] = {
         ("--min-object-size",),
         "drop objects under this many pixels (default 0)",
         0,
-        type=int,
+        type=bounded(int, 0),
         old=("--min-size",),
     ),
     "object_class": Opt(
         ("--object-class",),
         "objects are connected components of this class id (for models not trained on instances)",
-        type=int,
+        type=bounded(int, 0),
         metavar="ID",
     ),
     "out": Opt(("-o", "--out"), "output folder", required=True, dest="out"),

@@ -579,6 +579,8 @@ def remove_background(
     """
     if method not in CUTOUT_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(CUTOUT_METHODS)}")
+    if not 32 <= model_size <= 4096:  # as --model-size: a 1-pixel look sees nothing
+        raise ValueError(f"model_size must be 32 to 4096 pixels, got {model_size}")
     rgb, given_alpha, box = read_photo(image, box)
     small = working_image(rgb, model_size)
     hints = UserInput.scaled(

@@ -198,8 +198,15 @@ def check_object_class(
     """The class whose connected regions are the objects of a semantic model not trained on
     instance masks: ``object_class``, one of its classes, or for a model of two classes
     (background and one other) that other one; ValueError, one line naming ``option``, when
-    there is none. Other models make their own objects: None (``object_class`` unchecked)."""
+    there is none. Other models make their own objects: None, and a ValueError when
+    ``object_class`` is given all the same (it would be ignored)."""
     if seg.kind != "semantic" or seg.encoding.instances is not None:
+        if object_class is not None:
+            how = "an instance model" if seg.kind != "semantic" else "trained with --instances"
+            raise ValueError(
+                f"{option} {object_class}: this model makes its own objects ({how}); "
+                "the option is for models trained on classes"
+            )
         return None
     if object_class is None and seg.num_classes == 2:
         return 1
