@@ -214,6 +214,12 @@ def test_predict_on_a_clip_writes_its_overlay_video(tmp_path, capsys):
     assert "1 video: an overlay video each; --labelme, --geojson apply to images only" in (
         capsys.readouterr().err
     )
+    # commands that take images alone say what the clip is, not "not a recognised image"
+    argv = ["segment", "nuclei", str(tmp_path / "clip.mp4"), "-o", str(tmp_path / "s")]
+    assert main([*argv, "--no-progress"]) == 1
+    assert "clip.mp4: a video, not an image (predict and remove-bg take videos;" in (
+        capsys.readouterr().err
+    )
 
 
 def test_the_sound_is_copied_where_the_container_takes_it(tmp_path, capsys):

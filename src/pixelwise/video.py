@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pixelwise.data.io import atomic_save
+from pixelwise.data.io import VIDEO_SUFFIXES, atomic_save
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 # container format, codec, pixel format of frames with and without alpha
 WRITERS = {
     ".webm": ("webm", "libvpx-vp9", "yuva420p", "yuv420p"),

@@ -409,9 +409,18 @@ def _heif_opener() -> bool:
     return True
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")  # predict and remove-bg's
+
+
 def _open_unidentified(path: Path, source) -> Image.Image:
     """Pillow did not recognise the file: a HEIF photo opens through pillow-heif when it is
     installed; anything else is an error naming the file."""
+    if Path(path).suffix.lower() in VIDEO_SUFFIXES and not _is_heif(path, source):
+        raise ImageReadError(
+            path,
+            "a video, not an image (predict and remove-bg take videos; for this command, "
+            "extract its frames first, e.g. ffmpeg -i CLIP frames/%05d.png)",
+        ) from None
     if not _is_heif(path, source):
         raise ImageReadError(path, "not a recognised image format") from None
     if not _heif_opener():
