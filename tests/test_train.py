@@ -241,6 +241,17 @@ def test_version_is_fast():
         check=True,
     )
     assert imported.stdout.strip() == "False"
+    listed = subprocess.run(  # the lazy API is listed (tab completion) without importing it
+        [
+            sys.executable,
+            "-c",
+            "import pixelwise, sys; print(dir(pixelwise), 'torch' in sys.modules)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "'remove_background'" in listed.stdout and listed.stdout.strip().endswith("False")
 
 
 def test_fine_tunes_from_a_checkpoint(shapes_data, tmp_path):

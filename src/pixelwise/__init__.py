@@ -54,3 +54,8 @@ def __getattr__(name: str):
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'pixelwise' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API too, for tab completion (it is imported lazily)."""
+    return sorted(set(globals()) | set(__all__))
