@@ -46,7 +46,9 @@ def test_probe_measures_every_path_and_caches_it(fresh_cache, capsys):
     # a bound against a runaway probe, not a speed target (about 5 s on 2 idle cores; several times
     # that while another torch process shares the cores)
     assert result["probe_seconds"] < 120
-    assert "measuring this machine's fastest path" in capsys.readouterr().err
+    said = capsys.readouterr().err  # not a terminal: a line each, no carriage returns to join them
+    assert "measuring this machine's fastest path (inference paths)...\n" in said
+    assert "\r" not in said and said.endswith(f"(cached in {runtime.cache_file()})\n")
     # the second time comes from the cache: no measuring, same answer
     runtime._MEASURED = None
     assert runtime.measured()["inference"] == inference

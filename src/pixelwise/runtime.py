@@ -346,17 +346,27 @@ def measure_training(report) -> Measurement:
     return Measurement(seconds, {}, pick(seconds, {}, TRAINING_PATHS))
 
 
+def carriage() -> str:
+    """Back to the start of the line on a terminal, where the next line replaces a passing
+    one; nothing in a log, where each has its own line."""
+    return "\r" if sys.stderr.isatty() else ""
+
+
+def passing_line(text: str) -> None:
+    """A line of progress that the next line replaces on a terminal (a line of its own in a
+    log file, not a run of them joined by carriage returns)."""
+    if sys.stderr.isatty():
+        print(f"\r{text}", end="", file=sys.stderr, flush=True)
+    else:
+        print(text.rstrip(), file=sys.stderr, flush=True)
+
+
 def probe(progress: bool = True) -> dict:
     """Measure every path on this machine now (a few seconds); the result as it is cached."""
 
     def report(what: str) -> None:
         if progress:
-            print(
-                f"\rpixelwise: measuring this machine's fastest path ({what})...{' ' * 10}",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
+            passing_line(f"pixelwise: measuring this machine's fastest path ({what})...{' ' * 10}")
 
     start = time.perf_counter()
     others = OtherWork()
@@ -376,7 +386,7 @@ def probe(progress: bool = True) -> dict:
         result["busy"] = share > BUSY_SHARE
     if progress:
         print(
-            f"\rpixelwise: measured in {result['probe_seconds']:.1f} s{busy_note(result)}: "
+            f"{carriage()}pixelwise: measured in {result['probe_seconds']:.1f} s{busy_note(result)}: "
             f"inference {result['inference']['best']}, training {result['training']['best']}",
             end="",  # save() ends the line with where it was cached
             file=sys.stderr,
@@ -542,7 +552,7 @@ def save(result: dict, progress: bool = False) -> None:
             "command: PIXELWISE_CACHE=FOLDER names a writable place for it"
         )
     if progress:
-        print(f"{where}{' ' * 10}", file=sys.stderr)
+        print(where + (" " * 10 if carriage() else ""), file=sys.stderr)  # over a longer line
 
 
 def forced_path() -> str | None:
@@ -601,12 +611,7 @@ def race_checkpoint(result: dict, digest: str, race, progress: bool) -> None:
     best = result["inference"]["best"]
     races = result.get("checkpoints", {})
     if progress:
-        print(
-            f"\rpixelwise: timing this checkpoint's int8 graph against {best} (once)...",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
+        passing_line(f"pixelwise: timing this checkpoint's int8 graph against {best} (once)...")
     seconds = race(best)
     entry = {"against": best, "seconds": seconds, "best": min(seconds, key=seconds.get)}
     races = {k: v for k, v in races.items() if k != digest} | {digest: entry}
@@ -614,7 +619,9 @@ def race_checkpoint(result: dict, digest: str, race, progress: bool) -> None:
     save(result)
     if progress:
         times = ", ".join(f"{p} {s * 1000:.0f} ms" for p, s in seconds.items())
-        print(f"\rpixelwise: {times}: {entry['best']} for this checkpoint", file=sys.stderr)
+        print(
+            f"{carriage()}pixelwise: {times}: {entry['best']} for this checkpoint", file=sys.stderr
+        )
 
 
 def training_path() -> str:
