@@ -320,6 +320,36 @@ def test_evaluate_and_compare_read_masks_with_soft_edges_as_told(tmp_path, capsy
     )
 
 
+def test_soft_alpha_predictions_are_scored_with_soft_masks(tmp_path, capsys):
+    """Alpha mattes as predictions (remove-bg --mask-only, other removers' masks) of black-and-
+    white data: refused, every file named in one line with the problem said once and what to
+    give; with --soft-masks each pixel is the nearer of black and white, as for the data."""
+    import cv2
+
+    for sub in ("images", "masks", "alpha"):
+        (tmp_path / sub).mkdir()
+    truths, kept = [], []
+    for i in range(3):
+        disc = cv2.circle(np.zeros((40, 48), np.uint8), (20 + i, 20), 11, 255, -1)
+        alpha = cv2.GaussianBlur(np.roll(disc, 3, axis=1) * 1.0, (9, 9), 2).round()
+        Image.fromarray(np.dstack([disc] * 3)).save(tmp_path / "images" / f"{i}.png")
+        Image.fromarray(disc).save(tmp_path / "masks" / f"{i}.png")
+        Image.fromarray(alpha.astype(np.uint8)).save(tmp_path / "alpha" / f"{i}.png")
+        truths.append(disc > 0)
+        kept.append(alpha >= 128)
+    argv = ["evaluate", str(tmp_path / "alpha"), str(tmp_path)]
+    assert main(argv) == 2
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    files = ", ".join(str(tmp_path / "alpha" / f"{i}.png") for i in range(3))
+    assert f"3 predictions cannot be used: {files}: values [0, 1, 2," in said
+    assert said.count("neither class ids") == 1 and "--soft-masks reads each pixel" in said
+    out = tmp_path / "e.json"
+    assert main([*argv, "--soft-masks", "--json", str(out)]) == 0
+    inter, union = (sum(f(t, p).sum() for t, p in zip(truths, kept)) for f in (AND, OR))
+    scored = json.loads(out.read_text())["per_class"]["foreground"]["iou"]
+    assert scored == pytest.approx(inter / union) and scored < 1
+
+
 def test_prediction_files_of_stack_pages_and_3d_frames(tmp_path):
     """Each item's file: by its name, else its image's own name (a 3D frame's slice 12 is
     t000-012.png, as predict names the pages of t000.tif); of two such files, the one in a

@@ -125,10 +125,17 @@ def first_time(key) -> bool:
 
 def unusable(failures: list[str], what: str) -> ValueError:
     """One error for every file (or pair) that cannot be used (``failures``: a line each),
-    rather than one run for each."""
-    shown = "; ".join(failures[:5]) + (
-        f"; ... ({len(failures)} in all)" if len(failures) > 5 else ""
-    )
+    rather than one run for each. Files that fail alike ("FILE: the same problem") are named
+    together, the problem said once."""
+    problems: dict[str, list[str]] = {}  # a problem (or a line without one): its files
+    for line in failures:
+        name, said, problem = line.partition(": ")
+        problems.setdefault(problem if said else line, []).append(name if said else "")
+    lines = [
+        f"{first_ten(names, 'files')}: {problem}" if names[0] else problem
+        for problem, names in problems.items()
+    ]
+    shown = "; ".join(lines[:5]) + (f"; ... ({len(failures)} in all)" if len(lines) > 5 else "")
     return ValueError(f"{counted(len(failures), what)} cannot be used: {shown}")
 
 

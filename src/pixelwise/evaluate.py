@@ -1044,7 +1044,8 @@ def predicted_ids(
     """Class ids of a predicted mask stored as the data's masks are (its values among the
     data's stored values) or as class ids 0..classes-1 (as `predict` writes them, marked so:
     :func:`~pixelwise.data.io.holds_class_ids`); for data of objects (``encoding.instances``),
-    a label image's objects are the foreground. Values that are both are read as the data's,
+    a label image's objects are the foreground; with soft masks (``encoding.soft``) any values
+    but class ids, each the class of the nearest data value. Values that are both are read as the data's,
     unless the file is marked or some are values the data leaves unscored (no prediction
     gives a pixel no class)."""
     if encoding.instances is not None:
@@ -1053,6 +1054,8 @@ def predicted_ids(
     class_ids = found <= set(range(classes))
     if class_ids and (holds_class_ids(path) or is_geojson(path)):
         return stored.astype(np.int64)
+    if encoding.soft and encoding.values is not None and not found <= set(range(classes)):
+        return encoding.apply(stored, classes, path)  # soft as the data's: the nearest value's
     if encoding.values is not None and found <= set(encoding.values) | set(encoding.ignore_values):
         ignored = sorted(found & set(encoding.ignore_values))
         if not ignored:
@@ -1068,7 +1071,10 @@ def predicted_ids(
     if Path(path).suffix.lower() in (".jpg", ".jpeg"):
         hint = " (a JPEG's lossy compression changes the values at edges: save masks as PNG)"
     elif classes == 2:
-        hint = " (remove-bg --mask-only writes soft alpha: score its cut-outs instead)"
+        hint = (
+            " (soft alpha, as remove-bg --mask-only writes it: --soft-masks reads each pixel as "
+            "the nearer of the mask values)"
+        )
     raise ValueError(
         f"{path}: values {sorted(found)[:10]} are neither class ids 0..{classes - 1} nor the "
         f"data's mask values ({', '.join(map(str, encoding.values or ())) or 'class ids'})" + hint
