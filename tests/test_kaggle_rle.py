@@ -1,7 +1,8 @@
-"""Kaggle run-length CSVs converted to COCO: every object drawn back pixel for pixel, the
-run-lengths made here by a plain loop over the pixels in the competitions' own order."""
+"""Kaggle run-length CSVs converted to COCO and back: every object drawn back pixel for pixel,
+the run-lengths made here by a plain loop over the pixels in the competitions' own order."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -12,7 +13,12 @@ from pixelwise.cli import main
 pytest.importorskip("pycocotools", reason="reading COCO masks needs pycocotools")
 
 from pixelwise.data.coco import label_image, load_coco  # noqa: E402
-from pixelwise.data.kaggle_rle import is_rle_csv, rle_csv_to_coco  # noqa: E402
+from pixelwise.data.kaggle_rle import (  # noqa: E402
+    coco_to_rle_csv,
+    is_rle_csv,
+    rle_csv_to_coco,
+    run_length,
+)
 
 
 def naive_rle(mask: np.ndarray, order: str = "columns") -> str:
@@ -133,3 +139,67 @@ def test_cli_convert_then_train_reads_it_and_bad_rows_name_their_line(tmp_path, 
     assert not is_rle_csv(tmp_path / "other.csv")
     assert main(["convert", str(tmp_path / "other.csv")]) == 2
     assert "not a run-length CSV" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("order", ["columns", "rows"])
+def test_run_length_of_a_mask_is_the_plain_loops(order):
+    for seed in range(4):
+        labels = objects(seed)
+        for k in range(0, 5):
+            assert run_length(labels == k, order) == naive_rle(labels == k, order)
+    assert run_length(np.zeros((3, 4), bool)) == ""
+    assert run_length(np.array([[1, 0], [1, 1]]), "columns") == "1 2 4 1"  # by hand
+    assert run_length(np.array([[1, 0], [1, 1]]), "rows") == "1 1 3 2"
+
+
+def test_segment_coco_file_to_a_submission_csv_and_back(tmp_path, capsys):
+    """What segment --coco writes (compressed RLE, polygons, an image with no object, two
+    categories) becomes ImageId,EncodedPixels[,ClassId] rows that the reader brings back."""
+    from pixelwise.data.coco import object_annotations
+
+    (tmp_path / "images").mkdir()
+    truths, images, annotations = {}, [], []
+    for i in range(3):
+        labels = objects(i) if i < 2 else np.zeros((23, 31), np.int32)
+        Image.fromarray(np.zeros((23, 31, 3), np.uint8)).save(tmp_path / "images" / f"im{i}.png")
+        truths[f"im{i}"] = labels
+        images.append({"id": i + 7, "file_name": f"im{i}.png", "height": 23, "width": 31})
+        for ann in object_annotations(labels):
+            annotations.append(ann | {"id": len(annotations) + 1, "image_id": i + 7})
+    annotations.append(  # a polygon, and one of the second category
+        {"id": 99, "image_id": 8, "category_id": 2, "iscrowd": 0,
+         "segmentation": [[20, 15, 27, 15, 27, 21, 20, 21]], "bbox": [20, 15, 7, 6], "area": 42}
+    )  # fmt: skip
+    coco = {"images": images, "annotations": annotations, "categories": [
+        {"id": 1, "name": "nucleus"}, {"id": 2, "name": "other"}]}  # fmt: skip
+    (tmp_path / "objects.json").write_text(json.dumps(coco))
+    assert main(["convert", str(tmp_path / "objects.json")]) == 0
+    assert f"wrote {tmp_path / 'objects.csv'}: 9 objects of 3 images" in capsys.readouterr().out
+    with open(tmp_path / "objects.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["ImageId", "EncodedPixels", "ClassId"] and rows[-1] == ["im2", "", ""]
+    first = [(rle, klass) for name, rle, klass in rows[1:] if name == "im0"]
+    expected = [(naive_rle(truths["im0"] == k), "1") for k in range(1, 5)]
+    assert sorted(first) == sorted(expected)
+    polygon = next(rle for *_, rle, klass in rows if klass == "2")
+    assert polygon.split()[0] == str(20 * 23 + 15 + 1)  # column 20, row 15, from 1
+    assert main(["convert", str(tmp_path / "objects.csv"), "-o", str(tmp_path / "b.json")]) == 0
+    items, categories, _ = load_coco(tmp_path / "b.json")
+    assert categories.names == ("class1", "class2") and len(items) == 3
+    for item in items:
+        ones = [a for a in item.annotations if a["category_id"] == 1]
+        drawn = label_image(tuple((1, a) for a in ones), 23, 31, instances=True)
+        truth = truths[item.name]
+        assert ((drawn > 0) == (truth > 0)).all()
+        for k in np.unique(truth)[1:]:
+            assert len(np.unique(drawn[truth == k])) == 1
+    # Airbus's ids keep the suffix; rows order; options of the other direction are refused
+    out, found = coco_to_rle_csv(tmp_path / "objects.json", tmp_path / "r.csv", "rows", "name")
+    assert found == {"images": 3, "objects": 9}
+    assert (tmp_path / "r.csv").read_text().splitlines()[1].startswith("im0.png,")
+    argv = ["convert", str(tmp_path / "objects.json"), "--classes", "a,b"]
+    assert main(argv) == 2
+    assert "--classes are for reading a CSV, not writing one" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text('{"images": []}')
+    assert main(["convert", str(tmp_path / "bad.json")]) == 2
+    assert "bad.json: not a COCO instances file (KeyError" in capsys.readouterr().err

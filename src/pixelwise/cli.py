@@ -518,21 +518,30 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         ],
     ),
     "convert": (
-        "a Kaggle run-length CSV to a COCO instances file (to train on, inspect, evaluate)",
+        "a Kaggle run-length CSV to a COCO instances file (to train on, inspect, evaluate), and back",
         "Reads a CSV of Kaggle segmentation competitions (Data Science Bowl 2018, Airbus ships, "
         "Carvana, Severstal, Sartorius...): a row per object, an image id column (ImageId, img, "
         "id, ...), a run-length column (EncodedPixels, rle_mask, annotation, ...: 'start length' "
         "pairs, starts from 1) and optionally a class column (ClassId). Writes a COCO instances "
         "file that 'pixelwise train FILE.json' trains on (category k is class k; --instances or "
         "--model mask_rcnn for the objects) and CVAT or FiftyOne open. Image ids are looked up by "
-        "file name or stem under --images. Needs pycocotools.",
+        "file name or stem under --images. Given a COCO instances file (such as segment --coco "
+        "writes), writes it as such a CSV, a submission: ImageId,EncodedPixels a row per object "
+        "(and ClassId, the category id, for more than one category), one row with an empty "
+        "run-length for an image without objects. Needs pycocotools.",
         [
-            Opt(("csv",), "the run-length CSV"),
+            Opt(
+                ("source",), "the run-length CSV, or a COCO instances file (.json) to write as one"
+            ),
             Opt(
                 ("--images",),
-                "the folder holding the images, searched recursively (default: the CSV's folder)",
+                "CSV to COCO: the folder holding the images, searched recursively (default: the "
+                "CSV's folder)",
             ),
-            Opt(("-o", "--out"), "the COCO file to write (default: the CSV's name, .json)"),
+            Opt(
+                ("-o", "--out"),
+                "the file to write (default: SOURCE's name, .json for a CSV, .csv for a COCO file)",
+            ),
             Opt(
                 ("--order",),
                 "how pixels are numbered: columns (top to bottom, then left to right: most "
@@ -542,9 +551,16 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             ),
             Opt(
                 ("--classes",),
-                "class names, comma-separated, in the order of the class column's values "
-                "(default: class1, class2, ..., or 'object' without a class column)",
+                "CSV to COCO: class names, comma-separated, in the order of the class column's "
+                "values (default: class1, class2, ..., or 'object' without a class column)",
                 type=str_list,
+            ),
+            Opt(
+                ("--image-ids",),
+                "COCO to CSV: each image's file name without its suffix (stem: Data Science Bowl "
+                "2018, Sartorius; default) or with it (name: Airbus, Severstal)",
+                "stem",
+                choices=("stem", "name"),
             ),
         ],
     ),
@@ -1422,17 +1438,29 @@ STAIN_PIXELS = 4096 * 4096  # stains: at most this many pixels, shared by the im
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from pixelwise.data.kaggle_rle import rle_csv_to_coco
+    from pixelwise.data.kaggle_rle import coco_to_rle_csv, rle_csv_to_coco
 
-    out, found = rle_csv_to_coco(args.csv, args.images, args.out, args.order, args.classes)
+    source = Path(args.source)
+    if source.suffix.lower() == ".json":  # a COCO file: written as a Kaggle CSV
+        given = [f for f, v in (("--images", args.images), ("--classes", args.classes)) if v]
+        if given:
+            raise ValueError(f"{source}: {', '.join(given)} are for reading a CSV, not writing one")
+        out, found = coco_to_rle_csv(source, args.out, args.order, args.image_ids)
+        print(
+            f"wrote {out}: {counted(found['objects'], 'object')} of {counted(found['images'], 'image')}"
+        )
+        return 0
+    if args.image_ids != "stem":
+        raise ValueError(f"{source}: --image-ids is for writing a CSV from a COCO file")
+    out, found = rle_csv_to_coco(source, args.images, args.out, args.order, args.classes)
     print(
         f"wrote {out}: {counted(found['objects'], 'object')} in {counted(found['images'], 'image')}"
     )
     if found["missing"]:
         shown = ", ".join(found["missing"][:5]) + (", ..." if len(found["missing"]) > 5 else "")
         print(
-            f"{args.csv}: {len(found['missing'])} image id(s) name no image under "
-            f"{args.images or Path(args.csv).parent}, left out: {shown}",
+            f"{source}: {len(found['missing'])} image id(s) name no image under "
+            f"{args.images or source.parent}, left out: {shown}",
             file=sys.stderr,
         )
     return 0

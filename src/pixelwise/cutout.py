@@ -338,7 +338,9 @@ Box = tuple[float, float, float, float]
 
 def working_image(rgb: np.ndarray, model_size: int) -> np.ndarray:
     """The photo at the size the network and the graph cut work at (longer side ``model_size``
-    at most)."""
+    at most); ValueError for a size outside 32..4096 (a 1-pixel look sees nothing)."""
+    if not 32 <= model_size <= 4096:  # as --model-size
+        raise ValueError(f"model_size must be 32 to 4096 pixels, got {model_size}")
     h, w = rgb.shape[:2]
     s = model_size / max(h, w)
     return resize_image(rgb, (max(1, round(h * s)), max(1, round(w * s)))) if s < 1 else rgb
@@ -579,8 +581,6 @@ def remove_background(
     """
     if method not in CUTOUT_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(CUTOUT_METHODS)}")
-    if not 32 <= model_size <= 4096:  # as --model-size: a 1-pixel look sees nothing
-        raise ValueError(f"model_size must be 32 to 4096 pixels, got {model_size}")
     rgb, given_alpha, box = read_photo(image, box)
     small = working_image(rgb, model_size)
     hints = UserInput.scaled(
