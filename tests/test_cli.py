@@ -135,6 +135,31 @@ def test_every_command_has_help(capsys):
         assert "usage: pixelwise " + command in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["trian", "data"], "pixelwise: error: no command 'trian' (did you mean train?)"),
+        (["frobnicate"], "pixelwise: error: no command 'frobnicate' (the commands: demo, train,"),
+        (
+            ["predict", "m.pt", "a.png", "--ouput", "o"],
+            "pixelwise predict: error: unrecognized arguments: --ouput o (did you mean --out?)",
+        ),
+        (
+            ["segment", "m.pt", "a.png", "--ovrlap=3"],
+            "pixelwise segment: error: unrecognized arguments: --ovrlap=3 (did you mean --overlap?)",
+        ),
+        (
+            ["remove-bg", "a.png", "--zzz"],
+            "pixelwise remove-bg: error: unrecognized arguments: --zzz\n",
+        ),
+    ],
+)
+def test_a_mistyped_command_or_option_is_named_with_the_one_meant(argv, said, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and said in capsys.readouterr().err
+
+
 def test_missing_extra_is_one_friendly_line(monkeypatch, capsys):
     import pixelwise.cli as cli
 

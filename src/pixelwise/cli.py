@@ -1640,17 +1640,41 @@ def model_first(args: argparse.Namespace, argv: list[str]) -> None:
     args.checkpoint, args.inputs = inputs[0], inputs[1:]
 
 
+def did_you_mean(word: str, known: list[str]) -> str:
+    """ " (did you mean X?)" for the closest of ``known`` to a mistyped ``word``, else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def unknown(parser: argparse.ArgumentParser, command: str | None, extra: list[str]) -> None:
+    """Exit (status 2) naming the arguments ``command`` does not take, and the option meant
+    where one is close ("--ouput": --out)."""
+    sub = next(
+        (a.choices[command] for a in parser._actions if isinstance(a, argparse._SubParsersAction)),
+        None,
+    ) if command else None  # fmt: skip
+    where = sub or parser
+    options = [o for o in where._option_string_actions if o.startswith("--")]
+    hints = "".join(did_you_mean(e.split("=")[0], options) for e in extra if e.startswith("--"))
+    where.error(f"unrecognized arguments: {' '.join(extra)}{hints}")
+
+
 def main(argv: list[str] | None = None) -> int:
     tune_allocator()
     parser = build_parser()
     given = sys.argv[1:] if argv is None else list(argv)
     if "--version" in given and {"-v", "--verbose"} & set(given):
         given = ["info"]  # the version with the CPU, its flags and the measured paths
+    if given and not given[0].startswith("-") and given[0] not in HANDLERS:
+        hint = did_you_mean(given[0], list(HANDLERS)) or f" (the commands: {', '.join(HANDLERS)})"
+        parser.error(f"no command {given[0]!r}{hint}")
     args, extra = parser.parse_known_args(given)
     if args.command == "predict" and extra and not any(e.startswith("-") for e in extra):
         args.paths += extra  # inputs given after options ("predict CKPT --runtime onnx IMAGES")
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        unknown(parser, args.command, extra)
     if args.command is None:
         parser.print_help()
         return 2
