@@ -507,3 +507,10 @@ def test_a_cache_on_a_file_system_without_locks_still_measures(fresh_cache, monk
     monkeypatch.setattr(runtime, "probe", lambda progress=True: {"key": runtime.machine_key()})
     assert runtime.measured()["key"] == runtime.machine_key()
     assert fresh_cache.exists()
+
+
+def test_a_torch_precision_is_named_as_the_probe_names_its_path():
+    """evaluate's JSON and train's 'default path for it' name paths as `pixelwise info` does."""
+    names = {p: runtime.torch_path(p) for p in ("fp32", "fp32-cl", "bf16")}
+    assert names == {"fp32": "torch-fp32", "fp32-cl": "torch-fp32-cl", "bf16": "torch-bf16-cl"}
+    assert set(names.values()) == set(runtime.TRAINING_PATHS)

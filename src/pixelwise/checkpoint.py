@@ -229,10 +229,10 @@ def int8_race(seg: Segmenter, graph: bytes, source: Path, best: str) -> dict[str
 def default_path(checkpoint: str | Path) -> str:
     """The path ``--precision auto --runtime auto`` takes for ``checkpoint`` here (for a calibrated
     checkpoint, int8 raced on its own network first: :func:`pixelwise.runtime.calibrated_path`)."""
-    from pixelwise.runtime import resolve_precision
+    from pixelwise.runtime import resolve_precision, torch_path
 
     network = load_model(checkpoint, "auto").network
-    return getattr(network, "path", None) or f"torch-{resolve_precision('auto')}"
+    return getattr(network, "path", None) or torch_path(resolve_precision("auto"))
 
 
 def onnx_runs(arch: str) -> bool:

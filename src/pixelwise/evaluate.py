@@ -90,7 +90,7 @@ from pixelwise.metrics import (
     rand_info_scores,
     seg_score,
 )
-from pixelwise.runtime import is_onnx_file, resolve_precision
+from pixelwise.runtime import is_onnx_file, resolve_precision, torch_path
 from pixelwise.segmenter import Segmenter
 from pixelwise.semantic import resolve_classes, soft_black_and_white
 
@@ -196,7 +196,7 @@ def evaluate_checkpoint(
     head |= {} if scale == 1.0 else {"scale": scale}
     precision = resolve_precision(precision, device)
     # what ran: an int8 model's scores differ from fp32's
-    head["path"] = seg.network.path if on_ort else f"torch-{precision}"
+    head["path"] = seg.network.path if on_ort else torch_path(precision)
     scores = ImageScores(seg.num_classes)
     models = scaled_models(seg, items, scale)
     if seg.encoding.instances is None and object_class is None:

@@ -54,6 +54,14 @@ PRECISION_OF = {
     "onnx-fp32": "fp32",
     "onnx-int8": "fp32",
 }
+
+
+def torch_path(precision: str) -> str:
+    """The probe's name of the PyTorch path that runs ``precision`` (``bf16``: torch-bf16-cl,
+    as bf16 runs channels_last)."""
+    return next(p for p, v in PRECISION_OF.items() if v == precision and p.startswith("torch"))
+
+
 INT8_PATH = "onnx-int8"  # only for checkpoints whose int8 calibration passed its gate
 FLAGS = (
     "avx2",
