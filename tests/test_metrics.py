@@ -81,6 +81,18 @@ def test_hand_computed_case():
     # frequency weighted IoU: both classes have half the reference pixels
     assert cm.frequency_weighted_iou() == pytest.approx(0.5 * 0.5 + 0.5 * 2 / 3)
     assert "mean class accuracy 0.7500" in format_table(cm.summary(["a", "b", "c"]))
+    # the matrix itself, and the pairs most taken one for the other: a's 2 pixels, 1 taken for b
+    assert cm.summary()["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [0, 0, 0]]
+    assert format_table(cm.summary(["a", "b", "c"])).endswith(
+        "\nmost confused: a taken for b 50.0% of its pixels"
+    )
+    cm.update(torch.tensor([2] * 3 + [0] * 97), torch.tensor([1] * 100))  # b: 3 of 102 for c
+    said = format_table(cm.summary(["a", "b", "c"]))
+    assert "most confused: b taken for a 95.1% of its pixels, a taken for b 50.0% of its " in said
+    assert "b taken for c 2.9% of its pixels" in said  # 3 of 102, over the 1 % shown
+    two = ConfusionMatrix(2)
+    two.update(torch.tensor([0, 1]), torch.tensor([1, 1]))
+    assert "most confused" not in format_table(two.summary())  # the table says it for two
 
 
 def test_bad_inputs():

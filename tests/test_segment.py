@@ -629,5 +629,5 @@ def test_evaluate_scores_remove_bg_cutouts_by_their_alpha(tmp_path, capsys):
     (data / "classes.json").write_text(json.dumps({"classes": classes}))
     for i in range(3):  # class ids 0, 1, 2 (the masks were 0/255)
         Image.fromarray(np.full((40, 50), i, np.uint8)).save(data / "masks" / f"{i}.png")
-    with pytest.raises(ValueError, match=r"0.png: a cut-out .* not 3 classes"):
+    with pytest.raises(ValueError, match=r"0.png, .*2.png: a cut-out .* not 3 classes"):
         evaluate_predictions(tmp_path / "cut", data)
