@@ -132,7 +132,7 @@ def unusable(failures: list[str], what: str) -> ValueError:
         name, said, problem = line.partition(": ")
         problems.setdefault(problem if said else line, []).append(name if said else "")
     lines = [
-        f"{first_ten(names, 'files')}: {problem}" if names[0] else problem
+        f"{first_ten(names, what + 's')}: {problem}" if names[0] else problem
         for problem, names in problems.items()
     ]
     shown = "; ".join(lines[:5]) + (f"; ... ({len(failures)} in all)" if len(lines) > 5 else "")
