@@ -101,7 +101,7 @@ def test_each_machine_is_measured_once_and_the_oldest_dropped(fresh_cache, monke
 
     def probe(progress=True):
         probes.append(runtime.machine_key())
-        return {"key": runtime.machine_key(), "marker": len(probes)}
+        return probe_result(marker=len(probes))
 
     monkeypatch.setattr(runtime, "probe", probe)
     keys = [f"machine {i}" for i in range(runtime.KEPT_MACHINES + 1)]
@@ -114,6 +114,25 @@ def test_each_machine_is_measured_once_and_the_oldest_dropped(fresh_cache, monke
         monkeypatch.setattr(runtime, "machine_key", lambda key=key: key)
         runtime.measured()
     assert list(runtime.cached_machines()) == keys[1:]  # the first measured is dropped
+
+
+def probe_result(**extra) -> dict:
+    """A probe result for this machine as the cache keeps it, the least a command reads."""
+    part = {"seconds": {"torch-fp32": 0.1}, "best": "torch-fp32"}
+    return {"key": runtime.machine_key(), "inference": part, "training": part} | extra
+
+
+def test_a_cached_result_cut_short_is_measured_again(fresh_cache, monkeypatch):
+    """An entry edited by hand (or by another tool) that lacks what the commands read is
+    measured again, not a KeyError in every command."""
+    for broken in ({"inference": {"best": "torch-zz"}}, {"training": None}, {"inference": 3}):
+        runtime.save(probe_result(**broken))
+        runtime._MEASURED = None
+        monkeypatch.setattr(runtime, "probe", lambda progress=True: probe_result(marker=1))
+        assert runtime.measured()["marker"] == 1
+        runtime._MEASURED = None
+        monkeypatch.setattr(runtime, "probe", lambda progress=True: pytest.fail("measured"))
+        assert runtime.measured()["marker"] == 1  # the good one is kept
 
 
 def fake_measurement(best="torch-fp32", bf16=False):
@@ -425,7 +444,7 @@ def test_a_calibrated_checkpoint_races_int8_once_per_machine_and_best_path(fresh
     """The int8 race of a checkpoint runs once, is cached by the checkpoint's digest beside the
     probe's result (also across processes), runs again when the probe's best path changes, and
     picks the faster of the two paths."""
-    runtime.save({"key": runtime.machine_key(), "inference": {"best": "torch-bf16-cl"}})
+    runtime.save(probe_result(inference={"seconds": {}, "best": "torch-bf16-cl"}))
     calls = []
 
     def race(best):
@@ -443,7 +462,7 @@ def test_a_calibrated_checkpoint_races_int8_once_per_machine_and_best_path(fresh
     )
     cached = json.loads(fresh_cache.read_text())["machines"][runtime.machine_key()]
     assert list(cached["checkpoints"]) == ["digest-a", "digest-b"]
-    runtime.save(cached | {"inference": {"best": "onnx-fp32"}})  # measured again: race again
+    runtime.save(cached | {"inference": {"seconds": {}, "best": "onnx-fp32"}})  # race again
     assert runtime.calibrated_path("digest-a", race) == "onnx-int8"
     assert calls == ["torch-bf16-cl", "onnx-fp32"]
     # another process raced digest-c after this one read the cache: taken, not run again
@@ -471,7 +490,9 @@ def test_processes_started_together_measure_once(fresh_cache, tmp_path):
             with open(here / "probes", "a") as f:
                 f.write("probe\\n")
             time.sleep(2)
-            return {"key": runtime.machine_key(), "by": os.getpid()}
+            part = {"seconds": {}, "best": "torch-fp32"}
+            return {"key": runtime.machine_key(), "by": os.getpid(), "inference": part,
+                    "training": part}
         runtime.probe = probe
         (here / f"ready{sys.argv[2]}").touch()
         while not all((here / f"ready{i}").exists() for i in range(2)):

@@ -479,10 +479,10 @@ def measured(progress: bool = True) -> dict:
     global _MEASURED
     if _MEASURED is not None and _MEASURED.get("key") == machine_key():
         return _MEASURED
-    cached = cached_machines().get(machine_key())
+    cached = this_machine()
     if cached is None or measure_again(cached):
         with one_probe_at_a_time(progress):  # another process may have measured meanwhile
-            cached = cached_machines().get(machine_key())
+            cached = this_machine()
             if cached is None or measure_again(cached):
                 cached = probe(progress)
                 save(cached, progress)
@@ -542,6 +542,32 @@ def cached_machines() -> dict[str, dict]:
     return machines if isinstance(machines, dict) else {}
 
 
+def this_machine() -> dict | None:
+    """This machine's cached probe result, or None; one edited by hand or cut short counts as
+    none (measured again, rather than a KeyError in every command)."""
+    entry = cached_machines().get(machine_key())
+    return entry if well_formed(entry) else None
+
+
+def well_formed(entry) -> bool:
+    """Whether a cached probe result has what the commands read."""
+
+    def part(name: str, paths: tuple[str, ...]) -> bool:
+        found = entry.get(name)
+        return (
+            isinstance(found, dict)
+            and isinstance(found.get("seconds"), dict)
+            and found.get("best") in paths
+            and all(isinstance(v, int | float) for v in found["seconds"].values())
+        )
+
+    return (
+        isinstance(entry, dict)
+        and part("inference", (*INFERENCE_PATHS, INT8_PATH))
+        and part("training", TRAINING_PATHS)
+    )
+
+
 def save(result: dict, progress: bool = False) -> None:
     """Cache a probe result for this machine beside the other machines' (the oldest beyond
     :data:`KEPT_MACHINES` dropped; a read-only home just measures again next time).
@@ -597,8 +623,8 @@ def calibrated_path(digest: str, race, progress: bool = True) -> str:
     result = measured()
     if not raced(result, digest):
         with one_probe_at_a_time(progress):  # another process may have raced it meanwhile
-            cached = cached_machines().get(machine_key())
-            if cached and cached.get("inference", {}).get("best") == result["inference"]["best"]:
+            cached = this_machine()
+            if cached and cached["inference"]["best"] == result["inference"]["best"]:
                 result = cached
             if not raced(result, digest):
                 race_checkpoint(result, digest, race, progress)
