@@ -238,6 +238,15 @@ def test_the_onnx_cache_keeps_the_most_recently_used_graphs(tmp_path, monkeypatc
     # another process removed the cached graph: exported again, not an error
     graphs["a"].unlink()
     assert load_model(tmp_path / "a.pt", "onnx").network is not None and graphs["a"].is_file()
+    # a damaged one (cut short): exported again and replaced, not an ONNX Runtime traceback
+    whole = graphs["a"].read_bytes()
+    graphs["a"].write_bytes(whole[:1000])
+    x = torch.rand(1, 3, 16, 16)
+    again = load_model(tmp_path / "a.pt", "onnx").network(x)
+    assert graphs["a"].read_bytes() == whole
+    torch.testing.assert_close(
+        again, load_model(tmp_path / "a.pt", "torch").network(x), atol=1e-4, rtol=1e-4
+    )
 
 
 def test_forced_bf16_runs_on_torch_and_warns_where_onnx_runtime_must_run(

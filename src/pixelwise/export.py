@@ -165,16 +165,21 @@ KEPT_GRAPHS = 8
 def to_onnx_runtime(seg: Segmenter, cache: Path | None = None) -> Segmenter:
     """The same model on ONNX Runtime, exported in memory, or read from ``cache`` when an earlier
     run left the export there (written there otherwise, and the least recently used graphs
-    beyond :data:`KEPT_GRAPHS` in its folder removed)."""
+    beyond :data:`KEPT_GRAPHS` in its folder removed). A cached graph ONNX Runtime cannot load
+    (a damaged file) is exported again and replaced."""
     data = cached_graph(cache) if cache is not None else None
-    if data is None:
-        data = onnx_bytes(seg)
-        if cache is not None:
-            try:
-                atomic_write_bytes(cache, data)
-                drop_least_recent(cache.parent, KEPT_GRAPHS)
-            except OSError:
-                pass  # a read-only cache: export again next time
+    if data is not None:
+        try:
+            return Segmenter.from_metadata(seg.metadata(), OnnxNetwork(data))
+        except Exception:  # ONNX Runtime's load errors (InvalidProtobuf, ...) are plain Exceptions
+            pass
+    data = onnx_bytes(seg)
+    if cache is not None:
+        try:
+            atomic_write_bytes(cache, data)
+            drop_least_recent(cache.parent, KEPT_GRAPHS)
+        except OSError:
+            pass  # a read-only cache: export again next time
     return Segmenter.from_metadata(seg.metadata(), OnnxNetwork(data))
 
 
