@@ -1037,6 +1037,35 @@ def test_server_refuses(server, request_, status, fragment):
     assert fragment in text
 
 
+def test_host_names_given_are_answered_others_told_how_to_allow_them(monkeypatch, capsys):
+    """DNS-rebinding defence: a Host header must name a loopback name, --host or an
+    --allow-host name (any case, any port); another gets 400 saying which option allows it.
+    Bound to every interface with no name allowed, serve says so at start."""
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from fastapi.testclient import TestClient
+
+    from pixelwise.web import app as web
+    from pixelwise.web.app import LOOPBACK, Limits, create_app
+
+    app = create_app(tiny_seg(), "model", Limits(hosts=(*LOOPBACK, "lab-pc.local")))
+    client = TestClient(app)
+    for host in ("localhost:8000", "LOCALHOST", "127.0.0.1:1", "[::1]:8000", "lab-pc.local:80"):
+        assert client.get("/api/health", headers={"host": host}).status_code == 200, host
+    for host in ("192.168.1.5:8000", "evil.example", "evil.example@127.0.0.1", ""):
+        refused = client.get("/api/health", headers={"host": host})
+        assert refused.status_code == 400, host
+    assert (
+        "start it with --allow-host 192.168.1.5 to answer"
+        in client.get("/api/health", headers={"host": "192.168.1.5:8000"}).json()["detail"]
+    )
+    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: None)
+    monkeypatch.setattr(web, "create_app", lambda *args: None)
+    web.serve("0.0.0.0", 8000, method="grabcut")
+    assert "listening on every interface (0.0.0.0)" in capsys.readouterr().err
+    web.serve("0.0.0.0", 8000, method="grabcut", limits=Limits(hosts=(*LOOPBACK, "lab")))
+    assert "listening on every interface" not in capsys.readouterr().err
+
+
 def test_serve_on_a_taken_port_is_one_line_before_the_models_load(capsys):
     import socket
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
@@ -35,7 +36,6 @@ import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pixelwise.constants import CUTOUT_TYPES, DEFAULT_CUTOUT
 from pixelwise.cutout import (
@@ -98,22 +98,41 @@ def decode_upload(data: bytes, name: str, max_pixels: int | None = None, read=re
         raise ValueError(f"{name}: not a decodable image ({exc.reason})") from None
 
 
+def host_name(host: str) -> str:
+    """The name in a Host header, without its port: "Example.com:8000" -> "example.com",
+    "[::1]:8000" -> "::1"."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
 class Guard:
-    """ASGI middleware: a POST's ``Origin`` must be one of the allowed hosts (403 otherwise), and
+    """ASGI middleware: a request's ``Host`` must name one of the allowed hosts (400 otherwise,
+    saying how to allow it: a defence against DNS rebinding), a POST's ``Origin`` too (403), and
     a request body may not exceed ``max_bytes``: refused from its Content-Length, or stopped
     while it streams (413), before anything is stored."""
 
     def __init__(self, app, max_bytes: int, hosts: tuple[str, ...]) -> None:
         self.app, self.max_bytes, self.hosts = app, max_bytes, hosts
+        self.names = {h.strip("[]").lower() for h in hosts}
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host", "")
+        if host_name(host) not in self.names:
+            detail = (
+                f"Invalid host header {host!r}: this server answers to "
+                f"{', '.join(sorted(self.names))}; start it with --allow-host "
+                f"{host_name(host) or 'NAME'} to answer to that name too"
+            )
+            return await JSONResponse({"detail": detail}, 400)(scope, receive, send)
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
         origin = headers.get("origin")
-        if origin is not None and urlparse(origin).hostname not in {
-            h.strip("[]") for h in self.hosts
-        }:
+        if origin is not None and urlparse(origin).hostname not in self.names:
             return await JSONResponse(
                 {"detail": f"cross-origin request from {origin} refused"}, 403
             )(scope, receive, send)
@@ -223,7 +242,6 @@ def create_app(
         description="Remove the background of a photo; everything runs on this machine.",
     )
     app.add_middleware(Guard, max_bytes=limits.max_bytes, hosts=limits.hosts)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=[h.strip("[]") for h in limits.hosts])
     app.state.pool, app.state.busy = pool, 0
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -482,6 +500,13 @@ def serve(
 
     if host not in ("0.0.0.0", "::") and host not in limits.hosts:
         limits = Limits(**{**limits.__dict__, "hosts": (*limits.hosts, host)})
+    elif host in ("0.0.0.0", "::") and set(limits.hosts) <= set(LOOPBACK):
+        print(
+            f"pixelwise serve: listening on every interface ({host}), but answering only requests "
+            "addressed to this machine's loopback names; give --allow-host NAME for each name or "
+            "address others reach it by (such as --allow-host 192.168.1.5)",
+            file=sys.stderr,
+        )
     uvicorn.run(
         create_app(model, method, limits, box_model),
         host=host,
