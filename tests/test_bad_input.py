@@ -1047,9 +1047,10 @@ def test_host_names_given_are_answered_others_told_how_to_allow_them(monkeypatch
     from pixelwise.web import app as web
     from pixelwise.web.app import LOOPBACK, Limits, create_app
 
-    app = create_app(tiny_seg(), "model", Limits(hosts=(*LOOPBACK, "lab-pc.local")))
-    client = TestClient(app)
-    for host in ("localhost:8000", "LOCALHOST", "127.0.0.1:1", "[::1]:8000", "lab-pc.local:80"):
+    given = (*LOOPBACK, "lab-pc.local", "10.0.0.7:8000", "http://Lab-Mac:8000/")  # as typed
+    client = TestClient(create_app(tiny_seg(), "model", Limits(hosts=given)))
+    for host in ("localhost:8000", "LOCALHOST", "127.0.0.1:1", "[::1]:8000", "lab-pc.local:80",
+                 "10.0.0.7:8000", "lab-mac:8000"):  # fmt: skip
         assert client.get("/api/health", headers={"host": host}).status_code == 200, host
     for host in ("192.168.1.5:8000", "evil.example", "evil.example@127.0.0.1", ""):
         refused = client.get("/api/health", headers={"host": host})

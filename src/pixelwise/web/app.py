@@ -115,7 +115,7 @@ class Guard:
 
     def __init__(self, app, max_bytes: int, hosts: tuple[str, ...]) -> None:
         self.app, self.max_bytes, self.hosts = app, max_bytes, hosts
-        self.names = {h.strip("[]").lower() for h in hosts}
+        self.names = {host_name(urlparse(h).netloc if "://" in h else h) for h in hosts}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
