@@ -194,6 +194,8 @@ def test_http_api_good_and_bad_uploads():
     )
     page = client.get("/")
     assert page.status_code == 200 and 'type="file"' in page.text
+    # the API by a relative URL: the page works behind a proxy that serves it under a prefix
+    assert 'fetch("api/remove-background"' in page.text and '"/api/' not in page.text
     assert "/api/remove-background" in client.get("/openapi.json").json()["paths"]
     image, _ = _photo(60, 80)
     ok = client.post("/api/remove-background", files={"file": ("p.png", _png(image), "image/png")})
