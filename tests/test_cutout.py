@@ -196,6 +196,16 @@ def test_http_api_good_and_bad_uploads():
     assert page.status_code == 200 and 'type="file"' in page.text
     # the API by a relative URL: the page works behind a proxy that serves it under a prefix
     assert 'fetch("api/remove-background"' in page.text and '"/api/' not in page.text
+    # the API's description for people, with nothing fetched from elsewhere (FastAPI's own
+    # /docs and /redoc load Swagger UI and fonts from public CDNs)
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "<code>POST /api/remove-background</code>" in docs.text
+    assert (
+        "<code>foreground_strokes</code>" in docs.text
+        and "<code>file</code> (required)" in docs.text
+    )
+    assert "http" not in docs.text and "<script" not in docs.text
+    assert client.get("/redoc").status_code == 404
     assert "/api/remove-background" in client.get("/openapi.json").json()["paths"]
     image, _ = _photo(60, 80)
     ok = client.post("/api/remove-background", files={"file": ("p.png", _png(image), "image/png")})

@@ -9,7 +9,7 @@ this machine only by default.
   ``object_class``) runs the served model as ``pixelwise predict`` / ``segment`` do: the class-id
   mask (palette PNG), the instance labels (16-bit PNG) or the objects as COCO annotations.
 - ``GET /`` serves a page to upload a photo, draw a box, paint keep/erase strokes and download.
-- ``GET /docs`` and ``/openapi.json``: the OpenAPI description.
+- ``GET /docs`` and ``/openapi.json``: the OpenAPI description (the page: :mod:`pixelwise.web.docs`).
 
 Safety, every bound set by :class:`Limits` (``pixelwise serve --help`` names the options):
 the upload size is checked while the body streams in (413 before it is stored); images are
@@ -55,6 +55,7 @@ from pixelwise.data.io import (
 )
 from pixelwise.instances import check_object_class
 from pixelwise.segmenter import Segmenter
+from pixelwise.web.docs import api_page
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -240,9 +241,15 @@ def create_app(
         title="pixelwise background removal",
         version="1",
         description="Remove the background of a photo; everything runs on this machine.",
+        docs_url=None,  # Swagger UI and ReDoc come from public CDNs: web/docs.py's page instead
+        redoc_url=None,
     )
     app.add_middleware(Guard, max_bytes=limits.max_bytes, hosts=limits.hosts)
     app.state.pool, app.state.busy = pool, 0
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs() -> str:
+        return api_page(app.openapi())
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index() -> str:
