@@ -152,6 +152,14 @@ def test_every_command_has_help(capsys):
             ["remove-bg", "a.png", "--zzz"],
             "pixelwise remove-bg: error: unrecognized arguments: --zzz\n",
         ),
+        (  # argparse alone would write into ./ut and take "results" for an input
+            ["predict", "m.pt", "a.png", "-out", "results"],
+            "pixelwise predict: error: -out: did you mean --out? (with one dash it reads as -o ut)",
+        ),
+        (
+            ["train", "d", "-epochs=3"],
+            "pixelwise train: error: -epochs=3: did you mean --epochs=3?\n",
+        ),
     ],
 )
 def test_a_mistyped_command_or_option_is_named_with_the_one_meant(argv, said, capsys):

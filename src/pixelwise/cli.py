@@ -1648,17 +1648,33 @@ def did_you_mean(word: str, known: list[str]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
+def command_parser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:
+    """The parser of subcommand ``command`` (the main parser without one)."""
+    subparsers = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return next(subparsers).choices[command] if command in HANDLERS else parser
+
+
 def unknown(parser: argparse.ArgumentParser, command: str | None, extra: list[str]) -> None:
     """Exit (status 2) naming the arguments ``command`` does not take, and the option meant
     where one is close ("--ouput": --out)."""
-    sub = next(
-        (a.choices[command] for a in parser._actions if isinstance(a, argparse._SubParsersAction)),
-        None,
-    ) if command else None  # fmt: skip
-    where = sub or parser
+    where = command_parser(parser, command)
     options = [o for o in where._option_string_actions if o.startswith("--")]
     hints = "".join(did_you_mean(e.split("=")[0], options) for e in extra if e.startswith("--"))
     where.error(f"unrecognized arguments: {' '.join(extra)}{hints}")
+
+
+def one_dash_too_few(parser: argparse.ArgumentParser, given: list[str]) -> None:
+    """Exit (status 2) for a long option written with one dash ("-out results"), which argparse
+    would read as a short one with the rest as its value (-o ut), the value then an input."""
+    where = command_parser(parser, given[0] if given else None)
+    for arg in given[1:]:
+        name = arg.split("=")[0]
+        if name[:1] == "-" and name[1:2].isalpha() and f"-{name}" in where._option_string_actions:
+            short = arg[:2] in where._option_string_actions  # -o: "-out" is -o with "ut"
+            where.error(
+                f"{arg}: did you mean -{arg}?"
+                + (f" (with one dash it reads as {arg[:2]} {arg[2:]})" if short else "")
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1670,6 +1686,7 @@ def main(argv: list[str] | None = None) -> int:
     if given and not given[0].startswith("-") and given[0] not in HANDLERS:
         hint = did_you_mean(given[0], list(HANDLERS)) or f" (the commands: {', '.join(HANDLERS)})"
         parser.error(f"no command {given[0]!r}{hint}")
+    one_dash_too_few(parser, given)
     args, extra = parser.parse_known_args(given)
     if args.command == "predict" and extra and not any(e.startswith("-") for e in extra):
         args.paths += extra  # inputs given after options ("predict CKPT --runtime onnx IMAGES")
