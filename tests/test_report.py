@@ -144,3 +144,20 @@ def test_instance_labels_are_shown_with_their_objects_sizes(tmp_path, capsys):
     val = report["objects"]["val"]
     assert val["objects"] == 3 and val["per_image"] == [3, 3.0, 3]
     assert val["area"]["median"] == 16 and val["area"]["p5"] == np.percentile([1, 16, 60], 5)
+
+
+def test_rare_classes_are_named_with_what_weighs_them_up(tmp_path):
+    """A class under 1 % of the training pixels (as the table shows them, ignored ones counted):
+    named with its share and the options that weigh it up; not said once one of them is given."""
+    masks = [np.zeros((6, 8)) for _ in range(4)]
+    masks[0][0, 0] = 2  # 1 of 144 training pixels: 0.69 %
+    masks[1][:3] = 1  # 24 of 144: not rare
+    masks[3][:, 7] = 2  # the validation image
+    root = dataset(tmp_path / "d", masks)
+    cfg = TrainConfig(data=str(root), val_stems=["im3"], crop=0)
+    found = dataset_report(cfg, progress=False)["warnings"]
+    assert found[0].startswith("under 1% of the training pixels: class2 (0.69%); a model may")
+    assert "--class-weighting median or --loss ce+dice" in found[0] and len(found) == 3
+    for given in ({"class_weighting": "median"}, {"loss": "ce+dice"}):
+        cfg = TrainConfig(data=str(root), val_stems=["im3"], crop=0, **given)
+        assert not any("under 1%" in w for w in dataset_report(cfg, progress=False)["warnings"])

@@ -181,6 +181,18 @@ def warnings(report: dict, cfg: TrainConfig) -> list[str]:
     unscored = [c["name"] for c in report["classes"] if c["train"] and not c["val"]]
     if untrained:
         found.append(f"no pixel in the training images: {first_ten(untrained, 'classes')}")
+    trained = sum(c["train"] for c in report["classes"]) + report["ignored"]["train"]  # as shown
+    rare = [
+        f"{c['name']} ({c['train'] / trained:.2%})"
+        for c in report["classes"]
+        if 0 < c["train"] < RARE * trained
+    ]
+    if rare and not cfg.instances and cfg.class_weighting == "none" and "dice" not in cfg.loss:
+        found.append(
+            f"under {RARE:.0%} of the training pixels: {first_ten(rare, 'classes')}; a model may "
+            "seldom predict them: --class-weighting median or --loss ce+dice weigh them up (at "
+            "some cost in pixel accuracy; compare on the validation images)"
+        )
     if unscored and report["images"]["val"]:
         found.append(
             f"no pixel in the validation images (IoU not measured): {first_ten(unscored, 'classes')}"
@@ -202,6 +214,7 @@ def warnings(report: dict, cfg: TrainConfig) -> list[str]:
 
 
 MOSTLY_IGNORED = 0.5
+RARE = 0.01  # a class under this share of the training pixels is rare
 
 
 def format_report(report: dict) -> str:
