@@ -348,6 +348,13 @@ def test_soft_alpha_predictions_are_scored_with_soft_masks(tmp_path, capsys):
     inter, union = (sum(f(t, p).sum() for t, p in zip(truths, kept)) for f in (AND, OR))
     scored = json.loads(out.read_text())["per_class"]["foreground"]["iou"]
     assert scored == pytest.approx(inter / union) and scored < 1
+    # some predicted, not all: the option that scores those is written out
+    (tmp_path / "alpha" / "1.png").unlink()
+    assert main([*argv, "--soft-masks"]) == 2
+    assert "no prediction for 1 of the 3 images to score (1); name them as the images, or " in (
+        said := capsys.readouterr().err
+    ) and said.endswith("choose the images with --val-stems (the 2 with one: --val-stems 0,2)\n")
+    assert main([*argv, "--soft-masks", "--val-stems", "0,2"]) == 0
 
 
 def test_prediction_files_of_stack_pages_and_3d_frames(tmp_path):
