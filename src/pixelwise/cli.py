@@ -337,7 +337,12 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "box_checkpoint",
             Opt(("--epochs",), "default 8", 8, type=bounded(int, 1)),
             Opt(("--epoch-size",), "samples per epoch (default 400)", 400, type=bounded(int, 1)),
-            Opt(("--crop",), "training crop (default 224)", 224, type=bounded(int, 16)),
+            Opt(
+                ("--crop",),
+                "training crop (default 224; 0: whole photos)",
+                224,
+                type=bounded(int, 0),
+            ),
             Opt(
                 ("--lr",),
                 "peak learning rate (default 1e-3)",
