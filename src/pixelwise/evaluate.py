@@ -1049,9 +1049,9 @@ def predicted_ids(
     data's stored values) or as class ids 0..classes-1 (as `predict` writes them, marked so:
     :func:`~pixelwise.data.io.holds_class_ids`); for data of objects (``encoding.instances``),
     a label image's objects are the foreground; with soft masks (``encoding.soft``) any values
-    but class ids, each the class of the nearest data value. Values that are both are read as the data's,
-    unless the file is marked or some are values the data leaves unscored (no prediction
-    gives a pixel no class)."""
+    but class ids, each the class of the nearest data value. Values that are both are read as
+    the data's, unless the file is marked or some are values the data leaves unscored (no
+    prediction gives a pixel no class)."""
     if encoding.instances is not None:
         return (stored > 0).astype(np.int64)
     found = set(np.unique(stored).tolist())
