@@ -61,3 +61,19 @@ def test_adapt_refuses_too_few_photos_and_other_models(photos, tmp_path):
     (tmp_path / "again" / "data").mkdir(parents=True)
     with pytest.raises(ValueError, match="again/data exists \\(an earlier adapt\\)"):
         adapt(few, tmp_path / "again", progress=False)
+
+
+def test_a_sample_of_the_photos_is_labelled_the_same_one_each_time(photos, tmp_path):
+    """pseudo_label(sample=N): N of the photos, drawn with the seed (the same N again with the
+    same seed, others with another); adapt --sample takes no fewer than adapt needs."""
+    from pixelwise.adapt import pseudo_label
+
+    seg = load_model("foreground")
+    drawn = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        result = pseudo_label([str(photos)], tmp_path / name, seg, None, False, sample=3, seed=seed)
+        drawn[name] = sorted(p.name for p in (tmp_path / name / "masks").iterdir())
+        assert len(result.written) == 3 and len(drawn[name]) == 3
+    assert drawn["a"] == drawn["b"] and drawn["a"] != drawn["c"]
+    with pytest.raises(SystemExit):  # fewer than adapt needs
+        main(["adapt", str(photos), "-o", str(tmp_path / "few"), "--sample", "9"])

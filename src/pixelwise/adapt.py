@@ -11,6 +11,7 @@ collection and hurts where it is mostly wrong: docs/results.md (i) measures both
 
 from __future__ import annotations
 
+import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pixelwise.batch import BatchResult, run_batch
+from pixelwise.batch import BatchResult, output_names, run_batch
 from pixelwise.config import TrainConfig
 from pixelwise.cutout import DEFAULT_MODEL, box_helper, get_model, remove_background
 from pixelwise.data.io import atomic_save, save_png
@@ -41,11 +42,18 @@ class AdaptOptions:
 
 
 def pseudo_label(
-    inputs: list[str], data: Path, model, box_model, progress: bool = True
+    inputs: list[str],
+    data: Path,
+    model,
+    box_model,
+    progress: bool = True,
+    sample: int | None = None,
+    seed: int = 0,
 ) -> BatchResult:
     """Write ``data/images/NAME`` (the photo's bytes) and ``data/masks/NAME.png`` (its cut-out,
-    alpha > 0.5, as 0/255) for every photo under ``inputs``; bad files are skipped and listed.
-    NAME is the photo's path inside its folder, with ``/`` as ``__``."""
+    alpha > 0.5, as 0/255) for every photo under ``inputs`` (a random ``sample`` of them, drawn
+    with ``seed``, when given); bad files are skipped and listed. NAME is the photo's path
+    inside its folder, with ``/`` as ``__``."""
 
     def compute(src: Path) -> np.ndarray:
         alpha = remove_background(src, model, box_model=box_model, mask_only=True)
@@ -58,7 +66,10 @@ def pseudo_label(
         save_png(data / "masks" / f"{name}.png", Image.fromarray(mask, mode="L"))
         return image, None
 
-    return run_batch(inputs, compute, write, "labelling", progress, out=data)
+    pairs = output_names(inputs, data)
+    if sample is not None and sample < len(pairs):
+        pairs = sorted(random.Random(seed).sample(pairs, sample), key=lambda pair: pair[1])
+    return run_batch(inputs, compute, write, "labelling", progress, pairs=pairs, out=data)
 
 
 def adapt(
@@ -68,10 +79,12 @@ def adapt(
     box_checkpoint: str | Path | None = None,
     options: AdaptOptions | None = None,
     progress: bool = True,
+    sample: int | None = None,
 ) -> tuple[Path, BatchResult]:
     """Label ``inputs`` with the cut-out of ``checkpoint`` (default: the bundled model, with
     its box model) into ``out/data`` and fine-tune it there; returns (``out/last.pt``, the
-    labelling's result). The photos labelled are copied: ``out`` is self-contained."""
+    labelling's result). The photos labelled are copied: ``out`` is self-contained. ``sample``:
+    a random sample of that many photos (drawn with ``options.seed``) instead of them all."""
     from pixelwise.train import fit
 
     options = options or AdaptOptions()
@@ -106,8 +119,9 @@ def adapt(
     )
     cfg.check()  # a bad option now, not after every photo is labelled
     labelled = pseudo_label(
-        inputs, out / "data", start, box_helper(checkpoint, box_checkpoint), progress
-    )
+        inputs, out / "data", start, box_helper(checkpoint, box_checkpoint), progress,
+        sample, options.seed,
+    )  # fmt: skip
     if len(labelled.written) < MIN_PHOTOS:
         failed = labelled.failures
         raise ValueError(

@@ -350,6 +350,12 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 type=bounded(float, 0, 10, True),
             ),
             Opt(("--device",), "auto, cpu, cuda, ... (default auto)", "auto"),
+            Opt(
+                ("--sample",),
+                "label and fine-tune on a random sample of this many photos (at least 10; "
+                "default: all), quicker on a large collection",
+                type=bounded(int, 10),
+            ),
             "progress",
         ],
     ),
@@ -1347,8 +1353,9 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
     options = AdaptOptions(args.epochs, args.epoch_size, args.crop, args.lr, device=args.device)
     model, labelled = adapt(
-        args.inputs, args.out, args.checkpoint, args.box_checkpoint, options, args.progress
-    )
+        args.inputs, args.out, args.checkpoint, args.box_checkpoint, options, args.progress,
+        args.sample,
+    )  # fmt: skip
     box = box_helper_name(args.checkpoint, args.box_checkpoint)  # as adapt labelled with
     print(
         f"labelled {len(labelled.written)} photos; adapted model: {model}\n  use it: pixelwise remove-bg "
