@@ -70,23 +70,31 @@ class InstanceItem:
     window: tuple[int, int, int, int] | None = None  # (y0, y1, x0, x1) of a slide it is a part of
 
 
+def coco_parts(path: Path) -> tuple[dict, list[dict], dict[int, list[dict]], list[dict]]:
+    """The parsed JSON of the COCO instances file ``path``, its images, its annotations by
+    image id and its categories; a ValueError naming the file when it is not one."""
+    try:
+        spec = json.loads(path.read_text())
+        images, categories = spec["images"], spec["categories"]
+        by_image: dict[int, list[dict]] = {}
+        for ann in spec.get("annotations", []):
+            by_image.setdefault(ann["image_id"], []).append(ann)
+    except (OSError, KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise not_coco(path, exc) from None
+    return spec, images, by_image, categories
+
+
+def not_coco(path: Path, exc: Exception) -> ValueError:
+    return ValueError(f"{path}: not a COCO instances file ({type(exc).__name__}: {exc})")
+
+
 def load_coco(
     annotation_file: str | Path, image_root: str | Path | None = None
 ) -> tuple[list[InstanceItem], Categories, dict]:
     """Items, categories and the parsed JSON of a COCO instances file; images are looked up
     under ``image_root`` (default: ``images/`` beside the file, else the file's folder)."""
     path = Path(annotation_file)
-    try:
-        spec = json.loads(path.read_text())
-        images, annotations, categories = (
-            spec["images"],
-            spec.get("annotations", []),
-            spec["categories"],
-        )
-    except (OSError, KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise ValueError(
-            f"{path}: not a COCO instances file ({type(exc).__name__}: {exc})"
-        ) from None
+    spec, images, by_image, categories = coco_parts(path)
     root = (
         Path(image_root)
         if image_root
@@ -94,9 +102,6 @@ def load_coco(
     )
     cats = sorted(categories, key=lambda c: c["id"])
     cat = Categories(tuple(c["id"] for c in cats), tuple(c["name"] for c in cats))
-    by_image: dict[int, list[dict]] = {}
-    for ann in annotations:
-        by_image.setdefault(ann["image_id"], []).append(ann)
     items, missing = [], []
     for im in images:
         if "file_name" not in im or "id" not in im:

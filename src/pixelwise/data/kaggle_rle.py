@@ -232,23 +232,17 @@ def coco_to_rle_csv(
     name without its suffix (``stem``, as Data Science Bowl 2018 and Sartorius name images) or
     with it (``name``: Airbus, Severstal). Objects are written as they are (``segment``'s do not
     overlap). Returns the file and counts: images, objects."""
-    from pixelwise.data.coco import annotation_mask
+    from pixelwise.data.coco import annotation_mask, coco_parts, not_coco
 
     path = Path(path)
     if order not in ORDERS or image_ids not in IMAGE_IDS:
         raise ValueError(f"order {order!r}, image ids {image_ids!r}: {ORDERS} and {IMAGE_IDS}")
     out = Path(out) if out else path.with_suffix(".csv")
+    _, images, by_image, categories = coco_parts(path)
     try:
-        spec = json.loads(path.read_text())
-        images, categories = spec["images"], spec["categories"]
-        by_image: dict = {}
-        for ann in spec.get("annotations", []):
-            by_image.setdefault(ann["image_id"], []).append(ann)
         sizes = {image["id"]: (image["height"], image["width"]) for image in images}
-    except (OSError, KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(
-            f"{path}: not a COCO instances file ({type(exc).__name__}: {exc})"
-        ) from None
+    except (KeyError, TypeError) as exc:
+        raise not_coco(path, exc) from None
     classes = len(categories) > 1
     rows = [["ImageId", "EncodedPixels", *(["ClassId"] if classes else [])]]
     written = 0
@@ -272,9 +266,13 @@ def coco_to_rle_csv(
 def run_length(mask: np.ndarray, order: str = "columns") -> str:
     """A mask's Kaggle run-length: "start length ..." pairs, starts from 1, pixels numbered
     down the columns (``columns``) or along the rows (``rows``); "" for an empty mask."""
-    flat = np.asarray(mask, bool).ravel(order="F" if order == "columns" else "C")
-    step = np.diff(np.concatenate([[0], flat.view(np.int8), [0]]))
-    starts, ends = np.flatnonzero(step == 1), np.flatnonzero(step == -1)
+    from pixelwise.data.coco import crop_rle_counts
+
+    mask = np.asarray(mask, bool)
+    if order == "rows":  # along the rows: down the columns of the transpose
+        mask = mask.T
+    edges = np.cumsum(crop_rle_counts(mask, 0, 0, *mask.shape))  # COCO's runs, zeros first
+    starts, ends = edges[0::2][: len(edges) // 2], edges[1::2]
     return " ".join(f"{a + 1} {b - a}" for a, b in zip(starts.tolist(), ends.tolist()))
 
 
