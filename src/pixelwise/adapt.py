@@ -21,11 +21,10 @@ from PIL import Image
 
 from pixelwise.batch import BatchResult, output_names, run_batch
 from pixelwise.config import TrainConfig
+from pixelwise.constants import MIN_ADAPT_PHOTOS
 from pixelwise.cutout import DEFAULT_MODEL, box_helper, get_model, remove_background
 from pixelwise.data.io import atomic_save, save_png
 from pixelwise.runtime import is_onnx_file
-
-MIN_PHOTOS = 10  # a tenth is held out to watch the fit: at least one photo
 
 
 @dataclass
@@ -122,12 +121,12 @@ def adapt(
         inputs, out / "data", start, box_helper(checkpoint, box_checkpoint), progress,
         sample, options.seed,
     )  # fmt: skip
-    if len(labelled.written) < MIN_PHOTOS:
+    if len(labelled.written) < MIN_ADAPT_PHOTOS:
         failed = labelled.failures
         raise ValueError(
             f"{', '.join(map(str, inputs))}: {len(labelled.written)} photo(s) labelled"
             + (f", {len(failed)} failed (first: {failed[0][1]})" if failed else "")
-            + f"; adapt needs at least {MIN_PHOTOS}"
+            + f"; adapt needs at least {MIN_ADAPT_PHOTOS}"
         )
     fit(cfg)
     return out / "last.pt", labelled

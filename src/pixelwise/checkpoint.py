@@ -73,8 +73,8 @@ def resolve_checkpoint(name_or_path: str | Path) -> Path:
     """A checkpoint file path, or the installed file of a bundled model name (``nuclei``); a
     training run's folder stands for its ``best.pt``."""
     path = Path(name_or_path)
-    if run_best(path):
-        return run_best(path)
+    if best := run_best(path):
+        return best
     if not path.exists() and str(name_or_path) in BUNDLED:
         path = BUNDLED_DIR / BUNDLED[str(name_or_path)]
         if not path.is_file():

@@ -31,6 +31,7 @@ from pixelwise.config import (
 from pixelwise.constants import (
     CUTOUT_FORMATS,
     CUTOUT_TYPES,
+    MIN_ADAPT_PHOTOS,
     counted,
     first_ten,
     one_line,
@@ -352,9 +353,9 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             Opt(("--device",), "auto, cpu, cuda, ... (default auto)", "auto"),
             Opt(
                 ("--sample",),
-                "label and fine-tune on a random sample of this many photos (at least 10; "
-                "default: all), quicker on a large collection",
-                type=bounded(int, 10),
+                f"label and fine-tune on a random sample of this many photos (at least "
+                f"{MIN_ADAPT_PHOTOS}; default: all), quicker on a large collection",
+                type=bounded(int, MIN_ADAPT_PHOTOS),
             ),
             "progress",
         ],
@@ -1000,8 +1001,8 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
     )
 
     given = Path(args.checkpoint)
-    if run_best(given):  # a training run: its model
-        given = run_best(given)
+    if best := run_best(given):  # a training run: its model
+        given = best
         args = with_values(args, checkpoint=str(given))
     if given.is_dir() or given.suffix.lower() == ".json":
         unset = {"tta": False, "scale": 1.0}  # the defaults that are not None

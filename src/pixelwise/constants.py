@@ -94,6 +94,9 @@ def parse_range(text: str | tuple | None) -> tuple[float, float] | None:
     return lo, hi
 
 
+MIN_ADAPT_PHOTOS = 10  # adapt holds a tenth out to watch the fit: at least one photo
+
+
 def first_ten(items: list[str], what: str) -> str:
     """``items`` joined by commas, the first ten and how many there are when more."""
     return ", ".join(items[:10]) + (f", ... ({len(items)} {what})" if len(items) > 10 else "")

@@ -363,7 +363,7 @@ def carriage() -> str:
 def passing_line(text: str) -> None:
     """A line of progress that the next line replaces on a terminal (a line of its own in a
     log file, not a run of them joined by carriage returns)."""
-    if sys.stderr.isatty():
+    if carriage():
         print(f"\r{text}", end="", file=sys.stderr, flush=True)
     else:
         print(text.rstrip(), file=sys.stderr, flush=True)

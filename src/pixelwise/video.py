@@ -125,11 +125,9 @@ def video_report(path: str | os.PathLike) -> str:
             codec = stream.codec_context.name
     except av.error.FFmpegError as exc:
         raise ValueError(f"{path}: cannot read the video ({reason(exc)})") from None
-    shown = {
-        1: f", shown {height} x {width}: players turn it a quarter, as remove-bg does",
-        2: ", shown turned half a turn, as remove-bg turns it",
-        3: f", shown {height} x {width}: players turn it a quarter, as remove-bg does",
-    }.get(turn, "")
+    quarter = f", shown {height} x {width}: players turn it a quarter, as remove-bg does"
+    half = ", shown turned half a turn, as remove-bg turns it"
+    shown = {1: quarter, 2: half, 3: quarter}.get(turn, "")
     length = f" ({seconds:.1f} s)" if seconds else ""
     lines = [
         f"{path}: {width} x {height} pixels (width x height){shown}; {codec}, "

@@ -414,15 +414,16 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")  # predict an
 
 def _open_unidentified(path: Path, source) -> Image.Image:
     """Pillow did not recognise the file: a HEIF photo opens through pillow-heif when it is
-    installed; anything else is an error naming the file."""
-    if Path(path).suffix.lower() in VIDEO_SUFFIXES and not _is_heif(path, source):
+    installed; anything else is an error naming the file (a video's saying what it is)."""
+    if not _is_heif(path, source):
+        video = Path(path).suffix.lower() in VIDEO_SUFFIXES
         raise ImageReadError(
             path,
             "a video, not an image (predict and remove-bg take videos; for this command, "
-            "extract its frames first, e.g. ffmpeg -i CLIP frames/%05d.png)",
+            "extract its frames first, e.g. ffmpeg -i CLIP frames/%05d.png)"
+            if video
+            else "not a recognised image format",
         ) from None
-    if not _is_heif(path, source):
-        raise ImageReadError(path, "not a recognised image format") from None
     if not _heif_opener():
         raise ImageReadError(
             path,
