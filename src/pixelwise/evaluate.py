@@ -880,12 +880,14 @@ def file_per_item(
     if missing:
         have = [item.name for item, path in zip(items, found) if path is not None]
         listed = (
-            f" (the {len(have)} with one: --val-stems {','.join(have)})" if len(have) <= 30 else ""
+            f" (the {len(have)} with one: --val-stems {','.join(have)})"
+            if 0 < len(have) <= 30
+            else ""
         )
         raise ValueError(
             f"{folder}: no {what} for {len(missing)} of the {len(items)} images to score "
             f"({first_ten(missing, 'images')}); name them {naming}, or choose the images "
-            f"with --val-stems{listed if have else ''}"
+            f"with --val-stems{listed}"
         )
     return found
 

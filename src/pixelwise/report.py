@@ -181,7 +181,7 @@ def warnings(report: dict, cfg: TrainConfig) -> list[str]:
     unscored = [c["name"] for c in report["classes"] if c["train"] and not c["val"]]
     if untrained:
         found.append(f"no pixel in the training images: {first_ten(untrained, 'classes')}")
-    trained = sum(c["train"] for c in report["classes"]) + report["ignored"]["train"]  # as shown
+    trained = split_pixels(report, "train")  # as the table shows the shares
     rare = [
         f"{c['name']} ({c['train'] / trained:.2%})"
         for c in report["classes"]
@@ -206,11 +206,16 @@ def warnings(report: dict, cfg: TrainConfig) -> list[str]:
     if cfg.crop and max(report["sizes"]["max"]) * cfg.scale < cfg.crop:
         found.append(f"every image is smaller than --crop {cfg.crop}: train with --crop 0 or less")
     ignored = sum(report["ignored"].values())
-    total = ignored + sum(c["train"] + c["val"] for c in report["classes"])
+    total = split_pixels(report, "train") + split_pixels(report, "val")
     if total and ignored / total > MOSTLY_IGNORED:
         found.append(f"{ignored / total:.0%} of the pixels are ignored")
     mixed = mixed_scales(report.get("pixel_sizes", {}))
     return found + ([mixed] if mixed else [])
+
+
+def split_pixels(report: dict, split: str) -> int:
+    """Every pixel of a split's masks, the ignored ones too."""
+    return sum(c[split] for c in report["classes"]) + report["ignored"][split]
 
 
 MOSTLY_IGNORED = 0.5
@@ -240,9 +245,7 @@ def format_report(report: dict) -> str:
         c = report["cells"]
         lines.insert(1, f"{c['cells']} QuPath cells read by their {c['part']} outline "
                         "(PIXELWISE_CELL_PART: cell or nucleus)")  # fmt: skip
-    totals = {
-        s: sum(c[s] for c in report["classes"]) + report["ignored"][s] for s in ("train", "val")
-    }
+    totals = {s: split_pixels(report, s) for s in ("train", "val")}
 
     def share(n: int, split: str) -> str:
         return f"{n / totals[split]:.2%}" if totals[split] else "-"
