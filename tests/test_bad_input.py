@@ -482,6 +482,22 @@ def test_short_runs_and_resume_with_another_schedule(files, tmp_path, capsys):
     assert main(args + ["--resume"]) == 0  # the same settings: nothing left to do
 
 
+def test_resume_with_another_network_is_refused_not_crashed(files, tmp_path, capsys):
+    """A resume that would make another network, or drop the averaged weights, used to end in
+    load_state_dict's size-mismatch traceback (or a KeyError); so did one whose data now has
+    another class count."""
+    data = dataset(tmp_path / "d", (0, 255))
+    args = ["train", str(data), "--out", str(tmp_path / "run"), *TRAIN, "--epochs", "2"]
+    assert main([*args, "--mask-values", "0,255"]) == 0
+    for extra, said in (
+        (["--base-width", "8"], "written by a run with --base-width 4; resume with the same"),
+        (["--no-batch-norm", "--ema", "0.9"], "a run with --ema 0, without --no-batch-norm;"),
+        (["--mask-values", "0,128,255"], "its network is not the one these data and options"),
+    ):
+        assert main([*args, "--mask-values", "0,255", "--resume", *extra]) == 2, extra
+        assert said in capsys.readouterr().err
+
+
 def test_stale_temporary_files_are_removed_and_outputs_follow_the_umask(files, tmp_path):
     out = tmp_path / "out"
     (out / "masks").mkdir(parents=True)

@@ -29,6 +29,7 @@ from pixelwise.constants import (
     OPTIMIZERS,
     PRECISIONS,
     RUNTIMES,
+    option_text,
     parse_stems,
 )
 
@@ -585,6 +586,17 @@ def field_options(cls) -> list[tuple[str, Opt]]:
         default = None if f.default is MISSING else f.default
         out.append((f.name, Opt(flags, help, default, **kwargs)))
     return out
+
+
+def as_typed(name: str, value, cls=None) -> str:
+    """A setting of ``cls`` (default :class:`TrainConfig`) as typed on the command line:
+    ``--epochs 20``, ``--zoom=-0.2,0.2``; a switch is its flag, or "without" it at its default."""
+    option = dict(field_options(cls or TrainConfig))[name]
+    flag = option.flags[0]
+    if isinstance(value, bool):
+        return flag if value != option.default else f"without {flag}"
+    text = option_text(value)
+    return f"{flag}={text}" if text.startswith("-") else f"{flag} {text}"
 
 
 def from_args(cls, args: argparse.Namespace):

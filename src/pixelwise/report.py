@@ -15,7 +15,6 @@ from pixelwise.constants import (
     counted,
     first_ten,
     one_line,
-    option_text,
     unusable,
 )
 from pixelwise.data.coco import oriented_size
@@ -452,7 +451,7 @@ SHOWN_STEMS = 3  # validation ids shown of a longer list
 
 def training_lines(train: dict) -> list[str]:
     """The run: its best epoch and validation scores, and its options as a command."""
-    from pixelwise.config import TrainConfig, field_options
+    from pixelwise.config import TrainConfig, as_typed, field_options
 
     cfg = train.get("config") or {}
     metrics = train.get("metrics") or {}
@@ -468,21 +467,15 @@ def training_lines(train: dict) -> list[str]:
     if cfg:
         defaults = TrainConfig(data=cfg.get("data"), out=cfg.get("out"))
         options = []
-        for name, option in field_options(TrainConfig):
+        for name, _ in field_options(TrainConfig):
             if name in ("data", "out", "progress") or name not in cfg:
                 continue
             value = cfg[name]
             if value == getattr(defaults, name):
                 continue
-            flag = option.flags[0]
-            if isinstance(value, bool):
-                options.append(flag)
-                continue
-            values = value if isinstance(value, list) else [value]
-            if name == "val_stems" and len(values) > SHOWN_STEMS:
-                values = [*values[:SHOWN_STEMS], f"... ({len(values)} in all)"]
-            text = option_text(values)
-            options.append(f"{flag}={text}" if text.startswith("-") else f"{flag} {text}")
+            if name == "val_stems" and len(value) > SHOWN_STEMS:
+                value = [*value[:SHOWN_STEMS], f"... ({len(value)} in all)"]
+            options.append(as_typed(name, value))
         settings = "".join(f"{k}={v} " for k, v in (train.get("data_settings") or {}).items())
         lines.append(
             f"trained by: {settings}pixelwise train {cfg.get('data')} --out {cfg.get('out')}"

@@ -40,7 +40,7 @@ from pixelwise.checkpoint import (
     segmenter_from_checkpoint,
     write_checkpoint,
 )
-from pixelwise.config import TrainConfig, data_settings
+from pixelwise.config import TrainConfig, as_typed, data_settings
 from pixelwise.constants import counted, first_ten, option_text
 from pixelwise.data.calibration import common_pixel_size
 from pixelwise.data.coco import InstanceDataset, collate
@@ -407,25 +407,33 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_ste
 
 
 SCHEDULE = ("epochs", "epoch_size", "batch_size", "lr", "optimizer")
-# and how the weights saw their images
-KEPT_ON_RESUME = (*SCHEDULE, "normalize_percentiles")
+# the network's shape, the averaged copy's presence and how the weights saw their images
+KEPT_ON_RESUME = (
+    *SCHEDULE,
+    *("model", "depth", "base_width", "batch_norm", "decoder", "backbone", "instances", "ema"),
+    "normalize_percentiles",
+)
+RESUME_ADVICE = (
+    "resume with the same settings (the learning-rate schedule spans the whole run; the weights "
+    "fit one network and one normalisation) or start a new run in another --out"
+)
 
 
 def check_resumable(path: Path, saved: dict, cfg: TrainConfig) -> None:
-    """The schedule spans the whole run, and the weights learnt their images normalised one way:
-    resuming with other settings for them is refused."""
+    """The schedule spans the whole run, the weights fit one network, and they learnt their
+    images normalised one way: resuming with other settings for them is refused."""
     changed = [
         k
         for k in KEPT_ON_RESUME
         if (k in saved or k in DEFAULTS) and saved.get(k, DEFAULTS.get(k)) != getattr(cfg, k)
     ]
     if changed:
-        was = ", ".join(f"--{k.replace('_', '-')} {option_text(saved.get(k))}" for k in changed)
-        raise ValueError(
-            f"{path}: written by a run with {was}; resume with the same settings (the learning-rate "
-            "schedule spans the whole run; the weights learnt one normalisation) or start a new "
-            "run in another --out"
+        typed = [as_typed(k, saved.get(k, DEFAULTS.get(k))) for k in changed]
+        given = " ".join(t for t in typed if not t.startswith("without "))
+        was = ", ".join(
+            [f"with {given}"] * bool(given) + [t for t in typed if t.startswith("without ")]
         )
+        raise ValueError(f"{path}: written by a run {was}; {RESUME_ADVICE}")
 
 
 DEFAULTS = {"normalize_percentiles": None}  # checkpoints from before the option lack it
@@ -438,7 +446,13 @@ def restore(
     ckpt = read_checkpoint(path)
     ts = ckpt["train_state"]
     check_resumable(path, ts.get("config", {}), cfg)
-    model.load_state_dict(ts["raw_state_dict"] if ema is not None else ckpt["state_dict"])
+    try:
+        model.load_state_dict(ts["raw_state_dict"] if ema is not None else ckpt["state_dict"])
+    except RuntimeError:  # another class count or channel count than the data now gives
+        raise ValueError(
+            f"{path}: its network is not the one these data and options make (its classes and "
+            f"input channels: pixelwise info {path}); {RESUME_ADVICE}"
+        ) from None
     if ema is not None:
         ema.module.load_state_dict(ckpt["state_dict"])
         ema.n_averaged.fill_(ts["ema_updates"])
