@@ -22,6 +22,7 @@ from pixelwise.checkpoint import save_checkpoint
 from pixelwise.cli import main
 from pixelwise.cutout import remove_background
 from pixelwise.data.encoding import Normalization
+from pixelwise.data.io import atomic_write_bytes
 from pixelwise.inference import predict_probabilities
 from pixelwise.models import create_model
 from pixelwise.segmenter import Segmenter
@@ -380,6 +381,30 @@ CLI_CASES = [
         2,
         "--object-class 1: this model makes its own objects (trained with --instances)",
     ),
+    (  # written as ONNX under a name that every loader would read as a checkpoint
+        "export to a .txt",
+        ["export", "{ckpt}", "--onnx", "{out}.txt"],
+        2,
+        ".txt: give a .onnx file name",
+    ),
+    (  # the error used to name the hidden temporary file
+        "export into a folder",
+        ["export", "{ckpt}", "--onnx", "{root}"],
+        2,
+        "give a .onnx file name",
+    ),
+    (
+        "calibrate into a folder",
+        ["calibrate", "{ckpt}", "{d1}", "--out", "{root}"],
+        2,
+        "give a .pt or .pth file name",
+    ),
+    (
+        "evaluate --json a folder",
+        ["evaluate", "{ckpt}", "{d1}", "--json", "{root}"],
+        2,
+        "--json " + "{root}: is a folder",
+    ),
     (
         "bad PIXELWISE_MAX_PIXELS",
         ["predict", "{ckpt}", "{good}/a.png", "--out", "{out}", "env=lots"],
@@ -398,7 +423,7 @@ def test_cli_refuses(argv, status, fragment, files, tmp_path, capsys, monkeypatc
         monkeypatch.setenv("PIXELWISE_MAX_PIXELS", argv.pop()[4:])
     assert main([a.format(**names) for a in argv]) == status
     err = capsys.readouterr().err
-    assert fragment in err, err
+    assert fragment.format(**names) in err, err
     assert "weights_only" not in err and "Traceback" not in err
     if argv[0] == "train" and status == 2:
         assert not (tmp_path / "out" / "last.pt").exists()  # refused before the first step
@@ -496,6 +521,15 @@ def test_resume_with_another_network_is_refused_not_crashed(files, tmp_path, cap
     ):
         assert main([*args, "--mask-values", "0,255", "--resume", *extra]) == 2, extra
         assert said in capsys.readouterr().err
+
+
+def test_an_atomic_write_onto_a_folder_names_the_folder(tmp_path):
+    """Not the hidden temporary file beside it ('.x.abc123.tmp: Is a directory'), which is gone."""
+    (tmp_path / "x.json").mkdir()
+    with pytest.raises(IsADirectoryError) as refused:
+        atomic_write_bytes(tmp_path / "x.json", b"{}")
+    assert refused.value.filename == str(tmp_path / "x.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
 
 
 def test_stale_temporary_files_are_removed_and_outputs_follow_the_umask(files, tmp_path):

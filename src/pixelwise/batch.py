@@ -1014,12 +1014,13 @@ def coco_names(seg, object_class: int | None) -> list[str]:
     return [object_name(seg, object_class)]
 
 
-def check_output_file(path: str | os.PathLike, option: str, suffix: str) -> None:
-    """Refuse a batch-wide output FILE (``segment --coco``, ``--measure``) that cannot be
-    written, before any image is segmented: it must end in ``suffix`` and not be a folder."""
+def check_output_file(path: str | os.PathLike, option: str, *suffixes: str) -> None:
+    """Refuse an output FILE (``segment --coco``, ``--measure``, ``export --onnx``) that cannot
+    be written or read back, before the work: it must end in one of ``suffixes`` and not be a
+    folder."""
     path = Path(path)
-    if path.suffix.lower() != suffix:
-        raise ValueError(f"{option} {path}: give a {suffix} file name")
+    if path.suffix.lower() not in suffixes:
+        raise ValueError(f"{option} {path}: give a {' or '.join(suffixes)} file name")
     if path.is_dir():
         raise ValueError(f"{option} {path}: is a folder")
 

@@ -1055,6 +1055,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pixelwise.metrics import format_table
     from pixelwise.report import object_rule
 
+    if args.json and Path(args.json).is_dir():  # refused before the scoring, not after it
+        raise ValueError(f"--json {args.json}: is a folder")
     summary, beside = evaluation_of(args)
     ran = f" ({summary['path']})" if "path" in summary else ""
     ran += f" at --scale {summary['scale']}" if "scale" in summary else ""
@@ -1407,9 +1409,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from pixelwise.batch import check_output_file
     from pixelwise.checkpoint import load_model
     from pixelwise.export import export_checked, export_int8
 
+    check_output_file(args.onnx, "--onnx", ".onnx")  # other names are not read back as ONNX
     seg = load_model(args.checkpoint)
     if args.int8:
         from pixelwise.report import gate_scores
@@ -1427,11 +1431,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    from pixelwise.batch import check_output_file
     from pixelwise.checkpoint import calibrate_checkpoint, calibration_target, default_path
     from pixelwise.evaluate import note_data_settings, run_validation
     from pixelwise.report import gate_scores
 
     calibration_target(args.checkpoint, args.out)  # a bundled model in place: refused first
+    if args.out:
+        check_output_file(args.out, "--out", ".pt", ".pth")
     note_data_settings(args.checkpoint)
     # the run's own validation images when DATA holds them, as evaluate scores them
     stems = args.val_stems or run_validation(args.checkpoint, args.data, "semantic")

@@ -916,7 +916,10 @@ def _atomic_target(path: Path) -> tuple[int, str]:
 def _publish(tmp: str, path: Path) -> None:
     """Give the temporary file the permissions a plain write would have, then rename it."""
     os.chmod(tmp, FILE_MODE)
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except IsADirectoryError as exc:  # named as the file asked for, not the temporary one
+        raise IsADirectoryError(exc.errno, "a folder, not a file name", str(path)) from None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
