@@ -161,3 +161,21 @@ def test_rare_classes_are_named_with_what_weighs_them_up(tmp_path):
     for given in ({"class_weighting": "median"}, {"loss": "ce+dice"}):
         cfg = TrainConfig(data=str(root), val_stems=["im3"], crop=0, **given)
         assert not any("under 1%" in w for w in dataset_report(cfg, progress=False)["warnings"])
+
+
+def test_a_model_shows_itself_in_one_line_not_its_layers():
+    """``load_model(...)`` in a notebook printed every layer of the network (about 150 lines)."""
+    from conftest import tiny_seg
+
+    seg = tiny_seg()
+    assert sum(p.numel() for p in seg.network.parameters()) == 7554
+    assert repr(seg) == (
+        "Segmenter(unet, semantic, 0.01 M parameters; in_channels 3, depth 2, base_width 4; "
+        "classes background, foreground)"
+    )
+    seg.box_input, seg.input_scale = 192, 0.625
+    seg.class_names = [f"c{i}" for i in range(12)]
+    assert repr(seg).endswith(
+        "M parameters, box model (192 x 192), input scale 0.625; in_channels 3, depth 2, "
+        "base_width 4; classes c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, ... (12 classes))"
+    )

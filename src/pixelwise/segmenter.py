@@ -68,6 +68,19 @@ class Segmenter:
     # None: unknown
     pixel_size: float | None = None
 
+    def __repr__(self) -> str:
+        """One line, not the network's layers: what a notebook shows for ``load_model(...)``."""
+        from pixelwise.constants import first_ten
+
+        count = sum(p.numel() for p in self.network.parameters())  # none on ONNX Runtime
+        parts = [self.arch, self.kind]
+        parts += [f"{count / 1e6:.2f} M parameters"] if count else ["ONNX Runtime"]
+        parts += [f"box model ({self.box_input} x {self.box_input})"] if self.box_input else []
+        parts += [f"input scale {self.input_scale:g}"] if self.input_scale != 1 else []
+        shape = ", ".join(f"{k} {v}" for k, v in self.arch_kwargs.items() if k != "num_classes")
+        classes = first_ten(list(self.class_names), "classes")
+        return f"Segmenter({', '.join(parts)}; {shape}; classes {classes})"
+
     @property
     def reads(self) -> int | None:
         """The channel the model reads of a multi-channel image, marked as its own
