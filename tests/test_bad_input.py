@@ -6,6 +6,7 @@ table; the helpers at the top build the small files the rows need.
 """
 
 import os
+import re
 import socket
 import threading
 import time
@@ -911,6 +912,18 @@ API_CASES = [
         ValueError,
         "unsupported dtype int64",
     ),
+    (  # was "TrainConfig.__init__() got an unexpected keyword argument 'epoch'"
+        "fit with a mistyped option",
+        lambda: pixelwise.fit("data", out="run", epoch=3),
+        TypeError,
+        "fit: no option 'epoch' (did you mean epochs?)",
+    ),
+    (  # was "fit() missing 1 required positional argument: 'cfg'"
+        "fit without data",
+        lambda: pixelwise.fit(out="run"),
+        TypeError,
+        "fit: give the data, fit('DATA', out=...), or a TrainConfig",
+    ),
     (
         "a network input of one pixel",
         lambda: remove_background(photo(), tiny_seg(), model_size=0),
@@ -927,9 +940,7 @@ def test_python_api(call, error, fragment):
     if error is None:
         call()
         return
-    with pytest.raises(
-        error, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
-    ):
+    with pytest.raises(error, match=re.escape(fragment)):
         call()
 
 

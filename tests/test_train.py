@@ -114,7 +114,9 @@ def test_options_in_python_as_typed_on_the_command_line(shapes_data, tmp_path):
         fit(shapes_data)
     with pytest.raises(TypeError, match="give the options in cfg"):
         fit(_cfg(shapes_data, tmp_path), epochs=1)
-    best = fit(shapes_data, out=tmp_path / "run", epochs="1", epoch_size=4, crop=32, overlays=0)
+    best = fit(  # the data by keyword too, as TrainConfig names it
+        data=shapes_data, out=tmp_path / "run", epochs="1", epoch_size=4, crop=32, overlays=0
+    )
     assert best == tmp_path / "run" / "best.pt" and best.is_file()
 
 

@@ -33,6 +33,7 @@ from pixelwise.constants import (
     CUTOUT_TYPES,
     MIN_ADAPT_PHOTOS,
     counted,
+    did_you_mean,
     first_ten,
     one_line,
     parse_range,
@@ -1658,14 +1659,6 @@ def model_first(args: argparse.Namespace, argv: list[str]) -> None:
             f"two models given: {inputs[0]} and --checkpoint {args.checkpoint}; give one"
         )
     args.checkpoint, args.inputs = inputs[0], inputs[1:]
-
-
-def did_you_mean(word: str, known: list[str]) -> str:
-    """ " (did you mean X?)" for the closest of ``known`` to a mistyped ``word``, else ""."""
-    import difflib
-
-    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def command_parser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser:

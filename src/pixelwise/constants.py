@@ -102,6 +102,14 @@ def first_ten(items: list[str], what: str) -> str:
     return ", ".join(items[:10]) + (f", ... ({len(items)} {what})" if len(items) > 10 else "")
 
 
+def did_you_mean(word: str, known: list[str]) -> str:
+    """ " (did you mean X?)" for the closest of ``known`` to a mistyped ``word``, else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def one_line(exc: BaseException) -> str:
     """The error as one line; the operating system's as 'FILE: problem' ('out: Permission denied')."""
     if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename is not None:

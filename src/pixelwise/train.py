@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -41,7 +42,7 @@ from pixelwise.checkpoint import (
     write_checkpoint,
 )
 from pixelwise.config import TrainConfig, as_typed, data_settings
-from pixelwise.constants import counted, first_ten, option_text
+from pixelwise.constants import counted, did_you_mean, first_ten, option_text
 from pixelwise.data.calibration import common_pixel_size
 from pixelwise.data.coco import InstanceDataset, collate
 from pixelwise.data.datasets import SegmentationDataset, pad_collate
@@ -534,7 +535,7 @@ def check_unfinished(cfg: TrainConfig) -> None:
 
 
 def fit(
-    cfg: TrainConfig | str | os.PathLike,
+    cfg: TrainConfig | str | os.PathLike | None = None,
     on_epoch_end: Callable[[int, dict], None] | None = None,
     **options,
 ) -> Path:
@@ -555,7 +556,14 @@ def fit(
     CPU (gloo) each process normalises its own share. Rank 0 validates, prints and writes
     every file; all ranks resume from the same ``last.pt``.
     """
+    if cfg is None:  # fit(data="DATA", out=...), as TrainConfig names it
+        if "data" not in options:
+            raise TypeError("fit: give the data, fit('DATA', out=...), or a TrainConfig")
+        cfg = options.pop("data")
     if not isinstance(cfg, TrainConfig):
+        known = [f.name for f in dataclasses.fields(TrainConfig)]
+        if unknown := sorted(options.keys() - set(known)):  # as the command line names them
+            raise TypeError(f"fit: no option {unknown[0]!r}{did_you_mean(unknown[0], known)}")
         cfg = TrainConfig(data=os.fspath(cfg), **options)
     elif options:
         raise TypeError("fit: give the options in cfg, or the data with the options as keywords")
