@@ -662,7 +662,7 @@ def test_the_annotations_of_stacks_and_sequences_are_no_inputs(tmp_path, capsys)
     scored += ["--object-class", "1"]  # label images against the class's regions
     assert main(scored) == 0
     assert json.loads((tmp_path / "e.json").read_text())["predictions"].endswith("instances")
-    from pixelwise.evaluate import prediction_folder
+    from pixelwise.evaluate_folders import prediction_folder
 
     assert prediction_folder(tmp_path / "seg", objects=False) == tmp_path / "seg" / "instances"
 

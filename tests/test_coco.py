@@ -457,7 +457,7 @@ def test_evaluate_scores_another_tools_coco_results(tmp_path, capsys):
     measure; leaving one object out costs it by a hand count (DSB mean AP of that image 1/2:
     one of two objects matched at every threshold, TP/(TP+FP+FN)); boxes alone get box AP and
     no mask scores; ids not in the data are a one-line error."""
-    from pixelwise.evaluate import evaluate_results
+    from pixelwise.evaluate_folders import evaluate_results
 
     data = _coco(tmp_path / "data")
     spec = json.loads(data.read_text())

@@ -839,7 +839,7 @@ def test_kaggle_dsb2018_layout_a_folder_per_image_with_a_mask_per_object(tmp_pat
     k-th mask in name order; scored by evaluate like the same labels in one image."""
     from pixelwise.data.coco import stored_size
     from pixelwise.data.layouts import as_instance_items, holds_instance_labels
-    from pixelwise.evaluate import evaluate_predictions
+    from pixelwise.evaluate_folders import evaluate_predictions
 
     rng = np.random.default_rng(0)
     truths = {}

@@ -13,7 +13,7 @@ from PIL import Image
 
 from pixelwise.cli import main
 from pixelwise.data.io import holds_class_ids, save_mask
-from pixelwise.evaluate import evaluate_predictions
+from pixelwise.evaluate_folders import evaluate_predictions
 
 AND, OR = np.logical_and, np.logical_or
 CAR, ROAD, SIGN, VEGETATION = 26, 7, 20, 21  # Cityscapes label ids; class ids 13, 0, 7, 8
@@ -364,7 +364,7 @@ def test_prediction_files_of_stack_pages_and_3d_frames(tmp_path):
     from pathlib import Path
 
     from pixelwise.data.layouts import Item
-    from pixelwise.evaluate import file_per_item
+    from pixelwise.evaluate_folders import file_per_item
 
     items = [
         Item(Path(f"data/{seq}/t000.tif"), Path("m.tif"), f"{seq}_t000_z{z:03d}", z)
@@ -481,7 +481,7 @@ def test_geojson_predictions_drawn_in_their_boxes_as_on_the_whole_image(tmp_path
     outside, at any corner; objects numbered as drawn."""
     from pixelwise.data.labelme import shifted
     from pixelwise.data.shapes import draw_shapes
-    from pixelwise.evaluate import geojson_prediction
+    from pixelwise.evaluate_folders import geojson_prediction
 
     rng = np.random.default_rng(0)
     features, rings = [], []

@@ -20,7 +20,7 @@ from pixelwise.data.io import (
     read_image,
     save_mask,
 )
-from pixelwise.evaluate import evaluate_predictions
+from pixelwise.evaluate_folders import evaluate_predictions
 from pixelwise.semantic import build_datasets
 
 STORED = (24, 40)  # height, width of the pixels as stored; upright they are 40 x 24

@@ -383,7 +383,7 @@ def test_qupath_cells_are_read_by_their_cell_or_nucleus_outline(tmp_path, monkey
     from pixelwise.cli import main
     from pixelwise.constants import IGNORE_INDEX
     from pixelwise.data.layouts import find_items
-    from pixelwise.evaluate import evaluate_predictions
+    from pixelwise.evaluate_folders import evaluate_predictions
 
     def cell(box, nucleus=None, kind="cell"):
         feature = square(*box, "Tumor")
@@ -553,7 +553,7 @@ def test_a_slides_windows_reach_a_margin_beyond_what_is_drawn_unscored(
     from pixelwise.data.io import save_mask_rows
     from pixelwise.data.layouts import find_items, read_dataset_info
     from pixelwise.data.slide import item_image
-    from pixelwise.evaluate import evaluate_predictions
+    from pixelwise.evaluate_folders import evaluate_predictions
 
     (tmp_path / "data").mkdir()
     pixels = np.random.default_rng(2).integers(0, 255, (300, 400, 3), np.uint8)
@@ -614,7 +614,7 @@ def test_a_slides_own_predictions_are_scored_window_by_window(tmp_path, monkeypa
     import tifffile
 
     from pixelwise.data.io import holds_class_ids, save_mask_rows
-    from pixelwise.evaluate import evaluate_predictions
+    from pixelwise.evaluate_folders import evaluate_predictions
 
     (tmp_path / "data").mkdir()
     pixels = np.random.default_rng(1).integers(0, 255, (300, 400, 3), np.uint8)

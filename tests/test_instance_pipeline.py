@@ -226,7 +226,7 @@ def test_evaluate_scores_predicts_output_as_the_model_is_scored(detector, tmp_pa
     the scores `evaluate` gives those detections as one COCO results file with the right ids;
     a missing file is a one-line error. (A one-epoch model scores little: test_coco checks the
     figures on known detections.)"""
-    from pixelwise.evaluate import evaluate_results
+    from pixelwise.evaluate_folders import evaluate_results
 
     data, best = detector
     out = tmp_path / "p"

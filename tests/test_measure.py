@@ -8,8 +8,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from pixelwise import cli
-from pixelwise.cli import main
+from pixelwise.cli import commands, main
 from pixelwise.measure import COLUMNS, Regions, measure_objects, measurements_csv
 
 
@@ -277,7 +276,7 @@ def test_segment_expand_writes_cells_measures_them_and_exports_qupath_cells(
     """segment --expand N: OUT/cells/<name>.png holds each object grown by N pixels (the
     objects' numbers), --measure measures each cell, and --geojson writes QuPath cells (the
     cell as geometry, the object as nucleusGeometry) that read back as either label image."""
-    from pixelwise.evaluate import geojson_prediction
+    from pixelwise.evaluate_folders import geojson_prediction
     from pixelwise.instances import expand_cells
 
     rng = np.random.default_rng(0)
@@ -520,7 +519,7 @@ def test_stain_vectors_given_or_estimated_unmix_colours_made_with_them(
     (tmp_path / "folder").mkdir()
     for i, half in enumerate((image[:, :170], image[:, 150:])):
         Image.fromarray(half).save(tmp_path / "folder" / f"{i}.png")
-    monkeypatch.setattr(cli, "STAIN_PIXELS", 240 * 320 // 4)  # every 2nd pixel of each half
+    monkeypatch.setattr(commands, "STAIN_PIXELS", 240 * 320 // 4)  # every 2nd pixel of each half
     assert main(["stains", str(tmp_path / "folder")]) == 0  # a folder: its images together
     from_folder = stain_vectors(capsys.readouterr().out.splitlines()[-1].split("'")[1])
     for row, truth in ((0, h), (2, d)):  # STAINS: hematoxylin, eosin, dab

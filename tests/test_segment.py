@@ -510,7 +510,7 @@ def test_evaluate_scores_a_folder_of_predicted_masks(shapes_data, tmp_path, caps
     """evaluate PRED DATA: masks from any tool, as class ids or as the data's stored values,
     scored against the data's validation split (a hand count of the IoU); a missing, misnamed,
     missized or unreadable prediction is a one-line error."""
-    from pixelwise.evaluate import evaluate_predictions
+    from pixelwise.evaluate_folders import evaluate_predictions
 
     rng = np.random.default_rng(0)
     truths = sorted((shapes_data / "val" / "masks").glob("*.png"))
@@ -552,7 +552,7 @@ def test_evaluate_scores_predicted_objects_as_it_scores_a_model(tmp_path, capsys
     """Instance data: predicted label images get the object scores evaluate gives a model; the
     reference itself scores perfectly, one object left out costs its recall, and segment's
     output folder is read as it is (OUT/instances)."""
-    from pixelwise.evaluate import evaluate_predictions
+    from pixelwise.evaluate_folders import evaluate_predictions
 
     data = _blobs(tmp_path / "blobs", n=3)
     perfect = evaluate_predictions(data / "instances", data)
@@ -569,7 +569,7 @@ def test_evaluate_scores_predicted_objects_as_it_scores_a_model(tmp_path, capsys
 
 def test_evaluate_reads_predictions_stored_as_the_datas_masks(tmp_path):
     """Black-and-white data (0/255): predictions stored as 0/255 or as class ids 0/1 score alike."""
-    from pixelwise.evaluate import evaluate_predictions
+    from pixelwise.evaluate_folders import evaluate_predictions
 
     rng = np.random.default_rng(1)
     for sub in ("images", "masks", "as255", "as01"):
@@ -595,7 +595,7 @@ def test_evaluate_scores_remove_bg_cutouts_by_their_alpha(tmp_path, capsys):
     the alpha is at least 128, the same scores as those masks saved as class ids; a cut-out for
     data of three classes is a one-line error."""
     from pixelwise.cutout import cutout_bytes
-    from pixelwise.evaluate import evaluate_predictions
+    from pixelwise.evaluate_folders import evaluate_predictions
 
     rng = np.random.default_rng(0)
     data = tmp_path / "data"

@@ -29,13 +29,12 @@ from pixelwise.data.layouts import (
     value_counts,
 )
 from pixelwise.data.slide import annotated_image, item_image
-from pixelwise.evaluate import (
-    note_data_settings,
+from pixelwise.evaluate import note_data_settings, run_validation
+from pixelwise.evaluate_folders import (
     predicted_ids,
     prediction_files,
     prediction_folder,
     read_prediction,
-    run_validation,
 )
 from pixelwise.inference import predict
 from pixelwise.metrics import ImageScores, image_mean
@@ -47,7 +46,7 @@ from pixelwise.semantic import soft_black_and_white
 class Method:
     """A named way to segment: a classical method (regions matched to classes), a checkpoint,
     or a folder of masks predicted beforehand (by any tool; see
-    :func:`pixelwise.evaluate.evaluate_predictions`)."""
+    :func:`pixelwise.evaluate_folders.evaluate_predictions`)."""
 
     name: str
     classical: str | None = None

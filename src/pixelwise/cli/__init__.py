@@ -1,5 +1,5 @@
-"""The command line, ``pixelwise COMMAND``: :func:`main` (:mod:`pixelwise.cli.main`)."""
+"""The command line, ``pixelwise COMMAND``: :func:`main` (:mod:`pixelwise.cli.commands`)."""
 
-from pixelwise.cli.main import HANDLERS, build_parser, main, missing_extra, optional_parts
+from pixelwise.cli.commands import HANDLERS, build_parser, main, missing_extra, optional_parts
 
 __all__ = ["HANDLERS", "build_parser", "main", "missing_extra", "optional_parts"]

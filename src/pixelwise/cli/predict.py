@@ -313,12 +313,8 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
     results: scored as detections unless --object-class or --min-object-size ask for its label
     images), a COCO results file, or a checkpoint."""
     from pixelwise.checkpoint import resolve_checkpoint
-    from pixelwise.evaluate import (
-        evaluate_checkpoint,
-        evaluate_predictions,
-        evaluate_results,
-        results_folder,
-    )
+    from pixelwise.evaluate import evaluate_checkpoint
+    from pixelwise.evaluate_folders import evaluate_predictions, evaluate_results, results_folder
 
     given = Path(args.checkpoint)
     if best := run_best(given):  # a training run: its model

@@ -1,6 +1,6 @@
 """The command line's table: each subcommand's help, description and options (an
 :class:`~pixelwise.config.Opt` or the name of a shared one), declared once;
-:mod:`pixelwise.cli.main` builds the parser from it."""
+:mod:`pixelwise.cli.commands` builds the parser from it."""
 
 from __future__ import annotations
 
