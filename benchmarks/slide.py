@@ -214,7 +214,7 @@ def compare_pyramid(folder: Path, mask: np.ndarray, palette: np.ndarray, predict
     """Writing ``mask`` as the slide commands do (rows of 512, a palette) as a flat tiled TIFF
     and as the OME-TIFF pyramid they write now (``save_mask_rows(pyramid=)``), in turn, three
     times each: medians, file sizes, and the pyramid's extra time against the prediction's."""
-    from pixelwise.data.io import save_mask_rows
+    from pixelwise.data.write import save_mask_rows
 
     times = {False: [], True: [], "size": {}}
     for _ in range(3):

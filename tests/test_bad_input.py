@@ -23,7 +23,7 @@ from pixelwise.checkpoint import save_checkpoint
 from pixelwise.cli import main
 from pixelwise.cutout import remove_background
 from pixelwise.data.encoding import Normalization
-from pixelwise.data.io import atomic_write_bytes
+from pixelwise.data.write import atomic_write_bytes
 from pixelwise.inference import predict_probabilities
 from pixelwise.models import create_model
 from pixelwise.segmenter import Segmenter

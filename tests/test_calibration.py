@@ -134,7 +134,7 @@ def test_info_of_an_image_says_its_size_layout_pixel_size_and_how_it_is_read(
     pixel limit (read region by region), and a PNG (no pixel size, read whole); a missing file
     is one error line."""
     from pixelwise.cli import main
-    from pixelwise.data.io import save_mask_rows
+    from pixelwise.data.write import save_mask_rows
 
     mask = (np.arange(1300 * 1100).reshape(1300, 1100) % 3).astype(np.uint8)
     save_mask_rows(tmp_path / "m.tif", [(0, mask)], mask.shape, pixel_size=0.25)

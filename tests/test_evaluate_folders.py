@@ -12,7 +12,7 @@ from conftest import train_tiny
 from PIL import Image
 
 from pixelwise.cli import main
-from pixelwise.data.io import holds_class_ids, save_mask
+from pixelwise.data.write import holds_class_ids, save_mask
 from pixelwise.evaluate_folders import evaluate_predictions
 
 AND, OR = np.logical_and, np.logical_or

@@ -12,14 +12,8 @@ from conftest import tiny_config
 from PIL import Image
 
 from pixelwise.cli import main
-from pixelwise.data.io import (
-    StackPage,
-    drawn_as_stored,
-    laid_as_stored,
-    quarter_turned,
-    read_image,
-    save_mask,
-)
+from pixelwise.data.io import StackPage, drawn_as_stored, laid_as_stored, quarter_turned, read_image
+from pixelwise.data.write import save_mask
 from pixelwise.evaluate_folders import evaluate_predictions
 from pixelwise.semantic import build_datasets
 

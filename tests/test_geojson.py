@@ -550,9 +550,9 @@ def test_a_slides_windows_reach_a_margin_beyond_what_is_drawn_unscored(
 
     from pixelwise.cli import main
     from pixelwise.constants import IGNORE_INDEX
-    from pixelwise.data.io import save_mask_rows
     from pixelwise.data.layouts import find_items, read_dataset_info
     from pixelwise.data.slide import item_image
+    from pixelwise.data.write import save_mask_rows
     from pixelwise.evaluate_folders import evaluate_predictions
 
     (tmp_path / "data").mkdir()
@@ -613,7 +613,7 @@ def test_a_slides_own_predictions_are_scored_window_by_window(tmp_path, monkeypa
     GeoJSON costs its pixels."""
     import tifffile
 
-    from pixelwise.data.io import holds_class_ids, save_mask_rows
+    from pixelwise.data.write import holds_class_ids, save_mask_rows
     from pixelwise.evaluate_folders import evaluate_predictions
 
     (tmp_path / "data").mkdir()

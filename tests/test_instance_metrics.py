@@ -247,7 +247,8 @@ def test_drop_small_relabels_in_order_and_never_wraps_past_65535_objects():
 
 
 def test_label_images_beyond_65535_objects_are_written_as_32_bit_tiff(tmp_path):
-    from pixelwise.data.io import read_mask, save_label_image
+    from pixelwise.data.io import read_mask
+    from pixelwise.data.write import save_label_image
 
     few = np.arange(12, dtype=np.uint16).reshape(3, 4)
     assert save_label_image(tmp_path / "few.png", few) == tmp_path / "few.png"

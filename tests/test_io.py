@@ -14,14 +14,12 @@ from pixelwise.data.io import (
     count_pages,
     image_and_transparency,
     list_images,
-    png_bytes,
     read_image,
     read_image_bytes,
     read_mask,
-    save_mask,
-    save_png,
     transparency,
 )
+from pixelwise.data.write import png_bytes, save_mask, save_png
 
 
 def test_grey_png(tmp_path):

@@ -16,14 +16,9 @@ from pixelwise.checkpoint import save_checkpoint
 from pixelwise.cli import main
 from pixelwise.data.calibration import pixel_size_um
 from pixelwise.data.encoding import Normalization
-from pixelwise.data.io import (
-    ImageReadError,
-    holds_class_ids,
-    mask_tiles,
-    read_image,
-    save_mask_rows,
-)
+from pixelwise.data.io import ImageReadError, read_image
 from pixelwise.data.slide import TiffRegions, is_streamed, mirrored, sample_step
+from pixelwise.data.write import holds_class_ids, mask_tiles, save_mask_rows
 
 
 def slide_pixels(h: int, w: int, channels: int = 3, dtype=np.uint8, seed: int = 0) -> np.ndarray:
@@ -193,7 +188,7 @@ def test_probability_pages_are_a_pyramid_of_class_pages(tmp_path):
     """A slide's probabilities: one 8-bit page per class (``imread`` gives (K, H, W)), each
     with its reduced levels (every 2nd, 4th pixel) as SubIFDs, as the mask's pyramid; the
     pixel size as OME's; each page's pieces asked for only when that page is written."""
-    from pixelwise.data.io import save_probability_pages
+    from pixelwise.data.write import save_probability_pages
 
     h, w = 1300, 1100
     rng = np.random.default_rng(0)
@@ -358,20 +353,20 @@ def test_a_slides_working_file_outlives_the_outputs_written_from_it(tmp_path, mo
     """The working file of ids and probabilities is read while the mask is written atomically
     beside it: writing the mask does not sweep it away as a stale temporary file (its name is
     not one), a killed run's leftover goes, and none stays after the run."""
-    import pixelwise.data.io as io
+    import pixelwise.data.write as write
     from pixelwise import predict_slide
 
     pixels = slide_pixels(100, 120, seed=3)
     tifffile.imwrite(tmp_path / "a.tif", pixels, tile=(32, 32), photometric="rgb")
     (tmp_path / ".mask.tif.killed.codes").write_bytes(b"left by a killed run")
     swept = []
-    target = io._atomic_target
+    target = write._atomic_target
 
     def watched(path):  # what each atomic write finds beside its target
         swept.append(sorted(p.name for p in path.parent.glob(f".{path.name}.*.codes")))
         return target(path)
 
-    monkeypatch.setattr(io, "_atomic_target", watched)
+    monkeypatch.setattr(write, "_atomic_target", watched)
     run = {"tile": 64, "overlap": 8, "probabilities": tmp_path / "p.tif"}
     predict_slide(tiny_seg(), tmp_path / "a.tif", tmp_path / "mask.tif", "fp32", **run)
     assert any(swept)  # the working file was there while the outputs were written

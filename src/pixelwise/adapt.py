@@ -23,7 +23,7 @@ from pixelwise.batch import BatchResult, output_names, run_batch
 from pixelwise.config import TrainConfig
 from pixelwise.constants import MIN_ADAPT_PHOTOS
 from pixelwise.cutout import DEFAULT_MODEL, box_helper, get_model, remove_background
-from pixelwise.data.io import atomic_save, save_png
+from pixelwise.data.write import atomic_save, save_png
 from pixelwise.runtime import is_onnx_file
 
 

@@ -40,22 +40,24 @@ from pixelwise.data.io import (
     OUTPUT_MARK,
     ImageReadError,
     StackPage,
-    atomic_write_bytes,
     list_images,
-    mark_output,
     max_pixels_limit,
     page_name,
     read_channels,
     read_image,
-    save_label_image,
-    save_mask,
-    save_png,
-    save_probabilities,
     stack_size,
 )
 from pixelwise.data.labelme import BACKGROUND_LABEL, IGNORE_LABEL, annotation_json, shapes_of
 from pixelwise.data.slide import TiffRegions, is_streamed, sample_step
 from pixelwise.data.transforms import scaled_size
+from pixelwise.data.write import (
+    atomic_write_bytes,
+    mark_output,
+    save_label_image,
+    save_mask,
+    save_png,
+    save_probabilities,
+)
 from pixelwise.detection import (
     categories_of,
     detect,
@@ -667,7 +669,7 @@ def predict_streamed(
     TIFF written row of tiles by row; memory follows the tiles, not the image. With
     ``--geojson``, the mask's regions are then written to ``OUT/geojson``, read back from the
     mask block by block; with ``--probabilities``, the class probabilities go to
-    ``OUT/probabilities/<rel>.tif`` (:func:`~pixelwise.data.io.save_probability_pages`)."""
+    ``OUT/probabilities/<rel>.tif`` (:func:`~pixelwise.data.write.save_probability_pages`)."""
     path = out_dir / "masks" / rel.with_suffix(".tif")
     geojson = geojson_path(out_dir, rel) if options.geojson else None
     probabilities = out_dir / "probabilities" / rel.with_suffix(".tif")

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from pixelwise.constants import RUNTIMES, run_best
-from pixelwise.data.io import atomic_write_bytes
+from pixelwise.data.write import atomic_write_bytes
 from pixelwise.models import create_model
 from pixelwise.runtime import (
     INT8_PATH,

@@ -18,7 +18,6 @@ from pixelwise.classical import METHODS, regions_to_classes, run_method
 from pixelwise.constants import IGNORE_INDEX, one_line, parse_stems, run_best, unusable
 from pixelwise.data.datasets import size_mismatch
 from pixelwise.data.encoding import MaskEncoding
-from pixelwise.data.io import atomic_write_bytes
 from pixelwise.data.layouts import (
     Item,
     black_and_white,
@@ -29,6 +28,7 @@ from pixelwise.data.layouts import (
     value_counts,
 )
 from pixelwise.data.slide import annotated_image, item_image
+from pixelwise.data.write import atomic_write_bytes
 from pixelwise.evaluate import note_data_settings, run_validation
 from pixelwise.evaluate_folders import (
     predicted_ids,

@@ -30,8 +30,9 @@ from pixelwise.classical import graphcut
 from pixelwise.constants import CUTOUT_METHODS, CUTOUT_TYPES, DEFAULT_CUTOUT
 from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import to_unit
-from pixelwise.data.io import as_image, image_and_transparency, png_bytes
+from pixelwise.data.io import as_image, image_and_transparency
 from pixelwise.data.transforms import crop_resize, grown_box, resize_image
+from pixelwise.data.write import png_bytes
 from pixelwise.graphcut import (
     STROKE_WEIGHT,
     STROKE_WEIGHT_WITHOUT_BOX,

@@ -13,8 +13,8 @@ from pixelwise.batch import predict_files
 from pixelwise.checkpoint import load_model
 from pixelwise.config import TrainConfig
 from pixelwise.cutout import get_model, remove_background
-from pixelwise.data.io import atomic_write_bytes, save_png
 from pixelwise.data.synthetic import CLASS_NAMES, write_shapes_dataset
+from pixelwise.data.write import atomic_write_bytes, save_png
 from pixelwise.evaluate import evaluate_checkpoint
 from pixelwise.metrics import format_table
 from pixelwise.train import fit

@@ -20,7 +20,6 @@ from pixelwise.constants import (
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.io import (
     drawn_as_stored,
-    holds_class_ids,
     laid_as_stored,
     list_images,
     page_name,
@@ -32,6 +31,7 @@ from pixelwise.data.layouts import (
     holds_instance_labels,
     read_dataset_info,
 )
+from pixelwise.data.write import holds_class_ids
 from pixelwise.detection import evaluation_instances
 from pixelwise.evaluate import image_rows, instances_for_reference, object_metrics, outside_ignored
 from pixelwise.instances import (
@@ -157,7 +157,7 @@ def predicted_objects(
 ) -> np.ndarray:
     """The objects of a predicted mask as a label image: an instance label image (as `segment`
     writes them, or another tool) as it is; a class mask `predict` wrote (``marked``:
-    :func:`~pixelwise.data.io.holds_class_ids`) as `segment` makes objects of one: the
+    :func:`~pixelwise.data.write.holds_class_ids`) as `segment` makes objects of one: the
     connected regions of ``object_class``, or for instance data its interiors (1) grown into
     their borders (2), or without borders split by a watershed. Objects under ``min_size``
     pixels are dropped."""
@@ -396,7 +396,7 @@ def predicted_ids(
 ) -> np.ndarray:
     """Class ids of a predicted mask stored as the data's masks are (its values among the
     data's stored values) or as class ids 0..classes-1 (as `predict` writes them, marked so:
-    :func:`~pixelwise.data.io.holds_class_ids`); for data of objects (``encoding.instances``),
+    :func:`~pixelwise.data.write.holds_class_ids`); for data of objects (``encoding.instances``),
     a label image's objects are the foreground; with soft masks (``encoding.soft``) any values
     but class ids, each the class of the nearest data value. Values that are both are read as
     the data's, unless the file is marked or some are values the data leaves unscored (no

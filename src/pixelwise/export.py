@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pixelwise.data.io import atomic_write_bytes
+from pixelwise.data.write import atomic_write_bytes
 from pixelwise.segmenter import Segmenter
 
 METADATA_KEY = "pixelwise"

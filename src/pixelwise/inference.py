@@ -21,9 +21,10 @@ from torch import nn
 from pixelwise.checkpoint import load_model, resolve_checkpoint
 from pixelwise.constants import AUTO_OVERLAP, AUTO_TILE, AUTO_TILE_PIXELS
 from pixelwise.data.datasets import match_channels, to_tensor
-from pixelwise.data.io import as_image, save_code_rows, save_mask_rows, save_probability_pages
+from pixelwise.data.io import as_image
 from pixelwise.data.slide import TiffRegions, enlarged_rows, mirrored, sample_step, scaled
 from pixelwise.data.transforms import resize_image, resize_mask, scaled_size
+from pixelwise.data.write import save_code_rows, save_mask_rows, save_probability_pages
 from pixelwise.detection import detect, detections_to_classes, detections_to_labels
 from pixelwise.instances import argmax_codes, check_object_class, decision_for, instances_for
 from pixelwise.precision import autocast, memory_format, prepare
@@ -351,7 +352,7 @@ def predict_slide(
     way to the file (a progress bar, a preview). Same mask as :func:`predict` with the same
     tiles. ``tissue_only`` (a path): the glass read flat (:class:`~pixelwise.tissue.TissueOnly`,
     ``predict --tissue-only``). ``probabilities``: also the class probabilities there, laid
-    out as for an image (:func:`~pixelwise.data.io.save_probability_pages`)."""
+    out as for an image (:func:`~pixelwise.data.write.save_probability_pages`)."""
     seg = as_segmenter(seg)
     if isinstance(image, (str, os.PathLike)):
         with TiffRegions(image, seg.reads) as regions:
@@ -369,7 +370,7 @@ def predict_slide(
 
 def ids_and_probabilities(probs: torch.Tensor) -> torch.Tensor:
     """(N, K, H, W) probabilities -> (N, H, W, 1 + K) uint8: the most probable class, then each
-    class's ``round(255 p)`` (as :func:`~pixelwise.data.io.save_probabilities` stores them)."""
+    class's ``round(255 p)`` (as :func:`~pixelwise.data.write.save_probabilities` stores them)."""
     ids = probs.argmax(1, keepdim=True).to(torch.uint8)
     scaled = torch.round(probs.float() * 255).to(torch.uint8)
     return torch.cat([ids, scaled], 1).permute(0, 2, 3, 1).contiguous()
@@ -397,7 +398,7 @@ def working_file(out: Path):
     """The path of an empty working file beside ``out`` (the model's codes of a slide, read
     back into ``out``), removed when the block ends however it ends; the leftovers of a killed
     run go when the next one starts. Its name is not one that writing ``out`` atomically
-    sweeps away as a stale temporary file (:func:`~pixelwise.data.io.atomic_save`), since it
+    sweeps away as a stale temporary file (:func:`~pixelwise.data.write.atomic_save`), since it
     is still being read while ``out`` is written."""
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in out.parent.glob(f".{glob.escape(out.name)}.*.codes"):

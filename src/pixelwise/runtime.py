@@ -42,7 +42,7 @@ import torch
 
 from pixelwise.allocator import allocator
 from pixelwise.constants import first_time
-from pixelwise.data.io import atomic_write_bytes
+from pixelwise.data.write import atomic_write_bytes
 
 AGREEMENT = 0.995  # share of identical mask pixels a faster path must keep
 INFERENCE_PATHS = ("torch-fp32", "torch-fp32-cl", "torch-bf16-cl", "onnx-fp32")

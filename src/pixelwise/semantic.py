@@ -32,7 +32,7 @@ from pixelwise.data.encoding import (
     is_lossy,
     unpacked,
 )
-from pixelwise.data.io import colour_name, is_colour_mask, mask_palette, save_png
+from pixelwise.data.io import colour_name, is_colour_mask, mask_palette
 from pixelwise.data.layouts import (
     DatasetInfo,
     black_and_white,
@@ -44,6 +44,7 @@ from pixelwise.data.layouts import (
     value_counts,
 )
 from pixelwise.data.transforms import Augmentation
+from pixelwise.data.write import save_png
 from pixelwise.inference import check_factor, predict_probs
 from pixelwise.losses import PixelCrossEntropy, soft_dice_loss
 from pixelwise.models import MODELS, create_model

@@ -47,7 +47,7 @@ from pixelwise.data.calibration import common_pixel_size
 from pixelwise.data.coco import InstanceDataset, collate
 from pixelwise.data.datasets import SegmentationDataset, pad_collate
 from pixelwise.data.encoding import MaskEncoding, Normalization, mixed_kinds_note
-from pixelwise.data.io import atomic_write_bytes, mark_output
+from pixelwise.data.write import atomic_write_bytes, mark_output
 from pixelwise.detection import detection_step, instance_splits, score_detector
 from pixelwise.evaluate import choose_thresholds, evaluate
 from pixelwise.instances import OBJECT_PROB, SEED_PROB

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pixelwise.data.io import VIDEO_SUFFIXES, atomic_save
+from pixelwise.data.io import VIDEO_SUFFIXES
+from pixelwise.data.write import atomic_save
 
 # container format, codec, pixel format of frames with and without alpha
 WRITERS = {

@@ -86,7 +86,8 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
     reads the photo from standard input; ``-o -`` writes its cut-out (PNG, or as --format says)
     to standard output, and nothing else goes there."""
     from pixelwise.cutout import cutout_bytes, kept_nothing
-    from pixelwise.data.io import atomic_write_bytes, open_image_bytes
+    from pixelwise.data.io import open_image_bytes
+    from pixelwise.data.write import atomic_write_bytes
     from pixelwise.video import is_video
 
     given, out = args.inputs, Path(args.out)
@@ -128,7 +129,7 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
     :func:`cutout_format`)."""
     from pixelwise.batch import output_names, report_failures, run_batch
     from pixelwise.cutout import cutout_bytes, kept_nothing
-    from pixelwise.data.io import atomic_write_bytes
+    from pixelwise.data.write import atomic_write_bytes
 
     pairs = output_names(photos, out)
     hints = user_hints(args, pairs)

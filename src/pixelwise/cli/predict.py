@@ -113,7 +113,8 @@ def into_one_file(target: Path, main: str, run) -> int:
 
     import tifffile
 
-    from pixelwise.data.io import TIFF_SUFFIXES, atomic_save, read_mask
+    from pixelwise.data.io import TIFF_SUFFIXES, read_mask
+    from pixelwise.data.write import atomic_save
 
     target.parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=".pixelwise-", dir=target.parent))
@@ -236,7 +237,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
         write_coco,
     )
     from pixelwise.checkpoint import load_for_command
-    from pixelwise.data.io import atomic_write_bytes
+    from pixelwise.data.write import atomic_write_bytes
     from pixelwise.instances import check_object_class, with_thresholds
     from pixelwise.measure import Grading, measurements_csv
 
@@ -291,7 +292,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 def report_grades(grading, rows: list[tuple[str, list[dict]]], out: Path) -> tuple[str, str]:
     """``segment --positive``: each image's grade counts written to ``OUT/grades.csv`` (atomic);
     what the summary line adds: where they went, and a line of the first images' shares."""
-    from pixelwise.data.io import atomic_write_bytes
+    from pixelwise.data.write import atomic_write_bytes
     from pixelwise.measure import grades_csv
 
     atomic_write_bytes(out / "grades.csv", grades_csv(grading, rows))
@@ -367,7 +368,7 @@ def evaluation_of(args: argparse.Namespace) -> tuple[dict, Path]:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from pixelwise.checkpoint import BUNDLED_DIR
-    from pixelwise.data.io import atomic_write_bytes
+    from pixelwise.data.write import atomic_write_bytes
     from pixelwise.metrics import format_table
     from pixelwise.report import object_rule
 
@@ -419,7 +420,8 @@ def print_lowest(rows: list[dict], count: int = 5) -> None:
 def predict_classical(args: argparse.Namespace) -> int:
     from pixelwise.batch import report_failures, run_batch
     from pixelwise.classical import get_method
-    from pixelwise.data.io import read_image, save_mask
+    from pixelwise.data.io import read_image
+    from pixelwise.data.write import save_mask
 
     method = get_method(args.method)  # an unknown name is a usage error, not a bad file
     flags = ("probabilities", "labelme", "geojson", "tta", "skip_existing")

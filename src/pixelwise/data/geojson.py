@@ -504,7 +504,7 @@ class FeatureWriter:
     be held), via a temporary file renamed on success: never half-written."""
 
     def __init__(self, path: str | os.PathLike) -> None:
-        from pixelwise.data.io import _atomic_target
+        from pixelwise.data.write import _atomic_target
 
         self.path = Path(path)
         fd, self.tmp = _atomic_target(self.path)
@@ -521,7 +521,7 @@ class FeatureWriter:
         return self
 
     def __exit__(self, kind, value, trace) -> None:
-        from pixelwise.data.io import _publish
+        from pixelwise.data.write import _publish
 
         try:
             if kind is None:

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.data.io import atomic_write_bytes, image_files
+from pixelwise.data.io import image_files
+from pixelwise.data.write import atomic_write_bytes
 
 ID_COLUMNS = ("ImageId", "ImageID", "image_id", "img", "id", "image", "file_name", "filename")
 RLE_COLUMNS = ("EncodedPixels", "rle_mask", "rle", "mask_rle", "annotation", "encoding")

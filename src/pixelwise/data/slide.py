@@ -28,12 +28,12 @@ from pixelwise.data.io import (
     _uniform,
     drawn_as_stored,
     is_tiff,
-    mask_bands,
     max_pixels_limit,
     read_image,
 )
 from pixelwise.data.joins import Joins
 from pixelwise.data.transforms import in_dtype, resize_weights, scaled_size
+from pixelwise.data.write import mask_bands
 
 SAMPLE_WIDTH = 4096  # columns :meth:`TiffRegions.sample` reads at a time
 CACHE_BYTES = 64 * 2**20  # decoded tiles kept for the regions that share them (their overlaps)

@@ -46,13 +46,8 @@ from pixelwise.cutout import (
     parse_colour,
     remove_background,
 )
-from pixelwise.data.io import (
-    ImageReadError,
-    ImageTooLarge,
-    open_image_bytes,
-    png_bytes,
-    read_image_bytes,
-)
+from pixelwise.data.io import ImageReadError, ImageTooLarge, open_image_bytes, read_image_bytes
+from pixelwise.data.write import png_bytes
 from pixelwise.instances import check_object_class
 from pixelwise.segmenter import Segmenter
 from pixelwise.web.docs import api_page
@@ -410,7 +405,7 @@ class PredictJob:
         from pixelwise.batch import object_name
         from pixelwise.data.coco import object_annotations
         from pixelwise.data.geojson import to_geojson
-        from pixelwise.data.io import mask_image
+        from pixelwise.data.write import mask_image
         from pixelwise.inference import predict, segment
 
         image = decode_upload(self.data, self.name, int(limits.max_megapixels * 1e6))
