@@ -404,7 +404,7 @@ CLI_CASES = [
         "evaluate --json a folder",
         ["evaluate", "{ckpt}", "{d1}", "--json", "{root}"],
         2,
-        "--json " + "{root}: is a folder",
+        "--json {root}: is a folder",
     ),
     (
         "bad PIXELWISE_MAX_PIXELS",

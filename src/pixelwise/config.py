@@ -588,10 +588,10 @@ def field_options(cls) -> list[tuple[str, Opt]]:
     return out
 
 
-def as_typed(name: str, value, cls=None) -> str:
-    """A setting of ``cls`` (default :class:`TrainConfig`) as typed on the command line:
-    ``--epochs 20``, ``--zoom=-0.2,0.2``; a switch is its flag, or "without" it at its default."""
-    option = dict(field_options(cls or TrainConfig))[name]
+def as_typed(name: str, value) -> str:
+    """A :class:`TrainConfig` setting as typed on the command line: ``--epochs 20``,
+    ``--zoom=-0.2,0.2``; a switch is its flag, or "without" it at its default."""
+    option = dict(field_options(TrainConfig))[name]
     flag = option.flags[0]
     if isinstance(value, bool):
         return flag if value != option.default else f"without {flag}"
