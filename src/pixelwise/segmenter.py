@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from torch import nn
 
+from pixelwise.constants import first_ten
 from pixelwise.data.encoding import BLACK_AND_WHITE, MaskEncoding, Normalization
 from pixelwise.models import INSTANCE_MODELS
 
@@ -70,8 +71,6 @@ class Segmenter:
 
     def __repr__(self) -> str:
         """One line, not the network's layers: what a notebook shows for ``load_model(...)``."""
-        from pixelwise.constants import first_ten
-
         count = sum(p.numel() for p in self.network.parameters())  # none on ONNX Runtime
         parts = [self.arch, self.kind]
         parts += [f"{count / 1e6:.2f} M parameters"] if count else ["ONNX Runtime"]

@@ -19,6 +19,21 @@ from pixelwise.constants import (
     parse_stems,
 )
 
+# how predict and segment run a model over files (shared options, in their --help order)
+RUN_OPTIONS = (
+    "precision",
+    "tta",
+    "input_range",
+    "channel",
+    "tile",
+    "overlap",
+    "scale",
+    "tissue_only",
+    "runtime",
+    "skip_existing",
+    "progress",
+)
+
 COMMANDS: dict[str, tuple[str, str, list]] = {
     # name: (help, description, options: Opt or the name of a shared option)
     "train": (
@@ -73,17 +88,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "geojson",
             "min_object_size",
             "score_threshold",
-            "precision",
-            "tta",
-            "input_range",
-            "channel",
-            "tile",
-            "overlap",
-            "scale",
-            "tissue_only",
-            "runtime",
-            "skip_existing",
-            "progress",
+            *RUN_OPTIONS,
         ],
     ),
     "evaluate": (
@@ -210,17 +215,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             "object_class",
             "score_threshold",
             "instance_thresholds",
-            "precision",
-            "tta",
-            "input_range",
-            "channel",
-            "tile",
-            "overlap",
-            "scale",
-            "tissue_only",
-            "runtime",
-            "skip_existing",
-            "progress",
+            *RUN_OPTIONS,
         ],
     ),
     "remove-bg": (
