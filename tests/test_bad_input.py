@@ -44,8 +44,9 @@ def photo(h=48, w=64, seed=0) -> np.ndarray:
     return image
 
 
-def dataset(root: Path, mask_values=(0, 255), n=6, size=32, stray=None, bad_val=False) -> Path:
-    """images/ + masks/ pairs: a bright square marked with the second mask value."""
+def dataset(root: Path, mask_values=(0, 255), n=6, size=32, stray=None, broken=()) -> Path:
+    """images/ + masks/ pairs: a bright square marked with the second mask value; the files
+    ``broken`` names (relative to ``root``) are not images."""
     for sub in ("train/images", "train/masks", "val/images", "val/masks"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for i in range(n):
@@ -59,8 +60,8 @@ def dataset(root: Path, mask_values=(0, 255), n=6, size=32, stray=None, bad_val=
             mask[0, 0] = stray
         Image.fromarray(image).save(root / split / "images" / f"{i}.png")
         Image.fromarray(mask).save(root / split / "masks" / f"{i}.png")
-    if bad_val:
-        (root / "val" / "masks" / "0.png").write_bytes(b"\x89PNG broken")
+    for name in broken:
+        (root / name).write_bytes(b"\x89PNG broken")
     return root
 
 
@@ -108,7 +109,13 @@ def files(tmp_path_factory) -> dict:
         "pickled": root / "pickled.pt",
         "bw": dataset(root / "bw"),
         "stray": dataset(root / "stray", (0, 1), stray=7),
-        "badval": dataset(root / "badval", (0, 1), bad_val=True),
+        "badval": dataset(root / "badval", (0, 1), broken=["val/masks/0.png"]),
+        "badimages": dataset(
+            root / "badimages", (0, 1), broken=["val/images/0.png", "val/images/1.png"]
+        ),
+        "badmasks": dataset(
+            root / "badmasks", (0, 1), broken=["val/masks/0.png", "val/masks/1.png"]
+        ),
         "small": dataset(root / "small", (0, 1), size=24),
         "colour": dataset(root / "colour", ((0, 0, 0), (255, 0, 0))),
     }
@@ -214,6 +221,18 @@ CLI_CASES = [
         ["evaluate", "{ckpt}", "{bw}", "--object-class", "5"],
         2,
         "--object-class 5: the model's classes are 0 background, 1 foreground",
+    ),
+    (
+        "two unreadable images",  # evaluate stopped at the first, naming it alone
+        ["evaluate", "{ckpt}", "{badimages}"],
+        2,
+        "2 pairs cannot be used: {badimages}/val/images/0.png, {badimages}/val/images/1.png: not",
+    ),
+    (
+        "two unreadable masks",  # read for their values (black and white?) before scoring
+        ["evaluate", "{ckpt}", "{badmasks}"],
+        2,
+        "2 masks cannot be used: {badmasks}/val/masks/0.png, {badmasks}/val/masks/1.png: not",
     ),
     (
         "a device this machine lacks",  # was a RuntimeError traceback from torch

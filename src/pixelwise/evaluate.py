@@ -22,7 +22,9 @@ from pixelwise.constants import (
     AUTO_TILE_PIXELS,
     IGNORE_INDEX,
     counted,
+    one_line,
     parse_stems,
+    unusable,
 )
 from pixelwise.data.calibration import pixel_size_um
 from pixelwise.data.datasets import SegmentationDataset
@@ -421,9 +423,26 @@ def score_pixels(
     """Add to ``scores`` the masks :func:`pixelwise.inference.predict` makes of the images of
     ``ds`` (overlap-tile above 2048 x 2048 pixels, as for files), each by its model of
     ``models`` (:func:`scaled_models`)."""
-    for i, seg in enumerate(each_image(models, progress)):
-        image, target = ds.load(i)
+    for _, seg, image, target in readable_pairs(ds, models, progress):
         scores.add(predict_semantic(seg, image, precision, tta, None, AUTO_OVERLAP), target)
+
+
+def readable_pairs(ds: SegmentationDataset, models: list[Segmenter], progress: bool):
+    """(index, model, image, target) of each pair of ``ds`` with its model of ``models``.
+    Pairs that cannot be read are named together at the end, in one ValueError
+    (:func:`~pixelwise.constants.unusable`); after the first, the rest are only read, to name
+    them all, and no longer predicted: the scores would cover only part of the data."""
+    failures: list[str] = []
+    for i, seg in enumerate(each_image(models, progress)):
+        try:
+            image, target = ds.load(i)
+        except ValueError as exc:
+            failures.append(one_line(exc))
+            continue
+        if not failures:
+            yield i, seg, image, target
+    if failures:
+        raise unusable(failures, "pair")
 
 
 def each_image(items: list, progress: bool):
@@ -453,8 +472,8 @@ def score_objects(
     counts and RLEs are kept, so that many large images fit. ``models``: the model for each
     image (:func:`scaled_models`)."""
     pairs, coco, with_coco = [], [], has_pycocotools()
-    for i, (item, seg) in enumerate(each_image(list(zip(ds.items, models)), progress)):
-        image, target = ds.load(i)
+    for i, seg, image, target in readable_pairs(ds, models, progress):
+        item = ds.items[i]
         pred = probability_tensor(seg, image, precision, tta)
         scores.add(pred.argmax(1)[0].numpy(), target)
         if seg.encoding.instances is not None:

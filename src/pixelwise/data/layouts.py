@@ -58,7 +58,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pixelwise.constants import IGNORE_INDEX, IMAGE_FOLDERS, MASK_FOLDERS, first_time, unusable
+from pixelwise.constants import (
+    IGNORE_INDEX,
+    IMAGE_FOLDERS,
+    MASK_FOLDERS,
+    first_time,
+    one_line,
+    unusable,
+)
 from pixelwise.data import cityscapes, geojson, labelme
 from pixelwise.data.coco import (
     Categories,
@@ -242,11 +249,20 @@ def stored_values(
 
 
 def value_counts(items: list[Item]) -> dict[int, int]:
-    """How many pixels of every mask hold each stored value."""
+    """How many pixels of every mask hold each stored value. Masks that cannot be read are
+    named together, in one ValueError, when all have been read."""
     counts: dict[int, int] = {}
+    failures: list[str] = []
     for item in items:
-        for value, count in zip(*np.unique(item.read_mask(), return_counts=True)):
+        try:
+            values = np.unique(item.read_mask(), return_counts=True)
+        except ValueError as exc:
+            failures.append(one_line(exc))
+            continue
+        for value, count in zip(*values):
             counts[int(value)] = counts.get(int(value), 0) + int(count)
+    if failures:
+        raise unusable(failures, "mask")
     return counts
 
 
