@@ -110,6 +110,26 @@ def test_16bit_png_and_tiff(tmp_path):
         np.testing.assert_array_equal(out[..., 0], arr)
 
 
+def test_netpbm_targa_and_jpeg2000_files_are_images(tmp_path):
+    """The formats of older datasets are found in folders and read as Pillow reads them; a
+    16-bit PGM keeps every bit."""
+    grey = np.array([[0, 300], [40000, 65535]], np.uint16)
+    head = b"P5 2 2 65535\n"
+    (tmp_path / "g.pgm").write_bytes(head + grey.astype(">u2").tobytes())
+    colour = np.arange(2 * 2 * 3, dtype=np.uint8).reshape(2, 2, 3) * 10
+    for suffix in ("ppm", "tga", "jp2"):
+        Image.fromarray(colour).save(tmp_path / f"c{suffix}.{suffix}")
+    (tmp_path / "notes.txt").write_text("not an image")
+    found = [p.name for p in list_images([tmp_path])]
+    assert found == ["cjp2.jp2", "cppm.ppm", "ctga.tga", "g.pgm"]
+    out = read_image(tmp_path / "g.pgm")
+    assert out.dtype == np.uint16 and out.shape == (2, 2, 1)
+    np.testing.assert_array_equal(out[..., 0], grey)
+    for suffix in ("ppm", "tga"):  # lossless
+        np.testing.assert_array_equal(read_image(tmp_path / f"c{suffix}.{suffix}"), colour)
+    assert read_image(tmp_path / "cjp2.jp2").shape == (2, 2, 3)
+
+
 def _png16(pixels: np.ndarray, colour_type: int, exif: bytes = b"") -> bytes:
     """A 16-bit PNG written by hand (the format's own chunks), Pillow cannot write colour ones:
     colour type 2 RGB, 4 grey + alpha, 6 RGBA; ``exif``: an eXIf chunk."""

@@ -38,6 +38,12 @@ IMAGE_SUFFIXES = (
     ".heic",
     ".heif",
     ".svs",  # Aperio whole-slide scans: TIFFs (the slide first, then a thumbnail and levels)
+    ".pgm",  # Netpbm (grey up to 16 bits, colour, black and white), as older datasets keep them
+    ".ppm",
+    ".pbm",
+    ".pnm",
+    ".tga",
+    ".jp2",
 )
 # The brands of an ISO base media file ("....ftypBRAND") that mark a HEIF still image: phones'
 # HEIC photos. Pillow reads them through the optional pillow-heif plugin (extra [heic]).
@@ -512,11 +518,12 @@ def _pil_image_to_array(img: Image.Image, upright: bool = True) -> np.ndarray:
     if deep is not None:
         turn = UPRIGHT.get(img.getexif().get(EXIF_ORIENTATION)) if upright else None
         return np.ascontiguousarray(turn(deep)) if turn else deep
+    netpbm = img.format == "PPM"  # a PGM of more than 8 bits: mode I, scaled to 0..65535
     if upright:
         img = ImageOps.exif_transpose(img)
     mode = img.mode
-    if mode in ("I;16", "I;16B", "I;16L"):
-        return np.asarray(img, dtype=np.uint16)[..., None]
+    if mode in ("I;16", "I;16B", "I;16L") or (mode == "I" and netpbm):
+        return np.asarray(img).astype(np.uint16)[..., None]
     if mode in ("I", "F"):
         return np.asarray(img)[..., None]
     if mode in ("1", "L", "LA"):
