@@ -594,6 +594,16 @@ def test_predict_skip_existing(files, tmp_path, capsys):
     assert "wrote 0 masks" in capsys.readouterr().out
 
 
+def test_a_file_given_twice_is_read_once(files, tmp_path, capsys):
+    """A folder and a file in it, or one file twice (overlapping shell patterns): each image is
+    predicted once, where it was first given; they used to be refused as a name clash."""
+    d1 = files["d1"]
+    argv = ["predict", str(files["ckpt"]), str(d1 / "x.png"), str(d1), f"{d1}/../d1/x.png"]
+    assert main([*argv, "--out", str(tmp_path), "--no-progress"]) == 0
+    assert "wrote 1 mask to" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "masks").iterdir()] == ["x.png"]
+
+
 @pytest.mark.parametrize("command", ["predict", "segment", "remove-bg", "classical"])
 def test_outputs_inside_the_input_folder_are_no_inputs_on_a_rerun(command, files, tmp_path, capsys):
     import shutil

@@ -130,6 +130,13 @@ def test_netpbm_targa_and_jpeg2000_files_are_images(tmp_path):
     assert read_image(tmp_path / "cjp2.jp2").shape == (2, 2, 3)
 
 
+def test_images_listed_once_in_the_order_given(tmp_path):
+    for name in ("b.png", "a.png"):
+        Image.fromarray(np.zeros((2, 2), np.uint8)).save(tmp_path / name)
+    given = [tmp_path / "b.png", tmp_path, tmp_path / ".." / tmp_path.name / "a.png"]
+    assert list_images(given) == [tmp_path / "b.png", tmp_path / "a.png"]
+
+
 def _png16(pixels: np.ndarray, colour_type: int, exif: bytes = b"") -> bytes:
     """A 16-bit PNG written by hand (the format's own chunks), Pillow cannot write colour ones:
     colour type 2 RGB, 4 grey + alpha, 6 RGBA; ``exif``: an eXIf chunk."""

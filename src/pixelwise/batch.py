@@ -137,7 +137,8 @@ def output_names(
     of a multi-page TIFF is an input of its own (a :class:`~pixelwise.data.io.StackPage`) named
     as training names it: ``stack.tif`` gives ``stack-000.png``, ``stack-001.png``, ...
 
-    Refused before anything runs (ValueError): no image file at all, and two inputs that would
+    A file given twice (a folder and a file in it, overlapping shell patterns) is read once, as
+    it came first. Refused before anything runs (ValueError): no image file at all, and two inputs that would
     write the same output (``a.png`` and ``a.jpg``, or ``d1/x.png`` and ``d2/x.png`` given as
     files), which would leave one result where the summary counts two."""
     pairs: list[tuple[Path, Path]] = []
@@ -152,6 +153,10 @@ def output_names(
             )
         else:
             pairs.append((p, Path(p.stem + ".png")))
+    once: dict[Path, tuple[Path, Path]] = {}
+    for src, rel in pairs:
+        once.setdefault(src.resolve(), (src, rel))
+    pairs = list(once.values())
     if pages:
         pairs = [page for src, rel in pairs for page in stack_pages(src, rel)]
     if not pairs:

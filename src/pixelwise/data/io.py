@@ -919,9 +919,14 @@ def image_files(folder: Path, recursive: bool = True) -> list[Path]:
 
 
 def list_images(paths: list[str | os.PathLike]) -> list[Path]:
-    """Expand files and folders (recursively, :func:`image_files`) into a sorted list of image
-    files."""
+    """Expand files and folders (recursively, :func:`image_files`, each sorted) into a list of
+    image files, in the order given; a file given twice (a folder and a file in it, overlapping
+    shell patterns) is listed once, where it came first."""
     out: list[Path] = []
+    seen: set[Path] = set()
     for p in map(Path, paths):
-        out.extend(image_files(p) if p.is_dir() else [p])
+        for file in image_files(p) if p.is_dir() else [p]:
+            if (same := file.resolve()) not in seen:
+                seen.add(same)
+                out.append(file)
     return out
