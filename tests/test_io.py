@@ -302,13 +302,17 @@ def _png_bytes(shape=(32, 32)) -> bytes:
         ("empty.png", b"", r"empty file \(0 bytes\)"),
         ("text.png", b"this is not an image at all", "not a recognised image format"),
         ("cut.png", _png_bytes()[:120], r"cannot (decode|open)"),
+        ("short.png", _png_bytes((64, 64))[:-300], r"cannot decode \(truncated"),
         ("cut.tif", b"II*\x00\x08\x00\x00\x00\xff\xff", "cannot decode TIFF"),
     ],
 )
 def test_bad_files_name_file_and_reason(tmp_path, name, content, reason):
+    """Also ``pixelwise info FILE``, which used to read the header alone."""
+    from pixelwise.report import image_report
+
     path = tmp_path / name
     path.write_bytes(content)
-    for reader in (read_image, read_mask):
+    for reader in (read_image, read_mask, image_report):
         with pytest.raises(ImageReadError, match=reason) as info:
             reader(path)
         assert str(info.value).startswith(str(path) + ": ")

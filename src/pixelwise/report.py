@@ -270,16 +270,14 @@ def image_report(path: str | Path) -> str:
     """``pixelwise info IMAGE``: its size and layout (a TIFF's tiles, compression and pyramid
     levels), the pixel size its file records (what ``segment --measure`` gives µm from and
     ``--scale auto`` resizes by) and whether ``predict``/``segment`` read it whole or region by
-    region; ImageReadError for a file that cannot be read as an image."""
-    from PIL import Image
-
+    region; ImageReadError for a file that cannot be read as an image, or whose pixels (those
+    of its first page, when within the pixel limit) cannot be decoded."""
     from pixelwise.data.calibration import recorded
-    from pixelwise.data.io import ImageReadError, _open_tiff, deep_png, is_tiff, max_pixels_limit
+    from pixelwise.data.io import _check_file, _open_tiff, is_tiff, max_pixels_limit
     from pixelwise.data.slide import base_page, pyramid_levels
 
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(path, "no such file")
+    _check_file(path)
     tiff, size, smaller = is_tiff(path), None, []  # only a TIFF records a pixel size here
     if tiff:
         with _open_tiff(path) as tif:
@@ -299,11 +297,10 @@ def image_report(path: str | Path) -> str:
             if len(tif.pages) > 1:
                 about += f", {len(tif.pages)} pages"
             size = recorded(tif)
+            if h * w <= max_pixels_limit():
+                decoded(path, page.asarray)
     else:
-        with Image.open(path) as img:
-            (w, h), about = img.size, f"{img.format}, mode {img.mode}"
-            if deep_png(img):
-                about += ", 16 bits a sample"
+        w, h, about = pillow_report(path)
     scale = (
         f"{size:g} µm a pixel, as the file records it"
         if size is not None
@@ -318,6 +315,37 @@ def image_report(path: str | Path) -> str:
     else:
         reading = f"{over} and not a TIFF: refused"
     return "\n".join([f"{path}: {w} x {h} pixels (width x height); {about}", scale, reading])
+
+
+def pillow_report(path: Path) -> tuple[int, int, str]:
+    """The width, height and format of an image file Pillow reads (a HEIF photo through
+    pillow-heif), its pixels decoded when within the pixel limit."""
+    from PIL import Image, UnidentifiedImageError
+
+    from pixelwise.data.io import _open_unidentified, deep_png, max_pixels_limit
+
+    try:
+        img = Image.open(path)
+    except UnidentifiedImageError:
+        img = _open_unidentified(path, None)
+    with img:
+        (w, h), about = img.size, f"{img.format}, mode {img.mode}"
+        if deep_png(img):
+            about += ", 16 bits a sample"
+        if w * h <= max_pixels_limit():
+            decoded(path, img.load)
+    return w, h, about
+
+
+def decoded(path: Path, decode) -> None:
+    """Run ``decode`` (the reading of an image's pixels); ImageReadError naming ``path`` when
+    they cannot be decoded (a file cut short, corrupt data), as reading it would say."""
+    from pixelwise.data.io import undecodable
+
+    try:
+        decode()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise undecodable(path, exc) from None
 
 
 def levels_text(sizes: list[str]) -> str:

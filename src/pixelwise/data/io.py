@@ -464,15 +464,17 @@ def _open_pil(path: Path, max_pixels: int | None, source=None) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img.load()
     except (OSError, SyntaxError, ValueError) as exc:
-        reason = (
-            "truncated or corrupt image data"
-            if "truncated" in str(exc) or "broken" in str(exc)
-            else str(exc)
-        )
-        raise ImageReadError(path, f"cannot decode ({reason})") from None
+        raise undecodable(path, exc) from None
     if rawmode is not None:
         img.deep_pixels = _deep_png(path, source, grey=rawmode.startswith("LA"))
     return img
+
+
+def undecodable(path: Path, exc: BaseException) -> ImageReadError:
+    """The error of an image whose pixels cannot be decoded (a file cut short, corrupt data)."""
+    text = str(exc)
+    reason = "truncated or corrupt image data" if "truncated" in text or "broken" in text else text
+    return ImageReadError(path, f"cannot decode ({reason})")
 
 
 # 16-bit colour (or grey + alpha) PNGs, which Pillow decodes to 8 bits a sample: a 12-bit camera's
