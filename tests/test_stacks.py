@@ -298,7 +298,9 @@ def test_evaluate_scores_the_channel_asked_for(tmp_path, capsys):
     assert two["mean_iou"] == alone["mean_iou"] and two["per_image"] == alone["per_image"]
     capsys.readouterr()
     assert main(["evaluate", str(ckpt), str(tmp_path / "two")]) == 2  # a data error, as in train
-    assert "0.tif: has 2 channels (a page each, axes CYX)" in capsys.readouterr().err
+    said = capsys.readouterr().err  # both images named, the reason once
+    assert "2 pairs cannot be used: " in said and "0.tif, " in said
+    assert "1.tif: has 2 channels (a page each, axes CYX)" in said
     assert (
         main(["evaluate", str(tmp_path / "two" / "masks"), str(tmp_path / "two"), "--channel", "0"])
         == 2
