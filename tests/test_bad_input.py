@@ -670,7 +670,7 @@ def test_the_annotations_of_stacks_and_sequences_are_no_inputs(tmp_path, capsys)
 
     import tifffile
 
-    from pixelwise.batch import output_names
+    from pixelwise.runner import output_names
 
     rng = np.random.default_rng(0)
     volume = rng.integers(0, 255, (6, 24, 32)).astype(np.uint8)
@@ -832,7 +832,7 @@ def test_input_range_shows_a_12_bit_image_to_the_model_as_full_range(tmp_path, c
 
 
 def test_an_error_computing_one_file_fails_that_file_alone(tmp_path):
-    from pixelwise.batch import run_batch
+    from pixelwise.runner import run_batch
 
     for name in ("a", "huge", "z"):
         Image.fromarray(photo()).save(tmp_path / f"{name}.png")

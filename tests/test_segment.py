@@ -473,8 +473,9 @@ def test_segment_coco_keeps_an_instance_models_classes(tmp_path, monkeypatch):
     import torch
 
     from pixelwise import batch
-    from pixelwise.batch import PredictOptions, segment_files, write_coco
+    from pixelwise.batch import PredictOptions, segment_files
     from pixelwise.data.encoding import Normalization
+    from pixelwise.runner import write_coco
     from pixelwise.segmenter import Segmenter
 
     masks = torch.zeros(3, 1, 20, 30)

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pixelwise.batch import BatchResult, output_names, run_batch
 from pixelwise.config import TrainConfig
 from pixelwise.constants import MIN_ADAPT_PHOTOS
 from pixelwise.cutout import DEFAULT_MODEL, box_helper, get_model, remove_background
 from pixelwise.data.write import atomic_save, save_png
+from pixelwise.runner import BatchResult, output_names, run_batch
 from pixelwise.runtime import is_onnx_file
 
 

@@ -46,8 +46,8 @@ def split_videos(
     and the output folders of earlier runs),
     and the inputs left for the photos: files that are not videos, and folders unless they
     hold videos and no image."""
-    from pixelwise.batch import is_output
     from pixelwise.data.io import list_images
+    from pixelwise.runner import is_output
 
     outputs = Path(out).resolve()
     videos: list[tuple[Path, Path]] = []
@@ -277,10 +277,10 @@ def run_videos(
     """Each (video, output) pair through ``fn`` frame by frame (:func:`transform_video`), with
     a progress bar per clip and a line per output written; returns the failures, one line each
     naming the file (a bad clip does not stop the others). ``out``, the output folder, is
-    marked as one when the first clip is written (:func:`~pixelwise.batch.mark_output`)."""
+    marked as one when the first clip is written (:func:`~pixelwise.data.write.mark_output`)."""
     from tqdm import tqdm
 
-    from pixelwise.batch import mark_output
+    from pixelwise.data.write import mark_output
 
     failures = []
     for src, dst in pairs:

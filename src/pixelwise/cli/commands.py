@@ -140,9 +140,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from pixelwise.batch import check_output_file
     from pixelwise.checkpoint import load_model
     from pixelwise.export import export_checked, export_int8
+    from pixelwise.runner import check_output_file
 
     check_output_file(args.onnx, "--onnx", ".onnx")  # other names are not read back as ONNX
     seg = load_model(args.checkpoint)
@@ -162,10 +162,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from pixelwise.batch import check_output_file
     from pixelwise.checkpoint import calibrate_checkpoint, calibration_target, default_path
     from pixelwise.evaluate import note_data_settings, run_validation
     from pixelwise.report import gate_scores
+    from pixelwise.runner import check_output_file
 
     calibration_target(args.checkpoint, args.out)  # a bundled model in place: refused first
     if args.out:

@@ -127,9 +127,9 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
 def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> int:
     """remove-bg's photos: one file each (``-o x.png`` names one photo's cut-out; the format:
     :func:`cutout_format`)."""
-    from pixelwise.batch import output_names, report_failures, run_batch
     from pixelwise.cutout import cutout_bytes, kept_nothing
     from pixelwise.data.write import atomic_write_bytes
+    from pixelwise.runner import output_names, report_failures, run_batch
 
     pairs = output_names(photos, out)
     hints = user_hints(args, pairs)
@@ -234,8 +234,8 @@ def one_photo_hints(args: argparse.Namespace) -> dict:
 
 def cmd_adapt(args: argparse.Namespace) -> int:
     from pixelwise.adapt import AdaptOptions, adapt
-    from pixelwise.batch import report_failures
     from pixelwise.cutout import box_helper_name
+    from pixelwise.runner import report_failures
 
     options = AdaptOptions(args.epochs, args.epoch_size, args.crop, args.lr, device=args.device)
     model, labelled = adapt(

@@ -1,6 +1,6 @@
 """The commands that run a model over files: ``predict`` (also the classical methods and videos),
-``segment`` and ``evaluate``; the work happens in :mod:`pixelwise.batch` and
-:mod:`pixelwise.evaluate`."""
+``segment`` and ``evaluate``; the work happens in :mod:`pixelwise.batch` (run by
+:mod:`pixelwise.runner`) and :mod:`pixelwise.evaluate`."""
 
 from __future__ import annotations
 
@@ -142,8 +142,9 @@ def into_one_file(target: Path, main: str, run) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from pixelwise.batch import predict_files, run_sharded
+    from pixelwise.batch import predict_files
     from pixelwise.checkpoint import load_for_command
+    from pixelwise.runner import run_sharded
     from pixelwise.video import split_videos
 
     if args.method:
@@ -229,17 +230,12 @@ def predict_videos(args: argparse.Namespace, seg, videos: list[tuple[Path, Path]
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    from pixelwise.batch import (
-        check_output_file,
-        coco_names,
-        run_sharded,
-        segment_files,
-        write_coco,
-    )
+    from pixelwise.batch import coco_names, segment_files
     from pixelwise.checkpoint import load_for_command
     from pixelwise.data.write import atomic_write_bytes
     from pixelwise.instances import check_object_class, with_thresholds
     from pixelwise.measure import Grading, measurements_csv
+    from pixelwise.runner import check_output_file, run_sharded, write_coco
 
     target = one_file_target(args, args.inputs, ("labelme", "geojson", "expand"))
     if target is not None:  # -o labels.png for one image: the label image alone
@@ -418,10 +414,10 @@ def print_lowest(rows: list[dict], count: int = 5) -> None:
 
 
 def predict_classical(args: argparse.Namespace) -> int:
-    from pixelwise.batch import report_failures, run_batch
     from pixelwise.classical import get_method
     from pixelwise.data.io import read_image
     from pixelwise.data.write import save_mask
+    from pixelwise.runner import report_failures, run_batch
 
     method = get_method(args.method)  # an unknown name is a usage error, not a bad file
     flags = ("probabilities", "labelme", "geojson", "tta", "skip_existing")

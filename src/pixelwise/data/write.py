@@ -375,7 +375,7 @@ def save_probabilities(path: str | os.PathLike, probabilities: np.ndarray) -> No
 
 def mark_output(out: Path) -> None:
     """Mark ``out`` (a folder outputs were just written to) as one:
-    :func:`pixelwise.batch.output_names` leaves its files out of the inputs of later runs that
+    :func:`pixelwise.runner.output_names` leaves its files out of the inputs of later runs that
     list a folder holding it."""
     mark = out / OUTPUT_MARK
     if not mark.exists():
