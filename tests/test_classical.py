@@ -133,6 +133,24 @@ def test_cli_compare_and_predict_method(tmp_path, capsys):
     assert "compare: " not in capsys.readouterr().err  # no progress bar
     otsu, saved = json.loads((out / "compare.json").read_text())["rows"]
     assert saved["mean_iou"] == otsu["mean_iou"] and saved["seconds_per_image"] is None
+    # the confusion matrix and each image's mean IoU, against the masks counted here
+    report = json.loads((out / "compare.json").read_text())
+    assert report["classes"] == ["0", "1", "no class"]
+    matrix, ious = np.zeros((2, 3), int), []
+    for name in report["items"]:
+        truth = np.asarray(Image.open(data / "masks" / f"{name}.png")) > 0
+        pred = np.asarray(Image.open(tmp_path / "p" / "masks" / f"{name}.png")) > 0
+        np.add.at(matrix, (truth.astype(int), pred.astype(int)), 1)
+        ious.append(
+            np.mean(
+                [
+                    ((truth == c) & (pred == c)).sum() / ((truth == c) | (pred == c)).sum()
+                    for c in (0, 1)
+                ]
+            )
+        )
+    assert saved["confusion_matrix"] == otsu["confusion_matrix"] == matrix.tolist()
+    np.testing.assert_allclose(saved["per_image_iou"], ious, rtol=1e-6)
     assert saved["mean_boundary_f1"] == otsu["mean_boundary_f1"] > 0.9
     assert saved["mean_accuracy"] == otsu["mean_accuracy"] > 0.9
     assert "| saved | " in (out / "compare.md").read_text()

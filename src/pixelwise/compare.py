@@ -154,9 +154,13 @@ def select_items(
 
 
 def score(scores: ImageScores, num_classes: int) -> dict:
-    """Metrics over the real classes of scores whose last predicted id means "no class"."""
+    """Metrics over the real classes of scores whose last predicted id means "no class"; the
+    confusion matrix (pixel counts, a row per true class, a column per predicted class and a
+    last one for "no class") and each image's mean IoU over its classes (None where every
+    pixel is ignored), to compare methods image by image."""
     cm = scores.total
     iou, dice = cm.iou()[:num_classes], cm.dice()[:num_classes]
+    per_image = [one.iou()[:num_classes].nanmean().item() for one in scores.images]
     per_class = list(scores.summary()["per_class"].values())[:num_classes]
     bf, hd95 = ([m[key] for m in per_class] for key in ("boundary_f1", "hd95"))
     return {
@@ -169,6 +173,8 @@ def score(scores: ImageScores, num_classes: int) -> dict:
         "per_class_iou": [None if v != v else v for v in iou.tolist()],
         "per_class_boundary_f1": bf,
         "per_class_hd95": hd95,
+        "confusion_matrix": cm.matrix[:num_classes].tolist(),
+        "per_image_iou": [None if v != v else v for v in per_image],
     }
 
 
@@ -296,6 +302,12 @@ def prepare(
     check_predictions(methods, items, encoding, num_classes)
 
 
+def class_names(root, num_classes: int) -> list[str]:
+    """The data's class names as compare scores them (their ids where it names none)."""
+    names = read_dataset_info(Path(root)).class_names or []
+    return list(names[:num_classes]) + [str(i) for i in range(len(names), num_classes)]
+
+
 def format_table(rows: list[dict]) -> str:
     lines = [
         "| method | mean IoU | mean Dice | mean BF | mean HD95 (px) | pixel accuracy | "
@@ -360,7 +372,9 @@ def run_compare(roots: list[str], methods_spec: str, out: str | Path, **kwargs) 
     save_grid(
         out / "grid.png", panels, ["image", "ground truth"] + [m.name for m in methods], num_classes
     )
-    meta = {"data": roots, "images": len(items), "items": [i.name for i in items], "rows": rows}
+    names = class_names(roots[0], num_classes)
+    meta = {"data": roots, "images": len(items), "items": [i.name for i in items]}
+    meta |= {"classes": [*names, "no class"], "rows": rows}
     atomic_write_bytes(out / "compare.json", json.dumps(meta, indent=2).encode())
     atomic_write_bytes(out / "compare.md", (format_table(rows) + "\n").encode())
     return rows
