@@ -594,6 +594,29 @@ def test_predict_skip_existing(files, tmp_path, capsys):
     assert "wrote 0 masks" in capsys.readouterr().out
 
 
+def test_an_interrupted_command_says_how_to_go_on(files, tmp_path, capsys, monkeypatch):
+    """Ctrl-C: training goes on from its last checkpoint, file commands past the files they
+    wrote (whole: every output is written atomically)."""
+    from pixelwise.cli import HANDLERS
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    for command in ("train", "predict"):
+        monkeypatch.setitem(HANDLERS, command, interrupted)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"")
+    assert main(["train", str(files["bw"]), "--out", str(run)]) == 130
+    said = capsys.readouterr().err
+    assert said == f"interrupted; the same command with --resume goes on from {run / 'last.pt'}\n"
+    argv = ["predict", str(files["ckpt"]), str(files["d1"]), "--out", str(tmp_path / "p")]
+    assert main(argv) == 130
+    assert "the same command with --skip-existing goes on past them" in capsys.readouterr().err
+    assert main([*argv, "--skip-existing"]) == 130
+    assert "written is whole: the same command goes on past them" in capsys.readouterr().err
+
+
 def test_a_file_given_twice_is_read_once(files, tmp_path, capsys):
     """A folder and a file in it, or one file twice (overlapping shell patterns): each image is
     predicted once, where it was first given; they used to be refused as a name clash."""

@@ -458,8 +458,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pixelwise {args.command}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"interrupted{how_to_go_on(args)}", file=sys.stderr)
         return 130
+
+
+def how_to_go_on(args: argparse.Namespace) -> str:
+    """How an interrupted command goes on where it stopped: training from its last checkpoint,
+    file commands past the files they wrote whole (every output is written atomically)."""
+    if args.command == "train" and (Path(args.out) / "last.pt").is_file():
+        return f"; the same command with --resume goes on from {Path(args.out) / 'last.pt'}"
+    if hasattr(args, "skip_existing"):
+        given = "" if args.skip_existing else " with --skip-existing"
+        return f"; each file written is whole: the same command{given} goes on past them"
+    return ""
 
 
 if __name__ == "__main__":
