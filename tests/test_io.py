@@ -359,6 +359,30 @@ def test_image_bytes_decode_like_files(tmp_path):
         read_image_bytes(b"", "e.png")
 
 
+def test_encoded_bytes_and_binary_files_are_images_to_every_entry_point(tmp_path):
+    """``as_image`` (what predict, segment and remove_background take) reads a file's bytes and
+    a binary file object as the file itself, transparency and 16 bits included; a file opened
+    as text is refused with how to open it."""
+    rng = np.random.default_rng(1)
+    rgba = rng.integers(0, 255, (9, 7, 4), dtype=np.uint8)
+    rgba[..., 3] = np.where(rgba[..., 3] > 128, 255, 0)
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    Image.fromarray(rng.integers(0, 65535, (9, 7), dtype=np.uint16)).save(tmp_path / "d.png")
+    for name in ("a.png", "d.png"):
+        path = tmp_path / name
+        with open(path, "rb") as file:
+            for given in (path.read_bytes(), bytearray(path.read_bytes()), file):
+                np.testing.assert_array_equal(as_image(given), read_image(path))
+    pixels, alpha = image_and_transparency((tmp_path / "a.png").read_bytes())
+    np.testing.assert_array_equal(alpha, rgba[..., 3])
+    np.testing.assert_array_equal(pixels, rgba[..., :3])
+    with open(tmp_path / "a.png", errors="ignore") as text:
+        with pytest.raises(ValueError, match=r"a.png: a file opened as text; open it in binary"):
+            as_image(text)
+    with pytest.raises(ImageReadError, match="^image: not a recognised image format"):
+        as_image(b"not an image")
+
+
 def _turned_photo(tmp_path, name: str, **save_args) -> np.ndarray:
     """A wide photo stored with EXIF orientation 6 (turn 90 degrees clockwise to view), a bright
     block in its stored top-left corner; returns the file as pixelwise reads it."""

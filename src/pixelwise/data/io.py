@@ -647,6 +647,19 @@ def open_image_bytes(data: bytes, name: str, max_pixels: int | None = None) -> I
     return _open_pil(Path(name), max_pixels, io.BytesIO(data))
 
 
+def decoded_bytes(image, name: str = "image"):
+    """An encoded image file's contents (bytes, or a binary file object such as ``open(path,
+    "rb")`` or an upload's, read to its end) opened as a PIL image (:func:`open_image_bytes`,
+    ``name`` or the file object's own standing for it in errors); anything else as it is."""
+    if hasattr(image, "read") and not isinstance(image, Image.Image):
+        name = str(getattr(image, "name", name))
+        if isinstance(image, io.TextIOBase) or not isinstance(image := image.read(), bytes):
+            raise ValueError(f"{name}: a file opened as text; open it in binary mode ('rb')")
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return open_image_bytes(bytes(image), name)
+    return image
+
+
 def read_image_bytes(data: bytes, name: str, max_pixels: int | None = None) -> np.ndarray:
     """:func:`read_image` for an encoded image held in memory (:func:`open_image_bytes`)."""
     return _normalise_channels(
@@ -683,8 +696,9 @@ def transparency(image) -> np.ndarray | None:
 
 
 def image_and_transparency(image, name: str = "image") -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`as_image` of ``image`` (a path, PIL image or array) and its :func:`transparency`;
-    a file is decoded once (a TIFF's alpha is not read: None)."""
+    """:func:`as_image` of ``image`` (a path, PIL image, array or encoded bytes) and its
+    :func:`transparency`; a file is decoded once (a TIFF's alpha is not read: None)."""
+    image = decoded_bytes(image, name)
     if isinstance(image, (str, os.PathLike)) and not is_tiff(image):
         path = Path(image)
         _check_file(path)
@@ -701,8 +715,8 @@ def image_and_transparency(image, name: str = "image") -> tuple[np.ndarray, np.n
 def as_image(
     image, name: str = "image", any_floats: bool = False, channel: int | None = None
 ) -> np.ndarray:
-    """The one way every entry point reads an image: a path, a PIL image or an array becomes an
-    (H, W, C) array with C in {1, 3} of dtype uint8, uint16 or float32 (floats in [0, 1]).
+    """The one way every entry point reads an image: a path, a PIL image, an array or an encoded
+    file's bytes (or a binary file object, :func:`decoded_bytes`) becomes an (H, W, C) array with C in {1, 3} of dtype uint8, uint16 or float32 (floats in [0, 1]).
 
     Arrays may be (H, W), (H, W, C) with C in {1, 2, 3, 4} (alpha dropped), or channels-first
     (C, H, W) when that reading is unambiguous; anything else is refused with the shape found,
@@ -711,6 +725,7 @@ def as_image(
     trained on float images, whose normalisation was computed on their own values); a float
     TIFF file is checked as an array is. ``channel``: a file's channel read alone
     (:func:`read_image`; a model trained with ``--channel``)."""
+    image = decoded_bytes(image, name)
     if isinstance(image, (str, os.PathLike)):
         image = read_image(image, channel=channel)
         if image.dtype.kind != "f":
