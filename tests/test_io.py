@@ -324,6 +324,8 @@ def test_missing_file_and_directory(tmp_path):
         read_image(tmp_path / "nope.png")
     with pytest.raises(ImageReadError, match="is a directory"):
         read_image(tmp_path)
+    with pytest.raises(ImageReadError, match="a web address: pixelwise reads files, it downl"):
+        read_image("https://example.com/cat.jpg")  # nothing is fetched
 
 
 def test_decompression_bomb_guard_is_configurable(tmp_path, monkeypatch):

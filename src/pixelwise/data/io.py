@@ -15,6 +15,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,8 @@ def max_pixels_limit(max_pixels: int | None = None) -> int:
 
 def _check_file(path: Path) -> None:
     if not path.exists():
+        if re.match(r"(https?|ftp|s3|gs):/", str(path)):  # Path keeps one slash of "//"
+            raise ImageReadError(path, "a web address: pixelwise reads files, it downloads nothing")
         raise ImageReadError(path, "no such file")
     if path.is_dir():
         raise ImageReadError(path, "is a directory, not an image file")
