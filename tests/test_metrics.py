@@ -267,3 +267,43 @@ def test_the_examples_in_the_metrics_docstrings_hold():
 
     for module in (pixelwise.metrics, pixelwise.losses):
         assert doctest.testmod(module).failed == 0
+
+
+def test_mean_iou_interval_is_the_bootstrap_of_the_images_a_naive_loop_computes():
+    """Each draw of images with replacement sums their confusion matrices and takes the mean
+    IoU, as a loop over ConfusionMatrix does; the interval is the draws' central 95 %."""
+    rng = np.random.default_rng(3)
+    scores = ImageScores(3)
+    for i in range(8):
+        target = rng.integers(0, 3, (12, 12))
+        noise = rng.random((12, 12)) < 0.1 + 0.05 * i
+        scores.add(np.where(noise, rng.integers(0, 3, (12, 12)), target), target)
+    lo, hi = scores.mean_iou_interval(resamples=200, seed=5)
+    draws = np.random.default_rng(5).integers(0, 8, (200, 8))
+    means = []
+    for draw in draws:
+        total = ConfusionMatrix(3)
+        for i in draw:
+            total.merge(scores.images[i])
+        means.append(total.iou().nanmean().item())
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(means, [2.5, 97.5])), abs=1e-12)
+    assert lo < scores.total.iou().nanmean().item() < hi
+    summary = scores.summary()
+    assert summary["mean_iou_interval"] == scores.mean_iou_interval()
+    assert "mean IoU 95 % interval" in format_table(summary)
+
+
+def test_mean_iou_interval_of_alike_images_is_their_value_and_absent_for_few():
+    scores = ImageScores(2)
+    target = np.zeros((4, 4), np.int64)
+    target[:2] = 1
+    prediction = target.copy()
+    prediction[0, 0] = 0
+    for _ in range(5):
+        scores.add(prediction, target)
+    value = scores.total.iou().nanmean().item()
+    assert scores.mean_iou_interval() == pytest.approx([value, value])
+    few = ImageScores(2)
+    for _ in range(4):
+        few.add(prediction, target)
+    assert few.mean_iou_interval() is None and "mean_iou_interval" not in few.summary()

@@ -132,6 +132,12 @@ def format_table(summary: dict) -> str:
             f"frequency weighted IoU {summary['frequency_weighted_iou']:.4f}"
             + (f"   mean HD95 {summary['mean_hd95']:.2f} px" if bf else "")
         )
+    if "mean_iou_interval" in summary:
+        lo, hi = summary["mean_iou_interval"]
+        lines.append(
+            f"mean IoU 95 % interval {lo:.4f}-{hi:.4f} (the images drawn again 1000 times: how "
+            "far it could move on other images like these)"
+        )
     confused = most_confused(summary)
     if confused:
         lines.append(f"most confused: {confused}")
@@ -320,8 +326,12 @@ class ImageScores:
     def summary(self, class_names: list[str] | None = None) -> dict:
         """:meth:`ConfusionMatrix.summary` with each class's boundary F1 and HD95 (means over
         the images that have the class on either side) and their means over the classes,
-        ``mean_boundary_f1`` and ``mean_hd95``."""
+        ``mean_boundary_f1`` and ``mean_hd95``; ``mean_iou_interval`` from
+        :meth:`mean_iou_interval` when there are enough images."""
         out = self.total.summary(class_names)
+        interval = self.mean_iou_interval()
+        if interval is not None:
+            out["mean_iou_interval"] = interval
         for key, images in (("boundary_f1", self.boundary), ("hd95", self.hd95)):
             per_class = np.full(self.num_classes, np.nan)
             if images:
@@ -334,6 +344,33 @@ class ImageScores:
             kept = per_class[~np.isnan(per_class)]
             out[f"mean_{key}"] = float(kept.mean()) if kept.size else float("nan")
         return out
+
+    def mean_iou_interval(
+        self, level: float = 0.95, resamples: int = 1000, seed: int = 0
+    ) -> list[float] | None:
+        """How far the mean IoU could move on other images like these: the central ``level``
+        of its values over ``resamples`` bootstrap draws of the images (with replacement, each
+        draw's confusion matrices summed as the whole set's are); None under
+        ``MIN_INTERVAL_IMAGES`` images or where no draw has a class to score."""
+        n = len(self.images)
+        if n < MIN_INTERVAL_IMAGES:
+            return None
+        matrices = torch.stack([one.matrix for one in self.images]).double().numpy()
+        tp = np.diagonal(matrices, axis1=1, axis2=2)  # (N, K): each image's counts
+        union = matrices.sum(1) + matrices.sum(2) - tp
+        draws = np.random.default_rng(seed).integers(0, n, (resamples, n))
+        times = np.stack([np.bincount(d, minlength=n) for d in draws]).astype(np.float64)
+        hits, unions = times @ tp, times @ union  # (resamples, K)
+        iou = np.divide(hits, unions, out=np.full_like(hits, np.nan), where=unions > 0)
+        scored = ~np.isnan(iou).all(1)
+        if not scored.any():
+            return None
+        means = np.nanmean(iou[scored], axis=1)
+        tail = (1 - level) / 2 * 100
+        return [float(v) for v in np.percentile(means, [tail, 100 - tail])]
+
+
+MIN_INTERVAL_IMAGES = 5  # fewer images give an interval that says little
 
 
 # ---------------------------------------------------------------------------------------------
