@@ -147,34 +147,37 @@ def format_table(summary: dict) -> str:
             "Hausdorff distance of the outlines in pixels; per image, then averaged)"
         )
     if "objects" in summary:
-        o = summary["objects"]
-        lines.append(
-            f"objects: {o['predicted_objects']} predicted, {o['reference_objects']} true   "
-            f"DSB mean AP {o['dsb_mean_ap']:.4f}   AP@0.5 {o['ap50']:.4f}   F1@0.5 {o['f1']:.4f}   SEG {o['seg']:.4f}"
-        )
-        lines.append(
-            f"V_Rand {o['v_rand']:.4f}   V_Info {o['v_info']:.4f}   pixel error {1 - summary['pixel_accuracy']:.4f}"
-        )
-        if "pq" in o:
-            lines.append(
-                f"PQ {o['pq']:.4f} (DQ {o['dq']:.4f} x SQ {o['sq']:.4f})   AJI {o['aji']:.4f}   "
-                "(means over images)"
-            )
-        if "coco_mask_ap_skipped" in o:
-            lines.append(f"COCO mask AP not computed: {o['coco_mask_ap_skipped']}")
-        if "coco_mask_ap" in o:
-            lines.append(
-                f"COCO mask AP {o['coco_mask_ap']:.4f}   AP50 {o['coco_mask_ap50']:.4f}   "
-                f"AP75 {o['coco_mask_ap75']:.4f}   (objects ranked by mean probability)"
-            )
-        if "coco_mask_ap_every" in o:
-            every = o["coco_mask_ap_every"]
-            lines.append(
-                f"  the same counting every object (COCO counts the 100 best of an image; up to "
-                f"{every['most']} here): AP {every['ap']:.4f}   AP50 {every['ap50']:.4f}   "
-                f"AP75 {every['ap75']:.4f}"
-            )
+        lines += object_lines(summary["objects"], summary["pixel_accuracy"])
     return "\n".join(lines)
+
+
+def object_lines(o: dict, pixel_accuracy: float) -> list[str]:
+    """The lines of :func:`format_table` for the object scores ``o`` (a summary's ``objects``)."""
+    lines = [
+        f"objects: {o['predicted_objects']} predicted, {o['reference_objects']} true   "
+        f"DSB mean AP {o['dsb_mean_ap']:.4f}   AP@0.5 {o['ap50']:.4f}   F1@0.5 {o['f1']:.4f}   SEG {o['seg']:.4f}",
+        f"V_Rand {o['v_rand']:.4f}   V_Info {o['v_info']:.4f}   pixel error {1 - pixel_accuracy:.4f}",
+    ]
+    if "pq" in o:
+        lines.append(
+            f"PQ {o['pq']:.4f} (DQ {o['dq']:.4f} x SQ {o['sq']:.4f})   AJI {o['aji']:.4f}   "
+            "(means over images)"
+        )
+    if "coco_mask_ap_skipped" in o:
+        lines.append(f"COCO mask AP not computed: {o['coco_mask_ap_skipped']}")
+    if "coco_mask_ap" in o:
+        lines.append(
+            f"COCO mask AP {o['coco_mask_ap']:.4f}   AP50 {o['coco_mask_ap50']:.4f}   "
+            f"AP75 {o['coco_mask_ap75']:.4f}   (objects ranked by mean probability)"
+        )
+    if "coco_mask_ap_every" in o:
+        every = o["coco_mask_ap_every"]
+        lines.append(
+            f"  the same counting every object (COCO counts the 100 best of an image; up to "
+            f"{every['most']} here): AP {every['ap']:.4f}   AP50 {every['ap50']:.4f}   "
+            f"AP75 {every['ap75']:.4f}"
+        )
+    return lines
 
 
 def most_confused(summary: dict, shown: int = 3, least: float = 0.01) -> str:
