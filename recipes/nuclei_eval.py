@@ -32,7 +32,7 @@ from pixelwise.data.io import read_image, read_mask
 from pixelwise.data.layouts import find_pairs
 from pixelwise.inference import segment
 from pixelwise.instances import semantic_to_instances
-from pixelwise.metrics import dsb_average_precision
+from pixelwise.metrics import dsb_average_precision, mean_interval
 from pixelwise.report import thresholds_line
 
 HERE = Path(__file__).resolve().parent
@@ -120,19 +120,29 @@ def main() -> None:
 
 
 def summary(scores: dict) -> dict:
+    """Each method's DSB mean AP (with its 95 % bootstrap interval over the images, from 5
+    images on) and AP@0.5."""
     return {
         m: {
             "dsb_mean_ap": float(np.mean([s["mean_ap"] for s in v])),
+            "dsb_mean_ap_interval": mean_interval([s["mean_ap"] for s in v]),
             "ap50": float(np.mean([s["ap"][0.5] for s in v])),
         }
         for m, v in scores.items()
     }
 
 
+def interval_text(s: dict) -> str:
+    """ " [LO-HI]": a method's 95 % interval, where there is one."""
+    bounds = s["dsb_mean_ap_interval"]
+    return "" if bounds is None else f" [{bounds[0]:.3f}-{bounds[1]:.3f}]"
+
+
 def print_row(name: str, n: int, s: dict) -> None:
     print(
-        f"{name:<30} images {n:>3}  model DSB mean AP {s['model']['dsb_mean_ap']:.4f} (AP@0.5 {s['model']['ap50']:.4f})"
-        f"   Otsu+watershed {s['otsu']['dsb_mean_ap']:.4f} ({s['otsu']['ap50']:.4f})",
+        f"{name:<30} images {n:>3}  model DSB mean AP {s['model']['dsb_mean_ap']:.4f}"
+        f"{interval_text(s['model'])} (AP@0.5 {s['model']['ap50']:.4f})   Otsu+watershed "
+        f"{s['otsu']['dsb_mean_ap']:.4f}{interval_text(s['otsu'])} ({s['otsu']['ap50']:.4f})",
         flush=True,
     )
 

@@ -307,3 +307,15 @@ def test_mean_iou_interval_of_alike_images_is_their_value_and_absent_for_few():
     for _ in range(4):
         few.add(prediction, target)
     assert few.mean_iou_interval() is None and "mean_iou_interval" not in few.summary()
+
+
+def test_mean_interval_of_per_image_scores_against_a_naive_loop():
+    """The DSB mean AP's interval: the mean of each draw of images, as a loop computes it."""
+    from pixelwise.metrics import mean_interval
+
+    values = np.random.default_rng(2).random(9)
+    draws = np.random.default_rng(4).integers(0, 9, (300, 9))
+    means = [values[draw].mean() for draw in draws]
+    expected = tuple(np.percentile(means, [5, 95]))
+    assert tuple(mean_interval(values, level=0.9, resamples=300, seed=4)) == pytest.approx(expected)
+    assert mean_interval(values[:4]) is None

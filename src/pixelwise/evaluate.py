@@ -70,6 +70,7 @@ from pixelwise.metrics import (
     aggregated_jaccard,
     dsb_average_precision,
     image_mean,
+    mean_interval,
     object_scores,
     overlaps,
     panoptic_quality,
@@ -661,8 +662,10 @@ def object_metrics(pairs: list, image_aps: list[float] | None = None) -> dict:
         n_pred += preds
         matched = object_scores(o)
         tp, fp, fn = tp + matched["tp"], fp + matched["fp"], fn + matched["fn"]
+    interval = mean_interval(aps)
     return {
         "dsb_mean_ap": float(np.mean(aps)),
+        **({} if interval is None else {"dsb_mean_ap_interval": interval}),
         "ap50": float(np.mean(ap50s)),
         "seg": seg_sum / n_ref if n_ref else float("nan"),
         "precision": tp / (tp + fp) if tp + fp else float("nan"),

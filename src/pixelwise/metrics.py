@@ -158,6 +158,9 @@ def object_lines(o: dict, pixel_accuracy: float) -> list[str]:
         f"DSB mean AP {o['dsb_mean_ap']:.4f}   AP@0.5 {o['ap50']:.4f}   F1@0.5 {o['f1']:.4f}   SEG {o['seg']:.4f}",
         f"V_Rand {o['v_rand']:.4f}   V_Info {o['v_info']:.4f}   pixel error {1 - pixel_accuracy:.4f}",
     ]
+    if "dsb_mean_ap_interval" in o:
+        lo, hi = o["dsb_mean_ap_interval"]
+        lines.append(f"DSB mean AP 95 % interval {lo:.4f}-{hi:.4f} (the images drawn again)")
     if "pq" in o:
         lines.append(
             f"PQ {o['pq']:.4f} (DQ {o['dq']:.4f} x SQ {o['sq']:.4f})   AJI {o['aji']:.4f}   "
@@ -361,19 +364,41 @@ class ImageScores:
         matrices = torch.stack([one.matrix for one in self.images]).double().numpy()
         tp = np.diagonal(matrices, axis1=1, axis2=2)  # (N, K): each image's counts
         union = matrices.sum(1) + matrices.sum(2) - tp
-        draws = np.random.default_rng(seed).integers(0, n, (resamples, n))
-        times = np.stack([np.bincount(d, minlength=n) for d in draws]).astype(np.float64)
+        times = bootstrap_times(n, resamples, seed)
         hits, unions = times @ tp, times @ union  # (resamples, K)
         iou = np.divide(hits, unions, out=np.full_like(hits, np.nan), where=unions > 0)
         scored = ~np.isnan(iou).all(1)
         if not scored.any():
             return None
-        means = np.nanmean(iou[scored], axis=1)
-        tail = (1 - level) / 2 * 100
-        return [float(v) for v in np.percentile(means, [tail, 100 - tail])]
+        return central(np.nanmean(iou[scored], axis=1), level)
 
 
 MIN_INTERVAL_IMAGES = 5  # fewer images give an interval that says little
+
+
+def bootstrap_times(n: int, resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """(resamples, n) float: how many times each of ``n`` images is drawn in each bootstrap
+    draw of ``n`` images with replacement."""
+    draws = np.random.default_rng(seed).integers(0, n, (resamples, n))
+    return np.stack([np.bincount(d, minlength=n) for d in draws]).astype(np.float64)
+
+
+def central(values: np.ndarray, level: float) -> list[float]:
+    """The bounds of the central ``level`` of ``values`` (percentiles)."""
+    tail = (1 - level) / 2 * 100
+    return [float(v) for v in np.percentile(values, [tail, 100 - tail])]
+
+
+def mean_interval(
+    values, level: float = 0.95, resamples: int = 1000, seed: int = 0
+) -> list[float] | None:
+    """The bootstrap interval of the mean of per-image ``values`` (e.g. each image's DSB2018
+    mean AP), as :meth:`ImageScores.mean_iou_interval` draws images; None under
+    ``MIN_INTERVAL_IMAGES`` values."""
+    v = np.asarray(values, np.float64)
+    if len(v) < MIN_INTERVAL_IMAGES:
+        return None
+    return central(bootstrap_times(len(v), resamples, seed) @ v / len(v), level)
 
 
 # ---------------------------------------------------------------------------------------------
