@@ -201,3 +201,26 @@ def test_compare_scores_instance_labels_as_foreground_and_reads_classes_json(tmp
     (named / "classes.json").write_text(json.dumps({"classes": classes}))
     rows, _, _, num_classes = compare([str(named)], [Method("otsu", classical="otsu")])
     assert num_classes == 3 and len(rows[0]["per_class_iou"]) == 3
+
+
+def test_compare_pairs_each_method_with_the_best_image_by_image():
+    """The gap to the best method, per image, with its bootstrap interval: a steady gap is
+    "lower", one that changes sign from image to image "no clear difference", and too few
+    images scored by both give no line."""
+    from pixelwise.compare import paired_lines
+
+    def row(name, per_image):
+        scored = [v for v in per_image if v is not None]
+        return {"method": name, "mean_iou": float(np.mean(scored)), "per_image_iou": per_image}
+
+    best = row("best", [0.9] * 6)
+    rows = [
+        row("steady", [0.8] * 6),
+        best,
+        row("mixed", [0.9, 0.95, 0.85, 0.9, 0.95, 0.85]),
+        row("few", [0.5, None, None, 0.5, 0.5, 0.5]),
+    ]
+    steady, mixed = paired_lines(rows)
+    assert steady.startswith("steady - best: -0.1000 mean IoU per image, 95 % interval -0.1000")
+    assert steady.endswith("over 6 images (lower on these images)")
+    assert mixed.startswith("mixed - best: +0.0000") and "(no clear difference" in mixed

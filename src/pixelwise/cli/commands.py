@@ -118,7 +118,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from pixelwise.compare import format_table, run_compare
+    from pixelwise.compare import format_table, paired_lines, run_compare
 
     rows = run_compare(
         args.data,
@@ -135,6 +135,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         progress=args.progress,
     )
     print(format_table(rows))
+    print(*paired_lines(rows), sep="\n")
     print(f"table: {Path(args.out) / 'compare.md'}\nfigure grid: {Path(args.out) / 'grid.png'}")
     return 0
 
