@@ -719,7 +719,8 @@ def as_image(
     image, name: str = "image", any_floats: bool = False, channel: int | None = None
 ) -> np.ndarray:
     """The one way every entry point reads an image: a path, a PIL image, an array or an encoded
-    file's bytes (or a binary file object, :func:`decoded_bytes`) becomes an (H, W, C) array with C in {1, 3} of dtype uint8, uint16 or float32 (floats in [0, 1]).
+    file's bytes (or a binary file object, :func:`decoded_bytes`) becomes an (H, W, C) array
+    with C in {1, 3} of dtype uint8, uint16 or float32 (floats in [0, 1]).
 
     Arrays may be (H, W), (H, W, C) with C in {1, 2, 3, 4} (alpha dropped), or channels-first
     (C, H, W) when that reading is unambiguous; anything else is refused with the shape found,
