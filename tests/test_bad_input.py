@@ -229,6 +229,12 @@ CLI_CASES = [
         "2 pairs cannot be used: {badimages}/val/images/0.png, {badimages}/val/images/1.png: not",
     ),
     (
+        "two unreadable images to compare",  # compare too stopped at the first
+        ["compare", "{badimages}", "--methods", "otsu", "--out", "{out}"],
+        2,
+        "2 pairs cannot be used: {badimages}/val/images/0.png, {badimages}/val/images/1.png: not",
+    ),
+    (
         "two unreadable masks",  # read for their values (black and white?) before scoring
         ["evaluate", "{ckpt}", "{badmasks}"],
         2,

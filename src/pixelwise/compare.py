@@ -234,10 +234,18 @@ def compare(
     )
     from tqdm import tqdm
 
+    failures: list[str] = []  # pairs that cannot be read: named together, the rest read only
     for index, item in enumerate(tqdm(items, desc="compare", unit="img", disable=not progress)):
-        row = scored_item(item, methods, encoding, num_classes, scores)
-        if index in shown:
-            panels.append(row)
+        try:
+            image, target = read_pair(item, encoding, num_classes)
+        except ValueError as exc:
+            failures.append(one_line(exc))
+            continue
+        if not failures:
+            row = scored_item(item, image, target, methods, encoding, num_classes, scores)
+            panels += [row] if index in shown else []
+    if failures:
+        raise unusable(failures, "pair")
     table = [
         {
             "method": m.name,
@@ -249,13 +257,22 @@ def compare(
     return table, panels, items, num_classes
 
 
-def scored_item(item, methods: list[Method], encoding: MaskEncoding, classes: int, scores) -> list:
-    """Run every method on one item and add its scores to ``scores`` (by method name); returns
-    the row of the figure grid: image, truth and each method's prediction."""
+def read_pair(item, encoding: MaskEncoding, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """An item's image and its target as ``encoding`` reads its mask; ValueError naming the file
+    that cannot be read, or the pair whose sizes differ."""
     target = encoding.apply(item.read_mask(), classes, item.mask)
     image = annotated_image(item, target.shape)
     if image is None:
         raise ValueError(size_mismatch(item, target.shape, item_image(item).shape[:2]))
+    return image, target
+
+
+def scored_item(
+    item, image, target, methods: list[Method], encoding: MaskEncoding, classes: int, scores
+) -> list:
+    """Run every method on one item's ``image`` and add its scores against ``target`` to
+    ``scores`` (by method name); returns the row of the figure grid: image, truth and each
+    method's prediction."""
     row = [image, target]
     for m in methods:
         if m.folder is not None:
