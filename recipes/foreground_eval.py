@@ -28,7 +28,7 @@ from PIL import Image
 from pixelwise.cutout import get_model, mask_iou_and_alpha_error, remove_background
 from pixelwise.data.io import read_image, read_mask
 from pixelwise.data.layouts import find_items
-from pixelwise.metrics import boundary_f1
+from pixelwise.metrics import boundary_f1, mean_interval
 
 
 def photos(listing: Path, data: Path) -> list[tuple[str, Path, Path]]:
@@ -94,6 +94,7 @@ def summarise(table: dict) -> dict:
             s: {
                 "images": len(c["iou"]),
                 "mean_iou": float(np.mean(c["iou"])),
+                "mean_iou_interval": mean_interval(c["iou"]),
                 "mean_boundary_f1": float(np.mean(c["boundary_f1"])),
                 "mean_abs_alpha_error": float(np.mean(c["error"])),
                 "median_seconds": statistics.median(c["seconds"]),
@@ -103,6 +104,24 @@ def summarise(table: dict) -> dict:
         }
         for m, by_source in table.items()
     }
+
+
+def against_grabcut(summary: dict) -> list[str]:
+    """Each method against GrabCut on the same photos of each source: the mean of the per-photo
+    IoU differences with its 95 % bootstrap interval (whether "at or above GrabCut" would hold
+    on other photos of that source)."""
+    lines = []
+    for method, by_source in summary.items():
+        for source, s in by_source.items():
+            theirs = summary.get("grabcut", {}).get(source, {}).get("per_image_iou", {})
+            diffs = [v - theirs[stem] for stem, v in s["per_image_iou"].items() if stem in theirs]
+            interval = mean_interval(diffs) if method != "grabcut" else None
+            if interval is not None:
+                lines.append(
+                    f"{method:<9} {source:<16} - grabcut: {np.mean(diffs):+.4f} per photo, 95 % "
+                    f"interval {interval[0]:+.4f} to {interval[1]:+.4f} ({len(diffs)} photos)"
+                )
+    return lines
 
 
 def main() -> None:
@@ -125,13 +144,19 @@ def main() -> None:
     for method, by_source in summary.items():
         for source, s in by_source.items():
             print(
-                f"{method:<9} {source:<16} images {s['images']:>4}  mean IoU {s['mean_iou']:.4f}  "
-                f"BF {s['mean_boundary_f1']:.4f}  "
+                f"{method:<9} {source:<16} images {s['images']:>4}  mean IoU {s['mean_iou']:.4f}"
+                f"{interval_text(s['mean_iou_interval'])}  BF {s['mean_boundary_f1']:.4f}  "
                 f"|alpha error| {s['mean_abs_alpha_error']:.4f}  median {s['median_seconds']:.3f} s/photo",
                 flush=True,
             )
+    print(*against_grabcut(summary), sep="\n")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
+
+
+def interval_text(bounds: list[float] | None) -> str:
+    """ " [LO-HI]", a 95 % interval, where there is one."""
+    return "" if bounds is None else f" [{bounds[0]:.3f}-{bounds[1]:.3f}]"
 
 
 if __name__ == "__main__":

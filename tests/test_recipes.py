@@ -225,6 +225,26 @@ def test_grey_versions_of_photos_are_their_luma_in_three_equal_channels():
     assert (grey(rgb[..., :1]) == rgb[..., :1]).all()  # a grey photo stays as it is
 
 
+def test_each_method_is_paired_with_grabcut_on_the_photos_both_scored():
+    """foreground_eval's GrabCut comparison: per source, the differences of the photos both
+    methods scored, their mean and bootstrap interval; none where under 5 are shared."""
+    from pixelwise.metrics import mean_interval
+
+    ev = _load("foreground_eval")
+    theirs = {f"{i}": 0.5 for i in range(6)}
+    ours = {f"{i}": 0.5 + 0.1 * (i % 2) for i in range(7)}  # photo 6 only ours: left out
+    summary = {
+        "graphcut": {"a": {"per_image_iou": ours}, "b": {"per_image_iou": {"0": 1.0}}},
+        "grabcut": {"a": {"per_image_iou": theirs}, "b": {"per_image_iou": {"0": 0.5}}},
+    }
+    (line,) = ev.against_grabcut(summary)
+    lo, hi = mean_interval([0.0, 0.1] * 3)
+    assert line.split() == [
+        *["graphcut", "a", "-", "grabcut:", "+0.0500", "per", "photo,", "95", "%", "interval"],
+        *[f"{lo:+.4f}", "to", f"{hi:+.4f}", "(6", "photos)"],
+    ]
+
+
 def test_sparse_slide_outlines_some_nuclei_of_a_slide_and_holds_out_the_rest(tmp_path):
     """recipes/sparse_slide.py: a 3 x 4 mosaic of 12 gbm40 images as one tiled TIFF with 40 % of
     each image's nuclei outlined in GeoJSON, read as windows of a slide; the other 27 images
