@@ -497,6 +497,26 @@ def test_evaluate_scores_another_tools_coco_results(tmp_path, capsys):
     assert json.loads((tmp_path / "f.json").read_text())["detection"] == perfect
 
 
+def test_another_tools_coco_results_get_the_dsb_mean_aps_interval(tmp_path, capsys, monkeypatch):
+    """The DSB mean AP's bootstrap interval over the images, as for a model of pixelwise's own
+    (from 3 images here, 5 by default): that of the per-image values, printed by evaluate."""
+    import pixelwise.metrics
+    from pixelwise.evaluate_folders import evaluate_results
+    from pixelwise.metrics import mean_interval
+
+    monkeypatch.setattr(pixelwise.metrics, "MIN_INTERVAL_IMAGES", 3)
+    data = _coco(tmp_path / "data")
+    truth = [a for a in json.loads(data.read_text())["annotations"] if not a["iscrowd"]]
+    keys = ("image_id", "category_id", "bbox", "segmentation")
+    results = tmp_path / "results.json"  # image 100 loses its square: 1/2, 1, 1
+    results.write_text(json.dumps([{k: a[k] for k in keys} | {"score": 0.9} for a in truth[1:]]))
+    scored = evaluate_results(results, data)["detection"]
+    assert scored["dsb_mean_ap_interval"] == mean_interval([0.5, 1.0, 1.0])
+    assert main(["evaluate", str(results), str(data)]) == 0
+    lo, hi = scored["dsb_mean_ap_interval"]
+    assert f"DSB mean AP 95 % interval {lo:.4f}-{hi:.4f}" in capsys.readouterr().out
+
+
 def test_a_coco_folder_is_read_as_its_annotations_file(tmp_path):
     """DATA/annotations.json + DATA/images (as Mask R-CNN and `segment --coco` have it) is the
     same dataset for semantic training, inspect and evaluate as the file itself (it was "images/

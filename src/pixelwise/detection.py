@@ -42,6 +42,7 @@ from pixelwise.metrics import (
     coco_average_precision,
     dsb_average_precision,
     image_mean,
+    mean_interval,
     overlaps,
     panoptic_quality,
 )
@@ -332,6 +333,8 @@ def detection_scores(
     ap = coco_average_precision(ground_truth_json(items, cats, spec), results, types)
     masks = ap.get("segm", {"ap": None, "ap50": None, "ap75": None})
     every = {"mask_ap_every": masks["every"]["ap"]} if "every" in masks else {}
+    interval = mean_interval(dsb) if segmented else None
+    every |= {} if interval is None else {"dsb_mean_ap_interval": interval}
     return every | {
         "mask_ap": masks["ap"],
         "mask_ap50": masks["ap50"],

@@ -377,7 +377,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if "instance_thresholds" in summary:
         print(f"objects: {object_rule(*summary['instance_thresholds'])}")
     if "detection" in summary:
-        d = {k: "-" if v is None else f"{v:.4f}" for k, v in summary["detection"].items()}
+        found = dict(summary["detection"])
+        interval = found.pop("dsb_mean_ap_interval", None)
+        d = {k: "-" if v is None else f"{v:.4f}" for k, v in found.items()}
         print(
             f"mask AP {d['mask_ap']}  AP50 {d['mask_ap50']}  AP75 {d['mask_ap75']}   "
             f"box AP {d['box_ap']}  AP50 {d['box_ap50']}   DSB mean AP {d['dsb_mean_ap']}"
@@ -389,6 +391,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 else ""
             )
         )
+        if interval is not None:
+            print(
+                f"DSB mean AP 95 % interval {interval[0]:.4f}-{interval[1]:.4f} (the images drawn again)"
+            )
     else:
         print(format_table(summary))
         print_lowest(summary["per_image"])
