@@ -631,3 +631,30 @@ def test_http_api_answers_in_the_format_asked():
         answer = post(**bad)
         assert answer.status_code == 400 and "png, webp or jpg" in answer.json()["detail"]
     assert "format" in json.dumps(client.get("/openapi.json").json())
+
+
+def test_a_12_bit_photo_warns_and_with_its_range_cuts_as_its_8_bit_copy(tmp_path, capsys):
+    """A 12-bit camera's photo in a 16-bit file is seen 16 times darker by its dtype: a DimPhoto
+    warning (remove-bg: the note of predict, once per file); ``input_range=(0, 4095)``
+    (``--input-range 0,4095``) cuts it as its 8-bit copy, colours shown at full range."""
+    import tifffile
+
+    from pixelwise.cutout import DimPhoto
+
+    image, disc = _photo(120, 160)
+    twelve = image.astype(np.uint16) * 16  # 0..4080
+    seg = tiny_seg(BrightIsForeground())
+    with pytest.warns(DimPhoto, match=r"input_range=\(0, 4095\)"):
+        remove_background(twelve, seg, model_size=64)
+    ranged = np.asarray(remove_background(twelve, seg, model_size=64, input_range=(0, 4095)))
+    eight = np.asarray(remove_background(image, seg, model_size=64))
+    alpha, expected = ranged[..., 3] > 127, eight[..., 3] > 127
+    assert (alpha & expected).sum() / (alpha | expected).sum() > 0.99
+    shown = np.rint(twelve.astype(np.float64) / 4095 * 255)  # as map_range scales it
+    assert np.abs(ranged[alpha, :3] - shown[alpha]).max() <= 1
+    tifffile.imwrite(tmp_path / "p12.tif", twelve)
+    argv = ["remove-bg", str(tmp_path / "p12.tif"), "--method", "grabcut", "--no-progress"]
+    assert main([*argv, "-o", str(tmp_path / "a.png")]) == 0
+    assert "such as " + str(tmp_path / "p12.tif") in capsys.readouterr().err
+    assert main([*argv, "-o", str(tmp_path / "b.png"), "--input-range", "0,4095"]) == 0
+    assert "--input-range 0,4095 shows" not in capsys.readouterr().err

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from pixelwise.checkpoint import load_model
 from pixelwise.classical import graphcut
 from pixelwise.constants import CUTOUT_METHODS, CUTOUT_TYPES, DEFAULT_CUTOUT
 from pixelwise.data.datasets import match_channels, to_tensor
-from pixelwise.data.encoding import to_unit
+from pixelwise.data.encoding import TWELVE_BIT, intensity_kind, map_range, to_unit
 from pixelwise.data.io import as_image, image_and_transparency
 from pixelwise.data.transforms import crop_resize, grown_box, resize_image
 from pixelwise.data.write import png_bytes
@@ -553,6 +554,7 @@ def remove_background(
     foreground_strokes=None,
     background_strokes=None,
     box_model: str | Path | Segmenter | None = None,
+    input_range: tuple[float, float] | None = None,
 ) -> Image.Image:
     """Cut the foreground out of a photo.
 
@@ -564,25 +566,24 @@ def remove_background(
         image: a path, PIL image or (H, W[, C]) array (with transparency: :func:`read_photo`).
         model: a checkpoint path, bundled model name or loaded Segmenter (default: the bundled
             ``foreground`` model). Class 0 is background, every other class foreground.
-        method: ``"graphcut"`` (the default: graph cut with the network's probability as data
-            term where the network is confident, GrabCut's box assumption where it is not,
-            the probability alone on a photo the network knows (:func:`familiar`), snapping
-            to the photo's edges), ``"model"`` (the network's own mask) or
-            ``"grabcut"`` (OpenCV GrabCut from the central box, no weights needed).
+        method: ``"graphcut"`` (the default: graph cut snapping to the photo's edges, with the
+            network's probability as data term where it is confident, GrabCut's box assumption
+            where not, :func:`familiar` photos by the probability alone), ``"model"`` (the
+            network's own mask) or ``"grabcut"`` (OpenCV GrabCut, central box, no weights).
         matting: refine the alpha by closed-form matting on a trimap (slower, finer hair).
         box: ``(x0, y0, x1, y1)`` around the object, in pixels; everything outside is background.
         foreground_strokes, background_strokes: pixels to keep or to remove, as polylines
             ``[{"points": [[x, y], ...], "radius": r}, ...]`` or boolean (H, W) masks. A box or
-            strokes always run the graph cut (with the network's probability unless
-            ``method="grabcut"``); it keeps every object inside a box; strokes change the
-            cut-out without them near themselves only (:func:`mask_of`).
-        box_model: a box model (``train --box-crop``) whose probability is averaged with
-            ``model``'s inside a box, and inside the first cut's box without one
-            (:func:`self_prompted`). Default: :func:`box_helper`'s choice.
+            strokes always run the graph cut (keeping every object inside a box); strokes
+            change the cut-out without them near themselves only (:func:`mask_of`).
+        box_model: a box model (``train --box-crop``) averaged with ``model`` inside a box, and
+            inside the first cut's box without one (:func:`self_prompted`; :func:`box_helper`'s).
+        input_range: raw values ``(lo, hi)`` seen as the full range: ``(0, 4095)`` for a 12-bit
+            photo in a 16-bit file, else seen 16 times darker (:class:`DimPhoto` warning).
     """
     if method not in CUTOUT_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(CUTOUT_METHODS)}")
-    rgb, given_alpha, box = read_photo(image, box)
+    rgb, given_alpha, box = read_photo(image, box, input_range)
     small = working_image(rgb, model_size)
     hints = UserInput.scaled(
         box, foreground_strokes, background_strokes, rgb.shape[:2], small.shape[:2]
@@ -600,13 +601,32 @@ def remove_background(
     return compose(rgb, alpha, background, mask_only, at_most=given_alpha)
 
 
-def read_photo(image, box=None) -> tuple[np.ndarray, np.ndarray | None, Box | None]:
+class DimPhoto(UserWarning):
+    """A 16-bit photo whose values all lie under 4096 (a 12-bit camera's?), seen 16 times darker
+    by its dtype: ``input_range=(0, 4095)`` (``remove-bg --input-range 0,4095``) shows it at
+    full range."""
+
+
+def read_photo(
+    image, box=None, input_range: tuple[float, float] | None = None
+) -> tuple[np.ndarray, np.ndarray | None, Box | None]:
     """A photo as uint8 (H, W, 3), its alpha when it has transparency (an earlier cut-out, a
     sticker; :func:`pixelwise.data.io.transparency`), else None, and the box to cut inside:
     ``box`` when one is given, else the box around the pixels that are not transparent when it
     is smaller than the photo. What is transparent is background: the cut-out's alpha is at
-    most the photo's (:func:`compose`)."""
+    most the photo's (:func:`compose`). ``input_range``: raw values seen as the full range
+    (:func:`~pixelwise.data.encoding.map_range`); without it a 12-bit photo in a 16-bit file
+    warns (:class:`DimPhoto`)."""
     image, alpha = image_and_transparency(image)
+    if input_range is not None:
+        image = map_range(image, *input_range)
+    elif intensity_kind(image) == TWELVE_BIT:
+        warnings.warn(
+            "a 16-bit photo with values under 4096 (a 12-bit camera's?) is seen 16 times darker; "
+            "input_range=(0, 4095) shows it at full range",
+            DimPhoto,
+            stacklevel=3,
+        )
     rgb = _rgb8(image)
     if alpha is not None and box is None:
         rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import warnings
 from pathlib import Path
 
 from pixelwise.constants import (
@@ -73,6 +74,7 @@ def remove_background_with(args, image, model, box_model, background, **hints):
         args.mask_only,
         model_size=args.model_size,
         box_model=box_model,
+        input_range=args.input_range,
         **hints,
     )
 
@@ -127,7 +129,7 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
 def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> int:
     """remove-bg's photos: one file each (``-o x.png`` names one photo's cut-out; the format:
     :func:`cutout_format`)."""
-    from pixelwise.cutout import cutout_bytes, kept_nothing
+    from pixelwise.cutout import DimPhoto, cutout_bytes, kept_nothing
     from pixelwise.data.write import atomic_write_bytes
     from pixelwise.runner import output_names, report_failures, run_batch
 
@@ -147,11 +149,20 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
         return target[rel], None
 
     skip = (lambda rel: target[rel].exists()) if args.skip_existing else None
-    compute = lambda src: cut(src, **hints(src))  # noqa: E731
+    dim: list[str] = []  # 12-bit photos in 16-bit files, seen 16 times darker
+
+    def compute(src):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DimPhoto)
+            cutout = cut(src, **hints(src))
+        dim.extend(str(src) for w in caught if issubclass(w.category, DimPhoto))
+        return cutout
+
     folder = None if one_file else out
     result = run_batch(
         photos, compute, write, "remove-bg", args.progress, skip=skip, pairs=pairs, out=folder
     )
+    result.dim = dim
     skipped = f" ({result.skipped} existing skipped)" if result.skipped else ""
     print(f"wrote {counted(len(result.written), 'cut-out')} to {args.out}" + skipped)
     report_empty(empty)

@@ -259,6 +259,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 choices=tuple(CUTOUT_TYPES),
             ),
             "skip_existing",
+            "input_range",
             Opt(
                 ("--box",),
                 "one photo: x0,y0,x1,y1 around the object, in pixels (graph cut inside it; everything "
