@@ -339,10 +339,10 @@ def paired_lines(rows: list[dict]) -> list[str]:
             continue
         lo, hi = interval
         verdict = "no clear difference" if lo <= 0 <= hi else "lower" if hi < 0 else "higher"
+        gap = round(float(np.mean(diffs)), 4) + 0.0  # no "-0.0000"
         lines.append(
-            f"{r['method']} - {best['method']}: {round(np.mean(diffs), 4) + 0.0:+.4f} mean IoU "
-            "per image, 95 % "
-            f"interval {lo:+.4f} to {hi:+.4f} over {len(diffs)} images ({verdict} on these images)"
+            f"{r['method']} - {best['method']}: {gap:+.4f} mean IoU per image, 95 % interval "
+            f"{lo:+.4f} to {hi:+.4f} over {len(diffs)} images ({verdict} on these images)"
         )
     return lines
 
@@ -415,6 +415,7 @@ def run_compare(roots: list[str], methods_spec: str, out: str | Path, **kwargs) 
     meta = {"data": roots, "images": len(items), "items": [i.name for i in items]}
     meta |= {"classes": [*names, "no class"], "rows": rows}
     atomic_write_bytes(out / "compare.json", json.dumps(meta, indent=2).encode())
-    text = "\n\n".join([format_table(rows), *filter(None, ["\n".join(paired_lines(rows))])])
+    paired = "\n".join(paired_lines(rows))
+    text = format_table(rows) + (f"\n\n{paired}" if paired else "")
     atomic_write_bytes(out / "compare.md", (text + "\n").encode())
     return rows

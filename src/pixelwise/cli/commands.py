@@ -135,7 +135,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         progress=args.progress,
     )
     print(format_table(rows))
-    print(*paired_lines(rows), sep="\n")
+    for line in paired_lines(rows):
+        print(line)
     print(f"table: {Path(args.out) / 'compare.md'}\nfigure grid: {Path(args.out) / 'grid.png'}")
     return 0
 
