@@ -361,9 +361,12 @@ class ImageScores:
         n = len(self.images)
         if n < MIN_INTERVAL_IMAGES:
             return None
-        matrices = torch.stack([one.matrix for one in self.images]).double().numpy()
-        tp = np.diagonal(matrices, axis1=1, axis2=2)  # (N, K): each image's counts
-        union = matrices.sum(1) + matrices.sum(2) - tp
+        hits_of, unions_of = [], []  # (K,) each: not the (N, K, K) matrices, with many classes
+        for one in self.images:
+            m = one.matrix.double()
+            hits_of.append(m.diagonal().numpy())
+            unions_of.append((m.sum(0) + m.sum(1) - m.diagonal()).numpy())
+        tp, union = np.stack(hits_of), np.stack(unions_of)
         times = bootstrap_times(n, resamples, seed)
         hits, unions = times @ tp, times @ union  # (resamples, K)
         iou = np.divide(hits, unions, out=np.full_like(hits, np.nan), where=unions > 0)
