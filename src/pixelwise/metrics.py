@@ -366,9 +366,8 @@ class ImageScores:
             m = one.matrix.double()
             hits_of.append(m.diagonal().numpy())
             unions_of.append((m.sum(0) + m.sum(1) - m.diagonal()).numpy())
-        tp, union = np.stack(hits_of), np.stack(unions_of)
-        times = bootstrap_times(n, resamples, seed)
-        hits, unions = times @ tp, times @ union  # (resamples, K)
+        sums = bootstrap_sums(np.stack([hits_of, unions_of], axis=1), resamples, seed)
+        hits, unions = sums[:, 0], sums[:, 1]  # (resamples, K)
         iou = np.divide(hits, unions, out=np.full_like(hits, np.nan), where=unions > 0)
         scored = ~np.isnan(iou).all(1)
         if not scored.any():
@@ -379,11 +378,12 @@ class ImageScores:
 MIN_INTERVAL_IMAGES = 5  # fewer images give an interval that says little
 
 
-def bootstrap_times(n: int, resamples: int = 1000, seed: int = 0) -> np.ndarray:
-    """(resamples, n) float: how many times each of ``n`` images is drawn in each bootstrap
-    draw of ``n`` images with replacement."""
-    draws = np.random.default_rng(seed).integers(0, n, (resamples, n))
-    return np.stack([np.bincount(d, minlength=n) for d in draws]).astype(np.float64)
+def bootstrap_sums(values: np.ndarray, resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """(resamples, ...): the sums of ``values`` (one row per image) over each of ``resamples``
+    bootstrap draws of as many images with replacement; a draw at a time, so that memory grows
+    with the images, not with images x resamples."""
+    rng, n = np.random.default_rng(seed), len(values)
+    return np.stack([values[rng.integers(0, n, n)].sum(0) for _ in range(resamples)])
 
 
 def central(values: np.ndarray, level: float) -> list[float]:
@@ -401,7 +401,7 @@ def mean_interval(
     v = np.asarray(values, np.float64)
     if len(v) < MIN_INTERVAL_IMAGES:
         return None
-    return central(bootstrap_times(len(v), resamples, seed) @ v / len(v), level)
+    return central(bootstrap_sums(v, resamples, seed) / len(v), level)
 
 
 # ---------------------------------------------------------------------------------------------
