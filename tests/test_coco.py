@@ -250,9 +250,13 @@ def test_coco128_loads():
     assert target["masks"].shape[1:] == (items[0].height, items[0].width)
 
 
-def test_cli_train_resume_predict_evaluate_mask_rcnn(tmp_path, capsys):
+def test_cli_train_resume_predict_evaluate_mask_rcnn(tmp_path, capsys, monkeypatch):
+    import pixelwise.metrics
     from pixelwise.cli import main
 
+    # an interval from one validation image: validation scores hold a list, which the
+    # per-epoch metrics leave out (it broke training with 5 validation images or more)
+    monkeypatch.setattr(pixelwise.metrics, "MIN_INTERVAL_IMAGES", 1)
     path = _coco(tmp_path / "data", n_images=4)
     run = tmp_path / "run"
     args = [

@@ -684,6 +684,8 @@ def end_epoch(run: Run, epoch: int, train_loss: float, start: float) -> dict:
     cfg, task, state = run.cfg, run.task, run.state
     out = Path(cfg.out)
     metrics = task.validate(task.seg.network) if task.validate is not None else {}
+    # the numbers: an interval (a list) is for evaluate's reports, not for each epoch's row
+    metrics = {k: v for k, v in metrics.items() if not isinstance(v, list)}
     row = {"epoch": epoch + 1, "train_loss": round(train_loss, 6)} | {
         k: round(v, 6) for k, v in metrics.items()
     }
