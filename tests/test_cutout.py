@@ -257,6 +257,33 @@ def test_http_api_says_when_the_cut_kept_nothing():
     assert "X-Kept-Nothing" in spec["responses"]["200"]["headers"]
 
 
+def test_http_api_takes_a_12_bit_photos_input_range():
+    """A 12-bit photo in a 16-bit PNG is seen 16 times darker, and the network keeps nothing;
+    ``input_range=0,4095`` shows it at full range, as remove-bg's --input-range; a bad range is
+    a 400 that says the form."""
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from fastapi.testclient import TestClient
+
+    from pixelwise.web.app import create_app
+
+    client = TestClient(
+        create_app(tiny_seg(BrightIsForeground()), method="model"), base_url="http://localhost"
+    )
+    grey = _photo(60, 80)[0][..., 0].astype(np.uint16) * 16  # 0..4080
+    buf = io.BytesIO()
+    Image.fromarray(grey).save(buf, format="PNG")  # 16-bit grey
+    upload = {"file": ("p12.png", buf.getvalue(), "image/png")}
+    kept = {}
+    for ranged in (None, "0,4095"):
+        fields = {"input_range": ranged} if ranged else {}
+        reply = client.post("/api/remove-background", files=upload, data=fields)
+        assert reply.status_code == 200
+        kept[ranged] = reply.headers["X-Kept-Nothing"] == "false"
+    assert kept == {None: False, "0,4095": True}
+    bad = client.post("/api/remove-background", files=upload, data={"input_range": "4095,0"})
+    assert bad.status_code == 400 and "input_range must be LO,HI" in bad.json()["detail"]
+
+
 def _chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if path := shutil.which(name):

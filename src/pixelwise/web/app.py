@@ -4,7 +4,7 @@ this machine only by default.
 - ``POST /api/remove-background`` (multipart field ``file``; optional form fields ``matting``,
   ``mask_only``, ``background`` as ``#rrggbb`` or a colour name, ``box`` as ``x0,y0,x1,y1`` and
   ``foreground_strokes`` / ``background_strokes`` as JSON polylines, ``format`` = ``png``,
-  ``webp`` or ``jpg``) returns the cut-out (PNG by default).
+  ``webp`` or ``jpg``, ``input_range`` as ``LO,HI``) returns the cut-out (PNG by default).
 - ``POST /api/predict`` (multipart ``file``; ``output`` = ``mask``, ``objects`` or ``coco``;
   ``object_class``) runs the served model as ``pixelwise predict`` / ``segment`` do: the class-id
   mask (palette PNG), the instance labels (16-bit PNG) or the objects as COCO annotations.
@@ -37,7 +37,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
 
-from pixelwise.constants import CUTOUT_TYPES, DEFAULT_CUTOUT
+from pixelwise.constants import CUTOUT_TYPES, DEFAULT_CUTOUT, parse_range
 from pixelwise.cutout import (
     box_helper,
     cutout_bytes,
@@ -162,6 +162,18 @@ def parse_box(text: str | None) -> tuple[float, ...] | None:
     if len(values) != 4:
         raise ValueError(f"box must be x0,y0,x1,y1 in pixels, got {text!r}")
     return values
+
+
+def parse_input_range(text: str | None) -> tuple[float, float] | None:
+    """``LO,HI``: the raw values seen as the full range (``remove-bg --input-range``)."""
+    if not text:
+        return None
+    try:
+        return parse_range(text)
+    except ValueError:
+        raise ValueError(
+            f"input_range must be LO,HI with LO < HI (0,4095 for a 12-bit photo), got {text!r}"
+        ) from None
 
 
 def parse_strokes(text: str | None, name: str, limits: Limits) -> list | None:
@@ -298,6 +310,7 @@ FIELDS = {
     "foreground_strokes",
     "background_strokes",
     "format",
+    "input_range",
 }
 
 
@@ -321,6 +334,11 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
             description="png; webp (the alpha exact, the colours lossy, several times smaller); "
             "jpg (no transparency: onto white unless background)",
         ),
+        input_range: str | None = Form(
+            None,
+            description="LO,HI: raw values seen as the full range, 0,4095 for a 12-bit photo in a "
+            "16-bit file (otherwise seen 16 times darker)",
+        ),
     ) -> Response:
         await refuse_unknown_fields(request, FIELDS)
         name = upload_name(file)
@@ -337,6 +355,7 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
                 "background_strokes": parse_strokes(
                     background_strokes, "background_strokes", limits
                 ),
+                "input_range": parse_input_range(input_range),
             }
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
