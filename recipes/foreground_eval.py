@@ -149,7 +149,8 @@ def main() -> None:
                 f"|alpha error| {s['mean_abs_alpha_error']:.4f}  median {s['median_seconds']:.3f} s/photo",
                 flush=True,
             )
-    print(*against_grabcut(summary), sep="\n")
+    for line in against_grabcut(summary):
+        print(line)
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
 
