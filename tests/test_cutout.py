@@ -660,7 +660,9 @@ def test_http_api_answers_in_the_format_asked():
     assert "format" in json.dumps(client.get("/openapi.json").json())
 
 
-def test_a_12_bit_photo_warns_and_with_its_range_cuts_as_its_8_bit_copy(tmp_path, capsys):
+def test_a_12_bit_photo_warns_and_with_its_range_cuts_as_its_8_bit_copy(
+    tmp_path, capsys, monkeypatch
+):
     """A 12-bit camera's photo in a 16-bit file is seen 16 times darker by its dtype: a DimPhoto
     warning (remove-bg: the note of predict, once per file); ``input_range=(0, 4095)``
     (``--input-range 0,4095``) cuts it as its 8-bit copy, colours shown at full range."""
@@ -685,3 +687,12 @@ def test_a_12_bit_photo_warns_and_with_its_range_cuts_as_its_8_bit_copy(tmp_path
     assert "such as " + str(tmp_path / "p12.tif") in capsys.readouterr().err
     assert main([*argv, "-o", str(tmp_path / "b.png"), "--input-range", "0,4095"]) == 0
     assert "--input-range 0,4095 shows" not in capsys.readouterr().err
+    # from standard input: the warning as one note line, not Python's file:line form
+    grey = io.BytesIO()
+    Image.fromarray(twelve[..., 0]).save(grey, format="PNG")  # 16-bit grey
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(grey.getvalue())))
+    stream = ["remove-bg", "-", "-o", str(tmp_path / "c.png"), "--method", "grabcut"]
+    assert main(stream) == 0
+    said = capsys.readouterr().err
+    assert "pixelwise: note: a 16-bit photo with values under 4096" in said
+    assert "(remove-bg --input-range 0,4095)" in said and "DimPhoto" not in said

@@ -97,6 +97,11 @@ def parse_range(text: str | tuple | None) -> tuple[float, float] | None:
 MIN_ADAPT_PHOTOS = 10  # adapt holds a tenth out to watch the fit: at least one photo
 
 
+class Note(UserWarning):
+    """A warning the command line prints as one line, "pixelwise: note: ...", rather than as
+    Python shows warnings (the file and line that raised it)."""
+
+
 def first_ten(items: list[str], what: str) -> str:
     """``items`` joined by commas, the first ten and how many there are when more."""
     return ", ".join(items[:10]) + (f", ... ({len(items)} {what})" if len(items) > 10 else "")

@@ -28,7 +28,7 @@ from PIL import Image
 
 from pixelwise.checkpoint import load_model
 from pixelwise.classical import graphcut
-from pixelwise.constants import CUTOUT_METHODS, CUTOUT_TYPES, DEFAULT_CUTOUT
+from pixelwise.constants import CUTOUT_METHODS, CUTOUT_TYPES, DEFAULT_CUTOUT, Note
 from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import TWELVE_BIT, intensity_kind, map_range, to_unit
 from pixelwise.data.io import as_image, image_and_transparency
@@ -601,7 +601,7 @@ def remove_background(
     return compose(rgb, alpha, background, mask_only, at_most=given_alpha)
 
 
-class DimPhoto(UserWarning):
+class DimPhoto(Note):
     """A 16-bit photo whose values all lie under 4096 (a 12-bit camera's?), seen 16 times darker
     by its dtype: ``input_range=(0, 4095)`` (``remove-bg --input-range 0,4095``) shows it at
     full range."""
@@ -623,7 +623,7 @@ def read_photo(
     elif intensity_kind(image) == TWELVE_BIT:
         warnings.warn(
             "a 16-bit photo with values under 4096 (a 12-bit camera's?) is seen 16 times darker; "
-            "input_range=(0, 4095) shows it at full range",
+            "input_range=(0, 4095) (remove-bg --input-range 0,4095) shows it at full range",
             DimPhoto,
             stacklevel=3,
         )

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from pixelwise import __version__
@@ -25,6 +26,7 @@ from pixelwise.config import (
     from_args,
 )
 from pixelwise.constants import (
+    Note,
     counted,
     did_you_mean,
     one_line,
@@ -444,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
         model_first(args, given)
         if getattr(args, "input_range", None) is not None:  # refused before a model loads
             args.input_range = parse_range(args.input_range)
-        status = HANDLERS[args.command](args)
+        with warnings.catch_warnings():  # pixelwise's notes as one line each
+            warnings.showwarning = note_line(warnings.showwarning)
+            status = HANDLERS[args.command](args)
         sys.stdout.flush()  # a reader gone shows here (BrokenPipeError), not at exit
         return status
     except ImportError as exc:
@@ -462,6 +466,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"interrupted{how_to_go_on(args)}", file=sys.stderr)
         return 130
+
+
+def note_line(show):
+    """``warnings.showwarning`` that prints pixelwise's :class:`~pixelwise.constants.Note`
+    warnings as "pixelwise: note: ..." and hands the others to ``show``."""
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, Note):
+            print(f"pixelwise: note: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return showwarning
 
 
 def how_to_go_on(args: argparse.Namespace) -> str:
