@@ -15,7 +15,14 @@ import numpy as np
 
 from pixelwise.checkpoint import load_model
 from pixelwise.classical import METHODS, regions_to_classes, run_method
-from pixelwise.constants import IGNORE_INDEX, one_line, parse_stems, run_best, unusable
+from pixelwise.constants import (
+    IGNORE_INDEX,
+    each_readable,
+    one_line,
+    parse_stems,
+    run_best,
+    unusable,
+)
 from pixelwise.data.datasets import size_mismatch
 from pixelwise.data.encoding import MaskEncoding
 from pixelwise.data.layouts import (
@@ -234,18 +241,11 @@ def compare(
     )
     from tqdm import tqdm
 
-    failures: list[str] = []  # pairs that cannot be read: named together, the rest read only
-    for index, item in enumerate(tqdm(items, desc="compare", unit="img", disable=not progress)):
-        try:
-            image, target = read_pair(item, encoding, num_classes)
-        except ValueError as exc:
-            failures.append(one_line(exc))
-            continue
-        if not failures:
-            row = scored_item(item, image, target, methods, encoding, num_classes, scores)
-            panels += [row] if index in shown else []
-    if failures:
-        raise unusable(failures, "pair")
+    bar = tqdm(items, desc="compare", unit="img", disable=not progress)
+    read = lambda _, item: read_pair(item, encoding, num_classes)  # noqa: E731
+    for index, item, (image, target) in each_readable(bar, read, "pair"):  # bad ones named
+        row = scored_item(item, image, target, methods, encoding, num_classes, scores)
+        panels += [row] if index in shown else []
     table = [
         {
             "method": m.name,

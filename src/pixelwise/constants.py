@@ -155,6 +155,24 @@ def unusable(failures: list[str], what: str) -> ValueError:
     return ValueError(f"{counted(len(failures), what)} cannot be used: {shown}")
 
 
+def each_readable(items, read, what: str):
+    """``(index, item, read(index, item))`` for each of ``items`` that reads. Those that do not
+    (a ValueError) are named together at the end, in one ValueError (:func:`unusable`, each a
+    ``what``); after the first, the rest are only read, to name them all, and no longer yielded:
+    work on them would cover only part of the data."""
+    failures: list[str] = []
+    for index, item in enumerate(items):
+        try:
+            value = read(index, item)
+        except ValueError as exc:
+            failures.append(one_line(exc))
+            continue
+        if not failures:
+            yield index, item, value
+    if failures:
+        raise unusable(failures, what)
+
+
 def counted(n: int, noun: str) -> str:
     """``n`` and ``noun``, plural unless ``n`` is 1: "1 image", "3 images"."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

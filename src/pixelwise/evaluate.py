@@ -22,9 +22,8 @@ from pixelwise.constants import (
     AUTO_TILE_PIXELS,
     IGNORE_INDEX,
     counted,
-    one_line,
+    each_readable,
     parse_stems,
-    unusable,
 )
 from pixelwise.data.calibration import pixel_size_um
 from pixelwise.data.datasets import SegmentationDataset
@@ -429,21 +428,12 @@ def score_pixels(
 
 
 def readable_pairs(ds: SegmentationDataset, models: list[Segmenter], progress: bool):
-    """(index, model, image, target) of each pair of ``ds`` with its model of ``models``.
-    Pairs that cannot be read are named together at the end, in one ValueError
-    (:func:`~pixelwise.constants.unusable`); after the first, the rest are only read, to name
-    them all, and no longer predicted: the scores would cover only part of the data."""
-    failures: list[str] = []
-    for i, seg in enumerate(each_image(models, progress)):
-        try:
-            image, target = ds.load(i)
-        except ValueError as exc:
-            failures.append(one_line(exc))
-            continue
-        if not failures:
-            yield i, seg, image, target
-    if failures:
-        raise unusable(failures, "pair")
+    """(index, model, image, target) of each pair of ``ds`` with its model of ``models``;
+    pairs that cannot be read are named together at the end, the rest no longer predicted
+    (:func:`~pixelwise.constants.each_readable`)."""
+    read = lambda i, _: ds.load(i)  # noqa: E731
+    for i, seg, (image, target) in each_readable(each_image(models, progress), read, "pair"):
+        yield i, seg, image, target
 
 
 def each_image(items: list, progress: bool):
