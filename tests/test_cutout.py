@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 from conftest import BrightIsForeground, geojson_raster, tiny_seg
 from PIL import Image
@@ -280,6 +281,11 @@ def test_http_api_takes_a_12_bit_photos_input_range():
         assert reply.status_code == 200
         kept[ranged] = reply.headers["X-Kept-Nothing"] == "false"
     assert kept == {None: False, "0,4095": True}
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.repeat(grey[..., None], 3, -1))  # 16-bit colour TIFF
+    tiff = {"file": ("p12.tif", buf.getvalue(), "image/tiff")}
+    reply = client.post("/api/remove-background", files=tiff, data={"input_range": "0,4095"})
+    assert reply.status_code == 200 and reply.headers["X-Kept-Nothing"] == "false"
     bad = client.post("/api/remove-background", files=upload, data={"input_range": "4095,0"})
     assert bad.status_code == 400 and "input_range must be LO,HI" in bad.json()["detail"]
 

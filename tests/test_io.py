@@ -385,6 +385,34 @@ def test_encoded_bytes_and_binary_files_are_images_to_every_entry_point(tmp_path
         as_image(b"not an image")
 
 
+def test_tiff_bytes_decode_as_tiff_files(tmp_path):
+    """A TIFF held in memory (standard input, an upload) is decoded by tifffile as a TIFF file
+    is: a 12-bit colour photo in 16 bits keeps its values (Pillow would narrow it to 8 bits,
+    0..15, nearly black), floats stay floats, a 16-bit alpha is its transparency, and a stack
+    or a file cut short is refused as a file is."""
+    rng = np.random.default_rng(2)
+    twelve = rng.integers(0, 4096, (9, 7, 3), dtype=np.uint16)
+    floats = rng.random((9, 7), dtype=np.float32)
+    for name, arr in (("c12.tif", twelve), ("f.tif", floats)):
+        tifffile.imwrite(tmp_path / name, arr)
+        data = (tmp_path / name).read_bytes()
+        np.testing.assert_array_equal(read_image_bytes(data, name), read_image(tmp_path / name))
+        np.testing.assert_array_equal(as_image(data), read_image(tmp_path / name))
+    np.testing.assert_array_equal(read_image_bytes(data, "f.tif")[..., 0], floats)
+    rgba = np.concatenate([twelve, np.full((9, 7, 1), 65535, np.uint16)], -1)
+    rgba[:3, :, 3] = 0
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, rgba, photometric="rgb", extrasamples=["unassalpha"])
+    pixels, alpha = image_and_transparency(buf.getvalue())
+    np.testing.assert_array_equal(pixels, twelve)
+    np.testing.assert_array_equal(alpha, np.where(rgba[..., 3] > 0, 255, 0))
+    tifffile.imwrite(tmp_path / "s.tif", np.zeros((2, 9, 7), np.uint8))
+    with pytest.raises(ImageReadError, match="^up.tif: has 2 pages"):
+        read_image_bytes((tmp_path / "s.tif").read_bytes(), "up.tif")
+    with pytest.raises(ImageReadError, match="^up.tif: cannot decode TIFF"):
+        read_image_bytes((tmp_path / "c12.tif").read_bytes()[:200], "up.tif")
+
+
 def _turned_photo(tmp_path, name: str, **save_args) -> np.ndarray:
     """A wide photo stored with EXIF orientation 6 (turn 90 degrees clockwise to view), a bright
     block in its stored top-left corner; returns the file as pixelwise reads it."""

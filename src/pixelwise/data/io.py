@@ -137,15 +137,15 @@ def _check_size(
 
 
 @contextlib.contextmanager
-def _open_tiff(path: Path):
-    """``tifffile.TiffFile(path)`` without tifffile's log lines about damaged files: whatever
+def _open_tiff(path: Path, source=None):
+    """``tifffile.TiffFile(path)`` (or of the file object ``source``, named ``path``) without tifffile's log lines about damaged files: whatever
     tifffile raises, opening or decoding in the ``with`` block, becomes one ImageReadError line
     ("cannot decode TIFF"); the block's own ImageReadErrors pass as they are."""
     log = logging.getLogger("tifffile")
     level = log.level
     log.setLevel(logging.CRITICAL)
     try:
-        with tifffile.TiffFile(path) as tif:
+        with tifffile.TiffFile(path if source is None else source) as tif:
             yield tif
     except ImageReadError:
         raise
@@ -156,14 +156,14 @@ def _open_tiff(path: Path):
 
 
 def _read_tiff(
-    path: Path, page: int | None, max_pixels: int | None, channel: int | None = None
+    path: Path, page: int | None, max_pixels: int | None, channel: int | None = None, source=None
 ) -> np.ndarray:
     """Page ``page`` of a TIFF (default: its only image), (H, W) or (H, W, S) with the samples
-    last. A file that stores each channel as a page of its own (:func:`_channel_layout`) gives
+    last; from the file object ``source`` when given (``path`` names it). A file that stores each channel as a page of its own (:func:`_channel_layout`) gives
     channel ``channel`` of slice ``page``, (H, W). Channels that are not colours, as pages or as
     samples (:func:`_separate_samples`), are refused without a ``channel`` (:data:`CHANNELS`)
     when there is more than one."""
-    with _open_tiff(path) as tif:
+    with _open_tiff(path, source) as tif:
         pages = tif.pages
         if len(pages) == 0:
             raise ImageReadError(path, "TIFF file has no pages")
@@ -642,11 +642,20 @@ def drawn_as_stored(path: str | os.PathLike, shape: tuple[int, int], upright) ->
     return swapped and quarter_turned(path) is not None
 
 
-def open_image_bytes(data: bytes, name: str, max_pixels: int | None = None) -> Image.Image:
+def open_image_bytes(
+    data: bytes, name: str, max_pixels: int | None = None
+) -> Image.Image | np.ndarray:
     """An encoded image held in memory (e.g. an HTTP upload) opened and decoded as a file is
-    (the same size guard; multi-page files refused); ``name`` stands for the file in errors."""
+    (the same size guard; multi-page files refused); ``name`` stands for the file in errors.
+    A PIL image; a TIFF, decoded by tifffile as a TIFF file is (16 bits and floats kept, which
+    Pillow would narrow or refuse), an (H, W, C) array with its alpha, if any, last."""
     if not data:
         raise ImageReadError(name, "empty file (0 bytes)")
+    if data[:4] in TIFF_MAGIC:
+        arr = _pixel_type(
+            Path(name), _read_tiff(Path(name), None, max_pixels, None, io.BytesIO(data))
+        )
+        return arr if arr.ndim == 3 else arr[..., None]
     return _open_pil(Path(name), max_pixels, io.BytesIO(data))
 
 
@@ -665,9 +674,10 @@ def decoded_bytes(image, name: str = "image"):
 
 def read_image_bytes(data: bytes, name: str, max_pixels: int | None = None) -> np.ndarray:
     """:func:`read_image` for an encoded image held in memory (:func:`open_image_bytes`)."""
-    return _normalise_channels(
-        Path(name), _pil_image_to_array(open_image_bytes(data, name, max_pixels))
-    )
+    opened = open_image_bytes(data, name, max_pixels)
+    if isinstance(opened, Image.Image):
+        opened = _pil_image_to_array(opened)
+    return _normalise_channels(Path(name), opened)
 
 
 def transparency(image) -> np.ndarray | None:

@@ -213,7 +213,8 @@ class Job:
         photo = decode_upload(
             self.data, self.name, int(limits.max_megapixels * 1e6), open_image_bytes
         )  # with its transparency
-        megapixels = photo.width * photo.height / 1e6
+        height, width = photo.shape[:2] if isinstance(photo, np.ndarray) else photo.size[::-1]
+        megapixels = width * height / 1e6
         if self.matting and megapixels > limits.max_matting_megapixels:
             raise TooLarge(
                 f"{self.name}: matting is limited to {limits.max_matting_megapixels:g} megapixels; this "
