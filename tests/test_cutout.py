@@ -702,3 +702,43 @@ def test_a_12_bit_photo_warns_and_with_its_range_cuts_as_its_8_bit_copy(
     said = capsys.readouterr().err
     assert "pixelwise: note: a 16-bit photo with values under 4096" in said
     assert "(remove-bg --input-range 0,4095)" in said and "DimPhoto" not in said
+
+
+def test_remove_bg_cuts_an_animated_gif_frame_by_frame_into_an_animation(
+    tmp_path, monkeypatch, capsys
+):
+    """An animated GIF (frames after the first stored as what changed) is cut out frame by frame
+    into an animated PNG (or WebP) with each frame's time and the loop count: each frame's alpha
+    is remove_background's of that frame as shown; JPEG, which holds no animation, is refused by
+    name, and a GIF cut short is named as a bad file."""
+    import pixelwise.cutout as cutout
+
+    seg = tiny_seg(BrightIsForeground())
+    monkeypatch.setattr(cutout, "get_model", lambda m, runtime="torch": seg)
+    shown, discs = [], []
+    for shift in (0, 6, 12):  # the disc moves right; the textured background stays
+        image, disc = _photo(48, 64, seed=0)
+        image, disc = np.roll(image, shift, axis=1), np.roll(disc, shift, axis=1)
+        shown.append(Image.fromarray(image).quantize(64, dither=Image.Dither.NONE).convert("RGB"))
+        discs.append(disc)
+    gif = tmp_path / "anim.gif"
+    shown[0].save(gif, save_all=True, append_images=shown[1:], duration=[40, 120, 80], loop=0)
+    common = ["remove-bg", str(gif), "--checkpoint", "tiny", "--method", "model", "--no-progress"]
+    assert main([*common, "-o", str(tmp_path / "out")]) == 0
+    assert main([*common, "-o", str(tmp_path / "cut.webp")]) == 0
+    for written in (tmp_path / "out" / "anim.png", tmp_path / "cut.webp"):
+        with Image.open(written) as result:
+            assert result.n_frames == 3 and result.info["loop"] == 0
+            for index, (frame, disc) in enumerate(zip(shown, discs)):
+                result.seek(index)
+                alpha = np.asarray(result.convert("RGBA"))[..., 3]  # WebP: info once loaded
+                assert result.info["duration"] == [40, 120, 80][index]
+                expected = np.asarray(remove_background(frame, seg, method="model"))[..., 3]
+                np.testing.assert_array_equal(alpha, expected)
+                assert ((alpha > 127) & disc).sum() / ((alpha > 127) | disc).sum() > 0.9
+    assert main([*common, "-o", str(tmp_path / "cut.jpg")]) == 1
+    assert "anim.gif: an animation (3 frames) cannot be written as jpg" in capsys.readouterr().err
+    (tmp_path / "cut.gif").write_bytes(gif.read_bytes()[:-400])
+    argv = ["remove-bg", str(tmp_path / "cut.gif"), "--checkpoint", "tiny", "--method", "model"]
+    assert main([*argv, "-o", str(tmp_path / "o2"), "--no-progress"]) == 1
+    assert "cut.gif: cannot decode" in capsys.readouterr().err

@@ -11,20 +11,105 @@ its sound is copied as it is when the container takes the codec (AAC into .mp4 a
 into .webm; else a line says it was left out); a frame of odd width or height loses its last
 column or row (the codecs take even sizes). The output is written to a temporary file and
 renamed at the end, so a stopped run leaves no half-written video.
+
+Animated images (GIF, animated PNG, animated WebP) are cut out frame by frame too, into an
+animated PNG or WebP that keeps each frame's time and the loop count (:class:`Animation`).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from pixelwise.data.io import VIDEO_SUFFIXES
-from pixelwise.data.write import atomic_save
+from pixelwise.data.write import PNG_COMPRESS_LEVEL, atomic_save
+
+# Pillow's names of the formats whose files may hold an animation: GIF, APNG, animated WebP
+ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")
+
+
+@dataclass
+class Animation:
+    """The frames of an animated image, each whole as shown (PIL images), how long each is
+    shown (milliseconds) and how many times it plays (0: for ever)."""
+
+    frames: list
+    durations: list[int]
+    loop: int
+
+    def with_frames(self, frames: list) -> Animation:
+        """The same timing with other frames (the cut-outs of these)."""
+        return Animation(list(frames), self.durations, self.loop)
+
+    def kept_nothing(self) -> bool:
+        """Whether no frame keeps anything (:func:`pixelwise.cutout.kept_nothing`)."""
+        from pixelwise.cutout import kept_nothing
+
+        return all(kept_nothing(frame) for frame in self.frames)
+
+    def encoded(self, fmt: str = "png") -> bytes:
+        """The animation as an animated PNG (lossless; each frame replaces the last, alpha
+        included) or WebP (as :func:`pixelwise.cutout.cutout_bytes` encodes a photo: colours
+        at quality 90, alpha lossless); JPEG holds no animation (ValueError)."""
+        if fmt not in ("png", "webp"):
+            raise ValueError(
+                f"an animation ({len(self.frames)} frames) cannot be written as {fmt}; "
+                "--format png (an animated PNG) or webp keeps it"
+            )
+        first, *rest = self.frames
+        timing = {"save_all": True, "append_images": rest, "duration": self.durations}
+        timing["loop"] = self.loop
+        buf = io.BytesIO()
+        if fmt == "png":
+            first.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL, blend=0, **timing)
+        else:
+            first.save(buf, format="WEBP", quality=90, alpha_quality=100, method=4, **timing)
+        return buf.getvalue()
+
+
+def read_animation(path) -> Animation | None:
+    """The frames of an animated GIF, PNG or WebP file (RGBA, each as shown: Pillow composes
+    a frame that stores only what changed onto the ones before), or None for a still image and
+    anything else. An animation of more pixels in all than the decompression-bomb guard allows
+    is refused (ImageReadError): a video is cut out a frame at a time."""
+    from pixelwise.data.io import ImageReadError, is_tiff, max_pixels_limit, undecodable
+
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path) or is_tiff(path):
+        return None
+    try:
+        image = Image.open(path)
+    except (OSError, ValueError, SyntaxError):
+        return None  # reading it as a photo says what is wrong
+    with image:
+        if image.format not in ANIMATED_FORMATS or not getattr(image, "is_animated", False):
+            return None
+        count, (width, height) = image.n_frames, image.size
+        limit = max_pixels_limit()
+        if count * width * height > limit:
+            raise ImageReadError(
+                Path(path),
+                f"an animation of {count} frames of {width} x {height}, "
+                f"{count * width * height / 1e6:.0f} megapixels in all, over the limit of "
+                f"{limit / 1e6:.0f} (PIXELWISE_MAX_PIXELS); as a video (.mp4, .webm) it is cut out "
+                "a frame at a time",
+            )
+        frames, durations = [], []
+        try:
+            for index in range(count):
+                image.seek(index)
+                frames.append(image.convert("RGBA"))
+                durations.append(int(image.info.get("duration") or 100))
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise undecodable(Path(path), exc) from None
+        return Animation(frames, durations, int(image.info.get("loop", 1)))
+
 
 # container format, codec, pixel format of frames with and without alpha
 WRITERS = {

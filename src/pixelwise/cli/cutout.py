@@ -132,6 +132,7 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
     from pixelwise.cutout import DimPhoto, cutout_bytes, kept_nothing
     from pixelwise.data.write import atomic_write_bytes
     from pixelwise.runner import output_names, report_failures, run_batch
+    from pixelwise.video import Animation, read_animation
 
     pairs = output_names(photos, out)
     hints = user_hints(args, pairs)
@@ -143,8 +144,10 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
     empty = []
 
     def write(src, rel, cutout):
-        atomic_write_bytes(target[rel], cutout_bytes(cutout, args.format))
-        if kept_nothing(cutout):
+        moving = isinstance(cutout, Animation)
+        data = cutout.encoded(args.format) if moving else cutout_bytes(cutout, args.format)
+        atomic_write_bytes(target[rel], data)
+        if cutout.kept_nothing() if moving else kept_nothing(cutout):
             empty.append(rel.with_suffix("").as_posix())
         return target[rel], None
 
@@ -152,9 +155,15 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
     dim: list[str] = []  # 12-bit photos in 16-bit files, seen 16 times darker
 
     def compute(src):
+        animation = read_animation(src)  # an animated GIF, PNG or WebP: frame by frame
+        if animation is not None and args.format == "jpg":
+            animation.encoded("jpg")  # refused (ValueError) before any frame is cut
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DimPhoto)
-            cutout = cut(src, **hints(src))
+            if animation is None:
+                cutout = cut(src, **hints(src))
+            else:
+                cutout = animation.with_frames([cut(f, **hints(src)) for f in animation.frames])
         dim.extend(str(src) for w in caught if issubclass(w.category, DimPhoto))
         return cutout
 

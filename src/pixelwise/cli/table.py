@@ -225,7 +225,9 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "or found in a folder; the [video] extra) is cut out frame by frame into OUT/<name>.webm "
         "(VP9 with alpha), or as -o "
         "names it for one video: .webm, .mov (PNG frames) or .mp4 (with --background or "
-        "--mask-only). A photo with transparency keeps it: what was transparent stays so, and the "
+        "--mask-only). An animated GIF, PNG or WebP is cut out frame by frame into an animated "
+        "PNG (--format webp: WebP) that keeps each frame's time and the loop count. "
+        "A photo with transparency keeps it: what was transparent stays so, and the "
         "cut looks inside the rest. Bad files are skipped, listed at the end, and make the exit "
         "status 1.",
         [
