@@ -177,8 +177,8 @@ CLI_CASES = [
         "stack.tif: a TIFF stack; a COCO file names one image per file",
     ),
     (
-        "animated GIF",
-        ["remove-bg", "{pages}/anim.gif", "-o", "{out}", "--checkpoint", "{ckpt}"],
+        "animated GIF to predict (remove-bg cuts it out frame by frame)",
+        ["predict", "{ckpt}", "{pages}/anim.gif", "-o", "{out}"],
         1,
         "has 3 frames",
     ),

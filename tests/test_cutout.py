@@ -715,30 +715,69 @@ def test_remove_bg_cuts_an_animated_gif_frame_by_frame_into_an_animation(
 
     seg = tiny_seg(BrightIsForeground())
     monkeypatch.setattr(cutout, "get_model", lambda m, runtime="torch": seg)
-    shown, discs = [], []
-    for shift in (0, 6, 12):  # the disc moves right; the textured background stays
-        image, disc = _photo(48, 64, seed=0)
-        image, disc = np.roll(image, shift, axis=1), np.roll(disc, shift, axis=1)
-        shown.append(Image.fromarray(image).quantize(64, dither=Image.Dither.NONE).convert("RGB"))
-        discs.append(disc)
-    gif = tmp_path / "anim.gif"
-    shown[0].save(gif, save_all=True, append_images=shown[1:], duration=[40, 120, 80], loop=0)
+    gif, shown, discs = _animated_gif(tmp_path)
     common = ["remove-bg", str(gif), "--checkpoint", "tiny", "--method", "model", "--no-progress"]
     assert main([*common, "-o", str(tmp_path / "out")]) == 0
     assert main([*common, "-o", str(tmp_path / "cut.webp")]) == 0
-    for written in (tmp_path / "out" / "anim.png", tmp_path / "cut.webp"):
-        with Image.open(written) as result:
-            assert result.n_frames == 3 and result.info["loop"] == 0
-            for index, (frame, disc) in enumerate(zip(shown, discs)):
-                result.seek(index)
-                alpha = np.asarray(result.convert("RGBA"))[..., 3]  # WebP: info once loaded
-                assert result.info["duration"] == [40, 120, 80][index]
-                expected = np.asarray(remove_background(frame, seg, method="model"))[..., 3]
-                np.testing.assert_array_equal(alpha, expected)
-                assert ((alpha > 127) & disc).sum() / ((alpha > 127) | disc).sum() > 0.9
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(gif.read_bytes())))
+    assert main(["remove-bg", "-", "-o", str(tmp_path / "in.png"), "--checkpoint", "tiny"]) == 0
+    for written in ("out/anim.png", "cut.webp", "in.png"):
+        _check_animated_cutout((tmp_path / written).read_bytes(), shown, discs, seg)
     assert main([*common, "-o", str(tmp_path / "cut.jpg")]) == 1
     assert "anim.gif: an animation (3 frames) cannot be written as jpg" in capsys.readouterr().err
     (tmp_path / "cut.gif").write_bytes(gif.read_bytes()[:-400])
     argv = ["remove-bg", str(tmp_path / "cut.gif"), "--checkpoint", "tiny", "--method", "model"]
     assert main([*argv, "-o", str(tmp_path / "o2"), "--no-progress"]) == 1
     assert "cut.gif: cannot decode" in capsys.readouterr().err
+
+
+def _animated_gif(tmp_path):
+    """A GIF of 3 frames (40, 120 and 80 ms, looping) in which the bright disc moves right over
+    a still textured background: its path, the frames as shown and the discs."""
+    shown, discs = [], []
+    for shift in (0, 6, 12):
+        image, disc = _photo(48, 64, seed=0)
+        image, disc = np.roll(image, shift, axis=1), np.roll(disc, shift, axis=1)
+        shown.append(Image.fromarray(image).quantize(64, dither=Image.Dither.NONE).convert("RGB"))
+        discs.append(disc)
+    gif = tmp_path / "anim.gif"
+    shown[0].save(gif, save_all=True, append_images=shown[1:], duration=[40, 120, 80], loop=0)
+    return gif, shown, discs
+
+
+def _check_animated_cutout(data: bytes, shown, discs, seg) -> None:
+    """An animated cut-out (PNG or WebP) of :func:`_animated_gif`: 3 frames, their times and
+    the loop kept, each frame's alpha remove_background's of that frame (the disc)."""
+    with Image.open(io.BytesIO(data)) as result:
+        assert result.n_frames == 3 and result.info["loop"] == 0
+        for index, (frame, disc) in enumerate(zip(shown, discs)):
+            result.seek(index)
+            alpha = np.asarray(result.convert("RGBA"))[..., 3]  # WebP: info once loaded
+            assert result.info["duration"] == [40, 120, 80][index]
+            expected = np.asarray(remove_background(frame, seg, method="model"))[..., 3]
+            np.testing.assert_array_equal(alpha, expected)
+            assert ((alpha > 127) & disc).sum() / ((alpha > 127) | disc).sum() > 0.9
+
+
+def test_http_api_cuts_an_animated_gif_frame_by_frame(tmp_path):
+    """``POST /api/remove-background`` with an animated GIF answers with an animated PNG (format
+    webp: WebP) of each frame's cut-out; jpg is a 400, and the size limit counts every frame
+    (413)."""
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from fastapi.testclient import TestClient
+
+    from pixelwise.web.app import Limits, create_app
+
+    seg = tiny_seg(BrightIsForeground())
+    gif, shown, discs = _animated_gif(tmp_path)
+    upload = {"file": ("anim.gif", gif.read_bytes(), "image/gif")}
+    client = TestClient(create_app(seg, method="model"), base_url="http://localhost")
+    for fmt in ("png", "webp"):
+        reply = client.post("/api/remove-background", files=upload, data={"format": fmt})
+        assert reply.status_code == 200 and reply.headers["X-Kept-Nothing"] == "false"
+        _check_animated_cutout(reply.content, shown, discs, seg)
+    jpg = client.post("/api/remove-background", files=upload, data={"format": "jpg"})
+    assert jpg.status_code == 400 and "animation (3 frames) cannot be written as jpg" in jpg.text
+    small = Limits(max_megapixels=48 * 64 * 2.5 / 1e6)  # one frame fits, three do not
+    client = TestClient(create_app(seg, method="model", limits=small), base_url="http://localhost")
+    assert client.post("/api/remove-background", files=upload).status_code == 413

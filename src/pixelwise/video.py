@@ -28,7 +28,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pixelwise.data.io import VIDEO_SUFFIXES
+from pixelwise.data.io import (
+    VIDEO_SUFFIXES,
+    ImageReadError,
+    ImageTooLarge,
+    max_pixels_limit,
+    undecodable,
+)
 from pixelwise.data.write import PNG_COMPRESS_LEVEL, atomic_save
 
 # Pillow's names of the formats whose files may hold an animation: GIF, APNG, animated WebP
@@ -48,21 +54,11 @@ class Animation:
         """The same timing with other frames (the cut-outs of these)."""
         return Animation(list(frames), self.durations, self.loop)
 
-    def kept_nothing(self) -> bool:
-        """Whether no frame keeps anything (:func:`pixelwise.cutout.kept_nothing`)."""
-        from pixelwise.cutout import kept_nothing
-
-        return all(kept_nothing(frame) for frame in self.frames)
-
     def encoded(self, fmt: str = "png") -> bytes:
         """The animation as an animated PNG (lossless; each frame replaces the last, alpha
         included) or WebP (as :func:`pixelwise.cutout.cutout_bytes` encodes a photo: colours
         at quality 90, alpha lossless); JPEG holds no animation (ValueError)."""
-        if fmt not in ("png", "webp"):
-            raise ValueError(
-                f"an animation ({len(self.frames)} frames) cannot be written as {fmt}; "
-                "--format png (an animated PNG) or webp keeps it"
-            )
+        check_animation_format(self, fmt)
         first, *rest = self.frames
         timing = {"save_all": True, "append_images": rest, "duration": self.durations}
         timing["loop"] = self.loop
@@ -74,41 +70,81 @@ class Animation:
         return buf.getvalue()
 
 
-def read_animation(path) -> Animation | None:
-    """The frames of an animated GIF, PNG or WebP file (RGBA, each as shown: Pillow composes
-    a frame that stores only what changed onto the ones before), or None for a still image and
-    anything else. An animation of more pixels in all than the decompression-bomb guard allows
-    is refused (ImageReadError): a video is cut out a frame at a time."""
-    from pixelwise.data.io import ImageReadError, is_tiff, max_pixels_limit, undecodable
+class AnimationTooLarge(ImageTooLarge):
+    """An animation of more pixels, all frames together, than the decompression-bomb guard
+    allows: refused from its header, before any frame is decoded."""
 
-    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path) or is_tiff(path):
+    def __init__(self, name, count: int, size: tuple[int, int], limit: int) -> None:
+        pixels = count * size[0] * size[1]
+        ImageReadError.__init__(
+            self,
+            name,
+            f"an animation of {count} frames of {size[0]} x {size[1]}, {pixels / 1e6:.0f} "
+            f"megapixels in all, over the limit of {limit / 1e6:.0f} (PIXELWISE_MAX_PIXELS); "
+            "as a video (.mp4, .webm) it is cut out a frame at a time",
+        )
+        self.pixels, self.limit = pixels, limit
+
+
+def read_animation(source, name: str | None = None, max_pixels: int | None = None):
+    """The frames of an animated GIF, PNG or WebP (a file, or its bytes; ``name`` stands for
+    it in errors) as an :class:`Animation` (RGBA frames, each as shown: Pillow composes a
+    frame that stores only what changed onto the ones before), or None for a still image and
+    anything else. An animation of more pixels in all than the decompression-bomb guard
+    allows (``max_pixels``, else :func:`~pixelwise.data.io.max_pixels_limit`) is refused
+    (:class:`AnimationTooLarge`)."""
+    if isinstance(source, (bytes, bytearray)):
+        opened, name = io.BytesIO(source), name or "image"
+    elif isinstance(source, (str, os.PathLike)) and os.path.isfile(source):
+        opened, name = source, name or str(source)
+    else:
         return None
     try:
-        image = Image.open(path)
+        image = Image.open(opened)
     except (OSError, ValueError, SyntaxError):
         return None  # reading it as a photo says what is wrong
     with image:
         if image.format not in ANIMATED_FORMATS or not getattr(image, "is_animated", False):
             return None
-        count, (width, height) = image.n_frames, image.size
-        limit = max_pixels_limit()
-        if count * width * height > limit:
-            raise ImageReadError(
-                Path(path),
-                f"an animation of {count} frames of {width} x {height}, "
-                f"{count * width * height / 1e6:.0f} megapixels in all, over the limit of "
-                f"{limit / 1e6:.0f} (PIXELWISE_MAX_PIXELS); as a video (.mp4, .webm) it is cut out "
-                "a frame at a time",
-            )
+        count, limit = image.n_frames, max_pixels_limit(max_pixels)
+        if count * image.width * image.height > limit:
+            raise AnimationTooLarge(name, count, image.size, limit)
         frames, durations = [], []
         try:
             for index in range(count):
                 image.seek(index)
-                frames.append(image.convert("RGBA"))
+                frames.append(image.convert("RGBA"))  # loads it: WebP's duration is known then
                 durations.append(int(image.info.get("duration") or 100))
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            raise undecodable(Path(path), exc) from None
+            raise undecodable(Path(name), exc) from None
         return Animation(frames, durations, int(image.info.get("loop", 1)))
+
+
+def check_animation_format(image, fmt: str) -> None:
+    """Refuse (ValueError) to write an :class:`Animation` as ``fmt`` when that format holds
+    none (jpg): called before any frame is cut out. Anything else passes."""
+    if isinstance(image, Animation) and fmt not in ("png", "webp"):
+        raise ValueError(
+            f"an animation ({len(image.frames)} frames) cannot be written as {fmt}; "
+            "--format png (an animated PNG) or webp keeps it"
+        )
+
+
+def cut_each(cut, image, **hints):
+    """``cut(image, **hints)``; of an :class:`Animation`, each frame's, as an Animation."""
+    if isinstance(image, Animation):
+        return image.with_frames([cut(frame, **hints) for frame in image.frames])
+    return cut(image, **hints)
+
+
+def encoded_cutout(cutout, fmt: str) -> tuple[bytes, bool]:
+    """A cut-out (a photo's, or an :class:`Animation`) encoded as ``fmt`` (png, webp, jpg), and
+    whether it kept nothing (:func:`pixelwise.cutout.kept_nothing`, of every frame)."""
+    from pixelwise.cutout import cutout_bytes, kept_nothing
+
+    if isinstance(cutout, Animation):
+        return cutout.encoded(fmt), all(kept_nothing(frame) for frame in cutout.frames)
+    return cutout_bytes(cutout, fmt), kept_nothing(cutout)
 
 
 # container format, codec, pixel format of frames with and without alpha

@@ -87,10 +87,15 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
     """remove-bg on one photo through the standard streams, for pipelines: ``-`` as the input
     reads the photo from standard input; ``-o -`` writes its cut-out (PNG, or as --format says)
     to standard output, and nothing else goes there."""
-    from pixelwise.cutout import cutout_bytes, kept_nothing
     from pixelwise.data.io import open_image_bytes
     from pixelwise.data.write import atomic_write_bytes
-    from pixelwise.video import is_video
+    from pixelwise.video import (
+        check_animation_format,
+        cut_each,
+        encoded_cutout,
+        is_video,
+        read_animation,
+    )
 
     given, out = args.inputs, Path(args.out)
     if len(given) != 1 or args.boxes:
@@ -110,29 +115,30 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
     if args.out == STREAM and sys.stdout.isatty():
         raise ValueError("-o -: standard output is a terminal; redirect it (> cut.png) or pipe it")
     if given[0] == STREAM:
-        name = "<stdin>"
-        image = open_image_bytes(sys.stdin.buffer.read(), name)  # transparency kept
+        name, data = "<stdin>", sys.stdin.buffer.read()
+        image = read_animation(data, name) or open_image_bytes(data, name)  # transparency kept
     else:
-        name = image = given[0]
+        name, image = given[0], read_animation(given[0]) or given[0]
     with contextlib.redirect_stdout(sys.stderr):  # standard output holds the cut-out alone
-        cutout = cut(image, **one_photo_hints(args))
+        check_animation_format(image, args.format)
+        data, empty = encoded_cutout(cut_each(cut, image, **one_photo_hints(args)), args.format)
     if args.out == STREAM:
-        sys.stdout.buffer.write(cutout_bytes(cutout, args.format))
+        sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        atomic_write_bytes(out, cutout_bytes(cutout, args.format))
+        atomic_write_bytes(out, data)
         print(f"wrote {out}", file=sys.stderr)
-    report_empty([name] if kept_nothing(cutout) else [])
+    report_empty([name] if empty else [])
     return 0
 
 
 def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> int:
     """remove-bg's photos: one file each (``-o x.png`` names one photo's cut-out; the format:
     :func:`cutout_format`)."""
-    from pixelwise.cutout import DimPhoto, cutout_bytes, kept_nothing
+    from pixelwise.cutout import DimPhoto
     from pixelwise.data.write import atomic_write_bytes
     from pixelwise.runner import output_names, report_failures, run_batch
-    from pixelwise.video import Animation, read_animation
+    from pixelwise.video import check_animation_format, cut_each, encoded_cutout, read_animation
 
     pairs = output_names(photos, out)
     hints = user_hints(args, pairs)
@@ -144,10 +150,9 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
     empty = []
 
     def write(src, rel, cutout):
-        moving = isinstance(cutout, Animation)
-        data = cutout.encoded(args.format) if moving else cutout_bytes(cutout, args.format)
+        data, empty_cut = encoded_cutout(cutout, args.format)
         atomic_write_bytes(target[rel], data)
-        if cutout.kept_nothing() if moving else kept_nothing(cutout):
+        if empty_cut:
             empty.append(rel.with_suffix("").as_posix())
         return target[rel], None
 
@@ -156,14 +161,10 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
 
     def compute(src):
         animation = read_animation(src)  # an animated GIF, PNG or WebP: frame by frame
-        if animation is not None and args.format == "jpg":
-            animation.encoded("jpg")  # refused (ValueError) before any frame is cut
+        check_animation_format(animation, args.format)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DimPhoto)
-            if animation is None:
-                cutout = cut(src, **hints(src))
-            else:
-                cutout = animation.with_frames([cut(f, **hints(src)) for f in animation.frames])
+            cutout = cut_each(cut, animation or src, **hints(src))
         dim.extend(str(src) for w in caught if issubclass(w.category, DimPhoto))
         return cutout
 

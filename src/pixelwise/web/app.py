@@ -40,9 +40,7 @@ from PIL import Image
 from pixelwise.constants import CUTOUT_TYPES, DEFAULT_CUTOUT, parse_range
 from pixelwise.cutout import (
     box_helper,
-    cutout_bytes,
     get_model,
-    kept_nothing,
     parse_colour,
     remove_background,
 )
@@ -50,6 +48,13 @@ from pixelwise.data.io import ImageReadError, ImageTooLarge, open_image_bytes, r
 from pixelwise.data.write import png_bytes
 from pixelwise.instances import check_object_class
 from pixelwise.segmenter import Segmenter
+from pixelwise.video import (
+    Animation,
+    check_animation_format,
+    cut_each,
+    encoded_cutout,
+    read_animation,
+)
 from pixelwise.web.docs import api_page
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -209,21 +214,32 @@ class Job:
         self, seg: Segmenter | None, method: str, limits: Limits, box_model: Segmenter | None = None
     ) -> tuple[bytes, bool]:
         """The cut-out encoded (PNG, or :attr:`format`), and whether it kept nothing
-        (:func:`kept_nothing`)."""
-        photo = decode_upload(
-            self.data, self.name, int(limits.max_megapixels * 1e6), open_image_bytes
+        (:func:`~pixelwise.cutout.kept_nothing`); an animated GIF, PNG or WebP cut out frame by
+        frame into an animated PNG or WebP (:class:`~pixelwise.video.Animation`)."""
+        limit = int(limits.max_megapixels * 1e6)  # an animation's: all frames together
+        photo = decode_upload(self.data, self.name, limit, read_animation) or decode_upload(
+            self.data, self.name, limit, open_image_bytes
         )  # with its transparency
-        height, width = photo.shape[:2] if isinstance(photo, np.ndarray) else photo.size[::-1]
-        megapixels = width * height / 1e6
+        check_animation_format(photo, self.format)
+        megapixels = pixel_count(photo) / 1e6
         if self.matting and megapixels > limits.max_matting_megapixels:
             raise TooLarge(
                 f"{self.name}: matting is limited to {limits.max_matting_megapixels:g} megapixels; this "
                 f"image has {megapixels:.1f} (send it without matting, or smaller)"
             )
-        result = remove_background(
-            photo, seg, method=method, matting=self.matting, box_model=box_model, **self.options
+        options = {"method": method, "matting": self.matting, "box_model": box_model}
+        return encoded_cutout(
+            cut_each(remove_background, photo, model=seg, **options, **self.options), self.format
         )
-        return cutout_bytes(result, self.format), kept_nothing(result)
+
+
+def pixel_count(photo) -> int:
+    """The pixels of an opened upload: a PIL image, an array or an :class:`Animation` (all its
+    frames)."""
+    if isinstance(photo, Animation):
+        return len(photo.frames) * photo.frames[0].width * photo.frames[0].height
+    height, width = photo.shape[:2] if isinstance(photo, np.ndarray) else photo.size[::-1]
+    return width * height
 
 
 def create_app(
@@ -319,7 +335,12 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
     @app.post("/api/remove-background", response_class=Response, responses=RESPONSES)
     async def remove(
         request: Request,
-        file: UploadFile = File(..., description="the photo (PNG, JPEG, TIFF, ...)"),
+        file: UploadFile = File(
+            ...,
+            description="the photo (PNG, JPEG, TIFF, ...); an animated GIF, PNG or WebP is cut "
+            "out frame by frame into an animated PNG (format webp: WebP), max_megapixels "
+            "counting all its frames",
+        ),
         matting: bool = Form(False, description="refine edges by alpha matting (bounded in size)"),
         mask_only: bool = Form(False, description="return the alpha mask alone"),
         background: str | None = Form(
