@@ -413,6 +413,30 @@ def test_tiff_bytes_decode_as_tiff_files(tmp_path):
         read_image_bytes((tmp_path / "c12.tif").read_bytes()[:200], "up.tif")
 
 
+def test_a_cameras_multi_picture_jpeg_reads_as_its_photo(tmp_path):
+    """A JPEG that holds more pictures (MPO: a camera's or phone's photo with a preview or a
+    second view) is its first picture, the photo, to every reader and to ``info``; an animated
+    GIF is refused by the readers and ``info`` says that remove-bg cuts it out frame by
+    frame."""
+    from pixelwise.report import image_report
+
+    rng = np.random.default_rng(3)
+    photo = Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8))
+    preview = Image.fromarray(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8))
+    photo.save(tmp_path / "mpo.jpg", format="MPO", save_all=True, append_images=[preview])
+    photo.save(tmp_path / "one.jpg", format="JPEG")  # the same encoder, one picture
+    assert Image.open(tmp_path / "mpo.jpg").n_frames == 2
+    np.testing.assert_array_equal(
+        read_image(tmp_path / "mpo.jpg"), read_image(tmp_path / "one.jpg")
+    )
+    said = image_report(tmp_path / "mpo.jpg")
+    assert "2 pictures (the first, the photo, is read)" in said and "read whole by every" in said
+    photo.save(tmp_path / "a.gif", save_all=True, append_images=[preview.resize((32, 24))])
+    with pytest.raises(ImageReadError, match="a.gif: has 2 frames"):
+        read_image(tmp_path / "a.gif")
+    assert "an animation: remove-bg cuts out each frame" in image_report(tmp_path / "a.gif")
+
+
 def _turned_photo(tmp_path, name: str, **save_args) -> np.ndarray:
     """A wide photo stored with EXIF orientation 6 (turn 90 degrees clockwise to view), a bright
     block in its stored top-left corner; returns the file as pixelwise reads it."""

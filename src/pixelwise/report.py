@@ -278,7 +278,7 @@ def image_report(path: str | Path) -> str:
 
     path = Path(path)
     _check_file(path)
-    tiff, size, smaller = is_tiff(path), None, []  # only a TIFF records a pixel size here
+    tiff, size, smaller, frames = is_tiff(path), None, [], None  # a TIFF records a pixel size
     if tiff:
         with _open_tiff(path) as tif:
             page, series = base_page(tif), tif.series[0]
@@ -300,7 +300,7 @@ def image_report(path: str | Path) -> str:
             if h * w <= max_pixels_limit():
                 decoded(path, page.asarray)
     else:
-        w, h, about = pillow_report(path)
+        w, h, about, frames = pillow_report(path)
     scale = (
         f"{size:g} µm a pixel, as the file records it"
         if size is not None
@@ -308,7 +308,9 @@ def image_report(path: str | Path) -> str:
     )
     limit = max_pixels_limit()
     over = f"over the pixel limit of {limit / 1e6:g} megapixels"
-    if w * h <= limit:
+    if frames is not None:
+        reading = frames
+    elif w * h <= limit:
         reading = "read whole by every command"
     elif tiff:
         reading = f"{over}: predict and segment read it region by region" + levels_text(smaller)
@@ -317,12 +319,15 @@ def image_report(path: str | Path) -> str:
     return "\n".join([f"{path}: {w} x {h} pixels (width x height); {about}", scale, reading])
 
 
-def pillow_report(path: Path) -> tuple[int, int, str]:
+def pillow_report(path: Path) -> tuple[int, int, str, str | None]:
     """The width, height and format of an image file Pillow reads (a HEIF photo through
-    pillow-heif), its pixels decoded when within the pixel limit."""
+    pillow-heif), its pixels (of the first frame) decoded when within the pixel limit, and
+    what the commands do with its frames when it has several (None for a still photo, an MPO
+    camera file's photo with its previews included)."""
     from PIL import Image, UnidentifiedImageError
 
     from pixelwise.data.io import _open_unidentified, deep_png, max_pixels_limit
+    from pixelwise.video import ANIMATED_FORMATS
 
     try:
         img = Image.open(path)
@@ -332,9 +337,19 @@ def pillow_report(path: Path) -> tuple[int, int, str]:
         (w, h), about = img.size, f"{img.format}, mode {img.mode}"
         if deep_png(img):
             about += ", 16 bits a sample"
+        count, frames = getattr(img, "n_frames", 1), None
+        if img.format == "MPO" and count > 1:  # a camera's photo with its previews
+            about += f", {count} pictures (the first, the photo, is read)"
+        elif count > 1:
+            about += f", {count} frames"
+            frames = (
+                "an animation: remove-bg cuts out each frame (the other commands refuse it)"
+                if img.format in ANIMATED_FORMATS
+                else "refused by every command (one image per file)"
+            )
         if w * h <= max_pixels_limit():
             decoded(path, img.load)
-    return w, h, about
+    return w, h, about, frames
 
 
 def decoded(path: Path, decode) -> None:

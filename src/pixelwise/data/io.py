@@ -459,8 +459,8 @@ def _open_pil(path: Path, max_pixels: int | None, source=None) -> Image.Image:
         raise ImageReadError(path, f"cannot open ({exc})") from None
     hint = TILED_HINT if source is None else ""  # a file, not an upload
     _check_size(path, img.width, img.height, max_pixels, hint)
-    if getattr(img, "n_frames", 1) > 1:
-        raise ImageReadError(path, multi_page(img.n_frames, "frames"))
+    if getattr(img, "n_frames", 1) > 1 and img.format != "MPO":
+        raise ImageReadError(path, multi_page(img.n_frames, "frames"))  # MPO: the photo first
     rawmode = deep_png(img)
     try:
         with warnings.catch_warnings():
