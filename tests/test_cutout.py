@@ -781,3 +781,33 @@ def test_http_api_cuts_an_animated_gif_frame_by_frame(tmp_path):
     small = Limits(max_megapixels=48 * 64 * 2.5 / 1e6)  # one frame fits, three do not
     client = TestClient(create_app(seg, method="model", limits=small), base_url="http://localhost")
     assert client.post("/api/remove-background", files=upload).status_code == 413
+
+
+def test_a_cut_out_carries_the_photos_rgb_colour_profile(tmp_path):
+    """A phone's or camera's photo with an RGB colour profile (Display P3, Adobe RGB) gives a
+    cut-out with the same profile, in PNG, WebP and JPEG, from a file (JPEG or TIFF), its bytes
+    and remove-bg, so that its colours show as the photo's; a mask has none, nor a cut-out of a
+    photo whose profile is of other data (CMYK, grey)."""
+    from PIL import ImageCms
+
+    from pixelwise.cutout import cutout_bytes
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    assert profile[16:20] == b"RGB "
+    image = _photo(40, 56)[0]
+    Image.fromarray(image).save(tmp_path / "p.jpg", icc_profile=profile)
+    tifffile.imwrite(tmp_path / "p.tif", image, extratags=[(34675, 7, len(profile), profile)])
+    seg = tiny_seg(BrightIsForeground())
+    for given in (tmp_path / "p.jpg", tmp_path / "p.tif", (tmp_path / "p.jpg").read_bytes()):
+        cutout = remove_background(given, seg, method="model")
+        assert cutout.info["icc_profile"] == profile
+        for fmt in ("png", "webp", "jpg"):
+            saved = Image.open(io.BytesIO(cutout_bytes(cutout, fmt)))
+            assert saved.info.get("icc_profile") == profile, fmt
+    assert "icc_profile" not in remove_background(tmp_path / "p.jpg", seg, mask_only=True).info
+    assert main(["remove-bg", str(tmp_path / "p.jpg"), "-o", str(tmp_path / "o.png"),
+                 "--method", "grabcut", "--no-progress"]) == 0  # fmt: skip
+    assert Image.open(tmp_path / "o.png").info["icc_profile"] == profile
+    grey = profile[:16] + b"GRAY" + profile[20:]
+    Image.fromarray(image).save(tmp_path / "g.jpg", icc_profile=grey)
+    assert "icc_profile" not in remove_background(tmp_path / "g.jpg", seg, method="model").info

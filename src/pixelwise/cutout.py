@@ -31,7 +31,7 @@ from pixelwise.classical import graphcut
 from pixelwise.constants import CUTOUT_METHODS, CUTOUT_TYPES, DEFAULT_CUTOUT, Note
 from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import TWELVE_BIT, intensity_kind, map_range, to_unit
-from pixelwise.data.io import as_image, image_and_transparency
+from pixelwise.data.io import as_image, decoded_bytes, image_and_transparency, rgb_profile
 from pixelwise.data.transforms import crop_resize, grown_box, resize_image
 from pixelwise.data.write import png_bytes
 from pixelwise.graphcut import (
@@ -560,7 +560,7 @@ def remove_background(
 
     Returns an RGBA image with the foreground's alpha at the photo's full resolution; with
     ``mask_only`` the alpha alone (mode L); with ``background`` (an RGB triple, an image array
-    or a path) the foreground composited onto it (mode RGB).
+    or a path) the foreground composited onto it (mode RGB); with the photo's colour profile.
 
     Args:
         image: a path, PIL image or (H, W[, C]) array (with transparency: :func:`read_photo`).
@@ -583,7 +583,7 @@ def remove_background(
     """
     if method not in CUTOUT_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(CUTOUT_METHODS)}")
-    rgb, given_alpha, box = read_photo(image, box, input_range)
+    rgb, given_alpha, box, profile = read_photo(image, box, input_range)
     small = working_image(rgb, model_size)
     hints = UserInput.scaled(
         box, foreground_strokes, background_strokes, rgb.shape[:2], small.shape[:2]
@@ -598,7 +598,7 @@ def remove_background(
     else:
         mask = mask_of(method, small, prob, helper, hints, precision, largest_component)
         alpha = estimate_alpha(rgb, mask_small=mask, fill_holes=fill_holes, **keep)
-    return compose(rgb, alpha, background, mask_only, at_most=given_alpha)
+    return compose(rgb, alpha, background, mask_only, at_most=given_alpha, profile=profile)
 
 
 class DimPhoto(Note):
@@ -609,14 +609,17 @@ class DimPhoto(Note):
 
 def read_photo(
     image, box=None, input_range: tuple[float, float] | None = None
-) -> tuple[np.ndarray, np.ndarray | None, Box | None]:
+) -> tuple[np.ndarray, np.ndarray | None, Box | None, bytes | None]:
     """A photo as uint8 (H, W, 3), its alpha when it has transparency (an earlier cut-out, a
-    sticker; :func:`pixelwise.data.io.transparency`), else None, and the box to cut inside:
+    sticker; :func:`pixelwise.data.io.transparency`), else None, its RGB colour profile
+    (:func:`~pixelwise.data.io.rgb_profile`), and the box to cut inside:
     ``box`` when one is given, else the box around the pixels that are not transparent when it
     is smaller than the photo. What is transparent is background: the cut-out's alpha is at
     most the photo's (:func:`compose`). ``input_range``: raw values seen as the full range
     (:func:`~pixelwise.data.encoding.map_range`); without it a 12-bit photo in a 16-bit file
     warns (:class:`DimPhoto`)."""
+    image = decoded_bytes(image)  # bytes and file objects read once
+    profile = rgb_profile(image)
     image, alpha = image_and_transparency(image)
     if input_range is not None:
         image = map_range(image, *input_range)
@@ -633,7 +636,7 @@ def read_photo(
         found = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1) if len(rows) else None
         if found is not None and found != (0, 0, rgb.shape[1], rgb.shape[0]):
             box = tuple(float(v) for v in found)
-    return rgb, alpha, box
+    return rgb, alpha, box, profile
 
 
 def mask_of(
@@ -840,16 +843,27 @@ class UserInput:
 
 
 def compose(
-    rgb: np.ndarray, alpha: np.ndarray, background, mask_only: bool, at_most=None
+    rgb: np.ndarray, alpha: np.ndarray, background, mask_only: bool, at_most=None, profile=None
 ) -> Image.Image:
     """The cut-out as RGBA (black where fully transparent), the alpha alone (``mask_only``) or
     composited onto ``background``; ``at_most``: the photo's own uint8 alpha, which the
-    cut-out's may not exceed."""
+    cut-out's may not exceed. ``profile``: the photo's ICC colour profile of RGB data (a phone's
+    Display P3, a camera's Adobe RGB), which the cut-out carries (``info["icc_profile"]``;
+    saving it as PNG, or by :func:`cutout_bytes`, embeds it) so that its colours show as the
+    photo's; a mask carries none."""
     if at_most is not None:
         alpha = np.minimum(alpha, at_most / 255.0)
     a8 = (alpha * 255).round().astype(np.uint8)
     if mask_only:
         return Image.fromarray(a8, mode="L")
+    cutout = compose_colours(rgb, alpha, a8, background)
+    if profile:
+        cutout.info["icc_profile"] = profile
+    return cutout
+
+
+def compose_colours(rgb: np.ndarray, alpha: np.ndarray, a8: np.ndarray, background) -> Image.Image:
+    """:func:`compose`'s RGBA cut-out, or RGB onto ``background``."""
     if background is not None:
         if isinstance(background, (str, os.PathLike, Image.Image)) or (
             isinstance(background, np.ndarray) and background.ndim >= 2
@@ -914,17 +928,19 @@ def cutout_bytes(cutout: Image.Image, fmt: str = "png") -> bytes:
     """A cut-out encoded as ``png`` (lossless), ``webp`` (the colours lossy at quality 90, the
     alpha lossless, so the outline is exact; several times smaller than the PNG) or ``jpg`` (no
     transparency: an RGBA cut-out is composited onto white first, as a background colour would
-    be; quality 92)."""
+    be; quality 92); each with the photo's colour profile when the cut-out carries one
+    (``cutout.info["icc_profile"]``, :func:`remove_background`)."""
     if fmt == "png":
-        return png_bytes(cutout)
+        return png_bytes(cutout)  # with the photo's colour profile, if any (cutout.info)
     if fmt not in CUTOUT_TYPES:
         raise ValueError(f"unknown format {fmt!r}; choose png, webp or jpg")
+    profile = {"icc_profile": cutout.info["icc_profile"]} if "icc_profile" in cutout.info else {}
     if fmt == "jpg" and cutout.mode == "RGBA":
         white = Image.new("RGBA", cutout.size, (255, 255, 255, 255))
         cutout = Image.alpha_composite(white, cutout).convert("RGB")
     webp = {"format": "WEBP", "quality": 90, "alpha_quality": 100, "method": 4}
     buf = io.BytesIO()
-    cutout.save(buf, **(webp if fmt == "webp" else {"format": "JPEG", "quality": 92}))
+    cutout.save(buf, **(webp if fmt == "webp" else {"format": "JPEG", "quality": 92}), **profile)
     return buf.getvalue()
 
 

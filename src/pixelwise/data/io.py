@@ -708,6 +708,32 @@ def transparency(image) -> np.ndarray | None:
     return alpha if alpha.min() < 255 else None
 
 
+ICC_COLOUR_SPACE = slice(16, 20)  # an ICC profile's header: the colour space its data are in
+INTER_COLOR_PROFILE = 34675  # the TIFF tag of an embedded ICC profile
+
+
+def rgb_profile(image) -> bytes | None:
+    """The ICC colour profile embedded in a colour photo (a path, or a PIL image) when it is one
+    of RGB data (a phone's Display P3, a camera's Adobe RGB, sRGB): what makes its colours show
+    right, and what a cut-out of it carries so that they still do. None without one, for other
+    profiles (CMYK, grey: the cut-out's RGB pixels are not their data) and for arrays."""
+    profile = None
+    if isinstance(image, Image.Image):
+        profile = image.info.get("icc_profile")
+    elif isinstance(image, (str, os.PathLike)) and os.path.isfile(image):
+        try:
+            if is_tiff(image):
+                with tifffile.TiffFile(image) as tif:
+                    tag = tif.pages.first.tags.get(INTER_COLOR_PROFILE)
+                    profile = None if tag is None else bytes(tag.value)
+            else:
+                with Image.open(image) as opened:
+                    profile = opened.info.get("icc_profile")
+        except Exception:  # noqa: BLE001 - an unreadable file has no profile; reading it says why
+            return None
+    return profile if profile and profile[ICC_COLOUR_SPACE] == b"RGB " else None
+
+
 def image_and_transparency(image, name: str = "image") -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`as_image` of ``image`` (a path, PIL image, array or encoded bytes) and its
     :func:`transparency`; a file is decoded once (a TIFF's alpha is not read: None)."""
