@@ -811,3 +811,79 @@ def test_a_cut_out_carries_the_photos_rgb_colour_profile(tmp_path):
     grey = profile[:16] + b"GRAY" + profile[20:]
     Image.fromarray(image).save(tmp_path / "g.jpg", icc_profile=grey)
     assert "icc_profile" not in remove_background(tmp_path / "g.jpg", seg, method="model").info
+
+
+def test_subject_box_against_a_naive_scan():
+    """The box around alpha >= 1/255 (where the photo's own alpha is above 0), grown by pixels
+    or by a percentage of the subject's width and height, within the photo; None when nothing
+    is kept; a bad margin is refused with the forms it takes."""
+    from pixelwise.cutout import subject_box
+
+    alpha = np.zeros((50, 80), np.float32)
+    alpha[10:20, 30:70] = 1.0
+    alpha[25, 5] = 0.3  # a faint pixel is kept too
+    alpha[40, 75] = 0.001  # under 1/255: not kept
+    ys, xs = np.nonzero(alpha >= 0.5 / 255)
+    naive = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    assert subject_box(alpha) == naive == (5, 10, 70, 26)
+    assert subject_box(alpha, "3px") == (2, 7, 73, 29) == subject_box(alpha, 3)
+    assert subject_box(alpha, "10%") == (0, 8, 76, 28)  # 10 % of 65 x 16: 6.5 -> 6, 1.6 -> 2
+    assert subject_box(alpha, 100) == (0, 0, 80, 50)  # within the photo
+    own = np.full((50, 80), 255, np.uint8)
+    own[:, :10] = 0  # the photo was transparent there: the faint pixel is not the subject
+    assert subject_box(alpha, 0, own) == (30, 10, 70, 20)
+    assert subject_box(np.zeros((5, 5))) is None
+    for bad in ("-1", "ten", "5x", "%"):
+        with pytest.raises(ValueError, match=r"pixels \(30, 30px\) or a percentage"):
+            subject_box(alpha, bad)
+
+
+def test_crop_cuts_the_cut_out_to_its_subject(tmp_path, monkeypatch, capsys):
+    """``crop=`` (remove-bg --crop, --crop-margin; the HTTP API's crop, crop_margin) is the
+    cut-out cropped to the box around its alpha, plus the margin; an animation's frames share
+    one box, around what any frame keeps; a bad margin is a 400 naming the field; videos are
+    refused."""
+    import pixelwise.cutout as cutout
+
+    seg = tiny_seg(BrightIsForeground())
+    image = _photo(60, 90)[0]
+    whole = np.asarray(remove_background(image, seg, method="model"))
+    ys, xs = np.nonzero(whole[..., 3])
+    for margin, grow in ((None, 0), (0, 0), ("4px", 4)):
+        cut = np.asarray(remove_background(image, seg, method="model", crop=margin))
+        if margin is None:
+            np.testing.assert_array_equal(cut, whole)
+            continue
+        box = (max(0, xs.min() - grow), max(0, ys.min() - grow))
+        end = (min(90, xs.max() + 1 + grow), min(60, ys.max() + 1 + grow))
+        np.testing.assert_array_equal(cut, whole[box[1] : end[1], box[0] : end[0]])
+    monkeypatch.setattr(cutout, "get_model", lambda m, runtime="torch": seg)
+    gif, shown, discs = _animated_gif(tmp_path)
+    argv = ["remove-bg", str(gif), "--checkpoint", "tiny", "--method", "model", "--no-progress"]
+    assert main([*argv, "-o", str(tmp_path / "a.png"), "--crop"]) == 0
+    kept = [np.asarray(remove_background(f, seg, method="model"))[..., 3] > 0 for f in shown]
+    ys, xs = np.nonzero(np.any(kept, axis=0))  # what any frame keeps
+    with Image.open(tmp_path / "a.png") as result:
+        assert result.n_frames == 3
+        assert result.size == (xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min())
+    (tmp_path / "clip.mp4").write_bytes(b"not read")
+    assert main(["remove-bg", str(tmp_path / "clip.mp4"), "--crop", "-o", str(tmp_path / "v")]) == 2
+    assert "--crop are for photos, not videos" in capsys.readouterr().err
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from fastapi.testclient import TestClient
+
+    from pixelwise.web.app import create_app
+
+    client = TestClient(create_app(seg, method="model"), base_url="http://localhost")
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    upload = {"file": ("p.png", buf.getvalue(), "image/png")}
+    ys, xs = np.nonzero(whole[..., 3])
+    reply = client.post("/api/remove-background", files=upload)
+    assert Image.open(io.BytesIO(reply.content)).size == (90, 60)
+    for fields, grow in (({"crop": "true"}, 0), ({"crop_margin": "2"}, 2)):
+        reply = client.post("/api/remove-background", files=upload, data=fields)
+        got = Image.open(io.BytesIO(reply.content)).size
+        assert got == (xs.max() + 1 - xs.min() + 2 * grow, ys.max() + 1 - ys.min() + 2 * grow)
+    bad = client.post("/api/remove-background", files=upload, data={"crop_margin": "lots"})
+    assert bad.status_code == 400 and bad.json()["detail"].startswith("crop_margin: crop margin")

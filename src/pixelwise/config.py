@@ -90,6 +90,17 @@ def box_numbers(text: str) -> list[float]:
     return values
 
 
+def margin(text: str) -> str:
+    """``--crop-margin``: pixels (30, 30px) or a percentage of the subject's size (10%)."""
+    from pixelwise.constants import crop_margin
+
+    try:
+        crop_margin(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def probability_pair(text: str) -> tuple[float, float]:
     """``--instance-thresholds SEED,OBJECT``: two probabilities between 0 and 1."""
     values = float_list(text)

@@ -94,6 +94,24 @@ def parse_range(text: str | tuple | None) -> tuple[float, float] | None:
     return lo, hi
 
 
+def crop_margin(margin: int | str) -> tuple[float, bool]:
+    """A crop margin (``30``, ``"30"``, ``"30px"``, ``"10%"``) as (number, whether a
+    percentage); ValueError for anything else or below 0."""
+    text = str(margin).strip().lower()
+    relative = text.endswith("%")
+    number = text.rstrip("%").removesuffix("px").strip()
+    try:
+        value = float(number)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:  # also NaN
+        raise ValueError(
+            f"crop margin must be pixels (30, 30px) or a percentage of the subject's size (10%), "
+            f"at least 0; got {margin!r}"
+        )
+    return value, relative
+
+
 MIN_ADAPT_PHOTOS = 10  # adapt holds a tenth out to watch the fit: at least one photo
 
 

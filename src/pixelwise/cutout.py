@@ -28,7 +28,7 @@ from PIL import Image
 
 from pixelwise.checkpoint import load_model
 from pixelwise.classical import graphcut
-from pixelwise.constants import CUTOUT_METHODS, CUTOUT_TYPES, DEFAULT_CUTOUT, Note
+from pixelwise.constants import CUTOUT_METHODS, CUTOUT_TYPES, DEFAULT_CUTOUT, Note, crop_margin
 from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import TWELVE_BIT, intensity_kind, map_range, to_unit
 from pixelwise.data.io import as_image, decoded_bytes, image_and_transparency, rgb_profile
@@ -555,6 +555,7 @@ def remove_background(
     background_strokes=None,
     box_model: str | Path | Segmenter | None = None,
     input_range: tuple[float, float] | None = None,
+    crop: int | str | None = None,
 ) -> Image.Image:
     """Cut the foreground out of a photo.
 
@@ -566,20 +567,18 @@ def remove_background(
         image: a path, PIL image or (H, W[, C]) array (with transparency: :func:`read_photo`).
         model: a checkpoint path, bundled model name or loaded Segmenter (default: the bundled
             ``foreground`` model). Class 0 is background, every other class foreground.
-        method: ``"graphcut"`` (the default: graph cut snapping to the photo's edges, with the
-            network's probability as data term where it is confident, GrabCut's box assumption
-            where not, :func:`familiar` photos by the probability alone), ``"model"`` (the
+        method: ``"graphcut"`` (the default: graph cut snapping to the photo's edges, on the
+            network's probability where it is confident, :func:`mask_of`), ``"model"`` (the
             network's own mask) or ``"grabcut"`` (OpenCV GrabCut, central box, no weights).
         matting: refine the alpha by closed-form matting on a trimap (slower, finer hair).
         box: ``(x0, y0, x1, y1)`` around the object, in pixels; everything outside is background.
         foreground_strokes, background_strokes: pixels to keep or to remove, as polylines
             ``[{"points": [[x, y], ...], "radius": r}, ...]`` or boolean (H, W) masks. A box or
-            strokes always run the graph cut (keeping every object inside a box); strokes
-            change the cut-out without them near themselves only (:func:`mask_of`).
-        box_model: a box model (``train --box-crop``) averaged with ``model`` inside a box, and
-            inside the first cut's box without one (:func:`self_prompted`; :func:`box_helper`'s).
+            strokes always run the graph cut, strokes acting near themselves (:func:`mask_of`).
+        box_model: a box model (``train --box-crop``) helping ``model`` (:func:`box_helper`).
         input_range: raw values ``(lo, hi)`` seen as the full range: ``(0, 4095)`` for a 12-bit
             photo in a 16-bit file, else seen 16 times darker (:class:`DimPhoto` warning).
+        crop: cut to the subject with this margin (:func:`subject_box`); None: the photo's frame.
     """
     if method not in CUTOUT_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(CUTOUT_METHODS)}")
@@ -598,7 +597,7 @@ def remove_background(
     else:
         mask = mask_of(method, small, prob, helper, hints, precision, largest_component)
         alpha = estimate_alpha(rgb, mask_small=mask, fill_holes=fill_holes, **keep)
-    return compose(rgb, alpha, background, mask_only, at_most=given_alpha, profile=profile)
+    return compose(rgb, alpha, background, mask_only, given_alpha, profile, crop)
 
 
 class DimPhoto(Note):
@@ -842,24 +841,53 @@ class UserInput:
         )
 
 
+def subject_box(alpha: np.ndarray, margin: int | str = 0, at_most=None) -> Box | None:
+    """The box ``(x0, y0, x1, y1)`` around what a cut-out keeps (``alpha``, in [0, 1], of at
+    least 1/255; where ``at_most``, the photo's own uint8 alpha, is above 0), grown on each
+    side by ``margin``: pixels (``30``, ``"30px"``) or a percentage of the subject's width and
+    height (``"10%"``), within the photo; None when it keeps nothing. remove-bg ``--crop``, the
+    HTTP API's ``crop``."""
+    pixels, relative = crop_margin(margin)
+    kept = alpha >= 0.5 / 255
+    if at_most is not None:
+        kept &= at_most > 0
+    rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
+    h, w = alpha.shape
+    if not len(rows):
+        return None
+    x0, y0, x1, y1 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    dx, dy = (pixels * (x1 - x0) / 100, pixels * (y1 - y0) / 100) if relative else (pixels, pixels)
+    dx, dy = int(round(dx)), int(round(dy))
+    return (max(0, x0 - dx), max(0, y0 - dy), min(w, x1 + dx), min(h, y1 + dy))
+
+
 def compose(
-    rgb: np.ndarray, alpha: np.ndarray, background, mask_only: bool, at_most=None, profile=None
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+    background,
+    mask_only: bool,
+    at_most=None,
+    profile=None,
+    crop: int | str | None = None,
 ) -> Image.Image:
     """The cut-out as RGBA (black where fully transparent), the alpha alone (``mask_only``) or
     composited onto ``background``; ``at_most``: the photo's own uint8 alpha, which the
     cut-out's may not exceed. ``profile``: the photo's ICC colour profile of RGB data (a phone's
     Display P3, a camera's Adobe RGB), which the cut-out carries (``info["icc_profile"]``;
     saving it as PNG, or by :func:`cutout_bytes`, embeds it) so that its colours show as the
-    photo's; a mask carries none."""
+    photo's; a mask carries none. ``crop``: cropped to the subject with this margin
+    (:func:`subject_box`; not when it keeps nothing)."""
+    subject = None if crop is None else subject_box(alpha, crop, at_most)
     if at_most is not None:
         alpha = np.minimum(alpha, at_most / 255.0)
     a8 = (alpha * 255).round().astype(np.uint8)
     if mask_only:
-        return Image.fromarray(a8, mode="L")
-    cutout = compose_colours(rgb, alpha, a8, background)
-    if profile:
+        cutout = Image.fromarray(a8, mode="L")
+    else:
+        cutout = compose_colours(rgb, alpha, a8, background)
+    if profile and not mask_only:
         cutout.info["icc_profile"] = profile
-    return cutout
+    return cutout if subject is None else cutout.crop(subject)
 
 
 def compose_colours(rgb: np.ndarray, alpha: np.ndarray, a8: np.ndarray, background) -> Image.Image:

@@ -130,11 +130,36 @@ def check_animation_format(image, fmt: str) -> None:
         )
 
 
-def cut_each(cut, image, **hints):
-    """``cut(image, **hints)``; of an :class:`Animation`, each frame's, as an Animation."""
-    if isinstance(image, Animation):
-        return image.with_frames([cut(frame, **hints) for frame in image.frames])
-    return cut(image, **hints)
+def cut_each(cut, image, crop=None, **hints):
+    """``cut(image, crop=crop, **hints)``; of an :class:`Animation`, each frame's, as an
+    Animation, cropped (``crop``: the margin) to the box around what any frame keeps, so that
+    the frames keep one size and place."""
+    if not isinstance(image, Animation):
+        return cut(image, crop=crop, **hints)
+    frames = [cut(frame, **hints) for frame in image.frames]
+    if crop is not None:
+        frames = crop_frames(frames, crop)
+    return image.with_frames(frames)
+
+
+def crop_frames(frames: list, margin) -> list:
+    """Cut-out frames (RGBA, or masks) cropped to the union of their subjects' boxes
+    (:func:`~pixelwise.cutout.subject_box`); frames composited onto a background have no
+    transparency to find the subject by (ValueError)."""
+    from pixelwise.cutout import subject_box
+
+    boxes = []
+    for frame in frames:
+        if frame.mode not in ("RGBA", "L"):
+            raise ValueError("an animation composited onto a background cannot be cropped")
+        alpha = np.asarray(frame.getchannel("A") if frame.mode == "RGBA" else frame) / 255.0
+        boxes.append(subject_box(alpha, margin))
+    boxes = [box for box in boxes if box is not None]
+    if not boxes:
+        return frames  # nothing kept: the whole frame, as for a photo
+    x0, y0, x1, y1 = zip(*boxes)
+    union = (min(x0), min(y0), max(x1), max(y1))
+    return [frame.crop(union) for frame in frames]
 
 
 def encoded_cutout(cutout, fmt: str) -> tuple[bytes, bool]:

@@ -26,8 +26,8 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
     args.format = cutout_format(args, out)
     streams = STREAM in args.inputs or args.out == STREAM
     videos, photos = ([], args.inputs) if streams else split_videos(args.inputs, out)
-    if videos and (args.box or args.strokes or args.boxes):
-        raise ValueError("--box, --strokes and --boxes are for photos, not videos")
+    if videos and (args.box or args.strokes or args.boxes or crop_of(args) is not None):
+        raise ValueError("--box, --strokes, --boxes and --crop are for photos, not videos")
     model = get_model(args.checkpoint, args.runtime) if args.method != "grabcut" else None
     box_model = box_helper(args.checkpoint, args.box_checkpoint) if model is not None else None
 
@@ -59,6 +59,11 @@ def cutout_format(args: argparse.Namespace, out: Path) -> str:
     if args.mask_only and fmt != "png":
         raise ValueError(f"--mask-only writes masks as PNG (lossless), not {fmt}")
     return fmt
+
+
+def crop_of(args: argparse.Namespace) -> str | None:
+    """The crop margin of --crop and --crop-margin (which implies --crop); None: no crop."""
+    return args.crop_margin if args.crop_margin is not None else ("0" if args.crop else None)
 
 
 def remove_background_with(args, image, model, box_model, background, **hints):
@@ -121,7 +126,8 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
         name, image = given[0], read_animation(given[0]) or given[0]
     with contextlib.redirect_stdout(sys.stderr):  # standard output holds the cut-out alone
         check_animation_format(image, args.format)
-        data, empty = encoded_cutout(cut_each(cut, image, **one_photo_hints(args)), args.format)
+        cutout = cut_each(cut, image, crop=crop_of(args), **one_photo_hints(args))
+        data, empty = encoded_cutout(cutout, args.format)
     if args.out == STREAM:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -164,7 +170,7 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
         check_animation_format(animation, args.format)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DimPhoto)
-            cutout = cut_each(cut, animation or src, **hints(src))
+            cutout = cut_each(cut, animation or src, crop=crop_of(args), **hints(src))
         dim.extend(str(src) for w in caught if issubclass(w.category, DimPhoto))
         return cutout
 

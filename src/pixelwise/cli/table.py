@@ -10,6 +10,7 @@ from pixelwise.config import (
     bounded,
     box_numbers,
     default_out,
+    margin,
     str_list,
     value_list,
 )
@@ -280,6 +281,19 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 'folders: a JSON file {"name.jpg": [x0, y0, x1, y1], ...} keyed by the path inside the '
                 "folder given (or the file name; either with or without its suffix)",
                 metavar="JSON",
+            ),
+            Opt(
+                ("--crop",),
+                "crop each cut-out to its subject: the box around what it keeps (an animation: "
+                "around what any frame keeps; not videos)",
+                action="store_true",
+            ),
+            Opt(
+                ("--crop-margin",),
+                "with --crop (which it implies), a margin around the subject: pixels (30, 30px) "
+                "or a percentage of its size (10%%) (default 0)",
+                type=margin,
+                metavar="MARGIN",
             ),
             "runtime",
             "progress",

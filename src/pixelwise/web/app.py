@@ -37,7 +37,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
 
-from pixelwise.constants import CUTOUT_TYPES, DEFAULT_CUTOUT, parse_range
+from pixelwise.constants import CUTOUT_TYPES, DEFAULT_CUTOUT, crop_margin, parse_range
 from pixelwise.cutout import (
     box_helper,
     get_model,
@@ -320,6 +320,8 @@ RESPONSES = {
 
 FIELDS = {
     "file",
+    "crop",
+    "crop_margin",
     "matting",
     "mask_only",
     "background",
@@ -331,16 +333,34 @@ FIELDS = {
 }
 
 
+# the longer fields of POST /api/remove-background
+PHOTO_FIELD = File(
+    ...,
+    description="the photo (PNG, JPEG, TIFF, ...); an animated GIF, PNG or WebP is cut out frame "
+    "by frame into an animated PNG (format webp: WebP), max_megapixels counting all its frames",
+)
+FORMAT_FIELD = Form(
+    "png",
+    description="png; webp (the alpha exact, the colours lossy, several times smaller); jpg (no "
+    "transparency: onto white unless background)",
+)
+INPUT_RANGE_FIELD = Form(
+    None,
+    description="LO,HI: raw values seen as the full range, 0,4095 for a 12-bit photo in a 16-bit "
+    "file (otherwise seen 16 times darker)",
+)
+CROP_MARGIN_FIELD = Form(
+    None,
+    description="a margin around the subject (implies crop): pixels (30, 30px) or a percentage "
+    "of its size (10%)",
+)
+
+
 def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
     @app.post("/api/remove-background", response_class=Response, responses=RESPONSES)
     async def remove(
         request: Request,
-        file: UploadFile = File(
-            ...,
-            description="the photo (PNG, JPEG, TIFF, ...); an animated GIF, PNG or WebP is cut "
-            "out frame by frame into an animated PNG (format webp: WebP), max_megapixels "
-            "counting all its frames",
-        ),
+        file: UploadFile = PHOTO_FIELD,
         matting: bool = Form(False, description="refine edges by alpha matting (bounded in size)"),
         mask_only: bool = Form(False, description="return the alpha mask alone"),
         background: str | None = Form(
@@ -351,16 +371,10 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
             None, description='JSON [{"points": [[x, y], ...], "radius": r}]: keep'
         ),
         background_strokes: str | None = Form(None, description="JSON, the same form: remove"),
-        format: str = Form(
-            "png",
-            description="png; webp (the alpha exact, the colours lossy, several times smaller); "
-            "jpg (no transparency: onto white unless background)",
-        ),
-        input_range: str | None = Form(
-            None,
-            description="LO,HI: raw values seen as the full range, 0,4095 for a 12-bit photo in a "
-            "16-bit file (otherwise seen 16 times darker)",
-        ),
+        format: str = FORMAT_FIELD,
+        input_range: str | None = INPUT_RANGE_FIELD,
+        crop: bool = Form(False, description="crop the cut-out to its subject"),
+        crop_margin: str | None = CROP_MARGIN_FIELD,
     ) -> Response:
         await refuse_unknown_fields(request, FIELDS)
         name = upload_name(file)
@@ -378,6 +392,7 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
                     background_strokes, "background_strokes", limits
                 ),
                 "input_range": parse_input_range(input_range),
+                "crop": parse_crop(crop, crop_margin),
             }
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
@@ -391,6 +406,18 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
                 "X-Kept-Nothing": "true" if empty else "false",
             },
         )
+
+
+def parse_crop(crop: bool, margin: str | None) -> str | None:
+    """The form's crop and crop_margin (which implies crop) as the margin, None for no crop;
+    ValueError naming the field for a bad margin."""
+    if margin is None:
+        return "0" if crop else None
+    try:
+        crop_margin(margin)
+    except ValueError as exc:
+        raise ValueError(f"crop_margin: {exc}") from None
+    return margin
 
 
 async def refuse_unknown_fields(request: Request, fields: set[str]) -> None:
