@@ -354,6 +354,10 @@ def test_web_page_in_a_real_browser(tmp_path):
             webp = tmp_path / "download.webp"
             info.value.save_as(webp)
             assert info.value.suggested_filename == "photo-cutout.webp"
+            page.check("#crop")  # cut out again, cropped to the disc
+            page.wait_for_function("window.__shown === 3", timeout=30_000)
+            cropped = page.evaluate("[document.getElementById('after').naturalWidth,"
+                                    " document.getElementById('after').naturalHeight]")  # fmt: skip
             browser.close()
     finally:
         server.should_exit = True
@@ -364,6 +368,8 @@ def test_web_page_in_a_real_browser(tmp_path):
     as_webp = Image.open(webp)
     assert as_webp.format == "WEBP" and as_webp.mode == "RGBA"
     np.testing.assert_array_equal(np.asarray(as_webp)[..., 3], np.asarray(downloaded)[..., 3])
+    ys, xs = np.nonzero(np.asarray(downloaded)[..., 3])
+    assert cropped == [xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()] != [120, 90]
 
 
 def test_background_demo_writes_cutouts(tmp_path, fg_checkpoint, capsys):
