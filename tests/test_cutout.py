@@ -893,3 +893,43 @@ def test_crop_cuts_the_cut_out_to_its_subject(tmp_path, monkeypatch, capsys):
         assert got == (xs.max() + 1 - xs.min() + 2 * grow, ys.max() + 1 - ys.min() + 2 * grow)
     bad = client.post("/api/remove-background", files=upload, data={"crop_margin": "lots"})
     assert bad.status_code == 400 and bad.json()["detail"].startswith("crop_margin: crop margin")
+
+
+def test_a_16_bit_photo_gives_a_16_bit_cut_out(tmp_path, monkeypatch):
+    """A 16-bit photo's cut-out keeps its 16 bits: ``deep_pixels`` holds the photo's own values
+    where the cut-out is not fully transparent and the alpha at 16 bits, while the PIL image is
+    the 8-bit cut-out as before; as PNG (remove-bg, cutout_bytes) it is a 16-bit RGBA file, with
+    the photo's colour profile, cropped as the 8-bit one; masks, composites, WebP and JPEG stay
+    8-bit."""
+    import cv2
+    from PIL import ImageCms
+
+    from pixelwise.cutout import cutout_bytes
+
+    image = _photo(40, 56)[0]
+    deep = image.astype(np.uint16) * 257 + np.random.default_rng(0).integers(0, 200, image.shape)
+    deep = deep.astype(np.uint16)  # values an 8-bit photo cannot hold
+    seg = tiny_seg(BrightIsForeground())
+    cutout = remove_background(deep, seg, method="model")
+    eight = np.asarray(cutout)
+    assert cutout.mode == "RGBA" and cutout.deep_pixels.dtype == np.uint16
+    kept = eight[..., 3] > 0
+    np.testing.assert_array_equal(cutout.deep_pixels[..., :3][kept], deep[kept])
+    assert not cutout.deep_pixels[..., :3][~kept].any()
+    assert np.abs(cutout.deep_pixels[..., 3] / 257.0 - eight[..., 3]).max() <= 0.5
+    written = cv2.imdecode(np.frombuffer(cutout_bytes(cutout), np.uint8), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(written[..., [2, 1, 0, 3]], cutout.deep_pixels)
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    tifffile.imwrite(tmp_path / "p.tif", deep, extratags=[(34675, 7, len(profile), profile)])
+    monkeypatch.setattr("pixelwise.cutout.get_model", lambda m, runtime="torch": seg)
+    argv = ["remove-bg", str(tmp_path / "p.tif"), "--method", "model", "--checkpoint", "tiny"]
+    assert main([*argv, "-o", str(tmp_path / "o.png"), "--crop", "--no-progress"]) == 0
+    assert Image.open(tmp_path / "o.png").info["icc_profile"] == profile
+    saved = cv2.imread(str(tmp_path / "o.png"), cv2.IMREAD_UNCHANGED)
+    cropped = remove_background(tmp_path / "p.tif", seg, method="model", crop=0)
+    assert saved.dtype == np.uint16 and saved.shape[1::-1] == cropped.size
+    np.testing.assert_array_equal(saved[..., [2, 1, 0, 3]], cropped.deep_pixels)
+    for kwargs in ({"mask_only": True}, {"background": (255, 255, 255)}):
+        assert not hasattr(remove_background(deep, seg, method="model", **kwargs), "deep_pixels")
+    webp = Image.open(io.BytesIO(cutout_bytes(cutout, "webp")))
+    np.testing.assert_array_equal(np.asarray(webp)[..., 3], eight[..., 3])

@@ -33,7 +33,7 @@ from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import TWELVE_BIT, intensity_kind, map_range, to_unit
 from pixelwise.data.io import as_image, decoded_bytes, image_and_transparency, rgb_profile
 from pixelwise.data.transforms import crop_resize, grown_box, resize_image
-from pixelwise.data.write import png_bytes
+from pixelwise.data.write import deep_png_bytes, png_bytes
 from pixelwise.graphcut import (
     STROKE_WEIGHT,
     STROKE_WEIGHT_WITHOUT_BOX,
@@ -60,6 +60,13 @@ def _rgb8(image: np.ndarray) -> np.ndarray:
     """uint8 (H, W, 3) from an :func:`~pixelwise.data.io.as_image` array."""
     if image.dtype != np.uint8:
         image = np.rint(to_unit(image) * 255).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image)
+
+
+def _rgb16(image: np.ndarray) -> np.ndarray:
+    """uint16 (H, W, 3) from an :func:`~pixelwise.data.io.as_image` array deeper than 8 bits."""
+    if image.dtype != np.uint16:
+        image = np.rint(to_unit(image) * 65535).astype(np.uint16)
     return np.ascontiguousarray(np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image)
 
 
@@ -561,7 +568,8 @@ def remove_background(
 
     Returns an RGBA image with the foreground's alpha at the photo's full resolution; with
     ``mask_only`` the alpha alone (mode L); with ``background`` (an RGB triple, an image array
-    or a path) the foreground composited onto it (mode RGB); with the photo's colour profile.
+    or a path) the foreground composited onto it (mode RGB); with the photo's colour profile
+    and, of a 16-bit photo, its 16-bit cut-out (:func:`compose`).
 
     Args:
         image: a path, PIL image or (H, W[, C]) array (with transparency: :func:`read_photo`).
@@ -582,7 +590,7 @@ def remove_background(
     """
     if method not in CUTOUT_METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(CUTOUT_METHODS)}")
-    rgb, given_alpha, box, profile = read_photo(image, box, input_range)
+    rgb, given_alpha, box, profile, deep = read_photo(image, box, input_range)
     small = working_image(rgb, model_size)
     hints = UserInput.scaled(
         box, foreground_strokes, background_strokes, rgb.shape[:2], small.shape[:2]
@@ -597,7 +605,7 @@ def remove_background(
     else:
         mask = mask_of(method, small, prob, helper, hints, precision, largest_component)
         alpha = estimate_alpha(rgb, mask_small=mask, fill_holes=fill_holes, **keep)
-    return compose(rgb, alpha, background, mask_only, given_alpha, profile, crop)
+    return compose(rgb, alpha, background, mask_only, given_alpha, profile, crop, deep)
 
 
 class DimPhoto(Note):
@@ -608,10 +616,11 @@ class DimPhoto(Note):
 
 def read_photo(
     image, box=None, input_range: tuple[float, float] | None = None
-) -> tuple[np.ndarray, np.ndarray | None, Box | None, bytes | None]:
+) -> tuple[np.ndarray, np.ndarray | None, Box | None, bytes | None, np.ndarray | None]:
     """A photo as uint8 (H, W, 3), its alpha when it has transparency (an earlier cut-out, a
     sticker; :func:`pixelwise.data.io.transparency`), else None, its RGB colour profile
-    (:func:`~pixelwise.data.io.rgb_profile`), and the box to cut inside:
+    (:func:`~pixelwise.data.io.rgb_profile`), its pixels as uint16 (H, W, 3) when they are
+    deeper than 8 bits (16-bit, float), else None, and the box to cut inside:
     ``box`` when one is given, else the box around the pixels that are not transparent when it
     is smaller than the photo. What is transparent is background: the cut-out's alpha is at
     most the photo's (:func:`compose`). ``input_range``: raw values seen as the full range
@@ -629,13 +638,13 @@ def read_photo(
             DimPhoto,
             stacklevel=3,
         )
-    rgb = _rgb8(image)
+    rgb, deep = _rgb8(image), None if image.dtype == np.uint8 else _rgb16(image)
     if alpha is not None and box is None:
         rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
         found = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1) if len(rows) else None
         if found is not None and found != (0, 0, rgb.shape[1], rgb.shape[0]):
             box = tuple(float(v) for v in found)
-    return rgb, alpha, box, profile
+    return rgb, alpha, box, profile, deep
 
 
 def mask_of(
@@ -869,6 +878,7 @@ def compose(
     at_most=None,
     profile=None,
     crop: int | str | None = None,
+    deep: np.ndarray | None = None,
 ) -> Image.Image:
     """The cut-out as RGBA (black where fully transparent), the alpha alone (``mask_only``) or
     composited onto ``background``; ``at_most``: the photo's own uint8 alpha, which the
@@ -876,7 +886,10 @@ def compose(
     Display P3, a camera's Adobe RGB), which the cut-out carries (``info["icc_profile"]``;
     saving it as PNG, or by :func:`cutout_bytes`, embeds it) so that its colours show as the
     photo's; a mask carries none. ``crop``: cropped to the subject with this margin
-    (:func:`subject_box`; not when it keeps nothing)."""
+    (:func:`subject_box`; not when it keeps nothing). ``deep``: the photo's pixels as uint16
+    (H, W, 3) when it is deeper than 8 bits; the RGBA cut-out then also holds its 16-bit
+    pixels, the alpha at 16 bits too, as ``deep_pixels`` ((H, W, 4) uint16; PIL images have
+    no 16-bit colour), which :func:`cutout_bytes` writes as a 16-bit PNG."""
     subject = None if crop is None else subject_box(alpha, crop, at_most)
     if at_most is not None:
         alpha = np.minimum(alpha, at_most / 255.0)
@@ -887,7 +900,19 @@ def compose(
         cutout = compose_colours(rgb, alpha, a8, background)
     if profile and not mask_only:
         cutout.info["icc_profile"] = profile
-    return cutout if subject is None else cutout.crop(subject)
+    keep_deep = deep is not None and cutout.mode == "RGBA"
+    deep = np.dstack([np.where(a8[..., None] > 0, deep, 0), to_16(alpha)]) if keep_deep else None
+    if subject is not None:
+        cutout = cutout.crop(subject)
+        deep = None if deep is None else deep[subject[1] : subject[3], subject[0] : subject[2]]
+    if deep is not None:
+        cutout.deep_pixels = np.ascontiguousarray(deep, np.uint16)
+    return cutout
+
+
+def to_16(alpha: np.ndarray) -> np.ndarray:
+    """An alpha in [0, 1] as uint16 0..65535."""
+    return np.rint(alpha * 65535).astype(np.uint16)
 
 
 def compose_colours(rgb: np.ndarray, alpha: np.ndarray, a8: np.ndarray, background) -> Image.Image:
@@ -957,7 +982,10 @@ def cutout_bytes(cutout: Image.Image, fmt: str = "png") -> bytes:
     alpha lossless, so the outline is exact; several times smaller than the PNG) or ``jpg`` (no
     transparency: an RGBA cut-out is composited onto white first, as a background colour would
     be; quality 92); each with the photo's colour profile when the cut-out carries one
-    (``cutout.info["icc_profile"]``, :func:`remove_background`)."""
+    (``cutout.info["icc_profile"]``, :func:`remove_background`). A 16-bit photo's cut-out
+    (``deep_pixels``, :func:`compose`) is a 16-bit PNG; WebP and JPEG hold 8 bits."""
+    if fmt == "png" and getattr(cutout, "deep_pixels", None) is not None:
+        return deep_png_bytes(cutout.deep_pixels, cutout.info.get("icc_profile"))
     if fmt == "png":
         return png_bytes(cutout)  # with the photo's colour profile, if any (cutout.info)
     if fmt not in CUTOUT_TYPES:

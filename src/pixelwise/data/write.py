@@ -84,6 +84,27 @@ def atomic_save(path: str | os.PathLike, save_fn) -> None:
 PNG_COMPRESS_LEVEL = 1
 
 
+def deep_png_bytes(rgba: np.ndarray, profile: bytes | None = None) -> bytes:
+    """A 16-bit RGBA image ((H, W, 4) uint16) as PNG at :data:`PNG_COMPRESS_LEVEL`, with the ICC
+    colour ``profile`` (an iCCP chunk) when given: OpenCV's encoder, Pillow writing no 16-bit
+    colour."""
+    import cv2
+
+    ok, encoded = cv2.imencode(
+        ".png", rgba[..., [2, 1, 0, 3]], [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESS_LEVEL]
+    )
+    if not ok:
+        raise ValueError(f"cannot encode a {rgba.shape} {rgba.dtype} image as PNG")
+    data = encoded.tobytes()
+    if not profile:
+        return data
+    body = b"ICC Profile\0\0" + zlib.compress(profile)  # name, compression method 0, data
+    chunk = len(body).to_bytes(4, "big") + b"iCCP" + body
+    chunk += zlib.crc32(b"iCCP" + body).to_bytes(4, "big")
+    header = 8 + 4 + 4 + 13 + 4  # signature, then IHDR: length, type, data, CRC
+    return data[:header] + chunk + data[header:]
+
+
 def png_bytes(img: Image.Image) -> bytes:
     """A PIL image encoded as PNG (:data:`PNG_COMPRESS_LEVEL`)."""
     buf = io.BytesIO()
