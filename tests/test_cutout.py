@@ -933,3 +933,23 @@ def test_a_16_bit_photo_gives_a_16_bit_cut_out(tmp_path, monkeypatch):
         assert not hasattr(remove_background(deep, seg, method="model", **kwargs), "deep_pixels")
     webp = Image.open(io.BytesIO(cutout_bytes(cutout, "webp")))
     np.testing.assert_array_equal(np.asarray(webp)[..., 3], eight[..., 3])
+
+
+def test_a_background_image_covers_the_photo_keeping_its_aspect():
+    """A background image of another shape is scaled to cover the photo, its aspect kept, and
+    centred (what overhangs is cropped), not stretched: of a wide background whose left quarter
+    is red, none shows behind a square photo (stretched, a quarter of it would); where the
+    cut-out is transparent, the composite is the covered background."""
+    from PIL import ImageOps
+
+    background = np.zeros((20, 40, 3), np.uint8)
+    background[:, :10] = (255, 0, 0)
+    background[:, 10:] = (0, 0, 255)
+    image = np.full(
+        (30, 30, 3), 20, np.uint8
+    )  # dark: nothing kept by the bright-is-foreground model
+    seg = tiny_seg(BrightIsForeground())
+    out = np.asarray(remove_background(image, seg, method="model", background=background))
+    assert not (out[..., 0] > 128).any() and (out[..., 2] > 128).all()
+    covered = ImageOps.fit(Image.fromarray(background), (30, 30), Image.BILINEAR)
+    np.testing.assert_array_equal(out, np.asarray(covered))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from pixelwise.checkpoint import load_model
 from pixelwise.classical import graphcut
@@ -916,15 +916,17 @@ def to_16(alpha: np.ndarray) -> np.ndarray:
 
 
 def compose_colours(rgb: np.ndarray, alpha: np.ndarray, a8: np.ndarray, background) -> Image.Image:
-    """:func:`compose`'s RGBA cut-out, or RGB onto ``background``."""
+    """:func:`compose`'s RGBA cut-out, or RGB onto ``background``: a colour, or an image scaled
+    to cover the photo, its aspect kept, and centred (what overhangs is cropped), as CSS's
+    ``background-size: cover`` shows one."""
     if background is not None:
         if isinstance(background, (str, os.PathLike, Image.Image)) or (
             isinstance(background, np.ndarray) and background.ndim >= 2
         ):
-            bg = np.asarray(
-                Image.fromarray(_rgb(background)).resize(rgb.shape[1::-1], Image.BILINEAR),
-                np.float32,
+            cover = ImageOps.fit(
+                Image.fromarray(_rgb(background)), rgb.shape[1::-1], Image.BILINEAR
             )
+            bg = np.asarray(cover, np.float32)
         else:
             bg = np.broadcast_to(np.asarray(background, np.float32)[:3], rgb.shape)
         out = alpha[..., None] * rgb.astype(np.float32) + (1 - alpha[..., None]) * bg

@@ -246,7 +246,7 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             Opt(
                 ("--background",),
                 "composite onto a colour (#rrggbb or a name such as white) or an image file "
-                "instead of transparency",
+                "(scaled to cover the photo, its aspect kept, centred) instead of transparency",
             ),
             Opt(
                 ("--model-size",),
