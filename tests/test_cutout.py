@@ -622,7 +622,7 @@ def test_cli_writes_webp_and_jpeg_cut_outs(tmp_path, fg_checkpoint, capsys):
     assert main([*named, "--background", str(green)]) == 0  # an image: the green one
     assert np.abs(np.asarray(Image.open(tmp_path / "n.jpg"))[2, 2] - (0, 255, 0)).max() <= 12
     assert main([*named, "--background", "gren"]) == 2
-    assert "--background gren: neither a colour" in capsys.readouterr().err
+    assert "--background gren: not a colour" in capsys.readouterr().err
     rerun = [
         "remove-bg",
         str(photos),
@@ -953,3 +953,39 @@ def test_a_background_image_covers_the_photo_keeping_its_aspect():
     assert not (out[..., 0] > 128).any() and (out[..., 2] > 128).all()
     covered = ImageOps.fit(Image.fromarray(background), (30, 30), Image.BILINEAR)
     np.testing.assert_array_equal(out, np.asarray(covered))
+
+
+def test_background_blur_blurs_the_photos_own_background_without_a_halo(tmp_path):
+    """``background="blur"`` (remove-bg --background blur, the HTTP API's background=blur): the
+    photo's background blurred, the subject left out of the blur, so a plain background stays
+    plain right up to the subject (a plain blur would brighten it there with the subject's
+    colours); the blur is the weighted Gaussian mean that scipy computes independently."""
+    from scipy import ndimage
+
+    from pixelwise.cutout import blurred_background
+
+    image, disc = _photo(60, 80)
+    image[~disc] = 40  # a plain dark background, a bright disc
+    seg = tiny_seg(BrightIsForeground())
+    out = np.asarray(remove_background(image, seg, method="model", background="blur"))
+    alpha = np.asarray(remove_background(image, seg, method="model", mask_only=True)) / 255.0
+    assert np.abs(out[alpha == 0].astype(int) - 40).max() <= 1
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    soft = rng.random((30, 40)).astype(np.float32)
+    away, sigma = 1.0 - soft, 2.0  # sigma: at least 2 pixels
+    blur = lambda x: ndimage.gaussian_filter(x, sigma, mode="mirror", truncate=4.0)  # noqa: E731
+    expected = (
+        np.stack([blur(rgb[..., c] * away) for c in range(3)], -1)
+        / np.maximum(blur(away), 1e-6)[..., None]
+    )
+    np.testing.assert_allclose(blurred_background(rgb, soft), expected, atol=0.05)
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from fastapi.testclient import TestClient
+
+    from pixelwise.web.app import create_app
+
+    client = TestClient(create_app(seg, method="model"), base_url="http://localhost")
+    upload = {"file": ("p.png", _png(image), "image/png")}
+    reply = client.post("/api/remove-background", files=upload, data={"background": "blur"})
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(reply.content))), out)

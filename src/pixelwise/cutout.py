@@ -92,16 +92,23 @@ def is_hex(text: str) -> bool:
     return len(text) == 6 and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
+# --background blur: the photo's own background, blurred (a portrait mode's look)
+BLUR = "blur"
+
+
 def background_of(text: str):
-    """``--background``: a colour (:func:`parse_colour`), or an image file, read once (an
-    existing file is taken for a file); ValueError naming what it is neither of."""
+    """``--background``: ``blur`` (:data:`BLUR`), a colour (:func:`parse_colour`), or an image
+    file, read once (an existing file is taken for a file); ValueError naming what it is none
+    of."""
     if not text.startswith("#") and Path(text).is_file():
         return _rgb(text)
+    if text.strip().lower() == BLUR:
+        return BLUR
     try:
         return parse_colour(text)
     except ValueError:
         raise ValueError(
-            f"--background {text}: neither a colour (#rrggbb or a name such as white) nor an "
+            f"--background {text}: not a colour (#rrggbb or a name such as white), blur or an "
             "image file"
         ) from None
 
@@ -915,12 +922,27 @@ def to_16(alpha: np.ndarray) -> np.ndarray:
     return np.rint(alpha * 65535).astype(np.uint16)
 
 
+def blurred_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The photo's background blurred (Gaussian, sigma 1.5 % of the longer side), float32
+    (H, W, 3): each pixel a weighted mean of the background near it, the subject left out
+    (weights 1 - alpha), so that the subject's colours do not spread around it as a halo."""
+    import cv2
+
+    sigma = max(2.0, 0.015 * max(rgb.shape[:2]))
+    away = (1.0 - alpha).astype(np.float32)
+    spread = cv2.GaussianBlur(rgb.astype(np.float32) * away[..., None], (0, 0), sigma)
+    weight = cv2.GaussianBlur(away, (0, 0), sigma)
+    return spread / np.maximum(weight, 1e-6)[..., None]
+
+
 def compose_colours(rgb: np.ndarray, alpha: np.ndarray, a8: np.ndarray, background) -> Image.Image:
     """:func:`compose`'s RGBA cut-out, or RGB onto ``background``: a colour, or an image scaled
     to cover the photo, its aspect kept, and centred (what overhangs is cropped), as CSS's
-    ``background-size: cover`` shows one."""
+    ``background-size: cover`` shows one; or :data:`BLUR` (:func:`blurred_background`)."""
     if background is not None:
-        if isinstance(background, (str, os.PathLike, Image.Image)) or (
+        if isinstance(background, str) and background == BLUR:
+            bg = blurred_background(rgb, alpha)
+        elif isinstance(background, (str, os.PathLike, Image.Image)) or (
             isinstance(background, np.ndarray) and background.ndim >= 2
         ):
             cover = ImageOps.fit(

@@ -245,8 +245,9 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             Opt(("--mask-only",), "write the alpha mask (greyscale) instead", action="store_true"),
             Opt(
                 ("--background",),
-                "composite onto a colour (#rrggbb or a name such as white) or an image file "
-                "(scaled to cover the photo, its aspect kept, centred) instead of transparency",
+                "composite onto a colour (#rrggbb or a name such as white), an image file "
+                "(scaled to cover the photo, its aspect kept, centred) or blur (the photo's own "
+                "background, blurred: a portrait mode's look) instead of transparency",
             ),
             Opt(
                 ("--model-size",),

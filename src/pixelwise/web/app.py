@@ -39,6 +39,7 @@ from PIL import Image
 
 from pixelwise.constants import CUTOUT_TYPES, DEFAULT_CUTOUT, crop_margin, parse_range
 from pixelwise.cutout import (
+    BLUR,
     box_helper,
     get_model,
     parse_colour,
@@ -364,7 +365,9 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
         matting: bool = Form(False, description="refine edges by alpha matting (bounded in size)"),
         mask_only: bool = Form(False, description="return the alpha mask alone"),
         background: str | None = Form(
-            None, description="a colour to composite onto: #rrggbb or a name such as white"
+            None,
+            description="a colour to composite onto: #rrggbb or a name such as white; or blur: "
+            "the photo's own background, blurred",
         ),
         box: str | None = Form(None, description="x0,y0,x1,y1 around the object, in pixels"),
         foreground_strokes: str | None = Form(
@@ -383,7 +386,7 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
                 raise ValueError(f"format {format!r}: png, webp or jpg, and png with mask_only")
             options = {
                 "mask_only": mask_only,
-                "background": parse_colour(background),
+                "background": BLUR if background == BLUR else parse_colour(background),
                 "box": parse_box(box),
                 "foreground_strokes": parse_strokes(
                     foreground_strokes, "foreground_strokes", limits
