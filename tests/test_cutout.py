@@ -358,6 +358,16 @@ def test_web_page_in_a_real_browser(tmp_path):
             page.wait_for_function("window.__shown === 3", timeout=30_000)
             cropped = page.evaluate("[document.getElementById('after').naturalWidth,"
                                     " document.getElementById('after').naturalHeight]")  # fmt: skip
+            page.uncheck("#crop")
+            page.wait_for_function("window.__shown === 4", timeout=30_000)
+            page.select_option("#background", "blur")  # onto the photo's blurred background
+            page.wait_for_function("window.__shown === 5", timeout=30_000)
+            corner = page.evaluate("""() => {
+                const img = document.getElementById('after'), c = document.createElement('canvas');
+                c.width = img.naturalWidth; c.height = img.naturalHeight;
+                const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
+                return Array.from(ctx.getImageData(2, 2, 1, 1).data);
+            }""")
             browser.close()
     finally:
         server.should_exit = True
@@ -370,6 +380,7 @@ def test_web_page_in_a_real_browser(tmp_path):
     np.testing.assert_array_equal(np.asarray(as_webp)[..., 3], np.asarray(downloaded)[..., 3])
     ys, xs = np.nonzero(np.asarray(downloaded)[..., 3])
     assert cropped == [xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()] != [120, 90]
+    assert corner[3] == 255 and max(corner[:3]) > 0  # the blurred dark background, opaque
 
 
 def test_background_demo_writes_cutouts(tmp_path, fg_checkpoint, capsys):
