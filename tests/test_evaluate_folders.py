@@ -558,6 +558,7 @@ def test_every_prediction_that_cannot_be_scored_is_named_at_once(tmp_path, capsy
     assert main(args) == 2
     said = capsys.readouterr().err
     assert f"{tmp_path / 'preds' / '3.jpg'}: values" in said and "save masks as PNG" in said
+    assert "remove-bg --crop" not in said  # class masks, not cut-outs
     out = tmp_path / "compared"  # compare reads them all before any method runs
     methods = f"otsu,mine:{tmp_path / 'preds'}"
     compare = ["compare", str(tmp_path), "--methods", methods, "-o", str(out), "--val-stems", "0-3"]
@@ -565,3 +566,12 @@ def test_every_prediction_that_cannot_be_scored_is_named_at_once(tmp_path, capsy
     said = capsys.readouterr().err.strip().splitlines()[-1]
     assert said.startswith("pixelwise compare: error: 3 predictions cannot be used: ")
     assert "1.png" in said and "2.png" in said and "3.jpg" in said and not out.exists()
+    (tmp_path / "preds" / "3.jpg").unlink()
+    for i in (2, 3):
+        Image.fromarray(mask).save(tmp_path / "preds" / f"{i}.png")
+    cut = np.zeros((12, 16, 4), np.uint8)
+    cut[1:, 1:, 3] = 255  # a cut-out cropped to its subject, transparent at its edge
+    Image.fromarray(cut).save(tmp_path / "preds" / "1.png")
+    assert main(args) == 2
+    said = capsys.readouterr().err
+    assert "1.png: 16 x 12 pixels, its image 32 x 24; a cut-out cropped to its subject" in said

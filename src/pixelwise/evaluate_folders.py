@@ -291,9 +291,12 @@ def read_prediction(
     if item is not None and drawn_as_stored(item.image, shape, stored.shape):
         stored = laid_as_stored(stored, item.image)  # predicted upright, annotated as stored
     if stored.shape != tuple(shape):
+        cropped = alpha is not None and all(s <= t for s, t in zip(stored.shape, shape))
         raise ValueError(
             f"{path}: {stored.shape[1]} x {stored.shape[0]} pixels, its image {shape[1]} x {shape[0]}"
-        )
+            + ("; a cut-out cropped to its subject (remove-bg --crop) is scored whole: cut out "
+               "without --crop" if cropped else "")
+        )  # fmt: skip
     return stored
 
 
