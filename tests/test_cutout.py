@@ -825,6 +825,10 @@ def test_a_cut_out_carries_the_photos_rgb_colour_profile(tmp_path):
     assert main(["remove-bg", str(tmp_path / "p.jpg"), "-o", str(tmp_path / "o.png"),
                  "--method", "grabcut", "--no-progress"]) == 0  # fmt: skip
     assert Image.open(tmp_path / "o.png").info["icc_profile"] == profile
+    from pixelwise.report import image_report
+
+    for name in ("p.jpg", "p.tif"):  # info names it
+        assert "colour profile sRGB built-in (RGB)" in image_report(tmp_path / name)
     grey = profile[:16] + b"GRAY" + profile[20:]
     Image.fromarray(image).save(tmp_path / "g.jpg", icc_profile=grey)
     assert "icc_profile" not in remove_background(tmp_path / "g.jpg", seg, method="model").info

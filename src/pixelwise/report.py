@@ -5,6 +5,7 @@ image shows, images smaller than the crop)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -273,7 +274,13 @@ def image_report(path: str | Path) -> str:
     region; ImageReadError for a file that cannot be read as an image, or whose pixels (those
     of its first page, when within the pixel limit) cannot be decoded."""
     from pixelwise.data.calibration import recorded
-    from pixelwise.data.io import _check_file, _open_tiff, is_tiff, max_pixels_limit
+    from pixelwise.data.io import (
+        INTER_COLOR_PROFILE,
+        _check_file,
+        _open_tiff,
+        is_tiff,
+        max_pixels_limit,
+    )
     from pixelwise.data.slide import base_page, pyramid_levels
 
     path = Path(path)
@@ -296,6 +303,9 @@ def image_report(path: str | Path) -> str:
                 about += f", a pyramid of {levels} levels"
             if len(tif.pages) > 1:
                 about += f", {len(tif.pages)} pages"
+            icc = page.tags.get(INTER_COLOR_PROFILE)
+            if profile := profile_name(None if icc is None else bytes(icc.value)):
+                about += f", colour profile {profile}"
             size = recorded(tif)
             if h * w <= max_pixels_limit():
                 decoded(path, page.asarray)
@@ -337,6 +347,8 @@ def pillow_report(path: Path) -> tuple[int, int, str, str | None]:
         (w, h), about = img.size, f"{img.format}, mode {img.mode}"
         if deep_png(img):
             about += ", 16 bits a sample"
+        if profile := profile_name(img.info.get("icc_profile")):
+            about += f", colour profile {profile}"
         count, frames = getattr(img, "n_frames", 1), None
         if img.format == "MPO" and count > 1:  # a camera's photo with its previews
             about += f", {count} pictures (the first, the photo, is read)"
@@ -350,6 +362,22 @@ def pillow_report(path: Path) -> tuple[int, int, str, str | None]:
         if w * h <= max_pixels_limit():
             decoded(path, img.load)
     return w, h, about, frames
+
+
+def profile_name(profile: bytes | None) -> str | None:
+    """The description an ICC colour profile gives itself ("Display P3", "sRGB IEC61966-2.1"),
+    with its colour space; "unnamed" when it cannot be read; None without one."""
+    if not profile:
+        return None
+    from PIL import ImageCms
+
+    space = profile[16:20].decode("ascii", "replace").strip()
+    try:
+        name = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(profile)))
+    except (OSError, ImageCms.PyCMSError):
+        name = "unnamed"
+    name = name.strip() or "unnamed"
+    return f"{name} ({space})" if space.isalpha() else name
 
 
 def decoded(path: Path, decode) -> None:
