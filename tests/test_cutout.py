@@ -968,6 +968,22 @@ def test_a_background_image_covers_the_photo_keeping_its_aspect():
     assert not (out[..., 0] > 128).any() and (out[..., 2] > 128).all()
     covered = ImageOps.fit(Image.fromarray(background), (30, 30), Image.BILINEAR)
     np.testing.assert_array_equal(out, np.asarray(covered))
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from fastapi.testclient import TestClient
+
+    from pixelwise.web.app import create_app
+
+    client = TestClient(create_app(seg, method="model"), base_url="http://localhost")
+    photo = ("p.png", _png(_photo(30, 30)[0]), "image/png")
+    files = {"file": photo, "background_image": ("bg.png", _png(background), "image/png")}
+    reply = client.post("/api/remove-background", files=files)  # the HTTP API's field
+    expected = remove_background(_photo(30, 30)[0], seg, method="model", background=background)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(reply.content))), expected)
+    both = client.post("/api/remove-background", files=files, data={"background": "white"})
+    assert both.status_code == 400 and "give one of them" in both.text
+    files["background_image"] = ("bg.png", b"not an image", "image/png")
+    bad = client.post("/api/remove-background", files=files)
+    assert bad.status_code == 400 and "bg.png: not a decodable image" in bad.text
 
 
 def test_background_blur_blurs_the_photos_own_background_without_a_halo(tmp_path):

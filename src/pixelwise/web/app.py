@@ -210,6 +210,7 @@ class Job:
     options: dict
     matting: bool
     format: str = "png"
+    backdrop: tuple[bytes, str] | None = None  # a background image's upload and its name
 
     def run(
         self, seg: Segmenter | None, method: str, limits: Limits, box_model: Segmenter | None = None
@@ -229,8 +230,10 @@ class Job:
                 f"image has {megapixels:.1f} (send it without matting, or smaller)"
             )
         options = {"method": method, "matting": self.matting, "box_model": box_model}
+        if self.backdrop is not None:  # covers the photo (decoded here, in the pool)
+            options["background"] = decode_upload(*self.backdrop, limit)
         return encoded_cutout(
-            cut_each(remove_background, photo, model=seg, **options, **self.options), self.format
+            cut_each(remove_background, photo, model=seg, **self.options | options), self.format
         )
 
 
@@ -321,6 +324,7 @@ RESPONSES = {
 
 FIELDS = {
     "file",
+    "background_image",
     "crop",
     "crop_margin",
     "matting",
@@ -350,6 +354,11 @@ INPUT_RANGE_FIELD = Form(
     description="LO,HI: raw values seen as the full range, 0,4095 for a 12-bit photo in a 16-bit "
     "file (otherwise seen 16 times darker)",
 )
+BACKGROUND_IMAGE_FIELD = File(
+    None,
+    description="an image to composite onto instead of transparency, scaled to cover the photo "
+    "(its aspect kept, centred); counted in the upload limit",
+)
 CROP_MARGIN_FIELD = Form(
     None,
     description="a margin around the subject (implies crop): pixels (30, 30px) or a percentage "
@@ -378,6 +387,7 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
         input_range: str | None = INPUT_RANGE_FIELD,
         crop: bool = Form(False, description="crop the cut-out to its subject"),
         crop_margin: str | None = CROP_MARGIN_FIELD,
+        background_image: UploadFile | None = BACKGROUND_IMAGE_FIELD,
     ) -> Response:
         await refuse_unknown_fields(request, FIELDS)
         name = upload_name(file)
@@ -399,7 +409,12 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
             }
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
-        job = Job(await file.read(), name, options, matting, format)
+        backdrop = None
+        if background_image is not None:
+            if background:
+                raise HTTPException(400, "background and background_image: give one of them")
+            backdrop = (await background_image.read(), upload_name(background_image))
+        job = Job(await file.read(), name, options, matting, format, backdrop)
         body, empty = await in_pool(app, limits, work, job)
         return Response(
             body,
