@@ -1142,7 +1142,7 @@ HTTP_CASES = [
         "misspelt field",  # dropped without a word, the cut-out made without the strokes
         lambda u: post(u, png_bytes(photo()), fields={"strokes": '[{"points": [[1, 1]]}]'}),
         400,
-        "unknown field(s) strokes; the fields are background, background_strokes",
+        "unknown field(s) strokes; the fields are background, background_image, background_strokes",
     ),
 ]
 
