@@ -835,24 +835,21 @@ def test_a_cut_out_carries_the_photos_rgb_colour_profile(tmp_path):
 
 
 def test_subject_box_against_a_naive_scan():
-    """The box around alpha >= 1/255 (where the photo's own alpha is above 0), grown by pixels
-    or by a percentage of the subject's width and height, within the photo; None when nothing
-    is kept; a bad margin is refused with the forms it takes."""
+    """The box around the pixels whose 8-bit alpha is not 0, grown by pixels or by a percentage
+    of the subject's width and height, within the photo; None when nothing is kept; a bad
+    margin is refused with the forms it takes."""
     from pixelwise.cutout import subject_box
 
     alpha = np.zeros((50, 80), np.float32)
     alpha[10:20, 30:70] = 1.0
     alpha[25, 5] = 0.3  # a faint pixel is kept too
-    alpha[40, 75] = 0.001  # under 1/255: not kept
-    ys, xs = np.nonzero(alpha >= 0.5 / 255)
+    alpha[40, 75] = 0.001  # 0 at 8 bits: not kept
+    ys, xs = np.nonzero(np.rint(alpha * 255) > 0)
     naive = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
     assert subject_box(alpha) == naive == (5, 10, 70, 26)
     assert subject_box(alpha, "3px") == (2, 7, 73, 29) == subject_box(alpha, 3)
     assert subject_box(alpha, "10%") == (0, 8, 76, 28)  # 10 % of 65 x 16: 6.5 -> 6, 1.6 -> 2
     assert subject_box(alpha, 100) == (0, 0, 80, 50)  # within the photo
-    own = np.full((50, 80), 255, np.uint8)
-    own[:, :10] = 0  # the photo was transparent there: the faint pixel is not the subject
-    assert subject_box(alpha, 0, own) == (30, 10, 70, 20)
     assert subject_box(np.zeros((5, 5))) is None
     for bad in ("-1", "ten", "5x", "%"):
         with pytest.raises(ValueError, match=r"pixels \(30, 30px\) or a percentage"):

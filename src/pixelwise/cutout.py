@@ -857,16 +857,13 @@ class UserInput:
         )
 
 
-def subject_box(alpha: np.ndarray, margin: int | str = 0, at_most=None) -> Box | None:
-    """The box ``(x0, y0, x1, y1)`` around what a cut-out keeps (``alpha``, in [0, 1], of at
-    least 1/255; where ``at_most``, the photo's own uint8 alpha, is above 0), grown on each
-    side by ``margin``: pixels (``30``, ``"30px"``) or a percentage of the subject's width and
-    height (``"10%"``), within the photo; None when it keeps nothing. remove-bg ``--crop``, the
-    HTTP API's ``crop``."""
+def subject_box(alpha: np.ndarray, margin: int | str = 0) -> Box | None:
+    """The box ``(x0, y0, x1, y1)`` around what a cut-out keeps (``alpha`` in [0, 1], the pixels
+    whose 8-bit alpha is not 0), grown on each side by ``margin``: pixels (``30``, ``"30px"``)
+    or a percentage of the subject's width and height (``"10%"``), within the photo; None when
+    it keeps nothing. remove-bg ``--crop``, the HTTP API's ``crop``."""
     pixels, relative = crop_margin(margin)
-    kept = alpha >= 0.5 / 255
-    if at_most is not None:
-        kept &= at_most > 0
+    kept = (alpha * 255).round() > 0  # as compose rounds it
     rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
     h, w = alpha.shape
     if not len(rows):
@@ -897,10 +894,10 @@ def compose(
     (H, W, 3) when it is deeper than 8 bits; the RGBA cut-out then also holds its 16-bit
     pixels, the alpha at 16 bits too, as ``deep_pixels`` ((H, W, 4) uint16; PIL images have
     no 16-bit colour), which :func:`cutout_bytes` writes as a 16-bit PNG."""
-    subject = None if crop is None else subject_box(alpha, crop, at_most)
     if at_most is not None:
         alpha = np.minimum(alpha, at_most / 255.0)
     a8 = (alpha * 255).round().astype(np.uint8)
+    subject = None if crop is None else subject_box(alpha, crop)
     if mask_only:
         cutout = Image.fromarray(a8, mode="L")
     else:

@@ -371,7 +371,9 @@ def profile_name(profile: bytes | None) -> str | None:
         return None
     from PIL import ImageCms
 
-    space = profile[16:20].decode("ascii", "replace").strip()
+    from pixelwise.data.io import ICC_COLOUR_SPACE
+
+    space = profile[ICC_COLOUR_SPACE].decode("ascii", "replace").strip()
     try:
         name = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(profile)))
     except (OSError, ImageCms.PyCMSError):

@@ -138,9 +138,10 @@ def _check_size(
 
 @contextlib.contextmanager
 def _open_tiff(path: Path, source=None):
-    """``tifffile.TiffFile(path)`` (or of the file object ``source``, named ``path``) without tifffile's log lines about damaged files: whatever
-    tifffile raises, opening or decoding in the ``with`` block, becomes one ImageReadError line
-    ("cannot decode TIFF"); the block's own ImageReadErrors pass as they are."""
+    """``tifffile.TiffFile(path)`` (or of the file object ``source``, named ``path``) without
+    tifffile's log lines about damaged files: whatever tifffile raises, opening or decoding in
+    the ``with`` block, becomes one ImageReadError line ("cannot decode TIFF"); the block's own
+    ImageReadErrors pass as they are."""
     log = logging.getLogger("tifffile")
     level = log.level
     log.setLevel(logging.CRITICAL)
@@ -159,8 +160,9 @@ def _read_tiff(
     path: Path, page: int | None, max_pixels: int | None, channel: int | None = None, source=None
 ) -> np.ndarray:
     """Page ``page`` of a TIFF (default: its only image), (H, W) or (H, W, S) with the samples
-    last; from the file object ``source`` when given (``path`` names it). A file that stores each channel as a page of its own (:func:`_channel_layout`) gives
-    channel ``channel`` of slice ``page``, (H, W). Channels that are not colours, as pages or as
+    last; from the file object ``source`` when given (``path`` names it). A file that stores
+    each channel as a page of its own (:func:`_channel_layout`) gives channel ``channel`` of
+    slice ``page``, (H, W). Channels that are not colours, as pages or as
     samples (:func:`_separate_samples`), are refused without a ``channel`` (:data:`CHANNELS`)
     when there is more than one."""
     with _open_tiff(path, source) as tif:
@@ -729,8 +731,8 @@ def rgb_profile(image) -> bytes | None:
             else:
                 with Image.open(image) as opened:
                     profile = opened.info.get("icc_profile")
-        except Exception:  # noqa: BLE001 - an unreadable file has no profile; reading it says why
-            return None
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            return None  # an unreadable file has no profile; reading it says why
     return profile if profile and profile[ICC_COLOUR_SPACE] == b"RGB " else None
 
 
