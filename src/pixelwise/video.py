@@ -60,8 +60,7 @@ class Animation:
         at quality 90, alpha lossless); JPEG holds no animation (ValueError)."""
         check_animation_format(self, fmt)
         first, *rest = self.frames
-        timing = {"save_all": True, "append_images": rest, "duration": self.durations}
-        timing["loop"] = self.loop
+        timing = dict(save_all=True, append_images=rest, duration=self.durations, loop=self.loop)
         buf = io.BytesIO()
         if fmt == "png":
             first.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL, blend=0, **timing)
@@ -114,7 +113,7 @@ def read_animation(source, name: str | None = None, max_pixels: int | None = Non
             for index in range(count):
                 image.seek(index)
                 frames.append(image.convert("RGBA"))  # loads it: WebP's duration is known then
-                durations.append(int(image.info.get("duration") or 100))
+                durations.append(int(image.info.get("duration") or 100))  # 0: as browsers
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
             raise undecodable(Path(name), exc) from None
         return Animation(frames, durations, int(image.info.get("loop", 1)))
