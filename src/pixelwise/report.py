@@ -336,8 +336,7 @@ def pillow_report(path: Path) -> tuple[int, int, str, str | None]:
     camera file's photo with its previews included)."""
     from PIL import Image, UnidentifiedImageError
 
-    from pixelwise.data.io import _open_unidentified, deep_png, max_pixels_limit
-    from pixelwise.video import ANIMATED_FORMATS
+    from pixelwise.data.io import ANIMATED_FORMATS, _open_unidentified, deep_png, max_pixels_limit
 
     try:
         img = Image.open(path)

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from pixelwise.data.io import (
+    ANIMATED_FORMATS,
     VIDEO_SUFFIXES,
     ImageReadError,
     ImageTooLarge,
@@ -36,9 +37,6 @@ from pixelwise.data.io import (
     undecodable,
 )
 from pixelwise.data.write import PNG_COMPRESS_LEVEL, atomic_save
-
-# Pillow's names of the formats whose files may hold an animation: GIF, APNG, animated WebP
-ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")
 
 
 @dataclass

@@ -462,7 +462,12 @@ def _open_pil(path: Path, max_pixels: int | None, source=None) -> Image.Image:
     hint = TILED_HINT if source is None else ""  # a file, not an upload
     _check_size(path, img.width, img.height, max_pixels, hint)
     if getattr(img, "n_frames", 1) > 1 and img.format != "MPO":
-        raise ImageReadError(path, multi_page(img.n_frames, "frames"))  # MPO: the photo first
+        raise ImageReadError(  # MPO: the photo first
+            path,
+            ANIMATION.format(img.n_frames)
+            if img.format in ANIMATED_FORMATS
+            else multi_page(img.n_frames, "frames"),
+        )
     rawmode = deep_png(img)
     try:
         with warnings.catch_warnings():
@@ -944,6 +949,14 @@ def mask_palette(path: str | os.PathLike) -> np.ndarray | None:
     except (OSError, UnidentifiedImageError):
         return None
     return np.asarray(palette, np.uint8).reshape(-1, 3) if palette else None
+
+
+# Pillow's names of the formats whose files may hold an animation: GIF, APNG, animated WebP
+ANIMATED_FORMATS = ("GIF", "PNG", "WEBP")
+ANIMATION = (
+    "has {} frames, an animation: remove-bg cuts it out frame by frame (in Python: "
+    "pixelwise.video.read_animation and cut_each); the other commands read one image per file"
+)
 
 
 def multi_page(count: int, what: str) -> str:
