@@ -1017,3 +1017,29 @@ def test_background_blur_blurs_the_photos_own_background_without_a_halo(tmp_path
     upload = {"file": ("p.png", _png(image), "image/png")}
     reply = client.post("/api/remove-background", files=upload, data={"background": "blur"})
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(reply.content))), out)
+
+
+def test_animated_png_and_webp_are_read_as_animations(tmp_path):
+    """An animated PNG and an animated WebP (as remove-bg writes them) are read back frame by
+    frame, each frame whole, with their times and loop count; a still PNG, a one-frame GIF and
+    anything that is not an image are no animation (None)."""
+    from pixelwise.video import read_animation
+
+    gif, shown, _ = _animated_gif(tmp_path)
+    frames = [frame.convert("RGBA") for frame in shown]
+    for fmt in ("PNG", "WEBP"):
+        path = tmp_path / f"a.{fmt.lower()}"
+        timing = {"duration": [40, 120, 80], "loop": 0}
+        extra = {"lossless": True} if fmt == "WEBP" else {}
+        frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:], **timing, **extra)
+        animation = read_animation(path)
+        assert animation.durations == [40, 120, 80] and animation.loop == 0, fmt
+        for got, want in zip(animation.frames, frames, strict=True):
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        assert read_animation(path.read_bytes(), "upload").durations == [40, 120, 80]
+    frames[0].save(tmp_path / "still.png")
+    frames[0].save(tmp_path / "one.gif")
+    (tmp_path / "text.png").write_text("not an image")
+    for name in ("still.png", "one.gif", "text.png", "missing.png"):
+        assert read_animation(tmp_path / name) is None, name
+    assert read_animation(gif).loop == 0 and len(read_animation(gif).frames) == 3
