@@ -733,6 +733,9 @@ def test_remove_bg_cuts_an_animated_gif_frame_by_frame_into_an_animation(
     seg = tiny_seg(BrightIsForeground())
     monkeypatch.setattr(cutout, "get_model", lambda m, runtime="torch": seg)
     gif, shown, discs = _animated_gif(tmp_path)
+    with Image.open(gif) as stored:
+        stored.seek(1)
+        assert stored.tile[0][1] != (0, 0, 64, 48)  # the second frame: what changed alone
     common = ["remove-bg", str(gif), "--checkpoint", "tiny", "--method", "model", "--no-progress"]
     assert main([*common, "-o", str(tmp_path / "out")]) == 0
     assert main([*common, "-o", str(tmp_path / "cut.webp")]) == 0
@@ -750,12 +753,17 @@ def test_remove_bg_cuts_an_animated_gif_frame_by_frame_into_an_animation(
 
 def _animated_gif(tmp_path):
     """A GIF of 3 frames (40, 120 and 80 ms, looping) in which the bright disc moves right over
-    a still textured background: its path, the frames as shown and the discs."""
+    a still textured background, so that the frames after the first store only the part that
+    changed: its path, the frames as shown and the discs."""
     shown, discs = [], []
+    still, first = _photo(48, 64, seed=0)
+    palette = Image.fromarray(still).quantize(64, dither=Image.Dither.NONE)
+    backdrop = np.where(first[..., None], 40, still)  # the background without the disc
     for shift in (0, 6, 12):
-        image, disc = _photo(48, 64, seed=0)
-        image, disc = np.roll(image, shift, axis=1), np.roll(disc, shift, axis=1)
-        shown.append(Image.fromarray(image).quantize(64, dither=Image.Dither.NONE).convert("RGB"))
+        disc = np.roll(first, shift, axis=1)
+        image = np.where(disc[..., None], np.roll(still, shift, axis=1), backdrop)
+        frame = Image.fromarray(image.astype(np.uint8))
+        shown.append(frame.quantize(palette=palette, dither=Image.Dither.NONE).convert("RGB"))
         discs.append(disc)
     gif = tmp_path / "anim.gif"
     shown[0].save(gif, save_all=True, append_images=shown[1:], duration=[40, 120, 80], loop=0)
