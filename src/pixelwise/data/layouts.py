@@ -62,8 +62,8 @@ from pixelwise.constants import (
     IGNORE_INDEX,
     IMAGE_FOLDERS,
     MASK_FOLDERS,
+    each_readable,
     first_time,
-    one_line,
     unusable,
 )
 from pixelwise.data import cityscapes, geojson, labelme
@@ -252,17 +252,10 @@ def value_counts(items: list[Item]) -> dict[int, int]:
     """How many pixels of every mask hold each stored value. Masks that cannot be read are
     named together, in one ValueError, when all have been read."""
     counts: dict[int, int] = {}
-    failures: list[str] = []
-    for item in items:
-        try:
-            values = np.unique(item.read_mask(), return_counts=True)
-        except ValueError as exc:
-            failures.append(one_line(exc))
-            continue
+    read = lambda _, item: np.unique(item.read_mask(), return_counts=True)  # noqa: E731
+    for _, _, values in each_readable(items, read, "mask"):
         for value, count in zip(*values):
             counts[int(value)] = counts.get(int(value), 0) + int(count)
-    if failures:
-        raise unusable(failures, "mask")
     return counts
 
 
