@@ -56,17 +56,11 @@ def _rgb(image) -> np.ndarray:
     return _rgb8(as_image(image))
 
 
-def _rgb8(image: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 3) from an :func:`~pixelwise.data.io.as_image` array."""
-    if image.dtype != np.uint8:
-        image = np.rint(to_unit(image) * 255).astype(np.uint8)
-    return np.ascontiguousarray(np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image)
-
-
-def _rgb16(image: np.ndarray) -> np.ndarray:
-    """uint16 (H, W, 3) from an :func:`~pixelwise.data.io.as_image` array deeper than 8 bits."""
-    if image.dtype != np.uint16:
-        image = np.rint(to_unit(image) * 65535).astype(np.uint16)
+def _rgb8(image: np.ndarray, dtype=np.uint8) -> np.ndarray:
+    """uint8 (or ``dtype``: uint16) (H, W, 3) from an :func:`~pixelwise.data.io.as_image`
+    array, scaled by its own dtype when that is another."""
+    if image.dtype != dtype:
+        image = np.rint(to_unit(image) * np.iinfo(dtype).max).astype(dtype)
     return np.ascontiguousarray(np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image)
 
 
@@ -645,7 +639,7 @@ def read_photo(
             DimPhoto,
             stacklevel=3,
         )
-    rgb, deep = _rgb8(image), None if image.dtype == np.uint8 else _rgb16(image)
+    rgb, deep = _rgb8(image), None if image.dtype == np.uint8 else _rgb8(image, np.uint16)
     if alpha is not None and box is None:
         rows, cols = np.flatnonzero(alpha.any(axis=1)), np.flatnonzero(alpha.any(axis=0))
         found = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1) if len(rows) else None
