@@ -545,3 +545,115 @@ def test_tiffs_of_other_pixel_types_are_read_as_the_models_take_them(tmp_path):
     tifffile.imwrite(tmp_path / "far.tif", wide * 20)
     with pytest.raises(ImageReadError, match="far.tif: int32 pixels from .* beyond 16 bits"):
         read_image(tmp_path / "far.tif")
+
+
+def _cmyk_profile(lightness) -> bytes:
+    """A minimal ICC v2 printer profile of CMYK data, built by hand: each ink combination prints
+    as the neutral grey of CIELAB lightness ``lightness(c, m, y, k)`` (inks 0 or 1 at the
+    corners of its grid, linear between), a* = b* = 0. Its colours are then known from the
+    CIE formulas alone (a grey of L* 50 is sRGB 119), whatever the inks' plain formula says."""
+    import struct
+
+    def fixed(x: float) -> bytes:
+        return struct.pack(">i", round(x * 65536))
+
+    def lut8(inputs: int, outputs: int, grid: list[int]) -> bytes:  # ICC 'mft1', 2 grid points
+        eye = b"".join(fixed(float(i == j)) for i in range(3) for j in range(3))
+        ramp = bytes(range(256))
+        head = b"mft1" + bytes(4) + bytes([inputs, outputs, 2, 0])
+        return head + eye + ramp * inputs + bytes(grid) + ramp * outputs
+
+    corners = [(c, m, y, k) for c in (0, 1) for m in (0, 1) for y in (0, 1) for k in (0, 1)]
+    to_lab = [v for ink in corners for v in (round(lightness(*ink) * 2.55), 128, 128)]
+    from_lab = [v for lab in range(8) for v in [0 if lab >= 4 else 255] * 4]  # black: all inks
+    white = fixed(0.9642) + fixed(1.0) + fixed(0.8249)  # D50
+    desc = b"test CMYK\0"
+    tags = [
+        (b"desc", b"desc" + bytes(4) + struct.pack(">I", len(desc)) + desc + bytes(79)),
+        (b"wtpt", b"XYZ " + bytes(4) + white),
+        (b"cprt", b"text" + bytes(4) + b"none\0"),
+        (b"A2B0", lut8(4, 3, to_lab)),
+        (b"B2A0", lut8(3, 4, from_lab)),
+    ]
+    start = 128 + 4 + 12 * len(tags)
+    table, data = b"", b""
+    for name, body in tags:
+        body += bytes(-len(body) % 4)
+        table += name + struct.pack(">II", start + len(data), len(body))
+        data += body
+    header = struct.pack(">I", start + len(data)) + bytes(4) + struct.pack(">I", 0x02100000)
+    header += b"prtrCMYKLab " + bytes(12) + b"acsp" + bytes(28) + white + bytes(48)
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def _srgb_grey(lightness: float) -> float:
+    """The sRGB value (0..255) of the neutral grey of CIELAB lightness L*, by the formulas."""
+    y = ((lightness + 16) / 116) ** 3 if lightness > 8 else lightness / 903.3
+    return 255 * (12.92 * y if y <= 0.0031308 else 1.055 * y ** (1 / 2.4) - 0.055)
+
+
+def test_print_files_cmyk_inks_read_as_the_colours_they_print_as(tmp_path):
+    """A CMYK TIFF (a print file) used to be read as if cyan, magenta and yellow were red, green
+    and blue, black dropped: a red photo came out cyan. Its inks are now read as the colours
+    they print as: by Pillow's formula without a profile (8 and 16 bits, interleaved or planar,
+    from files, bytes and region by region), through the file's own CMYK profile with one
+    (TIFF and JPEG), checked against the CIE formulas for a profile made by hand."""
+    from pixelwise.data.slide import TiffRegions
+
+    rng = np.random.default_rng(0)
+    inks = rng.integers(0, 256, (24, 32, 4), dtype=np.uint8)
+    plain = np.asarray(Image.frombytes("CMYK", (32, 24), inks.tobytes()).convert("RGB"))
+    assert plain[..., 0].astype(int).ravel().tolist() != inks[..., 0].ravel().tolist()
+    red = np.asarray(Image.new("RGB", (32, 24), (200, 30, 30)).convert("CMYK"))
+    for planar in ("contig", "separate"):
+        stored = inks if planar == "contig" else np.moveaxis(inks, -1, 0)
+        tifffile.imwrite(tmp_path / "c.tif", stored, photometric="separated", planarconfig=planar)
+        np.testing.assert_array_equal(read_image(tmp_path / "c.tif"), plain)
+        np.testing.assert_array_equal(
+            read_image_bytes((tmp_path / "c.tif").read_bytes(), "c"), plain
+        )
+        with TiffRegions(tmp_path / "c.tif") as regions:
+            rows, cols = np.arange(3, 20), np.arange(5, 30)
+            np.testing.assert_array_equal(regions.read(rows, cols), plain[3:20, 5:30])
+    tifffile.imwrite(tmp_path / "red.tif", red, photometric="separated")
+    assert read_image(tmp_path / "red.tif")[0, 0].tolist() == [200, 30, 30]
+    deep = inks.astype(np.uint16) * 257
+    tifffile.imwrite(tmp_path / "d.tif", deep, photometric="separated")
+    read = read_image(tmp_path / "d.tif")
+    assert read.dtype == np.uint16
+    assert np.abs(read / 257.0 - plain).max() <= 1  # Pillow rounds in integers
+    assert (
+        read_image(tmp_path / "c.tif", channel=3).ravel().tolist() == inks[..., 3].ravel().tolist()
+    )
+
+    # with a profile: cyan alone prints as grey L* 50 and black alone as L* 50, both as 0
+    profile = _cmyk_profile(lambda c, m, y, k: max(0, 100 - 50 * c - 50 * k))
+    patches = [(0, 0, 0, 0), (255, 0, 0, 0), (0, 255, 255, 0), (0, 0, 0, 255), (255, 0, 0, 255)]
+    expected = [255, _srgb_grey(50), 255, _srgb_grey(50), 0]
+    flat = np.repeat(np.repeat(np.array(patches, np.uint8)[None], 16, 0), 16, 1)  # 16 x 80
+    tifffile.imwrite(
+        tmp_path / "p.tif", flat, photometric="separated",
+        extratags=[(34675, 7, len(profile), profile)],
+    )  # fmt: skip
+    Image.frombytes("CMYK", (80, 16), flat.tobytes()).save(
+        tmp_path / "p.jpg", quality=100, icc_profile=profile
+    )
+    for name, tolerance in (("p.tif", 1), ("p.jpg", 3)):
+        read = read_image(tmp_path / name)
+        for i, grey in enumerate(expected):
+            patch = read[4:12, 16 * i + 4 : 16 * i + 12].astype(float)
+            assert np.abs(patch - grey).max() <= tolerance, (name, patches[i], patch[0, 0], grey)
+    with TiffRegions(tmp_path / "p.tif") as regions:
+        np.testing.assert_array_equal(
+            regions.read(np.arange(16), np.arange(80)), read_image(tmp_path / "p.tif")
+        )
+    broken = profile[:200] + bytes(len(profile) - 200)  # a damaged profile: the formula
+    tifffile.imwrite(
+        tmp_path / "b.tif",
+        flat,
+        photometric="separated",
+        extratags=[(34675, 7, len(broken), broken)],
+    )
+    plain_flat = np.asarray(Image.frombytes("CMYK", (80, 16), flat.tobytes()).convert("RGB"))
+    np.testing.assert_array_equal(read_image(tmp_path / "b.tif"), plain_flat)

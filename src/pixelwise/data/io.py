@@ -12,6 +12,7 @@ in one line.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -185,6 +186,8 @@ def _read_tiff(
         if channel is None and _separate_samples(chosen):
             count = chosen.samplesperpixel
             raise ImageReadError(path, _channels_text(count, "grey samples per pixel"))
+        if channel is None and is_cmyk(chosen):
+            return cmyk_to_rgb(_samples_last(chosen), tiff_profile(chosen))
         return _pick_channel(path, _samples_last(chosen), channel)
 
 
@@ -211,6 +214,69 @@ CHANNELS = (
     "has {} channels ({}), not colours: choose the one to segment with --channel N "
     "(0 to {}; predict, segment and evaluate), or save it as an image of its own"
 )
+
+
+ICC_COLOUR_SPACE = slice(16, 20)  # an ICC profile's header: the colour space its data are in
+INTER_COLOR_PROFILE = 34675  # the TIFF tag of an embedded ICC profile
+SEPARATED = 5  # the TIFF photometric of ink separations
+INKSET, NOT_CMYK = 332, 2  # the TIFF tag naming the inks, and its value for inks other than CMYK
+
+
+def tiff_profile(page) -> bytes | None:
+    """The ICC colour profile embedded in a TIFF page, or None."""
+    tag = page.tags.get(INTER_COLOR_PROFILE)
+    return None if tag is None else bytes(tag.value)
+
+
+def is_cmyk(page) -> bool:
+    """Whether a TIFF page holds the amounts of cyan, magenta, yellow and black ink of a print
+    file (:func:`cmyk_to_rgb` gives the colours they print as), not colours of light."""
+    inks = page.tags.get(INKSET)
+    return (
+        page.photometric == SEPARATED
+        and page.samplesperpixel >= 4
+        and (inks is None or inks.value != NOT_CMYK)
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _to_srgb(profile: bytes):
+    """A transform from the CMYK colour space ``profile`` describes to sRGB: relative
+    colorimetric with black point compensation (what print software converts with)."""
+    from PIL import ImageCms
+
+    return ImageCms.buildTransform(
+        ImageCms.ImageCmsProfile(io.BytesIO(profile)),
+        ImageCms.createProfile("sRGB"),
+        "CMYK",
+        "RGB",
+        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+        flags=ImageCms.Flags.BLACKPOINTCOMPENSATION,
+    )
+
+
+def cmyk_to_rgb(cmyk: np.ndarray, profile: bytes | None = None) -> np.ndarray:
+    """(H, W, 4 or more) ink amounts, uint8 or uint16 (CMYK, any further samples ignored), as
+    the sRGB colours they print as, (H, W, 3): through the file's own CMYK ICC profile when it
+    has one (8-bit then; a damaged profile falls back), else by the plain formula Pillow uses
+    (red = (1 - cyan)(1 - black), and so on), which is only near: each press and paper prints
+    the same inks differently, which is what the profile describes."""
+    inks = np.ascontiguousarray(cmyk[..., :4])
+    if inks.dtype != np.uint8 and (profile is None or profile[ICC_COLOUR_SPACE] != b"CMYK"):
+        top = float(np.iinfo(inks.dtype).max) if inks.dtype.kind == "u" else 1.0
+        light = 1.0 - inks.astype(np.float64) / top
+        return np.rint(light[..., :3] * light[..., 3:] * top).astype(inks.dtype)
+    if inks.dtype == np.uint16:
+        inks = (inks >> 8).astype(np.uint8)  # a profile converts 8-bit inks
+    image = Image.frombytes("CMYK", inks.shape[1::-1], inks.tobytes())
+    if profile is not None and profile[ICC_COLOUR_SPACE] == b"CMYK":
+        from PIL import ImageCms
+
+        try:
+            return np.asarray(ImageCms.applyTransform(image, _to_srgb(profile)))
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a damaged profile: the formula
+    return np.asarray(image.convert("RGB"))
 
 
 def _samples_last(page) -> np.ndarray:
@@ -540,6 +606,8 @@ def _pil_image_to_array(img: Image.Image, upright: bool = True) -> np.ndarray:
         return np.asarray(img)[..., None]
     if mode in ("1", "L", "LA"):
         return np.asarray(img.convert("L"))[..., None]
+    if mode == "CMYK":  # a print file's JPEG: its inks through its own profile
+        return cmyk_to_rgb(np.asarray(img), img.info.get("icc_profile"))
     return np.asarray(img.convert("RGB"))
 
 
@@ -715,10 +783,6 @@ def transparency(image) -> np.ndarray | None:
     return alpha if alpha.min() < 255 else None
 
 
-ICC_COLOUR_SPACE = slice(16, 20)  # an ICC profile's header: the colour space its data are in
-INTER_COLOR_PROFILE = 34675  # the TIFF tag of an embedded ICC profile
-
-
 def rgb_profile(image) -> bytes | None:
     """The ICC colour profile embedded in a colour photo (a path, or a PIL image) when it is one
     of RGB data (a phone's Display P3, a camera's Adobe RGB, sRGB): what makes its colours show
@@ -731,8 +795,7 @@ def rgb_profile(image) -> bytes | None:
         try:
             if is_tiff(image):
                 with tifffile.TiffFile(image) as tif:
-                    tag = tif.pages.first.tags.get(INTER_COLOR_PROFILE)
-                    profile = None if tag is None else bytes(tag.value)
+                    profile = tiff_profile(tif.pages.first)
             else:
                 with Image.open(image) as opened:
                     profile = opened.info.get("icc_profile")

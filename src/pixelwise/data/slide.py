@@ -26,10 +26,13 @@ from pixelwise.data.io import (
     _pick_channel,
     _separate_samples,
     _uniform,
+    cmyk_to_rgb,
     drawn_as_stored,
+    is_cmyk,
     is_tiff,
     max_pixels_limit,
     read_image,
+    tiff_profile,
 )
 from pixelwise.data.joins import Joins
 from pixelwise.data.transforms import in_dtype, resize_weights, scaled_size
@@ -119,6 +122,8 @@ class TiffRegions:
             )
         self._tif = tif
         self._use(page)
+        # a print file's inks are read as the colours they print as, region by region
+        self._inks = (channel is None and is_cmyk(page), tiff_profile(page))
         self.pixel_size = recorded(tif)  # µm, or None: what the slide's outputs record too
         # stored uncompressed in one piece (ImageJ writes large images so, often as one strip):
         # mapped, so that a region reads only its own rows rather than decoding the strip
@@ -246,6 +251,8 @@ class TiffRegions:
         y0, x0 = int(rows.min()), int(cols.min())
         block = self._block(y0, int(rows.max()) + 1, x0, int(cols.max()) + 1)
         region = block[(rows - y0)[:, None], cols - x0]
+        if self._inks[0]:
+            return cmyk_to_rgb(region, self._inks[1])
         return _normalise_channels(self.path, _pick_channel(self.path, region, self.channel))
 
     def sample(self, step: int) -> np.ndarray:
