@@ -526,7 +526,9 @@ def test_a_file_that_cannot_be_written_is_named_as_asked_for(tmp_path, monkeypat
 
 def test_tiffs_of_other_pixel_types_are_read_as_the_models_take_them(tmp_path):
     """Binary TIFFs as 0/255, 32-bit integers within 16 bits as 16-bit (ImageJ writes them),
-    64-bit floats as 32-bit; integers beyond 16 bits refused with their range."""
+    64-bit floats as 32-bit; integers beyond 16 bits refused with their range. (tifffile
+    writes a binary image with 1 as black unless told otherwise, and it is read so: as
+    Pillow and image viewers show it, see the test below.)"""
     rng = np.random.default_rng(0)
     binary = rng.random((6, 5)) > 0.5
     wide = rng.integers(0, 65536, (6, 5)).astype(np.int32)
@@ -537,7 +539,7 @@ def test_tiffs_of_other_pixel_types_are_read_as_the_models_take_them(tmp_path):
         ("u.tif", wide.astype(np.uint32), wide.astype(np.uint16)),
         ("d.tif", double, double.astype(np.float32)),
     ):
-        tifffile.imwrite(tmp_path / name, pixels)
+        tifffile.imwrite(tmp_path / name, pixels, photometric="minisblack")
         out = read_image(tmp_path / name)
         assert out.dtype == expected.dtype
         np.testing.assert_array_equal(out[..., 0], expected)
@@ -648,6 +650,10 @@ def test_print_files_cmyk_inks_read_as_the_colours_they_print_as(tmp_path):
         np.testing.assert_array_equal(
             regions.read(np.arange(16), np.arange(80)), read_image(tmp_path / "p.tif")
         )
+    from pixelwise.report import image_report
+
+    said = image_report(tmp_path / "p.tif")
+    assert "(CMYK inks: read as the colours they print as)" in said and "test CMYK" in said
     broken = profile[:200] + bytes(len(profile) - 200)  # a damaged profile: the formula
     tifffile.imwrite(
         tmp_path / "b.tif",
@@ -657,3 +663,35 @@ def test_print_files_cmyk_inks_read_as_the_colours_they_print_as(tmp_path):
     )
     plain_flat = np.asarray(Image.frombytes("CMYK", (80, 16), flat.tobytes()).convert("RGB"))
     np.testing.assert_array_equal(read_image(tmp_path / "b.tif"), plain_flat)
+
+
+def test_palette_and_white_is_zero_tiffs_read_as_pillow_shows_them(tmp_path):
+    """A palette TIFF used to be read as its indices (a grey image of numbers) and a TIFF that
+    stores grey with 0 as white (scanners, fax) as its negative. Both now read as Pillow shows
+    them, from files, bytes and region by region; a palette mask still gives its indices."""
+    from pixelwise.data.slide import TiffRegions
+
+    rng = np.random.default_rng(1)
+    photo = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    Image.fromarray(photo).quantize(16).save(tmp_path / "pal.tif")
+    grey = rng.integers(0, 256, (24, 32), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "white0.tif", grey, photometric="miniswhite")
+    tifffile.imwrite(tmp_path / "fax.tif", grey > 128, photometric="miniswhite")
+    for name in ("pal.tif", "white0.tif", "fax.tif"):
+        with Image.open(tmp_path / name) as opened:
+            assert opened.mode in ("P", "L", "1"), (name, opened.mode)
+            shown = np.asarray(opened.convert("RGB" if opened.mode == "P" else "L"))
+        shown = shown if shown.ndim == 3 else shown[..., None]
+        np.testing.assert_array_equal(read_image(tmp_path / name), shown, err_msg=name)
+        data = (tmp_path / name).read_bytes()
+        np.testing.assert_array_equal(read_image_bytes(data, name), shown, err_msg=name)
+        with TiffRegions(tmp_path / name) as regions:
+            rows, cols = np.arange(2, 20), np.arange(3, 31)
+            np.testing.assert_array_equal(regions.read(rows, cols), shown[2:20, 3:31])
+    with Image.open(tmp_path / "pal.tif") as opened:
+        np.testing.assert_array_equal(read_mask(tmp_path / "pal.tif"), np.asarray(opened))
+    from pixelwise.report import image_report  # pixelwise info says how each is read
+
+    assert "a palette: an image is read as its colours" in image_report(tmp_path / "pal.tif")
+    assert "grey with 0 as white: read as shown" in image_report(tmp_path / "white0.tif")
+    assert len(np.unique(read_mask(tmp_path / "pal.tif"))) <= 16

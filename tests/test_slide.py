@@ -1013,3 +1013,19 @@ def test_tissue_only_predicts_the_glass_tiles_once(tmp_path, monkeypatch, capsys
     run = ["predict", str(tmp_path / "model.pt"), str(tmp_path / "slide.tif"), "--tissue-only"]
     assert main(run + ["--out", str(tmp_path / "whole"), "--no-progress"]) == 0
     assert "1 image(s) under it were read whole and predicted everywhere" in capsys.readouterr().err
+
+
+def test_a_written_palette_mask_is_read_back_as_its_class_ids(tmp_path):
+    """A slide's mask, written as a palette TIFF, is read back region by region as its class
+    ids for the overlay's preview (``shown=False``), while an image's regions are read as shown:
+    the palette's colours, as Pillow shows the file."""
+    from pixelwise.batch import preview_of
+
+    ids = np.random.default_rng(0).integers(0, 3, (40, 56), dtype=np.uint8)
+    palette = np.zeros((256, 3), np.uint8)  # as a model's mask palette: 256 colours
+    palette[:3] = [[0, 0, 0], [250, 20, 10], [30, 200, 90]]
+    save_mask_rows(tmp_path / "m.tif", [(0, ids)], ids.shape, palette)
+    np.testing.assert_array_equal(preview_of(tmp_path / "m.tif", 2), ids[::2, ::2])
+    with TiffRegions(tmp_path / "m.tif") as regions:
+        shown = regions.read(np.arange(40), np.arange(56))
+    np.testing.assert_array_equal(shown, palette[ids])

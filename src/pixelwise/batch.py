@@ -414,7 +414,7 @@ def predict_streamed(
     )
     if geojson is not None:
         bar = dict(desc=f"{src.name}: regions, blocks", leave=False, disable=not progress)
-        with TiffRegions(path) as mask:
+        with TiffRegions(path, shown=False) as mask:
             tables, least = region_tables(seg), options.min_object_size
             found = tiled_region_features(
                 mask.stored, mask.shape, *tables, least, REGION_BLOCK, partial(tqdm, **bar)
@@ -475,7 +475,7 @@ def segment_streamed(
         run = (seg, src, path, options, view, progress, segment_slide, *extra)
         done = streamed(*run, on_block=None if options.expand else each)
         if options.expand:  # the objects are measured and written with their cells
-            with TiffRegions(path) as labels:
+            with TiffRegions(path, shown=False) as labels:
                 expand_slide(labels, cells, options.expand, on_block=each)
                 step = sample_step(labels.shape, PREVIEW_PIXELS)
             done.cells = preview_of(cells, step)
@@ -510,7 +510,7 @@ def measure_block(
 
 def preview_of(path: Path, step: int) -> np.ndarray:
     """Every step-th pixel of the mask or labels written to ``path``."""
-    with TiffRegions(path) as written:
+    with TiffRegions(path, shown=False) as written:
         return written.sample(step)[..., 0]
 
 

@@ -320,7 +320,7 @@ def window_prediction(path: Path, window: tuple) -> np.ndarray:
             )
 
     if is_tiff(path):
-        with TiffRegions(path) as regions:
+        with TiffRegions(path, shown=False) as regions:
             within(*regions.shape)
             return regions.stored(y0, y1, x0, x1)
     stored = read_mask(path)

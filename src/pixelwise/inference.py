@@ -386,7 +386,7 @@ def predict_with_probabilities(seg, source, out: Path, probabilities: Path, run,
         rows = rows if through is None else through(rows)
         save_code_rows(codes, rows, (*source.shape, 1 + seg.num_classes))
         size = getattr(source, "pixel_size", None)
-        with TiffRegions(codes, channel=0) as stored:
+        with TiffRegions(codes, channel=0, shown=False) as stored:
             palette = seg.mask_palette()
             save_mask_rows(out, stored.sample_rows(0), source.shape, palette, pixel_size=size)
             pages = [partial(stored.sample_rows, 1 + k) for k in range(seg.num_classes)]
@@ -447,7 +447,7 @@ def segment_slide(
         rows = rows if through is None else through(rows)
         size = getattr(image, "pixel_size", None)  # passed on to the labels
         save_mask_rows(codes, rows, image.shape, pyramid=False, pixel_size=size)
-        with TiffRegions(codes) as stored:
+        with TiffRegions(codes, shown=False) as stored:
             return label_blocks(seg, stored, Path(out), object_class, min_size, on_block=on_block)
 
 

@@ -267,6 +267,20 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _shown(page) -> str:
+    """How a TIFF page's samples are read when they are not read as stored
+    (:func:`~pixelwise.data.io.as_shown`), for ``pixelwise info``; else nothing."""
+    from pixelwise.data.io import MINISWHITE, PALETTE, is_cmyk
+
+    if is_cmyk(page):
+        return " (CMYK inks: read as the colours they print as)"
+    if page.photometric == PALETTE:
+        return " (a palette: an image is read as its colours, a mask as its indices)"
+    if page.photometric == MINISWHITE:
+        return " (grey with 0 as white: read as shown)"
+    return ""
+
+
 def image_report(path: str | Path) -> str:
     """``pixelwise info IMAGE``: its size and layout (a TIFF's tiles, compression and pyramid
     levels), the pixel size its file records (what ``segment --measure`` gives µm from and
@@ -274,13 +288,7 @@ def image_report(path: str | Path) -> str:
     region; ImageReadError for a file that cannot be read as an image, or whose pixels (those
     of its first page, when within the pixel limit) cannot be decoded."""
     from pixelwise.data.calibration import recorded
-    from pixelwise.data.io import (
-        INTER_COLOR_PROFILE,
-        _check_file,
-        _open_tiff,
-        is_tiff,
-        max_pixels_limit,
-    )
+    from pixelwise.data.io import _check_file, _open_tiff, is_tiff, max_pixels_limit, tiff_profile
     from pixelwise.data.slide import base_page, pyramid_levels
 
     path = Path(path)
@@ -298,13 +306,14 @@ def image_report(path: str | Path) -> str:
             compression = page.compression.name.lower()
             layout += ", uncompressed" if compression == "none" else f", {compression}"
             levels = len(series.levels)
-            about = f"TIFF, {page.samplesperpixel} sample(s) of {page.dtype}, {layout}"
+            about = (
+                f"TIFF, {page.samplesperpixel} sample(s) of {page.dtype}{_shown(page)}, {layout}"
+            )
             if levels > 1:
                 about += f", a pyramid of {levels} levels"
             if len(tif.pages) > 1:
                 about += f", {len(tif.pages)} pages"
-            icc = page.tags.get(INTER_COLOR_PROFILE)
-            if profile := profile_name(None if icc is None else bytes(icc.value)):
+            if profile := profile_name(tiff_profile(page)):
                 about += f", colour profile {profile}"
             size = recorded(tif)
             if h * w <= max_pixels_limit():

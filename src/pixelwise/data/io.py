@@ -158,10 +158,16 @@ def _open_tiff(path: Path, source=None):
 
 
 def _read_tiff(
-    path: Path, page: int | None, max_pixels: int | None, channel: int | None = None, source=None
+    path: Path,
+    page: int | None,
+    max_pixels: int | None,
+    channel: int | None = None,
+    source=None,
+    shown: bool = True,
 ) -> np.ndarray:
     """Page ``page`` of a TIFF (default: its only image), (H, W) or (H, W, S) with the samples
-    last; from the file object ``source`` when given (``path`` names it). A file that stores
+    last, as shown (:func:`as_shown`; ``shown=False``: as stored, a palette's indices); from
+    the file object ``source`` when given (``path`` names it). A file that stores
     each channel as a page of its own (:func:`_channel_layout`) gives channel ``channel`` of
     slice ``page``, (H, W). Channels that are not colours, as pages or as
     samples (:func:`_separate_samples`), are refused without a ``channel`` (:data:`CHANNELS`)
@@ -186,9 +192,10 @@ def _read_tiff(
         if channel is None and _separate_samples(chosen):
             count = chosen.samplesperpixel
             raise ImageReadError(path, _channels_text(count, "grey samples per pixel"))
-        if channel is None and is_cmyk(chosen):
-            return cmyk_to_rgb(_samples_last(chosen), tiff_profile(chosen))
-        return _pick_channel(path, _samples_last(chosen), channel)
+        pixels = _samples_last(chosen)
+        if shown:
+            pixels = as_shown(chosen, pixels, tiff_profile(chosen), inks=channel is None)
+        return _pick_channel(path, pixels, channel)
 
 
 ALL_CHANNELS = -1  # read_channels: every channel, none refused
@@ -237,6 +244,27 @@ def is_cmyk(page) -> bool:
         and page.samplesperpixel >= 4
         and (inks is None or inks.value != NOT_CMYK)
     )
+
+
+PALETTE, MINISWHITE = 3, 0  # TIFF photometrics: colours by index; grey with 0 as white
+
+
+def as_shown(page, pixels: np.ndarray, profile: bytes | None = None, inks: bool = True):
+    """A TIFF page's pixels (samples last) as the file says to show them, as Pillow reads them:
+    a palette image's colours, grey stored with 0 as white (scanners, fax) turned round, and
+    (``inks``) a print file's CMYK inks as they print (:func:`cmyk_to_rgb`, through
+    ``profile``); other pixels as they are."""
+    if page.photometric == PALETTE and page.colormap is not None:
+        colours = page.colormap if page.colormap.max() < 256 else page.colormap >> 8
+        index = pixels[..., 0] if pixels.ndim == 3 else pixels  # (H, W, 1): a region's
+        return colours.T.astype(np.uint8)[index]  # TIFF colour maps hold 16 bits
+    if page.photometric == MINISWHITE and pixels.dtype == bool:
+        return ~pixels
+    if page.photometric == MINISWHITE and pixels.dtype.kind == "u":
+        return ((1 << page.bitspersample) - 1 - pixels).astype(pixels.dtype)
+    if inks and is_cmyk(page):
+        return cmyk_to_rgb(pixels, profile)
+    return pixels
 
 
 @functools.lru_cache(maxsize=4)
@@ -891,7 +919,7 @@ def read_mask(
         return read_object_masks(path)
     _check_file(path)
     if is_tiff(path):
-        arr = _read_tiff(path, page, max_pixels)
+        arr = _read_tiff(path, page, max_pixels, shown=False)  # a palette's indices
     else:
         img = _open_pil(path, max_pixels)
         arr = np.asarray(img.convert("L") if img.mode == "1" else img)

@@ -24,11 +24,11 @@ from pixelwise.data.io import (
     _normalise_channels,
     _open_tiff,
     _pick_channel,
+    _pixel_type,
     _separate_samples,
     _uniform,
-    cmyk_to_rgb,
+    as_shown,
     drawn_as_stored,
-    is_cmyk,
     is_tiff,
     max_pixels_limit,
     read_image,
@@ -103,11 +103,15 @@ class TiffRegions:
     repeats allowed: a mirrored border), (len(rows), len(cols), C). Only the tiles or strips
     that a region touches are decoded, and the last ``CACHE_BYTES`` of them are kept.
     ``pixel_size``: µm a pixel as the file records it, or None (:mod:`~pixelwise.data.calibration`).
-    ``channel`` reads that channel alone, as :func:`read_image` does. Use as a context manager
-    (or call :meth:`close`)."""
+    ``channel`` reads that channel alone, as :func:`read_image` does. Pixels are read as shown
+    (:func:`~pixelwise.data.io.as_shown`: a palette's colours, CMYK inks as printed), or with
+    ``shown=False`` as stored (a mask's class ids). Use as a context manager (or call
+    :meth:`close`)."""
 
-    def __init__(self, path: str | os.PathLike, channel: int | None = None) -> None:
-        self.path, self.channel, self._mapped = Path(path), channel, None
+    def __init__(
+        self, path: str | os.PathLike, channel: int | None = None, shown: bool = True
+    ) -> None:
+        self.path, self.channel, self._mapped, self.shown = Path(path), channel, None, shown
         _check_file(self.path)
         self._context = _open_tiff(self.path)
         tif = self._context.__enter__()
@@ -122,8 +126,6 @@ class TiffRegions:
             )
         self._tif = tif
         self._use(page)
-        # a print file's inks are read as the colours they print as, region by region
-        self._inks = (channel is None and is_cmyk(page), tiff_profile(page))
         self.pixel_size = recorded(tif)  # µm, or None: what the slide's outputs record too
         # stored uncompressed in one piece (ImageJ writes large images so, often as one strip):
         # mapped, so that a region reads only its own rows rather than decoding the strip
@@ -136,6 +138,7 @@ class TiffRegions:
     def _use(self, page) -> None:
         """Read regions of ``page``: the full-resolution image, or a smaller level of it."""
         self._page, self._mapped = page, None
+        self._profile = tiff_profile(page)  # regions are read as shown (io.as_shown)
         self.shape = (page.imagelength, page.imagewidth)
         if page.is_tiled:
             self._chunk = (page.tilelength, page.tilewidth)
@@ -251,9 +254,10 @@ class TiffRegions:
         y0, x0 = int(rows.min()), int(cols.min())
         block = self._block(y0, int(rows.max()) + 1, x0, int(cols.max()) + 1)
         region = block[(rows - y0)[:, None], cols - x0]
-        if self._inks[0]:
-            return cmyk_to_rgb(region, self._inks[1])
-        return _normalise_channels(self.path, _pick_channel(self.path, region, self.channel))
+        if self.shown:
+            region = as_shown(self._page, region, self._profile, inks=self.channel is None)
+        region = _pixel_type(self.path, _pick_channel(self.path, region, self.channel))
+        return _normalise_channels(self.path, region)  # as read_image reads the whole
 
     def sample(self, step: int) -> np.ndarray:
         """Every ``step``-th pixel of every ``step``-th row (:func:`sample_step`): what a
