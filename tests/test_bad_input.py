@@ -790,6 +790,52 @@ def test_float_images_of_any_range_for_a_model_trained_on_them(tmp_path):
         pixelwise.predict(tiny_seg(), np.full((8, 8, 3), 255.0))
 
 
+def test_a_ct_scans_signed_values_are_read_and_mapped_by_a_negative_input_range(tmp_path, capsys):
+    """Signed 16-bit pixels (a CT scan's Hounsfield units, -1000 for air) used to be refused as
+    "beyond 16 bits", and ``--input-range -1000,3000`` as written was taken by argparse for an
+    option ("expected one argument"). They are read as floats, exactly, and the range as
+    given maps them: the masks are those of the same image given as floats 0..1; without a
+    range the error names the values and the option."""
+    import tifffile
+
+    from pixelwise.data.io import ImageReadError, read_image, read_mask
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "m.pt", tiny_seg())
+    hounsfield = photo(seed=3)[..., :1].astype(np.int16) * 16 - 1000  # -1000..3080
+    tifffile.imwrite(tmp_path / "ct.tif", hounsfield)
+    read = read_image(tmp_path / "ct.tif")
+    assert read.dtype == np.float32 and np.array_equal(read, hounsfield.astype(np.float32))
+    unit = (hounsfield.astype(np.float32) + 1000) / np.float32(4000)
+    tifffile.imwrite(tmp_path / "unit.tif", np.clip(unit, 0, 1))
+    forced = ["--precision", "fp32", "--runtime", "torch", "--no-progress"]
+    model = str(tmp_path / "m.pt")
+    for name, given in (
+        ("a", ["--input-range", "-1000,3000"]),
+        ("b", ["--input-range=-1000,3000"]),
+    ):
+        out = str(tmp_path / name / "ct.png")
+        assert main(["predict", model, str(tmp_path / "ct.tif"), "-o", out, *given, *forced]) == 0
+    assert (
+        main(["predict", model, str(tmp_path / "unit.tif"), "-o", str(tmp_path / "u.png"), *forced])
+        == 0
+    )
+    expected = read_mask(tmp_path / "u.png")
+    for name in ("a", "b"):
+        np.testing.assert_array_equal(read_mask(tmp_path / name / "ct.png"), expected)
+    capsys.readouterr()
+    assert (
+        main(["predict", model, str(tmp_path / "ct.tif"), "-o", str(tmp_path / "c.png"), *forced])
+        != 0
+    )
+    err = capsys.readouterr().err
+    low, high = hounsfield.min(), hounsfield.max()
+    assert f"got {low}..{high}; --input-range LO,HI maps" in err and "ct.tif" in err
+    tifffile.imwrite(tmp_path / "far.tif", np.array([[0, 2**25]], np.int64))
+    with pytest.raises(ImageReadError, match="far.tif: int64 pixels from 0 to 33554432, beyond"):
+        read_image(tmp_path / "far.tif")
+
+
 def test_input_range_shows_a_12_bit_image_to_the_model_as_full_range(tmp_path, capsys):
     """A 12-bit camera's images in 16-bit files: --input-range 0,4080 gives the masks the same
     values as floats 0..1 give (predict, and evaluate's scores), and overlays that are not dark."""

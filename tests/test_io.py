@@ -526,7 +526,8 @@ def test_a_file_that_cannot_be_written_is_named_as_asked_for(tmp_path, monkeypat
 
 def test_tiffs_of_other_pixel_types_are_read_as_the_models_take_them(tmp_path):
     """Binary TIFFs as 0/255, 32-bit integers within 16 bits as 16-bit (ImageJ writes them),
-    64-bit floats as 32-bit; integers beyond 16 bits refused with their range. (tifffile
+    64-bit floats as 32-bit, integers beyond 16 bits as 32-bit floats where these hold them
+    exactly, refused with their range beyond. (tifffile
     writes a binary image with 1 as black unless told otherwise, and it is read so: as
     Pillow and image viewers show it, see the test below.)"""
     rng = np.random.default_rng(0)
@@ -544,9 +545,15 @@ def test_tiffs_of_other_pixel_types_are_read_as_the_models_take_them(tmp_path):
         assert out.dtype == expected.dtype
         np.testing.assert_array_equal(out[..., 0], expected)
         assert as_image(tmp_path / name).dtype == expected.dtype
-    tifffile.imwrite(tmp_path / "far.tif", wide * 20)
-    with pytest.raises(ImageReadError, match="far.tif: int32 pixels from .* beyond 16 bits"):
-        read_image(tmp_path / "far.tif")
+    tifffile.imwrite(tmp_path / "far.tif", wide * 20)  # beyond 16 bits: floats, exactly
+    np.testing.assert_array_equal(
+        read_image(tmp_path / "far.tif")[..., 0], (wide * 20).astype(np.float32)
+    )
+    tifffile.imwrite(tmp_path / "farther.tif", wide.astype(np.int64) * 2**10)
+    with pytest.raises(
+        ImageReadError, match="farther.tif: int64 pixels from .* beyond what 32-bit"
+    ):
+        read_image(tmp_path / "farther.tif")
 
 
 def _cmyk_profile(lightness) -> bytes:

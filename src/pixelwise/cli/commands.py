@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 import warnings
@@ -424,6 +425,24 @@ def one_dash_too_few(parser: argparse.ArgumentParser, given: list[str]) -> None:
             )
 
 
+# "-1000,3000": a list of numbers, the first negative (a CT scan's --input-range), not an option
+NEGATIVE_LIST = re.compile(r"-\.?\d[\d.eE+-]*(,\s*[+-]?\.?\d[\d.eE+-]*)+$")
+
+
+def negative_lists_joined(given: list[str]) -> list[str]:
+    """``--input-range -1000,3000`` as ``--input-range=-1000,3000``: argparse takes a value that
+    starts with a dash, and is not one number, for an option, and then says that the option
+    before it lacks its value."""
+    joined: list[str] = []
+    for arg in given:
+        after = joined[-1] if joined else ""
+        if after.startswith("--") and "=" not in after and NEGATIVE_LIST.match(arg):
+            joined[-1] = f"{after}={arg}"
+        else:
+            joined.append(arg)
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     tune_allocator()
     parser = build_parser()
@@ -433,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     if given and not given[0].startswith("-") and given[0] not in HANDLERS:
         hint = did_you_mean(given[0], list(HANDLERS)) or f" (the commands: {', '.join(HANDLERS)})"
         parser.error(f"no command {given[0]!r}{hint}")
+    given = negative_lists_joined(given)
     one_dash_too_few(parser, given)
     args, extra = parser.parse_known_args(given)
     if args.command == "predict" and extra and not any(e.startswith("-") for e in extra):

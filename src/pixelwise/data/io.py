@@ -683,10 +683,16 @@ def read_image(
     return _normalise_channels(path, arr)
 
 
+FLOAT_EXACT = 2**24  # integers up to this size are held exactly by 32-bit floats
+
+
 def _pixel_type(path: Path, arr: np.ndarray) -> np.ndarray:
     """A TIFF's pixels in a type the models take: a binary image as 0 and 255, 32- or 64-bit
     integers within 0..65535 as 16-bit (ImageJ and some microscopes write 32-bit), 64-bit floats
-    as 32-bit; integers beyond 16 bits or below 0 are refused with their range."""
+    as 32-bit. Integers below 0 or beyond 16 bits (a CT scan's signed 16-bit values) as 32-bit
+    floats, which hold them exactly: taken as they are by a model trained on such images, mapped
+    to 0..1 by ``--input-range LO,HI`` for others (the float check says so). Integers beyond
+    what floats hold exactly are refused with their range."""
     if arr.dtype == bool:
         return arr.astype(np.uint8) * 255
     if arr.dtype.kind == "f" and arr.dtype != np.float32:
@@ -694,13 +700,15 @@ def _pixel_type(path: Path, arr: np.ndarray) -> np.ndarray:
     if arr.dtype.kind not in "iu" or arr.dtype in (np.uint8, np.uint16) or not arr.size:
         return arr
     low, high = int(arr.min()), int(arr.max())
-    if low < 0 or high > 65535:
-        raise ImageReadError(
-            path,
-            f"{arr.dtype} pixels from {low} to {high}, beyond 16 bits; save them as 16-bit "
-            "integers (0..65535) or as floats",
-        )
-    return arr.astype(np.uint16)
+    if 0 <= low and high <= 65535:
+        return arr.astype(np.uint16)
+    if -FLOAT_EXACT <= low and high <= FLOAT_EXACT:
+        return arr.astype(np.float32)
+    raise ImageReadError(
+        path,
+        f"{arr.dtype} pixels from {low} to {high}, beyond what 32-bit floats hold exactly; "
+        "save them as 16-bit integers (0..65535) or as floats",
+    )
 
 
 EXIF_ORIENTATION = 0x0112
@@ -889,8 +897,9 @@ def as_image(
         if not any_floats and (arr.min() < 0 or arr.max() > 1):
             raise ValueError(
                 f"{name}: float images must hold values in [0, 1] (a model trained on float "
-                f"images takes any range), got {arr.min():.4g}..{arr.max():.4g}; --input-range "
-                "LO,HI maps another range to it"
+                "images takes any range; integers below 0 or over 65535 are read as floats), "
+                f"got {arr.min():.4g}..{arr.max():.4g}; --input-range LO,HI maps another range "
+                "to it"
             )
         arr = arr.astype(np.float32)
     elif arr.dtype not in (np.uint8, np.uint16):
