@@ -675,7 +675,8 @@ def test_print_files_cmyk_inks_read_as_the_colours_they_print_as(tmp_path):
 def test_palette_and_white_is_zero_tiffs_read_as_pillow_shows_them(tmp_path):
     """A palette TIFF used to be read as its indices (a grey image of numbers) and a TIFF that
     stores grey with 0 as white (scanners, fax) as its negative. Both now read as Pillow shows
-    them, from files, bytes and region by region; a palette mask still gives its indices."""
+    them, from files, bytes and region by region; a palette mask still gives its indices. A
+    TIFF of L*a*b* values is refused rather than taken for RGB."""
     from pixelwise.data.slide import TiffRegions
 
     rng = np.random.default_rng(1)
@@ -701,4 +702,10 @@ def test_palette_and_white_is_zero_tiffs_read_as_pillow_shows_them(tmp_path):
 
     assert "a palette: an image is read as its colours" in image_report(tmp_path / "pal.tif")
     assert "grey with 0 as white: read as shown" in image_report(tmp_path / "white0.tif")
+    # L*a*b* values used to be taken for RGB, silently: refused, named
+    Image.fromarray(photo).convert("LAB").save(tmp_path / "lab.tif")
+    with pytest.raises(ImageReadError, match=r"lab.tif: stores CIELAB values, not grey levels"):
+        read_image(tmp_path / "lab.tif")
+    with pytest.raises(ImageReadError, match=r"lab.tif: stores CIELAB values"):
+        TiffRegions(tmp_path / "lab.tif")
     assert len(np.unique(read_mask(tmp_path / "pal.tif"))) <= 16

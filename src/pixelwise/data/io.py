@@ -192,6 +192,8 @@ def _read_tiff(
         if channel is None and _separate_samples(chosen):
             count = chosen.samplesperpixel
             raise ImageReadError(path, _channels_text(count, "grey samples per pixel"))
+        if shown:
+            check_shown(path, chosen)
         pixels = _samples_last(chosen)
         if shown:
             pixels = as_shown(chosen, pixels, tiff_profile(chosen), inks=channel is None)
@@ -247,6 +249,21 @@ def is_cmyk(page) -> bool:
 
 
 PALETTE, MINISWHITE = 3, 0  # TIFF photometrics: colours by index; grey with 0 as white
+# TIFF photometrics whose samples are not grey levels or colours of light as read: CIE L*a*b*
+# (three codings), LogLuv, a camera's raw sensor values
+NOT_SHOWN = {8: "CIELAB", 9: "ICC L*a*b*", 10: "ITU L*a*b*", 32803: "raw sensor (CFA)",
+             32844: "LogL", 32845: "LogLuv", 34892: "raw sensor (linear raw)"}  # fmt: skip
+
+
+def check_shown(path, page) -> None:
+    """ImageReadError for a TIFF page whose samples :func:`as_shown` cannot show: L*a*b* values
+    would otherwise be taken for RGB, silently, and a camera's raw values for an image."""
+    if int(page.photometric) in NOT_SHOWN:
+        raise ImageReadError(
+            path,
+            f"stores {NOT_SHOWN[int(page.photometric)]} values, not grey levels or RGB colours; "
+            "save it as an RGB or grey TIFF",
+        )
 
 
 def as_shown(page, pixels: np.ndarray, profile: bytes | None = None, inks: bool = True):

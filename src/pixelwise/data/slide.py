@@ -28,6 +28,7 @@ from pixelwise.data.io import (
     _separate_samples,
     _uniform,
     as_shown,
+    check_shown,
     drawn_as_stored,
     is_tiff,
     max_pixels_limit,
@@ -124,6 +125,12 @@ class TiffRegions:
             raise ImageReadError(
                 self.path, _channels_text(page.samplesperpixel, "grey samples per pixel")
             )
+        if shown:
+            try:
+                check_shown(self.path, page)
+            except ImageReadError:
+                self.close()
+                raise
         self._tif = tif
         self._use(page)
         self.pixel_size = recorded(tif)  # µm, or None: what the slide's outputs record too
