@@ -575,3 +575,31 @@ def test_every_prediction_that_cannot_be_scored_is_named_at_once(tmp_path, capsy
     assert main(args) == 2
     said = capsys.readouterr().err
     assert "1.png: 16 x 12 pixels, its image 32 x 24; a cut-out cropped to its subject" in said
+
+
+def test_another_tools_black_and_white_masks_score_against_class_id_data(tmp_path, capsys):
+    """Data whose masks hold class ids 0 and 1, predictions written as most tools write a binary
+    mask (0 and 255): they used to be refused, and the option suggested (--soft-masks) was then
+    refused too. They are background and foreground, scored as the same masks as class ids;
+    grey values between are still refused, with the hint."""
+    for sub in ("images", "masks", "bw", "ids", "grey"):
+        (tmp_path / sub).mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        truth = np.zeros((24, 32), np.uint8)
+        truth[4 + i : 18, 6:26] = 1
+        predicted = np.roll(truth, 2 + i, axis=1) * (rng.random(truth.shape) > 0.05)
+        Image.fromarray(truth * 200).save(tmp_path / "images" / f"{i}.png")
+        Image.fromarray(truth).save(tmp_path / "masks" / f"{i}.png")
+        Image.fromarray((predicted * 255).astype(np.uint8)).save(tmp_path / "bw" / f"{i}.png")
+        Image.fromarray(predicted.astype(np.uint8)).save(tmp_path / "ids" / f"{i}.png")
+        Image.fromarray((predicted * 128).astype(np.uint8)).save(tmp_path / "grey" / f"{i}.png")
+    scores = {}
+    for name in ("bw", "ids"):
+        out = tmp_path / f"{name}.json"
+        assert main(["evaluate", str(tmp_path / name), str(tmp_path), "--json", str(out)]) == 0
+        scores[name] = json.loads(out.read_text())
+    assert scores["bw"]["mean_iou"] == scores["ids"]["mean_iou"] < 1
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "grey"), str(tmp_path)]) == 2
+    assert "values [0, 128] are neither class ids 0..1" in capsys.readouterr().err

@@ -394,6 +394,9 @@ def geojson_groups(path: str, stamp: int, cells: str) -> tuple[list[tuple], np.n
     return found, np.array(box, float).reshape(-1, 4)
 
 
+BLACK_AND_WHITE = 255  # a binary mask's foreground as image files store it
+
+
 def predicted_ids(
     path: Path, stored: np.ndarray, encoding: MaskEncoding, classes: int
 ) -> np.ndarray:
@@ -403,7 +406,8 @@ def predicted_ids(
     a label image's objects are the foreground; with soft masks (``encoding.soft``) any values
     but class ids, each the class of the nearest data value. Values that are both are read as
     the data's, unless the file is marked or some are values the data leaves unscored (no
-    prediction gives a pixel no class)."""
+    prediction gives a pixel no class). For two classes, a black-and-white mask (0 and 255, as
+    most tools write a binary mask) is background and foreground, whatever the data stores."""
     if encoding.instances is not None:
         return (stored > 0).astype(np.int64)
     found = set(np.unique(stored).tolist())
@@ -423,6 +427,8 @@ def predicted_ids(
             )
     if class_ids:
         return stored.astype(np.int64)
+    if classes == 2 and found <= {0, BLACK_AND_WHITE}:  # another tool's binary mask, 0 and 255
+        return (stored == BLACK_AND_WHITE).astype(np.int64)
     hint = ""
     if Path(path).suffix.lower() in (".jpg", ".jpeg"):
         hint = " (a JPEG's lossy compression changes the values at edges: save masks as PNG)"
