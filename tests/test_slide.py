@@ -1029,3 +1029,15 @@ def test_a_written_palette_mask_is_read_back_as_its_class_ids(tmp_path):
     with TiffRegions(tmp_path / "m.tif") as regions:
         shown = regions.read(np.arange(40), np.arange(56))
     np.testing.assert_array_equal(shown, palette[ids])
+
+
+def test_labels_beyond_16_bits_are_read_back_as_stored(tmp_path):
+    """A slide's label image of more than 65535 objects (uint32) is read back region by region as
+    its labels, not as floats the way an image of such integers is read."""
+    from pixelwise.batch import preview_of
+
+    labels = np.arange(70000, 70000 + 40 * 56, dtype=np.uint32).reshape(40, 56)
+    save_mask_rows(tmp_path / "labels.tif", [(0, labels)], labels.shape, dtype=np.uint32)
+    preview = preview_of(tmp_path / "labels.tif", 2)
+    assert preview.dtype == np.uint32
+    np.testing.assert_array_equal(preview, labels[::2, ::2])

@@ -263,8 +263,10 @@ class TiffRegions:
         region = block[(rows - y0)[:, None], cols - x0]
         if self.shown:
             region = as_shown(self._page, region, self._profile, inks=self.channel is None)
-        region = _pixel_type(self.path, _pick_channel(self.path, region, self.channel))
-        return _normalise_channels(self.path, region)  # as read_image reads the whole
+        region = _pick_channel(self.path, region, self.channel)
+        if self.shown:  # as read_image reads the whole (labels kept as stored: uint32)
+            region = _pixel_type(self.path, region)
+        return _normalise_channels(self.path, region)
 
     def sample(self, step: int) -> np.ndarray:
         """Every ``step``-th pixel of every ``step``-th row (:func:`sample_step`): what a
