@@ -571,6 +571,34 @@ def test_a_photo_with_transparency_stays_transparent_where_it_was():
     assert not np.asarray(remove_background(clear, seg, model_size=96))[..., 3].any()
 
 
+def test_a_tiffs_transparency_is_kept_too_premultiplied_or_not(tmp_path):
+    """A TIFF with transparency (a print workflow's cut-out) used to be cut again as if opaque:
+    its alpha was dropped. Its alpha is now read as a PNG's is, whether its colours are stored
+    as they are or multiplied by the alpha (premultiplied, divided again as Pillow does), 8
+    or 16 bits, from a file as from its bytes."""
+    import tifffile
+
+    rgba, disc = _cut_out_photo()
+    seg = tiny_seg(BrightIsForeground())
+    expected = np.asarray(remove_background(rgba, seg, model_size=96))
+    premultiplied = (rgba[..., :3] * (rgba[..., 3:] / 255.0)).round().astype(np.uint8)
+    stored = {
+        "plain.tif": (rgba, 2),
+        "deep.tif": (rgba.astype(np.uint16) * 257, 2),
+        "pre.tif": (np.dstack([premultiplied, rgba[..., 3]]), 1),
+    }
+    for name, (samples, extra) in stored.items():
+        tifffile.imwrite(tmp_path / name, samples, photometric="rgb", extrasamples=[extra])
+        for given in (tmp_path / name, (tmp_path / name).read_bytes()):
+            out = np.asarray(remove_background(given, seg, model_size=96))
+            assert not out[:, 220:, 3].any(), name  # transparent where it was
+            if name != "pre.tif":  # its colours back within rounding of the division
+                np.testing.assert_array_equal(out[..., 3], expected[..., 3])
+            else:
+                kept = (out[..., 3] > 0) & (rgba[..., 3] == 255)
+                np.testing.assert_array_equal(out[kept, :3], rgba[kept, :3])
+
+
 def test_cli_and_http_keep_a_photos_transparency(tmp_path, fg_checkpoint):
     rgba, _ = _cut_out_photo()
     Image.fromarray(rgba, "RGBA").save(tmp_path / "cut.png")

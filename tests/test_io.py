@@ -66,7 +66,8 @@ def test_transparency_of_images_and_arrays(tmp_path):
     np.testing.assert_array_equal(alpha, np.rot90(rgba[..., 3], -1))
     tifffile.imwrite(tmp_path / "t.tif", rgba)
     pixels, alpha = image_and_transparency(tmp_path / "t.tif")
-    assert pixels.shape == (5, 7, 3) and alpha is None
+    assert pixels.shape == (5, 7, 3)  # a TIFF's alpha too (it used to be dropped)
+    np.testing.assert_array_equal(alpha, rgba[..., 3])
     # a float file outside [0, 1] is refused as as_image refuses it (here a PFM, not a TIFF)
     Image.fromarray(np.full((4, 5), 7.5, np.float32), "F").save(tmp_path / "f.pfm")
     for read in (as_image, image_and_transparency):
@@ -709,3 +710,19 @@ def test_palette_and_white_is_zero_tiffs_read_as_pillow_shows_them(tmp_path):
     with pytest.raises(ImageReadError, match=r"lab.tif: stores CIELAB values"):
         TiffRegions(tmp_path / "lab.tif")
     assert len(np.unique(read_mask(tmp_path / "pal.tif"))) <= 16
+
+
+def test_premultiplied_tiff_colours_read_as_pillow_divides_them(tmp_path):
+    """A TIFF whose colours are stored multiplied by their alpha (associated alpha) reads as
+    Pillow reads it: the colours divided by the alpha again (0 where fully transparent)."""
+    rng = np.random.default_rng(2)
+    alpha = rng.integers(0, 256, (16, 24, 1), dtype=np.uint8)
+    colour = (rng.integers(0, 256, (16, 24, 3)) * (alpha / 255.0)).round().astype(np.uint8)
+    tifffile.imwrite(tmp_path / "pre.tif", np.dstack([colour, alpha]), extrasamples=[1])
+    with Image.open(tmp_path / "pre.tif") as opened:
+        assert opened.mode == "RGBA"
+        pillow = np.asarray(opened.convert("RGBA"))
+    read = read_image(tmp_path / "pre.tif")
+    assert np.abs(read.astype(int) - pillow[..., :3]).max() <= 1  # rounding of the division
+    assert (read[alpha[..., 0] == 0] == 0).all()
+    np.testing.assert_array_equal(image_and_transparency(tmp_path / "pre.tif")[1], pillow[..., 3])

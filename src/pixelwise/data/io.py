@@ -281,7 +281,24 @@ def as_shown(page, pixels: np.ndarray, profile: bytes | None = None, inks: bool 
         return ((1 << page.bitspersample) - 1 - pixels).astype(pixels.dtype)
     if inks and is_cmyk(page):
         return cmyk_to_rgb(pixels, profile)
+    if tuple(page.extrasamples[:1]) == (ASSOCIATED_ALPHA,) and pixels.shape[-1] in (2, 4):
+        return unpremultiplied(pixels)
     return pixels
+
+
+ASSOCIATED_ALPHA = 1  # TIFF ExtraSamples: colours stored multiplied by the alpha (premultiplied)
+
+
+def unpremultiplied(pixels: np.ndarray) -> np.ndarray:
+    """Colours stored multiplied by their alpha (last sample; a renderer's or compositor's TIFF)
+    divided by it again, as Pillow reads them: the colour of each pixel itself, not over black.
+    Fully transparent pixels stay 0."""
+    top = float(np.iinfo(pixels.dtype).max) if pixels.dtype.kind in "ui" else 1.0
+    alpha = pixels[..., -1:].astype(np.float64)
+    colour = pixels[..., :-1] * np.divide(top, alpha, out=np.zeros_like(alpha), where=alpha > 0)
+    colour = np.clip(colour, 0, top)
+    colour = colour.round() if pixels.dtype.kind in "ui" else colour
+    return np.concatenate([colour, alpha], -1).astype(pixels.dtype)
 
 
 @functools.lru_cache(maxsize=4)
@@ -859,7 +876,7 @@ def rgb_profile(image) -> bytes | None:
 
 def image_and_transparency(image, name: str = "image") -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`as_image` of ``image`` (a path, PIL image, array or encoded bytes) and its
-    :func:`transparency`; a file is decoded once (a TIFF's alpha is not read: None)."""
+    :func:`transparency`; a file is decoded once."""
     image = decoded_bytes(image, name)
     if isinstance(image, (str, os.PathLike)) and not is_tiff(image):
         path = Path(image)
@@ -869,8 +886,12 @@ def image_and_transparency(image, name: str = "image") -> tuple[np.ndarray, np.n
         if pixels.dtype.kind == "f":  # checked as as_image checks a float file
             pixels = as_image(pixels, name)
         return pixels, transparency(opened)
-    if isinstance(image, (str, os.PathLike)):
-        return as_image(image, name), None
+    if isinstance(image, (str, os.PathLike)):  # a TIFF: its samples, the alpha last if any
+        path = Path(image)
+        _check_file(path)
+        samples = _pixel_type(path, _read_tiff(path, None, None))
+        samples = samples if samples.ndim == 3 else samples[..., None]
+        return as_image(samples, name), transparency(samples)
     return as_image(image, name), transparency(image)
 
 
