@@ -343,10 +343,10 @@ CLI_CASES = [
         "which are never loaded",
     ),
     (
-        "a cut-out named .tif",
-        ["remove-bg", "{good}/a.png", "-o", "{out}/cut.tif", "--method", "grabcut"],
+        "a cut-out named .bmp",
+        ["remove-bg", "{good}/a.png", "-o", "{out}/cut.bmp", "--method", "grabcut"],
         2,
-        "cut.tif: cut-outs are written as PNG, WebP or JPEG",
+        "cut.bmp: cut-outs are written as PNG, WebP, JPEG or TIFF",
     ),
     (
         "an export folder that is a file",

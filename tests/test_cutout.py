@@ -619,6 +619,81 @@ def test_cli_and_http_keep_a_photos_transparency(tmp_path, fg_checkpoint):
     assert not alpha[:, 220:].any() and alpha[150, 60] == 255
 
 
+def test_tiff_cut_outs_for_print_software(tmp_path, capsys):
+    """``--format tif`` / ``-o cut.tif`` / the HTTP API's ``format=tif``: the PNG's pixels and
+    alpha in a lossless TIFF (alpha unassociated), 16 bits from a 16-bit photo as the 16-bit
+    PNG holds them, the photo's colour profile carried; evaluate reads them by their alpha as
+    it reads PNG cut-outs; masks stay PNG and animations are refused, by name."""
+    import tifffile
+    from PIL import ImageCms
+
+    from pixelwise.cutout import cutout_bytes
+
+    seg = tiny_seg(BrightIsForeground())
+    image, disc = _photo(60, 80)
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    deep = image.astype(np.uint16) * 257
+    for photo in (image, deep):
+        cutout = remove_background(photo, seg, method="model")
+        cutout.info["icc_profile"] = profile
+        with tifffile.TiffFile(io.BytesIO(cutout_bytes(cutout, "tif"))) as tif:
+            page = tif.pages.first
+            assert int(page.extrasamples[0]) == 2 and bytes(page.tags[34675].value) == profile
+            written = page.asarray()
+        png = cv2_png(cutout_bytes(cutout, "png"))
+        assert written.dtype == photo.dtype
+        np.testing.assert_array_equal(written, png)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(image).save(photos / "p.png")
+    cut = ["--method", "grabcut", "--no-progress"]
+    assert main(["remove-bg", str(photos / "p.png"), "-o", str(tmp_path / "one.tif"), *cut]) == 0
+    assert main(["remove-bg", str(photos), "-o", str(tmp_path / "t"), "--format", "tif", *cut]) == 0
+    assert main(["remove-bg", str(photos), "-o", str(tmp_path / "p"), *cut]) == 0
+    png = np.asarray(Image.open(tmp_path / "p" / "p.png"))
+    for path in (tmp_path / "one.tif", tmp_path / "t" / "p.tif"):
+        np.testing.assert_array_equal(tifffile.imread(path), png)
+    masks = tmp_path / "data" / "masks"
+    masks.mkdir(parents=True)
+    (tmp_path / "data" / "images").symlink_to(photos)
+    Image.fromarray(disc.astype(np.uint8)).save(masks / "p.png")
+    scores = {}
+    for name in ("t", "p"):
+        out = tmp_path / f"{name}.json"
+        assert (
+            main(["evaluate", str(tmp_path / name), str(tmp_path / "data"), "--json", str(out)])
+            == 0
+        )
+        scores[name] = json.loads(out.read_text())["mean_iou"]
+    assert scores["t"] == scores["p"] > 0.5
+    capsys.readouterr()
+    assert main(["remove-bg", str(photos), "-o", str(tmp_path / "m.tif"), "--mask-only"]) == 2
+    assert "--mask-only writes masks as PNG (lossless), not tif" in capsys.readouterr().err
+    from pixelwise.video import Animation, check_animation_format
+
+    with pytest.raises(ValueError, match="cannot be written as tif"):
+        check_animation_format(Animation([Image.new("RGB", (4, 4))] * 2, [100, 100], 0), "tif")
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from fastapi.testclient import TestClient
+
+    from pixelwise.web.app import create_app
+
+    client = TestClient(create_app(seg, method="model"), base_url="http://localhost")
+    upload = {"file": ("p.png", (photos / "p.png").read_bytes(), "image/png")}
+    reply = client.post("/api/remove-background", files=upload, data={"format": "tif"})
+    assert reply.status_code == 200 and reply.headers["content-type"] == "image/tiff"
+    expected = np.asarray(remove_background(image, seg, method="model"))
+    np.testing.assert_array_equal(tifffile.imread(io.BytesIO(reply.content)), expected)
+
+
+def cv2_png(data: bytes) -> np.ndarray:
+    """A PNG's RGBA pixels at their own bit depth (8 or 16), as OpenCV decodes them."""
+    import cv2
+
+    bgra = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    return bgra[..., [2, 1, 0, 3]]
+
+
 def test_cli_writes_webp_and_jpeg_cut_outs(tmp_path, fg_checkpoint, capsys):
     image, disc = _photo(60, 80)
     photos = tmp_path / "photos"
@@ -673,13 +748,13 @@ def test_cli_writes_webp_and_jpeg_cut_outs(tmp_path, fg_checkpoint, capsys):
     ]
     assert main(rerun + model) == 0 and "1 existing skipped" in capsys.readouterr().out
     for wrong, message in [
-        (["-o", str(tmp_path / "x.tif")], "cut-outs are written as PNG, WebP or JPEG"),
+        (["-o", str(tmp_path / "x.bmp")], "cut-outs are written as PNG, WebP, JPEG or TIFF"),
         (["-o", str(tmp_path / "x.jpg"), "--format", "webp"], "names a jpg file; --format webp"),
         (["-o", str(tmp_path / "m"), "--format", "jpg", "--mask-only"], "masks as PNG (lossless)"),
     ]:
         assert main(["remove-bg", str(photos / "p.jpg"), *wrong, *model]) == 2
         assert message in capsys.readouterr().err
-    assert not (tmp_path / "x.tif").exists() and not (tmp_path / "m").exists()
+    assert not (tmp_path / "x.bmp").exists() and not (tmp_path / "m").exists()
 
 
 def test_http_api_answers_in_the_format_asked():
@@ -707,7 +782,7 @@ def test_http_api_answers_in_the_format_asked():
     assert Image.open(io.BytesIO(jpeg.content)).mode == "RGB"
     for bad in ({"format": "gif"}, {"format": "webp", "mask_only": "true"}):
         answer = post(**bad)
-        assert answer.status_code == 400 and "png, webp or jpg" in answer.json()["detail"]
+        assert answer.status_code == 400 and "png, webp, jpg or tif" in answer.json()["detail"]
     assert "format" in json.dumps(client.get("/openapi.json").json())
 
 

@@ -521,7 +521,8 @@ def test_cli_standard_input_and_output(tmp_path, monkeypatch, capsys):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "d.png")), piped)
     assert main(["remove-bg", "-", "-o", str(tmp_path / "folder"), *options]) == 2
     assert (
-        "needs its cut-out named (-o FILE.png, .webp or .jpg), or -o -" in capsys.readouterr().err
+        "needs its cut-out named (-o FILE.png, .webp, .jpg or .tif), or -o -"
+        in capsys.readouterr().err
     )
     stdin((tmp_path / "a.png").read_bytes())
     assert main(["remove-bg", "-", "-o", str(tmp_path / "d.webp"), *options[:-1]]) == 0

@@ -56,8 +56,15 @@ CUTOUT_METHODS = ("model", "graphcut", "grabcut")
 # alone and level with GrabCut on average (docs/results.md (i))
 DEFAULT_CUTOUT = "graphcut"
 # remove-bg's file formats (--format, the API's format) and their media types; -o's suffixes
-CUTOUT_TYPES = {"png": "image/png", "webp": "image/webp", "jpg": "image/jpeg"}
-CUTOUT_FORMATS = {".png": "png", ".webp": "webp", ".jpg": "jpg", ".jpeg": "jpg"}
+CUTOUT_TYPES = {"png": "image/png", "webp": "image/webp", "jpg": "image/jpeg", "tif": "image/tiff"}
+CUTOUT_FORMATS = {
+    ".png": "png",
+    ".webp": "webp",
+    ".jpg": "jpg",
+    ".jpeg": "jpg",
+    ".tif": "tif",
+    ".tiff": "tif",
+}
 
 
 def parse_stems(text: str | list[str] | None) -> list[str] | None:

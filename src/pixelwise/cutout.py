@@ -33,7 +33,7 @@ from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import TWELVE_BIT, intensity_kind, map_range, to_unit
 from pixelwise.data.io import as_image, decoded_bytes, image_and_transparency, rgb_profile
 from pixelwise.data.transforms import crop_resize, grown_box, resize_image
-from pixelwise.data.write import deep_png_bytes, png_bytes
+from pixelwise.data.write import deep_png_bytes, png_bytes, tiff_bytes
 from pixelwise.graphcut import (
     STROKE_WEIGHT,
     STROKE_WEIGHT_WITHOUT_BOX,
@@ -996,15 +996,20 @@ def cutout_bytes(cutout: Image.Image, fmt: str = "png") -> bytes:
     """A cut-out encoded as ``png`` (lossless), ``webp`` (the colours lossy at quality 90, the
     alpha lossless, so the outline is exact; several times smaller than the PNG) or ``jpg`` (no
     transparency: an RGBA cut-out is composited onto white first, as a background colour would
-    be; quality 92); each with the photo's colour profile when the cut-out carries one
+    be; quality 92) or ``tif`` (lossless, zlib; the alpha unassociated, as print software reads
+    a cut-out's); each with the photo's colour profile when the cut-out carries one
     (``cutout.info["icc_profile"]``, :func:`remove_background`). A 16-bit photo's cut-out
-    (``deep_pixels``, :func:`compose`) is a 16-bit PNG; WebP and JPEG hold 8 bits."""
-    if fmt == "png" and getattr(cutout, "deep_pixels", None) is not None:
-        return deep_png_bytes(cutout.deep_pixels, cutout.info.get("icc_profile"))
+    (``deep_pixels``, :func:`compose`) is a 16-bit PNG or TIFF; WebP and JPEG hold 8 bits."""
+    deep = getattr(cutout, "deep_pixels", None)
+    if fmt == "tif":
+        pixels = deep if deep is not None else np.asarray(cutout)
+        return tiff_bytes(pixels, cutout.info.get("icc_profile"))
+    if fmt == "png" and deep is not None:
+        return deep_png_bytes(deep, cutout.info.get("icc_profile"))
     if fmt == "png":
         return png_bytes(cutout)  # with the photo's colour profile, if any (cutout.info)
     if fmt not in CUTOUT_TYPES:
-        raise ValueError(f"unknown format {fmt!r}; choose png, webp or jpg")
+        raise ValueError(f"unknown format {fmt!r}; choose png, webp, jpg or tif")
     profile = {"icc_profile": cutout.info["icc_profile"]} if "icc_profile" in cutout.info else {}
     if fmt == "jpg" and cutout.mode == "RGBA":
         white = Image.new("RGBA", cutout.size, (255, 255, 255, 255))

@@ -50,8 +50,8 @@ def cutout_format(args: argparse.Namespace, out: Path) -> str:
     named = CUTOUT_FORMATS.get(suffix)
     if suffix in IMAGE_SUFFIXES and named is None:
         raise ValueError(  # "-o cut.tif" would otherwise become a folder named cut.tif
-            f"-o {out}: cut-outs are written as PNG, WebP or JPEG; name one photo's cut-out "
-            "*.png, *.webp or *.jpg, or give a folder"
+            f"-o {out}: cut-outs are written as PNG, WebP, JPEG or TIFF; name one photo's "
+            "cut-out *.png, *.webp, *.jpg or *.tif, or give a folder"
         )
     if named and args.format and args.format != named:
         raise ValueError(f"-o {out} names a {named} file; --format {args.format} says otherwise")
@@ -115,7 +115,7 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
     if args.out != STREAM and (out.suffix.lower() not in CUTOUT_FORMATS or out.is_dir()):
         raise ValueError(
             f"-o {out}: a photo from standard input needs its cut-out named (-o FILE.png, "
-            ".webp or .jpg), or -o - for standard output"
+            ".webp, .jpg or .tif), or -o - for standard output"
         )
     if args.out == STREAM and sys.stdout.isatty():
         raise ValueError("-o -: standard output is a terminal; redirect it (> cut.png) or pipe it")

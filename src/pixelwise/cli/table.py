@@ -221,8 +221,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
     ),
     "remove-bg": (
         "cut out the foreground of photos (transparent PNGs) and videos",
-        "Writes OUT/<name>.png (RGBA; folders keep their inner structure; --format webp or jpg: "
-        "those), or OUT itself when it ends in .png, .webp or .jpg and one photo is given (- as the input: standard input; -o -: standard output). A video file (.mp4, .mov, .m4v, .mkv, .webm, .avi, named "
+        "Writes OUT/<name>.png (RGBA; folders keep their inner structure; --format webp, jpg or "
+        "tif: those), or OUT itself when it ends in .png, .webp, .jpg or .tif and one photo is given (- as the input: standard input; -o -: standard output). A video file (.mp4, .mov, .m4v, .mkv, .webm, .avi, named "
         "or found in a folder; the [video] extra) is cut out frame by frame into OUT/<name>.webm "
         "(VP9 with alpha), or as -o "
         "names it for one video: .webm, .mov (PNG frames) or .mp4 (with --background or "
@@ -258,7 +258,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             Opt(
                 ("--format",),
                 "photos' cut-outs as png (default; lossless), webp (colours lossy, alpha exact; "
-                "several times smaller) or jpg (no transparency: onto white unless --background); "
+                "several times smaller), jpg (no transparency: onto white unless --background) "
+                "or tif (lossless, for print software); "
                 "default: -o's suffix for one photo, else png",
                 choices=tuple(CUTOUT_TYPES),
             ),

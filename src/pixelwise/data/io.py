@@ -1002,9 +1002,18 @@ def is_cutout(pixels: np.ndarray) -> bool:
 
 
 def read_alpha(path: str | os.PathLike) -> np.ndarray | None:
-    """The (H, W) uint8 alpha of a PNG or WebP cut-out (RGBA or grey + alpha with some pixel
-    not opaque), or None for any other file (an opaque RGBA file is read as a colour mask)."""
+    """The (H, W) uint8 alpha of a PNG, WebP or TIFF cut-out (RGBA or grey + alpha with some
+    pixel not opaque; a TIFF's alpha marked as such), or None for any other file (an opaque RGBA
+    file is read as a colour mask)."""
     path = Path(path)
+    if is_tiff(path):
+        _check_file(path)
+        with _open_tiff(path) as tif:
+            page = tif.pages.first
+            marked = set(page.extrasamples) & {1, 2}  # associated, unassociated alpha
+            if page.samplesperpixel not in (2, 4) or not marked or len(tif.pages) > 1:
+                return None
+        return transparency(_pixel_type(path, _read_tiff(path, None, None)))
     if path.suffix.lower() not in (".png", ".webp"):
         return None
     _check_file(path)

@@ -105,6 +105,18 @@ def deep_png_bytes(rgba: np.ndarray, profile: bytes | None = None) -> bytes:
     return data[:header] + chunk + data[header:]
 
 
+def tiff_bytes(pixels: np.ndarray, profile: bytes | None = None) -> bytes:
+    """An (H, W, 3) RGB or (H, W, 4) RGBA image, 8 or 16 bits, as a zlib-compressed TIFF (its
+    alpha marked unassociated: colours as they are, not multiplied by it), with the ICC colour
+    ``profile`` when given."""
+    buf = io.BytesIO()
+    alpha = {"extrasamples": [2]} if pixels.shape[-1] == 4 else {}  # unassociated alpha
+    tifffile.imwrite(
+        buf, pixels, photometric="rgb", compression="zlib", iccprofile=profile, **alpha
+    )
+    return buf.getvalue()
+
+
 def png_bytes(img: Image.Image) -> bytes:
     """A PIL image encoded as PNG (:data:`PNG_COMPRESS_LEVEL`)."""
     buf = io.BytesIO()

@@ -4,7 +4,7 @@ this machine only by default.
 - ``POST /api/remove-background`` (multipart field ``file``; optional form fields ``matting``,
   ``mask_only``, ``background`` as ``#rrggbb`` or a colour name, ``box`` as ``x0,y0,x1,y1`` and
   ``foreground_strokes`` / ``background_strokes`` as JSON polylines, ``format`` = ``png``,
-  ``webp`` or ``jpg``, ``input_range`` as ``LO,HI``) returns the cut-out (PNG by default).
+  ``webp``, ``jpg`` or ``tif``, ``input_range`` as ``LO,HI``) returns the cut-out (PNG by default).
 - ``POST /api/predict`` (multipart ``file``; ``output`` = ``mask``, ``objects`` or ``coco``;
   ``object_class``) runs the served model as ``pixelwise predict`` / ``segment`` do: the class-id
   mask (palette PNG), the instance labels (16-bit PNG) or the objects as COCO annotations.
@@ -304,8 +304,8 @@ def create_app(
 
 RESPONSES = {
     200: {
-        "content": {"image/png": {}, "image/webp": {}, "image/jpeg": {}},
-        "description": "the cut-out as PNG (format: WebP or JPEG)",
+        "content": {"image/png": {}, "image/webp": {}, "image/jpeg": {}, "image/tiff": {}},
+        "description": "the cut-out as PNG (format: WebP, JPEG or TIFF)",
         "headers": {
             "X-Kept-Nothing": {
                 "description": "true when the cut kept no pixel (a box or a keep stroke says "
@@ -347,7 +347,7 @@ PHOTO_FIELD = File(
 FORMAT_FIELD = Form(
     "png",
     description="png; webp (the alpha exact, the colours lossy, several times smaller); jpg (no "
-    "transparency: onto white unless background)",
+    "transparency: onto white unless background); tif (lossless, for print software)",
 )
 INPUT_RANGE_FIELD = Form(
     None,
@@ -393,7 +393,9 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
         name = upload_name(file)
         try:
             if format not in CUTOUT_TYPES or (mask_only and format != "png"):
-                raise ValueError(f"format {format!r}: png, webp or jpg, and png with mask_only")
+                raise ValueError(
+                    f"format {format!r}: png, webp, jpg or tif, and png with mask_only"
+                )
             options = {
                 "mask_only": mask_only,
                 "background": BLUR if background == BLUR else parse_colour(background),
