@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from pixelwise.classical import METHODS as CLASSICAL
 from pixelwise.config import (
     MODEL_HELP,
     Opt,
@@ -404,9 +405,9 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             Opt(("data",), "dataset root folder(s); their images are pooled", nargs="+"),
             Opt(
                 ("--methods",),
-                "comma-separated: classical names, NAME:CHECKPOINT and NAME:FOLDER (masks "
-                "predicted beforehand, one per image by stem, e.g. by another tool), e.g. "
-                "otsu,kmeans,graphcut,unet:runs/u/best.pt,cellpose:out/masks",
+                f"comma-separated: classical methods ({', '.join(CLASSICAL)}), NAME:CHECKPOINT "
+                "and NAME:FOLDER (masks predicted beforehand, one per image by stem, e.g. by "
+                "another tool), e.g. otsu,kmeans,graphcut,unet:runs/u/best.pt,cellpose:out/masks",
                 required=True,
             ),
             default_out("compare"),
