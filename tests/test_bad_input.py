@@ -152,6 +152,12 @@ CLI_CASES = [
         "would all be written to a.png",
     ),
     (
+        "same stem twice, cut out as WebP",
+        ["remove-bg", "{good}/a.png", "{good}/a.jpg", "-o", "{out}", "--format", "webp"],
+        2,
+        "would all be written to a.webp",
+    ),
+    (
         "same name in two folders",
         ["predict", "{ckpt}", "{d1}/x.png", "{d2}/x.png", "--out", "{out}"],
         2,

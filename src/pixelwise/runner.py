@@ -67,7 +67,10 @@ class BatchResult:
 
 
 def output_names(
-    inputs: list[str | os.PathLike], out: str | os.PathLike | None = None, pages: bool = False
+    inputs: list[str | os.PathLike],
+    out: str | os.PathLike | None = None,
+    pages: bool = False,
+    suffix: str = ".png",
 ) -> list[tuple[Path | StackPage, Path]]:
     """Each image file with its output-relative path: folders keep their inner structure. Files
     an input folder holds under ``out``, the output folder, or under the output folder of an
@@ -75,6 +78,7 @@ def output_names(
     would otherwise take them for inputs). With ``pages``, each page
     of a multi-page TIFF is an input of its own (a :class:`~pixelwise.data.io.StackPage`) named
     as training names it: ``stack.tif`` gives ``stack-000.png``, ``stack-001.png``, ...
+    ``suffix``: the outputs' (remove-bg's ``.webp``, ...).
 
     A file given twice (a folder and a file in it, overlapping shell patterns) is read once, as
     it came first. Refused before anything runs (ValueError): no image file at all, and two inputs that would
@@ -86,12 +90,12 @@ def output_names(
     for p in map(Path, inputs):
         if p.is_dir():
             pairs.extend(
-                (f, f.relative_to(p).with_suffix(".png"))
+                (f, f.relative_to(p).with_suffix(suffix))
                 for f in list_images([p])
                 if not is_output(f, p, outputs, seen) and not stack_labels(f)
             )
         else:
-            pairs.append((p, Path(p.stem + ".png")))
+            pairs.append((p, Path(p.stem + suffix)))
     once: dict[Path, tuple[Path, Path]] = {}
     for src, rel in pairs:
         once.setdefault(src.resolve(), (src, rel))

@@ -146,7 +146,7 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
     from pixelwise.runner import output_names, report_failures, run_batch
     from pixelwise.video import check_animation_format, cut_each, encoded_cutout, read_animation
 
-    pairs = output_names(photos, out)
+    pairs = output_names(photos, out, suffix=f".{args.format}")
     hints = user_hints(args, pairs)
     # "-o cut.png" for one photo names the cut-out itself; otherwise OUT is a folder
     one_file = out.suffix.lower() in CUTOUT_FORMATS and not out.is_dir() and len(pairs) == 1
