@@ -501,6 +501,9 @@ def test_a_cut_out_as_a_mask_is_black_and_white_by_its_alpha(tmp_path):
     for name in ("rgba.png", "la.png"):
         assert np.array_equal(read_mask(tmp_path / name), expected), name
     assert not is_colour_mask(tmp_path / "rgba.png")
+    tifffile.imwrite(tmp_path / "rgba.tif", np.dstack([photo, alpha]), extrasamples=[2])
+    assert np.array_equal(read_mask(tmp_path / "rgba.tif"), expected)  # a TIFF cut-out too
+    assert not is_colour_mask(tmp_path / "rgba.tif")
     classes = np.zeros((40, 50, 3), np.uint8)
     classes[alpha > 0] = (255, 0, 0)
     classes[:5] = (0, 0, 255)
@@ -508,6 +511,9 @@ def test_a_cut_out_as_a_mask_is_black_and_white_by_its_alpha(tmp_path):
     Image.fromarray(painted, "RGBA").save(tmp_path / "painted.png")
     assert np.array_equal(read_mask(tmp_path / "painted.png"), packed_colours(classes))
     assert is_colour_mask(tmp_path / "painted.png")
+    tifffile.imwrite(tmp_path / "painted.tif", painted, extrasamples=[2])
+    assert np.array_equal(read_mask(tmp_path / "painted.tif"), packed_colours(classes))
+    assert is_colour_mask(tmp_path / "painted.tif")
     Image.fromarray(np.dstack([photo, np.full((40, 50), 255, np.uint8)])).save(tmp_path / "o.png")
     assert np.array_equal(read_mask(tmp_path / "o.png"), packed_colours(photo))
 

@@ -967,6 +967,8 @@ def read_mask(
     _check_file(path)
     if is_tiff(path):
         arr = _read_tiff(path, page, max_pixels, shown=False)  # a palette's indices
+        if arr.ndim == 3 and arr.shape[-1] == 4 and arr.dtype == np.uint8 and is_cutout(arr):
+            return np.where(arr[..., -1] >= 128, 255, 0).astype(np.uint8)  # as a PNG cut-out
     else:
         img = _open_pil(path, max_pixels)
         arr = np.asarray(img.convert("L") if img.mode == "1" else img)
@@ -1075,7 +1077,12 @@ def is_colour_mask(path: str | os.PathLike) -> bool:
         try:
             with _open_tiff(path) as tif:
                 page = tif.pages[0]
-                return len(page.shape) == 3 and page.shape[-1] in (3, 4) and page.dtype == np.uint8
+                colours = len(page.shape) == 3 and page.shape[-1] in (3, 4)
+                if not colours or page.dtype != np.uint8:
+                    return False
+            if page.shape[-1] == 4:  # a cut-out is read as black and white
+                return not is_cutout(_read_tiff(path, None, None, shown=False))
+            return True
         except Exception:
             return False
     try:
