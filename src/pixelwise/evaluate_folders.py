@@ -269,10 +269,11 @@ def read_prediction(
     objects: bool = False, only: str | None = None, item=None,
 ) -> np.ndarray:  # fmt: skip
     """A predicted mask's stored values; it must have its image's size (``shape``). A cut-out
-    (a PNG, WebP or TIFF with transparency, as `remove-bg` writes it) gives class ids: foreground (1) where
-    its alpha is at least 128, for data of two classes. A GeoJSON file is drawn at ``shape``
-    (:func:`geojson_prediction`, the data's class ``names``). For an ``item`` that is a window
-    of a slide, a file of the whole slide is read in that window (:func:`slide_window`)."""
+    (a PNG, WebP or TIFF with transparency, as `remove-bg` writes it) gives class ids:
+    foreground (1) where its alpha is at least 128, for data of two classes. A GeoJSON file is
+    drawn at ``shape`` (:func:`geojson_prediction`, the data's class ``names``). For an ``item``
+    that is a window of a slide, a file of the whole slide is read in that window
+    (:func:`slide_window`)."""
     window = slide_window(item, path)
     if is_geojson(path):
         names = names or [f"class{k}" for k in range(classes)]  # as resolve_classes names them

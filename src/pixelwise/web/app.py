@@ -4,7 +4,8 @@ this machine only by default.
 - ``POST /api/remove-background`` (multipart field ``file``; optional form fields ``matting``,
   ``mask_only``, ``background`` as ``#rrggbb`` or a colour name, ``box`` as ``x0,y0,x1,y1`` and
   ``foreground_strokes`` / ``background_strokes`` as JSON polylines, ``format`` = ``png``,
-  ``webp``, ``jpg`` or ``tif``, ``input_range`` as ``LO,HI``) returns the cut-out (PNG by default).
+  ``webp``, ``jpg`` or ``tif``, ``input_range`` as ``LO,HI``) returns the cut-out (PNG by
+  default).
 - ``POST /api/predict`` (multipart ``file``; ``output`` = ``mask``, ``objects`` or ``coco``;
   ``object_class``) runs the served model as ``pixelwise predict`` / ``segment`` do: the class-id
   mask (palette PNG), the instance labels (16-bit PNG) or the objects as COCO annotations.
