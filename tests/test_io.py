@@ -715,6 +715,15 @@ def test_palette_and_white_is_zero_tiffs_read_as_pillow_shows_them(tmp_path):
         read_image(tmp_path / "lab.tif")
     with pytest.raises(ImageReadError, match=r"lab.tif: stores CIELAB values"):
         TiffRegions(tmp_path / "lab.tif")
+    inks = rng.integers(0, 256, (8, 8, 4), dtype=np.uint8)  # four spot colours, not CMYK
+    tifffile.imwrite(
+        tmp_path / "spot.tif", inks, photometric="separated", extratags=[(332, 3, 1, 2)]
+    )
+    with pytest.raises(
+        ImageReadError,
+        match=r"spot.tif: stores the amounts of 4 ink\(s\) other than CMYK, not grey",
+    ):
+        read_image(tmp_path / "spot.tif")
     assert len(np.unique(read_mask(tmp_path / "pal.tif"))) <= 16
 
 

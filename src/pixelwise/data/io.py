@@ -257,12 +257,15 @@ NOT_SHOWN = {8: "CIELAB", 9: "ICC L*a*b*", 10: "ITU L*a*b*", 32803: "raw sensor 
 
 def check_shown(path, page) -> None:
     """ImageReadError for a TIFF page whose samples :func:`as_shown` cannot show: L*a*b* values
-    would otherwise be taken for RGB, silently, and a camera's raw values for an image."""
-    if int(page.photometric) in NOT_SHOWN:
+    or inks other than CMYK would otherwise be taken for RGB, silently, and a camera's raw
+    values for an image."""
+    kind = NOT_SHOWN.get(int(page.photometric))
+    what = None if kind is None else f"{kind} values"
+    if page.photometric == SEPARATED and not is_cmyk(page):  # spot colours, one plate, ...
+        what = f"the amounts of {page.samplesperpixel} ink(s) other than CMYK"
+    if what is not None:
         raise ImageReadError(
-            path,
-            f"stores {NOT_SHOWN[int(page.photometric)]} values, not grey levels or RGB colours; "
-            "save it as an RGB or grey TIFF",
+            path, f"stores {what}, not grey levels or RGB colours; save it as an RGB or grey TIFF"
         )
 
 
