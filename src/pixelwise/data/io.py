@@ -289,7 +289,10 @@ def as_shown(page, pixels: np.ndarray, profile: bytes | None = None, inks: bool 
     return pixels
 
 
-ASSOCIATED_ALPHA = 1  # TIFF ExtraSamples: colours stored multiplied by the alpha (premultiplied)
+# TIFF ExtraSamples: an alpha that the colours are stored multiplied by (premultiplied), and one
+# that they are not
+ASSOCIATED_ALPHA, UNASSOCIATED_ALPHA = 1, 2
+ALPHA_SAMPLES = {ASSOCIATED_ALPHA, UNASSOCIATED_ALPHA}
 
 
 def unpremultiplied(pixels: np.ndarray) -> np.ndarray:
@@ -357,8 +360,7 @@ def _separate_samples(page) -> bool:
     colour image: more than one sample per pixel, not RGB/YCbCr/palette, and not grey + alpha."""
     if page.samplesperpixel < 2 or page.photometric not in (0, 1):  # MINISWHITE, MINISBLACK
         return False
-    alpha = {1, 2}  # associated, unassociated alpha
-    return not (page.samplesperpixel == 2 and set(page.extrasamples) & alpha)
+    return not (page.samplesperpixel == 2 and set(page.extrasamples) & ALPHA_SAMPLES)
 
 
 @dataclass(frozen=True)
@@ -800,11 +802,15 @@ def open_image_bytes(
     if not data:
         raise ImageReadError(name, "empty file (0 bytes)")
     if data[:4] in TIFF_MAGIC:
-        arr = _pixel_type(
-            Path(name), _read_tiff(Path(name), None, max_pixels, None, io.BytesIO(data))
-        )
-        return arr if arr.ndim == 3 else arr[..., None]
+        return tiff_samples(Path(name), max_pixels, io.BytesIO(data))
     return _open_pil(Path(name), max_pixels, io.BytesIO(data))
+
+
+def tiff_samples(path: Path, max_pixels: int | None = None, source=None) -> np.ndarray:
+    """A TIFF's image as :func:`read_image` reads it, but with every sample kept: (H, W, S), its
+    alpha, if any, last (from the file object ``source`` when given, ``path`` naming it)."""
+    arr = _pixel_type(path, _read_tiff(path, None, max_pixels, None, source))
+    return arr if arr.ndim == 3 else arr[..., None]
 
 
 def decoded_bytes(image, name: str = "image"):
@@ -890,10 +896,8 @@ def image_and_transparency(image, name: str = "image") -> tuple[np.ndarray, np.n
             pixels = as_image(pixels, name)
         return pixels, transparency(opened)
     if isinstance(image, (str, os.PathLike)):  # a TIFF: its samples, the alpha last if any
-        path = Path(image)
-        _check_file(path)
-        samples = _pixel_type(path, _read_tiff(path, None, None))
-        samples = samples if samples.ndim == 3 else samples[..., None]
+        _check_file(Path(image))
+        samples = tiff_samples(Path(image))
         return as_image(samples, name), transparency(samples)
     return as_image(image, name), transparency(image)
 
@@ -968,16 +972,17 @@ def read_mask(
     if path.is_dir():
         return read_object_masks(path)
     _check_file(path)
+    grey_alpha = False
     if is_tiff(path):
         arr = _read_tiff(path, page, max_pixels, shown=False)  # a palette's indices
-        if arr.ndim == 3 and arr.shape[-1] == 4 and arr.dtype == np.uint8 and is_cutout(arr):
-            return np.where(arr[..., -1] >= 128, 255, 0).astype(np.uint8)  # as a PNG cut-out
+        alpha_last = arr.ndim == 3 and arr.shape[-1] == 4 and arr.dtype == np.uint8
     else:
         img = _open_pil(path, max_pixels)
         arr = np.asarray(img.convert("L") if img.mode == "1" else img)
-        if img.mode in ("RGBA", "LA") and is_cutout(arr):
-            return np.where(arr[..., -1] >= 128, 255, 0).astype(np.uint8)
-        arr = arr[..., 0] if img.mode == "LA" else arr
+        alpha_last, grey_alpha = img.mode in ("RGBA", "LA"), img.mode == "LA"
+    if alpha_last and is_cutout(arr):
+        return np.where(arr[..., -1] >= 128, 255, 0).astype(np.uint8)
+    arr = arr[..., 0] if grey_alpha else arr
     if arr.ndim == 3 and arr.shape[-1] == 1:
         arr = arr[..., 0]
     if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.dtype == np.uint8:
@@ -1015,10 +1020,10 @@ def read_alpha(path: str | os.PathLike) -> np.ndarray | None:
         _check_file(path)
         with _open_tiff(path) as tif:
             page = tif.pages.first
-            marked = set(page.extrasamples) & {1, 2}  # associated, unassociated alpha
+            marked = set(page.extrasamples) & ALPHA_SAMPLES
             if page.samplesperpixel not in (2, 4) or not marked or len(tif.pages) > 1:
                 return None
-        return transparency(_pixel_type(path, _read_tiff(path, None, None)))
+        return transparency(tiff_samples(path))
     if path.suffix.lower() not in (".png", ".webp"):
         return None
     _check_file(path)
