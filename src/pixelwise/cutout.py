@@ -33,7 +33,7 @@ from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import TWELVE_BIT, intensity_kind, map_range, to_unit
 from pixelwise.data.io import as_image, decoded_bytes, image_and_transparency, rgb_profile
 from pixelwise.data.transforms import crop_resize, grown_box, resize_image
-from pixelwise.data.write import deep_png_bytes, png_bytes, tiff_bytes
+from pixelwise.data.write import WEBP_SAVE, deep_png_bytes, png_bytes, tiff_bytes
 from pixelwise.graphcut import (
     STROKE_WEIGHT,
     STROKE_WEIGHT_WITHOUT_BOX,
@@ -1014,9 +1014,10 @@ def cutout_bytes(cutout: Image.Image, fmt: str = "png") -> bytes:
     if fmt == "jpg" and cutout.mode == "RGBA":
         white = Image.new("RGBA", cutout.size, (255, 255, 255, 255))
         cutout = Image.alpha_composite(white, cutout).convert("RGB")
-    webp = {"format": "WEBP", "quality": 90, "alpha_quality": 100, "method": 4}
     buf = io.BytesIO()
-    cutout.save(buf, **(webp if fmt == "webp" else {"format": "JPEG", "quality": 92}), **profile)
+    cutout.save(
+        buf, **(WEBP_SAVE if fmt == "webp" else {"format": "JPEG", "quality": 92}), **profile
+    )
     return buf.getvalue()
 
 

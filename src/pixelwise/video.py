@@ -36,7 +36,7 @@ from pixelwise.data.io import (
     max_pixels_limit,
     undecodable,
 )
-from pixelwise.data.write import PNG_COMPRESS_LEVEL, atomic_save
+from pixelwise.data.write import PNG_COMPRESS_LEVEL, WEBP_SAVE, atomic_save
 
 
 @dataclass
@@ -63,7 +63,7 @@ class Animation:
         if fmt == "png":
             first.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL, blend=0, **timing)
         else:
-            first.save(buf, format="WEBP", quality=90, alpha_quality=100, method=4, **timing)
+            first.save(buf, **WEBP_SAVE, **timing)
         return buf.getvalue()
 
 
@@ -160,7 +160,7 @@ def crop_frames(frames: list, margin) -> list:
 
 
 def encoded_cutout(cutout, fmt: str) -> tuple[bytes, bool]:
-    """A cut-out (a photo's, or an :class:`Animation`) encoded as ``fmt`` (png, webp, jpg), and
+    """A cut-out (a photo's, or an :class:`Animation`) encoded as ``fmt`` (png, webp, jpg, tif), and
     whether it kept nothing (:func:`pixelwise.cutout.kept_nothing`, of every frame)."""
     from pixelwise.cutout import cutout_bytes, kept_nothing
 

@@ -18,7 +18,7 @@ import numpy as np
 import tifffile
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from pixelwise.data.io import OUTPUT_MARK, TIFF_SUFFIXES
+from pixelwise.data.io import OUTPUT_MARK, TIFF_SUFFIXES, UNASSOCIATED_ALPHA
 
 
 def _current_umask() -> int:
@@ -82,6 +82,8 @@ def atomic_save(path: str | os.PathLike, save_fn) -> None:
 # cut-out 449 -> 107 ms (1420 -> 1664 kB), 20 development photos' cut-outs 355 -> 88 ms per
 # megapixel (+7 %); benchmarks/README.md. At level 6 encoding took longer than the cut itself.
 PNG_COMPRESS_LEVEL = 1
+# cut-outs as WebP: the colours lossy at quality 90, the alpha lossless (the outline exact)
+WEBP_SAVE = {"format": "WEBP", "quality": 90, "alpha_quality": 100, "method": 4}
 
 
 def deep_png_bytes(rgba: np.ndarray, profile: bytes | None = None) -> bytes:
@@ -110,7 +112,7 @@ def tiff_bytes(pixels: np.ndarray, profile: bytes | None = None) -> bytes:
     alpha marked unassociated: colours as they are, not multiplied by it), with the ICC colour
     ``profile`` when given."""
     buf = io.BytesIO()
-    alpha = {"extrasamples": [2]} if pixels.shape[-1] == 4 else {}  # unassociated alpha
+    alpha = {"extrasamples": [UNASSOCIATED_ALPHA]} if pixels.shape[-1] == 4 else {}
     tifffile.imwrite(
         buf, pixels, photometric="rgb", compression="zlib", iccprofile=profile, **alpha
     )
