@@ -17,7 +17,7 @@ from pixelwise.constants import (
     parse_stems,
     unusable,
 )
-from pixelwise.data.encoding import MaskEncoding
+from pixelwise.data.encoding import BLACK_AND_WHITE, MaskEncoding
 from pixelwise.data.io import (
     drawn_as_stored,
     laid_as_stored,
@@ -395,9 +395,6 @@ def geojson_groups(path: str, stamp: int, cells: str) -> tuple[list[tuple], np.n
     return found, np.array(box, float).reshape(-1, 4)
 
 
-BLACK_AND_WHITE = 255  # a binary mask's foreground as image files store it
-
-
 def predicted_ids(
     path: Path, stored: np.ndarray, encoding: MaskEncoding, classes: int
 ) -> np.ndarray:
@@ -428,8 +425,9 @@ def predicted_ids(
             )
     if class_ids:
         return stored.astype(np.int64)
-    if classes == 2 and found <= {0, BLACK_AND_WHITE}:  # another tool's binary mask, 0 and 255
-        return (stored == BLACK_AND_WHITE).astype(np.int64)
+    grey = BLACK_AND_WHITE[0]  # another tool's binary mask: 0 and 255
+    if classes == 2 and found <= set(grey):
+        return (stored == grey[1]).astype(np.int64)
     hint = ""
     if Path(path).suffix.lower() in (".jpg", ".jpeg"):
         hint = " (a JPEG's lossy compression changes the values at edges: save masks as PNG)"
