@@ -119,6 +119,12 @@ def crop_margin(margin: int | str) -> tuple[float, bool]:
     return value, relative
 
 
+def crop_setting(crop: bool, margin: str | None) -> str | None:
+    """``--crop`` / ``--crop-margin`` (the HTTP API's crop / crop_margin) as the margin to crop
+    with: the margin given (it implies crop), "0" for crop alone, None for no crop."""
+    return margin if margin is not None else ("0" if crop else None)
+
+
 MIN_ADAPT_PHOTOS = 10  # adapt holds a tenth out to watch the fit: at least one photo
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from pixelwise.constants import (
     CUTOUT_FORMATS,
     counted,
+    crop_setting,
     first_ten,
 )
 
@@ -63,7 +64,7 @@ def cutout_format(args: argparse.Namespace, out: Path) -> str:
 
 def crop_of(args: argparse.Namespace) -> str | None:
     """The crop margin of --crop and --crop-margin (which implies --crop); None: no crop."""
-    return args.crop_margin if args.crop_margin is not None else ("0" if args.crop else None)
+    return crop_setting(args.crop, args.crop_margin)
 
 
 def remove_background_with(args, image, model, box_model, background, **hints):

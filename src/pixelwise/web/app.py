@@ -38,7 +38,13 @@ from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
 
-from pixelwise.constants import CUTOUT_TYPES, DEFAULT_CUTOUT, crop_margin, parse_range
+from pixelwise.constants import (
+    CUTOUT_TYPES,
+    DEFAULT_CUTOUT,
+    crop_margin,
+    crop_setting,
+    parse_range,
+)
 from pixelwise.cutout import (
     BLUR,
     box_helper,
@@ -432,13 +438,12 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
 def parse_crop(crop: bool, margin: str | None) -> str | None:
     """The form's crop and crop_margin (which implies crop) as the margin, None for no crop;
     ValueError naming the field for a bad margin."""
-    if margin is None:
-        return "0" if crop else None
-    try:
-        crop_margin(margin)
-    except ValueError as exc:
-        raise ValueError(f"crop_margin: {exc}") from None
-    return margin
+    if margin is not None:
+        try:
+            crop_margin(margin)
+        except ValueError as exc:
+            raise ValueError(f"crop_margin: {exc}") from None
+    return crop_setting(crop, margin)
 
 
 async def refuse_unknown_fields(request: Request, fields: set[str]) -> None:
