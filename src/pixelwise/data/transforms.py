@@ -88,9 +88,18 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
+    if image.shape[-1] > 1 and image.size > BIG_IMAGE:  # a channel at a time: the same values
+        return np.concatenate(
+            [resize_image(image[..., c : c + 1], size) for c in range(image.shape[-1])], -1
+        )
     x = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None]
     x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
     return in_dtype(x[0].permute(1, 2, 0).numpy(), image.dtype)
+
+
+# values of an image above which :func:`resize_image` takes its channels one at a time: a float32
+# copy of one channel of a 48-megapixel photo instead of three (192 MB instead of 576 MB)
+BIG_IMAGE = 1 << 24
 
 
 def resize_weights(out: np.ndarray, in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
