@@ -18,6 +18,7 @@ again with it inside the box of the first cut (:func:`self_prompted`).
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -220,17 +221,39 @@ WHOLE_PHOTO_LOOK = 0.3
 
 
 def guided_filter(
-    guide: np.ndarray, src: np.ndarray, radius: int = 8, eps: float = 1e-3
+    guide: np.ndarray, src: np.ndarray, radius: int = 8, eps: float = 1e-3, rows: int | None = None
 ) -> np.ndarray:
     """He et al.'s guided filter with a grey guide: ``src`` smoothed, edges taken from ``guide``
-    (both (H, W) float32 in [0, 1]); O(1) per pixel with box filters."""
+    ((H, W) float32 in [0, 1], or a uint8 photo (H, W, C), its :func:`grey_of`); ``src`` (H, W)
+    in [0, 1] of any dtype, a boolean mask too; O(1) per pixel with box filters. Computed in
+    bands of ``rows`` rows (default: about :data:`BAND_PIXELS` pixels, at least 8 radii), each
+    with the ``2 * radius`` rows either side that its two rounds of box filters see, so that the
+    working memory is a band's, not seven planes of the photo's size (a 48-megapixel photo's
+    float32 plane is 192 MB)."""
+    h, w = guide.shape[:2]
+    step = rows or max(8 * radius, BAND_PIXELS // max(w, 1))
+    out = np.empty((h, w), np.float32)
+    margin = 2 * radius
+    for y0 in range(0, h, step):
+        y1 = min(h, y0 + step)
+        a0, a1 = max(0, y0 - margin), min(h, y1 + margin)
+        grey = guide[a0:a1] if guide.ndim == 2 else grey_of(guide[a0:a1])
+        band = _guided_filter(grey, src[a0:a1].astype(np.float32), radius, eps)
+        out[y0:y1] = band[y0 - a0 : y1 - a0]
+    return out
+
+
+BAND_PIXELS = 4_000_000  # pixels of a band of the guided filter: 16 MB per float32 plane
+
+
+def _guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """:func:`guided_filter` of one band, its borders mirrored (OpenCV's BORDER_REFLECT)."""
     import cv2
 
     def box(x):
         return cv2.boxFilter(x, -1, (2 * radius + 1, 2 * radius + 1), borderType=cv2.BORDER_REFLECT)
 
-    # in place where it can be: six full-size float32 planes fewer at the peak (a 48-megapixel
-    # photo's plane is 192 MB); the same arithmetic, so the same values
+    # in place where it can be: the same arithmetic, so the same values
     mean_i, mean_p = box(guide), box(src)
     cov = box(guide * src)
     cov -= mean_i * mean_p
@@ -319,13 +342,11 @@ def estimate_alpha(
 
     h, w = rgb.shape[:2]
     soft = prob_small if prob_small is not None else mask_small.astype(np.float32)
-    up = cv2.resize(soft.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    mask = up > 0.5
+    mask = cv2.resize(soft.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
     if largest_component and mask.any():
         mask = keep_largest(mask, fill_holes)
     elif fill_holes:
         mask = filled(mask)
-    grey = grey_of(rgb)
     scale = max(h, w) / max(soft.shape)  # pixels of the photo per model pixel
     if matting:
         tri = trimap(mask, matting_band(scale))
@@ -334,10 +355,8 @@ def estimate_alpha(
 
             return closed_form_matting(rgb, tri)
     # edge-aware upsampling of the cleaned mask: the photo's edges decide where alpha falls off
-    alpha = guided_filter(
-        grey, mask.astype(np.float32), radius=max(2, int(round(2 * scale))), eps=1e-3
-    )
-    return alpha.clip(0, 1)
+    alpha = guided_filter(rgb, mask, radius=max(2, int(round(2 * scale))), eps=1e-3)
+    return np.clip(alpha, 0, 1, out=alpha)
 
 
 MIN_FOREGROUND = (
@@ -890,7 +909,7 @@ def compose(
     no 16-bit colour), which :func:`cutout_bytes` writes as a 16-bit PNG."""
     if at_most is not None:
         alpha = np.minimum(alpha, at_most / 255.0)
-    a8 = (alpha * 255).round().astype(np.uint8)
+    a8 = to_8(alpha)
     subject = None if crop is None else subject_box(alpha, crop)
     if mask_only:
         cutout = Image.fromarray(a8, mode="L")
@@ -908,6 +927,12 @@ def compose(
     return cutout
 
 
+def to_8(alpha: np.ndarray) -> np.ndarray:
+    """An alpha in [0, 1] as uint8 0..255, rounded half to even, through one float plane."""
+    scaled = alpha * 255
+    return np.rint(scaled, out=scaled).astype(np.uint8)
+
+
 def to_16(alpha: np.ndarray) -> np.ndarray:
     """An alpha in [0, 1] as uint16 0..65535."""
     return np.rint(alpha * 65535).astype(np.uint16)
@@ -916,20 +941,60 @@ def to_16(alpha: np.ndarray) -> np.ndarray:
 def blurred_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """The photo's background blurred (Gaussian, sigma 1.5 % of the longer side), float32
     (H, W, 3): each pixel a weighted mean of the background near it, the subject left out
-    (weights 1 - alpha), so that the subject's colours do not spread around it as a halo."""
+    (weights 1 - alpha), so that the subject's colours do not spread around it as a halo.
+    A blur wider than :data:`BLUR_SIGMA` pixels is computed on the photo shrunk to that width
+    (:func:`shrunk_blur`): a 12-megapixel photo's sigma of 60 pixels took 11 s at full size
+    (0.4 s so), a 48-megapixel one's 2.5 minutes; the blur is smooth, and the cut-outs differ
+    by a grey level at most (95 % of values not at all, on a 12-megapixel photo)."""
     import cv2
 
     sigma = max(2.0, 0.015 * max(rgb.shape[:2]))
+    step = int(sigma // BLUR_SIGMA)
+
+    def blur(plane: np.ndarray) -> np.ndarray:
+        if step <= 1:
+            return cv2.GaussianBlur(plane, (0, 0), sigma)
+        return shrunk_blur(plane, sigma, step)
+
     away = (1.0 - alpha).astype(np.float32)
-    spread = cv2.GaussianBlur(rgb.astype(np.float32) * away[..., None], (0, 0), sigma)
-    weight = cv2.GaussianBlur(away, (0, 0), sigma)
-    return spread / np.maximum(weight, 1e-6)[..., None]
+    weight = np.maximum(blur(away), np.float32(1e-6))
+    out = np.empty((*rgb.shape[:2], 3), np.float32)
+    for c in range(3):
+        out[..., c] = blur(rgb[..., c] * away)
+        out[..., c] /= weight
+    return out
+
+
+def shrunk_blur(plane: np.ndarray, sigma: float, step: int) -> np.ndarray:
+    """OpenCV's Gaussian blur of a float32 plane (its borders mirrored about the edge pixels,
+    BORDER_REFLECT_101), computed on the plane shrunk ``step`` times (means of ``step`` x
+    ``step`` pixels) and enlarged back (bilinear): for a sigma of many pixels, whose blur is
+    smooth. The plane is mirrored by 4 sigmas first, so its edges are blurred as at full size."""
+    import cv2
+
+    h, w = plane.shape
+    m = step * math.ceil(4 * sigma / step)  # the margin, whole cells of the shrunk plane
+    padded = cv2.copyMakeBorder(
+        plane, m, m + (-h) % step, m, m + (-w) % step, cv2.BORDER_REFLECT_101
+    )
+    small = cv2.resize(
+        padded, (padded.shape[1] // step, padded.shape[0] // step), interpolation=cv2.INTER_AREA
+    )
+    small = cv2.GaussianBlur(small, (0, 0), sigma / step)
+    # photo pixel x lies at (x + m + 0.5) / step - 0.5 of the shrunk plane, as y does
+    shift = (m + 0.5) / step - 0.5
+    back = np.array([[1 / step, 0, shift], [0, 1 / step, shift]])
+    return cv2.warpAffine(small, back, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+
+
+BLUR_SIGMA = 4  # pixels: the widest blur :func:`blurred_background` computes at full size
 
 
 def compose_colours(rgb: np.ndarray, alpha: np.ndarray, a8: np.ndarray, background) -> Image.Image:
     """:func:`compose`'s RGBA cut-out, or RGB onto ``background``: a colour, or an image scaled
     to cover the photo, its aspect kept, and centred (what overhangs is cropped), as CSS's
-    ``background-size: cover`` shows one; or :data:`BLUR` (:func:`blurred_background`)."""
+    ``background-size: cover`` shows one; or :data:`BLUR` (:func:`blurred_background`).
+    Composited a channel at a time (a 48-megapixel photo's float32 colours are 576 MB)."""
     if background is not None:
         if isinstance(background, str) and background == BLUR:
             bg = blurred_background(rgb, alpha)
@@ -939,14 +1004,21 @@ def compose_colours(rgb: np.ndarray, alpha: np.ndarray, a8: np.ndarray, backgrou
             cover = ImageOps.fit(
                 Image.fromarray(_rgb(background)), rgb.shape[1::-1], Image.BILINEAR
             )
-            bg = np.asarray(cover, np.float32)
+            bg = np.asarray(cover)  # uint8: as float32, each value the same
         else:
             bg = np.broadcast_to(np.asarray(background, np.float32)[:3], rgb.shape)
-        out = alpha[..., None] * rgb.astype(np.float32) + (1 - alpha[..., None]) * bg
-        return Image.fromarray(out.round().clip(0, 255).astype(np.uint8), mode="RGB")
+        out, away = np.empty(rgb.shape, np.uint8), 1 - alpha
+        for c in range(3):
+            mixed = alpha * rgb[..., c].astype(np.float32)
+            mixed += away * bg[..., c]
+            out[..., c] = np.clip(np.rint(mixed, out=mixed), 0, 255, out=mixed)
+        return Image.fromarray(out, mode="RGB")
     # black under what is fully transparent, as other cut-out tools write it: the PNG is about 3x
     # smaller (median 265 -> 90 KiB over 20 cut-outs of the foreground sets)
-    return Image.fromarray(np.dstack([np.where(a8[..., None] > 0, rgb, 0), a8]), mode="RGBA")
+    rgba = np.zeros((*a8.shape, 4), np.uint8)
+    np.copyto(rgba[..., :3], rgb, where=(a8 > 0)[..., None])
+    rgba[..., 3] = a8
+    return Image.fromarray(rgba, mode="RGBA")
 
 
 def mask_iou_and_alpha_error(alpha: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
