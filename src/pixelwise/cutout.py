@@ -944,8 +944,9 @@ def blurred_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     (weights 1 - alpha), so that the subject's colours do not spread around it as a halo.
     A blur wider than :data:`BLUR_SIGMA` pixels is computed on the photo shrunk to that width
     (:func:`shrunk_blur`): a 12-megapixel photo's sigma of 60 pixels took 11 s at full size
-    (0.4 s so), a 48-megapixel one's 2.5 minutes; the blur is smooth, and the cut-outs differ
-    by a grey level at most (95 % of values not at all, on a 12-megapixel photo)."""
+    (0.2-0.4 s so), a 48-megapixel one's 2.5 minutes; the blur is smooth, and the cut-outs
+    differ by 1-2 grey levels at most, 95 % of their values not at all (two 12-megapixel
+    photos, ``benchmarks/large_photo.py``)."""
     import cv2
 
     sigma = max(2.0, 0.015 * max(rgb.shape[:2]))
