@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import disc_and_square, red_box_model
+from conftest import BrightIsForeground, disc_and_square, red_box_model, tiny_seg
 from PIL import Image
 
 from pixelwise.cli import main
@@ -319,6 +319,23 @@ def test_a_stroke_changes_the_cut_out_only_near_itself(monkeypatch, box):
     assert (alpha(rgb, method="grabcut", **keep) & spill & ~disc).sum() > 0.9 * (
         spill & ~disc
     ).sum()
+
+
+@pytest.mark.parametrize("method", ["grabcut", "graphcut"])
+@pytest.mark.parametrize("box", [None, (20, 20, 300, 220)])
+def test_an_erase_stroke_inside_the_subject_stays_erased(method, box):
+    """An erase stroke that lies wholly inside the subject (the gap between an arm and the body,
+    a hole the cut did not see) opens a hole in it: the holes of the cut are filled, but not
+    one an erase stroke lies in (it used to be filled back, and the stroke did nothing)."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(30, 50, (240, 320, 3)).astype(np.uint8)
+    rgb[60:180, 80:240] = rng.integers(200, 220, (120, 160, 3))  # a bright subject
+    erase = [{"points": [[130, 120], [190, 120]], "radius": 5}]  # inside it, nowhere near its edge
+    seg = tiny_seg(BrightIsForeground()) if method == "graphcut" else None
+    cut = alpha(rgb, seg, method=method, box=box, background_strokes=erase)
+    assert not cut[115:126, 130:191].any()  # erased where the stroke was
+    assert cut[70:100, 90:230].all() and cut[140:170, 90:230].all()  # kept around it
+    assert not cut[:50].any()
 
 
 def test_a_stroke_after_the_cut_out_reuses_it(monkeypatch):

@@ -584,9 +584,7 @@ def remove_background(
     input_range: tuple[float, float] | None = None,
     crop: int | str | None = None,
 ) -> Image.Image:
-    """Cut the foreground out of a photo.
-
-    Returns an RGBA image with the foreground's alpha at the photo's full resolution; with
+    """Cut the foreground out of a photo: an RGBA image with its alpha at full resolution; with
     ``mask_only`` the alpha alone (mode L); with ``background`` (an RGB triple, an image array
     or a path) the foreground composited onto it (mode RGB); with the photo's colour profile
     and, of a 16-bit photo, its 16-bit cut-out (:func:`compose`).
@@ -624,8 +622,20 @@ def remove_background(
         alpha = estimate_alpha(rgb, prob_small=prob, fill_holes=fill_holes, **keep)
     else:
         mask = mask_of(method, small, prob, helper, hints, precision, largest_component)
+        mask, fill_holes = erased_kept_open(mask, hints, fill_holes)
         alpha = estimate_alpha(rgb, mask_small=mask, fill_holes=fill_holes, **keep)
     return compose(rgb, alpha, background, mask_only, given_alpha, profile, crop, deep)
+
+
+def erased_kept_open(
+    mask: np.ndarray, hints: UserInput, fill_holes: bool
+) -> tuple[np.ndarray, bool]:
+    """A working-size cut with erase strokes: its holes filled now, except those an erase stroke
+    lies in (the gap between an arm and the body), and ``False``: no holes left to fill at the
+    photo's size, which would fill those back; without erase strokes, as given."""
+    if not fill_holes or hints.background is None:
+        return mask, fill_holes
+    return filled(mask, kept_open=hints.background), False
 
 
 class DimPhoto(Note):
