@@ -1,3 +1,4 @@
+import contextlib
 import os
 from pathlib import Path
 
@@ -169,3 +170,46 @@ def geojson_raster(geometry: dict, shape: tuple[int, int]):
             inside &= ~Outline(hole).contains_points(centres)
         found |= inside
     return found.reshape(shape)
+
+
+@contextlib.contextmanager
+def served_page(app, viewport: dict | None = None):
+    """A headless Chromium page and the address of ``app`` served by uvicorn on a free port
+    (both closed afterwards); skips without playwright or Chromium."""
+    pytest.importorskip("playwright", reason="browser test needs the [browser] extra (playwright)")
+    import shutil
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    browser_path = next(
+        filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
+    )
+    if browser_path is None:
+        pytest.skip(
+            "no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it"
+        )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=browser_path, args=["--no-sandbox", "--disable-gpu"]
+            )
+            try:
+                yield browser.new_page(viewport=viewport), f"http://127.0.0.1:{port}/"
+            finally:
+                browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

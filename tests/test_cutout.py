@@ -3,16 +3,12 @@ with good and bad uploads, and the web page in a real browser (headless Chromium
 
 import io
 import json
-import shutil
-import socket
-import threading
-import time
 
 import numpy as np
 import pytest
 import tifffile
 import torch
-from conftest import BrightIsForeground, geojson_raster, tiny_seg
+from conftest import BrightIsForeground, geojson_raster, served_page, tiny_seg
 from PIL import Image
 
 from pixelwise.checkpoint import save_checkpoint
@@ -323,88 +319,53 @@ def test_http_api_takes_a_12_bit_photos_input_range():
     assert bad.status_code == 400 and "input_range must be LO,HI" in bad.json()["detail"]
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    pytest.skip(
-        "no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it"
-    )
-
-
 def test_web_page_in_a_real_browser(tmp_path):
-    pytest.importorskip("playwright", reason="browser test needs the [browser] extra (playwright)")
-    import uvicorn
-    from playwright.sync_api import sync_playwright
-
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
     from pixelwise.web.app import create_app
 
-    browser_path = _chromium()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(tiny_seg(BrightIsForeground())),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
     photo = tmp_path / "photo.png"
     Image.fromarray(_photo(90, 120)[0]).save(photo)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.set_input_files("#file", str(photo))
-            page.wait_for_function(
-                "document.getElementById('status').textContent === 'done'", timeout=30_000
-            )
-            # the shown cut-out has transparent pixels (corner) and opaque ones (centre)
-            alphas = page.evaluate("""() => {
-                const img = document.getElementById('after'), c = document.createElement('canvas');
-                c.width = img.naturalWidth; c.height = img.naturalHeight;
-                const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
-                return [c.width, ctx.getImageData(2, 2, 1, 1).data[3], ctx.getImageData(60, 45, 1, 1).data[3]];
-            }""")
-            assert alphas == [120, 0, 255]
-            with page.expect_download() as info:
-                page.click("#download")
-            saved = tmp_path / "download.png"
-            info.value.save_as(saved)
-            assert info.value.suggested_filename == "photo-cutout.png"
-            page.select_option("#format", "webp")  # cut out again, answered as WebP
-            page.wait_for_function("window.__shown === 2", timeout=30_000)
-            assert page.text_content("#download") == "Download WebP"
-            with page.expect_download() as info:
-                page.click("#download")
-            webp = tmp_path / "download.webp"
-            info.value.save_as(webp)
-            assert info.value.suggested_filename == "photo-cutout.webp"
-            page.check("#crop")  # cut out again, cropped to the disc
-            page.wait_for_function("window.__shown === 3", timeout=30_000)
-            cropped = page.evaluate("[document.getElementById('after').naturalWidth,"
-                                    " document.getElementById('after').naturalHeight]")  # fmt: skip
-            page.uncheck("#crop")
-            page.wait_for_function("window.__shown === 4", timeout=30_000)
-            page.select_option("#background", "blur")  # onto the photo's blurred background
-            page.wait_for_function("window.__shown === 5", timeout=30_000)
-            corner = page.evaluate("""() => {
-                const img = document.getElementById('after'), c = document.createElement('canvas');
-                c.width = img.naturalWidth; c.height = img.naturalHeight;
-                const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
-                return Array.from(ctx.getImageData(2, 2, 1, 1).data);
-            }""")
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served_page(create_app(tiny_seg(BrightIsForeground()))) as (page, address):
+        page.goto(address)
+        page.set_input_files("#file", str(photo))
+        page.wait_for_function(
+            "document.getElementById('status').textContent === 'done'", timeout=30_000
+        )
+        # the shown cut-out has transparent pixels (corner) and opaque ones (centre)
+        alphas = page.evaluate("""() => {
+            const img = document.getElementById('after'), c = document.createElement('canvas');
+            c.width = img.naturalWidth; c.height = img.naturalHeight;
+            const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
+            return [c.width, ctx.getImageData(2, 2, 1, 1).data[3], ctx.getImageData(60, 45, 1, 1).data[3]];
+        }""")
+        assert alphas == [120, 0, 255]
+        with page.expect_download() as info:
+            page.click("#download")
+        saved = tmp_path / "download.png"
+        info.value.save_as(saved)
+        assert info.value.suggested_filename == "photo-cutout.png"
+        page.select_option("#format", "webp")  # cut out again, answered as WebP
+        page.wait_for_function("window.__shown === 2", timeout=30_000)
+        assert page.text_content("#download") == "Download WebP"
+        with page.expect_download() as info:
+            page.click("#download")
+        webp = tmp_path / "download.webp"
+        info.value.save_as(webp)
+        assert info.value.suggested_filename == "photo-cutout.webp"
+        page.check("#crop")  # cut out again, cropped to the disc
+        page.wait_for_function("window.__shown === 3", timeout=30_000)
+        cropped = page.evaluate("[document.getElementById('after').naturalWidth,"
+                                " document.getElementById('after').naturalHeight]")  # fmt: skip
+        page.uncheck("#crop")
+        page.wait_for_function("window.__shown === 4", timeout=30_000)
+        page.select_option("#background", "blur")  # onto the photo's blurred background
+        page.wait_for_function("window.__shown === 5", timeout=30_000)
+        corner = page.evaluate("""() => {
+            const img = document.getElementById('after'), c = document.createElement('canvas');
+            c.width = img.naturalWidth; c.height = img.naturalHeight;
+            const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0);
+            return Array.from(ctx.getImageData(2, 2, 1, 1).data);
+        }""")
     downloaded = Image.open(saved)
     assert downloaded.mode == "RGBA" and downloaded.size == (120, 90)
     assert np.asarray(downloaded)[..., 3].min() == 0

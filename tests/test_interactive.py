@@ -4,11 +4,12 @@ in a real browser, on photos whose answer is known (a red disc and a blue square
 import io
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BrightIsForeground, disc_and_square, red_box_model, tiny_seg
+from conftest import BrightIsForeground, disc_and_square, red_box_model, served_page, tiny_seg
 from PIL import Image
 
 from pixelwise.cli import main
@@ -685,88 +686,98 @@ LAYOUT_CHECK = """() => {
 
 
 def test_web_page_box_stroke_undo_in_a_real_browser(tmp_path):
-    pytest.importorskip("playwright", reason="browser test needs the [browser] extra (playwright)")
-    import shutil
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-    from playwright.sync_api import sync_playwright
-
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
     from pixelwise.web.app import create_app
 
-    browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser_path is None:
-        pytest.skip(
-            "no Chromium on this machine (Debian: apt-get install chromium); .ci/run installs it"
-        )
     rgb = np.asarray(
         Image.fromarray(scene()[0]).resize((320, 240), Image.NEAREST)
     )  # the scene at 2x
     photo = tmp_path / "scene.png"
     Image.fromarray(rgb).save(photo)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(method="grabcut"), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    alpha_at = """([x, y]) => { const img = document.getElementById('after'), c = document.createElement('canvas');
-        c.width = img.naturalWidth; c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0);
-        return g.getImageData(x, y, 1, 1).data[3]; }"""
     square_centre, disc_centre = [240, 125], [90, 120]  # in the 320 x 240 photo
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=browser_path, args=["--no-sandbox", "--disable-gpu"]
-            )
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/")
-            assert "Photos up to 20 MB and 40 megapixels" in " ".join(
-                page.text_content("header").split()
-            )
-            page.set_input_files("#file", str(photo))
-            wait_done(page)
-            box = page.locator("#photo").bounding_box()
-
-            def at(x, y):  # photo pixels -> page coordinates
-                return box["x"] + x * box["width"] / 320, box["y"] + y * box["height"] / 240
-
-            drag(page, [at(20, 50), at(300, 200)])  # a box around both objects
-            wait_done(page, 2)
-            assert (
-                page.evaluate(alpha_at, square_centre) == 255
-                and page.evaluate(alpha_at, disc_centre) == 255
-            )
-            page.keyboard.press("e")  # the erase tool, from the keyboard
-            assert page.get_attribute("[data-tool=background]", "aria-pressed") == "true"
-            drag(page, [at(215, 110), at(265, 140)])
-            wait_done(page, 3)
-            assert page.evaluate(alpha_at, square_centre) == 0  # erased where the stroke was
-            assert page.evaluate(alpha_at, disc_centre) == 255  # and kept elsewhere
-            page.screenshot(path=str(tmp_path / "page-1280x900.png"), full_page=True)
-            assert page.evaluate(LAYOUT_CHECK) == {"clashes": [], "sideways": False}
-            page.keyboard.press("Control+z")  # undo the stroke
-            wait_done(page, 4)
-            assert page.evaluate(alpha_at, square_centre) == 255
-            page.set_viewport_size({"width": 390, "height": 844})
-            assert page.evaluate(LAYOUT_CHECK) == {"clashes": [], "sideways": False}
-            page.screenshot(path=str(tmp_path / "page-390x844.png"), full_page=True)
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    viewport = {"width": 1280, "height": 900}
+    with served_page(create_app(method="grabcut"), viewport) as (page, address):
+        page.goto(address)
+        assert "Photos up to 20 MB and 40 megapixels" in " ".join(
+            page.text_content("header").split()
+        )
+        page.set_input_files("#file", str(photo))
+        wait_done(page)
+        at = photo_to_page(page, 320, 240)
+        drag(page, [at(20, 50), at(300, 200)])  # a box around both objects
+        wait_done(page, 2)
+        assert (
+            page.evaluate(ALPHA_AT, square_centre) == 255
+            and page.evaluate(ALPHA_AT, disc_centre) == 255
+        )
+        page.keyboard.press("e")  # the erase tool, from the keyboard
+        assert page.get_attribute("[data-tool=background]", "aria-pressed") == "true"
+        drag(page, [at(215, 110), at(265, 140)])
+        wait_done(page, 3)
+        assert page.evaluate(ALPHA_AT, square_centre) == 0  # erased where the stroke was
+        assert page.evaluate(ALPHA_AT, disc_centre) == 255  # and kept elsewhere
+        page.screenshot(path=str(tmp_path / "page-1280x900.png"), full_page=True)
+        assert page.evaluate(LAYOUT_CHECK) == {"clashes": [], "sideways": False}
+        page.keyboard.press("Control+z")  # undo the stroke
+        wait_done(page, 4)
+        assert page.evaluate(ALPHA_AT, square_centre) == 255
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert page.evaluate(LAYOUT_CHECK) == {"clashes": [], "sideways": False}
+        page.screenshot(path=str(tmp_path / "page-390x844.png"), full_page=True)
     keep = os.environ.get("PIXELWISE_SCREENSHOTS")  # where CI or a reviewer wants the pictures
     if keep:
         for shot in tmp_path.glob("page-*.png"):
             shutil.copy(shot, Path(keep) / shot.name)
+
+
+def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(tmp_path):
+    """A JPEG over serve --preview-megapixels is cut out from a copy of that size at each box
+    and stroke (quick on a phone's photo), the box and strokes scaled to it; Download asks for
+    the cut-out of the photo itself, with the same box and strokes, at its full size."""
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from pixelwise.web.app import Limits, create_app
+
+    rgb = np.asarray(Image.fromarray(scene()[0]).resize((320, 240), Image.NEAREST))
+    photo = tmp_path / "scene.jpg"
+    Image.fromarray(rgb).save(photo, quality=95)
+    square_centre, disc_centre = [240, 125], [90, 120]  # in the 320 x 240 photo
+    app = create_app(method="grabcut", limits=Limits(preview_megapixels=0.02))  # 163 x 122
+    with served_page(app, {"width": 1280, "height": 900}) as (page, address):
+        page.goto(address)
+        page.set_input_files("#file", str(photo))
+        wait_done(page)
+        shown = "[document.getElementById('after').naturalWidth, document.getElementById('after').naturalHeight]"
+        assert page.evaluate(shown) == [163, 122]  # the copy's cut-out
+        note = " ".join(page.text_content("#preview-note").split())
+        assert "of a 0.02-megapixel copy" in note and "itself, 0.077 megapixels" in note
+        at = photo_to_page(page, 320, 240)
+        drag(page, [at(20, 50), at(300, 200)])  # a box around both objects
+        wait_done(page, 2)
+        page.keyboard.press("e")
+        drag(page, [at(215, 110), at(265, 140)])  # erase the square
+        wait_done(page, 3)
+        small = [round(v * 163 / 320) for v in square_centre[:1]] + [round(125 * 122 / 240)]
+        assert page.evaluate(ALPHA_AT, small) == 0  # erased in the copy's cut-out
+        with page.expect_download() as info:
+            page.click("#download")
+        saved = tmp_path / "download.png"
+        info.value.save_as(saved)
+        assert page.text_content("#message") == "done"
+    alpha = np.asarray(Image.open(saved))[..., 3]
+    assert alpha.shape == (240, 320)  # the photo's own size
+    assert alpha[tuple(square_centre[::-1])] == 0 and alpha[tuple(disc_centre[::-1])] == 255
+    assert alpha[5, 5] == 0  # outside the box
+
+
+ALPHA_AT = """([x, y]) => { const img = document.getElementById('after'), c = document.createElement('canvas');
+    c.width = img.naturalWidth; c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+    return g.getImageData(x, y, 1, 1).data[3]; }"""
+
+
+def photo_to_page(page, width: int, height: int):
+    """A function of photo pixels (x, y) to the page's coordinates on the photo's canvas."""
+    box = page.locator("#photo").bounding_box()
+    return lambda x, y: (box["x"] + x * box["width"] / width, box["y"] + y * box["height"] / height)
 
 
 def drag(page, points):

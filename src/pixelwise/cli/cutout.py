@@ -292,6 +292,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.threads,
         args.queue,
         hosts=(*LOOPBACK, *(args.allow_host or ())),
+        preview_megapixels=args.preview_megapixels,
     )
     serve(args.host, args.port, model, args.method, limits, box_model)
     return 0

@@ -374,6 +374,14 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 type=bounded(float, 0),
             ),
             Opt(
+                ("--preview-megapixels",),
+                "the web page edits a JPEG photo larger than this on a copy of this size, quick to "
+                "cut out at each stroke; its Download cuts out the photo itself (default 2; 0: the "
+                "photo itself always)",
+                2.0,
+                type=bounded(float, 0),
+            ),
+            Opt(
                 ("--threads",),
                 "requests processed at once (default 2)",
                 2,

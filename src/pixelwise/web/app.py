@@ -80,6 +80,9 @@ class Limits:
     max_strokes: int = 200
     max_stroke_points: int = 20_000
     hosts: tuple[str, ...] = LOOPBACK
+    # the web page edits a JPEG larger than this on a copy of this size, its Download cutting
+    # out the photo itself (0: the photo itself always)
+    preview_megapixels: float = 2.0
 
     @property
     def max_bytes(self) -> int:
@@ -269,9 +272,12 @@ def create_app(
         remove_background(blank, seg, method=method, box=(8, 8, 56, 56), box_model=helper)
     pool = ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix="remove-bg")
     page = resources.files("pixelwise").joinpath("web/static/index.html").read_text()
-    page = page.replace("{{MAX_UPLOAD_MB}}", f"{limits.max_upload_mb:g}").replace(
-        "{{MAX_MEGAPIXELS}}", f"{limits.max_megapixels:g}"
-    )
+    for name, value in (
+        ("MAX_UPLOAD_MB", limits.max_upload_mb),
+        ("MAX_MEGAPIXELS", limits.max_megapixels),
+        ("PREVIEW_MEGAPIXELS", limits.preview_megapixels),
+    ):
+        page = page.replace("{{" + name + "}}", f"{value:g}")
     app = FastAPI(
         title="pixelwise background removal",
         version="1",
@@ -301,6 +307,7 @@ def create_app(
             "max_upload_mb": limits.max_upload_mb,
             "max_megapixels": limits.max_megapixels,
             "max_matting_megapixels": limits.max_matting_megapixels,
+            "preview_megapixels": limits.preview_megapixels,
         }
 
     add_remove_route(app, lambda job: job.run(seg, method, limits, helper), limits)
