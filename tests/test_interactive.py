@@ -724,9 +724,15 @@ def test_web_page_box_stroke_undo_in_a_real_browser(tmp_path):
         page.set_viewport_size({"width": 390, "height": 844})
         assert page.evaluate(LAYOUT_CHECK) == {"clashes": [], "sideways": False}
         page.screenshot(path=str(tmp_path / "page-390x844.png"), full_page=True)
-    keep = os.environ.get("PIXELWISE_SCREENSHOTS")  # where CI or a reviewer wants the pictures
+    keep_screenshots(tmp_path)
+
+
+def keep_screenshots(folder: Path) -> None:
+    """The page's screenshots in ``folder`` copied where CI or a reviewer wants the pictures
+    (``PIXELWISE_SCREENSHOTS``), if anywhere."""
+    keep = os.environ.get("PIXELWISE_SCREENSHOTS")
     if keep:
-        for shot in tmp_path.glob("page-*.png"):
+        for shot in folder.glob("page-*.png"):
             shutil.copy(shot, Path(keep) / shot.name)
 
 
@@ -763,6 +769,10 @@ def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(
         saved = tmp_path / "download.png"
         info.value.save_as(saved)
         assert page.text_content("#message") == "done"
+        page.set_viewport_size({"width": 390, "height": 844})  # the note beside the caption
+        assert page.evaluate(LAYOUT_CHECK) == {"clashes": [], "sideways": False}
+        page.screenshot(path=str(tmp_path / "page-preview-390x844.png"), full_page=True)
+    keep_screenshots(tmp_path)
     alpha = np.asarray(Image.open(saved))[..., 3]
     assert alpha.shape == (240, 320)  # the photo's own size
     assert alpha[tuple(square_centre[::-1])] == 0 and alpha[tuple(disc_centre[::-1])] == 255
