@@ -736,17 +736,35 @@ def keep_screenshots(folder: Path) -> None:
             shutil.copy(shot, Path(keep) / shot.name)
 
 
-def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(tmp_path):
-    """A JPEG over serve --preview-megapixels is cut out from a copy of that size at each box
-    and stroke (quick on a phone's photo), the box and strokes scaled to it; Download asks for
-    the cut-out of the photo itself, with the same box and strokes, at its full size."""
+def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(
+    tmp_path, monkeypatch
+):
+    """A still photo over serve --preview-megapixels is cut out from a copy of that size at each
+    box and stroke (quick on a phone's photo), the box and strokes scaled to it; Download asks
+    for the cut-out of the photo itself, with the same box and strokes, at its full size. A
+    PNG's copy keeps its transparency; an animated PNG is sent whole (a copy keeps one frame)."""
     pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    import pixelwise.web.app as web
+    from pixelwise.data.io import transparency
     from pixelwise.web.app import Limits, create_app
+
+    cut, seen = web.remove_background, []  # what the server was given: size, transparency
+
+    def watched(image, *args, **kwargs):
+        seen.append((getattr(image, "size", None), transparency(image) is not None))
+        return cut(image, *args, **kwargs)
+
+    monkeypatch.setattr(web, "remove_background", watched)
 
     rgb = np.asarray(Image.fromarray(scene()[0]).resize((320, 240), Image.NEAREST))
     photo = tmp_path / "scene.jpg"
     Image.fromarray(rgb).save(photo, quality=95)
     square_centre, disc_centre = [240, 125], [90, 120]  # in the 320 x 240 photo
+    sticker = np.dstack([rgb, np.full((240, 320), 255, np.uint8)])
+    sticker[:, 160:, 3] = 0  # the square's half transparent: the cut stays in the other
+    Image.fromarray(sticker).save(tmp_path / "sticker.png")
+    frames = [Image.fromarray(rgb), Image.fromarray(rgb[:, ::-1].copy())]
+    frames[0].save(tmp_path / "wave.png", save_all=True, append_images=frames[1:], duration=100)
     app = create_app(method="grabcut", limits=Limits(preview_megapixels=0.02))  # 163 x 122
     with served_page(app, {"width": 1280, "height": 900}) as (page, address):
         page.goto(address)
@@ -772,6 +790,13 @@ def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(
         page.set_viewport_size({"width": 390, "height": 844})  # the note beside the caption
         assert page.evaluate(LAYOUT_CHECK) == {"clashes": [], "sideways": False}
         page.screenshot(path=str(tmp_path / "page-preview-390x844.png"), full_page=True)
+        page.set_input_files("#file", str(tmp_path / "sticker.png"))
+        wait_done(page, 4)
+        assert page.evaluate(shown) == [163, 122] and seen[-1] == ((163, 122), True)  # a PNG's
+        assert page.evaluate(ALPHA_AT, [120, 60]) == 0  # copy, with its transparency
+        page.set_input_files("#file", str(tmp_path / "wave.png"))
+        wait_done(page, 5)
+        assert page.evaluate(shown) == [320, 240] and page.is_hidden("#preview-note")
     keep_screenshots(tmp_path)
     alpha = np.asarray(Image.open(saved))[..., 3]
     assert alpha.shape == (240, 320)  # the photo's own size

@@ -80,8 +80,8 @@ class Limits:
     max_strokes: int = 200
     max_stroke_points: int = 20_000
     hosts: tuple[str, ...] = LOOPBACK
-    # the web page edits a JPEG larger than this on a copy of this size, its Download cutting
-    # out the photo itself (0: the photo itself always)
+    # the web page edits a still photo (JPEG, PNG, WebP) larger than this on a copy of this
+    # size, its Download cutting out the photo itself (0: the photo itself always)
     preview_megapixels: float = 2.0
 
     @property
