@@ -103,21 +103,21 @@ def test_exif_orientation_applied(tmp_path):
 
 def test_photo_read_without_whole_copies(tmp_path, monkeypatch):
     """A colour photo with nothing to turn is not copied whole on its way to an array (by
-    exif_transpose, by converting RGB to RGB): each copy is 192 MB of a 48-megapixel photo,
-    which decoding doubled. Turned photos are still turned (test above)."""
+    exif_transpose, by converting RGB to RGB), nor is a cut-out's for its alpha: each copy is
+    192 MB of a 48-megapixel photo. Turned photos are still turned (test above)."""
     arr = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
     Image.fromarray(arr).save(tmp_path / "p.png")
     exif = Image.Exif()
     exif[0x0112] = 1  # upright, said so
     Image.fromarray(arr).save(tmp_path / "p.jpg", exif=exif, quality=95)
     expected = {"p.png": arr, "p.jpg": np.asarray(Image.open(tmp_path / "p.jpg"))}
+    alpha = np.full((24, 32), 255, np.uint8)
+    alpha[:4] = 0
+    Image.fromarray(np.dstack([arr, alpha])).save(tmp_path / "cut.png")
 
     def no_copy(self):
         raise AssertionError("the whole image copied")
 
-    alpha = np.full((24, 32), 255, np.uint8)
-    alpha[:4] = 0
-    Image.fromarray(np.dstack([arr, alpha])).save(tmp_path / "cut.png")
     monkeypatch.setattr(Image.Image, "copy", no_copy)
     for name, pixels in expected.items():
         np.testing.assert_array_equal(read_image(tmp_path / name), pixels)

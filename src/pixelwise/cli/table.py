@@ -375,9 +375,9 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             ),
             Opt(
                 ("--preview-megapixels",),
-                "the web page edits a still photo (JPEG, PNG, WebP) larger than this on a copy of this size, quick to "
-                "cut out at each stroke; its Download cuts out the photo itself (default 2; 0: the "
-                "photo itself always)",
+                "the web page edits a still photo (JPEG, PNG, WebP) larger than this on a copy of "
+                "this size, quick to cut out at each stroke; its Download cuts out the photo itself "
+                "(default 2; 0: the photo itself always)",
                 2.0,
                 type=bounded(float, 0),
             ),
