@@ -319,6 +319,61 @@ def test_http_api_takes_a_12_bit_photos_input_range():
     assert bad.status_code == 400 and "input_range must be LO,HI" in bad.json()["detail"]
 
 
+def test_http_shown_is_the_photo_as_remove_bg_reads_it_for_browsers_that_cannot_show_it():
+    """POST /api/shown (the web page's way to draw a TIFF, or HEIC outside Safari): the photo
+    upright, at 8 bits, shrunk to --preview-megapixels, as a JPEG (a PNG with its transparency),
+    its own size in X-Photo-Width and X-Photo-Height; bad uploads get the API's errors."""
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from fastapi.testclient import TestClient
+
+    from pixelwise.web.app import Limits, create_app
+
+    seg = tiny_seg(BrightIsForeground())
+    client = TestClient(
+        create_app(seg, method="model", limits=Limits(preview_megapixels=0.003)),
+        base_url="http://localhost",
+    )
+    image = _photo(60, 80)[0]
+
+    def shown(data: bytes, name: str, **kwargs):
+        reply = client.post("/api/shown", files={"file": (name, data, "image/tiff")}, **kwargs)
+        size = (reply.headers.get("X-Photo-Width"), reply.headers.get("X-Photo-Height"))
+        return reply, size
+
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, image.astype(np.uint16) * 257)  # 16 bits
+    reply, size = shown(buf.getvalue(), "deep.tif")
+    copy = Image.open(io.BytesIO(reply.content))
+    assert reply.headers["content-type"] == "image/jpeg" and size == ("80", "60")
+    assert copy.size == (63, 47)  # 3,000 pixels at most, the aspect kept
+    expected = np.asarray(Image.fromarray(image).resize(copy.size, Image.BOX), np.float64)
+    assert np.abs(np.asarray(copy, np.float64) - expected).mean() < 6  # JPEG's rounding
+    rgba = np.dstack([image, np.full((60, 80), 255, np.uint8)])
+    rgba[:, :40, 3] = 0
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, rgba, extrasamples=["unassalpha"])
+    reply, size = shown(buf.getvalue(), "cut.tif")
+    assert reply.headers["content-type"] == "image/png" and size == ("80", "60")
+    alpha = np.asarray(Image.open(io.BytesIO(reply.content)))[..., 3]
+    assert alpha[:, :28].max() == 0 and alpha[:, -28:].min() == 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored on its side: shown upright
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", exif=exif)
+    assert shown(buf.getvalue(), "turned.jpg")[1] == ("60", "80")
+    assert shown(b"not an image", "x.tif")[0].status_code == 400
+    reply = client.post(
+        "/api/shown", files={"file": ("p.png", _png(image), "image/png")}, data={"box": "1,2,3,4"}
+    )
+    assert reply.status_code == 400 and "unknown field(s) box" in reply.json()["detail"]
+    whole = TestClient(
+        create_app(seg, method="model", limits=Limits(preview_megapixels=0)),
+        base_url="http://localhost",
+    )
+    reply = whole.post("/api/shown", files={"file": ("p.png", _png(image), "image/png")})
+    assert Image.open(io.BytesIO(reply.content)).size == (80, 60)  # 0: the photo's own size
+
+
 def test_web_page_in_a_real_browser(tmp_path):
     pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
     from pixelwise.web.app import create_app

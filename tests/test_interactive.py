@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 from conftest import BrightIsForeground, disc_and_square, red_box_model, served_page, tiny_seg
 from PIL import Image
 
@@ -751,7 +752,8 @@ def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(
     cut, seen = web.remove_background, []  # what the server was given: size, transparency
 
     def watched(image, *args, **kwargs):
-        seen.append((getattr(image, "size", None), transparency(image) is not None))
+        size = image.size if isinstance(image, Image.Image) else np.shape(image)[1::-1]
+        seen.append((tuple(size), transparency(image) is not None))
         return cut(image, *args, **kwargs)
 
     monkeypatch.setattr(web, "remove_background", watched)
@@ -765,6 +767,7 @@ def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(
     Image.fromarray(sticker).save(tmp_path / "sticker.png")
     frames = [Image.fromarray(rgb), Image.fromarray(rgb[:, ::-1].copy())]
     frames[0].save(tmp_path / "wave.png", save_all=True, append_images=frames[1:], duration=100)
+    tifffile.imwrite(tmp_path / "scene.tif", rgb.astype(np.uint16) * 257)  # 16 bits
     app = create_app(method="grabcut", limits=Limits(preview_megapixels=0.02))  # 163 x 122
     with served_page(app, {"width": 1280, "height": 900}) as (page, address):
         page.goto(address)
@@ -797,7 +800,22 @@ def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(
         page.set_input_files("#file", str(tmp_path / "wave.png"))
         wait_done(page, 5)
         assert page.evaluate(shown) == [320, 240] and page.is_hidden("#preview-note")
+        page.set_input_files("#file", str(tmp_path / "scene.tif"))  # no browser shows a TIFF:
+        wait_done(page, 6)  # drawn on the server's copy (/api/shown), cut out from it
+        assert page.evaluate(shown) == [163, 122] and seen[-1] == ((163, 122), False)
+        assert page.evaluate("document.getElementById('photo').width") == 320
+        page.click("[data-tool=box]")
+        at = photo_to_page(page, 320, 240)  # at the phone's width now
+        drag(page, [at(20, 50), at(150, 200)])  # a box around the disc alone
+        wait_done(page, 7)
+        with page.expect_download() as info:
+            page.click("#download")
+        tiff_cut = tmp_path / "tiff-cut.png"
+        info.value.save_as(tiff_cut)
     keep_screenshots(tmp_path)
+    alpha = np.asarray(Image.open(tiff_cut))[..., 3]
+    assert alpha.shape == (240, 320) and seen[-1] == ((320, 240), False)  # the TIFF itself
+    assert alpha[tuple(disc_centre[::-1])] == 255 and alpha[tuple(square_centre[::-1])] == 0
     alpha = np.asarray(Image.open(saved))[..., 3]
     assert alpha.shape == (240, 320)  # the photo's own size
     assert alpha[tuple(square_centre[::-1])] == 0 and alpha[tuple(disc_centre[::-1])] == 255

@@ -344,7 +344,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "POST /api/remove-background (multipart 'file'; box and strokes optional) returns a PNG (format=webp "
         "or jpg: those); POST "
         "/api/predict the served model's class-id mask (output=objects: instance labels; output=coco: "
-        "COCO annotations); GET / is a web page; GET /docs the OpenAPI description. Binds 127.0.0.1 unless told otherwise. Limits: uploads "
+        "COCO annotations); GET / is a web page (POST /api/shown: a photo as it draws one a browser cannot "
+        "show, TIFF or HEIC); GET /docs the OpenAPI description. Binds 127.0.0.1 unless told otherwise. Limits: uploads "
         "(--max-upload-mb), decoded pixels (--max-megapixels), matting (--max-matting-megapixels): 413 beyond; "
         "requests beyond --threads + --queue: 503; Host must be a loopback name, --host or --allow-host (400) and "
         "a POST's Origin one of those (403).",

@@ -26,6 +26,7 @@ no file path is taken from a request.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,7 @@ from pixelwise.cutout import (
     box_helper,
     get_model,
     parse_colour,
+    read_photo,
     remove_background,
 )
 from pixelwise.data.io import ImageReadError, ImageTooLarge, open_image_bytes, read_image_bytes
@@ -247,6 +249,37 @@ class Job:
         )
 
 
+@dataclass
+class ShownJob:
+    """One ``/api/shown`` request's work, done in the thread pool."""
+
+    data: bytes
+    name: str
+
+    def run(self, limits: Limits) -> tuple[bytes, str, tuple[int, int]]:
+        """The photo as remove-bg reads it (upright, 8 bits, inks as colours, its transparency
+        kept), shrunk to ``limits.preview_megapixels`` when larger (0: its own size): a JPEG, a
+        PNG when it has transparency; its media type; and the photo's own (width, height)."""
+        import cv2
+
+        photo = decode_upload(
+            self.data, self.name, int(limits.max_megapixels * 1e6), open_image_bytes
+        )
+        rgb, alpha, *_ = read_photo(photo)
+        height, width = rgb.shape[:2]
+        pixels = np.dstack([rgb, alpha]) if alpha is not None else rgb
+        shrink = (limits.preview_megapixels * 1e6 / (width * height)) ** 0.5
+        if 0 < shrink < 1:  # as the page shrinks a photo it shows itself
+            size = (max(1, int(width * shrink)), max(1, int(height * shrink)))
+            pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+        shown = Image.fromarray(pixels)
+        if alpha is not None:
+            return png_bytes(shown), "image/png", (width, height)
+        buffer = io.BytesIO()
+        shown.save(buffer, format="JPEG", quality=92)
+        return buffer.getvalue(), "image/jpeg", (width, height)
+
+
 def pixel_count(photo) -> int:
     """The pixels of an opened upload: a PIL image, an array or an :class:`Animation` (all its
     frames)."""
@@ -311,6 +344,7 @@ def create_app(
         }
 
     add_remove_route(app, lambda job: job.run(seg, method, limits, helper), limits)
+    add_shown_route(app, limits)
     if seg is not None:
         add_predict_route(app, seg, limits)
     return app
@@ -440,6 +474,37 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
                 "X-Kept-Nothing": "true" if empty else "false",
             },
         )
+
+
+def add_shown_route(app: FastAPI, limits: Limits) -> None:
+    @app.post(
+        "/api/shown",
+        response_class=Response,
+        responses={
+            200: {
+                "content": {"image/jpeg": {}, "image/png": {}},
+                "description": "the photo as a browser shows it: JPEG, or PNG with transparency",
+                "headers": {
+                    name: {"description": f"the photo's own {what} in pixels"}
+                    for name, what in (("X-Photo-Width", "width"), ("X-Photo-Height", "height"))
+                },
+            },
+            **{code: RESPONSES[code] for code in (400, 403, 413, 415, 503)},
+        },
+    )
+    async def shown(
+        request: Request,
+        file: UploadFile = File(..., description="a photo a browser may not show (TIFF, HEIC)"),
+    ) -> Response:
+        """The photo as remove-background reads it, in a form every browser shows: upright, 8
+        bits, at most serve --preview-megapixels (the web page draws on it)."""
+        await refuse_unknown_fields(request, {"file"})
+        name = upload_name(file)
+        body, media_type, (width, height) = await in_pool(
+            app, limits, lambda job: job.run(limits), ShownJob(await file.read(), name)
+        )
+        headers = {"X-Photo-Width": str(width), "X-Photo-Height": str(height)}
+        return Response(body, media_type=media_type, headers=headers)
 
 
 def parse_crop(crop: bool, margin: str | None) -> str | None:
