@@ -374,6 +374,31 @@ def test_http_shown_is_the_photo_as_remove_bg_reads_it_for_browsers_that_cannot_
     assert Image.open(io.BytesIO(reply.content)).size == (80, 60)  # 0: the photo's own size
 
 
+def test_http_shown_of_a_phones_heic_photo():
+    """An iPhone's HEIC photo, which Chrome and Firefox do not show: /api/shown gives the page a
+    JPEG of it to draw on, its colours as read for the cut-out."""
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    pillow_heif = pytest.importorskip("pillow_heif", reason="HEIC needs the heic extra")
+    from fastapi.testclient import TestClient
+
+    from pixelwise.web.app import create_app
+
+    pillow_heif.register_heif_opener()  # for writing the test photo
+    image = _photo(60, 80)[0]
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="HEIF", quality=95)
+    client = TestClient(
+        create_app(tiny_seg(BrightIsForeground()), method="model"), base_url="http://localhost"
+    )
+    reply = client.post(
+        "/api/shown", files={"file": ("IMG_0001.HEIC", buf.getvalue(), "image/heic")}
+    )
+    assert reply.status_code == 200 and reply.headers["content-type"] == "image/jpeg"
+    assert (reply.headers["X-Photo-Width"], reply.headers["X-Photo-Height"]) == ("80", "60")
+    shown = np.asarray(Image.open(io.BytesIO(reply.content)), np.float64)
+    assert shown.shape == (60, 80, 3) and np.abs(shown - image).mean() < 6
+
+
 def test_web_page_in_a_real_browser(tmp_path):
     pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
     from pixelwise.web.app import create_app
