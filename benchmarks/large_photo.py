@@ -33,12 +33,14 @@ SIZES = {"12 MP (4032 x 3024)": (4032, 3024), "48 MP (8000 x 6000)": (8000, 6000
 def run_command(argv: list[str], threads: int) -> tuple[float, int]:
     """(wall seconds, peak resident bytes) of one command in its own process."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    start = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(argv)} failed: {process.stderr.read().decode()[-500:]}")
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: nothing blocks on it
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(argv)} failed: {errors.read().decode()[-500:]}")
     return seconds, usage.ru_maxrss * 1024  # kilobytes on Linux
 
 

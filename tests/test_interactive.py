@@ -743,7 +743,8 @@ def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(
     """A still photo over serve --preview-megapixels is cut out from a copy of that size at each
     box and stroke (quick on a phone's photo), the box and strokes scaled to it; Download asks
     for the cut-out of the photo itself, with the same box and strokes, at its full size. A
-    PNG's copy keeps its transparency; an animated PNG is sent whole (a copy keeps one frame)."""
+    PNG's copy keeps its transparency; an animated PNG is sent whole (a copy keeps one frame);
+    a TIFF, which no browser shows, is drawn from the server's copy (/api/shown)."""
     pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
     import pixelwise.web.app as web
     from pixelwise.data.io import transparency
@@ -783,7 +784,7 @@ def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(
         page.keyboard.press("e")
         drag(page, [at(215, 110), at(265, 140)])  # erase the square
         wait_done(page, 3)
-        small = [round(v * 163 / 320) for v in square_centre[:1]] + [round(125 * 122 / 240)]
+        small = [round(240 * 163 / 320), round(125 * 122 / 240)]  # the square's centre, copied
         assert page.evaluate(ALPHA_AT, small) == 0  # erased in the copy's cut-out
         with page.expect_download() as info:
             page.click("#download")
