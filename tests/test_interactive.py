@@ -775,7 +775,8 @@ def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(
         page.set_input_files("#file", str(photo))
         wait_done(page)
         shown = "[document.getElementById('after').naturalWidth, document.getElementById('after').naturalHeight]"
-        assert page.evaluate(shown) == [163, 122]  # the copy's cut-out
+        assert page.evaluate(shown) == [163, 122]  # the copy's cut-out, drawn on at that size:
+        assert page.evaluate("document.getElementById('photo').width") == 163  # light to draw
         note = " ".join(page.text_content("#preview-note").split())
         assert "of a 0.02-megapixel copy" in note and "itself, 0.077 megapixels" in note
         at = photo_to_page(page, 320, 240)
@@ -804,7 +805,7 @@ def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(
         page.set_input_files("#file", str(tmp_path / "scene.tif"))  # no browser shows a TIFF:
         wait_done(page, 6)  # drawn on the server's copy (/api/shown), cut out from it
         assert page.evaluate(shown) == [163, 122] and seen[-1] == ((163, 122), False)
-        assert page.evaluate("document.getElementById('photo').width") == 320
+        assert page.evaluate("document.getElementById('photo').width") == 163  # drawn at that
         page.click("[data-tool=box]")
         at = photo_to_page(page, 320, 240)  # at the phone's width now
         drag(page, [at(20, 50), at(150, 200)])  # a box around the disc alone
