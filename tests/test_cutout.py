@@ -419,6 +419,7 @@ def test_web_page_in_a_real_browser(tmp_path):
             return [c.width, ctx.getImageData(2, 2, 1, 1).data[3], ctx.getImageData(60, 45, 1, 1).data[3]];
         }""")
         assert alphas == [120, 0, 255]
+        assert page.is_enabled("#matting") and page.is_hidden("#matting-limit")  # 2 MP at most
         with page.expect_download() as info:
             page.click("#download")
         saved = tmp_path / "download.png"

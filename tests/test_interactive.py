@@ -769,7 +769,8 @@ def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(
     frames = [Image.fromarray(rgb), Image.fromarray(rgb[:, ::-1].copy())]
     frames[0].save(tmp_path / "wave.png", save_all=True, append_images=frames[1:], duration=100)
     tifffile.imwrite(tmp_path / "scene.tif", rgb.astype(np.uint16) * 257)  # 16 bits
-    app = create_app(method="grabcut", limits=Limits(preview_megapixels=0.02))  # 163 x 122
+    limits = Limits(preview_megapixels=0.02, max_matting_megapixels=0.05)  # a copy: 163 x 122
+    app = create_app(method="grabcut", limits=limits)
     with served_page(app, {"width": 1280, "height": 900}) as (page, address):
         page.goto(address)
         page.set_input_files("#file", str(photo))
@@ -779,6 +780,8 @@ def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(
         assert page.evaluate("document.getElementById('photo').width") == 163  # light to draw
         note = " ".join(page.text_content("#preview-note").split())
         assert "of a 0.02-megapixel copy" in note and "itself, 0.077 megapixels" in note
+        # matting is off for a photo the server would not mat at its own size (Download's)
+        assert page.is_disabled("#matting") and page.is_visible("#matting-limit")
         at = photo_to_page(page, 320, 240)
         drag(page, [at(20, 50), at(300, 200)])  # a box around both objects
         wait_done(page, 2)

@@ -308,6 +308,7 @@ def create_app(
     for name, value in (
         ("MAX_UPLOAD_MB", limits.max_upload_mb),
         ("MAX_MEGAPIXELS", limits.max_megapixels),
+        ("MAX_MATTING_MEGAPIXELS", limits.max_matting_megapixels),
         ("PREVIEW_MEGAPIXELS", limits.preview_megapixels),
     ):
         page = page.replace("{{" + name + "}}", f"{value:g}")
