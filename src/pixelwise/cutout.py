@@ -886,7 +886,7 @@ def subject_box(alpha: np.ndarray, margin: int | str = 0) -> Box | None:
     or a percentage of the subject's width and height (``"10%"``), within the photo; None when
     it keeps nothing. remove-bg ``--crop``, the HTTP API's ``crop``."""
     pixels, relative = crop_margin(margin)
-    kept = (alpha * 255).round() > 0  # as compose rounds it
+    kept = quantized(alpha) > 0  # as compose rounds it
     rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
     h, w = alpha.shape
     if not len(rows):
@@ -919,7 +919,7 @@ def compose(
     no 16-bit colour), which :func:`cutout_bytes` writes as a 16-bit PNG."""
     if at_most is not None:
         alpha = np.minimum(alpha, at_most / 255.0)
-    a8 = to_8(alpha)
+    a8 = quantized(alpha)
     subject = None if crop is None else subject_box(alpha, crop)
     if mask_only:
         cutout = Image.fromarray(a8, mode="L")
@@ -928,7 +928,11 @@ def compose(
     if profile and not mask_only:
         cutout.info["icc_profile"] = profile
     keep_deep = deep is not None and cutout.mode == "RGBA"
-    deep = np.dstack([np.where(a8[..., None] > 0, deep, 0), to_16(alpha)]) if keep_deep else None
+    deep = (
+        np.dstack([np.where(a8[..., None] > 0, deep, 0), quantized(alpha, np.uint16)])
+        if keep_deep
+        else None
+    )
     if subject is not None:
         cutout = cutout.crop(subject)
         deep = None if deep is None else deep[subject[1] : subject[3], subject[0] : subject[2]]
@@ -937,15 +941,11 @@ def compose(
     return cutout
 
 
-def to_8(alpha: np.ndarray) -> np.ndarray:
-    """An alpha in [0, 1] as uint8 0..255, rounded half to even, through one float plane."""
-    scaled = alpha * 255
-    return np.rint(scaled, out=scaled).astype(np.uint8)
-
-
-def to_16(alpha: np.ndarray) -> np.ndarray:
-    """An alpha in [0, 1] as uint16 0..65535."""
-    return np.rint(alpha * 65535).astype(np.uint16)
+def quantized(alpha: np.ndarray, dtype=np.uint8) -> np.ndarray:
+    """An alpha in [0, 1] as ``dtype``'s whole range (uint8 0..255, uint16 0..65535), rounded
+    half to even, through one float plane."""
+    scaled = alpha * np.iinfo(dtype).max
+    return np.rint(scaled, out=scaled).astype(dtype)
 
 
 def blurred_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
