@@ -26,7 +26,6 @@ no file path is taken from a request.
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +48,7 @@ from pixelwise.constants import (
 from pixelwise.cutout import (
     BLUR,
     box_helper,
+    cutout_bytes,
     get_model,
     parse_colour,
     read_photo,
@@ -272,12 +272,8 @@ class ShownJob:
         if 0 < shrink < 1:  # as the page shrinks a photo it shows itself
             size = (max(1, int(width * shrink)), max(1, int(height * shrink)))
             pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-        shown = Image.fromarray(pixels)
-        if alpha is not None:
-            return png_bytes(shown), "image/png", (width, height)
-        buffer = io.BytesIO()
-        shown.save(buffer, format="JPEG", quality=92)
-        return buffer.getvalue(), "image/jpeg", (width, height)
+        fmt = "png" if alpha is not None else "jpg"  # encoded as cut-outs are
+        return cutout_bytes(Image.fromarray(pixels), fmt), CUTOUT_TYPES[fmt], (width, height)
 
 
 def pixel_count(photo) -> int:
