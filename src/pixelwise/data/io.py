@@ -675,7 +675,13 @@ def _pil_image_to_array(img: Image.Image, upright: bool = True) -> np.ndarray:
         return np.asarray(img.convert("L"))[..., None]
     if mode == "CMYK":  # a print file's JPEG: its inks through its own profile
         return cmyk_to_rgb(np.asarray(img), img.info.get("icc_profile"))
-    return np.asarray(img if mode == "RGB" else img.convert("RGB"))  # converting RGB copies it
+    return np.asarray(in_mode(img, "RGB"))
+
+
+def in_mode(img: Image.Image, mode: str) -> Image.Image:
+    """``img.convert(mode)``, or ``img`` itself when it is in that mode already, where Pillow
+    copies it whole (192 MB of a 48-megapixel photo)."""
+    return img if img.mode == mode else img.convert(mode)
 
 
 def upright_image(img: Image.Image) -> Image.Image:
@@ -854,8 +860,9 @@ def transparency(image) -> np.ndarray | None:
         ):
             return None
         has_colour = image.mode not in ("LA", "La", "L", "1", "I", "I;16", "F")
-        image, mode = upright_image(image), "RGBA" if has_colour else "LA"
-        alpha = np.asarray((image if image.mode == mode else image.convert(mode)).getchannel("A"))
+        alpha = np.asarray(
+            in_mode(upright_image(image), "RGBA" if has_colour else "LA").getchannel("A")
+        )
     else:
         arr = np.asarray(image)
         if arr.ndim == 3 and arr.shape[0] == 4 and arr.shape[-1] not in (1, 2, 3, 4):
