@@ -728,6 +728,64 @@ def test_web_page_box_stroke_undo_in_a_real_browser(tmp_path):
     keep_screenshots(tmp_path)
 
 
+def test_web_page_opens_a_pasted_photo_and_copies_the_cut_out(tmp_path):
+    """Ctrl+V with an image on the clipboard (a screenshot, a photo copied in another app) opens
+    it as if chosen; Copy puts the cut-out on the clipboard as PNG: of the photo itself when the
+    page edits a copy of it (as Download saves it), else the PNG shown."""
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from pixelwise.web.app import Limits, create_app
+
+    rgb = np.asarray(Image.fromarray(scene()[0]).resize((320, 240), Image.NEAREST))
+    square_centre, disc_centre = [240, 125], [90, 120]  # in the 320 x 240 photo
+    limits = Limits(preview_megapixels=0.02)  # edited on a copy of 163 x 122
+    with served_page(create_app(method="grabcut", limits=limits)) as (page, address):
+        page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+        page.goto(address)
+        page.evaluate(PASTE, list(png_bytes(rgb)))
+        wait_done(page)
+        shown = "document.getElementById('after').naturalWidth"
+        assert page.evaluate(shown) == 163  # opened, on a copy
+        at = photo_to_page(page, 320, 240)
+        drag(page, [at(20, 50), at(150, 200)])  # a box around the disc alone
+        wait_done(page, 2)
+        page.select_option("#format", "webp")  # the clipboard gets a PNG whatever is saved
+        wait_done(page, 3)
+        alpha = copied_alpha(page)
+        assert alpha.shape == (240, 320)  # the photo's own size
+        assert alpha[tuple(disc_centre[::-1])] == 255 and alpha[tuple(square_centre[::-1])] == 0
+        page.select_option("#format", "png")
+        small = rgb[::2, ::2]  # 160 x 120: no copy; the PNG shown is what is copied
+        page.evaluate(PASTE, list(png_bytes(small)))
+        wait_done(page, 5)
+        assert page.evaluate(shown) == 160
+        shown_png = Image.open(io.BytesIO(bytes(page.evaluate(SHOWN_PNG))))
+        assert np.array_equal(copied_alpha(page), np.asarray(shown_png)[..., 3])
+
+
+PASTE = """(bytes) => { const data = new DataTransfer();
+    data.items.add(new File([new Uint8Array(bytes)], "image.png", { type: "image/png" }));
+    document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true })); }"""
+SHOWN_PNG = """async () => Array.from(new Uint8Array(await (await fetch(
+    document.getElementById('after').src)).arrayBuffer()))"""
+READ_CLIPBOARD = """async () => { const [item] = await navigator.clipboard.read();
+    return Array.from(new Uint8Array(await (await item.getType("image/png")).arrayBuffer())); }"""
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def copied_alpha(page) -> np.ndarray:
+    """Click Copy; the alpha of the PNG the clipboard then holds."""
+    page.click("#copy")
+    page.wait_for_function(
+        "document.getElementById('message').textContent.startsWith('copied')", timeout=30_000
+    )
+    return np.asarray(Image.open(io.BytesIO(bytes(page.evaluate(READ_CLIPBOARD)))))[..., 3]
+
+
 def keep_screenshots(folder: Path) -> None:
     """The page's screenshots in ``folder`` copied where CI or a reviewer wants the pictures
     (``PIXELWISE_SCREENSHOTS``), if anywhere."""
