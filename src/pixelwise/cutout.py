@@ -21,6 +21,7 @@ import io
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -957,6 +958,15 @@ def blurred_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     (0.2-0.4 s so), a 48-megapixel one's 2.5 minutes; the blur is smooth, and the cut-outs
     differ by 1-2 grey levels at most, 95 % of their values not at all (two 12-megapixel
     photos, ``benchmarks/large_photo.py``)."""
+    out = np.empty((*rgb.shape[:2], 3), np.float32)
+    for c, plane in enumerate(blurred_channels(rgb, 1.0 - alpha)):
+        out[..., c] = plane
+    return out
+
+
+def blurred_channels(rgb: np.ndarray, away: np.ndarray) -> Iterator[np.ndarray]:
+    """:func:`blurred_background` a channel at a time (float32 (H, W) planes), so that a composite
+    never holds the three (2.3 GB for a 48-megapixel photo); ``away``: 1 - alpha."""
     import cv2
 
     sigma = max(2.0, 0.015 * max(rgb.shape[:2]))
@@ -967,13 +977,13 @@ def blurred_background(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
             return cv2.GaussianBlur(plane, (0, 0), sigma)
         return shrunk_blur(plane, sigma, step)
 
-    away = (1.0 - alpha).astype(np.float32)
+    away = away.astype(np.float32, copy=False)
     weight = np.maximum(blur(away), np.float32(1e-6))
-    out = np.empty((*rgb.shape[:2], 3), np.float32)
     for c in range(3):
-        out[..., c] = blur(rgb[..., c] * away)
-        out[..., c] /= weight
-    return out
+        plane = blur(rgb[..., c] * away)
+        plane /= weight
+        yield plane
+        del plane  # before the next channel's
 
 
 def shrunk_blur(plane: np.ndarray, sigma: float, step: int) -> np.ndarray:
@@ -991,6 +1001,7 @@ def shrunk_blur(plane: np.ndarray, sigma: float, step: int) -> np.ndarray:
     small = cv2.resize(
         padded, (padded.shape[1] // step, padded.shape[0] // step), interpolation=cv2.INTER_AREA
     )
+    del padded  # before the full-size plane it is enlarged to
     small = cv2.GaussianBlur(small, (0, 0), sigma / step)
     # photo pixel x lies at (x + m + 0.5) / step - 0.5 of the shrunk plane, as y does
     shift = (m + 0.5) / step - 0.5
@@ -1007,8 +1018,9 @@ def compose_colours(rgb: np.ndarray, alpha: np.ndarray, a8: np.ndarray, backgrou
     ``background-size: cover`` shows one; or :data:`BLUR` (:func:`blurred_background`).
     Composited a channel at a time (a 48-megapixel photo's float32 colours are 576 MB)."""
     if background is not None:
+        away = 1 - alpha
         if isinstance(background, str) and background == BLUR:
-            bg = blurred_background(rgb, alpha)
+            channels = blurred_channels(rgb, away)
         elif isinstance(background, (str, os.PathLike, Image.Image)) or (
             isinstance(background, np.ndarray) and background.ndim >= 2
         ):
@@ -1016,12 +1028,15 @@ def compose_colours(rgb: np.ndarray, alpha: np.ndarray, a8: np.ndarray, backgrou
                 Image.fromarray(_rgb(background)), rgb.shape[1::-1], Image.BILINEAR
             )
             bg = np.asarray(cover)  # uint8: as float32, each value the same
+            channels = (bg[..., c] for c in range(3))
         else:
-            bg = np.broadcast_to(np.asarray(background, np.float32)[:3], rgb.shape)
-        out, away = np.empty(rgb.shape, np.uint8), 1 - alpha
-        for c in range(3):
-            mixed = alpha * rgb[..., c].astype(np.float32)
-            mixed += away * bg[..., c]
+            channels = iter(np.asarray(background, np.float32)[:3])
+        out = np.empty(rgb.shape, np.uint8)
+        for c, plane in enumerate(channels):
+            mixed = rgb[..., c].astype(np.result_type(alpha, np.float32))  # matting's: float64
+            mixed *= alpha
+            mixed += away * plane
+            del plane  # before the next channel's
             out[..., c] = np.clip(np.rint(mixed, out=mixed), 0, 255, out=mixed)
         return Image.fromarray(out, mode="RGB")
     # black under what is fully transparent, as other cut-out tools write it: the PNG is about 3x
