@@ -728,6 +728,92 @@ def test_web_page_box_stroke_undo_in_a_real_browser(tmp_path):
     keep_screenshots(tmp_path)
 
 
+def test_web_page_zooms_about_the_pointer_and_strokes_land_where_drawn(tmp_path):
+    """The wheel zooms the photo about the pointer (the pixel under it stays there), a stroke
+    drawn while zoomed lands on the photo's pixels under it, Space + drag pans without drawing,
+    and 0 fits the photo again."""
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from pixelwise.web.app import create_app
+
+    rgb = np.asarray(Image.fromarray(scene()[0]).resize((320, 240), Image.NEAREST))
+    photo = tmp_path / "scene.png"
+    Image.fromarray(rgb).save(photo)
+    square_centre, disc_centre = [240, 125], [90, 120]  # in the 320 x 240 photo
+    with served_page(create_app(method="grabcut"), {"width": 1280, "height": 900}) as (page, _):
+        page.goto(_)
+        page.set_input_files("#file", str(photo))
+        wait_done(page)
+        at = photo_to_page(page, 320, 240)
+        drag(page, [at(20, 50), at(300, 200)])  # a box around both objects
+        wait_done(page, 2)
+        fitted = page.locator("#photo").bounding_box()
+        page.mouse.move(*at(*square_centre))
+        page.mouse.wheel(0, -300)
+        page.mouse.wheel(0, -300)
+        page.wait_for_function("document.getElementById('zoom-fit').textContent !== '100%'")
+        zoomed = page.locator("#photo").bounding_box()
+        assert zoomed["width"] / fitted["width"] == pytest.approx(np.exp(1.2), rel=0.01)
+        under = page_to_photo(page, 320, 240)(*at(*square_centre))
+        assert np.allclose(under, square_centre, atol=1)  # the pointer's pixel stayed there
+        page.keyboard.press("e")
+        at = photo_to_page(page, 320, 240)
+        drag(page, [at(215, 110), at(265, 140)])  # across the square
+        wait_done(page, 3)
+        # a brush this thin (2 photo pixels at 332 %) erases the line it drew, where it drew it
+        assert page.evaluate(ALPHA_AT, square_centre) < 128  # on the line
+        assert page.evaluate(ALPHA_AT, [255, 110]) == page.evaluate(ALPHA_AT, [225, 140]) == 255
+        assert page.evaluate(ALPHA_AT, disc_centre) == 255
+        page.mouse.move(640, 450)
+        page.keyboard.down(" ")  # Space + drag: pans
+        before = page.locator("#photo").bounding_box()
+        (x0, y0), (x1, y1) = at(240, 125), at(200, 100)
+        drag(page, [(x0, y0), (x1, y1)])
+        page.keyboard.up(" ")
+        after = page.locator("#photo").bounding_box()  # the photo moved with the pointer
+        assert (after["x"] - before["x"], after["y"] - before["y"]) == pytest.approx(
+            (x1 - x0, y1 - y0), abs=0.5
+        )
+        page.wait_for_timeout(300)
+        assert page.evaluate("window.__shown") == 3 and page.is_enabled("#undo")  # nothing drawn
+        page.keyboard.press("Control+z")  # the undo of the erase stroke, not of a pan
+        wait_done(page, 4)
+        assert page.evaluate(ALPHA_AT, square_centre) == 255
+        page.keyboard.press("0")
+        assert page.locator("#photo").bounding_box() == fitted
+        assert page.text_content("#zoom-fit") == "100%"
+        # two fingers: the first one's stroke is dropped, their spreading zooms
+        touch = page.context.new_cdp_session(page)
+        touch.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 2})
+        at = photo_to_page(page, 320, 240)
+        (ax, ay), (bx, by) = at(150, 120), at(170, 120)
+        for kind, points in [
+            ("touchStart", [(ax, ay)]),
+            ("touchMove", [(ax - 5, ay)]),
+            ("touchStart", [(ax - 5, ay), (bx, by)]),
+            ("touchMove", [(ax - 25, ay), (bx + 20, by)]),
+            ("touchEnd", []),
+        ]:
+            points = [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]
+            touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+        assert page.text_content("#zoom-fit") == "260%"  # the fingers 25, then 65 pixels apart
+        page.wait_for_timeout(300)
+        assert page.evaluate("window.__shown") == 4  # nothing sent: no stroke
+        drawn = page.evaluate(  # where the first finger began: the photo, no stroke over it
+            "Array.from(document.getElementById('photo').getContext('2d')"
+            ".getImageData(148, 120, 1, 1).data)"
+        )
+        assert np.abs(np.array(drawn[:3]) - rgb[120, 148]).max() <= 2
+
+
+def page_to_photo(page, width: int, height: int):
+    """A function of the page's coordinates on the photo's canvas to photo pixels (x, y)."""
+    box = page.locator("#photo").bounding_box()
+    return lambda x, y: (
+        (x - box["x"]) * width / box["width"],
+        (y - box["y"]) * height / box["height"],
+    )
+
+
 def test_web_page_opens_a_pasted_photo_and_copies_the_cut_out(tmp_path):
     """Ctrl+V with an image on the clipboard (a screenshot, a photo copied in another app) opens
     it as if chosen; Copy puts the cut-out on the clipboard as PNG: of the photo itself when the
