@@ -731,7 +731,7 @@ def test_web_page_box_stroke_undo_in_a_real_browser(tmp_path):
 def test_web_page_zooms_about_the_pointer_and_strokes_land_where_drawn(tmp_path):
     """The wheel zooms the photo about the pointer (the pixel under it stays there), a stroke
     drawn while zoomed lands on the photo's pixels under it, Space + drag pans without drawing,
-    and 0 fits the photo again."""
+    0 fits the photo again, two fingers zoom; the pointer shows the brush's size."""
     pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
     from pixelwise.web.app import create_app
 
@@ -755,7 +755,10 @@ def test_web_page_zooms_about_the_pointer_and_strokes_land_where_drawn(tmp_path)
         assert zoomed["width"] / fitted["width"] == pytest.approx(np.exp(1.2), rel=0.01)
         under = page_to_photo(page, 320, 240)(*at(*square_centre))
         assert np.allclose(under, square_centre, atol=1)  # the pointer's pixel stayed there
+        cursor = "decodeURIComponent(getComputedStyle(document.getElementById('photo')).cursor)"
+        assert page.evaluate(cursor) == "crosshair"  # the box tool's
         page.keyboard.press("e")
+        assert 'r="6"' in page.evaluate(cursor)  # the brush's circle: 12 screen pixels across
         at = photo_to_page(page, 320, 240)
         drag(page, [at(215, 110), at(265, 140)])  # across the square
         wait_done(page, 3)
@@ -765,6 +768,7 @@ def test_web_page_zooms_about_the_pointer_and_strokes_land_where_drawn(tmp_path)
         assert page.evaluate(ALPHA_AT, disc_centre) == 255
         page.mouse.move(640, 450)
         page.keyboard.down(" ")  # Space + drag: pans
+        assert page.evaluate(cursor) == "grab"
         before = page.locator("#photo").bounding_box()
         (x0, y0), (x1, y1) = at(240, 125), at(200, 100)
         drag(page, [(x0, y0), (x1, y1)])
