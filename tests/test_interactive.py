@@ -818,6 +818,40 @@ def page_to_photo(page, width: int, height: int):
     )
 
 
+def test_web_page_composites_onto_a_colour_or_an_image_of_ones_own(tmp_path):
+    """Background "colour…" shows a colour picker whose colour the cut-out is composited onto;
+    "image…" asks for an image (scaled to cover the photo) and composites onto it."""
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from pixelwise.web.app import create_app
+
+    rgb = np.asarray(Image.fromarray(scene()[0]).resize((320, 240), Image.NEAREST))
+    photo, backdrop = tmp_path / "scene.png", tmp_path / "meadow.png"
+    Image.fromarray(rgb).save(photo)
+    Image.fromarray(np.full((48, 64, 3), (20, 160, 40), np.uint8)).save(backdrop)
+    with served_page(create_app(method="grabcut")) as (page, address):
+        page.goto(address)
+        page.set_input_files("#file", str(photo))
+        wait_done(page)
+        at = photo_to_page(page, 320, 240)
+        drag(page, [at(20, 50), at(300, 200)])  # a box around both objects
+        wait_done(page, 2)
+        assert page.is_hidden("#bg-colour")
+        page.select_option("#background", "colour")
+        wait_done(page, 3)
+        assert page.evaluate(RGBA_AT, [5, 5])[:3] == [0x27, 0x50, 0xC8]  # the picker's first colour
+        page.fill("#bg-colour", "#ff8000")
+        wait_done(page, 4)
+        assert page.evaluate(RGBA_AT, [5, 5])[:3] == [255, 128, 0]
+        with page.expect_file_chooser() as chooser:
+            page.select_option("#background", "image")
+        chooser.value.set_files(str(backdrop))
+        wait_done(page, 5)
+        assert page.is_hidden("#bg-colour") and page.is_visible("#bg-image-button")
+        assert page.evaluate(RGBA_AT, [5, 5])[:3] == [20, 160, 40]
+        disc = page.evaluate(RGBA_AT, [90, 120])[:3]  # the subject over it, as it was
+        assert np.abs(np.array(disc) - rgb[120, 90]).max() <= 2
+
+
 def test_web_page_opens_a_pasted_photo_and_copies_the_cut_out(tmp_path):
     """Ctrl+V with an image on the clipboard (a screenshot, a photo copied in another app) opens
     it as if chosen; Copy puts the cut-out on the clipboard as PNG: of the photo itself when the
@@ -975,9 +1009,10 @@ def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(
     assert alpha[5, 5] == 0  # outside the box
 
 
-ALPHA_AT = """([x, y]) => { const img = document.getElementById('after'), c = document.createElement('canvas');
+RGBA_AT = """([x, y]) => { const img = document.getElementById('after'), c = document.createElement('canvas');
     c.width = img.naturalWidth; c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0);
-    return g.getImageData(x, y, 1, 1).data[3]; }"""
+    return Array.from(g.getImageData(x, y, 1, 1).data); }"""  # the cut-out's [r, g, b, a] at x, y
+ALPHA_AT = f"(at) => ({RGBA_AT})(at)[3]"
 
 
 def photo_to_page(page, width: int, height: int):
