@@ -786,6 +786,7 @@ def test_web_page_zooms_about_the_pointer_and_strokes_land_where_drawn(tmp_path)
         assert page.locator("#photo").bounding_box() == fitted
         assert page.text_content("#zoom-fit") == "100%"
         # two fingers: the first one's stroke is dropped, their spreading zooms
+        under_finger = page.evaluate(PHOTO_AT, [148, 120])  # where the first finger begins
         touch = page.context.new_cdp_session(page)
         touch.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 2})
         at = photo_to_page(page, 320, 240)
@@ -802,11 +803,7 @@ def test_web_page_zooms_about_the_pointer_and_strokes_land_where_drawn(tmp_path)
         assert page.text_content("#zoom-fit") == "260%"  # the fingers 25, then 65 pixels apart
         page.wait_for_timeout(300)
         assert page.evaluate("window.__shown") == 4  # nothing sent: no stroke
-        drawn = page.evaluate(  # where the first finger began: the photo, no stroke over it
-            "Array.from(document.getElementById('photo').getContext('2d')"
-            ".getImageData(148, 120, 1, 1).data)"
-        )
-        assert np.abs(np.array(drawn[:3]) - rgb[120, 148]).max() <= 2
+        assert page.evaluate(PHOTO_AT, [148, 120]) == under_finger  # no stroke drawn over it
 
 
 def page_to_photo(page, width: int, height: int):
@@ -835,6 +832,14 @@ def test_web_page_composites_onto_a_colour_or_an_image_of_ones_own(tmp_path):
         at = photo_to_page(page, 320, 240)
         drag(page, [at(20, 50), at(300, 200)])  # a box around both objects
         wait_done(page, 2)
+        # on the photo, what the cut-out removes is darkened, what it keeps is not
+        dark, kept = page.evaluate(PHOTO_AT, [5, 5]), page.evaluate(PHOTO_AT, [90, 120])
+        assert np.abs(np.array(kept[:3]) - rgb[120, 90]).max() <= 2
+        assert 0.4 * rgb[5, 5].sum() < sum(dark[:3]) < 0.6 * rgb[5, 5].sum() + 60
+        page.uncheck("#dim")
+        assert np.abs(np.array(page.evaluate(PHOTO_AT, [5, 5])[:3]) - rgb[5, 5]).max() <= 2
+        page.check("#dim")
+        assert page.evaluate(PHOTO_AT, [5, 5]) == dark
         assert page.is_hidden("#bg-colour")
         page.select_option("#background", "colour")
         wait_done(page, 3)
@@ -842,6 +847,8 @@ def test_web_page_composites_onto_a_colour_or_an_image_of_ones_own(tmp_path):
         page.fill("#bg-colour", "#ff8000")
         wait_done(page, 4)
         assert page.evaluate(RGBA_AT, [5, 5])[:3] == [255, 128, 0]
+        photo_there = page.evaluate(PHOTO_AT, [5, 5])[:3]  # no alpha to dim by: the photo
+        assert np.abs(np.array(photo_there) - rgb[5, 5]).max() <= 2
         with page.expect_file_chooser() as chooser:
             page.select_option("#background", "image")
         chooser.value.set_files(str(backdrop))
@@ -1013,6 +1020,8 @@ RGBA_AT = """([x, y]) => { const img = document.getElementById('after'), c = doc
     c.width = img.naturalWidth; c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0);
     return Array.from(g.getImageData(x, y, 1, 1).data); }"""  # the cut-out's [r, g, b, a] at x, y
 ALPHA_AT = f"(at) => ({RGBA_AT})(at)[3]"
+PHOTO_AT = """([x, y]) => Array.from(document.getElementById('photo').getContext('2d')
+    .getImageData(x, y, 1, 1).data)"""  # the photo's canvas as shown, [r, g, b, a]
 
 
 def photo_to_page(page, width: int, height: int):
