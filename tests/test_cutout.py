@@ -225,7 +225,7 @@ def test_http_api_good_and_bad_uploads():
     page = client.get("/")
     assert page.status_code == 200 and 'type="file"' in page.text
     # the API by a relative URL: the page works behind a proxy that serves it under a prefix
-    assert 'fetch("api/remove-background"' in page.text and '"/api/' not in page.text
+    assert 'posted("api/remove-background"' in page.text and '"/api/' not in page.text
     # the API's description for people, with nothing fetched from elsewhere (FastAPI's own
     # /docs and /redoc load Swagger UI and fonts from public CDNs)
     docs = client.get("/docs")

@@ -872,6 +872,10 @@ def test_web_page_opens_a_pasted_photo_and_copies_the_cut_out(tmp_path):
     with served_page(create_app(method="grabcut", limits=limits)) as (page, address):
         page.context.grant_permissions(["clipboard-read", "clipboard-write"])
         page.goto(address)
+        page.evaluate(PASTE, list(b"not a photo"))  # the browser cannot show it, nor the server
+        page.wait_for_function("document.getElementById('message').textContent.startsWith('error')")
+        message = page.text_content("#message")
+        assert message.startswith("error 4") and "image" in message, message
         page.evaluate(PASTE, list(png_bytes(rgb)))
         wait_done(page)
         shown = "document.getElementById('after').naturalWidth"
