@@ -1033,6 +1033,7 @@ def test_subject_box_against_a_naive_scan():
     ys, xs = np.nonzero(np.rint(alpha * 255) > 0)
     naive = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
     assert subject_box(alpha) == naive == (5, 10, 70, 26)
+    assert subject_box(np.rint(alpha * 255).astype(np.uint8)) == naive  # the 8-bit alpha itself
     assert subject_box(alpha, "3px") == (2, 7, 73, 29) == subject_box(alpha, 3)
     assert subject_box(alpha, "10%") == (0, 8, 76, 28)  # 10 % of 65 x 16: 6.5 -> 6, 1.6 -> 2
     assert subject_box(alpha, 100) == (0, 0, 80, 50)  # within the photo

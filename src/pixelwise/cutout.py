@@ -883,11 +883,11 @@ class UserInput:
 
 def subject_box(alpha: np.ndarray, margin: int | str = 0) -> Box | None:
     """The box ``(x0, y0, x1, y1)`` around what a cut-out keeps (``alpha`` in [0, 1], the pixels
-    whose 8-bit alpha is not 0), grown on each side by ``margin``: pixels (``30``, ``"30px"``)
+    whose 8-bit alpha is not 0; or that 8-bit alpha itself, uint8), grown on each side by ``margin``: pixels (``30``, ``"30px"``)
     or a percentage of the subject's width and height (``"10%"``), within the photo; None when
     it keeps nothing. remove-bg ``--crop``, the HTTP API's ``crop``."""
     pixels, relative = crop_margin(margin)
-    kept = quantized(alpha) > 0  # as compose rounds it
+    kept = (alpha if alpha.dtype == np.uint8 else quantized(alpha)) > 0  # as compose rounds it
     rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
     h, w = alpha.shape
     if not len(rows):
@@ -921,7 +921,7 @@ def compose(
     if at_most is not None:
         alpha = np.minimum(alpha, at_most / 255.0)
     a8 = quantized(alpha)
-    subject = None if crop is None else subject_box(alpha, crop)
+    subject = None if crop is None else subject_box(a8, crop)
     if mask_only:
         cutout = Image.fromarray(a8, mode="L")
     else:
