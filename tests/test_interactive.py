@@ -722,6 +722,13 @@ def test_web_page_box_stroke_undo_in_a_real_browser(tmp_path):
         page.keyboard.press("Control+z")  # undo the stroke
         wait_done(page, 4)
         assert page.evaluate(ALPHA_AT, square_centre) == 255
+        assert page.is_enabled("#redo")
+        page.keyboard.press("Control+Shift+Z")  # and redo it
+        wait_done(page, 5)
+        assert page.evaluate(ALPHA_AT, square_centre) == 0 and page.is_disabled("#redo")
+        page.click("#undo")
+        wait_done(page, 6)
+        assert page.evaluate(ALPHA_AT, square_centre) == 255
         page.set_viewport_size({"width": 390, "height": 844})
         assert page.evaluate(LAYOUT_CHECK) == {"clashes": [], "sideways": False}
         page.screenshot(path=str(tmp_path / "page-390x844.png"), full_page=True)
@@ -861,7 +868,7 @@ def test_web_page_composites_onto_a_colour_or_an_image_of_ones_own(tmp_path):
 
 def test_web_page_opens_a_pasted_photo_and_copies_the_cut_out(tmp_path):
     """Ctrl+V with an image on the clipboard (a screenshot, a photo copied in another app) opens
-    it as if chosen; Copy puts the cut-out on the clipboard as PNG: of the photo itself when the
+    it as if chosen, as does a photo dropped anywhere on the page; Copy puts the cut-out on the clipboard as PNG: of the photo itself when the
     page edits a copy of it (as Download saves it), else the PNG shown."""
     pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
     from pixelwise.web.app import Limits, create_app
@@ -890,7 +897,7 @@ def test_web_page_opens_a_pasted_photo_and_copies_the_cut_out(tmp_path):
         assert alpha[tuple(disc_centre[::-1])] == 255 and alpha[tuple(square_centre[::-1])] == 0
         page.select_option("#format", "png")
         small = rgb[::2, ::2]  # 160 x 120: no copy; the PNG shown is what is copied
-        page.evaluate(PASTE, list(png_bytes(small)))
+        page.evaluate(DROP, list(png_bytes(small)))  # dropped on the page's heading, not the zone
         wait_done(page, 5)
         assert page.evaluate(shown) == 160
         shown_png = Image.open(io.BytesIO(bytes(page.evaluate(SHOWN_PNG))))
@@ -900,6 +907,9 @@ def test_web_page_opens_a_pasted_photo_and_copies_the_cut_out(tmp_path):
 PASTE = """(bytes) => { const data = new DataTransfer();
     data.items.add(new File([new Uint8Array(bytes)], "image.png", { type: "image/png" }));
     document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true })); }"""
+DROP = """(bytes) => { const data = new DataTransfer();
+    data.items.add(new File([new Uint8Array(bytes)], "dropped.png", { type: "image/png" }));
+    document.querySelector("h1").dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true })); }"""
 SHOWN_PNG = """async () => Array.from(new Uint8Array(await (await fetch(
     document.getElementById('after').src)).arrayBuffer()))"""
 READ_CLIPBOARD = """async () => { const [item] = await navigator.clipboard.read();
