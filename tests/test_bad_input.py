@@ -5,6 +5,7 @@ One row per case: what is run, the exit status (CLI), HTTP status (server) or ex
 table; the helpers at the top build the small files the rows need.
 """
 
+import io
 import os
 import re
 import socket
@@ -1129,6 +1130,14 @@ def body_length(reply: bytes) -> int:
     return 0
 
 
+def animated_png(rgb: np.ndarray) -> bytes:
+    """Two frames (the photo, then its mirror image) as an animated PNG."""
+    frames = [Image.fromarray(rgb), Image.fromarray(rgb[:, ::-1].copy())]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="PNG", save_all=True, append_images=frames[1:], duration=100)
+    return buffer.getvalue()
+
+
 def zeros_png(side: int) -> bytes:
     return png_bytes(np.zeros((side, side), np.uint8))
 
@@ -1143,8 +1152,14 @@ HTTP_CASES = [
         "the server accepts at most 1",
     ),
     (
-        "matting on too many pixels",
+        "matting a photo of more pixels than matted: matted shrunk",
         lambda u: post(u, png_bytes(photo()), fields={"matting": "true"}),
+        200,
+        "",
+    ),
+    (
+        "matting an animation of too many pixels (a photo is matted shrunk)",
+        lambda u: post(u, animated_png(photo()), fields={"matting": "true"}),
         413,
         "matting is limited to",
     ),

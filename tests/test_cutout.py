@@ -61,6 +61,41 @@ def test_matting_and_grabcut_fallback():
         remove_background(image, tiny_seg(BrightIsForeground()), method="magic")
 
 
+def test_matting_a_large_photo_shrunk_and_enlarged_follows_its_soft_edge(monkeypatch):
+    """With matting_megapixels, a larger photo is matted shrunk to that size (time and memory
+    grow with the photo) and the alpha enlarged to the photo's size by the guided filter: on a
+    disc with a soft edge composited onto another texture, the alpha still follows the true
+    one there, closer than the cut-out without matting."""
+    import cv2
+
+    import pixelwise.matting as matting
+
+    h, w = 300, 400
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:h, :w]
+    disc = ((yy - 150) ** 2 + (xx - 200) ** 2 < 100**2).astype(np.float32)
+    true = cv2.GaussianBlur(disc, (0, 0), 4)[..., None]  # the soft edge: the true alpha
+    fg = np.array([220, 180, 60]) + rng.integers(0, 20, (h, w, 3))
+    bg = np.array([30, 60, 120]) + rng.integers(0, 30, (h, w, 3))
+    image = (true * fg + (1 - true) * bg).astype(np.uint8)
+    matted, solve = [], matting.closed_form_matting
+    monkeypatch.setattr(
+        matting, "closed_form_matting", lambda rgb, tri: matted.append(rgb.shape) or solve(rgb, tri)
+    )
+    seg, band = tiny_seg(BrightIsForeground()), (true[..., 0] > 0.02) & (true[..., 0] < 0.98)
+
+    def error(**kwargs) -> float:
+        cut = remove_background(image, seg, mask_only=True, model_size=96, **kwargs)
+        assert cut.size == (w, h)
+        return np.abs(np.asarray(cut, np.float32) / 255 - true[..., 0])[band].mean()
+
+    plain, shrunk = error(), error(matting=True, matting_megapixels=0.02)
+    assert len(matted) == 1 and matted[0][0] * matted[0][1] <= 0.02e6  # matted at that size
+    assert shrunk < 0.05 and shrunk < plain, (shrunk, plain)
+    error(matting=True, matting_megapixels=1.0)  # a photo within the size: matted as it is
+    assert matted[1] == (h, w, 3)
+
+
 def test_tiny_and_thin_photos_are_cut_out_or_refused_clearly():
     rng = np.random.default_rng(0)
     seg = tiny_seg(BrightIsForeground())

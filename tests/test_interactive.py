@@ -983,8 +983,9 @@ def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(
         assert page.evaluate("document.getElementById('photo').width") == 163  # light to draw
         note = " ".join(page.text_content("#preview-note").split())
         assert "of a 0.02-megapixel copy" in note and "itself, 0.077 megapixels" in note
-        # matting is off for a photo the server would not mat at its own size (Download's)
-        assert page.is_disabled("#matting") and page.is_visible("#matting-limit")
+        # matting on, for a photo larger than the server mats: it says the photo is matted shrunk
+        assert page.is_enabled("#matting") and page.is_visible("#matting-limit")
+        assert "at 0.05 megapixels, enlarged" in page.text_content("#matting-limit")
         at = photo_to_page(page, 320, 240)
         drag(page, [at(20, 50), at(300, 200)])  # a box around both objects
         wait_done(page, 2)

@@ -337,8 +337,10 @@ def estimate_alpha(
     matting: bool = False,
     largest_component: bool = True,
     fill_holes: bool = True,
+    matting_megapixels: float | None = None,
 ) -> np.ndarray:
-    """Full-resolution alpha (H, W) float32 in [0, 1] from a low-resolution probability or mask."""
+    """Full-resolution alpha (H, W) float32 in [0, 1] from a low-resolution probability or mask
+    (with ``matting``: :func:`matted`)."""
     import cv2
 
     h, w = rgb.shape[:2]
@@ -350,14 +352,43 @@ def estimate_alpha(
         mask = filled(mask)
     scale = max(h, w) / max(soft.shape)  # pixels of the photo per model pixel
     if matting:
-        tri = trimap(mask, matting_band(scale))
-        if (tri == 1).any() and (tri == 0).any():  # matting needs sure foreground and background
-            from pixelwise.matting import closed_form_matting
-
-            return closed_form_matting(rgb, tri)
+        alpha = matted(rgb, mask, scale, matting_megapixels)
+        if alpha is not None:
+            return alpha
     # edge-aware upsampling of the cleaned mask: the photo's edges decide where alpha falls off
     alpha = guided_filter(rgb, mask, radius=max(2, int(round(2 * scale))), eps=1e-3)
     return np.clip(alpha, 0, 1, out=alpha)
+
+
+def matted(
+    rgb: np.ndarray, mask: np.ndarray, scale: float, megapixels: float | None = None
+) -> np.ndarray | None:
+    """Closed-form matting's alpha on the trimap around ``mask`` (its unknown band
+    :func:`matting_band` wide; ``scale``: photo pixels per network pixel); None when the trimap
+    has no sure foreground or no sure background. A photo of more than ``megapixels`` is matted
+    shrunk to that size (area means) and the alpha enlarged back by the guided filter with the
+    photo as its guide: matting's time and memory grow with the photo (a 12-megapixel photo
+    took 25 s and 1.8 GB, a 48-megapixel one 27 s and 3.7 GB, ``benchmarks/README.md``)."""
+    import cv2
+
+    from pixelwise.matting import closed_form_matting
+
+    h, w = mask.shape
+    shrink = 1.0 if not megapixels else min(1.0, math.sqrt(megapixels * 1e6 / (h * w)))
+    if shrink < 1:
+        size = (max(1, int(w * shrink)), max(1, int(h * shrink)))
+        rgb_at = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5
+        scale *= size[0] / w
+    tri = trimap(mask, matting_band(scale))
+    if not ((tri == 1).any() and (tri == 0).any()):  # matting needs sure foreground and background
+        return None
+    alpha = closed_form_matting(rgb_at if shrink < 1 else rgb, tri)
+    if shrink < 1:
+        enlarged = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
+        alpha = guided_filter(rgb, enlarged, radius=max(2, round(1 / shrink)), eps=1e-4)
+        np.clip(alpha, 0, 1, out=alpha)
+    return alpha
 
 
 MIN_FOREGROUND = (
@@ -584,6 +615,7 @@ def remove_background(
     box_model: str | Path | Segmenter | None = None,
     input_range: tuple[float, float] | None = None,
     crop: int | str | None = None,
+    matting_megapixels: float | None = None,
 ) -> Image.Image:
     """Cut the foreground out of a photo: an RGBA image with its alpha at full resolution; with
     ``mask_only`` the alpha alone (mode L); with ``background`` (an RGB triple, an image array
@@ -598,6 +630,8 @@ def remove_background(
             network's probability where it is confident, :func:`mask_of`), ``"model"`` (the
             network's own mask) or ``"grabcut"`` (OpenCV GrabCut, central box, no weights).
         matting: refine the alpha by closed-form matting on a trimap (slower, finer hair).
+        matting_megapixels: with ``matting``, mat at most this many megapixels: a larger photo
+            is matted shrunk, the alpha enlarged by the guided filter (:func:`matted`).
         box: ``(x0, y0, x1, y1)`` around the object, in pixels; everything outside is background.
         foreground_strokes, background_strokes: pixels to keep or to remove, as polylines
             ``[{"points": [[x, y], ...], "radius": r}, ...]`` or boolean (H, W) masks. A box or
@@ -619,6 +653,7 @@ def remove_background(
         seg, helper = get_model(model), box_helper(model, box_model)
         prob = network_probability(seg, helper, small, hints.box, model_size, precision)
     keep = dict(matting=matting, largest_component=largest_component and not hints.given)
+    keep["matting_megapixels"] = matting_megapixels
     if method == "model" and not hints.given:
         alpha = estimate_alpha(rgb, prob_small=prob, fill_holes=fill_holes, **keep)
     else:

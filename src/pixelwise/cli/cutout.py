@@ -81,6 +81,7 @@ def remove_background_with(args, image, model, box_model, background, **hints):
         model_size=args.model_size,
         box_model=box_model,
         input_range=args.input_range,
+        matting_megapixels=args.matting_megapixels,
         **hints,
     )
 

@@ -243,6 +243,14 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 "refine edges by closed-form alpha matting (slower)",
                 action="store_true",
             ),
+            Opt(
+                ("--matting-megapixels",),
+                "with --matting, mat a photo larger than this shrunk to this size, its alpha "
+                "enlarged by the guided filter (quicker, less memory; default: at full size)",
+                None,
+                type=bounded(float, 0, above=True),
+                metavar="MP",
+            ),
             Opt(("--mask-only",), "write the alpha mask (greyscale) instead", action="store_true"),
             Opt(
                 ("--background",),
@@ -346,7 +354,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
         "/api/predict the served model's class-id mask (output=objects: instance labels; output=coco: "
         "COCO annotations); GET / is a web page (POST /api/shown: a photo as it draws one a browser cannot "
         "show, TIFF or HEIC); GET /docs the OpenAPI description. Binds 127.0.0.1 unless told otherwise. Limits: uploads "
-        "(--max-upload-mb), decoded pixels (--max-megapixels), matting (--max-matting-megapixels): 413 beyond; "
+        "(--max-upload-mb), decoded pixels (--max-megapixels): 413 beyond; matting (--max-matting-megapixels) "
+        "on a shrunk copy beyond; "
         "requests beyond --threads + --queue: 503; Host must be a loopback name, --host or --allow-host (400) and "
         "a POST's Origin one of those (403).",
         [
@@ -369,7 +378,8 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             ),
             Opt(
                 ("--max-matting-megapixels",),
-                "matting costs about 600 MB per megapixel: larger images with matting get 413 "
+                "matting costs about 600 MB per megapixel: a larger photo is matted shrunk to this "
+                "size, its alpha enlarged by the guided filter (an animation beyond it gets 413) "
                 "(default 2; 0: matting refused)",
                 2.0,
                 type=bounded(float, 0),

@@ -15,7 +15,8 @@ this machine only by default.
 Safety, every bound set by :class:`Limits` (``pixelwise serve --help`` names the options):
 the upload size is checked while the body streams in (413 before it is stored); images are
 refused by their header before decoding when they have more pixels than allowed (413); matting
-is bounded separately (it costs about 600 MB per megapixel); requests beyond the threads and a
+is bounded separately (it costs about 600 MB per megapixel: a larger photo is matted shrunk to
+the bound, its alpha enlarged by the guided filter; an animation beyond it gets 413); requests beyond the threads and a
 short queue get 503 at once; only loopback host names (and the host the server was started on)
 are accepted in ``Host`` (a DNS-rebinding page gets 400) and a POST carrying a foreign
 ``Origin`` gets 403, so a web page the user visits cannot drive the server. Decoding, the cut
@@ -235,13 +236,17 @@ class Job:
             self.data, self.name, limit, open_image_bytes
         )  # with its transparency
         check_animation_format(photo, self.format)
-        megapixels = pixel_count(photo) / 1e6
-        if self.matting and megapixels > limits.max_matting_megapixels:
+        megapixels, at_most = pixel_count(photo) / 1e6, limits.max_matting_megapixels
+        # a larger photo is matted shrunk to the limit (cutout.matted); an animation's frames
+        # together are bounded by it
+        if self.matting and megapixels > at_most and (isinstance(photo, Animation) or not at_most):
             raise TooLarge(
-                f"{self.name}: matting is limited to {limits.max_matting_megapixels:g} megapixels; this "
-                f"image has {megapixels:.1f} (send it without matting, or smaller)"
+                f"{self.name}: matting is limited to {at_most:g} megapixels (an animation's "
+                f"frames together); this image has {megapixels:.1f} (send it without matting, "
+                "or smaller)"
             )
         options = {"method": method, "matting": self.matting, "box_model": box_model}
+        options["matting_megapixels"] = at_most
         if self.backdrop is not None:  # covers the photo (decoded here, in the pool)
             options["background"] = decode_upload(*self.backdrop, limit)
         return encoded_cutout(
