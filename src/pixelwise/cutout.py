@@ -617,21 +617,18 @@ def remove_background(
     crop: int | str | None = None,
     matting_megapixels: float | None = None,
 ) -> Image.Image:
-    """Cut the foreground out of a photo: an RGBA image with its alpha at full resolution; with
-    ``mask_only`` the alpha alone (mode L); with ``background`` (an RGB triple, an image array
-    or a path) the foreground composited onto it (mode RGB); with the photo's colour profile
-    and, of a 16-bit photo, its 16-bit cut-out (:func:`compose`).
+    """Cut the foreground out of a photo: RGBA, its alpha at full resolution; ``mask_only``: the
+    alpha alone (mode L); ``background`` (an RGB triple, an image array or a path): composited
+    onto it (mode RGB); with the photo's colour profile and a 16-bit photo's 16 bits (:func:`compose`).
 
     Args:
         image: a path, PIL image or (H, W[, C]) array (with transparency: :func:`read_photo`).
         model: a checkpoint path, bundled model name or loaded Segmenter (default: the bundled
             ``foreground`` model). Class 0 is background, every other class foreground.
-        method: ``"graphcut"`` (the default: graph cut snapping to the photo's edges, on the
-            network's probability where it is confident, :func:`mask_of`), ``"model"`` (the
-            network's own mask) or ``"grabcut"`` (OpenCV GrabCut, central box, no weights).
-        matting: refine the alpha by closed-form matting on a trimap (slower, finer hair).
-        matting_megapixels: with ``matting``, mat at most this many megapixels: a larger photo
-            is matted shrunk, the alpha enlarged by the guided filter (:func:`matted`).
+        method: ``"graphcut"`` (default: graph cut on the network's probability, snapping to the
+            photo's edges, :func:`mask_of`), ``"model"`` (the network's mask) or ``"grabcut"``.
+        matting: refine the alpha by closed-form matting on a trimap (slower, finer hair); a photo
+            over ``matting_megapixels`` is matted shrunk to that size (:func:`matted`).
         box: ``(x0, y0, x1, y1)`` around the object, in pixels; everything outside is background.
         foreground_strokes, background_strokes: pixels to keep or to remove, as polylines
             ``[{"points": [[x, y], ...], "radius": r}, ...]`` or boolean (H, W) masks. A box or
