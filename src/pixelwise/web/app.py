@@ -421,7 +421,11 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
     async def remove(
         request: Request,
         file: UploadFile = PHOTO_FIELD,
-        matting: bool = Form(False, description="refine edges by alpha matting (bounded in size)"),
+        matting: bool = Form(
+            False,
+            description="refine edges by alpha matting; a photo over max_matting_megapixels "
+            "(GET /api/health) is matted shrunk to that size, an animation over it gets 413",
+        ),
         mask_only: bool = Form(False, description="return the alpha mask alone"),
         background: str | None = Form(
             None,
