@@ -690,11 +690,7 @@ def test_web_page_box_stroke_undo_in_a_real_browser(tmp_path):
     pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
     from pixelwise.web.app import create_app
 
-    rgb = np.asarray(
-        Image.fromarray(scene()[0]).resize((320, 240), Image.NEAREST)
-    )  # the scene at 2x
-    photo = tmp_path / "scene.png"
-    Image.fromarray(rgb).save(photo)
+    rgb, photo = scene_photo(tmp_path)  # the scene at 2x
     square_centre, disc_centre = [240, 125], [90, 120]  # in the 320 x 240 photo
     viewport = {"width": 1280, "height": 900}
     with served_page(create_app(method="grabcut"), viewport) as (page, address):
@@ -742,17 +738,10 @@ def test_web_page_zooms_about_the_pointer_and_strokes_land_where_drawn(tmp_path)
     pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
     from pixelwise.web.app import create_app
 
-    rgb = np.asarray(Image.fromarray(scene()[0]).resize((320, 240), Image.NEAREST))
-    photo = tmp_path / "scene.png"
-    Image.fromarray(rgb).save(photo)
+    rgb, photo = scene_photo(tmp_path)
     square_centre, disc_centre = [240, 125], [90, 120]  # in the 320 x 240 photo
     with served_page(create_app(method="grabcut"), {"width": 1280, "height": 900}) as (page, _):
-        page.goto(_)
-        page.set_input_files("#file", str(photo))
-        wait_done(page)
-        at = photo_to_page(page, 320, 240)
-        drag(page, [at(20, 50), at(300, 200)])  # a box around both objects
-        wait_done(page, 2)
+        at = boxed(page, _, photo)
         fitted = page.locator("#photo").bounding_box()
         page.mouse.move(*at(*square_centre))
         page.mouse.wheel(0, -300)
@@ -813,6 +802,25 @@ def test_web_page_zooms_about_the_pointer_and_strokes_land_where_drawn(tmp_path)
         assert page.evaluate(PHOTO_AT, [148, 120]) == under_finger  # no stroke drawn over it
 
 
+def scene_photo(folder: Path) -> tuple[np.ndarray, Path]:
+    """The scene at 320 x 240 (disc centre (90, 120), square's (240, 125)), saved as PNG."""
+    rgb = np.asarray(Image.fromarray(scene()[0]).resize((320, 240), Image.NEAREST))
+    Image.fromarray(rgb).save(folder / "scene.png")
+    return rgb, folder / "scene.png"
+
+
+def boxed(page, address: str, photo: Path):
+    """The page with the scene's ``photo`` chosen and a box drawn around both objects, its
+    two cut-outs shown; the page coordinates of the photo's pixels (:func:`photo_to_page`)."""
+    page.goto(address)
+    page.set_input_files("#file", str(photo))
+    wait_done(page)
+    at = photo_to_page(page, 320, 240)
+    drag(page, [at(20, 50), at(300, 200)])
+    wait_done(page, 2)
+    return at
+
+
 def page_to_photo(page, width: int, height: int):
     """A function of the page's coordinates on the photo's canvas to photo pixels (x, y)."""
     box = page.locator("#photo").bounding_box()
@@ -828,17 +836,10 @@ def test_web_page_composites_onto_a_colour_or_an_image_of_ones_own(tmp_path):
     pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
     from pixelwise.web.app import create_app
 
-    rgb = np.asarray(Image.fromarray(scene()[0]).resize((320, 240), Image.NEAREST))
-    photo, backdrop = tmp_path / "scene.png", tmp_path / "meadow.png"
-    Image.fromarray(rgb).save(photo)
+    (rgb, photo), backdrop = scene_photo(tmp_path), tmp_path / "meadow.png"
     Image.fromarray(np.full((48, 64, 3), (20, 160, 40), np.uint8)).save(backdrop)
     with served_page(create_app(method="grabcut")) as (page, address):
-        page.goto(address)
-        page.set_input_files("#file", str(photo))
-        wait_done(page)
-        at = photo_to_page(page, 320, 240)
-        drag(page, [at(20, 50), at(300, 200)])  # a box around both objects
-        wait_done(page, 2)
+        boxed(page, address, photo)
         # on the photo, what the cut-out removes is darkened, what it keeps is not
         dark, kept = page.evaluate(PHOTO_AT, [5, 5]), page.evaluate(PHOTO_AT, [90, 120])
         assert np.abs(np.array(kept[:3]) - rgb[120, 90]).max() <= 2
