@@ -367,8 +367,9 @@ def matted(
     :func:`matting_band` wide; ``scale``: photo pixels per network pixel); None when the trimap
     has no sure foreground or no sure background. A photo of more than ``megapixels`` is matted
     shrunk to that size (area means) and the alpha enlarged back by the guided filter with the
-    photo as its guide: matting's time and memory grow with the photo (a 12-megapixel photo
-    took 25 s and 1.8 GB, a 48-megapixel one 27 s and 3.7 GB, ``benchmarks/README.md``)."""
+    photo as its guide: matting's time and memory grow with the photo (remove-bg on an enlarged
+    photo, 12 megapixels: 25 s and 2.2 GB, shrunk to 2: 8 s and 1.4 GB; 48 megapixels: 99 s and
+    6.2 GB, shrunk to 2: 12 s and 1.7 GB; ``benchmarks/README.md``)."""
     import cv2
 
     from pixelwise.matting import closed_form_matting
@@ -619,7 +620,7 @@ def remove_background(
 ) -> Image.Image:
     """Cut the foreground out of a photo: RGBA, its alpha at full resolution; ``mask_only``: the
     alpha alone (mode L); ``background`` (an RGB triple, an image array or a path): composited
-    onto it (mode RGB); with the photo's colour profile and a 16-bit photo's 16 bits (:func:`compose`).
+    onto it (mode RGB); the photo's colour profile kept, a 16-bit photo's 16 bits (:func:`compose`).
 
     Args:
         image: a path, PIL image or (H, W[, C]) array (with transparency: :func:`read_photo`).
@@ -915,9 +916,10 @@ class UserInput:
 
 def subject_box(alpha: np.ndarray, margin: int | str = 0) -> Box | None:
     """The box ``(x0, y0, x1, y1)`` around what a cut-out keeps (``alpha`` in [0, 1], the pixels
-    whose 8-bit alpha is not 0; or that 8-bit alpha itself, uint8), grown on each side by ``margin``: pixels (``30``, ``"30px"``)
-    or a percentage of the subject's width and height (``"10%"``), within the photo; None when
-    it keeps nothing. remove-bg ``--crop``, the HTTP API's ``crop``."""
+    whose 8-bit alpha is not 0; or that 8-bit alpha itself, uint8), grown on each side by
+    ``margin``: pixels (``30``, ``"30px"``) or a percentage of the subject's width and height
+    (``"10%"``), within the photo; None when it keeps nothing. remove-bg ``--crop``, the HTTP
+    API's ``crop``."""
     pixels, relative = crop_margin(margin)
     kept = (alpha if alpha.dtype == np.uint8 else quantized(alpha)) > 0  # as compose rounds it
     rows, cols = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
@@ -1065,7 +1067,8 @@ def compose_colours(rgb: np.ndarray, alpha: np.ndarray, a8: np.ndarray, backgrou
             channels = iter(np.asarray(background, np.float32)[:3])
         out = np.empty(rgb.shape, np.uint8)
         for c, plane in enumerate(channels):
-            mixed = rgb[..., c].astype(np.result_type(alpha, np.float32))  # matting's: float64
+            # float64 where the photo's own alpha capped the cut-out's (compose's at_most)
+            mixed = rgb[..., c].astype(np.result_type(alpha, np.float32))
             mixed *= alpha
             mixed += away * plane
             del plane  # before the next channel's

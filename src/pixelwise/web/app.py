@@ -16,12 +16,12 @@ Safety, every bound set by :class:`Limits` (``pixelwise serve --help`` names the
 the upload size is checked while the body streams in (413 before it is stored); images are
 refused by their header before decoding when they have more pixels than allowed (413); matting
 is bounded separately (it costs about 600 MB per megapixel: a larger photo is matted shrunk to
-the bound, its alpha enlarged by the guided filter; an animation beyond it gets 413); requests beyond the threads and a
-short queue get 503 at once; only loopback host names (and the host the server was started on)
-are accepted in ``Host`` (a DNS-rebinding page gets 400) and a POST carrying a foreign
-``Origin`` gets 403, so a web page the user visits cannot drive the server. Decoding, the cut
-and PNG encoding run in a thread pool, never on the event loop. Nothing is fetched from URLs and
-no file path is taken from a request.
+the bound, its alpha enlarged by the guided filter; an animation beyond it gets 413); requests
+beyond the threads and a short queue get 503 at once; only loopback host names (and the host
+the server was started on) are accepted in ``Host`` (a DNS-rebinding page gets 400) and a POST
+carrying a foreign ``Origin`` gets 403, so a web page the user visits cannot drive the server.
+Decoding, the cut and PNG encoding run in a thread pool, never on the event loop. Nothing is
+fetched from URLs and no file path is taken from a request.
 """
 
 from __future__ import annotations
