@@ -409,6 +409,11 @@ BACKGROUND_IMAGE_FIELD = File(
     description="an image to composite onto instead of transparency, scaled to cover the photo "
     "(its aspect kept, centred); counted in the upload limit",
 )
+MATTING_FIELD = Form(
+    False,
+    description="refine edges by alpha matting; a photo over max_matting_megapixels (GET "
+    "/api/health) is matted shrunk to that size, an animation over it gets 413",
+)
 CROP_MARGIN_FIELD = Form(
     None,
     description="a margin around the subject (implies crop): pixels (30, 30px) or a percentage "
@@ -421,11 +426,7 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
     async def remove(
         request: Request,
         file: UploadFile = PHOTO_FIELD,
-        matting: bool = Form(
-            False,
-            description="refine edges by alpha matting; a photo over max_matting_megapixels "
-            "(GET /api/health) is matted shrunk to that size, an animation over it gets 413",
-        ),
+        matting: bool = MATTING_FIELD,
         mask_only: bool = Form(False, description="return the alpha mask alone"),
         background: str | None = Form(
             None,
