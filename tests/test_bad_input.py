@@ -1152,13 +1152,13 @@ HTTP_CASES = [
         "the server accepts at most 1",
     ),
     (
-        "matting a photo of more pixels than matted: matted shrunk",
+        "matting a photo over the matting limit: matted shrunk",
         lambda u: post(u, png_bytes(photo()), fields={"matting": "true"}),
         200,
         "",
     ),
     (
-        "matting an animation of too many pixels (a photo is matted shrunk)",
+        "matting an animation over the matting limit",
         lambda u: post(u, animated_png(photo()), fields={"matting": "true"}),
         413,
         "matting is limited to",
