@@ -2,6 +2,7 @@
 command in a fresh process, and the wide background blur against the same blur at full size.
 
     python benchmarks/large_photo.py [--model foreground] [--repeats 3] [--threads 2] [--quick]
+                                     [--matting]
 
 Each row runs ``pixelwise remove-bg PHOTO -o CUT.png`` (with the row's options) as its own
 process, as a user does, and reads the process's peak resident memory from the operating system
@@ -11,6 +12,9 @@ time :func:`pixelwise.cutout.blurred_background` (computed on the photo shrunk t
 ``BLUR_SIGMA`` pixels) beside the same weighted Gaussian at full size, and print the largest
 difference of the two composites in grey levels. The photos are scikit-image's astronaut,
 enlarged (bicubic) and saved as JPEG (quality 90); ``--quick``: the 12-megapixel photo alone.
+``--matting`` adds two rows per photo: ``--matting`` at full size and ``--matting
+--matting-megapixels 2`` (matted shrunk to 2 megapixels, the alpha enlarged); at full size a
+48-megapixel photo takes minutes and gigabytes.
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="foreground")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--matting", action="store_true", help="also the matting rows")
     add_common(parser)
     args = parser.parse_args()
     begin(args)
@@ -98,18 +103,21 @@ def main() -> None:
         print(
             f"remove-bg on a 64 x 64 photo: peak {base / 2**20:.0f} MB (the baseline); median of {repeats}"
         )
-        print(f"{'photo':<22}{'options':<26}{'s':>7}{'peak MB':>9}{'bytes / pixel':>15}")
+        print(f"{'photo':<22}{'options':<34}{'s':>7}{'peak MB':>9}{'bytes / pixel':>15}")
         for label, (w, h) in sizes.items():
             photo = Path(tmp) / f"{w}x{h}.jpg"
             Image.fromarray(data.astronaut()).resize((w, h), Image.BICUBIC).save(photo, quality=90)
-            for options in ([], ["--background", "blur"], ["--format", "webp"]):
+            rows = [[], ["--background", "blur"], ["--format", "webp"]]
+            if args.matting:
+                rows += [["--matting"], ["--matting", "--matting-megapixels", "2"]]
+            for options in rows:
                 runs = [
                     run_command([*cli, str(photo), "-o", f"{tmp}/cut", *options], args.threads)
                     for _ in range(repeats)
                 ]
                 seconds, peak = np.median([r[0] for r in runs]), np.median([r[1] for r in runs])
                 print(
-                    f"{label:<22}{' '.join(options) or '(default)':<26}{seconds:>7.1f}"
+                    f"{label:<22}{' '.join(options) or '(default)':<34}{seconds:>7.1f}"
                     f"{peak / 2**20:>9.0f}{(peak - base) / (w * h):>15.1f}",
                     flush=True,
                 )
