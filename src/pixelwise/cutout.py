@@ -375,21 +375,34 @@ def matted(
     from pixelwise.matting import closed_form_matting
 
     h, w = mask.shape
-    shrink = 1.0 if not megapixels else min(1.0, math.sqrt(megapixels * 1e6 / (h * w)))
+    rgb_at, shrink = shrunk(rgb, megapixels)
     if shrink < 1:
-        size = (max(1, int(w * shrink)), max(1, int(h * shrink)))
-        rgb_at = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        mask = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5
-        scale *= size[0] / w
+        mask = shrunk(mask.astype(np.float32), megapixels)[0] > 0.5
+        scale *= rgb_at.shape[1] / w
     tri = trimap(mask, matting_band(scale))
     if not ((tri == 1).any() and (tri == 0).any()):  # matting needs sure foreground and background
         return None
-    alpha = closed_form_matting(rgb_at if shrink < 1 else rgb, tri)
+    alpha = closed_form_matting(rgb_at, tri)
     if shrink < 1:
         enlarged = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_LINEAR)
         alpha = guided_filter(rgb, enlarged, radius=max(2, round(1 / shrink)), eps=1e-4)
         np.clip(alpha, 0, 1, out=alpha)
     return alpha
+
+
+def shrunk(pixels: np.ndarray, megapixels: float | None) -> tuple[np.ndarray, float]:
+    """``pixels`` (H, W[, C]) shrunk by area means to at most ``megapixels`` megapixels, its
+    aspect kept (each side floored, at least 1), and the factor; as they are and 1 when within
+    them, or when ``megapixels`` is 0 or None. Matting's copy (:func:`matted`), the web page's
+    copy of a photo the browser cannot show (``/api/shown``)."""
+    import cv2
+
+    h, w = pixels.shape[:2]
+    shrink = 1.0 if not megapixels else min(1.0, math.sqrt(megapixels * 1e6 / (h * w)))
+    if shrink == 1:
+        return pixels, 1.0
+    size = (max(1, int(w * shrink)), max(1, int(h * shrink)))
+    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA), shrink
 
 
 MIN_FOREGROUND = (

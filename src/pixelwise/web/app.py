@@ -54,6 +54,7 @@ from pixelwise.cutout import (
     parse_colour,
     read_photo,
     remove_background,
+    shrunk,
 )
 from pixelwise.data.io import ImageReadError, ImageTooLarge, open_image_bytes, read_image_bytes
 from pixelwise.data.write import png_bytes
@@ -265,18 +266,14 @@ class ShownJob:
         """The photo as remove-bg reads it (upright, 8 bits, inks as colours, its transparency
         kept), shrunk to ``limits.preview_megapixels`` when larger (0: its own size): a JPEG, a
         PNG when it has transparency; its media type; and the photo's own (width, height)."""
-        import cv2
-
         photo = decode_upload(
             self.data, self.name, int(limits.max_megapixels * 1e6), open_image_bytes
         )
         rgb, alpha, *_ = read_photo(photo)
         height, width = rgb.shape[:2]
         pixels = np.dstack([rgb, alpha]) if alpha is not None else rgb
-        shrink = (limits.preview_megapixels * 1e6 / (width * height)) ** 0.5
-        if 0 < shrink < 1:  # as the page shrinks a photo it shows itself
-            size = (max(1, int(width * shrink)), max(1, int(height * shrink)))
-            pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+        # as the page shrinks a photo it shows itself
+        pixels = shrunk(pixels, limits.preview_megapixels)[0]
         fmt = "png" if alpha is not None else "jpg"  # encoded as cut-outs are
         return cutout_bytes(Image.fromarray(pixels), fmt), CUTOUT_TYPES[fmt], (width, height)
 
