@@ -70,27 +70,29 @@ def band_system(rgb: np.ndarray, trimap: np.ndarray, epsilon: float = EPSILON):
     flat = rgb.reshape(-1, 3)
     offsets = (np.arange(-1, 2)[:, None] * w + np.arange(-1, 2)[None, :]).ravel()
     centres = window_centres(trimap == 0.5)
-    near = np.zeros(unknown.size * 25)
+    near = np.zeros(unknown.size * 25)  # row by row: each unknown pixel's 25 neighbours
     for start in range(0, centres.size, CHUNK):
         pixels = centres[start : start + CHUNK, None] + offsets  # (n, 9)
         blocks = window_blocks(flat[pixels].astype(np.float64) / 255.0, epsilon)
         rows = index[pixels]
         kept = rows >= 0  # only the rows of unknown pixels are solved for
-        slots = rows[:, :, None] * 25 + NEIGHBOUR
-        near += np.bincount(slots[kept].ravel(), blocks[kept].ravel(), near.size)
+        first, last = rows[kept].min(), rows[kept].max() + 1  # the centres go in order
+        slots = (rows[:, :, None] - first) * 25 + NEIGHBOUR
+        near[first * 25 : last * 25] += np.bincount(
+            slots[kept].ravel(), blocks[kept].ravel(), (last - first) * 25
+        )
     near = near.reshape(-1, 25)
-    dy, dx = np.divmod(np.arange(25), 5)
-    neighbours = unknown[:, None] + (dy - 2) * w + (dx - 2)  # where no window reached: 0 in near
     coupled = near != 0
-    neighbours = np.where(coupled, neighbours, 0)
-    columns = index[neighbours]
+    dy, dx = np.divmod(np.arange(25), 5)
+    columns = unknown[:, None] + (dy - 2) * w + (dx - 2)  # the neighbours' pixels
+    columns[~coupled] = 0  # where no window reached (beyond the photo's edges too)
+    b = -(near * ((trimap == 1).ravel()[columns] & coupled)).sum(axis=1)  # sure: never unknown
+    columns = index[columns]
     inner = coupled & (columns >= 0)
     starts = np.concatenate([[0], np.cumsum(inner.sum(axis=1))])
     system = scipy.sparse.csr_matrix(
         (near[inner], columns[inner], starts), shape=(unknown.size, unknown.size)
     )
-    sure_fg = coupled & (columns < 0) & (trimap == 1).ravel()[neighbours]
-    b = -np.where(sure_fg, near, 0).sum(axis=1)
     return system, b, unknown
 
 
