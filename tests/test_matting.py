@@ -76,3 +76,17 @@ def test_no_unknown_pixels_give_the_trimap():
     tri = np.zeros((20, 30))
     tri[:, 15:] = 1
     assert np.array_equal(closed_form_matting(rgb, tri), tri.astype(np.float32))
+
+
+def test_windows_in_chunks_give_the_same_system(monkeypatch):
+    """A large photo's windows are visited a chunk at a time; each chunk sums into the rows it
+    touches alone. Chunks of 97 windows against all of them at once."""
+    import pixelwise.matting
+
+    rgb, tri = _photo_and_trimap()
+    whole, b_whole, unknown = band_system(rgb, tri)
+    monkeypatch.setattr(pixelwise.matting, "CHUNK", 97)
+    chunked, b_chunked, unknown_chunked = band_system(rgb, tri)
+    assert np.array_equal(unknown_chunked, unknown)
+    assert chunked.nnz == whole.nnz and abs(chunked - whole).max() < 1e-12
+    np.testing.assert_allclose(b_chunked, b_whole, atol=1e-12)
