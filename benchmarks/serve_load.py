@@ -2,6 +2,7 @@
 p50/p95 latency, and the server's resident memory after warm-up versus after the run.
 
     python benchmarks/serve_load.py [--requests 200] [--concurrency 8] [--model foreground]
+        [--megapixels MP] [--box] [--stroke] [--matting] [--quick]
 
 Starts the server in a child process (uvicorn), posts a 640 x 480 photo (scikit-image's
 coffee), and reads the child's resident memory from /proc (Linux).
@@ -61,6 +62,9 @@ def main() -> None:
         action="store_true",
         help="send one keep stroke (across the centre) with each request; with --box, inside the box",
     )
+    parser.add_argument(
+        "--matting", action="store_true", help="ask for closed-form matting with each request"
+    )
     parser.add_argument("--quick", action="store_true", help="40 requests (under 5 minutes)")
     args = parser.parse_args()
     Path(args.server_log).parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +111,8 @@ def main() -> None:
         if args.stroke:
             across = [[0.4 * width, 0.5 * height], [0.6 * width, 0.5 * height]]
             fields["foreground_strokes"] = json.dumps([{"points": across, "radius": 8}])
+        if args.matting:
+            fields["matting"] = "true"
 
         def post(_=None) -> tuple[float, int]:
             start = time.perf_counter()
@@ -135,6 +141,7 @@ def main() -> None:
         f"{args.requests} requests at concurrency {args.concurrency} ({args.threads} server threads), "
         f"{width} x {height} JPEG{', with a box' if args.box else ''}"
         f"{', with a keep stroke' if args.stroke else ''}"
+        f"{', matted' if args.matting else ''}"
     )
     print(
         f"errors {errors}   p50 {statistics.median(latencies):.3f} s   p95 {p95:.3f} s   "
