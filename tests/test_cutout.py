@@ -61,13 +61,14 @@ def test_matting_and_grabcut_fallback():
         remove_background(image, tiny_seg(BrightIsForeground()), method="magic")
 
 
-def test_matting_a_large_photo_shrunk_and_enlarged_follows_its_soft_edge(monkeypatch):
+def test_matting_a_large_photo_shrunk_and_enlarged_follows_its_soft_edge(monkeypatch, tmp_path):
     """With matting_megapixels, a larger photo is matted shrunk to that size (time and memory
     grow with the photo) and the alpha enlarged to the photo's size by the guided filter: on a
     disc with a soft edge composited onto another texture, the alpha still follows the true
     one there, closer than the cut-out without matting."""
     import cv2
 
+    import pixelwise.cutout
     import pixelwise.matting as matting
 
     h, w = 300, 400
@@ -94,6 +95,17 @@ def test_matting_a_large_photo_shrunk_and_enlarged_follows_its_soft_edge(monkeyp
     assert shrunk < 0.05 and shrunk < plain, (shrunk, plain)
     error(matting=True, matting_megapixels=1.0)  # a photo within the size: matted as it is
     assert matted[1] == (h, w, 3)
+    # without a size, at most MATTING_MEGAPIXELS (a 48-megapixel photo at full size took 6.5 GB)
+    monkeypatch.setattr(pixelwise.cutout, "MATTING_MEGAPIXELS", 0.03)
+    error(matting=True)
+    assert matted[2][0] * matted[2][1] <= 0.03e6 < matted[1][0] * matted[1][1]
+    error(matting=True, matting_megapixels=0)  # 0: no bound
+    assert matted[3] == (h, w, 3)
+    Image.fromarray(image).save(tmp_path / "soft.png")  # the command line: the same
+    for size, extra in ((0.03e6, []), (h * w, ["--matting-megapixels", "0"])):
+        cut = [str(tmp_path / "soft.png"), "-o", str(tmp_path / "cut.png"), "--method", "grabcut"]
+        assert main(["remove-bg", *cut, "--matting", "--no-progress", *extra]) == 0
+        assert 0.9 * size < matted[-1][0] * matted[-1][1] <= size
 
 
 def test_tiny_and_thin_photos_are_cut_out_or_refused_clearly():

@@ -51,6 +51,10 @@ INSTANCE_TARGETS = ("foreground", "boundary")
 DECODERS = ("unpool", "transpose")
 BACKENDS = ("torch", "scratch")
 BACKBONES = ("resnet18", "resnet34", "resnet50")  # unet_resnet and mask_rcnn (torchvision ResNets)
+# remove-bg --matting: a photo over this many megapixels is matted shrunk to it (a phone's
+# photo, 12 megapixels, at full size: 2.3 GB peak; 48 megapixels at full size take 6.1 GB and
+# 101 s on 2 cores, shrunk to 16 2.9 GB and 42 s; benchmarks/README.md); 0: every photo at full size
+MATTING_MEGAPIXELS = 16.0
 CUTOUT_METHODS = ("model", "graphcut", "grabcut")
 # graph cut seeded by the network: on sources the network never saw it is far above the network
 # alone and level with GrabCut on average (docs/results.md (i))

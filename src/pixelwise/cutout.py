@@ -30,7 +30,14 @@ from PIL import Image, ImageOps
 
 from pixelwise.checkpoint import load_model
 from pixelwise.classical import graphcut
-from pixelwise.constants import CUTOUT_METHODS, CUTOUT_TYPES, DEFAULT_CUTOUT, Note, crop_margin
+from pixelwise.constants import (
+    CUTOUT_METHODS,
+    CUTOUT_TYPES,
+    DEFAULT_CUTOUT,
+    MATTING_MEGAPIXELS,
+    Note,
+    crop_margin,
+)
 from pixelwise.data.datasets import match_channels, to_tensor
 from pixelwise.data.encoding import TWELVE_BIT, intensity_kind, map_range, to_unit
 from pixelwise.data.io import as_image, decoded_bytes, image_and_transparency, rgb_profile
@@ -365,16 +372,18 @@ def matted(
 ) -> np.ndarray | None:
     """Closed-form matting's alpha on the trimap around ``mask`` (its unknown band
     :func:`matting_band` wide; ``scale``: photo pixels per network pixel); None when the trimap
-    has no sure foreground or no sure background. A photo of more than ``megapixels`` is matted
-    shrunk to that size (area means) and the alpha enlarged back by the guided filter with the
-    photo as its guide: matting's time and memory grow with the photo (remove-bg on an enlarged
-    photo, 12 megapixels: 25 s and 2.2 GB, shrunk to 2: 8 s and 1.4 GB; 48 megapixels: 99 s and
-    6.2 GB, shrunk to 2: 12 s and 1.7 GB; ``benchmarks/README.md``)."""
+    has no sure foreground or no sure background. A photo of more than ``megapixels`` (None:
+    ``MATTING_MEGAPIXELS``; 0: no bound) is matted shrunk to that size (area means) and the alpha
+    enlarged back by the guided filter with the photo as its guide: matting's time and memory
+    grow with the photo (remove-bg on an enlarged photo, 12 megapixels: 23 s and 2.3 GB, shrunk
+    to 2: 9 s and 1.2 GB; 48 megapixels: 101 s and 6.1 GB, shrunk to 2: 11 s and 1.7 GB;
+    ``benchmarks/README.md``)."""
     import cv2
 
     from pixelwise.matting import closed_form_matting
 
     h, w = mask.shape
+    megapixels = MATTING_MEGAPIXELS if megapixels is None else megapixels
     rgb_at, shrink = shrunk(rgb, megapixels)
     if shrink < 1:
         mask = shrunk(mask.astype(np.float32), megapixels)[0] > 0.5
@@ -642,7 +651,7 @@ def remove_background(
         method: ``"graphcut"`` (default: graph cut on the network's probability, snapping to the
             photo's edges, :func:`mask_of`), ``"model"`` (the network's mask) or ``"grabcut"``.
         matting: refine the alpha by closed-form matting on a trimap (slower, finer hair); a photo
-            over ``matting_megapixels`` is matted shrunk to that size (:func:`matted`).
+            over ``matting_megapixels`` (None: 16; 0: no bound) is matted shrunk (:func:`matted`).
         box: ``(x0, y0, x1, y1)`` around the object, in pixels; everything outside is background.
         foreground_strokes, background_strokes: pixels to keep or to remove, as polylines
             ``[{"points": [[x, y], ...], "radius": r}, ...]`` or boolean (H, W) masks. A box or

@@ -17,6 +17,7 @@ from pixelwise.config import (
 )
 from pixelwise.constants import (
     CUTOUT_TYPES,
+    MATTING_MEGAPIXELS,
     MIN_ADAPT_PHOTOS,
     parse_stems,
 )
@@ -246,9 +247,11 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
             Opt(
                 ("--matting-megapixels",),
                 "with --matting, mat a photo larger than this shrunk to this size, its alpha "
-                "enlarged by the guided filter (quicker, less memory; default: at full size)",
+                "enlarged by the guided filter (quicker, less memory; default "
+                f"{MATTING_MEGAPIXELS:g}: a phone's photo at full size; 0: every photo at full "
+                "size, about 130 bytes a pixel)",
                 None,
-                type=bounded(float, 0, above=True),
+                type=bounded(float, 0),
                 metavar="MP",
             ),
             Opt(("--mask-only",), "write the alpha mask (greyscale) instead", action="store_true"),
