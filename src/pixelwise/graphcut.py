@@ -192,10 +192,10 @@ STROKE_WEIGHT_WITHOUT_BOX = 0.1
 def relax_near(prior: np.ndarray, strokes: np.ndarray, reach: float) -> np.ndarray:
     """The prior pulled towards 0.5 (unsure) within about ``reach`` pixels of the strokes, so
     that colour and edges, not the prior that the user is correcting, decide around them."""
-    from scipy import ndimage
-
     if not strokes.any() or reach <= 0:
         return prior
+    from scipy import ndimage  # half a second to import: not for a cut without strokes
+
     influence = np.exp(-((ndimage.distance_transform_edt(~strokes) / reach) ** 2))
     return prior * (1 - influence) + 0.5 * influence
 
