@@ -733,8 +733,8 @@ def test_web_page_box_stroke_undo_in_a_real_browser(tmp_path):
 
 def test_web_page_zooms_about_the_pointer_and_strokes_land_where_drawn(tmp_path):
     """The wheel zooms the photo about the pointer (the pixel under it stays there), a stroke
-    drawn while zoomed lands on the photo's pixels under it, Space + drag pans without drawing,
-    0 fits the photo again, two fingers zoom; the pointer shows the brush's size."""
+    drawn while zoomed lands on the photo's pixels under it, Space + drag and the middle button
+    pan without drawing, 0 fits the photo again, two fingers zoom; the pointer shows the brush's size."""
     pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
     from pixelwise.web.app import create_app
 
@@ -772,6 +772,14 @@ def test_web_page_zooms_about_the_pointer_and_strokes_land_where_drawn(tmp_path)
         after = page.locator("#photo").bounding_box()  # the photo moved with the pointer
         assert (after["x"] - before["x"], after["y"] - before["y"]) == pytest.approx(
             (x1 - x0, y1 - y0), abs=0.5
+        )
+        page.mouse.move(x1, y1)  # the middle button pans too, whichever tool is chosen
+        page.mouse.down(button="middle")
+        page.mouse.move(x1 + 30, y1 - 20, steps=4)
+        page.mouse.up(button="middle")
+        moved = page.locator("#photo").bounding_box()
+        assert (moved["x"] - after["x"], moved["y"] - after["y"]) == pytest.approx(
+            (30, -20), abs=0.5
         )
         page.wait_for_timeout(300)
         assert page.evaluate("window.__shown") == 3 and page.is_enabled("#undo")  # nothing drawn
