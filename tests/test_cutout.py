@@ -95,7 +95,7 @@ def test_matting_a_large_photo_shrunk_and_enlarged_follows_its_soft_edge(monkeyp
     assert shrunk < 0.05 and shrunk < plain, (shrunk, plain)
     error(matting=True, matting_megapixels=1.0)  # a photo within the size: matted as it is
     assert matted[1] == (h, w, 3)
-    # without a size, at most MATTING_MEGAPIXELS (a 48-megapixel photo at full size took 6.5 GB)
+    # without a size, at most MATTING_MEGAPIXELS (a 48-megapixel photo at full size took 6.1 GB)
     monkeypatch.setattr(pixelwise.cutout, "MATTING_MEGAPIXELS", 0.03)
     error(matting=True)
     assert matted[2][0] * matted[2][1] <= 0.03e6 < matted[1][0] * matted[1][1]

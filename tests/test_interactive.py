@@ -734,7 +734,8 @@ def test_web_page_box_stroke_undo_in_a_real_browser(tmp_path):
 def test_web_page_zooms_about_the_pointer_and_strokes_land_where_drawn(tmp_path):
     """The wheel zooms the photo about the pointer (the pixel under it stays there), a stroke
     drawn while zoomed lands on the photo's pixels under it, Space + drag and the middle button
-    pan without drawing, 0 fits the photo again, two fingers zoom; the pointer shows the brush's size."""
+    pan without drawing, 0 fits the photo again, two fingers zoom; the pointer shows the
+    brush's size."""
     pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
     from pixelwise.web.app import create_app
 
