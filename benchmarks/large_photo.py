@@ -12,9 +12,10 @@ time :func:`pixelwise.cutout.blurred_background` (computed on the photo shrunk t
 ``BLUR_SIGMA`` pixels) beside the same weighted Gaussian at full size, and print the largest
 difference of the two composites in grey levels. The photos are scikit-image's astronaut,
 enlarged (bicubic) and saved as JPEG (quality 90); ``--quick``: the 12-megapixel photo alone.
-``--matting`` adds two rows per photo: ``--matting`` at full size and ``--matting
---matting-megapixels 2`` (matted shrunk to 2 megapixels, the alpha enlarged); at full size a
-48-megapixel photo takes minutes and gigabytes.
+``--matting`` adds three rows per photo: ``--matting --matting-megapixels 0`` (at full size),
+``--matting`` (the default bound, 16 megapixels) and ``--matting --matting-megapixels 2``
+(matted shrunk to 2 megapixels, the alpha enlarged); at full size a 48-megapixel photo takes
+minutes and gigabytes.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def main() -> None:
             Image.fromarray(data.astronaut()).resize((w, h), Image.BICUBIC).save(photo, quality=90)
             rows = [[], ["--background", "blur"], ["--format", "webp"]]
             if args.matting:
-                rows += [["--matting"], ["--matting", "--matting-megapixels", "2"]]
+                rows += [["--matting", "--matting-megapixels", "0"], ["--matting"]]
+                rows += [["--matting", "--matting-megapixels", "2"]]
             for options in rows:
                 runs = [
                     run_command([*cli, str(photo), "-o", f"{tmp}/cut", *options], args.threads)
