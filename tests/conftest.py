@@ -1,9 +1,12 @@
 import contextlib
+import io
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from pixelwise.data.synthetic import write_shapes_dataset
 
@@ -68,6 +71,14 @@ class BrightIsForeground(torch.nn.Module):
     def forward(self, x):
         grey = x.mean(1, keepdim=True)
         return torch.cat([-8 * grey, 8 * grey], 1)
+
+
+def animated_png(rgb: np.ndarray) -> bytes:
+    """Two frames (the photo, then its mirror image) as an animated PNG."""
+    frames = [Image.fromarray(rgb), Image.fromarray(rgb[:, ::-1].copy())]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="PNG", save_all=True, append_images=frames[1:], duration=100)
+    return buffer.getvalue()
 
 
 def tiny_seg(network=None):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import BrightIsForeground, tiny_seg
+from conftest import BrightIsForeground, animated_png, tiny_seg
 from PIL import Image
 
 import pixelwise
@@ -1059,7 +1059,6 @@ def test_python_api(call, error, fragment):
 
 
 def png_bytes(image: np.ndarray) -> bytes:
-    import io
 
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
@@ -1128,14 +1127,6 @@ def body_length(reply: bytes) -> int:
         if line.lower().startswith(b"content-length:"):
             return int(line.split(b":", 1)[1])
     return 0
-
-
-def animated_png(rgb: np.ndarray) -> bytes:
-    """Two frames (the photo, then its mirror image) as an animated PNG."""
-    frames = [Image.fromarray(rgb), Image.fromarray(rgb[:, ::-1].copy())]
-    buffer = io.BytesIO()
-    frames[0].save(buffer, format="PNG", save_all=True, append_images=frames[1:], duration=100)
-    return buffer.getvalue()
 
 
 def zeros_png(side: int) -> bytes:

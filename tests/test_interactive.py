@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from conftest import BrightIsForeground, disc_and_square, red_box_model, served_page, tiny_seg
+from conftest import (
+    BrightIsForeground,
+    animated_png,
+    disc_and_square,
+    red_box_model,
+    served_page,
+    tiny_seg,
+)
 from PIL import Image
 
 from pixelwise.cli import main
@@ -979,8 +986,7 @@ def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(
     sticker = np.dstack([rgb, np.full((240, 320), 255, np.uint8)])
     sticker[:, 160:, 3] = 0  # the square's half transparent: the cut stays in the other
     Image.fromarray(sticker).save(tmp_path / "sticker.png")
-    frames = [Image.fromarray(rgb), Image.fromarray(rgb[:, ::-1].copy())]
-    frames[0].save(tmp_path / "wave.png", save_all=True, append_images=frames[1:], duration=100)
+    (tmp_path / "wave.png").write_bytes(animated_png(rgb))
     tifffile.imwrite(tmp_path / "scene.tif", rgb.astype(np.uint16) * 257)  # 16 bits
     limits = Limits(preview_megapixels=0.02, max_matting_megapixels=0.05)  # a copy: 163 x 122
     app = create_app(method="grabcut", limits=limits)
