@@ -2,7 +2,7 @@
 p50/p95 latency, and the server's resident memory after warm-up versus after the run.
 
     python benchmarks/serve_load.py [--requests 200] [--concurrency 8] [--model foreground]
-        [--megapixels MP] [--box] [--stroke] [--matting] [--quick]
+        [--megapixels MP] [--box] [--stroke] [--matting [--matting-megapixels MP]] [--quick]
 
 Starts the server in a child process (uvicorn), posts a 640 x 480 photo (scikit-image's
 coffee), and reads the child's resident memory from /proc (Linux).
@@ -65,6 +65,12 @@ def main() -> None:
     parser.add_argument(
         "--matting", action="store_true", help="ask for closed-form matting with each request"
     )
+    parser.add_argument(
+        "--matting-megapixels",
+        type=float,
+        help="with --matting, the request's matting size (the web page's edits send the server's "
+        "--edit-matting-megapixels); default: the server's bound",
+    )
     parser.add_argument("--quick", action="store_true", help="40 requests (under 5 minutes)")
     args = parser.parse_args()
     Path(args.server_log).parent.mkdir(parents=True, exist_ok=True)
@@ -113,6 +119,8 @@ def main() -> None:
             fields["foreground_strokes"] = json.dumps([{"points": across, "radius": 8}])
         if args.matting:
             fields["matting"] = "true"
+            if args.matting_megapixels:
+                fields["matting_megapixels"] = str(args.matting_megapixels)
 
         def post(_=None) -> tuple[float, int]:
             start = time.perf_counter()
@@ -142,6 +150,7 @@ def main() -> None:
         f"{width} x {height} JPEG{', with a box' if args.box else ''}"
         f"{', with a keep stroke' if args.stroke else ''}"
         f"{', matted' if args.matting else ''}"
+        f"{f' at {args.matting_megapixels:g} MP' if args.matting and args.matting_megapixels else ''}"
     )
     print(
         f"errors {errors}   p50 {statistics.median(latencies):.3f} s   p95 {p95:.3f} s   "

@@ -366,6 +366,46 @@ def test_http_api_takes_a_12_bit_photos_input_range():
     assert bad.status_code == 400 and "input_range must be LO,HI" in bad.json()["detail"]
 
 
+def test_http_matting_megapixels_mats_smaller_within_the_servers_bound(monkeypatch):
+    """The form's matting_megapixels (the web page's edits: quicker strokes) mats a larger photo
+    shrunk to that size; it cannot raise the server's --max-matting-megapixels; a bad one gets
+    400 naming the field."""
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from fastapi.testclient import TestClient
+
+    import pixelwise.matting as matting
+    from pixelwise.web.app import Limits, create_app
+
+    matted, solve = [], matting.closed_form_matting
+    monkeypatch.setattr(
+        matting, "closed_form_matting", lambda rgb, tri: matted.append(rgb.shape) or solve(rgb, tri)
+    )
+    limits = Limits(max_matting_megapixels=0.01)
+    client = TestClient(
+        create_app(tiny_seg(BrightIsForeground()), method="model", limits=limits),
+        base_url="http://localhost",
+    )
+    upload = {"file": ("p.png", _png(_photo(120, 160)[0]), "image/png")}  # 0.0192 megapixels
+
+    def pixels(**fields) -> int:
+        reply = client.post(
+            "/api/remove-background", files=upload, data={"matting": "true"} | fields
+        )
+        assert reply.status_code == 200, reply.text
+        return matted[-1][0] * matted[-1][1]
+
+    assert 0.009e6 < pixels() <= 0.01e6  # the server's bound
+    assert 0.003e6 < pixels(matting_megapixels="0.004") <= 0.004e6  # the request's, smaller
+    assert 0.009e6 < pixels(matting_megapixels="1") <= 0.01e6  # never above the server's
+    for bad in ("0", "-1", "nan", "one"):
+        reply = client.post(
+            "/api/remove-background", files=upload, data={"matting_megapixels": bad}
+        )
+        assert reply.status_code == 400
+        assert "matting_megapixels must be a number above 0" in reply.json()["detail"]
+    assert client.get("/api/health").json()["edit_matting_megapixels"] == 1.0
+
+
 def test_http_shown_is_the_photo_as_remove_bg_reads_it_for_browsers_that_cannot_show_it():
     """POST /api/shown (the web page's way to draw a TIFF, or HEIC outside Safari): the photo
     upright, at 8 bits, shrunk to --preview-megapixels, as a JPEG (a PNG with its transparency),

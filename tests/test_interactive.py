@@ -1047,6 +1047,46 @@ def test_web_page_edits_a_large_photo_on_a_copy_and_downloads_the_photo_cut_out(
     assert alpha[5, 5] == 0  # outside the box
 
 
+def test_web_page_mats_edits_smaller_and_downloads_matted_at_the_servers_size(
+    tmp_path, monkeypatch
+):
+    """With matting on, the page's edits are matted at most at serve --edit-matting-megapixels
+    (quicker strokes) and Download asks again for the cut-out matted at the server's own size;
+    without matting, Download saves the cut-out shown, asking nothing more."""
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    import pixelwise.web.app as web
+    from pixelwise.web.app import Limits, create_app
+
+    cut, sizes = web.remove_background, []  # each request's matting size (None: not matted)
+
+    def watched(image, *args, **kwargs):
+        if "matting" in kwargs:  # not the server's warm-up at start
+            sizes.append(kwargs["matting_megapixels"] if kwargs["matting"] else None)
+        return cut(image, *args, **kwargs)
+
+    monkeypatch.setattr(web, "remove_background", watched)
+    photo = scene_photo(tmp_path)[1]  # 0.077 megapixels
+    limits = Limits(preview_megapixels=0, max_matting_megapixels=0.05, edit_matting_megapixels=0.01)
+    with served_page(create_app(method="grabcut", limits=limits)) as (page, address):
+        page.goto(address)
+        page.check("#matting")
+        page.set_input_files("#file", str(photo))
+        wait_done(page)
+        assert sizes == [0.01]
+        with page.expect_download() as info:
+            page.click("#download")
+        info.value.save_as(tmp_path / "matted.png")
+        assert sizes == [0.01, 0.05] and page.text_content("#message") == "done"
+        page.uncheck("#matting")
+        wait_done(page, 2)
+        with page.expect_download() as info:
+            page.click("#download")
+        info.value.save_as(tmp_path / "plain.png")
+        assert sizes == [0.01, 0.05, None]  # the one shown
+    for name in ("matted.png", "plain.png"):
+        assert Image.open(tmp_path / name).size == (320, 240)
+
+
 RGBA_AT = """([x, y]) => { const img = document.getElementById('after'), c = document.createElement('canvas');
     c.width = img.naturalWidth; c.height = img.naturalHeight; const g = c.getContext('2d'); g.drawImage(img, 0, 0);
     return Array.from(g.getImageData(x, y, 1, 1).data); }"""  # the cut-out's [r, g, b, a] at x, y

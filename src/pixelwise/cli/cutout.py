@@ -294,6 +294,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         args.queue,
         hosts=(*LOOPBACK, *(args.allow_host or ())),
         preview_megapixels=args.preview_megapixels,
+        edit_matting_megapixels=args.edit_matting_megapixels,
     )
     serve(args.host, args.port, model, args.method, limits, box_model)
     return 0

@@ -396,6 +396,13 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 type=bounded(float, 0),
             ),
             Opt(
+                ("--edit-matting-megapixels",),
+                "with matting, the web page's edits are matted at most at this size, quicker at "
+                "each stroke; its Download at --max-matting-megapixels (default 1)",
+                1.0,
+                type=bounded(float, 0, above=True),
+            ),
+            Opt(
                 ("--threads",),
                 "requests processed at once (default 2)",
                 2,

@@ -4,8 +4,8 @@ this machine only by default.
 - ``POST /api/remove-background`` (multipart field ``file``; optional form fields ``matting``,
   ``mask_only``, ``background`` as ``#rrggbb`` or a colour name, ``box`` as ``x0,y0,x1,y1`` and
   ``foreground_strokes`` / ``background_strokes`` as JSON polylines, ``format`` = ``png``,
-  ``webp``, ``jpg`` or ``tif``, ``input_range`` as ``LO,HI``) returns the cut-out (PNG by
-  default).
+  ``webp``, ``jpg`` or ``tif``, ``input_range`` as ``LO,HI``, ``matting_megapixels`` to mat
+  on a smaller copy than the server's bound) returns the cut-out (PNG by default).
 - ``POST /api/predict`` (multipart ``file``; ``output`` = ``mask``, ``objects`` or ``coco``;
   ``object_class``) runs the served model as ``pixelwise predict`` / ``segment`` do: the class-id
   mask (palette PNG), the instance labels (16-bit PNG) or the objects as COCO annotations.
@@ -87,6 +87,9 @@ class Limits:
     # the web page edits a still photo (JPEG, PNG, WebP) larger than this on a copy of this
     # size, its Download cutting out the photo itself (0: the photo itself always)
     preview_megapixels: float = 2.0
+    # the page's edits are matted at most at this size (a stroke answered within a second), its
+    # Download at max_matting_megapixels
+    edit_matting_megapixels: float = 1.0
 
     @property
     def max_bytes(self) -> int:
@@ -172,6 +175,28 @@ class Guard:
         await JSONResponse({"detail": detail}, 413)(scope, receive, send)
 
 
+STROKE_FIELDS = ("foreground_strokes", "background_strokes")
+
+
+def check_format(format: str, mask_only: bool) -> None:
+    """ValueError for a cut-out format the API does not write (a mask: PNG only)."""
+    if format not in CUTOUT_TYPES or (mask_only and format != "png"):
+        raise ValueError(f"format {format!r}: png, webp, jpg or tif, and png with mask_only")
+
+
+def parse_megapixels(text: str | None) -> float | None:
+    """The form's ``matting_megapixels``: a number above 0, or None when not given."""
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:  # nan too
+        raise ValueError(f"matting_megapixels must be a number above 0, got {text!r}")
+    return value
+
+
 def parse_box(text: str | None) -> tuple[float, ...] | None:
     if not text:
         return None
@@ -225,6 +250,7 @@ class Job:
     matting: bool
     format: str = "png"
     backdrop: tuple[bytes, str] | None = None  # a background image's upload and its name
+    matting_megapixels: float | None = None  # the request's own bound, within the server's
 
     def run(
         self, seg: Segmenter | None, method: str, limits: Limits, box_model: Segmenter | None = None
@@ -247,7 +273,7 @@ class Job:
                 "or smaller)"
             )
         options = {"method": method, "matting": self.matting, "box_model": box_model}
-        options["matting_megapixels"] = at_most
+        options["matting_megapixels"] = min(self.matting_megapixels or at_most, at_most)
         if self.backdrop is not None:  # covers the photo (decoded here, in the pool)
             options["background"] = decode_upload(*self.backdrop, limit)
         return encoded_cutout(
@@ -287,6 +313,24 @@ def pixel_count(photo) -> int:
     return width * height
 
 
+# the limits that GET /api/health reports and the web page is written with ({{MAX_UPLOAD_MB}}, ...)
+SHOWN_LIMITS = (
+    "max_upload_mb",
+    "max_megapixels",
+    "max_matting_megapixels",
+    "preview_megapixels",
+    "edit_matting_megapixels",
+)
+
+
+def page_html(limits: Limits) -> str:
+    """The web page with the server's limits written in."""
+    page = resources.files("pixelwise").joinpath("web/static/index.html").read_text()
+    for name in SHOWN_LIMITS:
+        page = page.replace("{{" + name.upper() + "}}", f"{getattr(limits, name):g}")
+    return page
+
+
 def create_app(
     model: str | Segmenter | None = None,
     method: str = DEFAULT_CUTOUT,
@@ -302,14 +346,7 @@ def create_app(
     if helper is not None:
         remove_background(blank, seg, method=method, box=(8, 8, 56, 56), box_model=helper)
     pool = ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix="remove-bg")
-    page = resources.files("pixelwise").joinpath("web/static/index.html").read_text()
-    for name, value in (
-        ("MAX_UPLOAD_MB", limits.max_upload_mb),
-        ("MAX_MEGAPIXELS", limits.max_megapixels),
-        ("MAX_MATTING_MEGAPIXELS", limits.max_matting_megapixels),
-        ("PREVIEW_MEGAPIXELS", limits.preview_megapixels),
-    ):
-        page = page.replace("{{" + name + "}}", f"{value:g}")
+    page = page_html(limits)
     app = FastAPI(
         title="pixelwise background removal",
         version="1",
@@ -336,10 +373,7 @@ def create_app(
             "threads": limits.threads,
             "queue": limits.queue,
             "busy": app.state.busy,
-            "max_upload_mb": limits.max_upload_mb,
-            "max_megapixels": limits.max_megapixels,
-            "max_matting_megapixels": limits.max_matting_megapixels,
-            "preview_megapixels": limits.preview_megapixels,
+            **{name: getattr(limits, name) for name in SHOWN_LIMITS},
         }
 
     add_remove_route(app, lambda job: job.run(seg, method, limits, helper), limits)
@@ -382,6 +416,7 @@ FIELDS = {
     "background_strokes",
     "format",
     "input_range",
+    "matting_megapixels",
 }
 
 
@@ -411,6 +446,11 @@ MATTING_FIELD = Form(
     description="refine edges by alpha matting; a photo over max_matting_megapixels (GET "
     "/api/health) is matted shrunk to that size, an animation over it gets 413",
 )
+MATTING_MEGAPIXELS_FIELD = Form(
+    None,
+    description="with matting: mat a photo over this many megapixels shrunk to it, for a "
+    "quicker answer (the web page's edits: edit_matting_megapixels); at most, and by default, max_matting_megapixels",
+)
 CROP_MARGIN_FIELD = Form(
     None,
     description="a margin around the subject (implies crop): pixels (30, 30px) or a percentage "
@@ -424,6 +464,7 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
         request: Request,
         file: UploadFile = PHOTO_FIELD,
         matting: bool = MATTING_FIELD,
+        matting_megapixels: str | None = MATTING_MEGAPIXELS_FIELD,
         mask_only: bool = Form(False, description="return the alpha mask alone"),
         background: str | None = Form(
             None,
@@ -444,23 +485,17 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
         await refuse_unknown_fields(request, FIELDS)
         name = upload_name(file)
         try:
-            if format not in CUTOUT_TYPES or (mask_only and format != "png"):
-                raise ValueError(
-                    f"format {format!r}: png, webp, jpg or tif, and png with mask_only"
-                )
+            check_format(format, mask_only)
             options = {
                 "mask_only": mask_only,
                 "background": BLUR if background == BLUR else parse_colour(background),
                 "box": parse_box(box),
-                "foreground_strokes": parse_strokes(
-                    foreground_strokes, "foreground_strokes", limits
-                ),
-                "background_strokes": parse_strokes(
-                    background_strokes, "background_strokes", limits
-                ),
                 "input_range": parse_input_range(input_range),
                 "crop": parse_crop(crop, crop_margin),
             }
+            for field, text in zip(STROKE_FIELDS, (foreground_strokes, background_strokes)):
+                options[field] = parse_strokes(text, field, limits)
+            mat_size = parse_megapixels(matting_megapixels)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         backdrop = None
@@ -468,7 +503,7 @@ def add_remove_route(app: FastAPI, work, limits: Limits) -> None:
             if background:
                 raise HTTPException(400, "background and background_image: give one of them")
             backdrop = (await background_image.read(), upload_name(background_image))
-        job = Job(await file.read(), name, options, matting, format, backdrop)
+        job = Job(await file.read(), name, options, matting, format, backdrop, mat_size)
         body, empty = await in_pool(app, limits, work, job)
         return Response(
             body,
