@@ -171,16 +171,21 @@ def geojson_raster(geometry: dict, shape: tuple[int, int]):
     import numpy as np
     from matplotlib.path import Path as Outline
 
-    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]]
-    centres = np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], axis=1)
-    found = np.zeros(len(centres), bool)
+    found = np.zeros(shape, bool)
     shapes = geometry["coordinates"]
     for rings in [shapes] if geometry["type"] == "Polygon" else shapes:
-        inside = Outline(rings[0]).contains_points(centres)
+        outer = np.asarray(rings[0], float)  # only centres within its bounds can be inside
+        x0, y0 = np.maximum(np.floor(outer.min(axis=0)).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(outer.max(axis=0)).astype(int), shape[::-1])
+        if x1 <= x0 or y1 <= y0:  # wholly outside the image
+            continue
+        ys, xs = np.mgrid[y0:y1, x0:x1]
+        centres = np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], axis=1)
+        inside = Outline(outer).contains_points(centres)
         for hole in rings[1:]:
             inside &= ~Outline(hole).contains_points(centres)
-        found |= inside
-    return found.reshape(shape)
+        found[y0:y1, x0:x1] |= inside.reshape(ys.shape)
+    return found
 
 
 @contextlib.contextmanager
