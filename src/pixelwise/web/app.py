@@ -449,7 +449,8 @@ MATTING_FIELD = Form(
 MATTING_MEGAPIXELS_FIELD = Form(
     None,
     description="with matting: mat a photo over this many megapixels shrunk to it, for a "
-    "quicker answer (the web page's edits: edit_matting_megapixels); at most, and by default, max_matting_megapixels",
+    "quicker answer (the web page's edits: edit_matting_megapixels); at most, and by default, "
+    "max_matting_megapixels",
 )
 CROP_MARGIN_FIELD = Form(
     None,
