@@ -1,6 +1,7 @@
 """torchrun: 2 CPU processes (gloo) train like one process with the same global batch, and
 shard prediction so that every input is written exactly once."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -138,6 +139,43 @@ def test_sharded_prediction_writes_each_input_once(shapes_data, tmp_path):
     assert written == [f"im{i}.png" for i in range(5)]
     assert "wrote 5 masks" in proc.stdout and proc.stdout.count("wrote") == 1
     assert proc.stderr.count("broken.png") == 1 and "1 file(s) failed" in proc.stderr
+
+
+def test_sharded_remove_bg_cuts_each_photo_out_once_and_reports_once(tmp_path):
+    """remove-bg under torchrun: each process cuts out its share of the photos (and of the
+    videos); rank 0 says what was written, which cut-outs kept nothing and which files failed,
+    for all of them."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    clips = importlib.util.find_spec("av") is not None  # videos need the [video] extra
+    if clips:
+        from test_video import disc_clip
+
+        for name in ("a", "b"):
+            disc_clip(inputs / f"{name}.mp4")
+    yy, xx = np.mgrid[:64, :80]
+    for i in range(4):
+        disc = ((yy - 32) ** 2 + (xx - 30 - 4 * i) ** 2 < 200)[..., None]
+        photo = np.where(disc, [220, 60, 40], [30, 90, 160]).astype(np.uint8)
+        Image.fromarray(photo).save(inputs / f"im{i}.png")
+    Image.new("RGB", (80, 64), (128, 128, 128)).save(inputs / "blank.png")  # nothing to cut out
+    (inputs / "broken.png").write_bytes(b"\x89PNG not really")
+    out = tmp_path / "out"
+    proc = torchrun(
+        "remove-bg", str(inputs), "-o", str(out), "--method", "grabcut", "--no-progress"
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    written = sorted(p.name for p in out.glob("*.png"))
+    assert written == ["blank.png"] + [f"im{i}.png" for i in range(4)]
+    assert proc.stdout.count("wrote 5 cut-outs") == 1 and proc.stdout.count("cut-outs to") == 1
+    assert proc.stderr.count("1 cut-out(s) kept nothing: blank;") == 1
+    assert proc.stderr.count("broken.png") == 1 and "1 file(s) failed" in proc.stderr
+    alpha = np.asarray(Image.open(out / "im0.png"))[..., 3]
+    assert alpha[32, 30] == 255 and alpha[5, 75] == 0  # the disc kept, the background not
+    for name in ("a", "b") if clips else ():  # each clip cut out by one process
+        assert (
+            proc.stdout.count(f"wrote {out / name}.webm") == 1 and (out / f"{name}.webm").is_file()
+        )
 
 
 def test_sharded_segment_gathers_one_coco_file(tmp_path):

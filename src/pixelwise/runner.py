@@ -47,6 +47,7 @@ class BatchResult:
     measures: list[tuple[Path, str, list[dict]]] = field(default_factory=list)
     dim: list[str] = field(default_factory=list)  # 16-bit inputs under 4096, 8-bit model
     notes: list[str] = field(default_factory=list)  # one line each, printed after the run
+    empty: list[str] = field(default_factory=list)  # remove-bg: the cut-outs that kept nothing
 
     def fail(self, src: Path, exc: Exception) -> None:
         """Record a bad input with a one-line reason that names the file (and page)."""
@@ -57,13 +58,9 @@ class BatchResult:
 
     @classmethod
     def merge(cls, parts: list[BatchResult]) -> BatchResult:
-        lists = (
-            [x for part in parts for x in getattr(part, name)]
-            for name in ("written", "failures", "counts", "coco", "measures", "dim", "notes")
-        )
-        written, failures, counts, coco, measures, dim, notes = lists
-        skipped = sum(part.skipped for part in parts)
-        return cls(written, failures, counts, skipped, coco, measures, dim, notes)
+        names = ("written", "failures", "counts", "coco", "measures", "dim", "notes", "empty")
+        lists = {name: [x for part in parts for x in getattr(part, name)] for name in names}
+        return cls(skipped=sum(part.skipped for part in parts), **lists)
 
 
 def output_names(

@@ -142,10 +142,10 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
 
 def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> int:
     """remove-bg's photos: one file each (``-o x.png`` names one photo's cut-out; the format:
-    :func:`cutout_format`)."""
+    :func:`cutout_format`); under torchrun each process cuts out its share."""
     from pixelwise.cutout import DimPhoto
     from pixelwise.data.write import atomic_write_bytes
-    from pixelwise.runner import output_names, report_failures, run_batch
+    from pixelwise.runner import output_names, run_batch, run_sharded
     from pixelwise.video import check_animation_format, cut_each, encoded_cutout, read_animation
 
     pairs = output_names(photos, out, suffix=f".{args.format}")
@@ -176,15 +176,20 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
         dim.extend(str(src) for w in caught if issubclass(w.category, DimPhoto))
         return cutout
 
-    folder = None if one_file else out
-    result = run_batch(
-        photos, compute, write, "remove-bg", args.progress, skip=skip, pairs=pairs, out=folder
-    )
-    result.dim = dim
-    skipped = f" ({result.skipped} existing skipped)" if result.skipped else ""
-    print(f"wrote {counted(len(result.written), 'cut-out')} to {args.out}" + skipped)
-    report_empty(empty)
-    return report_failures(result)
+    def run(shard):
+        folder = None if one_file else out
+        result = run_batch(
+            photos, compute, write, "remove-bg", args.progress, shard, skip, pairs=pairs, out=folder
+        )
+        result.dim, result.empty = dim, empty
+        return result
+
+    def report(result) -> None:
+        skipped = f" ({result.skipped} existing skipped)" if result.skipped else ""
+        print(f"wrote {counted(len(result.written), 'cut-out')} to {args.out}" + skipped)
+        report_empty(result.empty)
+
+    return run_sharded(run, report)
 
 
 def remove_bg_videos(
@@ -192,7 +197,9 @@ def remove_bg_videos(
 ) -> int:
     """remove-bg's videos (each with its output name, :func:`~pixelwise.video.split_videos`):
     each frame cut out, written as OUT/<name>.webm (transparent), or as ``-o`` names it for one
-    video (.webm, .mov, .mp4); failures listed, exit status 1."""
+    video (.webm, .mov, .mp4); failures listed, exit status 1. Under torchrun each process
+    cuts out its share."""
+    from pixelwise import distributed as dist
     from pixelwise.video import WRITERS, check_output, report_video_failures, run_videos
 
     named = one and len(videos) == 1 and out.suffix.lower() in WRITERS
@@ -200,7 +207,8 @@ def remove_bg_videos(
     for dst in targets:
         check_output(dst, transparent=not (args.background or args.mask_only))
     pairs = [(video, dst) for (video, _), dst in zip(videos, targets)]
-    failures = run_videos(pairs, cut, args.progress, args.skip_existing, None if named else out)
+    share = pairs[dist.rank() :: dist.world_size()]
+    failures = run_videos(share, cut, args.progress, args.skip_existing, None if named else out)
     return report_video_failures(failures)
 
 

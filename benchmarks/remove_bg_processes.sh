@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `pixelwise remove-bg FOLDER` as a user runs it, one process against two under torchrun (each
+# its share of the photos, one thread each: the graph cut runs on one core), in turn for ROUNDS
+# rounds (fresh processes: start-up and model loading included), then whether the two wrote the
+# same cut-outs. Prints the CPU and its flags first; quote the medians.
+#
+#   bash benchmarks/remove_bg_processes.sh [--quick] FOLDER [ROUNDS]
+# --quick: one round.
+set -euo pipefail
+QUICK=0
+if [ "${1:-}" = --quick ]; then QUICK=1; shift; fi
+FOLDER=${1:?usage: remove_bg_processes.sh FOLDER [ROUNDS]}
+ROUNDS=${2:-2}
+[ "$QUICK" = 1 ] && ROUNDS=1
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'); $(nproc) cores; flags: $(grep -o -w -E 'avx2|fma|avx512f|avx512_vnni|avx512_bf16|amx_bf16|avx_vnni' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+for round in $(seq "$ROUNDS"); do
+  rm -rf "${OUT:?}/one" "${OUT:?}/two"
+  /usr/bin/time -f "one process, round $round: %e s wall" \
+    pixelwise remove-bg "$FOLDER" -o "$OUT/one" --no-progress >/dev/null
+  /usr/bin/time -o "$OUT/time" -f "torchrun, 2 processes, round $round: %e s wall" \
+    env -u RANK -u WORLD_SIZE python -m torch.distributed.run --standalone --nproc_per_node=2 \
+    -m pixelwise remove-bg "$FOLDER" -o "$OUT/two" --no-progress >/dev/null 2>"$OUT/torchrun.log" \
+    || { tail -5 "$OUT/torchrun.log"; exit 1; }
+  cat "$OUT/time"
+done
+python - "$OUT" <<'PY'
+import sys
+from pathlib import Path
+
+out = Path(sys.argv[1])
+one = sorted(p.relative_to(out / "one") for p in (out / "one").rglob("*.png"))
+same = [(out / "one" / p).read_bytes() == (out / "two" / p).read_bytes() for p in one]
+print(f"{len(one)} cut-outs: {sum(same)} byte for byte the same from both runs")
+PY
