@@ -90,3 +90,30 @@ def test_windows_in_chunks_give_the_same_system(monkeypatch):
     assert np.array_equal(unknown_chunked, unknown)
     assert chunked.nnz == whole.nnz and abs(chunked - whole).max() < 1e-12
     np.testing.assert_allclose(b_chunked, b_whole, atol=1e-12)
+
+
+def test_matting_loads_pymattings_two_solvers_alone():
+    """Importing pymatting compiles every numba function of the package (70 s on 2 cores the
+    first time after an install); matting loads only the preconditioner's and the solver's
+    modules (a fresh interpreter: the package itself not imported), under their own names, so
+    that a later ``import pymatting`` uses them as they are."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from pixelwise.matting import closed_form_matting; "
+        "tri = np.zeros((20, 30)); tri[:, 12:18] = 0.5; tri[:, 18:] = 1; "
+        "rgb = np.zeros((20, 30, 3), np.uint8); rgb[:, 15:] = 200; "
+        "alpha = closed_form_matting(rgb, tri); assert alpha[:, 17].min() > 0.5 > alpha[:, 13].max(); "
+        "print(sorted(m for m in sys.modules if m.startswith('pymatting')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[-2] == str(
+        ["pymatting.preconditioner.ichol", "pymatting.solver.cg"]
+    )
+    from pymatting import cg, ichol
+
+    from pixelwise.matting import solvers
+
+    assert solvers() == (ichol, cg)  # the package's own, once it is imported

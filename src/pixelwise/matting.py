@@ -13,6 +13,8 @@ Laplacian and the alpha against it.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 EPSILON = 1e-7  # regularisation of the window colour covariance (pymatting's default)
@@ -96,17 +98,41 @@ def band_system(rgb: np.ndarray, trimap: np.ndarray, epsilon: float = EPSILON):
     return system, b, unknown
 
 
-def quiet_preconditioner() -> None:
-    """pymatting's ``ichol`` prints six lines to stdout ("PERFORMANCE WARNING") for every shift
-    it has to try on a near-singular Laplacian (flat, smooth photos), then goes on with the next
-    shift: noise in a command's output, not a failure. Silence that module's ``print`` alone
-    (thread-safe, unlike redirecting ``sys.stdout``)."""
+SOLVER_MODULES = ("pymatting.preconditioner.ichol", "pymatting.solver.cg")
+_LOADING = threading.Lock()
+
+
+def solvers():
+    """pymatting's ``ichol`` and ``cg``, without the rest of pymatting. Importing the package
+    compiles every numba function of every one of its modules (70 s on 2 cores the first time
+    after an install, cached after) where matting needs these two (7 s); the two modules use
+    nothing else of pymatting, so each is loaded from its own file under its own name (numba's
+    cache and a later ``import pymatting`` find it as usual). ``ichol`` prints six lines
+    ("PERFORMANCE WARNING") for every shift it has to try on a near-singular Laplacian (flat,
+    smooth photos) and goes on with the next: noise in a command's output, so that module's
+    ``print`` alone is silenced (thread-safe, unlike redirecting ``sys.stdout``)."""
+    import importlib.util
     import sys
+    from pathlib import Path
 
-    import pymatting  # noqa: F401  (loads the module below)
-
-    # the module, not the function of the same name that its package exports
-    sys.modules["pymatting.preconditioner.ichol"].print = lambda *args, **kwargs: None
+    with _LOADING:
+        for name in SOLVER_MODULES:
+            if name in sys.modules:
+                continue
+            package = importlib.util.find_spec("pymatting")  # found, not imported
+            if package is None:
+                raise ImportError("closed-form matting needs pymatting (the [matting] extra)")
+            path = Path(package.submodule_search_locations[0], *name.split(".")[1:])
+            spec = importlib.util.spec_from_file_location(name, path.with_suffix(".py"))
+            module = sys.modules[name] = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+    preconditioner, solver = (sys.modules[name] for name in SOLVER_MODULES)
+    preconditioner.print = lambda *args, **kwargs: None
+    return preconditioner.ichol, solver.cg
 
 
 def closed_form_matting(
@@ -115,9 +141,7 @@ def closed_form_matting(
     """Alpha (H, W) float32 in [0, 1] of a uint8 (H, W, 3) photo from a trimap (H, W) of 0 (sure
     background), 1 (sure foreground) and 0.5 (unknown); pymatting's ``estimate_alpha_cf``
     without its whole-photo arrays."""
-    from pymatting import cg, ichol
-
-    quiet_preconditioner()
+    ichol, cg = solvers()
     alpha = trimap.astype(np.float64).ravel()
     system, b, unknown = band_system(rgb, trimap, epsilon)
     if unknown.size:
