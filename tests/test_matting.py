@@ -1,13 +1,18 @@
 """Closed-form matting on the unknown band: the Laplacian rows, the right-hand side and the alpha
-against pymatting's whole-photo ``cf_laplacian`` / ``estimate_alpha_cf`` (the reference)."""
+against pymatting's whole-photo ``cf_laplacian`` / ``estimate_alpha_cf`` (the reference; their
+modules loaded alone, as matting loads its solvers: importing the package would compile all of
+it, a minute of a fresh CI run)."""
+
+import importlib.util
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from pixelwise.matting import band_system, closed_form_matting
+from pixelwise.matting import band_system, closed_form_matting, pymatting_modules
 
-pymatting = pytest.importorskip("pymatting", reason="matting is the [matting] extra")
+if importlib.util.find_spec("pymatting") is None:
+    pytest.skip("matting is the [matting] extra (pymatting)", allow_module_level=True)
 
 
 def _photo_and_trimap():
@@ -35,8 +40,7 @@ def _smooth_photo_and_trimap():
 
 
 def test_band_system_is_pymattings_laplacian_on_the_unknown_pixels():
-    from pymatting import cf_laplacian
-
+    cf_laplacian = pymatting_modules("pymatting.laplacian.cf_laplacian")[0].cf_laplacian
     rgb, tri = _photo_and_trimap()
     unknown, known = (tri == 0.5).ravel(), (tri != 0.5).ravel()
     whole = cf_laplacian(rgb / 255.0, is_known=known)
@@ -52,8 +56,14 @@ def test_band_system_is_pymattings_laplacian_on_the_unknown_pixels():
 
 
 def test_alpha_is_estimate_alpha_cf():
-    from pymatting import estimate_alpha_cf
-
+    *_, alpha_cf = pymatting_modules(
+        "pymatting.util.util",
+        "pymatting.laplacian.cf_laplacian",
+        "pymatting.preconditioner.ichol",
+        "pymatting.solver.cg",
+        "pymatting.alpha.estimate_alpha_cf",
+    )
+    estimate_alpha_cf = alpha_cf.estimate_alpha_cf
     for rgb, tri in (_photo_and_trimap(), _smooth_photo_and_trimap()):
         expected = estimate_alpha_cf(rgb / 255.0, tri).clip(0, 1)
         alpha = closed_form_matting(rgb, tri)
@@ -95,8 +105,7 @@ def test_windows_in_chunks_give_the_same_system(monkeypatch):
 def test_matting_loads_pymattings_two_solvers_alone():
     """Importing pymatting compiles every numba function of the package (70 s on 2 cores the
     first time after an install); matting loads only the preconditioner's and the solver's
-    modules (a fresh interpreter: the package itself not imported), under their own names, so
-    that a later ``import pymatting`` uses them as they are."""
+    modules (a fresh interpreter: the package itself not imported), once."""
     import subprocess
     import sys
 
@@ -112,8 +121,8 @@ def test_matting_loads_pymattings_two_solvers_alone():
     assert done.stdout.split("\n")[-2] == str(
         ["pymatting.preconditioner.ichol", "pymatting.solver.cg"]
     )
-    from pymatting import cg, ichol
-
     from pixelwise.matting import solvers
 
-    assert solvers() == (ichol, cg)  # the package's own, once it is imported
+    ichol, cg = solvers()
+    assert (ichol, cg) == solvers() and ichol.__module__ == "pymatting.preconditioner.ichol"
+    assert sys.modules["pymatting.solver.cg"].cg is cg

@@ -98,25 +98,21 @@ def band_system(rgb: np.ndarray, trimap: np.ndarray, epsilon: float = EPSILON):
     return system, b, unknown
 
 
-SOLVER_MODULES = ("pymatting.preconditioner.ichol", "pymatting.solver.cg")
 _LOADING = threading.Lock()
 
 
-def solvers():
-    """pymatting's ``ichol`` and ``cg``, without the rest of pymatting. Importing the package
-    compiles every numba function of every one of its modules (70 s on 2 cores the first time
-    after an install, cached after) where matting needs these two (7 s); the two modules use
-    nothing else of pymatting, so each is loaded from its own file under its own name (numba's
-    cache and a later ``import pymatting`` find it as usual). ``ichol`` prints six lines
-    ("PERFORMANCE WARNING") for every shift it has to try on a near-singular Laplacian (flat,
-    smooth photos) and goes on with the next: noise in a command's output, so that module's
-    ``print`` alone is silenced (thread-safe, unlike redirecting ``sys.stdout``)."""
+def pymatting_modules(*names: str) -> list:
+    """pymatting's modules ``names`` (``pymatting.solver.cg``, ...), each loaded from its own
+    file under its own name unless imported already, in the order given (a module's pymatting
+    imports first), without importing the package: its import compiles every numba function of
+    every one of its modules (70 s on 2 cores the first time after an install, cached after).
+    Numba's cache and a later ``import pymatting`` find the modules as usual."""
     import importlib.util
     import sys
     from pathlib import Path
 
     with _LOADING:
-        for name in SOLVER_MODULES:
+        for name in names:
             if name in sys.modules:
                 continue
             package = importlib.util.find_spec("pymatting")  # found, not imported
@@ -130,7 +126,18 @@ def solvers():
             except BaseException:
                 del sys.modules[name]
                 raise
-    preconditioner, solver = (sys.modules[name] for name in SOLVER_MODULES)
+    return [sys.modules[name] for name in names]
+
+
+def solvers():
+    """pymatting's ``ichol`` and ``cg``, from their two modules alone (7 s to compile the first
+    time, against 70 s for the whole package: :func:`pymatting_modules`). ``ichol`` prints six
+    lines ("PERFORMANCE WARNING") for every shift it has to try on a near-singular Laplacian
+    (flat, smooth photos) and goes on with the next: noise in a command's output, so that
+    module's ``print`` alone is silenced (thread-safe, unlike redirecting ``sys.stdout``)."""
+    preconditioner, solver = pymatting_modules(
+        "pymatting.preconditioner.ichol", "pymatting.solver.cg"
+    )
     preconditioner.print = lambda *args, **kwargs: None
     return preconditioner.ichol, solver.cg
 
