@@ -126,3 +126,19 @@ def test_matting_loads_pymattings_two_solvers_alone():
     ichol, cg = solvers()
     assert (ichol, cg) == solvers() and ichol.__module__ == "pymatting.preconditioner.ichol"
     assert sys.modules["pymatting.solver.cg"].cg is cg
+
+
+def test_matting_without_pymatting_names_the_extra(monkeypatch, tmp_path, capsys):
+    """Without pymatting installed, remove-bg --matting says which extra to install."""
+    import sys
+
+    from pixelwise.cli import main
+
+    monkeypatch.setitem(sys.modules, "pymatting", None)  # an import fails as when not installed
+    for name in ("pymatting.preconditioner.ichol", "pymatting.solver.cg"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    rgb, _ = _photo_and_trimap()
+    Image.fromarray(rgb).save(tmp_path / "p.png")
+    run = ["remove-bg", str(tmp_path / "p.png"), "-o", str(tmp_path / "out"), "--matting"]
+    assert main(run + ["--method", "grabcut", "--no-progress"]) == 2
+    assert "pymatting is not installed: pip install 'pixelwise[matting]'" in capsys.readouterr().err

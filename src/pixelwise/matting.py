@@ -115,9 +115,10 @@ def pymatting_modules(*names: str) -> list:
         for name in names:
             if name in sys.modules:
                 continue
-            package = importlib.util.find_spec("pymatting")  # found, not imported
-            if package is None:
-                raise ImportError("closed-form matting needs pymatting (the [matting] extra)")
+            blocked = "pymatting" in sys.modules and sys.modules["pymatting"] is None
+            package = None if blocked else importlib.util.find_spec("pymatting")  # not imported
+            if package is None:  # the CLI names the extra to install (missing_extra)
+                raise ModuleNotFoundError("No module named 'pymatting'", name="pymatting")
             path = Path(package.submodule_search_locations[0], *name.split(".")[1:])
             spec = importlib.util.spec_from_file_location(name, path.with_suffix(".py"))
             module = sys.modules[name] = importlib.util.module_from_spec(spec)

@@ -31,6 +31,10 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
         raise ValueError("--box, --strokes, --boxes and --crop are for photos, not videos")
     model = get_model(args.checkpoint, args.runtime) if args.method != "grabcut" else None
     box_model = box_helper(args.checkpoint, args.box_checkpoint) if model is not None else None
+    if args.matting:  # without pymatting: one line naming the extra, before any photo
+        from pixelwise.matting import solvers
+
+        solvers()
 
     def cut(image, **hints):
         return remove_background_with(args, image, model, box_model, background, **hints)
