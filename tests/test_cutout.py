@@ -406,6 +406,28 @@ def test_http_matting_megapixels_mats_smaller_within_the_servers_bound(monkeypat
     assert client.get("/api/health").json()["edit_matting_megapixels"] == 1.0
 
 
+def test_http_server_without_pymatting_serves_without_matting(monkeypatch, capsys):
+    """Without pymatting installed, serve says so once and serves with matting off (GET
+    /api/health: max_matting_megapixels 0; the page's box disabled); a request for matting gets
+    400 with the reason (it was 500), one without it the cut-out."""
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    from pixelwise.web.app import create_app
+
+    monkeypatch.setitem(sys.modules, "pymatting", None)  # as when not installed
+    client = TestClient(create_app(method="grabcut"), base_url="http://localhost")
+    assert "pymatting is not installed: serving without matting" in capsys.readouterr().err
+    assert client.get("/api/health").json()["max_matting_megapixels"] == 0
+    assert "const MATTING_PIXELS = 0 * 1e6;" in client.get("/").text
+    upload = {"file": ("p.png", _png(_photo(60, 80)[0]), "image/png")}
+    reply = client.post("/api/remove-background", files=upload, data={"matting": "true"})
+    assert reply.status_code == 400 and "this server does not mat" in reply.json()["detail"]
+    assert client.post("/api/remove-background", files=upload).status_code == 200
+
+
 def test_http_shown_is_the_photo_as_remove_bg_reads_it_for_browsers_that_cannot_show_it():
     """POST /api/shown (the web page's way to draw a TIFF, or HEIC outside Safari): the photo
     upright, at 8 bits, shrunk to --preview-megapixels, as a JPEG (a PNG with its transparency),

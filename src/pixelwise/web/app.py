@@ -30,7 +30,7 @@ import asyncio
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from urllib.parse import urlparse
 
@@ -266,7 +266,12 @@ class Job:
         megapixels, at_most = pixel_count(photo) / 1e6, limits.max_matting_megapixels
         # a larger photo is matted shrunk to the limit (cutout.matted); an animation's frames
         # together are bounded by it
-        if self.matting and megapixels > at_most and (isinstance(photo, Animation) or not at_most):
+        if self.matting and not at_most:
+            raise ValueError(  # serve --max-matting-megapixels 0, or pymatting not installed
+                f"{self.name}: this server does not mat (GET /api/health: max_matting_megapixels "
+                "0); send it without matting"
+            )
+        if self.matting and megapixels > at_most and isinstance(photo, Animation):
             raise TooLarge(
                 f"{self.name}: matting is limited to {at_most:g} megapixels (an animation's "
                 f"frames together); this image has {megapixels:.1f} (send it without matting, "
@@ -331,6 +336,21 @@ def page_html(limits: Limits) -> str:
     return page
 
 
+def matting_installed(limits: Limits) -> Limits:
+    """``limits``, with matting off (``max_matting_megapixels`` 0: the page's box disabled,
+    requests refused with a reason) when pymatting is not installed, said once on stderr."""
+    import importlib.util
+
+    if not limits.max_matting_megapixels or importlib.util.find_spec("pymatting") is not None:
+        return limits
+    print(
+        "pixelwise serve: note: pymatting is not installed: serving without matting (pip "
+        "install 'pixelwise[matting]')",
+        file=sys.stderr,
+    )
+    return replace(limits, max_matting_megapixels=0)
+
+
 def create_app(
     model: str | Segmenter | None = None,
     method: str = DEFAULT_CUTOUT,
@@ -341,6 +361,7 @@ def create_app(
     :func:`pixelwise.cutout.box_helper`) is loaded here, once, and warmed up."""
     seg = get_model(model) if method != "grabcut" else None
     helper = box_helper(model, box_model) if seg is not None else None
+    limits = matting_installed(limits)
     blank = np.zeros((64, 64, 3), np.uint8)
     remove_background(blank, seg, method=method)
     if helper is not None:
