@@ -115,8 +115,7 @@ def pymatting_modules(*names: str) -> list:
         for name in names:
             if name in sys.modules:
                 continue
-            blocked = "pymatting" in sys.modules and sys.modules["pymatting"] is None
-            package = None if blocked else importlib.util.find_spec("pymatting")  # not imported
+            package = importlib.util.find_spec("pymatting")  # found, not imported
             if package is None:  # the CLI names the extra to install (missing_extra)
                 raise ModuleNotFoundError("No module named 'pymatting'", name="pymatting")
             path = Path(package.submodule_search_locations[0], *name.split(".")[1:])
