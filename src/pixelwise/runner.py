@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from tqdm import tqdm
@@ -58,7 +58,7 @@ class BatchResult:
 
     @classmethod
     def merge(cls, parts: list[BatchResult]) -> BatchResult:
-        names = ("written", "failures", "counts", "coco", "measures", "dim", "notes", "empty")
+        names = [f.name for f in fields(cls) if f.name != "skipped"]  # every other one a list
         lists = {name: [x for part in parts for x in getattr(part, name)] for name in names}
         return cls(skipped=sum(part.skipped for part in parts), **lists)
 
