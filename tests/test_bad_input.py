@@ -1059,7 +1059,6 @@ def test_python_api(call, error, fragment):
 
 
 def png_bytes(image: np.ndarray) -> bytes:
-
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG")
     return buf.getvalue()
