@@ -141,6 +141,18 @@ def test_sharded_prediction_writes_each_input_once(shapes_data, tmp_path):
     assert proc.stderr.count("broken.png") == 1 and "1 file(s) failed" in proc.stderr
 
 
+def disc_photos(folder, count: int = 4) -> None:
+    """``count`` photos of a red disc on blue (im0.png, ...), a blank one and a broken file."""
+    folder.mkdir(exist_ok=True)
+    yy, xx = np.mgrid[:64, :80]
+    for i in range(count):
+        disc = ((yy - 32) ** 2 + (xx - 30 - 4 * i) ** 2 < 200)[..., None]
+        photo = np.where(disc, [220, 60, 40], [30, 90, 160]).astype(np.uint8)
+        Image.fromarray(photo).save(folder / f"im{i}.png")
+    Image.new("RGB", (80, 64), (128, 128, 128)).save(folder / "blank.png")  # nothing to cut out
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+
+
 def test_sharded_remove_bg_cuts_each_photo_out_once_and_reports_once(tmp_path):
     """remove-bg under torchrun: each process cuts out its share of the photos (and of the
     videos); rank 0 says what was written, which cut-outs kept nothing and which files failed,
@@ -153,13 +165,7 @@ def test_sharded_remove_bg_cuts_each_photo_out_once_and_reports_once(tmp_path):
 
         for name in ("a", "b"):
             disc_clip(inputs / f"{name}.mp4")
-    yy, xx = np.mgrid[:64, :80]
-    for i in range(4):
-        disc = ((yy - 32) ** 2 + (xx - 30 - 4 * i) ** 2 < 200)[..., None]
-        photo = np.where(disc, [220, 60, 40], [30, 90, 160]).astype(np.uint8)
-        Image.fromarray(photo).save(inputs / f"im{i}.png")
-    Image.new("RGB", (80, 64), (128, 128, 128)).save(inputs / "blank.png")  # nothing to cut out
-    (inputs / "broken.png").write_bytes(b"\x89PNG not really")
+    disc_photos(inputs)
     out = tmp_path / "out"
     proc = torchrun(
         "remove-bg", str(inputs), "-o", str(out), "--method", "grabcut", "--no-progress"
@@ -176,6 +182,60 @@ def test_sharded_remove_bg_cuts_each_photo_out_once_and_reports_once(tmp_path):
         assert (
             proc.stdout.count(f"wrote {out / name}.webm") == 1 and (out / f"{name}.webm").is_file()
         )
+
+
+def test_remove_bg_jobs_share_the_photos_among_processes_of_its_own(tmp_path):
+    """remove-bg --jobs 2 (no torchrun): two processes of its own cut out the photos, each
+    written once and the same as one process writes them; one summary, one list of failures,
+    one progress bar counting every photo."""
+    from pixelwise.cli import main
+
+    inputs = tmp_path / "in"
+    disc_photos(inputs, count=5)
+    env = os.environ | {"PIXELWISE_PATH": "torch-fp32"}  # both runs on one path, no probe
+    args = ["remove-bg", str(inputs), "-o"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pixelwise", *args, str(tmp_path / "jobs"), "--jobs", "2"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert proc.stdout.count("wrote 6 cut-outs") == 1 and proc.stdout.count("cut-outs to") == 1
+    assert proc.stderr.count("broken.png") == 1 and "1 file(s) failed" in proc.stderr
+    assert proc.stderr.count("kept nothing") == 1 and "7/7" in proc.stderr  # the bar: all 7
+    os.environ["PIXELWISE_PATH"] = "torch-fp32"
+    try:
+        assert main([*args, str(tmp_path / "one"), "--no-progress"]) == 1
+    finally:
+        del os.environ["PIXELWISE_PATH"]
+    one = sorted(p.name for p in (tmp_path / "one").glob("*.png"))
+    assert one == ["blank.png"] + [f"im{i}.png" for i in range(5)]
+    for name in one:
+        assert (tmp_path / "jobs" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+
+
+def dies_or_refuses(payload, shard):
+    """A share of work for run_in_processes: the second process dies or raises, as told."""
+    from pixelwise.runner import BatchResult
+
+    if shard[0] == 1:
+        if payload == "die":
+            os._exit(3)
+        raise ValueError("x.png: not a photo")
+    return BatchResult(written=[shard])
+
+
+def test_a_process_that_dies_or_raises_is_said_in_the_parent():
+    """run_in_processes: an exception of one process's work is raised in the parent as it was;
+    a process that dies is one RuntimeError saying what to do; without either, the shares'
+    results merged."""
+    from pixelwise.runner import run_in_processes
+
+    result = run_in_processes(dies_or_refuses, "ok", 1, 1, "work", False)
+    assert result.written == [(0, 1)]
+    with pytest.raises(ValueError, match="x.png: not a photo"):
+        run_in_processes(dies_or_refuses, "raise", 2, 2, "work", False)
+    with pytest.raises(RuntimeError, match="work: one of the 2 processes ended abruptly"):
+        run_in_processes(dies_or_refuses, "die", 2, 2, "work", False)
 
 
 def test_sharded_segment_gathers_one_coco_file(tmp_path):

@@ -235,7 +235,7 @@ def run_batch(
         unit="img",
         disable=not progress,
     )
-    for src, rel in bar:
+    for src, rel in ticking(bar):
         bar.set_postfix_str(src.name)
         if skip is not None and skip(rel):
             result.skipped += 1
@@ -282,6 +282,108 @@ def run_sharded(run, report) -> int:
         report(result)
         return report_failures(result)
     return 1 if result.failures else 0
+
+
+# in a process of run_in_processes: where run_batch counts each input it is done with
+WORKER_TICKS = None
+
+
+def run_in_processes(
+    work, payload, jobs: int, total: int, desc: str, progress: bool
+) -> BatchResult:
+    """``work(payload, (k, jobs))`` in ``jobs`` fresh processes (spawned, so nothing of this one
+    is shared: models, thread pools and ONNX Runtime sessions are made anew), k = 0 .. jobs - 1,
+    each on its share of the inputs as a torchrun rank would be, with this process's threads
+    shared out among them; their results merged. ``work`` must be a module's function and
+    ``payload`` picklable; ``work`` runs :func:`run_batch`, which counts each input for the one
+    progress bar shown here (``total`` inputs). An exception in ``work`` is raised here; a
+    process that dies (out of memory, killed) is a RuntimeError naming ``desc``. Interrupted
+    here, the processes are stopped; should this process be killed, each stops after its
+    current input."""
+    import multiprocessing
+
+    import torch
+
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    threads = max(1, torch.get_num_threads() // jobs)
+    processes = [
+        context.Process(target=run_share, args=(work, payload, (k, jobs), threads, messages))
+        for k in range(jobs)
+    ]
+    for process in processes:
+        process.daemon = True  # stopped should this process end first
+        process.start()
+    bar = tqdm(total=total, desc=desc, unit="img", disable=not progress)
+    try:
+        return BatchResult.merge(collect(messages, processes, bar, desc))
+    finally:
+        bar.close()
+        for process in processes:
+            process.terminate()  # those done have exited; the others are stopped
+            process.join()
+
+
+def collect(messages, processes: list, bar, desc: str) -> list[BatchResult]:
+    """The processes' results, in their order, as :func:`run_share` sends them (counting each
+    input on ``bar`` meanwhile)."""
+    import queue
+
+    parts: dict[int, BatchResult] = {}
+    gone: set[int] = set()  # exited without a result the last time the queue was empty
+    while len(parts) < len(processes):
+        try:
+            kind, k, value = messages.get(timeout=0.2)
+        except queue.Empty:
+            if gone - set(parts):  # a process sends its result before it exits: never now
+                raise RuntimeError(
+                    f"{desc}: one of the {len(processes)} processes ended abruptly (out of memory? "
+                    "killed?); run again with fewer --jobs (outputs written so far are complete)"
+                ) from None
+            gone = {k for k, p in enumerate(processes) if p.exitcode is not None} - set(parts)
+            continue
+        if kind == "tick":
+            bar.update(1)
+        elif kind == "error":
+            raise value
+        else:
+            parts[k] = value
+    return [parts[k] for k in range(len(processes))]
+
+
+def run_share(work, payload, shard: tuple[int, int], threads: int, messages) -> None:
+    """A process of :func:`run_in_processes`: ``work(payload, shard)`` on ``threads`` threads,
+    its inputs counted and its result (or exception) sent on ``messages``."""
+    global WORKER_TICKS
+    import threading
+
+    import torch
+
+    torch.set_num_threads(threads)
+    WORKER_TICKS = messages
+    # tqdm's own lock is a process-shared semaphore, which a process stopped by the parent
+    # would leave behind (a warning at exit); this process's bars need no more than a thread lock
+    tqdm.set_lock(threading.RLock())
+    try:
+        messages.put(("done", shard[0], work(payload, shard)))
+    except KeyboardInterrupt:  # Ctrl-C reaches every process; the first one says it
+        pass
+    except Exception as exc:
+        messages.put(("error", shard[0], exc))
+
+
+def ticking(items):
+    """``items`` as they are; in a process of :func:`run_in_processes`, each counted for the
+    parent's progress bar once the loop is done with it, and the loop ended should the parent
+    be gone (killed)."""
+    import multiprocessing
+
+    for item in items:
+        yield item
+        if WORKER_TICKS is not None:
+            if not multiprocessing.parent_process().is_alive():
+                raise SystemExit(1)
+            WORKER_TICKS.put(("tick", 0, None))
 
 
 def report_failures(result: BatchResult) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import sys
 import warnings
 from pathlib import Path
@@ -19,16 +20,27 @@ from pixelwise.constants import (
 
 
 def cmd_remove_bg(args: argparse.Namespace) -> int:
-    from pixelwise.cutout import background_of, box_helper, get_model
     from pixelwise.video import split_videos
 
-    background = background_of(args.background) if args.background else None
     out = Path(args.out)
     args.format = cutout_format(args, out)
     streams = STREAM in args.inputs or args.out == STREAM
     videos, photos = ([], args.inputs) if streams else split_videos(args.inputs, out)
     if videos and (args.box or args.strokes or args.boxes or crop_of(args) is not None):
         raise ValueError("--box, --strokes, --boxes and --crop are for photos, not videos")
+    cut = cutter(args)
+    if streams:
+        return remove_bg_stream(args, cut)
+    status = remove_bg_videos(args, videos, out, cut, one=not photos) if videos else 0
+    return max(status, remove_bg_photos(args, photos, out, cut) if photos else 0)
+
+
+def cutter(args: argparse.Namespace):
+    """remove-bg's ``cut(image, **hints)``: its models loaded (and any missing extra or bad
+    option refused) once."""
+    from pixelwise.cutout import background_of, box_helper, get_model
+
+    background = background_of(args.background) if args.background else None
     model = get_model(args.checkpoint, args.runtime) if args.method != "grabcut" else None
     box_model = box_helper(args.checkpoint, args.box_checkpoint) if model is not None else None
     if args.matting:  # without pymatting: one line naming the extra, before any photo
@@ -39,10 +51,7 @@ def cmd_remove_bg(args: argparse.Namespace) -> int:
     def cut(image, **hints):
         return remove_background_with(args, image, model, box_model, background, **hints)
 
-    if streams:
-        return remove_bg_stream(args, cut)
-    status = remove_bg_videos(args, videos, out, cut, one=not photos) if videos else 0
-    return max(status, remove_bg_photos(args, photos, out, cut) if photos else 0)
+    return cut
 
 
 def cutout_format(args: argparse.Namespace, out: Path) -> str:
@@ -146,10 +155,40 @@ def remove_bg_stream(args: argparse.Namespace, cut) -> int:
 
 def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> int:
     """remove-bg's photos: one file each (``-o x.png`` names one photo's cut-out; the format:
-    :func:`cutout_format`); under torchrun each process cuts out its share."""
+    :func:`cutout_format`); under torchrun, or with ``--jobs N`` in N processes of its own, each
+    process cuts out its share."""
+    from pixelwise import distributed as dist
+    from pixelwise.runner import report_failures, run_in_processes, run_sharded
+
+    pairs, run, report = photo_batch(args, photos, out, cut)
+    jobs = min(args.jobs, len(pairs))
+    if jobs <= 1 or dist.world_size() > 1:
+        return run_sharded(run, report)
+    own = argparse.Namespace(**vars(args))  # the processes show no bars: this one shows all
+    own.progress = False
+    result = run_in_processes(
+        remove_bg_share, (own, photos), jobs, len(pairs), "remove-bg", args.progress
+    )
+    report(result)
+    return report_failures(result)
+
+
+def remove_bg_share(payload: tuple, shard: tuple[int, int]):
+    """One ``remove-bg --jobs`` process's share of the photos (in a fresh process: models
+    loaded again; what the first process said of the inputs and options is not said again)."""
+    args, photos = payload
+    with contextlib.redirect_stderr(io.StringIO()):
+        cut = cutter(args)
+        _, run, _ = photo_batch(args, photos, Path(args.out), cut)
+    return run(shard)
+
+
+def photo_batch(args: argparse.Namespace, photos: list, out: Path, cut):
+    """remove-bg's photo batch: ``(pairs, run(shard), report(result))`` (inputs with their output
+    names; :func:`~pixelwise.runner.run_batch` on a share of them; the summary)."""
     from pixelwise.cutout import DimPhoto
     from pixelwise.data.write import atomic_write_bytes
-    from pixelwise.runner import output_names, run_batch, run_sharded
+    from pixelwise.runner import output_names, run_batch
     from pixelwise.video import check_animation_format, cut_each, encoded_cutout, read_animation
 
     pairs = output_names(photos, out, suffix=f".{args.format}")
@@ -193,7 +232,7 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
         print(f"wrote {counted(len(result.written), 'cut-out')} to {args.out}" + skipped)
         report_empty(result.empty)
 
-    return run_sharded(run, report)
+    return pairs, run, report
 
 
 def remove_bg_videos(
