@@ -192,6 +192,7 @@ def test_remove_bg_jobs_share_the_photos_among_processes_of_its_own(tmp_path):
 
     inputs = tmp_path / "in"
     disc_photos(inputs, count=5)
+    (inputs / "c.png").write_bytes(b"")  # the first process's, broken.png the second's
     env = os.environ | {"PIXELWISE_PATH": "torch-fp32"}  # both runs on one path, no probe
     args = ["remove-bg", str(inputs), "-o"]
     proc = subprocess.run(
@@ -200,8 +201,9 @@ def test_remove_bg_jobs_share_the_photos_among_processes_of_its_own(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert proc.stdout.count("wrote 6 cut-outs") == 1 and proc.stdout.count("cut-outs to") == 1
-    assert proc.stderr.count("broken.png") == 1 and "1 file(s) failed" in proc.stderr
-    assert proc.stderr.count("kept nothing") == 1 and "7/7" in proc.stderr  # the bar: all 7
+    assert proc.stderr.count("broken.png") == 1 and "2 file(s) failed" in proc.stderr
+    assert proc.stderr.index("broken.png") < proc.stderr.index("c.png")  # by name, not process
+    assert proc.stderr.count("kept nothing") == 1 and "8/8" in proc.stderr  # the bar: all 8
     os.environ["PIXELWISE_PATH"] = "torch-fp32"
     try:
         assert main([*args, str(tmp_path / "one"), "--no-progress"]) == 1

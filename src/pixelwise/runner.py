@@ -58,8 +58,14 @@ class BatchResult:
 
     @classmethod
     def merge(cls, parts: list[BatchResult]) -> BatchResult:
+        """The results of several processes' shares as one; what is listed to the user (the
+        failures, the inputs of each note, the object counts) in the order of its file names,
+        not process by process."""
         names = [f.name for f in fields(cls) if f.name != "skipped"]  # every other one a list
         lists = {name: [x for part in parts for x in getattr(part, name)] for name in names}
+        if len(parts) > 1:
+            for name in ("failures", "counts", "dim", "empty"):
+                lists[name].sort(key=lambda x: str(x[0] if isinstance(x, tuple) else x))
         return cls(skipped=sum(part.skipped for part in parts), **lists)
 
 
