@@ -1,10 +1,14 @@
 """torchrun: 2 CPU processes (gloo) train like one process with the same global batch, and
 shard prediction so that every input is written exactly once."""
 
+import contextlib
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 from subprocess import PIPE
 
 import numpy as np
@@ -213,6 +217,48 @@ def test_remove_bg_jobs_share_the_photos_among_processes_of_its_own(tmp_path):
     assert one == ["blank.png"] + [f"im{i}.png" for i in range(5)]
     for name in one:
         assert (tmp_path / "jobs" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
+
+
+def children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (Linux)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_remove_bg_jobs_stopped_stops_its_processes(tmp_path, stop):
+    """remove-bg --jobs 2 stopped midway (kill, or Ctrl-C sent to the parent alone): its
+    processes end with it, no cut-out is left half-written and no shared semaphore behind."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    photo = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    for i in range(120):
+        Image.fromarray(photo).save(inputs / f"p{i:03}.png")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pixelwise", "remove-bg", str(inputs), "-o", str(out), "--jobs", "2"],
+        stderr=PIPE, text=True, env=os.environ | {"PIXELWISE_PATH": "torch-fp32"},
+    )  # fmt: skip
+    seen = ""
+    while "| 1/120" not in seen and proc.poll() is None:  # a first cut-out written
+        seen += proc.stderr.read(1)
+    workers = children(proc.pid)
+    proc.send_signal(stop)
+    err = seen + proc.stderr.read()
+    assert proc.wait(timeout=60) == (143 if stop == signal.SIGTERM else 130), err[-2000:]
+    written = list(out.iterdir())
+    assert len(written) < 121 and all(p.suffix == ".png" or p.name.startswith(".") for p in written)
+    assert "leaked" not in err and "Traceback" not in err
+    for _ in range(50):
+        if not any(Path(f"/proc/{pid}").exists() for pid in workers):
+            break
+        time.sleep(0.1)
+    assert workers and not any(Path(f"/proc/{pid}").exists() for pid in workers)
 
 
 def dies_or_refuses(payload, shard):

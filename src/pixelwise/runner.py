@@ -4,6 +4,7 @@ bad-file guard, sharding among torchrun processes and the list of failures at th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -322,12 +323,35 @@ def run_in_processes(
         process.start()
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress)
     try:
-        return BatchResult.merge(collect(messages, processes, bar, desc))
+        with terminated_as_exit():
+            return BatchResult.merge(collect(messages, processes, bar, desc))
     finally:
         bar.close()
         for process in processes:
             process.terminate()  # those done have exited; the others are stopped
             process.join()
+
+
+@contextlib.contextmanager
+def terminated_as_exit():
+    """Within it (in the main thread), SIGTERM (``kill``, a job scheduler's stop) ends this
+    process as an exception does, status 143: the cleanup of :func:`run_in_processes` runs
+    (its processes stopped, their shared queue released) instead of none at all."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    before = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def collect(messages, processes: list, bar, desc: str) -> list[BatchResult]:
