@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from subprocess import PIPE
@@ -244,15 +245,22 @@ def test_remove_bg_jobs_stopped_stops_its_processes(tmp_path, stop):
         [sys.executable, "-m", "pixelwise", "remove-bg", str(inputs), "-o", str(out), "--jobs", "2"],
         stderr=PIPE, text=True, env=os.environ | {"PIXELWISE_PATH": "torch-fp32"},
     )  # fmt: skip
+    watchdog = threading.Timer(120, proc.kill)  # a hung command fails the test, not CI
+    watchdog.start()
     seen = ""
     while "| 1/120" not in seen and proc.poll() is None:  # a first cut-out written
         seen += proc.stderr.read(1)
     workers = children(proc.pid)
     proc.send_signal(stop)
     err = seen + proc.stderr.read()
+    watchdog.cancel()
     assert proc.wait(timeout=60) == (143 if stop == signal.SIGTERM else 130), err[-2000:]
-    written = list(out.iterdir())
-    assert len(written) < 121 and all(p.suffix == ".png" or p.name.startswith(".") for p in written)
+    cutouts = list(out.glob("*.png"))
+    assert 0 < len(cutouts) < 120
+    for cutout in cutouts:  # whole: a write cut short leaves only its hidden temporary file
+        Image.open(cutout).load()
+    others = {p.name for p in out.iterdir()} - {p.name for p in cutouts} - {".pixelwise-output"}
+    assert all(name.startswith(".p") and name.endswith(".tmp") for name in others), others
     assert "leaked" not in err and "Traceback" not in err
     for _ in range(50):
         if not any(Path(f"/proc/{pid}").exists() for pid in workers):
