@@ -175,10 +175,12 @@ def remove_bg_photos(args: argparse.Namespace, photos: list, out: Path, cut) -> 
 
 def remove_bg_share(payload: tuple, shard: tuple[int, int]):
     """One ``remove-bg --jobs`` process's share of the photos (in a fresh process: models
-    loaded again; what the first process said of the inputs and options is not said again)."""
+    loaded again, and on a machine's first ``--jobs`` run its fastest path for the processes'
+    threads measured, which it says; what the first process said of the inputs and options is
+    not said again)."""
     args, photos = payload
+    cut = cutter(args)
     with contextlib.redirect_stderr(io.StringIO()):
-        cut = cutter(args)
         _, run, _ = photo_batch(args, photos, Path(args.out), cut)
     return run(shard)
 
