@@ -1,11 +1,14 @@
 """Load test of ``pixelwise serve`` on loopback: N requests at concurrency C, all must succeed;
-p50/p95 latency, and the server's resident memory after warm-up versus after the run.
+p50/p95 latency, and the server's resident memory (with its processes') after warm-up versus
+after the run.
 
     python benchmarks/serve_load.py [--requests 200] [--concurrency 8] [--model foreground]
-        [--megapixels MP] [--box] [--stroke] [--matting [--matting-megapixels MP]] [--quick]
+        [--megapixels MP] [--box] [--stroke] [--matting [--matting-megapixels MP]]
+        [--threads 2] [--processes 1] [--quick]
 
 Starts the server in a child process (uvicorn), posts a 640 x 480 photo (scikit-image's
-coffee), and reads the child's resident memory from /proc (Linux).
+coffee), and reads the child's resident memory, and that of its own processes (``--processes``),
+from /proc (Linux).
 """
 
 from __future__ import annotations
@@ -34,6 +37,29 @@ def resident_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
+def tree_resident_bytes(pid: int) -> int:
+    """The resident memory of a process and of all processes below it (``serve --processes``'
+    workers), in bytes."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    tree, grew = {pid}, True
+    while grew:
+        below = {p for p, parent in parents.items() if parent in tree} - tree
+        tree |= below
+        grew = bool(below)
+    total = 0
+    for p in tree:
+        try:
+            total += resident_bytes(p)
+        except (OSError, RuntimeError):  # ended meanwhile
+            continue
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -48,6 +74,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--model", default="foreground")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--processes", type=int, default=1, help="serve --processes (1: the server's threads)"
+    )
     parser.add_argument(
         "--server-log", default="runs/serve_load-server.log", help="where the server's log goes"
     )
@@ -90,6 +119,8 @@ def main() -> None:
             args.model,
             "--threads",
             str(args.threads),
+            "--processes",
+            str(args.processes),
         ],
         stdout=subprocess.DEVNULL,
         stderr=open(args.server_log, "w"),
@@ -134,11 +165,11 @@ def main() -> None:
 
         with ThreadPoolExecutor(args.concurrency) as pool:
             list(pool.map(post, range(2 * args.concurrency)))  # warm-up
-            rss_warm = resident_bytes(server.pid)
+            rss_warm = tree_resident_bytes(server.pid)
             start = time.perf_counter()
             results = list(pool.map(post, range(args.requests)))
             wall = time.perf_counter() - start
-        rss_end = resident_bytes(server.pid)
+        rss_end = tree_resident_bytes(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -146,7 +177,7 @@ def main() -> None:
     errors = sum(code != 200 for _, code in results)
     p95 = latencies[min(len(latencies) - 1, int(round(0.95 * len(latencies))) - 1)]
     print(
-        f"{args.requests} requests at concurrency {args.concurrency} ({args.threads} server threads), "
+        f"{args.requests} requests at concurrency {args.concurrency} ({f'{args.processes} server processes' if args.processes > 1 else f'{args.threads} server threads'}), "
         f"{width} x {height} JPEG{', with a box' if args.box else ''}"
         f"{', with a keep stroke' if args.stroke else ''}"
         f"{', matted' if args.matting else ''}"

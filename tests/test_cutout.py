@@ -3,6 +3,10 @@ with good and bad uploads, and the web page in a real browser (headless Chromium
 
 import io
 import json
+import os
+import signal
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -310,6 +314,92 @@ def test_http_api_good_and_bad_uploads():
         )
         assert answer.status_code == status, colour
     assert "colour name such as white" in answer.json()["detail"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_http_api_in_processes_answers_as_the_threads_do(monkeypatch):
+    """serve --processes 2: cut-outs (plain, in a box, with a stroke), the photo as shown and the
+    served model's mask come from processes of their own, byte for byte as the threads give
+    them; a bad upload is the same 400; /api/health says how many; the processes end with the
+    server."""
+    pytest.importorskip("fastapi", reason="the HTTP API is the [serve] extra")
+    from fastapi.testclient import TestClient
+
+    from pixelwise.web.app import Limits, create_app
+
+    monkeypatch.setenv("PIXELWISE_PATH", "torch-fp32")  # both on one path, no probe
+    image, _ = _photo(120, 160)
+    stroke = json.dumps([{"points": [[20, 20], [40, 30]], "radius": 4}])
+    asks = [
+        ("/api/remove-background", {}),
+        ("/api/remove-background", {"box": "30,10,130,110"}),
+        ("/api/remove-background", {"box": "30,10,130,110", "background_strokes": stroke}),
+        ("/api/shown", {}),
+        ("/api/predict", {"output": "mask"}),
+    ]
+    answers = {}
+    for processes in (1, 2):
+        app = create_app("foreground", limits=Limits(processes=processes))
+        with TestClient(app, base_url="http://localhost") as client:
+            assert client.get("/api/health").json()["processes"] == processes
+            for path, form in asks:
+                reply = client.post(
+                    path, files={"file": ("p.png", _png(image), "image/png")}, data=form
+                )
+                assert reply.status_code == 200, reply.text
+                answers.setdefault((path, str(form)), []).append(reply.content)
+            bad = client.post(
+                "/api/remove-background", files={"file": ("x.png", b"not a photo", "image/png")}
+            )
+            assert bad.status_code == 400 and "x.png: not a decodable image" in bad.text
+            workers = app.state.workers
+            held = (
+                [p.pid for pool in workers.pools for p in pool._processes.values()]
+                if workers
+                else []
+            )
+            if workers:  # a process killed (out of memory): its request 500, then started again
+                os.kill(held[0], signal.SIGKILL)
+                while not ended(held[0]):
+                    time.sleep(0.05)
+                for status in (500, 200):
+                    reply = client.post(
+                        "/api/remove-background",
+                        files={"file": ("q.png", _png(image[::-1].copy()), "image/png")},
+                    )
+                    assert reply.status_code == status, reply.text
+                    assert status == 200 or "ended abruptly" in reply.text
+                held += [p.pid for p in workers.pools[0]._processes.values()]
+        assert len(held) == (3 if processes == 2 else 0)
+        deadline = time.monotonic() + 10
+        while not all(map(ended, held)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(map(ended, held))  # with the server (the executor's shutdown)
+    for ask, (threads, processes) in answers.items():
+        assert threads == processes, ask
+
+
+def ended(pid: int) -> bool:
+    """Whether process ``pid`` has ended (gone, or a zombie), by /proc (Linux)."""
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_photos_next_request_goes_to_the_process_that_cut_it_out():
+    """serve --processes: a photo's next request (the next stroke) goes back to the process that
+    cut it out last, which remembers that cut-out, unless another process is less busy."""
+    from pixelwise.web.workers import Workers
+
+    workers = Workers.__new__(Workers)  # the choice alone, no processes started
+    workers.pools, workers.busy, workers.last = [None] * 3, [0, 0, 0], {b"a": 2}
+    assert workers.pick(b"a") == 2 and workers.pick(b"b") == 0
+    workers.busy = [0, 1, 1]
+    assert workers.pick(b"a") == 0  # its process is busier than another
+    workers.busy = [1, 1, 1]
+    assert workers.pick(b"a") == 2
 
 
 def test_http_api_says_when_the_cut_kept_nothing():

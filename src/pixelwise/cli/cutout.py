@@ -348,6 +348,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         hosts=(*LOOPBACK, *(args.allow_host or ())),
         preview_megapixels=args.preview_megapixels,
         edit_matting_megapixels=args.edit_matting_megapixels,
+        processes=args.processes,
     )
-    serve(args.host, args.port, model, args.method, limits, box_model)
+    source = (args.checkpoint, args.runtime, args.box_checkpoint)  # what --processes load
+    serve(args.host, args.port, model, args.method, limits, box_model, source)
     return 0

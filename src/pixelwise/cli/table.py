@@ -420,6 +420,15 @@ COMMANDS: dict[str, tuple[str, str, list]] = {
                 old=("--workers",),
             ),
             Opt(
+                ("--processes",),
+                "instead of threads, process requests in N processes of their own, each with its "
+                "models (more memory) and its share of the cores: the graph cut holds Python's "
+                "lock, so threads wait on one another there (default 1: threads)",
+                1,
+                type=bounded(int, 1, 64),
+                metavar="N",
+            ),
+            Opt(
                 ("--queue",),
                 "requests waiting beyond those; more get 503 at once (default 8)",
                 8,

@@ -20,13 +20,15 @@ the bound, its alpha enlarged by the guided filter; an animation beyond it gets 
 beyond the threads and a short queue get 503 at once; only loopback host names (and the host
 the server was started on) are accepted in ``Host`` (a DNS-rebinding page gets 400) and a POST
 carrying a foreign ``Origin`` gets 403, so a web page the user visits cannot drive the server.
-Decoding, the cut and PNG encoding run in a thread pool, never on the event loop. Nothing is
+Decoding, the cut and PNG encoding run in a thread pool (``serve --processes N``: in N processes
+of their own, :mod:`pixelwise.web.workers`), never on the event loop. Nothing is
 fetched from URLs and no file path is taken from a request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +70,7 @@ from pixelwise.video import (
     read_animation,
 )
 from pixelwise.web.docs import api_page
+from pixelwise.web.workers import WorkerDied
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -81,6 +84,7 @@ class Limits:
     max_matting_megapixels: float = 2.0
     threads: int = 2
     queue: int = 8
+    processes: int = 1  # above 1: requests done in processes of their own (web.workers)
     max_strokes: int = 200
     max_stroke_points: int = 20_000
     hosts: tuple[str, ...] = LOOPBACK
@@ -285,6 +289,10 @@ class Job:
             cut_each(remove_background, photo, model=seg, **self.options | options), self.format
         )
 
+    def in_worker(self, state: dict) -> tuple[bytes, bool]:
+        """:meth:`run` in a process of :mod:`pixelwise.web.workers`, with its models."""
+        return self.run(state["seg"], state["method"], state["limits"], state["helper"])
+
 
 @dataclass
 class ShownJob:
@@ -292,6 +300,9 @@ class ShownJob:
 
     data: bytes
     name: str
+
+    def in_worker(self, state: dict) -> tuple[bytes, str, tuple[int, int]]:
+        return self.run(state["limits"])
 
     def run(self, limits: Limits) -> tuple[bytes, str, tuple[int, int]]:
         """The photo as remove-bg reads it (upright, 8 bits, inks as colours, its transparency
@@ -356,16 +367,17 @@ def create_app(
     method: str = DEFAULT_CUTOUT,
     limits: Limits = Limits(),
     box_model: str | Segmenter | None = None,
+    source: tuple | None = None,
 ) -> FastAPI:
     """The FastAPI application; the model (and the box model that helps it inside a box, see
-    :func:`pixelwise.cutout.box_helper`) is loaded here, once, and warmed up."""
+    :func:`pixelwise.cutout.box_helper`) is loaded here, once, and warmed up. With
+    ``limits.processes`` above 1 the requests' work runs in that many processes
+    (:class:`~pixelwise.web.workers.Workers`), each loading ``source`` = (checkpoint, runtime,
+    box checkpoint) (default: ``model`` and ``box_model`` as given, on torch)."""
     seg = get_model(model) if method != "grabcut" else None
     helper = box_helper(model, box_model) if seg is not None else None
     limits = matting_installed(limits)
-    blank = np.zeros((64, 64, 3), np.uint8)
-    remove_background(blank, seg, method=method)
-    if helper is not None:
-        remove_background(blank, seg, method=method, box=(8, 8, 56, 56), box_model=helper)
+    workers = request_workers(limits, source or (model, "torch", box_model), method, seg, helper)
     pool = ThreadPoolExecutor(max_workers=limits.threads, thread_name_prefix="remove-bg")
     page = page_html(limits)
     app = FastAPI(
@@ -374,9 +386,10 @@ def create_app(
         description="Remove the background of a photo; everything runs on this machine.",
         docs_url=None,  # Swagger UI and ReDoc come from public CDNs: web/docs.py's page instead
         redoc_url=None,
+        lifespan=stopping(workers),
     )
     app.add_middleware(Guard, max_bytes=limits.max_bytes, hosts=limits.hosts)
-    app.state.pool, app.state.busy = pool, 0
+    app.state.pool, app.state.busy, app.state.workers = pool, 0, workers
 
     @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
     def docs() -> str:
@@ -392,6 +405,7 @@ def create_app(
             "status": "ok",
             "method": method,
             "threads": limits.threads,
+            "processes": limits.processes,
             "queue": limits.queue,
             "busy": app.state.busy,
             **{name: getattr(limits, name) for name in SHOWN_LIMITS},
@@ -402,6 +416,30 @@ def create_app(
     if seg is not None:
         add_predict_route(app, seg, limits)
     return app
+
+
+def request_workers(limits: Limits, source: tuple, method: str, seg, helper):
+    """With ``limits.processes`` above 1, the processes that do the requests' work, each loading
+    ``source`` = (checkpoint, runtime, box checkpoint); else None, this process's models warmed
+    up (the threads use them)."""
+    from pixelwise.web.workers import Workers, warm_up
+
+    if limits.processes > 1:
+        return Workers(limits.processes, *source, method, limits)
+    warm_up(seg, method, helper)
+    return None
+
+
+def stopping(workers):
+    """The application's lifespan: at the server's end, ``workers`` (if any) are stopped."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        if workers is not None:
+            workers.shutdown()
+
+    return lifespan
 
 
 RESPONSES = {
@@ -600,13 +638,21 @@ def upload_name(file: UploadFile) -> str:
 
 
 async def in_pool(app: FastAPI, limits: Limits, work, job):
-    """``work(job)`` in the thread pool, counted against the threads and queue (503 when they
-    are taken); its ValueErrors become 400 (413 for :class:`TooLarge`)."""
-    if app.state.busy >= limits.threads + limits.queue:
+    """``work(job)`` in the thread pool (with ``serve --processes``, the job's ``in_worker`` in a
+    process of :class:`~pixelwise.web.workers.Workers`), counted against the threads (or
+    processes) and queue (503 when they are taken); its ValueErrors become 400 (413 for
+    :class:`TooLarge`)."""
+    workers = app.state.workers
+    capacity = limits.processes if workers is not None else limits.threads
+    if app.state.busy >= capacity + limits.queue:
         raise HTTPException(503, "busy: try again shortly", headers={"Retry-After": "2"})
     app.state.busy += 1
     try:
+        if workers is not None:
+            return await workers.run(job, job.data)
         return await asyncio.get_running_loop().run_in_executor(app.state.pool, work, job)
+    except WorkerDied as exc:
+        raise HTTPException(500, str(exc)) from None
     except ValueError as exc:
         raise HTTPException(413 if isinstance(exc, TooLarge) else 400, str(exc)) from None
     finally:
@@ -624,6 +670,9 @@ class PredictJob:
     name: str
     output: str
     object_class: int | None
+
+    def in_worker(self, state: dict) -> tuple[bytes, str]:
+        return self.run(state["seg"], state["limits"])
 
     def run(self, seg: Segmenter, limits: Limits) -> tuple[bytes, str]:
         """The response body and its media type: the class-id mask (palette PNG, as `pixelwise
@@ -724,6 +773,7 @@ def serve(
     method: str = DEFAULT_CUTOUT,
     limits: Limits = Limits(),
     box_model: str | Segmenter | None = None,
+    source: tuple | None = None,
 ) -> None:
     import uvicorn
 
@@ -737,9 +787,9 @@ def serve(
             file=sys.stderr,
         )
     uvicorn.run(
-        create_app(model, method, limits, box_model),
+        create_app(model, method, limits, box_model, source),
         host=host,
         port=port,
         log_level="info",
-        limit_concurrency=limits.threads + limits.queue + 8,
+        limit_concurrency=max(limits.threads, limits.processes) + limits.queue + 8,
     )
