@@ -71,16 +71,17 @@ class Workers:
 
     def __init__(self, count: int, model, runtime: str, box_model, method: str, limits) -> None:
         import multiprocessing
-        import os
 
-        threads = max(1, (os.cpu_count() or 1) // count)
+        import torch
+
+        threads = max(1, torch.get_num_threads() // count)  # this process's, shared out
         self.setup = (model, runtime, box_model, method, limits, threads)
         self.context = multiprocessing.get_context("spawn")
         self.pools = [self.pool() for _ in range(count)]
         self.busy = [0] * count
         self.last: OrderedDict[bytes, int] = OrderedDict()
-        for pool in self.pools:
-            pool.submit(ready).result()
+        for started in [pool.submit(ready) for pool in self.pools]:  # all start at once
+            started.result()
 
     def pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(1, self.context, start, self.setup)
