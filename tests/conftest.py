@@ -229,3 +229,30 @@ def served_page(app, viewport: dict | None = None):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# processes, as Linux's /proc shows them (tests of commands that start processes of their own)
+ON_PROC = Path("/proc/self/stat").exists()
+
+
+def stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command's name (state first, then the parent)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid``."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError):
+            if int(stat_fields(int(stat.parent.name))[1]) == pid:
+                found.add(int(stat.parent.name))
+    return found
+
+
+def ended(pid: int) -> bool:
+    """Whether process ``pid`` has ended (gone, or a zombie)."""
+    try:
+        return stat_fields(pid)[0] == "Z"
+    except OSError:
+        return True

@@ -6,13 +6,20 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 import torch
-from conftest import BrightIsForeground, geojson_raster, served_page, tiny_seg
+from conftest import (
+    ON_PROC,
+    BrightIsForeground,
+    children,
+    ended,
+    geojson_raster,
+    served_page,
+    tiny_seg,
+)
 from PIL import Image
 
 from pixelwise.checkpoint import save_checkpoint
@@ -316,7 +323,7 @@ def test_http_api_good_and_bad_uploads():
     assert "colour name such as white" in answer.json()["detail"]
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+@pytest.mark.skipif(not ON_PROC, reason="reads /proc (Linux)")
 def test_http_api_in_processes_answers_as_the_threads_do(monkeypatch):
     """serve --processes 2: cut-outs (plain, in a box, with a stroke), the photo as shown and the
     served model's mask come from processes of their own, byte for byte as the threads give
@@ -379,13 +386,44 @@ def test_http_api_in_processes_answers_as_the_threads_do(monkeypatch):
         assert threads == processes, ask
 
 
-def ended(pid: int) -> bool:
-    """Whether process ``pid`` has ended (gone, or a zombie), by /proc (Linux)."""
-    stat = Path(f"/proc/{pid}/stat")
+@pytest.mark.skipif(not ON_PROC, reason="reads /proc (Linux)")
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
+def test_serve_processes_end_with_the_server(stop, tmp_path):
+    """pixelwise serve --processes 2 stopped (SIGTERM, as a service manager stops it; uvicorn
+    raises it again once it has stopped) or killed outright: its processes end with it."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    from pixelwise.web.app import check_port
+
+    port = 18000 + os.getpid() % 1000
+    check_port("127.0.0.1", port)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pixelwise", "serve", "--port", str(port), "--processes", "2"],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "log", "w"),
+        env=os.environ | {"PIXELWISE_PATH": "torch-fp32"},
+    )  # fmt: skip
     try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).json()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert health["processes"] == 2, (tmp_path / "log").read_text()[-2000:]
+        workers = children(server.pid)
+        assert len(workers) >= 2  # the two processes (and multiprocessing's resource tracker)
+        server.send_signal(stop)
+        server.wait(timeout=60)
+        deadline = time.monotonic() + 10
+        while not all(map(ended, workers)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert all(map(ended, workers))
+    finally:
+        server.kill()
 
 
 def test_a_photos_next_request_goes_to_the_process_that_cut_it_out():

@@ -1,7 +1,6 @@
 """torchrun: 2 CPU processes (gloo) train like one process with the same global batch, and
 shard prediction so that every input is written exactly once."""
 
-import contextlib
 import importlib.util
 import os
 import signal
@@ -15,7 +14,7 @@ from subprocess import PIPE
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import ON_PROC, children, tiny_config
 from PIL import Image
 
 from pixelwise.distributed import shard_batches
@@ -220,17 +219,7 @@ def test_remove_bg_jobs_share_the_photos_among_processes_of_its_own(tmp_path):
         assert (tmp_path / "jobs" / name).read_bytes() == (tmp_path / "one" / name).read_bytes()
 
 
-def children(pid: int) -> set[int]:
-    """The processes whose parent is ``pid`` (Linux)."""
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(stat.parent.name))
-    return found
-
-
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+@pytest.mark.skipif(not ON_PROC, reason="reads /proc (Linux)")
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_remove_bg_jobs_stopped_stops_its_processes(tmp_path, stop):
     """remove-bg --jobs 2 stopped midway (kill, or Ctrl-C sent to the parent alone): its

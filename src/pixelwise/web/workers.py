@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import threading
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,11 +30,21 @@ def start(model, runtime: str, box_model, method: str, limits, threads: int) -> 
 
     from pixelwise.cutout import box_helper, get_model
 
+    threading.Thread(target=ended_with_parent, daemon=True).start()
     torch.set_num_threads(threads)
     seg = get_model(model, runtime) if method != "grabcut" else None
     helper = box_helper(model, box_model) if seg is not None else None
     warm_up(seg, method, helper)
     STATE.update(seg=seg, method=method, limits=limits, helper=helper)
+
+
+def ended_with_parent() -> None:
+    """In a worker process's own thread: end the process when the server's ends, however it
+    ends (a server killed outright would otherwise leave its workers waiting for work)."""
+    import multiprocessing
+
+    multiprocessing.parent_process().join()
+    os._exit(0)
 
 
 def warm_up(seg, method: str, helper) -> None:
@@ -116,5 +128,8 @@ class Workers:
             self.busy[k] -= 1
 
     def shutdown(self) -> None:
+        """Stop the processes and wait for them: at the server's end no request runs (the
+        server has answered or dropped them), and the server may end by its signal right after
+        (uvicorn raises SIGTERM again once it has stopped), which no later clean-up survives."""
         for pool in self.pools:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)
