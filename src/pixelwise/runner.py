@@ -305,15 +305,13 @@ def run_in_processes(
     ``payload`` picklable; ``work`` runs :func:`run_batch`, which counts each input for the one
     progress bar shown here (``total`` inputs). An exception in ``work`` is raised here; a
     process that dies (out of memory, killed) is a RuntimeError naming ``desc``. Interrupted
-    here, the processes are stopped; should this process be killed, each stops after its
-    current input."""
+    here, the processes are stopped; should this process be killed, they end with it
+    (:func:`start_process`)."""
     import multiprocessing
-
-    import torch
 
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
-    threads = max(1, torch.get_num_threads() // jobs)
+    threads = shared_threads(jobs)
     processes = [
         context.Process(target=run_share, args=(work, payload, (k, jobs), threads, messages))
         for k in range(jobs)
@@ -381,19 +379,39 @@ def collect(messages, processes: list, bar, desc: str) -> list[BatchResult]:
     return [parts[k] for k in range(len(processes))]
 
 
-def run_share(work, payload, shard: tuple[int, int], threads: int, messages) -> None:
-    """A process of :func:`run_in_processes`: ``work(payload, shard)`` on ``threads`` threads,
-    its inputs counted and its result (or exception) sent on ``messages``."""
-    global WORKER_TICKS
+def shared_threads(processes: int) -> int:
+    """Each of ``processes`` processes' threads: this process's shared out, at least one."""
+    import torch
+
+    return max(1, torch.get_num_threads() // processes)
+
+
+def start_process(threads: int) -> None:
+    """The start of a process spawned to share the work (:func:`run_in_processes`, ``serve
+    --processes``): its ``threads``, and a thread that ends it as soon as its parent has ended,
+    however that ended (killed outright, the parent cleans up nothing)."""
+    import multiprocessing
     import threading
 
     import torch
 
+    def ended_with_parent() -> None:
+        multiprocessing.parent_process().join()
+        os._exit(0)
+
+    threading.Thread(target=ended_with_parent, daemon=True).start()
     torch.set_num_threads(threads)
-    WORKER_TICKS = messages
     # tqdm's own lock is a process-shared semaphore, which a process stopped by the parent
     # would leave behind (a warning at exit); this process's bars need no more than a thread lock
     tqdm.set_lock(threading.RLock())
+
+
+def run_share(work, payload, shard: tuple[int, int], threads: int, messages) -> None:
+    """A process of :func:`run_in_processes`: ``work(payload, shard)`` on ``threads`` threads,
+    its inputs counted and its result (or exception) sent on ``messages``."""
+    global WORKER_TICKS
+    start_process(threads)
+    WORKER_TICKS = messages
     try:
         messages.put(("done", shard[0], work(payload, shard)))
     except KeyboardInterrupt:  # Ctrl-C reaches every process; the first one says it
@@ -404,15 +422,10 @@ def run_share(work, payload, shard: tuple[int, int], threads: int, messages) -> 
 
 def ticking(items):
     """``items`` as they are; in a process of :func:`run_in_processes`, each counted for the
-    parent's progress bar once the loop is done with it, and the loop ended should the parent
-    be gone (killed)."""
-    import multiprocessing
-
+    parent's progress bar once the loop is done with it."""
     for item in items:
         yield item
         if WORKER_TICKS is not None:
-            if not multiprocessing.parent_process().is_alive():
-                raise SystemExit(1)
             WORKER_TICKS.put(("tick", 0, None))
 
 

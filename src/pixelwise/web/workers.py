@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import threading
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -25,26 +23,16 @@ STATE: dict = {}
 
 
 def start(model, runtime: str, box_model, method: str, limits, threads: int) -> None:
-    """A worker process's start: its threads, its models loaded and warmed up."""
-    import torch
-
+    """A worker process's start (:func:`~pixelwise.runner.start_process`: its threads; it ends
+    with the server however that ends), its models loaded and warmed up."""
     from pixelwise.cutout import box_helper, get_model
+    from pixelwise.runner import start_process
 
-    threading.Thread(target=ended_with_parent, daemon=True).start()
-    torch.set_num_threads(threads)
+    start_process(threads)
     seg = get_model(model, runtime) if method != "grabcut" else None
     helper = box_helper(model, box_model) if seg is not None else None
     warm_up(seg, method, helper)
     STATE.update(seg=seg, method=method, limits=limits, helper=helper)
-
-
-def ended_with_parent() -> None:
-    """In a worker process's own thread: end the process when the server's ends, however it
-    ends (a server killed outright would otherwise leave its workers waiting for work)."""
-    import multiprocessing
-
-    multiprocessing.parent_process().join()
-    os._exit(0)
 
 
 def warm_up(seg, method: str, helper) -> None:
@@ -84,9 +72,9 @@ class Workers:
     def __init__(self, count: int, model, runtime: str, box_model, method: str, limits) -> None:
         import multiprocessing
 
-        import torch
+        from pixelwise.runner import shared_threads
 
-        threads = max(1, torch.get_num_threads() // count)  # this process's, shared out
+        threads = shared_threads(count)
         self.setup = (model, runtime, box_model, method, limits, threads)
         self.context = multiprocessing.get_context("spawn")
         self.pools = [self.pool() for _ in range(count)]
