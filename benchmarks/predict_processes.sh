@@ -16,7 +16,8 @@ ROUNDS=${3:-3}
 [ "$QUICK" = 1 ] && ROUNDS=1
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'); flags: $(grep -o -w -E 'avx2|fma|avx512f|avx512_vnni|avx512_bf16|amx_bf16|avx_vnni' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+# the CPU line every benchmark prints (benchmarks/timing.py), and the cores the processes share
+echo "$(PYTHONPATH="$(dirname "$0")" python -c 'from timing import machine_line; print(machine_line())'); $(nproc) cores"
 for round in $(seq "$ROUNDS"); do
   for mode in default fp32; do
     options=()
