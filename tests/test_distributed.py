@@ -220,10 +220,11 @@ def test_remove_bg_jobs_share_the_photos_among_processes_of_its_own(tmp_path):
 
 
 @pytest.mark.skipif(not ON_PROC, reason="reads /proc (Linux)")
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_remove_bg_jobs_stopped_stops_its_processes(tmp_path, stop):
-    """remove-bg --jobs 2 stopped midway (kill, or Ctrl-C sent to the parent alone): its
-    processes end with it, no cut-out is left half-written and no shared semaphore behind."""
+    """remove-bg --jobs 2 stopped midway (kill, Ctrl-C sent to the parent alone, or killed
+    outright): its processes end with it, no cut-out is left half-written and no shared
+    semaphore behind (nor a warning about one)."""
     inputs = tmp_path / "in"
     inputs.mkdir()
     photo = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
@@ -243,7 +244,8 @@ def test_remove_bg_jobs_stopped_stops_its_processes(tmp_path, stop):
     proc.send_signal(stop)
     err = seen + proc.stderr.read()
     watchdog.cancel()
-    assert proc.wait(timeout=60) == (143 if stop == signal.SIGTERM else 130), err[-2000:]
+    status = {signal.SIGTERM: 143, signal.SIGINT: 130, signal.SIGKILL: -signal.SIGKILL}[stop]
+    assert proc.wait(timeout=60) == status, err[-2000:]
     cutouts = list(out.glob("*.png"))
     assert 0 < len(cutouts) < 120
     for cutout in cutouts:  # whole: a write cut short leaves only its hidden temporary file

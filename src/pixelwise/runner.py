@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -310,19 +311,23 @@ def run_in_processes(
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    messages = context.Queue()
+    # a pipe per process, not a shared queue: a pipe holds no semaphore that a killed run would
+    # leave behind, and its end is the process's end (read here as it happens)
+    pipes = [context.Pipe(duplex=False) for _ in range(jobs)]
     threads = shared_threads(jobs)
     processes = [
-        context.Process(target=run_share, args=(work, payload, (k, jobs), threads, messages))
-        for k in range(jobs)
+        context.Process(target=run_share, args=(work, payload, (k, jobs), threads, sender))
+        for k, (_, sender) in enumerate(pipes)
     ]
     for process in processes:
         process.daemon = True  # stopped should this process end first
         process.start()
+    for _, sender in pipes:
+        sender.close()  # each process holds its own end
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress)
     try:
         with terminated_as_exit():
-            return BatchResult.merge(collect(messages, processes, bar, desc))
+            return BatchResult.merge(collect([r for r, _ in pipes], bar, desc))
     finally:
         bar.close()
         for process in processes:
@@ -334,7 +339,7 @@ def run_in_processes(
 def terminated_as_exit():
     """Within it (in the main thread), SIGTERM (``kill``, a job scheduler's stop) ends this
     process as an exception does, status 143: the cleanup of :func:`run_in_processes` runs
-    (its processes stopped, their shared queue released) instead of none at all."""
+    (its processes stopped) instead of none at all."""
     import signal
     import threading
 
@@ -352,31 +357,30 @@ def terminated_as_exit():
         signal.signal(signal.SIGTERM, before)
 
 
-def collect(messages, processes: list, bar, desc: str) -> list[BatchResult]:
-    """The processes' results, in their order, as :func:`run_share` sends them (counting each
-    input on ``bar`` meanwhile)."""
-    import queue
+def collect(readers: list, bar, desc: str) -> list[BatchResult]:
+    """The processes' results, in their order, as :func:`run_share` sends them on ``readers``
+    (one pipe per process; each input counted on ``bar`` meanwhile)."""
+    from multiprocessing.connection import wait
 
     parts: dict[int, BatchResult] = {}
-    gone: set[int] = set()  # exited without a result the last time the queue was empty
-    while len(parts) < len(processes):
-        try:
-            kind, k, value = messages.get(timeout=0.2)
-        except queue.Empty:
-            if gone - set(parts):  # a process sends its result before it exits: never now
+    waiting = {reader: k for k, reader in enumerate(readers)}
+    while waiting:
+        for reader in wait(list(waiting)):
+            try:
+                kind, value = reader.recv()
+            except EOFError:  # ended without its result: killed, out of memory or interrupted
+                time.sleep(0.2)  # an interruption of the whole group reaches this process too
                 raise RuntimeError(
-                    f"{desc}: one of the {len(processes)} processes ended abruptly (out of memory? "
+                    f"{desc}: one of the {len(readers)} processes ended abruptly (out of memory? "
                     "killed?); run again with fewer --jobs (outputs written so far are complete)"
                 ) from None
-            gone = {k for k, p in enumerate(processes) if p.exitcode is not None} - set(parts)
-            continue
-        if kind == "tick":
-            bar.update(1)
-        elif kind == "error":
-            raise value
-        else:
-            parts[k] = value
-    return [parts[k] for k in range(len(processes))]
+            if kind == "tick":
+                bar.update(1)
+            elif kind == "error":
+                raise value
+            else:
+                parts[waiting.pop(reader)] = value
+    return [parts[k] for k in range(len(readers))]
 
 
 def shared_threads(processes: int) -> int:
@@ -408,16 +412,16 @@ def start_process(threads: int) -> None:
 
 def run_share(work, payload, shard: tuple[int, int], threads: int, messages) -> None:
     """A process of :func:`run_in_processes`: ``work(payload, shard)`` on ``threads`` threads,
-    its inputs counted and its result (or exception) sent on ``messages``."""
+    its inputs counted and its result (or exception) sent on ``messages``, its pipe's end."""
     global WORKER_TICKS
     start_process(threads)
     WORKER_TICKS = messages
     try:
-        messages.put(("done", shard[0], work(payload, shard)))
+        messages.send(("done", work(payload, shard)))
     except KeyboardInterrupt:  # Ctrl-C reaches every process; the first one says it
         pass
     except Exception as exc:
-        messages.put(("error", shard[0], exc))
+        messages.send(("error", exc))
 
 
 def ticking(items):
@@ -426,7 +430,7 @@ def ticking(items):
     for item in items:
         yield item
         if WORKER_TICKS is not None:
-            WORKER_TICKS.put(("tick", 0, None))
+            WORKER_TICKS.send(("tick", None))
 
 
 def report_failures(result: BatchResult) -> int:
