@@ -360,11 +360,7 @@ def test_http_api_in_processes_answers_as_the_threads_do(monkeypatch):
             )
             assert bad.status_code == 400 and "x.png: not a decodable image" in bad.text
             workers = app.state.workers
-            held = (
-                [p.pid for pool in workers.pools for p in pool._processes.values()]
-                if workers
-                else []
-            )
+            held = [w.process.pid for w in workers.workers] if workers else []
             if workers:  # a process killed (out of memory): its request 500, then started again
                 os.kill(held[0], signal.SIGKILL)
                 while not ended(held[0]):
@@ -376,12 +372,12 @@ def test_http_api_in_processes_answers_as_the_threads_do(monkeypatch):
                     )
                     assert reply.status_code == status, reply.text
                     assert status == 200 or "ended abruptly" in reply.text
-                held += [p.pid for p in workers.pools[0]._processes.values()]
+                held.append(workers.workers[0].process.pid)
         assert len(held) == (3 if processes == 2 else 0)
         deadline = time.monotonic() + 10
         while not all(map(ended, held)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert all(map(ended, held))  # with the server (the executor's shutdown)
+        assert all(map(ended, held))  # with the server (Workers.shutdown)
     for ask, (threads, processes) in answers.items():
         assert threads == processes, ask
 
@@ -390,7 +386,8 @@ def test_http_api_in_processes_answers_as_the_threads_do(monkeypatch):
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL])
 def test_serve_processes_end_with_the_server(stop, tmp_path):
     """pixelwise serve --processes 2 stopped (SIGTERM, as a service manager stops it; uvicorn
-    raises it again once it has stopped) or killed outright: its processes end with it."""
+    raises it again once it has stopped) or killed outright: its processes end with it, and
+    no semaphore is left behind (nor a warning about one)."""
     import subprocess
     import sys
 
@@ -422,6 +419,7 @@ def test_serve_processes_end_with_the_server(stop, tmp_path):
         while not all(map(ended, workers)) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert all(map(ended, workers))
+        assert "leaked" not in (tmp_path / "log").read_text()  # no semaphore left behind
     finally:
         server.kill()
 
@@ -432,7 +430,7 @@ def test_a_photos_next_request_goes_to_the_process_that_cut_it_out():
     from pixelwise.web.workers import Workers
 
     workers = Workers.__new__(Workers)  # the choice alone, no processes started
-    workers.pools, workers.busy, workers.last = [None] * 3, [0, 0, 0], {b"a": 2}
+    workers.busy, workers.last = [0, 0, 0], {b"a": 2}
     assert workers.pick(b"a") == 2 and workers.pick(b"b") == 0
     workers.busy = [0, 1, 1]
     assert workers.pick(b"a") == 0  # its process is busier than another

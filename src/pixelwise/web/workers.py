@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import OrderedDict
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 
 # in a worker process: what its jobs run with (seg, method, limits, helper), set by :func:`start`
 STATE: dict = {}
@@ -35,6 +34,39 @@ def start(model, runtime: str, box_model, method: str, limits, threads: int) -> 
     STATE.update(seg=seg, method=method, limits=limits, helper=helper)
 
 
+def serve_jobs(conn, *setup) -> None:
+    """A worker process: :func:`start` with ``setup``, then each job received on ``conn`` done
+    with this process's models (its ``in_worker``) and answered, until told to stop (``None``)
+    or the server is gone. An exception is answered as the job's."""
+    try:
+        try:
+            start(*setup)
+        except Exception as exc:  # the models failed to load: said at the server's start
+            answer(conn, "error", exc)
+            return
+        answer(conn, "ready", None)
+        while (job := conn.recv()) is not None:
+            try:
+                value = job.in_worker(STATE)
+            except Exception as exc:
+                answer(conn, "error", exc)
+            else:
+                answer(conn, "done", value)
+    except (EOFError, OSError, KeyboardInterrupt):  # the server is gone, or Ctrl-C reached all
+        pass
+
+
+def answer(conn, kind: str, value) -> None:
+    """``(kind, value)`` sent on ``conn``; an exception that cannot be pickled as the same
+    message in a RuntimeError."""
+    import pickle
+
+    try:
+        conn.send((kind, value))
+    except (pickle.PicklingError, TypeError, AttributeError):
+        conn.send(("error", RuntimeError(str(value))))
+
+
 def warm_up(seg, method: str, helper) -> None:
     """One small cut-out (and one in a box, with a box model) so that the first request does
     not pay for the first calls' set-up."""
@@ -48,15 +80,6 @@ def warm_up(seg, method: str, helper) -> None:
         remove_background(blank, seg, method=method, box=(8, 8, 56, 56), box_model=helper)
 
 
-def ready() -> bool:
-    return bool(STATE)
-
-
-def run(job):
-    """A request's job in a worker process (its ``in_worker``, with this process's models)."""
-    return job.in_worker(STATE)
-
-
 class WorkerDied(RuntimeError):
     """The process doing a request ended (killed, out of memory) before answering."""
 
@@ -65,37 +88,96 @@ class WorkerDied(RuntimeError):
 REMEMBERED = 64
 
 
+class Worker:
+    """A process of its own (:func:`serve_jobs`) and the pipe to it, one job at a time: a pipe
+    holds no semaphore that a server killed outright would leave behind, and the process's end
+    is the pipe's end, read at once."""
+
+    def __init__(self, context, setup: tuple) -> None:
+        self.context, self.setup = context, setup
+        self.begin()
+
+    def begin(self) -> None:
+        self.conn, theirs = self.context.Pipe()
+        self.process = self.context.Process(target=serve_jobs, args=(theirs, *self.setup))
+        self.process.daemon = True
+        self.process.start()
+        theirs.close()
+        self.ready = False
+
+    def answer(self):
+        """The process's next answer's value, or its exception raised here."""
+        kind, value = self.conn.recv()
+        if kind == "error":
+            raise value
+        return value
+
+    def wait_ready(self) -> None:
+        """Its models loaded (or their error raised here)."""
+        if not self.ready:
+            self.answer()
+            self.ready = True
+
+    def call(self, job):
+        """``job`` done in the process. A process that ended (out of memory, killed) is started
+        again and the job fails with :class:`WorkerDied`."""
+        try:
+            self.wait_ready()
+            self.conn.send(job)
+            return self.answer()
+        except (EOFError, OSError):
+            self.conn.close()
+            self.process.join()
+            self.begin()
+            raise WorkerDied(
+                "the process doing this request ended abruptly (out of memory?); it was started "
+                "again"
+            ) from None
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except OSError:  # ended already
+            pass
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join()
+        self.conn.close()
+
+
 class Workers:
-    """``count`` one-process pools, each started with :func:`start` and waited for (a model
-    that fails to load fails here, at the server's start)."""
+    """``count`` worker processes, each started with :func:`start` and waited for (a model that
+    fails to load fails here, at the server's start); a photo's requests to the one picked for
+    it, in turn (one thread each here waits on its process)."""
 
     def __init__(self, count: int, model, runtime: str, box_model, method: str, limits) -> None:
         import multiprocessing
 
         from pixelwise.runner import shared_threads
 
-        threads = shared_threads(count)
-        self.setup = (model, runtime, box_model, method, limits, threads)
-        self.context = multiprocessing.get_context("spawn")
-        self.pools = [self.pool() for _ in range(count)]
+        setup = (model, runtime, box_model, method, limits, shared_threads(count))
+        context = multiprocessing.get_context("spawn")
+        self.workers = [Worker(context, setup) for _ in range(count)]  # all start at once
+        self.threads = [ThreadPoolExecutor(1, f"pixelwise-worker-{k}") for k in range(count)]
         self.busy = [0] * count
         self.last: OrderedDict[bytes, int] = OrderedDict()
-        for started in [pool.submit(ready) for pool in self.pools]:  # all start at once
-            started.result()
-
-    def pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(1, self.context, start, self.setup)
+        try:
+            for worker in self.workers:
+                worker.wait_ready()
+        except BaseException:
+            self.shutdown()
+            raise
 
     def pick(self, key: bytes) -> int:
         """The process for a photo: the one that cut it out last, unless another is less busy;
         else the least busy."""
-        least = min(range(len(self.pools)), key=self.busy.__getitem__)
+        least = min(range(len(self.busy)), key=self.busy.__getitem__)
         last = self.last.get(key)
         return last if last is not None and self.busy[last] <= self.busy[least] else least
 
     async def run(self, job, data: bytes):
-        """``job`` in a process, picked by the photo's bytes ``data``. A process that died (out of
-        memory) is started again and the request fails with :class:`WorkerDied`."""
+        """``job`` in a process, picked by the photo's bytes ``data`` (:meth:`Worker.call`)."""
         key = hashlib.blake2b(data, digest_size=16).digest()
         k = self.pick(key)
         self.last[key] = k
@@ -104,14 +186,8 @@ class Workers:
             self.last.popitem(last=False)
         self.busy[k] += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.pools[k], run, job)
-        except BrokenProcessPool:
-            self.pools[k].shutdown(wait=False, cancel_futures=True)
-            self.pools[k] = self.pool()
-            raise WorkerDied(
-                "the process doing this request ended abruptly (out of memory?); it was started "
-                "again"
-            ) from None
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.threads[k], self.workers[k].call, job)
         finally:
             self.busy[k] -= 1
 
@@ -119,5 +195,7 @@ class Workers:
         """Stop the processes and wait for them: at the server's end no request runs (the
         server has answered or dropped them), and the server may end by its signal right after
         (uvicorn raises SIGTERM again once it has stopped), which no later clean-up survives."""
-        for pool in self.pools:
-            pool.shutdown(wait=True, cancel_futures=True)
+        for thread in self.threads:
+            thread.shutdown(wait=True, cancel_futures=True)
+        for worker in self.workers:
+            worker.stop()
