@@ -424,6 +424,34 @@ def test_serve_processes_end_with_the_server(stop, tmp_path):
         server.kill()
 
 
+class FailsOnDisk:
+    """A job for a worker process that fails as a full disk would."""
+
+    def in_worker(self, state):
+        raise OSError(28, "No space left on device")
+
+
+def test_a_jobs_own_error_is_its_answer_not_a_dead_process():
+    """serve --processes: an error of the job itself (here an OSError, like the pipe's own) is
+    raised for its request as it was, and the process goes on; only the pipe's end means the
+    process ended."""
+    import multiprocessing
+
+    from pixelwise.web.workers import Worker
+
+    setup = ("foreground", "torch", None, "grabcut", None, 1)  # GrabCut: no model to load
+    worker = Worker(multiprocessing.get_context("spawn"), setup)
+    try:
+        pid = worker.process.pid
+        for _ in range(2):
+            with pytest.raises(OSError, match="No space left"):
+                worker.call(FailsOnDisk())
+        assert worker.process.pid == pid and worker.process.is_alive()
+    finally:
+        worker.stop()
+    assert not worker.process.is_alive()
+
+
 def test_a_photos_next_request_goes_to_the_process_that_cut_it_out():
     """serve --processes: a photo's next request (the next stroke) goes back to the process that
     cut it out last, which remembers that cut-out, unless another process is less busy."""

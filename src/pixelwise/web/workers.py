@@ -105,27 +105,26 @@ class Worker:
         theirs.close()
         self.ready = False
 
-    def answer(self):
-        """The process's next answer's value, or its exception raised here."""
-        kind, value = self.conn.recv()
-        if kind == "error":
-            raise value
-        return value
-
     def wait_ready(self) -> None:
         """Its models loaded (or their error raised here)."""
         if not self.ready:
-            self.answer()
+            kind, value = self.conn.recv()
+            if kind == "error":
+                raise value
             self.ready = True
 
     def call(self, job):
-        """``job`` done in the process. A process that ended (out of memory, killed) is started
-        again and the job fails with :class:`WorkerDied`."""
+        """``job`` done in the process: its value, or its exception raised here. A process
+        that ended (out of memory, killed) is started again and the job fails with
+        :class:`WorkerDied`."""
         try:
-            self.wait_ready()
-            self.conn.send(job)
-            return self.answer()
-        except (EOFError, OSError):
+            if not self.ready:  # started again after the last job: its start's answer first
+                kind, value = self.conn.recv()
+                self.ready = kind == "ready"
+            if self.ready:
+                self.conn.send(job)
+                kind, value = self.conn.recv()
+        except (EOFError, OSError):  # the pipe's end: the process's (the job's own are answers)
             self.conn.close()
             self.process.join()
             self.begin()
@@ -133,6 +132,9 @@ class Worker:
                 "the process doing this request ended abruptly (out of memory?); it was started "
                 "again"
             ) from None
+        if kind == "error":
+            raise value
+        return value
 
     def stop(self) -> None:
         try:
