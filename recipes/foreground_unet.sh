@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Background-removal model: U-Net (depth 4, width 16) trained from scratch for appearance shift:
-# random resized crops (35-100 % of the area, aspect jitter; 8-100 % lost on the held-out
-# sources: docs/results.md (am)), rotation up to 15 degrees, left-right flips (people stand
+# random resized crops (35-100 % of the area, aspect jitter; 20-100 % and 8-100 % piloted in
+# docs/results.md (am)), rotation up to 15 degrees, left-right flips (people stand
 # upright), photo appearance changes (colour, greyscale, blur, noise, JPEG) and, for 30 % of
 # samples, the foreground pasted onto another photo's background.
 # Chosen over U-Net width 32 and U²-Net by the pilot in docs/results.md (h).
