@@ -649,7 +649,7 @@ async def in_pool(app: FastAPI, limits: Limits, work, job):
     app.state.busy += 1
     try:
         if workers is not None:
-            return await workers.run(job, job.data)
+            return await workers.run(job)
         return await asyncio.get_running_loop().run_in_executor(app.state.pool, work, job)
     except WorkerDied as exc:
         raise HTTPException(500, str(exc)) from None

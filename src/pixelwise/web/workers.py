@@ -178,9 +178,9 @@ class Workers:
         last = self.last.get(key)
         return last if last is not None and self.busy[last] <= self.busy[least] else least
 
-    async def run(self, job, data: bytes):
-        """``job`` in a process, picked by the photo's bytes ``data`` (:meth:`Worker.call`)."""
-        key = hashlib.blake2b(data, digest_size=16).digest()
+    async def run(self, job):
+        """``job`` in a process, picked by its photo's bytes ``job.data`` (:meth:`Worker.call`)."""
+        key = hashlib.blake2b(job.data, digest_size=16).digest()
         k = self.pick(key)
         self.last[key] = k
         self.last.move_to_end(key)
