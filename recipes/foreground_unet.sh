@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Background-removal model: U-Net (depth 4, width 16) trained from scratch for appearance shift:
-# random resized crops (35-100 % of the area, aspect jitter; 20-100 % and 8-100 % piloted in
+# random resized crops (35-100 % of the area, aspect jitter; 20-100 % and 8-100 % tried, no gain:
 # docs/results.md (am)), rotation up to 15 degrees, left-right flips (people stand
 # upright), photo appearance changes (colour, greyscale, blur, noise, JPEG) and, for 30 % of
 # samples, the foreground pasted onto another photo's background.
