@@ -11,6 +11,8 @@
 # --composite 0.7 (more pasting onto other backgrounds) was tried: flat (docs/results.md (y)).
 # --base-width 32 (a box model twice as wide) was tried: flat (docs/results.md (an)).
 # Two box models of this recipe (seeds 0 and 1) averaged were tried: flat (docs/results.md (ao)).
+# EPOCHS=160 EPOCH_SIZE=800 (four times the bundled samples, about an hour on 2 cores): held-out
+# horses +0.058 from a box, davis345 unchanged (docs/results.md (ap)); not yet adopted.
 # COCO128=../shared/data/coco128 also trains on that folder's object instances (tried, no gain on
 # the development photos: docs/results.md (x); not with HOLDOUT=coco_mval, the same collection).
 # The split is recipes/foreground_splits.py's, as for recipes/foreground_unet.sh. When that
