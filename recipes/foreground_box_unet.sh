@@ -12,7 +12,8 @@
 # --base-width 32 (a box model twice as wide) was tried: flat (docs/results.md (an)).
 # Two box models of this recipe (seeds 0 and 1) averaged were tried: flat (docs/results.md (ao)).
 # EPOCHS=160 EPOCH_SIZE=800 (four times the bundled samples, about an hour on 2 cores): held-out
-# horses +0.058 from a box, davis345 unchanged (docs/results.md (ap)); not yet adopted.
+# horses +0.058 from a box, ccp +0.010, coco_mval and davis345 unchanged (docs/results.md (ap),
+# (aq)); not yet adopted (eg1800_train not measured at that budget).
 # COCO128=../shared/data/coco128 also trains on that folder's object instances (tried, no gain on
 # the development photos: docs/results.md (x); not with HOLDOUT=coco_mval, the same collection).
 # The split is recipes/foreground_splits.py's, as for recipes/foreground_unet.sh. When that
