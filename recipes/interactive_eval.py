@@ -59,6 +59,7 @@ def opencv_grabcut(image: np.ndarray, box) -> np.ndarray:
     mask = np.zeros(rgb.shape[:2], np.uint8)
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     rect = (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+    cv2.setRNGSeed(0)  # GrabCut's k-means start: the same mask whatever ran before
     try:
         cv2.grabCut(rgb, mask, rect, np.zeros((1, 65)), np.zeros((1, 65)), 5, cv2.GC_INIT_WITH_RECT)
     except cv2.error:  # a box covering the whole photo leaves GrabCut no background sample

@@ -94,12 +94,15 @@ def graphcut(
     seeds: np.ndarray | None = None,
     iterations: int = 5,
     margin: float = 0.1,
+    seed: int = 0,
 ) -> np.ndarray:
     """GrabCut foreground extraction: 1 = foreground, 0 = background.
 
     ``box`` = (x, y, width, height) around the object; ``seeds`` = (H, W) map with 1 for sure
     foreground, 2 for sure background, 0 unknown; with neither, the box is the image inset by
-    ``margin`` of its size on each side (the object is assumed away from the border).
+    ``margin`` of its size on each side (the object is assumed away from the border). GrabCut
+    starts its colour models by k-means on OpenCV's global random generator, seeded here with
+    ``seed`` so that the same photo gives the same mask whatever OpenCV did before.
     """
     import cv2
 
@@ -107,6 +110,7 @@ def graphcut(
     h, w = rgb.shape[:2]
     mask = np.zeros((h, w), np.uint8)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(seed)
     if seeds is not None:
         mask[:] = (
             cv2.GC_PR_FGD
