@@ -40,6 +40,7 @@ import numpy as np
 from foreground_eval import grey, photos
 from scipy import ndimage
 
+from pixelwise.classical import graphcut
 from pixelwise.cutout import get_model, mask_iou_and_alpha_error, remove_background
 from pixelwise.data.io import read_image, read_mask
 
@@ -53,21 +54,18 @@ def grown_box(truth: np.ndarray, margin: float = 0.05) -> tuple[float, float, fl
 
 
 def opencv_grabcut(image: np.ndarray, box) -> np.ndarray:
+    """OpenCV GrabCut from the box, 5 iterations (``classical.graphcut``, seeded)."""
     import cv2
 
-    rgb = np.ascontiguousarray(np.repeat(image, 3, -1) if image.shape[-1] == 1 else image)
-    mask = np.zeros(rgb.shape[:2], np.uint8)
     x0, y0, x1, y1 = (int(round(v)) for v in box)
-    rect = (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
-    cv2.setRNGSeed(0)  # GrabCut's k-means start: the same mask whatever ran before
     try:
-        cv2.grabCut(rgb, mask, rect, np.zeros((1, 65)), np.zeros((1, 65)), 5, cv2.GC_INIT_WITH_RECT)
-    except cv2.error:  # a box covering the whole photo leaves GrabCut no background sample
+        rect = (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+        return graphcut(image, box=rect, iterations=5).astype(np.float32)
+    except (ValueError, cv2.error):  # a box covering the whole photo: no background sample
         return np.pad(
             np.ones((y1 - y0, x1 - x0), np.float32),
-            ((y0, rgb.shape[0] - y1), (x0, rgb.shape[1] - x1)),
+            ((y0, image.shape[0] - y1), (x0, image.shape[1] - x1)),
         )
-    return np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
 
 
 def corrective_stroke(alpha: np.ndarray, truth: np.ndarray) -> tuple[str, dict]:
