@@ -13,8 +13,9 @@
 # Two box models of this recipe (seeds 0 and 1) averaged were tried: flat (docs/results.md (ao)).
 # EPOCHS=160 EPOCH_SIZE=800 (128,000 samples, four times the box model bundled before, about an
 # hour on 2 cores): held-out horses +0.058 from a box, ccp +0.010, coco_mval, davis345 and
-# eg1800_train within retraining noise (-0.005 to -0.009); five-source mean 0.752 -> 0.762 from a box, 0.572 -> 0.582 automatic
-# (docs/results.md (ap), (aq), (ar)); the bundled model is trained at that budget.
+# eg1800_train within retraining noise (-0.005 to -0.009); five-source mean 0.752 -> 0.762 from
+# a box, 0.572 -> 0.582 automatic (docs/results.md (ap), (aq), (ar)); the bundled model is
+# trained at that budget.
 # COCO128=../shared/data/coco128 also trains on that folder's object instances (tried, no gain on
 # the development photos: docs/results.md (x); not with HOLDOUT=coco_mval, the same collection).
 # The split is recipes/foreground_splits.py's, as for recipes/foreground_unet.sh. When that
