@@ -102,8 +102,12 @@ def test_a_box_model_helps_a_whole_photo_model_inside_the_box(monkeypatch, tmp_p
     alone = foreground_probability(whole, rgb, precision="fp32")
     assert np.array_equal(network_probability(whole, None, rgb, box, precision="fp32"), alone)
     both = network_probability(whole, helper, rgb, box, precision="fp32")
-    expected = (alone + box_probability(helper, rgb, box, precision="fp32")) / 2
-    assert np.allclose(both, expected, atol=1e-6)
+    boxed = box_probability(helper, rgb, box, precision="fp32")
+    # each weighed by its mean confidence |2p - 1| over the box's pixels (rows 25-99, cols 10-149)
+    sure_whole = np.abs(2 * alone[25:100, 10:150] - 1).mean()
+    sure_box = np.abs(2 * boxed[25:100, 10:150] - 1).mean()
+    w = sure_box / (sure_whole + sure_box)
+    assert np.allclose(both, (1 - w) * alone + w * boxed, atol=1e-6)
     # without a box, a photo the whole-photo network is sure of: its probability as it is
     assert np.array_equal(network_probability(whole, helper, rgb, None, precision="fp32"), alone)
     # ... and one it is unsure of: the box model's look at the whole photo is weighed in
@@ -118,6 +122,20 @@ def test_a_box_model_helps_a_whole_photo_model_inside_the_box(monkeypatch, tmp_p
     assert box_helper("my.pt", None) is None and box_helper(whole, helper) is helper
     monkeypatch.setattr(pixelwise.checkpoint, "BUNDLED_DIR", tmp_path)  # not installed
     assert box_helper(None, None) is None
+
+
+def test_the_surer_network_counts_more_inside_a_box():
+    from pixelwise.cutout import surer_weight
+
+    inside = np.zeros((4, 6), bool)
+    inside[1:3, 1:5] = True
+    prob, boxed = np.full((4, 6), 0.8), np.full((4, 6), 0.6)  # confidence 0.6 and 0.2
+    prob[~inside], boxed[~inside] = 0.5, 1.0  # outside the box: not counted
+    assert np.isclose(surer_weight(prob, boxed, inside), 0.2 / (0.6 + 0.2))
+    assert surer_weight(np.full((4, 6), 0.5), boxed, inside) == 1.0  # the network unsure
+    assert surer_weight(boxed, boxed, inside) == 0.5  # equally sure
+    assert surer_weight(np.full((4, 6), 0.5), np.full((4, 6), 0.5), inside) == 0.5  # both unsure
+    assert surer_weight(prob, boxed, np.zeros((4, 6), bool)) == 0.5  # an empty box
 
 
 def test_the_bundled_box_model_helps_the_bundled_model(monkeypatch):
@@ -258,8 +276,10 @@ def test_self_prompted_refines_inside_the_first_cuts_grown_box():
     x1, y1 = int(np.ceil(xs.max() + 1 + 0.2 * size)), int(np.ceil(ys.max() + 1 + 0.2 * size))
     inside = np.zeros(disc.shape, bool)
     inside[y0:y1, x0:x1] = True
-    expected = (0.3 + box_probability(helper, rgb, (x0, y0, x1, y1), "fp32")) / 2
-    assert np.allclose(refined[inside], expected[inside], atol=1e-6)
+    boxed = box_probability(helper, rgb, (x0, y0, x1, y1), "fp32")
+    sure = np.abs(2 * boxed[inside] - 1).mean()  # 0.4 for the first cut's probability
+    w = sure / (0.4 + sure)
+    assert np.allclose(refined[inside], (1 - w) * 0.3 + w * boxed[inside], atol=1e-6)
     assert np.all(refined[~inside] == np.float32(0.3))
 
 
