@@ -2,8 +2,9 @@
 # Box model for interactive cut-outs: the background-removal recipe's U-Net (depth 4, width 16)
 # trained from scratch on what a user's box shows: each photo cropped to its foreground's bounding
 # box grown by -2..20 % of its size per side, resized to 192 x 192 (validation: grown by 5 %),
-# with the same appearance changes, compositing and left-right flips. remove_background averages
-# its probability with the whole-photo model's inside the box (docs/results.md (k)).
+# with the same appearance changes, compositing and left-right flips. remove_background weighs
+# its probability with the whole-photo model's inside the box, the surer of the two counting more
+# (docs/results.md (k), (as)).
 #
 #   HOLDOUT=davis345 bash recipes/foreground_box_unet.sh   # train on the other four sources
 #   EPOCHS=160 EPOCH_SIZE=800 bash recipes/foreground_box_unet.sh   # the bundled foreground-box model
