@@ -776,7 +776,8 @@ SHARED: dict[str, Opt] = {
     "box_checkpoint": Opt(
         ("--box-checkpoint",),
         "a box model (train --box-crop) whose probability is weighed with the model's inside a "
-        "box, the surer counting more (default: the bundled foreground-box model beside the bundled foreground model)",
+        "box, the surer counting more (default: the bundled foreground-box model beside the "
+        "bundled foreground model)",
         dest="box_checkpoint",
     ),
     "method": Opt(
