@@ -136,6 +136,7 @@ def test_the_surer_network_counts_more_inside_a_box():
     assert surer_weight(boxed, boxed, inside) == 0.5  # equally sure
     assert surer_weight(np.full((4, 6), 0.5), np.full((4, 6), 0.5), inside) == 0.5  # both unsure
     assert surer_weight(prob, boxed, np.zeros((4, 6), bool)) == 0.5  # an empty box
+    assert np.isclose(surer_weight(prob[1:3, 1:5], boxed[1:3, 1:5]), 0.25)  # the box's pixels
 
 
 def test_the_bundled_box_model_helps_the_bundled_model(monkeypatch):
