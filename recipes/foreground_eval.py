@@ -106,19 +106,19 @@ def summarise(table: dict) -> dict:
     }
 
 
-def against_grabcut(summary: dict) -> list[str]:
-    """Each method against GrabCut on the same photos of each source: the mean of the per-photo
-    IoU differences with its 95 % bootstrap interval (whether "at or above GrabCut" would hold
-    on other photos of that source)."""
+def against_grabcut(summary: dict, baseline: str = "grabcut") -> list[str]:
+    """Each method against GrabCut (``baseline``) on the same photos of each source: the mean of
+    the per-photo IoU differences with its 95 % bootstrap interval (whether "at or above
+    GrabCut" would hold on other photos of that source)."""
     lines = []
     for method, by_source in summary.items():
         for source, s in by_source.items():
-            theirs = summary.get("grabcut", {}).get(source, {}).get("per_image_iou", {})
+            theirs = summary.get(baseline, {}).get(source, {}).get("per_image_iou", {})
             diffs = [v - theirs[stem] for stem, v in s["per_image_iou"].items() if stem in theirs]
-            interval = mean_interval(diffs) if method != "grabcut" else None
+            interval = mean_interval(diffs) if method != baseline else None
             if interval is not None:
                 lines.append(
-                    f"{method:<9} {source:<16} - grabcut: {np.mean(diffs):+.4f} per photo, 95 % "
+                    f"{method:<9} {source:<16} - {baseline}: {np.mean(diffs):+.4f} per photo, 95 % "
                     f"interval {interval[0]:+.4f} to {interval[1]:+.4f} ({len(diffs)} photos)"
                 )
     return lines

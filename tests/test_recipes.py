@@ -243,6 +243,10 @@ def test_each_method_is_paired_with_grabcut_on_the_photos_both_scored():
         *["graphcut", "a", "-", "grabcut:", "+0.0500", "per", "photo,", "95", "%", "interval"],
         *[f"{lo:+.4f}", "to", f"{hi:+.4f}", "(6", "photos)"],
     ]
+    # interactive_eval's baseline is OpenCV's GrabCut from the box, under its own name
+    renamed = {"box" if m == "graphcut" else "opencv-grabcut": by for m, by in summary.items()}
+    (line,) = ev.against_grabcut(renamed, baseline="opencv-grabcut")
+    assert line.split()[:5] == ["box", "a", "-", "opencv-grabcut:", "+0.0500"]
 
 
 def test_sparse_slide_outlines_some_nuclei_of_a_slide_and_holds_out_the_rest(tmp_path):
