@@ -3,6 +3,7 @@
     python recipes/foreground_splits.py DATA OUT --holdout SOURCE   # train on the other sources
     python recipes/foreground_splits.py DATA OUT --holdout none      # the bundled model's split
     python recipes/foreground_splits.py DATA OUT --holdout S --coco128 ../shared/data/coco128
+    python recipes/foreground_splits.py ../shared/data/coco128 OUT --instances  # to score on
 
 Never trained on, in any split: the fixed fifth of eg1800_train listed in
 recipes/eg1800_test_ids.txt (the portrait test) and a development set of 20 photos per source
@@ -13,6 +14,8 @@ hold ``<source>_<stem>`` links; ``OUT/test.txt`` lists the held-out source's sco
 that covers at least 1 % of its photo, as a pair of its photo and that instance's mask
 (``coco128_<image stem>_<annotation id>``): for the box model, which is told which object is
 meant (docs/results.md (x)). Not with coco_mval held out: that is the same collection.
+``--instances``: DATA is a COCO folder, and OUT an images/ + masks/ folder of those instance
+pairs alone, kinds of object the foreground models never trained on (docs/results.md (av)).
 """
 
 from __future__ import annotations
@@ -85,13 +88,16 @@ def build(data: Path, out: Path, holdout: str) -> dict[str, int]:
     return counts
 
 
-def add_instances(coco: Path, out: Path) -> int:
+def add_instances(coco: Path, folder: Path) -> int:
     """Every instance of ``coco``/annotations.json covering >= MIN_INSTANCE of its photo, as a
-    training pair: a link to the photo and the instance's polygons filled into a mask PNG."""
+    pair in ``folder``/images and ``folder``/masks: a link to the photo and the instance's
+    polygons filled into a mask PNG."""
     from PIL import Image, ImageDraw
 
     spec = json.loads((coco / "annotations.json").read_text())
     photos = {p["id"]: p for p in spec["images"]}
+    for kind in ("images", "masks"):
+        (folder / kind).mkdir(parents=True, exist_ok=True)
     added = 0
     for note in spec["annotations"]:
         photo = photos[note["image_id"]]
@@ -102,9 +108,9 @@ def add_instances(coco: Path, out: Path) -> int:
         mask = Image.new("L", (width, height), 0)
         for polygon in note["segmentation"]:
             ImageDraw.Draw(mask).polygon([float(v) for v in polygon], fill=255, outline=255)
-        mask.save(out / "train" / "masks" / f"{name}.png")
+        mask.save(folder / "masks" / f"{name}.png")
         image = (coco / "images" / photo["file_name"]).resolve()
-        (out / "train" / "images" / f"{name}{image.suffix}").symlink_to(image)
+        (folder / "images" / f"{name}{image.suffix}").symlink_to(image)
         added += 1
     return added
 
@@ -113,13 +119,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data")
     parser.add_argument("out")
-    parser.add_argument("--holdout", required=True, choices=[*SOURCES, "none"])
+    parser.add_argument("--holdout", choices=[*SOURCES, "none"])
     parser.add_argument("--coco128", help="also train on this COCO folder's instances (box model)")
+    parser.add_argument(
+        "--instances", action="store_true", help="DATA is a COCO folder: its instances alone"
+    )
     args = parser.parse_args()
+    if args.instances:
+        print(f"{args.out}: {add_instances(Path(args.data), Path(args.out))} COCO instances")
+        return
+    if args.holdout is None:
+        parser.error("--holdout is required (or --instances)")
     if args.coco128 and args.holdout == "coco_mval":
         parser.error("--coco128 with coco_mval held out: both come from COCO")
     counts = build(Path(args.data), Path(args.out), args.holdout)
-    instances = add_instances(Path(args.coco128), Path(args.out)) if args.coco128 else 0
+    instances = add_instances(Path(args.coco128), Path(args.out) / "train") if args.coco128 else 0
     print(
         f"{args.out}: {counts['train']} training photos (+ {instances} COCO instances), "
         f"{counts['val']} validation photos; held out: {args.holdout}"

@@ -2,6 +2,8 @@
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +68,6 @@ def test_foreground_splits_add_coco_instances_as_mask_pairs(tmp_path):
     fs = _load("foreground_splits")
     coco, out = tmp_path / "coco", tmp_path / "split"
     (coco / "images").mkdir(parents=True)
-    for kind in ("images", "masks"):
-        (out / "train" / kind).mkdir(parents=True)
     Image.new("RGB", (100, 50)).save(coco / "images" / "000000000007.jpg")
     square = [10, 10, 29, 10, 29, 29, 10, 29]  # 20 x 20 pixels with the outline: 8 % of the photo
     speck = [60, 5, 62, 5, 62, 7]  # a few pixels: under 1 %
@@ -77,12 +77,23 @@ def test_foreground_splits_add_coco_instances_as_mask_pairs(tmp_path):
     ]
     photo = {"id": 7, "file_name": "000000000007.jpg", "width": 100, "height": 50}
     (coco / "annotations.json").write_text(json.dumps({"images": [photo], "annotations": notes}))
-    assert fs.add_instances(coco, out) == 1
+    assert fs.add_instances(coco, out / "train") == 1
     assert [p.name for p in (out / "train" / "images").iterdir()] == ["coco128_000000000007_3.jpg"]
     mask = np.array(Image.open(out / "train" / "masks" / "coco128_000000000007_3.png"))
     expected = np.zeros((50, 100), np.uint8)
     expected[10:30, 10:30] = 255
     np.testing.assert_array_equal(mask, expected)
+    # --instances: the pairs alone, an images/ + masks/ folder to score on
+    alone = tmp_path / "alone"
+    command = [
+        sys.executable,
+        str(REPO / "recipes" / "foreground_splits.py"),
+        str(coco),
+        str(alone),
+    ]
+    subprocess.run([*command, "--instances"], check=True, capture_output=True)
+    assert [p.name for p in (alone / "masks").iterdir()] == ["coco128_000000000007_3.png"]
+    assert (alone / "images" / "coco128_000000000007_3.jpg").is_symlink()
 
 
 def test_foreground_table_from_eval_files(tmp_path):
