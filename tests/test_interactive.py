@@ -161,7 +161,7 @@ def test_the_bundled_box_model_helps_the_bundled_model(monkeypatch):
 
 
 def test_an_erase_stroke_beside_a_small_object_leaves_the_object(monkeypatch):
-    """A COCO128 elephant of 2 % of its photo, boxed (its mask's box + 5 %), the cut-out with
+    """A COCO128 elephant of 1 % of its photo, boxed (its mask's box + 5 %), the cut-out with
     the bundled pair keeps a patch of bush beside it; an erase stroke there removes the patch,
     not the elephant: the stroke relaxes the prior within a tenth of the box's side. Relaxed
     within a tenth of the photo's side (the whole box), the colour models alone decided and

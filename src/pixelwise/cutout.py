@@ -922,9 +922,9 @@ def self_prompted(
 
 
 # A stroke relaxes the network's prior within a tenth of the object's size around it: the user's
-# box's longer side, else the photo's. A tenth of the photo's side covered the whole box of a
+# box's longer side, else the photo's. A tenth of the photo's side covered most of the box of a
 # small object, and an erase stroke then left the colour models alone to decide, which could
-# empty the box (an elephant of 2 % of its photo: IoU 0.72 -> 0.00 after one erase stroke; 0.79
+# empty the box (an elephant of 1 % of its photo: IoU 0.72 -> 0.00 after one erase stroke; 0.79
 # now). One corrective stroke after a box, docs/results.md (av): half of the COCO128 instances
 # that chose it 0.727 -> 0.734 (photos losing over 0.1: 8 -> 5), the other half 0.702 -> 0.705
 # (6 -> 3), the 100 development photos 0.877 -> 0.878, the 257 portraits 0.960 -> 0.960.
