@@ -159,8 +159,7 @@ def main() -> None:
     args = parser.parse_args()
     model = get_model(args.checkpoint)
     box_model = get_model(args.box_model) if args.box_model else None
-    table: dict = defaultdict(lambda: defaultdict(list))
-    per_photo: dict = defaultdict(lambda: defaultdict(dict))  # method -> source -> photo -> IoU
+    table: dict = defaultdict(lambda: defaultdict(dict))  # source -> method -> photo -> IoU
     seconds = []
     for source, image_path, mask_path in photos(Path(args.list), Path(args.data))[: args.limit]:
         image, truth = read_image(image_path), read_mask(mask_path) > 0
@@ -174,11 +173,11 @@ def main() -> None:
             )
         )
         for method, value in scores.items():
-            table[source][method].append(value)
-            per_photo[method][source][image_path.stem] = value
+            table[source][method][image_path.stem] = value
         seconds.append(time.perf_counter() - start)
     summary = {
-        s: {m: float(np.mean(v)) for m, v in by.items()} | {"images": len(next(iter(by.values())))}
+        s: {m: float(np.mean(list(v.values()))) for m, v in by.items()}
+        | {"images": len(next(iter(by.values())))}
         for s, by in table.items()
     }
     for source, row in summary.items():
@@ -188,14 +187,15 @@ def main() -> None:
             + f"  ({row['images']} photos)"
         )
     print(f"median {statistics.median(seconds):.2f} s per photo for all of them", flush=True)
-    paired = {
-        m: {s: {"per_image_iou": ious} for s, ious in by.items()} for m, by in per_photo.items()
-    }
+    paired: dict = defaultdict(dict)  # as foreground_eval summarises: method -> source -> ...
+    for source, by in table.items():
+        for method, ious in by.items():
+            paired[method][source] = {"per_image_iou": ious}
     for line in against_grabcut(paired, baseline="opencv-grabcut"):
         print(line)
     if args.json:
         for source, row in summary.items():
-            row["per_image_iou"] = {m: per_photo[m][source] for m in per_photo}
+            row["per_image_iou"] = table[source]
         Path(args.json).write_text(json.dumps(summary, indent=2))
 
 
