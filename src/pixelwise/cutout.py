@@ -45,6 +45,7 @@ from pixelwise.data.io import as_image, decoded_bytes, image_and_transparency, r
 from pixelwise.data.transforms import crop_resize, grown_box, resize_image
 from pixelwise.data.write import WEBP_SAVE, deep_png_bytes, png_bytes, tiff_bytes
 from pixelwise.graphcut import (
+    RELAX_REACH,
     STROKE_WEIGHT,
     STROKE_WEIGHT_WITHOUT_BOX,
     CutGraph,
@@ -921,16 +922,6 @@ def self_prompted(
     return refined
 
 
-# A stroke relaxes the network's prior within a tenth of the object's size around it: the user's
-# box's longer side, else the photo's. A tenth of the photo's side covered most of the box of a
-# small object, and an erase stroke then left the colour models alone to decide, which could
-# empty the box (an elephant of 1 % of its photo: IoU 0.72 -> 0.00 after one erase stroke; 0.79
-# now). One corrective stroke after a box, docs/results.md (av): half of the COCO128 instances
-# that chose it 0.727 -> 0.734 (photos losing over 0.1: 8 -> 5), the other half 0.702 -> 0.705
-# (6 -> 3), the 100 development photos 0.877 -> 0.878, the 257 portraits 0.960 -> 0.960.
-STROKE_REACH_OF_OBJECT = 0.1
-
-
 @dataclass
 class UserInput:
     """A box and strokes at the working size (see :func:`remove_background`)."""
@@ -953,14 +944,22 @@ class UserInput:
         models are the whole photo's (:data:`~pixelwise.graphcut.STROKE_WEIGHT_WITHOUT_BOX`)."""
         return STROKE_WEIGHT if self.box is not None else STROKE_WEIGHT_WITHOUT_BOX
 
+    # A stroke relaxes the network's prior within a tenth of the object's size around it. A tenth
+    # of the photo's side covered most of the box of a small object, and an erase stroke then
+    # left the colour models alone to decide, which could empty the box (an elephant of 1 % of
+    # its photo: IoU 0.72 -> 0.00 after one erase stroke; 0.79 now). One corrective stroke after
+    # a box, docs/results.md (av): half of the COCO128 instances that chose it 0.727 -> 0.734
+    # (photos losing over 0.1: 8 -> 5), the other half 0.702 -> 0.705 (6 -> 3), the 100
+    # development photos 0.877 -> 0.878, the 257 portraits 0.960 -> 0.960.
     def stroke_reach(self, shape: tuple[int, int]) -> float:
         """How far a stroke relaxes the prior (:func:`~pixelwise.graphcut.relax_near`), as the
         fraction of ``shape``'s longer side that :func:`~pixelwise.graphcut.graph_cut` takes:
-        :data:`STROKE_REACH_OF_OBJECT` of the user's box's longer side, else of the photo's."""
+        :data:`~pixelwise.graphcut.RELAX_REACH` of the user's box's longer side, else of the
+        photo's."""
         if self.box is None:
-            return STROKE_REACH_OF_OBJECT
+            return RELAX_REACH
         x0, y0, x1, y1 = self.box
-        return STROKE_REACH_OF_OBJECT * max(x1 - x0, y1 - y0) / max(shape)
+        return RELAX_REACH * max(x1 - x0, y1 - y0) / max(shape)
 
     @classmethod
     def scaled(

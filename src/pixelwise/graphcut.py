@@ -187,6 +187,10 @@ STROKE_WEIGHT = 0.25
 # at 0.25 / 0.1 / 0.05 scored 0.585 / 0.587 / 0.588 and made 18 / 9 / 7 photos worse; two
 # strokes 0.611 / 0.609 / 0.602.
 STROKE_WEIGHT_WITHOUT_BOX = 0.1
+# How far a stroke relaxes the prior (:func:`relax_near`), as a fraction of the longer side of
+# the image, or of the object: :meth:`pixelwise.cutout.UserInput.stroke_reach` takes it of the
+# user's box.
+RELAX_REACH = 0.1
 
 
 def relax_near(prior: np.ndarray, strokes: np.ndarray, reach: float) -> np.ndarray:
@@ -229,7 +233,7 @@ def graph_cut(
     colour_weight: float = 1.0,
     prior_weight: float = 1.0,
     iterations: int = 3,
-    reach: float = 0.1,
+    reach: float = RELAX_REACH,
     start_from_prior: bool = False,
     graph: CutGraph | None = None,
     stroke_weight: float = STROKE_WEIGHT,
