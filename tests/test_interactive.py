@@ -168,10 +168,10 @@ def test_an_erase_stroke_beside_a_small_object_leaves_the_object(monkeypatch):
     emptied the box (docs/results.md (av))."""
     import json
 
-    from PIL import ImageDraw
     from scipy import ndimage
 
     import pixelwise.cutout as cutout
+    from pixelwise.data.coco import annotation_mask
     from pixelwise.data.io import read_image
 
     coco = shared_dataset("coco128")
@@ -181,10 +181,7 @@ def test_an_erase_stroke_beside_a_small_object_leaves_the_object(monkeypatch):
         if a["id"] == 850
     )
     rgb = read_image(coco / "images" / "000000000597.jpg")
-    drawn = Image.new("L", rgb.shape[1::-1], 0)
-    for polygon in note["segmentation"]:
-        ImageDraw.Draw(drawn).polygon([float(v) for v in polygon], fill=255, outline=255)
-    truth = np.asarray(drawn) > 0
+    truth = annotation_mask(note, *rgb.shape[:2]) > 0
     box = (379.5, 145.8, 456.5, 194.2)  # the mask's box grown by 5 % of its size per side
     boxed = alpha(rgb, box=box, box_model="foreground-box")
     assert iou(boxed, truth) > 0.6
