@@ -91,8 +91,11 @@ def build(data: Path, out: Path, holdout: str) -> dict[str, int]:
 def add_instances(coco: Path, folder: Path) -> int:
     """Every instance of ``coco``/annotations.json covering >= MIN_INSTANCE of its photo, as a
     pair in ``folder``/images and ``folder``/masks: a link to the photo and the instance's
-    polygons filled into a mask PNG."""
-    from PIL import Image, ImageDraw
+    outline as the project rasterises COCO (:func:`pixelwise.data.coco.annotation_mask`) in a
+    mask PNG."""
+    from PIL import Image
+
+    from pixelwise.data.coco import annotation_mask
 
     spec = json.loads((coco / "annotations.json").read_text())
     photos = {p["id"]: p for p in spec["images"]}
@@ -105,10 +108,8 @@ def add_instances(coco: Path, folder: Path) -> int:
         if note.get("iscrowd") or note["area"] < MIN_INSTANCE * width * height:
             continue
         name = f"coco128_{Path(photo['file_name']).stem}_{note['id']}"
-        mask = Image.new("L", (width, height), 0)
-        for polygon in note["segmentation"]:
-            ImageDraw.Draw(mask).polygon([float(v) for v in polygon], fill=255, outline=255)
-        mask.save(folder / "masks" / f"{name}.png")
+        mask = annotation_mask(note, height, width) * np.uint8(255)
+        Image.fromarray(mask).save(folder / "masks" / f"{name}.png")
         image = (coco / "images" / photo["file_name"]).resolve()
         (folder / "images" / f"{name}{image.suffix}").symlink_to(image)
         added += 1

@@ -62,18 +62,19 @@ def test_foreground_splits_keep_held_out_photos_out_of_training(tmp_path):
 
 def test_foreground_splits_add_coco_instances_as_mask_pairs(tmp_path):
     """--coco128: each instance of >= 1 % of its photo becomes a (photo, mask) training pair whose
-    mask is the polygon filled (its outline included); smaller ones are left out."""
+    mask is the polygon as COCO's tools rasterise it (its vertices on pixel corners: a square
+    from 10 to 30 covers pixels 10..29); smaller ones are left out."""
     import json
 
     fs = _load("foreground_splits")
     coco, out = tmp_path / "coco", tmp_path / "split"
     (coco / "images").mkdir(parents=True)
     Image.new("RGB", (100, 50)).save(coco / "images" / "000000000007.jpg")
-    square = [10, 10, 29, 10, 29, 29, 10, 29]  # 20 x 20 pixels with the outline: 8 % of the photo
+    square = [10, 10, 30, 10, 30, 30, 10, 30]  # 20 x 20 pixels: 8 % of the photo
     speck = [60, 5, 62, 5, 62, 7]  # a few pixels: under 1 %
     notes = [
         {"id": i, "image_id": 7, "segmentation": [poly], "area": area, "iscrowd": 0}
-        for i, poly, area in ((3, square, 361.0), (4, speck, 2.0))
+        for i, poly, area in ((3, square, 400.0), (4, speck, 2.0))
     ]
     photo = {"id": 7, "file_name": "000000000007.jpg", "width": 100, "height": 50}
     (coco / "annotations.json").write_text(json.dumps({"images": [photo], "annotations": notes}))
