@@ -213,6 +213,12 @@ def test_corrective_strokes_are_drawn_on_the_largest_error_and_kept(monkeypatch)
     kind, stroke = interactive.corrective_stroke(start, truth)
     x, y = (int(v) for v in stroke["points"][0])
     assert kind == "foreground_strokes" and truth[y, x]  # a keep stroke inside the miss
+    # a missed region along the photo's border: the stroke goes to its middle, not on the border
+    left = np.zeros((40, 60), bool)
+    left[:, :20] = True
+    kind, stroke = interactive.corrective_stroke(np.zeros(left.shape, np.float32), left)
+    x, y = stroke["points"][0]
+    assert kind == "foreground_strokes" and x in (9, 10) and 9 <= y <= 30  # 10 px from any edge
     cut = {"model": None, "method": "grabcut", "box": box, "mask_only": True}
     scores = interactive.corrected(rgb, truth, start, 3, **cut)
     assert len(scores) == 3 and scores[0] > 0.3 and scores[-1] > 0.9
